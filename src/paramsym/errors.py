@@ -1,0 +1,126 @@
+"""The one exception family of paramsym.
+
+Every mistake in a program or in a request raises a subclass of ParamsymError.
+Its text is complete: what is wrong, where (line and column), the source line
+with a caret under the spot, and a hint when there is one. The CLI prints it
+as it is and exits with status 2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Long lines (a megabyte program on one line) are shown as a window around the caret.
+_WINDOW = 60
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based line and column in the program text."""
+
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}"
+
+
+def source_excerpt(source: str, pos: Position) -> str:
+    """The source line at `pos` with a caret under the column, trimmed if long."""
+    lines = source.splitlines() or [""]
+    text = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
+    caret = max(pos.column - 1, 0)
+    if len(text) > 2 * _WINDOW:
+        start = max(caret - _WINDOW, 0)
+        end = min(caret + _WINDOW, len(text))
+        prefix = "..." if start > 0 else ""
+        text = prefix + text[start:end] + ("..." if end < len(text) else "")
+        caret = caret - start + len(prefix)
+    text = text.replace("\t", " ")
+    gutter = str(pos.line)
+    pad = " " * len(gutter)
+    return f"{pad} |\n{gutter} | {text}\n{pad} | {' ' * caret}^"
+
+
+class ParamsymError(Exception):
+    """Base class: a program or a request that paramsym cannot accept."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, source: str | None = None, pos: Position | None = None,
+                 hint: str | None = None, notes: tuple[tuple[str, Position], ...] = ()):
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.pos = pos
+        self.hint = hint
+        self.notes = notes
+
+    @property
+    def line(self) -> int | None:
+        return self.pos.line if self.pos else None
+
+    @property
+    def column(self) -> int | None:
+        return self.pos.column if self.pos else None
+
+    def with_source(self, source: str) -> "ParamsymError":
+        """Attach the program text so the message can show the line."""
+        if self.source is None:
+            self.source = source
+        return self
+
+    def __str__(self) -> str:
+        parts = [f"{self.kind}: {self.message}"]
+        if self.pos is not None:
+            parts.append(f"  --> {self.pos}")
+            if self.source is not None:
+                parts.append(source_excerpt(self.source, self.pos))
+        for text, pos in self.notes:
+            parts.append(f"note: {text} ({pos})")
+            if self.source is not None:
+                parts.append(source_excerpt(self.source, pos))
+        if self.hint:
+            parts.append(f"hint: {self.hint}")
+        return "\n".join(parts)
+
+
+class ParamsymSyntaxError(ParamsymError):
+    """The text does not follow the grammar."""
+
+    kind = "syntax error"
+
+
+class ParamsymLimitError(ParamsymError):
+    """The input is beyond what paramsym accepts (too large, too deep)."""
+
+    kind = "limit exceeded"
+
+
+class ParamsymNameError(ParamsymError):
+    """An unknown layer, argument, function or block name."""
+
+    kind = "unknown name"
+
+
+class ParamsymShapeError(ParamsymError):
+    """Channels or shapes that do not fit together."""
+
+    kind = "shape error"
+
+
+class ParamsymArgumentError(ParamsymError):
+    """A layer argument that is missing, repeated or has an impossible value."""
+
+    kind = "argument error"
+
+
+class ParamsymEvaluationError(ParamsymError):
+    """A formula that cannot be turned into a number with the values given."""
+
+    kind = "evaluation error"
+
+
+class ParamsymUsageError(ParamsymError):
+    """A request (command-line option, API argument) that is wrong."""
+
+    kind = "usage error"

@@ -1,0 +1,248 @@
+"""The Python API: `parse(text)` gives a `Network` with per-layer records,
+totals as SymPy expressions, and their values once every symbol has one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+
+import sympy
+
+from .errors import ParamsymError, ParamsymUsageError
+from .evaluate import Evaluator
+from .formulas import Counts, count_layer, total
+from .layers import Layer, Shape, build_layers
+from .syntax import Let, Program, parse_program, symbol
+
+CONVENTIONS = ("torch", "keras")
+QUANTITIES = ("params", "state", "fan_in", "connections", "macs")
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """One layer with its counts."""
+
+    layer: Layer
+    counts: Counts
+
+    def __getattr__(self, name):
+        # layer.params, layer.out_shape, ... read through to the record and the counts
+        if name in QUANTITIES:
+            return getattr(self.counts, name)
+        return getattr(self.layer, name)
+
+
+class Network:
+    """A parsed program: layers with their formulas, totals, symbols and defaults."""
+
+    def __init__(self, program: Program, layers: list[Layer], input_shape: Shape,
+                 defaults: dict[str, int], convention: str = "torch"):
+        if convention not in CONVENTIONS:
+            raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
+        self.program = program
+        self.input_shape = input_shape
+        self.defaults = dict(defaults)
+        self.convention = convention
+        self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
+
+    # ---- formulas
+    @property
+    def source(self) -> str:
+        return self.program.source
+
+    @cached_property
+    def params(self) -> sympy.Expr:
+        """Learnable parameters (PyTorch's `sum(p.numel() for p in model.parameters())`)."""
+        return total(lc.counts.params for lc in self.layers)
+
+    @cached_property
+    def state(self) -> sympy.Expr:
+        """Non-learnable state: BatchNorm running mean and variance."""
+        return total(lc.counts.state for lc in self.layers)
+
+    @property
+    def total(self) -> sympy.Expr:
+        """params (torch convention) or params + state (keras convention)."""
+        return self.params if self.convention == "torch" else sympy.expand(self.params + self.state)
+
+    @cached_property
+    def macs(self) -> sympy.Expr | None:
+        return total(lc.counts.macs for lc in self.layers)
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.layers[-1].layer.out_shape if self.layers else self.input_shape
+
+    @cached_property
+    def symbols(self) -> dict[str, sympy.Symbol]:
+        """Every symbol of the program, by name: free ones and those with a `let` default."""
+        found: set = set()
+        for lc in self.layers:
+            for expr in (*lc.counts.__dict__.values(), *(lc.layer.out_shape.dims() or ())):
+                if isinstance(expr, sympy.Basic):
+                    found |= expr.free_symbols
+        names = {s.name: s for s in found}
+        for name in self.defaults:
+            names.setdefault(name, symbol(name))
+        return dict(sorted(names.items()))
+
+    # ---- values
+    def with_values(self, **values) -> "Network":
+        """A copy whose defaults are overridden by `values` (what `--set` does)."""
+        defaults = {**self.defaults, **_check_values(self, values)}
+        network = Network(self.program, [lc.layer for lc in self.layers], self.input_shape, defaults,
+                          self.convention)
+        network.check()
+        return network
+
+    def with_convention(self, convention: str) -> "Network":
+        return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.defaults, convention)
+
+    def evaluator(self, **values) -> Evaluator:
+        merged = {**self.defaults, **_check_values(self, values)}
+        return Evaluator({symbol(name): value for name, value in merged.items()})
+
+    def value(self, expr: sympy.Expr | None, **values) -> int | None:
+        """The integer value of a formula with the defaults and `values`; None if a symbol has none."""
+        return self.evaluator(**values).integer(expr)
+
+    def evaluate(self, **values) -> dict:
+        """The totals as integers: {'params', 'state', 'total', 'macs'} (None where unknown)."""
+        ev = self.evaluator(**values)
+        return {"params": ev.integer(self.params), "state": ev.integer(self.state),
+                "total": ev.integer(self.total), "macs": ev.integer(self.macs, "MAC count")}
+
+    def check(self, **values) -> None:
+        """Check the conditions that wait for values (groups divide channels, sizes >= 1)."""
+        ev = self.evaluator(**values)
+        try:
+            for lc in self.layers:
+                for constraint in lc.layer.constraints:
+                    ev.check(constraint)
+        except ParamsymError as error:
+            raise error.with_source(self.source)
+
+    def to_dict(self, **values) -> dict:
+        """The JSON document of `paramsym count --format json` (see docs/cli.md)."""
+        ev = self.evaluator(**values)
+
+        def quantity(expr, what="count"):
+            if expr is None:
+                return {"expr": None, "value": None}
+            return {"expr": str(expr), "value": ev.integer(expr, what)}
+
+        layers = []
+        for lc in self.layers:
+            layer, counts = lc.layer, lc.counts
+            layers.append({
+                "index": layer.index, "name": layer.name, "path": layer.path,
+                "line": layer.pos.line, "column": layer.pos.column,
+                "in_shape": _shape_text(layer.in_shape), "out_shape": _shape_text(layer.out_shape),
+                **{name: quantity(getattr(counts, name), name.replace("_", "-")) for name in QUANTITIES},
+            })
+        return {
+            "params": quantity(self.params), "state": quantity(self.state), "total": quantity(self.total),
+            "macs": quantity(self.macs, "MAC count"),
+            "convention": self.convention,
+            "input_shape": _shape_text(self.input_shape),
+            "output_shape": _shape_text(self.output_shape),
+            "symbols": {name: {"default": _plain(ev.values.get(s))} for name, s in self.symbols.items()},
+            "layers": layers,
+        }
+
+    # ---- display (rendering lives in paramsym.printers)
+    def __repr__(self) -> str:
+        values = self.evaluate()
+        shown = values["params"] if values["params"] is not None else self.params
+        return f"<Network: {len(self.layers)} layers, params {shown}>"
+
+    def __str__(self) -> str:
+        from .printers import render_table
+        return render_table(self)
+
+    def __rich__(self):
+        from .printers import rich_table
+        return rich_table(self)
+
+    def _repr_html_(self) -> str:
+        from .printers import render_html
+        return render_html(self)
+
+    def _repr_latex_(self) -> str:
+        from .printers import render_latex_total
+        return render_latex_total(self)
+
+
+def _plain(value):
+    if isinstance(value, Fraction):
+        return str(value)
+    return value
+
+
+def _shape_text(shape: Shape) -> list | None:
+    dims = shape.dims()
+    if dims is None:
+        return None
+    return [None if d is None else str(d) for d in dims]
+
+
+def _check_values(network: Network, values: dict) -> dict[str, int]:
+    checked = {}
+    for name, value in values.items():
+        if name not in network.symbols:
+            known = ", ".join(network.symbols) or "none"
+            raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
+        checked[name] = _positive_integer(name, value)
+    return checked
+
+
+def _positive_integer(name: str, value) -> int:
+    if isinstance(value, sympy.Basic):
+        if not value.is_Integer:
+            raise ParamsymUsageError(f"{name} must be a positive whole number, not {value}")
+        value = int(value)
+    if isinstance(value, Fraction) and value.denominator == 1:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamsymUsageError(f"{name} must be a positive whole number, not {value}")
+    return value
+
+
+def _defaults(program: Program) -> dict[str, int]:
+    defaults: dict[str, int] = {}
+    for statement in program.statements:
+        if isinstance(statement, Let):
+            ev = Evaluator({symbol(n): v for n, v in defaults.items()})
+            missing = sorted(s.name for s in statement.value.free_symbols if s.name not in defaults)
+            if missing:
+                raise ParamsymUsageError(
+                    f"let {statement.name} uses {', '.join(missing)}, which has no value yet",
+                    pos=statement.pos, hint="a let may use the names of earlier lets only")
+            value = ev.number(statement.value)
+            if not isinstance(value, int) or value < 1:
+                raise ParamsymUsageError(
+                    f"let {statement.name} = {value}: a symbol stands for a positive whole number",
+                    pos=statement.pos)
+            if statement.name in defaults:
+                raise ParamsymUsageError(f"{statement.name} is given a value twice", pos=statement.pos)
+            defaults[statement.name] = value
+    return defaults
+
+
+def parse(text: str, *, convention: str = "torch", **values) -> Network:
+    """Parse a program and count it. `values` override `let` defaults."""
+    program = parse_program(text)
+    try:
+        defaults = _defaults(program)
+        layers, input_shape = build_layers(program)
+        network = Network(program, layers, input_shape, defaults, convention)
+        if values:
+            network = network.with_values(**values)
+        network.check()
+        return network
+    except ParamsymError as error:
+        raise error.with_source(text)
+    except RecursionError:
+        from .errors import ParamsymLimitError
+        raise ParamsymLimitError("the program is nested too deeply to count").with_source(text) from None

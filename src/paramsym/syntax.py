@@ -1,0 +1,462 @@
+"""Text to syntax tree: the Lark grammar, a postlexer for newlines, and a
+transformer that builds AST dataclasses with SymPy expressions inside.
+
+Nothing here evaluates input as Python: numbers are read with `int`, names
+become `sympy.Symbol`, and every operator builds its SymPy node directly.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Iterator, Union
+
+import sympy
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .errors import ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, Position
+
+# Limits that keep hostile input fast: see docs/language.md, "Limits".
+MAX_SOURCE_CHARS = 4_000_000
+MAX_NESTING = 64
+MAX_NUMBER_DIGITS = 100
+MAX_NUMBER_BITS = 8192  # ~2,466 decimal digits; printing stays far below Python's 4,300-digit guard
+
+Expr = sympy.Expr
+
+
+# ---- syntax tree ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Channels:
+    """`A->B` or `->B` (cin is None)."""
+
+    cin: Expr | None
+    cout: Expr
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """`name=value`; value is a tuple of expressions (`3x3` gives two)."""
+
+    name: str
+    value: tuple
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Positional:
+    """A bare value: a flag such as `bias`, a size such as `224x224x3`, or `0.5`."""
+
+    value: tuple
+    pos: Position
+
+    @property
+    def flag(self) -> str | None:
+        """The name, when the argument is a single bare name (`bias`, `ceil`)."""
+        if len(self.value) == 1 and isinstance(self.value[0], sympy.Symbol):
+            return self.value[0].name
+        return None
+
+
+Argument = Union[Channels, Keyword, Positional]
+
+
+@dataclass(frozen=True)
+class Call:
+    """A layer or a block used as a stage: `conv3x3(32->64, bias)`, `relu`."""
+
+    name: str
+    args: tuple
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """Stages joined by `>`."""
+
+    stages: tuple
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """`(SEQ) * N`."""
+
+    body: Sequence
+    count: Expr
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Composite:
+    """`res(...)`, `add(...)` or `concat(...)` with its branches."""
+
+    kind: str
+    branches: tuple
+    pos: Position
+
+
+Stage = Union[Call, Sequence, Repeat, Composite]
+
+
+@dataclass(frozen=True)
+class Let:
+    name: str
+    value: Expr
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Define:
+    name: str
+    params: tuple
+    body: Sequence
+    pos: Position
+
+
+@dataclass(frozen=True)
+class Program:
+    statements: tuple
+    network: Sequence
+    source: str
+
+
+# ---- expressions ------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def symbol(name: str) -> sympy.Symbol:
+    """Every name in a program is a positive integer unless said otherwise."""
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+FUNCTIONS = {"floor": sympy.floor, "ceil": sympy.ceiling, "min": sympy.Min, "max": sympy.Max}
+FUNCTION_ARITY = {"floor": 1, "ceil": 1, "min": None, "max": None}
+
+# Names the grammar reserves, so they cannot be symbols.
+KEYWORDS = ("let", "def", "x", "res", "add", "concat")
+
+
+def pos_of(token: Token) -> Position:
+    return Position(token.line, token.column)
+
+
+def _too_large(pos: Position) -> ParamsymLimitError:
+    return ParamsymLimitError(
+        f"number too large: paramsym works with numbers of at most {MAX_NUMBER_BITS} bits", pos=pos,
+        hint="channel counts and sizes this large are certainly a typo")
+
+
+def _check_size(value: Expr, pos: Position) -> Expr:
+    coeff = value.as_coeff_Mul()[0] if isinstance(value, sympy.Mul) else value
+    if isinstance(coeff, sympy.Rational):
+        if max(abs(coeff.p).bit_length(), coeff.q.bit_length()) > MAX_NUMBER_BITS:
+            raise _too_large(pos)
+    return value
+
+
+def read_number(token: Token) -> sympy.Rational:
+    """`64`, `1_000_000`, `0.5` as an exact SymPy number."""
+    text = token.value.replace("_", "")
+    whole, _, frac = text.partition(".")
+    if len(whole) + len(frac) > MAX_NUMBER_DIGITS:
+        raise ParamsymLimitError(
+            f"number too long: {len(whole) + len(frac)} digits, at most {MAX_NUMBER_DIGITS} are accepted",
+            pos=pos_of(token))
+    if not frac:
+        return sympy.Integer(int(whole))
+    return sympy.Rational(int(whole or "0") * 10 ** len(frac) + int(frac), 10 ** len(frac))
+
+
+def build_power(base: Expr, exponent: Expr, pos: Position) -> Expr:
+    """`base ^ exponent`, refusing towers like 9^9^9^9 before SymPy computes them."""
+    if base.is_Number and exponent.is_Number:
+        if base == 0 and exponent.is_negative:
+            raise ParamsymError("division by zero: 0 to a negative power", pos=pos)
+        if abs(base) > 1 and exponent.is_Rational:
+            bits = abs(float(exponent)) * math.log2(max(abs(float(base.p)), abs(float(base.q)), 2.0))
+            if bits > MAX_NUMBER_BITS:
+                raise _too_large(pos)
+    elif exponent.is_Number and abs(exponent) > MAX_NUMBER_BITS:
+        # (C+1)^100000 would make SymPy expand a gigantic polynomial later.
+        raise ParamsymLimitError(f"exponent {exponent} is too large (at most {MAX_NUMBER_BITS})", pos=pos)
+    return _check_size(sympy.Pow(base, exponent), pos)
+
+
+# ---- transformer ----------------------------------------------------------------------
+
+def _first_pos(meta) -> Position:
+    return Position(meta.line, meta.column)
+
+
+@v_args(inline=True)
+class _ToAst(Transformer):
+    """Builds the AST from Lark's tree (bottom-up, so deep input does not recurse here)."""
+
+    # expressions
+    def number(self, token):
+        return read_number(token)
+
+    def symbol(self, token):
+        if token.value in FUNCTIONS:
+            raise ParamsymSyntaxError(f"'{token.value}' is a function: write {token.value}(...)", pos=pos_of(token))
+        return symbol(token.value)
+
+    def function(self, name, *args):
+        fn = FUNCTIONS.get(name.value)
+        if fn is None:
+            close = difflib.get_close_matches(name.value, FUNCTIONS, n=1)
+            raise ParamsymNameError(
+                f"unknown function '{name.value}'", pos=pos_of(name),
+                hint=f"did you mean '{close[0]}'?" if close else f"the functions are {', '.join(FUNCTIONS)}")
+        arity = FUNCTION_ARITY[name.value]
+        if arity is not None and len(args) != arity:
+            raise ParamsymSyntaxError(f"{name.value}() takes {arity} argument, not {len(args)}", pos=pos_of(name))
+        if arity is None and len(args) < 2:
+            raise ParamsymSyntaxError(f"{name.value}() takes two or more arguments", pos=pos_of(name))
+        return fn(*args)
+
+    def sum(self, first, *rest):
+        if not rest:
+            return first
+        terms = [first]
+        for op, term in zip(rest[::2], rest[1::2]):
+            terms.append(-term if op == "-" else term)
+        return _check_size(sympy.Add(*terms), pos_of(rest[0]))
+
+    def product(self, first, *rest):
+        if not rest:
+            return first
+        factors = [first]
+        for op, factor in zip(rest[::2], rest[1::2]):
+            if op == "/":
+                if factor == 0:
+                    raise ParamsymError("division by zero", pos=pos_of(op))
+                factor = sympy.Pow(factor, -1)
+            factors.append(factor)
+        return _check_size(sympy.Mul(*factors), pos_of(rest[0]))
+
+    def implicit_product(self, number, factor):
+        return _check_size(sympy.Mul(read_number(number), factor), pos_of(number))
+
+    def signed(self, op, value):
+        return -value if op == "-" else value
+
+    def power(self, base, op, exponent):
+        return build_power(base, exponent, pos_of(op))
+
+    # arguments
+    @v_args(meta=True, inline=False)
+    def dims(self, meta, children):
+        values = []
+        for child in children:
+            if isinstance(child, Token):  # a DIMS token such as 224x224x3
+                values.extend(sympy.Integer(int(part)) for part in child.value.split("x"))
+            else:
+                values.append(child)
+        return tuple(values), _first_pos(meta)
+
+    @v_args(meta=True, inline=True)
+    def channels(self, meta, cin, arrow, cout):
+        return Channels(cin, cout, _first_pos(meta))
+
+    def keyword(self, name, dims):
+        return Keyword(name.value, dims[0], pos_of(name))
+
+    def positional(self, dims):
+        return Positional(*dims)
+
+    # stages
+    def call(self, name, *args):
+        args = tuple(a for a in args if a is not None)
+        return Call(name.value, args, pos_of(name))
+
+    @v_args(meta=True, inline=False)
+    def sequence(self, meta, stages):
+        return Sequence(tuple(stages), _first_pos(meta))
+
+    def group(self, lpar, sequence):
+        return Sequence(sequence.stages, pos_of(lpar))
+
+    def repeat(self, lpar, sequence, star, count):
+        return Repeat(sequence, count, pos_of(lpar))
+
+    def residual(self, keyword, *branches):
+        return Composite("res", tuple(b for b in branches if b is not None), pos_of(keyword))
+
+    def add(self, keyword, *branches):
+        return Composite("add", branches, pos_of(keyword))
+
+    def concat(self, keyword, *branches):
+        return Composite("concat", branches, pos_of(keyword))
+
+    # program
+    def let(self, name, value):
+        return Let(name.value, value, pos_of(name))
+
+    def define(self, name, *rest):
+        *params, body = rest
+        params = tuple(p.value for p in params if p is not None)
+        return Define(name.value, params, body, pos_of(name))
+
+    def network(self, sequence):
+        return sequence
+
+    def start(self, *items):
+        *statements, network = items
+        return tuple(statements), network
+
+    def missing_network(self, *statements):
+        last = statements[-1]
+        raise ParamsymSyntaxError(
+            "the program has no network: after the statements, write the layers, e.g. input(32x32x3) > conv3x3(->16)",
+            pos=last.pos)
+
+
+# ---- newlines -----------------------------------------------------------------------------
+
+class _Postlexer:
+    """Turns newlines into separators only where a statement ends.
+
+    Newlines inside parentheses are dropped, as are those after or before a `>`
+    or `|` (a held-back newline is released only when the next token does not
+    continue the line). Parenthesis balance and nesting depth are checked here,
+    where the exact positions are known.
+    """
+
+    always_accept = ()
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        opened: list[Token] = []
+        previous: Token | None = None
+        held: Token | None = None
+        for token in stream:
+            if token.type == "_SEP":
+                if token.value == ";" and opened:
+                    yield token  # the parser reports it: ';' cannot stand inside parentheses
+                elif not opened and previous is not None and previous.value not in (">", "|") and held is None:
+                    held = token
+                continue
+            if token.value == "(":
+                opened.append(token)
+                if len(opened) > MAX_NESTING:
+                    raise ParamsymLimitError(
+                        f"parentheses nested more than {MAX_NESTING} deep", pos=pos_of(token))
+            elif token.value == ")":
+                if not opened:
+                    raise ParamsymSyntaxError("unbalanced parenthesis: this ')' closes nothing", pos=pos_of(token))
+                opened.pop()
+            if held is not None:
+                if token.value not in (">", "|"):
+                    yield held
+                held = None
+            yield token
+            previous = token
+        if opened:
+            raise ParamsymSyntaxError(
+                "unbalanced parenthesis: this '(' is never closed", pos=pos_of(opened[-1]),
+                hint="add the missing ')'")
+
+
+# ---- parser -------------------------------------------------------------------------------
+
+def grammar_text() -> str:
+    """The grammar shipped in the wheel, or grammar/ of a source checkout."""
+    packaged = resources.files("paramsym").joinpath("paramsym.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[2] / "grammar" / "paramsym.lark").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def _parser(start: str = "start") -> Lark:
+    return Lark(grammar_text(), parser="lalr", lexer="basic", start=start, postlex=_Postlexer(),
+                propagate_positions=True, maybe_placeholders=True)
+
+
+_TERMINAL_NAMES = {
+    "NAME": "a name", "NUMBER": "a number", "DIMS": "sizes such as 3x3", "_SEP": "a new line or ';'",
+    "$END": "the end of the program", "ADDOP": "'+' or '-'", "POW": "'^'",
+}
+
+
+def _describe(terminal: str, parser: Lark) -> str:
+    if terminal in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[terminal]
+    try:
+        pattern = parser.get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    return f"'{pattern.value}'" if pattern.type == "str" else terminal.lower()
+
+
+def _expected(names, parser: Lark) -> str:
+    described = sorted({_describe(n, parser) for n in names})
+    if len(described) > 6:
+        described = described[:6] + ["..."]
+    return ", ".join(described)
+
+
+def _translate(error: UnexpectedInput, source: str, parser: Lark) -> ParamsymSyntaxError:
+    """One place where Lark's errors become paramsym's."""
+    if isinstance(error, UnexpectedCharacters):
+        char = source[error.pos_in_stream] if error.pos_in_stream < len(source) else "?"
+        hint = None
+        if char in "'\"":
+            hint = "the language has no strings; names are written bare, e.g. conv3x3(3->16)"
+        elif char in "[]{}":
+            hint = "use parentheses ( ) for grouping"
+        return ParamsymSyntaxError(f"unexpected character {char!r}", pos=Position(error.line, error.column),
+                                   hint=hint)
+    if isinstance(error, UnexpectedEOF):
+        return ParamsymSyntaxError(
+            f"the program ends too early; expected {_expected(error.expected, parser)}",
+            pos=_end_position(source))
+    assert isinstance(error, UnexpectedToken)
+    token = error.token
+    if token.type == "$END":
+        return ParamsymSyntaxError(
+            f"the program ends too early; expected {_expected(error.expected, parser)}",
+            pos=_end_position(source))
+    shown = "a new line" if token.type == "_SEP" and token.value != ";" else repr(token.value)
+    hint = None
+    expected = set(error.expected)
+    if token.type == "NAME" and "MORETHAN" in expected:
+        hint = "join layers with '>', e.g. conv3x3(3->16) > relu"
+    elif token.type == "NAME" and token.value in KEYWORDS:
+        hint = f"'{token.value}' is a reserved word and cannot be used as a name"
+    elif token.type == "ARROW":
+        hint = "channels are written A->B or ->B, once per layer"
+    return ParamsymSyntaxError(f"unexpected {shown}; expected {_expected(expected, parser)}",
+                               pos=Position(token.line, token.column), hint=hint)
+
+
+def _end_position(source: str) -> Position:
+    lines = source.rstrip().splitlines() or [""]
+    return Position(len(lines), len(lines[-1]) + 1)
+
+
+def parse_program(source: str) -> Program:
+    """Parse a whole program into its syntax tree."""
+    if len(source) > MAX_SOURCE_CHARS:
+        raise ParamsymLimitError(
+            f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted")
+    parser = _parser()
+    try:
+        statements, network = _ToAst().transform(parser.parse(source))
+    except UnexpectedInput as error:
+        raise _translate(error, source, parser).with_source(source) from None
+    except ParamsymError as error:
+        raise error.with_source(source)
+    except VisitError as error:  # an error raised by a transformer method
+        if isinstance(error.orig_exc, ParamsymError):
+            raise error.orig_exc.with_source(source) from None
+        raise
+    except RecursionError:
+        raise ParamsymLimitError("the program is nested too deeply to read").with_source(source) from None
+    return Program(statements, network, source)
