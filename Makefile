@@ -1,0 +1,44 @@
+# paramsym: `make demo` runs the tool on a bundled example, `make test` runs the tests.
+# Everything is installed into .venv by this file; nothing needs installing by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test install install-test bench check-language wheel clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The tool and its four runtime dependencies.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+# Plus the test tools and the frameworks the tests compare against (torch is the pinned CPU build).
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/paramsym count examples/cifar_cnn.psym
+	$(BIN)/paramsym count examples/cifar_cnn_symbolic.psym
+	$(BIN)/paramsym explain "input(24x24x3) > conv3x3(->10, bias)"
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench.py
+
+# The language reference's worked examples (needs ../shared beside this checkout).
+check-language: install
+	../shared/check-language $(BIN)/paramsym
+
+wheel: install-test
+	$(BIN)/python -m build --wheel --outdir dist .
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache .hypothesis
