@@ -203,7 +203,7 @@ class _ToAst(Transformer):
         return read_number(token)
 
     def symbol(self, token):
-        if token.value in FUNCTIONS:
+        if token.value in FUNCTIONS and token.value != "ceil":  # `ceil` alone is the pooling flag
             raise ParamsymSyntaxError(f"'{token.value}' is a function: write {token.value}(...)", pos=pos_of(token))
         return symbol(token.value)
 

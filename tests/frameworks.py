@@ -1,0 +1,37 @@
+"""Helpers that ask the real frameworks for their counts (never our formulas)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+
+def torch_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def torch_state(module: torch.nn.Module) -> int:
+    """Running statistics of normalisation layers (num_batches_tracked is a step counter, not state)."""
+    return sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
+
+
+def torch_run(module: torch.nn.Module, shape_channels_last, layout: str):
+    """Run a forward pass; return the output shape channels-last (batch removed) and the MACs.
+
+    layout "cf": the module wants (N, C, *spatial) like Conv2d; "cl": it acts on the last axis.
+    """
+    *spatial, channels = shape_channels_last
+    if layout == "cf":
+        x = torch.zeros(1, channels, *spatial)
+    else:
+        x = torch.zeros(1, *spatial, channels)
+    module.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        y = module(x)
+    shape = list(y.shape[1:])
+    if layout == "cf" and y.dim() > 2:
+        shape = shape[1:] + shape[:1]
+    return shape, counter.get_total_flops() // 2
