@@ -426,7 +426,7 @@ def _translate(error: UnexpectedInput, source: str, parser: Lark) -> ParamsymSyn
     shown = "a new line" if token.type == "_SEP" and token.value != ";" else repr(token.value)
     hint = None
     expected = set(error.expected)
-    if token.type == "NAME" and "MORETHAN" in expected:
+    if token.type == "NAME" and "MORETHAN" in expected and "COMMA" not in expected:
         hint = "join layers with '>', e.g. conv3x3(3->16) > relu"
     elif token.type == "NAME" and token.value in KEYWORDS:
         hint = f"'{token.value}' is a reserved word and cannot be used as a name"
