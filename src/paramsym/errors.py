@@ -93,13 +93,13 @@ class ParamsymSyntaxError(ParamsymError):
 class ParamsymLimitError(ParamsymError):
     """The input is beyond what paramsym accepts (too large, too deep)."""
 
-    kind = "limit exceeded"
+    kind = "limit error"
 
 
 class ParamsymNameError(ParamsymError):
     """An unknown layer, argument, function or block name."""
 
-    kind = "unknown name"
+    kind = "name error"
 
 
 class ParamsymShapeError(ParamsymError):

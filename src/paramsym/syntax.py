@@ -21,8 +21,10 @@ from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, Une
 from .errors import ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, Position
 
 # Limits that keep hostile input fast: see docs/language.md, "Limits".
-MAX_SOURCE_CHARS = 4_000_000
+MAX_SOURCE_CHARS = 2_000_000
 MAX_NESTING = 64
+MAX_OPERATORS = 10_000  # arithmetic operators in a whole program; real ones have a few hundred
+MAX_SYMBOLIC_EXPONENT = 64
 MAX_NUMBER_DIGITS = 100
 MAX_NUMBER_BITS = 8192  # ~2,466 decimal digits; printing stays far below Python's 4,300-digit guard
 
@@ -182,30 +184,41 @@ def build_power(base: Expr, exponent: Expr, pos: Position) -> Expr:
             bits = abs(float(exponent)) * math.log2(max(abs(float(base.p)), abs(float(base.q)), 2.0))
             if bits > MAX_NUMBER_BITS:
                 raise _too_large(pos)
-    elif exponent.is_Number and abs(exponent) > MAX_NUMBER_BITS:
-        # (C+1)^100000 would make SymPy expand a gigantic polynomial later.
-        raise ParamsymLimitError(f"exponent {exponent} is too large (at most {MAX_NUMBER_BITS})", pos=pos)
+    elif base.free_symbols and not (exponent.is_Integer and abs(exponent) <= MAX_SYMBOLIC_EXPONENT):
+        # (C+1)^100000 or C^C^C^... would make SymPy build gigantic expressions; 2^C is fine.
+        raise ParamsymLimitError(
+            f"a power of a formula with symbols needs a whole-number exponent of at most "
+            f"{MAX_SYMBOLIC_EXPONENT}", pos=pos)
     return _check_size(sympy.Pow(base, exponent), pos)
 
 
 # ---- transformer ----------------------------------------------------------------------
 
-def _first_pos(meta) -> Position:
-    return Position(meta.line, meta.column)
+class Located(tuple):
+    """An expression with the position where its text starts (only while parsing)."""
+
+    __slots__ = ()
+
+    def __new__(cls, expr: Expr, pos: Position):
+        return tuple.__new__(cls, (expr, pos))
+
+    expr = property(lambda self: self[0])
+    pos = property(lambda self: self[1])
 
 
 @v_args(inline=True)
 class _ToAst(Transformer):
-    """Builds the AST from Lark's tree (bottom-up, so deep input does not recurse here)."""
+    """Builds the AST while the LALR parser reduces: no parse tree is kept, so
+    this is fast and never recurses, however deep the input."""
 
-    # expressions
+    # expressions: each returns Located(expr, start position)
     def number(self, token):
-        return read_number(token)
+        return Located(read_number(token), pos_of(token))
 
     def symbol(self, token):
         if token.value in FUNCTIONS and token.value != "ceil":  # `ceil` alone is the pooling flag
             raise ParamsymSyntaxError(f"'{token.value}' is a function: write {token.value}(...)", pos=pos_of(token))
-        return symbol(token.value)
+        return Located(symbol(token.value), pos_of(token))
 
     def function(self, name, *args):
         fn = FUNCTIONS.get(name.value)
@@ -219,72 +232,73 @@ class _ToAst(Transformer):
             raise ParamsymSyntaxError(f"{name.value}() takes {arity} argument, not {len(args)}", pos=pos_of(name))
         if arity is None and len(args) < 2:
             raise ParamsymSyntaxError(f"{name.value}() takes two or more arguments", pos=pos_of(name))
-        return fn(*args)
+        return Located(fn(*(a.expr for a in args)), pos_of(name))
 
     def sum(self, first, *rest):
         if not rest:
             return first
-        terms = [first]
+        terms = [first.expr]
         for op, term in zip(rest[::2], rest[1::2]):
-            terms.append(-term if op == "-" else term)
-        return _check_size(sympy.Add(*terms), pos_of(rest[0]))
+            terms.append(-term.expr if op == "-" else term.expr)
+        return Located(_check_size(sympy.Add(*terms), pos_of(rest[0])), first.pos)
 
     def product(self, first, *rest):
         if not rest:
             return first
-        factors = [first]
+        factors = [first.expr]
         for op, factor in zip(rest[::2], rest[1::2]):
+            factor = factor.expr
             if op == "/":
                 if factor == 0:
                     raise ParamsymError("division by zero", pos=pos_of(op))
                 factor = sympy.Pow(factor, -1)
             factors.append(factor)
-        return _check_size(sympy.Mul(*factors), pos_of(rest[0]))
+        return Located(_check_size(sympy.Mul(*factors), pos_of(rest[0])), first.pos)
 
     def implicit_product(self, number, factor):
-        return _check_size(sympy.Mul(read_number(number), factor), pos_of(number))
+        return Located(_check_size(sympy.Mul(read_number(number), factor.expr), pos_of(number)), pos_of(number))
 
     def signed(self, op, value):
-        return -value if op == "-" else value
+        return Located(-value.expr if op == "-" else value.expr, pos_of(op))
 
     def power(self, base, op, exponent):
-        return build_power(base, exponent, pos_of(op))
+        return Located(build_power(base.expr, exponent.expr, pos_of(op)), base.pos)
 
     # arguments
-    @v_args(meta=True, inline=False)
-    def dims(self, meta, children):
-        values = []
+    def dims(self, *children):
+        values, pos = [], None
         for child in children:
             if isinstance(child, Token):  # a DIMS token such as 224x224x3
                 values.extend(sympy.Integer(int(part)) for part in child.value.split("x"))
+                pos = pos or pos_of(child)
             else:
-                values.append(child)
-        return tuple(values), _first_pos(meta)
+                values.append(child.expr)
+                pos = pos or child.pos
+        return Located(tuple(values), pos)
 
-    @v_args(meta=True, inline=True)
-    def channels(self, meta, cin, arrow, cout):
-        return Channels(cin, cout, _first_pos(meta))
+    def channels(self, cin, arrow, cout):
+        pos = cin.pos if cin is not None else pos_of(arrow)
+        return Channels(cin.expr if cin is not None else None, cout.expr, pos)
 
     def keyword(self, name, dims):
-        return Keyword(name.value, dims[0], pos_of(name))
+        return Keyword(name.value, dims.expr, pos_of(name))
 
     def positional(self, dims):
-        return Positional(*dims)
+        return Positional(dims.expr, dims.pos)
 
     # stages
     def call(self, name, *args):
         args = tuple(a for a in args if a is not None)
         return Call(name.value, args, pos_of(name))
 
-    @v_args(meta=True, inline=False)
-    def sequence(self, meta, stages):
-        return Sequence(tuple(stages), _first_pos(meta))
+    def sequence(self, *stages):
+        return Sequence(stages, stages[0].pos)
 
     def group(self, lpar, sequence):
         return Sequence(sequence.stages, pos_of(lpar))
 
     def repeat(self, lpar, sequence, star, count):
-        return Repeat(sequence, count, pos_of(lpar))
+        return Repeat(sequence, count.expr, pos_of(lpar))
 
     def residual(self, keyword, *branches):
         return Composite("res", tuple(b for b in branches if b is not None), pos_of(keyword))
@@ -297,7 +311,7 @@ class _ToAst(Transformer):
 
     # program
     def let(self, name, value):
-        return Let(name.value, value, pos_of(name))
+        return Let(name.value, value.expr, pos_of(name))
 
     def define(self, name, *rest):
         *params, body = rest
@@ -335,7 +349,13 @@ class _Postlexer:
         opened: list[Token] = []
         previous: Token | None = None
         held: Token | None = None
+        operators = 0
         for token in stream:
+            if token.type in ("ADDOP", "STAR", "SLASH", "POW"):
+                operators += 1
+                if operators > MAX_OPERATORS:
+                    raise ParamsymLimitError(
+                        f"more than {MAX_OPERATORS:,} arithmetic operators in one program", pos=pos_of(token))
             if token.type == "_SEP":
                 if token.value == ";" and opened:
                     yield token  # the parser reports it: ';' cannot stand inside parentheses
@@ -376,7 +396,7 @@ def grammar_text() -> str:
 @lru_cache(maxsize=None)
 def _parser(start: str = "start") -> Lark:
     return Lark(grammar_text(), parser="lalr", lexer="basic", start=start, postlex=_Postlexer(),
-                propagate_positions=True, maybe_placeholders=True)
+                transformer=_ToAst(), maybe_placeholders=True)
 
 
 _TERMINAL_NAMES = {
@@ -448,7 +468,7 @@ def parse_program(source: str) -> Program:
             f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted")
     parser = _parser()
     try:
-        statements, network = _ToAst().transform(parser.parse(source))
+        statements, network = parser.parse(source)
     except UnexpectedInput as error:
         raise _translate(error, source, parser).with_source(source) from None
     except ParamsymError as error:
