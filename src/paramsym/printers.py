@@ -81,7 +81,8 @@ def rich_table(network: Network, data: dict | None = None) -> Table:
     has_state = data["state"]["expr"] != "0"
     formulas = any(_symbolic(layer["params"]) and layer["params"]["value"] is not None
                    for layer in data["layers"])
-    table = Table(show_footer=True, header_style="bold", footer_style="bold", box=box.SIMPLE_HEAD)
+    table = Table(show_footer=True, header_style="bold", footer_style="bold", box=box.SIMPLE_HEAD,
+                  show_edge=False)
     table.add_column("#", justify="right", footer="")
     table.add_column("layer", footer="total")
     table.add_column("output", footer=_shape(data["output_shape"]))
@@ -128,18 +129,26 @@ def summary_lines(network: Network, data: dict | None = None) -> list[str]:
     return lines
 
 
-def print_table(network: Network, console: Console | None = None) -> None:
-    console = console or Console()
+def _print(network: Network, console: Console) -> None:
     data = network.to_dict()
     console.print(rich_table(network, data))
     for line in summary_lines(network, data):
         console.print(Text(line))
 
 
+def print_table(network: Network, console: Console | None = None) -> None:
+    """The table on a terminal (in colour); piped, the same text without trailing blanks."""
+    console = console or Console()
+    if console.is_terminal:
+        _print(network, console)
+    else:
+        console.file.write(render_table(network, width=console.width))
+
+
 def render_table(network: Network, width: int = 120) -> str:
     buffer = io.StringIO()
-    print_table(network, Console(file=buffer, width=width, color_system=None, force_terminal=False))
-    return buffer.getvalue()
+    _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False))
+    return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
 def render_json(network: Network) -> str:
@@ -159,7 +168,7 @@ def render_csv(network: Network) -> str:
     writer.writerow(header)
 
     def shape(dims):
-        return "" if dims is None else "x".join("?" if d is None else d for d in dims)
+        return "" if dims is None else _shape(dims).replace("^", "**")
 
     for layer in data["layers"]:
         row = [layer["index"], layer["name"], layer["line"], layer["column"],

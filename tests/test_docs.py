@@ -1,0 +1,31 @@
+"""Every example in docs/ and README.md runs and prints what the text says."""
+from __future__ import annotations
+
+import doctest
+from pathlib import Path
+
+import pytest
+
+from doc_examples import ROOT, command_output, console_examples
+
+DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+EXAMPLES = [(path, command, expected) for path in DOCS for command, expected in console_examples(path.read_text())]
+
+
+def test_docs_have_examples():
+    assert len(EXAMPLES) >= 20
+    for name in ("language.md", "cli.md"):
+        assert any(path.name == name for path, _, _ in EXAMPLES), name
+    assert ">>> " in (ROOT / "docs" / "api.md").read_text()
+
+
+@pytest.mark.parametrize("path, command, expected", EXAMPLES,
+                         ids=[f"{p.name}: {c[:60]}" for p, c, _ in EXAMPLES])
+def test_console_example(path, command, expected):
+    assert command_output(command).rstrip() == expected.rstrip()
+
+
+@pytest.mark.parametrize("path", [p for p in DOCS if ">>> " in p.read_text()], ids=lambda p: p.name)
+def test_python_examples(path):
+    result = doctest.testfile(str(path), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
