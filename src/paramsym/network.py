@@ -3,6 +3,8 @@ totals as SymPy expressions, and their values once every symbol has one.
 """
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -230,8 +232,26 @@ def _defaults(program: Program) -> dict[str, int]:
     return defaults
 
 
+@contextmanager
+def _without_cyclic_gc():
+    """Parsing creates many small objects and no cycles worth collecting; the
+    cyclic collector's passes over them made 100,000 layers 40% slower."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def parse(text: str, *, convention: str = "torch", **values) -> Network:
     """Parse a program and count it. `values` override `let` defaults."""
+    with _without_cyclic_gc():
+        return _parse(text, convention, values)
+
+
+def _parse(text: str, convention: str, values: dict) -> Network:
     program = parse_program(text)
     try:
         defaults = _defaults(program)
