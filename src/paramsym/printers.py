@@ -35,6 +35,7 @@ def _shape(dims) -> str:
     if dims is None:
         return "?"
     parts = ["?" if d is None else d.replace("**", "^") for d in dims]
+    parts = [f"({p})" if " " in p else p for p in parts]
     return ("x" if all(p.isdigit() or p == "?" for p in parts) else " x ").join(parts)
 
 
