@@ -35,3 +35,29 @@ def torch_run(module: torch.nn.Module, shape_channels_last, layout: str):
     if layout == "cf" and y.dim() > 2:
         shape = shape[1:] + shape[:1]
     return shape, counter.get_total_flops() // 2
+
+
+class Residual(torch.nn.Module):
+    """main(x) + shortcut(x), the shortcut being the identity when absent."""
+
+    def __init__(self, main, shortcut=None):
+        super().__init__()
+        self.main = main
+        self.shortcut = shortcut if shortcut is not None else torch.nn.Identity()
+
+    def forward(self, x):
+        return self.main(x) + self.shortcut(x)
+
+
+class Branches(torch.nn.Module):
+    """The sum (add) or the channel concatenation (concat) of branches."""
+
+    def __init__(self, how, *branches, channel_axis=1):
+        super().__init__()
+        self.how = how
+        self.branches = torch.nn.ModuleList(branches)
+        self.channel_axis = channel_axis
+
+    def forward(self, x):
+        outs = [branch(x) for branch in self.branches]
+        return torch.cat(outs, self.channel_axis) if self.how == "concat" else sum(outs)

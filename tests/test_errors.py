@@ -44,7 +44,8 @@ ERRORS = [
     ("input(8x8x3) > gn", paramsym.ParamsymArgumentError, "number of groups", 1, 16, None),
     ("input(8x8x3) > maxpool2x2(->4)", paramsym.ParamsymArgumentError, "takes no channels", 1, 27, None),
     ("input(8x8x3) > conv3x3(->8) > 'x'", paramsym.ParamsymSyntaxError, "unexpected character", 1, 31, "no strings"),
-    ("input(8x8x3) > res(conv3x3(->8) | conv1x1(->4))", paramsym.ParamsymError, "composition", 1, 16, None),
+    ("input(8x8x3) > res(conv3x3(->8) | conv1x1(->4))", paramsym.ParamsymShapeError,
+     "the shapes of its branches differ: this branch gives 8 x 8 x 4, the first gives 6 x 6 x 8", 1, 35, None),
 ]
 
 

@@ -16,7 +16,7 @@ import click
 from . import __version__
 from .errors import ParamsymError, ParamsymUsageError
 from .explain import explain as explain_network
-from .network import CONVENTIONS, Network, parse
+from .network import CONVENTIONS, DTYPES, Network, parse
 from .printers import FORMATS, print_table, render
 from .syntax import MAX_SOURCE_CHARS
 
@@ -93,13 +93,16 @@ def cli():
 @click.option("--convention", type=click.Choice(CONVENTIONS), default="torch", show_default=True,
               help="torch: total = learnable params; keras: total adds BatchNorm running statistics.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def count(program, assignments, convention, fmt):
-    """Count parameters, state, fan-in, connections and MACs of every layer."""
-    network = load(program, assignments, convention)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
+              help="Element type for the byte counts of activations and parameters.")
+@click.option("--fold", is_flag=True, help="One row per top-level stage (a block, a residual, a repeat).")
+def count(program, assignments, convention, fmt, dtype, fold):
+    """Count parameters, state, fan-in, connections, MACs and memory of every layer."""
+    network = load(program, assignments, convention).with_options(dtype=dtype)
     if fmt == "table":
-        print_table(network)
+        print_table(network, fold=fold)
     else:
-        click.echo(render(network, fmt), nl=False)
+        click.echo(render(network, fmt, fold), nl=False)
 
 
 @cli.command()

@@ -55,7 +55,7 @@ class Evaluator:
         if not self.has_values_for(constraint.expr):
             return
         value = self.number(constraint.expr)
-        ok = (isinstance(value, int)) if constraint.requirement == "integer" else value >= 1
+        ok = {"integer": isinstance(value, int), "positive": value >= 1, "zero": value == 0}[constraint.requirement]
         if not ok:
             raise ParamsymEvaluationError(
                 f"{constraint.message}: with {self.describe(constraint.expr)} it is {value}", pos=constraint.pos)

@@ -25,6 +25,7 @@ class Counts:
     fan_in: Expr | None
     connections: Expr | None
     macs: Expr | None
+    activations: Expr | None = None  # elements of the output
 
 
 def _times(*factors):
@@ -112,7 +113,11 @@ _RULES = {"conv": _conv, "dwconv": _conv, "sepconv": _sepconv, "deconv": _deconv
 
 
 def count_layer(layer: Layer) -> Counts:
-    return _RULES[layer.kind](layer)
+    """The layer's counts, times the symbolic repeat count around it (fan-in excepted)."""
+    counts = _RULES[layer.kind](layer)
+    times = layer.multiplier
+    return Counts(counts.params * times, counts.state * times, counts.fan_in, _times(counts.connections, times),
+                  _times(counts.macs, times), _times(layer.out_shape.elements, times))
 
 
 def total(quantities) -> Expr | None:

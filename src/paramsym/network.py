@@ -18,7 +18,8 @@ from .layers import Layer, Shape, build_layers
 from .syntax import Let, Program, parse_program, symbol
 
 CONVENTIONS = ("torch", "keras")
-QUANTITIES = ("params", "state", "fan_in", "connections", "macs")
+QUANTITIES = ("params", "state", "fan_in", "connections", "macs", "activations")
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,16 @@ class LayerCount:
 class Network:
     """A parsed program: layers with their formulas, totals, symbols and defaults."""
 
-    def __init__(self, program: Program, layers: list[Layer], input_shape: Shape,
-                 defaults: dict[str, int], convention: str = "torch"):
+    def __init__(self, program: Program, layers: list[Layer], input_shape: Shape, output_shape: Shape,
+                 defaults: dict[str, int], convention: str = "torch", dtype: str = "float32"):
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
+        if dtype not in DTYPES:
+            raise ParamsymUsageError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
+        self.dtype = dtype
         self.program = program
         self.input_shape = input_shape
+        self.output_shape = output_shape
         self.defaults = dict(defaults)
         self.convention = convention
         self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
@@ -72,9 +77,19 @@ class Network:
     def macs(self) -> sympy.Expr | None:
         return total(lc.counts.macs for lc in self.layers)
 
+    @cached_property
+    def activations(self) -> sympy.Expr | None:
+        """Elements of every layer's output, added up (what a forward pass keeps for backward)."""
+        return total(lc.counts.activations for lc in self.layers)
+
     @property
-    def output_shape(self) -> Shape:
-        return self.layers[-1].layer.out_shape if self.layers else self.input_shape
+    def activation_bytes(self) -> sympy.Expr | None:
+        return None if self.activations is None else self.activations * DTYPES[self.dtype]
+
+    @property
+    def param_bytes(self) -> sympy.Expr:
+        """Bytes of the parameters and the state, in the network's dtype."""
+        return sympy.expand((self.params + self.state) * DTYPES[self.dtype])
 
     @cached_property
     def symbols(self) -> dict[str, sympy.Symbol]:
@@ -93,13 +108,15 @@ class Network:
     def with_values(self, **values) -> "Network":
         """A copy whose defaults are overridden by `values` (what `--set` does)."""
         defaults = {**self.defaults, **_check_values(self, values)}
-        network = Network(self.program, [lc.layer for lc in self.layers], self.input_shape, defaults,
-                          self.convention)
+        network = Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape, defaults,
+                          self.convention, self.dtype)
         network.check()
         return network
 
-    def with_convention(self, convention: str) -> "Network":
-        return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.defaults, convention)
+    def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> "Network":
+        """A copy with another convention (torch, keras) or dtype for byte counts."""
+        return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
+                       self.defaults, convention or self.convention, dtype or self.dtype)
 
     def evaluator(self, **values) -> Evaluator:
         merged = {**self.defaults, **_check_values(self, values)}
@@ -142,11 +159,14 @@ class Network:
                 "line": layer.pos.line, "column": layer.pos.column,
                 "in_shape": _shape_text(layer.in_shape), "out_shape": _shape_text(layer.out_shape),
                 **{name: quantity(getattr(counts, name), name.replace("_", "-")) for name in QUANTITIES},
+                "receptive_field": _field_text(layer.field),
             })
         return {
             "params": quantity(self.params), "state": quantity(self.state), "total": quantity(self.total),
             "macs": quantity(self.macs, "MAC count"),
-            "convention": self.convention,
+            "activations": quantity(self.activations), "activation_bytes": quantity(self.activation_bytes),
+            "param_bytes": quantity(self.param_bytes),
+            "convention": self.convention, "dtype": self.dtype,
             "input_shape": _shape_text(self.input_shape),
             "output_shape": _shape_text(self.output_shape),
             "symbols": {name: {"default": _plain(ev.values.get(s))} for name, s in self.symbols.items()},
@@ -180,6 +200,13 @@ def _plain(value):
     if isinstance(value, Fraction):
         return str(value)
     return value
+
+
+def _field_text(field) -> dict | None:
+    """Receptive field per spatial axis: size, jump and start (centre of the first field)."""
+    if field is None:
+        return None
+    return {key: [str(axis[i]) for axis in field] for i, key in enumerate(("size", "jump", "start"))}
 
 
 def _shape_text(shape: Shape) -> list | None:
@@ -245,18 +272,18 @@ def _without_cyclic_gc():
             gc.enable()
 
 
-def parse(text: str, *, convention: str = "torch", **values) -> Network:
+def parse(text: str, *, convention: str = "torch", dtype: str = "float32", **values) -> Network:
     """Parse a program and count it. `values` override `let` defaults."""
     with _without_cyclic_gc():
-        return _parse(text, convention, values)
+        return _parse(text, convention, dtype, values)
 
 
-def _parse(text: str, convention: str, values: dict) -> Network:
+def _parse(text: str, convention: str, dtype: str, values: dict) -> Network:
     program = parse_program(text)
     try:
         defaults = _defaults(program)
-        layers, input_shape = build_layers(program)
-        network = Network(program, layers, input_shape, defaults, convention)
+        layers, input_shape, output_shape = build_layers(program)
+        network = Network(program, layers, input_shape, output_shape, defaults, convention, dtype)
         if values:
             network = network.with_values(**values)
         network.check()

@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import os
 
 import sympy
 from rich import box
@@ -76,16 +77,71 @@ def _symbolic(quantity: dict) -> bool:
     return quantity["expr"] is not None and quantity["expr"] != str(quantity["value"])
 
 
-def rich_table(network: Network, data: dict | None = None) -> Table:
+def _rows(network: Network, data: dict, fold: bool) -> list[dict]:
+    """Table rows: one per layer, or one per top-level stage when folded."""
+    if not fold:
+        return [{"index": str(layer["index"]), "label": layer["path"], "out_shape": layer["out_shape"],
+                 **{key: layer[key] for key in ("params", "state", "fan_in", "macs")},
+                 "field": layer["receptive_field"]} for layer in data["layers"]]
+    evaluator = network.evaluator()
+    rows: list[dict] = []
+    groups: dict[int, list] = {}
+    for lc, layer in zip(network.layers, data["layers"]):
+        groups.setdefault(lc.layer.stage, []).append((lc, layer))
+    for members in groups.values():
+        if len(members) == 1:
+            rows.extend(_rows(network, {"layers": [members[0][1]]}, fold=False))
+            continue
+        first, last = members[0][1], members[-1][1]
+
+        def summed(key):
+            exprs = [getattr(lc.counts, key) for lc, _ in members]
+            if any(e is None for e in exprs):
+                return {"expr": None, "value": None}
+            expr = sympy.expand(sympy.Add(*exprs))
+            value = evaluator.integer(expr) if evaluator.has_values_for(expr) else None
+            return {"expr": str(expr), "value": value}
+
+        label = _first_segment(first["path"])
+        rows.append({"index": f"{first['index']}-{last['index']}", "label": f"{label} ({len(members)} layers)",
+                     "out_shape": last["out_shape"], "params": summed("params"), "state": summed("state"),
+                     "fan_in": {"expr": "", "value": None}, "macs": summed("macs"),
+                     "field": last["receptive_field"]})
+    return rows
+
+
+def _first_segment(path: str) -> str:
+    """`block(2*C, 2)` of `block(2*C, 2).res.main.conv3x3`; dots inside brackets do not split."""
+    depth = 0
+    for position, char in enumerate(path):
+        depth += char in "(["
+        depth -= char in ")]"
+        if char == "." and depth == 0:
+            return path[:position]
+    return path
+
+
+def _field_cell(field) -> str:
+    """`7` when the receptive field is the same along every axis, else `7x5`."""
+    if field is None:
+        return "?"
+    sizes = [size.replace("**", "^") for size in field["size"]]
+    if len(set(sizes)) == 1:
+        return sizes[0]
+    return "x".join(size if size.isdigit() else f"({size})" for size in sizes)
+
+
+def rich_table(network: Network, data: dict | None = None, fold: bool = False) -> Table:
     """Values in the cells; a formula column for the parameters when they have symbols."""
     data = data if data is not None else network.to_dict()
+    rows = _rows(network, data, fold)
     has_state = data["state"]["expr"] != "0"
-    formulas = any(_symbolic(layer["params"]) and layer["params"]["value"] is not None
-                   for layer in data["layers"])
+    formulas = any(_symbolic(row["params"]) and row["params"]["value"] is not None for row in rows)
+    fields = any(row["field"] is not None for row in rows)
     table = Table(show_footer=True, header_style="bold", footer_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False)
     table.add_column("#", justify="right", footer="")
-    table.add_column("layer", footer="total")
+    table.add_column("layer", footer="total", overflow="fold")
     table.add_column("output", footer=_shape(data["output_shape"]))
     table.add_column("params", justify="right", footer=_brief(data["params"]))
     if formulas:
@@ -94,22 +150,35 @@ def rich_table(network: Network, data: dict | None = None) -> Table:
         table.add_column("state", justify="right", footer=_brief(data["state"]))
     table.add_column("fan-in", justify="right", footer="")
     table.add_column("MACs", justify="right", footer=_brief(data["macs"]))
-    rows = []
-    for layer in data["layers"]:
-        row = [str(layer["index"]), layer["name"], _shape(layer["out_shape"]), _brief(layer["params"])]
+    if fields:
+        table.add_column("RF", justify="right", footer="")
+    cells = []
+    for row in rows:
+        line = [row["index"], row["label"], _shape(row["out_shape"]), _brief(row["params"])]
         if formulas:
-            row.append(human(layer["params"]["expr"]) if _symbolic(layer["params"]) else "")
+            line.append(human(row["params"]["expr"]) if _symbolic(row["params"]) else "")
         if has_state:
-            row.append(_brief(layer["state"]))
-        row += [_brief(layer["fan_in"]), _brief(layer["macs"])]
-        rows.append(row)
-        table.add_row(*row)
-    # Numbers are never cut short: only the shape and formula columns may wrap.
+            line.append(_brief(row["state"]))
+        line += ["" if row["fan_in"]["expr"] == "" else _brief(row["fan_in"]), _brief(row["macs"])]
+        if fields:
+            line.append(_field_cell(row["field"]))
+        cells.append(line)
+        table.add_row(*line)
+    # Numbers are never cut short: only the layer, shape and formula columns may wrap.
     for number, column in enumerate(table.columns):
-        if column.header in ("#", "layer", "params", "state", "fan-in", "MACs"):
-            cells = [row[number] for row in rows] + [str(column.footer), column.header]
-            column.min_width = max(len(cell) for cell in cells)
+        if column.header in ("#", "params", "state", "fan-in", "MACs"):
+            column.min_width = max(len(cell) for cell in [row[number] for row in cells]
+                                   + [str(column.footer), column.header])
     return table
+
+
+def _bytes(value) -> str:
+    if value is None:
+        return "?"
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if value >= size:
+            return f"{value / size:.2f} {unit}"
+    return f"{value} B"
 
 
 def summary_lines(network: Network, data: dict | None = None) -> list[str]:
@@ -122,6 +191,10 @@ def summary_lines(network: Network, data: dict | None = None) -> list[str]:
     macs = data["macs"]
     lines.append("MACs   = " + (_cell(macs) if macs["expr"] is not None
                                 else "? (give the input shape, e.g. input(224x224x3), to count MACs)"))
+    if data["activations"]["value"] is not None:
+        lines.append(f"memory = {_bytes(data['activation_bytes']['value'])} of activations "
+                     f"({grouped(data['activations']['value'])} values), {_bytes(data['param_bytes']['value'])} "
+                     f"of parameters and state ({data['dtype']})")
     symbols = data["symbols"]
     if symbols:
         shown = [f"{name} = {s['default']}" if s["default"] is not None else f"{name} (free)"
@@ -130,25 +203,27 @@ def summary_lines(network: Network, data: dict | None = None) -> list[str]:
     return lines
 
 
-def _print(network: Network, console: Console) -> None:
+def _print(network: Network, console: Console, fold: bool = False) -> None:
     data = network.to_dict()
-    console.print(rich_table(network, data))
+    console.print(rich_table(network, data, fold))
     for line in summary_lines(network, data):
         console.print(Text(line))
 
 
-def print_table(network: Network, console: Console | None = None) -> None:
+def print_table(network: Network, console: Console | None = None, fold: bool = False) -> None:
     """The table on a terminal (in colour); piped, the same text without trailing blanks."""
     console = console or Console()
     if console.is_terminal:
-        _print(network, console)
+        _print(network, console, fold)
     else:
-        console.file.write(render_table(network, width=console.width))
+        # piped: no terminal to fit, so only COLUMNS (if set) limits the width
+        width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 120
+        console.file.write(render_table(network, width=width, fold=fold))
 
 
-def render_table(network: Network, width: int = 120) -> str:
+def render_table(network: Network, width: int = 120, fold: bool = False) -> str:
     buffer = io.StringIO()
-    _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False))
+    _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold)
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
@@ -193,12 +268,13 @@ def _markdown_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
 
 
-def render_markdown(network: Network) -> str:
+def render_markdown(network: Network, fold: bool = False) -> str:
     data = network.to_dict()
     rows = ["| # | layer | output | params | fan-in | MACs |", "|---:|---|---|---:|---:|---:|"]
-    for layer in data["layers"]:
-        cells = [str(layer["index"]), f"`{layer['name']}`", _shape(layer["out_shape"]),
-                 _cell(layer["params"]), _cell(layer["fan_in"]), _cell(layer["macs"])]
+    for row in _rows(network, data, fold):
+        fan_in = "" if row["fan_in"]["expr"] == "" else _cell(row["fan_in"])
+        cells = [row["index"], f"`{row['label']}`", _shape(row["out_shape"]),
+                 _cell(row["params"]), fan_in, _cell(row["macs"])]
         rows.append("| " + " | ".join(_markdown_escape(c) if not c.startswith("`") else c for c in cells) + " |")
     rows.append("| | **total** | " + " | ".join(_markdown_escape(c) for c in (
         _shape(data["output_shape"]), _cell(data["params"]), "", _cell(data["macs"]))) + " |")
@@ -252,8 +328,11 @@ def render_latex_total(network: Network) -> str:
     return f"$\\mathrm{{params}} = {sympy.latex(network.params)}$"
 
 
-def render(network: Network, fmt: str) -> str:
+def render(network: Network, fmt: str, fold: bool = False) -> str:
     """The text of `paramsym count --format FMT` (the table without colour)."""
-    renderers = {"table": render_table, "json": render_json, "csv": render_csv, "markdown": render_markdown,
-                 "latex": render_latex}
+    if fmt == "table":
+        return render_table(network, fold=fold)
+    if fmt == "markdown":
+        return render_markdown(network, fold=fold)
+    renderers = {"json": render_json, "csv": render_csv, "latex": render_latex}
     return renderers[fmt](network)
