@@ -23,8 +23,8 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: install
-	$(BIN)/paramsym count examples/cifar_cnn.psym
-	$(BIN)/paramsym count examples/cifar_cnn_symbolic.psym
+	$(BIN)/paramsym count examples/resnet50.psym --fold
+	$(BIN)/paramsym count examples/resnet18_symbolic.psym --fold
 	$(BIN)/paramsym explain "input(24x24x3) > conv3x3(->10, bias)"
 
 test: install-test

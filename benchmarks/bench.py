@@ -40,6 +40,24 @@ def time_count(text: str, repeats: int) -> float:
     return best
 
 
+RESNET_BLOCK = ("def block(c) = res(conv3x3(->c, pad=1) > bn > relu > conv3x3(->c, pad=1) > bn) > relu\n"
+                "input(32x32x16) > ")
+
+
+def resnet_program(blocks: int) -> str:
+    """`blocks` residual blocks written out, each a block call (11 layers per block after expansion)."""
+    return RESNET_BLOCK + " > ".join(["block(16)"] * blocks) + " > gap > dense(->10, bias)"
+
+
+def zoo_rows() -> list[tuple[str, int, float]]:
+    rows = []
+    for path in sorted(Path(__file__).resolve().parents[1].joinpath("examples").glob("*.psym")):
+        text = path.read_text()
+        layers = len(paramsym.parse(text).layers)
+        rows.append((path.stem, layers, time_count(text, repeats=3)))
+    return rows
+
+
 def cli_startup(repeats: int = 7) -> float:
     exe = str(Path(sys.executable).with_name("paramsym"))
     times = []
@@ -67,6 +85,13 @@ def main() -> None:
             print(f"{n:>8,} {'symbolic' if symbolic else 'numeric':>9} {len(text):>10,} {seconds:>9.3f} "
                   f"{seconds / n * 1e6:>9.1f} {ratio:>7}")
             previous = seconds
+    text = resnet_program(1000)
+    seconds = time_count(text, repeats=3)
+    layers = len(paramsym.parse(text).layers)
+    print(f"\n1,000 residual blocks ({layers:,} layers, {len(text):,} chars): {seconds:.3f} s")
+    print(f"\n{'zoo model':<20} {'layers':>7} {'seconds':>8}")
+    for name, layers, seconds in zoo_rows():
+        print(f"{name:<20} {layers:>7,} {seconds:>8.3f}")
     print(f"\nCLI start-up, `paramsym count` on a 3-layer program: {cli_startup():.3f} s (median of 7)")
 
 

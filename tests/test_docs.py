@@ -29,3 +29,21 @@ def test_console_example(path, command, expected):
 def test_python_examples(path):
     result = doctest.testfile(str(path), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_zoo_table_holds():
+    import paramsym
+    rows = [line for line in (ROOT / "docs" / "zoo.md").read_text().splitlines() if line.startswith("| `")]
+    assert len(rows) >= 21
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        stem = cells[0].strip("`").removesuffix(".psym")
+        convention = "keras" if stem.startswith("keras") else "torch"
+        data = paramsym.parse((ROOT / "examples" / f"{stem}.psym").read_text(), convention=convention).to_dict()
+        number = lambda text: int(text.split()[0].replace(",", ""))  # noqa: E731
+        assert int(cells[3]) == len(data["layers"]), stem
+        assert number(cells[4]) == data["params"]["value"], stem
+        assert number(cells[5]) == data["state"]["value"], stem
+        assert number(cells[6]) == data["total"]["value"], stem
+        assert number(cells[7]) == data["macs"]["value"], stem
+        assert cells[8] == data["layers"][-1]["receptive_field"]["size"][0], stem

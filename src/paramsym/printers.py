@@ -8,6 +8,7 @@ import html
 import io
 import json
 import os
+import re
 
 import sympy
 from rich import box
@@ -103,6 +104,10 @@ def _rows(network: Network, data: dict, fold: bool) -> list[dict]:
             return {"expr": str(expr), "value": value}
 
         label = _first_segment(first["path"])
+        last_label = _first_segment(last["path"])
+        repeats = re.fullmatch(r"(.*)\[(\d+)\]", label), re.fullmatch(r"(.*)\[(\d+)\]", last_label)
+        if label != last_label and all(repeats) and repeats[0].group(1) == repeats[1].group(1):
+            label = f"{repeats[0].group(1)}[{repeats[0].group(2)}..{repeats[1].group(2)}]"
         rows.append({"index": f"{first['index']}-{last['index']}", "label": f"{label} ({len(members)} layers)",
                      "out_shape": last["out_shape"], "params": summed("params"), "state": summed("state"),
                      "fan_in": {"expr": "", "value": None}, "macs": summed("macs"),
