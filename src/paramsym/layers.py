@@ -644,8 +644,8 @@ class LayerBuilder:
         return constraints
 
     # -- kinds
-    def _conv(self, call, flow, family, kind="conv") -> Layer:
-        args = _Args(call, "conv" if kind == "conv" else kind)
+    def _filters(self, call, flow, family, kind: str, args: _Args):
+        """What convolutions share: kernel, input sizes, channels, groups, stride, dilation."""
         kernel = self._kernel(call, args, family)
         rank = len(kernel)
         spatial_in = self._spatial(call, flow, rank)
@@ -659,25 +659,33 @@ class LayerBuilder:
                                             pos=call.pos)
             cout = args.channels.cout
             groups = args.scalar("groups", ONE)
-        stride = args.sizes("stride", rank, (ONE,) * rank)
-        dilation = args.sizes("dilation", rank, (ONE,) * rank)
-        padding = self._padding(args, rank)
         constraints = []
-        group_pos = args.keywords["groups"].pos if "groups" in args.keywords else call.pos
         if groups != ONE:
+            group_pos = args.keywords["groups"].pos if "groups" in args.keywords else call.pos
             constraints += self._check_divides(call, groups, cin, "input", group_pos)
             constraints += self._check_divides(call, groups, cout, "output", group_pos)
-        if padding == "same":
-            pad = None
-            spatial_out = tuple(None if n is None else sympy.ceiling(n / s) for n, s in zip(spatial_in, stride))
-        else:
-            pad = padding
-            spatial_out = tuple(None if n is None else conv_output_size(n, k, s, p, d)
-                                for n, k, s, p, d in zip(spatial_in, kernel, stride, pad, dilation))
+        stride = args.sizes("stride", rank, (ONE,) * rank)
+        dilation = args.sizes("dilation", rank, (ONE,) * rank)
+        return kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints
+
+    def _conv(self, call, flow, family, kind="conv") -> Layer:
+        args = _Args(call, kind)
+        kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = \
+            self._filters(call, flow, family, kind, args)
+        pad, spatial_out = self._windows(args, rank, spatial_in, kernel, stride, dilation, conv_output_size)
         constraints += self._sizes_positive(call, spatial_out)
         return self._layer(call, kind, flow, Shape(spatial_out, cout), cin, cout, kernel=kernel, stride=stride,
-                           pad=pad if pad is not None else ("same",) * rank, dilation=dilation, groups=groups,
-                           bias=args.bias, constraints=tuple(constraints))
+                           pad=pad, dilation=dilation, groups=groups, bias=args.bias,
+                           constraints=tuple(constraints))
+
+    def _windows(self, args: _Args, rank, spatial_in, kernel, stride, dilation, size_rule):
+        """Padding and output sizes of a sliding window (convolution or pooling)."""
+        padding = self._padding(args, rank)
+        if padding == "same":
+            return ("same",) * rank, tuple(None if n is None else sympy.ceiling(n / s)
+                                           for n, s in zip(spatial_in, stride))
+        return padding, tuple(None if n is None else size_rule(n, k, s, p, d)
+                              for n, k, s, p, d in zip(spatial_in, kernel, stride, padding, dilation))
 
     def _dwconv(self, call, flow, family) -> Layer:
         return self._conv(call, flow, family, kind="dwconv")
@@ -687,27 +695,13 @@ class LayerBuilder:
 
     def _deconv(self, call, flow, family) -> Layer:
         args = _Args(call, "deconv")
-        kernel = self._kernel(call, args, family)
-        rank = len(kernel)
-        spatial_in = self._spatial(call, flow, rank)
-        cin = self._input_channels(call, flow, args)
-        if args.channels is None:
-            raise ParamsymArgumentError(f"{call.name} needs its output channels: write {call.name}(->64, ...)",
-                                        pos=call.pos)
-        cout = args.channels.cout
-        groups = args.scalar("groups", ONE)
-        stride = args.sizes("stride", rank, (ONE,) * rank)
-        dilation = args.sizes("dilation", rank, (ONE,) * rank)
+        kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = \
+            self._filters(call, flow, family, "deconv", args)
         outpad = args.sizes("outpad", rank, (ZERO,) * rank)
-        if "pad" in args.keywords and self._padding(args, rank) == "same":
+        pad = self._padding(args, rank)
+        if pad == "same":
             raise ParamsymArgumentError("pad=same is not defined for a transposed convolution; give pad=P",
                                         pos=args.keywords["pad"].pos)
-        pad = self._padding(args, rank)
-        constraints = []
-        if groups != ONE:
-            group_pos = args.keywords["groups"].pos
-            constraints += self._check_divides(call, groups, cin, "input", group_pos)
-            constraints += self._check_divides(call, groups, cout, "output", group_pos)
         spatial_out = tuple(None if n is None else deconv_output_size(n, k, s, p, d, o)
                             for n, k, s, p, d, o in zip(spatial_in, kernel, stride, pad, dilation, outpad))
         constraints += self._sizes_positive(call, spatial_out)
@@ -728,16 +722,9 @@ class LayerBuilder:
         channels = flow.shape.channels
         stride = args.sizes("stride", rank, kernel)
         dilation = args.sizes("dilation", rank, (ONE,) * rank)
-        padding = self._padding(args, rank)
         ceil_mode = "ceil" in args.flags
-        if padding == "same":
-            spatial_out = tuple(None if n is None else sympy.ceiling(n / s) for n, s in zip(spatial_in, stride))
-            pad = ("same",) * rank
-        else:
-            pad = padding
-            size = pool_output_size_ceil if ceil_mode else conv_output_size
-            spatial_out = tuple(None if n is None else size(n, k, s, p, d)
-                                for n, k, s, p, d in zip(spatial_in, kernel, stride, pad, dilation))
+        size_rule = pool_output_size_ceil if ceil_mode else conv_output_size
+        pad, spatial_out = self._windows(args, rank, spatial_in, kernel, stride, dilation, size_rule)
         constraints = self._sizes_positive(call, spatial_out)
         return self._layer(call, "pool", flow, Shape(spatial_out, channels), channels, channels, kernel=kernel,
                            stride=stride, pad=pad, dilation=dilation, options={"op": op, "ceil": ceil_mode},
