@@ -5,6 +5,7 @@ errors and click's usage errors are printed as one message and give status 2.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -17,8 +18,10 @@ from . import __version__
 from .errors import ParamsymError, ParamsymUsageError
 from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
-from .printers import FORMATS, print_table, render
-from .syntax import MAX_SOURCE_CHARS
+from .printers import FORMATS, SWEEP_FORMATS, print_table, render, render_sweep
+from .solve import ON, solve
+from .sweep import parse_grid, sweep
+from .syntax import MAX_SOURCE_CHARS, parse_expression
 
 _COUNT = re.compile(r"^\s*(\d[\d_]*(?:\.\d+)?)\s*([kMG]?)\s*$")
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9}
@@ -35,14 +38,23 @@ def parse_count(text: str, what: str) -> int:
     return int(value)
 
 
-def parse_assignments(assignments) -> dict[str, int]:
+def parse_assignments(assignments) -> dict:
+    """`--set C=64`, `--set C=25.6k`, or a relation `--set D=2C` (an expression in other symbols)."""
     values = {}
     for item in assignments:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ParamsymUsageError(f"--set takes NAME=VALUE, such as --set C=64, not {item!r}")
-        values[name] = parse_count(value, f"the value of {name}")
+        if _COUNT.match(value):
+            values[name] = parse_count(value, f"the value of {name}")
+        else:
+            try:
+                values[name] = parse_expression(value)
+            except ParamsymError as error:
+                raise ParamsymUsageError(f"--set {name}=...: {error.message}",
+                                         hint="a value is a whole number (64, 1_000, 25.6k) or a formula (2C)") \
+                    from None
     return values
 
 
@@ -111,6 +123,57 @@ def count(program, assignments, convention, fmt, dtype, fold):
 def explain(program, assignments):
     """Explain step by step how each layer's count arises."""
     click.echo(explain_network(load(program, assignments)), nl=False)
+
+
+@cli.command("solve")
+@_program
+@click.option("--for", "unknown", required=True, metavar="NAME", help="The unknown symbol.")
+@click.option("--budget", required=True, metavar="N", help="The budget: 500000, 5M, 1.5G ...")
+@click.option("--at-least", "at_least", is_flag=True, help="The smallest value that reaches the budget instead.")
+@click.option("--exact", is_flag=True, help="Every value for which the total equals the budget.")
+@click.option("--on", type=click.Choice(ON), default="params", show_default=True,
+              help="What the budget limits: params, total (params + state), macs, memory (bytes).")
+@_set
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
+              help="Element type, for --on memory.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def solve_command(program, unknown, budget, at_least, exact, on, assignments, dtype, fmt):
+    """Solve for an unknown under a budget, with exact integer arithmetic."""
+    if at_least and exact:
+        raise ParamsymUsageError("--at-least and --exact cannot be used together")
+    network = load(program, assignments).with_options(dtype=dtype)
+    mode = "at-least" if at_least else "exact" if exact else "at-most"
+    solution = solve(network, unknown, parse_count(budget, "--budget"), on=on, mode=mode)
+    if fmt == "json":
+        click.echo(json.dumps(solution.to_dict(), indent=None))
+    else:
+        click.echo(solution.describe(), nl=False)
+
+
+@cli.command("sweep")
+@_program
+@click.option("--grid", "grids", multiple=True, required=True, metavar="NAME=VALUES",
+              help="Values of a symbol: 16:256:16 (start:stop:step, stop included), 3,5,7 or 64. Repeatable.")
+@click.option("--budget", metavar="N", help="Mark the points whose --on quantity is within N.")
+@click.option("--on", type=click.Choice(ON), default="params", show_default=True)
+@_set
+@click.option("--convention", type=click.Choice(CONVENTIONS), default="torch", show_default=True)
+@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(SWEEP_FORMATS), default="table", show_default=True)
+@click.option("--limit", default=40, show_default=True, help="Rows shown in the table.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+def sweep_command(program, grids, budget, on, assignments, convention, dtype, fmt, limit, output):
+    """Evaluate the totals at every point of a grid of symbol values."""
+    network = load(program, assignments, convention).with_options(dtype=dtype)
+    grid = dict(parse_grid(text) for text in grids)
+    result = sweep(network, grid, on=on, budget=parse_count(budget, "--budget") if budget else None)
+    text = render_sweep(result, fmt, limit)
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        click.echo(f"{result.size:,} points written to {output}")
+    else:
+        click.echo(text, nl=False)
 
 
 def main(argv: list[str] | None = None) -> int:

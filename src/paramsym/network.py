@@ -40,7 +40,7 @@ class Network:
     """A parsed program: layers with their formulas, totals, symbols and defaults."""
 
     def __init__(self, program: Program, layers: list[Layer], input_shape: Shape, output_shape: Shape,
-                 defaults: dict[str, int], convention: str = "torch", dtype: str = "float32"):
+                 assignments: dict[str, sympy.Expr], convention: str = "torch", dtype: str = "float32"):
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if dtype not in DTYPES:
@@ -49,7 +49,8 @@ class Network:
         self.program = program
         self.input_shape = input_shape
         self.output_shape = output_shape
-        self.defaults = dict(defaults)
+        # `let` values and --set overrides, by name: numbers, or formulas in other symbols (relations)
+        self.assignments = dict(assignments)
         self.convention = convention
         self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
 
@@ -100,27 +101,55 @@ class Network:
                 if isinstance(expr, sympy.Basic):
                     found |= expr.free_symbols
         names = {s.name: s for s in found}
-        for name in self.defaults:
+        for name, expr in self.assignments.items():
             names.setdefault(name, symbol(name))
+            for free in expr.free_symbols:
+                names.setdefault(free.name, free)
         return dict(sorted(names.items()))
+
+    @property
+    def defaults(self) -> dict[str, int]:
+        """The numbers the symbols have: `let` defaults and --set values, relations followed."""
+        return {s.name: v for s, v in _resolve(self.assignments).items()}
+
+    def relations(self) -> dict[str, sympy.Expr]:
+        """Assignments that are formulas in other symbols (`let D = 2C`, `--set D=2C`)."""
+        return {name: expr for name, expr in self.assignments.items() if expr.free_symbols}
+
+    def bind(self, expr: sympy.Expr, free=()) -> sympy.Expr:
+        """`expr` with every assigned symbol but those in `free` replaced by its value or formula."""
+        keep = {s if isinstance(s, sympy.Symbol) else symbol(s) for s in free}
+        replacements = {symbol(n): e for n, e in self.assignments.items() if symbol(n) not in keep}
+        for _ in range(len(replacements) + 1):
+            bound = expr.xreplace(replacements)
+            if bound == expr:
+                return sympy.expand(bound) if bound.is_polynomial() else bound
+            expr = bound
+        raise ParamsymUsageError("the assignments of the symbols refer to each other in a circle")
 
     # ---- values
     def with_values(self, **values) -> "Network":
-        """A copy whose defaults are overridden by `values` (what `--set` does)."""
-        defaults = {**self.defaults, **_check_values(self, values)}
-        network = Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape, defaults,
-                          self.convention, self.dtype)
+        """A copy whose defaults are overridden by `values` (what `--set` does): numbers, or
+        formulas in other symbols that tie them together (`D=2*C`)."""
+        assignments = {**self.assignments, **_check_values(self, values)}
+        network = Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
+                          assignments, self.convention, self.dtype)
         network.check()
         return network
+
+    def without_values(self, *names: str) -> "Network":
+        """A copy in which the named symbols are free again (what solve does with its unknown)."""
+        assignments = {n: e for n, e in self.assignments.items() if n not in names}
+        return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
+                       assignments, self.convention, self.dtype)
 
     def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> "Network":
         """A copy with another convention (torch, keras) or dtype for byte counts."""
         return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                       self.defaults, convention or self.convention, dtype or self.dtype)
+                       self.assignments, convention or self.convention, dtype or self.dtype)
 
     def evaluator(self, **values) -> Evaluator:
-        merged = {**self.defaults, **_check_values(self, values)}
-        return Evaluator({symbol(name): value for name, value in merged.items()})
+        return Evaluator(_resolve({**self.assignments, **_check_values(self, values)}))
 
     def value(self, expr: sympy.Expr | None, **values) -> int | None:
         """The integer value of a formula with the defaults and `values`; None if a symbol has none."""
@@ -169,7 +198,9 @@ class Network:
             "convention": self.convention, "dtype": self.dtype,
             "input_shape": _shape_text(self.input_shape),
             "output_shape": _shape_text(self.output_shape),
-            "symbols": {name: {"default": _plain(ev.values.get(s))} for name, s in self.symbols.items()},
+            "symbols": {name: {"default": _plain(ev.values.get(s)),
+                               **({"relation": str(self.assignments[name])} if name in self.relations() else {})}
+                        for name, s in self.symbols.items()},
             "layers": layers,
         }
 
@@ -216,13 +247,16 @@ def _shape_text(shape: Shape) -> list | None:
     return [None if d is None else str(d) for d in dims]
 
 
-def _check_values(network: Network, values: dict) -> dict[str, int]:
+def _check_values(network: Network, values: dict) -> dict[str, sympy.Expr]:
     checked = {}
     for name, value in values.items():
         if name not in network.symbols:
             known = ", ".join(network.symbols) or "none"
             raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
-        checked[name] = _positive_integer(name, value)
+        if isinstance(value, sympy.Basic) and value.free_symbols:
+            checked[name] = value  # a relation, checked when it is resolved
+        else:
+            checked[name] = sympy.Integer(_positive_integer(name, value))
     return checked
 
 
@@ -238,25 +272,54 @@ def _positive_integer(name: str, value) -> int:
     return value
 
 
-def _defaults(program: Program) -> dict[str, int]:
-    defaults: dict[str, int] = {}
+def _resolve(assignments: dict[str, sympy.Expr], positions: dict | None = None) -> dict[sympy.Symbol, int]:
+    """Numbers for every assigned symbol whose formula can be computed, in any order.
+
+    A formula that needs a symbol with no value stays unresolved (a relation to a
+    free symbol); one that needs itself is an error (at `positions[name]`, if known).
+    """
+    positions = positions or {}
+    values: dict[sympy.Symbol, int] = {}
+    pending = dict(assignments)
+    while pending:
+        ready = [n for n, e in pending.items() if all(s in values for s in e.free_symbols)]
+        if not ready:
+            break
+        for name in ready:
+            value = Evaluator(values).number(pending.pop(name))
+            if not isinstance(value, int) or value < 1:
+                raise ParamsymUsageError(f"{name} = {value}: a symbol stands for a positive whole number",
+                                         pos=positions.get(name))
+            values[symbol(name)] = value
+    for name in pending:
+        seen, frontier = set(), {s.name for s in pending[name].free_symbols}
+        while frontier:
+            current = frontier.pop()
+            if current == name:
+                raise ParamsymUsageError(f"the value of {name} depends on {name} itself", pos=positions.get(name))
+            if current in pending and current not in seen:
+                seen.add(current)
+                frontier |= {s.name for s in pending[current].free_symbols}
+    return values
+
+
+def _assignments(program: Program) -> dict[str, sympy.Expr]:
+    assignments: dict[str, sympy.Expr] = {}
     for statement in program.statements:
         if isinstance(statement, Let):
-            ev = Evaluator({symbol(n): v for n, v in defaults.items()})
-            missing = sorted(s.name for s in statement.value.free_symbols if s.name not in defaults)
-            if missing:
-                raise ParamsymUsageError(
-                    f"let {statement.name} uses {', '.join(missing)}, which has no value yet",
-                    pos=statement.pos, hint="a let may use the names of earlier lets only")
-            value = ev.number(statement.value)
-            if not isinstance(value, int) or value < 1:
-                raise ParamsymUsageError(
-                    f"let {statement.name} = {value}: a symbol stands for a positive whole number",
-                    pos=statement.pos)
-            if statement.name in defaults:
+            if statement.name in assignments:
                 raise ParamsymUsageError(f"{statement.name} is given a value twice", pos=statement.pos)
-            defaults[statement.name] = value
-    return defaults
+            if symbol(statement.name) in statement.value.free_symbols:
+                raise ParamsymUsageError(f"let {statement.name} uses {statement.name} itself", pos=statement.pos)
+            if not statement.value.free_symbols:
+                value = statement.value
+                if not (value.is_Integer and value >= 1):
+                    raise ParamsymUsageError(
+                        f"let {statement.name} = {value}: a symbol stands for a positive whole number",
+                        pos=statement.pos)
+            assignments[statement.name] = statement.value
+    _resolve(assignments, {s.name: s.pos for s in program.statements if isinstance(s, Let)})
+    return assignments
 
 
 @contextmanager
@@ -281,9 +344,9 @@ def parse(text: str, *, convention: str = "torch", dtype: str = "float32", **val
 def _parse(text: str, convention: str, dtype: str, values: dict) -> Network:
     program = parse_program(text)
     try:
-        defaults = _defaults(program)
+        assignments = _assignments(program)
         layers, input_shape, output_shape = build_layers(program)
-        network = Network(program, layers, input_shape, output_shape, defaults, convention, dtype)
+        network = Network(program, layers, input_shape, output_shape, assignments, convention, dtype)
         if values:
             network = network.with_values(**values)
         network.check()

@@ -10,6 +10,7 @@ import json
 import os
 import re
 
+import numpy as np
 import sympy
 from rich import box
 from rich.console import Console
@@ -341,3 +342,90 @@ def render(network: Network, fmt: str, fold: bool = False) -> str:
         return render_markdown(network, fold=fold)
     renderers = {"json": render_json, "csv": render_csv, "latex": render_latex}
     return renderers[fmt](network)
+
+
+def describe_solution(solution) -> str:
+    """What `paramsym solve` prints: the answer, the totals either side, the formula and the method."""
+    name, on, budget = solution.symbol, solution.on, solution.budget
+    lines = []
+    if solution.mode == "exact":
+        shown = ", ".join(str(v) for v in solution.values)
+        lines.append(f"{name} with {on} exactly {grouped(budget)}: {name} = {shown}")
+    elif solution.mode == "at-most":
+        lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {solution.value}")
+        lines.append(f"  {on} at {name} = {solution.value}: {grouped(solution.total_at_value)}")
+        lines.append(f"  {on} at {name} = {solution.value + 1}: {grouped(solution.total_at_next)} "
+                     f"(over the budget)")
+    else:
+        lines.append(f"smallest {name} with {on} >= {grouped(budget)}: {name} = {solution.value}")
+        lines.append(f"  {on} at {name} = {solution.value}: {grouped(solution.total_at_value)}")
+        if solution.total_at_previous is not None:
+            lines.append(f"  {on} at {name} = {solution.value - 1}: {grouped(solution.total_at_previous)} "
+                         f"(short of it)")
+    lines.append(f"  {on} = {human(solution.formula)}")
+    for other, expr in solution.relations.items():
+        lines.append(f"  with {other} = {human(expr)}")
+    lines.append(f"  method: {solution.method}")
+    return "\n".join(lines) + "\n"
+
+
+SWEEP_FORMATS = ("table", "csv", "json")
+
+
+def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
+    """A sweep as a table (at most `limit` rows shown), CSV or JSON (every point)."""
+    names = result.column_names()
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(names)
+        for row in result.rows():
+            writer.writerow(row.values())
+        return buffer.getvalue()
+    if fmt == "json":
+        data = {"points": result.size, "on": result.on, "budget": result.budget,
+                "formulas": {name: str(expr) for name, expr in result.formulas.items()},
+                "columns": {name: [_json_value(v) for v in column] for name, column in
+                            [*result.grid.items(), *result.values.items()]}}
+        for name, mask in (("within", result.within), ("valid", result.valid)):
+            if mask is not None:
+                data["columns"][name] = [bool(v) for v in mask]
+        return json.dumps(data) + "\n"
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
+    for name in names:
+        table.add_column(name, justify="right")
+    shown = range(result.size) if result.size <= limit else \
+        [*range(limit // 2), None, *range(result.size - limit // 2, result.size)]
+    columns = [*result.grid.values(), *result.values.values()]
+    for i in shown:
+        if i is None:
+            table.add_row(*["..."] * len(names))
+            continue
+        cells = [grouped(int(column[i])) for column in columns]
+        for mask in (result.within, result.valid):
+            if mask is not None:
+                cells.append("yes" if mask[i] else "no")
+        table.add_row(*cells)
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, color_system=None).print(table)
+    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
+    lines += [f"{result.size:,} points" + (f", {result.size - len(shown) + 1:,} not shown (use --format csv)"
+                                            if result.size > limit else "")]
+    for name, expr in result.formulas.items():
+        lines.append(f"{name} = {human(expr)}")
+    if result.valid is not None:
+        lines.append(f"{int(np.count_nonzero(~result.valid)):,} points give no valid network (valid = no): "
+                     f"groups that do not divide the channels, or sizes below 1")
+    if result.within is not None:
+        count = int(np.count_nonzero(result.within))
+        lines.append(f"{count:,} of {result.size:,} points have {result.on} <= {grouped(result.budget)}")
+        if count:
+            values = np.where(result.within, result.values[result.on], -1)
+            best = int(np.argmax(values))
+            at = ", ".join(f"{n}={int(c[best])}" for n, c in result.grid.items())
+            lines.append(f"the largest {result.on} within the budget: {grouped(int(values[best]))} at {at}")
+    return "\n".join(lines) + "\n"
+
+
+def _json_value(value):
+    return int(value)

@@ -321,6 +321,9 @@ class _ToAst(Transformer):
     def network(self, sequence):
         return sequence
 
+    def expression(self, value):
+        return value.expr
+
     def start(self, *items):
         *statements, network = items
         return tuple(statements), network
@@ -394,8 +397,8 @@ def grammar_text() -> str:
 
 
 @lru_cache(maxsize=None)
-def _parser(start: str = "start") -> Lark:
-    return Lark(grammar_text(), parser="lalr", lexer="basic", start=start, postlex=_Postlexer(),
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", lexer="basic", start=["start", "expression"], postlex=_Postlexer(),
                 transformer=_ToAst(), maybe_placeholders=True)
 
 
@@ -468,7 +471,7 @@ def parse_program(source: str) -> Program:
             f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted")
     parser = _parser()
     try:
-        statements, network = parser.parse(source)
+        statements, network = parser.parse(source, start="start")
     except UnexpectedInput as error:
         raise _translate(error, source, parser).with_source(source) from None
     except ParamsymError as error:
@@ -480,3 +483,16 @@ def parse_program(source: str) -> Program:
     except RecursionError:
         raise ParamsymLimitError("the program is nested too deeply to read").with_source(source) from None
     return Program(statements, network, source)
+
+
+def parse_expression(text: str) -> Expr:
+    """One expression, such as the `2C` of `--set D=2C` (never evaluated as Python)."""
+    if len(text) > 10_000:
+        raise ParamsymLimitError("the expression is longer than 10,000 characters")
+    parser = _parser()
+    try:
+        return parser.parse(text, start="expression")
+    except UnexpectedInput as error:
+        raise _translate(error, text, parser).with_source(text) from None
+    except ParamsymError as error:
+        raise error.with_source(text)

@@ -1,0 +1,281 @@
+"""Solving for an unknown under a budget, exactly.
+
+"The widest C that fits in 5M parameters" is the largest positive integer n
+with f(n) <= B, where f is the total with every other symbol at its value. A
+rounded real root is wrong near integers, so the real roots of f - B only say
+where to look: every candidate is decided by evaluating f exactly. Totals that
+are not polynomials (floor and ceil from strides, symbolic kernels) are solved
+by an exponential and binary integer search on exact values, checked beyond
+the answer. The answer must also give a valid network (groups that divide the
+channels, output sizes of at least 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import floor
+
+import sympy
+
+from .errors import ParamsymError, ParamsymUsageError
+from .evaluate import Evaluator
+from .network import Network
+
+ON = ("params", "total", "macs", "memory")
+MODES = ("at-most", "at-least", "exact")
+SEARCH_LIMIT = 2**62     # no width or depth is larger than this
+CHECK_BEYOND = 1_000     # values checked past the answer of an integer search
+MAX_EXACT_SOLUTIONS = 1_000
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The answer of `solve`, with the evidence for it."""
+
+    symbol: str
+    on: str
+    mode: str
+    budget: int
+    value: int | None
+    values: tuple = ()          # every solution, for mode "exact"
+    total_at_value: int | None = None
+    total_at_next: int | None = None
+    total_at_previous: int | None = None
+    formula: sympy.Expr = field(default=sympy.Integer(0))
+    method: str = ""
+    relations: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = {"symbol": self.symbol, "value": self.value, "total_at_value": self.total_at_value,
+                "total_at_next": self.total_at_next, "total_at_previous": self.total_at_previous,
+                "on": self.on, "mode": self.mode, "budget": self.budget, "formula": str(self.formula),
+                "method": self.method}
+        if self.mode == "exact":
+            data["values"] = list(self.values)
+        if self.relations:
+            data["relations"] = {name: str(expr) for name, expr in self.relations.items()}
+        return data
+
+    def describe(self) -> str:
+        from .printers import describe_solution
+        return describe_solution(self)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def _repr_latex_(self) -> str:
+        name = sympy.latex(sympy.Symbol(self.symbol))
+        if self.mode == "exact":
+            shown = ", ".join(str(v) for v in self.values) or r"\varnothing"
+            return f"$\\{{{name} : {sympy.latex(self.formula)} = {self.budget}\\}} = \\{{{shown}\\}}$"
+        relation = r"\le" if self.mode == "at-most" else r"\ge"
+        return (f"${name} = {self.value}$, the {'largest' if self.mode == 'at-most' else 'smallest'} with "
+                f"${sympy.latex(self.formula)} {relation} {self.budget}$")
+
+
+def quantity(network: Network, on: str) -> sympy.Expr | None:
+    """The formula a budget is about."""
+    if on == "params":
+        return network.params
+    if on == "total":
+        return network.with_options(convention="keras").total
+    if on == "macs":
+        return network.macs
+    if on == "memory":
+        if network.activation_bytes is None:
+            return None
+        return sympy.expand(network.activation_bytes + network.param_bytes)
+    raise ParamsymUsageError(f"unknown quantity {on!r}; use one of {', '.join(ON)}")
+
+
+class _Problem:
+    """f(n) and the validity of the network at n, evaluated exactly."""
+
+    def __init__(self, network: Network, name: str, on: str):
+        if name not in network.symbols:
+            known = ", ".join(network.symbols) or "none"
+            raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
+        self.name = name
+        self.unknown = network.symbols[name]
+        self.network = network.without_values(name)
+        expr = quantity(self.network, on)
+        if expr is None:
+            raise ParamsymUsageError(f"{on} needs the input shape: start the program with input(...)")
+        self.formula = self.network.bind(expr, free=[self.unknown])
+        others = sorted(s.name for s in self.formula.free_symbols if s != self.unknown)
+        if others:
+            raise ParamsymUsageError(
+                f"{', '.join(others)} {'has' if len(others) == 1 else 'have'} no value: give "
+                f"{'it' if len(others) == 1 else 'them'} with --set (or a let), or tie "
+                f"{'it' if len(others) == 1 else 'them'} to {name} with --set {others[0]}=2{name}")
+        if self.unknown not in self.formula.free_symbols:
+            raise ParamsymUsageError(f"{on} does not depend on {name}: it is {self.formula} whatever {name} is")
+        self.constraints = [c for lc in self.network.layers for c in lc.layer.constraints]
+        self._cache: dict[int, int] = {}
+
+    def f(self, n: int) -> int:
+        if n not in self._cache:
+            value = Evaluator({self.unknown: n}).number(self.formula)
+            self._cache[n] = value if isinstance(value, int) else floor(value)
+        return self._cache[n]
+
+    def valid(self, n: int) -> bool:
+        """The network is well formed at n (groups divide channels, sizes stay >= 1, relations are whole)."""
+        try:
+            evaluator = self.network.evaluator(**{self.name: n})
+            for constraint in self.constraints:
+                evaluator.check(constraint)
+        except ParamsymError:
+            return False
+        return True
+
+    def polynomial(self) -> sympy.Poly | None:
+        if self.formula.is_polynomial(self.unknown):
+            return sympy.Poly(self.formula, self.unknown)
+        return None
+
+
+def solve(network: Network, name: str, budget: int, *, on: str = "params", mode: str = "at-most") -> Solution:
+    """The largest (at-most), smallest (at-least) or every (exact) positive integer value of
+    `name` for which `on` is within, reaches or equals `budget`."""
+    if mode not in MODES:
+        raise ParamsymUsageError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    if not isinstance(budget, int) or budget < 0:
+        raise ParamsymUsageError(f"the budget must be a whole number, not {budget!r}")
+    problem = _Problem(network, name, on)
+    poly = problem.polynomial()
+    if poly is not None:
+        method = "exact: integers next to the real roots of the polynomial, each checked"
+        candidates = _candidates(poly, budget)
+    else:
+        method = "exact integer search (the total is not a polynomial)"
+        candidates = None
+    finder = {"at-most": _at_most, "at-least": _at_least, "exact": _exact}[mode]
+    return finder(problem, budget, on, poly, candidates, method)
+
+
+def _candidates(poly: sympy.Poly, budget: int) -> list[int]:
+    """1 and the integers next to each real root of poly - budget, in increasing order."""
+    shifted = poly - budget
+    found = {1}
+    if shifted.degree() > 0:
+        for root in sympy.real_roots(shifted):
+            approx = root.evalf(40)
+            if approx < 0:
+                continue
+            base = int(sympy.floor(approx))
+            found.update(n for n in range(base - 1, base + 3) if n >= 1)
+    return sorted(found)
+
+
+def _solution(problem: _Problem, budget, on, mode, value, method, values=()) -> Solution:
+    return Solution(
+        symbol=problem.name, on=on, mode=mode, budget=budget, value=value, values=tuple(values),
+        total_at_value=problem.f(value) if value is not None else None,
+        total_at_next=problem.f(value + 1) if value is not None else None,
+        total_at_previous=problem.f(value - 1) if value is not None and value > 1 else None,
+        formula=problem.formula, method=method,
+        relations={n: e for n, e in problem.network.relations().items()})
+
+
+def _at_most(problem: _Problem, budget, on, poly, candidates, method) -> Solution:
+    f, name = problem.f, problem.name
+    if f(1) > budget and (poly is None or all(f(c) > budget for c in candidates)):
+        raise ParamsymUsageError(
+            f"no positive {name} keeps {on} within {budget:,}: at {name}=1 it is already {f(1):,}")
+    if poly is not None:
+        if poly.LC() <= 0:
+            raise ParamsymUsageError(f"{on} = {problem.formula} does not grow with {name}: no largest value")
+        best = max(c for c in candidates if f(c) <= budget)
+    else:
+        best = _last_within(f, budget, name, on)
+    # a width the network cannot have (groups, sizes) does not count: step down to a valid one
+    start = best
+    while not problem.valid(best) or f(best) > budget:
+        best -= 1
+        if best < 1 or start - best > 100_000:
+            raise ParamsymUsageError(f"no valid {name} at most {start} keeps {on} within {budget:,}")
+    return _solution(problem, budget, on, "at-most", best, method)
+
+
+def _last_within(f, budget, name, on) -> int:
+    """Largest n with f(n) <= budget for a total that grows with n, checked past the answer."""
+    high = 1
+    while f(high) <= budget:
+        high *= 2
+        if high > SEARCH_LIMIT:
+            raise ParamsymUsageError(f"{on} stays within {budget:,} however large {name} is")
+    low = high // 2 if high > 1 else 1
+    while low + 1 < high:
+        middle = (low + high) // 2
+        if f(middle) <= budget:
+            low = middle
+        else:
+            high = middle
+    for n in range(low + 1, low + 1 + CHECK_BEYOND):
+        if f(n) <= budget:
+            raise ParamsymUsageError(
+                f"{on} does not grow steadily with {name} ({name}={n} is within the budget again): "
+                f"use --exact or give {name} directly")
+    return low
+
+
+def _at_least(problem: _Problem, budget, on, poly, candidates, method) -> Solution:
+    f, name = problem.f, problem.name
+    if poly is not None:
+        reaching = [c for c in candidates if f(c) >= budget]
+        if not reaching or (poly.LC() <= 0 and f(1) < budget):
+            raise ParamsymUsageError(f"no positive {name} makes {on} reach {budget:,}")
+        best = min(reaching)
+    else:
+        high = 1
+        while f(high) < budget:
+            high *= 2
+            if high > SEARCH_LIMIT:
+                raise ParamsymUsageError(f"no positive {name} makes {on} reach {budget:,}")
+        low = high // 2
+        while low + 1 < high:
+            middle = (low + high) // 2
+            if f(middle) >= budget:
+                high = middle
+            else:
+                low = middle
+        best = high
+    start = best
+    while not problem.valid(best) or f(best) < budget:
+        best += 1
+        if best - start > 100_000:
+            raise ParamsymUsageError(f"no valid {name} from {start} on makes {on} reach {budget:,}")
+    return _solution(problem, budget, on, "at-least", best, method)
+
+
+def _exact(problem: _Problem, budget, on, poly, candidates, method) -> Solution:
+    f = problem.f
+    if poly is not None:
+        if poly.degree() == 0:
+            raise ParamsymUsageError(f"{on} does not depend on {problem.name}")
+        values = [c for c in candidates if f(c) == budget and problem.valid(c)]
+    else:
+        high = 1
+        while f(high) < budget and high <= SEARCH_LIMIT:
+            high *= 2
+        first = _first_reaching(f, budget, high)
+        values = []
+        n = first
+        while f(n) == budget and len(values) < MAX_EXACT_SOLUTIONS:
+            if problem.valid(n):
+                values.append(n)
+            n += 1
+    if not values:
+        raise ParamsymUsageError(f"no positive {problem.name} makes {on} exactly {budget:,}")
+    return _solution(problem, budget, on, "exact", values[0], method, values)
+
+
+def _first_reaching(f, budget, high) -> int:
+    low = 0
+    while low + 1 < high:
+        middle = (low + high) // 2
+        if f(middle) >= budget:
+            high = middle
+        else:
+            low = middle
+    return high

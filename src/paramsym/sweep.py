@@ -1,0 +1,132 @@
+"""What-if sweeps: the totals at every point of a grid of symbol values,
+computed by exact vectorised functions (paramsym.vectorize)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+
+from .errors import ParamsymUsageError
+from .network import Network
+from .solve import ON, quantity
+from .vectorize import compile_condition, compile_exact
+
+MAX_POINTS = 20_000_000
+_RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
+
+
+def parse_grid(text: str) -> tuple[str, list[int]]:
+    """`C=16:256:16` (start:stop:step, stop included), `k=3,5,7` or `C=64`."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ParamsymUsageError(f"--grid takes NAME=VALUES, such as C=16:256:16 or k=3,5,7, not {text!r}")
+    match = _RANGE.match(values)
+    if match:
+        start, stop, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
+        if step < 1 or stop < start:
+            raise ParamsymUsageError(f"--grid {name}={values}: a range is start:stop:step with start <= stop "
+                                     f"and step >= 1")
+        if (stop - start) // step + 1 > MAX_POINTS:
+            raise ParamsymUsageError(f"--grid {name}={values} has more than {MAX_POINTS:,} values")
+        return name, list(range(start, stop + 1, step))
+    try:
+        numbers = [int(v.replace("_", "")) for v in values.split(",")]
+    except ValueError:
+        raise ParamsymUsageError(f"--grid {name}={values}: give whole numbers (3,5,7) or a range (16:256:16)") \
+            from None
+    if any(n < 1 for n in numbers):
+        raise ParamsymUsageError(f"--grid {name}={values}: symbols stand for positive whole numbers")
+    return name, numbers
+
+
+@dataclass
+class Sweep:
+    """Columns of a sweep: the grid values, then one array per quantity."""
+
+    grid: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    formulas: dict = field(default_factory=dict)
+    budget: int | None = None
+    on: str = "params"
+    within: np.ndarray | None = None
+    valid: np.ndarray | None = None  # None when every point gives a well-formed network
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.grid.values())))
+
+    def rows(self):
+        names, columns = self.column_names(), self.columns()
+        for i in range(self.size):
+            yield dict(zip(names, (_plain(c[i]) for c in columns)))
+
+    def column_names(self) -> list[str]:
+        return [*self.grid, *self.values] + (["within"] if self.within is not None else []) + \
+            (["valid"] if self.valid is not None else [])
+
+    def columns(self) -> list:
+        return [*self.grid.values(), *self.values.values()] + \
+            ([self.within] if self.within is not None else []) + ([self.valid] if self.valid is not None else [])
+
+
+def _plain(value):
+    return bool(value) if isinstance(value, np.bool_) else int(value)
+
+
+def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", budget: int | None = None,
+          quantities: tuple = ()) -> Sweep:
+    """Evaluate the totals at every point of the grid (the Cartesian product of the values)."""
+    if not grid:
+        raise ParamsymUsageError("give at least one --grid NAME=VALUES")
+    for name in grid:
+        if name not in network.symbols:
+            known = ", ".join(network.symbols) or "none"
+            raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
+    points = int(np.prod([len(v) for v in grid.values()], dtype=object))
+    if points > MAX_POINTS:
+        raise ParamsymUsageError(f"the grid has {points:,} points; at most {MAX_POINTS:,} are swept at once")
+    free_network = network.without_values(*grid)
+    symbols = [network.symbols[name] for name in grid]
+    mesh = np.meshgrid(*[np.asarray(v, dtype=np.int64) for v in grid.values()], indexing="ij")
+    columns = {name: m.ravel() for name, m in zip(grid, mesh)}
+    wanted = quantities or tuple(q for q in ON if q != "total" or network.state != 0)
+    if on not in wanted:
+        wanted = (*wanted, on)
+    valid = _validity(free_network, symbols, columns)
+    values, formulas = {}, {}
+    for name in wanted:
+        expr = quantity(free_network, name)
+        if expr is None:
+            if name == on:
+                raise ParamsymUsageError(f"{on} needs the input shape: start the program with input(...)")
+            continue
+        bound = free_network.bind(expr, free=symbols)
+        others = sorted(s.name for s in bound.free_symbols if s not in symbols)
+        if others:
+            raise ParamsymUsageError(f"{', '.join(others)} has no value: add it to the grid or give it with --set")
+        formulas[name] = bound
+        values[name] = compile_exact(bound, symbols)(columns, where=valid)
+    within = None if budget is None else values[on] <= budget
+    if within is not None and valid is not None:
+        within = within & valid
+    return Sweep(columns, values, formulas, budget, on, within, valid)
+
+
+def _validity(network: Network, symbols, columns) -> np.ndarray | None:
+    """Which points give a well-formed network (groups divide channels, sizes >= 1); None if all."""
+    mask = None
+    for lc in network.layers:
+        for constraint in lc.layer.constraints:
+            bound = network.bind(constraint.expr, free=symbols)
+            if not bound.free_symbols & set(symbols):
+                continue
+            if bound.free_symbols - set(symbols):
+                continue  # depends on a symbol without a value: nothing to check here
+            ok = compile_condition(bound, constraint.requirement, symbols)(columns)
+            mask = ok if mask is None else mask & ok
+    if mask is not None and bool(np.all(mask)):
+        return None
+    return mask

@@ -1,0 +1,200 @@
+"""Formulas compiled to exact, vectorised NumPy functions.
+
+SymPy's `lambdify` turns `C/2` and `floor((H - 1)/2)` into floating point, which
+is not exact for large counts. Here every sub-formula is carried as a pair
+(numerator, denominator) of integer arrays, so rationals stay exact, `floor`
+and `ceil` become integer floor division, and the result is one integer
+division at the end. Arrays are int64 when a floating-point pass shows every
+intermediate value fits, and Python integers (object arrays) otherwise.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import sympy
+
+from .errors import ParamsymEvaluationError
+
+_INT64_SAFE = 2.0**60  # a margin below 2^63 for the float pass's rounding
+
+
+def _lcm(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        return a * b // math.gcd(a, b), a // math.gcd(a, b), b // math.gcd(a, b)
+    return a * b, 1, 1  # with arrays, the plain product (then a single scale each)
+
+
+class _Compiler:
+    """Builds a closure env -> (numerator, denominator) for one expression."""
+
+    def __init__(self, symbols, track: Callable | None = None):
+        self.names = {s: s.name for s in symbols}
+        self.track = track
+
+    def build(self, expr) -> Callable:
+        node = self._build(expr)
+        if self.track is None:
+            return node
+        track = self.track
+        return lambda env: track(node(env))
+
+    def _build(self, expr) -> Callable:
+        if expr.is_Integer:
+            value = int(expr)
+            return lambda env: (value, 1)
+        if expr.is_Rational:
+            p, q = int(expr.p), int(expr.q)
+            return lambda env: (p, q)
+        if expr.is_Symbol:
+            name = self.names.get(expr)
+            if name is None:
+                raise ParamsymEvaluationError(f"no value for the symbol {expr.name}")
+            return lambda env: (env[name], 1)
+        if expr.is_Add:
+            parts = [self.build(arg) for arg in expr.args]
+            return lambda env: _add([part(env) for part in parts])
+        if expr.is_Mul:
+            parts = [self.build(arg) for arg in expr.args]
+            return lambda env: _mul([part(env) for part in parts])
+        if expr.is_Pow:
+            exponent = expr.exp
+            if not exponent.is_Integer:
+                raise ParamsymEvaluationError(f"cannot vectorise the power {expr}")
+            base = self.build(expr.base)
+            e = int(exponent)
+            if e >= 0:
+                return lambda env: tuple(x ** e for x in base(env))
+            return lambda env: tuple(x ** -e for x in reversed(base(env)))
+        if isinstance(expr, (sympy.floor, sympy.ceiling)):
+            inner = self.build(expr.args[0])
+            if isinstance(expr, sympy.floor):
+                return lambda env: (_floordiv(*inner(env)), 1)
+            return lambda env: (-_floordiv(*(-x if i == 0 else x for i, x in enumerate(inner(env)))), 1)
+        if isinstance(expr, (sympy.Min, sympy.Max)):
+            parts = [self.build(arg) for arg in expr.args]
+            pick = np.minimum if isinstance(expr, sympy.Min) else np.maximum
+            return lambda env: _extreme(pick, [part(env) for part in parts])
+        if isinstance(expr, sympy.Piecewise):
+            cases = [(self.build(value), self._condition(condition)) for value, condition in expr.args]
+            return lambda env: _piecewise([(value(env), condition(env)) for value, condition in cases])
+        raise ParamsymEvaluationError(f"cannot vectorise {expr}")
+
+    def _condition(self, condition) -> Callable:
+        if condition == sympy.true:
+            return lambda env: True
+        difference = self.build(condition.lhs - condition.rhs)
+        compare = {sympy.GreaterThan: np.greater_equal, sympy.StrictGreaterThan: np.greater,
+                   sympy.LessThan: np.less_equal, sympy.StrictLessThan: np.less}[type(condition)]
+        # denominators are positive, so the sign of the numerator decides
+        return lambda env: compare(difference(env)[0], 0)
+
+
+def _add(parts):
+    num, den = parts[0]
+    for n, d in parts[1:]:
+        common, scale_a, scale_b = _lcm(den, d)
+        if isinstance(den, int) and isinstance(d, int):
+            num, den = num * scale_a + n * scale_b, common
+        else:
+            num, den = num * d + n * den, den * d
+    return num, den
+
+
+def _mul(parts):
+    num, den = 1, 1
+    for n, d in parts:
+        num, den = num * n, den * d
+    if isinstance(den, int) and isinstance(num, int):
+        g = math.gcd(num, den)
+        return num // g, den // g
+    return num, den
+
+
+def _floordiv(num, den):
+    return num // den
+
+
+def _extreme(pick, parts):
+    num, den = parts[0]
+    for n, d in parts[1:]:
+        num, den = pick(num * d, n * den), den * d
+    return num, den
+
+
+def _piecewise(cases):
+    result = None
+    for (num, den), condition in reversed(cases):
+        value = (num, den)
+        if result is None:
+            result = value
+        else:
+            result = (np.where(condition, num * result[1], result[0] * den), den * result[1])
+    return result
+
+
+def compile_pair(expr: sympy.Expr, symbols) -> Callable[[dict], tuple]:
+    """values -> (numerator, denominator) integer arrays with expr = numerator / denominator."""
+    symbols = list(symbols)
+    compiled = _Compiler(symbols).build(expr)
+    largest = [0.0]
+
+    def track(pair):
+        for value in pair:
+            magnitude = float(np.max(np.abs(value))) if np.ndim(value) else abs(float(value))
+            largest[0] = max(largest[0], magnitude)
+        return pair
+
+    tracked = _Compiler(symbols, track).build(expr)
+
+    def run(values: dict) -> tuple:
+        size = len(next(iter(values.values()))) if values else 1
+        # a floating-point pass: does every intermediate numerator and denominator fit in int64?
+        largest[0] = 0.0
+        with np.errstate(all="ignore"):
+            tracked({name: np.asarray(v, dtype=np.float64) for name, v in values.items()})
+        dtype = np.int64 if np.isfinite(largest[0]) and largest[0] < _INT64_SAFE else object
+        arrays = {name: np.asarray([int(x) for x in v] if dtype is object else v, dtype=dtype)
+                  for name, v in values.items()}
+        num, den = compiled(arrays)
+        return (np.broadcast_to(np.asarray(num, dtype=dtype), (size,)),
+                np.broadcast_to(np.asarray(den, dtype=dtype), (size,)))
+
+    return run
+
+
+def compile_exact(expr: sympy.Expr, symbols) -> Callable[..., np.ndarray]:
+    """f(values, where=None) for arrays of values by symbol name, giving exact integers.
+
+    Points outside `where` (a boolean mask of valid points) may have fractional
+    values; they are rounded down instead of being an error.
+    """
+    pair = compile_pair(expr, symbols)
+
+    def run(values: dict, where=None) -> np.ndarray:
+        num, den = pair(values)
+        quotient, remainder = num // den, num % den  # (np.divmod has no object loop)
+        wrong = remainder != 0 if where is None else (remainder != 0) & where
+        if np.any(wrong):
+            bad = int(np.argmax(wrong))
+            raise ParamsymEvaluationError(
+                f"{expr} is not a whole number at " + ", ".join(f"{n}={values[n][bad]}" for n in values))
+        return quotient
+
+    return run
+
+
+def compile_condition(expr: sympy.Expr, requirement: str, symbols) -> Callable[[dict], np.ndarray]:
+    """A mask: expr is a whole number ("integer"), at least 1 ("positive") or 0 ("zero")."""
+    pair = compile_pair(expr, symbols)
+
+    def run(values: dict) -> np.ndarray:
+        num, den = pair(values)
+        if requirement == "integer":
+            return np.asarray(num % den == 0, dtype=bool)
+        if requirement == "positive":
+            return np.asarray(num >= den, dtype=bool)
+        return np.asarray(num == 0, dtype=bool)
+
+    return run
