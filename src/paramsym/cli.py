@@ -20,7 +20,6 @@ from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
 from .printers import FORMATS, SWEEP_FORMATS, print_table, render, render_sweep
 from .solve import ON, solve
-from .sweep import parse_grid, sweep
 from .syntax import MAX_SOURCE_CHARS, parse_expression
 
 _COUNT = re.compile(r"^\s*(\d[\d_]*(?:\.\d+)?)\s*([kMG]?)\s*$")
@@ -164,6 +163,8 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, dt
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 def sweep_command(program, grids, budget, on, assignments, convention, dtype, fmt, limit, output):
     """Evaluate the totals at every point of a grid of symbol values."""
+    from .sweep import parse_grid, sweep  # NumPy is imported only here
+
     network = load(program, assignments, convention).with_options(dtype=dtype)
     grid = dict(parse_grid(text) for text in grids)
     result = sweep(network, grid, on=on, budget=parse_count(budget, "--budget") if budget else None)

@@ -10,7 +10,6 @@ import json
 import os
 import re
 
-import numpy as np
 import sympy
 from rich import box
 from rich.console import Console
@@ -374,6 +373,7 @@ SWEEP_FORMATS = ("table", "csv", "json")
 
 def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
     """A sweep as a table (at most `limit` rows shown), CSV or JSON (every point)."""
+    import numpy as np  # only sweeps need NumPy; `paramsym count` starts faster without it
     names = result.column_names()
     if fmt == "csv":
         buffer = io.StringIO()
