@@ -8,12 +8,26 @@ written in a compact layer language.
 """
 from .errors import (ParamsymArgumentError, ParamsymError, ParamsymEvaluationError, ParamsymLimitError,
                      ParamsymNameError, ParamsymShapeError, ParamsymSyntaxError, ParamsymUsageError, Position)
-from .network import CONVENTIONS, LayerCount, Network, parse
+from .network import CONVENTIONS, DTYPES, LayerCount, Network, parse
+from .solve import Solution, solve
+from .views import generic, marginal, per_layer, view
 
 __version__ = "0.1.0"
 
+def __getattr__(name):
+    # sweeps need NumPy; importing it only when asked keeps `import paramsym` fast
+    if name in ("sweep", "Sweep"):
+        from . import sweep as module
+        return getattr(module, name)
+    if name == "latex":
+        from .latex import render
+        return render
+    raise AttributeError(f"module 'paramsym' has no attribute {name!r}")
+
+
 __all__ = [
-    "parse", "Network", "LayerCount", "CONVENTIONS", "Position", "ParamsymError", "ParamsymSyntaxError",
+    "parse", "Network", "solve", "Solution", "sweep", "Sweep", "latex", "view", "per_layer", "generic", "marginal",
+    "DTYPES", "LayerCount", "CONVENTIONS", "Position", "ParamsymError", "ParamsymSyntaxError",
     "ParamsymLimitError", "ParamsymNameError", "ParamsymShapeError", "ParamsymArgumentError",
     "ParamsymEvaluationError", "ParamsymUsageError", "__version__",
 ]

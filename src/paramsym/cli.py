@@ -12,14 +12,17 @@ import sys
 import traceback
 from fractions import Fraction
 
+from sympy import expand as sympy_expand
+
 import click
 
 from . import __version__
 from .errors import ParamsymError, ParamsymUsageError
 from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
-from .printers import FORMATS, SWEEP_FORMATS, print_table, render, render_sweep
+from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render, render_sweep
 from .solve import ON, solve
+from .views import VIEWS, formula, generic, marginal, per_layer, view
 from .syntax import MAX_SOURCE_CHARS, parse_expression
 
 _COUNT = re.compile(r"^\s*(\d[\d_]*(?:\.\d+)?)\s*([kMG]?)\s*$")
@@ -107,9 +110,13 @@ def cli():
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
               help="Element type for the byte counts of activations and parameters.")
 @click.option("--fold", is_flag=True, help="One row per top-level stage (a block, a residual, a repeat).")
-def count(program, assignments, convention, fmt, dtype, fold):
+@click.option("--plot", metavar="FILE", help="Also draw the parameters per layer (.png, .svg, .pdf; needs matplotlib).")
+def count(program, assignments, convention, fmt, dtype, fold, plot):
     """Count parameters, state, fan-in, connections, MACs and memory of every layer."""
     network = load(program, assignments, convention).with_options(dtype=dtype)
+    if plot:
+        from .plots import plot_layers
+        plot_layers(network, plot)
     if fmt == "table":
         print_table(network, fold=fold)
     else:
@@ -161,18 +168,83 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, dt
 @click.option("--format", "fmt", type=click.Choice(SWEEP_FORMATS), default="table", show_default=True)
 @click.option("--limit", default=40, show_default=True, help="Rows shown in the table.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
-def sweep_command(program, grids, budget, on, assignments, convention, dtype, fmt, limit, output):
+@click.option("--plot", metavar="FILE", help="Also draw --on against the first grid symbol (.png, .svg, .pdf).")
+def sweep_command(program, grids, budget, on, assignments, convention, dtype, fmt, limit, output, plot):
     """Evaluate the totals at every point of a grid of symbol values."""
     from .sweep import parse_grid, sweep  # NumPy is imported only here
 
     network = load(program, assignments, convention).with_options(dtype=dtype)
     grid = dict(parse_grid(text) for text in grids)
     result = sweep(network, grid, on=on, budget=parse_count(budget, "--budget") if budget else None)
+    if plot:
+        from .plots import plot_sweep
+        plot_sweep(result, plot)
     text = render_sweep(result, fmt, limit)
     if output:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)
         click.echo(f"{result.size:,} points written to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command("formula")
+@_program
+@click.option("--on", type=click.Choice([*ON, "state"]), default="params", show_default=True)
+@click.option("--view", "how", type=click.Choice(VIEWS), default="expanded", show_default=True)
+@click.option("--by", metavar="NAME", help="The symbol to collect by (--view collected).")
+@click.option("--diff", "by_symbol", metavar="NAME", help="Also the derivative by NAME: what one more costs.")
+@_set
+def formula_command(program, on, how, by, by_symbol, assignments):
+    """Show a total as a formula: expanded, factored, collected, per layer or generic."""
+    network = load(program, assignments)
+    expr = formula(network, on)
+    evaluator = network.evaluator()
+
+    def with_value(e):
+        shown = human(e)
+        if e.free_symbols and evaluator.has_values_for(e):
+            shown += f" = {grouped(evaluator.integer(e))}"
+        return shown
+
+    if how == "per-layer":
+        for path, share in per_layer(network, on):
+            click.echo(f"{path}: {with_value(share)}")
+        click.echo(f"total: {with_value(sympy_expand(expr))}")
+    elif how == "generic":
+        for path, template, values, count in generic(network):
+            where = ", ".join(f"{s} = {human(v)}" for s, v in values.items())
+            click.echo(f"{path}: {human(template)}  with {where}  ->  {with_value(count)}")
+    else:
+        click.echo(f"{on} = {with_value(view(expr, how, by, network))}")
+    if by_symbol:
+        m = marginal(network, by_symbol, on)
+        click.echo(f"d {on} / d {by_symbol} = {human(m.derivative)}")
+        if m.one_more is not None:
+            click.echo(f"at {by_symbol} = {m.at}: the derivative is {human(m.derivative_at)}; "
+                       f"one more ({by_symbol} = {m.at + 1}) costs exactly {grouped(m.one_more)}")
+
+
+@cli.command("latex")
+@_program
+@click.option("--on", type=click.Choice([*ON, "state"]), default="params", show_default=True)
+@click.option("--symbol", "names", multiple=True, metavar="NAME=LATEX",
+              help="How to typeset a symbol, e.g. --symbol 'C_in=C_{\\mathrm{in}}'. Repeatable.")
+@click.option("--group-digits", is_flag=True, help="Group digits as 18{,}496.")
+@click.option("--standalone", is_flag=True, help="A complete document (article, amsmath, booktabs).")
+@_set
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+def latex_command(program, on, names, group_digits, standalone, assignments, output):
+    """LaTeX for a paper: the total, the per-layer derivation and a booktabs table."""
+    from .latex import parse_names, render as render_latex_document
+
+    network = load(program, assignments)
+    text = render_latex_document(network, on=on, names=parse_names(names), group_digits=group_digits,
+                                 standalone=standalone)
+    if output:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        click.echo(f"written to {output}")
     else:
         click.echo(text, nl=False)
 

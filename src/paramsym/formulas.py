@@ -126,3 +126,45 @@ def total(quantities) -> Expr | None:
     if any(q is None for q in quantities):
         return None
     return sympy.expand(sympy.Add(*quantities))
+
+
+# ---- generic formulas -----------------------------------------------------------------
+# The textbook form of each count (k_h k_w C_in C_out + C_out) beside the instantiated
+# one. Template symbols carry no assumptions, so they never clash with a program's own.
+
+_AXES = {1: ("k",), 2: ("k_h", "k_w"), 3: ("k_d", "k_h", "k_w")}
+
+
+def _template_symbols(layer: Layer) -> tuple:
+    kernel = tuple(sympy.Symbol(name) for name in _AXES.get(len(layer.kernel), ()))
+    return kernel, sympy.Symbol("C_in"), sympy.Symbol("C_out"), sympy.Symbol("g"), sympy.Symbol("C")
+
+
+def generic_params(layer: Layer) -> tuple[sympy.Expr, dict]:
+    """(template, values): the parameter formula in textbook symbols and what they stand for here."""
+    kernel, c_in, c_out, g, c = _template_symbols(layer)
+    values = dict(zip(kernel, layer.kernel))
+    values.update({c_in: layer.cin, c_out: layer.cout, g: layer.groups, c: layer.cout})
+    k = sympy.Mul(*kernel)
+    bias = c_out if layer.bias else ZERO
+    if layer.kind == "conv":
+        grouped = layer.groups != 1
+        template = k * (c_in / g if grouped else c_in) * c_out + bias
+    elif layer.kind == "dwconv":
+        template = k * c_out + bias
+    elif layer.kind == "sepconv":
+        template = k * c_in + c_in * c_out + bias
+    elif layer.kind == "deconv":
+        template = k * c_in * (c_out / g if layer.groups != 1 else c_out) + bias
+    elif layer.kind == "dense":
+        template = c_in * c_out + bias
+    elif layer.kind == "norm":
+        template = 2 * c if layer.options["affine"] else ZERO
+    elif layer.kind == "prelu":
+        template = ONE if layer.options["shared"] else c
+    else:
+        template = ZERO
+    if layer.multiplier != 1:
+        repeats = sympy.Symbol("N")
+        template, values = repeats * template, {**values, repeats: layer.multiplier}
+    return template, {s: v for s, v in values.items() if s in template.free_symbols}

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .latex import table as latex_table
 from .network import QUANTITIES, Network
 
 FORMATS = ("table", "json", "csv", "markdown", "latex")
@@ -303,30 +304,9 @@ def render_html(network: Network) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}{foot}</tbody></table>"
 
 
-def _latex_value(quantity: dict, expr) -> str:
-    if expr is None:
-        return "?"
-    text = sympy.latex(expr)
-    if quantity["value"] is not None and str(expr) != str(quantity["value"]):
-        text += f" = {quantity['value']:,}".replace(",", "{,}")
-    elif quantity["value"] is not None:
-        text = f"{quantity['value']:,}".replace(",", "{,}")
-    return f"${text}$"
-
-
 def render_latex(network: Network) -> str:
-    """A booktabs table of the layers (needs \\usepackage{booktabs})."""
-    data = network.to_dict()
-    lines = [r"\begin{tabular}{rllrr}", r"\toprule",
-             r"\# & layer & output & parameters & MACs \\", r"\midrule"]
-    for lc, layer in zip(network.layers, data["layers"]):
-        shape = _shape(layer["out_shape"]).replace(" x ", r" \times ")
-        lines.append(f"{layer['index']} & \\texttt{{{layer['name']}}} & ${shape}$ & "
-                     f"{_latex_value(layer['params'], lc.params)} & {_latex_value(layer['macs'], lc.macs)} \\\\")
-    lines += [r"\midrule",
-              f" & total & & {_latex_value(data['params'], network.params)} & "
-              f"{_latex_value(data['macs'], network.macs)} \\\\", r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    """A booktabs table of the layers (see paramsym.latex)."""
+    return latex_table(network)
 
 
 def render_latex_total(network: Network) -> str:

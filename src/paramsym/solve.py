@@ -62,6 +62,10 @@ class Solution:
     def __str__(self) -> str:
         return self.describe()
 
+    def _repr_html_(self) -> str:
+        import html
+        return "<pre>" + html.escape(self.describe()) + "</pre>"
+
     def _repr_latex_(self) -> str:
         name = sympy.latex(sympy.Symbol(self.symbol))
         if self.mode == "exact":

@@ -1,0 +1,152 @@
+"""LaTeX for papers: the total as an equation, the per-layer derivation as an
+`align` environment (textbook formula = numbers substituted = value, in the
+style of the seed answers), and a booktabs table of the layers."""
+from __future__ import annotations
+
+import re
+
+import sympy
+
+from .errors import ParamsymUsageError
+from .network import Network
+from .views import formula, generic
+
+_ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
+_GROUP = re.compile(r"(?<![\d.{^_])(\d{4,})(?![\d}])")
+
+
+class LatexStyle:
+    """Symbol names (`C_in` -> `C_{\\mathrm{in}}`) and digit grouping (`18{,}496`)."""
+
+    def __init__(self, names: dict[str, str] | None = None, group_digits: bool = False):
+        self.names = dict(names or {})
+        self.group_digits = group_digits
+
+    def expr(self, expr) -> str:
+        symbol_names = {s: self.names[s.name] for s in expr.free_symbols if s.name in self.names}
+        return self.number(sympy.latex(expr, symbol_names=symbol_names))
+
+    def number(self, text: str) -> str:
+        if not self.group_digits:
+            return text
+        return _GROUP.sub(lambda m: f"{int(m.group(1)):,}".replace(",", "{,}"), text)
+
+    def value(self, value: int) -> str:
+        return self.number(str(value))
+
+
+def _factors(term):
+    """Numerator and denominator factors of a product, the kernel first, as in k_h k_w C_in C_out."""
+    coefficient, rest = term.as_coeff_Mul()
+    numerator, denominator = [], []
+    for factor in sympy.Mul.make_args(rest):
+        base, exponent = factor.as_base_exp()
+        target = numerator if exponent > 0 else denominator
+        target.extend([base] * int(abs(exponent)))
+    key = lambda s: _ORDER.get(getattr(s, "name", ""), 9)  # noqa: E731
+    return coefficient, sorted(numerator, key=key), sorted(denominator, key=key)
+
+
+def _render(template, render_symbol, joiner: str) -> str:
+    """Term by term, the largest product first: k_h k_w C_in C_out + C_out."""
+    terms = []
+    ordered = sorted(sympy.Add.make_args(template), key=lambda t: -len(sympy.Mul.make_args(t.as_coeff_Mul()[1])))
+    for term in ordered:
+        coefficient, numerator, denominator = _factors(term)
+        parts = ([str(coefficient)] if coefficient != 1 else []) + [render_symbol(s) for s in numerator]
+        text = joiner.join(parts) or "1"
+        if denominator:
+            text = f"\\frac{{{text}}}{{{joiner.join(render_symbol(s) for s in denominator)}}}"
+        terms.append(text)
+    return " + ".join(terms)
+
+
+def derivation(network: Network, style: LatexStyle) -> list[str]:
+    """One align row per learnable layer: formula = numbers = value."""
+    rows = []
+    evaluator = network.evaluator()
+    for path, template, values, count in generic(network):
+        textbook = _render(template, lambda s: sympy.latex(s), " ")
+
+        def plugged(symbol):
+            value = values[symbol]
+            text = style.expr(value)
+            return f"\\left({text}\\right)" if isinstance(value, sympy.Add) else text
+
+        substituted = _render(template, plugged, " \\cdot ")
+        right = [substituted]
+        if style.expr(count) != substituted:
+            right.append(style.expr(count))
+        if count.free_symbols and evaluator.has_values_for(count):
+            right.append(style.value(evaluator.integer(count)))
+        label = path.replace("_", "\\_")
+        rows.append(f"  \\text{{{label}}}: && {textbook} &= {' = '.join(right)}")
+    return rows
+
+
+def render(network: Network, *, on: str = "params", names: dict | None = None, group_digits: bool = False,
+           standalone: bool = False) -> str:
+    style = LatexStyle(names, group_digits)
+    total = formula(network, on)
+    evaluator = network.evaluator()
+    label = {"params": "params", "total": "total", "macs": "MACs", "memory": "bytes", "state": "state"}[on]
+    value = evaluator.integer(total) if evaluator.has_values_for(total) else None
+    equation = f"N_{{\\mathrm{{{label}}}}} = {style.expr(total)}"
+    if value is not None and total.free_symbols:
+        equation += f" = {style.value(value)}"
+    parts = ["\\begin{equation}", f"  {equation}", "\\end{equation}"]
+    rows = derivation(network, style)
+    if rows and on == "params":
+        parts += ["\\begin{align*}", " \\\\\n".join(rows), "\\end{align*}"]
+    parts.append(table(network, style).rstrip())
+    body = "\n".join(parts) + "\n"
+    if not standalone:
+        return body
+    return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{booktabs}\n"
+            "\\begin{document}\n" + body + "\\end{document}\n")
+
+
+def _shape_latex(shape, style: LatexStyle) -> str:
+    dims = shape.dims()
+    if dims is None:
+        return "?"
+    def dim(d):
+        if d is None:
+            return "?"
+        return f"\\left({style.expr(d)}\\right)" if isinstance(d, sympy.Add) else style.expr(d)
+
+    return " \\times ".join(dim(d) for d in dims)
+
+
+def table(network: Network, style: LatexStyle | None = None) -> str:
+    """A booktabs table of the layers (needs \\usepackage{booktabs})."""
+    style = style or LatexStyle(group_digits=True)
+    evaluator = network.evaluator()
+
+    def cell(expr) -> str:
+        if expr is None:
+            return "?"
+        text = style.expr(expr)
+        if expr.free_symbols and evaluator.has_values_for(expr):
+            text += f" = {style.value(evaluator.integer(expr))}"
+        return f"${text}$"
+
+    lines = [r"\begin{tabular}{rllrr}", r"\toprule", r"\# & layer & output & parameters & MACs \\", r"\midrule"]
+    for lc in network.layers:
+        name = lc.layer.path.replace("_", r"\_")
+        lines.append(f"{lc.layer.index} & \\texttt{{{name}}} & ${_shape_latex(lc.layer.out_shape, style)}$ & "
+                     f"{cell(lc.params)} & {cell(lc.macs)} \\\\")
+    lines += [r"\midrule", f" & total & & {cell(network.params)} & {cell(network.macs)} \\\\", r"\bottomrule",
+              r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def parse_names(items) -> dict[str, str]:
+    """`--symbol C_in=C_{\\mathrm{in}}` options."""
+    names = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ParamsymUsageError(f"--symbol takes NAME=LATEX, such as C_in=C_{{\\mathrm{{in}}}}, not {item!r}")
+        names[name.strip()] = text
+    return names

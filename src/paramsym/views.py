@@ -1,0 +1,88 @@
+"""Views of a formula: expanded, factored, collected by a symbol, per layer,
+the generic form beside the instantiated one, and derivatives ("what one more
+channel costs")."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from .errors import ParamsymUsageError
+from .formulas import generic_params
+from .network import Network
+from .solve import ON, quantity
+
+VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")
+
+
+@dataclass(frozen=True)
+class Marginal:
+    """d total / d symbol, and the exact cost of one more unit at the symbol's value."""
+
+    symbol: str
+    derivative: sympy.Expr
+    at: int | None
+    derivative_at: sympy.Expr | None
+    one_more: int | None
+
+
+def formula(network: Network, on: str = "params") -> sympy.Expr:
+    expr = quantity(network, on) if on in ON else network.state if on == "state" else None
+    if expr is None:
+        raise ParamsymUsageError(f"{on} needs the input shape: start the program with input(...)")
+    return expr
+
+
+def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | None = None) -> sympy.Expr:
+    if how == "expanded":
+        return sympy.expand(expr)
+    if how == "factored":
+        return sympy.factor(expr)
+    if how == "collected":
+        if by is None:
+            raise ParamsymUsageError("--view collected needs --by NAME, the symbol to collect by")
+        if network is None or by not in network.symbols:
+            raise ParamsymUsageError(f"the program has no symbol {by!r}")
+        return sympy.collect(sympy.expand(expr), network.symbols[by])
+    raise ParamsymUsageError(f"unknown view {how!r}; use one of {', '.join(VIEWS)}")
+
+
+def per_layer(network: Network, on: str = "params") -> list[tuple[str, sympy.Expr]]:
+    """Each layer's share of the quantity (parameters, state or MACs)."""
+    key = {"params": "params", "state": "state", "macs": "macs", "total": "params"}.get(on)
+    if key is None:
+        raise ParamsymUsageError("the per-layer view is for params, state and macs")
+    rows = []
+    for lc in network.layers:
+        share = getattr(lc.counts, key)
+        if on == "total":
+            share = lc.counts.params + lc.counts.state
+        rows.append((lc.layer.path, share))
+    return rows
+
+
+def generic(network: Network) -> list[tuple[str, sympy.Expr, dict, sympy.Expr]]:
+    """(path, textbook formula, what its symbols stand for, instantiated formula) for each learnable layer."""
+    rows = []
+    for lc in network.layers:
+        template, values = generic_params(lc.layer)
+        if template != 0:
+            rows.append((lc.layer.path, template, values, lc.counts.params))
+    return rows
+
+
+def marginal(network: Network, name: str, on: str = "params") -> Marginal:
+    if name not in network.symbols:
+        raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: "
+                                 f"{', '.join(network.symbols) or 'none'})")
+    unknown = network.symbols[name]
+    free = network.without_values(name)
+    expr = free.bind(formula(free, on), free=[unknown])
+    derivative = sympy.diff(expr, unknown)
+    at = network.defaults.get(name)
+    if at is None or expr.free_symbols - {unknown}:
+        return Marginal(name, derivative, None, None, None)
+    evaluator_now = free.evaluator(**{name: at})
+    evaluator_next = free.evaluator(**{name: at + 1})
+    one_more = evaluator_next.integer(expr) - evaluator_now.integer(expr)
+    return Marginal(name, derivative, at, derivative.xreplace({unknown: at}), one_more)
