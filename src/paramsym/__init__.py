@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # sweeps need NumPy; importing it only when asked keeps `import paramsym` fast
     if name in ("sweep", "Sweep"):
-        from . import sweep as module
-        return getattr(module, name)
+        from . import sweeps
+        return getattr(sweeps, name)
     if name == "latex":
         from .latex import render
         return render

@@ -171,7 +171,7 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, dt
 @click.option("--plot", metavar="FILE", help="Also draw --on against the first grid symbol (.png, .svg, .pdf).")
 def sweep_command(program, grids, budget, on, assignments, convention, dtype, fmt, limit, output, plot):
     """Evaluate the totals at every point of a grid of symbol values."""
-    from .sweep import parse_grid, sweep  # NumPy is imported only here
+    from .sweeps import parse_grid, sweep  # NumPy is imported only here
 
     network = load(program, assignments, convention).with_options(dtype=dtype)
     grid = dict(parse_grid(text) for text in grids)
