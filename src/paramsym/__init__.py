@@ -20,7 +20,7 @@ def __getattr__(name):
         from . import sweeps
         return getattr(sweeps, name)
     if name == "latex":
-        from .latex import render
+        from .typeset import render
         return render
     raise AttributeError(f"module 'paramsym' has no attribute {name!r}")
 

@@ -236,7 +236,7 @@ def formula_command(program, on, how, by, by_symbol, assignments):
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 def latex_command(program, on, names, group_digits, standalone, assignments, output):
     """LaTeX for a paper: the total, the per-layer derivation and a booktabs table."""
-    from .latex import parse_names, render as render_latex_document
+    from .typeset import parse_names, render as render_latex_document
 
     network = load(program, assignments)
     text = render_latex_document(network, on=on, names=parse_names(names), group_digits=group_digits,

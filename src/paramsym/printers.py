@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .latex import table as latex_table
+from .typeset import table as latex_table
 from .network import QUANTITIES, Network
 
 FORMATS = ("table", "json", "csv", "markdown", "latex")

@@ -71,7 +71,7 @@ def derivation(network: Network, style: LatexStyle) -> list[str]:
         def plugged(symbol):
             value = values[symbol]
             text = style.expr(value)
-            return f"\\left({text}\\right)" if isinstance(value, sympy.Add) else text
+            return f"\\left({text}\\right)" if isinstance(value, (sympy.Add, sympy.Mul)) else text
 
         substituted = _render(template, plugged, " \\cdot ")
         right = [substituted]
