@@ -333,14 +333,14 @@ def describe_solution(solution) -> str:
     elif solution.mode == "at-most":
         lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {solution.value}")
         lines.append(f"  {on} at {name} = {solution.value}: {grouped(solution.total_at_value)}")
-        lines.append(f"  {on} at {name} = {solution.value + 1}: {grouped(solution.total_at_next)} "
-                     f"(over the budget)")
+        beyond = "over the budget" if solution.total_at_next > budget else "within it, but no valid network"
+        lines.append(f"  {on} at {name} = {solution.value + 1}: {grouped(solution.total_at_next)} ({beyond})")
     else:
         lines.append(f"smallest {name} with {on} >= {grouped(budget)}: {name} = {solution.value}")
         lines.append(f"  {on} at {name} = {solution.value}: {grouped(solution.total_at_value)}")
         if solution.total_at_previous is not None:
-            lines.append(f"  {on} at {name} = {solution.value - 1}: {grouped(solution.total_at_previous)} "
-                         f"(short of it)")
+            short = "short of it" if solution.total_at_previous < budget else "reaches it, but no valid network"
+            lines.append(f"  {on} at {name} = {solution.value - 1}: {grouped(solution.total_at_previous)} ({short})")
     lines.append(f"  {on} = {human(solution.formula)}")
     for other, expr in solution.relations.items():
         lines.append(f"  with {other} = {human(expr)}")
