@@ -86,6 +86,19 @@ def load(program: str, assignments, convention: str = "torch") -> Network:
     return network.with_values(**values) if values else network
 
 
+def _emit(text: str, output: str | None, done: str) -> None:
+    """Print `text`, or write it to `output` and say so."""
+    if not output:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise ParamsymUsageError(f"cannot write {output}: {error.strerror}") from None
+    click.echo(done)
+
+
 _program = click.argument("program", metavar="PROGRAM")
 _set = click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
                     help="Give a symbol a value (overrides its let default). Repeatable.")
@@ -179,13 +192,7 @@ def sweep_command(program, grids, budget, on, assignments, convention, dtype, fm
     if plot:
         from .plots import plot_sweep
         plot_sweep(result, plot)
-    text = render_sweep(result, fmt, limit)
-    if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        click.echo(f"{result.size:,} points written to {output}")
-    else:
-        click.echo(text, nl=False)
+    _emit(render_sweep(result, fmt, limit), output, f"{result.size:,} points written to {output}")
 
 
 @cli.command("formula")
@@ -241,12 +248,7 @@ def latex_command(program, on, names, group_digits, standalone, assignments, out
     network = load(program, assignments)
     text = render_latex_document(network, on=on, names=parse_names(names), group_digits=group_digits,
                                  standalone=standalone)
-    if output:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        click.echo(f"written to {output}")
-    else:
-        click.echo(text, nl=False)
+    _emit(text, output, f"written to {output}")
 
 
 def main(argv: list[str] | None = None) -> int:

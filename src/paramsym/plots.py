@@ -49,9 +49,17 @@ def plot_layers(network: Network, path: str) -> Path:
     axes.set_xlabel("parameters")
     total = evaluator.integer(network.params)
     axes.set_title(f"parameters per layer (total {total:,})")
+    return _save(plt, figure, target)
+
+
+def _save(plt, figure, target: Path) -> Path:
     figure.tight_layout()
-    figure.savefig(target)
-    plt.close(figure)
+    try:
+        figure.savefig(target)
+    except OSError as error:
+        raise ParamsymUsageError(f"cannot write {target}: {error.strerror}") from None
+    finally:
+        plt.close(figure)
     return target
 
 
@@ -82,7 +90,4 @@ def plot_sweep(result, path: str) -> Path:
     if len(series) > 1 or result.budget is not None:
         axes.legend()
     axes.grid(True, alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(target)
-    plt.close(figure)
-    return target
+    return _save(plt, figure, target)

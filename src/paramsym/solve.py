@@ -231,19 +231,7 @@ def _at_least(problem: _Problem, budget, on, poly, candidates, method) -> Soluti
             raise ParamsymUsageError(f"no positive {name} makes {on} reach {budget:,}")
         best = min(reaching)
     else:
-        high = 1
-        while f(high) < budget:
-            high *= 2
-            if high > SEARCH_LIMIT:
-                raise ParamsymUsageError(f"no positive {name} makes {on} reach {budget:,}")
-        low = high // 2
-        while low + 1 < high:
-            middle = (low + high) // 2
-            if f(middle) >= budget:
-                high = middle
-            else:
-                low = middle
-        best = high
+        best = _first_reaching(f, budget, name, on)
     start = best
     while not problem.valid(best) or f(best) < budget:
         best += 1
@@ -259,12 +247,8 @@ def _exact(problem: _Problem, budget, on, poly, candidates, method) -> Solution:
             raise ParamsymUsageError(f"{on} does not depend on {problem.name}")
         values = [c for c in candidates if f(c) == budget and problem.valid(c)]
     else:
-        high = 1
-        while f(high) < budget and high <= SEARCH_LIMIT:
-            high *= 2
-        first = _first_reaching(f, budget, high)
         values = []
-        n = first
+        n = _first_reaching(f, budget, problem.name, on)
         while f(n) == budget and len(values) < MAX_EXACT_SOLUTIONS:
             if problem.valid(n):
                 values.append(n)
@@ -274,8 +258,14 @@ def _exact(problem: _Problem, budget, on, poly, candidates, method) -> Solution:
     return _solution(problem, budget, on, "exact", values[0], method, values)
 
 
-def _first_reaching(f, budget, high) -> int:
-    low = 0
+def _first_reaching(f, budget, name, on) -> int:
+    """Smallest n with f(n) >= budget for a total that grows with n: doubling, then bisection."""
+    high = 1
+    while f(high) < budget:
+        high *= 2
+        if high > SEARCH_LIMIT:
+            raise ParamsymUsageError(f"no positive {name} makes {on} reach {budget:,}")
+    low = high // 2
     while low + 1 < high:
         middle = (low + high) // 2
         if f(middle) >= budget:
