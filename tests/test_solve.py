@@ -163,3 +163,11 @@ def test_solution_renders_for_jupyter():
     solution = paramsym.solve(paramsym.parse(SECTION_5), "C", 500000)
     assert "C = 74" in solution._repr_latex_() and "90 C^{2}" in solution._repr_latex_()
     assert "<pre>" in solution._repr_html_() and "C = 74" in str(solution)
+
+
+def test_network_renders_for_jupyter():
+    network = paramsym.parse("let C = 8; input(8x8x3) > conv3x3(->C, pad=1, bias) > relu")
+    html = network._repr_html_()
+    assert html.startswith("<table>") and "<td>conv3x3</td>" in html and "28*C = 224" in html
+    assert network._repr_latex_() == "$\\mathrm{params} = 28 C$"
+    assert repr(network) == "<Network: 2 layers, params 224>"
