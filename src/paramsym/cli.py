@@ -251,6 +251,23 @@ def latex_command(program, on, names, group_digits, standalone, assignments, out
     _emit(text, output, f"written to {output}")
 
 
+@cli.command("export")
+@_program
+@click.option("--to", "target", type=click.Choice(["torch", "keras"]), default="torch", show_default=True)
+@_set
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+def export_command(program, target, assignments, output):
+    """Write Python source that builds the network with PyTorch or Keras."""
+    network = load(program, assignments)
+    if target == "torch":
+        from .export import torch_source
+        text = torch_source(network)
+    else:
+        from .keras_export import keras_source
+        text = keras_source(network)
+    _emit(text, output, f"written to {output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         result = cli.main(args=argv, prog_name="paramsym", standalone_mode=False)

@@ -270,6 +270,21 @@ def deconv_output_size(n, kernel, stride, pad, dilation, outpad):
 # ---- the builder ------------------------------------------------------------------
 
 @dataclass
+class Node:
+    """The structure of the network: sequences, composites and symbolic repeats over layer indices.
+
+    kind is "seq" (children in order), "res" (children: main[, shortcut]), "add" or
+    "concat" (children: branches), "repeat" (one child, counted `count` times) or
+    "layer" (`layer` is the index into the layer list).
+    """
+
+    kind: str
+    children: list = field(default_factory=list)
+    layer: int | None = None
+    count: Expr | None = None
+
+
+@dataclass
 class _Flow:
     """What flows from one layer to the next."""
 
@@ -303,6 +318,8 @@ class LayerBuilder:
         self.calling: list[str] = []   # blocks being expanded, to refuse recursion
         self.stage_index = 0
         self.extra_constraints: list[Constraint] = []
+        self.root = Node("seq")
+        self._open: list[Node] = [self.root]  # the node that receives the next layer
         for statement in program.statements:
             if isinstance(statement, Define):
                 self._define(statement)
@@ -446,11 +463,15 @@ class LayerBuilder:
         saved = self.multiplier
         self.multiplier = saved * count
         start = len(self.layers)
+        body = Node("seq")
+        self._open[-1].children.append(Node("repeat", [body], count=count))
+        self._open.append(body)
         try:
             suffix = f"[1..{count}]"
             out = self._stage(single, flow, suffix) if single is not None else self._stage(repeat.body, flow, suffix)
         finally:
             self.multiplier = saved
+            self._open.pop()
         problem = _shape_difference(flow.shape, out.shape)
         if problem is not None:
             raise ParamsymShapeError(
@@ -466,16 +487,21 @@ class LayerBuilder:
 
     def _composite(self, composite: Composite, flow: _Flow, suffix: str) -> _Flow:
         kind = composite.kind
+        node = Node(kind)
+        self._open[-1].children.append(node)
         self.path.append(kind + suffix)
         try:
             outputs = []
             for number, branch in enumerate(composite.branches):
                 label = ("main" if number == 0 else "shortcut") if kind == "res" else f"branch{number + 1}"
                 self.path.append(label)
+                self._open.append(Node("seq"))
+                node.children.append(self._open[-1])
                 try:
                     outputs.append((branch, self._stage(branch, flow)))
                 finally:
                     self.path.pop()
+                    self._open.pop()
         finally:
             self.path.pop()
         if kind == "res" and len(outputs) == 1:
@@ -560,6 +586,7 @@ class LayerBuilder:
         if len(self.layers) >= MAX_LAYERS:
             raise ParamsymLimitError(f"the network has more than {MAX_LAYERS:,} layers", pos=call.pos)
         self.layers.append(layer)
+        self._open[-1].children.append(Node("layer", layer=layer.index))
         source = (call.name, call.pos) if layer.cout is not None and layer.cout != layer.cin else flow.source
         return _Flow(layer.out_shape, source, layer.field)
 
@@ -899,10 +926,11 @@ def _repeat_field(before: tuple, after: tuple, count) -> tuple:
     return tuple(out)
 
 
-def build_layers(program: Program) -> tuple[list[Layer], Shape, Shape]:
-    """Resolve every layer of a program; returns the layers, the input and the output shape."""
+def build_layers(program: Program) -> tuple[list[Layer], Shape, Shape, Node]:
+    """Resolve every layer of a program; returns the layers, the input and the output shape,
+    and the structure that connects the layers."""
     builder = LayerBuilder(program)
     layers = builder.build()
     if builder.extra_constraints and layers:
         layers[-1].constraints = layers[-1].constraints + tuple(builder.extra_constraints)
-    return layers, builder.input_shape, builder.output_shape
+    return layers, builder.input_shape, builder.output_shape, builder.root

@@ -14,7 +14,7 @@ import sympy
 from .errors import ParamsymError, ParamsymUsageError
 from .evaluate import Evaluator
 from .formulas import Counts, count_layer, total
-from .layers import Layer, Shape, build_layers
+from .layers import Layer, Node, Shape, build_layers
 from .syntax import Let, Program, parse_program, symbol
 
 CONVENTIONS = ("torch", "keras")
@@ -40,7 +40,8 @@ class Network:
     """A parsed program: layers with their formulas, totals, symbols and defaults."""
 
     def __init__(self, program: Program, layers: list[Layer], input_shape: Shape, output_shape: Shape,
-                 assignments: dict[str, sympy.Expr], convention: str = "torch", dtype: str = "float32"):
+                 assignments: dict[str, sympy.Expr], convention: str = "torch", dtype: str = "float32",
+                 structure: Node | None = None):
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if dtype not in DTYPES:
@@ -51,6 +52,9 @@ class Network:
         self.output_shape = output_shape
         # `let` values and --set overrides, by name: numbers, or formulas in other symbols (relations)
         self.assignments = dict(assignments)
+        # how the layers connect (sequences, branches, symbolic repeats), for export
+        self.structure = structure if structure is not None else Node("seq", [Node("layer", layer=i)
+                                                                                for i in range(len(layers))])
         self.convention = convention
         self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
 
@@ -133,7 +137,7 @@ class Network:
         formulas in other symbols that tie them together (`D=2*C`)."""
         assignments = {**self.assignments, **_check_values(self, values)}
         network = Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                          assignments, self.convention, self.dtype)
+                          assignments, self.convention, self.dtype, self.structure)
         network.check()
         return network
 
@@ -141,12 +145,12 @@ class Network:
         """A copy in which the named symbols are free again (what solve does with its unknown)."""
         assignments = {n: e for n, e in self.assignments.items() if n not in names}
         return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                       assignments, self.convention, self.dtype)
+                       assignments, self.convention, self.dtype, self.structure)
 
     def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> "Network":
         """A copy with another convention (torch, keras) or dtype for byte counts."""
         return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                       self.assignments, convention or self.convention, dtype or self.dtype)
+                       self.assignments, convention or self.convention, dtype or self.dtype, self.structure)
 
     def evaluator(self, **values) -> Evaluator:
         return Evaluator(_resolve({**self.assignments, **_check_values(self, values)}))
@@ -345,8 +349,8 @@ def _parse(text: str, convention: str, dtype: str, values: dict) -> Network:
     program = parse_program(text)
     try:
         assignments = _assignments(program)
-        layers, input_shape, output_shape = build_layers(program)
-        network = Network(program, layers, input_shape, output_shape, assignments, convention, dtype)
+        layers, input_shape, output_shape, structure = build_layers(program)
+        network = Network(program, layers, input_shape, output_shape, assignments, convention, dtype, structure)
         if values:
             network = network.with_values(**values)
         network.check()
