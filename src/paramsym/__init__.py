@@ -22,11 +22,18 @@ def __getattr__(name):
     if name == "latex":
         from .typeset import render
         return render
+    # the frameworks are imported only when asked for
+    if name in ("to_torch", "torch_source", "example_input"):
+        from . import export
+        return getattr(export, name)
+    if name in ("to_keras", "keras_source"):
+        from . import keras_export
+        return getattr(keras_export, name)
     raise AttributeError(f"module 'paramsym' has no attribute {name!r}")
 
 
 __all__ = [
-    "parse", "Network", "solve", "Solution", "sweep", "Sweep", "latex", "view", "per_layer", "generic", "marginal",
+    "parse", "Network", "to_torch", "to_keras", "torch_source", "keras_source", "example_input", "solve", "Solution", "sweep", "Sweep", "latex", "view", "per_layer", "generic", "marginal",
     "DTYPES", "LayerCount", "CONVENTIONS", "Position", "ParamsymError", "ParamsymSyntaxError",
     "ParamsymLimitError", "ParamsymNameError", "ParamsymShapeError", "ParamsymArgumentError",
     "ParamsymEvaluationError", "ParamsymUsageError", "__version__",

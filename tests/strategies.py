@@ -1,0 +1,155 @@
+"""Hypothesis strategies that write random valid programs, stage by stage.
+
+After each stage the partial program is parsed to learn the current shape, so
+the next stage can be chosen to fit; the frameworks, not paramsym, then judge
+the counts.
+"""
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+import paramsym
+
+ACTIVATIONS = ["relu", "relu6", "leakyrelu(0.1)", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax",
+               "hardswish", "dropout(0.5)", "id", "prelu", "prelu(shared)"]
+
+
+def _x(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+def _shape(text: str):
+    network = paramsym.parse(text)
+    dims = [int(d) for d in network.output_shape.dims()]
+    return dims[:-1], dims[-1]
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _window(draw, sizes, allow_dilation=True, max_kernel=3):
+    """Kernel, stride, pad, dilation per axis that leave every output size >= 1."""
+    kernel, stride, pad, dilation = [], [], [], []
+    for n in sizes:
+        d = draw(st.integers(1, 2)) if allow_dilation else 1
+        p = draw(st.integers(0, 1))
+        k = draw(st.integers(1, max(1, min(max_kernel, (n + 2 * p - 1) // d + 1))))
+        while d * (k - 1) + 1 > n + 2 * p:
+            k -= 1
+        kernel.append(k), stride.append(draw(st.integers(1, 2))), pad.append(p), dilation.append(d)
+    return kernel, stride, pad, dilation
+
+
+def _conv(draw, sizes, channels, keras_safe):
+    kernel, stride, pad, dilation = _window(draw, sizes)
+    if keras_safe and any(s > 1 for s in stride):
+        dilation = [1] * len(sizes)
+    kind = draw(st.sampled_from(["conv", "conv", "dwconv"] + (["sepconv"] if len(sizes) <= 2 else [])))
+    bias = ", bias" if draw(st.booleans()) else ""
+    padding = "pad=same" if draw(st.integers(0, 4)) == 0 else f"pad={_x(pad)}"
+    common = f"stride={_x(stride)}, {padding}, dilation={_x(dilation)}{bias}"
+    name = f"{kind}{_x(kernel)}"
+    if kind == "conv":
+        groups = draw(st.sampled_from(_divisors(channels)))
+        cout = groups * draw(st.integers(1, 3))
+        return f"{name}(->{cout}, {common}, groups={groups})"
+    if kind == "dwconv":
+        return f"{name}(->{channels * draw(st.integers(1, 2))}, {common})"
+    return f"{name}(->{draw(st.integers(1, 6))}, {common})"
+
+
+def _deconv(draw, sizes, channels, keras_safe):
+    kernel = [draw(st.integers(1, 3)) for _ in sizes]
+    stride = [draw(st.integers(1, 2)) for _ in sizes]
+    dilation = [1 if keras_safe else draw(st.integers(1, 2)) for _ in sizes]
+    pad = [draw(st.integers(0, (d * (k - 1)) // 2)) for k, d in zip(kernel, dilation)]
+    outpad = [draw(st.integers(0, max(s, d) - 1)) if not keras_safe else draw(st.integers(0, s - 1))
+              for s, d in zip(stride, dilation)]
+    groups = 1 if keras_safe else draw(st.sampled_from(_divisors(channels)))
+    cout = groups * draw(st.integers(1, 3))
+    bias = ", bias" if draw(st.booleans()) else ""
+    return (f"deconv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, dilation={_x(dilation)}, "
+            f"outpad={_x(outpad)}, groups={groups}{bias})")
+
+
+def _pool(draw, sizes):
+    op = draw(st.sampled_from(["max", "avg"]))
+    kernel = [draw(st.integers(1, min(3, n))) for n in sizes]
+    stride = [draw(st.integers(1, 2)) for _ in sizes]
+    pad = [draw(st.integers(0, k // 2)) for k in kernel]
+    ceil = ", ceil" if draw(st.booleans()) else ""
+    if draw(st.integers(0, 4)) == 0:
+        return f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad=same)"
+    return f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}{ceil})"
+
+
+def _norm(draw, sizes, channels):
+    affine = ", noaffine" if draw(st.integers(0, 3)) == 0 else ""
+    kind = draw(st.sampled_from(["bn", "ln", "gn"]))
+    if kind == "gn":
+        return f"gn(groups={draw(st.sampled_from(_divisors(channels)))}{affine})"
+    return f"{kind}({affine.lstrip(', ')})" if affine else kind
+
+
+def _keeping(draw, sizes, channels) -> str:
+    """A short sequence that keeps the shape (for res, add and symbolic repeats)."""
+    k = "x".join(["3"] * len(sizes)) if sizes else None
+    if not sizes:
+        return draw(st.sampled_from([f"dense(->{channels}, bias)", "relu", f"dense(->{channels}) > ln"]))
+    return draw(st.sampled_from([f"conv{k}(->{channels}, pad=1)", f"conv{k}(->{channels}, pad=1) > bn > relu",
+                                 f"dwconv{k}(pad=1) > relu", f"conv{'x'.join(['1'] * len(sizes))}(->{channels})"]))
+
+
+@st.composite
+def programs(draw, max_stages: int = 5, keras_safe: bool = False):
+    rank = draw(st.integers(0, 3) if not keras_safe else st.integers(0, 2))
+    sizes = [draw(st.integers(5, 10 if rank < 3 else 6)) for _ in range(rank)]
+    channels = draw(st.integers(1, 6))
+    text = f"input({_x(sizes + [channels])})"
+    header = ""
+    for _ in range(draw(st.integers(1, max_stages))):
+        sizes, channels = _shape(header + text)
+        choices = ["act", "norm", "dense"]
+        if sizes:
+            choices += ["conv", "conv", "deconv", "pool", "res", "concat", "add", "repeat", "global"]
+        else:
+            choices += ["res", "add", "repeat"]
+        choice = draw(st.sampled_from(choices))
+        if choice == "conv":
+            stage = _conv(draw, sizes, channels, keras_safe)
+        elif choice == "deconv":
+            stage = _deconv(draw, sizes, channels, keras_safe)
+        elif choice == "pool":
+            stage = _pool(draw, sizes)
+        elif choice == "norm":
+            stage = _norm(draw, sizes, channels)
+        elif choice == "act":
+            stage = draw(st.sampled_from(ACTIVATIONS))
+        elif choice == "dense":
+            stage = f"dense(->{draw(st.integers(1, 8))}{', bias' if draw(st.booleans()) else ''})"
+        elif choice == "global":
+            stage = draw(st.sampled_from(["gap", "gmp", "flatten"]))
+        elif choice == "res":
+            body = _keeping(draw, sizes, channels)
+            if sizes and draw(st.booleans()):
+                ones = "x".join(["1"] * len(sizes))
+                threes = "x".join(["3"] * len(sizes))
+                wider = channels + draw(st.integers(1, 4))
+                stage = (f"res(conv{threes}(->{wider}, stride=2, pad=1) > bn | conv{ones}(->{wider}, stride=2))")
+            else:
+                stage = f"res({body})"
+        elif choice == "add":
+            stage = f"add({_keeping(draw, sizes, channels)} | id | {_keeping(draw, sizes, channels)})"
+        elif choice == "concat":
+            ones = "x".join(["1"] * len(sizes))
+            stage = f"concat(conv{ones}(->{draw(st.integers(1, 4))}) | id | {_keeping(draw, sizes, channels)})"
+        else:  # repeat, numeric or symbolic
+            body = _keeping(draw, sizes, channels)
+            if draw(st.booleans()):
+                stage = f"({body}) * {draw(st.integers(1, 3))}"
+            else:
+                header = header or f"let L = {draw(st.integers(1, 3))}\n"
+                stage = f"({body}) * L"
+        text = f"{text} > {stage}"
+    return header + text

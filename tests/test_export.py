@@ -1,0 +1,122 @@
+"""Export to PyTorch and Keras: every zoo model and random programs written by
+Hypothesis become real modules whose own counts and shapes equal paramsym's."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
+
+import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
+import paramsym
+from cli_helpers import run
+from frameworks import torch_params, torch_state
+from strategies import programs
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def torch_counts(network):
+    """Build the exported module on the meta device (no memory, no arithmetic) and ask torch."""
+    with torch.device("meta"):
+        module = paramsym.to_torch(network)
+        x = paramsym.example_input(network)
+    module.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        y = module(x)
+    shape = list(y.shape[1:])
+    if y.dim() > 2:
+        shape = shape[1:] + shape[:1]
+    return torch_params(module), torch_state(module), shape, counter.get_total_flops() // 2
+
+
+def paramsym_counts(network):
+    values = network.evaluate()
+    return values["params"], values["state"], [int(d) for d in network.output_shape.dims()], values["macs"]
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
+def test_zoo_exports_to_torch(path):
+    network = paramsym.parse(path.read_text())
+    assert torch_counts(network) == paramsym_counts(network)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet18", "mobilenet_v2", "squeezenet1_1", "googlenet",
+                                  "densenet121", "keras_resnet50"])
+def test_zoo_exports_to_keras(name):
+    network = paramsym.parse((EXAMPLES / f"{name}.psym").read_text(), convention="keras")
+    model = paramsym.to_keras(network)
+    assert model.count_params() == network.evaluate()["total"]
+    assert list(model.output_shape[1:]) == [int(d) for d in network.output_shape.dims()]
+
+
+@given(programs())
+def test_property_random_programs_match_torch(text):
+    network = paramsym.parse(text)
+    assert torch_counts(network) == paramsym_counts(network), text
+
+
+@settings(max_examples=15)
+@given(programs(max_stages=4, keras_safe=True))
+def test_property_random_programs_match_keras(text):
+    network = paramsym.parse(text, convention="keras")
+    try:
+        model = paramsym.to_keras(network)
+    except paramsym.ParamsymUsageError as error:  # a layer Keras has no form for: said clearly
+        assert "no Keras equivalent" in str(error) or "Keras refuses" in str(error)
+        return
+    assert model.count_params() == network.evaluate()["total"], text
+    assert list(model.output_shape[1:]) == [int(d) for d in network.output_shape.dims()], text
+
+
+@given(programs(), st.data())
+def test_property_broken_programs_raise_only_paramsym_errors(text, data):
+    position = data.draw(st.integers(0, len(text) - 1))
+    edit = data.draw(st.sampled_from(["drop", "swap", "insert"]))
+    noise = data.draw(st.sampled_from(list("()>|,=x0123456789-*^") + ["->", "conv3x3", "res(", " ", "\n"]))
+    if edit == "drop":
+        broken = text[:position] + text[position + 1:]
+    elif edit == "swap":
+        broken = text[:position] + noise + text[position + 1:]
+    else:
+        broken = text[:position] + noise + text[position:]
+    try:
+        network = paramsym.parse(broken)
+        network.to_dict()
+    except paramsym.ParamsymError as error:
+        assert str(error)
+
+
+def test_exported_torch_source_runs_alone(tmp_path):
+    program = ("input(15x15x3) > conv3x3(->8, stride=2, pad=same, bias) > maxpool3x3(stride=2, pad=same)"
+               " > res(dwconv3x3(pad=1) > bn) > concat(conv1x1(->4) | id) > ln > flatten > dense(->4)")
+    path = tmp_path / "model.py"
+    assert run("export", program, "--to", "torch", "-o", str(path)).returncode == 0
+    assert "import paramsym" not in path.read_text()
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path)
+    network = paramsym.parse(program)
+    assert result.stdout.strip() == f"(1, 4) {network.evaluate()['params']}"
+
+
+def test_exported_keras_source_runs_alone(tmp_path):
+    path = tmp_path / "model.py"
+    assert run("export", str(EXAMPLES / "squeezenet1_1.psym"), "--to", "keras", "-o", str(path)).returncode == 0
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.stdout.strip().splitlines()[-1] == "(None, 1000) 1235496"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["conv3x3(3->C)"], "give C a value"),
+    (["input(8x8x3) > deconv3x3(->6, groups=3)", "--to", "keras"], "no Keras equivalent"),
+    (["conv3x3(3->8)", "--to", "keras"], "input shape"),
+])
+def test_export_errors(args, words):
+    result = run("export", *args)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
