@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test bench check-language wheel clean
+.PHONY: demo test install install-test bench check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# The long run of the generated-program property tests (docs/fuzzing.md records the last one):
+# 20,000 programs each against PyTorch and as broken variants, 1,000 against Keras.
+fuzz: install-test
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_export.py --hypothesis-profile=fuzz \
+		-k "property_random_programs_match_torch or property_broken" --hypothesis-show-statistics
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_export.py --hypothesis-profile=deep \
+		-k "property_random_programs_match_keras" --hypothesis-show-statistics
 
 bench: install
 	$(BIN)/python benchmarks/bench.py

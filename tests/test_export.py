@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -26,14 +26,15 @@ def torch_counts(network):
     """Build the exported module on the meta device (no memory, no arithmetic) and ask torch."""
     with torch.device("meta"):
         module = paramsym.to_torch(network)
-        x = paramsym.example_input(network)
+        # a batch of 2: torch's GroupNorm refuses a single value per group even in eval mode
+        x = paramsym.example_input(network, batch=2)
     module.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         y = module(x)
     shape = list(y.shape[1:])
     if y.dim() > 2:
         shape = shape[1:] + shape[:1]
-    return torch_params(module), torch_state(module), shape, counter.get_total_flops() // 2
+    return torch_params(module), torch_state(module), shape, counter.get_total_flops() // 2 // 2
 
 
 def paramsym_counts(network):
@@ -62,7 +63,6 @@ def test_property_random_programs_match_torch(text):
     assert torch_counts(network) == paramsym_counts(network), text
 
 
-@settings(max_examples=15)
 @given(programs(max_stages=4, keras_safe=True))
 def test_property_random_programs_match_keras(text):
     network = paramsym.parse(text, convention="keras")
