@@ -26,6 +26,9 @@ def __getattr__(name):
     if name in ("to_torch", "torch_source", "example_input"):
         from . import export
         return getattr(export, name)
+    if name == "from_torch":
+        from .importer import from_torch
+        return from_torch
     if name in ("to_keras", "keras_source"):
         from . import keras_export
         return getattr(keras_export, name)
@@ -33,7 +36,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "parse", "Network", "to_torch", "to_keras", "torch_source", "keras_source", "example_input", "solve", "Solution", "sweep", "Sweep", "latex", "view", "per_layer", "generic", "marginal",
+    "parse", "Network", "from_torch", "to_torch", "to_keras", "torch_source", "keras_source", "example_input", "solve", "Solution", "sweep", "Sweep", "latex", "view", "per_layer", "generic", "marginal",
     "DTYPES", "LayerCount", "CONVENTIONS", "Position", "ParamsymError", "ParamsymSyntaxError",
     "ParamsymLimitError", "ParamsymNameError", "ParamsymShapeError", "ParamsymArgumentError",
     "ParamsymEvaluationError", "ParamsymUsageError", "__version__",

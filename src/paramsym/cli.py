@@ -268,6 +268,28 @@ def export_command(program, target, assignments, output):
     _emit(text, output, f"written to {output}")
 
 
+@cli.command("import")
+@click.argument("model", metavar="MODULE:CALLABLE")
+@click.option("--input", "input_shape", required=True, metavar="HxWxC", help="Input shape, channels last.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
+def import_command(model, input_shape, output):
+    """Write the program of a PyTorch model, e.g. torchvision.models:resnet18."""
+    import importlib
+
+    from .importer import from_torch
+
+    module_name, sep, attribute = model.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ParamsymUsageError(f"give the model as MODULE:CALLABLE, such as torchvision.models:resnet18, "
+                                 f"not {model!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ParamsymUsageError(f"cannot find {model}: {error}") from None
+    network = factory() if callable(factory) else factory
+    _emit(from_torch(network, input_shape), output, f"written to {output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         result = cli.main(args=argv, prog_name="paramsym", standalone_mode=False)

@@ -32,7 +32,12 @@ class Branches(nn.Module):
 
     def forward(self, x):
         outputs = [branch(x) for branch in self.branches]
-        return torch.cat(outputs, dim=1) if self.how == "concat" else torch.stack(outputs).sum(dim=0)
+        if self.how == "concat":
+            return torch.cat(outputs, dim=1)
+        total = outputs[0]
+        for output in outputs[1:]:
+            total = total + output
+        return total
 
 
 class ChannelsLast(nn.Module):
@@ -42,9 +47,7 @@ class ChannelsLast(nn.Module):
         super().__init__()
         self.module = module
 
-    def forward(self, x):
-        if x.dim() == 2:
-            return self.module(x)
+    def forward(self, x):  # used only on inputs with spatial axes (a vector needs no move)
         return self.module(x.movedim(1, -1)).movedim(-1, 1)
 
 

@@ -1,0 +1,365 @@
+"""PyTorch models to programs: `from_torch(module, input_shape)` traces the model
+with torch.fx, records every tensor's shape with one forward pass, and writes
+the program in the language.
+
+The graph becomes the language's structure by series-parallel decomposition:
+a merge (an addition or a concatenation along channels) gets as branches the
+paths from its immediate dominator (where the branches split) to each of its
+inputs. Concatenations of a growing list (DenseNet) are first rewritten into
+nested pairs. The first module or operation the language cannot express stops
+the import with an error that names it.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+from .errors import ParamsymUsageError
+
+_ACTIVATIONS = {"ReLU": "relu", "ReLU6": "relu6", "GELU": "gelu", "SiLU": "silu", "Sigmoid": "sigmoid",
+                "Tanh": "tanh", "Hardswish": "hardswish", "Identity": "id"}
+
+
+class ImportRefused(ParamsymUsageError):
+    """A module or operation that the language cannot express."""
+
+
+@dataclass
+class _Op:
+    """A node of the traced graph as the language sees it."""
+
+    name: str
+    kind: str                 # "input", "layer", "skip", "add", "concat", "pad", "layout"
+    text: str = ""
+    inputs: list = field(default_factory=list)
+    pads: tuple = ()
+
+
+def _sizes(values) -> str:
+    """`3x5`, or `2` when every axis has the same value (stride=2, pad=1)."""
+    values = list(values)
+    if len(values) > 1 and all(v == values[0] for v in values):
+        return str(values[0])
+    return "x".join(str(v) for v in values)
+
+
+def _kernel(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+def _tuple(value, rank: int) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
+
+
+def _args(*parts) -> str:
+    return ", ".join(p for p in parts if p)
+
+
+def _window_args(stride, pad, dilation, kernel, default_stride=None) -> list:
+    parts = []
+    if stride != (default_stride or (1,) * len(stride)):
+        parts.append(f"stride={_sizes(stride)}")
+    if any(pad):
+        parts.append(f"pad={_sizes(pad)}")
+    if any(d != 1 for d in dilation):
+        parts.append(f"dilation={_sizes(dilation)}")
+    return parts
+
+
+def _module_text(module, node_name: str, in_shape, extra_pad=None) -> str:
+    from torch import nn
+    cls = type(module).__name__
+    rank = len(in_shape) - 2
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        kernel = _tuple(module.kernel_size, rank)
+        if module.padding == "same" or extra_pad == "same":
+            pad_text = "pad=same"
+            parts = _window_args(_tuple(module.stride, rank), (0,) * rank, _tuple(module.dilation, rank), kernel)
+        else:
+            pad = tuple(p + e for p, e in zip(_tuple(module.padding, rank), extra_pad or (0,) * rank))
+            parts = _window_args(_tuple(module.stride, rank), pad, _tuple(module.dilation, rank), kernel)
+            pad_text = ""
+        groups = f"groups={module.groups}" if module.groups != 1 else ""
+        return (f"conv{_kernel(kernel)}({_args(f'{module.in_channels}->{module.out_channels}', *parts, pad_text, groups, 'bias' if module.bias is not None else '')})")
+    if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        kernel = _tuple(module.kernel_size, rank)
+        parts = _window_args(_tuple(module.stride, rank), _tuple(module.padding, rank),
+                             _tuple(module.dilation, rank), kernel)
+        outpad = _tuple(module.output_padding, rank)
+        return (f"deconv{_kernel(kernel)}({_args(f'{module.in_channels}->{module.out_channels}', *parts, f'outpad={_sizes(outpad)}' if any(outpad) else '', f'groups={module.groups}' if module.groups != 1 else '', 'bias' if module.bias is not None else '')})")
+    if isinstance(module, nn.Linear):
+        if len(in_shape) != 2:
+            raise ImportRefused(f"{node_name} ({cls}) acts on the last axis of a {len(in_shape)}-D tensor "
+                                f"(the width, in PyTorch's layout), which the language cannot express")
+        return f"dense({_args(f'{module.in_features}->{module.out_features}', 'bias' if module.bias is not None else '')})"
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+        if not module.track_running_stats:
+            raise ImportRefused(f"{node_name} ({cls}) keeps no running statistics")
+        return "bn" if module.affine else "bn(noaffine)"
+    if isinstance(module, nn.LayerNorm):
+        if len(module.normalized_shape) != 1 or in_shape[-1] != module.normalized_shape[0] or len(in_shape) != 2:
+            raise ImportRefused(f"{node_name} ({cls}{tuple(module.normalized_shape)}) does not normalise the "
+                                f"channels of a vector")
+        return "ln" if module.elementwise_affine else "ln(noaffine)"
+    if isinstance(module, nn.GroupNorm):
+        return f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})"
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+        op = "max" if "Max" in cls else "avg"
+        kernel = _tuple(module.kernel_size, rank)
+        stride = _tuple(module.stride or module.kernel_size, rank)
+        pad = tuple(p + e for p, e in zip(_tuple(module.padding, rank), extra_pad or (0,) * rank)) \
+            if extra_pad != "same" else (0,) * rank
+        dilation = _tuple(getattr(module, "dilation", 1), rank)
+        parts = _window_args(stride, pad, dilation, kernel, default_stride=kernel)
+        if extra_pad == "same":
+            parts.append("pad=same")
+        if module.ceil_mode:
+            parts.append("ceil")
+        return f"{op}pool{_kernel(kernel)}" + (f"({_args(*parts)})" if parts else "")
+    if isinstance(module, (nn.PReLU,)):
+        return "prelu(shared)" if module.num_parameters == 1 else "prelu"
+    if isinstance(module, nn.LeakyReLU):
+        return f"leakyrelu({module.negative_slope})"
+    if isinstance(module, nn.ELU):
+        return f"elu({module.alpha})"
+    if isinstance(module, nn.Dropout):
+        return f"dropout({module.p})"
+    if isinstance(module, nn.Softmax):
+        if module.dim not in (1, -len(in_shape) + 1):
+            raise ImportRefused(f"{node_name} (Softmax over axis {module.dim}) is not over the channels")
+        return "softmax"
+    if cls in _ACTIVATIONS:
+        return _ACTIVATIONS[cls]
+    raise ImportRefused(f"{node_name} ({cls}) has no counterpart in the language")
+
+
+def _adaptive(node_name: str, cls: str, output_size, in_shape) -> str:
+    """AdaptiveAvgPool to 1 is gap; to the size it already has, nothing."""
+    rank = len(in_shape) - 2
+    size = _tuple(output_size, rank)
+    if all(s == 1 for s in size):
+        return "gap" if "Avg" in cls else "gmp"
+    if tuple(s if s is not None else n for s, n in zip(size, in_shape[2:])) == tuple(in_shape[2:]):
+        return ""
+    raise ImportRefused(f"{node_name} ({cls} to {size} on a {_sizes(in_shape[2:])} input) changes the size in a "
+                        f"way the language cannot express")
+
+
+class _Converter:
+    def __init__(self, graph_module, shapes: dict):
+        self.gm = graph_module
+        self.shapes = shapes
+        self.ops: dict[str, _Op] = {}
+
+    def shape(self, node) -> tuple:
+        return self.shapes[node.name]
+
+    def convert(self) -> tuple[str, str]:
+        import torch
+        from torch.nn import functional as F
+
+        pending_pad: dict[str, tuple] = {}
+        for node in self.gm.graph.nodes:
+            name = node.name
+            if node.op == "placeholder":
+                self.ops[name] = _Op(name, "input")
+                continue
+            if node.op == "output":
+                result = node.args[0]
+                if not hasattr(result, "name"):
+                    raise ImportRefused("the model returns several tensors; import models with one output")
+                return self.ops[result.name].name, result.name
+            tensor_inputs = [a for a in node.args if hasattr(a, "name")]
+            if node.op == "call_module":
+                module = self.gm.get_submodule(node.target)
+                cls = type(module).__name__
+                source = tensor_inputs[0]
+                in_shape = self.shapes[source.name]
+                if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
+                    # paramsym's ChannelsLast: the module acts on the channels, as on a vector
+                    in_shape = (in_shape[0], in_shape[-1])
+                if cls in ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+                           "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"):
+                    text = _adaptive(name, cls, module.output_size, in_shape)
+                elif cls == "Flatten":
+                    text = "flatten"
+                else:
+                    extra = self._take_pad(source, module, in_shape, pending_pad)
+                    text = _module_text(module, f"module '{node.target}'", in_shape, extra)
+                self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
+                continue
+            target = node.target
+            if node.op == "call_function" and target in (operator.add, torch.add, operator.iadd):
+                if len(tensor_inputs) != 2 or len(node.args) != 2:
+                    raise ImportRefused(f"operation '{name}' adds something that is not two tensors")
+                self.ops[name] = _Op(name, "add", inputs=[self._through(a) for a in tensor_inputs])
+                continue
+            if node.op == "call_function" and target is torch.cat:
+                tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+                if dim not in (1, -len(self.shape(node)) + 1):
+                    raise ImportRefused(f"operation '{name}' concatenates along axis {dim}, not the channels")
+                self.ops[name] = _Op(name, "concat", inputs=[self._through(a) for a in tensors])
+                continue
+            if (node.op == "call_function" and target is torch.flatten) or \
+                    (node.op == "call_method" and target in ("flatten", "view", "reshape") and
+                     len(self.shape(node)) == 2):
+                self.ops[name] = _Op(name, "layer", "flatten", [self._through(tensor_inputs[0])])
+                continue
+            if node.op == "call_function" and target in (F.relu, torch.relu):
+                self.ops[name] = _Op(name, "layer", "relu", [self._through(tensor_inputs[0])])
+                continue
+            if node.op == "call_function" and target in (F.adaptive_avg_pool2d, F.adaptive_avg_pool1d,
+                                                          F.adaptive_avg_pool3d, F.adaptive_max_pool2d):
+                source = tensor_inputs[0]
+                text = _adaptive(f"operation '{name}'", target.__name__.title().replace("_", ""),
+                                 node.args[1] if len(node.args) > 1 else node.kwargs["output_size"],
+                                 self.shapes[source.name])
+                self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
+                continue
+            if node.op == "call_method" and target == "movedim":
+                # ChannelsLast / FlattenChannelsLast (paramsym's own export) move channels around a module
+                self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
+                continue
+            if node.op == "call_function" and target is F.pad:
+                pending_pad[name] = tuple(node.args[1] if len(node.args) > 1 else node.kwargs["pad"])
+                self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
+                continue
+            described = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+            raise ImportRefused(f"operation '{name}' ({node.op} {described}) has no counterpart in the language")
+        raise ImportRefused("the traced model has no output")
+
+    def _through(self, node) -> str:
+        """The op that really produces `node`'s value (skipping no-op nodes)."""
+        op = self.ops[node.name]
+        while op.kind == "skip" and op.inputs:
+            op = self.ops[op.inputs[0]]
+        return op.name
+
+    def _take_pad(self, source, module, in_shape, pending: dict):
+        """A preceding F.pad becomes the layer's padding: symmetric, or TensorFlow's "same"."""
+        if source.name not in pending:
+            return None
+        pads = pending.pop(source.name)
+        rank = len(in_shape) - 2
+        pairs = [(pads[2 * i], pads[2 * i + 1]) for i in range(rank)][::-1]  # F.pad lists the last axis first
+        if all(a == b for a, b in pairs):
+            return tuple(a for a, _ in pairs)
+        return "same"
+
+
+def _normalise_concats(ops: dict[str, _Op]) -> dict[str, _Op]:
+    """A concat of a list that extends an earlier concat's list (DenseNet's growing features)
+    becomes a concat of that earlier result and the new values, so that it nests."""
+    joined: dict[tuple, str] = {}
+    result: dict[str, _Op] = {}
+    for name, op in ops.items():
+        if op.kind != "concat":
+            result[name] = op
+            continue
+        inputs = tuple(op.inputs)
+        if len(inputs) == 1:
+            result[name] = _Op(name, "skip", inputs=list(inputs))
+            continue
+        length = max((n for n in range(2, len(inputs)) if inputs[:n] in joined), default=1)
+        if length > 1:
+            # DenseNet: cat([x0, x1, x2]) after cat([x0, x1]) is cat(that, x2), one value per step
+            value = joined[inputs[:length]]
+            for n in range(length + 1, len(inputs)):
+                helper = f"{name}_part{n}"
+                result[helper] = _Op(helper, "concat", inputs=[value, inputs[n - 1]])
+                joined[inputs[:n]] = value = helper
+            result[name] = _Op(name, "concat", inputs=[value, inputs[-1]])
+        else:
+            result[name] = op  # branches of one split (Inception): a single concat(... | ... | ...)
+        joined[inputs] = name
+    return result
+
+
+def _dominators(ops: dict[str, _Op], order: list[str]) -> dict[str, str | None]:
+    """Immediate dominator of every op (where the paths to it last split)."""
+    dom: dict[str, set] = {}
+    for name in order:
+        op = ops[name]
+        inputs = [i for i in op.inputs]
+        if not inputs:
+            dom[name] = {name}
+        else:
+            common = set.intersection(*(dom[i] for i in inputs))
+            dom[name] = common | {name}
+    position = {name: i for i, name in enumerate(order)}
+    return {name: max(dom[name] - {name}, key=position.get, default=None) for name in order}
+
+
+def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict) -> list[str]:
+    stages: list[str] = []
+    name = end
+    while name != start:
+        op = ops[name]
+        if op.kind in ("add", "concat"):
+            split = idom[name]
+            branches = [_structure(ops, split, i, idom) for i in op.inputs]
+            texts = [" > ".join(b) if b else "id" for b in branches]
+            if op.kind == "concat":
+                stages.append(f"concat({' | '.join(texts)})")
+            elif len(texts) == 2 and "id" in texts:
+                other = texts[0] if texts[1] == "id" else texts[1]
+                stages.append(f"res({other})")
+            else:
+                stages.append(f"res({' | '.join(texts)})" if len(texts) == 2 else f"add({' | '.join(texts)})")
+            name = split
+        elif op.kind in ("layer", "skip"):
+            if op.kind == "layer":
+                stages.append(op.text)
+            if not op.inputs:
+                raise ImportRefused("the model's graph does not split into sequences and branches")
+            name = op.inputs[0]
+        else:
+            raise ImportRefused("the model's graph does not split into sequences and branches "
+                                "(a branch reaches back before the split)")
+        if name is None:
+            raise ImportRefused("the model's graph does not split into sequences and branches")
+    return stages[::-1]
+
+
+def from_torch(module, input_shape) -> str:
+    """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3"."""
+    import torch
+    import torch.fx as fx
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    if isinstance(input_shape, str):
+        try:
+            input_shape = tuple(int(part) for part in input_shape.lower().replace(" ", "").split("x"))
+        except ValueError:
+            raise ParamsymUsageError(f"--input takes sizes such as 224x224x3, not {input_shape!r}") from None
+    *spatial, channels = input_shape
+    try:
+        traced = fx.symbolic_trace(module)
+    except Exception as error:  # torch.fx raises many kinds for untraceable Python
+        raise ImportRefused(f"torch.fx cannot trace the model: {error}") from None
+    # a batch of 2: torch's GroupNorm refuses one value per group even in eval mode
+    example = torch.zeros(2, channels, *spatial)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            ShapeProp(traced).propagate(example)
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        cause = error.__cause__ or error
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else first
+        raise ImportRefused(f"the model does not run on a {_kernel(input_shape)} input: {detail}") from None
+    finally:
+        module.train(was_training)
+    shapes = {node.name: tuple(node.meta["tensor_meta"].shape) for node in traced.graph.nodes
+              if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")}
+    converter = _Converter(traced, shapes)
+    _, output = converter.convert()
+    ops = _normalise_concats(converter.ops)
+    order = list(ops)
+    start = next(name for name, op in ops.items() if op.kind == "input")
+    end = converter._through(type("N", (), {"name": output})())
+    idom = _dominators(ops, order)
+    stages = _structure(ops, start, end, idom)
+    lines = [f"input({_kernel(input_shape)})"] + stages
+    return "\n  > ".join(lines) + "\n"

@@ -1,0 +1,82 @@
+"""Import from PyTorch: torchvision models and paramsym's own exports become
+programs that count exactly as the modules do."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from hypothesis import given
+from torch import nn
+
+import paramsym
+from cli_helpers import run
+from frameworks import torch_params, torch_state
+from strategies import programs
+from test_zoo import ZOO
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TORCHVISION = [name for name in ZOO if name not in ("lenet5", "resnet18_symbolic")]
+
+
+def counts(network):
+    values = network.evaluate()
+    return values["params"], values["state"], [int(d) for d in network.output_shape.dims()]
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_models_import_exactly(name):
+    model = ZOO[name]()
+    text = paramsym.from_torch(model, (224, 224, 3))
+    network = paramsym.parse(text)
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(1, 3, 224, 224))
+    assert counts(network) == (torch_params(model), torch_state(model), list(out.shape[1:]))
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
+def test_zoo_round_trip(path):
+    network = paramsym.parse(path.read_text())
+    dims = [int(d) for d in network.input_shape.dims()]
+    again = paramsym.parse(paramsym.from_torch(paramsym.to_torch(network), dims))
+    assert counts(again) == counts(network)
+
+
+@given(programs())
+def test_property_round_trip_counts_the_same(text):
+    network = paramsym.parse(text)
+    dims = [int(d) for d in network.input_shape.dims()]
+    imported = paramsym.from_torch(paramsym.to_torch(network), dims)
+    assert counts(paramsym.parse(imported)) == counts(network), (text, imported)
+
+
+class Doubles(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(x) * 2
+
+
+@pytest.mark.parametrize("model, words", [
+    (Doubles(), "operation 'mul'"),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)), "module '1' (Upsample)"),
+    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(3)), "changes the size"),
+])
+def test_what_the_language_cannot_express_is_named(model, words):
+    with pytest.raises(paramsym.ParamsymError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        paramsym.from_torch(model, (8, 8, 3))
+
+
+def test_cli_import():
+    result = run("import", "torchvision.models:resnet18", "--input", "224x224x3")
+    assert result.returncode == 0
+    network = paramsym.parse(result.stdout)
+    assert network.evaluate()["params"] == torch_params(torchvision.models.resnet18(weights=None))
+    bad = run("import", "torchvision.models:no_such_model", "--input", "224x224x3")
+    assert bad.returncode == 2 and "cannot find" in bad.stderr
+    shape = run("import", "torchvision.models:resnet18", "--input", "224 by 224")
+    assert shape.returncode == 2 and "--input takes sizes" in shape.stderr
