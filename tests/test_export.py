@@ -66,11 +66,7 @@ def test_property_random_programs_match_torch(text):
 @given(programs(max_stages=4, keras_safe=True))
 def test_property_random_programs_match_keras(text):
     network = paramsym.parse(text, convention="keras")
-    try:
-        model = paramsym.to_keras(network)
-    except paramsym.ParamsymUsageError as error:  # a layer Keras has no form for: said clearly
-        assert "no Keras equivalent" in str(error) or "Keras refuses" in str(error)
-        return
+    model = paramsym.to_keras(network)  # the keras_safe programs avoid what Keras cannot do
     assert model.count_params() == network.evaluate()["total"], text
     assert list(model.output_shape[1:]) == [int(d) for d in network.output_shape.dims()], text
 

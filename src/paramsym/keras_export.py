@@ -39,7 +39,8 @@ def _padding_layers(layer, num, rank: int) -> tuple[list, str]:
             needed = (out - 1) * s + d * (k - 1) + 1 - (n + 2 * pads[axis][0])
             pads[axis] = (pads[axis][0], pads[axis][1] + max(needed, 0))
     if any(a or b for a, b in pads):
-        return [KerasLayer(f"ZeroPadding{rank}D", {"padding": tuple(pads)})], "valid"
+        # ZeroPadding1D takes one (before, after) pair, the others a pair per axis
+        return [KerasLayer(f"ZeroPadding{rank}D", {"padding": pads[0] if rank == 1 else tuple(pads)})], "valid"
     return [], "valid"
 
 
@@ -74,7 +75,8 @@ def keras_layers(lc: LayerCount, num: _Numbers) -> list[KerasLayer]:
             "dilation_rate": num.each(layer.dilation), "use_bias": layer.bias})]
         crop = num.each(layer.pad)
         if any(crop):
-            layers.append(KerasLayer(f"Cropping{rank}D", {"cropping": tuple((c, c) for c in crop)}))
+            pairs = tuple((c, c) for c in crop)
+            layers.append(KerasLayer(f"Cropping{rank}D", {"cropping": pairs[0] if rank == 1 else pairs}))
         return layers
     if kind == "dense":
         return [KerasLayer("Dense", {"units": num(layer.cout), "use_bias": layer.bias})]
