@@ -39,6 +39,12 @@ ERRORS = [
     ("input(8x8x3) > conv3x3(->flor(C))", paramsym.ParamsymNameError, "unknown function 'flor'", 1, 26,
      "did you mean 'floor'"),
     ("input(8x8x3) > conv3x3(->8/0)", paramsym.ParamsymError, "division by zero", 1, 27, None),
+    # found by `make fuzz`: a stride of 0 reached SymPy as a division by zero
+    ("input(5x5x5x1) > conv2x1x1(->1, stride=0x1x1)", paramsym.ParamsymArgumentError,
+     "stride must be at least 1, not 0", 1, 33, None),
+    ("input(8x8x3) > conv0x3(->4)", paramsym.ParamsymArgumentError, "kernel size must be at least 1", 1, 16, None),
+    ("input(8x8x3) > conv3x3(->3, groups=0)", paramsym.ParamsymArgumentError, "groups must be at least 1", 1, 29,
+     None),
     ("let C = 2.5\nconv1x1(3->C)", paramsym.ParamsymUsageError, "positive whole number", 1, 5, None),
     ("let C = 4", paramsym.ParamsymSyntaxError, "no network", 1, 5, None),
     ("input(8x8x3) > gn", paramsym.ParamsymArgumentError, "number of groups", 1, 16, None),

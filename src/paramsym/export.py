@@ -202,9 +202,9 @@ def _literal(value, collapse: bool = True) -> str:
     return repr(value)
 
 
-def _defaults(cls: str) -> dict:
-    return {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "ceil_mode": False,
-            "output_padding": 0}
+# torch.nn's defaults, left out of the source for readability
+_TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "ceil_mode": False,
+                   "output_padding": 0}
 
 
 def spec_source(spec: Spec, indent: int = 0) -> str:
@@ -216,9 +216,8 @@ def spec_source(spec: Spec, indent: int = 0) -> str:
     collapse = spec.cls.startswith("nn.")
     for arg in spec.args:
         parts.append(spec_source(arg, indent + 1) if isinstance(arg, Spec) else _literal(arg, collapse))
-    defaults = _defaults(spec.cls)
     for key, value in spec.kwargs.items():
-        if key in defaults and _literal(value) == _literal(defaults[key]):
+        if key in _TORCH_DEFAULTS and _literal(value) == _literal(_TORCH_DEFAULTS[key]):
             continue
         parts.append(f"{key}={spec_source(value, indent + 1) if isinstance(value, Spec) else _literal(value)}")
     if not nested:

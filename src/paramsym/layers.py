@@ -242,9 +242,15 @@ def _usage(kind: str, name: str) -> str:
     return f"{name} accepts: {', '.join(keys)}" if keys else f"{name} takes no arguments"
 
 
+# Arguments that may be 0; every other size (kernel, stride, dilation, groups) is at least 1.
+_MAY_BE_ZERO = ("pad", "outpad", "a size")
+
+
 def _require_number_like(value: Expr, pos: Position, what: str) -> None:
     if value.is_number and not (value.is_integer and value >= 0):
         raise ParamsymArgumentError(f"{what} must be a whole number, not {value}", pos=pos)
+    if value.is_number and value == 0 and what not in _MAY_BE_ZERO:
+        raise ParamsymArgumentError(f"{what} must be at least 1, not 0", pos=pos)
 
 
 # ---- shape rules -----------------------------------------------------------------
@@ -633,6 +639,8 @@ class LayerBuilder:
     def _kernel(self, call: Call, args: _Args, family) -> tuple:
         if family.re is _SIZED:
             kernel = tuple(sympy.Integer(int(part)) for part in family.group(2).split("x"))
+            if 0 in kernel:
+                raise ParamsymArgumentError(f"{call.name}: a kernel size must be at least 1", pos=call.pos)
             return args.sizes("k", len(kernel), kernel)
         rank = int(family.group(2))
         if "k" not in args.keywords:
