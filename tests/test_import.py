@@ -80,3 +80,9 @@ def test_cli_import():
     assert bad.returncode == 2 and "cannot find" in bad.stderr
     shape = run("import", "torchvision.models:resnet18", "--input", "224 by 224")
     assert shape.returncode == 2 and "--input takes sizes" in shape.stderr
+
+
+def test_cli_import_of_something_that_is_not_a_model():
+    for target, words in (("os:getcwd", "not a torch.nn.Module"), ("json:loads", "calling json:loads() failed")):
+        result = run("import", target, "--input", "3x3x3")
+        assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr

@@ -286,7 +286,12 @@ def import_command(model, input_shape, output):
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
         raise ParamsymUsageError(f"cannot find {model}: {error}") from None
-    network = factory() if callable(factory) else factory
+    try:
+        network = factory() if callable(factory) else factory
+    except Exception as error:  # noqa: BLE001 - the user's model code, not paramsym's
+        raise ParamsymUsageError(f"calling {model}() failed: {type(error).__name__}: {error}") from None
+    if not hasattr(network, "named_modules"):
+        raise ParamsymUsageError(f"{model} gives a {type(network).__name__}, not a torch.nn.Module")
     _emit(from_torch(network, input_shape), output, f"written to {output}")
 
 
