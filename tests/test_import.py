@@ -86,3 +86,9 @@ def test_cli_import_of_something_that_is_not_a_model():
     for target, words in (("os:getcwd", "not a torch.nn.Module"), ("json:loads", "calling json:loads() failed")):
         result = run("import", target, "--input", "3x3x3")
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_import_with_a_wrong_input_shape_says_so_once():
+    result = run("import", "torchvision.models:resnet18", "--input", "224x224")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage error: the model does not run on a 224x224 input")

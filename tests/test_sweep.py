@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from cli_helpers import run
 from paramsym.evaluate import Evaluator
 from paramsym.sweeps import parse_grid
 from paramsym.syntax import symbol
-from paramsym.vectorize import compile_exact
+from paramsym.vectorize import compile_exact, compile_pair
 
 C, H, K = symbol("C"), symbol("H"), symbol("k")
 
@@ -31,6 +32,10 @@ FORMULAS = [
     10**30 * C**3 + H,  # beyond int64: Python integers
     sympy.Piecewise((C, C >= H), (H - 1, True)),
     sympy.floor(sympy.floor((H + C) / 3) / 2),
+    # sums of terms with different denominators (a relation D = C/2 gives C^2/2 + 3C)
+    C**2 / 2 + 3 * C,
+    C / 3 + H / 2 + K / 6,
+    sympy.floor(C / 4 + H / 6) + C * H / 10,
 ]
 
 
@@ -40,9 +45,13 @@ FORMULAS = [
 def test_vectorised_equals_exact_scalar(points, which):
     expr = FORMULAS[which]
     values = {"C": [p[0] for p in points], "H": [p[1] for p in points], "k": [p[2] for p in points]}
-    got = compile_exact(expr, [C, H, K])(values)
+    num, den = compile_pair(expr, [C, H, K])(values)
     for i, (c, h, k) in enumerate(points):
-        assert int(got[i]) == Evaluator({C: c, H: h, K: k}).number(expr)
+        assert Fraction(int(num[i]), int(den[i])) == Evaluator({C: c, H: h, K: k}).number(expr)
+    integral = [i for i, (c, h, k) in enumerate(points) if num[i] % den[i] == 0]
+    if len(integral) == len(points):
+        got = compile_exact(expr, [C, H, K])(values)
+        assert [int(g) for g in got] == [int(num[i]) // int(den[i]) for i in range(len(points))]
 
 
 def test_large_values_switch_to_python_integers():
@@ -115,3 +124,11 @@ def test_too_many_points():
     network = paramsym.parse("input(8x8x3) > conv1x1(->C) > conv1x1(->D) > conv1x1(->E)")
     with pytest.raises(paramsym.ParamsymUsageError, match="at most"):
         paramsym.sweep(network, {"C": list(range(1, 1001)), "D": list(range(1, 1001)), "E": list(range(1, 101))})
+
+
+def test_relations_that_are_not_whole_numbers_are_invalid_points():
+    network = paramsym.parse("input(8x8x3) > conv1x1(->C) > conv1x1(->D)").with_values(D=symbol("C") / 2)
+    result = paramsym.sweep(network, {"C": [1, 2, 3, 4]})
+    assert [bool(v) for v in result.valid] == [False, True, False, True]
+    assert [int(v) for v in result.values["params"]][1::2] == [network.evaluate(C=2)["params"],
+                                                              network.evaluate(C=4)["params"]]

@@ -11,6 +11,8 @@ the import with an error that names it.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import operator
 from dataclasses import dataclass, field
 
@@ -342,7 +344,8 @@ def from_torch(module, input_shape) -> str:
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad():
+        # ShapeProp prints the traceback of a failing node itself; the error below says it once
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(traced).propagate(example)
     except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

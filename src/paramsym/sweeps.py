@@ -127,6 +127,14 @@ def _validity(network: Network, symbols, columns) -> np.ndarray | None:
                 continue  # depends on a symbol without a value: nothing to check here
             ok = compile_condition(bound, constraint.requirement, symbols)(columns)
             mask = ok if mask is None else mask & ok
+    # a relation such as D = C/2 must give a positive whole number at every point
+    for name, expr in network.assignments.items():
+        bound = network.bind(expr, free=symbols)
+        if not bound.free_symbols or bound.free_symbols - set(symbols):
+            continue
+        for requirement in ("integer", "positive"):
+            ok = compile_condition(bound, requirement, symbols)(columns)
+            mask = ok if mask is None else mask & ok
     if mask is not None and bool(np.all(mask)):
         return None
     return mask

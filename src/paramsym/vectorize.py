@@ -20,10 +20,10 @@ from .errors import ParamsymEvaluationError
 _INT64_SAFE = 2.0**60  # a margin below 2^63 for the float pass's rounding
 
 
-def _lcm(a, b):
-    if isinstance(a, int) and isinstance(b, int):
-        return a * b // math.gcd(a, b), a // math.gcd(a, b), b // math.gcd(a, b)
-    return a * b, 1, 1  # with arrays, the plain product (then a single scale each)
+def _lcm(a: int, b: int) -> tuple[int, int, int]:
+    """The least common multiple of two denominators and the factors that bring each to it."""
+    g = math.gcd(a, b)
+    return a * b // g, b // g, a // g
 
 
 class _Compiler:
