@@ -11,6 +11,7 @@ from .errors import (ParamsymArgumentError, ParamsymError, ParamsymEvaluationErr
 from .network import CONVENTIONS, DTYPES, LayerCount, Network, parse
 from .solve import Solution, solve
 from .views import generic, marginal, per_layer, view
+from . import printers  # noqa: F401  (how a Network shows itself: str(), rich, Jupyter)
 
 __version__ = "0.1.0"
 

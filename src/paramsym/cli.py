@@ -21,6 +21,7 @@ from .errors import ParamsymError, ParamsymUsageError
 from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
 from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render, render_sweep
+from .quantities import VIEWABLE
 from .solve import ON, solve
 from .views import VIEWS, formula, generic, marginal, per_layer, view
 from .syntax import MAX_SOURCE_CHARS, parse_expression
@@ -197,7 +198,7 @@ def sweep_command(program, grids, budget, on, assignments, convention, dtype, fm
 
 @cli.command("formula")
 @_program
-@click.option("--on", type=click.Choice([*ON, "state"]), default="params", show_default=True)
+@click.option("--on", type=click.Choice(VIEWABLE), default="params", show_default=True)
 @click.option("--view", "how", type=click.Choice(VIEWS), default="expanded", show_default=True)
 @click.option("--by", metavar="NAME", help="The symbol to collect by (--view collected).")
 @click.option("--diff", "by_symbol", metavar="NAME", help="Also the derivative by NAME: what one more costs.")
@@ -234,7 +235,7 @@ def formula_command(program, on, how, by, by_symbol, assignments):
 
 @cli.command("latex")
 @_program
-@click.option("--on", type=click.Choice([*ON, "state"]), default="params", show_default=True)
+@click.option("--on", type=click.Choice(VIEWABLE), default="params", show_default=True)
 @click.option("--symbol", "names", multiple=True, metavar="NAME=LATEX",
               help="How to typeset a symbol, e.g. --symbol 'C_in=C_{\\mathrm{in}}'. Repeatable.")
 @click.option("--group-digits", is_flag=True, help="Group digits as 18{,}496.")

@@ -124,3 +124,7 @@ class ParamsymUsageError(ParamsymError):
     """A request (command-line option, API argument) that is wrong."""
 
     kind = "usage error"
+
+
+class ImportRefused(ParamsymUsageError):
+    """A PyTorch module or operation that the language cannot express (paramsym import)."""

@@ -13,7 +13,7 @@ from math import ceil, floor
 import sympy
 
 from .errors import ParamsymEvaluationError, ParamsymUsageError
-from .layers import Constraint
+from .records import Constraint
 from .syntax import MAX_NUMBER_BITS
 
 Number = int | Fraction

@@ -8,30 +8,18 @@ through `ChannelsLast`, and flatten lays values out in H x W x C order.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
-from math import ceil
 
 from .errors import ParamsymError, ParamsymUsageError
-from .layers import Node
 from .network import LayerCount, Network
+from .records import Node, TorchSpec
 
-_ACTIVATIONS = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "leakyrelu": "nn.LeakyReLU", "elu": "nn.ELU",
-                "gelu": "nn.GELU", "silu": "nn.SiLU", "sigmoid": "nn.Sigmoid", "tanh": "nn.Tanh",
-                "softmax": "nn.Softmax", "hardswish": "nn.Hardswish", "dropout": "nn.Dropout", "id": "nn.Identity"}
 _HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad")
+Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 
-@dataclass
-class Spec:
-    """One module to build: its class, positional and keyword arguments (which may be Specs)."""
+class Numbers:
+    """Formulas to ints with the network's values; a formula with a free symbol is refused."""
 
-    cls: str
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
-    repeat: int = 1  # nn.Sequential of `repeat` fresh copies of args[0]
-
-
-class _Numbers:
     def __init__(self, network: Network, values: dict):
         self.evaluator = network.evaluator(**values)
 
@@ -45,94 +33,13 @@ class _Numbers:
         return tuple(self(v) for v in values)
 
 
-def _same_padding(layer, num: _Numbers) -> tuple:
-    """F.pad amounts (last axis first) for TensorFlow's "same"."""
-    if layer.in_shape.spatial is None or any(n is None for n in layer.in_shape.spatial):
-        raise ParamsymUsageError(f"{layer.name} at {layer.pos}: pad=same needs the input size to export; "
-                                 f"start the program with input(...)")
-    pads = []
-    for n, k, s, d in zip(num.each(layer.in_shape.spatial), num.each(layer.kernel), num.each(layer.stride),
-                          num.each(layer.dilation)):
-        total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
-        pads.append((total // 2, total - total // 2))
-    return tuple(amount for pair in reversed(pads) for amount in pair)
-
-
-def _windowed(layer, num: _Numbers, module: Spec, same_value: float = 0.0) -> Spec:
-    if layer.pad and layer.pad[0] == "same":
-        return Spec("nn.Sequential", (Spec("SamePad", (_same_padding(layer, num),),
-                                           {"value": same_value} if same_value else {}), module))
-    return module
-
-
-def layer_spec(lc: LayerCount, num: _Numbers) -> Spec:
-    layer = lc.layer
-    kind, rank = layer.kind, len(layer.kernel)
-    spatial_rank = layer.in_shape.rank
-    explicit_pad = None if (layer.pad and layer.pad[0] == "same") else layer.pad
-    if kind in ("conv", "dwconv"):
-        kwargs = {"stride": num.each(layer.stride), "padding": num.each(explicit_pad) if explicit_pad else 0,
-                  "dilation": num.each(layer.dilation), "groups": num(layer.groups), "bias": layer.bias}
-        conv = Spec(f"nn.Conv{rank}d", (num(layer.cin), num(layer.cout), num.each(layer.kernel)), kwargs)
-        return _windowed(layer, num, conv)
-    if kind == "sepconv":
-        cin = num(layer.cin)
-        depthwise = Spec(f"nn.Conv{rank}d", (cin, cin, num.each(layer.kernel)), {
-            "stride": num.each(layer.stride), "padding": num.each(explicit_pad) if explicit_pad else 0,
-            "dilation": num.each(layer.dilation), "groups": cin, "bias": False})
-        pointwise = Spec(f"nn.Conv{rank}d", (cin, num(layer.cout), 1), {"bias": layer.bias})
-        return Spec("nn.Sequential", (_windowed(layer, num, depthwise), pointwise))
-    if kind == "deconv":
-        return Spec(f"nn.ConvTranspose{rank}d", (num(layer.cin), num(layer.cout), num.each(layer.kernel)), {
-            "stride": num.each(layer.stride), "padding": num.each(layer.pad),
-            "output_padding": num.each(layer.options["outpad"]), "groups": num(layer.groups), "bias": layer.bias,
-            "dilation": num.each(layer.dilation)})
-    if kind == "dense":
-        linear = Spec("nn.Linear", (num(layer.cin), num(layer.cout)), {"bias": layer.bias})
-        return linear if spatial_rank == 0 else Spec("ChannelsLast", (linear,))
-    if kind == "pool":
-        if layer.options["op"] == "max":
-            module = Spec(f"nn.MaxPool{rank}d", (num.each(layer.kernel),), {
-                "stride": num.each(layer.stride), "padding": num.each(explicit_pad) if explicit_pad else 0,
-                "dilation": num.each(layer.dilation), "ceil_mode": layer.options["ceil"]})
-            return _windowed(layer, num, module, same_value=float("-inf"))
-        module = Spec(f"nn.AvgPool{rank}d", (num.each(layer.kernel),), {
-            "stride": num.each(layer.stride), "padding": num.each(explicit_pad) if explicit_pad else 0,
-            "ceil_mode": layer.options["ceil"]})
-        return _windowed(layer, num, module)
-    if kind == "globalpool":
-        if not spatial_rank:
-            raise ParamsymUsageError(f"{layer.name} at {layer.pos} needs the input's number of axes to export")
-        op = "Avg" if layer.options["op"] == "avg" else "Max"
-        return Spec("nn.Sequential", (Spec(f"nn.Adaptive{op}Pool{spatial_rank}d", (1,)), Spec("nn.Flatten")))
-    if kind == "flatten":
-        return Spec("FlattenChannelsLast")
-    if kind == "norm":
-        channels, affine = num(layer.cout), layer.options["affine"]
-        norm = layer.options["norm"]
-        if norm == "batch":
-            dims = max(spatial_rank or 1, 1)
-            return Spec(f"nn.BatchNorm{dims}d", (channels,), {} if affine else {"affine": False})
-        if norm == "layer":
-            module = Spec("nn.LayerNorm", (channels,), {} if affine else {"elementwise_affine": False})
-            return module if spatial_rank == 0 else Spec("ChannelsLast", (module,))
-        return Spec("nn.GroupNorm", (num(layer.options["groups"]), channels), {} if affine else {"affine": False})
-    if kind == "prelu":
-        return Spec("nn.PReLU") if layer.options["shared"] else Spec("nn.PReLU", (num(layer.cout),))
-    if kind == "act":
-        cls = _ACTIVATIONS[layer.name]
-        value = layer.options.get("value")
-        if layer.name == "softmax":
-            return Spec(cls, (), {"dim": 1})
-        if value is not None:
-            return Spec(cls, (float(value),))
-        return Spec(cls)
-    raise ParamsymError(f"no PyTorch module for {layer.name}")
+def layer_spec(lc: LayerCount, num: Numbers) -> Spec:
+    return lc.layer.kind.torch(lc.layer, num)
 
 
 def network_spec(network: Network, **values) -> Spec:
     """The whole network as one nn.Sequential description."""
-    num = _Numbers(network, values)
+    num = Numbers(network, values)
 
     def walk(node: Node) -> Spec:
         if node.kind == "layer":
@@ -182,7 +89,7 @@ def to_torch(network: Network, **values):
 def example_input(network: Network, batch: int = 1, **values):
     """zeros of the program's input shape, channels first, for a forward pass."""
     import torch
-    num = _Numbers(network, values)
+    num = Numbers(network, values)
     dims = network.input_shape.dims()
     if dims is None or any(d is None for d in dims):
         raise ParamsymUsageError("the program has no input(...) shape to make an input from")
@@ -245,7 +152,7 @@ def torch_source(network: Network, **values) -> str:
     text += f"def build_model() -> nn.Module:\n    return {body}\n"
     dims = network.input_shape.dims()
     if dims is not None and all(d is not None for d in dims):
-        num = _Numbers(network, values)
+        num = Numbers(network, values)
         *spatial, channels = num.each(dims)
         shape = ", ".join(str(v) for v in (1, channels, *spatial))
         text += (f"\n\nif __name__ == \"__main__\":\n    model = build_model()\n"

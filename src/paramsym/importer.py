@@ -16,14 +16,8 @@ import io
 import operator
 from dataclasses import dataclass, field
 
-from .errors import ParamsymUsageError
-
-_ACTIVATIONS = {"ReLU": "relu", "ReLU6": "relu6", "GELU": "gelu", "SiLU": "silu", "Sigmoid": "sigmoid",
-                "Tanh": "tanh", "Hardswish": "hardswish", "Identity": "id"}
-
-
-class ImportRefused(ParamsymUsageError):
-    """A module or operation that the language cannot express."""
+from . import kinds
+from .errors import ImportRefused, ParamsymUsageError
 
 
 @dataclass
@@ -37,114 +31,43 @@ class _Op:
     pads: tuple = ()
 
 
-def _sizes(values) -> str:
-    """`3x5`, or `2` when every axis has the same value (stride=2, pad=1)."""
-    values = list(values)
-    if len(values) > 1 and all(v == values[0] for v in values):
-        return str(values[0])
-    return "x".join(str(v) for v in values)
+@dataclass(frozen=True)
+class ImportContext:
+    """What a kind's `from_torch` may need besides the module: where it is, its input and output shapes
+    (PyTorch's layout, batch first), and a padding taken over from an F.pad before it."""
+
+    node_name: str
+    in_shape: tuple
+    out_shape: tuple = ()
+    extra_pad: tuple | str | None = None
+
+    @property
+    def rank(self) -> int:
+        return len(self.in_shape) - 2
 
 
-def _kernel(values) -> str:
-    return "x".join(str(v) for v in values)
+def _module_text(module, node_name: str, in_shape, out_shape, extra_pad=None) -> str:
+    kind = kinds.for_torch_module(module)
+    if kind is None:
+        raise ImportRefused(f"{node_name} ({type(module).__name__}) has no counterpart in the language")
+    return kind.from_torch(module, ImportContext(node_name, in_shape, out_shape, extra_pad))
 
 
-def _tuple(value, rank: int) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
-
-
-def _args(*parts) -> str:
-    return ", ".join(p for p in parts if p)
-
-
-def _window_args(stride, pad, dilation, kernel, default_stride=None) -> list:
-    parts = []
-    if stride != (default_stride or (1,) * len(stride)):
-        parts.append(f"stride={_sizes(stride)}")
-    if any(pad):
-        parts.append(f"pad={_sizes(pad)}")
-    if any(d != 1 for d in dilation):
-        parts.append(f"dilation={_sizes(dilation)}")
-    return parts
-
-
-def _module_text(module, node_name: str, in_shape, extra_pad=None) -> str:
-    from torch import nn
-    cls = type(module).__name__
-    rank = len(in_shape) - 2
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        kernel = _tuple(module.kernel_size, rank)
-        if module.padding == "same" or extra_pad == "same":
-            pad_text = "pad=same"
-            parts = _window_args(_tuple(module.stride, rank), (0,) * rank, _tuple(module.dilation, rank), kernel)
-        else:
-            pad = tuple(p + e for p, e in zip(_tuple(module.padding, rank), extra_pad or (0,) * rank))
-            parts = _window_args(_tuple(module.stride, rank), pad, _tuple(module.dilation, rank), kernel)
-            pad_text = ""
-        groups = f"groups={module.groups}" if module.groups != 1 else ""
-        return (f"conv{_kernel(kernel)}({_args(f'{module.in_channels}->{module.out_channels}', *parts, pad_text, groups, 'bias' if module.bias is not None else '')})")
-    if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
-        kernel = _tuple(module.kernel_size, rank)
-        parts = _window_args(_tuple(module.stride, rank), _tuple(module.padding, rank),
-                             _tuple(module.dilation, rank), kernel)
-        outpad = _tuple(module.output_padding, rank)
-        return (f"deconv{_kernel(kernel)}({_args(f'{module.in_channels}->{module.out_channels}', *parts, f'outpad={_sizes(outpad)}' if any(outpad) else '', f'groups={module.groups}' if module.groups != 1 else '', 'bias' if module.bias is not None else '')})")
-    if isinstance(module, nn.Linear):
-        if len(in_shape) != 2:
-            raise ImportRefused(f"{node_name} ({cls}) acts on the last axis of a {len(in_shape)}-D tensor "
-                                f"(the width, in PyTorch's layout), which the language cannot express")
-        return f"dense({_args(f'{module.in_features}->{module.out_features}', 'bias' if module.bias is not None else '')})"
-    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
-        if not module.track_running_stats:
-            raise ImportRefused(f"{node_name} ({cls}) keeps no running statistics")
-        return "bn" if module.affine else "bn(noaffine)"
-    if isinstance(module, nn.LayerNorm):
-        if len(module.normalized_shape) != 1 or in_shape[-1] != module.normalized_shape[0] or len(in_shape) != 2:
-            raise ImportRefused(f"{node_name} ({cls}{tuple(module.normalized_shape)}) does not normalise the "
-                                f"channels of a vector")
-        return "ln" if module.elementwise_affine else "ln(noaffine)"
-    if isinstance(module, nn.GroupNorm):
-        return f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})"
-    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
-        op = "max" if "Max" in cls else "avg"
-        kernel = _tuple(module.kernel_size, rank)
-        stride = _tuple(module.stride or module.kernel_size, rank)
-        pad = tuple(p + e for p, e in zip(_tuple(module.padding, rank), extra_pad or (0,) * rank)) \
-            if extra_pad != "same" else (0,) * rank
-        dilation = _tuple(getattr(module, "dilation", 1), rank)
-        parts = _window_args(stride, pad, dilation, kernel, default_stride=kernel)
-        if extra_pad == "same":
-            parts.append("pad=same")
-        if module.ceil_mode:
-            parts.append("ceil")
-        return f"{op}pool{_kernel(kernel)}" + (f"({_args(*parts)})" if parts else "")
-    if isinstance(module, (nn.PReLU,)):
-        return "prelu(shared)" if module.num_parameters == 1 else "prelu"
-    if isinstance(module, nn.LeakyReLU):
-        return f"leakyrelu({module.negative_slope})"
-    if isinstance(module, nn.ELU):
-        return f"elu({module.alpha})"
-    if isinstance(module, nn.Dropout):
-        return f"dropout({module.p})"
-    if isinstance(module, nn.Softmax):
-        if module.dim not in (1, -len(in_shape) + 1):
-            raise ImportRefused(f"{node_name} (Softmax over axis {module.dim}) is not over the channels")
-        return "softmax"
-    if cls in _ACTIVATIONS:
-        return _ACTIVATIONS[cls]
-    raise ImportRefused(f"{node_name} ({cls}) has no counterpart in the language")
-
-
-def _adaptive(node_name: str, cls: str, output_size, in_shape) -> str:
-    """AdaptiveAvgPool to 1 is gap; to the size it already has, nothing."""
-    rank = len(in_shape) - 2
-    size = _tuple(output_size, rank)
-    if all(s == 1 for s in size):
-        return "gap" if "Avg" in cls else "gmp"
-    if tuple(s if s is not None else n for s, n in zip(size, in_shape[2:])) == tuple(in_shape[2:]):
-        return ""
-    raise ImportRefused(f"{node_name} ({cls} to {size} on a {_sizes(in_shape[2:])} input) changes the size in a "
-                        f"way the language cannot express")
+def _function_text(node, in_shape, out_shape) -> str | None:
+    """The layer for a call of a torch function or tensor method, or None when no kind takes it."""
+    target = node.target
+    if node.op == "call_function":
+        if not getattr(target, "__module__", "") or not target.__module__.startswith("torch"):
+            return None
+        name = target.__name__
+    elif node.op == "call_method":
+        name = target
+    else:
+        return None
+    kind = kinds.for_torch_function(name)
+    if kind is None:
+        return None
+    return kind.from_torch_function(name, node, ImportContext(f"operation '{node.name}'", in_shape, out_shape))
 
 
 class _Converter:
@@ -174,20 +97,13 @@ class _Converter:
             tensor_inputs = [a for a in node.args if hasattr(a, "name")]
             if node.op == "call_module":
                 module = self.gm.get_submodule(node.target)
-                cls = type(module).__name__
                 source = tensor_inputs[0]
                 in_shape = self.shapes[source.name]
                 if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
                     # paramsym's ChannelsLast: the module acts on the channels, as on a vector
                     in_shape = (in_shape[0], in_shape[-1])
-                if cls in ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
-                           "AdaptiveMaxPool2d", "AdaptiveMaxPool3d"):
-                    text = _adaptive(name, cls, module.output_size, in_shape)
-                elif cls == "Flatten":
-                    text = "flatten"
-                else:
-                    extra = self._take_pad(source, module, in_shape, pending_pad)
-                    text = _module_text(module, f"module '{node.target}'", in_shape, extra)
+                extra = self._take_pad(source, in_shape, pending_pad)
+                text = _module_text(module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra)
                 self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
                 continue
             target = node.target
@@ -202,22 +118,6 @@ class _Converter:
                     raise ImportRefused(f"operation '{name}' concatenates along axis {dim}, not the channels")
                 self.ops[name] = _Op(name, "concat", inputs=[self._through(a) for a in tensors])
                 continue
-            if (node.op == "call_function" and target is torch.flatten) or \
-                    (node.op == "call_method" and target in ("flatten", "view", "reshape") and
-                     len(self.shape(node)) == 2):
-                self.ops[name] = _Op(name, "layer", "flatten", [self._through(tensor_inputs[0])])
-                continue
-            if node.op == "call_function" and target in (F.relu, torch.relu):
-                self.ops[name] = _Op(name, "layer", "relu", [self._through(tensor_inputs[0])])
-                continue
-            if node.op == "call_function" and target in (F.adaptive_avg_pool2d, F.adaptive_avg_pool1d,
-                                                          F.adaptive_avg_pool3d, F.adaptive_max_pool2d):
-                source = tensor_inputs[0]
-                text = _adaptive(f"operation '{name}'", target.__name__.title().replace("_", ""),
-                                 node.args[1] if len(node.args) > 1 else node.kwargs["output_size"],
-                                 self.shapes[source.name])
-                self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
-                continue
             if node.op == "call_method" and target == "movedim":
                 # ChannelsLast / FlattenChannelsLast (paramsym's own export) move channels around a module
                 self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
@@ -226,6 +126,12 @@ class _Converter:
                 pending_pad[name] = tuple(node.args[1] if len(node.args) > 1 else node.kwargs["pad"])
                 self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
                 continue
+            if tensor_inputs:
+                source = tensor_inputs[0]
+                text = _function_text(node, self.shapes[source.name], self.shapes.get(name, ()))
+                if text is not None:
+                    self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
+                    continue
             described = target if isinstance(target, str) else getattr(target, "__name__", str(target))
             raise ImportRefused(f"operation '{name}' ({node.op} {described}) has no counterpart in the language")
         raise ImportRefused("the traced model has no output")
@@ -237,7 +143,7 @@ class _Converter:
             op = self.ops[op.inputs[0]]
         return op.name
 
-    def _take_pad(self, source, module, in_shape, pending: dict):
+    def _take_pad(self, source, in_shape, pending: dict):
         """A preceding F.pad becomes the layer's padding: symmetric, or TensorFlow's "same"."""
         if source.name not in pending:
             return None
@@ -351,7 +257,7 @@ def from_torch(module, input_shape) -> str:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         cause = error.__cause__ or error
         detail = str(cause).strip().splitlines()[0] if str(cause).strip() else first
-        raise ImportRefused(f"the model does not run on a {_kernel(input_shape)} input: {detail}") from None
+        raise ImportRefused(f"the model does not run on a {'x'.join(str(v) for v in input_shape)} input: {detail}") from None
     finally:
         module.train(was_training)
     shapes = {node.name: tuple(node.meta["tensor_meta"].shape) for node in traced.graph.nodes
@@ -364,5 +270,5 @@ def from_torch(module, input_shape) -> str:
     end = converter._through(type("N", (), {"name": output})())
     idom = _dominators(ops, order)
     stages = _structure(ops, start, end, idom)
-    lines = [f"input({_kernel(input_shape)})"] + stages
+    lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
     return "\n  > ".join(lines) + "\n"

@@ -8,125 +8,20 @@ padding afterwards.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .errors import ParamsymError, ParamsymUsageError
-from .export import _Numbers
-from .layers import Node
+from .errors import ParamsymUsageError
+from .export import Numbers
 from .network import LayerCount, Network
+from .records import KerasSpec, Node
 
 
-@dataclass
-class KerasLayer:
-    cls: str
-    kwargs: dict = field(default_factory=dict)
+KerasLayer = KerasSpec  # one Keras layer to build, as the layer kinds describe it
 
 
-def _refuse(layer, why: str):
-    raise ParamsymUsageError(f"{layer.name} at {layer.pos} has no Keras equivalent: {why}")
+def keras_layers(lc: LayerCount, num: Numbers) -> list[KerasLayer]:
+    return lc.layer.kind.keras(lc.layer, num)
 
 
-def _padding_layers(layer, num, rank: int) -> tuple[list, str]:
-    """ZeroPadding before a window (explicit or ceil-mode padding), and the window's own padding."""
-    if layer.pad and layer.pad[0] == "same":
-        return [], "same"
-    pads = [(p, p) for p in num.each(layer.pad)]
-    if layer.options.get("ceil"):
-        sizes = num.each(layer.in_shape.spatial)
-        outs = num.each(layer.out_shape.spatial)
-        for axis, (n, k, s, d, out) in enumerate(zip(sizes, num.each(layer.kernel), num.each(layer.stride),
-                                                      num.each(layer.dilation), outs)):
-            needed = (out - 1) * s + d * (k - 1) + 1 - (n + 2 * pads[axis][0])
-            pads[axis] = (pads[axis][0], pads[axis][1] + max(needed, 0))
-    if any(a or b for a, b in pads):
-        # ZeroPadding1D takes one (before, after) pair, the others a pair per axis
-        return [KerasLayer(f"ZeroPadding{rank}D", {"padding": pads[0] if rank == 1 else tuple(pads)})], "valid"
-    return [], "valid"
-
-
-def keras_layers(lc: LayerCount, num: _Numbers) -> list[KerasLayer]:
-    layer = lc.layer
-    kind, rank = layer.kind, len(layer.kernel)
-    spatial_rank = layer.in_shape.rank
-    if kind in ("conv", "dwconv", "sepconv", "deconv", "pool"):
-        if spatial_rank is None:
-            _refuse(layer, "Keras needs the input shape: start the program with input(...)")
-        strides, dilation = num.each(layer.stride), num.each(layer.dilation)
-        if any(s > 1 for s in strides) and any(d > 1 for d in dilation) and kind != "pool":
-            _refuse(layer, "Keras convolutions cannot combine a stride and a dilation")
-    if kind in ("conv", "dwconv", "sepconv"):
-        before, padding = _padding_layers(layer, num, rank)
-        common = {"kernel_size": num.each(layer.kernel), "strides": num.each(layer.stride), "padding": padding,
-                  "dilation_rate": num.each(layer.dilation), "use_bias": layer.bias}
-        cin, cout, groups = num(layer.cin), num(layer.cout), num(layer.groups)
-        if kind == "sepconv":
-            if rank > 2:
-                _refuse(layer, "Keras has SeparableConv1D and SeparableConv2D only")
-            return before + [KerasLayer(f"SeparableConv{rank}D", {"filters": cout, **common})]
-        if kind == "dwconv" and rank <= 2:
-            return before + [KerasLayer(f"DepthwiseConv{rank}D", {"depth_multiplier": cout // cin, **common})]
-        return before + [KerasLayer(f"Conv{rank}D", {"filters": cout, "groups": groups, **common})]
-    if kind == "deconv":
-        if num(layer.groups) != 1:
-            _refuse(layer, "Keras transposed convolutions have no groups")
-        layers = [KerasLayer(f"Conv{rank}DTranspose", {
-            "filters": num(layer.cout), "kernel_size": num.each(layer.kernel), "strides": num.each(layer.stride),
-            "padding": "valid", "output_padding": num.each(layer.options["outpad"]),
-            "dilation_rate": num.each(layer.dilation), "use_bias": layer.bias})]
-        crop = num.each(layer.pad)
-        if any(crop):
-            pairs = tuple((c, c) for c in crop)
-            layers.append(KerasLayer(f"Cropping{rank}D", {"cropping": pairs[0] if rank == 1 else pairs}))
-        return layers
-    if kind == "dense":
-        return [KerasLayer("Dense", {"units": num(layer.cout), "use_bias": layer.bias})]
-    if kind == "pool":
-        if any(d > 1 for d in num.each(layer.dilation)):
-            _refuse(layer, "Keras pooling has no dilation")
-        before, padding = _padding_layers(layer, num, rank)
-        op = "Max" if layer.options["op"] == "max" else "Average"
-        return before + [KerasLayer(f"{op}Pooling{rank}D", {"pool_size": num.each(layer.kernel),
-                                                            "strides": num.each(layer.stride), "padding": padding})]
-    if kind == "globalpool":
-        op = "Average" if layer.options["op"] == "avg" else "Max"
-        return [KerasLayer(f"Global{op}Pooling{spatial_rank}D")]
-    if kind == "flatten":
-        return [KerasLayer("Flatten")]
-    if kind == "norm":
-        affine = layer.options["affine"]
-        flags = {} if affine else {"center": False, "scale": False}
-        norm = layer.options["norm"]
-        if norm == "batch":
-            return [KerasLayer("BatchNormalization", flags)]
-        if norm == "layer":
-            return [KerasLayer("LayerNormalization", flags)]
-        return [KerasLayer("GroupNormalization", {"groups": num(layer.options["groups"]), **flags})]
-    if kind == "prelu":
-        axes = list(range(1, (spatial_rank or 0) + 1))
-        if layer.options["shared"]:
-            axes = list(range(1, (spatial_rank or 0) + 2))
-        return [KerasLayer("PReLU", {"shared_axes": axes} if axes else {})]
-    if kind == "act":
-        value = layer.options.get("value")
-        name = layer.name
-        if name == "relu6":
-            return [KerasLayer("ReLU", {"max_value": 6.0})]
-        if name == "leakyrelu":
-            return [KerasLayer("LeakyReLU", {"negative_slope": float(value) if value is not None else 0.01})]
-        if name == "elu":
-            return [KerasLayer("ELU", {"alpha": float(value) if value is not None else 1.0})]
-        if name == "softmax":
-            return [KerasLayer("Softmax", {"axis": -1})]
-        if name == "dropout":
-            return [KerasLayer("Dropout", {"rate": float(value) if value is not None else 0.5})]
-        if name == "id":
-            return [KerasLayer("Identity")]
-        activation = {"hardswish": "hard_swish"}.get(name, name)
-        return [KerasLayer("Activation", {"activation": activation})]
-    raise ParamsymError(f"no Keras layer for {layer.name}")
-
-
-def _walk(network: Network, num: _Numbers, emit, node: Node, x):
+def _walk(network: Network, num: Numbers, emit, node: Node, x):
     """Apply the structure to `x` with `emit.layer(spec, x)` and `emit.merge(kind, xs)`."""
     if node.kind == "layer":
         for spec in keras_layers(network.layers[node.layer], num):
@@ -146,7 +41,7 @@ def _walk(network: Network, num: _Numbers, emit, node: Node, x):
     return emit.merge("concat" if node.kind == "concat" else "add", outputs)
 
 
-def _input_shape(network: Network, num: _Numbers) -> tuple:
+def _input_shape(network: Network, num: Numbers) -> tuple:
     dims = network.input_shape.dims()
     if dims is None or any(d is None for d in dims):
         raise ParamsymUsageError("Keras needs the input shape: start the program with input(...)")
@@ -170,7 +65,7 @@ class _Builder:
 def to_keras(network: Network, **values):
     """A keras.Model (functional) with the network's layers, channels last."""
     import keras
-    num = _Numbers(network, values)
+    num = Numbers(network, values)
     inputs = keras.Input(shape=_input_shape(network, num))
     outputs = _walk(network, num, _Builder(keras), network.structure, inputs)
     return keras.Model(inputs, outputs)
@@ -200,7 +95,7 @@ class _Writer:
 
 def keras_source(network: Network, **values) -> str:
     """A Python file that builds the model with Keras alone (any backend)."""
-    num = _Numbers(network, values)
+    num = Numbers(network, values)
     shape = _input_shape(network, num)
     writer = _Writer()
     out = _walk(network, num, writer, network.structure, "x0")

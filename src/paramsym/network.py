@@ -7,19 +7,20 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cached_property
+from typing import Callable
 
 import sympy
 
-from .errors import ParamsymError, ParamsymUsageError
+from .builder import build_layers
+from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .evaluate import Evaluator
-from .formulas import Counts, count_layer, total
-from .layers import Layer, Node, Shape, build_layers
+from .quantities import BY_NAME, DTYPES, LAYER_QUANTITIES, QUANTITIES, Counts, count_layer, total
+from .records import Layer, Node, Shape
 from .syntax import Let, Program, parse_program, symbol
 
 CONVENTIONS = ("torch", "keras")
-QUANTITIES = ("params", "state", "fan_in", "connections", "macs", "activations")
-DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+# How a Network shows itself (str, rich, Jupyter): filled in by paramsym.printers, a later stage.
+DISPLAY: dict[str, Callable] = {}
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class LayerCount:
 
     def __getattr__(self, name):
         # layer.params, layer.out_shape, ... read through to the record and the counts
-        if name in QUANTITIES:
-            return getattr(self.counts, name)
+        if name in BY_NAME and BY_NAME[name].per_layer:
+            return self.counts[name]
         return getattr(self.layer, name)
 
 
@@ -57,51 +58,42 @@ class Network:
                                                                                 for i in range(len(layers))])
         self.convention = convention
         self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
+        self._quantities: dict[str, sympy.Expr | None] = {}
+        self._symbols: dict | None = None
 
     # ---- formulas
     @property
     def source(self) -> str:
         return self.program.source
 
-    @cached_property
-    def params(self) -> sympy.Expr:
-        """Learnable parameters (PyTorch's `sum(p.numel() for p in model.parameters())`)."""
-        return total(lc.counts.params for lc in self.layers)
+    def quantity(self, name: str) -> sympy.Expr | None:
+        """The network's formula for a quantity of paramsym.quantities (None when it needs an unknown shape):
+        the sum over the layers, or the quantity's own formula in the totals (`total`, `memory`)."""
+        if name not in self._quantities:
+            q = BY_NAME.get(name)
+            if q is None or not (q.totalled or q.network):
+                raise ParamsymUsageError(f"unknown quantity {name!r}; use one of "
+                                         f"{', '.join(q.name for q in QUANTITIES if q.totalled or q.network)}")
+            self._quantities[name] = q.network(self) if q.network else total(lc.counts[name] for lc in self.layers)
+        return self._quantities[name]
 
-    @cached_property
-    def state(self) -> sympy.Expr:
-        """Non-learnable state: BatchNorm running mean and variance."""
-        return total(lc.counts.state for lc in self.layers)
-
-    @property
-    def total(self) -> sympy.Expr:
-        """params (torch convention) or params + state (keras convention)."""
-        return self.params if self.convention == "torch" else sympy.expand(self.params + self.state)
-
-    @cached_property
-    def macs(self) -> sympy.Expr | None:
-        return total(lc.counts.macs for lc in self.layers)
-
-    @cached_property
-    def activations(self) -> sympy.Expr | None:
-        """Elements of every layer's output, added up (what a forward pass keeps for backward)."""
-        return total(lc.counts.activations for lc in self.layers)
+    def __getattr__(self, name):
+        # net.params, net.macs, net.memory, ...: every quantity of the registry (see quantity())
+        if name.startswith("_") or name not in BY_NAME:
+            raise AttributeError(f"'Network' object has no attribute {name!r}")
+        return self.quantity(name)
 
     @property
-    def activation_bytes(self) -> sympy.Expr | None:
-        return None if self.activations is None else self.activations * DTYPES[self.dtype]
-
-    @property
-    def param_bytes(self) -> sympy.Expr:
-        """Bytes of the parameters and the state, in the network's dtype."""
-        return sympy.expand((self.params + self.state) * DTYPES[self.dtype])
-
-    @cached_property
     def symbols(self) -> dict[str, sympy.Symbol]:
         """Every symbol of the program, by name: free ones and those with a `let` default."""
+        if self._symbols is None:
+            self._symbols = self._find_symbols()
+        return self._symbols
+
+    def _find_symbols(self) -> dict[str, sympy.Symbol]:
         found: set = set()
         for lc in self.layers:
-            for expr in (*lc.counts.__dict__.values(), *(lc.layer.out_shape.dims() or ())):
+            for expr in (*lc.counts.values(), *(lc.layer.out_shape.dims() or ())):
                 if isinstance(expr, sympy.Basic):
                     found |= expr.free_symbols
         names = {s.name: s for s in found}
@@ -162,8 +154,7 @@ class Network:
     def evaluate(self, **values) -> dict:
         """The totals as integers: {'params', 'state', 'total', 'macs'} (None where unknown)."""
         ev = self.evaluator(**values)
-        return {"params": ev.integer(self.params), "state": ev.integer(self.state),
-                "total": ev.integer(self.total), "macs": ev.integer(self.macs, "MAC count")}
+        return {q.name: ev.integer(self.quantity(q.name), q.noun) for q in QUANTITIES if q.headline}
 
     def check(self, **values) -> None:
         """Check the conditions that wait for values (groups divide channels, sizes >= 1)."""
@@ -191,14 +182,12 @@ class Network:
                 "index": layer.index, "name": layer.name, "path": layer.path,
                 "line": layer.pos.line, "column": layer.pos.column,
                 "in_shape": _shape_text(layer.in_shape), "out_shape": _shape_text(layer.out_shape),
-                **{name: quantity(getattr(counts, name), name.replace("_", "-")) for name in QUANTITIES},
+                **{q.name: quantity(counts[q.name], q.name.replace("_", "-")) for q in LAYER_QUANTITIES},
                 "receptive_field": _field_text(layer.field),
             })
         return {
-            "params": quantity(self.params), "state": quantity(self.state), "total": quantity(self.total),
-            "macs": quantity(self.macs, "MAC count"),
-            "activations": quantity(self.activations), "activation_bytes": quantity(self.activation_bytes),
-            "param_bytes": quantity(self.param_bytes),
+            **{q.name: quantity(self.quantity(q.name), q.noun) for q in QUANTITIES
+               if q.in_json and (q.totalled or q.network)},
             "convention": self.convention, "dtype": self.dtype,
             "input_shape": _shape_text(self.input_shape),
             "output_shape": _shape_text(self.output_shape),
@@ -215,20 +204,16 @@ class Network:
         return f"<Network: {len(self.layers)} layers, params {shown}>"
 
     def __str__(self) -> str:
-        from .printers import render_table
-        return render_table(self)
+        return DISPLAY["text"](self)
 
     def __rich__(self):
-        from .printers import rich_table
-        return rich_table(self)
+        return DISPLAY["rich"](self)
 
     def _repr_html_(self) -> str:
-        from .printers import render_html
-        return render_html(self)
+        return DISPLAY["html"](self)
 
     def _repr_latex_(self) -> str:
-        from .printers import render_latex_total
-        return render_latex_total(self)
+        return DISPLAY["latex"](self)
 
 
 def _plain(value):
@@ -358,5 +343,4 @@ def _parse(text: str, convention: str, dtype: str, values: dict) -> Network:
     except ParamsymError as error:
         raise error.with_source(text)
     except RecursionError:
-        from .errors import ParamsymLimitError
         raise ParamsymLimitError("the program is nested too deeply to count").with_source(text) from None

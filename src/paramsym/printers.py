@@ -16,21 +16,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .formatting import grouped, human
+from .network import DISPLAY, Network
+from .quantities import LAYER_QUANTITIES, QUANTITIES
 from .typeset import table as latex_table
-from .network import QUANTITIES, Network
 
 FORMATS = ("table", "json", "csv", "markdown", "latex")
-
-
-def human(expr) -> str:
-    """A formula as people write it: `90*C^2 + 74*C + 10`."""
-    if expr is None:
-        return "?"
-    return str(expr).replace("**", "^")
-
-
-def grouped(value) -> str:
-    return f"{value:,}" if isinstance(value, int) else str(value)
+# The per-layer columns of each kind of table, from the quantity registry.
+_COLUMNS = {table: tuple(q for q in LAYER_QUANTITIES if table in q.tables) for table in ("table", "markdown", "html")}
 
 
 def _shape(dims) -> str:
@@ -83,7 +76,7 @@ def _rows(network: Network, data: dict, fold: bool) -> list[dict]:
     """Table rows: one per layer, or one per top-level stage when folded."""
     if not fold:
         return [{"index": str(layer["index"]), "label": layer["path"], "out_shape": layer["out_shape"],
-                 **{key: layer[key] for key in ("params", "state", "fan_in", "macs")},
+                 **{q.name: layer[q.name] for q in LAYER_QUANTITIES},
                  "field": layer["receptive_field"]} for layer in data["layers"]]
     evaluator = network.evaluator()
     rows: list[dict] = []
@@ -97,7 +90,7 @@ def _rows(network: Network, data: dict, fold: bool) -> list[dict]:
         first, last = members[0][1], members[-1][1]
 
         def summed(key):
-            exprs = [getattr(lc.counts, key) for lc, _ in members]
+            exprs = [lc.counts[key] for lc, _ in members]
             if any(e is None for e in exprs):
                 return {"expr": None, "value": None}
             expr = sympy.expand(sympy.Add(*exprs))
@@ -110,8 +103,10 @@ def _rows(network: Network, data: dict, fold: bool) -> list[dict]:
         if label != last_label and all(repeats) and repeats[0].group(1) == repeats[1].group(1):
             label = f"{repeats[0].group(1)}[{repeats[0].group(2)}..{repeats[1].group(2)}]"
         rows.append({"index": f"{first['index']}-{last['index']}", "label": f"{label} ({len(members)} layers)",
-                     "out_shape": last["out_shape"], "params": summed("params"), "state": summed("state"),
-                     "fan_in": {"expr": "", "value": None}, "macs": summed("macs"),
+                     "out_shape": last["out_shape"],
+                     # a stage has totals, but no single fan-in: those cells stay empty
+                     **{q.name: summed(q.name) if q.totalled else {"expr": "", "value": None}
+                        for q in LAYER_QUANTITIES},
                      "field": last["receptive_field"]})
     return rows
 
@@ -137,42 +132,45 @@ def _field_cell(field) -> str:
     return "x".join(size if size.isdigit() else f"({size})" for size in sizes)
 
 
+def _cell_text(row: dict, name: str) -> str:
+    return "" if row[name]["expr"] == "" else _brief(row[name])
+
+
 def rich_table(network: Network, data: dict | None = None, fold: bool = False) -> Table:
-    """Values in the cells; a formula column for the parameters when they have symbols."""
+    """Values in the cells; a formula column for the parameters (the first quantity) when they have symbols."""
     data = data if data is not None else network.to_dict()
     rows = _rows(network, data, fold)
-    has_state = data["state"]["expr"] != "0"
-    formulas = any(_symbolic(row["params"]) and row["params"]["value"] is not None for row in rows)
+    shown = [q for q in _COLUMNS["table"] if not (q.only_if_nonzero and data[q.name]["expr"] == "0")]
+    main = shown[0].name
+    formulas = any(_symbolic(row[main]) and row[main]["value"] is not None for row in rows)
     fields = any(row["field"] is not None for row in rows)
     table = Table(show_footer=True, header_style="bold", footer_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False)
     table.add_column("#", justify="right", footer="")
     table.add_column("layer", footer="total", overflow="fold")
     table.add_column("output", footer=_shape(data["output_shape"]))
-    table.add_column("params", justify="right", footer=_brief(data["params"]))
-    if formulas:
-        table.add_column("formula", footer=human(data["params"]["expr"]))
-    if has_state:
-        table.add_column("state", justify="right", footer=_brief(data["state"]))
-    table.add_column("fan-in", justify="right", footer="")
-    table.add_column("MACs", justify="right", footer=_brief(data["macs"]))
+    numbers = {"#"}
+    for q in shown:
+        table.add_column(q.title, justify="right", footer=_brief(data[q.name]) if q.totalled else "")
+        numbers.add(q.title)
+        if q.name == main and formulas:
+            table.add_column("formula", footer=human(data[main]["expr"]))
     if fields:
         table.add_column("RF", justify="right", footer="")
     cells = []
     for row in rows:
-        line = [row["index"], row["label"], _shape(row["out_shape"]), _brief(row["params"])]
-        if formulas:
-            line.append(human(row["params"]["expr"]) if _symbolic(row["params"]) else "")
-        if has_state:
-            line.append(_brief(row["state"]))
-        line += ["" if row["fan_in"]["expr"] == "" else _brief(row["fan_in"]), _brief(row["macs"])]
+        line = [row["index"], row["label"], _shape(row["out_shape"])]
+        for q in shown:
+            line.append(_cell_text(row, q.name))
+            if q.name == main and formulas:
+                line.append(human(row[main]["expr"]) if _symbolic(row[main]) else "")
         if fields:
             line.append(_field_cell(row["field"]))
         cells.append(line)
         table.add_row(*line)
     # Numbers are never cut short: only the layer, shape and formula columns may wrap.
     for number, column in enumerate(table.columns):
-        if column.header in ("#", "params", "state", "fan-in", "MACs"):
+        if column.header in numbers:
             column.min_width = max(len(cell) for cell in [row[number] for row in cells]
                                    + [str(column.footer), column.header])
     return table
@@ -189,14 +187,19 @@ def _bytes(value) -> str:
 
 def summary_lines(network: Network, data: dict | None = None) -> list[str]:
     data = data if data is not None else network.to_dict()
-    lines = [f"params = {_sum_line(network, data, 'params')}"]
-    if data["state"]["expr"] != "0":
-        lines.append(f"state  = {_cell(data['state'])}  (BatchNorm running mean and variance)")
-    if data["convention"] == "keras":
-        lines.append(f"total  = {_cell(data['total'])}  (keras convention: params + state)")
-    macs = data["macs"]
-    lines.append("MACs   = " + (_cell(macs) if macs["expr"] is not None
-                                else "? (give the input shape, e.g. input(224x224x3), to count MACs)"))
+    lines = []
+    for q in QUANTITIES:
+        if q.summary is None or (q.summary_when and not q.summary_when(network)):
+            continue
+        quantity = data[q.name]
+        if q.only_if_nonzero and quantity["expr"] == "0":
+            continue
+        if quantity["expr"] is None:
+            text = q.unknown or "?"
+        else:
+            text = _sum_line(network, data, q.name) if q.summary_sum else _cell(quantity)
+            text += f"  {q.summary}" if q.summary else ""
+        lines.append(f"{q.title:<6} = {text}")
     if data["activations"]["value"] is not None:
         lines.append(f"memory = {_bytes(data['activation_bytes']['value'])} of activations "
                      f"({grouped(data['activations']['value'])} values), {_bytes(data['param_bytes']['value'])} "
@@ -245,8 +248,8 @@ def render_csv(network: Network) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["index", "name", "line", "column", *_CSV_SHAPES]
-    for name in QUANTITIES:
-        header += [name, f"{name}_expr"]
+    for q in LAYER_QUANTITIES:
+        header += [q.name, f"{q.name}_expr"]
     writer.writerow(header)
 
     def shape(dims):
@@ -255,12 +258,12 @@ def render_csv(network: Network) -> str:
     for layer in data["layers"]:
         row = [layer["index"], layer["name"], layer["line"], layer["column"],
                shape(layer["in_shape"]), shape(layer["out_shape"])]
-        for name in QUANTITIES:
-            row += [_csv_value(layer[name]["value"]), layer[name]["expr"] or ""]
+        for q in LAYER_QUANTITIES:
+            row += [_csv_value(layer[q.name]["value"]), layer[q.name]["expr"] or ""]
         writer.writerow(row)
     total = ["", "total", "", "", shape(data["input_shape"]), shape(data["output_shape"])]
-    for name in QUANTITIES:
-        quantity = data.get(name, {"expr": None, "value": None})
+    for q in LAYER_QUANTITIES:
+        quantity = data[q.name] if q.totalled else {"expr": None, "value": None}
         total += [_csv_value(quantity["value"]), quantity["expr"] or ""]
     writer.writerow(total)
     return buffer.getvalue()
@@ -274,18 +277,26 @@ def _markdown_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
 
 
+def _total_cells(data: dict, columns) -> list[str]:
+    """The total row's cells of the quantity columns (empty where a quantity has no total)."""
+    return [_cell(data[q.name]) if q.totalled else "" for q in columns]
+
+
 def render_markdown(network: Network, fold: bool = False) -> str:
     data = network.to_dict()
-    rows = ["| # | layer | output | params | fan-in | MACs |", "|---:|---|---|---:|---:|---:|"]
+    columns = _COLUMNS["markdown"]
+    rows = ["| # | layer | output | " + " | ".join(q.title for q in columns) + " |",
+            "|---:|---|---|" + "---:|" * len(columns)]
     for row in _rows(network, data, fold):
-        fan_in = "" if row["fan_in"]["expr"] == "" else _cell(row["fan_in"])
         cells = [row["index"], f"`{row['label']}`", _shape(row["out_shape"]),
-                 _cell(row["params"]), fan_in, _cell(row["macs"])]
+                 *("" if row[q.name]["expr"] == "" else _cell(row[q.name]) for q in columns)]
         rows.append("| " + " | ".join(_markdown_escape(c) if not c.startswith("`") else c for c in cells) + " |")
     rows.append("| | **total** | " + " | ".join(_markdown_escape(c) for c in (
-        _shape(data["output_shape"]), _cell(data["params"]), "", _cell(data["macs"]))) + " |")
+        _shape(data["output_shape"]), *_total_cells(data, columns))) + " |")
     lines = "\n".join(rows) + "\n"
-    extra = [line for line in summary_lines(network, data) if not line.startswith(("params", "MACs"))]
+    # the summary lines of quantities that are not already in the table
+    in_table = tuple(f"{q.title:<6} =" for q in columns)
+    extra = [line for line in summary_lines(network, data) if not line.startswith(in_table)]
     if extra:
         lines += "\n" + "\n".join(f"- {_markdown_escape(line)}" for line in extra) + "\n"
     return lines
@@ -293,14 +304,14 @@ def render_markdown(network: Network, fold: bool = False) -> str:
 
 def render_html(network: Network) -> str:
     data = network.to_dict()
-    head = "".join(f"<th>{h}</th>" for h in ("#", "layer", "output", "params", "fan-in", "MACs"))
+    columns = _COLUMNS["html"]
+    head = "".join(f"<th>{h}</th>" for h in ("#", "layer", "output", *(q.title for q in columns)))
     body = []
     for layer in data["layers"]:
-        cells = (layer["index"], layer["name"], _shape(layer["out_shape"]), _cell(layer["params"]),
-                 _cell(layer["fan_in"]), _cell(layer["macs"]))
+        cells = (layer["index"], layer["name"], _shape(layer["out_shape"]), *(_cell(layer[q.name]) for q in columns))
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     foot = ("<tr><td></td><th>total</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in (
-        _shape(data["output_shape"]), _cell(data["params"]), "", _cell(data["macs"]))) + "</tr>")
+        _shape(data["output_shape"]), *_total_cells(data, columns))) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}{foot}</tbody></table>"
 
 
@@ -321,31 +332,6 @@ def render(network: Network, fmt: str, fold: bool = False) -> str:
         return render_markdown(network, fold=fold)
     renderers = {"json": render_json, "csv": render_csv, "latex": render_latex}
     return renderers[fmt](network)
-
-
-def describe_solution(solution) -> str:
-    """What `paramsym solve` prints: the answer, the totals either side, the formula and the method."""
-    name, on, budget = solution.symbol, solution.on, solution.budget
-    lines = []
-    if solution.mode == "exact":
-        shown = ", ".join(str(v) for v in solution.values)
-        lines.append(f"{name} with {on} exactly {grouped(budget)}: {name} = {shown}")
-    elif solution.mode == "at-most":
-        lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {solution.value}")
-        lines.append(f"  {on} at {name} = {solution.value}: {grouped(solution.total_at_value)}")
-        beyond = "over the budget" if solution.total_at_next > budget else "within it, but no valid network"
-        lines.append(f"  {on} at {name} = {solution.value + 1}: {grouped(solution.total_at_next)} ({beyond})")
-    else:
-        lines.append(f"smallest {name} with {on} >= {grouped(budget)}: {name} = {solution.value}")
-        lines.append(f"  {on} at {name} = {solution.value}: {grouped(solution.total_at_value)}")
-        if solution.total_at_previous is not None:
-            short = "short of it" if solution.total_at_previous < budget else "reaches it, but no valid network"
-            lines.append(f"  {on} at {name} = {solution.value - 1}: {grouped(solution.total_at_previous)} ({short})")
-    lines.append(f"  {on} = {human(solution.formula)}")
-    for other, expr in solution.relations.items():
-        lines.append(f"  with {other} = {human(expr)}")
-    lines.append(f"  method: {solution.method}")
-    return "\n".join(lines) + "\n"
 
 
 SWEEP_FORMATS = ("table", "csv", "json")
@@ -410,3 +396,6 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
 
 def _json_value(value):
     return int(value)
+
+
+DISPLAY.update(text=render_table, rich=rich_table, html=render_html, latex=render_latex_total)

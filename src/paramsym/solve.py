@@ -18,9 +18,11 @@ import sympy
 
 from .errors import ParamsymError, ParamsymUsageError
 from .evaluate import Evaluator
+from .formatting import grouped, human
 from .network import Network
+from .quantities import BUDGETS, budget_formula
 
-ON = ("params", "total", "macs", "memory")
+ON = BUDGETS
 MODES = ("at-most", "at-least", "exact")
 SEARCH_LIMIT = 2**62     # no width or depth is larger than this
 CHECK_BEYOND = 1_000     # values checked past the answer of an integer search
@@ -56,8 +58,28 @@ class Solution:
         return data
 
     def describe(self) -> str:
-        from .printers import describe_solution
-        return describe_solution(self)
+        """What `paramsym solve` prints: the answer, the totals either side, the formula and the method."""
+        name, on, budget = self.symbol, self.on, self.budget
+        lines = []
+        if self.mode == "exact":
+            shown = ", ".join(str(v) for v in self.values)
+            lines.append(f"{name} with {on} exactly {grouped(budget)}: {name} = {shown}")
+        elif self.mode == "at-most":
+            lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {self.value}")
+            lines.append(f"  {on} at {name} = {self.value}: {grouped(self.total_at_value)}")
+            beyond = "over the budget" if self.total_at_next > budget else "within it, but no valid network"
+            lines.append(f"  {on} at {name} = {self.value + 1}: {grouped(self.total_at_next)} ({beyond})")
+        else:
+            lines.append(f"smallest {name} with {on} >= {grouped(budget)}: {name} = {self.value}")
+            lines.append(f"  {on} at {name} = {self.value}: {grouped(self.total_at_value)}")
+            if self.total_at_previous is not None:
+                short = "short of it" if self.total_at_previous < budget else "reaches it, but no valid network"
+                lines.append(f"  {on} at {name} = {self.value - 1}: {grouped(self.total_at_previous)} ({short})")
+        lines.append(f"  {on} = {human(self.formula)}")
+        for other, expr in self.relations.items():
+            lines.append(f"  with {other} = {human(expr)}")
+        lines.append(f"  method: {self.method}")
+        return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
         return self.describe()
@@ -78,17 +100,9 @@ class Solution:
 
 def quantity(network: Network, on: str) -> sympy.Expr | None:
     """The formula a budget is about."""
-    if on == "params":
-        return network.params
-    if on == "total":
-        return network.with_options(convention="keras").total
-    if on == "macs":
-        return network.macs
-    if on == "memory":
-        if network.activation_bytes is None:
-            return None
-        return sympy.expand(network.activation_bytes + network.param_bytes)
-    raise ParamsymUsageError(f"unknown quantity {on!r}; use one of {', '.join(ON)}")
+    if on not in ON:
+        raise ParamsymUsageError(f"unknown quantity {on!r}; use one of {', '.join(ON)}")
+    return budget_formula(network, on)
 
 
 class _Problem:

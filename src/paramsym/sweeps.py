@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import product
 
 import numpy as np
 
@@ -92,13 +91,17 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
     symbols = [network.symbols[name] for name in grid]
     mesh = np.meshgrid(*[np.asarray(v, dtype=np.int64) for v in grid.values()], indexing="ij")
     columns = {name: m.ravel() for name, m in zip(grid, mesh)}
-    wanted = quantities or tuple(q for q in ON if q != "total" or network.state != 0)
+    names = tuple(quantities) or ON
+    exprs = {name: quantity(free_network, name) for name in (*names, on)}
+    # By default each budget quantity once: the total is the params again when there is no state.
+    wanted = list(names) if quantities else \
+        [name for i, name in enumerate(names) if all(exprs[name] != exprs[other] for other in names[:i])]
     if on not in wanted:
-        wanted = (*wanted, on)
+        wanted.append(on)
     valid = _validity(free_network, symbols, columns)
     values, formulas = {}, {}
     for name in wanted:
-        expr = quantity(free_network, name)
+        expr = exprs[name]
         if expr is None:
             if name == on:
                 raise ParamsymUsageError(f"{on} needs the input shape: start the program with input(...)")

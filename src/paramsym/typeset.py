@@ -9,6 +9,7 @@ import sympy
 
 from .errors import ParamsymUsageError
 from .network import Network
+from .quantities import BY_NAME
 from .views import formula, generic
 
 _ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
@@ -89,7 +90,7 @@ def render(network: Network, *, on: str = "params", names: dict | None = None, g
     style = LatexStyle(names, group_digits)
     total = formula(network, on)
     evaluator = network.evaluator()
-    label = {"params": "params", "total": "total", "macs": "MACs", "memory": "bytes", "state": "state"}[on]
+    label = BY_NAME[on].title
     value = evaluator.integer(total) if evaluator.has_values_for(total) else None
     equation = f"N_{{\\mathrm{{{label}}}}} = {style.expr(total)}"
     if value is not None and total.free_symbols:

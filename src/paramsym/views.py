@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import sympy
 
 from .errors import ParamsymUsageError
-from .formulas import generic_params
 from .network import Network
-from .solve import ON, quantity
+from .quantities import PER_LAYER, VIEWABLE, budget_formula, generic_params, layer_share
 
 VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")
 
@@ -27,7 +26,9 @@ class Marginal:
 
 
 def formula(network: Network, on: str = "params") -> sympy.Expr:
-    expr = quantity(network, on) if on in ON else network.state if on == "state" else None
+    if on not in VIEWABLE:
+        raise ParamsymUsageError(f"unknown quantity {on!r}; use one of {', '.join(VIEWABLE)}")
+    expr = budget_formula(network, on)
     if expr is None:
         raise ParamsymUsageError(f"{on} needs the input shape: start the program with input(...)")
     return expr
@@ -48,17 +49,10 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
 
 
 def per_layer(network: Network, on: str = "params") -> list[tuple[str, sympy.Expr]]:
-    """Each layer's share of the quantity (parameters, state or MACs)."""
-    key = {"params": "params", "state": "state", "macs": "macs", "total": "params"}.get(on)
-    if key is None:
-        raise ParamsymUsageError("the per-layer view is for params, state and macs")
-    rows = []
-    for lc in network.layers:
-        share = getattr(lc.counts, key)
-        if on == "total":
-            share = lc.counts.params + lc.counts.state
-        rows.append((lc.layer.path, share))
-    return rows
+    """Each layer's share of the quantity (parameters, state, MACs, ...)."""
+    if on not in PER_LAYER:
+        raise ParamsymUsageError(f"the per-layer view is for {', '.join(PER_LAYER)}")
+    return [(lc.layer.path, layer_share(lc.counts, on)) for lc in network.layers]
 
 
 def generic(network: Network) -> list[tuple[str, sympy.Expr, dict, sympy.Expr]]:

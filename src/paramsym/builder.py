@@ -1,0 +1,382 @@
+"""Composition: a program's network walked stage by stage into layer records.
+
+`def` blocks are expanded where they are called, with their parameters bound to
+the call's values; composites (`res`, `add`, `concat`) build each branch from
+the same input; `(SEQ) * N` is unrolled, or built once and counted N times when
+N is a symbol. Every layer itself is resolved by its kind (paramsym.kinds):
+this module knows no particular kind.
+"""
+from __future__ import annotations
+
+import difflib
+
+import sympy
+
+from . import kinds
+from .errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
+from .kinds.base import require_number_like
+from .records import ONE, Constraint, Flow, Layer, Node, Shape, UNKNOWN
+from .syntax import Call, Channels, Composite, Define, Keyword, Positional, Program, Repeat, Sequence, symbol
+
+Expr = sympy.Expr
+
+MAX_LAYERS = 200_000
+_INPUT_FIELD_AXIS = (ONE, ONE, sympy.Rational(1, 2))  # one pixel, step 1, centred on the first pixel
+
+
+def _unknown_layer(call: Call) -> ParamsymNameError:
+    close = kinds.suggest(call.name)
+    return ParamsymNameError(f"unknown layer '{call.name}'", pos=call.pos,
+                             hint=f"did you mean '{close}'?" if close else "see docs/language.md for the layers")
+
+
+class LayerBuilder:
+    """Walks a program's network and resolves every layer.
+
+    Blocks (`def`) are expanded where they are called, with their parameters
+    bound to the call's values; composites build each branch from the same
+    input; `(SEQ) * N` is unrolled, or built once and counted N times when N
+    is a symbol (the block must then keep its shape).
+    """
+
+    def __init__(self, program: Program):
+        self.program = program
+        self.layers: list[Layer] = []
+        self.input_shape: Shape = UNKNOWN
+        self.output_shape: Shape = UNKNOWN
+        self.defs: dict[str, Define] = {}
+        self.env: dict = {}            # block parameters bound to values
+        self.path: list[str] = []      # where we are: block calls, branches, repeats
+        self.multiplier: Expr = ONE    # product of the symbolic repeat counts around us
+        self.calling: list[str] = []   # blocks being expanded, to refuse recursion
+        self.stage_index = 0
+        self.extra_constraints: list[Constraint] = []
+        self.root = Node("seq")
+        self._open: list[Node] = [self.root]  # the node that receives the next layer
+        for statement in program.statements:
+            if isinstance(statement, Define):
+                self._define(statement)
+
+    def _define(self, define: Define) -> None:
+        if kinds.is_layer_name(define.name):
+            raise ParamsymNameError(f"block '{define.name}' would shadow the layer of that name", pos=define.pos,
+                                    hint="give the block another name")
+        if define.name in self.defs:
+            raise ParamsymNameError(f"block '{define.name}' is defined twice", pos=define.pos,
+                                    notes=(("the first definition", self.defs[define.name].pos),))
+        if len(set(define.params)) != len(define.params):
+            raise ParamsymArgumentError(f"block '{define.name}' names a parameter twice", pos=define.pos)
+        self.defs[define.name] = define
+
+    def build(self) -> list[Layer]:
+        flow = Flow(UNKNOWN, None)
+        stages = self.program.network.stages
+        first = stages[0]
+        if isinstance(first, Call) and first.name == "input":
+            self.input_shape = self._input(first)
+            field = tuple(_INPUT_FIELD_AXIS for _ in self.input_shape.spatial)
+            flow = Flow(self.input_shape, ("input", first.pos), field)
+            stages = stages[1:]
+        for index, stage in enumerate(stages):
+            self.stage_index = index
+            flow = self._stage(stage, flow)
+        self.output_shape = flow.shape
+        return self.layers
+
+    # ---- stages
+    def _stage(self, stage, flow: Flow, suffix: str = "") -> Flow:
+        if isinstance(stage, Call):
+            if stage.name in self.defs:
+                return self._block(stage, flow, suffix)
+            return self._call(self._bound(stage), flow, suffix)
+        if isinstance(stage, Sequence):
+            if suffix:
+                self.path.append("repeat" + suffix)
+            for inner in stage.stages:
+                flow = self._stage(inner, flow)
+            if suffix:
+                self.path.pop()
+            return flow
+        if isinstance(stage, Repeat):
+            return self._repeat(stage, flow)
+        return self._composite(stage, flow, suffix)
+
+    def _bound(self, call: Call) -> Call:
+        """The call with block parameters replaced by their values."""
+        if not self.env:
+            return call
+        env = self.env
+
+        def sub(value):
+            return value.xreplace(env) if value is not None else None
+
+        args = []
+        for arg in call.args:
+            if isinstance(arg, Channels):
+                args.append(Channels(sub(arg.cin), sub(arg.cout), arg.pos))
+            elif isinstance(arg, Keyword):
+                args.append(Keyword(arg.name, tuple(sub(v) for v in arg.value), arg.pos))
+            else:
+                args.append(Positional(tuple(sub(v) for v in arg.value), arg.pos))
+        return Call(call.name, tuple(args), call.pos)
+
+    def _block(self, call: Call, flow: Flow, suffix: str) -> Flow:
+        define = self.defs[call.name]
+        if call.name in self.calling:
+            raise ParamsymArgumentError(f"block '{call.name}' calls itself", pos=call.pos,
+                                        notes=((f"'{call.name}' is defined here", define.pos),))
+        values = self._block_arguments(call, define)
+        label = call.name + (f"({', '.join(str(v) for v in values.values())})" if define.params else "")
+        saved_env, self.env = self.env, {symbol(name): value for name, value in values.items()}
+        self.calling.append(call.name)
+        self.path.append(label + suffix)
+        try:
+            flow = self._stage(define.body, flow)
+        finally:
+            self.path.pop()
+            self.calling.pop()
+            self.env = saved_env
+        return flow
+
+    def _block_arguments(self, call: Call, define: Define) -> dict:
+        values: dict = {}
+        positional = [a for a in call.args if isinstance(a, Positional)]
+        if len(positional) > len(define.params):
+            raise ParamsymArgumentError(
+                f"block '{define.name}' takes {len(define.params)} value(s), but {len(positional)} are given",
+                pos=positional[len(define.params)].pos,
+                notes=((f"'{define.name}({', '.join(define.params)})' is defined here", define.pos),))
+        for name, arg in zip(define.params, positional):
+            values[name] = arg
+        for arg in call.args:
+            if isinstance(arg, Channels):
+                raise ParamsymArgumentError(
+                    f"block '{define.name}' takes values, not channels: pass the width as a parameter",
+                    pos=arg.pos, hint=f"def {define.name}(c) = conv3x3(->c) ... and call {define.name}(64)")
+            if isinstance(arg, Keyword):
+                if arg.name not in define.params:
+                    close = difflib.get_close_matches(arg.name, define.params, n=1)
+                    raise ParamsymArgumentError(
+                        f"block '{define.name}' has no parameter '{arg.name}'", pos=arg.pos,
+                        hint=f"did you mean '{close[0]}'?" if close else
+                        f"its parameters: {', '.join(define.params) or 'none'}")
+                if arg.name in values:
+                    raise ParamsymArgumentError(f"'{arg.name}' is given twice", pos=arg.pos)
+                values[arg.name] = arg
+        missing = [p for p in define.params if p not in values]
+        if missing:
+            raise ParamsymArgumentError(
+                f"block '{define.name}' needs a value for {', '.join(missing)}", pos=call.pos,
+                notes=((f"'{define.name}({', '.join(define.params)})' is defined here", define.pos),))
+        result = {}
+        for name in define.params:
+            arg = values[name]
+            if len(arg.value) != 1:
+                raise ParamsymArgumentError(f"the value of '{name}' must be one expression", pos=arg.pos)
+            value = arg.value[0].xreplace(self.env) if self.env else arg.value[0]
+            result[name] = value
+        return result
+
+    def _repeat(self, repeat: Repeat, flow: Flow) -> Flow:
+        count = repeat.count.xreplace(self.env) if self.env else repeat.count
+        single = repeat.body.stages[0] if len(repeat.body.stages) == 1 else None
+        if count.is_number:
+            if not (count.is_integer and count >= 1):
+                raise ParamsymArgumentError(f"a repeat count must be a positive whole number, not {count}",
+                                            pos=repeat.pos)
+            if count * len(repeat.body.stages) + len(self.layers) > MAX_LAYERS:
+                raise ParamsymLimitError(f"the network would have more than {MAX_LAYERS:,} layers", pos=repeat.pos)
+            for i in range(int(count)):
+                if single is not None:
+                    flow = self._stage(single, flow, suffix=f"[{i + 1}]")
+                else:
+                    flow = self._stage(repeat.body, flow, suffix=f"[{i + 1}]")
+            return flow
+        # A symbolic count: build one repeat, count it `count` times; it must keep its shape.
+        saved = self.multiplier
+        self.multiplier = saved * count
+        start = len(self.layers)
+        body = Node("seq")
+        self._open[-1].children.append(Node("repeat", [body], count=count))
+        self._open.append(body)
+        try:
+            suffix = f"[1..{count}]"
+            out = self._stage(single, flow, suffix) if single is not None else self._stage(repeat.body, flow, suffix)
+        finally:
+            self.multiplier = saved
+            self._open.pop()
+        problem = _shape_difference(flow.shape, out.shape)
+        if problem is not None:
+            raise ParamsymShapeError(
+                f"(...) * {count}: with a symbolic count the block must keep its shape, but it turns "
+                f"{flow.shape.describe()} into {out.shape.describe()}", pos=repeat.pos,
+                hint="use a number of repeats, or make the block keep its channels and size")
+        for layer in self.layers[start:]:
+            layer.constraints = layer.constraints + (
+                Constraint(count, "positive", f"the repeat count {count} must be at least 1", repeat.pos),)
+        if flow.field is not None and out.field is not None:
+            out = Flow(out.shape, out.source, _repeat_field(flow.field, out.field, count))
+        return out
+
+    def _composite(self, composite: Composite, flow: Flow, suffix: str) -> Flow:
+        kind = composite.kind
+        node = Node(kind)
+        self._open[-1].children.append(node)
+        self.path.append(kind + suffix)
+        try:
+            outputs = []
+            for number, branch in enumerate(composite.branches):
+                label = ("main" if number == 0 else "shortcut") if kind == "res" else f"branch{number + 1}"
+                self.path.append(label)
+                self._open.append(Node("seq"))
+                node.children.append(self._open[-1])
+                try:
+                    outputs.append((branch, self._stage(branch, flow)))
+                finally:
+                    self.path.pop()
+                    self._open.pop()
+        finally:
+            self.path.pop()
+        if kind == "res" and len(outputs) == 1:
+            outputs.insert(0, (None, flow))  # x + SEQ(x): the identity is the reference
+        reference_branch, reference = outputs[0]
+        for branch, out in outputs[1:]:
+            if kind == "concat":
+                problem = _shape_difference(reference.shape, out.shape, channels=False)
+            else:
+                problem = _shape_difference(reference.shape, out.shape)
+            if problem is None:
+                continue
+            what = "spatial sizes" if kind == "concat" else "shapes"
+            if reference_branch is None:
+                raise ParamsymShapeError(
+                    f"res(...) must keep the shape of its input, but this branch turns {flow.shape.describe()} "
+                    f"into {out.shape.describe()}", pos=branch.pos,
+                    hint="add a shortcut that matches: res(... | conv1x1(->C, stride=S))")
+            raise ParamsymShapeError(
+                f"{kind}(...): the {what} of its branches differ: this branch gives {out.shape.describe()}, "
+                f"the first gives {reference.shape.describe()}", pos=branch.pos,
+                notes=(("the first branch", reference_branch.pos),))
+        for branch, out in outputs[1:]:
+            self._defer_equal(reference.shape, out.shape, kind != "concat", branch.pos if branch else composite.pos)
+        if kind == "concat":
+            channels = None if any(o.shape.channels is None for _, o in outputs) else \
+                sympy.Add(*[o.shape.channels for _, o in outputs])
+            shape = Shape(reference.shape.spatial, channels)
+        else:
+            shape = reference.shape
+        field = _widest_field([out.field for _, out in outputs])
+        return Flow(shape, (kind, composite.pos), field)
+
+    def _defer_equal(self, a: Shape, b: Shape, channels: bool, pos: Position) -> None:
+        """Sizes that are equal only for some values are checked once the values are known."""
+        pairs = list(zip(a.spatial or (), b.spatial or ()))
+        if channels:
+            pairs.append((a.channels, b.channels))
+        for x, y in pairs:
+            if x is None or y is None:
+                continue
+            difference = sympy.expand(x - y)
+            if difference != 0 and not difference.is_number:
+                self.extra_constraints.append(Constraint(difference, "zero", "the branches' sizes must be equal",
+                                                         pos))
+
+    def _input(self, call: Call) -> Shape:
+        sizes: list = []
+        for arg in call.args:
+            if not isinstance(arg, Positional):
+                raise ParamsymArgumentError("input takes a shape, such as input(224x224x3) or input(224, 224, 3)",
+                                            pos=arg.pos)
+            for value in arg.value:
+                require_number_like(value, arg.pos, "a size")
+                if value.is_number and value == 0:
+                    raise ParamsymArgumentError("a size must be positive", pos=arg.pos)
+            sizes.extend(arg.value)
+        if not sizes:
+            raise ParamsymArgumentError("input needs a shape, such as input(224x224x3)", pos=call.pos)
+        if len(sizes) > 4:
+            raise ParamsymArgumentError(
+                f"input has {len(sizes)} sizes; at most 4 (D x H x W x C, channels last) are supported", pos=call.pos)
+        return Shape(tuple(sizes[:-1]), sizes[-1])
+
+    def _call(self, call: Call, flow: Flow, suffix: str = "") -> Flow:
+        if call.name == "input":
+            raise ParamsymArgumentError("input(...) can only be the first stage of the network", pos=call.pos)
+        found = kinds.lookup(call.name)
+        if found is None:
+            raise _unknown_layer(call)
+        kind, match = found
+        layer = kind.build(call, flow, kind.read(call), match)
+        layer.index = len(self.layers)
+        layer.path = ".".join([*self.path, call.name + suffix])
+        layer.multiplier = self.multiplier
+        layer.stage = self.stage_index
+        layer.field = kind.field(layer, flow.field)
+        if len(self.layers) >= MAX_LAYERS:
+            raise ParamsymLimitError(f"the network has more than {MAX_LAYERS:,} layers", pos=call.pos)
+        self.layers.append(layer)
+        self._open[-1].children.append(Node("layer", layer=layer.index))
+        source = (call.name, call.pos) if layer.cout is not None and layer.cout != layer.cin else flow.source
+        return Flow(layer.out_shape, source, layer.field)
+
+
+def _shape_difference(a: Shape, b: Shape, channels: bool = True) -> str | None:
+    """A description of how two shapes differ for certain, or None when they may be equal."""
+    if a.spatial is not None and b.spatial is not None:
+        if len(a.spatial) != len(b.spatial):
+            return "rank"
+        for x, y in zip(a.spatial, b.spatial):
+            if x is not None and y is not None and _surely_different(x, y):
+                return "size"
+    if channels and a.channels is not None and b.channels is not None and _surely_different(a.channels, b.channels):
+        return "channels"
+    return None
+
+
+def _surely_different(x, y) -> bool:
+    difference = sympy.expand(x - y)
+    if difference.is_number:
+        return difference != 0
+    # C vs 2C are different for every positive C; H vs floor((H-1)/2)+1 are equal for H=1 only
+    return difference.is_zero is False and not difference.has(sympy.floor, sympy.ceiling, sympy.Min, sympy.Max,
+                                                              sympy.Piecewise)
+
+
+
+# ---- receptive field through composition ------------------------------------------------
+
+def _widest_field(fields: list) -> tuple | None:
+    """Through branches, the largest receptive field (per axis)."""
+    known = [f for f in fields if f is not None]
+    if not known or len(known) != len(fields) or len({len(f) for f in known}) != 1:
+        return None
+    out = []
+    for axis in zip(*known):
+        best = max(axis, key=lambda rjs: _rank(rjs[0]))
+        out.append(best)
+    return tuple(out)
+
+
+def _rank(size) -> float:
+    try:
+        return float(size)
+    except TypeError:
+        return float("inf")
+
+
+def _repeat_field(before: tuple, after: tuple, count) -> tuple:
+    """A block repeated `count` times grows the field by `count` times its own growth (same jump)."""
+    out = []
+    for (r0, j0, s0), (r1, j1, s1) in zip(before, after):
+        out.append((r0 + count * (r1 - r0), j1, s0 + count * (s1 - s0)))
+    return tuple(out)
+
+
+def build_layers(program: Program) -> tuple[list[Layer], Shape, Shape, Node]:
+    """Resolve every layer of a program; returns the layers, the input and the output shape,
+    and the structure that connects the layers."""
+    builder = LayerBuilder(program)
+    layers = builder.build()
+    if builder.extra_constraints and layers:
+        layers[-1].constraints = layers[-1].constraints + tuple(builder.extra_constraints)
+    return layers, builder.input_shape, builder.output_shape, builder.root

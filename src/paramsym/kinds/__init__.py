@@ -1,0 +1,90 @@
+"""The registry of layer kinds.
+
+Every module of this package (except `base` and `windows`, which kinds share)
+defines `KINDS`, a tuple of `Kind` instances; the registry collects them all, so
+a new kind is one new module. The builder, the counting, `explain`, both
+exports and the importer find a layer's kind here and nowhere else.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from functools import lru_cache
+
+from .base import Kind
+
+_SHARED = {"base", "windows"}
+# Names the composition itself reserves: input(...) is the network's first stage, not a layer kind.
+RESERVED = ("input",)
+
+
+def _collect() -> tuple[Kind, ...]:
+    kinds: list[Kind] = []
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name in _SHARED:
+            continue
+        kinds.extend(importlib.import_module(f"{__name__}.{module.name}").KINDS)
+    return tuple(kinds)
+
+
+KINDS: tuple[Kind, ...] = _collect()
+
+_BY_NAME: dict[str, Kind] = {}
+for _kind in KINDS:
+    for _name in _kind.names:
+        if _name in _BY_NAME or _name in RESERVED:
+            raise RuntimeError(f"layer name {_name!r} belongs to two kinds: {_BY_NAME.get(_name)} and {_kind}")
+        _BY_NAME[_name] = _kind
+_FAMILIES = tuple(kind for kind in KINDS if kind.pattern is not None)
+
+
+@lru_cache(maxsize=4096)
+def lookup(name: str) -> tuple[Kind, object] | None:
+    """(kind, match) for a layer name (the match of a family's pattern, or True), or None."""
+    kind = _BY_NAME.get(name)
+    if kind is not None:
+        return kind, True
+    for kind in _FAMILIES:
+        match = kind.pattern.fullmatch(name)
+        if match:
+            return kind, match
+    return None
+
+
+def is_layer_name(name: str) -> bool:
+    return name in RESERVED or lookup(name) is not None
+
+
+def known_names() -> list[str]:
+    """Names offered in "did you mean" hints."""
+    names = set(RESERVED) | set(_BY_NAME)
+    for kind in KINDS:
+        names.update(kind.suggestions)
+    return sorted(names)
+
+
+def suggest(name: str) -> str | None:
+    close = difflib.get_close_matches(name, known_names(), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def for_torch_module(module) -> Kind | None:
+    """The kind that imports a PyTorch module, by its class or a base class."""
+    for cls in type(module).__mro__:
+        for kind in KINDS:
+            if cls.__name__ in kind.torch_modules:
+                return kind
+    return None
+
+
+def for_torch_function(name: str) -> Kind | None:
+    """The kind that imports a call of a torch function or tensor method of that name."""
+    for kind in KINDS:
+        if name in kind.torch_functions:
+            return kind
+    return None
+
+
+__all__ = ["Kind", "KINDS", "RESERVED", "lookup", "is_layer_name", "known_names", "suggest", "for_torch_module",
+           "for_torch_function"]

@@ -1,0 +1,123 @@
+"""Element-wise layers with no parameters (activations, dropout, identity), and
+PReLU, which learns a slope per channel."""
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import ImportRefused
+from ..records import ONE, KerasSpec, Layer, TorchSpec
+from .base import Kind, same_layer, stated_channels
+
+
+class Activation(Kind):
+    """A parameter-free element-wise layer, one instance per name.
+
+    `torch_class` is its torch.nn module; `keras(value)` its Keras layer (by default
+    `Activation(name)`); with `takes_value` it takes one optional number (dropout(0.5),
+    leakyrelu(0.1)), kept for export and counted nowhere; `imported(module)` writes the
+    call for a PyTorch module of that class.
+    """
+
+    def __init__(self, name: str, torch_class: str, *, keras: Callable | None = None, takes_value: bool = False,
+                 imported: Callable | None = None, torch_functions: tuple = ()):
+        self.key = name
+        self.names = (name,)
+        self.positional = 1 if takes_value else 0
+        self.torch_class = torch_class
+        self.torch_modules = (torch_class.removeprefix("nn."),)
+        self.torch_functions = torch_functions
+        self._keras = keras or (lambda value: KerasSpec("Activation", {"activation": name}))
+        self._imported = imported or (lambda module, ctx: name)
+
+    def build(self, call, flow, args, match) -> Layer:
+        options = {"value": args.positional[0].value[0]} if args.positional else {}
+        return same_layer(call, self, flow, options=options)
+
+    def torch(self, layer, num) -> TorchSpec:
+        value = layer.options.get("value")
+        return TorchSpec(self.torch_class, (float(value),)) if value is not None else TorchSpec(self.torch_class)
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        value = layer.options.get("value")
+        return [self._keras(None if value is None else float(value))]
+
+    def from_torch(self, module, ctx) -> str:
+        return self._imported(module, ctx)
+
+    def from_torch_function(self, name, node, ctx) -> str:
+        return self.key
+
+
+class Softmax(Activation):
+    """Over the channels (the last axis in the language, axis 1 in PyTorch)."""
+
+    def __init__(self):
+        super().__init__("softmax", "nn.Softmax", keras=lambda value: KerasSpec("Softmax", {"axis": -1}))
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec(self.torch_class, (), {"dim": 1})
+
+    def from_torch(self, module, ctx) -> str:
+        if module.dim not in (1, -len(ctx.in_shape) + 1):
+            raise ImportRefused(f"{ctx.node_name} (Softmax over axis {module.dim}) is not over the channels")
+        return "softmax"
+
+
+class PReLU(Kind):
+    key = "prelu"
+    names = ("prelu",)
+    flags = frozenset({"shared"})
+    positional = 1
+    torch_modules = ("PReLU",)
+
+    def build(self, call, flow, args, match) -> Layer:
+        shared = "shared" in args.flags
+        channels = flow.shape.channels if shared else stated_channels(call, flow, args)
+        return same_layer(call, self, flow, channels, options={"shared": shared})
+
+    def counts(self, layer: Layer) -> dict:
+        return {"params": ONE if layer.options["shared"] else layer.cout}
+
+    def generic_params(self, layer, t):
+        return ONE if layer.options["shared"] else t.c
+
+    def explain(self, layer, counts, w) -> list[str]:
+        if layer.options["shared"]:
+            return ["PReLU learns one slope shared by all channels: 1 parameter."]
+        return [f"PReLU learns one slope per channel: {w(layer.cout)} parameters."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec("nn.PReLU") if layer.options["shared"] else TorchSpec("nn.PReLU", (num(layer.cout),))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        rank = layer.in_shape.rank or 0
+        axes = list(range(1, rank + (2 if layer.options["shared"] else 1)))
+        return [KerasSpec("PReLU", {"shared_axes": axes} if axes else {})]
+
+    def from_torch(self, module, ctx) -> str:
+        return "prelu(shared)" if module.num_parameters == 1 else "prelu"
+
+
+def _value(keras_class: str, keyword: str, default: float) -> Callable:
+    return lambda value: KerasSpec(keras_class, {keyword: value if value is not None else default})
+
+
+KINDS = (
+    Activation("relu", "nn.ReLU", torch_functions=("relu",)),
+    Activation("relu6", "nn.ReLU6", keras=lambda value: KerasSpec("ReLU", {"max_value": 6.0})),
+    Activation("leakyrelu", "nn.LeakyReLU", takes_value=True, keras=_value("LeakyReLU", "negative_slope", 0.01),
+               imported=lambda module, ctx: f"leakyrelu({module.negative_slope})"),
+    Activation("elu", "nn.ELU", takes_value=True, keras=_value("ELU", "alpha", 1.0),
+               imported=lambda module, ctx: f"elu({module.alpha})"),
+    Activation("gelu", "nn.GELU"),
+    Activation("silu", "nn.SiLU"),
+    Activation("sigmoid", "nn.Sigmoid"),
+    Activation("tanh", "nn.Tanh"),
+    Softmax(),
+    Activation("hardswish", "nn.Hardswish",
+               keras=lambda value: KerasSpec("Activation", {"activation": "hard_swish"})),
+    Activation("dropout", "nn.Dropout", takes_value=True, keras=_value("Dropout", "rate", 0.5),
+               imported=lambda module, ctx: f"dropout({module.p})"),
+    Activation("id", "nn.Identity", keras=lambda value: KerasSpec("Identity")),
+    PReLU(),
+)

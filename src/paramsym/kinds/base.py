@@ -1,0 +1,323 @@
+"""What every layer kind is made of: the `Kind` base class, the reader of a
+call's arguments, and the checks that many kinds share.
+
+A kind declares its names, arguments and flags as class attributes and
+implements `build` (the shape rule and its checks); the other methods have
+defaults that fit a layer with no parameters acting on each value.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from typing import ClassVar
+
+import sympy
+
+from ..errors import ParamsymArgumentError, ParamsymError, ParamsymShapeError, ParamsymUsageError, Position
+from ..records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
+from ..syntax import Call, Channels, Keyword, Positional
+
+Expr = sympy.Expr
+
+
+class Kind:
+    """One kind of layer: how it is written, shaped, counted, explained, exported and imported."""
+
+    key: ClassVar[str] = ""                    # a short name for the kind, in messages and docs
+    names: ClassVar[tuple] = ()                # the layer names it answers to, aliases included
+    pattern: ClassVar[re.Pattern | None] = None  # or names of a family: conv3x3, conv1x7, conv2d
+    suggestions: ClassVar[tuple] = ()          # more names offered in "did you mean" hints
+    keywords: ClassVar[frozenset] = frozenset()  # keyword arguments (stride=2)
+    flags: ClassVar[frozenset] = frozenset()     # bare flags (bias, ceil)
+    positional: ClassVar[int] = 0               # bare values it takes: bn(64), dropout(0.5)
+    takes_channels: ClassVar[bool] = False      # A->B
+    # PyTorch modules (class names) and functions (torch.nn.functional / torch names) it imports from
+    torch_modules: ClassVar[tuple] = ()
+    torch_functions: ClassVar[tuple] = ()
+
+    # ---- language
+    def matches(self, name: str):
+        """A truthy value (the regex match for a family) when `name` is a layer of this kind."""
+        if name in self.names:
+            return True
+        return self.pattern.fullmatch(name) if self.pattern is not None else None
+
+    def positional_count(self, name: str) -> int:
+        return self.positional
+
+    def read(self, call: Call) -> "Args":
+        return Args(call, self)
+
+    def build(self, call: Call, flow: Flow, args: "Args", match) -> Layer:
+        """The layer with its output shape, after every check of its arguments and input."""
+        raise NotImplementedError
+
+    # ---- quantities (see paramsym.quantities); the ones left out take the quantity's default
+    def counts(self, layer: Layer) -> dict:
+        return {}
+
+    def generic_params(self, layer: Layer, t) -> Expr:
+        """The parameter formula in textbook symbols (`t`: paramsym.quantities.Template)."""
+        return ZERO
+
+    def field(self, layer: Layer, field: tuple | None) -> tuple | None:
+        """The receptive field after the layer (size, jump, start per axis); unchanged by default."""
+        return field
+
+    # ---- explain: sentences for `paramsym explain`, with `words` turning formulas into text
+    def header(self, layer: Layer, words) -> str:
+        """What follows the name in the layer's heading: `, 32 -> 64 channels, with bias`."""
+        change = ""
+        if self.takes_channels and layer.cin is not None:
+            change = f", {words(layer.cin)} -> {words(layer.cout)} channels"
+        return change + (", with bias" if layer.bias else "")
+
+    def explain(self, layer: Layer, counts, words) -> list[str]:
+        return ["No parameters: it acts on each value separately."]
+
+    # ---- frameworks
+    def torch(self, layer: Layer, num) -> TorchSpec:
+        """The PyTorch module (`num` turns a formula into an int, or refuses)."""
+        raise ParamsymError(f"no PyTorch module for {layer.name}")
+
+    def keras(self, layer: Layer, num) -> list[KerasSpec]:
+        """The Keras layers, in order."""
+        refuse_keras(layer, "no Keras layer")
+
+    def from_torch(self, module, ctx) -> str:
+        """The text of a layer for a PyTorch module of `torch_modules` ("" to leave it out)."""
+        raise NotImplementedError
+
+    def from_torch_function(self, name: str, node, ctx) -> str:
+        """The text of a layer for a call of a function of `torch_functions`."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<kind {self.key}>"
+
+
+def refuse_keras(layer: Layer, why: str):
+    raise ParamsymUsageError(f"{layer.name} at {layer.pos} has no Keras equivalent: {why}")
+
+
+# ---- arguments -----------------------------------------------------------------------
+
+class Args:
+    """The arguments of one call, checked against what its kind accepts."""
+
+    def __init__(self, call: Call, kind: Kind):
+        self.call = call
+        self.kind = kind
+        self.channels: Channels | None = None
+        self.keywords: dict[str, Keyword] = {}
+        self.flags: dict[str, Positional] = {}
+        self.positional: list[Positional] = []
+        allowed_keys, allowed_flags = kind.keywords, kind.flags
+        takes_positional = kind.positional_count(call.name)
+        for arg in call.args:
+            if isinstance(arg, Channels):
+                if not kind.takes_channels:
+                    raise ParamsymArgumentError(f"{call.name} takes no channels (A->B); it keeps the channels it gets",
+                                                pos=arg.pos)
+                if self.channels is not None:
+                    raise ParamsymArgumentError(f"{call.name} has channels twice", pos=arg.pos)
+                self.channels = arg
+            elif isinstance(arg, Keyword):
+                if arg.name not in allowed_keys:
+                    self._unknown(arg.name, arg.pos, allowed_keys | allowed_flags, "keyword")
+                if arg.name in self.keywords:
+                    raise ParamsymArgumentError(f"{arg.name}= is given twice", pos=arg.pos)
+                self.keywords[arg.name] = arg
+            elif arg.flag in allowed_flags:
+                if arg.flag in self.flags:
+                    raise ParamsymArgumentError(f"'{arg.flag}' is given twice", pos=arg.pos)
+                self.flags[arg.flag] = arg
+            elif len(self.positional) < takes_positional:
+                self.positional.append(arg)
+            elif arg.flag is not None:
+                self._unknown(arg.flag, arg.pos, allowed_keys | allowed_flags, "argument")
+            else:
+                raise ParamsymArgumentError(f"{call.name} does not take a value here", pos=arg.pos,
+                                            hint=usage(kind, call.name))
+        if "bias" in self.flags and "nobias" in self.flags:
+            raise ParamsymArgumentError("both 'bias' and 'nobias' are given", pos=self.flags["nobias"].pos)
+
+    def _unknown(self, name: str, pos: Position, allowed: set, what: str):
+        close = difflib.get_close_matches(name, sorted(allowed), n=1)
+        if close:
+            hint = f"did you mean '{close[0]}'?"
+        elif allowed:
+            hint = f"{self.call.name} accepts: {', '.join(sorted(allowed))}"
+        else:
+            hint = f"{self.call.name} takes no {what}s"
+        raise ParamsymArgumentError(f"unknown {what} '{name}' for {self.call.name}", pos=pos, hint=hint)
+
+    def sizes(self, key: str, rank: int, default: tuple) -> tuple:
+        """A per-axis value such as stride=2 or stride=2x1, broadcast to `rank` axes."""
+        arg = self.keywords.get(key)
+        if arg is None:
+            return default
+        values = arg.value
+        if len(values) == 1:
+            values = values * rank
+        if len(values) != rank:
+            raise ParamsymArgumentError(
+                f"{key}= gives {len(arg.value)} sizes but {self.call.name} has {rank} spatial axes", pos=arg.pos)
+        for value in values:
+            if isinstance(value, sympy.Symbol) and value.name in ("same", "valid"):
+                raise ParamsymArgumentError(f"'{value.name}' is a padding, not a size", pos=arg.pos)
+            require_number_like(value, arg.pos, key)
+        return tuple(values)
+
+    def scalar(self, key: str, default=None):
+        arg = self.keywords.get(key)
+        if arg is None:
+            return default
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(f"{key}= takes one value", pos=arg.pos)
+        require_number_like(arg.value[0], arg.pos, key)
+        return arg.value[0]
+
+    @property
+    def bias(self) -> bool:
+        return "bias" in self.flags
+
+
+def usage(kind: Kind, name: str) -> str:
+    keys = sorted(kind.keywords | kind.flags)
+    return f"{name} accepts: {', '.join(keys)}" if keys else f"{name} takes no arguments"
+
+
+# Arguments that may be 0; every other size (kernel, stride, dilation, groups) is at least 1.
+_MAY_BE_ZERO = ("pad", "outpad", "a size")
+
+
+def require_number_like(value: Expr, pos: Position, what: str) -> None:
+    if value.is_number and not (value.is_integer and value >= 0):
+        raise ParamsymArgumentError(f"{what} must be a whole number, not {value}", pos=pos)
+    if value.is_number and value == 0 and what not in _MAY_BE_ZERO:
+        raise ParamsymArgumentError(f"{what} must be at least 1, not 0", pos=pos)
+
+
+# ---- shared checks -------------------------------------------------------------------
+
+def make_layer(call: Call, kind: Kind, flow: Flow, out_shape: Shape, cin, cout, **extra) -> Layer:
+    return Layer(index=-1, name=call.name, kind=kind, pos=call.pos, path=call.name, in_shape=flow.shape,
+                 out_shape=out_shape, cin=cin, cout=cout, **extra)
+
+
+def same_layer(call: Call, kind: Kind, flow: Flow, channels=None, **extra) -> Layer:
+    """A layer that keeps its input's shape and channels (`channels` when it states them: bn(64))."""
+    channels = flow.shape.channels if channels is None else channels
+    return make_layer(call, kind, flow, flow.shape, channels, channels, **extra)
+
+
+def input_channels(call: Call, flow: Flow, args: Args) -> Expr:
+    """The input channels: stated (A->B) and/or inferred, which must agree."""
+    stated = args.channels.cin if args.channels is not None else None
+    inferred = flow.shape.channels
+    if stated is not None and inferred is not None:
+        if sympy.expand(stated - inferred) != 0:
+            name, where = flow.source
+            raise ParamsymShapeError(
+                f"{call.name} says it takes {stated} input channels, but the layer before gives {inferred}",
+                pos=args.channels.pos, notes=((f"the {inferred} channels come from {name}", where),),
+                hint=f"write {call.name}(->{args.channels.cout}, ...) to take the channels from the layer before")
+        return inferred
+    if stated is not None:
+        return stated
+    if inferred is not None:
+        return inferred
+    if flow.shape.spatial == ():
+        raise ParamsymShapeError(
+            f"{call.name} needs its input size, but the size of the vector before it is unknown", pos=call.pos,
+            hint=f"start the network with input(...) so flatten knows its size, or write {call.name}(A->B)")
+    raise ParamsymShapeError(
+        f"{call.name} needs its input channels: nothing before it says how many there are", pos=call.pos,
+        hint=f"write {call.name}(A->B, ...) with the input channels A, or start the network with input(...)")
+
+
+def output_channels(call: Call, args: Args, example: str = "->64, ...") -> Expr:
+    if args.channels is None:
+        raise ParamsymArgumentError(f"{call.name} needs its output channels: write {call.name}({example})",
+                                    pos=call.pos)
+    return args.channels.cout
+
+
+def stated_channels(call: Call, flow: Flow, args: Args) -> Expr:
+    """Channels of a layer that keeps them (bn, ln, prelu): from the layer before, or bn(64) when
+    nothing comes before."""
+    if args.positional:
+        arg = args.positional[0]
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(f"{call.name}(C) takes one channel count", pos=arg.pos)
+        stated = arg.value[0]
+        inferred = flow.shape.channels
+        if inferred is not None and sympy.expand(stated - inferred) != 0:
+            name, where = flow.source
+            raise ParamsymShapeError(
+                f"{call.name} says it has {stated} channels, but the layer before gives {inferred}",
+                pos=arg.pos, notes=((f"the {inferred} channels come from {name}", where),))
+        return stated
+    if flow.shape.channels is None:
+        raise ParamsymShapeError(
+            f"{call.name} needs its channels: nothing before it says how many there are", pos=call.pos,
+            hint=f"write {call.name}(64) or start the network with input(...)")
+    return flow.shape.channels
+
+
+def check_divides(call: Call, groups, channels, what: str, pos: Position) -> list:
+    """groups must divide the channels: an error now, or a constraint for when the symbols have values."""
+    ratio = channels / groups
+    if ratio.is_number:
+        if not ratio.is_integer:
+            raise ParamsymArgumentError(f"groups={groups} does not divide the {channels} {what} channels",
+                                        pos=pos, hint="groups must divide both the input and output channels")
+        return []
+    return [Constraint(ratio, "integer", f"groups={groups} must divide the {what} channels ({channels})", pos)]
+
+
+def bias_of(layer: Layer) -> Expr:
+    return layer.cout if layer.bias else ZERO
+
+
+def times(*factors):
+    """Product, or None when a factor is unknown."""
+    if any(f is None for f in factors):
+        return None
+    return sympy.Mul(*factors)
+
+
+def whole_input_field(layer: Layer, field: tuple | None) -> tuple | None:
+    """After a layer that sees every position (global pooling, flatten), the field covers the input."""
+    spatial = layer.in_shape.spatial or ()
+    if field is None or len(spatial) != len(field) or any(n is None for n in spatial):
+        return None
+    return tuple((r + (n - 1) * j, j, start) for (r, j, start), n in zip(field, spatial))
+
+
+def vector_or_channels_last(layer: Layer, module: TorchSpec) -> TorchSpec:
+    """A module that acts on the last axis: as it is on a vector, else through ChannelsLast
+    (PyTorch keeps channels on axis 1)."""
+    return module if layer.in_shape.rank == 0 else TorchSpec("ChannelsLast", (module,))
+
+
+# ---- explain ------------------------------------------------------------------------
+
+def bias_sentences(layer: Layer, counts, words) -> list[str]:
+    """`Plus 64 biases, ...` or `No bias: ...` for a layer that may have a bias."""
+    if layer.bias:
+        weights = counts.params - layer.cout
+        return [f"Plus {words(layer.cout)} biases, one per output channel: {words(weights)} + {words(layer.cout)} = "
+                f"{words(counts.params)} parameters."]
+    return [f"No bias: {words(counts.params)} parameters."]
+
+
+def fan_in_sentence(counts, words) -> str:
+    return f"Fan-in: each output value is connected to {words(counts.fan_in)} inputs."
+
+
+__all__ = ["Kind", "Args", "ONE", "ZERO", "Expr", "Flow", "Layer", "Shape", "Constraint", "TorchSpec",
+           "KerasSpec", "make_layer", "same_layer", "input_channels", "output_channels", "stated_channels",
+           "check_divides", "bias_of", "times", "refuse_keras", "require_number_like", "usage",
+           "vector_or_channels_last", "whole_input_field", "bias_sentences", "fan_in_sentence"]

@@ -1,0 +1,116 @@
+"""Normalization with a scale and a shift per channel: batch norm (which also
+keeps running statistics), layer norm over the last axis, group norm."""
+from __future__ import annotations
+
+from ..errors import ImportRefused, ParamsymArgumentError
+from ..records import ZERO, KerasSpec, Layer, TorchSpec
+from .base import Kind, check_divides, same_layer, stated_channels, vector_or_channels_last
+
+
+class _Normalization(Kind):
+    keywords = frozenset({"groups", "eps", "momentum"})
+    flags = frozenset({"noaffine"})
+    positional = 1               # bn(64): the channels, when nothing before says them
+    title = ""                   # BatchNorm, LayerNorm, GroupNorm
+    keeps_statistics = False     # running mean and variance (non-learnable state)
+
+    def build(self, call, flow, args, match) -> Layer:
+        channels = stated_channels(call, flow, args)
+        options = {"affine": "noaffine" not in args.flags}
+        constraints = self.groups(call, args, channels, options)
+        return same_layer(call, self, flow, channels, options=options, constraints=tuple(constraints))
+
+    def groups(self, call, args, channels, options) -> list:
+        if "groups" in args.keywords:
+            raise ParamsymArgumentError(f"{call.name} has no groups (that is gn)", pos=args.keywords["groups"].pos)
+        return []
+
+    def counts(self, layer: Layer) -> dict:
+        channels = layer.cout
+        return {"params": 2 * channels if layer.options["affine"] else ZERO,
+                "state": 2 * channels if self.keeps_statistics else ZERO}
+
+    def generic_params(self, layer, t):
+        return 2 * t.c if layer.options["affine"] else ZERO
+
+    def explain(self, layer, counts, w) -> list[str]:
+        if layer.options["affine"]:
+            lines = [f"{self.title} learns a scale and a shift per channel: {w.product(2, layer.cout)} parameters."]
+        else:
+            lines = [f"{self.title} without affine part (noaffine) learns nothing."]
+        if self.keeps_statistics:
+            lines.append(f"It also keeps a running mean and variance per channel: {w.product(2, layer.cout)} "
+                         f"non-learnable values (Keras counts them in its total, PyTorch's parameters() does not).")
+        return lines
+
+    def keras_flags(self, layer) -> dict:
+        return {} if layer.options["affine"] else {"center": False, "scale": False}
+
+
+class BatchNorm(_Normalization):
+    key = "bn"
+    names = ("bn", "batchnorm")
+    title = "BatchNorm"
+    keeps_statistics = True
+    torch_modules = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+    def torch(self, layer, num) -> TorchSpec:
+        dims = max(layer.in_shape.rank or 1, 1)
+        return TorchSpec(f"nn.BatchNorm{dims}d", (num(layer.cout),), {} if layer.options["affine"] else {"affine": False})
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        return [KerasSpec("BatchNormalization", self.keras_flags(layer))]
+
+    def from_torch(self, module, ctx) -> str:
+        if not module.track_running_stats:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) keeps no running statistics")
+        return "bn" if module.affine else "bn(noaffine)"
+
+
+class LayerNorm(_Normalization):
+    key = "ln"
+    names = ("ln", "layernorm")
+    title = "LayerNorm"
+    torch_modules = ("LayerNorm",)
+
+    def torch(self, layer, num) -> TorchSpec:
+        flags = {} if layer.options["affine"] else {"elementwise_affine": False}
+        return vector_or_channels_last(layer, TorchSpec("nn.LayerNorm", (num(layer.cout),), flags))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        return [KerasSpec("LayerNormalization", self.keras_flags(layer))]
+
+    def from_torch(self, module, ctx) -> str:
+        if len(module.normalized_shape) != 1 or ctx.in_shape[-1] != module.normalized_shape[0] \
+                or len(ctx.in_shape) != 2:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}{tuple(module.normalized_shape)}) does "
+                                f"not normalise the channels of a vector")
+        return "ln" if module.elementwise_affine else "ln(noaffine)"
+
+
+class GroupNorm(_Normalization):
+    key = "gn"
+    names = ("gn", "groupnorm")
+    title = "GroupNorm"
+    torch_modules = ("GroupNorm",)
+
+    def groups(self, call, args, channels, options) -> list:
+        groups = args.scalar("groups")
+        if groups is None:
+            raise ParamsymArgumentError(f"{call.name} needs its number of groups: write {call.name}(groups=32)",
+                                        pos=call.pos)
+        options["groups"] = groups
+        return check_divides(call, groups, channels, "", args.keywords["groups"].pos)
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec("nn.GroupNorm", (num(layer.options["groups"]), num(layer.cout)),
+                         {} if layer.options["affine"] else {"affine": False})
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        return [KerasSpec("GroupNormalization", {"groups": num(layer.options["groups"]), **self.keras_flags(layer)})]
+
+    def from_torch(self, module, ctx) -> str:
+        return f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})"
+
+
+KINDS = (BatchNorm(), LayerNorm(), GroupNorm())

@@ -1,0 +1,147 @@
+"""Pooling: sliding-window `maxpool`/`avgpool` (and `pool`, a 2x2 max pool),
+and global `gap`/`gmp`."""
+from __future__ import annotations
+
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
+from ..records import ONE, KerasSpec, Layer, Shape, TorchSpec
+from . import windows
+from .base import Kind, make_layer, refuse_keras, times, whole_input_field
+
+
+class Pooling(Kind):
+    key = "pool"
+    names = ("pool",)
+    pattern = windows.window_pattern("maxpool", "avgpool")
+    suggestions = ("maxpool2x2", "maxpool3x3", "avgpool2x2", "avgpool3x3")
+    keywords = frozenset({"k", "stride", "pad", "dilation"})
+    flags = frozenset({"ceil"})
+    torch_modules = ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d")
+
+    def build(self, call, flow, args, match) -> Layer:
+        if match is True:  # `pool` is maxpool2x2
+            match = self.pattern.fullmatch("maxpool2x2")
+        op = "max" if match["family"] == "maxpool" else "avg"
+        if op == "avg" and "dilation" in args.keywords:
+            raise ParamsymArgumentError("average pooling has no dilation", pos=args.keywords["dilation"].pos)
+        kernel = windows.kernel(call, args, match)
+        rank = len(kernel)
+        spatial_in = windows.spatial(call, flow, rank, match)
+        channels = flow.shape.channels
+        stride = args.sizes("stride", rank, kernel)
+        dilation = args.sizes("dilation", rank, (ONE,) * rank)
+        ceil_mode = "ceil" in args.flags
+        size_rule = windows.pool_output_size_ceil if ceil_mode else windows.conv_output_size
+        pad, spatial_out = windows.windows(args, rank, spatial_in, kernel, stride, dilation, size_rule)
+        constraints = windows.sizes_positive(call, spatial_out)
+        return make_layer(call, self, flow, Shape(spatial_out, channels), channels, channels, kernel=kernel,
+                          stride=stride, pad=pad, dilation=dilation, options={"op": op, "ceil": ceil_mode},
+                          constraints=tuple(constraints))
+
+    def counts(self, layer: Layer) -> dict:
+        k = layer.kernel_size
+        return {"fan_in": k, "connections": times(k, layer.out_shape.elements)}
+
+    def field(self, layer, field):
+        return windows.window_field(layer, field)
+
+    def explain(self, layer, counts, w) -> list[str]:
+        op = "maximum" if layer.options["op"] == "max" else "average"
+        return ([f"No parameters: it takes the {op} of each {windows.kernel_text(layer, w)} window, "
+                 f"channel by channel."] + windows.size_sentence(layer, w))
+
+    def torch(self, layer, num) -> TorchSpec:
+        rank = len(layer.kernel)
+        if layer.options["op"] == "max":
+            module = TorchSpec(f"nn.MaxPool{rank}d", (num.each(layer.kernel),), {
+                "stride": num.each(layer.stride), "padding": windows.torch_padding(layer, num),
+                "dilation": num.each(layer.dilation), "ceil_mode": layer.options["ceil"]})
+            return windows.same_padded(layer, num, module, same_value=float("-inf"))
+        module = TorchSpec(f"nn.AvgPool{rank}d", (num.each(layer.kernel),), {
+            "stride": num.each(layer.stride), "padding": windows.torch_padding(layer, num),
+            "ceil_mode": layer.options["ceil"]})
+        return windows.same_padded(layer, num, module)
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        windows.keras_window_checks(layer, num, pooling=True)
+        rank = len(layer.kernel)
+        if any(d > 1 for d in num.each(layer.dilation)):
+            refuse_keras(layer, "Keras pooling has no dilation")
+        before, pad = windows.keras_padding(layer, num, rank)
+        op = "Max" if layer.options["op"] == "max" else "Average"
+        return before + [KerasSpec(f"{op}Pooling{rank}D", {"pool_size": num.each(layer.kernel),
+                                                           "strides": num.each(layer.stride), "padding": pad})]
+
+    def from_torch(self, module, ctx) -> str:
+        rank, extra_pad = ctx.rank, ctx.extra_pad
+        op = "max" if "Max" in type(module).__name__ else "avg"
+        kernel = windows.per_axis(module.kernel_size, rank)
+        stride = windows.per_axis(module.stride or module.kernel_size, rank)
+        pad = tuple(p + e for p, e in zip(windows.per_axis(module.padding, rank), extra_pad or (0,) * rank)) \
+            if extra_pad != "same" else (0,) * rank
+        dilation = windows.per_axis(getattr(module, "dilation", 1), rank)
+        parts = windows.window_arguments(stride, pad, dilation, default_stride=kernel)
+        if extra_pad == "same":
+            parts.append("pad=same")
+        if module.ceil_mode:
+            parts.append("ceil")
+        return f"{op}pool{windows.kernel_name(kernel)}" + (f"({windows.arguments(*parts)})" if parts else "")
+
+
+class GlobalPooling(Kind):
+    key = "globalpool"
+    names = ("gap", "gmp")
+    torch_modules = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+                     "AdaptiveMaxPool2d", "AdaptiveMaxPool3d")
+    torch_functions = ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d")
+
+    def build(self, call, flow, args, match) -> Layer:
+        if flow.shape.spatial == ():
+            raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector",
+                                     pos=call.pos)
+        channels = flow.shape.channels
+        op = "avg" if call.name == "gap" else "max"
+        return make_layer(call, self, flow, Shape((), channels), channels, channels, options={"op": op})
+
+    def counts(self, layer: Layer) -> dict:
+        window = layer.in_shape.positions
+        return {"fan_in": window, "connections": times(window, layer.cout)}
+
+    def field(self, layer, field):
+        return whole_input_field(layer, field)
+
+    def explain(self, layer, counts, w) -> list[str]:
+        op = "average" if layer.options["op"] == "avg" else "maximum"
+        return [f"No parameters: it takes the {op} over all positions of each of the {w(layer.cout)} channels."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        rank = layer.in_shape.rank
+        if not rank:
+            raise ParamsymUsageError(f"{layer.name} at {layer.pos} needs the input's number of axes to export")
+        op = "Avg" if layer.options["op"] == "avg" else "Max"
+        return TorchSpec("nn.Sequential", (TorchSpec(f"nn.Adaptive{op}Pool{rank}d", (1,)), TorchSpec("nn.Flatten")))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        op = "Average" if layer.options["op"] == "avg" else "Max"
+        return [KerasSpec(f"Global{op}Pooling{layer.in_shape.rank}D")]
+
+    def from_torch(self, module, ctx) -> str:
+        return _adaptive(ctx.node_name, type(module).__name__, module.output_size, ctx.in_shape)
+
+    def from_torch_function(self, name, node, ctx) -> str:
+        size = node.args[1] if len(node.args) > 1 else node.kwargs["output_size"]
+        return _adaptive(ctx.node_name, name.title().replace("_", ""), size, ctx.in_shape)
+
+
+def _adaptive(node_name: str, cls: str, output_size, in_shape) -> str:
+    """AdaptiveAvgPool to 1 is gap; to the size it already has, nothing."""
+    rank = len(in_shape) - 2
+    size = windows.per_axis(output_size, rank)
+    if all(s == 1 for s in size):
+        return "gap" if "Avg" in cls else "gmp"
+    if tuple(s if s is not None else n for s, n in zip(size, in_shape[2:])) == tuple(in_shape[2:]):
+        return ""
+    raise ImportRefused(f"{node_name} ({cls} to {size} on a {windows.sizes_text(in_shape[2:])} input) changes the "
+                        f"size in a way the language cannot express")
+
+
+KINDS = (Pooling(), GlobalPooling())

@@ -1,0 +1,250 @@
+"""What sliding windows share (convolutions, transposed convolutions, pooling):
+names with their kernel (`conv3x3`, `conv2d(k=3)`), padding and output sizes,
+receptive fields, the sentence that explains an output size, and padding in
+PyTorch, Keras and on import.
+"""
+from __future__ import annotations
+
+import re
+from math import ceil
+
+import sympy
+
+from ..errors import ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
+from ..records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
+from ..syntax import Call
+from .base import Args, refuse_keras
+
+
+def window_pattern(*families: str) -> re.Pattern:
+    """`conv3x3`, `conv1x7`, `conv3x3x3` (one size per spatial axis) or `conv2d` (k= gives the size)."""
+    return re.compile(rf"(?P<family>{'|'.join(families)})(?:(?P<sizes>\d+(?:x\d+)*)|(?P<rank>[123])d)")
+
+
+# ---- shape rules -----------------------------------------------------------------
+
+def conv_output_size(n, kernel, stride, pad, dilation):
+    """PyTorch's Conv/Pool output size (floor mode)."""
+    return sympy.floor((n + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1
+
+
+def pool_output_size_ceil(n, kernel, stride, pad, dilation):
+    """PyTorch's ceil_mode: round up, but the last window must start inside the input."""
+    out = sympy.ceiling((n + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1
+    shrink = sympy.Ge((out - 1) * stride, n + pad)
+    if shrink in (sympy.true, sympy.false):
+        return out - 1 if shrink == sympy.true else out
+    return sympy.Piecewise((out - 1, shrink), (out, True))
+
+
+def deconv_output_size(n, kernel, stride, pad, dilation, outpad):
+    return (n - 1) * stride - 2 * pad + dilation * (kernel - 1) + 1 + outpad
+
+
+def kernel(call: Call, args: Args, match) -> tuple:
+    """The kernel from the name (`conv3x5`), overridden by k=, or k= alone (`conv2d(k=3)`)."""
+    if match["sizes"]:
+        sizes = tuple(sympy.Integer(int(part)) for part in match["sizes"].split("x"))
+        if 0 in sizes:
+            raise ParamsymArgumentError(f"{call.name}: a kernel size must be at least 1", pos=call.pos)
+        return args.sizes("k", len(sizes), sizes)
+    rank = int(match["rank"])
+    if "k" not in args.keywords:
+        raise ParamsymArgumentError(f"{call.name} needs a kernel size: write k=3 (or k=3x3)", pos=call.pos)
+    return args.sizes("k", rank, ())
+
+
+def spatial(call: Call, flow: Flow, rank: int, match) -> tuple:
+    """The input's spatial sizes, which must have `rank` axes."""
+    sizes = flow.shape.spatial
+    if sizes is None:
+        return (None,) * rank
+    if len(sizes) != rank:
+        have = "a vector" if not sizes else f"{len(sizes)}-D"
+        raise ParamsymShapeError(
+            f"{call.name} works on {rank}-D inputs, but its input is {have} ({flow.shape.describe()})",
+            pos=call.pos, hint=_rank_hint(match, len(sizes)))
+    return sizes
+
+
+def _rank_hint(match, rank: int) -> str | None:
+    if rank == 0:
+        return "the input is a vector (after flatten, gap or input(C)); use dense"
+    if match is not None and match["sizes"]:
+        size = match["sizes"].split("x")[0]
+        return f"for a {rank}-D input write {match['family']}{'x'.join([size] * rank)}"
+    return None
+
+
+def padding(args: Args, rank: int) -> tuple | str:
+    arg = args.keywords.get("pad")
+    if arg is not None and len(arg.value) == 1 and isinstance(arg.value[0], sympy.Symbol) \
+            and arg.value[0].name in ("same", "valid"):
+        return "same" if arg.value[0].name == "same" else (ZERO,) * rank
+    return args.sizes("pad", rank, (ZERO,) * rank)
+
+
+def windows(args: Args, rank, spatial_in, kernel_sizes, stride, dilation, size_rule):
+    """Padding and output sizes of a sliding window (convolution or pooling)."""
+    pad = padding(args, rank)
+    if pad == "same":
+        return ("same",) * rank, tuple(None if n is None else sympy.ceiling(n / s)
+                                       for n, s in zip(spatial_in, stride))
+    return pad, tuple(None if n is None else size_rule(n, k, s, p, d)
+                      for n, k, s, p, d in zip(spatial_in, kernel_sizes, stride, pad, dilation))
+
+
+def sizes_positive(call: Call, sizes) -> list:
+    """Every output size must be at least 1: an error now, or a constraint for later."""
+    constraints = []
+    for size in sizes:
+        if size is None:
+            continue
+        if size.is_number:
+            if size < 1:
+                raise ParamsymShapeError(
+                    f"{call.name} leaves nothing: an output size would be {size}", pos=call.pos,
+                    hint="the kernel is larger than the (padded) input; add padding or remove a pooling layer")
+        else:
+            constraints.append(Constraint(size, "positive", f"{call.name} would leave an output size below 1",
+                                          call.pos))
+    return constraints
+
+
+# ---- receptive field ------------------------------------------------------------------
+
+def window_field(layer: Layer, field: tuple | None) -> tuple | None:
+    """The standard recurrence: size r, jump j, start of the first output's field, per axis."""
+    if field is None:
+        return None
+    out = []
+    for (r, j, start), k, s, p, d, n in zip(field, layer.kernel, layer.stride, layer.pad, layer.dilation,
+                                             layer.in_shape.spatial):
+        span = d * (k - 1) + 1
+        if p == "same":
+            p = 0 if n is None else sympy.floor(sympy.Max((sympy.ceiling(n / s) - 1) * s + span - n, 0) / 2)
+        out.append((r + (span - 1) * j, j * s, start + (sympy.Rational(1, 2) * (span - 1) - p) * j))
+    return tuple(out)
+
+
+# ---- explain ----------------------------------------------------------------------------
+
+def kernel_text(layer: Layer, words) -> str:
+    return "x".join(words.formula(k) for k in layer.kernel)
+
+
+def size_sentence(layer: Layer, words, transposed: bool = False) -> list[str]:
+    """How the output size follows from input size, kernel, stride, padding and dilation."""
+    if layer.in_shape.positions is None:
+        return []
+    w = words
+    parts = []
+    for n, kk, s, p, d, out in zip(layer.in_shape.spatial, layer.kernel, layer.stride, layer.pad,
+                                   layer.dilation, layer.out_shape.spatial):
+        if p == "same":
+            parts.append(f"ceil({w(n)}/{w(s)}) = {w(out)}")
+        elif transposed:
+            parts.append(f"({w(n)}−1)·{w(s)} − 2·{w(p)} + {w(d)}·({w(kk)}−1) + 1 = {w(out)}")
+        else:
+            rounding = "ceil" if layer.options.get("ceil") else "floor"
+            parts.append(f"{rounding}(({w(n)} + 2·{w(p)} − {w(d)}·({w(kk)}−1) − 1)/{w(s)}) + 1 = {w(out)}")
+    unique = list(dict.fromkeys(parts))
+    per_axis = "; ".join(unique) + (" per axis" if len(unique) == 1 and len(parts) > 1 else "")
+    return [f"Stride and padding do not change the parameters; they set the output size: {per_axis}, "
+            f"so the output is {w.shape(layer.out_shape)}."]
+
+
+# ---- PyTorch ----------------------------------------------------------------------------
+
+def explicit_pad(layer: Layer) -> tuple | None:
+    """The padding per axis, or None for pad=same."""
+    return None if (layer.pad and layer.pad[0] == "same") else layer.pad
+
+
+def torch_padding(layer: Layer, num):
+    pad = explicit_pad(layer)
+    return num.each(pad) if pad else 0
+
+
+def _same_padding(layer: Layer, num) -> tuple:
+    """F.pad amounts (last axis first) for TensorFlow's "same"."""
+    if layer.in_shape.spatial is None or any(n is None for n in layer.in_shape.spatial):
+        raise ParamsymUsageError(f"{layer.name} at {layer.pos}: pad=same needs the input size to export; "
+                                 f"start the program with input(...)")
+    pads = []
+    for n, k, s, d in zip(num.each(layer.in_shape.spatial), num.each(layer.kernel), num.each(layer.stride),
+                          num.each(layer.dilation)):
+        total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return tuple(amount for pair in reversed(pads) for amount in pair)
+
+
+def same_padded(layer: Layer, num, module: TorchSpec, same_value: float = 0.0) -> TorchSpec:
+    """The module behind the padding that pad=same needs (PyTorch pads symmetrically only)."""
+    if layer.pad and layer.pad[0] == "same":
+        return TorchSpec("nn.Sequential", (TorchSpec("SamePad", (_same_padding(layer, num),),
+                                                     {"value": same_value} if same_value else {}), module))
+    return module
+
+
+# ---- Keras ------------------------------------------------------------------------------
+
+def keras_window_checks(layer: Layer, num, pooling: bool = False) -> None:
+    if layer.in_shape.rank is None:
+        refuse_keras(layer, "Keras needs the input shape: start the program with input(...)")
+    if not pooling and any(s > 1 for s in num.each(layer.stride)) and any(d > 1 for d in num.each(layer.dilation)):
+        refuse_keras(layer, "Keras convolutions cannot combine a stride and a dilation")
+
+
+def keras_padding(layer: Layer, num, rank: int) -> tuple[list, str]:
+    """ZeroPadding before a window (explicit or ceil-mode padding), and the window's own padding."""
+    if layer.pad and layer.pad[0] == "same":
+        return [], "same"
+    pads = [(p, p) for p in num.each(layer.pad)]
+    if layer.options.get("ceil"):
+        sizes = num.each(layer.in_shape.spatial)
+        outs = num.each(layer.out_shape.spatial)
+        for axis, (n, k, s, d, out) in enumerate(zip(sizes, num.each(layer.kernel), num.each(layer.stride),
+                                                      num.each(layer.dilation), outs)):
+            needed = (out - 1) * s + d * (k - 1) + 1 - (n + 2 * pads[axis][0])
+            pads[axis] = (pads[axis][0], pads[axis][1] + max(needed, 0))
+    if any(a or b for a, b in pads):
+        # ZeroPadding1D takes one (before, after) pair, the others a pair per axis
+        return [KerasSpec(f"ZeroPadding{rank}D", {"padding": pads[0] if rank == 1 else tuple(pads)})], "valid"
+    return [], "valid"
+
+
+# ---- import -------------------------------------------------------------------------------
+
+def sizes_text(values) -> str:
+    """`3x5`, or `2` when every axis has the same value (stride=2, pad=1)."""
+    values = list(values)
+    if len(values) > 1 and all(v == values[0] for v in values):
+        return str(values[0])
+    return "x".join(str(v) for v in values)
+
+
+def kernel_name(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+def per_axis(value, rank: int) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
+
+
+def arguments(*parts) -> str:
+    return ", ".join(p for p in parts if p)
+
+
+def window_arguments(stride, pad, dilation, default_stride=None) -> list:
+    parts = []
+    if stride != (default_stride or (1,) * len(stride)):
+        parts.append(f"stride={sizes_text(stride)}")
+    if any(pad):
+        parts.append(f"pad={sizes_text(pad)}")
+    if any(d != 1 for d in dilation):
+        parts.append(f"dilation={sizes_text(dilation)}")
+    return parts
+
+
+__all__ = ["ONE", "ZERO"]

@@ -1,0 +1,227 @@
+"""What paramsym counts: one registry of quantities that counting, totals,
+tables, JSON, CSV, Markdown, LaTeX, `explain`, `solve --on` and sweeps read.
+
+A *layer quantity* has a value per layer: the layer's kind gives it
+(`Kind.counts`), or the quantity's `default` does (an element-wise layer: fan-in
+1, one connection per output value, no MACs). A *network quantity* is computed
+from the totals (`total`, `memory`). Adding a quantity is one entry in
+`QUANTITIES`; every output picks it up from the flags below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy
+
+from .records import ONE, ZERO, Layer
+
+Expr = sympy.Expr
+
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+
+
+def _times(*factors):
+    """Product, or None when a factor is unknown."""
+    if any(f is None for f in factors):
+        return None
+    return sympy.Mul(*factors)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One thing paramsym counts, and where it shows.
+
+    `default(layer, counts)` gives a layer's value when its kind does not;
+    `network(net)` makes it a network quantity, computed from the totals.
+    """
+
+    name: str                       # the key in counts, JSON and CSV; the `--on` name
+    title: str                      # column header and summary label
+    noun: str = "count"             # in messages: "the MAC count ... is not a whole number"
+    default: Callable | None = None
+    network: Callable | None = None
+    repeats: bool = True            # multiplied by a symbolic repeat count around the layer
+    totalled: bool = True           # the network total is the sum over the layers
+    tables: frozenset = frozenset() # per-layer columns: "table" (rich), "markdown", "html", "latex"
+    only_if_nonzero: bool = False   # the rich table's column and the summary line only when the total is not 0
+    summary: str | None = None      # a line under the table ("state  = 32  NOTE"): the note, or None for no line
+    summary_sum: bool = False       # the summary line adds up the layers: "params = 432 + 32 = 464"
+    summary_when: Callable | None = None  # the summary line only when this holds for the network
+    unknown: str = ""               # what the summary line says when the quantity needs a shape it lacks
+    headline: bool = False          # in Network.evaluate()
+    budget: bool = False            # `solve --on`, sweep
+    budget_formula: Callable | None = None  # what `--on NAME` budgets, when not the network's own value
+    layer_formula: Callable | None = None   # a network quantity's share of a layer (the per-layer view)
+    in_json: bool = True            # at the top level of `count --format json` (layers always have it)
+    explain: Callable | None = None # explain's closing line, given (network, words), or None to skip
+    explain_layers: bool = False    # explain ends each layer with "TITLE: value." when it is not 0
+
+    @property
+    def per_layer(self) -> bool:
+        return self.network is None
+
+
+def _zero(layer: Layer, counts: dict) -> Expr:
+    return ZERO
+
+
+def _one(layer: Layer, counts: dict) -> Expr:
+    return ONE
+
+
+def _output_elements(layer: Layer, counts: dict) -> Expr | None:
+    return layer.out_shape.elements
+
+
+def _activation_bytes(net) -> Expr | None:
+    return None if net.activations is None else net.activations * DTYPES[net.dtype]
+
+
+def _memory(net) -> Expr | None:
+    if net.activation_bytes is None:
+        return None
+    return sympy.expand(net.activation_bytes + net.param_bytes)
+
+
+def _explain_state(net, words) -> str | None:
+    if net.state == 0:
+        return None
+    return (f"Non-learnable state: {words(net.state)} (the Keras total adds it: "
+            f"{words(net.params + net.state)}).")
+
+
+def _explain_macs(net, words) -> str | None:
+    return None if net.macs is None else f"MACs: {words(net.macs)}."
+
+
+_ALL_TABLES = frozenset({"table", "markdown", "html", "latex"})
+
+QUANTITIES: tuple[Quantity, ...] = (
+    Quantity("params", "params", default=_zero, tables=_ALL_TABLES, summary="", summary_sum=True, headline=True,
+             budget=True),
+    Quantity("state", "state", default=_zero, tables=frozenset({"table"}), only_if_nonzero=True,
+             summary="(BatchNorm running mean and variance)", headline=True, explain=_explain_state),
+    Quantity("total", "total", network=lambda net: net.params if net.convention == "torch"
+             else sympy.expand(net.params + net.state), summary="(keras convention: params + state)",
+             summary_when=lambda net: net.convention == "keras", headline=True, budget=True,
+             budget_formula=lambda net: sympy.expand(net.params + net.state),  # a budget counts the state too
+             layer_formula=lambda counts: counts.params + counts.state),
+    Quantity("fan_in", "fan-in", noun="fan-in", default=_one, repeats=False, totalled=False,
+             tables=frozenset({"table", "markdown", "html"})),
+    Quantity("connections", "connections", default=_output_elements, totalled=False),
+    Quantity("macs", "MACs", noun="MAC count", default=_zero, tables=_ALL_TABLES, summary="", headline=True,
+             budget=True, explain=_explain_macs, explain_layers=True,
+             unknown="? (give the input shape, e.g. input(224x224x3), to count MACs)"),
+    Quantity("activations", "activations", default=_output_elements),
+    Quantity("activation_bytes", "activation bytes", network=_activation_bytes),
+    Quantity("param_bytes", "parameter bytes",
+             network=lambda net: sympy.expand((net.params + net.state) * DTYPES[net.dtype])),
+    Quantity("memory", "bytes", network=_memory, budget=True, in_json=False),
+)
+
+BY_NAME = {q.name: q for q in QUANTITIES}
+LAYER_QUANTITIES = tuple(q for q in QUANTITIES if q.per_layer)
+BUDGETS = tuple(q.name for q in QUANTITIES if q.budget)
+# What `formula`, `latex` and the views can show: the budgets, then the other totals people ask for.
+VIEWABLE = BUDGETS + tuple(q.name for q in QUANTITIES if q.headline and not q.budget)
+# What the per-layer view can split: layer quantities with a total, and network quantities with a share per layer.
+PER_LAYER = tuple(q.name for q in QUANTITIES if (q.per_layer and q.totalled) or q.layer_formula)
+
+
+def budget_formula(network, name: str) -> Expr | None:
+    """The formula a budget on `name` is about (`solve --on`, sweep, `formula --on`)."""
+    q = BY_NAME[name]
+    return q.budget_formula(network) if q.budget_formula else network.quantity(name)
+
+
+def layer_share(counts, name: str) -> Expr | None:
+    """A layer's share of the quantity `name`."""
+    q = BY_NAME[name]
+    return q.layer_formula(counts) if q.layer_formula else counts[name]
+
+
+class Counts:
+    """A layer's quantities by name: `counts.params`, `counts["macs"]`; None where unknown."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict):
+        self._values = values
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name):
+        return self._values[name]
+
+    def items(self):
+        return self._values.items()
+
+    def values(self):
+        return self._values.values()
+
+    def __eq__(self, other):
+        return isinstance(other, Counts) and self._values == other._values
+
+    def __repr__(self) -> str:
+        return f"Counts({self._values!r})"
+
+
+def count_layer(layer: Layer) -> Counts:
+    """Every layer quantity of the layer: its kind's, else the default; times the
+    symbolic repeat count around it where the quantity repeats."""
+    given = layer.kind.counts(layer)
+    values: dict = {}
+    for q in LAYER_QUANTITIES:
+        values[q.name] = given[q.name] if q.name in given else q.default(layer, values)
+    times = layer.multiplier
+    if times != 1:
+        values = {name: _times(value, times) if BY_NAME[name].repeats else value for name, value in values.items()}
+    return Counts(values)
+
+
+def total(quantities) -> Expr | None:
+    """Sum of per-layer quantities as one SymPy Add; None if any is unknown."""
+    quantities = list(quantities)
+    if any(q is None for q in quantities):
+        return None
+    return sympy.expand(sympy.Add(*quantities))
+
+
+# ---- generic formulas -----------------------------------------------------------------
+# The textbook form of each count (k_h k_w C_in C_out + C_out) beside the instantiated
+# one. Template symbols carry no assumptions, so they never clash with a program's own.
+
+_AXES = {1: ("k",), 2: ("k_h", "k_w"), 3: ("k_d", "k_h", "k_w")}
+
+
+@dataclass(frozen=True)
+class Template:
+    """The textbook symbols a kind writes its parameter formula in."""
+
+    kernel: tuple
+    c_in: sympy.Symbol
+    c_out: sympy.Symbol
+    g: sympy.Symbol
+    c: sympy.Symbol
+
+    @property
+    def k(self) -> Expr:
+        return sympy.Mul(*self.kernel)
+
+
+def generic_params(layer: Layer) -> tuple[sympy.Expr, dict]:
+    """(template, values): the parameter formula in textbook symbols and what they stand for here."""
+    t = Template(tuple(sympy.Symbol(name) for name in _AXES.get(len(layer.kernel), ())), sympy.Symbol("C_in"),
+                 sympy.Symbol("C_out"), sympy.Symbol("g"), sympy.Symbol("C"))
+    values = dict(zip(t.kernel, layer.kernel))
+    values.update({t.c_in: layer.cin, t.c_out: layer.cout, t.g: layer.groups, t.c: layer.cout})
+    template = layer.kind.generic_params(layer, t)
+    if layer.multiplier != 1:
+        repeats = sympy.Symbol("N")
+        template, values = repeats * template, {**values, repeats: layer.multiplier}
+    return template, {s: v for s, v in values.items() if s in template.free_symbols}

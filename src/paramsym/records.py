@@ -1,0 +1,146 @@
+"""The records every later stage reads: shapes, layers, the structure that
+connects them, and the conditions that wait for symbol values.
+
+A `Layer` holds what a layer *is* (its kind, kernel, stride, channels,
+shapes); its kind (`paramsym.kinds`) turns it into counts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+
+from .errors import Position
+
+Expr = sympy.Expr
+ONE = sympy.Integer(1)
+ZERO = sympy.Integer(0)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A tensor shape without the batch axis, channels last.
+
+    `spatial` is a tuple of sizes (a size is None when unknown), `()` for a
+    vector, or None when even the number of spatial axes is unknown.
+    """
+
+    spatial: tuple | None
+    channels: Expr | None
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.spatial is None else len(self.spatial)
+
+    @property
+    def positions(self) -> Expr | None:
+        """Number of positions (product of the spatial sizes), None if unknown."""
+        if self.spatial is None or any(size is None for size in self.spatial):
+            return None
+        return sympy.Mul(*self.spatial)
+
+    @property
+    def elements(self) -> Expr | None:
+        positions = self.positions
+        if positions is None or self.channels is None:
+            return None
+        return positions * self.channels
+
+    def dims(self) -> list | None:
+        """Sizes channels last, None for the whole shape when its rank is unknown."""
+        if self.spatial is None:
+            return None
+        return [*self.spatial, self.channels]
+
+    def describe(self) -> str:
+        dims = self.dims()
+        if dims is None:
+            return "?" if self.channels is None else f"(...) x {self.channels}"
+        return " x ".join("?" if d is None else str(d) for d in dims)
+
+
+UNKNOWN = Shape(None, None)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A condition that can only be checked once symbols have values."""
+
+    expr: Expr
+    requirement: str  # "integer", "positive" or "zero"
+    message: str
+    pos: Position
+
+
+@dataclass
+class Layer:
+    """One layer of the network with everything needed to count it."""
+
+    index: int
+    name: str            # as written: conv3x3, dense, bn, ...
+    kind: Any            # its paramsym.kinds.Kind: counts, explains and exports it
+    pos: Position
+    path: str
+    in_shape: Shape
+    out_shape: Shape
+    cin: Expr | None
+    cout: Expr | None
+    kernel: tuple = ()
+    stride: tuple = ()
+    pad: tuple = ()
+    dilation: tuple = ()
+    groups: Expr = ONE
+    bias: bool = False
+    options: dict = field(default_factory=dict)
+    constraints: tuple = ()
+    multiplier: Expr = ONE   # how many times the layer counts (a symbolic repeat around it)
+    stage: int = 0           # index of the top-level stage it belongs to (for folded tables)
+    field: tuple | None = None  # receptive field per spatial axis of the output: ((size, jump, start), ...)
+
+    @property
+    def kernel_size(self) -> Expr:
+        return sympy.Mul(*self.kernel) if self.kernel else ONE
+
+
+@dataclass
+class Node:
+    """The structure of the network: sequences, composites and symbolic repeats over layer indices.
+
+    kind is "seq" (children in order), "res" (children: main[, shortcut]), "add" or
+    "concat" (children: branches), "repeat" (one child, counted `count` times) or
+    "layer" (`layer` is the index into the layer list).
+    """
+
+    kind: str
+    children: list = field(default_factory=list)
+    layer: int | None = None
+    count: Expr | None = None
+
+
+@dataclass
+class Flow:
+    """What flows from one layer to the next."""
+
+    shape: Shape
+    source: tuple | None  # (name, position) of the layer that set the channels
+    field: tuple | None = None  # receptive field per spatial axis: ((size, jump, start), ...)
+
+
+@dataclass
+class TorchSpec:
+    """One PyTorch module to build: its class (`nn.Conv2d`, or a helper of
+    paramsym.torch_modules), positional and keyword arguments (which may be specs)."""
+
+    cls: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    repeat: int = 1  # nn.Sequential of `repeat` fresh copies of args[0]
+
+
+@dataclass
+class KerasSpec:
+    """One Keras layer to build: `keras.layers.<cls>(**kwargs)`."""
+
+    cls: str
+    kwargs: dict = field(default_factory=dict)
