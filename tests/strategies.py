@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import paramsym
 
 ACTIVATIONS = ["relu", "relu6", "leakyrelu(0.1)", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax",
-               "hardswish", "dropout(0.5)", "id", "prelu", "prelu(shared)"]
+               "hardswish", "hardsigmoid", "dropout(0.5)", "id", "prelu", "prelu(shared)"]
 
 
 def _x(values) -> str:
@@ -84,9 +84,10 @@ def _pool(draw, sizes):
     return f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}{ceil})"
 
 
-def _norm(draw, sizes, channels):
-    affine = ", noaffine" if draw(st.integers(0, 3)) == 0 else ""
-    kind = draw(st.sampled_from(["bn", "ln", "gn"]))
+def _norm(draw, sizes, channels, keras_safe):
+    kind = draw(st.sampled_from(["bn", "ln", "gn", "rmsnorm"]))
+    # Keras' RMSNormalization always learns its scale
+    affine = ", noaffine" if draw(st.integers(0, 3)) == 0 and not (keras_safe and kind == "rmsnorm") else ""
     if kind == "gn":
         return f"gn(groups={draw(st.sampled_from(_divisors(channels)))}{affine})"
     return f"{kind}({affine.lstrip(', ')})" if affine else kind
@@ -123,7 +124,7 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
         elif choice == "pool":
             stage = _pool(draw, sizes)
         elif choice == "norm":
-            stage = _norm(draw, sizes, channels)
+            stage = _norm(draw, sizes, channels, keras_safe)
         elif choice == "act":
             stage = draw(st.sampled_from(ACTIVATIONS))
         elif choice == "dense":

@@ -21,8 +21,8 @@ from .errors import ParamsymError, ParamsymUsageError
 from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
 from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render, render_sweep
-from .quantities import VIEWABLE
-from .solve import ON, solve
+from .quantities import budgets, viewable
+from .solve import solve
 from .views import VIEWS, formula, generic, marginal, per_layer, view
 from .syntax import MAX_SOURCE_CHARS, parse_expression
 
@@ -151,7 +151,7 @@ def explain(program, assignments):
 @click.option("--budget", required=True, metavar="N", help="The budget: 500000, 5M, 1.5G ...")
 @click.option("--at-least", "at_least", is_flag=True, help="The smallest value that reaches the budget instead.")
 @click.option("--exact", is_flag=True, help="Every value for which the total equals the budget.")
-@click.option("--on", type=click.Choice(ON), default="params", show_default=True,
+@click.option("--on", type=click.Choice(budgets()), default="params", show_default=True,
               help="What the budget limits: params, total (params + state), macs, memory (bytes).")
 @_set
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
@@ -175,7 +175,7 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, dt
 @click.option("--grid", "grids", multiple=True, required=True, metavar="NAME=VALUES",
               help="Values of a symbol: 16:256:16 (start:stop:step, stop included), 3,5,7 or 64. Repeatable.")
 @click.option("--budget", metavar="N", help="Mark the points whose --on quantity is within N.")
-@click.option("--on", type=click.Choice(ON), default="params", show_default=True)
+@click.option("--on", type=click.Choice(budgets()), default="params", show_default=True)
 @_set
 @click.option("--convention", type=click.Choice(CONVENTIONS), default="torch", show_default=True)
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True)
@@ -198,7 +198,7 @@ def sweep_command(program, grids, budget, on, assignments, convention, dtype, fm
 
 @cli.command("formula")
 @_program
-@click.option("--on", type=click.Choice(VIEWABLE), default="params", show_default=True)
+@click.option("--on", type=click.Choice(viewable()), default="params", show_default=True)
 @click.option("--view", "how", type=click.Choice(VIEWS), default="expanded", show_default=True)
 @click.option("--by", metavar="NAME", help="The symbol to collect by (--view collected).")
 @click.option("--diff", "by_symbol", metavar="NAME", help="Also the derivative by NAME: what one more costs.")
@@ -235,7 +235,7 @@ def formula_command(program, on, how, by, by_symbol, assignments):
 
 @cli.command("latex")
 @_program
-@click.option("--on", type=click.Choice(VIEWABLE), default="params", show_default=True)
+@click.option("--on", type=click.Choice(viewable()), default="params", show_default=True)
 @click.option("--symbol", "names", multiple=True, metavar="NAME=LATEX",
               help="How to typeset a symbol, e.g. --symbol 'C_in=C_{\\mathrm{in}}'. Repeatable.")
 @click.option("--group-digits", is_flag=True, help="Group digits as 18{,}496.")

@@ -8,7 +8,7 @@ import sympy
 from .evaluate import Evaluator
 from .formatting import grouped, human
 from .network import LayerCount, Network
-from .quantities import LAYER_QUANTITIES, QUANTITIES
+from .quantities import QUANTITIES, layer_quantities
 
 
 class _Words:
@@ -46,7 +46,7 @@ def _explain_layer(lc: LayerCount, w: _Words) -> list[str]:
     """The layer kind's sentences, then each quantity's own (MACs)."""
     layer, counts = lc.layer, lc.counts
     lines = layer.kind.explain(layer, counts, w)
-    for q in LAYER_QUANTITIES:
+    for q in layer_quantities():
         value = counts[q.name]
         if q.explain_layers and value is not None and value != 0:
             lines.append(f"{q.title}: {w(value)}.")

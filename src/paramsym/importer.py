@@ -206,11 +206,12 @@ def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict) -> list[st
         if op.kind in ("add", "concat"):
             split = idom[name]
             branches = [_structure(ops, split, i, idom) for i in op.inputs]
-            texts = [" > ".join(b) if b else "id" for b in branches]
+            identity = kinds.identity_name()  # the empty branch
+            texts = [" > ".join(b) if b else identity for b in branches]
             if op.kind == "concat":
                 stages.append(f"concat({' | '.join(texts)})")
-            elif len(texts) == 2 and "id" in texts:
-                other = texts[0] if texts[1] == "id" else texts[1]
+            elif len(texts) == 2 and identity in texts:
+                other = texts[0] if texts[1] == identity else texts[1]
                 stages.append(f"res({other})")
             else:
                 stages.append(f"res({' | '.join(texts)})" if len(texts) == 2 else f"add({' | '.join(texts)})")

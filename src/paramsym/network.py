@@ -14,7 +14,7 @@ import sympy
 from .builder import build_layers
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .evaluate import Evaluator
-from .quantities import BY_NAME, DTYPES, LAYER_QUANTITIES, QUANTITIES, Counts, count_layer, total
+from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, count_layer, layer_quantities, total
 from .records import Layer, Node, Shape
 from .syntax import Let, Program, parse_program, symbol
 
@@ -182,7 +182,7 @@ class Network:
                 "index": layer.index, "name": layer.name, "path": layer.path,
                 "line": layer.pos.line, "column": layer.pos.column,
                 "in_shape": _shape_text(layer.in_shape), "out_shape": _shape_text(layer.out_shape),
-                **{q.name: quantity(counts[q.name], q.name.replace("_", "-")) for q in LAYER_QUANTITIES},
+                **{q.name: quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
                 "receptive_field": _field_text(layer.field),
             })
         return {

@@ -18,12 +18,15 @@ from rich.text import Text
 
 from .formatting import grouped, human
 from .network import DISPLAY, Network
-from .quantities import LAYER_QUANTITIES, QUANTITIES
+from .quantities import QUANTITIES, layer_quantities
 from .typeset import table as latex_table
 
 FORMATS = ("table", "json", "csv", "markdown", "latex")
-# The per-layer columns of each kind of table, from the quantity registry.
-_COLUMNS = {table: tuple(q for q in LAYER_QUANTITIES if table in q.tables) for table in ("table", "markdown", "html")}
+
+
+def _columns(table: str) -> tuple:
+    """The per-layer quantity columns of a kind of table ("table", "markdown", "html"), from the registry."""
+    return tuple(q for q in layer_quantities() if table in q.tables)
 
 
 def _shape(dims) -> str:
@@ -76,7 +79,7 @@ def _rows(network: Network, data: dict, fold: bool) -> list[dict]:
     """Table rows: one per layer, or one per top-level stage when folded."""
     if not fold:
         return [{"index": str(layer["index"]), "label": layer["path"], "out_shape": layer["out_shape"],
-                 **{q.name: layer[q.name] for q in LAYER_QUANTITIES},
+                 **{q.name: layer[q.name] for q in layer_quantities()},
                  "field": layer["receptive_field"]} for layer in data["layers"]]
     evaluator = network.evaluator()
     rows: list[dict] = []
@@ -106,7 +109,7 @@ def _rows(network: Network, data: dict, fold: bool) -> list[dict]:
                      "out_shape": last["out_shape"],
                      # a stage has totals, but no single fan-in: those cells stay empty
                      **{q.name: summed(q.name) if q.totalled else {"expr": "", "value": None}
-                        for q in LAYER_QUANTITIES},
+                        for q in layer_quantities()},
                      "field": last["receptive_field"]})
     return rows
 
@@ -140,7 +143,7 @@ def rich_table(network: Network, data: dict | None = None, fold: bool = False) -
     """Values in the cells; a formula column for the parameters (the first quantity) when they have symbols."""
     data = data if data is not None else network.to_dict()
     rows = _rows(network, data, fold)
-    shown = [q for q in _COLUMNS["table"] if not (q.only_if_nonzero and data[q.name]["expr"] == "0")]
+    shown = [q for q in _columns("table") if not (q.only_if_nonzero and data[q.name]["expr"] == "0")]
     main = shown[0].name
     formulas = any(_symbolic(row[main]) and row[main]["value"] is not None for row in rows)
     fields = any(row["field"] is not None for row in rows)
@@ -248,7 +251,7 @@ def render_csv(network: Network) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["index", "name", "line", "column", *_CSV_SHAPES]
-    for q in LAYER_QUANTITIES:
+    for q in layer_quantities():
         header += [q.name, f"{q.name}_expr"]
     writer.writerow(header)
 
@@ -258,11 +261,11 @@ def render_csv(network: Network) -> str:
     for layer in data["layers"]:
         row = [layer["index"], layer["name"], layer["line"], layer["column"],
                shape(layer["in_shape"]), shape(layer["out_shape"])]
-        for q in LAYER_QUANTITIES:
+        for q in layer_quantities():
             row += [_csv_value(layer[q.name]["value"]), layer[q.name]["expr"] or ""]
         writer.writerow(row)
     total = ["", "total", "", "", shape(data["input_shape"]), shape(data["output_shape"])]
-    for q in LAYER_QUANTITIES:
+    for q in layer_quantities():
         quantity = data[q.name] if q.totalled else {"expr": None, "value": None}
         total += [_csv_value(quantity["value"]), quantity["expr"] or ""]
     writer.writerow(total)
@@ -284,7 +287,7 @@ def _total_cells(data: dict, columns) -> list[str]:
 
 def render_markdown(network: Network, fold: bool = False) -> str:
     data = network.to_dict()
-    columns = _COLUMNS["markdown"]
+    columns = _columns("markdown")
     rows = ["| # | layer | output | " + " | ".join(q.title for q in columns) + " |",
             "|---:|---|---|" + "---:|" * len(columns)]
     for row in _rows(network, data, fold):
@@ -304,7 +307,7 @@ def render_markdown(network: Network, fold: bool = False) -> str:
 
 def render_html(network: Network) -> str:
     data = network.to_dict()
-    columns = _COLUMNS["html"]
+    columns = _columns("html")
     head = "".join(f"<th>{h}</th>" for h in ("#", "layer", "output", *(q.title for q in columns)))
     body = []
     for layer in data["layers"]:

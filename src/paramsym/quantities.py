@@ -10,6 +10,7 @@ from the totals (`total`, `memory`). Adding a quantity is one entry in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import sympy
@@ -97,7 +98,7 @@ def _explain_macs(net, words) -> str | None:
 
 _ALL_TABLES = frozenset({"table", "markdown", "html", "latex"})
 
-QUANTITIES: tuple[Quantity, ...] = (
+QUANTITIES: list[Quantity] = [
     Quantity("params", "params", default=_zero, tables=_ALL_TABLES, summary="", summary_sum=True, headline=True,
              budget=True),
     Quantity("state", "state", default=_zero, tables=frozenset({"table"}), only_if_nonzero=True,
@@ -118,15 +119,44 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("param_bytes", "parameter bytes",
              network=lambda net: sympy.expand((net.params + net.state) * DTYPES[net.dtype])),
     Quantity("memory", "bytes", network=_memory, budget=True, in_json=False),
-)
+]
 
 BY_NAME = {q.name: q for q in QUANTITIES}
-LAYER_QUANTITIES = tuple(q for q in QUANTITIES if q.per_layer)
-BUDGETS = tuple(q.name for q in QUANTITIES if q.budget)
-# What `formula`, `latex` and the views can show: the budgets, then the other totals people ask for.
-VIEWABLE = BUDGETS + tuple(q.name for q in QUANTITIES if q.headline and not q.budget)
-# What the per-layer view can split: layer quantities with a total, and network quantities with a share per layer.
-PER_LAYER = tuple(q.name for q in QUANTITIES if (q.per_layer and q.totalled) or q.layer_formula)
+
+
+def register(q: Quantity, after: str | None = None) -> None:
+    """Add a quantity (after the one named `after`, else at the end); every output picks it up."""
+    if q.name in BY_NAME:
+        raise ValueError(f"a quantity {q.name!r} exists already")
+    QUANTITIES.insert(QUANTITIES.index(BY_NAME[after]) + 1 if after else len(QUANTITIES), q)
+    BY_NAME[q.name] = q
+    for view in (layer_quantities, budgets, viewable, per_layer_names):
+        view.cache_clear()
+
+
+@lru_cache(maxsize=None)
+def layer_quantities() -> tuple[Quantity, ...]:
+    """The quantities every layer has, in order."""
+    return tuple(q for q in QUANTITIES if q.per_layer)
+
+
+@lru_cache(maxsize=None)
+def budgets() -> tuple[str, ...]:
+    """What `solve --on` and sweeps accept."""
+    return tuple(q.name for q in QUANTITIES if q.budget)
+
+
+@lru_cache(maxsize=None)
+def viewable() -> tuple[str, ...]:
+    """What `formula`, `latex` and the views can show: the budgets, then the other totals people ask for."""
+    return budgets() + tuple(q.name for q in QUANTITIES if q.headline and not q.budget)
+
+
+@lru_cache(maxsize=None)
+def per_layer_names() -> tuple[str, ...]:
+    """What the per-layer view splits: layer quantities with a total, and network quantities with a
+    share per layer."""
+    return tuple(q.name for q in QUANTITIES if (q.per_layer and q.totalled) or q.layer_formula)
 
 
 def budget_formula(network, name: str) -> Expr | None:
@@ -176,8 +206,9 @@ def count_layer(layer: Layer) -> Counts:
     symbolic repeat count around it where the quantity repeats."""
     given = layer.kind.counts(layer)
     values: dict = {}
-    for q in LAYER_QUANTITIES:
-        values[q.name] = given[q.name] if q.name in given else q.default(layer, values)
+    for q in layer_quantities():
+        value = given[q.name] if q.name in given else q.default(layer, values)
+        values[q.name] = sympy.Integer(value) if isinstance(value, int) else value
     times = layer.multiplier
     if times != 1:
         values = {name: _times(value, times) if BY_NAME[name].repeats else value for name, value in values.items()}

@@ -20,9 +20,8 @@ from .errors import ParamsymError, ParamsymUsageError
 from .evaluate import Evaluator
 from .formatting import grouped, human
 from .network import Network
-from .quantities import BUDGETS, budget_formula
+from .quantities import budget_formula, budgets
 
-ON = BUDGETS
 MODES = ("at-most", "at-least", "exact")
 SEARCH_LIMIT = 2**62     # no width or depth is larger than this
 CHECK_BEYOND = 1_000     # values checked past the answer of an integer search
@@ -100,8 +99,8 @@ class Solution:
 
 def quantity(network: Network, on: str) -> sympy.Expr | None:
     """The formula a budget is about."""
-    if on not in ON:
-        raise ParamsymUsageError(f"unknown quantity {on!r}; use one of {', '.join(ON)}")
+    if on not in budgets():
+        raise ParamsymUsageError(f"unknown quantity {on!r}; use one of {', '.join(budgets())}")
     return budget_formula(network, on)
 
 

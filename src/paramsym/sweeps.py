@@ -9,7 +9,8 @@ import numpy as np
 
 from .errors import ParamsymUsageError
 from .network import Network
-from .solve import ON, quantity
+from .quantities import budgets
+from .solve import quantity
 from .vectorize import compile_condition, compile_exact
 
 MAX_POINTS = 20_000_000
@@ -91,7 +92,7 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
     symbols = [network.symbols[name] for name in grid]
     mesh = np.meshgrid(*[np.asarray(v, dtype=np.int64) for v in grid.values()], indexing="ij")
     columns = {name: m.ravel() for name, m in zip(grid, mesh)}
-    names = tuple(quantities) or ON
+    names = tuple(quantities) or budgets()
     exprs = {name: quantity(free_network, name) for name in (*names, on)}
     # By default each budget quantity once: the total is the params again when there is no state.
     wanted = list(names) if quantities else \

@@ -9,7 +9,7 @@ import sympy
 
 from .errors import ParamsymUsageError
 from .network import Network
-from .quantities import PER_LAYER, VIEWABLE, budget_formula, generic_params, layer_share
+from .quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 
 VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")
 
@@ -26,8 +26,8 @@ class Marginal:
 
 
 def formula(network: Network, on: str = "params") -> sympy.Expr:
-    if on not in VIEWABLE:
-        raise ParamsymUsageError(f"unknown quantity {on!r}; use one of {', '.join(VIEWABLE)}")
+    if on not in viewable():
+        raise ParamsymUsageError(f"unknown quantity {on!r}; use one of {', '.join(viewable())}")
     expr = budget_formula(network, on)
     if expr is None:
         raise ParamsymUsageError(f"{on} needs the input shape: start the program with input(...)")
@@ -50,8 +50,8 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
 
 def per_layer(network: Network, on: str = "params") -> list[tuple[str, sympy.Expr]]:
     """Each layer's share of the quantity (parameters, state, MACs, ...)."""
-    if on not in PER_LAYER:
-        raise ParamsymUsageError(f"the per-layer view is for {', '.join(PER_LAYER)}")
+    if on not in per_layer_names():
+        raise ParamsymUsageError(f"the per-layer view is for {', '.join(per_layer_names())}")
     return [(lc.layer.path, layer_share(lc.counts, on)) for lc in network.layers]
 
 

@@ -69,6 +69,11 @@ def suggest(name: str) -> str | None:
     return close[0] if close else None
 
 
+def identity_name() -> str:
+    """The name of the layer that passes its input on: what an empty branch is written as."""
+    return next(kind.names[0] for kind in KINDS if kind.identity)
+
+
 def for_torch_module(module) -> Kind | None:
     """The kind that imports a PyTorch module, by its class or a base class."""
     for cls in type(module).__mro__:
@@ -86,5 +91,5 @@ def for_torch_function(name: str) -> Kind | None:
     return None
 
 
-__all__ = ["Kind", "KINDS", "RESERVED", "lookup", "is_layer_name", "known_names", "suggest", "for_torch_module",
+__all__ = ["Kind", "KINDS", "RESERVED", "lookup", "is_layer_name", "known_names", "suggest", "identity_name", "for_torch_module",
            "for_torch_function"]

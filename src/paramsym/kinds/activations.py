@@ -19,8 +19,9 @@ class Activation(Kind):
     """
 
     def __init__(self, name: str, torch_class: str, *, keras: Callable | None = None, takes_value: bool = False,
-                 imported: Callable | None = None, torch_functions: tuple = ()):
+                 imported: Callable | None = None, torch_functions: tuple = (), identity: bool = False):
         self.key = name
+        self.identity = identity
         self.names = (name,)
         self.positional = 1 if takes_value else 0
         self.torch_class = torch_class
@@ -118,6 +119,6 @@ KINDS = (
                keras=lambda value: KerasSpec("Activation", {"activation": "hard_swish"})),
     Activation("dropout", "nn.Dropout", takes_value=True, keras=_value("Dropout", "rate", 0.5),
                imported=lambda module, ctx: f"dropout({module.p})"),
-    Activation("id", "nn.Identity", keras=lambda value: KerasSpec("Identity")),
+    Activation("id", "nn.Identity", keras=lambda value: KerasSpec("Identity"), identity=True),
     PReLU(),
 )

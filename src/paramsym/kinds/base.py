@@ -31,6 +31,7 @@ class Kind:
     flags: ClassVar[frozenset] = frozenset()     # bare flags (bias, ceil)
     positional: ClassVar[int] = 0               # bare values it takes: bn(64), dropout(0.5)
     takes_channels: ClassVar[bool] = False      # A->B
+    identity: ClassVar[bool] = False            # the layer that passes its input on (the empty branch)
     # PyTorch modules (class names) and functions (torch.nn.functional / torch names) it imports from
     torch_modules: ClassVar[tuple] = ()
     torch_functions: ClassVar[tuple] = ()
@@ -209,7 +210,8 @@ def make_layer(call: Call, kind: Kind, flow: Flow, out_shape: Shape, cin, cout, 
 def same_layer(call: Call, kind: Kind, flow: Flow, channels=None, **extra) -> Layer:
     """A layer that keeps its input's shape and channels (`channels` when it states them: bn(64))."""
     channels = flow.shape.channels if channels is None else channels
-    return make_layer(call, kind, flow, flow.shape, channels, channels, **extra)
+    # bn(64) first in a program says the channels that nothing before it says: they flow on
+    return make_layer(call, kind, flow, Shape(flow.shape.spatial, channels), channels, channels, **extra)
 
 
 def input_channels(call: Call, flow: Flow, args: Args) -> Expr:
@@ -255,9 +257,12 @@ def stated_channels(call: Call, flow: Flow, args: Args) -> Expr:
         inferred = flow.shape.channels
         if inferred is not None and sympy.expand(stated - inferred) != 0:
             name, where = flow.source
+            # rmsnorm(bias): a bare name in the channels' place is read as the channel count
+            hint = f"'{stated}' is read as the number of channels; {usage(args.kind, call.name)}" \
+                if isinstance(stated, sympy.Symbol) else None
             raise ParamsymShapeError(
                 f"{call.name} says it has {stated} channels, but the layer before gives {inferred}",
-                pos=arg.pos, notes=((f"the {inferred} channels come from {name}", where),))
+                pos=arg.pos, notes=((f"the {inferred} channels come from {name}", where),), hint=hint)
         return stated
     if flow.shape.channels is None:
         raise ParamsymShapeError(

@@ -1,0 +1,51 @@
+"""`rmsnorm`: root-mean-square normalization over the last axis (LANGUAGE.md section 7),
+as in Llama and T5. It learns one scale per channel and no shift; `rmsnorm(noaffine)`
+learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
+from __future__ import annotations
+
+from ..errors import ImportRefused
+from ..records import ZERO, KerasSpec, Layer, TorchSpec
+from .base import Kind, refuse_keras, same_layer, stated_channels, vector_or_channels_last
+
+
+class RMSNorm(Kind):
+    key = "rmsnorm"
+    names = ("rmsnorm",)
+    keywords = frozenset({"eps"})
+    flags = frozenset({"noaffine"})
+    positional = 1  # rmsnorm(512): the channels, when nothing before says them
+    torch_modules = ("RMSNorm",)
+
+    def build(self, call, flow, args, match) -> Layer:
+        args.scalar("eps")  # checked, and counted nowhere
+        channels = stated_channels(call, flow, args)
+        return same_layer(call, self, flow, channels, options={"affine": "noaffine" not in args.flags})
+
+    def counts(self, layer: Layer) -> dict:
+        return {"params": layer.cout if layer.options["affine"] else ZERO}
+
+    def generic_params(self, layer, t):
+        return t.c if layer.options["affine"] else ZERO
+
+    def explain(self, layer, counts, w) -> list[str]:
+        if not layer.options["affine"]:
+            return ["RMSNorm without affine part (noaffine) learns nothing."]
+        return [f"RMSNorm learns a scale per channel and no shift: {w(layer.cout)} parameters."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        flags = {} if layer.options["affine"] else {"elementwise_affine": False}
+        return vector_or_channels_last(layer, TorchSpec("nn.RMSNorm", (num(layer.cout),), flags))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        if not layer.options["affine"]:
+            refuse_keras(layer, "Keras RMSNormalization always learns its scale")
+        return [KerasSpec("RMSNormalization", {"axis": -1})]
+
+    def from_torch(self, module, ctx) -> str:
+        shape = tuple(module.normalized_shape)
+        if len(shape) != 1 or len(ctx.in_shape) != 2 or ctx.in_shape[-1] != shape[0]:
+            raise ImportRefused(f"{ctx.node_name} (RMSNorm{shape}) does not normalise the channels of a vector")
+        return "rmsnorm" if module.elementwise_affine else "rmsnorm(noaffine)"
+
+
+KINDS = (RMSNorm(),)

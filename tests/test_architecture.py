@@ -1,0 +1,268 @@
+"""The shape of the code: imports run one way (text -> syntax -> kinds and builder
+-> network -> queries -> printers -> cli) with no cycle, no module outside
+`paramsym.kinds` names a particular layer kind, and a quantity is one entry of
+the registry that every output picks up."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import paramsym
+from paramsym import kinds
+from paramsym.explain import explain
+
+SOURCE = Path(paramsym.__file__).resolve().parent
+
+# The stages, earliest first. A module may import its own stage or an earlier one (never a later one);
+# inside a stage the cycle test keeps the order one way.
+STAGES = [
+    {"errors", "formatting"},
+    {"syntax"},
+    {"records"},
+    {"quantities", "evaluate"},
+    {"kinds", "kinds.*"},
+    {"builder"},
+    {"network"},
+    {"solve", "views", "vectorize", "sweeps"},
+    {"typeset", "printers", "explain", "plots"},
+    {"torch_modules", "export", "keras_export", "importer"},
+    {"__init__"},
+    {"cli", "__main__"},
+]
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in SOURCE.rglob("*.py"):
+        parts = list(path.relative_to(SOURCE).with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _resolve(module: str, path: Path, node: ast.ImportFrom | ast.Import) -> set[str]:
+    """The paramsym modules an import statement reads (anywhere in the file, functions included)."""
+    targets: set[str] = set()
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name == "paramsym" or alias.name.startswith("paramsym."):
+                targets.add(alias.name.removeprefix("paramsym").lstrip(".") or "__init__")
+        return targets
+    if node.level == 0:
+        if not (node.module or "").startswith("paramsym"):
+            return targets
+        base = node.module.removeprefix("paramsym").lstrip(".")
+    else:
+        package = module.split(".") if path.name == "__init__.py" and module != "__init__" else module.split(".")[:-1]
+        if module == "__init__":
+            package = []
+        package = package[:len(package) - (node.level - 1)]
+        base = ".".join(package + ([node.module] if node.module else []))
+    for alias in node.names:
+        submodule = f"{base}.{alias.name}" if base else alias.name
+        if submodule in MODULES:
+            targets.add(submodule)
+        else:
+            targets.add(base or "__init__")
+    return {t if t in MODULES else t.rsplit(".", 1)[0] for t in targets}
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for module, path in MODULES.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                edges |= _resolve(module, path, node)
+        graph[module] = edges - {module}
+    return graph
+
+
+def _stage(module: str) -> int:
+    for number, stage in enumerate(STAGES):
+        if module in stage or any(s.endswith(".*") and module.startswith(s[:-1]) for s in stage):
+            return number
+    raise AssertionError(f"paramsym.{module} is in no stage of tests/test_architecture.py: add it")
+
+
+def test_every_module_has_a_stage():
+    for module in MODULES:
+        _stage(module)
+
+
+def test_no_import_cycle():
+    graph = _graph()
+    state: dict[str, int] = {}
+    trail: list[str] = []
+
+    def visit(module: str):
+        state[module] = 1
+        trail.append(module)
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycle = trail[trail.index(target):] + [target]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target)
+        trail.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+
+
+def test_imports_run_one_way():
+    for module, targets in _graph().items():
+        for target in targets:
+            assert _stage(target) <= _stage(module), f"paramsym.{module} imports the later paramsym.{target}"
+
+
+def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
+    # a lazy import is still an import: the walk covers function bodies
+    path = MODULES["network"]
+    lazy = [node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)]
+    assert lazy and all(_resolve("network", path, node) <= set(MODULES) for node in lazy)
+    code = ast.parse("def f():\n    from .printers import render\n")
+    inner = next(node for node in ast.walk(code) if isinstance(node, ast.ImportFrom))
+    assert _resolve("network", path, inner) == {"printers"}
+
+
+# ---- no kind outside its module ---------------------------------------------------------
+
+def _kind_words() -> set[str]:
+    words = set()
+    for kind in kinds.KINDS:
+        words |= set(kind.names) | set(kind.suggestions) | {kind.key}
+        if kind.pattern is not None:
+            words |= set(re.findall(r"[a-z]+", kind.pattern.pattern.split("(?:")[0]))
+    return {w for w in words if w}
+
+
+# String constants outside paramsym.kinds that may name a layer, with the reason. Anything else fails.
+ALLOWED = {
+    ("syntax", "join layers with '>', e.g. conv3x3(3->16) > relu"): "an example in a syntax-error hint",
+    ("syntax", "the program has no network: after the statements, write the layers, e.g. input(32x32x3) > "
+               "conv3x3(->16)"): "an example in a syntax-error hint",
+    ("syntax", "the language has no strings; names are written bare, e.g. conv3x3(3->16)"):
+        "an example in a syntax-error hint",
+    ("builder", "add a shortcut that matches: res(... | conv1x1(->C, stride=S))"): "an example in a shape-error hint",
+    ("builder", "(c) = conv3x3(->c) ... and call "): "an example in the hint for a block given channels",
+}
+
+
+def _strings(path: Path):
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value
+
+
+def test_no_module_outside_the_kinds_names_a_kind():
+    words = _kind_words()
+    assert {"conv", "dense", "bn", "relu", "maxpool"} <= words
+    found = []
+    for module, path in MODULES.items():
+        if module == "kinds" or module.startswith("kinds."):
+            continue
+        for text in _strings(path):
+            named = {w for w in re.findall(r"[a-z][a-z0-9]*", text) if w in words}
+            if named and (module, text) not in ALLOWED:
+                found.append(f"paramsym.{module}: {text!r} names {sorted(named)}")
+    assert not found, "\n".join(found)
+
+
+# ---- the registry ---------------------------------------------------------------------------
+
+def test_every_kind_is_reachable_by_its_names():
+    for kind in kinds.KINDS:
+        for name in (*kind.names, *kind.suggestions):
+            assert kinds.lookup(name)[0] is kind, name
+
+
+def test_every_kind_answers_every_question():
+    """Build one layer of every kind and ask it all that the rest of paramsym asks."""
+    programs = {
+        "conv": "input(8x8x4) > conv3x3(->4, bias)", "dwconv": "input(8x8x4) > dwconv3x3",
+        "sepconv": "input(8x8x4) > sepconv3x3(->6)", "deconv": "input(8x8x4) > deconv2x2(->4, stride=2)",
+        "pool": "input(8x8x4) > maxpool2x2", "globalpool": "input(8x8x4) > gap",
+        "flatten": "input(8x8x4) > flatten", "dense": "input(4) > dense(->3, bias)",
+        "bn": "input(8x8x4) > bn", "ln": "input(4) > ln", "gn": "input(8x8x4) > gn(groups=2)",
+        "prelu": "input(8x8x4) > prelu",
+    }
+    for kind in kinds.KINDS:
+        program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")
+        net = paramsym.parse(program)
+        layer = net.layers[-1].layer
+        assert layer.kind is kind, program
+        assert f"{layer.index + 1}. {layer.name}" in explain(net)
+        torch_spec = kind.torch(layer, _Numbers())
+        assert torch_spec.cls.startswith(("nn.", "ChannelsLast", "FlattenChannelsLast")), (program, torch_spec)
+        assert all(spec.cls[0].isupper() for spec in kind.keras(layer, _Numbers())), program
+        assert kind.torch_modules or kind.key in ("sepconv", "dwconv"), f"{kind.key} cannot be imported"
+
+
+class _Numbers:
+    def __call__(self, expr) -> int:
+        return int(expr)
+
+    def each(self, values) -> tuple:
+        return tuple(int(v) for v in values)
+
+
+# ---- a quantity is one entry ---------------------------------------------------------------------
+
+_NEW_QUANTITY = textwrap.dedent("""
+    import json, sys
+    from paramsym import quantities
+    from paramsym.quantities import Quantity
+    # biases: a quantity no kind knows about; its default reads the layer record
+    quantities.register(Quantity("biases", "biases", default=lambda layer, counts: layer.cout if layer.bias else 0,
+                                 tables=frozenset({"table", "markdown"}), summary="(one per output channel)",
+                                 headline=True, budget=True), after="macs")
+    from paramsym.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def _run_with_new_quantity(*args) -> str:
+    result = subprocess.run([sys.executable, "-c", _NEW_QUANTITY, *args], capture_output=True, text=True,
+                            env={"COLUMNS": "120", "PATH": ""}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+PROGRAM = "input(8x8x3) > conv3x3(->C, bias) > relu > gap > dense(->10, bias)"
+
+
+def test_a_new_quantity_reaches_every_output():
+    data = json.loads(_run_with_new_quantity("count", PROGRAM, "--set", "C=16", "--format", "json"))
+    assert data["biases"] == {"expr": "C + 10", "value": 26}
+    assert [layer["biases"]["value"] for layer in data["layers"]] == [16, 0, 0, 10]
+    table = _run_with_new_quantity("count", PROGRAM, "--set", "C=16")
+    assert "biases" in table.splitlines()[0] and "biases = C + 10 = 26  (one per output channel)" in table
+    assert "| biases |" in _run_with_new_quantity("count", PROGRAM, "--format", "markdown", "--set", "C=16")
+    csv_text = _run_with_new_quantity("count", PROGRAM, "--format", "csv", "--set", "C=16")
+    assert "biases,biases_expr" in csv_text.splitlines()[0]
+    solved = json.loads(_run_with_new_quantity("solve", PROGRAM, "--for", "C", "--budget", "100", "--on", "biases",
+                                               "--format", "json"))
+    assert solved["value"] == 90 and solved["formula"] == "C + 10"
+    swept = _run_with_new_quantity("sweep", PROGRAM, "--grid", "C=1:3", "--format", "csv")
+    header, first = swept.splitlines()[0].split(","), swept.splitlines()[1].split(",")
+    assert header.index("biases") == header.index("macs") + 1 and first[header.index("biases")] == "11"
+    assert "C + 10" in _run_with_new_quantity("formula", PROGRAM, "--on", "biases")
