@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 import paramsym
 from cli_helpers import run
-from frameworks import torch_params, torch_run, torch_state
+from frameworks import torch_params, torch_run
 
 CASES = [
     ("input(6x6x4) > hardsigmoid", [6, 6, 4]),

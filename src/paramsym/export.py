@@ -2,8 +2,10 @@
 source that builds it (`torch_source`), from one description of each module.
 
 Shapes are channels-last in the language and channels-first in PyTorch: the
-module takes (N, C, *spatial); dense and layernorm act on the channel axis
-through `ChannelsLast`, and flatten lays values out in H x W x C order.
+module takes (N, C, *spatial); a layer that acts on the last axis acts on the
+channel axis through `ChannelsLast`, and flattening lays values out in H x W x C
+order (`FlattenChannelsLast`). Each layer kind describes its own module
+(`Kind.torch`); this module builds the structure around them.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import sympy
 
-from ..errors import ParamsymArgumentError, ParamsymError, ParamsymShapeError, ParamsymUsageError, Position
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymError, ParamsymShapeError, ParamsymUsageError, Position
 from ..records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
 from ..syntax import Call, Channels, Keyword, Positional
 
@@ -307,6 +307,15 @@ def vector_or_channels_last(layer: Layer, module: TorchSpec) -> TorchSpec:
     return module if layer.in_shape.rank == 0 else TorchSpec("ChannelsLast", (module,))
 
 
+def require_channels_of_a_vector(module, ctx) -> None:
+    """On import, a PyTorch norm over the last axis (LayerNorm, RMSNorm) must normalise channels: in
+    PyTorch's layout, the last axis of a (batch, channels) tensor."""
+    shape = tuple(module.normalized_shape)
+    if len(shape) != 1 or len(ctx.in_shape) != 2 or ctx.in_shape[-1] != shape[0]:
+        raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}{shape}) does not normalise the channels "
+                            f"of a vector")
+
+
 # ---- explain ------------------------------------------------------------------------
 
 def bias_sentences(layer: Layer, counts, words) -> list[str]:
@@ -325,4 +334,4 @@ def fan_in_sentence(counts, words) -> str:
 __all__ = ["Kind", "Args", "ONE", "ZERO", "Expr", "Flow", "Layer", "Shape", "Constraint", "TorchSpec",
            "KerasSpec", "make_layer", "same_layer", "input_channels", "output_channels", "stated_channels",
            "check_divides", "bias_of", "times", "refuse_keras", "require_number_like", "usage",
-           "vector_or_channels_last", "whole_input_field", "bias_sentences", "fan_in_sentence"]
+           "vector_or_channels_last", "whole_input_field", "require_channels_of_a_vector", "bias_sentences", "fan_in_sentence"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..errors import ImportRefused, ParamsymArgumentError
 from ..records import ZERO, KerasSpec, Layer, TorchSpec
-from .base import Kind, check_divides, same_layer, stated_channels, vector_or_channels_last
+from .base import (Kind, check_divides, require_channels_of_a_vector, same_layer, stated_channels,
+                   vector_or_channels_last)
 
 
 class _Normalization(Kind):
@@ -81,10 +82,7 @@ class LayerNorm(_Normalization):
         return [KerasSpec("LayerNormalization", self.keras_flags(layer))]
 
     def from_torch(self, module, ctx) -> str:
-        if len(module.normalized_shape) != 1 or ctx.in_shape[-1] != module.normalized_shape[0] \
-                or len(ctx.in_shape) != 2:
-            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}{tuple(module.normalized_shape)}) does "
-                                f"not normalise the channels of a vector")
+        require_channels_of_a_vector(module, ctx)
         return "ln" if module.elementwise_affine else "ln(noaffine)"
 
 

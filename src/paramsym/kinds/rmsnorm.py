@@ -3,9 +3,9 @@ as in Llama and T5. It learns one scale per channel and no shift; `rmsnorm(noaff
 learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
 from __future__ import annotations
 
-from ..errors import ImportRefused
 from ..records import ZERO, KerasSpec, Layer, TorchSpec
-from .base import Kind, refuse_keras, same_layer, stated_channels, vector_or_channels_last
+from .base import (Kind, refuse_keras, require_channels_of_a_vector, same_layer, stated_channels,
+                   vector_or_channels_last)
 
 
 class RMSNorm(Kind):
@@ -42,9 +42,7 @@ class RMSNorm(Kind):
         return [KerasSpec("RMSNormalization", {"axis": -1})]
 
     def from_torch(self, module, ctx) -> str:
-        shape = tuple(module.normalized_shape)
-        if len(shape) != 1 or len(ctx.in_shape) != 2 or ctx.in_shape[-1] != shape[0]:
-            raise ImportRefused(f"{ctx.node_name} (RMSNorm{shape}) does not normalise the channels of a vector")
+        require_channels_of_a_vector(module, ctx)
         return "rmsnorm" if module.elementwise_affine else "rmsnorm(noaffine)"
 
 
