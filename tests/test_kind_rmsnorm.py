@@ -43,6 +43,8 @@ def test_symbolic_width_and_stated_channels():
     ("input(8x16) > rmsnorm(groups=2)", "unknown keyword 'groups' for rmsnorm"),
     ("input(8x16) > rmsnorm(bias)", "'bias' is read as the number of channels; rmsnorm accepts: eps, noaffine"),
     ("rmsnorm", "rmsnorm needs its channels"),
+    # stated channels flow on, and a later mismatch points back at them
+    ("rmsnorm(64) > dense(32->8)", "the 64 channels come from rmsnorm (line 1, column 1)"),
     ("input(8x16) > rmsnrom", "did you mean 'rmsnorm'?"),
 ])
 def test_mistakes(program, words):

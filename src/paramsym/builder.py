@@ -316,7 +316,9 @@ class LayerBuilder:
             raise ParamsymLimitError(f"the network has more than {MAX_LAYERS:,} layers", pos=call.pos)
         self.layers.append(layer)
         self._open[-1].children.append(Node("layer", layer=layer.index))
-        source = (call.name, call.pos) if layer.cout is not None and layer.cout != layer.cin else flow.source
+        # the layer that set the channels, for "the 64 channels come from ..." notes
+        sets_channels = layer.cout is not None and (layer.cout != layer.cin or flow.source is None)
+        source = (call.name, call.pos) if sets_channels else flow.source
         return Flow(layer.out_shape, source, layer.field)
 
 

@@ -59,7 +59,7 @@ def _function_text(node, in_shape, out_shape) -> str | None:
     if node.op == "call_function":
         if not getattr(target, "__module__", "") or not target.__module__.startswith("torch"):
             return None
-        name = target.__name__
+        name = getattr(target, "__name__", None)
     elif node.op == "call_method":
         name = target
     else:
@@ -128,7 +128,7 @@ class _Converter:
                 continue
             if tensor_inputs:
                 source = tensor_inputs[0]
-                text = _function_text(node, self.shapes[source.name], self.shapes.get(name, ()))
+                text = _function_text(node, self.shapes.get(source.name, ()), self.shapes.get(name, ()))
                 if text is not None:
                     self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
                     continue

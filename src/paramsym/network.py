@@ -72,8 +72,9 @@ class Network:
         if name not in self._quantities:
             q = BY_NAME.get(name)
             if q is None or not (q.totalled or q.network):
-                raise ParamsymUsageError(f"unknown quantity {name!r}; use one of "
-                                         f"{', '.join(q.name for q in QUANTITIES if q.totalled or q.network)}")
+                known = ", ".join(q.name for q in QUANTITIES if q.totalled or q.network)
+                what = f"{name} is counted per layer and has no total" if q else f"unknown quantity {name!r}"
+                raise ParamsymUsageError(f"{what}; the network's quantities: {known}")
             self._quantities[name] = q.network(self) if q.network else total(lc.counts[name] for lc in self.layers)
         return self._quantities[name]
 
@@ -82,6 +83,9 @@ class Network:
         if name.startswith("_") or name not in BY_NAME:
             raise AttributeError(f"'Network' object has no attribute {name!r}")
         return self.quantity(name)
+
+    def __dir__(self):
+        return [*super().__dir__(), *(q.name for q in QUANTITIES if q.totalled or q.network)]
 
     @property
     def symbols(self) -> dict[str, sympy.Symbol]:
