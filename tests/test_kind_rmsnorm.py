@@ -20,6 +20,7 @@ CASES = [
     ("input(8x8x16) > rmsnorm", 16, [8, 8, 16]),
     ("input(10) > rmsnorm(noaffine)", 0, [10]),
     ("input(10) > rmsnorm(10, eps=1)", 10, [10]),
+    ("input(10) > rmsnorm(eps=0.00001)", 10, [10]),
     ("input(4x4096) > dense(->512) > rmsnorm > dense(->4096)", 4096 * 512 + 512 + 512 * 4096, [4, 4096]),
 ]
 
@@ -41,6 +42,8 @@ def test_symbolic_width_and_stated_channels():
     ("input(8x16) > rmsnorm(32)", "rmsnorm says it has 32 channels, but the layer before gives 16"),
     ("input(8x16) > rmsnorm(16->16)", "rmsnorm takes no channels"),
     ("input(8x16) > rmsnorm(groups=2)", "unknown keyword 'groups' for rmsnorm"),
+    ("input(8x16) > rmsnorm(eps=-1)", "eps must be one number of at least 0"),
+    ("input(8x16) > rmsnorm(eps=e)", "eps must be one number of at least 0"),
     ("input(8x16) > rmsnorm(bias)", "'bias' is read as the number of channels; rmsnorm accepts: eps, noaffine"),
     ("rmsnorm", "rmsnorm needs its channels"),
     # stated channels flow on, and a later mismatch points back at them

@@ -36,13 +36,7 @@ class Kind:
     torch_modules: ClassVar[tuple] = ()
     torch_functions: ClassVar[tuple] = ()
 
-    # ---- language
-    def matches(self, name: str):
-        """A truthy value (the regex match for a family) when `name` is a layer of this kind."""
-        if name in self.names:
-            return True
-        return self.pattern.fullmatch(name) if self.pattern is not None else None
-
+    # ---- language (the registry, paramsym.kinds, finds a name's kind by `names` and `pattern`)
     def positional_count(self, name: str) -> int:
         return self.positional
 

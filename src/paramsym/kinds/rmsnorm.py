@@ -3,6 +3,7 @@ as in Llama and T5. It learns one scale per channel and no shift; `rmsnorm(noaff
 learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
 from __future__ import annotations
 
+from ..errors import ParamsymArgumentError
 from ..records import ZERO, KerasSpec, Layer, TorchSpec
 from .base import (Kind, refuse_keras, require_channels_of_a_vector, same_layer, stated_channels,
                    vector_or_channels_last)
@@ -17,7 +18,7 @@ class RMSNorm(Kind):
     torch_modules = ("RMSNorm",)
 
     def build(self, call, flow, args, match) -> Layer:
-        args.scalar("eps")  # checked, and counted nowhere
+        _check_eps(args)
         channels = stated_channels(call, flow, args)
         return same_layer(call, self, flow, channels, options={"affine": "noaffine" not in args.flags})
 
@@ -44,6 +45,13 @@ class RMSNorm(Kind):
     def from_torch(self, module, ctx) -> str:
         require_channels_of_a_vector(module, ctx)
         return "rmsnorm" if module.elementwise_affine else "rmsnorm(noaffine)"
+
+
+def _check_eps(args) -> None:
+    """eps= (added to the mean square) counts nothing, but must be one number of at least 0."""
+    arg = args.keywords.get("eps")
+    if arg is not None and (len(arg.value) != 1 or not arg.value[0].is_number or arg.value[0] < 0):
+        raise ParamsymArgumentError("eps must be one number of at least 0, such as eps=0.00001", pos=arg.pos)
 
 
 KINDS = (RMSNorm(),)

@@ -11,7 +11,7 @@ from math import ceil
 import sympy
 
 from ..errors import ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
-from ..records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
+from ..records import ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
 from ..syntax import Call
 from .base import Args, refuse_keras
 
@@ -246,5 +246,3 @@ def window_arguments(stride, pad, dilation, default_stride=None) -> list:
         parts.append(f"dilation={sizes_text(dilation)}")
     return parts
 
-
-__all__ = ["ONE", "ZERO"]
