@@ -233,7 +233,7 @@ _NEW_QUANTITY = textwrap.dedent("""
     from paramsym.quantities import Quantity
     # biases: a quantity no kind knows about; its default reads the layer record
     quantities.register(Quantity("biases", "biases", default=lambda layer, counts: layer.cout if layer.bias else 0,
-                                 tables=frozenset({"table", "markdown"}), summary="(one per output channel)",
+                                 tables=frozenset({"table", "markdown", "latex"}), summary="(one per output channel)",
                                  headline=True, budget=True), after="macs")
     from paramsym.cli import main
     sys.exit(main(sys.argv[1:]))
@@ -266,3 +266,5 @@ def test_a_new_quantity_reaches_every_output():
     header, first = swept.splitlines()[0].split(","), swept.splitlines()[1].split(",")
     assert header.index("biases") == header.index("macs") + 1 and first[header.index("biases")] == "11"
     assert "C + 10" in _run_with_new_quantity("formula", PROGRAM, "--on", "biases")
+    latex = _run_with_new_quantity("count", PROGRAM, "--format", "latex", "--set", "C=16")
+    assert "& biases \\\\" in latex and "$C + 10 = 26$" in latex

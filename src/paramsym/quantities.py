@@ -39,6 +39,7 @@ class Quantity:
 
     name: str                       # the key in counts, JSON and CSV; the `--on` name
     title: str                      # column header and summary label
+    long_title: str = ""            # the header where there is room (LaTeX), if not the title
     noun: str = "count"             # in messages: "the MAC count ... is not a whole number"
     default: Callable | None = None
     network: Callable | None = None
@@ -99,7 +100,7 @@ def _explain_macs(net, words) -> str | None:
 _ALL_TABLES = frozenset({"table", "markdown", "html", "latex"})
 
 QUANTITIES: list[Quantity] = [
-    Quantity("params", "params", default=_zero, tables=_ALL_TABLES, summary="", summary_sum=True, headline=True,
+    Quantity("params", "params", long_title="parameters", default=_zero, tables=_ALL_TABLES, summary="", summary_sum=True, headline=True,
              budget=True),
     Quantity("state", "state", default=_zero, tables=frozenset({"table"}), only_if_nonzero=True,
              summary="(BatchNorm running mean and variance)", headline=True, explain=_explain_state),

@@ -9,7 +9,7 @@ import sympy
 
 from .errors import ParamsymUsageError
 from .network import Network
-from .quantities import BY_NAME
+from .quantities import BY_NAME, layer_quantities
 from .views import formula, generic
 
 _ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
@@ -132,13 +132,16 @@ def table(network: Network, style: LatexStyle | None = None) -> str:
             text += f" = {style.value(evaluator.integer(expr))}"
         return f"${text}$"
 
-    lines = [r"\begin{tabular}{rllrr}", r"\toprule", r"\# & layer & output & parameters & MACs \\", r"\midrule"]
+    columns = [q for q in layer_quantities() if "latex" in q.tables]
+    header = " & ".join(["\\#", "layer", "output", *(q.long_title or q.title for q in columns)])
+    lines = [f"\\begin{{tabular}}{{rll{'r' * len(columns)}}}", r"\toprule", header + r" \\", r"\midrule"]
     for lc in network.layers:
         name = lc.layer.path.replace("_", r"\_")
+        cells = " & ".join(cell(lc.counts[q.name]) for q in columns)
         lines.append(f"{lc.layer.index} & \\texttt{{{name}}} & ${_shape_latex(lc.layer.out_shape, style)}$ & "
-                     f"{cell(lc.params)} & {cell(lc.macs)} \\\\")
-    lines += [r"\midrule", f" & total & & {cell(network.params)} & {cell(network.macs)} \\\\", r"\bottomrule",
-              r"\end{tabular}"]
+                     f"{cells} \\\\")
+    totals = " & ".join(cell(network.quantity(q.name)) if q.totalled else "" for q in columns)
+    lines += [r"\midrule", f" & total & & {totals} \\\\", r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
