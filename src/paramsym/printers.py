@@ -209,7 +209,9 @@ def summary_lines(network: Network, data: dict | None = None) -> list[str]:
                      f"of parameters and state ({data['dtype']})")
     symbols = data["symbols"]
     if symbols:
-        shown = [f"{name} = {s['default']}" if s["default"] is not None else f"{name} (free)"
+        shown = [" = ".join([name, *([human(s["relation"])] if "relation" in s else []),
+                             *([str(s["default"])] if s["default"] is not None else [])])
+                 + ("" if s["default"] is not None or "relation" in s else " (free)")
                  for name, s in symbols.items()]
         lines.append("symbols: " + ", ".join(shown))
     return lines

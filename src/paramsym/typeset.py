@@ -9,7 +9,7 @@ import sympy
 
 from .errors import ParamsymUsageError
 from .network import Network
-from .quantities import BY_NAME
+from .quantities import BY_NAME, TEMPLATE_NAMES
 from .views import formula, generic
 
 _ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
@@ -44,7 +44,7 @@ def _factors(term):
         base, exponent = factor.as_base_exp()
         target = numerator if exponent > 0 else denominator
         target.extend([base] * int(abs(exponent)))
-    key = lambda s: _ORDER.get(getattr(s, "name", ""), 9)  # noqa: E731
+    key = lambda s: _ORDER.get(getattr(s, "name", "").replace("'", ""), 9)  # noqa: E731
     return coefficient, sorted(numerator, key=key), sorted(denominator, key=key)
 
 
@@ -66,7 +66,10 @@ def derivation(network: Network, style: LatexStyle) -> list[str]:
     """One align row per learnable layer: formula = numbers = value."""
     rows = []
     evaluator = network.evaluator()
-    for path, template, values, count in generic(network):
+    # a textbook symbol that looks like one of the program's (by name, or as --symbol writes it) is primed
+    written = set(style.names.values())
+    avoid = {name for name in TEMPLATE_NAMES if sympy.latex(sympy.Symbol(name)) in written or name in written}
+    for path, template, values, count in generic(network, avoid):
         textbook = _render(template, lambda s: sympy.latex(s), " ")
 
         def plugged(symbol):
@@ -87,6 +90,11 @@ def derivation(network: Network, style: LatexStyle) -> list[str]:
 
 def render(network: Network, *, on: str = "params", names: dict | None = None, group_digits: bool = False,
            standalone: bool = False) -> str:
+    strangers = sorted(set(names or {}) - set(network.symbols))
+    if strangers:
+        raise ParamsymUsageError(
+            f"--symbol {strangers[0]}=...: the program has no symbol {strangers[0]!r} "
+            f"(its symbols: {', '.join(network.symbols) or 'none'})")
     style = LatexStyle(names, group_digits)
     total = formula(network, on)
     evaluator = network.evaluator()
@@ -149,5 +157,7 @@ def parse_names(items) -> dict[str, str]:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
             raise ParamsymUsageError(f"--symbol takes NAME=LATEX, such as C_in=C_{{\\mathrm{{in}}}}, not {item!r}")
+        if name.strip() in names:
+            raise ParamsymUsageError(f"--symbol {name.strip()}=... is given twice; give each symbol one name")
         names[name.strip()] = text
     return names
