@@ -43,7 +43,8 @@ def parse_assignments(assignments) -> dict:
             try:
                 values[name] = parse_expression(value)
             except ParamsymError as error:
-                raise ParamsymUsageError(f"--set {name}=...: {error.message}", hint=_SET_HINT) from None
+                raise ParamsymUsageError(f"--set {name}=...: {error.message}",
+                                         hint=error.hint or _SET_HINT) from None
     return values
 
 
@@ -111,8 +112,8 @@ def _decode(data: bytes, where: str) -> str:
                                  hint="save the program as UTF-8 text") from None
     text = text[1:] if text.startswith("\ufeff") else text  # the byte order mark some editors write
     if len(text) > MAX_SOURCE_CHARS:
-        raise ParamsymLimitError(f"the program in {where} is {len(text):,} characters long; "
-                                 f"at most {MAX_SOURCE_CHARS:,} are accepted")
+        raise ParamsymLimitError(f"{where} holds {len(text):,} characters; at most {MAX_SOURCE_CHARS:,} "
+                                 f"are accepted")
     return text
 
 

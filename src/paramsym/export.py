@@ -66,17 +66,17 @@ def network_spec(network: Network, **values) -> Spec:
 
 # ---- building ----------------------------------------------------------------------------
 
-def require_torch(what: str):
+def require_torch(what: str, hint: str | None = None):
     """`import torch`, or a usage error that says what needs it and how to install it."""
     try:
         return importlib.import_module("torch")
     except ImportError:
-        raise ParamsymUsageError(f"{what} needs PyTorch: pip install torch",
-                                 hint="paramsym export --to torch writes the source without PyTorch") from None
+        raise ParamsymUsageError(f"{what} needs PyTorch: pip install torch", hint=hint) from None
 
 
 def build(spec: Spec):
-    require_torch("building a PyTorch module")
+    require_torch("building a PyTorch module",
+                  hint="torch_source() and `paramsym export --to torch` write its source without PyTorch")
     from torch import nn
 
     from . import torch_modules

@@ -62,11 +62,11 @@ def check_grid(grid) -> dict[str, list[int]]:
         if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
             raise ParamsymUsageError(f"the values of {name} are a list of whole numbers, such as [16, 32, 64], "
                                      f"not {values!r}")
+        if hasattr(values, "__len__") and len(values) > MAX_POINTS:  # before list(range(10**12))
+            raise ParamsymUsageError(f"{name} has {len(values):,} values; at most {MAX_POINTS:,} are swept at once")
         values = list(values)
         if not values:
             raise ParamsymUsageError(f"the values of {name} are an empty list; give at least one")
-        if len(values) > MAX_POINTS:
-            raise ParamsymUsageError(f"{name} has {len(values):,} values; at most {MAX_POINTS:,} are swept at once")
         numbers = []
         for value in values:
             number = _whole(value)
@@ -129,7 +129,7 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
     """Evaluate the totals at every point of the grid (the Cartesian product of the values)."""
     grid = check_grid(grid)
     if budget is not None and (_whole(budget) is None or budget < 0):
-        raise ParamsymUsageError(f"the budget must be a whole number, not {budget!r}")
+        raise ParamsymUsageError(f"the budget must be a whole number of at least 0, not {budget!r}")
     budget = None if budget is None else _whole(budget)
     if not grid:
         raise ParamsymUsageError("give at least one --grid NAME=VALUES")

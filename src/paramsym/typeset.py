@@ -44,7 +44,11 @@ def _factors(term):
         base, exponent = factor.as_base_exp()
         target = numerator if exponent > 0 else denominator
         target.extend([base] * int(abs(exponent)))
-    key = lambda s: _ORDER.get(getattr(s, "name", "").replace("'", ""), 9)  # noqa: E731
+
+    # a sum first: (k_h k_w C_in C_out + C_out) N, which reads back unambiguously (N (...) is a call)
+    def key(s) -> int:
+        return -1 if isinstance(s, sympy.Add) else _ORDER.get(getattr(s, "name", "").replace("'", ""), 9)
+
     return coefficient, sorted(numerator, key=key), sorted(denominator, key=key)
 
 
@@ -54,10 +58,15 @@ def _render(template, render_symbol, joiner: str) -> str:
     ordered = sorted(sympy.Add.make_args(template), key=lambda t: -len(sympy.Mul.make_args(t.as_coeff_Mul()[1])))
     for term in ordered:
         coefficient, numerator, denominator = _factors(term)
-        parts = ([str(coefficient)] if coefficient != 1 else []) + [render_symbol(s) for s in numerator]
+
+        def factor(s) -> str:  # (k_h k_w C_in C_out + C_out) N: a repeated layer with a bias
+            return f"\\left({_render(s, render_symbol, joiner)}\\right)" if isinstance(s, sympy.Add) \
+                else render_symbol(s)
+
+        parts = ([str(coefficient)] if coefficient != 1 else []) + [factor(s) for s in numerator]
         text = joiner.join(parts) or "1"
         if denominator:
-            text = f"\\frac{{{text}}}{{{joiner.join(render_symbol(s) for s in denominator)}}}"
+            text = f"\\frac{{{text}}}{{{joiner.join(factor(s) for s in denominator)}}}"
         terms.append(text)
     return " + ".join(terms)
 
