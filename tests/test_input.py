@@ -209,7 +209,8 @@ def test_a_directory_is_not_a_program(tmp_path):
     refused(run("count", str(tmp_path / "nothing.psym")), "no such file")
 
 
-@pytest.mark.parametrize("data", [b"\xef\xbb\xbfconv3x3(32->64, bias)\n", b"\xef\xbb\xbf# BOM\r\nconv3x3(32->64, bias)"])
+@pytest.mark.parametrize("data", [b"\xef\xbb\xbfconv3x3(32->64, bias)\n",
+                                  b"\xef\xbb\xbf# BOM\r\nconv3x3(32->64, bias)"])
 def test_byte_order_mark_is_skipped(data, tmp_path):
     path = tmp_path / "bom.psym"
     path.write_bytes(data)
