@@ -341,7 +341,7 @@ def _assignments(program: Program) -> dict[str, sympy.Expr]:
             if symbol(statement.name) in statement.value.free_symbols:
                 raise ParamsymUsageError(f"let {statement.name} uses {statement.name} itself", pos=statement.pos)
             later = sorted((lets[s.name] for s in statement.value.free_symbols
-                            if s.name in lets and s.name not in assignments), key=lambda let: let.pos.line)
+                            if s.name in lets and s.name not in assignments), key=lambda let: (let.pos.line, let.pos.column))
             if later:
                 first = later[0]
                 raise ParamsymNameError(

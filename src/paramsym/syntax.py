@@ -178,18 +178,20 @@ def decimal_value(text: str, pos: Position | None = None) -> Fraction:
         raise ParamsymSyntaxError(f"{text!r} is not a number", pos=pos)
     whole, frac, exponent = (match.group(1) or "").replace("_", ""), match.group(2) or "", match.group(3)
     digits = len(whole) + len(frac)
-    shift = 0
-    if exponent is not None:
-        if len(exponent.lstrip("+-").lstrip("0")) > 6:
-            digits = MAX_NUMBER_DIGITS + 1
-        else:
-            shift = int(exponent)
-            digits += abs(shift)
-    if digits > MAX_NUMBER_DIGITS:
-        what = f"{digits} digits" if exponent is None else "more than that written out"
-        raise ParamsymLimitError(
-            f"number too long: {text} has {what}; at most {MAX_NUMBER_DIGITS} digits are accepted", pos=pos,
-            hint="channel counts and sizes this large are certainly a typo")
+    if exponent is None:
+        if digits > MAX_NUMBER_DIGITS:
+            raise ParamsymLimitError(
+                f"number too long: {digits} digits, at most {MAX_NUMBER_DIGITS} are accepted", pos=pos)
+        shift = 0
+    else:
+        size = exponent.lstrip("+-").lstrip("0") or "0"
+        shift = (-1 if exponent.startswith("-") else 1) * (int(size) if len(size) <= 6 else 10**6)
+        if digits + abs(shift) > MAX_NUMBER_DIGITS:
+            shown = text if len(text) <= 30 else text[:24] + "..."
+            raise ParamsymLimitError(
+                f"number too long: {shown} has more than {MAX_NUMBER_DIGITS} digits written out, and at most "
+                f"{MAX_NUMBER_DIGITS} are accepted", pos=pos,
+                hint="channel counts and sizes this large are certainly a typo")
     value = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac))
     return value * 10 ** shift if shift >= 0 else value / 10 ** -shift
 
@@ -217,18 +219,19 @@ def parse_count(text: str, what: str) -> int:
     """A count from the command line: `500000`, `1_000_000`, `25.6M`, `5k`, `1e6`.
 
     At most MAX_COUNT_DIGITS digits: a count below 10^40."""
+    shown = text.strip() if len(text.strip()) <= 50 else text.strip()[:44] + "..."
     match = _COUNT.match(text)
     if not match:
-        raise ParamsymUsageError(f"{what} must be a whole number such as 64, 1_000_000, 25.6M or 1e6, not {text!r}")
+        raise ParamsymUsageError(f"{what} must be a whole number such as 64, 1_000_000, 25.6M or 1e6, not {shown!r}")
     try:
         value = decimal_value(match.group(1)) * _SUFFIX[match.group(2)]
     except ParamsymLimitError:
         value = None
     if value is None or len(str(int(value))) > MAX_COUNT_DIGITS:
-        raise ParamsymUsageError(f"{what} is too large: {text.strip()!r} has more than {MAX_COUNT_DIGITS} digits, "
-                                 f"and at most {MAX_COUNT_DIGITS} are accepted")
+        raise ParamsymUsageError(f"{what} {shown!r} has more than {MAX_COUNT_DIGITS} digits, and at most "
+                                 f"{MAX_COUNT_DIGITS} are accepted")
     if value.denominator != 1:
-        raise ParamsymUsageError(f"{what} must be a whole number, not {text.strip()!r} (= {value})")
+        raise ParamsymUsageError(f"{what} must be a whole number, not {shown!r} (= {value})")
     return int(value)
 
 
