@@ -52,6 +52,23 @@ ERRORS = [
     ("input(8x8x3) > conv3x3(->8) > 'x'", paramsym.ParamsymSyntaxError, "unexpected character", 1, 31, "no strings"),
     ("input(8x8x3) > res(conv3x3(->8) | conv1x1(->4))", paramsym.ParamsymShapeError,
      "the shapes of its branches differ: this branch gives 8 x 8 x 4, the first gives 6 x 6 x 8", 1, 35, None),
+    # issue 9: a negative size says the bound, not "whole number"
+    ("conv3x3(3->4, pad=-1)", paramsym.ParamsymArgumentError, "pad must be at least 0, not -1", 1, 15, None),
+    ("conv3x3(3->4, stride=-2)", paramsym.ParamsymArgumentError, "stride must be at least 1, not -2", 1, 15, None),
+    ("conv3x3(3->4, pad=1/2)", paramsym.ParamsymArgumentError, "pad must be a whole number, not 1/2", 1, 15, None),
+    # issue 9: a let refers only to earlier names
+    ("let A = B + 1; let B = 3\ndense(3->A)", paramsym.ParamsymNameError,
+     "let A uses B, which is defined by a later let", 1, 5, "move 'let B = ...' before 'let A = ...'"),
+    ("let C = 2D\nlet D = E\nlet E = 4\ndense(3->C)", paramsym.ParamsymNameError,
+     "let C uses D, which is defined by a later let", 1, 5, "a let refers only to earlier names"),
+    # issue 9: only ASCII digits are digits (U+FF11 FULLWIDTH DIGIT ONE is not 1)
+    ("dense(3->\uff11)", paramsym.ParamsymSyntaxError, "unexpected character '\uff11'", 1, 10, "ASCII digits 0-9"),
+    ("input(\uff18x8x3) > relu", paramsym.ParamsymSyntaxError, "unexpected character", 1, 7, "ASCII digits 0-9"),
+    ("dense(3->\u0663)", paramsym.ParamsymSyntaxError, "unexpected character", 1, 10, "ASCII digits 0-9"),
+    # issue 9: an exponent cannot make a gigantic number
+    ("dense(3->1e100)", paramsym.ParamsymLimitError, "number too long: 1e100", 1, 10, "typo"),
+    ("dense(3->1e99999999999)", paramsym.ParamsymLimitError, "number too long", 1, 10, None),
+    ("input(1e101x3) > relu", paramsym.ParamsymLimitError, "number too long", 1, 7, None),
 ]
 
 

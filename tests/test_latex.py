@@ -38,9 +38,23 @@ def test_equation_parses_back_to_the_total():
     assert int(value) == 498326
 
 
+# Programs whose own symbols are named like the textbook's (C, C_in, C_out, k, k_h, k_w, g, N): the
+# textbook symbols are primed (C', C'_{in}), so the derivation never reads "bn: 2 C = 2 C" for C' = C.
+CLASHING = [
+    "conv3x3(3->C) > bn",
+    "let C = 16\nconv3x3(3->C, bias) > bn > ln",
+    "conv3x3(C_in->C_out, bias) > conv3x3(->C, groups=g)",
+    "input(8x8x3) > (conv3x3(->N, pad=1) > bn) * N",
+    "input(8x8x4) > (conv1x1(->4, bias) > bn) * N",
+    "conv1d(C->k, k=k, bias) > dense(->C_out)",
+    "let C = 4; let D = 2C\ninput(8x8x3) > conv3x3(->C) > conv3x3(->D) > bn",
+]
+
+
 @pytest.mark.parametrize("program", [
     PROGRAM, "conv3x3(32->64, bias) > conv3x3(->128, groups=4)",
     "input(16x16x8) > dwconv3x3(->16, bias) > sepconv3x3(->8) > deconv4x4(->4, stride=2) > bn > prelu",
+    *CLASHING,
 ])
 def test_derivation_rows_hold(program):
     network = paramsym.parse(program)
@@ -73,3 +87,42 @@ def test_standalone_document_compiles(tmp_path):
                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert compiled.returncode == 0, compiled.stdout[-2000:]
     assert (tmp_path / "net.pdf").read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize("program", CLASHING)
+def test_textbook_symbols_never_look_like_the_programs(program):
+    network = paramsym.parse(program)
+    text = paramsym.latex(network)
+    rows = re.search(r"\\begin\{align\*\}\n(.*?)\n\\end\{align\*\}", text, re.S).group(1).split(" \\\\\n")
+    own = {sympy.latex(s) for s in network.symbols.values()}
+    for row in rows:
+        textbook = row.split("&&")[1].split("&=")[0]
+        for s in parse(textbook.strip()).free_symbols:
+            assert s.name not in own, row
+    for _, template, values, _ in paramsym.generic(network):
+        assert not {s.name for s in template.free_symbols} & set(network.symbols)
+
+
+@pytest.mark.parametrize("program, row", [
+    ("conv3x3(3->C) > bn", r"\text{bn}: && 2 C' &= 2 \cdot C = 2 C"),
+    ("conv3x3(C_in->16) > conv3x3(->8)",
+     r"\text{conv3x3}: && k_{h} k_{w} C'_{in} C_{out} &= 3 \cdot 3 \cdot C_{in} \cdot 16 = 144 C_{in}"),
+    # (a repeated layer with a bias was an internal error: the template's sum inside a product)
+    ("input(8x8x4) > (conv1x1(->4, bias)) * N",
+     r"\text{conv1x1[1..N]}: && \left(k_{h} k_{w} C_{in} C_{out} + C_{out}\right) N' &= "
+     r"\left(1 \cdot 1 \cdot 4 \cdot 4 + 4\right) \cdot N = 20 N"),
+    ("conv3x3(3->16) > bn", r"\text{bn}: && 2 C &= 2 \cdot 16 = 32"),  # no clash: the textbook C stays
+])
+def test_primed_textbook_symbols(program, row):
+    assert row in paramsym.latex(paramsym.parse(program))
+
+
+def test_symbol_named_like_a_textbook_symbol_primes_it():
+    # --symbol X=C writes the program's X as C: the textbook C becomes C'
+    out = run("latex", "conv3x3(3->X) > bn", "--symbol", "X=C").stdout
+    assert r"\text{bn}: && 2 C' &= 2 \cdot C = 2 C" in out
+
+
+def test_generic_view_primes_clashing_names():
+    out = run("formula", "conv3x3(3->C) > bn", "--view", "generic").stdout
+    assert "bn: 2*C'  with C' = C  ->  2*C" in out

@@ -55,3 +55,9 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(wheel, tmp_path):
     assert packaged == "True"
     bad = subprocess.run([str(paramsym), "count", "cnov3x3(3->8)"], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "did you mean 'conv3x3'" in bad.stderr
+    # the fresh environment has no PyTorch: writing PyTorch source needs none (issue 9)
+    source = subprocess.run([str(paramsym), "export", "res(conv3x3(3->3, pad=1))", "--to", "torch"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert source.returncode == 0, source.stderr
+    assert "class Residual(nn.Module):" in source.stdout
+    assert "nn.Conv2d(3, 3, 3, padding=1, bias=False)" in source.stdout

@@ -10,80 +10,122 @@ import os
 import re
 import sys
 import traceback
-from fractions import Fraction
 
 from sympy import expand as sympy_expand
 
 import click
 
 from . import __version__
-from .errors import ParamsymError, ParamsymUsageError
+from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
 from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render, render_sweep
 from .quantities import budgets, viewable
 from .solve import solve
 from .views import VIEWS, formula, generic, marginal, per_layer, view
-from .syntax import MAX_SOURCE_CHARS, parse_expression
-
-_COUNT = re.compile(r"^\s*(\d[\d_]*(?:\.\d+)?)\s*([kMG]?)\s*$")
-_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9}
-
-
-def parse_count(text: str, what: str) -> int:
-    """A count from the command line: `500000`, `1_000_000`, `25.6M`, `5k`."""
-    match = _COUNT.match(text)
-    if not match or len(match.group(1)) > 40:
-        raise ParamsymUsageError(f"{what} must be a whole number such as 64, 1_000_000 or 25.6M, not {text!r}")
-    value = Fraction(match.group(1).replace("_", "")) * _SUFFIX[match.group(2)]
-    if value.denominator != 1:
-        raise ParamsymUsageError(f"{what} must be a whole number, not {text!r} (= {value})")
-    return int(value)
+from .syntax import MAX_SOURCE_CHARS, looks_like_count, parse_count, parse_expression
 
 
 def parse_assignments(assignments) -> dict:
-    """`--set C=64`, `--set C=25.6k`, or a relation `--set D=2C` (an expression in other symbols)."""
+    """`--set C=64`, `--set C=25.6k`, `--set C=1e3`, or a relation `--set D=2C` (a formula in other
+    symbols of the program; the network checks that they are its symbols)."""
     values = {}
     for item in assignments:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise ParamsymUsageError(f"--set takes NAME=VALUE, such as --set C=64, not {item!r}")
-        if _COUNT.match(value):
+        if name in values:
+            raise ParamsymUsageError(f"--set {name}=... is given twice; give each symbol one value")
+        if looks_like_count(value):
             values[name] = parse_count(value, f"the value of {name}")
         else:
             try:
                 values[name] = parse_expression(value)
             except ParamsymError as error:
                 raise ParamsymUsageError(f"--set {name}=...: {error.message}",
-                                         hint="a value is a whole number (64, 1_000, 25.6k) or a formula (2C)") \
-                    from None
+                                         hint=error.hint or _SET_HINT) from None
     return values
+
+
+_SET_HINT = "a value is a whole number (64, 1_000, 25.6k, 1e3) or a formula in the program's symbols (2C)"
+_PROGRAM_IS = "PROGRAM is a file, '-' for standard input, or the program text itself"
+# UTF-8 takes at most 4 bytes a character: more bytes than this are surely too many characters
+_MAX_SOURCE_BYTES = 4 * MAX_SOURCE_CHARS + 4
 
 
 def read_program(argument: str) -> str:
     """PROGRAM is a file, `-` for standard input, or the program text itself."""
     if argument == "-":
-        return sys.stdin.read(MAX_SOURCE_CHARS + 1)
+        return _read_stdin()
+    if os.path.isdir(argument):
+        raise ParamsymUsageError(f"{argument} is a directory; {_PROGRAM_IS}")
     looks_like_path = argument.endswith((".psym", ".txt")) or (
         os.sep in argument and not any(c in argument for c in "()>\n"))
-    if os.path.isfile(argument):
-        try:
-            with open(argument, encoding="utf-8") as handle:
-                return handle.read(MAX_SOURCE_CHARS + 1)
-        except UnicodeDecodeError:
-            raise ParamsymUsageError(f"{argument} is not a UTF-8 text file") from None
-        except OSError as error:
-            raise ParamsymUsageError(f"cannot read {argument}: {error.strerror}") from None
+    if os.path.exists(argument) and (looks_like_path or os.path.isfile(argument)):
+        return _read_file(argument)
     if looks_like_path:
-        raise ParamsymUsageError(f"no such file: {argument}",
-                                 hint="PROGRAM is a file, '-' for standard input, or the program text itself")
+        raise ParamsymUsageError(f"no such file: {argument}", hint=_PROGRAM_IS)
     return argument
 
 
-def load(program: str, assignments, convention: str = "torch") -> Network:
+def _read_file(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > _MAX_SOURCE_BYTES:  # surely too many characters: say so without reading it
+                raise ParamsymLimitError(f"{path} is {size:,} bytes long, more than the {MAX_SOURCE_CHARS:,} "
+                                         f"characters a program may have")
+            data = handle.read(_MAX_SOURCE_BYTES + 1)  # bounded: a device or a pipe has no size
+    except OSError as error:
+        raise ParamsymUsageError(f"cannot read {path}: {error.strerror}") from None
+    return _decode(data, path)
+
+
+def _read_stdin() -> str:
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream in place of standard input (embedding, tests)
+        text = sys.stdin.read(MAX_SOURCE_CHARS + 2)
+        if len(text) > MAX_SOURCE_CHARS + 1:
+            raise ParamsymLimitError(f"standard input holds more than {MAX_SOURCE_CHARS:,} characters; "
+                                     f"at most {MAX_SOURCE_CHARS:,} are accepted")
+        data = text.encode("utf-8", "surrogatepass")
+    else:
+        data = buffer.read(_MAX_SOURCE_BYTES + 1)
+    return _decode(data, "standard input")
+
+
+def _decode(data: bytes, where: str) -> str:
+    """Program text from bytes: UTF-8, with a byte order mark skipped; binary data and too much text
+    are refused, and the message never shows the bytes themselves."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ParamsymUsageError(f"{where} holds binary data (a NUL byte at byte {nul + 1:,}), not program text",
+                                 hint=_PROGRAM_IS)
+    if len(data) > _MAX_SOURCE_BYTES:
+        raise ParamsymLimitError(f"{where} holds more than {MAX_SOURCE_CHARS:,} characters; "
+                                 f"at most {MAX_SOURCE_CHARS:,} are accepted")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ParamsymUsageError(f"{where} is not UTF-8 text (byte {error.start + 1:,} is not UTF-8)",
+                                 hint="save the program as UTF-8 text") from None
+    text = text[1:] if text.startswith("\ufeff") else text  # the byte order mark some editors write
+    if len(text) > MAX_SOURCE_CHARS:
+        raise ParamsymLimitError(f"{where} holds {len(text):,} characters; at most {MAX_SOURCE_CHARS:,} "
+                                 f"are accepted")
+    return text
+
+
+def load(program: str, assignments, convention: str = "torch", *, unknowns=(), option: str = "") -> Network:
+    """The network of PROGRAM with the --set values; `unknowns` are the symbols that `option`
+    (--for, --grid) gives values to, which --set may not give too."""
     network = parse(read_program(program), convention=convention)
     values = parse_assignments(assignments)
+    for name in unknowns:
+        if name in values:
+            raise ParamsymUsageError(f"--set {name}=... gives a value to {name}, which {option} {name} asks for",
+                                     hint=f"leave out --set {name}=...")
     return network.with_values(**values) if values else network
 
 
@@ -161,7 +203,7 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, dt
     """Solve for an unknown under a budget, with exact integer arithmetic."""
     if at_least and exact:
         raise ParamsymUsageError("--at-least and --exact cannot be used together")
-    network = load(program, assignments).with_options(dtype=dtype)
+    network = load(program, assignments, unknowns=[unknown.strip()], option="--for").with_options(dtype=dtype)
     mode = "at-least" if at_least else "exact" if exact else "at-most"
     solution = solve(network, unknown, parse_count(budget, "--budget"), on=on, mode=mode)
     if fmt == "json":
@@ -187,8 +229,14 @@ def sweep_command(program, grids, budget, on, assignments, convention, dtype, fm
     """Evaluate the totals at every point of a grid of symbol values."""
     from .sweeps import parse_grid, sweep  # NumPy is imported only here
 
-    network = load(program, assignments, convention).with_options(dtype=dtype)
-    grid = dict(parse_grid(text) for text in grids)
+    grid: dict = {}
+    for text in grids:
+        name, values = parse_grid(text)
+        if name in grid:
+            raise ParamsymUsageError(f"--grid {name}=... is given twice; give all the values of {name} in one "
+                                     f"--grid, such as {name}=3,5,7")
+        grid[name] = values
+    network = load(program, assignments, convention, unknowns=list(grid), option="--grid").with_options(dtype=dtype)
     result = sweep(network, grid, on=on, budget=parse_count(budget, "--budget") if budget else None)
     if plot:
         from .plots import plot_sweep
@@ -277,7 +325,10 @@ def import_command(model, input_shape, output):
     """Write the program of a PyTorch model, e.g. torchvision.models:resnet18."""
     import importlib
 
+    from .export import require_torch
     from .importer import from_torch
+
+    require_torch("paramsym import")  # before the model's module, which would fail on `import torch` itself
 
     module_name, sep, attribute = model.partition(":")
     if not sep or not module_name or not attribute:

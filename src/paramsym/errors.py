@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 # Long lines (a megabyte program on one line) are shown as a window around the caret.
 _WINDOW = 60
+# Control characters in an excerpt are shown as U+FFFD, one for one, so the caret stays in place.
+_CONTROL = {code: "\ufffd" for code in (*range(0x20), 0x7f)}
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ def source_excerpt(source: str, pos: Position) -> str:
         prefix = "..." if start > 0 else ""
         text = prefix + text[start:end] + ("..." if end < len(text) else "")
         caret = caret - start + len(prefix)
-    text = text.replace("\t", " ")
+    text = text.replace("\t", " ").translate(_CONTROL)  # a NUL or an escape code is never echoed
     gutter = str(pos.line)
     pad = " " * len(gutter)
     return f"{pad} |\n{gutter} | {text}\n{pad} | {' ' * caret}^"

@@ -9,7 +9,10 @@ order (`FlattenChannelsLast`). Each layer kind describes its own module
 """
 from __future__ import annotations
 
-import inspect
+import ast
+import importlib
+from functools import lru_cache
+from importlib import resources
 
 from .errors import ParamsymError, ParamsymUsageError
 from .network import LayerCount, Network
@@ -63,7 +66,17 @@ def network_spec(network: Network, **values) -> Spec:
 
 # ---- building ----------------------------------------------------------------------------
 
+def require_torch(what: str, hint: str | None = None):
+    """`import torch`, or a usage error that says what needs it and how to install it."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError:
+        raise ParamsymUsageError(f"{what} needs PyTorch: pip install torch", hint=hint) from None
+
+
 def build(spec: Spec):
+    require_torch("building a PyTorch module",
+                  hint="torch_source() and `paramsym export --to torch` write its source without PyTorch")
     from torch import nn
 
     from . import torch_modules
@@ -90,7 +103,7 @@ def to_torch(network: Network, **values):
 
 def example_input(network: Network, batch: int = 1, **values):
     """zeros of the program's input shape, channels first, for a forward pass."""
-    import torch
+    torch = require_torch("example_input")
     num = Numbers(network, values)
     dims = network.input_shape.dims()
     if dims is None or any(d is None for d in dims):
@@ -135,14 +148,22 @@ def spec_source(spec: Spec, indent: int = 0) -> str:
     return f"{spec.cls}(\n{inner}{pad})"
 
 
-def torch_source(network: Network, **values) -> str:
-    """A Python file that builds the model with PyTorch alone."""
-    from . import torch_modules
+@lru_cache(maxsize=None)
+def helper_sources() -> dict[str, str]:
+    """The source of each class of torch_modules.py, read as text: writing source needs no PyTorch
+    (importing torch_modules would import it)."""
+    text = resources.files("paramsym").joinpath("torch_modules.py").read_text(encoding="utf-8")
+    return {node.name: ast.get_source_segment(text, node) + "\n"
+            for node in ast.parse(text).body if isinstance(node, ast.ClassDef)}
 
+
+def torch_source(network: Network, **values) -> str:
+    """A Python file that builds the model with PyTorch alone (writing it needs no PyTorch)."""
     spec = network_spec(network, **values)
     body = spec_source(spec, 1)
     used = [name for name in _HELPERS if f"{name}(" in body]
-    helpers = "\n\n".join(inspect.getsource(getattr(torch_modules, name)) for name in used)
+    sources = helper_sources()
+    helpers = "\n\n".join(sources[name] for name in used)
     program = "\n".join("    " + line if line else "" for line in network.source.strip().splitlines())
     lines = [f'"""PyTorch model written by paramsym from the program:\n\n{program}\n"""',
              "import torch", "from torch import nn"]

@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import io
 import operator
+import re
 from dataclasses import dataclass, field
 
 from . import kinds
 from .errors import ImportRefused, ParamsymUsageError
+from .export import require_torch
 
 
 @dataclass
@@ -232,15 +234,16 @@ def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict) -> list[st
 
 def from_torch(module, input_shape) -> str:
     """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3"."""
+    require_torch("importing a PyTorch model")
     import torch
     import torch.fx as fx
     from torch.fx.passes.shape_prop import ShapeProp
 
     if isinstance(input_shape, str):
-        try:
-            input_shape = tuple(int(part) for part in input_shape.lower().replace(" ", "").split("x"))
-        except ValueError:
-            raise ParamsymUsageError(f"--input takes sizes such as 224x224x3, not {input_shape!r}") from None
+        text = input_shape.lower().replace(" ", "")
+        if not re.fullmatch(r"[0-9]+(?:x[0-9]+)*", text):  # ASCII digits: int() would take '２２４'
+            raise ParamsymUsageError(f"--input takes sizes such as 224x224x3, not {input_shape!r}")
+        input_shape = tuple(int(part) for part in text.split("x"))
     *spatial, channels = input_shape
     try:
         traced = fx.symbolic_trace(module)

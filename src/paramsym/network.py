@@ -12,7 +12,7 @@ from typing import Callable
 import sympy
 
 from .builder import build_layers
-from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
+from .errors import ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymUsageError
 from .evaluate import Evaluator
 from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, count_layer, layer_quantities, total
 from .records import Layer, Node, Shape
@@ -58,6 +58,12 @@ class Network:
                                                                                 for i in range(len(layers))])
         self.convention = convention
         self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
+        # D = 2C (`let` or --set): the counts are formulas in C alone, as formula, latex and count show them
+        self._tied = {symbol(n): e for n, e in self.relations().items()}
+        if self._tied:
+            self.layers = [LayerCount(lc.layer, Counts({name: self.apply_relations(value)
+                                                         for name, value in lc.counts.items()}))
+                           for lc in self.layers]
         self._quantities: dict[str, sympy.Expr | None] = {}
         self._symbols: dict | None = None
 
@@ -115,6 +121,23 @@ class Network:
     def relations(self) -> dict[str, sympy.Expr]:
         """Assignments that are formulas in other symbols (`let D = 2C`, `--set D=2C`)."""
         return {name: expr for name, expr in self.assignments.items() if expr.free_symbols}
+
+    def apply_relations(self, expr):
+        """`expr` with every symbol tied to others by a relation (`--set D=2C`) replaced by its formula;
+        symbols with a number stay symbols. Unchanged when the relations go round in a circle (an error
+        that evaluating reports)."""
+        if not isinstance(expr, sympy.Basic):
+            return expr
+        replacements = self._tied
+        if not replacements or not expr.free_symbols & replacements.keys():
+            return expr
+        bound = expr
+        for _ in range(len(replacements) + 1):
+            step = bound.xreplace(replacements)
+            if step == bound:
+                return sympy.expand(step) if step.is_polynomial() else step
+            bound = step
+        return expr
 
     def bind(self, expr: sympy.Expr, free=()) -> sympy.Expr:
         """`expr` with every assigned symbol but those in `free` replaced by its value or formula."""
@@ -247,6 +270,15 @@ def _check_values(network: Network, values: dict) -> dict[str, sympy.Expr]:
             known = ", ".join(network.symbols) or "none"
             raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
         if isinstance(value, sympy.Basic) and value.free_symbols:
+            strangers = sorted(s.name for s in value.free_symbols if s.name not in network.symbols)
+            if strangers:
+                known = ", ".join(network.symbols) or "none"
+                raise ParamsymUsageError(
+                    f"{name} = {value}: {', '.join(strangers)} "
+                    f"{'is not a symbol' if len(strangers) == 1 else 'are not symbols'} of the program "
+                    f"(its symbols: {known})",
+                    hint="a value is a whole number (64, 1_000, 25.6k, 1e3) or a formula in the program's "
+                         "symbols (2C)")
             checked[name] = value  # a relation, checked when it is resolved
         else:
             checked[name] = sympy.Integer(_positive_integer(name, value))
@@ -298,12 +330,25 @@ def _resolve(assignments: dict[str, sympy.Expr], positions: dict | None = None) 
 
 def _assignments(program: Program) -> dict[str, sympy.Expr]:
     assignments: dict[str, sympy.Expr] = {}
+    lets = {}
+    for statement in program.statements:
+        if isinstance(statement, Let):
+            lets.setdefault(statement.name, statement)
     for statement in program.statements:
         if isinstance(statement, Let):
             if statement.name in assignments:
                 raise ParamsymUsageError(f"{statement.name} is given a value twice", pos=statement.pos)
             if symbol(statement.name) in statement.value.free_symbols:
                 raise ParamsymUsageError(f"let {statement.name} uses {statement.name} itself", pos=statement.pos)
+            later = sorted((lets[s.name] for s in statement.value.free_symbols
+                            if s.name in lets and s.name not in assignments), key=lambda let: (let.pos.line, let.pos.column))
+            if later:
+                first = later[0]
+                raise ParamsymNameError(
+                    f"let {statement.name} uses {first.name}, which is defined by a later let", pos=statement.pos,
+                    notes=((f"{first.name} is defined here", first.pos),),
+                    hint=f"a let refers only to earlier names: move 'let {first.name} = ...' before "
+                         f"'let {statement.name} = ...'")
             if not statement.value.free_symbols:
                 value = statement.value
                 if not (value.is_Integer and value >= 1):
@@ -330,6 +375,9 @@ def _without_cyclic_gc():
 
 def parse(text: str, *, convention: str = "torch", dtype: str = "float32", **values) -> Network:
     """Parse a program and count it. `values` override `let` defaults."""
+    if not isinstance(text, str):
+        raise ParamsymUsageError(f"parse takes the program text as a str, not a {type(text).__name__}",
+                                 hint="join several lines with '\\n'; read a file with open(path).read()")
     with _without_cyclic_gc():
         return _parse(text, convention, dtype, values)
 

@@ -209,8 +209,11 @@ def summary_lines(network: Network, data: dict | None = None) -> list[str]:
                      f"of parameters and state ({data['dtype']})")
     symbols = data["symbols"]
     if symbols:
-        shown = [f"{name} = {s['default']}" if s["default"] is not None else f"{name} (free)"
-                 for name, s in symbols.items()]
+        shown = []
+        for name, s in symbols.items():  # C = 4, D = 2*C = 8, E (free)
+            parts = [name, *([human(s["relation"])] if "relation" in s else []),
+                     *([str(s["default"])] if s["default"] is not None else [])]
+            shown.append(" = ".join(parts) if len(parts) > 1 else f"{name} (free)")
         lines.append("symbols: " + ", ".join(shown))
     return lines
 

@@ -226,9 +226,20 @@ def total(quantities) -> Expr | None:
 
 # ---- generic formulas -----------------------------------------------------------------
 # The textbook form of each count (k_h k_w C_in C_out + C_out) beside the instantiated
-# one. Template symbols carry no assumptions, so they never clash with a program's own.
+# one. Template symbols carry no assumptions, so SymPy never confuses them with a program's
+# own; a template name that the program also uses is primed (C', C'_in), so that people
+# do not confuse them either (a program's names cannot contain a prime).
 
 _AXES = {1: ("k",), 2: ("k_h", "k_w"), 3: ("k_d", "k_h", "k_w")}
+TEMPLATE_NAMES = ("k", "k_d", "k_h", "k_w", "C_in", "C_out", "g", "C", "N")
+
+
+def template_symbol(name: str, avoid=frozenset()) -> sympy.Symbol:
+    """The textbook symbol `name`, primed when `avoid` (the program's names) has it: C -> C', C_in -> C'_in."""
+    if name not in avoid:
+        return sympy.Symbol(name)
+    head, sep, tail = name.partition("_")
+    return sympy.Symbol(f"{head}'{sep}{tail}")
 
 
 @dataclass(frozen=True)
@@ -246,14 +257,16 @@ class Template:
         return sympy.Mul(*self.kernel)
 
 
-def generic_params(layer: Layer) -> tuple[sympy.Expr, dict]:
-    """(template, values): the parameter formula in textbook symbols and what they stand for here."""
-    t = Template(tuple(sympy.Symbol(name) for name in _AXES.get(len(layer.kernel), ())), sympy.Symbol("C_in"),
-                 sympy.Symbol("C_out"), sympy.Symbol("g"), sympy.Symbol("C"))
+def generic_params(layer: Layer, avoid=frozenset()) -> tuple[sympy.Expr, dict]:
+    """(template, values): the parameter formula in textbook symbols and what they stand for here;
+    `avoid` are names the textbook symbols must not take (the program's symbols)."""
+    named = lambda name: template_symbol(name, avoid)  # noqa: E731
+    t = Template(tuple(named(name) for name in _AXES.get(len(layer.kernel), ())), named("C_in"),
+                 named("C_out"), named("g"), named("C"))
     values = dict(zip(t.kernel, layer.kernel))
     values.update({t.c_in: layer.cin, t.c_out: layer.cout, t.g: layer.groups, t.c: layer.cout})
     template = layer.kind.generic_params(layer, t)
     if layer.multiplier != 1:
-        repeats = sympy.Symbol("N")
+        repeats = named("N")
         template, values = repeats * template, {**values, repeats: layer.multiplier}
     return template, {s: v for s, v in values.items() if s in template.free_symbols}

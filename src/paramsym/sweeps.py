@@ -2,44 +2,92 @@
 computed by exact vectorised functions (paramsym.vectorize)."""
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import sympy
 
 from .errors import ParamsymUsageError
 from .network import Network
 from .quantities import budgets
 from .solve import quantity
+from .syntax import looks_like_count, parse_count
 from .vectorize import compile_condition, compile_exact
 
 MAX_POINTS = 20_000_000
-_RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
+MAX_GRID_AXES = 32  # NumPy arrays have at most 32 (64 in NumPy 2) axes
 
 
 def parse_grid(text: str) -> tuple[str, list[int]]:
-    """`C=16:256:16` (start:stop:step, stop included), `k=3,5,7` or `C=64`."""
+    """`C=16:256:16` (start:stop:step, stop included), `k=3,5,7` or `C=64`; each number as in
+    --set (`1_000`, `1k`, `1e3`)."""
     name, sep, values = text.partition("=")
     name = name.strip()
     if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ParamsymUsageError(f"--grid takes NAME=VALUES, such as C=16:256:16 or k=3,5,7, not {text!r}")
-    match = _RANGE.match(values)
-    if match:
-        start, stop, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
-        if step < 1 or stop < start:
-            raise ParamsymUsageError(f"--grid {name}={values}: a range is start:stop:step with start <= stop "
+    if ":" in values:
+        parts = values.split(":")
+        if len(parts) not in (2, 3) or not all(looks_like_count(p) for p in parts):
+            raise ParamsymUsageError(f"--grid {name}={values}: a range is start:stop or start:stop:step, "
+                                     f"such as 16:256:16")
+        start, stop, step = (parse_count(p, f"--grid {name}={values}: each number") for p in (*parts, "1")[:3])
+        if step < 1 or stop < start or start < 1:
+            raise ParamsymUsageError(f"--grid {name}={values}: a range is start:stop:step with 1 <= start <= stop "
                                      f"and step >= 1")
         if (stop - start) // step + 1 > MAX_POINTS:
             raise ParamsymUsageError(f"--grid {name}={values} has more than {MAX_POINTS:,} values")
         return name, list(range(start, stop + 1, step))
-    try:
-        numbers = [int(v.replace("_", "")) for v in values.split(",")]
-    except ValueError:
-        raise ParamsymUsageError(f"--grid {name}={values}: give whole numbers (3,5,7) or a range (16:256:16)") \
-            from None
+    parts = values.split(",")
+    if not all(looks_like_count(p) for p in parts):
+        raise ParamsymUsageError(f"--grid {name}={values}: give whole numbers (3,5,7) or a range (16:256:16)")
+    numbers = [parse_count(p, f"--grid {name}={values}: each value") for p in parts]
     if any(n < 1 for n in numbers):
         raise ParamsymUsageError(f"--grid {name}={values}: symbols stand for positive whole numbers")
     return name, numbers
+
+
+def check_grid(grid) -> dict[str, list[int]]:
+    """The grid of `sweep(network, grid)`: a dict of symbol names to non-empty lists of positive whole numbers."""
+    if not isinstance(grid, dict):
+        raise ParamsymUsageError(f"the grid is a dict of symbol names to lists of values, such as "
+                                 f"{{'C': [16, 32, 64]}}, not a {type(grid).__name__}")
+    if len(grid) > MAX_GRID_AXES:
+        raise ParamsymUsageError(f"the grid has {len(grid)} symbols; at most {MAX_GRID_AXES} are swept at once")
+    checked = {}
+    for name, values in grid.items():
+        if not isinstance(name, str):
+            raise ParamsymUsageError(f"the grid's keys are symbol names (str), not {name!r}")
+        if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+            raise ParamsymUsageError(f"the values of {name} are a list of whole numbers, such as [16, 32, 64], "
+                                     f"not {values!r}")
+        if hasattr(values, "__len__") and len(values) > MAX_POINTS:  # before list(range(10**12))
+            raise ParamsymUsageError(f"{name} has {len(values):,} values; at most {MAX_POINTS:,} are swept at once")
+        values = list(values)
+        if not values:
+            raise ParamsymUsageError(f"the values of {name} are an empty list; give at least one")
+        numbers = []
+        for value in values:
+            number = _whole(value)
+            if number is None or number < 1:
+                raise ParamsymUsageError(f"the values of {name} must be positive whole numbers (symbols stand for "
+                                         f"them), not {value!r}")
+            numbers.append(number)
+        checked[name] = numbers
+    return checked
+
+
+def _whole(value) -> int | None:
+    """An int for whole numbers of any integer type (int, NumPy, SymPy); None for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, sympy.Basic):
+        return int(value) if value.is_Integer else None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 @dataclass
@@ -79,6 +127,10 @@ def _plain(value):
 def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", budget: int | None = None,
           quantities: tuple = ()) -> Sweep:
     """Evaluate the totals at every point of the grid (the Cartesian product of the values)."""
+    grid = check_grid(grid)
+    if budget is not None and (_whole(budget) is None or budget < 0):
+        raise ParamsymUsageError(f"the budget must be a whole number of at least 0, not {budget!r}")
+    budget = None if budget is None else _whole(budget)
     if not grid:
         raise ParamsymUsageError("give at least one --grid NAME=VALUES")
     for name in grid:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,7 +20,8 @@ import sympy
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from .errors import ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, Position
+from .errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
+                     Position)
 
 # Limits that keep hostile input fast: see docs/language.md, "Limits".
 MAX_SOURCE_CHARS = 2_000_000
@@ -162,17 +165,74 @@ def _check_size(value: Expr, pos: Position) -> Expr:
     return value
 
 
+_DECIMAL = re.compile(r"([0-9][0-9_]*)?(?:\.([0-9]+))?(?:[eE]([+-]?[0-9]+))?")
+
+
+def decimal_value(text: str, pos: Position | None = None) -> Fraction:
+    """`64`, `1_000_000`, `0.5`, `1e3`, `1.5e3` as an exact fraction (ASCII digits only).
+
+    A number may have at most MAX_NUMBER_DIGITS digits, counting those an exponent adds
+    (`1e99` is fine, `1e100` is not), so that no exponent can make a gigantic number."""
+    match = _DECIMAL.fullmatch(text)
+    if not match or not (match.group(1) or match.group(2)):
+        raise ParamsymSyntaxError(f"{text!r} is not a number", pos=pos)
+    whole, frac, exponent = (match.group(1) or "").replace("_", ""), match.group(2) or "", match.group(3)
+    digits = len(whole) + len(frac)
+    if exponent is None:
+        if digits > MAX_NUMBER_DIGITS:
+            raise ParamsymLimitError(
+                f"number too long: {digits} digits, at most {MAX_NUMBER_DIGITS} are accepted", pos=pos)
+        shift = 0
+    else:
+        size = exponent.lstrip("+-").lstrip("0") or "0"
+        shift = (-1 if exponent.startswith("-") else 1) * (int(size) if len(size) <= 6 else 10**6)
+        if digits + abs(shift) > MAX_NUMBER_DIGITS:
+            shown = text if len(text) <= 30 else text[:24] + "..."
+            raise ParamsymLimitError(
+                f"number too long: {shown} has more than {MAX_NUMBER_DIGITS} digits written out, and at most "
+                f"{MAX_NUMBER_DIGITS} are accepted", pos=pos,
+                hint="channel counts and sizes this large are certainly a typo")
+    value = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac))
+    return value * 10 ** shift if shift >= 0 else value / 10 ** -shift
+
+
 def read_number(token: Token) -> sympy.Rational:
-    """`64`, `1_000_000`, `0.5` as an exact SymPy number."""
-    text = token.value.replace("_", "")
-    whole, _, frac = text.partition(".")
-    if len(whole) + len(frac) > MAX_NUMBER_DIGITS:
-        raise ParamsymLimitError(
-            f"number too long: {len(whole) + len(frac)} digits, at most {MAX_NUMBER_DIGITS} are accepted",
-            pos=pos_of(token))
-    if not frac:
-        return sympy.Integer(int(whole))
-    return sympy.Rational(int(whole or "0") * 10 ** len(frac) + int(frac), 10 ** len(frac))
+    """`64`, `1_000_000`, `0.5`, `1e3` as an exact SymPy number."""
+    value = decimal_value(token.value, pos_of(token))
+    return sympy.Integer(value.numerator) if value.denominator == 1 else \
+        sympy.Rational(value.numerator, value.denominator)
+
+
+# A count on the command line (`--set`, `--budget`, `--grid`): a number as in the language,
+# then an optional suffix k, M or G.
+_COUNT = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([kMG]?)\s*$")
+_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9}
+MAX_COUNT_DIGITS = 40
+
+
+def looks_like_count(text: str) -> bool:
+    """`64`, `1_000`, `25.6M`, `1e3`: a number with an optional suffix (not a formula)."""
+    return _COUNT.match(text) is not None
+
+
+def parse_count(text: str, what: str) -> int:
+    """A count from the command line: `500000`, `1_000_000`, `25.6M`, `5k`, `1e6`.
+
+    At most MAX_COUNT_DIGITS digits: a count below 10^40."""
+    shown = text.strip() if len(text.strip()) <= 50 else text.strip()[:44] + "..."
+    match = _COUNT.match(text)
+    if not match:
+        raise ParamsymUsageError(f"{what} must be a whole number such as 64, 1_000_000, 25.6M or 1e6, not {shown!r}")
+    try:
+        value = decimal_value(match.group(1)) * _SUFFIX[match.group(2)]
+    except ParamsymLimitError:
+        value = None
+    if value is None or len(str(int(value))) > MAX_COUNT_DIGITS:
+        raise ParamsymUsageError(f"{what} {shown!r} has more than {MAX_COUNT_DIGITS} digits, and at most "
+                                 f"{MAX_COUNT_DIGITS} are accepted")
+    if value.denominator != 1:
+        raise ParamsymUsageError(f"{what} must be a whole number, not {shown!r} (= {value})")
+    return int(value)
 
 
 def build_power(base: Expr, exponent: Expr, pos: Position) -> Expr:
@@ -269,7 +329,8 @@ class _ToAst(Transformer):
         values, pos = [], None
         for child in children:
             if isinstance(child, Token):  # a DIMS token such as 224x224x3
-                values.extend(sympy.Integer(int(part)) for part in child.value.split("x"))
+                values.extend(read_number(Token("NUMBER", part, line=child.line, column=child.column))
+                              for part in child.value.split("x"))
                 pos = pos or pos_of(child)
             else:
                 values.append(child.expr)
@@ -434,6 +495,10 @@ def _translate(error: UnexpectedInput, source: str, parser: Lark) -> ParamsymSyn
             hint = "the language has no strings; names are written bare, e.g. conv3x3(3->16)"
         elif char in "[]{}":
             hint = "use parentheses ( ) for grouping"
+        elif char.isdigit() or char.isnumeric():
+            hint = "numbers are written with the ASCII digits 0-9"
+        elif char == "\0":
+            hint = "this is not program text"
         return ParamsymSyntaxError(f"unexpected character {char!r}", pos=Position(error.line, error.column),
                                    hint=hint)
     if isinstance(error, UnexpectedEOF):

@@ -9,7 +9,7 @@ import sympy
 
 from .errors import ParamsymUsageError
 from .network import Network
-from .quantities import BY_NAME, layer_quantities
+from .quantities import BY_NAME, TEMPLATE_NAMES, layer_quantities
 from .views import formula, generic
 
 _ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
@@ -44,7 +44,11 @@ def _factors(term):
         base, exponent = factor.as_base_exp()
         target = numerator if exponent > 0 else denominator
         target.extend([base] * int(abs(exponent)))
-    key = lambda s: _ORDER.get(getattr(s, "name", ""), 9)  # noqa: E731
+
+    # a sum first: (k_h k_w C_in C_out + C_out) N, which reads back unambiguously (N (...) is a call)
+    def key(s) -> int:
+        return -1 if isinstance(s, sympy.Add) else _ORDER.get(getattr(s, "name", "").replace("'", ""), 9)
+
     return coefficient, sorted(numerator, key=key), sorted(denominator, key=key)
 
 
@@ -54,10 +58,15 @@ def _render(template, render_symbol, joiner: str) -> str:
     ordered = sorted(sympy.Add.make_args(template), key=lambda t: -len(sympy.Mul.make_args(t.as_coeff_Mul()[1])))
     for term in ordered:
         coefficient, numerator, denominator = _factors(term)
-        parts = ([str(coefficient)] if coefficient != 1 else []) + [render_symbol(s) for s in numerator]
+
+        def factor(s) -> str:  # (k_h k_w C_in C_out + C_out) N: a repeated layer with a bias
+            return f"\\left({_render(s, render_symbol, joiner)}\\right)" if isinstance(s, sympy.Add) \
+                else render_symbol(s)
+
+        parts = ([str(coefficient)] if coefficient != 1 else []) + [factor(s) for s in numerator]
         text = joiner.join(parts) or "1"
         if denominator:
-            text = f"\\frac{{{text}}}{{{joiner.join(render_symbol(s) for s in denominator)}}}"
+            text = f"\\frac{{{text}}}{{{joiner.join(factor(s) for s in denominator)}}}"
         terms.append(text)
     return " + ".join(terms)
 
@@ -66,7 +75,10 @@ def derivation(network: Network, style: LatexStyle) -> list[str]:
     """One align row per learnable layer: formula = numbers = value."""
     rows = []
     evaluator = network.evaluator()
-    for path, template, values, count in generic(network):
+    # a textbook symbol that looks like one of the program's (by name, or as --symbol writes it) is primed
+    written = set(style.names.values())
+    avoid = {name for name in TEMPLATE_NAMES if sympy.latex(sympy.Symbol(name)) in written or name in written}
+    for path, template, values, count in generic(network, avoid):
         textbook = _render(template, lambda s: sympy.latex(s), " ")
 
         def plugged(symbol):
@@ -87,6 +99,11 @@ def derivation(network: Network, style: LatexStyle) -> list[str]:
 
 def render(network: Network, *, on: str = "params", names: dict | None = None, group_digits: bool = False,
            standalone: bool = False) -> str:
+    strangers = sorted(set(names or {}) - set(network.symbols))
+    if strangers:
+        raise ParamsymUsageError(
+            f"--symbol {strangers[0]}=...: the program has no symbol {strangers[0]!r} "
+            f"(its symbols: {', '.join(network.symbols) or 'none'})")
     style = LatexStyle(names, group_digits)
     total = formula(network, on)
     evaluator = network.evaluator()
@@ -152,5 +169,7 @@ def parse_names(items) -> dict[str, str]:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
             raise ParamsymUsageError(f"--symbol takes NAME=LATEX, such as C_in=C_{{\\mathrm{{in}}}}, not {item!r}")
+        if name.strip() in names:
+            raise ParamsymUsageError(f"--symbol {name.strip()}=... is given twice; give each symbol one name")
         names[name.strip()] = text
     return names

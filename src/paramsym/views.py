@@ -55,12 +55,18 @@ def per_layer(network: Network, on: str = "params") -> list[tuple[str, sympy.Exp
     return [(lc.layer.path, layer_share(lc.counts, on)) for lc in network.layers]
 
 
-def generic(network: Network) -> list[tuple[str, sympy.Expr, dict, sympy.Expr]]:
-    """(path, textbook formula, what its symbols stand for, instantiated formula) for each learnable layer."""
+def generic(network: Network, avoid=()) -> list[tuple[str, sympy.Expr, dict, sympy.Expr]]:
+    """(path, textbook formula, what its symbols stand for, instantiated formula) for each learnable layer.
+
+    A textbook symbol named like a symbol of the program (or in `avoid`) is primed: `bn` after
+    `conv3x3(3->C)` is 2 C' with C' = C. Relations (`--set D=2C`) are applied to what the symbols
+    stand for, as they are to the counts."""
+    taken = frozenset(network.symbols) | frozenset(avoid)
     rows = []
     for lc in network.layers:
-        template, values = generic_params(lc.layer)
+        template, values = generic_params(lc.layer, taken)
         if template != 0:
+            values = {s: network.apply_relations(v) for s, v in values.items()}
             rows.append((lc.layer.path, template, values, lc.counts.params))
     return rows
 

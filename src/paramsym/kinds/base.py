@@ -188,6 +188,9 @@ _MAY_BE_ZERO = ("pad", "outpad", "a size")
 
 
 def require_number_like(value: Expr, pos: Position, what: str) -> None:
+    if value.is_number and value.is_integer and value < 0:
+        least = 0 if what in _MAY_BE_ZERO else 1
+        raise ParamsymArgumentError(f"{what} must be at least {least}, not {value}", pos=pos)
     if value.is_number and not (value.is_integer and value >= 0):
         raise ParamsymArgumentError(f"{what} must be a whole number, not {value}", pos=pos)
     if value.is_number and value == 0 and what not in _MAY_BE_ZERO:
