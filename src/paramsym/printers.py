@@ -384,8 +384,8 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
         lines.append(f"{name} = {human(expr)}")
     if result.valid is not None:
         lines.append(f"{int(np.count_nonzero(~result.valid)):,} points give no valid network (valid = no): "
-                     f"groups that do not divide the channels, sizes below 1, or a relation that is not a "
-                     f"positive whole number")
+                     f"groups that do not divide the channels, sizes below 1, channels or sizes that are not "
+                     f"positive whole numbers, or a relation that is not a positive whole number")
     if result.within is not None:
         count = int(np.count_nonzero(result.within))
         lines.append(f"{count:,} of {result.size:,} points have {result.on} <= {grouped(result.budget)}")

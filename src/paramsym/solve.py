@@ -12,7 +12,7 @@ channels, output sizes of at least 1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import floor
+from fractions import Fraction
 
 import sympy
 
@@ -46,8 +46,8 @@ class Solution:
     relations: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        data = {"symbol": self.symbol, "value": self.value, "total_at_value": self.total_at_value,
-                "total_at_next": self.total_at_next, "total_at_previous": self.total_at_previous,
+        data = {"symbol": self.symbol, "value": self.value, "total_at_value": _plain(self.total_at_value),
+                "total_at_next": _plain(self.total_at_next), "total_at_previous": _plain(self.total_at_previous),
                 "on": self.on, "mode": self.mode, "budget": self.budget, "formula": str(self.formula),
                 "method": self.method}
         if self.mode == "exact":
@@ -65,15 +65,15 @@ class Solution:
             lines.append(f"{name} with {on} exactly {grouped(budget)}: {name} = {shown}")
         elif self.mode == "at-most":
             lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {grouped(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {_total(self.total_at_value)}")
             beyond = "over the budget" if self.total_at_next > budget else "within it, but no valid network"
-            lines.append(f"  {on} at {name} = {self.value + 1}: {grouped(self.total_at_next)} ({beyond})")
+            lines.append(f"  {on} at {name} = {self.value + 1}: {_total(self.total_at_next)} ({beyond})")
         else:
             lines.append(f"smallest {name} with {on} >= {grouped(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {grouped(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {_total(self.total_at_value)}")
             if self.total_at_previous is not None:
                 short = "short of it" if self.total_at_previous < budget else "reaches it, but no valid network"
-                lines.append(f"  {on} at {name} = {self.value - 1}: {grouped(self.total_at_previous)} ({short})")
+                lines.append(f"  {on} at {name} = {self.value - 1}: {_total(self.total_at_previous)} ({short})")
         lines.append(f"  {on} = {human(self.formula)}")
         for other, expr in self.relations.items():
             lines.append(f"  with {other} = {human(expr)}")
@@ -95,6 +95,24 @@ class Solution:
         relation = r"\le" if self.mode == "at-most" else r"\ge"
         return (f"${name} = {self.value}$, the {'largest' if self.mode == 'at-most' else 'smallest'} with "
                 f"${sympy.latex(self.formula)} {relation} {self.budget}$")
+
+
+def _total(value) -> str:
+    """`1,012`, or at a value that gives no valid network the exact fraction: `1,012.5` (`3037/3`
+    when it has no finite decimal)."""
+    if not isinstance(value, Fraction):
+        return grouped(value)
+    for places in range(1, 19):
+        scaled = value * 10**places
+        if scaled.denominator == 1:
+            whole, part = divmod(abs(int(scaled)), 10**places)
+            return f"{'-' if value < 0 else ''}{whole:,}.{part:0{places}d}"
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _plain(value):
+    """JSON: an int, or a fraction as text ("2025/2"), as in `count --format json`."""
+    return str(value) if isinstance(value, Fraction) else value
 
 
 def quantity(network: Network, on: str) -> sympy.Expr | None:
@@ -129,10 +147,10 @@ class _Problem:
         self.constraints = [c for lc in self.network.layers for c in lc.layer.constraints]
         self._cache: dict[int, int] = {}
 
-    def f(self, n: int) -> int:
+    def f(self, n: int) -> int | Fraction:
+        """The total at n, exactly: a fraction where n gives no valid network (C/2 channels at an odd C)."""
         if n not in self._cache:
-            value = Evaluator({self.unknown: n}).number(self.formula)
-            self._cache[n] = value if isinstance(value, int) else floor(value)
+            self._cache[n] = Evaluator({self.unknown: n}).number(self.formula)
         return self._cache[n]
 
     def valid(self, n: int) -> bool:

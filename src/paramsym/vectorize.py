@@ -186,7 +186,8 @@ def compile_exact(expr: sympy.Expr, symbols) -> Callable[..., np.ndarray]:
 
 
 def compile_condition(expr: sympy.Expr, requirement: str, symbols) -> Callable[[dict], np.ndarray]:
-    """A mask: expr is a whole number ("integer"), at least 1 ("positive") or 0 ("zero")."""
+    """A mask: expr is a whole number ("integer"), at least 1 ("positive"), at least 0 ("nonnegative")
+    or 0 ("zero")."""
     pair = compile_pair(expr, symbols)
 
     def run(values: dict) -> np.ndarray:
@@ -195,6 +196,8 @@ def compile_condition(expr: sympy.Expr, requirement: str, symbols) -> Callable[[
             return np.asarray(num % den == 0, dtype=bool)
         if requirement == "positive":
             return np.asarray(num >= den, dtype=bool)
+        if requirement == "nonnegative":
+            return np.asarray(num >= 0, dtype=bool)
         return np.asarray(num == 0, dtype=bool)
 
     return run
