@@ -76,6 +76,12 @@ REFUSED = [
     ("input(8x8x3) > dropout(-0.5)", {}, ARG, "dropout(-0.5): the probability must be between 0 and 1", 1, 24),
     ("input(8x8x3) > dropout(p)", {}, ARG, "dropout takes one number, such as dropout(0.5), not p", 1, 24),
     ("input(8x8x3) > leakyrelu(C)", {}, ARG, "leakyrelu takes one number, such as leakyrelu(0.5), not C", 1, 26),
+    # a kernel size in the name and another in k= contradict each other
+    ("input(9x9x4) > conv3x3(->4, k=5, pad=2)", {}, ARG,
+     "conv3x3 has the kernel size 3x3 from its name, but k=5 gives another", 1, 29),
+    ("input(9x9x4) > conv3x3(->4, k=3x5)", {}, ARG, "conv3x3 has the kernel size 3x3 from its name", 1, 29),
+    ("input(9x9x4) > dwconv1x7(k=K)", {}, ARG, "dwconv1x7 has the kernel size 1x7 from its name, but k=K", 1, 26),
+    ("input(9x9x4) > pool(k=3)", {}, ARG, "pool has the kernel size 2x2 from its name, but k=3 gives another", 1, 21),
 ]
 
 
@@ -283,3 +289,14 @@ def test_what_torch_accepts_at_the_edge_paramsym_counts_alike(program, factory, 
     assert network.evaluate()["params"] == torch_params(module)
     exported = paramsym.to_torch(network)
     assert torch_run(exported, shape, "cf")[0] == out_shape
+
+
+@pytest.mark.parametrize("program, hint", [
+    ("input(9x9x4) > conv3x3(->4, k=5)", "hint: write conv5x5(...), or conv2d(k=5, ...)"),
+    ("input(9x4) > maxpool2(k=3)", "hint: write maxpool3(...), or maxpool1d(k=3, ...)"),
+    ("input(9x9x4) > conv3x3(->4, k=K)", "hint: write conv2d(k=K, ...)"),
+])
+def test_a_contradicting_kernel_suggests_one_name(program, hint):
+    with pytest.raises(ARG) as caught:
+        paramsym.parse(program)
+    assert hint in str(caught.value)
