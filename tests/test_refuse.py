@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
+from hypothesis import event, given
 from torch import nn
 
 import paramsym
 from cli_helpers import run
 from frameworks import torch_params, torch_run
+from strategies import edge_cases
 
 E = paramsym.ParamsymError
 ARG, EVAL = paramsym.ParamsymArgumentError, paramsym.ParamsymEvaluationError
@@ -70,6 +71,10 @@ REFUSED = [
     ("input(8x8x3) > maxpool3x3(pad=P)", {"P": 2}, EVAL,
      "pad P must be at most half of the kernel size 3 (PyTorch: pad should be at most half of kernel size): with "
      "P=2 it is 2", 1, 27),
+    ("input(3x8x8x2) > avgpool4x1x1(pad=2x0x0)", {}, ARG,
+     "avgpool4x1x1 needs an input of at least its kernel size on each axis, padding aside, but an input size is 3 "
+     "and the kernel 4 (PyTorch's AvgPool3d: input image smaller than kernel size)", 1, 18),
+    ("input(D x 8 x 8 x 2) > avgpool3x3x3(pad=1)", {"D": 2}, EVAL, "with D=2 it is 2", 1, 24),
     ("input(8x8x3) > dropout(2)", {}, ARG,
      "dropout(2): the probability must be between 0 and 1 (PyTorch: dropout probability has to be between 0 and 1)",
      1, 24),
@@ -240,6 +245,7 @@ TORCH_REFUSES = [
     ("input(6x6x6x2) > maxpool2x2x2(pad=2)", lambda: nn.MaxPool3d(2, padding=2), (6, 6, 6, 2)),
     ("input(8x8x3) > avgpool3x3(pad=2)", lambda: nn.AvgPool2d(3, padding=2), (8, 8, 3)),
     ("input(8x3) > avgpool2(pad=2)", lambda: nn.AvgPool1d(2, padding=2), (8, 3)),
+    ("input(3x8x8x2) > avgpool4x1x1(pad=2x0x0)", lambda: nn.AvgPool3d((4, 1, 1), padding=(2, 0, 0)), (3, 8, 8, 2)),
     ("input(8x8x3) > dropout(2)", lambda: nn.Dropout(2.0), (8, 8, 3)),
     ("input(8x8x3) > dropout(-0.5)", lambda: nn.Dropout(-0.5), (8, 8, 3)),
     ("input(8x8x3) > conv3x3(->-4)", lambda: nn.Conv2d(3, -4, 3), (8, 8, 3)),
@@ -259,6 +265,11 @@ TORCH_ACCEPTS = [
     ("input(9x9x3) > maxpool3x3(stride=1, pad=1, dilation=2)",
      lambda: nn.MaxPool2d(3, stride=1, padding=1, dilation=2), (9, 9, 3)),
     ("input(8x8x3) > avgpool3x3(pad=1, ceil)", lambda: nn.AvgPool2d(3, padding=1, ceil_mode=True), (8, 8, 3)),
+    ("input(3x8x8x2) > maxpool4x1x1(pad=2x0x0)", lambda: nn.MaxPool3d((4, 1, 1), padding=(2, 0, 0)), (3, 8, 8, 2)),
+    ("input(3x8x2) > avgpool4x1(pad=2x0)", lambda: nn.AvgPool2d((4, 1), padding=(2, 0)), (3, 8, 2)),
+    ("input(3x8x8x2) > avgpool4x1x1(pad=same)", lambda: nn.Sequential(nn.ZeroPad3d((0, 0, 0, 0, 1, 2)),
+                                                                      nn.AvgPool3d((4, 1, 1), stride=(4, 1, 1))),
+     (3, 8, 8, 2)),
     ("input(8x8x3) > dropout(1)", lambda: nn.Dropout(1.0), (8, 8, 3)),
     ("input(8x8x3) > dropout(0)", lambda: nn.Dropout(0.0), (8, 8, 3)),
     ("input(8x3) > leakyrelu(-2)", lambda: nn.LeakyReLU(-2.0), (8, 3)),
@@ -300,3 +311,30 @@ def test_a_contradicting_kernel_suggests_one_name(program, hint):
     with pytest.raises(ARG) as caught:
         paramsym.parse(program)
     assert hint in str(caught.value)
+
+
+# ---- 5. both directions, on generated programs at the edges ------------------------------
+
+@given(edge_cases())
+def test_property_paramsym_accepts_what_torch_runs_and_refuses_what_torch_refuses(case):
+    program, factory, shape = case
+    try:
+        network = paramsym.parse(program)
+    except paramsym.ParamsymError as error:
+        assert str(error).count("  --> line ") == 1, program
+        network = None
+    try:
+        module = factory()
+        out_shape, macs = torch_run(module, shape, "cf")
+    except (RuntimeError, ValueError, TypeError):
+        assert network is None, f"torch refuses {program!r}, paramsym counts it"
+        event("both refuse")
+        return
+    if network is None:
+        event("only paramsym refuses")
+        return  # paramsym may refuse more (0 channels, which torch builds empty)
+    event("both accept")
+    values = network.evaluate()
+    assert [int(d) for d in network.output_shape.dims()] == out_shape, program
+    assert (values["params"], values["macs"]) == (torch_params(module), macs), program
+    assert torch_run(paramsym.to_torch(network), shape, "cf")[0] == out_shape, program

@@ -35,6 +35,8 @@ class Pooling(Kind):
         size_rule = windows.pool_output_size_ceil if ceil_mode else windows.conv_output_size
         pad, spatial_out = windows.windows(args, rank, spatial_in, kernel, stride, dilation, size_rule)
         constraints = windows.sizes_positive(call, spatial_out) + _pad_within_half(args, kernel, pad)
+        if op == "avg" and rank == 3:
+            constraints += _input_covers_kernel(call, spatial_in, kernel, pad)
         return make_layer(call, self, flow, Shape(spatial_out, channels), channels, channels, kernel=kernel,
                           stride=stride, pad=pad, dilation=dilation, options={"op": op, "ceil": ceil_mode},
                           constraints=tuple(constraints))
@@ -103,6 +105,23 @@ def _pad_within_half(args, kernel, pad) -> list:
             sympy.floor(k / 2) - p, "nonnegative",
             f"pad {p} must be at most half of the kernel size {k} (PyTorch: pad should be at most half of "
             f"kernel size{dilated})", args.keywords["pad"].pos, shown=p)
+    return constraints
+
+
+def _input_covers_kernel(call, spatial_in, kernel, pad) -> list:
+    """PyTorch's AvgPool3d (only it: not AvgPool1d/2d, nor max pooling) needs an input at least as
+    large as the kernel on each axis, padding aside: AvgPool3d(4, padding=2) on 3x3x3 fails."""
+    if pad and pad[0] == "same":
+        return []  # exported as explicit padding before the pool, which then sees the padded input
+    constraints = []
+    for n, k in zip(spatial_in, kernel):
+        if n is None:
+            continue
+        constraints += check_or_defer(
+            n - k, "nonnegative",
+            f"{call.name} needs an input of at least its kernel size on each axis, padding aside, but an input "
+            f"size is {n} and the kernel {k} (PyTorch's AvgPool3d: input image smaller than kernel size)",
+            call.pos, shown=n, hint="use a smaller kernel, or pad=same")
     return constraints
 
 
