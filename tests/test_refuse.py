@@ -228,6 +228,37 @@ def test_cli_sweep_marks_invalid_points_and_exits_0():
     assert data["columns"]["valid"] == [False, True, False, True]
 
 
+def test_cli_sweep_shows_invalid_points_exactly():
+    result = run("sweep", "input(8x8x3) > conv3x3(->C/2)", "--grid", "C=73:76")
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
+            if line.strip()[:2] in ("73", "74", "75", "76")}
+    assert rows == {"73": "985.5", "74": "999", "75": "1,012.5", "76": "1,026"}
+
+
+def test_sweep_over_a_stride_that_reaches_0_marks_it_and_does_not_divide_by_zero():
+    network = paramsym.parse("input(9x9x3) > conv3x3(->8, stride=S-1)")
+    result = paramsym.sweep(network, {"S": [1, 2, 3]}, on="macs")
+    assert [bool(v) for v in result.valid] == [False, True, True]
+    assert [int(v) for v in result.values["macs"]][1:] == [network.evaluate(S=2)["macs"],
+                                                          network.evaluate(S=3)["macs"]]
+    table = run("sweep", "input(9x9x3) > conv3x3(->8, stride=S-1)", "--grid", "S=1:3")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[2].split() == ["1", "216", "?", "?", "no"]
+
+
+def test_vectorised_division_by_zero_is_undefined_not_an_error():
+    from paramsym.syntax import symbol
+    from paramsym.vectorize import compile_condition, compile_exact, compile_pair
+    s = symbol("S")
+    num, den = compile_pair(12 / (s - 2), [s])({"S": [1, 2, 3, 5]})
+    assert [int(d) for d in den] == [1, 0, 1, 3]  # 0: undefined; the denominator stays positive
+    assert [int(num[i]) for i in (0, 2, 3)] == [-12, 12, 12]
+    assert list(compile_condition(12 / (s - 2), "positive", [s])({"S": [1, 2, 3]})) == [False, False, True]
+    with pytest.raises(EVAL, match="divides by zero at S=2"):
+        compile_exact(12 / (s - 2), [s])({"S": [1, 2, 3]})
+    assert list(compile_exact(12 / (s - 2), [s])({"S": [2, 3]}, where=[False, True]))[1:] == [12]
+
+
 # ---- 4. each refusal is PyTorch's: torch refuses the same module --------------------
 
 # (program, the PyTorch module, its input shape channels-last)

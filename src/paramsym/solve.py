@@ -18,7 +18,7 @@ import sympy
 
 from .errors import ParamsymError, ParamsymUsageError
 from .evaluate import Evaluator
-from .formatting import grouped, human
+from .formatting import exact, grouped, human
 from .network import Network
 from .quantities import budget_formula, budgets
 
@@ -39,8 +39,8 @@ class Solution:
     value: int | None
     values: tuple = ()          # every solution, for mode "exact"
     total_at_value: int | None = None
-    total_at_next: int | None = None
-    total_at_previous: int | None = None
+    total_at_next: int | Fraction | None = None      # a fraction where the network is not valid (C/2 at odd C)
+    total_at_previous: int | Fraction | None = None
     formula: sympy.Expr = field(default=sympy.Integer(0))
     method: str = ""
     relations: dict = field(default_factory=dict)
@@ -65,15 +65,15 @@ class Solution:
             lines.append(f"{name} with {on} exactly {grouped(budget)}: {name} = {shown}")
         elif self.mode == "at-most":
             lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {_total(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
             beyond = "over the budget" if self.total_at_next > budget else "within it, but no valid network"
-            lines.append(f"  {on} at {name} = {self.value + 1}: {_total(self.total_at_next)} ({beyond})")
+            lines.append(f"  {on} at {name} = {self.value + 1}: {exact(self.total_at_next)} ({beyond})")
         else:
             lines.append(f"smallest {name} with {on} >= {grouped(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {_total(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
             if self.total_at_previous is not None:
                 short = "short of it" if self.total_at_previous < budget else "reaches it, but no valid network"
-                lines.append(f"  {on} at {name} = {self.value - 1}: {_total(self.total_at_previous)} ({short})")
+                lines.append(f"  {on} at {name} = {self.value - 1}: {exact(self.total_at_previous)} ({short})")
         lines.append(f"  {on} = {human(self.formula)}")
         for other, expr in self.relations.items():
             lines.append(f"  with {other} = {human(expr)}")
@@ -95,19 +95,6 @@ class Solution:
         relation = r"\le" if self.mode == "at-most" else r"\ge"
         return (f"${name} = {self.value}$, the {'largest' if self.mode == 'at-most' else 'smallest'} with "
                 f"${sympy.latex(self.formula)} {relation} {self.budget}$")
-
-
-def _total(value) -> str:
-    """`1,012`, or at a value that gives no valid network the exact fraction: `1,012.5` (`3037/3`
-    when it has no finite decimal)."""
-    if not isinstance(value, Fraction):
-        return grouped(value)
-    for places in range(1, 19):
-        scaled = value * 10**places
-        if scaled.denominator == 1:
-            whole, part = divmod(abs(int(scaled)), 10**places)
-            return f"{'-' if value < 0 else ''}{whole:,}.{part:0{places}d}"
-    return f"{value.numerator}/{value.denominator}"
 
 
 def _plain(value):
