@@ -71,7 +71,7 @@ class Constraint:
     requirement: str  # "integer", "positive" (at least 1), "nonnegative" (at least 0) or "zero"
     message: str
     pos: Position
-    shown: Expr | None = None  # the value the message names, when it is not `expr` itself (outpad, not stride - outpad)
+    shown: Expr | None = None  # the value the message names, when not `expr` (the outpad, not stride - outpad)
 
 
 @dataclass

@@ -408,5 +408,6 @@ def fan_in_sentence(counts, words) -> str:
 
 __all__ = ["Kind", "Args", "ONE", "ZERO", "Expr", "Flow", "Layer", "Shape", "Constraint", "TorchSpec",
            "KerasSpec", "make_layer", "same_layer", "input_channels", "output_channels", "stated_channels",
-           "check_divides", "whole_number", "check_or_defer", "bias_of", "times", "refuse_keras", "require_number_like", "usage",
+           "check_divides", "whole_number", "check_or_defer", "bias_of", "times", "refuse_keras",
+           "require_number_like", "usage",
            "vector_or_channels_last", "whole_input_field", "require_channels_of_a_vector", "bias_sentences", "fan_in_sentence"]
