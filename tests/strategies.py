@@ -11,7 +11,11 @@ from hypothesis import strategies as st
 import paramsym
 
 ACTIVATIONS = ["relu", "relu6", "leakyrelu(0.1)", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax",
-               "hardswish", "hardsigmoid", "dropout(0.5)", "id", "prelu", "prelu(shared)"]
+               "hardswish", "hardsigmoid", "dropout(0.5)", "id", "prelu", "prelu(shared)",
+               # the edges of what PyTorch accepts (issue 9): a dropout of 0 or 1, an elu of 0
+               "dropout(0)", "dropout(1)", "elu(0)"]
+# Keras refuses a negative LeakyReLU slope; PyTorch takes any
+TORCH_ACTIVATIONS = ["leakyrelu(-0.5)", "elu(-1)"]
 
 
 def _x(values) -> str:
@@ -50,6 +54,12 @@ def _conv(draw, sizes, channels, keras_safe):
     padding = "pad=same" if draw(st.integers(0, 4)) == 0 else f"pad={_x(pad)}"
     common = f"stride={_x(stride)}, {padding}, dilation={_x(dilation)}{bias}"
     name = f"{kind}{_x(kernel)}"
+    spelling = draw(st.integers(0, 5))
+    if spelling == 0:  # k= that repeats the name's size is accepted
+        common += f", k={_x(kernel)}"
+    elif spelling == 1:  # conv2d(k=3x1)
+        name = f"{kind}{len(sizes)}d"
+        common += f", k={_x(kernel)}"
     if kind == "conv":
         groups = draw(st.sampled_from(_divisors(channels)))
         cout = groups * draw(st.integers(1, 3))
@@ -73,15 +83,21 @@ def _deconv(draw, sizes, channels, keras_safe):
             f"outpad={_x(outpad)}, groups={groups}{bias})")
 
 
-def _pool(draw, sizes):
+def _pool(draw, sizes, keras_safe=False):
     op = draw(st.sampled_from(["max", "avg"]))
     kernel = [draw(st.integers(1, min(3, n))) for n in sizes]
     stride = [draw(st.integers(1, 2)) for _ in sizes]
-    pad = [draw(st.integers(0, k // 2)) for k in kernel]
+    pad = [draw(st.integers(0, k // 2)) for k in kernel]  # PyTorch: pad <= kernel // 2, whatever the dilation
     ceil = ", ceil" if draw(st.booleans()) else ""
     if draw(st.integers(0, 4)) == 0:
         return f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad=same)"
-    return f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}{ceil})"
+    dilation = ""
+    if op == "max" and not keras_safe and draw(st.booleans()):
+        # a dilated window that still fits the padded input
+        d = [draw(st.integers(1, 2)) if k > 1 and 2 * (k - 1) + 1 <= n + 2 * p else 1
+             for k, n, p in zip(kernel, sizes, pad)]
+        dilation = f", dilation={_x(d)}"
+    return f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}{dilation}{ceil})"
 
 
 def _norm(draw, sizes, channels, keras_safe):
@@ -122,11 +138,11 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
         elif choice == "deconv":
             stage = _deconv(draw, sizes, channels, keras_safe)
         elif choice == "pool":
-            stage = _pool(draw, sizes)
+            stage = _pool(draw, sizes, keras_safe)
         elif choice == "norm":
             stage = _norm(draw, sizes, channels, keras_safe)
         elif choice == "act":
-            stage = draw(st.sampled_from(ACTIVATIONS))
+            stage = draw(st.sampled_from(ACTIVATIONS + ([] if keras_safe else TORCH_ACTIVATIONS)))
         elif choice == "dense":
             stage = f"dense(->{draw(st.integers(1, 8))}{', bias' if draw(st.booleans()) else ''})"
         elif choice == "global":
@@ -154,3 +170,90 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
                 stage = f"({body}) * L"
         text = f"{text} > {stage}"
     return header + text
+
+
+# ---- the edges of what is a network (issue 9) --------------------------------------------
+# One layer after an input, drawn across the line between what PyTorch accepts and what it
+# refuses, with the PyTorch module built from the same drawn values: the tests check that what
+# paramsym accepts, torch builds and runs with equal counts, and what torch refuses, paramsym
+# refuses.
+
+# channel counts as written, and what PyTorch is given for them
+_CHANNELS = [("1", 1), ("3", 3), ("0", 0), ("-2", -2), ("5/2", 2.5), ("6/2", 3), ("2 - 3", -1)]
+
+
+def _nn():
+    from torch import nn
+    return nn
+
+
+def _edge_conv(draw, sizes, channels):
+    rank = len(sizes)
+    kernel = [draw(st.integers(1, 3)) for _ in sizes]
+    stride = [draw(st.integers(1, 2)) for _ in sizes]
+    pad = [draw(st.integers(0, 1)) for _ in sizes]
+    text, cout = draw(st.sampled_from(_CHANNELS))
+    bias = draw(st.booleans())
+    program = (f"conv{_x(kernel)}(->{text}, stride={_x(stride)}, pad={_x(pad)}{', bias' if bias else ''})")
+    return program, lambda: getattr(_nn(), f"Conv{rank}d")(channels, cout, tuple(kernel), tuple(stride), tuple(pad),
+                                                           bias=bias)
+
+
+def _edge_deconv(draw, sizes, channels):
+    rank = len(sizes)
+    kernel = [draw(st.integers(1, 3)) for _ in sizes]
+    stride = [draw(st.integers(1, 3)) for _ in sizes]
+    dilation = [draw(st.integers(1, 3)) for _ in sizes]
+    pad = [draw(st.integers(0, 1)) for _ in sizes]
+    # up to one past PyTorch's bound: outpad < stride or outpad < dilation
+    outpad = [draw(st.integers(0, max(s, d))) for s, d in zip(stride, dilation)]
+    cout = draw(st.integers(1, 3))
+    program = (f"deconv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, dilation={_x(dilation)}, "
+               f"outpad={_x(outpad)})")
+    return program, lambda: getattr(_nn(), f"ConvTranspose{rank}d")(
+        channels, cout, tuple(kernel), tuple(stride), tuple(pad), tuple(outpad), bias=False, dilation=tuple(dilation))
+
+
+def _edge_pool(draw, sizes, channels):
+    rank = len(sizes)
+    op = draw(st.sampled_from(["max", "avg"]))
+    kernel = [draw(st.integers(1, 4)) for _ in sizes]
+    stride = [draw(st.integers(1, 2)) for _ in sizes]
+    # up to one past PyTorch's bound: pad <= kernel // 2, whatever the dilation
+    pad = [draw(st.integers(0, k // 2 + 1)) for k in kernel]
+    dilation = [draw(st.integers(1, 3)) if op == "max" else 1 for _ in sizes]
+    ceil = draw(st.booleans())
+    extra = (f", dilation={_x(dilation)}" if op == "max" else "") + (", ceil" if ceil else "")
+    program = f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}{extra})"
+    if op == "max":
+        return program, lambda: getattr(_nn(), f"MaxPool{rank}d")(tuple(kernel), tuple(stride), tuple(pad),
+                                                                  tuple(dilation), ceil_mode=ceil)
+    return program, lambda: getattr(_nn(), f"AvgPool{rank}d")(tuple(kernel), tuple(stride), tuple(pad), ceil_mode=ceil)
+
+
+def _edge_value(draw, sizes, channels):
+    name, cls = draw(st.sampled_from([("dropout", "Dropout"), ("leakyrelu", "LeakyReLU"), ("elu", "ELU")]))
+    text, value = draw(st.sampled_from([("0", 0.0), ("0.5", 0.5), ("1", 1.0), ("1.5", 1.5), ("2", 2.0),
+                                        ("-0.5", -0.5), ("-1", -1.0)]))
+    return f"{name}({text})", lambda: getattr(_nn(), cls)(value)
+
+
+def _edge_norm(draw, sizes, channels):
+    text, count = draw(st.sampled_from([(str(channels), channels), ("0", 0), ("-1", -1), ("3/2", 1.5)]))
+    name, cls = draw(st.sampled_from([("bn", "BatchNorm"), ("prelu", "PReLU")]))
+    if name == "bn":
+        return f"bn({text})", lambda: getattr(_nn(), f"BatchNorm{max(len(sizes), 1)}d")(count)
+    return f"prelu({text})", lambda: _nn().PReLU(count)
+
+
+@st.composite
+def edge_cases(draw):
+    """(program, PyTorch module factory, input shape channels-last): one layer at the edges of what
+    PyTorch accepts (channels of 0, -2 or 5/2, outpad up to the stride or dilation, pooling pad
+    up to kernel // 2 + 1, dilated max pooling, dropout outside [0, 1]). Its layout is "cf"."""
+    rank = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(1, 7 if rank < 3 else 5)) for _ in range(rank)]
+    channels = draw(st.integers(1, 4))
+    layer = draw(st.sampled_from([_edge_conv, _edge_deconv, _edge_pool, _edge_pool, _edge_value, _edge_norm]))
+    program, factory = layer(draw, sizes, channels)
+    return f"input({_x(sizes + [channels])}) > {program}", factory, (*sizes, channels)

@@ -74,7 +74,7 @@ LAYERS = [
     ("input(H x W x 3) > conv3x3(->16, pad=same, stride=2)", 432, 0, ["ceiling(H/2)", "ceiling(W/2)", "16"]),
     ("input(100x16) > conv5(->32, bias)", 2592, 0, ["96", "32"]),
     ("input(16x16x16x1) > conv3x3x3(->8, pad=valid)", 216, 0, ["14", "14", "14", "8"]),
-    ("input(9x9x4) > conv3x3(->4, k=5, pad=2)", 400, 0, ["9", "9", "4"]),
+    ("input(9x9x4) > conv2d(->4, k=5, pad=2)", 400, 0, ["9", "9", "4"]),  # conv3x3(k=5) is refused (issue 9)
     ("input(10x10x4) > conv2d(->8, k=3x1)", 96, 0, ["8", "10", "8"]),
     ("input(8x8x32) > conv1x1(->64, nobias)", 2048, 0, ["8", "8", "64"]),
     ("input(8x8x8) > sepconv3x3(->16, bias)", 72 + 128 + 16, 0, ["6", "6", "16"]),

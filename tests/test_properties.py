@@ -21,7 +21,7 @@ from torch import nn
 import paramsym
 from frameworks import torch_params, torch_run
 from paramsym.evaluate import Evaluator
-from paramsym.syntax import symbol
+from paramsym.syntax import parse_program, symbol
 
 NAMES = ["C", "D", "k", "C_in", "w2"]
 
@@ -63,8 +63,9 @@ EXPRESSIONS = st.recursive(_leaf(), _extend, max_leaves=8)
 @given(EXPRESSIONS, st.lists(st.integers(1, 30), min_size=len(NAMES), max_size=len(NAMES)))
 def test_expression_text_means_the_tree(expression, values):
     text, expected = expression
-    network = paramsym.parse(f"input(1) > dense(->{text})")
-    parsed = network.layers[0].layer.cout
+    # the syntax tree only: a layer refuses channels that are not positive whole numbers (dense(->0))
+    program = parse_program(f"input(1) > dense(->{text})")
+    parsed = program.network.stages[1].args[0].cout
     point = {symbol(n): v for n, v in zip(NAMES, values)}
     exact = Evaluator(point)
     # same value at a random point, computed by our evaluator and by SymPy's own substitution

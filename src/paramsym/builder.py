@@ -14,7 +14,7 @@ import sympy
 
 from . import kinds
 from .errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
-from .kinds.base import require_number_like
+from .kinds.base import require_number_like, whole_number
 from .records import ONE, Constraint, Flow, Layer, Node, Shape, UNKNOWN
 from .syntax import Call, Channels, Composite, Define, Keyword, Positional, Program, Repeat, Sequence, symbol
 
@@ -51,6 +51,7 @@ class LayerBuilder:
         self.calling: list[str] = []   # blocks being expanded, to refuse recursion
         self.stage_index = 0
         self.extra_constraints: list[Constraint] = []
+        self.input_constraints: list[Constraint] = []  # checked first, with the first layer's
         self.root = Node("seq")
         self._open: list[Node] = [self.root]  # the node that receives the next layer
         for statement in program.statements:
@@ -113,7 +114,7 @@ class LayerBuilder:
         args = []
         for arg in call.args:
             if isinstance(arg, Channels):
-                args.append(Channels(sub(arg.cin), sub(arg.cout), arg.pos))
+                args.append(Channels(sub(arg.cin), sub(arg.cout), arg.pos, arg.cin_pos, arg.cout_pos))
             elif isinstance(arg, Keyword):
                 args.append(Keyword(arg.name, tuple(sub(v) for v in arg.value), arg.pos))
             else:
@@ -211,9 +212,10 @@ class LayerBuilder:
                 f"(...) * {count}: with a symbolic count the block must keep its shape, but it turns "
                 f"{flow.shape.describe()} into {out.shape.describe()}", pos=repeat.pos,
                 hint="use a number of repeats, or make the block keep its channels and size")
+        whole = tuple(c for c in whole_number(count, "the repeat count", repeat.pos) if c.requirement == "integer")
         for layer in self.layers[start:]:
             layer.constraints = layer.constraints + (
-                Constraint(count, "positive", f"the repeat count {count} must be at least 1", repeat.pos),)
+                Constraint(count, "positive", f"the repeat count {count} must be at least 1", repeat.pos),) + whole
         if flow.field is not None and out.field is not None:
             out = Flow(out.shape, out.source, _repeat_field(flow.field, out.field, count))
         return out
@@ -291,6 +293,8 @@ class LayerBuilder:
                 require_number_like(value, arg.pos, "a size")
                 if value.is_number and value == 0:
                     raise ParamsymArgumentError("a size must be positive", pos=arg.pos)
+                # input(H-2 x W x 3): checked once H has a value
+                self.input_constraints += whole_number(value, "the input size", arg.pos)
             sizes.extend(arg.value)
         if not sizes:
             raise ParamsymArgumentError("input needs a shape, such as input(224x224x3)", pos=call.pos)
@@ -306,7 +310,10 @@ class LayerBuilder:
         if found is None:
             raise _unknown_layer(call)
         kind, match = found
-        layer = kind.build(call, flow, kind.read(call), match)
+        args = kind.read(call)
+        layer = kind.build(call, flow, args, match)
+        if args.constraints:  # symbolic channels and sizes that must come out whole and positive: checked
+            layer.constraints = tuple(args.constraints) + layer.constraints  # before what follows from them
         layer.index = len(self.layers)
         layer.path = ".".join([*self.path, call.name + suffix])
         layer.multiplier = self.multiplier
@@ -381,4 +388,6 @@ def build_layers(program: Program) -> tuple[list[Layer], Shape, Shape, Node]:
     layers = builder.build()
     if builder.extra_constraints and layers:
         layers[-1].constraints = layers[-1].constraints + tuple(builder.extra_constraints)
+    if builder.input_constraints and layers:
+        layers[0].constraints = tuple(builder.input_constraints) + layers[0].constraints
     return layers, builder.input_shape, builder.output_shape, builder.root

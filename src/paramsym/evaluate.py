@@ -51,12 +51,15 @@ class Evaluator:
         return ", ".join(f"{s.name}={self.values[s]}" for s in names if s in self.values) or "no symbols"
 
     def check(self, constraint: Constraint) -> None:
-        """Raise when a deferred condition (groups divide channels, sizes >= 1) fails."""
+        """Raise when a deferred condition (groups divide channels, sizes >= 1, whole channels) fails."""
         if not self.has_values_for(constraint.expr):
             return
         value = self.number(constraint.expr)
-        ok = {"integer": isinstance(value, int), "positive": value >= 1, "zero": value == 0}[constraint.requirement]
+        ok = {"integer": isinstance(value, int), "positive": value >= 1, "nonnegative": value >= 0,
+              "zero": value == 0}[constraint.requirement]
         if not ok:
+            if constraint.shown is not None:
+                value = self.number(constraint.shown)
             raise ParamsymEvaluationError(
                 f"{constraint.message}: with {self.describe(constraint.expr)} it is {value}", pos=constraint.pos)
 

@@ -180,6 +180,8 @@ class Network:
 
     def evaluate(self, **values) -> dict:
         """The totals as integers: {'params', 'state', 'total', 'macs'} (None where unknown)."""
+        if values:
+            self.check(**values)  # C=3 in conv3x3(->C/2) is no network: say where, not "81/2 is not whole"
         ev = self.evaluator(**values)
         return {q.name: ev.integer(self.quantity(q.name), q.noun) for q in QUANTITIES if q.headline}
 
@@ -195,6 +197,8 @@ class Network:
 
     def to_dict(self, **values) -> dict:
         """The JSON document of `paramsym count --format json` (see docs/cli.md)."""
+        if values:
+            self.check(**values)
         ev = self.evaluator(**values)
 
         def quantity(expr, what="count"):

@@ -16,9 +16,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .formatting import grouped, human
+from .errors import ParamsymError
+from .evaluate import Evaluator
+from .formatting import exact, grouped, human
 from .network import DISPLAY, Network
 from .quantities import QUANTITIES, layer_quantities
+from .syntax import symbol
 from .typeset import table as latex_table
 
 FORMATS = ("table", "json", "csv", "markdown", "latex")
@@ -343,6 +346,19 @@ def render(network: Network, fmt: str, fold: bool = False) -> str:
 SWEEP_FORMATS = ("table", "csv", "json")
 
 
+def _exact_cells(result, i: int) -> list:
+    """At a point that gives no valid network, the totals exactly (1,012.5 for ->C/2 at C=75, where the
+    columns hold 1,012), or ? where they are undefined (a stride S-1 at S=1)."""
+    evaluator = Evaluator({symbol(name): int(column[i]) for name, column in result.grid.items()})
+    cells = []
+    for name in result.values:
+        try:
+            cells.append(exact(evaluator.number(result.formulas[name])))
+        except ParamsymError:
+            cells.append("?")
+    return cells
+
+
 def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
     """A sweep as a table (at most `limit` rows shown), CSV or JSON (every point)."""
     import numpy as np  # only sweeps need NumPy; `paramsym count` starts faster without it
@@ -374,6 +390,8 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
             table.add_row(*["..."] * len(names))
             continue
         cells = [grouped(int(column[i])) for column in columns]
+        if result.valid is not None and not result.valid[i]:
+            cells[len(result.grid):] = _exact_cells(result, i)
         for mask in (result.within, result.valid):
             if mask is not None:
                 cells.append("yes" if mask[i] else "no")
@@ -387,8 +405,8 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
         lines.append(f"{name} = {human(expr)}")
     if result.valid is not None:
         lines.append(f"{int(np.count_nonzero(~result.valid)):,} points give no valid network (valid = no): "
-                     f"groups that do not divide the channels, sizes below 1, or a relation that is not a "
-                     f"positive whole number")
+                     f"groups that do not divide the channels, sizes below 1, channels or sizes that are not "
+                     f"positive whole numbers, or a relation that is not a positive whole number")
     if result.within is not None:
         count = int(np.count_nonzero(result.within))
         lines.append(f"{count:,} of {result.size:,} points have {result.on} <= {grouped(result.budget)}")

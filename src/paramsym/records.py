@@ -68,9 +68,10 @@ class Constraint:
     """A condition that can only be checked once symbols have values."""
 
     expr: Expr
-    requirement: str  # "integer", "positive" or "zero"
+    requirement: str  # "integer", "positive" (at least 1), "nonnegative" (at least 0) or "zero"
     message: str
     pos: Position
+    shown: Expr | None = None  # the value the message names, when not `expr` (the outpad, not stride - outpad)
 
 
 @dataclass

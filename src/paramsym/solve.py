@@ -12,13 +12,13 @@ channels, output sizes of at least 1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import floor
+from fractions import Fraction
 
 import sympy
 
 from .errors import ParamsymError, ParamsymUsageError
 from .evaluate import Evaluator
-from .formatting import grouped, human
+from .formatting import exact, grouped, human
 from .network import Network
 from .quantities import budget_formula, budgets
 
@@ -39,15 +39,15 @@ class Solution:
     value: int | None
     values: tuple = ()          # every solution, for mode "exact"
     total_at_value: int | None = None
-    total_at_next: int | None = None
-    total_at_previous: int | None = None
+    total_at_next: int | Fraction | None = None      # a fraction where the network is not valid (C/2 at odd C)
+    total_at_previous: int | Fraction | None = None
     formula: sympy.Expr = field(default=sympy.Integer(0))
     method: str = ""
     relations: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        data = {"symbol": self.symbol, "value": self.value, "total_at_value": self.total_at_value,
-                "total_at_next": self.total_at_next, "total_at_previous": self.total_at_previous,
+        data = {"symbol": self.symbol, "value": self.value, "total_at_value": _plain(self.total_at_value),
+                "total_at_next": _plain(self.total_at_next), "total_at_previous": _plain(self.total_at_previous),
                 "on": self.on, "mode": self.mode, "budget": self.budget, "formula": str(self.formula),
                 "method": self.method}
         if self.mode == "exact":
@@ -65,15 +65,15 @@ class Solution:
             lines.append(f"{name} with {on} exactly {grouped(budget)}: {name} = {shown}")
         elif self.mode == "at-most":
             lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {grouped(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
             beyond = "over the budget" if self.total_at_next > budget else "within it, but no valid network"
-            lines.append(f"  {on} at {name} = {self.value + 1}: {grouped(self.total_at_next)} ({beyond})")
+            lines.append(f"  {on} at {name} = {self.value + 1}: {exact(self.total_at_next)} ({beyond})")
         else:
             lines.append(f"smallest {name} with {on} >= {grouped(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {grouped(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
             if self.total_at_previous is not None:
                 short = "short of it" if self.total_at_previous < budget else "reaches it, but no valid network"
-                lines.append(f"  {on} at {name} = {self.value - 1}: {grouped(self.total_at_previous)} ({short})")
+                lines.append(f"  {on} at {name} = {self.value - 1}: {exact(self.total_at_previous)} ({short})")
         lines.append(f"  {on} = {human(self.formula)}")
         for other, expr in self.relations.items():
             lines.append(f"  with {other} = {human(expr)}")
@@ -95,6 +95,11 @@ class Solution:
         relation = r"\le" if self.mode == "at-most" else r"\ge"
         return (f"${name} = {self.value}$, the {'largest' if self.mode == 'at-most' else 'smallest'} with "
                 f"${sympy.latex(self.formula)} {relation} {self.budget}$")
+
+
+def _plain(value):
+    """JSON: an int, or a fraction as text ("2025/2"), as in `count --format json`."""
+    return str(value) if isinstance(value, Fraction) else value
 
 
 def quantity(network: Network, on: str) -> sympy.Expr | None:
@@ -129,10 +134,10 @@ class _Problem:
         self.constraints = [c for lc in self.network.layers for c in lc.layer.constraints]
         self._cache: dict[int, int] = {}
 
-    def f(self, n: int) -> int:
+    def f(self, n: int) -> int | Fraction:
+        """The total at n, exactly: a fraction where n gives no valid network (C/2 channels at an odd C)."""
         if n not in self._cache:
-            value = Evaluator({self.unknown: n}).number(self.formula)
-            self._cache[n] = value if isinstance(value, int) else floor(value)
+            self._cache[n] = Evaluator({self.unknown: n}).number(self.formula)
         return self._cache[n]
 
     def valid(self, n: int) -> bool:

@@ -172,10 +172,15 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
 
 
 def _validity(network: Network, symbols, columns) -> np.ndarray | None:
-    """Which points give a well-formed network (groups divide channels, sizes >= 1); None if all."""
+    """Which points give a well-formed network (groups divide channels, sizes >= 1, whole positive
+    channels, PyTorch's rules on arguments); None if all."""
     mask = None
+    seen = set()
     for lc in network.layers:
         for constraint in lc.layer.constraints:
+            if (constraint.expr, constraint.requirement) in seen:
+                continue  # ->C/2 in every block: one condition, compiled once
+            seen.add((constraint.expr, constraint.requirement))
             bound = network.bind(constraint.expr, free=symbols)
             if not bound.free_symbols & set(symbols):
                 continue

@@ -38,11 +38,13 @@ Expr = sympy.Expr
 
 @dataclass(frozen=True)
 class Channels:
-    """`A->B` or `->B` (cin is None)."""
+    """`A->B` or `->B` (cin is None); `cin_pos` and `cout_pos` are where each count is written."""
 
     cin: Expr | None
     cout: Expr
     pos: Position
+    cin_pos: Position | None = None
+    cout_pos: Position | None = None
 
 
 @dataclass(frozen=True)
@@ -339,7 +341,8 @@ class _ToAst(Transformer):
 
     def channels(self, cin, arrow, cout):
         pos = cin.pos if cin is not None else pos_of(arrow)
-        return Channels(cin.expr if cin is not None else None, cout.expr, pos)
+        return Channels(cin.expr if cin is not None else None, cout.expr, pos,
+                        cin.pos if cin is not None else None, cout.pos)
 
     def keyword(self, name, dims):
         return Keyword(name.value, dims.expr, pos_of(name))

@@ -32,6 +32,7 @@ class _Compiler:
     def __init__(self, symbols, track: Callable | None = None):
         self.names = {s: s.name for s in symbols}
         self.track = track
+        self.zero: list = []  # where a division by zero happened in this run (a stride S-1 at S=1)
 
     def build(self, expr) -> Callable:
         node = self._build(expr)
@@ -66,7 +67,7 @@ class _Compiler:
             e = int(exponent)
             if e >= 0:
                 return lambda env: tuple(x ** e for x in base(env))
-            return lambda env: tuple(x ** -e for x in reversed(base(env)))
+            return lambda env: self._inverse(tuple(x ** -e for x in base(env)))
         if isinstance(expr, (sympy.floor, sympy.ceiling)):
             inner = self.build(expr.args[0])
             if isinstance(expr, sympy.floor):
@@ -80,6 +81,23 @@ class _Compiler:
             cases = [(self.build(value), self._condition(condition)) for value, condition in expr.args]
             return lambda env: _piecewise([(value(env), condition(env)) for value, condition in cases])
         raise ParamsymEvaluationError(f"cannot vectorise {expr}")
+
+    def _inverse(self, pair) -> tuple:
+        """1/(num/den) as (den, num), the denominator kept positive; where num is 0 the value is
+        undefined: recorded in `zero`, and 1 stands in for it so the rest can be computed."""
+        num, den = pair
+        if np.ndim(num) == 0:
+            if num == 0:
+                raise ParamsymEvaluationError("division by zero")
+            return (-den, -num) if num < 0 else (den, num)
+        zero = num == 0
+        if np.any(zero):
+            self.zero.append(zero)
+            num = np.where(zero, 1, num)
+        negative = num < 0
+        if np.any(negative):
+            return np.where(negative, -den, den), np.where(negative, -num, num)
+        return den, num
 
     def _condition(self, condition) -> Callable:
         if condition == sympy.true:
@@ -135,9 +153,11 @@ def _piecewise(cases):
 
 
 def compile_pair(expr: sympy.Expr, symbols) -> Callable[[dict], tuple]:
-    """values -> (numerator, denominator) integer arrays with expr = numerator / denominator."""
+    """values -> (numerator, denominator) integer arrays with expr = numerator / denominator; the
+    denominator is positive, or 0 where the value is undefined (a division by zero)."""
     symbols = list(symbols)
-    compiled = _Compiler(symbols).build(expr)
+    compiler = _Compiler(symbols)
+    compiled = compiler.build(expr)
     largest = [0.0]
 
     def track(pair):
@@ -157,9 +177,14 @@ def compile_pair(expr: sympy.Expr, symbols) -> Callable[[dict], tuple]:
         dtype = np.int64 if np.isfinite(largest[0]) and largest[0] < _INT64_SAFE else object
         arrays = {name: np.asarray([int(x) for x in v] if dtype is object else v, dtype=dtype)
                   for name, v in values.items()}
+        compiler.zero = []
         num, den = compiled(arrays)
-        return (np.broadcast_to(np.asarray(num, dtype=dtype), (size,)),
-                np.broadcast_to(np.asarray(den, dtype=dtype), (size,)))
+        num = np.broadcast_to(np.asarray(num, dtype=dtype), (size,))
+        den = np.broadcast_to(np.asarray(den, dtype=dtype), (size,))
+        if compiler.zero:
+            undefined = np.logical_or.reduce([np.broadcast_to(z, (size,)) for z in compiler.zero])
+            den = np.where(undefined, 0, den).astype(dtype)
+        return num, den
 
     return run
 
@@ -174,27 +199,39 @@ def compile_exact(expr: sympy.Expr, symbols) -> Callable[..., np.ndarray]:
 
     def run(values: dict, where=None) -> np.ndarray:
         num, den = pair(values)
+        undefined = den == 0
+        den = np.where(undefined, 1, den).astype(den.dtype)
         quotient, remainder = num // den, num % den  # (np.divmod has no object loop)
-        wrong = remainder != 0 if where is None else (remainder != 0) & where
+        wrong = (remainder != 0) | undefined
+        if where is not None:
+            wrong = wrong & where
         if np.any(wrong):
             bad = int(np.argmax(wrong))
-            raise ParamsymEvaluationError(
-                f"{expr} is not a whole number at " + ", ".join(f"{n}={values[n][bad]}" for n in values))
+            at = ", ".join(f"{n}={values[n][bad]}" for n in values)
+            raise ParamsymEvaluationError(f"{expr} divides by zero at {at}" if undefined[bad] else
+                                          f"{expr} is not a whole number at {at}")
         return quotient
 
     return run
 
 
 def compile_condition(expr: sympy.Expr, requirement: str, symbols) -> Callable[[dict], np.ndarray]:
-    """A mask: expr is a whole number ("integer"), at least 1 ("positive") or 0 ("zero")."""
+    """A mask: expr is a whole number ("integer"), at least 1 ("positive"), at least 0 ("nonnegative")
+    or 0 ("zero")."""
     pair = compile_pair(expr, symbols)
 
     def run(values: dict) -> np.ndarray:
         num, den = pair(values)
+        defined = den != 0  # a division by zero meets no requirement
+        den = np.where(defined, den, 1).astype(den.dtype)
         if requirement == "integer":
-            return np.asarray(num % den == 0, dtype=bool)
-        if requirement == "positive":
-            return np.asarray(num >= den, dtype=bool)
-        return np.asarray(num == 0, dtype=bool)
+            ok = num % den == 0
+        elif requirement == "positive":
+            ok = num >= den
+        elif requirement == "nonnegative":
+            ok = num >= 0
+        else:
+            ok = num == 0
+        return np.asarray(ok & defined, dtype=bool)
 
     return run

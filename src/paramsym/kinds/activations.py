@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import ImportRefused
+from ..errors import ImportRefused, ParamsymArgumentError
 from ..records import ONE, KerasSpec, Layer, TorchSpec
 from .base import Kind, same_layer, stated_channels
 
@@ -14,13 +14,15 @@ class Activation(Kind):
 
     `torch_class` is its torch.nn module; `keras(value)` its Keras layer (by default
     `Activation(name)`); with `takes_value` it takes one optional number (dropout(0.5),
-    leakyrelu(0.1)), kept for export and counted nowhere; `imported(module)` writes the
-    call for a PyTorch module of that class.
+    leakyrelu(0.1)), kept for export and counted nowhere, within `value_range` when PyTorch
+    bounds it; `imported(module)` writes the call for a PyTorch module of that class.
     """
 
     def __init__(self, name: str, torch_class: str, *, keras: Callable | None = None, takes_value: bool = False,
-                 imported: Callable | None = None, torch_functions: tuple = (), identity: bool = False):
+                 imported: Callable | None = None, torch_functions: tuple = (), identity: bool = False,
+                 value_range: tuple | None = None):
         self.key = name
+        self.value_range = value_range  # (low, high, PyTorch's words) for a value PyTorch bounds
         self.identity = identity
         self.names = (name,)
         self.positional = 1 if takes_value else 0
@@ -31,8 +33,22 @@ class Activation(Kind):
         self._imported = imported or (lambda module, ctx: name)
 
     def build(self, call, flow, args, match) -> Layer:
-        options = {"value": args.positional[0].value[0]} if args.positional else {}
+        options = {"value": self.value(call, args.positional[0])} if args.positional else {}
         return same_layer(call, self, flow, options=options)
+
+    def value(self, call, arg):
+        """dropout(0.5), leakyrelu(0.1): one number (it counts nowhere, so no symbol gives it a value),
+        within PyTorch's bounds."""
+        value = arg.value[0]
+        if len(arg.value) != 1 or not value.is_number:
+            written = "x".join(str(v) for v in arg.value)
+            raise ParamsymArgumentError(f"{call.name} takes one number, such as {call.name}(0.5), not {written}",
+                                        pos=arg.pos)
+        if self.value_range is not None:
+            low, high, words = self.value_range
+            if not low <= value <= high:
+                raise ParamsymArgumentError(f"{call.name}({float(value):g}): {words}", pos=arg.pos)
+        return value
 
     def torch(self, layer, num) -> TorchSpec:
         value = layer.options.get("value")
@@ -118,7 +134,9 @@ KINDS = (
     Activation("hardswish", "nn.Hardswish",
                keras=lambda value: KerasSpec("Activation", {"activation": "hard_swish"})),
     Activation("dropout", "nn.Dropout", takes_value=True, keras=_value("Dropout", "rate", 0.5),
-               imported=lambda module, ctx: f"dropout({module.p})"),
+               imported=lambda module, ctx: f"dropout({module.p})",
+               value_range=(0, 1, "the probability must be between 0 and 1 (PyTorch: dropout probability has "
+                                  "to be between 0 and 1)")),
     Activation("id", "nn.Identity", keras=lambda value: KerasSpec("Identity"), identity=True),
     PReLU(),
 )

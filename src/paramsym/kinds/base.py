@@ -107,6 +107,9 @@ class Args:
         self.keywords: dict[str, Keyword] = {}
         self.flags: dict[str, Positional] = {}
         self.positional: list[Positional] = []
+        # conditions on symbolic arguments (channels C/2, stride S-1) that wait for the symbols' values;
+        # the builder adds them to the layer
+        self.constraints: list[Constraint] = []
         allowed_keys, allowed_flags = kind.keywords, kind.flags
         takes_positional = kind.positional_count(call.name)
         for arg in call.args:
@@ -116,6 +119,9 @@ class Args:
                                                 pos=arg.pos)
                 if self.channels is not None:
                     raise ParamsymArgumentError(f"{call.name} has channels twice", pos=arg.pos)
+                if arg.cin is not None:
+                    self.constraints += whole_number(arg.cin, "input channels", arg.cin_pos or arg.pos)
+                self.constraints += whole_number(arg.cout, "output channels", arg.cout_pos or arg.pos)
                 self.channels = arg
             elif isinstance(arg, Keyword):
                 if arg.name not in allowed_keys:
@@ -161,7 +167,7 @@ class Args:
         for value in values:
             if isinstance(value, sympy.Symbol) and value.name in ("same", "valid"):
                 raise ParamsymArgumentError(f"'{value.name}' is a padding, not a size", pos=arg.pos)
-            require_number_like(value, arg.pos, key)
+            self._whole(value, arg.pos, key)
         return tuple(values)
 
     def scalar(self, key: str, default=None):
@@ -170,8 +176,14 @@ class Args:
             return default
         if len(arg.value) != 1:
             raise ParamsymArgumentError(f"{key}= takes one value", pos=arg.pos)
-        require_number_like(arg.value[0], arg.pos, key)
+        self._whole(arg.value[0], arg.pos, key)
         return arg.value[0]
+
+    def _whole(self, value: Expr, pos: Position, key: str) -> None:
+        """A size (kernel, stride, dilation, groups: at least 1; pad, outpad: at least 0) is a whole
+        number: checked now when it is a number, later when it has symbols."""
+        require_number_like(value, pos, key)
+        self.constraints += whole_number(value, key, pos, least=0 if key in _MAY_BE_ZERO else 1)
 
     @property
     def bias(self) -> bool:
@@ -195,6 +207,74 @@ def require_number_like(value: Expr, pos: Position, what: str) -> None:
         raise ParamsymArgumentError(f"{what} must be a whole number, not {value}", pos=pos)
     if value.is_number and value == 0 and what not in _MAY_BE_ZERO:
         raise ParamsymArgumentError(f"{what} must be at least 1, not 0", pos=pos)
+
+
+def whole_number(value: Expr, what: str, pos: Position, least: int = 1) -> list[Constraint]:
+    """A count (channels, a size) must be a whole number of at least `least` (1, or 0 for padding):
+    refused now when it is a number or can never be one (`-C`), else the conditions that wait for
+    the symbols' values (`C/2` whole, `C-10` at least 1). A symbol alone stands for a positive whole
+    number already, so `C` or `2C` needs nothing."""
+    noun = "a positive whole number" if least == 1 else "a whole number of at least 0"
+    if value.is_number:
+        if not (value.is_integer and value >= least):
+            raise ParamsymArgumentError(f"{what} must be {noun}, not {value}", pos=pos)
+        return []
+    if _positive_whole(value):
+        return []
+    integer, enough = None, None
+    if sympy.count_ops(value) <= _ASK_SYMPY:  # SymPy's assumptions are slow on large formulas
+        integer = value.is_integer
+        enough = value.is_positive if least == 1 else value.is_nonnegative
+    if integer is False or enough is False:
+        raise ParamsymArgumentError(f"{what} must be {noun}, not {value}", pos=pos,
+                                    hint="a symbol stands for a positive whole number")
+    message = f"{what} {value} must be {noun}"
+    constraints = []
+    if not integer:
+        constraints.append(Constraint(value, "integer", message, pos))
+    if not enough:
+        constraints.append(Constraint(value, "positive" if least == 1 else "nonnegative", message, pos))
+    return constraints
+
+
+_ASK_SYMPY = 50  # operations in a formula up to which SymPy's assumptions decide what to check later
+
+
+def _positive_whole(expr: Expr) -> bool:
+    """Surely a positive whole number, by its form alone: symbols, positive whole numbers and their sums,
+    products and powers (`C`, `2C + 1`, `C^2`). Fast on large formulas, where SymPy's assumptions are not."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node.is_Symbol:
+            if not (node.is_integer and node.is_positive):
+                return False
+        elif node.is_Integer:
+            if node < 1:
+                return False
+        elif node.is_Add or node.is_Mul:
+            stack.extend(node.args)
+        elif node.is_Pow:
+            if not (node.exp.is_Integer and node.exp >= 0):
+                return False
+            stack.append(node.base)
+        else:
+            return False
+    return True
+
+
+def check_or_defer(expr: Expr, requirement: str, message: str, pos: Position, *, shown: Expr | None = None,
+                   hint: str | None = None) -> list[Constraint]:
+    """A rule on a layer's arguments (PyTorch's, mostly): `expr` must be "positive" (at least 1),
+    "nonnegative" or "integer". Refused now when it is a number, else a constraint checked once the
+    symbols have values (`shown` is the value the message names, when it is not `expr`)."""
+    if not expr.is_number:
+        return [Constraint(expr, requirement, message, pos, shown)]
+    ok = {"positive": lambda: expr >= 1, "nonnegative": lambda: expr >= 0,
+          "integer": lambda: expr.is_integer}[requirement]()
+    if not ok:
+        raise ParamsymArgumentError(message, pos=pos, hint=hint)
+    return []
 
 
 # ---- shared checks -------------------------------------------------------------------
@@ -251,6 +331,7 @@ def stated_channels(call: Call, flow: Flow, args: Args) -> Expr:
         if len(arg.value) != 1:
             raise ParamsymArgumentError(f"{call.name}(C) takes one channel count", pos=arg.pos)
         stated = arg.value[0]
+        args.constraints += whole_number(stated, "channels", arg.pos)
         inferred = flow.shape.channels
         if inferred is not None and sympy.expand(stated - inferred) != 0:
             name, where = flow.source
@@ -330,5 +411,6 @@ def fan_in_sentence(counts, words) -> str:
 
 __all__ = ["Kind", "Args", "ONE", "ZERO", "Expr", "Flow", "Layer", "Shape", "Constraint", "TorchSpec",
            "KerasSpec", "make_layer", "same_layer", "input_channels", "output_channels", "stated_channels",
-           "check_divides", "bias_of", "times", "refuse_keras", "require_number_like", "usage",
+           "check_divides", "whole_number", "check_or_defer", "bias_of", "times", "refuse_keras",
+           "require_number_like", "usage",
            "vector_or_channels_last", "whole_input_field", "require_channels_of_a_vector", "bias_sentences", "fan_in_sentence"]

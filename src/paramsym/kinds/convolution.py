@@ -7,8 +7,8 @@ import sympy
 from ..errors import ParamsymArgumentError
 from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
-from .base import (Kind, bias_of, bias_sentences, check_divides, fan_in_sentence, input_channels, make_layer,
-                   output_channels, refuse_keras, times)
+from .base import (Kind, bias_of, bias_sentences, check_divides, check_or_defer, fan_in_sentence, input_channels,
+                   make_layer, output_channels, refuse_keras, times)
 
 _FILTER_KEYS = frozenset({"k", "stride", "pad", "dilation", "groups"})
 _BIAS = frozenset({"bias", "nobias"})
@@ -217,6 +217,13 @@ class TransposedConvolution(_Filters):
         if pad == "same":
             raise ParamsymArgumentError("pad=same is not defined for a transposed convolution; give pad=P",
                                         pos=args.keywords["pad"].pos)
+        for s, d, o in zip(stride, dilation, outpad):
+            if o != 0:
+                constraints += check_or_defer(
+                    sympy.Max(s, d) - o, "positive",
+                    f"outpad {o} must be smaller than the stride {s} or the dilation {d} (PyTorch: output "
+                    f"padding must be smaller than either stride or dilation)",
+                    args.keywords["outpad"].pos, shown=o)
         spatial_out = tuple(None if n is None else windows.deconv_output_size(n, k, s, p, d, o)
                             for n, k, s, p, d, o in zip(spatial_in, kernel, stride, pad, dilation, outpad))
         constraints += windows.sizes_positive(call, spatial_out)

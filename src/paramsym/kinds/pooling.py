@@ -2,10 +2,12 @@
 and global `gap`/`gmp`."""
 from __future__ import annotations
 
+import sympy
+
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..records import ONE, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
-from .base import Kind, make_layer, refuse_keras, times, whole_input_field
+from .base import Kind, check_or_defer, make_layer, refuse_keras, times, whole_input_field
 
 
 class Pooling(Kind):
@@ -32,7 +34,9 @@ class Pooling(Kind):
         ceil_mode = "ceil" in args.flags
         size_rule = windows.pool_output_size_ceil if ceil_mode else windows.conv_output_size
         pad, spatial_out = windows.windows(args, rank, spatial_in, kernel, stride, dilation, size_rule)
-        constraints = windows.sizes_positive(call, spatial_out)
+        constraints = windows.sizes_positive(call, spatial_out) + _pad_within_half(args, kernel, pad)
+        if op == "avg" and rank == 3:
+            constraints += _input_covers_kernel(call, spatial_in, kernel, pad)
         return make_layer(call, self, flow, Shape(spatial_out, channels), channels, channels, kernel=kernel,
                           stride=stride, pad=pad, dilation=dilation, options={"op": op, "ceil": ceil_mode},
                           constraints=tuple(constraints))
@@ -85,6 +89,40 @@ class Pooling(Kind):
         if module.ceil_mode:
             parts.append("ceil")
         return f"{op}pool{windows.kernel_name(kernel)}" + (f"({windows.arguments(*parts)})" if parts else "")
+
+
+def _pad_within_half(args, kernel, pad) -> list:
+    """PyTorch pools only with pad <= kernel // 2 on each axis (MaxPool and AvgPool, 1-D to 3-D; a
+    dilation does not enlarge the bound: MaxPool2d(3, dilation=2, padding=2) fails too)."""
+    if pad and pad[0] == "same":
+        return []  # exported as explicit padding before a pool with pad=0
+    dilated = "; a dilation does not change that" if "dilation" in args.keywords else ""
+    constraints = []
+    for k, p in zip(kernel, pad):
+        if p == 0:
+            continue
+        constraints += check_or_defer(
+            sympy.floor(k / 2) - p, "nonnegative",
+            f"pad {p} must be at most half of the kernel size {k} (PyTorch: pad should be at most half of "
+            f"kernel size{dilated})", args.keywords["pad"].pos, shown=p)
+    return constraints
+
+
+def _input_covers_kernel(call, spatial_in, kernel, pad) -> list:
+    """PyTorch's AvgPool3d (only it: not AvgPool1d/2d, nor max pooling) needs an input at least as
+    large as the kernel on each axis, padding aside: AvgPool3d(4, padding=2) on 3x3x3 fails."""
+    if pad and pad[0] == "same":
+        return []  # exported as explicit padding before the pool, which then sees the padded input
+    constraints = []
+    for n, k in zip(spatial_in, kernel):
+        if n is None:
+            continue
+        constraints += check_or_defer(
+            n - k, "nonnegative",
+            f"{call.name} needs an input of at least its kernel size on each axis, padding aside, but an input "
+            f"size is {n} and the kernel {k} (PyTorch's AvgPool3d: input image smaller than kernel size)",
+            call.pos, shown=n, hint="use a smaller kernel, or pad=same")
+    return constraints
 
 
 class GlobalPooling(Kind):

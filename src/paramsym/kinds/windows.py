@@ -42,12 +42,21 @@ def deconv_output_size(n, kernel, stride, pad, dilation, outpad):
 
 
 def kernel(call: Call, args: Args, match) -> tuple:
-    """The kernel from the name (`conv3x5`), overridden by k=, or k= alone (`conv2d(k=3)`)."""
+    """The kernel from the name (`conv3x5`; k= may only repeat it), or k= (`conv2d(k=3)`)."""
     if match["sizes"]:
         sizes = tuple(sympy.Integer(int(part)) for part in match["sizes"].split("x"))
         if 0 in sizes:
             raise ParamsymArgumentError(f"{call.name}: a kernel size must be at least 1", pos=call.pos)
-        return args.sizes("k", len(sizes), sizes)
+        stated = args.sizes("k", len(sizes), sizes)
+        if stated != sizes:  # conv3x3(k=5): the name and k= contradict each other
+            arg = args.keywords["k"]
+            family, written = match["family"], "x".join(str(v) for v in arg.value)
+            named = f"{family}{'x'.join(str(v) for v in stated)}(...), or " \
+                if all(v.is_Integer for v in stated) else ""
+            raise ParamsymArgumentError(
+                f"{call.name} has the kernel size {match['sizes']} from its name, but k={written} gives another",
+                pos=arg.pos, hint=f"write {named}{family}{len(sizes)}d(k={written}, ...)")
+        return sizes
     rank = int(match["rank"])
     if "k" not in args.keywords:
         raise ParamsymArgumentError(f"{call.name} needs a kernel size: write k=3 (or k=3x3)", pos=call.pos)
