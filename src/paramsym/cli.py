@@ -123,7 +123,9 @@ def cli():
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
               help="Element type for the byte counts of activations and parameters.")
-@click.option("--fold", is_flag=True, help="One row per top-level stage (a block, a residual, a repeat).")
+@click.option("--fold/--all", " /--no-fold", "fold", default=None,
+              help="One row per top-level stage (a block, a residual, a repeat), or one per layer. "
+                   "The table folds by default beyond 300 layers.")
 @click.option("--plot", metavar="FILE", help="Also draw the parameters per layer (.png, .svg, .pdf; needs matplotlib).")
 def count(program, assignments, convention, fmt, dtype, fold, plot):
     """Count parameters, state, fan-in, connections, MACs and memory of every layer."""

@@ -37,12 +37,36 @@ class LayerCount:
         return getattr(self.layer, name)
 
 
+class _Counted:
+    """The layers with their counts, and what follows from them alone (their symbols, the sums of
+    their quantities): the same for every copy of a network with other values, convention or dtype."""
+
+    def __init__(self, layers: list[Layer]):
+        self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
+        self._totals: dict = {}
+        self._free: set | None = None
+
+    def total(self, name: str) -> sympy.Expr | None:
+        if name not in self._totals:
+            self._totals[name] = total(lc.counts[name] for lc in self.layers)
+        return self._totals[name]
+
+    def free_symbols(self) -> set:
+        """The symbols in the layers' counts and output shapes (each distinct formula looked at once)."""
+        if self._free is None:
+            distinct = {expr for lc in self.layers
+                        for expr in (*lc.counts.values(), *(lc.layer.out_shape.dims() or ()))
+                        if isinstance(expr, sympy.Basic)}
+            self._free = set().union(*(expr.free_symbols for expr in distinct))
+        return self._free
+
+
 class Network:
     """A parsed program: layers with their formulas, totals, symbols and defaults."""
 
-    def __init__(self, program: Program, layers: list[Layer], input_shape: Shape, output_shape: Shape,
+    def __init__(self, program: Program, layers: list[Layer] | None, input_shape: Shape, output_shape: Shape,
                  assignments: dict[str, sympy.Expr], convention: str = "torch", dtype: str = "float32",
-                 structure: Node | None = None):
+                 structure: Node | None = None, *, counted: "_Counted | None" = None):
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if dtype not in DTYPES:
@@ -54,10 +78,12 @@ class Network:
         # `let` values and --set overrides, by name: numbers, or formulas in other symbols (relations)
         self.assignments = dict(assignments)
         # how the layers connect (sequences, branches, symbolic repeats), for export
+        # the counts depend on the layers alone: copies with other values, convention or dtype share them
+        self._counted = counted if counted is not None else _Counted(layers)
+        self.layers = self._counted.layers
         self.structure = structure if structure is not None else Node("seq", [Node("layer", layer=i)
-                                                                                for i in range(len(layers))])
+                                                                                for i in range(len(self.layers))])
         self.convention = convention
-        self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
         self._quantities: dict[str, sympy.Expr | None] = {}
         self._symbols: dict | None = None
 
@@ -75,7 +101,7 @@ class Network:
                 known = ", ".join(q.name for q in QUANTITIES if q.totalled or q.network)
                 what = f"{name} is counted per layer and has no total" if q else f"unknown quantity {name!r}"
                 raise ParamsymUsageError(f"{what}; the network's quantities: {known}")
-            self._quantities[name] = q.network(self) if q.network else total(lc.counts[name] for lc in self.layers)
+            self._quantities[name] = q.network(self) if q.network else self._counted.total(name)
         return self._quantities[name]
 
     def __getattr__(self, name):
@@ -95,12 +121,7 @@ class Network:
         return self._symbols
 
     def _find_symbols(self) -> dict[str, sympy.Symbol]:
-        found: set = set()
-        for lc in self.layers:
-            for expr in (*lc.counts.values(), *(lc.layer.out_shape.dims() or ())):
-                if isinstance(expr, sympy.Basic):
-                    found |= expr.free_symbols
-        names = {s.name: s for s in found}
+        names = {s.name: s for s in self._counted.free_symbols()}
         for name, expr in self.assignments.items():
             names.setdefault(name, symbol(name))
             for free in expr.free_symbols:
@@ -132,21 +153,22 @@ class Network:
         """A copy whose defaults are overridden by `values` (what `--set` does): numbers, or
         formulas in other symbols that tie them together (`D=2*C`)."""
         assignments = {**self.assignments, **_check_values(self, values)}
-        network = Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                          assignments, self.convention, self.dtype, self.structure)
+        network = Network(self.program, None, self.input_shape, self.output_shape,
+                          assignments, self.convention, self.dtype, self.structure, counted=self._counted)
         network.check()
         return network
 
     def without_values(self, *names: str) -> "Network":
         """A copy in which the named symbols are free again (what solve does with its unknown)."""
         assignments = {n: e for n, e in self.assignments.items() if n not in names}
-        return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                       assignments, self.convention, self.dtype, self.structure)
+        return Network(self.program, None, self.input_shape, self.output_shape,
+                       assignments, self.convention, self.dtype, self.structure, counted=self._counted)
 
     def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> "Network":
         """A copy with another convention (torch, keras) or dtype for byte counts."""
-        return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                       self.assignments, convention or self.convention, dtype or self.dtype, self.structure)
+        return Network(self.program, None, self.input_shape, self.output_shape,
+                       self.assignments, convention or self.convention, dtype or self.dtype, self.structure,
+                       counted=self._counted)
 
     def evaluator(self, **values) -> Evaluator:
         return Evaluator(_resolve({**self.assignments, **_check_values(self, values)}))
@@ -172,34 +194,13 @@ class Network:
 
     def to_dict(self, **values) -> dict:
         """The JSON document of `paramsym count --format json` (see docs/cli.md)."""
-        ev = self.evaluator(**values)
+        document = self.document(**values)
+        return _fresh({**document.head(), "layers": list(document.layers())})
 
-        def quantity(expr, what="count"):
-            if expr is None:
-                return {"expr": None, "value": None}
-            return {"expr": str(expr), "value": ev.integer(expr, what)}
-
-        layers = []
-        for lc in self.layers:
-            layer, counts = lc.layer, lc.counts
-            layers.append({
-                "index": layer.index, "name": layer.name, "path": layer.path,
-                "line": layer.pos.line, "column": layer.pos.column,
-                "in_shape": _shape_text(layer.in_shape), "out_shape": _shape_text(layer.out_shape),
-                **{q.name: quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
-                "receptive_field": _field_text(layer.field),
-            })
-        return {
-            **{q.name: quantity(self.quantity(q.name), q.noun) for q in QUANTITIES
-               if q.in_json and (q.totalled or q.network)},
-            "convention": self.convention, "dtype": self.dtype,
-            "input_shape": _shape_text(self.input_shape),
-            "output_shape": _shape_text(self.output_shape),
-            "symbols": {name: {"default": _plain(ev.values.get(s)),
-                               **({"relation": str(self.assignments[name])} if name in self.relations() else {})}
-                        for name, s in self.symbols.items()},
-            "layers": layers,
-        }
+    def document(self, **values) -> "Document":
+        """The JSON document in parts, each distinct formula printed and evaluated once (what the
+        printers read; its parts are shared between layers: copy before changing them)."""
+        return Document(self, self.evaluator(**values))
 
     # ---- display (rendering lives in paramsym.printers)
     def __repr__(self) -> str:
@@ -220,24 +221,102 @@ class Network:
         return DISPLAY["latex"](self)
 
 
+class Document:
+    """The parts of `Network.to_dict()`: the head (totals, shapes, symbols) and one dict per layer.
+
+    A network of 10,000 layers has a few dozen distinct formulas: each is printed (`str`) and
+    evaluated once, and layers with equal formulas, shapes or receptive fields share one part.
+    """
+
+    def __init__(self, network: Network, evaluator: Evaluator):
+        self.network = network
+        self.evaluator = evaluator
+        self._texts: dict = {}
+        self._quantities: dict = {}
+        self._shapes: dict = {}
+        self._fields: dict = {}
+
+    def text(self, expr) -> str:
+        """`str(expr)`, once per distinct formula."""
+        try:
+            return self._texts[expr]
+        except KeyError:
+            text = self._texts[expr] = str(expr.p) if expr.is_Integer else str(expr)
+            return text
+
+    def quantity(self, expr, what: str = "count") -> dict:
+        """`{"expr": text, "value": integer or None}` (shared: do not change it)."""
+        key = (expr, what)
+        known = self._quantities.get(key)
+        if known is None:
+            if expr is None:
+                known = {"expr": None, "value": None}
+            else:
+                known = {"expr": self.text(expr), "value": self.evaluator.integer(expr, what)}
+            self._quantities[key] = known
+        return known
+
+    def shape(self, shape: Shape) -> list | None:
+        known = self._shapes.get(shape, self)
+        if known is self:
+            dims = shape.dims()
+            known = self._shapes[shape] = None if dims is None else [None if d is None else self.text(d)
+                                                                      for d in dims]
+        return known
+
+    def field(self, field) -> dict | None:
+        """Receptive field per spatial axis: size, jump and start (centre of the first field)."""
+        if field is None:
+            return None
+        known = self._fields.get(field)
+        if known is None:
+            known = self._fields[field] = {key: [self.text(axis[i]) for axis in field]
+                                           for i, key in enumerate(("size", "jump", "start"))}
+        return known
+
+    def layer(self, lc: LayerCount) -> dict:
+        layer, counts = lc.layer, lc.counts
+        return {
+            "index": layer.index, "name": layer.name, "path": layer.path,
+            "line": layer.pos.line, "column": layer.pos.column,
+            "in_shape": self.shape(layer.in_shape), "out_shape": self.shape(layer.out_shape),
+            **{q.name: self.quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
+            "receptive_field": self.field(layer.field),
+        }
+
+    def layers(self):
+        """The layers' dicts, one at a time."""
+        return map(self.layer, self.network.layers)
+
+    def head(self) -> dict:
+        """Everything but the layers, in the order of the JSON document."""
+        net, ev = self.network, self.evaluator
+        relations = net.relations()
+        return {
+            **{q.name: self.quantity(net.quantity(q.name), q.noun) for q in QUANTITIES
+               if q.in_json and (q.totalled or q.network)},
+            "convention": net.convention, "dtype": net.dtype,
+            "input_shape": self.shape(net.input_shape),
+            "output_shape": self.shape(net.output_shape),
+            "symbols": {name: {"default": _plain(ev.values.get(s)),
+                               **({"relation": str(net.assignments[name])} if name in relations else {})}
+                        for name, s in net.symbols.items()},
+        }
+
+
+def _fresh(data):
+    """A copy of dicts and lists (to_dict's caller may change it without touching shared parts)."""
+    if isinstance(data, dict):
+        return {key: _fresh(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_fresh(value) for value in data]
+    return data
+
+
 def _plain(value):
     if isinstance(value, Fraction):
         return str(value)
     return value
-
-
-def _field_text(field) -> dict | None:
-    """Receptive field per spatial axis: size, jump and start (centre of the first field)."""
-    if field is None:
-        return None
-    return {key: [str(axis[i]) for axis in field] for i, key in enumerate(("size", "jump", "start"))}
-
-
-def _shape_text(shape: Shape) -> list | None:
-    dims = shape.dims()
-    if dims is None:
-        return None
-    return [None if d is None else str(d) for d in dims]
 
 
 def _check_values(network: Network, values: dict) -> dict[str, sympy.Expr]:

@@ -9,6 +9,7 @@ from the totals (`total`, `memory`). Adding a quantity is one entry in
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -220,7 +221,14 @@ def total(quantities) -> Expr | None:
     quantities = list(quantities)
     if any(q is None for q in quantities):
         return None
-    return sympy.expand(sympy.Add(*quantities))
+    return sympy.expand(add(quantities))
+
+
+def add(exprs) -> Expr:
+    """The sum of formulas, each distinct one multiplied by how often it occurs (10,000 layers
+    have a few distinct formulas: SymPy adds a few terms instead of collecting 10,000)."""
+    times = Counter(exprs)
+    return sympy.Add(*(expr if n == 1 else sympy.Mul(n, expr) for expr, n in times.items()))
 
 
 # ---- generic formulas -----------------------------------------------------------------
