@@ -20,7 +20,7 @@ from . import __version__
 from .errors import ParamsymError, ParamsymUsageError
 from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
-from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render, render_sweep
+from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
 from .quantities import budgets, viewable
 from .solve import solve
 from .views import VIEWS, formula, generic, marginal, per_layer, view
@@ -136,7 +136,8 @@ def count(program, assignments, convention, fmt, dtype, fold, plot):
     if fmt == "table":
         print_table(network, fold=fold)
     else:
-        click.echo(render(network, fmt, fold), nl=False)
+        for chunk in render_chunks(network, fmt, fold):
+            click.echo(chunk, nl=False)
 
 
 @cli.command()
