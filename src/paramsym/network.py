@@ -14,7 +14,7 @@ import sympy
 from .builder import build_layers
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .evaluate import Evaluator
-from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, count_layer, layer_quantities, total
+from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, count_layers, layer_quantities, total
 from .records import Layer, Node, Shape
 from .syntax import Let, Program, parse_program, symbol
 
@@ -42,7 +42,7 @@ class _Counted:
     their quantities): the same for every copy of a network with other values, convention or dtype."""
 
     def __init__(self, layers: list[Layer]):
-        self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
+        self.layers = [LayerCount(layer, counts) for layer, counts in zip(layers, count_layers(layers))]
         self._totals: dict = {}
         self._free: set | None = None
 
@@ -235,14 +235,15 @@ class Document:
         self._quantities: dict = {}
         self._shapes: dict = {}
         self._fields: dict = {}
+        self._by_id: dict = {}  # id of a Counts or Shape -> (it, its part): layers alike share them
+        self._field_parts: dict = {}
 
     def text(self, expr) -> str:
         """`str(expr)`, once per distinct formula."""
-        try:
-            return self._texts[expr]
-        except KeyError:
+        text = self._texts.get(expr)
+        if text is None:
             text = self._texts[expr] = str(expr.p) if expr.is_Integer else str(expr)
-            return text
+        return text
 
     def quantity(self, expr, what: str = "count") -> dict:
         """`{"expr": text, "value": integer or None}` (shared: do not change it)."""
@@ -257,12 +258,24 @@ class Document:
         return known
 
     def shape(self, shape: Shape) -> list | None:
+        by_id = self._by_id.get(id(shape))
+        if by_id is not None:
+            return by_id[1]
         known = self._shapes.get(shape, self)
         if known is self:
             dims = shape.dims()
             known = self._shapes[shape] = None if dims is None else [None if d is None else self.text(d)
                                                                       for d in dims]
+        self._by_id[id(shape)] = (shape, known)
         return known
+
+    def counts(self, counts) -> dict:
+        """Each layer quantity of one layer's counts, as `quantity()` gives it."""
+        by_id = self._by_id.get(id(counts))
+        if by_id is None:
+            by_id = self._by_id[id(counts)] = (counts, {
+                q.name: self.quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()})
+        return by_id[1]
 
     def field(self, field) -> dict | None:
         """Receptive field per spatial axis: size, jump and start (centre of the first field)."""
@@ -275,14 +288,35 @@ class Document:
         return known
 
     def layer(self, lc: LayerCount) -> dict:
-        layer, counts = lc.layer, lc.counts
-        return {
-            "index": layer.index, "name": layer.name, "path": layer.path,
-            "line": layer.pos.line, "column": layer.pos.column,
-            "in_shape": self.shape(layer.in_shape), "out_shape": self.shape(layer.out_shape),
-            **{q.name: self.quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
-            "receptive_field": self.field(layer.field),
-        }
+        """One layer's dict: its parts (see `parts`) in one."""
+        merged: dict = {}
+        for _, part in self.parts(lc):
+            merged.update(part)
+        return merged
+
+    def parts(self, lc: LayerCount) -> tuple:
+        """A layer's dict in parts, in order, each `(shared, dict)`: a shared part is the same dict
+        object for every layer alike (a writer may print it once)."""
+        layer = lc.layer
+        return ((False, {"index": layer.index, "name": layer.name, "path": layer.path,
+                         "line": layer.pos.line, "column": layer.pos.column}),
+                (True, self.shapes(layer.in_shape, layer.out_shape)),
+                (True, self.counts(lc.counts)),
+                (True, self.field_part(layer.field)))
+
+    def shapes(self, in_shape: Shape, out_shape: Shape) -> dict:
+        key = (id(in_shape), id(out_shape))
+        known = self._by_id.get(key)
+        if known is None:
+            known = self._by_id[key] = ((in_shape, out_shape), {"in_shape": self.shape(in_shape),
+                                                               "out_shape": self.shape(out_shape)})
+        return known[1]
+
+    def field_part(self, field) -> dict:
+        known = self._field_parts.get(field)
+        if known is None:
+            known = self._field_parts[field] = {"receptive_field": self.field(field)}
+        return known
 
     def layers(self):
         """The layers' dicts, one at a time."""
@@ -395,9 +429,10 @@ def _assignments(program: Program) -> dict[str, sympy.Expr]:
 
 
 @contextmanager
-def _without_cyclic_gc():
+def without_cyclic_gc():
     """Parsing creates many small objects and no cycles worth collecting; the
-    cyclic collector's passes over them made 100,000 layers 40% slower."""
+    cyclic collector's passes over them made 100,000 layers 40% slower (and
+    printing the JSON of 100,000 layers twice as slow)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -409,7 +444,7 @@ def _without_cyclic_gc():
 
 def parse(text: str, *, convention: str = "torch", dtype: str = "float32", **values) -> Network:
     """Parse a program and count it. `values` override `let` defaults."""
-    with _without_cyclic_gc():
+    with without_cyclic_gc():
         return _parse(text, convention, dtype, values)
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .formatting import grouped, human
-from .network import DISPLAY, Document, Network
+from .network import DISPLAY, Document, Network, without_cyclic_gc
 from .quantities import QUANTITIES, add, layer_quantities
 from .typeset import table as latex_table
 
@@ -404,14 +404,16 @@ def print_table(network: Network, console: Console | None = None, fold: bool | N
     `fold` None folds networks of more than FOLD_ABOVE layers and says so."""
     console = console or Console()
     if console.is_terminal:
-        _print(network, console, fold)
+        with without_cyclic_gc():
+            _print(network, console, fold)
     else:
         console.file.write(render_table(network, width=_width(), fold=fold))
 
 
 def render_table(network: Network, width: int = 120, fold: bool | None = False) -> str:
     buffer = io.StringIO()
-    _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold)
+    with without_cyclic_gc():
+        _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold)
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
@@ -457,8 +459,21 @@ def _json_chunks(network: Network):
     yield "{\n  " + ",\n  ".join(_encode(k) + ": " + _json(v, 1, memo) for k, v in document.head().items())
     yield ',\n  "layers": ['
     batch, first = [], True
-    for layer in document.layers():
-        batch.append(("\n    " if first else ",\n    ") + _json_container(layer, 2, memo))
+    shared: dict = {}  # id of a shared part -> (it, its lines)
+    for lc in document.network.layers:
+        lines = []
+        for is_shared, part in document.parts(lc):
+            if not part:
+                continue
+            if is_shared:
+                known = shared.get(id(part))
+                if known is None:
+                    known = shared[id(part)] = (part, ",\n      ".join(
+                        _encode(key) + ": " + _json(value, 3, memo) for key, value in part.items()))
+                lines.append(known[1])
+            else:
+                lines.extend(_encode(key) + ": " + _json(value, 3, memo) for key, value in part.items())
+        batch.append(("\n    {\n      " if first else ",\n    {\n      ") + ",\n      ".join(lines) + "\n    }")
         first = False
         if len(batch) == 1000:
             yield "".join(batch)
@@ -467,7 +482,7 @@ def _json_chunks(network: Network):
 
 
 def render_json(network: Network) -> str:
-    return "".join(_json_chunks(network))
+    return "".join(render_chunks(network, "json"))
 
 
 _CSV_SHAPES = ("in_shape", "out_shape")
@@ -505,7 +520,7 @@ def _csv_chunks(network: Network):
 
 
 def render_csv(network: Network) -> str:
-    return "".join(_csv_chunks(network))
+    return "".join(render_chunks(network, "csv"))
 
 
 def _csv_value(value) -> str:
@@ -580,10 +595,11 @@ def render_chunks(network: Network, fmt: str, fold: bool | None = None):
     """The text of `render(network, fmt, fold)` in parts: JSON and CSV a thousand layers at a time,
     so that a large network's output is never held whole."""
     chunks = {"json": _json_chunks, "csv": _csv_chunks}.get(fmt)
-    if chunks is None:
-        yield render(network, fmt, fold)
-    else:
-        yield from chunks(network)
+    with without_cyclic_gc():  # many small objects, no cycles (see paramsym.network)
+        if chunks is None:
+            yield render(network, fmt, fold)
+        else:
+            yield from chunks(network)
 
 
 SWEEP_FORMATS = ("table", "csv", "json")

@@ -216,6 +216,28 @@ def count_layer(layer: Layer) -> Counts:
     return Counts(values)
 
 
+def count_layers(layers) -> list[Counts]:
+    """`count_layer` of each layer; layers that are alike (a repeated block, a chain of equal
+    layers) are counted once. Counting reads what a layer is, not where it is: its kind, name,
+    shapes, channels, window, groups, bias, options and repeat count, not its index, position,
+    path or receptive field."""
+    known: dict = {}
+    counted = []
+    for layer in layers:
+        key = (layer.kind, layer.name, layer.in_shape, layer.out_shape, layer.cin, layer.cout, layer.kernel,
+               layer.stride, layer.pad, layer.dilation, layer.groups, layer.bias, layer.multiplier,
+               tuple(layer.options.items()))
+        try:
+            counts = known.get(key)
+        except TypeError:  # an option that cannot be a key (a list): count this one alone
+            counted.append(count_layer(layer))
+            continue
+        if counts is None:
+            counts = known[key] = count_layer(layer)
+        counted.append(counts)
+    return counted
+
+
 def total(quantities) -> Expr | None:
     """Sum of per-layer quantities as one SymPy Add; None if any is unknown."""
     quantities = list(quantities)
