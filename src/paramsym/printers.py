@@ -108,7 +108,7 @@ def _label(first: str, last: str, grouped_stages: bool) -> str:
     repeats = _REPEAT.fullmatch(first), _REPEAT.fullmatch(last)
     if first != last and all(repeats) and repeats[0].group(1) == repeats[1].group(1):
         return f"{repeats[0].group(1)}[{repeats[0].group(2)}..{repeats[1].group(2)}]"
-    if first != last and grouped_stages:
+    if grouped_stages:
         return f"{first} .. {last}"
     return first
 
