@@ -662,61 +662,58 @@ def _json_value(value):
 
 
 def _csv_rows(np, columns) -> str:
-    """The rows of a sweep's CSV, built by NumPy: each column as bytes (digits right-aligned after
-    NUL bytes, `True`/`False`, or Python's str() for integers beyond int64) in one (points, width)
-    array with the commas and newlines, then the NUL bytes dropped. What csv.writer writes for
-    the same rows, without a Python step per row."""
+    """The rows of a sweep's CSV, built by NumPy a block of points at a time: each column as
+    bytes (digits right-aligned after NUL bytes, `True`/`False`, or Python's str() for integers
+    beyond int64) in one (points, width) array with the commas and newlines, then the NUL bytes
+    dropped. What csv.writer writes for the same rows, without a Python step per row."""
     size = len(columns[0]) if columns else 0
-    if size == 0:
-        return ""
-    parts = [_csv_bytes(np, column) for column in columns]
-    out = np.empty((size, sum(part.shape[1] for part in parts) + len(parts)), dtype=np.uint8)
-    at = 0
-    for i, part in enumerate(parts):
-        out[:, at:at + part.shape[1]] = part
-        at += part.shape[1]
-        out[:, at] = ord(",") if i < len(parts) - 1 else ord("\n")
-        at += 1
-    flat = out.ravel()
-    return flat[flat != 0].tobytes().decode("ascii")
+    blocks = []
+    for start in range(0, size, _CSV_BLOCK):
+        parts = [_csv_bytes(np, column[start:start + _CSV_BLOCK]) for column in columns]
+        out = np.empty((parts[0].shape[0], sum(part.shape[1] for part in parts) + len(parts)), dtype=np.uint8)
+        at = 0
+        for i, part in enumerate(parts):
+            out[:, at:at + part.shape[1]] = part
+            at += part.shape[1]
+            out[:, at] = ord(",") if i < len(parts) - 1 else ord("\n")
+            at += 1
+        flat = out.ravel()
+        blocks.append(flat[flat != 0].tobytes())
+    return b"".join(blocks).decode("ascii")
 
 
+_CSV_BLOCK = 1 << 17
 _DIGITS4 = "".join(f"{i:04d}" for i in range(10000)).encode()  # 0000 ... 9999
+_LEADING4 = "".join(f"{i:>4}" for i in range(10000)).replace(" ", "\0").encode()  # NUL NUL NUL 7 ...
 
 
 def _csv_bytes(np, column):
     """(points, width) uint8: each value of `column` as text, NUL bytes before or after it."""
     if column.dtype == bool:
         return np.where(column, b"True", b"False").view(np.uint8).reshape(len(column), 5)
-    if column.dtype.kind == "i" or (column.dtype.kind == "u" and column.dtype.itemsize < 8):
-        values = column.astype(np.int64, copy=False)
-        if values.min() > np.iinfo(np.int64).min:
-            return _decimal(np, values)
-    # integers beyond int64 (object arrays): Python's own str, left-aligned
+    if (column.dtype.kind == "i" or (column.dtype.kind == "u" and column.dtype.itemsize < 8)) \
+            and len(column) and column.min() >= 0:
+        return _decimal(np, column.astype(np.int64, copy=False))
+    # negative numbers and integers beyond int64 (object arrays): Python's own str, left-aligned
     text = np.array([str(int(v)) for v in column.tolist()], dtype="S")
     return text.view(np.uint8).reshape(len(column), -1)
 
 
 def _decimal(np, values):
-    """int64 values as decimal digits, right-aligned, four digits at a time from a table."""
-    negative = values < 0
-    magnitude = np.abs(values)
-    length = np.searchsorted(10 ** np.arange(1, 19, dtype=np.int64), magnitude, side="right") + 1
-    chunks = -(-int(length.max()) // 4)
-    table = np.frombuffer(_DIGITS4, dtype=np.uint32)
-    out = np.empty((len(values), chunks + 1), dtype=np.uint32)  # one more for a minus sign
-    out[:, 0] = 0
-    rest = magnitude
-    for chunk in range(chunks):
+    """Whole numbers of at least 0 as decimal digits, four at a time from a table: the first
+    group without its leading zeros (NUL bytes instead), the groups before it all NUL."""
+    groups = np.searchsorted(10 ** np.arange(4, 19, 4, dtype=np.int64), values, side="right") + 1
+    count = int(groups.max())
+    digits, leading = np.frombuffer(_DIGITS4, dtype=np.uint32), np.frombuffer(_LEADING4, dtype=np.uint32)
+    out = np.empty((len(values), count), dtype=np.uint32)
+    rest = values
+    for group in range(count):  # from the last four digits to the first
         rest, low = np.divmod(rest, 10000)
-        out[:, chunks - chunk] = table[low]
-    out = out.view(np.uint8)
-    start = out.shape[1] - length - negative  # the leading zeros before it become NUL
-    out *= np.arange(out.shape[1])[None, :] >= start[:, None]
-    if negative.any():
-        rows = np.flatnonzero(negative)
-        out[rows, start[rows]] = ord("-")
-    return out
+        inner = groups > group + 1
+        out[:, count - 1 - group] = np.where(inner, digits[low], 0) if group else digits[low]
+        first = groups == group + 1
+        out[first, count - 1 - group] = leading[low[first]]
+    return out.view(np.uint8)
 
 
 DISPLAY.update(text=render_table, rich=rich_table, html=render_html, latex=render_latex_total)
