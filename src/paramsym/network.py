@@ -221,6 +221,9 @@ class Network:
         return DISPLAY["latex"](self)
 
 
+_RECENT = 4096  # entries of a cache of distinct receptive fields (a chain has one per layer)
+
+
 class Document:
     """The parts of `Network.to_dict()`: the head (totals, shapes, symbols) and one dict per layer.
 
@@ -242,6 +245,8 @@ class Document:
         """`str(expr)`, once per distinct formula."""
         text = self._texts.get(expr)
         if text is None:
+            if len(self._texts) >= 16 * _RECENT:
+                self._texts.clear()
             text = self._texts[expr] = str(expr.p) if expr.is_Integer else str(expr)
         return text
 
@@ -283,6 +288,8 @@ class Document:
             return None
         known = self._fields.get(field)
         if known is None:
+            if len(self._fields) >= _RECENT:  # a chain's fields all differ: keep the recent ones only
+                self._fields.clear()
             known = self._fields[field] = {key: [self.text(axis[i]) for axis in field]
                                            for i, key in enumerate(("size", "jump", "start"))}
         return known
@@ -315,6 +322,8 @@ class Document:
     def field_part(self, field) -> dict:
         known = self._field_parts.get(field)
         if known is None:
+            if len(self._field_parts) >= _RECENT:
+                self._field_parts.clear()
             known = self._field_parts[field] = {"receptive_field": self.field(field)}
         return known
 

@@ -468,6 +468,9 @@ def _json_chunks(network: Network):
             if is_shared:
                 known = shared.get(id(part))
                 if known is None:
+                    if len(shared) >= 4096:  # parts seen once (a chain's receptive fields): keep the recent
+                        shared.clear()
+                        memo.clear()
                     known = shared[id(part)] = (part, ",\n      ".join(
                         _encode(key) + ": " + _json(value, 3, memo) for key, value in part.items()))
                 lines.append(known[1])
