@@ -54,9 +54,11 @@ class _Counted:
     def free_symbols(self) -> set:
         """The symbols in the layers' counts and output shapes (each distinct formula looked at once)."""
         if self._free is None:
-            distinct = {expr for lc in self.layers
-                        for expr in (*lc.counts.values(), *(lc.layer.out_shape.dims() or ()))
-                        if isinstance(expr, sympy.Basic)}
+            counts = {id(lc.counts): lc.counts for lc in self.layers}  # layers alike share them
+            shapes = {id(lc.layer.out_shape): lc.layer.out_shape for lc in self.layers}
+            distinct = {expr for owner in (*(c.values() for c in counts.values()),
+                                           *(s.dims() or () for s in shapes.values()))
+                        for expr in owner if isinstance(expr, sympy.Basic)}
             self._free = set().union(*(expr.free_symbols for expr in distinct))
         return self._free
 

@@ -423,6 +423,11 @@ _encode = json.encoder.encode_basestring_ascii  # what json.dumps writes a strin
 def _json(value, level: int, memo: dict) -> str:
     """`json.dumps(value, indent=2)` at nesting `level`; lists and dicts written once (memo by id,
     kept alive in the memo so that an id is never reused)."""
+    kind = type(value)
+    if kind is str:
+        return _encode(value)
+    if kind is int:
+        return int.__repr__(value)
     if isinstance(value, str):
         return _encode(value)
     if value is None:
@@ -460,6 +465,7 @@ def _json_chunks(network: Network):
     yield ',\n  "layers": ['
     batch, first = [], True
     shared: dict = {}  # id of a shared part -> (it, its lines)
+    keys: dict = {}  # a key -> `"key": `
     for lc in document.network.layers:
         lines = []
         for is_shared, part in document.parts(lc):
@@ -475,7 +481,8 @@ def _json_chunks(network: Network):
                         _encode(key) + ": " + _json(value, 3, memo) for key, value in part.items()))
                 lines.append(known[1])
             else:
-                lines.extend(_encode(key) + ": " + _json(value, 3, memo) for key, value in part.items())
+                lines.extend((keys.get(key) or keys.setdefault(key, _encode(key) + ": ")) + _json(value, 3, memo)
+                             for key, value in part.items())
         batch.append(("\n    {\n      " if first else ",\n    {\n      ") + ",\n      ".join(lines) + "\n    }")
         first = False
         if len(batch) == 1000:

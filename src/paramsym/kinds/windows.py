@@ -6,7 +6,6 @@ PyTorch, Keras and on import.
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from functools import lru_cache
 from math import ceil
 
@@ -124,8 +123,7 @@ def window_field(layer: Layer, field: tuple | None) -> tuple | None:
     for (r, j, start), k, s, p, d, n in zip(field, layer.kernel, layer.stride, layer.pad, layer.dilation,
                                              layer.in_shape.spatial):
         if getattr(start, "is_Rational", False) and all(getattr(x, "is_Integer", False) for x in (r, j, k, s, p, d)):
-            out.append(_numeric_field(int(r), int(j), Fraction(int(start.p), int(start.q)),
-                                      int(k), int(s), int(p), int(d)))
+            out.append(_numeric_field(int(r), int(j), int(start.p), int(start.q), int(k), int(s), int(p), int(d)))
             continue
         span = d * (k - 1) + 1
         if p == "same":
@@ -134,12 +132,13 @@ def window_field(layer: Layer, field: tuple | None) -> tuple | None:
     return tuple(out)
 
 
-def _numeric_field(r: int, j: int, start: Fraction, k: int, s: int, p: int, d: int) -> tuple:
-    """The recurrence of window_field in Python numbers (the same exact values, without SymPy's
-    arithmetic on each step), given back as SymPy numbers."""
+def _numeric_field(r: int, j: int, start_p: int, start_q: int, k: int, s: int, p: int, d: int) -> tuple:
+    """The recurrence of window_field in Python integers (the same exact values, without SymPy's
+    arithmetic on each step; the start is start_p / start_q), given back as SymPy numbers."""
     span = d * (k - 1) + 1
-    start = start + (Fraction(span - 1, 2) - p) * j
-    return sympy.Integer(r + (span - 1) * j), sympy.Integer(j * s), sympy.Rational(start.numerator, start.denominator)
+    # start + ((span - 1) / 2 - p) * j, over the denominator 2 * start_q
+    numerator = 2 * start_p + start_q * (span - 1 - 2 * p) * j
+    return sympy.Integer(r + (span - 1) * j), sympy.Integer(j * s), sympy.Rational(numerator, 2 * start_q)
 
 
 # ---- explain ----------------------------------------------------------------------------
