@@ -11,6 +11,7 @@ import os
 import re
 import textwrap
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy
 from rich import box
@@ -693,8 +694,12 @@ def _csv_rows(np, columns) -> str:
 
 
 _CSV_BLOCK = 1 << 17
-_DIGITS4 = "".join(f"{i:04d}" for i in range(10000)).encode()  # 0000 ... 9999
-_LEADING4 = "".join(f"{i:>4}" for i in range(10000)).replace(" ", "\0").encode()  # NUL NUL NUL 7 ...
+@lru_cache(maxsize=None)
+def _groups_of_four() -> tuple[bytes, bytes]:
+    """`0000` ... `9999`, and the same without leading zeros (NUL bytes instead): built when a
+    sweep is first written, not when paramsym starts."""
+    return ("".join(f"{i:04d}" for i in range(10000)).encode(),
+            "".join(f"{i:>4}" for i in range(10000)).replace(" ", "\0").encode())
 
 
 def _csv_bytes(np, column):
@@ -714,7 +719,7 @@ def _decimal(np, values):
     group without its leading zeros (NUL bytes instead), the groups before it all NUL."""
     groups = np.searchsorted(10 ** np.arange(4, 19, 4, dtype=np.int64), values, side="right") + 1
     count = int(groups.max())
-    digits, leading = np.frombuffer(_DIGITS4, dtype=np.uint32), np.frombuffer(_LEADING4, dtype=np.uint32)
+    digits, leading = (np.frombuffer(table, dtype=np.uint32) for table in _groups_of_four())
     out = np.empty((len(values), count), dtype=np.uint32)
     rest = values
     for group in range(count):  # from the last four digits to the first
