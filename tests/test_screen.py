@@ -215,3 +215,15 @@ def test_sweep_csv_is_what_csv_writer_writes():
     assert printers.render_sweep(odd, "csv") == plain_sweep_csv(odd)
     lowest = Sweep({"a": np.array([np.iinfo(np.int64).min, 1], dtype=np.int64)}, {})
     assert printers.render_sweep(lowest, "csv") == plain_sweep_csv(lowest)
+
+
+@pytest.mark.parametrize("width", [8, 20, 30, 45])
+@pytest.mark.parametrize("program", ["input(8x8x3)", "relu", PROGRAMS["resnet18"], PROGRAMS["free symbols"]],
+                         ids=["no layer", "one layer", "resnet18", "free symbols"])
+def test_any_width_gives_a_table(program, width):
+    network = paramsym.parse(program)
+    text = render_table(network, width=width, fold=True)
+    assert "params" in text
+    if width >= 20:  # the longest number, 1,814,073,344, fits
+        numbers, _ = expected_numbers(network, True)
+        assert all(whole(n, text) for n in numbers), text

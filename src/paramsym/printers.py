@@ -285,7 +285,7 @@ def _stacked(columns: list[_Column], width: int) -> list[str] | None:
     numbers = [c for c in columns[3:] if c.number]
     widths = [c.width() for c in numbers]
     line_width = sum(widths) + 3 * (len(numbers) - 1)
-    indent = max(len(index.header), *(len(cell) for cell in index.cells)) + 2
+    indent = max([len(index.header), *map(len, index.cells)]) + 2
     if line_width > width:
         return None
     indent = min(indent, width - line_width)
@@ -324,16 +324,16 @@ def _records(columns: list[_Column], width: int) -> list[str]:
     return lines
 
 
-def _print(network: Network, console: Console, fold: bool | None = None) -> None:
-    """The table fitted to the console's width, the summary lines, and what was left out."""
+def _renderables(network: Network, width: int, fold: bool | None = None) -> list:
+    """The table fitted to `width`, the summary lines, and what was left out (`fold` None: fold
+    beyond FOLD_ABOVE layers, and say so)."""
     document = network.document()
     data = document.head()
     auto = fold is None
     fold = folds_by_default(network) if auto else fold
     rows, per_row = _rows(network, document, fold)
     columns = _table_columns(network, data, rows)
-    width = console.width
-    notes = []
+    shown, notes = [], []
     widths = _widths(columns, width)
     if widths is None and any(c.key == "formula" for c in columns):
         columns = [c for c in columns if c.key != "formula"]
@@ -341,19 +341,31 @@ def _print(network: Network, console: Console, fold: bool | None = None) -> None
         notes.append(f"(the formula column is left out to fit {width} columns; "
                      f"--format markdown or json shows every formula)")
     if widths is not None:
-        console.print(_rich(columns, widths))
+        shown.append(_rich(columns, widths))
     else:
-        lines = _stacked(columns, width) or _records(columns, width)
-        for line in lines:
-            console.print(Text(line), no_wrap=True, overflow="ignore", crop=False)
-    for line in summary_lines(network, data, document):
-        console.print(Text(line))
-    if auto and fold:
-        shown = f"{len(rows):,} rows, one per top-level stage" if per_row == 1 else \
+        shown += [Text(line, no_wrap=True, overflow="ignore") for line in
+                  _stacked(columns, width) or _records(columns, width)]
+    shown += [Text(line) for line in summary_lines(network, data, document)]
+    if fold and (auto or per_row > 1):
+        rows_text = f"{len(rows):,} rows, one per top-level stage" if per_row == 1 else \
             f"{len(rows):,} rows, {per_row:,} top-level stages to a row"
-        notes.append(f"(folded: {len(network.layers):,} layers in {shown}; --all shows every layer)")
-    for note in notes:
-        console.print(Text(note))
+        notes.append(f"(folded: {len(network.layers):,} layers in {rows_text}; --all shows every layer)")
+    return shown + [Text(note) for note in notes]
+
+
+class _Fitted:
+    """A network's table for rich, fitted to the width it is given (`rich.print(network)`)."""
+
+    def __init__(self, network: Network, fold: bool | None = None):
+        self.network, self.fold = network, fold
+
+    def __rich_console__(self, console, options):
+        yield from _renderables(self.network, options.max_width, self.fold)
+
+
+def _print(network: Network, console: Console, fold: bool | None = None) -> None:
+    for renderable in _renderables(network, console.width, fold):
+        console.print(renderable)
 
 
 def _bytes(value) -> str:
@@ -731,4 +743,4 @@ def _decimal(np, values):
     return out.view(np.uint8)
 
 
-DISPLAY.update(text=render_table, rich=rich_table, html=render_html, latex=render_latex_total)
+DISPLAY.update(text=render_table, rich=_Fitted, html=render_html, latex=render_latex_total)
