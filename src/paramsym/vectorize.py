@@ -149,19 +149,30 @@ def compile_pair(expr: sympy.Expr, symbols) -> Callable[[dict], tuple]:
     tracked = _Compiler(symbols, track).build(expr)
 
     def run(values: dict) -> tuple:
-        size = len(next(iter(values.values()))) if values else 1
+        # Arrays of any shapes that broadcast together: a sweep gives each symbol its own axis
+        # (C as a column, H as a row), so a part of the formula in one symbol is computed once
+        # per value of that symbol, not once per point of the grid.
+        given = {name: np.asarray(v) for name, v in values.items()}
+        shape = np.broadcast_shapes(*(v.shape for v in given.values())) if given else (1,)
         # a floating-point pass: does every intermediate numerator and denominator fit in int64?
         largest[0] = 0.0
         with np.errstate(all="ignore"):
-            tracked({name: np.asarray(v, dtype=np.float64) for name, v in values.items()})
+            tracked({name: v.astype(np.float64) for name, v in given.items()})
         dtype = np.int64 if np.isfinite(largest[0]) and largest[0] < _INT64_SAFE else object
-        arrays = {name: np.asarray([int(x) for x in v] if dtype is object else v, dtype=dtype)
-                  for name, v in values.items()}
+        arrays = {name: _python_ints(v) if dtype is object else v.astype(np.int64, copy=False)
+                  for name, v in given.items()}
         num, den = compiled(arrays)
-        return (np.broadcast_to(np.asarray(num, dtype=dtype), (size,)),
-                np.broadcast_to(np.asarray(den, dtype=dtype), (size,)))
+        return (np.broadcast_to(np.asarray(num, dtype=dtype), shape),
+                np.broadcast_to(np.asarray(den, dtype=dtype), shape))
 
     return run
+
+
+def _python_ints(values: np.ndarray) -> np.ndarray:
+    """An object array of Python integers of the same shape (exact beyond int64)."""
+    out = np.empty(values.shape, dtype=object)
+    out.flat[:] = [int(x) for x in values.flat]
+    return out
 
 
 def compile_exact(expr: sympy.Expr, symbols) -> Callable[..., np.ndarray]:
@@ -178,8 +189,9 @@ def compile_exact(expr: sympy.Expr, symbols) -> Callable[..., np.ndarray]:
         wrong = remainder != 0 if where is None else (remainder != 0) & where
         if np.any(wrong):
             bad = int(np.argmax(wrong))
+            at = {n: np.broadcast_to(np.asarray(v), np.shape(wrong)).flat[bad] for n, v in values.items()}
             raise ParamsymEvaluationError(
-                f"{expr} is not a whole number at " + ", ".join(f"{n}={values[n][bad]}" for n in values))
+                f"{expr} is not a whole number at " + ", ".join(f"{n}={v}" for n, v in at.items()))
         return quotient
 
     return run
