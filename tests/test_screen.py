@@ -227,3 +227,18 @@ def test_any_width_gives_a_table(program, width):
     if width >= 20:  # the longest number, 1,814,073,344, fits
         numbers, _ = expected_numbers(network, True)
         assert all(whole(n, text) for n in numbers), text
+
+
+def test_compiled_formulas_broadcast_like_the_full_grid():
+    from paramsym.vectorize import compile_condition, compile_exact
+    import sympy
+    C, H = sympy.Symbol("C", positive=True, integer=True), sympy.Symbol("H", positive=True, integer=True)
+    expr = 9 * C**2 * sympy.floor((H - 1) / 2) ** 2 + 7 * sympy.ceiling(C / 3) + H
+    c, h = np.arange(1, 40, dtype=np.int64), np.arange(1, 30, dtype=np.int64)
+    dense = dict(zip("CH", (m.ravel() for m in np.meshgrid(c, h, indexing="ij"))))
+    sparse = dict(zip("CH", np.meshgrid(c, h, indexing="ij", sparse=True)))
+    assert compile_exact(expr, [C, H])(sparse).shape == (39, 29)
+    assert (compile_exact(expr, [C, H])(sparse).ravel() == compile_exact(expr, [C, H])(dense)).all()
+    big = 10**20 * C**3 * H  # beyond int64: exact Python integers, same shapes
+    assert (compile_exact(big, [C, H])(sparse).ravel() == compile_exact(big, [C, H])(dense)).all()
+    assert compile_condition(C / 3, "integer", [C, H])(sparse).shape == (39, 1)

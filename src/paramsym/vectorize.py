@@ -161,9 +161,10 @@ def compile_pair(expr: sympy.Expr, symbols) -> Callable[[dict], tuple]:
         dtype = np.int64 if np.isfinite(largest[0]) and largest[0] < _INT64_SAFE else object
         arrays = {name: _python_ints(v) if dtype is object else v.astype(np.int64, copy=False)
                   for name, v in given.items()}
-        num, den = compiled(arrays)
-        return (np.broadcast_to(np.asarray(num, dtype=dtype), shape),
-                np.broadcast_to(np.asarray(den, dtype=dtype), shape))
+        num, den = (np.asarray(x, dtype=dtype) for x in compiled(arrays))
+        # the shape of the symbols it has (C alone: a column), or one value per point for a constant
+        own = np.broadcast_shapes(num.shape, den.shape) or shape
+        return np.broadcast_to(num, own), np.broadcast_to(den, own)
 
     return run
 
