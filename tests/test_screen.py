@@ -242,3 +242,10 @@ def test_compiled_formulas_broadcast_like_the_full_grid():
     big = 10**20 * C**3 * H  # beyond int64: exact Python integers, same shapes
     assert (compile_exact(big, [C, H])(sparse).ravel() == compile_exact(big, [C, H])(dense)).all()
     assert compile_condition(C / 3, "integer", [C, H])(sparse).shape == (39, 1)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
+def test_counting_alike_layers_once_counts_every_layer_as_alone(path):
+    from paramsym.quantities import count_layer
+    network = paramsym.parse(path.read_text())
+    assert [lc.counts for lc in network.layers] == [count_layer(lc.layer) for lc in network.layers]
