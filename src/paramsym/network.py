@@ -79,10 +79,10 @@ class Network:
         self.output_shape = output_shape
         # `let` values and --set overrides, by name: numbers, or formulas in other symbols (relations)
         self.assignments = dict(assignments)
-        # how the layers connect (sequences, branches, symbolic repeats), for export
         # the counts depend on the layers alone: copies with other values, convention or dtype share them
         self._counted = counted if counted is not None else _Counted(layers)
         self.layers = self._counted.layers
+        # how the layers connect (sequences, branches, symbolic repeats), for export
         self.structure = structure if structure is not None else Node("seq", [Node("layer", layer=i)
                                                                                 for i in range(len(self.layers))])
         self.convention = convention
