@@ -249,3 +249,21 @@ def test_counting_alike_layers_once_counts_every_layer_as_alone(path):
     from paramsym.quantities import count_layer
     network = paramsym.parse(path.read_text())
     assert [lc.counts for lc in network.layers] == [count_layer(lc.layer) for lc in network.layers]
+
+
+@pytest.mark.parametrize("program", [chain(400), PROGRAMS["densenet121"], PROGRAMS["free symbols"],
+                                     (EXAMPLES / "resnet152.psym").read_text()],
+                         ids=["chain", "densenet121", "free symbols", "resnet152"])
+def test_long_tables_without_rich_are_what_rich_prints(program, monkeypatch):
+    network = paramsym.parse(program)
+    plain = render_table(network, width=250, fold=False)
+    monkeypatch.setattr(printers, "_PLAIN_ABOVE", 10**9)
+    assert plain == render_table(network, width=250, fold=False)
+
+
+def test_a_long_table_that_fits_does_not_go_through_rich(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("rich Table built")
+    monkeypatch.setattr(printers, "_rich", refuse)
+    text = render_table(paramsym.parse(chain(400)), width=200, fold=False)
+    assert len(text.splitlines()) > 400

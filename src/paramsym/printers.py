@@ -340,7 +340,9 @@ def _renderables(network: Network, width: int, fold: bool | None = None) -> list
         widths = _widths(columns, width)
         notes.append(f"(the formula column is left out to fit {width} columns; "
                      f"--format markdown or json shows every formula)")
-    if widths is not None:
+    if widths is not None and len(rows) > _PLAIN_ABOVE and all(w == c.width() for w, c in zip(widths, columns)):
+        shown += _plain(columns)  # what rich would print, without rich's cost per cell
+    elif widths is not None:
         shown.append(_rich(columns, widths))
     else:
         shown += [Text(line, no_wrap=True, overflow="ignore") for line in
@@ -351,6 +353,24 @@ def _renderables(network: Network, width: int, fold: bool | None = None) -> list
             f"{len(rows):,} rows, {per_row:,} top-level stages to a row"
         notes.append(f"(folded: {len(network.layers):,} layers in {rows_text}; --all shows every layer)")
     return shown + [Text(note) for note in notes]
+
+
+_PLAIN_ABOVE = 100  # rows; a longer table in which nothing wraps is written without rich
+
+
+def _plain(columns: list[_Column]) -> list:
+    """The lines rich prints for the table when every cell fits its column (box SIMPLE_HEAD, no
+    edge, one space of padding each side, one between columns), a line at a time."""
+    widths = [c.width() for c in columns]
+
+    def line(cells) -> str:
+        return " ".join(f" {cell:>{w}} " if c.number else f" {cell:<{w}} "
+                        for cell, w, c in zip(cells, widths, columns))
+
+    rule = "─" * (sum(widths) + 3 * len(columns) - 1)
+    body = [Text(line(cells), no_wrap=True) for cells in zip(*(c.cells for c in columns))]
+    return [Text(line([c.header for c in columns]), style="bold", no_wrap=True), Text(rule), *body,
+            Text(""), Text(line([c.footer for c in columns]), style="bold", no_wrap=True)]
 
 
 class _Fitted:
