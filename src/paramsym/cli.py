@@ -19,7 +19,7 @@ from . import __version__
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
-from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render, render_sweep
+from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
 from .quantities import budgets, viewable
 from .solve import solve
 from .views import VIEWS, formula, generic, marginal, per_layer, view
@@ -165,7 +165,9 @@ def cli():
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
               help="Element type for the byte counts of activations and parameters.")
-@click.option("--fold", is_flag=True, help="One row per top-level stage (a block, a residual, a repeat).")
+@click.option("--fold/--all", " /--no-fold", "fold", default=None,
+              help="One row per top-level stage (a block, a residual, a repeat), or one per layer. "
+                   "The table folds by default beyond 300 layers.")
 @click.option("--plot", metavar="FILE", help="Also draw the parameters per layer (.png, .svg, .pdf; needs matplotlib).")
 def count(program, assignments, convention, fmt, dtype, fold, plot):
     """Count parameters, state, fan-in, connections, MACs and memory of every layer."""
@@ -176,7 +178,8 @@ def count(program, assignments, convention, fmt, dtype, fold, plot):
     if fmt == "table":
         print_table(network, fold=fold)
     else:
-        click.echo(render(network, fmt, fold), nl=False)
+        for chunk in render_chunks(network, fmt, fold):
+            click.echo(chunk, nl=False)
 
 
 @cli.command()

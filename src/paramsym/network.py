@@ -14,7 +14,7 @@ import sympy
 from .builder import build_layers
 from .errors import ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymUsageError
 from .evaluate import Evaluator
-from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, count_layer, layer_quantities, total
+from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, count_layers, layer_quantities, total
 from .records import Layer, Node, Shape
 from .syntax import Let, Program, parse_program, symbol
 
@@ -37,12 +37,45 @@ class LayerCount:
         return getattr(self.layer, name)
 
 
+class _Counted:
+    """The layers with their counts, and what follows from them alone (their symbols, the sums of
+    their quantities): the same for every copy of a network with other values, convention or dtype."""
+
+    def __init__(self, layers: list[Layer]):
+        self.layers = [LayerCount(layer, counts) for layer, counts in zip(layers, count_layers(layers))]
+        self._totals: dict = {}
+        self._free: set | None = None
+
+    @classmethod
+    def of(cls, layer_counts: list[LayerCount]) -> "_Counted":
+        """Layers counted already (with relations applied)."""
+        counted = cls([])
+        counted.layers = layer_counts
+        return counted
+
+    def total(self, name: str) -> sympy.Expr | None:
+        if name not in self._totals:
+            self._totals[name] = total(lc.counts[name] for lc in self.layers)
+        return self._totals[name]
+
+    def free_symbols(self) -> set:
+        """The symbols in the layers' counts and output shapes (each distinct formula looked at once)."""
+        if self._free is None:
+            counts = {id(lc.counts): lc.counts for lc in self.layers}  # layers alike share them
+            shapes = {id(lc.layer.out_shape): lc.layer.out_shape for lc in self.layers}
+            distinct = {expr for owner in (*(c.values() for c in counts.values()),
+                                           *(s.dims() or () for s in shapes.values()))
+                        for expr in owner if isinstance(expr, sympy.Basic)}
+            self._free = set().union(*(expr.free_symbols for expr in distinct))
+        return self._free
+
+
 class Network:
     """A parsed program: layers with their formulas, totals, symbols and defaults."""
 
-    def __init__(self, program: Program, layers: list[Layer], input_shape: Shape, output_shape: Shape,
+    def __init__(self, program: Program, layers: list[Layer] | None, input_shape: Shape, output_shape: Shape,
                  assignments: dict[str, sympy.Expr], convention: str = "torch", dtype: str = "float32",
-                 structure: Node | None = None):
+                 structure: Node | None = None, *, counted: "_Counted | None" = None):
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if dtype not in DTYPES:
@@ -53,17 +86,21 @@ class Network:
         self.output_shape = output_shape
         # `let` values and --set overrides, by name: numbers, or formulas in other symbols (relations)
         self.assignments = dict(assignments)
+        # the counts depend on the layers alone: copies with other values, convention or dtype share them
+        self._untied = self._counted = counted if counted is not None else _Counted(layers)
+        self.layers = self._counted.layers
         # how the layers connect (sequences, branches, symbolic repeats), for export
         self.structure = structure if structure is not None else Node("seq", [Node("layer", layer=i)
-                                                                                for i in range(len(layers))])
+                                                                                for i in range(len(self.layers))])
         self.convention = convention
-        self.layers = [LayerCount(layer, count_layer(layer)) for layer in layers]
-        # D = 2C (`let` or --set): the counts are formulas in C alone, as formula, latex and count show them
+        # D = 2C (`let` or --set): the counts are formulas in C alone, as formula, latex and count show them;
+        # they depend on the values, so this network has its own tied copy of the shared counts
         self._tied = {symbol(n): e for n, e in self.relations().items()}
         if self._tied:
-            self.layers = [LayerCount(lc.layer, Counts({name: self.apply_relations(value)
-                                                         for name, value in lc.counts.items()}))
-                           for lc in self.layers]
+            self._counted = _Counted.of([LayerCount(lc.layer, Counts({name: self.apply_relations(value)
+                                                                      for name, value in lc.counts.items()}))
+                                         for lc in self._untied.layers])
+            self.layers = self._counted.layers
         self._quantities: dict[str, sympy.Expr | None] = {}
         self._symbols: dict | None = None
 
@@ -81,7 +118,7 @@ class Network:
                 known = ", ".join(q.name for q in QUANTITIES if q.totalled or q.network)
                 what = f"{name} is counted per layer and has no total" if q else f"unknown quantity {name!r}"
                 raise ParamsymUsageError(f"{what}; the network's quantities: {known}")
-            self._quantities[name] = q.network(self) if q.network else total(lc.counts[name] for lc in self.layers)
+            self._quantities[name] = q.network(self) if q.network else self._counted.total(name)
         return self._quantities[name]
 
     def __getattr__(self, name):
@@ -101,12 +138,7 @@ class Network:
         return self._symbols
 
     def _find_symbols(self) -> dict[str, sympy.Symbol]:
-        found: set = set()
-        for lc in self.layers:
-            for expr in (*lc.counts.values(), *(lc.layer.out_shape.dims() or ())):
-                if isinstance(expr, sympy.Basic):
-                    found |= expr.free_symbols
-        names = {s.name: s for s in found}
+        names = {s.name: s for s in self._counted.free_symbols()}
         for name, expr in self.assignments.items():
             names.setdefault(name, symbol(name))
             for free in expr.free_symbols:
@@ -155,21 +187,22 @@ class Network:
         """A copy whose defaults are overridden by `values` (what `--set` does): numbers, or
         formulas in other symbols that tie them together (`D=2*C`)."""
         assignments = {**self.assignments, **_check_values(self, values)}
-        network = Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                          assignments, self.convention, self.dtype, self.structure)
+        network = Network(self.program, None, self.input_shape, self.output_shape,
+                          assignments, self.convention, self.dtype, self.structure, counted=self._untied)
         network.check()
         return network
 
     def without_values(self, *names: str) -> "Network":
         """A copy in which the named symbols are free again (what solve does with its unknown)."""
         assignments = {n: e for n, e in self.assignments.items() if n not in names}
-        return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                       assignments, self.convention, self.dtype, self.structure)
+        return Network(self.program, None, self.input_shape, self.output_shape,
+                       assignments, self.convention, self.dtype, self.structure, counted=self._untied)
 
     def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> "Network":
         """A copy with another convention (torch, keras) or dtype for byte counts."""
-        return Network(self.program, [lc.layer for lc in self.layers], self.input_shape, self.output_shape,
-                       self.assignments, convention or self.convention, dtype or self.dtype, self.structure)
+        return Network(self.program, None, self.input_shape, self.output_shape,
+                       self.assignments, convention or self.convention, dtype or self.dtype, self.structure,
+                       counted=self._untied)
 
     def evaluator(self, **values) -> Evaluator:
         return Evaluator(_resolve({**self.assignments, **_check_values(self, values)}))
@@ -197,36 +230,15 @@ class Network:
 
     def to_dict(self, **values) -> dict:
         """The JSON document of `paramsym count --format json` (see docs/cli.md)."""
+        document = self.document(**values)
+        return _fresh({**document.head(), "layers": list(document.layers())})
+
+    def document(self, **values) -> "Document":
+        """The JSON document in parts, each distinct formula printed and evaluated once (what the
+        printers read; its parts are shared between layers: copy before changing them)."""
         if values:
             self.check(**values)
-        ev = self.evaluator(**values)
-
-        def quantity(expr, what="count"):
-            if expr is None:
-                return {"expr": None, "value": None}
-            return {"expr": str(expr), "value": ev.integer(expr, what)}
-
-        layers = []
-        for lc in self.layers:
-            layer, counts = lc.layer, lc.counts
-            layers.append({
-                "index": layer.index, "name": layer.name, "path": layer.path,
-                "line": layer.pos.line, "column": layer.pos.column,
-                "in_shape": _shape_text(layer.in_shape), "out_shape": _shape_text(layer.out_shape),
-                **{q.name: quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
-                "receptive_field": _field_text(layer.field),
-            })
-        return {
-            **{q.name: quantity(self.quantity(q.name), q.noun) for q in QUANTITIES
-               if q.in_json and (q.totalled or q.network)},
-            "convention": self.convention, "dtype": self.dtype,
-            "input_shape": _shape_text(self.input_shape),
-            "output_shape": _shape_text(self.output_shape),
-            "symbols": {name: {"default": _plain(ev.values.get(s)),
-                               **({"relation": str(self.assignments[name])} if name in self.relations() else {})}
-                        for name, s in self.symbols.items()},
-            "layers": layers,
-        }
+        return Document(self, self.evaluator(**values))
 
     # ---- display (rendering lives in paramsym.printers)
     def __repr__(self) -> str:
@@ -247,24 +259,145 @@ class Network:
         return DISPLAY["latex"](self)
 
 
+_RECENT = 4096  # entries of a cache of distinct receptive fields (a chain has one per layer)
+
+
+class Document:
+    """The parts of `Network.to_dict()`: the head (totals, shapes, symbols) and one dict per layer.
+
+    A network of 10,000 layers has a few dozen distinct formulas: each is printed (`str`) and
+    evaluated once, and layers with equal formulas, shapes or receptive fields share one part.
+    """
+
+    def __init__(self, network: Network, evaluator: Evaluator):
+        self.network = network
+        self.evaluator = evaluator
+        self._texts: dict = {}
+        self._quantities: dict = {}
+        self._shapes: dict = {}
+        self._fields: dict = {}
+        self._by_id: dict = {}  # id of a Counts or Shape -> (it, its part): layers alike share them
+        self._field_parts: dict = {}
+
+    def text(self, expr) -> str:
+        """`str(expr)`, once per distinct formula."""
+        text = self._texts.get(expr)
+        if text is None:
+            if len(self._texts) >= 16 * _RECENT:
+                self._texts.clear()
+            text = self._texts[expr] = str(expr.p) if expr.is_Integer else str(expr)
+        return text
+
+    def quantity(self, expr, what: str = "count") -> dict:
+        """`{"expr": text, "value": integer or None}` (shared: do not change it)."""
+        key = (expr, what)
+        known = self._quantities.get(key)
+        if known is None:
+            if expr is None:
+                known = {"expr": None, "value": None}
+            else:
+                known = {"expr": self.text(expr), "value": self.evaluator.integer(expr, what)}
+            self._quantities[key] = known
+        return known
+
+    def shape(self, shape: Shape) -> list | None:
+        by_id = self._by_id.get(id(shape))
+        if by_id is not None:
+            return by_id[1]
+        known = self._shapes.get(shape, self)
+        if known is self:
+            dims = shape.dims()
+            known = self._shapes[shape] = None if dims is None else [None if d is None else self.text(d)
+                                                                      for d in dims]
+        self._by_id[id(shape)] = (shape, known)
+        return known
+
+    def counts(self, counts) -> dict:
+        """Each layer quantity of one layer's counts, as `quantity()` gives it."""
+        by_id = self._by_id.get(id(counts))
+        if by_id is None:
+            by_id = self._by_id[id(counts)] = (counts, {
+                q.name: self.quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()})
+        return by_id[1]
+
+    def field(self, field) -> dict | None:
+        """Receptive field per spatial axis: size, jump and start (centre of the first field)."""
+        if field is None:
+            return None
+        known = self._fields.get(field)
+        if known is None:
+            if len(self._fields) >= _RECENT:  # a chain's fields all differ: keep the recent ones only
+                self._fields.clear()
+            known = self._fields[field] = {key: [self.text(axis[i]) for axis in field]
+                                           for i, key in enumerate(("size", "jump", "start"))}
+        return known
+
+    def layer(self, lc: LayerCount) -> dict:
+        """One layer's dict: its parts (see `parts`) in one."""
+        merged: dict = {}
+        for _, part in self.parts(lc):
+            merged.update(part)
+        return merged
+
+    def parts(self, lc: LayerCount) -> tuple:
+        """A layer's dict in parts, in order, each `(shared, dict)`: a shared part is the same dict
+        object for every layer alike (a writer may print it once)."""
+        layer = lc.layer
+        return ((False, {"index": layer.index, "name": layer.name, "path": layer.path,
+                         "line": layer.pos.line, "column": layer.pos.column}),
+                (True, self.shapes(layer.in_shape, layer.out_shape)),
+                (True, self.counts(lc.counts)),
+                (True, self.field_part(layer.field)))
+
+    def shapes(self, in_shape: Shape, out_shape: Shape) -> dict:
+        key = (id(in_shape), id(out_shape))
+        known = self._by_id.get(key)
+        if known is None:
+            known = self._by_id[key] = ((in_shape, out_shape), {"in_shape": self.shape(in_shape),
+                                                               "out_shape": self.shape(out_shape)})
+        return known[1]
+
+    def field_part(self, field) -> dict:
+        known = self._field_parts.get(field)
+        if known is None:
+            if len(self._field_parts) >= _RECENT:
+                self._field_parts.clear()
+            known = self._field_parts[field] = {"receptive_field": self.field(field)}
+        return known
+
+    def layers(self):
+        """The layers' dicts, one at a time."""
+        return map(self.layer, self.network.layers)
+
+    def head(self) -> dict:
+        """Everything but the layers, in the order of the JSON document."""
+        net, ev = self.network, self.evaluator
+        relations = net.relations()
+        return {
+            **{q.name: self.quantity(net.quantity(q.name), q.noun) for q in QUANTITIES
+               if q.in_json and (q.totalled or q.network)},
+            "convention": net.convention, "dtype": net.dtype,
+            "input_shape": self.shape(net.input_shape),
+            "output_shape": self.shape(net.output_shape),
+            "symbols": {name: {"default": _plain(ev.values.get(s)),
+                               **({"relation": str(net.assignments[name])} if name in relations else {})}
+                        for name, s in net.symbols.items()},
+        }
+
+
+def _fresh(data):
+    """A copy of dicts and lists (to_dict's caller may change it without touching shared parts)."""
+    if isinstance(data, dict):
+        return {key: _fresh(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_fresh(value) for value in data]
+    return data
+
+
 def _plain(value):
     if isinstance(value, Fraction):
         return str(value)
     return value
-
-
-def _field_text(field) -> dict | None:
-    """Receptive field per spatial axis: size, jump and start (centre of the first field)."""
-    if field is None:
-        return None
-    return {key: [str(axis[i]) for axis in field] for i, key in enumerate(("size", "jump", "start"))}
-
-
-def _shape_text(shape: Shape) -> list | None:
-    dims = shape.dims()
-    if dims is None:
-        return None
-    return [None if d is None else str(d) for d in dims]
 
 
 def _check_values(network: Network, values: dict) -> dict[str, sympy.Expr]:
@@ -365,9 +498,10 @@ def _assignments(program: Program) -> dict[str, sympy.Expr]:
 
 
 @contextmanager
-def _without_cyclic_gc():
+def without_cyclic_gc():
     """Parsing creates many small objects and no cycles worth collecting; the
-    cyclic collector's passes over them made 100,000 layers 40% slower."""
+    cyclic collector's passes over them made 100,000 layers 40% slower (and
+    printing the JSON of 100,000 layers twice as slow)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -382,7 +516,7 @@ def parse(text: str, *, convention: str = "torch", dtype: str = "float32", **val
     if not isinstance(text, str):
         raise ParamsymUsageError(f"parse takes the program text as a str, not a {type(text).__name__}",
                                  hint="join several lines with '\\n'; read a file with open(path).read()")
-    with _without_cyclic_gc():
+    with without_cyclic_gc():
         return _parse(text, convention, dtype, values)
 
 

@@ -9,6 +9,9 @@ import io
 import json
 import os
 import re
+import textwrap
+from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy
 from rich import box
@@ -19,8 +22,8 @@ from rich.text import Text
 from .errors import ParamsymError
 from .evaluate import Evaluator
 from .formatting import exact, grouped, human
-from .network import DISPLAY, Network
-from .quantities import QUANTITIES, layer_quantities
+from .network import DISPLAY, Document, Network, without_cyclic_gc
+from .quantities import QUANTITIES, add, layer_quantities
 from .syntax import symbol
 from .typeset import table as latex_table
 
@@ -46,23 +49,22 @@ def _cell(quantity: dict) -> str:
     expr, value = quantity["expr"], quantity["value"]
     if expr is None:
         return "?"
-    number = sympy.Integer(value) if value is not None else None
-    if value is not None and expr == str(number):
+    if value is not None and expr == str(value):
         return grouped(value)
     shown = expr.replace("**", "^")
     return f"{shown} = {grouped(value)}" if value is not None else shown
 
 
-def _sum_line(network: Network, data: dict, key: str) -> str:
+def _sum_line(network: Network, document: Document, data: dict, key: str) -> str:
     """`18,496 + 0 + 64,000 = 82,496`: the per-layer numbers, then the total."""
     quantity = data[key]
     if quantity["value"] is None:
         return _cell(quantity)
-    parts = [layer[key]["value"] for layer in data["layers"]]
     total = grouped(quantity["value"])
     symbolic = quantity["expr"] != str(quantity["value"])
     prefix = f"{quantity['expr'].replace('**', '^')} = " if symbolic else ""
-    if 1 < len(parts) <= 12:
+    if 1 < len(network.layers) <= 12:
+        parts = [document.quantity(lc.counts[key], key.replace("_", "-"))["value"] for lc in network.layers]
         return prefix + " + ".join(grouped(p) for p in parts) + f" = {total}"
     return prefix + total
 
@@ -78,43 +80,73 @@ def _symbolic(quantity: dict) -> bool:
     return quantity["expr"] is not None and quantity["expr"] != str(quantity["value"])
 
 
-def _rows(network: Network, data: dict, fold: bool) -> list[dict]:
-    """Table rows: one per layer, or one per top-level stage when folded."""
-    if not fold:
-        return [{"index": str(layer["index"]), "label": layer["path"], "out_shape": layer["out_shape"],
-                 **{q.name: layer[q.name] for q in layer_quantities()},
-                 "field": layer["receptive_field"]} for layer in data["layers"]]
-    evaluator = network.evaluator()
-    rows: list[dict] = []
-    groups: dict[int, list] = {}
-    for lc, layer in zip(network.layers, data["layers"]):
-        groups.setdefault(lc.layer.stage, []).append((lc, layer))
-    for members in groups.values():
-        if len(members) == 1:
-            rows.extend(_rows(network, {"layers": [members[0][1]]}, fold=False))
-            continue
-        first, last = members[0][1], members[-1][1]
+# Beyond FOLD_ABOVE layers the table folds by default (one row per top-level stage); when even the
+# stages are more than FOLD_ABOVE, consecutive stages share a row, at most FOLDED_ROWS rows in all.
+FOLD_ABOVE = 300
+FOLDED_ROWS = 100
+_REPEAT = re.compile(r"(.*)\[(\d+)\]")
 
-        def summed(key):
-            exprs = [lc.counts[key] for lc, _ in members]
+
+def folds_by_default(network: Network) -> bool:
+    """Whether the table folds when not told (`--fold` or `--all`)."""
+    return len(network.layers) > FOLD_ABOVE
+
+
+def _layer_row(document: Document, lc) -> dict:
+    layer = lc.layer
+    return {"index": str(layer.index), "label": layer.path, "out_shape": document.shape(layer.out_shape),
+            **{q.name: document.quantity(lc.counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
+            "field": document.field(layer.field)}
+
+
+def _stages(network: Network) -> list[list]:
+    """The layers of each top-level stage."""
+    groups: dict[int, list] = {}
+    for lc in network.layers:
+        groups.setdefault(lc.layer.stage, []).append(lc)
+    return list(groups.values())
+
+
+def _label(first: str, last: str, grouped_stages: bool) -> str:
+    """`stem(64)`, `basic(64)[1..2]` for repeats, `conv3x3 .. relu` for stages grouped together."""
+    repeats = _REPEAT.fullmatch(first), _REPEAT.fullmatch(last)
+    if first != last and all(repeats) and repeats[0].group(1) == repeats[1].group(1):
+        return f"{repeats[0].group(1)}[{repeats[0].group(2)}..{repeats[1].group(2)}]"
+    if grouped_stages:
+        return f"{first} .. {last}"
+    return first
+
+
+def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict], int]:
+    """Table rows: one per layer, or one per top-level stage when folded (consecutive stages
+    grouped when they are more than FOLD_ABOVE); and how many stages share a row (1 unless grouped)."""
+    if not fold:
+        return [_layer_row(document, lc) for lc in network.layers], 1
+    stages = _stages(network)
+    per_row = 1 if len(stages) <= FOLD_ABOVE else -(-len(stages) // FOLDED_ROWS)
+    rows: list[dict] = []
+    for start in range(0, len(stages), per_row):
+        group = stages[start:start + per_row]
+        members = [lc for stage in group for lc in stage]
+        if len(members) == 1:
+            rows.append(_layer_row(document, members[0]))
+            continue
+
+        def summed(q):
+            exprs = [lc.counts[q.name] for lc in members]
             if any(e is None for e in exprs):
                 return {"expr": None, "value": None}
-            expr = sympy.expand(sympy.Add(*exprs))
-            value = evaluator.integer(expr) if evaluator.has_values_for(expr) else None
-            return {"expr": str(expr), "value": value}
+            return document.quantity(sympy.expand(add(exprs)), q.name.replace("_", "-"))
 
-        label = _first_segment(first["path"])
-        last_label = _first_segment(last["path"])
-        repeats = re.fullmatch(r"(.*)\[(\d+)\]", label), re.fullmatch(r"(.*)\[(\d+)\]", last_label)
-        if label != last_label and all(repeats) and repeats[0].group(1) == repeats[1].group(1):
-            label = f"{repeats[0].group(1)}[{repeats[0].group(2)}..{repeats[1].group(2)}]"
-        rows.append({"index": f"{first['index']}-{last['index']}", "label": f"{label} ({len(members)} layers)",
-                     "out_shape": last["out_shape"],
+        first, last = members[0].layer, members[-1].layer
+        label = _label(_first_segment(first.path), _first_segment(last.path), len(group) > 1)
+        rows.append({"index": f"{first.index}-{last.index}", "label": f"{label} ({len(members):,} layers)",
+                     "out_shape": document.shape(last.out_shape),
                      # a stage has totals, but no single fan-in: those cells stay empty
-                     **{q.name: summed(q.name) if q.totalled else {"expr": "", "value": None}
+                     **{q.name: summed(q) if q.totalled else {"expr": "", "value": None}
                         for q in layer_quantities()},
-                     "field": last["receptive_field"]})
-    return rows
+                     "field": document.field(last.field)})
+    return rows, per_row
 
 
 def _first_segment(path: str) -> str:
@@ -142,44 +174,221 @@ def _cell_text(row: dict, name: str) -> str:
     return "" if row[name]["expr"] == "" else _brief(row[name])
 
 
-def rich_table(network: Network, data: dict | None = None, fold: bool = False) -> Table:
+# The narrowest a wrapping column (layer, output, formula) is made before the table changes layout.
+_NARROWEST = 10
+_NUMBER = re.compile(r"[\d,]*|\?")
+
+
+@dataclass
+class _Column:
+    """A column of the terminal table: its cells, and whether it holds numbers (right-aligned, and
+    never cut: a number column wraps only where a cell is a formula, a symbol without a value)."""
+
+    key: str
+    header: str
+    footer: str
+    cells: list
+    number: bool = False
+
+    def width(self) -> int:
+        return max(len(self.header), len(self.footer), *map(len, self.cells))
+
+    def texts(self) -> list[str]:
+        return [self.footer, *self.cells]
+
+    @property
+    def no_wrap(self) -> bool:
+        return self.number and all(_NUMBER.fullmatch(text) for text in self.texts())
+
+    def narrowest(self) -> int:
+        """The narrowest it may be: every number whole, the header unbroken, and else at most
+        _NARROWEST (longer text wraps, at spaces where it can)."""
+        if self.no_wrap:
+            return self.width()
+        numbers = [len(text) for text in self.texts() if self.number and _NUMBER.fullmatch(text)]
+        return max(len(self.header), min(self.width(), _NARROWEST), *numbers)
+
+
+def _table_columns(network: Network, data: dict, rows: list[dict]) -> list[_Column]:
     """Values in the cells; a formula column for the parameters (the first quantity) when they have symbols."""
-    data = data if data is not None else network.to_dict()
-    rows = _rows(network, data, fold)
     shown = [q for q in _columns("table") if not (q.only_if_nonzero and data[q.name]["expr"] == "0")]
     main = shown[0].name
     formulas = any(_symbolic(row[main]) and row[main]["value"] is not None for row in rows)
     fields = any(row["field"] is not None for row in rows)
+    columns = [_Column("#", "#", "", [row["index"] for row in rows], number=True),
+               _Column("layer", "layer", "total", [row["label"] for row in rows]),
+               _Column("output", "output", _shape(data["output_shape"]), [_shape(row["out_shape"]) for row in rows])]
+    for q in shown:
+        columns.append(_Column(q.name, q.title, _brief(data[q.name]) if q.totalled else "",
+                               [_cell_text(row, q.name) for row in rows], number=True))
+        if q.name == main and formulas:
+            columns.append(_Column("formula", "formula", human(data[main]["expr"]),
+                                   [human(row[main]["expr"]) if _symbolic(row[main]) else "" for row in rows]))
+    if fields:
+        columns.append(_Column("RF", "RF", "", [_field_cell(row["field"]) for row in rows], number=True))
+    return columns
+
+
+def _widths(columns: list[_Column], width: int) -> list[int] | None:
+    """Widths (without padding) that fit the table in `width` with every column at least its
+    narrowest: rich's own when they do (the table is then as rich lays it out), else the widest
+    wrapping columns narrowed first; None when the narrowest widths do not fit. A column has
+    1 space of padding on each side, and one space divides two columns."""
+    budget = width - 3 * len(columns) + 1
+    natural = [c.width() for c in columns]
+    if sum(natural) <= budget:
+        return natural
+    if sum(c.narrowest() for c in columns) > budget:
+        return None
+    padded = Table._collapse_widths([w + 2 for w in natural], [not c.no_wrap for c in columns],
+                                    budget + 2 * len(columns))
+    if sum(padded) <= budget + 2 * len(columns) and all(w - 2 >= c.narrowest() for w, c in zip(padded, columns)):
+        return [w - 2 for w in padded]
+    widths = [c.narrowest() for c in columns]
+    spare = budget - sum(widths)
+    while spare > 0:  # widen the narrowest of the columns that want more, one space at a time
+        wanting = [i for i, c in enumerate(columns) if widths[i] < natural[i]]
+        if not wanting:
+            break
+        widths[min(wanting, key=lambda i: widths[i])] += 1
+        spare -= 1
+    return widths
+
+
+def _rich(columns: list[_Column], widths: list[int] | None = None) -> Table:
+    """A rich Table of the columns at `widths`; None lets rich fit them (the rich display of a network)."""
     table = Table(show_footer=True, header_style="bold", footer_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False)
-    table.add_column("#", justify="right", footer="")
-    table.add_column("layer", footer="total", overflow="fold")
-    table.add_column("output", footer=_shape(data["output_shape"]))
-    numbers = {"#"}
-    for q in shown:
-        table.add_column(q.title, justify="right", footer=_brief(data[q.name]) if q.totalled else "")
-        numbers.add(q.title)
-        if q.name == main and formulas:
-            table.add_column("formula", footer=human(data[main]["expr"]))
-    if fields:
-        table.add_column("RF", justify="right", footer="")
-    cells = []
-    for row in rows:
-        line = [row["index"], row["label"], _shape(row["out_shape"])]
-        for q in shown:
-            line.append(_cell_text(row, q.name))
-            if q.name == main and formulas:
-                line.append(human(row[main]["expr"]) if _symbolic(row[main]) else "")
-        if fields:
-            line.append(_field_cell(row["field"]))
-        cells.append(line)
-        table.add_row(*line)
-    # Numbers are never cut short: only the layer, shape and formula columns may wrap.
-    for number, column in enumerate(table.columns):
-        if column.header in numbers:
-            column.min_width = max(len(cell) for cell in [row[number] for row in cells]
-                                   + [str(column.footer), column.header])
+    for i, column in enumerate(columns):
+        fixed = {} if widths is None or widths[i] == column.width() else {"width": widths[i]}
+        if column.no_wrap:
+            table.add_column(column.header, justify="right", footer=column.footer, no_wrap=True,
+                             min_width=column.width(), **fixed)
+        else:
+            # the layer, output and formula columns wrap, and fold a word longer than the column
+            table.add_column(column.header, justify="right" if column.number else "left", footer=column.footer,
+                             overflow="fold", min_width=column.narrowest(), **fixed)
+    for cells in zip(*(column.cells for column in columns)):
+        table.add_row(*cells)
     return table
+
+
+def rich_table(network: Network, data: dict | None = None, fold: bool | None = False) -> Table:
+    """The table as a rich Table, every column (rich fits it to the console; see render_table)."""
+    document = network.document()
+    data = data if data is not None else document.head()
+    fold = folds_by_default(network) if fold is None else fold
+    return _rich(_table_columns(network, data, _rows(network, document, fold)[0]))
+
+
+def _stacked(columns: list[_Column], width: int) -> list[str] | None:
+    """The narrow layout: per row, a line `#  layer -> output` and under it the numbers in
+    aligned columns; None when the numbers do not fit in `width` side by side."""
+    index, label, output = columns[0], columns[1], columns[2]
+    numbers = [c for c in columns[3:] if c.number]
+    widths = [c.width() for c in numbers]
+    line_width = sum(widths) + 3 * (len(numbers) - 1)
+    indent = max([len(index.header), *map(len, index.cells)]) + 2
+    if line_width > width:
+        return None
+    indent = min(indent, width - line_width)
+
+    def heading(first: str, name: str, shape: str) -> list[str]:
+        text = f"{first:>{indent - 2}}  {name} -> {shape}" if indent >= 2 else f"{first} {name} -> {shape}"
+        return textwrap.wrap(text, width, subsequent_indent=" " * indent, break_on_hyphens=False) or [""]
+
+    def figures(cells) -> str:
+        return " " * indent + "   ".join(f"{cell:>{w}}" for cell, w in zip(cells, widths))
+
+    rule = "─" * min(width, indent + line_width)
+    lines = [*heading(index.header, label.header, output.header), figures([c.header for c in numbers]), rule]
+    for i in range(len(index.cells)):
+        lines += heading(index.cells[i], label.cells[i], output.cells[i])
+        lines.append(figures([c.cells[i] for c in numbers]))
+    lines += [rule, *heading("", label.footer, output.footer), figures([c.footer for c in numbers])]
+    return lines
+
+
+def _records(columns: list[_Column], width: int) -> list[str]:
+    """The narrowest layout: per row, `#  layer -> output`, then `title value` pairs wrapped to `width`."""
+    index, label, output = columns[0], columns[1], columns[2]
+    numbers = [c for c in columns[3:] if c.number]
+    lines = []
+    rows = [(index.cells[i], label.cells[i], output.cells[i], [c.cells[i] for c in numbers])
+            for i in range(len(index.cells))] + [("", label.footer, output.footer, [c.footer for c in numbers])]
+    for first, name, shape, cells in rows:
+        lines += textwrap.wrap(f"{first} {name} -> {shape}".strip(), width, subsequent_indent="  ",
+                               break_on_hyphens=False)
+        # a title and its value stay on one line (joined by a no-break space while wrapping)
+        pairs = [f"{c.header}\xa0{cell}" for c, cell in zip(numbers, cells) if cell]
+        lines += [line.replace("\xa0", " ") for line in textwrap.wrap(
+            "   ".join(pairs), width, initial_indent="  ", subsequent_indent="  ", break_long_words=False,
+            break_on_hyphens=False)]
+    return lines
+
+
+def _renderables(network: Network, width: int, fold: bool | None = None) -> list:
+    """The table fitted to `width`, the summary lines, and what was left out (`fold` None: fold
+    beyond FOLD_ABOVE layers, and say so)."""
+    document = network.document()
+    data = document.head()
+    auto = fold is None
+    fold = folds_by_default(network) if auto else fold
+    rows, per_row = _rows(network, document, fold)
+    columns = _table_columns(network, data, rows)
+    shown, notes = [], []
+    widths = _widths(columns, width)
+    if widths is None and any(c.key == "formula" for c in columns):
+        columns = [c for c in columns if c.key != "formula"]
+        widths = _widths(columns, width)
+        notes.append(f"(the formula column is left out to fit {width} columns; "
+                     f"--format markdown or json shows every formula)")
+    if widths is not None and len(rows) > _PLAIN_ABOVE and all(w == c.width() for w, c in zip(widths, columns)):
+        shown += _plain(columns)  # what rich would print, without rich's cost per cell
+    elif widths is not None:
+        shown.append(_rich(columns, widths))
+    else:
+        shown += [Text(line, no_wrap=True, overflow="ignore") for line in
+                  _stacked(columns, width) or _records(columns, width)]
+    shown += [Text(line) for line in summary_lines(network, data, document)]
+    if fold and (auto or per_row > 1):
+        rows_text = f"{len(rows):,} rows, one per top-level stage" if per_row == 1 else \
+            f"{len(rows):,} rows, {per_row:,} top-level stages to a row"
+        notes.append(f"(folded: {len(network.layers):,} layers in {rows_text}; --all shows every layer)")
+    return shown + [Text(note) for note in notes]
+
+
+_PLAIN_ABOVE = 100  # rows; a longer table in which nothing wraps is written without rich
+
+
+def _plain(columns: list[_Column]) -> list:
+    """The lines rich prints for the table when every cell fits its column (box SIMPLE_HEAD, no
+    edge, one space of padding each side, one between columns), a line at a time."""
+    widths = [c.width() for c in columns]
+
+    def line(cells) -> str:
+        return " ".join(f" {cell:>{w}} " if c.number else f" {cell:<{w}} "
+                        for cell, w, c in zip(cells, widths, columns))
+
+    rule = "─" * (sum(widths) + 3 * len(columns) - 1)
+    body = [Text(line(cells), no_wrap=True) for cells in zip(*(c.cells for c in columns))]
+    return [Text(line([c.header for c in columns]), style="bold", no_wrap=True), Text(rule), *body,
+            Text(""), Text(line([c.footer for c in columns]), style="bold", no_wrap=True)]
+
+
+class _Fitted:
+    """A network's table for rich, fitted to the width it is given (`rich.print(network)`)."""
+
+    def __init__(self, network: Network, fold: bool | None = None):
+        self.network, self.fold = network, fold
+
+    def __rich_console__(self, console, options):
+        yield from _renderables(self.network, options.max_width, self.fold)
+
+
+def _print(network: Network, console: Console, fold: bool | None = None) -> None:
+    for renderable in _renderables(network, console.width, fold):
+        console.print(renderable)
 
 
 def _bytes(value) -> str:
@@ -191,8 +400,10 @@ def _bytes(value) -> str:
     return f"{value} B"
 
 
-def summary_lines(network: Network, data: dict | None = None) -> list[str]:
-    data = data if data is not None else network.to_dict()
+def summary_lines(network: Network, data: dict | None = None, document: Document | None = None) -> list[str]:
+    """The lines under the table; `data` is the JSON document (its head is enough)."""
+    document = document or network.document()
+    data = data if data is not None else document.head()
     lines = []
     for q in QUANTITIES:
         if q.summary is None or (q.summary_when and not q.summary_when(network)):
@@ -203,7 +414,7 @@ def summary_lines(network: Network, data: dict | None = None) -> list[str]:
         if quantity["expr"] is None:
             text = q.unknown or "?"
         else:
-            text = _sum_line(network, data, q.name) if q.summary_sum else _cell(quantity)
+            text = _sum_line(network, document, data, q.name) if q.summary_sum else _cell(quantity)
             text += f"  {q.summary}" if q.summary else ""
         lines.append(f"{q.title:<6} = {text}")
     if data["activations"]["value"] is not None:
@@ -221,39 +432,114 @@ def summary_lines(network: Network, data: dict | None = None) -> list[str]:
     return lines
 
 
-def _print(network: Network, console: Console, fold: bool = False) -> None:
-    data = network.to_dict()
-    console.print(rich_table(network, data, fold))
-    for line in summary_lines(network, data):
-        console.print(Text(line))
+def _width() -> int:
+    """Piped: no terminal to fit, so only COLUMNS (if set) limits the width."""
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 120
 
 
-def print_table(network: Network, console: Console | None = None, fold: bool = False) -> None:
-    """The table on a terminal (in colour); piped, the same text without trailing blanks."""
+def print_table(network: Network, console: Console | None = None, fold: bool | None = None) -> None:
+    """The table on a terminal (in colour); piped, the same text without trailing blanks.
+    `fold` None folds networks of more than FOLD_ABOVE layers and says so."""
     console = console or Console()
     if console.is_terminal:
-        _print(network, console, fold)
+        with without_cyclic_gc():
+            _print(network, console, fold)
     else:
-        # piped: no terminal to fit, so only COLUMNS (if set) limits the width
-        width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 120
-        console.file.write(render_table(network, width=width, fold=fold))
+        console.file.write(render_table(network, width=_width(), fold=fold))
 
 
-def render_table(network: Network, width: int = 120, fold: bool = False) -> str:
+def render_table(network: Network, width: int = 120, fold: bool | None = False) -> str:
     buffer = io.StringIO()
-    _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold)
+    with without_cyclic_gc():
+        _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold)
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
+_encode = json.encoder.encode_basestring_ascii  # what json.dumps writes a string as (C-accelerated)
+
+
+def _json(value, level: int, memo: dict) -> str:
+    """`json.dumps(value, indent=2)` at nesting `level`; lists and dicts written once (memo by id,
+    kept alive in the memo so that an id is never reused)."""
+    kind = type(value)
+    if kind is str:
+        return _encode(value)
+    if kind is int:
+        return int.__repr__(value)
+    if isinstance(value, str):
+        return _encode(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, (dict, list)):
+        key = (id(value), level)
+        known = memo.get(key)
+        if known is None:
+            known = memo[key] = (value, _json_container(value, level, memo))
+        return known[1]
+    return json.dumps(value)
+
+
+def _json_container(value, level: int, memo: dict) -> str:
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    inner = "\n" + "  " * (level + 1)
+    if isinstance(value, dict):
+        items = (_encode(str(k)) + ": " + _json(v, level + 1, memo) for k, v in value.items())
+        return "{" + inner + ("," + inner).join(items) + "\n" + "  " * level + "}"
+    return "[" + inner + ("," + inner).join(_json(v, level + 1, memo) for v in value) + "\n" + "  " * level + "]"
+
+
+def _json_chunks(network: Network):
+    """The text of `json.dumps(network.to_dict(), indent=2)`, a thousand layers at a time."""
+    document = network.document()
+    memo: dict = {}
+    yield "{\n  " + ",\n  ".join(_encode(k) + ": " + _json(v, 1, memo) for k, v in document.head().items())
+    yield ',\n  "layers": ['
+    batch, first = [], True
+    shared: dict = {}  # id of a shared part -> (it, its lines)
+    keys: dict = {}  # a key -> `"key": `
+    for lc in document.network.layers:
+        lines = []
+        for is_shared, part in document.parts(lc):
+            if not part:
+                continue
+            if is_shared:
+                known = shared.get(id(part))
+                if known is None:
+                    if len(shared) >= 4096:  # parts seen once (a chain's receptive fields): keep the recent
+                        shared.clear()
+                        memo.clear()
+                    known = shared[id(part)] = (part, ",\n      ".join(
+                        _encode(key) + ": " + _json(value, 3, memo) for key, value in part.items()))
+                lines.append(known[1])
+            else:
+                lines.extend((keys.get(key) or keys.setdefault(key, _encode(key) + ": ")) + _json(value, 3, memo)
+                             for key, value in part.items())
+        batch.append(("\n    {\n      " if first else ",\n    {\n      ") + ",\n      ".join(lines) + "\n    }")
+        first = False
+        if len(batch) == 1000:
+            yield "".join(batch)
+            batch = []
+    yield "".join(batch) + ("]" if first else "\n  ]") + "\n}"
+
+
 def render_json(network: Network) -> str:
-    return json.dumps(network.to_dict(), indent=2)
+    return "".join(render_chunks(network, "json"))
 
 
 _CSV_SHAPES = ("in_shape", "out_shape")
 
 
-def render_csv(network: Network) -> str:
-    data = network.to_dict()
+def _csv_chunks(network: Network):
+    document = network.document()
+    data = document.head()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["index", "name", "line", "column", *_CSV_SHAPES]
@@ -264,18 +550,26 @@ def render_csv(network: Network) -> str:
     def shape(dims):
         return "" if dims is None else _shape(dims).replace("^", "**")
 
-    for layer in data["layers"]:
+    for number, layer in enumerate(document.layers(), 1):
         row = [layer["index"], layer["name"], layer["line"], layer["column"],
                shape(layer["in_shape"]), shape(layer["out_shape"])]
         for q in layer_quantities():
             row += [_csv_value(layer[q.name]["value"]), layer[q.name]["expr"] or ""]
         writer.writerow(row)
+        if number % 1000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
     total = ["", "total", "", "", shape(data["input_shape"]), shape(data["output_shape"])]
     for q in layer_quantities():
         quantity = data[q.name] if q.totalled else {"expr": None, "value": None}
         total += [_csv_value(quantity["value"]), quantity["expr"] or ""]
     writer.writerow(total)
-    return buffer.getvalue()
+    yield buffer.getvalue()
+
+
+def render_csv(network: Network) -> str:
+    return "".join(render_chunks(network, "csv"))
 
 
 def _csv_value(value) -> str:
@@ -292,11 +586,12 @@ def _total_cells(data: dict, columns) -> list[str]:
 
 
 def render_markdown(network: Network, fold: bool = False) -> str:
-    data = network.to_dict()
+    document = network.document()
+    data = document.head()
     columns = _columns("markdown")
     rows = ["| # | layer | output | " + " | ".join(q.title for q in columns) + " |",
             "|---:|---|---|" + "---:|" * len(columns)]
-    for row in _rows(network, data, fold):
+    for row in _rows(network, document, bool(fold))[0]:
         cells = [row["index"], f"`{row['label']}`", _shape(row["out_shape"]),
                  *("" if row[q.name]["expr"] == "" else _cell(row[q.name]) for q in columns)]
         rows.append("| " + " | ".join(_markdown_escape(c) if not c.startswith("`") else c for c in cells) + " |")
@@ -305,18 +600,19 @@ def render_markdown(network: Network, fold: bool = False) -> str:
     lines = "\n".join(rows) + "\n"
     # the summary lines of quantities that are not already in the table
     in_table = tuple(f"{q.title:<6} =" for q in columns)
-    extra = [line for line in summary_lines(network, data) if not line.startswith(in_table)]
+    extra = [line for line in summary_lines(network, data, document) if not line.startswith(in_table)]
     if extra:
         lines += "\n" + "\n".join(f"- {_markdown_escape(line)}" for line in extra) + "\n"
     return lines
 
 
 def render_html(network: Network) -> str:
-    data = network.to_dict()
+    document = network.document()
+    data = document.head()
     columns = _columns("html")
     head = "".join(f"<th>{h}</th>" for h in ("#", "layer", "output", *(q.title for q in columns)))
     body = []
-    for layer in data["layers"]:
+    for layer in document.layers():
         cells = (layer["index"], layer["name"], _shape(layer["out_shape"]), *(_cell(layer[q.name]) for q in columns))
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     foot = ("<tr><td></td><th>total</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in (
@@ -333,14 +629,26 @@ def render_latex_total(network: Network) -> str:
     return f"$\\mathrm{{params}} = {sympy.latex(network.params)}$"
 
 
-def render(network: Network, fmt: str, fold: bool = False) -> str:
-    """The text of `paramsym count --format FMT` (the table without colour)."""
+def render(network: Network, fmt: str, fold: bool | None = False) -> str:
+    """The text of `paramsym count --format FMT` (the table without colour). `fold` None: the
+    table folds beyond FOLD_ABOVE layers (and says so); the other formats show every layer."""
     if fmt == "table":
         return render_table(network, fold=fold)
     if fmt == "markdown":
-        return render_markdown(network, fold=fold)
+        return render_markdown(network, fold=bool(fold))
     renderers = {"json": render_json, "csv": render_csv, "latex": render_latex}
     return renderers[fmt](network)
+
+
+def render_chunks(network: Network, fmt: str, fold: bool | None = None):
+    """The text of `render(network, fmt, fold)` in parts: JSON and CSV a thousand layers at a time,
+    so that a large network's output is never held whole."""
+    chunks = {"json": _json_chunks, "csv": _csv_chunks}.get(fmt)
+    with without_cyclic_gc():  # many small objects, no cycles (see paramsym.network)
+        if chunks is None:
+            yield render(network, fmt, fold)
+        else:
+            yield from chunks(network)
 
 
 SWEEP_FORMATS = ("table", "csv", "json")
@@ -364,12 +672,7 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
     import numpy as np  # only sweeps need NumPy; `paramsym count` starts faster without it
     names = result.column_names()
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(names)
-        for row in result.rows():
-            writer.writerow(row.values())
-        return buffer.getvalue()
+        return ",".join(names) + "\n" + _csv_rows(np, result.columns())
     if fmt == "json":
         data = {"points": result.size, "on": result.on, "budget": result.budget,
                 "formulas": {name: str(expr) for name, expr in result.formulas.items()},
@@ -422,4 +725,63 @@ def _json_value(value):
     return int(value)
 
 
-DISPLAY.update(text=render_table, rich=rich_table, html=render_html, latex=render_latex_total)
+def _csv_rows(np, columns) -> str:
+    """The rows of a sweep's CSV, built by NumPy a block of points at a time: each column as
+    bytes (digits right-aligned after NUL bytes, `True`/`False`, or Python's str() for integers
+    beyond int64) in one (points, width) array with the commas and newlines, then the NUL bytes
+    dropped. What csv.writer writes for the same rows, without a Python step per row."""
+    size = len(columns[0]) if columns else 0
+    blocks = []
+    for start in range(0, size, _CSV_BLOCK):
+        parts = [_csv_bytes(np, column[start:start + _CSV_BLOCK]) for column in columns]
+        out = np.empty((parts[0].shape[0], sum(part.shape[1] for part in parts) + len(parts)), dtype=np.uint8)
+        at = 0
+        for i, part in enumerate(parts):
+            out[:, at:at + part.shape[1]] = part
+            at += part.shape[1]
+            out[:, at] = ord(",") if i < len(parts) - 1 else ord("\n")
+            at += 1
+        flat = out.ravel()
+        blocks.append(flat[flat != 0].tobytes())
+    return b"".join(blocks).decode("ascii")
+
+
+_CSV_BLOCK = 1 << 17
+@lru_cache(maxsize=None)
+def _groups_of_four() -> tuple[bytes, bytes]:
+    """`0000` ... `9999`, and the same without leading zeros (NUL bytes instead): built when a
+    sweep is first written, not when paramsym starts."""
+    return ("".join(f"{i:04d}" for i in range(10000)).encode(),
+            "".join(f"{i:>4}" for i in range(10000)).replace(" ", "\0").encode())
+
+
+def _csv_bytes(np, column):
+    """(points, width) uint8: each value of `column` as text, NUL bytes before or after it."""
+    if column.dtype == bool:
+        return np.where(column, b"True", b"False").view(np.uint8).reshape(len(column), 5)
+    if (column.dtype.kind == "i" or (column.dtype.kind == "u" and column.dtype.itemsize < 8)) \
+            and len(column) and column.min() >= 0:
+        return _decimal(np, column.astype(np.int64, copy=False))
+    # negative numbers and integers beyond int64 (object arrays): Python's own str, left-aligned
+    text = np.array([str(int(v)) for v in column.tolist()], dtype="S")
+    return text.view(np.uint8).reshape(len(column), -1)
+
+
+def _decimal(np, values):
+    """Whole numbers of at least 0 as decimal digits, four at a time from a table: the first
+    group without its leading zeros (NUL bytes instead), the groups before it all NUL."""
+    groups = np.searchsorted(10 ** np.arange(4, 19, 4, dtype=np.int64), values, side="right") + 1
+    count = int(groups.max())
+    digits, leading = (np.frombuffer(table, dtype=np.uint32) for table in _groups_of_four())
+    out = np.empty((len(values), count), dtype=np.uint32)
+    rest = values
+    for group in range(count):  # from the last four digits to the first
+        rest, low = np.divmod(rest, 10000)
+        inner = groups > group + 1
+        out[:, count - 1 - group] = np.where(inner, digits[low], 0) if group else digits[low]
+        first = groups == group + 1
+        out[first, count - 1 - group] = leading[low[first]]
+    return out.view(np.uint8)
+
+
+DISPLAY.update(text=render_table, rich=_Fitted, html=render_html, latex=render_latex_total)

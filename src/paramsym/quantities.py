@@ -9,6 +9,7 @@ from the totals (`total`, `memory`). Adding a quantity is one entry in
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -216,12 +217,41 @@ def count_layer(layer: Layer) -> Counts:
     return Counts(values)
 
 
+def count_layers(layers) -> list[Counts]:
+    """`count_layer` of each layer; layers that are alike (a repeated block, a chain of equal
+    layers) are counted once. Counting reads what a layer is, not where it is: its kind, name,
+    shapes, channels, window, groups, bias, options and repeat count, not its index, position,
+    path or receptive field."""
+    known: dict = {}
+    counted = []
+    for layer in layers:
+        key = (layer.kind, layer.name, layer.in_shape, layer.out_shape, layer.cin, layer.cout, layer.kernel,
+               layer.stride, layer.pad, layer.dilation, layer.groups, layer.bias, layer.multiplier,
+               tuple(layer.options.items()))
+        try:
+            counts = known.get(key)
+        except TypeError:  # an option that cannot be a key (a list): count this one alone
+            counted.append(count_layer(layer))
+            continue
+        if counts is None:
+            counts = known[key] = count_layer(layer)
+        counted.append(counts)
+    return counted
+
+
 def total(quantities) -> Expr | None:
     """Sum of per-layer quantities as one SymPy Add; None if any is unknown."""
     quantities = list(quantities)
     if any(q is None for q in quantities):
         return None
-    return sympy.expand(sympy.Add(*quantities))
+    return sympy.expand(add(quantities))
+
+
+def add(exprs) -> Expr:
+    """The sum of formulas, each distinct one multiplied by how often it occurs (10,000 layers
+    have a few distinct formulas: SymPy adds a few terms instead of collecting 10,000)."""
+    times = Counter(exprs)
+    return sympy.Add(*(expr if n == 1 else sympy.Mul(n, expr) for expr, n in times.items()))
 
 
 # ---- generic formulas -----------------------------------------------------------------

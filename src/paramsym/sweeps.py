@@ -142,8 +142,15 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
         raise ParamsymUsageError(f"the grid has {points:,} points; at most {MAX_POINTS:,} are swept at once")
     free_network = network.without_values(*grid)
     symbols = [network.symbols[name] for name in grid]
-    mesh = np.meshgrid(*[np.asarray(v, dtype=np.int64) for v in grid.values()], indexing="ij")
-    columns = {name: m.ravel() for name, m in zip(grid, mesh)}
+    axes = [np.asarray(v, dtype=np.int64) for v in grid.values()]
+    shape = tuple(len(axis) for axis in axes)
+    # each symbol along its own axis: the formulas broadcast, and a part in one symbol is
+    # computed once per value of it; the columns are the points in order, the last symbol fastest
+    grid_axes = dict(zip(grid, np.meshgrid(*axes, indexing="ij", sparse=True)))
+    columns = {name: np.broadcast_to(axis, shape).ravel() for name, axis in grid_axes.items()}
+
+    def points(array):
+        return np.broadcast_to(array, shape).ravel()
     names = tuple(quantities) or budgets()
     exprs = {name: quantity(free_network, name) for name in (*names, on)}
     # By default each budget quantity once: the total is the params again when there is no state.
@@ -151,7 +158,7 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
         [name for i, name in enumerate(names) if all(exprs[name] != exprs[other] for other in names[:i])]
     if on not in wanted:
         wanted.append(on)
-    valid = _validity(free_network, symbols, columns)
+    valid = _validity(free_network, symbols, grid_axes)
     values, formulas = {}, {}
     for name in wanted:
         expr = exprs[name]
@@ -164,7 +171,8 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
         if others:
             raise ParamsymUsageError(f"{', '.join(others)} has no value: add it to the grid or give it with --set")
         formulas[name] = bound
-        values[name] = compile_exact(bound, symbols)(columns, where=valid)
+        values[name] = points(compile_exact(bound, symbols)(grid_axes, where=valid))
+    valid = None if valid is None else points(valid)
     within = None if budget is None else values[on] <= budget
     if within is not None and valid is not None:
         within = within & valid
@@ -198,4 +206,4 @@ def _validity(network: Network, symbols, columns) -> np.ndarray | None:
             mask = ok if mask is None else mask & ok
     if mask is not None and bool(np.all(mask)):
         return None
-    return mask
+    return mask  # broadcasts against the grid (a condition in C alone is a column)

@@ -169,24 +169,37 @@ def compile_pair(expr: sympy.Expr, symbols) -> Callable[[dict], tuple]:
     tracked = _Compiler(symbols, track).build(expr)
 
     def run(values: dict) -> tuple:
-        size = len(next(iter(values.values()))) if values else 1
+        # Arrays of any shapes that broadcast together: a sweep gives each symbol its own axis
+        # (C as a column, H as a row), so a part of the formula in one symbol is computed once
+        # per value of that symbol, not once per point of the grid.
+        given = {name: np.asarray(v) for name, v in values.items()}
+        shape = np.broadcast_shapes(*(v.shape for v in given.values())) if given else (1,)
         # a floating-point pass: does every intermediate numerator and denominator fit in int64?
         largest[0] = 0.0
         with np.errstate(all="ignore"):
-            tracked({name: np.asarray(v, dtype=np.float64) for name, v in values.items()})
+            tracked({name: v.astype(np.float64) for name, v in given.items()})
         dtype = np.int64 if np.isfinite(largest[0]) and largest[0] < _INT64_SAFE else object
-        arrays = {name: np.asarray([int(x) for x in v] if dtype is object else v, dtype=dtype)
-                  for name, v in values.items()}
+        arrays = {name: _python_ints(v) if dtype is object else v.astype(np.int64, copy=False)
+                  for name, v in given.items()}
         compiler.zero = []
-        num, den = compiled(arrays)
-        num = np.broadcast_to(np.asarray(num, dtype=dtype), (size,))
-        den = np.broadcast_to(np.asarray(den, dtype=dtype), (size,))
+        num, den = (np.asarray(x, dtype=dtype) for x in compiled(arrays))
+        # the shape of the symbols it has (C alone: a column), or one value per point for a constant
+        own = np.broadcast_shapes(num.shape, den.shape, *(np.shape(z) for z in compiler.zero)) or shape
+        num, den = np.broadcast_to(num, own), np.broadcast_to(den, own)
         if compiler.zero:
-            undefined = np.logical_or.reduce([np.broadcast_to(z, (size,)) for z in compiler.zero])
+            # undefined where a division by zero happened: denominator 0
+            undefined = np.logical_or.reduce([np.broadcast_to(z, own) for z in compiler.zero])
             den = np.where(undefined, 0, den).astype(dtype)
         return num, den
 
     return run
+
+
+def _python_ints(values: np.ndarray) -> np.ndarray:
+    """An object array of Python integers of the same shape (exact beyond int64)."""
+    out = np.empty(values.shape, dtype=object)
+    out.flat[:] = [int(x) for x in values.flat]
+    return out
 
 
 def compile_exact(expr: sympy.Expr, symbols) -> Callable[..., np.ndarray]:
@@ -207,9 +220,10 @@ def compile_exact(expr: sympy.Expr, symbols) -> Callable[..., np.ndarray]:
             wrong = wrong & where
         if np.any(wrong):
             bad = int(np.argmax(wrong))
-            at = ", ".join(f"{n}={values[n][bad]}" for n in values)
-            raise ParamsymEvaluationError(f"{expr} divides by zero at {at}" if undefined[bad] else
-                                          f"{expr} is not a whole number at {at}")
+            at = {n: np.broadcast_to(np.asarray(v), np.shape(wrong)).flat[bad] for n, v in values.items()}
+            where_text = ", ".join(f"{n}={v}" for n, v in at.items())
+            raise ParamsymEvaluationError(f"{expr} divides by zero at {where_text}" if np.broadcast_to(undefined, np.shape(wrong)).flat[bad] else
+                                          f"{expr} is not a whole number at {where_text}")
         return quotient
 
     return run

@@ -6,6 +6,7 @@ PyTorch, Keras and on import.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from math import ceil
 
 import sympy
@@ -23,8 +24,9 @@ def window_pattern(*families: str) -> re.Pattern:
 
 # ---- shape rules -----------------------------------------------------------------
 
+@lru_cache(maxsize=4096)
 def conv_output_size(n, kernel, stride, pad, dilation):
-    """PyTorch's Conv/Pool output size (floor mode)."""
+    """PyTorch's Conv/Pool output size (floor mode); a chain of equal layers asks the same again."""
     return sympy.floor((n + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1
 
 
@@ -129,11 +131,23 @@ def window_field(layer: Layer, field: tuple | None) -> tuple | None:
     out = []
     for (r, j, start), k, s, p, d, n in zip(field, layer.kernel, layer.stride, layer.pad, layer.dilation,
                                              layer.in_shape.spatial):
+        if getattr(start, "is_Rational", False) and all(getattr(x, "is_Integer", False) for x in (r, j, k, s, p, d)):
+            out.append(_numeric_field(int(r), int(j), int(start.p), int(start.q), int(k), int(s), int(p), int(d)))
+            continue
         span = d * (k - 1) + 1
         if p == "same":
             p = 0 if n is None else sympy.floor(sympy.Max((sympy.ceiling(n / s) - 1) * s + span - n, 0) / 2)
         out.append((r + (span - 1) * j, j * s, start + (sympy.Rational(1, 2) * (span - 1) - p) * j))
     return tuple(out)
+
+
+def _numeric_field(r: int, j: int, start_p: int, start_q: int, k: int, s: int, p: int, d: int) -> tuple:
+    """The recurrence of window_field in Python integers (the same exact values, without SymPy's
+    arithmetic on each step; the start is start_p / start_q), given back as SymPy numbers."""
+    span = d * (k - 1) + 1
+    # start + ((span - 1) / 2 - p) * j, over the denominator 2 * start_q
+    numerator = 2 * start_p + start_q * (span - 1 - 2 * p) * j
+    return sympy.Integer(r + (span - 1) * j), sympy.Integer(j * s), sympy.Rational(numerator, 2 * start_q)
 
 
 # ---- explain ----------------------------------------------------------------------------
