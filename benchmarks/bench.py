@@ -139,8 +139,8 @@ def best_run(args: list[str], repeats: int) -> tuple[float, float]:
 
 def command_rows(sizes: list[int]) -> None:
     exe = str(Path(sys.executable).with_name("paramsym"))
-    print(f"\n`paramsym count FILE --set C=64 [--format json]` on a chain of layers, end to end "
-          f"(best of 3 runs, 1 from 100,000 layers):")
+    print("\n`paramsym count FILE --set C=64 [--format json]` on a chain of layers, end to end "
+          "(best of 3 runs, 1 from 100,000 layers; peak memory of the command):")
     print(f"{'layers':>8} {'format':>6} {'seconds':>8} {'peak MB':>8} {'x prev':>7}")
     with tempfile.TemporaryDirectory() as folder:
         for fmt in ("json", "table"):
