@@ -15,7 +15,6 @@ under 1.5 s; a small program in under 0.4 s.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -109,18 +108,27 @@ def chain_program(layers: int) -> str:
     return "let C = 16\ninput(32x32x16)>" + ">".join(cycles)
 
 
+# Runs the command from a small fresh interpreter, so that the peak memory reported for the
+# command is its own (a child forked from this process would start with this process's memory).
+_TIMER = """
+import os, resource, subprocess, sys, time
+start = time.perf_counter()
+with open(os.devnull, "w") as null:
+    done = subprocess.run(sys.argv[1:], stdout=null, stderr=subprocess.PIPE)
+seconds = time.perf_counter() - start
+if done.returncode:
+    sys.exit(done.stderr.decode())
+print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
 def run_command(args: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident memory (MB) of one run of the command, output to /dev/null."""
-    start = time.perf_counter()
-    with open(os.devnull, "w") as null:
-        process = subprocess.Popen(args, stdout=null, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:3])}... failed: {process.stderr.read().decode()}")
-    process.stderr.close()
-    return seconds, usage.ru_maxrss / 1024
+    done = subprocess.run([sys.executable, "-c", _TIMER, *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args[:3])}... failed: {done.stderr}")
+    seconds, peak_kb = done.stdout.split()
+    return float(seconds), int(peak_kb) / 1024
 
 
 def best_run(args: list[str], repeats: int) -> tuple[float, float]:
@@ -131,8 +139,8 @@ def best_run(args: list[str], repeats: int) -> tuple[float, float]:
 
 def command_rows(sizes: list[int]) -> None:
     exe = str(Path(sys.executable).with_name("paramsym"))
-    print(f"\n`paramsym count FILE --set C=64 [--format json]` on a chain of layers, end to end "
-          f"(best of 3 runs, 1 from 100,000 layers):")
+    print("\n`paramsym count FILE --set C=64 [--format json]` on a chain of layers, end to end "
+          "(best of 3 runs, 1 from 100,000 layers; peak memory of the command):")
     print(f"{'layers':>8} {'format':>6} {'seconds':>8} {'peak MB':>8} {'x prev':>7}")
     with tempfile.TemporaryDirectory() as folder:
         for fmt in ("json", "table"):

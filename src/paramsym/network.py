@@ -278,6 +278,7 @@ class Document:
         self._fields: dict = {}
         self._by_id: dict = {}  # id of a Counts or Shape -> (it, its part): layers alike share them
         self._field_parts: dict = {}
+        self._shape_parts: dict = {}
 
     def text(self, expr) -> str:
         """`str(expr)`, once per distinct formula."""
@@ -324,13 +325,15 @@ class Document:
         """Receptive field per spatial axis: size, jump and start (centre of the first field)."""
         if field is None:
             return None
-        known = self._fields.get(field)
+        # by identity: layers that keep the field (bn, relu) pass on the same tuple; a chain's
+        # fields all differ, so only the recent ones are kept
+        known = self._fields.get(id(field))
         if known is None:
-            if len(self._fields) >= _RECENT:  # a chain's fields all differ: keep the recent ones only
+            if len(self._fields) >= _RECENT:
                 self._fields.clear()
-            known = self._fields[field] = {key: [self.text(axis[i]) for axis in field]
-                                           for i, key in enumerate(("size", "jump", "start"))}
-        return known
+            known = self._fields[id(field)] = (field, {key: [self.text(axis[i]) for axis in field]
+                                                       for i, key in enumerate(("size", "jump", "start"))})
+        return known[1]
 
     def layer(self, lc: LayerCount) -> dict:
         """One layer's dict: its parts (see `parts`) in one."""
@@ -350,20 +353,24 @@ class Document:
                 (True, self.field_part(layer.field)))
 
     def shapes(self, in_shape: Shape, out_shape: Shape) -> dict:
+        """`{"in_shape": ..., "out_shape": ...}`, one dict for equal pairs of shapes."""
         key = (id(in_shape), id(out_shape))
         known = self._by_id.get(key)
         if known is None:
-            known = self._by_id[key] = ((in_shape, out_shape), {"in_shape": self.shape(in_shape),
-                                                               "out_shape": self.shape(out_shape)})
+            pair = (in_shape, out_shape)
+            part = self._shape_parts.get(pair)
+            if part is None:
+                part = self._shape_parts[pair] = {"in_shape": self.shape(in_shape), "out_shape": self.shape(out_shape)}
+            known = self._by_id[key] = (pair, part)
         return known[1]
 
     def field_part(self, field) -> dict:
-        known = self._field_parts.get(field)
+        known = self._field_parts.get(id(field))
         if known is None:
             if len(self._field_parts) >= _RECENT:
                 self._field_parts.clear()
-            known = self._field_parts[field] = {"receptive_field": self.field(field)}
-        return known
+            known = self._field_parts[id(field)] = (field, {"receptive_field": self.field(field)})
+        return known[1]
 
     def layers(self):
         """The layers' dicts, one at a time."""

@@ -519,9 +519,12 @@ def _json_chunks(network: Network):
                     known = shared[id(part)] = (part, ",\n      ".join(
                         _encode(key) + ": " + _json(value, 3, memo) for key, value in part.items()))
                 lines.append(known[1])
-            else:
-                lines.extend((keys.get(key) or keys.setdefault(key, _encode(key) + ": ")) + _json(value, 3, memo)
-                             for key, value in part.items())
+            else:  # the layer's own: index, name, path, line and column
+                for key, value in part.items():
+                    kind = type(value)
+                    text = int.__repr__(value) if kind is int else _encode(value) if kind is str \
+                        else _json(value, 3, memo)
+                    lines.append((keys.get(key) or keys.setdefault(key, _encode(key) + ": ")) + text)
         batch.append(("\n    {\n      " if first else ",\n    {\n      ") + ",\n      ".join(lines) + "\n    }")
         first = False
         if len(batch) == 1000:
