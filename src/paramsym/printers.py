@@ -348,8 +348,10 @@ def _renderables(network: Network, width: int, fold: bool | None = None) -> list
     elif widths is not None:
         shown.append(_rich(columns, widths))
     else:
-        shown += [Text(line, no_wrap=True, overflow="ignore") for line in
-                  _stacked(columns, width) or _records(columns, width)]
+        stacked = _stacked(columns, width)
+        heads = 2 if stacked else 0  # the titles of the stacked layout, bold like the table's
+        shown += [Text(line, style="bold" if i < heads else "", no_wrap=True, overflow="ignore")
+                  for i, line in enumerate(stacked or _records(columns, width))]
     shown += [Text(line) for line in summary_lines(network, data, document)]
     if fold and (auto or per_row > 1):
         rows_text = f"{len(rows):,} rows, one per top-level stage" if per_row == 1 else \

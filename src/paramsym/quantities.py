@@ -250,6 +250,10 @@ def total(quantities) -> Expr | None:
 def add(exprs) -> Expr:
     """The sum of formulas, each distinct one multiplied by how often it occurs (10,000 layers
     have a few distinct formulas: SymPy adds a few terms instead of collecting 10,000)."""
+    exprs = list(exprs)
+    if all(isinstance(expr, sympy.Integer) for expr in exprs):
+        # plain numbers are added in Python (SymPy's Add imports much of SymPy on its first use)
+        return sympy.Integer(sum(int(expr) for expr in exprs))
     times = Counter(exprs)
     return sympy.Add(*(expr if n == 1 else sympy.Mul(n, expr) for expr, n in times.items()))
 
