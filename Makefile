@@ -31,11 +31,12 @@ test: install-test
 	$(BIN)/python -m pytest -q
 
 # The long run of the generated-program property tests (docs/fuzzing.md records the last one):
-# 20,000 programs each against PyTorch, as broken variants and through the round trip, 1,000 against Keras.
+# 20,000 programs each against PyTorch, as broken variants, through the round trip and at the edges of what
+# PyTorch accepts (both ways), 1,000 against Keras.
 fuzz: install-test
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_export.py tests/test_import.py \
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_export.py tests/test_import.py tests/test_refuse.py \
 		--hypothesis-profile=fuzz --hypothesis-show-statistics \
-		-k "property_random_programs_match_torch or property_broken or property_round_trip"
+		-k "property_random_programs_match_torch or property_broken or property_round_trip or property_paramsym_accepts"
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_export.py --hypothesis-profile=deep \
 		-k "property_random_programs_match_keras" --hypothesis-show-statistics
 
