@@ -132,3 +132,18 @@ def test_relations_that_are_not_whole_numbers_are_invalid_points():
     assert [bool(v) for v in result.valid] == [False, True, False, True]
     assert [int(v) for v in result.values["params"]][1::2] == [network.evaluate(C=2)["params"],
                                                               network.evaluate(C=4)["params"]]
+
+
+def test_a_symbol_in_a_denominator_sweeps_exactly():
+    # groups=G puts G in the denominator of every count: the vectorised sums must not take the
+    # denominators for numbers (this was an internal error from math.gcd)
+    net = paramsym.parse("input(8x8x8) > conv3x3(->8, groups=G) > conv1x1(->16, groups=G, bias)")
+    result = paramsym.sweep(net, {"G": [1, 2, 3, 4, 8]})
+    valid = result.valid if result.valid is not None else [True] * result.size
+    for i, g in enumerate(result.grid["G"]):
+        if valid[i]:
+            assert int(result.values["params"][i]) == net.evaluate(G=int(g))["params"]
+    assert list(valid) == [True, True, False, True, True]
+    done = run("sweep", "input(8x8x8) > conv3x3(->8, groups=G)", "--grid", "G=1,2,4,8", "--format", "csv")
+    assert done.returncode == 0 and done.stdout.splitlines()[1:] == ["1,576,20736,3456", "2,288,10368,2304",
+                                                                      "4,144,5184,1728", "8,72,2592,1440"]

@@ -112,10 +112,10 @@ class _Compiler:
 def _add(parts):
     num, den = parts[0]
     for n, d in parts[1:]:
-        common, scale_a, scale_b = _lcm(den, d)
         if isinstance(den, int) and isinstance(d, int):
+            common, scale_a, scale_b = _lcm(den, d)
             num, den = num * scale_a + n * scale_b, common
-        else:
+        else:  # a denominator that varies over the grid (a symbol in it: groups=G, stride=S)
             num, den = num * d + n * den, den * d
     return num, den
 
