@@ -23,7 +23,7 @@ Expr = sympy.Expr
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
-def _times(*factors):
+def times(*factors):
     """Product, or None when a factor is unknown."""
     if any(f is None for f in factors):
         return None
@@ -211,9 +211,9 @@ def count_layer(layer: Layer) -> Counts:
     for q in layer_quantities():
         value = given[q.name] if q.name in given else q.default(layer, values)
         values[q.name] = sympy.Integer(value) if isinstance(value, int) else value
-    times = layer.multiplier
-    if times != 1:
-        values = {name: _times(value, times) if BY_NAME[name].repeats else value for name, value in values.items()}
+    repeats = layer.multiplier
+    if repeats != 1:
+        values = {name: times(value, repeats) if BY_NAME[name].repeats else value for name, value in values.items()}
     return Counts(values)
 
 

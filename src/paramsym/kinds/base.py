@@ -14,6 +14,7 @@ from typing import ClassVar
 import sympy
 
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymError, ParamsymShapeError, ParamsymUsageError, Position
+from ..quantities import times  # the product of factors that may be unknown, as counting needs it
 from ..records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
 from ..syntax import Call, Channels, Keyword, Positional
 
@@ -362,13 +363,6 @@ def check_divides(call: Call, groups, channels, what: str, pos: Position) -> lis
 
 def bias_of(layer: Layer) -> Expr:
     return layer.cout if layer.bias else ZERO
-
-
-def times(*factors):
-    """Product, or None when a factor is unknown."""
-    if any(f is None for f in factors):
-        return None
-    return sympy.Mul(*factors)
 
 
 def whole_input_field(layer: Layer, field: tuple | None) -> tuple | None:
