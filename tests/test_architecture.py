@@ -159,6 +159,8 @@ ALLOWED = {
         "an example in a syntax-error hint",
     ("builder", "add a shortcut that matches: res(... | conv1x1(->C, stride=S))"): "an example in a shape-error hint",
     ("builder", "(c) = conv3x3(->c) ... and call "): "an example in the hint for a block given channels",
+    ("builder", "e.g. moe(dense(->4d) > gelu > dense(->d), experts=8, top=2)"): "an example in a moe hint",
+    ("builder", "end the expert with a layer back to the input width, e.g. dense(->d)"): "an example in a moe hint",
 }
 
 
@@ -201,7 +203,7 @@ def test_every_kind_answers_every_question():
         "conv": "input(8x8x4) > conv3x3(->4, bias)", "dwconv": "input(8x8x4) > dwconv3x3",
         "sepconv": "input(8x8x4) > sepconv3x3(->6)", "deconv": "input(8x8x4) > deconv2x2(->4, stride=2)",
         "pool": "input(8x8x4) > maxpool2x2", "globalpool": "input(8x8x4) > gap",
-        "flatten": "input(8x8x4) > flatten", "dense": "input(4) > dense(->3, bias)",
+        "flatten": "input(8x8x4) > flatten", "dense": "input(4) > dense(->3, bias)", "router": "input(4) > router(->3)",
         "bn": "input(8x8x4) > bn", "ln": "input(4) > ln", "gn": "input(8x8x4) > gn(groups=2)",
         "prelu": "input(8x8x4) > prelu",
     }
@@ -214,7 +216,7 @@ def test_every_kind_answers_every_question():
         torch_spec = kind.torch(layer, _Numbers())
         assert torch_spec.cls.startswith(("nn.", "ChannelsLast", "FlattenChannelsLast")), (program, torch_spec)
         assert all(spec.cls[0].isupper() for spec in kind.keras(layer, _Numbers())), program
-        assert kind.torch_modules or kind.key in ("sepconv", "dwconv"), f"{kind.key} cannot be imported"
+        assert kind.torch_modules or kind.key in ("sepconv", "dwconv", "router"), f"{kind.key} cannot be imported"
 
 
 class _Numbers:

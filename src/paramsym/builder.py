@@ -14,13 +14,16 @@ import sympy
 
 from . import kinds
 from .errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
-from .kinds.base import require_number_like, whole_number
+from .kinds.base import check_or_defer, require_number_like, whole_number
+from .kinds.dense import router_call
 from .records import ONE, Constraint, Flow, Layer, Node, Shape, UNKNOWN
-from .syntax import Call, Channels, Composite, Define, Keyword, Positional, Program, Repeat, Sequence, symbol
+from .syntax import Call, Channels, Composite, Define, Keyword, Named, Positional, Program, Repeat, Sequence, symbol
 
 Expr = sympy.Expr
 
 MAX_LAYERS = 200_000
+_MOE_EXAMPLE = "e.g. moe(dense(->4d) > gelu > dense(->d), experts=8, top=2)"
+_MOE_SHAPE_HINT = "end the expert with a layer back to the input width, e.g. dense(->d)"
 _INPUT_FIELD_AXIS = (ONE, ONE, sympy.Rational(1, 2))  # one pixel, step 1, centred on the first pixel
 
 
@@ -48,6 +51,8 @@ class LayerBuilder:
         self.env: dict = {}            # block parameters bound to values
         self.path: list[str] = []      # where we are: block calls, branches, repeats
         self.multiplier: Expr = ONE    # product of the symbolic repeat counts around us
+        self.experts: tuple | None = None  # inside moe: (experts stored, experts one position uses)
+        self.named: dict[str, Layer] = {}  # `LAYER as NAME`, for the layers that tie to them
         self.calling: list[str] = []   # blocks being expanded, to refuse recursion
         self.stage_index = 0
         self.extra_constraints: list[Constraint] = []
@@ -100,7 +105,104 @@ class LayerBuilder:
             return flow
         if isinstance(stage, Repeat):
             return self._repeat(stage, flow)
+        if isinstance(stage, Named):
+            return self._named(stage, flow, suffix)
+        if stage.kind == "moe":
+            return self._experts(stage, flow, suffix)
+        if stage.kind == "aux":
+            return self._aux(stage, flow, suffix)
         return self._composite(stage, flow, suffix)
+
+    def _named(self, named: Named, flow: Flow, suffix: str) -> Flow:
+        """`LAYER as NAME`: the layer is built, then known by NAME to the layers that tie to it."""
+        if named.call.name in self.defs:
+            raise ParamsymArgumentError(f"'as {named.name}' names one layer, but {named.call.name} is a block",
+                                        pos=named.pos, hint="write 'as NAME' after the layer inside the block")
+        if named.name in self.named:
+            first = self.named[named.name]
+            raise ParamsymNameError(f"'{named.name}' names two layers", pos=named.pos,
+                                    notes=((f"it names {first.name} here", first.pos),),
+                                    hint="a name given inside a repeat names every copy: give the layer a name "
+                                         "outside the repeat")
+        if kinds.is_layer_name(named.name) or named.name in self.defs:
+            raise ParamsymNameError(f"'{named.name}' is the name of a layer or block; choose another name",
+                                    pos=named.pos)
+        out = self._call(self._bound(named.call), flow, suffix)
+        self.named[named.name] = self.layers[-1]
+        return out
+
+    def _aux(self, composite: Composite, flow: Flow, suffix: str) -> Flow:
+        """`aux(SEQ)`: a side head, counted; what flows on is its input."""
+        node = Node("aux")
+        self._open[-1].children.append(node)
+        self.path.append("aux" + suffix)
+        self._open.append(Node("seq"))
+        node.children.append(self._open[-1])
+        try:
+            self._stage(composite.branches[0], flow)
+        finally:
+            self.path.pop()
+            self._open.pop()
+        return flow
+
+    def _experts(self, composite: Composite, flow: Flow, suffix: str) -> Flow:
+        """`moe(SEQ, experts=E, top=k)`: a router dense(d->E) without bias, then E copies of SEQ of which
+        each position goes through k: SEQ is built once, its layers counted E times (params, state) or
+        k times (active params, MACs)."""
+        experts, top = self._moe_arguments(composite)
+        node = Node("moe", count=experts, options={"top": top})
+        self._open[-1].children.append(node)
+        self.path.append("moe" + suffix)
+        try:
+            self._open.append(Node("seq"))
+            node.children.append(self._open[-1])
+            try:
+                self._call(router_call(experts, composite.pos), flow)
+            finally:
+                self._open.pop()
+            saved = self.experts
+            self.experts = (experts, top) if saved is None else (saved[0] * experts, saved[1] * top)
+            self._open.append(Node("seq"))
+            node.children.append(self._open[-1])
+            self.path.append("expert")
+            try:
+                out = self._stage(composite.branches[0], flow)
+            finally:
+                self.experts = saved
+                self._open.pop()
+                self.path.pop()
+        finally:
+            self.path.pop()
+        if _shape_difference(flow.shape, out.shape) is not None:
+            raise ParamsymShapeError(
+                f"moe(...): each expert must keep the shape of its input, but this one turns "
+                f"{flow.shape.describe()} into {out.shape.describe()}", pos=composite.branches[0].pos,
+                hint=_MOE_SHAPE_HINT)
+        self._defer_equal(flow.shape, out.shape, True, composite.pos)
+        return Flow(flow.shape, flow.source, _widest_field([flow.field, out.field]))
+
+    def _moe_arguments(self, composite: Composite) -> tuple:
+        values = {}
+        for arg in composite.args:
+            if not isinstance(arg, Keyword) or arg.name not in ("experts", "top"):
+                raise ParamsymArgumentError("moe takes the expert's layers, then experts=E and top=k",
+                                            pos=arg.pos, hint=_MOE_EXAMPLE)
+            if arg.name in values:
+                raise ParamsymArgumentError(f"{arg.name}= is given twice", pos=arg.pos)
+            if len(arg.value) != 1:
+                raise ParamsymArgumentError(f"{arg.name}= takes one value", pos=arg.pos)
+            value = arg.value[0].xreplace(self.env) if self.env else arg.value[0]
+            require_number_like(value, arg.pos, arg.name)
+            self.extra_constraints.extend(whole_number(value, f"{arg.name}=", arg.pos))
+            values[arg.name] = (value, arg.pos)
+        for name in ("experts", "top"):
+            if name not in values:
+                raise ParamsymArgumentError(f"moe needs {name}=", pos=composite.pos,
+                                            hint=_MOE_EXAMPLE)
+        (experts, _), (top, top_pos) = values["experts"], values["top"]
+        self.extra_constraints.extend(check_or_defer(
+            experts - top, "nonnegative", f"top={top} must be at most the number of experts ({experts})", top_pos))
+        return experts, top
 
     def _bound(self, call: Call) -> Call:
         """The call with block parameters replaced by their values."""
@@ -241,8 +343,15 @@ class LayerBuilder:
             self.path.pop()
         if kind == "res" and len(outputs) == 1:
             outputs.insert(0, (None, flow))  # x + SEQ(x): the identity is the reference
+        if kind == "mul":
+            # a branch that gives the vector of the channels (a gate) is broadcast over every position
+            full = [o for o in outputs if o[1].shape.spatial != ()]
+            if full and len(full) < len(outputs):
+                outputs = full + [o for o in outputs if o[1].shape.spatial == ()]
         reference_branch, reference = outputs[0]
         for branch, out in outputs[1:]:
+            if kind == "mul" and out.shape.spatial == () and reference.shape.spatial != ():
+                out = Flow(Shape(reference.shape.spatial, out.shape.channels), out.source, out.field)
             if kind == "concat":
                 problem = _shape_difference(reference.shape, out.shape, channels=False)
             else:
@@ -311,12 +420,14 @@ class LayerBuilder:
             raise _unknown_layer(call)
         kind, match = found
         args = kind.read(call)
+        args.named = self.named
         layer = kind.build(call, flow, args, match)
         if args.constraints:  # symbolic channels and sizes that must come out whole and positive: checked
             layer.constraints = tuple(args.constraints) + layer.constraints  # before what follows from them
         layer.index = len(self.layers)
         layer.path = ".".join([*self.path, call.name + suffix])
         layer.multiplier = self.multiplier
+        layer.experts = self.experts
         layer.stage = self.stage_index
         layer.field = kind.field(layer, flow.field)
         if len(self.layers) >= MAX_LAYERS:

@@ -14,7 +14,7 @@ import sympy
 from .builder import build_layers
 from .errors import ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymUsageError
 from .evaluate import Evaluator
-from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, count_layers, layer_quantities, total
+from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
 from .records import Layer, Node, Shape
 from .syntax import Let, Program, parse_program, symbol
 
@@ -41,8 +41,9 @@ class _Counted:
     """The layers with their counts, and what follows from them alone (their symbols, the sums of
     their quantities): the same for every copy of a network with other values, convention or dtype."""
 
-    def __init__(self, layers: list[Layer]):
-        self.layers = [LayerCount(layer, counts) for layer, counts in zip(layers, count_layers(layers))]
+    def __init__(self, layers: list[Layer], convention: str = "torch"):
+        self.layers = [LayerCount(layer, counts) for layer, counts in zip(layers, count_layers(layers, convention))]
+        self.convention = convention
         self._totals: dict = {}
         self._free: set | None = None
 
@@ -51,6 +52,7 @@ class _Counted:
         """Layers counted already (with relations applied)."""
         counted = cls([])
         counted.layers = layer_counts
+        counted.convention = None
         return counted
 
     def total(self, name: str) -> sympy.Expr | None:
@@ -87,7 +89,9 @@ class Network:
         # `let` values and --set overrides, by name: numbers, or formulas in other symbols (relations)
         self.assignments = dict(assignments)
         # the counts depend on the layers alone: copies with other values, convention or dtype share them
-        self._untied = self._counted = counted if counted is not None else _Counted(layers)
+        if counted is not None and counted.convention != convention and by_convention(lc.layer for lc in counted.layers):
+            layers, counted = [lc.layer for lc in counted.layers], None  # recurrent biases: counted anew
+        self._untied = self._counted = counted if counted is not None else _Counted(layers, convention)
         self.layers = self._counted.layers
         # how the layers connect (sequences, branches, symbolic repeats), for export
         self.structure = structure if structure is not None else Node("seq", [Node("layer", layer=i)

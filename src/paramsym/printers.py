@@ -209,9 +209,15 @@ class _Column:
         return max(len(self.header), min(self.width(), _NARROWEST), *numbers)
 
 
+def _left_out(q, data: dict) -> bool:
+    """A quantity that says nothing here: a KV cache of 0, active parameters equal to all of them."""
+    return ((q.only_if_nonzero and data[q.name]["expr"] == "0")
+            or bool(q.only_if_differs) and data[q.name]["expr"] == data[q.only_if_differs]["expr"])
+
+
 def _table_columns(network: Network, data: dict, rows: list[dict]) -> list[_Column]:
     """Values in the cells; a formula column for the parameters (the first quantity) when they have symbols."""
-    shown = [q for q in _columns("table") if not (q.only_if_nonzero and data[q.name]["expr"] == "0")]
+    shown = [q for q in _columns("table") if not _left_out(q, data)]
     main = shown[0].name
     formulas = any(_symbolic(row[main]) and row[main]["value"] is not None for row in rows)
     fields = any(row["field"] is not None for row in rows)
@@ -411,7 +417,7 @@ def summary_lines(network: Network, data: dict | None = None, document: Document
         if q.summary is None or (q.summary_when and not q.summary_when(network)):
             continue
         quantity = data[q.name]
-        if q.only_if_nonzero and quantity["expr"] == "0":
+        if _left_out(q, data):
             continue
         if quantity["expr"] is None:
             text = q.unknown or "?"

@@ -48,6 +48,9 @@ class Quantity:
     totalled: bool = True           # the network total is the sum over the layers
     tables: frozenset = frozenset() # per-layer columns: "table" (rich), "markdown", "html", "latex"
     only_if_nonzero: bool = False   # the rich table's column and the summary line only when the total is not 0
+    only_if_differs: str = ""       # ... only when the total differs from this quantity's (active vs params)
+    experts: str = "active"         # inside moe: "all" (times E experts: what is stored) or "active" (times
+                                    # the k experts a position goes through: what one position uses)
     summary: str | None = None      # a line under the table ("state  = 32  NOTE"): the note, or None for no line
     summary_sum: bool = False       # the summary line adds up the layers: "params = 432 + 32 = 464"
     summary_when: Callable | None = None  # the summary line only when this holds for the network
@@ -73,6 +76,10 @@ def _one(layer: Layer, counts: dict) -> Expr:
     return ONE
 
 
+def _params(layer: Layer, counts: dict) -> Expr:
+    return counts["params"]
+
+
 def _output_elements(layer: Layer, counts: dict) -> Expr | None:
     return layer.out_shape.elements
 
@@ -94,6 +101,23 @@ def _explain_state(net, words) -> str | None:
             f"{words(net.params + net.state)}).")
 
 
+def _kv_cache_bytes(net) -> Expr | None:
+    return None if net.kv_cache is None else net.kv_cache * DTYPES[net.dtype]
+
+
+def _explain_active(net, words) -> str | None:
+    if net.active == net.params:
+        return None
+    return f"Active parameters (what one position goes through): {words(net.active)} of {words(net.params)}."
+
+
+def _explain_kv_cache(net, words) -> str | None:
+    if net.kv_cache is None or net.kv_cache == 0:
+        return None
+    return (f"KV cache (keys and values kept for one sequence): {words(net.kv_cache)} values, "
+            f"{words(net.kv_cache_bytes)} bytes at {net.dtype}.")
+
+
 def _explain_macs(net, words) -> str | None:
     return None if net.macs is None else f"MACs: {words(net.macs)}."
 
@@ -102,9 +126,17 @@ _ALL_TABLES = frozenset({"table", "markdown", "html", "latex"})
 
 QUANTITIES: list[Quantity] = [
     Quantity("params", "params", long_title="parameters", default=_zero, tables=_ALL_TABLES, summary="", summary_sum=True, headline=True,
-             budget=True),
+             budget=True, experts="all"),
     Quantity("state", "state", default=_zero, tables=frozenset({"table"}), only_if_nonzero=True,
-             summary="(BatchNorm running mean and variance)", headline=True, explain=_explain_state),
+             summary="(BatchNorm running mean and variance)", headline=True, explain=_explain_state, experts="all"),
+    # what one position uses: the parameters, except inside moe, where a position goes through k of E experts
+    Quantity("active", "active", long_title="active parameters", default=_params, tables=frozenset({"table"}),
+             only_if_differs="params", summary="(parameters one position goes through)", headline=True,
+             budget=True, explain=_explain_active),
+    # keys and values that attention keeps for one sequence (LANGUAGE.md section 7)
+    Quantity("kv_cache", "KV cache", noun="KV cache size", default=_zero, tables=frozenset({"table"}),
+             only_if_nonzero=True, summary="(values attention keeps for one sequence)", headline=True,
+             budget=True, explain=_explain_kv_cache),
     Quantity("total", "total", network=lambda net: net.params if net.convention == "torch"
              else sympy.expand(net.params + net.state), summary="(keras convention: params + state)",
              summary_when=lambda net: net.convention == "keras", headline=True, budget=True,
@@ -120,6 +152,7 @@ QUANTITIES: list[Quantity] = [
     Quantity("activation_bytes", "activation bytes", network=_activation_bytes),
     Quantity("param_bytes", "parameter bytes",
              network=lambda net: sympy.expand((net.params + net.state) * DTYPES[net.dtype])),
+    Quantity("kv_cache_bytes", "KV cache bytes", network=_kv_cache_bytes),
     Quantity("memory", "bytes", network=_memory, budget=True, in_json=False),
 ]
 
@@ -203,10 +236,12 @@ class Counts:
         return f"Counts({self._values!r})"
 
 
-def count_layer(layer: Layer) -> Counts:
+def count_layer(layer: Layer, convention: str = "torch") -> Counts:
     """Every layer quantity of the layer: its kind's, else the default; times the
-    symbolic repeat count around it where the quantity repeats."""
-    given = layer.kind.counts(layer)
+    symbolic repeat count around it where the quantity repeats, and inside moe times
+    the experts (E for what is stored, k for what one position uses)."""
+    kind = layer.kind
+    given = kind.counts(layer, convention) if kind.by_convention else kind.counts(layer)
     values: dict = {}
     for q in layer_quantities():
         value = given[q.name] if q.name in given else q.default(layer, values)
@@ -214,10 +249,20 @@ def count_layer(layer: Layer) -> Counts:
     repeats = layer.multiplier
     if repeats != 1:
         values = {name: times(value, repeats) if BY_NAME[name].repeats else value for name, value in values.items()}
+    if layer.experts is not None:
+        stored, used = layer.experts
+        values = {name: value if not BY_NAME[name].repeats else
+                  times(value, stored if BY_NAME[name].experts == "all" else used)
+                  for name, value in values.items()}
     return Counts(values)
 
 
-def count_layers(layers) -> list[Counts]:
+def by_convention(layers) -> bool:
+    """Whether some layer counts differently under the keras convention (a recurrent layer's biases)."""
+    return any(layer.kind.by_convention for layer in layers)
+
+
+def count_layers(layers, convention: str = "torch") -> list[Counts]:
     """`count_layer` of each layer; layers that are alike (a repeated block, a chain of equal
     layers) are counted once. Counting reads what a layer is, not where it is: its kind, name,
     shapes, channels, window, groups, bias, options and repeat count, not its index, position,
@@ -227,14 +272,14 @@ def count_layers(layers) -> list[Counts]:
     for layer in layers:
         key = (layer.kind, layer.name, layer.in_shape, layer.out_shape, layer.cin, layer.cout, layer.kernel,
                layer.stride, layer.pad, layer.dilation, layer.groups, layer.bias, layer.multiplier,
-               tuple(layer.options.items()))
+               layer.experts, tuple(layer.options.items()))
         try:
             counts = known.get(key)
         except TypeError:  # an option that cannot be a key (a list): count this one alone
-            counted.append(count_layer(layer))
+            counted.append(count_layer(layer, convention))
             continue
         if counts is None:
-            counts = known[key] = count_layer(layer)
+            counts = known[key] = count_layer(layer, convention)
         counted.append(counts)
     return counted
 

@@ -96,6 +96,7 @@ class Layer:
     options: dict = field(default_factory=dict)
     constraints: tuple = ()
     multiplier: Expr = ONE   # how many times the layer counts (a symbolic repeat around it)
+    experts: tuple | None = None  # inside moe: (E, k), the experts stored and those one position uses
     stage: int = 0           # index of the top-level stage it belongs to (for folded tables)
     field: tuple | None = None  # receptive field per spatial axis of the output: ((size, jump, start), ...)
 
@@ -108,15 +109,18 @@ class Layer:
 class Node:
     """The structure of the network: sequences, composites and symbolic repeats over layer indices.
 
-    kind is "seq" (children in order), "res" (children: main[, shortcut]), "add" or
-    "concat" (children: branches), "repeat" (one child, counted `count` times) or
-    "layer" (`layer` is the index into the layer list).
+    kind is "seq" (children in order), "res" (children: main[, shortcut]), "add",
+    "concat" or "mul" (children: branches), "aux" (one child, a side head whose output is
+    not used), "moe" (children: the router, the expert; `count` experts, `options["top"]`
+    of them used per position), "repeat" (one child, counted `count` times) or "layer"
+    (`layer` is the index into the layer list).
     """
 
     kind: str
     children: list = field(default_factory=list)
     layer: int | None = None
     count: Expr | None = None
+    options: dict = field(default_factory=dict)
 
 
 @dataclass

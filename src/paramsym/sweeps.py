@@ -153,9 +153,11 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
         return np.broadcast_to(array, shape).ravel()
     names = tuple(quantities) or budgets()
     exprs = {name: quantity(free_network, name) for name in (*names, on)}
-    # By default each budget quantity once: the total is the params again when there is no state.
+    # By default each budget quantity once (the total is the params again when there is no state), and
+    # not a quantity that is 0 everywhere (the KV cache of a network without attention).
     wanted = list(names) if quantities else \
-        [name for i, name in enumerate(names) if all(exprs[name] != exprs[other] for other in names[:i])]
+        [name for i, name in enumerate(names)
+         if exprs[name] != 0 and all(exprs[name] != exprs[other] for other in names[:i])]
     if on not in wanted:
         wanted.append(on)
     valid = _validity(free_network, symbols, grid_axes)

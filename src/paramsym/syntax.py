@@ -102,14 +102,25 @@ class Repeat:
 
 @dataclass(frozen=True)
 class Composite:
-    """`res(...)`, `add(...)` or `concat(...)` with its branches."""
+    """`res(...)`, `add(...)`, `concat(...)`, `mul(...)`, `aux(...)` or `moe(..., experts=E, top=k)`
+    with its branches (and the keywords of moe)."""
 
     kind: str
     branches: tuple
     pos: Position
+    args: tuple = ()
 
 
-Stage = Union[Call, Sequence, Repeat, Composite]
+@dataclass(frozen=True)
+class Named:
+    """`LAYER as NAME`: a layer another one can share its weight with (`dense(..., tie=NAME)`)."""
+
+    call: Call
+    name: str
+    pos: Position  # of the name
+
+
+Stage = Union[Call, Sequence, Repeat, Composite, Named]
 
 
 @dataclass(frozen=True)
@@ -146,7 +157,7 @@ FUNCTIONS = {"floor": sympy.floor, "ceil": sympy.ceiling, "min": sympy.Min, "max
 FUNCTION_ARITY = {"floor": 1, "ceil": 1, "min": None, "max": None}
 
 # Names the grammar reserves, so they cannot be symbols.
-KEYWORDS = ("let", "def", "x", "res", "add", "concat")
+KEYWORDS = ("let", "def", "x", "res", "add", "concat", "mul", "moe", "aux", "as")
 
 
 def pos_of(token: Token) -> Position:
@@ -373,6 +384,18 @@ class _ToAst(Transformer):
     def concat(self, keyword, *branches):
         return Composite("concat", branches, pos_of(keyword))
 
+    def mul(self, keyword, *branches):
+        return Composite("mul", branches, pos_of(keyword))
+
+    def aux(self, keyword, branch):
+        return Composite("aux", (branch,), pos_of(keyword))
+
+    def moe(self, keyword, branch, *args):
+        return Composite("moe", (branch,), pos_of(keyword), tuple(a for a in args if a is not None))
+
+    def named(self, call, as_, name):
+        return Named(call, name.value, pos_of(name))
+
     # program
     def let(self, name, value):
         return Let(name.value, value.expr, pos_of(name))
@@ -517,7 +540,7 @@ def _translate(error: UnexpectedInput, source: str, parser: Lark) -> ParamsymSyn
     shown = "a new line" if token.type == "_SEP" and token.value != ";" else repr(token.value)
     hint = None
     expected = set(error.expected)
-    if token.type == "NAME" and "MORETHAN" in expected and "COMMA" not in expected:
+    if token.type == "NAME" and "MORETHAN" in expected:
         hint = "join layers with '>', e.g. conv3x3(3->16) > relu"
     elif token.type == "NAME" and token.value in KEYWORDS:
         hint = f"'{token.value}' is a reserved word and cannot be used as a name"

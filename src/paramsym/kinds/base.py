@@ -33,6 +33,7 @@ class Kind:
     positional: ClassVar[int] = 0               # bare values it takes: bn(64), dropout(0.5)
     takes_channels: ClassVar[bool] = False      # A->B
     identity: ClassVar[bool] = False            # the layer that passes its input on (the empty branch)
+    by_convention: ClassVar[bool] = False       # counts(layer, convention): counts differ between torch and keras
     # PyTorch modules (class names) and functions (torch.nn.functional / torch names) it imports from
     torch_modules: ClassVar[tuple] = ()
     torch_functions: ClassVar[tuple] = ()
@@ -50,11 +51,18 @@ class Kind:
 
     # ---- quantities (see paramsym.quantities); the ones left out take the quantity's default
     def counts(self, layer: Layer) -> dict:
+        """{quantity: formula} (paramsym.quantities); a kind with `by_convention` takes
+        `counts(layer, convention)`, convention "torch" or "keras"."""
         return {}
 
     def generic_params(self, layer: Layer, t) -> Expr:
         """The parameter formula in textbook symbols (`t`: paramsym.quantities.Template)."""
         return ZERO
+
+    def weight(self, layer: Layer) -> tuple | None:
+        """The matrix another layer may share (`dense(..., tie=NAME)`), as (rows, columns) in PyTorch's
+        layout; None when the kind has none to share."""
+        return None
 
     def field(self, layer: Layer, field: tuple | None) -> tuple | None:
         """The receptive field after the layer (size, jump, start per axis); unchanged by default."""
@@ -111,6 +119,8 @@ class Args:
         # conditions on symbolic arguments (channels C/2, stride S-1) that wait for the symbols' values;
         # the builder adds them to the layer
         self.constraints: list[Constraint] = []
+        # the layers named so far (`LAYER as NAME`), by name: what `tie=NAME` refers to; the builder sets it
+        self.named: dict[str, Layer] = {}
         allowed_keys, allowed_flags = kind.keywords, kind.flags
         takes_positional = kind.positional_count(call.name)
         for arg in call.args:
@@ -267,12 +277,12 @@ def _positive_whole(expr: Expr) -> bool:
 def check_or_defer(expr: Expr, requirement: str, message: str, pos: Position, *, shown: Expr | None = None,
                    hint: str | None = None) -> list[Constraint]:
     """A rule on a layer's arguments (PyTorch's, mostly): `expr` must be "positive" (at least 1),
-    "nonnegative" or "integer". Refused now when it is a number, else a constraint checked once the
+    "nonnegative", "integer" or "zero". Refused now when it is a number, else a constraint checked once the
     symbols have values (`shown` is the value the message names, when it is not `expr`)."""
     if not expr.is_number:
         return [Constraint(expr, requirement, message, pos, shown)]
     ok = {"positive": lambda: expr >= 1, "nonnegative": lambda: expr >= 0,
-          "integer": lambda: expr.is_integer}[requirement]()
+          "integer": lambda: expr.is_integer, "zero": lambda: expr == 0}[requirement]()
     if not ok:
         raise ParamsymArgumentError(message, pos=pos, hint=hint)
     return []

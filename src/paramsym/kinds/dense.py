@@ -1,15 +1,21 @@
 """`dense` (aliases `fc`, `linear`): a fully connected layer on the last axis."""
 from __future__ import annotations
 
-from ..errors import ImportRefused, ParamsymArgumentError
+import difflib
+
+import sympy
+
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
 from ..records import ZERO, KerasSpec, Layer, Shape, TorchSpec
-from .base import (Kind, bias_of, bias_sentences, fan_in_sentence, input_channels, make_layer, times,
-                   vector_or_channels_last)
+from ..syntax import Call, Channels
+from .base import (Kind, bias_of, bias_sentences, check_or_defer, fan_in_sentence, input_channels, make_layer,
+                   times, vector_or_channels_last)
 
 
 class Dense(Kind):
     key = "dense"
     names = ("dense", "fc", "linear")
+    keywords = frozenset({"tie"})
     flags = frozenset({"bias", "nobias"})
     takes_channels = True
     torch_modules = ("Linear",)
@@ -20,17 +26,66 @@ class Dense(Kind):
                                         pos=call.pos)
         cin = input_channels(call, flow, args)
         cout = args.channels.cout
-        return make_layer(call, self, flow, Shape(flow.shape.spatial, cout), cin, cout, bias=args.bias)
+        layer = make_layer(call, self, flow, Shape(flow.shape.spatial, cout), cin, cout, bias=args.bias)
+        if "tie" in args.keywords:
+            name, constraints = self._tie(layer, args)
+            layer.options = {"tie": name}
+            layer.constraints = tuple(constraints)
+        return layer
+
+    def _tie(self, layer: Layer, args) -> tuple[str, list]:
+        """`tie=NAME`: the named layer's weight, which must be (cout, cin) or its transpose."""
+        arg = args.keywords["tie"]
+        name = arg.value[0].name if len(arg.value) == 1 and isinstance(arg.value[0], sympy.Symbol) else None
+        if name is None:
+            raise ParamsymArgumentError("tie= takes the name of a layer, given with 'LAYER as NAME'", pos=arg.pos,
+                                        hint="e.g. embed(V->d) as wte > ... > dense(->V, tie=wte)")
+        target = args.named.get(name)
+        if target is None:
+            close = difflib.get_close_matches(name, sorted(args.named), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else \
+                "name the layer first: embed(V->d) as wte > ... > dense(->V, tie=wte)"
+            raise ParamsymNameError(f"tie={name}: no layer before this one is named '{name}'", pos=arg.pos, hint=hint)
+        weight = target.kind.weight(target)
+        if weight is None:
+            raise ParamsymArgumentError(f"tie={name}: {target.name} has no weight matrix to share", pos=arg.pos,
+                                        notes=((f"'{name}' is this {target.name}", target.pos),))
+        own = (layer.cout, layer.cin)
+        same = all(sympy.expand(a - b) == 0 for a, b in zip(own, weight))
+        transposed = all(sympy.expand(a - b) == 0 for a, b in zip(own, reversed(weight)))
+        constraints = []
+        if not (same or transposed):
+            numeric = all(sympy.expand(a - b).is_number for a, b in (*zip(own, weight), *zip(own, reversed(weight))))
+            message = (f"tie={name}: this layer's weight is {own[0]} x {own[1]} (outputs x inputs), but "
+                       f"{target.name}'s is {weight[0]} x {weight[1]}")
+            if numeric:
+                raise ParamsymShapeError(message, pos=arg.pos, notes=((f"'{name}' is this {target.name}", target.pos),))
+            # sizes that agree only for some values (d and D): checked once they have values
+            for a, b in zip(own, weight):
+                constraints += check_or_defer(sympy.expand(a - b), "zero", message, arg.pos)
+        return name, constraints
 
     def counts(self, layer: Layer) -> dict:
         cin, cout = layer.cin, layer.cout
         macs = times(layer.out_shape.positions, cin, cout)
-        return {"params": cin * cout + bias_of(layer), "fan_in": cin, "connections": macs, "macs": macs}
+        weights = ZERO if "tie" in layer.options else cin * cout  # a shared weight is counted where it is
+        return {"params": weights + bias_of(layer), "fan_in": cin, "connections": macs, "macs": macs}
+
+    def weight(self, layer: Layer) -> tuple:
+        return (layer.cout, layer.cin)
 
     def generic_params(self, layer, t):
-        return t.c_in * t.c_out + (t.c_out if layer.bias else ZERO)
+        weights = ZERO if "tie" in layer.options else t.c_in * t.c_out
+        return weights + (t.c_out if layer.bias else ZERO)
 
     def explain(self, layer, counts, w) -> list[str]:
+        if "tie" in layer.options:
+            shared = (f"Each of the {w(layer.cout)} outputs is connected to all {w(layer.cin)} inputs, through the "
+                      f"weight of {layer.options['tie']} (tied): its {w.product(layer.cin, layer.cout)} weights are "
+                      f"counted there, not here.")
+            bias = (f"Plus {w(layer.cout)} biases: {w(counts.params)} parameters." if layer.bias
+                    else "No bias: 0 parameters of its own.")
+            return [shared, bias, fan_in_sentence(counts, w)]
         return ([f"Each of the {w(layer.cout)} outputs is connected to all {w(layer.cin)} inputs: "
                  f"{w.product(layer.cin, layer.cout)} weights."]
                 + bias_sentences(layer, counts, w) + [fan_in_sentence(counts, w)])
@@ -51,4 +106,23 @@ class Dense(Kind):
         return f"dense({module.in_features}->{module.out_features}{bias})"
 
 
-KINDS = (Dense(),)
+class Router(Dense):
+    """The router of `moe(...)`: a dense layer without bias that scores the experts for each position."""
+
+    key = "router"
+    names = ("router",)
+    keywords = frozenset()
+    flags = frozenset()
+    torch_modules = ()
+
+    def explain(self, layer, counts, w) -> list[str]:
+        return [f"The router scores the {w(layer.cout)} experts for each position from its {w(layer.cin)} "
+                f"channels: {w.product(layer.cin, layer.cout)} weights, no bias.", fan_in_sentence(counts, w)]
+
+
+def router_call(experts, pos) -> Call:
+    """The router layer that `moe(..., experts=E)` begins with."""
+    return Call("router", (Channels(None, experts, pos, None, pos),), pos)
+
+
+KINDS = (Dense(), Router())
