@@ -18,7 +18,7 @@ from .errors import ParamsymError, ParamsymUsageError
 from .network import LayerCount, Network
 from .records import Node, TorchSpec
 
-_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad")
+_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Aux", "MixtureOfExperts")
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 
@@ -54,8 +54,14 @@ def network_spec(network: Network, **values) -> Spec:
             return children[0] if len(children) == 1 else Spec("nn.Sequential", tuple(children))
         if node.kind == "res":
             return Spec("Residual", tuple(walk(child) for child in node.children))
-        if node.kind in ("add", "concat"):
+        if node.kind in ("add", "concat", "mul"):
             return Spec("Branches", (node.kind, *(walk(child) for child in node.children)))
+        if node.kind == "aux":
+            return Spec("Aux", (walk(node.children[0]),))
+        if node.kind == "moe":
+            router, expert = (walk(child) for child in node.children)
+            experts = Spec("nn.Sequential", (expert,), repeat=num(node.count))  # E fresh copies
+            return Spec("MixtureOfExperts", (router, experts), {"top": num(node.options["top"])})
         if node.kind == "repeat":
             return Spec("nn.Sequential", (walk(node.children[0]),), repeat=num(node.count))
         raise ParamsymError(f"unknown structure {node.kind}")

@@ -35,10 +35,31 @@ def _walk(network: Network, num: Numbers, emit, node: Node, x):
         for _ in range(num(node.count)):
             x = _walk(network, num, emit, node.children[0], x)
         return x
+    if node.kind == "moe":
+        raise ParamsymUsageError("moe(...) has no Keras equivalent to export to (Keras has no mixture-of-"
+                                 "experts layer); count it with paramsym, export it to PyTorch")
     outputs = [_walk(network, num, emit, child, x) for child in node.children]
+    if node.kind == "aux":
+        emit.side_outputs.append(outputs[0])  # a side head is an extra output of the model, as in Keras' own
+        return x
     if node.kind == "res" and len(outputs) == 1:
         outputs.insert(0, x)
-    return emit.merge("concat" if node.kind == "concat" else "add", outputs)
+    if node.kind == "mul":
+        # a gate (a vector) is broadcast over every position: Reshape((1, 1, C)) before Multiply
+        shapes = [_last_shape(network, child) for child in node.children]
+        rank = max((len(s.spatial) for s in shapes if s is not None and s.spatial is not None), default=0)
+        outputs = [emit.layer(KerasSpec("Reshape", {"target_shape": (*[1] * rank, num(s.channels))}), out)
+                   if rank and s is not None and s.spatial == () else out for s, out in zip(shapes, outputs)]
+    return emit.merge(node.kind if node.kind in ("concat", "mul") else "add", outputs)
+
+
+def _last_shape(network: Network, node: Node):
+    """The output shape of a branch: that of its last layer (None for an empty one)."""
+    while node.kind != "layer":
+        if not node.children:
+            return None
+        node = node.children[-1] if node.kind in ("seq", "repeat") else node.children[0]
+    return network.layers[node.layer].layer.out_shape
 
 
 def _input_shape(network: Network, num: Numbers) -> tuple:
@@ -48,9 +69,13 @@ def _input_shape(network: Network, num: Numbers) -> tuple:
     return num.each(dims)
 
 
+_MERGES = {"concat": "Concatenate(axis=-1)", "add": "Add()", "mul": "Multiply()"}
+
+
 class _Builder:
     def __init__(self, keras):
         self.keras = keras
+        self.side_outputs: list = []
 
     def layer(self, spec: KerasLayer, x):
         try:
@@ -59,7 +84,9 @@ class _Builder:
             raise ParamsymUsageError(f"Keras refuses {spec.cls}: {error}") from None
 
     def merge(self, kind: str, xs):
-        return (self.keras.layers.Concatenate(axis=-1) if kind == "concat" else self.keras.layers.Add())(xs)
+        layers = self.keras.layers
+        merge = {"concat": lambda: layers.Concatenate(axis=-1), "add": layers.Add, "mul": layers.Multiply}[kind]
+        return merge()(xs)
 
 
 def to_keras(network: Network, **values):
@@ -67,14 +94,16 @@ def to_keras(network: Network, **values):
     import keras
     num = Numbers(network, values)
     inputs = keras.Input(shape=_input_shape(network, num))
-    outputs = _walk(network, num, _Builder(keras), network.structure, inputs)
-    return keras.Model(inputs, outputs)
+    builder = _Builder(keras)
+    outputs = _walk(network, num, builder, network.structure, inputs)
+    return keras.Model(inputs, [outputs, *builder.side_outputs] if builder.side_outputs else outputs)
 
 
 class _Writer:
     def __init__(self):
         self.lines: list[str] = []
         self.count = 0
+        self.side_outputs: list = []
 
     def _name(self) -> str:
         self.count += 1
@@ -88,8 +117,7 @@ class _Writer:
 
     def merge(self, kind: str, xs):
         name = self._name()
-        merge = "layers.Concatenate(axis=-1)" if kind == "concat" else "layers.Add()"
-        self.lines.append(f"    {name} = {merge}([{', '.join(xs)}])")
+        self.lines.append(f"    {name} = layers.{_MERGES[kind]}([{', '.join(xs)}])")
         return name
 
 
@@ -99,6 +127,8 @@ def keras_source(network: Network, **values) -> str:
     shape = _input_shape(network, num)
     writer = _Writer()
     out = _walk(network, num, writer, network.structure, "x0")
+    if writer.side_outputs:
+        out = f"[{', '.join([out, *writer.side_outputs])}]"
     program = "\n".join("    " + line if line else "" for line in network.source.strip().splitlines())
     return (f'"""Keras model written by paramsym from the program:\n\n{program}\n"""\n'
             "import keras\nfrom keras import layers\n\n\n"

@@ -23,7 +23,8 @@ class Residual(nn.Module):
 
 
 class Branches(nn.Module):
-    """Every branch on the same input, summed ("add") or joined along channels ("concat")."""
+    """Every branch on the same input, summed ("add"), joined along channels ("concat") or multiplied
+    ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position)."""
 
     def __init__(self, how: str, *branches: nn.Module):
         super().__init__()
@@ -34,9 +35,12 @@ class Branches(nn.Module):
         outputs = [branch(x) for branch in self.branches]
         if self.how == "concat":
             return torch.cat(outputs, dim=1)
+        if self.how == "mul":
+            rank = max(output.dim() for output in outputs)
+            outputs = [output.reshape(*output.shape, *[1] * (rank - output.dim())) for output in outputs]
         total = outputs[0]
         for output in outputs[1:]:
-            total = total + output
+            total = total * output if self.how == "mul" else total + output
         return total
 
 
@@ -68,3 +72,34 @@ class SamePad(nn.Module):
 
     def forward(self, x):
         return F.pad(x, self.pads, value=self.value)
+
+
+class Aux(nn.Module):
+    """A side head (GoogLeNet's auxiliary classifier): its parameters count, its output is not used."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, x):
+        return x
+
+
+class MixtureOfExperts(nn.Module):
+    """`moe(SEQ, experts=E, top=k)`: a router Linear(d, E) without bias scores the experts at each
+    position; each position's output is the softmax-weighted sum of its k best experts (every expert
+    runs on every position here, which gives the same result as sending each position to k of them).
+    Tensors are channels first, like every exported module."""
+
+    def __init__(self, router: nn.Module, experts: nn.Sequential, top: int):
+        super().__init__()
+        self.router = router
+        self.experts = nn.ModuleList(experts)
+        self.top = top
+
+    def forward(self, x):
+        scores = self.router(x)  # (N, E, *positions)
+        weights, chosen = scores.topk(self.top, dim=1)
+        gate = torch.zeros_like(scores).scatter(1, chosen, weights.softmax(dim=1))
+        outputs = torch.stack([expert(x) for expert in self.experts], dim=1)  # (N, E, C, *positions)
+        return (outputs * gate.unsqueeze(2)).sum(dim=1)
