@@ -51,18 +51,18 @@ class Dense(Kind):
             raise ParamsymArgumentError(f"tie={name}: {target.name} has no weight matrix to share", pos=arg.pos,
                                         notes=((f"'{name}' is this {target.name}", target.pos),))
         own = (layer.cout, layer.cin)
-        same = all(sympy.expand(a - b) == 0 for a, b in zip(own, weight))
-        transposed = all(sympy.expand(a - b) == 0 for a, b in zip(own, reversed(weight)))
-        constraints = []
-        if not (same or transposed):
-            numeric = all(sympy.expand(a - b).is_number for a, b in (*zip(own, weight), *zip(own, reversed(weight))))
-            message = (f"tie={name}: this layer's weight is {own[0]} x {own[1]} (outputs x inputs), but "
-                       f"{target.name}'s is {weight[0]} x {weight[1]}")
-            if numeric:
-                raise ParamsymShapeError(message, pos=arg.pos, notes=((f"'{name}' is this {target.name}", target.pos),))
-            # sizes that agree only for some values (d and D): checked once they have values
-            for a, b in zip(own, weight):
-                constraints += check_or_defer(sympy.expand(a - b), "zero", message, arg.pos)
+        orientations = [[sympy.expand(a - b) for a, b in zip(own, shared)] for shared in (weight, weight[::-1])]
+        if any(all(d == 0 for d in differences) for differences in orientations):
+            return name, []
+        message = (f"tie={name}: this layer's weight is {own[0]} x {own[1]} (outputs x inputs), but "
+                   f"{target.name}'s is {weight[0]} x {weight[1]}")
+        # sizes that agree only for some values (d and D): checked once they have values, in the
+        # orientation that can hold (the fewest differences)
+        possible = [ds for ds in orientations if not any(d.is_number and d != 0 for d in ds)]
+        if not possible:
+            raise ParamsymShapeError(message, pos=arg.pos, notes=((f"'{name}' is this {target.name}", target.pos),))
+        differences = min(possible, key=lambda ds: sum(d != 0 for d in ds))
+        constraints = [c for d in differences if d != 0 for c in check_or_defer(d, "zero", message, arg.pos)]
         return name, constraints
 
     def counts(self, layer: Layer) -> dict:
