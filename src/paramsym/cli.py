@@ -197,10 +197,11 @@ def explain(program, assignments):
 @click.option("--at-least", "at_least", is_flag=True, help="The smallest value that reaches the budget instead.")
 @click.option("--exact", is_flag=True, help="Every value for which the total equals the budget.")
 @click.option("--on", type=click.Choice(budgets()), default="params", show_default=True,
-              help="What the budget limits: params, total (params + state), macs, memory (bytes).")
+              help="What the budget limits: params, active (params one position goes through), total (params + "
+                   "state), macs, kv_cache (elements), kv_cache_bytes, memory (bytes).")
 @_set
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
-              help="Element type, for --on memory.")
+              help="Element type, for --on memory and kv_cache_bytes.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def solve_command(program, unknown, budget, at_least, exact, on, assignments, dtype, fmt):
     """Solve for an unknown under a budget, with exact integer arithmetic."""

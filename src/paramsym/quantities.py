@@ -152,7 +152,7 @@ QUANTITIES: list[Quantity] = [
     Quantity("activation_bytes", "activation bytes", network=_activation_bytes),
     Quantity("param_bytes", "parameter bytes",
              network=lambda net: sympy.expand((net.params + net.state) * DTYPES[net.dtype])),
-    Quantity("kv_cache_bytes", "KV cache bytes", network=_kv_cache_bytes),
+    Quantity("kv_cache_bytes", "KV cache bytes", network=_kv_cache_bytes, budget=True),
     Quantity("memory", "bytes", network=_memory, budget=True, in_json=False),
 ]
 

@@ -1,0 +1,128 @@
+"""The language-model zoo in examples/ against the frameworks' own models: Hugging Face
+`transformers` built from a config on the meta device (no weights, no downloads) and
+torchvision's ViT. Parameters are what `sum(p.numel() for p in model.parameters())`
+gives (PyTorch counts a shared parameter once, which is how a tied output layer counts)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sympy
+
+import paramsym
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def numel(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def on_meta(build):
+    with torch.device("meta"):
+        return build()
+
+
+def program(name: str) -> str:
+    return (EXAMPLES / f"{name}.psym").read_text()
+
+
+def gpt2(**config):
+    return on_meta(lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(**config)))
+
+
+def llama(**config):
+    return on_meta(lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)))
+
+
+LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False)
+LLAMA3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
+                 tie_word_embeddings=False)
+
+# (example, the framework's model, the reference count of the issue or None)
+MODELS = [
+    ("gpt2", lambda: gpt2(), 124_439_808),
+    ("gpt2_medium", lambda: gpt2(n_embd=1024, n_layer=24, n_head=16), 354_823_168),
+    ("gpt3", lambda: gpt2(n_embd=12288, n_layer=96, n_head=96, n_positions=2048), None),
+    ("bert_base", lambda: on_meta(lambda: transformers.BertModel(transformers.BertConfig())), 109_482_240),
+    ("llama2_7b", lambda: llama(**LLAMA2_7B), 6_738_415_616),
+    ("llama3_8b", lambda: llama(**LLAMA3_8B), 8_030_261_248),
+    ("mistral_7b", lambda: on_meta(lambda: transformers.MistralForCausalLM(transformers.MistralConfig())),
+     7_241_732_096),
+    ("mixtral_8x7b", lambda: on_meta(lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig())),
+     46_702_792_704),
+]
+
+
+@pytest.mark.parametrize("name,build,reference", MODELS, ids=[m[0] for m in MODELS])
+def test_language_models_equal_hugging_face(name, build, reference):
+    model = build()
+    net = paramsym.parse(program(name))
+    assert net.evaluate()["params"] == numel(model)
+    if reference is not None:
+        assert numel(model) == reference
+
+
+def test_gpt3_is_175_billion():
+    assert paramsym.parse(program("gpt3")).evaluate()["params"] == 174_604_259_328
+
+
+def test_mixtral_active_parameters_from_the_model():
+    """Active: everything but the experts a token does not go through (E - k of E in every layer)."""
+    config = transformers.MixtralConfig()
+    model = on_meta(lambda: transformers.MixtralForCausalLM(config))
+    experts = sum(p.numel() for n, p in model.named_parameters() if ".experts." in n)
+    unused = experts * (config.num_local_experts - config.num_experts_per_tok) // config.num_local_experts
+    net = paramsym.parse(program("mixtral_8x7b"))
+    assert net.evaluate()["active"] == numel(model) - unused == 12_879_921_152
+    dense = paramsym.parse(program("mistral_7b"))
+    assert dense.evaluate()["active"] == dense.evaluate()["params"]
+
+
+def test_gpt2_symbolic_formula():
+    net = paramsym.parse(program("gpt2_symbolic"))
+    L, d = net.symbols["L"], net.symbols["d"]
+    assert sympy.expand(net.params - (12 * L * d ** 2 + 13 * L * d + 51283 * d)) == 0
+    for L_, d_, h_ in ((12, 768, 12), (24, 1024, 16), (6, 256, 4)):
+        assert net.evaluate(L=L_, d=d_, h=h_)["params"] == numel(gpt2(n_embd=d_, n_layer=L_, n_head=h_))
+
+
+def test_gpt2_kv_cache_and_tie():
+    net = paramsym.parse(program("gpt2"))
+    values = net.evaluate()
+    assert values["kv_cache"] == 2 * 12 * 1024 * 768  # keys and values of 1024 positions in 12 blocks
+    head = net.layers[-1]
+    assert head.layer.options.get("tie") == "wte"
+    assert net.value(head.params) == 0  # the output layer's weight is the embedding's
+
+
+def test_gpt2_macs_equal_flop_counter():
+    """FlopCounterMode counts the projections (addmm), the attention products
+    (scaled_dot_product_attention) and the output layer; MACs are FLOPs / 2."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model = gpt2(n_embd=64, n_layer=2, n_head=4, n_positions=32, vocab_size=100)
+    net = paramsym.parse(program("gpt2_symbolic").replace("let V = 50257", "let V = 100")
+                         .replace("let n = 1024", "let n = 32"), d=64, L=2, h=4)
+    ids = torch.zeros(1, 32, dtype=torch.long, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        model(ids)
+    assert net.evaluate()["macs"] == counter.get_total_flops() // 2
+
+
+def test_vit_b_16_equals_torchvision():
+    torchvision = pytest.importorskip("torchvision")
+    from torch.utils.flop_counter import FlopCounterMode
+    model = on_meta(lambda: torchvision.models.vit_b_16())
+    net = paramsym.parse(program("vit_b_16"))
+    assert net.evaluate()["params"] == numel(model) == 86_567_656
+    # in training mode nn.MultiheadAttention leaves its fast path (which FlopCounterMode counts as 0)
+    # for scaled_dot_product_attention, which it counts
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 224, 224, device="meta"))
+    assert net.evaluate()["macs"] == counter.get_total_flops() // 2
