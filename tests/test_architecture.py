@@ -32,7 +32,7 @@ STAGES = [
     {"network"},
     {"solve", "views", "vectorize", "sweeps"},
     {"typeset", "printers", "explain", "plots"},
-    {"torch_modules", "export", "keras_export", "importer"},
+    {"torch_modules", "export", "keras_export", "hf_import", "importer"},
     {"__init__"},
     {"cli", "__main__"},
 ]
@@ -175,12 +175,17 @@ def _strings(path: Path):
             yield node.value
 
 
+# Modules that write whole programs in a model family's layout, and so name kinds by design.
+WRITERS = {"hf_import": "writes Hugging Face models and torchvision's ViT in their families' layouts; each "
+                        "written program is counted and compared with the model before it is returned"}
+
+
 def test_no_module_outside_the_kinds_names_a_kind():
     words = _kind_words()
     assert {"conv", "dense", "bn", "relu", "maxpool"} <= words
     found = []
     for module, path in MODULES.items():
-        if module == "kinds" or module.startswith("kinds."):
+        if module == "kinds" or module.startswith("kinds.") or module in WRITERS:
             continue
         for text in _strings(path):
             named = {w for w in re.findall(r"[a-z][a-z0-9]*", text) if w in words}

@@ -126,3 +126,55 @@ def test_vit_b_16_equals_torchvision():
     with FlopCounterMode(display=False) as counter:
         model(torch.zeros(1, 3, 224, 224, device="meta"))
     assert net.evaluate()["macs"] == counter.get_total_flops() // 2
+
+
+# ---- import: the model's layout read back as a program --------------------------------------------
+
+IMPORTS = [
+    ("gpt2 tied", lambda: gpt2(n_embd=64, n_layer=3, n_head=4, n_positions=128, vocab_size=500), "tie=wte"),
+    ("gpt2 untied", lambda: gpt2(n_embd=64, n_layer=3, n_head=4, n_positions=128, vocab_size=500,
+                                 tie_word_embeddings=False), "> dense(->V)"),
+    ("gpt2 without head", lambda: on_meta(lambda: transformers.GPT2Model(transformers.GPT2Config(n_layer=2))),
+     "> ln\n"),
+    ("gpt2 small", lambda: gpt2(), "tie=wte"),
+    ("bert", lambda: on_meta(lambda: transformers.BertModel(transformers.BertConfig())), "tanh"),
+    ("bert without pooler", lambda: on_meta(lambda: transformers.BertModel(transformers.BertConfig(),
+                                                                           add_pooling_layer=False)), "> (block) * L\n"),
+    ("llama-2-7b", lambda: llama(**LLAMA2_7B), "attn(heads=h, rope, causal)"),
+    ("llama-3-8b", lambda: llama(**LLAMA3_8B), "kv_heads=g"),
+    ("llama tied with biases", lambda: llama(vocab_size=300, hidden_size=64, intermediate_size=96,
+                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                             tie_word_embeddings=True, attention_bias=True, mlp_bias=True),
+     "tie=wte"),
+    ("mistral", lambda: on_meta(lambda: transformers.MistralForCausalLM(transformers.MistralConfig())), "kv_heads=g"),
+    ("mixtral", lambda: on_meta(lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig())),
+     "moe(expert, experts=E, top=k)"),
+]
+
+
+@pytest.mark.parametrize("name,build,says", IMPORTS, ids=[i[0] for i in IMPORTS])
+def test_import_reads_hugging_face_models_exactly(name, build, says):
+    from paramsym.importer import from_torch
+    model = build()
+    text = from_torch(model, 128)
+    assert says in text, text
+    net = paramsym.parse(text)
+    assert net.evaluate()["params"] == numel(model)
+    assert "def block" in text and "(block) * L" in text  # readable: one block, repeated
+
+
+def test_import_reads_torchvision_vits():
+    torchvision = pytest.importorskip("torchvision")
+    from paramsym.importer import from_torch
+    for build in (torchvision.models.vit_b_16, torchvision.models.vit_b_32, torchvision.models.vit_l_16):
+        model = on_meta(build)
+        text = from_torch(model, "224x224x3")
+        assert paramsym.parse(text).evaluate()["params"] == numel(model)
+
+
+def test_import_refuses_a_family_it_does_not_read():
+    from paramsym import ParamsymError
+    from paramsym.importer import from_torch
+    model = on_meta(lambda: transformers.OPTForCausalLM(transformers.OPTConfig(num_hidden_layers=1)))
+    with pytest.raises(ParamsymError, match="'opt' is not one paramsym reads"):
+        from_torch(model, 128)

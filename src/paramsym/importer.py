@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from . import kinds
 from .errors import ImportRefused, ParamsymUsageError
 from .export import require_torch
+from .hf_import import from_layout, recognises
 
 
 @dataclass
@@ -244,6 +245,10 @@ def from_torch(module, input_shape) -> str:
         if not re.fullmatch(r"[0-9]+(?:x[0-9]+)*", text):  # ASCII digits: int() would take '２２４'
             raise ParamsymUsageError(f"--input takes sizes such as 224x224x3, not {input_shape!r}")
         input_shape = tuple(int(part) for part in text.split("x"))
+    elif isinstance(input_shape, int):
+        input_shape = (input_shape,)
+    if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
+        return from_layout(module, input_shape[0] if len(input_shape) == 1 else None)
     *spatial, channels = input_shape
     try:
         traced = fx.symbolic_trace(module)
