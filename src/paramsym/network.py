@@ -143,6 +143,11 @@ class Network:
 
     def _find_symbols(self) -> dict[str, sympy.Symbol]:
         names = {s.name: s for s in self._counted.free_symbols()}
+        # a symbol that changes no count but must still have a valid value (heads=h divides d)
+        distinct = {c.expr for lc in self._untied.layers for c in lc.layer.constraints}
+        for expr in distinct:
+            for free in expr.free_symbols:
+                names.setdefault(free.name, free)
         for name, expr in self.assignments.items():
             names.setdefault(name, symbol(name))
             for free in expr.free_symbols:
