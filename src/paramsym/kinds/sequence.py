@@ -147,7 +147,10 @@ class PositionEmbedding(Kind):
         refuse_keras(layer, "keras.layers has no layer that adds a learned table of positions")
 
     def from_torch(self, module, ctx) -> str:
-        return f"posembed({module.weight.shape[0]})"
+        weight = getattr(module, "weight", None)
+        if weight is None or weight.dim() != 2 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[1]:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a table added to a sequence")
+        return f"posembed({weight.shape[0]})"
 
 
 class ClassToken(Kind):
@@ -178,6 +181,9 @@ class ClassToken(Kind):
         refuse_keras(layer, "keras.layers has no layer that prepends a learned vector")
 
     def from_torch(self, module, ctx) -> str:
+        weight = getattr(module, "weight", None)
+        if weight is None or weight.dim() != 1 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[0]:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a class token before a sequence")
         return "cls"
 
 
@@ -214,6 +220,8 @@ class Tokens(Kind):
         return [KerasSpec("Reshape", {"target_shape": (num(layer.out_shape.spatial[0]), num(layer.cout))})]
 
     def from_torch(self, module, ctx) -> str:
+        if len(ctx.out_shape) != 3:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not make a sequence")
         return "tokens"
 
 
@@ -247,7 +255,11 @@ class Select(Kind):
         return [KerasSpec("Cropping1D", {"cropping": cropping}), KerasSpec("Flatten")]
 
     def from_torch(self, module, ctx) -> str:
-        return "first" if module.index == 0 else "last"
+        index = getattr(module, "index", None)
+        if index not in (0, -1) or len(ctx.in_shape) != 3:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not take the first or last "
+                                f"position of a sequence")
+        return "first" if index == 0 else "last"
 
 
 KINDS = (Embed(), PositionEmbedding(), ClassToken(), Tokens(), Select())
