@@ -106,6 +106,8 @@ def _norm(draw, sizes, channels, keras_safe):
     affine = ", noaffine" if draw(st.integers(0, 3)) == 0 and not (keras_safe and kind == "rmsnorm") else ""
     if kind == "gn":
         return f"gn(groups={draw(st.sampled_from(_divisors(channels)))}{affine})"
+    if kind == "ln" and not affine and draw(st.integers(0, 3)) == 0:
+        return "ln(nobias)"
     return f"{kind}({affine.lstrip(', ')})" if affine else kind
 
 
@@ -129,7 +131,7 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
         sizes, channels = _shape(header + text)
         choices = ["act", "norm", "dense"]
         if sizes:
-            choices += ["conv", "conv", "deconv", "pool", "res", "concat", "add", "repeat", "global"]
+            choices += ["conv", "conv", "deconv", "pool", "res", "concat", "add", "repeat", "global", "sequence"]
         else:
             choices += ["res", "add", "repeat"]
         choice = draw(st.sampled_from(choices))
@@ -145,6 +147,10 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
             stage = draw(st.sampled_from(ACTIVATIONS + ([] if keras_safe else TORCH_ACTIVATIONS)))
         elif choice == "dense":
             stage = f"dense(->{draw(st.integers(1, 8))}{', bias' if draw(st.booleans()) else ''})"
+        elif choice == "sequence":  # LANGUAGE.md section 7: a map's positions as a sequence, and its layers
+            options = ["tokens"] if len(sizes) > 1 else ["tokens", "first", "last"] + \
+                ([] if keras_safe else ["cls", f"posembed({draw(st.integers(1, 2 * sizes[0]))})"])
+            stage = draw(st.sampled_from(options))
         elif choice == "global":
             stage = draw(st.sampled_from(["gap", "gmp", "flatten"]))
         elif choice == "res":

@@ -81,7 +81,7 @@ class LayerBuilder:
         if isinstance(first, Call) and first.name == "input":
             self.input_shape = self._input(first)
             field = tuple(_INPUT_FIELD_AXIS for _ in self.input_shape.spatial)
-            flow = Flow(self.input_shape, ("input", first.pos), field)
+            flow = Flow(self.input_shape, ("input", first.pos), field, at_input=True)
             stages = stages[1:]
         for index, stage in enumerate(stages):
             self.stage_index = index

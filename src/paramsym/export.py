@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import keyword
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -18,8 +20,25 @@ from .errors import ParamsymError, ParamsymUsageError
 from .network import LayerCount, Network
 from .records import Node, TorchSpec
 
-_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Aux", "MixtureOfExperts")
+_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Aux", "MixtureOfExperts",
+            "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear")
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
+
+
+@dataclass
+class Shared:
+    """A module whose weight a later layer shares (`LAYER as NAME`): built once, known by `name`."""
+
+    name: str
+    spec: Spec
+
+
+@dataclass
+class Tied:
+    """A module that uses the weight of the Shared module `name` (`dense(..., tie=NAME)`) as its own."""
+
+    name: str
+    spec: Spec
 
 
 class Numbers:
@@ -42,13 +61,47 @@ def layer_spec(lc: LayerCount, num: Numbers) -> Spec:
     return lc.layer.kind.torch(lc.layer, num)
 
 
+def _replace_leaf(spec: Spec, change) -> Spec:
+    """The spec with its first module that holds no other (nn.Linear in ChannelsLast) replaced by change(it)."""
+    for i, arg in enumerate(spec.args):
+        if isinstance(arg, Spec):
+            return Spec(spec.cls, (*spec.args[:i], _replace_leaf(arg, change), *spec.args[i + 1:]), spec.kwargs,
+                        spec.repeat)
+    return change(spec)
+
+
+def _sharing(network: Network, num: Numbers):
+    """{index of a layer whose weight is shared: its name}, and a function that makes a layer's spec share
+    the weight it ties to (`dense(..., tie=NAME)`): the same Parameter, which PyTorch counts once."""
+    targets = {lc.layer.options["tie_index"]: lc.layer.options["tie"] for lc in network.layers
+               if "tie_index" in lc.layer.options}
+
+    def tie(lc: LayerCount, spec: Spec) -> Spec:
+        layer = lc.layer
+        if "tie_index" not in layer.options:
+            return spec
+        target = network.layers[layer.options["tie_index"]].layer
+        rows, cols = num.each(target.kind.weight(target))
+        if (rows, cols) == (num(layer.cout), num(layer.cin)):
+            return _replace_leaf(spec, lambda leaf: Tied(layer.options["tie"], leaf))
+        # the transposed size: a linear layer that stores its weight (in, out)
+        return _replace_leaf(spec, lambda leaf: Tied(layer.options["tie"], Spec("TransposedLinear", leaf.args,
+                                                                                 leaf.kwargs)))
+    return targets, tie
+
+
 def network_spec(network: Network, **values) -> Spec:
     """The whole network as one nn.Sequential description."""
     num = Numbers(network, values)
+    targets, tie = _sharing(network, num)
 
     def walk(node: Node) -> Spec:
         if node.kind == "layer":
-            return layer_spec(network.layers[node.layer], num)
+            lc = network.layers[node.layer]
+            spec = tie(lc, layer_spec(lc, num))
+            if node.layer in targets:
+                spec = _replace_leaf(spec, lambda leaf: Shared(targets[node.layer], leaf))
+            return spec
         if node.kind == "seq":
             children = [walk(child) for child in node.children]
             return children[0] if len(children) == 1 else Spec("nn.Sequential", tuple(children))
@@ -80,18 +133,30 @@ def require_torch(what: str, hint: str | None = None):
         raise ParamsymUsageError(f"{what} needs PyTorch: pip install torch", hint=hint) from None
 
 
-def build(spec: Spec):
+def build(spec: Spec, shared: dict | None = None):
     require_torch("building a PyTorch module",
                   hint="torch_source() and `paramsym export --to torch` write its source without PyTorch")
     from torch import nn
 
     from . import torch_modules
 
-    def make(value):
-        return build(value) if isinstance(value, Spec) else value
+    shared = {} if shared is None else shared  # the modules of `Shared` specs, by name
 
+    def make(value):
+        return build(value, shared) if isinstance(value, (Spec, Shared, Tied)) else value
+
+    if isinstance(spec, Shared):
+        if spec.name in shared:
+            raise ParamsymUsageError(f"'{spec.name}' names a layer that is repeated: a tie to it has no one weight "
+                                     f"to share", hint="name a layer outside the repeat")
+        shared[spec.name] = module = build(spec.spec, shared)
+        return module
+    if isinstance(spec, Tied):
+        module = build(spec.spec, shared)
+        module.weight = shared[spec.name].weight  # one Parameter in both: parameters() counts it once
+        return module
     if spec.repeat != 1:
-        return nn.Sequential(*(build(spec.args[0]) for _ in range(spec.repeat)))
+        return nn.Sequential(*(build(spec.args[0], shared) for _ in range(spec.repeat)))
     if spec.cls.startswith("nn."):
         cls = getattr(nn, spec.cls[3:])
     else:
@@ -107,15 +172,22 @@ def to_torch(network: Network, **values):
     return build(network_spec(network, **values))
 
 
+def takes_token_ids(network: Network) -> bool:
+    """Whether the program's input is token ids (whole numbers) that a layer looks up."""
+    return any(getattr(lc.layer.kind, "token_ids", False) for lc in network.layers)
+
+
 def example_input(network: Network, batch: int = 1, **values):
-    """zeros of the program's input shape, channels first, for a forward pass."""
+    """zeros of the program's input shape, channels first, for a forward pass (whole numbers when the
+    input is token ids)."""
     torch = require_torch("example_input")
     num = Numbers(network, values)
     dims = network.input_shape.dims()
     if dims is None or any(d is None for d in dims):
         raise ParamsymUsageError("the program has no input(...) shape to make an input from")
     *spatial, channels = num.each(dims)
-    return torch.zeros(batch, channels, *spatial)
+    dtype = torch.long if takes_token_ids(network) else torch.float32
+    return torch.zeros(batch, channels, *spatial, dtype=dtype)
 
 
 # ---- source --------------------------------------------------------------------------------
@@ -135,19 +207,46 @@ _TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias"
                    "output_padding": 0}
 
 
-def spec_source(spec: Spec, indent: int = 0) -> str:
+_RESERVED_NAMES = frozenset({"torch", "nn", "F", "build_model", "model", "y", *_HELPERS})
+
+
+def _variable(name: str) -> str:
+    """A Python name for a layer named in the program (`as NAME`)."""
+    return name if name.isidentifier() and not keyword.iskeyword(name) and name not in _RESERVED_NAMES \
+        else f"{name}_layer"
+
+
+def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> str:
+    """The Python expression that builds the spec; a shared weight adds its statements to `statements`
+    (a module assigned to a name, and `tied.weight = shared.weight`)."""
     pad = "    " * indent
+    statements = [] if statements is None else statements
+    if isinstance(spec, Shared):
+        name = _variable(spec.name)
+        statements.append(f"{name} = {spec_source(spec.spec, 1, statements)}")
+        return name
+    if isinstance(spec, Tied):
+        name = f"{_variable(spec.name)}_tied{sum(1 for s in statements if '_tied' in s.split(' = ')[0]) + 1}"
+        statements.append(f"{name} = {spec_source(spec.spec, 1, statements)}")
+        statements.append(f"{name}.weight = {_variable(spec.name)}.weight")
+        return name
     if spec.repeat != 1:
-        return f"nn.Sequential(*[{spec_source(spec.args[0], indent)} for _ in range({spec.repeat})])"
+        before = len(statements)
+        inner = spec_source(spec.args[0], indent, statements)
+        if len(statements) != before:
+            raise ParamsymUsageError("a named layer inside a repeat has no one weight to share with a tie",
+                                     hint="name a layer outside the repeat")
+        return f"nn.Sequential(*[{inner} for _ in range({spec.repeat})])"
     parts = []
     nested = any(isinstance(a, Spec) for a in spec.args)
     collapse = spec.cls.startswith("nn.")
     for arg in spec.args:
-        parts.append(spec_source(arg, indent + 1) if isinstance(arg, Spec) else _literal(arg, collapse))
+        parts.append(spec_source(arg, indent + 1, statements) if isinstance(arg, (Spec, Shared, Tied))
+                     else _literal(arg, collapse))
     for key, value in spec.kwargs.items():
         if key in _TORCH_DEFAULTS and _literal(value) == _literal(_TORCH_DEFAULTS[key]):
             continue
-        parts.append(f"{key}={spec_source(value, indent + 1) if isinstance(value, Spec) else _literal(value)}")
+        parts.append(f"{key}={spec_source(value, indent + 1, statements) if isinstance(value, Spec) else _literal(value)}")
     if not nested:
         return f"{spec.cls}({', '.join(parts)})"
     inner = "".join(f"{pad}    {part},\n" for part in parts)
@@ -166,24 +265,28 @@ def helper_sources() -> dict[str, str]:
 def torch_source(network: Network, **values) -> str:
     """A Python file that builds the model with PyTorch alone (writing it needs no PyTorch)."""
     spec = network_spec(network, **values)
-    body = spec_source(spec, 1)
-    used = [name for name in _HELPERS if f"{name}(" in body]
+    statements: list[str] = []
+    body = spec_source(spec, 1, statements)
+    used = [name for name in _HELPERS if f"{name}(" in body or any(f"{name}(" in s for s in statements)]
     sources = helper_sources()
     helpers = "\n\n".join(sources[name] for name in used)
     program = "\n".join("    " + line if line else "" for line in network.source.strip().splitlines())
     lines = [f'"""PyTorch model written by paramsym from the program:\n\n{program}\n"""',
              "import torch", "from torch import nn"]
-    if "SamePad" in used:
+    if "SamePad" in used or "TransposedLinear" in used:
         lines.append("from torch.nn import functional as F")
     text = "\n".join(lines) + "\n\n\n"
     if helpers:
         text += helpers.rstrip() + "\n\n\n"
-    text += f"def build_model() -> nn.Module:\n    return {body}\n"
+    text += "def build_model() -> nn.Module:\n" + "".join(f"    {line}\n" for line in statements)
+    text += f"    return {body}\n"
     dims = network.input_shape.dims()
     if dims is not None and all(d is not None for d in dims):
         num = Numbers(network, values)
         *spatial, channels = num.each(dims)
         shape = ", ".join(str(v) for v in (1, channels, *spatial))
+        if takes_token_ids(network):  # token ids: whole numbers
+            shape += ", dtype=torch.long"
         text += (f"\n\nif __name__ == \"__main__\":\n    model = build_model()\n"
                  f"    y = model(torch.zeros({shape}))\n"
                  f"    print(tuple(y.shape), sum(p.numel() for p in model.parameters()))\n")

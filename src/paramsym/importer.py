@@ -233,6 +233,18 @@ def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict) -> list[st
     return stages[::-1]
 
 
+def _takes_token_ids(traced) -> bool:
+    """Whether the model's input goes to a module that looks up token ids."""
+    for node in traced.graph.nodes:
+        if node.op == "placeholder":
+            for user in node.users:
+                if user.op == "call_module":
+                    kind = kinds.for_torch_module(traced.get_submodule(user.target))
+                    if getattr(kind, "token_ids", False):
+                        return True
+    return False
+
+
 def from_torch(module, input_shape) -> str:
     """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3"."""
     require_torch("importing a PyTorch model")
@@ -250,12 +262,22 @@ def from_torch(module, input_shape) -> str:
     if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
         return from_layout(module, input_shape[0] if len(input_shape) == 1 else None)
     *spatial, channels = input_shape
+    class Tracer(fx.Tracer):
+        """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
+        PositionEmbedding, ClassToken, ...: their forward has no counterpart op by op)."""
+
+        def is_leaf_module(self, m, qualname) -> bool:
+            return super().is_leaf_module(m, qualname) or (kinds.for_torch_module(m) is not None
+                                                            and not type(m).__module__.startswith("torch."))
+
     try:
-        traced = fx.symbolic_trace(module)
+        traced = fx.GraphModule(module, Tracer().trace(module))
     except Exception as error:  # torch.fx raises many kinds for untraceable Python
         raise ImportRefused(f"torch.fx cannot trace the model: {error}") from None
-    # a batch of 2: torch's GroupNorm refuses one value per group even in eval mode
-    example = torch.zeros(2, channels, *spatial)
+    # a batch of 2: torch's GroupNorm refuses one value per group even in eval mode; token ids (the input of
+    # a kind that looks them up, nn.Embedding) are whole numbers
+    dtype = torch.long if _takes_token_ids(traced) else torch.float32
+    example = torch.zeros(2, channels, *spatial, dtype=dtype)
     was_training = module.training
     module.eval()
     try:

@@ -130,6 +130,7 @@ class Flow:
     shape: Shape
     source: tuple | None  # (name, position) of the layer that set the channels
     field: tuple | None = None  # receptive field per spatial axis: ((size, jump, start), ...)
+    at_input: bool = False  # the program's input itself, no layer between (token ids for an embedding)
 
 
 @dataclass

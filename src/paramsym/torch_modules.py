@@ -103,3 +103,71 @@ class MixtureOfExperts(nn.Module):
         gate = torch.zeros_like(scores).scatter(1, chosen, weights.softmax(dim=1))
         outputs = torch.stack([expert(x) for expert in self.experts], dim=1)  # (N, E, C, *positions)
         return (outputs * gate.unsqueeze(2)).sum(dim=1)
+
+
+class ChannelsFirst(nn.Module):
+    """Moves the channels a module puts last (nn.Embedding's (N, T, d)) to axis 1: (N, d, T)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x).movedim(-1, 1)
+
+
+class PositionEmbedding(nn.Module):
+    """Adds a learned table of n vectors of d to a sequence (N, d, T): row t to position t when T <= n
+    (positions); with fewer rows than positions (segment or token types), row 0 to every position."""
+
+    def __init__(self, n: int, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n, d) * 0.02)
+
+    def forward(self, x):
+        length = x.shape[-1]
+        rows = self.weight[:length] if length <= self.weight.shape[0] else self.weight[:1].expand(length, -1)
+        return x + rows.t()
+
+
+class ClassToken(nn.Module):
+    """Prepends one learned vector of d to a sequence (N, d, T): (N, d, T + 1)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(d))
+
+    def forward(self, x):
+        token = self.weight.view(1, -1, 1).expand(x.shape[0], -1, 1)
+        return torch.cat([token, x], dim=-1)
+
+
+class Tokens(nn.Module):
+    """The positions of a map (N, C, H, W) become a sequence (N, C, H*W), row by row."""
+
+    def forward(self, x):
+        return x.flatten(2)
+
+
+class Select(nn.Module):
+    """One position of a sequence (N, d, T): the vector (N, d); index 0 (first) or -1 (last)."""
+
+    def __init__(self, index: int):
+        super().__init__()
+        self.index = index
+
+    def forward(self, x):
+        return x[..., self.index]
+
+
+class TransposedLinear(nn.Module):
+    """A linear layer whose weight is stored (in, out): the transpose of nn.Linear's, so that it can be
+    another layer's weight (a tie to a dense layer of the transposed size)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(in_features, out_features) * in_features ** -0.5)
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight.t(), self.bias)

@@ -9,7 +9,7 @@ from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, Pa
 from ..records import ZERO, KerasSpec, Layer, Shape, TorchSpec
 from ..syntax import Call, Channels
 from .base import (Kind, bias_of, bias_sentences, check_or_defer, fan_in_sentence, input_channels, make_layer,
-                   times, vector_or_channels_last)
+                   refuse_keras, times, vector_or_channels_last)
 
 
 class Dense(Kind):
@@ -29,7 +29,8 @@ class Dense(Kind):
         layer = make_layer(call, self, flow, Shape(flow.shape.spatial, cout), cin, cout, bias=args.bias)
         if "tie" in args.keywords:
             name, constraints = self._tie(layer, args)
-            layer.options = {"tie": name}
+            # the export shares the weight of the layer at this index (the layers' order in the network)
+            layer.options = {"tie": name, "tie_index": args.named[name].index}
             layer.constraints = tuple(constraints)
         return layer
 
@@ -95,6 +96,9 @@ class Dense(Kind):
                                                         {"bias": layer.bias}))
 
     def keras(self, layer, num) -> list[KerasSpec]:
+        if "tie" in layer.options:
+            refuse_keras(layer, f"a Keras Dense layer cannot share the weight of another layer "
+                                f"(tie={layer.options['tie']})")
         return [KerasSpec("Dense", {"units": num(layer.cout), "use_bias": layer.bias})]
 
     def from_torch(self, module, ctx) -> str:

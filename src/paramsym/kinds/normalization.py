@@ -10,7 +10,7 @@ from .base import (Kind, check_divides, require_channels_of_a_vector, same_layer
 
 class _Normalization(Kind):
     keywords = frozenset({"groups", "eps", "momentum"})
-    flags = frozenset({"noaffine"})
+    flags = frozenset({"noaffine", "nobias"})
     positional = 1               # bn(64): the channels, when nothing before says them
     title = ""                   # BatchNorm, LayerNorm, GroupNorm
     keeps_statistics = False     # running mean and variance (non-learnable state)
@@ -18,8 +18,18 @@ class _Normalization(Kind):
     def build(self, call, flow, args, match) -> Layer:
         channels = stated_channels(call, flow, args)
         options = {"affine": "noaffine" not in args.flags}
+        if "nobias" in args.flags:
+            self.without_shift(call, args)
+            options["shift"] = False
         constraints = self.groups(call, args, channels, options)
         return same_layer(call, self, flow, channels, options=options, constraints=tuple(constraints))
+
+    def without_shift(self, call, args) -> None:
+        """`nobias`: a scale and no shift; PyTorch's BatchNorm and GroupNorm have no such option."""
+        raise ParamsymArgumentError(
+            f"{call.name} has no 'nobias': PyTorch's {self.title} learns a scale and a shift together, or neither",
+            pos=args.flags["nobias"].pos, hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) learns a "
+                                               f"scale alone")
 
     def groups(self, call, args, channels, options) -> list:
         if "groups" in args.keywords:
@@ -28,14 +38,17 @@ class _Normalization(Kind):
 
     def counts(self, layer: Layer) -> dict:
         channels = layer.cout
-        return {"params": 2 * channels if layer.options["affine"] else ZERO,
+        return {"params": _terms(layer) * channels if layer.options["affine"] else ZERO,
                 "state": 2 * channels if self.keeps_statistics else ZERO}
 
     def generic_params(self, layer, t):
-        return 2 * t.c if layer.options["affine"] else ZERO
+        return _terms(layer) * t.c if layer.options["affine"] else ZERO
 
     def explain(self, layer, counts, w) -> list[str]:
-        if layer.options["affine"]:
+        if layer.options["affine"] and not layer.options.get("shift", True):
+            lines = [f"{self.title} without bias (nobias) learns a scale per channel and no shift: "
+                     f"{w(layer.cout)} parameters."]
+        elif layer.options["affine"]:
             lines = [f"{self.title} learns a scale and a shift per channel: {w.product(2, layer.cout)} parameters."]
         else:
             lines = [f"{self.title} without affine part (noaffine) learns nothing."]
@@ -45,7 +58,14 @@ class _Normalization(Kind):
         return lines
 
     def keras_flags(self, layer) -> dict:
-        return {} if layer.options["affine"] else {"center": False, "scale": False}
+        if not layer.options["affine"]:
+            return {"center": False, "scale": False}
+        return {} if layer.options.get("shift", True) else {"center": False}
+
+
+def _terms(layer: Layer) -> int:
+    """A scale and a shift per channel, or the scale alone (ln(nobias))."""
+    return 2 if layer.options.get("shift", True) else 1
 
 
 class BatchNorm(_Normalization):
@@ -74,8 +94,15 @@ class LayerNorm(_Normalization):
     title = "LayerNorm"
     torch_modules = ("LayerNorm",)
 
+    def without_shift(self, call, args) -> None:
+        if "noaffine" in args.flags:
+            raise ParamsymArgumentError(f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns "
+                                        f"nothing already", pos=args.flags["nobias"].pos)
+
     def torch(self, layer, num) -> TorchSpec:
         flags = {} if layer.options["affine"] else {"elementwise_affine": False}
+        if not layer.options.get("shift", True):
+            flags = {"bias": False}
         return vector_or_channels_last(layer, TorchSpec("nn.LayerNorm", (num(layer.cout),), flags))
 
     def keras(self, layer, num) -> list[KerasSpec]:
@@ -83,7 +110,9 @@ class LayerNorm(_Normalization):
 
     def from_torch(self, module, ctx) -> str:
         require_channels_of_a_vector(module, ctx)
-        return "ln" if module.elementwise_affine else "ln(noaffine)"
+        if not module.elementwise_affine:
+            return "ln(noaffine)"
+        return "ln" if module.bias is not None else "ln(nobias)"
 
 
 class GroupNorm(_Normalization):

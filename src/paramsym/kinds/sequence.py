@@ -1,0 +1,265 @@
+"""The sequence layers of LANGUAGE.md section 7: `embed(V->d)` (token embedding),
+`posembed(N)` (a learned table added to the positions), `cls` (a class token),
+`tokens` (the positions of a map become a sequence), `first` and `last` (one position).
+
+A sequence is `T x d`: Shape(spatial=(T,), channels=d). Token ids are the vector that
+`input(T)` gives: `embed` takes them, and must come right after `input(T)`.
+
+In PyTorch the export keeps the channels on axis 1, so a sequence is an (N, d, T)
+tensor: the embedding's (N, T, d) output moves its channels there (ChannelsFirst),
+and the modules of ours (paramsym.torch_modules) act on that layout.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
+from ..records import ZERO, KerasSpec, Layer, Shape, TorchSpec
+from .base import Kind, make_layer, refuse_keras, whole_number
+
+_START = "start with input(T) > embed(V->d)"
+_VIT = "e.g. input(224x224x3) > conv16x16(->768, stride=16) > tokens > cls"
+
+
+def _sequence(call, flow, what: str) -> tuple:
+    """(T, d) of the sequence a layer acts on; a vector or a map is refused, with a hint."""
+    shape = flow.shape
+    if shape.spatial is None or shape.channels is None:
+        raise ParamsymShapeError(f"{call.name} acts on a sequence (T x d), but nothing before it says its shape",
+                                 pos=call.pos, hint=f"{_START}, or make a map a sequence: {_VIT}")
+    if shape.spatial == ():
+        raise ParamsymShapeError(f"{call.name} {what} of a sequence (T x d), but its input is a vector of "
+                                 f"{shape.channels}", pos=call.pos, hint=f"{_START}, or {_VIT}")
+    if len(shape.spatial) != 1:
+        raise ParamsymShapeError(f"{call.name} {what} of a sequence (T x d), but its input is the map "
+                                 f"{shape.describe()}", pos=call.pos,
+                                 hint=f"make its positions a sequence first with tokens: {_VIT}")
+    return shape.spatial[0], shape.channels
+
+
+class Embed(Kind):
+    """`embed(V->d)`: a table of V vectors of d; each of the T token ids picks one."""
+
+    key = "embed"
+    names = ("embed",)
+    takes_channels = True
+    token_ids = True  # takes the token ids of input(T): the example input of an export is whole numbers
+    torch_modules = ("Embedding",)
+
+    def build(self, call, flow, args, match) -> Layer:
+        channels = args.channels
+        if channels is None:
+            raise ParamsymArgumentError(f"{call.name} needs its vocabulary and width: write {call.name}(V->d), "
+                                        f"e.g. {call.name}(50257->768)", pos=call.pos, hint=_START)
+        if channels.cin is None:
+            raise ParamsymArgumentError(
+                f"{call.name}(->{channels.cout}) needs the vocabulary: write {call.name}(V->{channels.cout}) with "
+                f"the number V of distinct token ids (it is not taken from the layer before, which gives T ids)",
+                pos=channels.pos, hint=_START)
+        if not flow.at_input or flow.shape.spatial != ():
+            where = "is a vector of token ids" if flow.shape.spatial == () else f"is {flow.shape.describe()}"
+            before = "" if flow.source is None else f"; its input {where}, from {flow.source[0]}"
+            notes = () if flow.source is None else ((f"what {call.name} would take comes from {flow.source[0]}",
+                                                     flow.source[1]),)
+            raise ParamsymShapeError(f"{call.name} looks up token ids, so it must come right after input(T)"
+                                     f"{before}", pos=call.pos, notes=notes, hint=_START)
+        length = flow.shape.channels  # input(T): T ids
+        vocabulary, width = channels.cin, channels.cout
+        return make_layer(call, self, flow, Shape((length,), width), vocabulary, width)
+
+    def counts(self, layer: Layer) -> dict:
+        # a lookup: no multiply-accumulate; each output value is one entry of the table (fan-in 1, the default)
+        return {"params": layer.cin * layer.cout}
+
+    def weight(self, layer: Layer) -> tuple:
+        return (layer.cin, layer.cout)  # nn.Embedding's weight is V x d
+
+    def generic_params(self, layer, t):
+        return t.c_in * t.c_out
+
+    def header(self, layer, w) -> str:
+        return f", vocabulary {w(layer.cin)}, width {w(layer.cout)}"
+
+    def explain(self, layer, counts, w) -> list[str]:
+        return [f"A table of {w(layer.cin)} vectors of {w(layer.cout)}, one per token id: "
+                f"{w.product(layer.cin, layer.cout)} parameters.",
+                "Each of the T token ids picks its vector: a lookup, no multiply-accumulate; each output value "
+                "is one entry of the table (fan-in 1)."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec("ChannelsFirst", (TorchSpec("nn.Embedding", (num(layer.cin), num(layer.cout))),))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        return [KerasSpec("Embedding", {"input_dim": num(layer.cin), "output_dim": num(layer.cout)})]
+
+    def from_torch(self, module, ctx) -> str:
+        if len(ctx.in_shape) != 2:
+            raise ImportRefused(f"{ctx.node_name} (Embedding) looks up a {len(ctx.in_shape)}-D tensor of ids; the "
+                                f"language takes one sequence of token ids, input(T)")
+        return f"embed({module.num_embeddings}->{module.embedding_dim})"
+
+
+class PositionEmbedding(Kind):
+    """`posembed(N)`: a learned table of N vectors of d added to the sequence.
+
+    N is not required to be at least T: learned absolute positions need N >= T, but the
+    same table also holds segment or token types (BERT's token_type embedding, N = 2),
+    which are fewer than the positions. So N is any positive whole number."""
+
+    key = "posembed"
+    names = ("posembed",)
+    positional = 1
+    torch_modules = ("PositionEmbedding",)
+
+    def build(self, call, flow, args, match) -> Layer:
+        if not args.positional:
+            raise ParamsymArgumentError(f"{call.name} needs the size of its table: write {call.name}(N), e.g. "
+                                        f"{call.name}(1024) for 1024 positions", pos=call.pos)
+        arg = args.positional[0]
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(f"{call.name}(N) takes one table size", pos=arg.pos)
+        size = arg.value[0]
+        if size.is_number and not (size.is_integer and size >= 1):
+            raise ParamsymArgumentError(f"the table size of {call.name} must be a positive whole number, not {size}",
+                                        pos=arg.pos)
+        args.constraints += whole_number(size, f"the table size of {call.name}", arg.pos)
+        _, width = _sequence(call, flow, "adds a learned vector to each position")
+        return make_layer(call, self, flow, flow.shape, width, width, options={"size": size})
+
+    def counts(self, layer: Layer) -> dict:
+        return {"params": layer.options["size"] * layer.cout}  # an addition: no MACs
+
+    def generic_params(self, layer, t):
+        return sympy.Symbol("N") * t.c
+
+    def header(self, layer, w) -> str:
+        return f", a table of {w(layer.options['size'])} vectors of {w(layer.cout)}"
+
+    def explain(self, layer, counts, w) -> list[str]:
+        return [f"A learned table of {w(layer.options['size'])} vectors of {w(layer.cout)} (positions, or segment "
+                f"and token types), added to the sequence: {w.product(layer.options['size'], layer.cout)} "
+                f"parameters.", "An addition: no multiply-accumulate."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec("PositionEmbedding", (num(layer.options["size"]), num(layer.cout)))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        refuse_keras(layer, "keras.layers has no layer that adds a learned table of positions")
+
+    def from_torch(self, module, ctx) -> str:
+        weight = getattr(module, "weight", None)
+        if weight is None or weight.dim() != 2 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[1]:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a table added to a sequence")
+        return f"posembed({weight.shape[0]})"
+
+
+class ClassToken(Kind):
+    """`cls`: prepends one learned vector (ViT's and BERT's class token)."""
+
+    key = "cls"
+    names = ("cls",)
+    torch_modules = ("ClassToken",)
+
+    def build(self, call, flow, args, match) -> Layer:
+        length, width = _sequence(call, flow, "prepends a learned vector to the positions")
+        return make_layer(call, self, flow, Shape((None if length is None else length + 1,), width), width, width)
+
+    def counts(self, layer: Layer) -> dict:
+        return {"params": layer.cout}
+
+    def generic_params(self, layer, t):
+        return t.c
+
+    def explain(self, layer, counts, w) -> list[str]:
+        return [f"One learned vector of {w(layer.cout)} (a class token) put before the first position: "
+                f"{w(layer.cout)} parameters; the sequence grows by one position."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec("ClassToken", (num(layer.cout),))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        refuse_keras(layer, "keras.layers has no layer that prepends a learned vector")
+
+    def from_torch(self, module, ctx) -> str:
+        weight = getattr(module, "weight", None)
+        if weight is None or weight.dim() != 1 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[0]:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a class token before a sequence")
+        return "cls"
+
+
+class Tokens(Kind):
+    """`tokens`: the positions of a map become a sequence, H x W x C -> (H·W) x C (row by row)."""
+
+    key = "tokens"
+    names = ("tokens",)
+    torch_modules = ("Tokens",)
+
+    def build(self, call, flow, args, match) -> Layer:
+        shape = flow.shape
+        if shape.spatial == ():
+            raise ParamsymShapeError(f"{call.name} makes the positions of a map a sequence, but its input is a "
+                                     f"vector of {shape.channels}", pos=call.pos, hint=_VIT)
+        if shape.spatial is None:
+            raise ParamsymShapeError(f"{call.name} needs the shape of the map before it", pos=call.pos,
+                                     hint="start the network with input(...), " + _VIT)
+        out = Shape((shape.positions,), shape.channels)
+        return make_layer(call, self, flow, out, shape.channels, shape.channels)
+
+    def field(self, layer, field):
+        # a sequence stays as it is; the positions of a map are no longer one axis per spatial axis
+        return field if layer.in_shape.rank == 1 else None
+
+    def explain(self, layer, counts, w) -> list[str]:
+        return [f"No parameters: the {layer.in_shape.describe()} map becomes a sequence of "
+                f"{layer.out_shape.describe()}, its positions taken row by row."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec("Tokens")
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        return [KerasSpec("Reshape", {"target_shape": (num(layer.out_shape.spatial[0]), num(layer.cout))})]
+
+    def from_torch(self, module, ctx) -> str:
+        if len(ctx.out_shape) != 3:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not make a sequence")
+        return "tokens"
+
+
+class Select(Kind):
+    """`first`, `last`: one position of the sequence, the vector d."""
+
+    key = "select"
+    names = ("first", "last")
+    torch_modules = ("Select",)
+
+    def build(self, call, flow, args, match) -> Layer:
+        length, width = _sequence(call, flow, "takes one position")
+        return make_layer(call, self, flow, Shape((), width), width, width, options={"index": call.name})
+
+    def field(self, layer, field):
+        return None
+
+    def explain(self, layer, counts, w) -> list[str]:
+        return [f"No parameters: it keeps the {layer.options['index']} position of the sequence, a vector of "
+                f"{w(layer.cout)}."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec("Select", (0 if layer.options["index"] == "first" else -1,))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        length = layer.in_shape.spatial[0]
+        if length is None:
+            refuse_keras(layer, "the length of the sequence is unknown")
+        rest = num(length) - 1
+        cropping = (0, rest) if layer.options["index"] == "first" else (rest, 0)
+        return [KerasSpec("Cropping1D", {"cropping": cropping}), KerasSpec("Flatten")]
+
+    def from_torch(self, module, ctx) -> str:
+        index = getattr(module, "index", None)
+        if index not in (0, -1) or len(ctx.in_shape) != 3:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not take the first or last "
+                                f"position of a sequence")
+        return "first" if index == 0 else "last"
+
+
+KINDS = (Embed(), PositionEmbedding(), ClassToken(), Tokens(), Select())
