@@ -18,7 +18,7 @@ from .errors import ParamsymError, ParamsymUsageError
 from .network import LayerCount, Network
 from .records import Node, TorchSpec
 
-_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad")
+_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Recurrent")
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 
