@@ -206,6 +206,8 @@ def test_every_kind_answers_every_question():
         "flatten": "input(8x8x4) > flatten", "dense": "input(4) > dense(->3, bias)", "router": "input(4) > router(->3)",
         "bn": "input(8x8x4) > bn", "ln": "input(4) > ln", "gn": "input(8x8x4) > gn(groups=2)",
         "prelu": "input(8x8x4) > prelu",
+        "lstm": "input(6x4) > lstm(->3, bias)", "gru": "input(6x4) > gru(->3, layers=2, bidirectional, last)",
+        "rnn": "input(6x4) > rnn(->3)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")
@@ -214,7 +216,7 @@ def test_every_kind_answers_every_question():
         assert layer.kind is kind, program
         assert f"{layer.index + 1}. {layer.name}" in explain(net)
         torch_spec = kind.torch(layer, _Numbers())
-        assert torch_spec.cls.startswith(("nn.", "ChannelsLast", "FlattenChannelsLast")), (program, torch_spec)
+        assert torch_spec.cls.startswith(("nn.", "ChannelsLast", "FlattenChannelsLast", "Recurrent")), (program, torch_spec)
         assert all(spec.cls[0].isupper() for spec in kind.keras(layer, _Numbers())), program
         assert kind.torch_modules or kind.key in ("sepconv", "dwconv", "router"), f"{kind.key} cannot be imported"
 
