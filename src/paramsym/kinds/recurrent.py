@@ -20,7 +20,7 @@ import sympy
 
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
-from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times
+from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times, whole_input_field
 
 
 class Recurrent(Kind):
@@ -132,6 +132,11 @@ class Recurrent(Kind):
             return gates * hidden * width + gates * hidden * recurrent + beta * gates * hidden + projection
 
         return sympy.expand(directions * (one(t.c_in) + (o["layers"] - 1) * one(directions * recurrent)))
+
+    def field(self, layer, field):
+        """A step's output may depend on every step before it (and after it, bidirectional): the field is
+        the whole sequence, as the last step's is."""
+        return whole_input_field(layer, field)
 
     # ---- explain
     def header(self, layer, w) -> str:
