@@ -218,6 +218,8 @@ def test_every_kind_answers_every_question():
         "prelu": "input(8x8x4) > prelu",
         "embed": "input(8) > embed(100->4)", "posembed": "input(8) > embed(100->4) > posembed(8)",
         "cls": "input(8x4) > cls", "select": "input(8x4) > last",
+        "lstm": "input(6x4) > lstm(->3, bias)", "gru": "input(6x4) > gru(->3, layers=2, bidirectional, last)",
+        "rnn": "input(6x4) > rnn(->3)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

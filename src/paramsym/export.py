@@ -21,7 +21,7 @@ from .network import LayerCount, Network
 from .records import Node, TorchSpec
 
 _HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Aux", "MixtureOfExperts",
-            "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear")
+            "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear", "Recurrent")
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 

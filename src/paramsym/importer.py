@@ -78,6 +78,7 @@ class _Converter:
         self.gm = graph_module
         self.shapes = shapes
         self.ops: dict[str, _Op] = {}
+        self.modules: dict[str, object] = {}  # the module of each call_module op, for items of its output
 
     def shape(self, node) -> tuple:
         return self.shapes[node.name]
@@ -108,8 +109,11 @@ class _Converter:
                 extra = self._take_pad(source, in_shape, pending_pad)
                 text = _module_text(module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra)
                 self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
+                self.modules[name] = module
                 continue
             target = node.target
+            if node.op == "call_function" and target is operator.getitem and self._item(node):
+                continue
             if node.op == "call_function" and target in (operator.add, torch.add, operator.iadd):
                 if len(tensor_inputs) != 2 or len(node.args) != 2:
                     raise ImportRefused(f"operation '{name}' adds something that is not two tensors")
@@ -138,6 +142,30 @@ class _Converter:
             described = target if isinstance(target, str) else getattr(target, "__name__", str(target))
             raise ImportRefused(f"operation '{name}' ({node.op} {described}) has no counterpart in the language")
         raise ImportRefused("the traced model has no output")
+
+    def _item(self, node) -> bool:
+        """`x[i]` of what a module returns, as the module's kind reads it (a recurrent layer's
+        (output, state)[0], then output[:, -1], its last step); an item nothing uses (the state) is left out."""
+        source = node.args[0]
+        if not hasattr(source, "name") or source.name not in self.ops:
+            return False
+        producer = self._through(source)
+        if not node.users:
+            self.ops[node.name] = _Op(node.name, "skip", inputs=[producer])
+            return True
+        module = self.modules.get(producer)
+        kind = kinds.for_torch_module(module) if module is not None else None
+        if kind is None:
+            return False
+        op = self.ops[producer]
+        context = ImportContext(f"operation '{node.name}'", self.shapes.get(source.name, ()),
+                                self.shapes.get(node.name, ()))
+        text = kind.from_torch_item(op.text, node.args[1], context)
+        if text is None or (text != op.text and len(source.users) > 1):
+            return False
+        op.text = text
+        self.ops[node.name] = _Op(node.name, "skip", inputs=[producer])
+        return True
 
     def _through(self, node) -> str:
         """The op that really produces `node`'s value (skipping no-op nodes)."""

@@ -77,9 +77,14 @@ class _Builder:
         self.keras = keras
         self.side_outputs: list = []
 
+    def make(self, spec: KerasLayer):
+        """The Keras layer; an argument that is itself a spec (Bidirectional's layer) is built first."""
+        kwargs = {k: self.make(v) if isinstance(v, KerasLayer) else v for k, v in spec.kwargs.items()}
+        return getattr(self.keras.layers, spec.cls)(**kwargs)
+
     def layer(self, spec: KerasLayer, x):
         try:
-            return getattr(self.keras.layers, spec.cls)(**spec.kwargs)(x)
+            return self.make(spec)(x)
         except (ValueError, TypeError, NotImplementedError) as error:
             raise ParamsymUsageError(f"Keras refuses {spec.cls}: {error}") from None
 
@@ -109,10 +114,14 @@ class _Writer:
         self.count += 1
         return f"x{self.count}"
 
+    def source(self, spec: KerasLayer) -> str:
+        args = ", ".join(f"{k}={self.source(v) if isinstance(v, KerasLayer) else repr(v)}"
+                         for k, v in spec.kwargs.items())
+        return f"layers.{spec.cls}({args})"
+
     def layer(self, spec: KerasLayer, x):
-        args = ", ".join(f"{k}={v!r}" for k, v in spec.kwargs.items())
         name = self._name()
-        self.lines.append(f"    {name} = layers.{spec.cls}({args})({x})")
+        self.lines.append(f"    {name} = {self.source(spec)}({x})")
         return name
 
     def merge(self, kind: str, xs):

@@ -171,3 +171,18 @@ class TransposedLinear(nn.Module):
 
     def forward(self, x):
         return F.linear(x, self.weight.t(), self.bias)
+
+
+class Recurrent(nn.Module):
+    """An nn.LSTM, nn.GRU or nn.RNN (batch_first=True) on a channels-first sequence (N, C, T): its output
+    at every step, channels first (N, H', T), or with `last` the last step's (N, H'); the final states
+    it also returns are dropped."""
+
+    def __init__(self, module: nn.Module, last: bool = False):
+        super().__init__()
+        self.module = module
+        self.last = last
+
+    def forward(self, x):
+        output = self.module(x.movedim(1, -1))[0]
+        return output[:, -1] if self.last else output.movedim(-1, 1)

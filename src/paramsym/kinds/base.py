@@ -96,6 +96,12 @@ class Kind:
         """The text of a layer for a call of a function of `torch_functions`."""
         raise NotImplementedError
 
+    def from_torch_item(self, text: str, index, ctx) -> str | None:
+        """The text of the layer when the model takes `module_output[index]` of a module of this kind
+        (written `text` so far): a recurrent layer's (output, state)[0], then output[:, -1]. None when the
+        language cannot express it."""
+        return None
+
     def __repr__(self) -> str:
         return f"<kind {self.key}>"
 

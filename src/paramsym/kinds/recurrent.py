@@ -1,0 +1,269 @@
+"""Recurrent layers (LANGUAGE.md section 7): `lstm(->H)`, `gru(->H)`, `rnn(->H)` on a sequence T x I.
+
+Arguments: `->H` (or `I->H`) the hidden size; `layers=N` stacked layers (default 1);
+`bidirectional`; `proj=P` (lstm only: PyTorch's proj_size); `bias`; `last` (only the last
+step: the vector H'). The output is T x H' (H' = H, 2H bidirectional, P with proj, 2P both).
+
+With G gates (4, 3, 1), the recurrent width R (P with proj, else H) and each layer's input
+width I_l (I, then the D·R outputs of the layer before), each layer and direction has
+G·H·I_l + G·H·R weights, β·G·H biases and P·H projection weights; β is 2 in PyTorch
+(b_ih and b_hh), and in Keras 1 for LSTM and SimpleRNN, 2 for GRU (reset_after=True): the
+counts differ by convention. MACs T·(G·H·(I_l + R) + P·H) per layer and direction.
+
+PyTorch: nn.LSTM/GRU/RNN(batch_first=True) inside `Recurrent` (torch_modules), which moves the
+channels last and keeps the output (or its last step); Keras: LSTM/GRU/SimpleRNN, one per
+stacked layer, in `Bidirectional` when bidirectional.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
+from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times, whole_input_field
+
+
+class Recurrent(Kind):
+    keywords = frozenset({"layers", "proj"})
+    flags = frozenset({"bias", "nobias", "bidirectional", "last"})
+    takes_channels = True
+    by_convention = True  # Keras keeps one bias vector where PyTorch keeps two (lstm, rnn)
+
+    def __init__(self, key: str, gates: int, gate_names: str, title: str, torch_class: str, keras_class: str,
+                 keras_biases: int):
+        self.key = key
+        self.names = (key,)
+        self.gates = gates
+        self.gate_names = gate_names
+        self.title = title
+        self.torch_class = torch_class
+        self.torch_modules = (torch_class,)
+        self.keras_class = keras_class
+        self.keras_biases = keras_biases  # bias vectors per gate unit in Keras (PyTorch: 2)
+
+    # ---- language
+    def build(self, call, flow, args, match) -> Layer:
+        rank = flow.shape.rank
+        if rank is not None and rank != 1:
+            self._refuse_input(call, flow)
+        if args.channels is None:
+            raise ParamsymArgumentError(f"{call.name} needs its hidden size: write {call.name}(->256, ...)",
+                                        pos=call.pos)
+        cin = input_channels(call, flow, args)
+        hidden = args.channels.cout
+        layers = args.scalar("layers", ONE)
+        proj, constraints = self._proj(call, args, hidden)
+        directions = 2 if "bidirectional" in args.flags else 1
+        width = directions * (hidden if proj is None else proj)
+        last = "last" in args.flags
+        out = Shape((), width) if last else Shape(flow.shape.spatial, width)
+        options = {"hidden": hidden, "layers": layers, "directions": directions, "proj": proj, "last": last}
+        return make_layer(call, self, flow, out, cin, width, bias=args.bias, options=options,
+                          constraints=tuple(constraints))
+
+    def _refuse_input(self, call, flow):
+        shape = flow.shape
+        name, where = flow.source or ("the input", None)
+        notes = ((f"the {shape.describe()} comes from {name}", where),) if where is not None else ()
+        if shape.rank == 0:
+            raise ParamsymShapeError(
+                f"{call.name} needs a sequence (T x I), but gets the vector {shape.describe()}", pos=call.pos,
+                notes=notes, hint=f"start the network with input(T x I), such as input(32x128) > {call.name}(->256)")
+        raise ParamsymShapeError(
+            f"{call.name} needs a sequence (T x I), but gets the map {shape.describe()}", pos=call.pos, notes=notes,
+            hint=f"write tokens before it to make the positions a sequence: ... > tokens > {call.name}(->256), "
+                 f"or start with input(T x I)")
+
+    def _proj(self, call, args, hidden) -> tuple:
+        arg = args.keywords.get("proj")
+        if arg is None:
+            return None, []
+        if self.key != "lstm":
+            raise ParamsymArgumentError(
+                f"{call.name} has no proj=: PyTorch's proj_size exists only for LSTM", pos=arg.pos,
+                hint=f"use lstm(->H, proj=P), or a dense(->P) after the {call.name}")
+        proj = args.scalar("proj")  # a whole number of at least 1
+        message = (f"proj={proj} must be smaller than the hidden size {hidden} "
+                   f"(PyTorch requires proj_size < hidden_size)")
+        return proj, check_or_defer(sympy.expand(hidden - proj), "positive", message, arg.pos)
+
+    # ---- quantities
+    def _parts(self, layer: Layer, convention: str = "torch") -> dict:
+        """The pieces of the count: per layer and direction, for the first layer and those after."""
+        o = layer.options
+        gates, hidden, proj = self.gates, o["hidden"], o["proj"]
+        recurrent = hidden if proj is None else proj
+        beta = 0 if not layer.bias else (2 if convention == "torch" else self.keras_biases)
+        projection = ZERO if proj is None else proj * hidden
+        return {"G": gates, "H": hidden, "R": recurrent, "P": proj, "beta": beta, "projection": projection,
+                "D": o["directions"], "L": o["layers"], "I": layer.cin, "after": o["directions"] * recurrent}
+
+    def _per_direction(self, p: dict, width) -> sympy.Expr:
+        g, h = p["G"], p["H"]
+        return g * h * width + g * h * p["R"] + p["beta"] * g * h + p["projection"]
+
+    def _step_macs(self, p: dict, width) -> sympy.Expr:
+        return p["G"] * p["H"] * (width + p["R"]) + p["projection"]
+
+    def _params(self, layer: Layer, convention: str) -> sympy.Expr:
+        p = self._parts(layer, convention)
+        return sympy.expand(p["D"] * (self._per_direction(p, p["I"]) + (p["L"] - 1) * self._per_direction(p, p["after"])))
+
+    def counts(self, layer: Layer, convention: str = "torch") -> dict:
+        p = self._parts(layer, convention)
+        per_step = sympy.expand(p["D"] * (self._step_macs(p, p["I"]) + (p["L"] - 1) * self._step_macs(p, p["after"])))
+        macs = times(layer.in_shape.positions, per_step)
+        return {"params": self._params(layer, convention), "fan_in": p["I"] + p["R"], "connections": macs,
+                "macs": macs}
+
+    def generic_params(self, layer, t):
+        """One layer and direction in C_in and C_out = D·H (D·P with proj), in PyTorch's convention."""
+        o = layer.options
+        directions = o["directions"]
+        if o["proj"] is None:
+            hidden = recurrent = t.c_out / directions
+            projection = ZERO
+        else:
+            hidden, recurrent = o["hidden"], t.c_out / directions
+            projection = recurrent * hidden
+        gates, beta = self.gates, 2 if layer.bias else 0
+
+        def one(width):
+            return gates * hidden * width + gates * hidden * recurrent + beta * gates * hidden + projection
+
+        return sympy.expand(directions * (one(t.c_in) + (o["layers"] - 1) * one(directions * recurrent)))
+
+    def field(self, layer, field):
+        """A step's output may depend on every step before it (and after it, bidirectional): the field is
+        the whole sequence, as the last step's is."""
+        return whole_input_field(layer, field)
+
+    # ---- explain
+    def header(self, layer, w) -> str:
+        o = layer.options
+        parts = [f", {w(layer.cin)} -> {w(layer.cout)} channels (hidden size {w(o['hidden'])}"
+                 + (f", projected to {w(o['proj'])}" if o["proj"] is not None else "") + ")"]
+        if o["layers"] != 1:
+            parts.append(f", {w(o['layers'])} layers")
+        if o["directions"] == 2:
+            parts.append(", bidirectional")
+        if layer.bias:
+            parts.append(", with bias")
+        if o["last"]:
+            parts.append(", last step only")
+        return "".join(parts)
+
+    def explain(self, layer, counts, w) -> list[str]:
+        p = self._parts(layer)
+        gates, hidden, recurrent = p["G"], p["H"], p["R"]
+        units = (gates, hidden) if gates != 1 else (hidden,)
+        keras = self._is_keras(layer, counts)
+        p = self._parts(layer, "keras" if keras else "torch")
+        state = "hidden state" if p["P"] is None else "projected hidden state"
+        if gates == 1:
+            lines = [f"{self.title} has no gates ({self.gate_names}): each of its {w(hidden)} units sees the step's "
+                     f"input and the {w(recurrent)} values of the previous {state}."]
+        else:
+            lines = [f"{self.title} has {gates} gates ({self.gate_names}); each of its "
+                     f"{w.product(gates, hidden)} gate units sees the step's input and the {w(recurrent)} values of "
+                     f"the previous {state}."]
+        if layer.bias:
+            if keras:
+                lines.append(f"Biases: Keras keeps one vector of {w.product(*units)}, PyTorch two (b_ih and b_hh).")
+            else:
+                other = "two as well (GRU, reset_after=True)" if self.keras_biases == 2 else "one (--convention keras)"
+                lines.append(f"Biases: PyTorch keeps two vectors of {w.product(*units)} (b_ih and b_hh); "
+                             f"Keras {other}.")
+        scope = ", per direction" if p["D"] == 2 else ""
+
+        def sentence(label, width, count, each=""):
+            terms = [f"input weights {w.product(*units, width)}", f"recurrent weights {w.product(*units, recurrent)}"]
+            if p["beta"]:
+                terms.append(f"biases {w.product(*([p['beta']] if p['beta'] != 1 else []), *units)}")
+            if p["P"] is not None:
+                terms.append(f"projection {w.product(p['P'], hidden)}")
+            text = ", ".join(terms)
+            if label or scope:
+                label = f"{label}{scope}" if label else "Per direction"
+                text = f"{label}: {text}"
+            else:
+                text = text[0].upper() + text[1:]
+            return f"{text}: {w(count)} parameters{each}."
+
+        lines.append(sentence("Layer 1" if p["L"] != 1 else "", p["I"], self._per_direction(p, p["I"])))
+        if p["L"] != 1:
+            lines.append(sentence(f"Layers 2 to {w(p['L'])} (their input: the {w(p['after'])} outputs of the layer "
+                                  f"before)", p["after"], self._per_direction(p, p["after"]), " each"))
+        if p["D"] == 2 or p["L"] != 1:
+            lines.append(f"In all, {w(p['D'])} direction{'s' if p['D'] == 2 else ''} x {w(p['L'])} "
+                         f"layer{'s' if p['L'] != 1 else ''}: {w(counts.params)} parameters.")
+        lines.append(f"Fan-in: each {'gate unit' if gates != 1 else 'unit'} is connected to {w(counts.fan_in)} values "
+                     f"({w(p['I'])} inputs and {w(recurrent)} recurrent).")
+        if layer.options["last"]:
+            lines.append("Only the last step's output goes on (it still runs every step).")
+        return lines
+
+    def _is_keras(self, layer, counts) -> bool:
+        """Whether the counts are Keras's (one bias vector where PyTorch keeps two)."""
+        if not layer.bias or self.keras_biases == 2:
+            return False
+        scale = layer.multiplier * (layer.experts[0] if layer.experts else ONE)
+        return sympy.expand(counts.params - scale * self._params(layer, "keras")) == 0
+
+    # ---- frameworks
+    def torch(self, layer, num) -> TorchSpec:
+        o = layer.options
+        kwargs = {"bias": layer.bias, "batch_first": True}
+        if o["layers"] != 1:
+            kwargs["num_layers"] = num(o["layers"])
+        if o["directions"] == 2:
+            kwargs["bidirectional"] = True
+        if o["proj"] is not None:
+            kwargs["proj_size"] = num(o["proj"])
+        module = TorchSpec(f"nn.{self.torch_class}", (num(layer.cin), num(o["hidden"])), kwargs)
+        return TorchSpec("Recurrent", (module,), {"last": True} if o["last"] else {})
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        o = layer.options
+        if o["proj"] is not None:
+            refuse_keras(layer, "Keras LSTM has no projection (PyTorch's proj_size)")
+        layers = num(o["layers"])
+        specs = []
+        for index in range(layers):
+            sequences = not (o["last"] and index == layers - 1)
+            cell = KerasSpec(self.keras_class, {"units": num(o["hidden"]), "use_bias": layer.bias,
+                                                "return_sequences": sequences})
+            specs.append(KerasSpec("Bidirectional", {"layer": cell}) if o["directions"] == 2 else cell)
+        return specs
+
+    def from_torch(self, module, ctx) -> str:
+        if not module.batch_first:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) has batch_first=False: paramsym reads "
+                                f"sequences batch first, (N, T, I); build it with batch_first=True")
+        parts = [f"{module.input_size}->{module.hidden_size}"]
+        if module.bias:
+            parts.append("bias")
+        if module.num_layers != 1:
+            parts.append(f"layers={module.num_layers}")
+        if module.bidirectional:
+            parts.append("bidirectional")
+        if getattr(module, "proj_size", 0):
+            parts.append(f"proj={module.proj_size}")
+        return f"{self.key}({', '.join(parts)})"
+
+    def from_torch_item(self, text, index, ctx) -> str | None:
+        """`(output, state)[0]` is the layer's output; `output[:, -1]` (of the T x H' steps) its last step."""
+        if index == 0:
+            return text
+        full = slice(None)
+        if (isinstance(index, tuple) and len(index) in (2, 3) and index[0] == full and index[1] == -1
+                and all(i == full for i in index[2:]) and len(ctx.in_shape) == 3 and not text.endswith(", last)")):
+            return text[:-1] + ", last)"
+        return None
+
+
+KINDS = (
+    Recurrent("lstm", 4, "input, forget, cell and output", "An LSTM", "LSTM", "LSTM", 1),
+    Recurrent("gru", 3, "reset, update and new", "A GRU", "GRU", "GRU", 2),
+    Recurrent("rnn", 1, "tanh of the input and the previous state", "A plain RNN", "RNN", "SimpleRNN", 1),
+)
