@@ -26,7 +26,7 @@ CASES = [
 def test_counts_match_pytorch(program, shape):
     net = paramsym.parse(program)
     out, macs = torch_run(nn.Hardsigmoid(), [int(d) for d in net.input_shape.dims()], "cf")
-    assert net.evaluate() == {"params": 0, "state": 0, "total": 0, "macs": macs}
+    assert net.evaluate() == {"params": 0, "state": 0, "active": 0, "kv_cache": 0, "total": 0, "macs": macs}
     assert [int(d) for d in net.output_shape.dims()] == shape == out
 
 

@@ -28,7 +28,8 @@ CASES = [
 @pytest.mark.parametrize("program, params, shape", CASES, ids=[c[0] for c in CASES])
 def test_counts(program, params, shape):
     net = paramsym.parse(program)
-    assert net.evaluate() == {"params": params, "state": 0, "total": params, "macs": net.evaluate()["macs"]}
+    assert net.evaluate() == {"params": params, "state": 0, "active": params, "kv_cache": 0, "total": params,
+                              "macs": net.evaluate()["macs"]}
     assert [int(d) for d in net.output_shape.dims()] == shape
 
 

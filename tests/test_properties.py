@@ -196,7 +196,8 @@ def test_layout_does_not_change_counts(joins, header):
     text = header + stages[0] + "".join(j + s for j, s in zip(joins, stages[1:]))
     # conv 3*3*3*8 = 216, bn 2*8 = 16 (+16 state), dense on the last axis 8*4 + 4 = 36;
     # MACs: 16*16 positions * 8 * 27 = 55,296 for the conv, 16*16 * 8 * 4 = 8,192 for the dense
-    assert paramsym.parse(text).evaluate() == {"params": 268, "state": 16, "total": 268, "macs": 63488}
+    assert paramsym.parse(text).evaluate() == {"params": 268, "state": 16, "active": 268, "kv_cache": 0, "total": 268,
+                                               "macs": 63488}
 
 
 @pytest.mark.parametrize("n", [1, 10, 1000])
