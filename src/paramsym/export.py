@@ -18,7 +18,8 @@ from .errors import ParamsymError, ParamsymUsageError
 from .network import LayerCount, Network
 from .records import Node, TorchSpec
 
-_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad")
+_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "SelfAttention",
+            "GroupedQueryAttention")
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 
@@ -167,7 +168,7 @@ def torch_source(network: Network, **values) -> str:
     program = "\n".join("    " + line if line else "" for line in network.source.strip().splitlines())
     lines = [f'"""PyTorch model written by paramsym from the program:\n\n{program}\n"""',
              "import torch", "from torch import nn"]
-    if "SamePad" in used:
+    if "SamePad" in used or "GroupedQueryAttention" in used:
         lines.append("from torch.nn import functional as F")
     text = "\n".join(lines) + "\n\n\n"
     if helpers:

@@ -48,13 +48,22 @@ def _input_shape(network: Network, num: Numbers) -> tuple:
     return num.each(dims)
 
 
+def _call_args(spec: KerasLayer, x) -> tuple:
+    """layer(x), or layer(x, x) for attention (query and value from the same input)."""
+    return (x, x) if spec.call else (x,)
+
+
+def _call_kwargs(spec: KerasLayer) -> dict:
+    return {"use_causal_mask": True} if spec.call == "causal" else {}
+
+
 class _Builder:
     def __init__(self, keras):
         self.keras = keras
 
     def layer(self, spec: KerasLayer, x):
         try:
-            return getattr(self.keras.layers, spec.cls)(**spec.kwargs)(x)
+            return getattr(self.keras.layers, spec.cls)(**spec.kwargs)(*_call_args(spec, x), **_call_kwargs(spec))
         except (ValueError, TypeError, NotImplementedError) as error:
             raise ParamsymUsageError(f"Keras refuses {spec.cls}: {error}") from None
 
@@ -83,7 +92,8 @@ class _Writer:
     def layer(self, spec: KerasLayer, x):
         args = ", ".join(f"{k}={v!r}" for k, v in spec.kwargs.items())
         name = self._name()
-        self.lines.append(f"    {name} = layers.{spec.cls}({args})({x})")
+        call = ", ".join([*_call_args(spec, x), *(f"{k}={v!r}" for k, v in _call_kwargs(spec).items())])
+        self.lines.append(f"    {name} = layers.{spec.cls}({args})({call})")
         return name
 
     def merge(self, kind: str, xs):
