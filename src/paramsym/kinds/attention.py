@@ -215,7 +215,7 @@ class Attention(Kind):
             attention = KerasSpec("MultiHeadAttention", {"num_heads": heads, "key_dim": e, "use_bias": layer.bias},
                                   call="self")
         else:
-            attention = KerasSpec("GroupedQueryAttention", {"head_dim": e, "num_query_heads": heads,
+            attention = KerasSpec("GroupQueryAttention", {"head_dim": e, "num_query_heads": heads,
                                                             "num_key_value_heads": kv_heads,
                                                             "use_bias": layer.bias}, call="self")
         if o["causal"]:
@@ -282,12 +282,12 @@ def _mha_text(mha, ctx) -> str:
 
 
 def _activation(layer, where: str) -> str:
-    which = getattr(layer, "activation_relu_or_gelu", 0)
-    if which == 1:
-        return "relu"
-    if which == 2:
-        return "gelu"
-    raise ImportRefused(f"{where} ({type(layer).__name__}) has an activation other than relu or gelu")
+    """relu or gelu, given as a function (F.relu) or a module (nn.GELU())."""
+    activation = layer.activation
+    name = getattr(activation, "__name__", type(activation).__name__).lower()
+    if name in ("relu", "gelu"):
+        return name
+    raise ImportRefused(f"{where} ({type(layer).__name__}) has an activation other than relu or gelu: {name}")
 
 
 def _feed_forward(layer, where: str) -> str:
