@@ -90,7 +90,7 @@ class Attention(Kind):
     def _window(self, call, flow, args, window) -> list:
         pos = args.keywords["window"].pos
         if flow.shape.rank is not None and flow.shape.rank != 2:
-            what = "a sequence" if flow.shape.rank == 1 else f"an input of {flow.shape.rank} spatial axes"
+            what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
             raise ParamsymShapeError(f"window= attends inside w x w windows of a map (H x W x d), but the input is "
                                      f"{what}", pos=pos, hint="window attention (Swin) needs a map")
         constraints = []
