@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import paramsym
-from paramsym import kinds
+from paramsym import export, kinds
 from paramsym.explain import explain
 
 SOURCE = Path(paramsym.__file__).resolve().parent
@@ -205,7 +205,7 @@ def test_every_kind_answers_every_question():
         "pool": "input(8x8x4) > maxpool2x2", "globalpool": "input(8x8x4) > gap",
         "flatten": "input(8x8x4) > flatten", "dense": "input(4) > dense(->3, bias)", "router": "input(4) > router(->3)",
         "bn": "input(8x8x4) > bn", "ln": "input(4) > ln", "gn": "input(8x8x4) > gn(groups=2)",
-        "prelu": "input(8x8x4) > prelu",
+        "prelu": "input(8x8x4) > prelu", "attn": "input(8x8x4) > attn(heads=2, bias)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")
@@ -214,7 +214,8 @@ def test_every_kind_answers_every_question():
         assert layer.kind is kind, program
         assert f"{layer.index + 1}. {layer.name}" in explain(net)
         torch_spec = kind.torch(layer, _Numbers())
-        assert torch_spec.cls.startswith(("nn.", "ChannelsLast", "FlattenChannelsLast")), (program, torch_spec)
+        # a module of torch.nn, or one of paramsym's own (torch_modules.py) that exported source copies in
+        assert torch_spec.cls.startswith("nn.") or torch_spec.cls in export._HELPERS, (program, torch_spec)
         assert all(spec.cls[0].isupper() for spec in kind.keras(layer, _Numbers())), program
         assert kind.torch_modules or kind.key in ("sepconv", "dwconv", "router"), f"{kind.key} cannot be imported"
 
