@@ -170,9 +170,10 @@ class Attention(Kind):
                     f"(grouped-query attention)" if o["kv_heads"] != o["heads"] else "one key/value head per query head")
         source = f"the {w(c)} channels of the source" if o["source"] is not None else f"the {w(d)} input channels"
         lines.append(f"Keys and values: {grouping}, kv = {w(kv)} channels each, projected from {source}: "
-                     f"2 x {w.product(c, kv)} weights.")
+                     f"two projections of {w.product(c, kv)} weights each.")
         if layer.bias:
-            lines.append(f"Biases on every projection: {w(q)} + 2 x {w(kv)} + {w(d)}.")
+            lines.append(f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
+                         f"{w(d)} for the output.")
         if o["window"] is not None:
             lines.append(f"A learned relative-position bias per head over a {w(o['window'])}x{w(o['window'])} window: "
                          f"{w.product((2 * o['window'] - 1) ** 2, o['heads'])} parameters.")
@@ -181,8 +182,8 @@ class Attention(Kind):
             keys = f"the {w(o['window'] ** 2)} positions of its window" if o["window"] is not None \
                 else f"all {w(s['S'])} key positions"
             lines.append(f"MACs: the projections, then for each of the {w(s['T'])} queries the scores against "
-                         f"{keys} and the weighted sum of their values (2 x positions x keys x q, masked pairs "
-                         f"included): {w(counts.macs)}.")
+                         f"{keys} and the weighted sum of their values: 2 x queries x keys x q, masked pairs "
+                         f"included, {w(times(2, s['T'], o['window'] ** 2 if o['window'] is not None else s['S'], q))}.")
         if counts.kv_cache is not None:
             lines.append(f"KV cache: the keys and values of every position, {w(counts.kv_cache)} values.")
         lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
