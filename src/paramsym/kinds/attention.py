@@ -18,7 +18,7 @@ import sympy
 
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..records import ZERO, KerasSpec, Layer, TorchSpec
-from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_number
+from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
 
 
 class Attention(Kind):
@@ -146,6 +146,11 @@ class Attention(Kind):
         if o["window"] is not None:
             params += (2 * o["window"] - 1) ** 2 * heads
         return sympy.expand(params)
+
+    def field(self, layer, field):
+        """Every output sees every position (a window attention's field, windows that do not slide, is left
+        unknown)."""
+        return whole_input_field(layer, field) if layer.options["window"] is None else None
 
     # ---- explain
     def header(self, layer, words) -> str:
