@@ -359,3 +359,17 @@ def test_explain():
     for words in ("8 heads of width 8", "2 key/value heads, each shared by 4 query heads",
                   "scores against all 16 key positions", "KV cache"):
         assert words in text, text
+
+
+def test_gpt2_block_against_transformers():
+    """GPT-2's block, `res(ln > attn(heads=h, bias, causal)) > res(ln > mlp)`, counts as Hugging Face's GPT2Block."""
+    from transformers import GPT2Config
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+    d, h = 64, 4
+    block = GPT2Block(GPT2Config(n_embd=d, n_head=h))
+    program = f"input(16x{d}) > res(ln > attn(heads={h}, bias, causal)) > res(ln > dense(->{4 * d}, bias) > gelu > " \
+              f"dense(->{d}, bias))"
+    assert paramsym.parse(program).params == torch_params(block)
+    symbolic = paramsym.parse("input(T x d) > res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->4d, bias) > gelu "
+                              "> dense(->d, bias))")
+    assert str(symbolic.params) == "12*d**2 + 13*d"
