@@ -373,3 +373,15 @@ def test_gpt2_block_against_transformers():
     symbolic = paramsym.parse("input(T x d) > res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->4d, bias) > gelu "
                               "> dense(->d, bias))")
     assert str(symbolic.params) == "12*d**2 + 13*d"
+
+
+@pytest.mark.parametrize("program, value", [
+    ("input(32x768) > attn(heads=12, head_dim=32, source=9x10)", "597504"),
+    ("input(8x8x32) > attn(heads=4, bias, window=4, kv_heads=2)", "3364"),
+    ("input(T x d) > attn(heads=h, kv_heads=g, bias)", r"\frac{2 d^{2} g}{h} + 2 d^{2} + \frac{2 d g}{h} + 2 d"),
+    ("input(8x8x4) > prelu(shared)", "1"),  # a template that is a number alone
+])
+def test_latex_derivation(program, value):
+    result = run("latex", program)
+    assert result.returncode == 0, result.stderr
+    assert f"= {value}" in result.stdout
