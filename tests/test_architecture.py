@@ -220,6 +220,7 @@ def test_every_kind_answers_every_question():
         "cls": "input(8x4) > cls", "select": "input(8x4) > last",
         "lstm": "input(6x4) > lstm(->3, bias)", "gru": "input(6x4) > gru(->3, layers=2, bidirectional, last)",
         "rnn": "input(6x4) > rnn(->3)",
+        "attn": "input(8x8x4) > attn(heads=2, bias)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")
@@ -228,6 +229,7 @@ def test_every_kind_answers_every_question():
         assert layer.kind is kind, program
         assert f"{layer.index + 1}. {layer.name}" in explain(net)
         torch_spec = kind.torch(layer, _Numbers())
+        # a module of torch.nn, or one of paramsym's own (torch_modules.py) that exported source copies in
         assert torch_spec.cls.startswith("nn.") or torch_spec.cls in export._HELPERS, (program, torch_spec)
         try:
             assert all(spec.cls[0].isupper() for spec in kind.keras(layer, _Numbers())), program

@@ -21,7 +21,8 @@ from .network import LayerCount, Network
 from .records import Node, TorchSpec
 
 _HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Aux", "MixtureOfExperts",
-            "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear", "Recurrent")
+            "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear", "Recurrent",
+            "SelfAttention", "GroupedQueryAttention")
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 
@@ -273,7 +274,7 @@ def torch_source(network: Network, **values) -> str:
     program = "\n".join("    " + line if line else "" for line in network.source.strip().splitlines())
     lines = [f'"""PyTorch model written by paramsym from the program:\n\n{program}\n"""',
              "import torch", "from torch import nn"]
-    if "SamePad" in used or "TransposedLinear" in used:
+    if any(name in used for name in ("SamePad", "TransposedLinear", "GroupedQueryAttention")):
         lines.append("from torch.nn import functional as F")
     text = "\n".join(lines) + "\n\n\n"
     if helpers:

@@ -43,17 +43,19 @@ class ImportContext:
     in_shape: tuple
     out_shape: tuple = ()
     extra_pad: tuple | str | None = None
+    node: object = None          # the torch.fx node (its arguments: attention's query, key and value)
+    arg_shapes: tuple = ()       # the shapes of its tensor arguments, in order
 
     @property
     def rank(self) -> int:
         return len(self.in_shape) - 2
 
 
-def _module_text(module, node_name: str, in_shape, out_shape, extra_pad=None) -> str:
+def _module_text(module, node_name: str, in_shape, out_shape, extra_pad=None, node=None, arg_shapes=()) -> str:
     kind = kinds.for_torch_module(module)
     if kind is None:
         raise ImportRefused(f"{node_name} ({type(module).__name__}) has no counterpart in the language")
-    return kind.from_torch(module, ImportContext(node_name, in_shape, out_shape, extra_pad))
+    return kind.from_torch(module, ImportContext(node_name, in_shape, out_shape, extra_pad, node, arg_shapes))
 
 
 def _function_text(node, in_shape, out_shape) -> str | None:
@@ -107,12 +109,20 @@ class _Converter:
                     # paramsym's ChannelsLast: the module acts on the channels, as on a vector
                     in_shape = (in_shape[0], in_shape[-1])
                 extra = self._take_pad(source, in_shape, pending_pad)
-                text = _module_text(module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra)
+                arg_shapes = tuple(self.shapes.get(a.name, ()) for a in (*tensor_inputs, *(
+                    v for v in node.kwargs.values() if hasattr(v, "name"))))
+                text = _module_text(module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra,
+                                    node, arg_shapes)
                 self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
                 self.modules[name] = module
                 continue
             target = node.target
             if node.op == "call_function" and target is operator.getitem and self._item(node):
+                continue
+            if node.op == "call_function" and target is operator.getitem and node.args[1] == 0 and \
+                    tensor_inputs and tensor_inputs[0].op == "call_module" and tensor_inputs[0].name not in self.shapes:
+                # the first output of a module that returns a tuple (MultiheadAttention's (output, weights))
+                self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
                 continue
             if node.op == "call_function" and target in (operator.add, torch.add, operator.iadd):
                 if len(tensor_inputs) != 2 or len(node.args) != 2:

@@ -72,6 +72,15 @@ def _input_shape(network: Network, num: Numbers) -> tuple:
 _MERGES = {"concat": "Concatenate(axis=-1)", "add": "Add()", "mul": "Multiply()"}
 
 
+def _call_args(spec: KerasLayer, x) -> tuple:
+    """layer(x), or layer(x, x) for attention (query and value from the same input)."""
+    return (x, x) if spec.call else (x,)
+
+
+def _call_kwargs(spec: KerasLayer) -> dict:
+    return {"use_causal_mask": True} if spec.call == "causal" else {}
+
+
 class _Builder:
     def __init__(self, keras):
         self.keras = keras
@@ -84,7 +93,7 @@ class _Builder:
 
     def layer(self, spec: KerasLayer, x):
         try:
-            return self.make(spec)(x)
+            return self.make(spec)(*_call_args(spec, x), **_call_kwargs(spec))
         except (ValueError, TypeError, NotImplementedError) as error:
             raise ParamsymUsageError(f"Keras refuses {spec.cls}: {error}") from None
 
@@ -121,7 +130,8 @@ class _Writer:
 
     def layer(self, spec: KerasLayer, x):
         name = self._name()
-        self.lines.append(f"    {name} = {self.source(spec)}({x})")
+        call = ", ".join([*_call_args(spec, x), *(f"{k}={v!r}" for k, v in _call_kwargs(spec).items())])
+        self.lines.append(f"    {name} = {self.source(spec)}({call})")
         return name
 
     def merge(self, kind: str, xs):

@@ -348,4 +348,6 @@ def generic_params(layer: Layer, avoid=frozenset()) -> tuple[sympy.Expr, dict]:
     if layer.multiplier != 1:
         repeats = named("N")
         template, values = repeats * template, {**values, repeats: layer.multiplier}
+    # a kind may write the program's own symbols (attention's heads=h) in its template: they stand for themselves
+    values.update({s: s for s in template.free_symbols if s not in values})
     return template, {s: v for s, v in values.items() if s in template.free_symbols}

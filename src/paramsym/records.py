@@ -150,3 +150,6 @@ class KerasSpec:
 
     cls: str
     kwargs: dict = field(default_factory=dict)
+    # how it is called: "" layer(x); "self" layer(x, x) (attention: query and value); "causal" the same with
+    # use_causal_mask=True
+    call: str = ""

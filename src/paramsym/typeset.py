@@ -41,6 +41,8 @@ def _factors(term):
     coefficient, rest = term.as_coeff_Mul()
     numerator, denominator = [], []
     for factor in sympy.Mul.make_args(rest):
+        if factor == 1:  # a term that is a number alone (prelu(shared): 1)
+            continue
         base, exponent = factor.as_base_exp()
         target = numerator if exponent > 0 else denominator
         target.extend([base] * int(abs(exponent)))

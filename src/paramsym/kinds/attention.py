@@ -1,0 +1,341 @@
+"""`attn(heads=h, ...)` (LANGUAGE.md section 7): multi-head attention over the positions of
+its input (a sequence T x d, or the H·W positions of a map H x W x d; the shape is kept).
+
+With q = h·e query channels and kv = g·e key/value channels (e the head width, g the key/value
+heads): the query, key, value and output projections have `d·q + 2·c·kv + q·d` weights (c the
+source's channels, d by default), plus `q + 2·kv + d` biases with `bias`, plus a learned
+relative-position bias table of `(2w−1)²·h` with `window=w` (Swin). MACs are the projections,
+then the scores and the weighted sum over every query/key pair (masked pairs included).
+
+Window attention (`window=w`) attends inside w x w windows of a map: each position has S = w²
+keys. Keys and values are still computed once for every one of the T positions, so the key and
+value projections cost `2·T·d·kv` and the KV cache is the keys and values of all positions,
+`2·T·kv`.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
+from ..records import ZERO, KerasSpec, Layer, TorchSpec
+from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
+
+
+class Attention(Kind):
+    key = "attn"
+    names = ("attn",)
+    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window"})
+    flags = frozenset({"bias", "nobias", "causal", "rope", "shift"})
+    torch_modules = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer")
+
+    # ---- language
+    def build(self, call, flow, args, match) -> Layer:
+        if "heads" not in args.keywords:
+            raise ParamsymArgumentError(f"{call.name} needs its number of heads: write {call.name}(heads=8, ...)",
+                                        pos=call.pos)
+        rank = flow.shape.rank
+        if rank == 0:
+            raise ParamsymShapeError(
+                f"{call.name} acts on positions, but its input is a vector (no positions)", pos=call.pos,
+                notes=((f"the vector comes from {flow.source[0]}", flow.source[1]),) if flow.source else (),
+                hint="attention takes a sequence T x d or a map H x W x d")
+        d = flow.shape.channels
+        if d is None:
+            raise ParamsymShapeError(f"{call.name} needs the width of its input: nothing before it says it",
+                                     pos=call.pos, hint="start the network with input(T x d) or input(H x W x d)")
+        heads = args.scalar("heads")
+        kv_heads = args.scalar("kv_heads", heads)
+        constraints = list(args.constraints)
+        if "kv_heads" in args.keywords:
+            pos = args.keywords["kv_heads"].pos
+            constraints += check_or_defer(
+                heads / kv_heads, "integer",
+                f"kv_heads={kv_heads} must divide heads={heads} (each key/value head serves a whole group of "
+                f"query heads)", pos)
+        if "head_dim" in args.keywords:
+            head_dim = args.scalar("head_dim")
+        else:
+            head_dim = d / heads
+            constraints += check_or_defer(
+                head_dim, "integer", f"heads={heads} does not divide the width {d}", args.keywords["heads"].pos,
+                hint="the head width is d/heads: choose heads that divide d, or give head_dim=")
+        source = self._source(call, args)
+        window = args.scalar("window")
+        if window is not None:
+            constraints += self._window(call, flow, args, window)
+            if source is not None:
+                raise ParamsymArgumentError("window= attends inside windows of the map itself: it takes no source=",
+                                            pos=args.keywords["source"].pos)
+        if "shift" in args.flags and window is None:
+            raise ParamsymArgumentError("'shift' (shifted windows) needs window=w", pos=args.flags["shift"].pos,
+                                        hint=f"write {call.name}(heads=..., window=7, shift)")
+        options = {"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "source": source,
+                   "window": window, "shift": "shift" in args.flags, "causal": "causal" in args.flags,
+                   "rope": "rope" in args.flags}
+        return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
+
+    def _source(self, call, args):
+        arg = args.keywords.get("source")
+        if arg is None:
+            return None
+        if len(arg.value) != 2:
+            raise ParamsymArgumentError("source= takes the positions and channels of the keys' source: source=S x c",
+                                        pos=arg.pos, hint="e.g. source=77x768 (77 positions of 768 channels)")
+        for value, what in zip(arg.value, ("source positions", "source channels")):
+            if value.is_number and not (value.is_integer and value >= 1):
+                raise ParamsymArgumentError(f"{what} must be a positive whole number, not {value}", pos=arg.pos)
+            args.constraints += whole_number(value, what, arg.pos)
+        return tuple(arg.value)
+
+    def _window(self, call, flow, args, window) -> list:
+        pos = args.keywords["window"].pos
+        if flow.shape.rank is not None and flow.shape.rank != 2:
+            what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
+            raise ParamsymShapeError(f"window= attends inside w x w windows of a map (H x W x d), but the input is "
+                                     f"{what}", pos=pos, hint="window attention (Swin) needs a map")
+        constraints = []
+        for size in flow.shape.spatial or ():
+            if size is None:
+                continue
+            constraints += check_or_defer(size / window, "integer",
+                                          f"window={window} does not divide the map's size {size}", pos,
+                                          hint="the map is cut into w x w windows: w must divide H and W")
+        return constraints
+
+    # ---- quantities
+    @staticmethod
+    def sizes(layer: Layer) -> dict:
+        o = layer.options
+        d, e = layer.cin, o["head_dim"]
+        q, kv = o["heads"] * e, o["kv_heads"] * e
+        positions = layer.in_shape.positions
+        S, c = o["source"] if o["source"] is not None else (positions, d)
+        return {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c}
+
+    def counts(self, layer: Layer) -> dict:
+        s = self.sizes(layer)
+        d, q, kv, T, S, c = s["d"], s["q"], s["kv"], s["T"], s["S"], s["c"]
+        o = layer.options
+        params = d * q + 2 * c * kv + q * d
+        if layer.bias:
+            params += q + 2 * kv + d
+        window = o["window"]
+        if window is not None:
+            params += (2 * window - 1) ** 2 * o["heads"]
+            # keys and values are computed once for each of the T positions; each query sees w² of them
+            keys, per_query = T, window ** 2
+        else:
+            keys, per_query = S, S
+        projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
+        scores = times(2, T, per_query, q)
+        macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores)
+        outputs = layer.out_shape.elements
+        return {"params": params, "fan_in": d, "macs": macs, "connections": times(outputs, d),
+                "kv_cache": times(2, keys, kv)}
+
+    def generic_params(self, layer, t):
+        o = layer.options
+        # in the textbook symbols: C the width, and the layer's own heads and head width
+        heads, kv_heads = o["heads"], o["kv_heads"]
+        e = t.c / heads if _default_head_dim(layer) else o["head_dim"]
+        q, kv = heads * e, kv_heads * e
+        c = t.c if o["source"] is None else o["source"][1]
+        params = t.c * q + 2 * c * kv + q * t.c
+        if layer.bias:
+            params += q + 2 * kv + t.c
+        if o["window"] is not None:
+            params += (2 * o["window"] - 1) ** 2 * heads
+        return sympy.expand(params)
+
+    def field(self, layer, field):
+        """Every output sees every position (a window attention's field, windows that do not slide, is left
+        unknown)."""
+        return whole_input_field(layer, field) if layer.options["window"] is None else None
+
+    # ---- explain
+    def header(self, layer, words) -> str:
+        o = layer.options
+        parts = [f", {words(o['heads'])} heads of width {words(o['head_dim'])}"]
+        if o["kv_heads"] != o["heads"]:
+            parts.append(f", {words(o['kv_heads'])} key/value heads")
+        if o["source"] is not None:
+            parts.append(f", keys from {words(o['source'][0])} x {words(o['source'][1])}")
+        if o["window"] is not None:
+            parts.append(f", {words(o['window'])}x{words(o['window'])} windows" + (" shifted" if o["shift"] else ""))
+        parts += [", causal"] * o["causal"] + [", rotary positions"] * o["rope"]
+        return "".join(parts) + (", with bias" if layer.bias else "")
+
+    def explain(self, layer, counts, w) -> list[str]:
+        s, o = self.sizes(layer), layer.options
+        d, q, kv, c = s["d"], s["q"], s["kv"], s["c"]
+        lines = [f"Queries: {w(o['heads'])} heads of width {w(o['head_dim'])}, q = {w(q)} channels; "
+                 f"the query projection has {w.product(d, q)} weights and the output projection "
+                 f"{w.product(q, d)}."]
+        grouping = (f"{w(o['kv_heads'])} key/value heads, each shared by {w(o['heads'] / o['kv_heads'])} query heads "
+                    f"(grouped-query attention)" if o["kv_heads"] != o["heads"] else "one key/value head per query head")
+        source = f"the {w(c)} channels of the source" if o["source"] is not None else f"the {w(d)} input channels"
+        lines.append(f"Keys and values: {grouping}, kv = {w(kv)} channels each, projected from {source}: "
+                     f"two projections of {w.product(c, kv)} weights each.")
+        if layer.bias:
+            lines.append(f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
+                         f"{w(d)} for the output.")
+        if o["window"] is not None:
+            lines.append(f"A learned relative-position bias per head over a {w(o['window'])}x{w(o['window'])} window: "
+                         f"{w.product((2 * o['window'] - 1) ** 2, o['heads'])} parameters.")
+        lines.append(f"{w(counts.params)} parameters.")
+        if counts.macs is not None:
+            keys = f"the {w(o['window'] ** 2)} positions of its window" if o["window"] is not None \
+                else f"all {w(s['S'])} key positions"
+            lines.append(f"MACs: the projections, then for each of the {w(s['T'])} queries the scores against "
+                         f"{keys} and the weighted sum of their values: 2 x queries x keys x q, masked pairs "
+                         f"included, {w(times(2, s['T'], o['window'] ** 2 if o['window'] is not None else s['S'], q))}.")
+        if counts.kv_cache is not None:
+            lines.append(f"KV cache: the keys and values of every position, {w(counts.kv_cache)} values.")
+        lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
+        return lines
+
+    # ---- frameworks
+    def torch(self, layer, num) -> TorchSpec:
+        o = layer.options
+        if o["window"] is not None:
+            raise ParamsymUsageError(f"{layer.name} at {layer.pos}: window attention (Swin) has no PyTorch export yet")
+        if o["source"] is not None:
+            raise ParamsymUsageError(f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
+                                f"(the keys' source), which an exported nn.Sequential cannot take")
+        d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
+        if kv_heads == heads and e * heads == d:
+            mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
+            return TorchSpec("SelfAttention", (mha,), {"causal": o["causal"]})
+        return TorchSpec("GroupedQueryAttention", (d, heads),
+                         {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o["causal"]})
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        o = layer.options
+        if o["window"] is not None:
+            refuse_keras(layer, "window attention (Swin) has no Keras layer")
+        if o["source"] is not None:
+            refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
+        d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
+        spatial = [num(n) for n in layer.in_shape.spatial]
+        if kv_heads == heads:
+            attention = KerasSpec("MultiHeadAttention", {"num_heads": heads, "key_dim": e, "use_bias": layer.bias},
+                                  call="self")
+        else:
+            attention = KerasSpec("GroupQueryAttention", {"head_dim": e, "num_query_heads": heads,
+                                                            "num_key_value_heads": kv_heads,
+                                                            "use_bias": layer.bias}, call="self")
+        if o["causal"]:
+            attention.call = "causal"
+        if len(spatial) == 1:
+            return [attention]
+        positions = 1
+        for n in spatial:
+            positions *= n
+        return [KerasSpec("Reshape", {"target_shape": (positions, d)}), attention,
+                KerasSpec("Reshape", {"target_shape": (*spatial, d)})]
+
+    def from_torch(self, module, ctx) -> str:
+        name = type(module).__name__
+        if name == "MultiheadAttention" or hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias"):
+            return _mha_text(module, ctx)
+        if hasattr(module, "multihead_attn"):
+            return _decoder_text(module, ctx)
+        return _encoder_text(module, ctx)
+
+
+def _default_head_dim(layer) -> bool:
+    e = layer.options["head_dim"]
+    return sympy.expand(e * layer.options["heads"] - layer.cin) == 0
+
+
+# ---- import ---------------------------------------------------------------------------
+
+def _tensor_args(ctx) -> list:
+    node = ctx.node
+    if node is None:
+        return []
+    return [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
+
+
+def _mha_heads(mha, ctx, where: str) -> str:
+    d, heads = mha.embed_dim, mha.num_heads
+    text = f"heads={heads}"
+    if mha.in_proj_bias is not None:
+        text += ", bias"
+    if mha.bias_k is not None or mha.add_zero_attn:
+        raise ImportRefused(f"{where} (MultiheadAttention) has add_bias_kv or add_zero_attn, which the language "
+                            f"cannot express")
+    if mha.kdim != d or mha.vdim != d:
+        if mha.kdim != mha.vdim:
+            raise ImportRefused(f"{where} (MultiheadAttention) has kdim={mha.kdim} and vdim={mha.vdim}: the "
+                                f"language takes keys and values from one source (kdim = vdim)")
+    return text
+
+
+def _mha_text(mha, ctx) -> str:
+    text = _mha_heads(mha, ctx, ctx.node_name)
+    node = ctx.node
+    if node is not None:
+        query, key, value = (list(node.args) + [node.kwargs.get(k) for k in ("query", "key", "value")])[:3]
+        if key is not query or value is not query:
+            other = key if key is not query else value
+            raise ImportRefused(f"{ctx.node_name} (MultiheadAttention) takes its keys or values from "
+                                f"'{getattr(other, 'name', other)}', not from its query: cross-attention on another "
+                                f"value of the model, which the language cannot import (write attn(..., source=S x c))")
+    if mha.kdim != mha.embed_dim:
+        raise ImportRefused(f"{ctx.node_name} (MultiheadAttention) has kdim={mha.kdim} but is used as self-attention")
+    return f"attn({text})"
+
+
+def _activation(layer, where: str) -> str:
+    """relu or gelu, given as a function (F.relu) or a module (nn.GELU())."""
+    activation = layer.activation
+    name = getattr(activation, "__name__", type(activation).__name__).lower()
+    if name in ("relu", "gelu"):
+        return name
+    raise ImportRefused(f"{where} ({type(layer).__name__}) has an activation other than relu or gelu: {name}")
+
+
+def _feed_forward(layer, where: str) -> str:
+    bias = ", bias" if layer.linear1.bias is not None else ""
+    return (f"dense(->{layer.linear1.out_features}{bias}) > {_activation(layer, where)} > "
+            f"dense(->{layer.linear2.out_features}{bias})")
+
+
+def _norm(norm) -> str:
+    return "ln" if norm.bias is not None else "ln(nobias)"
+
+
+def _encoder_text(layer, ctx) -> str:
+    attention = f"attn({_mha_heads(layer.self_attn, ctx, ctx.node_name)})"
+    return _blocks(layer, [(attention, layer.norm1), (_feed_forward(layer, ctx.node_name), layer.norm2)])
+
+
+def _decoder_text(layer, ctx) -> str:
+    where = ctx.node_name
+    tensors = _tensor_args(ctx)
+    if len(tensors) < 2:
+        raise ImportRefused(f"{where} (TransformerDecoderLayer) is called without its memory")
+    target, memory = tensors[0], tensors[1]
+    if memory is not target:
+        raise ImportRefused(f"{where} (TransformerDecoderLayer) reads its memory from '{memory.name}', another value "
+                            f"of the model, which the language cannot import; write the layer with "
+                            f"attn(..., source=S x d)")
+    shape = ctx.arg_shapes[1] if len(ctx.arg_shapes) > 1 else ()
+    if len(shape) != 3:
+        raise ImportRefused(f"{where} (TransformerDecoderLayer) takes a memory of shape {shape}, not (batch, S, d)")
+    positions = shape[1] if layer.self_attn.batch_first else shape[0]
+    cross = layer.multihead_attn
+    source = f", source={positions}x{cross.kdim}"
+    return _blocks(layer, [(f"attn({_mha_heads(layer.self_attn, ctx, where)})", layer.norm1),
+                           (f"attn({_mha_heads(cross, ctx, where)}{source})", layer.norm2),
+                           (_feed_forward(layer, where), layer.norm3)])
+
+
+def _blocks(layer, parts) -> str:
+    if layer.norm_first:
+        return " > ".join(f"res({_norm(norm)} > {body})" for body, norm in parts)
+    return " > ".join(f"res({body}) > {_norm(norm)}" for body, norm in parts)
+
+
+KINDS = (Attention(),)

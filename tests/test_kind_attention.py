@@ -1,0 +1,387 @@
+"""`attn(heads=h, ...)` (LANGUAGE.md section 7): paramsym/kinds/attention.py, checked against
+PyTorch's nn.MultiheadAttention, nn.TransformerEncoderLayer / nn.TransformerDecoderLayer,
+torchvision's Swin ShiftedWindowAttention, our GroupedQueryAttention module (projections and
+F.scaled_dot_product_attention, counted by FlopCounterMode in PyTorch's math backend) and Keras' MultiHeadAttention and
+GroupQueryAttention, through export and import."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
+import keras
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+import paramsym
+from cli_helpers import run
+from frameworks import torch_params
+from paramsym.torch_modules import GroupedQueryAttention
+
+
+def counts(program: str) -> dict:
+    return paramsym.parse(program).evaluate()
+
+
+def macs_of(fn, *inputs) -> int:
+    """FlopCounterMode's MACs. F.scaled_dot_product_attention runs in PyTorch's math backend here: the fused
+    CPU kernel (and nn.MultiheadAttention's fast path) counts 0 for the two products; the math backend's
+    matrix products are counted."""
+    with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*inputs)
+    return counter.get_total_flops() // 2
+
+
+def gqa_macs(module: GroupedQueryAttention, positions: int, channels: int, source=None) -> int:
+    x = torch.zeros(1, positions, channels)
+    s = x if source is None else torch.zeros(1, *source)
+    return macs_of(module.attend, x, s)
+
+
+# ---- the contract's examples ----------------------------------------------------------------
+
+def test_language_examples():
+    assert counts("input(32x768) > attn(heads=12, bias)") == {
+        "params": 2362368, "state": 0, "active": 2362368, "kv_cache": 49152, "total": 2362368, "macs": 77070336}
+    assert counts("input(56x56x96) > res(ln > attn(heads=3, bias, window=7))")["params"] == 37947
+    assert str(paramsym.parse("input(T x d) > attn(heads=h, kv_heads=g)").params) == "2*d**2*g/h + 2*d**2"
+
+
+def test_cli_json():
+    out = json.loads(run("count", "input(32x768) > attn(heads=12, bias)", "--format", "json").stdout)
+    assert (out["params"]["value"], out["macs"]["value"], out["kv_cache"]["value"]) == (2362368, 77070336, 49152)
+    assert out["layers"][0]["kv_cache"]["value"] == 49152
+    out = json.loads(run("count", "input(T x d) > attn(heads=h, kv_heads=g)", "--format", "json").stdout)
+    # the checker compares the terms sorted, as they are written
+    assert sorted(out["params"]["expr"].split(" + ")) == ["2*d**2", "2*d**2*g/h"]
+    out = json.loads(run("count", "input(56x56x96) > res(ln > attn(heads=3, bias, window=7))", "--format",
+                         "json").stdout)
+    assert out["params"]["value"] == 37947
+
+
+# ---- against nn.MultiheadAttention -----------------------------------------------------------
+
+@pytest.mark.parametrize("d, h, bias", [(768, 12, True), (64, 4, False), (64, 1, True), (96, 3, False), (10, 5, True)])
+@pytest.mark.parametrize("spatial", [(7,), (3, 4)])
+def test_params_of_multihead_attention(d, h, bias, spatial):
+    program = f"input({'x'.join(map(str, spatial))}x{d}) > attn(heads={h}{', bias' if bias else ''})"
+    net = paramsym.parse(program)
+    with torch.device("meta"):
+        assert net.params == torch_params(nn.MultiheadAttention(d, h, bias=bias))
+    assert [int(n) for n in net.output_shape.dims()] == [*spatial, d]
+
+
+@pytest.mark.parametrize("d, h, S, c, bias", [(64, 4, 9, 32, True), (48, 6, 77, 768, False), (16, 2, 5, 16, True)])
+def test_cross_attention_against_kdim_vdim(d, h, S, c, bias):
+    program = f"input(11x{d}) > attn(heads={h}, source={S}x{c}{', bias' if bias else ''})"
+    values = counts(program)
+    assert values["params"] == torch_params(nn.MultiheadAttention(d, h, bias=bias, kdim=c, vdim=c))
+    ours = GroupedQueryAttention(d, h, bias=bias, source_channels=c)
+    assert values["params"] == torch_params(ours)
+    assert values["macs"] == gqa_macs(ours, 11, d, (S, c))
+    assert values["kv_cache"] == 2 * S * d
+
+
+def test_flop_counter_misses_the_fast_path_products():
+    """Why MACs are compared with our own module: nn.MultiheadAttention's inference fast path is one fused op
+    that FlopCounterMode counts as 0 (the products inside are not seen)."""
+    net = paramsym.parse("input(10x64) > attn(heads=4, bias)")
+    mha = nn.MultiheadAttention(64, 4, batch_first=True).eval()
+    x = torch.zeros(1, 10, 64)
+    seen = macs_of(lambda: mha(x, x, x, need_weights=False))
+    assert seen < net.macs
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:  # the fused kernel, as PyTorch picks it
+        torch.nn.functional.scaled_dot_product_attention(*[torch.zeros(1, 4, 10, 16)] * 3)
+    assert counter.get_total_flops() == 0
+    assert net.macs == gqa_macs(GroupedQueryAttention(64, 4), 10, 64)
+
+
+# ---- the Transformer layers of PyTorch -------------------------------------------------------
+
+def _layer_text(kind, d, h, F, norm_first, activation, bias, S=None):
+    b = ", bias" if bias else ""
+    ln = "ln" if bias else "ln(nobias)"
+    parts = [f"attn(heads={h}{b})"]
+    if kind == "decoder":
+        parts.append(f"attn(heads={h}{b}, source={S}x{d})")
+    parts.append(f"dense(->{F}{b}) > {activation} > dense(->{d}{b})")
+    if norm_first:
+        return " > ".join(f"res({ln} > {p})" for p in parts)
+    return " > ".join(f"res({p}) > {ln}" for p in parts)
+
+
+def _ln_nobias() -> bool:
+    try:
+        paramsym.parse("input(4x8) > ln(nobias)")
+        return True
+    except paramsym.ParamsymError:
+        return False
+
+
+LAYERS = [(kind, norm_first, activation, bias) for kind in ("encoder", "decoder") for norm_first in (False, True)
+          for activation in ("relu", "gelu") for bias in (True, False)]
+
+
+class _Wrap(nn.Module):
+    """A layer on (N, d, T), as the importer feeds it (channels first): the positions are moved last."""
+
+    def __init__(self, inner, kind):
+        super().__init__()
+        self.inner, self.kind = inner, kind
+
+    def forward(self, x):
+        y = x.movedim(1, -1)
+        if self.kind == "decoder":
+            y = self.inner(y, y)
+        elif self.kind == "mha":
+            y = self.inner(y, y, y, need_weights=False)[0]
+        elif self.kind == "mha-weights":
+            y = self.inner(y, y, y)[0]
+        else:
+            y = self.inner(y)
+        return y.movedim(-1, 1)
+
+
+@pytest.mark.parametrize("kind, norm_first, activation, bias", LAYERS)
+def test_transformer_layers(kind, norm_first, activation, bias):
+    if not bias and not _ln_nobias():
+        pytest.skip("ln(nobias) (LANGUAGE.md section 7) is not on this branch")
+    d, h, F, T = 32, 4, 80, 6
+    cls = nn.TransformerEncoderLayer if kind == "encoder" else nn.TransformerDecoderLayer
+    layer = cls(d, h, F, activation=activation, bias=bias, norm_first=norm_first, batch_first=True)
+    text = f"input({T}x{d}) > " + _layer_text(kind, d, h, F, norm_first, activation, bias, S=T)
+    assert paramsym.parse(text).params == torch_params(layer)
+    imported = paramsym.from_torch(_Wrap(layer, kind), (T, d))
+    assert paramsym.parse(imported).params == torch_params(layer)
+    assert " ".join(imported.split()) == " ".join(text.split())
+
+
+@pytest.mark.parametrize("kind, bias", [("mha", True), ("mha-weights", False)])
+def test_import_multihead_attention(kind, bias):
+    module = _Wrap(nn.MultiheadAttention(64, 8, bias=bias, batch_first=True), kind)
+    imported = paramsym.from_torch(module, (12, 64))
+    assert imported.split()[-1] == ("bias)" if bias else "attn(heads=8)")
+    assert paramsym.parse(imported).params == torch_params(module)
+
+
+def test_import_refuses_cross_attention_on_another_value():
+    class Cross(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(16, 16)
+            self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+
+        def forward(self, x):
+            y = x.movedim(1, -1)
+            return self.mha(y, self.proj(y), self.proj(y))[0].movedim(-1, 1)
+
+    with pytest.raises(paramsym.ParamsymError, match="takes its keys or values from 'proj"):
+        paramsym.from_torch(Cross(), (5, 16))
+
+
+# ---- grouped-query attention, other head widths: our module --------------------------------
+
+@pytest.mark.parametrize("d, h, g, e, bias", [(64, 8, 2, 8, False), (64, 8, 1, 16, True), (4096, 32, 8, 128, False),
+                                             (30, 6, 3, 7, True), (12, 4, 4, 3, False), (7, 1, 1, 5, True)])
+def test_grouped_query_attention_module(d, h, g, e, bias):
+    program = f"input(9x{d}) > attn(heads={h}, kv_heads={g}, head_dim={e}{', bias' if bias else ''})"
+    values = counts(program)
+    if d > 1000:
+        with torch.device("meta"):
+            assert values["params"] == torch_params(GroupedQueryAttention(d, h, g, e, bias=bias))
+        return
+    module = GroupedQueryAttention(d, h, g, e, bias=bias)
+    assert values["params"] == torch_params(module)
+    assert values["macs"] == gqa_macs(module, 9, d)
+    assert values["kv_cache"] == 2 * 9 * g * e
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 8), st.integers(1, 12), st.integers(1, 9),
+       st.booleans(), st.booleans(), st.integers(1, 3), st.booleans())
+def test_property_counts_equal_our_torch_module(groups, per_group, e, T, S, cross, bias, width_factor, causal):
+    h, g = groups * per_group, groups
+    d = h * width_factor
+    c = d + 3 if cross else d
+    source = f", source={S}x{c}" if cross else ""
+    program = f"input({T}x{d}) > attn(heads={h}, kv_heads={g}, head_dim={e}{source}{', bias' if bias else ''}" \
+              f"{', causal' if causal and not cross else ''})"
+    values = counts(program)
+    module = GroupedQueryAttention(d, h, g, e, bias=bias, source_channels=c)
+    assert values["params"] == torch_params(module)
+    assert values["macs"] == gqa_macs(module, T, d, (S, c) if cross else None)
+    assert values["kv_cache"] == 2 * (S if cross else T) * g * e
+
+
+# ---- window attention (Swin) -----------------------------------------------------------------
+
+@pytest.mark.parametrize("H, W, d, h, w, bias", [(56, 56, 96, 3, 7, True), (8, 12, 32, 4, 4, False),
+                                                (6, 6, 16, 2, 3, True)])
+def test_window_attention_against_torchvision(H, W, d, h, w, bias):
+    program = f"input({H}x{W}x{d}) > attn(heads={h}, window={w}{', bias' if bias else ''})"
+    values = counts(program)
+    module = ShiftedWindowAttention(d, [w, w], [0, 0], h, qkv_bias=bias, proj_bias=bias)
+    assert values["params"] == torch_params(module)
+    # FlopCounterMode counts the projections and both products of every window (not the bias-table lookup)
+    assert values["macs"] == macs_of(module.eval(), torch.zeros(1, H, W, d))
+    assert values["kv_cache"] == 2 * H * W * d
+    shifted = counts(program[:-1] + ", shift)")
+    assert shifted == values
+
+
+# ---- Keras -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("program, cls", [
+    ("input(10x64) > attn(heads=4, bias)", keras.layers.MultiHeadAttention),
+    ("input(10x64) > attn(heads=8, head_dim=4)", keras.layers.MultiHeadAttention),
+    ("input(4x3x32) > attn(heads=4, bias, causal)", keras.layers.MultiHeadAttention),
+    ("input(10x64) > attn(heads=8, kv_heads=2, bias)", keras.layers.GroupQueryAttention),
+    ("input(5x48) > attn(heads=6, kv_heads=3, head_dim=5, causal)", keras.layers.GroupQueryAttention),
+])
+def test_keras(program, cls):
+    net = paramsym.parse(program, convention="keras")
+    model = paramsym.to_keras(net)
+    assert any(isinstance(layer, cls) for layer in model.layers)
+    assert model.count_params() == net.evaluate()["total"]
+    assert list(model.output_shape[1:]) == [int(n) for n in net.output_shape.dims()]
+
+
+def test_keras_multihead_attention_with_biases_is_4d2_plus_4d():
+    layer = keras.layers.MultiHeadAttention(num_heads=12, key_dim=64)
+    x = keras.Input((5, 768))
+    layer(x, x)
+    assert layer.count_params() == 4 * 768 ** 2 + 4 * 768 == counts("input(5x768) > attn(heads=12, bias)")["params"]
+
+
+# ---- export --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("program, cls", [
+    ("input(10x64) > attn(heads=4, bias)", nn.MultiheadAttention),
+    ("input(3x4x32) > res(ln > attn(heads=4, causal))", nn.MultiheadAttention),
+    ("input(10x64) > attn(heads=8, kv_heads=2, causal)", GroupedQueryAttention),
+    ("input(2x3x24) > attn(heads=3, head_dim=5, bias)", GroupedQueryAttention),
+])
+def test_export_to_torch(program, cls):
+    net = paramsym.parse(program)
+    module = paramsym.to_torch(net)
+    assert any(isinstance(m, cls) for m in module.modules())
+    assert torch_params(module) == net.evaluate()["params"]
+    y = module(paramsym.example_input(net))
+    dims = [int(n) for n in net.output_shape.dims()]
+    assert list(y.shape[1:]) == [dims[-1], *dims[:-1]]
+
+
+def test_causal_export_is_causal():
+    """A later position does not change an earlier one's output."""
+    for program in ("input(6x16) > attn(heads=2, causal)", "input(6x16) > attn(heads=4, kv_heads=2, causal)"):
+        module = paramsym.to_torch(paramsym.parse(program)).eval()
+        x = torch.randn(1, 16, 6)
+        changed = x.clone()
+        changed[:, :, -1] += 1
+        with torch.no_grad():
+            assert torch.allclose(module(x)[:, :, :-1], module(changed)[:, :, :-1], atol=1e-5)
+            assert not torch.allclose(module(x)[:, :, -1], module(changed)[:, :, -1], atol=1e-5)
+
+
+@pytest.mark.parametrize("program", ["input(10x32) > attn(heads=4, bias) > ln",
+                                     "input(3x3x24) > res(attn(heads=6, kv_heads=2, head_dim=5, causal))"])
+def test_exported_sources_run_alone(tmp_path, program):
+    net = paramsym.parse(program)
+    path = tmp_path / "model.py"
+    assert run("export", program, "--to", "torch", "-o", str(path)).returncode == 0
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path)
+    dims = [int(n) for n in net.output_shape.dims()]
+    assert result.stdout.strip() == f"{(1, dims[-1], *dims[:-1])} {net.params}", result.stderr
+    path = tmp_path / "keras_model.py"
+    assert run("export", program, "--to", "keras", "-o", str(path)).returncode == 0
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path,
+                            env={**__import__("os").environ, "KERAS_BACKEND": "torch"})
+    assert result.stdout.strip().splitlines()[-1] == f"{(None, *dims)} {net.params}", result.stderr
+
+
+@pytest.mark.parametrize("program, to, words", [
+    ("input(8x8x16) > attn(heads=2, window=4)", "torch", "window attention (Swin) has no PyTorch export"),
+    ("input(8x8x16) > attn(heads=2, window=4)", "keras", "window attention (Swin) has no Keras layer"),
+    ("input(8x16) > attn(heads=2, source=5x8)", "torch", "cross-attention (source=) needs a second input"),
+    ("input(8x16) > attn(heads=2, source=5x8)", "keras", "cross-attention (source=) needs a second input"),
+])
+def test_export_refusals(program, to, words):
+    result = run("export", program, "--to", to)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+# ---- mistakes ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("program, words, at", [
+    ("input(8x100) > attn(heads=12)", "heads=12 does not divide the width 100", "heads"),
+    ("input(8x64) > attn(heads=8, kv_heads=3)", "kv_heads=3 must divide heads=8", "kv_heads"),
+    ("input(8x64) > attn(bias)", "attn needs its number of heads", "attn"),
+    ("input(10x10x16) > attn(heads=2, window=3)", "window=3 does not divide the map's size 10", "window"),
+    ("input(10x16) > attn(heads=2, window=5)", "window= attends inside w x w windows of a map", "window"),
+    ("input(8x8x16) > attn(heads=2, shift)", "'shift' (shifted windows) needs window=w", "shift"),
+    ("input(16) > attn(heads=2)", "attn acts on positions, but its input is a vector", "attn"),
+    ("input(8x16) > attn(heads=2, source=5)", "source= takes the positions and channels", "source"),
+    ("input(8x8x16) > attn(heads=2, window=4, source=5x8)", "window= attends inside windows of the map itself",
+     "source"),
+    ("input(8x16) > attn(heads=2, kv_head=1)", "did you mean 'kv_heads'?", "kv_head"),
+    ("input(8x16) > attn(heads=0)", "heads must be at least 1", "heads"),
+    ("input(8x16) > attn(heads=2, head_dim=1.5)", "head_dim must be a whole number", "head_dim"),
+])
+def test_mistakes(program, words, at):
+    with pytest.raises(paramsym.ParamsymError) as info:
+        paramsym.parse(program)
+    assert words in str(info.value)
+    assert f"line 1, column {program.index(at) + 1}" in str(info.value)
+
+
+@pytest.mark.parametrize("program, values, words", [
+    ("input(T x d) > attn(heads=h) > dense(->h)", {"T": 4, "d": 10, "h": 4}, "heads=h does not divide the width d"),
+    ("input(T x d) > attn(heads=h, kv_heads=g)", {"T": 4, "d": 12, "h": 4, "g": 3}, "kv_heads=g must divide heads=h"),
+    ("input(H x H x d) > attn(heads=2, window=w)", {"H": 10, "d": 8, "w": 4}, "window=w does not divide"),
+])
+def test_symbolic_mistakes_wait_for_values(program, values, words):
+    net = paramsym.parse(program)
+    with pytest.raises(paramsym.ParamsymError, match=words):
+        net.evaluate(**values)
+
+
+def test_explain():
+    result = run("explain", "input(16x64) > attn(heads=8, kv_heads=2, bias)")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for words in ("8 heads of width 8", "2 key/value heads, each shared by 4 query heads",
+                  "scores against all 16 key positions", "KV cache"):
+        assert words in text, text
+
+
+def test_gpt2_block_against_transformers():
+    """GPT-2's block, `res(ln > attn(heads=h, bias, causal)) > res(ln > mlp)`, counts as Hugging Face's GPT2Block."""
+    from transformers import GPT2Config
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+    d, h = 64, 4
+    block = GPT2Block(GPT2Config(n_embd=d, n_head=h))
+    program = f"input(16x{d}) > res(ln > attn(heads={h}, bias, causal)) > res(ln > dense(->{4 * d}, bias) > gelu > " \
+              f"dense(->{d}, bias))"
+    assert paramsym.parse(program).params == torch_params(block)
+    symbolic = paramsym.parse("input(T x d) > res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->4d, bias) > gelu "
+                              "> dense(->d, bias))")
+    assert str(symbolic.params) == "12*d**2 + 13*d"
+
+
+@pytest.mark.parametrize("program, value", [
+    ("input(32x768) > attn(heads=12, head_dim=32, source=9x10)", "597504"),
+    ("input(8x8x32) > attn(heads=4, bias, window=4, kv_heads=2)", "3364"),
+    ("input(T x d) > attn(heads=h, kv_heads=g, bias)", r"\frac{2 d^{2} g}{h} + 2 d^{2} + \frac{2 d g}{h} + 2 d"),
+    ("input(8x8x4) > prelu(shared)", "1"),  # a template that is a number alone
+])
+def test_latex_derivation(program, value):
+    result = run("latex", program)
+    assert result.returncode == 0, result.stderr
+    assert f"= {value}" in result.stdout
