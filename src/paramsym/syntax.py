@@ -20,6 +20,7 @@ import sympy
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from . import parser_cache
 from .errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
                      Position)
 
@@ -460,10 +461,16 @@ def grammar_text() -> str:
     return (Path(__file__).resolve().parents[2] / "grammar" / "paramsym.lark").read_text(encoding="utf-8")
 
 
+_LARK_OPTIONS = {"parser": "lalr", "lexer": "basic", "start": ["start", "expression"], "maybe_placeholders": True}
+
+
 @lru_cache(maxsize=None)
 def _parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", lexer="basic", start=["start", "expression"], postlex=_Postlexer(),
-                transformer=_ToAst(), maybe_placeholders=True)
+    """Lark's LALR parser, its tables loaded from the user's cache when they match this grammar."""
+    grammar = grammar_text()
+    objects = {"postlex": _Postlexer(), "transformer": _ToAst()}
+    return parser_cache.cached_parser(grammar, _LARK_OPTIONS, objects,
+                                      lambda: Lark(grammar, **_LARK_OPTIONS, **objects))
 
 
 _TERMINAL_NAMES = {
