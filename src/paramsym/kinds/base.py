@@ -201,6 +201,13 @@ _MAY_BE_ZERO = ("pad", "outpad", "a size")
 
 
 def require_number_like(value: Expr, pos: Position, what: str) -> None:
+    if value.is_Integer:  # the usual case, compared as a Python int (no sympify per comparison)
+        if value.p < 0:
+            least = 0 if what in _MAY_BE_ZERO else 1
+            raise ParamsymArgumentError(f"{what} must be at least {least}, not {value}", pos=pos)
+        if value.p == 0 and what not in _MAY_BE_ZERO:
+            raise ParamsymArgumentError(f"{what} must be at least 1, not 0", pos=pos)
+        return
     if value.is_number and value.is_integer and value < 0:
         least = 0 if what in _MAY_BE_ZERO else 1
         raise ParamsymArgumentError(f"{what} must be at least {least}, not {value}", pos=pos)
@@ -216,6 +223,10 @@ def whole_number(value: Expr, what: str, pos: Position, least: int = 1) -> list[
     the symbols' values (`C/2` whole, `C-10` at least 1). A symbol alone stands for a positive whole
     number already, so `C` or `2C` needs nothing."""
     noun = "a positive whole number" if least == 1 else "a whole number of at least 0"
+    if value.is_Integer:  # the usual case, compared as a Python int
+        if value.p < least:
+            raise ParamsymArgumentError(f"{what} must be {noun}, not {value}", pos=pos)
+        return []
     if value.is_number:
         if not (value.is_integer and value >= least):
             raise ParamsymArgumentError(f"{what} must be {noun}, not {value}", pos=pos)
