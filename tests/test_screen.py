@@ -280,7 +280,7 @@ def test_tables_written_without_rich_are_what_rich_prints(path, monkeypatch):
     for network in programs:
         for width in (20, 45, 60, 80, 120, 200):
             for fold in (None, True, False):
-                plain = printers._plain_text(network, width, fold)
+                plain = printers._plain_text(printers._layout(network, width, fold), width)
                 written += plain is not None
                 assert render_table(network, width=width, fold=fold) == _through_rich(network, width, fold,
                                                                                       monkeypatch)

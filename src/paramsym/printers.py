@@ -370,10 +370,11 @@ def _natural(columns: list[_Column], widths: list[int]) -> bool:
     return all(w == c.width() for w, c in zip(widths, columns))
 
 
-def _renderables(network: Network, width: int, fold: bool | None = None) -> list:
-    """The table fitted to `width`, the summary lines, and what was left out, for rich."""
+def _renderables(network: Network, width: int, fold: bool | None = None, layout: tuple | None = None) -> list:
+    """The table fitted to `width`, the summary lines, and what was left out, for rich (`layout`:
+    what _layout gives for them, when it is already known)."""
     from rich.text import Text
-    table, summary, notes = _layout(network, width, fold)
+    table, summary, notes = layout or _layout(network, width, fold)
     shown = []
     if table[0] == "table":
         _, columns, widths = table
@@ -394,10 +395,11 @@ _AS_IS = re.compile(r"[ -~─]*")
 _MARKUP = re.compile(r"\[[^\d]|[:\\]")
 
 
-def _plain_text(network: Network, width: int, fold: bool | None = None) -> str | None:
+def _plain_text(layout: tuple, width: int) -> str | None:
     """`render_table` without rich, when the result is surely the same: every cell fits its column
-    as it is, and every line fits `width` (rich would wrap a longer one); None otherwise."""
-    table, summary, notes = _layout(network, width, fold)
+    as it is, and every line fits `width` (rich would wrap a longer one); None otherwise. `layout`
+    is what _layout gives at `width`."""
+    table, summary, notes = layout
     if table[0] == "table":
         _, columns, widths = table
         if not _natural(columns, widths):
@@ -450,8 +452,8 @@ class _Fitted:
         yield from _renderables(self.network, options.max_width, self.fold)
 
 
-def _print(network: Network, console: Console, fold: bool | None = None) -> None:
-    for renderable in _renderables(network, console.width, fold):
+def _print(network: Network, console: Console, fold: bool | None = None, layout: tuple | None = None) -> None:
+    for renderable in _renderables(network, console.width, fold, layout):
         console.print(renderable)
 
 
@@ -530,12 +532,13 @@ def print_table(network: Network, console: Console | None = None, fold: bool | N
 
 def render_table(network: Network, width: int = 120, fold: bool | None = False) -> str:
     with without_cyclic_gc():
-        text = _plain_text(network, width, fold)  # the same text, without rich's cost, when it can
+        layout = _layout(network, width, fold)
+        text = _plain_text(layout, width)  # the same text, without rich's cost, when it can
         if text is not None:
             return text
         from rich.console import Console
         buffer = io.StringIO()
-        _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold)
+        _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold, layout)
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
