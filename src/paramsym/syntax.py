@@ -20,7 +20,7 @@ import sympy
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import parser_cache
+from . import lalr, parser_cache
 from .errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
                      Position)
 
@@ -546,7 +546,7 @@ def parse_program(source: str) -> Program:
             f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted")
     parser = _parser()
     try:
-        statements, network = parser.parse(source, start="start")
+        statements, network = lalr.parse(parser, source, "start")
     except UnexpectedInput as error:
         raise _translate(error, source, parser).with_source(source) from None
     except ParamsymError as error:
@@ -566,7 +566,7 @@ def parse_expression(text: str) -> Expr:
         raise ParamsymLimitError("the expression is longer than 10,000 characters")
     parser = _parser()
     try:
-        return parser.parse(text, start="expression")
+        return lalr.parse(parser, text, "expression")
     except UnexpectedInput as error:
         raise _translate(error, text, parser).with_source(text) from None
     except ParamsymError as error:
