@@ -3,8 +3,6 @@ Markdown, HTML (Jupyter) and LaTeX for documents.
 """
 from __future__ import annotations
 
-import csv
-import html
 import io
 import json
 import os
@@ -627,6 +625,7 @@ _CSV_SHAPES = ("in_shape", "out_shape")
 
 
 def _csv_chunks(network: Network):
+    import csv  # only the CSV output needs it
     document = network.document()
     data = document.head()
     buffer = io.StringIO()
@@ -696,6 +695,7 @@ def render_markdown(network: Network, fold: bool = False) -> str:
 
 
 def render_html(network: Network) -> str:
+    import html  # only Jupyter's display needs it
     document = network.document()
     data = document.head()
     columns = _columns("html")

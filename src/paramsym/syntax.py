@@ -6,13 +6,11 @@ become `sympy.Symbol`, and every operator builds its SymPy node directly.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -201,7 +199,10 @@ def decimal_value(text: str, pos: Position | None = None) -> Fraction:
 
 def read_number(token: Token) -> sympy.Rational:
     """`64`, `1_000_000`, `0.5`, `1e3` as an exact SymPy number."""
-    value = decimal_value(token.value, pos_of(token))
+    text = token.value
+    if len(text) <= MAX_NUMBER_DIGITS and text.isdigit() and text.isascii():  # the usual `64`, read at once
+        return sympy.Integer(int(text))
+    value = decimal_value(text, pos_of(token))
     return sympy.Integer(value.numerator) if value.denominator == 1 else \
         sympy.Rational(value.numerator, value.denominator)
 
@@ -286,6 +287,7 @@ class _ToAst(Transformer):
     def function(self, name, *args):
         fn = FUNCTIONS.get(name.value)
         if fn is None:
+            import difflib  # only for the hint
             close = difflib.get_close_matches(name.value, FUNCTIONS, n=1)
             raise ParamsymNameError(
                 f"unknown function '{name.value}'", pos=pos_of(name),
@@ -455,6 +457,10 @@ class _Postlexer:
 
 def grammar_text() -> str:
     """The grammar shipped in the wheel, or grammar/ of a source checkout."""
+    beside = Path(__file__).with_name("paramsym.lark")  # an installed wheel, read without importlib.resources
+    if beside.is_file():
+        return beside.read_text(encoding="utf-8")
+    from importlib import resources
     packaged = resources.files("paramsym").joinpath("paramsym.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")

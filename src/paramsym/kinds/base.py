@@ -7,7 +7,6 @@ defaults that fit a layer with no parameters acting on each value.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from typing import ClassVar
 
@@ -145,6 +144,7 @@ class Args:
             raise ParamsymArgumentError("both 'bias' and 'nobias' are given", pos=self.flags["nobias"].pos)
 
     def _unknown(self, name: str, pos: Position, allowed: set, what: str):
+        import difflib  # only for the hint
         close = difflib.get_close_matches(name, sorted(allowed), n=1)
         if close:
             hint = f"did you mean '{close[0]}'?"
