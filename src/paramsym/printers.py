@@ -128,6 +128,7 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
     stages = _stages(network)
     per_row = 1 if len(stages) <= FOLD_ABOVE else -(-len(stages) // FOLDED_ROWS)
     rows: list[dict] = []
+    sums: dict = {}  # rows alike (a chain's stages) add the same counts: each distinct sum is made once
     for start in range(0, len(stages), per_row):
         group = stages[start:start + per_row]
         members = [lc for stage in group for lc in stage]
@@ -136,10 +137,13 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
             continue
 
         def summed(q):
-            exprs = [lc.counts[q.name] for lc in members]
+            exprs = tuple(lc.counts[q.name] for lc in members)
             if any(e is None for e in exprs):
                 return {"expr": None, "value": None}
-            return document.quantity(sympy.expand(add(exprs)), q.name.replace("_", "-"))
+            key = (q.name, exprs)
+            if key not in sums:
+                sums[key] = document.quantity(sympy.expand(add(exprs)), q.name.replace("_", "-"))
+            return sums[key]
 
         first, last = members[0].layer, members[-1].layer
         label = _label(_first_segment(first.path), _first_segment(last.path), len(group) > 1)
