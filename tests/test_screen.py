@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -258,7 +259,54 @@ def test_long_tables_without_rich_are_what_rich_prints(program, monkeypatch):
     network = paramsym.parse(program)
     plain = render_table(network, width=250, fold=False)
     monkeypatch.setattr(printers, "_PLAIN_ABOVE", 10**9)
+    monkeypatch.setattr(printers, "_plain_text", lambda *args: None)
     assert plain == render_table(network, width=250, fold=False)
+
+
+def _through_rich(network, width, fold, monkeypatch):
+    with monkeypatch.context() as patched:
+        patched.setattr(printers, "_PLAIN_ABOVE", 10**9)
+        patched.setattr(printers, "_plain_text", lambda *args: None)
+        return render_table(network, width=width, fold=fold)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
+def test_tables_written_without_rich_are_what_rich_prints(path, monkeypatch):
+    """Piped, a table is written without rich whenever nothing in it wraps: the same text."""
+    programs = [paramsym.parse(path.read_text())]
+    if programs[0].symbols:
+        programs.append(programs[0].with_values(**{str(s): 64 for s in programs[0].symbols}))
+    written = 0
+    for network in programs:
+        for width in (20, 45, 60, 80, 120, 200):
+            for fold in (None, True, False):
+                plain = printers._plain_text(printers._layout(network, width, fold), width)
+                written += plain is not None
+                assert render_table(network, width=width, fold=fold) == _through_rich(network, width, fold,
+                                                                                      monkeypatch)
+                assert plain is None or plain == render_table(network, width=width, fold=fold)
+    assert written
+
+
+@pytest.mark.parametrize("text", ["relu", "input(8x8x3)", PROGRAMS["free symbols"], PROGRAMS["huge numbers"],
+                                  PROGRAMS["relation and floor"], "dense(7->D) > dense(->E)",
+                                  "def blk(c) = conv3x3(->c) > relu\ninput(32x32x3) > blk(8) > blk(16)",
+                                  "input(32x32x3) > (conv3x3(->8, pad=1) > relu) * 3 > res(bn | relu)"])
+@pytest.mark.parametrize("width", [20, 60, 120])
+def test_small_tables_without_rich_are_what_rich_prints(text, width, monkeypatch):
+    network = paramsym.parse(text)
+    for fold in (None, True, False):
+        assert render_table(network, width=width, fold=fold) == _through_rich(network, width, fold, monkeypatch)
+
+
+def test_a_piped_count_does_not_import_rich():
+    code = ("import sys; from paramsym.cli import main\n"
+            "try:\n    main(['count', 'conv3x3(32->64, bias) > pool > conv5x5(->40)'])\n"
+            "except SystemExit:\n    pass\n"
+            "sys.stderr.write(str(sorted(m for m in sys.modules if m.startswith('rich'))))")
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "82,496" in done.stdout and done.stderr == "[]", done.stderr
 
 
 def test_a_long_table_that_fits_does_not_go_through_rich(monkeypatch):

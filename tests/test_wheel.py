@@ -46,8 +46,8 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(wheel, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["params"] == {"expr": "90*C**2 + 74*C + 10", "value": 498326}
-    where = subprocess.run([str(python), "-c", "import paramsym, paramsym.syntax as s; "
-                            "print(paramsym.__file__); print(s.grammar_text() == open(s.resources.files('paramsym')"
+    where = subprocess.run([str(python), "-c", "import paramsym, paramsym.syntax as s, importlib.resources as r; "
+                            "print(paramsym.__file__); print(s.grammar_text() == open(r.files('paramsym')"
                             ".joinpath('paramsym.lark')).read())"],
                            capture_output=True, text=True, cwd=tmp_path, check=True)
     location, packaged = where.stdout.split()

@@ -8,7 +8,6 @@ this module knows no particular kind.
 """
 from __future__ import annotations
 
-import difflib
 
 import sympy
 
@@ -258,6 +257,7 @@ class LayerBuilder:
                     pos=arg.pos, hint=f"def {define.name}(c) = conv3x3(->c) ... and call {define.name}(64)")
             if isinstance(arg, Keyword):
                 if arg.name not in define.params:
+                    import difflib  # only for the hint
                     close = difflib.get_close_matches(arg.name, define.params, n=1)
                     raise ParamsymArgumentError(
                         f"block '{define.name}' has no parameter '{arg.name}'", pos=arg.pos,

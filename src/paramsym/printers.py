@@ -3,8 +3,6 @@ Markdown, HTML (Jupyter) and LaTeX for documents.
 """
 from __future__ import annotations
 
-import csv
-import html
 import io
 import json
 import os
@@ -13,11 +11,10 @@ import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 
+import sys
+from typing import TYPE_CHECKING
+
 import sympy
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from .errors import ParamsymError
 from .evaluate import Evaluator
@@ -26,6 +23,12 @@ from .network import DISPLAY, Document, Network, without_cyclic_gc
 from .quantities import QUANTITIES, add, layer_quantities
 from .syntax import symbol
 from .typeset import table as latex_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+# rich is imported where a rich table is drawn: piped output is written without it (see _plain_text).
 
 FORMATS = ("table", "json", "csv", "markdown", "latex")
 
@@ -125,6 +128,7 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
     stages = _stages(network)
     per_row = 1 if len(stages) <= FOLD_ABOVE else -(-len(stages) // FOLDED_ROWS)
     rows: list[dict] = []
+    sums: dict = {}  # rows alike (a chain's stages) add the same counts: each distinct sum is made once
     for start in range(0, len(stages), per_row):
         group = stages[start:start + per_row]
         members = [lc for stage in group for lc in stage]
@@ -133,10 +137,13 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
             continue
 
         def summed(q):
-            exprs = [lc.counts[q.name] for lc in members]
+            exprs = tuple(lc.counts[q.name] for lc in members)
             if any(e is None for e in exprs):
                 return {"expr": None, "value": None}
-            return document.quantity(sympy.expand(add(exprs)), q.name.replace("_", "-"))
+            key = (q.name, exprs)
+            if key not in sums:
+                sums[key] = document.quantity(sympy.expand(add(exprs)), q.name.replace("_", "-"))
+            return sums[key]
 
         first, last = members[0].layer, members[-1].layer
         label = _label(_first_segment(first.path), _first_segment(last.path), len(group) > 1)
@@ -246,6 +253,7 @@ def _widths(columns: list[_Column], width: int) -> list[int] | None:
         return natural
     if sum(c.narrowest() for c in columns) > budget:
         return None
+    from rich.table import Table
     padded = Table._collapse_widths([w + 2 for w in natural], [not c.no_wrap for c in columns],
                                     budget + 2 * len(columns))
     if sum(padded) <= budget + 2 * len(columns) and all(w - 2 >= c.narrowest() for w, c in zip(padded, columns)):
@@ -263,6 +271,8 @@ def _widths(columns: list[_Column], width: int) -> list[int] | None:
 
 def _rich(columns: list[_Column], widths: list[int] | None = None) -> Table:
     """A rich Table of the columns at `widths`; None lets rich fit them (the rich display of a network)."""
+    from rich import box
+    from rich.table import Table
     table = Table(show_footer=True, header_style="bold", footer_style="bold", box=box.SIMPLE_HEAD,
                   show_edge=False)
     for i, column in enumerate(columns):
@@ -333,45 +343,95 @@ def _records(columns: list[_Column], width: int) -> list[str]:
     return lines
 
 
-def _renderables(network: Network, width: int, fold: bool | None = None) -> list:
-    """The table fitted to `width`, the summary lines, and what was left out (`fold` None: fold
-    beyond FOLD_ABOVE layers, and say so)."""
+def _layout(network: Network, width: int, fold: bool | None = None) -> tuple:
+    """How the table is shown at `width`: ("table", columns, widths) when it fits, ("lines",
+    lines, bold) in the stacked or record layout (the first `bold` lines are titles); then the
+    summary lines and the notes on what was left out (`fold` None: fold beyond FOLD_ABOVE layers,
+    and say so)."""
     document = network.document()
     data = document.head()
     auto = fold is None
     fold = folds_by_default(network) if auto else fold
     rows, per_row = _rows(network, document, fold)
     columns = _table_columns(network, data, rows)
-    shown, notes = [], []
+    notes = []
     widths = _widths(columns, width)
     if widths is None and any(c.key == "formula" for c in columns):
         columns = [c for c in columns if c.key != "formula"]
         widths = _widths(columns, width)
         notes.append(f"(the formula column is left out to fit {width} columns; "
                      f"--format markdown or json shows every formula)")
-    if widths is not None and len(rows) > _PLAIN_ABOVE and all(w == c.width() for w, c in zip(widths, columns)):
-        shown += _plain(columns)  # what rich would print, without rich's cost per cell
-    elif widths is not None:
-        shown.append(_rich(columns, widths))
+    if widths is not None:
+        table = ("table", columns, widths)
     else:
         stacked = _stacked(columns, width)
-        heads = 2 if stacked else 0  # the titles of the stacked layout, bold like the table's
-        shown += [Text(line, style="bold" if i < heads else "", no_wrap=True, overflow="ignore")
-                  for i, line in enumerate(stacked or _records(columns, width))]
-    shown += [Text(line) for line in summary_lines(network, data, document)]
+        table = ("lines", stacked or _records(columns, width), 2 if stacked else 0)
     if fold and (auto or per_row > 1):
         rows_text = f"{len(rows):,} rows, one per top-level stage" if per_row == 1 else \
             f"{len(rows):,} rows, {per_row:,} top-level stages to a row"
         notes.append(f"(folded: {len(network.layers):,} layers in {rows_text}; --all shows every layer)")
-    return shown + [Text(note) for note in notes]
+    return table, summary_lines(network, data, document), notes
+
+
+def _natural(columns: list[_Column], widths: list[int]) -> bool:
+    """Whether every column is as wide as its widest cell (nothing wraps)."""
+    return all(w == c.width() for w, c in zip(widths, columns))
+
+
+def _renderables(network: Network, width: int, fold: bool | None = None, layout: tuple | None = None) -> list:
+    """The table fitted to `width`, the summary lines, and what was left out, for rich (`layout`:
+    what _layout gives for them, when it is already known)."""
+    from rich.text import Text
+    table, summary, notes = layout or _layout(network, width, fold)
+    shown = []
+    if table[0] == "table":
+        _, columns, widths = table
+        if len(columns[0].cells) > _PLAIN_ABOVE and _natural(columns, widths):
+            shown += _plain(columns)  # what rich would print, without rich's cost per cell
+        else:
+            shown.append(_rich(columns, widths))
+    else:
+        _, lines, heads = table  # the titles of the stacked layout, bold like the table's
+        shown += [Text(line, style="bold" if i < heads else "", no_wrap=True, overflow="ignore")
+                  for i, line in enumerate(lines)]
+    return shown + [Text(line) for line in summary + notes]
+
+
+# Text that rich prints as it is, one terminal cell a character: printable ASCII and the rule.
+_AS_IS = re.compile(r"[ -~─]*")
+# In a table cell rich reads markup ([bold]) and emoji codes (:smile:); `[2]` and `[1..2]` are no markup.
+_MARKUP = re.compile(r"\[[^\d]|[:\\]")
+
+
+def _plain_text(layout: tuple, width: int) -> str | None:
+    """`render_table` without rich, when the result is surely the same: every cell fits its column
+    as it is, and every line fits `width` (rich would wrap a longer one); None otherwise. `layout`
+    is what _layout gives at `width`."""
+    table, summary, notes = layout
+    if table[0] == "table":
+        _, columns, widths = table
+        if not _natural(columns, widths):
+            return None
+        texts = [text for column in columns for text in (column.header, *column.texts())]
+        if not all(_AS_IS.fullmatch(text) for text in texts) or any(_MARKUP.search(text) for text in texts):
+            return None
+        lines = [text for text, _ in _plain_lines(columns)]
+    else:
+        lines = table[1]  # never wrapped nor cut by rich
+        if not all(_AS_IS.fullmatch(line) for line in lines):
+            return None
+    extra = summary + notes
+    if not all(len(line) <= width and _AS_IS.fullmatch(line) for line in extra):
+        return None
+    return "".join(line.rstrip() + "\n" for line in lines + extra)
 
 
 _PLAIN_ABOVE = 100  # rows; a longer table in which nothing wraps is written without rich
 
 
-def _plain(columns: list[_Column]) -> list:
+def _plain_lines(columns: list[_Column]) -> list[tuple[str, bool]]:
     """The lines rich prints for the table when every cell fits its column (box SIMPLE_HEAD, no
-    edge, one space of padding each side, one between columns), a line at a time."""
+    edge, one space of padding each side, one between columns), each with whether it is bold."""
     widths = [c.width() for c in columns]
 
     def line(cells) -> str:
@@ -379,9 +439,15 @@ def _plain(columns: list[_Column]) -> list:
                         for cell, w, c in zip(cells, widths, columns))
 
     rule = "─" * (sum(widths) + 3 * len(columns) - 1)
-    body = [Text(line(cells), no_wrap=True) for cells in zip(*(c.cells for c in columns))]
-    return [Text(line([c.header for c in columns]), style="bold", no_wrap=True), Text(rule), *body,
-            Text(""), Text(line([c.footer for c in columns]), style="bold", no_wrap=True)]
+    body = [(line(cells), False) for cells in zip(*(c.cells for c in columns))]
+    return [(line([c.header for c in columns]), True), (rule, False), *body,
+            ("", False), (line([c.footer for c in columns]), True)]
+
+
+def _plain(columns: list[_Column]) -> list:
+    """_plain_lines as rich Text, a line at a time."""
+    from rich.text import Text
+    return [Text(text, style="bold" if bold else "", no_wrap=True) for text, bold in _plain_lines(columns)]
 
 
 class _Fitted:
@@ -394,8 +460,8 @@ class _Fitted:
         yield from _renderables(self.network, options.max_width, self.fold)
 
 
-def _print(network: Network, console: Console, fold: bool | None = None) -> None:
-    for renderable in _renderables(network, console.width, fold):
+def _print(network: Network, console: Console, fold: bool | None = None, layout: tuple | None = None) -> None:
+    for renderable in _renderables(network, console.width, fold, layout):
         console.print(renderable)
 
 
@@ -446,9 +512,24 @@ def _width() -> int:
     return int(columns) if columns.isdigit() and int(columns) > 0 else 120
 
 
+def _piped() -> bool:
+    """Whether standard output is surely no terminal for rich (no FORCE_COLOR or TTY_COMPATIBLE
+    telling it otherwise), so the table is plain text and rich need not even be imported."""
+    if "FORCE_COLOR" in os.environ or "TTY_COMPATIBLE" in os.environ or sys.stdout is None:
+        return False
+    try:
+        return not sys.stdout.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def print_table(network: Network, console: Console | None = None, fold: bool | None = None) -> None:
     """The table on a terminal (in colour); piped, the same text without trailing blanks.
     `fold` None folds networks of more than FOLD_ABOVE layers and says so."""
+    if console is None and _piped():
+        sys.stdout.write(render_table(network, width=_width(), fold=fold))
+        return
+    from rich.console import Console
     console = console or Console()
     if console.is_terminal:
         with without_cyclic_gc():
@@ -458,9 +539,14 @@ def print_table(network: Network, console: Console | None = None, fold: bool | N
 
 
 def render_table(network: Network, width: int = 120, fold: bool | None = False) -> str:
-    buffer = io.StringIO()
     with without_cyclic_gc():
-        _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold)
+        layout = _layout(network, width, fold)
+        text = _plain_text(layout, width)  # the same text, without rich's cost, when it can
+        if text is not None:
+            return text
+        from rich.console import Console
+        buffer = io.StringIO()
+        _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold, layout)
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
 
 
@@ -549,6 +635,7 @@ _CSV_SHAPES = ("in_shape", "out_shape")
 
 
 def _csv_chunks(network: Network):
+    import csv  # only the CSV output needs it
     document = network.document()
     data = document.head()
     buffer = io.StringIO()
@@ -618,6 +705,7 @@ def render_markdown(network: Network, fold: bool = False) -> str:
 
 
 def render_html(network: Network) -> str:
+    import html  # only Jupyter's display needs it
     document = network.document()
     data = document.head()
     columns = _columns("html")
@@ -681,6 +769,9 @@ def _exact_cells(result, i: int) -> list:
 def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
     """A sweep as a table (at most `limit` rows shown), CSV or JSON (every point)."""
     import numpy as np  # only sweeps need NumPy; `paramsym count` starts faster without it
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
     names = result.column_names()
     if fmt == "csv":
         return ",".join(names) + "\n" + _csv_rows(np, result.columns())

@@ -6,13 +6,11 @@ become `sympy.Symbol`, and every operator builds its SymPy node directly.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -20,6 +18,7 @@ import sympy
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from . import lalr, parser_cache
 from .errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
                      Position)
 
@@ -211,7 +210,10 @@ def decimal_value(text: str, pos: Position | None = None) -> Fraction:
 
 def read_number(token: Token) -> sympy.Rational:
     """`64`, `1_000_000`, `0.5`, `1e3` as an exact SymPy number."""
-    value = decimal_value(token.value, pos_of(token))
+    text = token.value
+    if len(text) <= MAX_NUMBER_DIGITS and text.isdigit() and text.isascii():  # the usual `64`, read at once
+        return sympy.Integer(int(text))
+    value = decimal_value(text, pos_of(token))
     return sympy.Integer(value.numerator) if value.denominator == 1 else \
         sympy.Rational(value.numerator, value.denominator)
 
@@ -296,6 +298,7 @@ class _ToAst(Transformer):
     def function(self, name, *args):
         fn = FUNCTIONS.get(name.value)
         if fn is None:
+            import difflib  # only for the hint
             close = difflib.get_close_matches(name.value, FUNCTIONS, n=1)
             raise ParamsymNameError(
                 f"unknown function '{name.value}'", pos=pos_of(name),
@@ -477,16 +480,26 @@ class _Postlexer:
 
 def grammar_text() -> str:
     """The grammar shipped in the wheel, or grammar/ of a source checkout."""
+    beside = Path(__file__).with_name("paramsym.lark")  # an installed wheel, read without importlib.resources
+    if beside.is_file():
+        return beside.read_text(encoding="utf-8")
+    from importlib import resources
     packaged = resources.files("paramsym").joinpath("paramsym.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
     return (Path(__file__).resolve().parents[2] / "grammar" / "paramsym.lark").read_text(encoding="utf-8")
 
 
+_LARK_OPTIONS = {"parser": "lalr", "lexer": "basic", "start": ["start", "expression"], "maybe_placeholders": True}
+
+
 @lru_cache(maxsize=None)
 def _parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", lexer="basic", start=["start", "expression"], postlex=_Postlexer(),
-                transformer=_ToAst(), maybe_placeholders=True)
+    """Lark's LALR parser, its tables loaded from the user's cache when they match this grammar."""
+    grammar = grammar_text()
+    objects = {"postlex": _Postlexer(), "transformer": _ToAst()}
+    return parser_cache.cached_parser(grammar, _LARK_OPTIONS, objects,
+                                      lambda: Lark(grammar, **_LARK_OPTIONS, **objects))
 
 
 _TERMINAL_NAMES = {
@@ -562,7 +575,7 @@ def parse_program(source: str) -> Program:
             f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted")
     parser = _parser()
     try:
-        statements, network = parser.parse(source, start="start")
+        statements, network = lalr.parse(parser, source, "start")
     except UnexpectedInput as error:
         raise _translate(error, source, parser).with_source(source) from None
     except ParamsymError as error:
@@ -582,7 +595,7 @@ def parse_expression(text: str) -> Expr:
         raise ParamsymLimitError("the expression is longer than 10,000 characters")
     parser = _parser()
     try:
-        return parser.parse(text, start="expression")
+        return lalr.parse(parser, text, "expression")
     except UnexpectedInput as error:
         raise _translate(error, text, parser).with_source(text) from None
     except ParamsymError as error:

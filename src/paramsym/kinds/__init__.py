@@ -7,7 +7,6 @@ exports and the importer find a layer's kind here and nowhere else.
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 from functools import lru_cache
@@ -65,6 +64,7 @@ def known_names() -> list[str]:
 
 
 def suggest(name: str) -> str | None:
+    import difflib  # only for the hint
     close = difflib.get_close_matches(name, known_names(), n=1, cutoff=0.6)
     return close[0] if close else None
 

@@ -7,7 +7,6 @@ defaults that fit a layer with no parameters acting on each value.
 """
 from __future__ import annotations
 
-import difflib
 import re
 from typing import ClassVar
 
@@ -161,6 +160,7 @@ class Args:
             raise ParamsymArgumentError("both 'bias' and 'nobias' are given", pos=self.flags["nobias"].pos)
 
     def _unknown(self, name: str, pos: Position, allowed: set, what: str):
+        import difflib  # only for the hint
         close = difflib.get_close_matches(name, sorted(allowed), n=1)
         if close:
             hint = f"did you mean '{close[0]}'?"
@@ -217,6 +217,13 @@ _MAY_BE_ZERO = ("pad", "outpad", "a size")
 
 
 def require_number_like(value: Expr, pos: Position, what: str) -> None:
+    if value.is_Integer:  # the usual case, compared as a Python int (no sympify per comparison)
+        if value.p < 0:
+            least = 0 if what in _MAY_BE_ZERO else 1
+            raise ParamsymArgumentError(f"{what} must be at least {least}, not {value}", pos=pos)
+        if value.p == 0 and what not in _MAY_BE_ZERO:
+            raise ParamsymArgumentError(f"{what} must be at least 1, not 0", pos=pos)
+        return
     if value.is_number and value.is_integer and value < 0:
         least = 0 if what in _MAY_BE_ZERO else 1
         raise ParamsymArgumentError(f"{what} must be at least {least}, not {value}", pos=pos)
@@ -232,6 +239,10 @@ def whole_number(value: Expr, what: str, pos: Position, least: int = 1) -> list[
     the symbols' values (`C/2` whole, `C-10` at least 1). A symbol alone stands for a positive whole
     number already, so `C` or `2C` needs nothing."""
     noun = "a positive whole number" if least == 1 else "a whole number of at least 0"
+    if value.is_Integer:  # the usual case, compared as a Python int
+        if value.p < least:
+            raise ParamsymArgumentError(f"{what} must be {noun}, not {value}", pos=pos)
+        return []
     if value.is_number:
         if not (value.is_integer and value >= least):
             raise ParamsymArgumentError(f"{what} must be {noun}, not {value}", pos=pos)
