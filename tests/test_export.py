@@ -39,13 +39,21 @@ def torch_counts(network):
 
 def paramsym_counts(network):
     values = network.evaluate()
-    return values["params"], values["state"], [int(d) for d in network.output_shape.dims()], values["macs"]
+    return values["params"], values["state"], [network.value(d) for d in network.output_shape.dims()], values["macs"]
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
 def test_zoo_exports_to_torch(path):
     network = paramsym.parse(path.read_text())
-    assert torch_counts(network) == paramsym_counts(network)
+    if any(network.value(expr) is None for expr in (network.params,)):
+        pytest.skip("a free symbol: export needs numbers")  # gpt2_symbolic, llama_symbolic
+    got, want = torch_counts(network), paramsym_counts(network)
+    if "moe(" in network.source:
+        # the exported mixture runs every expert on every position (the same output as routing each
+        # position to its k best), so the FLOP counter sees E experts where one position uses k: the MACs
+        # of moe are checked against the formula in test_gates.py
+        got, want = got[:3], want[:3]
+    assert got == want
 
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet18", "mobilenet_v2", "squeezenet1_1", "googlenet",
