@@ -7,7 +7,6 @@ import io
 import json
 from fractions import Fraction
 
-import numpy as np
 import pytest
 import sympy
 from hypothesis import given, settings

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sympy
 
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
-from ..records import ZERO, KerasSpec, Layer, TorchSpec
+from ..records import KerasSpec, Layer, TorchSpec
 from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
 
 
