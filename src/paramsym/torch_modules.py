@@ -245,3 +245,14 @@ class GroupedQueryAttention(nn.Module):
         shape = y.shape
         y = y.flatten(1, -2)
         return self.attend(y, y).reshape(shape).movedim(-1, 1)
+
+
+class LayerScale(nn.Module):
+    """`scale`: one learned factor per channel (ConvNeXt's gamma), on channels-first tensors (N, C, ...)."""
+
+    def __init__(self, channels: int, init: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,), float(init)))
+
+    def forward(self, x):
+        return x * self.weight.view(1, -1, *[1] * (x.dim() - 2))
