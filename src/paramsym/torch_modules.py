@@ -256,3 +256,15 @@ class LayerScale(nn.Module):
 
     def forward(self, x):
         return x * self.weight.view(1, -1, *[1] * (x.dim() - 2))
+
+
+class ChannelSlice(nn.Module):
+    """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
+
+    def __init__(self, start: int, end: int):
+        super().__init__()
+        self.start = start
+        self.end = end
+
+    def forward(self, x):
+        return x[:, self.start:self.end]
