@@ -268,3 +268,18 @@ class ChannelSlice(nn.Module):
 
     def forward(self, x):
         return x[:, self.start:self.end]
+
+
+class SpaceToDepth(nn.Module):
+    """`space2depth(B)`: each B x B patch of (N, C, H, W) becomes one position of B*B*C channels, in
+    Swin's patch-merging order: channel (j*B + i)*C + c is channel c at row offset i, column offset j."""
+
+    def __init__(self, block: int):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        b = self.block
+        x = x.reshape(n, c, h // b, b, w // b, b).permute(0, 5, 3, 1, 2, 4)
+        return x.reshape(n, b * b * c, h // b, w // b)
