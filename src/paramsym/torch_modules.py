@@ -283,3 +283,19 @@ class SpaceToDepth(nn.Module):
         b = self.block
         x = x.reshape(n, c, h // b, b, w // b, b).permute(0, 5, 3, 1, 2, 4)
         return x.reshape(n, b * b * c, h // b, w // b)
+
+
+class DropPath(nn.Module):
+    """`droppath(p)`: stochastic depth; in training each sample's input is zeroed with probability p and
+    the others scaled by 1/(1-p) (torchvision's StochasticDepth(p, "row")); the identity at inference."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        noise = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * noise / keep if keep > 0.0 else x * noise
