@@ -111,6 +111,34 @@ def _norm(draw, sizes, channels, keras_safe):
     return f"{kind}({affine.lstrip(', ')})" if affine else kind
 
 
+def _modern(draw, sizes, channels, keras_safe):
+    """A layer of LANGUAGE.md section 8 that learns nothing but scale: scale, slice, shuffle, space2depth,
+    droppath, adaptive pooling (to sizes not all 1, which PyTorch's import reads as gap/gmp)."""
+    options = ["droppath"] + ([] if keras_safe and len(sizes) not in (1, 2) else ["scale"])
+    options += [] if keras_safe else ["slice"]
+    if sizes:
+        options += ["shuffle", "adaptive"]
+    blocks = [b for b in (1, 2, 3) if len(sizes) == 2 and all(n % b == 0 for n in sizes)]
+    if blocks:
+        options.append("space2depth")
+    kind = draw(st.sampled_from(options))
+    if kind == "droppath":
+        return f"droppath({draw(st.sampled_from(['0', '0.1', '0.5', '1']))})"
+    if kind == "scale":
+        return "scale"
+    if kind == "slice":
+        a = draw(st.integers(0, channels - 1))
+        return f"slice({a}, {draw(st.integers(a + 1, channels))})"
+    if kind == "shuffle":
+        return f"shuffle({draw(st.sampled_from(_divisors(channels)))})"
+    if kind == "space2depth":
+        return f"space2depth({draw(st.sampled_from(blocks))})"
+    out = [draw(st.integers(1, n + 2)) for n in sizes]
+    if all(s == 1 for s in out):
+        out[0] = 2
+    return f"adaptive{draw(st.sampled_from(['avg', 'max']))}pool({_x(out)})"
+
+
 def _keeping(draw, sizes, channels) -> str:
     """A short sequence that keeps the shape (for res, add and symbolic repeats)."""
     k = "x".join(["3"] * len(sizes)) if sizes else None
@@ -129,7 +157,7 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
     header = ""
     for _ in range(draw(st.integers(1, max_stages))):
         sizes, channels = _shape(header + text)
-        choices = ["act", "norm", "dense"]
+        choices = ["act", "norm", "dense", "modern"]
         if sizes:
             choices += ["conv", "conv", "deconv", "pool", "res", "concat", "add", "repeat", "global", "sequence"]
         else:
@@ -145,6 +173,8 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
             stage = _norm(draw, sizes, channels, keras_safe)
         elif choice == "act":
             stage = draw(st.sampled_from(ACTIVATIONS + ([] if keras_safe else TORCH_ACTIVATIONS)))
+        elif choice == "modern":  # LANGUAGE.md section 8
+            stage = _modern(draw, sizes, channels, keras_safe)
         elif choice == "dense":
             stage = f"dense(->{draw(st.integers(1, 8))}{', bias' if draw(st.booleans()) else ''})"
         elif choice == "sequence":  # LANGUAGE.md section 7: a map's positions as a sequence, and its layers

@@ -221,6 +221,9 @@ def test_every_kind_answers_every_question():
         "lstm": "input(6x4) > lstm(->3, bias)", "gru": "input(6x4) > gru(->3, layers=2, bidirectional, last)",
         "rnn": "input(6x4) > rnn(->3)",
         "attn": "input(8x8x4) > attn(heads=2, bias)",
+        "slice": "input(8x8x4) > slice(1, 3)", "shuffle": "input(8x8x4) > shuffle(2)",
+        "space2depth": "input(8x8x4) > space2depth(2)", "droppath": "input(8x8x4) > droppath(0.1)",
+        "adaptivepool": "input(8x8x4) > adaptiveavgpool(3)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")
