@@ -302,8 +302,8 @@ def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict 
             texts = [" > ".join(b) if b else identity for b in branches]
             if op.kind == "concat":
                 stages.append(f"concat({' | '.join(texts)})")
-            elif op.kind == "mul":
-                stages.append(f"mul({' | '.join(texts)})")
+            elif op.kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
+                stages.append(f"mul({' | '.join(sorted(texts, key=lambda t: t != identity))})")
             elif len(texts) == 2 and identity in texts:
                 other = texts[0] if texts[1] == identity else texts[1]
                 stages.append(f"res({other})")
