@@ -94,6 +94,111 @@ class _Converter:
         # values that PyTorch keeps as (N, C, 1, 1) after global pooling and the language as the vector C
         self.pooled: set[str] = set()
         self.aux_outputs: list[str] = []  # the side outputs (auxiliary heads) besides the model's output
+        self.sizes: set[str] = set()      # nodes that are sizes (x.size() and arithmetic on it), not tensors
+        self.pieces: dict[str, tuple] = {}  # x.chunk(n, 1) / x.split(s, 1): the channel ranges of the pieces
+        self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
+        self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
+
+    def _stand_in(self, cls: str, node, source, **values) -> _Op:
+        """A layer written by the kind of a module of class `cls` with these attributes (a channel slice, a
+        shuffle, a layer scale that the model computes with tensor operations)."""
+        shape = self.shapes.get(source.name, ())
+        text = _module_text(type(cls, (), values)(), f"operation '{node.name}'", shape,
+                            self.shapes.get(node.name, ()))
+        return _Op(node.name, "layer" if text else "skip", text, [self._through(source)])
+
+    def _tensor_operation(self, node) -> bool:
+        """Channel splits and shuffles (ShuffleNetV2), layer scale and channels-last permutes (ConvNeXt)."""
+        import torch
+
+        name, target = node.name, node.target
+        method = target if node.op == "call_method" else getattr(target, "__name__", None)
+        args = node.args
+        if node.op == "call_method" and target == "size" or (
+                node.op == "call_function" and target.__module__ == "_operator"
+                and any(getattr(a, "name", None) in self.sizes for a in args)):
+            self.sizes.add(name)  # sizes are read by the operations that use them, below
+            return True
+        if target in (operator.mul, torch.mul) and len(args) == 2:
+            return self._layer_scale(node)
+        source = args[0] if args and hasattr(args[0], "name") else None
+        if source is None or all(source.name not in known for known in (self.ops, self.pieces, self.shuffling)):
+            return False
+        shape = self.shapes.get(source.name, ())
+        if method in ("contiguous", "clone") and node.op == "call_method" and source.name in self.ops:
+            self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
+            return True
+        if method in ("chunk", "split") and len(shape) > 2:
+            dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
+            if dim not in (1, 1 - len(shape)):
+                raise ImportRefused(f"operation '{name}' splits axis {dim}, not the channels")
+            channels, part = shape[1], args[1]
+            if method == "chunk":
+                step = -(-channels // part)
+                sizes = [min(step, channels - i) for i in range(0, channels, step)]
+            else:
+                sizes = [part] * (channels // part) + ([channels % part] if channels % part else []) \
+                    if isinstance(part, int) else list(part)
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            self.pieces[name] = (source, [(a, a + n) for a, n in zip(starts, sizes)])
+            return True
+        if target is operator.getitem and source.name in self.pieces:
+            whole, ranges = self.pieces[source.name]
+            start, end = ranges[args[1]]
+            if (start, end) == (0, self.shapes[whole.name][1]):
+                self.ops[name] = _Op(name, "skip", inputs=[self._through(whole)])
+            else:
+                self.ops[name] = self._stand_in("ChannelSlice", node, whole, start=start, end=end)
+            return True
+        out = self.shapes.get(name, ())
+        if method in ("view", "reshape") and len(shape) == 4 and len(out) == 5 and out[1] * out[2] == shape[1] \
+                and out[3:] == shape[2:]:
+            self.shuffling[name] = (out[1], source)  # x.view(n, g, c/g, h, w): a channel shuffle begins
+            return True
+        if source.name in self.shuffling:
+            groups, start = self.shuffling[source.name][:2]
+            if method in ("transpose", "swapaxes") and sorted(args[1:3]) == [1, 2]:
+                self.shuffling[name] = (groups, start, "swapped")
+                return True
+            if method == "contiguous":
+                self.shuffling[name] = self.shuffling[source.name]
+                return True
+            if method in ("view", "reshape", "flatten") and len(self.shuffling[source.name]) == 3 and \
+                    out == self.shapes[start.name]:
+                self.ops[name] = self._stand_in("ChannelShuffle", node, start, groups=groups)
+                return True
+            raise ImportRefused(f"operation '{name}' ({method}) regroups the channels in a way the language "
+                                f"cannot express")
+        if method == "permute":
+            order = tuple(args[1]) if len(args) == 2 and isinstance(args[1], (tuple, list)) else tuple(args[1:])
+            if order == (0, 2, 3, 1) and source.name not in self.channels_last:
+                self.channels_last.add(name)
+            elif order == (0, 3, 1, 2) and source.name in self.channels_last:
+                pass
+            else:
+                return False
+            self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
+            return True
+        return False
+
+    def _layer_scale(self, node) -> bool:
+        """x * a parameter of one factor per channel (ConvNeXt's layer_scale, of shape (C, 1, 1))."""
+        name, args = node.name, node.args
+        if True:
+            scale = next((a for a in args if getattr(a, "op", None) == "get_attr"), None)
+            other = next((a for a in args if hasattr(a, "name") and a is not scale), None)
+            if scale is not None and other is not None:
+                weight = self.gm.get_parameter(scale.target)
+                channels = self.shapes[other.name][1] if other.name not in self.channels_last \
+                    else self.shapes[other.name][-1]
+                if weight.numel() != channels or weight.shape[0] != channels:
+                    raise ImportRefused(f"operation '{name}' multiplies by a parameter of shape "
+                                        f"{tuple(weight.shape)}, not one factor per channel")
+                self.ops[name] = self._stand_in("LayerScale", node, other, weight=weight.flatten())
+                if other.name in self.channels_last:
+                    self.channels_last.add(name)
+                return True
+        return False
 
     def _pool_state(self, node, source, in_shape: tuple) -> tuple:
         """The input shape a kind sees (a pooled value is the vector (N, C)), and records whether `node`'s
@@ -134,6 +239,10 @@ class _Converter:
                 if not hasattr(result, "name"):
                     raise ImportRefused("the model returns several tensors; import models with one output")
                 return self.ops[result.name].name, result.name
+            if node.op == "get_attr":
+                continue  # a parameter, read by the operation that uses it (layer scale)
+            if self._tensor_operation(node):
+                continue
             tensor_inputs = [a for a in node.args if hasattr(a, "name")]
             if node.op == "call_module":
                 module = self.gm.get_submodule(node.target)
@@ -142,6 +251,11 @@ class _Converter:
                 if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
                     # paramsym's ChannelsLast: the module acts on the channels, as on a vector
                     in_shape = (in_shape[0], in_shape[-1])
+                if source.name in self.channels_last or type(module).__name__ == "LayerNorm2d":
+                    # on (N, H, W, C), or torchvision's LayerNorm2d over the channels of (N, C, H, W): the module
+                    # acts on the channels, as on a vector
+                    in_shape = (in_shape[0], in_shape[-1] if source.name in self.channels_last else in_shape[1])
+                    self.channels_last.add(name) if source.name in self.channels_last else None
                 in_shape, ones = self._pool_state(node, source, in_shape)
                 extra = self._take_pad(source, in_shape, pending_pad)
                 arg_shapes = tuple(self.shapes.get(a.name, ()) for a in (*tensor_inputs, *(
