@@ -484,7 +484,7 @@ def from_torch(module, input_shape) -> str:
     elif isinstance(input_shape, int):
         input_shape = (input_shape,)
     if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
-        return from_layout(module, input_shape[0] if len(input_shape) == 1 else None)
+        return from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
     *spatial, channels = input_shape
     class Tracer(fx.Tracer):
         """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
