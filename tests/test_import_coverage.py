@@ -33,7 +33,7 @@ def test_each_model_imports_exactly_or_is_refused(rows, name):
 
 def test_at_most_a_few_are_refused(rows):
     refused = [name for name, row in rows.items() if row.outcome != "exact"]
-    assert len(refused) <= 9, refused
+    assert len(refused) <= 4, refused  # MaxViT and Swin V2 (docs/zoo.md says why)
 
 
 def test_the_table_in_zoo_md_is_current(rows):

@@ -163,7 +163,7 @@ class _Converter:
             if method == "contiguous":
                 self.shuffling[name] = self.shuffling[source.name]
                 return True
-            if method in ("view", "reshape", "flatten") and len(self.shuffling[source.name]) == 3 and \
+            if method in ("view", "reshape") and len(self.shuffling[source.name]) == 3 and \
                     out == self.shapes[start.name]:
                 self.ops[name] = self._stand_in("ChannelShuffle", node, start, groups=groups)
                 return True
