@@ -100,7 +100,7 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         result = "exact" if r.outcome == "exact" else f"{r.outcome}: {r.detail.replace('|', '/')}"
         size = "x".join(str(v) for v in input_shape(r.name))
-        lines.append(f"| `{r.name}` | {size} | {r.params:,} | {r.state:,} | {result} |")
+        lines.append(f"| {r.name} | {size} | {r.params:,} | {r.state:,} | {result} |")
     return "\n".join(lines + [END])
 
 
