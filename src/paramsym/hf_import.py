@@ -118,6 +118,41 @@ def _vit(model, length: int | None) -> str:
         f"> posembed({model.seq_length}) > (block) * L > ln > first{head_text}"]) + "\n"
 
 
+def _swin(model, size: tuple | None) -> str:
+    """torchvision.models.SwinTransformer (V1): a patch convolution, stages of window-attention blocks
+    (alternately shifted) joined by patch merging, then ln > gap > the head."""
+    stem, *stages = model.features
+    blocks = [b for stage in stages if type(stage).__name__ == "Sequential" for b in stage]
+    if any(type(b).__name__ != "SwinTransformerBlock" for b in blocks):
+        names = sorted({type(b.attn).__name__ for b in blocks if type(b).__name__ != "SwinTransformerBlock"})
+        raise ImportRefused(f"{type(model).__name__} with {', '.join(names)}: Swin V2's continuous position bias "
+                            f"(an MLP on relative coordinates) and per-head logit scale have no counterpart in the "
+                            f"language")
+    conv = stem[0]
+    window = blocks[0].attn.window_size[0]
+    lines = [f"# {type(model).__name__} read by paramsym",
+             f"def block(d, h) = res(ln > attn(heads=h, bias, window={window})) "
+             f"> res(ln > dense(->{blocks[0].mlp[0].out_features // blocks[0].mlp[3].out_features}*d, bias) > gelu "
+             f"> dense(->d, bias))",
+             f"def shifted(d, h) = res(ln > attn(heads=h, bias, window={window}, shift)) "
+             f"> res(ln > dense(->{blocks[0].mlp[0].out_features // blocks[0].mlp[3].out_features}*d, bias) > gelu "
+             f"> dense(->d, bias))"]
+    size = "x".join(str(v) for v in (size or (224, 224, 3)))
+    network = [f"input({size}) > conv{conv.kernel_size[0]}x{conv.kernel_size[1]}(->{conv.out_channels}, "
+               f"stride={conv.stride[0]}, bias) > ln"]
+    for stage in stages:
+        if type(stage).__name__ == "PatchMerging":
+            network.append(f"space2depth(2) > ln > dense(->{stage.reduction.out_features})")
+            continue
+        d, h = stage[0].attn.proj.out_features, stage[0].attn.num_heads
+        pairs, odd = divmod(len(stage), 2)
+        parts = ([f"(block({d}, {h}) > shifted({d}, {h})) * {pairs}"] if pairs else []) + \
+            ([f"block({d}, {h})"] if odd else [])
+        network.append(" > ".join(parts))
+    network.append(f"ln > gap > dense(->{model.head.out_features}, bias)")
+    return "\n".join(lines + ["\n  > ".join(network)]) + "\n"
+
+
 _FAMILIES = {"gpt2": _gpt2, "llama": _llama, "mistral": _llama, "mixtral": _llama, "bert": _bert}
 
 
@@ -125,16 +160,20 @@ def recognises(model) -> bool:
     config = getattr(model, "config", None)
     if config is not None and getattr(config, "model_type", None) is not None:
         return True
+    if type(model).__name__ == "SwinTransformer" and hasattr(model, "features"):
+        return True
     return type(model).__name__ == "VisionTransformer" and hasattr(model, "class_token")
 
 
-def from_layout(model, length: int | None = None) -> str:
+def from_layout(model, length: int | None = None, size: tuple | None = None) -> str:
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT;
     `length` is the sequence length of the input (default: the model's context)."""
     from .network import parse  # an earlier stage: the program is counted to compare with the model
 
     if type(model).__name__ == "VisionTransformer":
         text = _vit(model, length)
+    elif type(model).__name__ == "SwinTransformer":
+        text = _swin(model, size)
     else:
         family = _FAMILIES.get(model.config.model_type)
         if family is None:

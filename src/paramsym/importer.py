@@ -28,7 +28,7 @@ class _Op:
     """A node of the traced graph as the language sees it."""
 
     name: str
-    kind: str                 # "input", "layer", "skip", "add", "concat", "pad", "layout"
+    kind: str                 # "input", "layer", "skip", "add", "mul", "concat", "pad", "layout"
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
@@ -58,6 +58,16 @@ def _module_text(module, node_name: str, in_shape, out_shape, extra_pad=None, no
     return kind.from_torch(module, ImportContext(node_name, in_shape, out_shape, extra_pad, node, arg_shapes))
 
 
+# Modules and functions that do nothing in evaluation, read as nothing while no kind claims them
+_EVAL_IDENTITY = ("stochastic_depth",)
+
+
+def _vector_text(text: str) -> bool:
+    """Whether a layer written `text` leaves a vector (global pooling): what PyTorch keeps as (N, C, 1, 1)."""
+    found = kinds.lookup(re.match(r"[a-z0-9_]*", text).group()) if text else None
+    return found is not None and getattr(found[0], "to_vector", False)
+
+
 def _function_text(node, in_shape, out_shape) -> str | None:
     """The layer for a call of a torch function or tensor method, or None when no kind takes it."""
     target = node.target
@@ -71,7 +81,7 @@ def _function_text(node, in_shape, out_shape) -> str | None:
         return None
     kind = kinds.for_torch_function(name)
     if kind is None:
-        return None
+        return "" if name in _EVAL_IDENTITY else None
     return kind.from_torch_function(name, node, ImportContext(f"operation '{node.name}'", in_shape, out_shape))
 
 
@@ -81,6 +91,123 @@ class _Converter:
         self.shapes = shapes
         self.ops: dict[str, _Op] = {}
         self.modules: dict[str, object] = {}  # the module of each call_module op, for items of its output
+        # values that PyTorch keeps as (N, C, 1, 1) after global pooling and the language as the vector C
+        self.pooled: set[str] = set()
+        self.aux_outputs: list[str] = []  # the side outputs (auxiliary heads) besides the model's output
+        self.sizes: set[str] = set()      # nodes that are sizes (x.size() and arithmetic on it), not tensors
+        self.pieces: dict[str, tuple] = {}  # x.chunk(n, 1) / x.split(s, 1): the channel ranges of the pieces
+        self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
+        self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
+
+    def _stand_in(self, cls: str, node, source, **values) -> _Op:
+        """A layer written by the kind of a module of class `cls` with these attributes (a channel slice, a
+        shuffle, a layer scale that the model computes with tensor operations)."""
+        shape = self.shapes.get(source.name, ())
+        text = _module_text(type(cls, (), values)(), f"operation '{node.name}'", shape,
+                            self.shapes.get(node.name, ()))
+        return _Op(node.name, "layer" if text else "skip", text, [self._through(source)])
+
+    def _tensor_operation(self, node) -> bool:
+        """Channel splits and shuffles (ShuffleNetV2), layer scale and channels-last permutes (ConvNeXt)."""
+        import torch
+
+        name, target = node.name, node.target
+        method = target if node.op == "call_method" else getattr(target, "__name__", None)
+        args = node.args
+        if node.op == "call_method" and target == "size" or (
+                node.op == "call_function" and target.__module__ == "_operator"
+                and any(getattr(a, "name", None) in self.sizes for a in args)):
+            self.sizes.add(name)  # sizes are read by the operations that use them, below
+            return True
+        if target in (operator.mul, torch.mul) and len(args) == 2:
+            return self._layer_scale(node)
+        source = args[0] if args and hasattr(args[0], "name") else None
+        if source is None or all(source.name not in known for known in (self.ops, self.pieces, self.shuffling)):
+            return False
+        shape = self.shapes.get(source.name, ())
+        if method in ("contiguous", "clone") and node.op == "call_method" and source.name in self.ops:
+            self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
+            return True
+        if method in ("chunk", "split") and len(shape) > 2:
+            dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
+            if dim not in (1, 1 - len(shape)):
+                raise ImportRefused(f"operation '{name}' splits axis {dim}, not the channels")
+            channels, part = shape[1], args[1]
+            if method == "chunk":
+                step = -(-channels // part)
+                sizes = [min(step, channels - i) for i in range(0, channels, step)]
+            else:
+                sizes = [part] * (channels // part) + ([channels % part] if channels % part else []) \
+                    if isinstance(part, int) else list(part)
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            self.pieces[name] = (source, [(a, a + n) for a, n in zip(starts, sizes)])
+            return True
+        if target is operator.getitem and source.name in self.pieces:
+            whole, ranges = self.pieces[source.name]
+            start, end = ranges[args[1]]
+            if (start, end) == (0, self.shapes[whole.name][1]):
+                self.ops[name] = _Op(name, "skip", inputs=[self._through(whole)])
+            else:
+                self.ops[name] = self._stand_in("ChannelSlice", node, whole, start=start, end=end)
+            return True
+        out = self.shapes.get(name, ())
+        if method in ("view", "reshape") and len(shape) == 4 and len(out) == 5 and out[1] * out[2] == shape[1] \
+                and out[3:] == shape[2:]:
+            self.shuffling[name] = (out[1], source)  # x.view(n, g, c/g, h, w): a channel shuffle begins
+            return True
+        if source.name in self.shuffling:
+            groups, start = self.shuffling[source.name][:2]
+            if method in ("transpose", "swapaxes") and sorted(args[1:3]) == [1, 2]:
+                self.shuffling[name] = (groups, start, "swapped")
+                return True
+            if method == "contiguous":
+                self.shuffling[name] = self.shuffling[source.name]
+                return True
+            if method in ("view", "reshape") and len(self.shuffling[source.name]) == 3 and \
+                    out == self.shapes[start.name]:
+                self.ops[name] = self._stand_in("ChannelShuffle", node, start, groups=groups)
+                return True
+            raise ImportRefused(f"operation '{name}' ({method}) regroups the channels in a way the language "
+                                f"cannot express")
+        if method == "permute":
+            order = tuple(args[1]) if len(args) == 2 and isinstance(args[1], (tuple, list)) else tuple(args[1:])
+            if order == (0, 2, 3, 1) and source.name not in self.channels_last:
+                self.channels_last.add(name)
+            elif order == (0, 3, 1, 2) and source.name in self.channels_last:
+                pass
+            else:
+                return False
+            self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
+            return True
+        return False
+
+    def _layer_scale(self, node) -> bool:
+        """x * a parameter of one factor per channel (ConvNeXt's layer_scale, of shape (C, 1, 1))."""
+        name, args = node.name, node.args
+        if True:
+            scale = next((a for a in args if getattr(a, "op", None) == "get_attr"), None)
+            other = next((a for a in args if hasattr(a, "name") and a is not scale), None)
+            if scale is not None and other is not None:
+                weight = self.gm.get_parameter(scale.target)
+                channels = self.shapes[other.name][1] if other.name not in self.channels_last \
+                    else self.shapes[other.name][-1]
+                if weight.numel() != channels or weight.shape[0] != channels:
+                    raise ImportRefused(f"operation '{name}' multiplies by a parameter of shape "
+                                        f"{tuple(weight.shape)}, not one factor per channel")
+                self.ops[name] = self._stand_in("LayerScale", node, other, weight=weight.flatten())
+                if other.name in self.channels_last:
+                    self.channels_last.add(name)
+                return True
+        return False
+
+    def _pool_state(self, node, source, in_shape: tuple) -> tuple:
+        """The input shape a kind sees (a pooled value is the vector (N, C)), and records whether `node`'s
+        value is pooled."""
+        out = self.shapes.get(node.name, ())
+        ones = len(out) > 2 and all(v == 1 for v in out[2:])
+        if source.name in self.pooled and len(in_shape) > 2:
+            in_shape = in_shape[:2]
+        return in_shape, ones
 
     def shape(self, node) -> tuple:
         return self.shapes[node.name]
@@ -95,11 +222,27 @@ class _Converter:
             if node.op == "placeholder":
                 self.ops[name] = _Op(name, "input")
                 continue
+            if node.op == "call_function" and isinstance(node.target, type) and issubclass(node.target, tuple):
+                self.ops[name] = _Op(name, "skip")  # InceptionOutputs(x, aux): the model's outputs, below
+                continue
             if node.op == "output":
                 result = node.args[0]
+                if hasattr(result, "name") and isinstance(result.target, type) and issubclass(result.target, tuple):
+                    result = tuple(result.args) + tuple(result.kwargs.values())
+                if isinstance(result, (tuple, list)) and result and hasattr(result[0], "name") and all(
+                        hasattr(r, "name") or r is None for r in result):
+                    # (output, aux2, aux1): GoogLeNet's and Inception's side heads in training mode
+                    for side in result[1:]:
+                        if side is not None:
+                            self.aux_outputs.append(self._through(side))
+                    result = result[0]
                 if not hasattr(result, "name"):
                     raise ImportRefused("the model returns several tensors; import models with one output")
                 return self.ops[result.name].name, result.name
+            if node.op == "get_attr":
+                continue  # a parameter, read by the operation that uses it (layer scale)
+            if self._tensor_operation(node):
+                continue
             tensor_inputs = [a for a in node.args if hasattr(a, "name")]
             if node.op == "call_module":
                 module = self.gm.get_submodule(node.target)
@@ -108,11 +251,19 @@ class _Converter:
                 if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
                     # paramsym's ChannelsLast: the module acts on the channels, as on a vector
                     in_shape = (in_shape[0], in_shape[-1])
+                if source.name in self.channels_last or type(module).__name__ == "LayerNorm2d":
+                    # on (N, H, W, C), or torchvision's LayerNorm2d over the channels of (N, C, H, W): the module
+                    # acts on the channels, as on a vector
+                    in_shape = (in_shape[0], in_shape[-1] if source.name in self.channels_last else in_shape[1])
+                    self.channels_last.add(name) if source.name in self.channels_last else None
+                in_shape, ones = self._pool_state(node, source, in_shape)
                 extra = self._take_pad(source, in_shape, pending_pad)
                 arg_shapes = tuple(self.shapes.get(a.name, ()) for a in (*tensor_inputs, *(
                     v for v in node.kwargs.values() if hasattr(v, "name"))))
                 text = _module_text(module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra,
                                     node, arg_shapes)
+                if ones and (source.name in self.pooled or _vector_text(text)):
+                    self.pooled.add(name)
                 self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
                 self.modules[name] = module
                 continue
@@ -128,6 +279,14 @@ class _Converter:
                 if len(tensor_inputs) != 2 or len(node.args) != 2:
                     raise ImportRefused(f"operation '{name}' adds something that is not two tensors")
                 self.ops[name] = _Op(name, "add", inputs=[self._through(a) for a in tensor_inputs])
+                continue
+            if node.op == "call_function" and target in (operator.mul, torch.mul, operator.imul) and \
+                    len(tensor_inputs) == 2 and len(node.args) == 2 and \
+                    all(a.op != "get_attr" for a in tensor_inputs):
+                # a gate (squeeze-and-excitation): the product of two values computed from one
+                self.ops[name] = _Op(name, "mul", inputs=[self._through(a) for a in tensor_inputs])
+                if all(a.name in self.pooled for a in tensor_inputs):
+                    self.pooled.add(name)
                 continue
             if node.op == "call_function" and target is torch.cat:
                 tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
@@ -145,8 +304,11 @@ class _Converter:
                 continue
             if tensor_inputs:
                 source = tensor_inputs[0]
-                text = _function_text(node, self.shapes.get(source.name, ()), self.shapes.get(name, ()))
+                in_shape, ones = self._pool_state(node, source, self.shapes.get(source.name, ()))
+                text = _function_text(node, in_shape, self.shapes.get(name, ()))
                 if text is not None:
+                    if ones and (source.name in self.pooled or _vector_text(text)):
+                        self.pooled.add(name)
                     self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
                     continue
             described = target if isinstance(target, str) else getattr(target, "__name__", str(target))
@@ -239,18 +401,23 @@ def _dominators(ops: dict[str, _Op], order: list[str]) -> dict[str, str | None]:
     return {name: max(dom[name] - {name}, key=position.get, default=None) for name in order}
 
 
-def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict) -> list[str]:
+def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict | None = None) -> list[str]:
+    """The stages from `start` (excluded) to `end`; `aux` gives the side heads (text) that leave from an op."""
+    aux = aux or {}
     stages: list[str] = []
     name = end
     while name != start:
         op = ops[name]
-        if op.kind in ("add", "concat"):
+        stages.extend(reversed(aux.get(name, ())))
+        if op.kind in ("add", "mul", "concat"):
             split = idom[name]
-            branches = [_structure(ops, split, i, idom) for i in op.inputs]
+            branches = [_structure(ops, split, i, idom, aux) for i in op.inputs]
             identity = kinds.identity_name()  # the empty branch
             texts = [" > ".join(b) if b else identity for b in branches]
             if op.kind == "concat":
                 stages.append(f"concat({' | '.join(texts)})")
+            elif op.kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
+                stages.append(f"mul({' | '.join(sorted(texts, key=lambda t: t != identity))})")
             elif len(texts) == 2 and identity in texts:
                 other = texts[0] if texts[1] == identity else texts[1]
                 stages.append(f"res({other})")
@@ -269,6 +436,25 @@ def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict) -> list[st
         if name is None:
             raise ImportRefused("the model's graph does not split into sequences and branches")
     return stages[::-1]
+
+
+def _side_heads(ops: dict[str, _Op], end: str, outputs: list[str], idom: dict) -> dict[str, list[str]]:
+    """aux(SEQ) for each side output, by the op of the main path where it leaves."""
+    main, stack = set(), [end]
+    while stack:
+        name = stack.pop()
+        if name not in main:
+            main.add(name)
+            stack.extend(ops[name].inputs)
+    heads: dict[str, list[str]] = {}
+    for output in outputs:
+        split = idom[output]
+        while split is not None and split not in main:
+            split = idom[split]
+        if split is None:
+            raise ImportRefused("a side output of the model does not leave from its main path")
+        heads.setdefault(split, []).append(f"aux({' > '.join(_structure(ops, split, output, idom))})")
+    return heads
 
 
 def _takes_token_ids(traced) -> bool:
@@ -298,7 +484,7 @@ def from_torch(module, input_shape) -> str:
     elif isinstance(input_shape, int):
         input_shape = (input_shape,)
     if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
-        return from_layout(module, input_shape[0] if len(input_shape) == 1 else None)
+        return from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
     *spatial, channels = input_shape
     class Tracer(fx.Tracer):
         """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
@@ -308,15 +494,20 @@ def from_torch(module, input_shape) -> str:
             return super().is_leaf_module(m, qualname) or (kinds.for_torch_module(m) is not None
                                                             and not type(m).__module__.startswith("torch."))
 
+    was_training = module.training
+    module.train()  # side heads (GoogLeNet's, Inception's auxiliary classifiers) run only in training
     try:
         traced = fx.GraphModule(module, Tracer().trace(module))
     except Exception as error:  # torch.fx raises many kinds for untraceable Python
         raise ImportRefused(f"torch.fx cannot trace the model: {error}") from None
+    finally:
+        module.train(was_training)
     # a batch of 2: torch's GroupNorm refuses one value per group even in eval mode; token ids (the input of
     # a kind that looks them up, nn.Embedding) are whole numbers
     dtype = torch.long if _takes_token_ids(traced) else torch.float32
-    example = torch.zeros(2, channels, *spatial, dtype=dtype)
-    was_training = module.training
+    # on the model's device: a model on the meta device (too large to hold) is shaped without values
+    device = next(iter(module.parameters()), next(iter(module.buffers()), torch.zeros(()))).device
+    example = torch.zeros(2, channels, *spatial, dtype=dtype, device=device)
     module.eval()
     try:
         # ShapeProp prints the traceback of a failing node itself; the error below says it once
@@ -338,6 +529,6 @@ def from_torch(module, input_shape) -> str:
     start = next(name for name, op in ops.items() if op.kind == "input")
     end = converter._through(type("N", (), {"name": output})())
     idom = _dominators(ops, order)
-    stages = _structure(ops, start, end, idom)
+    stages = _structure(ops, start, end, idom, _side_heads(ops, end, converter.aux_outputs, idom))
     lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
     return "\n  > ".join(lines) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..errors import ParamsymArgumentError
+from ..errors import ImportRefused, ParamsymArgumentError
 from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
 from .base import (Kind, bias_of, bias_sentences, check_divides, check_or_defer, fan_in_sentence, input_channels,
@@ -114,6 +114,8 @@ class Convolution(_Filters):
 
     def from_torch(self, module, ctx) -> str:
         rank = ctx.rank
+        if rank == 0:  # a 1x1 convolution on a map of one position (after gap), as in squeeze-and-excitation
+            return _dense_on_vector(module, ctx)
         kernel = windows.per_axis(module.kernel_size, rank)
         stride, dilation = windows.per_axis(module.stride, rank), windows.per_axis(module.dilation, rank)
         if module.padding == "same" or ctx.extra_pad == "same":
@@ -127,6 +129,16 @@ class Convolution(_Filters):
         return (f"conv{windows.kernel_name(kernel)}("
                 + windows.arguments(f"{module.in_channels}->{module.out_channels}", *parts, pad_text, groups,
                                     "bias" if module.bias is not None else "") + ")")
+
+
+def _dense_on_vector(module, ctx) -> str:
+    """Conv2d(A, B, 1) on the (N, A, 1, 1) that global pooling leaves is dense(A->B): the same weights and
+    sums on the pooled vector."""
+    if isinstance(module.padding, str) or any(k != 1 for k in module.kernel_size) \
+            or any(p != 0 for p in module.padding) or module.groups != 1 or ctx.extra_pad:
+        raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) on a map of one position is not a 1x1 "
+                            f"convolution without groups or padding, which the language cannot express")
+    return f"dense({module.in_channels}->{module.out_channels}{', bias' if module.bias is not None else ''})"
 
 
 class DepthwiseConvolution(_Filters):

@@ -18,6 +18,7 @@ class Pooling(Kind):
     keywords = frozenset({"k", "stride", "pad", "dilation"})
     flags = frozenset({"ceil"})
     torch_modules = ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d")
+    torch_functions = ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d")
 
     def build(self, call, flow, args, match) -> Layer:
         if match is True:  # `pool` is maxpool2x2
@@ -90,6 +91,22 @@ class Pooling(Kind):
             parts.append("ceil")
         return f"{op}pool{windows.kernel_name(kernel)}" + (f"({windows.arguments(*parts)})" if parts else "")
 
+    def from_torch_function(self, name, node, ctx) -> str:
+        """F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode) and F.avg_pool2d(x, kernel_size,
+        stride, padding, ceil_mode, ...), read as the module with those arguments (Inception-v3)."""
+        order = ("kernel_size", "stride", "padding", "dilation", "ceil_mode") if name.startswith("max") else \
+            ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+        values = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "divisor_override": None,
+                  "return_indices": False}
+        values.update(zip(order, node.args[1:]))
+        values.update(node.kwargs)
+        if values["divisor_override"] is not None or values["return_indices"]:
+            raise ImportRefused(f"{ctx.node_name} ({name} with divisor_override or return_indices) has no "
+                                f"counterpart in the language")
+        cls = ("MaxPool" if name.startswith("max") else "AvgPool") + name[-2:]
+        module = type(cls, (), values)()
+        return self.from_torch(module, ctx)
+
 
 def _pad_within_half(args, kernel, pad) -> list:
     """PyTorch pools only with pad <= kernel // 2 on each axis (MaxPool and AvgPool, 1-D to 3-D; a
@@ -128,9 +145,11 @@ def _input_covers_kernel(call, spatial_in, kernel, pad) -> list:
 class GlobalPooling(Kind):
     key = "globalpool"
     names = ("gap", "gmp")
+    to_vector = True  # the importer: PyTorch keeps (N, C, 1, 1) where the language has the vector C
     torch_modules = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
                      "AdaptiveMaxPool2d", "AdaptiveMaxPool3d")
-    torch_functions = ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d")
+    torch_functions = ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d",
+                       "mean")
 
     def build(self, call, flow, args, match) -> Layer:
         if flow.shape.spatial == ():
@@ -165,7 +184,14 @@ class GlobalPooling(Kind):
     def from_torch(self, module, ctx) -> str:
         return _adaptive(ctx.node_name, type(module).__name__, module.output_size, ctx.in_shape)
 
-    def from_torch_function(self, name, node, ctx) -> str:
+    def from_torch_function(self, name, node, ctx) -> str | None:
+        if name == "mean":  # x.mean((2, 3)) and torch.mean(x, (2, 3)): over every spatial axis (MNASNet)
+            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+            dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
+            rank = len(ctx.in_shape)
+            if rank < 3 or sorted(d % rank for d in dims) != list(range(2, rank)):
+                return None
+            return "gap"
         size = node.args[1] if len(node.args) > 1 else node.kwargs["output_size"]
         return _adaptive(ctx.node_name, name.title().replace("_", ""), size, ctx.in_shape)
 

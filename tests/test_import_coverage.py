@@ -1,0 +1,41 @@
+"""Every classification model of torchvision imports exactly, or is refused with the reason named;
+docs/zoo.md's table says which (tests/import_coverage.py writes it)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import import_coverage
+
+NAMES = import_coverage.model_names()
+
+
+@pytest.fixture(scope="module")
+def rows():
+    started = time.perf_counter()
+    results = {name: import_coverage.import_one(name) for name in NAMES}
+    print(f"\nimported {len(results)} torchvision models in {time.perf_counter() - started:.1f} s")
+    return results
+
+
+def test_there_are_eighty():
+    assert len(NAMES) >= 80
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_model_imports_exactly_or_is_refused(rows, name):
+    row = rows[name]
+    assert row.outcome != "mismatch", row.detail
+    if row.outcome == "refused":
+        assert "no counterpart" in row.detail or "cannot" in row.detail, row.detail
+
+
+def test_at_most_a_few_are_refused(rows):
+    refused = [name for name, row in rows.items() if row.outcome != "exact"]
+    assert len(refused) <= 4, refused  # MaxViT and Swin V2 (docs/zoo.md says why)
+
+
+def test_the_table_in_zoo_md_is_current(rows):
+    assert import_coverage.documented() == import_coverage.table([rows[n] for n in NAMES]), \
+        "run: python tests/import_coverage.py --update"
