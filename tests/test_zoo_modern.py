@@ -24,9 +24,11 @@ def torchvision_model(name, **kwargs):
 
 
 # file stem -> (torchvision factory, whether the model runs in training mode: side heads
-# run only then, and paramsym counts their MACs)
+# run only then, and paramsym counts their MACs, and whether it can be built on the meta
+# device: RegNet computes its widths with tensors, which fails there)
 ZOO = {
-    "mnasnet1_0": (torchvision_model("mnasnet1_0"), False),
+    "mnasnet1_0": (torchvision_model("mnasnet1_0"), False, True),
+    "regnet_y_400mf": (torchvision_model("regnet_y_400mf"), False, False),
 }
 
 
@@ -35,24 +37,27 @@ def bn_state(module):
     return sum(b.numel() for name, b in module.named_buffers() if name.endswith(("running_mean", "running_var")))
 
 
-def framework_counts(factory, input_shape, training):
+def framework_counts(factory, input_shape, training, meta):
     """Parameters, state, output shape and MACs, from torchvision alone."""
-    with torch.device("meta"):
+    device = "meta" if meta else "cpu"
+    with torch.device(device):
         module = factory()
     module.train(training)
     *spatial, channels = input_shape
+    batch = 2 if training and not meta else 1  # BatchNorm in training mode wants two samples
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        out = module(torch.zeros(1, channels, *spatial, device="meta"))
+        out = module(torch.zeros(batch, channels, *spatial, device=device))
     if isinstance(out, tuple):  # GoogLeNetOutputs / InceptionOutputs: the main head first
         out = out[0]
-    return torch_params(module), bn_state(module), list(out.shape[1:]), counter.get_total_flops() // 2
+    return torch_params(module), bn_state(module), list(out.shape[1:]), counter.get_total_flops() // 2 // batch
 
 
 @pytest.mark.parametrize("name", ZOO)
 def test_modern_zoo_model_counts_as_torchvision(name):
-    factory, training = ZOO[name]
+    factory, training, meta = ZOO[name]
     network = paramsym.parse((EXAMPLES / f"{name}.psym").read_text())
-    params, state, shape, macs = framework_counts(factory, [int(d) for d in network.input_shape.dims()], training)
+    dims = [int(d) for d in network.input_shape.dims()]
+    params, state, shape, macs = framework_counts(factory, dims, training, meta)
     values = network.evaluate()
     assert values["params"] == params
     assert values["state"] == state
