@@ -29,6 +29,8 @@ def torchvision_model(name, **kwargs):
 ZOO = {
     "mnasnet1_0": (torchvision_model("mnasnet1_0"), False, True),
     "regnet_y_400mf": (torchvision_model("regnet_y_400mf"), False, False),
+    "mobilenet_v3_large": (torchvision_model("mobilenet_v3_large"), False, True),
+    "mobilenet_v3_small": (torchvision_model("mobilenet_v3_small"), False, True),
 }
 
 
