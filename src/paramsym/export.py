@@ -23,6 +23,7 @@ from .records import Node, TorchSpec
 _HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Aux", "MixtureOfExperts",
             "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear", "Recurrent",
             "SelfAttention", "GroupedQueryAttention")
+_HELPERS += ("LayerScale", "ChannelSlice", "SpaceToDepth", "DropPath")  # LANGUAGE.md section 8 (kinds of issue 11)
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 

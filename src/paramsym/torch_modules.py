@@ -245,3 +245,57 @@ class GroupedQueryAttention(nn.Module):
         shape = y.shape
         y = y.flatten(1, -2)
         return self.attend(y, y).reshape(shape).movedim(-1, 1)
+
+
+class LayerScale(nn.Module):
+    """`scale`: one learned factor per channel (ConvNeXt's gamma), on channels-first tensors (N, C, ...)."""
+
+    def __init__(self, channels: int, init: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,), float(init)))
+
+    def forward(self, x):
+        return x * self.weight.view(1, -1, *[1] * (x.dim() - 2))
+
+
+class ChannelSlice(nn.Module):
+    """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
+
+    def __init__(self, start: int, end: int):
+        super().__init__()
+        self.start = start
+        self.end = end
+
+    def forward(self, x):
+        return x[:, self.start:self.end]
+
+
+class SpaceToDepth(nn.Module):
+    """`space2depth(B)`: each B x B patch of (N, C, H, W) becomes one position of B*B*C channels, in
+    Swin's patch-merging order: channel (j*B + i)*C + c is channel c at row offset i, column offset j."""
+
+    def __init__(self, block: int):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        b = self.block
+        x = x.reshape(n, c, h // b, b, w // b, b).permute(0, 5, 3, 1, 2, 4)
+        return x.reshape(n, b * b * c, h // b, w // b)
+
+
+class DropPath(nn.Module):
+    """`droppath(p)`: stochastic depth; in training each sample's input is zeroed with probability p and
+    the others scaled by 1/(1-p) (torchvision's StochasticDepth(p, "row")); the identity at inference."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        noise = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+        return x * noise / keep if keep > 0.0 else x * noise

@@ -1,0 +1,48 @@
+"""`scale` (LANGUAGE.md section 8): layer scale, a learned factor per channel (ConvNeXt's gamma,
+CaiT, Swin-V2). Params C, output unchanged. PyTorch: our `LayerScale(C)` (channels first); Keras: a
+1-wide depthwise convolution without bias, which is the same function with the same C weights."""
+from __future__ import annotations
+
+from ..errors import ImportRefused
+from ..records import KerasSpec, Layer, TorchSpec
+from .base import Kind, refuse_keras, same_layer, stated_channels
+
+
+class LayerScale(Kind):
+    key = "scale"
+    names = ("scale",)
+    positional = 1  # scale(96): the channels, when nothing before says them
+    torch_modules = ("LayerScale",)
+
+    def build(self, call, flow, args, match) -> Layer:
+        channels = stated_channels(call, flow, args)
+        return same_layer(call, self, flow, channels)
+
+    def counts(self, layer: Layer) -> dict:
+        # MACs 0, as for bn and prelu (and FlopCounterMode): an element-wise product is not counted
+        return {"params": layer.cout}
+
+    def generic_params(self, layer, t):
+        return t.c
+
+    def explain(self, layer, counts, w) -> list[str]:
+        return [f"Layer scale learns one factor per channel and multiplies each channel by it: "
+                f"{w(layer.cout)} parameters."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        return TorchSpec("LayerScale", (num(layer.cout),))
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        rank = layer.in_shape.rank
+        if rank not in (1, 2):
+            refuse_keras(layer, "Keras has no per-channel scale layer, and no depthwise convolution "
+                                f"for {'a vector' if rank == 0 else f'{rank} spatial axes'} to stand for one")
+        return [KerasSpec(f"DepthwiseConv{rank}D", {"kernel_size": 1, "use_bias": False})]
+
+    def from_torch(self, module, ctx) -> str:
+        if module.weight.dim() != 1:
+            raise ImportRefused(f"{ctx.node_name} (LayerScale) does not scale channels")
+        return "scale"
+
+
+KINDS = (LayerScale(),)
