@@ -31,6 +31,7 @@ ZOO = {
     "regnet_y_400mf": (torchvision_model("regnet_y_400mf"), False, False),
     "mobilenet_v3_large": (torchvision_model("mobilenet_v3_large"), False, True),
     "mobilenet_v3_small": (torchvision_model("mobilenet_v3_small"), False, True),
+    "efficientnet_b0": (torchvision_model("efficientnet_b0"), False, True),
 }
 
 
