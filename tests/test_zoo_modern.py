@@ -32,6 +32,8 @@ ZOO = {
     "mobilenet_v3_large": (torchvision_model("mobilenet_v3_large"), False, True),
     "mobilenet_v3_small": (torchvision_model("mobilenet_v3_small"), False, True),
     "efficientnet_b0": (torchvision_model("efficientnet_b0"), False, True),
+    "inception_v3": (torchvision_model("inception_v3", aux_logits=True, init_weights=False), True, True),
+    "inception_v3_no_aux": (torchvision_model("inception_v3", aux_logits=False, init_weights=False), False, True),
 }
 
 
@@ -47,7 +49,7 @@ def framework_counts(factory, input_shape, training, meta):
         module = factory()
     module.train(training)
     *spatial, channels = input_shape
-    batch = 2 if training and not meta else 1  # BatchNorm in training mode wants two samples
+    batch = 2 if training else 1  # BatchNorm in training mode wants two samples
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         out = module(torch.zeros(batch, channels, *spatial, device=device))
     if isinstance(out, tuple):  # GoogLeNetOutputs / InceptionOutputs: the main head first
