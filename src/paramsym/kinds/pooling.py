@@ -171,15 +171,16 @@ class GlobalPooling(Kind):
 
 
 def _adaptive(node_name: str, cls: str, output_size, in_shape) -> str:
-    """AdaptiveAvgPool to 1 is gap; to the size it already has, nothing."""
+    """AdaptiveAvgPool to 1 is gap; to the size it already has, nothing; to any other size,
+    adaptiveavgpool(S) (adaptive.py)."""
     rank = len(in_shape) - 2
     size = windows.per_axis(output_size, rank)
     if all(s == 1 for s in size):
         return "gap" if "Avg" in cls else "gmp"
-    if tuple(s if s is not None else n for s, n in zip(size, in_shape[2:])) == tuple(in_shape[2:]):
+    size = tuple(s if s is not None else n for s, n in zip(size, in_shape[2:]))
+    if size == tuple(in_shape[2:]):
         return ""
-    raise ImportRefused(f"{node_name} ({cls} to {size} on a {windows.sizes_text(in_shape[2:])} input) changes the "
-                        f"size in a way the language cannot express")
+    return f"adaptive{'avg' if 'Avg' in cls else 'max'}pool({windows.sizes_text(size)})"
 
 
 KINDS = (Pooling(), GlobalPooling())
