@@ -34,6 +34,7 @@ ZOO = {
     "efficientnet_b0": (torchvision_model("efficientnet_b0"), False, True),
     "inception_v3": (torchvision_model("inception_v3", aux_logits=True, init_weights=False), True, True),
     "inception_v3_no_aux": (torchvision_model("inception_v3", aux_logits=False, init_weights=False), False, True),
+    "convnext_tiny": (torchvision_model("convnext_tiny"), False, True),
 }
 
 
