@@ -36,6 +36,7 @@ ZOO = {
     "inception_v3_no_aux": (torchvision_model("inception_v3", aux_logits=False, init_weights=False), False, True),
     "convnext_tiny": (torchvision_model("convnext_tiny"), False, True),
     "googlenet_aux": (torchvision_model("googlenet", aux_logits=True, init_weights=False), True, True),
+    "shufflenet_v2_x1_0": (torchvision_model("shufflenet_v2_x1_0"), False, True),
 }
 
 
