@@ -32,6 +32,7 @@ ZOO = {
     "mobilenet_v3_large": (torchvision_model("mobilenet_v3_large"), False, True),
     "mobilenet_v3_small": (torchvision_model("mobilenet_v3_small"), False, True),
     "efficientnet_b0": (torchvision_model("efficientnet_b0"), False, True),
+    "efficientnet_v2_s": (torchvision_model("efficientnet_v2_s"), False, True),
     "inception_v3": (torchvision_model("inception_v3", aux_logits=True, init_weights=False), True, True),
     "inception_v3_no_aux": (torchvision_model("inception_v3", aux_logits=False, init_weights=False), False, True),
     "convnext_tiny": (torchvision_model("convnext_tiny"), False, True),
