@@ -73,3 +73,24 @@ def test_modern_zoo_model_counts_as_torchvision(name):
     assert values["state"] == state
     assert [int(d) for d in network.output_shape.dims()] == shape
     assert values["macs"] == macs
+
+
+@pytest.mark.parametrize("name", [n for n in ZOO if "droppath(" in (EXAMPLES / f"{n}.psym").read_text()])
+def test_stochastic_depth_probabilities_are_torchvisions(name):
+    """droppath changes no count, so the counts cannot check it: the probabilities, in the
+    order the branches run, are those of the StochasticDepth modules torchvision calls."""
+    factory, _, meta = ZOO[name]
+    with torch.device("meta"):
+        module = factory()
+    module.eval()
+    called = []
+    for sub in module.modules():
+        if isinstance(sub, torchvision.ops.StochasticDepth):
+            sub.register_forward_hook(lambda m, args, out: called.append(m.p))
+    network = paramsym.parse((EXAMPLES / f"{name}.psym").read_text())
+    *spatial, channels = [int(d) for d in network.input_shape.dims()]
+    with torch.no_grad():
+        module(torch.zeros(1, channels, *spatial, device="meta"))
+    ours = [float(entry.layer.options["value"]) for entry in network.layers if entry.layer.kind.key == "droppath"]
+    assert ours == pytest.approx(called, abs=1e-12)
+    assert len(ours) > 0
