@@ -237,3 +237,13 @@ def test_cli_json_has_active_and_kv_cache_and_solves_on_active():
     assert "= 66,048  (parameters one position goes through)" in table and "active" in table.splitlines()[0]
     plain = run("count", "input(8x8x3) > conv3x3(->4)").stdout
     assert "active" not in plain and "KV cache" not in plain
+
+
+def test_explain_says_how_many_experts_and_repeats_count():
+    from paramsym.explain import explain
+    text = explain(paramsym.parse("input(16x64) > moe(dense(->128) > gelu > dense(->64), experts=4, top=1)"))
+    assert "64·128 = 8,192 weights" in text and "No bias: 8,192 parameters." in text
+    assert "One of 4 experts, of which each position goes through 1: 32,768 parameters stored, 8,192 active" in text
+    repeated = explain(paramsym.parse("input(8x16) > (dense(->16, bias)) * L"))
+    assert "256 + 16 = 272 parameters" in repeated and "Repeated L times" in repeated
+    assert "In all: 272*L parameters." in repeated

@@ -38,6 +38,10 @@ def test_torchvision_models_import_exactly(name):
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
 def test_zoo_round_trip(path):
     network = paramsym.parse(path.read_text())
+    if "embed(" in network.source or "attn(" in network.source:
+        # built with real weights here (a 175B model would not fit), and a transformer is read back by its
+        # family's layout (tests/test_lm_zoo.py), not by tracing paramsym's own attention modules
+        pytest.skip("language models and ViT: their import is tested in test_lm_zoo.py")
     dims = [int(d) for d in network.input_shape.dims()]
     again = paramsym.parse(paramsym.from_torch(paramsym.to_torch(network), dims))
     assert counts(again) == counts(network)

@@ -179,3 +179,16 @@ def test_import_refuses_a_family_it_does_not_read():
     model = on_meta(lambda: transformers.OPTForCausalLM(transformers.OPTConfig(num_hidden_layers=1)))
     with pytest.raises(ParamsymError, match="'opt' is not one paramsym reads"):
         from_torch(model, 128)
+
+
+def test_llama_with_a_free_width_equals_hugging_face():
+    net = paramsym.parse(program("llama_symbolic"))
+    for d in (384, 3840):
+        model = llama(vocab_size=32000, hidden_size=d, intermediate_size=8 * d // 3, num_hidden_layers=32,
+                      num_attention_heads=d // 128, num_key_value_heads=d // 128, head_dim=128,
+                      tie_word_embeddings=False)
+        assert net.evaluate(d=d)["params"] == numel(model)
+    with pytest.raises(paramsym.ParamsymError, match="8\\*d/3 must be a positive whole number"):
+        net.evaluate(d=4096)  # 8*4096/3 is not whole
+    with pytest.raises(paramsym.ParamsymError, match="d/128 must be a positive whole number"):
+        net.evaluate(d=3000)

@@ -3,12 +3,15 @@ the way a good answer to "how many parameters does this layer have?" puts it.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import sympy
 
 from .evaluate import Evaluator
 from .formatting import grouped, human
 from .network import LayerCount, Network
-from .quantities import QUANTITIES, layer_quantities
+from .quantities import QUANTITIES, count_layer, layer_quantities
+from .records import ONE
 
 
 class _Words:
@@ -42,14 +45,26 @@ class _Words:
         return w_shape(shape, self)
 
 
-def _explain_layer(lc: LayerCount, w: _Words) -> list[str]:
-    """The layer kind's sentences, then each quantity's own (MACs)."""
+def _explain_layer(lc: LayerCount, w: _Words, convention: str) -> list[str]:
+    """The layer kind's sentences about one copy, then each quantity's own (MACs), then how many copies
+    count: a symbolic repeat around it, or the experts of a moe."""
     layer, counts = lc.layer, lc.counts
-    lines = layer.kind.explain(layer, counts, w)
+    copies = layer.multiplier != 1 or layer.experts is not None
+    one = count_layer(dataclasses.replace(layer, multiplier=ONE, experts=None), convention) if copies else counts
+    lines = layer.kind.explain(layer, one, w)
     for q in layer_quantities():
-        value = counts[q.name]
+        value = one[q.name]
         if q.explain_layers and value is not None and value != 0:
             lines.append(f"{q.title}: {w(value)}.")
+    if layer.multiplier != 1:
+        lines.append(f"Repeated {w.formula(layer.multiplier)} times (a symbolic repeat around it).")
+    if layer.experts is not None and (counts.params != 0 or counts.macs not in (0, None)):
+        stored, used = layer.experts
+        lines.append(f"One of {w(stored)} experts, of which each position goes through {w(used)}: "
+                     f"{w(counts.params)} parameters stored, {w(counts.active)} active"
+                     + (f", MACs {w(counts.macs)}." if counts.macs is not None else "."))
+    elif layer.multiplier != 1 and layer.experts is None:
+        lines.append(f"In all: {w(counts.params)} parameters.")
     return lines
 
 
@@ -71,7 +86,7 @@ def explain(network: Network, **values) -> str:
         out.append("")
         out.append(f"{layer.index + 1}. {layer.name} (line {layer.pos.line}, column {layer.pos.column})"
                    f"{layer.kind.header(layer, w)}")
-        out.extend("   " + line for line in _explain_layer(lc, w))
+        out.extend("   " + line for line in _explain_layer(lc, w, network.convention))
     out.append("")
     parts = [w(lc.counts.params) for lc in network.layers]
     total_text = w(network.params)
