@@ -45,4 +45,5 @@ def test_zoo_table_holds():
         assert number(cells[5]) == data["state"]["value"], stem
         assert number(cells[6]) == data["total"]["value"], stem
         assert number(cells[7]) == data["macs"]["value"], stem
-        assert cells[8] == data["layers"][-1]["receptive_field"]["size"][0], stem
+        field = data["layers"][-1]["receptive_field"]  # None once attention has mixed the positions
+        assert cells[8] == (field["size"][0] if field else "—"), stem

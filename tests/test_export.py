@@ -47,7 +47,16 @@ def test_zoo_exports_to_torch(path):
     network = paramsym.parse(path.read_text())
     if any(network.value(expr) is None for expr in (network.params,)):
         pytest.skip("a free symbol: export needs numbers")  # gpt2_symbolic, llama_symbolic
-    got, want = torch_counts(network), paramsym_counts(network)
+    try:
+        got, want = torch_counts(network), paramsym_counts(network)
+    except paramsym.ParamsymError as error:
+        if "has no PyTorch export yet" in str(error):  # swin_t: window attention
+            pytest.skip(str(error))
+        raise
+    if "aux(" in network.source:
+        # the exported side head, like torchvision's, does not run at inference, so the FLOP counter
+        # misses its MACs: they are checked against torchvision in training mode in test_zoo_modern.py
+        got, want = got[:3], want[:3]
     if "moe(" in network.source:
         # the exported mixture runs every expert on every position (the same output as routing each
         # position to its k best), so the FLOP counter sees E experts where one position uses k: the MACs

@@ -80,8 +80,10 @@ def test_zoo_model_counts_as_the_framework(name):
 
 def test_every_example_names_its_source_and_is_tested():
     from test_lm_zoo import MODELS as LANGUAGE_MODELS  # against Hugging Face and torchvision in test_lm_zoo.py
+    from test_zoo_modern import ZOO as MODERN  # against torchvision in test_zoo_modern.py
     tested = set(ZOO) | {"keras_vgg16", "keras_resnet50", "cifar_cnn", "cifar_cnn_symbolic", "resnet_cifar",
                          "gpt2_symbolic", "vit_b_16", "llama_symbolic"} | {name for name, _, _ in LANGUAGE_MODELS}
+    tested |= set(MODERN)
     for path in EXAMPLES.glob("*.psym"):
         assert path.stem in tested, path.name
         assert path.read_text().startswith("#"), f"{path.name} should say what it is in a comment"
