@@ -72,7 +72,7 @@ class Doubles(nn.Module):
     (Doubles(), "operation 'mul'"),
     (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
     (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)), "module '1' (Upsample)"),
-    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(3)), "changes the size"),
+    (nn.Sequential(nn.Conv2d(3, 8, 3), nn.PixelShuffle(2)), "module '1' (PixelShuffle)"),
 ])
 def test_what_the_language_cannot_express_is_named(model, words):
     with pytest.raises(paramsym.ParamsymError, match=words.replace("(", r"\(").replace(")", r"\)")):
