@@ -162,6 +162,8 @@ def recognises(model) -> bool:
         return True
     if type(model).__name__ == "SwinTransformer" and hasattr(model, "features"):
         return True
+    if type(model).__name__ == "MaxVit" and hasattr(model, "blocks"):
+        return True  # to refuse it by name: tracing would stop at an anonymous getattr
     return type(model).__name__ == "VisionTransformer" and hasattr(model, "class_token")
 
 
@@ -170,6 +172,10 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     `length` is the sequence length of the input (default: the model's context)."""
     from .network import parse  # an earlier stage: the program is counted to compare with the model
 
+    if type(model).__name__ == "MaxVit":
+        raise ImportRefused("MaxVit: its block and grid attention (attention inside windows and across a grid "
+                            "of strided positions, each with a relative-position bias) has no counterpart in the "
+                            "language; window attention (Swin's) is the nearest")
     if type(model).__name__ == "VisionTransformer":
         text = _vit(model, length)
     elif type(model).__name__ == "SwinTransformer":
