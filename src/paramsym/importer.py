@@ -264,6 +264,10 @@ class _Converter:
                                     node, arg_shapes)
                 if ones and (source.name in self.pooled or _vector_text(text)):
                     self.pooled.add(name)
+                if type(module).__name__ == "Embedding":
+                    # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
+                    # layers after it act on the channels there (an N-D Linear, a LayerNorm)
+                    self.channels_last.add(name)
                 self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
                 self.modules[name] = module
                 continue
@@ -274,11 +278,15 @@ class _Converter:
                     tensor_inputs and tensor_inputs[0].op == "call_module" and tensor_inputs[0].name not in self.shapes:
                 # the first output of a module that returns a tuple (MultiheadAttention's (output, weights))
                 self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
+                if tensor_inputs[0].name in self.channels_last:
+                    self.channels_last.add(name)
                 continue
             if node.op == "call_function" and target in (operator.add, torch.add, operator.iadd):
                 if len(tensor_inputs) != 2 or len(node.args) != 2:
                     raise ImportRefused(f"operation '{name}' adds something that is not two tensors")
                 self.ops[name] = _Op(name, "add", inputs=[self._through(a) for a in tensor_inputs])
+                if all(a.name in self.channels_last for a in tensor_inputs):
+                    self.channels_last.add(name)  # a residual on (N, T, d) stays channels last
                 continue
             if node.op == "call_function" and target in (operator.mul, torch.mul, operator.imul) and \
                     len(tensor_inputs) == 2 and len(node.args) == 2 and \
@@ -469,6 +477,30 @@ def _takes_token_ids(traced) -> bool:
     return False
 
 
+def _name_ties(converter) -> None:
+    """Layers that share one weight Parameter (an output layer tied to the embedding): the first is named
+    (`as tied1`), the others use its weight (`tie=tied1`), so that the weight is counted once, as PyTorch's
+    parameters() counts it."""
+    first: dict[int, str] = {}
+    names: dict[str, str] = {}
+    for name, module in converter.modules.items():
+        weight = getattr(module, "weight", None)
+        op = converter.ops.get(name)
+        if weight is None or op is None or not op.text:
+            continue
+        owner = first.setdefault(id(weight), name)
+        if owner == name:
+            continue
+        found = kinds.lookup(op.text.partition("(")[0])
+        if found is None or "tie" not in found[0].keywords or not op.text.endswith(")"):
+            raise ImportRefused(f"module '{name}' ({type(module).__name__}) shares its weight with another layer; only "
+                                f"a layer that takes tie= can use another layer's weight")
+        if owner not in names:
+            names[owner] = f"tied{len(names) + 1}"
+            converter.ops[owner].text += f" as {names[owner]}"
+        op.text = op.text[:-1] + f", tie={names[owner]})"
+
+
 def from_torch(module, input_shape) -> str:
     """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3"."""
     require_torch("importing a PyTorch model")
@@ -524,6 +556,7 @@ def from_torch(module, input_shape) -> str:
               if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")}
     converter = _Converter(traced, shapes)
     _, output = converter.convert()
+    _name_ties(converter)
     ops = _normalise_concats(converter.ops)
     order = list(ops)
     start = next(name for name, op in ops.items() if op.kind == "input")
