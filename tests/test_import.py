@@ -38,10 +38,12 @@ def test_torchvision_models_import_exactly(name):
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
 def test_zoo_round_trip(path):
     network = paramsym.parse(path.read_text())
-    if "embed(" in network.source or "attn(" in network.source:
-        # built with real weights here (a 175B model would not fit), and a transformer is read back by its
-        # family's layout (tests/test_lm_zoo.py), not by tracing paramsym's own attention modules
-        pytest.skip("language models and ViT: their import is tested in test_lm_zoo.py")
+    if "embed(" in network.source:
+        # built with real weights here (a 175B model would not fit); read back by the family's layout in
+        # tests/test_lm_zoo.py
+        pytest.skip("language models: their import is tested in test_lm_zoo.py")
+    if "window=" in network.source:
+        pytest.skip("window attention (Swin) has no PyTorch export yet")
     if "mul(" in network.source or "aux(" in network.source:
         # not yet: torch.fx cannot trace the exported gate (Gate's broadcast branches), and the exported
         # side head, which does not run at inference, is not read back (issue 11, the importer)

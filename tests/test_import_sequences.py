@@ -108,3 +108,18 @@ def test_a_linear_on_the_width_of_a_map_is_still_refused():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2))
     with pytest.raises(paramsym.ParamsymError, match="acts on the last axis of a 4-D tensor"):
         paramsym.from_torch(model, "8x8x3")
+
+
+@pytest.mark.parametrize("program", [
+    "input(8x16) > res(ln > attn(heads=4, bias, causal)) > dense(->8)",
+    "input(8x16) > attn(heads=4, kv_heads=2)",
+    "input(8x16) > attn(heads=2, head_dim=4, bias)",
+    "input(4x4x8) > attn(heads=2)",
+    "input(8x16) > attn(heads=4, kv_heads=2, bias, causal) > gelu",
+])
+def test_exported_attention_imports_back(program):
+    """paramsym's own SelfAttention and GroupedQueryAttention modules read back as the attn they came from."""
+    network = paramsym.parse(program)
+    text = paramsym.from_torch(paramsym.to_torch(network), [int(d) for d in network.input_shape.dims()])
+    again = paramsym.parse(text)
+    assert (again.params, again.macs, again.kv_cache) == (network.params, network.macs, network.kv_cache), text

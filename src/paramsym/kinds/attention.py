@@ -26,7 +26,8 @@ class Attention(Kind):
     names = ("attn",)
     keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window"})
     flags = frozenset({"bias", "nobias", "causal", "rope", "shift"})
-    torch_modules = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer")
+    torch_modules = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
+                     "SelfAttention", "GroupedQueryAttention")  # the last two: paramsym's own exports
 
     # ---- language
     def build(self, call, flow, args, match) -> Layer:
@@ -236,11 +237,34 @@ class Attention(Kind):
 
     def from_torch(self, module, ctx) -> str:
         name = type(module).__name__
+        if name in ("SelfAttention", "GroupedQueryAttention"):
+            return _own_text(module)
         if name == "MultiheadAttention" or hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias"):
             return _mha_text(module, ctx)
         if hasattr(module, "multihead_attn"):
             return _decoder_text(module, ctx)
         return _encoder_text(module, ctx)
+
+
+def _own_text(module) -> str:
+    """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back."""
+    if type(module).__name__ == "SelfAttention":
+        mha = module.attention
+        heads, kv_heads, head_dim, width = mha.num_heads, mha.num_heads, mha.head_dim, mha.embed_dim
+        bias = mha.in_proj_bias is not None
+    else:
+        heads, kv_heads, head_dim, width = module.heads, module.kv_heads, module.head_dim, module.q.in_features
+        bias = module.q.bias is not None
+        if module.k.in_features != width:
+            raise ImportRefused(f"GroupedQueryAttention with keys of {module.k.in_features} channels (cross-attention) "
+                                f"takes a second input, which the import does not follow")
+    parts = [f"heads={heads}"]
+    if kv_heads != heads:
+        parts.append(f"kv_heads={kv_heads}")
+    if head_dim * heads != width:
+        parts.append(f"head_dim={head_dim}")
+    parts += ["bias"] * bias + ["causal"] * bool(module.causal)
+    return f"attn({', '.join(parts)})"
 
 
 def _default_head_dim(layer) -> bool:
