@@ -141,6 +141,9 @@ def test_non_polynomial_totals_agree_with_brute_force(stride, kernel, pad, budge
     ([SECTION_5, "--for", "C", "--budget", "lots"], "--budget must be a whole number"),
     (["input(8x8x3) > conv1x1(->8) > dense(->C)", "--for", "C", "--budget", "1", "--at-least", "--on", "state"],
      "Invalid value for '--on'"),
+    # undefined at S=1 (stride 0): the stride's own condition, located, not "division by zero"
+    (["input(32x32x3) > conv3x3(->8, stride=S-1)", "--for", "S", "--budget", "1000", "--on", "macs"],
+     "stride S - 1 must be a positive whole number: with S=1 it is 0\n  --> line 1, column 31"),
 ])
 def test_solve_errors_exit_2(args, words):
     result = run("solve", *args)

@@ -43,6 +43,15 @@ class Evaluator:
                                           f"{self.describe(expr)}")
         return value
 
+    def partial(self, expr: sympy.Expr) -> sympy.Expr:
+        """`expr` with the symbols that have values replaced by them: a formula in the others."""
+        known = {s: sympy.Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else sympy.Integer(v)
+                 for s, v in self.values.items() if s in expr.free_symbols}
+        if not known:
+            return expr
+        bound = expr.xreplace(known)
+        return sympy.expand(bound) if bound.is_polynomial() else bound
+
     def has_values_for(self, expr: sympy.Expr) -> bool:
         return all(s in self.values for s in expr.free_symbols)
 

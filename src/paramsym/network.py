@@ -306,7 +306,12 @@ class Document:
             if expr is None:
                 known = {"expr": None, "value": None}
             else:
-                known = {"expr": self.text(expr), "value": self.evaluator.integer(expr, what)}
+                value = self.evaluator.integer(expr, what)
+                if value is None:
+                    # a formula that free symbols keep from a number is shown in them alone, the
+                    # values the others have put in (LANGUAGE.md 7.1: GPT-2 "with L and d free")
+                    expr = self.evaluator.partial(expr)
+                known = {"expr": self.text(expr), "value": value}
             self._quantities[key] = known
         return known
 

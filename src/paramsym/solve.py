@@ -16,7 +16,7 @@ from fractions import Fraction
 
 import sympy
 
-from .errors import ParamsymError, ParamsymUsageError
+from .errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
 from .evaluate import Evaluator
 from .formatting import exact, grouped, human
 from .network import Network
@@ -137,7 +137,17 @@ class _Problem:
     def f(self, n: int) -> int | Fraction:
         """The total at n, exactly: a fraction where n gives no valid network (C/2 channels at an odd C)."""
         if n not in self._cache:
-            self._cache[n] = Evaluator({self.unknown: n}).number(self.formula)
+            try:
+                self._cache[n] = Evaluator({self.unknown: n}).number(self.formula)
+            except ParamsymEvaluationError:
+                # undefined (a stride S-1 at S=1): the layer's own condition says where and why
+                try:
+                    evaluator = self.network.evaluator(**{self.name: n})
+                    for constraint in self.constraints:
+                        evaluator.check(constraint)
+                except ParamsymError as error:
+                    raise error.with_source(self.network.source) from None
+                raise
         return self._cache[n]
 
     def valid(self, n: int) -> bool:

@@ -57,10 +57,7 @@ class AdaptivePooling(Kind):
     torch_functions = pooling.GlobalPooling.torch_functions
 
     def build(self, call, flow, args, match) -> Layer:
-        if not args.positional:
-            raise ParamsymArgumentError(f"{call.name} needs its output size: {call.name}(S) or {call.name}(S1xS2), "
-                                        f"such as {call.name}(7)", pos=call.pos)
-        arg = args.positional[0]
+        arg = args.required("its output size", "7", "S", "S1xS2")
         sizes = flow.shape.spatial
         if sizes == ():
             raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector",

@@ -202,6 +202,22 @@ class Args:
         require_number_like(value, pos, key)
         self.constraints += whole_number(value, key, pos, least=0 if key in _MAY_BE_ZERO else 1)
 
+    def required(self, what: str, example: str, *forms: str) -> Positional:
+        """The first positional argument, which the kind cannot do without (space2depth's B)."""
+        if not self.positional:
+            name = self.call.name
+            written = " or ".join(f"{name}({form})" for form in forms)
+            raise ParamsymArgumentError(f"{name} needs {what}: {written}, such as {name}({example})",
+                                        pos=self.call.pos)
+        return self.positional[0]
+
+    def one_value(self, arg: Positional, what: str) -> Expr:
+        """The single value of `arg` (a table size, a patch size), refusing `2x2`."""
+        if len(arg.value) != 1:
+            written = "x".join(str(v) for v in arg.value)
+            raise ParamsymArgumentError(f"{self.call.name} takes one {what}, not {written}", pos=arg.pos)
+        return arg.value[0]
+
     @property
     def bias(self) -> bool:
         return "bias" in self.flags

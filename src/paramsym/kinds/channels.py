@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
+from ..errors import ParamsymArgumentError, ParamsymShapeError
 from ..records import KerasSpec, Layer, Shape, TorchSpec
 from .base import Kind, check_or_defer, make_layer, refuse_keras, whole_number
 
@@ -83,10 +83,7 @@ class ChannelShuffle(Kind):
     torch_modules = ("ChannelShuffle",)
 
     def build(self, call, flow, args, match) -> Layer:
-        if not args.positional:
-            raise ParamsymArgumentError(f"{call.name} needs its number of groups: {call.name}(g), such as "
-                                        f"{call.name}(2)", pos=call.pos)
-        arg = args.positional[0]
+        arg = args.required("its number of groups", "2", "g")
         groups = _number(call, arg, "groups", 1, args)
         channels = _channels(call, flow)
         if flow.shape.spatial == ():

@@ -4,7 +4,7 @@ unchanged, the identity at inference. PyTorch: our `DropPath(p)` (torchvision's 
 "row") imports as it); Keras: Dropout(P) with noise_shape (batch, 1, ..., 1), one draw per sample."""
 from __future__ import annotations
 
-from ..errors import ImportRefused, ParamsymArgumentError
+from ..errors import ImportRefused
 from ..records import KerasSpec, TorchSpec
 from .activations import Activation
 
@@ -17,9 +17,7 @@ class DropPath(Activation):
         self.torch_modules = ("DropPath", "StochasticDepth")
 
     def build(self, call, flow, args, match):
-        if not args.positional:
-            raise ParamsymArgumentError(f"{call.name} needs its probability: {call.name}(P), such as "
-                                        f"{call.name}(0.1)", pos=call.pos)
+        args.required("its probability", "0.1", "P")
         return super().build(call, flow, args, match)
 
     def explain(self, layer, counts, w) -> list[str]:

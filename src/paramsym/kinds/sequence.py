@@ -112,13 +112,8 @@ class PositionEmbedding(Kind):
     torch_modules = ("PositionEmbedding",)
 
     def build(self, call, flow, args, match) -> Layer:
-        if not args.positional:
-            raise ParamsymArgumentError(f"{call.name} needs the size of its table: write {call.name}(N), e.g. "
-                                        f"{call.name}(1024) for 1024 positions", pos=call.pos)
-        arg = args.positional[0]
-        if len(arg.value) != 1:
-            raise ParamsymArgumentError(f"{call.name}(N) takes one table size", pos=arg.pos)
-        size = arg.value[0]
+        arg = args.required("the size of its table (one position each)", "1024", "N")
+        size = args.one_value(arg, "table size")
         if size.is_number and not (size.is_integer and size >= 1):
             raise ParamsymArgumentError(f"the table size of {call.name} must be a positive whole number, not {size}",
                                         pos=arg.pos)

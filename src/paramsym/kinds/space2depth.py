@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ParamsymArgumentError, ParamsymShapeError
+from ..errors import ParamsymShapeError
 from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
 from .base import Kind, check_or_defer, make_layer, whole_number
@@ -24,15 +24,8 @@ class SpaceToDepth(Kind):
     torch_modules = ("SpaceToDepth", "PixelUnshuffle")
 
     def build(self, call, flow, args, match) -> Layer:
-        if not args.positional:
-            raise ParamsymArgumentError(f"{call.name} needs its patch size: {call.name}(B), such as {call.name}(2)",
-                                        pos=call.pos)
-        arg = args.positional[0]
-        if len(arg.value) != 1:
-            written = "x".join(str(v) for v in arg.value)
-            raise ParamsymArgumentError(f"{call.name} takes one patch size B (B x B patches), not {written}",
-                                        pos=arg.pos)
-        block = arg.value[0]
+        arg = args.required("its patch size", "2", "B")
+        block = args.one_value(arg, "patch size B (B x B patches)")
         args.constraints += whole_number(block, "the patch size", arg.pos)
         sizes = flow.shape.spatial
         if sizes is not None and len(sizes) != 2:
