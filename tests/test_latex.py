@@ -54,6 +54,8 @@ CLASHING = [
 @pytest.mark.parametrize("program", [
     PROGRAM, "conv3x3(32->64, bias) > conv3x3(->128, groups=4)",
     "input(16x16x8) > dwconv3x3(->16, bias) > sepconv3x3(->8) > deconv4x4(->4, stride=2) > bn > prelu",
+    "input(32x768) > attn(heads=12, bias) > (posembed(64)) * 2",
+    "input(T x d) > attn(heads=4, kv_heads=2) > posembed(P)",
     *CLASHING,
 ])
 def test_derivation_rows_hold(program):
@@ -112,6 +114,13 @@ def test_textbook_symbols_never_look_like_the_programs(program):
      r"\text{conv1x1[1..N]}: && \left(k_{h} k_{w} C_{in} C_{out} + C_{out}\right) N' &= "
      r"\left(1 \cdot 1 \cdot 4 \cdot 4 + 4\right) \cdot N = 20 N"),
     ("conv3x3(3->16) > bn", r"\text{bn}: && 2 C &= 2 \cdot 16 = 32"),  # no clash: the textbook C stays
+    # a square is a power, not "C C" (C'^{2} is valid LaTeX: primes are read before the ^)
+    ("input(32x768) > attn(heads=12, bias)",
+     r"\text{attn}: && 4 C + 4 C^{2} &= 4 \cdot 768 + 4 \cdot 768^{2} = 2362368"),
+    ("input(32 x C) > attn(heads=4)", r"\text{attn}: && 4 C'^{2} &= 4 \cdot C^{2} = 4 C^{2}"),
+    # posembed's table size is its own textbook symbol P, not the N of a repeat
+    ("input(32x768) > (posembed(64)) * 2", r"\text{posembed[1]}: && C P &= 768 \cdot 64 = 49152"),
+    ("input(T x P) > posembed(1024)", r"\text{posembed}: && C P' &= P \cdot 1024 = 1024 P"),
 ])
 def test_primed_textbook_symbols(program, row):
     assert row in paramsym.latex(paramsym.parse(program))

@@ -10,7 +10,7 @@ from the totals (`total`, `memory`). Adding a quantity is one entry in
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
@@ -310,7 +310,7 @@ def add(exprs) -> Expr:
 # do not confuse them either (a program's names cannot contain a prime).
 
 _AXES = {1: ("k",), 2: ("k_h", "k_w"), 3: ("k_d", "k_h", "k_w")}
-TEMPLATE_NAMES = ("k", "k_d", "k_h", "k_w", "C_in", "C_out", "g", "C", "N")
+TEMPLATE_NAMES = ("k", "k_d", "k_h", "k_w", "C_in", "C_out", "g", "C", "N", "P")
 
 
 def template_symbol(name: str, avoid=frozenset()) -> sympy.Symbol:
@@ -330,10 +330,19 @@ class Template:
     c_out: sympy.Symbol
     g: sympy.Symbol
     c: sympy.Symbol
+    avoid: frozenset = frozenset()
+    # a kind's own textbook symbols (posembed's table size P) and what they stand for
+    extra: dict = field(default_factory=dict)
 
     @property
     def k(self) -> Expr:
         return sympy.Mul(*self.kernel)
+
+    def named(self, name: str, value: Expr) -> sympy.Symbol:
+        """A textbook symbol of the kind's own (primed like the others) standing for `value`."""
+        symbol = template_symbol(name, self.avoid)
+        self.extra[symbol] = value
+        return symbol
 
 
 def generic_params(layer: Layer, avoid=frozenset()) -> tuple[sympy.Expr, dict]:
@@ -341,10 +350,11 @@ def generic_params(layer: Layer, avoid=frozenset()) -> tuple[sympy.Expr, dict]:
     `avoid` are names the textbook symbols must not take (the program's symbols)."""
     named = lambda name: template_symbol(name, avoid)  # noqa: E731
     t = Template(tuple(named(name) for name in _AXES.get(len(layer.kernel), ())), named("C_in"),
-                 named("C_out"), named("g"), named("C"))
+                 named("C_out"), named("g"), named("C"), frozenset(avoid))
     values = dict(zip(t.kernel, layer.kernel))
     values.update({t.c_in: layer.cin, t.c_out: layer.cout, t.g: layer.groups, t.c: layer.cout})
     template = layer.kind.generic_params(layer, t)
+    values.update(t.extra)
     if layer.multiplier != 1:
         repeats = named("N")
         template, values = repeats * template, {**values, repeats: layer.multiplier}

@@ -3,6 +3,7 @@
 style of the seed answers), and a booktabs table of the layers."""
 from __future__ import annotations
 
+import itertools
 import re
 
 import sympy
@@ -65,10 +66,17 @@ def _render(template, render_symbol, joiner: str) -> str:
             return f"\\left({_render(s, render_symbol, joiner)}\\right)" if isinstance(s, sympy.Add) \
                 else render_symbol(s)
 
-        parts = ([str(coefficient)] if coefficient != 1 else []) + [factor(s) for s in numerator]
+        def powers(factors) -> list[str]:
+            """C C -> C^{2}, 768 768 -> 768^{2} (C'^{2} is valid: LaTeX reads primes before the ^); a power
+            goes last, 2 g C^{2}, which SymPy's LaTeX parser also reads back."""
+            runs = [(s, len(list(run))) for s, run in itertools.groupby(factors)]
+            runs.sort(key=lambda run: run[1] > 1)
+            return [factor(s) if n == 1 else f"{factor(s)}^{{{n}}}" for s, n in runs]
+
+        parts = ([str(coefficient)] if coefficient != 1 else []) + powers(numerator)
         text = joiner.join(parts) or "1"
         if denominator:
-            text = f"\\frac{{{text}}}{{{joiner.join(factor(s) for s in denominator)}}}"
+            text = f"\\frac{{{text}}}{{{joiner.join(powers(denominator))}}}"
         terms.append(text)
     return " + ".join(terms)
 

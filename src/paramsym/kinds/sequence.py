@@ -125,7 +125,7 @@ class PositionEmbedding(Kind):
         return {"params": layer.options["size"] * layer.cout}  # an addition: no MACs
 
     def generic_params(self, layer, t):
-        return sympy.Symbol("N") * t.c
+        return t.named("P", layer.options["size"]) * t.c
 
     def header(self, layer, w) -> str:
         return f", a table of {w(layer.options['size'])} vectors of {w(layer.cout)}"
