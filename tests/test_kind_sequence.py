@@ -318,3 +318,15 @@ def test_property_sequence_chains_match_the_exported_module(program):
     dims = _dims(net.output_shape)
     assert list(y.shape[1:]) == dims[-1:] + dims[:-1]
     assert torch_params(module) == net.evaluate()["params"]
+
+
+@pytest.mark.parametrize("program, fields", [
+    # the kept position sees what it saw: one step of a conv, or every position after attention
+    ("input(32x64) > conv3(->8) > last", ["3", "3"]),
+    ("input(32x64) > attn(heads=4) > first > dense(->3)", ["32", "32", "32"]),
+    ("input(16x16x8) > conv3x3(->8) > tokens", ["3", None]),  # a map's rows are no longer one axis
+])
+def test_receptive_field_through_sequence_layers(program, fields):
+    layers = paramsym.parse(program).to_dict()["layers"]
+    got = [None if layer["receptive_field"] is None else layer["receptive_field"]["size"][0] for layer in layers]
+    assert got == fields

@@ -228,11 +228,12 @@ class Select(Kind):
     torch_modules = ("Select",)
 
     def build(self, call, flow, args, match) -> Layer:
-        length, width = _sequence(call, flow, "takes one position")
+        _, width = _sequence(call, flow, "takes one position")
         return make_layer(call, self, flow, Shape((), width), width, width, options={"index": call.name})
 
     def field(self, layer, field):
-        return None
+        """The vector it keeps is one position: it sees what that position saw (after attention, all)."""
+        return field
 
     def explain(self, layer, counts, w) -> list[str]:
         return [f"No parameters: it keeps the {layer.options['index']} position of the sequence, a vector of "
