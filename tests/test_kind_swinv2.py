@@ -240,3 +240,17 @@ def test_generic_params_in_views():
 def test_export_is_refused_as_for_window_attention(to, words):
     result = run("export", "input(8x8x16) > attn(heads=2, window=4, cpb=64, pad)", "--to", to)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_swin_v1_at_256_pads_too():
+    """Swin V1's 7x7 window does not divide 256's maps 64, 32, 16 and 8: the import writes `pad` (before it,
+    the import was refused), and the MACs are torchvision's."""
+    import torchvision
+    model = torchvision.models.swin_t().eval()
+    text = paramsym.from_torch(model, (256, 256, 3))
+    assert "window=7, pad" in text and "cpb" not in text
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, 256, 256))
+    values = paramsym.parse(text).evaluate()
+    assert (values["params"], values["macs"]) == (torch_params(model), counter.get_total_flops() // 2)
+    assert ", pad" not in paramsym.from_torch(model, (224, 224, 3))
