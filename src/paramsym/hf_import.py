@@ -119,30 +119,49 @@ def _vit(model, length: int | None) -> str:
 
 
 def _swin(model, size: tuple | None) -> str:
-    """torchvision.models.SwinTransformer (V1): a patch convolution, stages of window-attention blocks
-    (alternately shifted) joined by patch merging, then ln > gap > the head."""
+    """torchvision.models.SwinTransformer, V1 and V2: a patch convolution, stages of window-attention blocks
+    (alternately shifted) joined by patch merging, then ln > gap > the head. V1's blocks are pre-norm with a
+    relative-position table (`res(ln > attn(..., window=w))`), V2's post-norm with a continuous position bias
+    (`res(attn(..., window=w, cpb=m) > ln)`) and its patch merging normalises after the reduction."""
     stem, *stages = model.features
     blocks = [b for stage in stages if type(stage).__name__ == "Sequential" for b in stage]
-    if any(type(b).__name__ != "SwinTransformerBlock" for b in blocks):
-        names = sorted({type(b.attn).__name__ for b in blocks if type(b).__name__ != "SwinTransformerBlock"})
-        raise ImportRefused(f"{type(model).__name__} with {', '.join(names)}: Swin V2's continuous position bias "
-                            f"(an MLP on relative coordinates) and per-head logit scale have no counterpart in the "
-                            f"language")
-    conv = stem[0]
-    window = blocks[0].attn.window_size[0]
-    lines = [f"# {type(model).__name__} read by paramsym",
-             f"def block(d, h) = res(ln > attn(heads=h, bias, window={window})) "
-             f"> res(ln > dense(->{blocks[0].mlp[0].out_features // blocks[0].mlp[3].out_features}*d, bias) > gelu "
-             f"> dense(->d, bias))",
-             f"def shifted(d, h) = res(ln > attn(heads=h, bias, window={window}, shift)) "
-             f"> res(ln > dense(->{blocks[0].mlp[0].out_features // blocks[0].mlp[3].out_features}*d, bias) > gelu "
-             f"> dense(->d, bias))"]
-    size = "x".join(str(v) for v in (size or (224, 224, 3)))
-    network = [f"input({size}) > conv{conv.kernel_size[0]}x{conv.kernel_size[1]}(->{conv.out_channels}, "
-               f"stride={conv.stride[0]}, bias) > ln"]
+    kinds = {type(b).__name__ for b in blocks}
+    if not blocks or len(kinds) != 1 or kinds - {"SwinTransformerBlock", "SwinTransformerBlockV2"}:
+        raise ImportRefused(f"{type(model).__name__} with blocks {', '.join(sorted(kinds))}: paramsym reads "
+                            f"torchvision's SwinTransformerBlock (V1) or SwinTransformerBlockV2, one kind per model")
+    v2 = kinds == {"SwinTransformerBlockV2"}
+    conv, first = stem[0], blocks[0]
+    window = first.attn.window_size[0]
+    if any(list(b.attn.window_size) != [window, window] for b in blocks):
+        raise ImportRefused(f"{type(model).__name__} with windows other than one square window in every block has "
+                            f"no counterpart (attn's window=w is square)")
+    size = tuple(size or (224, 224, 3))
+    maps, patch = [], conv.stride[0]
+    side = [n // patch for n in size[:2]]
     for stage in stages:
-        if type(stage).__name__ == "PatchMerging":
-            network.append(f"space2depth(2) > ln > dense(->{stage.reduction.out_features})")
+        if type(stage).__name__ == "Sequential":
+            maps += side
+        else:
+            side = [(n + 1) // 2 for n in side]
+    pad = ", pad" if any(n % window for n in maps) else ""  # torchvision pads the maps to a multiple of the window
+    ratio = first.mlp[0].out_features // first.mlp[3].out_features
+    if v2:
+        cpb = f", cpb={first.attn.cpb_mlp[0].out_features}"
+        body = [f"res(attn(heads=h, bias, window={window}{cpb}{pad}{{shift}}) > ln) "
+                f"> res(dense(->{ratio}*d, bias) > gelu > dense(->d, bias) > ln)"]
+    else:
+        body = [f"res(ln > attn(heads=h, bias, window={window}{pad}{{shift}})) "
+                f"> res(ln > dense(->{ratio}*d, bias) > gelu > dense(->d, bias))"]
+    lines = [f"# {type(model).__name__} read by paramsym",
+             f"def block(d, h) = {body[0].format(shift='')}",
+             f"def shifted(d, h) = {body[0].format(shift=', shift')}"]
+    network = [f"input({'x'.join(str(v) for v in size)}) > conv{conv.kernel_size[0]}x{conv.kernel_size[1]}"
+               f"(->{conv.out_channels}, stride={conv.stride[0]}, bias) > ln"]
+    for stage in stages:
+        if type(stage).__name__ in ("PatchMerging", "PatchMergingV2"):
+            reduce = f"dense(->{stage.reduction.out_features})"
+            network.append(f"space2depth(2) > {reduce} > ln" if type(stage).__name__ == "PatchMergingV2"
+                           else f"space2depth(2) > ln > {reduce}")
             continue
         d, h = stage[0].attn.proj.out_features, stage[0].attn.num_heads
         pairs, odd = divmod(len(stage), 2)

@@ -7,6 +7,15 @@ source's channels, d by default), plus `q + 2·kv + d` biases with `bias`, plus 
 relative-position bias table of `(2w−1)²·h` with `window=w` (Swin). MACs are the projections,
 then the scores and the weighted sum over every query/key pair (masked pairs included).
 
+Two paramsym extensions beyond LANGUAGE.md section 8, for torchvision's Swin V2:
+`cpb=m` (with `window=w`) replaces the table by Swin V2's continuous position bias, an MLP
+Linear(2->m, bias) > ReLU > Linear(m->h) over the (2w−1)² relative coordinates, plus a logit
+scale per head (cosine attention): `3m + m·h + h` parameters, and the MLP's `(2w−1)²·(2m + m·h)`
+MACs each time the layer runs. `pad` (with `window=w`) pads the map with zeros to a multiple of
+w on the bottom and right, as torchvision's shifted_window_attention does: without it a window
+that does not divide the map is refused. The padded positions are computed (projections, scores)
+and cut off again, so MACs and the KV cache count the padded map; params do not depend on it.
+
 Window attention (`window=w`) attends inside w x w windows of a map: each position has S = w²
 keys. Keys and values are still computed once for every one of the T positions, so the key and
 value projections cost `2·T·d·kv` and the KV cache is the keys and values of all positions,
@@ -24,8 +33,8 @@ from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_i
 class Attention(Kind):
     key = "attn"
     names = ("attn",)
-    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window"})
-    flags = frozenset({"bias", "nobias", "causal", "rope", "shift"})
+    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "cpb"})
+    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
     torch_modules = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
                      "SelfAttention", "GroupedQueryAttention")  # the last two: paramsym's own exports
 
@@ -70,10 +79,37 @@ class Attention(Kind):
         if "shift" in args.flags and window is None:
             raise ParamsymArgumentError("'shift' (shifted windows) needs window=w", pos=args.flags["shift"].pos,
                                         hint=f"write {call.name}(heads=..., window=7, shift)")
+        if "pad" in args.flags and window is None:
+            raise ParamsymArgumentError("'pad' pads the map to a multiple of the window: it needs window=w",
+                                        pos=args.flags["pad"].pos, hint=f"write {call.name}(heads=..., window=8, pad)")
+        cpb = self._cpb(call, args, window)
         options = {"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "source": source,
                    "window": window, "shift": "shift" in args.flags, "causal": "causal" in args.flags,
-                   "rope": "rope" in args.flags}
+                   "rope": "rope" in args.flags, "cpb": cpb, "pad": "pad" in args.flags}
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
+
+    def _cpb(self, call, args, window):
+        """cpb=m: Swin V2's continuous position bias (an MLP 2 -> m -> heads on the relative coordinates)."""
+        arg = args.keywords.get("cpb")
+        if arg is None:
+            return None
+        if window is None:
+            raise ParamsymArgumentError("cpb= (Swin V2's continuous position bias) is a bias over the relative "
+                                        "positions inside a window: it needs window=w", pos=arg.pos,
+                                        hint=f"write {call.name}(heads=..., window=8, cpb=512)")
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError("cpb= takes one value, the width of the position-bias MLP (cpb=512)",
+                                        pos=arg.pos)
+        value = arg.value[0]
+        if value.is_number and not (value.is_integer and value >= 1):
+            raise ParamsymArgumentError(f"cpb= (the width of the position-bias MLP) must be a positive whole "
+                                        f"number, not {value}", pos=arg.pos, hint="torchvision's Swin V2 uses cpb=512")
+        args.constraints += whole_number(value, "cpb= (the width of the position-bias MLP)", arg.pos)
+        # torchvision divides the relative coordinates by w - 1: a 1x1 window gives 0/0
+        args.constraints += check_or_defer(
+            window - 1, "positive", f"cpb= normalises the relative coordinates by window - 1: window={window} must be "
+            f"at least 2", args.keywords["window"].pos, hint="a 1x1 window has no relative positions to normalise")
+        return value
 
     def _source(self, call, args):
         arg = args.keywords.get("source")
@@ -96,11 +132,12 @@ class Attention(Kind):
                                      f"{what}", pos=pos, hint="window attention (Swin) needs a map")
         constraints = []
         for size in flow.shape.spatial or ():
-            if size is None:
+            if size is None or "pad" in args.flags:
                 continue
             constraints += check_or_defer(size / window, "integer",
                                           f"window={window} does not divide the map's size {size}", pos,
-                                          hint="the map is cut into w x w windows: w must divide H and W")
+                                          hint="the map is cut into w x w windows: w must divide H and W, or "
+                                               "write 'pad' to pad the map to a multiple of w (as torchvision does)")
         return constraints
 
     # ---- quantities
@@ -111,7 +148,21 @@ class Attention(Kind):
         q, kv = o["heads"] * e, o["kv_heads"] * e
         positions = layer.in_shape.positions
         S, c = o["source"] if o["source"] is not None else (positions, d)
-        return {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c}
+        sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
+        if o.get("pad") and positions is not None:
+            # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
+            w = o["window"]
+            sizes["padded"] = sympy.Mul(*(sympy.ceiling(n / w) * w for n in layer.in_shape.spatial))
+        return sizes
+
+    @staticmethod
+    def position_bias(layer: Layer, heads, window) -> tuple:
+        """(params, MACs) of the relative-position bias: V1's table, or V2's MLP and logit scales (cpb=m)."""
+        m = layer.options.get("cpb")
+        table = (2 * window - 1) ** 2
+        if m is None:
+            return table * heads, 0
+        return 3 * m + m * heads + heads, table * (2 * m + m * heads)
 
     def counts(self, layer: Layer) -> dict:
         s = self.sizes(layer)
@@ -120,16 +171,19 @@ class Attention(Kind):
         params = d * q + 2 * c * kv + q * d
         if layer.bias:
             params += q + 2 * kv + d
-        window = o["window"]
+        window, bias_macs = o["window"], 0
         if window is not None:
-            params += (2 * window - 1) ** 2 * o["heads"]
-            # keys and values are computed once for each of the T positions; each query sees w² of them
-            keys, per_query = T, window ** 2
+            bias_params, bias_macs = self.position_bias(layer, o["heads"], window)
+            params += bias_params
+            # keys and values are computed once for each of the T positions (of the padded map with 'pad');
+            # each query sees w² of them
+            T = keys = s["padded"]
+            per_query = window ** 2
         else:
             keys, per_query = S, S
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
         scores = times(2, T, per_query, q)
-        macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores)
+        macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
         outputs = layer.out_shape.elements
         return {"params": params, "fan_in": d, "macs": macs, "connections": times(outputs, d),
                 "kv_cache": times(2, keys, kv)}
@@ -145,7 +199,7 @@ class Attention(Kind):
         if layer.bias:
             params += q + 2 * kv + t.c
         if o["window"] is not None:
-            params += (2 * o["window"] - 1) ** 2 * heads
+            params += self.position_bias(layer, heads, o["window"])[0]
         return sympy.expand(params)
 
     def field(self, layer, field):
@@ -162,7 +216,10 @@ class Attention(Kind):
         if o["source"] is not None:
             parts.append(f", keys from {words(o['source'][0])} x {words(o['source'][1])}")
         if o["window"] is not None:
-            parts.append(f", {words(o['window'])}x{words(o['window'])} windows" + (" shifted" if o["shift"] else ""))
+            parts.append(f", {words(o['window'])}x{words(o['window'])} windows" + (" shifted" if o["shift"] else "")
+                         + (", map padded to a multiple" if o.get("pad") else ""))
+        if o.get("cpb") is not None:
+            parts.append(f", continuous position bias (MLP of width {words(o['cpb'])})")
         parts += [", causal"] * o["causal"] + [", rotary positions"] * o["rope"]
         return "".join(parts) + (", with bias" if layer.bias else "")
 
@@ -180,20 +237,50 @@ class Attention(Kind):
         if layer.bias:
             lines.append(f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
                          f"{w(d)} for the output.")
-        if o["window"] is not None:
-            lines.append(f"A learned relative-position bias per head over a {w(o['window'])}x{w(o['window'])} window: "
-                         f"{w.product((2 * o['window'] - 1) ** 2, o['heads'])} parameters.")
+        window = o["window"]
+        if window is not None and o.get("cpb") is None:
+            lines.append(f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
+                         f"{w.product((2 * window - 1) ** 2, o['heads'])} parameters.")
+        elif window is not None:
+            m, table = o["cpb"], (2 * window - 1) ** 2
+            lines.append(f"A continuous position bias (Swin V2, a paramsym extension): an MLP of {w(m)} hidden units "
+                         f"maps each of the {w(table)} relative positions of the {w(window)}x{w(window)} window to one "
+                         f"bias per head, {w.product(2, m)} weights + {w(m)} biases + {w.product(m, o['heads'])} "
+                         f"weights, and cosine attention has a logit scale per head, {w(o['heads'])}: "
+                         f"{w(self.position_bias(layer, o['heads'], window)[0])} parameters; the MLP runs over the "
+                         f"table each time, {w(self.position_bias(layer, o['heads'], window)[1])} MACs.")
+            if layer.bias:
+                lines.append("(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter "
+                             "exists and counts.)")
+        if window is not None and o.get("pad") and sympy.expand(s["padded"] - s["T"]) == 0:
+            lines.append(f"Padding: none, the map is a multiple of {w(window)} already.")
+        elif window is not None and o.get("pad"):
+            lines.append(f"Padding: the map is padded with zeros at the bottom and right to a multiple of "
+                         f"{w(window)}, {w(s['T'])} -> {w(s['padded'])} positions, which are projected and "
+                         f"attended to, then cut off (torchvision's shifted_window_attention).")
+        if window is not None and o["shift"] and self._one_window(layer):
+            lines.append("One window covers the map, so the shift does nothing (torchvision sets it to 0 there); "
+                         "it changes no count anyway.")
         lines.append(f"{w(counts.params)} parameters.")
         if counts.macs is not None:
             keys = f"the {w(o['window'] ** 2)} positions of its window" if o["window"] is not None \
                 else f"all {w(s['S'])} key positions"
-            lines.append(f"MACs: the projections, then for each of the {w(s['T'])} queries the scores against "
+            queries = s["padded"] if window is not None else s["T"]
+            lines.append(f"MACs: the projections, then for each of the {w(queries)} queries the scores against "
                          f"{keys} and the weighted sum of their values: 2 x queries x keys x q, masked pairs "
-                         f"included, {w(times(2, s['T'], o['window'] ** 2 if o['window'] is not None else s['S'], q))}.")
+                         f"included, {w(times(2, queries, window ** 2 if window is not None else s['S'], q))}.")
         if counts.kv_cache is not None:
             lines.append(f"KV cache: the keys and values of every position, {w(counts.kv_cache)} values.")
         lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
         return lines
+
+    @staticmethod
+    def _one_window(layer) -> bool:
+        """One window covers the (padded) map along an axis: torchvision sets that axis's shift to 0."""
+        w = layer.options["window"]
+        sizes = [sympy.ceiling(n / w) * w if layer.options.get("pad") else n
+                 for n in layer.in_shape.spatial or () if n is not None]
+        return any((w - n).is_nonnegative for n in sizes)
 
     # ---- frameworks
     def torch(self, layer, num) -> TorchSpec:

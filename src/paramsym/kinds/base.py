@@ -162,6 +162,9 @@ class Args:
     def _unknown(self, name: str, pos: Position, allowed: set, what: str):
         import difflib  # only for the hint
         close = difflib.get_close_matches(name, sorted(allowed), n=1)
+        if what == "keyword" and name in self.kind.flags:  # bias=1 for the flag bias
+            raise ParamsymArgumentError(f"'{name}' is a flag of {self.call.name}: it takes no value", pos=pos,
+                                        hint=f"write it alone: {self.call.name}(..., {name})")
         if close:
             hint = f"did you mean '{close[0]}'?"
         elif allowed:
