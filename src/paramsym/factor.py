@@ -146,7 +146,8 @@ class _Reader:
         built = self.by_pos.get(call.pos, [])
         args = [self.arg(a, env) for a in call.args]
         if built and all(b.in_shape.channels is not None and b.cin is not None
-                         and sympy.expand(b.cin - b.in_shape.channels) == 0 for b in built):
+                         and (b.cin == b.in_shape.channels or sympy.expand(b.cin - b.in_shape.channels) == 0)
+                         for b in built):
             args = [Arg("->", values=(None, a.values[1])) if a.form == "->" else a for a in args]
         fills = []
         found = kinds.lookup(call.name)
@@ -406,8 +407,7 @@ class _Factoring:
                 unit.key = tuple(_template(s, holes) for s in unit.stages)
                 unit.values, unit.written = tuple(holes.values), tuple(holes.written)
                 by_key.setdefault(unit.key, []).append(unit)
-            lonely = {id(u.group) for u in units
-                      if len(by_key[u.key]) < 2 or sum(1 for s in u.stages for _ in _leaves(s)) < 2}
+            lonely = {id(u.group) for u in units if not _worth(u, len(by_key[u.key]))}
             if not lonely:
                 break
             self.descended |= lonely
@@ -483,6 +483,14 @@ class _Factoring:
             name, n = f"{stem}{n}", n + 1
         self.reserved.add(name)
         return name
+
+
+def _worth(unit: _Unit, uses: int) -> bool:
+    """Whether a unit used `uses` times is worth a block: two layers or more, used twice or more, and not
+    a short single stage used only twice (the block would be longer than the two stages)."""
+    if uses < 2 or sum(1 for s in unit.stages for _ in _leaves(s)) < 2:
+        return False
+    return uses > 2 or len(unit.stages) > 1 or len(_sequence(unit.stages)) > WIDTH
 
 
 def _ratio(column: tuple, base: tuple, small: bool):
@@ -575,6 +583,16 @@ def _runs(stages: list) -> list:
         out.append(stages[i])
         i += 1
     return out
+
+
+def _repeats(stages) -> int:
+    count = 0
+    for stage in stages:
+        if isinstance(stage, Rep):
+            count += 1 + _repeats(stage.body)
+        elif isinstance(stage, Comp):
+            count += sum(_repeats(b) for b in stage.branches)
+    return count
 
 
 def _runs_inside(stage):
@@ -782,13 +800,14 @@ def readable(text: str, skeleton: str | None = None, stacks: dict | None = None)
 
 
 def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> str:
-    """The factored program of the built network `flat`, unchecked (`readable` checks it)."""
+    """The factored program of the built network `flat`, unchecked (`readable` checks it); the program
+    as written when nothing in it recurs."""
     program = flat.program
     reader = _Reader(program, [lc.layer for lc in flat.layers])
     stages = reader.stages(program.network.stages, {})
     if skeleton is not None and stacks:
-        marks = parse_program(skeleton).network.stages
-        stages = _attach(stages, tuple(_Reader(parse_program(skeleton), []).stages(marks, {})), stacks)
+        marked = parse_program(skeleton)
+        stages = _attach(stages, tuple(_Reader(marked, []).stages(marked.network.stages, {})), stacks)
     reserved = {str(s) for s in flat.symbols} | {s.name for s in program.statements}
     reserved |= {str(v) for leaf in (l for s in stages for l in _leaves(s)) for a in leaf.args
                  for v in a.values if isinstance(v, sympy.Symbol)}
@@ -799,5 +818,7 @@ def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> s
     for define in defines:
         define.stages = _runs(define.body())
     network = head + _runs(network)
+    if not defines and _repeats(network) == _repeats(stages):
+        return flat.source   # nothing recurs: the program as it was written
     lets = [f"let {s.name} = {_expr(s.value)}" for s in program.statements if isinstance(s, Let)]
     return _render(lets, defines, network, limit=flat.source.count("\n"))
