@@ -299,7 +299,7 @@ class _Holes:
         return value
 
 
-_HOLE = sympy.Symbol("_hole")
+_HOLE = sympy.Dummy("hole")  # where a number was; no name a program can write
 
 
 def _template(stage, holes: _Holes):

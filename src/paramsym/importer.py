@@ -505,7 +505,7 @@ def _name_ties(converter) -> None:
 def from_torch(module, input_shape, flat: bool = False) -> str:
     """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3".
     Repeated structure is written as `def` blocks and `(SEQ) * n` (paramsym.factor); `flat=True` writes
-    one stage after another, as traced."""
+    one stage after another, as traced (a model read by its layout, hf_import, keeps its blocks)."""
     require_torch("importing a PyTorch model")
     import torch
     import torch.fx as fx
