@@ -6,6 +6,8 @@ with torchvision: parameters, BatchNorm running statistics and the output shape.
 
     python tests/import_coverage.py            # print the table
     python tests/import_coverage.py --update   # write it into docs/zoo.md
+    python tests/import_coverage.py --readable # lines of each import, flat and with blocks (paramsym.factor),
+                                               # and whether every total and the output shape are equal
 """
 from __future__ import annotations
 
@@ -88,6 +90,20 @@ def import_one(name: str) -> Row:
     return Row(name, params, state, "exact", "", text)
 
 
+def readable_row(name: str) -> tuple:
+    """(lines flat, lines with blocks, every total and the output shape equal) of one model's import."""
+    import paramsym
+    from paramsym.factor import _counts
+    import torchvision
+
+    with on_meta(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = torchvision.models.get_model(name, weights=None)
+    flat = paramsym.from_torch(model, input_shape(name), flat=True)
+    text = paramsym.from_torch(model, input_shape(name))
+    return flat.count("\n"), text.count("\n"), _counts(paramsym.parse(text)) == _counts(paramsym.parse(flat))
+
+
 def table(rows: list[Row]) -> str:
     exact = sum(r.outcome == "exact" for r in rows)
     lines = [BEGIN,
@@ -115,6 +131,15 @@ def update(rows: list[Row]) -> None:
 
 
 if __name__ == "__main__":
+    if "--readable" in sys.argv[1:]:
+        for n in model_names():
+            try:
+                flat_lines, lines, equal = readable_row(n)
+            except Exception as error:  # noqa: BLE001 - a refused model
+                print(f"{n:22} {str(error).splitlines()[0][:60]}")
+                continue
+            print(f"{n:22} flat {flat_lines:4} lines, with blocks {lines:4}, counts {'equal' if equal else 'DIFFER'}")
+        sys.exit(0)
     results = [import_one(n) for n in model_names()]
     if "--update" in sys.argv[1:]:
         update(results)

@@ -30,7 +30,7 @@ STAGES = [
     {"kinds", "kinds.*"},
     {"builder"},
     {"network"},
-    {"solve", "views", "vectorize", "sweeps"},
+    {"solve", "views", "vectorize", "sweeps", "factor"},
     {"typeset", "printers", "explain", "plots"},
     {"torch_modules", "export", "keras_export", "hf_import", "importer"},
     {"__init__"},

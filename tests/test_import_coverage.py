@@ -43,6 +43,15 @@ def test_swin_v2_imports_exactly(rows):
         assert rows[name].outcome == "exact" and "cpb=512, pad" in rows[name].text, rows[name].detail
 
 
+def test_every_traced_import_is_written_with_blocks(rows):
+    """paramsym.factor checks that a factored import counts exactly what the flat one counts (every total
+    and the output shape) and writes the flat one otherwise: here none fell back (test_import_readable.py
+    compares the two for a table of models; `python tests/import_coverage.py --readable` for all)."""
+    flat = [name for name, row in rows.items() if row.outcome == "exact" and not row.text.startswith("#")
+            and "def " not in row.text and ") * " not in row.text]
+    assert not flat, flat
+
+
 def test_the_table_in_zoo_md_is_current(rows):
     assert import_coverage.documented() == import_coverage.table([rows[n] for n in NAMES]), \
         "run: python tests/import_coverage.py --update"

@@ -325,8 +325,10 @@ def export_command(program, target, assignments, output):
 @click.argument("model", metavar="MODULE:CALLABLE")
 @click.option("--input", "input_shape", required=True, metavar="HxWxC", help="Input shape, channels last.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
-def import_command(model, input_shape, output):
-    """Write the program of a PyTorch model, e.g. torchvision.models:resnet18."""
+@click.option("--flat", is_flag=True, help="One stage after another, as traced: no def blocks, no repeats.")
+def import_command(model, input_shape, output, flat):
+    """Write the program of a PyTorch model, e.g. torchvision.models:resnet18. Blocks that recur
+    are written once as `def` blocks, runs of equal stages as `(SEQ) * n`."""
     import importlib
 
     from .export import require_torch
@@ -348,7 +350,7 @@ def import_command(model, input_shape, output):
         raise ParamsymUsageError(f"calling {model}() failed: {type(error).__name__}: {error}") from None
     if not hasattr(network, "named_modules"):
         raise ParamsymUsageError(f"{model} gives a {type(network).__name__}, not a torch.nn.Module")
-    _emit(from_torch(network, input_shape), output, f"written to {output}")
+    _emit(from_torch(network, input_shape, flat=flat), output, f"written to {output}")
 
 
 def main(argv: list[str] | None = None) -> int:

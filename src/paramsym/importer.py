@@ -15,11 +15,12 @@ import contextlib
 import io
 import operator
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import kinds
 from .errors import ImportRefused, ParamsymUsageError
 from .export import require_torch
+from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
 
 
@@ -501,8 +502,10 @@ def _name_ties(converter) -> None:
         op.text = op.text[:-1] + f", tie={names[owner]})"
 
 
-def from_torch(module, input_shape) -> str:
-    """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3"."""
+def from_torch(module, input_shape, flat: bool = False) -> str:
+    """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3".
+    Repeated structure is written as `def` blocks and `(SEQ) * n` (paramsym.factor); `flat=True` writes
+    one stage after another, as traced (a model read by its layout, hf_import, keeps its blocks)."""
     require_torch("importing a PyTorch model")
     import torch
     import torch.fx as fx
@@ -564,4 +567,10 @@ def from_torch(module, input_shape) -> str:
     idom = _dominators(ops, order)
     stages = _structure(ops, start, end, idom, _side_heads(ops, end, converter.aux_outputs, idom))
     lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
-    return "\n  > ".join(lines) + "\n"
+    text = "\n  > ".join(lines) + "\n"
+    if flat:
+        return text
+    # the same structure with each layer written as `_` + the name of its node: where each layer comes from
+    marked = {name: replace(op, text=f"_{name}") if op.kind == "layer" else op for name, op in ops.items()}
+    skeleton = _structure(marked, start, end, idom, _side_heads(marked, end, converter.aux_outputs, idom))
+    return readable(text, "\n  > ".join(lines[:1] + skeleton), module_stacks(traced.graph))

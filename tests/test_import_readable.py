@@ -1,0 +1,214 @@
+"""Imported programs stay readable (issue 11): `paramsym import` writes the blocks that recur as `def`
+blocks and runs as `(SEQ) * n` (paramsym.factor), and the factored program counts exactly what the
+flat one counts: every total (parameters, state, MACs, memory, ...) and the output shape."""
+from __future__ import annotations
+
+import re
+import warnings
+
+import pytest
+from hypothesis import given, strategies as st
+
+import paramsym
+from paramsym import factor
+from strategies import programs
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+from torch import nn  # noqa: E402
+
+import import_coverage  # noqa: E402
+
+
+def counts(text: str) -> tuple:
+    """Every total of the program (formulas) and its output shape."""
+    return factor._counts(paramsym.parse(text))
+
+
+def lines(text: str) -> int:
+    return text.count("\n")
+
+
+def defined(text: str) -> list[str]:
+    return re.findall(r"^def ([a-z0-9_]+)", text, flags=re.M)
+
+
+# ---- torchvision: (model, at most this many lines, the blocks it defines) ------------------------------
+
+CASES = [
+    ("resnet18", 18, ["basicblock", "basicblock2"]),
+    ("resnet50", 25, ["bottleneck", "bottleneck2"]),
+    ("resnext50_32x4d", 25, ["bottleneck", "bottleneck2"]),
+    ("mobilenet_v2", 25, ["invertedresidual", "invertedresidual2"]),
+    ("efficientnet_b0", 40, ["mbconv", "mbconv2", "mbconv3", "mbconv4"]),
+    ("densenet121", 40, ["denselayer", "transition"]),
+    ("shufflenet_v2_x1_0", 25, ["invertedresidual", "invertedresidual2"]),
+    ("squeezenet1_0", 20, ["fire"]),
+    ("googlenet", 29, ["inception", "inceptionaux"]),
+    ("inception_v3", 34, ["basicconv2d", "inceptiona", "basicconv2d2", "inceptionc", "inceptione"]),
+    ("regnet_y_400mf", 22, ["resbottleneckblock", "resbottleneckblock2"]),
+    ("vgg16", 12, []),
+]
+
+
+@pytest.fixture(scope="module")
+def imported():
+    """name -> (flat, factored), each model built once on the meta device and imported both ways."""
+    found = {}
+    for name, _, _ in CASES:
+        with import_coverage.on_meta(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = torchvision.models.get_model(name, weights=None)
+        shape = import_coverage.input_shape(name)
+        found[name] = (paramsym.from_torch(model, shape, flat=True), paramsym.from_torch(model, shape))
+    return found
+
+
+@pytest.mark.parametrize("name,most,names", CASES, ids=[c[0] for c in CASES])
+def test_torchvision_models_import_as_blocks(imported, name, most, names):
+    flat, text = imported[name]
+    assert lines(text) <= most, text
+    assert lines(text) <= lines(flat)
+    assert defined(text) == names, text
+    assert counts(text) == counts(flat)
+    assert text.startswith("def ") or "def " not in text  # the blocks come first
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_the_factored_program_round_trips(imported, name):
+    """It parses; unrolled again (blocks inlined, repeats written out) it counts what the flat one does,
+    and factoring that gives the same program."""
+    flat, text = imported[name]
+    unrolled = factor.flatten(text)
+    assert "def " not in unrolled and ") * " not in unrolled
+    assert counts(unrolled) == counts(flat) == counts(text)
+    assert lines(unrolled) == lines(factor.flatten(flat))
+
+
+def test_resnet50_reads_like_the_paper(imported):
+    text = imported["resnet50"][1]
+    assert "def bottleneck(c, s) = res(conv1x1(->c/4) > bn > relu > conv3x3(->c/4, stride=s, pad=1)" in text
+    for stage in ("bottleneck(256, 1)\n  > (bottleneck2(256)) * 2", "bottleneck(512, 2)\n  > (bottleneck2(512)) * 3",
+                  "bottleneck(1024, 2)\n  > (bottleneck2(1024)) * 5", "bottleneck(2048, 2)\n  > (bottleneck2(2048)) * 2"):
+        assert stage in text
+
+
+def test_densenet_writes_its_dense_layers_as_runs(imported):
+    text = imported["densenet121"][1]
+    assert "def denselayer = concat(id | bn > relu > conv1x1(->128) > bn > relu > conv3x3(->32, pad=1))" in text
+    assert [int(n) for n in re.findall(r"\(denselayer\) \* (\d+)", text)] == [6, 12, 24, 16]
+
+
+def test_parameters_say_what_they_are(imported):
+    text = imported["mobilenet_v2"][1]
+    # a depthwise convolution's groups are its channels; the expansion is 6c
+    assert "def invertedresidual(mid, c, s) = conv1x1(->mid) > bn > relu6 > conv3x3(->mid, stride=s, pad=1, " \
+           "groups=mid)" in text
+    assert "def invertedresidual2(c) = res(conv1x1(->6c)" in text
+
+
+def test_flat_is_one_stage_after_another(imported):
+    flat, text = imported["resnet18"]
+    assert "def " not in flat and ") * " not in flat
+    assert all(line.startswith("  > ") for line in flat.splitlines()[1:])
+    assert "conv3x3(64->64, pad=1)" in flat and "conv3x3(->c, pad=1)" in text
+
+
+# ---- models of our own: names from their classes, and nothing made up where nothing recurs -------------
+
+class Stem(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class Widen(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)
+        self.skip = nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)) + self.skip(x))
+
+
+def _net(widths):
+    layers = [Stem()]
+    cin = 16
+    for width in widths:
+        layers.append(Widen(cin, width, 2 if width != cin else 1))
+        cin = width
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10))
+
+
+def test_a_blocks_name_is_its_module_class():
+    model = _net([32, 32, 32, 64, 64])
+    text = paramsym.from_torch(model, (32, 32, 3))
+    assert defined(text) == ["widen"], text
+    assert "def widen(c, s) = res(conv3x3(->c, stride=s, pad=1) > bn | conv1x1(->c, stride=s)) > relu" in text
+    assert "> widen(32, 2)\n  > (widen(32, 1)) * 2\n  > widen(64, 2)\n  > widen(64, 1)\n" in text
+    assert counts(text) == counts(paramsym.from_torch(model, (32, 32, 3), flat=True))
+    assert paramsym.parse(text).params == sum(p.numel() for p in model.parameters())
+
+
+def test_nothing_recurs_nothing_changes():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    assert paramsym.from_torch(model, (8, 8, 3)) == paramsym.from_torch(model, (8, 8, 3), flat=True)
+
+
+def test_the_cli_writes_blocks_and_flat_on_request():
+    from cli_helpers import run
+
+    factored = run("import", "torchvision.models:resnet18", "--input", "224x224x3", timeout=120)
+    flat = run("import", "torchvision.models:resnet18", "--input", "224x224x3", "--flat", timeout=120)
+    assert factored.returncode == flat.returncode == 0, factored.stderr + flat.stderr
+    assert defined(factored.stdout) == ["basicblock", "basicblock2"]
+    assert "def " not in flat.stdout and lines(flat.stdout) == 24
+    assert counts(factored.stdout) == counts(flat.stdout)
+
+
+# ---- properties: factoring never changes a count -----------------------------------------------------------
+
+@st.composite
+def blocky(draw):
+    """A program that uses one block several times with different widths and strides, with a stage between."""
+    body = draw(st.sampled_from([
+        "res(conv3x3(->c, stride=s, pad=1) > bn > relu > conv3x3(->c, pad=1) > bn | conv1x1(->c, stride=s) > bn) > relu",
+        "conv1x1(->2c) > bn > relu > dwconv3x3(stride=s, pad=1) > bn > relu > conv1x1(->c) > bn",
+        "concat(conv1x1(->c, stride=s) > relu | conv3x3(->c, stride=s, pad=1) > relu)",
+        "res(conv1x1(->c, stride=s) | conv3x3(->c, stride=s, pad=1) > gn(groups=1))",
+        "conv3x3(->c, stride=s, pad=1) > bn > relu",
+    ]))
+    calls, size = [], 32
+    for _ in range(draw(st.integers(2, 6))):
+        s = draw(st.sampled_from([1, 1, 2])) if size > 4 else 1
+        size = (size + 1) // s if s == 2 else size
+        calls.append(f"blk({draw(st.sampled_from([4, 8, 8, 12]))}, {s})")
+        if draw(st.integers(0, 3)) == 0:
+            calls.append(draw(st.sampled_from(["relu", "bn", "maxpool1x1"])))
+    return f"def blk(c, s) = {body}\ninput(32x32x3) > conv3x3(->8, pad=1) > " + " > ".join(calls) + \
+        " > gap > dense(->10, bias)"
+
+
+@given(blocky())
+def test_factoring_a_flattened_program_keeps_every_count(text):
+    flat = factor.flatten(text)
+    assert counts(flat) == counts(text)
+    result = factor.factored(paramsym.parse(flat))
+    assert counts(result) == counts(text), result
+    readable = factor.readable(flat)
+    assert readable in (result, flat) and lines(readable) <= lines(flat)
+
+
+@given(programs())
+def test_factoring_any_program_keeps_every_count(text):
+    """Programs of every layer kind (tests/strategies.py), with lets and symbolic repeats: flattened,
+    then factored, they count what they did."""
+    flat = factor.flatten(text)
+    assert counts(flat) == counts(text)
+    for source in (text, flat):
+        result = factor.factored(paramsym.parse(source))
+        assert counts(result) == counts(text), result
