@@ -47,12 +47,7 @@ def test_zoo_exports_to_torch(path):
     network = paramsym.parse(path.read_text())
     if any(network.value(expr) is None for expr in (network.params,)):
         pytest.skip("a free symbol: export needs numbers")  # gpt2_symbolic, llama_symbolic
-    try:
-        got, want = torch_counts(network), paramsym_counts(network)
-    except paramsym.ParamsymError as error:
-        if "has no PyTorch export yet" in str(error):  # swin_t: window attention
-            pytest.skip(str(error))
-        raise
+    got, want = torch_counts(network), paramsym_counts(network)
     if "aux(" in network.source:
         # the exported side head, like torchvision's, does not run at inference, so the FLOP counter
         # misses its MACs: they are checked against torchvision in training mode in test_zoo_modern.py

@@ -42,8 +42,6 @@ def test_zoo_round_trip(path):
         # built with real weights here (a 175B model would not fit); read back by the family's layout in
         # tests/test_lm_zoo.py
         pytest.skip("language models: their import is tested in test_lm_zoo.py")
-    if "window=" in network.source:
-        pytest.skip("window attention (Swin) has no PyTorch export yet")
     if "mul(" in network.source or "aux(" in network.source:
         # not yet: torch.fx cannot trace the exported gate (Gate's broadcast branches), and the exported
         # side head, which does not run at inference, is not read back (issue 11, the importer)

@@ -24,6 +24,7 @@ _HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "Same
             "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear", "Recurrent",
             "SelfAttention", "GroupedQueryAttention")
 _HELPERS += ("LayerScale", "ChannelSlice", "SpaceToDepth", "DropPath")  # LANGUAGE.md section 8 (kinds of issue 11)
+_HELPERS += ("WindowAttention",)  # attn(window=w) (Swin)
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 
