@@ -24,20 +24,21 @@ class Residual(nn.Module):
 
 class Branches(nn.Module):
     """Every branch on the same input, summed ("add"), joined along channels ("concat") or multiplied
-    ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position)."""
+    ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position: `expand` gives,
+    for each branch, how many axes of 1 its output takes at the end, decided when the model is written, so
+    that torch.fx can trace the module)."""
 
-    def __init__(self, how: str, *branches: nn.Module):
+    def __init__(self, how: str, *branches: nn.Module, expand: tuple = ()):
         super().__init__()
         self.how = how
         self.branches = nn.ModuleList(branches)
+        self.expand = tuple(expand) or (0,) * len(branches)
 
     def forward(self, x):
         outputs = [branch(x) for branch in self.branches]
         if self.how == "concat":
             return torch.cat(outputs, dim=1)
-        if self.how == "mul":
-            rank = max(output.dim() for output in outputs)
-            outputs = [output.reshape(*output.shape, *[1] * (rank - output.dim())) for output in outputs]
+        outputs = [output[(..., *[None] * n)] if n else output for output, n in zip(outputs, self.expand)]
         total = outputs[0]
         for output in outputs[1:]:
             total = total * output if self.how == "mul" else total + output
