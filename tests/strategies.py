@@ -191,14 +191,16 @@ def _recurrent(draw, channels, keras_safe):
 
 
 def _gate(draw, sizes, channels, keras_safe):
-    """mul(...): a squeeze-and-excitation gate (a vector broadcast over the positions) or a gated linear
-    unit; and aux(...), a side head (torch only: in Keras a side head is a second output)."""
-    kind = draw(st.sampled_from(["se", "glu"] + ([] if keras_safe else ["aux"])))
+    """mul(...): a squeeze-and-excitation gate (a vector broadcast over the positions; its last layer may be
+    a concat of vectors, or followed by a side head) or a gated linear unit; and aux(...), a side head (in
+    Keras a second output of the model)."""
+    kind = draw(st.sampled_from(["se", "glu", "aux"]))
     pool = "gap > " if sizes else ""
     if kind == "se":
         squeeze = draw(st.integers(1, 4))
-        return (f"mul(id | {pool}dense(->{squeeze}, bias) > relu > dense(->{channels}, bias) > "
-                f"{draw(st.sampled_from(['sigmoid', 'hardsigmoid']))})")
+        end = draw(st.sampled_from(["sigmoid", "hardsigmoid", "sigmoid > aux(dense(->2))",
+                                    f"concat(dense(->1) | dense(->{channels - 1}))" if channels > 1 else "sigmoid"]))
+        return f"mul(id | {pool}dense(->{squeeze}, bias) > relu > dense(->{channels}, bias) > {end})"
     if kind == "glu":
         width = draw(st.integers(1, 6))
         return f"mul(dense(->{width}) > silu | dense(->{width}))"

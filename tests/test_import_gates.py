@@ -70,3 +70,19 @@ def test_exported_gate_source_runs_alone(tmp_path):
     assert "expand=(0, 2)" in path.read_text()
     result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path)
     assert result.stdout.strip() == f"(1, 4) {paramsym.parse(program).params}", result.stderr
+
+
+@pytest.mark.parametrize("program", [
+    # found by reading keras_export after the fuzz (the Keras gate's Reshape took the shape of the wrong layer)
+    "input(8x1) > mul(id | gap > dense(->1, bias) > sigmoid > aux(dense(->2))) > flatten",
+    "input(8x8x4) > mul(id | gap > dense(->4) > sigmoid > aux(dense(->2)))",
+    "input(8x8x4) > mul(id | gap > concat(dense(->2) | dense(->2)))",
+    "input(6x6x4) > mul(gap > dense(->4) | mul(gap > dense(->4) | id))",
+])
+def test_keras_gate_takes_the_shape_of_the_gate(program):
+    import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
+    network = paramsym.parse(program, convention="keras")
+    model = paramsym.to_keras(network)
+    assert model.count_params() == network.evaluate()["total"]
+    shape = model.output_shape[0] if isinstance(model.output_shape, list) else model.output_shape
+    assert list(shape[1:]) == [int(d) for d in network.output_shape.dims()]
