@@ -15,3 +15,7 @@ settings.register_profile("fuzz", max_examples=20_000, deadline=None,
 settings.register_profile("deep", max_examples=1_000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 settings.load_profile("ci")
+# "trial": a bounded run of the fuzz properties, PARAMSYM_FUZZ_EXAMPLES programs each (default 500), for a
+# machine shared with others: pytest ... --hypothesis-profile=trial (docs/fuzzing.md)
+settings.register_profile("trial", max_examples=int(__import__("os").environ.get("PARAMSYM_FUZZ_EXAMPLES", "500")),
+                          deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

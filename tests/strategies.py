@@ -148,6 +148,65 @@ def _keeping(draw, sizes, channels) -> str:
                                  f"dwconv{k}(pad=1) > relu", f"conv{'x'.join(['1'] * len(sizes))}(->{channels})"]))
 
 
+def _attention(draw, sizes, channels, keras_safe):
+    """attn (LANGUAGE.md section 7) on a sequence or a map: heads that divide the width, or any heads with
+    head_dim=; kv_heads that divide the heads; window attention (torch only) on a map the window divides."""
+    windows = [w for w in _divisors(sizes[0]) if len(sizes) == 2 and sizes[1] % w == 0] if not keras_safe else []
+    if draw(st.integers(0, 3)) == 0:
+        heads = draw(st.integers(1, 4))
+        parts = [f"heads={heads}", f"head_dim={draw(st.integers(1, 4))}"]
+    else:
+        heads = draw(st.sampled_from(_divisors(channels)))
+        parts = [f"heads={heads}"]
+    if draw(st.booleans()):
+        parts.insert(1, f"kv_heads={draw(st.sampled_from(_divisors(heads)))}")
+    if draw(st.booleans()):
+        parts.append("bias")
+    if windows and draw(st.booleans()):
+        parts.append(f"window={draw(st.sampled_from(windows))}")
+        if draw(st.booleans()):
+            parts.append("shift")
+    elif draw(st.integers(0, 2)) == 0:
+        parts.append("causal")
+    return f"attn({', '.join(parts)})"
+
+
+def _recurrent(draw, channels, keras_safe):
+    """lstm, gru or rnn on a sequence T x I: stacked, bidirectional, with a projection (lstm, torch only),
+    with biases, or only the last step."""
+    kind = draw(st.sampled_from(["lstm", "gru", "rnn"]))
+    hidden = draw(st.integers(1, 6))
+    parts = [f"->{hidden}"]
+    if draw(st.integers(0, 2)) == 0:
+        parts.append(f"layers={draw(st.integers(2, 3))}")
+    if draw(st.booleans()):
+        parts.append("bidirectional")
+    if kind == "lstm" and hidden > 1 and not keras_safe and draw(st.integers(0, 2)) == 0:
+        parts.append(f"proj={draw(st.integers(1, hidden - 1))}")
+    if draw(st.booleans()):
+        parts.append("bias")
+    if draw(st.integers(0, 3)) == 0:
+        parts.append("last")
+    return f"{kind}({', '.join(parts)})"
+
+
+def _gate(draw, sizes, channels, keras_safe):
+    """mul(...): a squeeze-and-excitation gate (a vector broadcast over the positions; its last layer may be
+    a concat of vectors, or followed by a side head) or a gated linear unit; and aux(...), a side head (in
+    Keras a second output of the model)."""
+    kind = draw(st.sampled_from(["se", "glu", "aux"]))
+    pool = "gap > " if sizes else ""
+    if kind == "se":
+        squeeze = draw(st.integers(1, 4))
+        end = draw(st.sampled_from(["sigmoid", "hardsigmoid", "sigmoid > aux(dense(->2))",
+                                    f"concat(dense(->1) | dense(->{channels - 1}))" if channels > 1 else "sigmoid"]))
+        return f"mul(id | {pool}dense(->{squeeze}, bias) > relu > dense(->{channels}, bias) > {end})"
+    if kind == "glu":
+        width = draw(st.integers(1, 6))
+        return f"mul(dense(->{width}) > silu | dense(->{width}))"
+    return f"aux({pool}dense(->{draw(st.integers(1, 4))}{', bias' if draw(st.booleans()) else ''}))"
+
+
 @st.composite
 def programs(draw, max_stages: int = 5, keras_safe: bool = False):
     rank = draw(st.integers(0, 3) if not keras_safe else st.integers(0, 2))
@@ -162,6 +221,7 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
             choices += ["conv", "conv", "deconv", "pool", "res", "concat", "add", "repeat", "global", "sequence"]
         else:
             choices += ["res", "add", "repeat"]
+        choices += ["gate"] + ["attention"] * (2 if sizes else 0) + ["recurrent"] * (4 if len(sizes) == 1 else 0)
         choice = draw(st.sampled_from(choices))
         if choice == "conv":
             stage = _conv(draw, sizes, channels, keras_safe)
@@ -181,6 +241,12 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
             options = ["tokens"] if len(sizes) > 1 else ["tokens", "first", "last"] + \
                 ([] if keras_safe else ["cls", f"posembed({draw(st.integers(1, 2 * sizes[0]))})"])
             stage = draw(st.sampled_from(options))
+        elif choice == "attention":  # LANGUAGE.md section 7
+            stage = _attention(draw, sizes, channels, keras_safe)
+        elif choice == "recurrent":
+            stage = _recurrent(draw, channels, keras_safe)
+        elif choice == "gate":
+            stage = _gate(draw, sizes, channels, keras_safe)
         elif choice == "global":
             stage = draw(st.sampled_from(["gap", "gmp", "flatten"]))
         elif choice == "res":

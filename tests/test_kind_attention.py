@@ -307,7 +307,7 @@ def test_exported_sources_run_alone(tmp_path, program):
 
 
 @pytest.mark.parametrize("program, to, words", [
-    ("input(8x8x16) > attn(heads=2, window=4)", "torch", "window attention (Swin) has no PyTorch export"),
+    ("input(8x8x16) > attn(heads=2, window=4, causal)", "torch", "causal masking inside windows has no PyTorch"),
     ("input(8x8x16) > attn(heads=2, window=4)", "keras", "window attention (Swin) has no Keras layer"),
     ("input(8x16) > attn(heads=2, source=5x8)", "torch", "cross-attention (source=) needs a second input"),
     ("input(8x16) > attn(heads=2, source=5x8)", "keras", "cross-attention (source=) needs a second input"),

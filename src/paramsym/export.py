@@ -24,6 +24,7 @@ _HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "Same
             "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear", "Recurrent",
             "SelfAttention", "GroupedQueryAttention")
 _HELPERS += ("LayerScale", "ChannelSlice", "SpaceToDepth", "DropPath")  # LANGUAGE.md section 8 (kinds of issue 11)
+_HELPERS += ("WindowAttention",)  # attn(window=w) (Swin)
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 
@@ -109,6 +110,9 @@ def network_spec(network: Network, **values) -> Spec:
             return children[0] if len(children) == 1 else Spec("nn.Sequential", tuple(children))
         if node.kind == "res":
             return Spec("Residual", tuple(walk(child) for child in node.children))
+        if node.kind == "mul" and _gate_axes(network, node):
+            return Spec("Branches", (node.kind, *(walk(child) for child in node.children)),
+                        {"expand": _gate_axes(network, node)})
         if node.kind in ("add", "concat", "mul"):
             return Spec("Branches", (node.kind, *(walk(child) for child in node.children)))
         if node.kind == "aux":
@@ -123,6 +127,31 @@ def network_spec(network: Network, **values) -> Spec:
 
     top = walk(network.structure)
     return top if top.cls == "nn.Sequential" and top.repeat == 1 else Spec("nn.Sequential", (top,))
+
+
+def _spatial_axes(network: Network, node: Node) -> int | None:
+    """How many spatial axes the value that `node` gives has; None when it gives its input on (a side head)."""
+    if node.kind == "layer":
+        return network.layers[node.layer].layer.out_shape.rank
+    if node.kind == "aux":
+        return None
+    if node.kind == "seq":
+        for child in reversed(node.children):
+            axes = _spatial_axes(network, child)
+            if axes is not None:
+                return axes
+        return None
+    known = [a for a in (_spatial_axes(network, child) for child in node.children) if a is not None]
+    return max(known) if known else None
+
+
+def _gate_axes(network: Network, node: Node) -> tuple:
+    """For each branch of a mul, the axes of 1 its output takes to broadcast over the others' positions
+    (a gate, the vector (N, C), on a map: 2); () when none does."""
+    axes = [_spatial_axes(network, child) for child in node.children]
+    full = max((a for a in axes if a is not None), default=0)
+    expand = tuple(0 if a is None else full - a for a in axes)
+    return expand if any(expand) else ()
 
 
 # ---- building ----------------------------------------------------------------------------

@@ -126,6 +126,13 @@ class _Converter:
         if source is None or all(source.name not in known for known in (self.ops, self.pieces, self.shuffling)):
             return False
         shape = self.shapes.get(source.name, ())
+        if target is operator.getitem and isinstance(args[1], tuple) and args[1] and source.name in self.ops and \
+                all(index is Ellipsis or index is None for index in args[1]):
+            # x[..., None, None]: a vector given axes of 1 to broadcast over a map (paramsym's exported gate)
+            self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
+            if len(shape) == 2 or source.name in self.pooled:
+                self.pooled.add(name)
+            return True
         if method in ("contiguous", "clone") and node.op == "call_method" and source.name in self.ops:
             self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
             return True
@@ -525,14 +532,30 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
         PositionEmbedding, ClassToken, ...: their forward has no counterpart op by op)."""
 
+        def __init__(self):
+            super().__init__()
+            self.side_outputs: list = []  # the values of paramsym's own side heads (Aux), which nothing uses
+
         def is_leaf_module(self, m, qualname) -> bool:
             return super().is_leaf_module(m, qualname) or (kinds.for_torch_module(m) is not None
                                                             and not type(m).__module__.startswith("torch."))
 
+        def call_module(self, m, forward, args, kwargs):
+            if type(m).__name__ == "Aux" and isinstance(getattr(m, "head", None), torch.nn.Module) and \
+                    len(args) == 1 and not kwargs:
+                # paramsym's exported side head passes its input on and never runs its head: the head is traced
+                # here on that input, as a side output of the model (read back as aux(...))
+                side = super().call_module(m.head, m.head.forward, args, kwargs)
+                if isinstance(side, fx.Proxy):
+                    self.side_outputs.append(side.node.name)
+                return args[0]
+            return super().call_module(m, forward, args, kwargs)
+
     was_training = module.training
     module.train()  # side heads (GoogLeNet's, Inception's auxiliary classifiers) run only in training
+    tracer = Tracer()
     try:
-        traced = fx.GraphModule(module, Tracer().trace(module))
+        traced = fx.GraphModule(module, tracer.trace(module))
     except Exception as error:  # torch.fx raises many kinds for untraceable Python
         raise ImportRefused(f"torch.fx cannot trace the model: {error}") from None
     finally:
@@ -559,13 +582,15 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
               if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")}
     converter = _Converter(traced, shapes)
     _, output = converter.convert()
+    converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in tracer.side_outputs]
     _name_ties(converter)
     ops = _normalise_concats(converter.ops)
     order = list(ops)
     start = next(name for name, op in ops.items() if op.kind == "input")
     end = converter._through(type("N", (), {"name": output})())
     idom = _dominators(ops, order)
-    stages = _structure(ops, start, end, idom, _side_heads(ops, end, converter.aux_outputs, idom))
+    heads = _side_heads(ops, end, converter.aux_outputs, idom)
+    stages = heads.get(start, []) + _structure(ops, start, end, idom, heads)  # side heads on the input come first
     lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
     text = "\n  > ".join(lines) + "\n"
     if flat:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .errors import ParamsymUsageError
 from .export import Numbers
 from .network import LayerCount, Network
-from .records import KerasSpec, Node
+from .records import KerasSpec, Node, Shape
 
 
 KerasLayer = KerasSpec  # one Keras layer to build, as the layer kinds describe it
@@ -54,12 +54,28 @@ def _walk(network: Network, num: Numbers, emit, node: Node, x):
 
 
 def _last_shape(network: Network, node: Node):
-    """The output shape of a branch: that of its last layer (None for an empty one)."""
-    while node.kind != "layer":
-        if not node.children:
-            return None
-        node = node.children[-1] if node.kind in ("seq", "repeat") else node.children[0]
-    return network.layers[node.layer].layer.out_shape
+    """The output shape of a branch (None for one that gives its input on: empty, or a side head): that of
+    its last layer before any side head; of a composite, the widest of its branches (a gate broadcasts),
+    with the channels of all for a concat."""
+    if node.kind == "layer":
+        return network.layers[node.layer].layer.out_shape
+    if node.kind == "aux":
+        return None
+    if node.kind == "seq":
+        for child in reversed(node.children):
+            shape = _last_shape(network, child)
+            if shape is not None:
+                return shape
+        return None
+    shapes = [s for s in (_last_shape(network, child) for child in node.children) if s is not None]
+    if not shapes:
+        return None
+    if node.kind in ("repeat", "res", "moe"):
+        return shapes[-1] if node.kind == "moe" else shapes[0]  # moe: the expert's, after the router
+    widest = max(shapes, key=lambda s: -1 if s.spatial is None else len(s.spatial))
+    if node.kind == "concat" and all(s.channels is not None for s in shapes):
+        return Shape(widest.spatial, sum(s.channels for s in shapes))
+    return widest
 
 
 def _input_shape(network: Network, num: Numbers) -> tuple:

@@ -24,20 +24,21 @@ class Residual(nn.Module):
 
 class Branches(nn.Module):
     """Every branch on the same input, summed ("add"), joined along channels ("concat") or multiplied
-    ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position)."""
+    ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position: `expand` gives,
+    for each branch, how many axes of 1 its output takes at the end, decided when the model is written, so
+    that torch.fx can trace the module)."""
 
-    def __init__(self, how: str, *branches: nn.Module):
+    def __init__(self, how: str, *branches: nn.Module, expand: tuple = ()):
         super().__init__()
         self.how = how
         self.branches = nn.ModuleList(branches)
+        self.expand = tuple(expand) or (0,) * len(branches)
 
     def forward(self, x):
         outputs = [branch(x) for branch in self.branches]
         if self.how == "concat":
             return torch.cat(outputs, dim=1)
-        if self.how == "mul":
-            rank = max(output.dim() for output in outputs)
-            outputs = [output.reshape(*output.shape, *[1] * (rank - output.dim())) for output in outputs]
+        outputs = [output[(..., *[None] * n)] if n else output for output, n in zip(outputs, self.expand)]
         total = outputs[0]
         for output in outputs[1:]:
             total = total * output if self.how == "mul" else total + output
@@ -299,3 +300,74 @@ class DropPath(nn.Module):
         keep = 1.0 - self.p
         noise = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
         return x * noise / keep if keep > 0.0 else x * noise
+
+
+class WindowAttention(nn.Module):
+    """`attn(heads=h, window=w[, shift])`: Swin's window attention on channels-first maps (N, C, H, W), as
+    torchvision's ShiftedWindowAttention computes it: one qkv and one proj Linear, a learned relative-position
+    bias table of (2w-1)^2 x heads, attention inside w x w windows, and with `shift` the windows shifted by
+    w//2 (a cyclic roll, masks between the regions the roll brings together; no shift on a map no larger
+    than a window). Besides: kv_heads key/value heads shared by the query heads, and any head width."""
+
+    def __init__(self, channels: int, heads: int, window: int, shift: bool = False, kv_heads: int | None = None,
+                 head_dim: int | None = None, bias: bool = True):
+        super().__init__()
+        kv_heads = heads if kv_heads is None else kv_heads
+        head_dim = channels // heads if head_dim is None else head_dim
+        if heads % kv_heads:
+            raise ValueError(f"kv_heads={kv_heads} must divide heads={heads}")
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.window_size = [window, window]
+        self.shift_size = [window // 2, window // 2] if shift else [0, 0]
+        self.qkv = nn.Linear(channels, (heads + 2 * kv_heads) * head_dim, bias=bias)
+        self.proj = nn.Linear(heads * head_dim, channels, bias=bias)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def relative_position_bias(self):
+        """(1, heads, w*w, w*w): the table's row for each pair of positions of a window (computed here rather
+        than kept as a buffer: it is not state)."""
+        w = self.window_size[0]
+        coords = torch.arange(w, device=self.relative_position_bias_table.device)
+        rows, cols = torch.meshgrid(coords, coords, indexing="ij")
+        rows, cols = rows.flatten(), cols.flatten()
+        index = (rows[:, None] - rows[None, :] + w - 1) * (2 * w - 1) + (cols[:, None] - cols[None, :] + w - 1)
+        bias = self.relative_position_bias_table[index.flatten()].view(w * w, w * w, -1)
+        return bias.permute(2, 0, 1).unsqueeze(0)
+
+    def forward(self, x):
+        x = x.movedim(1, -1)  # (N, H, W, C)
+        n, height, width, channels = x.shape
+        w = self.window_size[0]
+        pad_b, pad_r = (w - height % w) % w, (w - width % w) % w
+        x = nn.functional.pad(x, (0, 0, 0, pad_r, 0, pad_b))
+        size_h, size_w = height + pad_b, width + pad_r
+        shift = [s if w < size else 0 for s, size in zip(self.shift_size, (size_h, size_w))]
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
+        count = (size_h // w) * (size_w // w)
+        x = x.view(n, size_h // w, w, size_w // w, w, channels).permute(0, 1, 3, 2, 4, 5)
+        x = x.reshape(n * count, w * w, channels)
+        h, g, e = self.heads, self.kv_heads, self.head_dim
+        qkv = self.qkv(x).reshape(n * count, w * w, h + 2 * g, e).transpose(1, 2)
+        q, k, v = qkv[:, :h] * e ** -0.5, qkv[:, h:h + g], qkv[:, h + g:]
+        if g != h:
+            k, v = k.repeat_interleave(h // g, dim=1), v.repeat_interleave(h // g, dim=1)
+        attn = q.matmul(k.transpose(-2, -1)) + self.relative_position_bias()
+        if sum(shift) > 0:
+            mask = x.new_zeros((size_h, size_w))
+            label = 0
+            for top, bottom in ((0, -w), (-w, -shift[0]), (-shift[0], None)):
+                for left, right in ((0, -w), (-w, -shift[1]), (-shift[1], None)):
+                    mask[top:bottom, left:right] = label
+                    label += 1
+            mask = mask.view(size_h // w, w, size_w // w, w).permute(0, 2, 1, 3).reshape(count, w * w)
+            mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+            mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+            attn = (attn.view(n, count, h, w * w, w * w) + mask.unsqueeze(1).unsqueeze(0)).view(-1, h, w * w, w * w)
+        y = attn.softmax(dim=-1).matmul(v).transpose(1, 2).reshape(n * count, w * w, h * e)
+        y = self.proj(y).view(n, size_h // w, size_w // w, w, w, channels).permute(0, 1, 3, 2, 4, 5)
+        y = y.reshape(n, size_h, size_w, channels)
+        if sum(shift) > 0:
+            y = torch.roll(y, shifts=(shift[0], shift[1]), dims=(1, 2))
+        return y[:, :height, :width].movedim(-1, 1)

@@ -36,7 +36,8 @@ class Attention(Kind):
     keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "cpb"})
     flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
     torch_modules = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
-                     "SelfAttention", "GroupedQueryAttention")  # the last two: paramsym's own exports
+                     "SelfAttention", "GroupedQueryAttention",
+                     "WindowAttention")  # the last three: paramsym's own exports
 
     # ---- language
     def build(self, call, flow, args, match) -> Layer:
@@ -286,7 +287,7 @@ class Attention(Kind):
     def torch(self, layer, num) -> TorchSpec:
         o = layer.options
         if o["window"] is not None:
-            raise ParamsymUsageError(f"{layer.name} at {layer.pos}: window attention (Swin) has no PyTorch export yet")
+            return _window_spec(layer, num)
         if o["source"] is not None:
             raise ParamsymUsageError(f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
                                 f"(the keys' source), which an exported nn.Sequential cannot take")
@@ -326,6 +327,8 @@ class Attention(Kind):
         name = type(module).__name__
         if name in ("SelfAttention", "GroupedQueryAttention"):
             return _own_text(module)
+        if name == "WindowAttention":
+            return _window_text(module, ctx)
         if name == "MultiheadAttention" or hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias"):
             return _mha_text(module, ctx)
         if hasattr(module, "multihead_attn"):
@@ -447,6 +450,50 @@ def _blocks(layer, parts) -> str:
     if layer.norm_first:
         return " > ".join(f"res({_norm(norm)} > {body})" for body, norm in parts)
     return " > ".join(f"res({body}) > {_norm(norm)}" for body, norm in parts)
+
+
+# ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
+
+def _window_spec(layer, num) -> TorchSpec:
+    """WindowAttention (torchvision's ShiftedWindowAttention, with kv_heads and head_dim besides)."""
+    o = layer.options
+    if o["causal"]:
+        raise ParamsymUsageError(f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
+                                 f"module (Swin's window attention is not causal)")
+    if o.get("cpb") is not None or o.get("pad"):
+        # WindowAttention is Swin V1's: exporting it would silently drop the MLP or the padding
+        raise ParamsymUsageError(f"{layer.name} at {layer.pos}: Swin V2's attention (cpb=) and padded windows (pad) "
+                                 f"have no PyTorch module of ours yet; torchvision's ShiftedWindowAttentionV2 "
+                                 f"counts as the program does")
+    d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
+    kwargs = {"shift": True} if o["shift"] else {}
+    if kv_heads != heads:
+        kwargs["kv_heads"] = kv_heads
+    if e * heads != d:
+        kwargs["head_dim"] = e
+    kwargs["bias"] = layer.bias
+    return TorchSpec("WindowAttention", (d, heads, num(o["window"])), kwargs)
+
+
+def _window_text(module, ctx) -> str:
+    """torch_modules.WindowAttention read back."""
+    if not all(hasattr(module, a) for a in ("kv_heads", "head_dim", "window_size", "shift_size", "qkv", "proj")):
+        raise ImportRefused(f"{ctx.node_name} (WindowAttention) is not paramsym's window attention module")
+    heads, kv_heads, e = module.heads, module.kv_heads, module.head_dim
+    width, window = module.proj.out_features, module.window_size[0]
+    if module.window_size[1] != window or len(set(module.shift_size)) != 1 or \
+            module.shift_size[0] not in (0, window // 2):
+        raise ImportRefused(f"{ctx.node_name} (WindowAttention) has windows of {module.window_size} shifted by "
+                            f"{module.shift_size}: the language has square w x w windows shifted by w//2")
+    if (module.qkv.bias is None) != (module.proj.bias is None):
+        raise ImportRefused(f"{ctx.node_name} (WindowAttention) has a bias on only one of its projections")
+    parts = [f"heads={heads}"]
+    if kv_heads != heads:
+        parts.append(f"kv_heads={kv_heads}")
+    if e * heads != width:
+        parts.append(f"head_dim={e}")
+    parts += ["bias"] * (module.qkv.bias is not None) + [f"window={window}"] + ["shift"] * (module.shift_size[0] > 0)
+    return f"attn({', '.join(parts)})"
 
 
 KINDS = (Attention(),)
