@@ -235,10 +235,15 @@ def test_generic_params_in_views():
     assert template.subs(values) == net.params == 4 * 32 * 32 + 4 * 32 + 3 * 512 + 512 * 4 + 4
 
 
-@pytest.mark.parametrize("to, words", [("torch", "window attention (Swin) has no PyTorch export"),
-                                       ("keras", "window attention (Swin) has no Keras layer")])
-def test_export_is_refused_as_for_window_attention(to, words):
-    result = run("export", "input(8x8x16) > attn(heads=2, window=4, cpb=64, pad)", "--to", to)
+@pytest.mark.parametrize("program, to, words", [
+    # V1's WindowAttention exports; V2's MLP and the padding would be dropped by it, so they are refused
+    ("input(8x8x16) > attn(heads=2, window=4, cpb=64, pad)", "torch", "Swin V2's attention (cpb=) and padded"),
+    ("input(8x8x16) > attn(heads=2, window=4, cpb=64)", "torch", "Swin V2's attention (cpb=) and padded"),
+    ("input(6x6x16) > attn(heads=2, window=4, pad)", "torch", "Swin V2's attention (cpb=) and padded"),
+    ("input(8x8x16) > attn(heads=2, window=4, cpb=64, pad)", "keras", "window attention (Swin) has no Keras layer"),
+])
+def test_export_of_swin_v2_attention_is_refused(program, to, words):
+    result = run("export", program, "--to", to)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
 
 
