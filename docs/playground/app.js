@@ -33,6 +33,7 @@ let lastText = "";
 let pending = false;
 let editStarted = null;   // performance.now() of the input that the next run answers
 const timings = window.playgroundTimings = { edits: [] };
+window.playgroundPending = () => pending;
 
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -104,7 +105,7 @@ function showCaret(error) {
   const spot = els.highlight.querySelector(".tok-at-error");
   const style = getComputedStyle(els.highlight);
   const charWidth = measureChar();
-  const left = parseFloat(style.paddingLeft) + (error.column - 1) * charWidth;
+  const left = parseFloat(style.paddingLeft) + (error.column - 0.5) * charWidth;  // the middle of the character
   const lineHeight = parseFloat(style.lineHeight);
   els.caret.style.left = `${left}px`;
   els.caret.style.top = `${parseFloat(style.paddingTop) + error.line * lineHeight - 2}px`;
@@ -140,10 +141,6 @@ function renderValues(symbols) {
       }
     }
   }
-  for (const input of els.values.querySelectorAll("input")) {
-    const fallback = symbols[input.dataset.name];
-    input.placeholder = fallback == null ? "free" : `${fallback} (let)`;
-  }
   const current = els.solveSymbol.value || state.solve.symbol;
   const options = names.map((n) => `<option>${escapeHtml(n)}</option>`).join("");
   if (els.solveSymbol.dataset.names !== names.join(",")) {
@@ -152,6 +149,13 @@ function renderValues(symbols) {
   }
   if (names.includes(current)) els.solveSymbol.value = current;
   state.solve.symbol = els.solveSymbol.value;
+  const unknown = state.solve.budget ? els.solveSymbol.value || state.solve.symbol : "";
+  for (const input of els.values.querySelectorAll("input")) {
+    const fallback = symbols[input.dataset.name];
+    const solved = input.dataset.name === unknown;
+    input.disabled = solved;
+    input.placeholder = solved ? "solved for" : fallback == null ? "free" : `${fallback} (let)`;
+  }
 }
 
 function renderBudgets(list) {
@@ -283,6 +287,8 @@ function wire(manifest) {
   zoo.label = "the zoo (examples/)";
   for (const ex of manifest.examples) zoo.appendChild(new Option(ex.name + ".psym", "zoo:" + ex.name));
   els.examples.appendChild(zoo);
+  const known = SHORT_EXAMPLES.find((e) => e[1] === state.program);
+  if (known) els.examples.value = "short:" + known[0];
   els.examples.addEventListener("change", () => {
     const [kind, name] = [els.examples.value.split(":")[0], els.examples.value.slice(els.examples.value.indexOf(":") + 1)];
     const text = kind === "short" ? SHORT_EXAMPLES.find((e) => e[0] === name)[1] : manifest.examples.find((e) => e.name === name).text;
@@ -368,6 +374,8 @@ async function main() {
   }
   timings.unpacked = performance.now();
   py = pyodide.pyimport("playground").run;
+  // the same function the page calls on every edit, for the tests that compare it with the command line
+  window.playgroundRun = (request) => JSON.parse(py(JSON.stringify(request)));
   timings.imported = performance.now();
   wire(manifest);
   schedule();

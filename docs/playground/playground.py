@@ -109,7 +109,7 @@ def _rows(data: dict) -> list[dict]:
             "formula": params["expr"].replace("**", "^") if params["expr"] and params["value"] is not None
             and not params["expr"].lstrip("-").isdigit() else "",
             "state": _value(layer["state"]), "fan_in": _value(layer["fan_in"]), "macs": _value(layer["macs"]),
-            "rf": (layer["receptive_field"] or {}).get("size", [None])[0] or "",
+            "rf": ((layer["receptive_field"] or {}).get("size") or [""])[0] or "",
         })
     return rows
 
@@ -117,7 +117,7 @@ def _rows(data: dict) -> list[dict]:
 def _latex(network) -> dict:
     """paramsym's LaTeX printer: the total as an equation and the per-layer derivation (KaTeX shows both;
     the booktabs table is kept only in the full text)."""
-    text = paramsym.latex(network)
+    text = paramsym.latex(network, group_digits=True)
     equation = text.split("\\begin{equation}", 1)[1].split("\\end{equation}", 1)[0].strip()
     derivation = ""
     if "\\begin{align*}" in text:
@@ -127,6 +127,16 @@ def _latex(network) -> dict:
 
 
 def run(request_json: str) -> str:
+    try:
+        return _run(request_json)
+    except Exception as error:  # a bug of ours: shown on the page, never a dead page
+        import traceback
+        return json.dumps({"ok": False, "tokens": [], "ms": 0, "error": {
+            "where": "internal", "kind": "internal error", "message": repr(error), "line": None, "column": None,
+            "hint": None, "text": "internal error (please report it):\n" + traceback.format_exc()}})
+
+
+def _run(request_json: str) -> str:
     started = time.perf_counter()
     request = json.loads(request_json)
     program = request.get("program", "")
@@ -152,8 +162,9 @@ def run(request_json: str) -> str:
         result["error"] = _error(error, "values")
         result["ms"] = (time.perf_counter() - started) * 1000
         return json.dumps(result)
+    if request.get("raw"):  # the whole JSON document of `paramsym count --format json` (the tests compare it)
+        result["data"] = json.loads(paramsym.printers.render_json(network))
     result.update(ok=True, rows=_rows(data), layers=len(data["layers"]), summary=summary_lines(network, data),
-                  symbolic=any(r["formula"] for r in _rows(data)[:1]) or bool(network.symbols),
                   params=data["params"], total=data["total"], macs=data["macs"], state=data["state"])
     for part, make in (("latex", lambda: _latex(network)), ("explain", lambda: explain(network))):
         if part in request.get("parts", ("latex", "explain")):
