@@ -67,6 +67,15 @@ def test_seed_example(page, browser):
     assert browser.external == []
 
 
+def test_editor_text_lies_on_its_highlighting(page):
+    """The textarea (transparent, where the cursor is) and the highlighted copy under it have the same metrics."""
+    metrics = "e => { const s = getComputedStyle(e); return [s.fontFamily, s.fontSize, s.lineHeight, s.paddingTop, " \
+              "s.paddingLeft, s.borderTopWidth, s.borderLeftWidth, s.letterSpacing, s.whiteSpace, s.tabSize]; }"
+    assert page.eval_on_selector("#ps-program", metrics) == page.eval_on_selector("#ps-highlight", metrics)
+    area, copy = page.locator("#ps-program").bounding_box(), page.locator("#ps-highlight").bounding_box()
+    assert (area["x"], area["y"]) == (copy["x"], copy["y"])
+
+
 def test_symbolic_formula(page):
     type_program(page, "conv2d(C_in->C_out, k=k, bias)")
     shown = katex_text(page, "#ps-formula")

@@ -108,7 +108,7 @@ function showCaret(error) {
   const left = parseFloat(style.paddingLeft) + (error.column - 0.5) * charWidth;  // the middle of the character
   const lineHeight = parseFloat(style.lineHeight);
   els.caret.style.left = `${left}px`;
-  els.caret.style.top = `${parseFloat(style.paddingTop) + error.line * lineHeight - 2}px`;
+  els.caret.style.top = `${parseFloat(style.paddingTop) + error.line * lineHeight + 1}px`;
   els.caret.dataset.line = error.line;
   els.caret.dataset.column = error.column;
   els.caret.title = error.message;
@@ -216,17 +216,19 @@ function render(result) {
   els.error.hidden = true;
   els.caret.hidden = true;
   renderValues(result.symbols);
+  for (const input of [els.solveSymbol, els.solveBudget, els.solveOn, els.solveMode]) {
+    input.disabled = !Object.keys(result.symbols).length;
+  }
   renderBudgets(result.budgets);
   renderTotals(result);
   renderTable(result);
+  if (result.equation) tex(els.formula, result.equation.equation);
+  else els.formula.textContent = result.equation_error ? result.equation_error.text : "";
   if (result.latex) {
-    tex(els.formula, result.latex.equation);
     els.latexText.textContent = result.latex.text;
-    if (state.tab === "latex") {
-      if (result.latex.derivation) tex(els.derivation, result.latex.derivation); else els.derivation.textContent = "";
-    }
-  } else {
-    els.formula.textContent = result.latex_error ? result.latex_error.text : "";
+    if (result.latex.derivation) tex(els.derivation, result.latex.derivation); else els.derivation.textContent = "";
+  } else if (result.latex_error) {
+    els.latexText.textContent = result.latex_error.text;
   }
   if (result.explain != null) els.explain.textContent = result.explain;
   else if (result.explain_error) els.explain.textContent = result.explain_error.text;
@@ -253,8 +255,10 @@ function run() {
   const started = editStarted ?? performance.now();
   editStarted = null;
   const request = { program: state.program, convention: state.convention, values: state.values, solve: state.solve,
-    parts: ["latex", ...(state.tab === "explain" ? ["explain"] : [])] };
+    parts: ["equation", ...(state.tab === "latex" || state.tab === "explain" ? [state.tab] : [])] };
+  const called = performance.now();
   const result = JSON.parse(py(JSON.stringify(request)));
+  const answered = performance.now();
   render(result);
   writeHash();
   const done = performance.now();
@@ -262,7 +266,8 @@ function run() {
     timings.firstResult = done;
     els.status.textContent = `Ready: paramsym runs in your browser (Pyodide ${timings.pyodide}); first result ${(done / 1000).toFixed(1)} s after the page started loading.`;
   } else {
-    timings.edits.push({ ms: done - started, python: result.ms, layers: result.layers ?? null });
+    timings.edits.push({ ms: done - started, python: result.ms, call: answered - called, render: done - answered,
+      waited: called - started, layers: result.layers ?? null });
   }
   timings.last = { ms: done - started, python: result.ms, ok: result.ok };
   app.dataset.runs = String((Number(app.dataset.runs) || 0) + 1);

@@ -13,7 +13,7 @@ import time
 import paramsym
 from lark.exceptions import UnexpectedCharacters
 from lark.lexer import LexerThread
-from paramsym import syntax
+from paramsym import syntax, typeset
 from paramsym.assignments import parse_assignments
 from paramsym.explain import explain
 from paramsym.printers import summary_lines
@@ -114,9 +114,14 @@ def _rows(data: dict) -> list[dict]:
     return rows
 
 
+def _equation(network) -> dict:
+    """The total as an equation, from paramsym's LaTeX printer (what `paramsym latex` begins with)."""
+    return {"equation": typeset.equation(network, "params", typeset.LatexStyle(group_digits=True))}
+
+
 def _latex(network) -> dict:
-    """paramsym's LaTeX printer: the total as an equation and the per-layer derivation (KaTeX shows both;
-    the booktabs table is kept only in the full text)."""
+    """All of `paramsym latex`: the equation, the per-layer derivation (KaTeX shows both; the booktabs table
+    is kept only in the text to copy)."""
     text = paramsym.latex(network, group_digits=True)
     equation = text.split("\\begin{equation}", 1)[1].split("\\end{equation}", 1)[0].strip()
     derivation = ""
@@ -166,8 +171,11 @@ def _run(request_json: str) -> str:
         result["data"] = json.loads(paramsym.printers.render_json(network))
     result.update(ok=True, rows=_rows(data), layers=len(data["layers"]), summary=summary_lines(network, data),
                   params=data["params"], total=data["total"], macs=data["macs"], state=data["state"])
-    for part, make in (("latex", lambda: _latex(network)), ("explain", lambda: explain(network))):
-        if part in request.get("parts", ("latex", "explain")):
+    # the equation always; the rest of the LaTeX and explain when the page shows them (they take longer)
+    parts = request.get("parts", ("equation", "latex", "explain"))
+    for part, make in (("equation", lambda: _equation(network)), ("latex", lambda: _latex(network)),
+                       ("explain", lambda: explain(network))):
+        if part in parts:
             try:
                 result[part] = make()
             except paramsym.ParamsymError as error:
