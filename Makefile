@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test install-docs docs serve-docs bench check-language wheel fuzz clean
+.PHONY: demo test install install-test install-docs docs serve-docs bench bench-playground check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ fuzz: install-test
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+# The playground in headless Chromium: cold load to the first result, and each edit of ResNet-50
+# (benchmarks/README.md); --screenshots also writes docs/images/playground*.png.
+bench-playground: install-test docs
+	$(BIN)/python benchmarks/playground.py
 
 # The language reference's worked examples (needs ../shared beside this checkout).
 check-language: install

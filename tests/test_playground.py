@@ -120,10 +120,11 @@ def test_error_under_the_column(page, program, line, column, message):
     assert page.get_attribute("#ps-caret", "data-line") == str(line)
     assert page.get_attribute("#ps-caret", "data-column") == str(column)
     assert round(_caret_column(page)) == column
-    # the caret's line: its top is below the error's line and above the next one
+    # the caret's line: it starts under the marked character, within a few pixels of the next line's top
     caret = page.locator("#ps-caret").bounding_box()
     marked = page.locator("#ps-highlight .tok-at-error").bounding_box()
-    assert marked["y"] + marked["height"] - 4 <= caret["y"] <= marked["y"] + marked["height"] + 4
+    line_height = float(page.eval_on_selector("#ps-highlight", "e => getComputedStyle(e).lineHeight").rstrip("px"))
+    assert marked["y"] + marked["height"] - 1 <= caret["y"] <= marked["y"] + line_height + 6
     assert abs(marked["x"] + marked["width"] / 2 - (caret["x"] + caret["width"] / 2)) < 2
     assert page.locator("#ps-highlight .tok-at-error").inner_text() == program.splitlines()[line - 1][column - 1]
 

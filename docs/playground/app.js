@@ -108,7 +108,7 @@ function showCaret(error) {
   const left = parseFloat(style.paddingLeft) + (error.column - 0.5) * charWidth;  // the middle of the character
   const lineHeight = parseFloat(style.lineHeight);
   els.caret.style.left = `${left}px`;
-  els.caret.style.top = `${parseFloat(style.paddingTop) + error.line * lineHeight + 1}px`;
+  els.caret.style.top = `${parseFloat(style.paddingTop) + error.line * lineHeight + 3}px`;
   els.caret.dataset.line = error.line;
   els.caret.dataset.column = error.column;
   els.caret.title = error.message;
@@ -246,7 +246,8 @@ function render(result) {
     els.solveResult.textContent = solved.text;
     els.solveResult.hidden = false;
   }
-  els.timing.textContent = `${result.layers} layers · ${result.ms.toFixed(0)} ms in Python`;
+  els.timing.textContent = `${result.layers} layers · ${result.ms.toFixed(0)} ms in Python` +
+    (timings.firstResultText ? ` · ${timings.firstResultText}` : "");
 }
 
 function run() {
@@ -264,7 +265,9 @@ function run() {
   const done = performance.now();
   if (timings.firstResult == null) {
     timings.firstResult = done;
-    els.status.textContent = `Ready: paramsym runs in your browser (Pyodide ${timings.pyodide}); first result ${(done / 1000).toFixed(1)} s after the page started loading.`;
+    els.status.textContent = `Ready: paramsym runs in your browser (Pyodide ${timings.pyodide}, Python ${timings.python}), ` +
+      "with nothing sent anywhere. Edit the program: everything below follows.";
+    timings.firstResultText = `first result ${(done / 1000).toFixed(1)} s after the page began to load`;
   } else {
     timings.edits.push({ ms: done - started, python: result.ms, call: answered - called, render: done - answered,
       waited: called - started, layers: result.layers ?? null });
@@ -362,6 +365,7 @@ async function main() {
     ...(manifest.stdlib ? { stdLibURL: new URL(manifest.stdlib, BASE).href } : {}) });
   timings.pyodideLoaded = performance.now();
   timings.pyodide = pyodide.version;
+  timings.python = manifest.python || pyodide.runPython("import sys; '%d.%d.%d' % sys.version_info[:3]");
   els.status.textContent = "Loading paramsym, SymPy, mpmath and Lark…";
   if (manifest.bundle) {
     // the wheels below, compiled to bytecode for this Python when the site was built (compile.mjs)
