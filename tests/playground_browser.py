@@ -42,7 +42,8 @@ def chromium_missing() -> str | None:
 def _newest(paths) -> float:
     newest = 0.0
     for path in paths:
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and "node_modules" not in p.parts]
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()
+                                               and not {"node_modules", "__pycache__"} & set(p.parts)]
         newest = max([newest, *(p.stat().st_mtime for p in files)])
     return newest
 

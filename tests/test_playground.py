@@ -19,7 +19,6 @@ from playground_browser import Browser, build_site, chromium_missing, open_playg
     wait_for_run
 
 MISSING = chromium_missing()
-pytestmark = pytest.mark.skipif(MISSING is not None and not os.environ.get("CI"), reason=MISSING or "")
 
 SEED = "conv3x3(32->64, bias) > pool > conv5x5(->40)"
 BUDGET = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > dense(->10, bias)"
@@ -27,6 +26,8 @@ BUDGET = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap 
 
 @pytest.fixture(scope="module")
 def browser():
+    if MISSING is not None and not os.environ.get("CI"):
+        pytest.skip(MISSING)
     assert MISSING is None, MISSING  # in CI the browser tests must run: .ci/run installs Chromium
     from playwright.sync_api import sync_playwright
     build_site()
@@ -219,3 +220,36 @@ def test_same_numbers_as_the_command(page, program, values, convention):
         assert shown["ok"], shown.get("error")
         assert shown["data"] == expected
         assert shown["params"] == expected["params"] and len(shown["rows"]) == len(expected["layers"])
+
+
+# ---- the page's Python half under CPython (runs without a browser too) ----
+@pytest.fixture(scope="module")
+def playground():
+    sys.path.insert(0, str(ROOT / "docs" / "playground"))
+    try:
+        import playground
+    finally:
+        sys.path.pop(0)
+    return playground
+
+
+def test_module_counts_and_colours(playground):
+    result = json.loads(playground.run(json.dumps({"program": SEED + "  # the seed"})))
+    assert result["ok"] and result["params"]["value"] == 82496 and result["rows"][0]["params"] == "18,496"
+    classes = {SEED[s:e] if e <= len(SEED) else "#": c for s, e, c in result["tokens"]}
+    assert classes["conv3x3"] == "call" and classes["bias"] == "name" and classes["32"] == "num"
+    assert classes[">"] == "op" and classes["->"] == "op" and [c for _, _, c in result["tokens"]][-1] == "comment"
+    assert result["equation"]["equation"] == r"N_{\mathrm{params}} = 82{,}496"
+
+
+def test_module_errors_solve_and_values(playground):
+    result = json.loads(playground.run(json.dumps({"program": "input(8x8x3) > conv3x3(->8) $ rleu"})))
+    assert not result["ok"] and (result["error"]["line"], result["error"]["column"]) == (1, 29)
+    assert [c for s, e, c in result["tokens"] if s == 28] == ["error"]
+    solved = json.loads(playground.run(json.dumps({"program": BUDGET, "values": {"C": "9"},
+                                                   "solve": {"symbol": "C", "budget": "500k"}})))
+    assert solved["solve"]["value"] == 74  # the unknown's own value box is left out
+    valued = json.loads(playground.run(json.dumps({"program": BUDGET, "values": {"C": "74"}})))
+    assert valued["params"] == {"expr": "90*C**2 + 74*C + 10", "value": 498326}
+    wrong = json.loads(playground.run(json.dumps({"program": BUDGET, "values": {"C": "7.5"}})))
+    assert not wrong["ok"] and wrong["error"]["where"] == "values"
