@@ -301,6 +301,7 @@ function wire(manifest) {
     const [kind, name] = [els.examples.value.split(":")[0], els.examples.value.slice(els.examples.value.indexOf(":") + 1)];
     const text = kind === "short" ? SHORT_EXAMPLES.find((e) => e[0] === name)[1] : manifest.examples.find((e) => e.name === name).text;
     state.values = {};
+    for (const input of els.values.querySelectorAll("input")) input.value = "";
     setProgram(text.replace(/\n+$/, ""));
   });
   els.program.addEventListener("input", () => {
@@ -369,9 +370,16 @@ async function main() {
   els.status.textContent = "Loading paramsym, SymPy, mpmath and Lark…";
   if (manifest.bundle) {
     // the wheels below, compiled to bytecode for this Python when the site was built (compile.mjs)
+    // imported from the zip itself (zipimport): writing one file is much faster than unpacking a thousand
     const buffer = await bundle;
     timings.fetched = performance.now();
-    pyodide.unpackArchive(buffer, "zip", { extractDir: "/" });
+    pyodide.FS.writeFile("/lib/playground.zip", new Uint8Array(buffer));
+    pyodide.runPython(`
+import sys, sysconfig, zipfile
+sys.path.insert(0, "/lib/playground.zip/" + sysconfig.get_paths()["purelib"].lstrip("/"))
+with zipfile.ZipFile("/lib/playground.zip") as bundle:  # paramsym's saved parser tables
+    bundle.extractall("/", [name for name in bundle.namelist() if name.startswith("home/")])
+`);
   } else {
     const site = pyodide.runPython("import sysconfig; sysconfig.get_paths()['purelib']");
     const buffers = await Promise.all(manifest.wheels.map((name) =>

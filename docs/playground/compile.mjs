@@ -1,6 +1,6 @@
 // make docs, after bundle.py: compiles the wheels served beside the playground to bytecode for Pyodide's own
 // Python, with Pyodide itself (the same npm package the page loads, run by Node), and packs them with
-// playground.py and paramsym's saved parser tables into one zip that the page unpacks at "/".
+// playground.py and paramsym's saved parser tables into one zip that the page imports from (zipimport).
 // Importing SymPy from source in the browser spends seconds compiling it; from bytecode it does not.
 //
 // usage: node docs/playground/compile.mjs SITE/playground
