@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test bench check-language wheel fuzz clean
+.PHONY: demo test install install-test install-docs docs serve-docs bench bench-playground check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(VENV)/.installed $@
 
+# Plus mkdocs-material, which builds the documentation site.
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	touch $(VENV)/.installed $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-docs: $(VENV)/.installed-docs
 
 demo: install
 	$(BIN)/paramsym count examples/resnet50.psym --fold
@@ -43,6 +49,11 @@ fuzz: install-test
 bench: install
 	$(BIN)/python benchmarks/bench.py
 
+# The playground in headless Chromium: cold load to the first result, and each edit of ResNet-50
+# (benchmarks/README.md); --screenshots also writes docs/images/playground*.png.
+bench-playground: install-test docs
+	$(BIN)/python benchmarks/playground.py
+
 # The language reference's worked examples (needs ../shared beside this checkout).
 check-language: install
 	../shared/check-language $(BIN)/paramsym
@@ -50,5 +61,34 @@ check-language: install
 wheel: install-test
 	$(BIN)/python -m build --wheel --outdir dist .
 
+# The documentation site (site/, docs/playground.md is the playground) with mkdocs --strict: a broken link fails.
+# The playground runs paramsym in the browser with Pyodide; everything it loads is bundled beside the page:
+# the Pyodide core and KaTeX from npm (pinned in docs/playground/package-lock.json), the pure-Python wheels
+# below from PyPI and paramsym's own wheel, built here.
+PLAYGROUND        := docs/playground
+PLAYGROUND_BUILD  := build/playground
+PLAYGROUND_WHEELS := sympy==1.14.0 mpmath==1.3.0 lark==1.3.1
+
+$(PLAYGROUND)/node_modules/.package-lock.json: $(PLAYGROUND)/package.json $(PLAYGROUND)/package-lock.json
+	cd $(PLAYGROUND) && npm ci --no-audit --no-fund --loglevel=error
+
+$(PLAYGROUND_BUILD)/.wheels: Makefile | $(BIN)/python
+	rm -rf $(PLAYGROUND_BUILD) && mkdir -p $(PLAYGROUND_BUILD)
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		-d $(PLAYGROUND_BUILD) $(PLAYGROUND_WHEELS)
+	touch $@
+
+docs: $(VENV)/.installed-docs $(PLAYGROUND)/node_modules/.package-lock.json $(PLAYGROUND_BUILD)/.wheels
+	rm -f $(PLAYGROUND_BUILD)/paramsym-*.whl
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check --no-deps -w $(PLAYGROUND_BUILD) .
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet -f docs/mkdocs/mkdocs.yml
+	$(BIN)/python $(PLAYGROUND)/bundle.py site $(PLAYGROUND_BUILD)
+	node $(PLAYGROUND)/compile.mjs site/playground
+
+# The site on http://localhost:8000/ (the playground needs http: a browser does not run WebAssembly from file://).
+serve-docs: docs
+	@echo "open http://localhost:8000/playground.html"
+	$(BIN)/python -m http.server --directory site --bind 127.0.0.1 8000
+
 clean:
-	rm -rf $(VENV) dist build .pytest_cache .hypothesis
+	rm -rf $(VENV) dist build site .pytest_cache .hypothesis

@@ -24,7 +24,7 @@ SOURCE = Path(paramsym.__file__).resolve().parent
 # inside a stage the cycle test keeps the order one way.
 STAGES = [
     {"errors", "formatting"},
-    {"syntax", "parser_cache", "lalr"},
+    {"syntax", "parser_cache", "lalr", "assignments"},
     {"records"},
     {"quantities", "evaluate"},
     {"kinds", "kinds.*"},

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import traceback
 
@@ -23,32 +22,10 @@ from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, rende
 from .quantities import budgets, viewable
 from .solve import solve
 from .views import VIEWS, formula, generic, marginal, per_layer, view
-from .syntax import MAX_SOURCE_CHARS, looks_like_count, parse_count, parse_expression
+from .assignments import parse_assignments
+from .syntax import MAX_SOURCE_CHARS, parse_count
 
 
-def parse_assignments(assignments) -> dict:
-    """`--set C=64`, `--set C=25.6k`, `--set C=1e3`, or a relation `--set D=2C` (a formula in other
-    symbols of the program; the network checks that they are its symbols)."""
-    values = {}
-    for item in assignments:
-        name, sep, value = item.partition("=")
-        name = name.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ParamsymUsageError(f"--set takes NAME=VALUE, such as --set C=64, not {item!r}")
-        if name in values:
-            raise ParamsymUsageError(f"--set {name}=... is given twice; give each symbol one value")
-        if looks_like_count(value):
-            values[name] = parse_count(value, f"the value of {name}")
-        else:
-            try:
-                values[name] = parse_expression(value)
-            except ParamsymError as error:
-                raise ParamsymUsageError(f"--set {name}=...: {error.message}",
-                                         hint=error.hint or _SET_HINT) from None
-    return values
-
-
-_SET_HINT = "a value is a whole number (64, 1_000, 25.6k, 1e3) or a formula in the program's symbols (2C)"
 _PROGRAM_IS = "PROGRAM is a file, '-' for standard input, or the program text itself"
 # UTF-8 takes at most 4 bytes a character: more bytes than this are surely too many characters
 _MAX_SOURCE_BYTES = 4 * MAX_SOURCE_CHARS + 4

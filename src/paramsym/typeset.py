@@ -107,6 +107,20 @@ def derivation(network: Network, style: LatexStyle) -> list[str]:
     return rows
 
 
+def equation(network: Network, on: str = "params", style: LatexStyle | None = None) -> str:
+    """The total as one equation, `N_{\\mathrm{params}} = 90 C^{2} + 74 C + 10` (and its value when the
+    symbols have values): the body of `render`'s equation environment, alone for a live page."""
+    style = style or LatexStyle()
+    total = formula(network, on)
+    evaluator = network.evaluator()
+    label = BY_NAME[on].title
+    value = evaluator.integer(total) if evaluator.has_values_for(total) else None
+    text = f"N_{{\\mathrm{{{label}}}}} = {style.expr(total)}"
+    if value is not None and total.free_symbols:
+        text += f" = {style.value(value)}"
+    return text
+
+
 def render(network: Network, *, on: str = "params", names: dict | None = None, group_digits: bool = False,
            standalone: bool = False) -> str:
     strangers = sorted(set(names or {}) - set(network.symbols))
@@ -115,14 +129,7 @@ def render(network: Network, *, on: str = "params", names: dict | None = None, g
             f"--symbol {strangers[0]}=...: the program has no symbol {strangers[0]!r} "
             f"(its symbols: {', '.join(network.symbols) or 'none'})")
     style = LatexStyle(names, group_digits)
-    total = formula(network, on)
-    evaluator = network.evaluator()
-    label = BY_NAME[on].title
-    value = evaluator.integer(total) if evaluator.has_values_for(total) else None
-    equation = f"N_{{\\mathrm{{{label}}}}} = {style.expr(total)}"
-    if value is not None and total.free_symbols:
-        equation += f" = {style.value(value)}"
-    parts = ["\\begin{equation}", f"  {equation}", "\\end{equation}"]
+    parts = ["\\begin{equation}", f"  {equation(network, on, style)}", "\\end{equation}"]
     rows = derivation(network, style)
     if rows and on == "params":
         parts += ["\\begin{align*}", " \\\\\n".join(rows), "\\end{align*}"]
