@@ -33,9 +33,11 @@ def test_wheel_ships_the_grammar(wheel):
     assert grammar == (ROOT / "grammar" / "paramsym.lark").read_text()
 
 
-def test_wheel_installs_and_runs_in_a_fresh_venv(wheel, tmp_path):
+def test_wheel_installs_and_runs_in_a_fresh_venv(wheel, tmp_path, monkeypatch):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
+    # the fresh environment sees only what the wheel installed, even when the tests run with PYTHONPATH=src
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     python, paramsym = env_dir / "bin" / "python", env_dir / "bin" / "paramsym"
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
                    check=True, capture_output=True, timeout=600)
