@@ -216,8 +216,9 @@ class GroupedQueryAttention(nn.Module):
     positions of (N, C, *spatial)."""
 
     def __init__(self, channels: int, heads: int, kv_heads: int | None = None, head_dim: int | None = None,
-                 bias: bool = True, causal: bool = False, source_channels: int | None = None):
+                 bias: bool = True, causal: bool = False, source_channels: int | None = None, rope: bool = False):
         super().__init__()
+        self.rope = rope
         kv_heads = heads if kv_heads is None else kv_heads
         head_dim = channels // heads if head_dim is None else head_dim
         source_channels = channels if source_channels is None else source_channels
@@ -235,6 +236,8 @@ class GroupedQueryAttention(nn.Module):
         q = self.q(x).view(n, t, self.heads, self.head_dim).transpose(1, 2)
         k = self.k(source).view(n, s, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v(source).view(n, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        if self.rope:
+            q, k = rotary(q, k)
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
@@ -246,6 +249,22 @@ class GroupedQueryAttention(nn.Module):
         shape = y.shape
         y = y.flatten(1, -2)
         return self.attend(y, y).reshape(shape).movedim(-1, 1)
+
+
+def _rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rotary(q, k, base: float = 10000.0):
+    """Rotary position embedding of queries and keys (N, heads, T, e), as Llama's (rotate_half, base 10000):
+    no parameters, no multiply-accumulates that FlopCounterMode counts."""
+    t, e = q.shape[-2], q.shape[-1]
+    inverse = 1.0 / base ** (torch.arange(0, e, 2, device=q.device, dtype=torch.float32) / e)
+    angles = torch.outer(torch.arange(t, device=q.device, dtype=torch.float32), inverse)
+    angles = torch.cat((angles, angles), dim=-1)
+    cos, sin = angles.cos().to(q.dtype), angles.sin().to(q.dtype)
+    return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
 
 
 class LayerScale(nn.Module):

@@ -70,6 +70,11 @@ class Attention(Kind):
             constraints += check_or_defer(
                 head_dim, "integer", f"heads={heads} does not divide the width {d}", args.keywords["heads"].pos,
                 hint="the head width is d/heads: choose heads that divide d, or give head_dim=")
+        if "rope" in args.flags:
+            # rotary positions turn pairs of a head's channels (Llama's rotate_half): the head width is even
+            constraints += check_or_defer(
+                head_dim / 2, "integer", f"rope rotates pairs of channels, but the head width {head_dim} is odd",
+                args.flags["rope"].pos, shown=head_dim, hint="choose heads (or head_dim=) so that each head is even")
         source = self._source(call, args)
         window = args.scalar("window")
         if window is not None:
@@ -292,11 +297,12 @@ class Attention(Kind):
             raise ParamsymUsageError(f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
                                 f"(the keys' source), which an exported nn.Sequential cannot take")
         d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
-        if kv_heads == heads and e * heads == d:
+        if kv_heads == heads and e * heads == d and not o["rope"]:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o["causal"]})
+        extra = {"rope": True} if o["rope"] else {}
         return TorchSpec("GroupedQueryAttention", (d, heads),
-                         {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o["causal"]})
+                         {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o["causal"], **extra})
 
     def keras(self, layer, num) -> list[KerasSpec]:
         o = layer.options
@@ -304,6 +310,9 @@ class Attention(Kind):
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
         if o["source"] is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
+        if o["rope"]:
+            refuse_keras(layer, "rotary positions (rope) have no layer in keras.layers (KerasHub's RotaryEmbedding "
+                                "is another package)")
         d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
         spatial = [num(n) for n in layer.in_shape.spatial]
         if kv_heads == heads:
@@ -353,7 +362,7 @@ def _own_text(module) -> str:
         parts.append(f"kv_heads={kv_heads}")
     if head_dim * heads != width:
         parts.append(f"head_dim={head_dim}")
-    parts += ["bias"] * bias + ["causal"] * bool(module.causal)
+    parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
     return f"attn({', '.join(parts)})"
 
 
