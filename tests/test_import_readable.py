@@ -29,24 +29,29 @@ def lines(text: str) -> int:
     return text.count("\n")
 
 
+def oneline(text: str) -> str:
+    """The program with its line breaks and indentation as single spaces: what it says, not its layout."""
+    return " ".join(text.split())
+
+
 def defined(text: str) -> list[str]:
     return re.findall(r"^def ([a-z0-9_]+)", text, flags=re.M)
 
 
-# ---- torchvision: (model, at most this many lines, the blocks it defines) ------------------------------
+# ---- torchvision: (model, at most this many lines of at most 79 columns, the blocks it defines) ----------
 
 CASES = [
-    ("resnet18", 18, ["basicblock", "basicblock2"]),
+    ("resnet18", 20, ["basicblock", "basicblock2"]),
     ("resnet50", 25, ["bottleneck", "bottleneck2"]),
     ("resnext50_32x4d", 25, ["bottleneck", "bottleneck2"]),
     ("mobilenet_v2", 25, ["invertedresidual", "invertedresidual2"]),
-    ("efficientnet_b0", 40, ["mbconv", "mbconv2", "mbconv3", "mbconv4"]),
+    ("efficientnet_b0", 51, ["mbconv", "mbconv2", "mbconv3", "mbconv4"]),
     ("densenet121", 40, ["denselayer", "transition"]),
-    ("shufflenet_v2_x1_0", 25, ["invertedresidual", "invertedresidual2"]),
+    ("shufflenet_v2_x1_0", 26, ["invertedresidual", "invertedresidual2"]),
     ("squeezenet1_0", 20, ["fire"]),
     ("googlenet", 29, ["inception", "inceptionaux"]),
     ("inception_v3", 34, ["basicconv2d", "inceptiona", "basicconv2d2", "inceptionc", "inceptione"]),
-    ("regnet_y_400mf", 22, ["resbottleneckblock", "resbottleneckblock2"]),
+    ("regnet_y_400mf", 26, ["resbottleneckblock", "resbottleneckblock2"]),
     ("vgg16", 12, []),
 ]
 
@@ -87,15 +92,24 @@ def test_the_factored_program_round_trips(imported, name):
 
 def test_resnet50_reads_like_the_paper(imported):
     text = imported["resnet50"][1]
-    assert "def bottleneck(c, s) = res(conv1x1(->c/4) > bn > relu > conv3x3(->c/4, stride=s, pad=1)" in text
+    said = oneline(text)
+    assert "def bottleneck(c, s) = res(conv1x1(->c/4) > bn > relu > conv3x3(->c/4, stride=s, pad=1)" in said
     for stage in ("bottleneck(256, 1)\n  > (bottleneck2(256)) * 2", "bottleneck(512, 2)\n  > (bottleneck2(512)) * 3",
                   "bottleneck(1024, 2)\n  > (bottleneck2(1024)) * 5", "bottleneck(2048, 2)\n  > (bottleneck2(2048)) * 2"):
         assert stage in text
 
 
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0",
+                                  "squeezenet1_0", "vgg16"])
+def test_lines_fit_an_80_column_terminal(imported, name):
+    text = imported[name][1]
+    assert max(len(line) for line in text.splitlines()) < 80, text
+
+
 def test_densenet_writes_its_dense_layers_as_runs(imported):
     text = imported["densenet121"][1]
-    assert "def denselayer = concat(id | bn > relu > conv1x1(->128) > bn > relu > conv3x3(->32, pad=1))" in text
+    assert "def denselayer = concat(id | bn > relu > conv1x1(->128) > bn > relu > conv3x3(->32, pad=1))" in \
+        oneline(text)
     assert [int(n) for n in re.findall(r"\(denselayer\) \* (\d+)", text)] == [6, 12, 24, 16]
 
 
@@ -103,8 +117,8 @@ def test_parameters_say_what_they_are(imported):
     text = imported["mobilenet_v2"][1]
     # a depthwise convolution's groups are its channels; the expansion is 6c
     assert "def invertedresidual(mid, c, s) = conv1x1(->mid) > bn > relu6 > conv3x3(->mid, stride=s, pad=1, " \
-           "groups=mid)" in text
-    assert "def invertedresidual2(c) = res(conv1x1(->6c)" in text
+           "groups=mid)" in oneline(text)
+    assert "def invertedresidual2(c) = res(conv1x1(->6c)" in oneline(text)
 
 
 def test_flat_is_one_stage_after_another(imported):
@@ -148,7 +162,8 @@ def test_a_blocks_name_is_its_module_class():
     model = _net([32, 32, 32, 64, 64])
     text = paramsym.from_torch(model, (32, 32, 3))
     assert defined(text) == ["widen"], text
-    assert "def widen(c, s) = res(conv3x3(->c, stride=s, pad=1) > bn | conv1x1(->c, stride=s)) > relu" in text
+    assert "def widen(c, s) = res(conv3x3(->c, stride=s, pad=1) > bn | conv1x1(->c, stride=s)) > relu" in \
+        oneline(text)
     assert "> widen(32, 2)\n  > (widen(32, 1)) * 2\n  > widen(64, 2)\n  > widen(64, 1)\n" in text
     assert counts(text) == counts(paramsym.from_torch(model, (32, 32, 3), flat=True))
     assert paramsym.parse(text).params == sum(p.numel() for p in model.parameters())

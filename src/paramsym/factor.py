@@ -31,7 +31,7 @@ from .errors import ParamsymError
 from .syntax import Call, Channels, Composite, Define, Keyword, Let, Named, Positional, Repeat, Sequence, \
     parse_program, symbol
 
-WIDTH = 110            # lines longer than this are broken at `>` and `|`
+WIDTH = 79             # lines longer than this are broken at `>` and `|`: an 80-column terminal
 MAX_PERIOD = 12        # the longest group of stages a run may repeat
 # keywords whose value, when not written, a built layer records (and writing it changes nothing)
 _FILLABLE = ("stride", "pad", "dilation", "groups")
@@ -712,7 +712,8 @@ def _lay_sequence(stages, col: int, width: int) -> list[str]:
         parts = _lay(stage, current + len(joint), width)
         lines[-1] += joint + parts[0]
         lines.extend(parts[1:])
-        current = len(lines[-1])
+        # the first line is written from column `col` on; the others carry their indentation
+        current = len(lines[-1]) + (col if len(lines) == 1 else 0)
     return lines
 
 
