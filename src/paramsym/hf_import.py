@@ -96,8 +96,11 @@ def _window(model, T: int) -> list[str]:
     the window sees every position before it, as plain causal attention does, and its cache holds all of them:
     the window changes nothing. A longer one would need a 1-D window that the language does not have."""
     c = model.config
+    # a use_sliding_window flag (Qwen2's) is not read: transformers 5.23 builds the sliding-window cache from
+    # sliding_window alone (MistralConfig(use_sliding_window=False) still slides), and Qwen2's config sets
+    # sliding_window to None itself when its flag is off
     window = getattr(c, "sliding_window", None)
-    if window is None or getattr(c, "use_sliding_window", True) is False:
+    if window is None:
         return []
     if T >= window:
         raise ImportRefused(f"{type(model).__name__} has sliding_window={window}: each position attends to the last "
