@@ -6,7 +6,6 @@ and config fields that add layers (cross-attention, other heads)."""
 from __future__ import annotations
 
 import os
-import sys
 import textwrap
 from pathlib import Path
 
@@ -113,6 +112,7 @@ def test_vit_reads_the_activation_of_its_blocks(act, word):
         16, 4, batch_first=True)), "blocks differ"),
     (lambda m: m.encoder.layers[0].__setattr__("self_attention", torch.nn.MultiheadAttention(
         16, 2, batch_first=True, add_bias_kv=True)), "add_bias_kv"),
+    (lambda m: m.encoder.__setattr__("ln", torch.nn.LayerNorm(16, bias=False)), "final norm"),
 ])
 def test_vit_refuses_blocks_that_differ_or_have_no_counterpart(change, words):
     model = vit()
@@ -169,6 +169,24 @@ def test_swin_reads_the_activation_of_every_block():
     assert "> silu >" in block_line(text) and "gelu" not in text
     blocks[-1].mlp[1] = torch.nn.GELU()
     with pytest.raises(ParamsymError, match="MLPs differ"):
+        paramsym.from_torch(model, (64, 64, 3))
+
+
+def swin_blocks(model):
+    return [b for stage in model.features[1:] if isinstance(stage, torch.nn.Sequential) for b in stage]
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda m: swin_blocks(m)[1].attn.__setattr__("shift_size", [0, 0]), "a shift of \\[0, 0\\]"),
+    (lambda m: swin_blocks(m)[1].attn.__setattr__("num_heads", 4), "heads differ"),
+    (lambda m: swin_blocks(m)[2].__setattr__("norm1", torch.nn.LayerNorm(64, bias=False)), "nn.LayerNorm"),
+    (lambda m: m.features[0].__setitem__(2, torch.nn.Identity()), "stem"),
+    (lambda m: swin_blocks(m)[0].mlp.__setitem__(1, torch.nn.PReLU()), "PReLU"),
+])
+def test_swin_refuses_blocks_it_does_not_read(change, words):
+    model = swin()
+    change(model)
+    with pytest.raises(ParamsymError, match=words):
         paramsym.from_torch(model, (64, 64, 3))
 
 
@@ -345,6 +363,3 @@ def test_bert_decoder_is_causal_in_transformers():
         b = model(torch.tensor([[1, 2, 9]])).last_hidden_state[0, 0]
     assert torch.allclose(a, b)
 
-
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q"]))

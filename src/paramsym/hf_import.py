@@ -257,6 +257,12 @@ def _vit(model, size: tuple | None) -> str:
         raise ImportRefused(f"{type(model).__name__}: its encoder blocks differ (heads, biases, MLP width or "
                             f"activation); the layout repeats one block")
     heads, attention_bias, hidden, act, bias = read.pop()
+    final = model.encoder.ln
+    if type(final).__name__ != "LayerNorm" or final.weight is None or final.bias is None or \
+            tuple(model.class_token.shape) != (1, 1, width) or \
+            tuple(model.encoder.pos_embedding.shape) != (1, model.seq_length, width):
+        raise ImportRefused(f"{type(model).__name__}: a class token, position table or final norm other than "
+                            f"torchvision's (1 x 1 x d, 1 x {model.seq_length} x d, nn.LayerNorm)")
     b = ", bias" if bias else ""
     return "\n".join([
         f"# {type(model).__name__} read by paramsym",
@@ -281,6 +287,8 @@ def _swin_blocks(model, stages, window: int) -> tuple:
             where = f"{type(model).__name__} stage {s + 1} block {i}"
             attn = block.attn
             d = attn.proj.out_features
+            if (d, attn.num_heads) != (stage[0].attn.proj.out_features, stage[0].attn.num_heads):
+                raise ImportRefused(f"{where}: its width or heads differ from the first block of its stage")
             if any(type(n).__name__ != "LayerNorm" or n.weight is None or n.bias is None
                    for n in (block.norm1, block.norm2)):
                 raise ImportRefused(f"{where}: a norm other than nn.LayerNorm with a weight and a bias")
@@ -315,6 +323,10 @@ def _swin(model, size: tuple | None) -> str:
                             f"torchvision's SwinTransformerBlock (V1) or SwinTransformerBlockV2, one kind per model")
     v2 = kinds == {"SwinTransformerBlockV2"}
     conv, first = stem[0], blocks[0]
+    if [type(m).__name__ for m in stem] != ["Conv2d", "Permute", "LayerNorm"] or stem[2].bias is None or \
+            stem[2].weight is None:
+        raise ImportRefused(f"{type(model).__name__}: a stem other than torchvision's patch convolution > "
+                            f"nn.LayerNorm")
     window = first.attn.window_size[0]
     if any(list(b.attn.window_size) != [window, window] for b in blocks):
         raise ImportRefused(f"{type(model).__name__} with windows other than one square window in every block has "
