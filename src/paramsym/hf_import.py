@@ -31,8 +31,8 @@ _HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gel
 def _hf_activation(model, field: str) -> str:
     value = getattr(model.config, field)
     if not isinstance(value, str) or value not in _HF_ACTIVATIONS:
-        raise ImportRefused(f"{type(model).__name__} with the activation {field}={value!r} has no counterpart (paramsym "
-                            f"reads {', '.join(sorted(_HF_ACTIVATIONS))})")
+        raise ImportRefused(f"{type(model).__name__} with the activation {field}={value!r} has no counterpart "
+                            f"(paramsym reads {', '.join(sorted(_HF_ACTIVATIONS))})")
     return _HF_ACTIVATIONS[value]
 
 
@@ -91,8 +91,9 @@ _LLAMAS = {"llama": ("LlamaModel", "LlamaForCausalLM"), "mistral": ("MistralMode
 
 
 def _window(model, T: int) -> list[str]:
-    """Mistral's (and Mixtral's) sliding window: each position attends to the last `sliding_window` positions, and
-    the cache keeps sliding_window - 1 of them (transformers' sliding-window cache layer). A sequence shorter than
+    """A sliding window (Mistral-7B v0.1's; transformers 5.23 builds a sliding cache from any config that sets
+    one, a Llama's too): each position attends to the last `sliding_window` positions, and the cache keeps
+    sliding_window - 1 of them (transformers' sliding-window cache layer). A sequence shorter than
     the window sees every position before it, as plain causal attention does, and its cache holds all of them:
     the window changes nothing. A longer one would need a 1-D window that the language does not have."""
     c = model.config
@@ -158,8 +159,8 @@ def _bert(model, length: int | None, shape: tuple | None = None) -> str:
     lines = [f"# {type(model).__name__} read by paramsym from its config",
              f"let V = {c.vocab_size}; let n = {c.max_position_embeddings}; let d = {c.hidden_size}; "
              f"let L = {c.num_hidden_layers}; let h = {c.num_attention_heads}",
-             f"def block = res(attn(heads=h, bias{causal})) > ln > res(dense(->{_width(c.intermediate_size, c.hidden_size)}, "
-             f"bias) > {act} > dense(->d, bias)) > ln"]
+             f"def block = res(attn(heads=h, bias{causal})) > ln "
+             f"> res(dense(->{_width(c.intermediate_size, c.hidden_size)}, bias) > {act} > dense(->d, bias)) > ln"]
     network = f"input({length or 'n'}) > embed(V->d) > posembed(n) > posembed({c.type_vocab_size}) > ln > (block) * L"
     if model.pooler is not None:
         network += " > first > dense(->d, bias) > tanh"
