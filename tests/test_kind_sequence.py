@@ -275,7 +275,7 @@ def test_explain_and_cli():
                   "it keeps the first position of the sequence"):
         assert words in result.stdout, result.stdout
     result = run("export", "input(10) > embed(100->8) as e > dense(->100, tie=e)", "--to", "torch")
-    assert result.returncode == 0 and "e_tied1.weight = e.weight" in result.stdout
+    assert result.returncode == 0 and "tied1_e.weight = shared_e.weight" in result.stdout
     assert "dtype=torch.long" in result.stdout
 
 
