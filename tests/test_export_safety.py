@@ -116,7 +116,8 @@ def test_shared_names_never_collide(a, b):
 
 
 def test_the_collision_of_the_issue():
-    program = "input(16) > embed(100->8) as nn > dense(->100) as nn_layer > dense(->8, tie=nn_layer) > dense(->100, tie=nn)"
+    program = ("input(16) > embed(100->8) as nn > dense(->100) as nn_layer > dense(->8, tie=nn_layer)"
+               " > dense(->100, tie=nn)")
     network = paramsym.parse(program)
     model = _load(paramsym.torch_source(network))["build_model"]()
     embedding, dense, transposed, head = [m for m in model.modules() if not list(m.children())]
@@ -182,11 +183,12 @@ def test_every_reserved_word_as_a_def_name_for_torch():
 # ---- comments ---------------------------------------------------------------------------------------------
 
 FRAGMENTS = ['"""', "'''", "\\", "\\N{BULLET}", "\\N{", "\\x", "\\u12", "\r", "\u2028", "\u2029", "\x0c", "\x0b",
-             "\x1c", "\x1d", "\x1e", "\x85", "\x00", "\ufeff", "\u202e", "\ud800", "coding: utf-7", "-*- coding: latin-1 -*-",
+             "\x1c", "\x1d", "\x1e", "\x85", "\x00", "\ufeff", "\u202e", "\ud800", "coding: utf-7",
+             "-*- coding: latin-1 -*-",
              "+AAo-", "ü", "\U0001f600", "#", ";", "(", ")", PAYLOAD, f'"""; {PAYLOAD}; """', f"'''; {PAYLOAD}; '''",
              f"\r{PAYLOAD}", f"\u2028{PAYLOAD}", f"\x0c{PAYLOAD}"]
 COMMENTS = st.lists(st.one_of(st.sampled_from(FRAGMENTS),
-                              st.text(st.characters(blacklist_characters="\n", blacklist_categories=()), max_size=6)),
+                              st.text(st.characters(exclude_characters="\n", exclude_categories=()), max_size=6)),
                     max_size=8).map(lambda parts: "#" + "".join(parts))
 
 TORCH_PROGRAM = ("let D = 8\ndef blk(d) = dense(->d) > relu\n"
@@ -288,7 +290,8 @@ def test_cli_export_of_a_comment_that_closes_the_docstring(tmp_path):
         # imported already
         exec(compile(written.read_bytes(), str(written), "exec"), {"__name__": f"m_{target}"})  # noqa: S102
         assert not marker.exists()
-        assert f"#     input(8x8x3) > conv3x3(->4) # \"\"\"; open({str(marker)!r}, \"w\"); \"\"\"" in written.read_text()
+        line = f'#     input(8x8x3) > conv3x3(->4) # """; open({str(marker)!r}, "w"); """'
+        assert line in written.read_text().splitlines()  # the comment, kept as a comment
 
 
 # ---- numbers --------------------------------------------------------------------------------------------
@@ -307,7 +310,8 @@ def test_python_literal_reads_back_as_the_value(value):
 
 
 @pytest.mark.parametrize("value", [float("nan"), __import__("fractions").Fraction(1, 3), object(),
-                                   __import__("sympy").Integer(3), b"x", {"a": 1}], ids=lambda value: type(value).__name__)
+                                   __import__("sympy").Integer(3), b"x", {"a": 1}],
+                         ids=lambda value: type(value).__name__)
 def test_python_literal_refuses_anything_else(value):
     from paramsym.export import python_literal
 
@@ -321,3 +325,15 @@ def test_a_number_past_the_decimal_literal_limit_is_written():
     for text in (paramsym.torch_source(network), keras_source(network)):
         ast.parse(text)
         assert hex(2**16000) in text
+
+
+@pytest.mark.parametrize("write", [paramsym.torch_source, keras_source], ids=["torch", "keras"])
+def test_a_comment_cannot_declare_the_encoding(write):
+    # PEP 263: a `coding:` comment on line 1 or 2 decides how Python decodes the file (UTF-7 would turn
+    # `+AAo-` into a newline); the program's lines start at line 4
+    program = "# -*- coding: utf-7 -*-\n# +AAo-" + PAYLOAD + "\ninput(8x8x3) > conv3x3(->4)"
+    text = write(paramsym.parse(program))
+    assert text.splitlines()[:3] == [text.splitlines()[0], "# The program:", "#"]
+    assert "coding" not in "".join(text.splitlines()[:2])
+    assert _statements(text) == _statements(write(paramsym.parse("input(8x8x3) > conv3x3(->4)")))
+    _load(text)

@@ -145,7 +145,7 @@ def test_tie_shares_one_parameter():
     assert linear.weight is embedding.weight
     assert torch_params(module) == net.evaluate()["params"] == V * D + 1024 * D + 2 * D
     text = paramsym.torch_source(net)
-    assert "wte = nn.Embedding(50257, 768)" in text and ".weight = wte.weight" in text
+    assert "shared_wte = nn.Embedding(50257, 768)" in text and ".weight = shared_wte.weight" in text
     namespace: dict = {}
     exec(text, namespace)  # noqa: S102
     with torch.device("meta"):

@@ -401,7 +401,8 @@ def torch_source(network: Network, **values) -> str:
     # lines 1 and 2 are the exporter's: a comment there could declare the file's encoding (PEP 263)
     lines = ['"""PyTorch model written by paramsym from the program below."""', "# The program:\n#",
              comment_lines(network.source), "import torch", "from torch import nn"]
-    if any(isinstance(node, ast.Name) and node.id == "F" for name in used for node in ast.walk(ast.parse(sources[name]))):
+    if any(isinstance(node, ast.Name) and node.id == "F"
+           for name in used for node in ast.walk(ast.parse(sources[name]))):
         lines.append("from torch.nn import functional as F")
     text = "\n".join(lines) + "\n\n\n"
     if helpers:
