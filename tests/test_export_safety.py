@@ -337,3 +337,13 @@ def test_a_comment_cannot_declare_the_encoding(write):
     assert "coding" not in "".join(text.splitlines()[:2])
     assert _statements(text) == _statements(write(paramsym.parse("input(8x8x3) > conv3x3(->4)")))
     _load(text)
+
+
+def test_written_source_has_every_helper_its_classes_use():
+    # before: GroupedQueryAttention was copied without the `rotary` function it calls (NameError in forward)
+    network = paramsym.parse("input(16x32) > attn(heads=4, rope)")
+    written = _load(paramsym.torch_source(network))["build_model"]()
+    built = paramsym.to_torch(network)
+    written.load_state_dict(built.state_dict())
+    x = torch.randn(2, 32, 16)
+    assert torch.equal(written(x), built(x)) and torch_params(written) == network.evaluate()["params"]
