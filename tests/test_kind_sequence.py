@@ -145,7 +145,7 @@ def test_tie_shares_one_parameter():
     assert linear.weight is embedding.weight
     assert torch_params(module) == net.evaluate()["params"] == V * D + 1024 * D + 2 * D
     text = paramsym.torch_source(net)
-    assert "wte = nn.Embedding(50257, 768)" in text and ".weight = wte.weight" in text
+    assert "shared_wte = nn.Embedding(50257, 768)" in text and ".weight = shared_wte.weight" in text
     namespace: dict = {}
     exec(text, namespace)  # noqa: S102
     with torch.device("meta"):
@@ -275,7 +275,7 @@ def test_explain_and_cli():
                   "it keeps the first position of the sequence"):
         assert words in result.stdout, result.stdout
     result = run("export", "input(10) > embed(100->8) as e > dense(->100, tie=e)", "--to", "torch")
-    assert result.returncode == 0 and "e_tied1.weight = e.weight" in result.stdout
+    assert result.returncode == 0 and "tied1_e.weight = shared_e.weight" in result.stdout
     assert "dtype=torch.long" in result.stdout
 
 

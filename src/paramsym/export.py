@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 import importlib
 import keyword
+import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -222,29 +224,94 @@ def example_input(network: Network, batch: int = 1, **values):
 
 
 # ---- source --------------------------------------------------------------------------------
+# Nothing of the program reaches the written source as code except the grammar's names (behind a prefix
+# that no other name of the file has) and numbers: the program's text, comments included, goes in as `#`
+# comment lines in which every character that could end a line (or is not printable) is escaped.
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)  # the grammar's NAME
+_CLASS = re.compile(r"(nn\.)?[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_DECIMAL_BITS = 13_000  # below Python's 4300-digit limit on decimal int literals; larger ints are written in hex
+
+
+def _grammar_name(name) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ParamsymError(f"{name!r} is not a name of the language: it cannot be written into source")
+    return name
+
+
+def shared_variable(name: str) -> str:
+    """The variable of the layer named `name` (`LAYER as NAME`) whose weight is shared: `shared_NAME`, a prefix
+    that no other name of the written file has (no keyword, builtin, import or helper starts with it)."""
+    return f"shared_{_grammar_name(name)}"
+
+
+def tied_variable(name: str, number: int) -> str:
+    """The variable of the `number`th layer that ties a weight (to `name`): `tiedK_NAME`, unique by its
+    number and apart from every `shared_` variable and every other name of the file."""
+    return f"tied{int(number)}_{_grammar_name(name)}"
+
+
+def python_literal(value, collapse: bool = False) -> str:
+    """A Python literal of a value the exporters write: bools, ints (hex past the decimal-literal limit),
+    finite floats and infinities, None, the exporters' own strings (escaped by repr), and tuples or lists
+    of these; with `collapse`, `(3, 3)` as `3` (torch.nn takes either). Anything else is refused."""
+    if collapse and isinstance(value, tuple) and value and all(type(v) is int and v == value[0] for v in value):
+        return python_literal(value[0])
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return str(value) if value.bit_length() <= _DECIMAL_BITS else hex(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ParamsymError("NaN cannot be written into exported source")
+        return repr(value) if math.isfinite(value) else f'float("{"-" if value < 0 else ""}inf")'
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, tuple):
+        items = [python_literal(v) for v in value]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if isinstance(value, list):
+        return f"[{', '.join(python_literal(v) for v in value)}]"
+    raise ParamsymError(f"a {type(value).__name__} cannot be written into exported source")
+
+
+def keyword_name(key) -> str:
+    """A keyword argument's name, checked: an identifier that is not a Python keyword."""
+    if not isinstance(key, str) or not _NAME.fullmatch(key) or keyword.iskeyword(key):
+        raise ParamsymError(f"{key!r} cannot be a keyword argument in exported source")
+    return key
+
+
+def class_name(cls) -> str:
+    if not isinstance(cls, str) or not _CLASS.fullmatch(cls):
+        raise ParamsymError(f"{cls!r} cannot be a class in exported source")
+    return cls
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def comment_lines(text: str, indent: str = "    ") -> str:
+    """`text` as `#` comment lines: split at every line break (str.splitlines knows more than Python's tokenizer:
+    \\r, \\x0b, \\x0c, \\x1c-\\x1e, \\x85, \\u2028, \\u2029), and in each line every character that is
+    not printable (control characters, NUL, line and paragraph separators, bidirectional and other format
+    characters, lone surrogates) escaped as \\xNN/\\uNNNN: no line of the text can end a comment early."""
+    lines = []
+    for line in text.strip().splitlines():
+        line = "".join(c if c.isprintable() or c == "\t" else _escape(c) for c in line).rstrip()
+        lines.append(f"# {indent}{line}" if line else "#")
+    return "".join(f"{line}\n" for line in lines)
+
 
 def _literal(value, collapse: bool = True) -> str:
-    """`(3, 3)` as `3` (torch.nn takes either), floats and tuples as Python writes them."""
-    if collapse and isinstance(value, tuple) and value and all(v == value[0] for v in value) and \
-            all(isinstance(v, int) for v in value):
-        return str(value[0])
-    if isinstance(value, float) and value == float("-inf"):
-        return 'float("-inf")'
-    return repr(value)
+    return python_literal(value, collapse)
 
 
 # torch.nn's defaults, left out of the source for readability
 _TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "ceil_mode": False,
                    "output_padding": 0}
-
-
-_RESERVED_NAMES = frozenset({"torch", "nn", "F", "build_model", "model", "y", *_HELPERS})
-
-
-def _variable(name: str) -> str:
-    """A Python name for a layer named in the program (`as NAME`)."""
-    return name if name.isidentifier() and not keyword.iskeyword(name) and name not in _RESERVED_NAMES \
-        else f"{name}_layer"
 
 
 def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> str:
@@ -253,13 +320,17 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
     pad = "    " * indent
     statements = [] if statements is None else statements
     if isinstance(spec, Shared):
-        name = _variable(spec.name)
+        name = shared_variable(spec.name)
+        if any(s.startswith(f"{name} = ") for s in statements):
+            raise ParamsymUsageError(f"'{spec.name}' names more than one layer: a tie to it has no one weight "
+                                     f"to share", hint="give each shared layer its own name")
         statements.append(f"{name} = {spec_source(spec.spec, 1, statements)}")
         return name
     if isinstance(spec, Tied):
-        name = f"{_variable(spec.name)}_tied{sum(1 for s in statements if '_tied' in s.split(' = ')[0]) + 1}"
+        name = tied_variable(spec.name, sum(1 for s in statements if s.startswith("tied") and " = " in s
+                                            and ".weight" not in s.split(" = ")[0]) + 1)
         statements.append(f"{name} = {spec_source(spec.spec, 1, statements)}")
-        statements.append(f"{name}.weight = {_variable(spec.name)}.weight")
+        statements.append(f"{name}.weight = {shared_variable(spec.name)}.weight")
         return name
     if spec.repeat != 1:
         before = len(statements)
@@ -267,7 +338,7 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
         if len(statements) != before:
             raise ParamsymUsageError("a named layer inside a repeat has no one weight to share with a tie",
                                      hint="name a layer outside the repeat")
-        return f"nn.Sequential(*[{inner} for _ in range({spec.repeat})])"
+        return f"nn.Sequential(*[{inner} for _ in range({python_literal(int(spec.repeat))})])"
     parts = []
     nested = any(isinstance(a, Spec) for a in spec.args)
     collapse = spec.cls.startswith("nn.")
@@ -277,20 +348,46 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
     for key, value in spec.kwargs.items():
         if key in _TORCH_DEFAULTS and _literal(value) == _literal(_TORCH_DEFAULTS[key]):
             continue
-        parts.append(f"{key}={spec_source(value, indent + 1, statements) if isinstance(value, Spec) else _literal(value)}")
+        parts.append(f"{keyword_name(key)}="
+                     f"{spec_source(value, indent + 1, statements) if isinstance(value, Spec) else _literal(value)}")
     if not nested:
-        return f"{spec.cls}({', '.join(parts)})"
+        return f"{class_name(spec.cls)}({', '.join(parts)})"
     inner = "".join(f"{pad}    {part},\n" for part in parts)
-    return f"{spec.cls}(\n{inner}{pad})"
+    return f"{class_name(spec.cls)}(\n{inner}{pad})"
 
 
 @lru_cache(maxsize=None)
 def helper_sources() -> dict[str, str]:
-    """The source of each class of torch_modules.py, read as text: writing source needs no PyTorch
-    (importing torch_modules would import it)."""
+    """The source of each class and function of torch_modules.py, read as text: writing source needs no
+    PyTorch (importing torch_modules would import it)."""
     text = resources.files("paramsym").joinpath("torch_modules.py").read_text(encoding="utf-8")
     return {node.name: ast.get_source_segment(text, node) + "\n"
-            for node in ast.parse(text).body if isinstance(node, ast.ClassDef)}
+            for node in ast.parse(text).body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+
+
+def _helpers_used(spec) -> list[str]:
+    """The helpers (classes of torch_modules) that the spec builds, with the functions and classes of
+    torch_modules they use in turn, in the order of torch_modules.py."""
+    sources = helper_sources()
+    seen: set[str] = set()
+
+    def visit(value):
+        if isinstance(value, (Shared, Tied)):
+            visit(value.spec)
+        elif isinstance(value, Spec):
+            if value.cls in sources:
+                seen.add(value.cls)
+            for item in (*value.args, *value.kwargs.values()):
+                visit(item)
+
+    visit(spec)
+    todo = list(seen)
+    while todo:  # what a helper's own code names (GroupedQueryAttention: rotary, which uses _rotate_half)
+        for node in ast.walk(ast.parse(sources[todo.pop()])):
+            if isinstance(node, ast.Name) and node.id in sources and node.id not in seen:
+                seen.add(node.id)
+                todo.append(node.id)
+    return [name for name in sources if name in seen]
 
 
 def torch_source(network: Network, **values) -> str:
@@ -298,13 +395,14 @@ def torch_source(network: Network, **values) -> str:
     spec = network_spec(network, **values)
     statements: list[str] = []
     body = spec_source(spec, 1, statements)
-    used = [name for name in _HELPERS if f"{name}(" in body or any(f"{name}(" in s for s in statements)]
+    used = _helpers_used(spec)
     sources = helper_sources()
     helpers = "\n\n".join(sources[name] for name in used)
-    program = "\n".join("    " + line if line else "" for line in network.source.strip().splitlines())
-    lines = [f'"""PyTorch model written by paramsym from the program:\n\n{program}\n"""',
-             "import torch", "from torch import nn"]
-    if any(name in used for name in ("SamePad", "TransposedLinear", "GroupedQueryAttention")):
+    # lines 1 and 2 are the exporter's: a comment there could declare the file's encoding (PEP 263)
+    lines = ['"""PyTorch model written by paramsym from the program below."""', "# The program:\n#",
+             comment_lines(network.source), "import torch", "from torch import nn"]
+    if any(isinstance(node, ast.Name) and node.id == "F"
+           for name in used for node in ast.walk(ast.parse(sources[name]))):
         lines.append("from torch.nn import functional as F")
     text = "\n".join(lines) + "\n\n\n"
     if helpers:
@@ -315,7 +413,7 @@ def torch_source(network: Network, **values) -> str:
     if dims is not None and all(d is not None for d in dims):
         num = Numbers(network, values)
         *spatial, channels = num.each(dims)
-        shape = ", ".join(str(v) for v in (1, channels, *spatial))
+        shape = ", ".join(python_literal(v) for v in (1, channels, *spatial))
         if takes_token_ids(network):  # token ids: whole numbers
             shape += ", dtype=torch.long"
         text += (f"\n\nif __name__ == \"__main__\":\n    model = build_model()\n"

@@ -9,7 +9,7 @@ padding afterwards.
 from __future__ import annotations
 
 from .errors import ParamsymUsageError
-from .export import Numbers
+from .export import Numbers, class_name, comment_lines, keyword_name, python_literal
 from .network import LayerCount, Network
 from .records import KerasSpec, Node, Shape
 
@@ -140,13 +140,14 @@ class _Writer:
         return f"x{self.count}"
 
     def source(self, spec: KerasLayer) -> str:
-        args = ", ".join(f"{k}={self.source(v) if isinstance(v, KerasLayer) else repr(v)}"
+        args = ", ".join(f"{keyword_name(k)}={self.source(v) if isinstance(v, KerasLayer) else python_literal(v)}"
                          for k, v in spec.kwargs.items())
-        return f"layers.{spec.cls}({args})"
+        return f"layers.{class_name(spec.cls)}({args})"
 
     def layer(self, spec: KerasLayer, x):
         name = self._name()
-        call = ", ".join([*_call_args(spec, x), *(f"{k}={v!r}" for k, v in _call_kwargs(spec).items())])
+        call = ", ".join([*_call_args(spec, x),
+                          *(f"{keyword_name(k)}={python_literal(v)}" for k, v in _call_kwargs(spec).items())])
         self.lines.append(f"    {name} = {self.source(spec)}({call})")
         return name
 
@@ -164,11 +165,13 @@ def keras_source(network: Network, **values) -> str:
     out = _walk(network, num, writer, network.structure, "x0")
     if writer.side_outputs:
         out = f"[{', '.join([out, *writer.side_outputs])}]"
-    program = "\n".join("    " + line if line else "" for line in network.source.strip().splitlines())
-    return (f'"""Keras model written by paramsym from the program:\n\n{program}\n"""\n'
-            "import keras\nfrom keras import layers\n\n\n"
+    # lines 1 and 2 are the exporter's (a comment there could declare the file's encoding, PEP 263); the
+    # program goes in as `#` lines only (export.comment_lines)
+    return ('"""Keras model written by paramsym from the program below."""\n# The program:\n#\n'
+            + comment_lines(network.source) +
+            "\nimport keras\nfrom keras import layers\n\n\n"
             "def build_model() -> keras.Model:\n"
-            f"    x0 = keras.Input(shape={shape!r})\n" + "\n".join(writer.lines) + "\n"
+            f"    x0 = keras.Input(shape={python_literal(tuple(shape))})\n" + "\n".join(writer.lines) + "\n"
             f"    return keras.Model(x0, {out})\n\n\n"
             'if __name__ == "__main__":\n    model = build_model()\n'
             "    print(model.output_shape, model.count_params())\n")
