@@ -98,12 +98,19 @@ def load(program: str, assignments, convention: str = "torch", *, unknowns=(), o
     """The network of PROGRAM with the --set values; `unknowns` are the symbols that `option`
     (--for, --grid) gives values to, which --set may not give too."""
     network = parse(read_program(program), convention=convention)
+    _LOADED[:] = [network]
     values = parse_assignments(assignments)
     for name in unknowns:
         if name in values:
             raise ParamsymUsageError(f"--set {name}=... gives a value to {name}, which {option} {name} asks for",
                                      hint=f"leave out --set {name}=...")
-    return network.with_values(**values) if values else network
+    if values:
+        network = _LOADED[0] = network.with_values(**values)
+    return network
+
+
+# The network of the command, so that a number too large found while printing is shown at its layer
+_LOADED: list[Network] = []
 
 
 def _emit(text: str, output: str | None, done: str) -> None:
@@ -331,10 +338,16 @@ def import_command(model, input_shape, output, flat):
 
 
 def main(argv: list[str] | None = None) -> int:
+    _LOADED.clear()
     try:
         result = cli.main(args=argv, prog_name="paramsym", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except ParamsymError as error:
+        if _LOADED:
+            try:
+                error = _LOADED[0].locate(error)
+            except ParamsymError:
+                pass
         click.echo(str(error), err=True)
         return 2
     except click.exceptions.UsageError as error:

@@ -14,7 +14,7 @@ import sympy
 
 from .errors import ParamsymEvaluationError, ParamsymUsageError
 from .records import Constraint
-from .syntax import MAX_NUMBER_BITS
+from .syntax import MAX_NUMBER_BITS, number_bits, too_large
 
 Number = int | Fraction
 
@@ -30,7 +30,13 @@ class Evaluator:
         """The exact value of `expr`; raises if a symbol has no value."""
         known = self._memo.get(expr)
         if known is None:
-            known = self._memo[expr] = _normal(self._eval(expr))
+            known = _normal(self._eval(expr))
+            # every number made on the way is bounded (docs/language.md, "Limits"): computing stays fast and
+            # every value prints within Python's 4,300-digit limit of int to str
+            bits = number_bits(known)
+            if bits > MAX_NUMBER_BITS:
+                raise too_large("a value", bits)
+            self._memo[expr] = known
         return known
 
     def integer(self, expr: sympy.Expr | None, what: str = "count") -> int | None:

@@ -470,7 +470,11 @@ def _bytes(value) -> str:
         return "?"
     for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if value >= size:
-            return f"{value / size:.2f} {unit}"
+            if value < 2**53:  # exact in a float: as it always printed
+                return f"{value / size:.2f} {unit}"
+            # beyond, a float loses digits (and overflows past 2^1024): two decimals in integers
+            hundredths = (value * 100 + size // 2) // size
+            return f"{hundredths // 100:,}.{hundredths % 100:02d} {unit}"
     return f"{value} B"
 
 

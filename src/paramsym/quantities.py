@@ -17,6 +17,7 @@ from typing import Callable
 import sympy
 
 from .records import ONE, ZERO, Layer
+from .syntax import oversized_number, too_large
 
 Expr = sympy.Expr
 
@@ -276,12 +277,24 @@ def count_layers(layers, convention: str = "torch") -> list[Counts]:
         try:
             counts = known.get(key)
         except TypeError:  # an option that cannot be a key (a list): count this one alone
-            counted.append(count_layer(layer, convention))
+            counted.append(_bounded(layer, count_layer(layer, convention)))
             continue
         if counts is None:
-            counts = known[key] = count_layer(layer, convention)
+            counts = known[key] = _bounded(layer, count_layer(layer, convention))
         counted.append(counts)
     return counted
+
+
+def _bounded(layer: Layer, counts: Counts) -> Counts:
+    """`counts`, after checking that no number written in the layer's formulas or output shape has more
+    than MAX_NUMBER_BITS bits (docs/language.md, "Limits"): a formula then always prints, and the error
+    says which layer (input(2^8000) > dense(->2^8000) has a number of 16,001 bits in its params)."""
+    for name, value in (*counts.items(), *enumerate(layer.out_shape.dims() or ())):
+        bits = oversized_number(value)
+        if bits:
+            what = f"the {name} of {layer.name}" if isinstance(name, str) else f"the output size of {layer.name}"
+            raise too_large(what, bits, layer.pos)
+    return counts
 
 
 def total(quantities) -> Expr | None:

@@ -163,6 +163,43 @@ def pos_of(token: Token) -> Position:
     return Position(token.line, token.column)
 
 
+def number_bits(value) -> int:
+    """The size of an int, Fraction or SymPy rational in bits: that of the larger of its numerator and
+    denominator (0 for anything else)."""
+    if isinstance(value, int):
+        return abs(value).bit_length()
+    if isinstance(value, (Fraction, sympy.Rational)):
+        return max(abs(int(value.numerator)).bit_length(), int(value.denominator).bit_length())
+    return 0
+
+
+def too_large(what: str, bits: int, pos: Position | None = None) -> ParamsymLimitError:
+    """The error for a number beyond MAX_NUMBER_BITS made anywhere (a value, a count, a size): it gives the
+    size in bits, never the number (str() of an int above 4,300 digits raises, and it would not help)."""
+    return ParamsymLimitError(
+        f"{what} is too large: a number of {bits:,} bits, and paramsym works with numbers of at most "
+        f"{MAX_NUMBER_BITS:,} bits (about 2,466 digits)", pos=pos,
+        hint="channel counts and sizes this large are certainly a typo")
+
+
+def oversized_number(expr) -> int:
+    """The size in bits of the largest number written in a formula when it exceeds MAX_NUMBER_BITS, else 0.
+    Printing a formula then never meets Python's 4,300-digit limit of int to str."""
+    if not isinstance(expr, sympy.Basic):
+        return 0
+    if expr.is_Rational:
+        bits = number_bits(expr)
+        return bits if bits > MAX_NUMBER_BITS else 0
+    if expr.is_Symbol:
+        return 0
+    worst = 0
+    for atom in expr.atoms(sympy.Rational):
+        bits = number_bits(atom)
+        if bits > MAX_NUMBER_BITS:
+            worst = max(worst, bits)
+    return worst
+
+
 def _too_large(pos: Position) -> ParamsymLimitError:
     return ParamsymLimitError(
         f"number too large: paramsym works with numbers of at most {MAX_NUMBER_BITS} bits", pos=pos,

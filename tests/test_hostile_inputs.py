@@ -1,0 +1,122 @@
+"""Issue 17, hostile inputs: numbers beyond the size limit, sweeps beyond int64, invalid arithmetic
+through def arguments, lets and --set, the parser cache's file, `paramsym import` and sys.path, CSV
+cells a spreadsheet would read as formulas. Each ends with an answer or one located error (exit 2)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from cli_helpers import run
+
+SQUARES = "; ".join(["let A1 = 2", *(f"let A{i} = A{i - 1}*A{i - 1}" for i in range(2, 41))]) + \
+    "; input(8) > dense(->A40)"
+
+# (arguments, the start of the error, where it points: "line L, column C")
+TOO_LARGE = [
+    (("count", "let C = 2^8000; input(C) > dense(->C)"), "the params of dense is too large", "line 1, column 28"),
+    (("count", "let C = 2^8000; input(C) > dense(->C)", "--format", "json"), "the params of dense", "line 1, column 28"),
+    (("count", "let C = 2^8000; input(C) > dense(->C)", "--format", "csv"), "the params of dense", "line 1, column 28"),
+    (("count", "let C = 2^8000; input(C) > dense(->C)", "--format", "markdown"), "the params of dense", "line 1, column 28"),
+    (("latex", "let C = 2^8000; input(C) > dense(->C)"), "the params of dense", "line 1, column 28"),
+    (("explain", "let C = 2^8000; input(C) > dense(->C)"), "the params of dense", "line 1, column 28"),
+    (("formula", "let C = 2^8000; input(C) > dense(->C)"), "the params of dense", "line 1, column 28"),
+    (("count", "input(C) > dense(->C)", "--set", "C=2^8000"), "the params of dense", "line 1, column 12"),
+    (("count", "let A = 2^2100; let B = A*A*A*A; input(8) > dense(->B)"), "the value of B is too large",
+     "line 1, column 21"),
+    (("count", SQUARES), "the value of A14 is too large", "line 1, column 219"),
+    (("count", "input(2^8000) > dense(->2^8000*C)"), "the params of dense is too large", "line 1, column 17"),
+    (("count", "input(2^8000) > dense(->2^8000*C)", "--format", "json"), "the params of dense", "line 1, column 17"),
+    (("count", "let H = 2^8000; input(H x H x 3) > conv1x1(->2)"), "of conv1x1 is too large", "line 1, column 36"),
+]
+
+
+@pytest.mark.parametrize("args, message, where", TOO_LARGE)
+def test_a_number_beyond_8192_bits_is_a_located_error(args, message, where):
+    result = run(*args, timeout=60)
+    assert result.returncode == 2, result.stderr[-800:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("limit error: ") and message in result.stderr
+    assert f"--> {where}" in result.stderr
+    assert "8,192 bits" in result.stderr and len(result.stderr) < 2000  # the number itself is never printed
+
+
+def test_a_set_value_too_large_names_the_symbol():
+    result = run("count", "input(C) > dense(->A)", "--set", "C=A*A*A*A", "--set", "A=2^2100")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("limit error: the value of C is too large: a number of 8,401 bits")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown", "latex"])
+def test_numbers_up_to_the_limit_print_exactly(fmt):
+    # params = 2 * 2^8000 (8,002 bits); the bytes of memory used to go through a float and overflow
+    result = run("count", "input(2^8000) > dense(->2)", "--format", fmt, timeout=60)
+    assert result.returncode == 0, result.stderr[-800:]
+    digits = str(2 * 2 ** 8000)
+    if fmt == "json":
+        data = json.loads(result.stdout)
+        assert data["params"]["value"] == 2 * 2 ** 8000 and data["params"]["expr"] == digits
+        assert data["param_bytes"]["value"] == 8 * 2 ** 8000
+    elif fmt == "csv":
+        assert digits in result.stdout
+    elif fmt == "table":
+        assert f"{2 * 2 ** 8000:,}" in result.stdout.replace("\n", "")
+
+
+def test_bytes_beyond_a_float_are_exact():
+    from paramsym.printers import _bytes
+    hundredths = (2 ** 8000 * 1000 * 100 + 10 ** 9 // 2) // 10 ** 9
+    assert _bytes(2 ** 8000 * 1000) == f"{hundredths // 100:,}.{hundredths % 100:02d} GB"
+    assert _bytes(10 ** 18 + 5 * 10 ** 6) == "1,000,000,000.01 GB"  # a float says 1000000000.00
+    assert _bytes(1_580_000) == "1.58 MB" and _bytes(999) == "999 B"
+
+
+# ---- sweeps beyond int64 --------------------------------------------------------------------
+
+def test_sweep_beyond_int64_from_the_command_line():
+    result = run("sweep", "dense(3->C)", "--grid", "C=1e19,9223372036854775807,9223372036854775808",
+                 "--format", "json")
+    assert result.returncode == 0, result.stderr[-800:]
+    columns = json.loads(result.stdout)["columns"]
+    assert columns["params"] == [3 * 10 ** 19, 3 * (2 ** 63 - 1), 3 * 2 ** 63]
+
+
+SWEPT = [
+    "input(C) > dense(->C, bias)",                       # C^2 + C: crosses 2^63 at C = 3,037,000,499
+    "input(C) > dense(->D) > dense(->C)",                 # 2CD
+    "input(32x32x3) > conv3x3(->C, stride=2) > dense(->D)",
+    "input(C) > dense(->C/2) > dense(->D)",
+]
+NEAR = [1, 2, 3, 3_037_000_498, 3_037_000_499, 3_037_000_500, 3_037_000_501, 2 ** 31, 2 ** 32,
+        2 ** 62, 2 ** 63 - 2, 2 ** 63 - 1, 2 ** 63, 2 ** 63 + 1, 2 ** 64, 10 ** 19, 10 ** 30]
+
+
+@pytest.mark.parametrize("program", SWEPT)
+def test_sweep_equals_exact_evaluation_near_and_beyond_int64(program):
+    import paramsym
+    from paramsym.sweeps import sweep
+    network = paramsym.parse(program)
+    grid = {name: [v for v in NEAR if name != "C" or "C/2" not in program or v % 2 == 0]
+            for name in ("C", "D") if name in network.symbols}
+    if "D" in grid:
+        grid["D"] = [1, 2 ** 31, 3_037_000_500, 2 ** 63 - 1, 2 ** 63, 10 ** 20]
+    result = sweep(network, grid, quantities=("params", "macs"))
+    names = list(grid)
+    for row in result.rows():
+        exact = network.evaluate(**{n: row[n] for n in names})
+        assert row["params"] == exact["params"], row
+        assert row["macs"] == exact["macs"], row
+
+
+def test_sweep_values_beyond_the_number_limit_are_refused():
+    result = run("sweep", "input(C) > dense(->C)", "--grid", "C=1e39")
+    assert result.returncode == 0  # 40 digits: within every limit
+    from paramsym.errors import ParamsymLimitError
+    import paramsym
+    from paramsym.sweeps import sweep
+    with pytest.raises(ParamsymLimitError, match="too large"):
+        sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2 ** 8000]})
+    with pytest.raises(ParamsymLimitError, match="a value of C is too large"):
+        sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2 ** 9000]})
