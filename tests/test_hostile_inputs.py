@@ -120,3 +120,42 @@ def test_sweep_values_beyond_the_number_limit_are_refused():
         sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2 ** 8000]})
     with pytest.raises(ParamsymLimitError, match="a value of C is too large"):
         sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2 ** 9000]})
+
+
+# ---- invalid arithmetic through def arguments, lets and --set -----------------------------------
+
+# (arguments, start of the message, where it points)
+NO_VALUE = [
+    (("count", "def b(i) = droppath(1/i); input(8x8x3) > b(0)"),
+     "argument error: division by zero: with i = 0, 1/i has no value", "line 1, column 21"),
+    (("count", "def b(i) = dense(->C/(i-1)); input(8) > b(1)"), "argument error: division by zero", "line 1, column 20"),
+    (("count", "def b(i) = dense(->0^(i-2)); input(8) > b(1)"),
+     "argument error: division by zero: with i = 1, 0^(i - 2)", "line 1, column 20"),
+    (("count", "def b(i) = (relu) * (1/i); input(8) > b(0)"), "argument error: division by zero", "line 1, column 12"),
+    (("count", "def b(i) = moe(dense(->8), experts=2/i, top=1); input(8) > b(0)"),
+     "argument error: division by zero", "line 1, column 28"),
+    (("count", "def a(j) = dense(->8/j); def b(i) = a(i-1); input(8) > b(1)"), "argument error: division by zero",
+     "line 1, column 20"),
+    (("count", "let A = 1; let B = 4/(A-1); input(8) > dense(->B)"), "evaluation error: the value of B: division by zero",
+     "line 1, column 16"),
+    (("count", "input(8) > dense(->C/(A-1))", "--set", "A=1", "--set", "C=4"), "evaluation error: division by zero",
+     "line 1, column 20"),
+    (("latex", "input(8) > dense(->C/(A-1))", "--set", "A=1", "--set", "C=4"), "evaluation error: division by zero",
+     "line 1, column 20"),
+]
+
+
+@pytest.mark.parametrize("args, message, where", NO_VALUE)
+def test_division_by_zero_is_a_located_error(args, message, where):
+    result = run(*args)
+    assert result.returncode == 2, result.stderr[-800:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(message)
+    assert f"--> {where}" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0^-1", "1/0", "0/0", "zoo", "nan", "oo", "C-C"])
+def test_set_values_without_a_number_are_usage_errors(value):
+    result = run("count", "input(8) > dense(->C)", "--set", f"C={value}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage error:")

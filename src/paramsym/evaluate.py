@@ -69,7 +69,12 @@ class Evaluator:
         """Raise when a deferred condition (groups divide channels, sizes >= 1, whole channels) fails."""
         if not self.has_values_for(constraint.expr):
             return
-        value = self.number(constraint.expr)
+        try:
+            value = self.number(constraint.expr)
+        except ParamsymEvaluationError as error:  # a division by zero (stride=S-1 at S=1): say where
+            if error.pos is not None:
+                raise
+            raise ParamsymEvaluationError(error.message, pos=constraint.pos, hint=error.hint) from None
         ok = {"integer": isinstance(value, int), "positive": value >= 1, "nonnegative": value >= 0,
               "zero": value == 0}[constraint.requirement]
         if not ok:

@@ -12,7 +12,7 @@ from typing import Callable
 import sympy
 
 from .builder import build_layers
-from .errors import ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymUsageError
+from .errors import ParamsymError, ParamsymEvaluationError, ParamsymLimitError, ParamsymNameError, ParamsymUsageError
 from .evaluate import Evaluator
 from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
 from .records import Layer, Node, Shape
@@ -253,14 +253,14 @@ class Network:
         """A number-too-large error that evaluating raised without a place (syntax.too_large), at the first
         layer whose own count or size is too large with the values of this network, or at its first layer
         when only a total is; other errors as they are."""
-        if not isinstance(error, ParamsymLimitError) or error.pos is not None:
+        if not isinstance(error, (ParamsymLimitError, ParamsymEvaluationError)) or error.pos is not None:
             return error
         document = Document(self, self.evaluator())
         try:
             document.head()
             for lc in self.layers:
                 document.parts(lc)
-        except ParamsymLimitError as located:
+        except (ParamsymLimitError, ParamsymEvaluationError) as located:
             if located.pos is not None:
                 return located
         return error
@@ -393,6 +393,11 @@ class Document:
                 raise
             raise _renamed(error, error.message.split(" is too large")[0] + f" of {layer.name}",
                            layer.pos).with_source(self.network.source) from None
+        except ParamsymEvaluationError as error:  # 1/(A-1) with --set A=1: say which layer
+            if error.pos is not None:
+                raise
+            raise ParamsymEvaluationError(f"{layer.name}: {error.message}", pos=layer.pos,
+                                          hint=error.hint).with_source(self.network.source) from None
 
     def shapes(self, in_shape: Shape, out_shape: Shape) -> dict:
         """`{"in_shape": ..., "out_shape": ...}`, one dict for equal pairs of shapes."""
@@ -422,8 +427,12 @@ class Document:
         """Everything but the layers, in the order of the JSON document."""
         try:
             return self._head()
-        except ParamsymLimitError as error:
+        except (ParamsymLimitError, ParamsymEvaluationError) as error:
             if error.pos is not None:
+                raise
+            if isinstance(error, ParamsymEvaluationError):
+                for lc in self.network.layers:
+                    self.parts(lc)
                 raise
             # a total too large: say at the first layer whose own count is too large, if one is
             for lc in self.network.layers:
@@ -522,6 +531,11 @@ def _resolve(assignments: dict[str, sympy.Expr], positions: dict | None = None) 
                     raise
                 raise ParamsymLimitError(error.message.replace("a value", f"the value of {name}", 1),
                                          pos=positions.get(name), hint=error.hint) from None
+            except ParamsymEvaluationError as error:  # let B = 4/(A-1) with A = 1
+                if error.pos is not None:
+                    raise
+                raise ParamsymEvaluationError(f"the value of {name}: {error.message}", pos=positions.get(name),
+                                              hint=error.hint) from None
             if not isinstance(value, int) or value < 1:
                 raise ParamsymUsageError(f"{name} = {value}: a symbol stands for a positive whole number",
                                          pos=positions.get(name))
