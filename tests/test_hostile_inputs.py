@@ -159,3 +159,54 @@ def test_set_values_without_a_number_are_usage_errors(value):
     result = run("count", "input(8) > dense(->C)", "--set", f"C={value}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("usage error:")
+
+
+# ---- paramsym import: the current directory never replaces an installed module -------------------------
+
+HIJACK = 'import sys\nprint("HIJACKED", __name__, file=sys.stderr)\nraise SystemExit(7)\n'
+
+
+def _in(directory, *args):
+    """The real command run in `directory`: the installed script, or `python -m paramsym`."""
+    import os
+    import subprocess
+    import sys
+    from cli_helpers import PARAMSYM
+    command = [PARAMSYM, *args] if args[0] != "-m" else [sys.executable, *args]
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    env.pop("PYTHONSAFEPATH", None)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=directory)
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "torch.py").write_text(HIJACK)
+    (tmp_path / "mymodel.py").write_text("import torch\n\ndef make():\n"
+                                         "    return torch.nn.Sequential(torch.nn.Linear(3, 2))\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("how", [(), ("-m", "paramsym")], ids=["script", "python -m"])
+def test_a_torch_py_in_the_current_directory_is_not_imported(model_dir, how):
+    result = _in(model_dir, *how, "import", "mymodel:make", "--input", "3", "--path", ".")
+    assert "HIJACKED" not in result.stderr and result.returncode == 0, result.stderr[-800:]
+    assert result.stdout == "input(3)\n  > dense(3->2, bias)\n"
+
+
+def test_a_json_py_beside_the_model_is_not_imported(model_dir):
+    (model_dir / "json.py").write_text(HIJACK)
+    result = _in(model_dir, "import", "mymodel:make", "--input", "3", "--path", str(model_dir))
+    assert "HIJACKED" not in result.stderr and result.returncode == 0, result.stderr[-800:]
+
+
+def test_the_current_directory_is_searched_only_when_asked(model_dir):
+    result = _in(model_dir, "import", "mymodel:make", "--input", "3")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "cannot find mymodel:make" in result.stderr and "--path ." in result.stderr
+
+
+def test_import_says_it_runs_the_code():
+    result = run("import", "--help")
+    assert result.returncode == 0
+    assert "trusted code only" in " ".join(result.stdout.split())
