@@ -210,3 +210,34 @@ def test_import_says_it_runs_the_code():
     result = run("import", "--help")
     assert result.returncode == 0
     assert "trusted code only" in " ".join(result.stdout.split())
+
+
+# ---- CSV cells that a spreadsheet would read as formulas --------------------------------------------------
+
+@pytest.mark.parametrize("program", [
+    "input(A1) > dense(->100 - B1) > dense(->A1)",     # total params -2*A1*B1 + 200*A1
+    "input(32x32x3) > conv3x3(->C, stride=S) > dense(->10 - D)",
+    "input(C) > dense(->2C) > dense(->10)",             # nothing to quote: unchanged
+])
+def test_csv_cells_never_start_a_formula(program):
+    result = run("count", program, "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    as_json = json.loads(run("count", program, "--format", "json").stdout)
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    header = rows[0]
+    for row in rows[1:]:
+        for cell in row:
+            assert not cell or cell[0] not in "-+=@\t\r" or cell.lstrip("-").isdigit(), (cell, row)
+    # each _expr cell is the JSON's expr, with one ' in front exactly when it would start a formula
+    layers = [*as_json["layers"], as_json]
+    for row, source in zip(rows[1:], layers):
+        for name, cell in zip(header, row):
+            if name.endswith("_expr"):
+                expr = (source.get(name[:-5]) or {}).get("expr") or ""
+                assert cell == ("'" + expr if expr[:1] in ("-", "+", "=", "@") else expr)
+
+
+def test_a_formula_that_starts_with_minus_is_prefixed():
+    result = run("count", "input(A1) > dense(->100 - B1) > dense(->A1)", "--format", "csv")
+    total = list(csv.reader(io.StringIO(result.stdout)))[-1]
+    assert "'-2*A1*B1 + 200*A1" in total and "-2*A1*B1 + 200*A1" not in total
