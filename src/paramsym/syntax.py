@@ -182,22 +182,24 @@ def too_large(what: str, bits: int, pos: Position | None = None) -> ParamsymLimi
         hint="channel counts and sizes this large are certainly a typo")
 
 
-def oversized_number(expr) -> int:
-    """The size in bits of the largest number written in a formula when it exceeds MAX_NUMBER_BITS, else 0.
-    Printing a formula then never meets Python's 4,300-digit limit of int to str."""
+def oversized_number(expr, seen: set | None = None) -> int:
+    """The size in bits of the first number written in a formula that exceeds MAX_NUMBER_BITS, else 0.
+    Printing a formula then never meets Python's 4,300-digit limit of int to str. `seen` holds the
+    sub-formulas found fine already: the layers of a network share most of theirs (a shape passed on)."""
     if not isinstance(expr, sympy.Basic):
         return 0
-    if expr.is_Rational:
-        bits = number_bits(expr)
-        return bits if bits > MAX_NUMBER_BITS else 0
-    if expr.is_Symbol:
-        return 0
-    worst = 0
-    for atom in expr.atoms(sympy.Rational):
-        bits = number_bits(atom)
-        if bits > MAX_NUMBER_BITS:
-            worst = max(worst, bits)
-    return worst
+    seen = set() if seen is None else seen
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node.is_Rational:
+            bits = number_bits(node)
+            if bits > MAX_NUMBER_BITS:
+                return bits
+        elif node.args and node not in seen:
+            seen.add(node)
+            stack.extend(node.args)
+    return 0
 
 
 def _too_large(pos: Position) -> ParamsymLimitError:
