@@ -355,10 +355,16 @@ def drop_implicit_cwd() -> None:
     """Remove the current directory that `python -m paramsym` puts first on sys.path (Python does, unless
     -P or PYTHONSAFEPATH), so that no module of the directory one happens to be in replaces an installed one
     imported later (torch, by `import` and `export`). The `paramsym` script never has it."""
+    if _DROPPED:
+        return  # once: what is first now was put there on purpose (PYTHONPATH)
+    _DROPPED.append(True)
     if sys.path and not getattr(sys.flags, "safe_path", False) and \
             (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()) and \
             getattr(sys.modules.get("__main__"), "__package__", None) == "paramsym":
         del sys.path[0]
+
+
+_DROPPED: list = []
 
 
 def main(argv: list[str] | None = None) -> int:
