@@ -187,3 +187,68 @@ def test_processes_starting_together_share_the_cache_safely(tmp_path):
     assert all(p.returncode == 0 for p in processes), outputs
     assert len({out for out, _ in outputs}) == 1
     assert [n for n in saved_files(tmp_path / "paramsym") if not n.endswith(".pickle")] == []
+
+
+# ---- issue 17: the file and its directory are checked before anything is read from them ---------------
+
+def _saved_a(cache_home):
+    """A good cache file of GRAMMAR_A in `cache_home`, and its path."""
+    parser_for(GRAMMAR_A)
+    [name] = saved_files(cache_home)
+    return cache_home / name
+
+
+def test_a_directory_others_can_write_is_not_used(cache_home):
+    path = _saved_a(cache_home)
+    os.chmod(cache_home, 0o777)
+    assert parser_for(GRAMMAR_A)[1]  # built again, the good file not loaded
+    assert parser_for(GRAMMAR_B)[1] and saved_files(cache_home) == [path.name]  # and nothing written there
+    os.chmod(cache_home, 0o720)  # group-writable: the same
+    assert parser_for(GRAMMAR_A)[1]
+    os.chmod(cache_home, 0o700)
+    assert not parser_for(GRAMMAR_A)[1]  # the check, not the file, made the difference
+
+
+def test_a_symlinked_file_is_not_followed(cache_home, tmp_path):
+    path = _saved_a(cache_home)
+    elsewhere = tmp_path / "elsewhere.pickle"
+    os.replace(path, elsewhere)
+    path.symlink_to(elsewhere)
+    assert parser_for(GRAMMAR_A)[1]
+
+
+def test_a_symlinked_directory_is_not_used(tmp_path, monkeypatch):
+    real = tmp_path / "real" / "paramsym"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "real"))
+    monkeypatch.delenv("PARAMSYM_NO_CACHE", raising=False)
+    _saved_a(real)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "paramsym").symlink_to(real)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "linked"))
+    assert parser_for(GRAMMAR_A)[1]
+    assert parser_for(GRAMMAR_B)[1] and len(saved_files(real)) == 1  # nothing written through the link
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="giving a file to another user needs root")
+@pytest.mark.parametrize("what", ["file", "directory"])
+def test_a_file_or_directory_of_another_user_is_not_used(cache_home, what):
+    path = _saved_a(cache_home)
+    os.chown(path if what == "file" else cache_home, 65534, 65534)  # nobody
+    assert parser_for(GRAMMAR_A)[1]
+
+
+def test_a_fifo_under_the_cache_name_never_hangs_the_command(tmp_path, monkeypatch):
+    """A FIFO planted where the cache file belongs: opening it for reading used to wait for a writer for
+    ever. The command finishes with the right output (the timeout only guards against the hang)."""
+    from cli_helpers import run
+    folder = tmp_path / "paramsym"
+    folder.mkdir(mode=0o700)
+    path = parser_cache.path_for(parser_cache.key(syntax.grammar_text(), syntax._LARK_OPTIONS), folder)
+    os.mkfifo(path, 0o600)
+    monkeypatch.setenv("PARAMSYM_NO_CACHE", "1")
+    expected = run("count", "input(32x32x3) > conv3x3(->16) > dense(->10)")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("PARAMSYM_NO_CACHE", "0")
+    result = run("count", "input(32x32x3) > conv3x3(->16) > dense(->10)", timeout=30)
+    assert result.returncode == 0 and result.stdout == expected.stdout and expected.returncode == 0
+    assert path.is_file() and not path.is_symlink()  # replaced by a real cache file, atomically

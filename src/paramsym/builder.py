@@ -12,11 +12,12 @@ from __future__ import annotations
 import sympy
 
 from . import kinds
+from .formatting import human
 from .errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
 from .kinds.base import check_or_defer, require_number_like, whole_number
 from .kinds.dense import router_call
 from .records import ONE, Constraint, Flow, Layer, Node, Shape, UNKNOWN
-from .syntax import Call, Channels, Composite, Define, Keyword, Named, Positional, Program, Repeat, Sequence, symbol
+from .syntax import Call, Channels, Composite, Define, Keyword, Named, Positional, Program, Repeat, Sequence, _check_size, symbol
 
 Expr = sympy.Expr
 
@@ -53,6 +54,7 @@ class LayerBuilder:
         self.experts: tuple | None = None  # inside moe: (experts stored, experts one position uses)
         self.named: dict[str, Layer] = {}  # `LAYER as NAME`, for the layers that tie to them
         self.calling: list[str] = []   # blocks being expanded, to refuse recursion
+        self.call_pos: list[Position] = []  # where each of them is called
         self.stage_index = 0
         self.extra_constraints: list[Constraint] = []
         self.input_constraints: list[Constraint] = []  # checked first, with the first layer's
@@ -190,7 +192,7 @@ class LayerBuilder:
                 raise ParamsymArgumentError(f"{arg.name}= is given twice", pos=arg.pos)
             if len(arg.value) != 1:
                 raise ParamsymArgumentError(f"{arg.name}= takes one value", pos=arg.pos)
-            value = arg.value[0].xreplace(self.env) if self.env else arg.value[0]
+            value = self._substitute(arg.value[0], arg.pos)
             require_number_like(value, arg.pos, arg.name)
             self.extra_constraints.extend(whole_number(value, f"{arg.name}=", arg.pos))
             values[arg.name] = (value, arg.pos)
@@ -207,20 +209,30 @@ class LayerBuilder:
         """The call with block parameters replaced by their values."""
         if not self.env:
             return call
-        env = self.env
-
-        def sub(value):
-            return value.xreplace(env) if value is not None else None
-
+        sub = self._substitute
         args = []
         for arg in call.args:
             if isinstance(arg, Channels):
-                args.append(Channels(sub(arg.cin), sub(arg.cout), arg.pos, arg.cin_pos, arg.cout_pos))
+                args.append(Channels(sub(arg.cin, arg.cin_pos or arg.pos), sub(arg.cout, arg.cout_pos or arg.pos),
+                                     arg.pos, arg.cin_pos, arg.cout_pos))
             elif isinstance(arg, Keyword):
-                args.append(Keyword(arg.name, tuple(sub(v) for v in arg.value), arg.pos))
+                args.append(Keyword(arg.name, tuple(sub(v, arg.pos) for v in arg.value), arg.pos))
             else:
-                args.append(Positional(tuple(sub(v) for v in arg.value), arg.pos))
+                args.append(Positional(tuple(sub(v, arg.pos) for v in arg.value), arg.pos))
         return Call(call.name, tuple(args), call.pos)
+
+    def _substitute(self, value, pos: Position):
+        """`value` with the block parameters replaced by their values: 1/i with i = 0 is SymPy's zoo (and
+        0/0 nan), which is no number: a located error here, not a TypeError when it is compared later."""
+        if value is None or not self.env:
+            return value
+        bound = value.xreplace(self.env)
+        if bound is not value and bound.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            shown = ", ".join(f"{s.name} = {human(v)}" for s, v in self.env.items() if s in value.free_symbols)
+            raise ParamsymArgumentError(f"division by zero: with {shown}, {human(value)} has no value", pos=pos,
+                                        notes=((f"'{self.calling[-1]}' is called here", self.call_pos[-1]),),
+                                        hint="a block's parameter is divided by: give it a value that is not 0")
+        return _check_size(bound, pos) if bound is not value else bound
 
     def _block(self, call: Call, flow: Flow, suffix: str) -> Flow:
         define = self.defs[call.name]
@@ -231,12 +243,14 @@ class LayerBuilder:
         label = call.name + (f"({', '.join(str(v) for v in values.values())})" if define.params else "")
         saved_env, self.env = self.env, {symbol(name): value for name, value in values.items()}
         self.calling.append(call.name)
+        self.call_pos.append(call.pos)
         self.path.append(label + suffix)
         try:
             flow = self._stage(define.body, flow)
         finally:
             self.path.pop()
             self.calling.pop()
+            self.call_pos.pop()
             self.env = saved_env
         return flow
 
@@ -276,12 +290,11 @@ class LayerBuilder:
             arg = values[name]
             if len(arg.value) != 1:
                 raise ParamsymArgumentError(f"the value of '{name}' must be one expression", pos=arg.pos)
-            value = arg.value[0].xreplace(self.env) if self.env else arg.value[0]
-            result[name] = value
+            result[name] = self._substitute(arg.value[0], arg.pos)
         return result
 
     def _repeat(self, repeat: Repeat, flow: Flow) -> Flow:
-        count = repeat.count.xreplace(self.env) if self.env else repeat.count
+        count = self._substitute(repeat.count, repeat.pos)
         single = repeat.body.stages[0] if len(repeat.body.stages) == 1 else None
         if count.is_number:
             if not (count.is_integer and count >= 1):

@@ -98,12 +98,19 @@ def load(program: str, assignments, convention: str = "torch", *, unknowns=(), o
     """The network of PROGRAM with the --set values; `unknowns` are the symbols that `option`
     (--for, --grid) gives values to, which --set may not give too."""
     network = parse(read_program(program), convention=convention)
+    _LOADED[:] = [network]
     values = parse_assignments(assignments)
     for name in unknowns:
         if name in values:
             raise ParamsymUsageError(f"--set {name}=... gives a value to {name}, which {option} {name} asks for",
                                      hint=f"leave out --set {name}=...")
-    return network.with_values(**values) if values else network
+    if values:
+        network = _LOADED[0] = network.with_values(**values)
+    return network
+
+
+# The network of the command, so that a number too large found while printing is shown at its layer
+_LOADED: list[Network] = []
 
 
 def _emit(text: str, output: str | None, done: str) -> None:
@@ -303,14 +310,24 @@ def export_command(program, target, assignments, output):
 @click.option("--input", "input_shape", required=True, metavar="HxWxC", help="Input shape, channels last.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 @click.option("--flat", is_flag=True, help="One stage after another, as traced: no def blocks, no repeats.")
-def import_command(model, input_shape, output, flat):
+@click.option("--path", "paths", multiple=True, metavar="DIR", type=click.Path(file_okay=False),
+              help="Also look for MODULE in DIR (after the installed packages). Repeatable; "
+                   "the current directory only if given: --path .")
+def import_command(model, input_shape, output, flat, paths):
     """Write the program of a PyTorch model, e.g. torchvision.models:resnet18. Blocks that recur
-    are written once as `def` blocks, runs of equal stages as `(SEQ) * n`."""
+    are written once as `def` blocks, runs of equal stages as `(SEQ) * n`.
+
+    This imports MODULE and calls CALLABLE: it runs their Python code, with your rights. Use it on
+    trusted code only."""
     import importlib
 
     from .export import require_torch
     from .importer import from_torch
 
+    # the current directory is not searched unless asked (a json.py or torch.py there must not replace the
+    # real module), and directories asked for come after the installed packages, for the same reason
+    drop_implicit_cwd()
+    sys.path.extend(os.path.abspath(path) for path in paths if os.path.abspath(path) not in sys.path)
     require_torch("paramsym import")  # before the model's module, which would fail on `import torch` itself
 
     module_name, sep, attribute = model.partition(":")
@@ -320,7 +337,11 @@ def import_command(model, input_shape, output, flat):
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
-        raise ParamsymUsageError(f"cannot find {model}: {error}") from None
+        hint = None
+        if isinstance(error, ModuleNotFoundError) and not paths and \
+                os.path.exists(module_name.split(".")[0] + ".py"):
+            hint = f"the current directory is not searched: add --path . to import {module_name.split('.')[0]}.py"
+        raise ParamsymUsageError(f"cannot find {model}: {error}", hint=hint) from None
     try:
         network = factory() if callable(factory) else factory
     except Exception as error:  # noqa: BLE001 - the user's model code, not paramsym's
@@ -330,11 +351,33 @@ def import_command(model, input_shape, output, flat):
     _emit(from_torch(network, input_shape, flat=flat), output, f"written to {output}")
 
 
+def drop_implicit_cwd() -> None:
+    """Remove the current directory that `python -m paramsym` puts first on sys.path (Python does, unless
+    -P or PYTHONSAFEPATH), so that no module of the directory one happens to be in replaces an installed one
+    imported later (torch, by `import` and `export`). The `paramsym` script never has it."""
+    if _DROPPED:
+        return  # once: what is first now was put there on purpose (PYTHONPATH)
+    _DROPPED.append(True)
+    if sys.path and not getattr(sys.flags, "safe_path", False) and \
+            (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()) and \
+            getattr(sys.modules.get("__main__"), "__package__", None) == "paramsym":
+        del sys.path[0]
+
+
+_DROPPED: list = []
+
+
 def main(argv: list[str] | None = None) -> int:
+    _LOADED.clear()
     try:
         result = cli.main(args=argv, prog_name="paramsym", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except ParamsymError as error:
+        if _LOADED:
+            try:
+                error = _LOADED[0].locate(error)
+            except ParamsymError:
+                pass
         click.echo(str(error), err=True)
         return 2
     except click.exceptions.UsageError as error:

@@ -14,7 +14,7 @@ import sympy
 
 from .errors import ParamsymEvaluationError, ParamsymUsageError
 from .records import Constraint
-from .syntax import MAX_NUMBER_BITS
+from .syntax import MAX_NUMBER_BITS, number_bits, too_large
 
 Number = int | Fraction
 
@@ -30,7 +30,13 @@ class Evaluator:
         """The exact value of `expr`; raises if a symbol has no value."""
         known = self._memo.get(expr)
         if known is None:
-            known = self._memo[expr] = _normal(self._eval(expr))
+            known = _normal(self._eval(expr))
+            # every number made on the way is bounded (docs/language.md, "Limits"): computing stays fast and
+            # every value prints within Python's 4,300-digit limit of int to str
+            bits = number_bits(known)
+            if bits > MAX_NUMBER_BITS:
+                raise too_large("a value", bits)
+            self._memo[expr] = known
         return known
 
     def integer(self, expr: sympy.Expr | None, what: str = "count") -> int | None:
@@ -63,7 +69,12 @@ class Evaluator:
         """Raise when a deferred condition (groups divide channels, sizes >= 1, whole channels) fails."""
         if not self.has_values_for(constraint.expr):
             return
-        value = self.number(constraint.expr)
+        try:
+            value = self.number(constraint.expr)
+        except ParamsymEvaluationError as error:  # a division by zero (stride=S-1 at S=1): say where
+            if error.pos is not None:
+                raise
+            raise ParamsymEvaluationError(error.message, pos=constraint.pos, hint=error.hint) from None
         ok = {"integer": isinstance(value, int), "positive": value >= 1, "nonnegative": value >= 0,
               "zero": value == 0}[constraint.requirement]
         if not ok:

@@ -12,11 +12,11 @@ from typing import Callable
 import sympy
 
 from .builder import build_layers
-from .errors import ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymUsageError
+from .errors import ParamsymError, ParamsymEvaluationError, ParamsymLimitError, ParamsymNameError, ParamsymUsageError
 from .evaluate import Evaluator
 from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
 from .records import Layer, Node, Shape
-from .syntax import Let, Program, parse_program, symbol
+from .syntax import Let, Program, oversized_number, parse_program, symbol, too_large
 
 CONVENTIONS = ("torch", "keras")
 # How a Network shows itself (str, rich, Jupyter): filled in by paramsym.printers, a later stage.
@@ -249,6 +249,22 @@ class Network:
             self.check(**values)
         return Document(self, self.evaluator(**values))
 
+    def locate(self, error: ParamsymError) -> ParamsymError:
+        """A number-too-large error that evaluating raised without a place (syntax.too_large), at the first
+        layer whose own count or size is too large with the values of this network, or at its first layer
+        when only a total is; other errors as they are."""
+        if not isinstance(error, (ParamsymLimitError, ParamsymEvaluationError)) or error.pos is not None:
+            return error
+        document = Document(self, self.evaluator())
+        try:
+            document.head()
+            for lc in self.layers:
+                document.parts(lc)
+        except (ParamsymLimitError, ParamsymEvaluationError) as located:
+            if located.pos is not None:
+                return located
+        return error
+
     # ---- display (rendering lives in paramsym.printers)
     def __repr__(self) -> str:
         values = self.evaluate()
@@ -295,7 +311,10 @@ class Document:
         if text is None:
             if len(self._texts) >= 16 * _RECENT:
                 self._texts.clear()
-            text = self._texts[expr] = str(expr.p) if expr.is_Integer else str(expr)
+            try:
+                text = self._texts[expr] = str(expr.p) if expr.is_Integer else str(expr)
+            except ValueError:  # Python's limit of int to str: a formula with a number too large
+                raise too_large("a formula", oversized_number(expr)) from None
         return text
 
     def quantity(self, expr, what: str = "count") -> dict:
@@ -306,7 +325,10 @@ class Document:
             if expr is None:
                 known = {"expr": None, "value": None}
             else:
-                value = self.evaluator.integer(expr, what)
+                try:
+                    value = self.evaluator.integer(expr, what)
+                except ParamsymLimitError as error:  # located by the caller (parts, head)
+                    raise _renamed(error, f"the {what}") from None
                 if value is None:
                     # a formula that free symbols keep from a number is shown in them alone, the
                     # values the others have put in (LANGUAGE.md 7.1: GPT-2 "with L and d free")
@@ -360,11 +382,22 @@ class Document:
         """A layer's dict in parts, in order, each `(shared, dict)`: a shared part is the same dict
         object for every layer alike (a writer may print it once)."""
         layer = lc.layer
-        return ((False, {"index": layer.index, "name": layer.name, "path": layer.path,
-                         "line": layer.pos.line, "column": layer.pos.column}),
-                (True, self.shapes(layer.in_shape, layer.out_shape)),
-                (True, self.counts(lc.counts)),
-                (True, self.field_part(layer.field)))
+        try:
+            return ((False, {"index": layer.index, "name": layer.name, "path": layer.path,
+                             "line": layer.pos.line, "column": layer.pos.column}),
+                    (True, self.shapes(layer.in_shape, layer.out_shape)),
+                    (True, self.counts(lc.counts)),
+                    (True, self.field_part(layer.field)))
+        except ParamsymLimitError as error:
+            if error.pos is not None:
+                raise
+            raise _renamed(error, error.message.split(" is too large")[0] + f" of {layer.name}",
+                           layer.pos).with_source(self.network.source) from None
+        except ParamsymEvaluationError as error:  # 1/(A-1) with --set A=1: say which layer
+            if error.pos is not None:
+                raise
+            raise ParamsymEvaluationError(f"{layer.name}: {error.message}", pos=layer.pos,
+                                          hint=error.hint).with_source(self.network.source) from None
 
     def shapes(self, in_shape: Shape, out_shape: Shape) -> dict:
         """`{"in_shape": ..., "out_shape": ...}`, one dict for equal pairs of shapes."""
@@ -392,6 +425,22 @@ class Document:
 
     def head(self) -> dict:
         """Everything but the layers, in the order of the JSON document."""
+        try:
+            return self._head()
+        except (ParamsymLimitError, ParamsymEvaluationError) as error:
+            if error.pos is not None:
+                raise
+            if isinstance(error, ParamsymEvaluationError):
+                for lc in self.network.layers:
+                    self.parts(lc)
+                raise
+            # a total too large: say at the first layer whose own count is too large, if one is
+            for lc in self.network.layers:
+                self.parts(lc)
+            raise _renamed(error, error.message.split(" is too large")[0],
+                           self.network.program.network.pos).with_source(self.network.source) from None
+
+    def _head(self) -> dict:
         net, ev = self.network, self.evaluator
         relations = net.relations()
         return {
@@ -404,6 +453,12 @@ class Document:
                                **({"relation": str(net.assignments[name])} if name in relations else {})}
                         for name, s in net.symbols.items()},
         }
+
+
+def _renamed(error: ParamsymLimitError, what: str, pos=None) -> ParamsymLimitError:
+    """A number-too-large error (syntax.too_large) that says which quantity, and where."""
+    rest = error.message.split(" is too large", 1)[-1]
+    return ParamsymLimitError(f"{what} is too large{rest}", pos=pos, hint=error.hint)
 
 
 def _fresh(data):
@@ -469,7 +524,18 @@ def _resolve(assignments: dict[str, sympy.Expr], positions: dict | None = None) 
         if not ready:
             break
         for name in ready:
-            value = Evaluator(values).number(pending.pop(name))
+            try:
+                value = Evaluator(values).number(pending.pop(name))
+            except ParamsymLimitError as error:
+                if error.pos is not None:
+                    raise
+                raise ParamsymLimitError(error.message.replace("a value", f"the value of {name}", 1),
+                                         pos=positions.get(name), hint=error.hint) from None
+            except ParamsymEvaluationError as error:  # let B = 4/(A-1) with A = 1
+                if error.pos is not None:
+                    raise
+                raise ParamsymEvaluationError(f"the value of {name}: {error.message}", pos=positions.get(name),
+                                              hint=error.hint) from None
             if not isinstance(value, int) or value < 1:
                 raise ParamsymUsageError(f"{name} = {value}: a symbol stands for a positive whole number",
                                          pos=positions.get(name))

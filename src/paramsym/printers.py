@@ -470,7 +470,11 @@ def _bytes(value) -> str:
         return "?"
     for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if value >= size:
-            return f"{value / size:.2f} {unit}"
+            if value < 2**53:  # exact in a float: as it always printed
+                return f"{value / size:.2f} {unit}"
+            # beyond, a float loses digits (and overflows past 2^1024): two decimals in integers
+            hundredths = (value * 100 + size // 2) // size
+            return f"{hundredths // 100:,}.{hundredths % 100:02d} {unit}"
     return f"{value} B"
 
 
@@ -646,13 +650,13 @@ def _csv_chunks(network: Network):
     writer.writerow(header)
 
     def shape(dims):
-        return "" if dims is None else _shape(dims).replace("^", "**")
+        return "" if dims is None else _csv_text(_shape(dims).replace("^", "**"))
 
     for number, layer in enumerate(document.layers(), 1):
         row = [layer["index"], layer["name"], layer["line"], layer["column"],
                shape(layer["in_shape"]), shape(layer["out_shape"])]
         for q in layer_quantities():
-            row += [_csv_value(layer[q.name]["value"]), layer[q.name]["expr"] or ""]
+            row += [_csv_value(layer[q.name]["value"]), _csv_text(layer[q.name]["expr"])]
         writer.writerow(row)
         if number % 1000 == 0:
             yield buffer.getvalue()
@@ -661,7 +665,7 @@ def _csv_chunks(network: Network):
     total = ["", "total", "", "", shape(data["input_shape"]), shape(data["output_shape"])]
     for q in layer_quantities():
         quantity = data[q.name] if q.totalled else {"expr": None, "value": None}
-        total += [_csv_value(quantity["value"]), quantity["expr"] or ""]
+        total += [_csv_value(quantity["value"]), _csv_text(quantity["expr"])]
     writer.writerow(total)
     yield buffer.getvalue()
 
@@ -672,6 +676,20 @@ def render_csv(network: Network) -> str:
 
 def _csv_value(value) -> str:
     return "" if value is None else str(value)
+
+
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+
+
+def _csv_text(text: str | None) -> str:
+    """A text cell that a spreadsheet would read as a formula (`-A1*B1 + 100*A1`: it starts with `-`, `+`,
+    `=`, `@`, a tab or a carriage return) gets a `'` in front, as OWASP advises against CSV injection; a
+    whole number stays a number (docs/cli.md, "--format csv")."""
+    if not text:
+        return ""
+    if text[0] in "-+=@\t\r" and not _WHOLE_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _markdown_escape(text: str) -> str:

@@ -17,6 +17,7 @@ from typing import Callable
 import sympy
 
 from .records import ONE, ZERO, Layer
+from .syntax import oversized_number, too_large
 
 Expr = sympy.Expr
 
@@ -269,6 +270,7 @@ def count_layers(layers, convention: str = "torch") -> list[Counts]:
     path or receptive field."""
     known: dict = {}
     counted = []
+    checked: set = set()  # sub-formulas whose numbers are within the limit (see _bounded)
     for layer in layers:
         key = (layer.kind, layer.name, layer.in_shape, layer.out_shape, layer.cin, layer.cout, layer.kernel,
                layer.stride, layer.pad, layer.dilation, layer.groups, layer.bias, layer.multiplier,
@@ -276,12 +278,24 @@ def count_layers(layers, convention: str = "torch") -> list[Counts]:
         try:
             counts = known.get(key)
         except TypeError:  # an option that cannot be a key (a list): count this one alone
-            counted.append(count_layer(layer, convention))
+            counted.append(_bounded(layer, count_layer(layer, convention), checked))
             continue
         if counts is None:
-            counts = known[key] = count_layer(layer, convention)
+            counts = known[key] = _bounded(layer, count_layer(layer, convention), checked)
         counted.append(counts)
     return counted
+
+
+def _bounded(layer: Layer, counts: Counts, checked: set) -> Counts:
+    """`counts`, after checking that no number written in the layer's formulas or output shape has more
+    than MAX_NUMBER_BITS bits (docs/language.md, "Limits"): a formula then always prints, and the error
+    says which layer (input(2^8000) > dense(->2^8000) has a number of 16,001 bits in its params)."""
+    for name, value in (*counts.items(), *enumerate(layer.out_shape.dims() or ())):
+        bits = oversized_number(value, checked)
+        if bits:
+            what = f"the {name} of {layer.name}" if isinstance(name, str) else f"the output size of {layer.name}"
+            raise too_large(what, bits, layer.pos)
+    return counts
 
 
 def total(quantities) -> Expr | None:

@@ -13,7 +13,7 @@ from .errors import ParamsymUsageError
 from .network import Network
 from .quantities import budgets
 from .solve import quantity
-from .syntax import looks_like_count, parse_count
+from .syntax import MAX_NUMBER_BITS, looks_like_count, parse_count, too_large
 from .vectorize import compile_condition, compile_exact
 
 MAX_POINTS = 20_000_000
@@ -73,6 +73,8 @@ def check_grid(grid) -> dict[str, list[int]]:
             if number is None or number < 1:
                 raise ParamsymUsageError(f"the values of {name} must be positive whole numbers (symbols stand for "
                                          f"them), not {value!r}")
+            if number.bit_length() > MAX_NUMBER_BITS:
+                raise too_large(f"a value of {name}", number.bit_length())
             numbers.append(number)
         checked[name] = numbers
     return checked
@@ -142,7 +144,8 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
         raise ParamsymUsageError(f"the grid has {points:,} points; at most {MAX_POINTS:,} are swept at once")
     free_network = network.without_values(*grid)
     symbols = [network.symbols[name] for name in grid]
-    axes = [np.asarray(v, dtype=np.int64) for v in grid.values()]
+    # int64 while every value fits; Python integers beyond (compile_exact then works in Python integers)
+    axes = [np.asarray(v, dtype=np.int64 if max(v) < 2**63 else object) for v in grid.values()]
     shape = tuple(len(axis) for axis in axes)
     # each symbol along its own axis: the formulas broadcast, and a part in one symbol is
     # computed once per value of it; the columns are the points in order, the last symbol fastest
@@ -174,6 +177,10 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
             raise ParamsymUsageError(f"{', '.join(others)} has no value: add it to the grid or give it with --set")
         formulas[name] = bound
         values[name] = points(compile_exact(bound, symbols)(grid_axes, where=valid))
+        if values[name].dtype == object:  # Python integers: bounded as every number paramsym makes
+            bits = max(abs(int(v)).bit_length() for v in values[name])
+            if bits > MAX_NUMBER_BITS:
+                raise too_large(f"the {name}", bits)
     valid = None if valid is None else points(valid)
     within = None if budget is None else values[on] <= budget
     if within is not None and valid is not None:

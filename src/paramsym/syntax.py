@@ -163,6 +163,45 @@ def pos_of(token: Token) -> Position:
     return Position(token.line, token.column)
 
 
+def number_bits(value) -> int:
+    """The size of an int, Fraction or SymPy rational in bits: that of the larger of its numerator and
+    denominator (0 for anything else)."""
+    if isinstance(value, int):
+        return abs(value).bit_length()
+    if isinstance(value, (Fraction, sympy.Rational)):
+        return max(abs(int(value.numerator)).bit_length(), int(value.denominator).bit_length())
+    return 0
+
+
+def too_large(what: str, bits: int, pos: Position | None = None) -> ParamsymLimitError:
+    """The error for a number beyond MAX_NUMBER_BITS made anywhere (a value, a count, a size): it gives the
+    size in bits, never the number (str() of an int above 4,300 digits raises, and it would not help)."""
+    return ParamsymLimitError(
+        f"{what} is too large: a number of {bits:,} bits, and paramsym works with numbers of at most "
+        f"{MAX_NUMBER_BITS:,} bits (about 2,466 digits)", pos=pos,
+        hint="channel counts and sizes this large are certainly a typo")
+
+
+def oversized_number(expr, seen: set | None = None) -> int:
+    """The size in bits of the first number written in a formula that exceeds MAX_NUMBER_BITS, else 0.
+    Printing a formula then never meets Python's 4,300-digit limit of int to str. `seen` holds the
+    sub-formulas found fine already: the layers of a network share most of theirs (a shape passed on)."""
+    if not isinstance(expr, sympy.Basic):
+        return 0
+    seen = set() if seen is None else seen
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node.is_Rational:
+            bits = number_bits(node)
+            if bits > MAX_NUMBER_BITS:
+                return bits
+        elif node.args and node not in seen:
+            seen.add(node)
+            stack.extend(node.args)
+    return 0
+
+
 def _too_large(pos: Position) -> ParamsymLimitError:
     return ParamsymLimitError(
         f"number too large: paramsym works with numbers of at most {MAX_NUMBER_BITS} bits", pos=pos,

@@ -176,8 +176,11 @@ def compile_pair(expr: sympy.Expr, symbols) -> Callable[[dict], tuple]:
         shape = np.broadcast_shapes(*(v.shape for v in given.values())) if given else (1,)
         # a floating-point pass: does every intermediate numerator and denominator fit in int64?
         largest[0] = 0.0
-        with np.errstate(all="ignore"):
-            tracked({name: v.astype(np.float64) for name, v in given.items()})
+        if any(v.dtype == object for v in given.values()):
+            largest[0] = math.inf  # values beyond int64 (and perhaps beyond a float): Python integers
+        else:
+            with np.errstate(all="ignore"):
+                tracked({name: v.astype(np.float64) for name, v in given.items()})
         dtype = np.int64 if np.isfinite(largest[0]) and largest[0] < _INT64_SAFE else object
         arrays = {name: _python_ints(v) if dtype is object else v.astype(np.int64, copy=False)
                   for name, v in given.items()}
