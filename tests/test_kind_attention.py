@@ -24,7 +24,7 @@ from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 import paramsym
 from cli_helpers import run
-from frameworks import torch_params
+from frameworks import keras_counts, torch_params
 from paramsym.torch_modules import GroupedQueryAttention
 
 
@@ -329,7 +329,9 @@ def test_keras(program, cls):
     net = paramsym.parse(program, convention="keras")
     model = paramsym.to_keras(net)
     assert any(isinstance(layer, cls) for layer in model.layers)
-    assert model.count_params() == net.evaluate()["total"]
+    values = net.evaluate()
+    assert model.count_params() == values["total"]
+    assert keras_counts(model, [int(n) for n in net.input_shape.dims()]) == (values["params"], 0, values["macs"])
     assert list(model.output_shape[1:]) == [int(n) for n in net.output_shape.dims()]
 
 
