@@ -226,3 +226,21 @@ def test_kv_cache_equals_hugging_face_dynamic_cache(name, build):
     assert network.evaluate()["params"] == torch_params(model)  # the program is the model
     tokens = int(network.input_shape.dims()[0])
     assert network.evaluate()["kv_cache"] == _cache_elements(model, tokens)
+
+
+@pytest.mark.xfail(strict=True, reason="Mistral's sliding window: after a prefill of T >= w - 1 tokens, Hugging Face's "
+                   "DynamicCache (DynamicSlidingWindowLayer) keeps w - 1 positions per layer; paramsym, which has no "
+                   "sliding window, counts T. examples/mistral_7b.psym (T = w = 4096): paramsym 268,435,456, the cache "
+                   "2·32·4095·1024 = 268,369,920, 65,536 fewer (one position of every layer)")
+def test_kv_cache_of_mistral_at_its_window():
+    """mistral_7b.psym in small: a context T equal to the sliding window w (4096 in Mistral-7B's config)."""
+    _torch()
+    transformers = pytest.importorskip("transformers")
+    T = w = 8
+    config = transformers.MistralConfig(vocab_size=20, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
+                                        num_attention_heads=2, num_key_value_heads=1, head_dim=8, sliding_window=w)
+    program = (f"input({T}) > embed(20->16) > (res(rmsnorm > attn(heads=2, kv_heads=1, head_dim=8, rope, causal)) > "
+               f"res(rmsnorm > mul(dense(->16) > silu | dense(->16)) > dense(->16))) * 2 > rmsnorm > dense(->20)")
+    model = transformers.MistralForCausalLM(config)
+    # paramsym: 2 layers · 2 · 8 positions · 8 = 256; the cache: 2 · 2 · 7 · 8 = 224
+    assert paramsym.parse(program).evaluate()["kv_cache"] == _cache_elements(model, T)
