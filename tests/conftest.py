@@ -19,3 +19,9 @@ settings.load_profile("ci")
 # machine shared with others: pytest ... --hypothesis-profile=trial (docs/fuzzing.md)
 settings.register_profile("trial", max_examples=int(__import__("os").environ.get("PARAMSYM_FUZZ_EXAMPLES", "500")),
                           deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def pytest_configure(config):
+    # torchfree: a test that needs no framework (no torch, Keras, transformers), run where none is installed
+    # (`pytest -m torchfree`); its module imports none at its top
+    config.addinivalue_line("markers", "torchfree: needs no framework; runs where torch is not installed")

@@ -61,3 +61,17 @@ class Branches(torch.nn.Module):
     def forward(self, x):
         outs = [branch(x) for branch in self.branches]
         return torch.cat(outs, self.channel_axis) if self.how == "concat" else sum(outs)
+
+
+def keras_counts(model, shape, batch: int = 1):
+    """What a Keras model says: trainable weights (params), non-trainable weights (state: BatchNorm's moving
+    statistics), and the MACs of one sample. On the torch backend a Keras model runs torch operations, so
+    FlopCounterMode counts its products as it does a torch module's (FLOPs = 2·MACs per sample, asserted whole)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    frozen = sum(int(w.numpy().size) for w in model.non_trainable_weights)
+    with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(batch, *shape), training=False)
+    flops = counter.get_total_flops()
+    assert flops % (2 * batch) == 0, flops
+    return trainable, frozen, flops // (2 * batch)

@@ -8,6 +8,7 @@ import pytest
 from keras import layers
 
 import paramsym
+from frameworks import keras_counts
 
 
 def keras_model(shape, *stack):
@@ -39,7 +40,10 @@ CASES = [
 def test_layers_match_keras(program, shape, stack):
     model = keras_model(shape, *stack())
     network = paramsym.parse(program, convention="keras")
-    assert network.evaluate()["total"] == model.count_params()
+    values = network.evaluate()
+    assert values["total"] == model.count_params()
+    # trainable and non-trainable weights apart, and the MACs FlopCounterMode sees in the torch backend
+    assert keras_counts(model, shape) == (values["params"], values["state"], values["macs"])
     assert [int(d) for d in network.output_shape.dims()] == list(model.output_shape[1:])
 
 
@@ -63,5 +67,8 @@ def test_keras_convention_total(program, shape, stack):
     keras_net = paramsym.parse(program, convention="keras").evaluate()
     torch_net = paramsym.parse(program).evaluate()
     assert keras_net["total"] == model.count_params() == trainable + frozen
-    assert (keras_net["params"], keras_net["state"]) == (trainable, frozen)
+    # MACs need the input shape, which the seed program leaves to its reader
+    sized = program if program.startswith("input(") else f"input({'x'.join(map(str, shape))}) > {program}"
+    macs = paramsym.parse(sized, convention="keras").evaluate()["macs"]
+    assert keras_counts(model, shape) == (keras_net["params"], keras_net["state"], macs)
     assert torch_net["total"] == trainable

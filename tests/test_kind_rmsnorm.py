@@ -14,23 +14,38 @@ import paramsym
 from cli_helpers import run
 from frameworks import torch_params, torch_run, torch_state
 
-# (program, params, output shape)
+# (program, params, MACs, output shape). MACs by hand, not from paramsym: a multiply-accumulate is a weight
+# times an input summed into an output (LANGUAGE.md section 3: O·Cout·k·Cin/g for a convolution,
+# positions·Cin·Cout for dense); RMSNorm's arithmetic (square, mean, rsqrt, one scale per element) has none,
+# and PyTorch's FlopCounterMode counts 0 for nn.RMSNorm (test_flop_counter_counts_nothing_for_rmsnorm), so
+# its MACs are 0 and a program's MACs are those of its dense layers alone.
 CASES = [
-    ("input(7x32) > rmsnorm", 32, [7, 32]),
-    ("input(8x8x16) > rmsnorm", 16, [8, 8, 16]),
-    ("input(10) > rmsnorm(noaffine)", 0, [10]),
-    ("input(10) > rmsnorm(10, eps=1)", 10, [10]),
-    ("input(10) > rmsnorm(eps=0.00001)", 10, [10]),
-    ("input(4x4096) > dense(->512) > rmsnorm > dense(->4096)", 4096 * 512 + 512 + 512 * 4096, [4, 4096]),
+    ("input(7x32) > rmsnorm", 32, 0, [7, 32]),
+    ("input(8x8x16) > rmsnorm", 16, 0, [8, 8, 16]),
+    ("input(10) > rmsnorm(noaffine)", 0, 0, [10]),
+    ("input(10) > rmsnorm(10, eps=1)", 10, 0, [10]),
+    ("input(10) > rmsnorm(eps=0.00001)", 10, 0, [10]),
+    # 4 positions through dense(4096->512), then through dense(512->4096)
+    ("input(4x4096) > dense(->512) > rmsnorm > dense(->4096)", 4096 * 512 + 512 + 512 * 4096,
+     4 * 4096 * 512 + 4 * 512 * 4096, [4, 4096]),
 ]
 
 
-@pytest.mark.parametrize("program, params, shape", CASES, ids=[c[0] for c in CASES])
-def test_counts(program, params, shape):
+@pytest.mark.parametrize("program, params, macs, shape", CASES, ids=[c[0] for c in CASES])
+def test_counts(program, params, macs, shape):
     net = paramsym.parse(program)
     assert net.evaluate() == {"params": params, "state": 0, "active": params, "kv_cache": 0, "total": params,
-                              "macs": net.evaluate()["macs"]}
+                              "macs": macs}
     assert [int(d) for d in net.output_shape.dims()] == shape
+
+
+def test_flop_counter_counts_nothing_for_rmsnorm():
+    """What the framework says, for the row above: nn.RMSNorm has no matrix product, FlopCounterMode counts 0
+    (its operations are elementwise), and with dense layers around it, only theirs."""
+    assert torch_run(nn.RMSNorm(32), [7, 32], "cl")[1] == 0
+    stack = nn.Sequential(nn.Linear(4096, 512, bias=False), nn.RMSNorm(512), nn.Linear(512, 4096, bias=False))
+    net = paramsym.parse("input(4x4096) > dense(->512) > rmsnorm > dense(->4096)")
+    assert torch_run(stack, [4, 4096], "cl")[1] == net.evaluate()["macs"] == 4 * 4096 * 512 * 2
 
 
 def test_symbolic_width_and_stated_channels():

@@ -38,6 +38,7 @@ def llama(**config):
     return on_meta(lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)))
 
 
+GPT3 = dict(n_embd=12288, n_layer=96, n_head=96, n_positions=2048)  # Brown et al. 2020, table 2.1 (GPT-3 175B)
 LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                  num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False)
 LLAMA3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
@@ -48,7 +49,7 @@ LLAMA3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, n
 MODELS = [
     ("gpt2", lambda: gpt2(), 124_439_808),
     ("gpt2_medium", lambda: gpt2(n_embd=1024, n_layer=24, n_head=16), 354_823_168),
-    ("gpt3", lambda: gpt2(n_embd=12288, n_layer=96, n_head=96, n_positions=2048), None),
+    ("gpt3", lambda: gpt2(**GPT3), None),
     ("bert_base", lambda: on_meta(lambda: transformers.BertModel(transformers.BertConfig())), 109_482_240),
     ("llama2_7b", lambda: llama(**LLAMA2_7B), 6_738_415_616),
     ("llama3_8b", lambda: llama(**LLAMA3_8B), 8_030_261_248),
@@ -69,7 +70,16 @@ def test_language_models_equal_hugging_face(name, build, reference):
 
 
 def test_gpt3_is_175_billion():
-    assert paramsym.parse(program("gpt3")).evaluate()["params"] == 174_604_259_328
+    """GPT-3 175B's count from the framework (GPT2LMHeadModel built from the paper's sizes on the meta device)
+    and by hand, not from paramsym's output: in GPT-2's layout, each of the L blocks has 12·d² + 13·d parameters
+    (q, k, v and output projections 4d² + 4d, the MLP 8d² + 5d, two LayerNorms 4d); then the token and
+    position embeddings V·d + n·d and the final LayerNorm 2d; the output layer is the embedding."""
+    L, d, V, n = 96, 12288, 50257, 2048
+    by_hand = L * (12 * d ** 2 + 13 * d) + V * d + n * d + 2 * d
+    model = gpt2(**GPT3)
+    assert numel(model) == by_hand
+    assert paramsym.parse(program("gpt3")).evaluate()["params"] == by_hand
+    assert round(by_hand / 1e9, 1) == 174.6  # the paper's "175.0B" is this, rounded up
 
 
 def test_mixtral_active_parameters_from_the_model():

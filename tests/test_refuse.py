@@ -4,10 +4,11 @@ they are numbers, checked once the symbols have values when they are formulas),
 and the configurations PyTorch refuses are refused with PyTorch's rule."""
 from __future__ import annotations
 
+import collections
 import json
 
 import pytest
-from hypothesis import event, given
+from hypothesis import HealthCheck, event, given, settings
 from torch import nn
 
 import paramsym
@@ -346,8 +347,21 @@ def test_a_contradicting_kernel_suggests_one_name(program, hint):
 
 # ---- 5. both directions, on generated programs at the edges ------------------------------
 
-@given(edge_cases())
-def test_property_paramsym_accepts_what_torch_runs_and_refuses_what_torch_refuses(case):
+@pytest.fixture
+def outcomes():
+    """The outcomes of one run of the property below (shared by its examples, on purpose): after the run, both
+    sides of the line must have been tried, or a strategy that drifted to one side would test nothing across it."""
+    seen = collections.Counter()
+    yield seen
+    assert seen["both refuse"] > 0 and seen["both accept"] > 0, dict(seen)
+
+
+@settings(suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
+@given(case=edge_cases())
+def test_property_paramsym_accepts_what_torch_runs_and_refuses_what_torch_refuses(outcomes, case):
+    """paramsym refuses ⇔ PyTorch refuses (to build or to run the module); paramsym accepts ⇒ PyTorch's counts
+    and shape are paramsym's. The outcomes are Hypothesis events: --hypothesis-show-statistics shows how many
+    programs fell on each side, and for each edge layer."""
     program, factory, shape = case
     try:
         network = paramsym.parse(program)
@@ -357,15 +371,16 @@ def test_property_paramsym_accepts_what_torch_runs_and_refuses_what_torch_refuse
     try:
         module = factory()
         out_shape, macs = torch_run(module, shape, "cf")
-    except (RuntimeError, ValueError, TypeError):
-        assert network is None, f"torch refuses {program!r}, paramsym counts it"
-        event("both refuse")
-        return
-    if network is None:
-        event("only paramsym refuses")
-        return  # paramsym may refuse more (0 channels, which torch builds empty)
-    event("both accept")
-    values = network.evaluate()
-    assert [int(d) for d in network.output_shape.dims()] == out_shape, program
-    assert (values["params"], values["macs"]) == (torch_params(module), macs), program
-    assert torch_run(paramsym.to_torch(network), shape, "cf")[0] == out_shape, program
+    except (RuntimeError, ValueError, TypeError) as error:
+        assert network is None, f"torch refuses {program!r} ({error}), paramsym counts it"
+        outcome = "both refuse"
+    else:
+        assert network is not None, f"paramsym refuses {program!r}, torch builds and runs it"
+        outcome = "both accept"
+        values = network.evaluate()
+        assert [int(d) for d in network.output_shape.dims()] == out_shape, program
+        assert (values["params"], values["macs"]) == (torch_params(module), macs), program
+        assert torch_run(paramsym.to_torch(network), shape, "cf")[0] == out_shape, program
+    event(outcome)
+    event(f"{outcome}: {program.split(' > ')[1].split('(')[0].rstrip('0123456789x')}")
+    outcomes[outcome] += 1
