@@ -230,10 +230,11 @@ def test_kv_cache_equals_hugging_face_dynamic_cache(name, build):
 
 @pytest.mark.xfail(strict=True, reason="Mistral's sliding window: after a prefill of T >= w - 1 tokens, Hugging Face's "
                    "DynamicCache (DynamicSlidingWindowLayer) keeps w - 1 positions per layer; paramsym, which has no "
-                   "sliding window, counts T. examples/mistral_7b.psym (T = w = 4096): paramsym 268,435,456, the cache "
-                   "2·32·4095·1024 = 268,369,920, 65,536 fewer (one position of every layer)")
+                   "sliding window (a 1-D window= is issue 20), counts T. Mistral-7B v0.1 (w = 4096) at T = 4096: paramsym "
+                   "268,435,456, the cache 2·32·4095·1024 = 268,369,920, 65,536 fewer (one position of every layer); "
+                   "examples/mistral_7b.psym is v0.2, which has no window, and paramsym import refuses T >= w")
 def test_kv_cache_of_mistral_at_its_window():
-    """mistral_7b.psym in small: a context T equal to the sliding window w (4096 in Mistral-7B's config)."""
+    """Mistral v0.1 in small: a context T equal to the sliding window w (4096 in Mistral-7B v0.1's config)."""
     _torch()
     transformers = pytest.importorskip("transformers")
     T = w = 8
