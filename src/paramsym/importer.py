@@ -15,6 +15,7 @@ import contextlib
 import io
 import operator
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 
 from . import kinds
@@ -526,7 +527,8 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     elif isinstance(input_shape, int):
         input_shape = (input_shape,)
     if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
-        return from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
+        text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
+        return _verified(module, text, tuple(input_shape))
     *spatial, channels = input_shape
     class Tracer(fx.Tracer):
         """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
@@ -593,9 +595,146 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     stages = heads.get(start, []) + _structure(ops, start, end, idom, heads)  # side heads on the input come first
     lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
     text = "\n  > ".join(lines) + "\n"
-    if flat:
-        return text
-    # the same structure with each layer written as `_` + the name of its node: where each layer comes from
-    marked = {name: replace(op, text=f"_{name}") if op.kind == "layer" else op for name, op in ops.items()}
-    skeleton = _structure(marked, start, end, idom, _side_heads(marked, end, converter.aux_outputs, idom))
-    return readable(text, "\n  > ".join(lines[:1] + skeleton), module_stacks(traced.graph))
+    ran = _TorchRun(shapes[output], output in converter.channels_last or end in converter.channels_last,
+                    output in converter.pooled or end in converter.pooled, _traced_parameters(traced))
+    if not flat:
+        # the same structure with each layer written as `_` + the name of its node: where each layer comes from
+        marked = {name: replace(op, text=f"_{name}") if op.kind == "layer" else op for name, op in ops.items()}
+        skeleton = _structure(marked, start, end, idom, _side_heads(marked, end, converter.aux_outputs, idom))
+        text = readable(text, "\n  > ".join(lines[:1] + skeleton), module_stacks(traced.graph))
+    return _verified(module, text, tuple(input_shape), ran)
+
+
+# ---- every import checks itself against the module ---------------------------------------------------
+
+@dataclass(frozen=True)
+class _TorchRun:
+    """What a run of the module showed: its output's shape (PyTorch's layout, batch first), whether that
+    value is channels last (a sequence (N, T, d)) or a pooled vector kept as (N, C, 1, 1), and the ids of
+    the parameters that forward uses."""
+
+    shape: tuple
+    channels_last: bool
+    pooled: bool
+    used: frozenset
+
+    def language_shape(self) -> tuple:
+        """The shape as the language writes it: without the batch, channels last, a pooled value a vector."""
+        dims = tuple(int(d) for d in self.shape[1:])
+        if self.pooled and len(dims) > 1 and all(d == 1 for d in dims[1:]):
+            return dims[:1]
+        if self.channels_last or len(dims) < 2:
+            return dims
+        return dims[1:] + dims[:1]
+
+
+def _traced_parameters(traced) -> frozenset:
+    """The parameters the traced graph uses: every parameter of a module it calls (a leaf: torch.nn's
+    modules and the ones a kind imports whole) and every one it reads itself (get_attr)."""
+    import torch
+
+    used = set()
+    for node in traced.graph.nodes:
+        if node.op == "call_module":
+            used.update(id(p) for p in traced.get_submodule(node.target).parameters())
+        elif node.op == "get_attr":
+            owner, _, attribute = node.target.rpartition(".")
+            value = getattr(traced.get_submodule(owner) if owner else traced, attribute)
+            if isinstance(value, torch.nn.Module):
+                used.update(id(p) for p in value.parameters())
+            else:
+                used.add(id(value))
+    return frozenset(used)
+
+
+def _state_buffers(module) -> int:
+    """The values of the module's state as paramsym counts it (BatchNorm's running mean and variance): the
+    floating-point buffers that are part of the state_dict. Integer buffers (num_batches_tracked, position
+    indices) and non-persistent ones (masks, rotary frequencies: recomputed, never saved) are not state."""
+    persistent = module.state_dict(keep_vars=True)
+    return sum(b.numel() for name, b in module.named_buffers() if name in persistent and b.is_floating_point())
+
+
+def _layout_run(module, input_shape: tuple) -> _TorchRun:
+    """A model read by its layout, run once on the meta device (shapes, no values: a copy of every parameter
+    and buffer on meta, the module itself untouched): its output's shape and the parameters of the modules
+    that forward calls."""
+    import torch
+    from torch.func import functional_call
+
+    called: set[int] = set()
+    hooks = [m.register_forward_pre_hook(lambda m, args: called.add(id(m))) for m in module.modules()]
+    if len(input_shape) == 1:  # token ids
+        example = torch.zeros(2, *input_shape, dtype=torch.long, device="meta")
+    else:
+        *spatial, channels = input_shape
+        example = torch.zeros(2, channels, *spatial, device="meta")
+    tensors = {name: torch.empty_like(t, device="meta") for name, t in (*module.named_parameters(),
+                                                                          *module.named_buffers())}
+    config = getattr(module, "config", None)
+    experts = getattr(config, "_experts_implementation", None)
+    was_training = module.training
+    try:
+        if experts not in (None, "eager", "batched_mm"):
+            # transformers' grouped_mm experts have no kernel on meta for float32; batched_mm computes the same
+            config._experts_implementation = "batched_mm"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = functional_call(module.eval(), tensors, (example,), strict=False)
+    except Exception as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ImportRefused(f"{type(module).__name__} does not run on a {'x'.join(str(v) for v in input_shape)} "
+                            f"input: {detail}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        module.train(was_training)
+        if experts is not None and config._experts_implementation != experts:
+            config._experts_implementation = experts
+    if not isinstance(out, torch.Tensor):  # a ModelOutput: the logits, the pooled output, or the last states
+        fields = dict(out.items()) if hasattr(out, "items") else {}
+        out = next((fields[k] for k in ("logits", "pooler_output", "last_hidden_state") if fields.get(k) is not None),
+                   out[0])
+    used = set()
+    for m in module.modules():
+        if id(m) in called:
+            # torch.nn's modules use their submodules' weights themselves (MultiheadAttention's out_proj)
+            inner = m.parameters() if type(m).__module__.startswith("torch.nn") else m.parameters(recurse=False)
+            used.update(id(p) for p in inner)
+    return _TorchRun(tuple(out.shape), len(input_shape) == 1, False, frozenset(used))
+
+
+def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = None) -> str:
+    """`text`, when the program counts what the module holds: its parameters (each shared tensor once, as
+    parameters() counts), its state (`_state_buffers`) and its output's shape, with every module that holds
+    parameters used by forward. Anything else is refused, naming the module or the model and both numbers:
+    an import never returns a program that counts differently from the model."""
+    from .errors import ParamsymError
+    from .network import parse  # an earlier stage
+
+    ran = ran or _layout_run(module, input_shape)
+    model = type(module).__name__
+    for name, sub in module.named_modules():
+        unused = [p for p in sub.parameters(recurse=False) if id(p) not in ran.used]
+        if unused:
+            where = f"module '{name}'" if name else "the model"
+            raise ImportRefused(f"{where} ({type(sub).__name__}) holds {sum(p.numel() for p in unused):,} "
+                                f"parameters that the model's forward never uses; paramsym counts what the model "
+                                f"computes with, and parameters() counts them too")
+    try:
+        network = parse(text)
+        values = network.evaluate()
+        shape = tuple(int(d) for d in network.output_shape.dims())
+    except (ParamsymError, TypeError, ValueError) as error:
+        raise ImportRefused(f"{model}: the imported program does not count: {str(error).splitlines()[0]}") from None
+    params = sum(p.numel() for p in module.parameters())
+    state = _state_buffers(module)
+    for what, theirs, ours in (("parameters", params, values["params"]),
+                               ("values of state (BatchNorm running statistics)", state, values["state"])):
+        if theirs != ours:
+            raise ImportRefused(f"{model} has {theirs:,} {what}, but the program paramsym wrote for it has {ours:,}: "
+                                f"the import is refused rather than inexact")
+    if shape != ran.language_shape():
+        raise ImportRefused(f"{model} gives an output of shape {'x'.join(map(str, ran.language_shape()))} (channels "
+                            f"last), but the program paramsym wrote for it gives {'x'.join(map(str, shape))}")
+    return text
