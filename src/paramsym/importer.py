@@ -34,6 +34,7 @@ class _Op:
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
+    module: str = ""          # the module's path in the model (named_modules), for messages
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,8 @@ class _Converter:
                     # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
                     # layers after it act on the channels there (an N-D Linear, a LayerNorm)
                     self.channels_last.add(name)
-                self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
+                self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)],
+                                     module=node.target)
                 self.modules[name] = module
                 continue
             target = node.target
@@ -309,7 +311,9 @@ class _Converter:
                 tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
                 if dim not in (1, -len(self.shape(node)) + 1):
                     raise ImportRefused(f"operation '{name}' concatenates along axis {dim}, not the channels")
-                self.ops[name] = _Op(name, "concat", inputs=[self._through(a) for a in tensors])
+                stack = list((node.meta.get("nn_module_stack") or {}).values())
+                self.ops[name] = _Op(name, "concat", inputs=[self._through(a) for a in tensors],
+                                     module=stack[-1][0] if stack else "")  # the module whose forward joins them
                 continue
             if node.op == "call_method" and target == "movedim":
                 # ChannelsLast / FlattenChannelsLast (paramsym's own export) move channels around a module
@@ -394,9 +398,9 @@ def _normalise_concats(ops: dict[str, _Op]) -> dict[str, _Op]:
             value = joined[inputs[:length]]
             for n in range(length + 1, len(inputs)):
                 helper = f"{name}_part{n}"
-                result[helper] = _Op(helper, "concat", inputs=[value, inputs[n - 1]])
+                result[helper] = _Op(helper, "concat", inputs=[value, inputs[n - 1]], module=op.module)
                 joined[inputs[:n]] = value = helper
-            result[name] = _Op(name, "concat", inputs=[value, inputs[-1]])
+            result[name] = _Op(name, "concat", inputs=[value, inputs[-1]], module=op.module)
         else:
             result[name] = op  # branches of one split (Inception): a single concat(... | ... | ...)
         joined[inputs] = name
@@ -418,22 +422,93 @@ def _dominators(ops: dict[str, _Op], order: list[str]) -> dict[str, str | None]:
     return {name: max(dom[name] - {name}, key=position.get, default=None) for name in order}
 
 
-def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict | None = None) -> list[str]:
-    """The stages from `start` (excluded) to `end`; `aux` gives the side heads (text) that leave from an op."""
+def _region(ops: dict[str, _Op], start: str, end: str) -> frozenset:
+    """The ops on the paths from `start` (excluded) to `end` (included)."""
+    seen, stack = set(), [end]
+    while stack:
+        name = stack.pop()
+        if name != start and name not in seen:
+            seen.add(name)
+            stack.extend(ops[name].inputs)
+    return frozenset(seen)
+
+
+def _common_dominator(names, idom: dict) -> str:
+    """The nearest op that dominates every one of `names` (itself one of them, or where their paths split)."""
+    def chain(name):
+        found = []
+        while name is not None:
+            found.append(name)
+            name = idom[name]
+        return found
+    chains = [chain(n) for n in names]
+    shared = set(chains[0]).intersection(*chains[1:])
+    return next(n for n in chains[0] if n in shared)
+
+
+def _concat_text(ops: dict[str, _Op], start: str, inputs: list, idom: dict, aux: dict, written: dict,
+                 concat: _Op) -> list[str]:
+    """The stages from `start` to the concatenation of `inputs` (in order) without computing any value twice.
+    Values that feed the concatenation and later layers (VoVNet's and HGNet's chains, DenseNet's growing
+    lists) nest: concat(x0, f(x0), g(f(x0))) is `concat(id | f > concat(id | g))`. Groups of inputs whose paths
+    from `start` share no op are the branches of one concat (Inception)."""
+    identity = kinds.identity_name()
+    if len(inputs) == 1:
+        return _structure(ops, start, inputs[0], idom, aux, written)
+    split = _common_dominator(inputs, idom)
+    if split != start:  # the path to where the inputs part, then the concatenation from there
+        return (_structure(ops, start, split, idom, aux, written)
+                + _concat_text(ops, split, inputs, idom, aux, written, concat))
+    if inputs[0] == start:
+        rest = _concat_text(ops, start, inputs[1:], idom, aux, written, concat)
+        return [f"concat({identity} | {' > '.join(rest) or identity})"]
+    regions = [_region(ops, start, i) for i in inputs]
+    groups: list[list[int]] = []
+    for i, region in enumerate(regions):
+        # an input whose path shares an op with an earlier group's joins it, and so does every input between
+        joined = next((g for g, group in enumerate(groups) if any(regions[j] & region for j in group)), None)
+        if joined is None:
+            groups.append([i])
+        else:
+            groups[joined:] = [[j for group in groups[joined:] for j in group] + [i]]
+    if len(groups) == 1:
+        raise ImportRefused(f"{_where(concat)} concatenates a value together with layers computed from it and "
+                            f"from another value before it; the language writes a value once only where the "
+                            f"branches of a concat, res or add start from it, so the import would compute (and "
+                            f"count) layers twice")
+    texts = []
+    for group in groups:
+        stages = _concat_text(ops, start, [inputs[j] for j in group], idom, aux, written, concat)
+        texts.append(" > ".join(stages) or identity)
+    return [f"concat({' | '.join(texts)})"]
+
+
+def _where(op: _Op) -> str:
+    return f"module '{op.module}'" if op.module else f"operation '{op.name}'"
+
+
+def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict | None = None,
+               written: dict | None = None) -> list[str]:
+    """The stages from `start` (excluded) to `end`; `aux` gives the side heads (text) that leave from an op.
+    `written` collects the layers written so far: a layer written twice (a value computed again in a second
+    branch) is refused, as it would count that layer's parameters twice."""
     aux = aux or {}
+    written = {} if written is None else written
     stages: list[str] = []
     name = end
     while name != start:
         op = ops[name]
         stages.extend(reversed(aux.get(name, ())))
-        if op.kind in ("add", "mul", "concat"):
+        if op.kind == "concat":
             split = idom[name]
-            branches = [_structure(ops, split, i, idom, aux) for i in op.inputs]
+            stages.extend(reversed(_concat_text(ops, split, list(op.inputs), idom, aux, written, op)))
+            name = split
+        elif op.kind in ("add", "mul"):
+            split = idom[name]
+            branches = [_structure(ops, split, i, idom, aux, written) for i in op.inputs]
             identity = kinds.identity_name()  # the empty branch
             texts = [" > ".join(b) if b else identity for b in branches]
-            if op.kind == "concat":
-                stages.append(f"concat({' | '.join(texts)})")
-            elif op.kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
+            if op.kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
                 stages.append(f"mul({' | '.join(sorted(texts, key=lambda t: t != identity))})")
             elif len(texts) == 2 and identity in texts:
                 other = texts[0] if texts[1] == identity else texts[1]
@@ -443,6 +518,11 @@ def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict 
             name = split
         elif op.kind in ("layer", "skip"):
             if op.kind == "layer":
+                if name in written:
+                    raise ImportRefused(f"{_where(op)} computes a value that two branches use, and the branches "
+                                        f"do not part where it is computed; the language would compute (and count) "
+                                        f"it twice")
+                written[name] = True
                 stages.append(op.text)
             if not op.inputs:
                 raise ImportRefused("the model's graph does not split into sequences and branches")
@@ -648,11 +728,14 @@ def _traced_parameters(traced) -> frozenset:
 
 
 def _state_buffers(module) -> int:
-    """The values of the module's state as paramsym counts it (BatchNorm's running mean and variance): the
-    floating-point buffers that are part of the state_dict. Integer buffers (num_batches_tracked, position
-    indices) and non-persistent ones (masks, rotary frequencies: recomputed, never saved) are not state."""
+    """The values of the module's state as paramsym counts it: the running statistics of normalization
+    (PyTorch's running_mean and running_var, the buffers of BatchNorm and of InstanceNorm that tracks them),
+    which training updates and which are saved with the weights. num_batches_tracked (an integer counter),
+    non-persistent buffers (masks, rotary frequencies) and constant tables computed from the architecture
+    (Swin V2's relative_coords_table, position indices) are not state: paramsym counts none of them."""
     persistent = module.state_dict(keep_vars=True)
-    return sum(b.numel() for name, b in module.named_buffers() if name in persistent and b.is_floating_point())
+    return sum(b.numel() for name, b in module.named_buffers() if name in persistent and b.is_floating_point()
+               and name.rpartition(".")[2] in ("running_mean", "running_var"))
 
 
 def _layout_run(module, input_shape: tuple) -> _TorchRun:
@@ -724,7 +807,7 @@ def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = Non
     try:
         network = parse(text)
         values = network.evaluate()
-        shape = tuple(int(d) for d in network.output_shape.dims())
+        shape = tuple(network.value(d) for d in network.output_shape.dims())
     except (ParamsymError, TypeError, ValueError) as error:
         raise ImportRefused(f"{model}: the imported program does not count: {str(error).splitlines()[0]}") from None
     params = sum(p.numel() for p in module.parameters())
