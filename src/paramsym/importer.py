@@ -35,6 +35,8 @@ class _Op:
     inputs: list = field(default_factory=list)
     pads: tuple = ()
     module: str = ""          # the module's path in the model (named_modules), for messages
+    shape: tuple = ()         # its value's shape in PyTorch's layout (batch first)
+    last: bool = False        # channels last (a sequence), not (N, C, ...)
 
 
 @dataclass(frozen=True)
@@ -451,7 +453,8 @@ def _concat_text(ops: dict[str, _Op], start: str, inputs: list, idom: dict, aux:
     """The stages from `start` to the concatenation of `inputs` (in order) without computing any value twice.
     Values that feed the concatenation and later layers (VoVNet's and HGNet's chains, DenseNet's growing
     lists) nest: concat(x0, f(x0), g(f(x0))) is `concat(id | f > concat(id | g))`. Groups of inputs whose paths
-    from `start` share no op are the branches of one concat (Inception)."""
+    from `start` share no op are the branches of one concat (Inception). Inputs that share values otherwise
+    are carried as channels (`_carried`)."""
     identity = kinds.identity_name()
     if len(inputs) == 1:
         return _structure(ops, start, inputs[0], idom, aux, written)
@@ -472,10 +475,7 @@ def _concat_text(ops: dict[str, _Op], start: str, inputs: list, idom: dict, aux:
         else:
             groups[joined:] = [[j for group in groups[joined:] for j in group] + [i]]
     if len(groups) == 1:
-        raise ImportRefused(f"{_where(concat)} concatenates a value together with layers computed from it and "
-                            f"from another value before it; the language writes a value once only where the "
-                            f"branches of a concat, res or add start from it, so the import would compute (and "
-                            f"count) layers twice")
+        return _carried(ops, start, inputs, written, concat)
     texts = []
     for group in groups:
         stages = _concat_text(ops, start, [inputs[j] for j in group], idom, aux, written, concat)
@@ -485,6 +485,121 @@ def _concat_text(ops: dict[str, _Op], start: str, inputs: list, idom: dict, aux:
 
 def _where(op: _Op) -> str:
     return f"module '{op.module}'" if op.module else f"operation '{op.name}'"
+
+
+def _merge_text(kind: str, branches: list) -> str:
+    """add, mul or concat of branches (each a list of stages; empty: the identity)."""
+    identity = kinds.identity_name()  # the empty branch
+    texts = [" > ".join(b) if b else identity for b in branches]
+    if kind == "concat":
+        return f"concat({' | '.join(texts)})"
+    if kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
+        return f"mul({' | '.join(sorted(texts, key=lambda t: t != identity))})"
+    if len(texts) == 2 and identity in texts:
+        return f"res({texts[0] if texts[1] == identity else texts[1]})"
+    return f"res({' | '.join(texts)})" if len(texts) == 2 else f"add({' | '.join(texts)})"
+
+
+def _carried(ops: dict[str, _Op], start: str, inputs: list, written: dict, concat: _Op) -> list[str]:
+    """A concatenation whose inputs share values that no branch structure writes once (Res2Net's
+    y2 = f2(y1 + x2) next to y1, DLA's trees): the values still needed are carried together as the channels
+    of one value, computed one after another (`concat(id | slice(a, b) > conv ...)`), each read back with
+    `slice(a, b)` (no parameters, no MACs), so that every layer is written, and counted, once. Values carried
+    together must have the same spatial size; where a value of another size ends, the values computed from it
+    are carried at the new size. A concat this cannot write is refused."""
+    region = set().union(*(_region(ops, start, i) for i in inputs))
+    extra: set = set()
+    before = dict(written)
+    while True:
+        written.clear()
+        written.update(before)
+        attempt = _carry(ops, start, inputs, written, concat, region, extra)
+        if isinstance(attempt, list):
+            return attempt
+        if not attempt or attempt <= extra:
+            raise ImportRefused(f"{_where(concat)} concatenates a value together with layers computed from it and "
+                                f"from another value before it, at sizes that cannot be carried together as "
+                                f"channels; the language would compute (and count) layers twice")
+        extra |= attempt
+
+
+def _carry(ops, start, inputs, written, concat, region, extra):
+    """`_carried` with the values in `extra` carried too: the stages, or the values to carry besides (a set,
+    empty when none would help)."""
+    uses: dict[str, int] = {}
+    for name in [*inputs, *(i for n in region for i in ops[n].inputs)]:
+        uses[name] = uses.get(name, 0) + 1
+    stops = [start] + [n for n in ops if n in region and (uses.get(n, 0) > 1 or n in inputs or n in extra)]
+    stop_set = set(stops)
+    if any(len(ops[n].shape) < 3 or ops[n].last for n in stops):
+        return set()  # carried values are (N, C, ...) maps whose channels concatenate
+    memo: dict = {}
+
+    def deps(name, own) -> frozenset:
+        if name != own and name in stop_set:
+            return frozenset({name})
+        if (name, own) not in memo:
+            memo[name, own] = frozenset().union(*(deps(i, own) for i in ops[name].inputs))
+        return memo[name, own]
+
+    def frontier(name, own, state) -> set:
+        """The values on the way to `name` that the carried `state` alone gives, where the next needs more."""
+        if name != own and name in stop_set:
+            return set()
+        found = set()
+        for i in ops[name].inputs:
+            found |= {i} if deps(i, None) <= set(state) and i not in stop_set else frontier(i, own, state)
+        return found
+
+    def expression(name, own, state) -> list[str]:
+        """The stages that compute `name` from the carried value `state` (a list of stops)."""
+        op = ops[name]
+        if name != own and name in stop_set:
+            if state == [name]:
+                return []
+            first = sum(ops[s].shape[1] for s in state[:state.index(name)])
+            return [_module_text(type("ChannelSlice", (), {"start": first, "end": first + op.shape[1]})(),
+                                 f"operation '{name}'", (), ())]
+        if op.kind in ("add", "mul", "concat"):
+            return [_merge_text(op.kind, [expression(i, own, state) for i in op.inputs])]
+        if not op.inputs:
+            raise ImportRefused("the model's graph does not split into sequences and branches")
+        stages = expression(op.inputs[0], own, state)
+        if op.kind != "layer":
+            return stages
+        if name in written:
+            raise ImportRefused(f"{_where(op)} would be written twice")
+        written[name] = True
+        return stages + [op.text]
+
+    def needed(name, done) -> bool:
+        return name in inputs or any(name in deps(n, n) for n in stops[1:] if n not in done)
+
+    stages, state, pending, done = [], [start], stops[1:], {start}
+    while pending:
+        batch = [pending.pop(0)]
+        while True:
+            for b in batch:
+                if not deps(b, b) <= set(state):  # it needs a value computed in this step: carry what it reads
+                    return frontier(b, b, state)
+            computed = done | set(batch)
+            new = [*inputs] if not pending else [m for m in state if needed(m, computed)] + batch
+            if not set(new) <= set(state) | set(batch):
+                return set()
+            if len({ops[m].shape[2:] for m in new}) == 1:
+                break
+            if not pending:
+                return set()
+            batch.append(pending.pop(0))  # computed in the same step, so that a value of another size ends
+        parts = [expression(m, None, state) if m in state else expression(m, m, state) for m in new]
+        if new[:len(state)] == state and len(new) > len(state):
+            stages.append(_merge_text("concat", [[]] + parts[len(state):]))
+        elif len(new) == 1:
+            stages.extend(parts[0])
+        else:
+            stages.append(_merge_text("concat", parts))
+        state, done = new, done | set(batch)
+    return stages
 
 
 def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict | None = None,
@@ -506,15 +621,7 @@ def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict 
         elif op.kind in ("add", "mul"):
             split = idom[name]
             branches = [_structure(ops, split, i, idom, aux, written) for i in op.inputs]
-            identity = kinds.identity_name()  # the empty branch
-            texts = [" > ".join(b) if b else identity for b in branches]
-            if op.kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
-                stages.append(f"mul({' | '.join(sorted(texts, key=lambda t: t != identity))})")
-            elif len(texts) == 2 and identity in texts:
-                other = texts[0] if texts[1] == identity else texts[1]
-                stages.append(f"res({other})")
-            else:
-                stages.append(f"res({' | '.join(texts)})" if len(texts) == 2 else f"add({' | '.join(texts)})")
+            stages.append(_merge_text(op.kind, branches))
             name = split
         elif op.kind in ("layer", "skip"):
             if op.kind == "layer":
@@ -666,6 +773,8 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     _, output = converter.convert()
     converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in tracer.side_outputs]
     _name_ties(converter)
+    for name, op in converter.ops.items():
+        op.shape, op.last = shapes.get(name, ()), name in converter.channels_last
     ops = _normalise_concats(converter.ops)
     order = list(ops)
     start = next(name for name, op in ops.items() if op.kind == "input")
