@@ -227,3 +227,20 @@ def test_a_value_shared_across_a_split_is_carried_as_channels():
     assert "slice(" in text
     params, state, shape, flops = torch_counts(model, (8, 8, 12))
     assert paramsym_counts(text) == (params, state, shape, flops // 2) == (2 * 148, 0, [8, 8, 12], 2 * 9216)
+
+
+# ---- the last check: whatever the importer wrote, a program that counts differently is never returned ----
+
+@pytest.mark.parametrize("appended, message", [
+    ("\n  > conv1x1(->7)", r"Sequential has 480 parameters, but the program paramsym wrote for it has 592"),
+    ("\n  > bn(noaffine)", r"Sequential has 32 values of state .* has 64"),
+    ("\n  > maxpool2x2", r"Sequential gives an output of shape 6x6x16 .* gives 3x3x16"),
+])
+def test_a_program_that_counts_differently_is_refused(monkeypatch, appended, message):
+    """The importer's last step compares the program it wrote with the model, whatever wrote it."""
+    import paramsym.importer as importer
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16))
+    written = importer.readable
+    monkeypatch.setattr(importer, "readable", lambda *args: written(*args).rstrip("\n") + appended + "\n")
+    with pytest.raises(paramsym.ParamsymError, match=message):
+        paramsym.from_torch(model, (8, 8, 3))
