@@ -244,3 +244,24 @@ def test_a_program_that_counts_differently_is_refused(monkeypatch, appended, mes
     monkeypatch.setattr(importer, "readable", lambda *args: written(*args).rstrip("\n") + appended + "\n")
     with pytest.raises(paramsym.ParamsymError, match=message):
         paramsym.from_torch(model, (8, 8, 3))
+
+
+def test_cli_refuses_the_unused_layer_with_one_message(tmp_path, monkeypatch):
+    from cli_helpers import run
+    (tmp_path / "unused_layer_model.py").write_text(
+        "from torch import nn\n"
+        "class M(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 8, 3)\n"
+        "        self.unused = nn.Linear(100, 100)\n"
+        "    def forward(self, x):\n"
+        "        return self.conv(x)\n"
+        "def build():\n"
+        "    return M()\n")
+    import os
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    result = run("import", "unused_layer_model:build", "--input", "16x16x3")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("usage error: module 'unused' (Linear) holds 10,100 parameters"), result.stderr
+    assert result.stdout == ""

@@ -911,8 +911,8 @@ def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = Non
         if unused:
             where = f"module '{name}'" if name else "the model"
             raise ImportRefused(f"{where} ({type(sub).__name__}) holds {sum(p.numel() for p in unused):,} "
-                                f"parameters that the model's forward never uses; paramsym counts what the model "
-                                f"computes with, and parameters() counts them too")
+                                f"parameters that the model's forward never uses: parameters() counts them, a program "
+                                f"of what forward computes would not (remove the module, or use it)")
     try:
         network = parse(text)
         values = network.evaluate()
