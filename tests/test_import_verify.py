@@ -192,7 +192,8 @@ def test_a_chain_that_feeds_one_concat_nests_and_counts_once():
     text = paramsym.from_torch(model, (8, 8, 8), flat=True)
     assert text.count("concat(id |") == 3, text
     params, state, shape, flops = torch_counts(model, (8, 8, 8))
-    assert paramsym_counts(text) == (params, state, shape, flops // 2) == (3 * 584 + 264, 0, [8, 8, 8], 3 * 36_864 + 16_384)
+    assert paramsym_counts(text) == (params, state, shape, flops // 2)
+    assert (params, flops // 2) == (3 * 584 + 264, 3 * 36_864 + 16_384)
 
 
 TIMM = [
