@@ -15,10 +15,11 @@ import contextlib
 import io
 import operator
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 
 from . import kinds
-from .errors import ImportRefused, ParamsymUsageError
+from .errors import ImportRefused, ParamsymError, ParamsymUsageError
 from .export import require_torch
 from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
@@ -33,6 +34,9 @@ class _Op:
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
+    module: str = ""          # the module's path in the model (named_modules), for messages
+    shape: tuple = ()         # its value's shape in PyTorch's layout (batch first)
+    last: bool = False        # channels last (a sequence), not (N, C, ...)
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,8 @@ class _Converter:
                     # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
                     # layers after it act on the channels there (an N-D Linear, a LayerNorm)
                     self.channels_last.add(name)
-                self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
+                self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)],
+                                     module=node.target)
                 self.modules[name] = module
                 continue
             target = node.target
@@ -308,7 +313,9 @@ class _Converter:
                 tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
                 if dim not in (1, -len(self.shape(node)) + 1):
                     raise ImportRefused(f"operation '{name}' concatenates along axis {dim}, not the channels")
-                self.ops[name] = _Op(name, "concat", inputs=[self._through(a) for a in tensors])
+                stack = list((node.meta.get("nn_module_stack") or {}).values())
+                self.ops[name] = _Op(name, "concat", inputs=[self._through(a) for a in tensors],
+                                     module=stack[-1][0] if stack else "")  # the module whose forward joins them
                 continue
             if node.op == "call_method" and target == "movedim":
                 # ChannelsLast / FlattenChannelsLast (paramsym's own export) move channels around a module
@@ -393,9 +400,9 @@ def _normalise_concats(ops: dict[str, _Op]) -> dict[str, _Op]:
             value = joined[inputs[:length]]
             for n in range(length + 1, len(inputs)):
                 helper = f"{name}_part{n}"
-                result[helper] = _Op(helper, "concat", inputs=[value, inputs[n - 1]])
+                result[helper] = _Op(helper, "concat", inputs=[value, inputs[n - 1]], module=op.module)
                 joined[inputs[:n]] = value = helper
-            result[name] = _Op(name, "concat", inputs=[value, inputs[-1]])
+            result[name] = _Op(name, "concat", inputs=[value, inputs[-1]], module=op.module)
         else:
             result[name] = op  # branches of one split (Inception): a single concat(... | ... | ...)
         joined[inputs] = name
@@ -417,31 +424,212 @@ def _dominators(ops: dict[str, _Op], order: list[str]) -> dict[str, str | None]:
     return {name: max(dom[name] - {name}, key=position.get, default=None) for name in order}
 
 
-def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict | None = None) -> list[str]:
-    """The stages from `start` (excluded) to `end`; `aux` gives the side heads (text) that leave from an op."""
+def _region(ops: dict[str, _Op], start: str, end: str) -> frozenset:
+    """The ops on the paths from `start` (excluded) to `end` (included)."""
+    seen, stack = set(), [end]
+    while stack:
+        name = stack.pop()
+        if name != start and name not in seen:
+            seen.add(name)
+            stack.extend(ops[name].inputs)
+    return frozenset(seen)
+
+
+def _common_dominator(names, idom: dict) -> str:
+    """The nearest op that dominates every one of `names` (itself one of them, or where their paths split)."""
+    def chain(name):
+        found = []
+        while name is not None:
+            found.append(name)
+            name = idom[name]
+        return found
+    chains = [chain(n) for n in names]
+    shared = set(chains[0]).intersection(*chains[1:])
+    return next(n for n in chains[0] if n in shared)
+
+
+def _concat_text(ops: dict[str, _Op], start: str, inputs: list, idom: dict, aux: dict, written: dict,
+                 concat: _Op) -> list[str]:
+    """The stages from `start` to the concatenation of `inputs` (in order) without computing any value twice.
+    Values that feed the concatenation and later layers (VoVNet's and HGNet's chains, DenseNet's growing
+    lists) nest: concat(x0, f(x0), g(f(x0))) is `concat(id | f > concat(id | g))`. Groups of inputs whose paths
+    from `start` share no op are the branches of one concat (Inception). Inputs that share values otherwise
+    are carried as channels (`_carried`)."""
+    identity = kinds.identity_name()
+    if len(inputs) == 1:
+        return _structure(ops, start, inputs[0], idom, aux, written)
+    split = _common_dominator(inputs, idom)
+    if split != start:  # the path to where the inputs part, then the concatenation from there
+        return (_structure(ops, start, split, idom, aux, written)
+                + _concat_text(ops, split, inputs, idom, aux, written, concat))
+    if inputs[0] == start:
+        rest = _concat_text(ops, start, inputs[1:], idom, aux, written, concat)
+        return [f"concat({identity} | {' > '.join(rest) or identity})"]
+    regions = [_region(ops, start, i) for i in inputs]
+    groups: list[list[int]] = []
+    for i, region in enumerate(regions):
+        # an input whose path shares an op with an earlier group's joins it, and so does every input between
+        joined = next((g for g, group in enumerate(groups) if any(regions[j] & region for j in group)), None)
+        if joined is None:
+            groups.append([i])
+        else:
+            groups[joined:] = [[j for group in groups[joined:] for j in group] + [i]]
+    if len(groups) == 1:
+        return _carried(ops, start, inputs, written, concat)
+    texts = []
+    for group in groups:
+        stages = _concat_text(ops, start, [inputs[j] for j in group], idom, aux, written, concat)
+        texts.append(" > ".join(stages) or identity)
+    return [f"concat({' | '.join(texts)})"]
+
+
+def _where(op: _Op) -> str:
+    return f"module '{op.module}'" if op.module else f"operation '{op.name}'"
+
+
+def _merge_text(kind: str, branches: list) -> str:
+    """add, mul or concat of branches (each a list of stages; empty: the identity)."""
+    identity = kinds.identity_name()  # the empty branch
+    texts = [" > ".join(b) if b else identity for b in branches]
+    if kind == "concat":
+        return f"concat({' | '.join(texts)})"
+    if kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
+        return f"mul({' | '.join(sorted(texts, key=lambda t: t != identity))})"
+    if len(texts) == 2 and identity in texts:
+        return f"res({texts[0] if texts[1] == identity else texts[1]})"
+    return f"res({' | '.join(texts)})" if len(texts) == 2 else f"add({' | '.join(texts)})"
+
+
+def _carried(ops: dict[str, _Op], start: str, inputs: list, written: dict, concat: _Op) -> list[str]:
+    """A concatenation whose inputs share values that no branch structure writes once (Res2Net's
+    y2 = f2(y1 + x2) next to y1, DLA's trees): the values still needed are carried together as the channels
+    of one value, computed one after another (`concat(id | slice(a, b) > conv ...)`), each read back with
+    `slice(a, b)` (no parameters, no MACs), so that every layer is written, and counted, once. Values carried
+    together must have the same spatial size; where a value of another size ends, the values computed from it
+    are carried at the new size. A concat this cannot write is refused."""
+    region = set().union(*(_region(ops, start, i) for i in inputs))
+    extra: set = set()
+    before = dict(written)
+    while True:
+        written.clear()
+        written.update(before)
+        attempt = _carry(ops, start, inputs, written, concat, region, extra)
+        if isinstance(attempt, list):
+            return attempt
+        if not attempt or attempt <= extra:
+            raise ImportRefused(f"{_where(concat)} concatenates a value together with layers computed from it and "
+                                f"from another value before it, at sizes that cannot be carried together as "
+                                f"channels; the language would compute (and count) layers twice")
+        extra |= attempt
+
+
+def _carry(ops, start, inputs, written, concat, region, extra):
+    """`_carried` with the values in `extra` carried too: the stages, or the values to carry besides (a set,
+    empty when none would help)."""
+    uses: dict[str, int] = {}
+    for name in [*inputs, *(i for n in region for i in ops[n].inputs)]:
+        uses[name] = uses.get(name, 0) + 1
+    stops = [start] + [n for n in ops if n in region and (uses.get(n, 0) > 1 or n in inputs or n in extra)]
+    stop_set = set(stops)
+    if any(len(ops[n].shape) < 3 or ops[n].last for n in stops):
+        return set()  # carried values are (N, C, ...) maps whose channels concatenate
+    memo: dict = {}
+
+    def deps(name, own) -> frozenset:
+        if name != own and name in stop_set:
+            return frozenset({name})
+        if (name, own) not in memo:
+            memo[name, own] = frozenset().union(*(deps(i, own) for i in ops[name].inputs))
+        return memo[name, own]
+
+    def frontier(name, own, state) -> set:
+        """The values on the way to `name` that the carried `state` alone gives, where the next needs more."""
+        if name != own and name in stop_set:
+            return set()
+        found = set()
+        for i in ops[name].inputs:
+            found |= {i} if deps(i, None) <= set(state) and i not in stop_set else frontier(i, own, state)
+        return found
+
+    def expression(name, own, state) -> list[str]:
+        """The stages that compute `name` from the carried value `state` (a list of stops)."""
+        op = ops[name]
+        if name != own and name in stop_set:
+            if state == [name]:
+                return []
+            first = sum(ops[s].shape[1] for s in state[:state.index(name)])
+            return [_module_text(type("ChannelSlice", (), {"start": first, "end": first + op.shape[1]})(),
+                                 f"operation '{name}'", (), ())]
+        if op.kind in ("add", "mul", "concat"):
+            return [_merge_text(op.kind, [expression(i, own, state) for i in op.inputs])]
+        if not op.inputs:
+            raise ImportRefused("the model's graph does not split into sequences and branches")
+        stages = expression(op.inputs[0], own, state)
+        if op.kind != "layer":
+            return stages
+        if name in written:
+            raise ImportRefused(f"{_where(op)} would be written twice")
+        written[name] = True
+        return stages + [op.text]
+
+    def needed(name, done) -> bool:
+        return name in inputs or any(name in deps(n, n) for n in stops[1:] if n not in done)
+
+    stages, state, pending, done = [], [start], stops[1:], {start}
+    while pending:
+        batch = [pending.pop(0)]
+        while True:
+            for b in batch:
+                if not deps(b, b) <= set(state):  # it needs a value computed in this step: carry what it reads
+                    return frontier(b, b, state)
+            computed = done | set(batch)
+            new = [*inputs] if not pending else [m for m in state if needed(m, computed)] + batch
+            if not set(new) <= set(state) | set(batch):
+                return set()
+            if len({ops[m].shape[2:] for m in new}) == 1:
+                break
+            if not pending:
+                return set()
+            batch.append(pending.pop(0))  # computed in the same step, so that a value of another size ends
+        parts = [expression(m, None, state) if m in state else expression(m, m, state) for m in new]
+        if new[:len(state)] == state and len(new) > len(state):
+            stages.append(_merge_text("concat", [[]] + parts[len(state):]))
+        elif len(new) == 1:
+            stages.extend(parts[0])
+        else:
+            stages.append(_merge_text("concat", parts))
+        state, done = new, done | set(batch)
+    return stages
+
+
+def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict | None = None,
+               written: dict | None = None) -> list[str]:
+    """The stages from `start` (excluded) to `end`; `aux` gives the side heads (text) that leave from an op.
+    `written` collects the layers written so far: a layer written twice (a value computed again in a second
+    branch) is refused, as it would count that layer's parameters twice."""
     aux = aux or {}
+    written = {} if written is None else written
     stages: list[str] = []
     name = end
     while name != start:
         op = ops[name]
         stages.extend(reversed(aux.get(name, ())))
-        if op.kind in ("add", "mul", "concat"):
+        if op.kind == "concat":
             split = idom[name]
-            branches = [_structure(ops, split, i, idom, aux) for i in op.inputs]
-            identity = kinds.identity_name()  # the empty branch
-            texts = [" > ".join(b) if b else identity for b in branches]
-            if op.kind == "concat":
-                stages.append(f"concat({' | '.join(texts)})")
-            elif op.kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
-                stages.append(f"mul({' | '.join(sorted(texts, key=lambda t: t != identity))})")
-            elif len(texts) == 2 and identity in texts:
-                other = texts[0] if texts[1] == identity else texts[1]
-                stages.append(f"res({other})")
-            else:
-                stages.append(f"res({' | '.join(texts)})" if len(texts) == 2 else f"add({' | '.join(texts)})")
+            stages.extend(reversed(_concat_text(ops, split, list(op.inputs), idom, aux, written, op)))
+            name = split
+        elif op.kind in ("add", "mul"):
+            split = idom[name]
+            branches = [_structure(ops, split, i, idom, aux, written) for i in op.inputs]
+            stages.append(_merge_text(op.kind, branches))
             name = split
         elif op.kind in ("layer", "skip"):
             if op.kind == "layer":
+                if name in written:
+                    raise ImportRefused(f"{_where(op)} computes a value that two branches use, and the branches "
+                                        f"do not part where it is computed; the language would compute (and count) "
+                                        f"it twice")
+                written[name] = True
                 stages.append(op.text)
             if not op.inputs:
                 raise ImportRefused("the model's graph does not split into sequences and branches")
@@ -526,7 +714,8 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     elif isinstance(input_shape, int):
         input_shape = (input_shape,)
     if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
-        return from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
+        text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
+        return _verified(module, text, tuple(input_shape))
     *spatial, channels = input_shape
     class Tracer(fx.Tracer):
         """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
@@ -584,6 +773,8 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     _, output = converter.convert()
     converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in tracer.side_outputs]
     _name_ties(converter)
+    for name, op in converter.ops.items():
+        op.shape, op.last = shapes.get(name, ()), name in converter.channels_last
     ops = _normalise_concats(converter.ops)
     order = list(ops)
     start = next(name for name, op in ops.items() if op.kind == "input")
@@ -593,9 +784,148 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     stages = heads.get(start, []) + _structure(ops, start, end, idom, heads)  # side heads on the input come first
     lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
     text = "\n  > ".join(lines) + "\n"
-    if flat:
-        return text
-    # the same structure with each layer written as `_` + the name of its node: where each layer comes from
-    marked = {name: replace(op, text=f"_{name}") if op.kind == "layer" else op for name, op in ops.items()}
-    skeleton = _structure(marked, start, end, idom, _side_heads(marked, end, converter.aux_outputs, idom))
-    return readable(text, "\n  > ".join(lines[:1] + skeleton), module_stacks(traced.graph))
+    ran = _TorchRun(shapes[output], output in converter.channels_last or end in converter.channels_last,
+                    output in converter.pooled or end in converter.pooled, _traced_parameters(traced))
+    if not flat:
+        # the same structure with each layer written as `_` + the name of its node: where each layer comes from
+        marked = {name: replace(op, text=f"_{name}") if op.kind == "layer" else op for name, op in ops.items()}
+        skeleton = _structure(marked, start, end, idom, _side_heads(marked, end, converter.aux_outputs, idom))
+        text = readable(text, "\n  > ".join(lines[:1] + skeleton), module_stacks(traced.graph))
+    return _verified(module, text, tuple(input_shape), ran)
+
+
+# ---- every import checks itself against the module ---------------------------------------------------
+
+@dataclass(frozen=True)
+class _TorchRun:
+    """What a run of the module showed: its output's shape (PyTorch's layout, batch first), whether that
+    value is channels last (a sequence (N, T, d)) or a pooled vector kept as (N, C, 1, 1), and the ids of
+    the parameters that forward uses."""
+
+    shape: tuple
+    channels_last: bool
+    pooled: bool
+    used: frozenset
+
+    def language_shape(self) -> tuple:
+        """The shape as the language writes it: without the batch, channels last, a pooled value a vector."""
+        dims = tuple(int(d) for d in self.shape[1:])
+        if self.pooled and len(dims) > 1 and all(d == 1 for d in dims[1:]):
+            return dims[:1]
+        if self.channels_last or len(dims) < 2:
+            return dims
+        return dims[1:] + dims[:1]
+
+
+def _traced_parameters(traced) -> frozenset:
+    """The parameters the traced graph uses: every parameter of a module it calls (a leaf: torch.nn's
+    modules and the ones a kind imports whole) and every one it reads itself (get_attr)."""
+    import torch
+
+    used = set()
+    for node in traced.graph.nodes:
+        if node.op == "call_module":
+            used.update(id(p) for p in traced.get_submodule(node.target).parameters())
+        elif node.op == "get_attr":
+            owner, _, attribute = node.target.rpartition(".")
+            value = getattr(traced.get_submodule(owner) if owner else traced, attribute)
+            if isinstance(value, torch.nn.Module):
+                used.update(id(p) for p in value.parameters())
+            else:
+                used.add(id(value))
+    return frozenset(used)
+
+
+def _state_buffers(module) -> int:
+    """The values of the module's state as paramsym counts it: the running statistics of normalization
+    (PyTorch's running_mean and running_var, the buffers of BatchNorm and of InstanceNorm that tracks them),
+    which training updates and which are saved with the weights. num_batches_tracked (an integer counter),
+    non-persistent buffers (masks, rotary frequencies) and constant tables computed from the architecture
+    (Swin V2's relative_coords_table, position indices) are not state: paramsym counts none of them."""
+    persistent = module.state_dict(keep_vars=True)
+    return sum(b.numel() for name, b in module.named_buffers() if name in persistent and b.is_floating_point()
+               and name.rpartition(".")[2] in ("running_mean", "running_var"))
+
+
+def _layout_run(module, input_shape: tuple) -> _TorchRun:
+    """A model read by its layout, run once on the meta device (shapes, no values: a copy of every parameter
+    and buffer on meta, the module itself untouched): its output's shape and the parameters of the modules
+    that forward calls."""
+    import torch
+    from torch.func import functional_call
+
+    called: set[int] = set()
+    hooks = [m.register_forward_pre_hook(lambda m, args: called.add(id(m))) for m in module.modules()]
+    if len(input_shape) == 1:  # token ids
+        example = torch.zeros(2, *input_shape, dtype=torch.long, device="meta")
+    else:
+        *spatial, channels = input_shape
+        example = torch.zeros(2, channels, *spatial, device="meta")
+    tensors = {name: torch.empty_like(t, device="meta") for name, t in (*module.named_parameters(),
+                                                                          *module.named_buffers())}
+    config = getattr(module, "config", None)
+    experts = getattr(config, "_experts_implementation", None)
+    was_training = module.training
+    try:
+        if experts not in (None, "eager", "batched_mm"):
+            # transformers' grouped_mm experts have no kernel on meta for float32; batched_mm computes the same
+            config._experts_implementation = "batched_mm"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = functional_call(module.eval(), tensors, (example,), strict=False)
+    except Exception as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ImportRefused(f"{type(module).__name__} does not run on a {'x'.join(str(v) for v in input_shape)} "
+                            f"input: {detail}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        module.train(was_training)
+        if experts is not None and config._experts_implementation != experts:
+            config._experts_implementation = experts
+    if not isinstance(out, torch.Tensor):  # a ModelOutput: the logits, the pooled output, or the last states
+        fields = dict(out.items()) if hasattr(out, "items") else {}
+        out = next((fields[k] for k in ("logits", "pooler_output", "last_hidden_state") if fields.get(k) is not None),
+                   out[0])
+    used = set()
+    for m in module.modules():
+        if id(m) in called:
+            # torch.nn's modules use their submodules' weights themselves (MultiheadAttention's out_proj)
+            inner = m.parameters() if type(m).__module__.startswith("torch.nn") else m.parameters(recurse=False)
+            used.update(id(p) for p in inner)
+    return _TorchRun(tuple(out.shape), len(input_shape) == 1, False, frozenset(used))
+
+
+def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = None) -> str:
+    """`text`, when the program counts what the module holds: its parameters (each shared tensor once, as
+    parameters() counts), its state (`_state_buffers`) and its output's shape, with every module that holds
+    parameters used by forward. Anything else is refused, naming the module or the model and both numbers:
+    an import never returns a program that counts differently from the model."""
+    from .network import parse  # an earlier stage
+
+    ran = ran or _layout_run(module, input_shape)
+    model = type(module).__name__
+    for name, sub in module.named_modules():
+        unused = [p for p in sub.parameters(recurse=False) if id(p) not in ran.used]
+        if unused:
+            where = f"module '{name}'" if name else "the model"
+            raise ImportRefused(f"{where} ({type(sub).__name__}) holds {sum(p.numel() for p in unused):,} "
+                                f"parameters that the model's forward never uses: parameters() counts them, a program "
+                                f"of what forward computes would not (remove the module, or use it)")
+    try:
+        network = parse(text)
+        values = network.evaluate()
+        shape = tuple(network.value(d) for d in network.output_shape.dims())
+    except (ParamsymError, TypeError, ValueError) as error:
+        raise ImportRefused(f"{model}: the imported program does not count: {str(error).splitlines()[0]}") from None
+    params = sum(p.numel() for p in module.parameters())
+    state = _state_buffers(module)
+    for what, theirs, ours in (("parameters", params, values["params"]),
+                               ("values of state (BatchNorm running statistics)", state, values["state"])):
+        if theirs != ours:
+            raise ImportRefused(f"{model} has {theirs:,} {what}, but the program paramsym wrote for it has {ours:,}: "
+                                f"the import is refused rather than inexact")
+    if shape != ran.language_shape():
+        raise ImportRefused(f"{model} gives an output of shape {'x'.join(map(str, ran.language_shape()))} (channels "
+                            f"last), but the program paramsym wrote for it gives {'x'.join(map(str, shape))}")
+    return text
