@@ -203,7 +203,11 @@ class _Converter:
             scale = next((a for a in args if getattr(a, "op", None) == "get_attr"), None)
             other = next((a for a in args if hasattr(a, "name") and a is not scale), None)
             if scale is not None and other is not None:
-                weight = self.gm.get_parameter(scale.target)
+                try:
+                    weight = self.gm.get_parameter(scale.target)
+                except AttributeError:  # a buffer or a constant (FrozenBatchNorm's statistics), not a learnt scale
+                    raise ImportRefused(f"operation '{name}' multiplies by '{scale.target}', which is not a "
+                                        f"parameter; the language has no counterpart") from None
                 channels = self.shapes[other.name][1] if other.name not in self.channels_last \
                     else self.shapes[other.name][-1]
                 if weight.numel() != channels or weight.shape[0] != channels:
