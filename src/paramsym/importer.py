@@ -43,7 +43,7 @@ class ImportContext:
     node_name: str
     in_shape: tuple
     out_shape: tuple = ()
-    extra_pad: tuple | str | None = None
+    extra_pad: tuple | None = None  # an F.pad before it: (before, after) per spatial axis, first axis first
     node: object = None          # the torch.fx node (its arguments: attention's query, key and value)
     arg_shapes: tuple = ()       # the shapes of its tensor arguments, in order
 
