@@ -246,6 +246,12 @@ def test_norm_act_writes_its_activation(module, hw, written):
     assert text.replace("\n  > ", " > ").endswith(f"bias) > {written}\n"), text
 
 
+def test_timm_drop_path_is_droppath():
+    """timm's DropPath keeps its probability as drop_prob (an AttributeError traceback before)."""
+    text = paramsym.from_torch(nn.Sequential(nn.Conv2d(3, 4, 1), timm.layers.DropPath(0.125)), (5, 5, 3), flat=True)
+    assert text.replace("\n  > ", " > ").endswith("bias) > droppath(0.125)\n")
+
+
 def test_layer_norm_act_on_a_vector():
     check_vector = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), LayerNormAct(6, act_layer=nn.GELU))
     text = paramsym.from_torch(check_vector, (2, 2, 3), flat=True)
