@@ -246,6 +246,13 @@ def test_norm_act_writes_its_activation(module, hw, written):
     assert text.replace("\n  > ", " > ").endswith(f"bias) > {written}\n"), text
 
 
+def test_a_torch_norm_holding_an_act_applies_none():
+    """Only timm's norm + activation modules apply their `act`: a BatchNorm2d that merely holds one is `bn`."""
+    norm = nn.BatchNorm2d(4)
+    norm.act = nn.ReLU()
+    assert check(nn.Sequential(nn.Conv2d(3, 4, 1), norm), (5, 5), 3).endswith("  > bn\n")
+
+
 def test_timm_drop_path_is_droppath():
     """timm's DropPath keeps its probability as drop_prob (an AttributeError traceback before)."""
     text = paramsym.from_torch(nn.Sequential(nn.Conv2d(3, 4, 1), timm.layers.DropPath(0.125)), (5, 5, 3), flat=True)

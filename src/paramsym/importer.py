@@ -389,7 +389,9 @@ class _Converter:
         where = f"operation '{node.name}' (F.pad of {list(pads)})"
         if mode != "constant" or not (value is None or value == 0 or value == -math.inf):
             raise ImportRefused(f"{where} pads by {mode!r} with value {value}: the language pads with zeros")
-        if len(pads) % 2 or len(pads) > 2 * rank or any(not isinstance(p, int) or p < 0 for p in pads):
+        if any(not isinstance(p, int) for p in pads):
+            raise ImportRefused(f"{where} pads by amounts computed in forward; the language cannot follow them")
+        if len(pads) % 2 or len(pads) > 2 * rank or any(p < 0 for p in pads):
             raise ImportRefused(f"{where} pads or crops more than the spatial axes of a {shape} value")
         if len(node.users) != 1:
             raise ImportRefused(f"{where} is used by {len(node.users)} operations; the language pads one layer's "

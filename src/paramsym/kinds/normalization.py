@@ -69,6 +69,8 @@ def _then(module, ctx, text: str) -> str:
     an Identity); a module the language lacks is refused by name."""
     from . import for_torch_module  # the registry, which imports this module
 
+    if not any(f"{cls.__module__}.{cls.__qualname__}".startswith(_TIMM_ACT) for cls in type(module).__mro__):
+        return text  # a norm of torch.nn: its forward applies nothing after the norm, whatever it holds
     stages = [text]
     for part in ("drop", "act"):
         sub = getattr(module, part, None)
