@@ -47,7 +47,7 @@ class ImportContext:
     node_name: str
     in_shape: tuple
     out_shape: tuple = ()
-    extra_pad: tuple | str | None = None
+    extra_pad: tuple | None = None  # an F.pad before it: (before, after) per spatial axis, first axis first
     node: object = None          # the torch.fx node (its arguments: attention's query, key and value)
     arg_shapes: tuple = ()       # the shapes of its tensor arguments, in order
 
@@ -59,7 +59,14 @@ class ImportContext:
 def _module_text(module, node_name: str, in_shape, out_shape, extra_pad=None, node=None, arg_shapes=()) -> str:
     kind = kinds.for_torch_module(module)
     if kind is None:
+        base = kinds.overridden(module)
+        if base is not None:
+            raise ImportRefused(f"{node_name} ({type(module).__name__}) is a {base} with a forward of its own, "
+                                f"which the language has no counterpart for; it is not read as a {base}")
         raise ImportRefused(f"{node_name} ({type(module).__name__}) has no counterpart in the language")
+    if extra_pad is not None and not kind.takes_pad:
+        raise ImportRefused(f"{node_name} ({type(module).__name__}) follows an F.pad, which the language can say "
+                            f"only as the padding of a convolution or a pooling")
     return kind.from_torch(module, ImportContext(node_name, in_shape, out_shape, extra_pad, node, arg_shapes))
 
 
@@ -200,7 +207,11 @@ class _Converter:
             scale = next((a for a in args if getattr(a, "op", None) == "get_attr"), None)
             other = next((a for a in args if hasattr(a, "name") and a is not scale), None)
             if scale is not None and other is not None:
-                weight = self.gm.get_parameter(scale.target)
+                try:
+                    weight = self.gm.get_parameter(scale.target)
+                except AttributeError:  # a buffer or a constant (FrozenBatchNorm's statistics), not a learnt scale
+                    raise ImportRefused(f"operation '{name}' multiplies by '{scale.target}', which is not a "
+                                        f"parameter; the language has no counterpart") from None
                 channels = self.shapes[other.name][1] if other.name not in self.channels_last \
                     else self.shapes[other.name][-1]
                 if weight.numel() != channels or weight.shape[0] != channels:
@@ -250,6 +261,9 @@ class _Converter:
                     result = result[0]
                 if not hasattr(result, "name"):
                     raise ImportRefused("the model returns several tensors; import models with one output")
+                if pending_pad:  # an F.pad that no convolution or pooling took as its padding
+                    raise ImportRefused(f"operation '{next(iter(pending_pad))}' (F.pad) pads a value that is not the "
+                                        f"input of a convolution or a pooling; the language pads only there")
                 return self.ops[result.name].name, result.name
             if node.op == "get_attr":
                 continue  # a parameter, read by the operation that uses it (layer scale)
@@ -263,13 +277,13 @@ class _Converter:
                 if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
                     # paramsym's ChannelsLast: the module acts on the channels, as on a vector
                     in_shape = (in_shape[0], in_shape[-1])
-                if source.name in self.channels_last or type(module).__name__ == "LayerNorm2d":
+                if source.name in self.channels_last or type(module).__name__ in ("LayerNorm2d", "LayerNormAct2d"):
                     # on (N, H, W, C), or torchvision's LayerNorm2d over the channels of (N, C, H, W): the module
                     # acts on the channels, as on a vector
                     in_shape = (in_shape[0], in_shape[-1] if source.name in self.channels_last else in_shape[1])
                     self.channels_last.add(name) if source.name in self.channels_last else None
                 in_shape, ones = self._pool_state(node, source, in_shape)
-                extra = self._take_pad(source, in_shape, pending_pad)
+                extra = self._take_pad(source, module, pending_pad)
                 arg_shapes = tuple(self.shapes.get(a.name, ()) for a in (*tensor_inputs, *(
                     v for v in node.kwargs.values() if hasattr(v, "name"))))
                 text = _module_text(module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra,
@@ -322,7 +336,7 @@ class _Converter:
                 self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
                 continue
             if node.op == "call_function" and target is F.pad:
-                pending_pad[name] = tuple(node.args[1] if len(node.args) > 1 else node.kwargs["pad"])
+                pending_pad[name] = self._pad_pairs(node)
                 self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
                 continue
             if tensor_inputs:
@@ -369,16 +383,40 @@ class _Converter:
             op = self.ops[op.inputs[0]]
         return op.name
 
-    def _take_pad(self, source, in_shape, pending: dict):
-        """A preceding F.pad becomes the layer's padding: symmetric, or TensorFlow's "same"."""
+    def _pad_pairs(self, node) -> tuple:
+        """F.pad(x, pad, mode, value) as (before, after) per spatial axis, first axis first; refused unless it is
+        zero padding (or -inf, as before a max pooling) of the spatial axes, used by one layer."""
+        import math
+
+        values = dict(zip(("input", "pad", "mode", "value"), node.args))
+        values.update(node.kwargs)
+        pads, mode, value = tuple(values["pad"]), values.get("mode", "constant"), values.get("value")
+        shape = self.shapes.get(values["input"].name, ())
+        rank = len(shape) - 2
+        where = f"operation '{node.name}' (F.pad of {list(pads)})"
+        if mode != "constant" or not (value is None or value == 0 or value == -math.inf):
+            raise ImportRefused(f"{where} pads by {mode!r} with value {value}: the language pads with zeros")
+        if any(not isinstance(p, int) for p in pads):
+            raise ImportRefused(f"{where} pads by amounts computed in forward; the language cannot follow them")
+        if len(pads) % 2 or len(pads) > 2 * rank or any(p < 0 for p in pads):
+            raise ImportRefused(f"{where} pads or crops more than the spatial axes of a {shape} value")
+        if len(node.users) != 1:
+            raise ImportRefused(f"{where} is used by {len(node.users)} operations; the language pads one layer's "
+                                f"input")
+        pads = pads + (0,) * (2 * rank - len(pads))
+        # F.pad lists the last axis first
+        return tuple((pads[2 * i], pads[2 * i + 1]) for i in range(rank))[::-1], value == -math.inf
+
+    def _take_pad(self, source, module, pending: dict):
+        """A preceding F.pad, (before, after) per axis, which the layer's kind takes as its padding
+        (windows.imported_padding: symmetric, or exactly TensorFlow's "same")."""
         if source.name not in pending:
             return None
-        pads = pending.pop(source.name)
-        rank = len(in_shape) - 2
-        pairs = [(pads[2 * i], pads[2 * i + 1]) for i in range(rank)][::-1]  # F.pad lists the last axis first
-        if all(a == b for a, b in pairs):
-            return tuple(a for a, _ in pairs)
-        return "same"
+        pairs, lowest = pending.pop(source.name)
+        if lowest and not type(module).__name__.startswith("MaxPool"):
+            raise ImportRefused(f"operation '{source.name}' pads with -inf before {type(module).__name__}: the "
+                                f"language pads with -inf only before a max pooling")
+        return pairs
 
 
 def _normalise_concats(ops: dict[str, _Op]) -> dict[str, _Op]:
@@ -726,8 +764,11 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
             self.side_outputs: list = []  # the values of paramsym's own side heads (Aux), which nothing uses
 
         def is_leaf_module(self, m, qualname) -> bool:
-            return super().is_leaf_module(m, qualname) or (kinds.for_torch_module(m) is not None
-                                                            and not type(m).__module__.startswith("torch."))
+            # a subclass of a claimed class with a forward of its own (timm's BatchNormAct2d) stays whole too, so
+            # that the import refuses it by name, unless a kind claims its own class
+            return super().is_leaf_module(m, qualname) or (
+                (kinds.for_torch_module(m) is not None or kinds.overridden(m) is not None)
+                and not type(m).__module__.startswith("torch."))
 
         def call_module(self, m, forward, args, kwargs):
             if type(m).__name__ == "Aux" and isinstance(getattr(m, "head", None), torch.nn.Module) and \

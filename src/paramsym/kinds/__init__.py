@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from functools import lru_cache
 
 from .base import Kind
@@ -74,13 +75,59 @@ def identity_name() -> str:
     return next(kind.names[0] for kind in KINDS if kind.identity)
 
 
-def for_torch_module(module) -> Kind | None:
-    """The kind that imports a PyTorch module, by its class or a base class."""
+# Methods whose replacement in a subclass changes what a claimed module computes
+_BEHAVIOUR = ("forward", "_conv_forward", "__call__")
+
+
+def _claims(kind: Kind, cls: type) -> bool:
+    """Whether `kind` imports modules of class `cls`: named in `torch_modules` by its qualified name
+    (`timm.layers.conv2d_same.Conv2dSame`, one library's class), or by its bare name. A bare name of a
+    torch.nn class (`LayerNorm`) names that class only, not another library's class of the same name
+    (timm's `LayerNorm`, with its own forward): such a class is claimed by its qualified name or not at all."""
+    if f"{cls.__module__}.{cls.__qualname__}" in kind.torch_modules:
+        return True
+    if cls.__name__ not in kind.torch_modules:
+        return False
+    if cls.__module__.startswith("torch."):
+        return True
+    nn = sys.modules.get("torch.nn")
+    return not (nn is not None and isinstance(getattr(nn, cls.__name__, None), type)
+                and any(base.__name__ == "Module" and base.__module__.startswith("torch.") for base in cls.__mro__))
+
+
+def _claimed(module) -> tuple[Kind | None, type | None]:
+    """The kind and the class it claims: the first class of the module's MRO that a kind names."""
     for cls in type(module).__mro__:
         for kind in KINDS:
-            if cls.__name__ in kind.torch_modules:
-                return kind
+            if _claims(kind, cls):
+                return kind, cls
+    return None, None
+
+
+def overridden(module) -> str | None:
+    """The name of the claimed class whose computation `module` replaces (a subclass that defines its own
+    forward, as timm's BatchNormAct2d does over BatchNorm2d), or None. Such a module is not the class it
+    derives from: no kind imports it unless one claims its own class."""
+    kind, claimed = _claimed(module)
+    if kind is None:
+        return None
+    if any(name in getattr(module, "__dict__", {}) for name in _BEHAVIOUR):
+        return claimed.__name__  # forward set on the instance
+    for cls in type(module).__mro__:
+        if cls is claimed:
+            return None
+        if any(name in vars(cls) for name in _BEHAVIOUR):
+            return claimed.__name__
     return None
+
+
+def for_torch_module(module) -> Kind | None:
+    """The kind that imports a PyTorch module: the kind that claims its class or a base class whose
+    computation it keeps (see `overridden`)."""
+    kind, _ = _claimed(module)
+    if kind is None or overridden(module) is not None:
+        return None
+    return kind
 
 
 def for_torch_function(name: str) -> Kind | None:
@@ -91,5 +138,5 @@ def for_torch_function(name: str) -> Kind | None:
     return None
 
 
-__all__ = ["Kind", "KINDS", "RESERVED", "lookup", "is_layer_name", "known_names", "suggest", "identity_name", "for_torch_module",
+__all__ = ["Kind", "KINDS", "RESERVED", "lookup", "is_layer_name", "known_names", "suggest", "identity_name", "for_torch_module", "overridden",
            "for_torch_function"]

@@ -20,14 +20,14 @@ class Activation(Kind):
 
     def __init__(self, name: str, torch_class: str, *, keras: Callable | None = None, takes_value: bool = False,
                  imported: Callable | None = None, torch_functions: tuple = (), identity: bool = False,
-                 value_range: tuple | None = None):
+                 value_range: tuple | None = None, also: tuple = ()):
         self.key = name
         self.value_range = value_range  # (low, high, PyTorch's words) for a value PyTorch bounds
         self.identity = identity
         self.names = (name,)
         self.positional = 1 if takes_value else 0
         self.torch_class = torch_class
-        self.torch_modules = (torch_class.removeprefix("nn."),)
+        self.torch_modules = (torch_class.removeprefix("nn."),) + also  # also: other libraries' equal classes
         self.torch_functions = torch_functions
         self._keras = keras or (lambda value: KerasSpec("Activation", {"activation": name}))
         self._imported = imported or (lambda module, ctx: name)
@@ -85,7 +85,7 @@ class PReLU(Kind):
     names = ("prelu",)
     flags = frozenset({"shared"})
     positional = 1
-    torch_modules = ("PReLU",)
+    torch_modules = ("PReLU", "timm.layers.activations.PReLU")  # timm's: F.prelu(x, weight), as torch.nn's
 
     def build(self, call, flow, args, match) -> Layer:
         shared = "shared" in args.flags
@@ -119,6 +119,9 @@ def _value(keras_class: str, keyword: str, default: float) -> Callable:
     return lambda value: KerasSpec(keras_class, {keyword: value if value is not None else default})
 
 
+# timm's activation modules that compute what torch.nn's do (F.gelu, x * sigmoid(x), x.sigmoid(), x.tanh())
+_TIMM = "timm.layers.activations."
+
 KINDS = (
     Activation("relu", "nn.ReLU", torch_functions=("relu",)),
     Activation("relu6", "nn.ReLU6", keras=lambda value: KerasSpec("ReLU", {"max_value": 6.0})),
@@ -126,10 +129,10 @@ KINDS = (
                imported=lambda module, ctx: f"leakyrelu({module.negative_slope})"),
     Activation("elu", "nn.ELU", takes_value=True, keras=_value("ELU", "alpha", 1.0),
                imported=lambda module, ctx: f"elu({module.alpha})"),
-    Activation("gelu", "nn.GELU"),
-    Activation("silu", "nn.SiLU"),
-    Activation("sigmoid", "nn.Sigmoid"),
-    Activation("tanh", "nn.Tanh"),
+    Activation("gelu", "nn.GELU", also=(f"{_TIMM}GELU",)),
+    Activation("silu", "nn.SiLU", also=(f"{_TIMM}Swish",)),
+    Activation("sigmoid", "nn.Sigmoid", also=(f"{_TIMM}Sigmoid",)),
+    Activation("tanh", "nn.Tanh", also=(f"{_TIMM}Tanh",)),
     Softmax(),
     Activation("hardswish", "nn.Hardswish",
                keras=lambda value: KerasSpec("Activation", {"activation": "hard_swish"})),

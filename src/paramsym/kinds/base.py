@@ -36,6 +36,7 @@ class Kind:
     # PyTorch modules (class names) and functions (torch.nn.functional / torch names) it imports from
     torch_modules: ClassVar[tuple] = ()
     torch_functions: ClassVar[tuple] = ()
+    takes_pad: ClassVar[bool] = False           # its import takes an F.pad before it as its padding (ctx.extra_pad)
 
     # ---- language (the registry, paramsym.kinds, finds a name's kind by `names` and `pattern`)
     def positional_count(self, name: str) -> int:

@@ -106,7 +106,9 @@ class Convolution(_Filters):
     key = "conv"
     pattern = windows.window_pattern("conv")
     suggestions = ("conv3x3", "conv1x1", "conv5x5", "conv7x7", "conv1d", "conv2d", "conv3d")
-    torch_modules = ("Conv1d", "Conv2d", "Conv3d")
+    # timm's Conv2dSame pads as TensorFlow's "same" from the input size in forward: pad=same (windows.same_pairs)
+    torch_modules = ("Conv1d", "Conv2d", "Conv3d", "timm.layers.conv2d_same.Conv2dSame")
+    takes_pad = True
 
     def generic_params(self, layer, t):
         bias = t.c_out if layer.bias else ZERO
@@ -118,11 +120,11 @@ class Convolution(_Filters):
             return _dense_on_vector(module, ctx)
         kernel = windows.per_axis(module.kernel_size, rank)
         stride, dilation = windows.per_axis(module.stride, rank), windows.per_axis(module.dilation, rank)
-        if module.padding == "same" or ctx.extra_pad == "same":
+        pad = windows.imported_padding(module, ctx, kernel, stride, dilation)
+        if pad == "same":
             pad_text = "pad=same"
             parts = windows.window_arguments(stride, (0,) * rank, dilation)
         else:
-            pad = tuple(p + e for p, e in zip(windows.per_axis(module.padding, rank), ctx.extra_pad or (0,) * rank))
             parts = windows.window_arguments(stride, pad, dilation)
             pad_text = ""
         groups = f"groups={module.groups}" if module.groups != 1 else ""

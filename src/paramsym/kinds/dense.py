@@ -18,7 +18,7 @@ class Dense(Kind):
     keywords = frozenset({"tie"})
     flags = frozenset({"bias", "nobias"})
     takes_channels = True
-    torch_modules = ("Linear",)
+    torch_modules = ("Linear", "timm.layers.linear.Linear")  # timm's: F.linear(x, weight, bias), as torch.nn's
 
     def build(self, call, flow, args, match) -> Layer:
         if args.channels is None:

@@ -35,7 +35,8 @@ class DropPath(Activation):
         if getattr(module, "mode", "row") != "row":
             raise ImportRefused(f"{ctx.node_name} (StochasticDepth in mode {module.mode!r}) drops the whole batch, "
                                 f"not one sample's branch")
-        return f"droppath({module.p})"
+        # torchvision's StochasticDepth and ours keep p; timm's DropPath (the same per-sample drop) drop_prob
+        return f"droppath({module.p if hasattr(module, 'p') else module.drop_prob})"
 
 
 KINDS = (DropPath(),)

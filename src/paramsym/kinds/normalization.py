@@ -63,6 +63,33 @@ class _Normalization(Kind):
         return {} if layer.options.get("shift", True) else {"center": False}
 
 
+def _then(module, ctx, text: str) -> str:
+    """`text` followed by what timm's norm + activation modules (BatchNormAct2d, GroupNormAct, LayerNormAct,
+    ...) apply after the norm in their forward: `drop`, then `act`, each imported by its own kind (nothing for
+    an Identity); a module the language lacks is refused by name."""
+    from . import for_torch_module  # the registry, which imports this module
+
+    if not any(f"{cls.__module__}.{cls.__qualname__}".startswith(_TIMM_ACT) for cls in type(module).__mro__):
+        return text  # a norm of torch.nn: its forward applies nothing after the norm, whatever it holds
+    stages = [text]
+    for part in ("drop", "act"):
+        sub = getattr(module, part, None)
+        if sub is None:
+            continue
+        kind = for_torch_module(sub)
+        if kind is None:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) applies {part} {type(sub).__name__} "
+                                f"after the norm, which has no counterpart in the language")
+        written = kind.from_torch(sub, ctx)
+        if written and not kind.identity:
+            stages.append(written)
+    return " > ".join(stages)
+
+
+# timm's norm + activation modules: the norm's own computation, then drop and act (_then)
+_TIMM_ACT = "timm.layers.norm_act."
+
+
 def _terms(layer: Layer) -> int:
     """A scale and a shift per channel, or the scale alone (ln(nobias))."""
     return 2 if layer.options.get("shift", True) else 1
@@ -73,7 +100,8 @@ class BatchNorm(_Normalization):
     names = ("bn", "batchnorm")
     title = "BatchNorm"
     keeps_statistics = True
-    torch_modules = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+    torch_modules = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", f"{_TIMM_ACT}BatchNormAct2d",
+                     f"{_TIMM_ACT}SyncBatchNormAct")
 
     def torch(self, layer, num) -> TorchSpec:
         dims = max(layer.in_shape.rank or 1, 1)
@@ -85,14 +113,17 @@ class BatchNorm(_Normalization):
     def from_torch(self, module, ctx) -> str:
         if not module.track_running_stats:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) keeps no running statistics")
-        return "bn" if module.affine else "bn(noaffine)"
+        return _then(module, ctx, "bn" if module.affine else "bn(noaffine)")
 
 
 class LayerNorm(_Normalization):
     key = "ln"
     names = ("ln", "layernorm")
     title = "LayerNorm"
-    torch_modules = ("LayerNorm",)
+    # LayerNorm2d (torchvision's, timm's): over the channels of (N, C, H, W), as the importer reads them
+    torch_modules = ("LayerNorm", "timm.layers.norm.LayerNorm", "timm.layers.norm.LayerNorm2d",
+                     "torchvision.models.convnext.LayerNorm2d", f"{_TIMM_ACT}LayerNormAct",
+                     f"{_TIMM_ACT}LayerNormAct2d")
 
     def without_shift(self, call, args) -> None:
         if "noaffine" in args.flags:
@@ -111,15 +142,16 @@ class LayerNorm(_Normalization):
     def from_torch(self, module, ctx) -> str:
         require_channels_of_a_vector(module, ctx)
         if not module.elementwise_affine:
-            return "ln(noaffine)"
-        return "ln" if module.bias is not None else "ln(nobias)"
+            return _then(module, ctx, "ln(noaffine)")
+        return _then(module, ctx, "ln" if module.bias is not None else "ln(nobias)")
 
 
 class GroupNorm(_Normalization):
     key = "gn"
     names = ("gn", "groupnorm")
     title = "GroupNorm"
-    torch_modules = ("GroupNorm",)
+    torch_modules = ("GroupNorm", "timm.layers.norm.GroupNorm", "timm.layers.norm.GroupNorm1",
+                     f"{_TIMM_ACT}GroupNormAct", f"{_TIMM_ACT}GroupNorm1Act")
 
     def groups(self, call, args, channels, options) -> list:
         groups = args.scalar("groups")
@@ -137,7 +169,7 @@ class GroupNorm(_Normalization):
         return [KerasSpec("GroupNormalization", {"groups": num(layer.options["groups"]), **self.keras_flags(layer)})]
 
     def from_torch(self, module, ctx) -> str:
-        return f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})"
+        return _then(module, ctx, f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})")
 
 
 KINDS = (BatchNorm(), LayerNorm(), GroupNorm())

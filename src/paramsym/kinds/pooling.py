@@ -17,7 +17,10 @@ class Pooling(Kind):
     suggestions = ("maxpool2x2", "maxpool3x3", "avgpool2x2", "avgpool3x3")
     keywords = frozenset({"k", "stride", "pad", "dilation"})
     flags = frozenset({"ceil"})
-    torch_modules = ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d")
+    # timm's MaxPool2dSame / AvgPool2dSame pad as TensorFlow's "same" in forward (-inf / 0): pad=same
+    torch_modules = ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+                     "timm.layers.pool2d_same.MaxPool2dSame", "timm.layers.pool2d_same.AvgPool2dSame")
+    takes_pad = True
     torch_functions = ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d")
 
     def build(self, call, flow, args, match) -> Layer:
@@ -77,15 +80,15 @@ class Pooling(Kind):
                                                            "strides": num.each(layer.stride), "padding": pad})]
 
     def from_torch(self, module, ctx) -> str:
-        rank, extra_pad = ctx.rank, ctx.extra_pad
+        rank = ctx.rank
         op = "max" if "Max" in type(module).__name__ else "avg"
         kernel = windows.per_axis(module.kernel_size, rank)
         stride = windows.per_axis(module.stride or module.kernel_size, rank)
-        pad = tuple(p + e for p, e in zip(windows.per_axis(module.padding, rank), extra_pad or (0,) * rank)) \
-            if extra_pad != "same" else (0,) * rank
         dilation = windows.per_axis(getattr(module, "dilation", 1), rank)
-        parts = windows.window_arguments(stride, pad, dilation, default_stride=kernel)
-        if extra_pad == "same":
+        pad = windows.imported_padding(module, ctx, kernel, stride, dilation)
+        parts = windows.window_arguments(stride, pad if pad != "same" else (0,) * rank, dilation,
+                                         default_stride=kernel)
+        if pad == "same":
             parts.append("pad=same")
         if module.ceil_mode:
             parts.append("ceil")

@@ -11,7 +11,7 @@ from math import ceil
 
 import sympy
 
-from ..errors import ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..records import ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
 from ..syntax import Call
 from .base import Args, refuse_keras
@@ -269,3 +269,42 @@ def window_arguments(stride, pad, dilation, default_stride=None) -> list:
         parts.append(f"dilation={sizes_text(dilation)}")
     return parts
 
+
+
+def same_pairs(sizes, kernel, stride, dilation) -> tuple:
+    """TensorFlow's "same" padding as (before, after) per axis: the total that makes ceil(n/s) windows fit, half
+    of it (rounded down) before, the rest after. timm's pad_same and PyTorch's padding="same" compute the same."""
+    pairs = []
+    for n, k, s, d in zip(sizes, kernel, stride, dilation):
+        total = max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
+
+
+# Modules that pad as TensorFlow's "same" in forward, from the size of each input (timm)
+_DYNAMIC_SAME = ("timm.layers.conv2d_same.Conv2dSame", "timm.layers.pool2d_same.MaxPool2dSame",
+                 "timm.layers.pool2d_same.AvgPool2dSame")
+
+
+def imported_padding(module, ctx, kernel, stride, dilation) -> tuple | str:
+    """The padding of an imported convolution or pooling, per axis or "same": its own (`padding`, "same", or
+    timm's dynamic "same") and an F.pad before it (ctx.extra_pad: (before, after) per axis). An asymmetric F.pad
+    is "same" only when it is exactly TensorFlow's for this input; any other asymmetric padding is refused."""
+    rank = len(kernel)
+    own = getattr(module, "padding", 0)
+    same = own == "same" or f"{type(module).__module__}.{type(module).__qualname__}" in _DYNAMIC_SAME
+    extra = ctx.extra_pad
+    if same:
+        if extra is not None and any(a or b for a, b in extra):
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) pads as TensorFlow's \"same\" after an "
+                                f"F.pad, which the language cannot express")
+        return "same"
+    own = per_axis(own, rank)
+    if extra is None or all(a == b for a, b in extra):
+        return tuple(p + (a if extra else 0) for p, (a, _) in zip(own, extra or ((0, 0),) * rank))
+    sizes = tuple(n - a - b for n, (a, b) in zip(ctx.in_shape[2:], extra))  # the size before the F.pad
+    if not any(own) and tuple(extra) == same_pairs(sizes, kernel, stride, dilation):
+        return "same"
+    raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) follows an F.pad of {list(extra)} (before, "
+                        f"after) per axis: asymmetric and not TensorFlow's \"same\" for a {'x'.join(map(str, sizes))} "
+                        f"input, which the language cannot express")
