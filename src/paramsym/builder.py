@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy
 
-from . import kinds
+from . import expansion, kinds
 from .errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
 from .kinds.base import check_or_defer, require_number_like, whole_number
 from .kinds.dense import router_call
@@ -387,7 +387,7 @@ class LayerBuilder:
         for x, y in pairs:
             if x is None or y is None:
                 continue
-            difference = sympy.expand(x - y)
+            difference = expansion.expand(x - y)
             if difference != 0 and not difference.is_number:
                 self.extra_constraints.append(Constraint(difference, "zero", "the branches' sizes must be equal",
                                                          pos))
@@ -454,7 +454,7 @@ def _shape_difference(a: Shape, b: Shape, channels: bool = True) -> str | None:
 
 
 def _surely_different(x, y) -> bool:
-    difference = sympy.expand(x - y)
+    difference = expansion.expand(x - y)
     if difference.is_number:
         return difference != 0
     # C vs 2C are different for every positive C; H vs floor((H-1)/2)+1 are equal for H=1 only

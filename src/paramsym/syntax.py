@@ -18,7 +18,7 @@ import sympy
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import lalr, parser_cache
+from . import expansion, lalr, parser_cache
 from .errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
                      Position)
 
@@ -267,6 +267,11 @@ def build_power(base: Expr, exponent: Expr, pos: Position) -> Expr:
     return _check_size(sympy.Pow(base, exponent), pos)
 
 
+def _bounded(value: Expr, pos: Position) -> Expr:
+    """`value`, refused where it is written when multiplying it out would be too large ((A+B+C+D)^64)."""
+    return expansion.check(value, "this formula", pos)
+
+
 # ---- transformer ----------------------------------------------------------------------
 
 class Located(tuple):
@@ -316,7 +321,7 @@ class _ToAst(Transformer):
         terms = [first.expr]
         for op, term in zip(rest[::2], rest[1::2]):
             terms.append(-term.expr if op == "-" else term.expr)
-        return Located(_check_size(sympy.Add(*terms), pos_of(rest[0])), first.pos)
+        return Located(_bounded(_check_size(sympy.Add(*terms), pos_of(rest[0])), first.pos), first.pos)
 
     def product(self, first, *rest):
         if not rest:
@@ -329,16 +334,17 @@ class _ToAst(Transformer):
                     raise ParamsymError("division by zero", pos=pos_of(op))
                 factor = sympy.Pow(factor, -1)
             factors.append(factor)
-        return Located(_check_size(sympy.Mul(*factors), pos_of(rest[0])), first.pos)
+        return Located(_bounded(_check_size(sympy.Mul(*factors), pos_of(rest[0])), first.pos), first.pos)
 
     def implicit_product(self, number, factor):
-        return Located(_check_size(sympy.Mul(read_number(number), factor.expr), pos_of(number)), pos_of(number))
+        return Located(_bounded(_check_size(sympy.Mul(read_number(number), factor.expr), pos_of(number)),
+                                pos_of(number)), pos_of(number))
 
     def signed(self, op, value):
         return Located(-value.expr if op == "-" else value.expr, pos_of(op))
 
     def power(self, base, op, exponent):
-        return Located(build_power(base.expr, exponent.expr, pos_of(op)), base.pos)
+        return Located(_bounded(build_power(base.expr, exponent.expr, pos_of(op)), base.pos), base.pos)
 
     # arguments
     def dims(self, *children):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from . import expansion
 from .errors import ParamsymUsageError
 from .network import Network
 from .quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
@@ -36,7 +37,7 @@ def formula(network: Network, on: str = "params") -> sympy.Expr:
 
 def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | None = None) -> sympy.Expr:
     if how == "expanded":
-        return sympy.expand(expr)
+        return expansion.expand(expr)
     if how == "factored":
         return sympy.factor(expr)
     if how == "collected":
@@ -44,7 +45,7 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
             raise ParamsymUsageError("--view collected needs --by NAME, the symbol to collect by")
         if network is None or by not in network.symbols:
             raise ParamsymUsageError(f"the program has no symbol {by!r}")
-        return sympy.collect(sympy.expand(expr), network.symbols[by])
+        return sympy.collect(expansion.expand(expr), network.symbols[by])
     raise ParamsymUsageError(f"unknown view {how!r}; use one of {', '.join(VIEWS)}")
 
 
