@@ -27,6 +27,7 @@ MAX_SOURCE_CHARS = 2_000_000
 MAX_NESTING = 64
 MAX_OPERATORS = 10_000  # arithmetic operators in a whole program; real ones have a few hundred
 MAX_SYMBOLIC_EXPONENT = 64
+MAX_SYMBOLS = 1_000  # different symbols (not lets) in one program; printing sorts each formula over all of them
 MAX_NUMBER_DIGITS = 100
 MAX_NUMBER_BITS = 8192  # ~2,466 decimal digits; printing stays far below Python's 4,300-digit guard
 
@@ -272,6 +273,12 @@ def _bounded(value: Expr, pos: Position) -> Expr:
     return expansion.check(value, "this formula", pos)
 
 
+# The names used as symbols in the program being parsed, and those its lets define (a chain of 5,000 lets
+# is fine: the cap is on the symbols that stay free). Emptied before each parse; parsing is not reentrant.
+_NAMES: set = set()
+_LETS: set = set()
+
+
 # ---- transformer ----------------------------------------------------------------------
 
 class Located(tuple):
@@ -298,6 +305,11 @@ class _ToAst(Transformer):
     def symbol(self, token):
         if token.value in FUNCTIONS and token.value != "ceil":  # `ceil` alone is the pooling flag
             raise ParamsymSyntaxError(f"'{token.value}' is a function: write {token.value}(...)", pos=pos_of(token))
+        if token.value not in _NAMES and token.value not in _LETS:
+            _NAMES.add(token.value)
+            if len(_NAMES) > MAX_SYMBOLS:
+                raise ParamsymLimitError(f"more than {MAX_SYMBOLS:,} different symbols in one program",
+                                         pos=pos_of(token), hint="give some of the sizes numbers")
         return Located(symbol(token.value), pos_of(token))
 
     def function(self, name, *args):
@@ -407,6 +419,7 @@ class _ToAst(Transformer):
 
     # program
     def let(self, name, value):
+        _LETS.add(name.value)
         return Let(name.value, value.expr, pos_of(name))
 
     def define(self, name, *rest):
@@ -580,6 +593,7 @@ def parse_program(source: str) -> Program:
         raise ParamsymLimitError(
             f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted")
     parser = _parser()
+    _NAMES.clear(), _LETS.clear()
     try:
         statements, network = lalr.parse(parser, source, "start")
     except UnexpectedInput as error:
@@ -600,6 +614,7 @@ def parse_expression(text: str) -> Expr:
     if len(text) > 10_000:
         raise ParamsymLimitError("the expression is longer than 10,000 characters")
     parser = _parser()
+    _NAMES.clear(), _LETS.clear()
     try:
         return lalr.parse(parser, text, "expression")
     except UnexpectedInput as error:
