@@ -16,9 +16,9 @@ import sympy
 from .errors import ParamsymLimitError, Position
 
 # Terms of a formula multiplied out, at most; the real formulas of networks have a few dozen.
-MAX_TERMS = 2_000
+MAX_TERMS = 500
 # Terms of a sum of formulas (a network of 20,000 layers with a symbol each), at most: adding is cheap.
-MAX_SUM_TERMS = 200_000
+MAX_SUM_TERMS = 20_000
 _HUGE = 10 ** 12  # "too many": counts stop growing here
 
 _KNOWN: dict = {}  # formula -> bound, shared by the formulas built from it (cleared when large)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import sympy
 
 from . import expansion
-from .errors import ParamsymUsageError
+from .errors import ParamsymLimitError, ParamsymUsageError
 from .network import Network
 from .quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 
+MAX_FACTOR_TERMS = 150
 VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")
 
 
@@ -39,6 +40,11 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
     if how == "expanded":
         return expansion.expand(expr)
     if how == "factored":
+        # factoring takes SymPy minutes on a few hundred terms of high degree: only short formulas
+        terms = len(sympy.Add.make_args(expansion.expand(expr)))
+        if terms > MAX_FACTOR_TERMS:
+            raise ParamsymLimitError(f"the factored view is for formulas of at most {MAX_FACTOR_TERMS} terms; "
+                                     f"this one has {terms:,}", hint="use --view expanded, or collected --by NAME")
         return sympy.factor(expr)
     if how == "collected":
         if by is None:
