@@ -209,17 +209,20 @@ class LayerBuilder:
             return call
         env = self.env
 
-        def sub(value):
-            return value.xreplace(env) if value is not None else None
+        def sub(value, pos):
+            # a block's x^64 called with x = A+B+C+D grows here: refused where it is written
+            return None if value is None else expansion.check(
+                value.xreplace(env), "this value (with the block's arguments put in)", pos)
 
         args = []
         for arg in call.args:
             if isinstance(arg, Channels):
-                args.append(Channels(sub(arg.cin), sub(arg.cout), arg.pos, arg.cin_pos, arg.cout_pos))
+                args.append(Channels(sub(arg.cin, arg.cin_pos or arg.pos), sub(arg.cout, arg.cout_pos or arg.pos),
+                                     arg.pos, arg.cin_pos, arg.cout_pos))
             elif isinstance(arg, Keyword):
-                args.append(Keyword(arg.name, tuple(sub(v) for v in arg.value), arg.pos))
+                args.append(Keyword(arg.name, tuple(sub(v, arg.pos) for v in arg.value), arg.pos))
             else:
-                args.append(Positional(tuple(sub(v) for v in arg.value), arg.pos))
+                args.append(Positional(tuple(sub(v, arg.pos) for v in arg.value), arg.pos))
         return Call(call.name, tuple(args), call.pos)
 
     def _block(self, call: Call, flow: Flow, suffix: str) -> Flow:

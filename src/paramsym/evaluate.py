@@ -51,7 +51,7 @@ class Evaluator:
         if not known:
             return expr
         bound = expr.xreplace(known)
-        return expansion.expand(bound, "the formula with the values put in") if bound.is_polynomial() else bound
+        return expansion.expand(bound, "the formula (with the values put in)") if bound.is_polynomial() else bound
 
     def has_values_for(self, expr: sympy.Expr) -> bool:
         return all(s in self.values for s in expr.free_symbols)

@@ -21,16 +21,20 @@ MAX_TERMS = 500
 MAX_SUM_TERMS = 20_000
 _HUGE = 10 ** 12  # "too many": counts stop growing here
 
-_KNOWN: dict = {}  # formula -> bound, shared by the formulas built from it (cleared when large)
+_KNOWN: dict = {}  # formula -> (bound, degree, generators), shared by the formulas built from it
+_FEW = 16  # generators tracked per formula; beyond, only the product bound is used
 
 
 def terms(expr) -> int:
-    """An upper bound on the number of terms of `sympy.expand(expr)` (at most _HUGE)."""
+    """An upper bound on the number of terms of `sympy.expand(expr)` (at most _HUGE): the smaller of
+    the product bound (a product multiplies the terms of its factors; (n terms)^k has at most
+    C(n+k-1, k)) and, for a polynomial of degree d in v generators (symbols, or functions such as
+    floor(...)), the C(d+v, v) monomials it can have."""
     if not isinstance(expr, sympy.Basic) or not expr.args:
         return 1
     known = _KNOWN.get(expr)
     if known is not None:
-        return known
+        return known[0]
     if len(_KNOWN) > 100_000:
         _KNOWN.clear()
     # iteratively, children first: formulas built by substitution can be deeper than Python's recursion
@@ -44,29 +48,54 @@ def terms(expr) -> int:
             stack.extend((arg, False) for arg in node.args if arg.args and arg not in _KNOWN)
             continue
         _KNOWN[node] = _node_terms(node)
-    return _KNOWN[expr]
+    return _KNOWN[expr][0]
 
 
-def _child(arg) -> int:
-    return _KNOWN[arg] if arg.args else 1
+def _child(arg) -> tuple:
+    if arg.args:
+        return _KNOWN[arg]
+    if arg.is_Number:
+        return (1, 0, frozenset())
+    return (1, 1, frozenset((arg,)))  # a symbol
 
 
-def _node_terms(node) -> int:
-    if node.is_Add:
-        return min(sum(_child(a) for a in node.args), _HUGE)
-    if node.is_Mul:
-        product = 1
-        for a in node.args:
-            product = min(product * _child(a), _HUGE)
-        return product
+def _union(parts):
+    if any(p is None for p in parts):
+        return None
+    united = frozenset().union(*parts)
+    return united if len(united) <= _FEW else None
+
+
+def _node_terms(node) -> tuple:
+    if node.is_Add or node.is_Mul:
+        children = [_child(a) for a in node.args]
+        if node.is_Add:
+            bound = min(sum(c[0] for c in children), _HUGE)
+        else:
+            bound = 1
+            for c in children:
+                bound = min(bound * c[0], _HUGE)
+        degrees = [c[1] for c in children]
+        degree = None if None in degrees else (max(degrees) if node.is_Add else sum(degrees))
+        return _tighter(bound, degree, _union([c[2] for c in children]))
     if node.is_Pow:
         base, exponent = node.args
-        n = _child(base)
-        if n > 1 and exponent.is_Integer:
-            return _multinomial(n, abs(int(exponent)))
-        return 1
-    # a function (ceiling, Max, Piecewise...) is one term; what is inside it is bounded on its own
-    return 1
+        n, degree, gens = _child(base)
+        if exponent.is_Integer:
+            k = int(exponent)
+            bound = _multinomial(n, abs(k)) if n > 1 else 1
+            if k < 0 or degree is None:
+                return (bound, None, None)  # a denominator: the product bound alone
+            return _tighter(bound, degree * k, gens)
+    # a function (ceiling, Max, Piecewise...) or a power such as 2^C is one term, a generator of its
+    # own; what is inside it is bounded on its own
+    return (1, 1, frozenset((node,)))
+
+
+def _tighter(bound: int, degree, gens) -> tuple:
+    if degree is not None and gens is not None and bound > 1:
+        bound = min(bound, _multinomial(len(gens) + 1, degree))  # C(d+v, v) = C((v+1)+d-1, d)
+    return (bound, degree, gens)
 
 
 def _multinomial(n: int, k: int) -> int:
@@ -91,7 +120,7 @@ def inner_terms(expr) -> int:
             continue
         seen.add(node)
         if not node.is_Add:
-            largest = max(largest, _KNOWN.get(node, 1))
+            largest = max(largest, _KNOWN[node][0] if node in _KNOWN else 1)
         stack.extend(node.args)
     return largest
 

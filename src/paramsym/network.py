@@ -183,7 +183,7 @@ class Network:
         if not free & replacements.keys():
             return expr
         step = expr.xreplace(replacements)  # closed formulas: one pass
-        return expansion.expand(step, "this layer's count, with the let formulas put in", pos) \
+        return expansion.expand(step, "this layer's count (with the let formulas put in)", pos) \
             if step.is_polynomial() else expansion.check(step, "this layer's count", pos)
 
     def bind(self, expr: sympy.Expr, free=()) -> sympy.Expr:
@@ -194,7 +194,7 @@ class Network:
         if circular & expr.free_symbols:
             raise ParamsymUsageError("the assignments of the symbols refer to each other in a circle")
         bound = expr.xreplace(replacements)
-        return expansion.expand(bound, "the formula with the values put in") if bound.is_polynomial() else bound
+        return expansion.expand(bound, "the formula (with the values put in)") if bound.is_polynomial() else bound
 
     # ---- values
     def with_values(self, **values) -> "Network":
