@@ -155,6 +155,7 @@ def test_ceil_mode_pooling_with_symbols_matches_pytorch(kernel, stride, dilation
     except RuntimeError:
         return  # PyTorch refuses these sizes
     net = paramsym.parse(text)
+    values = {name: v for name, v in values.items() if name in net.symbols}  # n=1: the size is 1, whatever S
     assert net.value(net.output_shape.spatial[0], **values) == expected
 
 
