@@ -416,7 +416,7 @@ def growing_programs(draw) -> str:
     size = lambda: draw(st.one_of(st.integers(8, 224).map(str), st.sampled_from(["H", "(H + 1)"])))  # noqa: E731
     small = lambda: draw(st.one_of(st.integers(1, 3).map(str),  # noqa: E731
                                    st.sampled_from(["S", "P", "(C - 1)", "D", "(S + 1)"])))
-    stages = [f"input({size()}x{size()}x{draw(st.sampled_from(['3', 'C']))})"]
+    stages = [f"input({size()} x {size()} x {draw(st.sampled_from(['3', 'C']))})"]
     for _ in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(["conv", "pool", "pool", "dense", "res"]))
         if kind == "conv":
@@ -428,5 +428,5 @@ def growing_programs(draw) -> str:
         elif kind == "dense":
             stages.append(f"dense(->{draw(formulas(names))})")
         else:
-            stages.append("res(conv3x3 > relu)")
+            stages.append("res(bn > relu)")
     return "\n".join([*lines, " > ".join(stages)])
