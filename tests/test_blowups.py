@@ -199,7 +199,7 @@ def _alarm(signum, frame):
 BOUND = 10  # seconds for one generated program; most take a fraction of one
 
 
-@settings(max_examples=max(10, settings.default.max_examples // 10), deadline=None)
+@settings(max_examples=max(5, settings.default.max_examples // 10), deadline=None)
 @given(growing_programs())
 def test_property_growing_programs_answer_in_time(program):
     """Every generated program with powers, let chains and symbolic strides and pads is counted,
