@@ -139,9 +139,11 @@ QUANTITIES: list[Quantity] = [
              only_if_nonzero=True, summary="(values attention keeps for one sequence)", headline=True,
              budget=True, explain=_explain_kv_cache),
     Quantity("total", "total", network=lambda net: net.params if net.convention == "torch"
-             else expansion.expand(net.params + net.state, "the total formula"), summary="(keras convention: params + state)",
+             else expansion.expand(net.params + net.state, "the total formula"),
+             summary="(keras convention: params + state)",
              summary_when=lambda net: net.convention == "keras", headline=True, budget=True,
-             budget_formula=lambda net: expansion.expand(net.params + net.state, "the total formula"),  # a budget counts the state too
+             # a budget counts the state too
+             budget_formula=lambda net: expansion.expand(net.params + net.state, "the total formula"),
              layer_formula=lambda counts: counts.params + counts.state),
     Quantity("fan_in", "fan-in", noun="fan-in", default=_one, repeats=False, totalled=False,
              tables=frozenset({"table", "markdown", "html"})),

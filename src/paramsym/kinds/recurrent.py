@@ -108,11 +108,13 @@ class Recurrent(Kind):
 
     def _params(self, layer: Layer, convention: str) -> sympy.Expr:
         p = self._parts(layer, convention)
-        return expansion.expand(p["D"] * (self._per_direction(p, p["I"]) + (p["L"] - 1) * self._per_direction(p, p["after"])))
+        return expansion.expand(p["D"] * (self._per_direction(p, p["I"])
+                                          + (p["L"] - 1) * self._per_direction(p, p["after"])))
 
     def counts(self, layer: Layer, convention: str = "torch") -> dict:
         p = self._parts(layer, convention)
-        per_step = expansion.expand(p["D"] * (self._step_macs(p, p["I"]) + (p["L"] - 1) * self._step_macs(p, p["after"])))
+        per_step = expansion.expand(p["D"] * (self._step_macs(p, p["I"])
+                                              + (p["L"] - 1) * self._step_macs(p, p["after"])))
         macs = times(layer.in_shape.positions, per_step)
         return {"params": self._params(layer, convention), "fan_in": p["I"] + p["R"], "connections": macs,
                 "macs": macs}
