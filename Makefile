@@ -38,11 +38,13 @@ test: install-test
 
 # The long run of the generated-program property tests (docs/fuzzing.md records the last one):
 # 20,000 programs each against PyTorch, as broken variants, through the round trip and at the edges of what
-# PyTorch accepts (both ways), 1,000 against Keras.
+# PyTorch accepts (both ways), 1,000 against Keras; 2,000 programs whose formulas grow (powers, let chains, symbolic
+# strides and pads) each answered or refused within 10 s.
 fuzz: install-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_export.py tests/test_import.py tests/test_refuse.py \
-		--hypothesis-profile=fuzz --hypothesis-show-statistics \
-		-k "property_random_programs_match_torch or property_broken or property_round_trip or property_paramsym_accepts"
+		tests/test_blowups.py --hypothesis-profile=fuzz --hypothesis-show-statistics \
+		-k "property_random_programs_match_torch or property_broken or property_round_trip or property_paramsym_accepts \
+		or property_growing_programs_answer_in_time"
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_export.py --hypothesis-profile=deep \
 		-k "property_random_programs_match_keras" --hypothesis-show-statistics
 

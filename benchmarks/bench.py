@@ -159,10 +159,57 @@ def command_rows(sizes: list[int]) -> None:
           f"{seconds:.2f} s, {peak:.0f} MB (best of 3)")
 
 
+# ---- formulas that grow (issue 17) ---------------------------------------------------------------
+
+def let_chain(n: int) -> str:
+    return "let A0 = 1\n" + "".join(f"let A{i} = A{i - 1} + 1\n" for i in range(1, n + 1)) + \
+        f"input(8x8x3) > dense(->A{n})\n"
+
+
+GROWING = [  # (what, program, extra arguments): each answers, or is refused with a limit error (exit 2)
+    ("power (A+..+F)^5 (252 terms)", "dense(3->(A+B+C+D+E+F)^5)", ["formula"]),
+    ("power (A+..+F)^16 (refused)", "dense(3->(A+B+C+D+E+F)^16)", ["formula"]),
+    ("power (A+..+F)^64 (refused)", "dense(3->(A+B+C+D+E+F)^64)", ["formula"]),
+    ("let X=(A+B+C+D)^64; X^64 (refused)", "let X=(A+B+C+D)^64; dense(3->X^64)", ["count"]),
+    ("power (A+B+C)^28 via a let (435 terms)", "let X=(A+B+C)^14; dense(3->X^2)", ["formula"]),
+    ("5 ceil pools after stride=S", "input(224x224x3) > conv7x7(->8, stride=S)"
+     + " > maxpool3x3(stride=2, ceil)" * 5, ["count", "--set", "S=2"]),
+    ("nested lets, 15 (refused)", "let A0 = C\n" + "".join(f"let A{i} = A{i - 1} * (A{i - 1} + B)\n"
+                                                            for i in range(1, 16)) + "dense(3->A15)", ["count"]),
+    ("1,000 free symbols", "input(8x8x3) > flatten > " + " > ".join(f"dense(->C{i})" for i in range(1000)),
+     ["count"]),
+    ("10,000 free symbols (refused)", "input(8x8x3) > flatten > "
+     + " > ".join(f"dense(->C{i})" for i in range(10_000)), ["count"]),
+] + [(f"let chain of {n:,}", let_chain(n), ["count"]) for n in (1_000, 2_000, 5_000)]
+
+_TIMER_ANY = _TIMER.replace("if done.returncode:\n    sys.exit(done.stderr.decode())\n", "")
+
+
+def growing_rows() -> None:
+    exe = str(Path(sys.executable).with_name("paramsym"))
+    print("\nFormulas that grow (issue 17), the whole command (best of 3; exit 2 = refused with a limit error):")
+    print(f"{'case':<38} {'seconds':>8} {'peak MB':>8}")
+    with tempfile.TemporaryDirectory() as folder:
+        for index, (what, text, args) in enumerate(GROWING):
+            path = Path(folder) / f"growing{index}.psym"
+            path.write_text(text)
+            runs = []
+            for _ in range(3):
+                done = subprocess.run([sys.executable, "-c", _TIMER_ANY, exe, args[0], str(path), *args[1:]],
+                                      capture_output=True, text=True)
+                seconds, peak_kb = done.stdout.split()
+                runs.append((float(seconds), int(peak_kb) / 1024))
+            print(f"{what:<38} {min(r[0] for r in runs):>8.2f} {max(r[1] for r in runs):>8.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="stop at 10,000 layers")
+    parser.add_argument("--growing", action="store_true", help="only the formulas that grow (issue 17)")
     args = parser.parse_args()
+    if args.growing:
+        growing_rows()
+        return
     sizes = [100, 1_000, 10_000] + ([] if args.quick else [100_000])
     paramsym.parse("relu > dense(2->2)")  # build the parser once, as the CLI does per run
     print(f"{'layers':>8} {'widths':>9} {'chars':>10} {'seconds':>9} {'us/layer':>9} {'x prev':>7}")
@@ -187,6 +234,7 @@ def main() -> None:
           f"SymPy subs point by point {subs:,.0f} s (scaled from 2,000 points): {subs / vectorised:,.0f}x")
     print(f"\nCLI start-up, `paramsym count` on a 3-layer program: {cli_startup():.3f} s (median of 7)")
     command_rows([1_000, 10_000] + ([] if args.quick else [100_000, 200_000]))
+    growing_rows()
 
 
 if __name__ == "__main__":

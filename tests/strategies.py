@@ -359,3 +359,74 @@ def edge_cases(draw):
     layer = draw(st.sampled_from([_edge_conv, _edge_deconv, _edge_pool, _edge_pool, _edge_value, _edge_norm]))
     program, factory = layer(draw, sizes, channels)
     return f"input({_x(sizes + [channels])}) > {program}", factory, (*sizes, channels)
+
+
+# ---- symbolic programs that grow (issue 17): powers, let chains, symbolic strides and pads ----------
+
+_LETTERS = ["A", "B", "C", "D", "S", "P"]
+
+
+@st.composite
+def formulas(draw, names=(), depth: int = 2):
+    """A formula in a few symbols (and the names of earlier lets): sums, products, powers up to 64."""
+    leaves = st.one_of(st.sampled_from(_LETTERS + list(names)), st.integers(1, 9).map(str))
+    if depth == 0:
+        return draw(leaves)
+    how = draw(st.sampled_from(["leaf", "leaf", "sum", "product", "power", "minus"]))
+    if how == "leaf":
+        return draw(leaves)
+    if how == "sum":
+        terms = draw(st.lists(formulas(names, depth - 1), min_size=2, max_size=6))
+        return "(" + " + ".join(terms) + ")"
+    if how == "product":
+        return "(" + " * ".join(draw(st.lists(formulas(names, depth - 1), min_size=2, max_size=4))) + ")"
+    if how == "minus":
+        return f"({draw(formulas(names, depth - 1))} - {draw(st.integers(1, 3))})"
+    exponent = draw(st.sampled_from([2, 3, 8, 16, 32, 64]))
+    return f"{draw(formulas(names, depth - 1))}^{exponent}"
+
+
+@st.composite
+def _lets(draw) -> tuple[list[str], list[str]]:
+    """`let` statements and the names they define: chains that add, that multiply (nested, growing
+    exponentially when multiplied out), and formulas."""
+    lines, names = [], []
+    for chain in range(draw(st.integers(0, 3))):
+        how = draw(st.sampled_from(["add", "nest", "formula"]))
+        base = f"L{chain}_"
+        if how == "formula":
+            lines.append(f"let {base}0 = {draw(formulas(names))}")
+            names.append(f"{base}0")
+            continue
+        length = draw(st.integers(1, 300 if how == "add" else 20))
+        lines.append(f"let {base}0 = {draw(st.sampled_from(['C', '1', '(A + B)']))}")
+        for i in range(1, length + 1):
+            step = f"{base}{i - 1} + 1" if how == "add" else f"{base}{i - 1} * ({base}{i - 1} + B)"
+            lines.append(f"let {base}{i} = {step}")
+        names.append(f"{base}{length}")
+    return lines, names
+
+
+@st.composite
+def growing_programs(draw) -> str:
+    """A program whose formulas may grow large: powers of sums, let chains, symbolic strides and pads
+    on convolutions and ceil-mode pooling. It may be invalid; paramsym must answer or refuse it
+    (with a ParamsymError) quickly."""
+    lines, names = draw(_lets())
+    size = lambda: draw(st.one_of(st.integers(8, 224).map(str), st.sampled_from(["H", "(H + 1)"])))  # noqa: E731
+    small = lambda: draw(st.one_of(st.integers(1, 3).map(str),  # noqa: E731
+                                   st.sampled_from(["S", "P", "(C - 1)", "D", "(S + 1)"])))
+    stages = [f"input({size()} x {size()} x {draw(st.sampled_from(['3', 'C']))})"]
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["conv", "pool", "pool", "dense", "res"]))
+        if kind == "conv":
+            k = draw(st.sampled_from([1, 3, 7]))
+            stages.append(f"conv{k}x{k}(->{draw(formulas(names, 1))}, stride={small()}, pad={small()})")
+        elif kind == "pool":
+            ceil = ", ceil" if draw(st.booleans()) else ""
+            stages.append(f"maxpool3x3(stride={small()}, pad={draw(st.sampled_from(['0', '1', 'P']))}{ceil})")
+        elif kind == "dense":
+            stages.append(f"dense(->{draw(formulas(names))})")
+        else:
+            stages.append("res(bn > relu)")
+    return "\n".join([*lines, " > ".join(stages)])

@@ -23,7 +23,7 @@ SOURCE = Path(paramsym.__file__).resolve().parent
 # The stages, earliest first. A module may import its own stage or an earlier one (never a later one);
 # inside a stage the cycle test keeps the order one way.
 STAGES = [
-    {"errors", "formatting"},
+    {"errors", "formatting", "expansion"},
     {"syntax", "parser_cache", "lalr", "assignments"},
     {"records"},
     {"quantities", "evaluate"},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy
 
-from . import kinds
+from . import expansion, kinds
 from .formatting import human
 from .errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
 from .kinds.base import check_or_defer, require_number_like, whole_number
@@ -232,7 +232,11 @@ class LayerBuilder:
             raise ParamsymArgumentError(f"division by zero: with {shown}, {human(value)} has no value", pos=pos,
                                         notes=((f"'{self.calling[-1]}' is called here", self.call_pos[-1]),),
                                         hint="a block's parameter is divided by: give it a value that is not 0")
-        return _check_size(bound, pos) if bound is not value else bound
+        if bound is value:
+            return bound
+        # a block's x^64 called with x = A+B+C+D grows here: refused where it is written
+        expansion.check(bound, "this value (with the block's arguments put in)", pos)
+        return _check_size(bound, pos)
 
     def _block(self, call: Call, flow: Flow, suffix: str) -> Flow:
         define = self.defs[call.name]
@@ -400,7 +404,7 @@ class LayerBuilder:
         for x, y in pairs:
             if x is None or y is None:
                 continue
-            difference = sympy.expand(x - y)
+            difference = expansion.expand(x - y)
             if difference != 0 and not difference.is_number:
                 self.extra_constraints.append(Constraint(difference, "zero", "the branches' sizes must be equal",
                                                          pos))
@@ -467,7 +471,7 @@ def _shape_difference(a: Shape, b: Shape, channels: bool = True) -> str | None:
 
 
 def _surely_different(x, y) -> bool:
-    difference = sympy.expand(x - y)
+    difference = expansion.expand(x - y)
     if difference.is_number:
         return difference != 0
     # C vs 2C are different for every positive C; H vs floor((H-1)/2)+1 are equal for H=1 only

@@ -10,11 +10,9 @@ import os
 import sys
 import traceback
 
-from sympy import expand as sympy_expand
-
 import click
 
-from . import __version__
+from . import __version__, expansion
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .explain import explain as explain_network
 from .network import CONVENTIONS, DTYPES, Network, parse
@@ -254,7 +252,7 @@ def formula_command(program, on, how, by, by_symbol, assignments):
     if how == "per-layer":
         for path, share in per_layer(network, on):
             click.echo(f"{path}: {with_value(share)}")
-        click.echo(f"total: {with_value(sympy_expand(expr))}")
+        click.echo(f"total: {with_value(expansion.expand(expr))}")
     elif how == "generic":
         for path, template, values, count in generic(network):
             where = ", ".join(f"{s} = {human(v)}" for s, v in values.items())

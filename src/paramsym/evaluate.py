@@ -12,6 +12,7 @@ from math import ceil, floor
 
 import sympy
 
+from . import expansion
 from .errors import ParamsymEvaluationError, ParamsymUsageError
 from .records import Constraint
 from .syntax import MAX_NUMBER_BITS, number_bits, too_large
@@ -56,7 +57,7 @@ class Evaluator:
         if not known:
             return expr
         bound = expr.xreplace(known)
-        return sympy.expand(bound) if bound.is_polynomial() else bound
+        return expansion.expand(bound, "the formula (with the values put in)") if bound.is_polynomial() else bound
 
     def has_values_for(self, expr: sympy.Expr) -> bool:
         return all(s in self.values for s in expr.free_symbols)

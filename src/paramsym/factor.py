@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import sympy
 from sympy.printing.str import StrPrinter
 
-from . import kinds
+from . import expansion, kinds
 from .errors import ParamsymError
 from .syntax import Call, Channels, Composite, Define, Keyword, Let, Named, Positional, Repeat, Sequence, \
     parse_program, symbol
@@ -146,7 +146,7 @@ class _Reader:
         built = self.by_pos.get(call.pos, [])
         args = [self.arg(a, env) for a in call.args]
         if built and all(b.in_shape.channels is not None and b.cin is not None
-                         and (b.cin == b.in_shape.channels or sympy.expand(b.cin - b.in_shape.channels) == 0)
+                         and (b.cin == b.in_shape.channels or expansion.expand(b.cin - b.in_shape.channels) == 0)
                          for b in built):
             args = [Arg("->", values=(None, a.values[1])) if a.form == "->" else a for a in args]
         fills = []
@@ -766,8 +766,8 @@ def _render(statements: list[str], defines: list, network: list, limit: int | No
 def _counts(network) -> tuple:
     """Every total (as a formula: a program may leave sizes free) and the output shape."""
     from .quantities import QUANTITIES
-    totals = tuple(sympy.expand(network.quantity(q.name) or 0) for q in QUANTITIES if q.totalled or q.network)
-    return totals, tuple(sympy.expand(d) for d in network.output_shape.dims())
+    totals = tuple(expansion.expand(network.quantity(q.name) or 0) for q in QUANTITIES if q.totalled or q.network)
+    return totals, tuple(expansion.expand(d) for d in network.output_shape.dims())
 
 
 def flatten(text: str) -> str:

@@ -12,7 +12,9 @@ from typing import Callable
 import sympy
 
 from .builder import build_layers
-from .errors import ParamsymError, ParamsymEvaluationError, ParamsymLimitError, ParamsymNameError, ParamsymUsageError
+from . import expansion
+from .errors import (ParamsymError, ParamsymEvaluationError, ParamsymLimitError, ParamsymNameError,
+                     ParamsymUsageError, Position)
 from .evaluate import Evaluator
 from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
 from .records import Layer, Node, Shape
@@ -99,9 +101,10 @@ class Network:
         self.convention = convention
         # D = 2C (`let` or --set): the counts are formulas in C alone, as formula, latex and count show them;
         # they depend on the values, so this network has its own tied copy of the shared counts
-        self._tied = {symbol(n): e for n, e in self.relations().items()}
+        self._tied, self._circular = _closed({symbol(n): e for n, e in self.relations().items()},
+                                             self._let_positions())
         if self._tied:
-            self._counted = _Counted.of([LayerCount(lc.layer, Counts({name: self.apply_relations(value)
+            self._counted = _Counted.of([LayerCount(lc.layer, Counts({name: self.apply_relations(value, lc.layer.pos)
                                                                       for name, value in lc.counts.items()}))
                                          for lc in self._untied.layers])
             self.layers = self._counted.layers
@@ -163,33 +166,36 @@ class Network:
         """Assignments that are formulas in other symbols (`let D = 2C`, `--set D=2C`)."""
         return {name: expr for name, expr in self.assignments.items() if expr.free_symbols}
 
-    def apply_relations(self, expr):
+    def _let_positions(self) -> dict:
+        return {s.name: s.pos for s in self.program.statements if isinstance(s, Let)}
+
+    def apply_relations(self, expr, pos: Position | None = None):
         """`expr` with every symbol tied to others by a relation (`--set D=2C`) replaced by its formula;
         symbols with a number stay symbols. Unchanged when the relations go round in a circle (an error
-        that evaluating reports)."""
+        that evaluating reports). A formula too large to multiply out is refused (at `pos`, a layer's)."""
         if not isinstance(expr, sympy.Basic):
             return expr
         replacements = self._tied
-        if not replacements or not expr.free_symbols & replacements.keys():
+        if not (replacements or self._circular):
             return expr
-        bound = expr
-        for _ in range(len(replacements) + 1):
-            step = bound.xreplace(replacements)
-            if step == bound:
-                return sympy.expand(step) if step.is_polynomial() else step
-            bound = step
-        return expr
+        free = expr.free_symbols
+        if free & self._circular:
+            return expr
+        if not free & replacements.keys():
+            return expr
+        step = expr.xreplace(replacements)  # closed formulas: one pass
+        return expansion.expand(step, "this layer's count (with the let formulas put in)", pos) \
+            if step.is_polynomial() else expansion.check(step, "this layer's count", pos)
 
     def bind(self, expr: sympy.Expr, free=()) -> sympy.Expr:
         """`expr` with every assigned symbol but those in `free` replaced by its value or formula."""
         keep = {s if isinstance(s, sympy.Symbol) else symbol(s) for s in free}
-        replacements = {symbol(n): e for n, e in self.assignments.items() if symbol(n) not in keep}
-        for _ in range(len(replacements) + 1):
-            bound = expr.xreplace(replacements)
-            if bound == expr:
-                return sympy.expand(bound) if bound.is_polynomial() else bound
-            expr = bound
-        raise ParamsymUsageError("the assignments of the symbols refer to each other in a circle")
+        replacements, circular = _closed({symbol(n): e for n, e in self.assignments.items()
+                                          if symbol(n) not in keep}, self._let_positions())
+        if circular & expr.free_symbols:
+            raise ParamsymUsageError("the assignments of the symbols refer to each other in a circle")
+        bound = expr.xreplace(replacements)
+        return expansion.expand(bound, "the formula (with the values put in)") if bound.is_polynomial() else bound
 
     # ---- values
     def with_values(self, **values) -> "Network":
@@ -517,39 +523,116 @@ def _resolve(assignments: dict[str, sympy.Expr], positions: dict | None = None) 
     free symbol); one that needs itself is an error (at `positions[name]`, if known).
     """
     positions = positions or {}
-    values: dict[sympy.Symbol, int] = {}
-    pending = dict(assignments)
-    while pending:
-        ready = [n for n, e in pending.items() if all(s in values for s in e.free_symbols)]
-        if not ready:
-            break
-        for name in ready:
-            try:
-                value = Evaluator(values).number(pending.pop(name))
-            except ParamsymLimitError as error:
-                if error.pos is not None:
-                    raise
-                raise ParamsymLimitError(error.message.replace("a value", f"the value of {name}", 1),
-                                         pos=positions.get(name), hint=error.hint) from None
-            except ParamsymEvaluationError as error:  # let B = 4/(A-1) with A = 1
-                if error.pos is not None:
-                    raise
-                raise ParamsymEvaluationError(f"the value of {name}: {error.message}", pos=positions.get(name),
-                                              hint=error.hint) from None
-            if not isinstance(value, int) or value < 1:
-                raise ParamsymUsageError(f"{name} = {value}: a symbol stands for a positive whole number",
-                                         pos=positions.get(name))
-            values[symbol(name)] = value
-    for name in pending:
-        seen, frontier = set(), {s.name for s in pending[name].free_symbols}
-        while frontier:
-            current = frontier.pop()
-            if current == name:
-                raise ParamsymUsageError(f"the value of {name} depends on {name} itself", pos=positions.get(name))
-            if current in pending and current not in seen:
-                seen.add(current)
-                frontier |= {s.name for s in pending[current].free_symbols}
-    return values
+    evaluator = Evaluator({})
+    values = evaluator.values  # grows as names are resolved (one evaluator: a chain of lets is linear)
+    order, pending = _in_order({symbol(n): e for n, e in assignments.items()})
+    for sym in order:
+        if any(s not in values for s in assignments[sym.name].free_symbols):
+            pending.add(sym)  # needs a free symbol (a relation)
+            continue
+        name = sym.name
+        try:
+            value = evaluator.number(assignments[name])
+        except ParamsymLimitError as error:
+            if error.pos is not None:
+                raise
+            raise ParamsymLimitError(error.message.replace("a value", f"the value of {name}", 1),
+                                     pos=positions.get(name), hint=error.hint) from None
+        except ParamsymEvaluationError as error:  # let B = 4/(A-1) with A = 1
+            if error.pos is not None:
+                raise
+            raise ParamsymEvaluationError(f"the value of {name}: {error.message}", pos=positions.get(name),
+                                          hint=error.hint) from None
+        if not isinstance(value, int) or value < 1:
+            raise ParamsymUsageError(f"{sym.name} = {value}: a symbol stands for a positive whole number",
+                                     pos=positions.get(sym.name))
+        values[sym] = value
+    circular = _circular({s: assignments[s.name] for s in pending})
+    for name in assignments:
+        if symbol(name) in circular:
+            raise ParamsymUsageError(f"the value of {name} depends on {name} itself", pos=positions.get(name))
+    return dict(values)
+
+
+def _in_order(assignments: dict) -> tuple[list, set]:
+    """The assigned symbols, each after those its formula uses (Kahn's order), and those left over:
+    on a circle, or after one. Linear in the size of the formulas."""
+    users: dict = {}
+    waiting: dict = {}
+    for sym, expr in assignments.items():
+        needs = [s for s in expr.free_symbols if s in assignments]
+        waiting[sym] = len(needs)
+        for s in needs:
+            users.setdefault(s, []).append(sym)
+    order = [sym for sym, n in waiting.items() if n == 0]
+    for sym in order:  # the list grows while it is read
+        for user in users.get(sym, ()):
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                order.append(user)
+    return order, {sym for sym, n in waiting.items() if n > 0}
+
+
+def _circular(assignments: dict) -> set:
+    """The symbols whose formula needs, through others, the symbol itself (Tarjan's components,
+    without recursion)."""
+    graph = {sym: [s for s in expr.free_symbols if s in assignments] for sym, expr in assignments.items()}
+    index: dict = {}
+    low: dict = {}
+    stack: list = []
+    on_stack: set = set()
+    found: set = set()
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph[child])))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph[node]:
+                    found.update(component)
+    return found
+
+
+def _closed(relations: dict, positions: dict) -> tuple[dict, set]:
+    """Each relation's formula with the relations it uses put in, so that one `xreplace` applies them
+    all; and the symbols left out because their relations go round in a circle. Each formula is put
+    together from the closed formulas of the symbols it uses (shared, not copied): linear in the size
+    of the relations. One too large to multiply out is refused at its let."""
+    order, left = _in_order(relations)
+    closed: dict = {}
+    for sym in order:
+        expr = relations[sym]
+        inner = {s: closed[s] for s in expr.free_symbols if s in closed}
+        value = expr.xreplace(inner) if inner else expr
+        closed[sym] = expansion.check(value, f"the formula of {sym.name}", positions.get(sym.name))
+    return closed, left
 
 
 def _assignments(program: Program) -> dict[str, sympy.Expr]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import sympy
 
+from . import expansion
 from .errors import ParamsymError
 from .evaluate import Evaluator
 from .formatting import exact, grouped, human
@@ -142,7 +143,7 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
                 return {"expr": None, "value": None}
             key = (q.name, exprs)
             if key not in sums:
-                sums[key] = document.quantity(sympy.expand(add(exprs)), q.name.replace("_", "-"))
+                sums[key] = document.quantity(expansion.expand(add(exprs)), q.name.replace("_", "-"))
             return sums[key]
 
         first, last = members[0].layer, members[-1].layer

@@ -16,6 +16,7 @@ from typing import Callable
 
 import sympy
 
+from . import expansion
 from .records import ONE, ZERO, Layer
 from .syntax import oversized_number, too_large
 
@@ -92,7 +93,7 @@ def _activation_bytes(net) -> Expr | None:
 def _memory(net) -> Expr | None:
     if net.activation_bytes is None:
         return None
-    return sympy.expand(net.activation_bytes + net.param_bytes)
+    return expansion.expand(net.activation_bytes + net.param_bytes, "the memory formula")
 
 
 def _explain_state(net, words) -> str | None:
@@ -139,9 +140,11 @@ QUANTITIES: list[Quantity] = [
              only_if_nonzero=True, summary="(values attention keeps for one sequence)", headline=True,
              budget=True, explain=_explain_kv_cache),
     Quantity("total", "total", network=lambda net: net.params if net.convention == "torch"
-             else sympy.expand(net.params + net.state), summary="(keras convention: params + state)",
+             else expansion.expand(net.params + net.state, "the total formula"),
+             summary="(keras convention: params + state)",
              summary_when=lambda net: net.convention == "keras", headline=True, budget=True,
-             budget_formula=lambda net: sympy.expand(net.params + net.state),  # a budget counts the state too
+             # a budget counts the state too
+             budget_formula=lambda net: expansion.expand(net.params + net.state, "the total formula"),
              layer_formula=lambda counts: counts.params + counts.state),
     Quantity("fan_in", "fan-in", noun="fan-in", default=_one, repeats=False, totalled=False,
              tables=frozenset({"table", "markdown", "html"})),
@@ -152,7 +155,8 @@ QUANTITIES: list[Quantity] = [
     Quantity("activations", "activations", default=_output_elements),
     Quantity("activation_bytes", "activation bytes", network=_activation_bytes),
     Quantity("param_bytes", "parameter bytes",
-             network=lambda net: sympy.expand((net.params + net.state) * DTYPES[net.dtype])),
+             network=lambda net: expansion.expand((net.params + net.state) * DTYPES[net.dtype],
+                                                  "the formula of the parameter bytes")),
     Quantity("kv_cache_bytes", "KV cache bytes", network=_kv_cache_bytes, budget=True),
     Quantity("memory", "bytes", network=_memory, budget=True, in_json=False),
 ]
@@ -255,6 +259,8 @@ def count_layer(layer: Layer, convention: str = "torch") -> Counts:
         values = {name: value if not BY_NAME[name].repeats else
                   times(value, stored if BY_NAME[name].experts == "all" else used)
                   for name, value in values.items()}
+    for name, value in values.items():  # (A+B+C)^9 channels: a MAC count too large to multiply out
+        expansion.check(value, f"the {BY_NAME[name].title} formula of this {layer.name}", layer.pos)
     return Counts(values)
 
 
@@ -303,7 +309,7 @@ def total(quantities) -> Expr | None:
     quantities = list(quantities)
     if any(q is None for q in quantities):
         return None
-    return sympy.expand(add(quantities))
+    return expansion.expand(add(quantities), "the network's total")
 
 
 def add(exprs) -> Expr:

@@ -18,7 +18,7 @@ import sympy
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import lalr, parser_cache
+from . import expansion, lalr, parser_cache
 from .errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
                      Position)
 
@@ -27,6 +27,7 @@ MAX_SOURCE_CHARS = 2_000_000
 MAX_NESTING = 64
 MAX_OPERATORS = 10_000  # arithmetic operators in a whole program; real ones have a few hundred
 MAX_SYMBOLIC_EXPONENT = 64
+MAX_SYMBOLS = 1_000  # different symbols (not lets) in one program; printing sorts each formula over all of them
 MAX_NUMBER_DIGITS = 100
 MAX_NUMBER_BITS = 8192  # ~2,466 decimal digits; printing stays far below Python's 4,300-digit guard
 
@@ -306,6 +307,17 @@ def build_power(base: Expr, exponent: Expr, pos: Position) -> Expr:
     return _check_size(sympy.Pow(base, exponent), pos)
 
 
+def _bounded(value: Expr, pos: Position) -> Expr:
+    """`value`, refused where it is written when multiplying it out would be too large ((A+B+C+D)^64)."""
+    return expansion.check(value, "this formula", pos)
+
+
+# The names used as symbols in the program being parsed, and those its lets define (a chain of 5,000 lets
+# is fine: the cap is on the symbols that stay free). Emptied before each parse; parsing is not reentrant.
+_NAMES: set = set()
+_LETS: set = set()
+
+
 # ---- transformer ----------------------------------------------------------------------
 
 class Located(tuple):
@@ -332,6 +344,11 @@ class _ToAst(Transformer):
     def symbol(self, token):
         if token.value in FUNCTIONS and token.value != "ceil":  # `ceil` alone is the pooling flag
             raise ParamsymSyntaxError(f"'{token.value}' is a function: write {token.value}(...)", pos=pos_of(token))
+        if token.value not in _NAMES and token.value not in _LETS:
+            _NAMES.add(token.value)
+            if len(_NAMES) > MAX_SYMBOLS:
+                raise ParamsymLimitError(f"more than {MAX_SYMBOLS:,} different symbols in one program",
+                                         pos=pos_of(token), hint="give some of the sizes numbers")
         return Located(symbol(token.value), pos_of(token))
 
     def function(self, name, *args):
@@ -355,7 +372,7 @@ class _ToAst(Transformer):
         terms = [first.expr]
         for op, term in zip(rest[::2], rest[1::2]):
             terms.append(-term.expr if op == "-" else term.expr)
-        return Located(_check_size(sympy.Add(*terms), pos_of(rest[0])), first.pos)
+        return Located(_bounded(_check_size(sympy.Add(*terms), pos_of(rest[0])), first.pos), first.pos)
 
     def product(self, first, *rest):
         if not rest:
@@ -368,16 +385,17 @@ class _ToAst(Transformer):
                     raise ParamsymError("division by zero", pos=pos_of(op))
                 factor = sympy.Pow(factor, -1)
             factors.append(factor)
-        return Located(_check_size(sympy.Mul(*factors), pos_of(rest[0])), first.pos)
+        return Located(_bounded(_check_size(sympy.Mul(*factors), pos_of(rest[0])), first.pos), first.pos)
 
     def implicit_product(self, number, factor):
-        return Located(_check_size(sympy.Mul(read_number(number), factor.expr), pos_of(number)), pos_of(number))
+        return Located(_bounded(_check_size(sympy.Mul(read_number(number), factor.expr), pos_of(number)),
+                                pos_of(number)), pos_of(number))
 
     def signed(self, op, value):
         return Located(-value.expr if op == "-" else value.expr, pos_of(op))
 
     def power(self, base, op, exponent):
-        return Located(build_power(base.expr, exponent.expr, pos_of(op)), base.pos)
+        return Located(_bounded(build_power(base.expr, exponent.expr, pos_of(op)), base.pos), base.pos)
 
     # arguments
     def dims(self, *children):
@@ -440,6 +458,7 @@ class _ToAst(Transformer):
 
     # program
     def let(self, name, value):
+        _LETS.add(name.value)
         return Let(name.value, value.expr, pos_of(name))
 
     def define(self, name, *rest):
@@ -613,6 +632,7 @@ def parse_program(source: str) -> Program:
         raise ParamsymLimitError(
             f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted")
     parser = _parser()
+    _NAMES.clear(), _LETS.clear()
     try:
         statements, network = lalr.parse(parser, source, "start")
     except UnexpectedInput as error:
@@ -633,6 +653,7 @@ def parse_expression(text: str) -> Expr:
     if len(text) > 10_000:
         raise ParamsymLimitError("the expression is longer than 10,000 characters")
     parser = _parser()
+    _NAMES.clear(), _LETS.clear()
     try:
         return lalr.parse(parser, text, "expression")
     except UnexpectedInput as error:

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import sympy
 
-from .errors import ParamsymUsageError
+from . import expansion
+from .errors import ParamsymLimitError, ParamsymUsageError
 from .network import Network
 from .quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 
+MAX_FACTOR_TERMS = 150
 VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")
 
 
@@ -36,15 +38,20 @@ def formula(network: Network, on: str = "params") -> sympy.Expr:
 
 def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | None = None) -> sympy.Expr:
     if how == "expanded":
-        return sympy.expand(expr)
+        return expansion.expand(expr)
     if how == "factored":
+        # factoring takes SymPy minutes on a few hundred terms of high degree: only short formulas
+        terms = len(sympy.Add.make_args(expansion.expand(expr)))
+        if terms > MAX_FACTOR_TERMS:
+            raise ParamsymLimitError(f"the factored view is for formulas of at most {MAX_FACTOR_TERMS} terms; "
+                                     f"this one has {terms:,}", hint="use --view expanded, or collected --by NAME")
         return sympy.factor(expr)
     if how == "collected":
         if by is None:
             raise ParamsymUsageError("--view collected needs --by NAME, the symbol to collect by")
         if network is None or by not in network.symbols:
             raise ParamsymUsageError(f"the program has no symbol {by!r}")
-        return sympy.collect(sympy.expand(expr), network.symbols[by])
+        return sympy.collect(expansion.expand(expr), network.symbols[by])
     raise ParamsymUsageError(f"unknown view {how!r}; use one of {', '.join(VIEWS)}")
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sympy
 
+from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..records import KerasSpec, Layer, TorchSpec
 from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
@@ -206,7 +207,7 @@ class Attention(Kind):
             params += q + 2 * kv + t.c
         if o["window"] is not None:
             params += self.position_bias(layer, heads, o["window"])[0]
-        return sympy.expand(params)
+        return expansion.expand(params)
 
     def field(self, layer, field):
         """Every output sees every position (a window attention's field, windows that do not slide, is left
@@ -258,7 +259,7 @@ class Attention(Kind):
             if layer.bias:
                 lines.append("(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter "
                              "exists and counts.)")
-        if window is not None and o.get("pad") and sympy.expand(s["padded"] - s["T"]) == 0:
+        if window is not None and o.get("pad") and expansion.expand(s["padded"] - s["T"]) == 0:
             lines.append(f"Padding: none, the map is a multiple of {w(window)} already.")
         elif window is not None and o.get("pad"):
             lines.append(f"Padding: the map is padded with zeros at the bottom and right to a multiple of "
@@ -368,7 +369,7 @@ def _own_text(module) -> str:
 
 def _default_head_dim(layer) -> bool:
     e = layer.options["head_dim"]
-    return sympy.expand(e * layer.options["heads"] - layer.cin) == 0
+    return expansion.expand(e * layer.options["heads"] - layer.cin) == 0
 
 
 # ---- import ---------------------------------------------------------------------------

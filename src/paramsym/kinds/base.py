@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import sympy
 
+from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymError, ParamsymShapeError, ParamsymUsageError, Position
 from ..quantities import times  # the product of factors that may be unknown, as counting needs it
 from ..records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
@@ -344,7 +345,7 @@ def input_channels(call: Call, flow: Flow, args: Args) -> Expr:
     stated = args.channels.cin if args.channels is not None else None
     inferred = flow.shape.channels
     if stated is not None and inferred is not None:
-        if sympy.expand(stated - inferred) != 0:
+        if expansion.expand(stated - inferred) != 0:
             name, where = flow.source
             raise ParamsymShapeError(
                 f"{call.name} says it takes {stated} input channels, but the layer before gives {inferred}",
@@ -381,7 +382,7 @@ def stated_channels(call: Call, flow: Flow, args: Args) -> Expr:
         stated = arg.value[0]
         args.constraints += whole_number(stated, "channels", arg.pos)
         inferred = flow.shape.channels
-        if inferred is not None and sympy.expand(stated - inferred) != 0:
+        if inferred is not None and expansion.expand(stated - inferred) != 0:
             name, where = flow.source
             # rmsnorm(bias): a bare name in the channels' place is read as the channel count
             hint = f"'{stated}' is read as the number of channels; {usage(args.kind, call.name)}" \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy
 
+from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError
 from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
@@ -64,7 +65,7 @@ class _Filters(Kind):
     def weight_sentences(self, layer, w) -> list[str]:
         k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
         ksize = windows.kernel_text(layer, w)
-        if g != 1 and sympy.expand(g - cin) == 0:
+        if g != 1 and expansion.expand(g - cin) == 0:
             return _depthwise_sentences(layer, w)
         if g != 1:
             return [f"With groups={w(g)}, each filter sees only {w(cin)}/{w(g)} = {w(cin / g)} of the "

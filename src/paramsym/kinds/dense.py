@@ -5,6 +5,7 @@ import difflib
 
 import sympy
 
+from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
 from ..records import ZERO, KerasSpec, Layer, Shape, TorchSpec
 from ..syntax import Call, Channels
@@ -52,7 +53,7 @@ class Dense(Kind):
             raise ParamsymArgumentError(f"tie={name}: {target.name} has no weight matrix to share", pos=arg.pos,
                                         notes=((f"'{name}' is this {target.name}", target.pos),))
         own = (layer.cout, layer.cin)
-        orientations = [[sympy.expand(a - b) for a, b in zip(own, shared)] for shared in (weight, weight[::-1])]
+        orientations = [[expansion.expand(a - b) for a, b in zip(own, shared)] for shared in (weight, weight[::-1])]
         if any(all(d == 0 for d in differences) for differences in orientations):
             return name, []
         message = (f"tie={name}: this layer's weight is {own[0]} x {own[1]} (outputs x inputs), but "

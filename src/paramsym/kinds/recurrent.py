@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sympy
 
+from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times, whole_input_field
@@ -85,7 +86,7 @@ class Recurrent(Kind):
         proj = args.scalar("proj")  # a whole number of at least 1
         message = (f"proj={proj} must be smaller than the hidden size {hidden} "
                    f"(PyTorch requires proj_size < hidden_size)")
-        return proj, check_or_defer(sympy.expand(hidden - proj), "positive", message, arg.pos)
+        return proj, check_or_defer(expansion.expand(hidden - proj), "positive", message, arg.pos)
 
     # ---- quantities
     def _parts(self, layer: Layer, convention: str = "torch") -> dict:
@@ -107,11 +108,13 @@ class Recurrent(Kind):
 
     def _params(self, layer: Layer, convention: str) -> sympy.Expr:
         p = self._parts(layer, convention)
-        return sympy.expand(p["D"] * (self._per_direction(p, p["I"]) + (p["L"] - 1) * self._per_direction(p, p["after"])))
+        return expansion.expand(p["D"] * (self._per_direction(p, p["I"])
+                                          + (p["L"] - 1) * self._per_direction(p, p["after"])))
 
     def counts(self, layer: Layer, convention: str = "torch") -> dict:
         p = self._parts(layer, convention)
-        per_step = sympy.expand(p["D"] * (self._step_macs(p, p["I"]) + (p["L"] - 1) * self._step_macs(p, p["after"])))
+        per_step = expansion.expand(p["D"] * (self._step_macs(p, p["I"])
+                                              + (p["L"] - 1) * self._step_macs(p, p["after"])))
         macs = times(layer.in_shape.positions, per_step)
         return {"params": self._params(layer, convention), "fan_in": p["I"] + p["R"], "connections": macs,
                 "macs": macs}
@@ -131,7 +134,7 @@ class Recurrent(Kind):
         def one(width):
             return gates * hidden * width + gates * hidden * recurrent + beta * gates * hidden + projection
 
-        return sympy.expand(directions * (one(t.c_in) + (o["layers"] - 1) * one(directions * recurrent)))
+        return expansion.expand(directions * (one(t.c_in) + (o["layers"] - 1) * one(directions * recurrent)))
 
     def field(self, layer, field):
         """A step's output may depend on every step before it (and after it, bidirectional): the field is
@@ -208,7 +211,7 @@ class Recurrent(Kind):
         if not layer.bias or self.keras_biases == 2:
             return False
         scale = layer.multiplier * (layer.experts[0] if layer.experts else ONE)
-        return sympy.expand(counts.params - scale * self._params(layer, "keras")) == 0
+        return expansion.expand(counts.params - scale * self._params(layer, "keras")) == 0
 
     # ---- frameworks
     def torch(self, layer, num) -> TorchSpec:

@@ -31,12 +31,22 @@ def conv_output_size(n, kernel, stride, pad, dilation):
 
 
 def pool_output_size_ceil(n, kernel, stride, pad, dilation):
-    """PyTorch's ceil_mode: round up, but the last window must start inside the input."""
-    out = sympy.ceiling((n + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1
-    shrink = sympy.Ge((out - 1) * stride, n + pad)
-    if shrink in (sympy.true, sympy.false):
-        return out - 1 if shrink == sympy.true else out
-    return sympy.Piecewise((out - 1, shrink), (out, True))
+    """PyTorch's ceil_mode: round up, but the last window must start inside the input or its left
+    padding. PyTorch takes one off `ceil(L/s) + 1` when `ceil(L/s)*s >= n + pad`; that is the smaller of
+    the two counts below (for every pad of at most half the window, which PyTorch requires). Not a
+    Piecewise: a Piecewise of a Piecewise becomes conditions (ITE) that grow with each pool.
+
+    Which one is smaller does not depend on n: ceil(L/s) = floor((n + pad - 1 + extra)/s) with
+    extra = s - 1 + pad - d(k-1), so with extra <= 0 it is the rounded-up count, else the last start."""
+    rounded_up = sympy.ceiling((n + 2 * pad - dilation * (kernel - 1) - 1) / stride)
+    last_start = sympy.floor((n + pad - 1) / stride)
+    extra = stride - 1 + pad - dilation * (kernel - 1)
+    if extra.is_nonpositive:
+        return rounded_up + 1
+    if extra.is_positive:
+        return last_start + 1
+    # a symbolic stride or pad of the pool itself: SymPy's own Min would compare the two at length
+    return sympy.Min(rounded_up, last_start, evaluate=False) + 1
 
 
 def deconv_output_size(n, kernel, stride, pad, dilation, outpad):
