@@ -319,12 +319,16 @@ def test_python_literal_refuses_anything_else(value):
         python_literal(value)
 
 
-def test_a_number_past_the_decimal_literal_limit_is_written():
-    # before: ValueError (Python's 4300-digit limit) while writing the file, a traceback
-    network = paramsym.parse("let A = 2^8000; input(8x8x3) > dense(->A*A)")
+def test_the_largest_numbers_a_program_can_make_are_written_exactly():
+    # before: `let A = 2^8000; ... dense(->A*A)` raised a ValueError (Python's 4300-digit limit) while writing
+    # the file. A*A (16,001 bits) is now refused by the 8,192-bit limit where it is made (test_hostile_inputs);
+    # the largest widths still allowed are written exactly, and python_literal writes hex past 4,300 digits
+    network = paramsym.parse("let A = 2^8000; input(8x8x3) > dense(->A)")
     for text in (paramsym.torch_source(network), keras_source(network)):
         ast.parse(text)
-        assert hex(2**16000) in text
+        assert str(2**8000) in text or hex(2**8000) in text
+    with pytest.raises(ParamsymError, match="8,192 bits"):
+        paramsym.parse("let A = 2^8000; input(8x8x3) > dense(->A*A)").evaluate()
 
 
 @pytest.mark.parametrize("write", [paramsym.torch_source, keras_source], ids=["torch", "keras"])
