@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test install-docs docs serve-docs bench bench-playground check-language wheel fuzz clean
+.PHONY: demo test install install-test install-docs docs serve-docs bench bench-playground import-sweep check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ fuzz: install-test
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+# paramsym.from_torch over one model of each timm family and every torchvision classification model, each
+# re-checked against the model (docs/zoo.md, Importing timm, records the last run); SWEEP="--all" for every timm model.
+import-sweep: install-test
+	$(BIN)/python benchmarks/import_sweep.py $(SWEEP)
 
 # The playground in headless Chromium: cold load to the first result, and each edit of ResNet-50
 # (benchmarks/README.md); --screenshots also writes docs/images/playground*.png.

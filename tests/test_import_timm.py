@@ -323,3 +323,33 @@ def test_frozen_and_evo_norms_are_refused():
     for module in (timm.layers.FrozenBatchNormAct2d(4), timm.layers.EvoNorm2dB0(4), timm.layers.EvoNorm2dS0(4)):
         with pytest.raises(ImportRefused):  # FrozenBatchNormAct2d was an AttributeError traceback
             paramsym.from_torch(nn.Sequential(nn.Conv2d(3, 4, 1), module), (5, 5, 3))
+
+
+# ---- crashes found by benchmarks/import_sweep.py (one model of each timm family) --------------------------------
+
+class AddsItsOwnParameter(nn.Module):
+    """PiT's stem: a convolution, then `x + self.pos_embed`, a parameter that forward reads itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 2, stride=2)
+        self.pos_embed = nn.Parameter(torch.zeros(1, 4, 4, 4))
+
+    def forward(self, x):
+        return self.conv(x) + self.pos_embed
+
+
+def test_a_parameter_added_by_forward_is_refused():
+    """Was a KeyError traceback ('pos_embed', timm's pit_xs_224); now a refusal naming the parameter."""
+    with pytest.raises(ImportRefused, match="'add' uses 'pos_embed', a parameter or buffer that forward reads"):
+        paramsym.from_torch(AddsItsOwnParameter(), (8, 8, 3))
+
+
+def test_timm_space_to_depth_is_space2depth():
+    """timm's SpaceToDepth (TResNet's stem) keeps its block in `bs`: was an AttributeError traceback
+    (downscale_factor); now space2depth(4), counted as the module counts."""
+    from timm.layers import SpaceToDepth
+    module = nn.Sequential(SpaceToDepth(4), nn.Conv2d(48, 8, 3, padding=1), nn.BatchNorm2d(8))
+    text = paramsym.from_torch(module, (12, 8, 3), flat=True)
+    assert "space2depth(4)" in text
+    assert imported(module, (12, 8)) == measured(module, (12, 8)) | {"nonlinear": 0}

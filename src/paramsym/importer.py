@@ -378,6 +378,13 @@ class _Converter:
 
     def _through(self, node) -> str:
         """The op that really produces `node`'s value (skipping no-op nodes)."""
+        if node.name not in self.ops:
+            # a tensor that no op of the language produced: a parameter or buffer that forward reads itself and
+            # uses as a value (timm's PiT adds its pos_embed), or a value of an operation that was passed over
+            what = "a parameter or buffer that forward reads itself" if getattr(node, "op", "") == "get_attr" \
+                else "a value the language has no counterpart for"
+            users = ", ".join(f"'{user.name}'" for user in getattr(node, "users", ()))
+            raise ImportRefused(f"operation {users or '?'} uses '{node.name}', {what} (not through a layer)")
         op = self.ops[node.name]
         while op.kind == "skip" and op.inputs:
             op = self.ops[op.inputs[0]]

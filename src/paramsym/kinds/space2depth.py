@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ParamsymShapeError
+from ..errors import ImportRefused, ParamsymShapeError
 from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
 from .base import Kind, check_or_defer, make_layer, whole_number
@@ -78,7 +78,10 @@ class SpaceToDepth(Kind):
                 KerasSpec("Reshape", {"target_shape": (h // b, w // b, b * b * c)})]
 
     def from_torch(self, module, ctx) -> str:
-        block = module.block if hasattr(module, "block") else module.downscale_factor
+        # ours: block; torch's PixelUnshuffle: downscale_factor; timm's SpaceToDepth (TResNet): bs, the same order
+        block = next((getattr(module, a) for a in ("block", "downscale_factor", "bs") if hasattr(module, a)), None)
+        if not isinstance(block, int):
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) has no block size that paramsym can read")
         return f"space2depth({block})"
 
 

@@ -1,0 +1,296 @@
+"""A sweep of `paramsym.from_torch` over one model of each timm family and every torchvision classification
+model (issue 17): no import may return a wrong program, and nothing may crash. Run by hand (not a test):
+
+    python benchmarks/import_sweep.py                       # everything, one worker, 120 s a model
+    python benchmarks/import_sweep.py --timeout 60 --limit 50 --out sweep.md
+    python benchmarks/import_sweep.py --only timm:dla34 tv:resnet18
+
+Each model is imported in a worker process (killed and restarted after --timeout seconds) and its outcome
+classified:
+  exact    from_torch returned a program; it is then re-checked here, independently of paramsym's own
+           verification: parameters (sum of numel over model.parameters(), each shared tensor once), BatchNorm
+           running statistics, the output shape of a real forward, and MACs against FlopCounterMode (FLOPs/2).
+           A params/state/shape difference is WRONG (the worst defect); a MAC difference is listed apart
+           (FlopCounterMode counts 0 for some ops, so it is not necessarily wrong).
+  refused  paramsym.errors.ImportRefused / ParamsymError: the first line of the reason is recorded.
+  crashed  any other exception escaping from_torch: its type, message and the traceback's last frame.
+  timeout  no answer within --timeout seconds.
+  unbuilt  the model itself could not be built or run (not paramsym's doing).
+Models are built on the meta device (shapes without values) and run there; a model that cannot be built or
+imported on meta is tried again on the CPU at its default input size (timm's pretrained_cfg).
+A timm family is (the module that registers the model, the letters its name starts with); its smallest
+model is guessed from the name (test_, atto, femto, pico, nano, tiny, ... and the first number).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import multiprocessing as mp
+import re
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # import_coverage: torchvision's list and the meta-device builder
+
+SIZES = ["test", "atto", "femto", "pico", "nano", "xxxs", "xxs", "micro", "tiny", "xs", "mini", "small", "lite",
+         "s", "b0", "base", "medium", "m", "large", "l", "huge", "h", "giant", "g"]
+
+
+def size_key(name: str) -> tuple:
+    words = re.split(r"[_.\-]", name)
+    rank = min((SIZES.index(w) for w in words if w in SIZES), default=len(SIZES))
+    if name.startswith("test_"):
+        rank = -1
+    numbers = [int(n) for n in re.findall(r"\d+", name)]
+    return rank, numbers[0] if numbers else 0, len(name), name
+
+
+def timm_models(every: bool = False) -> list[str]:
+    import timm
+    from timm.models._registry import _model_to_module
+
+    if every:
+        return sorted(timm.list_models(), key=size_key)
+    families = collections.defaultdict(list)
+    for name in timm.list_models():
+        families[(_model_to_module[name], re.match(r"[a-z]+", name).group())].append(name)
+    return sorted((min(names, key=size_key) for names in families.values()), key=size_key)
+
+
+def torchvision_models() -> list[str]:
+    from import_coverage import model_names
+    return model_names()
+
+
+# ---- one model, in the worker ----------------------------------------------------------------------------
+
+def build(source: str, name: str, device: str):
+    import torch
+
+    from import_coverage import input_shape, on_meta
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if source == "tv":
+            import torchvision
+            builder = lambda: torchvision.models.get_model(name, weights=None)  # noqa: E731
+            shape = input_shape(name)
+        else:
+            import timm
+            builder = lambda: timm.create_model(name, pretrained=False)  # noqa: E731
+            c, h, w = timm.models.get_pretrained_cfg(name).input_size
+            shape = (h, w, c)
+        if device == "meta":
+            with on_meta():
+                model = builder()
+        else:
+            with torch.device("cpu"):
+                model = builder()
+    return model.eval(), shape
+
+
+def check(model, shape, text) -> dict:
+    """The independent re-check of a returned program: torch's own counts against the program's."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import paramsym
+
+    network = paramsym.parse(text)
+    values = network.evaluate()
+    ours_shape = tuple(int(network.value(d)) for d in network.output_shape.dims())
+    params = sum(p.numel() for p in model.parameters())  # parameters() yields each shared tensor once
+    state = sum(b.numel() for key, b in model.named_buffers()
+                if key.rsplit(".", 1)[-1] in ("running_mean", "running_var"))
+    device = next(iter(model.parameters()), torch.zeros(())).device
+    *spatial, channels = shape
+    with torch.no_grad(), warnings.catch_warnings(), FlopCounterMode(display=False) as counter:
+        warnings.simplefilter("ignore")
+        out = model.eval()(torch.zeros(1, channels, *spatial, device=device))
+    if not isinstance(out, torch.Tensor):
+        out = out[0]
+    dims = tuple(int(d) for d in out.shape[1:])
+    # the language writes channels last; a sequence (N, T, d) is already channels last
+    theirs_shapes = {dims, dims[1:] + dims[:1]}
+    flops = counter.get_total_flops()
+    wrong = []
+    if values["params"] != params:
+        wrong.append(f"params torch {params:,} paramsym {values['params']:,}")
+    if values["state"] != state:
+        wrong.append(f"state torch {state:,} paramsym {values['state']:,}")
+    if ours_shape not in theirs_shapes:
+        wrong.append(f"shape torch {dims} paramsym {ours_shape}")
+    macs = values.get("macs")
+    try:
+        macs = int(macs)
+    except (TypeError, ValueError):
+        macs = None
+    return {"params": params, "state": state, "wrong": "; ".join(wrong), "macs": macs, "torch_macs": flops / 2}
+
+
+def one(source: str, name: str) -> dict:
+    import paramsym
+    from paramsym.errors import ParamsymError
+
+    result = {"source": source, "name": name}
+    for device in ("meta", "cpu"):
+        result["device"] = device
+        try:
+            model, shape = build(source, name, device)
+        except Exception as error:  # noqa: BLE001 - the model's own failure
+            result.update(outcome="unbuilt", detail=f"{type(error).__name__}: {first_line(error)}")
+            continue
+        result["input"] = "x".join(map(str, shape))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                text = paramsym.from_torch(model, shape, flat=True)
+        except ParamsymError as error:
+            result.update(outcome="refused", detail=first_line(error).removeprefix("usage error: "))
+            if device == "meta" and "does not run on" in result["detail"]:
+                continue  # perhaps only on meta (a value read back with .item()): try the CPU
+            return result
+        except Exception as error:  # noqa: BLE001 - the defect this sweep looks for
+            frame = traceback.extract_tb(error.__traceback__)[-1]
+            result.update(outcome="crashed", detail=f"{type(error).__name__}: {first_line(error)} "
+                                                      f"[{Path(frame.filename).name}:{frame.lineno} in {frame.name}]")
+            return result
+        try:
+            result.update(check(model, shape, text))
+        except Exception as error:  # noqa: BLE001 - the re-check itself failed (e.g. forward on meta)
+            if device == "meta":
+                continue
+            result.update(outcome="exact?", detail=f"re-check failed: {type(error).__name__}: {first_line(error)}")
+            return result
+        result["outcome"] = "WRONG" if result["wrong"] else "exact"
+        result["detail"] = result["wrong"]
+        return result
+    return result
+
+
+def first_line(error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def worker(inbox, outbox):
+    while True:
+        job = inbox.get()
+        if job is None:
+            return
+        start = time.monotonic()
+        try:
+            result = one(*job)
+        except BaseException as error:  # noqa: BLE001 - never lose the worker's answer
+            result = {"source": job[0], "name": job[1], "outcome": "crashed",
+                      "detail": f"{type(error).__name__}: {first_line(error)} (outside from_torch)"}
+        result["seconds"] = round(time.monotonic() - start, 1)
+        outbox.put(result)
+
+
+class Worker:
+    def __init__(self):
+        ctx = mp.get_context("spawn")
+        self.inbox, self.outbox = ctx.Queue(), ctx.Queue()
+        self.process = ctx.Process(target=worker, args=(self.inbox, self.outbox), daemon=True)
+        self.process.start()
+
+    def run(self, job, timeout: float) -> dict:
+        import queue
+        self.inbox.put(job)
+        try:
+            return self.outbox.get(timeout=timeout)
+        except queue.Empty:
+            self.process.kill()
+            self.process.join()
+            return {"source": job[0], "name": job[1], "outcome": "timeout", "detail": f"over {timeout:.0f} s",
+                    "seconds": timeout}
+
+    def close(self):
+        if self.process.is_alive():
+            self.inbox.put(None)
+            self.process.join(10)
+
+
+# ---- the summary -----------------------------------------------------------------------------------------
+
+def reason_group(detail: str) -> str:
+    """A refusal's reason without its model-specific names and numbers."""
+    text = re.sub(r"'[^']*'", "'…'", detail)
+    text = re.sub(r"\([A-Za-z0-9_]+\)", "(…)", text)
+    text = re.sub(r"\d[\d,x.]*", "N", text)
+    return text[:140]
+
+
+def summary(results: list[dict], seconds: float) -> str:
+    import timm
+    import torch
+    import torchvision
+
+    import paramsym
+    counts = collections.Counter(r["outcome"] for r in results)
+    lines = [f"# paramsym import sweep, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+             f"paramsym {getattr(paramsym, '__version__', '?')}, torch {torch.__version__}, "
+             f"torchvision {torchvision.__version__}, timm {timm.__version__}; {len(results)} models "
+             f"({sum(r['source'] == 'timm' for r in results)} timm, "
+             f"{sum(r['source'] == 'tv' for r in results)} torchvision) in {seconds / 60:.1f} min", "",
+             "| outcome | models |", "|---|---:|"]
+    for outcome in ("exact", "WRONG", "refused", "crashed", "timeout", "unbuilt", "exact?"):
+        if counts[outcome]:
+            lines.append(f"| {outcome} | {counts[outcome]} |")
+    bad = [r for r in results if r["outcome"] in ("WRONG", "crashed", "timeout", "exact?")]
+    if bad:
+        lines += ["", "## Wrong, crashed, timed out", "", "| model | outcome | detail |", "|---|---|---|"]
+        lines += [f"| {r['source']}:{r['name']} | {r['outcome']} | {r['detail'].replace('|', '/')} |" for r in bad]
+    macs = [r for r in results if r["outcome"] == "exact" and r.get("macs") is not None
+            and r["macs"] != r["torch_macs"]]
+    lines += ["", f"## MACs differing from FlopCounterMode ({len(macs)} of {counts['exact']} exact imports; "
+              "FlopCounterMode counts 0 for some ops, so these are not necessarily wrong)", "",
+              "| model | paramsym | FlopCounterMode / 2 | ratio |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['source']}:{r['name']} | {r['macs']:,} | {r['torch_macs']:,.0f} | "
+              f"{r['macs'] / r['torch_macs'] if r['torch_macs'] else float('inf'):.3f} |" for r in macs]
+    groups = collections.Counter(reason_group(r["detail"]) for r in results if r["outcome"] == "refused")
+    lines += ["", "## Refusal reasons", "", "| models | reason |", "|---:|---|"]
+    lines += [f"| {n} | {reason.replace('|', '/')} |" for reason, n in groups.most_common()]
+    lines += ["", "## Every model", "", "| model | input | device | outcome | s | detail |", "|---|---|---|---|---:|---|"]
+    lines += [f"| {r['source']}:{r['name']} | {r.get('input', '')} | {r.get('device', '')} | {r['outcome']} | "
+              f"{r['seconds']} | {r.get('detail', '').replace('|', '/')[:200]} |" for r in results]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--limit", type=int, help="at most this many timm families (smallest first)")
+    parser.add_argument("--all", action="store_true", help="every timm model, not one a family")
+    parser.add_argument("--no-torchvision", action="store_true")
+    parser.add_argument("--only", nargs="*", help="models as timm:NAME or tv:NAME")
+    parser.add_argument("--out", type=Path, help="also write the summary here")
+    args = parser.parse_args()
+    if args.only:
+        jobs = [tuple(m.split(":", 1)) for m in args.only]
+    else:
+        jobs = [("timm", n) for n in timm_models(args.all)[:args.limit]]
+        if not args.no_torchvision:
+            jobs += [("tv", n) for n in torchvision_models()]
+    start = time.monotonic()
+    results, pool = [], Worker()
+    for i, job in enumerate(jobs, 1):
+        result = pool.run(job, args.timeout)
+        if result["outcome"] == "timeout":
+            pool = Worker()
+        results.append(result)
+        print(f"[{i}/{len(jobs)}] {job[0]}:{job[1]} {result['outcome']} {result['seconds']}s "
+              f"{result.get('detail', '')[:150]}", file=sys.stderr, flush=True)
+    pool.close()
+    text = summary(results, time.monotonic() - start)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
