@@ -39,7 +39,7 @@ test: install-test
 # The long run of the generated-program property tests (docs/fuzzing.md records the last one):
 # 20,000 programs each against PyTorch, as broken variants, through the round trip and at the edges of what
 # PyTorch accepts (both ways), 1,000 against Keras; 2,000 programs whose formulas grow (powers, let chains, symbolic
-# strides and pads) each answered or refused within 10 s.
+# strides and pads) each answered or refused within 30 s.
 fuzz: install-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_export.py tests/test_import.py tests/test_refuse.py \
 		tests/test_blowups.py --hypothesis-profile=fuzz --hypothesis-show-statistics \
