@@ -13,6 +13,12 @@ def torch_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def on_meta(build):
+    """`build()` on the meta device: a model's shapes without its weights (no memory, no downloads)."""
+    with torch.device("meta"):
+        return build()
+
+
 def torch_state(module: torch.nn.Module) -> int:
     """Running statistics of normalisation layers (num_batches_tracked is a step counter, not state)."""
     return sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))

@@ -20,18 +20,10 @@ transformers = pytest.importorskip("transformers")
 torchvision = pytest.importorskip("torchvision")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from frameworks import on_meta, torch_params as numel  # noqa: E402
 from torchvision.models.swin_transformer import SwinTransformer  # noqa: E402
 
 SRC = str(Path(paramsym.__file__).resolve().parents[1])
-
-
-def numel(model) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def on_meta(build):
-    with torch.device("meta"):
-        return build()
 
 
 def block_line(text: str) -> str:

@@ -3,19 +3,16 @@
 These models do not trace with torch.fx (their forward passes branch on
 Python values), but each family has one layout, which its config and a few
 modules describe. The program is written in that layout with `def` blocks and
-a repeat, so it reads like the paper's table; then it is counted and compared
-with the model's own `parameters()`. A model whose count differs (a variant
-the layout does not cover) is refused, never imported inexactly.
+a repeat, so it reads like the paper's table. `importer.from_torch` then
+checks it as it checks every import (parameters, running statistics, output
+shape, unused parameters): a variant the layout does not cover is refused,
+never imported inexactly.
 """
 from __future__ import annotations
 
 from fractions import Fraction
 
 from .errors import ImportRefused
-
-
-def _numel(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _shared(a, b) -> bool:
@@ -398,8 +395,6 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for)."""
-    from .network import parse  # an earlier stage: the program is counted to compare with the model
-
     if type(model).__name__ == "MaxVit":
         raise ImportRefused("MaxVit: its block and grid attention (attention inside windows and across a grid "
                             "of strided positions, each with a relative-position bias) has no counterpart in the "
@@ -417,8 +412,4 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
                                 f"not one paramsym reads (it reads {', '.join(sorted(_FAMILIES))})")
         text = family(model, size[0] if size is not None and len(size) == 1 else None,
                       None if size is None else tuple(size))
-    counted = parse(text).evaluate()["params"]
-    if counted != _numel(model):
-        raise ImportRefused(f"{type(model).__name__} has {_numel(model):,} parameters, but its layout as paramsym "
-                            f"reads it has {counted:,}: a variant that paramsym does not read exactly")
-    return text
+    return text  # checked against the model by importer._verified, with every other import

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from math import ceil
 
 import sympy
 
@@ -204,12 +203,9 @@ def _same_padding(layer: Layer, num) -> tuple:
     if layer.in_shape.spatial is None or any(n is None for n in layer.in_shape.spatial):
         raise ParamsymUsageError(f"{layer.name} at {layer.pos}: pad=same needs the input size to export; "
                                  f"start the program with input(...)")
-    pads = []
-    for n, k, s, d in zip(num.each(layer.in_shape.spatial), num.each(layer.kernel), num.each(layer.stride),
-                          num.each(layer.dilation)):
-        total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)
-        pads.append((total // 2, total - total // 2))
-    return tuple(amount for pair in reversed(pads) for amount in pair)
+    pairs = same_pairs(num.each(layer.in_shape.spatial), num.each(layer.kernel), num.each(layer.stride),
+                       num.each(layer.dilation))
+    return tuple(amount for pair in reversed(pairs) for amount in pair)
 
 
 def same_padded(layer: Layer, num, module: TorchSpec, same_value: float = 0.0) -> TorchSpec:
