@@ -6,7 +6,7 @@ with torchvision: parameters, BatchNorm running statistics and the output shape.
 
     python tests/import_coverage.py            # print the table
     python tests/import_coverage.py --update   # write it into docs/zoo.md
-    python tests/import_coverage.py --readable # lines of each import, flat and with blocks (paramsym.factor),
+    python tests/import_coverage.py --readable # lines of each import, flat and with blocks (paramsym.frameworks.factor),
                                                # and whether every total and the output shape are equal
 """
 from __future__ import annotations
@@ -93,7 +93,7 @@ def import_one(name: str) -> Row:
 def readable_row(name: str) -> tuple:
     """(lines flat, lines with blocks, every total and the output shape equal) of one model's import."""
     import paramsym
-    from paramsym.factor import _counts
+    from paramsym.frameworks.factor import _counts
     import torchvision
 
     with on_meta(), warnings.catch_warnings():

@@ -15,27 +15,28 @@ from pathlib import Path
 import pytest
 
 import paramsym
-from paramsym import export, kinds
-from paramsym.explain import explain
+from paramsym import kinds
+from paramsym.frameworks import export
+from paramsym.render.explain import explain
 
 SOURCE = Path(paramsym.__file__).resolve().parent
 
-# The stages, earliest first. A module may import its own stage or an earlier one (never a later one);
-# inside a stage the cycle test keeps the order one way.
+# The stages, earliest first: a folder of src/paramsym/ per stage (docs/architecture.md), with errors and the
+# expansion bounds below them all and the API and the CLI on top. A module may import its own stage or an earlier
+# one (never a later one); inside a stage the cycle test keeps the order one way.
 STAGES = [
-    {"errors", "formatting", "expansion"},
-    {"syntax", "parser_cache", "lalr", "assignments"},
-    {"records"},
-    {"quantities", "evaluate"},
+    {"errors", "expansion"},
+    {"language", "language.*"},
+    {"core", "core.*"},
     {"kinds", "kinds.*"},
-    {"builder"},
-    {"network"},
-    {"solve", "views", "vectorize", "sweeps", "factor"},
-    {"typeset", "printers", "explain", "plots"},
-    {"torch_modules", "export", "keras_export", "hf_import", "importer"},
+    {"model", "model.*"},
+    {"algebra", "algebra.*"},
+    {"frameworks", "frameworks.*"},
+    {"render", "render.*"},
     {"__init__"},
     {"cli", "__main__"},
 ]
+FOLDERS = ["language", "core", "kinds", "model", "algebra", "frameworks", "render"]
 
 
 def _modules() -> dict[str, Path]:
@@ -101,6 +102,15 @@ def test_every_module_has_a_stage():
         _stage(module)
 
 
+def test_the_package_is_the_stage_folders():
+    """src/paramsym/ holds the stage folders, errors and expansion at the bottom, the API and the CLI: a new
+    module goes into the folder of its stage."""
+    top = sorted(p.name for p in SOURCE.iterdir() if p.name != "__pycache__")
+    assert top == sorted([*FOLDERS, "__init__.py", "__main__.py", "cli.py", "errors.py", "expansion.py"])
+    for folder in FOLDERS:
+        assert (SOURCE / folder / "__init__.py").is_file(), folder
+
+
 def test_no_import_cycle():
     graph = _graph()
     state: dict[str, int] = {}
@@ -131,12 +141,13 @@ def test_imports_run_one_way():
 
 def test_the_cycle_check_sees_imports_inside_functions(tmp_path):
     # a lazy import is still an import: the walk covers function bodies
-    path = MODULES["network"]
+    path = MODULES["model.network"]
     lazy = [node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)]
-    assert lazy and all(_resolve("network", path, node) <= set(MODULES) for node in lazy)
-    code = ast.parse("def f():\n    from .printers import render\n")
+    assert lazy and all(_resolve("model.network", path, node) <= set(MODULES) for node in lazy)
+    code = ast.parse("def f():\n    from ..render.printers import render\n")
     inner = next(node for node in ast.walk(code) if isinstance(node, ast.ImportFrom))
-    assert _resolve("network", path, inner) == {"printers"}
+    assert _resolve("model.network", path, inner) == {"render.printers"}
+    assert _stage("render.printers") > _stage("model.network")
 
 
 # ---- no kind outside its module ---------------------------------------------------------
@@ -157,15 +168,15 @@ def _kind_words() -> set[str]:
 
 # String constants outside paramsym.kinds that may name a layer, with the reason. Anything else fails.
 ALLOWED = {
-    ("syntax", "join layers with '>', e.g. conv3x3(3->16) > relu"): "an example in a syntax-error hint",
-    ("syntax", "the program has no network: after the statements, write the layers, e.g. input(32x32x3) > "
+    ("language.syntax", "join layers with '>', e.g. conv3x3(3->16) > relu"): "an example in a syntax-error hint",
+    ("language.syntax", "the program has no network: after the statements, write the layers, e.g. input(32x32x3) > "
                "conv3x3(->16)"): "an example in a syntax-error hint",
-    ("syntax", "the language has no strings; names are written bare, e.g. conv3x3(3->16)"):
+    ("language.syntax", "the language has no strings; names are written bare, e.g. conv3x3(3->16)"):
         "an example in a syntax-error hint",
-    ("builder", "add a shortcut that matches: res(... | conv1x1(->C, stride=S))"): "an example in a shape-error hint",
-    ("builder", "(c) = conv3x3(->c) ... and call "): "an example in the hint for a block given channels",
-    ("builder", "e.g. moe(dense(->4d) > gelu > dense(->d), experts=8, top=2)"): "an example in a moe hint",
-    ("builder", "end the expert with a layer back to the input width, e.g. dense(->d)"): "an example in a moe hint",
+    ("model.builder", "add a shortcut that matches: res(... | conv1x1(->C, stride=S))"): "an example in a shape-error hint",
+    ("model.builder", "(c) = conv3x3(->c) ... and call "): "an example in the hint for a block given channels",
+    ("model.builder", "e.g. moe(dense(->4d) > gelu > dense(->d), experts=8, top=2)"): "an example in a moe hint",
+    ("model.builder", "end the expert with a layer back to the input width, e.g. dense(->d)"): "an example in a moe hint",
 }
 
 
@@ -181,7 +192,7 @@ def _strings(path: Path):
 
 
 # Modules that write whole programs in a model family's layout, and so name kinds by design.
-WRITERS = {"hf_import": "writes Hugging Face models and torchvision's ViT in their families' layouts; each "
+WRITERS = {"frameworks.hf_import": "writes Hugging Face models and torchvision's ViT in their families' layouts; each "
                         "written program is counted and compared with the model before it is returned"}
 
 
@@ -253,8 +264,8 @@ class _Numbers:
 
 _NEW_QUANTITY = textwrap.dedent("""
     import json, sys
-    from paramsym import quantities
-    from paramsym.quantities import Quantity
+    from paramsym.core import quantities
+    from paramsym.core.quantities import Quantity
     # biases: a quantity no kind knows about; its default reads the layer record
     quantities.register(Quantity("biases", "biases", default=lambda layer, counts: layer.cout if layer.bias else 0,
                                  tables=frozenset({"table", "markdown", "latex"}), summary="(one per output channel)",

@@ -84,7 +84,7 @@ def test_a_chain_of_5000_lets_is_counted(tmp_path):
 
 def test_relations_in_a_circle_are_still_found():
     # lets are put in order in one pass now; a circle (through --set) is still found and named
-    from paramsym.syntax import parse_expression
+    from paramsym.language.syntax import parse_expression
     net = paramsym.parse("let A = 2\nlet B = 3\ninput(3) > dense(->A + B)")
     with pytest.raises(paramsym.ParamsymUsageError, match="depends on A itself"):
         net.with_values(A=parse_expression("B + 1"), B=parse_expression("A + 1"))

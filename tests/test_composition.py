@@ -8,7 +8,7 @@ from torch import nn
 
 import paramsym
 from frameworks import Branches, Residual, torch_params, torch_run, torch_state
-from paramsym.syntax import symbol
+from paramsym.language.syntax import symbol
 
 SECTION_1 = """
 # width of the first stage; a default that --set / solve may override
@@ -168,7 +168,7 @@ def test_branch_error_points_at_both_branches():
 
 
 def test_fold_gives_one_row_per_stage():
-    from paramsym.printers import render_table
+    from paramsym.render.printers import render_table
     text = render_table(paramsym.parse(SECTION_1), width=200, fold=True)
     assert "block(C, 1) (8 layers)" in text and "block(2*C, 2) (8 layers)" in text
     assert "res.main" not in text

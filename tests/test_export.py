@@ -17,7 +17,7 @@ import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
 import paramsym
 from cli_helpers import run
 from frameworks import keras_counts, torch_params, torch_state
-from paramsym.torch_modules import Aux
+from paramsym.frameworks.torch_modules import Aux
 from strategies import programs
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -112,6 +112,9 @@ def test_property_random_programs_match_keras(text):
     if why_not is None:
         assert macs == values["macs"], text
     event("Keras MACs compared" if why_not is None else f"Keras MACs not compared: {why_not}")
+    # with side heads (aux), the model's outputs are the main one, then one per head
+    shape = model.output_shape[0] if isinstance(model.output_shape, list) else model.output_shape
+    assert list(shape[1:]) == [int(d) for d in network.output_shape.dims()], text
 
 
 def _keras_macs_not_comparable(network) -> str | None:
@@ -134,9 +137,6 @@ def _keras_macs_not_comparable(network) -> str | None:
         if count.layer.name == "rnn":
             return "Keras' SimpleRNN runs step 0 twice"
     return None
-    # with side heads (aux), the model's outputs are the main one, then one per head
-    shape = model.output_shape[0] if isinstance(model.output_shape, list) else model.output_shape
-    assert list(shape[1:]) == [int(d) for d in network.output_shape.dims()], text
 
 
 @given(programs(), st.data())

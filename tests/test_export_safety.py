@@ -21,8 +21,8 @@ import paramsym
 from cli_helpers import run
 from frameworks import torch_params
 from paramsym.errors import ParamsymError
-from paramsym.export import helper_sources
-from paramsym.keras_export import keras_source
+from paramsym.frameworks.export import helper_sources
+from paramsym.frameworks.keras_export import keras_source
 
 SENTINEL = "PARAMSYM_EXPORT_PWNED"
 PAYLOAD = f"__import__('os').environ.__setitem__('{SENTINEL}', '1')"
@@ -300,7 +300,7 @@ def test_cli_export_of_a_comment_that_closes_the_docstring(tmp_path):
                                    float("inf"), float("-inf"), True, None, "same", "it's \"\"\" \\", (1,), (),
                                    (2**20000, 1.5), [1, (2, 3)]], ids=lambda value: type(value).__name__)
 def test_python_literal_reads_back_as_the_value(value):
-    from paramsym.export import python_literal
+    from paramsym.frameworks.export import python_literal
 
     text = python_literal(value)
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
@@ -313,7 +313,7 @@ def test_python_literal_reads_back_as_the_value(value):
                                    __import__("sympy").Integer(3), b"x", {"a": 1}],
                          ids=lambda value: type(value).__name__)
 def test_python_literal_refuses_anything_else(value):
-    from paramsym.export import python_literal
+    from paramsym.frameworks.export import python_literal
 
     with pytest.raises(ParamsymError):
         python_literal(value)

@@ -14,7 +14,7 @@ import paramsym
 from paramsym import ParamsymError
 
 torch = pytest.importorskip("torch")
-from paramsym.export import example_input, to_torch, torch_source  # noqa: E402
+from paramsym.frameworks.export import example_input, to_torch, torch_source  # noqa: E402
 
 from cli_helpers import run  # noqa: E402
 
@@ -162,7 +162,7 @@ def test_written_torch_source_builds_the_same_module():
 def test_keras_multiply_gate_and_side_heads():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     pytest.importorskip("keras")
-    from paramsym.keras_export import keras_source, to_keras
+    from paramsym.frameworks.keras_export import keras_source, to_keras
     for program in ("input(8x8x32) > res(mul(id | gap > dense(->8, bias) > relu > dense(->32, bias) > sigmoid))",
                     "input(8x8x16) > aux(gap > dense(->10, bias)) > conv3x3(->4)"):
         net = paramsym.parse(program)
@@ -240,7 +240,7 @@ def test_cli_json_has_active_and_kv_cache_and_solves_on_active():
 
 
 def test_explain_says_how_many_experts_and_repeats_count():
-    from paramsym.explain import explain
+    from paramsym.render.explain import explain
     text = explain(paramsym.parse("input(16x64) > moe(dense(->128) > gelu > dense(->64), experts=4, top=1)"))
     assert "64·128 = 8,192 weights" in text and "No bias: 8,192 parameters." in text
     assert "One of 4 experts, of which each position goes through 1: 32,768 parameters stored, 8,192 active" in text

@@ -66,7 +66,7 @@ def test_numbers_up_to_the_limit_print_exactly(fmt):
 
 
 def test_bytes_beyond_a_float_are_exact():
-    from paramsym.printers import _bytes
+    from paramsym.render.printers import _bytes
     hundredths = (2 ** 8000 * 1000 * 100 + 10 ** 9 // 2) // 10 ** 9
     assert _bytes(2 ** 8000 * 1000) == f"{hundredths // 100:,}.{hundredths % 100:02d} GB"
     assert _bytes(10 ** 18 + 5 * 10 ** 6) == "1,000,000,000.01 GB"  # a float says 1000000000.00
@@ -96,7 +96,7 @@ NEAR = [1, 2, 3, 3_037_000_498, 3_037_000_499, 3_037_000_500, 3_037_000_501, 2 *
 @pytest.mark.parametrize("program", SWEPT)
 def test_sweep_equals_exact_evaluation_near_and_beyond_int64(program):
     import paramsym
-    from paramsym.sweeps import sweep
+    from paramsym.algebra.sweeps import sweep
     network = paramsym.parse(program)
     grid = {name: [v for v in NEAR if name != "C" or "C/2" not in program or v % 2 == 0]
             for name in ("C", "D") if name in network.symbols}
@@ -115,7 +115,7 @@ def test_sweep_values_beyond_the_number_limit_are_refused():
     assert result.returncode == 0  # 40 digits: within every limit
     from paramsym.errors import ParamsymLimitError
     import paramsym
-    from paramsym.sweeps import sweep
+    from paramsym.algebra.sweeps import sweep
     with pytest.raises(ParamsymLimitError, match="too large"):
         sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2 ** 8000]})
     with pytest.raises(ParamsymLimitError, match="a value of C is too large"):

@@ -44,7 +44,7 @@ def test_swin_v2_imports_exactly(rows):
 
 
 def test_every_traced_import_is_written_with_blocks(rows):
-    """paramsym.factor checks that a factored import counts exactly what the flat one counts (every total
+    """paramsym.frameworks.factor checks that a factored import counts exactly what the flat one counts (every total
     and the output shape) and writes the flat one otherwise: here none fell back (test_import_readable.py
     compares the two for a table of models; `python tests/import_coverage.py --readable` for all)."""
     flat = [name for name, row in rows.items() if row.outcome == "exact" and not row.text.startswith("#")

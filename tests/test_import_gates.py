@@ -12,7 +12,7 @@ import torch.fx
 
 import paramsym
 from cli_helpers import run
-from paramsym.torch_modules import Branches
+from paramsym.frameworks.torch_modules import Branches
 
 
 def gates(module):

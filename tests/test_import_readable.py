@@ -1,5 +1,5 @@
 """Imported programs stay readable (issue 11): `paramsym import` writes the blocks that recur as `def`
-blocks and runs as `(SEQ) * n` (paramsym.factor), and the factored program counts exactly what the
+blocks and runs as `(SEQ) * n` (paramsym.frameworks.factor), and the factored program counts exactly what the
 flat one counts: every total (parameters, state, MACs, memory, ...) and the output shape."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import paramsym
-from paramsym import factor
+from paramsym.frameworks import factor
 from strategies import programs
 
 torch = pytest.importorskip("torch")

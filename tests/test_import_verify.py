@@ -1,4 +1,4 @@
-"""Every import checks itself before it returns (paramsym.importer._verified): the program's parameters,
+"""Every import checks itself before it returns (paramsym.frameworks.importer._verified): the program's parameters,
 state (BatchNorm running statistics) and output shape equal the module's own parameters(), running_mean
 and running_var buffers and a run of it, and every module that holds parameters is used by forward.
 A difference is a refusal naming the module or the model, never a program.
@@ -239,7 +239,7 @@ def test_a_value_shared_across_a_split_is_carried_as_channels():
 ])
 def test_a_program_that_counts_differently_is_refused(monkeypatch, appended, message):
     """The importer's last step compares the program it wrote with the model, whatever wrote it."""
-    import paramsym.importer as importer
+    import paramsym.frameworks.importer as importer
     model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16))
     written = importer.readable
     monkeypatch.setattr(importer, "readable", lambda *args: written(*args).rstrip("\n") + appended + "\n")

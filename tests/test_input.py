@@ -14,8 +14,8 @@ import sympy
 import paramsym
 from cli_helpers import PARAMSYM, run
 from paramsym.cli import parse_assignments
-from paramsym.syntax import parse_count, symbol
-from paramsym.sweeps import parse_grid
+from paramsym.language.syntax import parse_count, symbol
+from paramsym.algebra.sweeps import parse_grid
 
 C, D = symbol("C"), symbol("D")
 SYMBOLIC = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > gap > dense(->10, bias)"

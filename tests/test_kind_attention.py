@@ -25,7 +25,7 @@ from torchvision.models.swin_transformer import ShiftedWindowAttention
 import paramsym
 from cli_helpers import run
 from frameworks import keras_counts, torch_params
-from paramsym.torch_modules import GroupedQueryAttention
+from paramsym.frameworks.torch_modules import GroupedQueryAttention
 
 
 def counts(program: str) -> dict:

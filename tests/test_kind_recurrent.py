@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import paramsym
-from paramsym.explain import explain
+from paramsym.render.explain import explain
 from cli_helpers import run
 from frameworks import torch_params
 

@@ -56,7 +56,7 @@ def test_counts(program, params, shape):
 def test_symbolic_formulas():
     net = paramsym.parse("input(T) > embed(V->d) > cls > posembed(N) > first")
     assert str(net.params) == "N*d + V*d + d"
-    assert net.output_shape.dims() == [paramsym.syntax.symbol("d")]
+    assert net.output_shape.dims() == [paramsym.language.syntax.symbol("d")]
     assert str(paramsym.parse("input(H x W x C) > tokens").output_shape.describe()) == "H*W x C"
     assert str(paramsym.parse("input(T x d) > cls").output_shape.describe()) == "T + 1 x d"
     # embed's MACs are 0 (a lookup), its fan-in 1 (each value is one entry of the table)

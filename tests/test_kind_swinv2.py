@@ -229,7 +229,7 @@ def test_latex(program, value):
 
 def test_generic_params_in_views():
     """The textbook formula of the layer (C the width) carries the MLP and the logit scales."""
-    from paramsym.quantities import generic_params
+    from paramsym.core.quantities import generic_params
     net = paramsym.parse("input(16x16x32) > attn(heads=4, bias, window=8, cpb=512)")
     template, values = generic_params(net.layers[0].layer)
     assert template.subs(values) == net.params == 4 * 32 * 32 + 4 * 32 + 3 * 512 + 512 * 4 + 4

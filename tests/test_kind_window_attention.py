@@ -17,7 +17,7 @@ from torchvision.models.swin_transformer import ShiftedWindowAttention
 import paramsym
 from cli_helpers import run
 from frameworks import torch_params, torch_state
-from paramsym.torch_modules import WindowAttention
+from paramsym.frameworks.torch_modules import WindowAttention
 
 
 def macs(module, x) -> int:

@@ -1,4 +1,4 @@
-"""paramsym.lalr, the faster loop over Lark's parse tables, gives what Lark's own parse gives:
+"""paramsym.language.lalr, the faster loop over Lark's parse tables, gives what Lark's own parse gives:
 the same syntax tree for a program, and for a broken one the same error (Lark's, at the same
 place, or paramsym's from the transformer or the postlexer)."""
 import random
@@ -8,7 +8,11 @@ import pytest
 from lark import Lark
 from lark.exceptions import UnexpectedInput
 
-from paramsym import ParamsymError, lalr, syntax
+from paramsym import ParamsymError
+
+from paramsym.language import lalr
+
+from paramsym.language import syntax
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.psym"))
 

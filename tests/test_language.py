@@ -5,7 +5,7 @@ import pytest
 import sympy
 
 import paramsym
-from paramsym.syntax import parse_program, symbol
+from paramsym.language.syntax import parse_program, symbol
 
 C, k, C_in, C_out = (symbol(n) for n in ("C", "k", "C_in", "C_out"))
 

@@ -1,4 +1,4 @@
-"""The layout readers (paramsym.hf_import: Hugging Face language models, torchvision's ViT and Swin) read what
+"""The layout readers (paramsym.frameworks.hf_import: Hugging Face language models, torchvision's ViT and Swin) read what
 changes a count from the model or refuse, checked against the frameworks themselves: the input asked for
 (torchvision's ViT takes its image_size only, a language model one axis, a learned position table no more
 positions than it has), the activation of every block, Mistral's sliding window (transformers' own KV cache),

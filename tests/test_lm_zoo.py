@@ -165,7 +165,7 @@ IMPORTS = [
 
 @pytest.mark.parametrize("name,build,says", IMPORTS, ids=[i[0] for i in IMPORTS])
 def test_import_reads_hugging_face_models_exactly(name, build, says):
-    from paramsym.importer import from_torch
+    from paramsym.frameworks.importer import from_torch
     model = build()
     text = from_torch(model, 128)
     assert says in text, text
@@ -176,7 +176,7 @@ def test_import_reads_hugging_face_models_exactly(name, build, says):
 
 def test_import_reads_torchvision_vits():
     torchvision = pytest.importorskip("torchvision")
-    from paramsym.importer import from_torch
+    from paramsym.frameworks.importer import from_torch
     for build in (torchvision.models.vit_b_16, torchvision.models.vit_b_32, torchvision.models.vit_l_16):
         model = on_meta(build)
         text = from_torch(model, "224x224x3")
@@ -185,7 +185,7 @@ def test_import_reads_torchvision_vits():
 
 def test_import_refuses_a_family_it_does_not_read():
     from paramsym import ParamsymError
-    from paramsym.importer import from_torch
+    from paramsym.frameworks.importer import from_torch
     model = on_meta(lambda: transformers.OPTForCausalLM(transformers.OPTConfig(num_hidden_layers=1)))
     with pytest.raises(ParamsymError, match="'opt' is not one paramsym reads"):
         from_torch(model, 128)

@@ -1,4 +1,4 @@
-"""The per-user cache of Lark's parser tables (paramsym/parser_cache.py): used only when it
+"""The per-user cache of Lark's parser tables (paramsym/language/parser_cache.py): used only when it
 was made for this very grammar, never required, and never a way to run planted code."""
 import os
 import pickle
@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from lark import Lark
 
-from paramsym import parser_cache, syntax
+from paramsym.language import parser_cache
+
+from paramsym.language import syntax
 
 OPTIONS = {"parser": "lalr", "lexer": "basic", "start": ["start"], "maybe_placeholders": True}
 GRAMMAR_A = 'start: WORD ("," WORD)*\n%import common.WORD\n%ignore " "\n'

@@ -20,8 +20,8 @@ from torch import nn
 
 import paramsym
 from frameworks import torch_params, torch_run
-from paramsym.evaluate import Evaluator
-from paramsym.syntax import parse_program, symbol
+from paramsym.core.evaluate import Evaluator
+from paramsym.language.syntax import parse_program, symbol
 
 NAMES = ["C", "D", "k", "C_in", "w2"]
 

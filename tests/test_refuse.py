@@ -184,7 +184,7 @@ def test_solve_skips_channels_below_1():
 
 
 def test_solve_agrees_with_brute_force_over_valid_values():
-    from paramsym.solve import _Problem
+    from paramsym.algebra.solve import _Problem
     network = paramsym.parse("input(8x8x3) > conv3x3(->C/3 - 2, pad=1) > deconv3x3(->4, stride=2, outpad=1)")
     problem = _Problem(network, "C", "params")
     for budget in (100, 1000, 10000):
@@ -248,8 +248,8 @@ def test_sweep_over_a_stride_that_reaches_0_marks_it_and_does_not_divide_by_zero
 
 
 def test_vectorised_division_by_zero_is_undefined_not_an_error():
-    from paramsym.syntax import symbol
-    from paramsym.vectorize import compile_condition, compile_exact, compile_pair
+    from paramsym.language.syntax import symbol
+    from paramsym.algebra.vectorize import compile_condition, compile_exact, compile_pair
     s = symbol("S")
     num, den = compile_pair(12 / (s - 2), [s])({"S": [1, 2, 3, 5]})
     assert [int(d) for d in den] == [1, 0, 1, 3]  # 0: undefined; the denominator stays positive

@@ -17,8 +17,8 @@ import pytest
 
 import paramsym
 from cli_helpers import PARAMSYM
-from paramsym import printers
-from paramsym.printers import render_table
+from paramsym.render import printers
+from paramsym.render.printers import render_table
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -204,7 +204,7 @@ def plain_sweep_csv(result) -> str:
 
 
 def test_sweep_csv_is_what_csv_writer_writes():
-    from paramsym.sweeps import Sweep, sweep
+    from paramsym.algebra.sweeps import Sweep, sweep
     network = paramsym.parse("input(H x H x 3) > conv3x3(->C, stride=2, pad=1) > bn > relu > gap > dense(->10, bias)")
     result = sweep(network, {"C": list(range(1, 60)), "H": list(range(1, 40))}, budget=5000)
     assert printers.render_sweep(result, "csv") == plain_sweep_csv(result)
@@ -231,7 +231,7 @@ def test_any_width_gives_a_table(program, width):
 
 
 def test_compiled_formulas_broadcast_like_the_full_grid():
-    from paramsym.vectorize import compile_condition, compile_exact
+    from paramsym.algebra.vectorize import compile_condition, compile_exact
     import sympy
     C, H = sympy.Symbol("C", positive=True, integer=True), sympy.Symbol("H", positive=True, integer=True)
     expr = 9 * C**2 * sympy.floor((H - 1) / 2) ** 2 + 7 * sympy.ceiling(C / 3) + H
@@ -247,7 +247,7 @@ def test_compiled_formulas_broadcast_like_the_full_grid():
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
 def test_counting_alike_layers_once_counts_every_layer_as_alone(path):
-    from paramsym.quantities import count_layer
+    from paramsym.core.quantities import count_layer
     network = paramsym.parse(path.read_text())
     assert [lc.counts for lc in network.layers] == [count_layer(lc.layer) for lc in network.layers]
 

@@ -16,7 +16,7 @@ SECTION_5 = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > g
 
 def brute_force(network, name, budget, on="params", mode="at-most", upto=5000):
     """The answer by evaluating every value from 1 (what solve must agree with)."""
-    from paramsym.solve import _Problem
+    from paramsym.algebra.solve import _Problem
     problem = _Problem(network, name, on)
     ok = {"at-most": lambda n: problem.f(n) <= budget, "at-least": lambda n: problem.f(n) >= budget,
           "exact": lambda n: problem.f(n) == budget}[mode]
@@ -72,7 +72,7 @@ def test_exact_returns_every_solution_of_a_floor():
 
 
 def test_relations_tie_unknowns():
-    tied = paramsym.parse("input(8x8x3) > conv1x1(->C) > conv1x1(->D)").with_values(D=paramsym.syntax.symbol("C") * 2)
+    tied = paramsym.parse("input(8x8x3) > conv1x1(->C) > conv1x1(->D)").with_values(D=paramsym.language.syntax.symbol("C") * 2)
     assert paramsym.solve(tied, "C", 10**6).value == 706
     let = paramsym.parse("let D = 2C\ninput(8x8x3) > conv1x1(->C) > conv1x1(->D)")
     assert paramsym.solve(let, "C", 10**6).value == 706

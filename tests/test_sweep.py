@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 import paramsym
 from cli_helpers import run
-from paramsym.evaluate import Evaluator
-from paramsym.sweeps import parse_grid
-from paramsym.syntax import symbol
-from paramsym.vectorize import compile_exact, compile_pair
+from paramsym.core.evaluate import Evaluator
+from paramsym.algebra.sweeps import parse_grid
+from paramsym.language.syntax import symbol
+from paramsym.algebra.vectorize import compile_exact, compile_pair
 
 C, H, K = symbol("C"), symbol("H"), symbol("k")
 

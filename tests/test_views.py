@@ -5,7 +5,7 @@ import sympy
 
 import paramsym
 from cli_helpers import run
-from paramsym.syntax import symbol
+from paramsym.language.syntax import symbol
 
 C, D = symbol("C"), symbol("D")
 PROGRAM = "let C = 74\ninput(32x32x3) > conv3x3(->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > " \

@@ -27,9 +27,9 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_ships_the_grammar(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    assert "paramsym/paramsym.lark" in names
+    assert "paramsym/language/paramsym.lark" in names
     assert "paramsym/cli.py" in names
-    grammar = zipfile.ZipFile(wheel).read("paramsym/paramsym.lark").decode()
+    grammar = zipfile.ZipFile(wheel).read("paramsym/language/paramsym.lark").decode()
     assert grammar == (ROOT / "grammar" / "paramsym.lark").read_text()
 
 
@@ -48,8 +48,8 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(wheel, tmp_path, monkeypatch):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["params"] == {"expr": "90*C**2 + 74*C + 10", "value": 498326}
-    where = subprocess.run([str(python), "-c", "import paramsym, paramsym.syntax as s, importlib.resources as r; "
-                            "print(paramsym.__file__); print(s.grammar_text() == open(r.files('paramsym')"
+    where = subprocess.run([str(python), "-c", "import paramsym, paramsym.language.syntax as s, importlib.resources as r; "
+                            "print(paramsym.__file__); print(s.grammar_text() == open(r.files('paramsym.language')"
                             ".joinpath('paramsym.lark')).read())"],
                            capture_output=True, text=True, cwd=tmp_path, check=True)
     location, packaged = where.stdout.split()

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
 import paramsym
 from frameworks import torch_params, torch_state
-from paramsym.syntax import symbol
+from paramsym.language.syntax import symbol
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -36,7 +36,7 @@ for folder, dirs, files in os.walk(site):
             os.remove(os.path.join(folder, name))
     for name in [d for d in dirs if d == "__pycache__"]:
         shutil.rmtree(os.path.join(folder, name))
-# paramsym's LALR tables, saved the way paramsym.parser_cache saves them for a user
+# paramsym's LALR tables, saved the way paramsym.language.parser_cache saves them for a user
 os.environ["XDG_CACHE_HOME"] = WORK + "/cache"
 sys.path.insert(0, site)
 import playground

@@ -13,12 +13,13 @@ import time
 import paramsym
 from lark.exceptions import UnexpectedCharacters
 from lark.lexer import LexerThread
-from paramsym import syntax, typeset
-from paramsym.assignments import parse_assignments
-from paramsym.explain import explain
-from paramsym.printers import summary_lines
-from paramsym.quantities import budgets
-from paramsym.syntax import parse_count
+from paramsym.language import syntax
+from paramsym.render import typeset
+from paramsym.language.assignments import parse_assignments
+from paramsym.render.explain import explain
+from paramsym.render.printers import summary_lines
+from paramsym.core.quantities import budgets
+from paramsym.language.syntax import parse_count
 
 KEYWORDS = {"DEF", "LET", "RES", "ADD", "CONCAT", "MUL", "MOE", "AUX", "AS"}
 OPERATORS = {"ARROW", "MORETHAN", "VBAR", "STAR", "SLASH", "POW", "ADDOP", "EQUAL", "X"}
@@ -168,7 +169,7 @@ def _run(request_json: str) -> str:
         result["ms"] = (time.perf_counter() - started) * 1000
         return json.dumps(result)
     if request.get("raw"):  # the whole JSON document of `paramsym count --format json` (the tests compare it)
-        result["data"] = json.loads(paramsym.printers.render_json(network))
+        result["data"] = json.loads(paramsym.render.printers.render_json(network))
     result.update(ok=True, rows=_rows(data), layers=len(data["layers"]), summary=summary_lines(network, data),
                   params=data["params"], total=data["total"], macs=data["macs"], state=data["state"])
     # the equation always; the rest of the LaTeX and explain when the page shows them (they take longer)

@@ -8,30 +8,30 @@ written in a compact layer language.
 """
 from .errors import (ParamsymArgumentError, ParamsymError, ParamsymEvaluationError, ParamsymLimitError,
                      ParamsymNameError, ParamsymShapeError, ParamsymSyntaxError, ParamsymUsageError, Position)
-from .network import CONVENTIONS, DTYPES, LayerCount, Network, parse
-from .solve import Solution, solve
-from .views import generic, marginal, per_layer, view
-from . import printers  # noqa: F401  (how a Network shows itself: str(), rich, Jupyter)
+from .model.network import CONVENTIONS, DTYPES, LayerCount, Network, parse
+from .algebra.solve import Solution, solve
+from .algebra.views import generic, marginal, per_layer, view
+from .render import printers  # noqa: F401  (how a Network shows itself: str(), rich, Jupyter)
 
 __version__ = "0.1.0"
 
 def __getattr__(name):
     # sweeps need NumPy; importing it only when asked keeps `import paramsym` fast
     if name in ("sweep", "Sweep"):
-        from . import sweeps
+        from .algebra import sweeps
         return getattr(sweeps, name)
     if name == "latex":
-        from .typeset import render
+        from .render.typeset import render
         return render
     # the frameworks are imported only when asked for
     if name in ("to_torch", "torch_source", "example_input"):
-        from . import export
+        from .frameworks import export
         return getattr(export, name)
     if name == "from_torch":
-        from .importer import from_torch
+        from .frameworks.importer import from_torch
         return from_torch
     if name in ("to_keras", "keras_source"):
-        from . import keras_export
+        from .frameworks import keras_export
         return getattr(keras_export, name)
     raise AttributeError(f"module 'paramsym' has no attribute {name!r}")
 

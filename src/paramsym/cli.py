@@ -14,14 +14,14 @@ import click
 
 from . import __version__, expansion
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
-from .explain import explain as explain_network
-from .network import CONVENTIONS, DTYPES, Network, parse
-from .printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
-from .quantities import budgets, viewable
-from .solve import solve
-from .views import VIEWS, formula, generic, marginal, per_layer, view
-from .assignments import parse_assignments
-from .syntax import MAX_SOURCE_CHARS, parse_count
+from .render.explain import explain as explain_network
+from .model.network import CONVENTIONS, DTYPES, Network, parse
+from .render.printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
+from .core.quantities import budgets, viewable
+from .algebra.solve import solve
+from .algebra.views import VIEWS, formula, generic, marginal, per_layer, view
+from .language.assignments import parse_assignments
+from .language.syntax import MAX_SOURCE_CHARS, parse_count
 
 
 _PROGRAM_IS = "PROGRAM is a file, '-' for standard input, or the program text itself"
@@ -155,7 +155,7 @@ def count(program, assignments, convention, fmt, dtype, fold, plot):
     """Count parameters, state, fan-in, connections, MACs and memory of every layer."""
     network = load(program, assignments, convention).with_options(dtype=dtype)
     if plot:
-        from .plots import plot_layers
+        from .render.plots import plot_layers
         plot_layers(network, plot)
     if fmt == "table":
         print_table(network, fold=fold)
@@ -213,7 +213,7 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, dt
 @click.option("--plot", metavar="FILE", help="Also draw --on against the first grid symbol (.png, .svg, .pdf).")
 def sweep_command(program, grids, budget, on, assignments, convention, dtype, fmt, limit, output, plot):
     """Evaluate the totals at every point of a grid of symbol values."""
-    from .sweeps import parse_grid, sweep  # NumPy is imported only here
+    from .algebra.sweeps import parse_grid, sweep  # NumPy is imported only here
 
     grid: dict = {}
     for text in grids:
@@ -225,7 +225,7 @@ def sweep_command(program, grids, budget, on, assignments, convention, dtype, fm
     network = load(program, assignments, convention, unknowns=list(grid), option="--grid").with_options(dtype=dtype)
     result = sweep(network, grid, on=on, budget=parse_count(budget, "--budget") if budget else None)
     if plot:
-        from .plots import plot_sweep
+        from .render.plots import plot_sweep
         plot_sweep(result, plot)
     _emit(render_sweep(result, fmt, limit), output, f"{result.size:,} points written to {output}")
 
@@ -278,7 +278,7 @@ def formula_command(program, on, how, by, by_symbol, assignments):
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 def latex_command(program, on, names, group_digits, standalone, assignments, output):
     """LaTeX for a paper: the total, the per-layer derivation and a booktabs table."""
-    from .typeset import parse_names, render as render_latex_document
+    from .render.typeset import parse_names, render as render_latex_document
 
     network = load(program, assignments)
     text = render_latex_document(network, on=on, names=parse_names(names), group_digits=group_digits,
@@ -295,10 +295,10 @@ def export_command(program, target, assignments, output):
     """Write Python source that builds the network with PyTorch or Keras."""
     network = load(program, assignments)
     if target == "torch":
-        from .export import torch_source
+        from .frameworks.export import torch_source
         text = torch_source(network)
     else:
-        from .keras_export import keras_source
+        from .frameworks.keras_export import keras_source
         text = keras_source(network)
     _emit(text, output, f"written to {output}")
 
@@ -319,8 +319,8 @@ def import_command(model, input_shape, output, flat, paths):
     trusted code only."""
     import importlib
 
-    from .export import require_torch
-    from .importer import from_torch
+    from .frameworks.export import require_torch
+    from .frameworks.importer import from_torch
 
     # the current directory is not searched unless asked (a json.py or torch.py there must not replace the
     # real module), and directories asked for come after the installed packages, for the same reason

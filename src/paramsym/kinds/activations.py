@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import ImportRefused, ParamsymArgumentError
-from ..records import ONE, KerasSpec, Layer, TorchSpec
+from ..core.records import ONE, KerasSpec, Layer, TorchSpec
 from .base import Kind, same_layer, stated_channels
 
 

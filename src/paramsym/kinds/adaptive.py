@@ -16,7 +16,7 @@ import math
 import sympy
 
 from ..errors import ParamsymArgumentError, ParamsymShapeError
-from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from . import pooling, windows
 from .base import Kind, make_layer, times, whole_number
 

@@ -27,7 +27,7 @@ import sympy
 
 from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
-from ..records import KerasSpec, Layer, TorchSpec
+from ..core.records import KerasSpec, Layer, TorchSpec
 from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
 
 

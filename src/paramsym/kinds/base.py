@@ -14,9 +14,9 @@ import sympy
 
 from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymError, ParamsymShapeError, ParamsymUsageError, Position
-from ..quantities import times  # the product of factors that may be unknown, as counting needs it
-from ..records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
-from ..syntax import Call, Channels, Keyword, Positional
+from ..core.quantities import times  # the product of factors that may be unknown, as counting needs it
+from ..core.records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
+from ..language.syntax import Call, Channels, Keyword, Positional
 
 Expr = sympy.Expr
 

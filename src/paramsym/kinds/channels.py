@@ -7,7 +7,7 @@ from __future__ import annotations
 import sympy
 
 from ..errors import ParamsymArgumentError, ParamsymShapeError
-from ..records import KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import KerasSpec, Layer, Shape, TorchSpec
 from .base import Kind, check_or_defer, make_layer, refuse_keras, whole_number
 
 

@@ -6,7 +6,7 @@ import sympy
 
 from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError
-from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
 from .base import (Kind, bias_of, bias_sentences, check_divides, check_or_defer, fan_in_sentence, input_channels,
                    make_layer, output_channels, refuse_keras, times)

@@ -7,8 +7,8 @@ import sympy
 
 from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
-from ..records import ZERO, KerasSpec, Layer, Shape, TorchSpec
-from ..syntax import Call, Channels
+from ..core.records import ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..language.syntax import Call, Channels
 from .base import (Kind, bias_of, bias_sentences, check_or_defer, fan_in_sentence, input_channels, make_layer,
                    refuse_keras, times, vector_or_channels_last)
 

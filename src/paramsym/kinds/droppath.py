@@ -5,7 +5,7 @@ unchanged, the identity at inference. PyTorch: our `DropPath(p)` (torchvision's 
 from __future__ import annotations
 
 from ..errors import ImportRefused
-from ..records import KerasSpec, TorchSpec
+from ..core.records import KerasSpec, TorchSpec
 from .activations import Activation
 
 

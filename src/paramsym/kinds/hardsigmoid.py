@@ -3,7 +3,7 @@
 `Activation("hard_sigmoid")`, which is the same function in Keras 3."""
 from __future__ import annotations
 
-from ..records import KerasSpec
+from ..core.records import KerasSpec
 from .activations import Activation
 
 KINDS = (

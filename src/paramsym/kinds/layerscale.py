@@ -4,7 +4,7 @@ CaiT, Swin-V2). Params C, output unchanged. PyTorch: our `LayerScale(C)` (channe
 from __future__ import annotations
 
 from ..errors import ImportRefused
-from ..records import KerasSpec, Layer, TorchSpec
+from ..core.records import KerasSpec, Layer, TorchSpec
 from .base import Kind, refuse_keras, same_layer, stated_channels
 
 

@@ -3,7 +3,7 @@ keeps running statistics), layer norm over the last axis, group norm."""
 from __future__ import annotations
 
 from ..errors import ImportRefused, ParamsymArgumentError
-from ..records import ZERO, KerasSpec, Layer, TorchSpec
+from ..core.records import ZERO, KerasSpec, Layer, TorchSpec
 from .base import (Kind, check_divides, require_channels_of_a_vector, same_layer, stated_channels,
                    vector_or_channels_last)
 

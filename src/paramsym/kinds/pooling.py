@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy
 
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
-from ..records import ONE, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
 from .base import Kind, check_or_defer, make_layer, refuse_keras, times, whole_input_field
 

@@ -20,7 +20,7 @@ import sympy
 
 from .. import expansion
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
-from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times, whole_input_field
 
 

@@ -1,7 +1,7 @@
 """`flatten`: a map becomes the vector of its values, in H x W x C order."""
 from __future__ import annotations
 
-from ..records import KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import KerasSpec, Layer, Shape, TorchSpec
 from .base import Kind, make_layer, whole_input_field
 
 

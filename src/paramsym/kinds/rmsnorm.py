@@ -4,7 +4,7 @@ learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
 from __future__ import annotations
 
 from ..errors import ParamsymArgumentError
-from ..records import ZERO, KerasSpec, Layer, TorchSpec
+from ..core.records import ZERO, KerasSpec, Layer, TorchSpec
 from .base import (Kind, refuse_keras, require_channels_of_a_vector, same_layer, stated_channels,
                    vector_or_channels_last)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sympy
 
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
-from ..records import KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import KerasSpec, Layer, Shape, TorchSpec
 from .base import Kind, make_layer, refuse_keras, whole_number
 
 _START = "start with input(T) > embed(V->d)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import ImportRefused, ParamsymShapeError
-from ..records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
 from . import windows
 from .base import Kind, check_or_defer, make_layer, whole_number
 

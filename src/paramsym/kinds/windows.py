@@ -11,8 +11,8 @@ from functools import lru_cache
 import sympy
 
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
-from ..records import ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
-from ..syntax import Call
+from ..core.records import ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
+from ..language.syntax import Call
 from .base import Args, refuse_keras
 
 

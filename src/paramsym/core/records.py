@@ -11,7 +11,7 @@ from typing import Any
 
 import sympy
 
-from .errors import Position
+from ..errors import Position
 
 Expr = sympy.Expr
 ONE = sympy.Integer(1)

@@ -8,10 +8,10 @@ import re
 
 import sympy
 
-from .errors import ParamsymUsageError
-from .network import Network
-from .quantities import BY_NAME, TEMPLATE_NAMES, layer_quantities
-from .views import formula, generic
+from ..errors import ParamsymUsageError
+from ..model.network import Network
+from ..core.quantities import BY_NAME, TEMPLATE_NAMES, layer_quantities
+from ..algebra.views import formula, generic
 
 _ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
 _GROUP = re.compile(r"(?<![\d.{^_])(\d{4,})(?![\d}])")

@@ -16,11 +16,11 @@ from fractions import Fraction
 
 import sympy
 
-from .errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
-from .evaluate import Evaluator
-from .formatting import exact, grouped, human
-from .network import Network
-from .quantities import budget_formula, budgets
+from ..errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
+from ..core.evaluate import Evaluator
+from ..core.formatting import exact, grouped, human
+from ..model.network import Network
+from ..core.quantities import budget_formula, budgets
 
 MODES = ("at-most", "at-least", "exact")
 SEARCH_LIMIT = 2**62     # no width or depth is larger than this

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .errors import ImportRefused
+from ..errors import ImportRefused
 
 
 def _shared(a, b) -> bool:
@@ -166,8 +166,8 @@ def _bert(model, length: int | None, shape: tuple | None = None) -> str:
 
 def _activation(module, where: str) -> str:
     """The kind of a torch activation module (ViT's and Swin's MLPs take any `activation_layer`)."""
-    from . import kinds
-    from .kinds.activations import Activation
+    from .. import kinds
+    from ..kinds.activations import Activation
 
     kind = kinds.for_torch_module(module)
     if not isinstance(kind, Activation) or kind.identity or kind.key in ("dropout", "softmax") or \

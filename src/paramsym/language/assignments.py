@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ParamsymError, ParamsymUsageError
+from ..errors import ParamsymError, ParamsymUsageError
 from .syntax import looks_like_count, parse_count, parse_expression
 
 SET_HINT = "a value is a whole number (64, 1_000, 25.6k, 1e3) or a formula in the program's symbols (2C)"

@@ -12,10 +12,10 @@ from math import ceil, floor
 
 import sympy
 
-from . import expansion
-from .errors import ParamsymEvaluationError, ParamsymUsageError
+from .. import expansion
+from ..errors import ParamsymEvaluationError, ParamsymUsageError
 from .records import Constraint
-from .syntax import MAX_NUMBER_BITS, number_bits, too_large
+from ..language.syntax import MAX_NUMBER_BITS, number_bits, too_large
 
 Number = int | Fraction
 

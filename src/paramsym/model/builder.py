@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import sympy
 
-from . import expansion, kinds
-from .formatting import human
-from .errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
-from .kinds.base import check_or_defer, require_number_like, whole_number
-from .kinds.dense import router_call
-from .records import ONE, Constraint, Flow, Layer, Node, Shape, UNKNOWN
-from .syntax import Call, Channels, Composite, Define, Keyword, Named, Positional, Program, Repeat, Sequence, _check_size, symbol
+from .. import expansion, kinds
+from ..core.formatting import human
+from ..errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
+from ..kinds.base import check_or_defer, require_number_like, whole_number
+from ..kinds.dense import router_call
+from ..core.records import ONE, Constraint, Flow, Layer, Node, Shape, UNKNOWN
+from ..language.syntax import Call, Channels, Composite, Define, Keyword, Named, Positional, Program, Repeat, Sequence, _check_size, symbol
 
 Expr = sympy.Expr
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import sympy
 
-from . import expansion
-from .errors import ParamsymLimitError, ParamsymUsageError
-from .network import Network
-from .quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
+from .. import expansion
+from ..errors import ParamsymLimitError, ParamsymUsageError
+from ..model.network import Network
+from ..core.quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 
 MAX_FACTOR_TERMS = 150
 VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ParamsymUsageError
-from .network import Network
+from ..errors import ParamsymUsageError
+from ..model.network import Network
 
 KINDS = (".png", ".svg", ".pdf")
 

@@ -12,13 +12,13 @@ from typing import Callable
 import sympy
 
 from .builder import build_layers
-from . import expansion
-from .errors import (ParamsymError, ParamsymEvaluationError, ParamsymLimitError, ParamsymNameError,
+from .. import expansion
+from ..errors import (ParamsymError, ParamsymEvaluationError, ParamsymLimitError, ParamsymNameError,
                      ParamsymUsageError, Position)
-from .evaluate import Evaluator
-from .quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
-from .records import Layer, Node, Shape
-from .syntax import Let, Program, oversized_number, parse_program, symbol, too_large
+from ..core.evaluate import Evaluator
+from ..core.quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
+from ..core.records import Layer, Node, Shape
+from ..language.syntax import Let, Program, oversized_number, parse_program, symbol, too_large
 
 CONVENTIONS = ("torch", "keras")
 # How a Network shows itself (str, rich, Jupyter): filled in by paramsym.printers, a later stage.

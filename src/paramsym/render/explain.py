@@ -7,11 +7,11 @@ import dataclasses
 
 import sympy
 
-from .evaluate import Evaluator
-from .formatting import grouped, human
-from .network import LayerCount, Network
-from .quantities import QUANTITIES, count_layer, layer_quantities
-from .records import ONE
+from ..core.evaluate import Evaluator
+from ..core.formatting import grouped, human
+from ..model.network import LayerCount, Network
+from ..core.quantities import QUANTITIES, count_layer, layer_quantities
+from ..core.records import ONE
 
 
 class _Words:

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import sympy
 from sympy.printing.str import StrPrinter
 
-from . import expansion, kinds
-from .errors import ParamsymError
-from .syntax import Call, Channels, Composite, Define, Keyword, Let, Named, Positional, Repeat, Sequence, \
+from .. import expansion, kinds
+from ..errors import ParamsymError
+from ..language.syntax import Call, Channels, Composite, Define, Keyword, Let, Named, Positional, Repeat, Sequence, \
     parse_program, symbol
 
 WIDTH = 79             # lines longer than this are broken at `>` and `|`: an 80-column terminal
@@ -765,7 +765,7 @@ def _render(statements: list[str], defines: list, network: list, limit: int | No
 
 def _counts(network) -> tuple:
     """Every total (as a formula: a program may leave sizes free) and the output shape."""
-    from .quantities import QUANTITIES
+    from ..core.quantities import QUANTITIES
     totals = tuple(expansion.expand(network.quantity(q.name) or 0) for q in QUANTITIES if q.totalled or q.network)
     return totals, tuple(expansion.expand(d) for d in network.output_shape.dims())
 
@@ -773,7 +773,7 @@ def _counts(network) -> tuple:
 def flatten(text: str) -> str:
     """The program with its blocks inlined and its numeric repeats unrolled: one stage after another, as
     `paramsym import --flat` writes a traced model (with `->c` where the layer before gives the channels)."""
-    from .network import parse
+    from ..model.network import parse
 
     network = parse(text)
     reader = _Reader(network.program, [lc.layer for lc in network.layers])
@@ -788,7 +788,7 @@ def readable(text: str, skeleton: str | None = None, stacks: dict | None = None)
     around each node (`module_stacks`): they name the blocks and say where each ends. The result counts
     exactly what `text` counts (every total and the output shape), and has no more lines; otherwise it is
     `text` itself."""
-    from .network import parse
+    from ..model.network import parse
 
     flat = parse(text)
     try:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from .errors import ParamsymError, ParamsymUsageError
-from .network import LayerCount, Network
-from .records import Node, TorchSpec
+from ..errors import ParamsymError, ParamsymUsageError
+from ..model.network import LayerCount, Network
+from ..core.records import Node, TorchSpec
 
 _HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Aux", "MixtureOfExperts",
             "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear", "Recurrent",
@@ -360,7 +360,7 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
 def helper_sources() -> dict[str, str]:
     """The source of each class and function of torch_modules.py, read as text: writing source needs no
     PyTorch (importing torch_modules would import it)."""
-    text = resources.files("paramsym").joinpath("torch_modules.py").read_text(encoding="utf-8")
+    text = resources.files("paramsym.frameworks").joinpath("torch_modules.py").read_text(encoding="utf-8")
     return {node.name: ast.get_source_segment(text, node) + "\n"
             for node in ast.parse(text).body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
 

@@ -18,8 +18,8 @@ import re
 import warnings
 from dataclasses import dataclass, field, replace
 
-from . import kinds
-from .errors import ImportRefused, ParamsymError, ParamsymUsageError
+from .. import kinds
+from ..errors import ImportRefused, ParamsymError, ParamsymUsageError
 from .export import require_torch
 from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
@@ -949,7 +949,7 @@ def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = Non
     parameters() counts), its state (`_state_buffers`) and its output's shape, with every module that holds
     parameters used by forward. Anything else is refused, naming the module or the model and both numbers:
     an import never returns a program that counts differently from the model."""
-    from .network import parse  # an earlier stage
+    from ..model.network import parse  # an earlier stage
 
     ran = ran or _layout_run(module, input_shape)
     model = type(module).__name__

@@ -16,9 +16,9 @@ from typing import Callable
 
 import sympy
 
-from . import expansion
+from .. import expansion
 from .records import ONE, ZERO, Layer
-from .syntax import oversized_number, too_large
+from ..language.syntax import oversized_number, too_large
 
 Expr = sympy.Expr
 

@@ -18,8 +18,12 @@ import sympy
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from . import expansion, lalr, parser_cache
-from .errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
+from .. import expansion
+
+from . import lalr
+
+from . import parser_cache
+from ..errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
                      Position)
 
 # Limits that keep hostile input fast: see docs/language.md, "Limits".
@@ -542,10 +546,10 @@ def grammar_text() -> str:
     if beside.is_file():
         return beside.read_text(encoding="utf-8")
     from importlib import resources
-    packaged = resources.files("paramsym").joinpath("paramsym.lark")
+    packaged = resources.files("paramsym.language").joinpath("paramsym.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parents[2] / "grammar" / "paramsym.lark").read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parents[3] / "grammar" / "paramsym.lark").read_text(encoding="utf-8")
 
 
 _LARK_OPTIONS = {"parser": "lalr", "lexer": "basic", "start": ["start", "expression"], "maybe_placeholders": True}

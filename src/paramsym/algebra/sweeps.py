@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .errors import ParamsymUsageError
-from .network import Network
-from .quantities import budgets
+from ..errors import ParamsymUsageError
+from ..model.network import Network
+from ..core.quantities import budgets
 from .solve import quantity
-from .syntax import MAX_NUMBER_BITS, looks_like_count, parse_count, too_large
+from ..language.syntax import MAX_NUMBER_BITS, looks_like_count, parse_count, too_large
 from .vectorize import compile_condition, compile_exact
 
 MAX_POINTS = 20_000_000

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import sympy
 
-from .errors import ParamsymEvaluationError
+from ..errors import ParamsymEvaluationError
 
 _INT64_SAFE = 2.0**60  # a margin below 2^63 for the float pass's rounding
 

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 import sympy
 
-from . import expansion
-from .errors import ParamsymError
-from .evaluate import Evaluator
-from .formatting import exact, grouped, human
-from .network import DISPLAY, Document, Network, without_cyclic_gc
-from .quantities import QUANTITIES, add, layer_quantities
-from .syntax import symbol
+from .. import expansion
+from ..errors import ParamsymError
+from ..core.evaluate import Evaluator
+from ..core.formatting import exact, grouped, human
+from ..model.network import DISPLAY, Document, Network, without_cyclic_gc
+from ..core.quantities import QUANTITIES, add, layer_quantities
+from ..language.syntax import symbol
 from .typeset import table as latex_table
 
 if TYPE_CHECKING:

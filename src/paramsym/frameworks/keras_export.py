@@ -8,10 +8,10 @@ padding afterwards.
 """
 from __future__ import annotations
 
-from .errors import ParamsymUsageError
+from ..errors import ParamsymUsageError
 from .export import Numbers, class_name, comment_lines, keyword_name, python_literal
-from .network import LayerCount, Network
-from .records import KerasSpec, Node, Shape
+from ..model.network import LayerCount, Network
+from ..core.records import KerasSpec, Node, Shape
 
 
 KerasLayer = KerasSpec  # one Keras layer to build, as the layer kinds describe it

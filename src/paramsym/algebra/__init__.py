@@ -1,0 +1,1 @@
+"""algebra: stage package of paramsym (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""core: stage package of paramsym (docs/architecture.md)."""

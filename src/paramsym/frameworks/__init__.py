@@ -1,0 +1,1 @@
+"""frameworks: stage package of paramsym (docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""language: stage package of paramsym (docs/architecture.md)."""

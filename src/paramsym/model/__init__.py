@@ -1,0 +1,1 @@
+"""model: stage package of paramsym (docs/architecture.md)."""

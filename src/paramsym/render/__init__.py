@@ -1,0 +1,1 @@
+"""render: stage package of paramsym (docs/architecture.md)."""
