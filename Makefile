@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install install-test install-docs docs serve-docs bench bench-playground import-sweep check-language wheel fuzz clean
+.PHONY: demo test lint install install-test install-docs docs serve-docs bench bench-playground import-sweep check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# ruff (format and lint, 120 columns; settings in pyproject.toml) over everything Python in the repository.
+LINTED := src tests benchmarks docs/playground/playground.py
+lint: install-test
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/ruff check $(LINTED)
 
 # The long run of the generated-program property tests (docs/fuzzing.md records the last one):
 # 20,000 programs each against PyTorch, as broken variants, through the round trip and at the edges of what

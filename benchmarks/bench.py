@@ -12,6 +12,7 @@ as the default table; 200,000 layers in under 20 s and 1 GB; 10x the layers at
 most 12x the time from 1,000 to 100,000; the CSV of a 1,000,000-point sweep in
 under 1.5 s; a small program in under 0.4 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,9 @@ def time_count(text: str, repeats: int) -> float:
     return best
 
 
-RESNET_BLOCK = ("def block(c) = res(conv3x3(->c, pad=1) > bn > relu > conv3x3(->c, pad=1) > bn) > relu\n"
-                "input(32x32x16) > ")
+RESNET_BLOCK = (
+    "def block(c) = res(conv3x3(->c, pad=1) > bn > relu > conv3x3(->c, pad=1) > bn) > relu\ninput(32x32x16) > "
+)
 
 
 def resnet_program(blocks: int) -> str:
@@ -65,8 +67,10 @@ def zoo_rows() -> list[tuple[str, int, float]]:
     return rows
 
 
-SWEEP_PROGRAM = ("input(H x H x 3) > conv3x3(->C, stride=2, pad=1) > bn > relu > conv3x3(->2C, stride=2, pad=1)"
-                 " > bn > relu > gap > dense(->10, bias)")
+SWEEP_PROGRAM = (
+    "input(H x H x 3) > conv3x3(->C, stride=2, pad=1) > bn > relu > conv3x3(->2C, stride=2, pad=1)"
+    " > bn > relu > gap > dense(->10, bias)"
+)
 
 
 def sweep_versus_subs(points_per_axis: int = 1000, subs_points: int = 2000) -> tuple[float, float, float]:
@@ -93,13 +97,13 @@ def cli_startup(repeats: int = 7) -> float:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([exe, "count", "conv3x3(32->64, bias) > pool > conv5x5(->40)"], check=True,
-                       capture_output=True)
+        subprocess.run([exe, "count", "conv3x3(32->64, bias) > pool > conv5x5(->40)"], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 # ---- the whole command, end to end (issue 9) ---------------------------------------------------
+
 
 def chain_program(layers: int) -> str:
     """A chain of `conv3x3(->C,pad=1)>bn>relu` cycles with a symbolic width, written without
@@ -139,8 +143,10 @@ def best_run(args: list[str], repeats: int) -> tuple[float, float]:
 
 def command_rows(sizes: list[int]) -> None:
     exe = str(Path(sys.executable).with_name("paramsym"))
-    print("\n`paramsym count FILE --set C=64 [--format json]` on a chain of layers, end to end "
-          "(best of 3 runs, 1 from 100,000 layers; peak memory of the command):")
+    print(
+        "\n`paramsym count FILE --set C=64 [--format json]` on a chain of layers, end to end "
+        "(best of 3 runs, 1 from 100,000 layers; peak memory of the command):"
+    )
     print(f"{'layers':>8} {'format':>6} {'seconds':>8} {'peak MB':>8} {'x prev':>7}")
     with tempfile.TemporaryDirectory() as folder:
         for fmt in ("json", "table"):
@@ -148,22 +154,29 @@ def command_rows(sizes: list[int]) -> None:
             for n in sizes:
                 path = Path(folder) / f"chain{n}.psym"
                 path.write_text(chain_program(n))
-                seconds, peak = best_run([exe, "count", str(path), "--set", "C=64", "--format", fmt],
-                                         repeats=3 if n <= 10_000 else 1)
+                seconds, peak = best_run(
+                    [exe, "count", str(path), "--set", "C=64", "--format", fmt], repeats=3 if n <= 10_000 else 1
+                )
                 ratio = f"{seconds / previous:6.1f}x" if previous and n == 10 * previous_n else ""
                 print(f"{n:>8,} {fmt:>6} {seconds:>8.2f} {peak:>8.0f} {ratio:>7}")
                 previous, previous_n = seconds, n
     sweep = [exe, "sweep", SWEEP_PROGRAM, "--grid", "C=1:1000", "--grid", "H=1:1000", "--format", "csv"]
     seconds, peak = best_run(sweep, repeats=3)
-    print(f"\n`paramsym sweep ... --grid C=1:1000 --grid H=1:1000 --format csv` (1,000,000 points): "
-          f"{seconds:.2f} s, {peak:.0f} MB (best of 3)")
+    print(
+        f"\n`paramsym sweep ... --grid C=1:1000 --grid H=1:1000 --format csv` (1,000,000 points): "
+        f"{seconds:.2f} s, {peak:.0f} MB (best of 3)"
+    )
 
 
 # ---- formulas that grow (issue 17) ---------------------------------------------------------------
 
+
 def let_chain(n: int) -> str:
-    return "let A0 = 1\n" + "".join(f"let A{i} = A{i - 1} + 1\n" for i in range(1, n + 1)) + \
-        f"input(8x8x3) > dense(->A{n})\n"
+    return (
+        "let A0 = 1\n"
+        + "".join(f"let A{i} = A{i - 1} + 1\n" for i in range(1, n + 1))
+        + f"input(8x8x3) > dense(->A{n})\n"
+    )
 
 
 GROWING = [  # (what, program, extra arguments): each answers, or is refused with a limit error (exit 2)
@@ -172,14 +185,22 @@ GROWING = [  # (what, program, extra arguments): each answers, or is refused wit
     ("power (A+..+F)^64 (refused)", "dense(3->(A+B+C+D+E+F)^64)", ["formula"]),
     ("let X=(A+B+C+D)^64; X^64 (refused)", "let X=(A+B+C+D)^64; dense(3->X^64)", ["count"]),
     ("power (A+B+C)^28 via a let (435 terms)", "let X=(A+B+C)^14; dense(3->X^2)", ["formula"]),
-    ("5 ceil pools after stride=S", "input(224x224x3) > conv7x7(->8, stride=S)"
-     + " > maxpool3x3(stride=2, ceil)" * 5, ["count", "--set", "S=2"]),
-    ("nested lets, 15 (refused)", "let A0 = C\n" + "".join(f"let A{i} = A{i - 1} * (A{i - 1} + B)\n"
-                                                            for i in range(1, 16)) + "dense(3->A15)", ["count"]),
-    ("1,000 free symbols", "input(8x8x3) > flatten > " + " > ".join(f"dense(->C{i})" for i in range(1000)),
-     ["count"]),
-    ("10,000 free symbols (refused)", "input(8x8x3) > flatten > "
-     + " > ".join(f"dense(->C{i})" for i in range(10_000)), ["count"]),
+    (
+        "5 ceil pools after stride=S",
+        "input(224x224x3) > conv7x7(->8, stride=S)" + " > maxpool3x3(stride=2, ceil)" * 5,
+        ["count", "--set", "S=2"],
+    ),
+    (
+        "nested lets, 15 (refused)",
+        "let A0 = C\n" + "".join(f"let A{i} = A{i - 1} * (A{i - 1} + B)\n" for i in range(1, 16)) + "dense(3->A15)",
+        ["count"],
+    ),
+    ("1,000 free symbols", "input(8x8x3) > flatten > " + " > ".join(f"dense(->C{i})" for i in range(1000)), ["count"]),
+    (
+        "10,000 free symbols (refused)",
+        "input(8x8x3) > flatten > " + " > ".join(f"dense(->C{i})" for i in range(10_000)),
+        ["count"],
+    ),
 ] + [(f"let chain of {n:,}", let_chain(n), ["count"]) for n in (1_000, 2_000, 5_000)]
 
 _TIMER_ANY = _TIMER.replace("if done.returncode:\n    sys.exit(done.stderr.decode())\n", "")
@@ -195,8 +216,11 @@ def growing_rows() -> None:
             path.write_text(text)
             runs = []
             for _ in range(3):
-                done = subprocess.run([sys.executable, "-c", _TIMER_ANY, exe, args[0], str(path), *args[1:]],
-                                      capture_output=True, text=True)
+                done = subprocess.run(
+                    [sys.executable, "-c", _TIMER_ANY, exe, args[0], str(path), *args[1:]],
+                    capture_output=True,
+                    text=True,
+                )
                 seconds, peak_kb = done.stdout.split()
                 runs.append((float(seconds), int(peak_kb) / 1024))
             print(f"{what:<38} {min(r[0] for r in runs):>8.2f} {max(r[1] for r in runs):>8.0f}")
@@ -219,8 +243,10 @@ def main() -> None:
             text = program(n, symbolic)
             seconds = time_count(text, repeats=3 if n <= 10_000 else 1)
             ratio = f"{seconds / previous:6.1f}x" if previous else ""
-            print(f"{n:>8,} {'symbolic' if symbolic else 'numeric':>9} {len(text):>10,} {seconds:>9.3f} "
-                  f"{seconds / n * 1e6:>9.1f} {ratio:>7}")
+            print(
+                f"{n:>8,} {'symbolic' if symbolic else 'numeric':>9} {len(text):>10,} {seconds:>9.3f} "
+                f"{seconds / n * 1e6:>9.1f} {ratio:>7}"
+            )
             previous = seconds
     text = resnet_program(1000)
     seconds = time_count(text, repeats=3)
@@ -230,8 +256,10 @@ def main() -> None:
     for name, layers, seconds in zoo_rows():
         print(f"{name:<20} {layers:>7,} {seconds:>8.3f}")
     vectorised, subs, points = sweep_versus_subs()
-    print(f"\nsweep of MACs over {points:,} points (C, H = 1..1000): vectorised {vectorised:.2f} s; "
-          f"SymPy subs point by point {subs:,.0f} s (scaled from 2,000 points): {subs / vectorised:,.0f}x")
+    print(
+        f"\nsweep of MACs over {points:,} points (C, H = 1..1000): vectorised {vectorised:.2f} s; "
+        f"SymPy subs point by point {subs:,.0f} s (scaled from 2,000 points): {subs / vectorised:,.0f}x"
+    )
     print(f"\nCLI start-up, `paramsym count` on a 3-layer program: {cli_startup():.3f} s (median of 7)")
     command_rows([1_000, 10_000] + ([] if args.quick else [100_000, 200_000]))
     growing_rows()

@@ -21,6 +21,7 @@ imported on meta is tried again on the CPU at its default input size (timm's pre
 A timm family is (the module that registers the model, the letters its name starts with); its smallest
 model is guessed from the name (test_, atto, femto, pico, nano, tiny, ... and the first number).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # import_coverage: torchvision's list and the meta-device builder
 
-SIZES = ["test", "atto", "femto", "pico", "nano", "xxxs", "xxs", "micro", "tiny", "xs", "mini", "small", "lite",
-         "s", "b0", "base", "medium", "m", "large", "l", "huge", "h", "giant", "g"]
+SIZES = [
+    "test",
+    "atto",
+    "femto",
+    "pico",
+    "nano",
+    "xxxs",
+    "xxs",
+    "micro",
+    "tiny",
+    "xs",
+    "mini",
+    "small",
+    "lite",
+    "s",
+    "b0",
+    "base",
+    "medium",
+    "m",
+    "large",
+    "l",
+    "huge",
+    "h",
+    "giant",
+    "g",
+]
 
 
 def size_key(name: str) -> tuple:
@@ -63,23 +88,28 @@ def timm_models(every: bool = False) -> list[str]:
 
 def torchvision_models() -> list[str]:
     from import_coverage import model_names
+
     return model_names()
 
 
 # ---- one model, in the worker ----------------------------------------------------------------------------
 
+
 def build(source: str, name: str, device: str):
     import torch
 
     from import_coverage import input_shape, on_meta
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if source == "tv":
             import torchvision
+
             builder = lambda: torchvision.models.get_model(name, weights=None)  # noqa: E731
             shape = input_shape(name)
         else:
             import timm
+
             builder = lambda: timm.create_model(name, pretrained=False)  # noqa: E731
             c, h, w = timm.models.get_pretrained_cfg(name).input_size
             shape = (h, w, c)
@@ -103,8 +133,9 @@ def check(model, shape, text) -> dict:
     values = network.evaluate()
     ours_shape = tuple(int(network.value(d)) for d in network.output_shape.dims())
     params = sum(p.numel() for p in model.parameters())  # parameters() yields each shared tensor once
-    state = sum(b.numel() for key, b in model.named_buffers()
-                if key.rsplit(".", 1)[-1] in ("running_mean", "running_var"))
+    state = sum(
+        b.numel() for key, b in model.named_buffers() if key.rsplit(".", 1)[-1] in ("running_mean", "running_var")
+    )
     device = next(iter(model.parameters()), torch.zeros(())).device
     *spatial, channels = shape
     with torch.no_grad(), warnings.catch_warnings(), FlopCounterMode(display=False) as counter:
@@ -140,7 +171,7 @@ def one(source: str, name: str) -> dict:
         result["device"] = device
         try:
             model, shape = build(source, name, device)
-        except Exception as error:  # noqa: BLE001 - the model's own failure
+        except Exception as error:  # the model's own failure
             result.update(outcome="unbuilt", detail=f"{type(error).__name__}: {first_line(error)}")
             continue
         result["input"] = "x".join(map(str, shape))
@@ -153,14 +184,17 @@ def one(source: str, name: str) -> dict:
             if device == "meta" and "does not run on" in result["detail"]:
                 continue  # perhaps only on meta (a value read back with .item()): try the CPU
             return result
-        except Exception as error:  # noqa: BLE001 - the defect this sweep looks for
+        except Exception as error:  # the defect this sweep looks for
             frame = traceback.extract_tb(error.__traceback__)[-1]
-            result.update(outcome="crashed", detail=f"{type(error).__name__}: {first_line(error)} "
-                                                      f"[{Path(frame.filename).name}:{frame.lineno} in {frame.name}]")
+            result.update(
+                outcome="crashed",
+                detail=f"{type(error).__name__}: {first_line(error)} "
+                f"[{Path(frame.filename).name}:{frame.lineno} in {frame.name}]",
+            )
             return result
         try:
             result.update(check(model, shape, text))
-        except Exception as error:  # noqa: BLE001 - the re-check itself failed (e.g. forward on meta)
+        except Exception as error:  # the re-check itself failed (e.g. forward on meta)
             if device == "meta":
                 continue
             result.update(outcome="exact?", detail=f"re-check failed: {type(error).__name__}: {first_line(error)}")
@@ -184,9 +218,13 @@ def worker(inbox, outbox):
         start = time.monotonic()
         try:
             result = one(*job)
-        except BaseException as error:  # noqa: BLE001 - never lose the worker's answer
-            result = {"source": job[0], "name": job[1], "outcome": "crashed",
-                      "detail": f"{type(error).__name__}: {first_line(error)} (outside from_torch)"}
+        except BaseException as error:  # never lose the worker's answer
+            result = {
+                "source": job[0],
+                "name": job[1],
+                "outcome": "crashed",
+                "detail": f"{type(error).__name__}: {first_line(error)} (outside from_torch)",
+            }
         result["seconds"] = round(time.monotonic() - start, 1)
         outbox.put(result)
 
@@ -200,14 +238,20 @@ class Worker:
 
     def run(self, job, timeout: float) -> dict:
         import queue
+
         self.inbox.put(job)
         try:
             return self.outbox.get(timeout=timeout)
         except queue.Empty:
             self.process.kill()
             self.process.join()
-            return {"source": job[0], "name": job[1], "outcome": "timeout", "detail": f"over {timeout:.0f} s",
-                    "seconds": timeout}
+            return {
+                "source": job[0],
+                "name": job[1],
+                "outcome": "timeout",
+                "detail": f"over {timeout:.0f} s",
+                "seconds": timeout,
+            }
 
     def close(self):
         if self.process.is_alive():
@@ -216,6 +260,7 @@ class Worker:
 
 
 # ---- the summary -----------------------------------------------------------------------------------------
+
 
 def reason_group(detail: str) -> str:
     """A refusal's reason without its model-specific names and numbers."""
@@ -231,13 +276,19 @@ def summary(results: list[dict], seconds: float) -> str:
     import torchvision
 
     import paramsym
+
     counts = collections.Counter(r["outcome"] for r in results)
-    lines = [f"# paramsym import sweep, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-             f"paramsym {getattr(paramsym, '__version__', '?')}, torch {torch.__version__}, "
-             f"torchvision {torchvision.__version__}, timm {timm.__version__}; {len(results)} models "
-             f"({sum(r['source'] == 'timm' for r in results)} timm, "
-             f"{sum(r['source'] == 'tv' for r in results)} torchvision) in {seconds / 60:.1f} min", "",
-             "| outcome | models |", "|---|---:|"]
+    lines = [
+        f"# paramsym import sweep, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"paramsym {getattr(paramsym, '__version__', '?')}, torch {torch.__version__}, "
+        f"torchvision {torchvision.__version__}, timm {timm.__version__}; {len(results)} models "
+        f"({sum(r['source'] == 'timm' for r in results)} timm, "
+        f"{sum(r['source'] == 'tv' for r in results)} torchvision) in {seconds / 60:.1f} min",
+        "",
+        "| outcome | models |",
+        "|---|---:|",
+    ]
     for outcome in ("exact", "WRONG", "refused", "crashed", "timeout", "unbuilt", "exact?"):
         if counts[outcome]:
             lines.append(f"| {outcome} | {counts[outcome]} |")
@@ -245,19 +296,37 @@ def summary(results: list[dict], seconds: float) -> str:
     if bad:
         lines += ["", "## Wrong, crashed, timed out", "", "| model | outcome | detail |", "|---|---|---|"]
         lines += [f"| {r['source']}:{r['name']} | {r['outcome']} | {r['detail'].replace('|', '/')} |" for r in bad]
-    macs = [r for r in results if r["outcome"] == "exact" and r.get("macs") is not None
-            and r["macs"] != r["torch_macs"]]
-    lines += ["", f"## MACs differing from FlopCounterMode ({len(macs)} of {counts['exact']} exact imports; "
-              "FlopCounterMode counts 0 for some ops, so these are not necessarily wrong)", "",
-              "| model | paramsym | FlopCounterMode / 2 | ratio |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['source']}:{r['name']} | {r['macs']:,} | {r['torch_macs']:,.0f} | "
-              f"{r['macs'] / r['torch_macs'] if r['torch_macs'] else float('inf'):.3f} |" for r in macs]
+    macs = [
+        r for r in results if r["outcome"] == "exact" and r.get("macs") is not None and r["macs"] != r["torch_macs"]
+    ]
+    lines += [
+        "",
+        f"## MACs differing from FlopCounterMode ({len(macs)} of {counts['exact']} exact imports; "
+        "FlopCounterMode counts 0 for some ops, so these are not necessarily wrong)",
+        "",
+        "| model | paramsym | FlopCounterMode / 2 | ratio |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['source']}:{r['name']} | {r['macs']:,} | {r['torch_macs']:,.0f} | "
+        f"{r['macs'] / r['torch_macs'] if r['torch_macs'] else float('inf'):.3f} |"
+        for r in macs
+    ]
     groups = collections.Counter(reason_group(r["detail"]) for r in results if r["outcome"] == "refused")
     lines += ["", "## Refusal reasons", "", "| models | reason |", "|---:|---|"]
     lines += [f"| {n} | {reason.replace('|', '/')} |" for reason, n in groups.most_common()]
-    lines += ["", "## Every model", "", "| model | input | device | outcome | s | detail |", "|---|---|---|---|---:|---|"]
-    lines += [f"| {r['source']}:{r['name']} | {r.get('input', '')} | {r.get('device', '')} | {r['outcome']} | "
-              f"{r['seconds']} | {r.get('detail', '').replace('|', '/')[:200]} |" for r in results]
+    lines += [
+        "",
+        "## Every model",
+        "",
+        "| model | input | device | outcome | s | detail |",
+        "|---|---|---|---|---:|---|",
+    ]
+    lines += [
+        f"| {r['source']}:{r['name']} | {r.get('input', '')} | {r.get('device', '')} | {r['outcome']} | "
+        f"{r['seconds']} | {r.get('detail', '').replace('|', '/')[:200]} |"
+        for r in results
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -273,7 +342,7 @@ def main() -> None:
     if args.only:
         jobs = [tuple(m.split(":", 1)) for m in args.only]
     else:
-        jobs = [("timm", n) for n in timm_models(args.all)[:args.limit]]
+        jobs = [("timm", n) for n in timm_models(args.all)[: args.limit]]
         if not args.no_torchvision:
             jobs += [("tv", n) for n in torchvision_models()]
     start = time.monotonic()
@@ -283,8 +352,12 @@ def main() -> None:
         if result["outcome"] == "timeout":
             pool = Worker()
         results.append(result)
-        print(f"[{i}/{len(jobs)}] {job[0]}:{job[1]} {result['outcome']} {result['seconds']}s "
-              f"{result.get('detail', '')[:150]}", file=sys.stderr, flush=True)
+        print(
+            f"[{i}/{len(jobs)}] {job[0]}:{job[1]} {result['outcome']} {result['seconds']}s "
+            f"{result.get('detail', '')[:150]}",
+            file=sys.stderr,
+            flush=True,
+        )
     pool.close()
     text = summary(results, time.monotonic() - start)
     print(text)

@@ -5,6 +5,7 @@ lives for a second makes hundreds of thousands of objects and no cycles worth co
 collector's passes over them cost a tenth of a small command. (`paramsym.parse` pauses it the same
 way while it parses; library users keep their collector.)
 """
+
 import gc
 
 gc.disable()

@@ -1,4 +1,5 @@
 """Run the real `paramsym` entry point installed beside the test interpreter."""
+
 from __future__ import annotations
 
 import os

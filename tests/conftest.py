@@ -4,21 +4,31 @@ from pathlib import Path
 # tests/frameworks.py is a helper module shared by the test files.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, settings
 
 # The property tests that take their size from the profile: "ci" keeps `make test` quick,
 # "fuzz" (`make fuzz`) tries tens of thousands of generated programs.
-settings.register_profile("ci", max_examples=40, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-settings.register_profile("fuzz", max_examples=20_000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-settings.register_profile("deep", max_examples=1_000, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=20_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.register_profile(
+    "deep", max_examples=1_000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 settings.load_profile("ci")
 # "trial": a bounded run of the fuzz properties, PARAMSYM_FUZZ_EXAMPLES programs each (default 500), for a
 # machine shared with others: pytest ... --hypothesis-profile=trial (docs/fuzzing.md)
-settings.register_profile("trial", max_examples=int(__import__("os").environ.get("PARAMSYM_FUZZ_EXAMPLES", "500")),
-                          deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+settings.register_profile(
+    "trial",
+    max_examples=int(__import__("os").environ.get("PARAMSYM_FUZZ_EXAMPLES", "500")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 def pytest_configure(config):

@@ -5,6 +5,7 @@ what it prints (standard output, then standard error). A ```pycon block is a
 doctest. `python tests/doc_examples.py --update FILE...` rewrites the console
 outputs from the current build; the tests check that they still hold.
 """
+
 from __future__ import annotations
 
 import os

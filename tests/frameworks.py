@@ -1,12 +1,13 @@
 """Helpers that ask the real frameworks for their counts (never our formulas)."""
+
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def torch_params(module: torch.nn.Module) -> int:
@@ -74,6 +75,7 @@ def keras_counts(model, shape, batch: int = 1):
     statistics), and the MACs of one sample. On the torch backend a Keras model runs torch operations, so
     FlopCounterMode counts its products as it does a torch module's (FLOPs = 2·MACs per sample, asserted whole)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
+
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
     frozen = sum(int(w.numpy().size) for w in model.non_trainable_weights)
     with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), FlopCounterMode(display=False) as counter:

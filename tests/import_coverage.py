@@ -9,6 +9,7 @@ with torchvision: parameters, BatchNorm running statistics and the output shape.
     python tests/import_coverage.py --readable # lines of each import, flat and with blocks (paramsym.frameworks.factor),
                                                # and whether every total and the output shape are equal
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,6 +31,7 @@ def on_meta():
     """Modules built inside keep their parameters and buffers on the meta device (shapes, no values).
     Not `with torch.device("meta")`: RegNet computes its widths with tensors and reads them back."""
     from torch import nn
+
     register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
 
     def parameter(self, name, param):
@@ -50,15 +52,16 @@ def on_meta():
 @dataclass
 class Row:
     name: str
-    params: int           # torchvision's
-    state: int            # torchvision's BatchNorm running statistics
-    outcome: str          # "exact", "mismatch" or "refused"
-    detail: str = ""      # the refusal, or what differs
-    text: str = ""        # the imported program
+    params: int  # torchvision's
+    state: int  # torchvision's BatchNorm running statistics
+    outcome: str  # "exact", "mismatch" or "refused"
+    detail: str = ""  # the refusal, or what differs
+    text: str = ""  # the imported program
 
 
 def model_names() -> list[str]:
     import torchvision
+
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
@@ -72,7 +75,9 @@ def import_one(name: str) -> Row:
         warnings.simplefilter("ignore")  # GoogLeNet's and Inception's notes on their initialisation
         model = torchvision.models.get_model(name, weights=None)
     params = sum(p.numel() for p in model.parameters())
-    state = sum(b.numel() for key, b in model.named_buffers() if key.rsplit(".", 1)[-1] in ("running_mean", "running_var"))
+    state = sum(
+        b.numel() for key, b in model.named_buffers() if key.rsplit(".", 1)[-1] in ("running_mean", "running_var")
+    )
     *spatial, channels = input_shape(name)
     try:
         text = paramsym.from_torch(model, input_shape(name))
@@ -92,9 +97,10 @@ def import_one(name: str) -> Row:
 
 def readable_row(name: str) -> tuple:
     """(lines flat, lines with blocks, every total and the output shape equal) of one model's import."""
+    import torchvision
+
     import paramsym
     from paramsym.frameworks.factor import _counts
-    import torchvision
 
     with on_meta(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -106,13 +112,15 @@ def readable_row(name: str) -> tuple:
 
 def table(rows: list[Row]) -> str:
     exact = sum(r.outcome == "exact" for r in rows)
-    lines = [BEGIN,
-             f"{exact} of {len(rows)} import exactly (parameters, BatchNorm state and output shape equal "
-             f"torchvision's), {sum(r.outcome == 'mismatch' for r in rows)} mismatch, "
-             f"{sum(r.outcome == 'refused' for r in rows)} refused.",
-             "",
-             "| model | input | params | BN state | import |",
-             "|---|---|---:|---:|---|"]
+    lines = [
+        BEGIN,
+        f"{exact} of {len(rows)} import exactly (parameters, BatchNorm state and output shape equal "
+        f"torchvision's), {sum(r.outcome == 'mismatch' for r in rows)} mismatch, "
+        f"{sum(r.outcome == 'refused' for r in rows)} refused.",
+        "",
+        "| model | input | params | BN state | import |",
+        "|---|---|---:|---:|---|",
+    ]
     for r in rows:
         result = "exact" if r.outcome == "exact" else f"{r.outcome}: {r.detail.replace('|', '/')}"
         size = "x".join(str(v) for v in input_shape(r.name))
@@ -122,12 +130,12 @@ def table(rows: list[Row]) -> str:
 
 def documented() -> str:
     text = ZOO_MD.read_text()
-    return text[text.index(BEGIN):text.index(END) + len(END)]
+    return text[text.index(BEGIN) : text.index(END) + len(END)]
 
 
 def update(rows: list[Row]) -> None:
     text = ZOO_MD.read_text()
-    ZOO_MD.write_text(text[:text.index(BEGIN)] + table(rows) + text[text.index(END) + len(END):])
+    ZOO_MD.write_text(text[: text.index(BEGIN)] + table(rows) + text[text.index(END) + len(END) :])
 
 
 if __name__ == "__main__":
@@ -135,7 +143,7 @@ if __name__ == "__main__":
         for n in model_names():
             try:
                 flat_lines, lines, equal = readable_row(n)
-            except Exception as error:  # noqa: BLE001 - a refused model
+            except Exception as error:  # a refused model
                 print(f"{n:22} {str(error).splitlines()[0][:60]}")
                 continue
             print(f"{n:22} flat {flat_lines:4} lines, with blocks {lines:4}, counts {'equal' if equal else 'DIFFER'}")

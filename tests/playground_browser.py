@@ -5,6 +5,7 @@ benchmarks/playground.py.
 Every request to anything but the local server is aborted and recorded, so a test can show that the page
 needs no network at all.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "site"
 CHROMIUM = os.environ.get("PARAMSYM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # the flags a closed network needs: no background requests to Google's services
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # what the site is built from: a change to any of these makes the built site stale
 SOURCES = [ROOT / "src" / "paramsym", ROOT / "grammar", ROOT / "docs", ROOT / "examples", ROOT / "Makefile"]
 
@@ -42,8 +51,11 @@ def chromium_missing() -> str | None:
 def _newest(paths) -> float:
     newest = 0.0
     for path in paths:
-        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()
-                                               and not {"node_modules", "__pycache__"} & set(p.parts)]
+        files = (
+            [path]
+            if path.is_file()
+            else [p for p in path.rglob("*") if p.is_file() and not {"node_modules", "__pycache__"} & set(p.parts)]
+        )
         newest = max([newest, *(p.stat().st_mtime for p in files)])
     return newest
 
@@ -121,5 +133,7 @@ def type_program(page, text: str, timeout: float = 30_000) -> None:
 
 
 def wait_for_run(page, before: int, timeout: float = 30_000) -> None:
-    page.wait_for_function(f"Number(document.getElementById('ps-app').dataset.runs) > {before}"
-                           " && !window.playgroundPending()", timeout=timeout)
+    page.wait_for_function(
+        f"Number(document.getElementById('ps-app').dataset.runs) > {before} && !window.playgroundPending()",
+        timeout=timeout,
+    )

@@ -4,16 +4,34 @@ After each stage the partial program is parsed to learn the current shape, so
 the next stage can be chosen to fit; the frameworks, not paramsym, then judge
 the counts.
 """
+
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
 import paramsym
 
-ACTIVATIONS = ["relu", "relu6", "leakyrelu(0.1)", "elu", "gelu", "silu", "sigmoid", "tanh", "softmax",
-               "hardswish", "hardsigmoid", "dropout(0.5)", "id", "prelu", "prelu(shared)",
-               # the edges of what PyTorch accepts (issue 9): a dropout of 0 or 1, an elu of 0
-               "dropout(0)", "dropout(1)", "elu(0)"]
+ACTIVATIONS = [
+    "relu",
+    "relu6",
+    "leakyrelu(0.1)",
+    "elu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "hardswish",
+    "hardsigmoid",
+    "dropout(0.5)",
+    "id",
+    "prelu",
+    "prelu(shared)",
+    # the edges of what PyTorch accepts (issue 9): a dropout of 0 or 1, an elu of 0
+    "dropout(0)",
+    "dropout(1)",
+    "elu(0)",
+]
 # Keras refuses a negative LeakyReLU slope; PyTorch takes any
 TORCH_ACTIVATIONS = ["leakyrelu(-0.5)", "elu(-1)"]
 
@@ -74,13 +92,17 @@ def _deconv(draw, sizes, channels, keras_safe):
     stride = [draw(st.integers(1, 2)) for _ in sizes]
     dilation = [1 if keras_safe else draw(st.integers(1, 2)) for _ in sizes]
     pad = [draw(st.integers(0, (d * (k - 1)) // 2)) for k, d in zip(kernel, dilation)]
-    outpad = [draw(st.integers(0, max(s, d) - 1)) if not keras_safe else draw(st.integers(0, s - 1))
-              for s, d in zip(stride, dilation)]
+    outpad = [
+        draw(st.integers(0, max(s, d) - 1)) if not keras_safe else draw(st.integers(0, s - 1))
+        for s, d in zip(stride, dilation)
+    ]
     groups = 1 if keras_safe else draw(st.sampled_from(_divisors(channels)))
     cout = groups * draw(st.integers(1, 3))
     bias = ", bias" if draw(st.booleans()) else ""
-    return (f"deconv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, dilation={_x(dilation)}, "
-            f"outpad={_x(outpad)}, groups={groups}{bias})")
+    return (
+        f"deconv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, dilation={_x(dilation)}, "
+        f"outpad={_x(outpad)}, groups={groups}{bias})"
+    )
 
 
 def _pool(draw, sizes, keras_safe=False):
@@ -94,8 +116,10 @@ def _pool(draw, sizes, keras_safe=False):
     dilation = ""
     if op == "max" and not keras_safe and draw(st.booleans()):
         # a dilated window that still fits the padded input
-        d = [draw(st.integers(1, 2)) if k > 1 and 2 * (k - 1) + 1 <= n + 2 * p else 1
-             for k, n, p in zip(kernel, sizes, pad)]
+        d = [
+            draw(st.integers(1, 2)) if k > 1 and 2 * (k - 1) + 1 <= n + 2 * p else 1
+            for k, n, p in zip(kernel, sizes, pad)
+        ]
         dilation = f", dilation={_x(d)}"
     return f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}{dilation}{ceil})"
 
@@ -144,8 +168,16 @@ def _keeping(draw, sizes, channels) -> str:
     k = "x".join(["3"] * len(sizes)) if sizes else None
     if not sizes:
         return draw(st.sampled_from([f"dense(->{channels}, bias)", "relu", f"dense(->{channels}) > ln"]))
-    return draw(st.sampled_from([f"conv{k}(->{channels}, pad=1)", f"conv{k}(->{channels}, pad=1) > bn > relu",
-                                 f"dwconv{k}(pad=1) > relu", f"conv{'x'.join(['1'] * len(sizes))}(->{channels})"]))
+    return draw(
+        st.sampled_from(
+            [
+                f"conv{k}(->{channels}, pad=1)",
+                f"conv{k}(->{channels}, pad=1) > bn > relu",
+                f"dwconv{k}(pad=1) > relu",
+                f"conv{'x'.join(['1'] * len(sizes))}(->{channels})",
+            ]
+        )
+    )
 
 
 def _attention(draw, sizes, channels, keras_safe):
@@ -198,8 +230,16 @@ def _gate(draw, sizes, channels, keras_safe):
     pool = "gap > " if sizes else ""
     if kind == "se":
         squeeze = draw(st.integers(1, 4))
-        end = draw(st.sampled_from(["sigmoid", "hardsigmoid", "sigmoid > aux(dense(->2))",
-                                    f"concat(dense(->1) | dense(->{channels - 1}))" if channels > 1 else "sigmoid"]))
+        end = draw(
+            st.sampled_from(
+                [
+                    "sigmoid",
+                    "hardsigmoid",
+                    "sigmoid > aux(dense(->2))",
+                    f"concat(dense(->1) | dense(->{channels - 1}))" if channels > 1 else "sigmoid",
+                ]
+            )
+        )
         return f"mul(id | {pool}dense(->{squeeze}, bias) > relu > dense(->{channels}, bias) > {end})"
     if kind == "glu":
         width = draw(st.integers(1, 6))
@@ -238,8 +278,12 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
         elif choice == "dense":
             stage = f"dense(->{draw(st.integers(1, 8))}{', bias' if draw(st.booleans()) else ''})"
         elif choice == "sequence":  # LANGUAGE.md section 7: a map's positions as a sequence, and its layers
-            options = ["tokens"] if len(sizes) > 1 else ["tokens", "first", "last"] + \
-                ([] if keras_safe else ["cls", f"posembed({draw(st.integers(1, 2 * sizes[0]))})"])
+            options = (
+                ["tokens"]
+                if len(sizes) > 1
+                else ["tokens", "first", "last"]
+                + ([] if keras_safe else ["cls", f"posembed({draw(st.integers(1, 2 * sizes[0]))})"])
+            )
             stage = draw(st.sampled_from(options))
         elif choice == "attention":  # LANGUAGE.md section 7
             stage = _attention(draw, sizes, channels, keras_safe)
@@ -255,7 +299,7 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
                 ones = "x".join(["1"] * len(sizes))
                 threes = "x".join(["3"] * len(sizes))
                 wider = channels + draw(st.integers(1, 4))
-                stage = (f"res(conv{threes}(->{wider}, stride=2, pad=1) > bn | conv{ones}(->{wider}, stride=2))")
+                stage = f"res(conv{threes}(->{wider}, stride=2, pad=1) > bn | conv{ones}(->{wider}, stride=2))"
             else:
                 stage = f"res({body})"
         elif choice == "add":
@@ -286,6 +330,7 @@ _CHANNELS = [("1", 1), ("3", 3), ("0", 0), ("-2", -2), ("5/2", 2.5), ("6/2", 3),
 
 def _nn():
     from torch import nn
+
     return nn
 
 
@@ -296,9 +341,10 @@ def _edge_conv(draw, sizes, channels):
     pad = [draw(st.integers(0, 1)) for _ in sizes]
     text, cout = draw(st.sampled_from(_CHANNELS))
     bias = draw(st.booleans())
-    program = (f"conv{_x(kernel)}(->{text}, stride={_x(stride)}, pad={_x(pad)}{', bias' if bias else ''})")
-    return program, lambda: getattr(_nn(), f"Conv{rank}d")(channels, cout, tuple(kernel), tuple(stride), tuple(pad),
-                                                           bias=bias)
+    program = f"conv{_x(kernel)}(->{text}, stride={_x(stride)}, pad={_x(pad)}{', bias' if bias else ''})"
+    return program, lambda: getattr(_nn(), f"Conv{rank}d")(
+        channels, cout, tuple(kernel), tuple(stride), tuple(pad), bias=bias
+    )
 
 
 def _edge_deconv(draw, sizes, channels):
@@ -310,10 +356,13 @@ def _edge_deconv(draw, sizes, channels):
     # up to one past PyTorch's bound: outpad < stride or outpad < dilation
     outpad = [draw(st.integers(0, max(s, d))) for s, d in zip(stride, dilation)]
     cout = draw(st.integers(1, 3))
-    program = (f"deconv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, dilation={_x(dilation)}, "
-               f"outpad={_x(outpad)})")
+    program = (
+        f"deconv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, dilation={_x(dilation)}, "
+        f"outpad={_x(outpad)})"
+    )
     return program, lambda: getattr(_nn(), f"ConvTranspose{rank}d")(
-        channels, cout, tuple(kernel), tuple(stride), tuple(pad), tuple(outpad), bias=False, dilation=tuple(dilation))
+        channels, cout, tuple(kernel), tuple(stride), tuple(pad), tuple(outpad), bias=False, dilation=tuple(dilation)
+    )
 
 
 def _edge_pool(draw, sizes, channels):
@@ -328,15 +377,17 @@ def _edge_pool(draw, sizes, channels):
     extra = (f", dilation={_x(dilation)}" if op == "max" else "") + (", ceil" if ceil else "")
     program = f"{op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}{extra})"
     if op == "max":
-        return program, lambda: getattr(_nn(), f"MaxPool{rank}d")(tuple(kernel), tuple(stride), tuple(pad),
-                                                                  tuple(dilation), ceil_mode=ceil)
+        return program, lambda: getattr(_nn(), f"MaxPool{rank}d")(
+            tuple(kernel), tuple(stride), tuple(pad), tuple(dilation), ceil_mode=ceil
+        )
     return program, lambda: getattr(_nn(), f"AvgPool{rank}d")(tuple(kernel), tuple(stride), tuple(pad), ceil_mode=ceil)
 
 
 def _edge_value(draw, sizes, channels):
     name, cls = draw(st.sampled_from([("dropout", "Dropout"), ("leakyrelu", "LeakyReLU"), ("elu", "ELU")]))
-    text, value = draw(st.sampled_from([("0", 0.0), ("0.5", 0.5), ("1", 1.0), ("1.5", 1.5), ("2", 2.0),
-                                        ("-0.5", -0.5), ("-1", -1.0)]))
+    text, value = draw(
+        st.sampled_from([("0", 0.0), ("0.5", 0.5), ("1", 1.0), ("1.5", 1.5), ("2", 2.0), ("-0.5", -0.5), ("-1", -1.0)])
+    )
     return f"{name}({text})", lambda: getattr(_nn(), cls)(value)
 
 
@@ -414,8 +465,12 @@ def growing_programs(draw) -> str:
     (with a ParamsymError) quickly."""
     lines, names = draw(_lets())
     size = lambda: draw(st.one_of(st.integers(8, 224).map(str), st.sampled_from(["H", "(H + 1)"])))  # noqa: E731
-    small = lambda: draw(st.one_of(st.integers(1, 3).map(str),  # noqa: E731
-                                   st.sampled_from(["S", "P", "(C - 1)", "D", "(S + 1)"])))
+    small = lambda: draw(  # noqa: E731
+        st.one_of(
+            st.integers(1, 3).map(str),
+            st.sampled_from(["S", "P", "(C - 1)", "D", "(S + 1)"]),
+        )
+    )
     stages = [f"input({size()} x {size()} x {draw(st.sampled_from(['3', 'C']))})"]
     for _ in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(["conv", "pool", "pool", "dense", "res"]))

@@ -2,6 +2,7 @@
 -> network -> queries -> printers -> cli) with no cycle, no module outside
 `paramsym.kinds` names a particular layer kind, and a quantity is one entry of
 the registry that every output picks up."""
+
 from __future__ import annotations
 
 import ast
@@ -68,7 +69,7 @@ def _resolve(module: str, path: Path, node: ast.ImportFrom | ast.Import) -> set[
         package = module.split(".") if path.name == "__init__.py" and module != "__init__" else module.split(".")[:-1]
         if module == "__init__":
             package = []
-        package = package[:len(package) - (node.level - 1)]
+        package = package[: len(package) - (node.level - 1)]
         base = ".".join(package + ([node.module] if node.module else []))
     for alias in node.names:
         submodule = f"{base}.{alias.name}" if base else alias.name
@@ -121,7 +122,7 @@ def test_no_import_cycle():
         trail.append(module)
         for target in sorted(graph[module]):
             if state.get(target) == 1:
-                cycle = trail[trail.index(target):] + [target]
+                cycle = trail[trail.index(target) :] + [target]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target)
@@ -169,31 +170,47 @@ def _kind_words() -> set[str]:
 # String constants outside paramsym.kinds that may name a layer, with the reason. Anything else fails.
 ALLOWED = {
     ("language.syntax", "join layers with '>', e.g. conv3x3(3->16) > relu"): "an example in a syntax-error hint",
-    ("language.syntax", "the program has no network: after the statements, write the layers, e.g. input(32x32x3) > "
-               "conv3x3(->16)"): "an example in a syntax-error hint",
-    ("language.syntax", "the language has no strings; names are written bare, e.g. conv3x3(3->16)"):
-        "an example in a syntax-error hint",
-    ("model.builder", "add a shortcut that matches: res(... | conv1x1(->C, stride=S))"): "an example in a shape-error hint",
+    (
+        "language.syntax",
+        "the program has no network: after the statements, write the layers, e.g. input(32x32x3) > conv3x3(->16)",
+    ): "an example in a syntax-error hint",
+    (
+        "language.syntax",
+        "the language has no strings; names are written bare, e.g. conv3x3(3->16)",
+    ): "an example in a syntax-error hint",
+    (
+        "model.builder",
+        "add a shortcut that matches: res(... | conv1x1(->C, stride=S))",
+    ): "an example in a shape-error hint",
     ("model.builder", "(c) = conv3x3(->c) ... and call "): "an example in the hint for a block given channels",
     ("model.builder", "e.g. moe(dense(->4d) > gelu > dense(->d), experts=8, top=2)"): "an example in a moe hint",
-    ("model.builder", "end the expert with a layer back to the input width, e.g. dense(->d)"): "an example in a moe hint",
+    (
+        "model.builder",
+        "end the expert with a layer back to the input width, e.g. dense(->d)",
+    ): "an example in a moe hint",
 }
 
 
 def _strings(path: Path):
     tree = ast.parse(path.read_text())
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr)
-                  and isinstance(node.body[0].value, ast.Constant)}
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             yield node.value
 
 
 # Modules that write whole programs in a model family's layout, and so name kinds by design.
-WRITERS = {"frameworks.hf_import": "writes Hugging Face models and torchvision's ViT in their families' layouts; each "
-                        "written program is counted and compared with the model before it is returned"}
+WRITERS = {
+    "frameworks.hf_import": "writes Hugging Face models and torchvision's ViT in their families' layouts; each "
+    "written program is counted and compared with the model before it is returned"
+}
 
 
 def test_no_module_outside_the_kinds_names_a_kind():
@@ -212,6 +229,7 @@ def test_no_module_outside_the_kinds_names_a_kind():
 
 # ---- the registry ---------------------------------------------------------------------------
 
+
 def test_every_kind_is_reachable_by_its_names():
     for kind in kinds.KINDS:
         for name in (*kind.names, *kind.suggestions):
@@ -221,19 +239,31 @@ def test_every_kind_is_reachable_by_its_names():
 def test_every_kind_answers_every_question():
     """Build one layer of every kind and ask it all that the rest of paramsym asks."""
     programs = {
-        "conv": "input(8x8x4) > conv3x3(->4, bias)", "dwconv": "input(8x8x4) > dwconv3x3",
-        "sepconv": "input(8x8x4) > sepconv3x3(->6)", "deconv": "input(8x8x4) > deconv2x2(->4, stride=2)",
-        "pool": "input(8x8x4) > maxpool2x2", "globalpool": "input(8x8x4) > gap",
-        "flatten": "input(8x8x4) > flatten", "dense": "input(4) > dense(->3, bias)", "router": "input(4) > router(->3)",
-        "bn": "input(8x8x4) > bn", "ln": "input(4) > ln", "gn": "input(8x8x4) > gn(groups=2)",
+        "conv": "input(8x8x4) > conv3x3(->4, bias)",
+        "dwconv": "input(8x8x4) > dwconv3x3",
+        "sepconv": "input(8x8x4) > sepconv3x3(->6)",
+        "deconv": "input(8x8x4) > deconv2x2(->4, stride=2)",
+        "pool": "input(8x8x4) > maxpool2x2",
+        "globalpool": "input(8x8x4) > gap",
+        "flatten": "input(8x8x4) > flatten",
+        "dense": "input(4) > dense(->3, bias)",
+        "router": "input(4) > router(->3)",
+        "bn": "input(8x8x4) > bn",
+        "ln": "input(4) > ln",
+        "gn": "input(8x8x4) > gn(groups=2)",
         "prelu": "input(8x8x4) > prelu",
-        "embed": "input(8) > embed(100->4)", "posembed": "input(8) > embed(100->4) > posembed(8)",
-        "cls": "input(8x4) > cls", "select": "input(8x4) > last",
-        "lstm": "input(6x4) > lstm(->3, bias)", "gru": "input(6x4) > gru(->3, layers=2, bidirectional, last)",
+        "embed": "input(8) > embed(100->4)",
+        "posembed": "input(8) > embed(100->4) > posembed(8)",
+        "cls": "input(8x4) > cls",
+        "select": "input(8x4) > last",
+        "lstm": "input(6x4) > lstm(->3, bias)",
+        "gru": "input(6x4) > gru(->3, layers=2, bidirectional, last)",
         "rnn": "input(6x4) > rnn(->3)",
         "attn": "input(8x8x4) > attn(heads=2, bias)",
-        "slice": "input(8x8x4) > slice(1, 3)", "shuffle": "input(8x8x4) > shuffle(2)",
-        "space2depth": "input(8x8x4) > space2depth(2)", "droppath": "input(8x8x4) > droppath(0.1)",
+        "slice": "input(8x8x4) > slice(1, 3)",
+        "shuffle": "input(8x8x4) > shuffle(2)",
+        "space2depth": "input(8x8x4) > space2depth(2)",
+        "droppath": "input(8x8x4) > droppath(0.1)",
         "adaptivepool": "input(8x8x4) > adaptiveavgpool(3)",
     }
     for kind in kinds.KINDS:
@@ -276,8 +306,13 @@ _NEW_QUANTITY = textwrap.dedent("""
 
 
 def _run_with_new_quantity(*args) -> str:
-    result = subprocess.run([sys.executable, "-c", _NEW_QUANTITY, *args], capture_output=True, text=True,
-                            env={"COLUMNS": "120", "PATH": ""}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", _NEW_QUANTITY, *args],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "120", "PATH": ""},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -294,8 +329,9 @@ def test_a_new_quantity_reaches_every_output():
     assert "| biases |" in _run_with_new_quantity("count", PROGRAM, "--format", "markdown", "--set", "C=16")
     csv_text = _run_with_new_quantity("count", PROGRAM, "--format", "csv", "--set", "C=16")
     assert "biases,biases_expr" in csv_text.splitlines()[0]
-    solved = json.loads(_run_with_new_quantity("solve", PROGRAM, "--for", "C", "--budget", "100", "--on", "biases",
-                                               "--format", "json"))
+    solved = json.loads(
+        _run_with_new_quantity("solve", PROGRAM, "--for", "C", "--budget", "100", "--on", "biases", "--format", "json")
+    )
     assert solved["value"] == 90 and solved["formula"] == "C + 10"
     swept = _run_with_new_quantity("sweep", PROGRAM, "--grid", "C=1:3", "--format", "csv")
     header, first = swept.splitlines()[0].split(","), swept.splitlines()[1].split(",")

@@ -4,6 +4,7 @@ stride or pad, thousands of symbols. Each ends in seconds with an answer or a lo
 The CLI cases run the real command in a subprocess under a timeout (a guard against a hang, not a
 timing: speed is measured in benchmarks/bench.py); the property runs generated programs under an alarm.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,13 +39,19 @@ def _file(tmp_path, text: str) -> str:
 
 
 def _chain(n: int) -> str:
-    return "let A0 = 1\n" + "".join(f"let A{i} = A{i - 1} + 1\n" for i in range(1, n + 1)) + \
-        f"input(8x8x3) > dense(->A{n})\n"
+    return (
+        "let A0 = 1\n"
+        + "".join(f"let A{i} = A{i - 1} + 1\n" for i in range(1, n + 1))
+        + f"input(8x8x3) > dense(->A{n})\n"
+    )
 
 
 def _nested(n: int) -> str:
-    return "let A0 = C\n" + "".join(f"let A{i} = A{i - 1} * (A{i - 1} + B)\n" for i in range(1, n + 1)) + \
-        f"input(8x8x3) > dense(->A{n})\n"
+    return (
+        "let A0 = C\n"
+        + "".join(f"let A{i} = A{i - 1} * (A{i - 1} + B)\n" for i in range(1, n + 1))
+        + f"input(8x8x3) > dense(->A{n})\n"
+    )
 
 
 POOLS = "input(224x224x3) > conv7x7(->8, stride=S)" + " > maxpool3x3(stride=2, ceil)" * 2
@@ -60,8 +67,12 @@ REFUSED = [
     (("count", "input(8x8x((A+B+C)^9)) > conv3x3(->(D+E+F)^9)"), "the params formula of this conv3x3", 1, 26),
     (("count", _nested(15)), "the formula of A5 is too large", 6, 5),
     (("count", "def b(c) = dense(->c^64)\ninput(3) > b(A+B+C+D)"), "with the block's arguments put in", 1, 20),
-    (("count", "input(8x8x3) > flatten > " + " > ".join(f"dense(->C{i})" for i in range(10_000))),
-     "more than 1,000 different symbols", 1, None),
+    (
+        ("count", "input(8x8x3) > flatten > " + " > ".join(f"dense(->C{i})" for i in range(10_000))),
+        "more than 1,000 different symbols",
+        1,
+        None,
+    ),
 ]
 
 
@@ -85,6 +96,7 @@ def test_a_chain_of_5000_lets_is_counted(tmp_path):
 def test_relations_in_a_circle_are_still_found():
     # lets are put in order in one pass now; a circle (through --set) is still found and named
     from paramsym.language.syntax import parse_expression
+
     net = paramsym.parse("let A = 2\nlet B = 3\ninput(3) > dense(->A + B)")
     with pytest.raises(paramsym.ParamsymUsageError, match="depends on A itself"):
         net.with_values(A=parse_expression("B + 1"), B=parse_expression("A + 1"))
@@ -99,25 +111,44 @@ def test_ceil_pools_after_a_symbolic_stride_answer(pools):
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-800:]
 
 
-@pytest.mark.parametrize("args", [
-    ("count", "input(224x224x3) > conv7x7(->8, stride=2, pad=D) > maxpool3x3(stride=2, ceil) > "
-              "maxpool3x3(stride=2, ceil)", "--format", "latex"),
-    ("count", "input(224x224x3) > conv7x7(->8, stride=2, pad=D) > maxpool3x3(stride=2, ceil) > "
-              "maxpool3x3(stride=2, ceil)", "--set", "D=3"),
-    ("latex", "input(224x224x3) > conv7x7(->8, stride=2) > maxpool3x3(stride=S, pad=P, ceil) > "
-              "maxpool3x3(stride=S, ceil) > maxpool3x3(stride=S, ceil)"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (
+            "count",
+            "input(224x224x3) > conv7x7(->8, stride=2, pad=D) > maxpool3x3(stride=2, ceil) > "
+            "maxpool3x3(stride=2, ceil)",
+            "--format",
+            "latex",
+        ),
+        (
+            "count",
+            "input(224x224x3) > conv7x7(->8, stride=2, pad=D) > maxpool3x3(stride=2, ceil) > "
+            "maxpool3x3(stride=2, ceil)",
+            "--set",
+            "D=3",
+        ),
+        (
+            "latex",
+            "input(224x224x3) > conv7x7(->8, stride=2) > maxpool3x3(stride=S, pad=P, ceil) > "
+            "maxpool3x3(stride=S, ceil) > maxpool3x3(stride=S, ceil)",
+        ),
+    ],
+)
 def test_ceil_pools_with_a_symbolic_pad_answer(args):
     result = _run(*args)
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-800:]
 
 
-@pytest.mark.parametrize("example, old, new, values", [
-    ("squeezenet1_0", "stride=2", "stride=C-1", "C=3"),
-    ("squeezenet1_1", "stride=2", "stride=C-1", "C=3"),
-    ("googlenet", "stride=2, pad=3)", "stride=2, pad=D)", "D=3"),
-    ("googlenet", "maxpool3x3(stride=2, ceil)", "maxpool3x3(stride=D+1, pad=D-1, ceil)", "D=1"),
-])
+@pytest.mark.parametrize(
+    "example, old, new, values",
+    [
+        ("squeezenet1_0", "stride=2", "stride=C-1", "C=3"),
+        ("squeezenet1_1", "stride=2", "stride=C-1", "C=3"),
+        ("googlenet", "stride=2, pad=3)", "stride=2, pad=D)", "D=3"),
+        ("googlenet", "maxpool3x3(stride=2, ceil)", "maxpool3x3(stride=D+1, pad=D-1, ceil)", "D=1"),
+    ],
+)
 def test_zoo_with_a_symbolic_stride_or_pad_equals_the_zoo(example, old, new, values, tmp_path):
     text = (EXAMPLES / f"{example}.psym").read_text()
     assert old in text
@@ -127,28 +158,37 @@ def test_zoo_with_a_symbolic_stride_or_pad_equals_the_zoo(example, old, new, val
     assert symbolic.returncode == 0, symbolic.stderr[-800:]
     got, want = json.loads(symbolic.stdout), json.loads(plain.stdout)
     for key in ("params", "macs", "output_shape"):
-        assert (got[key]["value"] if isinstance(got[key], dict) else got[key]) == \
-            (want[key]["value"] if isinstance(want[key], dict) else want[key])
+        assert (got[key]["value"] if isinstance(got[key], dict) else got[key]) == (
+            want[key]["value"] if isinstance(want[key], dict) else want[key]
+        )
     latex = _run("latex", program)
     assert latex.returncode == 0 and "Traceback" not in latex.stderr, latex.stderr[-800:]
 
 
 # ---- the ceil-mode rule against PyTorch, with symbolic size, stride and pad ----------------------
 
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 5), st.integers(1, 4), st.integers(1, 3), st.data())
 def test_ceil_mode_pooling_with_symbols_matches_pytorch(kernel, stride, dilation, data):
     torch = pytest.importorskip("torch")
     pad = data.draw(st.integers(0, kernel // 2))
-    n = data.draw(st.integers(dilation * (kernel - 1) + 1 - 2 * pad if dilation * (kernel - 1) + 1 > 2 * pad else 1, 40))
+    n = data.draw(
+        st.integers(dilation * (kernel - 1) + 1 - 2 * pad if dilation * (kernel - 1) + 1 > 2 * pad else 1, 40)
+    )
     symbolic = {"size": "N", "stride": "S", "pad": "P"}
     chosen = {k: data.draw(st.booleans()) for k in symbolic}
     chosen["pad"] = chosen["pad"] and pad > 0  # a symbol stands for a positive number
-    text = (f"input({'N' if chosen['size'] else n} x 2) > maxpool{kernel}("
-            f"stride={'S' if chosen['stride'] else stride}, pad={'P' if chosen['pad'] else pad}, "
-            f"dilation={dilation}, ceil)")
-    values = {name: v for name, v, on in (("N", n, chosen["size"]), ("S", stride, chosen["stride"]),
-                                          ("P", pad, chosen["pad"])) if on}
+    text = (
+        f"input({'N' if chosen['size'] else n} x 2) > maxpool{kernel}("
+        f"stride={'S' if chosen['stride'] else stride}, pad={'P' if chosen['pad'] else pad}, "
+        f"dilation={dilation}, ceil)"
+    )
+    values = {
+        name: v
+        for name, v, on in (("N", n, chosen["size"]), ("S", stride, chosen["stride"]), ("P", pad, chosen["pad"]))
+        if on
+    }
     module = torch.nn.MaxPool1d(kernel, stride, pad, dilation, ceil_mode=True)
     try:
         expected = module(torch.zeros(1, 2, n)).shape[-1]
@@ -173,20 +213,27 @@ def test_ceil_pools_after_a_symbolic_stride_match_pytorch(stride, pad, pools):
 
 _A, _B, _C = sympy.symbols("A B C", positive=True, integer=True)
 _LEAVES = st.sampled_from([_A, _B, _C, sympy.Integer(2), sympy.Integer(3)])
-_FORMULAS = st.recursive(_LEAVES, lambda inner: st.one_of(
-    st.lists(inner, min_size=2, max_size=3).map(lambda xs: sympy.Add(*xs)),
-    st.lists(inner, min_size=2, max_size=3).map(lambda xs: sympy.Mul(*xs)),
-    st.tuples(inner, st.integers(-3, 5)).map(lambda p: sympy.Pow(p[0], p[1]))), max_leaves=8)
+_FORMULAS = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: sympy.Add(*xs)),
+        st.lists(inner, min_size=2, max_size=3).map(lambda xs: sympy.Mul(*xs)),
+        st.tuples(inner, st.integers(-3, 5)).map(lambda p: sympy.Pow(p[0], p[1])),
+    ),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=200, deadline=None)
 @given(_FORMULAS)
 def test_the_bound_is_never_below_the_terms_multiplied_out(expr):
     from paramsym import expansion
+
     assert expansion.terms(expr) >= len(sympy.Add.make_args(sympy.expand(expr)))
 
 
 # ---- generated programs answer in time --------------------------------------------------------------
+
 
 class _Hang(Exception):
     pass

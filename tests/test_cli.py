@@ -1,5 +1,6 @@
 """The command line through the real entry point: formats, --set, conventions,
 program from a file, from standard input and from the argument."""
+
 from __future__ import annotations
 
 import csv
@@ -104,23 +105,29 @@ def test_explain_symbolic():
     assert "Total: C_in*C_out*k^2 + C_out learnable parameters." in out
 
 
-@pytest.mark.parametrize("args, words", [
-    (["count", SYMBOLIC, "--set", "D=3"], "no symbol 'D'"),
-    (["count", SYMBOLIC, "--set", "C=0"], "positive whole number"),
-    (["count", SYMBOLIC, "--set", "C=2.5"], "whole number"),
-    (["count", SYMBOLIC, "--set", "C"], "NAME=VALUE"),
-    (["count", SYMBOLIC, "--format", "yaml"], "Invalid value for '--format'"),
-    (["count"], "Missing argument 'PROGRAM'"),
-    (["frobnicate"], "No such command"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["count", SYMBOLIC, "--set", "D=3"], "no symbol 'D'"),
+        (["count", SYMBOLIC, "--set", "C=0"], "positive whole number"),
+        (["count", SYMBOLIC, "--set", "C=2.5"], "whole number"),
+        (["count", SYMBOLIC, "--set", "C"], "NAME=VALUE"),
+        (["count", SYMBOLIC, "--format", "yaml"], "Invalid value for '--format'"),
+        (["count"], "Missing argument 'PROGRAM'"),
+        (["frobnicate"], "No such command"),
+    ],
+)
 def test_usage_errors_exit_2(args, words):
     result = run(*args)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
 
 
 def test_python_dash_m_and_version():
-    result = subprocess.run([sys.executable, "-m", "paramsym", "count", "--format", "json", "relu > dense(4->2)"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "paramsym", "count", "--format", "json", "relu > dense(4->2)"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0 and json.loads(result.stdout)["params"]["value"] == 8
     assert run("--version").stdout.startswith("paramsym, version")
     assert run("--help").returncode == 0

@@ -1,5 +1,6 @@
 """LANGUAGE.md section 4: residuals, branches, repetition and blocks, compared
 with PyTorch modules wired the same way, plus paths, folding and errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,51 +24,115 @@ input(32x32x3) > conv3x3(->C, pad=1) > bn > relu
 
 
 def torch_block(cin, c, s):
-    return nn.Sequential(Residual(
-        nn.Sequential(nn.Conv2d(cin, c, 3, s, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-                      nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c)),
-        nn.Sequential(nn.Conv2d(cin, c, 1, s, bias=False), nn.BatchNorm2d(c))), nn.ReLU())
+    return nn.Sequential(
+        Residual(
+            nn.Sequential(
+                nn.Conv2d(cin, c, 3, s, 1, bias=False),
+                nn.BatchNorm2d(c),
+                nn.ReLU(),
+                nn.Conv2d(c, c, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(c),
+            ),
+            nn.Sequential(nn.Conv2d(cin, c, 1, s, bias=False), nn.BatchNorm2d(c)),
+        ),
+        nn.ReLU(),
+    )
 
 
 def torch_section_1(C=64):
-    return nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C), nn.ReLU(),
-                         torch_block(C, C, 1), torch_block(C, 2 * C, 2), torch_block(2 * C, 4 * C, 2),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * C, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, C, 3, padding=1, bias=False),
+        nn.BatchNorm2d(C),
+        nn.ReLU(),
+        torch_block(C, C, 1),
+        torch_block(C, 2 * C, 2),
+        torch_block(2 * C, 4 * C, 2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4 * C, 10),
+    )
 
 
 def basic_block():
-    return nn.Sequential(Residual(nn.Sequential(
-        nn.Conv2d(64, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64))), nn.ReLU())
+    return nn.Sequential(
+        Residual(
+            nn.Sequential(
+                nn.Conv2d(64, 64, 3, padding=1, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(),
+                nn.Conv2d(64, 64, 3, padding=1, bias=False),
+                nn.BatchNorm2d(64),
+            )
+        ),
+        nn.ReLU(),
+    )
 
 
 CASES = [
     ("input(56x56x64) > res(conv3x3(->64, pad=1) > bn > relu > conv3x3(->64, pad=1) > bn) > relu", basic_block),
     (SECTION_1, torch_section_1),
     ("let C = 16\n" + SECTION_1.split("let C = 64\n")[1], lambda: torch_section_1(16)),
-    ("input(8x8x16) > concat(conv1x1(->8) | conv3x3(->4, pad=1, bias) | id) > conv1x1(->5)",
-     lambda: nn.Sequential(Branches("concat", nn.Conv2d(16, 8, 1, bias=False), nn.Conv2d(16, 4, 3, padding=1),
-                                    nn.Identity()), nn.Conv2d(28, 5, 1, bias=False))),
-    ("input(9x9x6) > add(conv1x1(->6) | conv3x3(->6, pad=1) > bn | id | maxpool3x3(stride=1, pad=1))",
-     lambda: Branches("add", nn.Conv2d(6, 6, 1, bias=False),
-                      nn.Sequential(nn.Conv2d(6, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)),
-                      nn.Identity(), nn.MaxPool2d(3, 1, 1))),
-    ("input(16x16x4) > (conv3x3(->8, pad=1, bias) > relu > maxpool2x2) * 3 > flatten > dense(->2)",
-     lambda: nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                           nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                           nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                           nn.Flatten(), nn.Linear(32, 2, bias=False))),
-    ("def fire(s, e) = conv1x1(->s, bias) > relu > concat(conv1x1(->e, bias) > relu | conv3x3(->e, pad=1, bias)"
-     " > relu)\ninput(13x13x96) > fire(16, 64) > fire(e=64, s=16) > fire(32, 128)",
-     lambda: nn.Sequential(*[nn.Sequential(nn.Conv2d(cin, s, 1), nn.ReLU(), Branches(
-         "concat", nn.Sequential(nn.Conv2d(s, e, 1), nn.ReLU()), nn.Sequential(nn.Conv2d(s, e, 3, padding=1),
-                                                                              nn.ReLU())))
-         for cin, s, e in ((96, 16, 64), (128, 16, 64), (128, 32, 128))])),
-    ("def unit(c) = res(bn > relu > conv3x3(->c, pad=1))\ndef stage(c, n) = (unit(c)) * n\n"
-     "input(8x8x12) > stage(12, 2) > stage(c=12, n=3)",
-     lambda: nn.Sequential(*[Residual(nn.Sequential(nn.BatchNorm2d(12), nn.ReLU(),
-                                                    nn.Conv2d(12, 12, 3, padding=1, bias=False)))
-                             for _ in range(5)])),
+    (
+        "input(8x8x16) > concat(conv1x1(->8) | conv3x3(->4, pad=1, bias) | id) > conv1x1(->5)",
+        lambda: nn.Sequential(
+            Branches("concat", nn.Conv2d(16, 8, 1, bias=False), nn.Conv2d(16, 4, 3, padding=1), nn.Identity()),
+            nn.Conv2d(28, 5, 1, bias=False),
+        ),
+    ),
+    (
+        "input(9x9x6) > add(conv1x1(->6) | conv3x3(->6, pad=1) > bn | id | maxpool3x3(stride=1, pad=1))",
+        lambda: Branches(
+            "add",
+            nn.Conv2d(6, 6, 1, bias=False),
+            nn.Sequential(nn.Conv2d(6, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)),
+            nn.Identity(),
+            nn.MaxPool2d(3, 1, 1),
+        ),
+    ),
+    (
+        "input(16x16x4) > (conv3x3(->8, pad=1, bias) > relu > maxpool2x2) * 3 > flatten > dense(->2)",
+        lambda: nn.Sequential(
+            nn.Conv2d(4, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32, 2, bias=False),
+        ),
+    ),
+    (
+        "def fire(s, e) = conv1x1(->s, bias) > relu > concat(conv1x1(->e, bias) > relu | conv3x3(->e, pad=1, bias)"
+        " > relu)\ninput(13x13x96) > fire(16, 64) > fire(e=64, s=16) > fire(32, 128)",
+        lambda: nn.Sequential(
+            *[
+                nn.Sequential(
+                    nn.Conv2d(cin, s, 1),
+                    nn.ReLU(),
+                    Branches(
+                        "concat",
+                        nn.Sequential(nn.Conv2d(s, e, 1), nn.ReLU()),
+                        nn.Sequential(nn.Conv2d(s, e, 3, padding=1), nn.ReLU()),
+                    ),
+                )
+                for cin, s, e in ((96, 16, 64), (128, 16, 64), (128, 32, 128))
+            ]
+        ),
+    ),
+    (
+        "def unit(c) = res(bn > relu > conv3x3(->c, pad=1))\ndef stage(c, n) = (unit(c)) * n\n"
+        "input(8x8x12) > stage(12, 2) > stage(c=12, n=3)",
+        lambda: nn.Sequential(
+            *[
+                Residual(nn.Sequential(nn.BatchNorm2d(12), nn.ReLU(), nn.Conv2d(12, 12, 3, padding=1, bias=False)))
+                for _ in range(5)
+            ]
+        ),
+    ),
 ]
 
 
@@ -113,13 +178,21 @@ def test_paths_and_positions():
     assert (shortcut.pos.line, shortcut.pos.column) == (6, 25)
     repeated = paramsym.parse("def u(c) = conv1x1(->c)\ninput(4x4x2) > (u(2)) * 2 > (relu > id) * 2")
     assert [layer.path for layer in repeated.layers] == [
-        "u(2)[1].conv1x1", "u(2)[2].conv1x1", "repeat[1].relu", "repeat[1].id", "repeat[2].relu", "repeat[2].id"]
+        "u(2)[1].conv1x1",
+        "u(2)[2].conv1x1",
+        "repeat[1].relu",
+        "repeat[1].id",
+        "repeat[2].relu",
+        "repeat[2].id",
+    ]
 
 
 def test_receptive_field():
     # two 3x3 convolutions see 5x5; a stride-2 pool doubles the jump, the next 3x3 adds 2*2
-    net = paramsym.parse("input(32x32x3) > conv3x3(->8, pad=1) > conv3x3(->8, pad=1) > maxpool2x2"
-                         " > conv3x3(->8, pad=1) > res(conv3x3(->8, pad=1) > conv3x3(->8, pad=1) | conv1x1(->8))")
+    net = paramsym.parse(
+        "input(32x32x3) > conv3x3(->8, pad=1) > conv3x3(->8, pad=1) > maxpool2x2"
+        " > conv3x3(->8, pad=1) > res(conv3x3(->8, pad=1) > conv3x3(->8, pad=1) | conv1x1(->8))"
+    )
     fields = [layer["receptive_field"] for layer in net.to_dict()["layers"]]
     assert [f["size"][0] for f in fields] == ["3", "5", "6", "10", "14", "18", "10"]
     assert [f["jump"][0] for f in fields] == ["1", "1", "2", "2", "2", "2", "2"]
@@ -169,6 +242,7 @@ def test_branch_error_points_at_both_branches():
 
 def test_fold_gives_one_row_per_stage():
     from paramsym.render.printers import render_table
+
     text = render_table(paramsym.parse(SECTION_1), width=200, fold=True)
     assert "block(C, 1) (8 layers)" in text and "block(2*C, 2) (8 layers)" in text
     assert "res.main" not in text

@@ -1,4 +1,5 @@
 """Every example in docs/ and README.md runs and prints what the text says."""
+
 from __future__ import annotations
 
 import doctest
@@ -18,8 +19,7 @@ def test_docs_have_examples():
     assert ">>> " in (ROOT / "docs" / "api.md").read_text()
 
 
-@pytest.mark.parametrize("path, command, expected", EXAMPLES,
-                         ids=[f"{p.name}: {c[:60]}" for p, c, _ in EXAMPLES])
+@pytest.mark.parametrize("path, command, expected", EXAMPLES, ids=[f"{p.name}: {c[:60]}" for p, c, _ in EXAMPLES])
 def test_console_example(path, command, expected):
     assert command_output(command).rstrip() == expected.rstrip()
 
@@ -32,6 +32,7 @@ def test_python_examples(path):
 
 def test_zoo_table_holds():
     import paramsym
+
     rows = [line for line in (ROOT / "docs" / "zoo.md").read_text().splitlines() if line.startswith("| `")]
     assert len(rows) >= 21
     for row in rows:

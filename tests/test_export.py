@@ -1,5 +1,6 @@
 """Export to PyTorch and Keras: every zoo model and random programs written by
 Hypothesis become real modules whose own counts and shapes equal paramsym's."""
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,12 @@ def paramsym_counts(network):
     """paramsym's counts in torch's terms: a FLOP count of the batch is 2 FLOPs (a multiply and an add) per MAC
     of each of the BATCH samples."""
     values = network.evaluate()
-    return (values["params"], values["state"], [network.value(d) for d in network.output_shape.dims()],
-            2 * BATCH * values["macs"])
+    return (
+        values["params"],
+        values["state"],
+        [network.value(d) for d in network.output_shape.dims()],
+        2 * BATCH * values["macs"],
+    )
 
 
 def test_flops_are_compared_whole():
@@ -81,16 +86,20 @@ def test_zoo_exports_to_torch(path):
     assert got == want
 
 
-@pytest.mark.parametrize("name", ["lenet5", "resnet18", "mobilenet_v2", "squeezenet1_1", "googlenet",
-                                  "densenet121", "keras_resnet50"])
+@pytest.mark.parametrize(
+    "name", ["lenet5", "resnet18", "mobilenet_v2", "squeezenet1_1", "googlenet", "densenet121", "keras_resnet50"]
+)
 def test_zoo_exports_to_keras(name):
     network = paramsym.parse((EXAMPLES / f"{name}.psym").read_text(), convention="keras")
     model = paramsym.to_keras(network)
     values = network.evaluate()
     assert model.count_params() == values["total"]
     # trainable weights are params, non-trainable ones (BatchNorm's moving statistics) state; MACs as counted
-    assert keras_counts(model, [int(d) for d in network.input_shape.dims()]) == \
-        (values["params"], values["state"], values["macs"])
+    assert keras_counts(model, [int(d) for d in network.input_shape.dims()]) == (
+        values["params"],
+        values["state"],
+        values["macs"],
+    )
     assert list(model.output_shape[1:]) == [int(d) for d in network.output_shape.dims()]
 
 
@@ -145,9 +154,9 @@ def test_property_broken_programs_raise_only_paramsym_errors(text, data):
     edit = data.draw(st.sampled_from(["drop", "swap", "insert"]))
     noise = data.draw(st.sampled_from(list("()>|,=x0123456789-*^") + ["->", "conv3x3", "res(", " ", "\n"]))
     if edit == "drop":
-        broken = text[:position] + text[position + 1:]
+        broken = text[:position] + text[position + 1 :]
     elif edit == "swap":
-        broken = text[:position] + noise + text[position + 1:]
+        broken = text[:position] + noise + text[position + 1 :]
     else:
         broken = text[:position] + noise + text[position:]
     try:
@@ -158,8 +167,10 @@ def test_property_broken_programs_raise_only_paramsym_errors(text, data):
 
 
 def test_exported_torch_source_runs_alone(tmp_path):
-    program = ("input(15x15x3) > conv3x3(->8, stride=2, pad=same, bias) > maxpool3x3(stride=2, pad=same)"
-               " > res(dwconv3x3(pad=1) > bn) > concat(conv1x1(->4) | id) > ln > flatten > dense(->4)")
+    program = (
+        "input(15x15x3) > conv3x3(->8, stride=2, pad=same, bias) > maxpool3x3(stride=2, pad=same)"
+        " > res(dwconv3x3(pad=1) > bn) > concat(conv1x1(->4) | id) > ln > flatten > dense(->4)"
+    )
     path = tmp_path / "model.py"
     assert run("export", program, "--to", "torch", "-o", str(path)).returncode == 0
     assert "import paramsym" not in path.read_text()
@@ -176,11 +187,14 @@ def test_exported_keras_source_runs_alone(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "(None, 1000) 1235496"
 
 
-@pytest.mark.parametrize("args, words", [
-    (["conv3x3(3->C)"], "give C a value"),
-    (["input(8x8x3) > deconv3x3(->6, groups=3)", "--to", "keras"], "no Keras equivalent"),
-    (["conv3x3(3->8)", "--to", "keras"], "input shape"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["conv3x3(3->C)"], "give C a value"),
+        (["input(8x8x3) > deconv3x3(->6, groups=3)", "--to", "keras"], "no Keras equivalent"),
+        (["conv3x3(3->8)", "--to", "keras"], "input shape"),
+    ],
+)
 def test_export_errors(args, words):
     result = run("export", *args)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr

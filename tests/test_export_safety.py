@@ -1,14 +1,15 @@
 """Exported source runs only what the exporter wrote (issue 17): the program's text, comments included, goes
 into the file as `#` lines that no character can end early; names of the program reach it only behind a
 prefix no other name has; numbers as checked literals. Checked by executing the written files."""
+
 from __future__ import annotations
 
 import ast
-import re
-from functools import lru_cache
 import builtins
 import keyword
 import os
+import re
+from functools import cache
 
 import pytest
 import torch
@@ -16,7 +17,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
-import keras  # noqa: E402  (imported once for the module: slow)
 import paramsym
 from cli_helpers import run
 from frameworks import torch_params
@@ -32,7 +32,7 @@ def _load(text: str) -> dict:
     """Execute a written file as Python reads it from disk (bytes: a coding declaration would count), as an
     import does; the sentinel must stay unset."""
     namespace = {"__name__": "exported"}
-    exec(compile(text.encode("utf-8"), "exported.py", "exec"), namespace)  # noqa: S102
+    exec(compile(text.encode("utf-8"), "exported.py", "exec"), namespace)
     assert SENTINEL not in os.environ, text
     return namespace
 
@@ -48,9 +48,31 @@ def _statements(text: str) -> str:
 
 # ---- every name that the written files use, and Python's own ------------------------------------------
 
+
 def _generated_names() -> set[str]:
-    names = {"torch", "nn", "F", "functional", "keras", "layers", "math", "build_model", "model", "y", "x", "p",
-             "self", "forward", "super", "shared", "tied", "weight", "_", "__name__", "__main__"}
+    names = {
+        "torch",
+        "nn",
+        "F",
+        "functional",
+        "keras",
+        "layers",
+        "math",
+        "build_model",
+        "model",
+        "y",
+        "x",
+        "p",
+        "self",
+        "forward",
+        "super",
+        "shared",
+        "tied",
+        "weight",
+        "_",
+        "__name__",
+        "__main__",
+    }
     names |= {f"x{i}" for i in range(12)}
     names |= set(helper_sources())  # every class and function of torch_modules (the helpers copied in)
     for text in helper_sources().values():  # and every name their code uses
@@ -79,15 +101,28 @@ NAMES = [name for name in RESERVED if _language_name(name)]
 def test_the_reserved_names_are_tested():
     # the language refuses only its own words after `as` (keywords, layer kinds, `x` of dims)
     assert set(RESERVED) - set(NAMES) == {"as", "attn", "def", "id", "input", "last", "router", "slice", "x"}
-    assert {"nn", "nn_layer", "torch", "F", "self", "if", "None", "print", "__debug__", "Residual", "rotary",
-            "build_model", "shared_nn", "tied1_nn"} <= set(NAMES)
+    assert {
+        "nn",
+        "nn_layer",
+        "torch",
+        "F",
+        "self",
+        "if",
+        "None",
+        "print",
+        "__debug__",
+        "Residual",
+        "rotary",
+        "build_model",
+        "shared_nn",
+        "tied1_nn",
+    } <= set(NAMES)
 
 
 def _tied_program(pairs) -> str:
     """An embedding `e0` that the head ties to and, for each name, a dense layer of that name and a dense layer
     that ties to it (of the transposed size when `transposed`)."""
-    stages = [f"dense(->{8 if transposed else 12}) as {name} > dense(->12, tie={name})"
-              for name, transposed in pairs]
+    stages = [f"dense(->{8 if transposed else 12}) as {name} > dense(->12, tie={name})" for name, transposed in pairs]
     return f"input(16) > embed(50->12) as e0 > {' > '.join(stages)} > dense(->50, tie=e0)"
 
 
@@ -107,8 +142,19 @@ def _check_tied(program: str, count: int):
     assert tuple(model(torch.zeros(1, 16, dtype=torch.long)).shape) == (1, 50, 16)
 
 
-@pytest.mark.parametrize("a, b", [("nn", "nn_layer"), ("nn_layer", "nn"), ("e", "e_tied1"), ("e", "shared_e"),
-                                  ("e", "tied1_e"), ("tied1_e", "e"), ("shared_e", "e"), ("e", "tied2_e")])
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("nn", "nn_layer"),
+        ("nn_layer", "nn"),
+        ("e", "e_tied1"),
+        ("e", "shared_e"),
+        ("e", "tied1_e"),
+        ("tied1_e", "e"),
+        ("shared_e", "e"),
+        ("e", "tied2_e"),
+    ],
+)
 def test_shared_names_never_collide(a, b):
     # before: `as nn` became nn_layer, the same variable as the user's `as nn_layer`: the ties went to the
     # wrong weight and the written file failed in forward
@@ -116,8 +162,9 @@ def test_shared_names_never_collide(a, b):
 
 
 def test_the_collision_of_the_issue():
-    program = ("input(16) > embed(100->8) as nn > dense(->100) as nn_layer > dense(->8, tie=nn_layer)"
-               " > dense(->100, tie=nn)")
+    program = (
+        "input(16) > embed(100->8) as nn > dense(->100) as nn_layer > dense(->8, tie=nn_layer) > dense(->100, tie=nn)"
+    )
     network = paramsym.parse(program)
     model = _load(paramsym.torch_source(network))["build_model"]()
     embedding, dense, transposed, head = [m for m in model.modules() if not list(m.children())]
@@ -142,14 +189,18 @@ def test_every_reserved_word_as_a_shared_name():
     names = _tie_names()
     assert len(names) > 300
     for start in range(0, len(names), 60):  # all of them side by side, in a few programs
-        chunk = names[start:start + 60]
+        chunk = names[start : start + 60]
         _check_tied(_tied_program([(name, i % 2 == 0) for i, name in enumerate(chunk)]), len(chunk))
 
 
-@pytest.mark.parametrize("template", [
-    "def {}(c) = conv3x3(->c, pad=1) > relu\ninput(8x8x3) > {}(4) > conv1x1(->4) as head > res(conv1x1(->4)) > gap",
-    "def blk(c) = conv3x3(->c, pad=1) > relu\ninput(8x8x3) > blk(4) > conv1x1(->4) as {} > res(conv1x1(->4)) > gap",
-], ids=["def", "as"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "def {}(c) = conv3x3(->c, pad=1) > relu\ninput(8x8x3) > {}(4) > conv1x1(->4) as head > res(conv1x1(->4)) > gap",
+        "def blk(c) = conv3x3(->c, pad=1) > relu\ninput(8x8x3) > blk(4) > conv1x1(->4) as {} > res(conv1x1(->4)) > gap",
+    ],
+    ids=["def", "as"],
+)
 def test_every_reserved_word_as_a_def_name_and_layer_name_for_keras(template):
     """Keras' source has no name of the program: it is the same file, statement for statement, whatever the
     names; the one file builds a model of paramsym's count."""
@@ -182,19 +233,55 @@ def test_every_reserved_word_as_a_def_name_for_torch():
 
 # ---- comments ---------------------------------------------------------------------------------------------
 
-FRAGMENTS = ['"""', "'''", "\\", "\\N{BULLET}", "\\N{", "\\x", "\\u12", "\r", "\u2028", "\u2029", "\x0c", "\x0b",
-             "\x1c", "\x1d", "\x1e", "\x85", "\x00", "\ufeff", "\u202e", "\ud800", "coding: utf-7",
-             "-*- coding: latin-1 -*-",
-             "+AAo-", "ü", "\U0001f600", "#", ";", "(", ")", PAYLOAD, f'"""; {PAYLOAD}; """', f"'''; {PAYLOAD}; '''",
-             f"\r{PAYLOAD}", f"\u2028{PAYLOAD}", f"\x0c{PAYLOAD}"]
-COMMENTS = st.lists(st.one_of(st.sampled_from(FRAGMENTS),
-                              st.text(st.characters(exclude_characters="\n", exclude_categories=()), max_size=6)),
-                    max_size=8).map(lambda parts: "#" + "".join(parts))
+FRAGMENTS = [
+    '"""',
+    "'''",
+    "\\",
+    "\\N{BULLET}",
+    "\\N{",
+    "\\x",
+    "\\u12",
+    "\r",
+    "\u2028",
+    "\u2029",
+    "\x0c",
+    "\x0b",
+    "\x1c",
+    "\x1d",
+    "\x1e",
+    "\x85",
+    "\x00",
+    "\ufeff",
+    "\u202e",
+    "\ud800",
+    "coding: utf-7",
+    "-*- coding: latin-1 -*-",
+    "+AAo-",
+    "ü",
+    "\U0001f600",
+    "#",
+    ";",
+    "(",
+    ")",
+    PAYLOAD,
+    f'"""; {PAYLOAD}; """',
+    f"'''; {PAYLOAD}; '''",
+    f"\r{PAYLOAD}",
+    f"\u2028{PAYLOAD}",
+    f"\x0c{PAYLOAD}",
+]
+COMMENTS = st.lists(
+    st.one_of(
+        st.sampled_from(FRAGMENTS), st.text(st.characters(exclude_characters="\n", exclude_categories=()), max_size=6)
+    ),
+    max_size=8,
+).map(lambda parts: "#" + "".join(parts))
 
-TORCH_PROGRAM = ("let D = 8\ndef blk(d) = dense(->d) > relu\n"
-                 "input(16) > embed(50->D) as e > blk(D) > dense(->50, tie=e)")
-KERAS_PROGRAM = ("let C = 4\ndef blk(c) = conv3x3(->c, pad=1) > relu\n"
-                 "input(8x8x3) > blk(C) > conv1x1(->C) as head > res(conv1x1(->C)) > gap > dense(->2)")
+TORCH_PROGRAM = "let D = 8\ndef blk(d) = dense(->d) > relu\ninput(16) > embed(50->D) as e > blk(D) > dense(->50, tie=e)"
+KERAS_PROGRAM = (
+    "let C = 4\ndef blk(c) = conv3x3(->c, pad=1) > relu\n"
+    "input(8x8x3) > blk(C) > conv1x1(->C) as head > res(conv1x1(->C)) > gap > dense(->2)"
+)
 
 
 def _tokens(program: str) -> list[str]:
@@ -216,7 +303,7 @@ def _meaning(network) -> tuple:
     return network.evaluate(), [lc.layer.kind.key for lc in network.layers]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _places(program: str) -> list[int]:
     """Every place where the program takes a comment (and the newline that ends it) and means the same."""
     tokens = _tokens(program)
@@ -238,7 +325,7 @@ def _commented(draw, program: str):
     tokens = _tokens(program)
     places = draw(st.lists(st.sampled_from(_places(program)), max_size=4, unique=True))
     comments = {place: draw(COMMENTS) for place in places}
-    return _with_comments(tokens, comments), _with_comments(tokens, {place: "#" for place in places})
+    return _with_comments(tokens, comments), _with_comments(tokens, dict.fromkeys(places, "#"))
 
 
 def test_comments_go_almost_everywhere():
@@ -266,8 +353,17 @@ def test_property_comments_stay_comments_in_keras_source(pair):
     _check_comments(pair, keras_source)
 
 
-@pytest.mark.parametrize("comment", [f'# """; {PAYLOAD}; """', "# ends in a backslash \\", "# \\N{oops}",
-                                     f"# \r{PAYLOAD}", f"# \u2028{PAYLOAD}", "# NUL \x00 here"])
+@pytest.mark.parametrize(
+    "comment",
+    [
+        f'# """; {PAYLOAD}; """',
+        "# ends in a backslash \\",
+        "# \\N{oops}",
+        f"# \r{PAYLOAD}",
+        f"# \u2028{PAYLOAD}",
+        "# NUL \x00 here",
+    ],
+)
 @pytest.mark.parametrize("write", [paramsym.torch_source, keras_source], ids=["torch", "keras"])
 def test_comments_that_broke_or_ran_code(comment, write):
     program = f"input(8x8x3) > conv3x3(->4) {comment}"
@@ -288,7 +384,7 @@ def test_cli_export_of_a_comment_that_closes_the_docstring(tmp_path):
         assert result.returncode == 0, result.stderr
         # run as an import runs it (from its bytes, as __name__ "m"), in this process: torch and Keras are
         # imported already
-        exec(compile(written.read_bytes(), str(written), "exec"), {"__name__": f"m_{target}"})  # noqa: S102
+        exec(compile(written.read_bytes(), str(written), "exec"), {"__name__": f"m_{target}"})
         assert not marker.exists()
         line = f'#     input(8x8x3) > conv3x3(->4) # """; open({str(marker)!r}, "w"); """'
         assert line in written.read_text().splitlines()  # the comment, kept as a comment
@@ -296,22 +392,48 @@ def test_cli_export_of_a_comment_that_closes_the_docstring(tmp_path):
 
 # ---- numbers --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value", [0, -3, 10**4299, 10**4300, -(10**5000), 2**16000, 0.1, 1 / 3, -0.0, 1e-300,
-                                   float("inf"), float("-inf"), True, None, "same", "it's \"\"\" \\", (1,), (),
-                                   (2**20000, 1.5), [1, (2, 3)]], ids=lambda value: type(value).__name__)
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -3,
+        10**4299,
+        10**4300,
+        -(10**5000),
+        2**16000,
+        0.1,
+        1 / 3,
+        -0.0,
+        1e-300,
+        float("inf"),
+        float("-inf"),
+        True,
+        None,
+        "same",
+        'it\'s """ \\',
+        (1,),
+        (),
+        (2**20000, 1.5),
+        [1, (2, 3)],
+    ],
+    ids=lambda value: type(value).__name__,
+)
 def test_python_literal_reads_back_as_the_value(value):
     from paramsym.frameworks.export import python_literal
 
     text = python_literal(value)
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        assert eval(text, {"__builtins__": {"float": float}}) == value  # noqa: S307
+        assert eval(text, {"__builtins__": {"float": float}}) == value
     else:
         assert ast.literal_eval(text) == value and type(ast.literal_eval(text)) is type(value)
 
 
-@pytest.mark.parametrize("value", [float("nan"), __import__("fractions").Fraction(1, 3), object(),
-                                   __import__("sympy").Integer(3), b"x", {"a": 1}],
-                         ids=lambda value: type(value).__name__)
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), __import__("fractions").Fraction(1, 3), object(), __import__("sympy").Integer(3), b"x", {"a": 1}],
+    ids=lambda value: type(value).__name__,
+)
 def test_python_literal_refuses_anything_else(value):
     from paramsym.frameworks.export import python_literal
 

@@ -1,6 +1,7 @@
 """Gates, experts, side heads and shared weights (LANGUAGE.md section 7): `mul(...)`,
 `moe(SEQ, experts=E, top=k)`, `aux(SEQ)`, `LAYER as NAME` and `dense(..., tie=NAME)`,
 checked against PyTorch, torchvision, Keras and Hugging Face modules."""
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,8 @@ import paramsym
 from paramsym import ParamsymError
 
 torch = pytest.importorskip("torch")
-from paramsym.frameworks.export import example_input, to_torch, torch_source  # noqa: E402
-
 from cli_helpers import run  # noqa: E402
+from paramsym.frameworks.export import example_input, to_torch, torch_source  # noqa: E402
 
 
 def numel(module) -> int:
@@ -37,17 +37,29 @@ def through_torch(program: str, **values):
 
 CASES = [
     # squeeze-and-excitation (LANGUAGE.md 7.1)
-    ("input(8x8x32) > res(mul(id | gap > dense(->8, bias) > relu > dense(->32, bias) > sigmoid))", 552, 552,
-     "8 x 8 x 32"),
+    (
+        "input(8x8x32) > res(mul(id | gap > dense(->8, bias) > relu > dense(->32, bias) > sigmoid))",
+        552,
+        552,
+        "8 x 8 x 32",
+    ),
     # the gated MLP of Llama: silu(x W1) * (x W3), then W2
     ("input(16x64) > mul(dense(->96) > silu | dense(->96)) > dense(->64)", 3 * 64 * 96, 3 * 64 * 96, "16 x 64"),
     # a gate on a vector
     ("input(10) > mul(id | dense(->10, bias) > sigmoid)", 110, 110, "10"),
     # experts: router d*E, E copies stored, k used per position
-    ("input(16x64) > moe(dense(->256) > gelu > dense(->64), experts=8, top=2)",
-     64 * 8 + 8 * 2 * 64 * 256, 64 * 8 + 2 * 2 * 64 * 256, "16 x 64"),
-    ("input(64) > moe(dense(->256, bias) > relu > dense(->64, bias), experts=4, top=1)",
-     64 * 4 + 4 * (64 * 256 + 256 + 256 * 64 + 64), 64 * 4 + 1 * (64 * 256 + 256 + 256 * 64 + 64), "64"),
+    (
+        "input(16x64) > moe(dense(->256) > gelu > dense(->64), experts=8, top=2)",
+        64 * 8 + 8 * 2 * 64 * 256,
+        64 * 8 + 2 * 2 * 64 * 256,
+        "16 x 64",
+    ),
+    (
+        "input(64) > moe(dense(->256, bias) > relu > dense(->64, bias), experts=4, top=1)",
+        64 * 4 + 4 * (64 * 256 + 256 + 256 * 64 + 64),
+        64 * 4 + 1 * (64 * 256 + 256 + 256 * 64 + 64),
+        "64",
+    ),
     # a side head counts; what flows on is its input
     ("input(8x8x16) > aux(gap > dense(->10, bias)) > conv3x3(->4)", 170 + 576, 170 + 576, "6 x 6 x 4"),
     # a shared weight is counted once, where it is first written
@@ -70,15 +82,16 @@ def test_counts_and_the_exported_module_agree(program, params, active, output):
 
 def test_squeeze_and_excitation_equals_torchvision():
     from torchvision.ops import SqueezeExcitation
+
     # torchvision's 1x1 convolutions on the pooled 1x1 map are dense layers on the pooled vector
-    net = paramsym.parse("input(8x8x32) > res(mul(id | gap > dense(->8, bias) > relu > dense(->32, bias) "
-                         "> sigmoid))")
+    net = paramsym.parse("input(8x8x32) > res(mul(id | gap > dense(->8, bias) > relu > dense(->32, bias) > sigmoid))")
     assert net.params == numel(SqueezeExcitation(32, 8)) == 552
 
 
 def test_gated_mlp_equals_hugging_face_llama():
     transformers = pytest.importorskip("transformers")
     from transformers.models.llama.modeling_llama import LlamaMLP
+
     for d, f in ((64, 96), (4096, 11008), (4096, 14336)):
         with torch.device("meta"):
             mlp = LlamaMLP(transformers.LlamaConfig(hidden_size=d, intermediate_size=f))
@@ -89,13 +102,16 @@ def test_gated_mlp_equals_hugging_face_llama():
 def test_experts_equal_hugging_face_mixtral():
     transformers = pytest.importorskip("transformers")
     from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
+
     for d, f, e, k in ((64, 96, 8, 2), (4096, 14336, 8, 2), (128, 64, 16, 4)):
-        config = transformers.MixtralConfig(hidden_size=d, intermediate_size=f, num_local_experts=e,
-                                            num_experts_per_tok=k)
+        config = transformers.MixtralConfig(
+            hidden_size=d, intermediate_size=f, num_local_experts=e, num_experts_per_tok=k
+        )
         with torch.device("meta"):
             block = MixtralSparseMoeBlock(config)
-        net = paramsym.parse(f"input(8x{d}) > moe(mul(dense(->{f}) > silu | dense(->{f})) > dense(->{d}), "
-                             f"experts={e}, top={k})")
+        net = paramsym.parse(
+            f"input(8x{d}) > moe(mul(dense(->{f}) > silu | dense(->{f})) > dense(->{d}), experts={e}, top={k})"
+        )
         assert net.params == numel(block)
         one_expert = 3 * d * f
         assert net.active == d * e + k * one_expert  # what one token goes through
@@ -104,9 +120,9 @@ def test_experts_equal_hugging_face_mixtral():
 def test_moe_macs_are_the_router_and_k_experts():
     net = paramsym.parse("input(T x d) > moe(dense(->4d) > gelu > dense(->d), experts=E, top=k)")
     T, d, E, k = (net.symbols[n] for n in "TdEk")
-    assert sympy.expand(net.macs - (T * d * E + k * 8 * T * d ** 2)) == 0
-    assert sympy.expand(net.params - (d * E + E * 8 * d ** 2)) == 0
-    assert sympy.expand(net.active - (d * E + k * 8 * d ** 2)) == 0
+    assert sympy.expand(net.macs - (T * d * E + k * 8 * T * d**2)) == 0
+    assert sympy.expand(net.params - (d * E + E * 8 * d**2)) == 0
+    assert sympy.expand(net.active - (d * E + k * 8 * d**2)) == 0
 
 
 def test_moe_module_routes_each_position_to_k_experts():
@@ -159,12 +175,16 @@ def test_written_torch_source_builds_the_same_module():
 
 # ---- Keras -------------------------------------------------------------------------------------
 
+
 def test_keras_multiply_gate_and_side_heads():
     os.environ.setdefault("KERAS_BACKEND", "torch")
     pytest.importorskip("keras")
     from paramsym.frameworks.keras_export import keras_source, to_keras
-    for program in ("input(8x8x32) > res(mul(id | gap > dense(->8, bias) > relu > dense(->32, bias) > sigmoid))",
-                    "input(8x8x16) > aux(gap > dense(->10, bias)) > conv3x3(->4)"):
+
+    for program in (
+        "input(8x8x32) > res(mul(id | gap > dense(->8, bias) > relu > dense(->32, bias) > sigmoid))",
+        "input(8x8x16) > aux(gap > dense(->10, bias)) > conv3x3(->4)",
+    ):
         net = paramsym.parse(program)
         model = to_keras(net)
         assert model.count_params() == net.params
@@ -221,11 +241,13 @@ def test_names_are_reserved_words():
 
 # ---- the quantities on the command line --------------------------------------------------------
 
+
 def test_cli_json_has_active_and_kv_cache_and_solves_on_active():
     program = "input(16 x 64) > moe(dense(->F) > gelu > dense(->64), experts=8, top=2)"
     result = run("count", program, "--set", "F=256", "--format", "json")
     assert result.returncode == 0, result.stderr
     import json
+
     data = json.loads(result.stdout)
     assert data["active"] == {"expr": "256*F + 512", "value": 66048}
     assert data["kv_cache"] == {"expr": "0", "value": 0}
@@ -241,6 +263,7 @@ def test_cli_json_has_active_and_kv_cache_and_solves_on_active():
 
 def test_explain_says_how_many_experts_and_repeats_count():
     from paramsym.render.explain import explain
+
     text = explain(paramsym.parse("input(16x64) > moe(dense(->128) > gelu > dense(->64), experts=4, top=1)"))
     assert "64·128 = 8,192 weights" in text and "No bias: 8,192 parameters." in text
     assert "One of 4 experts, of which each position goes through 1: 32,768 parameters stored, 8,192 active" in text

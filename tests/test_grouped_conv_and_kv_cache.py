@@ -7,6 +7,7 @@ this module imports no framework at its top, so those tests run where torch is n
 and nn.ConvTranspose2d with groups under FlopCounterMode (a table and a Hypothesis property), and the
 tensors of Hugging Face's DynamicCache after a forward pass of T tokens (GPT-2, Llama with
 grouped-query attention, Mistral)."""
+
 from __future__ import annotations
 
 import pytest
@@ -91,6 +92,7 @@ KV_CACHE = [
 def _text(program: str) -> str:
     if program.startswith("examples/"):
         from pathlib import Path
+
         return (Path(__file__).resolve().parents[1] / program).read_text()
     return program
 
@@ -103,6 +105,7 @@ def test_kv_cache_by_hand(program, elements):
 
 # ---- against PyTorch: nn.ConvNd(groups=g) under FlopCounterMode ----------------------------------------
 
+
 def _torch():
     return pytest.importorskip("torch")
 
@@ -110,19 +113,34 @@ def _torch():
 # (program, module factory, input shape channels-last)
 GROUPED_TORCH = [
     ("input(8x8x16) > conv3x3(->32, groups=4)", lambda nn: nn.Conv2d(16, 32, 3, groups=4, bias=False), (8, 8, 16)),
-    ("input(56x56x64) > conv3x3(->64, groups=32, pad=1)",
-     lambda nn: nn.Conv2d(64, 64, 3, padding=1, groups=32, bias=False), (56, 56, 64)),
-    ("input(112x112x32) > dwconv3x3(pad=1)", lambda nn: nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False),
-     (112, 112, 32)),
+    (
+        "input(56x56x64) > conv3x3(->64, groups=32, pad=1)",
+        lambda nn: nn.Conv2d(64, 64, 3, padding=1, groups=32, bias=False),
+        (56, 56, 64),
+    ),
+    (
+        "input(112x112x32) > dwconv3x3(pad=1)",
+        lambda nn: nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False),
+        (112, 112, 32),
+    ),
     ("input(10x10x32) > dwconv3x3(->64)", lambda nn: nn.Conv2d(32, 64, 3, groups=32, bias=False), (10, 10, 32)),
     ("input(7x7x12) > conv1x1(->6, groups=3)", lambda nn: nn.Conv2d(12, 6, 1, groups=3, bias=False), (7, 7, 12)),
     ("input(10x6) > conv3(->9, groups=3, stride=2)", lambda nn: nn.Conv1d(6, 9, 3, 2, groups=3, bias=False), (10, 6)),
-    ("input(4x4x4x4) > conv3x3x3(->8, groups=2, pad=1)",
-     lambda nn: nn.Conv3d(4, 8, 3, padding=1, groups=2, bias=False), (4, 4, 4, 4)),
-    ("input(12x12x4) > conv3x3(->6, groups=2, dilation=2, bias)",
-     lambda nn: nn.Conv2d(4, 6, 3, dilation=2, groups=2), (12, 12, 4)),
-    ("input(4x4x6) > deconv2x2(->4, stride=2, groups=2)",
-     lambda nn: nn.ConvTranspose2d(6, 4, 2, stride=2, groups=2, bias=False), (4, 4, 6)),
+    (
+        "input(4x4x4x4) > conv3x3x3(->8, groups=2, pad=1)",
+        lambda nn: nn.Conv3d(4, 8, 3, padding=1, groups=2, bias=False),
+        (4, 4, 4, 4),
+    ),
+    (
+        "input(12x12x4) > conv3x3(->6, groups=2, dilation=2, bias)",
+        lambda nn: nn.Conv2d(4, 6, 3, dilation=2, groups=2),
+        (12, 12, 4),
+    ),
+    (
+        "input(4x4x6) > deconv2x2(->4, stride=2, groups=2)",
+        lambda nn: nn.ConvTranspose2d(6, 4, 2, stride=2, groups=2, bias=False),
+        (4, 4, 6),
+    ),
 ]
 
 
@@ -130,6 +148,7 @@ GROUPED_TORCH = [
 def test_grouped_conv_against_pytorch(program, factory, shape):
     torch = _torch()
     from frameworks import torch_params, torch_run
+
     module = factory(torch.nn)
     out_shape, macs = torch_run(module, list(shape), "cf")
     network = paramsym.parse(program)
@@ -152,10 +171,20 @@ def grouped_convs(draw):
         kernel.append(k), stride.append(draw(st.integers(1, 2))), pad.append(p), dilation.append(d)
     bias = draw(st.booleans())
     x = lambda values: "x".join(map(str, values))  # noqa: E731
-    program = (f"input({x(sizes + [cin])}) > conv{x(kernel)}(->{cout}, stride={x(stride)}, pad={x(pad)}, "
-               f"dilation={x(dilation)}, groups={groups}{', bias' if bias else ''})")
-    spec = dict(in_channels=cin, out_channels=cout, kernel_size=tuple(kernel), stride=tuple(stride),
-                padding=tuple(pad), dilation=tuple(dilation), groups=groups, bias=bias)
+    program = (
+        f"input({x(sizes + [cin])}) > conv{x(kernel)}(->{cout}, stride={x(stride)}, pad={x(pad)}, "
+        f"dilation={x(dilation)}, groups={groups}{', bias' if bias else ''})"
+    )
+    spec = dict(
+        in_channels=cin,
+        out_channels=cout,
+        kernel_size=tuple(kernel),
+        stride=tuple(stride),
+        padding=tuple(pad),
+        dilation=tuple(dilation),
+        groups=groups,
+        bias=bias,
+    )
     return program, rank, spec, (*sizes, cin)
 
 
@@ -163,6 +192,7 @@ def grouped_convs(draw):
 def test_property_grouped_conv_macs_equal_flop_counter(case):
     torch = _torch()
     from frameworks import torch_params, torch_run
+
     program, rank, spec, shape = case
     module = getattr(torch.nn, f"Conv{rank}d")(**spec)
     out_shape, macs = torch_run(module, list(shape), "cf")
@@ -173,6 +203,7 @@ def test_property_grouped_conv_macs_equal_flop_counter(case):
 
 
 # ---- against Hugging Face: the tensors DynamicCache holds after T tokens --------------------------------
+
 
 def _cache_elements(model, tokens: int) -> int:
     """Run T tokens through the model with use_cache=True; count the elements of the keys and values cached."""
@@ -187,23 +218,37 @@ def _cache_elements(model, tokens: int) -> int:
 
 def _gpt2(T, V, n, d, L, h):
     transformers = pytest.importorskip("transformers")
-    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=V, n_positions=n, n_embd=d, n_layer=L,
-                                                                 n_head=h, bos_token_id=0, eos_token_id=0))
-    program = (f"input({T}) > embed({V}->{d}) as wte > posembed({n}) > (res(ln > attn(heads={h}, bias, causal)) > "
-               f"res(ln > dense(->{4 * d}, bias) > gelu > dense(->{d}, bias))) * {L} > ln > dense(->{V}, tie=wte)")
+    model = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(
+            vocab_size=V, n_positions=n, n_embd=d, n_layer=L, n_head=h, bos_token_id=0, eos_token_id=0
+        )
+    )
+    program = (
+        f"input({T}) > embed({V}->{d}) as wte > posembed({n}) > (res(ln > attn(heads={h}, bias, causal)) > "
+        f"res(ln > dense(->{4 * d}, bias) > gelu > dense(->{d}, bias))) * {L} > ln > dense(->{V}, tie=wte)"
+    )
     return model, program
 
 
 def _llama_like(family, T, V, d, L, h, g, e, F):
     transformers = pytest.importorskip("transformers")
     config = getattr(transformers, f"{family}Config")(
-        vocab_size=V, hidden_size=d, intermediate_size=F, num_hidden_layers=L, num_attention_heads=h,
-        num_key_value_heads=g, head_dim=e, tie_word_embeddings=False,
-        **({"sliding_window": None} if family == "Mistral" else {}))
+        vocab_size=V,
+        hidden_size=d,
+        intermediate_size=F,
+        num_hidden_layers=L,
+        num_attention_heads=h,
+        num_key_value_heads=g,
+        head_dim=e,
+        tie_word_embeddings=False,
+        **({"sliding_window": None} if family == "Mistral" else {}),
+    )
     model = getattr(transformers, f"{family}ForCausalLM")(config)
-    program = (f"input({T}) > embed({V}->{d}) > (res(rmsnorm > attn(heads={h}, kv_heads={g}, head_dim={e}, rope, "
-               f"causal)) > res(rmsnorm > mul(dense(->{F}) > silu | dense(->{F})) > dense(->{d}))) * {L} > rmsnorm > "
-               f"dense(->{V})")
+    program = (
+        f"input({T}) > embed({V}->{d}) > (res(rmsnorm > attn(heads={h}, kv_heads={g}, head_dim={e}, rope, "
+        f"causal)) > res(rmsnorm > mul(dense(->{F}) > silu | dense(->{F})) > dense(->{d}))) * {L} > rmsnorm > "
+        f"dense(->{V})"
+    )
     return model, program
 
 
@@ -221,6 +266,7 @@ KV_MODELS = [
 def test_kv_cache_equals_hugging_face_dynamic_cache(name, build):
     _torch()
     from frameworks import torch_params
+
     model, program = build()
     network = paramsym.parse(program)
     assert network.evaluate()["params"] == torch_params(model)  # the program is the model
@@ -228,20 +274,33 @@ def test_kv_cache_equals_hugging_face_dynamic_cache(name, build):
     assert network.evaluate()["kv_cache"] == _cache_elements(model, tokens)
 
 
-@pytest.mark.xfail(strict=True, reason="Mistral's sliding window: after a prefill of T >= w - 1 tokens, Hugging Face's "
-                   "DynamicCache (DynamicSlidingWindowLayer) keeps w - 1 positions per layer; paramsym, which has no "
-                   "sliding window (a 1-D window= is issue 20), counts T. Mistral-7B v0.1 (w = 4096) at T = 4096: paramsym "
-                   "268,435,456, the cache 2·32·4095·1024 = 268,369,920, 65,536 fewer (one position of every layer); "
-                   "examples/mistral_7b.psym is v0.2, which has no window, and paramsym import refuses T >= w")
+@pytest.mark.xfail(
+    strict=True,
+    reason="Mistral's sliding window: after a prefill of T >= w - 1 tokens, Hugging Face's "
+    "DynamicCache (DynamicSlidingWindowLayer) keeps w - 1 positions per layer; paramsym, which has no "
+    "sliding window (a 1-D window= is issue 20), counts T. Mistral-7B v0.1 (w = 4096) at T = 4096: paramsym "
+    "268,435,456, the cache 2·32·4095·1024 = 268,369,920, 65,536 fewer (one position of every layer); "
+    "examples/mistral_7b.psym is v0.2, which has no window, and paramsym import refuses T >= w",
+)
 def test_kv_cache_of_mistral_at_its_window():
     """Mistral v0.1 in small: a context T equal to the sliding window w (4096 in Mistral-7B v0.1's config)."""
     _torch()
     transformers = pytest.importorskip("transformers")
     T = w = 8
-    config = transformers.MistralConfig(vocab_size=20, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
-                                        num_attention_heads=2, num_key_value_heads=1, head_dim=8, sliding_window=w)
-    program = (f"input({T}) > embed(20->16) > (res(rmsnorm > attn(heads=2, kv_heads=1, head_dim=8, rope, causal)) > "
-               f"res(rmsnorm > mul(dense(->16) > silu | dense(->16)) > dense(->16))) * 2 > rmsnorm > dense(->20)")
+    config = transformers.MistralConfig(
+        vocab_size=20,
+        hidden_size=16,
+        intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        sliding_window=w,
+    )
+    program = (
+        f"input({T}) > embed(20->16) > (res(rmsnorm > attn(heads=2, kv_heads=1, head_dim=8, rope, causal)) > "
+        f"res(rmsnorm > mul(dense(->16) > silu | dense(->16)) > dense(->16))) * 2 > rmsnorm > dense(->20)"
+    )
     model = transformers.MistralForCausalLM(config)
     # paramsym: 2 layers · 2 · 8 positions · 8 = 256; the cache: 2 · 2 · 7 · 8 = 224
     assert paramsym.parse(program).evaluate()["kv_cache"] == _cache_elements(model, T)

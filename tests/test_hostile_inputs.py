@@ -1,6 +1,7 @@
 """Issue 17, hostile inputs: numbers beyond the size limit, sweeps beyond int64, invalid arithmetic
 through def arguments, lets and --set, the parser cache's file, `paramsym import` and sys.path, CSV
 cells a spreadsheet would read as formulas. Each ends with an answer or one located error (exit 2)."""
+
 from __future__ import annotations
 
 import csv
@@ -11,21 +12,33 @@ import pytest
 
 from cli_helpers import run
 
-SQUARES = "; ".join(["let A1 = 2", *(f"let A{i} = A{i - 1}*A{i - 1}" for i in range(2, 41))]) + \
-    "; input(8) > dense(->A40)"
+SQUARES = (
+    "; ".join(["let A1 = 2", *(f"let A{i} = A{i - 1}*A{i - 1}" for i in range(2, 41))]) + "; input(8) > dense(->A40)"
+)
 
 # (arguments, the start of the error, where it points: "line L, column C")
 TOO_LARGE = [
     (("count", "let C = 2^8000; input(C) > dense(->C)"), "the params of dense is too large", "line 1, column 28"),
-    (("count", "let C = 2^8000; input(C) > dense(->C)", "--format", "json"), "the params of dense", "line 1, column 28"),
+    (
+        ("count", "let C = 2^8000; input(C) > dense(->C)", "--format", "json"),
+        "the params of dense",
+        "line 1, column 28",
+    ),
     (("count", "let C = 2^8000; input(C) > dense(->C)", "--format", "csv"), "the params of dense", "line 1, column 28"),
-    (("count", "let C = 2^8000; input(C) > dense(->C)", "--format", "markdown"), "the params of dense", "line 1, column 28"),
+    (
+        ("count", "let C = 2^8000; input(C) > dense(->C)", "--format", "markdown"),
+        "the params of dense",
+        "line 1, column 28",
+    ),
     (("latex", "let C = 2^8000; input(C) > dense(->C)"), "the params of dense", "line 1, column 28"),
     (("explain", "let C = 2^8000; input(C) > dense(->C)"), "the params of dense", "line 1, column 28"),
     (("formula", "let C = 2^8000; input(C) > dense(->C)"), "the params of dense", "line 1, column 28"),
     (("count", "input(C) > dense(->C)", "--set", "C=2^8000"), "the params of dense", "line 1, column 12"),
-    (("count", "let A = 2^2100; let B = A*A*A*A; input(8) > dense(->B)"), "the value of B is too large",
-     "line 1, column 21"),
+    (
+        ("count", "let A = 2^2100; let B = A*A*A*A; input(8) > dense(->B)"),
+        "the value of B is too large",
+        "line 1, column 21",
+    ),
     (("count", SQUARES), "the value of A14 is too large", "line 1, column 219"),
     (("count", "input(2^8000) > dense(->2^8000*C)"), "the params of dense is too large", "line 1, column 17"),
     (("count", "input(2^8000) > dense(->2^8000*C)", "--format", "json"), "the params of dense", "line 1, column 17"),
@@ -54,54 +67,76 @@ def test_numbers_up_to_the_limit_print_exactly(fmt):
     # params = 2 * 2^8000 (8,002 bits); the bytes of memory used to go through a float and overflow
     result = run("count", "input(2^8000) > dense(->2)", "--format", fmt, timeout=60)
     assert result.returncode == 0, result.stderr[-800:]
-    digits = str(2 * 2 ** 8000)
+    digits = str(2 * 2**8000)
     if fmt == "json":
         data = json.loads(result.stdout)
-        assert data["params"]["value"] == 2 * 2 ** 8000 and data["params"]["expr"] == digits
-        assert data["param_bytes"]["value"] == 8 * 2 ** 8000
+        assert data["params"]["value"] == 2 * 2**8000 and data["params"]["expr"] == digits
+        assert data["param_bytes"]["value"] == 8 * 2**8000
     elif fmt == "csv":
         assert digits in result.stdout
     elif fmt == "table":
-        assert f"{2 * 2 ** 8000:,}" in result.stdout.replace("\n", "")
+        assert f"{2 * 2**8000:,}" in result.stdout.replace("\n", "")
 
 
 def test_bytes_beyond_a_float_are_exact():
     from paramsym.render.printers import _bytes
-    hundredths = (2 ** 8000 * 1000 * 100 + 10 ** 9 // 2) // 10 ** 9
-    assert _bytes(2 ** 8000 * 1000) == f"{hundredths // 100:,}.{hundredths % 100:02d} GB"
-    assert _bytes(10 ** 18 + 5 * 10 ** 6) == "1,000,000,000.01 GB"  # a float says 1000000000.00
+
+    hundredths = (2**8000 * 1000 * 100 + 10**9 // 2) // 10**9
+    assert _bytes(2**8000 * 1000) == f"{hundredths // 100:,}.{hundredths % 100:02d} GB"
+    assert _bytes(10**18 + 5 * 10**6) == "1,000,000,000.01 GB"  # a float says 1000000000.00
     assert _bytes(1_580_000) == "1.58 MB" and _bytes(999) == "999 B"
 
 
 # ---- sweeps beyond int64 --------------------------------------------------------------------
 
+
 def test_sweep_beyond_int64_from_the_command_line():
-    result = run("sweep", "dense(3->C)", "--grid", "C=1e19,9223372036854775807,9223372036854775808",
-                 "--format", "json")
+    result = run("sweep", "dense(3->C)", "--grid", "C=1e19,9223372036854775807,9223372036854775808", "--format", "json")
     assert result.returncode == 0, result.stderr[-800:]
     columns = json.loads(result.stdout)["columns"]
-    assert columns["params"] == [3 * 10 ** 19, 3 * (2 ** 63 - 1), 3 * 2 ** 63]
+    assert columns["params"] == [3 * 10**19, 3 * (2**63 - 1), 3 * 2**63]
 
 
 SWEPT = [
-    "input(C) > dense(->C, bias)",                       # C^2 + C: crosses 2^63 at C = 3,037,000,499
-    "input(C) > dense(->D) > dense(->C)",                 # 2CD
+    "input(C) > dense(->C, bias)",  # C^2 + C: crosses 2^63 at C = 3,037,000,499
+    "input(C) > dense(->D) > dense(->C)",  # 2CD
     "input(32x32x3) > conv3x3(->C, stride=2) > dense(->D)",
     "input(C) > dense(->C/2) > dense(->D)",
 ]
-NEAR = [1, 2, 3, 3_037_000_498, 3_037_000_499, 3_037_000_500, 3_037_000_501, 2 ** 31, 2 ** 32,
-        2 ** 62, 2 ** 63 - 2, 2 ** 63 - 1, 2 ** 63, 2 ** 63 + 1, 2 ** 64, 10 ** 19, 10 ** 30]
+NEAR = [
+    1,
+    2,
+    3,
+    3_037_000_498,
+    3_037_000_499,
+    3_037_000_500,
+    3_037_000_501,
+    2**31,
+    2**32,
+    2**62,
+    2**63 - 2,
+    2**63 - 1,
+    2**63,
+    2**63 + 1,
+    2**64,
+    10**19,
+    10**30,
+]
 
 
 @pytest.mark.parametrize("program", SWEPT)
 def test_sweep_equals_exact_evaluation_near_and_beyond_int64(program):
     import paramsym
     from paramsym.algebra.sweeps import sweep
+
     network = paramsym.parse(program)
-    grid = {name: [v for v in NEAR if name != "C" or "C/2" not in program or v % 2 == 0]
-            for name in ("C", "D") if name in network.symbols}
+    grid = {
+        name: [v for v in NEAR if name != "C" or "C/2" not in program or v % 2 == 0]
+        for name in ("C", "D")
+        if name in network.symbols
+    }
     if "D" in grid:
-        grid["D"] = [1, 2 ** 31, 3_037_000_500, 2 ** 63 - 1, 2 ** 63, 10 ** 20]
+        grid["D"] = [1, 2**31, 3_037_000_500, 2**63 - 1, 2**63, 10**20]
     result = sweep(network, grid, quantities=("params", "macs"))
     names = list(grid)
     for row in result.rows():
@@ -113,35 +148,61 @@ def test_sweep_equals_exact_evaluation_near_and_beyond_int64(program):
 def test_sweep_values_beyond_the_number_limit_are_refused():
     result = run("sweep", "input(C) > dense(->C)", "--grid", "C=1e39")
     assert result.returncode == 0  # 40 digits: within every limit
-    from paramsym.errors import ParamsymLimitError
     import paramsym
     from paramsym.algebra.sweeps import sweep
+    from paramsym.errors import ParamsymLimitError
+
     with pytest.raises(ParamsymLimitError, match="too large"):
-        sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2 ** 8000]})
+        sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2**8000]})
     with pytest.raises(ParamsymLimitError, match="a value of C is too large"):
-        sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2 ** 9000]})
+        sweep(paramsym.parse("input(C) > dense(->C)"), {"C": [2**9000]})
 
 
 # ---- invalid arithmetic through def arguments, lets and --set -----------------------------------
 
 # (arguments, start of the message, where it points)
 NO_VALUE = [
-    (("count", "def b(i) = droppath(1/i); input(8x8x3) > b(0)"),
-     "argument error: division by zero: with i = 0, 1/i has no value", "line 1, column 21"),
-    (("count", "def b(i) = dense(->C/(i-1)); input(8) > b(1)"), "argument error: division by zero", "line 1, column 20"),
-    (("count", "def b(i) = dense(->0^(i-2)); input(8) > b(1)"),
-     "argument error: division by zero: with i = 1, 0^(i - 2)", "line 1, column 20"),
+    (
+        ("count", "def b(i) = droppath(1/i); input(8x8x3) > b(0)"),
+        "argument error: division by zero: with i = 0, 1/i has no value",
+        "line 1, column 21",
+    ),
+    (
+        ("count", "def b(i) = dense(->C/(i-1)); input(8) > b(1)"),
+        "argument error: division by zero",
+        "line 1, column 20",
+    ),
+    (
+        ("count", "def b(i) = dense(->0^(i-2)); input(8) > b(1)"),
+        "argument error: division by zero: with i = 1, 0^(i - 2)",
+        "line 1, column 20",
+    ),
     (("count", "def b(i) = (relu) * (1/i); input(8) > b(0)"), "argument error: division by zero", "line 1, column 12"),
-    (("count", "def b(i) = moe(dense(->8), experts=2/i, top=1); input(8) > b(0)"),
-     "argument error: division by zero", "line 1, column 28"),
-    (("count", "def a(j) = dense(->8/j); def b(i) = a(i-1); input(8) > b(1)"), "argument error: division by zero",
-     "line 1, column 20"),
-    (("count", "let A = 1; let B = 4/(A-1); input(8) > dense(->B)"), "evaluation error: the value of B: division by zero",
-     "line 1, column 16"),
-    (("count", "input(8) > dense(->C/(A-1))", "--set", "A=1", "--set", "C=4"), "evaluation error: division by zero",
-     "line 1, column 20"),
-    (("latex", "input(8) > dense(->C/(A-1))", "--set", "A=1", "--set", "C=4"), "evaluation error: division by zero",
-     "line 1, column 20"),
+    (
+        ("count", "def b(i) = moe(dense(->8), experts=2/i, top=1); input(8) > b(0)"),
+        "argument error: division by zero",
+        "line 1, column 28",
+    ),
+    (
+        ("count", "def a(j) = dense(->8/j); def b(i) = a(i-1); input(8) > b(1)"),
+        "argument error: division by zero",
+        "line 1, column 20",
+    ),
+    (
+        ("count", "let A = 1; let B = 4/(A-1); input(8) > dense(->B)"),
+        "evaluation error: the value of B: division by zero",
+        "line 1, column 16",
+    ),
+    (
+        ("count", "input(8) > dense(->C/(A-1))", "--set", "A=1", "--set", "C=4"),
+        "evaluation error: division by zero",
+        "line 1, column 20",
+    ),
+    (
+        ("latex", "input(8) > dense(->C/(A-1))", "--set", "A=1", "--set", "C=4"),
+        "evaluation error: division by zero",
+        "line 1, column 20",
+    ),
 ]
 
 
@@ -171,7 +232,9 @@ def _in(directory, *args):
     import os
     import subprocess
     import sys
+
     from cli_helpers import PARAMSYM
+
     command = [PARAMSYM, *args] if args[0] != "-m" else [sys.executable, *args]
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
     env.pop("PYTHONSAFEPATH", None)
@@ -182,8 +245,9 @@ def _in(directory, *args):
 def model_dir(tmp_path):
     pytest.importorskip("torch")
     (tmp_path / "torch.py").write_text(HIJACK)
-    (tmp_path / "mymodel.py").write_text("import torch\n\ndef make():\n"
-                                         "    return torch.nn.Sequential(torch.nn.Linear(3, 2))\n")
+    (tmp_path / "mymodel.py").write_text(
+        "import torch\n\ndef make():\n    return torch.nn.Sequential(torch.nn.Linear(3, 2))\n"
+    )
     return tmp_path
 
 
@@ -214,11 +278,15 @@ def test_import_says_it_runs_the_code():
 
 # ---- CSV cells that a spreadsheet would read as formulas --------------------------------------------------
 
-@pytest.mark.parametrize("program", [
-    "input(A1) > dense(->100 - B1) > dense(->A1)",     # total params -2*A1*B1 + 200*A1
-    "input(32x32x3) > conv3x3(->C, stride=S) > dense(->10 - D)",
-    "input(C) > dense(->2C) > dense(->10)",             # nothing to quote: unchanged
-])
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(A1) > dense(->100 - B1) > dense(->A1)",  # total params -2*A1*B1 + 200*A1
+        "input(32x32x3) > conv3x3(->C, stride=S) > dense(->10 - D)",
+        "input(C) > dense(->2C) > dense(->10)",  # nothing to quote: unchanged
+    ],
+)
 def test_csv_cells_never_start_a_formula(program):
     result = run("count", program, "--format", "csv")
     assert result.returncode == 0, result.stderr

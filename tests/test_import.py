@@ -1,5 +1,6 @@
 """Import from PyTorch: torchvision models and paramsym's own exports become
 programs that count exactly as the modules do."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -69,12 +70,15 @@ class Doubles(nn.Module):
         return self.conv(x) * 2
 
 
-@pytest.mark.parametrize("model, words", [
-    (Doubles(), "operation 'mul'"),
-    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
-    (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)), "module '1' (Upsample)"),
-    (nn.Sequential(nn.Conv2d(3, 8, 3), nn.PixelShuffle(2)), "module '1' (PixelShuffle)"),
-])
+@pytest.mark.parametrize(
+    "model, words",
+    [
+        (Doubles(), "operation 'mul'"),
+        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
+        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)), "module '1' (Upsample)"),
+        (nn.Sequential(nn.Conv2d(3, 8, 3), nn.PixelShuffle(2)), "module '1' (PixelShuffle)"),
+    ],
+)
 def test_what_the_language_cannot_express_is_named(model, words):
     with pytest.raises(paramsym.ParamsymError, match=words.replace("(", r"\(").replace(")", r"\)")):
         paramsym.from_torch(model, (8, 8, 3))

@@ -1,5 +1,6 @@
 """Every classification model of torchvision imports exactly, or is refused with the reason named;
 docs/zoo.md's table says which (tests/import_coverage.py writes it)."""
+
 from __future__ import annotations
 
 import time
@@ -47,11 +48,15 @@ def test_every_traced_import_is_written_with_blocks(rows):
     """paramsym.frameworks.factor checks that a factored import counts exactly what the flat one counts (every total
     and the output shape) and writes the flat one otherwise: here none fell back (test_import_readable.py
     compares the two for a table of models; `python tests/import_coverage.py --readable` for all)."""
-    flat = [name for name, row in rows.items() if row.outcome == "exact" and not row.text.startswith("#")
-            and "def " not in row.text and ") * " not in row.text]
+    flat = [
+        name
+        for name, row in rows.items()
+        if row.outcome == "exact" and not row.text.startswith("#") and "def " not in row.text and ") * " not in row.text
+    ]
     assert not flat, flat
 
 
 def test_the_table_in_zoo_md_is_current(rows):
-    assert import_coverage.documented() == import_coverage.table([rows[n] for n in NAMES]), \
+    assert import_coverage.documented() == import_coverage.table([rows[n] for n in NAMES]), (
         "run: python tests/import_coverage.py --update"
+    )

@@ -1,13 +1,15 @@
 """Imported programs stay readable (issue 11): `paramsym import` writes the blocks that recur as `def`
 blocks and runs as `(SEQ) * n` (paramsym.frameworks.factor), and the factored program counts exactly what the
 flat one counts: every total (parameters, state, MACs, memory, ...) and the output shape."""
+
 from __future__ import annotations
 
 import re
 import warnings
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 import paramsym
 from paramsym.frameworks import factor
@@ -94,13 +96,18 @@ def test_resnet50_reads_like_the_paper(imported):
     text = imported["resnet50"][1]
     said = oneline(text)
     assert "def bottleneck(c, s) = res(conv1x1(->c/4) > bn > relu > conv3x3(->c/4, stride=s, pad=1)" in said
-    for stage in ("bottleneck(256, 1)\n  > (bottleneck2(256)) * 2", "bottleneck(512, 2)\n  > (bottleneck2(512)) * 3",
-                  "bottleneck(1024, 2)\n  > (bottleneck2(1024)) * 5", "bottleneck(2048, 2)\n  > (bottleneck2(2048)) * 2"):
+    for stage in (
+        "bottleneck(256, 1)\n  > (bottleneck2(256)) * 2",
+        "bottleneck(512, 2)\n  > (bottleneck2(512)) * 3",
+        "bottleneck(1024, 2)\n  > (bottleneck2(1024)) * 5",
+        "bottleneck(2048, 2)\n  > (bottleneck2(2048)) * 2",
+    ):
         assert stage in text
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0",
-                                  "squeezenet1_0", "vgg16"])
+@pytest.mark.parametrize(
+    "name", ["resnet18", "resnet50", "densenet121", "mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "vgg16"]
+)
 def test_lines_fit_an_80_column_terminal(imported, name):
     text = imported[name][1]
     assert max(len(line) for line in text.splitlines()) < 80, text
@@ -108,16 +115,19 @@ def test_lines_fit_an_80_column_terminal(imported, name):
 
 def test_densenet_writes_its_dense_layers_as_runs(imported):
     text = imported["densenet121"][1]
-    assert "def denselayer = concat(id | bn > relu > conv1x1(->128) > bn > relu > conv3x3(->32, pad=1))" in \
-        oneline(text)
+    assert "def denselayer = concat(id | bn > relu > conv1x1(->128) > bn > relu > conv3x3(->32, pad=1))" in oneline(
+        text
+    )
     assert [int(n) for n in re.findall(r"\(denselayer\) \* (\d+)", text)] == [6, 12, 24, 16]
 
 
 def test_parameters_say_what_they_are(imported):
     text = imported["mobilenet_v2"][1]
     # a depthwise convolution's groups are its channels; the expansion is 6c
-    assert "def invertedresidual(mid, c, s) = conv1x1(->mid) > bn > relu6 > conv3x3(->mid, stride=s, pad=1, " \
-           "groups=mid)" in oneline(text)
+    assert (
+        "def invertedresidual(mid, c, s) = conv1x1(->mid) > bn > relu6 > conv3x3(->mid, stride=s, pad=1, "
+        "groups=mid)" in oneline(text)
+    )
     assert "def invertedresidual2(c) = res(conv1x1(->6c)" in oneline(text)
 
 
@@ -129,6 +139,7 @@ def test_flat_is_one_stage_after_another(imported):
 
 
 # ---- models of our own: names from their classes, and nothing made up where nothing recurs -------------
+
 
 class Stem(nn.Module):
     def __init__(self):
@@ -162,8 +173,7 @@ def test_a_blocks_name_is_its_module_class():
     model = _net([32, 32, 32, 64, 64])
     text = paramsym.from_torch(model, (32, 32, 3))
     assert defined(text) == ["widen"], text
-    assert "def widen(c, s) = res(conv3x3(->c, stride=s, pad=1) > bn | conv1x1(->c, stride=s)) > relu" in \
-        oneline(text)
+    assert "def widen(c, s) = res(conv3x3(->c, stride=s, pad=1) > bn | conv1x1(->c, stride=s)) > relu" in oneline(text)
     assert "> widen(32, 2)\n  > (widen(32, 1)) * 2\n  > widen(64, 2)\n  > widen(64, 1)\n" in text
     assert counts(text) == counts(paramsym.from_torch(model, (32, 32, 3), flat=True))
     assert paramsym.parse(text).params == sum(p.numel() for p in model.parameters())
@@ -187,16 +197,21 @@ def test_the_cli_writes_blocks_and_flat_on_request():
 
 # ---- properties: factoring never changes a count -----------------------------------------------------------
 
+
 @st.composite
 def blocky(draw):
     """A program that uses one block several times with different widths and strides, with a stage between."""
-    body = draw(st.sampled_from([
-        "res(conv3x3(->c, stride=s, pad=1) > bn > relu > conv3x3(->c, pad=1) > bn | conv1x1(->c, stride=s) > bn) > relu",
-        "conv1x1(->2c) > bn > relu > dwconv3x3(stride=s, pad=1) > bn > relu > conv1x1(->c) > bn",
-        "concat(conv1x1(->c, stride=s) > relu | conv3x3(->c, stride=s, pad=1) > relu)",
-        "res(conv1x1(->c, stride=s) | conv3x3(->c, stride=s, pad=1) > gn(groups=1))",
-        "conv3x3(->c, stride=s, pad=1) > bn > relu",
-    ]))
+    body = draw(
+        st.sampled_from(
+            [
+                "res(conv3x3(->c, stride=s, pad=1) > bn > relu > conv3x3(->c, pad=1) > bn | conv1x1(->c, stride=s) > bn) > relu",
+                "conv1x1(->2c) > bn > relu > dwconv3x3(stride=s, pad=1) > bn > relu > conv1x1(->c) > bn",
+                "concat(conv1x1(->c, stride=s) > relu | conv3x3(->c, stride=s, pad=1) > relu)",
+                "res(conv1x1(->c, stride=s) | conv3x3(->c, stride=s, pad=1) > gn(groups=1))",
+                "conv3x3(->c, stride=s, pad=1) > bn > relu",
+            ]
+        )
+    )
     calls, size = [], 32
     for _ in range(draw(st.integers(2, 6))):
         s = draw(st.sampled_from([1, 1, 2])) if size > 4 else 1
@@ -204,8 +219,11 @@ def blocky(draw):
         calls.append(f"blk({draw(st.sampled_from([4, 8, 8, 12]))}, {s})")
         if draw(st.integers(0, 3)) == 0:
             calls.append(draw(st.sampled_from(["relu", "bn", "maxpool1x1"])))
-    return f"def blk(c, s) = {body}\ninput(32x32x3) > conv3x3(->8, pad=1) > " + " > ".join(calls) + \
-        " > gap > dense(->10, bias)"
+    return (
+        f"def blk(c, s) = {body}\ninput(32x32x3) > conv3x3(->8, pad=1) > "
+        + " > ".join(calls)
+        + " > gap > dense(->10, bias)"
+    )
 
 
 @given(blocky())

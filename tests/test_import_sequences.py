@@ -1,6 +1,7 @@
 """Importing hand-written sequence models in PyTorch's own layout, (N, T, d) after an embedding: layers
 on the last axis (an N-D Linear, LayerNorm, attention, recurrent layers) and weights shared between
 the embedding and the output layer, which become `as NAME` ... `tie=NAME`."""
+
 from __future__ import annotations
 
 import pytest
@@ -110,13 +111,16 @@ def test_a_linear_on_the_width_of_a_map_is_still_refused():
         paramsym.from_torch(model, "8x8x3")
 
 
-@pytest.mark.parametrize("program", [
-    "input(8x16) > res(ln > attn(heads=4, bias, causal)) > dense(->8)",
-    "input(8x16) > attn(heads=4, kv_heads=2)",
-    "input(8x16) > attn(heads=2, head_dim=4, bias)",
-    "input(4x4x8) > attn(heads=2)",
-    "input(8x16) > attn(heads=4, kv_heads=2, bias, causal) > gelu",
-])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(8x16) > res(ln > attn(heads=4, bias, causal)) > dense(->8)",
+        "input(8x16) > attn(heads=4, kv_heads=2)",
+        "input(8x16) > attn(heads=2, head_dim=4, bias)",
+        "input(4x4x8) > attn(heads=2)",
+        "input(8x16) > attn(heads=4, kv_heads=2, bias, causal) > gelu",
+    ],
+)
 def test_exported_attention_imports_back(program):
     """paramsym's own SelfAttention and GroupedQueryAttention modules read back as the attn they came from."""
     network = paramsym.parse(program)

@@ -3,6 +3,7 @@
 before a layer) and norm + activation modules (BatchNormAct2d, GroupNormAct, LayerNormAct2d, ...), whose
 activation must be written out. A subclass of a torch.nn class with a forward of its own is never read as
 that class."""
+
 from __future__ import annotations
 
 import math
@@ -21,25 +22,57 @@ from paramsym.errors import ImportRefused
 from paramsym.kinds import windows
 
 timm = pytest.importorskip("timm")
-from timm.layers import (BatchNormAct2d, GroupNormAct, LayerNormAct, LayerNormAct2d,  # noqa: E402
-                         create_conv2d, create_pool2d)
+from timm.layers import (  # noqa: E402
+    BatchNormAct2d,
+    GroupNormAct,
+    LayerNormAct,
+    LayerNormAct2d,
+    create_conv2d,
+    create_pool2d,
+)
 from timm.layers.conv2d_same import Conv2dSame  # noqa: E402
 from timm.layers.padding import get_same_padding, pad_same  # noqa: E402
 from timm.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame  # noqa: E402
 
 # nonlinearities, in the program (kinds) and in the module (classes whose calls the forward hooks count)
-NONLINEAR_KINDS = {"relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish",
-                   "hardsigmoid", "prelu"}
-NONLINEAR_CLASSES = {"ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Swish", "Sigmoid", "Tanh", "Hardswish",
-                     "Hardsigmoid", "PReLU"}
+NONLINEAR_KINDS = {
+    "relu",
+    "relu6",
+    "leakyrelu",
+    "elu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "hardswish",
+    "hardsigmoid",
+    "prelu",
+}
+NONLINEAR_CLASSES = {
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Swish",
+    "Sigmoid",
+    "Tanh",
+    "Hardswish",
+    "Hardsigmoid",
+    "PReLU",
+}
 
 
 def measured(module, hw: tuple) -> dict:
     """What the module itself says: params, running statistics, output shape (channels last), MACs
     (FlopCounterMode's FLOPs / 2) and how many nonlinearities its forward applies."""
     calls = []
-    hooks = [m.register_forward_hook(lambda *_: calls.append(1)) for m in module.modules()
-             if type(m).__name__ in NONLINEAR_CLASSES]
+    hooks = [
+        m.register_forward_hook(lambda *_: calls.append(1))
+        for m in module.modules()
+        if type(m).__name__ in NONLINEAR_CLASSES
+    ]
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         out = module.eval()(torch.zeros(1, 3, *hw))
     for hook in hooks:
@@ -49,29 +82,40 @@ def measured(module, hw: tuple) -> dict:
     buffers = {name.rsplit(".", 1)[-1] for name, _ in module.named_buffers()}
     assert buffers <= {"running_mean", "running_var", "num_batches_tracked"}, buffers  # state is BN statistics
     shape = list(out.shape[2:]) + [out.shape[1]] if out.dim() > 2 else [out.shape[1]]
-    return {"params": torch_params(module), "state": torch_state(module), "shape": shape, "macs": flops // 2,
-            "nonlinear": len(calls)}
+    return {
+        "params": torch_params(module),
+        "state": torch_state(module),
+        "shape": shape,
+        "macs": flops // 2,
+        "nonlinear": len(calls),
+    }
 
 
 def imported(module, hw: tuple) -> dict:
     text = paramsym.from_torch(module, (*hw, 3), flat=True)
     network = paramsym.parse(text)
     values = network.evaluate()
-    return {"params": values["params"], "state": values["state"],
-            "shape": [int(d) for d in network.output_shape.dims()], "macs": values["macs"],
-            "nonlinear": sum(layer.kind.key in NONLINEAR_KINDS for layer in network.layers)}
+    return {
+        "params": values["params"],
+        "state": values["state"],
+        "shape": [int(d) for d in network.output_shape.dims()],
+        "macs": values["macs"],
+        "nonlinear": sum(layer.kind.key in NONLINEAR_KINDS for layer in network.layers),
+    }
 
 
 # The four TensorFlow ports (Conv2dSame, BatchNormAct2d) and models with BatchNormAct2d. 100x84 gives odd and
 # even map sizes on the way down (100, 50, 25, 13, 7, 4 and 84, 42, 21, 11, 6, 3): TensorFlow's "same" is
 # asymmetric on some axes and stages and symmetric on others.
 TF_PORTS = ["tf_efficientnet_b0", "tf_efficientnet_lite0", "tf_efficientnetv2_b0", "tf_mobilenetv3_small_100"]
-TIMM_MODELS = [(name, False) for name in TF_PORTS + ["cspdarknet53", "cspresnet50", "mobilenetv1_100", "tf_mixnet_s"]] \
-    + [(name, True) for name in TF_PORTS]
+TIMM_MODELS = [
+    (name, False) for name in TF_PORTS + ["cspdarknet53", "cspresnet50", "mobilenetv1_100", "tf_mixnet_s"]
+] + [(name, True) for name in TF_PORTS]
 
 
-@pytest.mark.parametrize("name, features", TIMM_MODELS,
-                         ids=[f"{name}{'-features' if features else ''}" for name, features in TIMM_MODELS])
+@pytest.mark.parametrize(
+    "name, features", TIMM_MODELS, ids=[f"{name}{'-features' if features else ''}" for name, features in TIMM_MODELS]
+)
 def test_timm_models_import_exactly(name, features):
     """Params, BatchNorm statistics, output shape, MACs and the number of nonlinearities equal the module's;
     without the classifier (`num_classes=0, global_pool=""`) the output is the last feature map, whose
@@ -107,8 +151,7 @@ def test_same_pairs_are_timms_pad_same(n, k, s, d):
     (top, bottom), (left, right) = windows.same_pairs((n, n + 1), (k, k), (s, s), (d, d))
     assert padded.shape[-2:] == (n + top + bottom, n + 1 + left + right)
     assert (top + bottom, left + right) == (get_same_padding(n, k, s, d), get_same_padding(n + 1, k, s, d))
-    assert F.conv2d(padded, torch.zeros(1, 1, k, k), stride=s, dilation=d).shape[-2:] == (-(-n // s),
-                                                                                         -(-(n + 1) // s))
+    assert F.conv2d(padded, torch.zeros(1, 1, k, k), stride=s, dilation=d).shape[-2:] == (-(-n // s), -(-(n + 1) // s))
     assert torch.equal(padded, F.pad(x, (left, right, top, bottom)))
 
 
@@ -119,8 +162,11 @@ def check(module, hw, cin):
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         out = module.eval()(torch.zeros(1, cin, *hw))
     shape = list(out.shape[2:]) + [out.shape[1]]
-    assert (network.evaluate()["params"], [int(v) for v in network.output_shape.dims()], network.evaluate()["macs"]) \
-        == (torch_params(module), shape, counter.get_total_flops() // 2), text
+    assert (
+        network.evaluate()["params"],
+        [int(v) for v in network.output_shape.dims()],
+        network.evaluate()["macs"],
+    ) == (torch_params(module), shape, counter.get_total_flops() // 2), text
     return text
 
 
@@ -179,11 +225,11 @@ def test_f_pad_before_a_conv_is_exact_or_refused(pad, n, k, s, d):
         return  # PyTorch refuses a kernel larger than the padded input
     module = PadThenConv(pad, k, s, d)
     same = windows.same_pairs((n, n), (k, k), (s, s), (d, d)) == ((top, bottom), (left, right))
-    if left == right and top == bottom or same:
+    if (left == right and top == bottom) or same:
         text = check(module, (n, n), 2)
         assert ("pad=same" in text) == (not (left == right and top == bottom))
     else:
-        with pytest.raises(ImportRefused, match="not TensorFlow's \"same\""):
+        with pytest.raises(ImportRefused, match='not TensorFlow\'s "same"'):
             paramsym.from_torch(module, (n, n, 2))
 
 
@@ -198,23 +244,29 @@ class PadThen(nn.Module):
         self.layer, self.pads, self.mode, self.value, self.twice = layer, pads, mode, value, twice
 
     def forward(self, x):
-        y = F.pad(x, self.pads, mode=self.mode, value=self.value) if self.mode == "constant" else \
-            F.pad(x, self.pads, mode=self.mode)
+        y = (
+            F.pad(x, self.pads, mode=self.mode, value=self.value)
+            if self.mode == "constant"
+            else F.pad(x, self.pads, mode=self.mode)
+        )
         return self.layer(y) + y if self.twice else self.layer(y)
 
 
-@pytest.mark.parametrize("module, message", [
-    (PadThen(nn.BatchNorm2d(2)), "follows an F.pad"),                                 # was dropped
-    (PadThen(nn.ConvTranspose2d(2, 2, 3, padding=1)), "follows an F.pad"),           # was dropped
-    (PadThen(nn.Conv2d(2, 2, 3, padding=1), twice=True), "used by 2 operations"),             # one of them had no pad
-    (PadThen(nn.Conv2d(2, 2, 3), mode="reflect"), "pads by 'reflect'"),
-    (PadThen(nn.Conv2d(2, 2, 3), value=1.0), "value 1.0"),
-    (PadThen(nn.Conv2d(2, 2, 3), value=-math.inf), "-inf only before a max pooling"),
-    (PadThen(nn.Conv2d(4, 2, 3), pads=(1, 1, 1, 1, 1, 1)), "more than the spatial axes"),  # pads the channels
-    (PadThen(nn.Conv2d(2, 2, 3), pads=(0, 1, 0, 1)), "not TensorFlow's"),            # (0, 1) is "same" at 8, not 9
-    (PadThen(Conv2dSame(2, 2, 3)), "after an F.pad"),
-    (PadThen(torch.relu), "not the input of a convolution"),                         # was dropped
-])
+@pytest.mark.parametrize(
+    "module, message",
+    [
+        (PadThen(nn.BatchNorm2d(2)), "follows an F.pad"),  # was dropped
+        (PadThen(nn.ConvTranspose2d(2, 2, 3, padding=1)), "follows an F.pad"),  # was dropped
+        (PadThen(nn.Conv2d(2, 2, 3, padding=1), twice=True), "used by 2 operations"),  # one of them had no pad
+        (PadThen(nn.Conv2d(2, 2, 3), mode="reflect"), "pads by 'reflect'"),
+        (PadThen(nn.Conv2d(2, 2, 3), value=1.0), "value 1.0"),
+        (PadThen(nn.Conv2d(2, 2, 3), value=-math.inf), "-inf only before a max pooling"),
+        (PadThen(nn.Conv2d(4, 2, 3), pads=(1, 1, 1, 1, 1, 1)), "more than the spatial axes"),  # pads the channels
+        (PadThen(nn.Conv2d(2, 2, 3), pads=(0, 1, 0, 1)), "not TensorFlow's"),  # (0, 1) is "same" at 8, not 9
+        (PadThen(Conv2dSame(2, 2, 3)), "after an F.pad"),
+        (PadThen(torch.relu), "not the input of a convolution"),  # was dropped
+    ],
+)
 def test_f_pad_the_language_cannot_say_is_refused(module, message):
     with pytest.raises(ImportRefused, match=message):
         paramsym.from_torch(module, (9, 9, 2))
@@ -227,17 +279,25 @@ def test_f_pad_minus_inf_before_a_max_pool():
 
 # ---- norm + activation, and subclasses with a forward of their own -------------------------------------------
 
-@pytest.mark.parametrize("module, hw, written", [
-    (BatchNormAct2d(4), (5, 5), "bn > relu"),
-    (BatchNormAct2d(4, act_layer=nn.SiLU), (5, 5), "bn > silu"),
-    (BatchNormAct2d(4, act_layer="leaky_relu", act_kwargs={"negative_slope": 0.2}), (5, 5), "bn > leakyrelu(0.2)"),
-    (BatchNormAct2d(4, act_layer="hard_swish"), (5, 5), "bn > hardswish"),
-    (BatchNormAct2d(4, act_layer="gelu"), (5, 5), "bn > gelu"),
-    (BatchNormAct2d(4, apply_act=False), (5, 5), "bn"),
-    (BatchNormAct2d(4, affine=False, drop_layer=lambda: nn.Dropout(0.25)), (5, 5), "bn(noaffine) > dropout(0.25) > relu"),
-    (GroupNormAct(4, num_groups=2, act_layer=nn.SiLU), (5, 5), "gn(groups=2) > silu"),
-    (LayerNormAct2d(4), (5, 5), "ln > relu"),
-])
+
+@pytest.mark.parametrize(
+    "module, hw, written",
+    [
+        (BatchNormAct2d(4), (5, 5), "bn > relu"),
+        (BatchNormAct2d(4, act_layer=nn.SiLU), (5, 5), "bn > silu"),
+        (BatchNormAct2d(4, act_layer="leaky_relu", act_kwargs={"negative_slope": 0.2}), (5, 5), "bn > leakyrelu(0.2)"),
+        (BatchNormAct2d(4, act_layer="hard_swish"), (5, 5), "bn > hardswish"),
+        (BatchNormAct2d(4, act_layer="gelu"), (5, 5), "bn > gelu"),
+        (BatchNormAct2d(4, apply_act=False), (5, 5), "bn"),
+        (
+            BatchNormAct2d(4, affine=False, drop_layer=lambda: nn.Dropout(0.25)),
+            (5, 5),
+            "bn(noaffine) > dropout(0.25) > relu",
+        ),
+        (GroupNormAct(4, num_groups=2, act_layer=nn.SiLU), (5, 5), "gn(groups=2) > silu"),
+        (LayerNormAct2d(4), (5, 5), "ln > relu"),
+    ],
+)
 def test_norm_act_writes_its_activation(module, hw, written):
     """timm's norm + activation modules: the norm, then drop and act, each as its own kind imports it (imported as
     the plain norm, the activation disappeared)."""
@@ -265,10 +325,13 @@ def test_layer_norm_act_on_a_vector():
     assert text.replace("\n  > ", " > ").endswith("ln > gelu\n")
 
 
-@pytest.mark.parametrize("module, message", [
-    (BatchNormAct2d(4, act_layer=nn.Mish), "applies act Mish"),
-    (BatchNormAct2d(4, drop_layer=lambda: timm.layers.DropBlock2d(0.1)), "applies drop DropBlock2d"),
-])
+@pytest.mark.parametrize(
+    "module, message",
+    [
+        (BatchNormAct2d(4, act_layer=nn.Mish), "applies act Mish"),
+        (BatchNormAct2d(4, drop_layer=lambda: timm.layers.DropBlock2d(0.1)), "applies drop DropBlock2d"),
+    ],
+)
 def test_norm_act_with_what_the_language_lacks_is_refused(module, message):
     with pytest.raises(ImportRefused, match=message):
         paramsym.from_torch(nn.Sequential(nn.Conv2d(3, 4, 1), module), (5, 5, 3))
@@ -294,11 +357,14 @@ class LayerNorm(nn.Module):
         return x * self.weight
 
 
-@pytest.mark.parametrize("module, message", [
-    (ConvThenRelu(3, 4, 3), "ConvThenRelu.*is a Conv2d with a forward of its own"),
-    (timm.layers.StdConv2d(3, 4, 3), "StdConv2d.*is a Conv2d with a forward of its own"),  # weight standardisation
-    (timm.layers.ScaledStdConv2d(3, 4, 3), "ScaledStdConv2d.*is a Conv2d"),       # a gain of 4: 112 params, not 108
-])
+@pytest.mark.parametrize(
+    "module, message",
+    [
+        (ConvThenRelu(3, 4, 3), "ConvThenRelu.*is a Conv2d with a forward of its own"),
+        (timm.layers.StdConv2d(3, 4, 3), "StdConv2d.*is a Conv2d with a forward of its own"),  # weight standardisation
+        (timm.layers.ScaledStdConv2d(3, 4, 3), "ScaledStdConv2d.*is a Conv2d"),  # a gain of 4: 112 params, not 108
+    ],
+)
 def test_a_subclass_with_its_own_forward_is_not_its_base(module, message):
     """A module matched to a torch.nn class by subclass (or by name) whose forward differs was read as that class;
     now it is refused by name, unless a kind claims its own class."""
@@ -327,6 +393,7 @@ def test_frozen_and_evo_norms_are_refused():
 
 # ---- crashes found by benchmarks/import_sweep.py (one model of each timm family) --------------------------------
 
+
 class AddsItsOwnParameter(nn.Module):
     """PiT's stem: a convolution, then `x + self.pos_embed`, a parameter that forward reads itself."""
 
@@ -349,6 +416,7 @@ def test_timm_space_to_depth_is_space2depth():
     """timm's SpaceToDepth (TResNet's stem) keeps its block in `bs`: was an AttributeError traceback
     (downscale_factor); now space2depth(4), counted as the module counts."""
     from timm.layers import SpaceToDepth
+
     module = nn.Sequential(SpaceToDepth(4), nn.Conv2d(48, 8, 3, padding=1), nn.BatchNorm2d(8))
     text = paramsym.from_torch(module, (12, 8, 3), flat=True)
     assert "space2depth(4)" in text

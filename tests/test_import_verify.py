@@ -4,6 +4,7 @@ and running_var buffers and a run of it, and every module that holds parameters 
 A difference is a refusal naming the module or the model, never a program.
 
 Checked here against PyTorch, torchvision, transformers and timm themselves."""
+
 from __future__ import annotations
 
 import warnings
@@ -38,15 +39,22 @@ def paramsym_counts(text):
 
 # ---- parameters that forward never uses ------------------------------------------------------------------
 
+
 class WithUnusedLayer(nn.Module):
     """584 parameters that forward uses and a Linear(100, 100) (10,100) that it never calls."""
 
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),   # 224 + 16
-                                      nn.Conv2d(8, 4, 3), nn.BatchNorm2d(4), nn.ReLU())   # 292 + 8
-        self.head = nn.Linear(4, 11, bias=False)    # 44
-        self.unused = nn.Linear(100, 100)           # 10,100
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),  # 224 + 16
+            nn.Conv2d(8, 4, 3),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+        )  # 292 + 8
+        self.head = nn.Linear(4, 11, bias=False)  # 44
+        self.unused = nn.Linear(100, 100)  # 10,100
 
     def forward(self, x):
         return self.head(self.features(x).mean((2, 3)))
@@ -111,11 +119,14 @@ def test_state_is_the_running_statistics_and_nothing_else():
 
 # ---- models that import exactly, through either path -----------------------------------------------------
 
+
 def gpt2():
     import transformers
+
     with torch.device("meta"):
-        return transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4,
-                                                                    n_positions=128, vocab_size=500))
+        return transformers.GPT2LMHeadModel(
+            transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=128, vocab_size=500)
+        )
 
 
 def torchvision_model(name):
@@ -126,8 +137,8 @@ def torchvision_model(name):
 
 EXACT = [
     ("resnet18", lambda: torchvision_model("resnet18"), (224, 224, 3)),
-    ("densenet121", lambda: torchvision_model("densenet121"), (224, 224, 3)),   # nested concats
-    ("googlenet", lambda: torchvision_model("googlenet"), (224, 224, 3)),       # side heads
+    ("densenet121", lambda: torchvision_model("densenet121"), (224, 224, 3)),  # nested concats
+    ("googlenet", lambda: torchvision_model("googlenet"), (224, 224, 3)),  # side heads
     ("squeezenet1_1", lambda: torchvision_model("squeezenet1_1"), (224, 224, 3)),
     ("vit_b_16 (layout)", lambda: torchvision_model("vit_b_16"), (224, 224, 3)),
     ("swin_t (layout)", lambda: torchvision_model("swin_t"), (224, 224, 3)),
@@ -154,6 +165,7 @@ def test_a_vit_asked_at_another_size_than_it_runs_at_is_refused():
 
 
 # ---- values that feed a concatenation and later layers (timm 1.0.31) ----------------------------------
+
 
 class OneShotAggregation(nn.Module):
     """VoVNet's OSA block and HGNet's block: cat([x, f1(x), f2(f1(x)), f3(f2(f1(x)))]) > conv1x1."""
@@ -232,14 +244,19 @@ def test_a_value_shared_across_a_split_is_carried_as_channels():
 
 # ---- the last check: whatever the importer wrote, a program that counts differently is never returned ----
 
-@pytest.mark.parametrize("appended, message", [
-    ("\n  > conv1x1(->7)", r"Sequential has 480 parameters, but the program paramsym wrote for it has 592"),
-    ("\n  > bn(noaffine)", r"Sequential has 32 values of state .* has 64"),
-    ("\n  > maxpool2x2", r"Sequential gives an output of shape 6x6x16 .* gives 3x3x16"),
-])
+
+@pytest.mark.parametrize(
+    "appended, message",
+    [
+        ("\n  > conv1x1(->7)", r"Sequential has 480 parameters, but the program paramsym wrote for it has 592"),
+        ("\n  > bn(noaffine)", r"Sequential has 32 values of state .* has 64"),
+        ("\n  > maxpool2x2", r"Sequential gives an output of shape 6x6x16 .* gives 3x3x16"),
+    ],
+)
 def test_a_program_that_counts_differently_is_refused(monkeypatch, appended, message):
     """The importer's last step compares the program it wrote with the model, whatever wrote it."""
     import paramsym.frameworks.importer as importer
+
     model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16))
     written = importer.readable
     monkeypatch.setattr(importer, "readable", lambda *args: written(*args).rstrip("\n") + appended + "\n")
@@ -249,6 +266,7 @@ def test_a_program_that_counts_differently_is_refused(monkeypatch, appended, mes
 
 def test_cli_refuses_the_unused_layer_with_one_message(tmp_path, monkeypatch):
     from cli_helpers import run
+
     (tmp_path / "unused_layer_model.py").write_text(
         "from torch import nn\n"
         "class M(nn.Module):\n"
@@ -259,8 +277,10 @@ def test_cli_refuses_the_unused_layer_with_one_message(tmp_path, monkeypatch):
         "    def forward(self, x):\n"
         "        return self.conv(x)\n"
         "def build():\n"
-        "    return M()\n")
+        "    return M()\n"
+    )
     import os
+
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
     result = run("import", "unused_layer_model:build", "--input", "16x16x3")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr

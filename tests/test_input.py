@@ -1,6 +1,7 @@
 """Issue 9: what paramsym reads from people (numbers, --set, --grid, --symbol, program paths and
 standard input, the Python API) is read exactly or refused with one clear message; nothing is
 silently made up, ignored or truncated."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,9 @@ import sympy
 
 import paramsym
 from cli_helpers import PARAMSYM, run
+from paramsym.algebra.sweeps import parse_grid
 from paramsym.cli import parse_assignments
 from paramsym.language.syntax import parse_count, symbol
-from paramsym.algebra.sweeps import parse_grid
 
 C, D = symbol("C"), symbol("D")
 SYMBOLIC = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > gap > dense(->10, bias)"
@@ -43,8 +44,8 @@ NUMBERS = [
     ("dense(3->1_000e-1)", 300),
     ("dense(3->1e+2)", 300),
     ("dense(3->2e2 + 1)", 603),
-    ("dense(3->4e0C)", None),       # 4 times C, as 4C
-    ("let e3 = 5; dense(3->2 e3)", 30),   # a space keeps a symbol named e3: 2 times e3
+    ("dense(3->4e0C)", None),  # 4 times C, as 4C
+    ("let e3 = 5; dense(3->2 e3)", 30),  # a space keeps a symbol named e3: 2 times e3
     ("let e3 = 5; dense(3->2*e3)", 30),
     ("input(1e1 x 1e1 x 3) > conv3x3(->2)", 54),
 ]
@@ -60,34 +61,53 @@ def test_numbers_with_an_exponent(program, params):
     assert "e3" not in network.symbols or "let e3" in program
 
 
-@pytest.mark.parametrize("text, value", [
-    ("1e3", 1000), ("1.5e3", 1500), ("2E2", 200), ("1e3k", 10**6), ("25.6M", 25_600_000), ("1_000", 1000),
-    ("64", 64), (" 5k ", 5000), ("1" * 40, int("1" * 40)), ("1e39", 10**39),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1e3", 1000),
+        ("1.5e3", 1500),
+        ("2E2", 200),
+        ("1e3k", 10**6),
+        ("25.6M", 25_600_000),
+        ("1_000", 1000),
+        ("64", 64),
+        (" 5k ", 5000),
+        ("1" * 40, int("1" * 40)),
+        ("1e39", 10**39),
+    ],
+)
 def test_counts_from_the_command_line(text, value):
     assert parse_count(text, "--budget") == value
 
 
-@pytest.mark.parametrize("text, words", [
-    ("1e-3", "must be a whole number, not '1e-3' (= 1/1000)"),
-    ("1.5", "must be a whole number"),
-    ("lots", "must be a whole number such as"),
-    ("1" * 41, "--budget '" + "1" * 41 + "' has more than 40 digits, and at most 40 are accepted"),
-    ("1e-" + "9" * 10_000, "has more than 40 digits, and at most 40 are accepted"),
-    ("9" * 10_000, "--budget '" + "9" * 44 + "...' has more than 40 digits"),
-    ("1e40", "at most 40 are accepted"),
-    ("1e999999999", "at most 40 are accepted"),
-    ("\uff11\uff10", "must be a whole number such as"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("1e-3", "must be a whole number, not '1e-3' (= 1/1000)"),
+        ("1.5", "must be a whole number"),
+        ("lots", "must be a whole number such as"),
+        ("1" * 41, "--budget '" + "1" * 41 + "' has more than 40 digits, and at most 40 are accepted"),
+        ("1e-" + "9" * 10_000, "has more than 40 digits, and at most 40 are accepted"),
+        ("9" * 10_000, "--budget '" + "9" * 44 + "...' has more than 40 digits"),
+        ("1e40", "at most 40 are accepted"),
+        ("1e999999999", "at most 40 are accepted"),
+        ("\uff11\uff10", "must be a whole number such as"),
+    ],
+)
 def test_bad_counts(text, words):
     with pytest.raises(paramsym.ParamsymUsageError) as caught:
         parse_count(text, "--budget")
     assert words in str(caught.value)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("C=1e1,2e1", ("C", [10, 20])), ("C=1k,2k", ("C", [1000, 2000])), ("C=1e1:3e1:1e1", ("C", [10, 20, 30])),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("C=1e1,2e1", ("C", [10, 20])),
+        ("C=1k,2k", ("C", [1000, 2000])),
+        ("C=1e1:3e1:1e1", ("C", [10, 20, 30])),
+    ],
+)
 def test_grid_numbers(text, expected):
     assert parse_grid(text) == expected
 
@@ -104,7 +124,8 @@ def test_set_reads_numbers_and_formulas():
     assert out["params"]["value"] == paramsym.parse(SYMBOLIC).value(paramsym.parse(SYMBOLIC).params, C=1000)
     assert set(out["symbols"]) == {"C"}
     assert run("solve", SYMBOLIC, "--for", "C", "--budget", "1e5").stdout.startswith(
-        "largest C with params <= 100,000: C =")
+        "largest C with params <= 100,000: C ="
+    )
 
 
 # ---- 1, 3, 5: mistakes on the command line: exit 2, one message that says what and where -----------
@@ -122,8 +143,10 @@ CLI_MISTAKES = [
     (["sweep", SYMBOLIC, "--grid", "C=1,2", "--grid", "C=3"], "--grid C=... is given twice"),
     (["latex", SYMBOLIC, "--symbol", "C=x", "--symbol", "C=y"], "--symbol C=... is given twice"),
     # a value that would be ignored
-    (["solve", SYMBOLIC, "--for", "C", "--budget", "1M", "--set", "C=5"],
-     "--set C=... gives a value to C, which --for C asks for"),
+    (
+        ["solve", SYMBOLIC, "--for", "C", "--budget", "1M", "--set", "C=5"],
+        "--set C=... gives a value to C, which --for C asks for",
+    ),
     (["solve", TIED, "--for", "D", "--budget", "1M", "--set", "D=2C", "--set", "C=4"], "which --for D asks for"),
     (["sweep", SYMBOLIC, "--grid", "C=1:3", "--set", "C=5"], "which --grid C asks for"),
     (["latex", SYMBOLIC, "--symbol", "Q=x"], "--symbol Q=...: the program has no symbol 'Q' (its symbols: C)"),
@@ -203,16 +226,20 @@ def test_relations_in_the_api_and_json():
 
 # ---- 4. program paths, byte order marks, binary data and sizes -----------------------------------
 
+
 def test_a_directory_is_not_a_program(tmp_path):
-    refused(run("count", "examples"), "examples is a directory; PROGRAM is a file, '-' for standard input, "
-                                      "or the program text itself")
+    refused(
+        run("count", "examples"),
+        "examples is a directory; PROGRAM is a file, '-' for standard input, or the program text itself",
+    )
     refused(run("count", str(tmp_path)), f"{tmp_path} is a directory")
     refused(run("count", "/tmp"), "/tmp is a directory")
     refused(run("count", str(tmp_path / "nothing.psym")), "no such file")
 
 
-@pytest.mark.parametrize("data", [b"\xef\xbb\xbfconv3x3(32->64, bias)\n",
-                                  b"\xef\xbb\xbf# BOM\r\nconv3x3(32->64, bias)"])
+@pytest.mark.parametrize(
+    "data", [b"\xef\xbb\xbfconv3x3(32->64, bias)\n", b"\xef\xbb\xbf# BOM\r\nconv3x3(32->64, bias)"]
+)
 def test_byte_order_mark_is_skipped(data, tmp_path):
     path = tmp_path / "bom.psym"
     path.write_bytes(data)
@@ -301,6 +328,7 @@ def test_sweep_budget(budget):
 
 def test_sweep_takes_whole_numbers_of_any_integer_type():
     import numpy as np
+
     for values in ([8, 16], np.array([8, 16]), (sympy.Integer(8), 16), range(8, 17, 8)):
         assert [int(v) for v in paramsym.sweep(NET, {"C": values}).values["params"]] == [216, 432]
 
@@ -321,39 +349,51 @@ def test_with_values_makes_no_new_symbol():
 
 # ---- 8. PyTorch missing: the source needs none, building a module says how to get it ---------------
 
-WITHOUT_TORCH = ("import sys; sys.modules['torch'] = None\n"
-                 "from paramsym.cli import main\n"
-                 "sys.exit(main(sys.argv[1:]))")
-EXPORTED = ("input(15x15x3) > conv3x3(->8, stride=2, pad=same, bias) > maxpool3x3(stride=2, pad=same)"
-            " > res(dwconv3x3(pad=1) > bn) > concat(conv1x1(->4) | id) > ln > flatten > dense(->4)")
+WITHOUT_TORCH = "import sys; sys.modules['torch'] = None\nfrom paramsym.cli import main\nsys.exit(main(sys.argv[1:]))"
+EXPORTED = (
+    "input(15x15x3) > conv3x3(->8, stride=2, pad=same, bias) > maxpool3x3(stride=2, pad=same)"
+    " > res(dwconv3x3(pad=1) > bn) > concat(conv1x1(->4) | id) > ln > flatten > dense(->4)"
+)
 
 
 def without_torch(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-c", WITHOUT_TORCH, *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_torch_source_needs_no_torch():
     result = without_torch("export", EXPORTED, "--to", "torch")
     assert result.returncode == 0, result.stderr
     assert result.stdout == run("export", EXPORTED, "--to", "torch").stdout  # the same file as with PyTorch
-    for helper in ("class Residual(nn.Module):", "class Branches(nn.Module):", "class ChannelsLast(nn.Module):",
-                   "class FlattenChannelsLast(nn.Module):", "class SamePad(nn.Module):"):
+    for helper in (
+        "class Residual(nn.Module):",
+        "class Branches(nn.Module):",
+        "class ChannelsLast(nn.Module):",
+        "class FlattenChannelsLast(nn.Module):",
+        "class SamePad(nn.Module):",
+    ):
         assert helper in result.stdout
 
 
 def test_building_without_torch_says_what_to_install():
-    refused(without_torch("import", "torchvision.models:resnet18", "--input", "224x224x3"),
-            "paramsym import needs PyTorch: pip install torch")
-    code = ("import sys; sys.modules['torch'] = None\nimport paramsym\n"
-            "for call in (lambda: paramsym.to_torch(paramsym.parse('conv3x3(3->4)')),\n"
-            "             lambda: paramsym.example_input(paramsym.parse('input(8x8x3) > relu')),\n"
-            "             lambda: paramsym.from_torch(object(), '8x8x3')):\n"
-            "    try:\n        call()\n    except paramsym.ParamsymUsageError as error:\n"
-            "        print(error.message)\n")
+    refused(
+        without_torch("import", "torchvision.models:resnet18", "--input", "224x224x3"),
+        "paramsym import needs PyTorch: pip install torch",
+    )
+    code = (
+        "import sys; sys.modules['torch'] = None\nimport paramsym\n"
+        "for call in (lambda: paramsym.to_torch(paramsym.parse('conv3x3(3->4)')),\n"
+        "             lambda: paramsym.example_input(paramsym.parse('input(8x8x3) > relu')),\n"
+        "             lambda: paramsym.from_torch(object(), '8x8x3')):\n"
+        "    try:\n        call()\n    except paramsym.ParamsymUsageError as error:\n"
+        "        print(error.message)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["building a PyTorch module needs PyTorch: pip install torch",
-                                          "example_input needs PyTorch: pip install torch",
-                                          "importing a PyTorch model needs PyTorch: pip install torch"]
+    assert result.stdout.splitlines() == [
+        "building a PyTorch module needs PyTorch: pip install torch",
+        "example_input needs PyTorch: pip install torch",
+        "importing a PyTorch model needs PyTorch: pip install torch",
+    ]

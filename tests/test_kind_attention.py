@@ -5,13 +5,13 @@ torchvision's Swin ShiftedWindowAttention, Hugging Face's LlamaAttention and Mis
 cross-attention), with MACs counted by FlopCounterMode in PyTorch's math backend (Keras runs on
 the torch backend), through export and import. paramsym's own exported module is never the
 reference."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import keras
 import pytest
 import torch
@@ -22,6 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.swin_transformer import ShiftedWindowAttention
 
+import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
 from cli_helpers import run
 from frameworks import keras_counts, torch_params
@@ -71,12 +72,22 @@ def hf_attention(family: str, d, h, g, e, bias, implementation):
     import transformers
     from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
     from transformers.models.mistral.modeling_mistral import MistralAttention, MistralRotaryEmbedding
+
     config_cls, attention_cls, rotary_cls = {
         "llama": (transformers.LlamaConfig, LlamaAttention, LlamaRotaryEmbedding),
-        "mistral": (transformers.MistralConfig, MistralAttention, MistralRotaryEmbedding)}[family]
+        "mistral": (transformers.MistralConfig, MistralAttention, MistralRotaryEmbedding),
+    }[family]
     extra = {"attention_bias": bias} if family == "llama" else {}
-    config = config_cls(hidden_size=d, num_attention_heads=h, num_key_value_heads=g, head_dim=e, intermediate_size=8,
-                        num_hidden_layers=1, vocab_size=8, **extra)
+    config = config_cls(
+        hidden_size=d,
+        num_attention_heads=h,
+        num_key_value_heads=g,
+        head_dim=e,
+        intermediate_size=8,
+        num_hidden_layers=1,
+        vocab_size=8,
+        **extra,
+    )
     config._attn_implementation = implementation
     return attention_cls(config, 0).eval(), rotary_cls(config)
 
@@ -90,9 +101,16 @@ def hf_macs(attention, rotary, positions, channels) -> int:
 
 # ---- the contract's examples ----------------------------------------------------------------
 
+
 def test_language_examples():
     assert counts("input(32x768) > attn(heads=12, bias)") == {
-        "params": 2362368, "state": 0, "active": 2362368, "kv_cache": 49152, "total": 2362368, "macs": 77070336}
+        "params": 2362368,
+        "state": 0,
+        "active": 2362368,
+        "kv_cache": 49152,
+        "total": 2362368,
+        "macs": 77070336,
+    }
     assert counts("input(56x56x96) > res(ln > attn(heads=3, bias, window=7))")["params"] == 37947
     assert str(paramsym.parse("input(T x d) > attn(heads=h, kv_heads=g)").params) == "2*d**2*g/h + 2*d**2"
 
@@ -104,12 +122,14 @@ def test_cli_json():
     out = json.loads(run("count", "input(T x d) > attn(heads=h, kv_heads=g)", "--format", "json").stdout)
     # the checker compares the terms sorted, as they are written
     assert sorted(out["params"]["expr"].split(" + ")) == ["2*d**2", "2*d**2*g/h"]
-    out = json.loads(run("count", "input(56x56x96) > res(ln > attn(heads=3, bias, window=7))", "--format",
-                         "json").stdout)
+    out = json.loads(
+        run("count", "input(56x56x96) > res(ln > attn(heads=3, bias, window=7))", "--format", "json").stdout
+    )
     assert out["params"]["value"] == 37947
 
 
 # ---- against nn.MultiheadAttention -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("d, h, bias", [(768, 12, True), (64, 4, False), (64, 1, True), (96, 3, False), (10, 5, True)])
 @pytest.mark.parametrize("spatial", [(7,), (3, 4)])
@@ -131,8 +151,17 @@ def test_cross_attention_against_kdim_vdim(d, h, S, c, bias):
     assert values["kv_cache"] == 2 * S * d
 
 
-@pytest.mark.parametrize("d, h, T, bias", [(64, 4, 10, True), (64, 4, 10, False), (768, 12, 32, True),
-                                           (10, 5, 3, False), (96, 3, 1, True), (16, 16, 7, False)])
+@pytest.mark.parametrize(
+    "d, h, T, bias",
+    [
+        (64, 4, 10, True),
+        (64, 4, 10, False),
+        (768, 12, 32, True),
+        (10, 5, 3, False),
+        (96, 3, 1, True),
+        (16, 16, 7, False),
+    ],
+)
 @pytest.mark.parametrize("causal", [False, True])
 def test_macs_of_multihead_attention(d, h, T, bias, causal):
     """MACs equal nn.MultiheadAttention's under FlopCounterMode: with and without biases, causal or not (a mask
@@ -156,10 +185,11 @@ def test_flop_counter_misses_the_fast_path_products():
     assert counter.get_total_flops() == 0
     # by hand (LANGUAGE.md section 7): q, k, v and the output projections, 4·T·d², and the scores and the
     # weighted sum, 2·T·T·d
-    assert mha_macs(mha, 10, 64) == net.macs == 4 * 10 * 64 ** 2 + 2 * 10 * 10 * 64 == 176640
+    assert mha_macs(mha, 10, 64) == net.macs == 4 * 10 * 64**2 + 2 * 10 * 10 * 64 == 176640
 
 
 # ---- the Transformer layers of PyTorch -------------------------------------------------------
+
 
 def _layer_text(kind, d, h, F, norm_first, activation, bias, S=None):
     b = ", bias" if bias else ""
@@ -173,8 +203,13 @@ def _layer_text(kind, d, h, F, norm_first, activation, bias, S=None):
     return " > ".join(f"res({p}) > {ln}" for p in parts)
 
 
-LAYERS = [(kind, norm_first, activation, bias) for kind in ("encoder", "decoder") for norm_first in (False, True)
-          for activation in ("relu", "gelu") for bias in (True, False)]
+LAYERS = [
+    (kind, norm_first, activation, bias)
+    for kind in ("encoder", "decoder")
+    for norm_first in (False, True)
+    for activation in ("relu", "gelu")
+    for bias in (True, False)
+]
 
 
 class _Wrap(nn.Module):
@@ -245,8 +280,10 @@ HF_GQA = [(64, 8, 2, 8, False), (64, 8, 1, 16, True), (48, 6, 3, 6, True), (32, 
 def test_grouped_query_attention_against_hugging_face(family, implementation, causal, d, h, g, e, bias):
     if family == "mistral" and bias:
         bias = False  # Mistral's projections have no biases
-    program = f"input(9x{d}) > attn(heads={h}, kv_heads={g}, head_dim={e}{', bias' if bias else ''}, rope" \
-              f"{', causal' if causal else ''})"
+    program = (
+        f"input(9x{d}) > attn(heads={h}, kv_heads={g}, head_dim={e}{', bias' if bias else ''}, rope"
+        f"{', causal' if causal else ''})"
+    )
     values = counts(program)
     attention, rotary = hf_attention(family, d, h, g, e, bias, implementation)
     assert values["params"] == torch_params(attention)
@@ -261,8 +298,9 @@ def test_llama3_8b_attention_against_hugging_face():
     assert values["params"] == torch_params(attention) == 2 * 4096 * 4096 + 2 * 4096 * 1024
 
 
-@pytest.mark.parametrize("d, h, g, e, bias", [(30, 6, 3, 7, True), (12, 4, 4, 3, False), (7, 1, 1, 5, True),
-                                             (64, 8, 2, 8, False)])
+@pytest.mark.parametrize(
+    "d, h, g, e, bias", [(30, 6, 3, 7, True), (12, 4, 4, 3, False), (7, 1, 1, 5, True), (64, 8, 2, 8, False)]
+)
 def test_odd_head_widths_against_keras(d, h, g, e, bias):
     program = f"input(9x{d}) > attn(heads={h}, kv_heads={g}, head_dim={e}{', bias' if bias else ''})"
     values = counts(program)
@@ -283,8 +321,17 @@ def test_keras_products_over_one_value_are_not_seen_by_the_counter():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 8), st.integers(1, 12), st.integers(1, 9),
-       st.booleans(), st.booleans(), st.integers(2, 14), st.booleans())
+@given(
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.integers(1, 8),
+    st.integers(1, 12),
+    st.integers(1, 9),
+    st.booleans(),
+    st.booleans(),
+    st.integers(2, 14),
+    st.booleans(),
+)
 def test_property_counts_equal_keras(groups, per_group, e, T, S, cross, bias, d, causal):
     """Keras' GroupQueryAttention: grouped or not, any head width, self- or cross-attention, causal or not."""
     h, g = groups * per_group, groups
@@ -292,8 +339,10 @@ def test_property_counts_equal_keras(groups, per_group, e, T, S, cross, bias, d,
     c = d + 3 if cross else d
     causal = causal and not cross
     source = f", source={S}x{c}" if cross else ""
-    program = f"input({T}x{d}) > attn(heads={h}, kv_heads={g}, head_dim={e}{source}{', bias' if bias else ''}" \
-              f"{', causal' if causal else ''})"
+    program = (
+        f"input({T}x{d}) > attn(heads={h}, kv_heads={g}, head_dim={e}{source}{', bias' if bias else ''}"
+        f"{', causal' if causal else ''})"
+    )
     values = counts(program)
     layer = keras_gqa(d, h, g, e, bias, c)
     assert values["params"] == layer.count_params()
@@ -303,8 +352,10 @@ def test_property_counts_equal_keras(groups, per_group, e, T, S, cross, bias, d,
 
 # ---- window attention (Swin) -----------------------------------------------------------------
 
-@pytest.mark.parametrize("H, W, d, h, w, bias", [(56, 56, 96, 3, 7, True), (8, 12, 32, 4, 4, False),
-                                                (6, 6, 16, 2, 3, True)])
+
+@pytest.mark.parametrize(
+    "H, W, d, h, w, bias", [(56, 56, 96, 3, 7, True), (8, 12, 32, 4, 4, False), (6, 6, 16, 2, 3, True)]
+)
 def test_window_attention_against_torchvision(H, W, d, h, w, bias):
     program = f"input({H}x{W}x{d}) > attn(heads={h}, window={w}{', bias' if bias else ''})"
     values = counts(program)
@@ -319,13 +370,17 @@ def test_window_attention_against_torchvision(H, W, d, h, w, bias):
 
 # ---- Keras -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("program, cls", [
-    ("input(10x64) > attn(heads=4, bias)", keras.layers.MultiHeadAttention),
-    ("input(10x64) > attn(heads=8, head_dim=4)", keras.layers.MultiHeadAttention),
-    ("input(4x3x32) > attn(heads=4, bias, causal)", keras.layers.MultiHeadAttention),
-    ("input(10x64) > attn(heads=8, kv_heads=2, bias)", keras.layers.GroupQueryAttention),
-    ("input(5x48) > attn(heads=6, kv_heads=3, head_dim=5, causal)", keras.layers.GroupQueryAttention),
-])
+
+@pytest.mark.parametrize(
+    "program, cls",
+    [
+        ("input(10x64) > attn(heads=4, bias)", keras.layers.MultiHeadAttention),
+        ("input(10x64) > attn(heads=8, head_dim=4)", keras.layers.MultiHeadAttention),
+        ("input(4x3x32) > attn(heads=4, bias, causal)", keras.layers.MultiHeadAttention),
+        ("input(10x64) > attn(heads=8, kv_heads=2, bias)", keras.layers.GroupQueryAttention),
+        ("input(5x48) > attn(heads=6, kv_heads=3, head_dim=5, causal)", keras.layers.GroupQueryAttention),
+    ],
+)
 def test_keras(program, cls):
     net = paramsym.parse(program, convention="keras")
     model = paramsym.to_keras(net)
@@ -340,17 +395,21 @@ def test_keras_multihead_attention_with_biases_is_4d2_plus_4d():
     layer = keras.layers.MultiHeadAttention(num_heads=12, key_dim=64)
     x = keras.Input((5, 768))
     layer(x, x)
-    assert layer.count_params() == 4 * 768 ** 2 + 4 * 768 == counts("input(5x768) > attn(heads=12, bias)")["params"]
+    assert layer.count_params() == 4 * 768**2 + 4 * 768 == counts("input(5x768) > attn(heads=12, bias)")["params"]
 
 
 # ---- export --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("program, cls", [
-    ("input(10x64) > attn(heads=4, bias)", nn.MultiheadAttention),
-    ("input(3x4x32) > res(ln > attn(heads=4, causal))", nn.MultiheadAttention),
-    ("input(10x64) > attn(heads=8, kv_heads=2, causal)", GroupedQueryAttention),
-    ("input(2x3x24) > attn(heads=3, head_dim=5, bias)", GroupedQueryAttention),
-])
+
+@pytest.mark.parametrize(
+    "program, cls",
+    [
+        ("input(10x64) > attn(heads=4, bias)", nn.MultiheadAttention),
+        ("input(3x4x32) > res(ln > attn(heads=4, causal))", nn.MultiheadAttention),
+        ("input(10x64) > attn(heads=8, kv_heads=2, causal)", GroupedQueryAttention),
+        ("input(2x3x24) > attn(heads=3, head_dim=5, bias)", GroupedQueryAttention),
+    ],
+)
 def test_export_to_torch(program, cls):
     net = paramsym.parse(program)
     module = paramsym.to_torch(net)
@@ -373,8 +432,10 @@ def test_causal_export_is_causal():
             assert not torch.allclose(module(x)[:, :, -1], module(changed)[:, :, -1], atol=1e-5)
 
 
-@pytest.mark.parametrize("program", ["input(10x32) > attn(heads=4, bias) > ln",
-                                     "input(3x3x24) > res(attn(heads=6, kv_heads=2, head_dim=5, causal))"])
+@pytest.mark.parametrize(
+    "program",
+    ["input(10x32) > attn(heads=4, bias) > ln", "input(3x3x24) > res(attn(heads=6, kv_heads=2, head_dim=5, causal))"],
+)
 def test_exported_sources_run_alone(tmp_path, program):
     net = paramsym.parse(program)
     path = tmp_path / "model.py"
@@ -384,17 +445,25 @@ def test_exported_sources_run_alone(tmp_path, program):
     assert result.stdout.strip() == f"{(1, dims[-1], *dims[:-1])} {net.params}", result.stderr
     path = tmp_path / "keras_model.py"
     assert run("export", program, "--to", "keras", "-o", str(path)).returncode == 0
-    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path,
-                            env={**__import__("os").environ, "KERAS_BACKEND": "torch"})
+    result = subprocess.run(
+        [sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "KERAS_BACKEND": "torch"},
+    )
     assert result.stdout.strip().splitlines()[-1] == f"{(None, *dims)} {net.params}", result.stderr
 
 
-@pytest.mark.parametrize("program, to, words", [
-    ("input(8x8x16) > attn(heads=2, window=4, causal)", "torch", "causal masking inside windows has no PyTorch"),
-    ("input(8x8x16) > attn(heads=2, window=4)", "keras", "window attention (Swin) has no Keras layer"),
-    ("input(8x16) > attn(heads=2, source=5x8)", "torch", "cross-attention (source=) needs a second input"),
-    ("input(8x16) > attn(heads=2, source=5x8)", "keras", "cross-attention (source=) needs a second input"),
-])
+@pytest.mark.parametrize(
+    "program, to, words",
+    [
+        ("input(8x8x16) > attn(heads=2, window=4, causal)", "torch", "causal masking inside windows has no PyTorch"),
+        ("input(8x8x16) > attn(heads=2, window=4)", "keras", "window attention (Swin) has no Keras layer"),
+        ("input(8x16) > attn(heads=2, source=5x8)", "torch", "cross-attention (source=) needs a second input"),
+        ("input(8x16) > attn(heads=2, source=5x8)", "keras", "cross-attention (source=) needs a second input"),
+    ],
+)
 def test_export_refusals(program, to, words):
     result = run("export", program, "--to", to)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
@@ -402,21 +471,28 @@ def test_export_refusals(program, to, words):
 
 # ---- mistakes ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("program, words, at", [
-    ("input(8x100) > attn(heads=12)", "heads=12 does not divide the width 100", "heads"),
-    ("input(8x64) > attn(heads=8, kv_heads=3)", "kv_heads=3 must divide heads=8", "kv_heads"),
-    ("input(8x64) > attn(bias)", "attn needs its number of heads", "attn"),
-    ("input(10x10x16) > attn(heads=2, window=3)", "window=3 does not divide the map's size 10", "window"),
-    ("input(10x16) > attn(heads=2, window=5)", "window= attends inside w x w windows of a map", "window"),
-    ("input(8x8x16) > attn(heads=2, shift)", "'shift' (shifted windows) needs window=w", "shift"),
-    ("input(16) > attn(heads=2)", "attn acts on positions, but its input is a vector", "attn"),
-    ("input(8x16) > attn(heads=2, source=5)", "source= takes the positions and channels", "source"),
-    ("input(8x8x16) > attn(heads=2, window=4, source=5x8)", "window= attends inside windows of the map itself",
-     "source"),
-    ("input(8x16) > attn(heads=2, kv_head=1)", "did you mean 'kv_heads'?", "kv_head"),
-    ("input(8x16) > attn(heads=0)", "heads must be at least 1", "heads"),
-    ("input(8x16) > attn(heads=2, head_dim=1.5)", "head_dim must be a whole number", "head_dim"),
-])
+
+@pytest.mark.parametrize(
+    "program, words, at",
+    [
+        ("input(8x100) > attn(heads=12)", "heads=12 does not divide the width 100", "heads"),
+        ("input(8x64) > attn(heads=8, kv_heads=3)", "kv_heads=3 must divide heads=8", "kv_heads"),
+        ("input(8x64) > attn(bias)", "attn needs its number of heads", "attn"),
+        ("input(10x10x16) > attn(heads=2, window=3)", "window=3 does not divide the map's size 10", "window"),
+        ("input(10x16) > attn(heads=2, window=5)", "window= attends inside w x w windows of a map", "window"),
+        ("input(8x8x16) > attn(heads=2, shift)", "'shift' (shifted windows) needs window=w", "shift"),
+        ("input(16) > attn(heads=2)", "attn acts on positions, but its input is a vector", "attn"),
+        ("input(8x16) > attn(heads=2, source=5)", "source= takes the positions and channels", "source"),
+        (
+            "input(8x8x16) > attn(heads=2, window=4, source=5x8)",
+            "window= attends inside windows of the map itself",
+            "source",
+        ),
+        ("input(8x16) > attn(heads=2, kv_head=1)", "did you mean 'kv_heads'?", "kv_head"),
+        ("input(8x16) > attn(heads=0)", "heads must be at least 1", "heads"),
+        ("input(8x16) > attn(heads=2, head_dim=1.5)", "head_dim must be a whole number", "head_dim"),
+    ],
+)
 def test_mistakes(program, words, at):
     with pytest.raises(paramsym.ParamsymError) as info:
         paramsym.parse(program)
@@ -424,11 +500,18 @@ def test_mistakes(program, words, at):
     assert f"line 1, column {program.index(at) + 1}" in str(info.value)
 
 
-@pytest.mark.parametrize("program, values, words", [
-    ("input(T x d) > attn(heads=h) > dense(->h)", {"T": 4, "d": 10, "h": 4}, "heads=h does not divide the width d"),
-    ("input(T x d) > attn(heads=h, kv_heads=g)", {"T": 4, "d": 12, "h": 4, "g": 3}, "kv_heads=g must divide heads=h"),
-    ("input(H x H x d) > attn(heads=2, window=w)", {"H": 10, "d": 8, "w": 4}, "window=w does not divide"),
-])
+@pytest.mark.parametrize(
+    "program, values, words",
+    [
+        ("input(T x d) > attn(heads=h) > dense(->h)", {"T": 4, "d": 10, "h": 4}, "heads=h does not divide the width d"),
+        (
+            "input(T x d) > attn(heads=h, kv_heads=g)",
+            {"T": 4, "d": 12, "h": 4, "g": 3},
+            "kv_heads=g must divide heads=h",
+        ),
+        ("input(H x H x d) > attn(heads=2, window=w)", {"H": 10, "d": 8, "w": 4}, "window=w does not divide"),
+    ],
+)
 def test_symbolic_mistakes_wait_for_values(program, values, words):
     net = paramsym.parse(program)
     with pytest.raises(paramsym.ParamsymError, match=words):
@@ -439,8 +522,12 @@ def test_explain():
     result = run("explain", "input(16x64) > attn(heads=8, kv_heads=2, bias)")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    for words in ("8 heads of width 8", "2 key/value heads, each shared by 4 query heads",
-                  "scores against all 16 key positions", "KV cache"):
+    for words in (
+        "8 heads of width 8",
+        "2 key/value heads, each shared by 4 query heads",
+        "scores against all 16 key positions",
+        "KV cache",
+    ):
         assert words in text, text
 
 
@@ -448,22 +535,29 @@ def test_gpt2_block_against_transformers():
     """GPT-2's block, `res(ln > attn(heads=h, bias, causal)) > res(ln > mlp)`, counts as Hugging Face's GPT2Block."""
     from transformers import GPT2Config
     from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
     d, h = 64, 4
     block = GPT2Block(GPT2Config(n_embd=d, n_head=h))
-    program = f"input(16x{d}) > res(ln > attn(heads={h}, bias, causal)) > res(ln > dense(->{4 * d}, bias) > gelu > " \
-              f"dense(->{d}, bias))"
+    program = (
+        f"input(16x{d}) > res(ln > attn(heads={h}, bias, causal)) > res(ln > dense(->{4 * d}, bias) > gelu > "
+        f"dense(->{d}, bias))"
+    )
     assert paramsym.parse(program).params == torch_params(block)
-    symbolic = paramsym.parse("input(T x d) > res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->4d, bias) > gelu "
-                              "> dense(->d, bias))")
+    symbolic = paramsym.parse(
+        "input(T x d) > res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->4d, bias) > gelu > dense(->d, bias))"
+    )
     assert str(symbolic.params) == "12*d**2 + 13*d"
 
 
-@pytest.mark.parametrize("program, value", [
-    ("input(32x768) > attn(heads=12, head_dim=32, source=9x10)", "597504"),
-    ("input(8x8x32) > attn(heads=4, bias, window=4, kv_heads=2)", "3364"),
-    ("input(T x d) > attn(heads=h, kv_heads=g, bias)", r"\frac{2 d^{2} g}{h} + 2 d^{2} + \frac{2 d g}{h} + 2 d"),
-    ("input(8x8x4) > prelu(shared)", "1"),  # a template that is a number alone
-])
+@pytest.mark.parametrize(
+    "program, value",
+    [
+        ("input(32x768) > attn(heads=12, head_dim=32, source=9x10)", "597504"),
+        ("input(8x8x32) > attn(heads=4, bias, window=4, kv_heads=2)", "3364"),
+        ("input(T x d) > attn(heads=h, kv_heads=g, bias)", r"\frac{2 d^{2} g}{h} + 2 d^{2} + \frac{2 d g}{h} + 2 d"),
+        ("input(8x8x4) > prelu(shared)", "1"),  # a template that is a number alone
+    ],
+)
 def test_latex_derivation(program, value):
     result = run("latex", program)
     assert result.returncode == 0, result.stderr

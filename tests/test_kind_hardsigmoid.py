@@ -1,15 +1,16 @@
 """`hardsigmoid` (LANGUAGE.md section 8): one module, paramsym/kinds/hardsigmoid.py,
 checked here against PyTorch's nn.Hardsigmoid and Keras' hard_sigmoid, through export
 and import."""
+
 from __future__ import annotations
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
 from cli_helpers import run
 from frameworks import torch_params, torch_run
@@ -33,17 +34,21 @@ def test_counts_match_pytorch(program, shape):
 def test_the_seed_of_section_8_a_squeeze_and_excitation_gate():
     # MobileNetV3's gate: gap > dense > relu > dense > hardsigmoid; the hard sigmoid adds nothing
     net = paramsym.parse("input(7x7x96) > gap > dense(->24, bias) > relu > dense(->96, bias) > hardsigmoid")
-    module = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, 24), nn.ReLU(), nn.Linear(24, 96),
-                           nn.Hardsigmoid())
+    module = nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, 24), nn.ReLU(), nn.Linear(24, 96), nn.Hardsigmoid()
+    )
     assert net.evaluate()["params"] == torch_params(module) == 96 * 24 + 24 + 24 * 96 + 96
 
 
-@pytest.mark.parametrize("program, words", [
-    ("input(8x16) > hardsigmoid(0.5)", "hardsigmoid does not take a value here"),
-    ("input(8x16) > hardsigmoid(4->4)", "hardsigmoid takes no channels"),
-    ("input(8x16) > hardsigmoid(slope=2)", "unknown keyword 'slope' for hardsigmoid"),
-    ("input(8x16) > hardsigmiod", "did you mean 'hardsigmoid'?"),
-])
+@pytest.mark.parametrize(
+    "program, words",
+    [
+        ("input(8x16) > hardsigmoid(0.5)", "hardsigmoid does not take a value here"),
+        ("input(8x16) > hardsigmoid(4->4)", "hardsigmoid takes no channels"),
+        ("input(8x16) > hardsigmoid(slope=2)", "unknown keyword 'slope' for hardsigmoid"),
+        ("input(8x16) > hardsigmiod", "did you mean 'hardsigmoid'?"),
+    ],
+)
 def test_mistakes(program, words):
     with pytest.raises(paramsym.ParamsymError, match=words.replace("(", r"\(").replace(")", r"\)")):
         paramsym.parse(program)

@@ -2,9 +2,9 @@
 adaptiveavgpool/adaptivemaxpool. Counts and shapes against PyTorch's own modules and torchvision's
 blocks (ConvNeXt's CNBlock, ShuffleNetV2's InvertedResidual, Swin's PatchMerging), the exported modules
 computing the same function, Keras, import, and the mistakes with their positions."""
+
 from __future__ import annotations
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import numpy as np
 import pytest
 import torch
@@ -17,6 +17,7 @@ from torchvision.models.shufflenetv2 import InvertedResidual
 from torchvision.models.swin_transformer import PatchMerging
 from torchvision.ops import StochasticDepth
 
+import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
 from cli_helpers import run
 from frameworks import torch_params, torch_run, torch_state
@@ -37,7 +38,7 @@ class Slice(nn.Module):
         self.a, self.b = a, b
 
     def forward(self, x):
-        return x[:, self.a:self.b]
+        return x[:, self.a : self.b]
 
 
 # (program, the reference PyTorch module, channels first)
@@ -102,6 +103,7 @@ def test_the_exported_module_computes_the_same_function(program, reference):
 
 # ---- LANGUAGE.md section 8.1 and torchvision's blocks ------------------------------------------
 
+
 def _macs(module, x):
     module.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -110,8 +112,10 @@ def _macs(module, x):
 
 
 def test_convnext_block_is_torchvisions_cnblock():
-    program = ("input(56x56x96) > res(dwconv7x7(pad=3, bias) > ln > dense(->384, bias) > gelu > dense(->96, bias) "
-               "> scale > droppath(0.1))")
+    program = (
+        "input(56x56x96) > res(dwconv7x7(pad=3, bias) > ln > dense(->384, bias) > gelu > dense(->96, bias) "
+        "> scale > droppath(0.1))"
+    )
     net = paramsym.parse(program)
     block = CNBlock(96, layer_scale=1e-6, stochastic_depth_prob=0.1)
     x = torch.randn(1, 96, 56, 56)
@@ -120,8 +124,17 @@ def test_convnext_block_is_torchvisions_cnblock():
     assert net.evaluate()["macs"] == macs
     assert [int(d) for d in net.output_shape.dims()] == [*y.shape[2:], y.shape[1]]
     exported = paramsym.to_torch(net).eval()
-    theirs = [block.block[0].weight, block.block[0].bias, block.block[2].weight, block.block[2].bias,
-              block.block[3].weight, block.block[3].bias, block.block[5].weight, block.block[5].bias, block.layer_scale]
+    theirs = [
+        block.block[0].weight,
+        block.block[0].bias,
+        block.block[2].weight,
+        block.block[2].bias,
+        block.block[3].weight,
+        block.block[3].bias,
+        block.block[5].weight,
+        block.block[5].bias,
+        block.layer_scale,
+    ]
     with torch.no_grad():
         for t, ours in zip(theirs, exported.parameters()):
             t.copy_(torch.randn_like(t))
@@ -132,8 +145,10 @@ def test_convnext_block_is_torchvisions_cnblock():
 
 
 def test_shufflenet_unit_is_torchvisions_inverted_residual():
-    program = ("input(14x14x64) > concat(slice(0, 32) | slice(32, 64) > conv1x1(->32) > bn > relu > dwconv3x3(pad=1) "
-               "> bn > conv1x1(->32) > bn > relu) > shuffle(2)")
+    program = (
+        "input(14x14x64) > concat(slice(0, 32) | slice(32, 64) > conv1x1(->32) > bn > relu > dwconv3x3(pad=1) "
+        "> bn > conv1x1(->32) > bn > relu) > shuffle(2)"
+    )
     net = paramsym.parse(program)
     unit = InvertedResidual(64, 64, 1)
     x = torch.randn(1, 64, 14, 14)
@@ -181,12 +196,16 @@ def test_the_window_attention_example_of_section_8_1():
 
 # ---- symbols --------------------------------------------------------------------------------
 
+
 def test_symbolic_sizes_wait_for_their_values():
     net = paramsym.parse("input(H x W x C) > slice(0, C/4) > shuffle(G) > space2depth(B) > scale")
     assert str(net.params) == "B**2*C/4"
     assert net.evaluate(H=8, W=6, C=8, G=2, B=2)["params"] == 8
-    for values, words in [(dict(H=8, W=6, C=6, G=1, B=2), "with C=6"), (dict(H=8, W=6, C=8, G=3, B=2), "G=3"),
-                          (dict(H=8, W=6, C=8, G=2, B=4), "W=6")]:
+    for values, words in [
+        (dict(H=8, W=6, C=6, G=1, B=2), "with C=6"),
+        (dict(H=8, W=6, C=8, G=3, B=2), "G=3"),
+        (dict(H=8, W=6, C=8, G=2, B=4), "W=6"),
+    ]:
         with pytest.raises(paramsym.ParamsymError, match=words):
             net.evaluate(**values)
 
@@ -213,29 +232,33 @@ def test_adaptive_fan_in_and_connections_are_the_windows_pytorch_uses(n, s):
 
 # ---- mistakes, with where they are ---------------------------------------------------------
 
-@pytest.mark.parametrize("program, words, column", [
-    ("input(8x8x6) > slice(2, 7)", "slice(2, 7) goes past the 6 channels of its input", 25),
-    ("input(8x8x6) > slice(3, 3)", "slice(3, 3) keeps no channel: a must be less than b", 25),
-    ("input(8x8x6) > slice(-1, 3)", "the first channel must be a whole number of at least 0, not -1", 22),
-    ("input(8x8x6) > slice(1.5, 3)", "the first channel must be a whole number", 22),
-    ("input(8x8x6) > slice(3)", "slice takes two values", 16),
-    ("input(8x8x6) > shuffle(4)", "shuffle(4): 4 groups do not divide the 6 channels", 24),
-    ("input(8x8x6) > shuffle(0)", "groups must be a positive whole number, not 0", 24),
-    ("input(6) > shuffle(2)", "shuffle needs spatial axes", 12),
-    ("input(7x8x3) > space2depth(2)", "the patch size 2 does not divide the height 7", 28),
-    ("input(8x9x3) > space2depth(2)", "the patch size 2 does not divide the width 9", 28),
-    ("input(8x3) > space2depth(2)", "space2depth works on H x W x C maps", 14),
-    ("input(8x8x3) > space2depth(0)", "the patch size must be a positive whole number, not 0", 28),
-    ("input(8x8x3) > droppath(1.5)", "droppath(1.5): the probability must be between 0 and 1", 25),
-    ("input(8x8x3) > droppath(-0.1)", "the probability must be between 0 and 1", 25),
-    ("input(8x8x3) > droppath", "droppath needs its probability", 16),
-    ("input(8x8x3) > adaptiveavgpool(0)", "the output size must be a positive whole number, not 0", 32),
-    ("input(8x8x3) > adaptivemaxpool(2x0)", "the output size must be a positive whole number, not 0", 32),
-    ("input(8x8x3) > adaptivemaxpool(2x2x2)", "adaptivemaxpool gives 3 sizes but its input has 2 spatial axes", 32),
-    ("input(3) > adaptiveavgpool(2)", "adaptiveavgpool needs spatial axes", 12),
-    ("input(8x8x3) > scale(4)", "scale says it has 4 channels, but the layer before gives 3", 22),
-    ("input(8x8x3) > scale(bias)", "scale says it has bias channels", 22),
-])
+
+@pytest.mark.parametrize(
+    "program, words, column",
+    [
+        ("input(8x8x6) > slice(2, 7)", "slice(2, 7) goes past the 6 channels of its input", 25),
+        ("input(8x8x6) > slice(3, 3)", "slice(3, 3) keeps no channel: a must be less than b", 25),
+        ("input(8x8x6) > slice(-1, 3)", "the first channel must be a whole number of at least 0, not -1", 22),
+        ("input(8x8x6) > slice(1.5, 3)", "the first channel must be a whole number", 22),
+        ("input(8x8x6) > slice(3)", "slice takes two values", 16),
+        ("input(8x8x6) > shuffle(4)", "shuffle(4): 4 groups do not divide the 6 channels", 24),
+        ("input(8x8x6) > shuffle(0)", "groups must be a positive whole number, not 0", 24),
+        ("input(6) > shuffle(2)", "shuffle needs spatial axes", 12),
+        ("input(7x8x3) > space2depth(2)", "the patch size 2 does not divide the height 7", 28),
+        ("input(8x9x3) > space2depth(2)", "the patch size 2 does not divide the width 9", 28),
+        ("input(8x3) > space2depth(2)", "space2depth works on H x W x C maps", 14),
+        ("input(8x8x3) > space2depth(0)", "the patch size must be a positive whole number, not 0", 28),
+        ("input(8x8x3) > droppath(1.5)", "droppath(1.5): the probability must be between 0 and 1", 25),
+        ("input(8x8x3) > droppath(-0.1)", "the probability must be between 0 and 1", 25),
+        ("input(8x8x3) > droppath", "droppath needs its probability", 16),
+        ("input(8x8x3) > adaptiveavgpool(0)", "the output size must be a positive whole number, not 0", 32),
+        ("input(8x8x3) > adaptivemaxpool(2x0)", "the output size must be a positive whole number, not 0", 32),
+        ("input(8x8x3) > adaptivemaxpool(2x2x2)", "adaptivemaxpool gives 3 sizes but its input has 2 spatial axes", 32),
+        ("input(3) > adaptiveavgpool(2)", "adaptiveavgpool needs spatial axes", 12),
+        ("input(8x8x3) > scale(4)", "scale says it has 4 channels, but the layer before gives 3", 22),
+        ("input(8x8x3) > scale(bias)", "scale says it has bias channels", 22),
+    ],
+)
 def test_mistakes(program, words, column):
     with pytest.raises(paramsym.ParamsymError) as caught:
         paramsym.parse(program)
@@ -255,6 +278,7 @@ def test_what_pytorch_refuses_paramsym_refuses():
 
 
 # ---- a property of the shape rules ---------------------------------------------------------
+
 
 @st.composite
 def _rearrangements(draw):
@@ -281,18 +305,31 @@ def test_rearrangements_match_the_exported_module(case):
     net = paramsym.parse(f"input({'x'.join(map(str, sizes + [channels]))}) > {layer}")
     x = torch.randn(1, channels, *sizes)
     y, expected = paramsym.to_torch(net)(x), reference(x)
-    assert [*y.shape[2:], y.shape[1]] == [int(d) for d in net.output_shape.dims()] == [*expected.shape[2:],
-                                                                                       expected.shape[1]]
+    assert (
+        [*y.shape[2:], y.shape[1]]
+        == [int(d) for d in net.output_shape.dims()]
+        == [*expected.shape[2:], expected.shape[1]]
+    )
     # the same values at each position (space2depth: in another order than PixelUnshuffle's)
     assert torch.equal(y.movedim(1, -1).sort(-1).values, expected.movedim(1, -1).sort(-1).values)
 
 
 # ---- Keras, import, explain ----------------------------------------------------------------
 
-@pytest.mark.parametrize("program", ["input(5x6x4) > scale", "input(7x4) > scale", "input(5x6x6) > shuffle(3)",
-                                     "input(7x6) > shuffle(2)", "input(4x6x3) > space2depth(2)",
-                                     "input(5x7x3) > adaptiveavgpool(3x2)", "input(9x3) > adaptivemaxpool(4)",
-                                     "input(5x6x4) > droppath(0.2)"])
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(5x6x4) > scale",
+        "input(7x4) > scale",
+        "input(5x6x6) > shuffle(3)",
+        "input(7x6) > shuffle(2)",
+        "input(4x6x3) > space2depth(2)",
+        "input(5x7x3) > adaptiveavgpool(3x2)",
+        "input(9x3) > adaptivemaxpool(4)",
+        "input(5x6x4) > droppath(0.2)",
+    ],
+)
 def test_keras_is_the_same_function(program):
     net = paramsym.parse(program, convention="keras")
     model, module = paramsym.to_keras(net), paramsym.to_torch(net).eval()
@@ -306,19 +343,47 @@ def test_keras_is_the_same_function(program):
     assert model.count_params() == net.evaluate()["params"]
 
 
-@pytest.mark.parametrize("program, why", [("input(6) > scale", "no per-channel scale layer"),
-                                          ("input(6x6x6) > slice(0, 2)", "no layer that keeps some of the channels")])
+@pytest.mark.parametrize(
+    "program, why",
+    [
+        ("input(6) > scale", "no per-channel scale layer"),
+        ("input(6x6x6) > slice(0, 2)", "no layer that keeps some of the channels"),
+    ],
+)
 def test_keras_refusals_say_why(program, why):
     with pytest.raises(paramsym.ParamsymUsageError, match=why):
         paramsym.to_keras(paramsym.parse(program, convention="keras"))
 
 
 def test_import_from_pytorch():
-    module = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ChannelShuffle(2), nn.PixelUnshuffle(2), StochasticDepth(0.1, "row"),
-                           nn.AdaptiveAvgPool2d((3, 2)), nn.AdaptiveMaxPool2d(1), nn.Flatten())
+    module = nn.Sequential(
+        nn.Conv2d(3, 8, 1),
+        nn.ChannelShuffle(2),
+        nn.PixelUnshuffle(2),
+        StochasticDepth(0.1, "row"),
+        nn.AdaptiveAvgPool2d((3, 2)),
+        nn.AdaptiveMaxPool2d(1),
+        nn.Flatten(),
+    )
     text = paramsym.from_torch(module, (8, 8, 3))
-    assert text.split() == ["input(8x8x3)", ">", "conv1x1(3->8,", "bias)", ">", "shuffle(2)", ">", "space2depth(2)",
-                            ">", "droppath(0.1)", ">", "adaptiveavgpool(3x2)", ">", "gmp", ">", "flatten"]
+    assert text.split() == [
+        "input(8x8x3)",
+        ">",
+        "conv1x1(3->8,",
+        "bias)",
+        ">",
+        "shuffle(2)",
+        ">",
+        "space2depth(2)",
+        ">",
+        "droppath(0.1)",
+        ">",
+        "adaptiveavgpool(3x2)",
+        ">",
+        "gmp",
+        ">",
+        "flatten",
+    ]
     assert paramsym.parse(text).evaluate()["params"] == torch_params(module)
     net = paramsym.parse("input(8x8x6) > scale > slice(1, 5) > droppath(0.2) > adaptivemaxpool(3)")
     back = paramsym.parse(paramsym.from_torch(paramsym.to_torch(net), (8, 8, 6)))
@@ -326,9 +391,17 @@ def test_import_from_pytorch():
 
 
 def test_explain():
-    result = run("explain", "input(8x8x6) > scale > slice(1, 5) > shuffle(2) > space2depth(2) > droppath(0.1) > "
-                            "adaptiveavgpool(3)")
+    result = run(
+        "explain",
+        "input(8x8x6) > scale > slice(1, 5) > shuffle(2) > space2depth(2) > droppath(0.1) > adaptiveavgpool(3)",
+    )
     assert result.returncode == 0, result.stderr
-    for words in ["Layer scale learns one factor per channel", "keeps channels 1 to 4 of the 6",
-                  "into 2 groups of 2", "each 2 x 2 patch", "with probability 0.1", "the largest window has 4 inputs"]:
+    for words in [
+        "Layer scale learns one factor per channel",
+        "keeps channels 1 to 4 of the 6",
+        "into 2 groups of 2",
+        "each 2 x 2 patch",
+        "with probability 0.1",
+        "the largest window has 4 inputs",
+    ]:
         assert words in result.stdout, words

@@ -6,6 +6,7 @@ MACs: FlopCounterMode counts 0 for nn.LSTM without proj_size on the CPU (its one
 not a matmul the counter sees), so every case is compared against a hand count of the gate
 matmuls made from the real module's weight shapes, and against FlopCounterMode where it counts.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,7 +15,6 @@ import os
 import subprocess
 import sys
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import keras
 import pytest
 import torch
@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
-from paramsym.render.explain import explain
 from cli_helpers import run
 from frameworks import torch_params
+from paramsym.render.explain import explain
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 
@@ -72,7 +73,9 @@ T, I, H, P = 5, 6, 8, 3
 
 def _program(cell, bias, layers, bidirectional, proj, last, t=T, i=I, h=H):
     args = [f"->{h}"] + (["bias"] if bias else []) + ([f"layers={layers}"] if layers != 1 else [])
-    args += (["bidirectional"] if bidirectional else []) + ([f"proj={proj}"] if proj else []) + (["last"] if last else [])
+    args += (
+        (["bidirectional"] if bidirectional else []) + ([f"proj={proj}"] if proj else []) + (["last"] if last else [])
+    )
     return f"input({t}x{i}) > {cell}({', '.join(args)})"
 
 
@@ -97,14 +100,16 @@ def _hand_macs(module, cell, steps) -> int:
     return steps * macs
 
 
-FLAGS = [(cell, bias, layers, bidirectional, proj, last)
-         for cell, bias, layers, bidirectional, proj, last in itertools.product(
-             GATES, (False, True), (1, 2, 3), (False, True), (0, P), (False, True))
-         if not (proj and cell != "lstm")]
+FLAGS = [
+    (cell, bias, layers, bidirectional, proj, last)
+    for cell, bias, layers, bidirectional, proj, last in itertools.product(
+        GATES, (False, True), (1, 2, 3), (False, True), (0, P), (False, True)
+    )
+    if not (proj and cell != "lstm")
+]
 
 
-@pytest.mark.parametrize("cell, bias, layers, bidirectional, proj, last", FLAGS,
-                         ids=[_program(*f) for f in FLAGS])
+@pytest.mark.parametrize("cell, bias, layers, bidirectional, proj, last", FLAGS, ids=[_program(*f) for f in FLAGS])
 def test_every_flag_matches_pytorch(cell, bias, layers, bidirectional, proj, last):
     net = paramsym.parse(_program(cell, bias, layers, bidirectional, proj, last))
     module = _module(cell, bias, layers, bidirectional, proj).eval()
@@ -128,8 +133,12 @@ def test_nonlinearity_and_dropout_count_nothing():
     # nn.RNN(nonlinearity="relu") and dropout between stacked layers: the same parameters
     net = paramsym.parse("input(5x6) > rnn(->8, bias, layers=2)")
     assert net.params == torch_params(nn.RNN(6, 8, num_layers=2, nonlinearity="relu", dropout=0.5))
-    assert paramsym.parse(paramsym.from_torch(_Wrapped(nn.RNN(6, 8, 2, nonlinearity="relu", batch_first=True,
-                                                              dropout=0.5)), (5, 6))).params == net.params
+    assert (
+        paramsym.parse(
+            paramsym.from_torch(_Wrapped(nn.RNN(6, 8, 2, nonlinearity="relu", batch_first=True, dropout=0.5)), (5, 6))
+        ).params
+        == net.params
+    )
 
 
 def test_symbolic_sizes():
@@ -145,13 +154,15 @@ def test_generic_formula():
     [(path, template, values, count)] = paramsym.generic(paramsym.parse("input(32x128) > lstm(->256, bias)"))
     assert str(template) == "4*C_in*C_out + 4*C_out**2 + 8*C_out" and count == 395264
     [(path, template, values, count)] = paramsym.generic(
-        paramsym.parse("input(32x128) > gru(->256, bias, layers=3, bidirectional)"))
+        paramsym.parse("input(32x128) > gru(->256, bias, layers=3, bidirectional)")
+    )
     assert template.subs(values) == count == 2958336
     [(path, template, values, count)] = paramsym.generic(paramsym.parse("input(32x128) > lstm(->256, proj=64)"))
     assert template.subs(values) == count
 
 
 # ---- Hypothesis: random recurrent programs against PyTorch ------------------------------------------
+
 
 @st.composite
 def recurrent_layers(draw, width):
@@ -221,7 +232,13 @@ def test_property_random_recurrent_programs_match_pytorch(data, steps, width, de
 
 # (program, words, line, column, hint words or None)
 MISTAKES = [
-    ("input(5x8) > gru(->4, proj=2)", "gru has no proj=: PyTorch's proj_size exists only for LSTM", 1, 23, "lstm(->H, proj=P)"),
+    (
+        "input(5x8) > gru(->4, proj=2)",
+        "gru has no proj=: PyTorch's proj_size exists only for LSTM",
+        1,
+        23,
+        "lstm(->H, proj=P)",
+    ),
     ("input(5x8) > rnn(->4, proj=2)", "rnn has no proj=", 1, 23, None),
     ("input(5x8) > lstm(->4, proj=4)", "proj=4 must be smaller than the hidden size 4", 1, 24, None),
     ("input(5x8) > lstm(->4, proj=9)", "PyTorch requires proj_size < hidden_size", 1, 24, None),
@@ -234,9 +251,21 @@ MISTAKES = [
     ("input(5x8) > lstm(bias)", "lstm needs its hidden size: write lstm(->256, ...)", 1, 14, None),
     ("input(5x8) > lstm(9->4)", "lstm says it takes 9 input channels, but the layer before gives 8", 1, 19, None),
     ("input(5x8) > lstm(->4, bidirectional, bidirectional)", "'bidirectional' is given twice", 1, 39, None),
-    ("input(5x8) > lstm(->4, bidirectonal)", "unknown argument 'bidirectonal' for lstm", 1, 24, "did you mean 'bidirectional'"),
+    (
+        "input(5x8) > lstm(->4, bidirectonal)",
+        "unknown argument 'bidirectonal' for lstm",
+        1,
+        24,
+        "did you mean 'bidirectional'",
+    ),
     ("input(5x8) > lstm(->4, bias, nobias)", "both 'bias' and 'nobias' are given", 1, 30, None),
-    ("let H = 4\nlet P = 4\ninput(5x8) > lstm(->H, proj=P)", "proj=P must be smaller than the hidden size H", 3, 24, None),
+    (
+        "let H = 4\nlet P = 4\ninput(5x8) > lstm(->H, proj=P)",
+        "proj=P must be smaller than the hidden size H",
+        3,
+        24,
+        None,
+    ),
 ]
 
 
@@ -262,9 +291,12 @@ def test_pytorch_refuses_what_paramsym_refuses():
 
 # ---- export -------------------------------------------------------------------------------------
 
-EXPORTS = ["input(12x8) > lstm(->16, bias)", "input(12x8) > gru(->6, layers=3, bidirectional, last) > dense(->4, bias)",
-           "input(12x8) > lstm(->16, proj=5, layers=2, bidirectional) > rnn(->3, bias, last)",
-           "input(12x8) > dense(->4) > res(gru(->4, bias)) > ln"]
+EXPORTS = [
+    "input(12x8) > lstm(->16, bias)",
+    "input(12x8) > gru(->6, layers=3, bidirectional, last) > dense(->4, bias)",
+    "input(12x8) > lstm(->16, proj=5, layers=2, bidirectional) > rnn(->3, bias, last)",
+    "input(12x8) > dense(->4) > res(gru(->4, bias)) > ln",
+]
 
 
 @pytest.mark.parametrize("program", EXPORTS)
@@ -296,19 +328,26 @@ def test_exported_keras_source_runs_alone(tmp_path):
     assert "layers.Bidirectional(layer=layers.GRU(" in path.read_text()
     env = {**os.environ, "KERAS_BACKEND": "torch"}
     result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, env=env)
-    assert result.stdout.strip().splitlines()[-1] == \
-        f"(None, 3) {paramsym.parse(program, convention='keras').params}", result.stderr
+    assert (
+        result.stdout.strip().splitlines()[-1] == f"(None, 3) {paramsym.parse(program, convention='keras').params}"
+    ), result.stderr
 
 
 # ---- Keras ----------------------------------------------------------------------------------------
 
-KERAS_CASES = [(cell, bias, layers, bidirectional, last)
-               for cell, bias, layers, bidirectional, last in itertools.product(
-                   GATES, (False, True), (1, 2), (False, True), (False, True))]
+KERAS_CASES = [
+    (cell, bias, layers, bidirectional, last)
+    for cell, bias, layers, bidirectional, last in itertools.product(
+        GATES, (False, True), (1, 2), (False, True), (False, True)
+    )
+]
 
 
-@pytest.mark.parametrize("cell, bias, layers, bidirectional, last", KERAS_CASES,
-                         ids=[_program(c, b, n, d, 0, la) for c, b, n, d, la in KERAS_CASES])
+@pytest.mark.parametrize(
+    "cell, bias, layers, bidirectional, last",
+    KERAS_CASES,
+    ids=[_program(c, b, n, d, 0, la) for c, b, n, d, la in KERAS_CASES],
+)
 def test_keras_layers_count_as_the_keras_convention(cell, bias, layers, bidirectional, last):
     program = _program(cell, bias, layers, bidirectional, 0, last)
     net = paramsym.parse(program, convention="keras")
@@ -331,6 +370,7 @@ def test_keras_refuses_a_projection():
 
 
 # ---- import ---------------------------------------------------------------------------------------
+
 
 class _Indexed(nn.Module):
     def __init__(self):
@@ -365,8 +405,10 @@ def test_explain_and_cli():
     result = run("explain", "input(32x128) > lstm(->256, bias)")
     assert result.returncode == 0, result.stderr
     assert "An LSTM has 4 gates" in result.stdout
-    assert ("Input weights 4·256·128 = 131,072, recurrent weights 4·256·256 = 262,144, biases 2·4·256 = 2,048: "
-            "395,264 parameters.") in result.stdout
+    assert (
+        "Input weights 4·256·128 = 131,072, recurrent weights 4·256·256 = 262,144, biases 2·4·256 = 2,048: "
+        "395,264 parameters."
+    ) in result.stdout
     assert "PyTorch keeps two vectors of 4·256 = 1,024 (b_ih and b_hh)" in result.stdout
     keras_words = explain(paramsym.parse("input(32x128) > lstm(->256, bias)", convention="keras"))
     assert "biases 4·256 = 1,024: 394,240 parameters." in keras_words

@@ -1,8 +1,8 @@
 """`rmsnorm` (LANGUAGE.md section 7): one module, paramsym/kinds/rmsnorm.py, checked here
 against PyTorch's nn.RMSNorm and Keras' RMSNormalization, through export and import."""
+
 from __future__ import annotations
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import keras
 import pytest
 import torch
@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
 from cli_helpers import run
 from frameworks import torch_params, torch_run, torch_state
@@ -26,16 +27,26 @@ CASES = [
     ("input(10) > rmsnorm(10, eps=1)", 10, 0, [10]),
     ("input(10) > rmsnorm(eps=0.00001)", 10, 0, [10]),
     # 4 positions through dense(4096->512), then through dense(512->4096)
-    ("input(4x4096) > dense(->512) > rmsnorm > dense(->4096)", 4096 * 512 + 512 + 512 * 4096,
-     4 * 4096 * 512 + 4 * 512 * 4096, [4, 4096]),
+    (
+        "input(4x4096) > dense(->512) > rmsnorm > dense(->4096)",
+        4096 * 512 + 512 + 512 * 4096,
+        4 * 4096 * 512 + 4 * 512 * 4096,
+        [4, 4096],
+    ),
 ]
 
 
 @pytest.mark.parametrize("program, params, macs, shape", CASES, ids=[c[0] for c in CASES])
 def test_counts(program, params, macs, shape):
     net = paramsym.parse(program)
-    assert net.evaluate() == {"params": params, "state": 0, "active": params, "kv_cache": 0, "total": params,
-                              "macs": macs}
+    assert net.evaluate() == {
+        "params": params,
+        "state": 0,
+        "active": params,
+        "kv_cache": 0,
+        "total": params,
+        "macs": macs,
+    }
     assert [int(d) for d in net.output_shape.dims()] == shape
 
 
@@ -54,28 +65,34 @@ def test_symbolic_width_and_stated_channels():
     assert paramsym.parse("rmsnorm(64) > dense(->8)").params == 64 + 64 * 8
 
 
-@pytest.mark.parametrize("program, words", [
-    ("input(8x16) > rmsnorm(32)", "rmsnorm says it has 32 channels, but the layer before gives 16"),
-    ("input(8x16) > rmsnorm(16->16)", "rmsnorm takes no channels"),
-    ("input(8x16) > rmsnorm(groups=2)", "unknown keyword 'groups' for rmsnorm"),
-    ("input(8x16) > rmsnorm(eps=-1)", "eps must be one number of at least 0"),
-    ("input(8x16) > rmsnorm(eps=e)", "eps must be one number of at least 0"),
-    ("input(8x16) > rmsnorm(bias)", "'bias' is read as the number of channels; rmsnorm accepts: eps, noaffine"),
-    ("rmsnorm", "rmsnorm needs its channels"),
-    # stated channels flow on, and a later mismatch points back at them
-    ("rmsnorm(64) > dense(32->8)", "the 64 channels come from rmsnorm (line 1, column 1)"),
-    ("input(8x16) > rmsnrom", "did you mean 'rmsnorm'?"),
-])
+@pytest.mark.parametrize(
+    "program, words",
+    [
+        ("input(8x16) > rmsnorm(32)", "rmsnorm says it has 32 channels, but the layer before gives 16"),
+        ("input(8x16) > rmsnorm(16->16)", "rmsnorm takes no channels"),
+        ("input(8x16) > rmsnorm(groups=2)", "unknown keyword 'groups' for rmsnorm"),
+        ("input(8x16) > rmsnorm(eps=-1)", "eps must be one number of at least 0"),
+        ("input(8x16) > rmsnorm(eps=e)", "eps must be one number of at least 0"),
+        ("input(8x16) > rmsnorm(bias)", "'bias' is read as the number of channels; rmsnorm accepts: eps, noaffine"),
+        ("rmsnorm", "rmsnorm needs its channels"),
+        # stated channels flow on, and a later mismatch points back at them
+        ("rmsnorm(64) > dense(32->8)", "the 64 channels come from rmsnorm (line 1, column 1)"),
+        ("input(8x16) > rmsnrom", "did you mean 'rmsnorm'?"),
+    ],
+)
 def test_mistakes(program, words):
     with pytest.raises(paramsym.ParamsymError, match=words.replace("(", r"\(").replace(")", r"\)")):
         paramsym.parse(program)
 
 
-@pytest.mark.parametrize("program, factory, layout", [
-    ("input(7x32) > rmsnorm", lambda: nn.RMSNorm(32), "cl"),
-    ("input(8x8x16) > rmsnorm", lambda: nn.RMSNorm(16), "cl"),
-    ("input(12) > rmsnorm(noaffine)", lambda: nn.RMSNorm(12, elementwise_affine=False), "cl"),
-])
+@pytest.mark.parametrize(
+    "program, factory, layout",
+    [
+        ("input(7x32) > rmsnorm", lambda: nn.RMSNorm(32), "cl"),
+        ("input(8x8x16) > rmsnorm", lambda: nn.RMSNorm(16), "cl"),
+        ("input(12) > rmsnorm(noaffine)", lambda: nn.RMSNorm(12, elementwise_affine=False), "cl"),
+    ],
+)
 def test_matches_pytorch(program, factory, layout):
     module = factory()
     net = paramsym.parse(program)
@@ -93,8 +110,14 @@ def test_property_params_are_one_scale_per_channel(channels, length, affine):
         assert torch_params(nn.RMSNorm(channels, elementwise_affine=affine)) == (channels if affine else 0)
 
 
-@pytest.mark.parametrize("program", ["input(7x32) > rmsnorm", "input(6x6x8) > conv1x1(->16) > rmsnorm > relu",
-                                     "input(24) > rmsnorm(noaffine) > dense(->4, bias)"])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(7x32) > rmsnorm",
+        "input(6x6x8) > conv1x1(->16) > rmsnorm > relu",
+        "input(24) > rmsnorm(noaffine) > dense(->4, bias)",
+    ],
+)
 def test_export_to_torch_and_import_back(program):
     net = paramsym.parse(program)
     module = paramsym.to_torch(net)
@@ -109,8 +132,17 @@ def test_export_to_torch_and_import_back(program):
 
 def test_import_from_a_hand_written_model():
     model = nn.Sequential(nn.Linear(64, 32), nn.RMSNorm(32), nn.Linear(32, 8))
-    assert paramsym.from_torch(model, (64,)).split() == ["input(64)", ">", "dense(64->32,", "bias)", ">",
-                                                         "rmsnorm", ">", "dense(32->8,", "bias)"]
+    assert paramsym.from_torch(model, (64,)).split() == [
+        "input(64)",
+        ">",
+        "dense(64->32,",
+        "bias)",
+        ">",
+        "rmsnorm",
+        ">",
+        "dense(32->8,",
+        "bias)",
+    ]
     with pytest.raises(paramsym.ParamsymError, match="does not normalise the channels"):
         # over the width of a map (PyTorch's last axis), not over its channels
         paramsym.from_torch(nn.Sequential(nn.Conv2d(3, 4, 1), nn.RMSNorm(5)), (5, 5, 3))

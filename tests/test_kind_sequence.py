@@ -1,11 +1,11 @@
 """The sequence layers of LANGUAGE.md section 7 (paramsym/kinds/sequence.py): embed, posembed, cls,
 tokens, first, last; ln(nobias); and dense(..., tie=NAME) exported as one shared weight. Checked
 against PyTorch (nn.Embedding, torchvision's ViT-B/16, Hugging Face's GPT-2), Keras, export and import."""
+
 from __future__ import annotations
 
 import re
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import keras
 import pytest
 import torch
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
 from cli_helpers import run
 from frameworks import torch_params
@@ -24,15 +25,18 @@ V, D = 50257, 768
 CASES = [
     ("input(10) > embed(10000->128)", 1280000, [10, 128]),
     ("input(224x224x3) > conv16x16(->768, stride=16, bias) > tokens > cls > posembed(197)", 742656, [197, 768]),
-    (f"let V = {V}\nlet d = {D}\ninput(1024) > embed(V->d) as wte > posembed(1024) > ln > dense(->V, tie=wte)",
-     V * D + 1024 * D + 2 * D, [1024, V]),
-    ("input(16) > embed(100->8) > posembed(2)", 800 + 16, [16, 8]),        # BERT's token types: N < T
-    ("input(16) > embed(100->8) > posembed(32)", 800 + 256, [16, 8]),      # a table longer than the sequence
+    (
+        f"let V = {V}\nlet d = {D}\ninput(1024) > embed(V->d) as wte > posembed(1024) > ln > dense(->V, tie=wte)",
+        V * D + 1024 * D + 2 * D,
+        [1024, V],
+    ),
+    ("input(16) > embed(100->8) > posembed(2)", 800 + 16, [16, 8]),  # BERT's token types: N < T
+    ("input(16) > embed(100->8) > posembed(32)", 800 + 256, [16, 8]),  # a table longer than the sequence
     ("input(6x5) > cls", 5, [7, 5]),
     ("input(6x5) > cls > cls", 10, [8, 5]),
     ("input(4x6x5) > tokens", 0, [24, 5]),
     ("input(2x3x4x5) > tokens", 0, [24, 5]),
-    ("input(6x5) > tokens", 0, [6, 5]),                                     # a sequence stays as it is
+    ("input(6x5) > tokens", 0, [6, 5]),  # a sequence stays as it is
     ("input(6x5) > first", 0, [5]),
     ("input(6x5) > last > dense(->3, bias)", 18, [3]),
     ("input(7x32) > ln(nobias)", 32, [7, 32]),
@@ -126,7 +130,7 @@ def test_export_to_torch_runs_and_imports_back(program):
     assert paramsym.parse(imported).evaluate() == net.evaluate()
     # the written source runs without paramsym and gives the same count and shape
     namespace: dict = {}
-    exec(paramsym.torch_source(net), namespace)  # noqa: S102
+    exec(paramsym.torch_source(net), namespace)
     built = namespace["build_model"]()
     assert torch_params(built) == torch_params(module)
     assert built(x).shape == y.shape
@@ -147,18 +151,21 @@ def test_tie_shares_one_parameter():
     text = paramsym.torch_source(net)
     assert "shared_wte = nn.Embedding(50257, 768)" in text and ".weight = shared_wte.weight" in text
     namespace: dict = {}
-    exec(text, namespace)  # noqa: S102
+    exec(text, namespace)
     with torch.device("meta"):
         built = namespace["build_model"]()
     assert torch_params(built) == net.evaluate()["params"]
 
 
-@pytest.mark.parametrize("program", [
-    "input(6) > dense(->10, bias) as a > relu > dense(->6, tie=a, bias)",       # the transposed size
-    "input(6) > dense(->6) as a > dense(->6, tie=a)",                           # the same size
-    "input(5x6) > dense(->10) as a > dense(->10) > dense(->6, tie=a)",          # on a sequence
-    "input(12) > embed(40->6) as e > dense(->40, tie=e) > last",
-])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(6) > dense(->10, bias) as a > relu > dense(->6, tie=a, bias)",  # the transposed size
+        "input(6) > dense(->6) as a > dense(->6, tie=a)",  # the same size
+        "input(5x6) > dense(->10) as a > dense(->10) > dense(->6, tie=a)",  # on a sequence
+        "input(12) > embed(40->6) as e > dense(->40, tie=e) > last",
+    ],
+)
 def test_ties_run_in_pytorch(program):
     net = paramsym.parse(program)
     module = paramsym.to_torch(net)
@@ -190,8 +197,10 @@ def test_keras():
         kind = program.split()[-1]
         expected = reference.reshape(1, 24, 5) if kind == "tokens" else reference[:, 0 if kind == "first" else -1]
         assert (torch.from_numpy(x) == expected).all()
-    for program, why in (("input(6x5) > cls", "prepends a learned vector"),
-                         ("input(6x5) > posembed(6)", "adds a learned table")):
+    for program, why in (
+        ("input(6x5) > cls", "prepends a learned vector"),
+        ("input(6x5) > posembed(6)", "adds a learned table"),
+    ):
         with pytest.raises(paramsym.ParamsymError, match=why):
             paramsym.to_keras(paramsym.parse(program))
 
@@ -199,9 +208,11 @@ def test_keras():
 def test_torch_layouts_agree_with_keras():
     """tokens, first and last pick the same values in the exported PyTorch module as in Keras' order."""
     values = torch.arange(120.0).reshape(1, 4, 6, 5)  # channels last
-    for program, expected in (("input(4x6x5) > tokens", values.reshape(1, 24, 5)),
-                              ("input(4x6x5) > tokens > first", values[:, 0, 0]),
-                              ("input(4x6x5) > tokens > last", values[:, -1, -1])):
+    for program, expected in (
+        ("input(4x6x5) > tokens", values.reshape(1, 24, 5)),
+        ("input(4x6x5) > tokens > first", values[:, 0, 0]),
+        ("input(4x6x5) > tokens > last", values[:, -1, -1]),
+    ):
         module = paramsym.to_torch(paramsym.parse(program))
         y = module(values.movedim(-1, 1))
         assert torch.equal(y.movedim(1, -1) if y.dim() > 2 else y, expected)
@@ -226,33 +237,42 @@ def _error(program: str) -> paramsym.ParamsymError:
     return info.value
 
 
-@pytest.mark.parametrize("program, words, column", [
-    ("input(8x8x3) > embed(10->4)", "embed looks up token ids, so it must come right after input(T)", 16),
-    ("input(10) > relu > embed(10->4)", "must come right after input(T)", 20),
-    ("input(10x4) > embed(10->4)", "must come right after input(T); its input is 10 x 4", 15),
-    ("embed(10->4)", "must come right after input(T)", 1),
-    ("input(10) > embed(->4)", "embed(->4) needs the vocabulary: write embed(V->4)", 19),
-    ("input(10) > embed", "embed needs its vocabulary and width", 13),
-    ("input(8x8x4) > cls", "cls prepends a learned vector to the positions of a sequence (T x d), but its input "
-                           "is the map 8 x 8 x 4", 16),
-    ("input(8) > cls", "but its input is a vector of 8", 12),
-    ("input(8) > first", "first takes one position of a sequence (T x d), but its input is a vector of 8", 12),
-    ("input(8x8x4) > last", "make its positions a sequence first with tokens", 16),
-    ("input(8) > tokens", "tokens makes the positions of a map a sequence, but its input is a vector of 8", 12),
-    ("input(8x4) > posembed", "posembed needs the size of its table", 14),
-    ("input(8x4) > posembed(0)", "must be a positive whole number, not 0", 23),
-    ("input(8x4) > posembed(2.5)", "must be a positive whole number", 23),
-    ("input(8x8x4) > posembed(64)", "the map 8 x 8 x 4", 16),
-    ("input(8x8x4) > bn(nobias)", "bn has no 'nobias'", 19),
-    ("input(8x8x4) > gn(groups=2, nobias)", "gn has no 'nobias'", 29),
-    ("input(8x4) > ln(noaffine, nobias)", "both 'noaffine' and 'nobias'", 27),
-    ("input(6) > embed(10->4) > dense(->10, tie=wte)", "no layer before this one is named 'wte'", 39),
-    ("input(6) > embed(10->4) as wte > dense(->11, tie=wte)",
-     "this layer's weight is 11 x 4 (outputs x inputs), but embed's is 10 x 4", 46),
-    ("input(6) > embed(10->4) as wte > dense(->10, tie=wtx)", "did you mean 'wte'?", 46),
-    ("input(6) > relu as r > dense(->10, tie=r)", "relu has no weight matrix to share", 36),
-    ("input(6) > embed(10->4) as first > dense(->10)", "'first' is the name of a layer", 28),
-])
+@pytest.mark.parametrize(
+    "program, words, column",
+    [
+        ("input(8x8x3) > embed(10->4)", "embed looks up token ids, so it must come right after input(T)", 16),
+        ("input(10) > relu > embed(10->4)", "must come right after input(T)", 20),
+        ("input(10x4) > embed(10->4)", "must come right after input(T); its input is 10 x 4", 15),
+        ("embed(10->4)", "must come right after input(T)", 1),
+        ("input(10) > embed(->4)", "embed(->4) needs the vocabulary: write embed(V->4)", 19),
+        ("input(10) > embed", "embed needs its vocabulary and width", 13),
+        (
+            "input(8x8x4) > cls",
+            "cls prepends a learned vector to the positions of a sequence (T x d), but its input is the map 8 x 8 x 4",
+            16,
+        ),
+        ("input(8) > cls", "but its input is a vector of 8", 12),
+        ("input(8) > first", "first takes one position of a sequence (T x d), but its input is a vector of 8", 12),
+        ("input(8x8x4) > last", "make its positions a sequence first with tokens", 16),
+        ("input(8) > tokens", "tokens makes the positions of a map a sequence, but its input is a vector of 8", 12),
+        ("input(8x4) > posembed", "posembed needs the size of its table", 14),
+        ("input(8x4) > posembed(0)", "must be a positive whole number, not 0", 23),
+        ("input(8x4) > posembed(2.5)", "must be a positive whole number", 23),
+        ("input(8x8x4) > posembed(64)", "the map 8 x 8 x 4", 16),
+        ("input(8x8x4) > bn(nobias)", "bn has no 'nobias'", 19),
+        ("input(8x8x4) > gn(groups=2, nobias)", "gn has no 'nobias'", 29),
+        ("input(8x4) > ln(noaffine, nobias)", "both 'noaffine' and 'nobias'", 27),
+        ("input(6) > embed(10->4) > dense(->10, tie=wte)", "no layer before this one is named 'wte'", 39),
+        (
+            "input(6) > embed(10->4) as wte > dense(->11, tie=wte)",
+            "this layer's weight is 11 x 4 (outputs x inputs), but embed's is 10 x 4",
+            46,
+        ),
+        ("input(6) > embed(10->4) as wte > dense(->10, tie=wtx)", "did you mean 'wte'?", 46),
+        ("input(6) > relu as r > dense(->10, tie=r)", "relu has no weight matrix to share", 36),
+        ("input(6) > embed(10->4) as first > dense(->10)", "'first' is the name of a layer", 28),
+    ],
+)
 def test_mistakes(program, words, column):
     error = _error(program)
     text = str(error)
@@ -270,9 +290,12 @@ def test_a_tie_whose_sizes_agree_only_for_some_values_waits_for_them():
 def test_explain_and_cli():
     result = run("explain", "input(10) > embed(10000->128) > posembed(10) > cls > first")
     assert result.returncode == 0
-    for words in ("A table of 10,000 vectors of 128, one per token id: 10,000·128 = 1,280,000 parameters.",
-                  "A learned table of 10 vectors of 128", "One learned vector of 128 (a class token)",
-                  "it keeps the first position of the sequence"):
+    for words in (
+        "A table of 10,000 vectors of 128, one per token id: 10,000·128 = 1,280,000 parameters.",
+        "A learned table of 10 vectors of 128",
+        "One learned vector of 128 (a class token)",
+        "it keeps the first position of the sequence",
+    ):
         assert words in result.stdout, result.stdout
     result = run("export", "input(10) > embed(100->8) as e > dense(->100, tie=e)", "--to", "torch")
     assert result.returncode == 0 and "tied1_e.weight = shared_e.weight" in result.stdout
@@ -280,6 +303,7 @@ def test_explain_and_cli():
 
 
 # ---- a property: chains of tokens, cls, posembed, first/last against the exported module -------------
+
 
 @st.composite
 def _chains(draw):
@@ -320,12 +344,15 @@ def test_property_sequence_chains_match_the_exported_module(program):
     assert torch_params(module) == net.evaluate()["params"]
 
 
-@pytest.mark.parametrize("program, fields", [
-    # the kept position sees what it saw: one step of a conv, or every position after attention
-    ("input(32x64) > conv3(->8) > last", ["3", "3"]),
-    ("input(32x64) > attn(heads=4) > first > dense(->3)", ["32", "32", "32"]),
-    ("input(16x16x8) > conv3x3(->8) > tokens", ["3", None]),  # a map's rows are no longer one axis
-])
+@pytest.mark.parametrize(
+    "program, fields",
+    [
+        # the kept position sees what it saw: one step of a conv, or every position after attention
+        ("input(32x64) > conv3(->8) > last", ["3", "3"]),
+        ("input(32x64) > attn(heads=4) > first > dense(->3)", ["32", "32", "32"]),
+        ("input(16x16x8) > conv3x3(->8) > tokens", ["3", None]),  # a map's rows are no longer one axis
+    ],
+)
 def test_receptive_field_through_sequence_layers(program, fields):
     layers = paramsym.parse(program).to_dict()["layers"]
     got = [None if layer["receptive_field"] is None else layer["receptive_field"]["size"][0] for layer in layers]

@@ -3,6 +3,7 @@ bias (an MLP 2 -> m -> heads over the relative coordinates, and a logit scale pe
 padding of the map to a multiple of the window. Checked against torchvision's ShiftedWindowAttentionV2,
 SwinTransformerBlockV2 and the swin_v2_* models: params, output shape and MACs (FlopCounterMode, which counts
 the projections, the two products of every window and the MLP over the (2w-1)² table)."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
-from torchvision.models.swin_transformer import (PatchMergingV2, ShiftedWindowAttention, ShiftedWindowAttentionV2,
-                                                 SwinTransformerBlockV2)
+from torchvision.models.swin_transformer import (
+    PatchMergingV2,
+    ShiftedWindowAttention,
+    ShiftedWindowAttentionV2,
+    SwinTransformerBlockV2,
+)
 
 import paramsym
 from cli_helpers import run
@@ -54,7 +59,7 @@ CASES = [
 @pytest.mark.parametrize("H, W, d, h, w, shift, m", CASES)
 def test_attention_against_torchvision(H, W, d, h, w, shift, m):
     module = ShiftedWindowAttentionV2(d, [w, w], [w // 2 * shift] * 2, h)
-    module.cpb_mlp[0] = torch.nn.Linear(2, m)   # another MLP width than torchvision's 512
+    module.cpb_mlp[0] = torch.nn.Linear(2, m)  # another MLP width than torchvision's 512
     module.cpb_mlp[2] = torch.nn.Linear(m, h, bias=False)
     pad = ", pad" if H % w or W % w else ""
     program = f"input({H}x{W}x{d}) > attn(heads={h}, bias, window={w}, cpb={m}{', shift' * shift}{pad})"
@@ -68,8 +73,10 @@ def test_block_against_torchvision(H, W, d, h, w, shift, m):
     block.attn.cpb_mlp[0] = torch.nn.Linear(2, m)
     block.attn.cpb_mlp[2] = torch.nn.Linear(m, h, bias=False)
     pad = ", pad" if H % w or W % w else ""
-    program = (f"input({H}x{W}x{d}) > res(attn(heads={h}, bias, window={w}, cpb={m}{', shift' * shift}{pad}) > ln) "
-               f"> res(dense(->{4 * d}, bias) > gelu > dense(->{d}, bias) > ln)")
+    program = (
+        f"input({H}x{W}x{d}) > res(attn(heads={h}, bias, window={w}, cpb={m}{', shift' * shift}{pad}) > ln) "
+        f"> res(dense(->{4 * d}, bias) > gelu > dense(->{d}, bias) > ln)"
+    )
     assert program_values(program) == measured(block, H, W, d)
 
 
@@ -88,8 +95,15 @@ def test_pad_without_cpb_is_torchvisions_v1_padding(H, W, d, h, w):
 
 
 @settings(max_examples=25, deadline=None)
-@given(H=st.integers(1, 12), W=st.integers(1, 12), h=st.integers(1, 3), e=st.integers(1, 4), w=st.integers(2, 6),
-       m=st.integers(1, 40), shift=st.booleans())
+@given(
+    H=st.integers(1, 12),
+    W=st.integers(1, 12),
+    h=st.integers(1, 3),
+    e=st.integers(1, 4),
+    w=st.integers(2, 6),
+    m=st.integers(1, 40),
+    shift=st.booleans(),
+)
 def test_any_map_against_torchvision(H, W, h, e, w, m, shift):
     d = h * e
     module = ShiftedWindowAttentionV2(d, [w, w], [w // 2 * shift] * 2, h)
@@ -107,22 +121,28 @@ def test_formulas():
     values = {"H": 7, "W": 7, "d": 16, "h": 2, "w": 8, "m": 512}
     assert net.evaluate(**values)["macs"] == 64 * (4 * 256 + 2 * 64 * 16) + 225 * (1024 + 1024)
     # padding changes no parameter, and where the window divides the map it changes nothing
-    assert counts("input(16x16x32) > attn(heads=4, window=8, cpb=512, pad)") == \
-        counts("input(16x16x32) > attn(heads=4, window=8, cpb=512)")
-    assert counts("input(15x15x32) > attn(heads=4, window=8, cpb=512, pad)")["params"] == \
-        counts("input(16x16x32) > attn(heads=4, window=8, cpb=512)")["params"]
+    assert counts("input(16x16x32) > attn(heads=4, window=8, cpb=512, pad)") == counts(
+        "input(16x16x32) > attn(heads=4, window=8, cpb=512)"
+    )
+    assert (
+        counts("input(15x15x32) > attn(heads=4, window=8, cpb=512, pad)")["params"]
+        == counts("input(16x16x32) > attn(heads=4, window=8, cpb=512)")["params"]
+    )
 
 
 def sympy_equal(expr, text: str) -> bool:
     import sympy
+
     symbols = {symbol.name: symbol for symbol in expr.free_symbols}
     return sympy.simplify(expr - sympy.sympify(text, locals=symbols)) == 0
 
 
 # ---- the models ----------------------------------------------------------------------------------
 
+
 def test_import_swin_v2_t_on_meta():
     import torchvision
+
     with torch.device("meta"):
         model = torchvision.models.swin_v2_t()
     text = paramsym.from_torch(model, (224, 224, 3))
@@ -138,6 +158,7 @@ def test_import_swin_v2_t_on_meta():
 def test_swin_v2_t_macs_against_torchvision(size):
     """The whole model: FlopCounterMode's MACs equal the program's (5.94 GMACs at 256, torchvision's _ops)."""
     import torchvision
+
     model = torchvision.models.swin_v2_t().eval()
     text = paramsym.from_torch(model, (size, size, 3))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -150,6 +171,7 @@ def test_swin_v2_t_macs_against_torchvision(size):
 @pytest.mark.parametrize("name, params", [("swin_v2_s", 49737442), ("swin_v2_b", 87930848)])
 def test_import_swin_v2_s_and_b(name, params):
     import torchvision
+
     with torch.device("meta"):
         model = torchvision.models.get_model(name)
     assert paramsym.parse(paramsym.from_torch(model, (224, 224, 3))).params == params
@@ -157,24 +179,38 @@ def test_import_swin_v2_s_and_b(name, params):
 
 # ---- mistakes ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("program, words, at", [
-    ("input(8x8x16) > attn(heads=2, cpb=64)", "cpb= (Swin V2's continuous position bias) is a bias over the "
-     "relative positions inside a window: it needs window=w", "cpb"),
-    ("input(8x8x16) > attn(heads=2, window=4, cpb=0)", "must be a positive whole number, not 0", "cpb"),
-    ("input(8x8x16) > attn(heads=2, window=4, cpb=-3)", "must be a positive whole number, not -3", "cpb"),
-    ("input(8x8x16) > attn(heads=2, window=4, cpb=1.5)", "must be a positive whole number, not 3/2", "cpb"),
-    ("input(8x8x16) > attn(heads=2, window=4, cpb=2x3)", "cpb= takes one value", "cpb"),
-    ("input(8x8x16) > attn(heads=2, window=4, cpb=8, cpb=8)", "cpb= is given twice", "cpb=8)"),
-    ("input(8x8x16) > attn(heads=2, window=1, cpb=8)", "window=1 must be at least 2", "window"),
-    ("input(8x8x16) > attn(heads=2, pad)", "'pad' pads the map to a multiple of the window: it needs window=w",
-     "pad"),
-    ("input(8x8x16) > attn(heads=2, window=4, pad=1)", "'pad' is a flag of attn: it takes no value", "pad"),
-    ("input(8x8x16) > attn(heads=2, window=4, pad, pad)", "'pad' is given twice", "pad)"),
-    ("input(10x10x16) > attn(heads=2, window=4, cpb=8)", "window=4 does not divide the map's size 10", "window"),
-    ("input(10x16) > attn(heads=2, window=4, cpb=8, pad)", "window= attends inside w x w windows of a map",
-     "window"),
-    ("input(8x8x16) > attn(heads=3, window=4, cpb=8)", "heads=3 does not divide the width 16", "heads"),
-])
+
+@pytest.mark.parametrize(
+    "program, words, at",
+    [
+        (
+            "input(8x8x16) > attn(heads=2, cpb=64)",
+            "cpb= (Swin V2's continuous position bias) is a bias over the "
+            "relative positions inside a window: it needs window=w",
+            "cpb",
+        ),
+        ("input(8x8x16) > attn(heads=2, window=4, cpb=0)", "must be a positive whole number, not 0", "cpb"),
+        ("input(8x8x16) > attn(heads=2, window=4, cpb=-3)", "must be a positive whole number, not -3", "cpb"),
+        ("input(8x8x16) > attn(heads=2, window=4, cpb=1.5)", "must be a positive whole number, not 3/2", "cpb"),
+        ("input(8x8x16) > attn(heads=2, window=4, cpb=2x3)", "cpb= takes one value", "cpb"),
+        ("input(8x8x16) > attn(heads=2, window=4, cpb=8, cpb=8)", "cpb= is given twice", "cpb=8)"),
+        ("input(8x8x16) > attn(heads=2, window=1, cpb=8)", "window=1 must be at least 2", "window"),
+        (
+            "input(8x8x16) > attn(heads=2, pad)",
+            "'pad' pads the map to a multiple of the window: it needs window=w",
+            "pad",
+        ),
+        ("input(8x8x16) > attn(heads=2, window=4, pad=1)", "'pad' is a flag of attn: it takes no value", "pad"),
+        ("input(8x8x16) > attn(heads=2, window=4, pad, pad)", "'pad' is given twice", "pad)"),
+        ("input(10x10x16) > attn(heads=2, window=4, cpb=8)", "window=4 does not divide the map's size 10", "window"),
+        (
+            "input(10x16) > attn(heads=2, window=4, cpb=8, pad)",
+            "window= attends inside w x w windows of a map",
+            "window",
+        ),
+        ("input(8x8x16) > attn(heads=3, window=4, cpb=8)", "heads=3 does not divide the width 16", "heads"),
+    ],
+)
 def test_mistakes(program, words, at):
     with pytest.raises(paramsym.ParamsymError) as info:
         paramsym.parse(program)
@@ -188,13 +224,22 @@ def test_the_window_that_does_not_divide_says_pad():
     assert "write 'pad'" in str(info.value)
 
 
-@pytest.mark.parametrize("program, values, words", [
-    ("input(H x H x d) > attn(heads=2, window=w, cpb=m)", {"H": 8, "d": 8, "w": 1, "m": 4},
-     "window=w must be at least 2"),
-    ("input(H x H x d) > attn(heads=2, window=w, cpb=m)", {"H": 10, "d": 8, "w": 4, "m": 4},
-     "window=w does not divide"),
-    ("input(H x H x d) > attn(heads=2, window=4, cpb=m/2)", {"H": 8, "d": 8, "m": 5}, "must be a positive whole"),
-])
+@pytest.mark.parametrize(
+    "program, values, words",
+    [
+        (
+            "input(H x H x d) > attn(heads=2, window=w, cpb=m)",
+            {"H": 8, "d": 8, "w": 1, "m": 4},
+            "window=w must be at least 2",
+        ),
+        (
+            "input(H x H x d) > attn(heads=2, window=w, cpb=m)",
+            {"H": 10, "d": 8, "w": 4, "m": 4},
+            "window=w does not divide",
+        ),
+        ("input(H x H x d) > attn(heads=2, window=4, cpb=m/2)", {"H": 8, "d": 8, "m": 5}, "must be a positive whole"),
+    ],
+)
 def test_symbolic_mistakes_wait_for_values(program, values, words):
     net = paramsym.parse(program)
     with pytest.raises(paramsym.ParamsymError, match=words):
@@ -205,22 +250,34 @@ def test_symbolic_mistakes_wait_for_values(program, values, words):
 
 # ---- explain, LaTeX, exports ---------------------------------------------------------------------
 
+
 def test_explain():
     result = run("explain", "input(7x7x16) > attn(heads=2, bias, window=8, shift, cpb=512, pad)")
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    for words in ("continuous position bias (MLP of width 512)", "225 relative positions", "2,562 parameters",
-                  "460,800 MACs", "49 -> 64 positions", "One window covers the map, so the shift does nothing",
-                  "zeroes the key bias", "3,650 parameters", "MACs: 657,408"):
+    for words in (
+        "continuous position bias (MLP of width 512)",
+        "225 relative positions",
+        "2,562 parameters",
+        "460,800 MACs",
+        "49 -> 64 positions",
+        "One window covers the map, so the shift does nothing",
+        "zeroes the key bias",
+        "3,650 parameters",
+        "MACs: 657,408",
+    ):
         assert words in text, (words, text)
     text = " ".join(run("explain", "input(16x16x16) > attn(heads=2, window=8, cpb=8, pad)").stdout.split())
     assert "Padding: none" in text and "shift does nothing" not in text
 
 
-@pytest.mark.parametrize("program, value", [
-    ("input(7x7x16) > attn(heads=2, bias, window=8, cpb=512, pad)", "3650"),
-    ("input(H x W x d) > attn(heads=h, window=w, cpb=m, pad)", "4 d^{2} + h m + h + 3 m"),
-])
+@pytest.mark.parametrize(
+    "program, value",
+    [
+        ("input(7x7x16) > attn(heads=2, bias, window=8, cpb=512, pad)", "3650"),
+        ("input(H x W x d) > attn(heads=h, window=w, cpb=m, pad)", "4 d^{2} + h m + h + 3 m"),
+    ],
+)
 def test_latex(program, value):
     result = run("latex", program)
     assert result.returncode == 0, result.stderr
@@ -230,18 +287,22 @@ def test_latex(program, value):
 def test_generic_params_in_views():
     """The textbook formula of the layer (C the width) carries the MLP and the logit scales."""
     from paramsym.core.quantities import generic_params
+
     net = paramsym.parse("input(16x16x32) > attn(heads=4, bias, window=8, cpb=512)")
     template, values = generic_params(net.layers[0].layer)
     assert template.subs(values) == net.params == 4 * 32 * 32 + 4 * 32 + 3 * 512 + 512 * 4 + 4
 
 
-@pytest.mark.parametrize("program, to, words", [
-    # V1's WindowAttention exports; V2's MLP and the padding would be dropped by it, so they are refused
-    ("input(8x8x16) > attn(heads=2, window=4, cpb=64, pad)", "torch", "Swin V2's attention (cpb=) and padded"),
-    ("input(8x8x16) > attn(heads=2, window=4, cpb=64)", "torch", "Swin V2's attention (cpb=) and padded"),
-    ("input(6x6x16) > attn(heads=2, window=4, pad)", "torch", "Swin V2's attention (cpb=) and padded"),
-    ("input(8x8x16) > attn(heads=2, window=4, cpb=64, pad)", "keras", "window attention (Swin) has no Keras layer"),
-])
+@pytest.mark.parametrize(
+    "program, to, words",
+    [
+        # V1's WindowAttention exports; V2's MLP and the padding would be dropped by it, so they are refused
+        ("input(8x8x16) > attn(heads=2, window=4, cpb=64, pad)", "torch", "Swin V2's attention (cpb=) and padded"),
+        ("input(8x8x16) > attn(heads=2, window=4, cpb=64)", "torch", "Swin V2's attention (cpb=) and padded"),
+        ("input(6x6x16) > attn(heads=2, window=4, pad)", "torch", "Swin V2's attention (cpb=) and padded"),
+        ("input(8x8x16) > attn(heads=2, window=4, cpb=64, pad)", "keras", "window attention (Swin) has no Keras layer"),
+    ],
+)
 def test_export_of_swin_v2_attention_is_refused(program, to, words):
     result = run("export", program, "--to", to)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
@@ -251,6 +312,7 @@ def test_swin_v1_at_256_pads_too():
     """Swin V1's 7x7 window does not divide 256's maps 64, 32, 16 and 8: the import writes `pad` (before it,
     the import was refused), and the MACs are torchvision's."""
     import torchvision
+
     model = torchvision.models.swin_t().eval()
     text = paramsym.from_torch(model, (256, 256, 3))
     assert "window=7, pad" in text and "cpb" not in text

@@ -2,6 +2,7 @@
 torchvision's Swin ShiftedWindowAttention: the same parameters, the same output with the same weights
 (channels first in ours, channels last in torchvision's), the same MACs by FlopCounterMode, and the
 module imports back as the same attn."""
+
 from __future__ import annotations
 
 import subprocess
@@ -27,8 +28,9 @@ def macs(module, x) -> int:
 
 
 def program(H, W, d, h, w, shift, bias, extra=""):
-    return (f"input({H}x{W}x{d}) > attn(heads={h}{extra}{', bias' if bias else ''}, window={w}"
-            f"{', shift' if shift else ''})")
+    return (
+        f"input({H}x{W}x{d}) > attn(heads={h}{extra}{', bias' if bias else ''}, window={w}{', shift' if shift else ''})"
+    )
 
 
 def exported(text):
@@ -39,9 +41,15 @@ def exported(text):
     return network, module, found[0]
 
 
-CASES = [(56, 56, 96, 3, 7, True, True), (8, 8, 16, 2, 4, True, True), (8, 12, 32, 4, 4, True, False),
-         (6, 6, 16, 2, 3, False, True), (7, 7, 24, 3, 7, True, True),  # one window: torchvision shifts nothing
-         (12, 6, 8, 2, 3, True, True), (4, 4, 8, 1, 2, True, False)]
+CASES = [
+    (56, 56, 96, 3, 7, True, True),
+    (8, 8, 16, 2, 4, True, True),
+    (8, 12, 32, 4, 4, True, False),
+    (6, 6, 16, 2, 3, False, True),
+    (7, 7, 24, 3, 7, True, True),  # one window: torchvision shifts nothing
+    (12, 6, 8, 2, 3, True, True),
+    (4, 4, 8, 1, 2, True, False),
+]
 
 
 @pytest.mark.parametrize("H, W, d, h, w, shift, bias", CASES)
@@ -73,8 +81,18 @@ def test_shift_changes_the_output():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 2),
-       st.integers(1, 3), st.booleans(), st.booleans(), st.booleans(), st.booleans())
+@given(
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(1, 3),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
 def test_property_grouped_and_any_head_width(w, rows, cols, groups, per_group, e, own_width, grouped, shift, bias):
     """kv_heads and head_dim (beyond torchvision): our module's params, MACs and shape equal the counts."""
     heads = groups * per_group
@@ -91,9 +109,15 @@ def test_property_grouped_and_any_head_width(w, rows, cols, groups, per_group, e
     assert paramsym.parse(paramsym.from_torch(whole, (rows * w, cols * w, d))).evaluate() == values, text
 
 
-@pytest.mark.parametrize("text", [program(8, 8, 16, 2, 4, True, True), program(8, 8, 16, 2, 4, False, False),
-                                  program(6, 6, 24, 4, 3, True, True, ", kv_heads=2, head_dim=5"),
-                                  "input(8x8x16) > res(ln > attn(heads=2, window=4, shift)) > res(ln > dense(->16))"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        program(8, 8, 16, 2, 4, True, True),
+        program(8, 8, 16, 2, 4, False, False),
+        program(6, 6, 24, 4, 3, True, True, ", kv_heads=2, head_dim=5"),
+        "input(8x8x16) > res(ln > attn(heads=2, window=4, shift)) > res(ln > dense(->16))",
+    ],
+)
 def test_imports_back_as_the_same_attn(text):
     network = paramsym.parse(text)
     imported = paramsym.from_torch(paramsym.to_torch(network), [int(d) for d in network.input_shape.dims()])
@@ -113,10 +137,13 @@ def test_exported_source_runs_alone(tmp_path):
     assert result.stdout.strip() == f"(1, 3) {paramsym.parse(text).params}", result.stderr
 
 
-@pytest.mark.parametrize("text, to, words", [
-    ("input(8x8x16) > attn(heads=2, window=4, causal)", "torch", "causal masking inside windows"),
-    ("input(8x8x16) > attn(heads=2, window=4)", "keras", "window attention (Swin) has no Keras layer"),
-])
+@pytest.mark.parametrize(
+    "text, to, words",
+    [
+        ("input(8x8x16) > attn(heads=2, window=4, causal)", "torch", "causal masking inside windows"),
+        ("input(8x8x16) > attn(heads=2, window=4)", "keras", "window attention (Swin) has no Keras layer"),
+    ],
+)
 def test_refusals(text, to, words):
     result = run("export", text, "--to", to)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
 """The language reference as tables of (program, expected)."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,10 @@ WORKED = [
     ("input(112x112x32) > dwconv3x3(pad=1)", {"params": 288, "shape": ["112", "112", "32"]}),
     ("conv3x3(3->16) > bn", {"params": 464, "state": 32, "keras_total": 496}),
     ("input(4x4x50) > flatten > dense(->500, bias)", {"params": 400500}),
-    ("conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > dense(->10, bias)",
-     {"formula": 90 * C**2 + 74 * C + 10}),
+    (
+        "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > dense(->10, bias)",
+        {"formula": 90 * C**2 + 74 * C + 10},
+    ),
 ]
 
 
@@ -51,12 +54,25 @@ def test_worked_examples(program, expected):
 
 # Expressions: what each text means, built without the parser.
 EXPRESSIONS = [
-    ("2C", 2 * C), ("4(C+1)", 4 * C + 4), ("2C^2", 2 * C**2), ("C**2", C**2), ("2^3^2", sympy.Integer(512)),
-    ("-2^2", sympy.Integer(-4)), ("1_000_000", sympy.Integer(10**6)), ("0.5", sympy.Rational(1, 2)),
-    ("C/2", C / 2), ("floor(C/3)", sympy.floor(C / 3)), ("ceil(7/2)", sympy.Integer(4)),
-    ("min(C, 64)", sympy.Min(C, 64)), ("max(3, 2, 5)", sympy.Integer(5)), ("(C - 1) * 2", 2 * C - 2),
-    ("2 * 3 + 4 / 2", sympy.Integer(8)), (".25", sympy.Rational(1, 4)), ("3(2)", sympy.Integer(6)),
-    ("2max(C, 4)", 2 * sympy.Max(C, 4)), ("k*k*C_in", k**2 * C_in),
+    ("2C", 2 * C),
+    ("4(C+1)", 4 * C + 4),
+    ("2C^2", 2 * C**2),
+    ("C**2", C**2),
+    ("2^3^2", sympy.Integer(512)),
+    ("-2^2", sympy.Integer(-4)),
+    ("1_000_000", sympy.Integer(10**6)),
+    ("0.5", sympy.Rational(1, 2)),
+    ("C/2", C / 2),
+    ("floor(C/3)", sympy.floor(C / 3)),
+    ("ceil(7/2)", sympy.Integer(4)),
+    ("min(C, 64)", sympy.Min(C, 64)),
+    ("max(3, 2, 5)", sympy.Integer(5)),
+    ("(C - 1) * 2", 2 * C - 2),
+    ("2 * 3 + 4 / 2", sympy.Integer(8)),
+    (".25", sympy.Rational(1, 4)),
+    ("3(2)", sympy.Integer(6)),
+    ("2max(C, 4)", 2 * sympy.Max(C, 4)),
+    ("k*k*C_in", k**2 * C_in),
 ]
 
 
@@ -90,8 +106,11 @@ LAYERS = [
 ]
 
 
-@pytest.mark.parametrize("program, params, state, shape", [c for c in LAYERS if c[1] is not None],
-                         ids=[c[0] for c in LAYERS if c[1] is not None])
+@pytest.mark.parametrize(
+    "program, params, state, shape",
+    [c for c in LAYERS if c[1] is not None],
+    ids=[c[0] for c in LAYERS if c[1] is not None],
+)
 def test_layers(program, params, state, shape):
     network = paramsym.parse(program)
     assert network.evaluate()["params"] == params

@@ -1,5 +1,6 @@
 """LaTeX output: parsed back with SymPy's LaTeX parser and compared with the
 formulas, and a standalone document compiled by a real TeX engine."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,10 @@ from sympy.parsing.latex import parse_latex
 import paramsym
 from cli_helpers import run
 
-PROGRAM = "let C = 74\ninput(32x32x3) > conv3x3(->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > " \
-          "dense(->10, bias)"
+PROGRAM = (
+    "let C = 74\ninput(32x32x3) > conv3x3(->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > "
+    "dense(->10, bias)"
+)
 
 
 def parse(text: str) -> sympy.Expr:
@@ -51,13 +54,17 @@ CLASHING = [
 ]
 
 
-@pytest.mark.parametrize("program", [
-    PROGRAM, "conv3x3(32->64, bias) > conv3x3(->128, groups=4)",
-    "input(16x16x8) > dwconv3x3(->16, bias) > sepconv3x3(->8) > deconv4x4(->4, stride=2) > bn > prelu",
-    "input(32x768) > attn(heads=12, bias) > (posembed(64)) * 2",
-    "input(T x d) > attn(heads=4, kv_heads=2) > posembed(P)",
-    *CLASHING,
-])
+@pytest.mark.parametrize(
+    "program",
+    [
+        PROGRAM,
+        "conv3x3(32->64, bias) > conv3x3(->128, groups=4)",
+        "input(16x16x8) > dwconv3x3(->16, bias) > sepconv3x3(->8) > deconv4x4(->4, stride=2) > bn > prelu",
+        "input(32x768) > attn(heads=12, bias) > (posembed(64)) * 2",
+        "input(T x d) > attn(heads=4, kv_heads=2) > posembed(P)",
+        *CLASHING,
+    ],
+)
 def test_derivation_rows_hold(program):
     network = paramsym.parse(program)
     text = paramsym.latex(network)
@@ -79,14 +86,21 @@ def test_symbol_names_and_digit_grouping():
     assert "498326" not in out
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None and not os.environ.get("PARAMSYM_REQUIRE_TEX"),
-                    reason="no TeX engine here (CI installs texlive and sets PARAMSYM_REQUIRE_TEX)")
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None and not os.environ.get("PARAMSYM_REQUIRE_TEX"),
+    reason="no TeX engine here (CI installs texlive and sets PARAMSYM_REQUIRE_TEX)",
+)
 def test_standalone_document_compiles(tmp_path):
     tex = tmp_path / "net.tex"
     result = run("latex", "examples/resnet18_symbolic.psym", "--standalone", "--group-digits", "-o", str(tex))
     assert result.returncode == 0
-    compiled = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    compiled = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert compiled.returncode == 0, compiled.stdout[-2000:]
     assert (tmp_path / "net.pdf").read_bytes().startswith(b"%PDF")
 
@@ -105,23 +119,32 @@ def test_textbook_symbols_never_look_like_the_programs(program):
         assert not {s.name for s in template.free_symbols} & set(network.symbols)
 
 
-@pytest.mark.parametrize("program, row", [
-    ("conv3x3(3->C) > bn", r"\text{bn}: && 2 C' &= 2 \cdot C = 2 C"),
-    ("conv3x3(C_in->16) > conv3x3(->8)",
-     r"\text{conv3x3}: && k_{h} k_{w} C'_{in} C_{out} &= 3 \cdot 3 \cdot C_{in} \cdot 16 = 144 C_{in}"),
-    # (a repeated layer with a bias was an internal error: the template's sum inside a product)
-    ("input(8x8x4) > (conv1x1(->4, bias)) * N",
-     r"\text{conv1x1[1..N]}: && \left(k_{h} k_{w} C_{in} C_{out} + C_{out}\right) N' &= "
-     r"\left(1 \cdot 1 \cdot 4 \cdot 4 + 4\right) \cdot N = 20 N"),
-    ("conv3x3(3->16) > bn", r"\text{bn}: && 2 C &= 2 \cdot 16 = 32"),  # no clash: the textbook C stays
-    # a square is a power, not "C C" (C'^{2} is valid LaTeX: primes are read before the ^)
-    ("input(32x768) > attn(heads=12, bias)",
-     r"\text{attn}: && 4 C + 4 C^{2} &= 4 \cdot 768 + 4 \cdot 768^{2} = 2362368"),
-    ("input(32 x C) > attn(heads=4)", r"\text{attn}: && 4 C'^{2} &= 4 \cdot C^{2} = 4 C^{2}"),
-    # posembed's table size is its own textbook symbol P, not the N of a repeat
-    ("input(32x768) > (posembed(64)) * 2", r"\text{posembed[1]}: && C P &= 768 \cdot 64 = 49152"),
-    ("input(T x P) > posembed(1024)", r"\text{posembed}: && C P' &= P \cdot 1024 = 1024 P"),
-])
+@pytest.mark.parametrize(
+    "program, row",
+    [
+        ("conv3x3(3->C) > bn", r"\text{bn}: && 2 C' &= 2 \cdot C = 2 C"),
+        (
+            "conv3x3(C_in->16) > conv3x3(->8)",
+            r"\text{conv3x3}: && k_{h} k_{w} C'_{in} C_{out} &= 3 \cdot 3 \cdot C_{in} \cdot 16 = 144 C_{in}",
+        ),
+        # (a repeated layer with a bias was an internal error: the template's sum inside a product)
+        (
+            "input(8x8x4) > (conv1x1(->4, bias)) * N",
+            r"\text{conv1x1[1..N]}: && \left(k_{h} k_{w} C_{in} C_{out} + C_{out}\right) N' &= "
+            r"\left(1 \cdot 1 \cdot 4 \cdot 4 + 4\right) \cdot N = 20 N",
+        ),
+        ("conv3x3(3->16) > bn", r"\text{bn}: && 2 C &= 2 \cdot 16 = 32"),  # no clash: the textbook C stays
+        # a square is a power, not "C C" (C'^{2} is valid LaTeX: primes are read before the ^)
+        (
+            "input(32x768) > attn(heads=12, bias)",
+            r"\text{attn}: && 4 C + 4 C^{2} &= 4 \cdot 768 + 4 \cdot 768^{2} = 2362368",
+        ),
+        ("input(32 x C) > attn(heads=4)", r"\text{attn}: && 4 C'^{2} &= 4 \cdot C^{2} = 4 C^{2}"),
+        # posembed's table size is its own textbook symbol P, not the N of a repeat
+        ("input(32x768) > (posembed(64)) * 2", r"\text{posembed[1]}: && C P &= 768 \cdot 64 = 49152"),
+        ("input(T x P) > posembed(1024)", r"\text{posembed}: && C P' &= P \cdot 1024 = 1024 P"),
+    ],
+)
 def test_primed_textbook_symbols(program, row):
     assert row in paramsym.latex(paramsym.parse(program))
 

@@ -3,6 +3,7 @@ changes a count from the model or refuse, checked against the frameworks themsel
 (torchvision's ViT takes its image_size only, a language model one axis, a learned position table no more
 positions than it has), the activation of every block, Mistral's sliding window (transformers' own KV cache),
 and config fields that add layers (cross-attention, other heads)."""
+
 from __future__ import annotations
 
 import os
@@ -12,16 +13,18 @@ from pathlib import Path
 import pytest
 
 import paramsym
-from paramsym import ParamsymError
 from cli_helpers import run
+from paramsym import ParamsymError
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 torchvision = pytest.importorskip("torchvision")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from frameworks import on_meta, torch_params as numel  # noqa: E402
 from torchvision.models.swin_transformer import SwinTransformer  # noqa: E402
+
+from frameworks import on_meta  # noqa: E402
+from frameworks import torch_params as numel  # noqa: E402
 
 SRC = str(Path(paramsym.__file__).resolve().parents[1])
 
@@ -33,12 +36,13 @@ def block_line(text: str) -> str:
 def torchvision_refusal(model, shape) -> str:
     """What torchvision's own forward says about an input of that HxWxC."""
     h, w, c = shape
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - torch._assert raises AssertionError, a conv RuntimeError
+    with pytest.raises(Exception) as caught:
         model(torch.zeros(1, c, h, w, device="meta"))
     return str(caught.value)
 
 
 # ---- torchvision ViT: the input asked for ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("built,asked", [(224, (384, 384, 3)), (384, (224, 224, 3)), (224, (224, 384, 3))])
 def test_vit_takes_only_its_image_size_as_torchvision_does(built, asked):
@@ -79,14 +83,24 @@ def test_vit_of_another_size_through_the_cli():
 
 # ---- torchvision ViT: every block's parts ----------------------------------------------------------------
 
+
 def vit(**options):
-    return on_meta(lambda: torchvision.models.VisionTransformer(
-        image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=16, mlp_dim=40, num_classes=5,
-        **options))
+    return on_meta(
+        lambda: torchvision.models.VisionTransformer(
+            image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=16, mlp_dim=40, num_classes=5, **options
+        )
+    )
 
 
-@pytest.mark.parametrize("act,word", [(torch.nn.ReLU, "relu"), (torch.nn.SiLU, "silu"), (torch.nn.Tanh, "tanh"),
-                                      (lambda: torch.nn.GELU(approximate="tanh"), "gelu")])
+@pytest.mark.parametrize(
+    "act,word",
+    [
+        (torch.nn.ReLU, "relu"),
+        (torch.nn.SiLU, "silu"),
+        (torch.nn.Tanh, "tanh"),
+        (lambda: torch.nn.GELU(approximate="tanh"), "gelu"),
+    ],
+)
 def test_vit_reads_the_activation_of_its_blocks(act, word):
     model = vit()
     for block in model.encoder.layers:
@@ -96,16 +110,27 @@ def test_vit_reads_the_activation_of_its_blocks(act, word):
     assert paramsym.parse(text).evaluate()["params"] == numel(model)
 
 
-@pytest.mark.parametrize("change,words", [
-    (lambda m: m.encoder.layers[2].mlp.__setitem__(1, torch.nn.ReLU()), "blocks differ"),
-    (lambda m: [b.mlp.__setitem__(1, torch.nn.PReLU()) for b in m.encoder.layers], "PReLU"),
-    (lambda m: [b.mlp.__setitem__(1, torch.nn.Softmax(-1)) for b in m.encoder.layers], "Softmax"),
-    (lambda m: m.encoder.layers[1].__setattr__("self_attention", torch.nn.MultiheadAttention(
-        16, 4, batch_first=True)), "blocks differ"),
-    (lambda m: m.encoder.layers[0].__setattr__("self_attention", torch.nn.MultiheadAttention(
-        16, 2, batch_first=True, add_bias_kv=True)), "add_bias_kv"),
-    (lambda m: m.encoder.__setattr__("ln", torch.nn.LayerNorm(16, bias=False)), "final norm"),
-])
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        (lambda m: m.encoder.layers[2].mlp.__setitem__(1, torch.nn.ReLU()), "blocks differ"),
+        (lambda m: [b.mlp.__setitem__(1, torch.nn.PReLU()) for b in m.encoder.layers], "PReLU"),
+        (lambda m: [b.mlp.__setitem__(1, torch.nn.Softmax(-1)) for b in m.encoder.layers], "Softmax"),
+        (
+            lambda m: m.encoder.layers[1].__setattr__(
+                "self_attention", torch.nn.MultiheadAttention(16, 4, batch_first=True)
+            ),
+            "blocks differ",
+        ),
+        (
+            lambda m: m.encoder.layers[0].__setattr__(
+                "self_attention", torch.nn.MultiheadAttention(16, 2, batch_first=True, add_bias_kv=True)
+            ),
+            "add_bias_kv",
+        ),
+        (lambda m: m.encoder.__setattr__("ln", torch.nn.LayerNorm(16, bias=False)), "final norm"),
+    ],
+)
 def test_vit_refuses_blocks_that_differ_or_have_no_counterpart(change, words):
     model = vit()
     change(model)
@@ -128,6 +153,7 @@ def test_vit_with_a_representation_layer_and_a_conv_stem():
     assert "first > dense(->12, bias) > tanh > dense(->5, bias)" in text
     assert paramsym.parse(text).evaluate()["params"] == numel(model)
     from torchvision.models.vision_transformer import ConvStemConfig
+
     stem = vit(conv_stem_configs=[ConvStemConfig(out_channels=8, kernel_size=3, stride=2)])
     with pytest.raises(ParamsymError, match="conv_stem_configs"):
         paramsym.from_torch(stem, "32x32x3")
@@ -135,9 +161,11 @@ def test_vit_with_a_representation_layer_and_a_conv_stem():
 
 # ---- torchvision Swin ------------------------------------------------------------------------------------
 
+
 def swin(**options):
-    return SwinTransformer(patch_size=[4, 4], embed_dim=32, depths=[2, 1], num_heads=[2, 4], window_size=[4, 4],
-                           num_classes=10, **options).eval()
+    return SwinTransformer(
+        patch_size=[4, 4], embed_dim=32, depths=[2, 1], num_heads=[2, 4], window_size=[4, 4], num_classes=10, **options
+    ).eval()
 
 
 def test_swin_reads_a_width_ratio_that_is_not_whole():
@@ -153,8 +181,12 @@ def test_swin_reads_a_width_ratio_that_is_not_whole():
 
 def test_swin_reads_the_activation_of_every_block():
     model = swin()
-    blocks = [b for stage in model.features if isinstance(stage, torch.nn.Sequential) and
-              not isinstance(stage[0], torch.nn.Conv2d) for b in stage]
+    blocks = [
+        b
+        for stage in model.features
+        if isinstance(stage, torch.nn.Sequential) and not isinstance(stage[0], torch.nn.Conv2d)
+        for b in stage
+    ]
     for b in blocks:
         b.mlp[1] = torch.nn.SiLU()
     text = paramsym.from_torch(model, (64, 64, 3))
@@ -168,13 +200,16 @@ def swin_blocks(model):
     return [b for stage in model.features[1:] if isinstance(stage, torch.nn.Sequential) for b in stage]
 
 
-@pytest.mark.parametrize("change,words", [
-    (lambda m: swin_blocks(m)[1].attn.__setattr__("shift_size", [0, 0]), "a shift of \\[0, 0\\]"),
-    (lambda m: swin_blocks(m)[1].attn.__setattr__("num_heads", 4), "heads differ"),
-    (lambda m: swin_blocks(m)[2].__setattr__("norm1", torch.nn.LayerNorm(64, bias=False)), "nn.LayerNorm"),
-    (lambda m: m.features[0].__setitem__(2, torch.nn.Identity()), "stem"),
-    (lambda m: swin_blocks(m)[0].mlp.__setitem__(1, torch.nn.PReLU()), "PReLU"),
-])
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        (lambda m: swin_blocks(m)[1].attn.__setattr__("shift_size", [0, 0]), "a shift of \\[0, 0\\]"),
+        (lambda m: swin_blocks(m)[1].attn.__setattr__("num_heads", 4), "heads differ"),
+        (lambda m: swin_blocks(m)[2].__setattr__("norm1", torch.nn.LayerNorm(64, bias=False)), "nn.LayerNorm"),
+        (lambda m: m.features[0].__setitem__(2, torch.nn.Identity()), "stem"),
+        (lambda m: swin_blocks(m)[0].mlp.__setitem__(1, torch.nn.PReLU()), "PReLU"),
+    ],
+)
 def test_swin_refuses_blocks_it_does_not_read(change, words):
     model = swin()
     change(model)
@@ -190,18 +225,34 @@ def test_swin_refuses_other_axes_and_channels(asked, words):
 
 # ---- language models: the input asked for ----------------------------------------------------------------
 
-SMALL = dict(vocab_size=100, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, head_dim=16)
+SMALL = dict(
+    vocab_size=100,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+)
 LANGUAGE_MODELS = {
-    "gpt2": lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(
-        vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64)),
-    "bert": lambda: transformers.BertModel(transformers.BertConfig(
-        vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
-        max_position_embeddings=64)),
+    "gpt2": lambda: transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64)
+    ),
+    "bert": lambda: transformers.BertModel(
+        transformers.BertConfig(
+            vocab_size=100,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=96,
+            max_position_embeddings=64,
+        )
+    ),
     "llama": lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**SMALL, max_position_embeddings=64)),
     "mistral": lambda: transformers.MistralForCausalLM(transformers.MistralConfig(**SMALL, sliding_window=None)),
-    "mixtral": lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig(
-        **SMALL, num_local_experts=4, num_experts_per_tok=2)),
+    "mixtral": lambda: transformers.MixtralForCausalLM(
+        transformers.MixtralConfig(**SMALL, num_local_experts=4, num_experts_per_tok=2)
+    ),
 }
 
 
@@ -222,8 +273,10 @@ def runs(model, length: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("family,length", [("gpt2", 64), ("gpt2", 65), ("bert", 64), ("bert", 65),
-                                           ("llama", 64), ("llama", 100), ("mistral", 200)])
+@pytest.mark.parametrize(
+    "family,length",
+    [("gpt2", 64), ("gpt2", 65), ("bert", 64), ("bert", 65), ("llama", 64), ("llama", 100), ("mistral", 200)],
+)
 def test_a_length_beyond_a_learned_position_table_is_refused_as_pytorch_fails(family, length):
     model = LANGUAGE_MODELS[family]().eval()
     if runs(model, length):
@@ -237,12 +290,14 @@ def test_a_length_beyond_a_learned_position_table_is_refused_as_pytorch_fails(fa
 
 
 def test_a_language_model_with_two_axes_through_the_cli(tmp_path, monkeypatch):
-    (tmp_path / "layoutmodels.py").write_text(textwrap.dedent("""
+    (tmp_path / "layoutmodels.py").write_text(
+        textwrap.dedent("""
         import torch, transformers
         def mistral():
             with torch.device("meta"):
                 return transformers.MistralForCausalLM(transformers.MistralConfig(num_hidden_layers=2))
-    """))
+    """)
+    )
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([SRC, str(tmp_path)]))
     result = run("import", "layoutmodels:mistral", "--input", "4096x1", timeout=300)
     assert result.returncode == 2, result.stderr
@@ -252,6 +307,7 @@ def test_a_language_model_with_two_axes_through_the_cli(tmp_path, monkeypatch):
 
 # ---- Mistral's sliding window against transformers' own KV cache -------------------------------------------
 
+
 def cache_values(model, length: int) -> int:
     with torch.no_grad():
         cache = model(torch.zeros(1, length, dtype=torch.long), use_cache=True).past_key_values
@@ -260,8 +316,9 @@ def cache_values(model, length: int) -> int:
 
 WINDOWED = {
     "mistral": lambda: transformers.MistralForCausalLM(transformers.MistralConfig(**SMALL, sliding_window=8)),
-    "mixtral": lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig(
-        **SMALL, sliding_window=8, num_local_experts=4, num_experts_per_tok=2)),
+    "mixtral": lambda: transformers.MixtralForCausalLM(
+        transformers.MixtralConfig(**SMALL, sliding_window=8, num_local_experts=4, num_experts_per_tok=2)
+    ),
 }
 
 
@@ -295,27 +352,50 @@ def test_mistral_7b_defaults_have_a_window():
 
 # ---- config fields that change the layers ---------------------------------------------------------------
 
+
 def gpt2_config(**config):
     return transformers.GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64, **config)
 
 
 def bert_config(**config):
-    return transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                   intermediate_size=96, max_position_embeddings=64, **config)
+    return transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=64,
+        **config,
+    )
 
 
 REFUSED = [
-    ("gpt2 cross-attention", lambda: transformers.GPT2LMHeadModel(gpt2_config(add_cross_attention=True)),
-     "add_cross_attention=True"),
-    ("bert cross-attention", lambda: transformers.BertModel(bert_config(is_decoder=True, add_cross_attention=True)),
-     "add_cross_attention=True"),
-    ("gpt2 classifier", lambda: transformers.GPT2ForSequenceClassification(gpt2_config()),
-     "GPT2ForSequenceClassification: of its family paramsym reads GPT2Model, GPT2LMHeadModel"),
+    (
+        "gpt2 cross-attention",
+        lambda: transformers.GPT2LMHeadModel(gpt2_config(add_cross_attention=True)),
+        "add_cross_attention=True",
+    ),
+    (
+        "bert cross-attention",
+        lambda: transformers.BertModel(bert_config(is_decoder=True, add_cross_attention=True)),
+        "add_cross_attention=True",
+    ),
+    (
+        "gpt2 classifier",
+        lambda: transformers.GPT2ForSequenceClassification(gpt2_config()),
+        "GPT2ForSequenceClassification: of its family paramsym reads GPT2Model, GPT2LMHeadModel",
+    ),
     ("gpt2 double heads", lambda: transformers.GPT2DoubleHeadsModel(gpt2_config()), "GPT2DoubleHeadsModel: of"),
-    ("llama classifier", lambda: transformers.LlamaForSequenceClassification(transformers.LlamaConfig(**SMALL)),
-     "LlamaForSequenceClassification: of its family"),
-    ("gpt2 quick_gelu", lambda: transformers.GPT2Model(gpt2_config(activation_function="quick_gelu")),
-     "activation_function='quick_gelu'"),
+    (
+        "llama classifier",
+        lambda: transformers.LlamaForSequenceClassification(transformers.LlamaConfig(**SMALL)),
+        "LlamaForSequenceClassification: of its family",
+    ),
+    (
+        "gpt2 quick_gelu",
+        lambda: transformers.GPT2Model(gpt2_config(activation_function="quick_gelu")),
+        "activation_function='quick_gelu'",
+    ),
 ]
 
 
@@ -327,14 +407,23 @@ def test_config_fields_that_add_layers_are_refused_by_name(name, build, words):
 
 READ = [
     ("gpt2 relu", lambda: transformers.GPT2LMHeadModel(gpt2_config(activation_function="relu")), "> relu >"),
-    ("gpt2 scaled by layer", lambda: transformers.GPT2LMHeadModel(gpt2_config(scale_attn_by_inverse_layer_idx=True)),
-     "> gelu >"),
-    ("llama gelu", lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**SMALL, hidden_act="gelu")),
-     "dense(->F) > gelu"),
+    (
+        "gpt2 scaled by layer",
+        lambda: transformers.GPT2LMHeadModel(gpt2_config(scale_attn_by_inverse_layer_idx=True)),
+        "> gelu >",
+    ),
+    (
+        "llama gelu",
+        lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**SMALL, hidden_act="gelu")),
+        "dense(->F) > gelu",
+    ),
     ("bert decoder", lambda: transformers.BertModel(bert_config(is_decoder=True)), "attn(heads=h, bias, causal)"),
     ("bert relu", lambda: transformers.BertModel(bert_config(hidden_act="relu")), "> relu >"),
-    ("bert relative_key", lambda: transformers.BertModel(bert_config(position_embedding_type="relative_key")),
-     "attn(heads=h, bias))"),  # transformers 5 keeps the field but no longer builds distance embeddings
+    (
+        "bert relative_key",
+        lambda: transformers.BertModel(bert_config(position_embedding_type="relative_key")),
+        "attn(heads=h, bias))",
+    ),  # transformers 5 keeps the field but no longer builds distance embeddings
 ]
 
 
@@ -354,4 +443,3 @@ def test_bert_decoder_is_causal_in_transformers():
         a = model(torch.tensor([[1, 2, 3]])).last_hidden_state[0, 0]
         b = model(torch.tensor([[1, 2, 9]])).last_hidden_state[0, 0]
     assert torch.allclose(a, b)
-

@@ -2,6 +2,7 @@
 `transformers` built from a config on the meta device (no weights, no downloads) and
 torchvision's ViT. Parameters are what `sum(p.numel() for p in model.parameters())`
 gives (PyTorch counts a shared parameter once, which is how a tied output layer counts)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,11 +40,25 @@ def llama(**config):
 
 
 GPT3 = dict(n_embd=12288, n_layer=96, n_head=96, n_positions=2048)  # Brown et al. 2020, table 2.1 (GPT-3 175B)
-LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                 num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False)
-LLAMA3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                 num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
-                 tie_word_embeddings=False)
+LLAMA2_7B = dict(
+    vocab_size=32000,
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    tie_word_embeddings=False,
+)
+LLAMA3_8B = dict(
+    vocab_size=128256,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=8192,
+    tie_word_embeddings=False,
+)
 
 # (example, the framework's model, the reference count of the issue or None)
 MODELS = [
@@ -53,10 +68,16 @@ MODELS = [
     ("bert_base", lambda: on_meta(lambda: transformers.BertModel(transformers.BertConfig())), 109_482_240),
     ("llama2_7b", lambda: llama(**LLAMA2_7B), 6_738_415_616),
     ("llama3_8b", lambda: llama(**LLAMA3_8B), 8_030_261_248),
-    ("mistral_7b", lambda: on_meta(lambda: transformers.MistralForCausalLM(transformers.MistralConfig())),
-     7_241_732_096),
-    ("mixtral_8x7b", lambda: on_meta(lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig())),
-     46_702_792_704),
+    (
+        "mistral_7b",
+        lambda: on_meta(lambda: transformers.MistralForCausalLM(transformers.MistralConfig())),
+        7_241_732_096,
+    ),
+    (
+        "mixtral_8x7b",
+        lambda: on_meta(lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig())),
+        46_702_792_704,
+    ),
 ]
 
 
@@ -75,7 +96,7 @@ def test_gpt3_is_175_billion():
     (q, k, v and output projections 4d² + 4d, the MLP 8d² + 5d, two LayerNorms 4d); then the token and
     position embeddings V·d + n·d and the final LayerNorm 2d; the output layer is the embedding."""
     L, d, V, n = 96, 12288, 50257, 2048
-    by_hand = L * (12 * d ** 2 + 13 * d) + V * d + n * d + 2 * d
+    by_hand = L * (12 * d**2 + 13 * d) + V * d + n * d + 2 * d
     model = gpt2(**GPT3)
     assert numel(model) == by_hand
     assert paramsym.parse(program("gpt3")).evaluate()["params"] == by_hand
@@ -98,7 +119,7 @@ def test_gpt2_symbolic_formula():
     net = paramsym.parse(program("gpt2_symbolic"))
     L, d = net.symbols["L"], net.symbols["d"]
     # V = 50257 and n = 1024 are `let` defaults (symbols in the formula); with them, in L and d alone:
-    assert sympy.expand(net.bind(net.params, free=(L, d)) - (12 * L * d ** 2 + 13 * L * d + 51283 * d)) == 0
+    assert sympy.expand(net.bind(net.params, free=(L, d)) - (12 * L * d**2 + 13 * L * d + 51283 * d)) == 0
     for L_, d_, h_ in ((12, 768, 12), (24, 1024, 16), (6, 256, 4)):
         assert net.evaluate(L=L_, d=d_, h=h_)["params"] == numel(gpt2(n_embd=d_, n_layer=L_, n_head=h_))
 
@@ -116,9 +137,14 @@ def test_gpt2_macs_equal_flop_counter():
     """FlopCounterMode counts the projections (addmm), the attention products
     (scaled_dot_product_attention) and the output layer; MACs are FLOPs / 2."""
     from torch.utils.flop_counter import FlopCounterMode
+
     model = gpt2(n_embd=64, n_layer=2, n_head=4, n_positions=32, vocab_size=100)
-    net = paramsym.parse(program("gpt2_symbolic").replace("let V = 50257", "let V = 100")
-                         .replace("let n = 1024", "let n = 32"), d=64, L=2, h=4)
+    net = paramsym.parse(
+        program("gpt2_symbolic").replace("let V = 50257", "let V = 100").replace("let n = 1024", "let n = 32"),
+        d=64,
+        L=2,
+        h=4,
+    )
     ids = torch.zeros(1, 32, dtype=torch.long, device="meta")
     with FlopCounterMode(display=False) as counter:
         model(ids)
@@ -128,6 +154,7 @@ def test_gpt2_macs_equal_flop_counter():
 def test_vit_b_16_equals_torchvision():
     torchvision = pytest.importorskip("torchvision")
     from torch.utils.flop_counter import FlopCounterMode
+
     model = on_meta(lambda: torchvision.models.vit_b_16())
     net = paramsym.parse(program("vit_b_16"))
     assert net.evaluate()["params"] == numel(model) == 86_567_656
@@ -143,29 +170,53 @@ def test_vit_b_16_equals_torchvision():
 
 IMPORTS = [
     ("gpt2 tied", lambda: gpt2(n_embd=64, n_layer=3, n_head=4, n_positions=128, vocab_size=500), "tie=wte"),
-    ("gpt2 untied", lambda: gpt2(n_embd=64, n_layer=3, n_head=4, n_positions=128, vocab_size=500,
-                                 tie_word_embeddings=False), "> dense(->V)"),
-    ("gpt2 without head", lambda: on_meta(lambda: transformers.GPT2Model(transformers.GPT2Config(n_layer=2))),
-     "> ln\n"),
+    (
+        "gpt2 untied",
+        lambda: gpt2(n_embd=64, n_layer=3, n_head=4, n_positions=128, vocab_size=500, tie_word_embeddings=False),
+        "> dense(->V)",
+    ),
+    (
+        "gpt2 without head",
+        lambda: on_meta(lambda: transformers.GPT2Model(transformers.GPT2Config(n_layer=2))),
+        "> ln\n",
+    ),
     ("gpt2 small", lambda: gpt2(), "tie=wte"),
     ("bert", lambda: on_meta(lambda: transformers.BertModel(transformers.BertConfig())), "tanh"),
-    ("bert without pooler", lambda: on_meta(lambda: transformers.BertModel(transformers.BertConfig(),
-                                                                           add_pooling_layer=False)), "> (block) * L\n"),
+    (
+        "bert without pooler",
+        lambda: on_meta(lambda: transformers.BertModel(transformers.BertConfig(), add_pooling_layer=False)),
+        "> (block) * L\n",
+    ),
     ("llama-2-7b", lambda: llama(**LLAMA2_7B), "attn(heads=h, rope, causal)"),
     ("llama-3-8b", lambda: llama(**LLAMA3_8B), "kv_heads=g"),
-    ("llama tied with biases", lambda: llama(vocab_size=300, hidden_size=64, intermediate_size=96,
-                                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                             tie_word_embeddings=True, attention_bias=True, mlp_bias=True),
-     "tie=wte"),
+    (
+        "llama tied with biases",
+        lambda: llama(
+            vocab_size=300,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            tie_word_embeddings=True,
+            attention_bias=True,
+            mlp_bias=True,
+        ),
+        "tie=wte",
+    ),
     ("mistral", lambda: on_meta(lambda: transformers.MistralForCausalLM(transformers.MistralConfig())), "kv_heads=g"),
-    ("mixtral", lambda: on_meta(lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig())),
-     "moe(expert, experts=E, top=k)"),
+    (
+        "mixtral",
+        lambda: on_meta(lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig())),
+        "moe(expert, experts=E, top=k)",
+    ),
 ]
 
 
 @pytest.mark.parametrize("name,build,says", IMPORTS, ids=[i[0] for i in IMPORTS])
 def test_import_reads_hugging_face_models_exactly(name, build, says):
     from paramsym.frameworks.importer import from_torch
+
     model = build()
     text = from_torch(model, 128)
     assert says in text, text
@@ -177,6 +228,7 @@ def test_import_reads_hugging_face_models_exactly(name, build, says):
 def test_import_reads_torchvision_vits():
     torchvision = pytest.importorskip("torchvision")
     from paramsym.frameworks.importer import from_torch
+
     for build in (torchvision.models.vit_b_16, torchvision.models.vit_b_32, torchvision.models.vit_l_16):
         model = on_meta(build)
         text = from_torch(model, "224x224x3")
@@ -186,6 +238,7 @@ def test_import_reads_torchvision_vits():
 def test_import_refuses_a_family_it_does_not_read():
     from paramsym import ParamsymError
     from paramsym.frameworks.importer import from_torch
+
     model = on_meta(lambda: transformers.OPTForCausalLM(transformers.OPTConfig(num_hidden_layers=1)))
     with pytest.raises(ParamsymError, match="'opt' is not one paramsym reads"):
         from_torch(model, 128)
@@ -194,9 +247,16 @@ def test_import_refuses_a_family_it_does_not_read():
 def test_llama_with_a_free_width_equals_hugging_face():
     net = paramsym.parse(program("llama_symbolic"))
     for d in (384, 3840):
-        model = llama(vocab_size=32000, hidden_size=d, intermediate_size=8 * d // 3, num_hidden_layers=32,
-                      num_attention_heads=d // 128, num_key_value_heads=d // 128, head_dim=128,
-                      tie_word_embeddings=False)
+        model = llama(
+            vocab_size=32000,
+            hidden_size=d,
+            intermediate_size=8 * d // 3,
+            num_hidden_layers=32,
+            num_attention_heads=d // 128,
+            num_key_value_heads=d // 128,
+            head_dim=128,
+            tie_word_embeddings=False,
+        )
         assert net.evaluate(d=d)["params"] == numel(model)
     with pytest.raises(paramsym.ParamsymError, match="8\\*d/3 must be a positive whole number"):
         net.evaluate(d=4096)  # 8*4096/3 is not whole

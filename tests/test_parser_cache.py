@@ -1,5 +1,6 @@
 """The per-user cache of Lark's parser tables (paramsym/language/parser_cache.py): used only when it
 was made for this very grammar, never required, and never a way to run planted code."""
+
 import os
 import pickle
 import subprocess
@@ -9,9 +10,7 @@ from pathlib import Path
 import pytest
 from lark import Lark
 
-from paramsym.language import parser_cache
-
-from paramsym.language import syntax
+from paramsym.language import parser_cache, syntax
 
 OPTIONS = {"parser": "lalr", "lexer": "basic", "start": ["start"], "maybe_placeholders": True}
 GRAMMAR_A = 'start: WORD ("," WORD)*\n%import common.WORD\n%ignore " "\n'
@@ -143,8 +142,9 @@ def test_the_loaded_parser_reads_and_refuses_like_the_built_one(cache_home):
 
     def fresh():
         objects = {"postlex": syntax._Postlexer(), "transformer": syntax._ToAst()}
-        return parser_cache.cached_parser(grammar, syntax._LARK_OPTIONS, objects,
-                                          lambda: Lark(grammar, **syntax._LARK_OPTIONS, **objects))
+        return parser_cache.cached_parser(
+            grammar, syntax._LARK_OPTIONS, objects, lambda: Lark(grammar, **syntax._LARK_OPTIONS, **objects)
+        )
 
     built, loaded = fresh(), fresh()
     assert len(saved_files(cache_home)) == 1
@@ -155,14 +155,15 @@ def test_the_loaded_parser_reads_and_refuses_like_the_built_one(cache_home):
         for parser in (built, loaded):
             try:
                 parser.parse(bad, start="start")
-            except Exception as error:  # noqa: BLE001 - compared below
+            except Exception as error:  # compared below
                 errors.append((type(error), str(error), getattr(error, "expected", None)))
         assert len(errors) == 2 and errors[0] == errors[1]
 
 
 def _cli(args, env):
-    return subprocess.run([sys.executable, "-m", "paramsym", *args], capture_output=True, text=True,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "paramsym", *args], capture_output=True, text=True, env={**os.environ, **env}
+    )
 
 
 def test_the_command_gives_the_same_output_with_and_without_the_cache(tmp_path):
@@ -170,8 +171,10 @@ def test_the_command_gives_the_same_output_with_and_without_the_cache(tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path), "PARAMSYM_NO_CACHE": "0"}
     runs = [_cli(["count", program], env) for _ in range(2)]
     runs.append(_cli(["count", program], {**env, "PARAMSYM_NO_CACHE": "1"}))
-    bad = [_cli(["count", "conv3x3(3->16) relu"], env), _cli(["count", "conv3x3(3->16) relu"],
-                                                               {**env, "PARAMSYM_NO_CACHE": "1"})]
+    bad = [
+        _cli(["count", "conv3x3(3->16) relu"], env),
+        _cli(["count", "conv3x3(3->16) relu"], {**env, "PARAMSYM_NO_CACHE": "1"}),
+    ]
     assert len(saved_files(tmp_path / "paramsym")) == 1
     assert all(r.returncode == 0 for r in runs)
     assert runs[0].stdout == runs[1].stdout == runs[2].stdout
@@ -182,9 +185,16 @@ def test_processes_starting_together_share_the_cache_safely(tmp_path):
     """Several commands at once with an empty cache: every one succeeds, and no temporary
     file is left behind (each writes its own and renames it into place)."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "PARAMSYM_NO_CACHE": ""}
-    processes = [subprocess.Popen([sys.executable, "-m", "paramsym", "count", "relu > dense(4->2)"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-                 for _ in range(4)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "paramsym", "count", "relu > dense(4->2)"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
     outputs = [p.communicate() for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
     assert len({out for out, _ in outputs}) == 1
@@ -192,6 +202,7 @@ def test_processes_starting_together_share_the_cache_safely(tmp_path):
 
 
 # ---- issue 17: the file and its directory are checked before anything is read from them ---------------
+
 
 def _saved_a(cache_home):
     """A good cache file of GRAMMAR_A in `cache_home`, and its path."""
@@ -243,6 +254,7 @@ def test_a_fifo_under_the_cache_name_never_hangs_the_command(tmp_path, monkeypat
     """A FIFO planted where the cache file belongs: opening it for reading used to wait for a writer for
     ever. The command finishes with the right output (the timeout only guards against the hang)."""
     from cli_helpers import run
+
     folder = tmp_path / "paramsym"
     folder.mkdir(mode=0o700)
     path = parser_cache.path_for(parser_cache.key(syntax.grammar_text(), syntax._LARK_OPTIONS), folder)

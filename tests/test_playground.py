@@ -2,6 +2,7 @@
 Pyodide gives the numbers, the formula, the errors, the solve and the shared links that the page promises,
 the same numbers as the command line for every example of docs/language.md, and asks no other host for
 anything. The site is built by `make docs` first when it is older than its sources."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from doc_examples import ROOT, console_examples
-from playground_browser import Browser, build_site, chromium_missing, open_playground, runs, serve, type_program, \
-    wait_for_run
+from playground_browser import (
+    Browser,
+    build_site,
+    chromium_missing,
+    open_playground,
+    runs,
+    serve,
+    type_program,
+    wait_for_run,
+)
 
 MISSING = chromium_missing()
 
@@ -30,6 +39,7 @@ def browser():
         pytest.skip(MISSING)
     assert MISSING is None, MISSING  # in CI the browser tests must run: .ci/run installs Chromium
     from playwright.sync_api import sync_playwright
+
     build_site()
     with serve() as base, sync_playwright() as playwright:
         chromium = Browser(playwright, base)
@@ -70,8 +80,10 @@ def test_seed_example(page, browser):
 
 def test_editor_text_lies_on_its_highlighting(page):
     """The textarea (transparent, where the cursor is) and the highlighted copy under it have the same metrics."""
-    metrics = "e => { const s = getComputedStyle(e); return [s.fontFamily, s.fontSize, s.lineHeight, s.paddingTop, " \
-              "s.paddingLeft, s.borderTopWidth, s.borderLeftWidth, s.letterSpacing, s.whiteSpace, s.tabSize]; }"
+    metrics = (
+        "e => { const s = getComputedStyle(e); return [s.fontFamily, s.fontSize, s.lineHeight, s.paddingTop, "
+        "s.paddingLeft, s.borderTopWidth, s.borderLeftWidth, s.letterSpacing, s.whiteSpace, s.tabSize]; }"
+    )
     assert page.eval_on_selector("#ps-program", metrics) == page.eval_on_selector("#ps-highlight", metrics)
     area, copy = page.locator("#ps-program").bounding_box(), page.locator("#ps-highlight").bounding_box()
     assert (area["x"], area["y"]) == (copy["x"], copy["y"])
@@ -94,8 +106,11 @@ def test_symbolic_formula(page):
     annotation = page.locator("#ps-formula annotation").text_content()
     assert annotation.replace(" ", "") == r"N_{\mathrm{params}}=C_{in}C_{out}k^{2}+C_{out}"
     # one box per symbol of the program
-    assert sorted(page.eval_on_selector_all("#ps-values input", "xs => xs.map(x => x.dataset.name)")) == \
-        ["C_in", "C_out", "k"]
+    assert sorted(page.eval_on_selector_all("#ps-values input", "xs => xs.map(x => x.dataset.name)")) == [
+        "C_in",
+        "C_out",
+        "k",
+    ]
 
 
 def _caret_column(page) -> float:
@@ -109,10 +124,18 @@ def _caret_column(page) -> float:
     return (box["x"] + box["width"] / 2 - editor["x"] - padding) / width + 0.5
 
 
-@pytest.mark.parametrize("program, line, column, message", [
-    ("input(8x8x3) > conv3x3(->8) > rleu", 1, 31, "unknown layer 'rleu'"),
-    ("input(32x32x3)\n  > conv3x3(->16, pad=1) > bn > relu\n  > conv3x3(->32, strdie=2)", 3, 19, "unknown keyword 'strdie'"),
-])
+@pytest.mark.parametrize(
+    "program, line, column, message",
+    [
+        ("input(8x8x3) > conv3x3(->8) > rleu", 1, 31, "unknown layer 'rleu'"),
+        (
+            "input(32x32x3)\n  > conv3x3(->16, pad=1) > bn > relu\n  > conv3x3(->32, strdie=2)",
+            3,
+            19,
+            "unknown keyword 'strdie'",
+        ),
+    ],
+)
 def test_error_under_the_column(page, program, line, column, message):
     type_program(page, program)
     assert page.is_visible("#ps-error")
@@ -162,8 +185,23 @@ def test_shared_link_restores_the_page(page, browser):
 
 
 # ---- the same numbers as the command line for every example of docs/language.md ----
-_VALUED = {"--format", "--convention", "--set", "--dtype", "--for", "--budget", "--grid", "--on", "--view", "--by",
-           "--diff", "--symbol", "--output", "--limit", "--to"}
+_VALUED = {
+    "--format",
+    "--convention",
+    "--set",
+    "--dtype",
+    "--for",
+    "--budget",
+    "--grid",
+    "--on",
+    "--view",
+    "--by",
+    "--diff",
+    "--symbol",
+    "--output",
+    "--limit",
+    "--to",
+}
 
 
 def _language_examples() -> list[tuple[str, dict, str]]:
@@ -208,11 +246,14 @@ def test_language_examples_found():
     assert len(LANGUAGE_EXAMPLES) >= 30
 
 
-@pytest.mark.parametrize("program, values, convention", LANGUAGE_EXAMPLES,
-                         ids=[p.splitlines()[0][:50] for p, _, _ in LANGUAGE_EXAMPLES])
+@pytest.mark.parametrize(
+    "program, values, convention", LANGUAGE_EXAMPLES, ids=[p.splitlines()[0][:50] for p, _, _ in LANGUAGE_EXAMPLES]
+)
 def test_same_numbers_as_the_command(page, program, values, convention):
-    shown = page.evaluate("r => window.playgroundRun(r)", {"program": program, "values": values,
-                                                          "convention": convention, "raw": True, "parts": []})
+    shown = page.evaluate(
+        "r => window.playgroundRun(r)",
+        {"program": program, "values": values, "convention": convention, "raw": True, "parts": []},
+    )
     expected, error = _cli(program, values, convention)
     if expected is None:
         assert not shown["ok"] and shown["error"]["text"] == error
@@ -246,8 +287,11 @@ def test_module_errors_solve_and_values(playground):
     result = json.loads(playground.run(json.dumps({"program": "input(8x8x3) > conv3x3(->8) $ rleu"})))
     assert not result["ok"] and (result["error"]["line"], result["error"]["column"]) == (1, 29)
     assert [c for s, e, c in result["tokens"] if s == 28] == ["error"]
-    solved = json.loads(playground.run(json.dumps({"program": BUDGET, "values": {"C": "9"},
-                                                   "solve": {"symbol": "C", "budget": "500k"}})))
+    solved = json.loads(
+        playground.run(
+            json.dumps({"program": BUDGET, "values": {"C": "9"}, "solve": {"symbol": "C", "budget": "500k"}})
+        )
+    )
     assert solved["solve"]["value"] == 74  # the unknown's own value box is left out
     valued = json.loads(playground.run(json.dumps({"program": BUDGET, "values": {"C": "74"}})))
     assert valued["params"] == {"expr": "90*C**2 + 74*C + 10", "value": 498326}

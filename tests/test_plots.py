@@ -1,4 +1,5 @@
 """Plots: real files of the kind the name asks for."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,18 @@ def test_parameters_per_layer(tmp_path, suffix):
 
 def test_sweep_with_budget_line(tmp_path):
     path = tmp_path / "sweep.svg"
-    result = run("sweep", "input(32x32x3) > conv2d(->C, k=k, pad=1) > gap > dense(->10, bias)", "--grid", "C=8:64:8",
-                 "--grid", "k=3,5", "--budget", "20k", "--plot", str(path))
+    result = run(
+        "sweep",
+        "input(32x32x3) > conv2d(->C, k=k, pad=1) > gap > dense(->10, bias)",
+        "--grid",
+        "C=8:64:8",
+        "--grid",
+        "k=3,5",
+        "--budget",
+        "20k",
+        "--plot",
+        str(path),
+    )
     assert result.returncode == 0
     svg = path.read_text()
     assert "budget 20,000" in svg and "k = 5" in svg

@@ -7,6 +7,7 @@
 * symbolic formulas agree with numeric programs at every point;
 * any text at all gives an answer or a ParamsymError, nothing else.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,10 +29,12 @@ NAMES = ["C", "D", "k", "C_in", "w2"]
 
 # ---- expressions -------------------------------------------------------------------
 
+
 def _leaf():
     numbers = st.integers(0, 10_000).map(lambda n: (str(n), sympy.Integer(n)))
     decimals = st.tuples(st.integers(0, 99), st.integers(1, 99)).map(
-        lambda p: (f"{p[0]}.{p[1]:02d}", sympy.Rational(p[0] * 100 + p[1], 100)))
+        lambda p: (f"{p[0]}.{p[1]:02d}", sympy.Rational(p[0] * 100 + p[1], 100))
+    )
     names = st.sampled_from(NAMES).map(lambda n: (n, symbol(n)))
     return numbers | decimals | names
 
@@ -45,7 +48,9 @@ def _extend(children):
         return f"{number}({text})", value * expr
 
     return st.one_of(
-        binary("+", lambda a, b: a + b), binary("-", lambda a, b: a - b), binary("*", lambda a, b: a * b),
+        binary("+", lambda a, b: a + b),
+        binary("-", lambda a, b: a - b),
+        binary("*", lambda a, b: a * b),
         st.tuples(children, st.integers(1, 50)).map(lambda p: (f"({p[0][0]}) / {p[1]}", p[0][1] / p[1])),
         st.tuples(children, st.integers(0, 3)).map(lambda p: (f"({p[0][0]})^{p[1]}", p[0][1] ** p[1])),
         children.map(lambda c: (f"floor({c[0]})", sympy.floor(c[1]))),
@@ -76,6 +81,7 @@ def test_expression_text_means_the_tree(expression, values):
 
 # ---- convolution and pooling configurations against PyTorch ---------------------------------
 
+
 @st.composite
 def conv_configs(draw):
     rank = draw(st.integers(1, 3))
@@ -99,8 +105,10 @@ def _x(values):
 @given(conv_configs())
 def test_any_convolution_matches_pytorch(config):
     rank, cin, cout, groups, kernel, stride, dilation, pad, size, bias = config
-    program = (f"input({_x(size + [cin])}) > conv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, "
-               f"dilation={_x(dilation)}, groups={groups}{', bias' if bias else ''})")
+    program = (
+        f"input({_x(size + [cin])}) > conv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, "
+        f"dilation={_x(dilation)}, groups={groups}{', bias' if bias else ''})"
+    )
     conv = getattr(nn, f"Conv{rank}d")(cin, cout, kernel, stride, pad, dilation, groups, bias)
     network = paramsym.parse(program)
     shape, macs = torch_run(conv, size + [cin], "cf")
@@ -114,10 +122,16 @@ def test_any_convolution_matches_pytorch(config):
 def test_any_transposed_convolution_matches_pytorch(config, use_outpad):
     rank, cin, cout, groups, kernel, stride, dilation, pad, size, bias = config
     outpad = [min(s, d) - 1 if use_outpad else 0 for s, d in zip(stride, dilation)]
-    assume(all((n - 1) * s - 2 * p + d * (k - 1) + 1 + o >= 1
-               for n, s, p, d, k, o in zip(size, stride, pad, dilation, kernel, outpad)))
-    program = (f"input({_x(size + [cin])}) > deconv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, "
-               f"dilation={_x(dilation)}, groups={groups}, outpad={_x(outpad)}{', bias' if bias else ''})")
+    assume(
+        all(
+            (n - 1) * s - 2 * p + d * (k - 1) + 1 + o >= 1
+            for n, s, p, d, k, o in zip(size, stride, pad, dilation, kernel, outpad)
+        )
+    )
+    program = (
+        f"input({_x(size + [cin])}) > deconv{_x(kernel)}(->{cout}, stride={_x(stride)}, pad={_x(pad)}, "
+        f"dilation={_x(dilation)}, groups={groups}, outpad={_x(outpad)}{', bias' if bias else ''})"
+    )
     deconv = getattr(nn, f"ConvTranspose{rank}d")(cin, cout, kernel, stride, pad, outpad, groups, bias, dilation)
     network = paramsym.parse(program)
     shape, macs = torch_run(deconv, size + [cin], "cf")
@@ -141,17 +155,26 @@ def test_any_pooling_matches_pytorch(rank, data):
         module = getattr(nn, f"AvgPool{rank}d")(kernel, stride, pad, ceil_mode=ceil)
     else:
         module = getattr(nn, f"MaxPool{rank}d")(kernel, stride, pad, ceil_mode=ceil)
-    program = (f"input({_x(size + [2])}) > {op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}"
-               f"{', ceil' if ceil else ''})")
+    program = (
+        f"input({_x(size + [2])}) > {op}pool{_x(kernel)}(stride={_x(stride)}, pad={_x(pad)}{', ceil' if ceil else ''})"
+    )
     shape, _ = torch_run(module, size + [2], "cf")
     assert [int(d) for d in paramsym.parse(program).output_shape.dims()] == shape
 
 
 # ---- symbolic formulas agree with numbers ------------------------------------------------------
 
+
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 7), st.integers(1, 3), st.integers(0, 3), st.integers(1, 64), st.integers(1, 64),
-       st.integers(8, 64), st.booleans())
+@given(
+    st.integers(1, 7),
+    st.integers(1, 3),
+    st.integers(0, 3),
+    st.integers(1, 64),
+    st.integers(1, 64),
+    st.integers(8, 64),
+    st.booleans(),
+)
 def test_symbolic_formula_equals_numeric_program(k, s, p, cin, cout, n, bias):
     assume(n + 2 * p >= k)
     layer = f"conv{k}x{k}(->{{cout}}, stride={s}, pad={p}{', bias' if bias else ''}) > bn > relu"
@@ -162,9 +185,52 @@ def test_symbolic_formula_equals_numeric_program(k, s, p, cin, cout, n, bias):
 
 # ---- whatever the text, only paramsym's own errors ---------------------------------------------
 
-TOKENS = ["conv3x3", "dense", "bn", "relu", "input", "pool", "res", "add", "concat", "let", "def", "x", "C",
-          "(", ")", "->", ">", "|", ",", "=", "*", "^", "+", "-", "/", ";", "\n", "#", "3x3", "0", "64", "2.5",
-          "bias", "stride", "pad", "same", "groups", "k", "floor", "min", "@", "'", "\t", "1_0"]
+TOKENS = [
+    "conv3x3",
+    "dense",
+    "bn",
+    "relu",
+    "input",
+    "pool",
+    "res",
+    "add",
+    "concat",
+    "let",
+    "def",
+    "x",
+    "C",
+    "(",
+    ")",
+    "->",
+    ">",
+    "|",
+    ",",
+    "=",
+    "*",
+    "^",
+    "+",
+    "-",
+    "/",
+    ";",
+    "\n",
+    "#",
+    "3x3",
+    "0",
+    "64",
+    "2.5",
+    "bias",
+    "stride",
+    "pad",
+    "same",
+    "groups",
+    "k",
+    "floor",
+    "min",
+    "@",
+    "'",
+    "\t",
+    "1_0",
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -188,16 +254,25 @@ def test_any_text_gives_an_answer_or_a_paramsym_error(text):
 
 # ---- layout does not change meaning ----------------------------------------------------------
 
+
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from([" > ", " >\n  ", "\n  > ", " > # note\n  ", ">"]), min_size=4, max_size=4),
-       st.sampled_from(["", "\n", "# header\n\n"]))
+@given(
+    st.lists(st.sampled_from([" > ", " >\n  ", "\n  > ", " > # note\n  ", ">"]), min_size=4, max_size=4),
+    st.sampled_from(["", "\n", "# header\n\n"]),
+)
 def test_layout_does_not_change_counts(joins, header):
     stages = ["input(16x16x3)", "conv3x3(->8, pad=1)", "bn", "relu", "dense(->4, bias)"]
     text = header + stages[0] + "".join(j + s for j, s in zip(joins, stages[1:]))
     # conv 3*3*3*8 = 216, bn 2*8 = 16 (+16 state), dense on the last axis 8*4 + 4 = 36;
     # MACs: 16*16 positions * 8 * 27 = 55,296 for the conv, 16*16 * 8 * 4 = 8,192 for the dense
-    assert paramsym.parse(text).evaluate() == {"params": 268, "state": 16, "active": 268, "kv_cache": 0, "total": 268,
-                                               "macs": 63488}
+    assert paramsym.parse(text).evaluate() == {
+        "params": 268,
+        "state": 16,
+        "active": 268,
+        "kv_cache": 0,
+        "total": 268,
+        "macs": 63488,
+    }
 
 
 @pytest.mark.parametrize("n", [1, 10, 1000])

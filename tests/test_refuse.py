@@ -2,6 +2,7 @@
 numbers in count, solve, sweep and the API (refused where they are written when
 they are numbers, checked once the symbols have values when they are formulas),
 and the configurations PyTorch refuses are refused with PyTorch's rule."""
+
 from __future__ import annotations
 
 import collections
@@ -26,65 +27,163 @@ REFUSED = [
     ("conv3x3(0->8)", {}, ARG, "input channels must be a positive whole number, not 0", 1, 9),
     ("input(8x8x3) > dense(->0, bias)", {}, ARG, "output channels must be a positive whole number, not 0", 1, 24),
     ("input(8x8x3) > conv3x3(->-C)", {}, ARG, "output channels must be a positive whole number, not -C", 1, 26),
-    ("input(8x8x3) > dwconv3x3(->3 - 3)", {}, ARG, "output channels must be a positive whole number, not 0", 1,
-     28),
+    ("input(8x8x3) > dwconv3x3(->3 - 3)", {}, ARG, "output channels must be a positive whole number, not 0", 1, 28),
     ("bn(2.5) > conv3x3(->4)", {}, ARG, "channels must be a positive whole number, not 5/2", 1, 4),
-    ("input(8x8x3) > deconv2x2(3->1/3)", {}, ARG, "output channels must be a positive whole number, not 1/3", 1,
-     29),
+    ("input(8x8x3) > deconv2x2(3->1/3)", {}, ARG, "output channels must be a positive whole number, not 1/3", 1, 29),
     # ... and formulas once the symbols have values (--set, let, the API)
-    ("conv3x3(3->C-10)", {"C": 4}, EVAL, "output channels C - 10 must be a positive whole number: with C=4 it is -6",
-     1, 12),
-    ("let C = 3\ninput(8x8x3) > conv3x3(->C/2)", {}, EVAL,
-     "output channels C/2 must be a positive whole number: with C=3 it is 3/2", 2, 26),
+    (
+        "conv3x3(3->C-10)",
+        {"C": 4},
+        EVAL,
+        "output channels C - 10 must be a positive whole number: with C=4 it is -6",
+        1,
+        12,
+    ),
+    (
+        "let C = 3\ninput(8x8x3) > conv3x3(->C/2)",
+        {},
+        EVAL,
+        "output channels C/2 must be a positive whole number: with C=3 it is 3/2",
+        2,
+        26,
+    ),
     ("input(8x8x3) > conv3x3(->C/2)", {"C": 3}, EVAL, "with C=3 it is 3/2", 1, 26),
-    ("conv1x1(C-2->8)", {"C": 2}, EVAL, "input channels C - 2 must be a positive whole number: with C=2 it is 0", 1,
-     9),
-    ("prelu(C/4) > dense(->2)", {"C": 6}, EVAL, "channels C/4 must be a positive whole number: with C=6 it is 3/2",
-     1, 7),
+    ("conv1x1(C-2->8)", {"C": 2}, EVAL, "input channels C - 2 must be a positive whole number: with C=2 it is 0", 1, 9),
+    (
+        "prelu(C/4) > dense(->2)",
+        {"C": 6},
+        EVAL,
+        "channels C/4 must be a positive whole number: with C=6 it is 3/2",
+        1,
+        7,
+    ),
     # sizes: input(...), stride, kernel, padding
-    ("input(H-3 x 8 x 3) > conv1x1(->4)", {"H": 3}, EVAL,
-     "the input size H - 3 must be a positive whole number: with H=3 it is 0", 1, 7),
+    (
+        "input(H-3 x 8 x 3) > conv1x1(->4)",
+        {"H": 3},
+        EVAL,
+        "the input size H - 3 must be a positive whole number: with H=3 it is 0",
+        1,
+        7,
+    ),
     ("input(-H x 8 x 3) > conv1x1(->4)", {}, ARG, "the input size must be a positive whole number, not -H", 1, 7),
-    ("input(9x9x3) > conv3x3(->8, stride=S-1)", {"S": 1}, EVAL,
-     "stride S - 1 must be a positive whole number: with S=1 it is 0", 1, 29),
-    ("input(9x9x3) > conv3x3(->8, pad=P/2)", {"P": 1}, EVAL,
-     "pad P/2 must be a whole number of at least 0: with P=1 it is 1/2", 1, 29),
-    ("input(9x9x3) > conv2d(->8, k=K-2)", {"K": 2}, EVAL, "k K - 2 must be a positive whole number: with K=2 it is 0",
-     1, 28),
-    ("input(9x9x3) > (conv3x3(->3, pad=1)) * (L/2)", {"L": 3}, EVAL, "the repeat count L/2 must be a positive whole "
-     "number: with L=3 it is 3/2", 1, 16),
+    (
+        "input(9x9x3) > conv3x3(->8, stride=S-1)",
+        {"S": 1},
+        EVAL,
+        "stride S - 1 must be a positive whole number: with S=1 it is 0",
+        1,
+        29,
+    ),
+    (
+        "input(9x9x3) > conv3x3(->8, pad=P/2)",
+        {"P": 1},
+        EVAL,
+        "pad P/2 must be a whole number of at least 0: with P=1 it is 1/2",
+        1,
+        29,
+    ),
+    (
+        "input(9x9x3) > conv2d(->8, k=K-2)",
+        {"K": 2},
+        EVAL,
+        "k K - 2 must be a positive whole number: with K=2 it is 0",
+        1,
+        28,
+    ),
+    (
+        "input(9x9x3) > (conv3x3(->3, pad=1)) * (L/2)",
+        {"L": 3},
+        EVAL,
+        "the repeat count L/2 must be a positive whole number: with L=3 it is 3/2",
+        1,
+        16,
+    ),
     # 4. what PyTorch refuses, with its rule
-    ("input(8x8x3) > deconv3x3(->4, stride=2, outpad=2)", {}, ARG,
-     "outpad 2 must be smaller than the stride 2 or the dilation 1 (PyTorch: output padding must be smaller than "
-     "either stride or dilation)", 1, 41),
-    ("input(8x8x3) > deconv3x3(->4, stride=2x1, outpad=1)", {}, ARG,
-     "outpad 1 must be smaller than the stride 1 or the dilation 1", 1, 43),
-    ("input(8x8x3) > deconv3x3(->4, stride=S, outpad=1)", {"S": 1}, EVAL,
-     "outpad 1 must be smaller than the stride S or the dilation 1 (PyTorch: output padding must be smaller than "
-     "either stride or dilation): with S=1 it is 1", 1, 41),
-    ("input(8x8x3) > maxpool2x2(pad=3)", {}, ARG,
-     "pad 3 must be at most half of the kernel size 2 (PyTorch: pad should be at most half of kernel size)", 1, 27),
-    ("input(8x8x3) > maxpool3x3(pad=2, dilation=2)", {}, ARG,
-     "pad 2 must be at most half of the kernel size 3 (PyTorch: pad should be at most half of kernel size; a "
-     "dilation does not change that)", 1, 27),
+    (
+        "input(8x8x3) > deconv3x3(->4, stride=2, outpad=2)",
+        {},
+        ARG,
+        "outpad 2 must be smaller than the stride 2 or the dilation 1 (PyTorch: output padding must be smaller than "
+        "either stride or dilation)",
+        1,
+        41,
+    ),
+    (
+        "input(8x8x3) > deconv3x3(->4, stride=2x1, outpad=1)",
+        {},
+        ARG,
+        "outpad 1 must be smaller than the stride 1 or the dilation 1",
+        1,
+        43,
+    ),
+    (
+        "input(8x8x3) > deconv3x3(->4, stride=S, outpad=1)",
+        {"S": 1},
+        EVAL,
+        "outpad 1 must be smaller than the stride S or the dilation 1 (PyTorch: output padding must be smaller than "
+        "either stride or dilation): with S=1 it is 1",
+        1,
+        41,
+    ),
+    (
+        "input(8x8x3) > maxpool2x2(pad=3)",
+        {},
+        ARG,
+        "pad 3 must be at most half of the kernel size 2 (PyTorch: pad should be at most half of kernel size)",
+        1,
+        27,
+    ),
+    (
+        "input(8x8x3) > maxpool3x3(pad=2, dilation=2)",
+        {},
+        ARG,
+        "pad 2 must be at most half of the kernel size 3 (PyTorch: pad should be at most half of kernel size; a "
+        "dilation does not change that)",
+        1,
+        27,
+    ),
     ("input(8x8x3) > avgpool3x3(stride=1, pad=2)", {}, ARG, "pad 2 must be at most half of the kernel size 3", 1, 37),
     ("input(8x9) > maxpool4(pad=1x3)", {}, ARG, "1 spatial axes", 1, 23),
-    ("input(8x8x3) > maxpool3x3(pad=P)", {"P": 2}, EVAL,
-     "pad P must be at most half of the kernel size 3 (PyTorch: pad should be at most half of kernel size): with "
-     "P=2 it is 2", 1, 27),
-    ("input(3x8x8x2) > avgpool4x1x1(pad=2x0x0)", {}, ARG,
-     "avgpool4x1x1 needs an input of at least its kernel size on each axis, padding aside, but an input size is 3 "
-     "and the kernel 4 (PyTorch's AvgPool3d: input image smaller than kernel size)", 1, 18),
+    (
+        "input(8x8x3) > maxpool3x3(pad=P)",
+        {"P": 2},
+        EVAL,
+        "pad P must be at most half of the kernel size 3 (PyTorch: pad should be at most half of kernel size): with "
+        "P=2 it is 2",
+        1,
+        27,
+    ),
+    (
+        "input(3x8x8x2) > avgpool4x1x1(pad=2x0x0)",
+        {},
+        ARG,
+        "avgpool4x1x1 needs an input of at least its kernel size on each axis, padding aside, but an input size is 3 "
+        "and the kernel 4 (PyTorch's AvgPool3d: input image smaller than kernel size)",
+        1,
+        18,
+    ),
     ("input(D x 8 x 8 x 2) > avgpool3x3x3(pad=1)", {"D": 2}, EVAL, "with D=2 it is 2", 1, 24),
-    ("input(8x8x3) > dropout(2)", {}, ARG,
-     "dropout(2): the probability must be between 0 and 1 (PyTorch: dropout probability has to be between 0 and 1)",
-     1, 24),
+    (
+        "input(8x8x3) > dropout(2)",
+        {},
+        ARG,
+        "dropout(2): the probability must be between 0 and 1 (PyTorch: dropout probability has to be between 0 and 1)",
+        1,
+        24,
+    ),
     ("input(8x8x3) > dropout(-0.5)", {}, ARG, "dropout(-0.5): the probability must be between 0 and 1", 1, 24),
     ("input(8x8x3) > dropout(p)", {}, ARG, "dropout takes one number, such as dropout(0.5), not p", 1, 24),
     ("input(8x8x3) > leakyrelu(C)", {}, ARG, "leakyrelu takes one number, such as leakyrelu(0.5), not C", 1, 26),
     # a kernel size in the name and another in k= contradict each other
-    ("input(9x9x4) > conv3x3(->4, k=5, pad=2)", {}, ARG,
-     "conv3x3 has the kernel size 3x3 from its name, but k=5 gives another", 1, 29),
+    (
+        "input(9x9x4) > conv3x3(->4, k=5, pad=2)",
+        {},
+        ARG,
+        "conv3x3 has the kernel size 3x3 from its name, but k=5 gives another",
+        1,
+        29,
+    ),
     ("input(9x9x4) > conv3x3(->4, k=3x5)", {}, ARG, "conv3x3 has the kernel size 3x3 from its name", 1, 29),
     ("input(9x9x4) > dwconv1x7(k=K)", {}, ARG, "dwconv1x7 has the kernel size 1x7 from its name, but k=K", 1, 26),
     ("input(9x9x4) > pool(k=3)", {}, ARG, "pool has the kernel size 2x2 from its name, but k=3 gives another", 1, 21),
@@ -147,8 +246,10 @@ def test_edges_that_stay_accepted(program, values, params):
 def test_a_symbol_alone_adds_no_condition():
     # C, 2C, C^2 are positive whole numbers for every value: nothing to check later
     network = paramsym.parse("input(8x8x3) > conv3x3(->C) > conv3x3(->2C, stride=S) > dense(->C^2 + 1)")
-    assert all(not lc.layer.constraints or all("output size" in c.message for c in lc.layer.constraints)
-               for lc in network.layers)
+    assert all(
+        not lc.layer.constraints or all("output size" in c.message for c in lc.layer.constraints)
+        for lc in network.layers
+    )
 
 
 def test_the_api_checks_values_before_counting():
@@ -161,6 +262,7 @@ def test_the_api_checks_values_before_counting():
 
 # ---- 2. solve returns only values that give a valid network ------------------------
 
+
 def test_solve_skips_channels_that_are_not_whole():
     network = paramsym.parse("input(8x8x3) > conv3x3(->C/2)")
     solution = paramsym.solve(network, "C", 1013)
@@ -168,7 +270,8 @@ def test_solve_skips_channels_that_are_not_whole():
     assert str(solution).splitlines()[:3] == [
         "largest C with params <= 1,013: C = 74",
         "  params at C = 74: 999",
-        "  params at C = 75: 1,012.5 (within it, but no valid network)"]
+        "  params at C = 75: 1,012.5 (within it, but no valid network)",
+    ]
     assert paramsym.solve(network, "C", 1013, mode="at-least").value == 76
     assert paramsym.solve(network, "C", 999, mode="exact").values == (74,)
     with pytest.raises(paramsym.ParamsymUsageError, match="exactly"):
@@ -185,6 +288,7 @@ def test_solve_skips_channels_below_1():
 
 def test_solve_agrees_with_brute_force_over_valid_values():
     from paramsym.algebra.solve import _Problem
+
     network = paramsym.parse("input(8x8x3) > conv3x3(->C/3 - 2, pad=1) > deconv3x3(->4, stride=2, outpad=1)")
     problem = _Problem(network, "C", "params")
     for budget in (100, 1000, 10000):
@@ -207,6 +311,7 @@ def test_cli_solve_refuses_when_no_value_gives_a_network():
 
 
 # ---- 2. sweeps mark the points that give no network, and do not stop -----------------
+
 
 def test_sweep_marks_channels_that_are_not_whole_or_below_1():
     network = paramsym.parse("input(8x8x3) > conv3x3(->C/2)")
@@ -231,8 +336,11 @@ def test_cli_sweep_marks_invalid_points_and_exits_0():
 
 def test_cli_sweep_shows_invalid_points_exactly():
     result = run("sweep", "input(8x8x3) > conv3x3(->C/2)", "--grid", "C=73:76")
-    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
-            if line.strip()[:2] in ("73", "74", "75", "76")}
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in result.stdout.splitlines()
+        if line.strip()[:2] in ("73", "74", "75", "76")
+    }
     assert rows == {"73": "985.5", "74": "999", "75": "1,012.5", "76": "1,026"}
 
 
@@ -240,16 +348,16 @@ def test_sweep_over_a_stride_that_reaches_0_marks_it_and_does_not_divide_by_zero
     network = paramsym.parse("input(9x9x3) > conv3x3(->8, stride=S-1)")
     result = paramsym.sweep(network, {"S": [1, 2, 3]}, on="macs")
     assert [bool(v) for v in result.valid] == [False, True, True]
-    assert [int(v) for v in result.values["macs"]][1:] == [network.evaluate(S=2)["macs"],
-                                                          network.evaluate(S=3)["macs"]]
+    assert [int(v) for v in result.values["macs"]][1:] == [network.evaluate(S=2)["macs"], network.evaluate(S=3)["macs"]]
     table = run("sweep", "input(9x9x3) > conv3x3(->8, stride=S-1)", "--grid", "S=1:3")
     assert table.returncode == 0, table.stderr
     assert table.stdout.splitlines()[2].split() == ["1", "216", "?", "?", "no"]
 
 
 def test_vectorised_division_by_zero_is_undefined_not_an_error():
-    from paramsym.language.syntax import symbol
     from paramsym.algebra.vectorize import compile_condition, compile_exact, compile_pair
+    from paramsym.language.syntax import symbol
+
     s = symbol("S")
     num, den = compile_pair(12 / (s - 2), [s])({"S": [1, 2, 3, 5]})
     assert [int(d) for d in den] == [1, 0, 1, 3]  # 0: undefined; the denominator stays positive
@@ -264,15 +372,27 @@ def test_vectorised_division_by_zero_is_undefined_not_an_error():
 
 # (program, the PyTorch module, its input shape channels-last)
 TORCH_REFUSES = [
-    ("input(8x8x3) > deconv3x3(->4, stride=2, outpad=2)",
-     lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=2), (8, 8, 3)),
-    ("input(8x8x3) > deconv3x3(->4, dilation=2, outpad=2)",
-     lambda: nn.ConvTranspose2d(3, 4, 3, dilation=2, output_padding=2), (8, 8, 3)),
-    ("input(8x3) > deconv3(->4, stride=3, dilation=2, outpad=3)",
-     lambda: nn.ConvTranspose1d(3, 4, 3, stride=3, dilation=2, output_padding=3), (8, 3)),
+    (
+        "input(8x8x3) > deconv3x3(->4, stride=2, outpad=2)",
+        lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=2),
+        (8, 8, 3),
+    ),
+    (
+        "input(8x8x3) > deconv3x3(->4, dilation=2, outpad=2)",
+        lambda: nn.ConvTranspose2d(3, 4, 3, dilation=2, output_padding=2),
+        (8, 8, 3),
+    ),
+    (
+        "input(8x3) > deconv3(->4, stride=3, dilation=2, outpad=3)",
+        lambda: nn.ConvTranspose1d(3, 4, 3, stride=3, dilation=2, output_padding=3),
+        (8, 3),
+    ),
     ("input(8x8x3) > maxpool2x2(pad=3)", lambda: nn.MaxPool2d(2, padding=3), (8, 8, 3)),
-    ("input(9x9x3) > maxpool3x3(stride=1, pad=2, dilation=2)",
-     lambda: nn.MaxPool2d(3, stride=1, padding=2, dilation=2), (9, 9, 3)),
+    (
+        "input(9x9x3) > maxpool3x3(stride=1, pad=2, dilation=2)",
+        lambda: nn.MaxPool2d(3, stride=1, padding=2, dilation=2),
+        (9, 9, 3),
+    ),
     ("input(9x3) > maxpool3(pad=2, dilation=3)", lambda: nn.MaxPool1d(3, padding=2, dilation=3), (9, 3)),
     ("input(6x6x6x2) > maxpool2x2x2(pad=2)", lambda: nn.MaxPool3d(2, padding=2), (6, 6, 6, 2)),
     ("input(8x8x3) > avgpool3x3(pad=2)", lambda: nn.AvgPool2d(3, padding=2), (8, 8, 3)),
@@ -287,21 +407,35 @@ TORCH_REFUSES = [
 
 # ... and accepts the modules just inside the rules
 TORCH_ACCEPTS = [
-    ("input(8x8x3) > deconv3x3(->4, stride=2, outpad=1)",
-     lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=1, bias=False), (8, 8, 3)),
-    ("input(8x8x3) > deconv3x3(->4, dilation=3, outpad=2)",
-     lambda: nn.ConvTranspose2d(3, 4, 3, dilation=3, output_padding=2, bias=False), (8, 8, 3)),
-    ("input(8x3) > deconv3(->4, stride=3, dilation=2, outpad=2)",
-     lambda: nn.ConvTranspose1d(3, 4, 3, stride=3, dilation=2, output_padding=2, bias=False), (8, 3)),
+    (
+        "input(8x8x3) > deconv3x3(->4, stride=2, outpad=1)",
+        lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, output_padding=1, bias=False),
+        (8, 8, 3),
+    ),
+    (
+        "input(8x8x3) > deconv3x3(->4, dilation=3, outpad=2)",
+        lambda: nn.ConvTranspose2d(3, 4, 3, dilation=3, output_padding=2, bias=False),
+        (8, 8, 3),
+    ),
+    (
+        "input(8x3) > deconv3(->4, stride=3, dilation=2, outpad=2)",
+        lambda: nn.ConvTranspose1d(3, 4, 3, stride=3, dilation=2, output_padding=2, bias=False),
+        (8, 3),
+    ),
     ("input(8x8x3) > maxpool2x2(pad=1)", lambda: nn.MaxPool2d(2, padding=1), (8, 8, 3)),
-    ("input(9x9x3) > maxpool3x3(stride=1, pad=1, dilation=2)",
-     lambda: nn.MaxPool2d(3, stride=1, padding=1, dilation=2), (9, 9, 3)),
+    (
+        "input(9x9x3) > maxpool3x3(stride=1, pad=1, dilation=2)",
+        lambda: nn.MaxPool2d(3, stride=1, padding=1, dilation=2),
+        (9, 9, 3),
+    ),
     ("input(8x8x3) > avgpool3x3(pad=1, ceil)", lambda: nn.AvgPool2d(3, padding=1, ceil_mode=True), (8, 8, 3)),
     ("input(3x8x8x2) > maxpool4x1x1(pad=2x0x0)", lambda: nn.MaxPool3d((4, 1, 1), padding=(2, 0, 0)), (3, 8, 8, 2)),
     ("input(3x8x2) > avgpool4x1(pad=2x0)", lambda: nn.AvgPool2d((4, 1), padding=(2, 0)), (3, 8, 2)),
-    ("input(3x8x8x2) > avgpool4x1x1(pad=same)", lambda: nn.Sequential(nn.ZeroPad3d((0, 0, 0, 0, 1, 2)),
-                                                                      nn.AvgPool3d((4, 1, 1), stride=(4, 1, 1))),
-     (3, 8, 8, 2)),
+    (
+        "input(3x8x8x2) > avgpool4x1x1(pad=same)",
+        lambda: nn.Sequential(nn.ZeroPad3d((0, 0, 0, 0, 1, 2)), nn.AvgPool3d((4, 1, 1), stride=(4, 1, 1))),
+        (3, 8, 8, 2),
+    ),
     ("input(8x8x3) > dropout(1)", lambda: nn.Dropout(1.0), (8, 8, 3)),
     ("input(8x8x3) > dropout(0)", lambda: nn.Dropout(0.0), (8, 8, 3)),
     ("input(8x3) > leakyrelu(-2)", lambda: nn.LeakyReLU(-2.0), (8, 3)),
@@ -334,11 +468,14 @@ def test_what_torch_accepts_at_the_edge_paramsym_counts_alike(program, factory, 
     assert torch_run(exported, shape, "cf")[0] == out_shape
 
 
-@pytest.mark.parametrize("program, hint", [
-    ("input(9x9x4) > conv3x3(->4, k=5)", "hint: write conv5x5(...), or conv2d(k=5, ...)"),
-    ("input(9x4) > maxpool2(k=3)", "hint: write maxpool3(...), or maxpool1d(k=3, ...)"),
-    ("input(9x9x4) > conv3x3(->4, k=K)", "hint: write conv2d(k=K, ...)"),
-])
+@pytest.mark.parametrize(
+    "program, hint",
+    [
+        ("input(9x9x4) > conv3x3(->4, k=5)", "hint: write conv5x5(...), or conv2d(k=5, ...)"),
+        ("input(9x4) > maxpool2(k=3)", "hint: write maxpool3(...), or maxpool1d(k=3, ...)"),
+        ("input(9x9x4) > conv3x3(->4, k=K)", "hint: write conv2d(k=K, ...)"),
+    ],
+)
 def test_a_contradicting_kernel_suggests_one_name(program, hint):
     with pytest.raises(ARG) as caught:
         paramsym.parse(program)
@@ -346,6 +483,7 @@ def test_a_contradicting_kernel_suggests_one_name(program, hint):
 
 
 # ---- 5. both directions, on generated programs at the edges ------------------------------
+
 
 @pytest.fixture
 def outcomes():

@@ -1,6 +1,7 @@
 """What the terminal shows never misleads: no number is cut at any width, no numeric
 column disappears, large networks fold (and say so); the fast printers give exactly
 what the plain ones gave."""
+
 from __future__ import annotations
 
 import csv
@@ -30,9 +31,9 @@ PROGRAMS = {
     "densenet121": (EXAMPLES / "densenet121.psym").read_text(),
     "vgg16_bn": (EXAMPLES / "vgg16_bn.psym").read_text(),
     "free symbols": "input(H x W x D) > conv2d(->M, k=K, bias) > (conv3x3(->M, pad=1) > relu) * L > gap"
-                    " > dense(->10, bias)",
+    " > dense(->10, bias)",
     "relation and floor": "let C = 8\nlet D = 2C\ninput(H x 17 x 3) > conv3x3(->C, stride=2) > bn"
-                          " > conv3x3(->D) > maxpool2x2 > flatten > dense(->10)",
+    " > conv3x3(->D) > maxpool2x2 > flatten > dense(->10)",
     "huge numbers": "input(4096x4096x512) > conv7x7(->4096, pad=3, bias) > bn > conv7x7(->4096, pad=3)",
 }
 WIDTHS = (60, 80, 120)
@@ -74,8 +75,13 @@ def test_no_number_is_cut_and_no_numeric_column_disappears(name, width, fold):
 def test_resnet18_symbolic_at_80_columns_through_the_cli():
     """The report of issue 9: MACs shown as `118,013,9` and the RF column gone."""
     env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}
-    result = subprocess.run([PARAMSYM, "count", str(EXAMPLES / "resnet18_symbolic.psym"), "--fold"],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [PARAMSYM, "count", str(EXAMPLES / "resnet18_symbolic.psym"), "--fold"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert max(len(line) for line in out.splitlines()) <= 80
@@ -105,11 +111,11 @@ def test_the_narrowest_layout_pairs_titles_with_values():
 def test_tables_that_fit_are_as_before():
     """The README's table at 100 columns (the docs examples check the rest)."""
     text = render_table(paramsym.parse(PROGRAMS["resnet18"]), width=100, fold=True)
-    assert "  4-15   basic(64)[1..2] (12          56x56x64       147,968     512              462,422,016    43" \
-        in text
+    assert "  4-15   basic(64)[1..2] (12          56x56x64       147,968     512              462,422,016    43" in text
 
 
 # ---- folding by default --------------------------------------------------------------------
+
 
 def run(*args, columns: int = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"}
@@ -163,8 +169,13 @@ def test_a_flat_chain_groups_its_stages_and_the_rows_add_up():
 
 # ---- the fast printers write what the plain ones did ------------------------------------------
 
-JSON_PROGRAMS = [*PROGRAMS.values(), chain(30), "relu", "conv2d(C_in->C_out, k=k, bias) > relu",
-                 "input(8x8x3) > (conv3x3(->C, pad=1) > bn) * L > gap > dense(->10)"]
+JSON_PROGRAMS = [
+    *PROGRAMS.values(),
+    chain(30),
+    "relu",
+    "conv2d(C_in->C_out, k=k, bias) > relu",
+    "input(8x8x3) > (conv3x3(->C, pad=1) > bn) * L > gap > dense(->10)",
+]
 
 
 @pytest.mark.parametrize("convention", ["torch", "keras"])
@@ -205,22 +216,32 @@ def plain_sweep_csv(result) -> str:
 
 def test_sweep_csv_is_what_csv_writer_writes():
     from paramsym.algebra.sweeps import Sweep, sweep
+
     network = paramsym.parse("input(H x H x 3) > conv3x3(->C, stride=2, pad=1) > bn > relu > gap > dense(->10, bias)")
     result = sweep(network, {"C": list(range(1, 60)), "H": list(range(1, 40))}, budget=5000)
     assert printers.render_sweep(result, "csv") == plain_sweep_csv(result)
-    odd = Sweep({"a": np.array([0, -5, 123, -1000, 99_999_999_999, 10**18, np.iinfo(np.int64).max,
-                                -np.iinfo(np.int64).max], dtype=np.int64)},
-                {"b": np.array([10**30, 0, -3, 5, 7, 1, 2, -10**25], dtype=object),
-                 "c": np.arange(8, dtype=np.uint32)},
-                within=np.array([True, False] * 4), valid=np.array([True] * 7 + [False]))
+    odd = Sweep(
+        {
+            "a": np.array(
+                [0, -5, 123, -1000, 99_999_999_999, 10**18, np.iinfo(np.int64).max, -np.iinfo(np.int64).max],
+                dtype=np.int64,
+            )
+        },
+        {"b": np.array([10**30, 0, -3, 5, 7, 1, 2, -(10**25)], dtype=object), "c": np.arange(8, dtype=np.uint32)},
+        within=np.array([True, False] * 4),
+        valid=np.array([True] * 7 + [False]),
+    )
     assert printers.render_sweep(odd, "csv") == plain_sweep_csv(odd)
     lowest = Sweep({"a": np.array([np.iinfo(np.int64).min, 1], dtype=np.int64)}, {})
     assert printers.render_sweep(lowest, "csv") == plain_sweep_csv(lowest)
 
 
 @pytest.mark.parametrize("width", [8, 20, 30, 45])
-@pytest.mark.parametrize("program", ["input(8x8x3)", "relu", PROGRAMS["resnet18"], PROGRAMS["free symbols"]],
-                         ids=["no layer", "one layer", "resnet18", "free symbols"])
+@pytest.mark.parametrize(
+    "program",
+    ["input(8x8x3)", "relu", PROGRAMS["resnet18"], PROGRAMS["free symbols"]],
+    ids=["no layer", "one layer", "resnet18", "free symbols"],
+)
 def test_any_width_gives_a_table(program, width):
     network = paramsym.parse(program)
     text = render_table(network, width=width, fold=True)
@@ -231,8 +252,10 @@ def test_any_width_gives_a_table(program, width):
 
 
 def test_compiled_formulas_broadcast_like_the_full_grid():
-    from paramsym.algebra.vectorize import compile_condition, compile_exact
     import sympy
+
+    from paramsym.algebra.vectorize import compile_condition, compile_exact
+
     C, H = sympy.Symbol("C", positive=True, integer=True), sympy.Symbol("H", positive=True, integer=True)
     expr = 9 * C**2 * sympy.floor((H - 1) / 2) ** 2 + 7 * sympy.ceiling(C / 3) + H
     c, h = np.arange(1, 40, dtype=np.int64), np.arange(1, 30, dtype=np.int64)
@@ -248,13 +271,16 @@ def test_compiled_formulas_broadcast_like_the_full_grid():
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.psym")), ids=lambda p: p.stem)
 def test_counting_alike_layers_once_counts_every_layer_as_alone(path):
     from paramsym.core.quantities import count_layer
+
     network = paramsym.parse(path.read_text())
     assert [lc.counts for lc in network.layers] == [count_layer(lc.layer) for lc in network.layers]
 
 
-@pytest.mark.parametrize("program", [chain(400), PROGRAMS["densenet121"], PROGRAMS["free symbols"],
-                                     (EXAMPLES / "resnet152.psym").read_text()],
-                         ids=["chain", "densenet121", "free symbols", "resnet152"])
+@pytest.mark.parametrize(
+    "program",
+    [chain(400), PROGRAMS["densenet121"], PROGRAMS["free symbols"], (EXAMPLES / "resnet152.psym").read_text()],
+    ids=["chain", "densenet121", "free symbols", "resnet152"],
+)
 def test_long_tables_without_rich_are_what_rich_prints(program, monkeypatch):
     network = paramsym.parse(program)
     plain = render_table(network, width=250, fold=False)
@@ -277,8 +303,11 @@ def test_tables_written_without_rich_are_what_rich_prints(path, monkeypatch):
     names = [str(s) for s in programs[0].symbols]
     # the first values that make a valid network: llama_symbolic needs d a multiple of 384 (heads of 128,
     # an MLP of 8d/3); rope needs heads of an even width, so the Llamas take few heads (h, g, top k, E)
-    for values in ({n: 64 for n in names}, {n: 384 for n in names},
-                   {n: 4 if n in ("h", "g", "k", "E") else 64 for n in names}):
+    for values in (
+        dict.fromkeys(names, 64),
+        dict.fromkeys(names, 384),
+        {n: 4 if n in ("h", "g", "k", "E") else 64 for n in names},
+    ):
         if not names:
             break
         try:
@@ -293,16 +322,24 @@ def test_tables_written_without_rich_are_what_rich_prints(path, monkeypatch):
             for fold in (None, True, False):
                 plain = printers._plain_text(printers._layout(network, width, fold), width)
                 written += plain is not None
-                assert render_table(network, width=width, fold=fold) == _through_rich(network, width, fold,
-                                                                                      monkeypatch)
+                assert render_table(network, width=width, fold=fold) == _through_rich(network, width, fold, monkeypatch)
                 assert plain is None or plain == render_table(network, width=width, fold=fold)
     assert written
 
 
-@pytest.mark.parametrize("text", ["relu", "input(8x8x3)", PROGRAMS["free symbols"], PROGRAMS["huge numbers"],
-                                  PROGRAMS["relation and floor"], "dense(7->D) > dense(->E)",
-                                  "def blk(c) = conv3x3(->c) > relu\ninput(32x32x3) > blk(8) > blk(16)",
-                                  "input(32x32x3) > (conv3x3(->8, pad=1) > relu) * 3 > res(bn | relu)"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "relu",
+        "input(8x8x3)",
+        PROGRAMS["free symbols"],
+        PROGRAMS["huge numbers"],
+        PROGRAMS["relation and floor"],
+        "dense(7->D) > dense(->E)",
+        "def blk(c) = conv3x3(->c) > relu\ninput(32x32x3) > blk(8) > blk(16)",
+        "input(32x32x3) > (conv3x3(->8, pad=1) > relu) * 3 > res(bn | relu)",
+    ],
+)
 @pytest.mark.parametrize("width", [20, 60, 120])
 def test_small_tables_without_rich_are_what_rich_prints(text, width, monkeypatch):
     network = paramsym.parse(text)
@@ -311,10 +348,12 @@ def test_small_tables_without_rich_are_what_rich_prints(text, width, monkeypatch
 
 
 def test_a_piped_count_does_not_import_rich():
-    code = ("import sys; from paramsym.cli import main\n"
-            "try:\n    main(['count', 'conv3x3(32->64, bias) > pool > conv5x5(->40)'])\n"
-            "except SystemExit:\n    pass\n"
-            "sys.stderr.write(str(sorted(m for m in sys.modules if m.startswith('rich'))))")
+    code = (
+        "import sys; from paramsym.cli import main\n"
+        "try:\n    main(['count', 'conv3x3(32->64, bias) > pool > conv5x5(->40)'])\n"
+        "except SystemExit:\n    pass\n"
+        "sys.stderr.write(str(sorted(m for m in sys.modules if m.startswith('rich'))))"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0 and "82,496" in done.stdout and done.stderr == "[]", done.stderr
@@ -323,6 +362,7 @@ def test_a_piped_count_does_not_import_rich():
 def test_a_long_table_that_fits_does_not_go_through_rich(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("rich Table built")
+
     monkeypatch.setattr(printers, "_rich", refuse)
     text = render_table(paramsym.parse(chain(400)), width=200, fold=False)
     assert len(text.splitlines()) > 400

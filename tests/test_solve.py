@@ -1,5 +1,6 @@
 """Solving under a budget: exact answers (checked against brute force), the
 near-integer trap, relations, budgets on other quantities, and the errors."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,13 @@ SECTION_5 = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > g
 def brute_force(network, name, budget, on="params", mode="at-most", upto=5000):
     """The answer by evaluating every value from 1 (what solve must agree with)."""
     from paramsym.algebra.solve import _Problem
+
     problem = _Problem(network, name, on)
-    ok = {"at-most": lambda n: problem.f(n) <= budget, "at-least": lambda n: problem.f(n) >= budget,
-          "exact": lambda n: problem.f(n) == budget}[mode]
+    ok = {
+        "at-most": lambda n: problem.f(n) <= budget,
+        "at-least": lambda n: problem.f(n) >= budget,
+        "exact": lambda n: problem.f(n) == budget,
+    }[mode]
     hits = [n for n in range(1, upto) if ok(n) and problem.valid(n)]
     if mode == "at-most":
         return max(hits) if hits else None
@@ -32,13 +37,18 @@ def test_section_5_answer_through_the_cli_contract():
     result = run("solve", SECTION_5, "--for", "C", "--budget", "500000", "--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert {k: data[k] for k in ("symbol", "value", "total_at_value", "total_at_next")} == \
-        {"symbol": "C", "value": 74, "total_at_value": 498326, "total_at_next": 511810}
+    assert {k: data[k] for k in ("symbol", "value", "total_at_value", "total_at_next")} == {
+        "symbol": "C",
+        "value": 74,
+        "total_at_value": 498326,
+        "total_at_next": 511810,
+    }
 
 
 def test_budget_suffixes():
-    assert json.loads(run("solve", SECTION_5, "--for", "C", "--budget", "0.5M", "--format", "json").stdout)[
-        "value"] == 74
+    assert (
+        json.loads(run("solve", SECTION_5, "--for", "C", "--budget", "0.5M", "--format", "json").stdout)["value"] == 74
+    )
 
 
 @pytest.mark.parametrize("n", [10**8, 10**9 + 7, 2**40 + 1])
@@ -47,6 +57,7 @@ def test_near_integer_trap(n):
     # and floating point rounds it up to n, which would be over the budget.
     network = paramsym.parse("conv1x1(C->C)")
     import math
+
     assert math.floor(math.sqrt(n * n - 1)) == n  # the trap is real in floating point
     solution = paramsym.solve(network, "C", n * n - 1)
     assert solution.value == n - 1
@@ -72,12 +83,15 @@ def test_exact_returns_every_solution_of_a_floor():
 
 
 def test_relations_tie_unknowns():
-    tied = paramsym.parse("input(8x8x3) > conv1x1(->C) > conv1x1(->D)").with_values(D=paramsym.language.syntax.symbol("C") * 2)
+    tied = paramsym.parse("input(8x8x3) > conv1x1(->C) > conv1x1(->D)").with_values(
+        D=paramsym.language.syntax.symbol("C") * 2
+    )
     assert paramsym.solve(tied, "C", 10**6).value == 706
     let = paramsym.parse("let D = 2C\ninput(8x8x3) > conv1x1(->C) > conv1x1(->D)")
     assert paramsym.solve(let, "C", 10**6).value == 706
-    out = run("solve", "input(8x8x3) > conv1x1(->C) > conv1x1(->D)", "--for", "C", "--budget", "1M",
-              "--set", "D=2C").stdout
+    out = run(
+        "solve", "input(8x8x3) > conv1x1(->C) > conv1x1(->D)", "--for", "C", "--budget", "1M", "--set", "D=2C"
+    ).stdout
     assert "C = 706" in out and "with D = 2*C" in out
 
 
@@ -100,11 +114,19 @@ def test_widths_that_break_groups_are_skipped():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 4), st.integers(1, 3), st.sampled_from([1, 2]), st.booleans(), st.integers(50, 400_000),
-       st.sampled_from(["at-most", "at-least"]))
+@given(
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.sampled_from([1, 2]),
+    st.booleans(),
+    st.integers(50, 400_000),
+    st.sampled_from(["at-most", "at-least"]),
+)
 def test_polynomial_totals_agree_with_brute_force(a, k, stride, bias, budget, mode):
-    program = (f"input(24x24x3) > conv{k}x{k}(->C{', bias' if bias else ''}) > conv3x3(->{a}C, stride={stride}) "
-               f"> gap > dense(->10)")
+    program = (
+        f"input(24x24x3) > conv{k}x{k}(->C{', bias' if bias else ''}) > conv3x3(->{a}C, stride={stride}) "
+        f"> gap > dense(->10)"
+    )
     network = paramsym.parse(program)
     expected = brute_force(network, "C", budget, mode=mode, upto=700)
     if expected is None:
@@ -118,8 +140,10 @@ def test_polynomial_totals_agree_with_brute_force(a, k, stride, bias, budget, mo
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(0, 1), st.integers(20, 20_000))
 def test_non_polynomial_totals_agree_with_brute_force(stride, kernel, pad, budget):
     # the input size H enters through floor(): solved by integer search
-    program = (f"input(H x H x 2) > conv{kernel}x{kernel}(->4, stride={stride}, pad={pad}) > maxpool2x2(ceil)"
-               f" > flatten > dense(->3, bias)")
+    program = (
+        f"input(H x H x 2) > conv{kernel}x{kernel}(->4, stride={stride}, pad={pad}) > maxpool2x2(ceil)"
+        f" > flatten > dense(->3, bias)"
+    )
     network = paramsym.parse(program)
     expected = brute_force(network, "H", budget, upto=400)
     if expected is None:
@@ -130,21 +154,27 @@ def test_non_polynomial_totals_agree_with_brute_force(stride, kernel, pad, budge
         assert solution.value == expected and "search" in solution.method
 
 
-@pytest.mark.parametrize("args, words", [
-    ([SECTION_5, "--for", "C", "--budget", "5"], "no positive C keeps params within 5"),
-    ([SECTION_5, "--for", "D", "--budget", "5"], "no symbol 'D'"),
-    (["input(8x8x3) > conv1x1(->C) > conv1x1(->D)", "--for", "C", "--budget", "1M"], "D has no value"),
-    (["let C = 4\ninput(8x8x3) > conv1x1(->8) > dense(->C)", "--for", "C", "--budget", "1M", "--on", "macs"],
-     None),
-    (["conv1x1(3->C) > conv1x1(->C)", "--for", "C", "--budget", "1M", "--on", "macs"], "input shape"),
-    ([SECTION_5, "--for", "C", "--budget", "1M", "--at-least", "--exact"], "cannot be used together"),
-    ([SECTION_5, "--for", "C", "--budget", "lots"], "--budget must be a whole number"),
-    (["input(8x8x3) > conv1x1(->8) > dense(->C)", "--for", "C", "--budget", "1", "--at-least", "--on", "state"],
-     "Invalid value for '--on'"),
-    # undefined at S=1 (stride 0): the stride's own condition, located, not "division by zero"
-    (["input(32x32x3) > conv3x3(->8, stride=S-1)", "--for", "S", "--budget", "1000", "--on", "macs"],
-     "stride S - 1 must be a positive whole number: with S=1 it is 0\n  --> line 1, column 31"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([SECTION_5, "--for", "C", "--budget", "5"], "no positive C keeps params within 5"),
+        ([SECTION_5, "--for", "D", "--budget", "5"], "no symbol 'D'"),
+        (["input(8x8x3) > conv1x1(->C) > conv1x1(->D)", "--for", "C", "--budget", "1M"], "D has no value"),
+        (["let C = 4\ninput(8x8x3) > conv1x1(->8) > dense(->C)", "--for", "C", "--budget", "1M", "--on", "macs"], None),
+        (["conv1x1(3->C) > conv1x1(->C)", "--for", "C", "--budget", "1M", "--on", "macs"], "input shape"),
+        ([SECTION_5, "--for", "C", "--budget", "1M", "--at-least", "--exact"], "cannot be used together"),
+        ([SECTION_5, "--for", "C", "--budget", "lots"], "--budget must be a whole number"),
+        (
+            ["input(8x8x3) > conv1x1(->8) > dense(->C)", "--for", "C", "--budget", "1", "--at-least", "--on", "state"],
+            "Invalid value for '--on'",
+        ),
+        # undefined at S=1 (stride 0): the stride's own condition, located, not "division by zero"
+        (
+            ["input(32x32x3) > conv3x3(->8, stride=S-1)", "--for", "S", "--budget", "1000", "--on", "macs"],
+            "stride S - 1 must be a positive whole number: with S=1 it is 0\n  --> line 1, column 31",
+        ),
+    ],
+)
 def test_solve_errors_exit_2(args, words):
     result = run("solve", *args)
     if words is None:

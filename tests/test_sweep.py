@@ -1,5 +1,6 @@
 """Sweeps: the exact vectorised evaluation against the exact scalar one, grids,
 budgets, validity, and the command line."""
+
 from __future__ import annotations
 
 import csv
@@ -14,10 +15,10 @@ from hypothesis import strategies as st
 
 import paramsym
 from cli_helpers import run
-from paramsym.core.evaluate import Evaluator
 from paramsym.algebra.sweeps import parse_grid
-from paramsym.language.syntax import symbol
 from paramsym.algebra.vectorize import compile_exact, compile_pair
+from paramsym.core.evaluate import Evaluator
+from paramsym.language.syntax import symbol
 
 C, H, K = symbol("C"), symbol("H"), symbol("k")
 
@@ -39,8 +40,10 @@ FORMULAS = [
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 10**6), st.integers(1, 50)), min_size=1,
-                max_size=30), st.sampled_from(range(len(FORMULAS))))
+@given(
+    st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 10**6), st.integers(1, 50)), min_size=1, max_size=30),
+    st.sampled_from(range(len(FORMULAS))),
+)
 def test_vectorised_equals_exact_scalar(points, which):
     expr = FORMULAS[which]
     values = {"C": [p[0] for p in points], "H": [p[1] for p in points], "k": [p[2] for p in points]}
@@ -58,10 +61,16 @@ def test_large_values_switch_to_python_integers():
     assert got.dtype == object and int(got[0]) == 10**48
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("C=16:64:16", ("C", [16, 32, 48, 64])), ("k=3,5,7", ("k", [3, 5, 7])), ("C=64", ("C", [64])),
-    ("L=1:3", ("L", [1, 2, 3])), ("C=1_000", ("C", [1000])),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("C=16:64:16", ("C", [16, 32, 48, 64])),
+        ("k=3,5,7", ("k", [3, 5, 7])),
+        ("C=64", ("C", [64])),
+        ("L=1:3", ("L", [1, 2, 3])),
+        ("C=1_000", ("C", [1000])),
+    ],
+)
 def test_grid_parsing(text, expected):
     assert parse_grid(text) == expected
 
@@ -73,8 +82,9 @@ def test_bad_grids(text):
 
 
 def test_sweep_matches_evaluate_at_every_point():
-    network = paramsym.parse("input(32x32x3) > conv2d(->C, k=k, pad=1, bias) > bn > conv3x3(->2C, stride=2) > gap"
-                             " > dense(->10, bias)")
+    network = paramsym.parse(
+        "input(32x32x3) > conv2d(->C, k=k, pad=1, bias) > bn > conv3x3(->2C, stride=2) > gap > dense(->10, bias)"
+    )
     result = paramsym.sweep(network, {"C": [8, 16, 24], "k": [1, 3, 5]}, budget=20_000)
     assert result.size == 9
     for row in result.rows():
@@ -104,13 +114,16 @@ def test_cli_sweep_csv_json_and_table(tmp_path):
     assert result.returncode == 0 and len(out.read_text().splitlines()) == 200001
 
 
-@pytest.mark.parametrize("args, words", [
-    (["relu > dense(4->C)", "--grid", "D=1:3"], "no symbol 'D'"),
-    (["relu > dense(4->C) > dense(->D)", "--grid", "C=1:3"], "D has no value"),
-    (["relu > dense(4->C)", "--grid", "C=1:100000", "--grid", "C2=1:1000"], "no symbol 'C2'"),
-    (["relu > dense(4->C)", "--grid", "C=1:3", "--on", "macs"], "input shape"),
-    (["conv1x1(4->C)", "--grid", "C=1:3", "--on", "macs"], "input shape"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["relu > dense(4->C)", "--grid", "D=1:3"], "no symbol 'D'"),
+        (["relu > dense(4->C) > dense(->D)", "--grid", "C=1:3"], "D has no value"),
+        (["relu > dense(4->C)", "--grid", "C=1:100000", "--grid", "C2=1:1000"], "no symbol 'C2'"),
+        (["relu > dense(4->C)", "--grid", "C=1:3", "--on", "macs"], "input shape"),
+        (["conv1x1(4->C)", "--grid", "C=1:3", "--on", "macs"], "input shape"),
+    ],
+)
 def test_sweep_errors(args, words):
     result = run("sweep", *args)
     if words is None:
@@ -129,8 +142,10 @@ def test_relations_that_are_not_whole_numbers_are_invalid_points():
     network = paramsym.parse("input(8x8x3) > conv1x1(->C) > conv1x1(->D)").with_values(D=symbol("C") / 2)
     result = paramsym.sweep(network, {"C": [1, 2, 3, 4]})
     assert [bool(v) for v in result.valid] == [False, True, False, True]
-    assert [int(v) for v in result.values["params"]][1::2] == [network.evaluate(C=2)["params"],
-                                                              network.evaluate(C=4)["params"]]
+    assert [int(v) for v in result.values["params"]][1::2] == [
+        network.evaluate(C=2)["params"],
+        network.evaluate(C=4)["params"],
+    ]
 
 
 def test_a_symbol_in_a_denominator_sweeps_exactly():
@@ -144,5 +159,9 @@ def test_a_symbol_in_a_denominator_sweeps_exactly():
             assert int(result.values["params"][i]) == net.evaluate(G=int(g))["params"]
     assert list(valid) == [True, True, False, True, True]
     done = run("sweep", "input(8x8x8) > conv3x3(->8, groups=G)", "--grid", "G=1,2,4,8", "--format", "csv")
-    assert done.returncode == 0 and done.stdout.splitlines()[1:] == ["1,576,20736,3456", "2,288,10368,2304",
-                                                                      "4,144,5184,1728", "8,72,2592,1440"]
+    assert done.returncode == 0 and done.stdout.splitlines()[1:] == [
+        "1,576,20736,3456",
+        "2,288,10368,2304",
+        "4,144,5184,1728",
+        "8,72,2592,1440",
+    ]

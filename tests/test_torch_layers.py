@@ -1,6 +1,7 @@
 """Every layer row of the language reference against PyTorch's own count,
 buffers, output shape and MAC count (torch's FlopCounterMode), three or more
 configurations each."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,30 +15,44 @@ CASES = [
     # convolutions: kernel, stride, padding (incl. same), dilation, groups, bias, 1-D/2-D/3-D
     ("input(16x16x3) > conv3x3(->8, bias)", lambda: nn.Conv2d(3, 8, 3), "cf"),
     ("input(32x32x8) > conv5x5(8->16, stride=2, pad=2)", lambda: nn.Conv2d(8, 16, 5, 2, 2, bias=False), "cf"),
-    ("input(20x24x16) > conv3x3(->32, dilation=2, groups=4, bias)",
-     lambda: nn.Conv2d(16, 32, 3, dilation=2, groups=4), "cf"),
+    (
+        "input(20x24x16) > conv3x3(->32, dilation=2, groups=4, bias)",
+        lambda: nn.Conv2d(16, 32, 3, dilation=2, groups=4),
+        "cf",
+    ),
     ("input(12x12x4) > conv1x7(->6, pad=0x3)", lambda: nn.Conv2d(4, 6, (1, 7), padding=(0, 3), bias=False), "cf"),
-    ("input(15x13x4) > conv3x3(->6, stride=2x1, pad=1)",
-     lambda: nn.Conv2d(4, 6, 3, stride=(2, 1), padding=1, bias=False), "cf"),
+    (
+        "input(15x13x4) > conv3x3(->6, stride=2x1, pad=1)",
+        lambda: nn.Conv2d(4, 6, 3, stride=(2, 1), padding=1, bias=False),
+        "cf",
+    ),
     ("input(50x4) > conv3(->8, stride=2, bias)", lambda: nn.Conv1d(4, 8, 3, stride=2), "cf"),
     ("input(8x9x10x2) > conv3x3x3(->4, pad=1, bias)", lambda: nn.Conv3d(2, 4, 3, padding=1), "cf"),
     ("input(17x17x5) > conv2d(->7, k=4, pad=same)", lambda: nn.Conv2d(5, 7, 4, padding="same", bias=False), "cf"),
-    ("input(30x6) > conv1d(->6, k=5, groups=3, dilation=3, bias)",
-     lambda: nn.Conv1d(6, 6, 5, dilation=3, groups=3), "cf"),
-    ("input(6x7x8x3) > conv3d(->5, k=2x3x1, stride=2)",
-     lambda: nn.Conv3d(3, 5, (2, 3, 1), stride=2, bias=False), "cf"),
+    (
+        "input(30x6) > conv1d(->6, k=5, groups=3, dilation=3, bias)",
+        lambda: nn.Conv1d(6, 6, 5, dilation=3, groups=3),
+        "cf",
+    ),
+    ("input(6x7x8x3) > conv3d(->5, k=2x3x1, stride=2)", lambda: nn.Conv3d(3, 5, (2, 3, 1), stride=2, bias=False), "cf"),
     # depthwise (groups = Cin), with a channel multiplier
     ("input(16x16x8) > dwconv3x3(pad=1)", lambda: nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), "cf"),
     ("input(17x17x6) > dwconv5x5(stride=2, bias)", lambda: nn.Conv2d(6, 6, 5, stride=2, groups=6), "cf"),
     ("input(10x10x8) > dwconv3x3(->16)", lambda: nn.Conv2d(8, 16, 3, groups=8, bias=False), "cf"),
     ("input(40x4) > dwconv3(pad=same, bias)", lambda: nn.Conv1d(4, 4, 3, padding="same", groups=4), "cf"),
     # transposed convolutions
-    ("input(8x8x8) > deconv4x4(->4, stride=2, pad=1)",
-     lambda: nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1, bias=False), "cf"),
+    (
+        "input(8x8x8) > deconv4x4(->4, stride=2, pad=1)",
+        lambda: nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1, bias=False),
+        "cf",
+    ),
     ("input(5x5x4) > deconv3x3(->6, groups=2, bias)", lambda: nn.ConvTranspose2d(4, 6, 3, groups=2), "cf"),
     ("input(7x7x6) > deconv2x2(->3, stride=2, bias)", lambda: nn.ConvTranspose2d(6, 3, 2, stride=2), "cf"),
-    ("input(9x5) > deconv3(->2, stride=2, pad=1, outpad=1, dilation=2)",
-     lambda: nn.ConvTranspose1d(5, 2, 3, stride=2, padding=1, output_padding=1, dilation=2, bias=False), "cf"),
+    (
+        "input(9x5) > deconv3(->2, stride=2, pad=1, outpad=1, dilation=2)",
+        lambda: nn.ConvTranspose1d(5, 2, 3, stride=2, padding=1, output_padding=1, dilation=2, bias=False),
+        "cf",
+    ),
     # dense on a vector and on the last axis of a sequence
     ("input(20) > dense(->10, bias)", lambda: nn.Linear(20, 10), "cl"),
     ("input(5x7) > fc(->3)", lambda: nn.Linear(7, 3, bias=False), "cl"),
@@ -103,15 +118,35 @@ def test_layer_matches_pytorch(program, factory, layout):
 
 # Whole networks: the same comparison over several layers, channels inferred by paramsym.
 NETWORKS = [
-    ("input(32x32x3) > conv3x3(->16, pad=1) > bn > relu > maxpool2x2 > conv3x3(->32, pad=1, bias) > relu"
-     " > gap > dense(->10, bias)",
-     lambda: nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-                           nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))),
-    ("input(28x28x1) > conv5x5(->6, pad=2, bias) > avgpool2x2 > conv5x5(->16, bias) > avgpool2x2 > flatten"
-     " > dense(->120, bias) > dense(->84, bias) > dense(->10, bias)",
-     lambda: nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.AvgPool2d(2),
-                           nn.Flatten(), nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10))),
+    (
+        "input(32x32x3) > conv3x3(->16, pad=1) > bn > relu > maxpool2x2 > conv3x3(->32, pad=1, bias) > relu"
+        " > gap > dense(->10, bias)",
+        lambda: nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(32, 10),
+        ),
+    ),
+    (
+        "input(28x28x1) > conv5x5(->6, pad=2, bias) > avgpool2x2 > conv5x5(->16, bias) > avgpool2x2 > flatten"
+        " > dense(->120, bias) > dense(->84, bias) > dense(->10, bias)",
+        lambda: nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2),
+            nn.AvgPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.AvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(400, 120),
+            nn.Linear(120, 84),
+            nn.Linear(84, 10),
+        ),
+    ),
 ]
 
 

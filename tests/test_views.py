@@ -1,4 +1,5 @@
 """Views of a formula: expanded, factored, collected, per layer, generic, derivatives."""
+
 from __future__ import annotations
 
 import sympy
@@ -8,8 +9,10 @@ from cli_helpers import run
 from paramsym.language.syntax import symbol
 
 C, D = symbol("C"), symbol("D")
-PROGRAM = "let C = 74\ninput(32x32x3) > conv3x3(->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > " \
-          "dense(->10, bias)"
+PROGRAM = (
+    "let C = 74\ninput(32x32x3) > conv3x3(->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > "
+    "dense(->10, bias)"
+)
 
 
 def test_views_are_the_same_formula():
@@ -28,8 +31,10 @@ def test_per_layer_shares_add_up():
 
 
 def test_generic_forms_instantiate_to_the_counts():
-    network = paramsym.parse("input(8x8x16) > conv3x3(->32, groups=4, bias) > dwconv3x3 > sepconv3x3(->8, bias)"
-                             " > deconv2x2(->4, stride=2) > bn > prelu > gap > dense(->3, bias)")
+    network = paramsym.parse(
+        "input(8x8x16) > conv3x3(->32, groups=4, bias) > dwconv3x3 > sepconv3x3(->8, bias)"
+        " > deconv2x2(->4, stride=2) > bn > prelu > gap > dense(->3, bias)"
+    )
     rows = paramsym.generic(network)
     assert len(rows) == 7
     for path, template, values, count in rows:

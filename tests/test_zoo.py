@@ -2,6 +2,7 @@
 parameter count, BatchNorm running statistics, output shape and MACs (by
 torch's FlopCounterMode, on the meta device so nothing is computed), and Keras
 Applications' count_params() with the Keras convention."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,14 +23,26 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def lenet5():
-    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
-                         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84),
-                         nn.Tanh(), nn.Linear(84, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.Tanh(),
+        nn.Linear(120, 84),
+        nn.Tanh(),
+        nn.Linear(84, 10),
+    )
 
 
 def torchvision_model(name, **kwargs):
     def build():
         return getattr(torchvision.models, name)(weights=None, **kwargs)
+
     return build
 
 
@@ -81,8 +94,21 @@ def test_zoo_model_counts_as_the_framework(name):
 def test_every_example_names_its_source_and_is_tested():
     from test_lm_zoo import MODELS as LANGUAGE_MODELS  # against Hugging Face and torchvision in test_lm_zoo.py
     from test_zoo_modern import ZOO as MODERN  # against torchvision in test_zoo_modern.py
-    tested = set(ZOO) | {"keras_vgg16", "keras_resnet50", "cifar_cnn", "cifar_cnn_symbolic", "resnet_cifar",
-                         "gpt2_symbolic", "vit_b_16", "llama_symbolic"} | {name for name, _, _ in LANGUAGE_MODELS}
+
+    tested = (
+        set(ZOO)
+        | {
+            "keras_vgg16",
+            "keras_resnet50",
+            "cifar_cnn",
+            "cifar_cnn_symbolic",
+            "resnet_cifar",
+            "gpt2_symbolic",
+            "vit_b_16",
+            "llama_symbolic",
+        }
+        | {name for name, _, _ in LANGUAGE_MODELS}
+    )
     tested |= set(MODERN)
     for path in EXAMPLES.glob("*.psym"):
         assert path.stem in tested, path.name
@@ -103,6 +129,7 @@ def test_symbolic_resnet18_is_a_quadratic_in_its_width():
 @pytest.mark.parametrize("name, application", [("keras_vgg16", "VGG16"), ("keras_resnet50", "ResNet50")])
 def test_keras_applications(name, application):
     import keras
+
     model = getattr(keras.applications, application)(weights=None)
     network = paramsym.parse((EXAMPLES / f"{name}.psym").read_text(), convention="keras")
     values = network.evaluate()
@@ -114,6 +141,7 @@ def test_keras_applications(name, application):
 
 def test_resnet50_table_is_readable():
     from cli_helpers import run
+
     result = run("count", str(EXAMPLES / "resnet50.psym"))
     assert result.returncode == 0
     lines = result.stdout.splitlines()

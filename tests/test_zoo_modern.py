@@ -2,6 +2,7 @@
 squeeze-and-excitation gates, side heads, layer scale, channel shuffle, window
 attention) against torchvision: parameter count, BatchNorm running statistics,
 output shape and MACs (torch's FlopCounterMode, on the meta device)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,6 +21,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def torchvision_model(name, **kwargs):
     def build():
         return getattr(torchvision.models, name)(weights=None, **kwargs)
+
     return build
 
 

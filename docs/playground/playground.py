@@ -5,21 +5,23 @@ page shows: the tokens of paramsym's own lexer for the highlighting, the table, 
 `explain`, the answer of a solve, or the error with its line and column. Only paramsym's public API
 and its click-free modules are used: no numpy, rich or click is needed.
 """
+
 from __future__ import annotations
 
 import json
 import time
 
-import paramsym
 from lark.exceptions import UnexpectedCharacters
 from lark.lexer import LexerThread
+
+import paramsym
+from paramsym.core.quantities import budgets
 from paramsym.language import syntax
-from paramsym.render import typeset
 from paramsym.language.assignments import parse_assignments
+from paramsym.language.syntax import parse_count
+from paramsym.render import typeset
 from paramsym.render.explain import explain
 from paramsym.render.printers import summary_lines
-from paramsym.core.quantities import budgets
-from paramsym.language.syntax import parse_count
 
 KEYWORDS = {"DEF", "LET", "RES", "ADD", "CONCAT", "MUL", "MOE", "AUX", "AS"}
 OPERATORS = {"ARROW", "MORETHAN", "VBAR", "STAR", "SLASH", "POW", "ADDOP", "EQUAL", "X"}
@@ -53,7 +55,7 @@ def tokens(text: str) -> list[list]:
             offset += error.pos_in_stream + 1
     classified = []
     for i, (start, end, kind) in enumerate(out):
-        following = next((t for t in out[i + 1:] if t[2] not in ("WS", "COMMENT")), None)
+        following = next((t for t in out[i + 1 :] if t[2] not in ("WS", "COMMENT")), None)
         classified.append([start, end, _class(kind, text[start:end], following and following[2])])
     return [t for t in classified if t[2] != "ws"]
 
@@ -81,8 +83,15 @@ def _class(kind: str, value: str, following: str | None) -> str:
 
 
 def _error(error: paramsym.ParamsymError, where: str) -> dict:
-    return {"where": where, "kind": error.kind, "message": error.message, "line": error.line,
-            "column": error.column, "hint": error.hint, "text": str(error)}
+    return {
+        "where": where,
+        "kind": error.kind,
+        "message": error.message,
+        "line": error.line,
+        "column": error.column,
+        "hint": error.hint,
+        "text": str(error),
+    }
 
 
 def _value(quantity: dict) -> str:
@@ -96,22 +105,35 @@ def _value(quantity: dict) -> str:
 def _shape(dims) -> str:
     if dims is None:
         return "?"
-    return " x ".join("?" if d is None else d.replace("**", "^") for d in dims) if any(
-        d is None or not d.isdigit() for d in dims) else "x".join(dims)
+    return (
+        " x ".join("?" if d is None else d.replace("**", "^") for d in dims)
+        if any(d is None or not d.isdigit() for d in dims)
+        else "x".join(dims)
+    )
 
 
 def _rows(data: dict) -> list[dict]:
     rows = []
     for layer in data["layers"][:MAX_ROWS]:
         params = layer["params"]
-        rows.append({
-            "index": layer["index"], "name": layer["name"], "path": layer["path"], "line": layer["line"],
-            "column": layer["column"], "output": _shape(layer["out_shape"]), "params": _value(params),
-            "formula": params["expr"].replace("**", "^") if params["expr"] and params["value"] is not None
-            and not params["expr"].lstrip("-").isdigit() else "",
-            "state": _value(layer["state"]), "fan_in": _value(layer["fan_in"]), "macs": _value(layer["macs"]),
-            "rf": ((layer["receptive_field"] or {}).get("size") or [""])[0] or "",
-        })
+        rows.append(
+            {
+                "index": layer["index"],
+                "name": layer["name"],
+                "path": layer["path"],
+                "line": layer["line"],
+                "column": layer["column"],
+                "output": _shape(layer["out_shape"]),
+                "params": _value(params),
+                "formula": params["expr"].replace("**", "^")
+                if params["expr"] and params["value"] is not None and not params["expr"].lstrip("-").isdigit()
+                else "",
+                "state": _value(layer["state"]),
+                "fan_in": _value(layer["fan_in"]),
+                "macs": _value(layer["macs"]),
+                "rf": ((layer["receptive_field"] or {}).get("size") or [""])[0] or "",
+            }
+        )
     return rows
 
 
@@ -137,9 +159,23 @@ def run(request_json: str) -> str:
         return _run(request_json)
     except Exception as error:  # a bug of ours: shown on the page, never a dead page
         import traceback
-        return json.dumps({"ok": False, "tokens": [], "ms": 0, "error": {
-            "where": "internal", "kind": "internal error", "message": repr(error), "line": None, "column": None,
-            "hint": None, "text": "internal error (please report it):\n" + traceback.format_exc()}})
+
+        return json.dumps(
+            {
+                "ok": False,
+                "tokens": [],
+                "ms": 0,
+                "error": {
+                    "where": "internal",
+                    "kind": "internal error",
+                    "message": repr(error),
+                    "line": None,
+                    "column": None,
+                    "hint": None,
+                    "text": "internal error (please report it):\n" + traceback.format_exc(),
+                },
+            }
+        )
 
 
 def _run(request_json: str) -> str:
@@ -157,8 +193,11 @@ def _run(request_json: str) -> str:
     result["budgets"] = list(budgets())
     solve = request.get("solve") or {}
     unknown = (solve.get("symbol") or "").strip() if solve.get("budget") else ""
-    given = {name: text.strip() for name, text in (request.get("values") or {}).items()
-             if text and text.strip() and name in network.symbols and name != unknown}
+    given = {
+        name: text.strip()
+        for name, text in (request.get("values") or {}).items()
+        if text and text.strip() and name in network.symbols and name != unknown
+    }
     try:
         values = parse_assignments([f"{name}={text}" for name, text in given.items()])
         if values:
@@ -170,12 +209,23 @@ def _run(request_json: str) -> str:
         return json.dumps(result)
     if request.get("raw"):  # the whole JSON document of `paramsym count --format json` (the tests compare it)
         result["data"] = json.loads(paramsym.render.printers.render_json(network))
-    result.update(ok=True, rows=_rows(data), layers=len(data["layers"]), summary=summary_lines(network, data),
-                  params=data["params"], total=data["total"], macs=data["macs"], state=data["state"])
+    result.update(
+        ok=True,
+        rows=_rows(data),
+        layers=len(data["layers"]),
+        summary=summary_lines(network, data),
+        params=data["params"],
+        total=data["total"],
+        macs=data["macs"],
+        state=data["state"],
+    )
     # the equation always; the rest of the LaTeX and explain when the page shows them (they take longer)
     parts = request.get("parts", ("equation", "latex", "explain"))
-    for part, make in (("equation", lambda: _equation(network)), ("latex", lambda: _latex(network)),
-                       ("explain", lambda: explain(network))):
+    for part, make in (
+        ("equation", lambda: _equation(network)),
+        ("latex", lambda: _latex(network)),
+        ("explain", lambda: explain(network)),
+    ):
         if part in parts:
             try:
                 result[part] = make()

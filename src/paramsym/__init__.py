@@ -6,39 +6,81 @@ written in a compact layer language.
     >>> net.params
     82496
 """
-from .errors import (ParamsymArgumentError, ParamsymError, ParamsymEvaluationError, ParamsymLimitError,
-                     ParamsymNameError, ParamsymShapeError, ParamsymSyntaxError, ParamsymUsageError, Position)
-from .model.network import CONVENTIONS, DTYPES, LayerCount, Network, parse
+
 from .algebra.solve import Solution, solve
 from .algebra.views import generic, marginal, per_layer, view
+from .errors import (
+    ParamsymArgumentError,
+    ParamsymError,
+    ParamsymEvaluationError,
+    ParamsymLimitError,
+    ParamsymNameError,
+    ParamsymShapeError,
+    ParamsymSyntaxError,
+    ParamsymUsageError,
+    Position,
+)
+from .model.network import CONVENTIONS, DTYPES, LayerCount, Network, parse
 from .render import printers  # noqa: F401  (how a Network shows itself: str(), rich, Jupyter)
 
 __version__ = "0.1.0"
+
 
 def __getattr__(name):
     # sweeps need NumPy; importing it only when asked keeps `import paramsym` fast
     if name in ("sweep", "Sweep"):
         from .algebra import sweeps
+
         return getattr(sweeps, name)
     if name == "latex":
         from .render.typeset import render
+
         return render
     # the frameworks are imported only when asked for
     if name in ("to_torch", "torch_source", "example_input"):
         from .frameworks import export
+
         return getattr(export, name)
     if name == "from_torch":
         from .frameworks.importer import from_torch
+
         return from_torch
     if name in ("to_keras", "keras_source"):
         from .frameworks import keras_export
+
         return getattr(keras_export, name)
     raise AttributeError(f"module 'paramsym' has no attribute {name!r}")
 
 
 __all__ = [
-    "parse", "Network", "from_torch", "to_torch", "to_keras", "torch_source", "keras_source", "example_input", "solve", "Solution", "sweep", "Sweep", "latex", "view", "per_layer", "generic", "marginal",
-    "DTYPES", "LayerCount", "CONVENTIONS", "Position", "ParamsymError", "ParamsymSyntaxError",
-    "ParamsymLimitError", "ParamsymNameError", "ParamsymShapeError", "ParamsymArgumentError",
-    "ParamsymEvaluationError", "ParamsymUsageError", "__version__",
+    "CONVENTIONS",
+    "DTYPES",
+    "LayerCount",
+    "Network",
+    "ParamsymArgumentError",
+    "ParamsymError",
+    "ParamsymEvaluationError",
+    "ParamsymLimitError",
+    "ParamsymNameError",
+    "ParamsymShapeError",
+    "ParamsymSyntaxError",
+    "ParamsymUsageError",
+    "Position",
+    "Solution",
+    "Sweep",
+    "__version__",
+    "example_input",
+    "from_torch",
+    "generic",
+    "keras_source",
+    "latex",
+    "marginal",
+    "parse",
+    "per_layer",
+    "solve",
+    "sweep",
+    "to_keras",
+    "to_torch",
+    "torch_source",
+    "view",
 ]

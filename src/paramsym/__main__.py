@@ -1,4 +1,5 @@
 """`python -m paramsym` is the `paramsym` command."""
+
 import gc
 
 gc.disable()  # as the `paramsym` script does (see paramsym_command), for the rest of the command

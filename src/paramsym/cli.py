@@ -3,6 +3,7 @@
 `main(argv) -> int` never lets a user's mistake become a traceback: paramsym's
 errors and click's usage errors are printed as one message and give status 2.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,16 +14,15 @@ import traceback
 import click
 
 from . import __version__, expansion
-from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
-from .render.explain import explain as explain_network
-from .model.network import CONVENTIONS, DTYPES, Network, parse
-from .render.printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
-from .core.quantities import budgets, viewable
 from .algebra.solve import solve
 from .algebra.views import VIEWS, formula, generic, marginal, per_layer, view
+from .core.quantities import budgets, viewable
+from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .language.assignments import parse_assignments
 from .language.syntax import MAX_SOURCE_CHARS, parse_count
-
+from .model.network import CONVENTIONS, DTYPES, Network, parse
+from .render.explain import explain as explain_network
+from .render.printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
 
 _PROGRAM_IS = "PROGRAM is a file, '-' for standard input, or the program text itself"
 # UTF-8 takes at most 4 bytes a character: more bytes than this are surely too many characters
@@ -36,7 +36,8 @@ def read_program(argument: str) -> str:
     if os.path.isdir(argument):
         raise ParamsymUsageError(f"{argument} is a directory; {_PROGRAM_IS}")
     looks_like_path = argument.endswith((".psym", ".txt")) or (
-        os.sep in argument and not any(c in argument for c in "()>\n"))
+        os.sep in argument and not any(c in argument for c in "()>\n")
+    )
     if os.path.exists(argument) and (looks_like_path or os.path.isfile(argument)):
         return _read_file(argument)
     if looks_like_path:
@@ -49,8 +50,9 @@ def _read_file(path: str) -> str:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > _MAX_SOURCE_BYTES:  # surely too many characters: say so without reading it
-                raise ParamsymLimitError(f"{path} is {size:,} bytes long, more than the {MAX_SOURCE_CHARS:,} "
-                                         f"characters a program may have")
+                raise ParamsymLimitError(
+                    f"{path} is {size:,} bytes long, more than the {MAX_SOURCE_CHARS:,} characters a program may have"
+                )
             data = handle.read(_MAX_SOURCE_BYTES + 1)  # bounded: a device or a pipe has no size
     except OSError as error:
         raise ParamsymUsageError(f"cannot read {path}: {error.strerror}") from None
@@ -62,8 +64,10 @@ def _read_stdin() -> str:
     if buffer is None:  # a text stream in place of standard input (embedding, tests)
         text = sys.stdin.read(MAX_SOURCE_CHARS + 2)
         if len(text) > MAX_SOURCE_CHARS + 1:
-            raise ParamsymLimitError(f"standard input holds more than {MAX_SOURCE_CHARS:,} characters; "
-                                     f"at most {MAX_SOURCE_CHARS:,} are accepted")
+            raise ParamsymLimitError(
+                f"standard input holds more than {MAX_SOURCE_CHARS:,} characters; "
+                f"at most {MAX_SOURCE_CHARS:,} are accepted"
+            )
         data = text.encode("utf-8", "surrogatepass")
     else:
         data = buffer.read(_MAX_SOURCE_BYTES + 1)
@@ -75,20 +79,22 @@ def _decode(data: bytes, where: str) -> str:
     are refused, and the message never shows the bytes themselves."""
     nul = data.find(b"\0")
     if nul >= 0:
-        raise ParamsymUsageError(f"{where} holds binary data (a NUL byte at byte {nul + 1:,}), not program text",
-                                 hint=_PROGRAM_IS)
+        raise ParamsymUsageError(
+            f"{where} holds binary data (a NUL byte at byte {nul + 1:,}), not program text", hint=_PROGRAM_IS
+        )
     if len(data) > _MAX_SOURCE_BYTES:
-        raise ParamsymLimitError(f"{where} holds more than {MAX_SOURCE_CHARS:,} characters; "
-                                 f"at most {MAX_SOURCE_CHARS:,} are accepted")
+        raise ParamsymLimitError(
+            f"{where} holds more than {MAX_SOURCE_CHARS:,} characters; at most {MAX_SOURCE_CHARS:,} are accepted"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ParamsymUsageError(f"{where} is not UTF-8 text (byte {error.start + 1:,} is not UTF-8)",
-                                 hint="save the program as UTF-8 text") from None
+        raise ParamsymUsageError(
+            f"{where} is not UTF-8 text (byte {error.start + 1:,} is not UTF-8)", hint="save the program as UTF-8 text"
+        ) from None
     text = text[1:] if text.startswith("\ufeff") else text  # the byte order mark some editors write
     if len(text) > MAX_SOURCE_CHARS:
-        raise ParamsymLimitError(f"{where} holds {len(text):,} characters; at most {MAX_SOURCE_CHARS:,} "
-                                 f"are accepted")
+        raise ParamsymLimitError(f"{where} holds {len(text):,} characters; at most {MAX_SOURCE_CHARS:,} are accepted")
     return text
 
 
@@ -100,8 +106,10 @@ def load(program: str, assignments, convention: str = "torch", *, unknowns=(), o
     values = parse_assignments(assignments)
     for name in unknowns:
         if name in values:
-            raise ParamsymUsageError(f"--set {name}=... gives a value to {name}, which {option} {name} asks for",
-                                     hint=f"leave out --set {name}=...")
+            raise ParamsymUsageError(
+                f"--set {name}=... gives a value to {name}, which {option} {name} asks for",
+                hint=f"leave out --set {name}=...",
+            )
     if values:
         network = _LOADED[0] = network.with_values(**values)
     return network
@@ -125,8 +133,13 @@ def _emit(text: str, output: str | None, done: str) -> None:
 
 
 _program = click.argument("program", metavar="PROGRAM")
-_set = click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-                    help="Give a symbol a value (overrides its let default). Repeatable.")
+_set = click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Give a symbol a value (overrides its let default). Repeatable.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,20 +155,36 @@ def cli():
 @cli.command()
 @_program
 @_set
-@click.option("--convention", type=click.Choice(CONVENTIONS), default="torch", show_default=True,
-              help="torch: total = learnable params; keras: total adds BatchNorm running statistics.")
+@click.option(
+    "--convention",
+    type=click.Choice(CONVENTIONS),
+    default="torch",
+    show_default=True,
+    help="torch: total = learnable params; keras: total adds BatchNorm running statistics.",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
-              help="Element type for the byte counts of activations and parameters.")
-@click.option("--fold/--all", " /--no-fold", "fold", default=None,
-              help="One row per top-level stage (a block, a residual, a repeat), or one per layer. "
-                   "The table folds by default beyond 300 layers.")
+@click.option(
+    "--dtype",
+    type=click.Choice(list(DTYPES)),
+    default="float32",
+    show_default=True,
+    help="Element type for the byte counts of activations and parameters.",
+)
+@click.option(
+    "--fold/--all",
+    " /--no-fold",
+    "fold",
+    default=None,
+    help="One row per top-level stage (a block, a residual, a repeat), or one per layer. "
+    "The table folds by default beyond 300 layers.",
+)
 @click.option("--plot", metavar="FILE", help="Also draw the parameters per layer (.png, .svg, .pdf; needs matplotlib).")
 def count(program, assignments, convention, fmt, dtype, fold, plot):
     """Count parameters, state, fan-in, connections, MACs and memory of every layer."""
     network = load(program, assignments, convention).with_options(dtype=dtype)
     if plot:
         from .render.plots import plot_layers
+
         plot_layers(network, plot)
     if fmt == "table":
         print_table(network, fold=fold)
@@ -178,12 +207,22 @@ def explain(program, assignments):
 @click.option("--budget", required=True, metavar="N", help="The budget: 500000, 5M, 1.5G ...")
 @click.option("--at-least", "at_least", is_flag=True, help="The smallest value that reaches the budget instead.")
 @click.option("--exact", is_flag=True, help="Every value for which the total equals the budget.")
-@click.option("--on", type=click.Choice(budgets()), default="params", show_default=True,
-              help="What the budget limits: params, active (params one position goes through), total (params + "
-                   "state), macs, kv_cache (elements), kv_cache_bytes, memory (bytes).")
+@click.option(
+    "--on",
+    type=click.Choice(budgets()),
+    default="params",
+    show_default=True,
+    help="What the budget limits: params, active (params one position goes through), total (params + "
+    "state), macs, kv_cache (elements), kv_cache_bytes, memory (bytes).",
+)
 @_set
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
-              help="Element type, for --on memory and kv_cache_bytes.")
+@click.option(
+    "--dtype",
+    type=click.Choice(list(DTYPES)),
+    default="float32",
+    show_default=True,
+    help="Element type, for --on memory and kv_cache_bytes.",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def solve_command(program, unknown, budget, at_least, exact, on, assignments, dtype, fmt):
     """Solve for an unknown under a budget, with exact integer arithmetic."""
@@ -200,8 +239,14 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, dt
 
 @cli.command("sweep")
 @_program
-@click.option("--grid", "grids", multiple=True, required=True, metavar="NAME=VALUES",
-              help="Values of a symbol: 16:256:16 (start:stop:step, stop included), 3,5,7 or 64. Repeatable.")
+@click.option(
+    "--grid",
+    "grids",
+    multiple=True,
+    required=True,
+    metavar="NAME=VALUES",
+    help="Values of a symbol: 16:256:16 (start:stop:step, stop included), 3,5,7 or 64. Repeatable.",
+)
 @click.option("--budget", metavar="N", help="Mark the points whose --on quantity is within N.")
 @click.option("--on", type=click.Choice(budgets()), default="params", show_default=True)
 @_set
@@ -219,13 +264,15 @@ def sweep_command(program, grids, budget, on, assignments, convention, dtype, fm
     for text in grids:
         name, values = parse_grid(text)
         if name in grid:
-            raise ParamsymUsageError(f"--grid {name}=... is given twice; give all the values of {name} in one "
-                                     f"--grid, such as {name}=3,5,7")
+            raise ParamsymUsageError(
+                f"--grid {name}=... is given twice; give all the values of {name} in one --grid, such as {name}=3,5,7"
+            )
         grid[name] = values
     network = load(program, assignments, convention, unknowns=list(grid), option="--grid").with_options(dtype=dtype)
     result = sweep(network, grid, on=on, budget=parse_count(budget, "--budget") if budget else None)
     if plot:
         from .render.plots import plot_sweep
+
         plot_sweep(result, plot)
     _emit(render_sweep(result, fmt, limit), output, f"{result.size:,} points written to {output}")
 
@@ -263,26 +310,35 @@ def formula_command(program, on, how, by, by_symbol, assignments):
         m = marginal(network, by_symbol, on)
         click.echo(f"d {on} / d {by_symbol} = {human(m.derivative)}")
         if m.one_more is not None:
-            click.echo(f"at {by_symbol} = {m.at}: the derivative is {human(m.derivative_at)}; "
-                       f"one more ({by_symbol} = {m.at + 1}) costs exactly {grouped(m.one_more)}")
+            click.echo(
+                f"at {by_symbol} = {m.at}: the derivative is {human(m.derivative_at)}; "
+                f"one more ({by_symbol} = {m.at + 1}) costs exactly {grouped(m.one_more)}"
+            )
 
 
 @cli.command("latex")
 @_program
 @click.option("--on", type=click.Choice(viewable()), default="params", show_default=True)
-@click.option("--symbol", "names", multiple=True, metavar="NAME=LATEX",
-              help="How to typeset a symbol, e.g. --symbol 'C_in=C_{\\mathrm{in}}'. Repeatable.")
+@click.option(
+    "--symbol",
+    "names",
+    multiple=True,
+    metavar="NAME=LATEX",
+    help="How to typeset a symbol, e.g. --symbol 'C_in=C_{\\mathrm{in}}'. Repeatable.",
+)
 @click.option("--group-digits", is_flag=True, help="Group digits as 18{,}496.")
 @click.option("--standalone", is_flag=True, help="A complete document (article, amsmath, booktabs).")
 @_set
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 def latex_command(program, on, names, group_digits, standalone, assignments, output):
     """LaTeX for a paper: the total, the per-layer derivation and a booktabs table."""
-    from .render.typeset import parse_names, render as render_latex_document
+    from .render.typeset import parse_names
+    from .render.typeset import render as render_latex_document
 
     network = load(program, assignments)
-    text = render_latex_document(network, on=on, names=parse_names(names), group_digits=group_digits,
-                                 standalone=standalone)
+    text = render_latex_document(
+        network, on=on, names=parse_names(names), group_digits=group_digits, standalone=standalone
+    )
     _emit(text, output, f"written to {output}")
 
 
@@ -296,9 +352,11 @@ def export_command(program, target, assignments, output):
     network = load(program, assignments)
     if target == "torch":
         from .frameworks.export import torch_source
+
         text = torch_source(network)
     else:
         from .frameworks.keras_export import keras_source
+
         text = keras_source(network)
     _emit(text, output, f"written to {output}")
 
@@ -308,9 +366,15 @@ def export_command(program, target, assignments, output):
 @click.option("--input", "input_shape", required=True, metavar="HxWxC", help="Input shape, channels last.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 @click.option("--flat", is_flag=True, help="One stage after another, as traced: no def blocks, no repeats.")
-@click.option("--path", "paths", multiple=True, metavar="DIR", type=click.Path(file_okay=False),
-              help="Also look for MODULE in DIR (after the installed packages). Repeatable; "
-                   "the current directory only if given: --path .")
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Also look for MODULE in DIR (after the installed packages). Repeatable; "
+    "the current directory only if given: --path .",
+)
 def import_command(model, input_shape, output, flat, paths):
     """Write the program of a PyTorch model, e.g. torchvision.models:resnet18. Blocks that recur
     are written once as `def` blocks, runs of equal stages as `(SEQ) * n`.
@@ -330,19 +394,19 @@ def import_command(model, input_shape, output, flat, paths):
 
     module_name, sep, attribute = model.partition(":")
     if not sep or not module_name or not attribute:
-        raise ParamsymUsageError(f"give the model as MODULE:CALLABLE, such as torchvision.models:resnet18, "
-                                 f"not {model!r}")
+        raise ParamsymUsageError(
+            f"give the model as MODULE:CALLABLE, such as torchvision.models:resnet18, not {model!r}"
+        )
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
         hint = None
-        if isinstance(error, ModuleNotFoundError) and not paths and \
-                os.path.exists(module_name.split(".")[0] + ".py"):
+        if isinstance(error, ModuleNotFoundError) and not paths and os.path.exists(module_name.split(".")[0] + ".py"):
             hint = f"the current directory is not searched: add --path . to import {module_name.split('.')[0]}.py"
         raise ParamsymUsageError(f"cannot find {model}: {error}", hint=hint) from None
     try:
         network = factory() if callable(factory) else factory
-    except Exception as error:  # noqa: BLE001 - the user's model code, not paramsym's
+    except Exception as error:  # the user's model code, not paramsym's
         raise ParamsymUsageError(f"calling {model}() failed: {type(error).__name__}: {error}") from None
     if not hasattr(network, "named_modules"):
         raise ParamsymUsageError(f"{model} gives a {type(network).__name__}, not a torch.nn.Module")
@@ -356,9 +420,12 @@ def drop_implicit_cwd() -> None:
     if _DROPPED:
         return  # once: what is first now was put there on purpose (PYTHONPATH)
     _DROPPED.append(True)
-    if sys.path and not getattr(sys.flags, "safe_path", False) and \
-            (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()) and \
-            getattr(sys.modules.get("__main__"), "__package__", None) == "paramsym":
+    if (
+        sys.path
+        and not getattr(sys.flags, "safe_path", False)
+        and (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd())
+        and getattr(sys.modules.get("__main__"), "__package__", None) == "paramsym"
+    ):
         del sys.path[0]
 
 
@@ -388,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 1
-    except Exception:  # noqa: BLE001 - a bug in paramsym, not a user mistake
+    except Exception:  # a bug in paramsym, not a user mistake
         click.echo("internal error in paramsym (please report it):\n" + traceback.format_exc(), err=True)
         return 1
 

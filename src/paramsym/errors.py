@@ -5,6 +5,7 @@ Its text is complete: what is wrong, where (line and column), the source line
 with a caret under the spot, and a hint when there is one. The CLI prints it
 as it is and exits with status 2.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 # Long lines (a megabyte program on one line) are shown as a window around the caret.
 _WINDOW = 60
 # Control characters in an excerpt are shown as U+FFFD, one for one, so the caret stays in place.
-_CONTROL = {code: "\ufffd" for code in (*range(0x20), 0x7f)}
+_CONTROL = dict.fromkeys((*range(32), 127), "�")
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,15 @@ class ParamsymError(Exception):
 
     kind = "error"
 
-    def __init__(self, message: str, *, source: str | None = None, pos: Position | None = None,
-                 hint: str | None = None, notes: tuple[tuple[str, Position], ...] = ()):
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        pos: Position | None = None,
+        hint: str | None = None,
+        notes: tuple[tuple[str, Position], ...] = (),
+    ):
         super().__init__(message)
         self.message = message
         self.source = source
@@ -65,7 +73,7 @@ class ParamsymError(Exception):
     def column(self) -> int | None:
         return self.pos.column if self.pos else None
 
-    def with_source(self, source: str) -> "ParamsymError":
+    def with_source(self, source: str) -> ParamsymError:
         """Attach the program text so the message can show the line."""
         if self.source is None:
             self.source = source

@@ -9,6 +9,7 @@ error instead of computing it. The program text refuses such a formula where it
 is written (syntax.py), so this is reached by formulas that grow later: a `let`
 substituted into a power, the product of two large channel formulas.
 """
+
 from __future__ import annotations
 
 import sympy
@@ -19,7 +20,7 @@ from .errors import ParamsymLimitError, Position
 MAX_TERMS = 500
 # Terms of a sum of formulas (a network of 20,000 layers with a symbol each), at most: adding is cheap.
 MAX_SUM_TERMS = 20_000
-_HUGE = 10 ** 12  # "too many": counts stop growing here
+_HUGE = 10**12  # "too many": counts stop growing here
 
 _KNOWN: dict = {}  # formula -> (bound, degree, generators), shared by the formulas built from it
 _FEW = 16  # generators tracked per formula; beyond, only the product bound is used
@@ -139,8 +140,10 @@ def limit_error(bound: int, what: str = "a formula", pos: Position | None = None
     shown = "more than a trillion" if bound >= _HUGE else f"up to {bound:,}"
     return ParamsymLimitError(
         f"{what} is too large: multiplied out it would have {shown} terms, and paramsym works with formulas "
-        f"of at most {MAX_TERMS:,} terms", pos=pos,
-        hint="give some of its symbols numbers (let, --set), or use fewer symbols in it")
+        f"of at most {MAX_TERMS:,} terms",
+        pos=pos,
+        hint="give some of its symbols numbers (let, --set), or use fewer symbols in it",
+    )
 
 
 def check(expr, what: str = "a formula", pos: Position | None = None):

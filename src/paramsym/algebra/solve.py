@@ -9,6 +9,7 @@ by an exponential and binary integer search on exact values, checked beyond
 the answer. The answer must also give a valid network (groups that divide the
 channels, output sizes of at least 1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,15 +17,15 @@ from fractions import Fraction
 
 import sympy
 
-from ..errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
 from ..core.evaluate import Evaluator
 from ..core.formatting import exact, grouped, human
-from ..model.network import Network
 from ..core.quantities import budget_formula, budgets
+from ..errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
+from ..model.network import Network
 
 MODES = ("at-most", "at-least", "exact")
-SEARCH_LIMIT = 2**62     # no width or depth is larger than this
-CHECK_BEYOND = 1_000     # values checked past the answer of an integer search
+SEARCH_LIMIT = 2**62  # no width or depth is larger than this
+CHECK_BEYOND = 1_000  # values checked past the answer of an integer search
 MAX_EXACT_SOLUTIONS = 1_000
 
 
@@ -37,19 +38,27 @@ class Solution:
     mode: str
     budget: int
     value: int | None
-    values: tuple = ()          # every solution, for mode "exact"
+    values: tuple = ()  # every solution, for mode "exact"
     total_at_value: int | None = None
-    total_at_next: int | Fraction | None = None      # a fraction where the network is not valid (C/2 at odd C)
+    total_at_next: int | Fraction | None = None  # a fraction where the network is not valid (C/2 at odd C)
     total_at_previous: int | Fraction | None = None
     formula: sympy.Expr = field(default=sympy.Integer(0))
     method: str = ""
     relations: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        data = {"symbol": self.symbol, "value": self.value, "total_at_value": _plain(self.total_at_value),
-                "total_at_next": _plain(self.total_at_next), "total_at_previous": _plain(self.total_at_previous),
-                "on": self.on, "mode": self.mode, "budget": self.budget, "formula": str(self.formula),
-                "method": self.method}
+        data = {
+            "symbol": self.symbol,
+            "value": self.value,
+            "total_at_value": _plain(self.total_at_value),
+            "total_at_next": _plain(self.total_at_next),
+            "total_at_previous": _plain(self.total_at_previous),
+            "on": self.on,
+            "mode": self.mode,
+            "budget": self.budget,
+            "formula": str(self.formula),
+            "method": self.method,
+        }
         if self.mode == "exact":
             data["values"] = list(self.values)
         if self.relations:
@@ -85,6 +94,7 @@ class Solution:
 
     def _repr_html_(self) -> str:
         import html
+
         return "<pre>" + html.escape(self.describe()) + "</pre>"
 
     def _repr_latex_(self) -> str:
@@ -93,8 +103,10 @@ class Solution:
             shown = ", ".join(str(v) for v in self.values) or r"\varnothing"
             return f"$\\{{{name} : {sympy.latex(self.formula)} = {self.budget}\\}} = \\{{{shown}\\}}$"
         relation = r"\le" if self.mode == "at-most" else r"\ge"
-        return (f"${name} = {self.value}$, the {'largest' if self.mode == 'at-most' else 'smallest'} with "
-                f"${sympy.latex(self.formula)} {relation} {self.budget}$")
+        return (
+            f"${name} = {self.value}$, the {'largest' if self.mode == 'at-most' else 'smallest'} with "
+            f"${sympy.latex(self.formula)} {relation} {self.budget}$"
+        )
 
 
 def _plain(value):
@@ -128,7 +140,8 @@ class _Problem:
             raise ParamsymUsageError(
                 f"{', '.join(others)} {'has' if len(others) == 1 else 'have'} no value: give "
                 f"{'it' if len(others) == 1 else 'them'} with --set (or a let), or tie "
-                f"{'it' if len(others) == 1 else 'them'} to {name} with --set {others[0]}=2{name}")
+                f"{'it' if len(others) == 1 else 'them'} to {name} with --set {others[0]}=2{name}"
+            )
         if self.unknown not in self.formula.free_symbols:
             raise ParamsymUsageError(f"{on} does not depend on {name}: it is {self.formula} whatever {name} is")
         self.constraints = [c for lc in self.network.layers for c in lc.layer.constraints]
@@ -201,19 +214,25 @@ def _candidates(poly: sympy.Poly, budget: int) -> list[int]:
 
 def _solution(problem: _Problem, budget, on, mode, value, method, values=()) -> Solution:
     return Solution(
-        symbol=problem.name, on=on, mode=mode, budget=budget, value=value, values=tuple(values),
+        symbol=problem.name,
+        on=on,
+        mode=mode,
+        budget=budget,
+        value=value,
+        values=tuple(values),
         total_at_value=problem.f(value) if value is not None else None,
         total_at_next=problem.f(value + 1) if value is not None else None,
         total_at_previous=problem.f(value - 1) if value is not None and value > 1 else None,
-        formula=problem.formula, method=method,
-        relations={n: e for n, e in problem.network.relations().items()})
+        formula=problem.formula,
+        method=method,
+        relations={n: e for n, e in problem.network.relations().items()},
+    )
 
 
 def _at_most(problem: _Problem, budget, on, poly, candidates, method) -> Solution:
     f, name = problem.f, problem.name
     if f(1) > budget and (poly is None or all(f(c) > budget for c in candidates)):
-        raise ParamsymUsageError(
-            f"no positive {name} keeps {on} within {budget:,}: at {name}=1 it is already {f(1):,}")
+        raise ParamsymUsageError(f"no positive {name} keeps {on} within {budget:,}: at {name}=1 it is already {f(1):,}")
     if poly is not None:
         if poly.LC() <= 0:
             raise ParamsymUsageError(f"{on} = {problem.formula} does not grow with {name}: no largest value")
@@ -247,7 +266,8 @@ def _last_within(f, budget, name, on) -> int:
         if f(n) <= budget:
             raise ParamsymUsageError(
                 f"{on} does not grow steadily with {name} ({name}={n} is within the budget again): "
-                f"use --exact or give {name} directly")
+                f"use --exact or give {name} directly"
+            )
     return low
 
 

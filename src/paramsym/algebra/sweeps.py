@@ -1,5 +1,6 @@
 """What-if sweeps: the totals at every point of a grid of symbol values,
 computed by exact vectorised functions (paramsym.vectorize)."""
+
 from __future__ import annotations
 
 import operator
@@ -9,11 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from ..errors import ParamsymUsageError
-from ..model.network import Network
 from ..core.quantities import budgets
-from .solve import quantity
+from ..errors import ParamsymUsageError
 from ..language.syntax import MAX_NUMBER_BITS, looks_like_count, parse_count, too_large
+from ..model.network import Network
+from .solve import quantity
 from .vectorize import compile_condition, compile_exact
 
 MAX_POINTS = 20_000_000
@@ -30,12 +31,14 @@ def parse_grid(text: str) -> tuple[str, list[int]]:
     if ":" in values:
         parts = values.split(":")
         if len(parts) not in (2, 3) or not all(looks_like_count(p) for p in parts):
-            raise ParamsymUsageError(f"--grid {name}={values}: a range is start:stop or start:stop:step, "
-                                     f"such as 16:256:16")
+            raise ParamsymUsageError(
+                f"--grid {name}={values}: a range is start:stop or start:stop:step, such as 16:256:16"
+            )
         start, stop, step = (parse_count(p, f"--grid {name}={values}: each number") for p in (*parts, "1")[:3])
         if step < 1 or stop < start or start < 1:
-            raise ParamsymUsageError(f"--grid {name}={values}: a range is start:stop:step with 1 <= start <= stop "
-                                     f"and step >= 1")
+            raise ParamsymUsageError(
+                f"--grid {name}={values}: a range is start:stop:step with 1 <= start <= stop and step >= 1"
+            )
         if (stop - start) // step + 1 > MAX_POINTS:
             raise ParamsymUsageError(f"--grid {name}={values} has more than {MAX_POINTS:,} values")
         return name, list(range(start, stop + 1, step))
@@ -51,8 +54,10 @@ def parse_grid(text: str) -> tuple[str, list[int]]:
 def check_grid(grid) -> dict[str, list[int]]:
     """The grid of `sweep(network, grid)`: a dict of symbol names to non-empty lists of positive whole numbers."""
     if not isinstance(grid, dict):
-        raise ParamsymUsageError(f"the grid is a dict of symbol names to lists of values, such as "
-                                 f"{{'C': [16, 32, 64]}}, not a {type(grid).__name__}")
+        raise ParamsymUsageError(
+            f"the grid is a dict of symbol names to lists of values, such as "
+            f"{{'C': [16, 32, 64]}}, not a {type(grid).__name__}"
+        )
     if len(grid) > MAX_GRID_AXES:
         raise ParamsymUsageError(f"the grid has {len(grid)} symbols; at most {MAX_GRID_AXES} are swept at once")
     checked = {}
@@ -60,8 +65,9 @@ def check_grid(grid) -> dict[str, list[int]]:
         if not isinstance(name, str):
             raise ParamsymUsageError(f"the grid's keys are symbol names (str), not {name!r}")
         if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
-            raise ParamsymUsageError(f"the values of {name} are a list of whole numbers, such as [16, 32, 64], "
-                                     f"not {values!r}")
+            raise ParamsymUsageError(
+                f"the values of {name} are a list of whole numbers, such as [16, 32, 64], not {values!r}"
+            )
         if hasattr(values, "__len__") and len(values) > MAX_POINTS:  # before list(range(10**12))
             raise ParamsymUsageError(f"{name} has {len(values):,} values; at most {MAX_POINTS:,} are swept at once")
         values = list(values)
@@ -71,8 +77,9 @@ def check_grid(grid) -> dict[str, list[int]]:
         for value in values:
             number = _whole(value)
             if number is None or number < 1:
-                raise ParamsymUsageError(f"the values of {name} must be positive whole numbers (symbols stand for "
-                                         f"them), not {value!r}")
+                raise ParamsymUsageError(
+                    f"the values of {name} must be positive whole numbers (symbols stand for them), not {value!r}"
+                )
             if number.bit_length() > MAX_NUMBER_BITS:
                 raise too_large(f"a value of {name}", number.bit_length())
             numbers.append(number)
@@ -114,20 +121,32 @@ class Sweep:
             yield dict(zip(names, (_plain(c[i]) for c in columns)))
 
     def column_names(self) -> list[str]:
-        return [*self.grid, *self.values] + (["within"] if self.within is not None else []) + \
-            (["valid"] if self.valid is not None else [])
+        return (
+            [*self.grid, *self.values]
+            + (["within"] if self.within is not None else [])
+            + (["valid"] if self.valid is not None else [])
+        )
 
     def columns(self) -> list:
-        return [*self.grid.values(), *self.values.values()] + \
-            ([self.within] if self.within is not None else []) + ([self.valid] if self.valid is not None else [])
+        return (
+            [*self.grid.values(), *self.values.values()]
+            + ([self.within] if self.within is not None else [])
+            + ([self.valid] if self.valid is not None else [])
+        )
 
 
 def _plain(value):
     return bool(value) if isinstance(value, np.bool_) else int(value)
 
 
-def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", budget: int | None = None,
-          quantities: tuple = ()) -> Sweep:
+def sweep(
+    network: Network,
+    grid: dict[str, list[int]],
+    *,
+    on: str = "params",
+    budget: int | None = None,
+    quantities: tuple = (),
+) -> Sweep:
     """Evaluate the totals at every point of the grid (the Cartesian product of the values)."""
     grid = check_grid(grid)
     if budget is not None and (_whole(budget) is None or budget < 0):
@@ -154,13 +173,20 @@ def sweep(network: Network, grid: dict[str, list[int]], *, on: str = "params", b
 
     def points(array):
         return np.broadcast_to(array, shape).ravel()
+
     names = tuple(quantities) or budgets()
     exprs = {name: quantity(free_network, name) for name in (*names, on)}
     # By default each budget quantity once (the total is the params again when there is no state), and
     # not a quantity that is 0 everywhere (the KV cache of a network without attention).
-    wanted = list(names) if quantities else \
-        [name for i, name in enumerate(names)
-         if exprs[name] != 0 and all(exprs[name] != exprs[other] for other in names[:i])]
+    wanted = (
+        list(names)
+        if quantities
+        else [
+            name
+            for i, name in enumerate(names)
+            if exprs[name] != 0 and all(exprs[name] != exprs[other] for other in names[:i])
+        ]
+    )
     if on not in wanted:
         wanted.append(on)
     valid = _validity(free_network, symbols, grid_axes)

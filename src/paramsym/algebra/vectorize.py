@@ -7,10 +7,11 @@ and `ceil` become integer floor division, and the result is one integer
 division at the end. Arrays are int64 when a floating-point pass shows every
 intermediate value fits, and Python integers (object arrays) otherwise.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import sympy
@@ -66,8 +67,8 @@ class _Compiler:
             base = self.build(expr.base)
             e = int(exponent)
             if e >= 0:
-                return lambda env: tuple(x ** e for x in base(env))
-            return lambda env: self._inverse(tuple(x ** -e for x in base(env)))
+                return lambda env: tuple(x**e for x in base(env))
+            return lambda env: self._inverse(tuple(x**-e for x in base(env)))
         if isinstance(expr, (sympy.floor, sympy.ceiling)):
             inner = self.build(expr.args[0])
             if isinstance(expr, sympy.floor):
@@ -103,8 +104,12 @@ class _Compiler:
         if condition == sympy.true:
             return lambda env: True
         difference = self.build(condition.lhs - condition.rhs)
-        compare = {sympy.GreaterThan: np.greater_equal, sympy.StrictGreaterThan: np.greater,
-                   sympy.LessThan: np.less_equal, sympy.StrictLessThan: np.less}[type(condition)]
+        compare = {
+            sympy.GreaterThan: np.greater_equal,
+            sympy.StrictGreaterThan: np.greater,
+            sympy.LessThan: np.less_equal,
+            sympy.StrictLessThan: np.less,
+        }[type(condition)]
         # denominators are positive, so the sign of the numerator decides
         return lambda env: compare(difference(env)[0], 0)
 
@@ -182,8 +187,9 @@ def compile_pair(expr: sympy.Expr, symbols) -> Callable[[dict], tuple]:
             with np.errstate(all="ignore"):
                 tracked({name: v.astype(np.float64) for name, v in given.items()})
         dtype = np.int64 if np.isfinite(largest[0]) and largest[0] < _INT64_SAFE else object
-        arrays = {name: _python_ints(v) if dtype is object else v.astype(np.int64, copy=False)
-                  for name, v in given.items()}
+        arrays = {
+            name: _python_ints(v) if dtype is object else v.astype(np.int64, copy=False) for name, v in given.items()
+        }
         compiler.zero = []
         num, den = (np.asarray(x, dtype=dtype) for x in compiled(arrays))
         # the shape of the symbols it has (C alone: a column), or one value per point for a constant
@@ -225,8 +231,11 @@ def compile_exact(expr: sympy.Expr, symbols) -> Callable[..., np.ndarray]:
             bad = int(np.argmax(wrong))
             at = {n: np.broadcast_to(np.asarray(v), np.shape(wrong)).flat[bad] for n, v in values.items()}
             where_text = ", ".join(f"{n}={v}" for n, v in at.items())
-            raise ParamsymEvaluationError(f"{expr} divides by zero at {where_text}" if np.broadcast_to(undefined, np.shape(wrong)).flat[bad] else
-                                          f"{expr} is not a whole number at {where_text}")
+            raise ParamsymEvaluationError(
+                f"{expr} divides by zero at {where_text}"
+                if np.broadcast_to(undefined, np.shape(wrong)).flat[bad]
+                else f"{expr} is not a whole number at {where_text}"
+            )
         return quotient
 
     return run

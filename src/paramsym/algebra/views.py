@@ -1,6 +1,7 @@
 """Views of a formula: expanded, factored, collected by a symbol, per layer,
 the generic form beside the instantiated one, and derivatives ("what one more
 channel costs")."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +9,9 @@ from dataclasses import dataclass
 import sympy
 
 from .. import expansion
+from ..core.quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 from ..errors import ParamsymLimitError, ParamsymUsageError
 from ..model.network import Network
-from ..core.quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 
 MAX_FACTOR_TERMS = 150
 VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")
@@ -43,8 +44,10 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
         # factoring takes SymPy minutes on a few hundred terms of high degree: only short formulas
         terms = len(sympy.Add.make_args(expansion.expand(expr)))
         if terms > MAX_FACTOR_TERMS:
-            raise ParamsymLimitError(f"the factored view is for formulas of at most {MAX_FACTOR_TERMS} terms; "
-                                     f"this one has {terms:,}", hint="use --view expanded, or collected --by NAME")
+            raise ParamsymLimitError(
+                f"the factored view is for formulas of at most {MAX_FACTOR_TERMS} terms; this one has {terms:,}",
+                hint="use --view expanded, or collected --by NAME",
+            )
         return sympy.factor(expr)
     if how == "collected":
         if by is None:
@@ -80,8 +83,9 @@ def generic(network: Network, avoid=()) -> list[tuple[str, sympy.Expr, dict, sym
 
 def marginal(network: Network, name: str, on: str = "params") -> Marginal:
     if name not in network.symbols:
-        raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: "
-                                 f"{', '.join(network.symbols) or 'none'})")
+        raise ParamsymUsageError(
+            f"the program has no symbol {name!r} (its symbols: {', '.join(network.symbols) or 'none'})"
+        )
     unknown = network.symbols[name]
     free = network.without_values(name)
     expr = free.bind(formula(free, on), free=[unknown])

@@ -5,6 +5,7 @@ fractions. It is exact, fast on the shapes of formulas paramsym builds (shared
 sub-expressions are evaluated once), and it refuses powers whose result would
 be astronomically large instead of trying to compute them.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -14,8 +15,8 @@ import sympy
 
 from .. import expansion
 from ..errors import ParamsymEvaluationError, ParamsymUsageError
-from .records import Constraint
 from ..language.syntax import MAX_NUMBER_BITS, number_bits, too_large
+from .records import Constraint
 
 Number = int | Fraction
 
@@ -46,14 +47,18 @@ class Evaluator:
             return None
         value = self.number(expr)
         if isinstance(value, Fraction):
-            raise ParamsymEvaluationError(f"the {what} {expr} is {value}, not a whole number, with "
-                                          f"{self.describe(expr)}")
+            raise ParamsymEvaluationError(
+                f"the {what} {expr} is {value}, not a whole number, with {self.describe(expr)}"
+            )
         return value
 
     def partial(self, expr: sympy.Expr) -> sympy.Expr:
         """`expr` with the symbols that have values replaced by them: a formula in the others."""
-        known = {s: sympy.Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else sympy.Integer(v)
-                 for s, v in self.values.items() if s in expr.free_symbols}
+        known = {
+            s: sympy.Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else sympy.Integer(v)
+            for s, v in self.values.items()
+            if s in expr.free_symbols
+        }
         if not known:
             return expr
         bound = expr.xreplace(known)
@@ -76,13 +81,15 @@ class Evaluator:
             if error.pos is not None:
                 raise
             raise ParamsymEvaluationError(error.message, pos=constraint.pos, hint=error.hint) from None
-        ok = {"integer": isinstance(value, int), "positive": value >= 1, "nonnegative": value >= 0,
-              "zero": value == 0}[constraint.requirement]
+        ok = {"integer": isinstance(value, int), "positive": value >= 1, "nonnegative": value >= 0, "zero": value == 0}[
+            constraint.requirement
+        ]
         if not ok:
             if constraint.shown is not None:
                 value = self.number(constraint.shown)
             raise ParamsymEvaluationError(
-                f"{constraint.message}: with {self.describe(constraint.expr)} it is {value}", pos=constraint.pos)
+                f"{constraint.message}: with {self.describe(constraint.expr)} it is {value}", pos=constraint.pos
+            )
 
     def _eval(self, expr) -> Number:
         if expr.is_Integer:
@@ -121,8 +128,12 @@ class Evaluator:
 
     def _condition(self, condition) -> bool:
         left, right = self.number(condition.lhs), self.number(condition.rhs)
-        ops = {sympy.GreaterThan: left >= right, sympy.StrictGreaterThan: left > right,
-               sympy.LessThan: left <= right, sympy.StrictLessThan: left < right}
+        ops = {
+            sympy.GreaterThan: left >= right,
+            sympy.StrictGreaterThan: left > right,
+            sympy.LessThan: left <= right,
+            sympy.StrictLessThan: left < right,
+        }
         for kind, result in ops.items():
             if isinstance(condition, kind):
                 return result
@@ -143,4 +154,4 @@ def _power(base: Number, exponent: Number) -> Number:
     magnitude = max(abs(Fraction(base).numerator), Fraction(base).denominator)
     if magnitude > 1 and abs(exponent) * magnitude.bit_length() > 4 * MAX_NUMBER_BITS:
         raise ParamsymEvaluationError(f"{base}^{exponent} is too large to compute")
-    return Fraction(base) ** exponent if exponent < 0 else base ** exponent
+    return Fraction(base) ** exponent if exponent < 0 else base**exponent

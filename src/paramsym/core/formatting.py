@@ -1,4 +1,5 @@
 """Formulas and numbers as text, the way every printer shows them."""
+
 from __future__ import annotations
 
 from fractions import Fraction

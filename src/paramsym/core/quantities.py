@@ -7,18 +7,19 @@ A *layer quantity* has a value per layer: the layer's kind gives it
 from the totals (`total`, `memory`). Adding a quantity is one entry in
 `QUANTITIES`; every output picks it up from the flags below.
 """
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Callable
+from functools import cache
 
 import sympy
 
 from .. import expansion
-from .records import ONE, ZERO, Layer
 from ..language.syntax import oversized_number, too_large
+from .records import ONE, ZERO, Layer
 
 Expr = sympy.Expr
 
@@ -40,30 +41,30 @@ class Quantity:
     `network(net)` makes it a network quantity, computed from the totals.
     """
 
-    name: str                       # the key in counts, JSON and CSV; the `--on` name
-    title: str                      # column header and summary label
-    long_title: str = ""            # the header where there is room (LaTeX), if not the title
-    noun: str = "count"             # in messages: "the MAC count ... is not a whole number"
+    name: str  # the key in counts, JSON and CSV; the `--on` name
+    title: str  # column header and summary label
+    long_title: str = ""  # the header where there is room (LaTeX), if not the title
+    noun: str = "count"  # in messages: "the MAC count ... is not a whole number"
     default: Callable | None = None
     network: Callable | None = None
-    repeats: bool = True            # multiplied by a symbolic repeat count around the layer
-    totalled: bool = True           # the network total is the sum over the layers
-    tables: frozenset = frozenset() # per-layer columns: "table" (rich), "markdown", "html", "latex"
-    only_if_nonzero: bool = False   # the rich table's column and the summary line only when the total is not 0
-    only_if_differs: str = ""       # ... only when the total differs from this quantity's (active vs params)
-    experts: str = "active"         # inside moe: "all" (times E experts: what is stored) or "active" (times
-                                    # the k experts a position goes through: what one position uses)
-    summary: str | None = None      # a line under the table ("state  = 32  NOTE"): the note, or None for no line
-    summary_sum: bool = False       # the summary line adds up the layers: "params = 432 + 32 = 464"
+    repeats: bool = True  # multiplied by a symbolic repeat count around the layer
+    totalled: bool = True  # the network total is the sum over the layers
+    tables: frozenset = frozenset()  # per-layer columns: "table" (rich), "markdown", "html", "latex"
+    only_if_nonzero: bool = False  # the rich table's column and the summary line only when the total is not 0
+    only_if_differs: str = ""  # ... only when the total differs from this quantity's (active vs params)
+    experts: str = "active"  # inside moe: "all" (times E experts: what is stored) or "active" (times
+    # the k experts a position goes through: what one position uses)
+    summary: str | None = None  # a line under the table ("state  = 32  NOTE"): the note, or None for no line
+    summary_sum: bool = False  # the summary line adds up the layers: "params = 432 + 32 = 464"
     summary_when: Callable | None = None  # the summary line only when this holds for the network
-    unknown: str = ""               # what the summary line says when the quantity needs a shape it lacks
-    headline: bool = False          # in Network.evaluate()
-    budget: bool = False            # `solve --on`, sweep
+    unknown: str = ""  # what the summary line says when the quantity needs a shape it lacks
+    headline: bool = False  # in Network.evaluate()
+    budget: bool = False  # `solve --on`, sweep
     budget_formula: Callable | None = None  # what `--on NAME` budgets, when not the network's own value
-    layer_formula: Callable | None = None   # a network quantity's share of a layer (the per-layer view)
-    in_json: bool = True            # at the top level of `count --format json` (layers always have it)
-    explain: Callable | None = None # explain's closing line, given (network, words), or None to skip
-    explain_layers: bool = False    # explain ends each layer with "TITLE: value." when it is not 0
+    layer_formula: Callable | None = None  # a network quantity's share of a layer (the per-layer view)
+    in_json: bool = True  # at the top level of `count --format json` (layers always have it)
+    explain: Callable | None = None  # explain's closing line, given (network, words), or None to skip
+    explain_layers: bool = False  # explain ends each layer with "TITLE: value." when it is not 0
 
     @property
     def per_layer(self) -> bool:
@@ -99,8 +100,7 @@ def _memory(net) -> Expr | None:
 def _explain_state(net, words) -> str | None:
     if net.state == 0:
         return None
-    return (f"Non-learnable state: {words(net.state)} (the Keras total adds it: "
-            f"{words(net.params + net.state)}).")
+    return f"Non-learnable state: {words(net.state)} (the Keras total adds it: {words(net.params + net.state)})."
 
 
 def _kv_cache_bytes(net) -> Expr | None:
@@ -116,8 +116,10 @@ def _explain_active(net, words) -> str | None:
 def _explain_kv_cache(net, words) -> str | None:
     if net.kv_cache is None or net.kv_cache == 0:
         return None
-    return (f"KV cache (keys and values kept for one sequence): {words(net.kv_cache)} values, "
-            f"{words(net.kv_cache_bytes)} bytes at {net.dtype}.")
+    return (
+        f"KV cache (keys and values kept for one sequence): {words(net.kv_cache)} values, "
+        f"{words(net.kv_cache_bytes)} bytes at {net.dtype}."
+    )
 
 
 def _explain_macs(net, words) -> str | None:
@@ -127,36 +129,101 @@ def _explain_macs(net, words) -> str | None:
 _ALL_TABLES = frozenset({"table", "markdown", "html", "latex"})
 
 QUANTITIES: list[Quantity] = [
-    Quantity("params", "params", long_title="parameters", default=_zero, tables=_ALL_TABLES, summary="", summary_sum=True, headline=True,
-             budget=True, experts="all"),
-    Quantity("state", "state", default=_zero, tables=frozenset({"table"}), only_if_nonzero=True,
-             summary="(BatchNorm running mean and variance)", headline=True, explain=_explain_state, experts="all"),
+    Quantity(
+        "params",
+        "params",
+        long_title="parameters",
+        default=_zero,
+        tables=_ALL_TABLES,
+        summary="",
+        summary_sum=True,
+        headline=True,
+        budget=True,
+        experts="all",
+    ),
+    Quantity(
+        "state",
+        "state",
+        default=_zero,
+        tables=frozenset({"table"}),
+        only_if_nonzero=True,
+        summary="(BatchNorm running mean and variance)",
+        headline=True,
+        explain=_explain_state,
+        experts="all",
+    ),
     # what one position uses: the parameters, except inside moe, where a position goes through k of E experts
-    Quantity("active", "active", long_title="active parameters", default=_params, tables=frozenset({"table"}),
-             only_if_differs="params", summary="(parameters one position goes through)", headline=True,
-             budget=True, explain=_explain_active),
+    Quantity(
+        "active",
+        "active",
+        long_title="active parameters",
+        default=_params,
+        tables=frozenset({"table"}),
+        only_if_differs="params",
+        summary="(parameters one position goes through)",
+        headline=True,
+        budget=True,
+        explain=_explain_active,
+    ),
     # keys and values that attention keeps for one sequence (LANGUAGE.md section 7)
-    Quantity("kv_cache", "KV cache", noun="KV cache size", default=_zero, tables=frozenset({"table"}),
-             only_if_nonzero=True, summary="(values attention keeps for one sequence)", headline=True,
-             budget=True, explain=_explain_kv_cache),
-    Quantity("total", "total", network=lambda net: net.params if net.convention == "torch"
-             else expansion.expand(net.params + net.state, "the total formula"),
-             summary="(keras convention: params + state)",
-             summary_when=lambda net: net.convention == "keras", headline=True, budget=True,
-             # a budget counts the state too
-             budget_formula=lambda net: expansion.expand(net.params + net.state, "the total formula"),
-             layer_formula=lambda counts: counts.params + counts.state),
-    Quantity("fan_in", "fan-in", noun="fan-in", default=_one, repeats=False, totalled=False,
-             tables=frozenset({"table", "markdown", "html"})),
+    Quantity(
+        "kv_cache",
+        "KV cache",
+        noun="KV cache size",
+        default=_zero,
+        tables=frozenset({"table"}),
+        only_if_nonzero=True,
+        summary="(values attention keeps for one sequence)",
+        headline=True,
+        budget=True,
+        explain=_explain_kv_cache,
+    ),
+    Quantity(
+        "total",
+        "total",
+        network=lambda net: (
+            net.params if net.convention == "torch" else expansion.expand(net.params + net.state, "the total formula")
+        ),
+        summary="(keras convention: params + state)",
+        summary_when=lambda net: net.convention == "keras",
+        headline=True,
+        budget=True,
+        # a budget counts the state too
+        budget_formula=lambda net: expansion.expand(net.params + net.state, "the total formula"),
+        layer_formula=lambda counts: counts.params + counts.state,
+    ),
+    Quantity(
+        "fan_in",
+        "fan-in",
+        noun="fan-in",
+        default=_one,
+        repeats=False,
+        totalled=False,
+        tables=frozenset({"table", "markdown", "html"}),
+    ),
     Quantity("connections", "connections", default=_output_elements, totalled=False),
-    Quantity("macs", "MACs", noun="MAC count", default=_zero, tables=_ALL_TABLES, summary="", headline=True,
-             budget=True, explain=_explain_macs, explain_layers=True,
-             unknown="? (give the input shape, e.g. input(224x224x3), to count MACs)"),
+    Quantity(
+        "macs",
+        "MACs",
+        noun="MAC count",
+        default=_zero,
+        tables=_ALL_TABLES,
+        summary="",
+        headline=True,
+        budget=True,
+        explain=_explain_macs,
+        explain_layers=True,
+        unknown="? (give the input shape, e.g. input(224x224x3), to count MACs)",
+    ),
     Quantity("activations", "activations", default=_output_elements),
     Quantity("activation_bytes", "activation bytes", network=_activation_bytes),
-    Quantity("param_bytes", "parameter bytes",
-             network=lambda net: expansion.expand((net.params + net.state) * DTYPES[net.dtype],
-                                                  "the formula of the parameter bytes")),
+    Quantity(
+        "param_bytes",
+        "parameter bytes",
+        network=lambda net: expansion.expand(
+            (net.params + net.state) * DTYPES[net.dtype], "the formula of the parameter bytes"
+        ),
+    ),
     Quantity("kv_cache_bytes", "KV cache bytes", network=_kv_cache_bytes, budget=True),
     Quantity("memory", "bytes", network=_memory, budget=True, in_json=False),
 ]
@@ -174,25 +241,25 @@ def register(q: Quantity, after: str | None = None) -> None:
         view.cache_clear()
 
 
-@lru_cache(maxsize=None)
+@cache
 def layer_quantities() -> tuple[Quantity, ...]:
     """The quantities every layer has, in order."""
     return tuple(q for q in QUANTITIES if q.per_layer)
 
 
-@lru_cache(maxsize=None)
+@cache
 def budgets() -> tuple[str, ...]:
     """What `solve --on` and sweeps accept."""
     return tuple(q.name for q in QUANTITIES if q.budget)
 
 
-@lru_cache(maxsize=None)
+@cache
 def viewable() -> tuple[str, ...]:
     """What `formula`, `latex` and the views can show: the budgets, then the other totals people ask for."""
     return budgets() + tuple(q.name for q in QUANTITIES if q.headline and not q.budget)
 
 
-@lru_cache(maxsize=None)
+@cache
 def per_layer_names() -> tuple[str, ...]:
     """What the per-layer view splits: layer quantities with a total, and network quantities with a
     share per layer."""
@@ -256,9 +323,12 @@ def count_layer(layer: Layer, convention: str = "torch") -> Counts:
         values = {name: times(value, repeats) if BY_NAME[name].repeats else value for name, value in values.items()}
     if layer.experts is not None:
         stored, used = layer.experts
-        values = {name: value if not BY_NAME[name].repeats else
-                  times(value, stored if BY_NAME[name].experts == "all" else used)
-                  for name, value in values.items()}
+        values = {
+            name: value
+            if not BY_NAME[name].repeats
+            else times(value, stored if BY_NAME[name].experts == "all" else used)
+            for name, value in values.items()
+        }
     for name, value in values.items():  # (A+B+C)^9 channels: a MAC count too large to multiply out
         expansion.check(value, f"the {BY_NAME[name].title} formula of this {layer.name}", layer.pos)
     return Counts(values)
@@ -278,9 +348,23 @@ def count_layers(layers, convention: str = "torch") -> list[Counts]:
     counted = []
     checked: set = set()  # sub-formulas whose numbers are within the limit (see _bounded)
     for layer in layers:
-        key = (layer.kind, layer.name, layer.in_shape, layer.out_shape, layer.cin, layer.cout, layer.kernel,
-               layer.stride, layer.pad, layer.dilation, layer.groups, layer.bias, layer.multiplier,
-               layer.experts, tuple(layer.options.items()))
+        key = (
+            layer.kind,
+            layer.name,
+            layer.in_shape,
+            layer.out_shape,
+            layer.cin,
+            layer.cout,
+            layer.kernel,
+            layer.stride,
+            layer.pad,
+            layer.dilation,
+            layer.groups,
+            layer.bias,
+            layer.multiplier,
+            layer.experts,
+            tuple(layer.options.items()),
+        )
         try:
             counts = known.get(key)
         except TypeError:  # an option that cannot be a key (a list): count this one alone
@@ -369,8 +453,14 @@ def generic_params(layer: Layer, avoid=frozenset()) -> tuple[sympy.Expr, dict]:
     """(template, values): the parameter formula in textbook symbols and what they stand for here;
     `avoid` are names the textbook symbols must not take (the program's symbols)."""
     named = lambda name: template_symbol(name, avoid)  # noqa: E731
-    t = Template(tuple(named(name) for name in _AXES.get(len(layer.kernel), ())), named("C_in"),
-                 named("C_out"), named("g"), named("C"), frozenset(avoid))
+    t = Template(
+        tuple(named(name) for name in _AXES.get(len(layer.kernel), ())),
+        named("C_in"),
+        named("C_out"),
+        named("g"),
+        named("C"),
+        frozenset(avoid),
+    )
     values = dict(zip(t.kernel, layer.kernel))
     values.update({t.c_in: layer.cin, t.c_out: layer.cout, t.g: layer.groups, t.c: layer.cout})
     template = layer.kind.generic_params(layer, t)

@@ -4,6 +4,7 @@ connects them, and the conditions that wait for symbol values.
 A `Layer` holds what a layer *is* (its kind, kernel, stride, channels,
 shapes); its kind (`paramsym.kinds`) turns it into counts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -79,8 +80,8 @@ class Layer:
     """One layer of the network with everything needed to count it."""
 
     index: int
-    name: str            # as written: conv3x3, dense, bn, ...
-    kind: Any            # its paramsym.kinds.Kind: counts, explains and exports it
+    name: str  # as written: conv3x3, dense, bn, ...
+    kind: Any  # its paramsym.kinds.Kind: counts, explains and exports it
     pos: Position
     path: str
     in_shape: Shape
@@ -95,9 +96,9 @@ class Layer:
     bias: bool = False
     options: dict = field(default_factory=dict)
     constraints: tuple = ()
-    multiplier: Expr = ONE   # how many times the layer counts (a symbolic repeat around it)
+    multiplier: Expr = ONE  # how many times the layer counts (a symbolic repeat around it)
     experts: tuple | None = None  # inside moe: (E, k), the experts stored and those one position uses
-    stage: int = 0           # index of the top-level stage it belongs to (for folded tables)
+    stage: int = 0  # index of the top-level stage it belongs to (for folded tables)
     field: tuple | None = None  # receptive field per spatial axis of the output: ((size, jump, start), ...)
 
     @property

@@ -7,6 +7,7 @@ channel axis through `ChannelsLast`, and flattening lays values out in H x W x C
 order (`FlattenChannelsLast`). Each layer kind describes its own module
 (`Kind.torch`); this module builds the structure around them.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,16 +16,31 @@ import keyword
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
+from ..core.records import Node, TorchSpec
 from ..errors import ParamsymError, ParamsymUsageError
 from ..model.network import LayerCount, Network
-from ..core.records import Node, TorchSpec
 
-_HELPERS = ("Residual", "Branches", "ChannelsLast", "FlattenChannelsLast", "SamePad", "Aux", "MixtureOfExperts",
-            "ChannelsFirst", "PositionEmbedding", "ClassToken", "Tokens", "Select", "TransposedLinear", "Recurrent",
-            "SelfAttention", "GroupedQueryAttention")
+_HELPERS = (
+    "Residual",
+    "Branches",
+    "ChannelsLast",
+    "FlattenChannelsLast",
+    "SamePad",
+    "Aux",
+    "MixtureOfExperts",
+    "ChannelsFirst",
+    "PositionEmbedding",
+    "ClassToken",
+    "Tokens",
+    "Select",
+    "TransposedLinear",
+    "Recurrent",
+    "SelfAttention",
+    "GroupedQueryAttention",
+)
 _HELPERS += ("LayerScale", "ChannelSlice", "SpaceToDepth", "DropPath")  # LANGUAGE.md section 8 (kinds of issue 11)
 _HELPERS += ("WindowAttention",)  # attn(window=w) (Swin)
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
@@ -70,16 +86,20 @@ def _replace_leaf(spec: Spec, change) -> Spec:
     """The spec with its first module that holds no other (nn.Linear in ChannelsLast) replaced by change(it)."""
     for i, arg in enumerate(spec.args):
         if isinstance(arg, Spec):
-            return Spec(spec.cls, (*spec.args[:i], _replace_leaf(arg, change), *spec.args[i + 1:]), spec.kwargs,
-                        spec.repeat)
+            return Spec(
+                spec.cls, (*spec.args[:i], _replace_leaf(arg, change), *spec.args[i + 1 :]), spec.kwargs, spec.repeat
+            )
     return change(spec)
 
 
 def _sharing(network: Network, num: Numbers):
     """{index of a layer whose weight is shared: its name}, and a function that makes a layer's spec share
     the weight it ties to (`dense(..., tie=NAME)`): the same Parameter, which PyTorch counts once."""
-    targets = {lc.layer.options["tie_index"]: lc.layer.options["tie"] for lc in network.layers
-               if "tie_index" in lc.layer.options}
+    targets = {
+        lc.layer.options["tie_index"]: lc.layer.options["tie"]
+        for lc in network.layers
+        if "tie_index" in lc.layer.options
+    }
 
     def tie(lc: LayerCount, spec: Spec) -> Spec:
         layer = lc.layer
@@ -90,8 +110,10 @@ def _sharing(network: Network, num: Numbers):
         if (rows, cols) == (num(layer.cout), num(layer.cin)):
             return _replace_leaf(spec, lambda leaf: Tied(layer.options["tie"], leaf))
         # the transposed size: a linear layer that stores its weight (in, out)
-        return _replace_leaf(spec, lambda leaf: Tied(layer.options["tie"], Spec("TransposedLinear", leaf.args,
-                                                                                 leaf.kwargs)))
+        return _replace_leaf(
+            spec, lambda leaf: Tied(layer.options["tie"], Spec("TransposedLinear", leaf.args, leaf.kwargs))
+        )
+
     return targets, tie
 
 
@@ -113,8 +135,11 @@ def network_spec(network: Network, **values) -> Spec:
         if node.kind == "res":
             return Spec("Residual", tuple(walk(child) for child in node.children))
         if node.kind == "mul" and _gate_axes(network, node):
-            return Spec("Branches", (node.kind, *(walk(child) for child in node.children)),
-                        {"expand": _gate_axes(network, node)})
+            return Spec(
+                "Branches",
+                (node.kind, *(walk(child) for child in node.children)),
+                {"expand": _gate_axes(network, node)},
+            )
         if node.kind in ("add", "concat", "mul"):
             return Spec("Branches", (node.kind, *(walk(child) for child in node.children)))
         if node.kind == "aux":
@@ -158,6 +183,7 @@ def _gate_axes(network: Network, node: Node) -> tuple:
 
 # ---- building ----------------------------------------------------------------------------
 
+
 def require_torch(what: str, hint: str | None = None):
     """`import torch`, or a usage error that says what needs it and how to install it."""
     try:
@@ -167,8 +193,10 @@ def require_torch(what: str, hint: str | None = None):
 
 
 def build(spec: Spec, shared: dict | None = None):
-    require_torch("building a PyTorch module",
-                  hint="torch_source() and `paramsym export --to torch` write its source without PyTorch")
+    require_torch(
+        "building a PyTorch module",
+        hint="torch_source() and `paramsym export --to torch` write its source without PyTorch",
+    )
     from torch import nn
 
     from . import torch_modules
@@ -180,8 +208,10 @@ def build(spec: Spec, shared: dict | None = None):
 
     if isinstance(spec, Shared):
         if spec.name in shared:
-            raise ParamsymUsageError(f"'{spec.name}' names a layer that is repeated: a tie to it has no one weight "
-                                     f"to share", hint="name a layer outside the repeat")
+            raise ParamsymUsageError(
+                f"'{spec.name}' names a layer that is repeated: a tie to it has no one weight to share",
+                hint="name a layer outside the repeat",
+            )
         shared[spec.name] = module = build(spec.spec, shared)
         return module
     if isinstance(spec, Tied):
@@ -310,8 +340,15 @@ def _literal(value, collapse: bool = True) -> str:
 
 
 # torch.nn's defaults, left out of the source for readability
-_TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "ceil_mode": False,
-                   "output_padding": 0}
+_TORCH_DEFAULTS = {
+    "stride": 1,
+    "padding": 0,
+    "dilation": 1,
+    "groups": 1,
+    "bias": True,
+    "ceil_mode": False,
+    "output_padding": 0,
+}
 
 
 def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> str:
@@ -322,13 +359,18 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
     if isinstance(spec, Shared):
         name = shared_variable(spec.name)
         if any(s.startswith(f"{name} = ") for s in statements):
-            raise ParamsymUsageError(f"'{spec.name}' names more than one layer: a tie to it has no one weight "
-                                     f"to share", hint="give each shared layer its own name")
+            raise ParamsymUsageError(
+                f"'{spec.name}' names more than one layer: a tie to it has no one weight to share",
+                hint="give each shared layer its own name",
+            )
         statements.append(f"{name} = {spec_source(spec.spec, 1, statements)}")
         return name
     if isinstance(spec, Tied):
-        name = tied_variable(spec.name, sum(1 for s in statements if s.startswith("tied") and " = " in s
-                                            and ".weight" not in s.split(" = ")[0]) + 1)
+        name = tied_variable(
+            spec.name,
+            sum(1 for s in statements if s.startswith("tied") and " = " in s and ".weight" not in s.split(" = ")[0])
+            + 1,
+        )
         statements.append(f"{name} = {spec_source(spec.spec, 1, statements)}")
         statements.append(f"{name}.weight = {shared_variable(spec.name)}.weight")
         return name
@@ -336,33 +378,43 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
         before = len(statements)
         inner = spec_source(spec.args[0], indent, statements)
         if len(statements) != before:
-            raise ParamsymUsageError("a named layer inside a repeat has no one weight to share with a tie",
-                                     hint="name a layer outside the repeat")
+            raise ParamsymUsageError(
+                "a named layer inside a repeat has no one weight to share with a tie",
+                hint="name a layer outside the repeat",
+            )
         return f"nn.Sequential(*[{inner} for _ in range({python_literal(int(spec.repeat))})])"
     parts = []
     nested = any(isinstance(a, Spec) for a in spec.args)
     collapse = spec.cls.startswith("nn.")
     for arg in spec.args:
-        parts.append(spec_source(arg, indent + 1, statements) if isinstance(arg, (Spec, Shared, Tied))
-                     else _literal(arg, collapse))
+        parts.append(
+            spec_source(arg, indent + 1, statements)
+            if isinstance(arg, (Spec, Shared, Tied))
+            else _literal(arg, collapse)
+        )
     for key, value in spec.kwargs.items():
         if key in _TORCH_DEFAULTS and _literal(value) == _literal(_TORCH_DEFAULTS[key]):
             continue
-        parts.append(f"{keyword_name(key)}="
-                     f"{spec_source(value, indent + 1, statements) if isinstance(value, Spec) else _literal(value)}")
+        parts.append(
+            f"{keyword_name(key)}="
+            f"{spec_source(value, indent + 1, statements) if isinstance(value, Spec) else _literal(value)}"
+        )
     if not nested:
         return f"{class_name(spec.cls)}({', '.join(parts)})"
     inner = "".join(f"{pad}    {part},\n" for part in parts)
     return f"{class_name(spec.cls)}(\n{inner}{pad})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def helper_sources() -> dict[str, str]:
     """The source of each class and function of torch_modules.py, read as text: writing source needs no
     PyTorch (importing torch_modules would import it)."""
     text = resources.files("paramsym.frameworks").joinpath("torch_modules.py").read_text(encoding="utf-8")
-    return {node.name: ast.get_source_segment(text, node) + "\n"
-            for node in ast.parse(text).body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    return {
+        node.name: ast.get_source_segment(text, node) + "\n"
+        for node in ast.parse(text).body
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef))
+    }
 
 
 def _helpers_used(spec) -> list[str]:
@@ -399,10 +451,16 @@ def torch_source(network: Network, **values) -> str:
     sources = helper_sources()
     helpers = "\n\n".join(sources[name] for name in used)
     # lines 1 and 2 are the exporter's: a comment there could declare the file's encoding (PEP 263)
-    lines = ['"""PyTorch model written by paramsym from the program below."""', "# The program:\n#",
-             comment_lines(network.source), "import torch", "from torch import nn"]
-    if any(isinstance(node, ast.Name) and node.id == "F"
-           for name in used for node in ast.walk(ast.parse(sources[name]))):
+    lines = [
+        '"""PyTorch model written by paramsym from the program below."""',
+        "# The program:\n#",
+        comment_lines(network.source),
+        "import torch",
+        "from torch import nn",
+    ]
+    if any(
+        isinstance(node, ast.Name) and node.id == "F" for name in used for node in ast.walk(ast.parse(sources[name]))
+    ):
         lines.append("from torch.nn import functional as F")
     text = "\n".join(lines) + "\n\n\n"
     if helpers:
@@ -416,7 +474,9 @@ def torch_source(network: Network, **values) -> str:
         shape = ", ".join(python_literal(v) for v in (1, channels, *spatial))
         if takes_token_ids(network):  # token ids: whole numbers
             shape += ", dtype=torch.long"
-        text += (f"\n\nif __name__ == \"__main__\":\n    model = build_model()\n"
-                 f"    y = model(torch.zeros({shape}))\n"
-                 f"    print(tuple(y.shape), sum(p.numel() for p in model.parameters()))\n")
+        text += (
+            f'\n\nif __name__ == "__main__":\n    model = build_model()\n'
+            f"    y = model(torch.zeros({shape}))\n"
+            f"    print(tuple(y.shape), sum(p.numel() for p in model.parameters()))\n"
+        )
     return text

@@ -18,6 +18,7 @@ The pass works on the syntax tree, never on the text:
 5. The result is parsed and counted again; where any count, the state, the MACs or the output
    shape would differ from the flat program's, the flat program is returned unchanged.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,11 +29,23 @@ from sympy.printing.str import StrPrinter
 
 from .. import expansion, kinds
 from ..errors import ParamsymError
-from ..language.syntax import Call, Channels, Composite, Define, Keyword, Let, Named, Positional, Repeat, Sequence, \
-    parse_program, symbol
+from ..language.syntax import (
+    Call,
+    Channels,
+    Composite,
+    Define,
+    Keyword,
+    Let,
+    Named,
+    Positional,
+    Repeat,
+    Sequence,
+    parse_program,
+    symbol,
+)
 
-WIDTH = 79             # lines longer than this are broken at `>` and `|`: an 80-column terminal
-MAX_PERIOD = 12        # the longest group of stages a run may repeat
+WIDTH = 79  # lines longer than this are broken at `>` and `|`: an 80-column terminal
+MAX_PERIOD = 12  # the longest group of stages a run may repeat
 # keywords whose value, when not written, a built layer records (and writing it changes nothing)
 _FILLABLE = ("stride", "pad", "dilation", "groups")
 _ROLES = {"stride": "s", "groups": "g", "pad": "pad", "dilation": "d", "k": "k"}
@@ -44,13 +57,14 @@ _GRAMMAR = {"res", "add", "concat", "mul", "moe", "aux", "as", "let", "def", "x"
 
 # ---- the tree the pass works on: the syntax tree without positions --------------------------------
 
+
 @dataclass(frozen=True)
 class Arg:
     """`cin->cout` (form "->"), `name=values` (form "=") or a bare value (form "")."""
 
     form: str
     name: str = ""
-    values: tuple = ()       # "->": (cin or None, cout)
+    values: tuple = ()  # "->": (cin or None, cout)
 
 
 @dataclass(frozen=True)
@@ -68,13 +82,13 @@ class Layer:
 @dataclass(frozen=True)
 class Comp:
     kind: str
-    branches: tuple          # of tuples of stages
+    branches: tuple  # of tuples of stages
     args: tuple = ()
 
 
 @dataclass(frozen=True)
 class Rep:
-    body: tuple              # stages
+    body: tuple  # stages
     count: sympy.Expr
 
 
@@ -83,7 +97,7 @@ class _Group:
     """The stages of one module (its key in the module stack, its class, whether it is a plain container)."""
 
     module: tuple
-    items: list              # stages and _Group
+    items: list  # stages and _Group
 
 
 @dataclass
@@ -91,11 +105,12 @@ class _Unit:
     group: _Group
     stages: tuple
     key: tuple = ()
-    values: tuple = ()       # (value, role) per hole
-    written: tuple = ()      # per fillable slot, whether the unit writes it
+    values: tuple = ()  # (value, role) per hole
+    written: tuple = ()  # per fillable slot, whether the unit writes it
 
 
 # ---- from the syntax tree ---------------------------------------------------------------------------
+
 
 class _Reader:
     """Syntax tree -> the pass's tree: blocks inlined, numeric repeats unrolled, input channels dropped
@@ -123,8 +138,13 @@ class _Reader:
                 return [s for _ in range(int(count)) for s in body]
             return [Rep(tuple(body), count)]
         if isinstance(stage, Composite):
-            return [Comp(stage.kind, tuple(tuple(self.stage(b, env)) for b in stage.branches),
-                         tuple(self.arg(a, env) for a in stage.args))]
+            return [
+                Comp(
+                    stage.kind,
+                    tuple(tuple(self.stage(b, env)) for b in stage.branches),
+                    tuple(self.arg(a, env) for a in stage.args),
+                )
+            ]
         if isinstance(stage, Named):
             return [self.layer(stage.call, env, stage.name)]
         if stage.name in self.defs:
@@ -145,9 +165,12 @@ class _Reader:
     def layer(self, call: Call, env, alias=None) -> Layer:
         built = self.by_pos.get(call.pos, [])
         args = [self.arg(a, env) for a in call.args]
-        if built and all(b.in_shape.channels is not None and b.cin is not None
-                         and (b.cin == b.in_shape.channels or expansion.expand(b.cin - b.in_shape.channels) == 0)
-                         for b in built):
+        if built and all(
+            b.in_shape.channels is not None
+            and b.cin is not None
+            and (b.cin == b.in_shape.channels or expansion.expand(b.cin - b.in_shape.channels) == 0)
+            for b in built
+        ):
             args = [Arg("->", values=(None, a.values[1])) if a.form == "->" else a for a in args]
         fills = []
         found = kinds.lookup(call.name)
@@ -173,6 +196,7 @@ def _same(values: tuple) -> tuple:
 
 
 # ---- origins: which modules each layer comes from -----------------------------------------------------
+
 
 def module_stacks(graph) -> dict:
     """For each node of a torch.fx graph, by `_` + its name: the modules around it, outermost first, as
@@ -200,8 +224,11 @@ def _attach(stages: list, skeleton: tuple, stacks: dict) -> list:
         if isinstance(stage, Layer) and isinstance(mark, Layer) and mark.name in stacks:
             stage = Layer(stage.name, stage.args, stage.alias, stage.fills, stacks[mark.name])
         elif isinstance(stage, Comp) and isinstance(mark, Comp) and len(stage.branches) == len(mark.branches):
-            stage = Comp(stage.kind, tuple(tuple(_attach(list(b), m, stacks))
-                                           for b, m in zip(stage.branches, mark.branches)), stage.args)
+            stage = Comp(
+                stage.kind,
+                tuple(tuple(_attach(list(b), m, stacks)) for b, m in zip(stage.branches, mark.branches)),
+                stage.args,
+            )
         elif isinstance(stage, Rep) and isinstance(mark, Rep):
             stage = Rep(tuple(_attach(list(stage.body), mark.body, stacks)), stage.count)
         out.append(stage)
@@ -264,8 +291,13 @@ def _fallback(stages) -> list:
         stage = stages[i]
         if isinstance(stage, Comp) and stage.kind != "aux":
             j = i + 1
-            while j < len(stages) and isinstance(stages[j], Layer) and not stages[j].args \
-                    and not stages[j].fills and stages[j].alias is None:
+            while (
+                j < len(stages)
+                and isinstance(stages[j], Layer)
+                and not stages[j].args
+                and not stages[j].fills
+                and stages[j].alias is None
+            ):
                 j += 1
             items.append(_Group(("", "", False), list(stages[i:j])))
             i = j
@@ -281,15 +313,19 @@ def _is_block(group: _Group) -> bool:
     if group.module[2]:
         return False
     inner = group.items
-    return not (inner and all(isinstance(i, _Group) and not i.module[2] for i in inner)
-                and len({i.module[1] for i in inner}) == 1)
+    return not (
+        inner
+        and all(isinstance(i, _Group) and not i.module[2] for i in inner)
+        and len({i.module[1] for i in inner}) == 1
+    )
 
 
 # ---- templates: a stage with its numbers taken out -----------------------------------------------------
 
+
 class _Holes:
     def __init__(self):
-        self.values: list = []   # (value, role)
+        self.values: list = []  # (value, role)
         self.written: list = []
 
     def take(self, value, role):
@@ -317,8 +353,12 @@ def _template(stage, holes: _Holes):
             fills.append((name, tuple(holes.take(v, _ROLES[name]) for v in values)))
         return ("L", stage.name, tuple(args), stage.alias, tuple(fills))
     if isinstance(stage, Comp):
-        return ("C", stage.kind, tuple(tuple(_template(s, holes) for s in b) for b in stage.branches),
-                tuple(_template_arg(a, holes) for a in stage.args))
+        return (
+            "C",
+            stage.kind,
+            tuple(tuple(_template(s, holes) for s in b) for b in stage.branches),
+            tuple(_template_arg(a, holes) for a in stage.args),
+        )
     return ("R", tuple(_template(s, holes) for s in stage.body), holes.take(stage.count, "n"))
 
 
@@ -342,9 +382,14 @@ def _fill(stage, values: list, written: list):
             fills.append((name, new, written.pop(0)))
         return Layer(stage.name, tuple(args), stage.alias, tuple(fills), stage.origin)
     if isinstance(stage, Comp):
-        return Comp(stage.kind, tuple(tuple(_fill(s, values, written) for s in b) for b in stage.branches),
-                    tuple(Arg(a.form, a.name, tuple(_next(v, values) if v is not None else None for v in a.values))
-                          for a in stage.args))
+        return Comp(
+            stage.kind,
+            tuple(tuple(_fill(s, values, written) for s in b) for b in stage.branches),
+            tuple(
+                Arg(a.form, a.name, tuple(_next(v, values) if v is not None else None for v in a.values))
+                for a in stage.args
+            ),
+        )
     body = tuple(_fill(s, values, written) for s in stage.body)
     return Rep(body, _next(stage.count, values))
 
@@ -357,11 +402,12 @@ def _next(value, values: list):
 
 # ---- units and blocks ----------------------------------------------------------------------------------
 
+
 class _Factoring:
     def __init__(self, stages: list, reserved: set):
         self.stages = stages
         self.reserved = set(reserved)
-        self.descended: set[int] = set()   # ids of groups read as the units inside them
+        self.descended: set[int] = set()  # ids of groups read as the units inside them
         self.trees: dict[int, tuple] = {}  # id of a stage list -> (the list, its groups)
         self.final: dict[int, _Unit] = {}
 
@@ -429,15 +475,20 @@ class _Factoring:
                 unit = self.final[id(item.group)]
                 out.append(blocks[unit.key].call(unit))
             elif isinstance(item, Comp):
-                out.append(Comp(item.kind, tuple(tuple(self._rewrite(b, len(_prefix(item)), blocks))
-                                                 for b in item.branches), item.args))
+                out.append(
+                    Comp(
+                        item.kind,
+                        tuple(tuple(self._rewrite(b, len(_prefix(item)), blocks)) for b in item.branches),
+                        item.args,
+                    )
+                )
             elif isinstance(item, Rep):
                 out.append(Rep(tuple(self._rewrite(item.body, len(_prefix(item)), blocks)), item.count))
             else:
                 out.append(item)
         return out
 
-    def _define(self, members: list[_Unit]) -> "_Define":
+    def _define(self, members: list[_Unit]) -> _Define:
         """The block of units that differ only in numbers: a parameter per column of numbers that differ,
         except where a column is another's (equal, or a small multiple or fraction: `->6c`, `->c/4`,
         `groups=c`), the block's output channels first."""
@@ -459,8 +510,10 @@ class _Factoring:
                         found = (p, factor)
                         break
             if found is None:
-                found = ({"role": roles[j], "column": columns[j], "output": columns[j] == output, "hole": j},
-                         sympy.Integer(1))
+                found = (
+                    {"role": roles[j], "column": columns[j], "output": columns[j] == output, "hole": j},
+                    sympy.Integer(1),
+                )
                 bases.append(found[0])
             expression[j] = found
             found[0]["first"] = min(found[0].get("first", j), j)
@@ -501,7 +554,7 @@ def _ratio(column: tuple, base: tuple, small: bool):
     if len(ratios) != 1 or None in ratios:
         return None
     r = ratios.pop()
-    if r == 1 or small and any(r == k or r == sympy.Rational(1, k) for k in range(2, 9)):
+    if r == 1 or (small and any(r == k or r == sympy.Rational(1, k) for k in range(2, 9))):
         return r
     return None
 
@@ -516,10 +569,12 @@ class _Define:
 
     def name_params(self, reserved: set) -> None:
         channel = sorted((p for p in self.bases if p["role"] == "c"), key=lambda p: p["first"])
-        if len(channel) <= 3:   # the output channels c, the others mid, mid2
+        if len(channel) <= 3:  # the output channels c, the others mid, mid2
             inner = [p for p in channel if not p["output"]]
-            names = {id(p): "c" if p["output"] else "mid" if inner.index(p) == 0 else f"mid{inner.index(p) + 1}"
-                     for p in channel}
+            names = {
+                id(p): "c" if p["output"] else "mid" if inner.index(p) == 0 else f"mid{inner.index(p) + 1}"
+                for p in channel
+            }
         else:
             names = {id(p): f"c{i + 1}" for i, p in enumerate(channel)}
         counts: dict = {}
@@ -560,6 +615,7 @@ class _Define:
 
 # ---- runs ----------------------------------------------------------------------------------------------
 
+
 def _runs(stages: list) -> list:
     """Consecutive equal stages or groups of stages as `(SEQ) * n`, inside every composite and repeat too."""
     stages = [_runs_inside(s) for s in stages]
@@ -568,14 +624,16 @@ def _runs(stages: list) -> list:
         best_period, best_count, best_saved = 1, 1, 0
         for period in range(1, min(MAX_PERIOD, (n - i) // 2) + 1):
             count = 1
-            while i + (count + 1) * period <= n and \
-                    stages[i + count * period:i + (count + 1) * period] == stages[i:i + period]:
+            while (
+                i + (count + 1) * period <= n
+                and stages[i + count * period : i + (count + 1) * period] == stages[i : i + period]
+            ):
                 count += 1
             saved = (count - 1) * period
             if count >= 2 and saved > best_saved:
                 best_period, best_count, best_saved = period, count, saved
         if best_count >= 2:
-            body = stages[i:i + best_period]
+            body = stages[i : i + best_period]
             if not any(isinstance(leaf, Layer) and leaf.alias for s in body for leaf in _leaves(s)):
                 out.append(Rep(tuple(_runs(body)) if best_period > 1 else tuple(body), sympy.Integer(best_count)))
                 i += best_period * best_count
@@ -605,6 +663,7 @@ def _runs_inside(stage):
 
 # ---- text ------------------------------------------------------------------------------------------------
 
+
 class _Printer(StrPrinter):
     def _print_Rational(self, expr):
         """0.025 as written, not 1/40 (a fraction whose decimal does not end stays p/q)."""
@@ -616,7 +675,7 @@ class _Printer(StrPrinter):
             places = max(places, n)
         if q != 1 or places == 0:
             return super()._print_Rational(expr)
-        digits = str(abs(int(expr.p)) * 10 ** places // int(expr.q)).rjust(places + 1, "0")
+        digits = str(abs(int(expr.p)) * 10**places // int(expr.q)).rjust(places + 1, "0")
         return f"{'-' if expr.p < 0 else ''}{digits[:-places]}.{digits[-places:]}"
 
     def _print_Mul(self, expr):
@@ -662,9 +721,11 @@ def _arg(a: Arg) -> str:
 
 def _inline(stage) -> str:
     if isinstance(stage, Layer):
-        args = [_arg(a) for a in stage.args if a.form == "->"] + \
-            [f"{name}={_dims(values)}" for name, values, written in stage.fills if written] + \
-            [_arg(a) for a in stage.args if a.form != "->"]
+        args = (
+            [_arg(a) for a in stage.args if a.form == "->"]
+            + [f"{name}={_dims(values)}" for name, values, written in stage.fills if written]
+            + [_arg(a) for a in stage.args if a.form != "->"]
+        )
         text = stage.name + (f"({', '.join(args)})" if args else "")
         return text + (f" as {stage.alias}" if stage.alias else "")
     if isinstance(stage, Comp):
@@ -720,6 +781,7 @@ def _lay_sequence(stages, col: int, width: int) -> list[str]:
 def _lines(stages: list, width: int) -> list[list]:
     """The network's stages by line: consecutive stages of one module that is not a plain container
     (a stem, a block written out) share a line where it is short enough; the others have one each."""
+
     def owner(stage):
         return next((entry[0] for entry in _prefix(stage) if not entry[2]), None)
 
@@ -727,8 +789,7 @@ def _lines(stages: list, width: int) -> list[list]:
     previous = None
     for stage in stages:
         key = owner(stage)
-        if lines and key is not None and key == previous and \
-                4 + len(_sequence(lines[-1] + [stage])) <= width:
+        if lines and key is not None and key == previous and 4 + len(_sequence(lines[-1] + [stage])) <= width:
             lines[-1].append(stage)
         else:
             lines.append([stage])
@@ -739,7 +800,7 @@ def _lines(stages: list, width: int) -> list[list]:
 def _render(statements: list[str], defines: list, network: list, limit: int | None = None) -> str:
     """The program, its lines broken at WIDTH; with a `limit`, the shortest broken items are joined again
     (one line each) while the program has more lines than that."""
-    items = []   # (one line, broken)
+    items = []  # (one line, broken)
     for define in defines:
         head = f"def {define.name}" + (f"({', '.join(define.params)})" if define.params else "") + " = "
         laid = _lay_sequence(define.stages, len(head), WIDTH)
@@ -763,9 +824,11 @@ def _render(statements: list[str], defines: list, network: list, limit: int | No
 
 # ---- the pass ---------------------------------------------------------------------------------------------
 
+
 def _counts(network) -> tuple:
     """Every total (as a formula: a program may leave sizes free) and the output shape."""
     from ..core.quantities import QUANTITIES
+
     totals = tuple(expansion.expand(network.quantity(q.name) or 0) for q in QUANTITIES if q.totalled or q.network)
     return totals, tuple(expansion.expand(d) for d in network.output_shape.dims())
 
@@ -810,16 +873,24 @@ def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> s
         marked = parse_program(skeleton)
         stages = _attach(stages, tuple(_Reader(marked, []).stages(marked.network.stages, {})), stacks)
     reserved = {str(s) for s in flat.symbols} | {s.name for s in program.statements}
-    reserved |= {str(v) for leaf in (l for s in stages for l in _leaves(s)) for a in leaf.args
-                 for v in a.values if isinstance(v, sympy.Symbol)}
+    reserved |= {
+        str(v)
+        for leaf in (l for s in stages for l in _leaves(s))
+        for a in leaf.args
+        for v in a.values
+        if isinstance(v, sympy.Symbol)
+    }
     reserved |= {leaf.alias for s in stages for leaf in _leaves(s) if leaf.alias}
-    head, body = (stages[:1], stages[1:]) if stages and isinstance(stages[0], Layer) \
-        and stages[0].name == "input" else ([], stages)
+    head, body = (
+        (stages[:1], stages[1:])
+        if stages and isinstance(stages[0], Layer) and stages[0].name == "input"
+        else ([], stages)
+    )
     defines, network = _Factoring(body, reserved).run()
     for define in defines:
         define.stages = _runs(define.body())
     network = head + _runs(network)
     if not defines and _repeats(network) == _repeats(stages):
-        return flat.source   # nothing recurs: the program as it was written
+        return flat.source  # nothing recurs: the program as it was written
     lets = [f"let {s.name} = {_expr(s.value)}" for s in program.statements if isinstance(s, Let)]
     return _render(lets, defines, network, limit=flat.source.count("\n"))

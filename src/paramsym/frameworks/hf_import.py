@@ -8,6 +8,7 @@ checks it as it checks every import (parameters, running statistics, output
 shape, unused parameters): a variant the layout does not cover is refused,
 never imported inexactly.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -20,16 +21,29 @@ def _shared(a, b) -> bool:
 
 
 # Hugging Face's activation names (ACT2FN) and the kind each is: the GELUs differ in their approximation only
-_HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu",
-                   "gelu_python": "gelu", "gelu_accurate": "gelu", "relu": "relu", "relu6": "relu6", "silu": "silu",
-                   "swish": "silu", "tanh": "tanh", "sigmoid": "sigmoid"}
+_HF_ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu",
+    "gelu_pytorch_tanh": "gelu",
+    "gelu_fast": "gelu",
+    "gelu_python": "gelu",
+    "gelu_accurate": "gelu",
+    "relu": "relu",
+    "relu6": "relu6",
+    "silu": "silu",
+    "swish": "silu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+}
 
 
 def _hf_activation(model, field: str) -> str:
     value = getattr(model.config, field)
     if not isinstance(value, str) or value not in _HF_ACTIVATIONS:
-        raise ImportRefused(f"{type(model).__name__} with the activation {field}={value!r} has no counterpart "
-                            f"(paramsym reads {', '.join(sorted(_HF_ACTIVATIONS))})")
+        raise ImportRefused(
+            f"{type(model).__name__} with the activation {field}={value!r} has no counterpart "
+            f"(paramsym reads {', '.join(sorted(_HF_ACTIVATIONS))})"
+        )
     return _HF_ACTIVATIONS[value]
 
 
@@ -44,14 +58,18 @@ def _length(model, length: int | None, shape: tuple | None, limit: int | None, f
     """The sequence length asked for: a language model takes one axis, and one with learned absolute positions
     (a table of `limit` rows) cannot look up a position beyond its table."""
     if shape is not None and len(shape) != 1:
-        raise ImportRefused(f"{type(model).__name__} takes a sequence of token ids: give its length as the input "
-                            f"(--input {shape[0]}), not {'x'.join(str(v) for v in shape)}")
+        raise ImportRefused(
+            f"{type(model).__name__} takes a sequence of token ids: give its length as the input "
+            f"(--input {shape[0]}), not {'x'.join(str(v) for v in shape)}"
+        )
     if length is not None and length < 1:
         raise ImportRefused(f"{type(model).__name__}: the sequence length must be at least 1, not {length}")
     if limit is not None and length is not None and length > limit:
-        raise ImportRefused(f"{type(model).__name__} learns one position embedding for each of {limit} positions "
-                            f"({field}={limit}): a sequence of {length} has positions it cannot look up (PyTorch "
-                            f"would fail to index its table)")
+        raise ImportRefused(
+            f"{type(model).__name__} learns one position embedding for each of {limit} positions "
+            f"({field}={limit}): a sequence of {length} has positions it cannot look up (PyTorch "
+            f"would fail to index its table)"
+        )
     return length
 
 
@@ -60,20 +78,24 @@ def _gpt2(model, length: int | None, shape: tuple | None = None) -> str:
     _classes(model, "GPT2Model", "GPT2LMHeadModel")
     length = _length(model, length, shape, c.n_positions, "n_positions")
     if getattr(c, "add_cross_attention", False):
-        raise ImportRefused(f"{type(model).__name__} with add_cross_attention=True: its blocks attend to an encoder's "
-                            f"output too (a second attention and layer norm in every block), which the layout does not "
-                            f"write")
+        raise ImportRefused(
+            f"{type(model).__name__} with add_cross_attention=True: its blocks attend to an encoder's "
+            f"output too (a second attention and layer norm in every block), which the layout does not "
+            f"write"
+        )
     base = getattr(model, "transformer", model)
     head = getattr(model, "lm_head", None)
     act = _hf_activation(model, "activation_function")
     inner = c.n_inner or 4 * c.n_embd
-    lines = [f"# {type(model).__name__} read by paramsym from its config",
-             f"let V = {c.vocab_size}; let n = {c.n_positions}; let d = {c.n_embd}; let L = {c.n_layer}; "
-             f"let h = {c.n_head}",
-             f"def block = res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->{_width(inner, c.n_embd)}, bias) "
-             f"> {act} > dense(->d, bias))"]
-    network = f"input({length or 'n'}) > embed(V->d){' as wte' if head is not None else ''} > posembed(n) " \
-              f"> (block) * L > ln"
+    lines = [
+        f"# {type(model).__name__} read by paramsym from its config",
+        f"let V = {c.vocab_size}; let n = {c.n_positions}; let d = {c.n_embd}; let L = {c.n_layer}; let h = {c.n_head}",
+        f"def block = res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->{_width(inner, c.n_embd)}, bias) "
+        f"> {act} > dense(->d, bias))",
+    ]
+    network = (
+        f"input({length or 'n'}) > embed(V->d){' as wte' if head is not None else ''} > posembed(n) > (block) * L > ln"
+    )
     if head is not None:
         network += " > dense(->V, tie=wte)" if _shared(head, base.wte) else " > dense(->V)"
     return "\n".join(lines + [network]) + "\n"
@@ -83,8 +105,11 @@ def _width(value: int, d: int) -> str:
     return f"{value // d}d" if value % d == 0 else str(value)
 
 
-_LLAMAS = {"llama": ("LlamaModel", "LlamaForCausalLM"), "mistral": ("MistralModel", "MistralForCausalLM"),
-           "mixtral": ("MixtralModel", "MixtralForCausalLM")}
+_LLAMAS = {
+    "llama": ("LlamaModel", "LlamaForCausalLM"),
+    "mistral": ("MistralModel", "MistralForCausalLM"),
+    "mixtral": ("MixtralModel", "MixtralForCausalLM"),
+}
 
 
 def _window(model, T: int) -> list[str]:
@@ -100,11 +125,13 @@ def _window(model, T: int) -> list[str]:
     window = getattr(c, "sliding_window", None)
     if window is None:
         return []
-    if T >= window:
-        raise ImportRefused(f"{type(model).__name__} has sliding_window={window}: each position attends to the last "
-                            f"{window} positions and the cache keeps {window - 1}, so at a sequence of {T} its KV "
-                            f"cache (and attention) is not causal attention's; paramsym imports it for a sequence "
-                            f"shorter than the window (--input {window - 1} or less)")
+    if window <= T:
+        raise ImportRefused(
+            f"{type(model).__name__} has sliding_window={window}: each position attends to the last "
+            f"{window} positions and the cache keeps {window - 1}, so at a sequence of {T} its KV "
+            f"cache (and attention) is not causal attention's; paramsym imports it for a sequence "
+            f"shorter than the window (--input {window - 1} or less)"
+        )
     return [f"# sliding_window={window} changes nothing here: a sequence of {T} is shorter than the window"]
 
 
@@ -117,47 +144,62 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     act = _hf_activation(model, "hidden_act")
     heads, kv = c.num_attention_heads, getattr(c, "num_key_value_heads", None) or c.num_attention_heads
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads
-    attention = ["heads=h"] + (["kv_heads=g"] if kv != heads else []) + \
-        ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else []) + \
-        (["bias"] if getattr(c, "attention_bias", False) else []) + ["rope", "causal"]
+    attention = (
+        ["heads=h"]
+        + (["kv_heads=g"] if kv != heads else [])
+        + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
+        + (["bias"] if getattr(c, "attention_bias", False) else [])
+        + ["rope", "causal"]
+    )
     bias = ", bias" if getattr(c, "mlp_bias", False) else ""
     experts = getattr(c, "num_local_experts", None)
     T = length or c.max_position_embeddings
     window = _window(model, T)
-    lets = [f"let V = {c.vocab_size}; let T = {T}; let d = {c.hidden_size}; "
-            f"let L = {c.num_hidden_layers}; let h = {heads}" + (f"; let g = {kv}" if kv != heads else ""),
-            f"let F = {c.intermediate_size}"]
+    lets = [
+        f"let V = {c.vocab_size}; let T = {T}; let d = {c.hidden_size}; "
+        f"let L = {c.num_hidden_layers}; let h = {heads}" + (f"; let g = {kv}" if kv != heads else ""),
+        f"let F = {c.intermediate_size}",
+    ]
     mlp = f"mul(dense(->F{bias}) > {act} | dense(->F{bias})) > dense(->d{bias})"
     if experts:
         lets.append(f"let E = {experts}; let k = {c.num_experts_per_tok}")
-        lines = [f"def expert = {mlp}",
-                 f"def block = res(rmsnorm > attn({', '.join(attention)})) > res(rmsnorm > moe(expert, experts=E, top=k))"]
+        lines = [
+            f"def expert = {mlp}",
+            f"def block = res(rmsnorm > attn({', '.join(attention)})) > res(rmsnorm > moe(expert, experts=E, top=k))",
+        ]
     else:
         lines = [f"def block = res(rmsnorm > attn({', '.join(attention)})) > res(rmsnorm > {mlp})"]
     tied = head is not None and _shared(head, base.embed_tokens)
     network = f"input(T) > embed(V->d){' as wte' if tied else ''} > (block) * L > rmsnorm"
     if head is not None:
         network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
-    return "\n".join([f"# {type(model).__name__} read by paramsym from its config", *window, *lets, *lines,
-                      network]) + "\n"
+    return (
+        "\n".join([f"# {type(model).__name__} read by paramsym from its config", *window, *lets, *lines, network])
+        + "\n"
+    )
 
 
 def _bert(model, length: int | None, shape: tuple | None = None) -> str:
     c = model.config
     if getattr(model, "embeddings", None) is None or type(model).__name__ != "BertModel":
-        raise ImportRefused(f"{type(model).__name__}: of the BERT family only BertModel is read (with or without "
-                            f"its pooler)")
+        raise ImportRefused(
+            f"{type(model).__name__}: of the BERT family only BertModel is read (with or without its pooler)"
+        )
     length = _length(model, length, shape, c.max_position_embeddings, "max_position_embeddings")
     act = _hf_activation(model, "hidden_act")
     if getattr(c, "add_cross_attention", False):
-        raise ImportRefused(f"{type(model).__name__} with add_cross_attention=True: its layers attend to an encoder's "
-                            f"output too (a second attention in every layer), which the layout does not write")
+        raise ImportRefused(
+            f"{type(model).__name__} with add_cross_attention=True: its layers attend to an encoder's "
+            f"output too (a second attention in every layer), which the layout does not write"
+        )
     causal = ", causal" if getattr(c, "is_decoder", False) else ""  # a decoder (is_decoder=True) masks the future
-    lines = [f"# {type(model).__name__} read by paramsym from its config",
-             f"let V = {c.vocab_size}; let n = {c.max_position_embeddings}; let d = {c.hidden_size}; "
-             f"let L = {c.num_hidden_layers}; let h = {c.num_attention_heads}",
-             f"def block = res(attn(heads=h, bias{causal})) > ln "
-             f"> res(dense(->{_width(c.intermediate_size, c.hidden_size)}, bias) > {act} > dense(->d, bias)) > ln"]
+    lines = [
+        f"# {type(model).__name__} read by paramsym from its config",
+        f"let V = {c.vocab_size}; let n = {c.max_position_embeddings}; let d = {c.hidden_size}; "
+        f"let L = {c.num_hidden_layers}; let h = {c.num_attention_heads}",
+        f"def block = res(attn(heads=h, bias{causal})) > ln "
+        f"> res(dense(->{_width(c.intermediate_size, c.hidden_size)}, bias) > {act} > dense(->d, bias)) > ln",
+    ]
     network = f"input({length or 'n'}) > embed(V->d) > posembed(n) > posembed({c.type_vocab_size}) > ln > (block) * L"
     if model.pooler is not None:
         network += " > first > dense(->d, bias) > tanh"
@@ -170,10 +212,16 @@ def _activation(module, where: str) -> str:
     from ..kinds.activations import Activation
 
     kind = kinds.for_torch_module(module)
-    if not isinstance(kind, Activation) or kind.identity or kind.key in ("dropout", "softmax") or \
-            any(True for _ in module.parameters()):
-        raise ImportRefused(f"{where}: the activation {type(module).__name__} has no counterpart in the layout "
-                            f"(an element-wise activation without parameters, such as GELU or ReLU)")
+    if (
+        not isinstance(kind, Activation)
+        or kind.identity
+        or kind.key in ("dropout", "softmax")
+        or any(True for _ in module.parameters())
+    ):
+        raise ImportRefused(
+            f"{where}: the activation {type(module).__name__} has no counterpart in the layout "
+            f"(an element-wise activation without parameters, such as GELU or ReLU)"
+        )
     return kind.from_torch(module, None)
 
 
@@ -196,8 +244,10 @@ def _image(model, size: tuple | None, default: tuple) -> tuple:
         return default
     size = tuple(size)
     if len(size) != 3:
-        raise ImportRefused(f"{type(model).__name__} takes an image: give its size as HxWxC (--input "
-                            f"{'x'.join(str(v) for v in default)}), not {'x'.join(str(v) for v in size)}")
+        raise ImportRefused(
+            f"{type(model).__name__} takes an image: give its size as HxWxC (--input "
+            f"{'x'.join(str(v) for v in default)}), not {'x'.join(str(v) for v in size)}"
+        )
     return size
 
 
@@ -205,23 +255,35 @@ def _vit(model, size: tuple | None) -> str:
     """torchvision.models.VisionTransformer. It takes images of its `image_size` only (its forward asserts it),
     with as many channels as its patch convolution takes."""
     if getattr(model, "conv_proj", None) is None or type(model.conv_proj).__name__ != "Conv2d":
-        raise ImportRefused("a ViT with a convolutional stem other than one patch convolution (conv_stem_configs) "
-                            "has no counterpart")
+        raise ImportRefused(
+            "a ViT with a convolutional stem other than one patch convolution (conv_stem_configs) has no counterpart"
+        )
     conv = model.conv_proj
     full, patch, width = model.image_size, model.patch_size, model.hidden_dim
     size = _image(model, size, (full, full, conv.in_channels))
     for axis, n in zip(("height", "width"), size[:2]):
         if n != full:
-            raise ImportRefused(f"{type(model).__name__} built for {full}x{full} images does not take a "
-                                f"{'x'.join(str(v) for v in size)} input (torchvision: Wrong image {axis}! Expected "
-                                f"{full} but got {n}!)")
+            raise ImportRefused(
+                f"{type(model).__name__} built for {full}x{full} images does not take a "
+                f"{'x'.join(str(v) for v in size)} input (torchvision: Wrong image {axis}! Expected "
+                f"{full} but got {n}!)"
+            )
     if size[2] != conv.in_channels:
-        raise ImportRefused(f"{type(model).__name__} takes images of {conv.in_channels} channels (its conv_proj), "
-                            f"not {size[2]}")
-    if list(conv.kernel_size) != [patch, patch] or list(conv.stride) != [patch, patch] or \
-            list(conv.padding) != [0, 0] or conv.bias is None or conv.groups != 1 or list(conv.dilation) != [1, 1]:
-        raise ImportRefused(f"{type(model).__name__}: a patch convolution other than {patch}x{patch} with stride "
-                            f"{patch} and a bias has no counterpart in the layout")
+        raise ImportRefused(
+            f"{type(model).__name__} takes images of {conv.in_channels} channels (its conv_proj), not {size[2]}"
+        )
+    if (
+        list(conv.kernel_size) != [patch, patch]
+        or list(conv.stride) != [patch, patch]
+        or list(conv.padding) != [0, 0]
+        or conv.bias is None
+        or conv.groups != 1
+        or list(conv.dilation) != [1, 1]
+    ):
+        raise ImportRefused(
+            f"{type(model).__name__}: a patch convolution other than {patch}x{patch} with stride "
+            f"{patch} and a bias has no counterpart in the layout"
+        )
     head_text = ""
     for layer in model.heads.children():
         name = type(layer).__name__
@@ -238,12 +300,18 @@ def _vit(model, size: tuple | None) -> str:
         where = f"{type(model).__name__} encoder block {i}"
         attention = block.self_attention
         if type(block).__name__ != "EncoderBlock" or type(attention).__name__ != "MultiheadAttention":
-            raise ImportRefused(f"{where} ({type(block).__name__}) is not torchvision's EncoderBlock with "
-                                f"nn.MultiheadAttention")
-        if attention.bias_k is not None or not attention._qkv_same_embed_dim or \
-                (attention.in_proj_bias is None) != (attention.out_proj.bias is None):
-            raise ImportRefused(f"{where}: nn.MultiheadAttention with add_bias_kv, kdim/vdim or a bias on one "
-                                f"projection only has no counterpart")
+            raise ImportRefused(
+                f"{where} ({type(block).__name__}) is not torchvision's EncoderBlock with nn.MultiheadAttention"
+            )
+        if (
+            attention.bias_k is not None
+            or not attention._qkv_same_embed_dim
+            or (attention.in_proj_bias is None) != (attention.out_proj.bias is None)
+        ):
+            raise ImportRefused(
+                f"{where}: nn.MultiheadAttention with add_bias_kv, kdim/vdim or a bias on one "
+                f"projection only has no counterpart"
+            )
         norms = [block.ln_1, block.ln_2]
         if any(type(n).__name__ != "LayerNorm" or n.weight is None or n.bias is None for n in norms):
             raise ImportRefused(f"{where}: a norm other than nn.LayerNorm with a weight and a bias")
@@ -252,23 +320,37 @@ def _vit(model, size: tuple | None) -> str:
             raise ImportRefused(f"{where} does not keep the width {width}")
         read.add((attention.num_heads, attention.in_proj_bias is not None, hidden, act, bias))
     if len(read) != 1:
-        raise ImportRefused(f"{type(model).__name__}: its encoder blocks differ (heads, biases, MLP width or "
-                            f"activation); the layout repeats one block")
+        raise ImportRefused(
+            f"{type(model).__name__}: its encoder blocks differ (heads, biases, MLP width or "
+            f"activation); the layout repeats one block"
+        )
     heads, attention_bias, hidden, act, bias = read.pop()
     final = model.encoder.ln
-    if type(final).__name__ != "LayerNorm" or final.weight is None or final.bias is None or \
-            tuple(model.class_token.shape) != (1, 1, width) or \
-            tuple(model.encoder.pos_embedding.shape) != (1, model.seq_length, width):
-        raise ImportRefused(f"{type(model).__name__}: a class token, position table or final norm other than "
-                            f"torchvision's (1 x 1 x d, 1 x {model.seq_length} x d, nn.LayerNorm)")
+    if (
+        type(final).__name__ != "LayerNorm"
+        or final.weight is None
+        or final.bias is None
+        or tuple(model.class_token.shape) != (1, 1, width)
+        or tuple(model.encoder.pos_embedding.shape) != (1, model.seq_length, width)
+    ):
+        raise ImportRefused(
+            f"{type(model).__name__}: a class token, position table or final norm other than "
+            f"torchvision's (1 x 1 x d, 1 x {model.seq_length} x d, nn.LayerNorm)"
+        )
     b = ", bias" if bias else ""
-    return "\n".join([
-        f"# {type(model).__name__} read by paramsym",
-        f"let d = {width}; let L = {len(blocks)}; let h = {heads}",
-        f"def block = res(ln > attn(heads=h{', bias' if attention_bias else ''})) > res(ln > dense(->{hidden}{b}) "
-        f"> {act} > dense(->d{b}))",
-        f"input({'x'.join(str(v) for v in size)}) > conv{patch}x{patch}(->d, stride={patch}, bias) > tokens > cls "
-        f"> posembed({model.seq_length}) > (block) * L > ln > first{head_text}"]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"# {type(model).__name__} read by paramsym",
+                f"let d = {width}; let L = {len(blocks)}; let h = {heads}",
+                f"def block = res(ln > attn(heads=h{', bias' if attention_bias else ''})) > res(ln > dense(->{hidden}{b}) "
+                f"> {act} > dense(->d{b}))",
+                f"input({'x'.join(str(v) for v in size)}) > conv{patch}x{patch}(->d, stride={patch}, bias) > tokens > cls "
+                f"> posembed({model.seq_length}) > (block) * L > ln > first{head_text}",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _swin_blocks(model, stages, window: int) -> tuple:
@@ -278,8 +360,10 @@ def _swin_blocks(model, stages, window: int) -> tuple:
     for s, stage in enumerate(stages):
         if type(stage).__name__ != "Sequential":
             if type(stage.norm).__name__ != "LayerNorm" or stage.norm.weight is None or stage.norm.bias is None:
-                raise ImportRefused(f"{type(model).__name__} stage {s + 1}: patch merging with a norm other than "
-                                    f"nn.LayerNorm with a weight and a bias")
+                raise ImportRefused(
+                    f"{type(model).__name__} stage {s + 1}: patch merging with a norm other than "
+                    f"nn.LayerNorm with a weight and a bias"
+                )
             continue
         for i, block in enumerate(stage):
             where = f"{type(model).__name__} stage {s + 1} block {i}"
@@ -287,23 +371,29 @@ def _swin_blocks(model, stages, window: int) -> tuple:
             d = attn.proj.out_features
             if (d, attn.num_heads) != (stage[0].attn.proj.out_features, stage[0].attn.num_heads):
                 raise ImportRefused(f"{where}: its width or heads differ from the first block of its stage")
-            if any(type(n).__name__ != "LayerNorm" or n.weight is None or n.bias is None
-                   for n in (block.norm1, block.norm2)):
+            if any(
+                type(n).__name__ != "LayerNorm" or n.weight is None or n.bias is None
+                for n in (block.norm1, block.norm2)
+            ):
                 raise ImportRefused(f"{where}: a norm other than nn.LayerNorm with a weight and a bias")
             if attn.qkv.bias is None or attn.proj.bias is None:
-                raise ImportRefused(f"{where}: window attention without its qkv and proj biases has no counterpart "
-                                    f"in the layout")
+                raise ImportRefused(
+                    f"{where}: window attention without its qkv and proj biases has no counterpart in the layout"
+                )
             # torchvision shifts every other block by half a window (window=w, shift)
             if list(attn.shift_size) != [window // 2 * (i % 2)] * 2:
-                raise ImportRefused(f"{where}: a shift of {list(attn.shift_size)}; the layout shifts every other "
-                                    f"block by half the window ({window // 2})")
+                raise ImportRefused(
+                    f"{where}: a shift of {list(attn.shift_size)}; the layout shifts every other "
+                    f"block by half the window ({window // 2})"
+                )
             hidden, act, bias, out = _mlp(block.mlp, where)
             if not bias or out != d:
                 raise ImportRefused(f"{where}: an MLP without biases or that does not keep the width {d}")
             read.add((Fraction(hidden, d), act))
     if len(read) != 1:
-        raise ImportRefused(f"{type(model).__name__}: its blocks' MLPs differ (width ratio or activation); the "
-                            f"layout writes one")
+        raise ImportRefused(
+            f"{type(model).__name__}: its blocks' MLPs differ (width ratio or activation); the layout writes one"
+        )
     ratio, act = read.pop()
     return (f"{ratio.numerator}*d" if ratio.denominator == 1 else f"{ratio.numerator}*d/{ratio.denominator}"), act
 
@@ -317,27 +407,42 @@ def _swin(model, size: tuple | None) -> str:
     blocks = [b for stage in stages if type(stage).__name__ == "Sequential" for b in stage]
     kinds = {type(b).__name__ for b in blocks}
     if not blocks or len(kinds) != 1 or kinds - {"SwinTransformerBlock", "SwinTransformerBlockV2"}:
-        raise ImportRefused(f"{type(model).__name__} with blocks {', '.join(sorted(kinds))}: paramsym reads "
-                            f"torchvision's SwinTransformerBlock (V1) or SwinTransformerBlockV2, one kind per model")
+        raise ImportRefused(
+            f"{type(model).__name__} with blocks {', '.join(sorted(kinds))}: paramsym reads "
+            f"torchvision's SwinTransformerBlock (V1) or SwinTransformerBlockV2, one kind per model"
+        )
     v2 = kinds == {"SwinTransformerBlockV2"}
     conv, first = stem[0], blocks[0]
-    if [type(m).__name__ for m in stem] != ["Conv2d", "Permute", "LayerNorm"] or stem[2].bias is None or \
-            stem[2].weight is None:
-        raise ImportRefused(f"{type(model).__name__}: a stem other than torchvision's patch convolution > "
-                            f"nn.LayerNorm")
+    if (
+        [type(m).__name__ for m in stem] != ["Conv2d", "Permute", "LayerNorm"]
+        or stem[2].bias is None
+        or stem[2].weight is None
+    ):
+        raise ImportRefused(f"{type(model).__name__}: a stem other than torchvision's patch convolution > nn.LayerNorm")
     window = first.attn.window_size[0]
     if any(list(b.attn.window_size) != [window, window] for b in blocks):
-        raise ImportRefused(f"{type(model).__name__} with windows other than one square window in every block has "
-                            f"no counterpart (attn's window=w is square)")
+        raise ImportRefused(
+            f"{type(model).__name__} with windows other than one square window in every block has "
+            f"no counterpart (attn's window=w is square)"
+        )
     size = _image(model, size, (224, 224, conv.in_channels))
     if size[2] != conv.in_channels:
-        raise ImportRefused(f"{type(model).__name__} takes images of {conv.in_channels} channels (its patch "
-                            f"convolution), not {size[2]}")
+        raise ImportRefused(
+            f"{type(model).__name__} takes images of {conv.in_channels} channels (its patch convolution), not {size[2]}"
+        )
     patch = conv.stride[0]
-    if list(conv.stride) != [patch, patch] or conv.kernel_size[0] != conv.kernel_size[1] or \
-            list(conv.padding) != [0, 0] or conv.bias is None or conv.groups != 1 or list(conv.dilation) != [1, 1]:
-        raise ImportRefused(f"{type(model).__name__}: a patch convolution other than a square one with a square "
-                            f"stride, no padding and a bias has no counterpart in the layout")
+    if (
+        list(conv.stride) != [patch, patch]
+        or conv.kernel_size[0] != conv.kernel_size[1]
+        or list(conv.padding) != [0, 0]
+        or conv.bias is None
+        or conv.groups != 1
+        or list(conv.dilation) != [1, 1]
+    ):
+        raise ImportRefused(
+            f"{type(model).__name__}: a patch convolution other than a square one with a square "
+            f"stride, no padding and a bias has no counterpart in the layout"
+        )
     ratio, act = _swin_blocks(model, stages, window)
     maps = []
     side = [n // patch for n in size[:2]]
@@ -349,26 +454,38 @@ def _swin(model, size: tuple | None) -> str:
     pad = ", pad" if any(n % window for n in maps) else ""  # torchvision pads the maps to a multiple of the window
     if v2:
         cpb = f", cpb={first.attn.cpb_mlp[0].out_features}"
-        body = [f"res(attn(heads=h, bias, window={window}{cpb}{pad}{{shift}}) > ln) "
-                f"> res(dense(->{ratio}, bias) > {act} > dense(->d, bias) > ln)"]
+        body = [
+            f"res(attn(heads=h, bias, window={window}{cpb}{pad}{{shift}}) > ln) "
+            f"> res(dense(->{ratio}, bias) > {act} > dense(->d, bias) > ln)"
+        ]
     else:
-        body = [f"res(ln > attn(heads=h, bias, window={window}{pad}{{shift}})) "
-                f"> res(ln > dense(->{ratio}, bias) > {act} > dense(->d, bias))"]
-    lines = [f"# {type(model).__name__} read by paramsym",
-             f"def block(d, h) = {body[0].format(shift='')}",
-             f"def shifted(d, h) = {body[0].format(shift=', shift')}"]
-    network = [f"input({'x'.join(str(v) for v in size)}) > conv{conv.kernel_size[0]}x{conv.kernel_size[1]}"
-               f"(->{conv.out_channels}, stride={conv.stride[0]}, bias) > ln"]
+        body = [
+            f"res(ln > attn(heads=h, bias, window={window}{pad}{{shift}})) "
+            f"> res(ln > dense(->{ratio}, bias) > {act} > dense(->d, bias))"
+        ]
+    lines = [
+        f"# {type(model).__name__} read by paramsym",
+        f"def block(d, h) = {body[0].format(shift='')}",
+        f"def shifted(d, h) = {body[0].format(shift=', shift')}",
+    ]
+    network = [
+        f"input({'x'.join(str(v) for v in size)}) > conv{conv.kernel_size[0]}x{conv.kernel_size[1]}"
+        f"(->{conv.out_channels}, stride={conv.stride[0]}, bias) > ln"
+    ]
     for stage in stages:
         if type(stage).__name__ in ("PatchMerging", "PatchMergingV2"):
             reduce = f"dense(->{stage.reduction.out_features})"
-            network.append(f"space2depth(2) > {reduce} > ln" if type(stage).__name__ == "PatchMergingV2"
-                           else f"space2depth(2) > ln > {reduce}")
+            network.append(
+                f"space2depth(2) > {reduce} > ln"
+                if type(stage).__name__ == "PatchMergingV2"
+                else f"space2depth(2) > ln > {reduce}"
+            )
             continue
         d, h = stage[0].attn.proj.out_features, stage[0].attn.num_heads
         pairs, odd = divmod(len(stage), 2)
-        parts = ([f"(block({d}, {h}) > shifted({d}, {h})) * {pairs}"] if pairs else []) + \
-            ([f"block({d}, {h})"] if odd else [])
+        parts = ([f"(block({d}, {h}) > shifted({d}, {h})) * {pairs}"] if pairs else []) + (
+            [f"block({d}, {h})"] if odd else []
+        )
         network.append(" > ".join(parts))
     if type(model.head).__name__ != "Linear" or model.head.bias is None or type(model.norm).__name__ != "LayerNorm":
         raise ImportRefused(f"{type(model).__name__}: a head other than LayerNorm > pooling > Linear with a bias")
@@ -396,9 +513,11 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for)."""
     if type(model).__name__ == "MaxVit":
-        raise ImportRefused("MaxVit: its block and grid attention (attention inside windows and across a grid "
-                            "of strided positions, each with a relative-position bias) has no counterpart in the "
-                            "language; window attention (Swin's) is the nearest")
+        raise ImportRefused(
+            "MaxVit: its block and grid attention (attention inside windows and across a grid "
+            "of strided positions, each with a relative-position bias) has no counterpart in the "
+            "language; window attention (Swin's) is the nearest"
+        )
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
@@ -408,8 +527,11 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     else:
         family = _FAMILIES.get(model.config.model_type)
         if family is None:
-            raise ImportRefused(f"{type(model).__name__}: the Hugging Face family {model.config.model_type!r} is "
-                                f"not one paramsym reads (it reads {', '.join(sorted(_FAMILIES))})")
-        text = family(model, size[0] if size is not None and len(size) == 1 else None,
-                      None if size is None else tuple(size))
+            raise ImportRefused(
+                f"{type(model).__name__}: the Hugging Face family {model.config.model_type!r} is "
+                f"not one paramsym reads (it reads {', '.join(sorted(_FAMILIES))})"
+            )
+        text = family(
+            model, size[0] if size is not None and len(size) == 1 else None, None if size is None else tuple(size)
+        )
     return text  # checked against the model by importer._verified, with every other import

@@ -9,6 +9,7 @@ inputs. Concatenations of a growing list (DenseNet) are first rewritten into
 nested pairs. The first module or operation the language cannot express stops
 the import with an error that names it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,13 +31,13 @@ class _Op:
     """A node of the traced graph as the language sees it."""
 
     name: str
-    kind: str                 # "input", "layer", "skip", "add", "mul", "concat", "pad", "layout"
+    kind: str  # "input", "layer", "skip", "add", "mul", "concat", "pad", "layout"
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
-    module: str = ""          # the module's path in the model (named_modules), for messages
-    shape: tuple = ()         # its value's shape in PyTorch's layout (batch first)
-    last: bool = False        # channels last (a sequence), not (N, C, ...)
+    module: str = ""  # the module's path in the model (named_modules), for messages
+    shape: tuple = ()  # its value's shape in PyTorch's layout (batch first)
+    last: bool = False  # channels last (a sequence), not (N, C, ...)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class ImportContext:
     in_shape: tuple
     out_shape: tuple = ()
     extra_pad: tuple | None = None  # an F.pad before it: (before, after) per spatial axis, first axis first
-    node: object = None          # the torch.fx node (its arguments: attention's query, key and value)
-    arg_shapes: tuple = ()       # the shapes of its tensor arguments, in order
+    node: object = None  # the torch.fx node (its arguments: attention's query, key and value)
+    arg_shapes: tuple = ()  # the shapes of its tensor arguments, in order
 
     @property
     def rank(self) -> int:
@@ -61,12 +62,16 @@ def _module_text(module, node_name: str, in_shape, out_shape, extra_pad=None, no
     if kind is None:
         base = kinds.overridden(module)
         if base is not None:
-            raise ImportRefused(f"{node_name} ({type(module).__name__}) is a {base} with a forward of its own, "
-                                f"which the language has no counterpart for; it is not read as a {base}")
+            raise ImportRefused(
+                f"{node_name} ({type(module).__name__}) is a {base} with a forward of its own, "
+                f"which the language has no counterpart for; it is not read as a {base}"
+            )
         raise ImportRefused(f"{node_name} ({type(module).__name__}) has no counterpart in the language")
     if extra_pad is not None and not kind.takes_pad:
-        raise ImportRefused(f"{node_name} ({type(module).__name__}) follows an F.pad, which the language can say "
-                            f"only as the padding of a convolution or a pooling")
+        raise ImportRefused(
+            f"{node_name} ({type(module).__name__}) follows an F.pad, which the language can say "
+            f"only as the padding of a convolution or a pooling"
+        )
     return kind.from_torch(module, ImportContext(node_name, in_shape, out_shape, extra_pad, node, arg_shapes))
 
 
@@ -106,7 +111,7 @@ class _Converter:
         # values that PyTorch keeps as (N, C, 1, 1) after global pooling and the language as the vector C
         self.pooled: set[str] = set()
         self.aux_outputs: list[str] = []  # the side outputs (auxiliary heads) besides the model's output
-        self.sizes: set[str] = set()      # nodes that are sizes (x.size() and arithmetic on it), not tensors
+        self.sizes: set[str] = set()  # nodes that are sizes (x.size() and arithmetic on it), not tensors
         self.pieces: dict[str, tuple] = {}  # x.chunk(n, 1) / x.split(s, 1): the channel ranges of the pieces
         self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
         self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
@@ -115,8 +120,7 @@ class _Converter:
         """A layer written by the kind of a module of class `cls` with these attributes (a channel slice, a
         shuffle, a layer scale that the model computes with tensor operations)."""
         shape = self.shapes.get(source.name, ())
-        text = _module_text(type(cls, (), values)(), f"operation '{node.name}'", shape,
-                            self.shapes.get(node.name, ()))
+        text = _module_text(type(cls, (), values)(), f"operation '{node.name}'", shape, self.shapes.get(node.name, ()))
         return _Op(node.name, "layer" if text else "skip", text, [self._through(source)])
 
     def _tensor_operation(self, node) -> bool:
@@ -126,9 +130,11 @@ class _Converter:
         name, target = node.name, node.target
         method = target if node.op == "call_method" else getattr(target, "__name__", None)
         args = node.args
-        if node.op == "call_method" and target == "size" or (
-                node.op == "call_function" and target.__module__ == "_operator"
-                and any(getattr(a, "name", None) in self.sizes for a in args)):
+        if (node.op == "call_method" and target == "size") or (
+            node.op == "call_function"
+            and target.__module__ == "_operator"
+            and any(getattr(a, "name", None) in self.sizes for a in args)
+        ):
             self.sizes.add(name)  # sizes are read by the operations that use them, below
             return True
         if target in (operator.mul, torch.mul) and len(args) == 2:
@@ -137,8 +143,13 @@ class _Converter:
         if source is None or all(source.name not in known for known in (self.ops, self.pieces, self.shuffling)):
             return False
         shape = self.shapes.get(source.name, ())
-        if target is operator.getitem and isinstance(args[1], tuple) and args[1] and source.name in self.ops and \
-                all(index is Ellipsis or index is None for index in args[1]):
+        if (
+            target is operator.getitem
+            and isinstance(args[1], tuple)
+            and args[1]
+            and source.name in self.ops
+            and all(index is Ellipsis or index is None for index in args[1])
+        ):
             # x[..., None, None]: a vector given axes of 1 to broadcast over a map (paramsym's exported gate)
             self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
             if len(shape) == 2 or source.name in self.pooled:
@@ -156,8 +167,11 @@ class _Converter:
                 step = -(-channels // part)
                 sizes = [min(step, channels - i) for i in range(0, channels, step)]
             else:
-                sizes = [part] * (channels // part) + ([channels % part] if channels % part else []) \
-                    if isinstance(part, int) else list(part)
+                sizes = (
+                    [part] * (channels // part) + ([channels % part] if channels % part else [])
+                    if isinstance(part, int)
+                    else list(part)
+                )
             starts = [sum(sizes[:i]) for i in range(len(sizes))]
             self.pieces[name] = (source, [(a, a + n) for a, n in zip(starts, sizes)])
             return True
@@ -170,8 +184,13 @@ class _Converter:
                 self.ops[name] = self._stand_in("ChannelSlice", node, whole, start=start, end=end)
             return True
         out = self.shapes.get(name, ())
-        if method in ("view", "reshape") and len(shape) == 4 and len(out) == 5 and out[1] * out[2] == shape[1] \
-                and out[3:] == shape[2:]:
+        if (
+            method in ("view", "reshape")
+            and len(shape) == 4
+            and len(out) == 5
+            and out[1] * out[2] == shape[1]
+            and out[3:] == shape[2:]
+        ):
             self.shuffling[name] = (out[1], source)  # x.view(n, g, c/g, h, w): a channel shuffle begins
             return True
         if source.name in self.shuffling:
@@ -182,12 +201,16 @@ class _Converter:
             if method == "contiguous":
                 self.shuffling[name] = self.shuffling[source.name]
                 return True
-            if method in ("view", "reshape") and len(self.shuffling[source.name]) == 3 and \
-                    out == self.shapes[start.name]:
+            if (
+                method in ("view", "reshape")
+                and len(self.shuffling[source.name]) == 3
+                and out == self.shapes[start.name]
+            ):
                 self.ops[name] = self._stand_in("ChannelShuffle", node, start, groups=groups)
                 return True
-            raise ImportRefused(f"operation '{name}' ({method}) regroups the channels in a way the language "
-                                f"cannot express")
+            raise ImportRefused(
+                f"operation '{name}' ({method}) regroups the channels in a way the language cannot express"
+            )
         if method == "permute":
             order = tuple(args[1]) if len(args) == 2 and isinstance(args[1], (tuple, list)) else tuple(args[1:])
             if order == (0, 2, 3, 1) and source.name not in self.channels_last:
@@ -210,13 +233,18 @@ class _Converter:
                 try:
                     weight = self.gm.get_parameter(scale.target)
                 except AttributeError:  # a buffer or a constant (FrozenBatchNorm's statistics), not a learnt scale
-                    raise ImportRefused(f"operation '{name}' multiplies by '{scale.target}', which is not a "
-                                        f"parameter; the language has no counterpart") from None
-                channels = self.shapes[other.name][1] if other.name not in self.channels_last \
-                    else self.shapes[other.name][-1]
+                    raise ImportRefused(
+                        f"operation '{name}' multiplies by '{scale.target}', which is not a "
+                        f"parameter; the language has no counterpart"
+                    ) from None
+                channels = (
+                    self.shapes[other.name][1] if other.name not in self.channels_last else self.shapes[other.name][-1]
+                )
                 if weight.numel() != channels or weight.shape[0] != channels:
-                    raise ImportRefused(f"operation '{name}' multiplies by a parameter of shape "
-                                        f"{tuple(weight.shape)}, not one factor per channel")
+                    raise ImportRefused(
+                        f"operation '{name}' multiplies by a parameter of shape "
+                        f"{tuple(weight.shape)}, not one factor per channel"
+                    )
                 self.ops[name] = self._stand_in("LayerScale", node, other, weight=weight.flatten())
                 if other.name in self.channels_last:
                     self.channels_last.add(name)
@@ -252,8 +280,12 @@ class _Converter:
                 result = node.args[0]
                 if hasattr(result, "name") and isinstance(result.target, type) and issubclass(result.target, tuple):
                     result = tuple(result.args) + tuple(result.kwargs.values())
-                if isinstance(result, (tuple, list)) and result and hasattr(result[0], "name") and all(
-                        hasattr(r, "name") or r is None for r in result):
+                if (
+                    isinstance(result, (tuple, list))
+                    and result
+                    and hasattr(result[0], "name")
+                    and all(hasattr(r, "name") or r is None for r in result)
+                ):
                     # (output, aux2, aux1): GoogLeNet's and Inception's side heads in training mode
                     for side in result[1:]:
                         if side is not None:
@@ -262,8 +294,10 @@ class _Converter:
                 if not hasattr(result, "name"):
                     raise ImportRefused("the model returns several tensors; import models with one output")
                 if pending_pad:  # an F.pad that no convolution or pooling took as its padding
-                    raise ImportRefused(f"operation '{next(iter(pending_pad))}' (F.pad) pads a value that is not the "
-                                        f"input of a convolution or a pooling; the language pads only there")
+                    raise ImportRefused(
+                        f"operation '{next(iter(pending_pad))}' (F.pad) pads a value that is not the "
+                        f"input of a convolution or a pooling; the language pads only there"
+                    )
                 return self.ops[result.name].name, result.name
             if node.op == "get_attr":
                 continue  # a parameter, read by the operation that uses it (layer scale)
@@ -284,25 +318,35 @@ class _Converter:
                     self.channels_last.add(name) if source.name in self.channels_last else None
                 in_shape, ones = self._pool_state(node, source, in_shape)
                 extra = self._take_pad(source, module, pending_pad)
-                arg_shapes = tuple(self.shapes.get(a.name, ()) for a in (*tensor_inputs, *(
-                    v for v in node.kwargs.values() if hasattr(v, "name"))))
-                text = _module_text(module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra,
-                                    node, arg_shapes)
+                arg_shapes = tuple(
+                    self.shapes.get(a.name, ())
+                    for a in (*tensor_inputs, *(v for v in node.kwargs.values() if hasattr(v, "name")))
+                )
+                text = _module_text(
+                    module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra, node, arg_shapes
+                )
                 if ones and (source.name in self.pooled or _vector_text(text)):
                     self.pooled.add(name)
                 if type(module).__name__ == "Embedding":
                     # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
                     # layers after it act on the channels there (an N-D Linear, a LayerNorm)
                     self.channels_last.add(name)
-                self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)],
-                                     module=node.target)
+                self.ops[name] = _Op(
+                    name, "layer" if text else "skip", text, [self._through(source)], module=node.target
+                )
                 self.modules[name] = module
                 continue
             target = node.target
             if node.op == "call_function" and target is operator.getitem and self._item(node):
                 continue
-            if node.op == "call_function" and target is operator.getitem and node.args[1] == 0 and \
-                    tensor_inputs and tensor_inputs[0].op == "call_module" and tensor_inputs[0].name not in self.shapes:
+            if (
+                node.op == "call_function"
+                and target is operator.getitem
+                and node.args[1] == 0
+                and tensor_inputs
+                and tensor_inputs[0].op == "call_module"
+                and tensor_inputs[0].name not in self.shapes
+            ):
                 # the first output of a module that returns a tuple (MultiheadAttention's (output, weights))
                 self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
                 if tensor_inputs[0].name in self.channels_last:
@@ -315,9 +359,13 @@ class _Converter:
                 if all(a.name in self.channels_last for a in tensor_inputs):
                     self.channels_last.add(name)  # a residual on (N, T, d) stays channels last
                 continue
-            if node.op == "call_function" and target in (operator.mul, torch.mul, operator.imul) and \
-                    len(tensor_inputs) == 2 and len(node.args) == 2 and \
-                    all(a.op != "get_attr" for a in tensor_inputs):
+            if (
+                node.op == "call_function"
+                and target in (operator.mul, torch.mul, operator.imul)
+                and len(tensor_inputs) == 2
+                and len(node.args) == 2
+                and all(a.op != "get_attr" for a in tensor_inputs)
+            ):
                 # a gate (squeeze-and-excitation): the product of two values computed from one
                 self.ops[name] = _Op(name, "mul", inputs=[self._through(a) for a in tensor_inputs])
                 if all(a.name in self.pooled for a in tensor_inputs):
@@ -328,8 +376,9 @@ class _Converter:
                 if dim not in (1, -len(self.shape(node)) + 1):
                     raise ImportRefused(f"operation '{name}' concatenates along axis {dim}, not the channels")
                 stack = list((node.meta.get("nn_module_stack") or {}).values())
-                self.ops[name] = _Op(name, "concat", inputs=[self._through(a) for a in tensors],
-                                     module=stack[-1][0] if stack else "")  # the module whose forward joins them
+                self.ops[name] = _Op(
+                    name, "concat", inputs=[self._through(a) for a in tensors], module=stack[-1][0] if stack else ""
+                )  # the module whose forward joins them
                 continue
             if node.op == "call_method" and target == "movedim":
                 # ChannelsLast / FlattenChannelsLast (paramsym's own export) move channels around a module
@@ -367,8 +416,9 @@ class _Converter:
         if kind is None:
             return False
         op = self.ops[producer]
-        context = ImportContext(f"operation '{node.name}'", self.shapes.get(source.name, ()),
-                                self.shapes.get(node.name, ()))
+        context = ImportContext(
+            f"operation '{node.name}'", self.shapes.get(source.name, ()), self.shapes.get(node.name, ())
+        )
         text = kind.from_torch_item(op.text, node.args[1], context)
         if text is None or (text != op.text and len(source.users) > 1):
             return False
@@ -381,8 +431,11 @@ class _Converter:
         if node.name not in self.ops:
             # a tensor that no op of the language produced: a parameter or buffer that forward reads itself and
             # uses as a value (timm's PiT adds its pos_embed), or a value of an operation that was passed over
-            what = "a parameter or buffer that forward reads itself" if getattr(node, "op", "") == "get_attr" \
+            what = (
+                "a parameter or buffer that forward reads itself"
+                if getattr(node, "op", "") == "get_attr"
                 else "a value the language has no counterpart for"
+            )
             users = ", ".join(f"'{user.name}'" for user in getattr(node, "users", ()))
             raise ImportRefused(f"operation {users or '?'} uses '{node.name}', {what} (not through a layer)")
         op = self.ops[node.name]
@@ -408,8 +461,7 @@ class _Converter:
         if len(pads) % 2 or len(pads) > 2 * rank or any(p < 0 for p in pads):
             raise ImportRefused(f"{where} pads or crops more than the spatial axes of a {shape} value")
         if len(node.users) != 1:
-            raise ImportRefused(f"{where} is used by {len(node.users)} operations; the language pads one layer's "
-                                f"input")
+            raise ImportRefused(f"{where} is used by {len(node.users)} operations; the language pads one layer's input")
         pads = pads + (0,) * (2 * rank - len(pads))
         # F.pad lists the last axis first
         return tuple((pads[2 * i], pads[2 * i + 1]) for i in range(rank))[::-1], value == -math.inf
@@ -421,8 +473,10 @@ class _Converter:
             return None
         pairs, lowest = pending.pop(source.name)
         if lowest and not type(module).__name__.startswith("MaxPool"):
-            raise ImportRefused(f"operation '{source.name}' pads with -inf before {type(module).__name__}: the "
-                                f"language pads with -inf only before a max pooling")
+            raise ImportRefused(
+                f"operation '{source.name}' pads with -inf before {type(module).__name__}: the "
+                f"language pads with -inf only before a max pooling"
+            )
         return pairs
 
 
@@ -482,19 +536,22 @@ def _region(ops: dict[str, _Op], start: str, end: str) -> frozenset:
 
 def _common_dominator(names, idom: dict) -> str:
     """The nearest op that dominates every one of `names` (itself one of them, or where their paths split)."""
+
     def chain(name):
         found = []
         while name is not None:
             found.append(name)
             name = idom[name]
         return found
+
     chains = [chain(n) for n in names]
     shared = set(chains[0]).intersection(*chains[1:])
     return next(n for n in chains[0] if n in shared)
 
 
-def _concat_text(ops: dict[str, _Op], start: str, inputs: list, idom: dict, aux: dict, written: dict,
-                 concat: _Op) -> list[str]:
+def _concat_text(
+    ops: dict[str, _Op], start: str, inputs: list, idom: dict, aux: dict, written: dict, concat: _Op
+) -> list[str]:
     """The stages from `start` to the concatenation of `inputs` (in order) without computing any value twice.
     Values that feed the concatenation and later layers (VoVNet's and HGNet's chains, DenseNet's growing
     lists) nest: concat(x0, f(x0), g(f(x0))) is `concat(id | f > concat(id | g))`. Groups of inputs whose paths
@@ -505,8 +562,9 @@ def _concat_text(ops: dict[str, _Op], start: str, inputs: list, idom: dict, aux:
         return _structure(ops, start, inputs[0], idom, aux, written)
     split = _common_dominator(inputs, idom)
     if split != start:  # the path to where the inputs part, then the concatenation from there
-        return (_structure(ops, start, split, idom, aux, written)
-                + _concat_text(ops, split, inputs, idom, aux, written, concat))
+        return _structure(ops, start, split, idom, aux, written) + _concat_text(
+            ops, split, inputs, idom, aux, written, concat
+        )
     if inputs[0] == start:
         rest = _concat_text(ops, start, inputs[1:], idom, aux, written, concat)
         return [f"concat({identity} | {' > '.join(rest) or identity})"]
@@ -562,9 +620,11 @@ def _carried(ops: dict[str, _Op], start: str, inputs: list, written: dict, conca
         if isinstance(attempt, list):
             return attempt
         if not attempt or attempt <= extra:
-            raise ImportRefused(f"{_where(concat)} concatenates a value together with layers computed from it and "
-                                f"from another value before it, at sizes that cannot be carried together as "
-                                f"channels; the language would compute (and count) layers twice")
+            raise ImportRefused(
+                f"{_where(concat)} concatenates a value together with layers computed from it and "
+                f"from another value before it, at sizes that cannot be carried together as "
+                f"channels; the language would compute (and count) layers twice"
+            )
         extra |= attempt
 
 
@@ -602,9 +662,15 @@ def _carry(ops, start, inputs, written, concat, region, extra):
         if name != own and name in stop_set:
             if state == [name]:
                 return []
-            first = sum(ops[s].shape[1] for s in state[:state.index(name)])
-            return [_module_text(type("ChannelSlice", (), {"start": first, "end": first + op.shape[1]})(),
-                                 f"operation '{name}'", (), ())]
+            first = sum(ops[s].shape[1] for s in state[: state.index(name)])
+            return [
+                _module_text(
+                    type("ChannelSlice", (), {"start": first, "end": first + op.shape[1]})(),
+                    f"operation '{name}'",
+                    (),
+                    (),
+                )
+            ]
         if op.kind in ("add", "mul", "concat"):
             return [_merge_text(op.kind, [expression(i, own, state) for i in op.inputs])]
         if not op.inputs:
@@ -637,8 +703,8 @@ def _carry(ops, start, inputs, written, concat, region, extra):
                 return set()
             batch.append(pending.pop(0))  # computed in the same step, so that a value of another size ends
         parts = [expression(m, None, state) if m in state else expression(m, m, state) for m in new]
-        if new[:len(state)] == state and len(new) > len(state):
-            stages.append(_merge_text("concat", [[]] + parts[len(state):]))
+        if new[: len(state)] == state and len(new) > len(state):
+            stages.append(_merge_text("concat", [[]] + parts[len(state) :]))
         elif len(new) == 1:
             stages.extend(parts[0])
         else:
@@ -647,8 +713,9 @@ def _carry(ops, start, inputs, written, concat, region, extra):
     return stages
 
 
-def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict | None = None,
-               written: dict | None = None) -> list[str]:
+def _structure(
+    ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict | None = None, written: dict | None = None
+) -> list[str]:
     """The stages from `start` (excluded) to `end`; `aux` gives the side heads (text) that leave from an op.
     `written` collects the layers written so far: a layer written twice (a value computed again in a second
     branch) is refused, as it would count that layer's parameters twice."""
@@ -671,17 +738,20 @@ def _structure(ops: dict[str, _Op], start: str, end: str, idom: dict, aux: dict 
         elif op.kind in ("layer", "skip"):
             if op.kind == "layer":
                 if name in written:
-                    raise ImportRefused(f"{_where(op)} computes a value that two branches use, and the branches "
-                                        f"do not part where it is computed; the language would compute (and count) "
-                                        f"it twice")
+                    raise ImportRefused(
+                        f"{_where(op)} computes a value that two branches use, and the branches "
+                        f"do not part where it is computed; the language would compute (and count) "
+                        f"it twice"
+                    )
                 written[name] = True
                 stages.append(op.text)
             if not op.inputs:
                 raise ImportRefused("the model's graph does not split into sequences and branches")
             name = op.inputs[0]
         else:
-            raise ImportRefused("the model's graph does not split into sequences and branches "
-                                "(a branch reaches back before the split)")
+            raise ImportRefused(
+                "the model's graph does not split into sequences and branches (a branch reaches back before the split)"
+            )
         if name is None:
             raise ImportRefused("the model's graph does not split into sequences and branches")
     return stages[::-1]
@@ -734,8 +804,10 @@ def _name_ties(converter) -> None:
             continue
         found = kinds.lookup(op.text.partition("(")[0])
         if found is None or "tie" not in found[0].keywords or not op.text.endswith(")"):
-            raise ImportRefused(f"module '{name}' ({type(module).__name__}) shares its weight with another layer; only "
-                                f"a layer that takes tie= can use another layer's weight")
+            raise ImportRefused(
+                f"module '{name}' ({type(module).__name__}) shares its weight with another layer; only "
+                f"a layer that takes tie= can use another layer's weight"
+            )
         if owner not in names:
             names[owner] = f"tied{len(names) + 1}"
             converter.ops[owner].text += f" as {names[owner]}"
@@ -762,6 +834,7 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
         return _verified(module, text, tuple(input_shape))
     *spatial, channels = input_shape
+
     class Tracer(fx.Tracer):
         """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
         PositionEmbedding, ClassToken, ...: their forward has no counterpart op by op)."""
@@ -775,11 +848,16 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
             # that the import refuses it by name, unless a kind claims its own class
             return super().is_leaf_module(m, qualname) or (
                 (kinds.for_torch_module(m) is not None or kinds.overridden(m) is not None)
-                and not type(m).__module__.startswith("torch."))
+                and not type(m).__module__.startswith("torch.")
+            )
 
         def call_module(self, m, forward, args, kwargs):
-            if type(m).__name__ == "Aux" and isinstance(getattr(m, "head", None), torch.nn.Module) and \
-                    len(args) == 1 and not kwargs:
+            if (
+                type(m).__name__ == "Aux"
+                and isinstance(getattr(m, "head", None), torch.nn.Module)
+                and len(args) == 1
+                and not kwargs
+            ):
                 # paramsym's exported side head passes its input on and never runs its head: the head is traced
                 # here on that input, as a side output of the model (read back as aux(...))
                 side = super().call_module(m.head, m.head.forward, args, kwargs)
@@ -812,11 +890,16 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         cause = error.__cause__ or error
         detail = str(cause).strip().splitlines()[0] if str(cause).strip() else first
-        raise ImportRefused(f"the model does not run on a {'x'.join(str(v) for v in input_shape)} input: {detail}") from None
+        raise ImportRefused(
+            f"the model does not run on a {'x'.join(str(v) for v in input_shape)} input: {detail}"
+        ) from None
     finally:
         module.train(was_training)
-    shapes = {node.name: tuple(node.meta["tensor_meta"].shape) for node in traced.graph.nodes
-              if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")}
+    shapes = {
+        node.name: tuple(node.meta["tensor_meta"].shape)
+        for node in traced.graph.nodes
+        if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")
+    }
     converter = _Converter(traced, shapes)
     _, output = converter.convert()
     converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in tracer.side_outputs]
@@ -832,8 +915,12 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     stages = heads.get(start, []) + _structure(ops, start, end, idom, heads)  # side heads on the input come first
     lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
     text = "\n  > ".join(lines) + "\n"
-    ran = _TorchRun(shapes[output], output in converter.channels_last or end in converter.channels_last,
-                    output in converter.pooled or end in converter.pooled, _traced_parameters(traced))
+    ran = _TorchRun(
+        shapes[output],
+        output in converter.channels_last or end in converter.channels_last,
+        output in converter.pooled or end in converter.pooled,
+        _traced_parameters(traced),
+    )
     if not flat:
         # the same structure with each layer written as `_` + the name of its node: where each layer comes from
         marked = {name: replace(op, text=f"_{name}") if op.kind == "layer" else op for name, op in ops.items()}
@@ -843,6 +930,7 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
 
 
 # ---- every import checks itself against the module ---------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _TorchRun:
@@ -891,8 +979,11 @@ def _state_buffers(module) -> int:
     non-persistent buffers (masks, rotary frequencies) and constant tables computed from the architecture
     (Swin V2's relative_coords_table, position indices) are not state: paramsym counts none of them."""
     persistent = module.state_dict(keep_vars=True)
-    return sum(b.numel() for name, b in module.named_buffers() if name in persistent and b.is_floating_point()
-               and name.rpartition(".")[2] in ("running_mean", "running_var"))
+    return sum(
+        b.numel()
+        for name, b in module.named_buffers()
+        if name in persistent and b.is_floating_point() and name.rpartition(".")[2] in ("running_mean", "running_var")
+    )
 
 
 def _layout_run(module, input_shape: tuple) -> _TorchRun:
@@ -909,8 +1000,9 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
     else:
         *spatial, channels = input_shape
         example = torch.zeros(2, channels, *spatial, device="meta")
-    tensors = {name: torch.empty_like(t, device="meta") for name, t in (*module.named_parameters(),
-                                                                          *module.named_buffers())}
+    tensors = {
+        name: torch.empty_like(t, device="meta") for name, t in (*module.named_parameters(), *module.named_buffers())
+    }
     config = getattr(module, "config", None)
     experts = getattr(config, "_experts_implementation", None)
     was_training = module.training
@@ -923,8 +1015,9 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
             out = functional_call(module.eval(), tensors, (example,), strict=False)
     except Exception as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ImportRefused(f"{type(module).__name__} does not run on a {'x'.join(str(v) for v in input_shape)} "
-                            f"input: {detail}") from None
+        raise ImportRefused(
+            f"{type(module).__name__} does not run on a {'x'.join(str(v) for v in input_shape)} input: {detail}"
+        ) from None
     finally:
         for hook in hooks:
             hook.remove()
@@ -933,8 +1026,9 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
             config._experts_implementation = experts
     if not isinstance(out, torch.Tensor):  # a ModelOutput: the logits, the pooled output, or the last states
         fields = dict(out.items()) if hasattr(out, "items") else {}
-        out = next((fields[k] for k in ("logits", "pooler_output", "last_hidden_state") if fields.get(k) is not None),
-                   out[0])
+        out = next(
+            (fields[k] for k in ("logits", "pooler_output", "last_hidden_state") if fields.get(k) is not None), out[0]
+        )
     used = set()
     for m in module.modules():
         if id(m) in called:
@@ -957,9 +1051,11 @@ def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = Non
         unused = [p for p in sub.parameters(recurse=False) if id(p) not in ran.used]
         if unused:
             where = f"module '{name}'" if name else "the model"
-            raise ImportRefused(f"{where} ({type(sub).__name__}) holds {sum(p.numel() for p in unused):,} "
-                                f"parameters that the model's forward never uses: parameters() counts them, a program "
-                                f"of what forward computes would not (remove the module, or use it)")
+            raise ImportRefused(
+                f"{where} ({type(sub).__name__}) holds {sum(p.numel() for p in unused):,} "
+                f"parameters that the model's forward never uses: parameters() counts them, a program "
+                f"of what forward computes would not (remove the module, or use it)"
+            )
     try:
         network = parse(text)
         values = network.evaluate()
@@ -968,12 +1064,18 @@ def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = Non
         raise ImportRefused(f"{model}: the imported program does not count: {str(error).splitlines()[0]}") from None
     params = sum(p.numel() for p in module.parameters())
     state = _state_buffers(module)
-    for what, theirs, ours in (("parameters", params, values["params"]),
-                               ("values of state (BatchNorm running statistics)", state, values["state"])):
+    for what, theirs, ours in (
+        ("parameters", params, values["params"]),
+        ("values of state (BatchNorm running statistics)", state, values["state"]),
+    ):
         if theirs != ours:
-            raise ImportRefused(f"{model} has {theirs:,} {what}, but the program paramsym wrote for it has {ours:,}: "
-                                f"the import is refused rather than inexact")
+            raise ImportRefused(
+                f"{model} has {theirs:,} {what}, but the program paramsym wrote for it has {ours:,}: "
+                f"the import is refused rather than inexact"
+            )
     if shape != ran.language_shape():
-        raise ImportRefused(f"{model} gives an output of shape {'x'.join(map(str, ran.language_shape()))} (channels "
-                            f"last), but the program paramsym wrote for it gives {'x'.join(map(str, shape))}")
+        raise ImportRefused(
+            f"{model} gives an output of shape {'x'.join(map(str, ran.language_shape()))} (channels "
+            f"last), but the program paramsym wrote for it gives {'x'.join(map(str, shape))}"
+        )
     return text

@@ -6,13 +6,13 @@ padding becomes ZeroPadding before a "valid" layer; PyTorch's ceil-mode pooling
 becomes extra padding on the far side; transposed convolutions crop their
 padding afterwards.
 """
+
 from __future__ import annotations
 
-from ..errors import ParamsymUsageError
-from .export import Numbers, class_name, comment_lines, keyword_name, python_literal
-from ..model.network import LayerCount, Network
 from ..core.records import KerasSpec, Node, Shape
-
+from ..errors import ParamsymUsageError
+from ..model.network import LayerCount, Network
+from .export import Numbers, class_name, comment_lines, keyword_name, python_literal
 
 KerasLayer = KerasSpec  # one Keras layer to build, as the layer kinds describe it
 
@@ -36,8 +36,10 @@ def _walk(network: Network, num: Numbers, emit, node: Node, x):
             x = _walk(network, num, emit, node.children[0], x)
         return x
     if node.kind == "moe":
-        raise ParamsymUsageError("moe(...) has no Keras equivalent to export to (Keras has no mixture-of-"
-                                 "experts layer); count it with paramsym, export it to PyTorch")
+        raise ParamsymUsageError(
+            "moe(...) has no Keras equivalent to export to (Keras has no mixture-of-"
+            "experts layer); count it with paramsym, export it to PyTorch"
+        )
     outputs = [_walk(network, num, emit, child, x) for child in node.children]
     if node.kind == "aux":
         emit.side_outputs.append(outputs[0])  # a side head is an extra output of the model, as in Keras' own
@@ -48,8 +50,12 @@ def _walk(network: Network, num: Numbers, emit, node: Node, x):
         # a gate (a vector) is broadcast over every position: Reshape((1, 1, C)) before Multiply
         shapes = [_last_shape(network, child) for child in node.children]
         rank = max((len(s.spatial) for s in shapes if s is not None and s.spatial is not None), default=0)
-        outputs = [emit.layer(KerasSpec("Reshape", {"target_shape": (*[1] * rank, num(s.channels))}), out)
-                   if rank and s is not None and s.spatial == () else out for s, out in zip(shapes, outputs)]
+        outputs = [
+            emit.layer(KerasSpec("Reshape", {"target_shape": (*[1] * rank, num(s.channels))}), out)
+            if rank and s is not None and s.spatial == ()
+            else out
+            for s, out in zip(shapes, outputs)
+        ]
     return emit.merge(node.kind if node.kind in ("concat", "mul") else "add", outputs)
 
 
@@ -122,6 +128,7 @@ class _Builder:
 def to_keras(network: Network, **values):
     """A keras.Model (functional) with the network's layers, channels last."""
     import keras
+
     num = Numbers(network, values)
     inputs = keras.Input(shape=_input_shape(network, num))
     builder = _Builder(keras)
@@ -140,14 +147,17 @@ class _Writer:
         return f"x{self.count}"
 
     def source(self, spec: KerasLayer) -> str:
-        args = ", ".join(f"{keyword_name(k)}={self.source(v) if isinstance(v, KerasLayer) else python_literal(v)}"
-                         for k, v in spec.kwargs.items())
+        args = ", ".join(
+            f"{keyword_name(k)}={self.source(v) if isinstance(v, KerasLayer) else python_literal(v)}"
+            for k, v in spec.kwargs.items()
+        )
         return f"layers.{class_name(spec.cls)}({args})"
 
     def layer(self, spec: KerasLayer, x):
         name = self._name()
-        call = ", ".join([*_call_args(spec, x),
-                          *(f"{keyword_name(k)}={python_literal(v)}" for k, v in _call_kwargs(spec).items())])
+        call = ", ".join(
+            [*_call_args(spec, x), *(f"{keyword_name(k)}={python_literal(v)}" for k, v in _call_kwargs(spec).items())]
+        )
         self.lines.append(f"    {name} = {self.source(spec)}({call})")
         return name
 
@@ -167,11 +177,13 @@ def keras_source(network: Network, **values) -> str:
         out = f"[{', '.join([out, *writer.side_outputs])}]"
     # lines 1 and 2 are the exporter's (a comment there could declare the file's encoding, PEP 263); the
     # program goes in as `#` lines only (export.comment_lines)
-    return ('"""Keras model written by paramsym from the program below."""\n# The program:\n#\n'
-            + comment_lines(network.source) +
-            "\nimport keras\nfrom keras import layers\n\n\n"
-            "def build_model() -> keras.Model:\n"
-            f"    x0 = keras.Input(shape={python_literal(tuple(shape))})\n" + "\n".join(writer.lines) + "\n"
-            f"    return keras.Model(x0, {out})\n\n\n"
-            'if __name__ == "__main__":\n    model = build_model()\n'
-            "    print(model.output_shape, model.count_params())\n")
+    return (
+        '"""Keras model written by paramsym from the program below."""\n# The program:\n#\n'
+        + comment_lines(network.source)
+        + "\nimport keras\nfrom keras import layers\n\n\n"
+        "def build_model() -> keras.Model:\n"
+        f"    x0 = keras.Input(shape={python_literal(tuple(shape))})\n" + "\n".join(writer.lines) + "\n"
+        f"    return keras.Model(x0, {out})\n\n\n"
+        'if __name__ == "__main__":\n    model = build_model()\n'
+        "    print(model.output_shape, model.count_params())\n"
+    )

@@ -3,6 +3,7 @@
 Exported source (`paramsym export --to torch`) copies these classes in, so the
 file it writes runs without paramsym.
 """
+
 from __future__ import annotations
 
 import torch
@@ -167,7 +168,7 @@ class TransposedLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(in_features, out_features) * in_features ** -0.5)
+        self.weight = nn.Parameter(torch.randn(in_features, out_features) * in_features**-0.5)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def forward(self, x):
@@ -215,8 +216,17 @@ class GroupedQueryAttention(nn.Module):
     attention) and any head width: q, k, v, o projections and F.scaled_dot_product_attention, on the
     positions of (N, C, *spatial)."""
 
-    def __init__(self, channels: int, heads: int, kv_heads: int | None = None, head_dim: int | None = None,
-                 bias: bool = True, causal: bool = False, source_channels: int | None = None, rope: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        kv_heads: int | None = None,
+        head_dim: int | None = None,
+        bias: bool = True,
+        causal: bool = False,
+        source_channels: int | None = None,
+        rope: bool = False,
+    ):
         super().__init__()
         self.rope = rope
         kv_heads = heads if kv_heads is None else kv_heads
@@ -287,7 +297,7 @@ class ChannelSlice(nn.Module):
         self.end = end
 
     def forward(self, x):
-        return x[:, self.start:self.end]
+        return x[:, self.start : self.end]
 
 
 class SpaceToDepth(nn.Module):
@@ -328,8 +338,16 @@ class WindowAttention(nn.Module):
     w//2 (a cyclic roll, masks between the regions the roll brings together; no shift on a map no larger
     than a window). Besides: kv_heads key/value heads shared by the query heads, and any head width."""
 
-    def __init__(self, channels: int, heads: int, window: int, shift: bool = False, kv_heads: int | None = None,
-                 head_dim: int | None = None, bias: bool = True):
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        window: int,
+        shift: bool = False,
+        kv_heads: int | None = None,
+        head_dim: int | None = None,
+        bias: bool = True,
+    ):
         super().__init__()
         kv_heads = heads if kv_heads is None else kv_heads
         head_dim = channels // heads if head_dim is None else head_dim
@@ -369,7 +387,7 @@ class WindowAttention(nn.Module):
         x = x.reshape(n * count, w * w, channels)
         h, g, e = self.heads, self.kv_heads, self.head_dim
         qkv = self.qkv(x).reshape(n * count, w * w, h + 2 * g, e).transpose(1, 2)
-        q, k, v = qkv[:, :h] * e ** -0.5, qkv[:, h:h + g], qkv[:, h + g:]
+        q, k, v = qkv[:, :h] * e**-0.5, qkv[:, h : h + g], qkv[:, h + g :]
         if g != h:
             k, v = k.repeat_interleave(h // g, dim=1), v.repeat_interleave(h // g, dim=1)
         attn = q.matmul(k.transpose(-2, -1)) + self.relative_position_bias()

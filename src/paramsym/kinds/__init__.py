@@ -5,6 +5,7 @@ defines `KINDS`, a tuple of `Kind` instances; the registry collects them all, so
 a new kind is one new module. The builder, the counting, `explain`, both
 exports and the importer find a layer's kind here and nowhere else.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -66,6 +67,7 @@ def known_names() -> list[str]:
 
 def suggest(name: str) -> str | None:
     import difflib  # only for the hint
+
     close = difflib.get_close_matches(name, known_names(), n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -91,8 +93,11 @@ def _claims(kind: Kind, cls: type) -> bool:
     if cls.__module__.startswith("torch."):
         return True
     nn = sys.modules.get("torch.nn")
-    return not (nn is not None and isinstance(getattr(nn, cls.__name__, None), type)
-                and any(base.__name__ == "Module" and base.__module__.startswith("torch.") for base in cls.__mro__))
+    return not (
+        nn is not None
+        and isinstance(getattr(nn, cls.__name__, None), type)
+        and any(base.__name__ == "Module" and base.__module__.startswith("torch.") for base in cls.__mro__)
+    )
 
 
 def _claimed(module) -> tuple[Kind | None, type | None]:
@@ -138,5 +143,16 @@ def for_torch_function(name: str) -> Kind | None:
     return None
 
 
-__all__ = ["Kind", "KINDS", "RESERVED", "lookup", "is_layer_name", "known_names", "suggest", "identity_name", "for_torch_module", "overridden",
-           "for_torch_function"]
+__all__ = [
+    "KINDS",
+    "RESERVED",
+    "Kind",
+    "for_torch_function",
+    "for_torch_module",
+    "identity_name",
+    "is_layer_name",
+    "known_names",
+    "lookup",
+    "overridden",
+    "suggest",
+]

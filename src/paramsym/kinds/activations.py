@@ -1,11 +1,12 @@
 """Element-wise layers with no parameters (activations, dropout, identity), and
 PReLU, which learns a slope per channel."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from ..errors import ImportRefused, ParamsymArgumentError
 from ..core.records import ONE, KerasSpec, Layer, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError
 from .base import Kind, same_layer, stated_channels
 
 
@@ -18,9 +19,19 @@ class Activation(Kind):
     bounds it; `imported(module)` writes the call for a PyTorch module of that class.
     """
 
-    def __init__(self, name: str, torch_class: str, *, keras: Callable | None = None, takes_value: bool = False,
-                 imported: Callable | None = None, torch_functions: tuple = (), identity: bool = False,
-                 value_range: tuple | None = None, also: tuple = ()):
+    def __init__(
+        self,
+        name: str,
+        torch_class: str,
+        *,
+        keras: Callable | None = None,
+        takes_value: bool = False,
+        imported: Callable | None = None,
+        torch_functions: tuple = (),
+        identity: bool = False,
+        value_range: tuple | None = None,
+        also: tuple = (),
+    ):
         self.key = name
         self.value_range = value_range  # (low, high, PyTorch's words) for a value PyTorch bounds
         self.identity = identity
@@ -42,8 +53,9 @@ class Activation(Kind):
         value = arg.value[0]
         if len(arg.value) != 1 or not value.is_number:
             written = "x".join(str(v) for v in arg.value)
-            raise ParamsymArgumentError(f"{call.name} takes one number, such as {call.name}(0.5), not {written}",
-                                        pos=arg.pos)
+            raise ParamsymArgumentError(
+                f"{call.name} takes one number, such as {call.name}(0.5), not {written}", pos=arg.pos
+            )
         if self.value_range is not None:
             low, high, words = self.value_range
             if not low <= value <= high:
@@ -125,21 +137,38 @@ _TIMM = "timm.layers.activations."
 KINDS = (
     Activation("relu", "nn.ReLU", torch_functions=("relu",)),
     Activation("relu6", "nn.ReLU6", keras=lambda value: KerasSpec("ReLU", {"max_value": 6.0})),
-    Activation("leakyrelu", "nn.LeakyReLU", takes_value=True, keras=_value("LeakyReLU", "negative_slope", 0.01),
-               imported=lambda module, ctx: f"leakyrelu({module.negative_slope})"),
-    Activation("elu", "nn.ELU", takes_value=True, keras=_value("ELU", "alpha", 1.0),
-               imported=lambda module, ctx: f"elu({module.alpha})"),
+    Activation(
+        "leakyrelu",
+        "nn.LeakyReLU",
+        takes_value=True,
+        keras=_value("LeakyReLU", "negative_slope", 0.01),
+        imported=lambda module, ctx: f"leakyrelu({module.negative_slope})",
+    ),
+    Activation(
+        "elu",
+        "nn.ELU",
+        takes_value=True,
+        keras=_value("ELU", "alpha", 1.0),
+        imported=lambda module, ctx: f"elu({module.alpha})",
+    ),
     Activation("gelu", "nn.GELU", also=(f"{_TIMM}GELU",)),
     Activation("silu", "nn.SiLU", also=(f"{_TIMM}Swish",)),
     Activation("sigmoid", "nn.Sigmoid", also=(f"{_TIMM}Sigmoid",)),
     Activation("tanh", "nn.Tanh", also=(f"{_TIMM}Tanh",)),
     Softmax(),
-    Activation("hardswish", "nn.Hardswish",
-               keras=lambda value: KerasSpec("Activation", {"activation": "hard_swish"})),
-    Activation("dropout", "nn.Dropout", takes_value=True, keras=_value("Dropout", "rate", 0.5),
-               imported=lambda module, ctx: f"dropout({module.p})",
-               value_range=(0, 1, "the probability must be between 0 and 1 (PyTorch: dropout probability has "
-                                  "to be between 0 and 1)")),
+    Activation("hardswish", "nn.Hardswish", keras=lambda value: KerasSpec("Activation", {"activation": "hard_swish"})),
+    Activation(
+        "dropout",
+        "nn.Dropout",
+        takes_value=True,
+        keras=_value("Dropout", "rate", 0.5),
+        imported=lambda module, ctx: f"dropout({module.p})",
+        value_range=(
+            0,
+            1,
+            "the probability must be between 0 and 1 (PyTorch: dropout probability has to be between 0 and 1)",
+        ),
+    ),
     Activation("id", "nn.Identity", keras=lambda value: KerasSpec("Identity"), identity=True),
     PReLU(),
 )

@@ -8,6 +8,7 @@ Connections are the sum of all windows' sizes times the channels: per axis n + S
 PyTorch nn.AdaptiveAvgPool{1,2,3}d / nn.AdaptiveMaxPool{1,2,3}d, Keras AdaptiveAveragePooling{1,2,3}D /
 AdaptiveMaxPooling{1,2,3}D. A size of 1 on every axis imports as gap / gmp (pooling.py), any other
 size as these kinds."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,8 +16,8 @@ import math
 
 import sympy
 
-from ..errors import ParamsymArgumentError, ParamsymShapeError
 from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ParamsymArgumentError, ParamsymShapeError
 from . import pooling, windows
 from .base import Kind, make_layer, times, whole_number
 
@@ -60,15 +61,17 @@ class AdaptivePooling(Kind):
         arg = args.required("its output size", "7", "S", "S1xS2")
         sizes = flow.shape.spatial
         if sizes == ():
-            raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector",
-                                     pos=call.pos)
+            raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector", pos=call.pos)
         for value in arg.value:
             args.constraints += whole_number(value, "the output size", arg.pos)
         rank = len(arg.value) if sizes is None else len(sizes)
         out = tuple(arg.value) * rank if len(arg.value) == 1 else tuple(arg.value)
         if len(out) != rank:
-            raise ParamsymArgumentError(f"{call.name} gives {len(arg.value)} sizes but its input has {rank} spatial "
-                                        f"axes ({flow.shape.describe()})", pos=arg.pos)
+            raise ParamsymArgumentError(
+                f"{call.name} gives {len(arg.value)} sizes but its input has {rank} spatial "
+                f"axes ({flow.shape.describe()})",
+                pos=arg.pos,
+            )
         if rank > 3:
             raise ParamsymShapeError(f"{call.name} works on inputs of 1 to 3 spatial axes, not {rank}", pos=call.pos)
         channels = flow.shape.channels
@@ -100,9 +103,11 @@ class AdaptivePooling(Kind):
     def explain(self, layer, counts, w) -> list[str]:
         op = "average" if layer.options["op"] == "avg" else "maximum"
         sizes = " x ".join(w(s) for s in layer.out_shape.spatial)
-        return [f"No parameters: it takes the {op} of each of {sizes} windows that PyTorch fits to the input "
-                f"(input position floor(i·n/S) to ceil((i+1)·n/S) − 1 for output i), channel by channel.",
-                f"Fan-in: the largest window has {w(counts.fan_in)} inputs."]
+        return [
+            f"No parameters: it takes the {op} of each of {sizes} windows that PyTorch fits to the input "
+            f"(input position floor(i·n/S) to ceil((i+1)·n/S) − 1 for output i), channel by channel.",
+            f"Fan-in: the largest window has {w(counts.fan_in)} inputs.",
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         rank = len(layer.out_shape.spatial)

@@ -21,13 +21,14 @@ keys. Keys and values are still computed once for every one of the T positions, 
 value projections cost `2·T·d·kv` and the KV cache is the keys and values of all positions,
 `2·T·kv`.
 """
+
 from __future__ import annotations
 
 import sympy
 
 from .. import expansion
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..core.records import KerasSpec, Layer, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
 
 
@@ -36,63 +37,103 @@ class Attention(Kind):
     names = ("attn",)
     keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "cpb"})
     flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
-    torch_modules = ("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
-                     "SelfAttention", "GroupedQueryAttention",
-                     "WindowAttention")  # the last three: paramsym's own exports
+    torch_modules = (
+        "MultiheadAttention",
+        "TransformerEncoderLayer",
+        "TransformerDecoderLayer",
+        "SelfAttention",
+        "GroupedQueryAttention",
+        "WindowAttention",
+    )  # the last three: paramsym's own exports
 
     # ---- language
     def build(self, call, flow, args, match) -> Layer:
         if "heads" not in args.keywords:
-            raise ParamsymArgumentError(f"{call.name} needs its number of heads: write {call.name}(heads=8, ...)",
-                                        pos=call.pos)
+            raise ParamsymArgumentError(
+                f"{call.name} needs its number of heads: write {call.name}(heads=8, ...)", pos=call.pos
+            )
         rank = flow.shape.rank
         if rank == 0:
             raise ParamsymShapeError(
-                f"{call.name} acts on positions, but its input is a vector (no positions)", pos=call.pos,
+                f"{call.name} acts on positions, but its input is a vector (no positions)",
+                pos=call.pos,
                 notes=((f"the vector comes from {flow.source[0]}", flow.source[1]),) if flow.source else (),
-                hint="attention takes a sequence T x d or a map H x W x d")
+                hint="attention takes a sequence T x d or a map H x W x d",
+            )
         d = flow.shape.channels
         if d is None:
-            raise ParamsymShapeError(f"{call.name} needs the width of its input: nothing before it says it",
-                                     pos=call.pos, hint="start the network with input(T x d) or input(H x W x d)")
+            raise ParamsymShapeError(
+                f"{call.name} needs the width of its input: nothing before it says it",
+                pos=call.pos,
+                hint="start the network with input(T x d) or input(H x W x d)",
+            )
         heads = args.scalar("heads")
         kv_heads = args.scalar("kv_heads", heads)
         constraints = list(args.constraints)
         if "kv_heads" in args.keywords:
             pos = args.keywords["kv_heads"].pos
             constraints += check_or_defer(
-                heads / kv_heads, "integer",
+                heads / kv_heads,
+                "integer",
                 f"kv_heads={kv_heads} must divide heads={heads} (each key/value head serves a whole group of "
-                f"query heads)", pos)
+                f"query heads)",
+                pos,
+            )
         if "head_dim" in args.keywords:
             head_dim = args.scalar("head_dim")
         else:
             head_dim = d / heads
             constraints += check_or_defer(
-                head_dim, "integer", f"heads={heads} does not divide the width {d}", args.keywords["heads"].pos,
-                hint="the head width is d/heads: choose heads that divide d, or give head_dim=")
+                head_dim,
+                "integer",
+                f"heads={heads} does not divide the width {d}",
+                args.keywords["heads"].pos,
+                hint="the head width is d/heads: choose heads that divide d, or give head_dim=",
+            )
         if "rope" in args.flags:
             # rotary positions turn pairs of a head's channels (Llama's rotate_half): the head width is even
             constraints += check_or_defer(
-                head_dim / 2, "integer", f"rope rotates pairs of channels, but the head width {head_dim} is odd",
-                args.flags["rope"].pos, shown=head_dim, hint="choose heads (or head_dim=) so that each head is even")
+                head_dim / 2,
+                "integer",
+                f"rope rotates pairs of channels, but the head width {head_dim} is odd",
+                args.flags["rope"].pos,
+                shown=head_dim,
+                hint="choose heads (or head_dim=) so that each head is even",
+            )
         source = self._source(call, args)
         window = args.scalar("window")
         if window is not None:
             constraints += self._window(call, flow, args, window)
             if source is not None:
-                raise ParamsymArgumentError("window= attends inside windows of the map itself: it takes no source=",
-                                            pos=args.keywords["source"].pos)
+                raise ParamsymArgumentError(
+                    "window= attends inside windows of the map itself: it takes no source=",
+                    pos=args.keywords["source"].pos,
+                )
         if "shift" in args.flags and window is None:
-            raise ParamsymArgumentError("'shift' (shifted windows) needs window=w", pos=args.flags["shift"].pos,
-                                        hint=f"write {call.name}(heads=..., window=7, shift)")
+            raise ParamsymArgumentError(
+                "'shift' (shifted windows) needs window=w",
+                pos=args.flags["shift"].pos,
+                hint=f"write {call.name}(heads=..., window=7, shift)",
+            )
         if "pad" in args.flags and window is None:
-            raise ParamsymArgumentError("'pad' pads the map to a multiple of the window: it needs window=w",
-                                        pos=args.flags["pad"].pos, hint=f"write {call.name}(heads=..., window=8, pad)")
+            raise ParamsymArgumentError(
+                "'pad' pads the map to a multiple of the window: it needs window=w",
+                pos=args.flags["pad"].pos,
+                hint=f"write {call.name}(heads=..., window=8, pad)",
+            )
         cpb = self._cpb(call, args, window)
-        options = {"heads": heads, "kv_heads": kv_heads, "head_dim": head_dim, "source": source,
-                   "window": window, "shift": "shift" in args.flags, "causal": "causal" in args.flags,
-                   "rope": "rope" in args.flags, "cpb": cpb, "pad": "pad" in args.flags}
+        options = {
+            "heads": heads,
+            "kv_heads": kv_heads,
+            "head_dim": head_dim,
+            "source": source,
+            "window": window,
+            "shift": "shift" in args.flags,
+            "causal": "causal" in args.flags,
+            "rope": "rope" in args.flags,
+            "cpb": cpb,
+            "pad": "pad" in args.flags,
+        }
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
     def _cpb(self, call, args, window):
@@ -101,21 +142,32 @@ class Attention(Kind):
         if arg is None:
             return None
         if window is None:
-            raise ParamsymArgumentError("cpb= (Swin V2's continuous position bias) is a bias over the relative "
-                                        "positions inside a window: it needs window=w", pos=arg.pos,
-                                        hint=f"write {call.name}(heads=..., window=8, cpb=512)")
+            raise ParamsymArgumentError(
+                "cpb= (Swin V2's continuous position bias) is a bias over the relative "
+                "positions inside a window: it needs window=w",
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., window=8, cpb=512)",
+            )
         if len(arg.value) != 1:
-            raise ParamsymArgumentError("cpb= takes one value, the width of the position-bias MLP (cpb=512)",
-                                        pos=arg.pos)
+            raise ParamsymArgumentError(
+                "cpb= takes one value, the width of the position-bias MLP (cpb=512)", pos=arg.pos
+            )
         value = arg.value[0]
         if value.is_number and not (value.is_integer and value >= 1):
-            raise ParamsymArgumentError(f"cpb= (the width of the position-bias MLP) must be a positive whole "
-                                        f"number, not {value}", pos=arg.pos, hint="torchvision's Swin V2 uses cpb=512")
+            raise ParamsymArgumentError(
+                f"cpb= (the width of the position-bias MLP) must be a positive whole number, not {value}",
+                pos=arg.pos,
+                hint="torchvision's Swin V2 uses cpb=512",
+            )
         args.constraints += whole_number(value, "cpb= (the width of the position-bias MLP)", arg.pos)
         # torchvision divides the relative coordinates by w - 1: a 1x1 window gives 0/0
         args.constraints += check_or_defer(
-            window - 1, "positive", f"cpb= normalises the relative coordinates by window - 1: window={window} must be "
-            f"at least 2", args.keywords["window"].pos, hint="a 1x1 window has no relative positions to normalise")
+            window - 1,
+            "positive",
+            f"cpb= normalises the relative coordinates by window - 1: window={window} must be at least 2",
+            args.keywords["window"].pos,
+            hint="a 1x1 window has no relative positions to normalise",
+        )
         return value
 
     def _source(self, call, args):
@@ -123,8 +175,11 @@ class Attention(Kind):
         if arg is None:
             return None
         if len(arg.value) != 2:
-            raise ParamsymArgumentError("source= takes the positions and channels of the keys' source: source=S x c",
-                                        pos=arg.pos, hint="e.g. source=77x768 (77 positions of 768 channels)")
+            raise ParamsymArgumentError(
+                "source= takes the positions and channels of the keys' source: source=S x c",
+                pos=arg.pos,
+                hint="e.g. source=77x768 (77 positions of 768 channels)",
+            )
         for value, what in zip(arg.value, ("source positions", "source channels")):
             if value.is_number and not (value.is_integer and value >= 1):
                 raise ParamsymArgumentError(f"{what} must be a positive whole number, not {value}", pos=arg.pos)
@@ -135,16 +190,23 @@ class Attention(Kind):
         pos = args.keywords["window"].pos
         if flow.shape.rank is not None and flow.shape.rank != 2:
             what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
-            raise ParamsymShapeError(f"window= attends inside w x w windows of a map (H x W x d), but the input is "
-                                     f"{what}", pos=pos, hint="window attention (Swin) needs a map")
+            raise ParamsymShapeError(
+                f"window= attends inside w x w windows of a map (H x W x d), but the input is {what}",
+                pos=pos,
+                hint="window attention (Swin) needs a map",
+            )
         constraints = []
         for size in flow.shape.spatial or ():
             if size is None or "pad" in args.flags:
                 continue
-            constraints += check_or_defer(size / window, "integer",
-                                          f"window={window} does not divide the map's size {size}", pos,
-                                          hint="the map is cut into w x w windows: w must divide H and W, or "
-                                               "write 'pad' to pad the map to a multiple of w (as torchvision does)")
+            constraints += check_or_defer(
+                size / window,
+                "integer",
+                f"window={window} does not divide the map's size {size}",
+                pos,
+                hint="the map is cut into w x w windows: w must divide H and W, or "
+                "write 'pad' to pad the map to a multiple of w (as torchvision does)",
+            )
         return constraints
 
     # ---- quantities
@@ -185,15 +247,20 @@ class Attention(Kind):
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
             # each query sees w² of them
             T = keys = s["padded"]
-            per_query = window ** 2
+            per_query = window**2
         else:
             keys, per_query = S, S
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
         scores = times(2, T, per_query, q)
         macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
         outputs = layer.out_shape.elements
-        return {"params": params, "fan_in": d, "macs": macs, "connections": times(outputs, d),
-                "kv_cache": times(2, keys, kv)}
+        return {
+            "params": params,
+            "fan_in": d,
+            "macs": macs,
+            "connections": times(outputs, d),
+            "kv_cache": times(2, keys, kv),
+        }
 
     def generic_params(self, layer, t):
         o = layer.options
@@ -223,8 +290,11 @@ class Attention(Kind):
         if o["source"] is not None:
             parts.append(f", keys from {words(o['source'][0])} x {words(o['source'][1])}")
         if o["window"] is not None:
-            parts.append(f", {words(o['window'])}x{words(o['window'])} windows" + (" shifted" if o["shift"] else "")
-                         + (", map padded to a multiple" if o.get("pad") else ""))
+            parts.append(
+                f", {words(o['window'])}x{words(o['window'])} windows"
+                + (" shifted" if o["shift"] else "")
+                + (", map padded to a multiple" if o.get("pad") else "")
+            )
         if o.get("cpb") is not None:
             parts.append(f", continuous position bias (MLP of width {words(o['cpb'])})")
         parts += [", causal"] * o["causal"] + [", rotary positions"] * o["rope"]
@@ -233,49 +303,73 @@ class Attention(Kind):
     def explain(self, layer, counts, w) -> list[str]:
         s, o = self.sizes(layer), layer.options
         d, q, kv, c = s["d"], s["q"], s["kv"], s["c"]
-        lines = [f"Queries: {w(o['heads'])} heads of width {w(o['head_dim'])}, q = {w(q)} channels; "
-                 f"the query projection has {w.product(d, q)} weights and the output projection "
-                 f"{w.product(q, d)}."]
-        grouping = (f"{w(o['kv_heads'])} key/value heads, each shared by {w(o['heads'] / o['kv_heads'])} query heads "
-                    f"(grouped-query attention)" if o["kv_heads"] != o["heads"] else "one key/value head per query head")
+        lines = [
+            f"Queries: {w(o['heads'])} heads of width {w(o['head_dim'])}, q = {w(q)} channels; "
+            f"the query projection has {w.product(d, q)} weights and the output projection "
+            f"{w.product(q, d)}."
+        ]
+        grouping = (
+            f"{w(o['kv_heads'])} key/value heads, each shared by {w(o['heads'] / o['kv_heads'])} query heads "
+            f"(grouped-query attention)"
+            if o["kv_heads"] != o["heads"]
+            else "one key/value head per query head"
+        )
         source = f"the {w(c)} channels of the source" if o["source"] is not None else f"the {w(d)} input channels"
-        lines.append(f"Keys and values: {grouping}, kv = {w(kv)} channels each, projected from {source}: "
-                     f"two projections of {w.product(c, kv)} weights each.")
+        lines.append(
+            f"Keys and values: {grouping}, kv = {w(kv)} channels each, projected from {source}: "
+            f"two projections of {w.product(c, kv)} weights each."
+        )
         if layer.bias:
-            lines.append(f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
-                         f"{w(d)} for the output.")
+            lines.append(
+                f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
+                f"{w(d)} for the output."
+            )
         window = o["window"]
         if window is not None and o.get("cpb") is None:
-            lines.append(f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
-                         f"{w.product((2 * window - 1) ** 2, o['heads'])} parameters.")
+            lines.append(
+                f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
+                f"{w.product((2 * window - 1) ** 2, o['heads'])} parameters."
+            )
         elif window is not None:
             m, table = o["cpb"], (2 * window - 1) ** 2
-            lines.append(f"A continuous position bias (Swin V2, a paramsym extension): an MLP of {w(m)} hidden units "
-                         f"maps each of the {w(table)} relative positions of the {w(window)}x{w(window)} window to one "
-                         f"bias per head, {w.product(2, m)} weights + {w(m)} biases + {w.product(m, o['heads'])} "
-                         f"weights, and cosine attention has a logit scale per head, {w(o['heads'])}: "
-                         f"{w(self.position_bias(layer, o['heads'], window)[0])} parameters; the MLP runs over the "
-                         f"table each time, {w(self.position_bias(layer, o['heads'], window)[1])} MACs.")
+            lines.append(
+                f"A continuous position bias (Swin V2, a paramsym extension): an MLP of {w(m)} hidden units "
+                f"maps each of the {w(table)} relative positions of the {w(window)}x{w(window)} window to one "
+                f"bias per head, {w.product(2, m)} weights + {w(m)} biases + {w.product(m, o['heads'])} "
+                f"weights, and cosine attention has a logit scale per head, {w(o['heads'])}: "
+                f"{w(self.position_bias(layer, o['heads'], window)[0])} parameters; the MLP runs over the "
+                f"table each time, {w(self.position_bias(layer, o['heads'], window)[1])} MACs."
+            )
             if layer.bias:
-                lines.append("(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter "
-                             "exists and counts.)")
+                lines.append(
+                    "(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter exists and counts.)"
+                )
         if window is not None and o.get("pad") and expansion.expand(s["padded"] - s["T"]) == 0:
             lines.append(f"Padding: none, the map is a multiple of {w(window)} already.")
         elif window is not None and o.get("pad"):
-            lines.append(f"Padding: the map is padded with zeros at the bottom and right to a multiple of "
-                         f"{w(window)}, {w(s['T'])} -> {w(s['padded'])} positions, which are projected and "
-                         f"attended to, then cut off (torchvision's shifted_window_attention).")
+            lines.append(
+                f"Padding: the map is padded with zeros at the bottom and right to a multiple of "
+                f"{w(window)}, {w(s['T'])} -> {w(s['padded'])} positions, which are projected and "
+                f"attended to, then cut off (torchvision's shifted_window_attention)."
+            )
         if window is not None and o["shift"] and self._one_window(layer):
-            lines.append("One window covers the map, so the shift does nothing (torchvision sets it to 0 there); "
-                         "it changes no count anyway.")
+            lines.append(
+                "One window covers the map, so the shift does nothing (torchvision sets it to 0 there); "
+                "it changes no count anyway."
+            )
         lines.append(f"{w(counts.params)} parameters.")
         if counts.macs is not None:
-            keys = f"the {w(o['window'] ** 2)} positions of its window" if o["window"] is not None \
+            keys = (
+                f"the {w(o['window'] ** 2)} positions of its window"
+                if o["window"] is not None
                 else f"all {w(s['S'])} key positions"
+            )
             queries = s["padded"] if window is not None else s["T"]
-            lines.append(f"MACs: the projections, then for each of the {w(queries)} queries the scores against "
-                         f"{keys} and the weighted sum of their values: 2 x queries x keys x q, masked pairs "
-                         f"included, {w(times(2, queries, window ** 2 if window is not None else s['S'], q))}.")
+            lines.append(
+                f"MACs: the projections, then for each of the {w(queries)} queries the scores against "
+                f"{keys} and the weighted sum of their values: 2 x queries x keys x q, masked pairs "
+                f"included, {w(times(2, queries, window**2 if window is not None else s['S'], q))}."
+            )
         if counts.kv_cache is not None:
             lines.append(f"KV cache: the keys and values of every position, {w(counts.kv_cache)} values.")
         lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
@@ -285,8 +379,11 @@ class Attention(Kind):
     def _one_window(layer) -> bool:
         """One window covers the (padded) map along an axis: torchvision sets that axis's shift to 0."""
         w = layer.options["window"]
-        sizes = [sympy.ceiling(n / w) * w if layer.options.get("pad") else n
-                 for n in layer.in_shape.spatial or () if n is not None]
+        sizes = [
+            sympy.ceiling(n / w) * w if layer.options.get("pad") else n
+            for n in layer.in_shape.spatial or ()
+            if n is not None
+        ]
         return any((w - n).is_nonnegative for n in sizes)
 
     # ---- frameworks
@@ -295,15 +392,20 @@ class Attention(Kind):
         if o["window"] is not None:
             return _window_spec(layer, num)
         if o["source"] is not None:
-            raise ParamsymUsageError(f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
-                                f"(the keys' source), which an exported nn.Sequential cannot take")
+            raise ParamsymUsageError(
+                f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
+                f"(the keys' source), which an exported nn.Sequential cannot take"
+            )
         d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
         if kv_heads == heads and e * heads == d and not o["rope"]:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o["causal"]})
         extra = {"rope": True} if o["rope"] else {}
-        return TorchSpec("GroupedQueryAttention", (d, heads),
-                         {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o["causal"], **extra})
+        return TorchSpec(
+            "GroupedQueryAttention",
+            (d, heads),
+            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o["causal"], **extra},
+        )
 
     def keras(self, layer, num) -> list[KerasSpec]:
         o = layer.options
@@ -312,17 +414,22 @@ class Attention(Kind):
         if o["source"] is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
         if o["rope"]:
-            refuse_keras(layer, "rotary positions (rope) have no layer in keras.layers (KerasHub's RotaryEmbedding "
-                                "is another package)")
+            refuse_keras(
+                layer,
+                "rotary positions (rope) have no layer in keras.layers (KerasHub's RotaryEmbedding is another package)",
+            )
         d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
         spatial = [num(n) for n in layer.in_shape.spatial]
         if kv_heads == heads:
-            attention = KerasSpec("MultiHeadAttention", {"num_heads": heads, "key_dim": e, "use_bias": layer.bias},
-                                  call="self")
+            attention = KerasSpec(
+                "MultiHeadAttention", {"num_heads": heads, "key_dim": e, "use_bias": layer.bias}, call="self"
+            )
         else:
-            attention = KerasSpec("GroupQueryAttention", {"head_dim": e, "num_query_heads": heads,
-                                                            "num_key_value_heads": kv_heads,
-                                                            "use_bias": layer.bias}, call="self")
+            attention = KerasSpec(
+                "GroupQueryAttention",
+                {"head_dim": e, "num_query_heads": heads, "num_key_value_heads": kv_heads, "use_bias": layer.bias},
+                call="self",
+            )
         if o["causal"]:
             attention.call = "causal"
         if len(spatial) == 1:
@@ -330,8 +437,11 @@ class Attention(Kind):
         positions = 1
         for n in spatial:
             positions *= n
-        return [KerasSpec("Reshape", {"target_shape": (positions, d)}), attention,
-                KerasSpec("Reshape", {"target_shape": (*spatial, d)})]
+        return [
+            KerasSpec("Reshape", {"target_shape": (positions, d)}),
+            attention,
+            KerasSpec("Reshape", {"target_shape": (*spatial, d)}),
+        ]
 
     def from_torch(self, module, ctx) -> str:
         name = type(module).__name__
@@ -339,7 +449,7 @@ class Attention(Kind):
             return _own_text(module)
         if name == "WindowAttention":
             return _window_text(module, ctx)
-        if name == "MultiheadAttention" or hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias"):
+        if name == "MultiheadAttention" or (hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias")):
             return _mha_text(module, ctx)
         if hasattr(module, "multihead_attn"):
             return _decoder_text(module, ctx)
@@ -356,8 +466,10 @@ def _own_text(module) -> str:
         heads, kv_heads, head_dim, width = module.heads, module.kv_heads, module.head_dim, module.q.in_features
         bias = module.q.bias is not None
         if module.k.in_features != width:
-            raise ImportRefused(f"GroupedQueryAttention with keys of {module.k.in_features} channels (cross-attention) "
-                                f"takes a second input, which the import does not follow")
+            raise ImportRefused(
+                f"GroupedQueryAttention with keys of {module.k.in_features} channels (cross-attention) "
+                f"takes a second input, which the import does not follow"
+            )
     parts = [f"heads={heads}"]
     if kv_heads != heads:
         parts.append(f"kv_heads={kv_heads}")
@@ -374,6 +486,7 @@ def _default_head_dim(layer) -> bool:
 
 # ---- import ---------------------------------------------------------------------------
 
+
 def _tensor_args(ctx) -> list:
     node = ctx.node
     if node is None:
@@ -387,12 +500,15 @@ def _mha_heads(mha, ctx, where: str) -> str:
     if mha.in_proj_bias is not None:
         text += ", bias"
     if mha.bias_k is not None or mha.add_zero_attn:
-        raise ImportRefused(f"{where} (MultiheadAttention) has add_bias_kv or add_zero_attn, which the language "
-                            f"cannot express")
+        raise ImportRefused(
+            f"{where} (MultiheadAttention) has add_bias_kv or add_zero_attn, which the language cannot express"
+        )
     if mha.kdim != d or mha.vdim != d:
         if mha.kdim != mha.vdim:
-            raise ImportRefused(f"{where} (MultiheadAttention) has kdim={mha.kdim} and vdim={mha.vdim}: the "
-                                f"language takes keys and values from one source (kdim = vdim)")
+            raise ImportRefused(
+                f"{where} (MultiheadAttention) has kdim={mha.kdim} and vdim={mha.vdim}: the "
+                f"language takes keys and values from one source (kdim = vdim)"
+            )
     return text
 
 
@@ -403,9 +519,11 @@ def _mha_text(mha, ctx) -> str:
         query, key, value = (list(node.args) + [node.kwargs.get(k) for k in ("query", "key", "value")])[:3]
         if key is not query or value is not query:
             other = key if key is not query else value
-            raise ImportRefused(f"{ctx.node_name} (MultiheadAttention) takes its keys or values from "
-                                f"'{getattr(other, 'name', other)}', not from its query: cross-attention on another "
-                                f"value of the model, which the language cannot import (write attn(..., source=S x c))")
+            raise ImportRefused(
+                f"{ctx.node_name} (MultiheadAttention) takes its keys or values from "
+                f"'{getattr(other, 'name', other)}', not from its query: cross-attention on another "
+                f"value of the model, which the language cannot import (write attn(..., source=S x c))"
+            )
     if mha.kdim != mha.embed_dim:
         raise ImportRefused(f"{ctx.node_name} (MultiheadAttention) has kdim={mha.kdim} but is used as self-attention")
     return f"attn({text})"
@@ -422,8 +540,10 @@ def _activation(layer, where: str) -> str:
 
 def _feed_forward(layer, where: str) -> str:
     bias = ", bias" if layer.linear1.bias is not None else ""
-    return (f"dense(->{layer.linear1.out_features}{bias}) > {_activation(layer, where)} > "
-            f"dense(->{layer.linear2.out_features}{bias})")
+    return (
+        f"dense(->{layer.linear1.out_features}{bias}) > {_activation(layer, where)} > "
+        f"dense(->{layer.linear2.out_features}{bias})"
+    )
 
 
 def _norm(norm) -> str:
@@ -442,18 +562,25 @@ def _decoder_text(layer, ctx) -> str:
         raise ImportRefused(f"{where} (TransformerDecoderLayer) is called without its memory")
     target, memory = tensors[0], tensors[1]
     if memory is not target:
-        raise ImportRefused(f"{where} (TransformerDecoderLayer) reads its memory from '{memory.name}', another value "
-                            f"of the model, which the language cannot import; write the layer with "
-                            f"attn(..., source=S x d)")
+        raise ImportRefused(
+            f"{where} (TransformerDecoderLayer) reads its memory from '{memory.name}', another value "
+            f"of the model, which the language cannot import; write the layer with "
+            f"attn(..., source=S x d)"
+        )
     shape = ctx.arg_shapes[1] if len(ctx.arg_shapes) > 1 else ()
     if len(shape) != 3:
         raise ImportRefused(f"{where} (TransformerDecoderLayer) takes a memory of shape {shape}, not (batch, S, d)")
     positions = shape[1] if layer.self_attn.batch_first else shape[0]
     cross = layer.multihead_attn
     source = f", source={positions}x{cross.kdim}"
-    return _blocks(layer, [(f"attn({_mha_heads(layer.self_attn, ctx, where)})", layer.norm1),
-                           (f"attn({_mha_heads(cross, ctx, where)}{source})", layer.norm2),
-                           (_feed_forward(layer, where), layer.norm3)])
+    return _blocks(
+        layer,
+        [
+            (f"attn({_mha_heads(layer.self_attn, ctx, where)})", layer.norm1),
+            (f"attn({_mha_heads(cross, ctx, where)}{source})", layer.norm2),
+            (_feed_forward(layer, where), layer.norm3),
+        ],
+    )
 
 
 def _blocks(layer, parts) -> str:
@@ -464,17 +591,22 @@ def _blocks(layer, parts) -> str:
 
 # ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
 
+
 def _window_spec(layer, num) -> TorchSpec:
     """WindowAttention (torchvision's ShiftedWindowAttention, with kv_heads and head_dim besides)."""
     o = layer.options
     if o["causal"]:
-        raise ParamsymUsageError(f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
-                                 f"module (Swin's window attention is not causal)")
+        raise ParamsymUsageError(
+            f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
+            f"module (Swin's window attention is not causal)"
+        )
     if o.get("cpb") is not None or o.get("pad"):
         # WindowAttention is Swin V1's: exporting it would silently drop the MLP or the padding
-        raise ParamsymUsageError(f"{layer.name} at {layer.pos}: Swin V2's attention (cpb=) and padded windows (pad) "
-                                 f"have no PyTorch module of ours yet; torchvision's ShiftedWindowAttentionV2 "
-                                 f"counts as the program does")
+        raise ParamsymUsageError(
+            f"{layer.name} at {layer.pos}: Swin V2's attention (cpb=) and padded windows (pad) "
+            f"have no PyTorch module of ours yet; torchvision's ShiftedWindowAttentionV2 "
+            f"counts as the program does"
+        )
     d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
     kwargs = {"shift": True} if o["shift"] else {}
     if kv_heads != heads:
@@ -491,10 +623,15 @@ def _window_text(module, ctx) -> str:
         raise ImportRefused(f"{ctx.node_name} (WindowAttention) is not paramsym's window attention module")
     heads, kv_heads, e = module.heads, module.kv_heads, module.head_dim
     width, window = module.proj.out_features, module.window_size[0]
-    if module.window_size[1] != window or len(set(module.shift_size)) != 1 or \
-            module.shift_size[0] not in (0, window // 2):
-        raise ImportRefused(f"{ctx.node_name} (WindowAttention) has windows of {module.window_size} shifted by "
-                            f"{module.shift_size}: the language has square w x w windows shifted by w//2")
+    if (
+        module.window_size[1] != window
+        or len(set(module.shift_size)) != 1
+        or module.shift_size[0] not in (0, window // 2)
+    ):
+        raise ImportRefused(
+            f"{ctx.node_name} (WindowAttention) has windows of {module.window_size} shifted by "
+            f"{module.shift_size}: the language has square w x w windows shifted by w//2"
+        )
     if (module.qkv.bias is None) != (module.proj.bias is None):
         raise ImportRefused(f"{ctx.node_name} (WindowAttention) has a bias on only one of its projections")
     parts = [f"heads={heads}"]

@@ -5,6 +5,7 @@ A kind declares its names, arguments and flags as class attributes and
 implements `build` (the shape rule and its checks); the other methods have
 defaults that fit a layer with no parameters acting on each value.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,9 +14,16 @@ from typing import ClassVar
 import sympy
 
 from .. import expansion
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymError, ParamsymShapeError, ParamsymUsageError, Position
 from ..core.quantities import times  # the product of factors that may be unknown, as counting needs it
 from ..core.records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
+from ..errors import (
+    ImportRefused,
+    ParamsymArgumentError,
+    ParamsymError,
+    ParamsymShapeError,
+    ParamsymUsageError,
+    Position,
+)
 from ..language.syntax import Call, Channels, Keyword, Positional
 
 Expr = sympy.Expr
@@ -24,29 +32,29 @@ Expr = sympy.Expr
 class Kind:
     """One kind of layer: how it is written, shaped, counted, explained, exported and imported."""
 
-    key: ClassVar[str] = ""                    # a short name for the kind, in messages and docs
-    names: ClassVar[tuple] = ()                # the layer names it answers to, aliases included
+    key: ClassVar[str] = ""  # a short name for the kind, in messages and docs
+    names: ClassVar[tuple] = ()  # the layer names it answers to, aliases included
     pattern: ClassVar[re.Pattern | None] = None  # or names of a family: conv3x3, conv1x7, conv2d
-    suggestions: ClassVar[tuple] = ()          # more names offered in "did you mean" hints
+    suggestions: ClassVar[tuple] = ()  # more names offered in "did you mean" hints
     keywords: ClassVar[frozenset] = frozenset()  # keyword arguments (stride=2)
-    flags: ClassVar[frozenset] = frozenset()     # bare flags (bias, ceil)
-    positional: ClassVar[int] = 0               # bare values it takes: bn(64), dropout(0.5)
-    takes_channels: ClassVar[bool] = False      # A->B
-    identity: ClassVar[bool] = False            # the layer that passes its input on (the empty branch)
-    by_convention: ClassVar[bool] = False       # counts(layer, convention): counts differ between torch and keras
+    flags: ClassVar[frozenset] = frozenset()  # bare flags (bias, ceil)
+    positional: ClassVar[int] = 0  # bare values it takes: bn(64), dropout(0.5)
+    takes_channels: ClassVar[bool] = False  # A->B
+    identity: ClassVar[bool] = False  # the layer that passes its input on (the empty branch)
+    by_convention: ClassVar[bool] = False  # counts(layer, convention): counts differ between torch and keras
     # PyTorch modules (class names) and functions (torch.nn.functional / torch names) it imports from
     torch_modules: ClassVar[tuple] = ()
     torch_functions: ClassVar[tuple] = ()
-    takes_pad: ClassVar[bool] = False           # its import takes an F.pad before it as its padding (ctx.extra_pad)
+    takes_pad: ClassVar[bool] = False  # its import takes an F.pad before it as its padding (ctx.extra_pad)
 
     # ---- language (the registry, paramsym.kinds, finds a name's kind by `names` and `pattern`)
     def positional_count(self, name: str) -> int:
         return self.positional
 
-    def read(self, call: Call) -> "Args":
+    def read(self, call: Call) -> Args:
         return Args(call, self)
 
-    def build(self, call: Call, flow: Flow, args: "Args", match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match) -> Layer:
         """The layer with its output shape, after every check of its arguments and input."""
         raise NotImplementedError
 
@@ -113,6 +121,7 @@ def refuse_keras(layer: Layer, why: str):
 
 # ---- arguments -----------------------------------------------------------------------
 
+
 class Args:
     """The arguments of one call, checked against what its kind accepts."""
 
@@ -133,8 +142,9 @@ class Args:
         for arg in call.args:
             if isinstance(arg, Channels):
                 if not kind.takes_channels:
-                    raise ParamsymArgumentError(f"{call.name} takes no channels (A->B); it keeps the channels it gets",
-                                                pos=arg.pos)
+                    raise ParamsymArgumentError(
+                        f"{call.name} takes no channels (A->B); it keeps the channels it gets", pos=arg.pos
+                    )
                 if self.channels is not None:
                     raise ParamsymArgumentError(f"{call.name} has channels twice", pos=arg.pos)
                 if arg.cin is not None:
@@ -156,17 +166,22 @@ class Args:
             elif arg.flag is not None:
                 self._unknown(arg.flag, arg.pos, allowed_keys | allowed_flags, "argument")
             else:
-                raise ParamsymArgumentError(f"{call.name} does not take a value here", pos=arg.pos,
-                                            hint=usage(kind, call.name))
+                raise ParamsymArgumentError(
+                    f"{call.name} does not take a value here", pos=arg.pos, hint=usage(kind, call.name)
+                )
         if "bias" in self.flags and "nobias" in self.flags:
             raise ParamsymArgumentError("both 'bias' and 'nobias' are given", pos=self.flags["nobias"].pos)
 
     def _unknown(self, name: str, pos: Position, allowed: set, what: str):
         import difflib  # only for the hint
+
         close = difflib.get_close_matches(name, sorted(allowed), n=1)
         if what == "keyword" and name in self.kind.flags:  # bias=1 for the flag bias
-            raise ParamsymArgumentError(f"'{name}' is a flag of {self.call.name}: it takes no value", pos=pos,
-                                        hint=f"write it alone: {self.call.name}(..., {name})")
+            raise ParamsymArgumentError(
+                f"'{name}' is a flag of {self.call.name}: it takes no value",
+                pos=pos,
+                hint=f"write it alone: {self.call.name}(..., {name})",
+            )
         if close:
             hint = f"did you mean '{close[0]}'?"
         elif allowed:
@@ -185,7 +200,8 @@ class Args:
             values = values * rank
         if len(values) != rank:
             raise ParamsymArgumentError(
-                f"{key}= gives {len(arg.value)} sizes but {self.call.name} has {rank} spatial axes", pos=arg.pos)
+                f"{key}= gives {len(arg.value)} sizes but {self.call.name} has {rank} spatial axes", pos=arg.pos
+            )
         for value in values:
             if isinstance(value, sympy.Symbol) and value.name in ("same", "valid"):
                 raise ParamsymArgumentError(f"'{value.name}' is a padding, not a size", pos=arg.pos)
@@ -212,8 +228,7 @@ class Args:
         if not self.positional:
             name = self.call.name
             written = " or ".join(f"{name}({form})" for form in forms)
-            raise ParamsymArgumentError(f"{name} needs {what}: {written}, such as {name}({example})",
-                                        pos=self.call.pos)
+            raise ParamsymArgumentError(f"{name} needs {what}: {written}, such as {name}({example})", pos=self.call.pos)
         return self.positional[0]
 
     def one_value(self, arg: Positional, what: str) -> Expr:
@@ -275,8 +290,9 @@ def whole_number(value: Expr, what: str, pos: Position, least: int = 1) -> list[
         integer = value.is_integer
         enough = value.is_positive if least == 1 else value.is_nonnegative
     if integer is False or enough is False:
-        raise ParamsymArgumentError(f"{what} must be {noun}, not {value}", pos=pos,
-                                    hint="a symbol stands for a positive whole number")
+        raise ParamsymArgumentError(
+            f"{what} must be {noun}, not {value}", pos=pos, hint="a symbol stands for a positive whole number"
+        )
     message = f"{what} {value} must be {noun}"
     constraints = []
     if not integer:
@@ -312,15 +328,20 @@ def _positive_whole(expr: Expr) -> bool:
     return True
 
 
-def check_or_defer(expr: Expr, requirement: str, message: str, pos: Position, *, shown: Expr | None = None,
-                   hint: str | None = None) -> list[Constraint]:
+def check_or_defer(
+    expr: Expr, requirement: str, message: str, pos: Position, *, shown: Expr | None = None, hint: str | None = None
+) -> list[Constraint]:
     """A rule on a layer's arguments (PyTorch's, mostly): `expr` must be "positive" (at least 1),
     "nonnegative", "integer" or "zero". Refused now when it is a number, else a constraint checked once the
     symbols have values (`shown` is the value the message names, when it is not `expr`)."""
     if not expr.is_number:
         return [Constraint(expr, requirement, message, pos, shown)]
-    ok = {"positive": lambda: expr >= 1, "nonnegative": lambda: expr >= 0,
-          "integer": lambda: expr.is_integer, "zero": lambda: expr == 0}[requirement]()
+    ok = {
+        "positive": lambda: expr >= 1,
+        "nonnegative": lambda: expr >= 0,
+        "integer": lambda: expr.is_integer,
+        "zero": lambda: expr == 0,
+    }[requirement]()
     if not ok:
         raise ParamsymArgumentError(message, pos=pos, hint=hint)
     return []
@@ -328,9 +349,20 @@ def check_or_defer(expr: Expr, requirement: str, message: str, pos: Position, *,
 
 # ---- shared checks -------------------------------------------------------------------
 
+
 def make_layer(call: Call, kind: Kind, flow: Flow, out_shape: Shape, cin, cout, **extra) -> Layer:
-    return Layer(index=-1, name=call.name, kind=kind, pos=call.pos, path=call.name, in_shape=flow.shape,
-                 out_shape=out_shape, cin=cin, cout=cout, **extra)
+    return Layer(
+        index=-1,
+        name=call.name,
+        kind=kind,
+        pos=call.pos,
+        path=call.name,
+        in_shape=flow.shape,
+        out_shape=out_shape,
+        cin=cin,
+        cout=cout,
+        **extra,
+    )
 
 
 def same_layer(call: Call, kind: Kind, flow: Flow, channels=None, **extra) -> Layer:
@@ -349,8 +381,10 @@ def input_channels(call: Call, flow: Flow, args: Args) -> Expr:
             name, where = flow.source
             raise ParamsymShapeError(
                 f"{call.name} says it takes {stated} input channels, but the layer before gives {inferred}",
-                pos=args.channels.pos, notes=((f"the {inferred} channels come from {name}", where),),
-                hint=f"write {call.name}(->{args.channels.cout}, ...) to take the channels from the layer before")
+                pos=args.channels.pos,
+                notes=((f"the {inferred} channels come from {name}", where),),
+                hint=f"write {call.name}(->{args.channels.cout}, ...) to take the channels from the layer before",
+            )
         return inferred
     if stated is not None:
         return stated
@@ -358,17 +392,22 @@ def input_channels(call: Call, flow: Flow, args: Args) -> Expr:
         return inferred
     if flow.shape.spatial == ():
         raise ParamsymShapeError(
-            f"{call.name} needs its input size, but the size of the vector before it is unknown", pos=call.pos,
-            hint=f"start the network with input(...) so flatten knows its size, or write {call.name}(A->B)")
+            f"{call.name} needs its input size, but the size of the vector before it is unknown",
+            pos=call.pos,
+            hint=f"start the network with input(...) so flatten knows its size, or write {call.name}(A->B)",
+        )
     raise ParamsymShapeError(
-        f"{call.name} needs its input channels: nothing before it says how many there are", pos=call.pos,
-        hint=f"write {call.name}(A->B, ...) with the input channels A, or start the network with input(...)")
+        f"{call.name} needs its input channels: nothing before it says how many there are",
+        pos=call.pos,
+        hint=f"write {call.name}(A->B, ...) with the input channels A, or start the network with input(...)",
+    )
 
 
 def output_channels(call: Call, args: Args, example: str = "->64, ...") -> Expr:
     if args.channels is None:
-        raise ParamsymArgumentError(f"{call.name} needs its output channels: write {call.name}({example})",
-                                    pos=call.pos)
+        raise ParamsymArgumentError(
+            f"{call.name} needs its output channels: write {call.name}({example})", pos=call.pos
+        )
     return args.channels.cout
 
 
@@ -385,16 +424,24 @@ def stated_channels(call: Call, flow: Flow, args: Args) -> Expr:
         if inferred is not None and expansion.expand(stated - inferred) != 0:
             name, where = flow.source
             # rmsnorm(bias): a bare name in the channels' place is read as the channel count
-            hint = f"'{stated}' is read as the number of channels; {usage(args.kind, call.name)}" \
-                if isinstance(stated, sympy.Symbol) else None
+            hint = (
+                f"'{stated}' is read as the number of channels; {usage(args.kind, call.name)}"
+                if isinstance(stated, sympy.Symbol)
+                else None
+            )
             raise ParamsymShapeError(
                 f"{call.name} says it has {stated} channels, but the layer before gives {inferred}",
-                pos=arg.pos, notes=((f"the {inferred} channels come from {name}", where),), hint=hint)
+                pos=arg.pos,
+                notes=((f"the {inferred} channels come from {name}", where),),
+                hint=hint,
+            )
         return stated
     if flow.shape.channels is None:
         raise ParamsymShapeError(
-            f"{call.name} needs its channels: nothing before it says how many there are", pos=call.pos,
-            hint=f"write {call.name}(64) or start the network with input(...)")
+            f"{call.name} needs its channels: nothing before it says how many there are",
+            pos=call.pos,
+            hint=f"write {call.name}(64) or start the network with input(...)",
+        )
     return flow.shape.channels
 
 
@@ -403,8 +450,11 @@ def check_divides(call: Call, groups, channels, what: str, pos: Position) -> lis
     ratio = channels / groups
     if ratio.is_number:
         if not ratio.is_integer:
-            raise ParamsymArgumentError(f"groups={groups} does not divide the {channels} {what} channels",
-                                        pos=pos, hint="groups must divide both the input and output channels")
+            raise ParamsymArgumentError(
+                f"groups={groups} does not divide the {channels} {what} channels",
+                pos=pos,
+                hint="groups must divide both the input and output channels",
+            )
         return []
     return [Constraint(ratio, "integer", f"groups={groups} must divide the {what} channels ({channels})", pos)]
 
@@ -432,18 +482,22 @@ def require_channels_of_a_vector(module, ctx) -> None:
     PyTorch's layout, the last axis of a (batch, channels) tensor."""
     shape = tuple(module.normalized_shape)
     if len(shape) != 1 or len(ctx.in_shape) != 2 or ctx.in_shape[-1] != shape[0]:
-        raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}{shape}) does not normalise the channels "
-                            f"of a vector")
+        raise ImportRefused(
+            f"{ctx.node_name} ({type(module).__name__}{shape}) does not normalise the channels of a vector"
+        )
 
 
 # ---- explain ------------------------------------------------------------------------
+
 
 def bias_sentences(layer: Layer, counts, words) -> list[str]:
     """`Plus 64 biases, ...` or `No bias: ...` for a layer that may have a bias."""
     if layer.bias:
         weights = counts.params - layer.cout
-        return [f"Plus {words(layer.cout)} biases, one per output channel: {words(weights)} + {words(layer.cout)} = "
-                f"{words(counts.params)} parameters."]
+        return [
+            f"Plus {words(layer.cout)} biases, one per output channel: {words(weights)} + {words(layer.cout)} = "
+            f"{words(counts.params)} parameters."
+        ]
     return [f"No bias: {words(counts.params)} parameters."]
 
 
@@ -451,8 +505,34 @@ def fan_in_sentence(counts, words) -> str:
     return f"Fan-in: each output value is connected to {words(counts.fan_in)} inputs."
 
 
-__all__ = ["Kind", "Args", "ONE", "ZERO", "Expr", "Flow", "Layer", "Shape", "Constraint", "TorchSpec",
-           "KerasSpec", "make_layer", "same_layer", "input_channels", "output_channels", "stated_channels",
-           "check_divides", "whole_number", "check_or_defer", "bias_of", "times", "refuse_keras",
-           "require_number_like", "usage",
-           "vector_or_channels_last", "whole_input_field", "require_channels_of_a_vector", "bias_sentences", "fan_in_sentence"]
+__all__ = [
+    "ONE",
+    "ZERO",
+    "Args",
+    "Constraint",
+    "Expr",
+    "Flow",
+    "KerasSpec",
+    "Kind",
+    "Layer",
+    "Shape",
+    "TorchSpec",
+    "bias_of",
+    "bias_sentences",
+    "check_divides",
+    "check_or_defer",
+    "fan_in_sentence",
+    "input_channels",
+    "make_layer",
+    "output_channels",
+    "refuse_keras",
+    "require_channels_of_a_vector",
+    "require_number_like",
+    "same_layer",
+    "stated_channels",
+    "times",
+    "usage",
+    "vector_or_channels_last",
+    "whole_input_field",
+    "whole_number",
+]

@@ -2,20 +2,23 @@
 `slice(a, b)` keeps channels a to b-1 (ShuffleNetV2's channel split), `shuffle(g)` is
 ShuffleNet's channel shuffle in g groups. PyTorch: our `ChannelSlice(a, b)`, `nn.ChannelShuffle(g)`;
 Keras: shuffle as Reshape > Permute > Reshape, slice refused (keras.layers has no channel slice)."""
+
 from __future__ import annotations
 
 import sympy
 
-from ..errors import ParamsymArgumentError, ParamsymShapeError
 from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ParamsymArgumentError, ParamsymShapeError
 from .base import Kind, check_or_defer, make_layer, refuse_keras, whole_number
 
 
 def _channels(call, flow) -> sympy.Expr:
     if flow.shape.channels is None:
         raise ParamsymShapeError(
-            f"{call.name} needs its input channels: nothing before it says how many there are", pos=call.pos,
-            hint="start the network with input(...)")
+            f"{call.name} needs its input channels: nothing before it says how many there are",
+            pos=call.pos,
+            hint="start the network with input(...)",
+        )
     return flow.shape.channels
 
 
@@ -37,40 +40,67 @@ class ChannelSlice(Kind):
 
     def build(self, call, flow, args, match) -> Layer:
         if len(args.positional) != 2:
-            raise ParamsymArgumentError(f"{call.name} takes two values: {call.name}(a, b) keeps channels a to b-1",
-                                        pos=call.pos, hint=f"for example {call.name}(0, 32)")
+            raise ParamsymArgumentError(
+                f"{call.name} takes two values: {call.name}(a, b) keeps channels a to b-1",
+                pos=call.pos,
+                hint=f"for example {call.name}(0, 32)",
+            )
         first, end = args.positional
         a = _number(call, first, "the first channel", 0, args)
         b = _number(call, end, "the end channel", 1, args)
         channels = _channels(call, flow)
         constraints = check_or_defer(
-            b - a, "positive", f"{call.name}({a}, {b}) keeps no channel: a must be less than b", end.pos,
-            shown=b, hint=f"{call.name}(a, b) keeps channels a to b-1")
+            b - a,
+            "positive",
+            f"{call.name}({a}, {b}) keeps no channel: a must be less than b",
+            end.pos,
+            shown=b,
+            hint=f"{call.name}(a, b) keeps channels a to b-1",
+        )
         past = channels - b
         name, where = flow.source
         if past.is_number and past < 0:
             raise ParamsymShapeError(
                 f"{call.name}({a}, {b}) goes past the {channels} channels of its input (channels 0 to {channels - 1})",
-                pos=end.pos, notes=((f"the {channels} channels come from {name}", where),))
-        constraints += check_or_defer(past, "nonnegative",
-                                      f"{call.name}({a}, {b}) must end within the {channels} channels of its input",
-                                      end.pos, shown=b)
-        return make_layer(call, self, flow, Shape(flow.shape.spatial, b - a), channels, b - a,
-                          options={"start": a, "end": b}, constraints=tuple(constraints))
+                pos=end.pos,
+                notes=((f"the {channels} channels come from {name}", where),),
+            )
+        constraints += check_or_defer(
+            past,
+            "nonnegative",
+            f"{call.name}({a}, {b}) must end within the {channels} channels of its input",
+            end.pos,
+            shown=b,
+        )
+        return make_layer(
+            call,
+            self,
+            flow,
+            Shape(flow.shape.spatial, b - a),
+            channels,
+            b - a,
+            options={"start": a, "end": b},
+            constraints=tuple(constraints),
+        )
 
     def header(self, layer, w) -> str:
         return f", channels {w(layer.options['start'])} to {w(layer.options['end'] - 1)} of {w(layer.cin)}"
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"No parameters: it keeps channels {w(layer.options['start'])} to {w(layer.options['end'] - 1)} of "
-                f"the {w(layer.cin)}, {w(layer.cout)} channels."]
+        return [
+            f"No parameters: it keeps channels {w(layer.options['start'])} to {w(layer.options['end'] - 1)} of "
+            f"the {w(layer.cin)}, {w(layer.cout)} channels."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("ChannelSlice", (num(layer.options["start"]), num(layer.options["end"])))
 
     def keras(self, layer, num) -> list[KerasSpec]:
-        refuse_keras(layer, "keras.layers has no layer that keeps some of the channels (only a Lambda could, and "
-                            "exported models use none)")
+        refuse_keras(
+            layer,
+            "keras.layers has no layer that keeps some of the channels (only a Lambda could, and "
+            "exported models use none)",
+        )
 
     def from_torch(self, module, ctx) -> str:
         return f"slice({module.start}, {module.end})"
@@ -87,26 +117,40 @@ class ChannelShuffle(Kind):
         groups = _number(call, arg, "groups", 1, args)
         channels = _channels(call, flow)
         if flow.shape.spatial == ():
-            raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is a vector (PyTorch's "
-                                     f"channel_shuffle expects input with > 2 dims)", pos=call.pos)
+            raise ParamsymShapeError(
+                f"{call.name} needs spatial axes, but its input is a vector (PyTorch's "
+                f"channel_shuffle expects input with > 2 dims)",
+                pos=call.pos,
+            )
         ratio = channels / groups
         name, where = flow.source
         if ratio.is_number and not ratio.is_integer:
-            raise ParamsymShapeError(f"{call.name}({groups}): {groups} groups do not divide the {channels} channels",
-                                     pos=arg.pos, notes=((f"the {channels} channels come from {name}", where),),
-                                     hint="the number of groups must divide the channels")
-        constraints = check_or_defer(ratio, "integer", f"{call.name}({groups}): the groups must divide the "
-                                                       f"{channels} channels", arg.pos, shown=groups)
-        return make_layer(call, self, flow, flow.shape, channels, channels, groups=groups,
-                          constraints=tuple(constraints))
+            raise ParamsymShapeError(
+                f"{call.name}({groups}): {groups} groups do not divide the {channels} channels",
+                pos=arg.pos,
+                notes=((f"the {channels} channels come from {name}", where),),
+                hint="the number of groups must divide the channels",
+            )
+        constraints = check_or_defer(
+            ratio,
+            "integer",
+            f"{call.name}({groups}): the groups must divide the {channels} channels",
+            arg.pos,
+            shown=groups,
+        )
+        return make_layer(
+            call, self, flow, flow.shape, channels, channels, groups=groups, constraints=tuple(constraints)
+        )
 
     def header(self, layer, w) -> str:
         return f", {w(layer.groups)} groups"
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"No parameters: it splits the {w(layer.cin)} channels into {w(layer.groups)} groups of "
-                f"{w(layer.cin / layer.groups)} and interleaves them (channel k of group i goes to position "
-                f"k·{w(layer.groups)} + i)."]
+        return [
+            f"No parameters: it splits the {w(layer.cin)} channels into {w(layer.groups)} groups of "
+            f"{w(layer.cin / layer.groups)} and interleaves them (channel k of group i goes to position "
+            f"k·{w(layer.groups)} + i)."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("nn.ChannelShuffle", (num(layer.groups),))
@@ -116,9 +160,11 @@ class ChannelShuffle(Kind):
         groups, channels = num(layer.groups), num(layer.cin)
         rank = len(spatial)
         swap = (*range(1, rank + 1), rank + 2, rank + 1)  # Keras' Permute counts the axes from 1, batch aside
-        return [KerasSpec("Reshape", {"target_shape": (*spatial, groups, channels // groups)}),
-                KerasSpec("Permute", {"dims": swap}),
-                KerasSpec("Reshape", {"target_shape": (*spatial, channels)})]
+        return [
+            KerasSpec("Reshape", {"target_shape": (*spatial, groups, channels // groups)}),
+            KerasSpec("Permute", {"dims": swap}),
+            KerasSpec("Reshape", {"target_shape": (*spatial, channels)}),
+        ]
 
     def from_torch(self, module, ctx) -> str:
         return f"shuffle({module.groups})"

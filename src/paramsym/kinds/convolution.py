@@ -1,15 +1,27 @@
 """Convolutions: `conv`, depthwise `dwconv`, separable `sepconv` (Keras'
 SeparableConv) and transposed `deconv`, in 1, 2 and 3 spatial dimensions."""
+
 from __future__ import annotations
 
 import sympy
 
 from .. import expansion
-from ..errors import ImportRefused, ParamsymArgumentError
 from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError
 from . import windows
-from .base import (Kind, bias_of, bias_sentences, check_divides, check_or_defer, fan_in_sentence, input_channels,
-                   make_layer, output_channels, refuse_keras, times)
+from .base import (
+    Kind,
+    bias_of,
+    bias_sentences,
+    check_divides,
+    check_or_defer,
+    fan_in_sentence,
+    input_channels,
+    make_layer,
+    output_channels,
+    refuse_keras,
+    times,
+)
 
 _FILTER_KEYS = frozenset({"k", "stride", "pad", "dilation", "groups"})
 _BIAS = frozenset({"bias", "nobias"})
@@ -41,13 +53,26 @@ class _Filters(Kind):
         return output_channels(call, args), args.scalar("groups", ONE)
 
     def build(self, call, flow, args, match) -> Layer:
-        kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = \
-            self.filters(call, flow, args, match)
-        pad, spatial_out = windows.windows(args, rank, spatial_in, kernel, stride, dilation,
-                                           windows.conv_output_size)
+        kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = self.filters(
+            call, flow, args, match
+        )
+        pad, spatial_out = windows.windows(args, rank, spatial_in, kernel, stride, dilation, windows.conv_output_size)
         constraints += windows.sizes_positive(call, spatial_out)
-        return make_layer(call, self, flow, Shape(spatial_out, cout), cin, cout, kernel=kernel, stride=stride,
-                          pad=pad, dilation=dilation, groups=groups, bias=args.bias, constraints=tuple(constraints))
+        return make_layer(
+            call,
+            self,
+            flow,
+            Shape(spatial_out, cout),
+            cin,
+            cout,
+            kernel=kernel,
+            stride=stride,
+            pad=pad,
+            dilation=dilation,
+            groups=groups,
+            bias=args.bias,
+            constraints=tuple(constraints),
+        )
 
     def counts(self, layer: Layer) -> dict:
         k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
@@ -59,8 +84,12 @@ class _Filters(Kind):
         return windows.window_field(layer, field)
 
     def explain(self, layer, counts, w) -> list[str]:
-        return (self.weight_sentences(layer, w) + bias_sentences(layer, counts, w) + [fan_in_sentence(counts, w)]
-                + windows.size_sentence(layer, w))
+        return (
+            self.weight_sentences(layer, w)
+            + bias_sentences(layer, counts, w)
+            + [fan_in_sentence(counts, w)]
+            + windows.size_sentence(layer, w)
+        )
 
     def weight_sentences(self, layer, w) -> list[str]:
         k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
@@ -68,39 +97,61 @@ class _Filters(Kind):
         if g != 1 and expansion.expand(g - cin) == 0:
             return _depthwise_sentences(layer, w)
         if g != 1:
-            return [f"With groups={w(g)}, each filter sees only {w(cin)}/{w(g)} = {w(cin / g)} of the "
-                    f"{w(cin)} input channels: {w.product(*layer.kernel, cin / g)} weights per filter.",
-                    f"{w(cout)} filters: {w.product(k * cin / g, cout)} weights."]
-        return [f"Each {ksize} filter spans all {w(cin)} input channels: {w.product(*layer.kernel, cin)} weights.",
-                f"{w(cout)} filters (one per output channel): {w.product(k * cin, cout)} weights."]
+            return [
+                f"With groups={w(g)}, each filter sees only {w(cin)}/{w(g)} = {w(cin / g)} of the "
+                f"{w(cin)} input channels: {w.product(*layer.kernel, cin / g)} weights per filter.",
+                f"{w(cout)} filters: {w.product(k * cin / g, cout)} weights.",
+            ]
+        return [
+            f"Each {ksize} filter spans all {w(cin)} input channels: {w.product(*layer.kernel, cin)} weights.",
+            f"{w(cout)} filters (one per output channel): {w.product(k * cin, cout)} weights.",
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
-        kwargs = {"stride": num.each(layer.stride), "padding": windows.torch_padding(layer, num),
-                  "dilation": num.each(layer.dilation), "groups": num(layer.groups), "bias": layer.bias}
-        conv = TorchSpec(f"nn.Conv{len(layer.kernel)}d", (num(layer.cin), num(layer.cout), num.each(layer.kernel)),
-                         kwargs)
+        kwargs = {
+            "stride": num.each(layer.stride),
+            "padding": windows.torch_padding(layer, num),
+            "dilation": num.each(layer.dilation),
+            "groups": num(layer.groups),
+            "bias": layer.bias,
+        }
+        conv = TorchSpec(
+            f"nn.Conv{len(layer.kernel)}d", (num(layer.cin), num(layer.cout), num.each(layer.kernel)), kwargs
+        )
         return windows.same_padded(layer, num, conv)
 
     def keras(self, layer, num) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         before, pad = windows.keras_padding(layer, num, rank)
-        return before + [KerasSpec(f"Conv{rank}D", {"filters": num(layer.cout), "groups": num(layer.groups),
-                                                    **_keras_common(layer, num, pad)})]
+        return before + [
+            KerasSpec(
+                f"Conv{rank}D",
+                {"filters": num(layer.cout), "groups": num(layer.groups), **_keras_common(layer, num, pad)},
+            )
+        ]
 
 
 def _keras_common(layer, num, pad) -> dict:
-    return {"kernel_size": num.each(layer.kernel), "strides": num.each(layer.stride), "padding": pad,
-            "dilation_rate": num.each(layer.dilation), "use_bias": layer.bias}
+    return {
+        "kernel_size": num.each(layer.kernel),
+        "strides": num.each(layer.stride),
+        "padding": pad,
+        "dilation_rate": num.each(layer.dilation),
+        "use_bias": layer.bias,
+    }
 
 
 def _depthwise_sentences(layer, w) -> list[str]:
     k, cin, cout = layer.kernel_size, layer.cin, layer.cout
     per = cout / cin
-    return [f"Depthwise: each input channel has its own {windows.kernel_text(layer, w)} filter"
-            + (f" ({w(per)} filters per channel)" if per != 1 else "") + ": "
-            + f"{w.product(*layer.kernel)} weights per filter.",
-            f"{w(cout)} filters: {w.product(k, cout)} weights."]
+    return [
+        f"Depthwise: each input channel has its own {windows.kernel_text(layer, w)} filter"
+        + (f" ({w(per)} filters per channel)" if per != 1 else "")
+        + ": "
+        + f"{w.product(*layer.kernel)} weights per filter.",
+        f"{w(cout)} filters: {w.product(k, cout)} weights.",
+    ]
 
 
 class Convolution(_Filters):
@@ -129,18 +180,33 @@ class Convolution(_Filters):
             parts = windows.window_arguments(stride, pad, dilation)
             pad_text = ""
         groups = f"groups={module.groups}" if module.groups != 1 else ""
-        return (f"conv{windows.kernel_name(kernel)}("
-                + windows.arguments(f"{module.in_channels}->{module.out_channels}", *parts, pad_text, groups,
-                                    "bias" if module.bias is not None else "") + ")")
+        return (
+            f"conv{windows.kernel_name(kernel)}("
+            + windows.arguments(
+                f"{module.in_channels}->{module.out_channels}",
+                *parts,
+                pad_text,
+                groups,
+                "bias" if module.bias is not None else "",
+            )
+            + ")"
+        )
 
 
 def _dense_on_vector(module, ctx) -> str:
     """Conv2d(A, B, 1) on the (N, A, 1, 1) that global pooling leaves is dense(A->B): the same weights and
     sums on the pooled vector."""
-    if isinstance(module.padding, str) or any(k != 1 for k in module.kernel_size) \
-            or any(p != 0 for p in module.padding) or module.groups != 1 or ctx.extra_pad:
-        raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) on a map of one position is not a 1x1 "
-                            f"convolution without groups or padding, which the language cannot express")
+    if (
+        isinstance(module.padding, str)
+        or any(k != 1 for k in module.kernel_size)
+        or any(p != 0 for p in module.padding)
+        or module.groups != 1
+        or ctx.extra_pad
+    ):
+        raise ImportRefused(
+            f"{ctx.node_name} ({type(module).__name__}) on a map of one position is not a 1x1 "
+            f"convolution without groups or padding, which the language cannot express"
+        )
     return f"dense({module.in_channels}->{module.out_channels}{', bias' if module.bias is not None else ''})"
 
 
@@ -167,8 +233,12 @@ class DepthwiseConvolution(_Filters):
             return super().keras(layer, num)
         windows.keras_window_checks(layer, num)
         before, pad = windows.keras_padding(layer, num, rank)
-        return before + [KerasSpec(f"DepthwiseConv{rank}D", {"depth_multiplier": num(layer.cout) // num(layer.cin),
-                                                             **_keras_common(layer, num, pad)})]
+        return before + [
+            KerasSpec(
+                f"DepthwiseConv{rank}D",
+                {"depth_multiplier": num(layer.cout) // num(layer.cin), **_keras_common(layer, num, pad)},
+            )
+        ]
 
 
 class SeparableConvolution(_Filters):
@@ -187,23 +257,37 @@ class SeparableConvolution(_Filters):
         pointwise_macs = times(positions, cin, cout)
         macs = None if depthwise_macs is None else depthwise_macs + pointwise_macs
         fan_in = k * cin
-        return {"params": k * cin + cin * cout + bias_of(layer), "fan_in": fan_in,
-                "connections": times(fan_in, positions, cout), "macs": macs}
+        return {
+            "params": k * cin + cin * cout + bias_of(layer),
+            "fan_in": fan_in,
+            "connections": times(fan_in, positions, cout),
+            "macs": macs,
+        }
 
     def generic_params(self, layer, t):
         return t.k * t.c_in + t.c_in * t.c_out + (t.c_out if layer.bias else ZERO)
 
     def weight_sentences(self, layer, w) -> list[str]:
-        return [f"Depthwise part: one {windows.kernel_text(layer, w)} filter per input channel: "
-                f"{w.product(*layer.kernel, layer.cin)} weights.",
-                f"Pointwise part: a 1x1 convolution from {w(layer.cin)} to {w(layer.cout)} channels: "
-                f"{w.product(layer.cin, layer.cout)} weights."]
+        return [
+            f"Depthwise part: one {windows.kernel_text(layer, w)} filter per input channel: "
+            f"{w.product(*layer.kernel, layer.cin)} weights.",
+            f"Pointwise part: a 1x1 convolution from {w(layer.cin)} to {w(layer.cout)} channels: "
+            f"{w.product(layer.cin, layer.cout)} weights.",
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         rank, cin = len(layer.kernel), num(layer.cin)
-        depthwise = TorchSpec(f"nn.Conv{rank}d", (cin, cin, num.each(layer.kernel)), {
-            "stride": num.each(layer.stride), "padding": windows.torch_padding(layer, num),
-            "dilation": num.each(layer.dilation), "groups": cin, "bias": False})
+        depthwise = TorchSpec(
+            f"nn.Conv{rank}d",
+            (cin, cin, num.each(layer.kernel)),
+            {
+                "stride": num.each(layer.stride),
+                "padding": windows.torch_padding(layer, num),
+                "dilation": num.each(layer.dilation),
+                "groups": cin,
+                "bias": False,
+            },
+        )
         pointwise = TorchSpec(f"nn.Conv{rank}d", (cin, num(layer.cout), 1), {"bias": layer.bias})
         return TorchSpec("nn.Sequential", (windows.same_padded(layer, num, depthwise), pointwise))
 
@@ -213,8 +297,9 @@ class SeparableConvolution(_Filters):
         if rank > 2:
             refuse_keras(layer, "Keras has SeparableConv1D and SeparableConv2D only")
         before, pad = windows.keras_padding(layer, num, rank)
-        return before + [KerasSpec(f"SeparableConv{rank}D", {"filters": num(layer.cout),
-                                                             **_keras_common(layer, num, pad)})]
+        return before + [
+            KerasSpec(f"SeparableConv{rank}D", {"filters": num(layer.cout), **_keras_common(layer, num, pad)})
+        ]
 
 
 class TransposedConvolution(_Filters):
@@ -225,34 +310,53 @@ class TransposedConvolution(_Filters):
     torch_modules = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
     def build(self, call, flow, args, match) -> Layer:
-        kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = \
-            self.filters(call, flow, args, match)
+        kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = self.filters(
+            call, flow, args, match
+        )
         outpad = args.sizes("outpad", rank, (ZERO,) * rank)
         pad = windows.padding(args, rank)
         if pad == "same":
-            raise ParamsymArgumentError("pad=same is not defined for a transposed convolution; give pad=P",
-                                        pos=args.keywords["pad"].pos)
+            raise ParamsymArgumentError(
+                "pad=same is not defined for a transposed convolution; give pad=P", pos=args.keywords["pad"].pos
+            )
         for s, d, o in zip(stride, dilation, outpad):
             if o != 0:
                 constraints += check_or_defer(
-                    sympy.Max(s, d) - o, "positive",
+                    sympy.Max(s, d) - o,
+                    "positive",
                     f"outpad {o} must be smaller than the stride {s} or the dilation {d} (PyTorch: output "
                     f"padding must be smaller than either stride or dilation)",
-                    args.keywords["outpad"].pos, shown=o)
-        spatial_out = tuple(None if n is None else windows.deconv_output_size(n, k, s, p, d, o)
-                            for n, k, s, p, d, o in zip(spatial_in, kernel, stride, pad, dilation, outpad))
+                    args.keywords["outpad"].pos,
+                    shown=o,
+                )
+        spatial_out = tuple(
+            None if n is None else windows.deconv_output_size(n, k, s, p, d, o)
+            for n, k, s, p, d, o in zip(spatial_in, kernel, stride, pad, dilation, outpad)
+        )
         constraints += windows.sizes_positive(call, spatial_out)
-        return make_layer(call, self, flow, Shape(spatial_out, cout), cin, cout, kernel=kernel, stride=stride,
-                          pad=pad, dilation=dilation, groups=groups, bias=args.bias, options={"outpad": outpad},
-                          constraints=tuple(constraints))
+        return make_layer(
+            call,
+            self,
+            flow,
+            Shape(spatial_out, cout),
+            cin,
+            cout,
+            kernel=kernel,
+            stride=stride,
+            pad=pad,
+            dilation=dilation,
+            groups=groups,
+            bias=args.bias,
+            options={"outpad": outpad},
+            constraints=tuple(constraints),
+        )
 
     def counts(self, layer: Layer) -> dict:
         # Every input position scatters k * Cout/g products; an output position gathers
         # at most k * Cin/g of them (exactly that when the stride is 1).
         k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
         macs = times(layer.in_shape.positions, cin, k, cout / g)
-        return {"params": k * cin * cout / g + bias_of(layer), "fan_in": k * cin / g, "connections": macs,
-                "macs": macs}
+        return {"params": k * cin * cout / g + bias_of(layer), "fan_in": k * cin / g, "connections": macs, "macs": macs}
 
     def generic_params(self, layer, t):
         return t.k * t.c_in * (t.c_out / t.g if layer.groups != 1 else t.c_out) + (t.c_out if layer.bias else ZERO)
@@ -269,27 +373,49 @@ class TransposedConvolution(_Filters):
 
     def explain(self, layer, counts, w) -> list[str]:
         g = layer.groups
-        return ([f"A transposed convolution has a {windows.kernel_text(layer, w)} filter for each pair of "
-                 f"input and output channel{' in a group' if g != 1 else ''}: "
-                 f"{w.product(*layer.kernel, layer.cin, layer.cout / g)} weights."]
-                + bias_sentences(layer, counts, w) + windows.size_sentence(layer, w, transposed=True))
+        return (
+            [
+                f"A transposed convolution has a {windows.kernel_text(layer, w)} filter for each pair of "
+                f"input and output channel{' in a group' if g != 1 else ''}: "
+                f"{w.product(*layer.kernel, layer.cin, layer.cout / g)} weights."
+            ]
+            + bias_sentences(layer, counts, w)
+            + windows.size_sentence(layer, w, transposed=True)
+        )
 
     def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec(f"nn.ConvTranspose{len(layer.kernel)}d",
-                         (num(layer.cin), num(layer.cout), num.each(layer.kernel)), {
-                             "stride": num.each(layer.stride), "padding": num.each(layer.pad),
-                             "output_padding": num.each(layer.options["outpad"]), "groups": num(layer.groups),
-                             "bias": layer.bias, "dilation": num.each(layer.dilation)})
+        return TorchSpec(
+            f"nn.ConvTranspose{len(layer.kernel)}d",
+            (num(layer.cin), num(layer.cout), num.each(layer.kernel)),
+            {
+                "stride": num.each(layer.stride),
+                "padding": num.each(layer.pad),
+                "output_padding": num.each(layer.options["outpad"]),
+                "groups": num(layer.groups),
+                "bias": layer.bias,
+                "dilation": num.each(layer.dilation),
+            },
+        )
 
     def keras(self, layer, num) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         if num(layer.groups) != 1:
             refuse_keras(layer, "Keras transposed convolutions have no groups")
-        layers = [KerasSpec(f"Conv{rank}DTranspose", {
-            "filters": num(layer.cout), "kernel_size": num.each(layer.kernel), "strides": num.each(layer.stride),
-            "padding": "valid", "output_padding": num.each(layer.options["outpad"]),
-            "dilation_rate": num.each(layer.dilation), "use_bias": layer.bias})]
+        layers = [
+            KerasSpec(
+                f"Conv{rank}DTranspose",
+                {
+                    "filters": num(layer.cout),
+                    "kernel_size": num.each(layer.kernel),
+                    "strides": num.each(layer.stride),
+                    "padding": "valid",
+                    "output_padding": num.each(layer.options["outpad"]),
+                    "dilation_rate": num.each(layer.dilation),
+                    "use_bias": layer.bias,
+                },
+            )
+        ]
         crop = num.each(layer.pad)
         if any(crop):
             pairs = tuple((c, c) for c in crop)
@@ -299,14 +425,23 @@ class TransposedConvolution(_Filters):
     def from_torch(self, module, ctx) -> str:
         rank = ctx.rank
         kernel = windows.per_axis(module.kernel_size, rank)
-        parts = windows.window_arguments(windows.per_axis(module.stride, rank), windows.per_axis(module.padding, rank),
-                                         windows.per_axis(module.dilation, rank))
+        parts = windows.window_arguments(
+            windows.per_axis(module.stride, rank),
+            windows.per_axis(module.padding, rank),
+            windows.per_axis(module.dilation, rank),
+        )
         outpad = windows.per_axis(module.output_padding, rank)
-        return (f"deconv{windows.kernel_name(kernel)}("
-                + windows.arguments(f"{module.in_channels}->{module.out_channels}", *parts,
-                                    f"outpad={windows.sizes_text(outpad)}" if any(outpad) else "",
-                                    f"groups={module.groups}" if module.groups != 1 else "",
-                                    "bias" if module.bias is not None else "") + ")")
+        return (
+            f"deconv{windows.kernel_name(kernel)}("
+            + windows.arguments(
+                f"{module.in_channels}->{module.out_channels}",
+                *parts,
+                f"outpad={windows.sizes_text(outpad)}" if any(outpad) else "",
+                f"groups={module.groups}" if module.groups != 1 else "",
+                "bias" if module.bias is not None else "",
+            )
+            + ")"
+        )
 
 
 KINDS = (Convolution(), DepthwiseConvolution(), SeparableConvolution(), TransposedConvolution())

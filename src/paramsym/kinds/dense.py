@@ -1,4 +1,5 @@
 """`dense` (aliases `fc`, `linear`): a fully connected layer on the last axis."""
+
 from __future__ import annotations
 
 import difflib
@@ -6,11 +7,21 @@ import difflib
 import sympy
 
 from .. import expansion
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
 from ..core.records import ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
 from ..language.syntax import Call, Channels
-from .base import (Kind, bias_of, bias_sentences, check_or_defer, fan_in_sentence, input_channels, make_layer,
-                   refuse_keras, times, vector_or_channels_last)
+from .base import (
+    Kind,
+    bias_of,
+    bias_sentences,
+    check_or_defer,
+    fan_in_sentence,
+    input_channels,
+    make_layer,
+    refuse_keras,
+    times,
+    vector_or_channels_last,
+)
 
 
 class Dense(Kind):
@@ -23,8 +34,9 @@ class Dense(Kind):
 
     def build(self, call, flow, args, match) -> Layer:
         if args.channels is None:
-            raise ParamsymArgumentError(f"{call.name} needs its output size: write {call.name}(->10, ...)",
-                                        pos=call.pos)
+            raise ParamsymArgumentError(
+                f"{call.name} needs its output size: write {call.name}(->10, ...)", pos=call.pos
+            )
         cin = input_channels(call, flow, args)
         cout = args.channels.cout
         layer = make_layer(call, self, flow, Shape(flow.shape.spatial, cout), cin, cout, bias=args.bias)
@@ -40,24 +52,35 @@ class Dense(Kind):
         arg = args.keywords["tie"]
         name = arg.value[0].name if len(arg.value) == 1 and isinstance(arg.value[0], sympy.Symbol) else None
         if name is None:
-            raise ParamsymArgumentError("tie= takes the name of a layer, given with 'LAYER as NAME'", pos=arg.pos,
-                                        hint="e.g. embed(V->d) as wte > ... > dense(->V, tie=wte)")
+            raise ParamsymArgumentError(
+                "tie= takes the name of a layer, given with 'LAYER as NAME'",
+                pos=arg.pos,
+                hint="e.g. embed(V->d) as wte > ... > dense(->V, tie=wte)",
+            )
         target = args.named.get(name)
         if target is None:
             close = difflib.get_close_matches(name, sorted(args.named), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else \
-                "name the layer first: embed(V->d) as wte > ... > dense(->V, tie=wte)"
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else "name the layer first: embed(V->d) as wte > ... > dense(->V, tie=wte)"
+            )
             raise ParamsymNameError(f"tie={name}: no layer before this one is named '{name}'", pos=arg.pos, hint=hint)
         weight = target.kind.weight(target)
         if weight is None:
-            raise ParamsymArgumentError(f"tie={name}: {target.name} has no weight matrix to share", pos=arg.pos,
-                                        notes=((f"'{name}' is this {target.name}", target.pos),))
+            raise ParamsymArgumentError(
+                f"tie={name}: {target.name} has no weight matrix to share",
+                pos=arg.pos,
+                notes=((f"'{name}' is this {target.name}", target.pos),),
+            )
         own = (layer.cout, layer.cin)
         orientations = [[expansion.expand(a - b) for a, b in zip(own, shared)] for shared in (weight, weight[::-1])]
         if any(all(d == 0 for d in differences) for differences in orientations):
             return name, []
-        message = (f"tie={name}: this layer's weight is {own[0]} x {own[1]} (outputs x inputs), but "
-                   f"{target.name}'s is {weight[0]} x {weight[1]}")
+        message = (
+            f"tie={name}: this layer's weight is {own[0]} x {own[1]} (outputs x inputs), but "
+            f"{target.name}'s is {weight[0]} x {weight[1]}"
+        )
         # sizes that agree only for some values (d and D): checked once they have values, in the
         # orientation that can hold (the fewest differences)
         possible = [ds for ds in orientations if not any(d.is_number and d != 0 for d in ds)]
@@ -82,31 +105,45 @@ class Dense(Kind):
 
     def explain(self, layer, counts, w) -> list[str]:
         if "tie" in layer.options:
-            shared = (f"Each of the {w(layer.cout)} outputs is connected to all {w(layer.cin)} inputs, through the "
-                      f"weight of {layer.options['tie']} (tied): its {w.product(layer.cin, layer.cout)} weights are "
-                      f"counted there, not here.")
-            bias = (f"Plus {w(layer.cout)} biases: {w(counts.params)} parameters." if layer.bias
-                    else "No bias: 0 parameters of its own.")
+            shared = (
+                f"Each of the {w(layer.cout)} outputs is connected to all {w(layer.cin)} inputs, through the "
+                f"weight of {layer.options['tie']} (tied): its {w.product(layer.cin, layer.cout)} weights are "
+                f"counted there, not here."
+            )
+            bias = (
+                f"Plus {w(layer.cout)} biases: {w(counts.params)} parameters."
+                if layer.bias
+                else "No bias: 0 parameters of its own."
+            )
             return [shared, bias, fan_in_sentence(counts, w)]
-        return ([f"Each of the {w(layer.cout)} outputs is connected to all {w(layer.cin)} inputs: "
-                 f"{w.product(layer.cin, layer.cout)} weights."]
-                + bias_sentences(layer, counts, w) + [fan_in_sentence(counts, w)])
+        return (
+            [
+                f"Each of the {w(layer.cout)} outputs is connected to all {w(layer.cin)} inputs: "
+                f"{w.product(layer.cin, layer.cout)} weights."
+            ]
+            + bias_sentences(layer, counts, w)
+            + [fan_in_sentence(counts, w)]
+        )
 
     def torch(self, layer, num) -> TorchSpec:
-        return vector_or_channels_last(layer, TorchSpec("nn.Linear", (num(layer.cin), num(layer.cout)),
-                                                        {"bias": layer.bias}))
+        return vector_or_channels_last(
+            layer, TorchSpec("nn.Linear", (num(layer.cin), num(layer.cout)), {"bias": layer.bias})
+        )
 
     def keras(self, layer, num) -> list[KerasSpec]:
         if "tie" in layer.options:
-            refuse_keras(layer, f"a Keras Dense layer cannot share the weight of another layer "
-                                f"(tie={layer.options['tie']})")
+            refuse_keras(
+                layer, f"a Keras Dense layer cannot share the weight of another layer (tie={layer.options['tie']})"
+            )
         return [KerasSpec("Dense", {"units": num(layer.cout), "use_bias": layer.bias})]
 
     def from_torch(self, module, ctx) -> str:
         if len(ctx.in_shape) != 2:
-            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) acts on the last axis of a "
-                                f"{len(ctx.in_shape)}-D tensor (the width, in PyTorch's layout), which the language "
-                                f"cannot express")
+            raise ImportRefused(
+                f"{ctx.node_name} ({type(module).__name__}) acts on the last axis of a "
+                f"{len(ctx.in_shape)}-D tensor (the width, in PyTorch's layout), which the language "
+                f"cannot express"
+            )
         bias = ", bias" if module.bias is not None else ""
         return f"dense({module.in_features}->{module.out_features}{bias})"
 
@@ -121,8 +158,11 @@ class Router(Dense):
     torch_modules = ()
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"The router scores the {w(layer.cout)} experts for each position from its {w(layer.cin)} "
-                f"channels: {w.product(layer.cin, layer.cout)} weights, no bias.", fan_in_sentence(counts, w)]
+        return [
+            f"The router scores the {w(layer.cout)} experts for each position from its {w(layer.cin)} "
+            f"channels: {w.product(layer.cin, layer.cout)} weights, no bias.",
+            fan_in_sentence(counts, w),
+        ]
 
 
 def router_call(experts, pos) -> Call:

@@ -2,18 +2,27 @@
 sample's branch with probability P (and scales the kept ones by 1/(1−P)); no parameters, output
 unchanged, the identity at inference. PyTorch: our `DropPath(p)` (torchvision's StochasticDepth(p,
 "row") imports as it); Keras: Dropout(P) with noise_shape (batch, 1, ..., 1), one draw per sample."""
+
 from __future__ import annotations
 
-from ..errors import ImportRefused
 from ..core.records import KerasSpec, TorchSpec
+from ..errors import ImportRefused
 from .activations import Activation
 
 
 class DropPath(Activation):
     def __init__(self):
-        super().__init__("droppath", "DropPath", takes_value=True,
-                         value_range=(0, 1, "the probability must be between 0 and 1 (torchvision's StochasticDepth: "
-                                            "drop probability has to be between 0 and 1)"))
+        super().__init__(
+            "droppath",
+            "DropPath",
+            takes_value=True,
+            value_range=(
+                0,
+                1,
+                "the probability must be between 0 and 1 (torchvision's StochasticDepth: "
+                "drop probability has to be between 0 and 1)",
+            ),
+        )
         self.torch_modules = ("DropPath", "StochasticDepth")
 
     def build(self, call, flow, args, match):
@@ -21,20 +30,26 @@ class DropPath(Activation):
         return super().build(call, flow, args, match)
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"No parameters: in training it drops the whole branch of a sample with probability "
-                f"{float(layer.options['value']):g}; at inference it passes its input on."]
+        return [
+            f"No parameters: in training it drops the whole branch of a sample with probability "
+            f"{float(layer.options['value']):g}; at inference it passes its input on."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("DropPath", (float(layer.options["value"]),))
 
     def keras(self, layer, num) -> list[KerasSpec]:
         rank = layer.in_shape.rank or 0
-        return [KerasSpec("Dropout", {"rate": float(layer.options["value"]), "noise_shape": (None,) + (1,) * (rank + 1)})]
+        return [
+            KerasSpec("Dropout", {"rate": float(layer.options["value"]), "noise_shape": (None,) + (1,) * (rank + 1)})
+        ]
 
     def from_torch(self, module, ctx) -> str:
         if getattr(module, "mode", "row") != "row":
-            raise ImportRefused(f"{ctx.node_name} (StochasticDepth in mode {module.mode!r}) drops the whole batch, "
-                                f"not one sample's branch")
+            raise ImportRefused(
+                f"{ctx.node_name} (StochasticDepth in mode {module.mode!r}) drops the whole batch, "
+                f"not one sample's branch"
+            )
         # torchvision's StochasticDepth and ours keep p; timm's DropPath (the same per-sample drop) drop_prob
         return f"droppath({module.p if hasattr(module, 'p') else module.drop_prob})"
 

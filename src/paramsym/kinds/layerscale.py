@@ -1,10 +1,11 @@
 """`scale` (LANGUAGE.md section 8): layer scale, a learned factor per channel (ConvNeXt's gamma,
 CaiT, Swin-V2). Params C, output unchanged. PyTorch: our `LayerScale(C)` (channels first); Keras: a
 1-wide depthwise convolution without bias, which is the same function with the same C weights."""
+
 from __future__ import annotations
 
-from ..errors import ImportRefused
 from ..core.records import KerasSpec, Layer, TorchSpec
+from ..errors import ImportRefused
 from .base import Kind, refuse_keras, same_layer, stated_channels
 
 
@@ -26,8 +27,9 @@ class LayerScale(Kind):
         return t.c
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"Layer scale learns one factor per channel and multiplies each channel by it: "
-                f"{w(layer.cout)} parameters."]
+        return [
+            f"Layer scale learns one factor per channel and multiplies each channel by it: {w(layer.cout)} parameters."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("LayerScale", (num(layer.cout),))
@@ -35,8 +37,11 @@ class LayerScale(Kind):
     def keras(self, layer, num) -> list[KerasSpec]:
         rank = layer.in_shape.rank
         if rank not in (1, 2):
-            refuse_keras(layer, "Keras has no per-channel scale layer, and no depthwise convolution "
-                                f"for {'a vector' if rank == 0 else f'{rank} spatial axes'} to stand for one")
+            refuse_keras(
+                layer,
+                "Keras has no per-channel scale layer, and no depthwise convolution "
+                f"for {'a vector' if rank == 0 else f'{rank} spatial axes'} to stand for one",
+            )
         return [KerasSpec(f"DepthwiseConv{rank}D", {"kernel_size": 1, "use_bias": False})]
 
     def from_torch(self, module, ctx) -> str:

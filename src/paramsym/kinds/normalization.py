@@ -1,19 +1,26 @@
 """Normalization with a scale and a shift per channel: batch norm (which also
 keeps running statistics), layer norm over the last axis, group norm."""
+
 from __future__ import annotations
 
-from ..errors import ImportRefused, ParamsymArgumentError
 from ..core.records import ZERO, KerasSpec, Layer, TorchSpec
-from .base import (Kind, check_divides, require_channels_of_a_vector, same_layer, stated_channels,
-                   vector_or_channels_last)
+from ..errors import ImportRefused, ParamsymArgumentError
+from .base import (
+    Kind,
+    check_divides,
+    require_channels_of_a_vector,
+    same_layer,
+    stated_channels,
+    vector_or_channels_last,
+)
 
 
 class _Normalization(Kind):
     keywords = frozenset({"groups", "eps", "momentum"})
     flags = frozenset({"noaffine", "nobias"})
-    positional = 1               # bn(64): the channels, when nothing before says them
-    title = ""                   # BatchNorm, LayerNorm, GroupNorm
-    keeps_statistics = False     # running mean and variance (non-learnable state)
+    positional = 1  # bn(64): the channels, when nothing before says them
+    title = ""  # BatchNorm, LayerNorm, GroupNorm
+    keeps_statistics = False  # running mean and variance (non-learnable state)
 
     def build(self, call, flow, args, match) -> Layer:
         channels = stated_channels(call, flow, args)
@@ -28,8 +35,9 @@ class _Normalization(Kind):
         """`nobias`: a scale and no shift; PyTorch's BatchNorm and GroupNorm have no such option."""
         raise ParamsymArgumentError(
             f"{call.name} has no 'nobias': PyTorch's {self.title} learns a scale and a shift together, or neither",
-            pos=args.flags["nobias"].pos, hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) learns a "
-                                               f"scale alone")
+            pos=args.flags["nobias"].pos,
+            hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) learns a scale alone",
+        )
 
     def groups(self, call, args, channels, options) -> list:
         if "groups" in args.keywords:
@@ -38,23 +46,29 @@ class _Normalization(Kind):
 
     def counts(self, layer: Layer) -> dict:
         channels = layer.cout
-        return {"params": _terms(layer) * channels if layer.options["affine"] else ZERO,
-                "state": 2 * channels if self.keeps_statistics else ZERO}
+        return {
+            "params": _terms(layer) * channels if layer.options["affine"] else ZERO,
+            "state": 2 * channels if self.keeps_statistics else ZERO,
+        }
 
     def generic_params(self, layer, t):
         return _terms(layer) * t.c if layer.options["affine"] else ZERO
 
     def explain(self, layer, counts, w) -> list[str]:
         if layer.options["affine"] and not layer.options.get("shift", True):
-            lines = [f"{self.title} without bias (nobias) learns a scale per channel and no shift: "
-                     f"{w(layer.cout)} parameters."]
+            lines = [
+                f"{self.title} without bias (nobias) learns a scale per channel and no shift: "
+                f"{w(layer.cout)} parameters."
+            ]
         elif layer.options["affine"]:
             lines = [f"{self.title} learns a scale and a shift per channel: {w.product(2, layer.cout)} parameters."]
         else:
             lines = [f"{self.title} without affine part (noaffine) learns nothing."]
         if self.keeps_statistics:
-            lines.append(f"It also keeps a running mean and variance per channel: {w.product(2, layer.cout)} "
-                         f"non-learnable values (Keras counts them in its total, PyTorch's parameters() does not).")
+            lines.append(
+                f"It also keeps a running mean and variance per channel: {w.product(2, layer.cout)} "
+                f"non-learnable values (Keras counts them in its total, PyTorch's parameters() does not)."
+            )
         return lines
 
     def keras_flags(self, layer) -> dict:
@@ -78,8 +92,10 @@ def _then(module, ctx, text: str) -> str:
             continue
         kind = for_torch_module(sub)
         if kind is None:
-            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) applies {part} {type(sub).__name__} "
-                                f"after the norm, which has no counterpart in the language")
+            raise ImportRefused(
+                f"{ctx.node_name} ({type(module).__name__}) applies {part} {type(sub).__name__} "
+                f"after the norm, which has no counterpart in the language"
+            )
         written = kind.from_torch(sub, ctx)
         if written and not kind.identity:
             stages.append(written)
@@ -100,12 +116,20 @@ class BatchNorm(_Normalization):
     names = ("bn", "batchnorm")
     title = "BatchNorm"
     keeps_statistics = True
-    torch_modules = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", f"{_TIMM_ACT}BatchNormAct2d",
-                     f"{_TIMM_ACT}SyncBatchNormAct")
+    torch_modules = (
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "SyncBatchNorm",
+        f"{_TIMM_ACT}BatchNormAct2d",
+        f"{_TIMM_ACT}SyncBatchNormAct",
+    )
 
     def torch(self, layer, num) -> TorchSpec:
         dims = max(layer.in_shape.rank or 1, 1)
-        return TorchSpec(f"nn.BatchNorm{dims}d", (num(layer.cout),), {} if layer.options["affine"] else {"affine": False})
+        return TorchSpec(
+            f"nn.BatchNorm{dims}d", (num(layer.cout),), {} if layer.options["affine"] else {"affine": False}
+        )
 
     def keras(self, layer, num) -> list[KerasSpec]:
         return [KerasSpec("BatchNormalization", self.keras_flags(layer))]
@@ -121,14 +145,21 @@ class LayerNorm(_Normalization):
     names = ("ln", "layernorm")
     title = "LayerNorm"
     # LayerNorm2d (torchvision's, timm's): over the channels of (N, C, H, W), as the importer reads them
-    torch_modules = ("LayerNorm", "timm.layers.norm.LayerNorm", "timm.layers.norm.LayerNorm2d",
-                     "torchvision.models.convnext.LayerNorm2d", f"{_TIMM_ACT}LayerNormAct",
-                     f"{_TIMM_ACT}LayerNormAct2d")
+    torch_modules = (
+        "LayerNorm",
+        "timm.layers.norm.LayerNorm",
+        "timm.layers.norm.LayerNorm2d",
+        "torchvision.models.convnext.LayerNorm2d",
+        f"{_TIMM_ACT}LayerNormAct",
+        f"{_TIMM_ACT}LayerNormAct2d",
+    )
 
     def without_shift(self, call, args) -> None:
         if "noaffine" in args.flags:
-            raise ParamsymArgumentError(f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns "
-                                        f"nothing already", pos=args.flags["nobias"].pos)
+            raise ParamsymArgumentError(
+                f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns nothing already",
+                pos=args.flags["nobias"].pos,
+            )
 
     def torch(self, layer, num) -> TorchSpec:
         flags = {} if layer.options["affine"] else {"elementwise_affine": False}
@@ -150,20 +181,29 @@ class GroupNorm(_Normalization):
     key = "gn"
     names = ("gn", "groupnorm")
     title = "GroupNorm"
-    torch_modules = ("GroupNorm", "timm.layers.norm.GroupNorm", "timm.layers.norm.GroupNorm1",
-                     f"{_TIMM_ACT}GroupNormAct", f"{_TIMM_ACT}GroupNorm1Act")
+    torch_modules = (
+        "GroupNorm",
+        "timm.layers.norm.GroupNorm",
+        "timm.layers.norm.GroupNorm1",
+        f"{_TIMM_ACT}GroupNormAct",
+        f"{_TIMM_ACT}GroupNorm1Act",
+    )
 
     def groups(self, call, args, channels, options) -> list:
         groups = args.scalar("groups")
         if groups is None:
-            raise ParamsymArgumentError(f"{call.name} needs its number of groups: write {call.name}(groups=32)",
-                                        pos=call.pos)
+            raise ParamsymArgumentError(
+                f"{call.name} needs its number of groups: write {call.name}(groups=32)", pos=call.pos
+            )
         options["groups"] = groups
         return check_divides(call, groups, channels, "", args.keywords["groups"].pos)
 
     def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("nn.GroupNorm", (num(layer.options["groups"]), num(layer.cout)),
-                         {} if layer.options["affine"] else {"affine": False})
+        return TorchSpec(
+            "nn.GroupNorm",
+            (num(layer.options["groups"]), num(layer.cout)),
+            {} if layer.options["affine"] else {"affine": False},
+        )
 
     def keras(self, layer, num) -> list[KerasSpec]:
         return [KerasSpec("GroupNormalization", {"groups": num(layer.options["groups"]), **self.keras_flags(layer)})]

@@ -1,11 +1,12 @@
 """Pooling: sliding-window `maxpool`/`avgpool` (and `pool`, a 2x2 max pool),
 and global `gap`/`gmp`."""
+
 from __future__ import annotations
 
 import sympy
 
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..core.records import ONE, KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from . import windows
 from .base import Kind, check_or_defer, make_layer, refuse_keras, times, whole_input_field
 
@@ -18,8 +19,16 @@ class Pooling(Kind):
     keywords = frozenset({"k", "stride", "pad", "dilation"})
     flags = frozenset({"ceil"})
     # timm's MaxPool2dSame / AvgPool2dSame pad as TensorFlow's "same" in forward (-inf / 0): pad=same
-    torch_modules = ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-                     "timm.layers.pool2d_same.MaxPool2dSame", "timm.layers.pool2d_same.AvgPool2dSame")
+    torch_modules = (
+        "MaxPool1d",
+        "MaxPool2d",
+        "MaxPool3d",
+        "AvgPool1d",
+        "AvgPool2d",
+        "AvgPool3d",
+        "timm.layers.pool2d_same.MaxPool2dSame",
+        "timm.layers.pool2d_same.AvgPool2dSame",
+    )
     takes_pad = True
     torch_functions = ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d")
 
@@ -41,9 +50,20 @@ class Pooling(Kind):
         constraints = windows.sizes_positive(call, spatial_out) + _pad_within_half(args, kernel, pad)
         if op == "avg" and rank == 3:
             constraints += _input_covers_kernel(call, spatial_in, kernel, pad)
-        return make_layer(call, self, flow, Shape(spatial_out, channels), channels, channels, kernel=kernel,
-                          stride=stride, pad=pad, dilation=dilation, options={"op": op, "ceil": ceil_mode},
-                          constraints=tuple(constraints))
+        return make_layer(
+            call,
+            self,
+            flow,
+            Shape(spatial_out, channels),
+            channels,
+            channels,
+            kernel=kernel,
+            stride=stride,
+            pad=pad,
+            dilation=dilation,
+            options={"op": op, "ceil": ceil_mode},
+            constraints=tuple(constraints),
+        )
 
     def counts(self, layer: Layer) -> dict:
         k = layer.kernel_size
@@ -54,19 +74,33 @@ class Pooling(Kind):
 
     def explain(self, layer, counts, w) -> list[str]:
         op = "maximum" if layer.options["op"] == "max" else "average"
-        return ([f"No parameters: it takes the {op} of each {windows.kernel_text(layer, w)} window, "
-                 f"channel by channel."] + windows.size_sentence(layer, w))
+        return [
+            f"No parameters: it takes the {op} of each {windows.kernel_text(layer, w)} window, channel by channel."
+        ] + windows.size_sentence(layer, w)
 
     def torch(self, layer, num) -> TorchSpec:
         rank = len(layer.kernel)
         if layer.options["op"] == "max":
-            module = TorchSpec(f"nn.MaxPool{rank}d", (num.each(layer.kernel),), {
-                "stride": num.each(layer.stride), "padding": windows.torch_padding(layer, num),
-                "dilation": num.each(layer.dilation), "ceil_mode": layer.options["ceil"]})
+            module = TorchSpec(
+                f"nn.MaxPool{rank}d",
+                (num.each(layer.kernel),),
+                {
+                    "stride": num.each(layer.stride),
+                    "padding": windows.torch_padding(layer, num),
+                    "dilation": num.each(layer.dilation),
+                    "ceil_mode": layer.options["ceil"],
+                },
+            )
             return windows.same_padded(layer, num, module, same_value=float("-inf"))
-        module = TorchSpec(f"nn.AvgPool{rank}d", (num.each(layer.kernel),), {
-            "stride": num.each(layer.stride), "padding": windows.torch_padding(layer, num),
-            "ceil_mode": layer.options["ceil"]})
+        module = TorchSpec(
+            f"nn.AvgPool{rank}d",
+            (num.each(layer.kernel),),
+            {
+                "stride": num.each(layer.stride),
+                "padding": windows.torch_padding(layer, num),
+                "ceil_mode": layer.options["ceil"],
+            },
+        )
         return windows.same_padded(layer, num, module)
 
     def keras(self, layer, num) -> list[KerasSpec]:
@@ -76,8 +110,12 @@ class Pooling(Kind):
             refuse_keras(layer, "Keras pooling has no dilation")
         before, pad = windows.keras_padding(layer, num, rank)
         op = "Max" if layer.options["op"] == "max" else "Average"
-        return before + [KerasSpec(f"{op}Pooling{rank}D", {"pool_size": num.each(layer.kernel),
-                                                           "strides": num.each(layer.stride), "padding": pad})]
+        return before + [
+            KerasSpec(
+                f"{op}Pooling{rank}D",
+                {"pool_size": num.each(layer.kernel), "strides": num.each(layer.stride), "padding": pad},
+            )
+        ]
 
     def from_torch(self, module, ctx) -> str:
         rank = ctx.rank
@@ -86,8 +124,7 @@ class Pooling(Kind):
         stride = windows.per_axis(module.stride or module.kernel_size, rank)
         dilation = windows.per_axis(getattr(module, "dilation", 1), rank)
         pad = windows.imported_padding(module, ctx, kernel, stride, dilation)
-        parts = windows.window_arguments(stride, pad if pad != "same" else (0,) * rank, dilation,
-                                         default_stride=kernel)
+        parts = windows.window_arguments(stride, pad if pad != "same" else (0,) * rank, dilation, default_stride=kernel)
         if pad == "same":
             parts.append("pad=same")
         if module.ceil_mode:
@@ -97,15 +134,25 @@ class Pooling(Kind):
     def from_torch_function(self, name, node, ctx) -> str:
         """F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode) and F.avg_pool2d(x, kernel_size,
         stride, padding, ceil_mode, ...), read as the module with those arguments (Inception-v3)."""
-        order = ("kernel_size", "stride", "padding", "dilation", "ceil_mode") if name.startswith("max") else \
-            ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
-        values = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "divisor_override": None,
-                  "return_indices": False}
+        order = (
+            ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+            if name.startswith("max")
+            else ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+        )
+        values = {
+            "stride": None,
+            "padding": 0,
+            "dilation": 1,
+            "ceil_mode": False,
+            "divisor_override": None,
+            "return_indices": False,
+        }
         values.update(zip(order, node.args[1:]))
         values.update(node.kwargs)
         if values["divisor_override"] is not None or values["return_indices"]:
-            raise ImportRefused(f"{ctx.node_name} ({name} with divisor_override or return_indices) has no "
-                                f"counterpart in the language")
+            raise ImportRefused(
+                f"{ctx.node_name} ({name} with divisor_override or return_indices) has no counterpart in the language"
+            )
         cls = ("MaxPool" if name.startswith("max") else "AvgPool") + name[-2:]
         module = type(cls, (), values)()
         return self.from_torch(module, ctx)
@@ -122,9 +169,13 @@ def _pad_within_half(args, kernel, pad) -> list:
         if p == 0:
             continue
         constraints += check_or_defer(
-            sympy.floor(k / 2) - p, "nonnegative",
+            sympy.floor(k / 2) - p,
+            "nonnegative",
             f"pad {p} must be at most half of the kernel size {k} (PyTorch: pad should be at most half of "
-            f"kernel size{dilated})", args.keywords["pad"].pos, shown=p)
+            f"kernel size{dilated})",
+            args.keywords["pad"].pos,
+            shown=p,
+        )
     return constraints
 
 
@@ -138,10 +189,14 @@ def _input_covers_kernel(call, spatial_in, kernel, pad) -> list:
         if n is None:
             continue
         constraints += check_or_defer(
-            n - k, "nonnegative",
+            n - k,
+            "nonnegative",
             f"{call.name} needs an input of at least its kernel size on each axis, padding aside, but an input "
             f"size is {n} and the kernel {k} (PyTorch's AvgPool3d: input image smaller than kernel size)",
-            call.pos, shown=n, hint="use a smaller kernel, or pad=same")
+            call.pos,
+            shown=n,
+            hint="use a smaller kernel, or pad=same",
+        )
     return constraints
 
 
@@ -149,15 +204,25 @@ class GlobalPooling(Kind):
     key = "globalpool"
     names = ("gap", "gmp")
     to_vector = True  # the importer: PyTorch keeps (N, C, 1, 1) where the language has the vector C
-    torch_modules = ("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
-                     "AdaptiveMaxPool2d", "AdaptiveMaxPool3d")
-    torch_functions = ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool2d",
-                       "mean")
+    torch_modules = (
+        "AdaptiveAvgPool1d",
+        "AdaptiveAvgPool2d",
+        "AdaptiveAvgPool3d",
+        "AdaptiveMaxPool1d",
+        "AdaptiveMaxPool2d",
+        "AdaptiveMaxPool3d",
+    )
+    torch_functions = (
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool2d",
+        "mean",
+    )
 
     def build(self, call, flow, args, match) -> Layer:
         if flow.shape.spatial == ():
-            raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector",
-                                     pos=call.pos)
+            raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector", pos=call.pos)
         channels = flow.shape.channels
         op = "avg" if call.name == "gap" else "max"
         return make_layer(call, self, flow, Shape((), channels), channels, channels, options={"op": op})

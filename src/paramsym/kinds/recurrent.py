@@ -14,13 +14,14 @@ PyTorch: nn.LSTM/GRU/RNN(batch_first=True) inside `Recurrent` (torch_modules), w
 channels last and keeps the output (or its last step); Keras: LSTM/GRU/SimpleRNN, one per
 stacked layer, in `Bidirectional` when bidirectional.
 """
+
 from __future__ import annotations
 
 import sympy
 
 from .. import expansion
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times, whole_input_field
 
 
@@ -30,8 +31,9 @@ class Recurrent(Kind):
     takes_channels = True
     by_convention = True  # Keras keeps one bias vector where PyTorch keeps two (lstm, rnn)
 
-    def __init__(self, key: str, gates: int, gate_names: str, title: str, torch_class: str, keras_class: str,
-                 keras_biases: int):
+    def __init__(
+        self, key: str, gates: int, gate_names: str, title: str, torch_class: str, keras_class: str, keras_biases: int
+    ):
         self.key = key
         self.names = (key,)
         self.gates = gates
@@ -48,8 +50,9 @@ class Recurrent(Kind):
         if rank is not None and rank != 1:
             self._refuse_input(call, flow)
         if args.channels is None:
-            raise ParamsymArgumentError(f"{call.name} needs its hidden size: write {call.name}(->256, ...)",
-                                        pos=call.pos)
+            raise ParamsymArgumentError(
+                f"{call.name} needs its hidden size: write {call.name}(->256, ...)", pos=call.pos
+            )
         cin = input_channels(call, flow, args)
         hidden = args.channels.cout
         layers = args.scalar("layers", ONE)
@@ -59,8 +62,9 @@ class Recurrent(Kind):
         last = "last" in args.flags
         out = Shape((), width) if last else Shape(flow.shape.spatial, width)
         options = {"hidden": hidden, "layers": layers, "directions": directions, "proj": proj, "last": last}
-        return make_layer(call, self, flow, out, cin, width, bias=args.bias, options=options,
-                          constraints=tuple(constraints))
+        return make_layer(
+            call, self, flow, out, cin, width, bias=args.bias, options=options, constraints=tuple(constraints)
+        )
 
     def _refuse_input(self, call, flow):
         shape = flow.shape
@@ -68,12 +72,18 @@ class Recurrent(Kind):
         notes = ((f"the {shape.describe()} comes from {name}", where),) if where is not None else ()
         if shape.rank == 0:
             raise ParamsymShapeError(
-                f"{call.name} needs a sequence (T x I), but gets the vector {shape.describe()}", pos=call.pos,
-                notes=notes, hint=f"start the network with input(T x I), such as input(32x128) > {call.name}(->256)")
+                f"{call.name} needs a sequence (T x I), but gets the vector {shape.describe()}",
+                pos=call.pos,
+                notes=notes,
+                hint=f"start the network with input(T x I), such as input(32x128) > {call.name}(->256)",
+            )
         raise ParamsymShapeError(
-            f"{call.name} needs a sequence (T x I), but gets the map {shape.describe()}", pos=call.pos, notes=notes,
+            f"{call.name} needs a sequence (T x I), but gets the map {shape.describe()}",
+            pos=call.pos,
+            notes=notes,
             hint=f"write tokens before it to make the positions a sequence: ... > tokens > {call.name}(->256), "
-                 f"or start with input(T x I)")
+            f"or start with input(T x I)",
+        )
 
     def _proj(self, call, args, hidden) -> tuple:
         arg = args.keywords.get("proj")
@@ -81,11 +91,14 @@ class Recurrent(Kind):
             return None, []
         if self.key != "lstm":
             raise ParamsymArgumentError(
-                f"{call.name} has no proj=: PyTorch's proj_size exists only for LSTM", pos=arg.pos,
-                hint=f"use lstm(->H, proj=P), or a dense(->P) after the {call.name}")
+                f"{call.name} has no proj=: PyTorch's proj_size exists only for LSTM",
+                pos=arg.pos,
+                hint=f"use lstm(->H, proj=P), or a dense(->P) after the {call.name}",
+            )
         proj = args.scalar("proj")  # a whole number of at least 1
-        message = (f"proj={proj} must be smaller than the hidden size {hidden} "
-                   f"(PyTorch requires proj_size < hidden_size)")
+        message = (
+            f"proj={proj} must be smaller than the hidden size {hidden} (PyTorch requires proj_size < hidden_size)"
+        )
         return proj, check_or_defer(expansion.expand(hidden - proj), "positive", message, arg.pos)
 
     # ---- quantities
@@ -96,8 +109,18 @@ class Recurrent(Kind):
         recurrent = hidden if proj is None else proj
         beta = 0 if not layer.bias else (2 if convention == "torch" else self.keras_biases)
         projection = ZERO if proj is None else proj * hidden
-        return {"G": gates, "H": hidden, "R": recurrent, "P": proj, "beta": beta, "projection": projection,
-                "D": o["directions"], "L": o["layers"], "I": layer.cin, "after": o["directions"] * recurrent}
+        return {
+            "G": gates,
+            "H": hidden,
+            "R": recurrent,
+            "P": proj,
+            "beta": beta,
+            "projection": projection,
+            "D": o["directions"],
+            "L": o["layers"],
+            "I": layer.cin,
+            "after": o["directions"] * recurrent,
+        }
 
     def _per_direction(self, p: dict, width) -> sympy.Expr:
         g, h = p["G"], p["H"]
@@ -108,16 +131,17 @@ class Recurrent(Kind):
 
     def _params(self, layer: Layer, convention: str) -> sympy.Expr:
         p = self._parts(layer, convention)
-        return expansion.expand(p["D"] * (self._per_direction(p, p["I"])
-                                          + (p["L"] - 1) * self._per_direction(p, p["after"])))
+        return expansion.expand(
+            p["D"] * (self._per_direction(p, p["I"]) + (p["L"] - 1) * self._per_direction(p, p["after"]))
+        )
 
     def counts(self, layer: Layer, convention: str = "torch") -> dict:
         p = self._parts(layer, convention)
-        per_step = expansion.expand(p["D"] * (self._step_macs(p, p["I"])
-                                              + (p["L"] - 1) * self._step_macs(p, p["after"])))
+        per_step = expansion.expand(
+            p["D"] * (self._step_macs(p, p["I"]) + (p["L"] - 1) * self._step_macs(p, p["after"]))
+        )
         macs = times(layer.in_shape.positions, per_step)
-        return {"params": self._params(layer, convention), "fan_in": p["I"] + p["R"], "connections": macs,
-                "macs": macs}
+        return {"params": self._params(layer, convention), "fan_in": p["I"] + p["R"], "connections": macs, "macs": macs}
 
     def generic_params(self, layer, t):
         """One layer and direction in C_in and C_out = D·H (D·P with proj), in PyTorch's convention."""
@@ -144,8 +168,11 @@ class Recurrent(Kind):
     # ---- explain
     def header(self, layer, w) -> str:
         o = layer.options
-        parts = [f", {w(layer.cin)} -> {w(layer.cout)} channels (hidden size {w(o['hidden'])}"
-                 + (f", projected to {w(o['proj'])}" if o["proj"] is not None else "") + ")"]
+        parts = [
+            f", {w(layer.cin)} -> {w(layer.cout)} channels (hidden size {w(o['hidden'])}"
+            + (f", projected to {w(o['proj'])}" if o["proj"] is not None else "")
+            + ")"
+        ]
         if o["layers"] != 1:
             parts.append(f", {w(o['layers'])} layers")
         if o["directions"] == 2:
@@ -164,19 +191,24 @@ class Recurrent(Kind):
         p = self._parts(layer, "keras" if keras else "torch")
         state = "hidden state" if p["P"] is None else "projected hidden state"
         if gates == 1:
-            lines = [f"{self.title} has no gates ({self.gate_names}): each of its {w(hidden)} units sees the step's "
-                     f"input and the {w(recurrent)} values of the previous {state}."]
+            lines = [
+                f"{self.title} has no gates ({self.gate_names}): each of its {w(hidden)} units sees the step's "
+                f"input and the {w(recurrent)} values of the previous {state}."
+            ]
         else:
-            lines = [f"{self.title} has {gates} gates ({self.gate_names}); each of its "
-                     f"{w.product(gates, hidden)} gate units sees the step's input and the {w(recurrent)} values of "
-                     f"the previous {state}."]
+            lines = [
+                f"{self.title} has {gates} gates ({self.gate_names}); each of its "
+                f"{w.product(gates, hidden)} gate units sees the step's input and the {w(recurrent)} values of "
+                f"the previous {state}."
+            ]
         if layer.bias:
             if keras:
                 lines.append(f"Biases: Keras keeps one vector of {w.product(*units)}, PyTorch two (b_ih and b_hh).")
             else:
                 other = "two as well (GRU, reset_after=True)" if self.keras_biases == 2 else "one (--convention keras)"
-                lines.append(f"Biases: PyTorch keeps two vectors of {w.product(*units)} (b_ih and b_hh); "
-                             f"Keras {other}.")
+                lines.append(
+                    f"Biases: PyTorch keeps two vectors of {w.product(*units)} (b_ih and b_hh); Keras {other}."
+                )
         scope = ", per direction" if p["D"] == 2 else ""
 
         def sentence(label, width, count, each=""):
@@ -195,13 +227,23 @@ class Recurrent(Kind):
 
         lines.append(sentence("Layer 1" if p["L"] != 1 else "", p["I"], self._per_direction(p, p["I"])))
         if p["L"] != 1:
-            lines.append(sentence(f"Layers 2 to {w(p['L'])} (their input: the {w(p['after'])} outputs of the layer "
-                                  f"before)", p["after"], self._per_direction(p, p["after"]), " each"))
+            lines.append(
+                sentence(
+                    f"Layers 2 to {w(p['L'])} (their input: the {w(p['after'])} outputs of the layer before)",
+                    p["after"],
+                    self._per_direction(p, p["after"]),
+                    " each",
+                )
+            )
         if p["D"] == 2 or p["L"] != 1:
-            lines.append(f"In all, {w(p['D'])} direction{'s' if p['D'] == 2 else ''} x {w(p['L'])} "
-                         f"layer{'s' if p['L'] != 1 else ''}: {w(counts.params)} parameters.")
-        lines.append(f"Fan-in: each {'gate unit' if gates != 1 else 'unit'} is connected to {w(counts.fan_in)} values "
-                     f"({w(p['I'])} inputs and {w(recurrent)} recurrent).")
+            lines.append(
+                f"In all, {w(p['D'])} direction{'s' if p['D'] == 2 else ''} x {w(p['L'])} "
+                f"layer{'s' if p['L'] != 1 else ''}: {w(counts.params)} parameters."
+            )
+        lines.append(
+            f"Fan-in: each {'gate unit' if gates != 1 else 'unit'} is connected to {w(counts.fan_in)} values "
+            f"({w(p['I'])} inputs and {w(recurrent)} recurrent)."
+        )
         if layer.options["last"]:
             lines.append("Only the last step's output goes on (it still runs every step).")
         return lines
@@ -234,15 +276,18 @@ class Recurrent(Kind):
         specs = []
         for index in range(layers):
             sequences = not (o["last"] and index == layers - 1)
-            cell = KerasSpec(self.keras_class, {"units": num(o["hidden"]), "use_bias": layer.bias,
-                                                "return_sequences": sequences})
+            cell = KerasSpec(
+                self.keras_class, {"units": num(o["hidden"]), "use_bias": layer.bias, "return_sequences": sequences}
+            )
             specs.append(KerasSpec("Bidirectional", {"layer": cell}) if o["directions"] == 2 else cell)
         return specs
 
     def from_torch(self, module, ctx) -> str:
         if not module.batch_first:
-            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) has batch_first=False: paramsym reads "
-                                f"sequences batch first, (N, T, I); build it with batch_first=True")
+            raise ImportRefused(
+                f"{ctx.node_name} ({type(module).__name__}) has batch_first=False: paramsym reads "
+                f"sequences batch first, (N, T, I); build it with batch_first=True"
+            )
         parts = [f"{module.input_size}->{module.hidden_size}"]
         if module.bias:
             parts.append("bias")
@@ -259,8 +304,15 @@ class Recurrent(Kind):
         if index == 0:
             return text
         full = slice(None)
-        if (isinstance(index, tuple) and len(index) in (2, 3) and index[0] == full and index[1] == -1
-                and all(i == full for i in index[2:]) and len(ctx.in_shape) == 3 and not text.endswith(", last)")):
+        if (
+            isinstance(index, tuple)
+            and len(index) in (2, 3)
+            and index[0] == full
+            and index[1] == -1
+            and all(i == full for i in index[2:])
+            and len(ctx.in_shape) == 3
+            and not text.endswith(", last)")
+        ):
             return text[:-1] + ", last)"
         return None
 

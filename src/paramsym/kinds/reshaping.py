@@ -1,4 +1,5 @@
 """`flatten`: a map becomes the vector of its values, in H x W x C order."""
+
 from __future__ import annotations
 
 from ..core.records import KerasSpec, Layer, Shape, TorchSpec
@@ -18,8 +19,10 @@ class Flatten(Kind):
         return whole_input_field(layer, field)
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"No parameters: it lays the {layer.in_shape.describe()} values out as one vector "
-                f"of {w(layer.out_shape.channels)}."]
+        return [
+            f"No parameters: it lays the {layer.in_shape.describe()} values out as one vector "
+            f"of {w(layer.out_shape.channels)}."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("FlattenChannelsLast")
@@ -32,7 +35,7 @@ class Flatten(Kind):
 
     def from_torch_function(self, name, node, ctx) -> str | None:
         # x.view(n, -1) and x.reshape(n, -1) flatten only when they leave (batch, values)
-        return "flatten" if name == "flatten" and node.op == "call_function" or len(ctx.out_shape) == 2 else None
+        return "flatten" if (name == "flatten" and node.op == "call_function") or len(ctx.out_shape) == 2 else None
 
 
 KINDS = (Flatten(),)

@@ -1,12 +1,12 @@
 """`rmsnorm`: root-mean-square normalization over the last axis (LANGUAGE.md section 7),
 as in Llama and T5. It learns one scale per channel and no shift; `rmsnorm(noaffine)`
 learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
+
 from __future__ import annotations
 
-from ..errors import ParamsymArgumentError
 from ..core.records import ZERO, KerasSpec, Layer, TorchSpec
-from .base import (Kind, refuse_keras, require_channels_of_a_vector, same_layer, stated_channels,
-                   vector_or_channels_last)
+from ..errors import ParamsymArgumentError
+from .base import Kind, refuse_keras, require_channels_of_a_vector, same_layer, stated_channels, vector_or_channels_last
 
 
 class RMSNorm(Kind):

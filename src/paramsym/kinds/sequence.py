@@ -9,12 +9,11 @@ In PyTorch the export keeps the channels on axis 1, so a sequence is an (N, d, T
 tensor: the embedding's (N, T, d) output moves its channels there (ChannelsFirst),
 and the modules of ours (paramsym.torch_modules) act on that layout.
 """
+
 from __future__ import annotations
 
-import sympy
-
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import Kind, make_layer, refuse_keras, whole_number
 
 _START = "start with input(T) > embed(V->d)"
@@ -25,15 +24,23 @@ def _sequence(call, flow, what: str) -> tuple:
     """(T, d) of the sequence a layer acts on; a vector or a map is refused, with a hint."""
     shape = flow.shape
     if shape.spatial is None or shape.channels is None:
-        raise ParamsymShapeError(f"{call.name} acts on a sequence (T x d), but nothing before it says its shape",
-                                 pos=call.pos, hint=f"{_START}, or make a map a sequence: {_VIT}")
+        raise ParamsymShapeError(
+            f"{call.name} acts on a sequence (T x d), but nothing before it says its shape",
+            pos=call.pos,
+            hint=f"{_START}, or make a map a sequence: {_VIT}",
+        )
     if shape.spatial == ():
-        raise ParamsymShapeError(f"{call.name} {what} of a sequence (T x d), but its input is a vector of "
-                                 f"{shape.channels}", pos=call.pos, hint=f"{_START}, or {_VIT}")
+        raise ParamsymShapeError(
+            f"{call.name} {what} of a sequence (T x d), but its input is a vector of {shape.channels}",
+            pos=call.pos,
+            hint=f"{_START}, or {_VIT}",
+        )
     if len(shape.spatial) != 1:
-        raise ParamsymShapeError(f"{call.name} {what} of a sequence (T x d), but its input is the map "
-                                 f"{shape.describe()}", pos=call.pos,
-                                 hint=f"make its positions a sequence first with tokens: {_VIT}")
+        raise ParamsymShapeError(
+            f"{call.name} {what} of a sequence (T x d), but its input is the map {shape.describe()}",
+            pos=call.pos,
+            hint=f"make its positions a sequence first with tokens: {_VIT}",
+        )
     return shape.spatial[0], shape.channels
 
 
@@ -49,20 +56,32 @@ class Embed(Kind):
     def build(self, call, flow, args, match) -> Layer:
         channels = args.channels
         if channels is None:
-            raise ParamsymArgumentError(f"{call.name} needs its vocabulary and width: write {call.name}(V->d), "
-                                        f"e.g. {call.name}(50257->768)", pos=call.pos, hint=_START)
+            raise ParamsymArgumentError(
+                f"{call.name} needs its vocabulary and width: write {call.name}(V->d), e.g. {call.name}(50257->768)",
+                pos=call.pos,
+                hint=_START,
+            )
         if channels.cin is None:
             raise ParamsymArgumentError(
                 f"{call.name}(->{channels.cout}) needs the vocabulary: write {call.name}(V->{channels.cout}) with "
                 f"the number V of distinct token ids (it is not taken from the layer before, which gives T ids)",
-                pos=channels.pos, hint=_START)
+                pos=channels.pos,
+                hint=_START,
+            )
         if not flow.at_input or flow.shape.spatial != ():
             where = "is a vector of token ids" if flow.shape.spatial == () else f"is {flow.shape.describe()}"
             before = "" if flow.source is None else f"; its input {where}, from {flow.source[0]}"
-            notes = () if flow.source is None else ((f"what {call.name} would take comes from {flow.source[0]}",
-                                                     flow.source[1]),)
-            raise ParamsymShapeError(f"{call.name} looks up token ids, so it must come right after input(T)"
-                                     f"{before}", pos=call.pos, notes=notes, hint=_START)
+            notes = (
+                ()
+                if flow.source is None
+                else ((f"what {call.name} would take comes from {flow.source[0]}", flow.source[1]),)
+            )
+            raise ParamsymShapeError(
+                f"{call.name} looks up token ids, so it must come right after input(T){before}",
+                pos=call.pos,
+                notes=notes,
+                hint=_START,
+            )
         length = flow.shape.channels  # input(T): T ids
         vocabulary, width = channels.cin, channels.cout
         return make_layer(call, self, flow, Shape((length,), width), vocabulary, width)
@@ -81,10 +100,12 @@ class Embed(Kind):
         return f", vocabulary {w(layer.cin)}, width {w(layer.cout)}"
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"A table of {w(layer.cin)} vectors of {w(layer.cout)}, one per token id: "
-                f"{w.product(layer.cin, layer.cout)} parameters.",
-                "Each of the T token ids picks its vector: a lookup, no multiply-accumulate; each output value "
-                "is one entry of the table (fan-in 1)."]
+        return [
+            f"A table of {w(layer.cin)} vectors of {w(layer.cout)}, one per token id: "
+            f"{w.product(layer.cin, layer.cout)} parameters.",
+            "Each of the T token ids picks its vector: a lookup, no multiply-accumulate; each output value "
+            "is one entry of the table (fan-in 1).",
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("ChannelsFirst", (TorchSpec("nn.Embedding", (num(layer.cin), num(layer.cout))),))
@@ -94,8 +115,10 @@ class Embed(Kind):
 
     def from_torch(self, module, ctx) -> str:
         if len(ctx.in_shape) != 2:
-            raise ImportRefused(f"{ctx.node_name} (Embedding) looks up a {len(ctx.in_shape)}-D tensor of ids; the "
-                                f"language takes one sequence of token ids, input(T)")
+            raise ImportRefused(
+                f"{ctx.node_name} (Embedding) looks up a {len(ctx.in_shape)}-D tensor of ids; the "
+                f"language takes one sequence of token ids, input(T)"
+            )
         return f"embed({module.num_embeddings}->{module.embedding_dim})"
 
 
@@ -115,8 +138,9 @@ class PositionEmbedding(Kind):
         arg = args.required("the size of its table (one position each)", "1024", "N")
         size = args.one_value(arg, "table size")
         if size.is_number and not (size.is_integer and size >= 1):
-            raise ParamsymArgumentError(f"the table size of {call.name} must be a positive whole number, not {size}",
-                                        pos=arg.pos)
+            raise ParamsymArgumentError(
+                f"the table size of {call.name} must be a positive whole number, not {size}", pos=arg.pos
+            )
         args.constraints += whole_number(size, f"the table size of {call.name}", arg.pos)
         _, width = _sequence(call, flow, "adds a learned vector to each position")
         return make_layer(call, self, flow, flow.shape, width, width, options={"size": size})
@@ -131,9 +155,12 @@ class PositionEmbedding(Kind):
         return f", a table of {w(layer.options['size'])} vectors of {w(layer.cout)}"
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"A learned table of {w(layer.options['size'])} vectors of {w(layer.cout)} (positions, or segment "
-                f"and token types), added to the sequence: {w.product(layer.options['size'], layer.cout)} "
-                f"parameters.", "An addition: no multiply-accumulate."]
+        return [
+            f"A learned table of {w(layer.options['size'])} vectors of {w(layer.cout)} (positions, or segment "
+            f"and token types), added to the sequence: {w.product(layer.options['size'], layer.cout)} "
+            f"parameters.",
+            "An addition: no multiply-accumulate.",
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("PositionEmbedding", (num(layer.options["size"]), num(layer.cout)))
@@ -166,8 +193,10 @@ class ClassToken(Kind):
         return t.c
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"One learned vector of {w(layer.cout)} (a class token) put before the first position: "
-                f"{w(layer.cout)} parameters; the sequence grows by one position."]
+        return [
+            f"One learned vector of {w(layer.cout)} (a class token) put before the first position: "
+            f"{w(layer.cout)} parameters; the sequence grows by one position."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("ClassToken", (num(layer.cout),))
@@ -192,11 +221,17 @@ class Tokens(Kind):
     def build(self, call, flow, args, match) -> Layer:
         shape = flow.shape
         if shape.spatial == ():
-            raise ParamsymShapeError(f"{call.name} makes the positions of a map a sequence, but its input is a "
-                                     f"vector of {shape.channels}", pos=call.pos, hint=_VIT)
+            raise ParamsymShapeError(
+                f"{call.name} makes the positions of a map a sequence, but its input is a vector of {shape.channels}",
+                pos=call.pos,
+                hint=_VIT,
+            )
         if shape.spatial is None:
-            raise ParamsymShapeError(f"{call.name} needs the shape of the map before it", pos=call.pos,
-                                     hint="start the network with input(...), " + _VIT)
+            raise ParamsymShapeError(
+                f"{call.name} needs the shape of the map before it",
+                pos=call.pos,
+                hint="start the network with input(...), " + _VIT,
+            )
         out = Shape((shape.positions,), shape.channels)
         return make_layer(call, self, flow, out, shape.channels, shape.channels)
 
@@ -205,8 +240,10 @@ class Tokens(Kind):
         return field if layer.in_shape.rank == 1 else None
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"No parameters: the {layer.in_shape.describe()} map becomes a sequence of "
-                f"{layer.out_shape.describe()}, its positions taken row by row."]
+        return [
+            f"No parameters: the {layer.in_shape.describe()} map becomes a sequence of "
+            f"{layer.out_shape.describe()}, its positions taken row by row."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("Tokens")
@@ -236,8 +273,10 @@ class Select(Kind):
         return field
 
     def explain(self, layer, counts, w) -> list[str]:
-        return [f"No parameters: it keeps the {layer.options['index']} position of the sequence, a vector of "
-                f"{w(layer.cout)}."]
+        return [
+            f"No parameters: it keeps the {layer.options['index']} position of the sequence, a vector of "
+            f"{w(layer.cout)}."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("Select", (0 if layer.options["index"] == "first" else -1,))
@@ -253,8 +292,9 @@ class Select(Kind):
     def from_torch(self, module, ctx) -> str:
         index = getattr(module, "index", None)
         if index not in (0, -1) or len(ctx.in_shape) != 3:
-            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not take the first or last "
-                                f"position of a sequence")
+            raise ImportRefused(
+                f"{ctx.node_name} ({type(module).__name__}) does not take the first or last position of a sequence"
+            )
         return "first" if index == 0 else "last"
 
 

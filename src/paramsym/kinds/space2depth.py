@@ -7,12 +7,13 @@ each with its C channels; in general channel (j·B + i)·C + c holds channel c o
 column offset j. PyTorch's nn.PixelUnshuffle gives the same values in another order (c·B² + i·B + j),
 which counts the same: it imports as space2depth. PyTorch: our `SpaceToDepth(B)`; Keras: Reshape >
 Permute > Reshape, the same order."""
+
 from __future__ import annotations
 
 import dataclasses
 
-from ..errors import ImportRefused, ParamsymShapeError
 from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymShapeError
 from . import windows
 from .base import Kind, check_or_defer, make_layer, whole_number
 
@@ -30,8 +31,9 @@ class SpaceToDepth(Kind):
         sizes = flow.shape.spatial
         if sizes is not None and len(sizes) != 2:
             have = "a vector" if not sizes else f"{len(sizes)}-D"
-            raise ParamsymShapeError(f"{call.name} works on H x W x C maps, but its input is {have} "
-                                     f"({flow.shape.describe()})", pos=call.pos)
+            raise ParamsymShapeError(
+                f"{call.name} works on H x W x C maps, but its input is {have} ({flow.shape.describe()})", pos=call.pos
+            )
         sizes = sizes or (None, None)
         constraints = []
         for axis, n in zip(("height", "width"), sizes):
@@ -39,17 +41,22 @@ class SpaceToDepth(Kind):
                 continue
             ratio = n / block
             if ratio.is_number and not ratio.is_integer:
-                raise ParamsymShapeError(f"{call.name}({block}): the patch size {block} does not divide the {axis} "
-                                         f"{n} of its input ({flow.shape.describe()})", pos=arg.pos,
-                                         notes=((f"the input comes from {flow.source[0]}", flow.source[1]),),
-                                         hint="PyTorch's PixelUnshuffle and Swin's patch merging need whole patches")
-            constraints += check_or_defer(ratio, "integer", f"{call.name}({block}): the patch size must divide the "
-                                                            f"{axis} {n}", arg.pos, shown=n)
+                raise ParamsymShapeError(
+                    f"{call.name}({block}): the patch size {block} does not divide the {axis} "
+                    f"{n} of its input ({flow.shape.describe()})",
+                    pos=arg.pos,
+                    notes=((f"the input comes from {flow.source[0]}", flow.source[1]),),
+                    hint="PyTorch's PixelUnshuffle and Swin's patch merging need whole patches",
+                )
+            constraints += check_or_defer(
+                ratio, "integer", f"{call.name}({block}): the patch size must divide the {axis} {n}", arg.pos, shown=n
+            )
         channels = flow.shape.channels
-        cout = None if channels is None else block ** 2 * channels
+        cout = None if channels is None else block**2 * channels
         out = Shape(tuple(None if n is None else n / block for n in sizes), cout)
-        return make_layer(call, self, flow, out, channels, cout, options={"block": block},
-                          constraints=tuple(constraints))
+        return make_layer(
+            call, self, flow, out, channels, cout, options={"block": block}, constraints=tuple(constraints)
+        )
 
     def header(self, layer, w) -> str:
         b = w(layer.options["block"])
@@ -57,15 +64,18 @@ class SpaceToDepth(Kind):
 
     def field(self, layer, field):
         block = layer.options["block"]
-        window = dataclasses.replace(layer, kernel=(block, block), stride=(block, block), pad=(ZERO, ZERO),
-                                     dilation=(ONE, ONE))
+        window = dataclasses.replace(
+            layer, kernel=(block, block), stride=(block, block), pad=(ZERO, ZERO), dilation=(ONE, ONE)
+        )
         return windows.window_field(window, field)
 
     def explain(self, layer, counts, w) -> list[str]:
         b = w(layer.options["block"])
-        return [f"No parameters: each {b} x {b} patch of the input becomes one position of {b}·{b}·"
-                f"{w(layer.cin)} = {w(layer.cout)} channels (Swin's patch order: rows inside columns, channels "
-                f"innermost)."]
+        return [
+            f"No parameters: each {b} x {b} patch of the input becomes one position of {b}·{b}·"
+            f"{w(layer.cin)} = {w(layer.cout)} channels (Swin's patch order: rows inside columns, channels "
+            f"innermost)."
+        ]
 
     def torch(self, layer, num) -> TorchSpec:
         return TorchSpec("SpaceToDepth", (num(layer.options["block"]),))
@@ -73,9 +83,11 @@ class SpaceToDepth(Kind):
     def keras(self, layer, num) -> list[KerasSpec]:
         b = num(layer.options["block"])
         (h, w), c = num.each(layer.in_shape.spatial), num(layer.cin)
-        return [KerasSpec("Reshape", {"target_shape": (h // b, b, w // b, b, c)}),
-                KerasSpec("Permute", {"dims": (1, 3, 4, 2, 5)}),
-                KerasSpec("Reshape", {"target_shape": (h // b, w // b, b * b * c)})]
+        return [
+            KerasSpec("Reshape", {"target_shape": (h // b, b, w // b, b, c)}),
+            KerasSpec("Permute", {"dims": (1, 3, 4, 2, 5)}),
+            KerasSpec("Reshape", {"target_shape": (h // b, w // b, b * b * c)}),
+        ]
 
     def from_torch(self, module, ctx) -> str:
         # ours: block; torch's PixelUnshuffle: downscale_factor; timm's SpaceToDepth (TResNet): bs, the same order

@@ -3,6 +3,7 @@ names with their kernel (`conv3x3`, `conv2d(k=3)`), padding and output sizes,
 receptive fields, the sentence that explains an output size, and padding in
 PyTorch, Keras and on import.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,8 +11,8 @@ from functools import lru_cache
 
 import sympy
 
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..core.records import ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..language.syntax import Call
 from .base import Args, refuse_keras
 
@@ -22,6 +23,7 @@ def window_pattern(*families: str) -> re.Pattern:
 
 
 # ---- shape rules -----------------------------------------------------------------
+
 
 @lru_cache(maxsize=4096)
 def conv_output_size(n, kernel, stride, pad, dilation):
@@ -62,11 +64,12 @@ def kernel(call: Call, args: Args, match) -> tuple:
         if stated != sizes:  # conv3x3(k=5): the name and k= contradict each other
             arg = args.keywords["k"]
             family, written = match["family"], "x".join(str(v) for v in arg.value)
-            named = f"{family}{'x'.join(str(v) for v in stated)}(...), or " \
-                if all(v.is_Integer for v in stated) else ""
+            named = f"{family}{'x'.join(str(v) for v in stated)}(...), or " if all(v.is_Integer for v in stated) else ""
             raise ParamsymArgumentError(
                 f"{call.name} has the kernel size {match['sizes']} from its name, but k={written} gives another",
-                pos=arg.pos, hint=f"write {named}{family}{len(sizes)}d(k={written}, ...)")
+                pos=arg.pos,
+                hint=f"write {named}{family}{len(sizes)}d(k={written}, ...)",
+            )
         return sizes
     rank = int(match["rank"])
     if "k" not in args.keywords:
@@ -83,7 +86,9 @@ def spatial(call: Call, flow: Flow, rank: int, match) -> tuple:
         have = "a vector" if not sizes else f"{len(sizes)}-D"
         raise ParamsymShapeError(
             f"{call.name} works on {rank}-D inputs, but its input is {have} ({flow.shape.describe()})",
-            pos=call.pos, hint=_rank_hint(match, len(sizes)))
+            pos=call.pos,
+            hint=_rank_hint(match, len(sizes)),
+        )
     return sizes
 
 
@@ -98,8 +103,12 @@ def _rank_hint(match, rank: int) -> str | None:
 
 def padding(args: Args, rank: int) -> tuple | str:
     arg = args.keywords.get("pad")
-    if arg is not None and len(arg.value) == 1 and isinstance(arg.value[0], sympy.Symbol) \
-            and arg.value[0].name in ("same", "valid"):
+    if (
+        arg is not None
+        and len(arg.value) == 1
+        and isinstance(arg.value[0], sympy.Symbol)
+        and arg.value[0].name in ("same", "valid")
+    ):
         return "same" if arg.value[0].name == "same" else (ZERO,) * rank
     return args.sizes("pad", rank, (ZERO,) * rank)
 
@@ -108,10 +117,11 @@ def windows(args: Args, rank, spatial_in, kernel_sizes, stride, dilation, size_r
     """Padding and output sizes of a sliding window (convolution or pooling)."""
     pad = padding(args, rank)
     if pad == "same":
-        return ("same",) * rank, tuple(None if n is None else sympy.ceiling(n / s)
-                                       for n, s in zip(spatial_in, stride))
-    return pad, tuple(None if n is None else size_rule(n, k, s, p, d)
-                      for n, k, s, p, d in zip(spatial_in, kernel_sizes, stride, pad, dilation))
+        return ("same",) * rank, tuple(None if n is None else sympy.ceiling(n / s) for n, s in zip(spatial_in, stride))
+    return pad, tuple(
+        None if n is None else size_rule(n, k, s, p, d)
+        for n, k, s, p, d in zip(spatial_in, kernel_sizes, stride, pad, dilation)
+    )
 
 
 def sizes_positive(call: Call, sizes) -> list:
@@ -123,23 +133,28 @@ def sizes_positive(call: Call, sizes) -> list:
         if size.is_number:
             if size < 1:
                 raise ParamsymShapeError(
-                    f"{call.name} leaves nothing: an output size would be {size}", pos=call.pos,
-                    hint="the kernel is larger than the (padded) input; add padding or remove a pooling layer")
+                    f"{call.name} leaves nothing: an output size would be {size}",
+                    pos=call.pos,
+                    hint="the kernel is larger than the (padded) input; add padding or remove a pooling layer",
+                )
         else:
-            constraints.append(Constraint(size, "positive", f"{call.name} would leave an output size below 1",
-                                          call.pos))
+            constraints.append(
+                Constraint(size, "positive", f"{call.name} would leave an output size below 1", call.pos)
+            )
     return constraints
 
 
 # ---- receptive field ------------------------------------------------------------------
+
 
 def window_field(layer: Layer, field: tuple | None) -> tuple | None:
     """The standard recurrence: size r, jump j, start of the first output's field, per axis."""
     if field is None:
         return None
     out = []
-    for (r, j, start), k, s, p, d, n in zip(field, layer.kernel, layer.stride, layer.pad, layer.dilation,
-                                             layer.in_shape.spatial):
+    for (r, j, start), k, s, p, d, n in zip(
+        field, layer.kernel, layer.stride, layer.pad, layer.dilation, layer.in_shape.spatial
+    ):
         if getattr(start, "is_Rational", False) and all(getattr(x, "is_Integer", False) for x in (r, j, k, s, p, d)):
             out.append(_numeric_field(int(r), int(j), int(start.p), int(start.q), int(k), int(s), int(p), int(d)))
             continue
@@ -161,6 +176,7 @@ def _numeric_field(r: int, j: int, start_p: int, start_q: int, k: int, s: int, p
 
 # ---- explain ----------------------------------------------------------------------------
 
+
 def kernel_text(layer: Layer, words) -> str:
     return "x".join(words.formula(k) for k in layer.kernel)
 
@@ -171,8 +187,9 @@ def size_sentence(layer: Layer, words, transposed: bool = False) -> list[str]:
         return []
     w = words
     parts = []
-    for n, kk, s, p, d, out in zip(layer.in_shape.spatial, layer.kernel, layer.stride, layer.pad,
-                                   layer.dilation, layer.out_shape.spatial):
+    for n, kk, s, p, d, out in zip(
+        layer.in_shape.spatial, layer.kernel, layer.stride, layer.pad, layer.dilation, layer.out_shape.spatial
+    ):
         if p == "same":
             parts.append(f"ceil({w(n)}/{w(s)}) = {w(out)}")
         elif transposed:
@@ -182,11 +199,14 @@ def size_sentence(layer: Layer, words, transposed: bool = False) -> list[str]:
             parts.append(f"{rounding}(({w(n)} + 2·{w(p)} − {w(d)}·({w(kk)}−1) − 1)/{w(s)}) + 1 = {w(out)}")
     unique = list(dict.fromkeys(parts))
     per_axis = "; ".join(unique) + (" per axis" if len(unique) == 1 and len(parts) > 1 else "")
-    return [f"Stride and padding do not change the parameters; they set the output size: {per_axis}, "
-            f"so the output is {w.shape(layer.out_shape)}."]
+    return [
+        f"Stride and padding do not change the parameters; they set the output size: {per_axis}, "
+        f"so the output is {w.shape(layer.out_shape)}."
+    ]
 
 
 # ---- PyTorch ----------------------------------------------------------------------------
+
 
 def explicit_pad(layer: Layer) -> tuple | None:
     """The padding per axis, or None for pad=same."""
@@ -201,22 +221,27 @@ def torch_padding(layer: Layer, num):
 def _same_padding(layer: Layer, num) -> tuple:
     """F.pad amounts (last axis first) for TensorFlow's "same"."""
     if layer.in_shape.spatial is None or any(n is None for n in layer.in_shape.spatial):
-        raise ParamsymUsageError(f"{layer.name} at {layer.pos}: pad=same needs the input size to export; "
-                                 f"start the program with input(...)")
-    pairs = same_pairs(num.each(layer.in_shape.spatial), num.each(layer.kernel), num.each(layer.stride),
-                       num.each(layer.dilation))
+        raise ParamsymUsageError(
+            f"{layer.name} at {layer.pos}: pad=same needs the input size to export; start the program with input(...)"
+        )
+    pairs = same_pairs(
+        num.each(layer.in_shape.spatial), num.each(layer.kernel), num.each(layer.stride), num.each(layer.dilation)
+    )
     return tuple(amount for pair in reversed(pairs) for amount in pair)
 
 
 def same_padded(layer: Layer, num, module: TorchSpec, same_value: float = 0.0) -> TorchSpec:
     """The module behind the padding that pad=same needs (PyTorch pads symmetrically only)."""
     if layer.pad and layer.pad[0] == "same":
-        return TorchSpec("nn.Sequential", (TorchSpec("SamePad", (_same_padding(layer, num),),
-                                                     {"value": same_value} if same_value else {}), module))
+        return TorchSpec(
+            "nn.Sequential",
+            (TorchSpec("SamePad", (_same_padding(layer, num),), {"value": same_value} if same_value else {}), module),
+        )
     return module
 
 
 # ---- Keras ------------------------------------------------------------------------------
+
 
 def keras_window_checks(layer: Layer, num, pooling: bool = False) -> None:
     if layer.in_shape.rank is None:
@@ -233,8 +258,9 @@ def keras_padding(layer: Layer, num, rank: int) -> tuple[list, str]:
     if layer.options.get("ceil"):
         sizes = num.each(layer.in_shape.spatial)
         outs = num.each(layer.out_shape.spatial)
-        for axis, (n, k, s, d, out) in enumerate(zip(sizes, num.each(layer.kernel), num.each(layer.stride),
-                                                      num.each(layer.dilation), outs)):
+        for axis, (n, k, s, d, out) in enumerate(
+            zip(sizes, num.each(layer.kernel), num.each(layer.stride), num.each(layer.dilation), outs)
+        ):
             needed = (out - 1) * s + d * (k - 1) + 1 - (n + 2 * pads[axis][0])
             pads[axis] = (pads[axis][0], pads[axis][1] + max(needed, 0))
     if any(a or b for a, b in pads):
@@ -244,6 +270,7 @@ def keras_padding(layer: Layer, num, rank: int) -> tuple[list, str]:
 
 
 # ---- import -------------------------------------------------------------------------------
+
 
 def sizes_text(values) -> str:
     """`3x5`, or `2` when every axis has the same value (stride=2, pad=1)."""
@@ -276,7 +303,6 @@ def window_arguments(stride, pad, dilation, default_stride=None) -> list:
     return parts
 
 
-
 def same_pairs(sizes, kernel, stride, dilation) -> tuple:
     """TensorFlow's "same" padding as (before, after) per axis: the total that makes ceil(n/s) windows fit, half
     of it (rounded down) before, the rest after. timm's pad_same and PyTorch's padding="same" compute the same."""
@@ -288,8 +314,11 @@ def same_pairs(sizes, kernel, stride, dilation) -> tuple:
 
 
 # Modules that pad as TensorFlow's "same" in forward, from the size of each input (timm)
-_DYNAMIC_SAME = ("timm.layers.conv2d_same.Conv2dSame", "timm.layers.pool2d_same.MaxPool2dSame",
-                 "timm.layers.pool2d_same.AvgPool2dSame")
+_DYNAMIC_SAME = (
+    "timm.layers.conv2d_same.Conv2dSame",
+    "timm.layers.pool2d_same.MaxPool2dSame",
+    "timm.layers.pool2d_same.AvgPool2dSame",
+)
 
 
 def imported_padding(module, ctx, kernel, stride, dilation) -> tuple | str:
@@ -302,8 +331,10 @@ def imported_padding(module, ctx, kernel, stride, dilation) -> tuple | str:
     extra = ctx.extra_pad
     if same:
         if extra is not None and any(a or b for a, b in extra):
-            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) pads as TensorFlow's \"same\" after an "
-                                f"F.pad, which the language cannot express")
+            raise ImportRefused(
+                f'{ctx.node_name} ({type(module).__name__}) pads as TensorFlow\'s "same" after an '
+                f"F.pad, which the language cannot express"
+            )
         return "same"
     own = per_axis(own, rank)
     if extra is None or all(a == b for a, b in extra):
@@ -311,6 +342,8 @@ def imported_padding(module, ctx, kernel, stride, dilation) -> tuple | str:
     sizes = tuple(n - a - b for n, (a, b) in zip(ctx.in_shape[2:], extra))  # the size before the F.pad
     if not any(own) and tuple(extra) == same_pairs(sizes, kernel, stride, dilation):
         return "same"
-    raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) follows an F.pad of {list(extra)} (before, "
-                        f"after) per axis: asymmetric and not TensorFlow's \"same\" for a {'x'.join(map(str, sizes))} "
-                        f"input, which the language cannot express")
+    raise ImportRefused(
+        f"{ctx.node_name} ({type(module).__name__}) follows an F.pad of {list(extra)} (before, "
+        f'after) per axis: asymmetric and not TensorFlow\'s "same" for a {"x".join(map(str, sizes))} '
+        f"input, which the language cannot express"
+    )

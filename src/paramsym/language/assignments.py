@@ -1,5 +1,6 @@
 """The values of `--set NAME=VALUE` (and of the playground's value boxes): a whole number or a
 formula in the program's symbols. Kept apart from the CLI so that it needs no click."""
+
 from __future__ import annotations
 
 import re
@@ -27,6 +28,5 @@ def parse_assignments(assignments) -> dict:
             try:
                 values[name] = parse_expression(value)
             except ParamsymError as error:
-                raise ParamsymUsageError(f"--set {name}=...: {error.message}",
-                                         hint=error.hint or SET_HINT) from None
+                raise ParamsymUsageError(f"--set {name}=...: {error.message}", hint=error.hint or SET_HINT) from None
     return values

@@ -10,6 +10,7 @@ everything paramsym's messages read from it. A parser this loop does not know ho
 (another lexer, several scanner patterns, a lexer callback it cannot replay) is parsed by
 Lark as well.
 """
+
 from __future__ import annotations
 
 from lark import Lark, Token
@@ -37,8 +38,13 @@ def _plan(parser: Lark):
         postlex = getattr(connector, "postlexer", None)
         lalr = frontend.parser.parser
         scanner = lexer.scanner
-        if type(lexer) is BasicLexer and len(scanner._mres) == 1 and not lexer.user_callbacks \
-                and frontend.lexer_conf.lexer_type == "basic" and not getattr(lalr, "debug", False):
+        if (
+            type(lexer) is BasicLexer
+            and len(scanner._mres) == 1
+            and not lexer.user_callbacks
+            and frontend.lexer_conf.lexer_type == "basic"
+            and not getattr(lalr, "debug", False)
+        ):
             callbacks = lalr.callbacks
             table = lalr.parse_table
             if not all(type(state) is int for state in table.states):
@@ -56,8 +62,17 @@ def _plan(parser: Lark):
                         row[name] = reductions[arg]
                 states[state] = row
             token_callbacks = {name: f for name, f in callbacks.items() if isinstance(name, str)}
-            plan = (states, table.start_states, table.end_states, token_callbacks, scanner._mres[0].match,
-                    lexer.ignore_types, lexer.newline_types, dict(lexer.callback), postlex)
+            plan = (
+                states,
+                table.start_states,
+                table.end_states,
+                token_callbacks,
+                scanner._mres[0].match,
+                lexer.ignore_types,
+                lexer.newline_types,
+                dict(lexer.callback),
+                postlex,
+            )
     except Exception:  # an unexpected Lark: its own parse is always right
         plan = None
     _plans[id(parser)] = (parser, plan)

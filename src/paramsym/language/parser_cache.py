@@ -17,6 +17,7 @@ time never reads half a file. When the directory cannot be written (a read-only
 home, CI), or `PARAMSYM_NO_CACHE=1` is set, the parser is built on every run,
 as before.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,15 +25,25 @@ import os
 import pickle
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 # Raise this when what is saved changes shape, so that older files are left alone.
 FORMAT = 1
 
 # The options Lark refuses to load from a saved parser (objects, not tables): given anew on loading.
-_LOAD_OPTIONS = ("postlex", "transformer", "lexer_callbacks", "use_bytes", "debug", "g_regex_flags", "regex",
-                 "propagate_positions", "tree_class", "_plugins")
+_LOAD_OPTIONS = (
+    "postlex",
+    "transformer",
+    "lexer_callbacks",
+    "use_bytes",
+    "debug",
+    "g_regex_flags",
+    "regex",
+    "propagate_positions",
+    "tree_class",
+    "_plugins",
+)
 
 
 def enabled() -> bool:
@@ -53,9 +64,11 @@ def directory() -> Path | None:
 def key(grammar: str, options: dict) -> str:
     """The hash of everything the saved analysis depends on."""
     import lark
+
     described = "\0".join(f"{name}={options[name]!r}" for name in sorted(options))
-    text = "\0".join((f"paramsym-parser-cache {FORMAT}", lark.__version__, "%d.%d" % sys.version_info[:2],
-                      described, grammar))
+    text = "\0".join(
+        (f"paramsym-parser-cache {FORMAT}", lark.__version__, "%d.%d" % sys.version_info[:2], described, grammar)
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -75,9 +88,15 @@ def _header(digest: str) -> bytes:
 
 
 # What the checks need: on a system without them (Windows) the cache is not used, and the parser is built.
-_CAN_CHECK = (hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_NONBLOCK") and hasattr(os, "O_DIRECTORY")
-              and hasattr(os, "getuid") and os.open in os.supports_dir_fd and os.rename in os.supports_dir_fd
-              and os.unlink in os.supports_dir_fd)
+_CAN_CHECK = (
+    hasattr(os, "O_NOFOLLOW")
+    and hasattr(os, "O_NONBLOCK")
+    and hasattr(os, "O_DIRECTORY")
+    and hasattr(os, "getuid")
+    and os.open in os.supports_dir_fd
+    and os.rename in os.supports_dir_fd
+    and os.unlink in os.supports_dir_fd
+)
 
 
 def _ours(info: os.stat_result, kind: Callable[[int], bool]) -> bool:
@@ -122,6 +141,7 @@ def load(path: Path, digest: str, objects: dict):
     missing, made for something else, not safely ours (a symlink, a FIFO, another owner, writable by
     others, in a directory that is not safely ours), or damaged."""
     from lark import Lark
+
     if not _CAN_CHECK:
         return None
     folder_fd = _open_directory(path.parent, create=False)
@@ -146,6 +166,7 @@ def save(parser, path: Path, digest: str) -> None:
     """Writes the parser's tables atomically (a temporary file in the checked directory, then renamed);
     silently does nothing where it cannot write or the directory is not safely the user's own."""
     import secrets
+
     if not _CAN_CHECK:
         return
     folder_fd = _open_directory(path.parent, create=True)
@@ -154,8 +175,9 @@ def save(parser, path: Path, digest: str) -> None:
     temporary = None
     try:
         temporary = f".parser-{secrets.token_hex(8)}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=folder_fd)
+        fd = os.open(
+            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder_fd
+        )
         with os.fdopen(fd, "wb") as out:  # readable and writable by its owner only
             out.write(_header(digest))
             parser.save(out, _LOAD_OPTIONS)

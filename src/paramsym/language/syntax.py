@@ -4,27 +4,32 @@ transformer that builds AST dataclasses with SymPy expressions inside.
 Nothing here evaluates input as Python: numbers are read with `int`, names
 become `sympy.Symbol`, and every operator builds its SymPy node directly.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
 
 import sympy
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .. import expansion
-
-from . import lalr
-
-from . import parser_cache
-from ..errors import (ParamsymError, ParamsymLimitError, ParamsymNameError, ParamsymSyntaxError, ParamsymUsageError,
-                     Position)
+from ..errors import (
+    ParamsymError,
+    ParamsymLimitError,
+    ParamsymNameError,
+    ParamsymSyntaxError,
+    ParamsymUsageError,
+    Position,
+)
+from . import lalr, parser_cache
 
 # Limits that keep hostile input fast: see docs/language.md, "Limits".
 MAX_SOURCE_CHARS = 2_000_000
@@ -39,6 +44,7 @@ Expr = sympy.Expr
 
 
 # ---- syntax tree ---------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Channels:
@@ -151,7 +157,8 @@ class Program:
 
 # ---- expressions ------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+
+@cache
 def symbol(name: str) -> sympy.Symbol:
     """Every name in a program is a positive integer unless said otherwise."""
     return sympy.Symbol(name, integer=True, positive=True)
@@ -183,8 +190,10 @@ def too_large(what: str, bits: int, pos: Position | None = None) -> ParamsymLimi
     size in bits, never the number (str() of an int above 4,300 digits raises, and it would not help)."""
     return ParamsymLimitError(
         f"{what} is too large: a number of {bits:,} bits, and paramsym works with numbers of at most "
-        f"{MAX_NUMBER_BITS:,} bits (about 2,466 digits)", pos=pos,
-        hint="channel counts and sizes this large are certainly a typo")
+        f"{MAX_NUMBER_BITS:,} bits (about 2,466 digits)",
+        pos=pos,
+        hint="channel counts and sizes this large are certainly a typo",
+    )
 
 
 def oversized_number(expr, seen: set | None = None) -> int:
@@ -209,8 +218,10 @@ def oversized_number(expr, seen: set | None = None) -> int:
 
 def _too_large(pos: Position) -> ParamsymLimitError:
     return ParamsymLimitError(
-        f"number too large: paramsym works with numbers of at most {MAX_NUMBER_BITS} bits", pos=pos,
-        hint="channel counts and sizes this large are certainly a typo")
+        f"number too large: paramsym works with numbers of at most {MAX_NUMBER_BITS} bits",
+        pos=pos,
+        hint="channel counts and sizes this large are certainly a typo",
+    )
 
 
 def _check_size(value: Expr, pos: Position) -> Expr:
@@ -237,7 +248,8 @@ def decimal_value(text: str, pos: Position | None = None) -> Fraction:
     if exponent is None:
         if digits > MAX_NUMBER_DIGITS:
             raise ParamsymLimitError(
-                f"number too long: {digits} digits, at most {MAX_NUMBER_DIGITS} are accepted", pos=pos)
+                f"number too long: {digits} digits, at most {MAX_NUMBER_DIGITS} are accepted", pos=pos
+            )
         shift = 0
     else:
         size = exponent.lstrip("+-").lstrip("0") or "0"
@@ -246,10 +258,12 @@ def decimal_value(text: str, pos: Position | None = None) -> Fraction:
             shown = text if len(text) <= 30 else text[:24] + "..."
             raise ParamsymLimitError(
                 f"number too long: {shown} has more than {MAX_NUMBER_DIGITS} digits written out, and at most "
-                f"{MAX_NUMBER_DIGITS} are accepted", pos=pos,
-                hint="channel counts and sizes this large are certainly a typo")
+                f"{MAX_NUMBER_DIGITS} are accepted",
+                pos=pos,
+                hint="channel counts and sizes this large are certainly a typo",
+            )
     value = Fraction(int(whole or "0") * 10 ** len(frac) + int(frac or "0"), 10 ** len(frac))
-    return value * 10 ** shift if shift >= 0 else value / 10 ** -shift
+    return value * 10**shift if shift >= 0 else value / 10**-shift
 
 
 def read_number(token: Token) -> sympy.Rational:
@@ -258,8 +272,9 @@ def read_number(token: Token) -> sympy.Rational:
     if len(text) <= MAX_NUMBER_DIGITS and text.isdigit() and text.isascii():  # the usual `64`, read at once
         return sympy.Integer(int(text))
     value = decimal_value(text, pos_of(token))
-    return sympy.Integer(value.numerator) if value.denominator == 1 else \
-        sympy.Rational(value.numerator, value.denominator)
+    return (
+        sympy.Integer(value.numerator) if value.denominator == 1 else sympy.Rational(value.numerator, value.denominator)
+    )
 
 
 # A count on the command line (`--set`, `--budget`, `--grid`): a number as in the language,
@@ -287,8 +302,9 @@ def parse_count(text: str, what: str) -> int:
     except ParamsymLimitError:
         value = None
     if value is None or len(str(int(value))) > MAX_COUNT_DIGITS:
-        raise ParamsymUsageError(f"{what} {shown!r} has more than {MAX_COUNT_DIGITS} digits, and at most "
-                                 f"{MAX_COUNT_DIGITS} are accepted")
+        raise ParamsymUsageError(
+            f"{what} {shown!r} has more than {MAX_COUNT_DIGITS} digits, and at most {MAX_COUNT_DIGITS} are accepted"
+        )
     if value.denominator != 1:
         raise ParamsymUsageError(f"{what} must be a whole number, not {shown!r} (= {value})")
     return int(value)
@@ -306,8 +322,9 @@ def build_power(base: Expr, exponent: Expr, pos: Position) -> Expr:
     elif base.free_symbols and not (exponent.is_Integer and abs(exponent) <= MAX_SYMBOLIC_EXPONENT):
         # (C+1)^100000 or C^C^C^... would make SymPy build gigantic expressions; 2^C is fine.
         raise ParamsymLimitError(
-            f"a power of a formula with symbols needs a whole-number exponent of at most "
-            f"{MAX_SYMBOLIC_EXPONENT}", pos=pos)
+            f"a power of a formula with symbols needs a whole-number exponent of at most {MAX_SYMBOLIC_EXPONENT}",
+            pos=pos,
+        )
     return _check_size(sympy.Pow(base, exponent), pos)
 
 
@@ -323,6 +340,7 @@ _LETS: set = set()
 
 
 # ---- transformer ----------------------------------------------------------------------
+
 
 class Located(tuple):
     """An expression with the position where its text starts (only while parsing)."""
@@ -351,18 +369,24 @@ class _ToAst(Transformer):
         if token.value not in _NAMES and token.value not in _LETS:
             _NAMES.add(token.value)
             if len(_NAMES) > MAX_SYMBOLS:
-                raise ParamsymLimitError(f"more than {MAX_SYMBOLS:,} different symbols in one program",
-                                         pos=pos_of(token), hint="give some of the sizes numbers")
+                raise ParamsymLimitError(
+                    f"more than {MAX_SYMBOLS:,} different symbols in one program",
+                    pos=pos_of(token),
+                    hint="give some of the sizes numbers",
+                )
         return Located(symbol(token.value), pos_of(token))
 
     def function(self, name, *args):
         fn = FUNCTIONS.get(name.value)
         if fn is None:
             import difflib  # only for the hint
+
             close = difflib.get_close_matches(name.value, FUNCTIONS, n=1)
             raise ParamsymNameError(
-                f"unknown function '{name.value}'", pos=pos_of(name),
-                hint=f"did you mean '{close[0]}'?" if close else f"the functions are {', '.join(FUNCTIONS)}")
+                f"unknown function '{name.value}'",
+                pos=pos_of(name),
+                hint=f"did you mean '{close[0]}'?" if close else f"the functions are {', '.join(FUNCTIONS)}",
+            )
         arity = FUNCTION_ARITY[name.value]
         if arity is not None and len(args) != arity:
             raise ParamsymSyntaxError(f"{name.value}() takes {arity} argument, not {len(args)}", pos=pos_of(name))
@@ -392,8 +416,10 @@ class _ToAst(Transformer):
         return Located(_bounded(_check_size(sympy.Mul(*factors), pos_of(rest[0])), first.pos), first.pos)
 
     def implicit_product(self, number, factor):
-        return Located(_bounded(_check_size(sympy.Mul(read_number(number), factor.expr), pos_of(number)),
-                                pos_of(number)), pos_of(number))
+        return Located(
+            _bounded(_check_size(sympy.Mul(read_number(number), factor.expr), pos_of(number)), pos_of(number)),
+            pos_of(number),
+        )
 
     def signed(self, op, value):
         return Located(-value.expr if op == "-" else value.expr, pos_of(op))
@@ -406,8 +432,10 @@ class _ToAst(Transformer):
         values, pos = [], None
         for child in children:
             if isinstance(child, Token):  # a DIMS token such as 224x224x3
-                values.extend(read_number(Token("NUMBER", part, line=child.line, column=child.column))
-                              for part in child.value.split("x"))
+                values.extend(
+                    read_number(Token("NUMBER", part, line=child.line, column=child.column))
+                    for part in child.value.split("x")
+                )
                 pos = pos or pos_of(child)
             else:
                 values.append(child.expr)
@@ -416,8 +444,9 @@ class _ToAst(Transformer):
 
     def channels(self, cin, arrow, cout):
         pos = cin.pos if cin is not None else pos_of(arrow)
-        return Channels(cin.expr if cin is not None else None, cout.expr, pos,
-                        cin.pos if cin is not None else None, cout.pos)
+        return Channels(
+            cin.expr if cin is not None else None, cout.expr, pos, cin.pos if cin is not None else None, cout.pos
+        )
 
     def keyword(self, name, dims):
         return Keyword(name.value, dims.expr, pos_of(name))
@@ -484,10 +513,12 @@ class _ToAst(Transformer):
         last = statements[-1]
         raise ParamsymSyntaxError(
             "the program has no network: after the statements, write the layers, e.g. input(32x32x3) > conv3x3(->16)",
-            pos=last.pos)
+            pos=last.pos,
+        )
 
 
 # ---- newlines -----------------------------------------------------------------------------
+
 
 class _Postlexer:
     """Turns newlines into separators only where a statement ends.
@@ -510,7 +541,8 @@ class _Postlexer:
                 operators += 1
                 if operators > MAX_OPERATORS:
                     raise ParamsymLimitError(
-                        f"more than {MAX_OPERATORS:,} arithmetic operators in one program", pos=pos_of(token))
+                        f"more than {MAX_OPERATORS:,} arithmetic operators in one program", pos=pos_of(token)
+                    )
             if token.type == "_SEP":
                 if token.value == ";" and opened:
                     yield token  # the parser reports it: ';' cannot stand inside parentheses
@@ -520,8 +552,7 @@ class _Postlexer:
             if token.value == "(":
                 opened.append(token)
                 if len(opened) > MAX_NESTING:
-                    raise ParamsymLimitError(
-                        f"parentheses nested more than {MAX_NESTING} deep", pos=pos_of(token))
+                    raise ParamsymLimitError(f"parentheses nested more than {MAX_NESTING} deep", pos=pos_of(token))
             elif token.value == ")":
                 if not opened:
                     raise ParamsymSyntaxError("unbalanced parenthesis: this ')' closes nothing", pos=pos_of(token))
@@ -534,11 +565,12 @@ class _Postlexer:
             previous = token
         if opened:
             raise ParamsymSyntaxError(
-                "unbalanced parenthesis: this '(' is never closed", pos=pos_of(opened[-1]),
-                hint="add the missing ')'")
+                "unbalanced parenthesis: this '(' is never closed", pos=pos_of(opened[-1]), hint="add the missing ')'"
+            )
 
 
 # ---- parser -------------------------------------------------------------------------------
+
 
 def grammar_text() -> str:
     """The grammar shipped in the wheel, or grammar/ of a source checkout."""
@@ -546,6 +578,7 @@ def grammar_text() -> str:
     if beside.is_file():
         return beside.read_text(encoding="utf-8")
     from importlib import resources
+
     packaged = resources.files("paramsym.language").joinpath("paramsym.lark")
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
@@ -555,18 +588,24 @@ def grammar_text() -> str:
 _LARK_OPTIONS = {"parser": "lalr", "lexer": "basic", "start": ["start", "expression"], "maybe_placeholders": True}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parser() -> Lark:
     """Lark's LALR parser, its tables loaded from the user's cache when they match this grammar."""
     grammar = grammar_text()
     objects = {"postlex": _Postlexer(), "transformer": _ToAst()}
-    return parser_cache.cached_parser(grammar, _LARK_OPTIONS, objects,
-                                      lambda: Lark(grammar, **_LARK_OPTIONS, **objects))
+    return parser_cache.cached_parser(
+        grammar, _LARK_OPTIONS, objects, lambda: Lark(grammar, **_LARK_OPTIONS, **objects)
+    )
 
 
 _TERMINAL_NAMES = {
-    "NAME": "a name", "NUMBER": "a number", "DIMS": "sizes such as 3x3", "_SEP": "a new line or ';'",
-    "$END": "the end of the program", "ADDOP": "'+' or '-'", "POW": "'^'",
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "DIMS": "sizes such as 3x3",
+    "_SEP": "a new line or ';'",
+    "$END": "the end of the program",
+    "ADDOP": "'+' or '-'",
+    "POW": "'^'",
 }
 
 
@@ -600,18 +639,17 @@ def _translate(error: UnexpectedInput, source: str, parser: Lark) -> ParamsymSyn
             hint = "numbers are written with the ASCII digits 0-9"
         elif char == "\0":
             hint = "this is not program text"
-        return ParamsymSyntaxError(f"unexpected character {char!r}", pos=Position(error.line, error.column),
-                                   hint=hint)
+        return ParamsymSyntaxError(f"unexpected character {char!r}", pos=Position(error.line, error.column), hint=hint)
     if isinstance(error, UnexpectedEOF):
         return ParamsymSyntaxError(
-            f"the program ends too early; expected {_expected(error.expected, parser)}",
-            pos=_end_position(source))
+            f"the program ends too early; expected {_expected(error.expected, parser)}", pos=_end_position(source)
+        )
     assert isinstance(error, UnexpectedToken)
     token = error.token
     if token.type == "$END":
         return ParamsymSyntaxError(
-            f"the program ends too early; expected {_expected(error.expected, parser)}",
-            pos=_end_position(source))
+            f"the program ends too early; expected {_expected(error.expected, parser)}", pos=_end_position(source)
+        )
     shown = "a new line" if token.type == "_SEP" and token.value != ";" else repr(token.value)
     hint = None
     expected = set(error.expected)
@@ -621,8 +659,9 @@ def _translate(error: UnexpectedInput, source: str, parser: Lark) -> ParamsymSyn
         hint = f"'{token.value}' is a reserved word and cannot be used as a name"
     elif token.type == "ARROW":
         hint = "channels are written A->B or ->B, once per layer"
-    return ParamsymSyntaxError(f"unexpected {shown}; expected {_expected(expected, parser)}",
-                               pos=Position(token.line, token.column), hint=hint)
+    return ParamsymSyntaxError(
+        f"unexpected {shown}; expected {_expected(expected, parser)}", pos=Position(token.line, token.column), hint=hint
+    )
 
 
 def _end_position(source: str) -> Position:
@@ -634,7 +673,8 @@ def parse_program(source: str) -> Program:
     """Parse a whole program into its syntax tree."""
     if len(source) > MAX_SOURCE_CHARS:
         raise ParamsymLimitError(
-            f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted")
+            f"the program is {len(source):,} characters long; at most {MAX_SOURCE_CHARS:,} are accepted"
+        )
     parser = _parser()
     _NAMES.clear(), _LETS.clear()
     try:

@@ -6,18 +6,31 @@ the same input; `(SEQ) * N` is unrolled, or built once and counted N times when
 N is a symbol. Every layer itself is resolved by its kind (paramsym.kinds):
 this module knows no particular kind.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import sympy
 
 from .. import expansion, kinds
 from ..core.formatting import human
+from ..core.records import ONE, UNKNOWN, Constraint, Flow, Layer, Node, Shape
 from ..errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, ParamsymShapeError, Position
 from ..kinds.base import check_or_defer, require_number_like, whole_number
 from ..kinds.dense import router_call
-from ..core.records import ONE, Constraint, Flow, Layer, Node, Shape, UNKNOWN
-from ..language.syntax import Call, Channels, Composite, Define, Keyword, Named, Positional, Program, Repeat, Sequence, _check_size, symbol
+from ..language.syntax import (
+    Call,
+    Channels,
+    Composite,
+    Define,
+    Keyword,
+    Named,
+    Positional,
+    Program,
+    Repeat,
+    Sequence,
+    _check_size,
+    symbol,
+)
 
 Expr = sympy.Expr
 
@@ -29,8 +42,11 @@ _INPUT_FIELD_AXIS = (ONE, ONE, sympy.Rational(1, 2))  # one pixel, step 1, centr
 
 def _unknown_layer(call: Call) -> ParamsymNameError:
     close = kinds.suggest(call.name)
-    return ParamsymNameError(f"unknown layer '{call.name}'", pos=call.pos,
-                             hint=f"did you mean '{close}'?" if close else "see docs/language.md for the layers")
+    return ParamsymNameError(
+        f"unknown layer '{call.name}'",
+        pos=call.pos,
+        hint=f"did you mean '{close}'?" if close else "see docs/language.md for the layers",
+    )
 
 
 class LayerBuilder:
@@ -48,12 +64,12 @@ class LayerBuilder:
         self.input_shape: Shape = UNKNOWN
         self.output_shape: Shape = UNKNOWN
         self.defs: dict[str, Define] = {}
-        self.env: dict = {}            # block parameters bound to values
-        self.path: list[str] = []      # where we are: block calls, branches, repeats
-        self.multiplier: Expr = ONE    # product of the symbolic repeat counts around us
+        self.env: dict = {}  # block parameters bound to values
+        self.path: list[str] = []  # where we are: block calls, branches, repeats
+        self.multiplier: Expr = ONE  # product of the symbolic repeat counts around us
         self.experts: tuple | None = None  # inside moe: (experts stored, experts one position uses)
         self.named: dict[str, Layer] = {}  # `LAYER as NAME`, for the layers that tie to them
-        self.calling: list[str] = []   # blocks being expanded, to refuse recursion
+        self.calling: list[str] = []  # blocks being expanded, to refuse recursion
         self.call_pos: list[Position] = []  # where each of them is called
         self.stage_index = 0
         self.extra_constraints: list[Constraint] = []
@@ -66,11 +82,17 @@ class LayerBuilder:
 
     def _define(self, define: Define) -> None:
         if kinds.is_layer_name(define.name):
-            raise ParamsymNameError(f"block '{define.name}' would shadow the layer of that name", pos=define.pos,
-                                    hint="give the block another name")
+            raise ParamsymNameError(
+                f"block '{define.name}' would shadow the layer of that name",
+                pos=define.pos,
+                hint="give the block another name",
+            )
         if define.name in self.defs:
-            raise ParamsymNameError(f"block '{define.name}' is defined twice", pos=define.pos,
-                                    notes=(("the first definition", self.defs[define.name].pos),))
+            raise ParamsymNameError(
+                f"block '{define.name}' is defined twice",
+                pos=define.pos,
+                notes=(("the first definition", self.defs[define.name].pos),),
+            )
         if len(set(define.params)) != len(define.params):
             raise ParamsymArgumentError(f"block '{define.name}' names a parameter twice", pos=define.pos)
         self.defs[define.name] = define
@@ -117,17 +139,23 @@ class LayerBuilder:
     def _named(self, named: Named, flow: Flow, suffix: str) -> Flow:
         """`LAYER as NAME`: the layer is built, then known by NAME to the layers that tie to it."""
         if named.call.name in self.defs:
-            raise ParamsymArgumentError(f"'as {named.name}' names one layer, but {named.call.name} is a block",
-                                        pos=named.pos, hint="write 'as NAME' after the layer inside the block")
+            raise ParamsymArgumentError(
+                f"'as {named.name}' names one layer, but {named.call.name} is a block",
+                pos=named.pos,
+                hint="write 'as NAME' after the layer inside the block",
+            )
         if named.name in self.named:
             first = self.named[named.name]
-            raise ParamsymNameError(f"'{named.name}' names two layers", pos=named.pos,
-                                    notes=((f"it names {first.name} here", first.pos),),
-                                    hint="a name given inside a repeat names every copy: give the layer a name "
-                                         "outside the repeat")
+            raise ParamsymNameError(
+                f"'{named.name}' names two layers",
+                pos=named.pos,
+                notes=((f"it names {first.name} here", first.pos),),
+                hint="a name given inside a repeat names every copy: give the layer a name outside the repeat",
+            )
         if kinds.is_layer_name(named.name) or named.name in self.defs:
-            raise ParamsymNameError(f"'{named.name}' is the name of a layer or block; choose another name",
-                                    pos=named.pos)
+            raise ParamsymNameError(
+                f"'{named.name}' is the name of a layer or block; choose another name", pos=named.pos
+            )
         out = self._call(self._bound(named.call), flow, suffix)
         self.named[named.name] = self.layers[-1]
         return out
@@ -177,8 +205,10 @@ class LayerBuilder:
         if _shape_difference(flow.shape, out.shape) is not None:
             raise ParamsymShapeError(
                 f"moe(...): each expert must keep the shape of its input, but this one turns "
-                f"{flow.shape.describe()} into {out.shape.describe()}", pos=composite.branches[0].pos,
-                hint=_MOE_SHAPE_HINT)
+                f"{flow.shape.describe()} into {out.shape.describe()}",
+                pos=composite.branches[0].pos,
+                hint=_MOE_SHAPE_HINT,
+            )
         self._defer_equal(flow.shape, out.shape, True, composite.pos)
         return Flow(flow.shape, flow.source, _widest_field([flow.field, out.field]))
 
@@ -186,8 +216,9 @@ class LayerBuilder:
         values = {}
         for arg in composite.args:
             if not isinstance(arg, Keyword) or arg.name not in ("experts", "top"):
-                raise ParamsymArgumentError("moe takes the expert's layers, then experts=E and top=k",
-                                            pos=arg.pos, hint=_MOE_EXAMPLE)
+                raise ParamsymArgumentError(
+                    "moe takes the expert's layers, then experts=E and top=k", pos=arg.pos, hint=_MOE_EXAMPLE
+                )
             if arg.name in values:
                 raise ParamsymArgumentError(f"{arg.name}= is given twice", pos=arg.pos)
             if len(arg.value) != 1:
@@ -198,11 +229,13 @@ class LayerBuilder:
             values[arg.name] = (value, arg.pos)
         for name in ("experts", "top"):
             if name not in values:
-                raise ParamsymArgumentError(f"moe needs {name}=", pos=composite.pos,
-                                            hint=_MOE_EXAMPLE)
+                raise ParamsymArgumentError(f"moe needs {name}=", pos=composite.pos, hint=_MOE_EXAMPLE)
         (experts, _), (top, top_pos) = values["experts"], values["top"]
-        self.extra_constraints.extend(check_or_defer(
-            experts - top, "nonnegative", f"top={top} must be at most the number of experts ({experts})", top_pos))
+        self.extra_constraints.extend(
+            check_or_defer(
+                experts - top, "nonnegative", f"top={top} must be at most the number of experts ({experts})", top_pos
+            )
+        )
         return experts, top
 
     def _bound(self, call: Call) -> Call:
@@ -213,8 +246,15 @@ class LayerBuilder:
         args = []
         for arg in call.args:
             if isinstance(arg, Channels):
-                args.append(Channels(sub(arg.cin, arg.cin_pos or arg.pos), sub(arg.cout, arg.cout_pos or arg.pos),
-                                     arg.pos, arg.cin_pos, arg.cout_pos))
+                args.append(
+                    Channels(
+                        sub(arg.cin, arg.cin_pos or arg.pos),
+                        sub(arg.cout, arg.cout_pos or arg.pos),
+                        arg.pos,
+                        arg.cin_pos,
+                        arg.cout_pos,
+                    )
+                )
             elif isinstance(arg, Keyword):
                 args.append(Keyword(arg.name, tuple(sub(v, arg.pos) for v in arg.value), arg.pos))
             else:
@@ -229,9 +269,12 @@ class LayerBuilder:
         bound = value.xreplace(self.env)
         if bound is not value and bound.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             shown = ", ".join(f"{s.name} = {human(v)}" for s, v in self.env.items() if s in value.free_symbols)
-            raise ParamsymArgumentError(f"division by zero: with {shown}, {human(value)} has no value", pos=pos,
-                                        notes=((f"'{self.calling[-1]}' is called here", self.call_pos[-1]),),
-                                        hint="a block's parameter is divided by: give it a value that is not 0")
+            raise ParamsymArgumentError(
+                f"division by zero: with {shown}, {human(value)} has no value",
+                pos=pos,
+                notes=((f"'{self.calling[-1]}' is called here", self.call_pos[-1]),),
+                hint="a block's parameter is divided by: give it a value that is not 0",
+            )
         if bound is value:
             return bound
         # a block's x^64 called with x = A+B+C+D grows here: refused where it is written
@@ -241,8 +284,11 @@ class LayerBuilder:
     def _block(self, call: Call, flow: Flow, suffix: str) -> Flow:
         define = self.defs[call.name]
         if call.name in self.calling:
-            raise ParamsymArgumentError(f"block '{call.name}' calls itself", pos=call.pos,
-                                        notes=((f"'{call.name}' is defined here", define.pos),))
+            raise ParamsymArgumentError(
+                f"block '{call.name}' calls itself",
+                pos=call.pos,
+                notes=((f"'{call.name}' is defined here", define.pos),),
+            )
         values = self._block_arguments(call, define)
         label = call.name + (f"({', '.join(str(v) for v in values.values())})" if define.params else "")
         saved_env, self.env = self.env, {symbol(name): value for name, value in values.items()}
@@ -265,30 +311,39 @@ class LayerBuilder:
             raise ParamsymArgumentError(
                 f"block '{define.name}' takes {len(define.params)} value(s), but {len(positional)} are given",
                 pos=positional[len(define.params)].pos,
-                notes=((f"'{define.name}({', '.join(define.params)})' is defined here", define.pos),))
+                notes=((f"'{define.name}({', '.join(define.params)})' is defined here", define.pos),),
+            )
         for name, arg in zip(define.params, positional):
             values[name] = arg
         for arg in call.args:
             if isinstance(arg, Channels):
                 raise ParamsymArgumentError(
                     f"block '{define.name}' takes values, not channels: pass the width as a parameter",
-                    pos=arg.pos, hint=f"def {define.name}(c) = conv3x3(->c) ... and call {define.name}(64)")
+                    pos=arg.pos,
+                    hint=f"def {define.name}(c) = conv3x3(->c) ... and call {define.name}(64)",
+                )
             if isinstance(arg, Keyword):
                 if arg.name not in define.params:
                     import difflib  # only for the hint
+
                     close = difflib.get_close_matches(arg.name, define.params, n=1)
                     raise ParamsymArgumentError(
-                        f"block '{define.name}' has no parameter '{arg.name}'", pos=arg.pos,
-                        hint=f"did you mean '{close[0]}'?" if close else
-                        f"its parameters: {', '.join(define.params) or 'none'}")
+                        f"block '{define.name}' has no parameter '{arg.name}'",
+                        pos=arg.pos,
+                        hint=f"did you mean '{close[0]}'?"
+                        if close
+                        else f"its parameters: {', '.join(define.params) or 'none'}",
+                    )
                 if arg.name in values:
                     raise ParamsymArgumentError(f"'{arg.name}' is given twice", pos=arg.pos)
                 values[arg.name] = arg
         missing = [p for p in define.params if p not in values]
         if missing:
             raise ParamsymArgumentError(
-                f"block '{define.name}' needs a value for {', '.join(missing)}", pos=call.pos,
-                notes=((f"'{define.name}({', '.join(define.params)})' is defined here", define.pos),))
+                f"block '{define.name}' needs a value for {', '.join(missing)}",
+                pos=call.pos,
+                notes=((f"'{define.name}({', '.join(define.params)})' is defined here", define.pos),),
+            )
         result = {}
         for name in define.params:
             arg = values[name]
@@ -302,8 +357,9 @@ class LayerBuilder:
         single = repeat.body.stages[0] if len(repeat.body.stages) == 1 else None
         if count.is_number:
             if not (count.is_integer and count >= 1):
-                raise ParamsymArgumentError(f"a repeat count must be a positive whole number, not {count}",
-                                            pos=repeat.pos)
+                raise ParamsymArgumentError(
+                    f"a repeat count must be a positive whole number, not {count}", pos=repeat.pos
+                )
             if count * len(repeat.body.stages) + len(self.layers) > MAX_LAYERS:
                 raise ParamsymLimitError(f"the network would have more than {MAX_LAYERS:,} layers", pos=repeat.pos)
             for i in range(int(count)):
@@ -329,12 +385,17 @@ class LayerBuilder:
         if problem is not None:
             raise ParamsymShapeError(
                 f"(...) * {count}: with a symbolic count the block must keep its shape, but it turns "
-                f"{flow.shape.describe()} into {out.shape.describe()}", pos=repeat.pos,
-                hint="use a number of repeats, or make the block keep its channels and size")
+                f"{flow.shape.describe()} into {out.shape.describe()}",
+                pos=repeat.pos,
+                hint="use a number of repeats, or make the block keep its channels and size",
+            )
         whole = tuple(c for c in whole_number(count, "the repeat count", repeat.pos) if c.requirement == "integer")
         for layer in self.layers[start:]:
-            layer.constraints = layer.constraints + (
-                Constraint(count, "positive", f"the repeat count {count} must be at least 1", repeat.pos),) + whole
+            layer.constraints = (
+                layer.constraints
+                + (Constraint(count, "positive", f"the repeat count {count} must be at least 1", repeat.pos),)
+                + whole
+            )
         if flow.field is not None and out.field is not None:
             out = Flow(out.shape, out.source, _repeat_field(flow.field, out.field, count))
         return out
@@ -379,17 +440,24 @@ class LayerBuilder:
             if reference_branch is None:
                 raise ParamsymShapeError(
                     f"res(...) must keep the shape of its input, but this branch turns {flow.shape.describe()} "
-                    f"into {out.shape.describe()}", pos=branch.pos,
-                    hint="add a shortcut that matches: res(... | conv1x1(->C, stride=S))")
+                    f"into {out.shape.describe()}",
+                    pos=branch.pos,
+                    hint="add a shortcut that matches: res(... | conv1x1(->C, stride=S))",
+                )
             raise ParamsymShapeError(
                 f"{kind}(...): the {what} of its branches differ: this branch gives {out.shape.describe()}, "
-                f"the first gives {reference.shape.describe()}", pos=branch.pos,
-                notes=(("the first branch", reference_branch.pos),))
+                f"the first gives {reference.shape.describe()}",
+                pos=branch.pos,
+                notes=(("the first branch", reference_branch.pos),),
+            )
         for branch, out in outputs[1:]:
             self._defer_equal(reference.shape, out.shape, kind != "concat", branch.pos if branch else composite.pos)
         if kind == "concat":
-            channels = None if any(o.shape.channels is None for _, o in outputs) else \
-                sympy.Add(*[o.shape.channels for _, o in outputs])
+            channels = (
+                None
+                if any(o.shape.channels is None for _, o in outputs)
+                else sympy.Add(*[o.shape.channels for _, o in outputs])
+            )
             shape = Shape(reference.shape.spatial, channels)
         else:
             shape = reference.shape
@@ -406,15 +474,15 @@ class LayerBuilder:
                 continue
             difference = expansion.expand(x - y)
             if difference != 0 and not difference.is_number:
-                self.extra_constraints.append(Constraint(difference, "zero", "the branches' sizes must be equal",
-                                                         pos))
+                self.extra_constraints.append(Constraint(difference, "zero", "the branches' sizes must be equal", pos))
 
     def _input(self, call: Call) -> Shape:
         sizes: list = []
         for arg in call.args:
             if not isinstance(arg, Positional):
-                raise ParamsymArgumentError("input takes a shape, such as input(224x224x3) or input(224, 224, 3)",
-                                            pos=arg.pos)
+                raise ParamsymArgumentError(
+                    "input takes a shape, such as input(224x224x3) or input(224, 224, 3)", pos=arg.pos
+                )
             for value in arg.value:
                 require_number_like(value, arg.pos, "a size")
                 if value.is_number and value == 0:
@@ -426,7 +494,8 @@ class LayerBuilder:
             raise ParamsymArgumentError("input needs a shape, such as input(224x224x3)", pos=call.pos)
         if len(sizes) > 4:
             raise ParamsymArgumentError(
-                f"input has {len(sizes)} sizes; at most 4 (D x H x W x C, channels last) are supported", pos=call.pos)
+                f"input has {len(sizes)} sizes; at most 4 (D x H x W x C, channels last) are supported", pos=call.pos
+            )
         return Shape(tuple(sizes[:-1]), sizes[-1])
 
     def _call(self, call: Call, flow: Flow, suffix: str = "") -> Flow:
@@ -475,12 +544,13 @@ def _surely_different(x, y) -> bool:
     if difference.is_number:
         return difference != 0
     # C vs 2C are different for every positive C; H vs floor((H-1)/2)+1 are equal for H=1 only
-    return difference.is_zero is False and not difference.has(sympy.floor, sympy.ceiling, sympy.Min, sympy.Max,
-                                                              sympy.Piecewise)
-
+    return difference.is_zero is False and not difference.has(
+        sympy.floor, sympy.ceiling, sympy.Min, sympy.Max, sympy.Piecewise
+    )
 
 
 # ---- receptive field through composition ------------------------------------------------
+
 
 def _widest_field(fields: list) -> tuple | None:
     """Through branches, the largest receptive field (per axis)."""

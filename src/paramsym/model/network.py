@@ -1,24 +1,31 @@
 """The Python API: `parse(text)` gives a `Network` with per-layer records,
 totals as SymPy expressions, and their values once every symbol has one.
 """
+
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 import sympy
 
-from .builder import build_layers
 from .. import expansion
-from ..errors import (ParamsymError, ParamsymEvaluationError, ParamsymLimitError, ParamsymNameError,
-                     ParamsymUsageError, Position)
 from ..core.evaluate import Evaluator
 from ..core.quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
 from ..core.records import Layer, Node, Shape
+from ..errors import (
+    ParamsymError,
+    ParamsymEvaluationError,
+    ParamsymLimitError,
+    ParamsymNameError,
+    ParamsymUsageError,
+    Position,
+)
 from ..language.syntax import Let, Program, oversized_number, parse_program, symbol, too_large
+from .builder import build_layers
 
 CONVENTIONS = ("torch", "keras")
 # How a Network shows itself (str, rich, Jupyter): filled in by paramsym.printers, a later stage.
@@ -50,7 +57,7 @@ class _Counted:
         self._free: set | None = None
 
     @classmethod
-    def of(cls, layer_counts: list[LayerCount]) -> "_Counted":
+    def of(cls, layer_counts: list[LayerCount]) -> _Counted:
         """Layers counted already (with relations applied)."""
         counted = cls([])
         counted.layers = layer_counts
@@ -67,9 +74,12 @@ class _Counted:
         if self._free is None:
             counts = {id(lc.counts): lc.counts for lc in self.layers}  # layers alike share them
             shapes = {id(lc.layer.out_shape): lc.layer.out_shape for lc in self.layers}
-            distinct = {expr for owner in (*(c.values() for c in counts.values()),
-                                           *(s.dims() or () for s in shapes.values()))
-                        for expr in owner if isinstance(expr, sympy.Basic)}
+            distinct = {
+                expr
+                for owner in (*(c.values() for c in counts.values()), *(s.dims() or () for s in shapes.values()))
+                for expr in owner
+                if isinstance(expr, sympy.Basic)
+            }
             self._free = set().union(*(expr.free_symbols for expr in distinct))
         return self._free
 
@@ -77,9 +87,19 @@ class _Counted:
 class Network:
     """A parsed program: layers with their formulas, totals, symbols and defaults."""
 
-    def __init__(self, program: Program, layers: list[Layer] | None, input_shape: Shape, output_shape: Shape,
-                 assignments: dict[str, sympy.Expr], convention: str = "torch", dtype: str = "float32",
-                 structure: Node | None = None, *, counted: "_Counted | None" = None):
+    def __init__(
+        self,
+        program: Program,
+        layers: list[Layer] | None,
+        input_shape: Shape,
+        output_shape: Shape,
+        assignments: dict[str, sympy.Expr],
+        convention: str = "torch",
+        dtype: str = "float32",
+        structure: Node | None = None,
+        *,
+        counted: _Counted | None = None,
+    ):
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if dtype not in DTYPES:
@@ -91,22 +111,34 @@ class Network:
         # `let` values and --set overrides, by name: numbers, or formulas in other symbols (relations)
         self.assignments = dict(assignments)
         # the counts depend on the layers alone: copies with other values, convention or dtype share them
-        if counted is not None and counted.convention != convention and by_convention(lc.layer for lc in counted.layers):
+        if (
+            counted is not None
+            and counted.convention != convention
+            and by_convention(lc.layer for lc in counted.layers)
+        ):
             layers, counted = [lc.layer for lc in counted.layers], None  # recurrent biases: counted anew
         self._untied = self._counted = counted if counted is not None else _Counted(layers, convention)
         self.layers = self._counted.layers
         # how the layers connect (sequences, branches, symbolic repeats), for export
-        self.structure = structure if structure is not None else Node("seq", [Node("layer", layer=i)
-                                                                                for i in range(len(self.layers))])
+        self.structure = (
+            structure
+            if structure is not None
+            else Node("seq", [Node("layer", layer=i) for i in range(len(self.layers))])
+        )
         self.convention = convention
         # D = 2C (`let` or --set): the counts are formulas in C alone, as formula, latex and count show them;
         # they depend on the values, so this network has its own tied copy of the shared counts
-        self._tied, self._circular = _closed({symbol(n): e for n, e in self.relations().items()},
-                                             self._let_positions())
+        self._tied, self._circular = _closed({symbol(n): e for n, e in self.relations().items()}, self._let_positions())
         if self._tied:
-            self._counted = _Counted.of([LayerCount(lc.layer, Counts({name: self.apply_relations(value, lc.layer.pos)
-                                                                      for name, value in lc.counts.items()}))
-                                         for lc in self._untied.layers])
+            self._counted = _Counted.of(
+                [
+                    LayerCount(
+                        lc.layer,
+                        Counts({name: self.apply_relations(value, lc.layer.pos) for name, value in lc.counts.items()}),
+                    )
+                    for lc in self._untied.layers
+                ]
+            )
             self.layers = self._counted.layers
         self._quantities: dict[str, sympy.Expr | None] = {}
         self._symbols: dict | None = None
@@ -184,40 +216,70 @@ class Network:
         if not free & replacements.keys():
             return expr
         step = expr.xreplace(replacements)  # closed formulas: one pass
-        return expansion.expand(step, "this layer's count (with the let formulas put in)", pos) \
-            if step.is_polynomial() else expansion.check(step, "this layer's count", pos)
+        return (
+            expansion.expand(step, "this layer's count (with the let formulas put in)", pos)
+            if step.is_polynomial()
+            else expansion.check(step, "this layer's count", pos)
+        )
 
     def bind(self, expr: sympy.Expr, free=()) -> sympy.Expr:
         """`expr` with every assigned symbol but those in `free` replaced by its value or formula."""
         keep = {s if isinstance(s, sympy.Symbol) else symbol(s) for s in free}
-        replacements, circular = _closed({symbol(n): e for n, e in self.assignments.items()
-                                          if symbol(n) not in keep}, self._let_positions())
+        replacements, circular = _closed(
+            {symbol(n): e for n, e in self.assignments.items() if symbol(n) not in keep}, self._let_positions()
+        )
         if circular & expr.free_symbols:
             raise ParamsymUsageError("the assignments of the symbols refer to each other in a circle")
         bound = expr.xreplace(replacements)
         return expansion.expand(bound, "the formula (with the values put in)") if bound.is_polynomial() else bound
 
     # ---- values
-    def with_values(self, **values) -> "Network":
+    def with_values(self, **values) -> Network:
         """A copy whose defaults are overridden by `values` (what `--set` does): numbers, or
         formulas in other symbols that tie them together (`D=2*C`)."""
         assignments = {**self.assignments, **_check_values(self, values)}
-        network = Network(self.program, None, self.input_shape, self.output_shape,
-                          assignments, self.convention, self.dtype, self.structure, counted=self._untied)
+        network = Network(
+            self.program,
+            None,
+            self.input_shape,
+            self.output_shape,
+            assignments,
+            self.convention,
+            self.dtype,
+            self.structure,
+            counted=self._untied,
+        )
         network.check()
         return network
 
-    def without_values(self, *names: str) -> "Network":
+    def without_values(self, *names: str) -> Network:
         """A copy in which the named symbols are free again (what solve does with its unknown)."""
         assignments = {n: e for n, e in self.assignments.items() if n not in names}
-        return Network(self.program, None, self.input_shape, self.output_shape,
-                       assignments, self.convention, self.dtype, self.structure, counted=self._untied)
+        return Network(
+            self.program,
+            None,
+            self.input_shape,
+            self.output_shape,
+            assignments,
+            self.convention,
+            self.dtype,
+            self.structure,
+            counted=self._untied,
+        )
 
-    def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> "Network":
+    def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> Network:
         """A copy with another convention (torch, keras) or dtype for byte counts."""
-        return Network(self.program, None, self.input_shape, self.output_shape,
-                       self.assignments, convention or self.convention, dtype or self.dtype, self.structure,
-                       counted=self._untied)
+        return Network(
+            self.program,
+            None,
+            self.input_shape,
+            self.output_shape,
+            self.assignments,
+            convention or self.convention,
+            dtype or self.dtype,
+            self.structure,
+            counted=self._untied,
+        )
 
     def evaluator(self, **values) -> Evaluator:
         return Evaluator(_resolve({**self.assignments, **_check_values(self, values)}))
@@ -248,7 +310,7 @@ class Network:
         document = self.document(**values)
         return _fresh({**document.head(), "layers": list(document.layers())})
 
-    def document(self, **values) -> "Document":
+    def document(self, **values) -> Document:
         """The JSON document in parts, each distinct formula printed and evaluated once (what the
         printers read; its parts are shared between layers: copy before changing them)."""
         if values:
@@ -350,8 +412,7 @@ class Document:
         known = self._shapes.get(shape, self)
         if known is self:
             dims = shape.dims()
-            known = self._shapes[shape] = None if dims is None else [None if d is None else self.text(d)
-                                                                      for d in dims]
+            known = self._shapes[shape] = None if dims is None else [None if d is None else self.text(d) for d in dims]
         self._by_id[id(shape)] = (shape, known)
         return known
 
@@ -359,8 +420,10 @@ class Document:
         """Each layer quantity of one layer's counts, as `quantity()` gives it."""
         by_id = self._by_id.get(id(counts))
         if by_id is None:
-            by_id = self._by_id[id(counts)] = (counts, {
-                q.name: self.quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()})
+            by_id = self._by_id[id(counts)] = (
+                counts,
+                {q.name: self.quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
+            )
         return by_id[1]
 
     def field(self, field) -> dict | None:
@@ -373,8 +436,10 @@ class Document:
         if known is None:
             if len(self._fields) >= _RECENT:
                 self._fields.clear()
-            known = self._fields[id(field)] = (field, {key: [self.text(axis[i]) for axis in field]
-                                                       for i, key in enumerate(("size", "jump", "start"))})
+            known = self._fields[id(field)] = (
+                field,
+                {key: [self.text(axis[i]) for axis in field] for i, key in enumerate(("size", "jump", "start"))},
+            )
         return known[1]
 
     def layer(self, lc: LayerCount) -> dict:
@@ -389,21 +454,33 @@ class Document:
         object for every layer alike (a writer may print it once)."""
         layer = lc.layer
         try:
-            return ((False, {"index": layer.index, "name": layer.name, "path": layer.path,
-                             "line": layer.pos.line, "column": layer.pos.column}),
-                    (True, self.shapes(layer.in_shape, layer.out_shape)),
-                    (True, self.counts(lc.counts)),
-                    (True, self.field_part(layer.field)))
+            return (
+                (
+                    False,
+                    {
+                        "index": layer.index,
+                        "name": layer.name,
+                        "path": layer.path,
+                        "line": layer.pos.line,
+                        "column": layer.pos.column,
+                    },
+                ),
+                (True, self.shapes(layer.in_shape, layer.out_shape)),
+                (True, self.counts(lc.counts)),
+                (True, self.field_part(layer.field)),
+            )
         except ParamsymLimitError as error:
             if error.pos is not None:
                 raise
-            raise _renamed(error, error.message.split(" is too large")[0] + f" of {layer.name}",
-                           layer.pos).with_source(self.network.source) from None
+            raise _renamed(error, error.message.split(" is too large")[0] + f" of {layer.name}", layer.pos).with_source(
+                self.network.source
+            ) from None
         except ParamsymEvaluationError as error:  # 1/(A-1) with --set A=1: say which layer
             if error.pos is not None:
                 raise
-            raise ParamsymEvaluationError(f"{layer.name}: {error.message}", pos=layer.pos,
-                                          hint=error.hint).with_source(self.network.source) from None
+            raise ParamsymEvaluationError(f"{layer.name}: {error.message}", pos=layer.pos, hint=error.hint).with_source(
+                self.network.source
+            ) from None
 
     def shapes(self, in_shape: Shape, out_shape: Shape) -> dict:
         """`{"in_shape": ..., "out_shape": ...}`, one dict for equal pairs of shapes."""
@@ -443,21 +520,30 @@ class Document:
             # a total too large: say at the first layer whose own count is too large, if one is
             for lc in self.network.layers:
                 self.parts(lc)
-            raise _renamed(error, error.message.split(" is too large")[0],
-                           self.network.program.network.pos).with_source(self.network.source) from None
+            raise _renamed(
+                error, error.message.split(" is too large")[0], self.network.program.network.pos
+            ).with_source(self.network.source) from None
 
     def _head(self) -> dict:
         net, ev = self.network, self.evaluator
         relations = net.relations()
         return {
-            **{q.name: self.quantity(net.quantity(q.name), q.noun) for q in QUANTITIES
-               if q.in_json and (q.totalled or q.network)},
-            "convention": net.convention, "dtype": net.dtype,
+            **{
+                q.name: self.quantity(net.quantity(q.name), q.noun)
+                for q in QUANTITIES
+                if q.in_json and (q.totalled or q.network)
+            },
+            "convention": net.convention,
+            "dtype": net.dtype,
             "input_shape": self.shape(net.input_shape),
             "output_shape": self.shape(net.output_shape),
-            "symbols": {name: {"default": _plain(ev.values.get(s)),
-                               **({"relation": str(net.assignments[name])} if name in relations else {})}
-                        for name, s in net.symbols.items()},
+            "symbols": {
+                name: {
+                    "default": _plain(ev.values.get(s)),
+                    **({"relation": str(net.assignments[name])} if name in relations else {}),
+                }
+                for name, s in net.symbols.items()
+            },
         }
 
 
@@ -496,8 +582,8 @@ def _check_values(network: Network, values: dict) -> dict[str, sympy.Expr]:
                     f"{name} = {value}: {', '.join(strangers)} "
                     f"{'is not a symbol' if len(strangers) == 1 else 'are not symbols'} of the program "
                     f"(its symbols: {known})",
-                    hint="a value is a whole number (64, 1_000, 25.6k, 1e3) or a formula in the program's "
-                         "symbols (2C)")
+                    hint="a value is a whole number (64, 1_000, 25.6k, 1e3) or a formula in the program's symbols (2C)",
+                )
             checked[name] = value  # a relation, checked when it is resolved
         else:
             checked[name] = sympy.Integer(_positive_integer(name, value))
@@ -536,16 +622,19 @@ def _resolve(assignments: dict[str, sympy.Expr], positions: dict | None = None) 
         except ParamsymLimitError as error:
             if error.pos is not None:
                 raise
-            raise ParamsymLimitError(error.message.replace("a value", f"the value of {name}", 1),
-                                     pos=positions.get(name), hint=error.hint) from None
+            raise ParamsymLimitError(
+                error.message.replace("a value", f"the value of {name}", 1), pos=positions.get(name), hint=error.hint
+            ) from None
         except ParamsymEvaluationError as error:  # let B = 4/(A-1) with A = 1
             if error.pos is not None:
                 raise
-            raise ParamsymEvaluationError(f"the value of {name}: {error.message}", pos=positions.get(name),
-                                          hint=error.hint) from None
+            raise ParamsymEvaluationError(
+                f"the value of {name}: {error.message}", pos=positions.get(name), hint=error.hint
+            ) from None
         if not isinstance(value, int) or value < 1:
-            raise ParamsymUsageError(f"{sym.name} = {value}: a symbol stands for a positive whole number",
-                                     pos=positions.get(sym.name))
+            raise ParamsymUsageError(
+                f"{sym.name} = {value}: a symbol stands for a positive whole number", pos=positions.get(sym.name)
+            )
         values[sym] = value
     circular = _circular({s: assignments[s.name] for s in pending})
     for name in assignments:
@@ -647,21 +736,26 @@ def _assignments(program: Program) -> dict[str, sympy.Expr]:
                 raise ParamsymUsageError(f"{statement.name} is given a value twice", pos=statement.pos)
             if symbol(statement.name) in statement.value.free_symbols:
                 raise ParamsymUsageError(f"let {statement.name} uses {statement.name} itself", pos=statement.pos)
-            later = sorted((lets[s.name] for s in statement.value.free_symbols
-                            if s.name in lets and s.name not in assignments), key=lambda let: (let.pos.line, let.pos.column))
+            later = sorted(
+                (lets[s.name] for s in statement.value.free_symbols if s.name in lets and s.name not in assignments),
+                key=lambda let: (let.pos.line, let.pos.column),
+            )
             if later:
                 first = later[0]
                 raise ParamsymNameError(
-                    f"let {statement.name} uses {first.name}, which is defined by a later let", pos=statement.pos,
+                    f"let {statement.name} uses {first.name}, which is defined by a later let",
+                    pos=statement.pos,
                     notes=((f"{first.name} is defined here", first.pos),),
                     hint=f"a let refers only to earlier names: move 'let {first.name} = ...' before "
-                         f"'let {statement.name} = ...'")
+                    f"'let {statement.name} = ...'",
+                )
             if not statement.value.free_symbols:
                 value = statement.value
                 if not (value.is_Integer and value >= 1):
                     raise ParamsymUsageError(
                         f"let {statement.name} = {value}: a symbol stands for a positive whole number",
-                        pos=statement.pos)
+                        pos=statement.pos,
+                    )
             assignments[statement.name] = statement.value
     _resolve(assignments, {s.name: s.pos for s in program.statements if isinstance(s, Let)})
     return assignments
@@ -684,8 +778,10 @@ def without_cyclic_gc():
 def parse(text: str, *, convention: str = "torch", dtype: str = "float32", **values) -> Network:
     """Parse a program and count it. `values` override `let` defaults."""
     if not isinstance(text, str):
-        raise ParamsymUsageError(f"parse takes the program text as a str, not a {type(text).__name__}",
-                                 hint="join several lines with '\\n'; read a file with open(path).read()")
+        raise ParamsymUsageError(
+            f"parse takes the program text as a str, not a {type(text).__name__}",
+            hint="join several lines with '\\n'; read a file with open(path).read()",
+        )
     with without_cyclic_gc():
         return _parse(text, convention, dtype, values)
 

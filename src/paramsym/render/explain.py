@@ -1,6 +1,7 @@
 """`paramsym explain`: how each layer's count arises, in words and numbers,
 the way a good answer to "how many parameters does this layer have?" puts it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,9 +10,9 @@ import sympy
 
 from ..core.evaluate import Evaluator
 from ..core.formatting import grouped, human
-from ..model.network import LayerCount, Network
 from ..core.quantities import QUANTITIES, count_layer, layer_quantities
 from ..core.records import ONE
+from ..model.network import LayerCount, Network
 
 
 class _Words:
@@ -60,9 +61,11 @@ def _explain_layer(lc: LayerCount, w: _Words, convention: str) -> list[str]:
         lines.append(f"Repeated {w.formula(layer.multiplier)} times (a symbolic repeat around it).")
     if layer.experts is not None and (counts.params != 0 or counts.macs not in (0, None)):
         stored, used = layer.experts
-        lines.append(f"One of {w(stored)} experts, of which each position goes through {w(used)}: "
-                     f"{w(counts.params)} parameters stored, {w(counts.active)} active"
-                     + (f", MACs {w(counts.macs)}." if counts.macs is not None else "."))
+        lines.append(
+            f"One of {w(stored)} experts, of which each position goes through {w(used)}: "
+            f"{w(counts.params)} parameters stored, {w(counts.active)} active"
+            + (f", MACs {w(counts.macs)}." if counts.macs is not None else ".")
+        )
     elif layer.multiplier != 1 and layer.experts is None:
         lines.append(f"In all: {w(counts.params)} parameters.")
     return lines
@@ -84,8 +87,10 @@ def explain(network: Network, **values) -> str:
     for lc in network.layers:
         layer = lc.layer
         out.append("")
-        out.append(f"{layer.index + 1}. {layer.name} (line {layer.pos.line}, column {layer.pos.column})"
-                   f"{layer.kind.header(layer, w)}")
+        out.append(
+            f"{layer.index + 1}. {layer.name} (line {layer.pos.line}, column {layer.pos.column})"
+            f"{layer.kind.header(layer, w)}"
+        )
         out.extend("   " + line for line in _explain_layer(lc, w, network.convention))
     out.append("")
     parts = [w(lc.counts.params) for lc in network.layers]

@@ -1,6 +1,7 @@
 """Plots (matplotlib, the optional extra `paramsym[plot]`): parameters per layer
 as bars, and a sweep's total against one symbol with the budget line. The
 file type follows the name: .png, .svg or .pdf."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +19,7 @@ def _pyplot():
         raise ParamsymUsageError("plots need matplotlib: pip install 'paramsym[plot]'") from None
     matplotlib.use("Agg")  # files only, no screen
     import matplotlib.pyplot as plt
+
     return plt
 
 

@@ -1,28 +1,28 @@
 """Networks to text: a rich table for people, JSON/CSV for scripts,
 Markdown, HTML (Jupyter) and LaTeX for documents.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import os
 import re
+import sys
 import textwrap
 from dataclasses import dataclass
-from functools import lru_cache
-
-import sys
+from functools import cache
 from typing import TYPE_CHECKING
 
 import sympy
 
 from .. import expansion
-from ..errors import ParamsymError
 from ..core.evaluate import Evaluator
 from ..core.formatting import exact, grouped, human
-from ..model.network import DISPLAY, Document, Network, without_cyclic_gc
 from ..core.quantities import QUANTITIES, add, layer_quantities
+from ..errors import ParamsymError
 from ..language.syntax import symbol
+from ..model.network import DISPLAY, Document, Network, without_cyclic_gc
 from .typeset import table as latex_table
 
 if TYPE_CHECKING:
@@ -98,9 +98,13 @@ def folds_by_default(network: Network) -> bool:
 
 def _layer_row(document: Document, lc) -> dict:
     layer = lc.layer
-    return {"index": str(layer.index), "label": layer.path, "out_shape": document.shape(layer.out_shape),
-            **{q.name: document.quantity(lc.counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
-            "field": document.field(layer.field)}
+    return {
+        "index": str(layer.index),
+        "label": layer.path,
+        "out_shape": document.shape(layer.out_shape),
+        **{q.name: document.quantity(lc.counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
+        "field": document.field(layer.field),
+    }
 
 
 def _stages(network: Network) -> list[list]:
@@ -131,7 +135,7 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
     rows: list[dict] = []
     sums: dict = {}  # rows alike (a chain's stages) add the same counts: each distinct sum is made once
     for start in range(0, len(stages), per_row):
-        group = stages[start:start + per_row]
+        group = stages[start : start + per_row]
         members = [lc for stage in group for lc in stage]
         if len(members) == 1:
             rows.append(_layer_row(document, members[0]))
@@ -148,12 +152,16 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
 
         first, last = members[0].layer, members[-1].layer
         label = _label(_first_segment(first.path), _first_segment(last.path), len(group) > 1)
-        rows.append({"index": f"{first.index}-{last.index}", "label": f"{label} ({len(members):,} layers)",
-                     "out_shape": document.shape(last.out_shape),
-                     # a stage has totals, but no single fan-in: those cells stay empty
-                     **{q.name: summed(q) if q.totalled else {"expr": "", "value": None}
-                        for q in layer_quantities()},
-                     "field": document.field(last.field)})
+        rows.append(
+            {
+                "index": f"{first.index}-{last.index}",
+                "label": f"{label} ({len(members):,} layers)",
+                "out_shape": document.shape(last.out_shape),
+                # a stage has totals, but no single fan-in: those cells stay empty
+                **{q.name: summed(q) if q.totalled else {"expr": "", "value": None} for q in layer_quantities()},
+                "field": document.field(last.field),
+            }
+        )
     return rows, per_row
 
 
@@ -219,8 +227,9 @@ class _Column:
 
 def _left_out(q, data: dict) -> bool:
     """A quantity that says nothing here: a KV cache of 0, active parameters equal to all of them."""
-    return ((q.only_if_nonzero and data[q.name]["expr"] == "0")
-            or bool(q.only_if_differs) and data[q.name]["expr"] == data[q.only_if_differs]["expr"])
+    return (q.only_if_nonzero and data[q.name]["expr"] == "0") or (
+        bool(q.only_if_differs) and data[q.name]["expr"] == data[q.only_if_differs]["expr"]
+    )
 
 
 def _table_columns(network: Network, data: dict, rows: list[dict]) -> list[_Column]:
@@ -229,15 +238,30 @@ def _table_columns(network: Network, data: dict, rows: list[dict]) -> list[_Colu
     main = shown[0].name
     formulas = any(_symbolic(row[main]) and row[main]["value"] is not None for row in rows)
     fields = any(row["field"] is not None for row in rows)
-    columns = [_Column("#", "#", "", [row["index"] for row in rows], number=True),
-               _Column("layer", "layer", "total", [row["label"] for row in rows]),
-               _Column("output", "output", _shape(data["output_shape"]), [_shape(row["out_shape"]) for row in rows])]
+    columns = [
+        _Column("#", "#", "", [row["index"] for row in rows], number=True),
+        _Column("layer", "layer", "total", [row["label"] for row in rows]),
+        _Column("output", "output", _shape(data["output_shape"]), [_shape(row["out_shape"]) for row in rows]),
+    ]
     for q in shown:
-        columns.append(_Column(q.name, q.title, _brief(data[q.name]) if q.totalled else "",
-                               [_cell_text(row, q.name) for row in rows], number=True))
+        columns.append(
+            _Column(
+                q.name,
+                q.title,
+                _brief(data[q.name]) if q.totalled else "",
+                [_cell_text(row, q.name) for row in rows],
+                number=True,
+            )
+        )
         if q.name == main and formulas:
-            columns.append(_Column("formula", "formula", human(data[main]["expr"]),
-                                   [human(row[main]["expr"]) if _symbolic(row[main]) else "" for row in rows]))
+            columns.append(
+                _Column(
+                    "formula",
+                    "formula",
+                    human(data[main]["expr"]),
+                    [human(row[main]["expr"]) if _symbolic(row[main]) else "" for row in rows],
+                )
+            )
     if fields:
         columns.append(_Column("RF", "RF", "", [_field_cell(row["field"]) for row in rows], number=True))
     return columns
@@ -255,8 +279,10 @@ def _widths(columns: list[_Column], width: int) -> list[int] | None:
     if sum(c.narrowest() for c in columns) > budget:
         return None
     from rich.table import Table
-    padded = Table._collapse_widths([w + 2 for w in natural], [not c.no_wrap for c in columns],
-                                    budget + 2 * len(columns))
+
+    padded = Table._collapse_widths(
+        [w + 2 for w in natural], [not c.no_wrap for c in columns], budget + 2 * len(columns)
+    )
     if sum(padded) <= budget + 2 * len(columns) and all(w - 2 >= c.narrowest() for w, c in zip(padded, columns)):
         return [w - 2 for w in padded]
     widths = [c.narrowest() for c in columns]
@@ -274,17 +300,24 @@ def _rich(columns: list[_Column], widths: list[int] | None = None) -> Table:
     """A rich Table of the columns at `widths`; None lets rich fit them (the rich display of a network)."""
     from rich import box
     from rich.table import Table
-    table = Table(show_footer=True, header_style="bold", footer_style="bold", box=box.SIMPLE_HEAD,
-                  show_edge=False)
+
+    table = Table(show_footer=True, header_style="bold", footer_style="bold", box=box.SIMPLE_HEAD, show_edge=False)
     for i, column in enumerate(columns):
         fixed = {} if widths is None or widths[i] == column.width() else {"width": widths[i]}
         if column.no_wrap:
-            table.add_column(column.header, justify="right", footer=column.footer, no_wrap=True,
-                             min_width=column.width(), **fixed)
+            table.add_column(
+                column.header, justify="right", footer=column.footer, no_wrap=True, min_width=column.width(), **fixed
+            )
         else:
             # the layer, output and formula columns wrap, and fold a word longer than the column
-            table.add_column(column.header, justify="right" if column.number else "left", footer=column.footer,
-                             overflow="fold", min_width=column.narrowest(), **fixed)
+            table.add_column(
+                column.header,
+                justify="right" if column.number else "left",
+                footer=column.footer,
+                overflow="fold",
+                min_width=column.narrowest(),
+                **fixed,
+            )
     for cells in zip(*(column.cells for column in columns)):
         table.add_row(*cells)
     return table
@@ -331,16 +364,27 @@ def _records(columns: list[_Column], width: int) -> list[str]:
     index, label, output = columns[0], columns[1], columns[2]
     numbers = [c for c in columns[3:] if c.number]
     lines = []
-    rows = [(index.cells[i], label.cells[i], output.cells[i], [c.cells[i] for c in numbers])
-            for i in range(len(index.cells))] + [("", label.footer, output.footer, [c.footer for c in numbers])]
+    rows = [
+        (index.cells[i], label.cells[i], output.cells[i], [c.cells[i] for c in numbers])
+        for i in range(len(index.cells))
+    ] + [("", label.footer, output.footer, [c.footer for c in numbers])]
     for first, name, shape, cells in rows:
-        lines += textwrap.wrap(f"{first} {name} -> {shape}".strip(), width, subsequent_indent="  ",
-                               break_on_hyphens=False)
+        lines += textwrap.wrap(
+            f"{first} {name} -> {shape}".strip(), width, subsequent_indent="  ", break_on_hyphens=False
+        )
         # a title and its value stay on one line (joined by a no-break space while wrapping)
         pairs = [f"{c.header}\xa0{cell}" for c, cell in zip(numbers, cells) if cell]
-        lines += [line.replace("\xa0", " ") for line in textwrap.wrap(
-            "   ".join(pairs), width, initial_indent="  ", subsequent_indent="  ", break_long_words=False,
-            break_on_hyphens=False)]
+        lines += [
+            line.replace("\xa0", " ")
+            for line in textwrap.wrap(
+                "   ".join(pairs),
+                width,
+                initial_indent="  ",
+                subsequent_indent="  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        ]
     return lines
 
 
@@ -360,16 +404,20 @@ def _layout(network: Network, width: int, fold: bool | None = None) -> tuple:
     if widths is None and any(c.key == "formula" for c in columns):
         columns = [c for c in columns if c.key != "formula"]
         widths = _widths(columns, width)
-        notes.append(f"(the formula column is left out to fit {width} columns; "
-                     f"--format markdown or json shows every formula)")
+        notes.append(
+            f"(the formula column is left out to fit {width} columns; --format markdown or json shows every formula)"
+        )
     if widths is not None:
         table = ("table", columns, widths)
     else:
         stacked = _stacked(columns, width)
         table = ("lines", stacked or _records(columns, width), 2 if stacked else 0)
     if fold and (auto or per_row > 1):
-        rows_text = f"{len(rows):,} rows, one per top-level stage" if per_row == 1 else \
-            f"{len(rows):,} rows, {per_row:,} top-level stages to a row"
+        rows_text = (
+            f"{len(rows):,} rows, one per top-level stage"
+            if per_row == 1
+            else f"{len(rows):,} rows, {per_row:,} top-level stages to a row"
+        )
         notes.append(f"(folded: {len(network.layers):,} layers in {rows_text}; --all shows every layer)")
     return table, summary_lines(network, data, document), notes
 
@@ -383,6 +431,7 @@ def _renderables(network: Network, width: int, fold: bool | None = None, layout:
     """The table fitted to `width`, the summary lines, and what was left out, for rich (`layout`:
     what _layout gives for them, when it is already known)."""
     from rich.text import Text
+
     table, summary, notes = layout or _layout(network, width, fold)
     shown = []
     if table[0] == "table":
@@ -393,8 +442,10 @@ def _renderables(network: Network, width: int, fold: bool | None = None, layout:
             shown.append(_rich(columns, widths))
     else:
         _, lines, heads = table  # the titles of the stacked layout, bold like the table's
-        shown += [Text(line, style="bold" if i < heads else "", no_wrap=True, overflow="ignore")
-                  for i, line in enumerate(lines)]
+        shown += [
+            Text(line, style="bold" if i < heads else "", no_wrap=True, overflow="ignore")
+            for i, line in enumerate(lines)
+        ]
     return shown + [Text(line) for line in summary + notes]
 
 
@@ -436,18 +487,25 @@ def _plain_lines(columns: list[_Column]) -> list[tuple[str, bool]]:
     widths = [c.width() for c in columns]
 
     def line(cells) -> str:
-        return " ".join(f" {cell:>{w}} " if c.number else f" {cell:<{w}} "
-                        for cell, w, c in zip(cells, widths, columns))
+        return " ".join(
+            f" {cell:>{w}} " if c.number else f" {cell:<{w}} " for cell, w, c in zip(cells, widths, columns)
+        )
 
     rule = "─" * (sum(widths) + 3 * len(columns) - 1)
     body = [(line(cells), False) for cells in zip(*(c.cells for c in columns))]
-    return [(line([c.header for c in columns]), True), (rule, False), *body,
-            ("", False), (line([c.footer for c in columns]), True)]
+    return [
+        (line([c.header for c in columns]), True),
+        (rule, False),
+        *body,
+        ("", False),
+        (line([c.footer for c in columns]), True),
+    ]
 
 
 def _plain(columns: list[_Column]) -> list:
     """_plain_lines as rich Text, a line at a time."""
     from rich.text import Text
+
     return [Text(text, style="bold" if bold else "", no_wrap=True) for text, bold in _plain_lines(columns)]
 
 
@@ -497,15 +555,20 @@ def summary_lines(network: Network, data: dict | None = None, document: Document
             text += f"  {q.summary}" if q.summary else ""
         lines.append(f"{q.title:<6} = {text}")
     if data["activations"]["value"] is not None:
-        lines.append(f"memory = {_bytes(data['activation_bytes']['value'])} of activations "
-                     f"({grouped(data['activations']['value'])} values), {_bytes(data['param_bytes']['value'])} "
-                     f"of parameters and state ({data['dtype']})")
+        lines.append(
+            f"memory = {_bytes(data['activation_bytes']['value'])} of activations "
+            f"({grouped(data['activations']['value'])} values), {_bytes(data['param_bytes']['value'])} "
+            f"of parameters and state ({data['dtype']})"
+        )
     symbols = data["symbols"]
     if symbols:
         shown = []
         for name, s in symbols.items():  # C = 4, D = 2*C = 8, E (free)
-            parts = [name, *([human(s["relation"])] if "relation" in s else []),
-                     *([str(s["default"])] if s["default"] is not None else [])]
+            parts = [
+                name,
+                *([human(s["relation"])] if "relation" in s else []),
+                *([str(s["default"])] if s["default"] is not None else []),
+            ]
             shown.append(" = ".join(parts) if len(parts) > 1 else f"{name} (free)")
         lines.append("symbols: " + ", ".join(shown))
     return lines
@@ -535,6 +598,7 @@ def print_table(network: Network, console: Console | None = None, fold: bool | N
         sys.stdout.write(render_table(network, width=_width(), fold=fold))
         return
     from rich.console import Console
+
     console = console or Console()
     if console.is_terminal:
         with without_cyclic_gc():
@@ -550,6 +614,7 @@ def render_table(network: Network, width: int = 120, fold: bool | None = False) 
         if text is not None:
             return text
         from rich.console import Console
+
         buffer = io.StringIO()
         _print(network, Console(file=buffer, width=width, color_system=None, force_terminal=False), fold, layout)
     return "".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
@@ -615,14 +680,17 @@ def _json_chunks(network: Network):
                     if len(shared) >= 4096:  # parts seen once (a chain's receptive fields): keep the recent
                         shared.clear()
                         memo.clear()
-                    known = shared[id(part)] = (part, ",\n      ".join(
-                        _encode(key) + ": " + _json(value, 3, memo) for key, value in part.items()))
+                    known = shared[id(part)] = (
+                        part,
+                        ",\n      ".join(_encode(key) + ": " + _json(value, 3, memo) for key, value in part.items()),
+                    )
                 lines.append(known[1])
             else:  # the layer's own: index, name, path, line and column
                 for key, value in part.items():
                     kind = type(value)
-                    text = int.__repr__(value) if kind is int else _encode(value) if kind is str \
-                        else _json(value, 3, memo)
+                    text = (
+                        int.__repr__(value) if kind is int else _encode(value) if kind is str else _json(value, 3, memo)
+                    )
                     lines.append((keys.get(key) or keys.setdefault(key, _encode(key) + ": ")) + text)
         batch.append(("\n    {\n      " if first else ",\n    {\n      ") + ",\n      ".join(lines) + "\n    }")
         first = False
@@ -641,6 +709,7 @@ _CSV_SHAPES = ("in_shape", "out_shape")
 
 def _csv_chunks(network: Network):
     import csv  # only the CSV output needs it
+
     document = network.document()
     data = document.head()
     buffer = io.StringIO()
@@ -654,8 +723,14 @@ def _csv_chunks(network: Network):
         return "" if dims is None else _csv_text(_shape(dims).replace("^", "**"))
 
     for number, layer in enumerate(document.layers(), 1):
-        row = [layer["index"], layer["name"], layer["line"], layer["column"],
-               shape(layer["in_shape"]), shape(layer["out_shape"])]
+        row = [
+            layer["index"],
+            layer["name"],
+            layer["line"],
+            layer["column"],
+            shape(layer["in_shape"]),
+            shape(layer["out_shape"]),
+        ]
         for q in layer_quantities():
             row += [_csv_value(layer[q.name]["value"]), _csv_text(layer[q.name]["expr"])]
         writer.writerow(row)
@@ -706,14 +781,23 @@ def render_markdown(network: Network, fold: bool = False) -> str:
     document = network.document()
     data = document.head()
     columns = _columns("markdown")
-    rows = ["| # | layer | output | " + " | ".join(q.title for q in columns) + " |",
-            "|---:|---|---|" + "---:|" * len(columns)]
+    rows = [
+        "| # | layer | output | " + " | ".join(q.title for q in columns) + " |",
+        "|---:|---|---|" + "---:|" * len(columns),
+    ]
     for row in _rows(network, document, bool(fold))[0]:
-        cells = [row["index"], f"`{row['label']}`", _shape(row["out_shape"]),
-                 *("" if row[q.name]["expr"] == "" else _cell(row[q.name]) for q in columns)]
+        cells = [
+            row["index"],
+            f"`{row['label']}`",
+            _shape(row["out_shape"]),
+            *("" if row[q.name]["expr"] == "" else _cell(row[q.name]) for q in columns),
+        ]
         rows.append("| " + " | ".join(_markdown_escape(c) if not c.startswith("`") else c for c in cells) + " |")
-    rows.append("| | **total** | " + " | ".join(_markdown_escape(c) for c in (
-        _shape(data["output_shape"]), *_total_cells(data, columns))) + " |")
+    rows.append(
+        "| | **total** | "
+        + " | ".join(_markdown_escape(c) for c in (_shape(data["output_shape"]), *_total_cells(data, columns)))
+        + " |"
+    )
     lines = "\n".join(rows) + "\n"
     # the summary lines of quantities that are not already in the table
     in_table = tuple(f"{q.title:<6} =" for q in columns)
@@ -725,6 +809,7 @@ def render_markdown(network: Network, fold: bool = False) -> str:
 
 def render_html(network: Network) -> str:
     import html  # only Jupyter's display needs it
+
     document = network.document()
     data = document.head()
     columns = _columns("html")
@@ -733,8 +818,11 @@ def render_html(network: Network) -> str:
     for layer in document.layers():
         cells = (layer["index"], layer["name"], _shape(layer["out_shape"]), *(_cell(layer[q.name]) for q in columns))
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    foot = ("<tr><td></td><th>total</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in (
-        _shape(data["output_shape"]), *_total_cells(data, columns))) + "</tr>")
+    foot = (
+        "<tr><td></td><th>total</th>"
+        + "".join(f"<th>{html.escape(c)}</th>" for c in (_shape(data["output_shape"]), *_total_cells(data, columns)))
+        + "</tr>"
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}{foot}</tbody></table>"
 
 
@@ -791,14 +879,21 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
     from rich import box
     from rich.console import Console
     from rich.table import Table
+
     names = result.column_names()
     if fmt == "csv":
         return ",".join(names) + "\n" + _csv_rows(np, result.columns())
     if fmt == "json":
-        data = {"points": result.size, "on": result.on, "budget": result.budget,
-                "formulas": {name: str(expr) for name, expr in result.formulas.items()},
-                "columns": {name: [_json_value(v) for v in column] for name, column in
-                            [*result.grid.items(), *result.values.items()]}}
+        data = {
+            "points": result.size,
+            "on": result.on,
+            "budget": result.budget,
+            "formulas": {name: str(expr) for name, expr in result.formulas.items()},
+            "columns": {
+                name: [_json_value(v) for v in column]
+                for name, column in [*result.grid.items(), *result.values.items()]
+            },
+        }
         for name, mask in (("within", result.within), ("valid", result.valid)):
             if mask is not None:
                 data["columns"][name] = [bool(v) for v in mask]
@@ -806,8 +901,11 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold")
     for name in names:
         table.add_column(name, justify="right")
-    shown = range(result.size) if result.size <= limit else \
-        [*range(limit // 2), None, *range(result.size - limit // 2, result.size)]
+    shown = (
+        range(result.size)
+        if result.size <= limit
+        else [*range(limit // 2), None, *range(result.size - limit // 2, result.size)]
+    )
     columns = [*result.grid.values(), *result.values.values()]
     for i in shown:
         if i is None:
@@ -815,7 +913,7 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
             continue
         cells = [grouped(int(column[i])) for column in columns]
         if result.valid is not None and not result.valid[i]:
-            cells[len(result.grid):] = _exact_cells(result, i)
+            cells[len(result.grid) :] = _exact_cells(result, i)
         for mask in (result.within, result.valid):
             if mask is not None:
                 cells.append("yes" if mask[i] else "no")
@@ -823,14 +921,18 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
     buffer = io.StringIO()
     Console(file=buffer, width=200, color_system=None).print(table)
     lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
-    lines += [f"{result.size:,} points" + (f", {result.size - len(shown) + 1:,} not shown (use --format csv)"
-                                            if result.size > limit else "")]
+    lines += [
+        f"{result.size:,} points"
+        + (f", {result.size - len(shown) + 1:,} not shown (use --format csv)" if result.size > limit else "")
+    ]
     for name, expr in result.formulas.items():
         lines.append(f"{name} = {human(expr)}")
     if result.valid is not None:
-        lines.append(f"{int(np.count_nonzero(~result.valid)):,} points give no valid network (valid = no): "
-                     f"groups that do not divide the channels, sizes below 1, channels or sizes that are not "
-                     f"positive whole numbers, or a relation that is not a positive whole number")
+        lines.append(
+            f"{int(np.count_nonzero(~result.valid)):,} points give no valid network (valid = no): "
+            f"groups that do not divide the channels, sizes below 1, channels or sizes that are not "
+            f"positive whole numbers, or a relation that is not a positive whole number"
+        )
     if result.within is not None:
         count = int(np.count_nonzero(result.within))
         lines.append(f"{count:,} of {result.size:,} points have {result.on} <= {grouped(result.budget)}")
@@ -854,11 +956,11 @@ def _csv_rows(np, columns) -> str:
     size = len(columns[0]) if columns else 0
     blocks = []
     for start in range(0, size, _CSV_BLOCK):
-        parts = [_csv_bytes(np, column[start:start + _CSV_BLOCK]) for column in columns]
+        parts = [_csv_bytes(np, column[start : start + _CSV_BLOCK]) for column in columns]
         out = np.empty((parts[0].shape[0], sum(part.shape[1] for part in parts) + len(parts)), dtype=np.uint8)
         at = 0
         for i, part in enumerate(parts):
-            out[:, at:at + part.shape[1]] = part
+            out[:, at : at + part.shape[1]] = part
             at += part.shape[1]
             out[:, at] = ord(",") if i < len(parts) - 1 else ord("\n")
             at += 1
@@ -868,20 +970,27 @@ def _csv_rows(np, columns) -> str:
 
 
 _CSV_BLOCK = 1 << 17
-@lru_cache(maxsize=None)
+
+
+@cache
 def _groups_of_four() -> tuple[bytes, bytes]:
     """`0000` ... `9999`, and the same without leading zeros (NUL bytes instead): built when a
     sweep is first written, not when paramsym starts."""
-    return ("".join(f"{i:04d}" for i in range(10000)).encode(),
-            "".join(f"{i:>4}" for i in range(10000)).replace(" ", "\0").encode())
+    return (
+        "".join(f"{i:04d}" for i in range(10000)).encode(),
+        "".join(f"{i:>4}" for i in range(10000)).replace(" ", "\0").encode(),
+    )
 
 
 def _csv_bytes(np, column):
     """(points, width) uint8: each value of `column` as text, NUL bytes before or after it."""
     if column.dtype == bool:
         return np.where(column, b"True", b"False").view(np.uint8).reshape(len(column), 5)
-    if (column.dtype.kind == "i" or (column.dtype.kind == "u" and column.dtype.itemsize < 8)) \
-            and len(column) and column.min() >= 0:
+    if (
+        (column.dtype.kind == "i" or (column.dtype.kind == "u" and column.dtype.itemsize < 8))
+        and len(column)
+        and column.min() >= 0
+    ):
         return _decimal(np, column.astype(np.int64, copy=False))
     # negative numbers and integers beyond int64 (object arrays): Python's own str, left-aligned
     text = np.array([str(int(v)) for v in column.tolist()], dtype="S")

@@ -1,6 +1,7 @@
 """LaTeX for papers: the total as an equation, the per-layer derivation as an
 `align` environment (textbook formula = numbers substituted = value, in the
 style of the seed answers), and a booktabs table of the layers."""
+
 from __future__ import annotations
 
 import itertools
@@ -8,10 +9,10 @@ import re
 
 import sympy
 
+from ..algebra.views import formula, generic
+from ..core.quantities import BY_NAME, TEMPLATE_NAMES, layer_quantities
 from ..errors import ParamsymUsageError
 from ..model.network import Network
-from ..core.quantities import BY_NAME, TEMPLATE_NAMES, layer_quantities
-from ..algebra.views import formula, generic
 
 _ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
 _GROUP = re.compile(r"(?<![\d.{^_])(\d{4,})(?![\d}])")
@@ -63,8 +64,9 @@ def _render(template, render_symbol, joiner: str) -> str:
         coefficient, numerator, denominator = _factors(term)
 
         def factor(s) -> str:  # (k_h k_w C_in C_out + C_out) N: a repeated layer with a bias
-            return f"\\left({_render(s, render_symbol, joiner)}\\right)" if isinstance(s, sympy.Add) \
-                else render_symbol(s)
+            return (
+                f"\\left({_render(s, render_symbol, joiner)}\\right)" if isinstance(s, sympy.Add) else render_symbol(s)
+            )
 
         def powers(factors) -> list[str]:
             """C C -> C^{2}, 768 768 -> 768^{2} (C'^{2} is valid: LaTeX reads primes before the ^); a power
@@ -121,13 +123,20 @@ def equation(network: Network, on: str = "params", style: LatexStyle | None = No
     return text
 
 
-def render(network: Network, *, on: str = "params", names: dict | None = None, group_digits: bool = False,
-           standalone: bool = False) -> str:
+def render(
+    network: Network,
+    *,
+    on: str = "params",
+    names: dict | None = None,
+    group_digits: bool = False,
+    standalone: bool = False,
+) -> str:
     strangers = sorted(set(names or {}) - set(network.symbols))
     if strangers:
         raise ParamsymUsageError(
             f"--symbol {strangers[0]}=...: the program has no symbol {strangers[0]!r} "
-            f"(its symbols: {', '.join(network.symbols) or 'none'})")
+            f"(its symbols: {', '.join(network.symbols) or 'none'})"
+        )
     style = LatexStyle(names, group_digits)
     parts = ["\\begin{equation}", f"  {equation(network, on, style)}", "\\end{equation}"]
     rows = derivation(network, style)
@@ -137,14 +146,17 @@ def render(network: Network, *, on: str = "params", names: dict | None = None, g
     body = "\n".join(parts) + "\n"
     if not standalone:
         return body
-    return ("\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{booktabs}\n"
-            "\\begin{document}\n" + body + "\\end{document}\n")
+    return (
+        "\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{booktabs}\n"
+        "\\begin{document}\n" + body + "\\end{document}\n"
+    )
 
 
 def _shape_latex(shape, style: LatexStyle) -> str:
     dims = shape.dims()
     if dims is None:
         return "?"
+
     def dim(d):
         if d is None:
             return "?"
@@ -172,8 +184,9 @@ def table(network: Network, style: LatexStyle | None = None) -> str:
     for lc in network.layers:
         name = lc.layer.path.replace("_", r"\_")
         cells = " & ".join(cell(lc.counts[q.name]) for q in columns)
-        lines.append(f"{lc.layer.index} & \\texttt{{{name}}} & ${_shape_latex(lc.layer.out_shape, style)}$ & "
-                     f"{cells} \\\\")
+        lines.append(
+            f"{lc.layer.index} & \\texttt{{{name}}} & ${_shape_latex(lc.layer.out_shape, style)}$ & {cells} \\\\"
+        )
     totals = " & ".join(cell(network.quantity(q.name)) if q.totalled else "" for q in columns)
     lines += [r"\midrule", f" & total & & {totals} \\\\", r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
