@@ -11,9 +11,10 @@ from the totals (`total`, `memory`). Adding a quantity is one entry in
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, ItemsView, Iterable, ValuesView
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any, TypeAlias
 
 import sympy
 
@@ -21,12 +22,16 @@ from .. import expansion
 from ..language.syntax import oversized_number, too_large
 from .records import ONE, ZERO, Layer
 
-Expr = sympy.Expr
+Expr: TypeAlias = sympy.Expr  # SymPy has no type information: Any to mypy
+# a paramsym.model.network.Network, a stage above this one (so not imported): its totals by attribute
+NetworkLike: TypeAlias = Any
+# what explain's closing lines write a number with
+Words: TypeAlias = Callable[[Expr], str]
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
-def times(*factors):
+def times(*factors: Expr | None) -> Expr | None:
     """Product, or None when a factor is unknown."""
     if any(f is None for f in factors):
         return None
@@ -45,25 +50,31 @@ class Quantity:
     title: str  # column header and summary label
     long_title: str = ""  # the header where there is room (LaTeX), if not the title
     noun: str = "count"  # in messages: "the MAC count ... is not a whole number"
-    default: Callable | None = None
-    network: Callable | None = None
+    default: Callable[[Layer, dict[str, Expr | None]], Expr | None] | None = None
+    network: Callable[[NetworkLike], Expr | None] | None = None
     repeats: bool = True  # multiplied by a symbolic repeat count around the layer
     totalled: bool = True  # the network total is the sum over the layers
-    tables: frozenset = frozenset()  # per-layer columns: "table" (rich), "markdown", "html", "latex"
+    tables: frozenset[str] = frozenset()  # per-layer columns: "table" (rich), "markdown", "html", "latex"
     only_if_nonzero: bool = False  # the rich table's column and the summary line only when the total is not 0
     only_if_differs: str = ""  # ... only when the total differs from this quantity's (active vs params)
     experts: str = "active"  # inside moe: "all" (times E experts: what is stored) or "active" (times
     # the k experts a position goes through: what one position uses)
     summary: str | None = None  # a line under the table ("state  = 32  NOTE"): the note, or None for no line
     summary_sum: bool = False  # the summary line adds up the layers: "params = 432 + 32 = 464"
-    summary_when: Callable | None = None  # the summary line only when this holds for the network
+    summary_when: Callable[[NetworkLike], bool] | None = None  # the summary line only when this holds for the network
     unknown: str = ""  # what the summary line says when the quantity needs a shape it lacks
     headline: bool = False  # in Network.evaluate()
     budget: bool = False  # `solve --on`, sweep
-    budget_formula: Callable | None = None  # what `--on NAME` budgets, when not the network's own value
-    layer_formula: Callable | None = None  # a network quantity's share of a layer (the per-layer view)
+    budget_formula: Callable[[NetworkLike], Expr | None] | None = (
+        None  # what `--on NAME` budgets, when not the network's own value
+    )
+    layer_formula: Callable[[Counts], Expr | None] | None = (
+        None  # a network quantity's share of a layer (the per-layer view)
+    )
     in_json: bool = True  # at the top level of `count --format json` (layers always have it)
-    explain: Callable | None = None  # explain's closing line, given (network, words), or None to skip
+    explain: Callable[[NetworkLike, Words], str | None] | None = (
+        None  # explain's closing line, given (network, words), or None to skip
+    )
     explain_layers: bool = False  # explain ends each layer with "TITLE: value." when it is not 0
 
     @property
@@ -71,49 +82,49 @@ class Quantity:
         return self.network is None
 
 
-def _zero(layer: Layer, counts: dict) -> Expr:
+def _zero(layer: Layer, counts: dict[str, Expr | None]) -> Expr:
     return ZERO
 
 
-def _one(layer: Layer, counts: dict) -> Expr:
+def _one(layer: Layer, counts: dict[str, Expr | None]) -> Expr:
     return ONE
 
 
-def _params(layer: Layer, counts: dict) -> Expr:
+def _params(layer: Layer, counts: dict[str, Expr | None]) -> Expr | None:
     return counts["params"]
 
 
-def _output_elements(layer: Layer, counts: dict) -> Expr | None:
+def _output_elements(layer: Layer, counts: dict[str, Expr | None]) -> Expr | None:
     return layer.out_shape.elements
 
 
-def _activation_bytes(net) -> Expr | None:
+def _activation_bytes(net: NetworkLike) -> Expr | None:
     return None if net.activations is None else net.activations * DTYPES[net.dtype]
 
 
-def _memory(net) -> Expr | None:
+def _memory(net: NetworkLike) -> Expr | None:
     if net.activation_bytes is None:
         return None
     return expansion.expand(net.activation_bytes + net.param_bytes, "the memory formula")
 
 
-def _explain_state(net, words) -> str | None:
+def _explain_state(net: NetworkLike, words: Words) -> str | None:
     if net.state == 0:
         return None
     return f"Non-learnable state: {words(net.state)} (the Keras total adds it: {words(net.params + net.state)})."
 
 
-def _kv_cache_bytes(net) -> Expr | None:
+def _kv_cache_bytes(net: NetworkLike) -> Expr | None:
     return None if net.kv_cache is None else net.kv_cache * DTYPES[net.dtype]
 
 
-def _explain_active(net, words) -> str | None:
+def _explain_active(net: NetworkLike, words: Words) -> str | None:
     if net.active == net.params:
         return None
     return f"Active parameters (what one position goes through): {words(net.active)} of {words(net.params)}."
 
 
-def _explain_kv_cache(net, words) -> str | None:
+def _explain_kv_cache(net: NetworkLike, words: Words) -> str | None:
     if net.kv_cache is None or net.kv_cache == 0:
         return None
     return (
@@ -122,7 +133,7 @@ def _explain_kv_cache(net, words) -> str | None:
     )
 
 
-def _explain_macs(net, words) -> str | None:
+def _explain_macs(net: NetworkLike, words: Words) -> str | None:
     return None if net.macs is None else f"MACs: {words(net.macs)}."
 
 
@@ -190,7 +201,7 @@ QUANTITIES: list[Quantity] = [
         budget=True,
         # a budget counts the state too
         budget_formula=lambda net: expansion.expand(net.params + net.state, "the total formula"),
-        layer_formula=lambda counts: counts.params + counts.state,
+        layer_formula=lambda counts: counts.params + counts.state,  # type: ignore[operator]  # both known for a layer
     ),
     Quantity(
         "fan_in",
@@ -266,13 +277,13 @@ def per_layer_names() -> tuple[str, ...]:
     return tuple(q.name for q in QUANTITIES if (q.per_layer and q.totalled) or q.layer_formula)
 
 
-def budget_formula(network, name: str) -> Expr | None:
+def budget_formula(network: NetworkLike, name: str) -> Expr | None:
     """The formula a budget on `name` is about (`solve --on`, sweep, `formula --on`)."""
     q = BY_NAME[name]
     return q.budget_formula(network) if q.budget_formula else network.quantity(name)
 
 
-def layer_share(counts, name: str) -> Expr | None:
+def layer_share(counts: Counts, name: str) -> Expr | None:
     """A layer's share of the quantity `name`."""
     q = BY_NAME[name]
     return q.layer_formula(counts) if q.layer_formula else counts[name]
@@ -283,25 +294,25 @@ class Counts:
 
     __slots__ = ("_values",)
 
-    def __init__(self, values: dict):
+    def __init__(self, values: dict[str, Expr | None]) -> None:
         self._values = values
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Expr | None:
         try:
             return self._values[name]
         except KeyError:
             raise AttributeError(name) from None
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> Expr | None:
         return self._values[name]
 
-    def items(self):
+    def items(self) -> ItemsView[str, Expr | None]:
         return self._values.items()
 
-    def values(self):
+    def values(self) -> ValuesView[Expr | None]:
         return self._values.values()
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Counts) and self._values == other._values
 
     def __repr__(self) -> str:
@@ -314,9 +325,9 @@ def count_layer(layer: Layer, convention: str = "torch") -> Counts:
     the experts (E for what is stored, k for what one position uses)."""
     kind = layer.kind
     given = kind.counts(layer, convention) if kind.by_convention else kind.counts(layer)
-    values: dict = {}
+    values: dict[str, Expr | None] = {}
     for q in layer_quantities():
-        value = given[q.name] if q.name in given else q.default(layer, values)
+        value = given[q.name] if q.name in given else q.default(layer, values)  # type: ignore[misc]  # a layer quantity has one
         values[q.name] = sympy.Integer(value) if isinstance(value, int) else value
     repeats = layer.multiplier
     if repeats != 1:
@@ -334,19 +345,19 @@ def count_layer(layer: Layer, convention: str = "torch") -> Counts:
     return Counts(values)
 
 
-def by_convention(layers) -> bool:
+def by_convention(layers: Iterable[Layer]) -> bool:
     """Whether some layer counts differently under the keras convention (a recurrent layer's biases)."""
     return any(layer.kind.by_convention for layer in layers)
 
 
-def count_layers(layers, convention: str = "torch") -> list[Counts]:
+def count_layers(layers: Iterable[Layer], convention: str = "torch") -> list[Counts]:
     """`count_layer` of each layer; layers that are alike (a repeated block, a chain of equal
     layers) are counted once. Counting reads what a layer is, not where it is: its kind, name,
     shapes, channels, window, groups, bias, options and repeat count, not its index, position,
     path or receptive field."""
-    known: dict = {}
-    counted = []
-    checked: set = set()  # sub-formulas whose numbers are within the limit (see _bounded)
+    known: dict[tuple[Any, ...], Counts] = {}
+    counted: list[Counts] = []
+    checked: set[Expr] = set()  # sub-formulas whose numbers are within the limit (see _bounded)
     for layer in layers:
         key = (
             layer.kind,
@@ -376,7 +387,7 @@ def count_layers(layers, convention: str = "torch") -> list[Counts]:
     return counted
 
 
-def _bounded(layer: Layer, counts: Counts, checked: set) -> Counts:
+def _bounded(layer: Layer, counts: Counts, checked: set[Expr]) -> Counts:
     """`counts`, after checking that no number written in the layer's formulas or output shape has more
     than MAX_NUMBER_BITS bits (docs/language.md, "Limits"): a formula then always prints, and the error
     says which layer (input(2^8000) > dense(->2^8000) has a number of 16,001 bits in its params)."""
@@ -388,7 +399,7 @@ def _bounded(layer: Layer, counts: Counts, checked: set) -> Counts:
     return counts
 
 
-def total(quantities) -> Expr | None:
+def total(quantities: Iterable[Expr | None]) -> Expr | None:
     """Sum of per-layer quantities as one SymPy Add; None if any is unknown."""
     quantities = list(quantities)
     if any(q is None for q in quantities):
@@ -396,7 +407,7 @@ def total(quantities) -> Expr | None:
     return expansion.expand(add(quantities), "the network's total")
 
 
-def add(exprs) -> Expr:
+def add(exprs: Iterable[Expr]) -> Expr:
     """The sum of formulas, each distinct one multiplied by how often it occurs (10,000 layers
     have a few distinct formulas: SymPy adds a few terms instead of collecting 10,000)."""
     exprs = list(exprs)
@@ -417,7 +428,7 @@ _AXES = {1: ("k",), 2: ("k_h", "k_w"), 3: ("k_d", "k_h", "k_w")}
 TEMPLATE_NAMES = ("k", "k_d", "k_h", "k_w", "C_in", "C_out", "g", "C", "N", "P")
 
 
-def template_symbol(name: str, avoid=frozenset()) -> sympy.Symbol:
+def template_symbol(name: str, avoid: Iterable[str] = frozenset()) -> sympy.Symbol:
     """The textbook symbol `name`, primed when `avoid` (the program's names) has it: C -> C', C_in -> C'_in."""
     if name not in avoid:
         return sympy.Symbol(name)
@@ -429,14 +440,14 @@ def template_symbol(name: str, avoid=frozenset()) -> sympy.Symbol:
 class Template:
     """The textbook symbols a kind writes its parameter formula in."""
 
-    kernel: tuple
+    kernel: tuple[sympy.Symbol, ...]
     c_in: sympy.Symbol
     c_out: sympy.Symbol
     g: sympy.Symbol
     c: sympy.Symbol
-    avoid: frozenset = frozenset()
+    avoid: frozenset[str] = frozenset()
     # a kind's own textbook symbols (posembed's table size P) and what they stand for
-    extra: dict = field(default_factory=dict)
+    extra: dict[sympy.Symbol, Expr] = field(default_factory=dict)
 
     @property
     def k(self) -> Expr:
@@ -449,10 +460,13 @@ class Template:
         return symbol
 
 
-def generic_params(layer: Layer, avoid=frozenset()) -> tuple[sympy.Expr, dict]:
+def generic_params(layer: Layer, avoid: Iterable[str] = frozenset()) -> tuple[Expr, dict[sympy.Symbol, Expr]]:
     """(template, values): the parameter formula in textbook symbols and what they stand for here;
     `avoid` are names the textbook symbols must not take (the program's symbols)."""
-    named = lambda name: template_symbol(name, avoid)  # noqa: E731
+
+    def named(name: str) -> sympy.Symbol:
+        return template_symbol(name, avoid)
+
     t = Template(
         tuple(named(name) for name in _AXES.get(len(layer.kernel), ())),
         named("C_in"),

@@ -8,13 +8,13 @@ shapes); its kind (`paramsym.kinds`) turns it into counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import sympy
 
 from ..errors import Position
 
-Expr = sympy.Expr
+Expr: TypeAlias = sympy.Expr  # SymPy has no type information: Any to mypy
 ONE = sympy.Integer(1)
 ZERO = sympy.Integer(0)
 
@@ -27,7 +27,7 @@ class Shape:
     vector, or None when even the number of spatial axes is unknown.
     """
 
-    spatial: tuple | None
+    spatial: tuple[Expr | None, ...] | None
     channels: Expr | None
 
     @property
@@ -48,7 +48,7 @@ class Shape:
             return None
         return positions * self.channels
 
-    def dims(self) -> list | None:
+    def dims(self) -> list[Expr | None] | None:
         """Sizes channels last, None for the whole shape when its rank is unknown."""
         if self.spatial is None:
             return None
@@ -88,18 +88,20 @@ class Layer:
     out_shape: Shape
     cin: Expr | None
     cout: Expr | None
-    kernel: tuple = ()
-    stride: tuple = ()
-    pad: tuple = ()
-    dilation: tuple = ()
+    kernel: tuple[Expr, ...] = ()
+    stride: tuple[Expr, ...] = ()
+    pad: tuple[Expr | str, ...] = ()  # or ("same",) * rank
+    dilation: tuple[Expr, ...] = ()
     groups: Expr = ONE
     bias: bool = False
-    options: dict = field(default_factory=dict)
-    constraints: tuple = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    constraints: tuple[Constraint, ...] = ()
     multiplier: Expr = ONE  # how many times the layer counts (a symbolic repeat around it)
-    experts: tuple | None = None  # inside moe: (E, k), the experts stored and those one position uses
+    experts: tuple[Expr, Expr] | None = None  # inside moe: (E, k), the experts stored and those one position uses
     stage: int = 0  # index of the top-level stage it belongs to (for folded tables)
-    field: tuple | None = None  # receptive field per spatial axis of the output: ((size, jump, start), ...)
+    field: tuple[tuple[Expr, Expr, Expr], ...] | None = (
+        None  # receptive field per spatial axis of the output: ((size, jump, start), ...)
+    )
 
     @property
     def kernel_size(self) -> Expr:
@@ -118,10 +120,10 @@ class Node:
     """
 
     kind: str
-    children: list = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
     layer: int | None = None
     count: Expr | None = None
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,8 +131,10 @@ class Flow:
     """What flows from one layer to the next."""
 
     shape: Shape
-    source: tuple | None  # (name, position) of the layer that set the channels
-    field: tuple | None = None  # receptive field per spatial axis: ((size, jump, start), ...)
+    source: tuple[str, Position] | None  # (name, position) of the layer that set the channels
+    field: tuple[tuple[Expr, Expr, Expr], ...] | None = (
+        None  # receptive field per spatial axis: ((size, jump, start), ...)
+    )
     at_input: bool = False  # the program's input itself, no layer between (token ids for an embedding)
 
 
@@ -140,8 +144,8 @@ class TorchSpec:
     paramsym.torch_modules), positional and keyword arguments (which may be specs)."""
 
     cls: str
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
     repeat: int = 1  # nn.Sequential of `repeat` fresh copies of args[0]
 
 
@@ -150,7 +154,7 @@ class KerasSpec:
     """One Keras layer to build: `keras.layers.<cls>(**kwargs)`."""
 
     cls: str
-    kwargs: dict = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
     # how it is called: "" layer(x); "self" layer(x, x) (attention: query and value); "causal" the same with
     # use_causal_mask=True
     call: str = ""
