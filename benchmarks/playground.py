@@ -83,7 +83,8 @@ def screenshots(playwright, base: str) -> None:
     try:
         page = browser.page(1440, 1000)
         program = (
-            "let C = 64\ninput(224x224x3)\n  > conv7x7(->C, stride=2, pad=3) > bn > relu > maxpool3x3(stride=2, pad=1)\n"
+            "let C = 64\ninput(224x224x3)\n"
+            "  > conv7x7(->C, stride=2, pad=3) > bn > relu > maxpool3x3(stride=2, pad=1)\n"
             "  > res(conv3x3(->C, pad=1) > bn > relu > conv3x3(->C, pad=1) > bn) > relu\n"
             "  > res(conv3x3(->2C, stride=2, pad=1) > bn > relu > conv3x3(->2C, pad=1) > bn\n"
             "        | conv1x1(->2C, stride=2) > bn) > relu\n  > gap > dense(->1000, bias)"

@@ -6,8 +6,9 @@ with torchvision: parameters, BatchNorm running statistics and the output shape.
 
     python tests/import_coverage.py            # print the table
     python tests/import_coverage.py --update   # write it into docs/zoo.md
-    python tests/import_coverage.py --readable # lines of each import, flat and with blocks (paramsym.frameworks.factor),
-                                               # and whether every total and the output shape are equal
+    python tests/import_coverage.py --readable # lines of each import, flat and with blocks
+                                               # (paramsym.frameworks.factor), and whether every total and the
+                                               # output shape are equal
 """
 
 from __future__ import annotations

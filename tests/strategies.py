@@ -393,7 +393,7 @@ def _edge_value(draw, sizes, channels):
 
 def _edge_norm(draw, sizes, channels):
     text, count = draw(st.sampled_from([(str(channels), channels), ("0", 0), ("-1", -1), ("3/2", 1.5)]))
-    name, cls = draw(st.sampled_from([("bn", "BatchNorm"), ("prelu", "PReLU")]))
+    name, _cls = draw(st.sampled_from([("bn", "BatchNorm"), ("prelu", "PReLU")]))
     if name == "bn":
         return f"bn({text})", lambda: getattr(_nn(), f"BatchNorm{max(len(sizes), 1)}d")(count)
     return f"prelu({text})", lambda: _nn().PReLU(count)

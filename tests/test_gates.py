@@ -235,7 +235,7 @@ def test_a_tie_between_symbolic_sizes_waits_for_values():
 
 def test_names_are_reserved_words():
     for word in ("mul", "moe", "aux", "as"):
-        with pytest.raises(ParamsymError, match="reserved|unexpected"):
+        with pytest.raises(ParamsymError, match=r"reserved|unexpected"):
             paramsym.parse(f"let {word} = 3\nconv3x3(3->4)")
 
 

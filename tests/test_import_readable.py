@@ -204,7 +204,8 @@ def blocky(draw):
     body = draw(
         st.sampled_from(
             [
-                "res(conv3x3(->c, stride=s, pad=1) > bn > relu > conv3x3(->c, pad=1) > bn | conv1x1(->c, stride=s) > bn) > relu",
+                "res(conv3x3(->c, stride=s, pad=1) > bn > relu > conv3x3(->c, pad=1) > bn "
+                "| conv1x1(->c, stride=s) > bn) > relu",
                 "conv1x1(->2c) > bn > relu > dwconv3x3(stride=s, pad=1) > bn > relu > conv1x1(->c) > bn",
                 "concat(conv1x1(->c, stride=s) > relu | conv3x3(->c, stride=s, pad=1) > relu)",
                 "res(conv1x1(->c, stride=s) | conv3x3(->c, stride=s, pad=1) > gn(groups=1))",

@@ -152,12 +152,12 @@ def test_shufflenet_unit_is_torchvisions_inverted_residual():
     net = paramsym.parse(program)
     unit = InvertedResidual(64, 64, 1)
     x = torch.randn(1, 64, 14, 14)
-    y, macs = _macs(unit, x)
+    _y, macs = _macs(unit, x)
     counts = net.evaluate()
     assert (counts["params"], counts["state"], counts["macs"]) == (torch_params(unit), torch_state(unit), macs)
     exported = paramsym.to_torch(net).eval()
     with torch.no_grad():
-        for name, value in unit.state_dict().items():
+        for _name, value in unit.state_dict().items():
             if value.is_floating_point():
                 value.copy_(torch.rand_like(value) + 0.5)
         for theirs, ours in zip(unit.state_dict().values(), exported.state_dict().values()):

@@ -68,7 +68,7 @@ def test_worked_examples_through_the_cli(program, params, shape, keras_params):
 
 # ---- every flag against PyTorch -------------------------------------------------------------------
 
-T, I, H, P = 5, 6, 8, 3
+T, I, H, P = 5, 6, 8, 3  # noqa: E741  (I: the input size of the language's T x I)
 
 
 def _program(cell, bias, layers, bidirectional, proj, last, t=T, i=I, h=H):
@@ -151,13 +151,13 @@ def test_symbolic_sizes():
 
 
 def test_generic_formula():
-    [(path, template, values, count)] = paramsym.generic(paramsym.parse("input(32x128) > lstm(->256, bias)"))
+    [(_path, template, values, count)] = paramsym.generic(paramsym.parse("input(32x128) > lstm(->256, bias)"))
     assert str(template) == "4*C_in*C_out + 4*C_out**2 + 8*C_out" and count == 395264
-    [(path, template, values, count)] = paramsym.generic(
+    [(_path, template, values, count)] = paramsym.generic(
         paramsym.parse("input(32x128) > gru(->256, bias, layers=3, bidirectional)")
     )
     assert template.subs(values) == count == 2958336
-    [(path, template, values, count)] = paramsym.generic(paramsym.parse("input(32x128) > lstm(->256, proj=64)"))
+    [(_path, template, values, count)] = paramsym.generic(paramsym.parse("input(32x128) > lstm(->256, proj=64)"))
     assert template.subs(values) == count
 
 
@@ -397,7 +397,7 @@ def test_import_hand_written_models():
 
 def test_import_refuses_batch_second():
     model = _Wrapped(nn.LSTM(8, 16))
-    with pytest.raises(paramsym.ParamsymError, match="batch_first=False.*batch_first=True"):
+    with pytest.raises(paramsym.ParamsymError, match=r"batch_first=False.*batch_first=True"):
         paramsym.from_torch(model, (10, 8))
 
 

@@ -99,7 +99,7 @@ def test_property_grouped_and_any_head_width(w, rows, cols, groups, per_group, e
     d = 2 * heads
     extra = (f", kv_heads={groups}" if grouped else "") + (f", head_dim={e}" if own_width else "")
     text = program(rows * w, cols * w, d, heads, w, shift, bias, extra)
-    network, whole, ours = exported(text)
+    network, whole, _ours = exported(text)
     values = network.evaluate()
     x = torch.randn(1, d, rows * w, cols * w)
     assert torch_params(whole) == values["params"], text

@@ -70,7 +70,7 @@ def test_derivation_rows_hold(program):
     text = paramsym.latex(network)
     rows = re.search(r"\\begin\{align\*\}\n(.*?)\n\\end\{align\*\}", text, re.S).group(1).split(" \\\\\n")
     assert len(rows) == len(paramsym.generic(network))
-    for row, (path, template, values, count) in zip(rows, paramsym.generic(network)):
+    for row, (_path, template, _values, count) in zip(rows, paramsym.generic(network)):
         _, textbook, right = [part.strip() for part in row.split("&")[0:1] + row.split("&&")[1].split("&=")]
         assert same(parse(textbook), template), row
         steps = [parse(step) for step in right.split(" = ")]
@@ -115,7 +115,7 @@ def test_textbook_symbols_never_look_like_the_programs(program):
         textbook = row.split("&&")[1].split("&=")[0]
         for s in parse(textbook.strip()).free_symbols:
             assert s.name not in own, row
-    for _, template, values, _ in paramsym.generic(network):
+    for _, template, _values, _ in paramsym.generic(network):
         assert not {s.name for s in template.free_symbols} & set(network.symbols)
 
 

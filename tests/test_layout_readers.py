@@ -1,5 +1,5 @@
-"""The layout readers (paramsym.frameworks.hf_import: Hugging Face language models, torchvision's ViT and Swin) read what
-changes a count from the model or refuse, checked against the frameworks themselves: the input asked for
+"""The layout readers (paramsym.frameworks.hf_import: Hugging Face language models, torchvision's ViT and Swin) read
+what changes a count from the model or refuse, checked against the frameworks themselves: the input asked for
 (torchvision's ViT takes its image_size only, a language model one axis, a learned position table no more
 positions than it has), the activation of every block, Mistral's sliding window (transformers' own KV cache),
 and config fields that add layers (cross-attention, other heads)."""
@@ -57,7 +57,7 @@ def test_vit_takes_only_its_image_size_as_torchvision_does(built, asked):
 @pytest.mark.parametrize("asked", ["224x224x1", "224x224", "224"])
 def test_vit_refuses_other_channels_and_axes(asked):
     model = on_meta(torchvision.models.vit_b_16)
-    with pytest.raises(ParamsymError, match="channels|HxWxC"):
+    with pytest.raises(ParamsymError, match=r"channels|HxWxC"):
         paramsym.from_torch(model, asked)
 
 

@@ -81,7 +81,7 @@ def test_modern_zoo_model_counts_as_torchvision(name):
 def test_stochastic_depth_probabilities_are_torchvisions(name):
     """droppath changes no count, so the counts cannot check it: the probabilities, in the
     order the branches run, are those of the StochasticDepth modules torchvision calls."""
-    factory, _, meta = ZOO[name]
+    factory, _, _meta = ZOO[name]
     with torch.device("meta"):
         module = factory()
     module.eval()

@@ -225,7 +225,7 @@ def _solution(problem: _Problem, budget, on, mode, value, method, values=()) -> 
         total_at_previous=problem.f(value - 1) if value is not None and value > 1 else None,
         formula=problem.formula,
         method=method,
-        relations={n: e for n, e in problem.network.relations().items()},
+        relations=dict(problem.network.relations()),
     )
 
 

@@ -232,7 +232,7 @@ def _validity(network: Network, symbols, columns) -> np.ndarray | None:
             ok = compile_condition(bound, constraint.requirement, symbols)(columns)
             mask = ok if mask is None else mask & ok
     # a relation such as D = C/2 must give a positive whole number at every point
-    for name, expr in network.assignments.items():
+    for _name, expr in network.assignments.items():
         bound = network.bind(expr, free=symbols)
         if not bound.free_symbols or bound.free_symbols - set(symbols):
             continue

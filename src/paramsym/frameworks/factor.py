@@ -875,7 +875,7 @@ def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> s
     reserved = {str(s) for s in flat.symbols} | {s.name for s in program.statements}
     reserved |= {
         str(v)
-        for leaf in (l for s in stages for l in _leaves(s))
+        for leaf in (found for s in stages for found in _leaves(s))
         for a in leaf.args
         for v in a.values
         if isinstance(v, sympy.Symbol)

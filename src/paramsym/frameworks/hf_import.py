@@ -343,9 +343,10 @@ def _vit(model, size: tuple | None) -> str:
             [
                 f"# {type(model).__name__} read by paramsym",
                 f"let d = {width}; let L = {len(blocks)}; let h = {heads}",
-                f"def block = res(ln > attn(heads=h{', bias' if attention_bias else ''})) > res(ln > dense(->{hidden}{b}) "
-                f"> {act} > dense(->d{b}))",
-                f"input({'x'.join(str(v) for v in size)}) > conv{patch}x{patch}(->d, stride={patch}, bias) > tokens > cls "
+                f"def block = res(ln > attn(heads=h{', bias' if attention_bias else ''})) "
+                f"> res(ln > dense(->{hidden}{b}) > {act} > dense(->d{b}))",
+                f"input({'x'.join(str(v) for v in size)}) "
+                f"> conv{patch}x{patch}(->d, stride={patch}, bias) > tokens > cls "
                 f"> posembed({model.seq_length}) > (block) * L > ln > first{head_text}",
             ]
         )

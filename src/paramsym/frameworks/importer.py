@@ -513,7 +513,7 @@ def _dominators(ops: dict[str, _Op], order: list[str]) -> dict[str, str | None]:
     dom: dict[str, set] = {}
     for name in order:
         op = ops[name]
-        inputs = [i for i in op.inputs]
+        inputs = list(op.inputs)
         if not inputs:
             dom[name] = {name}
         else:

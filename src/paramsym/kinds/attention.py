@@ -503,12 +503,11 @@ def _mha_heads(mha, ctx, where: str) -> str:
         raise ImportRefused(
             f"{where} (MultiheadAttention) has add_bias_kv or add_zero_attn, which the language cannot express"
         )
-    if mha.kdim != d or mha.vdim != d:
-        if mha.kdim != mha.vdim:
-            raise ImportRefused(
-                f"{where} (MultiheadAttention) has kdim={mha.kdim} and vdim={mha.vdim}: the "
-                f"language takes keys and values from one source (kdim = vdim)"
-            )
+    if (mha.kdim != d or mha.vdim != d) and mha.kdim != mha.vdim:
+        raise ImportRefused(
+            f"{where} (MultiheadAttention) has kdim={mha.kdim} and vdim={mha.vdim}: the "
+            f"language takes keys and values from one source (kdim = vdim)"
+        )
     return text
 
 

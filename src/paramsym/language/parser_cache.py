@@ -67,7 +67,7 @@ def key(grammar: str, options: dict) -> str:
 
     described = "\0".join(f"{name}={options[name]!r}" for name in sorted(options))
     text = "\0".join(
-        (f"paramsym-parser-cache {FORMAT}", lark.__version__, "%d.%d" % sys.version_info[:2], described, grammar)
+        (f"paramsym-parser-cache {FORMAT}", lark.__version__, "{}.{}".format(*sys.version_info[:2]), described, grammar)
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
-from typing import Union
 
 import sympy
 from lark import Lark, Token, Transformer, v_args
@@ -81,7 +80,7 @@ class Positional:
         return None
 
 
-Argument = Union[Channels, Keyword, Positional]
+Argument = Channels | Keyword | Positional
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ class Named:
     pos: Position  # of the name
 
 
-Stage = Union[Call, Sequence, Repeat, Composite, Named]
+Stage = Call | Sequence | Repeat | Composite | Named
 
 
 @dataclass(frozen=True)
@@ -226,9 +225,8 @@ def _too_large(pos: Position) -> ParamsymLimitError:
 
 def _check_size(value: Expr, pos: Position) -> Expr:
     coeff = value.as_coeff_Mul()[0] if isinstance(value, sympy.Mul) else value
-    if isinstance(coeff, sympy.Rational):
-        if max(abs(coeff.p).bit_length(), coeff.q.bit_length()) > MAX_NUMBER_BITS:
-            raise _too_large(pos)
+    if isinstance(coeff, sympy.Rational) and max(abs(coeff.p).bit_length(), coeff.q.bit_length()) > MAX_NUMBER_BITS:
+        raise _too_large(pos)
     return value
 
 
@@ -682,7 +680,8 @@ def parse_program(source: str) -> Program:
     except UnexpectedInput as error:
         raise _translate(error, source, parser).with_source(source) from None
     except ParamsymError as error:
-        raise error.with_source(source)
+        error.with_source(source)
+        raise
     except VisitError as error:  # an error raised by a transformer method
         if isinstance(error.orig_exc, ParamsymError):
             raise error.orig_exc.with_source(source) from None
@@ -703,4 +702,5 @@ def parse_expression(text: str) -> Expr:
     except UnexpectedInput as error:
         raise _translate(error, text, parser).with_source(text) from None
     except ParamsymError as error:
-        raise error.with_source(text)
+        error.with_source(text)
+        raise

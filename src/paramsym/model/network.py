@@ -303,7 +303,8 @@ class Network:
                 for constraint in lc.layer.constraints:
                     ev.check(constraint)
         except ParamsymError as error:
-            raise error.with_source(self.source)
+            error.with_source(self.source)
+            raise
 
     def to_dict(self, **values) -> dict:
         """The JSON document of `paramsym count --format json` (see docs/cli.md)."""
@@ -797,6 +798,7 @@ def _parse(text: str, convention: str, dtype: str, values: dict) -> Network:
         network.check()
         return network
     except ParamsymError as error:
-        raise error.with_source(text)
+        error.with_source(text)
+        raise
     except RecursionError:
         raise ParamsymLimitError("the program is nested too deeply to count").with_source(text) from None

@@ -141,7 +141,7 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
             rows.append(_layer_row(document, members[0]))
             continue
 
-        def summed(q):
+        def summed(q, members=members):  # called in this iteration; the default binds it all the same
             exprs = tuple(lc.counts[q.name] for lc in members)
             if any(e is None for e in exprs):
                 return {"expr": None, "value": None}

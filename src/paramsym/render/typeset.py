@@ -93,7 +93,7 @@ def derivation(network: Network, style: LatexStyle) -> list[str]:
     for path, template, values, count in generic(network, avoid):
         textbook = _render(template, lambda s: sympy.latex(s), " ")
 
-        def plugged(symbol):
+        def plugged(symbol, values=values):  # called in this iteration; the default binds it all the same
             value = values[symbol]
             text = style.expr(value)
             return f"\\left({text}\\right)" if isinstance(value, (sympy.Add, sympy.Mul)) else text
