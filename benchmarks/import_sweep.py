@@ -35,7 +35,7 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # import_coverage: torchvision's list and the meta-device builder
+sys.path.insert(0, str(ROOT / "tests"))  # helpers.import_coverage: torchvision's list and the meta-device builder
 
 SIZES = [
     "test",
@@ -87,7 +87,7 @@ def timm_models(every: bool = False) -> list[str]:
 
 
 def torchvision_models() -> list[str]:
-    from import_coverage import model_names
+    from helpers.import_coverage import model_names
 
     return model_names()
 
@@ -98,7 +98,7 @@ def torchvision_models() -> list[str]:
 def build(source: str, name: str, device: str):
     import torch
 
-    from import_coverage import input_shape, on_meta
+    from helpers.import_coverage import input_shape, on_meta
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

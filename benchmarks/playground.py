@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from playground_browser import Browser, build_site, chromium_missing, open_playground, runs, serve, wait_for_run  # noqa: E402
+from helpers.playground_browser import Browser, build_site, chromium_missing, open_playground, runs, serve, wait_for_run  # noqa: E402
 
 RESNET50 = (ROOT / "examples" / "resnet50.psym").read_text()
 

@@ -1,9 +1,3 @@
-import sys
-from pathlib import Path
-
-# tests/frameworks.py is a helper module shared by the test files.
-sys.path.insert(0, str(Path(__file__).parent))
-
 from hypothesis import HealthCheck, settings
 
 # The property tests that take their size from the profile: "ci" keeps `make test` quick,

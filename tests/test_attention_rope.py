@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import paramsym
-from cli_helpers import run
+from helpers.cli_helpers import run
 
 
 def _exported(program: str) -> torch.nn.Module:

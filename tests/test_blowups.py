@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import paramsym
-from cli_helpers import run
-from strategies import growing_programs
+from helpers.cli_helpers import run
+from helpers.strategies import growing_programs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GUARD = 60  # seconds: far beyond what any of these takes now; before the fixes each ran for minutes

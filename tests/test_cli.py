@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from cli_helpers import run
+from helpers.cli_helpers import run
 
 SYMBOLIC = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > dense(->10, bias)"
 

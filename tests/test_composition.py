@@ -8,7 +8,7 @@ import sympy
 from torch import nn
 
 import paramsym
-from frameworks import Branches, Residual, torch_params, torch_run, torch_state
+from helpers.frameworks import Branches, Residual, torch_params, torch_run, torch_state
 from paramsym.language.syntax import symbol
 
 SECTION_1 = """

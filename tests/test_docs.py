@@ -6,7 +6,7 @@ import doctest
 
 import pytest
 
-from doc_examples import ROOT, command_output, console_examples
+from helpers.doc_examples import ROOT, command_output, console_examples
 
 DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 EXAMPLES = [(path, command, expected) for path in DOCS for command, expected in console_examples(path.read_text())]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import paramsym
-from cli_helpers import run
+from helpers.cli_helpers import run
 
 # (program, error class, words in the message, line, column, hint words or None)
 ERRORS = [

@@ -14,12 +14,12 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
 import paramsym
-from cli_helpers import run
-from frameworks import keras_counts, torch_params, torch_state
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
+from helpers.cli_helpers import run
+from helpers.frameworks import keras_counts, torch_params, torch_state
+from helpers.strategies import programs
 from paramsym.frameworks.torch_modules import Aux
-from strategies import programs
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -16,10 +16,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
 import paramsym
-from cli_helpers import run
-from frameworks import torch_params
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
+from helpers.cli_helpers import run
+from helpers.frameworks import torch_params
 from paramsym.errors import ParamsymError
 from paramsym.frameworks.export import helper_sources
 from paramsym.frameworks.keras_export import keras_source

@@ -15,7 +15,7 @@ import paramsym
 from paramsym import ParamsymError
 
 torch = pytest.importorskip("torch")
-from cli_helpers import run  # noqa: E402
+from helpers.cli_helpers import run  # noqa: E402
 from paramsym.frameworks.export import example_input, to_torch, torch_source  # noqa: E402
 
 

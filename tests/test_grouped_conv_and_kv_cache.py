@@ -147,7 +147,7 @@ GROUPED_TORCH = [
 @pytest.mark.parametrize("program, factory, shape", GROUPED_TORCH, ids=[g[0] for g in GROUPED_TORCH])
 def test_grouped_conv_against_pytorch(program, factory, shape):
     torch = _torch()
-    from frameworks import torch_params, torch_run
+    from helpers.frameworks import torch_params, torch_run
 
     module = factory(torch.nn)
     out_shape, macs = torch_run(module, list(shape), "cf")
@@ -191,7 +191,7 @@ def grouped_convs(draw):
 @given(grouped_convs())
 def test_property_grouped_conv_macs_equal_flop_counter(case):
     torch = _torch()
-    from frameworks import torch_params, torch_run
+    from helpers.frameworks import torch_params, torch_run
 
     program, rank, spec, shape = case
     module = getattr(torch.nn, f"Conv{rank}d")(**spec)
@@ -265,7 +265,7 @@ KV_MODELS = [
 @pytest.mark.parametrize("name, build", KV_MODELS, ids=[m[0] for m in KV_MODELS])
 def test_kv_cache_equals_hugging_face_dynamic_cache(name, build):
     _torch()
-    from frameworks import torch_params
+    from helpers.frameworks import torch_params
 
     model, program = build()
     network = paramsym.parse(program)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from cli_helpers import run
+from helpers.cli_helpers import run
 
 SQUARES = (
     "; ".join(["let A1 = 2", *(f"let A{i} = A{i - 1}*A{i - 1}" for i in range(2, 41))]) + "; input(8) > dense(->A40)"
@@ -233,7 +233,7 @@ def _in(directory, *args):
     import subprocess
     import sys
 
-    from cli_helpers import PARAMSYM
+    from helpers.cli_helpers import PARAMSYM
 
     command = [PARAMSYM, *args] if args[0] != "-m" else [sys.executable, *args]
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}

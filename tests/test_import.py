@@ -12,9 +12,9 @@ from hypothesis import given
 from torch import nn
 
 import paramsym
-from cli_helpers import run
-from frameworks import torch_params, torch_state
-from strategies import programs
+from helpers.cli_helpers import run
+from helpers.frameworks import torch_params, torch_state
+from helpers.strategies import programs
 from test_zoo import ZOO
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -1,5 +1,5 @@
 """Every classification model of torchvision imports exactly, or is refused with the reason named;
-docs/zoo.md's table says which (tests/import_coverage.py writes it)."""
+docs/zoo.md's table says which (tests/helpers/import_coverage.py writes it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-import import_coverage
+from helpers import import_coverage
 
 NAMES = import_coverage.model_names()
 
@@ -47,7 +47,7 @@ def test_swin_v2_imports_exactly(rows):
 def test_every_traced_import_is_written_with_blocks(rows):
     """paramsym.frameworks.factor checks that a factored import counts exactly what the flat one counts (every total
     and the output shape) and writes the flat one otherwise: here none fell back (test_import_readable.py
-    compares the two for a table of models; `python tests/import_coverage.py --readable` for all)."""
+    compares the two for a table of models; `python tests/helpers/import_coverage.py --readable` for all)."""
     flat = [
         name
         for name, row in rows.items()
@@ -58,5 +58,5 @@ def test_every_traced_import_is_written_with_blocks(rows):
 
 def test_the_table_in_zoo_md_is_current(rows):
     assert import_coverage.documented() == import_coverage.table([rows[n] for n in NAMES]), (
-        "run: python tests/import_coverage.py --update"
+        "run: python tests/helpers/import_coverage.py --update"
     )

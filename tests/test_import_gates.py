@@ -12,7 +12,7 @@ import torch
 import torch.fx
 
 import paramsym
-from cli_helpers import run
+from helpers.cli_helpers import run
 from paramsym.frameworks.torch_modules import Branches
 
 
@@ -90,7 +90,7 @@ def test_exported_gate_source_runs_alone(tmp_path):
     ],
 )
 def test_keras_gate_takes_the_shape_of_the_gate(program):
-    import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
+    from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
 
     network = paramsym.parse(program, convention="keras")
     model = paramsym.to_keras(network)

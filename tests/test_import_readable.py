@@ -12,14 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import paramsym
+from helpers.strategies import programs
 from paramsym.frameworks import factor
-from strategies import programs
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 from torch import nn  # noqa: E402
 
-import import_coverage  # noqa: E402
+from helpers import import_coverage  # noqa: E402
 
 
 def counts(text: str) -> tuple:
@@ -185,7 +185,7 @@ def test_nothing_recurs_nothing_changes():
 
 
 def test_the_cli_writes_blocks_and_flat_on_request():
-    from cli_helpers import run
+    from helpers.cli_helpers import run
 
     factored = run("import", "torchvision.models:resnet18", "--input", "224x224x3", timeout=120)
     flat = run("import", "torchvision.models:resnet18", "--input", "224x224x3", "--flat", timeout=120)
@@ -239,7 +239,7 @@ def test_factoring_a_flattened_program_keeps_every_count(text):
 
 @given(programs())
 def test_factoring_any_program_keeps_every_count(text):
-    """Programs of every layer kind (tests/strategies.py), with lets and symbolic repeats: flattened,
+    """Programs of every layer kind (tests/helpers/strategies.py), with lets and symbolic repeats: flattened,
     then factored, they count what they did."""
     flat = factor.flatten(text)
     assert counts(flat) == counts(text)

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import paramsym
-from frameworks import torch_params, torch_state
+from helpers.frameworks import torch_params, torch_state
 from paramsym.errors import ImportRefused
 from paramsym.kinds import windows
 

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import paramsym
-from import_coverage import on_meta
+from helpers.import_coverage import on_meta
 
 
 def torch_counts(model, input_shape):
@@ -265,7 +265,7 @@ def test_a_program_that_counts_differently_is_refused(monkeypatch, appended, mes
 
 
 def test_cli_refuses_the_unused_layer_with_one_message(tmp_path, monkeypatch):
-    from cli_helpers import run
+    from helpers.cli_helpers import run
 
     (tmp_path / "unused_layer_model.py").write_text(
         "from torch import nn\n"

@@ -13,7 +13,7 @@ import pytest
 import sympy
 
 import paramsym
-from cli_helpers import PARAMSYM, run
+from helpers.cli_helpers import PARAMSYM, run
 from paramsym.algebra.sweeps import parse_grid
 from paramsym.cli import parse_assignments
 from paramsym.language.syntax import parse_count, symbol

@@ -7,9 +7,9 @@ import keras
 import pytest
 from keras import layers
 
-import frameworks  # noqa: F401  (sets KERAS_BACKEND=torch before keras is imported)
 import paramsym
-from frameworks import keras_counts
+from helpers import frameworks  # noqa: F401  (sets KERAS_BACKEND=torch before keras is imported)
+from helpers.frameworks import keras_counts
 
 
 def keras_model(shape, *stack):

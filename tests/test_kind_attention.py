@@ -22,10 +22,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.swin_transformer import ShiftedWindowAttention
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
-from cli_helpers import run
-from frameworks import keras_counts, torch_params
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
+from helpers.cli_helpers import run
+from helpers.frameworks import keras_counts, torch_params
 from paramsym.frameworks.torch_modules import GroupedQueryAttention
 
 

@@ -17,10 +17,10 @@ from torchvision.models.shufflenetv2 import InvertedResidual
 from torchvision.models.swin_transformer import PatchMerging
 from torchvision.ops import StochasticDepth
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
-from cli_helpers import run
-from frameworks import torch_params, torch_run, torch_state
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
+from helpers.cli_helpers import run
+from helpers.frameworks import torch_params, torch_run, torch_state
 
 
 class Scale(nn.Module):  # a per-channel factor as ConvNeXt writes it: gamma of shape (C, 1, 1)

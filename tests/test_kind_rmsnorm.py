@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
-from cli_helpers import run
-from frameworks import torch_params, torch_run, torch_state
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
+from helpers.cli_helpers import run
+from helpers.frameworks import torch_params, torch_run, torch_state
 
 # (program, params, MACs, output shape). MACs by hand, not from paramsym: a multiply-accumulate is a weight
 # times an input summed into an output (LANGUAGE.md section 3: O·Cout·k·Cin/g for a convolution,

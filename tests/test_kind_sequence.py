@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
-from cli_helpers import run
-from frameworks import torch_params
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
+from helpers.cli_helpers import run
+from helpers.frameworks import torch_params
 
 V, D = 50257, 768
 

@@ -21,8 +21,8 @@ from torchvision.models.swin_transformer import (
 )
 
 import paramsym
-from cli_helpers import run
-from frameworks import torch_params
+from helpers.cli_helpers import run
+from helpers.frameworks import torch_params
 
 
 def counts(program: str) -> dict:

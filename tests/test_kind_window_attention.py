@@ -16,8 +16,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.swin_transformer import ShiftedWindowAttention
 
 import paramsym
-from cli_helpers import run
-from frameworks import torch_params, torch_state
+from helpers.cli_helpers import run
+from helpers.frameworks import torch_params, torch_state
 from paramsym.frameworks.torch_modules import WindowAttention
 
 

@@ -13,7 +13,7 @@ import sympy
 from sympy.parsing.latex import parse_latex
 
 import paramsym
-from cli_helpers import run
+from helpers.cli_helpers import run
 
 PROGRAM = (
     "let C = 74\ninput(32x32x3) > conv3x3(->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > "

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import paramsym
-from cli_helpers import run
+from helpers.cli_helpers import run
 from paramsym import ParamsymError
 
 torch = pytest.importorskip("torch")
@@ -23,8 +23,8 @@ torchvision = pytest.importorskip("torchvision")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from torchvision.models.swin_transformer import SwinTransformer  # noqa: E402
 
-from frameworks import on_meta  # noqa: E402
-from frameworks import torch_params as numel  # noqa: E402
+from helpers.frameworks import on_meta  # noqa: E402
+from helpers.frameworks import torch_params as numel  # noqa: E402
 
 SRC = str(Path(paramsym.__file__).resolve().parents[1])
 

@@ -253,7 +253,7 @@ def test_a_file_or_directory_of_another_user_is_not_used(cache_home, what):
 def test_a_fifo_under_the_cache_name_never_hangs_the_command(tmp_path, monkeypatch):
     """A FIFO planted where the cache file belongs: opening it for reading used to wait for a writer for
     ever. The command finishes with the right output (the timeout only guards against the hang)."""
-    from cli_helpers import run
+    from helpers.cli_helpers import run
 
     folder = tmp_path / "paramsym"
     folder.mkdir(mode=0o700)

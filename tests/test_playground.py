@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from doc_examples import ROOT, console_examples
-from playground_browser import (
+from helpers.doc_examples import ROOT, console_examples
+from helpers.playground_browser import (
     Browser,
     build_site,
     chromium_missing,

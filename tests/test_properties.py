@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import paramsym
-from frameworks import torch_params, torch_run
+from helpers.frameworks import torch_params, torch_run
 from paramsym.core.evaluate import Evaluator
 from paramsym.language.syntax import parse_program, symbol
 

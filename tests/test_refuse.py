@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, event, given, settings
 from torch import nn
 
 import paramsym
-from cli_helpers import run
-from frameworks import torch_params, torch_run
-from strategies import edge_cases
+from helpers.cli_helpers import run
+from helpers.frameworks import torch_params, torch_run
+from helpers.strategies import edge_cases
 
 E = paramsym.ParamsymError
 ARG, EVAL = paramsym.ParamsymArgumentError, paramsym.ParamsymEvaluationError

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import paramsym
-from cli_helpers import PARAMSYM
+from helpers.cli_helpers import PARAMSYM
 from paramsym.render import printers
 from paramsym.render.printers import render_table
 

@@ -1,4 +1,4 @@
-"""The shared strategies (tests/strategies.py) write what docs/fuzzing.md says they write: attention and
+"""The shared strategies (tests/helpers/strategies.py) write what docs/fuzzing.md says they write: attention and
 recurrent layers among them (the page said they did not, issue 17)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import find, settings
 
-from strategies import programs
+from helpers.strategies import programs
 
 FUZZING = (Path(__file__).resolve().parents[1] / "docs" / "fuzzing.md").read_text()
 # a layer the strategies write: (how the page names it, a pattern in a generated program)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import paramsym
-from cli_helpers import run
+from helpers.cli_helpers import run
 from paramsym.algebra.sweeps import parse_grid
 from paramsym.algebra.vectorize import compile_exact, compile_pair
 from paramsym.core.evaluate import Evaluator

@@ -8,7 +8,7 @@ import pytest
 from torch import nn
 
 import paramsym
-from frameworks import torch_params, torch_run, torch_state
+from helpers.frameworks import torch_params, torch_run, torch_state
 
 # (program, module factory, layout): the input shape comes from the program's input(...).
 CASES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sympy
 
 import paramsym
-from cli_helpers import run
+from helpers.cli_helpers import run
 from paramsym.language.syntax import symbol
 
 C, D = symbol("C"), symbol("D")

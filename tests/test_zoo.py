@@ -14,9 +14,9 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
 import paramsym
-from frameworks import torch_params, torch_state
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch)
+from helpers.frameworks import torch_params, torch_state
 from paramsym.language.syntax import symbol
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -140,7 +140,7 @@ def test_keras_applications(name, application):
 
 
 def test_resnet50_table_is_readable():
-    from cli_helpers import run
+    from helpers.cli_helpers import run
 
     result = run("count", str(EXAMPLES / "resnet50.psym"))
     assert result.returncode == 0

@@ -13,7 +13,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import paramsym
-from frameworks import torch_params
+from helpers.frameworks import torch_params
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

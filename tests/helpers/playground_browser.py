@@ -17,7 +17,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "site"
 CHROMIUM = os.environ.get("PARAMSYM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # the flags a closed network needs: no background requests to Google's services

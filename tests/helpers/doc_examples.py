@@ -2,7 +2,7 @@
 
 A ```console block holds `$ paramsym ...` commands, each followed by exactly
 what it prints (standard output, then standard error). A ```pycon block is a
-doctest. `python tests/doc_examples.py --update FILE...` rewrites the console
+doctest. `python tests/helpers/doc_examples.py --update FILE...` rewrites the console
 outputs from the current build; the tests check that they still hold.
 """
 
@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAMSYM = str(Path(sys.executable).with_name("paramsym"))
 BLOCK = re.compile(r"^```console\n(.*?)^```$", re.S | re.M)
 
@@ -57,6 +57,6 @@ def update(path: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["--update"]:
-        sys.exit("usage: python tests/doc_examples.py --update FILE...")
+        sys.exit("usage: python tests/helpers/doc_examples.py --update FILE...")
     for name in sys.argv[2:]:
         update(Path(name))

@@ -4,11 +4,11 @@ Each model is built on the meta device (its parameters have shapes and no values
 RegNetY-128GF and ViT-H/14 take a second), imported with `paramsym.from_torch`, and compared
 with torchvision: parameters, BatchNorm running statistics and the output shape.
 
-    python tests/import_coverage.py            # print the table
-    python tests/import_coverage.py --update   # write it into docs/zoo.md
-    python tests/import_coverage.py --readable # lines of each import, flat and with blocks
-                                               # (paramsym.frameworks.factor), and whether every total and the
-                                               # output shape are equal
+    python tests/helpers/import_coverage.py            # print the table
+    python tests/helpers/import_coverage.py --update   # write it into docs/zoo.md
+    python tests/helpers/import_coverage.py --readable # lines of each import, flat and with blocks
+                                                       # (paramsym.frameworks.factor), and whether every total
+                                                       # and the output shape are equal
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-ZOO_MD = Path(__file__).resolve().parents[1] / "docs" / "zoo.md"
+ZOO_MD = Path(__file__).resolve().parents[2] / "docs" / "zoo.md"
 BEGIN, END = "<!-- import-coverage: begin -->", "<!-- import-coverage: end -->"
 
 
