@@ -1,4 +1,8 @@
+import pytest
 from hypothesis import HealthCheck, settings
+
+# the shared helpers (tests/helpers) assert too: pytest shows their failing values as it does the tests'
+pytest.register_assert_rewrite("helpers")
 
 # The property tests that take their size from the profile: "ci" keeps `make test` quick,
 # "fuzz" (`make fuzz`) tries tens of thousands of generated programs.

@@ -14,6 +14,7 @@ from torch import nn
 import paramsym
 from helpers.cli_helpers import run
 from helpers.frameworks import torch_params, torch_state
+from helpers.round_trip import import_back
 from helpers.strategies import programs
 from test_zoo import ZOO
 
@@ -43,8 +44,7 @@ def test_zoo_round_trip(path):
         # built with real weights here (a 175B model would not fit); read back by the family's layout in
         # tests/test_lm_zoo.py
         pytest.skip("language models: their import is tested in test_lm_zoo.py")
-    dims = [int(d) for d in network.input_shape.dims()]
-    again = paramsym.parse(paramsym.from_torch(paramsym.to_torch(network), dims))
+    _, again = import_back(network)
     assert round_trip_counts(again) == round_trip_counts(network)
 
 
@@ -56,9 +56,8 @@ def round_trip_counts(network):
 @given(programs())
 def test_property_round_trip_counts_the_same(text):
     network = paramsym.parse(text)
-    dims = [int(d) for d in network.input_shape.dims()]
-    imported = paramsym.from_torch(paramsym.to_torch(network), dims)
-    assert round_trip_counts(paramsym.parse(imported)) == round_trip_counts(network), (text, imported)
+    imported, again = import_back(network)
+    assert round_trip_counts(again) == round_trip_counts(network), (text, imported)
 
 
 class Doubles(nn.Module):

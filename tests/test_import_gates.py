@@ -13,6 +13,7 @@ import torch.fx
 
 import paramsym
 from helpers.cli_helpers import run
+from helpers.round_trip import import_back
 from paramsym.frameworks.torch_modules import Branches
 
 
@@ -56,16 +57,15 @@ def test_gates_broadcast_as_the_program_says_and_trace(program, expand):
 )
 def test_side_heads_import_back(program):
     network = paramsym.parse(program)
-    text = paramsym.from_torch(paramsym.to_torch(network), [int(d) for d in network.input_shape.dims()])
+    text, again = import_back(network)
     assert text.count("aux(") == program.count("aux("), text
-    again = paramsym.parse(text)
     assert again.evaluate() == network.evaluate(), text
     assert again.output_shape.dims() == network.output_shape.dims()
 
 
 def test_a_side_head_keeps_its_place():
     network = paramsym.parse("input(8x8x4) > conv3x3(->6) > aux(gap > dense(->3)) > conv3x3(->5)")
-    text = paramsym.from_torch(paramsym.to_torch(network), (8, 8, 4))
+    text, _ = import_back(network)
     lines = [line.strip(" >") for line in text.splitlines()]
     assert lines == ["input(8x8x4)", "conv3x3(4->6)", "aux(gap > flatten > dense(6->3))", "conv3x3(6->5)"]
 

@@ -11,6 +11,8 @@ import paramsym
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from helpers.round_trip import import_back  # noqa: E402
+
 
 def numel(model) -> int:
     return sum(p.numel() for p in model.parameters())  # a shared Parameter once
@@ -124,6 +126,5 @@ def test_a_linear_on_the_width_of_a_map_is_still_refused():
 def test_exported_attention_imports_back(program):
     """paramsym's own SelfAttention and GroupedQueryAttention modules read back as the attn they came from."""
     network = paramsym.parse(program)
-    text = paramsym.from_torch(paramsym.to_torch(network), [int(d) for d in network.input_shape.dims()])
-    again = paramsym.parse(text)
+    text, again = import_back(network)
     assert (again.params, again.macs, again.kv_cache) == (network.params, network.macs, network.kv_cache), text

@@ -21,6 +21,7 @@ import paramsym
 from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 from helpers.cli_helpers import run
 from helpers.frameworks import torch_params, torch_run, torch_state
+from helpers.round_trip import import_back, randomize_and_copy
 
 
 class Scale(nn.Module):  # a per-channel factor as ConvNeXt writes it: gamma of shape (C, 1, 1)
@@ -94,10 +95,8 @@ def test_the_exported_module_computes_the_same_function(program, reference):
     dims = [int(d) for d in net.input_shape.dims()]
     x = torch.randn(2, dims[-1], *dims[:-1])
     module, exported = reference().eval(), paramsym.to_torch(net).eval()
+    randomize_and_copy(module.parameters(), exported.parameters())
     with torch.no_grad():
-        for theirs, ours in zip(module.parameters(), exported.parameters()):
-            theirs.copy_(torch.randn_like(theirs))
-            ours.copy_(theirs.reshape(ours.shape))
         assert torch.allclose(module(x), exported(x))
 
 
@@ -135,10 +134,8 @@ def test_convnext_block_is_torchvisions_cnblock():
         block.block[5].bias,
         block.layer_scale,
     ]
+    randomize_and_copy(theirs, exported.parameters())
     with torch.no_grad():
-        for t, ours in zip(theirs, exported.parameters()):
-            t.copy_(torch.randn_like(t))
-            ours.copy_(t.reshape(ours.shape))
         exported[0].main[2].module.eps = 1e-6  # ConvNeXt's LayerNorm eps (counted nowhere)
         assert torch.allclose(block(x), exported(x), rtol=1e-4, atol=1e-3)
     assert paramsym.parse(program.replace(" > droppath(0.1)", "")).evaluate()["params"] == 79296
@@ -182,10 +179,8 @@ def test_swin_patch_merging_is_space2depth_ln_dense():
     assert net.evaluate()["macs"] == macs
     assert [int(d) for d in net.output_shape.dims()] == list(y.shape[1:]) == [28, 28, 192]
     exported = paramsym.to_torch(net).eval()
+    randomize_and_copy([merging.norm.weight, merging.norm.bias, merging.reduction.weight], exported.parameters())
     with torch.no_grad():
-        for t, ours in zip([merging.norm.weight, merging.norm.bias, merging.reduction.weight], exported.parameters()):
-            t.copy_(torch.randn_like(t))
-            ours.copy_(t)
         # Swin's channel order: the exported module is the same function, not only the same counts
         assert torch.allclose(merging(x), exported(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), atol=1e-4)
 
@@ -386,7 +381,7 @@ def test_import_from_pytorch():
     ]
     assert paramsym.parse(text).evaluate()["params"] == torch_params(module)
     net = paramsym.parse("input(8x8x6) > scale > slice(1, 5) > droppath(0.2) > adaptivemaxpool(3)")
-    back = paramsym.parse(paramsym.from_torch(paramsym.to_torch(net), (8, 8, 6)))
+    _, back = import_back(net)
     assert back.evaluate() == net.evaluate() and back.output_shape == net.output_shape
 
 

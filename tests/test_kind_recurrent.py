@@ -27,6 +27,7 @@ import paramsym
 from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 from helpers.cli_helpers import run
 from helpers.frameworks import torch_params
+from helpers.round_trip import import_back
 from paramsym.render.explain import explain
 
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
@@ -308,8 +309,8 @@ def test_export_to_torch_and_import_back(program):
         y = module(paramsym.example_input(net))
     dims = [int(d) for d in net.output_shape.dims()]
     assert list(y.shape[1:]) == (dims if len(dims) == 1 else [dims[-1], *dims[:-1]])
-    imported = paramsym.from_torch(module, [int(d) for d in net.input_shape.dims()])
-    assert paramsym.parse(imported).evaluate() == net.evaluate(), imported
+    imported, again = import_back(net, module)
+    assert again.evaluate() == net.evaluate(), imported
 
 
 def test_exported_torch_source_runs_alone(tmp_path):

@@ -14,6 +14,7 @@ import paramsym
 from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 from helpers.cli_helpers import run
 from helpers.frameworks import torch_params, torch_run, torch_state
+from helpers.round_trip import import_back
 
 # (program, params, MACs, output shape). MACs by hand, not from paramsym: a multiply-accumulate is a weight
 # times an input summed into an output (LANGUAGE.md section 3: O·Cout·k·Cin/g for a convolution,
@@ -125,9 +126,9 @@ def test_export_to_torch_and_import_back(program):
     assert torch_params(module) == net.evaluate()["params"]
     y = module(paramsym.example_input(net))
     assert list(y.shape[1:]) == [int(d) for d in [net.output_shape.dims()[-1], *net.output_shape.dims()[:-1]]]
-    imported = paramsym.from_torch(module, [int(d) for d in net.input_shape.dims()])
+    imported, again = import_back(net, module)
     assert "rmsnorm" in imported
-    assert paramsym.parse(imported).evaluate() == net.evaluate()
+    assert again.evaluate() == net.evaluate()
 
 
 def test_import_from_a_hand_written_model():

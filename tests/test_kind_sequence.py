@@ -18,6 +18,7 @@ import paramsym
 from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 from helpers.cli_helpers import run
 from helpers.frameworks import torch_params
+from helpers.round_trip import import_back
 
 V, D = 50257, 768
 
@@ -126,8 +127,8 @@ def test_export_to_torch_runs_and_imports_back(program):
     assert list(y.shape[1:]) == dims[-1:] + dims[:-1]  # channels first in PyTorch
     assert torch_params(module) == net.evaluate()["params"]
     assert counter.get_total_flops() // 2 == net.evaluate()["macs"]
-    imported = paramsym.from_torch(module, _dims(net.input_shape))
-    assert paramsym.parse(imported).evaluate() == net.evaluate()
+    imported, again = import_back(net, module)
+    assert again.evaluate() == net.evaluate(), imported
     # the written source runs without paramsym and gives the same count and shape
     namespace: dict = {}
     exec(paramsym.torch_source(net), namespace)
