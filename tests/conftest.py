@@ -1,5 +1,11 @@
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
+
+# Keras reads its backend when first imported: torch, set here, before any test module imports keras (an import
+# sorted above `from helpers import frameworks`, which sets it too, would otherwise find none and fail)
+os.environ.setdefault("KERAS_BACKEND", "torch")
 
 # the shared helpers (tests/helpers) assert too: pytest shows their failing values as it does the tests'
 pytest.register_assert_rewrite("helpers")
