@@ -274,7 +274,7 @@ def test_every_kind_answers_every_question():
         assert f"{layer.index + 1}. {layer.name}" in explain(net)
         torch_spec = kind.torch(layer, _Numbers())
         # a module of torch.nn, or one of paramsym's own (torch_modules.py) that exported source copies in
-        assert torch_spec.cls.startswith("nn.") or torch_spec.cls in export._HELPERS, (program, torch_spec)
+        assert torch_spec.cls.startswith("nn.") or torch_spec.cls in export.helper_classes(), (program, torch_spec)
         try:
             assert all(spec.cls[0].isupper() for spec in kind.keras(layer, _Numbers())), program
         except paramsym.ParamsymUsageError as refused:  # a kind Keras has no layer for says why
