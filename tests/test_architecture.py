@@ -6,6 +6,7 @@ the registry that every output picks up."""
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import re
 import subprocess
@@ -274,7 +275,7 @@ def test_every_kind_answers_every_question():
         assert f"{layer.index + 1}. {layer.name}" in explain(net)
         torch_spec = kind.torch(layer, _Numbers())
         # a module of torch.nn, or one of paramsym's own (torch_modules.py) that exported source copies in
-        assert torch_spec.cls.startswith("nn.") or torch_spec.cls in export._HELPERS, (program, torch_spec)
+        assert torch_spec.cls.startswith("nn.") or torch_spec.cls in export.helper_classes(), (program, torch_spec)
         try:
             assert all(spec.cls[0].isupper() for spec in kind.keras(layer, _Numbers())), program
         except paramsym.ParamsymUsageError as refused:  # a kind Keras has no layer for says why
@@ -339,3 +340,56 @@ def test_a_new_quantity_reaches_every_output():
     assert "C + 10" in _run_with_new_quantity("formula", PROGRAM, "--on", "biases")
     latex = _run_with_new_quantity("count", PROGRAM, "--format", "latex", "--set", "C=16")
     assert "& biases \\\\" in latex and "$C + 10 = 26$" in latex
+
+
+# ---- docs/architecture.md's tables are the package's ---------------------------------------------------
+
+ARCHITECTURE = SOURCE.parents[1] / "docs" / "architecture.md"
+
+
+def _table(header: str) -> list[list[set[str]]]:
+    """The rows of the docs/architecture.md table under `header`, each cell as its set of `quoted` names."""
+    lines = ARCHITECTURE.read_text(encoding="utf-8").splitlines()
+    start = lines.index(header) + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([set(re.findall(r"`([\w.]+/?)`", cell)) for cell in line.strip("|").split("|")])
+    return rows
+
+
+def _kind_names(kind) -> set[str]:
+    """A kind's names, and for a family (conv3x3, maxpool2x2) the family's stems."""
+    names = set(kind.names)
+    if kind.pattern is not None:
+        family = re.search(r"\(\?P<family>([^)]*)\)", kind.pattern.pattern)
+        names |= set(family.group(1).split("|")) if family else set()
+    return names
+
+
+def test_docs_architecture_tables_match_the_package():
+    # before: the kind table listed 9 of 19 modules, the stage table left out lalr and parser_cache
+    stages = _table("| stage | folder | modules |")
+    assert len(stages) == len(STAGES)
+    for number, (row, stage) in enumerate(zip(stages, STAGES)):
+        _, where, modules = row
+        named = {w.removesuffix(".py").removesuffix("/") for w in where}
+        assert named | {f"{n}.*" for n in named if n in FOLDERS} == stage, (number, where)
+        for folder in named & set(FOLDERS):
+            files = {p.stem for p in (SOURCE / folder).glob("*.py")} - {"__init__"}
+            if folder == "kinds":  # the kind modules are in the kind table
+                files = set(kinds._SHARED)
+            assert modules == files, (folder, modules ^ files)
+    # the kind table: every module of kinds/, and in its row the names of every kind it registers
+    rows = {frozenset(w.removesuffix(".py") for w in row[0]): row[1] for row in _table("| module | kinds |")}
+    assert set().union(*rows) == {p.stem for p in (SOURCE / "kinds").glob("*.py")} - {"__init__"}
+    assert frozenset(kinds._SHARED) in rows
+    for module in set().union(*rows) - set(kinds._SHARED):
+        registered = importlib.import_module(f"paramsym.kinds.{module}").KINDS
+        cell = rows[frozenset({module})]
+        expected = set().union(*(_kind_names(kind) for kind in registered))
+        assert expected <= cell, (module, expected - cell)
+        for word in cell:  # a layer name in the row is one of this module's kinds
+            found = kinds.lookup(word)
+            assert found is None or any(found[0] is kind for kind in registered), (module, word)

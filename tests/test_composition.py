@@ -3,13 +3,17 @@ with PyTorch modules wired the same way, plus paths, folding and errors."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sympy
 from torch import nn
 
 import paramsym
+from helpers.cli_helpers import run
 from helpers.frameworks import Branches, Residual, torch_params, torch_run, torch_state
 from paramsym.language.syntax import symbol
+from paramsym.render.explain import explain
 
 SECTION_1 = """
 # width of the first stage; a default that --set / solve may override
@@ -214,7 +218,8 @@ ERRORS = [
     ("input(8x8x16) > add(conv1x1(->4) | conv1x1(->8))", "this branch gives 8 x 8 x 8", 1, 36),
     ("input(8x8x16) > concat(conv1x1(->4) | maxpool2x2)", "spatial sizes of its branches differ", 1, 39),
     ("def a = b\ndef b = a\ninput(8) > a", "calls itself", 2, 9),
-    ("def conv3x3 = relu\ninput(8) > conv3x3", "would shadow the layer", 1, 5),
+    ("def input = relu\ninput(8) > relu", "would shadow", 1, 5),
+    ("def relu = bn > relu\ninput(8x8x4) > relu", "calls itself", 1, 17),
     ("def b(c) = dense(->c)\ninput(8) > b(cc=2)", "has no parameter 'cc'", 2, 14),
     ("def b(c, d) = dense(->c)\ninput(8) > b(2)", "needs a value for d", 2, 12),
     ("def b(c) = dense(->c)\ninput(8) > b(2, 3)", "takes 1 value(s), but 2 are given", 2, 17),
@@ -246,3 +251,80 @@ def test_fold_gives_one_row_per_stage():
     text = render_table(paramsym.parse(SECTION_1), width=200, fold=True)
     assert "block(C, 1) (8 layers)" in text and "block(2*C, 2) (8 layers)" in text
     assert "res.main" not in text
+
+
+# ---- a block may shadow a layer: inside the program its own def wins -------------------------------------
+
+# (the shadowed layer name, the program): each counts as the same program with the block renamed
+SHADOWING = [
+    ("first", "def first(w, s) = conv3x3(->w, stride=s) > bn > relu\ninput(32x32x3) > first(16, 1) > first(32, 2)"),
+    ("last", "def last = conv1x1(->8) > relu\ninput(8x8x4) > last > last"),
+    ("dense", "def dense(c) = conv1x1(->c, bias) > relu\ninput(8x8x4) > dense(8) > dense(3)"),
+    ("relu", "def relu = bn > gelu\ninput(8x8x4) > conv3x3(->4) > relu"),
+    # inside another block, a composite and a repeat too
+    ("relu", "def relu = bn > gelu\ndef unit = conv3x3(->4, pad=1) > relu\ninput(8x8x4) > res(unit) > (unit) * 2"),
+    (
+        "conv3x3",
+        "def conv3x3(c) = conv1x1(->c) > dwconv3x3(pad=1)\ninput(8x8x4) > conv3x3(8) > concat(conv3x3(2) | id)",
+    ),
+]
+
+
+def _facts(network, name: str) -> tuple:
+    return (
+        [
+            (re.sub(rf"\b{name}\b", "BLOCK", layer.path), layer.kind.key)
+            for layer in (lc.layer for lc in network.layers)
+        ],
+        [lc.counts for lc in network.layers],
+        network.evaluate(),
+        network.output_shape.dims(),
+    )
+
+
+@pytest.mark.parametrize("name, program", SHADOWING, ids=[f"{n}-{i}" for i, (n, _) in enumerate(SHADOWING)])
+def test_a_block_shadows_the_layer_of_its_name(name, program):
+    # before: refused, "block 'first' would shadow the layer of that name" (version 2 added first and last)
+    renamed = re.sub(rf"\b{name}\b(?!\s*\(->)", "BLOCK", program)  # the layer calls, conv3x3(->c), stay
+    assert "BLOCK" in renamed
+    shadowing, plain = paramsym.parse(program), paramsym.parse(renamed)
+    assert _facts(shadowing, name) == _facts(plain, "BLOCK")
+    # the name is called as a block: a segment of a layer's path, with the block's values, before another
+    assert any(re.search(rf"\b{name}(\([^)]*\))?\.", lc.layer.path) for lc in shadowing.layers)
+
+
+def test_explain_notes_the_shadowed_layer():
+    program = SHADOWING[0][1]
+    text = explain(paramsym.parse(program))
+    assert "Block first (line 1, column 5) shadows the layer first: in this program, first means the block." in text
+    assert "shadows" not in explain(paramsym.parse(program.replace("first", "block")))
+
+
+def test_a_shadowing_block_through_the_command_line():
+    program = SHADOWING[0][1].replace("\n", "; ")
+    counted = run("count", program, "--format", "json")
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout == run("count", program.replace("first", "block"), "--format", "json").stdout.replace(
+        "block", "first"
+    )
+    explained = run("explain", program)
+    assert explained.returncode == 0 and "shadows the layer first" in explained.stdout
+
+
+@pytest.mark.parametrize(
+    "program, words",
+    [
+        # a typo of a block's name suggests the block (before: 'first', the closest layer name)
+        ("def fire = relu\ninput(4) > fiire", "did you mean 'fire'?"),
+        ("def first = relu\ninput(4) > frist", "did you mean 'first'?"),
+        ("input(4) > frist", "did you mean 'first'?"),
+        # `LAYER as NAME` still names only layers, and no block or layer name
+        ("def first = dense(->4)\ninput(4) > first as wte", "'as wte' names one layer, but first is a block"),
+        ("def stem = dense(->4)\ninput(4) > dense(->4) as stem", "is the name of a layer or block"),
+        ("def first = dense(->4)\ninput(4) > dense(->4) as first", "is the name of a layer or block"),
+    ],
+)
+def test_names_next_to_a_shadowing_block(program, words):
+    with pytest.raises(paramsym.ParamsymError) as caught:
+        paramsym.parse(program)
+    assert words in str(caught.value)

@@ -176,7 +176,7 @@ QUANTITIES: list[Quantity] = [
         budget=True,
         explain=_explain_active,
     ),
-    # keys and values that attention keeps for one sequence (LANGUAGE.md section 7)
+    # keys and values that attention keeps for one sequence (docs/language.md, What is counted)
     Quantity(
         "kv_cache",
         "KV cache",

@@ -23,26 +23,6 @@ from ..core.records import Node, TorchSpec
 from ..errors import ParamsymError, ParamsymUsageError
 from ..model.network import LayerCount, Network
 
-_HELPERS = (
-    "Residual",
-    "Branches",
-    "ChannelsLast",
-    "FlattenChannelsLast",
-    "SamePad",
-    "Aux",
-    "MixtureOfExperts",
-    "ChannelsFirst",
-    "PositionEmbedding",
-    "ClassToken",
-    "Tokens",
-    "Select",
-    "TransposedLinear",
-    "Recurrent",
-    "SelfAttention",
-    "GroupedQueryAttention",
-)
-_HELPERS += ("LayerScale", "ChannelSlice", "SpaceToDepth", "DropPath")  # LANGUAGE.md section 8 (kinds of issue 11)
-_HELPERS += ("WindowAttention",)  # attn(window=w) (Swin)
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
 
@@ -339,16 +319,63 @@ def _literal(value, collapse: bool = True) -> str:
     return python_literal(value, collapse)
 
 
-# torch.nn's defaults, left out of the source for readability
+# The keywords left out of the source for readability when they have their default: torch.nn's default,
+# but for the classes of torch.nn named beside it, whose default differs (tests/test_export_helpers.py
+# checks the table against every class of torch.nn); a helper of torch_modules.py has its own signature's
 _TORCH_DEFAULTS = {
-    "stride": 1,
-    "padding": 0,
-    "dilation": 1,
-    "groups": 1,
-    "bias": True,
-    "ceil_mode": False,
-    "output_padding": 0,
+    "stride": (1, r"nn\.(Max|Avg|LP)Pool[123]d|nn\.MaxUnpool[123]d"),  # a pool's stride: its kernel size
+    "padding": (0, r"nn\.(Circular|Constant|Reflection|Replication|Zero)Pad[123]d"),  # a padding has none
+    "dilation": (1, None),
+    "groups": (1, r"nn\.ChannelShuffle"),
+    "bias": (True, r"nn\.LinearCrossEntropyLoss|nn\.RNNCellBase"),
+    "ceil_mode": (False, None),
+    "output_padding": (0, None),
 }
+
+
+def class_defaults(cls: str) -> dict:
+    """The keyword arguments that the written source leaves out for `cls` when they have these values: those of
+    _TORCH_DEFAULTS with torch.nn's default for a class of torch.nn, with the helper's own signature default for
+    a helper of torch_modules.py (the helper's default, not torch.nn's, is what a left-out keyword gets)."""
+    if cls.startswith("nn."):
+        return {
+            key: value
+            for key, (value, other) in _TORCH_DEFAULTS.items()
+            if other is None or not re.fullmatch(other, cls, re.ASCII)
+        }
+    source = helper_sources().get(cls)
+    if source is None:
+        return {}
+    return {key: value for key, value in _helper_defaults(source).items() if key in _TORCH_DEFAULTS}
+
+
+@cache
+def _helper_defaults(source: str) -> dict:
+    """The literal defaults of the __init__ of the class whose source this is (read as text: no PyTorch)."""
+    init = next(
+        (
+            node
+            for node in ast.parse(source).body[0].body
+            if isinstance(node, ast.FunctionDef) and node.name == "__init__"
+        ),
+        None,
+    )
+    if init is None:
+        return {}
+    args = init.args
+    pairs = [
+        *zip(args.args[len(args.args) - len(args.defaults) :], args.defaults),
+        *zip(args.kwonlyargs, args.kw_defaults),
+    ]
+    defaults = {}
+    for arg, default in pairs:
+        if default is None:  # a keyword-only argument without a default
+            continue
+        try:
+            defaults[arg.arg] = ast.literal_eval(default)
+        except ValueError:  # not a literal: never left out
+            pass
+    return defaults
 
 
 def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> str:
@@ -392,8 +419,9 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
             if isinstance(arg, (Spec, Shared, Tied))
             else _literal(arg, collapse)
         )
+    defaults = class_defaults(spec.cls)
     for key, value in spec.kwargs.items():
-        if key in _TORCH_DEFAULTS and _literal(value) == _literal(_TORCH_DEFAULTS[key]):
+        if key in defaults and _literal(value) == _literal(defaults[key]):
             continue
         parts.append(
             f"{keyword_name(key)}="
@@ -415,6 +443,22 @@ def helper_sources() -> dict[str, str]:
         for node in ast.parse(text).body
         if isinstance(node, (ast.ClassDef, ast.FunctionDef))
     }
+
+
+def _module_class(node) -> bool:
+    return isinstance(node, ast.ClassDef) and any(ast.unparse(base) == "nn.Module" for base in node.bases)
+
+
+@cache
+def helper_classes() -> tuple[str, ...]:
+    """paramsym's own modules, which a kind's TorchSpec may name besides torch.nn's: every nn.Module subclass
+    of torch_modules.py, in its order (a new one needs no list to be added to)."""
+    return tuple(name for name, text in helper_sources().items() if _module_class(ast.parse(text).body[0]))
+
+
+def uses_functional(name: str) -> bool:
+    """Whether the code of the class or function `name` of torch_modules.py uses `F` (torch.nn.functional)."""
+    return any(isinstance(node, ast.Name) and node.id == "F" for node in ast.walk(ast.parse(helper_sources()[name])))
 
 
 def _helpers_used(spec) -> list[str]:
@@ -458,9 +502,7 @@ def torch_source(network: Network, **values) -> str:
         "import torch",
         "from torch import nn",
     ]
-    if any(
-        isinstance(node, ast.Name) and node.id == "F" for name in used for node in ast.walk(ast.parse(sources[name]))
-    ):
+    if any(uses_functional(name) for name in used):
         lines.append("from torch.nn import functional as F")
     text = "\n".join(lines) + "\n\n\n"
     if helpers:

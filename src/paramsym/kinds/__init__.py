@@ -65,10 +65,11 @@ def known_names() -> list[str]:
     return sorted(names)
 
 
-def suggest(name: str) -> str | None:
+def suggest(name: str, blocks=()) -> str | None:
+    """The known name (a layer's, or one of the program's `blocks`) closest to a name that is neither."""
     import difflib  # only for the hint
 
-    close = difflib.get_close_matches(name, known_names(), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, sorted({*known_names(), *blocks}), n=1, cutoff=0.6)
     return close[0] if close else None
 
 

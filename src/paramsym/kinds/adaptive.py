@@ -1,4 +1,4 @@
-"""`adaptiveavgpool(S)`, `adaptivemaxpool(S)` (LANGUAGE.md section 8): PyTorch's adaptive pooling to
+"""`adaptiveavgpool(S)`, `adaptivemaxpool(S)` (docs/language.md): PyTorch's adaptive pooling to
 a fixed output size (S one size for every axis, or S1xS2 per axis); no parameters.
 
 Output position i of an axis of n inputs pools inputs floor(i·n/S) to ceil((i+1)·n/S) − 1, so the

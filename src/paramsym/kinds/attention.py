@@ -1,4 +1,4 @@
-"""`attn(heads=h, ...)` (LANGUAGE.md section 7): multi-head attention over the positions of
+"""`attn(heads=h, ...)` (docs/language.md, Attention): multi-head attention over the positions of
 its input (a sequence T x d, or the H·W positions of a map H x W x d; the shape is kept).
 
 With q = h·e query channels and kv = g·e key/value channels (e the head width, g the key/value
@@ -7,7 +7,7 @@ source's channels, d by default), plus `q + 2·kv + d` biases with `bias`, plus 
 relative-position bias table of `(2w−1)²·h` with `window=w` (Swin). MACs are the projections,
 then the scores and the weighted sum over every query/key pair (masked pairs included).
 
-Two paramsym extensions beyond LANGUAGE.md section 8, for torchvision's Swin V2:
+Two paramsym extensions (docs/language.md, Attention), for torchvision's Swin V2:
 `cpb=m` (with `window=w`) replaces the table by Swin V2's continuous position bias, an MLP
 Linear(2->m, bias) > ReLU > Linear(m->h) over the (2w−1)² relative coordinates, plus a logit
 scale per head (cosine attention): `3m + m·h + h` parameters, and the MLP's `(2w−1)²·(2m + m·h)`

@@ -1,4 +1,4 @@
-"""Layers that pick or reorder channels and learn nothing (LANGUAGE.md section 8):
+"""Layers that pick or reorder channels and learn nothing (docs/language.md, Modern convolutional networks):
 `slice(a, b)` keeps channels a to b-1 (ShuffleNetV2's channel split), `shuffle(g)` is
 ShuffleNet's channel shuffle in g groups. PyTorch: our `ChannelSlice(a, b)`, `nn.ChannelShuffle(g)`;
 Keras: shuffle as Reshape > Permute > Reshape, slice refused (keras.layers has no channel slice)."""

@@ -1,4 +1,4 @@
-"""`droppath(P)` (LANGUAGE.md section 8): stochastic depth, which in training drops a whole
+"""`droppath(P)` (docs/language.md, Modern convolutional networks): stochastic depth, which in training drops a whole
 sample's branch with probability P (and scales the kept ones by 1/(1−P)); no parameters, output
 unchanged, the identity at inference. PyTorch: our `DropPath(p)` (torchvision's StochasticDepth(p,
 "row") imports as it); Keras: Dropout(P) with noise_shape (batch, 1, ..., 1), one draw per sample."""

@@ -1,4 +1,4 @@
-"""`hardsigmoid` (LANGUAGE.md section 8): relu6(x + 3) / 6, element-wise, no parameters
+"""`hardsigmoid` (docs/language.md, Layers): relu6(x + 3) / 6, element-wise, no parameters
 (MobileNetV3's squeeze-and-excitation gate). PyTorch `nn.Hardsigmoid`, Keras
 `Activation("hard_sigmoid")`, which is the same function in Keras 3."""
 

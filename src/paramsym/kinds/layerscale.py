@@ -1,4 +1,4 @@
-"""`scale` (LANGUAGE.md section 8): layer scale, a learned factor per channel (ConvNeXt's gamma,
+"""`scale` (docs/language.md, modern networks): layer scale, a learned factor per channel (ConvNeXt's gamma,
 CaiT, Swin-V2). Params C, output unchanged. PyTorch: our `LayerScale(C)` (channels first); Keras: a
 1-wide depthwise convolution without bias, which is the same function with the same C weights."""
 

@@ -1,4 +1,4 @@
-"""Recurrent layers (LANGUAGE.md section 7): `lstm(->H)`, `gru(->H)`, `rnn(->H)` on a sequence T x I.
+"""Recurrent layers (docs/language.md, Layers): `lstm(->H)`, `gru(->H)`, `rnn(->H)` on a sequence T x I.
 
 Arguments: `->H` (or `I->H`) the hidden size; `layers=N` stacked layers (default 1);
 `bidirectional`; `proj=P` (lstm only: PyTorch's proj_size); `bias`; `last` (only the last

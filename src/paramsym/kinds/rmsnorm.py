@@ -1,4 +1,4 @@
-"""`rmsnorm`: root-mean-square normalization over the last axis (LANGUAGE.md section 7),
+"""`rmsnorm`: root-mean-square normalization over the last axis (docs/language.md, Layers),
 as in Llama and T5. It learns one scale per channel and no shift; `rmsnorm(noaffine)`
 learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
 

@@ -1,4 +1,4 @@
-"""The sequence layers of LANGUAGE.md section 7: `embed(V->d)` (token embedding),
+"""The sequence layers (docs/language.md, Layers): `embed(V->d)` (token embedding),
 `posembed(N)` (a learned table added to the positions), `cls` (a class token),
 `tokens` (the positions of a map become a sequence), `first` and `last` (one position).
 

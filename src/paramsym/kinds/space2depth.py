@@ -1,4 +1,4 @@
-"""`space2depth(B)` (LANGUAGE.md section 8): each B x B patch of an H x W x C map becomes one
+"""`space2depth(B)` (docs/language.md, Modern convolutional networks): each B x B patch of an H x W x C map becomes one
 position of B²·C channels: H/B x W/B x B²·C, no parameters (Swin's patch merging, PixelUnshuffle).
 
 The channel order is Swin's PatchMerging's (torchvision.models.swin_transformer): for B = 2 the

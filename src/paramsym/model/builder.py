@@ -40,8 +40,13 @@ _MOE_SHAPE_HINT = "end the expert with a layer back to the input width, e.g. den
 _INPUT_FIELD_AXIS = (ONE, ONE, sympy.Rational(1, 2))  # one pixel, step 1, centred on the first pixel
 
 
-def _unknown_layer(call: Call) -> ParamsymNameError:
-    close = kinds.suggest(call.name)
+def shadowing(program: Program) -> list[Define]:
+    """The program's blocks whose names are also layer names: in the program, the name means the block."""
+    return [s for s in program.statements if isinstance(s, Define) and kinds.is_layer_name(s.name)]
+
+
+def _unknown_layer(call: Call, blocks) -> ParamsymNameError:
+    close = kinds.suggest(call.name, blocks)
     return ParamsymNameError(
         f"unknown layer '{call.name}'",
         pos=call.pos,
@@ -81,7 +86,9 @@ class LayerBuilder:
                 self._define(statement)
 
     def _define(self, define: Define) -> None:
-        if kinds.is_layer_name(define.name):
+        # a block may shadow a layer (docs/language.md, Composition): a new kind never breaks a program
+        # that already used its name; input(...) is the network's first stage, not a layer
+        if define.name in kinds.RESERVED:
             raise ParamsymNameError(
                 f"block '{define.name}' would shadow the layer of that name",
                 pos=define.pos,
@@ -288,6 +295,11 @@ class LayerBuilder:
                 f"block '{call.name}' calls itself",
                 pos=call.pos,
                 notes=((f"'{call.name}' is defined here", define.pos),),
+                hint=(
+                    f"the block shadows the layer '{call.name}': give the block another name to use the layer in it"
+                    if kinds.is_layer_name(call.name)
+                    else None
+                ),
             )
         values = self._block_arguments(call, define)
         label = call.name + (f"({', '.join(str(v) for v in values.values())})" if define.params else "")
@@ -503,7 +515,7 @@ class LayerBuilder:
             raise ParamsymArgumentError("input(...) can only be the first stage of the network", pos=call.pos)
         found = kinds.lookup(call.name)
         if found is None:
-            raise _unknown_layer(call)
+            raise _unknown_layer(call, self.defs)
         kind, match = found
         args = kind.read(call)
         args.named = self.named

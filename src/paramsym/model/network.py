@@ -400,7 +400,7 @@ class Document:
                     raise _renamed(error, f"the {what}") from None
                 if value is None:
                     # a formula that free symbols keep from a number is shown in them alone, the
-                    # values the others have put in (LANGUAGE.md 7.1: GPT-2 "with L and d free")
+                    # values the others have put in (docs/language.md: GPT-2 "with L and d free")
                     expr = self.evaluator.partial(expr)
                 known = {"expr": self.text(expr), "value": value}
             self._quantities[key] = known

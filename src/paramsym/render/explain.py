@@ -12,6 +12,7 @@ from ..core.evaluate import Evaluator
 from ..core.formatting import grouped, human
 from ..core.quantities import QUANTITIES, count_layer, layer_quantities
 from ..core.records import ONE
+from ..model.builder import shadowing
 from ..model.network import LayerCount, Network
 
 
@@ -84,6 +85,11 @@ def explain(network: Network, **values) -> str:
     out = []
     if network.input_shape.spatial is not None:
         out.append(f"Input: {w_shape(network.input_shape, w)} (channels last).")
+    for define in shadowing(network.program):
+        out.append(
+            f"Block {define.name} (line {define.pos.line}, column {define.pos.column}) shadows the layer {define.name}:"
+            f" in this program, {define.name} means the block."
+        )
     for lc in network.layers:
         layer = lc.layer
         out.append("")
