@@ -363,7 +363,7 @@ def count_layers(layers, convention: str = "torch") -> list[Counts]:
             layer.bias,
             layer.multiplier,
             layer.experts,
-            tuple(layer.options.items()),
+            layer.options,
         )
         try:
             counts = known.get(key)

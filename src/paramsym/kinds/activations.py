@@ -4,10 +4,16 @@ PReLU, which learns a slope per channel."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from ..core.records import ONE, KerasSpec, Layer, TorchSpec
+from ..core.records import ONE, Expr, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
 from .base import Kind, same_layer, stated_channels
+
+
+@dataclass(frozen=True)
+class ActivationOptions(Options):
+    value: Expr | None = None  # dropout(0.5), leakyrelu(0.1): kept for export, counted nowhere
 
 
 class Activation(Kind):
@@ -44,8 +50,8 @@ class Activation(Kind):
         self._imported = imported or (lambda module, ctx: name)
 
     def build(self, call, flow, args, match) -> Layer:
-        options = {"value": self.value(call, args.positional[0])} if args.positional else {}
-        return same_layer(call, self, flow, options=options)
+        value = self.value(call, args.positional[0]) if args.positional else None
+        return same_layer(call, self, flow, options=ActivationOptions(value))
 
     def value(self, call, arg):
         """dropout(0.5), leakyrelu(0.1): one number (it counts nowhere, so no symbol gives it a value),
@@ -63,11 +69,11 @@ class Activation(Kind):
         return value
 
     def torch(self, layer, num) -> TorchSpec:
-        value = layer.options.get("value")
+        value = ActivationOptions.of(layer).value
         return TorchSpec(self.torch_class, (float(value),)) if value is not None else TorchSpec(self.torch_class)
 
     def keras(self, layer, num) -> list[KerasSpec]:
-        value = layer.options.get("value")
+        value = ActivationOptions.of(layer).value
         return [self._keras(None if value is None else float(value))]
 
     def from_torch(self, module, ctx) -> str:
@@ -92,6 +98,11 @@ class Softmax(Activation):
         return "softmax"
 
 
+@dataclass(frozen=True)
+class PReLUOptions(Options):
+    shared: bool  # one slope for all channels
+
+
 class PReLU(Kind):
     key = "prelu"
     names = ("prelu",)
@@ -102,25 +113,25 @@ class PReLU(Kind):
     def build(self, call, flow, args, match) -> Layer:
         shared = "shared" in args.flags
         channels = flow.shape.channels if shared else stated_channels(call, flow, args)
-        return same_layer(call, self, flow, channels, options={"shared": shared})
+        return same_layer(call, self, flow, channels, options=PReLUOptions(shared))
 
     def counts(self, layer: Layer) -> dict:
-        return {"params": ONE if layer.options["shared"] else layer.cout}
+        return {"params": ONE if PReLUOptions.of(layer).shared else layer.cout}
 
     def generic_params(self, layer, t):
-        return ONE if layer.options["shared"] else t.c
+        return ONE if PReLUOptions.of(layer).shared else t.c
 
     def explain(self, layer, counts, w) -> list[str]:
-        if layer.options["shared"]:
+        if PReLUOptions.of(layer).shared:
             return ["PReLU learns one slope shared by all channels: 1 parameter."]
         return [f"PReLU learns one slope per channel: {w(layer.cout)} parameters."]
 
     def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("nn.PReLU") if layer.options["shared"] else TorchSpec("nn.PReLU", (num(layer.cout),))
+        return TorchSpec("nn.PReLU") if PReLUOptions.of(layer).shared else TorchSpec("nn.PReLU", (num(layer.cout),))
 
     def keras(self, layer, num) -> list[KerasSpec]:
         rank = layer.in_shape.rank or 0
-        axes = list(range(1, rank + (2 if layer.options["shared"] else 1)))
+        axes = list(range(1, rank + (2 if PReLUOptions.of(layer).shared else 1)))
         return [KerasSpec("PReLU", {"shared_axes": axes} if axes else {})]
 
     def from_torch(self, module, ctx) -> str:

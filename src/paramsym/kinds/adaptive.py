@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 import sympy
 
-from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ParamsymArgumentError, ParamsymShapeError
 from . import pooling, windows
 from .base import Kind, make_layer, times, whole_number
@@ -49,6 +50,11 @@ def window_total(n, s):
     return n + s - gcd(n, s)
 
 
+@dataclass(frozen=True)
+class AdaptivePoolingOptions(Options):
+    op: str  # "avg" or "max"
+
+
 class AdaptivePooling(Kind):
     key = "adaptivepool"
     names = ("adaptiveavgpool", "adaptivemaxpool")
@@ -76,7 +82,9 @@ class AdaptivePooling(Kind):
             raise ParamsymShapeError(f"{call.name} works on inputs of 1 to 3 spatial axes, not {rank}", pos=call.pos)
         channels = flow.shape.channels
         op = "avg" if call.name == "adaptiveavgpool" else "max"
-        return make_layer(call, self, flow, Shape(out, channels), channels, channels, options={"op": op})
+        return make_layer(
+            call, self, flow, Shape(out, channels), channels, channels, options=AdaptivePoolingOptions(op)
+        )
 
     def counts(self, layer: Layer) -> dict:
         spatial = layer.in_shape.spatial
@@ -101,7 +109,7 @@ class AdaptivePooling(Kind):
         return f", to {' x '.join(w(s) for s in layer.out_shape.spatial)}"
 
     def explain(self, layer, counts, w) -> list[str]:
-        op = "average" if layer.options["op"] == "avg" else "maximum"
+        op = "average" if AdaptivePoolingOptions.of(layer).op == "avg" else "maximum"
         sizes = " x ".join(w(s) for s in layer.out_shape.spatial)
         return [
             f"No parameters: it takes the {op} of each of {sizes} windows that PyTorch fits to the input "
@@ -111,13 +119,13 @@ class AdaptivePooling(Kind):
 
     def torch(self, layer, num) -> TorchSpec:
         rank = len(layer.out_shape.spatial)
-        op = "Avg" if layer.options["op"] == "avg" else "Max"
+        op = "Avg" if AdaptivePoolingOptions.of(layer).op == "avg" else "Max"
         sizes = num.each(layer.out_shape.spatial)
         return TorchSpec(f"nn.Adaptive{op}Pool{rank}d", (sizes[0] if rank == 1 else tuple(sizes),))
 
     def keras(self, layer, num) -> list[KerasSpec]:
         rank = len(layer.out_shape.spatial)
-        op = "Average" if layer.options["op"] == "avg" else "Max"
+        op = "Average" if AdaptivePoolingOptions.of(layer).op == "avg" else "Max"
         return [KerasSpec(f"Adaptive{op}Pooling{rank}D", {"output_size": tuple(num.each(layer.out_shape.spatial))})]
 
     def from_torch(self, module, ctx) -> str:

@@ -24,12 +24,30 @@ value projections cost `2·T·d·kv` and the KV cache is the keys and values of 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy
 
 from .. import expansion
-from ..core.records import KerasSpec, Layer, TorchSpec
+from ..core.records import Expr, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
+
+
+@dataclass(frozen=True)
+class AttentionOptions(Options):
+    """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w, shift, causal, rope, cpb=m, pad)."""
+
+    heads: Expr
+    kv_heads: Expr  # heads when not given
+    head_dim: Expr  # the width over heads when not given
+    source: tuple[Expr, Expr] | None  # (positions, channels) of the keys' source; None: the input itself
+    window: Expr | None
+    shift: bool
+    causal: bool
+    rope: bool
+    cpb: Expr | None  # the width of Swin V2's position-bias MLP
+    pad: bool
 
 
 class Attention(Kind):
@@ -122,18 +140,18 @@ class Attention(Kind):
                 hint=f"write {call.name}(heads=..., window=8, pad)",
             )
         cpb = self._cpb(call, args, window)
-        options = {
-            "heads": heads,
-            "kv_heads": kv_heads,
-            "head_dim": head_dim,
-            "source": source,
-            "window": window,
-            "shift": "shift" in args.flags,
-            "causal": "causal" in args.flags,
-            "rope": "rope" in args.flags,
-            "cpb": cpb,
-            "pad": "pad" in args.flags,
-        }
+        options = AttentionOptions(
+            heads=heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            source=source,
+            window=window,
+            shift="shift" in args.flags,
+            causal="causal" in args.flags,
+            rope="rope" in args.flags,
+            cpb=cpb,
+            pad="pad" in args.flags,
+        )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
     def _cpb(self, call, args, window):
@@ -212,22 +230,22 @@ class Attention(Kind):
     # ---- quantities
     @staticmethod
     def sizes(layer: Layer) -> dict:
-        o = layer.options
-        d, e = layer.cin, o["head_dim"]
-        q, kv = o["heads"] * e, o["kv_heads"] * e
+        o = AttentionOptions.of(layer)
+        d, e = layer.cin, o.head_dim
+        q, kv = o.heads * e, o.kv_heads * e
         positions = layer.in_shape.positions
-        S, c = o["source"] if o["source"] is not None else (positions, d)
+        S, c = o.source if o.source is not None else (positions, d)
         sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
-        if o.get("pad") and positions is not None:
+        if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
-            w = o["window"]
+            w = o.window
             sizes["padded"] = sympy.Mul(*(sympy.ceiling(n / w) * w for n in layer.in_shape.spatial))
         return sizes
 
     @staticmethod
     def position_bias(layer: Layer, heads, window) -> tuple:
         """(params, MACs) of the relative-position bias: V1's table, or V2's MLP and logit scales (cpb=m)."""
-        m = layer.options.get("cpb")
+        m = AttentionOptions.of(layer).cpb
         table = (2 * window - 1) ** 2
         if m is None:
             return table * heads, 0
@@ -236,13 +254,13 @@ class Attention(Kind):
     def counts(self, layer: Layer) -> dict:
         s = self.sizes(layer)
         d, q, kv, T, S, c = s["d"], s["q"], s["kv"], s["T"], s["S"], s["c"]
-        o = layer.options
+        o = AttentionOptions.of(layer)
         params = d * q + 2 * c * kv + q * d
         if layer.bias:
             params += q + 2 * kv + d
-        window, bias_macs = o["window"], 0
+        window, bias_macs = o.window, 0
         if window is not None:
-            bias_params, bias_macs = self.position_bias(layer, o["heads"], window)
+            bias_params, bias_macs = self.position_bias(layer, o.heads, window)
             params += bias_params
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
             # each query sees w² of them
@@ -263,58 +281,58 @@ class Attention(Kind):
         }
 
     def generic_params(self, layer, t):
-        o = layer.options
+        o = AttentionOptions.of(layer)
         # in the textbook symbols: C the width, and the layer's own heads and head width
-        heads, kv_heads = o["heads"], o["kv_heads"]
-        e = t.c / heads if _default_head_dim(layer) else o["head_dim"]
+        heads, kv_heads = o.heads, o.kv_heads
+        e = t.c / heads if _default_head_dim(layer) else o.head_dim
         q, kv = heads * e, kv_heads * e
-        c = t.c if o["source"] is None else o["source"][1]
+        c = t.c if o.source is None else o.source[1]
         params = t.c * q + 2 * c * kv + q * t.c
         if layer.bias:
             params += q + 2 * kv + t.c
-        if o["window"] is not None:
-            params += self.position_bias(layer, heads, o["window"])[0]
+        if o.window is not None:
+            params += self.position_bias(layer, heads, o.window)[0]
         return expansion.expand(params)
 
     def field(self, layer, field):
         """Every output sees every position (a window attention's field, windows that do not slide, is left
         unknown)."""
-        return whole_input_field(layer, field) if layer.options["window"] is None else None
+        return whole_input_field(layer, field) if AttentionOptions.of(layer).window is None else None
 
     # ---- explain
     def header(self, layer, words) -> str:
-        o = layer.options
-        parts = [f", {words(o['heads'])} heads of width {words(o['head_dim'])}"]
-        if o["kv_heads"] != o["heads"]:
-            parts.append(f", {words(o['kv_heads'])} key/value heads")
-        if o["source"] is not None:
-            parts.append(f", keys from {words(o['source'][0])} x {words(o['source'][1])}")
-        if o["window"] is not None:
+        o = AttentionOptions.of(layer)
+        parts = [f", {words(o.heads)} heads of width {words(o.head_dim)}"]
+        if o.kv_heads != o.heads:
+            parts.append(f", {words(o.kv_heads)} key/value heads")
+        if o.source is not None:
+            parts.append(f", keys from {words(o.source[0])} x {words(o.source[1])}")
+        if o.window is not None:
             parts.append(
-                f", {words(o['window'])}x{words(o['window'])} windows"
-                + (" shifted" if o["shift"] else "")
-                + (", map padded to a multiple" if o.get("pad") else "")
+                f", {words(o.window)}x{words(o.window)} windows"
+                + (" shifted" if o.shift else "")
+                + (", map padded to a multiple" if o.pad else "")
             )
-        if o.get("cpb") is not None:
-            parts.append(f", continuous position bias (MLP of width {words(o['cpb'])})")
-        parts += [", causal"] * o["causal"] + [", rotary positions"] * o["rope"]
+        if o.cpb is not None:
+            parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
+        parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
     def explain(self, layer, counts, w) -> list[str]:
-        s, o = self.sizes(layer), layer.options
+        s, o = self.sizes(layer), AttentionOptions.of(layer)
         d, q, kv, c = s["d"], s["q"], s["kv"], s["c"]
         lines = [
-            f"Queries: {w(o['heads'])} heads of width {w(o['head_dim'])}, q = {w(q)} channels; "
+            f"Queries: {w(o.heads)} heads of width {w(o.head_dim)}, q = {w(q)} channels; "
             f"the query projection has {w.product(d, q)} weights and the output projection "
             f"{w.product(q, d)}."
         ]
         grouping = (
-            f"{w(o['kv_heads'])} key/value heads, each shared by {w(o['heads'] / o['kv_heads'])} query heads "
+            f"{w(o.kv_heads)} key/value heads, each shared by {w(o.heads / o.kv_heads)} query heads "
             f"(grouped-query attention)"
-            if o["kv_heads"] != o["heads"]
+            if o.kv_heads != o.heads
             else "one key/value head per query head"
         )
-        source = f"the {w(c)} channels of the source" if o["source"] is not None else f"the {w(d)} input channels"
+        source = f"the {w(c)} channels of the source" if o.source is not None else f"the {w(d)} input channels"
         lines.append(
             f"Keys and values: {grouping}, kv = {w(kv)} channels each, projected from {source}: "
             f"two projections of {w.product(c, kv)} weights each."
@@ -324,35 +342,35 @@ class Attention(Kind):
                 f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
                 f"{w(d)} for the output."
             )
-        window = o["window"]
-        if window is not None and o.get("cpb") is None:
+        window = o.window
+        if window is not None and o.cpb is None:
             lines.append(
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
-                f"{w.product((2 * window - 1) ** 2, o['heads'])} parameters."
+                f"{w.product((2 * window - 1) ** 2, o.heads)} parameters."
             )
         elif window is not None:
-            m, table = o["cpb"], (2 * window - 1) ** 2
+            m, table = o.cpb, (2 * window - 1) ** 2
             lines.append(
                 f"A continuous position bias (Swin V2, a paramsym extension): an MLP of {w(m)} hidden units "
                 f"maps each of the {w(table)} relative positions of the {w(window)}x{w(window)} window to one "
-                f"bias per head, {w.product(2, m)} weights + {w(m)} biases + {w.product(m, o['heads'])} "
-                f"weights, and cosine attention has a logit scale per head, {w(o['heads'])}: "
-                f"{w(self.position_bias(layer, o['heads'], window)[0])} parameters; the MLP runs over the "
-                f"table each time, {w(self.position_bias(layer, o['heads'], window)[1])} MACs."
+                f"bias per head, {w.product(2, m)} weights + {w(m)} biases + {w.product(m, o.heads)} "
+                f"weights, and cosine attention has a logit scale per head, {w(o.heads)}: "
+                f"{w(self.position_bias(layer, o.heads, window)[0])} parameters; the MLP runs over the "
+                f"table each time, {w(self.position_bias(layer, o.heads, window)[1])} MACs."
             )
             if layer.bias:
                 lines.append(
                     "(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter exists and counts.)"
                 )
-        if window is not None and o.get("pad") and expansion.expand(s["padded"] - s["T"]) == 0:
+        if window is not None and o.pad and expansion.expand(s["padded"] - s["T"]) == 0:
             lines.append(f"Padding: none, the map is a multiple of {w(window)} already.")
-        elif window is not None and o.get("pad"):
+        elif window is not None and o.pad:
             lines.append(
                 f"Padding: the map is padded with zeros at the bottom and right to a multiple of "
                 f"{w(window)}, {w(s['T'])} -> {w(s['padded'])} positions, which are projected and "
                 f"attended to, then cut off (torchvision's shifted_window_attention)."
             )
-        if window is not None and o["shift"] and self._one_window(layer):
+        if window is not None and o.shift and self._one_window(layer):
             lines.append(
                 "One window covers the map, so the shift does nothing (torchvision sets it to 0 there); "
                 "it changes no count anyway."
@@ -360,8 +378,8 @@ class Attention(Kind):
         lines.append(f"{w(counts.params)} parameters.")
         if counts.macs is not None:
             keys = (
-                f"the {w(o['window'] ** 2)} positions of its window"
-                if o["window"] is not None
+                f"the {w(o.window**2)} positions of its window"
+                if o.window is not None
                 else f"all {w(s['S'])} key positions"
             )
             queries = s["padded"] if window is not None else s["T"]
@@ -378,9 +396,9 @@ class Attention(Kind):
     @staticmethod
     def _one_window(layer) -> bool:
         """One window covers the (padded) map along an axis: torchvision sets that axis's shift to 0."""
-        w = layer.options["window"]
+        w = AttentionOptions.of(layer).window
         sizes = [
-            sympy.ceiling(n / w) * w if layer.options.get("pad") else n
+            sympy.ceiling(n / w) * w if AttentionOptions.of(layer).pad else n
             for n in layer.in_shape.spatial or ()
             if n is not None
         ]
@@ -388,37 +406,37 @@ class Attention(Kind):
 
     # ---- frameworks
     def torch(self, layer, num) -> TorchSpec:
-        o = layer.options
-        if o["window"] is not None:
+        o = AttentionOptions.of(layer)
+        if o.window is not None:
             return _window_spec(layer, num)
-        if o["source"] is not None:
+        if o.source is not None:
             raise ParamsymUsageError(
                 f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
                 f"(the keys' source), which an exported nn.Sequential cannot take"
             )
-        d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
-        if kv_heads == heads and e * heads == d and not o["rope"]:
+        d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
+        if kv_heads == heads and e * heads == d and not o.rope:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
-            return TorchSpec("SelfAttention", (mha,), {"causal": o["causal"]})
-        extra = {"rope": True} if o["rope"] else {}
+            return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
+        extra = {"rope": True} if o.rope else {}
         return TorchSpec(
             "GroupedQueryAttention",
             (d, heads),
-            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o["causal"], **extra},
+            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra},
         )
 
     def keras(self, layer, num) -> list[KerasSpec]:
-        o = layer.options
-        if o["window"] is not None:
+        o = AttentionOptions.of(layer)
+        if o.window is not None:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
-        if o["source"] is not None:
+        if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
-        if o["rope"]:
+        if o.rope:
             refuse_keras(
                 layer,
                 "rotary positions (rope) have no layer in keras.layers (KerasHub's RotaryEmbedding is another package)",
             )
-        d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
+        d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
         spatial = [num(n) for n in layer.in_shape.spatial]
         if kv_heads == heads:
             attention = KerasSpec(
@@ -430,7 +448,7 @@ class Attention(Kind):
                 {"head_dim": e, "num_query_heads": heads, "num_key_value_heads": kv_heads, "use_bias": layer.bias},
                 call="self",
             )
-        if o["causal"]:
+        if o.causal:
             attention.call = "causal"
         if len(spatial) == 1:
             return [attention]
@@ -480,8 +498,8 @@ def _own_text(module) -> str:
 
 
 def _default_head_dim(layer) -> bool:
-    e = layer.options["head_dim"]
-    return expansion.expand(e * layer.options["heads"] - layer.cin) == 0
+    e = AttentionOptions.of(layer).head_dim
+    return expansion.expand(e * AttentionOptions.of(layer).heads - layer.cin) == 0
 
 
 # ---- import ---------------------------------------------------------------------------
@@ -594,27 +612,27 @@ def _blocks(layer, parts) -> str:
 
 def _window_spec(layer, num) -> TorchSpec:
     """WindowAttention (torchvision's ShiftedWindowAttention, with kv_heads and head_dim besides)."""
-    o = layer.options
-    if o["causal"]:
+    o = AttentionOptions.of(layer)
+    if o.causal:
         raise ParamsymUsageError(
             f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
             f"module (Swin's window attention is not causal)"
         )
-    if o.get("cpb") is not None or o.get("pad"):
+    if o.cpb is not None or o.pad:
         # WindowAttention is Swin V1's: exporting it would silently drop the MLP or the padding
         raise ParamsymUsageError(
             f"{layer.name} at {layer.pos}: Swin V2's attention (cpb=) and padded windows (pad) "
             f"have no PyTorch module of ours yet; torchvision's ShiftedWindowAttentionV2 "
             f"counts as the program does"
         )
-    d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
-    kwargs = {"shift": True} if o["shift"] else {}
+    d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
+    kwargs = {"shift": True} if o.shift else {}
     if kv_heads != heads:
         kwargs["kv_heads"] = kv_heads
     if e * heads != d:
         kwargs["head_dim"] = e
     kwargs["bias"] = layer.bias
-    return TorchSpec("WindowAttention", (d, heads, num(o["window"])), kwargs)
+    return TorchSpec("WindowAttention", (d, heads, num(o.window)), kwargs)
 
 
 def _window_text(module, ctx) -> str:

@@ -5,9 +5,11 @@ Keras: shuffle as Reshape > Permute > Reshape, slice refused (keras.layers has n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy
 
-from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import Expr, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ParamsymArgumentError, ParamsymShapeError
 from .base import Kind, check_or_defer, make_layer, refuse_keras, whole_number
 
@@ -30,6 +32,12 @@ def _number(call, arg, what: str, least: int, args) -> sympy.Expr:
     value = arg.value[0]
     args.constraints += whole_number(value, what, arg.pos, least=least)
     return value
+
+
+@dataclass(frozen=True)
+class SliceOptions(Options):
+    start: Expr  # the first channel kept
+    end: Expr  # one past the last
 
 
 class ChannelSlice(Kind):
@@ -79,21 +87,21 @@ class ChannelSlice(Kind):
             Shape(flow.shape.spatial, b - a),
             channels,
             b - a,
-            options={"start": a, "end": b},
+            options=SliceOptions(start=a, end=b),
             constraints=tuple(constraints),
         )
 
     def header(self, layer, w) -> str:
-        return f", channels {w(layer.options['start'])} to {w(layer.options['end'] - 1)} of {w(layer.cin)}"
+        return f", channels {w(SliceOptions.of(layer).start)} to {w(SliceOptions.of(layer).end - 1)} of {w(layer.cin)}"
 
     def explain(self, layer, counts, w) -> list[str]:
         return [
-            f"No parameters: it keeps channels {w(layer.options['start'])} to {w(layer.options['end'] - 1)} of "
+            f"No parameters: it keeps channels {w(SliceOptions.of(layer).start)} to {w(SliceOptions.of(layer).end - 1)} of "
             f"the {w(layer.cin)}, {w(layer.cout)} channels."
         ]
 
     def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("ChannelSlice", (num(layer.options["start"]), num(layer.options["end"])))
+        return TorchSpec("ChannelSlice", (num(SliceOptions.of(layer).start), num(SliceOptions.of(layer).end)))
 
     def keras(self, layer, num) -> list[KerasSpec]:
         refuse_keras(

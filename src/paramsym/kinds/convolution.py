@@ -3,10 +3,12 @@ SeparableConv) and transposed `deconv`, in 1, 2 and 3 spatial dimensions."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy
 
 from .. import expansion
-from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, Expr, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
 from . import windows
 from .base import (
@@ -302,6 +304,11 @@ class SeparableConvolution(_Filters):
         ]
 
 
+@dataclass(frozen=True)
+class TransposedConvolutionOptions(Options):
+    outpad: tuple[Expr, ...]  # the output padding per axis
+
+
 class TransposedConvolution(_Filters):
     key = "deconv"
     pattern = windows.window_pattern("deconv")
@@ -347,7 +354,7 @@ class TransposedConvolution(_Filters):
             dilation=dilation,
             groups=groups,
             bias=args.bias,
-            options={"outpad": outpad},
+            options=TransposedConvolutionOptions(outpad),
             constraints=tuple(constraints),
         )
 
@@ -390,7 +397,7 @@ class TransposedConvolution(_Filters):
             {
                 "stride": num.each(layer.stride),
                 "padding": num.each(layer.pad),
-                "output_padding": num.each(layer.options["outpad"]),
+                "output_padding": num.each(TransposedConvolutionOptions.of(layer).outpad),
                 "groups": num(layer.groups),
                 "bias": layer.bias,
                 "dilation": num.each(layer.dilation),
@@ -410,7 +417,7 @@ class TransposedConvolution(_Filters):
                     "kernel_size": num.each(layer.kernel),
                     "strides": num.each(layer.stride),
                     "padding": "valid",
-                    "output_padding": num.each(layer.options["outpad"]),
+                    "output_padding": num.each(TransposedConvolutionOptions.of(layer).outpad),
                     "dilation_rate": num.each(layer.dilation),
                     "use_bias": layer.bias,
                 },

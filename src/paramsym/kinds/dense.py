@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 
 import sympy
 
 from .. import expansion
-from ..core.records import ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
 from ..language.syntax import Call, Channels
 from .base import (
@@ -22,6 +23,19 @@ from .base import (
     times,
     vector_or_channels_last,
 )
+
+
+@dataclass(frozen=True)
+class Tie:
+    """`tie=NAME`: the layer whose weight a dense layer shares."""
+
+    name: str  # as written
+    index: int  # the named layer's index in the network's layers: the export shares its weight
+
+
+@dataclass(frozen=True)
+class DenseOptions(Options):
+    tie: Tie | None = None
 
 
 class Dense(Kind):
@@ -39,11 +53,13 @@ class Dense(Kind):
             )
         cin = input_channels(call, flow, args)
         cout = args.channels.cout
-        layer = make_layer(call, self, flow, Shape(flow.shape.spatial, cout), cin, cout, bias=args.bias)
+        layer = make_layer(
+            call, self, flow, Shape(flow.shape.spatial, cout), cin, cout, bias=args.bias, options=DenseOptions()
+        )
         if "tie" in args.keywords:
             name, constraints = self._tie(layer, args)
             # the export shares the weight of the layer at this index (the layers' order in the network)
-            layer.options = {"tie": name, "tie_index": args.named[name].index}
+            layer.options = DenseOptions(Tie(name, args.named[name].index))
             layer.constraints = tuple(constraints)
         return layer
 
@@ -93,21 +109,24 @@ class Dense(Kind):
     def counts(self, layer: Layer) -> dict:
         cin, cout = layer.cin, layer.cout
         macs = times(layer.out_shape.positions, cin, cout)
-        weights = ZERO if "tie" in layer.options else cin * cout  # a shared weight is counted where it is
+        weights = (
+            ZERO if DenseOptions.of(layer).tie is not None else cin * cout
+        )  # a shared weight is counted where it is
         return {"params": weights + bias_of(layer), "fan_in": cin, "connections": macs, "macs": macs}
 
     def weight(self, layer: Layer) -> tuple:
         return (layer.cout, layer.cin)
 
     def generic_params(self, layer, t):
-        weights = ZERO if "tie" in layer.options else t.c_in * t.c_out
+        weights = ZERO if DenseOptions.of(layer).tie is not None else t.c_in * t.c_out
         return weights + (t.c_out if layer.bias else ZERO)
 
     def explain(self, layer, counts, w) -> list[str]:
-        if "tie" in layer.options:
+        tie = DenseOptions.of(layer).tie
+        if tie is not None:
             shared = (
                 f"Each of the {w(layer.cout)} outputs is connected to all {w(layer.cin)} inputs, through the "
-                f"weight of {layer.options['tie']} (tied): its {w.product(layer.cin, layer.cout)} weights are "
+                f"weight of {tie.name} (tied): its {w.product(layer.cin, layer.cout)} weights are "
                 f"counted there, not here."
             )
             bias = (
@@ -131,10 +150,9 @@ class Dense(Kind):
         )
 
     def keras(self, layer, num) -> list[KerasSpec]:
-        if "tie" in layer.options:
-            refuse_keras(
-                layer, f"a Keras Dense layer cannot share the weight of another layer (tie={layer.options['tie']})"
-            )
+        tie = DenseOptions.of(layer).tie
+        if tie is not None:
+            refuse_keras(layer, f"a Keras Dense layer cannot share the weight of another layer (tie={tie.name})")
         return [KerasSpec("Dense", {"units": num(layer.cout), "use_bias": layer.bias})]
 
     def from_torch(self, module, ctx) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..core.records import KerasSpec, TorchSpec
 from ..errors import ImportRefused
-from .activations import Activation
+from .activations import Activation, ActivationOptions
 
 
 class DropPath(Activation):
@@ -32,16 +32,19 @@ class DropPath(Activation):
     def explain(self, layer, counts, w) -> list[str]:
         return [
             f"No parameters: in training it drops the whole branch of a sample with probability "
-            f"{float(layer.options['value']):g}; at inference it passes its input on."
+            f"{float(ActivationOptions.of(layer).value):g}; at inference it passes its input on."
         ]
 
     def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("DropPath", (float(layer.options["value"]),))
+        return TorchSpec("DropPath", (float(ActivationOptions.of(layer).value),))
 
     def keras(self, layer, num) -> list[KerasSpec]:
         rank = layer.in_shape.rank or 0
         return [
-            KerasSpec("Dropout", {"rate": float(layer.options["value"]), "noise_shape": (None,) + (1,) * (rank + 1)})
+            KerasSpec(
+                "Dropout",
+                {"rate": float(ActivationOptions.of(layer).value), "noise_shape": (None,) + (1,) * (rank + 1)},
+            )
         ]
 
     def from_torch(self, module, ctx) -> str:

@@ -3,12 +3,20 @@ and global `gap`/`gmp`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy
 
-from ..core.records import ONE, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from . import windows
 from .base import Kind, check_or_defer, make_layer, refuse_keras, times, whole_input_field
+
+
+@dataclass(frozen=True)
+class PoolingOptions(Options):
+    op: str  # "max" or "avg"
+    ceil: bool  # ceil mode: the output size rounds up
 
 
 class Pooling(Kind):
@@ -61,7 +69,7 @@ class Pooling(Kind):
             stride=stride,
             pad=pad,
             dilation=dilation,
-            options={"op": op, "ceil": ceil_mode},
+            options=PoolingOptions(op, ceil_mode),
             constraints=tuple(constraints),
         )
 
@@ -73,14 +81,14 @@ class Pooling(Kind):
         return windows.window_field(layer, field)
 
     def explain(self, layer, counts, w) -> list[str]:
-        op = "maximum" if layer.options["op"] == "max" else "average"
+        op = "maximum" if PoolingOptions.of(layer).op == "max" else "average"
         return [
             f"No parameters: it takes the {op} of each {windows.kernel_text(layer, w)} window, channel by channel."
-        ] + windows.size_sentence(layer, w)
+        ] + windows.size_sentence(layer, w, ceil=PoolingOptions.of(layer).ceil)
 
     def torch(self, layer, num) -> TorchSpec:
-        rank = len(layer.kernel)
-        if layer.options["op"] == "max":
+        rank, o = len(layer.kernel), PoolingOptions.of(layer)
+        if o.op == "max":
             module = TorchSpec(
                 f"nn.MaxPool{rank}d",
                 (num.each(layer.kernel),),
@@ -88,7 +96,7 @@ class Pooling(Kind):
                     "stride": num.each(layer.stride),
                     "padding": windows.torch_padding(layer, num),
                     "dilation": num.each(layer.dilation),
-                    "ceil_mode": layer.options["ceil"],
+                    "ceil_mode": o.ceil,
                 },
             )
             return windows.same_padded(layer, num, module, same_value=float("-inf"))
@@ -98,7 +106,7 @@ class Pooling(Kind):
             {
                 "stride": num.each(layer.stride),
                 "padding": windows.torch_padding(layer, num),
-                "ceil_mode": layer.options["ceil"],
+                "ceil_mode": o.ceil,
             },
         )
         return windows.same_padded(layer, num, module)
@@ -108,8 +116,8 @@ class Pooling(Kind):
         rank = len(layer.kernel)
         if any(d > 1 for d in num.each(layer.dilation)):
             refuse_keras(layer, "Keras pooling has no dilation")
-        before, pad = windows.keras_padding(layer, num, rank)
-        op = "Max" if layer.options["op"] == "max" else "Average"
+        before, pad = windows.keras_padding(layer, num, rank, ceil=PoolingOptions.of(layer).ceil)
+        op = "Max" if PoolingOptions.of(layer).op == "max" else "Average"
         return before + [
             KerasSpec(
                 f"{op}Pooling{rank}D",
@@ -200,6 +208,11 @@ def _input_covers_kernel(call, spatial_in, kernel, pad) -> list:
     return constraints
 
 
+@dataclass(frozen=True)
+class GlobalPoolingOptions(Options):
+    op: str  # "avg" (gap) or "max" (gmp)
+
+
 class GlobalPooling(Kind):
     key = "globalpool"
     names = ("gap", "gmp")
@@ -225,7 +238,7 @@ class GlobalPooling(Kind):
             raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector", pos=call.pos)
         channels = flow.shape.channels
         op = "avg" if call.name == "gap" else "max"
-        return make_layer(call, self, flow, Shape((), channels), channels, channels, options={"op": op})
+        return make_layer(call, self, flow, Shape((), channels), channels, channels, options=GlobalPoolingOptions(op))
 
     def counts(self, layer: Layer) -> dict:
         window = layer.in_shape.positions
@@ -235,18 +248,18 @@ class GlobalPooling(Kind):
         return whole_input_field(layer, field)
 
     def explain(self, layer, counts, w) -> list[str]:
-        op = "average" if layer.options["op"] == "avg" else "maximum"
+        op = "average" if GlobalPoolingOptions.of(layer).op == "avg" else "maximum"
         return [f"No parameters: it takes the {op} over all positions of each of the {w(layer.cout)} channels."]
 
     def torch(self, layer, num) -> TorchSpec:
         rank = layer.in_shape.rank
         if not rank:
             raise ParamsymUsageError(f"{layer.name} at {layer.pos} needs the input's number of axes to export")
-        op = "Avg" if layer.options["op"] == "avg" else "Max"
+        op = "Avg" if GlobalPoolingOptions.of(layer).op == "avg" else "Max"
         return TorchSpec("nn.Sequential", (TorchSpec(f"nn.Adaptive{op}Pool{rank}d", (1,)), TorchSpec("nn.Flatten")))
 
     def keras(self, layer, num) -> list[KerasSpec]:
-        op = "Average" if layer.options["op"] == "avg" else "Max"
+        op = "Average" if GlobalPoolingOptions.of(layer).op == "avg" else "Max"
         return [KerasSpec(f"Global{op}Pooling{layer.in_shape.rank}D")]
 
     def from_torch(self, module, ctx) -> str:

@@ -17,12 +17,23 @@ stacked layer, in `Bidirectional` when bidirectional.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sympy
 
 from .. import expansion
-from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, Expr, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times, whole_input_field
+
+
+@dataclass(frozen=True)
+class RecurrentOptions(Options):
+    hidden: Expr  # H, the hidden size
+    layers: Expr  # stacked layers
+    directions: int  # 2 when bidirectional
+    proj: Expr | None  # P, an LSTM's projection of its hidden state
+    last: bool  # only the last step's output goes on
 
 
 class Recurrent(Kind):
@@ -61,7 +72,7 @@ class Recurrent(Kind):
         width = directions * (hidden if proj is None else proj)
         last = "last" in args.flags
         out = Shape((), width) if last else Shape(flow.shape.spatial, width)
-        options = {"hidden": hidden, "layers": layers, "directions": directions, "proj": proj, "last": last}
+        options = RecurrentOptions(hidden, layers, directions, proj, last)
         return make_layer(
             call, self, flow, out, cin, width, bias=args.bias, options=options, constraints=tuple(constraints)
         )
@@ -104,8 +115,8 @@ class Recurrent(Kind):
     # ---- quantities
     def _parts(self, layer: Layer, convention: str = "torch") -> dict:
         """The pieces of the count: per layer and direction, for the first layer and those after."""
-        o = layer.options
-        gates, hidden, proj = self.gates, o["hidden"], o["proj"]
+        o = RecurrentOptions.of(layer)
+        gates, hidden, proj = self.gates, o.hidden, o.proj
         recurrent = hidden if proj is None else proj
         beta = 0 if not layer.bias else (2 if convention == "torch" else self.keras_biases)
         projection = ZERO if proj is None else proj * hidden
@@ -116,10 +127,10 @@ class Recurrent(Kind):
             "P": proj,
             "beta": beta,
             "projection": projection,
-            "D": o["directions"],
-            "L": o["layers"],
+            "D": o.directions,
+            "L": o.layers,
             "I": layer.cin,
-            "after": o["directions"] * recurrent,
+            "after": o.directions * recurrent,
         }
 
     def _per_direction(self, p: dict, width) -> sympy.Expr:
@@ -145,20 +156,20 @@ class Recurrent(Kind):
 
     def generic_params(self, layer, t):
         """One layer and direction in C_in and C_out = D·H (D·P with proj), in PyTorch's convention."""
-        o = layer.options
-        directions = o["directions"]
-        if o["proj"] is None:
+        o = RecurrentOptions.of(layer)
+        directions = o.directions
+        if o.proj is None:
             hidden = recurrent = t.c_out / directions
             projection = ZERO
         else:
-            hidden, recurrent = o["hidden"], t.c_out / directions
+            hidden, recurrent = o.hidden, t.c_out / directions
             projection = recurrent * hidden
         gates, beta = self.gates, 2 if layer.bias else 0
 
         def one(width):
             return gates * hidden * width + gates * hidden * recurrent + beta * gates * hidden + projection
 
-        return expansion.expand(directions * (one(t.c_in) + (o["layers"] - 1) * one(directions * recurrent)))
+        return expansion.expand(directions * (one(t.c_in) + (o.layers - 1) * one(directions * recurrent)))
 
     def field(self, layer, field):
         """A step's output may depend on every step before it (and after it, bidirectional): the field is
@@ -167,19 +178,19 @@ class Recurrent(Kind):
 
     # ---- explain
     def header(self, layer, w) -> str:
-        o = layer.options
+        o = RecurrentOptions.of(layer)
         parts = [
-            f", {w(layer.cin)} -> {w(layer.cout)} channels (hidden size {w(o['hidden'])}"
-            + (f", projected to {w(o['proj'])}" if o["proj"] is not None else "")
+            f", {w(layer.cin)} -> {w(layer.cout)} channels (hidden size {w(o.hidden)}"
+            + (f", projected to {w(o.proj)}" if o.proj is not None else "")
             + ")"
         ]
-        if o["layers"] != 1:
-            parts.append(f", {w(o['layers'])} layers")
-        if o["directions"] == 2:
+        if o.layers != 1:
+            parts.append(f", {w(o.layers)} layers")
+        if o.directions == 2:
             parts.append(", bidirectional")
         if layer.bias:
             parts.append(", with bias")
-        if o["last"]:
+        if o.last:
             parts.append(", last step only")
         return "".join(parts)
 
@@ -244,7 +255,7 @@ class Recurrent(Kind):
             f"Fan-in: each {'gate unit' if gates != 1 else 'unit'} is connected to {w(counts.fan_in)} values "
             f"({w(p['I'])} inputs and {w(recurrent)} recurrent)."
         )
-        if layer.options["last"]:
+        if RecurrentOptions.of(layer).last:
             lines.append("Only the last step's output goes on (it still runs every step).")
         return lines
 
@@ -257,29 +268,29 @@ class Recurrent(Kind):
 
     # ---- frameworks
     def torch(self, layer, num) -> TorchSpec:
-        o = layer.options
+        o = RecurrentOptions.of(layer)
         kwargs = {"bias": layer.bias, "batch_first": True}
-        if o["layers"] != 1:
-            kwargs["num_layers"] = num(o["layers"])
-        if o["directions"] == 2:
+        if o.layers != 1:
+            kwargs["num_layers"] = num(o.layers)
+        if o.directions == 2:
             kwargs["bidirectional"] = True
-        if o["proj"] is not None:
-            kwargs["proj_size"] = num(o["proj"])
-        module = TorchSpec(f"nn.{self.torch_class}", (num(layer.cin), num(o["hidden"])), kwargs)
-        return TorchSpec("Recurrent", (module,), {"last": True} if o["last"] else {})
+        if o.proj is not None:
+            kwargs["proj_size"] = num(o.proj)
+        module = TorchSpec(f"nn.{self.torch_class}", (num(layer.cin), num(o.hidden)), kwargs)
+        return TorchSpec("Recurrent", (module,), {"last": True} if o.last else {})
 
     def keras(self, layer, num) -> list[KerasSpec]:
-        o = layer.options
-        if o["proj"] is not None:
+        o = RecurrentOptions.of(layer)
+        if o.proj is not None:
             refuse_keras(layer, "Keras LSTM has no projection (PyTorch's proj_size)")
-        layers = num(o["layers"])
+        layers = num(o.layers)
         specs = []
         for index in range(layers):
-            sequences = not (o["last"] and index == layers - 1)
+            sequences = not (o.last and index == layers - 1)
             cell = KerasSpec(
-                self.keras_class, {"units": num(o["hidden"]), "use_bias": layer.bias, "return_sequences": sequences}
+                self.keras_class, {"units": num(o.hidden), "use_bias": layer.bias, "return_sequences": sequences}
             )
-            specs.append(KerasSpec("Bidirectional", {"layer": cell}) if o["directions"] == 2 else cell)
+            specs.append(KerasSpec("Bidirectional", {"layer": cell}) if o.directions == 2 else cell)
         return specs
 
     def from_torch(self, module, ctx) -> str:

@@ -4,9 +4,16 @@ learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
 
 from __future__ import annotations
 
-from ..core.records import ZERO, KerasSpec, Layer, TorchSpec
+from dataclasses import dataclass
+
+from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ParamsymArgumentError
 from .base import Kind, refuse_keras, require_channels_of_a_vector, same_layer, stated_channels, vector_or_channels_last
+
+
+@dataclass(frozen=True)
+class RMSNormOptions(Options):
+    affine: bool  # learns its scale (not noaffine)
 
 
 class RMSNorm(Kind):
@@ -20,25 +27,25 @@ class RMSNorm(Kind):
     def build(self, call, flow, args, match) -> Layer:
         _check_eps(args)
         channels = stated_channels(call, flow, args)
-        return same_layer(call, self, flow, channels, options={"affine": "noaffine" not in args.flags})
+        return same_layer(call, self, flow, channels, options=RMSNormOptions(affine="noaffine" not in args.flags))
 
     def counts(self, layer: Layer) -> dict:
-        return {"params": layer.cout if layer.options["affine"] else ZERO}
+        return {"params": layer.cout if RMSNormOptions.of(layer).affine else ZERO}
 
     def generic_params(self, layer, t):
-        return t.c if layer.options["affine"] else ZERO
+        return t.c if RMSNormOptions.of(layer).affine else ZERO
 
     def explain(self, layer, counts, w) -> list[str]:
-        if not layer.options["affine"]:
+        if not RMSNormOptions.of(layer).affine:
             return ["RMSNorm without affine part (noaffine) learns nothing."]
         return [f"RMSNorm learns a scale per channel and no shift: {w(layer.cout)} parameters."]
 
     def torch(self, layer, num) -> TorchSpec:
-        flags = {} if layer.options["affine"] else {"elementwise_affine": False}
+        flags = {} if RMSNormOptions.of(layer).affine else {"elementwise_affine": False}
         return vector_or_channels_last(layer, TorchSpec("nn.RMSNorm", (num(layer.cout),), flags))
 
     def keras(self, layer, num) -> list[KerasSpec]:
-        if not layer.options["affine"]:
+        if not RMSNormOptions.of(layer).affine:
             refuse_keras(layer, "Keras RMSNormalization always learns its scale")
         return [KerasSpec("RMSNormalization", {"axis": -1})]
 

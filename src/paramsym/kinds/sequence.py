@@ -12,7 +12,9 @@ and the modules of ours (paramsym.torch_modules) act on that layout.
 
 from __future__ import annotations
 
-from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from dataclasses import dataclass
+
+from ..core.records import Expr, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import Kind, make_layer, refuse_keras, whole_number
 
@@ -122,6 +124,11 @@ class Embed(Kind):
         return f"embed({module.num_embeddings}->{module.embedding_dim})"
 
 
+@dataclass(frozen=True)
+class PositionEmbeddingOptions(Options):
+    size: Expr  # the vectors in the table
+
+
 class PositionEmbedding(Kind):
     """`posembed(N)`: a learned table of N vectors of d added to the sequence.
 
@@ -143,27 +150,28 @@ class PositionEmbedding(Kind):
             )
         args.constraints += whole_number(size, f"the table size of {call.name}", arg.pos)
         _, width = _sequence(call, flow, "adds a learned vector to each position")
-        return make_layer(call, self, flow, flow.shape, width, width, options={"size": size})
+        return make_layer(call, self, flow, flow.shape, width, width, options=PositionEmbeddingOptions(size))
 
     def counts(self, layer: Layer) -> dict:
-        return {"params": layer.options["size"] * layer.cout}  # an addition: no MACs
+        return {"params": PositionEmbeddingOptions.of(layer).size * layer.cout}  # an addition: no MACs
 
     def generic_params(self, layer, t):
-        return t.named("P", layer.options["size"]) * t.c
+        return t.named("P", PositionEmbeddingOptions.of(layer).size) * t.c
 
     def header(self, layer, w) -> str:
-        return f", a table of {w(layer.options['size'])} vectors of {w(layer.cout)}"
+        return f", a table of {w(PositionEmbeddingOptions.of(layer).size)} vectors of {w(layer.cout)}"
 
     def explain(self, layer, counts, w) -> list[str]:
+        size = PositionEmbeddingOptions.of(layer).size
         return [
-            f"A learned table of {w(layer.options['size'])} vectors of {w(layer.cout)} (positions, or segment "
-            f"and token types), added to the sequence: {w.product(layer.options['size'], layer.cout)} "
+            f"A learned table of {w(size)} vectors of {w(layer.cout)} (positions, or segment "
+            f"and token types), added to the sequence: {w.product(size, layer.cout)} "
             f"parameters.",
             "An addition: no multiply-accumulate.",
         ]
 
     def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("PositionEmbedding", (num(layer.options["size"]), num(layer.cout)))
+        return TorchSpec("PositionEmbedding", (num(PositionEmbeddingOptions.of(layer).size), num(layer.cout)))
 
     def keras(self, layer, num) -> list[KerasSpec]:
         refuse_keras(layer, "keras.layers has no layer that adds a learned table of positions")
@@ -257,6 +265,11 @@ class Tokens(Kind):
         return "tokens"
 
 
+@dataclass(frozen=True)
+class SelectOptions(Options):
+    index: str  # "first" or "last"
+
+
 class Select(Kind):
     """`first`, `last`: one position of the sequence, the vector d."""
 
@@ -266,7 +279,7 @@ class Select(Kind):
 
     def build(self, call, flow, args, match) -> Layer:
         _, width = _sequence(call, flow, "takes one position")
-        return make_layer(call, self, flow, Shape((), width), width, width, options={"index": call.name})
+        return make_layer(call, self, flow, Shape((), width), width, width, options=SelectOptions(call.name))
 
     def field(self, layer, field):
         """The vector it keeps is one position: it sees what that position saw (after attention, all)."""
@@ -274,19 +287,19 @@ class Select(Kind):
 
     def explain(self, layer, counts, w) -> list[str]:
         return [
-            f"No parameters: it keeps the {layer.options['index']} position of the sequence, a vector of "
+            f"No parameters: it keeps the {SelectOptions.of(layer).index} position of the sequence, a vector of "
             f"{w(layer.cout)}."
         ]
 
     def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("Select", (0 if layer.options["index"] == "first" else -1,))
+        return TorchSpec("Select", (0 if SelectOptions.of(layer).index == "first" else -1,))
 
     def keras(self, layer, num) -> list[KerasSpec]:
         length = layer.in_shape.spatial[0]
         if length is None:
             refuse_keras(layer, "the length of the sequence is unknown")
         rest = num(length) - 1
-        cropping = (0, rest) if layer.options["index"] == "first" else (rest, 0)
+        cropping = (0, rest) if SelectOptions.of(layer).index == "first" else (rest, 0)
         return [KerasSpec("Cropping1D", {"cropping": cropping}), KerasSpec("Flatten")]
 
     def from_torch(self, module, ctx) -> str:

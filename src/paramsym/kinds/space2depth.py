@@ -11,11 +11,17 @@ Permute > Reshape, the same order."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
-from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, Expr, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymShapeError
 from . import windows
 from .base import Kind, check_or_defer, make_layer, whole_number
+
+
+@dataclass(frozen=True)
+class SpaceToDepthOptions(Options):
+    block: Expr  # the patch size B (B x B patches)
 
 
 class SpaceToDepth(Kind):
@@ -55,22 +61,22 @@ class SpaceToDepth(Kind):
         cout = None if channels is None else block**2 * channels
         out = Shape(tuple(None if n is None else n / block for n in sizes), cout)
         return make_layer(
-            call, self, flow, out, channels, cout, options={"block": block}, constraints=tuple(constraints)
+            call, self, flow, out, channels, cout, options=SpaceToDepthOptions(block), constraints=tuple(constraints)
         )
 
     def header(self, layer, w) -> str:
-        b = w(layer.options["block"])
+        b = w(SpaceToDepthOptions.of(layer).block)
         return f", {b} x {b} patches"
 
     def field(self, layer, field):
-        block = layer.options["block"]
+        block = SpaceToDepthOptions.of(layer).block
         window = dataclasses.replace(
             layer, kernel=(block, block), stride=(block, block), pad=(ZERO, ZERO), dilation=(ONE, ONE)
         )
         return windows.window_field(window, field)
 
     def explain(self, layer, counts, w) -> list[str]:
-        b = w(layer.options["block"])
+        b = w(SpaceToDepthOptions.of(layer).block)
         return [
             f"No parameters: each {b} x {b} patch of the input becomes one position of {b}·{b}·"
             f"{w(layer.cin)} = {w(layer.cout)} channels (Swin's patch order: rows inside columns, channels "
@@ -78,10 +84,10 @@ class SpaceToDepth(Kind):
         ]
 
     def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("SpaceToDepth", (num(layer.options["block"]),))
+        return TorchSpec("SpaceToDepth", (num(SpaceToDepthOptions.of(layer).block),))
 
     def keras(self, layer, num) -> list[KerasSpec]:
-        b = num(layer.options["block"])
+        b = num(SpaceToDepthOptions.of(layer).block)
         (h, w), c = num.each(layer.in_shape.spatial), num(layer.cin)
         return [
             KerasSpec("Reshape", {"target_shape": (h // b, b, w // b, b, c)}),

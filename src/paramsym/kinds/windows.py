@@ -181,8 +181,9 @@ def kernel_text(layer: Layer, words) -> str:
     return "x".join(words.formula(k) for k in layer.kernel)
 
 
-def size_sentence(layer: Layer, words, transposed: bool = False) -> list[str]:
-    """How the output size follows from input size, kernel, stride, padding and dilation."""
+def size_sentence(layer: Layer, words, transposed: bool = False, ceil: bool = False) -> list[str]:
+    """How the output size follows from input size, kernel, stride, padding and dilation (rounded up with
+    `ceil`, a pooling's ceil mode)."""
     if layer.in_shape.positions is None:
         return []
     w = words
@@ -195,7 +196,7 @@ def size_sentence(layer: Layer, words, transposed: bool = False) -> list[str]:
         elif transposed:
             parts.append(f"({w(n)}−1)·{w(s)} − 2·{w(p)} + {w(d)}·({w(kk)}−1) + 1 = {w(out)}")
         else:
-            rounding = "ceil" if layer.options.get("ceil") else "floor"
+            rounding = "ceil" if ceil else "floor"
             parts.append(f"{rounding}(({w(n)} + 2·{w(p)} − {w(d)}·({w(kk)}−1) − 1)/{w(s)}) + 1 = {w(out)}")
     unique = list(dict.fromkeys(parts))
     per_axis = "; ".join(unique) + (" per axis" if len(unique) == 1 and len(parts) > 1 else "")
@@ -250,12 +251,13 @@ def keras_window_checks(layer: Layer, num, pooling: bool = False) -> None:
         refuse_keras(layer, "Keras convolutions cannot combine a stride and a dilation")
 
 
-def keras_padding(layer: Layer, num, rank: int) -> tuple[list, str]:
-    """ZeroPadding before a window (explicit or ceil-mode padding), and the window's own padding."""
+def keras_padding(layer: Layer, num, rank: int, ceil: bool = False) -> tuple[list, str]:
+    """ZeroPadding before a window (explicit padding, and with `ceil` the ceil mode's), and the window's own
+    padding."""
     if layer.pad and layer.pad[0] == "same":
         return [], "same"
     pads = [(p, p) for p in num.each(layer.pad)]
-    if layer.options.get("ceil"):
+    if ceil:
         sizes = num.each(layer.in_shape.spatial)
         outs = num.each(layer.out_shape.spatial)
         for axis, (n, k, s, d, out) in enumerate(
