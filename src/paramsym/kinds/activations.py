@@ -5,10 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from ..core.records import ONE, Expr, KerasSpec, Layer, Options, TorchSpec
+from ..core.records import ONE, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
-from .base import Kind, same_layer, stated_channels
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    same_layer,
+    stated_channels,
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,7 @@ class Activation(Kind):
         self._keras = keras or (lambda value: KerasSpec("Activation", {"activation": name}))
         self._imported = imported or (lambda module, ctx: name)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         value = self.value(call, args.positional[0]) if args.positional else None
         return same_layer(call, self, flow, options=ActivationOptions(value))
 
@@ -68,18 +83,18 @@ class Activation(Kind):
                 raise ParamsymArgumentError(f"{call.name}({float(value):g}): {words}", pos=arg.pos)
         return value
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         value = ActivationOptions.of(layer).value
         return TorchSpec(self.torch_class, (float(value),)) if value is not None else TorchSpec(self.torch_class)
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         value = ActivationOptions.of(layer).value
         return [self._keras(None if value is None else float(value))]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return self._imported(module, ctx)
 
-    def from_torch_function(self, name, node, ctx) -> str:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         return self.key
 
 
@@ -89,10 +104,10 @@ class Softmax(Activation):
     def __init__(self):
         super().__init__("softmax", "nn.Softmax", keras=lambda value: KerasSpec("Softmax", {"axis": -1}))
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec(self.torch_class, (), {"dim": 1})
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if module.dim not in (1, -len(ctx.in_shape) + 1):
             raise ImportRefused(f"{ctx.node_name} (Softmax over axis {module.dim}) is not over the channels")
         return "softmax"
@@ -110,31 +125,31 @@ class PReLU(Kind):
     positional = 1
     torch_modules = ("PReLU", "timm.layers.activations.PReLU")  # timm's: F.prelu(x, weight), as torch.nn's
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         shared = "shared" in args.flags
         channels = flow.shape.channels if shared else stated_channels(call, flow, args)
         return same_layer(call, self, flow, channels, options=PReLUOptions(shared))
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         return {"params": ONE if PReLUOptions.of(layer).shared else layer.cout}
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return ONE if PReLUOptions.of(layer).shared else t.c
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         if PReLUOptions.of(layer).shared:
             return ["PReLU learns one slope shared by all channels: 1 parameter."]
         return [f"PReLU learns one slope per channel: {w(layer.cout)} parameters."]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("nn.PReLU") if PReLUOptions.of(layer).shared else TorchSpec("nn.PReLU", (num(layer.cout),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = layer.in_shape.rank or 0
         axes = list(range(1, rank + (2 if PReLUOptions.of(layer).shared else 1)))
         return [KerasSpec("PReLU", {"shared_axes": axes} if axes else {})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return "prelu(shared)" if module.num_parameters == 1 else "prelu"
 
 

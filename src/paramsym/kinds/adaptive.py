@@ -14,13 +14,29 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
 from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ParamsymArgumentError, ParamsymShapeError
 from . import pooling, windows
-from .base import Kind, make_layer, times, whole_number
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    make_layer,
+    times,
+    whole_number,
+)
 
 
 class gcd(sympy.Function):
@@ -63,7 +79,7 @@ class AdaptivePooling(Kind):
     torch_modules = pooling.GlobalPooling.torch_modules
     torch_functions = pooling.GlobalPooling.torch_functions
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its output size", "7", "S", "S1xS2")
         sizes = flow.shape.spatial
         if sizes == ():
@@ -86,7 +102,7 @@ class AdaptivePooling(Kind):
             call, self, flow, Shape(out, channels), channels, channels, options=AdaptivePoolingOptions(op)
         )
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         spatial = layer.in_shape.spatial
         if spatial is None or any(n is None for n in spatial):
             return {}
@@ -95,7 +111,7 @@ class AdaptivePooling(Kind):
         total = sympy.Mul(*(window_total(n, s) for n, s in zip(spatial, sizes)))
         return {"fan_in": fan_in, "connections": times(total, layer.cout)}
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         """Exact only when S divides n on every axis (windows of n/S, stride n/S); else unknown."""
         sizes, out = layer.in_shape.spatial, layer.out_shape.spatial
         if field is None or sizes is None or any(n is None or not (n / s).is_Integer for n, s in zip(sizes, out)):
@@ -105,10 +121,10 @@ class AdaptivePooling(Kind):
         window = dataclasses.replace(layer, kernel=steps, stride=steps, pad=(ZERO,) * rank, dilation=(ONE,) * rank)
         return windows.window_field(window, field)
 
-    def header(self, layer, w) -> str:
+    def header(self, layer: Layer, w: Words) -> str:
         return f", to {' x '.join(w(s) for s in layer.out_shape.spatial)}"
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         op = "average" if AdaptivePoolingOptions.of(layer).op == "avg" else "maximum"
         sizes = " x ".join(w(s) for s in layer.out_shape.spatial)
         return [
@@ -117,21 +133,21 @@ class AdaptivePooling(Kind):
             f"Fan-in: the largest window has {w(counts.fan_in)} inputs.",
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         rank = len(layer.out_shape.spatial)
         op = "Avg" if AdaptivePoolingOptions.of(layer).op == "avg" else "Max"
         sizes = num.each(layer.out_shape.spatial)
         return TorchSpec(f"nn.Adaptive{op}Pool{rank}d", (sizes[0] if rank == 1 else tuple(sizes),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = len(layer.out_shape.spatial)
         op = "Average" if AdaptivePoolingOptions.of(layer).op == "avg" else "Max"
         return [KerasSpec(f"Adaptive{op}Pooling{rank}D", {"output_size": tuple(num.each(layer.out_shape.spatial))})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return pooling.GlobalPooling().from_torch(module, ctx)
 
-    def from_torch_function(self, name, node, ctx) -> str:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         return pooling.GlobalPooling().from_torch_function(name, node, ctx)
 
 

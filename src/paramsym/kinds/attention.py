@@ -25,13 +25,33 @@ value projections cost `2·T·d·kv` and the KV cache is the keys and values of 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
 from .. import expansion
-from ..core.records import Expr, KerasSpec, Layer, Options, TorchSpec
+from ..core.records import KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
-from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    check_or_defer,
+    refuse_keras,
+    same_layer,
+    times,
+    whole_input_field,
+    whole_number,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,7 @@ class Attention(Kind):
     )  # the last three: paramsym's own exports
 
     # ---- language
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if "heads" not in args.keywords:
             raise ParamsymArgumentError(
                 f"{call.name} needs its number of heads: write {call.name}(heads=8, ...)", pos=call.pos
@@ -251,7 +271,7 @@ class Attention(Kind):
             return table * heads, 0
         return 3 * m + m * heads + heads, table * (2 * m + m * heads)
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         s = self.sizes(layer)
         d, q, kv, T, S, c = s["d"], s["q"], s["kv"], s["T"], s["S"], s["c"]
         o = AttentionOptions.of(layer)
@@ -280,7 +300,7 @@ class Attention(Kind):
             "kv_cache": times(2, keys, kv),
         }
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         o = AttentionOptions.of(layer)
         # in the textbook symbols: C the width, and the layer's own heads and head width
         heads, kv_heads = o.heads, o.kv_heads
@@ -294,13 +314,13 @@ class Attention(Kind):
             params += self.position_bias(layer, heads, o.window)[0]
         return expansion.expand(params)
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         """Every output sees every position (a window attention's field, windows that do not slide, is left
         unknown)."""
         return whole_input_field(layer, field) if AttentionOptions.of(layer).window is None else None
 
     # ---- explain
-    def header(self, layer, words) -> str:
+    def header(self, layer: Layer, words: Words) -> str:
         o = AttentionOptions.of(layer)
         parts = [f", {words(o.heads)} heads of width {words(o.head_dim)}"]
         if o.kv_heads != o.heads:
@@ -318,7 +338,7 @@ class Attention(Kind):
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         s, o = self.sizes(layer), AttentionOptions.of(layer)
         d, q, kv, c = s["d"], s["q"], s["kv"], s["c"]
         lines = [
@@ -405,7 +425,7 @@ class Attention(Kind):
         return any((w - n).is_nonnegative for n in sizes)
 
     # ---- frameworks
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = AttentionOptions.of(layer)
         if o.window is not None:
             return _window_spec(layer, num)
@@ -425,7 +445,7 @@ class Attention(Kind):
             {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra},
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         o = AttentionOptions.of(layer)
         if o.window is not None:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
@@ -461,7 +481,7 @@ class Attention(Kind):
             KerasSpec("Reshape", {"target_shape": (*spatial, d)}),
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         name = type(module).__name__
         if name in ("SelfAttention", "GroupedQueryAttention"):
             return _own_text(module)

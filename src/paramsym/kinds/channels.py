@@ -6,12 +6,28 @@ Keras: shuffle as Reshape > Permute > Reshape, slice refused (keras.layers has n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
-from ..core.records import Expr, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ParamsymArgumentError, ParamsymShapeError
-from .base import Kind, check_or_defer, make_layer, refuse_keras, whole_number
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    check_or_defer,
+    make_layer,
+    refuse_keras,
+    whole_number,
+)
 
 
 def _channels(call, flow) -> sympy.Expr:
@@ -46,7 +62,7 @@ class ChannelSlice(Kind):
     positional = 2
     torch_modules = ("ChannelSlice",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if len(args.positional) != 2:
             raise ParamsymArgumentError(
                 f"{call.name} takes two values: {call.name}(a, b) keeps channels a to b-1",
@@ -91,26 +107,26 @@ class ChannelSlice(Kind):
             constraints=tuple(constraints),
         )
 
-    def header(self, layer, w) -> str:
+    def header(self, layer: Layer, w: Words) -> str:
         return f", channels {w(SliceOptions.of(layer).start)} to {w(SliceOptions.of(layer).end - 1)} of {w(layer.cin)}"
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: it keeps channels {w(SliceOptions.of(layer).start)} to {w(SliceOptions.of(layer).end - 1)} of "
             f"the {w(layer.cin)}, {w(layer.cout)} channels."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("ChannelSlice", (num(SliceOptions.of(layer).start), num(SliceOptions.of(layer).end)))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         refuse_keras(
             layer,
             "keras.layers has no layer that keeps some of the channels (only a Lambda could, and "
             "exported models use none)",
         )
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return f"slice({module.start}, {module.end})"
 
 
@@ -120,7 +136,7 @@ class ChannelShuffle(Kind):
     positional = 1
     torch_modules = ("ChannelShuffle",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its number of groups", "2", "g")
         groups = _number(call, arg, "groups", 1, args)
         channels = _channels(call, flow)
@@ -150,20 +166,20 @@ class ChannelShuffle(Kind):
             call, self, flow, flow.shape, channels, channels, groups=groups, constraints=tuple(constraints)
         )
 
-    def header(self, layer, w) -> str:
+    def header(self, layer: Layer, w: Words) -> str:
         return f", {w(layer.groups)} groups"
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: it splits the {w(layer.cin)} channels into {w(layer.groups)} groups of "
             f"{w(layer.cin / layer.groups)} and interleaves them (channel k of group i goes to position "
             f"k·{w(layer.groups)} + i)."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("nn.ChannelShuffle", (num(layer.groups),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         spatial = num.each(layer.in_shape.spatial)
         groups, channels = num(layer.groups), num(layer.cin)
         rank = len(spatial)
@@ -174,7 +190,7 @@ class ChannelShuffle(Kind):
             KerasSpec("Reshape", {"target_shape": (*spatial, channels)}),
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return f"shuffle({module.groups})"
 
 

@@ -4,15 +4,27 @@ SeparableConv) and transposed `deconv`, in 1, 2 and 3 spatial dimensions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
 from .. import expansion
-from ..core.records import ONE, ZERO, Expr, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
 from . import windows
 from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
     Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
     bias_of,
     bias_sentences,
     check_divides,
@@ -54,7 +66,7 @@ class _Filters(Kind):
     def channels_and_groups(self, call, args, cin):
         return output_channels(call, args), args.scalar("groups", ONE)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = self.filters(
             call, flow, args, match
         )
@@ -76,16 +88,16 @@ class _Filters(Kind):
             constraints=tuple(constraints),
         )
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
         fan_in = k * cin / g
         macs = times(layer.out_shape.positions, cout, fan_in)
         return {"params": fan_in * cout + bias_of(layer), "fan_in": fan_in, "connections": macs, "macs": macs}
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         return windows.window_field(layer, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return (
             self.weight_sentences(layer, w)
             + bias_sentences(layer, counts, w)
@@ -109,7 +121,7 @@ class _Filters(Kind):
             f"{w(cout)} filters (one per output channel): {w.product(k * cin, cout)} weights.",
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         kwargs = {
             "stride": num.each(layer.stride),
             "padding": windows.torch_padding(layer, num),
@@ -122,7 +134,7 @@ class _Filters(Kind):
         )
         return windows.same_padded(layer, num, conv)
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         before, pad = windows.keras_padding(layer, num, rank)
@@ -164,11 +176,11 @@ class Convolution(_Filters):
     torch_modules = ("Conv1d", "Conv2d", "Conv3d", "timm.layers.conv2d_same.Conv2dSame")
     takes_pad = True
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         bias = t.c_out if layer.bias else ZERO
         return t.k * (t.c_in / t.g if layer.groups != 1 else t.c_in) * t.c_out + bias
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         rank = ctx.rank
         if rank == 0:  # a 1x1 convolution on a map of one position (after gap), as in squeeze-and-excitation
             return _dense_on_vector(module, ctx)
@@ -223,13 +235,13 @@ class DepthwiseConvolution(_Filters):
     def channels_and_groups(self, call, args, cin):
         return (args.channels.cout if args.channels is not None else cin), cin
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.k * t.c_out + (t.c_out if layer.bias else ZERO)
 
     def weight_sentences(self, layer, w) -> list[str]:
         return _depthwise_sentences(layer, w)
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = len(layer.kernel)
         if rank > 2:
             return super().keras(layer, num)
@@ -252,7 +264,7 @@ class SeparableConvolution(_Filters):
     suggestions = ("sepconv3x3",)
     keywords = _FILTER_KEYS - {"groups"}
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         k, cin, cout = layer.kernel_size, layer.cin, layer.cout
         positions = layer.out_shape.positions
         depthwise_macs = times(positions, cin, k)
@@ -266,7 +278,7 @@ class SeparableConvolution(_Filters):
             "macs": macs,
         }
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.k * t.c_in + t.c_in * t.c_out + (t.c_out if layer.bias else ZERO)
 
     def weight_sentences(self, layer, w) -> list[str]:
@@ -277,7 +289,7 @@ class SeparableConvolution(_Filters):
             f"{w.product(layer.cin, layer.cout)} weights.",
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         rank, cin = len(layer.kernel), num(layer.cin)
         depthwise = TorchSpec(
             f"nn.Conv{rank}d",
@@ -293,7 +305,7 @@ class SeparableConvolution(_Filters):
         pointwise = TorchSpec(f"nn.Conv{rank}d", (cin, num(layer.cout), 1), {"bias": layer.bias})
         return TorchSpec("nn.Sequential", (windows.same_padded(layer, num, depthwise), pointwise))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         if rank > 2:
@@ -316,7 +328,7 @@ class TransposedConvolution(_Filters):
     keywords = _FILTER_KEYS | {"outpad"}
     torch_modules = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = self.filters(
             call, flow, args, match
         )
@@ -358,17 +370,17 @@ class TransposedConvolution(_Filters):
             constraints=tuple(constraints),
         )
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         # Every input position scatters k * Cout/g products; an output position gathers
         # at most k * Cin/g of them (exactly that when the stride is 1).
         k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
         macs = times(layer.in_shape.positions, cin, k, cout / g)
         return {"params": k * cin * cout / g + bias_of(layer), "fan_in": k * cin / g, "connections": macs, "macs": macs}
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.k * t.c_in * (t.c_out / t.g if layer.groups != 1 else t.c_out) + (t.c_out if layer.bias else ZERO)
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         if field is None:
             return None
         # an output position sees at most ceil(span / s) input positions
@@ -378,7 +390,7 @@ class TransposedConvolution(_Filters):
             out.append((r + (sympy.ceiling(span / s) - 1) * j, j / s, start - p * j / s))
         return tuple(out)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         g = layer.groups
         return (
             [
@@ -390,7 +402,7 @@ class TransposedConvolution(_Filters):
             + windows.size_sentence(layer, w, transposed=True)
         )
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec(
             f"nn.ConvTranspose{len(layer.kernel)}d",
             (num(layer.cin), num(layer.cout), num.each(layer.kernel)),
@@ -404,7 +416,7 @@ class TransposedConvolution(_Filters):
             },
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         if num(layer.groups) != 1:
@@ -429,7 +441,7 @@ class TransposedConvolution(_Filters):
             layers.append(KerasSpec(f"Cropping{rank}D", {"cropping": pairs[0] if rank == 1 else pairs}))
         return layers
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         rank = ctx.rank
         kernel = windows.per_axis(module.kernel_size, rank)
         parts = windows.window_arguments(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
@@ -12,7 +13,16 @@ from ..core.records import ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
 from ..language.syntax import Call, Channels
 from .base import (
+    Args,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
     Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
     bias_of,
     bias_sentences,
     check_or_defer,
@@ -46,7 +56,7 @@ class Dense(Kind):
     takes_channels = True
     torch_modules = ("Linear", "timm.layers.linear.Linear")  # timm's: F.linear(x, weight, bias), as torch.nn's
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if args.channels is None:
             raise ParamsymArgumentError(
                 f"{call.name} needs its output size: write {call.name}(->10, ...)", pos=call.pos
@@ -106,7 +116,7 @@ class Dense(Kind):
         constraints = [c for d in differences if d != 0 for c in check_or_defer(d, "zero", message, arg.pos)]
         return name, constraints
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         cin, cout = layer.cin, layer.cout
         macs = times(layer.out_shape.positions, cin, cout)
         weights = (
@@ -117,11 +127,11 @@ class Dense(Kind):
     def weight(self, layer: Layer) -> tuple:
         return (layer.cout, layer.cin)
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         weights = ZERO if DenseOptions.of(layer).tie is not None else t.c_in * t.c_out
         return weights + (t.c_out if layer.bias else ZERO)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         tie = DenseOptions.of(layer).tie
         if tie is not None:
             shared = (
@@ -144,18 +154,18 @@ class Dense(Kind):
             + [fan_in_sentence(counts, w)]
         )
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return vector_or_channels_last(
             layer, TorchSpec("nn.Linear", (num(layer.cin), num(layer.cout)), {"bias": layer.bias})
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         tie = DenseOptions.of(layer).tie
         if tie is not None:
             refuse_keras(layer, f"a Keras Dense layer cannot share the weight of another layer (tie={tie.name})")
         return [KerasSpec("Dense", {"units": num(layer.cout), "use_bias": layer.bias})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if len(ctx.in_shape) != 2:
             raise ImportRefused(
                 f"{ctx.node_name} ({type(module).__name__}) acts on the last axis of a "
@@ -175,7 +185,7 @@ class Router(Dense):
     flags = frozenset()
     torch_modules = ()
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"The router scores the {w(layer.cout)} experts for each position from its {w(layer.cin)} "
             f"channels: {w.product(layer.cin, layer.cout)} weights, no bias.",

@@ -5,9 +5,12 @@ unchanged, the identity at inference. PyTorch: our `DropPath(p)` (torchvision's 
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.records import KerasSpec, TorchSpec
 from ..errors import ImportRefused
 from .activations import Activation, ActivationOptions
+from .base import Args, Call, Counts, Flow, ImportContext, Layer, NameMatch, Numbers, Words
 
 
 class DropPath(Activation):
@@ -25,20 +28,20 @@ class DropPath(Activation):
         )
         self.torch_modules = ("DropPath", "StochasticDepth")
 
-    def build(self, call, flow, args, match):
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         args.required("its probability", "0.1", "P")
         return super().build(call, flow, args, match)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: in training it drops the whole branch of a sample with probability "
             f"{float(ActivationOptions.of(layer).value):g}; at inference it passes its input on."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("DropPath", (float(ActivationOptions.of(layer).value),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = layer.in_shape.rank or 0
         return [
             KerasSpec(
@@ -47,7 +50,7 @@ class DropPath(Activation):
             )
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if getattr(module, "mode", "row") != "row":
             raise ImportRefused(
                 f"{ctx.node_name} (StochasticDepth in mode {module.mode!r}) drops the whole batch, "

@@ -4,11 +4,22 @@ keeps running statistics), layer norm over the last axis, group norm."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from ..core.records import ZERO, Expr, KerasSpec, Layer, Options, TorchSpec
+from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
 from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
     Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
     check_divides,
     require_channels_of_a_vector,
     same_layer,
@@ -31,7 +42,7 @@ class _Normalization(Kind):
     title = ""  # BatchNorm, LayerNorm, GroupNorm
     keeps_statistics = False  # running mean and variance (non-learnable state)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         channels = stated_channels(call, flow, args)
         shift = "nobias" not in args.flags
         if not shift:
@@ -54,17 +65,17 @@ class _Normalization(Kind):
             raise ParamsymArgumentError(f"{call.name} has no groups (that is gn)", pos=args.keywords["groups"].pos)
         return None, []
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         channels = layer.cout
         return {
             "params": _terms(layer) * channels if NormalizationOptions.of(layer).affine else ZERO,
             "state": 2 * channels if self.keeps_statistics else ZERO,
         }
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return _terms(layer) * t.c if NormalizationOptions.of(layer).affine else ZERO
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         o = NormalizationOptions.of(layer)
         if o.affine and not o.shift:
             lines = [
@@ -137,7 +148,7 @@ class BatchNorm(_Normalization):
         f"{_TIMM_ACT}SyncBatchNormAct",
     )
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         dims = max(layer.in_shape.rank or 1, 1)
         return TorchSpec(
             f"nn.BatchNorm{dims}d",
@@ -145,10 +156,10 @@ class BatchNorm(_Normalization):
             {} if NormalizationOptions.of(layer).affine else {"affine": False},
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [KerasSpec("BatchNormalization", self.keras_flags(layer))]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if not module.track_running_stats:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) keeps no running statistics")
         return _then(module, ctx, "bn" if module.affine else "bn(noaffine)")
@@ -175,17 +186,17 @@ class LayerNorm(_Normalization):
                 pos=args.flags["nobias"].pos,
             )
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = NormalizationOptions.of(layer)
         flags = {} if o.affine else {"elementwise_affine": False}
         if not o.shift:
             flags = {"bias": False}
         return vector_or_channels_last(layer, TorchSpec("nn.LayerNorm", (num(layer.cout),), flags))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [KerasSpec("LayerNormalization", self.keras_flags(layer))]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         require_channels_of_a_vector(module, ctx)
         if not module.elementwise_affine:
             return _then(module, ctx, "ln(noaffine)")
@@ -212,21 +223,21 @@ class GroupNorm(_Normalization):
             )
         return groups, check_divides(call, groups, channels, "", args.keywords["groups"].pos)
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec(
             "nn.GroupNorm",
             (num(NormalizationOptions.of(layer).groups), num(layer.cout)),
             {} if NormalizationOptions.of(layer).affine else {"affine": False},
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [
             KerasSpec(
                 "GroupNormalization", {"groups": num(NormalizationOptions.of(layer).groups), **self.keras_flags(layer)}
             )
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return _then(module, ctx, f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})")
 
 

@@ -4,13 +4,31 @@ and global `gap`/`gmp`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
 from ..core.records import ONE, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from . import windows
-from .base import Kind, check_or_defer, make_layer, refuse_keras, times, whole_input_field
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    check_or_defer,
+    make_layer,
+    refuse_keras,
+    times,
+    whole_input_field,
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +58,7 @@ class Pooling(Kind):
     takes_pad = True
     torch_functions = ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d")
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if match is True:  # `pool` is maxpool2x2
             match = self.pattern.fullmatch("maxpool2x2")
         op = "max" if match["family"] == "maxpool" else "avg"
@@ -73,20 +91,20 @@ class Pooling(Kind):
             constraints=tuple(constraints),
         )
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         k = layer.kernel_size
         return {"fan_in": k, "connections": times(k, layer.out_shape.elements)}
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         return windows.window_field(layer, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         op = "maximum" if PoolingOptions.of(layer).op == "max" else "average"
         return [
             f"No parameters: it takes the {op} of each {windows.kernel_text(layer, w)} window, channel by channel."
         ] + windows.size_sentence(layer, w, ceil=PoolingOptions.of(layer).ceil)
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         rank, o = len(layer.kernel), PoolingOptions.of(layer)
         if o.op == "max":
             module = TorchSpec(
@@ -111,7 +129,7 @@ class Pooling(Kind):
         )
         return windows.same_padded(layer, num, module)
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num, pooling=True)
         rank = len(layer.kernel)
         if any(d > 1 for d in num.each(layer.dilation)):
@@ -125,7 +143,7 @@ class Pooling(Kind):
             )
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         rank = ctx.rank
         op = "max" if "Max" in type(module).__name__ else "avg"
         kernel = windows.per_axis(module.kernel_size, rank)
@@ -139,7 +157,7 @@ class Pooling(Kind):
             parts.append("ceil")
         return f"{op}pool{windows.kernel_name(kernel)}" + (f"({windows.arguments(*parts)})" if parts else "")
 
-    def from_torch_function(self, name, node, ctx) -> str:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         """F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode) and F.avg_pool2d(x, kernel_size,
         stride, padding, ceil_mode, ...), read as the module with those arguments (Inception-v3)."""
         order = (
@@ -233,39 +251,39 @@ class GlobalPooling(Kind):
         "mean",
     )
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if flow.shape.spatial == ():
             raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector", pos=call.pos)
         channels = flow.shape.channels
         op = "avg" if call.name == "gap" else "max"
         return make_layer(call, self, flow, Shape((), channels), channels, channels, options=GlobalPoolingOptions(op))
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         window = layer.in_shape.positions
         return {"fan_in": window, "connections": times(window, layer.cout)}
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         return whole_input_field(layer, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         op = "average" if GlobalPoolingOptions.of(layer).op == "avg" else "maximum"
         return [f"No parameters: it takes the {op} over all positions of each of the {w(layer.cout)} channels."]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         rank = layer.in_shape.rank
         if not rank:
             raise ParamsymUsageError(f"{layer.name} at {layer.pos} needs the input's number of axes to export")
         op = "Avg" if GlobalPoolingOptions.of(layer).op == "avg" else "Max"
         return TorchSpec("nn.Sequential", (TorchSpec(f"nn.Adaptive{op}Pool{rank}d", (1,)), TorchSpec("nn.Flatten")))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         op = "Average" if GlobalPoolingOptions.of(layer).op == "avg" else "Max"
         return [KerasSpec(f"Global{op}Pooling{layer.in_shape.rank}D")]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return _adaptive(ctx.node_name, type(module).__name__, module.output_size, ctx.in_shape)
 
-    def from_torch_function(self, name, node, ctx) -> str | None:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         if name == "mean":  # x.mean((2, 3)) and torch.mean(x, (2, 3)): over every spatial axis (MNASNet)
             dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
             dims = (dims,) if isinstance(dims, int) else tuple(dims or ())

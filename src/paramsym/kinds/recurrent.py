@@ -18,13 +18,33 @@ stacked layer, in `Bidirectional` when bidirectional.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
 from .. import expansion
-from ..core.records import ONE, ZERO, Expr, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
-from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times, whole_input_field
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    check_or_defer,
+    input_channels,
+    make_layer,
+    refuse_keras,
+    times,
+    whole_input_field,
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +76,7 @@ class Recurrent(Kind):
         self.keras_biases = keras_biases  # bias vectors per gate unit in Keras (PyTorch: 2)
 
     # ---- language
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         rank = flow.shape.rank
         if rank is not None and rank != 1:
             self._refuse_input(call, flow)
@@ -154,7 +174,7 @@ class Recurrent(Kind):
         macs = times(layer.in_shape.positions, per_step)
         return {"params": self._params(layer, convention), "fan_in": p["I"] + p["R"], "connections": macs, "macs": macs}
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         """One layer and direction in C_in and C_out = D·H (D·P with proj), in PyTorch's convention."""
         o = RecurrentOptions.of(layer)
         directions = o.directions
@@ -171,13 +191,13 @@ class Recurrent(Kind):
 
         return expansion.expand(directions * (one(t.c_in) + (o.layers - 1) * one(directions * recurrent)))
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         """A step's output may depend on every step before it (and after it, bidirectional): the field is
         the whole sequence, as the last step's is."""
         return whole_input_field(layer, field)
 
     # ---- explain
-    def header(self, layer, w) -> str:
+    def header(self, layer: Layer, w: Words) -> str:
         o = RecurrentOptions.of(layer)
         parts = [
             f", {w(layer.cin)} -> {w(layer.cout)} channels (hidden size {w(o.hidden)}"
@@ -194,7 +214,7 @@ class Recurrent(Kind):
             parts.append(", last step only")
         return "".join(parts)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         p = self._parts(layer)
         gates, hidden, recurrent = p["G"], p["H"], p["R"]
         units = (gates, hidden) if gates != 1 else (hidden,)
@@ -267,7 +287,7 @@ class Recurrent(Kind):
         return expansion.expand(counts.params - scale * self._params(layer, "keras")) == 0
 
     # ---- frameworks
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = RecurrentOptions.of(layer)
         kwargs = {"bias": layer.bias, "batch_first": True}
         if o.layers != 1:
@@ -279,7 +299,7 @@ class Recurrent(Kind):
         module = TorchSpec(f"nn.{self.torch_class}", (num(layer.cin), num(o.hidden)), kwargs)
         return TorchSpec("Recurrent", (module,), {"last": True} if o.last else {})
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         o = RecurrentOptions.of(layer)
         if o.proj is not None:
             refuse_keras(layer, "Keras LSTM has no projection (PyTorch's proj_size)")
@@ -293,7 +313,7 @@ class Recurrent(Kind):
             specs.append(KerasSpec("Bidirectional", {"layer": cell}) if o.directions == 2 else cell)
         return specs
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if not module.batch_first:
             raise ImportRefused(
                 f"{ctx.node_name} ({type(module).__name__}) has batch_first=False: paramsym reads "
@@ -310,7 +330,7 @@ class Recurrent(Kind):
             parts.append(f"proj={module.proj_size}")
         return f"{self.key}({', '.join(parts)})"
 
-    def from_torch_item(self, text, index, ctx) -> str | None:
+    def from_torch_item(self, text: str, index: Any, ctx: ImportContext) -> str | None:
         """`(output, state)[0]` is the layer's output; `output[:, -1]` (of the T x H' steps) its last step."""
         if index == 0:
             return text

@@ -5,10 +5,28 @@ learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ParamsymArgumentError
-from .base import Kind, refuse_keras, require_channels_of_a_vector, same_layer, stated_channels, vector_or_channels_last
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    refuse_keras,
+    require_channels_of_a_vector,
+    same_layer,
+    stated_channels,
+    vector_or_channels_last,
+)
 
 
 @dataclass(frozen=True)
@@ -24,32 +42,32 @@ class RMSNorm(Kind):
     positional = 1  # rmsnorm(512): the channels, when nothing before says them
     torch_modules = ("RMSNorm",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         _check_eps(args)
         channels = stated_channels(call, flow, args)
         return same_layer(call, self, flow, channels, options=RMSNormOptions(affine="noaffine" not in args.flags))
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         return {"params": layer.cout if RMSNormOptions.of(layer).affine else ZERO}
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.c if RMSNormOptions.of(layer).affine else ZERO
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         if not RMSNormOptions.of(layer).affine:
             return ["RMSNorm without affine part (noaffine) learns nothing."]
         return [f"RMSNorm learns a scale per channel and no shift: {w(layer.cout)} parameters."]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         flags = {} if RMSNormOptions.of(layer).affine else {"elementwise_affine": False}
         return vector_or_channels_last(layer, TorchSpec("nn.RMSNorm", (num(layer.cout),), flags))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         if not RMSNormOptions.of(layer).affine:
             refuse_keras(layer, "Keras RMSNormalization always learns its scale")
         return [KerasSpec("RMSNormalization", {"axis": -1})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         require_channels_of_a_vector(module, ctx)
         return "rmsnorm" if module.elementwise_affine else "rmsnorm(noaffine)"
 

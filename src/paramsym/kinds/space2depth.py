@@ -12,11 +12,27 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
-from ..core.records import ONE, ZERO, Expr, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymShapeError
 from . import windows
-from .base import Kind, check_or_defer, make_layer, whole_number
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    check_or_defer,
+    make_layer,
+    whole_number,
+)
 
 
 @dataclass(frozen=True)
@@ -30,7 +46,7 @@ class SpaceToDepth(Kind):
     positional = 1
     torch_modules = ("SpaceToDepth", "PixelUnshuffle")
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its patch size", "2", "B")
         block = args.one_value(arg, "patch size B (B x B patches)")
         args.constraints += whole_number(block, "the patch size", arg.pos)
@@ -64,18 +80,18 @@ class SpaceToDepth(Kind):
             call, self, flow, out, channels, cout, options=SpaceToDepthOptions(block), constraints=tuple(constraints)
         )
 
-    def header(self, layer, w) -> str:
+    def header(self, layer: Layer, w: Words) -> str:
         b = w(SpaceToDepthOptions.of(layer).block)
         return f", {b} x {b} patches"
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         block = SpaceToDepthOptions.of(layer).block
         window = dataclasses.replace(
             layer, kernel=(block, block), stride=(block, block), pad=(ZERO, ZERO), dilation=(ONE, ONE)
         )
         return windows.window_field(window, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         b = w(SpaceToDepthOptions.of(layer).block)
         return [
             f"No parameters: each {b} x {b} patch of the input becomes one position of {b}·{b}·"
@@ -83,10 +99,10 @@ class SpaceToDepth(Kind):
             f"innermost)."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("SpaceToDepth", (num(SpaceToDepthOptions.of(layer).block),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         b = num(SpaceToDepthOptions.of(layer).block)
         (h, w), c = num.each(layer.in_shape.spatial), num(layer.cin)
         return [
@@ -95,7 +111,7 @@ class SpaceToDepth(Kind):
             KerasSpec("Reshape", {"target_shape": (h // b, w // b, b * b * c)}),
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         # ours: block; torch's PixelUnshuffle: downscale_factor; timm's SpaceToDepth (TResNet): bs, the same order
         block = next((getattr(module, a) for a in ("block", "downscale_factor", "bs") if hasattr(module, a)), None)
         if not isinstance(block, int):
