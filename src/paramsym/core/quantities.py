@@ -26,7 +26,7 @@ Expr = sympy.Expr
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
-def times(*factors):
+def times(*factors: sympy.Expr | None) -> sympy.Expr | None:
     """Product, or None when a factor is unknown."""
     if any(f is None for f in factors):
         return None

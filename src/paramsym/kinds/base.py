@@ -174,6 +174,19 @@ class Kind:
         return f"<kind {self.key}>"
 
 
+def known(value: Expr | None) -> Expr:
+    """A size that the layer's `build` made sure of (the channels of a layer that takes them): a record's
+    field may be None in general (`Layer.cin`), not for this kind."""
+    assert value is not None
+    return value
+
+
+def family(match: NameMatch | None) -> re.Match[str]:
+    """The match of a family's pattern (`conv3x3`): a kind with no plain names is matched by its pattern only."""
+    assert isinstance(match, re.Match)
+    return match
+
+
 def refuse_keras(layer: Layer, why: str) -> NoReturn:
     raise ParamsymUsageError(f"{layer.name} at {layer.pos} has no Keras equivalent: {why}")
 
@@ -596,8 +609,10 @@ __all__ = [
     "bias_sentences",
     "check_divides",
     "check_or_defer",
+    "family",
     "fan_in_sentence",
     "input_channels",
+    "known",
     "make_layer",
     "output_channels",
     "refuse_keras",

@@ -15,6 +15,7 @@ from . import windows
 from .base import (
     Args,
     Call,
+    Constraint,
     Counts,
     Expr,
     Field,
@@ -29,8 +30,10 @@ from .base import (
     bias_sentences,
     check_divides,
     check_or_defer,
+    family,
     fan_in_sentence,
     input_channels,
+    known,
     make_layer,
     output_channels,
     refuse_keras,
@@ -48,13 +51,27 @@ class _Filters(Kind):
     flags = _BIAS
     takes_channels = True
 
-    def filters(self, call, flow, args, match):
+    def filters(
+        self, call: Call, flow: Flow, args: Args, match: NameMatch
+    ) -> tuple[
+        tuple[Expr, ...],
+        int,
+        tuple[Expr | None, ...],
+        Expr,
+        Expr,
+        Expr,
+        tuple[Expr, ...],
+        tuple[Expr, ...],
+        list[Constraint],
+    ]:
+        """kernel, rank, input sizes, channels in and out, groups, stride, dilation and the conditions on them."""
+        match = family(match)
         kernel = windows.kernel(call, args, match)
         rank = len(kernel)
         spatial_in = windows.spatial(call, flow, rank, match)
         cin = input_channels(call, flow, args)
         cout, groups = self.channels_and_groups(call, args, cin)
-        constraints = []
+        constraints: list[Constraint] = []
         if groups != ONE:
             group_pos = args.keywords["groups"].pos if "groups" in args.keywords else call.pos
             constraints += check_divides(call, groups, cin, "input", group_pos)
@@ -63,7 +80,7 @@ class _Filters(Kind):
         dilation = args.sizes("dilation", rank, (ONE,) * rank)
         return kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints
 
-    def channels_and_groups(self, call, args, cin):
+    def channels_and_groups(self, call: Call, args: Args, cin: Expr) -> tuple[Expr, Expr]:
         return output_channels(call, args), args.scalar("groups", ONE)
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
@@ -89,7 +106,7 @@ class _Filters(Kind):
         )
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
-        k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
+        k, cin, cout, g = layer.kernel_size, known(layer.cin), known(layer.cout), layer.groups
         fan_in = k * cin / g
         macs = times(layer.out_shape.positions, cout, fan_in)
         return {"params": fan_in * cout + bias_of(layer), "fan_in": fan_in, "connections": macs, "macs": macs}
@@ -105,8 +122,8 @@ class _Filters(Kind):
             + windows.size_sentence(layer, w)
         )
 
-    def weight_sentences(self, layer, w) -> list[str]:
-        k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
+    def weight_sentences(self, layer: Layer, w: Words) -> list[str]:
+        k, cin, cout, g = layer.kernel_size, known(layer.cin), known(layer.cout), layer.groups
         ksize = windows.kernel_text(layer, w)
         if g != 1 and expansion.expand(g - cin) == 0:
             return _depthwise_sentences(layer, w)
@@ -146,7 +163,7 @@ class _Filters(Kind):
         ]
 
 
-def _keras_common(layer, num, pad) -> dict:
+def _keras_common(layer: Layer, num: Numbers, pad: str) -> dict[str, Any]:
     return {
         "kernel_size": num.each(layer.kernel),
         "strides": num.each(layer.stride),
@@ -156,8 +173,8 @@ def _keras_common(layer, num, pad) -> dict:
     }
 
 
-def _depthwise_sentences(layer, w) -> list[str]:
-    k, cin, cout = layer.kernel_size, layer.cin, layer.cout
+def _depthwise_sentences(layer: Layer, w: Words) -> list[str]:
+    k, cin, cout = layer.kernel_size, known(layer.cin), known(layer.cout)
     per = cout / cin
     return [
         f"Depthwise: each input channel has its own {windows.kernel_text(layer, w)} filter"
@@ -187,7 +204,7 @@ class Convolution(_Filters):
         kernel = windows.per_axis(module.kernel_size, rank)
         stride, dilation = windows.per_axis(module.stride, rank), windows.per_axis(module.dilation, rank)
         pad = windows.imported_padding(module, ctx, kernel, stride, dilation)
-        if pad == "same":
+        if isinstance(pad, str):  # "same"
             pad_text = "pad=same"
             parts = windows.window_arguments(stride, (0,) * rank, dilation)
         else:
@@ -207,7 +224,7 @@ class Convolution(_Filters):
         )
 
 
-def _dense_on_vector(module, ctx) -> str:
+def _dense_on_vector(module: Any, ctx: ImportContext) -> str:
     """Conv2d(A, B, 1) on the (N, A, 1, 1) that global pooling leaves is dense(A->B): the same weights and
     sums on the pooled vector."""
     if (
@@ -232,13 +249,13 @@ class DepthwiseConvolution(_Filters):
     suggestions = ("dwconv3x3",)
     keywords = _FILTER_KEYS - {"groups"}
 
-    def channels_and_groups(self, call, args, cin):
+    def channels_and_groups(self, call: Call, args: Args, cin: Expr) -> tuple[Expr, Expr]:
         return (args.channels.cout if args.channels is not None else cin), cin
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.k * t.c_out + (t.c_out if layer.bias else ZERO)
 
-    def weight_sentences(self, layer, w) -> list[str]:
+    def weight_sentences(self, layer: Layer, w: Words) -> list[str]:
         return _depthwise_sentences(layer, w)
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
@@ -265,7 +282,7 @@ class SeparableConvolution(_Filters):
     keywords = _FILTER_KEYS - {"groups"}
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
-        k, cin, cout = layer.kernel_size, layer.cin, layer.cout
+        k, cin, cout = layer.kernel_size, known(layer.cin), known(layer.cout)
         positions = layer.out_shape.positions
         depthwise_macs = times(positions, cin, k)
         pointwise_macs = times(positions, cin, cout)
@@ -281,7 +298,7 @@ class SeparableConvolution(_Filters):
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.k * t.c_in + t.c_in * t.c_out + (t.c_out if layer.bias else ZERO)
 
-    def weight_sentences(self, layer, w) -> list[str]:
+    def weight_sentences(self, layer: Layer, w: Words) -> list[str]:
         return [
             f"Depthwise part: one {windows.kernel_text(layer, w)} filter per input channel: "
             f"{w.product(*layer.kernel, layer.cin)} weights.",
@@ -373,7 +390,7 @@ class TransposedConvolution(_Filters):
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         # Every input position scatters k * Cout/g products; an output position gathers
         # at most k * Cin/g of them (exactly that when the stride is 1).
-        k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
+        k, cin, cout, g = layer.kernel_size, known(layer.cin), known(layer.cout), layer.groups
         macs = times(layer.in_shape.positions, cin, k, cout / g)
         return {"params": k * cin * cout / g + bias_of(layer), "fan_in": k * cin / g, "connections": macs, "macs": macs}
 
@@ -396,7 +413,7 @@ class TransposedConvolution(_Filters):
             [
                 f"A transposed convolution has a {windows.kernel_text(layer, w)} filter for each pair of "
                 f"input and output channel{' in a group' if g != 1 else ''}: "
-                f"{w.product(*layer.kernel, layer.cin, layer.cout / g)} weights."
+                f"{w.product(*layer.kernel, known(layer.cin), known(layer.cout) / g)} weights."
             ]
             + bias_sentences(layer, counts, w)
             + windows.size_sentence(layer, w, transposed=True)

@@ -14,6 +14,7 @@ from . import windows
 from .base import (
     Args,
     Call,
+    Constraint,
     Counts,
     Expr,
     Field,
@@ -24,6 +25,7 @@ from .base import (
     Numbers,
     Words,
     check_or_defer,
+    family,
     make_layer,
     refuse_keras,
     times,
@@ -59,14 +61,14 @@ class Pooling(Kind):
     torch_functions = ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d")
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
-        if match is True:  # `pool` is maxpool2x2
-            match = self.pattern.fullmatch("maxpool2x2")
-        op = "max" if match["family"] == "maxpool" else "avg"
+        assert self.pattern is not None
+        found = family(self.pattern.fullmatch("maxpool2x2") if match is True else match)  # `pool` is maxpool2x2
+        op = "max" if found["family"] == "maxpool" else "avg"
         if op == "avg" and "dilation" in args.keywords:
             raise ParamsymArgumentError("average pooling has no dilation", pos=args.keywords["dilation"].pos)
-        kernel = windows.kernel(call, args, match)
+        kernel = windows.kernel(call, args, found)
         rank = len(kernel)
-        spatial_in = windows.spatial(call, flow, rank, match)
+        spatial_in = windows.spatial(call, flow, rank, found)
         channels = flow.shape.channels
         stride = args.sizes("stride", rank, kernel)
         dilation = args.sizes("dilation", rank, (ONE,) * rank)
@@ -150,7 +152,9 @@ class Pooling(Kind):
         stride = windows.per_axis(module.stride or module.kernel_size, rank)
         dilation = windows.per_axis(getattr(module, "dilation", 1), rank)
         pad = windows.imported_padding(module, ctx, kernel, stride, dilation)
-        parts = windows.window_arguments(stride, pad if pad != "same" else (0,) * rank, dilation, default_stride=kernel)
+        parts = windows.window_arguments(
+            stride, pad if not isinstance(pad, str) else (0,) * rank, dilation, default_stride=kernel
+        )
         if pad == "same":
             parts.append("pad=same")
         if module.ceil_mode:
@@ -184,7 +188,7 @@ class Pooling(Kind):
         return self.from_torch(module, ctx)
 
 
-def _pad_within_half(args, kernel, pad) -> list:
+def _pad_within_half(args: Args, kernel: tuple[Expr, ...], pad: tuple[Any, ...]) -> list[Constraint]:
     """PyTorch pools only with pad <= kernel // 2 on each axis (MaxPool and AvgPool, 1-D to 3-D; a
     dilation does not enlarge the bound: MaxPool2d(3, dilation=2, padding=2) fails too)."""
     if pad and pad[0] == "same":
@@ -205,7 +209,9 @@ def _pad_within_half(args, kernel, pad) -> list:
     return constraints
 
 
-def _input_covers_kernel(call, spatial_in, kernel, pad) -> list:
+def _input_covers_kernel(
+    call: Call, spatial_in: tuple[Expr | None, ...], kernel: tuple[Expr, ...], pad: tuple[Any, ...]
+) -> list[Constraint]:
     """PyTorch's AvgPool3d (only it: not AvgPool1d/2d, nor max pooling) needs an input at least as
     large as the kernel on each axis, padding aside: AvgPool3d(4, padding=2) on 3x3x3 fails."""
     if pad and pad[0] == "same":
@@ -295,7 +301,7 @@ class GlobalPooling(Kind):
         return _adaptive(ctx.node_name, name.title().replace("_", ""), size, ctx.in_shape)
 
 
-def _adaptive(node_name: str, cls: str, output_size, in_shape) -> str:
+def _adaptive(node_name: str, cls: str, output_size: Any, in_shape: tuple[int, ...]) -> str:
     """AdaptiveAvgPool to 1 is gap; to the size it already has, nothing; to any other size,
     adaptiveavgpool(S) (adaptive.py)."""
     rank = len(in_shape) - 2
