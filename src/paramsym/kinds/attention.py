@@ -35,6 +35,7 @@ from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, P
 from .base import (
     Args,
     Call,
+    Constraint,
     Counts,
     Expr,
     Field,
@@ -46,6 +47,7 @@ from .base import (
     Template,
     Words,
     check_or_defer,
+    known,
     refuse_keras,
     same_layer,
     times,
@@ -174,7 +176,7 @@ class Attention(Kind):
         )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
-    def _cpb(self, call, args, window):
+    def _cpb(self, call: Call, args: Args, window: Expr | None) -> Expr | None:
         """cpb=m: Swin V2's continuous position bias (an MLP 2 -> m -> heads on the relative coordinates)."""
         arg = args.keywords.get("cpb")
         if arg is None:
@@ -208,7 +210,7 @@ class Attention(Kind):
         )
         return value
 
-    def _source(self, call, args):
+    def _source(self, call: Call, args: Args) -> tuple[Expr, Expr] | None:
         arg = args.keywords.get("source")
         if arg is None:
             return None
@@ -224,7 +226,7 @@ class Attention(Kind):
             args.constraints += whole_number(value, what, arg.pos)
         return tuple(arg.value)
 
-    def _window(self, call, flow, args, window) -> list:
+    def _window(self, call: Call, flow: Flow, args: Args, window: Expr) -> list[Constraint]:
         pos = args.keywords["window"].pos
         if flow.shape.rank is not None and flow.shape.rank != 2:
             what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
@@ -249,7 +251,7 @@ class Attention(Kind):
 
     # ---- quantities
     @staticmethod
-    def sizes(layer: Layer) -> dict:
+    def sizes(layer: Layer) -> dict[str, Expr | None]:
         o = AttentionOptions.of(layer)
         d, e = layer.cin, o.head_dim
         q, kv = o.heads * e, o.kv_heads * e
@@ -263,7 +265,7 @@ class Attention(Kind):
         return sizes
 
     @staticmethod
-    def position_bias(layer: Layer, heads, window) -> tuple:
+    def position_bias(layer: Layer, heads: Expr, window: Expr) -> tuple[Expr, Expr]:
         """(params, MACs) of the relative-position bias: V1's table, or V2's MLP and logit scales (cpb=m)."""
         m = AttentionOptions.of(layer).cpb
         table = (2 * window - 1) ** 2
@@ -273,7 +275,7 @@ class Attention(Kind):
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         s = self.sizes(layer)
-        d, q, kv, T, S, c = s["d"], s["q"], s["kv"], s["T"], s["S"], s["c"]
+        d, q, kv, T, S, c = known(s["d"]), known(s["q"]), known(s["kv"]), s["T"], s["S"], known(s["c"])
         o = AttentionOptions.of(layer)
         params = d * q + 2 * c * kv + q * d
         if layer.bias:
@@ -382,7 +384,7 @@ class Attention(Kind):
                 lines.append(
                     "(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter exists and counts.)"
                 )
-        if window is not None and o.pad and expansion.expand(s["padded"] - s["T"]) == 0:
+        if window is not None and o.pad and expansion.expand(known(s["padded"]) - known(s["T"])) == 0:
             lines.append(f"Padding: none, the map is a multiple of {w(window)} already.")
         elif window is not None and o.pad:
             lines.append(
@@ -414,7 +416,7 @@ class Attention(Kind):
         return lines
 
     @staticmethod
-    def _one_window(layer) -> bool:
+    def _one_window(layer: Layer) -> bool:
         """One window covers the (padded) map along an axis: torchvision sets that axis's shift to 0."""
         w = AttentionOptions.of(layer).window
         sizes = [
@@ -457,6 +459,7 @@ class Attention(Kind):
                 "rotary positions (rope) have no layer in keras.layers (KerasHub's RotaryEmbedding is another package)",
             )
         d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
+        assert layer.in_shape.spatial is not None  # a sequence or a map: build refuses a vector
         spatial = [num(n) for n in layer.in_shape.spatial]
         if kv_heads == heads:
             attention = KerasSpec(
@@ -494,7 +497,7 @@ class Attention(Kind):
         return _encoder_text(module, ctx)
 
 
-def _own_text(module) -> str:
+def _own_text(module: Any) -> str:
     """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back."""
     if type(module).__name__ == "SelfAttention":
         mha = module.attention
@@ -517,22 +520,22 @@ def _own_text(module) -> str:
     return f"attn({', '.join(parts)})"
 
 
-def _default_head_dim(layer) -> bool:
+def _default_head_dim(layer: Layer) -> bool:
     e = AttentionOptions.of(layer).head_dim
-    return expansion.expand(e * AttentionOptions.of(layer).heads - layer.cin) == 0
+    return bool(expansion.expand(e * AttentionOptions.of(layer).heads - layer.cin) == 0)
 
 
 # ---- import ---------------------------------------------------------------------------
 
 
-def _tensor_args(ctx) -> list:
+def _tensor_args(ctx: ImportContext) -> list[Any]:
     node = ctx.node
     if node is None:
         return []
     return [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
 
 
-def _mha_heads(mha, ctx, where: str) -> str:
+def _mha_heads(mha: Any, ctx: ImportContext, where: str) -> str:
     d, heads = mha.embed_dim, mha.num_heads
     text = f"heads={heads}"
     if mha.in_proj_bias is not None:
@@ -550,7 +553,7 @@ def _mha_heads(mha, ctx, where: str) -> str:
     return text
 
 
-def _mha_text(mha, ctx) -> str:
+def _mha_text(mha: Any, ctx: ImportContext) -> str:
     text = _mha_heads(mha, ctx, ctx.node_name)
     node = ctx.node
     if node is not None:
@@ -567,7 +570,7 @@ def _mha_text(mha, ctx) -> str:
     return f"attn({text})"
 
 
-def _activation(layer, where: str) -> str:
+def _activation(layer: Any, where: str) -> str:
     """relu or gelu, given as a function (F.relu) or a module (nn.GELU())."""
     activation = layer.activation
     name = getattr(activation, "__name__", type(activation).__name__).lower()
@@ -576,7 +579,7 @@ def _activation(layer, where: str) -> str:
     raise ImportRefused(f"{where} ({type(layer).__name__}) has an activation other than relu or gelu: {name}")
 
 
-def _feed_forward(layer, where: str) -> str:
+def _feed_forward(layer: Any, where: str) -> str:
     bias = ", bias" if layer.linear1.bias is not None else ""
     return (
         f"dense(->{layer.linear1.out_features}{bias}) > {_activation(layer, where)} > "
@@ -584,16 +587,16 @@ def _feed_forward(layer, where: str) -> str:
     )
 
 
-def _norm(norm) -> str:
+def _norm(norm: Any) -> str:
     return "ln" if norm.bias is not None else "ln(nobias)"
 
 
-def _encoder_text(layer, ctx) -> str:
+def _encoder_text(layer: Any, ctx: ImportContext) -> str:
     attention = f"attn({_mha_heads(layer.self_attn, ctx, ctx.node_name)})"
     return _blocks(layer, [(attention, layer.norm1), (_feed_forward(layer, ctx.node_name), layer.norm2)])
 
 
-def _decoder_text(layer, ctx) -> str:
+def _decoder_text(layer: Any, ctx: ImportContext) -> str:
     where = ctx.node_name
     tensors = _tensor_args(ctx)
     if len(tensors) < 2:
@@ -605,7 +608,7 @@ def _decoder_text(layer, ctx) -> str:
             f"of the model, which the language cannot import; write the layer with "
             f"attn(..., source=S x d)"
         )
-    shape = ctx.arg_shapes[1] if len(ctx.arg_shapes) > 1 else ()
+    shape: tuple[int, ...] = ctx.arg_shapes[1] if len(ctx.arg_shapes) > 1 else ()
     if len(shape) != 3:
         raise ImportRefused(f"{where} (TransformerDecoderLayer) takes a memory of shape {shape}, not (batch, S, d)")
     positions = shape[1] if layer.self_attn.batch_first else shape[0]
@@ -621,7 +624,7 @@ def _decoder_text(layer, ctx) -> str:
     )
 
 
-def _blocks(layer, parts) -> str:
+def _blocks(layer: Any, parts: list[tuple[str, Any]]) -> str:
     if layer.norm_first:
         return " > ".join(f"res({_norm(norm)} > {body})" for body, norm in parts)
     return " > ".join(f"res({body}) > {_norm(norm)}" for body, norm in parts)
@@ -630,7 +633,7 @@ def _blocks(layer, parts) -> str:
 # ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
 
 
-def _window_spec(layer, num) -> TorchSpec:
+def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     """WindowAttention (torchvision's ShiftedWindowAttention, with kv_heads and head_dim besides)."""
     o = AttentionOptions.of(layer)
     if o.causal:
@@ -646,7 +649,7 @@ def _window_spec(layer, num) -> TorchSpec:
             f"counts as the program does"
         )
     d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
-    kwargs = {"shift": True} if o.shift else {}
+    kwargs: dict[str, Any] = {"shift": True} if o.shift else {}
     if kv_heads != heads:
         kwargs["kv_heads"] = kv_heads
     if e * heads != d:
@@ -655,7 +658,7 @@ def _window_spec(layer, num) -> TorchSpec:
     return TorchSpec("WindowAttention", (d, heads, num(o.window)), kwargs)
 
 
-def _window_text(module, ctx) -> str:
+def _window_text(module: Any, ctx: ImportContext) -> str:
     """torch_modules.WindowAttention read back."""
     if not all(hasattr(module, a) for a in ("kv_heads", "head_dim", "window_size", "shift_size", "qkv", "proj")):
         raise ImportRefused(f"{ctx.node_name} (WindowAttention) is not paramsym's window attention module")

@@ -18,7 +18,7 @@ stacked layer, in `Bidirectional` when bidirectional.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import sympy
 
@@ -28,6 +28,7 @@ from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import (
     Args,
     Call,
+    Constraint,
     Counts,
     Expr,
     Field,
@@ -97,7 +98,7 @@ class Recurrent(Kind):
             call, self, flow, out, cin, width, bias=args.bias, options=options, constraints=tuple(constraints)
         )
 
-    def _refuse_input(self, call, flow):
+    def _refuse_input(self, call: Call, flow: Flow) -> NoReturn:
         shape = flow.shape
         name, where = flow.source or ("the input", None)
         notes = ((f"the {shape.describe()} comes from {name}", where),) if where is not None else ()
@@ -116,7 +117,7 @@ class Recurrent(Kind):
             f"or start with input(T x I)",
         )
 
-    def _proj(self, call, args, hidden) -> tuple:
+    def _proj(self, call: Call, args: Args, hidden: Expr) -> tuple[Expr | None, list[Constraint]]:
         arg = args.keywords.get("proj")
         if arg is None:
             return None, []
@@ -133,7 +134,7 @@ class Recurrent(Kind):
         return proj, check_or_defer(expansion.expand(hidden - proj), "positive", message, arg.pos)
 
     # ---- quantities
-    def _parts(self, layer: Layer, convention: str = "torch") -> dict:
+    def _parts(self, layer: Layer, convention: str = "torch") -> dict[str, Any]:
         """The pieces of the count: per layer and direction, for the first layer and those after."""
         o = RecurrentOptions.of(layer)
         gates, hidden, proj = self.gates, o.hidden, o.proj
@@ -153,11 +154,11 @@ class Recurrent(Kind):
             "after": o.directions * recurrent,
         }
 
-    def _per_direction(self, p: dict, width) -> sympy.Expr:
+    def _per_direction(self, p: dict[str, Any], width: Expr) -> Expr:
         g, h = p["G"], p["H"]
         return g * h * width + g * h * p["R"] + p["beta"] * g * h + p["projection"]
 
-    def _step_macs(self, p: dict, width) -> sympy.Expr:
+    def _step_macs(self, p: dict[str, Any], width: Expr) -> Expr:
         return p["G"] * p["H"] * (width + p["R"]) + p["projection"]
 
     def _params(self, layer: Layer, convention: str) -> sympy.Expr:
@@ -166,7 +167,7 @@ class Recurrent(Kind):
             p["D"] * (self._per_direction(p, p["I"]) + (p["L"] - 1) * self._per_direction(p, p["after"]))
         )
 
-    def counts(self, layer: Layer, convention: str = "torch") -> dict:
+    def counts(self, layer: Layer, convention: str = "torch") -> dict[str, Expr | None]:
         p = self._parts(layer, convention)
         per_step = expansion.expand(
             p["D"] * (self._step_macs(p, p["I"]) + (p["L"] - 1) * self._step_macs(p, p["after"]))
@@ -186,7 +187,7 @@ class Recurrent(Kind):
             projection = recurrent * hidden
         gates, beta = self.gates, 2 if layer.bias else 0
 
-        def one(width):
+        def one(width: Expr) -> Expr:
             return gates * hidden * width + gates * hidden * recurrent + beta * gates * hidden + projection
 
         return expansion.expand(directions * (one(t.c_in) + (o.layers - 1) * one(directions * recurrent)))
@@ -242,7 +243,7 @@ class Recurrent(Kind):
                 )
         scope = ", per direction" if p["D"] == 2 else ""
 
-        def sentence(label, width, count, each=""):
+        def sentence(label: str, width: Expr, count: Expr, each: str = "") -> str:
             terms = [f"input weights {w.product(*units, width)}", f"recurrent weights {w.product(*units, recurrent)}"]
             if p["beta"]:
                 terms.append(f"biases {w.product(*([p['beta']] if p['beta'] != 1 else []), *units)}")
@@ -279,17 +280,17 @@ class Recurrent(Kind):
             lines.append("Only the last step's output goes on (it still runs every step).")
         return lines
 
-    def _is_keras(self, layer, counts) -> bool:
+    def _is_keras(self, layer: Layer, counts: Counts) -> bool:
         """Whether the counts are Keras's (one bias vector where PyTorch keeps two)."""
         if not layer.bias or self.keras_biases == 2:
             return False
         scale = layer.multiplier * (layer.experts[0] if layer.experts else ONE)
-        return expansion.expand(counts.params - scale * self._params(layer, "keras")) == 0
+        return bool(expansion.expand(counts.params - scale * self._params(layer, "keras")) == 0)
 
     # ---- frameworks
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = RecurrentOptions.of(layer)
-        kwargs = {"bias": layer.bias, "batch_first": True}
+        kwargs: dict[str, Any] = {"bias": layer.bias, "batch_first": True}
         if o.layers != 1:
             kwargs["num_layers"] = num(o.layers)
         if o.directions == 2:
