@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..core.records import ONE, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
+from ..language.syntax import Positional
 from .base import (
     Args,
     Call,
@@ -24,6 +25,10 @@ from .base import (
     same_layer,
     stated_channels,
 )
+
+# an activation's Keras layer for its value (dropout(0.5): 0.5, or None), and its text for a PyTorch module
+KerasLayer: TypeAlias = Callable[[float | None], KerasSpec]
+Imported: TypeAlias = Callable[[Any, ImportContext], str]
 
 
 @dataclass(frozen=True)
@@ -45,14 +50,14 @@ class Activation(Kind):
         name: str,
         torch_class: str,
         *,
-        keras: Callable | None = None,
+        keras: KerasLayer | None = None,
         takes_value: bool = False,
-        imported: Callable | None = None,
-        torch_functions: tuple = (),
+        imported: Imported | None = None,
+        torch_functions: tuple[str, ...] = (),
         identity: bool = False,
-        value_range: tuple | None = None,
-        also: tuple = (),
-    ):
+        value_range: tuple[float, float, str] | None = None,
+        also: tuple[str, ...] = (),
+    ) -> None:
         self.key = name
         self.value_range = value_range  # (low, high, PyTorch's words) for a value PyTorch bounds
         self.identity = identity
@@ -68,7 +73,7 @@ class Activation(Kind):
         value = self.value(call, args.positional[0]) if args.positional else None
         return same_layer(call, self, flow, options=ActivationOptions(value))
 
-    def value(self, call, arg):
+    def value(self, call: Call, arg: Positional) -> Expr:
         """dropout(0.5), leakyrelu(0.1): one number (it counts nowhere, so no symbol gives it a value),
         within PyTorch's bounds."""
         value = arg.value[0]
@@ -101,7 +106,7 @@ class Activation(Kind):
 class Softmax(Activation):
     """Over the channels (the last axis in the language, axis 1 in PyTorch)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("softmax", "nn.Softmax", keras=lambda value: KerasSpec("Softmax", {"axis": -1}))
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
@@ -153,7 +158,7 @@ class PReLU(Kind):
         return "prelu(shared)" if module.num_parameters == 1 else "prelu"
 
 
-def _value(keras_class: str, keyword: str, default: float) -> Callable:
+def _value(keras_class: str, keyword: str, default: float) -> KerasLayer:
     return lambda value: KerasSpec(keras_class, {keyword: value if value is not None else default})
 
 

@@ -10,10 +10,11 @@ import sympy
 
 from .. import expansion
 from ..core.records import ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, Position
 from ..language.syntax import Call, Channels
 from .base import (
     Args,
+    Constraint,
     Counts,
     Expr,
     Flow,
@@ -28,6 +29,7 @@ from .base import (
     check_or_defer,
     fan_in_sentence,
     input_channels,
+    known,
     make_layer,
     refuse_keras,
     times,
@@ -50,11 +52,14 @@ class DenseOptions(Options):
 
 class Dense(Kind):
     key = "dense"
-    names = ("dense", "fc", "linear")
+    names: tuple[str, ...] = ("dense", "fc", "linear")
     keywords = frozenset({"tie"})
     flags = frozenset({"bias", "nobias"})
     takes_channels = True
-    torch_modules = ("Linear", "timm.layers.linear.Linear")  # timm's: F.linear(x, weight, bias), as torch.nn's
+    torch_modules: tuple[str, ...] = (
+        "Linear",
+        "timm.layers.linear.Linear",
+    )  # timm's: F.linear(x, weight, bias), as torch.nn's
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if args.channels is None:
@@ -73,7 +78,7 @@ class Dense(Kind):
             layer.constraints = tuple(constraints)
         return layer
 
-    def _tie(self, layer: Layer, args) -> tuple[str, list]:
+    def _tie(self, layer: Layer, args: Args) -> tuple[str, list[Constraint]]:
         """`tie=NAME`: the named layer's weight, which must be (cout, cin) or its transpose."""
         arg = args.keywords["tie"]
         name = arg.value[0].name if len(arg.value) == 1 and isinstance(arg.value[0], sympy.Symbol) else None
@@ -117,14 +122,14 @@ class Dense(Kind):
         return name, constraints
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
-        cin, cout = layer.cin, layer.cout
+        cin, cout = known(layer.cin), known(layer.cout)
         macs = times(layer.out_shape.positions, cin, cout)
         weights = (
             ZERO if DenseOptions.of(layer).tie is not None else cin * cout
         )  # a shared weight is counted where it is
         return {"params": weights + bias_of(layer), "fan_in": cin, "connections": macs, "macs": macs}
 
-    def weight(self, layer: Layer) -> tuple:
+    def weight(self, layer: Layer) -> tuple[Expr, Expr]:
         return (layer.cout, layer.cin)
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
@@ -193,7 +198,7 @@ class Router(Dense):
         ]
 
 
-def router_call(experts, pos) -> Call:
+def router_call(experts: Expr, pos: Position) -> Call:
     """The router layer that `moe(..., experts=E)` begins with."""
     return Call("router", (Channels(None, experts, pos, None, pos),), pos)
 
