@@ -181,6 +181,12 @@ def known(value: Expr | None) -> Expr:
     return value
 
 
+def axes(shape: Shape) -> tuple[Expr | None, ...]:
+    """The spatial sizes of a shape whose number of axes the layer's `build` made sure of."""
+    assert shape.spatial is not None
+    return shape.spatial
+
+
 def family(match: NameMatch | None) -> re.Match[str]:
     """The match of a family's pattern (`conv3x3`): a kind with no plain names is matched by its pattern only."""
     assert isinstance(match, re.Match)
@@ -605,6 +611,7 @@ __all__ = [
     "Template",
     "TorchSpec",
     "Words",
+    "axes",
     "bias_of",
     "bias_sentences",
     "check_divides",

@@ -8,10 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import sympy
-
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ParamsymArgumentError, ParamsymShapeError
+from ..language.syntax import Positional
 from .base import (
     Args,
     Call,
@@ -23,14 +22,16 @@ from .base import (
     NameMatch,
     Numbers,
     Words,
+    axes,
     check_or_defer,
+    known,
     make_layer,
     refuse_keras,
     whole_number,
 )
 
 
-def _channels(call, flow) -> sympy.Expr:
+def _channels(call: Call, flow: Flow) -> Expr:
     if flow.shape.channels is None:
         raise ParamsymShapeError(
             f"{call.name} needs its input channels: nothing before it says how many there are",
@@ -40,7 +41,7 @@ def _channels(call, flow) -> sympy.Expr:
     return flow.shape.channels
 
 
-def _number(call, arg, what: str, least: int, args) -> sympy.Expr:
+def _number(call: Call, arg: Positional, what: str, least: int, args: Args) -> Expr:
     """One whole number (or a symbol) of at least `least`."""
     if len(arg.value) != 1:
         written = "x".join(str(v) for v in arg.value)
@@ -82,6 +83,7 @@ class ChannelSlice(Kind):
             hint=f"{call.name}(a, b) keeps channels a to b-1",
         )
         past = channels - b
+        assert flow.source is not None  # the layer that set the channels
         name, where = flow.source
         if past.is_number and past < 0:
             raise ParamsymShapeError(
@@ -147,6 +149,7 @@ class ChannelShuffle(Kind):
                 pos=call.pos,
             )
         ratio = channels / groups
+        assert flow.source is not None  # the layer that set the channels
         name, where = flow.source
         if ratio.is_number and not ratio.is_integer:
             raise ParamsymShapeError(
@@ -172,7 +175,7 @@ class ChannelShuffle(Kind):
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: it splits the {w(layer.cin)} channels into {w(layer.groups)} groups of "
-            f"{w(layer.cin / layer.groups)} and interleaves them (channel k of group i goes to position "
+            f"{w(known(layer.cin) / layer.groups)} and interleaves them (channel k of group i goes to position "
             f"k·{w(layer.groups)} + i)."
         ]
 
@@ -180,7 +183,7 @@ class ChannelShuffle(Kind):
         return TorchSpec("nn.ChannelShuffle", (num(layer.groups),))
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
-        spatial = num.each(layer.in_shape.spatial)
+        spatial = num.each(axes(layer.in_shape))
         groups, channels = num(layer.groups), num(layer.cin)
         rank = len(spatial)
         swap = (*range(1, rank + 1), rank + 2, rank + 1)  # Keras' Permute counts the axes from 1, batch aside

@@ -10,11 +10,11 @@ from typing import Any
 from ..core.records import KerasSpec, TorchSpec
 from ..errors import ImportRefused
 from .activations import Activation, ActivationOptions
-from .base import Args, Call, Counts, Flow, ImportContext, Layer, NameMatch, Numbers, Words
+from .base import Args, Call, Counts, Expr, Flow, ImportContext, Layer, NameMatch, Numbers, Words, known
 
 
 class DropPath(Activation):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(
             "droppath",
             "DropPath",
@@ -35,18 +35,18 @@ class DropPath(Activation):
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: in training it drops the whole branch of a sample with probability "
-            f"{float(ActivationOptions.of(layer).value):g}; at inference it passes its input on."
+            f"{float(_probability(layer)):g}; at inference it passes its input on."
         ]
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
-        return TorchSpec("DropPath", (float(ActivationOptions.of(layer).value),))
+        return TorchSpec("DropPath", (float(_probability(layer)),))
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = layer.in_shape.rank or 0
         return [
             KerasSpec(
                 "Dropout",
-                {"rate": float(ActivationOptions.of(layer).value), "noise_shape": (None,) + (1,) * (rank + 1)},
+                {"rate": float(_probability(layer)), "noise_shape": (None,) + (1,) * (rank + 1)},
             )
         ]
 
@@ -58,6 +58,11 @@ class DropPath(Activation):
             )
         # torchvision's StochasticDepth and ours keep p; timm's DropPath (the same per-sample drop) drop_prob
         return f"droppath({module.p if hasattr(module, 'p') else module.drop_prob})"
+
+
+def _probability(layer: Layer) -> Expr:
+    """P, which `build` requires."""
+    return known(ActivationOptions.of(layer).value)
 
 
 KINDS = (DropPath(),)

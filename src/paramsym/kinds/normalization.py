@@ -11,6 +11,7 @@ from ..errors import ImportRefused, ParamsymArgumentError
 from .base import (
     Args,
     Call,
+    Constraint,
     Counts,
     Expr,
     Flow,
@@ -21,6 +22,7 @@ from .base import (
     Template,
     Words,
     check_divides,
+    known,
     require_channels_of_a_vector,
     same_layer,
     stated_channels,
@@ -51,7 +53,7 @@ class _Normalization(Kind):
         options = NormalizationOptions(affine="noaffine" not in args.flags, shift=shift, groups=groups)
         return same_layer(call, self, flow, channels, options=options, constraints=tuple(constraints))
 
-    def without_shift(self, call, args) -> None:
+    def without_shift(self, call: Call, args: Args) -> None:
         """`nobias`: a scale and no shift; PyTorch's BatchNorm and GroupNorm have no such option."""
         raise ParamsymArgumentError(
             f"{call.name} has no 'nobias': PyTorch's {self.title} learns a scale and a shift together, or neither",
@@ -59,14 +61,14 @@ class _Normalization(Kind):
             hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) learns a scale alone",
         )
 
-    def groups(self, call, args, channels) -> tuple[Expr | None, list]:
+    def groups(self, call: Call, args: Args, channels: Expr) -> tuple[Expr | None, list[Constraint]]:
         """The groups (gn's) and the conditions on them."""
         if "groups" in args.keywords:
             raise ParamsymArgumentError(f"{call.name} has no groups (that is gn)", pos=args.keywords["groups"].pos)
         return None, []
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
-        channels = layer.cout
+        channels = known(layer.cout)
         return {
             "params": _terms(layer) * channels if NormalizationOptions.of(layer).affine else ZERO,
             "state": 2 * channels if self.keeps_statistics else ZERO,
@@ -93,14 +95,14 @@ class _Normalization(Kind):
             )
         return lines
 
-    def keras_flags(self, layer) -> dict:
+    def keras_flags(self, layer: Layer) -> dict[str, bool]:
         o = NormalizationOptions.of(layer)
         if not o.affine:
             return {"center": False, "scale": False}
         return {} if o.shift else {"center": False}
 
 
-def _then(module, ctx, text: str) -> str:
+def _then(module: Any, ctx: ImportContext, text: str) -> str:
     """`text` followed by what timm's norm + activation modules (BatchNormAct2d, GroupNormAct, LayerNormAct,
     ...) apply after the norm in their forward: `drop`, then `act`, each imported by its own kind (nothing for
     an Identity); a module the language lacks is refused by name."""
@@ -179,7 +181,7 @@ class LayerNorm(_Normalization):
         f"{_TIMM_ACT}LayerNormAct2d",
     )
 
-    def without_shift(self, call, args) -> None:
+    def without_shift(self, call: Call, args: Args) -> None:
         if "noaffine" in args.flags:
             raise ParamsymArgumentError(
                 f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns nothing already",
@@ -215,7 +217,7 @@ class GroupNorm(_Normalization):
         f"{_TIMM_ACT}GroupNorm1Act",
     )
 
-    def groups(self, call, args, channels) -> tuple[Expr | None, list]:
+    def groups(self, call: Call, args: Args, channels: Expr) -> tuple[Expr | None, list[Constraint]]:
         groups = args.scalar("groups")
         if groups is None:
             raise ParamsymArgumentError(

@@ -72,7 +72,7 @@ class RMSNorm(Kind):
         return "rmsnorm" if module.elementwise_affine else "rmsnorm(noaffine)"
 
 
-def _check_eps(args) -> None:
+def _check_eps(args: Args) -> None:
     """eps= (added to the mean square) counts nothing, but must be one number of at least 0."""
     arg = args.keywords.get("eps")
     if arg is not None and (len(arg.value) != 1 or not arg.value[0].is_number or arg.value[0] < 0):

@@ -30,6 +30,8 @@ from .base import (
     Numbers,
     Template,
     Words,
+    axes,
+    known,
     make_layer,
     refuse_keras,
     whole_number,
@@ -39,7 +41,7 @@ _START = "start with input(T) > embed(V->d)"
 _VIT = "e.g. input(224x224x3) > conv16x16(->768, stride=16) > tokens > cls"
 
 
-def _sequence(call, flow, what: str) -> tuple:
+def _sequence(call: Call, flow: Flow, what: str) -> tuple[Expr | None, Expr]:
     """(T, d) of the sequence a layer acts on; a vector or a map is refused, with a hint."""
     shape = flow.shape
     if shape.spatial is None or shape.channels is None:
@@ -107,9 +109,9 @@ class Embed(Kind):
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         # a lookup: no multiply-accumulate; each output value is one entry of the table (fan-in 1, the default)
-        return {"params": layer.cin * layer.cout}
+        return {"params": known(layer.cin) * known(layer.cout)}
 
-    def weight(self, layer: Layer) -> tuple:
+    def weight(self, layer: Layer) -> tuple[Expr, Expr]:
         return (layer.cin, layer.cout)  # nn.Embedding's weight is V x d
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
@@ -274,7 +276,7 @@ class Tokens(Kind):
         return TorchSpec("Tokens")
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
-        return [KerasSpec("Reshape", {"target_shape": (num(layer.out_shape.spatial[0]), num(layer.cout))})]
+        return [KerasSpec("Reshape", {"target_shape": (num(axes(layer.out_shape)[0]), num(layer.cout))})]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if len(ctx.out_shape) != 3:
@@ -312,7 +314,7 @@ class Select(Kind):
         return TorchSpec("Select", (0 if SelectOptions.of(layer).index == "first" else -1,))
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
-        length = layer.in_shape.spatial[0]
+        length = axes(layer.in_shape)[0]
         if length is None:
             refuse_keras(layer, "the length of the sequence is unknown")
         rest = num(length) - 1

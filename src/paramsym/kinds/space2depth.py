@@ -29,6 +29,7 @@ from .base import (
     NameMatch,
     Numbers,
     Words,
+    axes,
     check_or_defer,
     make_layer,
     whole_number,
@@ -67,7 +68,7 @@ class SpaceToDepth(Kind):
                     f"{call.name}({block}): the patch size {block} does not divide the {axis} "
                     f"{n} of its input ({flow.shape.describe()})",
                     pos=arg.pos,
-                    notes=((f"the input comes from {flow.source[0]}", flow.source[1]),),
+                    notes=((f"the input comes from {flow.source[0]}", flow.source[1]),) if flow.source else (),
                     hint="PyTorch's PixelUnshuffle and Swin's patch merging need whole patches",
                 )
             constraints += check_or_defer(
@@ -104,7 +105,7 @@ class SpaceToDepth(Kind):
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         b = num(SpaceToDepthOptions.of(layer).block)
-        (h, w), c = num.each(layer.in_shape.spatial), num(layer.cin)
+        (h, w), c = num.each(axes(layer.in_shape)), num(layer.cin)
         return [
             KerasSpec("Reshape", {"target_shape": (h // b, b, w // b, b, c)}),
             KerasSpec("Permute", {"dims": (1, 3, 4, 2, 5)}),
