@@ -28,7 +28,7 @@ from .base import (
 
 # an activation's Keras layer for its value (dropout(0.5): 0.5, or None), and its text for a PyTorch module
 KerasLayer: TypeAlias = Callable[[float | None], KerasSpec]
-Imported: TypeAlias = Callable[[Any, ImportContext], str]
+Imported: TypeAlias = Callable[[Any, ImportContext | None], str]
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,8 @@ class Activation(Kind):
         value = ActivationOptions.of(layer).value
         return [self._keras(None if value is None else float(value))]
 
-    def from_torch(self, module: Any, ctx: ImportContext) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext | None) -> str:
+        # ctx None: an activation read inside a Hugging Face or torchvision layout (hf_import), not a node
         return self._imported(module, ctx)
 
     def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
@@ -112,7 +113,8 @@ class Softmax(Activation):
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec(self.torch_class, (), {"dim": 1})
 
-    def from_torch(self, module: Any, ctx: ImportContext) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext | None) -> str:
+        assert ctx is not None  # a layout's activation is never a softmax (hf_import)
         if module.dim not in (1, -len(ctx.in_shape) + 1):
             raise ImportRefused(f"{ctx.node_name} (Softmax over axis {module.dim}) is not over the channels")
         return "softmax"

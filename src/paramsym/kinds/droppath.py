@@ -50,8 +50,9 @@ class DropPath(Activation):
             )
         ]
 
-    def from_torch(self, module: Any, ctx: ImportContext) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext | None) -> str:
         if getattr(module, "mode", "row") != "row":
+            assert ctx is not None  # a module of the model, not of a layout
             raise ImportRefused(
                 f"{ctx.node_name} (StochasticDepth in mode {module.mode!r}) drops the whole batch, "
                 f"not one sample's branch"
