@@ -129,7 +129,7 @@ def test_gpt2_kv_cache_and_tie():
     values = net.evaluate()
     assert values["kv_cache"] == 2 * 12 * 1024 * 768  # keys and values of 1024 positions in 12 blocks
     head = net.layers[-1]
-    assert head.layer.options.get("tie") == "wte"
+    assert head.layer.options.tie.name == "wte"
     assert net.value(head.params) == 0  # the output layer's weight is the embedding's
 
 

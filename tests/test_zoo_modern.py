@@ -93,6 +93,6 @@ def test_stochastic_depth_probabilities_are_torchvisions(name):
     *spatial, channels = [int(d) for d in network.input_shape.dims()]
     with torch.no_grad():
         module(torch.zeros(1, channels, *spatial, device="meta"))
-    ours = [float(entry.layer.options["value"]) for entry in network.layers if entry.layer.kind.key == "droppath"]
+    ours = [float(entry.layer.options.value) for entry in network.layers if entry.layer.kind.key == "droppath"]
     assert ours == pytest.approx(called, abs=1e-12)
     assert len(ours) > 0

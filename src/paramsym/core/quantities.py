@@ -374,7 +374,7 @@ def count_layers(layers: Iterable[Layer], convention: str = "torch") -> list[Cou
             layer.bias,
             layer.multiplier,
             layer.experts,
-            tuple(layer.options.items()),
+            layer.options,
         )
         try:
             counts = known.get(key)

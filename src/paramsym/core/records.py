@@ -8,7 +8,7 @@ shapes); its kind (`paramsym.kinds`) turns it into counts.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import sympy
 
@@ -75,6 +75,28 @@ class Constraint:
     shown: Expr | None = None  # the value the message names, when not `expr` (the outpad, not stride - outpad)
 
 
+O = TypeVar("O", bound="Options")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a layer of one kind holds besides the fields every layer has: each kind with options declares
+    a frozen subclass with its own fields (`kinds.attention.AttentionOptions(heads, kv_heads, ...)`) and
+    builds it in `build`; a layer of a kind without options keeps `NO_OPTIONS`. Frozen, so that layers
+    that are alike share counts (`quantities.count_layers` keys on them)."""
+
+    @classmethod
+    def of(cls: type[O], layer: Layer) -> O:
+        """The layer's options, which must be of this class (the kind that built the layer reads them)."""
+        options = layer.options
+        if not isinstance(options, cls):
+            raise TypeError(f"{layer.name} holds {type(options).__name__}, not {cls.__name__}")
+        return options
+
+
+NO_OPTIONS = Options()
+
+
 @dataclass
 class Layer:
     """One layer of the network with everything needed to count it."""
@@ -94,7 +116,7 @@ class Layer:
     dilation: tuple[Expr, ...] = ()
     groups: Expr = ONE
     bias: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Options = NO_OPTIONS  # its kind's options
     constraints: tuple[Constraint, ...] = ()
     multiplier: Expr = ONE  # how many times the layer counts (a symbolic repeat around it)
     experts: tuple[Expr, Expr] | None = None  # inside moe: (E, k), the experts stored and those one position uses

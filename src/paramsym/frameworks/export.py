@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from ..core.records import Node, TorchSpec
+from ..core.records import Layer, Node, TorchSpec
 from ..errors import ParamsymError, ParamsymUsageError
+from ..kinds.dense import DenseOptions, Tie
 from ..model.network import LayerCount, Network
 
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
@@ -72,27 +73,29 @@ def _replace_leaf(spec: Spec, change) -> Spec:
     return change(spec)
 
 
+def _tie(layer: Layer) -> Tie | None:
+    """The layer whose weight `layer` shares (`dense(..., tie=NAME)`), or None."""
+    options = layer.options
+    return options.tie if isinstance(options, DenseOptions) else None
+
+
 def _sharing(network: Network, num: Numbers):
     """{index of a layer whose weight is shared: its name}, and a function that makes a layer's spec share
     the weight it ties to (`dense(..., tie=NAME)`): the same Parameter, which PyTorch counts once."""
-    targets = {
-        lc.layer.options["tie_index"]: lc.layer.options["tie"]
-        for lc in network.layers
-        if "tie_index" in lc.layer.options
-    }
+    ties = [_tie(lc.layer) for lc in network.layers]
+    targets = {t.index: t.name for t in ties if t is not None}
 
     def tie(lc: LayerCount, spec: Spec) -> Spec:
         layer = lc.layer
-        if "tie_index" not in layer.options:
+        shared = _tie(layer)
+        if shared is None:
             return spec
-        target = network.layers[layer.options["tie_index"]].layer
+        target = network.layers[shared.index].layer
         rows, cols = num.each(target.kind.weight(target))
         if (rows, cols) == (num(layer.cout), num(layer.cin)):
-            return _replace_leaf(spec, lambda leaf: Tied(layer.options["tie"], leaf))
+            return _replace_leaf(spec, lambda leaf: Tied(shared.name, leaf))
         # the transposed size: a linear layer that stores its weight (in, out)
-        return _replace_leaf(
-            spec, lambda leaf: Tied(layer.options["tie"], Spec("TransposedLinear", leaf.args, leaf.kwargs))
-        )
+        return _replace_leaf(spec, lambda leaf: Tied(shared.name, Spec("TransposedLinear", leaf.args, leaf.kwargs)))
 
     return targets, tie
 

@@ -12,8 +12,9 @@ import importlib
 import pkgutil
 import sys
 from functools import lru_cache
+from typing import Any
 
-from .base import Kind
+from .base import Kind, NameMatch
 
 _SHARED = {"base", "windows"}
 # Names the composition itself reserves: input(...) is the network's first stage, not a layer kind.
@@ -37,17 +38,17 @@ for _kind in KINDS:
         if _name in _BY_NAME or _name in RESERVED:
             raise RuntimeError(f"layer name {_name!r} belongs to two kinds: {_BY_NAME.get(_name)} and {_kind}")
         _BY_NAME[_name] = _kind
-_FAMILIES = tuple(kind for kind in KINDS if kind.pattern is not None)
+_FAMILIES = tuple((kind, kind.pattern) for kind in KINDS if kind.pattern is not None)
 
 
 @lru_cache(maxsize=4096)
-def lookup(name: str) -> tuple[Kind, object] | None:
+def lookup(name: str) -> tuple[Kind, NameMatch] | None:
     """(kind, match) for a layer name (the match of a family's pattern, or True), or None."""
     kind = _BY_NAME.get(name)
     if kind is not None:
         return kind, True
-    for kind in _FAMILIES:
-        match = kind.pattern.fullmatch(name)
+    for kind, pattern in _FAMILIES:
+        match = pattern.fullmatch(name)
         if match:
             return kind, match
     return None
@@ -101,7 +102,7 @@ def _claims(kind: Kind, cls: type) -> bool:
     )
 
 
-def _claimed(module) -> tuple[Kind | None, type | None]:
+def _claimed(module: Any) -> tuple[Kind | None, type | None]:
     """The kind and the class it claims: the first class of the module's MRO that a kind names."""
     for cls in type(module).__mro__:
         for kind in KINDS:
@@ -110,12 +111,12 @@ def _claimed(module) -> tuple[Kind | None, type | None]:
     return None, None
 
 
-def overridden(module) -> str | None:
+def overridden(module: Any) -> str | None:
     """The name of the claimed class whose computation `module` replaces (a subclass that defines its own
     forward, as timm's BatchNormAct2d does over BatchNorm2d), or None. Such a module is not the class it
     derives from: no kind imports it unless one claims its own class."""
     kind, claimed = _claimed(module)
-    if kind is None:
+    if kind is None or claimed is None:
         return None
     if any(name in getattr(module, "__dict__", {}) for name in _BEHAVIOUR):
         return claimed.__name__  # forward set on the instance
@@ -127,7 +128,7 @@ def overridden(module) -> str | None:
     return None
 
 
-def for_torch_module(module) -> Kind | None:
+def for_torch_module(module: Any) -> Kind | None:
     """The kind that imports a PyTorch module: the kind that claims its class or a base class whose
     computation it keeps (see `overridden`)."""
     kind, _ = _claimed(module)

@@ -4,10 +4,36 @@ PReLU, which learns a slope per channel."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
-from ..core.records import ONE, KerasSpec, Layer, TorchSpec
+from ..core.records import ONE, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
-from .base import Kind, same_layer, stated_channels
+from ..language.syntax import Positional
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    same_layer,
+    stated_channels,
+)
+
+# an activation's Keras layer for its value (dropout(0.5): 0.5, or None), and its text for a PyTorch module
+KerasLayer: TypeAlias = Callable[[float | None], KerasSpec]
+Imported: TypeAlias = Callable[[Any, ImportContext | None], str]
+
+
+@dataclass(frozen=True)
+class ActivationOptions(Options):
+    value: Expr | None = None  # dropout(0.5), leakyrelu(0.1): kept for export, counted nowhere
 
 
 class Activation(Kind):
@@ -24,14 +50,14 @@ class Activation(Kind):
         name: str,
         torch_class: str,
         *,
-        keras: Callable | None = None,
+        keras: KerasLayer | None = None,
         takes_value: bool = False,
-        imported: Callable | None = None,
-        torch_functions: tuple = (),
+        imported: Imported | None = None,
+        torch_functions: tuple[str, ...] = (),
         identity: bool = False,
-        value_range: tuple | None = None,
-        also: tuple = (),
-    ):
+        value_range: tuple[float, float, str] | None = None,
+        also: tuple[str, ...] = (),
+    ) -> None:
         self.key = name
         self.value_range = value_range  # (low, high, PyTorch's words) for a value PyTorch bounds
         self.identity = identity
@@ -43,11 +69,11 @@ class Activation(Kind):
         self._keras = keras or (lambda value: KerasSpec("Activation", {"activation": name}))
         self._imported = imported or (lambda module, ctx: name)
 
-    def build(self, call, flow, args, match) -> Layer:
-        options = {"value": self.value(call, args.positional[0])} if args.positional else {}
-        return same_layer(call, self, flow, options=options)
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
+        value = self.value(call, args.positional[0]) if args.positional else None
+        return same_layer(call, self, flow, options=ActivationOptions(value))
 
-    def value(self, call, arg):
+    def value(self, call: Call, arg: Positional) -> Expr:
         """dropout(0.5), leakyrelu(0.1): one number (it counts nowhere, so no symbol gives it a value),
         within PyTorch's bounds."""
         value = arg.value[0]
@@ -62,34 +88,41 @@ class Activation(Kind):
                 raise ParamsymArgumentError(f"{call.name}({float(value):g}): {words}", pos=arg.pos)
         return value
 
-    def torch(self, layer, num) -> TorchSpec:
-        value = layer.options.get("value")
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        value = ActivationOptions.of(layer).value
         return TorchSpec(self.torch_class, (float(value),)) if value is not None else TorchSpec(self.torch_class)
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        value = layer.options.get("value")
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        value = ActivationOptions.of(layer).value
         return [self._keras(None if value is None else float(value))]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext | None) -> str:
+        # ctx None: an activation read inside a Hugging Face or torchvision layout (hf_import), not a node
         return self._imported(module, ctx)
 
-    def from_torch_function(self, name, node, ctx) -> str:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         return self.key
 
 
 class Softmax(Activation):
     """Over the channels (the last axis in the language, axis 1 in PyTorch)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("softmax", "nn.Softmax", keras=lambda value: KerasSpec("Softmax", {"axis": -1}))
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec(self.torch_class, (), {"dim": 1})
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext | None) -> str:
+        assert ctx is not None  # a layout's activation is never a softmax (hf_import)
         if module.dim not in (1, -len(ctx.in_shape) + 1):
             raise ImportRefused(f"{ctx.node_name} (Softmax over axis {module.dim}) is not over the channels")
         return "softmax"
+
+
+@dataclass(frozen=True)
+class PReLUOptions(Options):
+    shared: bool  # one slope for all channels
 
 
 class PReLU(Kind):
@@ -99,35 +132,35 @@ class PReLU(Kind):
     positional = 1
     torch_modules = ("PReLU", "timm.layers.activations.PReLU")  # timm's: F.prelu(x, weight), as torch.nn's
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         shared = "shared" in args.flags
         channels = flow.shape.channels if shared else stated_channels(call, flow, args)
-        return same_layer(call, self, flow, channels, options={"shared": shared})
+        return same_layer(call, self, flow, channels, options=PReLUOptions(shared))
 
-    def counts(self, layer: Layer) -> dict:
-        return {"params": ONE if layer.options["shared"] else layer.cout}
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        return {"params": ONE if PReLUOptions.of(layer).shared else layer.cout}
 
-    def generic_params(self, layer, t):
-        return ONE if layer.options["shared"] else t.c
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
+        return ONE if PReLUOptions.of(layer).shared else t.c
 
-    def explain(self, layer, counts, w) -> list[str]:
-        if layer.options["shared"]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        if PReLUOptions.of(layer).shared:
             return ["PReLU learns one slope shared by all channels: 1 parameter."]
         return [f"PReLU learns one slope per channel: {w(layer.cout)} parameters."]
 
-    def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("nn.PReLU") if layer.options["shared"] else TorchSpec("nn.PReLU", (num(layer.cout),))
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        return TorchSpec("nn.PReLU") if PReLUOptions.of(layer).shared else TorchSpec("nn.PReLU", (num(layer.cout),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = layer.in_shape.rank or 0
-        axes = list(range(1, rank + (2 if layer.options["shared"] else 1)))
+        axes = list(range(1, rank + (2 if PReLUOptions.of(layer).shared else 1)))
         return [KerasSpec("PReLU", {"shared_axes": axes} if axes else {})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return "prelu(shared)" if module.num_parameters == 1 else "prelu"
 
 
-def _value(keras_class: str, keyword: str, default: float) -> Callable:
+def _value(keras_class: str, keyword: str, default: float) -> KerasLayer:
     return lambda value: KerasSpec(keras_class, {keyword: value if value is not None else default})
 
 

@@ -24,12 +24,52 @@ value projections cost `2·T·d·kv` and the KV cache is the keys and values of 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import sympy
 
 from .. import expansion
-from ..core.records import KerasSpec, Layer, TorchSpec
+from ..core.records import KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
-from .base import Kind, check_or_defer, refuse_keras, same_layer, times, whole_input_field, whole_number
+from .base import (
+    Args,
+    Call,
+    Constraint,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    check_or_defer,
+    known,
+    refuse_keras,
+    same_layer,
+    times,
+    whole_input_field,
+    whole_number,
+)
+
+
+@dataclass(frozen=True)
+class AttentionOptions(Options):
+    """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w, shift, causal, rope, cpb=m, pad)."""
+
+    heads: Expr
+    kv_heads: Expr  # heads when not given
+    head_dim: Expr  # the width over heads when not given
+    source: tuple[Expr, Expr] | None  # (positions, channels) of the keys' source; None: the input itself
+    window: Expr | None
+    shift: bool
+    causal: bool
+    rope: bool
+    cpb: Expr | None  # the width of Swin V2's position-bias MLP
+    pad: bool
 
 
 class Attention(Kind):
@@ -47,7 +87,7 @@ class Attention(Kind):
     )  # the last three: paramsym's own exports
 
     # ---- language
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if "heads" not in args.keywords:
             raise ParamsymArgumentError(
                 f"{call.name} needs its number of heads: write {call.name}(heads=8, ...)", pos=call.pos
@@ -122,21 +162,21 @@ class Attention(Kind):
                 hint=f"write {call.name}(heads=..., window=8, pad)",
             )
         cpb = self._cpb(call, args, window)
-        options = {
-            "heads": heads,
-            "kv_heads": kv_heads,
-            "head_dim": head_dim,
-            "source": source,
-            "window": window,
-            "shift": "shift" in args.flags,
-            "causal": "causal" in args.flags,
-            "rope": "rope" in args.flags,
-            "cpb": cpb,
-            "pad": "pad" in args.flags,
-        }
+        options = AttentionOptions(
+            heads=heads,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            source=source,
+            window=window,
+            shift="shift" in args.flags,
+            causal="causal" in args.flags,
+            rope="rope" in args.flags,
+            cpb=cpb,
+            pad="pad" in args.flags,
+        )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
-    def _cpb(self, call, args, window):
+    def _cpb(self, call: Call, args: Args, window: Expr | None) -> Expr | None:
         """cpb=m: Swin V2's continuous position bias (an MLP 2 -> m -> heads on the relative coordinates)."""
         arg = args.keywords.get("cpb")
         if arg is None:
@@ -170,7 +210,7 @@ class Attention(Kind):
         )
         return value
 
-    def _source(self, call, args):
+    def _source(self, call: Call, args: Args) -> tuple[Expr, Expr] | None:
         arg = args.keywords.get("source")
         if arg is None:
             return None
@@ -186,7 +226,7 @@ class Attention(Kind):
             args.constraints += whole_number(value, what, arg.pos)
         return tuple(arg.value)
 
-    def _window(self, call, flow, args, window) -> list:
+    def _window(self, call: Call, flow: Flow, args: Args, window: Expr) -> list[Constraint]:
         pos = args.keywords["window"].pos
         if flow.shape.rank is not None and flow.shape.rank != 2:
             what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
@@ -211,38 +251,38 @@ class Attention(Kind):
 
     # ---- quantities
     @staticmethod
-    def sizes(layer: Layer) -> dict:
-        o = layer.options
-        d, e = layer.cin, o["head_dim"]
-        q, kv = o["heads"] * e, o["kv_heads"] * e
+    def sizes(layer: Layer) -> dict[str, Expr | None]:
+        o = AttentionOptions.of(layer)
+        d, e = layer.cin, o.head_dim
+        q, kv = o.heads * e, o.kv_heads * e
         positions = layer.in_shape.positions
-        S, c = o["source"] if o["source"] is not None else (positions, d)
+        S, c = o.source if o.source is not None else (positions, d)
         sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
-        if o.get("pad") and positions is not None:
+        if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
-            w = o["window"]
+            w = o.window
             sizes["padded"] = sympy.Mul(*(sympy.ceiling(n / w) * w for n in layer.in_shape.spatial))
         return sizes
 
     @staticmethod
-    def position_bias(layer: Layer, heads, window) -> tuple:
+    def position_bias(layer: Layer, heads: Expr, window: Expr) -> tuple[Expr, Expr]:
         """(params, MACs) of the relative-position bias: V1's table, or V2's MLP and logit scales (cpb=m)."""
-        m = layer.options.get("cpb")
+        m = AttentionOptions.of(layer).cpb
         table = (2 * window - 1) ** 2
         if m is None:
             return table * heads, 0
         return 3 * m + m * heads + heads, table * (2 * m + m * heads)
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         s = self.sizes(layer)
-        d, q, kv, T, S, c = s["d"], s["q"], s["kv"], s["T"], s["S"], s["c"]
-        o = layer.options
+        d, q, kv, T, S, c = known(s["d"]), known(s["q"]), known(s["kv"]), s["T"], s["S"], known(s["c"])
+        o = AttentionOptions.of(layer)
         params = d * q + 2 * c * kv + q * d
         if layer.bias:
             params += q + 2 * kv + d
-        window, bias_macs = o["window"], 0
+        window, bias_macs = o.window, 0
         if window is not None:
-            bias_params, bias_macs = self.position_bias(layer, o["heads"], window)
+            bias_params, bias_macs = self.position_bias(layer, o.heads, window)
             params += bias_params
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
             # each query sees w² of them
@@ -262,59 +302,59 @@ class Attention(Kind):
             "kv_cache": times(2, keys, kv),
         }
 
-    def generic_params(self, layer, t):
-        o = layer.options
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
+        o = AttentionOptions.of(layer)
         # in the textbook symbols: C the width, and the layer's own heads and head width
-        heads, kv_heads = o["heads"], o["kv_heads"]
-        e = t.c / heads if _default_head_dim(layer) else o["head_dim"]
+        heads, kv_heads = o.heads, o.kv_heads
+        e = t.c / heads if _default_head_dim(layer) else o.head_dim
         q, kv = heads * e, kv_heads * e
-        c = t.c if o["source"] is None else o["source"][1]
+        c = t.c if o.source is None else o.source[1]
         params = t.c * q + 2 * c * kv + q * t.c
         if layer.bias:
             params += q + 2 * kv + t.c
-        if o["window"] is not None:
-            params += self.position_bias(layer, heads, o["window"])[0]
+        if o.window is not None:
+            params += self.position_bias(layer, heads, o.window)[0]
         return expansion.expand(params)
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         """Every output sees every position (a window attention's field, windows that do not slide, is left
         unknown)."""
-        return whole_input_field(layer, field) if layer.options["window"] is None else None
+        return whole_input_field(layer, field) if AttentionOptions.of(layer).window is None else None
 
     # ---- explain
-    def header(self, layer, words) -> str:
-        o = layer.options
-        parts = [f", {words(o['heads'])} heads of width {words(o['head_dim'])}"]
-        if o["kv_heads"] != o["heads"]:
-            parts.append(f", {words(o['kv_heads'])} key/value heads")
-        if o["source"] is not None:
-            parts.append(f", keys from {words(o['source'][0])} x {words(o['source'][1])}")
-        if o["window"] is not None:
+    def header(self, layer: Layer, words: Words) -> str:
+        o = AttentionOptions.of(layer)
+        parts = [f", {words(o.heads)} heads of width {words(o.head_dim)}"]
+        if o.kv_heads != o.heads:
+            parts.append(f", {words(o.kv_heads)} key/value heads")
+        if o.source is not None:
+            parts.append(f", keys from {words(o.source[0])} x {words(o.source[1])}")
+        if o.window is not None:
             parts.append(
-                f", {words(o['window'])}x{words(o['window'])} windows"
-                + (" shifted" if o["shift"] else "")
-                + (", map padded to a multiple" if o.get("pad") else "")
+                f", {words(o.window)}x{words(o.window)} windows"
+                + (" shifted" if o.shift else "")
+                + (", map padded to a multiple" if o.pad else "")
             )
-        if o.get("cpb") is not None:
-            parts.append(f", continuous position bias (MLP of width {words(o['cpb'])})")
-        parts += [", causal"] * o["causal"] + [", rotary positions"] * o["rope"]
+        if o.cpb is not None:
+            parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
+        parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
-    def explain(self, layer, counts, w) -> list[str]:
-        s, o = self.sizes(layer), layer.options
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        s, o = self.sizes(layer), AttentionOptions.of(layer)
         d, q, kv, c = s["d"], s["q"], s["kv"], s["c"]
         lines = [
-            f"Queries: {w(o['heads'])} heads of width {w(o['head_dim'])}, q = {w(q)} channels; "
+            f"Queries: {w(o.heads)} heads of width {w(o.head_dim)}, q = {w(q)} channels; "
             f"the query projection has {w.product(d, q)} weights and the output projection "
             f"{w.product(q, d)}."
         ]
         grouping = (
-            f"{w(o['kv_heads'])} key/value heads, each shared by {w(o['heads'] / o['kv_heads'])} query heads "
+            f"{w(o.kv_heads)} key/value heads, each shared by {w(o.heads / o.kv_heads)} query heads "
             f"(grouped-query attention)"
-            if o["kv_heads"] != o["heads"]
+            if o.kv_heads != o.heads
             else "one key/value head per query head"
         )
-        source = f"the {w(c)} channels of the source" if o["source"] is not None else f"the {w(d)} input channels"
+        source = f"the {w(c)} channels of the source" if o.source is not None else f"the {w(d)} input channels"
         lines.append(
             f"Keys and values: {grouping}, kv = {w(kv)} channels each, projected from {source}: "
             f"two projections of {w.product(c, kv)} weights each."
@@ -324,35 +364,35 @@ class Attention(Kind):
                 f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
                 f"{w(d)} for the output."
             )
-        window = o["window"]
-        if window is not None and o.get("cpb") is None:
+        window = o.window
+        if window is not None and o.cpb is None:
             lines.append(
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
-                f"{w.product((2 * window - 1) ** 2, o['heads'])} parameters."
+                f"{w.product((2 * window - 1) ** 2, o.heads)} parameters."
             )
         elif window is not None:
-            m, table = o["cpb"], (2 * window - 1) ** 2
+            m, table = o.cpb, (2 * window - 1) ** 2
             lines.append(
                 f"A continuous position bias (Swin V2, a paramsym extension): an MLP of {w(m)} hidden units "
                 f"maps each of the {w(table)} relative positions of the {w(window)}x{w(window)} window to one "
-                f"bias per head, {w.product(2, m)} weights + {w(m)} biases + {w.product(m, o['heads'])} "
-                f"weights, and cosine attention has a logit scale per head, {w(o['heads'])}: "
-                f"{w(self.position_bias(layer, o['heads'], window)[0])} parameters; the MLP runs over the "
-                f"table each time, {w(self.position_bias(layer, o['heads'], window)[1])} MACs."
+                f"bias per head, {w.product(2, m)} weights + {w(m)} biases + {w.product(m, o.heads)} "
+                f"weights, and cosine attention has a logit scale per head, {w(o.heads)}: "
+                f"{w(self.position_bias(layer, o.heads, window)[0])} parameters; the MLP runs over the "
+                f"table each time, {w(self.position_bias(layer, o.heads, window)[1])} MACs."
             )
             if layer.bias:
                 lines.append(
                     "(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter exists and counts.)"
                 )
-        if window is not None and o.get("pad") and expansion.expand(s["padded"] - s["T"]) == 0:
+        if window is not None and o.pad and expansion.expand(known(s["padded"]) - known(s["T"])) == 0:
             lines.append(f"Padding: none, the map is a multiple of {w(window)} already.")
-        elif window is not None and o.get("pad"):
+        elif window is not None and o.pad:
             lines.append(
                 f"Padding: the map is padded with zeros at the bottom and right to a multiple of "
                 f"{w(window)}, {w(s['T'])} -> {w(s['padded'])} positions, which are projected and "
                 f"attended to, then cut off (torchvision's shifted_window_attention)."
             )
-        if window is not None and o["shift"] and self._one_window(layer):
+        if window is not None and o.shift and self._one_window(layer):
             lines.append(
                 "One window covers the map, so the shift does nothing (torchvision sets it to 0 there); "
                 "it changes no count anyway."
@@ -360,8 +400,8 @@ class Attention(Kind):
         lines.append(f"{w(counts.params)} parameters.")
         if counts.macs is not None:
             keys = (
-                f"the {w(o['window'] ** 2)} positions of its window"
-                if o["window"] is not None
+                f"the {w(o.window**2)} positions of its window"
+                if o.window is not None
                 else f"all {w(s['S'])} key positions"
             )
             queries = s["padded"] if window is not None else s["T"]
@@ -376,49 +416,50 @@ class Attention(Kind):
         return lines
 
     @staticmethod
-    def _one_window(layer) -> bool:
+    def _one_window(layer: Layer) -> bool:
         """One window covers the (padded) map along an axis: torchvision sets that axis's shift to 0."""
-        w = layer.options["window"]
+        w = AttentionOptions.of(layer).window
         sizes = [
-            sympy.ceiling(n / w) * w if layer.options.get("pad") else n
+            sympy.ceiling(n / w) * w if AttentionOptions.of(layer).pad else n
             for n in layer.in_shape.spatial or ()
             if n is not None
         ]
         return any((w - n).is_nonnegative for n in sizes)
 
     # ---- frameworks
-    def torch(self, layer, num) -> TorchSpec:
-        o = layer.options
-        if o["window"] is not None:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        o = AttentionOptions.of(layer)
+        if o.window is not None:
             return _window_spec(layer, num)
-        if o["source"] is not None:
+        if o.source is not None:
             raise ParamsymUsageError(
                 f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
                 f"(the keys' source), which an exported nn.Sequential cannot take"
             )
-        d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
-        if kv_heads == heads and e * heads == d and not o["rope"]:
+        d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
+        if kv_heads == heads and e * heads == d and not o.rope:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
-            return TorchSpec("SelfAttention", (mha,), {"causal": o["causal"]})
-        extra = {"rope": True} if o["rope"] else {}
+            return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
+        extra = {"rope": True} if o.rope else {}
         return TorchSpec(
             "GroupedQueryAttention",
             (d, heads),
-            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o["causal"], **extra},
+            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra},
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        o = layer.options
-        if o["window"] is not None:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        o = AttentionOptions.of(layer)
+        if o.window is not None:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
-        if o["source"] is not None:
+        if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
-        if o["rope"]:
+        if o.rope:
             refuse_keras(
                 layer,
                 "rotary positions (rope) have no layer in keras.layers (KerasHub's RotaryEmbedding is another package)",
             )
-        d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
+        d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
+        assert layer.in_shape.spatial is not None  # a sequence or a map: build refuses a vector
         spatial = [num(n) for n in layer.in_shape.spatial]
         if kv_heads == heads:
             attention = KerasSpec(
@@ -430,7 +471,7 @@ class Attention(Kind):
                 {"head_dim": e, "num_query_heads": heads, "num_key_value_heads": kv_heads, "use_bias": layer.bias},
                 call="self",
             )
-        if o["causal"]:
+        if o.causal:
             attention.call = "causal"
         if len(spatial) == 1:
             return [attention]
@@ -443,7 +484,7 @@ class Attention(Kind):
             KerasSpec("Reshape", {"target_shape": (*spatial, d)}),
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         name = type(module).__name__
         if name in ("SelfAttention", "GroupedQueryAttention"):
             return _own_text(module)
@@ -456,7 +497,7 @@ class Attention(Kind):
         return _encoder_text(module, ctx)
 
 
-def _own_text(module) -> str:
+def _own_text(module: Any) -> str:
     """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back."""
     if type(module).__name__ == "SelfAttention":
         mha = module.attention
@@ -479,22 +520,22 @@ def _own_text(module) -> str:
     return f"attn({', '.join(parts)})"
 
 
-def _default_head_dim(layer) -> bool:
-    e = layer.options["head_dim"]
-    return expansion.expand(e * layer.options["heads"] - layer.cin) == 0
+def _default_head_dim(layer: Layer) -> bool:
+    e = AttentionOptions.of(layer).head_dim
+    return bool(expansion.expand(e * AttentionOptions.of(layer).heads - layer.cin) == 0)
 
 
 # ---- import ---------------------------------------------------------------------------
 
 
-def _tensor_args(ctx) -> list:
+def _tensor_args(ctx: ImportContext) -> list[Any]:
     node = ctx.node
     if node is None:
         return []
     return [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
 
 
-def _mha_heads(mha, ctx, where: str) -> str:
+def _mha_heads(mha: Any, ctx: ImportContext, where: str) -> str:
     d, heads = mha.embed_dim, mha.num_heads
     text = f"heads={heads}"
     if mha.in_proj_bias is not None:
@@ -511,7 +552,7 @@ def _mha_heads(mha, ctx, where: str) -> str:
     return text
 
 
-def _mha_text(mha, ctx) -> str:
+def _mha_text(mha: Any, ctx: ImportContext) -> str:
     text = _mha_heads(mha, ctx, ctx.node_name)
     node = ctx.node
     if node is not None:
@@ -528,7 +569,7 @@ def _mha_text(mha, ctx) -> str:
     return f"attn({text})"
 
 
-def _activation(layer, where: str) -> str:
+def _activation(layer: Any, where: str) -> str:
     """relu or gelu, given as a function (F.relu) or a module (nn.GELU())."""
     activation = layer.activation
     name = getattr(activation, "__name__", type(activation).__name__).lower()
@@ -537,7 +578,7 @@ def _activation(layer, where: str) -> str:
     raise ImportRefused(f"{where} ({type(layer).__name__}) has an activation other than relu or gelu: {name}")
 
 
-def _feed_forward(layer, where: str) -> str:
+def _feed_forward(layer: Any, where: str) -> str:
     bias = ", bias" if layer.linear1.bias is not None else ""
     return (
         f"dense(->{layer.linear1.out_features}{bias}) > {_activation(layer, where)} > "
@@ -545,16 +586,16 @@ def _feed_forward(layer, where: str) -> str:
     )
 
 
-def _norm(norm) -> str:
+def _norm(norm: Any) -> str:
     return "ln" if norm.bias is not None else "ln(nobias)"
 
 
-def _encoder_text(layer, ctx) -> str:
+def _encoder_text(layer: Any, ctx: ImportContext) -> str:
     attention = f"attn({_mha_heads(layer.self_attn, ctx, ctx.node_name)})"
     return _blocks(layer, [(attention, layer.norm1), (_feed_forward(layer, ctx.node_name), layer.norm2)])
 
 
-def _decoder_text(layer, ctx) -> str:
+def _decoder_text(layer: Any, ctx: ImportContext) -> str:
     where = ctx.node_name
     tensors = _tensor_args(ctx)
     if len(tensors) < 2:
@@ -566,7 +607,7 @@ def _decoder_text(layer, ctx) -> str:
             f"of the model, which the language cannot import; write the layer with "
             f"attn(..., source=S x d)"
         )
-    shape = ctx.arg_shapes[1] if len(ctx.arg_shapes) > 1 else ()
+    shape: tuple[int, ...] = ctx.arg_shapes[1] if len(ctx.arg_shapes) > 1 else ()
     if len(shape) != 3:
         raise ImportRefused(f"{where} (TransformerDecoderLayer) takes a memory of shape {shape}, not (batch, S, d)")
     positions = shape[1] if layer.self_attn.batch_first else shape[0]
@@ -582,7 +623,7 @@ def _decoder_text(layer, ctx) -> str:
     )
 
 
-def _blocks(layer, parts) -> str:
+def _blocks(layer: Any, parts: list[tuple[str, Any]]) -> str:
     if layer.norm_first:
         return " > ".join(f"res({_norm(norm)} > {body})" for body, norm in parts)
     return " > ".join(f"res({body}) > {_norm(norm)}" for body, norm in parts)
@@ -591,32 +632,32 @@ def _blocks(layer, parts) -> str:
 # ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
 
 
-def _window_spec(layer, num) -> TorchSpec:
+def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     """WindowAttention (torchvision's ShiftedWindowAttention, with kv_heads and head_dim besides)."""
-    o = layer.options
-    if o["causal"]:
+    o = AttentionOptions.of(layer)
+    if o.causal:
         raise ParamsymUsageError(
             f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
             f"module (Swin's window attention is not causal)"
         )
-    if o.get("cpb") is not None or o.get("pad"):
+    if o.cpb is not None or o.pad:
         # WindowAttention is Swin V1's: exporting it would silently drop the MLP or the padding
         raise ParamsymUsageError(
             f"{layer.name} at {layer.pos}: Swin V2's attention (cpb=) and padded windows (pad) "
             f"have no PyTorch module of ours yet; torchvision's ShiftedWindowAttentionV2 "
             f"counts as the program does"
         )
-    d, heads, kv_heads, e = num(layer.cin), num(o["heads"]), num(o["kv_heads"]), num(o["head_dim"])
-    kwargs = {"shift": True} if o["shift"] else {}
+    d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
+    kwargs: dict[str, Any] = {"shift": True} if o.shift else {}
     if kv_heads != heads:
         kwargs["kv_heads"] = kv_heads
     if e * heads != d:
         kwargs["head_dim"] = e
     kwargs["bias"] = layer.bias
-    return TorchSpec("WindowAttention", (d, heads, num(o["window"])), kwargs)
+    return TorchSpec("WindowAttention", (d, heads, num(o.window)), kwargs)
 
 
-def _window_text(module, ctx) -> str:
+def _window_text(module: Any, ctx: ImportContext) -> str:
     """torch_modules.WindowAttention read back."""
     if not all(hasattr(module, a) for a in ("kv_heads", "head_dim", "window_size", "shift_size", "qkv", "proj")):
         raise ImportRefused(f"{ctx.node_name} (WindowAttention) is not paramsym's window attention module")

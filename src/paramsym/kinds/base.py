@@ -9,12 +9,18 @@ defaults that fit a layer with no parameters acting on each value.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
+from typing import Any, Literal, NoReturn, Protocol, TypeAlias, overload
 
 import sympy
 
 from .. import expansion
-from ..core.quantities import times  # the product of factors that may be unknown, as counting needs it
+from ..core.quantities import (
+    Counts,
+    Template,
+    times,  # the product of factors that may be unknown, as counting needs it
+)
 from ..core.records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
 from ..errors import (
     ImportRefused,
@@ -26,26 +32,78 @@ from ..errors import (
 )
 from ..language.syntax import Call, Channels, Keyword, Positional
 
-Expr = sympy.Expr
+# SymPy has no type information: to mypy an expression is any value, so the names below say what is meant
+Expr: TypeAlias = sympy.Expr
+# how a call's name matched its kind: a family's pattern (conv3x3: kernel 3x3), or True for a plain name
+NameMatch: TypeAlias = "re.Match[str] | Literal[True]"
+# the receptive field per spatial axis: (size, jump, start) each
+Field: TypeAlias = tuple[tuple[Expr, Expr, Expr], ...]
+
+
+class Numbers(Protocol):
+    """What turns formulas into the numbers an export writes (`frameworks.export.Numbers`), or refuses."""
+
+    def __call__(self, expr: Expr, /) -> int: ...
+
+    def each(self, values: Iterable[Expr], /) -> tuple[int, ...]: ...
+
+
+class Words(Protocol):
+    """What turns formulas into `explain`'s words (`render.explain`)."""
+
+    def __call__(self, expr: Expr, /) -> str: ...
+
+    def product(self, *factors: Expr) -> str: ...
+
+    def formula(self, expr: Expr, /) -> str: ...
+
+    def shape(self, shape: Shape, /) -> str: ...
+
+
+class ImportContext(Protocol):
+    """What an import reads besides the module (`frameworks.importer.ImportContext`): shapes in PyTorch's
+    layout, batch first."""
+
+    @property
+    def node_name(self) -> str: ...
+
+    @property
+    def in_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def out_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def extra_pad(self) -> tuple[tuple[int, int], ...] | None: ...
+
+    @property
+    def node(self) -> Any: ...  # the torch.fx node
+
+    @property
+    def arg_shapes(self) -> tuple[tuple[int, ...], ...]: ...
+
+    @property
+    def rank(self) -> int: ...
 
 
 class Kind:
     """One kind of layer: how it is written, shaped, counted, explained, exported and imported."""
 
-    key: ClassVar[str] = ""  # a short name for the kind, in messages and docs
-    names: ClassVar[tuple] = ()  # the layer names it answers to, aliases included
-    pattern: ClassVar[re.Pattern | None] = None  # or names of a family: conv3x3, conv1x7, conv2d
-    suggestions: ClassVar[tuple] = ()  # more names offered in "did you mean" hints
-    keywords: ClassVar[frozenset] = frozenset()  # keyword arguments (stride=2)
-    flags: ClassVar[frozenset] = frozenset()  # bare flags (bias, ceil)
-    positional: ClassVar[int] = 0  # bare values it takes: bn(64), dropout(0.5)
-    takes_channels: ClassVar[bool] = False  # A->B
-    identity: ClassVar[bool] = False  # the layer that passes its input on (the empty branch)
-    by_convention: ClassVar[bool] = False  # counts(layer, convention): counts differ between torch and keras
+    # set on the class, or on the instance by kinds of one class with many instances (activations)
+    key: str = ""  # a short name for the kind, in messages and docs
+    names: tuple[str, ...] = ()  # the layer names it answers to, aliases included
+    pattern: re.Pattern[str] | None = None  # or names of a family: conv3x3, conv1x7, conv2d
+    suggestions: tuple[str, ...] = ()  # more names offered in "did you mean" hints
+    keywords: frozenset[str] = frozenset()  # keyword arguments (stride=2)
+    flags: frozenset[str] = frozenset()  # bare flags (bias, ceil)
+    positional: int = 0  # bare values it takes: bn(64), dropout(0.5)
+    takes_channels: bool = False  # A->B
+    identity: bool = False  # the layer that passes its input on (the empty branch)
+    by_convention: bool = False  # counts(layer, convention): counts differ between torch and keras
     # PyTorch modules (class names) and functions (torch.nn.functional / torch names) it imports from
-    torch_modules: ClassVar[tuple] = ()
-    torch_functions: ClassVar[tuple] = ()
-    takes_pad: ClassVar[bool] = False  # its import takes an F.pad before it as its padding (ctx.extra_pad)
+    torch_modules: tuple[str, ...] = ()
+    torch_functions: tuple[str, ...] = ()
+    takes_pad: bool = False  # its import takes an F.pad before it as its padding (ctx.extra_pad)
 
     # ---- language (the registry, paramsym.kinds, finds a name's kind by `names` and `pattern`)
     def positional_count(self, name: str) -> int:
@@ -54,58 +112,59 @@ class Kind:
     def read(self, call: Call) -> Args:
         return Args(call, self)
 
-    def build(self, call: Call, flow: Flow, args: Args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         """The layer with its output shape, after every check of its arguments and input."""
         raise NotImplementedError
 
     # ---- quantities (see paramsym.quantities); the ones left out take the quantity's default
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         """{quantity: formula} (paramsym.quantities); a kind with `by_convention` takes
         `counts(layer, convention)`, convention "torch" or "keras"."""
         return {}
 
-    def generic_params(self, layer: Layer, t) -> Expr:
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         """The parameter formula in textbook symbols (`t`: paramsym.quantities.Template)."""
         return ZERO
 
-    def weight(self, layer: Layer) -> tuple | None:
+    def weight(self, layer: Layer) -> tuple[Expr, Expr] | None:
         """The matrix another layer may share (`dense(..., tie=NAME)`), as (rows, columns) in PyTorch's
         layout; None when the kind has none to share."""
         return None
 
-    def field(self, layer: Layer, field: tuple | None) -> tuple | None:
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         """The receptive field after the layer (size, jump, start per axis); unchanged by default."""
         return field
 
     # ---- explain: sentences for `paramsym explain`, with `words` turning formulas into text
-    def header(self, layer: Layer, words) -> str:
+    def header(self, layer: Layer, words: Words) -> str:
         """What follows the name in the layer's heading: `, 32 -> 64 channels, with bias`."""
         change = ""
         if self.takes_channels and layer.cin is not None:
             change = f", {words(layer.cin)} -> {words(layer.cout)} channels"
         return change + (", with bias" if layer.bias else "")
 
-    def explain(self, layer: Layer, counts, words) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, words: Words) -> list[str]:
         return ["No parameters: it acts on each value separately."]
 
     # ---- frameworks
-    def torch(self, layer: Layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         """The PyTorch module (`num` turns a formula into an int, or refuses)."""
         raise ParamsymError(f"no PyTorch module for {layer.name}")
 
-    def keras(self, layer: Layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         """The Keras layers, in order."""
         refuse_keras(layer, "no Keras layer")
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         """The text of a layer for a PyTorch module of `torch_modules` ("" to leave it out)."""
         raise NotImplementedError
 
-    def from_torch_function(self, name: str, node, ctx) -> str:
-        """The text of a layer for a call of a function of `torch_functions`."""
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
+        """The text of a layer for a call of a function of `torch_functions` (None: not a layer, or to be
+        read otherwise)."""
         raise NotImplementedError
 
-    def from_torch_item(self, text: str, index, ctx) -> str | None:
+    def from_torch_item(self, text: str, index: Any, ctx: ImportContext) -> str | None:
         """The text of the layer when the model takes `module_output[index]` of a module of this kind
         (written `text` so far): a recurrent layer's (output, state)[0], then output[:, -1]. None when the
         language cannot express it."""
@@ -115,7 +174,26 @@ class Kind:
         return f"<kind {self.key}>"
 
 
-def refuse_keras(layer: Layer, why: str):
+def known(value: Expr | None) -> Expr:
+    """A size that the layer's `build` made sure of (the channels of a layer that takes them): a record's
+    field may be None in general (`Layer.cin`), not for this kind."""
+    assert value is not None
+    return value
+
+
+def axes(shape: Shape) -> tuple[Expr | None, ...]:
+    """The spatial sizes of a shape whose number of axes the layer's `build` made sure of."""
+    assert shape.spatial is not None
+    return shape.spatial
+
+
+def family(match: NameMatch | None) -> re.Match[str]:
+    """The match of a family's pattern (`conv3x3`): a kind with no plain names is matched by its pattern only."""
+    assert isinstance(match, re.Match)
+    return match
+
+
+def refuse_keras(layer: Layer, why: str) -> NoReturn:
     raise ParamsymUsageError(f"{layer.name} at {layer.pos} has no Keras equivalent: {why}")
 
 
@@ -125,7 +203,7 @@ def refuse_keras(layer: Layer, why: str):
 class Args:
     """The arguments of one call, checked against what its kind accepts."""
 
-    def __init__(self, call: Call, kind: Kind):
+    def __init__(self, call: Call, kind: Kind) -> None:
         self.call = call
         self.kind = kind
         self.channels: Channels | None = None
@@ -172,7 +250,7 @@ class Args:
         if "bias" in self.flags and "nobias" in self.flags:
             raise ParamsymArgumentError("both 'bias' and 'nobias' are given", pos=self.flags["nobias"].pos)
 
-    def _unknown(self, name: str, pos: Position, allowed: set, what: str):
+    def _unknown(self, name: str, pos: Position, allowed: AbstractSet[str], what: str) -> NoReturn:
         import difflib  # only for the hint
 
         close = difflib.get_close_matches(name, sorted(allowed), n=1)
@@ -190,7 +268,7 @@ class Args:
             hint = f"{self.call.name} takes no {what}s"
         raise ParamsymArgumentError(f"unknown {what} '{name}' for {self.call.name}", pos=pos, hint=hint)
 
-    def sizes(self, key: str, rank: int, default: tuple) -> tuple:
+    def sizes(self, key: str, rank: int, default: tuple[Expr, ...]) -> tuple[Expr, ...]:
         """A per-axis value such as stride=2 or stride=2x1, broadcast to `rank` axes."""
         arg = self.keywords.get(key)
         if arg is None:
@@ -208,7 +286,13 @@ class Args:
             self._whole(value, arg.pos, key)
         return tuple(values)
 
-    def scalar(self, key: str, default=None):
+    @overload
+    def scalar(self, key: str) -> Expr | None: ...
+
+    @overload
+    def scalar(self, key: str, default: Expr) -> Expr: ...
+
+    def scalar(self, key: str, default: Expr | None = None) -> Expr | None:
         arg = self.keywords.get(key)
         if arg is None:
             return default
@@ -350,7 +434,9 @@ def check_or_defer(
 # ---- shared checks -------------------------------------------------------------------
 
 
-def make_layer(call: Call, kind: Kind, flow: Flow, out_shape: Shape, cin, cout, **extra) -> Layer:
+def make_layer(
+    call: Call, kind: Kind, flow: Flow, out_shape: Shape, cin: Expr | None, cout: Expr | None, **extra: Any
+) -> Layer:
     return Layer(
         index=-1,
         name=call.name,
@@ -365,7 +451,7 @@ def make_layer(call: Call, kind: Kind, flow: Flow, out_shape: Shape, cin, cout, 
     )
 
 
-def same_layer(call: Call, kind: Kind, flow: Flow, channels=None, **extra) -> Layer:
+def same_layer(call: Call, kind: Kind, flow: Flow, channels: Expr | None = None, **extra: Any) -> Layer:
     """A layer that keeps its input's shape and channels (`channels` when it states them: bn(64))."""
     channels = flow.shape.channels if channels is None else channels
     # bn(64) first in a program says the channels that nothing before it says: they flow on
@@ -445,7 +531,7 @@ def stated_channels(call: Call, flow: Flow, args: Args) -> Expr:
     return flow.shape.channels
 
 
-def check_divides(call: Call, groups, channels, what: str, pos: Position) -> list:
+def check_divides(call: Call, groups: Expr, channels: Expr, what: str, pos: Position) -> list[Constraint]:
     """groups must divide the channels: an error now, or a constraint for when the symbols have values."""
     ratio = channels / groups
     if ratio.is_number:
@@ -463,7 +549,7 @@ def bias_of(layer: Layer) -> Expr:
     return layer.cout if layer.bias else ZERO
 
 
-def whole_input_field(layer: Layer, field: tuple | None) -> tuple | None:
+def whole_input_field(layer: Layer, field: Field | None) -> Field | None:
     """After a layer that sees every position (global pooling, flatten), the field covers the input."""
     spatial = layer.in_shape.spatial or ()
     if field is None or len(spatial) != len(field) or any(n is None for n in spatial):
@@ -477,7 +563,7 @@ def vector_or_channels_last(layer: Layer, module: TorchSpec) -> TorchSpec:
     return module if layer.in_shape.rank == 0 else TorchSpec("ChannelsLast", (module,))
 
 
-def require_channels_of_a_vector(module, ctx) -> None:
+def require_channels_of_a_vector(module: Any, ctx: ImportContext) -> None:
     """On import, a PyTorch norm over the last axis (LayerNorm, RMSNorm) must normalise channels: in
     PyTorch's layout, the last axis of a (batch, channels) tensor."""
     shape = tuple(module.normalized_shape)
@@ -490,7 +576,7 @@ def require_channels_of_a_vector(module, ctx) -> None:
 # ---- explain ------------------------------------------------------------------------
 
 
-def bias_sentences(layer: Layer, counts, words) -> list[str]:
+def bias_sentences(layer: Layer, counts: Counts, words: Words) -> list[str]:
     """`Plus 64 biases, ...` or `No bias: ...` for a layer that may have a bias."""
     if layer.bias:
         weights = counts.params - layer.cout
@@ -501,7 +587,7 @@ def bias_sentences(layer: Layer, counts, words) -> list[str]:
     return [f"No bias: {words(counts.params)} parameters."]
 
 
-def fan_in_sentence(counts, words) -> str:
+def fan_in_sentence(counts: Counts, words: Words) -> str:
     return f"Fan-in: each output value is connected to {words(counts.fan_in)} inputs."
 
 
@@ -509,20 +595,31 @@ __all__ = [
     "ONE",
     "ZERO",
     "Args",
+    "Call",
     "Constraint",
+    "Counts",
     "Expr",
+    "Field",
     "Flow",
+    "ImportContext",
     "KerasSpec",
     "Kind",
     "Layer",
+    "NameMatch",
+    "Numbers",
     "Shape",
+    "Template",
     "TorchSpec",
+    "Words",
+    "axes",
     "bias_of",
     "bias_sentences",
     "check_divides",
     "check_or_defer",
+    "family",
     "fan_in_sentence",
     "input_channels",
+    "known",
     "make_layer",
     "output_channels",
     "refuse_keras",

@@ -5,14 +5,33 @@ Keras: shuffle as Reshape > Permute > Reshape, slice refused (keras.layers has n
 
 from __future__ import annotations
 
-import sympy
+from dataclasses import dataclass
+from typing import Any
 
-from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ParamsymArgumentError, ParamsymShapeError
-from .base import Kind, check_or_defer, make_layer, refuse_keras, whole_number
+from ..language.syntax import Positional
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    axes,
+    check_or_defer,
+    known,
+    make_layer,
+    refuse_keras,
+    whole_number,
+)
 
 
-def _channels(call, flow) -> sympy.Expr:
+def _channels(call: Call, flow: Flow) -> Expr:
     if flow.shape.channels is None:
         raise ParamsymShapeError(
             f"{call.name} needs its input channels: nothing before it says how many there are",
@@ -22,7 +41,7 @@ def _channels(call, flow) -> sympy.Expr:
     return flow.shape.channels
 
 
-def _number(call, arg, what: str, least: int, args) -> sympy.Expr:
+def _number(call: Call, arg: Positional, what: str, least: int, args: Args) -> Expr:
     """One whole number (or a symbol) of at least `least`."""
     if len(arg.value) != 1:
         written = "x".join(str(v) for v in arg.value)
@@ -32,13 +51,19 @@ def _number(call, arg, what: str, least: int, args) -> sympy.Expr:
     return value
 
 
+@dataclass(frozen=True)
+class SliceOptions(Options):
+    start: Expr  # the first channel kept
+    end: Expr  # one past the last
+
+
 class ChannelSlice(Kind):
     key = "slice"
     names = ("slice",)
     positional = 2
     torch_modules = ("ChannelSlice",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if len(args.positional) != 2:
             raise ParamsymArgumentError(
                 f"{call.name} takes two values: {call.name}(a, b) keeps channels a to b-1",
@@ -58,6 +83,7 @@ class ChannelSlice(Kind):
             hint=f"{call.name}(a, b) keeps channels a to b-1",
         )
         past = channels - b
+        assert flow.source is not None  # the layer that set the channels
         name, where = flow.source
         if past.is_number and past < 0:
             raise ParamsymShapeError(
@@ -79,30 +105,30 @@ class ChannelSlice(Kind):
             Shape(flow.shape.spatial, b - a),
             channels,
             b - a,
-            options={"start": a, "end": b},
+            options=SliceOptions(start=a, end=b),
             constraints=tuple(constraints),
         )
 
-    def header(self, layer, w) -> str:
-        return f", channels {w(layer.options['start'])} to {w(layer.options['end'] - 1)} of {w(layer.cin)}"
+    def header(self, layer: Layer, w: Words) -> str:
+        return f", channels {w(SliceOptions.of(layer).start)} to {w(SliceOptions.of(layer).end - 1)} of {w(layer.cin)}"
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
-            f"No parameters: it keeps channels {w(layer.options['start'])} to {w(layer.options['end'] - 1)} of "
+            f"No parameters: it keeps channels {w(SliceOptions.of(layer).start)} to {w(SliceOptions.of(layer).end - 1)} of "
             f"the {w(layer.cin)}, {w(layer.cout)} channels."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("ChannelSlice", (num(layer.options["start"]), num(layer.options["end"])))
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        return TorchSpec("ChannelSlice", (num(SliceOptions.of(layer).start), num(SliceOptions.of(layer).end)))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         refuse_keras(
             layer,
             "keras.layers has no layer that keeps some of the channels (only a Lambda could, and "
             "exported models use none)",
         )
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return f"slice({module.start}, {module.end})"
 
 
@@ -112,7 +138,7 @@ class ChannelShuffle(Kind):
     positional = 1
     torch_modules = ("ChannelShuffle",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its number of groups", "2", "g")
         groups = _number(call, arg, "groups", 1, args)
         channels = _channels(call, flow)
@@ -123,6 +149,7 @@ class ChannelShuffle(Kind):
                 pos=call.pos,
             )
         ratio = channels / groups
+        assert flow.source is not None  # the layer that set the channels
         name, where = flow.source
         if ratio.is_number and not ratio.is_integer:
             raise ParamsymShapeError(
@@ -142,21 +169,21 @@ class ChannelShuffle(Kind):
             call, self, flow, flow.shape, channels, channels, groups=groups, constraints=tuple(constraints)
         )
 
-    def header(self, layer, w) -> str:
+    def header(self, layer: Layer, w: Words) -> str:
         return f", {w(layer.groups)} groups"
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: it splits the {w(layer.cin)} channels into {w(layer.groups)} groups of "
-            f"{w(layer.cin / layer.groups)} and interleaves them (channel k of group i goes to position "
+            f"{w(known(layer.cin) / layer.groups)} and interleaves them (channel k of group i goes to position "
             f"k·{w(layer.groups)} + i)."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("nn.ChannelShuffle", (num(layer.groups),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        spatial = num.each(layer.in_shape.spatial)
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        spatial = num.each(axes(layer.in_shape))
         groups, channels = num(layer.groups), num(layer.cin)
         rank = len(spatial)
         swap = (*range(1, rank + 1), rank + 2, rank + 1)  # Keras' Permute counts the axes from 1, batch aside
@@ -166,7 +193,7 @@ class ChannelShuffle(Kind):
             KerasSpec("Reshape", {"target_shape": (*spatial, channels)}),
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return f"shuffle({module.groups})"
 
 

@@ -3,20 +3,37 @@ SeparableConv) and transposed `deconv`, in 1, 2 and 3 spatial dimensions."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import sympy
 
 from .. import expansion
-from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
 from . import windows
 from .base import (
+    Args,
+    Call,
+    Constraint,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
     Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
     bias_of,
     bias_sentences,
     check_divides,
     check_or_defer,
+    family,
     fan_in_sentence,
     input_channels,
+    known,
     make_layer,
     output_channels,
     refuse_keras,
@@ -34,13 +51,27 @@ class _Filters(Kind):
     flags = _BIAS
     takes_channels = True
 
-    def filters(self, call, flow, args, match):
+    def filters(
+        self, call: Call, flow: Flow, args: Args, match: NameMatch
+    ) -> tuple[
+        tuple[Expr, ...],
+        int,
+        tuple[Expr | None, ...],
+        Expr,
+        Expr,
+        Expr,
+        tuple[Expr, ...],
+        tuple[Expr, ...],
+        list[Constraint],
+    ]:
+        """kernel, rank, input sizes, channels in and out, groups, stride, dilation and the conditions on them."""
+        match = family(match)
         kernel = windows.kernel(call, args, match)
         rank = len(kernel)
         spatial_in = windows.spatial(call, flow, rank, match)
         cin = input_channels(call, flow, args)
         cout, groups = self.channels_and_groups(call, args, cin)
-        constraints = []
+        constraints: list[Constraint] = []
         if groups != ONE:
             group_pos = args.keywords["groups"].pos if "groups" in args.keywords else call.pos
             constraints += check_divides(call, groups, cin, "input", group_pos)
@@ -49,10 +80,10 @@ class _Filters(Kind):
         dilation = args.sizes("dilation", rank, (ONE,) * rank)
         return kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints
 
-    def channels_and_groups(self, call, args, cin):
+    def channels_and_groups(self, call: Call, args: Args, cin: Expr) -> tuple[Expr, Expr]:
         return output_channels(call, args), args.scalar("groups", ONE)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = self.filters(
             call, flow, args, match
         )
@@ -74,16 +105,16 @@ class _Filters(Kind):
             constraints=tuple(constraints),
         )
 
-    def counts(self, layer: Layer) -> dict:
-        k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        k, cin, cout, g = layer.kernel_size, known(layer.cin), known(layer.cout), layer.groups
         fan_in = k * cin / g
         macs = times(layer.out_shape.positions, cout, fan_in)
         return {"params": fan_in * cout + bias_of(layer), "fan_in": fan_in, "connections": macs, "macs": macs}
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         return windows.window_field(layer, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return (
             self.weight_sentences(layer, w)
             + bias_sentences(layer, counts, w)
@@ -91,8 +122,8 @@ class _Filters(Kind):
             + windows.size_sentence(layer, w)
         )
 
-    def weight_sentences(self, layer, w) -> list[str]:
-        k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
+    def weight_sentences(self, layer: Layer, w: Words) -> list[str]:
+        k, cin, cout, g = layer.kernel_size, known(layer.cin), known(layer.cout), layer.groups
         ksize = windows.kernel_text(layer, w)
         if g != 1 and expansion.expand(g - cin) == 0:
             return _depthwise_sentences(layer, w)
@@ -107,7 +138,7 @@ class _Filters(Kind):
             f"{w(cout)} filters (one per output channel): {w.product(k * cin, cout)} weights.",
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         kwargs = {
             "stride": num.each(layer.stride),
             "padding": windows.torch_padding(layer, num),
@@ -120,7 +151,7 @@ class _Filters(Kind):
         )
         return windows.same_padded(layer, num, conv)
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         before, pad = windows.keras_padding(layer, num, rank)
@@ -132,7 +163,7 @@ class _Filters(Kind):
         ]
 
 
-def _keras_common(layer, num, pad) -> dict:
+def _keras_common(layer: Layer, num: Numbers, pad: str) -> dict[str, Any]:
     return {
         "kernel_size": num.each(layer.kernel),
         "strides": num.each(layer.stride),
@@ -142,8 +173,8 @@ def _keras_common(layer, num, pad) -> dict:
     }
 
 
-def _depthwise_sentences(layer, w) -> list[str]:
-    k, cin, cout = layer.kernel_size, layer.cin, layer.cout
+def _depthwise_sentences(layer: Layer, w: Words) -> list[str]:
+    k, cin, cout = layer.kernel_size, known(layer.cin), known(layer.cout)
     per = cout / cin
     return [
         f"Depthwise: each input channel has its own {windows.kernel_text(layer, w)} filter"
@@ -162,18 +193,18 @@ class Convolution(_Filters):
     torch_modules = ("Conv1d", "Conv2d", "Conv3d", "timm.layers.conv2d_same.Conv2dSame")
     takes_pad = True
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         bias = t.c_out if layer.bias else ZERO
         return t.k * (t.c_in / t.g if layer.groups != 1 else t.c_in) * t.c_out + bias
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         rank = ctx.rank
         if rank == 0:  # a 1x1 convolution on a map of one position (after gap), as in squeeze-and-excitation
             return _dense_on_vector(module, ctx)
         kernel = windows.per_axis(module.kernel_size, rank)
         stride, dilation = windows.per_axis(module.stride, rank), windows.per_axis(module.dilation, rank)
         pad = windows.imported_padding(module, ctx, kernel, stride, dilation)
-        if pad == "same":
+        if isinstance(pad, str):  # "same"
             pad_text = "pad=same"
             parts = windows.window_arguments(stride, (0,) * rank, dilation)
         else:
@@ -193,7 +224,7 @@ class Convolution(_Filters):
         )
 
 
-def _dense_on_vector(module, ctx) -> str:
+def _dense_on_vector(module: Any, ctx: ImportContext) -> str:
     """Conv2d(A, B, 1) on the (N, A, 1, 1) that global pooling leaves is dense(A->B): the same weights and
     sums on the pooled vector."""
     if (
@@ -218,16 +249,16 @@ class DepthwiseConvolution(_Filters):
     suggestions = ("dwconv3x3",)
     keywords = _FILTER_KEYS - {"groups"}
 
-    def channels_and_groups(self, call, args, cin):
+    def channels_and_groups(self, call: Call, args: Args, cin: Expr) -> tuple[Expr, Expr]:
         return (args.channels.cout if args.channels is not None else cin), cin
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.k * t.c_out + (t.c_out if layer.bias else ZERO)
 
-    def weight_sentences(self, layer, w) -> list[str]:
+    def weight_sentences(self, layer: Layer, w: Words) -> list[str]:
         return _depthwise_sentences(layer, w)
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = len(layer.kernel)
         if rank > 2:
             return super().keras(layer, num)
@@ -250,8 +281,8 @@ class SeparableConvolution(_Filters):
     suggestions = ("sepconv3x3",)
     keywords = _FILTER_KEYS - {"groups"}
 
-    def counts(self, layer: Layer) -> dict:
-        k, cin, cout = layer.kernel_size, layer.cin, layer.cout
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        k, cin, cout = layer.kernel_size, known(layer.cin), known(layer.cout)
         positions = layer.out_shape.positions
         depthwise_macs = times(positions, cin, k)
         pointwise_macs = times(positions, cin, cout)
@@ -264,10 +295,10 @@ class SeparableConvolution(_Filters):
             "macs": macs,
         }
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.k * t.c_in + t.c_in * t.c_out + (t.c_out if layer.bias else ZERO)
 
-    def weight_sentences(self, layer, w) -> list[str]:
+    def weight_sentences(self, layer: Layer, w: Words) -> list[str]:
         return [
             f"Depthwise part: one {windows.kernel_text(layer, w)} filter per input channel: "
             f"{w.product(*layer.kernel, layer.cin)} weights.",
@@ -275,7 +306,7 @@ class SeparableConvolution(_Filters):
             f"{w.product(layer.cin, layer.cout)} weights.",
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         rank, cin = len(layer.kernel), num(layer.cin)
         depthwise = TorchSpec(
             f"nn.Conv{rank}d",
@@ -291,7 +322,7 @@ class SeparableConvolution(_Filters):
         pointwise = TorchSpec(f"nn.Conv{rank}d", (cin, num(layer.cout), 1), {"bias": layer.bias})
         return TorchSpec("nn.Sequential", (windows.same_padded(layer, num, depthwise), pointwise))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         if rank > 2:
@@ -302,6 +333,11 @@ class SeparableConvolution(_Filters):
         ]
 
 
+@dataclass(frozen=True)
+class TransposedConvolutionOptions(Options):
+    outpad: tuple[Expr, ...]  # the output padding per axis
+
+
 class TransposedConvolution(_Filters):
     key = "deconv"
     pattern = windows.window_pattern("deconv")
@@ -309,7 +345,7 @@ class TransposedConvolution(_Filters):
     keywords = _FILTER_KEYS | {"outpad"}
     torch_modules = ("ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         kernel, rank, spatial_in, cin, cout, groups, stride, dilation, constraints = self.filters(
             call, flow, args, match
         )
@@ -347,21 +383,21 @@ class TransposedConvolution(_Filters):
             dilation=dilation,
             groups=groups,
             bias=args.bias,
-            options={"outpad": outpad},
+            options=TransposedConvolutionOptions(outpad),
             constraints=tuple(constraints),
         )
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         # Every input position scatters k * Cout/g products; an output position gathers
         # at most k * Cin/g of them (exactly that when the stride is 1).
-        k, cin, cout, g = layer.kernel_size, layer.cin, layer.cout, layer.groups
+        k, cin, cout, g = layer.kernel_size, known(layer.cin), known(layer.cout), layer.groups
         macs = times(layer.in_shape.positions, cin, k, cout / g)
         return {"params": k * cin * cout / g + bias_of(layer), "fan_in": k * cin / g, "connections": macs, "macs": macs}
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.k * t.c_in * (t.c_out / t.g if layer.groups != 1 else t.c_out) + (t.c_out if layer.bias else ZERO)
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         if field is None:
             return None
         # an output position sees at most ceil(span / s) input positions
@@ -371,33 +407,33 @@ class TransposedConvolution(_Filters):
             out.append((r + (sympy.ceiling(span / s) - 1) * j, j / s, start - p * j / s))
         return tuple(out)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         g = layer.groups
         return (
             [
                 f"A transposed convolution has a {windows.kernel_text(layer, w)} filter for each pair of "
                 f"input and output channel{' in a group' if g != 1 else ''}: "
-                f"{w.product(*layer.kernel, layer.cin, layer.cout / g)} weights."
+                f"{w.product(*layer.kernel, known(layer.cin), known(layer.cout) / g)} weights."
             ]
             + bias_sentences(layer, counts, w)
             + windows.size_sentence(layer, w, transposed=True)
         )
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec(
             f"nn.ConvTranspose{len(layer.kernel)}d",
             (num(layer.cin), num(layer.cout), num.each(layer.kernel)),
             {
                 "stride": num.each(layer.stride),
                 "padding": num.each(layer.pad),
-                "output_padding": num.each(layer.options["outpad"]),
+                "output_padding": num.each(TransposedConvolutionOptions.of(layer).outpad),
                 "groups": num(layer.groups),
                 "bias": layer.bias,
                 "dilation": num.each(layer.dilation),
             },
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         if num(layer.groups) != 1:
@@ -410,7 +446,7 @@ class TransposedConvolution(_Filters):
                     "kernel_size": num.each(layer.kernel),
                     "strides": num.each(layer.stride),
                     "padding": "valid",
-                    "output_padding": num.each(layer.options["outpad"]),
+                    "output_padding": num.each(TransposedConvolutionOptions.of(layer).outpad),
                     "dilation_rate": num.each(layer.dilation),
                     "use_bias": layer.bias,
                 },
@@ -422,7 +458,7 @@ class TransposedConvolution(_Filters):
             layers.append(KerasSpec(f"Cropping{rank}D", {"cropping": pairs[0] if rank == 1 else pairs}))
         return layers
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         rank = ctx.rank
         kernel = windows.per_axis(module.kernel_size, rank)
         parts = windows.window_arguments(

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
+from typing import Any
 
 import sympy
 
 from .. import expansion
-from ..core.records import ZERO, KerasSpec, Layer, Shape, TorchSpec
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError
+from ..core.records import ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, Position
 from ..language.syntax import Call, Channels
 from .base import (
+    Args,
+    Constraint,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
     Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
     bias_of,
     bias_sentences,
     check_or_defer,
     fan_in_sentence,
     input_channels,
+    known,
     make_layer,
     refuse_keras,
     times,
@@ -24,30 +37,48 @@ from .base import (
 )
 
 
+@dataclass(frozen=True)
+class Tie:
+    """`tie=NAME`: the layer whose weight a dense layer shares."""
+
+    name: str  # as written
+    index: int  # the named layer's index in the network's layers: the export shares its weight
+
+
+@dataclass(frozen=True)
+class DenseOptions(Options):
+    tie: Tie | None = None
+
+
 class Dense(Kind):
     key = "dense"
-    names = ("dense", "fc", "linear")
+    names: tuple[str, ...] = ("dense", "fc", "linear")
     keywords = frozenset({"tie"})
     flags = frozenset({"bias", "nobias"})
     takes_channels = True
-    torch_modules = ("Linear", "timm.layers.linear.Linear")  # timm's: F.linear(x, weight, bias), as torch.nn's
+    torch_modules: tuple[str, ...] = (
+        "Linear",
+        "timm.layers.linear.Linear",
+    )  # timm's: F.linear(x, weight, bias), as torch.nn's
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if args.channels is None:
             raise ParamsymArgumentError(
                 f"{call.name} needs its output size: write {call.name}(->10, ...)", pos=call.pos
             )
         cin = input_channels(call, flow, args)
         cout = args.channels.cout
-        layer = make_layer(call, self, flow, Shape(flow.shape.spatial, cout), cin, cout, bias=args.bias)
+        layer = make_layer(
+            call, self, flow, Shape(flow.shape.spatial, cout), cin, cout, bias=args.bias, options=DenseOptions()
+        )
         if "tie" in args.keywords:
             name, constraints = self._tie(layer, args)
             # the export shares the weight of the layer at this index (the layers' order in the network)
-            layer.options = {"tie": name, "tie_index": args.named[name].index}
+            layer.options = DenseOptions(Tie(name, args.named[name].index))
             layer.constraints = tuple(constraints)
         return layer
 
-    def _tie(self, layer: Layer, args) -> tuple[str, list]:
+    def _tie(self, layer: Layer, args: Args) -> tuple[str, list[Constraint]]:
         """`tie=NAME`: the named layer's weight, which must be (cout, cin) or its transpose."""
         arg = args.keywords["tie"]
         name = arg.value[0].name if len(arg.value) == 1 and isinstance(arg.value[0], sympy.Symbol) else None
@@ -90,24 +121,27 @@ class Dense(Kind):
         constraints = [c for d in differences if d != 0 for c in check_or_defer(d, "zero", message, arg.pos)]
         return name, constraints
 
-    def counts(self, layer: Layer) -> dict:
-        cin, cout = layer.cin, layer.cout
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        cin, cout = known(layer.cin), known(layer.cout)
         macs = times(layer.out_shape.positions, cin, cout)
-        weights = ZERO if "tie" in layer.options else cin * cout  # a shared weight is counted where it is
+        weights = (
+            ZERO if DenseOptions.of(layer).tie is not None else cin * cout
+        )  # a shared weight is counted where it is
         return {"params": weights + bias_of(layer), "fan_in": cin, "connections": macs, "macs": macs}
 
-    def weight(self, layer: Layer) -> tuple:
+    def weight(self, layer: Layer) -> tuple[Expr, Expr]:
         return (layer.cout, layer.cin)
 
-    def generic_params(self, layer, t):
-        weights = ZERO if "tie" in layer.options else t.c_in * t.c_out
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
+        weights = ZERO if DenseOptions.of(layer).tie is not None else t.c_in * t.c_out
         return weights + (t.c_out if layer.bias else ZERO)
 
-    def explain(self, layer, counts, w) -> list[str]:
-        if "tie" in layer.options:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        tie = DenseOptions.of(layer).tie
+        if tie is not None:
             shared = (
                 f"Each of the {w(layer.cout)} outputs is connected to all {w(layer.cin)} inputs, through the "
-                f"weight of {layer.options['tie']} (tied): its {w.product(layer.cin, layer.cout)} weights are "
+                f"weight of {tie.name} (tied): its {w.product(layer.cin, layer.cout)} weights are "
                 f"counted there, not here."
             )
             bias = (
@@ -125,19 +159,18 @@ class Dense(Kind):
             + [fan_in_sentence(counts, w)]
         )
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return vector_or_channels_last(
             layer, TorchSpec("nn.Linear", (num(layer.cin), num(layer.cout)), {"bias": layer.bias})
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        if "tie" in layer.options:
-            refuse_keras(
-                layer, f"a Keras Dense layer cannot share the weight of another layer (tie={layer.options['tie']})"
-            )
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        tie = DenseOptions.of(layer).tie
+        if tie is not None:
+            refuse_keras(layer, f"a Keras Dense layer cannot share the weight of another layer (tie={tie.name})")
         return [KerasSpec("Dense", {"units": num(layer.cout), "use_bias": layer.bias})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if len(ctx.in_shape) != 2:
             raise ImportRefused(
                 f"{ctx.node_name} ({type(module).__name__}) acts on the last axis of a "
@@ -157,7 +190,7 @@ class Router(Dense):
     flags = frozenset()
     torch_modules = ()
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"The router scores the {w(layer.cout)} experts for each position from its {w(layer.cin)} "
             f"channels: {w.product(layer.cin, layer.cout)} weights, no bias.",
@@ -165,7 +198,7 @@ class Router(Dense):
         ]
 
 
-def router_call(experts, pos) -> Call:
+def router_call(experts: Expr, pos: Position) -> Call:
     """The router layer that `moe(..., experts=E)` begins with."""
     return Call("router", (Channels(None, experts, pos, None, pos),), pos)
 

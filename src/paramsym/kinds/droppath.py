@@ -5,13 +5,16 @@ unchanged, the identity at inference. PyTorch: our `DropPath(p)` (torchvision's 
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.records import KerasSpec, TorchSpec
 from ..errors import ImportRefused
-from .activations import Activation
+from .activations import Activation, ActivationOptions
+from .base import Args, Call, Counts, Expr, Flow, ImportContext, Layer, NameMatch, Numbers, Words, known
 
 
 class DropPath(Activation):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(
             "droppath",
             "DropPath",
@@ -25,33 +28,42 @@ class DropPath(Activation):
         )
         self.torch_modules = ("DropPath", "StochasticDepth")
 
-    def build(self, call, flow, args, match):
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         args.required("its probability", "0.1", "P")
         return super().build(call, flow, args, match)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: in training it drops the whole branch of a sample with probability "
-            f"{float(layer.options['value']):g}; at inference it passes its input on."
+            f"{float(_probability(layer)):g}; at inference it passes its input on."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("DropPath", (float(layer.options["value"]),))
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        return TorchSpec("DropPath", (float(_probability(layer)),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = layer.in_shape.rank or 0
         return [
-            KerasSpec("Dropout", {"rate": float(layer.options["value"]), "noise_shape": (None,) + (1,) * (rank + 1)})
+            KerasSpec(
+                "Dropout",
+                {"rate": float(_probability(layer)), "noise_shape": (None,) + (1,) * (rank + 1)},
+            )
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext | None) -> str:
         if getattr(module, "mode", "row") != "row":
+            assert ctx is not None  # a module of the model, not of a layout
             raise ImportRefused(
                 f"{ctx.node_name} (StochasticDepth in mode {module.mode!r}) drops the whole batch, "
                 f"not one sample's branch"
             )
         # torchvision's StochasticDepth and ours keep p; timm's DropPath (the same per-sample drop) drop_prob
         return f"droppath({module.p if hasattr(module, 'p') else module.drop_prob})"
+
+
+def _probability(layer: Layer) -> Expr:
+    """P, which `build` requires."""
+    return known(ActivationOptions.of(layer).value)
 
 
 KINDS = (DropPath(),)

@@ -4,9 +4,26 @@ CaiT, Swin-V2). Params C, output unchanged. PyTorch: our `LayerScale(C)` (channe
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.records import KerasSpec, Layer, TorchSpec
 from ..errors import ImportRefused
-from .base import Kind, refuse_keras, same_layer, stated_channels
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    refuse_keras,
+    same_layer,
+    stated_channels,
+)
 
 
 class LayerScale(Kind):
@@ -15,26 +32,26 @@ class LayerScale(Kind):
     positional = 1  # scale(96): the channels, when nothing before says them
     torch_modules = ("LayerScale",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         channels = stated_channels(call, flow, args)
         return same_layer(call, self, flow, channels)
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         # MACs 0, as for bn and prelu (and FlopCounterMode): an element-wise product is not counted
         return {"params": layer.cout}
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.c
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"Layer scale learns one factor per channel and multiplies each channel by it: {w(layer.cout)} parameters."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("LayerScale", (num(layer.cout),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         rank = layer.in_shape.rank
         if rank not in (1, 2):
             refuse_keras(
@@ -44,7 +61,7 @@ class LayerScale(Kind):
             )
         return [KerasSpec(f"DepthwiseConv{rank}D", {"kernel_size": 1, "use_bias": False})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if module.weight.dim() != 1:
             raise ImportRefused(f"{ctx.node_name} (LayerScale) does not scale channels")
         return "scale"

@@ -3,16 +3,38 @@ keeps running statistics), layer norm over the last axis, group norm."""
 
 from __future__ import annotations
 
-from ..core.records import ZERO, KerasSpec, Layer, TorchSpec
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
 from .base import (
+    Args,
+    Call,
+    Constraint,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
     Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
     check_divides,
+    known,
     require_channels_of_a_vector,
     same_layer,
     stated_channels,
     vector_or_channels_last,
 )
+
+
+@dataclass(frozen=True)
+class NormalizationOptions(Options):
+    affine: bool  # learns a scale (and a shift): not noaffine
+    shift: bool = True  # learns the shift too: not nobias (ln only)
+    groups: Expr | None = None  # gn's groups
 
 
 class _Normalization(Kind):
@@ -22,16 +44,16 @@ class _Normalization(Kind):
     title = ""  # BatchNorm, LayerNorm, GroupNorm
     keeps_statistics = False  # running mean and variance (non-learnable state)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         channels = stated_channels(call, flow, args)
-        options = {"affine": "noaffine" not in args.flags}
-        if "nobias" in args.flags:
+        shift = "nobias" not in args.flags
+        if not shift:
             self.without_shift(call, args)
-            options["shift"] = False
-        constraints = self.groups(call, args, channels, options)
+        groups, constraints = self.groups(call, args, channels)
+        options = NormalizationOptions(affine="noaffine" not in args.flags, shift=shift, groups=groups)
         return same_layer(call, self, flow, channels, options=options, constraints=tuple(constraints))
 
-    def without_shift(self, call, args) -> None:
+    def without_shift(self, call: Call, args: Args) -> None:
         """`nobias`: a scale and no shift; PyTorch's BatchNorm and GroupNorm have no such option."""
         raise ParamsymArgumentError(
             f"{call.name} has no 'nobias': PyTorch's {self.title} learns a scale and a shift together, or neither",
@@ -39,28 +61,30 @@ class _Normalization(Kind):
             hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) learns a scale alone",
         )
 
-    def groups(self, call, args, channels, options) -> list:
+    def groups(self, call: Call, args: Args, channels: Expr) -> tuple[Expr | None, list[Constraint]]:
+        """The groups (gn's) and the conditions on them."""
         if "groups" in args.keywords:
             raise ParamsymArgumentError(f"{call.name} has no groups (that is gn)", pos=args.keywords["groups"].pos)
-        return []
+        return None, []
 
-    def counts(self, layer: Layer) -> dict:
-        channels = layer.cout
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        channels = known(layer.cout)
         return {
-            "params": _terms(layer) * channels if layer.options["affine"] else ZERO,
+            "params": _terms(layer) * channels if NormalizationOptions.of(layer).affine else ZERO,
             "state": 2 * channels if self.keeps_statistics else ZERO,
         }
 
-    def generic_params(self, layer, t):
-        return _terms(layer) * t.c if layer.options["affine"] else ZERO
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
+        return _terms(layer) * t.c if NormalizationOptions.of(layer).affine else ZERO
 
-    def explain(self, layer, counts, w) -> list[str]:
-        if layer.options["affine"] and not layer.options.get("shift", True):
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        o = NormalizationOptions.of(layer)
+        if o.affine and not o.shift:
             lines = [
                 f"{self.title} without bias (nobias) learns a scale per channel and no shift: "
                 f"{w(layer.cout)} parameters."
             ]
-        elif layer.options["affine"]:
+        elif o.affine:
             lines = [f"{self.title} learns a scale and a shift per channel: {w.product(2, layer.cout)} parameters."]
         else:
             lines = [f"{self.title} without affine part (noaffine) learns nothing."]
@@ -71,13 +95,14 @@ class _Normalization(Kind):
             )
         return lines
 
-    def keras_flags(self, layer) -> dict:
-        if not layer.options["affine"]:
+    def keras_flags(self, layer: Layer) -> dict[str, bool]:
+        o = NormalizationOptions.of(layer)
+        if not o.affine:
             return {"center": False, "scale": False}
-        return {} if layer.options.get("shift", True) else {"center": False}
+        return {} if o.shift else {"center": False}
 
 
-def _then(module, ctx, text: str) -> str:
+def _then(module: Any, ctx: ImportContext, text: str) -> str:
     """`text` followed by what timm's norm + activation modules (BatchNormAct2d, GroupNormAct, LayerNormAct,
     ...) apply after the norm in their forward: `drop`, then `act`, each imported by its own kind (nothing for
     an Identity); a module the language lacks is refused by name."""
@@ -108,7 +133,7 @@ _TIMM_ACT = "timm.layers.norm_act."
 
 def _terms(layer: Layer) -> int:
     """A scale and a shift per channel, or the scale alone (ln(nobias))."""
-    return 2 if layer.options.get("shift", True) else 1
+    return 2 if NormalizationOptions.of(layer).shift else 1
 
 
 class BatchNorm(_Normalization):
@@ -125,16 +150,18 @@ class BatchNorm(_Normalization):
         f"{_TIMM_ACT}SyncBatchNormAct",
     )
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         dims = max(layer.in_shape.rank or 1, 1)
         return TorchSpec(
-            f"nn.BatchNorm{dims}d", (num(layer.cout),), {} if layer.options["affine"] else {"affine": False}
+            f"nn.BatchNorm{dims}d",
+            (num(layer.cout),),
+            {} if NormalizationOptions.of(layer).affine else {"affine": False},
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [KerasSpec("BatchNormalization", self.keras_flags(layer))]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if not module.track_running_stats:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) keeps no running statistics")
         return _then(module, ctx, "bn" if module.affine else "bn(noaffine)")
@@ -154,23 +181,24 @@ class LayerNorm(_Normalization):
         f"{_TIMM_ACT}LayerNormAct2d",
     )
 
-    def without_shift(self, call, args) -> None:
+    def without_shift(self, call: Call, args: Args) -> None:
         if "noaffine" in args.flags:
             raise ParamsymArgumentError(
                 f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns nothing already",
                 pos=args.flags["nobias"].pos,
             )
 
-    def torch(self, layer, num) -> TorchSpec:
-        flags = {} if layer.options["affine"] else {"elementwise_affine": False}
-        if not layer.options.get("shift", True):
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        o = NormalizationOptions.of(layer)
+        flags = {} if o.affine else {"elementwise_affine": False}
+        if not o.shift:
             flags = {"bias": False}
         return vector_or_channels_last(layer, TorchSpec("nn.LayerNorm", (num(layer.cout),), flags))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [KerasSpec("LayerNormalization", self.keras_flags(layer))]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         require_channels_of_a_vector(module, ctx)
         if not module.elementwise_affine:
             return _then(module, ctx, "ln(noaffine)")
@@ -189,26 +217,29 @@ class GroupNorm(_Normalization):
         f"{_TIMM_ACT}GroupNorm1Act",
     )
 
-    def groups(self, call, args, channels, options) -> list:
+    def groups(self, call: Call, args: Args, channels: Expr) -> tuple[Expr | None, list[Constraint]]:
         groups = args.scalar("groups")
         if groups is None:
             raise ParamsymArgumentError(
                 f"{call.name} needs its number of groups: write {call.name}(groups=32)", pos=call.pos
             )
-        options["groups"] = groups
-        return check_divides(call, groups, channels, "", args.keywords["groups"].pos)
+        return groups, check_divides(call, groups, channels, "", args.keywords["groups"].pos)
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec(
             "nn.GroupNorm",
-            (num(layer.options["groups"]), num(layer.cout)),
-            {} if layer.options["affine"] else {"affine": False},
+            (num(NormalizationOptions.of(layer).groups), num(layer.cout)),
+            {} if NormalizationOptions.of(layer).affine else {"affine": False},
         )
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        return [KerasSpec("GroupNormalization", {"groups": num(layer.options["groups"]), **self.keras_flags(layer)})]
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        return [
+            KerasSpec(
+                "GroupNormalization", {"groups": num(NormalizationOptions.of(layer).groups), **self.keras_flags(layer)}
+            )
+        ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return _then(module, ctx, f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})")
 
 

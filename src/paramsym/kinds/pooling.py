@@ -3,12 +3,40 @@ and global `gap`/`gmp`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import sympy
 
-from ..core.records import ONE, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from . import windows
-from .base import Kind, check_or_defer, make_layer, refuse_keras, times, whole_input_field
+from .base import (
+    Args,
+    Call,
+    Constraint,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    check_or_defer,
+    family,
+    make_layer,
+    refuse_keras,
+    times,
+    whole_input_field,
+)
+
+
+@dataclass(frozen=True)
+class PoolingOptions(Options):
+    op: str  # "max" or "avg"
+    ceil: bool  # ceil mode: the output size rounds up
 
 
 class Pooling(Kind):
@@ -32,15 +60,15 @@ class Pooling(Kind):
     takes_pad = True
     torch_functions = ("max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d")
 
-    def build(self, call, flow, args, match) -> Layer:
-        if match is True:  # `pool` is maxpool2x2
-            match = self.pattern.fullmatch("maxpool2x2")
-        op = "max" if match["family"] == "maxpool" else "avg"
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
+        assert self.pattern is not None
+        found = family(self.pattern.fullmatch("maxpool2x2") if match is True else match)  # `pool` is maxpool2x2
+        op = "max" if found["family"] == "maxpool" else "avg"
         if op == "avg" and "dilation" in args.keywords:
             raise ParamsymArgumentError("average pooling has no dilation", pos=args.keywords["dilation"].pos)
-        kernel = windows.kernel(call, args, match)
+        kernel = windows.kernel(call, args, found)
         rank = len(kernel)
-        spatial_in = windows.spatial(call, flow, rank, match)
+        spatial_in = windows.spatial(call, flow, rank, found)
         channels = flow.shape.channels
         stride = args.sizes("stride", rank, kernel)
         dilation = args.sizes("dilation", rank, (ONE,) * rank)
@@ -61,26 +89,26 @@ class Pooling(Kind):
             stride=stride,
             pad=pad,
             dilation=dilation,
-            options={"op": op, "ceil": ceil_mode},
+            options=PoolingOptions(op, ceil_mode),
             constraints=tuple(constraints),
         )
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         k = layer.kernel_size
         return {"fan_in": k, "connections": times(k, layer.out_shape.elements)}
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         return windows.window_field(layer, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
-        op = "maximum" if layer.options["op"] == "max" else "average"
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        op = "maximum" if PoolingOptions.of(layer).op == "max" else "average"
         return [
             f"No parameters: it takes the {op} of each {windows.kernel_text(layer, w)} window, channel by channel."
-        ] + windows.size_sentence(layer, w)
+        ] + windows.size_sentence(layer, w, ceil=PoolingOptions.of(layer).ceil)
 
-    def torch(self, layer, num) -> TorchSpec:
-        rank = len(layer.kernel)
-        if layer.options["op"] == "max":
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        rank, o = len(layer.kernel), PoolingOptions.of(layer)
+        if o.op == "max":
             module = TorchSpec(
                 f"nn.MaxPool{rank}d",
                 (num.each(layer.kernel),),
@@ -88,7 +116,7 @@ class Pooling(Kind):
                     "stride": num.each(layer.stride),
                     "padding": windows.torch_padding(layer, num),
                     "dilation": num.each(layer.dilation),
-                    "ceil_mode": layer.options["ceil"],
+                    "ceil_mode": o.ceil,
                 },
             )
             return windows.same_padded(layer, num, module, same_value=float("-inf"))
@@ -98,18 +126,18 @@ class Pooling(Kind):
             {
                 "stride": num.each(layer.stride),
                 "padding": windows.torch_padding(layer, num),
-                "ceil_mode": layer.options["ceil"],
+                "ceil_mode": o.ceil,
             },
         )
         return windows.same_padded(layer, num, module)
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         windows.keras_window_checks(layer, num, pooling=True)
         rank = len(layer.kernel)
         if any(d > 1 for d in num.each(layer.dilation)):
             refuse_keras(layer, "Keras pooling has no dilation")
-        before, pad = windows.keras_padding(layer, num, rank)
-        op = "Max" if layer.options["op"] == "max" else "Average"
+        before, pad = windows.keras_padding(layer, num, rank, ceil=PoolingOptions.of(layer).ceil)
+        op = "Max" if PoolingOptions.of(layer).op == "max" else "Average"
         return before + [
             KerasSpec(
                 f"{op}Pooling{rank}D",
@@ -117,21 +145,23 @@ class Pooling(Kind):
             )
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         rank = ctx.rank
         op = "max" if "Max" in type(module).__name__ else "avg"
         kernel = windows.per_axis(module.kernel_size, rank)
         stride = windows.per_axis(module.stride or module.kernel_size, rank)
         dilation = windows.per_axis(getattr(module, "dilation", 1), rank)
         pad = windows.imported_padding(module, ctx, kernel, stride, dilation)
-        parts = windows.window_arguments(stride, pad if pad != "same" else (0,) * rank, dilation, default_stride=kernel)
+        parts = windows.window_arguments(
+            stride, pad if not isinstance(pad, str) else (0,) * rank, dilation, default_stride=kernel
+        )
         if pad == "same":
             parts.append("pad=same")
         if module.ceil_mode:
             parts.append("ceil")
         return f"{op}pool{windows.kernel_name(kernel)}" + (f"({windows.arguments(*parts)})" if parts else "")
 
-    def from_torch_function(self, name, node, ctx) -> str:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         """F.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode) and F.avg_pool2d(x, kernel_size,
         stride, padding, ceil_mode, ...), read as the module with those arguments (Inception-v3)."""
         order = (
@@ -158,7 +188,7 @@ class Pooling(Kind):
         return self.from_torch(module, ctx)
 
 
-def _pad_within_half(args, kernel, pad) -> list:
+def _pad_within_half(args: Args, kernel: tuple[Expr, ...], pad: tuple[Any, ...]) -> list[Constraint]:
     """PyTorch pools only with pad <= kernel // 2 on each axis (MaxPool and AvgPool, 1-D to 3-D; a
     dilation does not enlarge the bound: MaxPool2d(3, dilation=2, padding=2) fails too)."""
     if pad and pad[0] == "same":
@@ -179,7 +209,9 @@ def _pad_within_half(args, kernel, pad) -> list:
     return constraints
 
 
-def _input_covers_kernel(call, spatial_in, kernel, pad) -> list:
+def _input_covers_kernel(
+    call: Call, spatial_in: tuple[Expr | None, ...], kernel: tuple[Expr, ...], pad: tuple[Any, ...]
+) -> list[Constraint]:
     """PyTorch's AvgPool3d (only it: not AvgPool1d/2d, nor max pooling) needs an input at least as
     large as the kernel on each axis, padding aside: AvgPool3d(4, padding=2) on 3x3x3 fails."""
     if pad and pad[0] == "same":
@@ -198,6 +230,11 @@ def _input_covers_kernel(call, spatial_in, kernel, pad) -> list:
             hint="use a smaller kernel, or pad=same",
         )
     return constraints
+
+
+@dataclass(frozen=True)
+class GlobalPoolingOptions(Options):
+    op: str  # "avg" (gap) or "max" (gmp)
 
 
 class GlobalPooling(Kind):
@@ -220,39 +257,39 @@ class GlobalPooling(Kind):
         "mean",
     )
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if flow.shape.spatial == ():
             raise ParamsymShapeError(f"{call.name} needs spatial axes, but its input is already a vector", pos=call.pos)
         channels = flow.shape.channels
         op = "avg" if call.name == "gap" else "max"
-        return make_layer(call, self, flow, Shape((), channels), channels, channels, options={"op": op})
+        return make_layer(call, self, flow, Shape((), channels), channels, channels, options=GlobalPoolingOptions(op))
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         window = layer.in_shape.positions
         return {"fan_in": window, "connections": times(window, layer.cout)}
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         return whole_input_field(layer, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
-        op = "average" if layer.options["op"] == "avg" else "maximum"
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        op = "average" if GlobalPoolingOptions.of(layer).op == "avg" else "maximum"
         return [f"No parameters: it takes the {op} over all positions of each of the {w(layer.cout)} channels."]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         rank = layer.in_shape.rank
         if not rank:
             raise ParamsymUsageError(f"{layer.name} at {layer.pos} needs the input's number of axes to export")
-        op = "Avg" if layer.options["op"] == "avg" else "Max"
+        op = "Avg" if GlobalPoolingOptions.of(layer).op == "avg" else "Max"
         return TorchSpec("nn.Sequential", (TorchSpec(f"nn.Adaptive{op}Pool{rank}d", (1,)), TorchSpec("nn.Flatten")))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        op = "Average" if layer.options["op"] == "avg" else "Max"
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        op = "Average" if GlobalPoolingOptions.of(layer).op == "avg" else "Max"
         return [KerasSpec(f"Global{op}Pooling{layer.in_shape.rank}D")]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return _adaptive(ctx.node_name, type(module).__name__, module.output_size, ctx.in_shape)
 
-    def from_torch_function(self, name, node, ctx) -> str | None:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         if name == "mean":  # x.mean((2, 3)) and torch.mean(x, (2, 3)): over every spatial axis (MNASNet)
             dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
             dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
@@ -264,7 +301,7 @@ class GlobalPooling(Kind):
         return _adaptive(ctx.node_name, name.title().replace("_", ""), size, ctx.in_shape)
 
 
-def _adaptive(node_name: str, cls: str, output_size, in_shape) -> str:
+def _adaptive(node_name: str, cls: str, output_size: Any, in_shape: tuple[int, ...]) -> str:
     """AdaptiveAvgPool to 1 is gap; to the size it already has, nothing; to any other size,
     adaptiveavgpool(S) (adaptive.py)."""
     rank = len(in_shape) - 2

@@ -17,12 +17,44 @@ stacked layer, in `Bidirectional` when bidirectional.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
 import sympy
 
 from .. import expansion
-from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
-from .base import Kind, check_or_defer, input_channels, make_layer, refuse_keras, times, whole_input_field
+from .base import (
+    Args,
+    Call,
+    Constraint,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    check_or_defer,
+    input_channels,
+    make_layer,
+    refuse_keras,
+    times,
+    whole_input_field,
+)
+
+
+@dataclass(frozen=True)
+class RecurrentOptions(Options):
+    hidden: Expr  # H, the hidden size
+    layers: Expr  # stacked layers
+    directions: int  # 2 when bidirectional
+    proj: Expr | None  # P, an LSTM's projection of its hidden state
+    last: bool  # only the last step's output goes on
 
 
 class Recurrent(Kind):
@@ -45,7 +77,7 @@ class Recurrent(Kind):
         self.keras_biases = keras_biases  # bias vectors per gate unit in Keras (PyTorch: 2)
 
     # ---- language
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         rank = flow.shape.rank
         if rank is not None and rank != 1:
             self._refuse_input(call, flow)
@@ -61,12 +93,12 @@ class Recurrent(Kind):
         width = directions * (hidden if proj is None else proj)
         last = "last" in args.flags
         out = Shape((), width) if last else Shape(flow.shape.spatial, width)
-        options = {"hidden": hidden, "layers": layers, "directions": directions, "proj": proj, "last": last}
+        options = RecurrentOptions(hidden, layers, directions, proj, last)
         return make_layer(
             call, self, flow, out, cin, width, bias=args.bias, options=options, constraints=tuple(constraints)
         )
 
-    def _refuse_input(self, call, flow):
+    def _refuse_input(self, call: Call, flow: Flow) -> NoReturn:
         shape = flow.shape
         name, where = flow.source or ("the input", None)
         notes = ((f"the {shape.describe()} comes from {name}", where),) if where is not None else ()
@@ -85,7 +117,7 @@ class Recurrent(Kind):
             f"or start with input(T x I)",
         )
 
-    def _proj(self, call, args, hidden) -> tuple:
+    def _proj(self, call: Call, args: Args, hidden: Expr) -> tuple[Expr | None, list[Constraint]]:
         arg = args.keywords.get("proj")
         if arg is None:
             return None, []
@@ -102,10 +134,10 @@ class Recurrent(Kind):
         return proj, check_or_defer(expansion.expand(hidden - proj), "positive", message, arg.pos)
 
     # ---- quantities
-    def _parts(self, layer: Layer, convention: str = "torch") -> dict:
+    def _parts(self, layer: Layer, convention: str = "torch") -> dict[str, Any]:
         """The pieces of the count: per layer and direction, for the first layer and those after."""
-        o = layer.options
-        gates, hidden, proj = self.gates, o["hidden"], o["proj"]
+        o = RecurrentOptions.of(layer)
+        gates, hidden, proj = self.gates, o.hidden, o.proj
         recurrent = hidden if proj is None else proj
         beta = 0 if not layer.bias else (2 if convention == "torch" else self.keras_biases)
         projection = ZERO if proj is None else proj * hidden
@@ -116,17 +148,17 @@ class Recurrent(Kind):
             "P": proj,
             "beta": beta,
             "projection": projection,
-            "D": o["directions"],
-            "L": o["layers"],
+            "D": o.directions,
+            "L": o.layers,
             "I": layer.cin,
-            "after": o["directions"] * recurrent,
+            "after": o.directions * recurrent,
         }
 
-    def _per_direction(self, p: dict, width) -> sympy.Expr:
+    def _per_direction(self, p: dict[str, Any], width: Expr) -> Expr:
         g, h = p["G"], p["H"]
         return g * h * width + g * h * p["R"] + p["beta"] * g * h + p["projection"]
 
-    def _step_macs(self, p: dict, width) -> sympy.Expr:
+    def _step_macs(self, p: dict[str, Any], width: Expr) -> Expr:
         return p["G"] * p["H"] * (width + p["R"]) + p["projection"]
 
     def _params(self, layer: Layer, convention: str) -> sympy.Expr:
@@ -135,7 +167,7 @@ class Recurrent(Kind):
             p["D"] * (self._per_direction(p, p["I"]) + (p["L"] - 1) * self._per_direction(p, p["after"]))
         )
 
-    def counts(self, layer: Layer, convention: str = "torch") -> dict:
+    def counts(self, layer: Layer, convention: str = "torch") -> dict[str, Expr | None]:
         p = self._parts(layer, convention)
         per_step = expansion.expand(
             p["D"] * (self._step_macs(p, p["I"]) + (p["L"] - 1) * self._step_macs(p, p["after"]))
@@ -143,47 +175,47 @@ class Recurrent(Kind):
         macs = times(layer.in_shape.positions, per_step)
         return {"params": self._params(layer, convention), "fan_in": p["I"] + p["R"], "connections": macs, "macs": macs}
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         """One layer and direction in C_in and C_out = D·H (D·P with proj), in PyTorch's convention."""
-        o = layer.options
-        directions = o["directions"]
-        if o["proj"] is None:
+        o = RecurrentOptions.of(layer)
+        directions = o.directions
+        if o.proj is None:
             hidden = recurrent = t.c_out / directions
             projection = ZERO
         else:
-            hidden, recurrent = o["hidden"], t.c_out / directions
+            hidden, recurrent = o.hidden, t.c_out / directions
             projection = recurrent * hidden
         gates, beta = self.gates, 2 if layer.bias else 0
 
-        def one(width):
+        def one(width: Expr) -> Expr:
             return gates * hidden * width + gates * hidden * recurrent + beta * gates * hidden + projection
 
-        return expansion.expand(directions * (one(t.c_in) + (o["layers"] - 1) * one(directions * recurrent)))
+        return expansion.expand(directions * (one(t.c_in) + (o.layers - 1) * one(directions * recurrent)))
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         """A step's output may depend on every step before it (and after it, bidirectional): the field is
         the whole sequence, as the last step's is."""
         return whole_input_field(layer, field)
 
     # ---- explain
-    def header(self, layer, w) -> str:
-        o = layer.options
+    def header(self, layer: Layer, w: Words) -> str:
+        o = RecurrentOptions.of(layer)
         parts = [
-            f", {w(layer.cin)} -> {w(layer.cout)} channels (hidden size {w(o['hidden'])}"
-            + (f", projected to {w(o['proj'])}" if o["proj"] is not None else "")
+            f", {w(layer.cin)} -> {w(layer.cout)} channels (hidden size {w(o.hidden)}"
+            + (f", projected to {w(o.proj)}" if o.proj is not None else "")
             + ")"
         ]
-        if o["layers"] != 1:
-            parts.append(f", {w(o['layers'])} layers")
-        if o["directions"] == 2:
+        if o.layers != 1:
+            parts.append(f", {w(o.layers)} layers")
+        if o.directions == 2:
             parts.append(", bidirectional")
         if layer.bias:
             parts.append(", with bias")
-        if o["last"]:
+        if o.last:
             parts.append(", last step only")
         return "".join(parts)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         p = self._parts(layer)
         gates, hidden, recurrent = p["G"], p["H"], p["R"]
         units = (gates, hidden) if gates != 1 else (hidden,)
@@ -211,7 +243,7 @@ class Recurrent(Kind):
                 )
         scope = ", per direction" if p["D"] == 2 else ""
 
-        def sentence(label, width, count, each=""):
+        def sentence(label: str, width: Expr, count: Expr, each: str = "") -> str:
             terms = [f"input weights {w.product(*units, width)}", f"recurrent weights {w.product(*units, recurrent)}"]
             if p["beta"]:
                 terms.append(f"biases {w.product(*([p['beta']] if p['beta'] != 1 else []), *units)}")
@@ -244,45 +276,45 @@ class Recurrent(Kind):
             f"Fan-in: each {'gate unit' if gates != 1 else 'unit'} is connected to {w(counts.fan_in)} values "
             f"({w(p['I'])} inputs and {w(recurrent)} recurrent)."
         )
-        if layer.options["last"]:
+        if RecurrentOptions.of(layer).last:
             lines.append("Only the last step's output goes on (it still runs every step).")
         return lines
 
-    def _is_keras(self, layer, counts) -> bool:
+    def _is_keras(self, layer: Layer, counts: Counts) -> bool:
         """Whether the counts are Keras's (one bias vector where PyTorch keeps two)."""
         if not layer.bias or self.keras_biases == 2:
             return False
         scale = layer.multiplier * (layer.experts[0] if layer.experts else ONE)
-        return expansion.expand(counts.params - scale * self._params(layer, "keras")) == 0
+        return bool(expansion.expand(counts.params - scale * self._params(layer, "keras")) == 0)
 
     # ---- frameworks
-    def torch(self, layer, num) -> TorchSpec:
-        o = layer.options
-        kwargs = {"bias": layer.bias, "batch_first": True}
-        if o["layers"] != 1:
-            kwargs["num_layers"] = num(o["layers"])
-        if o["directions"] == 2:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        o = RecurrentOptions.of(layer)
+        kwargs: dict[str, Any] = {"bias": layer.bias, "batch_first": True}
+        if o.layers != 1:
+            kwargs["num_layers"] = num(o.layers)
+        if o.directions == 2:
             kwargs["bidirectional"] = True
-        if o["proj"] is not None:
-            kwargs["proj_size"] = num(o["proj"])
-        module = TorchSpec(f"nn.{self.torch_class}", (num(layer.cin), num(o["hidden"])), kwargs)
-        return TorchSpec("Recurrent", (module,), {"last": True} if o["last"] else {})
+        if o.proj is not None:
+            kwargs["proj_size"] = num(o.proj)
+        module = TorchSpec(f"nn.{self.torch_class}", (num(layer.cin), num(o.hidden)), kwargs)
+        return TorchSpec("Recurrent", (module,), {"last": True} if o.last else {})
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        o = layer.options
-        if o["proj"] is not None:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        o = RecurrentOptions.of(layer)
+        if o.proj is not None:
             refuse_keras(layer, "Keras LSTM has no projection (PyTorch's proj_size)")
-        layers = num(o["layers"])
+        layers = num(o.layers)
         specs = []
         for index in range(layers):
-            sequences = not (o["last"] and index == layers - 1)
+            sequences = not (o.last and index == layers - 1)
             cell = KerasSpec(
-                self.keras_class, {"units": num(o["hidden"]), "use_bias": layer.bias, "return_sequences": sequences}
+                self.keras_class, {"units": num(o.hidden), "use_bias": layer.bias, "return_sequences": sequences}
             )
-            specs.append(KerasSpec("Bidirectional", {"layer": cell}) if o["directions"] == 2 else cell)
+            specs.append(KerasSpec("Bidirectional", {"layer": cell}) if o.directions == 2 else cell)
         return specs
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if not module.batch_first:
             raise ImportRefused(
                 f"{ctx.node_name} ({type(module).__name__}) has batch_first=False: paramsym reads "
@@ -299,7 +331,7 @@ class Recurrent(Kind):
             parts.append(f"proj={module.proj_size}")
         return f"{self.key}({', '.join(parts)})"
 
-    def from_torch_item(self, text, index, ctx) -> str | None:
+    def from_torch_item(self, text: str, index: Any, ctx: ImportContext) -> str | None:
         """`(output, state)[0]` is the layer's output; `output[:, -1]` (of the T x H' steps) its last step."""
         if index == 0:
             return text

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..core.records import KerasSpec, Layer, Shape, TorchSpec
-from .base import Kind, make_layer, whole_input_field
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    make_layer,
+    whole_input_field,
+)
 
 
 class Flatten(Kind):
@@ -12,28 +27,28 @@ class Flatten(Kind):
     torch_modules = ("Flatten",)
     torch_functions = ("flatten", "view", "reshape")
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         return make_layer(call, self, flow, Shape((), flow.shape.elements), flow.shape.channels, flow.shape.elements)
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         return whole_input_field(layer, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: it lays the {layer.in_shape.describe()} values out as one vector "
             f"of {w(layer.out_shape.channels)}."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("FlattenChannelsLast")
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [KerasSpec("Flatten")]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         return "flatten"
 
-    def from_torch_function(self, name, node, ctx) -> str | None:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         # x.view(n, -1) and x.reshape(n, -1) flatten only when they leave (batch, values)
         return "flatten" if (name == "flatten" and node.op == "call_function") or len(ctx.out_shape) == 2 else None
 

@@ -4,9 +4,34 @@ learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
 
 from __future__ import annotations
 
-from ..core.records import ZERO, KerasSpec, Layer, TorchSpec
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
 from ..errors import ParamsymArgumentError
-from .base import Kind, refuse_keras, require_channels_of_a_vector, same_layer, stated_channels, vector_or_channels_last
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    refuse_keras,
+    require_channels_of_a_vector,
+    same_layer,
+    stated_channels,
+    vector_or_channels_last,
+)
+
+
+@dataclass(frozen=True)
+class RMSNormOptions(Options):
+    affine: bool  # learns its scale (not noaffine)
 
 
 class RMSNorm(Kind):
@@ -17,37 +42,37 @@ class RMSNorm(Kind):
     positional = 1  # rmsnorm(512): the channels, when nothing before says them
     torch_modules = ("RMSNorm",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         _check_eps(args)
         channels = stated_channels(call, flow, args)
-        return same_layer(call, self, flow, channels, options={"affine": "noaffine" not in args.flags})
+        return same_layer(call, self, flow, channels, options=RMSNormOptions(affine="noaffine" not in args.flags))
 
-    def counts(self, layer: Layer) -> dict:
-        return {"params": layer.cout if layer.options["affine"] else ZERO}
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        return {"params": layer.cout if RMSNormOptions.of(layer).affine else ZERO}
 
-    def generic_params(self, layer, t):
-        return t.c if layer.options["affine"] else ZERO
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
+        return t.c if RMSNormOptions.of(layer).affine else ZERO
 
-    def explain(self, layer, counts, w) -> list[str]:
-        if not layer.options["affine"]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        if not RMSNormOptions.of(layer).affine:
             return ["RMSNorm without affine part (noaffine) learns nothing."]
         return [f"RMSNorm learns a scale per channel and no shift: {w(layer.cout)} parameters."]
 
-    def torch(self, layer, num) -> TorchSpec:
-        flags = {} if layer.options["affine"] else {"elementwise_affine": False}
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        flags = {} if RMSNormOptions.of(layer).affine else {"elementwise_affine": False}
         return vector_or_channels_last(layer, TorchSpec("nn.RMSNorm", (num(layer.cout),), flags))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        if not layer.options["affine"]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        if not RMSNormOptions.of(layer).affine:
             refuse_keras(layer, "Keras RMSNormalization always learns its scale")
         return [KerasSpec("RMSNormalization", {"axis": -1})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         require_channels_of_a_vector(module, ctx)
         return "rmsnorm" if module.elementwise_affine else "rmsnorm(noaffine)"
 
 
-def _check_eps(args) -> None:
+def _check_eps(args: Args) -> None:
     """eps= (added to the mean square) counts nothing, but must be one number of at least 0."""
     arg = args.keywords.get("eps")
     if arg is not None and (len(arg.value) != 1 or not arg.value[0].is_number or arg.value[0] < 0):

@@ -12,15 +12,36 @@ and the modules of ours (paramsym.torch_modules) act on that layout.
 
 from __future__ import annotations
 
-from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
-from .base import Kind, make_layer, refuse_keras, whole_number
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Template,
+    Words,
+    axes,
+    known,
+    make_layer,
+    refuse_keras,
+    whole_number,
+)
 
 _START = "start with input(T) > embed(V->d)"
 _VIT = "e.g. input(224x224x3) > conv16x16(->768, stride=16) > tokens > cls"
 
 
-def _sequence(call, flow, what: str) -> tuple:
+def _sequence(call: Call, flow: Flow, what: str) -> tuple[Expr | None, Expr]:
     """(T, d) of the sequence a layer acts on; a vector or a map is refused, with a hint."""
     shape = flow.shape
     if shape.spatial is None or shape.channels is None:
@@ -53,7 +74,7 @@ class Embed(Kind):
     token_ids = True  # takes the token ids of input(T): the example input of an export is whole numbers
     torch_modules = ("Embedding",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         channels = args.channels
         if channels is None:
             raise ParamsymArgumentError(
@@ -86,20 +107,20 @@ class Embed(Kind):
         vocabulary, width = channels.cin, channels.cout
         return make_layer(call, self, flow, Shape((length,), width), vocabulary, width)
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         # a lookup: no multiply-accumulate; each output value is one entry of the table (fan-in 1, the default)
-        return {"params": layer.cin * layer.cout}
+        return {"params": known(layer.cin) * known(layer.cout)}
 
-    def weight(self, layer: Layer) -> tuple:
+    def weight(self, layer: Layer) -> tuple[Expr, Expr]:
         return (layer.cin, layer.cout)  # nn.Embedding's weight is V x d
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.c_in * t.c_out
 
-    def header(self, layer, w) -> str:
+    def header(self, layer: Layer, w: Words) -> str:
         return f", vocabulary {w(layer.cin)}, width {w(layer.cout)}"
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"A table of {w(layer.cin)} vectors of {w(layer.cout)}, one per token id: "
             f"{w.product(layer.cin, layer.cout)} parameters.",
@@ -107,19 +128,24 @@ class Embed(Kind):
             "is one entry of the table (fan-in 1).",
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("ChannelsFirst", (TorchSpec("nn.Embedding", (num(layer.cin), num(layer.cout))),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [KerasSpec("Embedding", {"input_dim": num(layer.cin), "output_dim": num(layer.cout)})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if len(ctx.in_shape) != 2:
             raise ImportRefused(
                 f"{ctx.node_name} (Embedding) looks up a {len(ctx.in_shape)}-D tensor of ids; the "
                 f"language takes one sequence of token ids, input(T)"
             )
         return f"embed({module.num_embeddings}->{module.embedding_dim})"
+
+
+@dataclass(frozen=True)
+class PositionEmbeddingOptions(Options):
+    size: Expr  # the vectors in the table
 
 
 class PositionEmbedding(Kind):
@@ -134,7 +160,7 @@ class PositionEmbedding(Kind):
     positional = 1
     torch_modules = ("PositionEmbedding",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("the size of its table (one position each)", "1024", "N")
         size = args.one_value(arg, "table size")
         if size.is_number and not (size.is_integer and size >= 1):
@@ -143,32 +169,33 @@ class PositionEmbedding(Kind):
             )
         args.constraints += whole_number(size, f"the table size of {call.name}", arg.pos)
         _, width = _sequence(call, flow, "adds a learned vector to each position")
-        return make_layer(call, self, flow, flow.shape, width, width, options={"size": size})
+        return make_layer(call, self, flow, flow.shape, width, width, options=PositionEmbeddingOptions(size))
 
-    def counts(self, layer: Layer) -> dict:
-        return {"params": layer.options["size"] * layer.cout}  # an addition: no MACs
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        return {"params": PositionEmbeddingOptions.of(layer).size * layer.cout}  # an addition: no MACs
 
-    def generic_params(self, layer, t):
-        return t.named("P", layer.options["size"]) * t.c
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
+        return t.named("P", PositionEmbeddingOptions.of(layer).size) * t.c
 
-    def header(self, layer, w) -> str:
-        return f", a table of {w(layer.options['size'])} vectors of {w(layer.cout)}"
+    def header(self, layer: Layer, w: Words) -> str:
+        return f", a table of {w(PositionEmbeddingOptions.of(layer).size)} vectors of {w(layer.cout)}"
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        size = PositionEmbeddingOptions.of(layer).size
         return [
-            f"A learned table of {w(layer.options['size'])} vectors of {w(layer.cout)} (positions, or segment "
-            f"and token types), added to the sequence: {w.product(layer.options['size'], layer.cout)} "
+            f"A learned table of {w(size)} vectors of {w(layer.cout)} (positions, or segment "
+            f"and token types), added to the sequence: {w.product(size, layer.cout)} "
             f"parameters.",
             "An addition: no multiply-accumulate.",
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("PositionEmbedding", (num(layer.options["size"]), num(layer.cout)))
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        return TorchSpec("PositionEmbedding", (num(PositionEmbeddingOptions.of(layer).size), num(layer.cout)))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         refuse_keras(layer, "keras.layers has no layer that adds a learned table of positions")
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         weight = getattr(module, "weight", None)
         if weight is None or weight.dim() != 2 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[1]:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a table added to a sequence")
@@ -182,29 +209,29 @@ class ClassToken(Kind):
     names = ("cls",)
     torch_modules = ("ClassToken",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         length, width = _sequence(call, flow, "prepends a learned vector to the positions")
         return make_layer(call, self, flow, Shape((None if length is None else length + 1,), width), width, width)
 
-    def counts(self, layer: Layer) -> dict:
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
         return {"params": layer.cout}
 
-    def generic_params(self, layer, t):
+    def generic_params(self, layer: Layer, t: Template) -> Expr:
         return t.c
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"One learned vector of {w(layer.cout)} (a class token) put before the first position: "
             f"{w(layer.cout)} parameters; the sequence grows by one position."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("ClassToken", (num(layer.cout),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         refuse_keras(layer, "keras.layers has no layer that prepends a learned vector")
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         weight = getattr(module, "weight", None)
         if weight is None or weight.dim() != 1 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[0]:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a class token before a sequence")
@@ -218,7 +245,7 @@ class Tokens(Kind):
     names = ("tokens",)
     torch_modules = ("Tokens",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         shape = flow.shape
         if shape.spatial == ():
             raise ParamsymShapeError(
@@ -235,26 +262,31 @@ class Tokens(Kind):
         out = Shape((shape.positions,), shape.channels)
         return make_layer(call, self, flow, out, shape.channels, shape.channels)
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         # a sequence stays as it is; the positions of a map are no longer one axis per spatial axis
         return field if layer.in_shape.rank == 1 else None
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"No parameters: the {layer.in_shape.describe()} map becomes a sequence of "
             f"{layer.out_shape.describe()}, its positions taken row by row."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("Tokens")
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        return [KerasSpec("Reshape", {"target_shape": (num(layer.out_shape.spatial[0]), num(layer.cout))})]
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        return [KerasSpec("Reshape", {"target_shape": (num(axes(layer.out_shape)[0]), num(layer.cout))})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if len(ctx.out_shape) != 3:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not make a sequence")
         return "tokens"
+
+
+@dataclass(frozen=True)
+class SelectOptions(Options):
+    index: str  # "first" or "last"
 
 
 class Select(Kind):
@@ -264,32 +296,32 @@ class Select(Kind):
     names = ("first", "last")
     torch_modules = ("Select",)
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         _, width = _sequence(call, flow, "takes one position")
-        return make_layer(call, self, flow, Shape((), width), width, width, options={"index": call.name})
+        return make_layer(call, self, flow, Shape((), width), width, width, options=SelectOptions(call.name))
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         """The vector it keeps is one position: it sees what that position saw (after attention, all)."""
         return field
 
-    def explain(self, layer, counts, w) -> list[str]:
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
-            f"No parameters: it keeps the {layer.options['index']} position of the sequence, a vector of "
+            f"No parameters: it keeps the {SelectOptions.of(layer).index} position of the sequence, a vector of "
             f"{w(layer.cout)}."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("Select", (0 if layer.options["index"] == "first" else -1,))
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        return TorchSpec("Select", (0 if SelectOptions.of(layer).index == "first" else -1,))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        length = layer.in_shape.spatial[0]
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        length = axes(layer.in_shape)[0]
         if length is None:
             refuse_keras(layer, "the length of the sequence is unknown")
         rest = num(length) - 1
-        cropping = (0, rest) if layer.options["index"] == "first" else (rest, 0)
+        cropping = (0, rest) if SelectOptions.of(layer).index == "first" else (rest, 0)
         return [KerasSpec("Cropping1D", {"cropping": cropping}), KerasSpec("Flatten")]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         index = getattr(module, "index", None)
         if index not in (0, -1) or len(ctx.in_shape) != 3:
             raise ImportRefused(

@@ -11,11 +11,34 @@ Permute > Reshape, the same order."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import Any
 
-from ..core.records import ONE, ZERO, KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymShapeError
 from . import windows
-from .base import Kind, check_or_defer, make_layer, whole_number
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    axes,
+    check_or_defer,
+    make_layer,
+    whole_number,
+)
+
+
+@dataclass(frozen=True)
+class SpaceToDepthOptions(Options):
+    block: Expr  # the patch size B (B x B patches)
 
 
 class SpaceToDepth(Kind):
@@ -24,7 +47,7 @@ class SpaceToDepth(Kind):
     positional = 1
     torch_modules = ("SpaceToDepth", "PixelUnshuffle")
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its patch size", "2", "B")
         block = args.one_value(arg, "patch size B (B x B patches)")
         args.constraints += whole_number(block, "the patch size", arg.pos)
@@ -45,7 +68,7 @@ class SpaceToDepth(Kind):
                     f"{call.name}({block}): the patch size {block} does not divide the {axis} "
                     f"{n} of its input ({flow.shape.describe()})",
                     pos=arg.pos,
-                    notes=((f"the input comes from {flow.source[0]}", flow.source[1]),),
+                    notes=((f"the input comes from {flow.source[0]}", flow.source[1]),) if flow.source else (),
                     hint="PyTorch's PixelUnshuffle and Swin's patch merging need whole patches",
                 )
             constraints += check_or_defer(
@@ -55,41 +78,41 @@ class SpaceToDepth(Kind):
         cout = None if channels is None else block**2 * channels
         out = Shape(tuple(None if n is None else n / block for n in sizes), cout)
         return make_layer(
-            call, self, flow, out, channels, cout, options={"block": block}, constraints=tuple(constraints)
+            call, self, flow, out, channels, cout, options=SpaceToDepthOptions(block), constraints=tuple(constraints)
         )
 
-    def header(self, layer, w) -> str:
-        b = w(layer.options["block"])
+    def header(self, layer: Layer, w: Words) -> str:
+        b = w(SpaceToDepthOptions.of(layer).block)
         return f", {b} x {b} patches"
 
-    def field(self, layer, field):
-        block = layer.options["block"]
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
+        block = SpaceToDepthOptions.of(layer).block
         window = dataclasses.replace(
             layer, kernel=(block, block), stride=(block, block), pad=(ZERO, ZERO), dilation=(ONE, ONE)
         )
         return windows.window_field(window, field)
 
-    def explain(self, layer, counts, w) -> list[str]:
-        b = w(layer.options["block"])
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        b = w(SpaceToDepthOptions.of(layer).block)
         return [
             f"No parameters: each {b} x {b} patch of the input becomes one position of {b}·{b}·"
             f"{w(layer.cin)} = {w(layer.cout)} channels (Swin's patch order: rows inside columns, channels "
             f"innermost)."
         ]
 
-    def torch(self, layer, num) -> TorchSpec:
-        return TorchSpec("SpaceToDepth", (num(layer.options["block"]),))
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        return TorchSpec("SpaceToDepth", (num(SpaceToDepthOptions.of(layer).block),))
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        b = num(layer.options["block"])
-        (h, w), c = num.each(layer.in_shape.spatial), num(layer.cin)
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        b = num(SpaceToDepthOptions.of(layer).block)
+        (h, w), c = num.each(axes(layer.in_shape)), num(layer.cin)
         return [
             KerasSpec("Reshape", {"target_shape": (h // b, b, w // b, b, c)}),
             KerasSpec("Permute", {"dims": (1, 3, 4, 2, 5)}),
             KerasSpec("Reshape", {"target_shape": (h // b, w // b, b * b * c)}),
         ]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         # ours: block; torch's PixelUnshuffle: downscale_factor; timm's SpaceToDepth (TResNet): bs, the same order
         block = next((getattr(module, a) for a in ("block", "downscale_factor", "bs") if hasattr(module, a)), None)
         if not isinstance(block, int):

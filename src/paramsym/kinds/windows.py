@@ -7,17 +7,19 @@ PyTorch, Keras and on import.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import sympy
 
 from ..core.records import ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..language.syntax import Call
-from .base import Args, refuse_keras
+from .base import Args, Expr, Field, ImportContext, Numbers, Words, refuse_keras
 
 
-def window_pattern(*families: str) -> re.Pattern:
+def window_pattern(*families: str) -> re.Pattern[str]:
     """`conv3x3`, `conv1x7`, `conv3x3x3` (one size per spatial axis) or `conv2d` (k= gives the size)."""
     return re.compile(rf"(?P<family>{'|'.join(families)})(?:(?P<sizes>\d+(?:x\d+)*)|(?P<rank>[123])d)")
 
@@ -26,12 +28,12 @@ def window_pattern(*families: str) -> re.Pattern:
 
 
 @lru_cache(maxsize=4096)
-def conv_output_size(n, kernel, stride, pad, dilation):
+def conv_output_size(n: Expr, kernel: Expr, stride: Expr, pad: Expr, dilation: Expr) -> Expr:
     """PyTorch's Conv/Pool output size (floor mode); a chain of equal layers asks the same again."""
     return sympy.floor((n + 2 * pad - dilation * (kernel - 1) - 1) / stride) + 1
 
 
-def pool_output_size_ceil(n, kernel, stride, pad, dilation):
+def pool_output_size_ceil(n: Expr, kernel: Expr, stride: Expr, pad: Expr, dilation: Expr) -> Expr:
     """PyTorch's ceil_mode: round up, but the last window must start inside the input or its left
     padding. PyTorch takes one off `ceil(L/s) + 1` when `ceil(L/s)*s >= n + pad`; that is the smaller of
     the two counts below (for every pad of at most half the window, which PyTorch requires). Not a
@@ -50,11 +52,11 @@ def pool_output_size_ceil(n, kernel, stride, pad, dilation):
     return sympy.Min(rounded_up, last_start, evaluate=False) + 1
 
 
-def deconv_output_size(n, kernel, stride, pad, dilation, outpad):
+def deconv_output_size(n: Expr, kernel: Expr, stride: Expr, pad: Expr, dilation: Expr, outpad: Expr) -> Expr:
     return (n - 1) * stride - 2 * pad + dilation * (kernel - 1) + 1 + outpad
 
 
-def kernel(call: Call, args: Args, match) -> tuple:
+def kernel(call: Call, args: Args, match: re.Match[str]) -> tuple[Expr, ...]:
     """The kernel from the name (`conv3x5`; k= may only repeat it), or k= (`conv2d(k=3)`)."""
     if match["sizes"]:
         sizes = tuple(sympy.Integer(int(part)) for part in match["sizes"].split("x"))
@@ -77,7 +79,7 @@ def kernel(call: Call, args: Args, match) -> tuple:
     return args.sizes("k", rank, ())
 
 
-def spatial(call: Call, flow: Flow, rank: int, match) -> tuple:
+def spatial(call: Call, flow: Flow, rank: int, match: re.Match[str] | None) -> tuple[Expr | None, ...]:
     """The input's spatial sizes, which must have `rank` axes."""
     sizes = flow.shape.spatial
     if sizes is None:
@@ -92,7 +94,7 @@ def spatial(call: Call, flow: Flow, rank: int, match) -> tuple:
     return sizes
 
 
-def _rank_hint(match, rank: int) -> str | None:
+def _rank_hint(match: re.Match[str] | None, rank: int) -> str | None:
     if rank == 0:
         return "the input is a vector (after flatten, gap or input(C)); use dense"
     if match is not None and match["sizes"]:
@@ -101,7 +103,7 @@ def _rank_hint(match, rank: int) -> str | None:
     return None
 
 
-def padding(args: Args, rank: int) -> tuple | str:
+def padding(args: Args, rank: int) -> tuple[Expr, ...] | str:
     arg = args.keywords.get("pad")
     if (
         arg is not None
@@ -113,10 +115,18 @@ def padding(args: Args, rank: int) -> tuple | str:
     return args.sizes("pad", rank, (ZERO,) * rank)
 
 
-def windows(args: Args, rank, spatial_in, kernel_sizes, stride, dilation, size_rule):
+def windows(
+    args: Args,
+    rank: int,
+    spatial_in: tuple[Expr | None, ...],
+    kernel_sizes: tuple[Expr, ...],
+    stride: tuple[Expr, ...],
+    dilation: tuple[Expr, ...],
+    size_rule: Callable[[Expr, Expr, Expr, Expr, Expr], Expr],
+) -> tuple[tuple[Any, ...], tuple[Expr | None, ...]]:
     """Padding and output sizes of a sliding window (convolution or pooling)."""
     pad = padding(args, rank)
-    if pad == "same":
+    if isinstance(pad, str):  # "same"
         return ("same",) * rank, tuple(None if n is None else sympy.ceiling(n / s) for n, s in zip(spatial_in, stride))
     return pad, tuple(
         None if n is None else size_rule(n, k, s, p, d)
@@ -124,7 +134,7 @@ def windows(args: Args, rank, spatial_in, kernel_sizes, stride, dilation, size_r
     )
 
 
-def sizes_positive(call: Call, sizes) -> list:
+def sizes_positive(call: Call, sizes: tuple[Expr | None, ...]) -> list[Constraint]:
     """Every output size must be at least 1: an error now, or a constraint for later."""
     constraints = []
     for size in sizes:
@@ -147,14 +157,14 @@ def sizes_positive(call: Call, sizes) -> list:
 # ---- receptive field ------------------------------------------------------------------
 
 
-def window_field(layer: Layer, field: tuple | None) -> tuple | None:
+def window_field(layer: Layer, field: Field | None) -> Field | None:
     """The standard recurrence: size r, jump j, start of the first output's field, per axis."""
     if field is None:
         return None
+    spatial = layer.in_shape.spatial
+    assert spatial is not None  # a field is known only where the input's axes are
     out = []
-    for (r, j, start), k, s, p, d, n in zip(
-        field, layer.kernel, layer.stride, layer.pad, layer.dilation, layer.in_shape.spatial
-    ):
+    for (r, j, start), k, s, p, d, n in zip(field, layer.kernel, layer.stride, layer.pad, layer.dilation, spatial):
         if getattr(start, "is_Rational", False) and all(getattr(x, "is_Integer", False) for x in (r, j, k, s, p, d)):
             out.append(_numeric_field(int(r), int(j), int(start.p), int(start.q), int(k), int(s), int(p), int(d)))
             continue
@@ -165,7 +175,9 @@ def window_field(layer: Layer, field: tuple | None) -> tuple | None:
     return tuple(out)
 
 
-def _numeric_field(r: int, j: int, start_p: int, start_q: int, k: int, s: int, p: int, d: int) -> tuple:
+def _numeric_field(
+    r: int, j: int, start_p: int, start_q: int, k: int, s: int, p: int, d: int
+) -> tuple[Expr, Expr, Expr]:
     """The recurrence of window_field in Python integers (the same exact values, without SymPy's
     arithmetic on each step; the start is start_p / start_q), given back as SymPy numbers."""
     span = d * (k - 1) + 1
@@ -177,12 +189,13 @@ def _numeric_field(r: int, j: int, start_p: int, start_q: int, k: int, s: int, p
 # ---- explain ----------------------------------------------------------------------------
 
 
-def kernel_text(layer: Layer, words) -> str:
+def kernel_text(layer: Layer, words: Words) -> str:
     return "x".join(words.formula(k) for k in layer.kernel)
 
 
-def size_sentence(layer: Layer, words, transposed: bool = False) -> list[str]:
-    """How the output size follows from input size, kernel, stride, padding and dilation."""
+def size_sentence(layer: Layer, words: Words, transposed: bool = False, ceil: bool = False) -> list[str]:
+    """How the output size follows from input size, kernel, stride, padding and dilation (rounded up with
+    `ceil`, a pooling's ceil mode)."""
     if layer.in_shape.positions is None:
         return []
     w = words
@@ -195,7 +208,7 @@ def size_sentence(layer: Layer, words, transposed: bool = False) -> list[str]:
         elif transposed:
             parts.append(f"({w(n)}−1)·{w(s)} − 2·{w(p)} + {w(d)}·({w(kk)}−1) + 1 = {w(out)}")
         else:
-            rounding = "ceil" if layer.options.get("ceil") else "floor"
+            rounding = "ceil" if ceil else "floor"
             parts.append(f"{rounding}(({w(n)} + 2·{w(p)} − {w(d)}·({w(kk)}−1) − 1)/{w(s)}) + 1 = {w(out)}")
     unique = list(dict.fromkeys(parts))
     per_axis = "; ".join(unique) + (" per axis" if len(unique) == 1 and len(parts) > 1 else "")
@@ -208,17 +221,17 @@ def size_sentence(layer: Layer, words, transposed: bool = False) -> list[str]:
 # ---- PyTorch ----------------------------------------------------------------------------
 
 
-def explicit_pad(layer: Layer) -> tuple | None:
+def explicit_pad(layer: Layer) -> tuple[Expr, ...] | None:
     """The padding per axis, or None for pad=same."""
     return None if (layer.pad and layer.pad[0] == "same") else layer.pad
 
 
-def torch_padding(layer: Layer, num):
+def torch_padding(layer: Layer, num: Numbers) -> tuple[int, ...] | int:
     pad = explicit_pad(layer)
     return num.each(pad) if pad else 0
 
 
-def _same_padding(layer: Layer, num) -> tuple:
+def _same_padding(layer: Layer, num: Numbers) -> tuple[int, ...]:
     """F.pad amounts (last axis first) for TensorFlow's "same"."""
     if layer.in_shape.spatial is None or any(n is None for n in layer.in_shape.spatial):
         raise ParamsymUsageError(
@@ -230,7 +243,7 @@ def _same_padding(layer: Layer, num) -> tuple:
     return tuple(amount for pair in reversed(pairs) for amount in pair)
 
 
-def same_padded(layer: Layer, num, module: TorchSpec, same_value: float = 0.0) -> TorchSpec:
+def same_padded(layer: Layer, num: Numbers, module: TorchSpec, same_value: float = 0.0) -> TorchSpec:
     """The module behind the padding that pad=same needs (PyTorch pads symmetrically only)."""
     if layer.pad and layer.pad[0] == "same":
         return TorchSpec(
@@ -243,19 +256,21 @@ def same_padded(layer: Layer, num, module: TorchSpec, same_value: float = 0.0) -
 # ---- Keras ------------------------------------------------------------------------------
 
 
-def keras_window_checks(layer: Layer, num, pooling: bool = False) -> None:
+def keras_window_checks(layer: Layer, num: Numbers, pooling: bool = False) -> None:
     if layer.in_shape.rank is None:
         refuse_keras(layer, "Keras needs the input shape: start the program with input(...)")
     if not pooling and any(s > 1 for s in num.each(layer.stride)) and any(d > 1 for d in num.each(layer.dilation)):
         refuse_keras(layer, "Keras convolutions cannot combine a stride and a dilation")
 
 
-def keras_padding(layer: Layer, num, rank: int) -> tuple[list, str]:
-    """ZeroPadding before a window (explicit or ceil-mode padding), and the window's own padding."""
+def keras_padding(layer: Layer, num: Numbers, rank: int, ceil: bool = False) -> tuple[list[KerasSpec], str]:
+    """ZeroPadding before a window (explicit padding, and with `ceil` the ceil mode's), and the window's own
+    padding."""
     if layer.pad and layer.pad[0] == "same":
         return [], "same"
     pads = [(p, p) for p in num.each(layer.pad)]
-    if layer.options.get("ceil"):
+    if ceil:
+        assert layer.in_shape.spatial is not None and layer.out_shape.spatial is not None  # keras_window_checks
         sizes = num.each(layer.in_shape.spatial)
         outs = num.each(layer.out_shape.spatial)
         for axis, (n, k, s, d, out) in enumerate(
@@ -272,7 +287,7 @@ def keras_padding(layer: Layer, num, rank: int) -> tuple[list, str]:
 # ---- import -------------------------------------------------------------------------------
 
 
-def sizes_text(values) -> str:
+def sizes_text(values: Iterable[object]) -> str:
     """`3x5`, or `2` when every axis has the same value (stride=2, pad=1)."""
     values = list(values)
     if len(values) > 1 and all(v == values[0] for v in values):
@@ -280,19 +295,24 @@ def sizes_text(values) -> str:
     return "x".join(str(v) for v in values)
 
 
-def kernel_name(values) -> str:
+def kernel_name(values: Iterable[object]) -> str:
     return "x".join(str(v) for v in values)
 
 
-def per_axis(value, rank: int) -> tuple:
+def per_axis(value: Any, rank: int) -> tuple[Any, ...]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
 
 
-def arguments(*parts) -> str:
+def arguments(*parts: str) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def window_arguments(stride, pad, dilation, default_stride=None) -> list:
+def window_arguments(
+    stride: tuple[int, ...],
+    pad: tuple[int, ...],
+    dilation: tuple[int, ...],
+    default_stride: tuple[int, ...] | None = None,
+) -> list[str]:
     parts = []
     if stride != (default_stride or (1,) * len(stride)):
         parts.append(f"stride={sizes_text(stride)}")
@@ -303,7 +323,9 @@ def window_arguments(stride, pad, dilation, default_stride=None) -> list:
     return parts
 
 
-def same_pairs(sizes, kernel, stride, dilation) -> tuple:
+def same_pairs(
+    sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]
+) -> tuple[tuple[int, int], ...]:
     """TensorFlow's "same" padding as (before, after) per axis: the total that makes ceil(n/s) windows fit, half
     of it (rounded down) before, the rest after. timm's pad_same and PyTorch's padding="same" compute the same."""
     pairs = []
@@ -321,7 +343,9 @@ _DYNAMIC_SAME = (
 )
 
 
-def imported_padding(module, ctx, kernel, stride, dilation) -> tuple | str:
+def imported_padding(
+    module: Any, ctx: ImportContext, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]
+) -> tuple[int, ...] | str:
     """The padding of an imported convolution or pooling, per axis or "same": its own (`padding`, "same", or
     timm's dynamic "same") and an F.pad before it (ctx.extra_pad: (before, after) per axis). An asymmetric F.pad
     is "same" only when it is exactly TensorFlow's for this input; any other asymmetric padding is refused."""

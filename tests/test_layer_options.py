@@ -1,0 +1,120 @@
+"""A layer's options are its kind's frozen dataclass (a subclass of core.records.Options), built by the kind
+from what the program writes: `attn(heads=8, kv_heads=2)` carries heads 8 and kv_heads 2 as attributes
+that every reader (counts, explain, both exports) follows by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+import sympy
+
+import paramsym
+from paramsym import kinds
+from paramsym.core.records import NO_OPTIONS, Options
+from paramsym.kinds.activations import ActivationOptions, PReLUOptions
+from paramsym.kinds.adaptive import AdaptivePoolingOptions
+from paramsym.kinds.attention import AttentionOptions
+from paramsym.kinds.channels import SliceOptions
+from paramsym.kinds.convolution import TransposedConvolutionOptions
+from paramsym.kinds.dense import DenseOptions, Tie
+from paramsym.kinds.normalization import NormalizationOptions
+from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
+from paramsym.kinds.recurrent import RecurrentOptions
+from paramsym.kinds.rmsnorm import RMSNormOptions
+from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
+from paramsym.kinds.space2depth import SpaceToDepthOptions
+
+
+def attention(heads, kv_heads, head_dim, **rest):
+    fields = dict(source=None, window=None, shift=False, causal=False, rope=False, cpb=None, pad=False)
+    return AttentionOptions(heads, kv_heads, head_dim, **{**fields, **rest})
+
+
+# (program, index of the layer, its options)
+CASES = [
+    ("input(16x64) > attn(heads=8, kv_heads=2)", 0, attention(8, 2, 8)),
+    ("input(16x64) > attn(heads=8)", 0, attention(8, 8, 8)),
+    ("input(16x64) > attn(heads=4, head_dim=32, rope, causal)", 0, attention(4, 4, 32, rope=True, causal=True)),
+    ("input(16x64) > attn(heads=4, source=77x768)", 0, attention(4, 4, 16, source=(77, 768))),
+    (
+        "input(8x8x16) > attn(heads=2, window=4, shift, cpb=8, pad, bias)",
+        0,
+        attention(2, 2, 8, window=4, shift=True, cpb=8, pad=True),
+    ),
+    ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
+    ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
+    ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
+    ("input(32x32x3) > maxpool3x3(stride=2, ceil)", 0, PoolingOptions("max", True)),
+    ("input(32x32x3) > avgpool2x2", 0, PoolingOptions("avg", False)),
+    ("input(32x32x3) > gap", 0, GlobalPoolingOptions("avg")),
+    ("input(32x32x3) > gmp", 0, GlobalPoolingOptions("max")),
+    ("input(16x16x8) > adaptiveavgpool(7)", 0, AdaptivePoolingOptions("avg")),
+    ("input(16x16x8) > bn", 0, NormalizationOptions(affine=True, shift=True, groups=None)),
+    ("input(16x16x8) > ln(nobias)", 0, NormalizationOptions(affine=True, shift=False)),
+    ("input(16x16x8) > gn(groups=4, noaffine)", 0, NormalizationOptions(affine=False, groups=4)),
+    ("input(16x8) > rmsnorm(noaffine)", 0, RMSNormOptions(affine=False)),
+    ("input(16x8) > rmsnorm", 0, RMSNormOptions(affine=True)),
+    ("input(16x16x8) > prelu(shared)", 0, PReLUOptions(shared=True)),
+    ("input(16x16x8) > dropout(0.5)", 0, ActivationOptions(sympy.Rational(1, 2))),
+    ("input(16x16x8) > relu", 0, ActivationOptions(None)),
+    ("input(16x16x8) > droppath(0.1)", 0, ActivationOptions(sympy.Rational(1, 10))),
+    ("input(16x16x8) > slice(2, 6)", 0, SliceOptions(start=2, end=6)),
+    ("input(16x16x8) > space2depth(2)", 0, SpaceToDepthOptions(block=2)),
+    ("input(16x16x8) > deconv4x4(->3, stride=2, pad=1, outpad=1)", 0, TransposedConvolutionOptions(outpad=(1, 1))),
+    ("input(16x16x8) > conv3x3(->3)", 0, NO_OPTIONS),
+    (
+        "input(20x16) > lstm(->32, layers=2, bidirectional, proj=8, last)",
+        0,
+        RecurrentOptions(hidden=32, layers=2, directions=2, proj=8, last=True),
+    ),
+    ("input(20x16) > gru(->32)", 0, RecurrentOptions(hidden=32, layers=1, directions=1, proj=None, last=False)),
+    ("input(20x16) > posembed(30)", 0, PositionEmbeddingOptions(size=30)),
+    ("input(20x16) > last", 0, SelectOptions("last")),
+]
+
+
+@pytest.mark.parametrize(("program", "index", "expected"), CASES)
+def test_options_carry_the_values_written(program, index, expected):
+    options = paramsym.parse(program).layers[index].layer.options
+    assert type(options) is type(expected)
+    assert options == expected
+
+
+def _option_classes() -> set[type]:
+    """Every Options subclass that a module of paramsym.kinds declares."""
+    classes = set()
+    for module in pkgutil.iter_modules(kinds.__path__):
+        found = importlib.import_module(f"{kinds.__name__}.{module.name}")
+        classes |= {c for _, c in inspect.getmembers(found, inspect.isclass) if issubclass(c, Options)}
+    return classes - {Options}
+
+
+def test_every_kinds_options_are_a_frozen_dataclass_and_the_table_covers_them():
+    classes = _option_classes()
+    assert classes, "no option classes found in paramsym.kinds"
+    for cls in classes | {Options, Tie}:
+        assert dataclasses.is_dataclass(cls), cls
+        assert cls.__dataclass_params__.frozen, f"{cls.__name__} is not frozen"
+    assert classes <= {type(expected) for _, _, expected in CASES}, "a kind's options have no case in CASES"
+
+
+@pytest.mark.parametrize("program", sorted({program for program, _, _ in CASES}))
+def test_a_layers_options_cannot_be_changed(program):
+    for lc in paramsym.parse(program).layers:
+        options = lc.layer.options
+        assert isinstance(options, Options)
+        names = [f.name for f in dataclasses.fields(options)] or ["anything"]
+        for name in names:
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(options, name, 1)
+
+
+def test_a_kind_reads_only_its_own_options():
+    dense = paramsym.parse("input(16x64) > dense(->8)").layers[0].layer
+    assert DenseOptions.of(dense) == DenseOptions(None)
+    with pytest.raises(TypeError, match="DenseOptions, not AttentionOptions"):
+        AttentionOptions.of(dense)
