@@ -1044,26 +1044,23 @@ def _name_ties(converter) -> None:
         op.text = op.text[:-1] + f", tie={names[owner]})"
 
 
-def from_torch(module, input_shape, flat: bool = False) -> str:
-    """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3".
-    Repeated structure is written as `def` blocks and `(SEQ) * n` (paramsym.factor); `flat=True` writes
-    one stage after another, as traced (a model read by its layout, hf_import, keeps its blocks)."""
-    require_torch("importing a PyTorch model")
-    import torch
-    import torch.fx as fx
-    from torch.fx.passes.shape_prop import ShapeProp
-
+def _input_shape(input_shape) -> tuple:
+    """`input_shape` as a tuple: "224x224x3" (the CLI's --input), an int (token ids), or a tuple."""
     if isinstance(input_shape, str):
         text = input_shape.lower().replace(" ", "")
         if not re.fullmatch(r"[0-9]+(?:x[0-9]+)*", text):  # ASCII digits: int() would take '２２４'
             raise ParamsymUsageError(f"--input takes sizes such as 224x224x3, not {input_shape!r}")
-        input_shape = tuple(int(part) for part in text.split("x"))
-    elif isinstance(input_shape, int):
-        input_shape = (input_shape,)
-    if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
-        text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
-        return _verified(module, text, tuple(input_shape))
-    *spatial, channels = input_shape
+        return tuple(int(part) for part in text.split("x"))
+    if isinstance(input_shape, int):
+        return (input_shape,)
+    return input_shape
+
+
+def _tracer():
+    """A torch.fx tracer that keeps whole torch.nn's modules and the modules a kind imports, and traces the
+    heads of paramsym's own side heads (Aux) as side outputs."""
+    import torch
+    import torch.fx as fx
 
     class Tracer(fx.Tracer):
         """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
@@ -1096,21 +1093,37 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
                 return args[0]
             return super().call_module(m, forward, args, kwargs)
 
+    return Tracer()
+
+
+def _traced(module):
+    """The model as a torch.fx graph (traced in training mode, so that side heads run), and its tracer."""
+    import torch.fx as fx
+
     was_training = module.training
     module.train()  # side heads (GoogLeNet's, Inception's auxiliary classifiers) run only in training
-    tracer = Tracer()
+    tracer = _tracer()
     try:
-        traced = fx.GraphModule(module, tracer.trace(module))
+        return fx.GraphModule(module, tracer.trace(module)), tracer
     except Exception as error:  # torch.fx raises many kinds for untraceable Python
         raise ImportRefused(f"torch.fx cannot trace the model: {error}") from None
     finally:
         module.train(was_training)
+
+
+def _propagate_shapes(module, traced, input_shape: tuple, example_shape: tuple) -> None:
+    """Runs the traced model once in evaluation mode on an input of `example_shape` (PyTorch's layout, without the
+    batch), recording each node's shape (node.meta["tensor_meta"])."""
+    import torch
+    from torch.fx.passes.shape_prop import ShapeProp
+
     # a batch of 2: torch's GroupNorm refuses one value per group even in eval mode; token ids (the input of
     # a kind that looks them up, nn.Embedding) are whole numbers
     dtype = torch.long if _takes_token_ids(traced) else torch.float32
     # on the model's device: a model on the meta device (too large to hold) is shaped without values
     device = next(iter(module.parameters()), next(iter(module.buffers()), torch.zeros(()))).device
-    example = torch.zeros(2, channels, *spatial, dtype=dtype, device=device)
+    example = torch.zeros(2, *example_shape, dtype=dtype, device=device)
+    was_training = module.training
     module.eval()
     try:
         # ShapeProp prints the traceback of a failing node itself; the error below says it once
@@ -1125,6 +1138,20 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         ) from None
     finally:
         module.train(was_training)
+
+
+def from_torch(module, input_shape, flat: bool = False) -> str:
+    """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3".
+    Repeated structure is written as `def` blocks and `(SEQ) * n` (paramsym.factor); `flat=True` writes
+    one stage after another, as traced (a model read by its layout, hf_import, keeps its blocks)."""
+    require_torch("importing a PyTorch model")
+    input_shape = _input_shape(input_shape)
+    if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
+        text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
+        return _verified(module, text, tuple(input_shape))
+    *spatial, channels = input_shape
+    traced, tracer = _traced(module)
+    _propagate_shapes(module, traced, input_shape, (channels, *spatial))
     shapes = {
         node.name: tuple(node.meta["tensor_meta"].shape)
         for node in traced.graph.nodes
@@ -1254,18 +1281,31 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         module.train(was_training)
         if experts is not None and config._experts_implementation != experts:
             config._experts_implementation = experts
-    if not isinstance(out, torch.Tensor):  # a ModelOutput: the logits, the pooled output, or the last states
-        fields = dict(out.items()) if hasattr(out, "items") else {}
-        out = next(
-            (fields[k] for k in ("logits", "pooler_output", "last_hidden_state") if fields.get(k) is not None), out[0]
-        )
+    return _TorchRun(tuple(_main_tensor(out).shape), len(input_shape) == 1, False, _called_parameters(module, called))
+
+
+def _main_tensor(out):
+    """The output of a model read by its layout: a tensor, or of a ModelOutput the logits, the pooled output, or
+    the last states."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    fields = dict(out.items()) if hasattr(out, "items") else {}
+    return next(
+        (fields[k] for k in ("logits", "pooler_output", "last_hidden_state") if fields.get(k) is not None), out[0]
+    )
+
+
+def _called_parameters(module, called: set) -> frozenset:
+    """The ids of the parameters of the modules (ids in `called`) that forward called."""
     used = set()
     for m in module.modules():
         if id(m) in called:
             # torch.nn's modules use their submodules' weights themselves (MultiheadAttention's out_proj)
             inner = m.parameters() if type(m).__module__.startswith("torch.nn") else m.parameters(recurse=False)
             used.update(id(p) for p in inner)
-    return _TorchRun(tuple(out.shape), len(input_shape) == 1, False, frozenset(used))
+    return frozenset(used)
 
 
 def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = None) -> str:
