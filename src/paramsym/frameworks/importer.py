@@ -402,9 +402,8 @@ def _module(c: _Converter, node) -> bool:
         # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
         # layers after it act on the channels there (an N-D Linear, a LayerNorm)
         c.channels_last.add(node.name)
-    c.ops[node.name] = _Op(node.name, "layer" if text else "skip", text, [c._through(source)], module=node.target)
     c.modules[node.name] = module
-    return True
+    return c.layer(node, source, text, module=node.target)
 
 
 def _module_input_shape(c: _Converter, node, source, module) -> tuple:
@@ -501,8 +500,7 @@ def _kind_function(c: _Converter, node) -> bool:
     if text is None:
         return False
     c._note_pooled(node, source, text, ones)
-    c.ops[node.name] = _Op(node.name, "layer" if text else "skip", text, [c._through(source)])
-    return True
+    return c.layer(node, source, text)
 
 
 # The names of the functions and methods that kinds import, and of the ones read as nothing
@@ -626,6 +624,12 @@ class _Converter:
             self.aux_outputs.extend(self._through(side) for side in result[1:] if side is not None)
             result = result[0]
         return result
+
+    def layer(self, node, source, text: str, module: str = "") -> bool:
+        """`node` is the layer written `text` ("": nothing, a value passed on) applied to `source`'s value;
+        `module` is where it is in the model, for messages."""
+        self.ops[node.name] = _Op(node.name, "layer" if text else "skip", text, [self._through(source)], module=module)
+        return True
 
     def pass_on(self, node, source) -> bool:
         """`node` gives the value of `source` (a no-op of the language)."""
