@@ -13,11 +13,14 @@ the import with an error that names it.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import operator
 import re
 import warnings
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .. import kinds
 from ..errors import ImportRefused, ParamsymError, ParamsymUsageError
@@ -102,7 +105,468 @@ def _function_text(node, in_shape, out_shape) -> str | None:
     return kind.from_torch_function(name, node, ImportContext(f"operation '{node.name}'", in_shape, out_shape))
 
 
+# ---- the table of operation handlers ------------------------------------------------------------------
+#
+# Each node of the traced graph goes to the handlers of what it runs, as fvcore's jit_handles do
+# ("aten::addmm": handler): a function (torch.cat), a tensor method by name ("chunk"; torch.chunk is the same
+# name), a class it calls (a tuple of outputs), a module by its classes (torch.nn.Module: every module, read by
+# the kind that claims it), or a graph input or parameter by the op ("placeholder", "get_attr"). A handler
+# takes (converter, node) and returns True when it has read the node (recorded an op of the language, or a
+# state that later nodes read: a size, the pieces of a split, a channel shuffle under way), False to leave the
+# node to the next row; it raises ImportRefused, naming the node, when the language cannot say what it sees.
+# Rows are tried in the order of the table. A dotted key names an object ("torch.cat" is torch.cat, looked up
+# when an import starts, so that paramsym does not need torch to load); a key without a dot is a name.
+
+Handler = Callable[["_Converter", Any], bool]
+ANY = "*"  # the key of a row tried for every node
+
+
+def _name(node):
+    """What a node runs, by name: a tensor method's name, a function's __name__ (None for a module)."""
+    return node.target if node.op == "call_method" else getattr(node.target, "__name__", None)
+
+
+def _tensor_args(node) -> list:
+    return [a for a in node.args if hasattr(a, "name")]
+
+
+def _known_source(c: _Converter, node):
+    """The node's first argument when it is a value the importer has read (an op, the pieces of a split, a
+    channel shuffle under way), else None."""
+    source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
+    if source is None or all(source.name not in known for known in (c.ops, c.pieces, c.shuffling)):
+        return None
+    return source
+
+
+def _shuffled_source(c: _Converter, node):
+    """The node's first argument when it is a value in the middle of a channel shuffle, else None."""
+    source = _known_source(c, node)
+    return source if source is not None and source.name in c.shuffling else None
+
+
+# -- the graph's inputs, parameters and outputs
+
+
+def _input(c: _Converter, node) -> bool:
+    c.ops[node.name] = _Op(node.name, "input")
+    return True
+
+
+def _outputs_tuple(c: _Converter, node) -> bool:
+    """InceptionOutputs(x, aux): the model's outputs, read by the output (`_Converter._output`)."""
+    c.ops[node.name] = _Op(node.name, "skip")
+    return True
+
+
+def _parameter(c: _Converter, node) -> bool:
+    """A parameter, read by the operation that uses it (layer scale)."""
+    return True
+
+
+# -- sizes: x.size() and arithmetic on it are read by the operations that use them (a view's shape)
+
+
+def _size(c: _Converter, node) -> bool:
+    if node.op != "call_method":
+        return False
+    c.sizes.add(node.name)
+    return True
+
+
+def _size_arithmetic(c: _Converter, node) -> bool:
+    """An operator (+, //, [i], ...) with a size among its arguments: a size too."""
+    if not (
+        node.op == "call_function"
+        and node.target.__module__ == "_operator"
+        and any(getattr(a, "name", None) in c.sizes for a in node.args)
+    ):
+        return False
+    c.sizes.add(node.name)
+    return True
+
+
+# -- products
+
+
+def _is_product(node) -> bool:
+    """x * y as _layer_scale and _gate read it (a product of two arguments)."""
+    import torch
+
+    return node.target in (operator.mul, torch.mul) and len(node.args) == 2
+
+
+def _layer_scale(c: _Converter, node) -> bool:
+    """x * a parameter of one factor per channel (ConvNeXt's layer_scale, of shape (C, 1, 1))."""
+    if len(node.args) != 2:
+        return False
+    scale = next((a for a in node.args if getattr(a, "op", None) == "get_attr"), None)
+    other = next((a for a in node.args if hasattr(a, "name") and a is not scale), None)
+    if scale is None or other is None:
+        return False
+    weight = _scale_weight(c, node, scale)
+    channels = c.shapes[other.name][1] if other.name not in c.channels_last else c.shapes[other.name][-1]
+    if weight.numel() != channels or weight.shape[0] != channels:
+        raise ImportRefused(
+            f"operation '{node.name}' multiplies by a parameter of shape "
+            f"{tuple(weight.shape)}, not one factor per channel"
+        )
+    c.ops[node.name] = c._stand_in("LayerScale", node, other, weight=weight.flatten())
+    if other.name in c.channels_last:
+        c.channels_last.add(node.name)
+    return True
+
+
+def _scale_weight(c: _Converter, node, scale):
+    try:
+        return c.gm.get_parameter(scale.target)
+    except AttributeError:  # a buffer or a constant (FrozenBatchNorm's statistics), not a learnt scale
+        raise ImportRefused(
+            f"operation '{node.name}' multiplies by '{scale.target}', which is not a "
+            f"parameter; the language has no counterpart"
+        ) from None
+
+
+def _gate(c: _Converter, node) -> bool:
+    """A gate (squeeze-and-excitation): the product of two values computed from one."""
+    tensors = _tensor_args(node)
+    if len(tensors) != 2 or len(node.args) != 2 or any(a.op == "get_attr" for a in tensors):
+        return False
+    c.ops[node.name] = _Op(node.name, "mul", inputs=[c._through(a) for a in tensors])
+    if all(a.name in c.pooled for a in tensors):
+        c.pooled.add(node.name)
+    return True
+
+
+# -- values passed on
+
+
+def _broadcast_axes(c: _Converter, node) -> bool:
+    """x[..., None, None]: a vector given axes of 1 to broadcast over a map (paramsym's exported gate)."""
+    source, index = _known_source(c, node), node.args[1]
+    if not (
+        source is not None
+        and isinstance(index, tuple)
+        and index
+        and source.name in c.ops
+        and all(i is Ellipsis or i is None for i in index)
+    ):
+        return False
+    c.pass_on(node, source)
+    if len(c.shapes.get(source.name, ())) == 2 or source.name in c.pooled:
+        c.pooled.add(node.name)
+    return True
+
+
+def _contiguous(c: _Converter, node) -> bool:
+    """x.contiguous(), x.clone(): the same value."""
+    source = _known_source(c, node)
+    if node.op != "call_method" or source is None or source.name not in c.ops:
+        return False
+    return c.pass_on(node, source)
+
+
+def _moved_channels(c: _Converter, node) -> bool:
+    """x.movedim(...): ChannelsLast / FlattenChannelsLast (paramsym's own export) move channels around a module,
+    which reads its input's shape as a vector's (`_module_input_shape`)."""
+    if node.op != "call_method":
+        return False
+    return c.pass_on(node, _tensor_args(node)[0])
+
+
+def _channels_last_permute(c: _Converter, node) -> bool:
+    """x.permute(0, 2, 3, 1) to channels last and x.permute(0, 3, 1, 2) back (ConvNeXt, around LayerNorm)."""
+    source, args = _known_source(c, node), node.args
+    if source is None:
+        return False
+    order = tuple(args[1]) if len(args) == 2 and isinstance(args[1], (tuple, list)) else tuple(args[1:])
+    if order == (0, 2, 3, 1) and source.name not in c.channels_last:
+        c.channels_last.add(node.name)
+    elif not (order == (0, 3, 1, 2) and source.name in c.channels_last):
+        return False
+    return c.pass_on(node, source)
+
+
+# -- channel splits (ShuffleNetV2)
+
+
+def _piece_sizes(method: str, channels: int, part) -> list:
+    """The channels of each piece of x.chunk(part, 1) or x.split(part, 1)."""
+    if method == "chunk":
+        step = -(-channels // part)
+        return [min(step, channels - i) for i in range(0, channels, step)]
+    if isinstance(part, int):
+        return [part] * (channels // part) + ([channels % part] if channels % part else [])
+    return list(part)
+
+
+def _channel_split(c: _Converter, node) -> bool:
+    """x.chunk(n, 1), x.split(s, 1): the channel ranges of the pieces, each read by an item (`_channel_slice`)."""
+    source = _known_source(c, node)
+    shape = c.shapes.get(source.name, ()) if source is not None else ()
+    if len(shape) <= 2:
+        return False
+    args = node.args
+    dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
+    if dim not in (1, 1 - len(shape)):
+        raise ImportRefused(f"operation '{node.name}' splits axis {dim}, not the channels")
+    sizes = _piece_sizes(_name(node), shape[1], args[1])
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    c.pieces[node.name] = (source, [(a, a + n) for a, n in zip(starts, sizes)])
+    return True
+
+
+def _channel_slice(c: _Converter, node) -> bool:
+    """pieces[i]: a slice of the channels, or the whole value."""
+    source = _known_source(c, node)
+    if source is None or source.name not in c.pieces:
+        return False
+    whole, ranges = c.pieces[source.name]
+    start, end = ranges[node.args[1]]
+    if (start, end) == (0, c.shapes[whole.name][1]):
+        return c.pass_on(node, whole)
+    c.ops[node.name] = c._stand_in("ChannelSlice", node, whole, start=start, end=end)
+    return True
+
+
+# -- a channel shuffle: x.view(n, g, c/g, h, w) > transpose(1, 2) > (contiguous) > view(n, c, h, w)
+
+
+def _shuffle_begins(c: _Converter, node) -> bool:
+    source = _known_source(c, node)
+    shape = c.shapes.get(source.name, ()) if source is not None else ()
+    out = c.shapes.get(node.name, ())
+    if not (len(shape) == 4 and len(out) == 5 and out[1] * out[2] == shape[1] and out[3:] == shape[2:]):
+        return False
+    c.shuffling[node.name] = (out[1], source)
+    return True
+
+
+def _shuffle_swaps(c: _Converter, node) -> bool:
+    source = _shuffled_source(c, node)
+    if source is None or sorted(node.args[1:3]) != [1, 2]:
+        return False
+    groups, start = c.shuffling[source.name][:2]
+    c.shuffling[node.name] = (groups, start, "swapped")
+    return True
+
+
+def _shuffle_contiguous(c: _Converter, node) -> bool:
+    source = _shuffled_source(c, node)
+    if source is None:
+        return False
+    c.shuffling[node.name] = c.shuffling[source.name]
+    return True
+
+
+def _shuffle_ends(c: _Converter, node) -> bool:
+    source = _shuffled_source(c, node)
+    if source is None:
+        return False
+    state = c.shuffling[source.name]
+    groups, start = state[:2]
+    if len(state) != 3 or c.shapes.get(node.name, ()) != c.shapes[start.name]:
+        return False
+    c.ops[node.name] = c._stand_in("ChannelShuffle", node, start, groups=groups)
+    return True
+
+
+def _shuffle_refused(c: _Converter, node) -> bool:
+    """Any other operation on a value in the middle of a channel shuffle (a product reads its arguments itself,
+    `_layer_scale` and `_gate`)."""
+    if _shuffled_source(c, node) is None or _is_product(node):
+        return False
+    raise ImportRefused(
+        f"operation '{node.name}' ({_name(node)}) regroups the channels in a way the language cannot express"
+    )
+
+
+# -- modules and what they return
+
+
+def _module(c: _Converter, node) -> bool:
+    """A module, read by the kind that claims its class (`_module_text`)."""
+    module = c.gm.get_submodule(node.target)
+    tensors = _tensor_args(node)
+    source = tensors[0]
+    in_shape, ones = c._pool_state(node, source, _module_input_shape(c, node, source, module))
+    extra = c._take_pad(source, module, c.pending_pad)
+    arg_shapes = tuple(
+        c.shapes.get(a.name, ()) for a in (*tensors, *(v for v in node.kwargs.values() if hasattr(v, "name")))
+    )
+    text = _module_text(
+        module, f"module '{node.target}'", in_shape, c.shapes.get(node.name, ()), extra, node, arg_shapes
+    )
+    c._note_pooled(node, source, text, ones)
+    if type(module).__name__ == "Embedding":
+        # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
+        # layers after it act on the channels there (an N-D Linear, a LayerNorm)
+        c.channels_last.add(node.name)
+    c.modules[node.name] = module
+    return c.layer(node, source, text, module=node.target)
+
+
+def _module_input_shape(c: _Converter, node, source, module) -> tuple:
+    """The input shape the module's kind sees: a module after ChannelsLast, on (N, H, W, C), or torchvision's
+    LayerNorm2d over the channels of (N, C, H, W) acts on the channels, as on a vector."""
+    in_shape = c.shapes[source.name]
+    if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
+        in_shape = (in_shape[0], in_shape[-1])  # paramsym's ChannelsLast
+    if source.name in c.channels_last or type(module).__name__ in ("LayerNorm2d", "LayerNormAct2d"):
+        in_shape = (in_shape[0], in_shape[-1] if source.name in c.channels_last else in_shape[1])
+        if source.name in c.channels_last:
+            c.channels_last.add(node.name)
+    return in_shape
+
+
+def _module_item(c: _Converter, node) -> bool:
+    """`x[i]` of what a module returns, as the module's kind reads it (a recurrent layer's
+    (output, state)[0], then output[:, -1], its last step); an item nothing uses (the state) is left out."""
+    source = node.args[0]
+    if not hasattr(source, "name") or source.name not in c.ops:
+        return False
+    producer = c._through(source)
+    if not node.users:
+        c.ops[node.name] = _Op(node.name, "skip", inputs=[producer])
+        return True
+    module = c.modules.get(producer)
+    kind = kinds.for_torch_module(module) if module is not None else None
+    if kind is None:
+        return False
+    op = c.ops[producer]
+    context = ImportContext(f"operation '{node.name}'", c.shapes.get(source.name, ()), c.shapes.get(node.name, ()))
+    text = kind.from_torch_item(op.text, node.args[1], context)
+    if text is None or (text != op.text and len(source.users) > 1):
+        return False
+    op.text = text
+    c.ops[node.name] = _Op(node.name, "skip", inputs=[producer])
+    return True
+
+
+def _first_of_tuple(c: _Converter, node) -> bool:
+    """The first output of a module that returns a tuple (MultiheadAttention's (output, weights))."""
+    tensors = _tensor_args(node)
+    if not (node.args[1] == 0 and tensors and tensors[0].op == "call_module" and tensors[0].name not in c.shapes):
+        return False
+    c.ops[node.name] = _Op(node.name, "skip", inputs=[c._through(tensors[0])])
+    if tensors[0].name in c.channels_last:
+        c.channels_last.add(node.name)
+    return True
+
+
+# -- merges: the language's add, mul and concat (the structure of branches, written after the graph is read)
+
+
+def _sum(c: _Converter, node) -> bool:
+    """x + y: a residual or the sum of branches."""
+    tensors = _tensor_args(node)
+    if len(tensors) != 2 or len(node.args) != 2:
+        raise ImportRefused(f"operation '{node.name}' adds something that is not two tensors")
+    c.ops[node.name] = _Op(node.name, "add", inputs=[c._through(a) for a in tensors])
+    if all(a.name in c.channels_last for a in tensors):
+        c.channels_last.add(node.name)  # a residual on (N, T, d) stays channels last
+    return True
+
+
+def _concat(c: _Converter, node) -> bool:
+    """torch.cat along the channels."""
+    tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if dim not in (1, -len(c.shape(node)) + 1):
+        raise ImportRefused(f"operation '{node.name}' concatenates along axis {dim}, not the channels")
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    c.ops[node.name] = _Op(
+        node.name, "concat", inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
+    )  # the module whose forward joins them
+    return True
+
+
+def _pad(c: _Converter, node) -> bool:
+    """F.pad: taken as the padding of the convolution or pooling it feeds (`_Converter._take_pad`)."""
+    c.pending_pad[node.name] = c._pad_pairs(node)
+    return c.pass_on(node, _tensor_args(node)[0])
+
+
+# -- functions and methods that kinds import (their torch_functions)
+
+
+def _kind_function(c: _Converter, node) -> bool:
+    """A call of a torch function or tensor method that a kind imports (`_function_text`)."""
+    tensors = _tensor_args(node)
+    if not tensors:
+        return False
+    source = tensors[0]
+    in_shape, ones = c._pool_state(node, source, c.shapes.get(source.name, ()))
+    text = _function_text(node, in_shape, c.shapes.get(node.name, ()))
+    if text is None:
+        return False
+    c._note_pooled(node, source, text, ones)
+    return c.layer(node, source, text)
+
+
+# The names of the functions and methods that kinds import, and of the ones read as nothing
+_KIND_FUNCTIONS = tuple(
+    dict.fromkeys([*(name for kind in kinds.KINDS for name in kind.torch_functions), *_EVAL_IDENTITY])
+)
+
+# What PyTorch runs -> the handler that reads it, tried in this order (the first that takes a node reads it).
+OPERATIONS: list[tuple[tuple, Handler]] = [
+    (("placeholder",), _input),
+    (("builtins.tuple",), _outputs_tuple),
+    (("get_attr",), _parameter),
+    (("size",), _size),
+    ((ANY,), _size_arithmetic),
+    (("operator.mul", "torch.mul"), _layer_scale),
+    (("operator.getitem",), _broadcast_axes),
+    (("contiguous", "clone"), _contiguous),
+    (("chunk", "split"), _channel_split),
+    (("operator.getitem",), _channel_slice),
+    (("view", "reshape"), _shuffle_begins),
+    (("transpose", "swapaxes"), _shuffle_swaps),
+    (("contiguous",), _shuffle_contiguous),
+    (("view", "reshape"), _shuffle_ends),
+    ((ANY,), _shuffle_refused),
+    (("permute",), _channels_last_permute),
+    (("torch.nn.Module",), _module),
+    (("operator.getitem",), _module_item),
+    (("operator.getitem",), _first_of_tuple),
+    (("operator.add", "torch.add", "operator.iadd"), _sum),
+    (("operator.mul", "torch.mul", "operator.imul"), _gate),
+    (("torch.cat",), _concat),
+    (("movedim",), _moved_channels),
+    (("torch.nn.functional.pad",), _pad),
+    (_KIND_FUNCTIONS, _kind_function),
+]
+
+
+def _resolved(rows) -> list[tuple[frozenset, Handler]]:
+    """The table with its dotted keys looked up ("torch.cat" is torch.cat); other keys stay as they are."""
+
+    def resolve(key):
+        if not isinstance(key, str) or key == ANY or "." not in key:
+            return key
+        module, _, attribute = key.rpartition(".")
+        return getattr(importlib.import_module(module), attribute)
+
+    return [(frozenset(resolve(key) for key in keys), handler) for keys, handler in rows]
+
+
+def _keys(node, graph_module) -> tuple:
+    """What a node runs, as keys of the table: a module's classes, a method's name, a function and its name (a
+    class it calls and that class's bases), or the op of a graph input or a parameter."""
+    target = node.target
+    if node.op == "call_module":
+        return type(graph_module.get_submodule(target)).__mro__
+    if node.op == "call_method":
+        return (target,)
+    if node.op != "call_function":
+        return (node.op,)
+    own = target.__mro__ if isinstance(target, type) else (target,) if isinstance(target, Hashable) else ()
+    return (*own, getattr(target, "__name__", None))
+
+
 class _Converter:
+    """Reads a traced graph node by node, each through the first row of the table (`OPERATIONS`) that takes it."""
+
     def __init__(self, graph_module, shapes: dict):
         self.gm = graph_module
         self.shapes = shapes
@@ -115,6 +579,62 @@ class _Converter:
         self.pieces: dict[str, tuple] = {}  # x.chunk(n, 1) / x.split(s, 1): the channel ranges of the pieces
         self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
         self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
+        self.pending_pad: dict[str, tuple] = {}  # F.pad values that no convolution or pooling has taken yet
+        self.table = _resolved(OPERATIONS)
+
+    def convert(self) -> tuple[str, str]:
+        """The op that gives the model's output, and its node."""
+        for node in self.gm.graph.nodes:
+            if node.op == "output":
+                return self._output(node)
+            self._read(node)
+        raise ImportRefused("the traced model has no output")
+
+    def _read(self, node) -> None:
+        keys = _keys(node, self.gm)
+        for row, handler in self.table:
+            if (ANY in row or not row.isdisjoint(keys)) and handler(self, node):
+                return
+        target = node.target
+        described = target if isinstance(target, str) else getattr(target, "__name__", str(target))
+        raise ImportRefused(f"operation '{node.name}' ({node.op} {described}) has no counterpart in the language")
+
+    def _output(self, node) -> tuple[str, str]:
+        result = self._main_output(node.args[0])
+        if not hasattr(result, "name"):
+            raise ImportRefused("the model returns several tensors; import models with one output")
+        if self.pending_pad:  # an F.pad that no convolution or pooling took as its padding
+            raise ImportRefused(
+                f"operation '{next(iter(self.pending_pad))}' (F.pad) pads a value that is not the "
+                f"input of a convolution or a pooling; the language pads only there"
+            )
+        return self.ops[result.name].name, result.name
+
+    def _main_output(self, result):
+        """The model's output; its side outputs (GoogLeNet's and Inception's side heads in training mode, returned
+        as (output, aux2, aux1)) go to `aux_outputs`."""
+        if hasattr(result, "name") and isinstance(result.target, type) and issubclass(result.target, tuple):
+            result = tuple(result.args) + tuple(result.kwargs.values())
+        if (
+            isinstance(result, (tuple, list))
+            and result
+            and hasattr(result[0], "name")
+            and all(hasattr(r, "name") or r is None for r in result)
+        ):
+            self.aux_outputs.extend(self._through(side) for side in result[1:] if side is not None)
+            result = result[0]
+        return result
+
+    def layer(self, node, source, text: str, module: str = "") -> bool:
+        """`node` is the layer written `text` ("": nothing, a value passed on) applied to `source`'s value;
+        `module` is where it is in the model, for messages."""
+        self.ops[node.name] = _Op(node.name, "layer" if text else "skip", text, [self._through(source)], module=module)
+        return True
+
+    def pass_on(self, node, source) -> bool:
+        """`node` gives the value of `source` (a no-op of the language)."""
+        self.ops[node.name] = _Op(node.name, "skip", inputs=[self._through(source)])
+        return True
 
     def _stand_in(self, cls: str, node, source, **values) -> _Op:
         """A layer written by the kind of a module of class `cls` with these attributes (a channel slice, a
@@ -122,134 +642,6 @@ class _Converter:
         shape = self.shapes.get(source.name, ())
         text = _module_text(type(cls, (), values)(), f"operation '{node.name}'", shape, self.shapes.get(node.name, ()))
         return _Op(node.name, "layer" if text else "skip", text, [self._through(source)])
-
-    def _tensor_operation(self, node) -> bool:
-        """Channel splits and shuffles (ShuffleNetV2), layer scale and channels-last permutes (ConvNeXt)."""
-        import torch
-
-        name, target = node.name, node.target
-        method = target if node.op == "call_method" else getattr(target, "__name__", None)
-        args = node.args
-        if (node.op == "call_method" and target == "size") or (
-            node.op == "call_function"
-            and target.__module__ == "_operator"
-            and any(getattr(a, "name", None) in self.sizes for a in args)
-        ):
-            self.sizes.add(name)  # sizes are read by the operations that use them, below
-            return True
-        if target in (operator.mul, torch.mul) and len(args) == 2:
-            return self._layer_scale(node)
-        source = args[0] if args and hasattr(args[0], "name") else None
-        if source is None or all(source.name not in known for known in (self.ops, self.pieces, self.shuffling)):
-            return False
-        shape = self.shapes.get(source.name, ())
-        if (
-            target is operator.getitem
-            and isinstance(args[1], tuple)
-            and args[1]
-            and source.name in self.ops
-            and all(index is Ellipsis or index is None for index in args[1])
-        ):
-            # x[..., None, None]: a vector given axes of 1 to broadcast over a map (paramsym's exported gate)
-            self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
-            if len(shape) == 2 or source.name in self.pooled:
-                self.pooled.add(name)
-            return True
-        if method in ("contiguous", "clone") and node.op == "call_method" and source.name in self.ops:
-            self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
-            return True
-        if method in ("chunk", "split") and len(shape) > 2:
-            dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
-            if dim not in (1, 1 - len(shape)):
-                raise ImportRefused(f"operation '{name}' splits axis {dim}, not the channels")
-            channels, part = shape[1], args[1]
-            if method == "chunk":
-                step = -(-channels // part)
-                sizes = [min(step, channels - i) for i in range(0, channels, step)]
-            else:
-                sizes = (
-                    [part] * (channels // part) + ([channels % part] if channels % part else [])
-                    if isinstance(part, int)
-                    else list(part)
-                )
-            starts = [sum(sizes[:i]) for i in range(len(sizes))]
-            self.pieces[name] = (source, [(a, a + n) for a, n in zip(starts, sizes)])
-            return True
-        if target is operator.getitem and source.name in self.pieces:
-            whole, ranges = self.pieces[source.name]
-            start, end = ranges[args[1]]
-            if (start, end) == (0, self.shapes[whole.name][1]):
-                self.ops[name] = _Op(name, "skip", inputs=[self._through(whole)])
-            else:
-                self.ops[name] = self._stand_in("ChannelSlice", node, whole, start=start, end=end)
-            return True
-        out = self.shapes.get(name, ())
-        if (
-            method in ("view", "reshape")
-            and len(shape) == 4
-            and len(out) == 5
-            and out[1] * out[2] == shape[1]
-            and out[3:] == shape[2:]
-        ):
-            self.shuffling[name] = (out[1], source)  # x.view(n, g, c/g, h, w): a channel shuffle begins
-            return True
-        if source.name in self.shuffling:
-            groups, start = self.shuffling[source.name][:2]
-            if method in ("transpose", "swapaxes") and sorted(args[1:3]) == [1, 2]:
-                self.shuffling[name] = (groups, start, "swapped")
-                return True
-            if method == "contiguous":
-                self.shuffling[name] = self.shuffling[source.name]
-                return True
-            if (
-                method in ("view", "reshape")
-                and len(self.shuffling[source.name]) == 3
-                and out == self.shapes[start.name]
-            ):
-                self.ops[name] = self._stand_in("ChannelShuffle", node, start, groups=groups)
-                return True
-            raise ImportRefused(
-                f"operation '{name}' ({method}) regroups the channels in a way the language cannot express"
-            )
-        if method == "permute":
-            order = tuple(args[1]) if len(args) == 2 and isinstance(args[1], (tuple, list)) else tuple(args[1:])
-            if order == (0, 2, 3, 1) and source.name not in self.channels_last:
-                self.channels_last.add(name)
-            elif order == (0, 3, 1, 2) and source.name in self.channels_last:
-                pass
-            else:
-                return False
-            self.ops[name] = _Op(name, "skip", inputs=[self._through(source)])
-            return True
-        return False
-
-    def _layer_scale(self, node) -> bool:
-        """x * a parameter of one factor per channel (ConvNeXt's layer_scale, of shape (C, 1, 1))."""
-        name, args = node.name, node.args
-        if True:
-            scale = next((a for a in args if getattr(a, "op", None) == "get_attr"), None)
-            other = next((a for a in args if hasattr(a, "name") and a is not scale), None)
-            if scale is not None and other is not None:
-                try:
-                    weight = self.gm.get_parameter(scale.target)
-                except AttributeError:  # a buffer or a constant (FrozenBatchNorm's statistics), not a learnt scale
-                    raise ImportRefused(
-                        f"operation '{name}' multiplies by '{scale.target}', which is not a "
-                        f"parameter; the language has no counterpart"
-                    ) from None
-                channels = (
-                    self.shapes[other.name][1] if other.name not in self.channels_last else self.shapes[other.name][-1]
-                )
-                if weight.numel() != channels or weight.shape[0] != channels:
-                    raise ImportRefused(
-                        f"operation '{name}' multiplies by a parameter of shape "
-                        f"{tuple(weight.shape)}, not one factor per channel"
-                    )
-                self.ops[name] = self._stand_in("LayerScale", node, other, weight=weight.flatten())
-                if other.name in self.channels_last:
-                    self.channels_last.add(name)
-                return True
-        return False
 
     def _pool_state(self, node, source, in_shape: tuple) -> tuple:
         """The input shape a kind sees (a pooled value is the vector (N, C)), and records whether `node`'s
@@ -260,171 +652,13 @@ class _Converter:
             in_shape = in_shape[:2]
         return in_shape, ones
 
+    def _note_pooled(self, node, source, text: str, ones: bool) -> None:
+        """A value of axes of 1 computed from a pooled value, or by global pooling, is pooled too."""
+        if ones and (source.name in self.pooled or _vector_text(text)):
+            self.pooled.add(node.name)
+
     def shape(self, node) -> tuple:
         return self.shapes[node.name]
-
-    def convert(self) -> tuple[str, str]:
-        import torch
-        from torch.nn import functional as F
-
-        pending_pad: dict[str, tuple] = {}
-        for node in self.gm.graph.nodes:
-            name = node.name
-            if node.op == "placeholder":
-                self.ops[name] = _Op(name, "input")
-                continue
-            if node.op == "call_function" and isinstance(node.target, type) and issubclass(node.target, tuple):
-                self.ops[name] = _Op(name, "skip")  # InceptionOutputs(x, aux): the model's outputs, below
-                continue
-            if node.op == "output":
-                result = node.args[0]
-                if hasattr(result, "name") and isinstance(result.target, type) and issubclass(result.target, tuple):
-                    result = tuple(result.args) + tuple(result.kwargs.values())
-                if (
-                    isinstance(result, (tuple, list))
-                    and result
-                    and hasattr(result[0], "name")
-                    and all(hasattr(r, "name") or r is None for r in result)
-                ):
-                    # (output, aux2, aux1): GoogLeNet's and Inception's side heads in training mode
-                    for side in result[1:]:
-                        if side is not None:
-                            self.aux_outputs.append(self._through(side))
-                    result = result[0]
-                if not hasattr(result, "name"):
-                    raise ImportRefused("the model returns several tensors; import models with one output")
-                if pending_pad:  # an F.pad that no convolution or pooling took as its padding
-                    raise ImportRefused(
-                        f"operation '{next(iter(pending_pad))}' (F.pad) pads a value that is not the "
-                        f"input of a convolution or a pooling; the language pads only there"
-                    )
-                return self.ops[result.name].name, result.name
-            if node.op == "get_attr":
-                continue  # a parameter, read by the operation that uses it (layer scale)
-            if self._tensor_operation(node):
-                continue
-            tensor_inputs = [a for a in node.args if hasattr(a, "name")]
-            if node.op == "call_module":
-                module = self.gm.get_submodule(node.target)
-                source = tensor_inputs[0]
-                in_shape = self.shapes[source.name]
-                if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
-                    # paramsym's ChannelsLast: the module acts on the channels, as on a vector
-                    in_shape = (in_shape[0], in_shape[-1])
-                if source.name in self.channels_last or type(module).__name__ in ("LayerNorm2d", "LayerNormAct2d"):
-                    # on (N, H, W, C), or torchvision's LayerNorm2d over the channels of (N, C, H, W): the module
-                    # acts on the channels, as on a vector
-                    in_shape = (in_shape[0], in_shape[-1] if source.name in self.channels_last else in_shape[1])
-                    self.channels_last.add(name) if source.name in self.channels_last else None
-                in_shape, ones = self._pool_state(node, source, in_shape)
-                extra = self._take_pad(source, module, pending_pad)
-                arg_shapes = tuple(
-                    self.shapes.get(a.name, ())
-                    for a in (*tensor_inputs, *(v for v in node.kwargs.values() if hasattr(v, "name")))
-                )
-                text = _module_text(
-                    module, f"module '{node.target}'", in_shape, self.shapes.get(name, ()), extra, node, arg_shapes
-                )
-                if ones and (source.name in self.pooled or _vector_text(text)):
-                    self.pooled.add(name)
-                if type(module).__name__ == "Embedding":
-                    # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
-                    # layers after it act on the channels there (an N-D Linear, a LayerNorm)
-                    self.channels_last.add(name)
-                self.ops[name] = _Op(
-                    name, "layer" if text else "skip", text, [self._through(source)], module=node.target
-                )
-                self.modules[name] = module
-                continue
-            target = node.target
-            if node.op == "call_function" and target is operator.getitem and self._item(node):
-                continue
-            if (
-                node.op == "call_function"
-                and target is operator.getitem
-                and node.args[1] == 0
-                and tensor_inputs
-                and tensor_inputs[0].op == "call_module"
-                and tensor_inputs[0].name not in self.shapes
-            ):
-                # the first output of a module that returns a tuple (MultiheadAttention's (output, weights))
-                self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
-                if tensor_inputs[0].name in self.channels_last:
-                    self.channels_last.add(name)
-                continue
-            if node.op == "call_function" and target in (operator.add, torch.add, operator.iadd):
-                if len(tensor_inputs) != 2 or len(node.args) != 2:
-                    raise ImportRefused(f"operation '{name}' adds something that is not two tensors")
-                self.ops[name] = _Op(name, "add", inputs=[self._through(a) for a in tensor_inputs])
-                if all(a.name in self.channels_last for a in tensor_inputs):
-                    self.channels_last.add(name)  # a residual on (N, T, d) stays channels last
-                continue
-            if (
-                node.op == "call_function"
-                and target in (operator.mul, torch.mul, operator.imul)
-                and len(tensor_inputs) == 2
-                and len(node.args) == 2
-                and all(a.op != "get_attr" for a in tensor_inputs)
-            ):
-                # a gate (squeeze-and-excitation): the product of two values computed from one
-                self.ops[name] = _Op(name, "mul", inputs=[self._through(a) for a in tensor_inputs])
-                if all(a.name in self.pooled for a in tensor_inputs):
-                    self.pooled.add(name)
-                continue
-            if node.op == "call_function" and target is torch.cat:
-                tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-                if dim not in (1, -len(self.shape(node)) + 1):
-                    raise ImportRefused(f"operation '{name}' concatenates along axis {dim}, not the channels")
-                stack = list((node.meta.get("nn_module_stack") or {}).values())
-                self.ops[name] = _Op(
-                    name, "concat", inputs=[self._through(a) for a in tensors], module=stack[-1][0] if stack else ""
-                )  # the module whose forward joins them
-                continue
-            if node.op == "call_method" and target == "movedim":
-                # ChannelsLast / FlattenChannelsLast (paramsym's own export) move channels around a module
-                self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
-                continue
-            if node.op == "call_function" and target is F.pad:
-                pending_pad[name] = self._pad_pairs(node)
-                self.ops[name] = _Op(name, "skip", inputs=[self._through(tensor_inputs[0])])
-                continue
-            if tensor_inputs:
-                source = tensor_inputs[0]
-                in_shape, ones = self._pool_state(node, source, self.shapes.get(source.name, ()))
-                text = _function_text(node, in_shape, self.shapes.get(name, ()))
-                if text is not None:
-                    if ones and (source.name in self.pooled or _vector_text(text)):
-                        self.pooled.add(name)
-                    self.ops[name] = _Op(name, "layer" if text else "skip", text, [self._through(source)])
-                    continue
-            described = target if isinstance(target, str) else getattr(target, "__name__", str(target))
-            raise ImportRefused(f"operation '{name}' ({node.op} {described}) has no counterpart in the language")
-        raise ImportRefused("the traced model has no output")
-
-    def _item(self, node) -> bool:
-        """`x[i]` of what a module returns, as the module's kind reads it (a recurrent layer's
-        (output, state)[0], then output[:, -1], its last step); an item nothing uses (the state) is left out."""
-        source = node.args[0]
-        if not hasattr(source, "name") or source.name not in self.ops:
-            return False
-        producer = self._through(source)
-        if not node.users:
-            self.ops[node.name] = _Op(node.name, "skip", inputs=[producer])
-            return True
-        module = self.modules.get(producer)
-        kind = kinds.for_torch_module(module) if module is not None else None
-        if kind is None:
-            return False
-        op = self.ops[producer]
-        context = ImportContext(
-            f"operation '{node.name}'", self.shapes.get(source.name, ()), self.shapes.get(node.name, ())
-        )
-        text = kind.from_torch_item(op.text, node.args[1], context)
-        if text is None or (text != op.text and len(source.users) > 1):
-            return False
-        op.text = text
-        self.ops[node.name] = _Op(node.name, "skip", inputs=[producer])
-        return True
 
     def _through(self, node) -> str:
         """The op that really produces `node`'s value (skipping no-op nodes)."""
@@ -814,26 +1048,23 @@ def _name_ties(converter) -> None:
         op.text = op.text[:-1] + f", tie={names[owner]})"
 
 
-def from_torch(module, input_shape, flat: bool = False) -> str:
-    """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3".
-    Repeated structure is written as `def` blocks and `(SEQ) * n` (paramsym.factor); `flat=True` writes
-    one stage after another, as traced (a model read by its layout, hf_import, keeps its blocks)."""
-    require_torch("importing a PyTorch model")
-    import torch
-    import torch.fx as fx
-    from torch.fx.passes.shape_prop import ShapeProp
-
+def _input_shape(input_shape) -> tuple:
+    """`input_shape` as a tuple: "224x224x3" (the CLI's --input), an int (token ids), or a tuple."""
     if isinstance(input_shape, str):
         text = input_shape.lower().replace(" ", "")
         if not re.fullmatch(r"[0-9]+(?:x[0-9]+)*", text):  # ASCII digits: int() would take '２２４'
             raise ParamsymUsageError(f"--input takes sizes such as 224x224x3, not {input_shape!r}")
-        input_shape = tuple(int(part) for part in text.split("x"))
-    elif isinstance(input_shape, int):
-        input_shape = (input_shape,)
-    if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
-        text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
-        return _verified(module, text, tuple(input_shape))
-    *spatial, channels = input_shape
+        return tuple(int(part) for part in text.split("x"))
+    if isinstance(input_shape, int):
+        return (input_shape,)
+    return input_shape
+
+
+def _tracer():
+    """A torch.fx tracer that keeps whole torch.nn's modules and the modules a kind imports, and traces the
+    heads of paramsym's own side heads (Aux) as side outputs."""
+    import torch
+    import torch.fx as fx
 
     class Tracer(fx.Tracer):
         """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
@@ -866,21 +1097,37 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
                 return args[0]
             return super().call_module(m, forward, args, kwargs)
 
+    return Tracer()
+
+
+def _traced(module):
+    """The model as a torch.fx graph (traced in training mode, so that side heads run), and its tracer."""
+    import torch.fx as fx
+
     was_training = module.training
     module.train()  # side heads (GoogLeNet's, Inception's auxiliary classifiers) run only in training
-    tracer = Tracer()
+    tracer = _tracer()
     try:
-        traced = fx.GraphModule(module, tracer.trace(module))
+        return fx.GraphModule(module, tracer.trace(module)), tracer
     except Exception as error:  # torch.fx raises many kinds for untraceable Python
         raise ImportRefused(f"torch.fx cannot trace the model: {error}") from None
     finally:
         module.train(was_training)
+
+
+def _propagate_shapes(module, traced, input_shape: tuple, example_shape: tuple) -> None:
+    """Runs the traced model once in evaluation mode on an input of `example_shape` (PyTorch's layout, without the
+    batch), recording each node's shape (node.meta["tensor_meta"])."""
+    import torch
+    from torch.fx.passes.shape_prop import ShapeProp
+
     # a batch of 2: torch's GroupNorm refuses one value per group even in eval mode; token ids (the input of
     # a kind that looks them up, nn.Embedding) are whole numbers
     dtype = torch.long if _takes_token_ids(traced) else torch.float32
     # on the model's device: a model on the meta device (too large to hold) is shaped without values
     device = next(iter(module.parameters()), next(iter(module.buffers()), torch.zeros(()))).device
-    example = torch.zeros(2, channels, *spatial, dtype=dtype, device=device)
+    example = torch.zeros(2, *example_shape, dtype=dtype, device=device)
+    was_training = module.training
     module.eval()
     try:
         # ShapeProp prints the traceback of a failing node itself; the error below says it once
@@ -895,6 +1142,20 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         ) from None
     finally:
         module.train(was_training)
+
+
+def from_torch(module, input_shape, flat: bool = False) -> str:
+    """The program for a PyTorch model; `input_shape` is channels last, e.g. (224, 224, 3) or "224x224x3".
+    Repeated structure is written as `def` blocks and `(SEQ) * n` (paramsym.factor); `flat=True` writes
+    one stage after another, as traced (a model read by its layout, hf_import, keeps its blocks)."""
+    require_torch("importing a PyTorch model")
+    input_shape = _input_shape(input_shape)
+    if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
+        text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
+        return _verified(module, text, tuple(input_shape))
+    *spatial, channels = input_shape
+    traced, tracer = _traced(module)
+    _propagate_shapes(module, traced, input_shape, (channels, *spatial))
     shapes = {
         node.name: tuple(node.meta["tensor_meta"].shape)
         for node in traced.graph.nodes
@@ -1024,18 +1285,31 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         module.train(was_training)
         if experts is not None and config._experts_implementation != experts:
             config._experts_implementation = experts
-    if not isinstance(out, torch.Tensor):  # a ModelOutput: the logits, the pooled output, or the last states
-        fields = dict(out.items()) if hasattr(out, "items") else {}
-        out = next(
-            (fields[k] for k in ("logits", "pooler_output", "last_hidden_state") if fields.get(k) is not None), out[0]
-        )
+    return _TorchRun(tuple(_main_tensor(out).shape), len(input_shape) == 1, False, _called_parameters(module, called))
+
+
+def _main_tensor(out):
+    """The output of a model read by its layout: a tensor, or of a ModelOutput the logits, the pooled output, or
+    the last states."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    fields = dict(out.items()) if hasattr(out, "items") else {}
+    return next(
+        (fields[k] for k in ("logits", "pooler_output", "last_hidden_state") if fields.get(k) is not None), out[0]
+    )
+
+
+def _called_parameters(module, called: set) -> frozenset:
+    """The ids of the parameters of the modules (ids in `called`) that forward called."""
     used = set()
     for m in module.modules():
         if id(m) in called:
             # torch.nn's modules use their submodules' weights themselves (MultiheadAttention's out_proj)
             inner = m.parameters() if type(m).__module__.startswith("torch.nn") else m.parameters(recurse=False)
             used.update(id(p) for p in inner)
-    return _TorchRun(tuple(out.shape), len(input_shape) == 1, False, frozenset(used))
+    return frozenset(used)
 
 
 def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = None) -> str:
