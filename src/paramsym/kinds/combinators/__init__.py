@@ -49,7 +49,7 @@ def register(combinator: Combinator) -> None:
 def unregister(combinator: Combinator) -> None:
     """Remove a combinator registered with `register` (a test's own)."""
     global COMBINATORS
-    if _BY_KEYWORD.get(combinator.keyword) is combinator:
+    if combinator.keyword is not None and _BY_KEYWORD.get(combinator.keyword) is combinator:
         del _BY_KEYWORD[combinator.keyword]
     COMBINATORS = tuple(c for c in COMBINATORS if c is not combinator)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...core.records import KerasSpec
+from .. import identity_name
 from .base import Merge
 
 
@@ -15,8 +16,6 @@ class Add(Merge):
 
     def import_text(self, branches: list) -> str:
         # a sum of two values is written as res: of the identity and a branch, res(SEQ)
-        from .. import identity_name
-
         identity = identity_name()
         texts = self.branch_texts(branches)
         if len(texts) == 2 and identity in texts:

@@ -28,6 +28,7 @@ import sympy
 from ... import expansion
 from ...core.records import Flow, Node, Shape, TorchSpec
 from ...errors import ParamsymError, ParamsymShapeError
+from .. import identity_name
 
 MAX_LAYERS = 200_000  # the most layers a network may have (a repeat unrolled, the builder's layers)
 
@@ -131,7 +132,7 @@ class Merge(Combinator):
         node = Node(self)
         builder.attach(node)
         outputs = []
-        with builder.at(self.keyword + suffix):
+        with builder.at(f"{self.keyword}{suffix}"):
             for number, branch in enumerate(composite.branches):
                 with builder.branch(node, self.branch_label(number)):
                     outputs.append((branch, builder.stage(branch, flow)))
@@ -167,9 +168,7 @@ class Merge(Combinator):
         return outputs
 
     def branch_texts(self, branches: list) -> list[str]:
-        from .. import identity_name  # the empty branch is written as the identity layer
-
-        identity = identity_name()
+        identity = identity_name()  # the empty branch is written as the identity layer
         return [" > ".join(b) if b else identity for b in branches]
 
 

@@ -4,6 +4,7 @@ channels (a gate, squeeze-and-excitation's) is broadcast over every position."""
 from __future__ import annotations
 
 from ...core.records import Flow, KerasSpec, Node, Shape, TorchSpec
+from .. import identity_name
 from .base import Merge
 
 
@@ -47,8 +48,6 @@ class Mul(Merge):
         ]
 
     def import_text(self, branches: list) -> str:
-        from .. import identity_name
-
         identity = identity_name()
         # the gated value first: mul(id | gap > ... > sigmoid)
         return f"mul({' | '.join(sorted(self.branch_texts(branches), key=lambda t: t != identity))})"
