@@ -179,16 +179,7 @@ ALLOWED = {
         "language.syntax",
         "the language has no strings; names are written bare, e.g. conv3x3(3->16)",
     ): "an example in a syntax-error hint",
-    (
-        "model.builder",
-        "add a shortcut that matches: res(... | conv1x1(->C, stride=S))",
-    ): "an example in a shape-error hint",
     ("model.builder", "(c) = conv3x3(->c) ... and call "): "an example in the hint for a block given channels",
-    ("model.builder", "e.g. moe(dense(->4d) > gelu > dense(->d), experts=8, top=2)"): "an example in a moe hint",
-    (
-        "model.builder",
-        "end the expert with a layer back to the input width, e.g. dense(->d)",
-    ): "an example in a moe hint",
 }
 
 

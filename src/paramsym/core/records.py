@@ -132,20 +132,20 @@ class Layer:
 
 @dataclass
 class Node:
-    """The structure of the network: sequences, composites and symbolic repeats over layer indices.
+    """The structure of the network: a combinator over its children, or a layer.
 
-    kind is "seq" (children in order), "res" (children: main[, shortcut]), "add",
-    "concat" or "mul" (children: branches), "aux" (one child, a side head whose output is
-    not used), "moe" (children: the router, the expert; `count` experts, `options["top"]`
-    of them used per position), "repeat" (one child, counted `count` times) or "layer"
-    (`layer` is the index into the layer list).
+    kind is the node's combinator (paramsym.kinds.combinators), which every stage that walks the
+    structure asks: a sequence (children in order), res (children: main[, shortcut]), add, concat or
+    mul (children: branches), aux (one child, a side head whose output is not used), moe (children:
+    the router, the expert; `count` experts, `top` of them used per position), a symbolic repeat (one
+    child, counted `count` times) or a layer (`layer` is the index into the layer list).
     """
 
-    kind: str
+    kind: Any  # its paramsym.kinds.combinators.Combinator (core cannot import kinds)
     children: list[Node] = field(default_factory=list)
     layer: int | None = None
     count: Expr | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    top: Expr | None = None  # moe: how many experts each position goes through
 
 
 @dataclass

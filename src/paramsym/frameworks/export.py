@@ -21,6 +21,7 @@ from importlib import resources
 
 from ..core.records import Layer, Node, TorchSpec
 from ..errors import ParamsymError, ParamsymUsageError
+from ..kinds.combinators import output_shape
 from ..kinds.dense import DenseOptions, Tie
 from ..model.network import LayerCount, Network
 
@@ -105,63 +106,29 @@ def network_spec(network: Network, **values) -> Spec:
     num = Numbers(network, values)
     targets, tie = _sharing(network, num)
 
-    def walk(node: Node) -> Spec:
-        if node.kind == "layer":
-            lc = network.layers[node.layer]
-            spec = tie(lc, layer_spec(lc, num))
-            if node.layer in targets:
-                spec = _replace_leaf(spec, lambda leaf: Shared(targets[node.layer], leaf))
-            return spec
-        if node.kind == "seq":
-            children = [walk(child) for child in node.children]
-            return children[0] if len(children) == 1 else Spec("nn.Sequential", tuple(children))
-        if node.kind == "res":
-            return Spec("Residual", tuple(walk(child) for child in node.children))
-        if node.kind == "mul" and _gate_axes(network, node):
-            return Spec(
-                "Branches",
-                (node.kind, *(walk(child) for child in node.children)),
-                {"expand": _gate_axes(network, node)},
-            )
-        if node.kind in ("add", "concat", "mul"):
-            return Spec("Branches", (node.kind, *(walk(child) for child in node.children)))
-        if node.kind == "aux":
-            return Spec("Aux", (walk(node.children[0]),))
-        if node.kind == "moe":
-            router, expert = (walk(child) for child in node.children)
-            experts = Spec("nn.Sequential", (expert,), repeat=num(node.count))  # E fresh copies
-            return Spec("MixtureOfExperts", (router, experts), {"top": num(node.options["top"])})
-        if node.kind == "repeat":
-            return Spec("nn.Sequential", (walk(node.children[0]),), repeat=num(node.count))
-        raise ParamsymError(f"unknown structure {node.kind}")
+    def layer(index: int) -> Spec:
+        lc = network.layers[index]
+        spec = tie(lc, layer_spec(lc, num))
+        if index in targets:
+            spec = _replace_leaf(spec, lambda leaf: Shared(targets[index], leaf))
+        return spec
 
-    top = walk(network.structure)
+    top = _TorchExport(network, num, layer).spec(network.structure)
     return top if top.cls == "nn.Sequential" and top.repeat == 1 else Spec("nn.Sequential", (top,))
 
 
-def _spatial_axes(network: Network, node: Node) -> int | None:
-    """How many spatial axes the value that `node` gives has; None when it gives its input on (a side head)."""
-    if node.kind == "layer":
-        return network.layers[node.layer].layer.out_shape.rank
-    if node.kind == "aux":
-        return None
-    if node.kind == "seq":
-        for child in reversed(node.children):
-            axes = _spatial_axes(network, child)
-            if axes is not None:
-                return axes
-        return None
-    known = [a for a in (_spatial_axes(network, child) for child in node.children) if a is not None]
-    return max(known) if known else None
+class _TorchExport:
+    """What a combinator's `torch` reads (paramsym.kinds.combinators.base): the spec of a node or a layer,
+    the numbers, and the shape a node gives."""
 
+    def __init__(self, network: Network, num: Numbers, layer):
+        self.network, self.num, self.layer = network, num, layer
 
-def _gate_axes(network: Network, node: Node) -> tuple:
-    """For each branch of a mul, the axes of 1 its output takes to broadcast over the others' positions
-    (a gate, the vector (N, C), on a map: 2); () when none does."""
-    axes = [_spatial_axes(network, child) for child in node.children]
-    full = max((a for a in axes if a is not None), default=0)
-    expand = tuple(0 if a is None else full - a for a in axes)
-    return expand if any(expand) else ()
+    def spec(self, node: Node) -> Spec:
+        return node.kind.torch(node, self)
+
+    def shape(self, node: Node):
+        return output_shape(node, lambda index: self.network.layers[index].layer.out_shape)
 
 
 # ---- building ----------------------------------------------------------------------------

@@ -29,7 +29,9 @@ from sympy.printing.str import StrPrinter
 
 from .. import expansion, kinds
 from ..errors import ParamsymError
+from ..kinds import combinators
 from ..language.syntax import (
+    KEYWORDS,
     Call,
     Channels,
     Composite,
@@ -52,7 +54,7 @@ _ROLES = {"stride": "s", "groups": "g", "pad": "pad", "dilation": "d", "k": "k"}
 _ROLE_ORDER = ("c", "s", "g", "k", "pad", "d", "n", "p", "v")
 _PLAIN = {"Sequential", "ModuleList", "ModuleDict"}
 # words of the grammar that cannot be names (`x` joins sizes)
-_GRAMMAR = {"res", "add", "concat", "mul", "moe", "aux", "as", "let", "def", "x", "input"}
+_GRAMMAR = {*KEYWORDS, "input"}
 
 
 # ---- the tree the pass works on: the syntax tree without positions --------------------------------
@@ -289,7 +291,7 @@ def _fallback(stages) -> list:
     items, i = [], 0
     while i < len(stages):
         stage = stages[i]
-        if isinstance(stage, Comp) and stage.kind != "aux":
+        if isinstance(stage, Comp) and not combinators.lookup(stage.kind).side_head:
             j = i + 1
             while (
                 j < len(stages)

@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import kinds
 from ..errors import ImportRefused, ParamsymError, ParamsymUsageError
+from ..kinds import combinators
 from .export import require_torch
 from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
@@ -824,19 +825,6 @@ def _where(op: _Op) -> str:
     return f"module '{op.module}'" if op.module else f"operation '{op.name}'"
 
 
-def _merge_text(kind: str, branches: list) -> str:
-    """add, mul or concat of branches (each a list of stages; empty: the identity)."""
-    identity = kinds.identity_name()  # the empty branch
-    texts = [" > ".join(b) if b else identity for b in branches]
-    if kind == "concat":
-        return f"concat({' | '.join(texts)})"
-    if kind == "mul":  # the gated value first: mul(id | gap > ... > sigmoid)
-        return f"mul({' | '.join(sorted(texts, key=lambda t: t != identity))})"
-    if len(texts) == 2 and identity in texts:
-        return f"res({texts[0] if texts[1] == identity else texts[1]})"
-    return f"res({' | '.join(texts)})" if len(texts) == 2 else f"add({' | '.join(texts)})"
-
-
 def _carried(ops: dict[str, _Op], start: str, inputs: list, written: dict, concat: _Op) -> list[str]:
     """A concatenation whose inputs share values that no branch structure writes once (Res2Net's
     y2 = f2(y1 + x2) next to y1, DLA's trees): the values still needed are carried together as the channels
@@ -906,7 +894,7 @@ def _carry(ops, start, inputs, written, concat, region, extra):
                 )
             ]
         if op.kind in ("add", "mul", "concat"):
-            return [_merge_text(op.kind, [expression(i, own, state) for i in op.inputs])]
+            return [combinators.lookup(op.kind).import_text([expression(i, own, state) for i in op.inputs])]
         if not op.inputs:
             raise ImportRefused("the model's graph does not split into sequences and branches")
         stages = expression(op.inputs[0], own, state)
@@ -938,11 +926,11 @@ def _carry(ops, start, inputs, written, concat, region, extra):
             batch.append(pending.pop(0))  # computed in the same step, so that a value of another size ends
         parts = [expression(m, None, state) if m in state else expression(m, m, state) for m in new]
         if new[: len(state)] == state and len(new) > len(state):
-            stages.append(_merge_text("concat", [[]] + parts[len(state) :]))
+            stages.append(combinators.lookup("concat").import_text([[]] + parts[len(state) :]))
         elif len(new) == 1:
             stages.extend(parts[0])
         else:
-            stages.append(_merge_text("concat", parts))
+            stages.append(combinators.lookup("concat").import_text(parts))
         state, done = new, done | set(batch)
     return stages
 
@@ -960,14 +948,14 @@ def _structure(
     while name != start:
         op = ops[name]
         stages.extend(reversed(aux.get(name, ())))
-        if op.kind == "concat":
+        if op.kind in ("add", "mul", "concat"):
             split = idom[name]
-            stages.extend(reversed(_concat_text(ops, split, list(op.inputs), idom, aux, written, op)))
-            name = split
-        elif op.kind in ("add", "mul"):
-            split = idom[name]
-            branches = [_structure(ops, split, i, idom, aux, written) for i in op.inputs]
-            stages.append(_merge_text(op.kind, branches))
+            merge = combinators.lookup(op.kind)
+            if merge.compares_channels:
+                branches = [_structure(ops, split, i, idom, aux, written) for i in op.inputs]
+                stages.append(merge.import_text(branches))
+            else:  # a concatenation: its inputs may share values (_concat_text)
+                stages.extend(reversed(_concat_text(ops, split, list(op.inputs), idom, aux, written, op)))
             name = split
         elif op.kind in ("layer", "skip"):
             if op.kind == "layer":
@@ -1006,7 +994,9 @@ def _side_heads(ops: dict[str, _Op], end: str, outputs: list[str], idom: dict) -
             split = idom[split]
         if split is None:
             raise ImportRefused("a side output of the model does not leave from its main path")
-        heads.setdefault(split, []).append(f"aux({' > '.join(_structure(ops, split, output, idom))})")
+        heads.setdefault(split, []).append(
+            combinators.lookup("aux").import_text([_structure(ops, split, output, idom)])
+        )
     return heads
 
 

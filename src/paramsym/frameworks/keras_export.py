@@ -9,8 +9,9 @@ padding afterwards.
 
 from __future__ import annotations
 
-from ..core.records import KerasSpec, Node, Shape
+from ..core.records import KerasSpec, Node
 from ..errors import ParamsymUsageError
+from ..kinds.combinators import output_shape
 from ..model.network import LayerCount, Network
 from .export import Numbers, class_name, comment_lines, keyword_name, python_literal
 
@@ -21,67 +22,28 @@ def keras_layers(lc: LayerCount, num: Numbers) -> list[KerasLayer]:
     return lc.layer.kind.keras(lc.layer, num)
 
 
+class _KerasExport:
+    """What a combinator's `keras` reads (paramsym.kinds.combinators.base): applies the structure to a value
+    with `emit.layer(spec, x)` and `emit.merge(spec, xs)`."""
+
+    def __init__(self, network: Network, num: Numbers, emit):
+        self.network, self.num, self.emit = network, num, emit
+
+    def apply(self, node: Node, x):
+        return node.kind.keras(node, self, x)
+
+    def layer(self, index: int, x):
+        for spec in keras_layers(self.network.layers[index], self.num):
+            x = self.emit.layer(spec, x)
+        return x
+
+    def shape(self, node: Node):
+        return output_shape(node, lambda index: self.network.layers[index].layer.out_shape)
+
+
 def _walk(network: Network, num: Numbers, emit, node: Node, x):
-    """Apply the structure to `x` with `emit.layer(spec, x)` and `emit.merge(kind, xs)`."""
-    if node.kind == "layer":
-        for spec in keras_layers(network.layers[node.layer], num):
-            x = emit.layer(spec, x)
-        return x
-    if node.kind == "seq":
-        for child in node.children:
-            x = _walk(network, num, emit, child, x)
-        return x
-    if node.kind == "repeat":
-        for _ in range(num(node.count)):
-            x = _walk(network, num, emit, node.children[0], x)
-        return x
-    if node.kind == "moe":
-        raise ParamsymUsageError(
-            "moe(...) has no Keras equivalent to export to (Keras has no mixture-of-"
-            "experts layer); count it with paramsym, export it to PyTorch"
-        )
-    outputs = [_walk(network, num, emit, child, x) for child in node.children]
-    if node.kind == "aux":
-        emit.side_outputs.append(outputs[0])  # a side head is an extra output of the model, as in Keras' own
-        return x
-    if node.kind == "res" and len(outputs) == 1:
-        outputs.insert(0, x)
-    if node.kind == "mul":
-        # a gate (a vector) is broadcast over every position: Reshape((1, 1, C)) before Multiply
-        shapes = [_last_shape(network, child) for child in node.children]
-        rank = max((len(s.spatial) for s in shapes if s is not None and s.spatial is not None), default=0)
-        outputs = [
-            emit.layer(KerasSpec("Reshape", {"target_shape": (*[1] * rank, num(s.channels))}), out)
-            if rank and s is not None and s.spatial == ()
-            else out
-            for s, out in zip(shapes, outputs)
-        ]
-    return emit.merge(node.kind if node.kind in ("concat", "mul") else "add", outputs)
-
-
-def _last_shape(network: Network, node: Node):
-    """The output shape of a branch (None for one that gives its input on: empty, or a side head): that of
-    its last layer before any side head; of a composite, the widest of its branches (a gate broadcasts),
-    with the channels of all for a concat."""
-    if node.kind == "layer":
-        return network.layers[node.layer].layer.out_shape
-    if node.kind == "aux":
-        return None
-    if node.kind == "seq":
-        for child in reversed(node.children):
-            shape = _last_shape(network, child)
-            if shape is not None:
-                return shape
-        return None
-    shapes = [s for s in (_last_shape(network, child) for child in node.children) if s is not None]
-    if not shapes:
-        return None
-    if node.kind in ("repeat", "res", "moe"):
-        return shapes[-1] if node.kind == "moe" else shapes[0]  # moe: the expert's, after the router
-    widest = max(shapes, key=lambda s: -1 if s.spatial is None else len(s.spatial))
-    if node.kind == "concat" and all(s.channels is not None for s in shapes):
-        return Shape(widest.spatial, sum(s.channels for s in shapes))
-    return widest
+    """Apply the structure to `x` with `emit.layer(spec, x)` and `emit.merge(spec, xs)`."""
+    return _KerasExport(network, num, emit).apply(node, x)
 
 
 def _input_shape(network: Network, num: Numbers) -> tuple:
@@ -89,9 +51,6 @@ def _input_shape(network: Network, num: Numbers) -> tuple:
     if dims is None or any(d is None for d in dims):
         raise ParamsymUsageError("Keras needs the input shape: start the program with input(...)")
     return num.each(dims)
-
-
-_MERGES = {"concat": "Concatenate(axis=-1)", "add": "Add()", "mul": "Multiply()"}
 
 
 def _call_args(spec: KerasLayer, x) -> tuple:
@@ -119,10 +78,8 @@ class _Builder:
         except (ValueError, TypeError, NotImplementedError) as error:
             raise ParamsymUsageError(f"Keras refuses {spec.cls}: {error}") from None
 
-    def merge(self, kind: str, xs):
-        layers = self.keras.layers
-        merge = {"concat": lambda: layers.Concatenate(axis=-1), "add": layers.Add, "mul": layers.Multiply}[kind]
-        return merge()(xs)
+    def merge(self, spec: KerasLayer, xs):
+        return self.make(spec)(xs)
 
 
 def to_keras(network: Network, **values):
@@ -161,9 +118,9 @@ class _Writer:
         self.lines.append(f"    {name} = {self.source(spec)}({call})")
         return name
 
-    def merge(self, kind: str, xs):
+    def merge(self, spec: KerasLayer, xs):
         name = self._name()
-        self.lines.append(f"    {name} = layers.{_MERGES[kind]}([{', '.join(xs)}])")
+        self.lines.append(f"    {name} = {self.source(spec)}([{', '.join(xs)}])")
         return name
 
 

@@ -24,7 +24,7 @@ RESERVED = ("input",)
 def _collect() -> tuple[Kind, ...]:
     kinds: list[Kind] = []
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if module.name in _SHARED:
+        if module.name in _SHARED or module.ispkg:  # combinators: the structure's registry, not layer kinds
             continue
         kinds.extend(importlib.import_module(f"{__name__}.{module.name}").KINDS)
     return tuple(kinds)

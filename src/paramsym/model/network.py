@@ -24,6 +24,7 @@ from ..errors import (
     ParamsymUsageError,
     Position,
 )
+from ..kinds.combinators import LAYER, SEQ
 from ..language.syntax import Let, Program, oversized_number, parse_program, symbol, too_large
 from .builder import build_layers
 
@@ -121,9 +122,7 @@ class Network:
         self.layers = self._counted.layers
         # how the layers connect (sequences, branches, symbolic repeats), for export
         self.structure = (
-            structure
-            if structure is not None
-            else Node("seq", [Node("layer", layer=i) for i in range(len(self.layers))])
+            structure if structure is not None else Node(SEQ, [Node(LAYER, layer=i) for i in range(len(self.layers))])
         )
         self.convention = convention
         # D = 2C (`let` or --set): the counts are formulas in C alone, as formula, latex and count show them;

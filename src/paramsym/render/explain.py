@@ -12,6 +12,7 @@ from ..core.evaluate import Evaluator
 from ..core.formatting import grouped, human
 from ..core.quantities import QUANTITIES, count_layer, layer_quantities
 from ..core.records import ONE
+from ..kinds import combinators
 from ..model.builder import shadowing
 from ..model.network import LayerCount, Network
 
@@ -58,17 +59,8 @@ def _explain_layer(lc: LayerCount, w: _Words, convention: str) -> list[str]:
         value = one[q.name]
         if q.explain_layers and value is not None and value != 0:
             lines.append(f"{q.title}: {w(value)}.")
-    if layer.multiplier != 1:
-        lines.append(f"Repeated {w.formula(layer.multiplier)} times (a symbolic repeat around it).")
-    if layer.experts is not None and (counts.params != 0 or counts.macs not in (0, None)):
-        stored, used = layer.experts
-        lines.append(
-            f"One of {w(stored)} experts, of which each position goes through {w(used)}: "
-            f"{w(counts.params)} parameters stored, {w(counts.active)} active"
-            + (f", MACs {w(counts.macs)}." if counts.macs is not None else ".")
-        )
-    elif layer.multiplier != 1 and layer.experts is None:
-        lines.append(f"In all: {w(counts.params)} parameters.")
+    for combinator in combinators.COMBINATORS:  # the structure around it: how often it counts
+        lines.extend(combinator.explain_layer(layer, counts, w))
     return lines
 
 

@@ -1,0 +1,217 @@
+"""What every combinator is made of: the `Combinator` base class, `Merge` (the
+combinators whose branches all read the same input and are joined), the walk
+that gives a node's output shape, and the shape rules they share.
+
+A combinator is a piece of the network's structure: a sequence, a composite of
+the language (`res`, `add`, `concat`, `mul`, `aux`, `moe`), a symbolic repeat,
+or the layer at a leaf. `Node.kind` (core.records) is its combinator: every
+stage that walks the structure (the builder, explain, both exports, the
+importer's writer) calls the combinator's methods and never compares names.
+
+The builder (model stage, above this one) passes itself to `build`. What a
+combinator may use of it: `stage(stage, flow, suffix)` builds a stage of the
+syntax tree, `call(call, flow)` one layer call; `attach(node)` puts a node into
+the structure where the next layer goes; `at(label)` (a context manager) names
+a step of the layers' paths; `branch(node, label)` (a context manager) opens a
+new sequence as the next child of `node`, which receives the layers built
+inside; `substitute(value, pos)` binds block parameters; `defer_equal(a, b,
+channels, pos)` checks sizes equal once symbols have values; `layers`,
+`multiplier`, `experts` and `extra_constraints` are its state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import sympy
+
+from ... import expansion
+from ...core.records import Flow, Node, Shape, TorchSpec
+from ...errors import ParamsymError, ParamsymShapeError
+from .. import identity_name
+
+MAX_LAYERS = 200_000  # the most layers a network may have (a repeat unrolled, the builder's layers)
+
+
+class Combinator:
+    """One piece of the structure: how it is written, shaped, counted, explained, exported and imported."""
+
+    key: ClassVar[str] = ""  # its name in messages, tests and docs
+    keyword: ClassVar[str | None] = None  # the language's keyword (res, moe, ...); None for the structure written
+    # otherwise: a sequence (`>`), a repeat (`(SEQ) * N`), a layer
+    side_head: ClassVar[bool] = False  # what flows on is its input: its own output is not used (aux)
+    # the order of the combinators' explain sentences about one layer: the outer structure first
+    explain_order: ClassVar[int] = 50
+
+    def __repr__(self) -> str:
+        return f"<combinator {self.key}>"
+
+    # ---- the language: the shape rule (the builder, paramsym.model.builder, calls it)
+    def build(self, builder: Any, stage: Any, flow: Flow, suffix: str) -> Flow:
+        """Build `stage` (a syntax tree's Composite or Repeat) from `flow`: put its node into the structure,
+        build its layers through `builder`, check its shapes, and return what flows on."""
+        raise ParamsymError(f"{self.key} is not written as a stage of its own")
+
+    # ---- the shape of its value, which the exports read (a gate is broadcast over the others' positions)
+    def output_shape(self, node: Node, shape_of) -> Shape | None:
+        """The shape of the value `node` gives, from `shape_of(index)`, each layer's output shape; None when it
+        gives its input on (an empty sequence, a side head) or when even its rank is unknown."""
+        return self.joined([s for s in (output_shape(child, shape_of) for child in node.children) if s is not None])
+
+    def joined(self, shapes: list) -> Shape | None:
+        """Of the children's shapes (those known), the one the node gives."""
+        return shapes[0] if shapes else None
+
+    # ---- counting and explain
+    def explain_layer(self, layer, counts, words) -> list[str]:
+        """Sentences about how often a layer inside counts (what this combinator multiplies its counts by)."""
+        return []
+
+    # ---- exports
+    def torch(self, node: Node, export) -> TorchSpec:
+        """The PyTorch module of the node: `export.spec(child)` is a child's, `export.layer(index)` a layer's,
+        `export.num` turns formulas into ints, `export.shape(child)` is `output_shape`."""
+        raise ParamsymError(f"{self.key} has no PyTorch module")
+
+    def keras(self, node: Node, export, x):
+        """Apply the node to the Keras value `x`: `export.apply(child, x)` applies a child,
+        `export.layer(index, x)` a layer, `export.emit` writes Keras layers (`layer(spec, x)`,
+        `merge(spec, xs)`, `side_outputs`), `export.num` and `export.shape` as for `torch`."""
+        raise ParamsymError(f"{self.key} has no Keras equivalent")
+
+    # ---- import: how the importer writes a merge of the traced graph
+    def import_text(self, branches: list) -> str:
+        """The stage that joins `branches` (each a list of stages' text; empty: the identity)."""
+        raise ParamsymError(f"the importer writes no {self.key}")
+
+
+def output_shape(node: Node, shape_of) -> Shape | None:
+    """The shape of the value a node of the structure gives (see `Combinator.output_shape`): the one walk that
+    both exports read."""
+    return node.kind.output_shape(node, shape_of)
+
+
+def widest(shapes: list) -> Shape:
+    """Of branches' shapes, the one with the most spatial axes (a gate, a vector, broadcasts over the others)."""
+    return max(shapes, key=lambda s: -1 if s.spatial is None else len(s.spatial))
+
+
+class Merge(Combinator):
+    """Every branch reads the same input; their values are joined (res, add, concat, mul)."""
+
+    # the class of paramsym.frameworks.torch_modules that exports it, and its `how` (Branches: add, concat, mul)
+    torch_how: ClassVar[str] = ""
+    compares_channels: ClassVar[bool] = True  # the branches' channels must be equal too (not for concat)
+    compared: ClassVar[str] = "shapes"  # what must be equal, in the message when it is not
+
+    def branch_label(self, number: int) -> str:
+        """The step of the layers' paths for the branch `number` (from 0)."""
+        return f"branch{number + 1}"
+
+    def references(self, outputs: list, flow: Flow) -> list:
+        """The (branch, flow) pairs to compare, the reference first (a branch None: the identity)."""
+        return outputs
+
+    def compared_flow(self, reference: Flow, out: Flow) -> Flow:
+        """A branch's output as it is compared with the reference (a gate broadcast over its positions)."""
+        return out
+
+    def merged_shape(self, reference: Shape, outputs: list) -> Shape:
+        return reference
+
+    def refuse(self, composite, branch, reference_branch, reference: Flow, out: Flow, flow: Flow):
+        """The error for branches whose shapes differ."""
+        raise ParamsymShapeError(
+            f"{self.keyword}(...): the {self.compared} of its branches differ: this branch gives "
+            f"{out.shape.describe()}, the first gives {reference.shape.describe()}",
+            pos=branch.pos,
+            notes=(("the first branch", reference_branch.pos),),
+        )
+
+    def build(self, builder, composite, flow: Flow, suffix: str) -> Flow:
+        node = Node(self)
+        builder.attach(node)
+        outputs = []
+        with builder.at(f"{self.keyword}{suffix}"):
+            for number, branch in enumerate(composite.branches):
+                with builder.branch(node, self.branch_label(number)):
+                    outputs.append((branch, builder.stage(branch, flow)))
+        outputs = self.references(outputs, flow)
+        reference_branch, reference = outputs[0]
+        for branch, out in outputs[1:]:
+            out = self.compared_flow(reference, out)
+            if shape_difference(reference.shape, out.shape, self.compares_channels) is not None:
+                self.refuse(composite, branch, reference_branch, reference, out, flow)
+        for branch, out in outputs[1:]:
+            builder.defer_equal(
+                reference.shape, out.shape, self.compares_channels, branch.pos if branch else composite.pos
+            )
+        shape = self.merged_shape(reference.shape, outputs)
+        return Flow(shape, (self.keyword, composite.pos), widest_field([out.field for _, out in outputs]))
+
+    def joined(self, shapes: list) -> Shape | None:
+        return widest(shapes) if shapes else None
+
+    def torch(self, node: Node, export) -> TorchSpec:
+        return TorchSpec("Branches", (self.torch_how, *(export.spec(child) for child in node.children)))
+
+    def keras_merge(self):
+        """The Keras layer that joins the branches' values (a core.records.KerasSpec)."""
+        raise NotImplementedError
+
+    def keras(self, node: Node, export, x):
+        outputs = [export.apply(child, x) for child in node.children]
+        return export.emit.merge(self.keras_merge(), self.keras_branches(node, export, x, outputs))
+
+    def keras_branches(self, node: Node, export, x, outputs: list) -> list:
+        """The values the Keras merge joins."""
+        return outputs
+
+    def branch_texts(self, branches: list) -> list[str]:
+        identity = identity_name()  # the empty branch is written as the identity layer
+        return [" > ".join(b) if b else identity for b in branches]
+
+
+# ---- shape rules the combinators share ----------------------------------------------------
+
+
+def shape_difference(a: Shape, b: Shape, channels: bool = True) -> str | None:
+    """A description of how two shapes differ for certain, or None when they may be equal."""
+    if a.spatial is not None and b.spatial is not None:
+        if len(a.spatial) != len(b.spatial):
+            return "rank"
+        for x, y in zip(a.spatial, b.spatial):
+            if x is not None and y is not None and _surely_different(x, y):
+                return "size"
+    if channels and a.channels is not None and b.channels is not None and _surely_different(a.channels, b.channels):
+        return "channels"
+    return None
+
+
+def _surely_different(x, y) -> bool:
+    difference = expansion.expand(x - y)
+    if difference.is_number:
+        return difference != 0
+    # C vs 2C are different for every positive C; H vs floor((H-1)/2)+1 are equal for H=1 only
+    return difference.is_zero is False and not difference.has(
+        sympy.floor, sympy.ceiling, sympy.Min, sympy.Max, sympy.Piecewise
+    )
+
+
+def widest_field(fields: list) -> tuple | None:
+    """Through branches, the largest receptive field (per axis)."""
+    known = [f for f in fields if f is not None]
+    if not known or len(known) != len(fields) or len({len(f) for f in known}) != 1:
+        return None
+    out = []
+    for axis in zip(*known):
+        best = max(axis, key=lambda rjs: _rank(rjs[0]))
+        out.append(best)
+    return tuple(out)
+
+
+def _rank(size) -> float:
+    try:
+        return float(size)
+    except TypeError:
+        return float("inf")

@@ -1,0 +1,67 @@
+"""`mul(A | B | ...)`: every branch on the same input, multiplied; a branch that gives the vector of the
+channels (a gate, squeeze-and-excitation's) is broadcast over every position."""
+
+from __future__ import annotations
+
+from ...core.records import Flow, KerasSpec, Node, Shape, TorchSpec
+from .. import identity_name
+from .base import Merge
+
+
+class Mul(Merge):
+    key = keyword = "mul"
+    torch_how = "mul"
+
+    def references(self, outputs: list, flow: Flow) -> list:
+        # a branch that gives the vector of the channels (a gate) is broadcast over every position: the
+        # reference is a branch that keeps its positions
+        full = [o for o in outputs if o[1].shape.spatial != ()]
+        if full and len(full) < len(outputs):
+            return full + [o for o in outputs if o[1].shape.spatial == ()]
+        return outputs
+
+    def compared_flow(self, reference: Flow, out: Flow) -> Flow:
+        if out.shape.spatial == () and reference.shape.spatial != ():
+            return Flow(Shape(reference.shape.spatial, out.shape.channels), out.source, out.field)
+        return out
+
+    def torch(self, node: Node, export) -> TorchSpec:
+        expand = _gate_axes(node, export)
+        if not expand:
+            return super().torch(node, export)
+        return TorchSpec(
+            "Branches", (self.torch_how, *(export.spec(child) for child in node.children)), {"expand": expand}
+        )
+
+    def keras_merge(self) -> KerasSpec:
+        return KerasSpec("Multiply")
+
+    def keras_branches(self, node: Node, export, x, outputs: list) -> list:
+        # a gate (a vector) is broadcast over every position: Reshape((1, 1, C)) before Multiply
+        shapes = [export.shape(child) for child in node.children]
+        rank = max((len(s.spatial) for s in shapes if s is not None), default=0)
+        return [
+            export.emit.layer(KerasSpec("Reshape", {"target_shape": (*[1] * rank, export.num(s.channels))}), out)
+            if rank and s is not None and s.spatial == ()
+            else out
+            for s, out in zip(shapes, outputs)
+        ]
+
+    def import_text(self, branches: list) -> str:
+        identity = identity_name()
+        # the gated value first: mul(id | gap > ... > sigmoid)
+        return f"mul({' | '.join(sorted(self.branch_texts(branches), key=lambda t: t != identity))})"
+
+
+def _gate_axes(node: Node, export) -> tuple:
+    """For each branch, the axes of 1 its output takes to broadcast over the others' positions (a gate, the
+    vector (N, C), on a map: 2); () when none does."""
+    shapes = [export.shape(child) for child in node.children]
+    axes = [None if s is None else s.rank for s in shapes]
+    full = max((a for a in axes if a is not None), default=0)
+    expand = tuple(0 if a is None else full - a for a in axes)
+    return expand if any(expand) else ()
+
+
+MUL = Mul()
+COMBINATORS = (MUL,)
