@@ -257,6 +257,7 @@ def test_every_kind_answers_every_question():
         "space2depth": "input(8x8x4) > space2depth(2)",
         "droppath": "input(8x8x4) > droppath(0.1)",
         "adaptivepool": "input(8x8x4) > adaptiveavgpool(3)",
+        "upsample": "input(8x8x4) > upsample(2)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

@@ -21,6 +21,8 @@ KINDS = [
     ("window=w", r"window=\d"),
     ("`mul(...)`", r"\bmul\("),
     ("`aux(...)`", r"\baux\("),
+    ("`upsample`", r"\bupsample\("),
+    ("`upsample(S, bilinear)`", r"\bupsample\([0-9x]+, bilinear\)"),
 ]
 
 

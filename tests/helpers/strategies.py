@@ -137,7 +137,8 @@ def _norm(draw, sizes, channels, keras_safe):
 
 def _modern(draw, sizes, channels, keras_safe):
     """A layer of LANGUAGE.md section 8 that learns nothing but scale: scale, slice, shuffle, space2depth,
-    droppath, adaptive pooling (to sizes not all 1, which PyTorch's import reads as gap/gmp)."""
+    droppath, adaptive pooling (to sizes not all 1, which PyTorch's import reads as gap/gmp), and upsampling
+    (docs/language.md) of small inputs."""
     options = ["droppath"] + ([] if keras_safe and len(sizes) not in (1, 2) else ["scale"])
     options += [] if keras_safe else ["slice"]
     if sizes:
@@ -145,6 +146,8 @@ def _modern(draw, sizes, channels, keras_safe):
     blocks = [b for b in (1, 2, 3) if len(sizes) == 2 and all(n % b == 0 for n in sizes)]
     if blocks:
         options.append("space2depth")
+    if sizes and max(sizes) <= 16:
+        options.append("upsample")
     kind = draw(st.sampled_from(options))
     if kind == "droppath":
         return f"droppath({draw(st.sampled_from(['0', '0.1', '0.5', '1']))})"
@@ -157,6 +160,14 @@ def _modern(draw, sizes, channels, keras_safe):
         return f"shuffle({draw(st.sampled_from(_divisors(channels)))})"
     if kind == "space2depth":
         return f"space2depth({draw(st.sampled_from(blocks))})"
+    if kind == "upsample":
+        factors = [draw(st.integers(1, 2)) for _ in sizes]
+        written = str(factors[0]) if draw(st.booleans()) else _x(factors)
+        if written == str(factors[0]):
+            factors = [factors[0]] * len(sizes)
+            written = str(factors[0])
+        bilinear = len(sizes) == 2 and draw(st.booleans())
+        return f"upsample({written}, bilinear)" if bilinear else f"upsample({written})"
     out = [draw(st.integers(1, n + 2)) for n in sizes]
     if all(s == 1 for s in out):
         out[0] = 2

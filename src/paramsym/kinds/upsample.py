@@ -1,0 +1,124 @@
+"""`upsample(S)` and `upsample(S, bilinear)` (docs/language.md, Upsampling): each spatial size times a whole
+factor S (or SxT per axis), channels unchanged, no parameters (a U-Net's decoder, an FPN's top-down path).
+`nearest` (the default) repeats each value; `bilinear` (maps only) interpolates between the 2 x 2 nearest
+input values. PyTorch: `nn.Upsample(scale_factor=S, mode=...)`, imported from it, `nn.UpsamplingNearest2d`,
+`nn.UpsamplingBilinear2d` and `F.interpolate(x, scale_factor=S)`; Keras: `UpSampling1D/2D/3D`.
+
+Upsampling is not a weighted sum of learnt values, so it has no MACs: PyTorch's FlopCounterMode counts none
+for it either (tests/test_kind_upsample.py)."""
+
+from __future__ import annotations
+
+import sympy
+
+from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
+from .base import Kind, make_layer, times, whole_number
+
+_MODES = {"nearest": 1, "bilinear": 4}  # mode: the input values each output value is computed from
+_KERAS = {1: "UpSampling1D", 2: "UpSampling2D", 3: "UpSampling3D"}
+
+
+class Upsample(Kind):
+    key = "upsample"
+    names = ("upsample",)
+    flags = frozenset(_MODES)
+    positional = 1
+    torch_modules = ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d")
+    torch_functions = ("interpolate", "upsample")
+
+    def build(self, call, flow, args, match) -> Layer:
+        arg = args.required("its factor", "2", "S")
+        modes = [m for m in _MODES if m in args.flags]
+        if len(modes) > 1:
+            raise ParamsymArgumentError(f"{call.name} takes one of nearest and bilinear, not both", pos=call.pos)
+        mode = modes[0] if modes else "nearest"
+        sizes = flow.shape.spatial
+        if sizes == ():
+            raise ParamsymShapeError(
+                f"{call.name} scales the spatial axes of a map or a sequence, but its input is a vector "
+                f"({flow.shape.describe()})",
+                pos=call.pos,
+            )
+        if mode == "bilinear" and sizes is not None and len(sizes) != 2:
+            raise ParamsymShapeError(
+                f"{call.name}(..., bilinear) interpolates on H x W x C maps, but its input is {flow.shape.describe()}",
+                pos=call.pos,
+                hint="use nearest (the default) on sequences and volumes",
+            )
+        rank = len(sizes) if sizes is not None else len(arg.value)
+        factors = tuple(arg.value) * rank if len(arg.value) == 1 else tuple(arg.value)
+        if len(factors) != rank:
+            raise ParamsymArgumentError(
+                f"{call.name} gives {len(arg.value)} factors but its input has {rank} spatial axes", pos=arg.pos
+            )
+        for factor in factors:
+            if not isinstance(factor, sympy.Expr) or (factor.is_number and not factor.is_integer):
+                raise ParamsymArgumentError(
+                    f"{call.name}: the factor {float(factor):g} is not a whole number",
+                    pos=arg.pos,
+                    hint="PyTorch's Upsample and Keras' UpSampling take whole factors, e.g. upsample(2)",
+                )
+            args.constraints += whole_number(factor, "the upsampling factor", arg.pos)
+        spatial = None if sizes is None else tuple(None if n is None else n * f for n, f in zip(sizes, factors))
+        out = Shape(spatial, flow.shape.channels)
+        channels = flow.shape.channels
+        return make_layer(call, self, flow, out, channels, channels, options={"factors": factors, "mode": mode})
+
+    def counts(self, layer: Layer) -> dict:
+        reads = _MODES[layer.options["mode"]]
+        return {"fan_in": reads, "connections": times(reads, layer.out_shape.elements)}
+
+    def field(self, layer, field):
+        return None  # an output position reads input positions at an uneven step: no single jump describes it
+
+    def header(self, layer, w) -> str:
+        factors, mode = layer.options["factors"], layer.options["mode"]
+        return f", x{'x'.join(w(f) for f in factors)} {mode}"
+
+    def explain(self, layer, counts, w) -> list[str]:
+        factors = " x ".join(w(f) for f in layer.options["factors"])
+        if layer.options["mode"] == "nearest":
+            how = "repeats each input value"
+        else:
+            how = "interpolates each output value from the 2 x 2 nearest input values"
+        return [f"No parameters and no MACs: it scales the spatial sizes by {factors} and {how}."]
+
+    def torch(self, layer, num) -> TorchSpec:
+        factors = tuple(float(num(f)) for f in layer.options["factors"])
+        scale = factors[0] if len(set(factors)) == 1 else factors
+        return TorchSpec("nn.Upsample", (), {"scale_factor": scale, "mode": layer.options["mode"]})
+
+    def keras(self, layer, num) -> list[KerasSpec]:
+        factors = tuple(num(f) for f in layer.options["factors"])
+        rank = len(factors)
+        size = factors[0] if rank == 1 else factors
+        extra = {"interpolation": layer.options["mode"]} if rank == 2 else {}
+        return [KerasSpec(_KERAS[rank], {"size": size, **extra})]
+
+    def from_torch(self, module, ctx) -> str:
+        mode = getattr(module, "mode", "nearest")
+        return self._text(ctx, mode, getattr(module, "scale_factor", None))
+
+    def from_torch_function(self, name, node, ctx) -> str:
+        mode = node.kwargs.get("mode", node.args[3] if len(node.args) > 3 else "nearest")
+        scale = node.kwargs.get("scale_factor", node.args[2] if len(node.args) > 2 else None)
+        return self._text(ctx, mode, scale)
+
+    def _text(self, ctx, mode, scale) -> str:
+        if mode not in _MODES:
+            raise ImportRefused(f"{ctx.node_name} upsamples with mode '{mode}'; the language has nearest and bilinear")
+        # the factors from the shapes (which also covers size=...): whole factors only
+        ins, outs = ctx.in_shape[2:], ctx.out_shape[2:]
+        if not ins or len(ins) != len(outs) or any(o % i for i, o in zip(ins, outs)):
+            raise ImportRefused(f"{ctx.node_name} resizes {tuple(ins)} to {tuple(outs)}, not by whole factors")
+        factors = [o // i for i, o in zip(ins, outs)]
+        if scale is not None:
+            given = scale if isinstance(scale, (tuple, list)) else [scale] * len(factors)
+            if [float(s) for s in given] != [float(f) for f in factors]:
+                raise ImportRefused(f"{ctx.node_name} scales by {scale}, which is not a whole factor of every axis")
+        written = str(factors[0]) if len(set(factors)) == 1 else "x".join(map(str, factors))
+        return f"upsample({written})" if mode == "nearest" else f"upsample({written}, bilinear)"
+
+
+KINDS = (Upsample(),)
