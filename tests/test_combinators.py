@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import frameworks  # noqa: F401  (sets KERAS_BACKEND=torch before keras is imported)
 import paramsym
+from helpers import frameworks  # noqa: F401  (sets KERAS_BACKEND=torch before keras is imported)
 from paramsym import ParamsymUsageError
 from paramsym.core.records import KerasSpec, Shape
 from paramsym.frameworks.export import network_spec, to_torch, torch_source

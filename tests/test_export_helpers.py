@@ -13,9 +13,9 @@ import torch
 from hypothesis import given
 
 import paramsym
+from helpers.strategies import programs
 from paramsym.frameworks import export, torch_modules
 from paramsym.frameworks.export import Spec, build, spec_source
-from helpers.strategies import programs
 
 
 def _written(spec: Spec):

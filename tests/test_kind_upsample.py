@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
 import paramsym
-from cli_helpers import run
-from frameworks import keras_counts, torch_params, torch_run
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
+from helpers.cli_helpers import run
+from helpers.frameworks import keras_counts, torch_params, torch_run
 
 # (program, PyTorch's module for its last layer, output shape channels last, fan-in)
 CASES = [

@@ -75,7 +75,7 @@ class Constraint:
     shown: Expr | None = None  # the value the message names, when not `expr` (the outpad, not stride - outpad)
 
 
-O = TypeVar("O", bound="Options")
+OptionsT = TypeVar("OptionsT", bound="Options")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Options:
     that are alike share counts (`quantities.count_layers` keys on them)."""
 
     @classmethod
-    def of(cls: type[O], layer: Layer) -> O:
+    def of(cls: type[OptionsT], layer: Layer) -> OptionsT:
         """The layer's options, which must be of this class (the kind that built the layer reads them)."""
         options = layer.options
         if not isinstance(options, cls):

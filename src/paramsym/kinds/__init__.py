@@ -66,7 +66,7 @@ def known_names() -> list[str]:
     return sorted(names)
 
 
-def suggest(name: str, blocks=()) -> str | None:
+def suggest(name: str, blocks: tuple[str, ...] | list[str] | frozenset[str] | set[str] = ()) -> str | None:
     """The known name (a layer's, or one of the program's `blocks`) closest to a name that is neither."""
     import difflib  # only for the hint
 

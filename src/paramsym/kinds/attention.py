@@ -46,6 +46,7 @@ from .base import (
     Numbers,
     Template,
     Words,
+    axes,
     check_or_defer,
     known,
     refuse_keras,
@@ -120,7 +121,7 @@ class Attention(Kind):
                 pos,
             )
         if "head_dim" in args.keywords:
-            head_dim = args.scalar("head_dim")
+            head_dim = known(args.scalar("head_dim"))
         else:
             head_dim = d / heads
             constraints += check_or_defer(
@@ -261,7 +262,7 @@ class Attention(Kind):
         if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
             w = o.window
-            sizes["padded"] = sympy.Mul(*(sympy.ceiling(n / w) * w for n in layer.in_shape.spatial))
+            sizes["padded"] = sympy.Mul(*(sympy.ceiling(known(n) / w) * w for n in axes(layer.in_shape)))
         return sizes
 
     @staticmethod

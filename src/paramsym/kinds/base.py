@@ -508,7 +508,7 @@ def stated_channels(call: Call, flow: Flow, args: Args) -> Expr:
         args.constraints += whole_number(stated, "channels", arg.pos)
         inferred = flow.shape.channels
         if inferred is not None and expansion.expand(stated - inferred) != 0:
-            name, where = flow.source
+            name, where = flow.source or ("the input", call.pos)
             # rmsnorm(bias): a bare name in the channels' place is read as the channel count
             hint = (
                 f"'{stated}' is read as the number of channels; {usage(args.kind, call.name)}"
@@ -554,7 +554,7 @@ def whole_input_field(layer: Layer, field: Field | None) -> Field | None:
     spatial = layer.in_shape.spatial or ()
     if field is None or len(spatial) != len(field) or any(n is None for n in spatial):
         return None
-    return tuple((r + (n - 1) * j, j, start) for (r, j, start), n in zip(field, spatial))
+    return tuple((r + (known(n) - 1) * j, j, start) for (r, j, start), n in zip(field, spatial))
 
 
 def vector_or_channels_last(layer: Layer, module: TorchSpec) -> TorchSpec:
@@ -579,7 +579,7 @@ def require_channels_of_a_vector(module: Any, ctx: ImportContext) -> None:
 def bias_sentences(layer: Layer, counts: Counts, words: Words) -> list[str]:
     """`Plus 64 biases, ...` or `No bias: ...` for a layer that may have a bias."""
     if layer.bias:
-        weights = counts.params - layer.cout
+        weights = known(counts.params) - known(layer.cout)
         return [
             f"Plus {words(layer.cout)} biases, one per output channel: {words(weights)} + {words(layer.cout)} = "
             f"{words(counts.params)} parameters."

@@ -113,8 +113,9 @@ class ChannelSlice(Kind):
         return f", channels {w(SliceOptions.of(layer).start)} to {w(SliceOptions.of(layer).end - 1)} of {w(layer.cin)}"
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        options = SliceOptions.of(layer)
         return [
-            f"No parameters: it keeps channels {w(SliceOptions.of(layer).start)} to {w(SliceOptions.of(layer).end - 1)} of "
+            f"No parameters: it keeps channels {w(options.start)} to {w(options.end - 1)} of "
             f"the {w(layer.cin)}, {w(layer.cout)} channels."
         ]
 

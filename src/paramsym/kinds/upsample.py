@@ -9,14 +9,38 @@ for it either (tests/test_kind_upsample.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import sympy
 
-from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
-from .base import Kind, make_layer, times, whole_number
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    make_layer,
+    times,
+    whole_number,
+)
 
 _MODES = {"nearest": 1, "bilinear": 4}  # mode: the input values each output value is computed from
 _KERAS = {1: "UpSampling1D", 2: "UpSampling2D", 3: "UpSampling3D"}
+
+
+@dataclass(frozen=True)
+class UpsampleOptions(Options):
+    factors: tuple[Expr, ...]  # per spatial axis, first axis first
+    mode: str  # "nearest" or "bilinear"
 
 
 class Upsample(Kind):
@@ -27,7 +51,7 @@ class Upsample(Kind):
     torch_modules = ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d")
     torch_functions = ("interpolate", "upsample")
 
-    def build(self, call, flow, args, match) -> Layer:
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its factor", "2", "S")
         modes = [m for m in _MODES if m in args.flags]
         if len(modes) > 1:
@@ -63,49 +87,52 @@ class Upsample(Kind):
         spatial = None if sizes is None else tuple(None if n is None else n * f for n, f in zip(sizes, factors))
         out = Shape(spatial, flow.shape.channels)
         channels = flow.shape.channels
-        return make_layer(call, self, flow, out, channels, channels, options={"factors": factors, "mode": mode})
+        return make_layer(call, self, flow, out, channels, channels, options=UpsampleOptions(factors, mode))
 
-    def counts(self, layer: Layer) -> dict:
-        reads = _MODES[layer.options["mode"]]
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        reads = sympy.Integer(_MODES[UpsampleOptions.of(layer).mode])
         return {"fan_in": reads, "connections": times(reads, layer.out_shape.elements)}
 
-    def field(self, layer, field):
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
         return None  # an output position reads input positions at an uneven step: no single jump describes it
 
-    def header(self, layer, w) -> str:
-        factors, mode = layer.options["factors"], layer.options["mode"]
-        return f", x{'x'.join(w(f) for f in factors)} {mode}"
+    def header(self, layer: Layer, w: Words) -> str:
+        options = UpsampleOptions.of(layer)
+        return f", x{'x'.join(w(f) for f in options.factors)} {options.mode}"
 
-    def explain(self, layer, counts, w) -> list[str]:
-        factors = " x ".join(w(f) for f in layer.options["factors"])
-        if layer.options["mode"] == "nearest":
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        options = UpsampleOptions.of(layer)
+        factors = " x ".join(w(f) for f in options.factors)
+        if options.mode == "nearest":
             how = "repeats each input value"
         else:
             how = "interpolates each output value from the 2 x 2 nearest input values"
         return [f"No parameters and no MACs: it scales the spatial sizes by {factors} and {how}."]
 
-    def torch(self, layer, num) -> TorchSpec:
-        factors = tuple(float(num(f)) for f in layer.options["factors"])
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        options = UpsampleOptions.of(layer)
+        factors = tuple(float(num(f)) for f in options.factors)
         scale = factors[0] if len(set(factors)) == 1 else factors
-        return TorchSpec("nn.Upsample", (), {"scale_factor": scale, "mode": layer.options["mode"]})
+        return TorchSpec("nn.Upsample", (), {"scale_factor": scale, "mode": options.mode})
 
-    def keras(self, layer, num) -> list[KerasSpec]:
-        factors = tuple(num(f) for f in layer.options["factors"])
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        options = UpsampleOptions.of(layer)
+        factors = tuple(num(f) for f in options.factors)
         rank = len(factors)
         size = factors[0] if rank == 1 else factors
-        extra = {"interpolation": layer.options["mode"]} if rank == 2 else {}
+        extra = {"interpolation": options.mode} if rank == 2 else {}
         return [KerasSpec(_KERAS[rank], {"size": size, **extra})]
 
-    def from_torch(self, module, ctx) -> str:
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
         mode = getattr(module, "mode", "nearest")
         return self._text(ctx, mode, getattr(module, "scale_factor", None))
 
-    def from_torch_function(self, name, node, ctx) -> str:
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str:
         mode = node.kwargs.get("mode", node.args[3] if len(node.args) > 3 else "nearest")
         scale = node.kwargs.get("scale_factor", node.args[2] if len(node.args) > 2 else None)
         return self._text(ctx, mode, scale)
 
-    def _text(self, ctx, mode, scale) -> str:
+    def _text(self, ctx: ImportContext, mode: str, scale: Any) -> str:
         if mode not in _MODES:
             raise ImportRefused(f"{ctx.node_name} upsamples with mode '{mode}'; the language has nearest and bilinear")
         # the factors from the shapes (which also covers size=...): whole factors only

@@ -16,7 +16,7 @@ import sympy
 from ..core.records import ZERO, Constraint, Flow, KerasSpec, Layer, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from ..language.syntax import Call
-from .base import Args, Expr, Field, ImportContext, Numbers, Words, refuse_keras
+from .base import Args, Expr, Field, ImportContext, Numbers, Words, axes, refuse_keras
 
 
 def window_pattern(*families: str) -> re.Pattern[str]:
@@ -201,7 +201,7 @@ def size_sentence(layer: Layer, words: Words, transposed: bool = False, ceil: bo
     w = words
     parts = []
     for n, kk, s, p, d, out in zip(
-        layer.in_shape.spatial, layer.kernel, layer.stride, layer.pad, layer.dilation, layer.out_shape.spatial
+        axes(layer.in_shape), layer.kernel, layer.stride, layer.pad, layer.dilation, axes(layer.out_shape)
     ):
         if p == "same":
             parts.append(f"ceil({w(n)}/{w(s)}) = {w(out)}")

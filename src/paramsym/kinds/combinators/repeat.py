@@ -84,7 +84,7 @@ class Repeat(Combinator):
 def _repeat_field(before: tuple, after: tuple, count) -> tuple:
     """A block repeated `count` times grows the field by `count` times its own growth (same jump)."""
     out = []
-    for (r0, j0, s0), (r1, j1, s1) in zip(before, after):
+    for (r0, _j0, s0), (r1, j1, s1) in zip(before, after):
         out.append((r0 + count * (r1 - r0), j1, s0 + count * (s1 - s0)))
     return tuple(out)
 
