@@ -74,7 +74,10 @@ class Doubles(nn.Module):
     [
         (Doubles(), "operation 'mul'"),
         (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
-        (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)), "module '1' (Upsample)"),
+        (
+            nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2, mode="bicubic")),
+            "module '1' upsamples with mode 'bicubic'",
+        ),
         (nn.Sequential(nn.Conv2d(3, 8, 3), nn.PixelShuffle(2)), "module '1' (PixelShuffle)"),
     ],
 )
