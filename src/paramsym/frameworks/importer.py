@@ -20,14 +20,18 @@ import re
 import warnings
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from .. import kinds
 from ..errors import ImportRefused, ParamsymError, ParamsymUsageError
 from ..kinds import combinators
+from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
+
+# the merges the importer writes: an op that joins values holds its combinator as its kind
+_ADD, _MUL, _CONCAT = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat"))
 
 
 @dataclass
@@ -35,7 +39,7 @@ class _Op:
     """A node of the traced graph as the language sees it."""
 
     name: str
-    kind: str  # "input", "layer", "skip", "add", "mul", "concat", "pad", "layout"
+    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT)
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
@@ -233,7 +237,7 @@ def _gate(c: _Converter, node) -> bool:
     tensors = _tensor_args(node)
     if len(tensors) != 2 or len(node.args) != 2 or any(a.op == "get_attr" for a in tensors):
         return False
-    c.ops[node.name] = _Op(node.name, "mul", inputs=[c._through(a) for a in tensors])
+    c.ops[node.name] = _Op(node.name, _MUL, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.pooled for a in tensors):
         c.pooled.add(node.name)
     return True
@@ -463,7 +467,7 @@ def _sum(c: _Converter, node) -> bool:
     tensors = _tensor_args(node)
     if len(tensors) != 2 or len(node.args) != 2:
         raise ImportRefused(f"operation '{node.name}' adds something that is not two tensors")
-    c.ops[node.name] = _Op(node.name, "add", inputs=[c._through(a) for a in tensors])
+    c.ops[node.name] = _Op(node.name, _ADD, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.channels_last for a in tensors):
         c.channels_last.add(node.name)  # a residual on (N, T, d) stays channels last
     return True
@@ -476,7 +480,7 @@ def _concat(c: _Converter, node) -> bool:
         raise ImportRefused(f"operation '{node.name}' concatenates along axis {dim}, not the channels")
     stack = list((node.meta.get("nn_module_stack") or {}).values())
     c.ops[node.name] = _Op(
-        node.name, "concat", inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
+        node.name, _CONCAT, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
     )  # the module whose forward joins them
     return True
 
@@ -721,7 +725,7 @@ def _normalise_concats(ops: dict[str, _Op]) -> dict[str, _Op]:
     joined: dict[tuple, str] = {}
     result: dict[str, _Op] = {}
     for name, op in ops.items():
-        if op.kind != "concat":
+        if op.kind is not _CONCAT:
             result[name] = op
             continue
         inputs = tuple(op.inputs)
@@ -734,9 +738,9 @@ def _normalise_concats(ops: dict[str, _Op]) -> dict[str, _Op]:
             value = joined[inputs[:length]]
             for n in range(length + 1, len(inputs)):
                 helper = f"{name}_part{n}"
-                result[helper] = _Op(helper, "concat", inputs=[value, inputs[n - 1]], module=op.module)
+                result[helper] = _Op(helper, _CONCAT, inputs=[value, inputs[n - 1]], module=op.module)
                 joined[inputs[:n]] = value = helper
-            result[name] = _Op(name, "concat", inputs=[value, inputs[-1]], module=op.module)
+            result[name] = _Op(name, _CONCAT, inputs=[value, inputs[-1]], module=op.module)
         else:
             result[name] = op  # branches of one split (Inception): a single concat(... | ... | ...)
         joined[inputs] = name
@@ -893,8 +897,8 @@ def _carry(ops, start, inputs, written, concat, region, extra):
                     (),
                 )
             ]
-        if op.kind in ("add", "mul", "concat"):
-            return [combinators.lookup(op.kind).import_text([expression(i, own, state) for i in op.inputs])]
+        if isinstance(op.kind, Merge):
+            return [op.kind.import_text([expression(i, own, state) for i in op.inputs])]
         if not op.inputs:
             raise ImportRefused("the model's graph does not split into sequences and branches")
         stages = expression(op.inputs[0], own, state)
@@ -926,11 +930,11 @@ def _carry(ops, start, inputs, written, concat, region, extra):
             batch.append(pending.pop(0))  # computed in the same step, so that a value of another size ends
         parts = [expression(m, None, state) if m in state else expression(m, m, state) for m in new]
         if new[: len(state)] == state and len(new) > len(state):
-            stages.append(combinators.lookup("concat").import_text([[]] + parts[len(state) :]))
+            stages.append(_CONCAT.import_text([[]] + parts[len(state) :]))
         elif len(new) == 1:
             stages.extend(parts[0])
         else:
-            stages.append(combinators.lookup("concat").import_text(parts))
+            stages.append(_CONCAT.import_text(parts))
         state, done = new, done | set(batch)
     return stages
 
@@ -948,9 +952,9 @@ def _structure(
     while name != start:
         op = ops[name]
         stages.extend(reversed(aux.get(name, ())))
-        if op.kind in ("add", "mul", "concat"):
+        if isinstance(op.kind, Merge):
             split = idom[name]
-            merge = combinators.lookup(op.kind)
+            merge = op.kind
             if merge.compares_channels:
                 branches = [_structure(ops, split, i, idom, aux, written) for i in op.inputs]
                 stages.append(merge.import_text(branches))

@@ -14,7 +14,7 @@ class Add(Merge):
     def keras_merge(self) -> KerasSpec:
         return KerasSpec("Add")
 
-    def import_text(self, branches: list) -> str:
+    def import_text(self, branches: list[list[str]]) -> str:
         # a sum of two values is written as res: of the identity and a branch, res(SEQ)
         identity = identity_name()
         texts = self.branch_texts(branches)

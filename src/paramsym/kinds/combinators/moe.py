@@ -4,12 +4,15 @@ state) and k times in what one position uses (active params, MACs)."""
 
 from __future__ import annotations
 
-from ...core.records import Flow, Node, Shape, TorchSpec
-from ...errors import ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
-from ...language.syntax import Keyword
-from ..base import check_or_defer, require_number_like, whole_number
+from typing import Any
+
+from ...core.quantities import Counts
+from ...core.records import Flow, Layer, Node, Shape, TorchSpec
+from ...errors import ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError, Position
+from ...language.syntax import Composite, Keyword
+from ..base import Expr, Words, check_or_defer, require_number_like, whole_number
 from ..dense import router_call
-from .base import Combinator, shape_difference, widest_field
+from .base import Builder, Combinator, KerasExport, TorchExport, shape_difference, widest_field
 
 _EXAMPLE = "e.g. moe(dense(->4d) > gelu > dense(->d), experts=8, top=2)"
 _SHAPE_HINT = "end the expert with a layer back to the input width, e.g. dense(->d)"
@@ -18,7 +21,7 @@ _SHAPE_HINT = "end the expert with a layer back to the input width, e.g. dense(-
 class Moe(Combinator):
     key = keyword = "moe"
 
-    def build(self, builder, composite, flow: Flow, suffix: str) -> Flow:
+    def build(self, builder: Builder, composite: Composite, flow: Flow, suffix: str) -> Flow:
         experts, top = self.arguments(builder, composite)
         node = Node(self, count=experts, top=top)  # children: the router, the expert
         builder.attach(node)
@@ -42,9 +45,9 @@ class Moe(Combinator):
         builder.defer_equal(flow.shape, out.shape, True, composite.pos)
         return Flow(flow.shape, flow.source, widest_field([flow.field, out.field]))
 
-    def arguments(self, builder, composite) -> tuple:
+    def arguments(self, builder: Builder, composite: Composite) -> tuple[Expr, Expr]:
         """experts=E and top=k, with their checks."""
-        values = {}
+        values: dict[str, tuple[Expr, Position]] = {}
         for arg in composite.args:
             if not isinstance(arg, Keyword) or arg.name not in ("experts", "top"):
                 raise ParamsymArgumentError(
@@ -69,10 +72,10 @@ class Moe(Combinator):
         )
         return experts, top
 
-    def joined(self, shapes: list) -> Shape | None:
+    def joined(self, shapes: list[Shape]) -> Shape | None:
         return shapes[-1] if shapes else None  # the expert's, after the router
 
-    def explain_layer(self, layer, counts, words) -> list[str]:
+    def explain_layer(self, layer: Layer, counts: Counts, words: Words) -> list[str]:
         if layer.experts is None or (counts.params == 0 and counts.macs in (0, None)):
             return []
         stored, used = layer.experts
@@ -82,12 +85,12 @@ class Moe(Combinator):
             + (f", MACs {words(counts.macs)}." if counts.macs is not None else ".")
         ]
 
-    def torch(self, node: Node, export) -> TorchSpec:
+    def torch(self, node: Node, export: TorchExport) -> TorchSpec:
         router, expert = (export.spec(child) for child in node.children)
         experts = TorchSpec("nn.Sequential", (expert,), repeat=export.num(node.count))  # E fresh copies
         return TorchSpec("MixtureOfExperts", (router, experts), {"top": export.num(node.top)})
 
-    def keras(self, node: Node, export, x):
+    def keras(self, node: Node, export: KerasExport, x: Any) -> Any:
         raise ParamsymUsageError(
             "moe(...) has no Keras equivalent to export to (Keras has no mixture-of-"
             "experts layer); count it with paramsym, export it to PyTorch"

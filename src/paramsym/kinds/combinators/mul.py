@@ -3,16 +3,18 @@ channels (a gate, squeeze-and-excitation's) is broadcast over every position."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from ...core.records import Flow, KerasSpec, Node, Shape, TorchSpec
 from .. import identity_name
-from .base import Merge
+from .base import KerasExport, Merge, Outputs, TorchExport
 
 
 class Mul(Merge):
     key = keyword = "mul"
     torch_how = "mul"
 
-    def references(self, outputs: list, flow: Flow) -> list:
+    def references(self, outputs: Outputs, flow: Flow) -> Outputs:
         # a branch that gives the vector of the channels (a gate) is broadcast over every position: the
         # reference is a branch that keeps its positions
         full = [o for o in outputs if o[1].shape.spatial != ()]
@@ -25,7 +27,7 @@ class Mul(Merge):
             return Flow(Shape(reference.shape.spatial, out.shape.channels), out.source, out.field)
         return out
 
-    def torch(self, node: Node, export) -> TorchSpec:
+    def torch(self, node: Node, export: TorchExport) -> TorchSpec:
         expand = _gate_axes(node, export)
         if not expand:
             return super().torch(node, export)
@@ -36,10 +38,11 @@ class Mul(Merge):
     def keras_merge(self) -> KerasSpec:
         return KerasSpec("Multiply")
 
-    def keras_branches(self, node: Node, export, x, outputs: list) -> list:
+    def keras_branches(self, node: Node, export: KerasExport, x: Any, outputs: list[Any]) -> list[Any]:
         # a gate (a vector) is broadcast over every position: Reshape((1, 1, C)) before Multiply
         shapes = [export.shape(child) for child in node.children]
-        rank = max((len(s.spatial) for s in shapes if s is not None), default=0)
+        # a shape `output_shape` gives has a known rank (None otherwise)
+        rank = max((len(cast(tuple[Any, ...], s.spatial)) for s in shapes if s is not None), default=0)
         return [
             export.emit.layer(KerasSpec("Reshape", {"target_shape": (*[1] * rank, export.num(s.channels))}), out)
             if rank and s is not None and s.spatial == ()
@@ -47,13 +50,13 @@ class Mul(Merge):
             for s, out in zip(shapes, outputs)
         ]
 
-    def import_text(self, branches: list) -> str:
+    def import_text(self, branches: list[list[str]]) -> str:
         identity = identity_name()
         # the gated value first: mul(id | gap > ... > sigmoid)
         return f"mul({' | '.join(sorted(self.branch_texts(branches), key=lambda t: t != identity))})"
 
 
-def _gate_axes(node: Node, export) -> tuple:
+def _gate_axes(node: Node, export: TorchExport | KerasExport) -> tuple[int, ...]:
     """For each branch, the axes of 1 its output takes to broadcast over the others' positions (a gate, the
     vector (N, C), on a map: 2); () when none does."""
     shapes = [export.shape(child) for child in node.children]

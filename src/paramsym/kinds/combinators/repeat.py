@@ -3,17 +3,21 @@ unrolls the repeat, so that no node of this kind is made for it)."""
 
 from __future__ import annotations
 
-from ...core.records import Constraint, Flow, Node, TorchSpec
+from typing import Any
+
+from ...core.quantities import Counts
+from ...core.records import Constraint, Flow, Layer, Node, TorchSpec
 from ...errors import ParamsymArgumentError, ParamsymLimitError, ParamsymShapeError
-from ..base import whole_number
-from .base import MAX_LAYERS, Combinator, shape_difference
+from ...language import syntax
+from ..base import Expr, Field, Words, whole_number
+from .base import MAX_LAYERS, Builder, Combinator, KerasExport, TorchExport, shape_difference
 
 
 class Repeat(Combinator):
     key = "repeat"
     explain_order = 10  # the symbolic repeat is said first: it multiplies everything inside it, experts too
 
-    def build(self, builder, repeat, flow: Flow, suffix: str = "") -> Flow:
+    def build(self, builder: Builder, repeat: syntax.Repeat, flow: Flow, suffix: str = "") -> Flow:
         count = builder.substitute(repeat.count, repeat.pos)
         single = repeat.body.stages[0] if len(repeat.body.stages) == 1 else None
         if count.is_number:
@@ -64,7 +68,7 @@ class Repeat(Combinator):
             out = Flow(out.shape, out.source, _repeat_field(flow.field, out.field, count))
         return out
 
-    def explain_layer(self, layer, counts, words) -> list[str]:
+    def explain_layer(self, layer: Layer, counts: Counts, words: Words) -> list[str]:
         if layer.multiplier == 1:
             return []
         lines = [f"Repeated {words.formula(layer.multiplier)} times (a symbolic repeat around it)."]
@@ -72,16 +76,16 @@ class Repeat(Combinator):
             lines.append(f"In all: {words(counts.params)} parameters.")
         return lines
 
-    def torch(self, node: Node, export) -> TorchSpec:
+    def torch(self, node: Node, export: TorchExport) -> TorchSpec:
         return TorchSpec("nn.Sequential", (export.spec(node.children[0]),), repeat=export.num(node.count))
 
-    def keras(self, node: Node, export, x):
+    def keras(self, node: Node, export: KerasExport, x: Any) -> Any:
         for _ in range(export.num(node.count)):
             x = export.apply(node.children[0], x)
         return x
 
 
-def _repeat_field(before: tuple, after: tuple, count) -> tuple:
+def _repeat_field(before: Field, after: Field, count: Expr) -> Field:
     """A block repeated `count` times grows the field by `count` times its own growth (same jump)."""
     out = []
     for (r0, _j0, s0), (r1, j1, s1) in zip(before, after):
