@@ -69,7 +69,7 @@ class PatchTokens(nn.Module):
         self.head = nn.Linear(d, 10)
 
     def forward(self, x):
-        B, C, H, W = x.shape
+        B, _, H, W = x.shape
         assert H % 4 == 0 and W % 4 == 0  # a check on sizes: a branch that now runs
         x = self.proj(x).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls_token.expand(B, -1, -1), x], dim=1)
@@ -184,7 +184,7 @@ class HeadSplit(nn.Module):
         self.qkv = nn.Linear(8, 24)
 
     def forward(self, x):
-        B, N, C = x.shape
+        B, N, _ = x.shape
         q = self.qkv(x).reshape(B, N, 3, 2, 4).permute(2, 0, 3, 1, 4)[0]
         return q.sum(-1)
 
