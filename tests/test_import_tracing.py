@@ -236,7 +236,7 @@ timm = pytest.importorskip("timm")
 def test_timm_models_that_read_sizes_import_exactly(name, size):
     with torch.device("meta"):
         model = timm.create_model(name, pretrained=False)
-    text, counted = ours(model, (size, size, 3))
+    _, counted = ours(model, (size, size, 3))
     truth = torch_truth(model, (size, size, 3))
     assert counted["params"] == truth["params"] and counted["state"] == truth["state"]
     assert counted["out"] == truth["out"]
