@@ -11,47 +11,10 @@ import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 import paramsym
-from helpers.frameworks import torch_params, torch_state
+from helpers.imported import ours, torch_truth
 from paramsym.errors import ImportRefused
-
-
-def torch_truth(module: nn.Module, input_shape: tuple) -> dict:
-    """The module's own numbers: params, BN state, output shape channels last (by the layout the test names), MACs
-    (FlopCounterMode on a meta input: shapes only)."""
-    *spatial, channels = input_shape
-    module = module.eval()
-    x = torch.zeros(1, channels, *spatial, device="meta")
-    meta = module if next(module.parameters()).is_meta else _meta_copy(module)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        out = meta(x)
-    return {
-        "params": torch_params(module),
-        "state": torch_state(module),
-        "out": tuple(out.shape[1:]),
-        "macs": counter.get_total_flops() // 2,
-    }
-
-
-def _meta_copy(module: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(module).to("meta")
-
-
-def ours(module: nn.Module, input_shape: tuple) -> tuple[str, dict]:
-    text = paramsym.from_torch(module, input_shape)
-    network = paramsym.parse(text)
-    values = network.evaluate()
-    return text, {
-        "params": values["params"],
-        "state": values["state"],
-        "out": tuple(int(network.value(d)) for d in network.output_shape.dims()),
-        "macs": values["macs"],
-    }
-
 
 # ---- small models that read sizes in forward ------------------------------------------------------------
 

@@ -91,7 +91,16 @@ def _module_text(module, node_name: str, in_shape, out_shape, extra_pad=None, no
 # nothing; at the positions as a sequence, `tokens`; at every value in one axis, `flatten`. In between, the layout
 # is remembered. A reshape that splits one of the language's axes (into heads, into windows) is not a layout.
 
-_LAYOUT_METHODS = ("reshape", "view", "flatten", "permute", "transpose", "swapaxes", "unsqueeze", "squeeze")
+# the methods (and torch functions) that only lay values out: the reshapes a kind imports when they leave a vector
+# (x.view(n, -1)), and the ones that move axes
+_LAYOUT_METHODS = (
+    *next(kind for kind in kinds.KINDS if "reshape" in kind.torch_functions).torch_functions,
+    "permute",
+    "transpose",
+    "swapaxes",
+    "unsqueeze",
+    "squeeze",
+)
 
 
 @dataclass(frozen=True)
@@ -196,11 +205,11 @@ def _layout(c: _Converter, node) -> bool:
         c.pass_on(node, moved.source)
         c.channels_last.add(node.name)
     elif k > 1 and axes in ((spatial, (k,)), ((k,), spatial)):  # the positions as one axis: a sequence
-        c.layer(node, moved.source, "tokens")
+        c.ops[node.name] = c._stand_in("Tokens", node, moved.source)
         if axes[1] == (k,):
             c.channels_last.add(node.name)
     elif len(axes) == 1 and sorted(axes[0]) == list(every) and k > 0:  # every value along one axis
-        c.layer(node, moved.source, "flatten")
+        c.ops[node.name] = c._stand_in("Flatten", node, moved.source)
     else:  # on the way to one of them
         c.layouts[node.name] = moved
     return True
@@ -284,7 +293,11 @@ def _class_token(c: _Converter, node) -> bool:
     params = [_parameter_node(c, t) for t in tokens]
     if any(p is None for p in params) or any(c.shapes[t.name][1] != 1 for t in tokens):
         return False
-    c.ops[node.name] = _Op(node.name, "layer", " > ".join(["cls"] * len(tokens)), [c._through(x)])
+    n, t, d = c.shapes[x.name]  # the module would see (N, d, T)
+    texts = [
+        c._stand_in("ClassToken", node, x, (n, d, t), weight=c.gm.get_parameter(p.target)[0, 0]).text for p in params
+    ]
+    c.ops[node.name] = _Op(node.name, "layer", " > ".join(texts), [c._through(x)])
     c.channels_last.add(node.name)
     return True
 
@@ -308,9 +321,11 @@ def _position_table(c: _Converter, node) -> bool:
     except AttributeError:  # a fixed table (sines and cosines) in a buffer: no counterpart, posembed is learned
         raise ImportRefused(
             f"{_where_node(node)}adds '{_parameter_node(c, table).target}', a table that is not a parameter; "
-            f"the language's posembed is a learned table"
+            f"the language's table of positions is learned"
         ) from None
-    c.ops[node.name] = _Op(node.name, "layer", f"posembed({shape[1]})", [c._through(x)])
+    weight = c.gm.get_parameter(_parameter_node(c, table).target)
+    n, t, d = shape  # the module would see (N, d, T)
+    c.ops[node.name] = c._stand_in("PositionEmbedding", node, x, (n, d, t), weight=weight.reshape(weight.shape[-2:]))
     c.channels_last.add(node.name)
     return True
 
@@ -322,7 +337,8 @@ def _token_select(c: _Converter, node) -> bool:
         return False
     if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and index[1] in (0, -1)):
         return False
-    return c.layer(node, source, "first" if index[1] == 0 else "last")
+    c.ops[node.name] = c._stand_in("Select", node, source, index=index[1])
+    return True
 
 
 def _sequence_mean(c: _Converter, node) -> bool:
@@ -335,7 +351,8 @@ def _sequence_mean(c: _Converter, node) -> bool:
     dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
     if node.kwargs.get("keepdim") or sorted(d % rank for d in dims) != list(range(1, rank - 1)):
         return False
-    return c.layer(node, source, "gap")
+    c.ops[node.name] = c._stand_in("AdaptiveAvgPool1d", node, source, output_size=1)
+    return True
 
 
 # Modules and functions that do nothing in evaluation, read as nothing while no kind claims them
@@ -837,7 +854,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch.nn.functional.pad",), _pad),
     (("mean",), _sequence_mean),
     (_KIND_FUNCTIONS, _kind_function),
-    ((*_LAYOUT_METHODS, "torch.flatten"), _layout),
+    (_LAYOUT_METHODS, _layout),
     ((ANY,), _layout_refused),
 ]
 
@@ -926,6 +943,9 @@ class _Converter:
         as (output, aux2, aux1)) go to `aux_outputs`."""
         if hasattr(result, "name") and isinstance(result.target, type) and issubclass(result.target, tuple):
             result = tuple(result.args) + tuple(result.kwargs.values())
+        if isinstance(result, dict) and result:  # torchvision's segmentation models: {"out": ..., "aux": ...}
+            main = "out" if "out" in result else next(iter(result))
+            result = (result[main], *(value for key, value in result.items() if key != main))
         if (
             isinstance(result, (tuple, list))
             and result
@@ -947,10 +967,11 @@ class _Converter:
         self.ops[node.name] = _Op(node.name, "skip", inputs=[self._through(source)])
         return True
 
-    def _stand_in(self, cls: str, node, source, **values) -> _Op:
+    def _stand_in(self, cls: str, node, source, in_shape: tuple | None = None, **values) -> _Op:
         """A layer written by the kind of a module of class `cls` with these attributes (a channel slice, a
-        shuffle, a layer scale that the model computes with tensor operations)."""
-        shape = self.shapes.get(source.name, ())
+        shuffle, a layer scale that the model computes with tensor operations); `in_shape` is the input's shape
+        as that module would see it (by default the source's)."""
+        shape = self.shapes.get(source.name, ()) if in_shape is None else in_shape
         text = _module_text(type(cls, (), values)(), f"operation '{node.name}'", shape, self.shapes.get(node.name, ()))
         return _Op(node.name, "layer" if text else "skip", text, [self._through(source)])
 
