@@ -137,6 +137,7 @@ def _shaped_tracer_class():
             super().__init__()
             self.leaf = leaf
             self.twins: dict[int, Any] = {}  # module id -> its meta twin
+            self.outputs: dict[tuple, tuple] = {}  # what a torch.nn module gave, by repr and shapes (`_module_value`)
             self.concrete: dict[str, Any] = {}  # forward's arguments after the input: their defaults
             self.values: dict[str, Any] = {}
             self.side_outputs: list[str] = []
@@ -216,10 +217,30 @@ def _shaped_tracer_class():
             return value_of(value)
 
         def _module_value(self, m, args, kwargs):
-            """A module kept whole, run in evaluation mode on its twin of meta tensors (`_meta_twin`)."""
+            """A module kept whole, run in evaluation mode on its twin of meta tensors (`_meta_twin`). torch.nn's
+            modules say all that shapes their output in their repr: one run per repr, parameter shapes and input
+            shapes (ResNet-50 runs 20 of its 53 convolutions)."""
+            key = None
+            if (
+                type(m).__module__.startswith("torch.nn.modules")
+                and all(isinstance(a, torch.Tensor) for a in args)
+                and not kwargs
+            ):
+                key = (
+                    type(m),
+                    m.extra_repr(),
+                    tuple((t.shape, t.dtype) for t in (*m.parameters(), *m.buffers())),
+                    tuple((a.shape, a.dtype) for a in args),
+                )
+                if key in self.outputs:
+                    shape, dtype = self.outputs[key]
+                    return torch.empty(shape, dtype=dtype, device="meta")
             twin = self._meta_twin(m)
             twin.eval()
-            return _orig_module_call(twin, *args, **kwargs)
+            out = _orig_module_call(twin, *args, **kwargs)
+            if key is not None and isinstance(out, torch.Tensor):
+                self.outputs[key] = (out.shape, out.dtype)
+            return out
 
         def _meta_twin(self, m):
             """A shallow copy of the module whose parameters and buffers are on the meta device (shapes, no data):
