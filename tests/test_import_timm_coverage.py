@@ -55,3 +55,36 @@ def test_the_table_in_zoo_md_is_current(rows):
     assert timm_coverage.documented() == timm_coverage.table([rows[n] for n in NAMES]), (
         "run: python tests/helpers/timm_coverage.py --update"
     )
+
+
+def test_the_gaps_of_flopcountermode_are_named_where_it_has_them():
+    """On the CPU FlopCounterMode counts 0 for an LSTM and for nn.MultiheadAttention's fast path: there they
+    are named; on the meta device, where this table runs, both are counted (decomposed) and are no gap."""
+    import torch
+    from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from helpers.import_check import mac_gaps
+
+    class Both(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.attn = nn.LSTM(8, 8, batch_first=True), nn.MultiheadAttention(8, 2, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(x, x, x)[0] + self.lstm(x)[0]
+
+    for device, counted in (("cpu", False), ("meta", True)):
+        with torch.device(device):
+            model = Both().eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 5, 8, device=device))
+        assert (counter.get_total_flops() > 0) == counted, device
+        assert (mac_gaps(model) == []) == counted, (device, mac_gaps(model))
+    # the auxiliary classifiers of torchvision's GoogLeNet and Inception V3 (`aux1`, `AuxLogits`)
+    model = nn.Sequential()
+    model.add_module("aux1", nn.Linear(2, 2))
+    assert mac_gaps(model) == ["auxiliary heads (not run by an eval forward)"]
+    model = nn.Sequential()
+    model.add_module("AuxLogits", nn.Linear(2, 2))
+    assert mac_gaps(model) == ["auxiliary heads (not run by an eval forward)"]

@@ -5,11 +5,13 @@ against the imported program's. Shared by tests/helpers/timm_coverage.py and ben
 MACs are FlopCounterMode's FLOPs / 2 over one forward of the model on a zero input on the model's device
 (meta: shapes, no values). FlopCounterMode does not count everything, so a MAC difference is only a gap
 of the counter where the model holds what it misses (`mac_gaps`):
-  - recurrent layers (nn.RNN, nn.LSTM, nn.GRU): it counts 0 for them;
-  - nn.MultiheadAttention: on CPU and CUDA its fast path (eval, no grad) runs one fused kernel that it
-    counts as 0 (on the meta device the path is not taken and it counts the attention);
-  - auxiliary heads (a module named `aux...`): the program counts them, a forward in eval mode does not run
-    them.
+  - recurrent layers (nn.RNN, nn.LSTM, nn.GRU) on the CPU and CUDA: it counts 0 for their fused kernels;
+  - nn.MultiheadAttention on the CPU and CUDA: its fast path (eval, no grad) runs one fused kernel that it
+    counts as 0;
+  - auxiliary heads (a module named `aux...`, `AuxLogits`): the program counts them, a forward in eval
+    mode does not run them.
+On the meta device the first two run decomposed into the matrix products that FlopCounterMode counts:
+there they are no gap.
 """
 
 from __future__ import annotations
@@ -55,16 +57,18 @@ def torch_counts(model, shape) -> TorchCounts:
 
 
 def mac_gaps(model) -> list[str]:
-    """What FlopCounterMode does not count in `model` (module docstring), each named once."""
+    """What FlopCounterMode does not count in `model` on its device (module docstring), each named once."""
+    import torch
     from torch import nn
 
+    fused = next(iter(model.parameters()), torch.zeros(())).device.type != "meta"
     gaps = []
     for name, module in model.named_modules():
-        if isinstance(module, nn.RNNBase):
+        if fused and isinstance(module, nn.RNNBase):
             gap = "recurrent layers (FlopCounterMode counts 0)"
-        elif isinstance(module, nn.MultiheadAttention):
+        elif fused and isinstance(module, nn.MultiheadAttention):
             gap = "nn.MultiheadAttention's fast path (FlopCounterMode counts 0)"
-        elif re.search(r"(^|\.)aux", name):
+        elif re.search(r"(^|\.)aux", name, re.IGNORECASE):
             gap = "auxiliary heads (not run by an eval forward)"
         else:
             continue
