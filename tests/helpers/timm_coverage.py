@@ -4,7 +4,7 @@ A family is what benchmarks/import_sweep.py calls one: the module of timm that r
 letters its name starts with (`byobnet`: gernet, repvgg, resnet..., mobileone; `efficientnet`: efficientnet,
 tf, mixnet, mnasnet, fbnetv3, tinynet...). MODELS holds one model of every family of timm 1.0.31, the one
 with the fewest modules that builds and runs on the meta device (`python tests/helpers/timm_coverage.py
---choose` chooses again, building every model of timm: a quarter of an hour).
+--choose` chooses again, building every model of timm: about 20 minutes).
 
 Each model is built on the meta device (`with torch.device("meta")`: shapes, no values), run once there at
 its default input size (its pretrained_cfg) under FlopCounterMode, imported with `paramsym.from_torch`, and
