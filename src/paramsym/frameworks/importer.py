@@ -504,6 +504,8 @@ def _gate(c: _Converter, node) -> bool:
     c.ops[node.name] = _Op(node.name, _MUL, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.pooled for a in tensors):
         c.pooled.add(node.name)
+    if all(a.name in c.channels_last for a in tensors):
+        c.channels_last.add(node.name)  # a gate on (N, H, W, C) stays channels last (MambaOut, gMLP)
     return True
 
 
@@ -528,11 +530,14 @@ def _broadcast_axes(c: _Converter, node) -> bool:
 
 
 def _contiguous(c: _Converter, node) -> bool:
-    """x.contiguous(), x.clone(): the same value."""
+    """x.contiguous(), x.clone(), and casts (x.float(), x.to(dtype), x.type_as(y)): the same value."""
     source = _known_source(c, node)
     if node.op != "call_method" or source is None or source.name not in c.ops:
         return False
-    return c.pass_on(node, source)
+    if c.shapes.get(node.name) != c.shapes.get(source.name):
+        return False
+    c.pass_on(node, source)
+    return _carry_marks(c, node, source)
 
 
 def _moved_channels(c: _Converter, node) -> bool:
@@ -577,9 +582,10 @@ def _channel_split(c: _Converter, node) -> bool:
         return False
     args = node.args
     dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
-    if dim not in (1, 1 - len(shape)):
-        raise ImportRefused(f"operation '{node.name}' splits axis {dim}, not the channels")
-    sizes = _piece_sizes(_name(node), shape[1], args[1])
+    axis = len(shape) - 1 if source.name in c.channels_last else 1  # channels last: the last axis (gMLP, MambaOut)
+    if dim % len(shape) != axis:
+        raise ImportRefused(f"{_where_node(node)}{_described(node)} splits axis {dim}, not the channels")
+    sizes = _piece_sizes(_name(node), shape[axis], args[1])
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     c.pieces[node.name] = (source, [(a, a + n) for a, n in zip(starts, sizes)])
     return True
@@ -592,10 +598,11 @@ def _channel_slice(c: _Converter, node) -> bool:
         return False
     whole, ranges = c.pieces[source.name]
     start, end = ranges[node.args[1]]
-    if (start, end) == (0, c.shapes[whole.name][1]):
-        return c.pass_on(node, whole)
-    c.ops[node.name] = c._stand_in("ChannelSlice", node, whole, start=start, end=end)
-    return True
+    if (start, end) == (0, c.shapes[whole.name][-1 if whole.name in c.channels_last else 1]):
+        c.pass_on(node, whole)
+    else:
+        c.ops[node.name] = c._stand_in("ChannelSlice", node, whole, start=start, end=end)
+    return _carry_marks(c, node, whole)
 
 
 def _carry_marks(c: _Converter, node, source) -> bool:
@@ -768,8 +775,11 @@ def _first_of_tuple(c: _Converter, node) -> bool:
 def _sum(c: _Converter, node) -> bool:
     """x + y: a residual or the sum of branches."""
     tensors = _tensor_args(node)
+    if len(tensors) == 1 and len(node.args) == 2 and 0 in node.args and not isinstance(node.args[0], bool):
+        c.pass_on(node, tensors[0])  # x + 0 (FastViT's MobileOne block without its identity branch)
+        return _carry_marks(c, node, tensors[0])
     if len(tensors) != 2 or len(node.args) != 2:
-        raise ImportRefused(f"operation '{node.name}' adds something that is not two tensors")
+        raise ImportRefused(f"{_where_node(node)}{_described(node)} adds something that is not two tensors")
     c.ops[node.name] = _Op(node.name, _ADD, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.channels_last for a in tensors):
         c.channels_last.add(node.name)  # a residual on (N, T, d) stays channels last
@@ -779,12 +789,16 @@ def _sum(c: _Converter, node) -> bool:
 def _concat(c: _Converter, node) -> bool:
     """torch.cat along the channels."""
     tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-    if dim not in (1, -len(c.shape(node)) + 1):
-        raise ImportRefused(f"operation '{node.name}' concatenates along axis {dim}, not the channels")
+    rank = len(c.shape(node))
+    last = all(a.name in c.channels_last for a in tensors)  # channels last: the last axis (MambaOut)
+    if dim % rank != (rank - 1 if last else 1):
+        raise ImportRefused(f"{_where_node(node)}{_described(node)} concatenates along axis {dim}, not the channels")
     stack = list((node.meta.get("nn_module_stack") or {}).values())
     c.ops[node.name] = _Op(
         node.name, _CONCAT, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
     )  # the module whose forward joins them
+    if last:
+        c.channels_last.add(node.name)
     return True
 
 
@@ -832,7 +846,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.mul", "torch.mul", "mul"), _layer_scale),
     (("operator.getitem",), _broadcast_axes),
     (("operator.getitem",), _token_select),
-    (("contiguous", "clone"), _contiguous),
+    (("contiguous", "clone", "float", "half", "bfloat16", "to", "type_as"), _contiguous),
     (("chunk", "split"), _channel_split),
     (("operator.getitem",), _channel_slice),
     (("operator.getitem",), _channel_index),
