@@ -45,6 +45,7 @@ class _Op:
     module: str = ""  # the module's path in the model (named_modules), for messages
     shape: tuple = ()  # its value's shape in PyTorch's layout (batch first)
     last: bool = False  # channels last (a sequence), not (N, C, ...)
+    described: str = ""  # the operation in the user's terms, for messages (`_operation`)
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,12 @@ def _described(node) -> str:
     return f"{module}.{name}(...)"
 
 
+def _operation(node) -> str:
+    """An operation in the user's terms with the module whose forward runs it: "module 'blocks.0' (Block):
+    F.interpolate(...)", or "F.interpolate(...)" in the model's own forward."""
+    return f"{_where_node(node)}{_described(node)}"
+
+
 def _where_node(node) -> str:
     """The module whose forward runs `node`, for messages: "module 'blocks.3.attn' (Attention): "."""
     stack = list((node.meta.get("nn_module_stack") or {}).values())
@@ -379,7 +386,7 @@ def _function_text(node, in_shape, out_shape) -> str | None:
     kind = kinds.for_torch_function(name)
     if kind is None:
         return "" if name in _EVAL_IDENTITY else None
-    return kind.from_torch_function(name, node, ImportContext(f"operation '{node.name}'", in_shape, out_shape))
+    return kind.from_torch_function(name, node, ImportContext(_operation(node), in_shape, out_shape))
 
 
 # ---- the table of operation handlers ------------------------------------------------------------------
@@ -686,9 +693,7 @@ def _shuffle_refused(c: _Converter, node) -> bool:
     `_layer_scale` and `_gate`)."""
     if _shuffled_source(c, node) is None or _is_product(node):
         return False
-    raise ImportRefused(
-        f"operation '{node.name}' ({_name(node)}) regroups the channels in a way the language cannot express"
-    )
+    raise ImportRefused(f"{_operation(node)} regroups the channels in a way the language cannot express")
 
 
 # -- modules and what they return
@@ -749,7 +754,7 @@ def _module_item(c: _Converter, node) -> bool:
     if kind is None:
         return False
     op = c.ops[producer]
-    context = ImportContext(f"operation '{node.name}'", c.shapes.get(source.name, ()), c.shapes.get(node.name, ()))
+    context = ImportContext(_operation(node), c.shapes.get(source.name, ()), c.shapes.get(node.name, ()))
     text = kind.from_torch_item(op.text, node.args[1], context)
     if text is None or (text != op.text and len(source.users) > 1):
         return False
@@ -931,6 +936,8 @@ class _Converter:
         for row, handler in self.table:
             try:
                 if (ANY in row or not row.isdisjoint(keys)) and handler(self, node):
+                    if node.name in self.ops and not self.ops[node.name].described:
+                        self.ops[node.name].described = _operation(node)
                     return
             except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
                 # a value no handler foresaw (a module applied to a constant, an index of an odd form): refused,
@@ -986,7 +993,7 @@ class _Converter:
         shuffle, a layer scale that the model computes with tensor operations); `in_shape` is the input's shape
         as that module would see it (by default the source's)."""
         shape = self.shapes.get(source.name, ()) if in_shape is None else in_shape
-        text = _module_text(type(cls, (), values)(), f"operation '{node.name}'", shape, self.shapes.get(node.name, ()))
+        text = _module_text(type(cls, (), values)(), _operation(node), shape, self.shapes.get(node.name, ()))
         return _Op(node.name, "layer" if text else "skip", text, [self._through(source)])
 
     def _pool_state(self, node, source, in_shape: tuple) -> tuple:
@@ -1169,7 +1176,7 @@ def _concat_text(
 
 
 def _where(op: _Op) -> str:
-    return f"module '{op.module}'" if op.module else f"operation '{op.name}'"
+    return f"module '{op.module}'" if op.module else op.described or f"operation '{op.name}'"
 
 
 def _carried(ops: dict[str, _Op], start: str, inputs: list, written: dict, concat: _Op) -> list[str]:
@@ -1235,7 +1242,7 @@ def _carry(ops, start, inputs, written, concat, region, extra):
             return [
                 _module_text(
                     type("ChannelSlice", (), {"start": first, "end": first + op.shape[1]})(),
-                    f"operation '{name}'",
+                    _where(op),
                     (),
                     (),
                 )
