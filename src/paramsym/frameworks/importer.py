@@ -964,9 +964,8 @@ class _Converter:
         as (output, aux2, aux1)) go to `aux_outputs`."""
         if hasattr(result, "name") and isinstance(result.target, type) and issubclass(result.target, tuple):
             result = tuple(result.args) + tuple(result.kwargs.values())
-        if isinstance(result, dict) and result:  # torchvision's segmentation models: {"out": ..., "aux": ...}
-            main = "out" if "out" in result else next(iter(result))
-            result = (result[main], *(value for key, value in result.items() if key != main))
+        if isinstance(result, dict) and "out" in result:  # torchvision's segmentation models: {"out", "aux"}
+            result = (result["out"], *(value for key, value in result.items() if key != "out"))
         if (
             isinstance(result, (tuple, list))
             and result
@@ -1425,6 +1424,13 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         return _verified(module, text, tuple(input_shape))
     import torch
 
+    if hasattr(module, "backbone") and type(getattr(module, "transform", None)).__name__.endswith("Transform"):
+        raise ImportRefused(
+            f"{type(module).__name__} is a detection model (a list of images in, boxes and labels out, its "
+            f"proposals depend on the values), which the language has no counterpart for, nor for its backbone with "
+            f"a feature pyramid (several maps out); a program has one output: import the classification network "
+            f"its backbone comes from (torchvision.models.resnet50 for fasterrcnn_resnet50_fpn)"
+        )
     *spatial, channels = input_shape
     token_ids = _takes_token_ids(module, input_shape)
     traced, shapes, side_outputs = trace(
