@@ -86,6 +86,7 @@ class Attention(Kind):
         "GroupedQueryAttention",
         "WindowAttention",  # these three: paramsym's own exports
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
+        "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
     )
 
     # ---- language
@@ -494,6 +495,8 @@ class Attention(Kind):
             return _window_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
+        if name == "SwinTransformerBlock":
+            return _timm_swin_block_text(module, ctx)
         if name == "MultiheadAttention" or (hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias")):
             return _mha_text(module, ctx)
         if hasattr(module, "multihead_attn"):
@@ -546,6 +549,50 @@ def _timm_text(module: Any, ctx: ImportContext) -> str:
         [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != width) + ["bias"] * (qkv.bias is not None)
     )
     return f"attn({', '.join(parts)})"
+
+
+def _timm_swin_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's SwinTransformerBlock on an (N, H, W, C) map: window attention with its relative-position table
+    (shifted, padded to a multiple of the window), then the MLP, each a residual after a LayerNorm."""
+    from . import for_torch_module, identity_name  # the block's own modules are read by their kinds
+
+    where = f"{ctx.node_name} (SwinTransformerBlock)"
+    attn, mlp = block.attn, block.mlp
+    (size,) = set(block.window_size) if len(set(block.window_size)) == 1 else (None,)
+    table = getattr(attn, "relative_position_bias_table", None)
+    parts = [type(m).__name__ for m in (block.norm1, block.norm2)]
+    if (
+        size is None
+        or table is None
+        or tuple(table.shape) != ((2 * size - 1) ** 2, attn.num_heads)
+        or parts != ["LayerNorm", "LayerNorm"]
+        or type(getattr(mlp, "norm", None)).__name__ != "Identity"
+        or type(mlp.act).__name__ != "GELU"
+        or (attn.qkv.bias is None) != (attn.proj.bias is None)
+        or (mlp.fc1.bias is None) != (mlp.fc2.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not Swin's block as the language writes it (square windows, a table of "
+            f"(2w - 1)^2 biases per head, LayerNorms, a GELU MLP)"
+        )
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    height, width = shape[1:3] if len(shape) == 4 else (size, size)
+    options = [f"heads={attn.num_heads}", f"window={size}"]
+    options += ["shift"] * any(block.shift_size) + ["pad"] * bool(height % size or width % size)
+    options += ["bias"] * (attn.qkv.bias is not None)
+
+    def dropped(module: Any) -> str:
+        kind = for_torch_module(module)
+        text = kind.from_torch(module, ctx) if kind is not None else None
+        if text is None:
+            raise ImportRefused(f"{where}: its {type(module).__name__} has no counterpart in the language")
+        return f" > {text}" if text and text != identity_name() else ""
+
+    bias = ", bias" if mlp.fc1.bias is not None else ""
+    return (
+        f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) > res(ln > dense(->{mlp.fc1.out_features}"
+        f"{bias}) > gelu > dense(->{mlp.fc2.out_features}{bias}){dropped(block.drop_path2)})"
+    )
 
 
 def _default_head_dim(layer: Layer) -> bool:
