@@ -246,6 +246,19 @@ class Attention(Kind):
             raise ParamsymArgumentError(
                 "grid= attends across a grid of the map itself: it takes no source=", pos=args.keywords["source"].pos
             )
+        for flag in ("shift", "pad"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' belongs to window attention (window=w): grid attention (grid=g, MaxViT's) has "
+                    f"no {'shifted grids' if flag == 'shift' else 'padding'}",
+                    pos=args.flags[flag].pos,
+                )
+        if "cpb" in args.keywords:
+            raise ParamsymArgumentError(
+                "cpb= (Swin V2's continuous position bias) is for window attention: grid attention "
+                "(grid=g) has the learned table",
+                pos=args.keywords["cpb"].pos,
+            )
         if len(arg.value) != 1:
             raise ParamsymArgumentError("grid= takes one value, the side of the grid (grid=7)", pos=pos)
         grid = arg.value[0]
@@ -432,10 +445,15 @@ class Attention(Kind):
         window = o.window
         if o.grid is not None:
             g = o.grid
+            spatial = layer.in_shape.spatial or ()
+            apart = (
+                f"{w(spatial[0] / g)} rows and {w(spatial[1] / g)} columns apart"
+                if len(spatial) == 2 and None not in spatial
+                else f"H/{w(g)} rows and W/{w(g)} columns apart"
+            )
             lines.append(
-                f"Grid attention (MaxViT, a paramsym extension): the map is seen as "
-                f"{w(g)}x{w(g)} grids of positions H/{w(g)} rows and W/{w(g)} columns apart, and each "
-                f"position attends to the {w(g**2)} positions of its grid; a learned relative-position "
+                f"Grid attention (MaxViT, a paramsym extension): each position attends to the "
+                f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; a learned relative-position "
                 f"bias per head over the grid's offsets: {w.product((2 * g - 1) ** 2, o.heads)} parameters."
             )
         if window is not None and o.cpb is None:
