@@ -341,7 +341,7 @@ def test_explain():
 @pytest.mark.parametrize(
     "text, to, words",
     [
-        ("input(8x8x16) > attn(heads=2, grid=4, causal)", "torch", "causal masking inside windows or grids"),
+        ("input(8x8x16) > attn(heads=2, grid=4, causal)", "torch", "causal masking inside grids"),
         ("input(8x8x16) > attn(heads=2, grid=4)", "keras", "grid attention (MaxViT) has no Keras layer"),
     ],
 )

@@ -734,8 +734,11 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     o = AttentionOptions.of(layer)
     if o.causal:
         raise ParamsymUsageError(
-            f"{layer.name} at {layer.pos}: causal masking inside windows or grids has no PyTorch "
-            f"module (Swin's window attention and MaxViT's grid attention are not causal)"
+            f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
+            f"module (Swin's window attention is not causal)"
+            if o.grid is None
+            else f"{layer.name} at {layer.pos}: causal masking inside grids has no PyTorch "
+            f"module (MaxViT's grid attention is not causal)"
         )
     if o.cpb is not None or o.pad:
         # WindowAttention is Swin V1's: exporting it would silently drop the MLP or the padding
