@@ -149,6 +149,47 @@ def test_maxvit_layer(H, cin, c, e, p, stride):
     assert counted(program, channels_first=True) == measured(build, (cin, H, H))
 
 
+# ---- the traced import: a PartitionAttentionLayer in any model is read whole -------------------------------
+
+
+@pytest.mark.parametrize("kind", ["window", "grid"])
+@pytest.mark.parametrize("H, C, e, p, ratio", [(14, 64, 32, 7, 4), (8, 16, 8, 4, 2)])
+def test_partition_attention_layer_imports(kind, H, C, e, p, ratio):
+    def build():
+        return nn.Sequential(partition_layer(H, C, e, p, ratio, kind))
+
+    text = paramsym.from_torch(build(), (H, H, C))
+    assert f"attn(heads={C // e}, bias, {kind}={p})" in text, text
+    assert counted(text, channels_first=True) == measured(build, (C, H, H))
+
+
+def test_maxvit_layer_imports_by_tracing():
+    """A MaxVitLayer in a model of one's own: the MBConv traced, both attention layers read whole."""
+
+    def build():
+        return MaxVitLayer(32, 64, 0.25, 4, 2, nn.BatchNorm2d, nn.GELU, 32, 4, 0.0, 0.0, 0.1, 7, (14, 14))
+
+    text = paramsym.from_torch(build(), (28, 28, 32))
+    assert "window=7" in text and "grid=7" in text, text
+    assert counted(text, channels_first=True) == measured(build, (32, 28, 28))
+
+
+@pytest.mark.parametrize("kind", ["window", "grid"])
+def test_partition_attention_layer_on_another_map_is_refused(kind):
+    """torchvision fixes the partition when it builds the layer: on another map its forward fails (and were it
+    to run, the kind would refuse the map it was not built for)."""
+    with pytest.raises(paramsym.ParamsymError, match="does not run on a 28x28x64 input"):
+        paramsym.from_torch(nn.Sequential(partition_layer(14, 64, 32, 7, 4, kind)), (28, 28, 64))
+
+
+def test_partition_attention_reader_refuses_another_map():
+    from paramsym.kinds.attention import partition_attention
+
+    with pytest.raises(paramsym.ParamsymError, match="built for a 14x14 map with grid 7, but it gets 28x28"):
+        partition_attention(partition_layer(14, 64, 32, 7, 4, "grid"), "layer", (28, 28))
+    assert partition_attention(partition_layer(14, 64, 32, 7, 4, "grid"), "layer", (14, 14))[1:] == (2, 7, 256, "gelu")
+
+
 # ---- the export: torch_modules.WindowAttention(grid=True) computes torchvision's grid attention -----------
 
 

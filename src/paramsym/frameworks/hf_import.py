@@ -228,9 +228,7 @@ def _activation(module, where: str) -> str:
 def _mlp(mlp, where: str) -> tuple:
     """(hidden width, activation, biases) of torchvision's MLP: Linear > activation > Dropout > Linear > Dropout
     (dropout counts nowhere)."""
-    parts = [
-        m for m in (mlp if isinstance(mlp, list) else mlp.children()) if type(m).__name__ not in ("Dropout", "Identity")
-    ]
+    parts = [m for m in mlp.children() if type(m).__name__ not in ("Dropout", "Identity")]
     names = [type(m).__name__ for m in parts]
     if len(parts) != 3 or names[0] != "Linear" or names[2] != "Linear":
         raise ImportRefused(f"{where}: an MLP of {', '.join(names)} is not Linear > activation > Linear")
@@ -647,43 +645,15 @@ def _maxvit_mbconv(mbconv, where: str, c: int) -> tuple:
 
 
 def _maxvit_attention(layer, where: str, c: int, kind: str, side: tuple) -> tuple:
-    """(heads, partition size, MLP width / c, activation) of a PartitionAttentionLayer: x + attn(ln(x)) then
-    x + mlp(ln(x)), the attention inside p x p windows (`window`) or across a g x g grid (`grid`), on a map
-    of `side`."""
-    if type(layer).__name__ != "PartitionAttentionLayer" or layer.partition_type != kind:
+    """(heads, partition size, MLP width / c, activation) of a PartitionAttentionLayer of `kind` ("window" or
+    "grid") on a map of `side`, read by the attention kind (kinds.attention.partition_attention)."""
+    from ..kinds.attention import partition_attention
+
+    if type(layer).__name__ != "PartitionAttentionLayer" or getattr(layer, "partition_type", None) != kind:
         raise ImportRefused(f"{where}: {type(layer).__name__} where MaxViT has its {kind} attention")
-    parts = [m for m in layer.attn_layer.children() if type(m).__name__ != "Dropout"]
-    if len(parts) != 2 or type(parts[1]).__name__ != "RelativePositionalMultiHeadAttention":
-        raise ImportRefused(f"{where}: an attention other than LayerNorm > RelativePositionalMultiHeadAttention")
-    _ln(parts[0], where, c)
-    attention = parts[1]
-    heads, size = attention.n_heads, attention.size
-    if (
-        attention.to_qkv.in_features != c
-        or attention.to_qkv.out_features != 3 * heads * attention.head_dim
-        or attention.merge.out_features != c
-        or heads * attention.head_dim != c
-        or attention.to_qkv.bias is None
-        or attention.merge.bias is None
-        or size * size != attention.max_seq_len
-        or tuple(attention.relative_position_bias_table.shape) != ((2 * size - 1) ** 2, heads)
-    ):
-        raise ImportRefused(
-            f"{where}: a RelativePositionalMultiHeadAttention other than heads x head_dim = {c} channels with "
-            f"biases on both projections and a (2p-1)² x heads table"
-        )
-    # torchvision fixes the partition at construction (grid_size): it must be the map the layer gets
-    partition = layer.p if kind == "window" else layer.g
-    if tuple(layer.grid_size) != tuple(side) or partition != size or (kind == "grid" and side[0] != side[1]):
-        raise ImportRefused(
-            f"{where}: built for a {'x'.join(map(str, layer.grid_size))} map with {kind} {partition}, but at this "
-            f"input it gets {'x'.join(map(str, side))} (MaxVit takes the input size it was built for)"
-        )
-    norm, *mlp = layer.mlp_layer.children()
-    _ln(norm, where, c)
-    hidden, act, bias, out = _mlp(mlp, where)
-    if not bias or out != c:
-        raise ImportRefused(f"{where}: an MLP without biases or that does not keep the width {c}")
+    _, heads, size, hidden, act = partition_attention(layer, where, side)
+    if layer.attn_layer[0].normalized_shape[0] != c:
+        raise ImportRefused(f"{where}: an attention of {layer.attn_layer[0].normalized_shape[0]} channels after {c}")
     return heads, size, Fraction(hidden, c), act
 
 

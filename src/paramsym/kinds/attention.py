@@ -99,7 +99,9 @@ class Attention(Kind):
         "SelfAttention",
         "GroupedQueryAttention",
         "WindowAttention",
-    )  # the last three: paramsym's own exports (WindowAttention also for grid=g)
+        "torchvision.models.maxvit.PartitionAttentionLayer",
+    )  # SelfAttention, GroupedQueryAttention, WindowAttention: paramsym's own exports (WindowAttention also for
+    # grid=g); torchvision's MaxViT block and grid attention layers are read whole (partition_attention)
 
     # ---- language
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
@@ -586,6 +588,9 @@ class Attention(Kind):
             return _own_text(module)
         if name == "WindowAttention":
             return _window_text(module, ctx)
+        if name == "PartitionAttentionLayer":
+            side = tuple(ctx.in_shape[2:])
+            return partition_attention(module, ctx.node_name, side)[0]
         if name == "MultiheadAttention" or (hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias")):
             return _mha_text(module, ctx)
         if hasattr(module, "multihead_attn"):
@@ -723,6 +728,99 @@ def _blocks(layer: Any, parts: list[tuple[str, Any]]) -> str:
     if layer.norm_first:
         return " > ".join(f"res({_norm(norm)} > {body})" for body, norm in parts)
     return " > ".join(f"res({body}) > {_norm(norm)}" for body, norm in parts)
+
+
+# ---- MaxViT's block and grid attention: torchvision's PartitionAttentionLayer -----------------------------
+
+
+def partition_attention(layer: Any, where: str, side: tuple[int, ...]) -> tuple[str, int, int, int, str]:
+    """(text, heads, partition size p, MLP width, activation) of torchvision's PartitionAttentionLayer on a map
+    of `side` (H, W): x + attn(ln(x)), then x + mlp(ln(x)), the attention a RelativePositionalMultiHeadAttention
+    (biases on to_qkv and merge, a (2p−1)² x heads table) inside p x p windows (partition_type "window":
+    `window=p`) or across a p x p grid of positions H/p apart ("grid": `grid=p`). torchvision fixes the partition
+    when it builds the layer (grid_size): another map is refused, as its forward would fail or differ. Dropout
+    and stochastic depth count nothing and are not written."""
+    from . import for_torch_module  # the activation's kind (kinds/__init__ imports this module)
+    from .activations import Activation
+
+    kind = getattr(layer, "partition_type", None)
+    parts = [m for m in layer.attn_layer.children() if type(m).__name__ != "Dropout"]
+    norm = parts[0] if parts else None
+    c = getattr(norm, "normalized_shape", (None,))[0]
+
+    def layer_norm(m: Any) -> bool:
+        return (
+            type(m).__name__ == "LayerNorm"
+            and tuple(m.normalized_shape) == (c,)
+            and m.weight is not None
+            and m.bias is not None
+        )
+
+    if kind not in ("window", "grid") or len(parts) != 2 or not layer_norm(norm):
+        raise ImportRefused(
+            f"{where} (PartitionAttentionLayer): an attention other than nn.LayerNorm > "
+            f"RelativePositionalMultiHeadAttention, window or grid, has no counterpart"
+        )
+    attention = parts[1]
+    heads: Any = getattr(attention, "n_heads", None)
+    size: Any = getattr(attention, "size", None)
+    if (
+        type(attention).__name__ != "RelativePositionalMultiHeadAttention"
+        or attention.to_qkv.in_features != c
+        or attention.to_qkv.out_features != 3 * c
+        or attention.merge.in_features != c
+        or attention.merge.out_features != c
+        or heads * attention.head_dim != c
+        or attention.to_qkv.bias is None
+        or attention.merge.bias is None
+        or size * size != attention.max_seq_len
+        or tuple(attention.relative_position_bias_table.shape) != ((2 * size - 1) ** 2, heads)
+    ):
+        raise ImportRefused(
+            f"{where} ({type(attention).__name__}): an attention other than torchvision's "
+            f"RelativePositionalMultiHeadAttention (heads x head_dim = {c} channels, biases on to_qkv and "
+            f"merge, a (2p-1)² x heads table) has no counterpart"
+        )
+    partition = layer.p if kind == "window" else layer.g
+    if (
+        tuple(layer.grid_size) != tuple(side)
+        or partition != size
+        or (kind == "grid" and side[0] != side[1])
+        or any(n % size for n in side)
+    ):
+        raise ImportRefused(
+            f"{where} (PartitionAttentionLayer): built for a {'x'.join(map(str, layer.grid_size))} map "
+            f"with {kind} {partition}, but it gets {'x'.join(map(str, side))} (torchvision fixes the "
+            f"partition when it builds the layer: MaxVit takes the input size it was built for)"
+        )
+    mlp = [m for m in layer.mlp_layer.children() if type(m).__name__ not in ("Dropout", "Identity")]
+    names = [type(m).__name__ for m in mlp]
+    act_kind = for_torch_module(mlp[2]) if len(mlp) == 4 else None
+    if (
+        names[:2] != ["LayerNorm", "Linear"]
+        or names[3:] != ["Linear"]
+        or not layer_norm(mlp[0])
+        or mlp[1].in_features != c
+        or mlp[3].in_features != mlp[1].out_features
+        or mlp[3].out_features != c
+        or mlp[1].bias is None
+        or mlp[3].bias is None
+        or not isinstance(act_kind, Activation)
+        or act_kind.identity
+        or act_kind.key in ("dropout", "softmax")
+        or any(True for _ in mlp[2].parameters())
+    ):
+        raise ImportRefused(
+            f"{where} (PartitionAttentionLayer): an MLP of {', '.join(names)} other than nn.LayerNorm > "
+            f"Linear > activation > Linear, with biases, keeping {c} channels, has no counterpart"
+        )
+    act = act_kind.from_torch(mlp[2], None)
+    hidden = mlp[1].out_features
+    text = (
+        f"res(ln > attn(heads={heads}, bias, {kind}={size})) "
+        f"> res(ln > dense(->{hidden}, bias) > {act} > dense(->{c}, bias))"
+    )
+    return text, heads, size, hidden, act
 
 
 # ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
