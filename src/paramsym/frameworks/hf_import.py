@@ -1,4 +1,4 @@
-"""Hugging Face `transformers` models and torchvision's ViT to programs.
+"""Hugging Face `transformers` models and torchvision's ViT, Swin and MaxViT to programs.
 
 These models do not trace with torch.fx (their forward passes branch on
 Python values), but each family has one layout, which its config and a few
