@@ -31,7 +31,7 @@ from paramsym.kinds.upsample import UpsampleOptions
 
 
 def attention(heads, kv_heads, head_dim, **rest):
-    fields = dict(source=None, window=None, shift=False, causal=False, rope=False, cpb=None, pad=False)
+    fields = dict(source=None, window=None, shift=False, causal=False, rope=False, cpb=None, pad=False, grid=None)
     return AttentionOptions(heads, kv_heads, head_dim, **{**fields, **rest})
 
 
@@ -46,6 +46,7 @@ CASES = [
         0,
         attention(2, 2, 8, window=4, shift=True, cpb=8, pad=True),
     ),
+    ("input(14x14x16) > attn(heads=2, grid=7, bias)", 0, attention(2, 2, 8, grid=7)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
