@@ -27,6 +27,7 @@ from paramsym.kinds.recurrent import RecurrentOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
+from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.upsample import UpsampleOptions
 
 
@@ -67,6 +68,7 @@ CASES = [
     ("input(16x16x8) > slice(2, 6)", 0, SliceOptions(start=2, end=6)),
     ("input(16x16x8) > space2depth(2)", 0, SpaceToDepthOptions(block=2)),
     ("input(16x16x8) > upsample(2x3, bilinear)", 0, UpsampleOptions(factors=(2, 3), mode="bilinear")),
+    ("input(16x16x8) > gap > eca(5)", 1, EcaOptions(kernel=5)),
     ("input(16x16x8) > deconv4x4(->3, stride=2, pad=1, outpad=1)", 0, TransposedConvolutionOptions(outpad=(1, 1))),
     ("input(16x16x8) > conv3x3(->3)", 0, NO_OPTIONS),
     (
