@@ -21,13 +21,13 @@ from paramsym.kinds.attention import AttentionOptions
 from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.convolution import TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
+from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
-from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.upsample import UpsampleOptions
 
 
