@@ -798,6 +798,48 @@ def _pad(c: _Converter, node) -> bool:
     return c.pass_on(node, _tensor_args(node)[0])
 
 
+# -- multi-head self-attention read from its operations (traced_attention), whatever the module's class
+
+
+def _attention_region(c: _Converter, node) -> bool:
+    """A Linear layer whose output goes into a matrix product: the first projection of an attention, whose whole
+    region (projections, heads, scores, softmax, weighted sum, output projection) is read and checked at once
+    (`traced_attention.read`) and written as one attn(...) at its output projection (`_attention_member`)."""
+    from . import traced_attention
+
+    if node.name in c.attention or not node.args or not traced_attention.begins(c, node):
+        return False
+    region = traced_attention.read(c, node, _where_node)
+    for member in region.nodes:
+        c.attention[member.name] = region
+    return _attention_member(c, node)
+
+
+def _attention_member(c: _Converter, node) -> bool:
+    """A node of an attention region read by `_attention_region`: nothing, but for its output projection, which
+    is the attention, written by the attention kind (a stand-in of paramsym's own GroupedQueryAttention)."""
+    region = c.attention.get(node.name)
+    if region is None:
+        return False
+    if node is region.output:
+        width = c.shapes[region.source.name][-1]
+        c.ops[node.name] = c._stand_in(
+            "GroupedQueryAttention",
+            node,
+            region.source,
+            heads=region.heads,
+            kv_heads=region.kv_heads,
+            head_dim=region.head_dim,
+            q=type("Linear", (), {"in_features": width, "bias": 0 if region.bias else None})(),
+            k=type("Linear", (), {"in_features": width})(),
+            causal=region.causal,
+            rope=False,
+        )
+        c.ops[node.name].module = region.module_path
+        c.channels_last.add(node.name)
+    return True
+
+
 # -- functions and methods that kinds import (their torch_functions)
 
 
@@ -825,6 +867,7 @@ _KIND_FUNCTIONS = tuple(
 # What PyTorch runs -> the handler that reads it, tried in this order (the first that takes a node reads it).
 OPERATIONS: list[tuple[tuple, Handler]] = [
     (("placeholder",), _input),
+    ((ANY,), _attention_member),
     (("builtins.tuple",), _outputs_tuple),
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
@@ -842,6 +885,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("permute",), _channels_last_permute),
+    (("torch.nn.Linear",), _attention_region),
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),
@@ -902,6 +946,7 @@ class _Converter:
         self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
         self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
         self.pending_pad: dict[str, tuple] = {}  # F.pad values that no convolution or pooling has taken yet
+        self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
         self.table = _resolved(OPERATIONS)
 
     def convert(self) -> tuple[str, str]:

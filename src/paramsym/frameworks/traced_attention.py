@@ -1,0 +1,511 @@
+"""Multi-head self-attention read from the operations a model runs, whatever its class.
+
+Most model libraries write attention with their own classes (timm: one per family), so the importer cannot claim
+them by name. It reads what they do instead: the projection Linear layers of one value x (one fused qkv, separate
+q, k and v, or q and a fused kv), the reshapes and permutes into heads, `q @ k.transpose(-2, -1)` (with a scale),
+softmax, dropout, `@ v` (or `F.scaled_dot_product_attention`), back to the positions, and the output projection.
+
+That region is checked by following every element, not by matching a pattern: each value of the region is
+computed again on integer tensors that name, for every element, where it comes from (the projection, the batch,
+the position and the channel; then the query head and the query and key positions of a score; then the head and
+the channel of a head's output), with the very operations the model runs. So a reshape, a permute, an unbind or a
+chunk does what it does in the model, and what arrives at the matmuls, the softmax and the output projection is
+checked to be exactly what the language's `attn(heads=h[, kv_heads=g][, head_dim=e][, bias][, causal])` computes
+(docs/language.md, Attention): each query head's channels against one key head's channels, at every pair of
+positions, softmax over all the keys, the weighted sum of one value head, the heads' outputs in one order at
+every position into one Linear back to the width, and every channel of every projection used exactly once.
+Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads, a learned
+temperature, keys from another value) is refused, naming the module and what the language lacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ImportRefused
+
+_SEARCH = 12  # how far from a Linear layer the search for a matmul goes
+_LARGEST = 1 << 24  # the most elements of a score tensor that the check follows (an int64 each)
+_REGION = 400  # the most operations in one attention region
+
+# operations that only move, select or repeat elements: run on the tensors of origins as they are
+_MOVES = frozenset(
+    {
+        "reshape",
+        "view",
+        "permute",
+        "transpose",
+        "swapaxes",
+        "flatten",
+        "unflatten",
+        "squeeze",
+        "unsqueeze",
+        "unbind",
+        "chunk",
+        "split",
+        "getitem",
+        "expand",
+        "repeat_interleave",
+        "movedim",
+        "contiguous",
+    }
+)
+_SAME = frozenset({"contiguous", "float", "to", "type_as", "clone", "half", "bfloat16"})  # the same values
+_MATMULS = frozenset({"matmul", "bmm"})
+_SOFTMAX = frozenset({"softmax", "_softmax"})
+_SCALES = frozenset({"mul", "imul", "truediv", "itruediv", "div", "mul_", "div_"})
+_SDPA = "scaled_dot_product_attention"
+
+_WHAT = {
+    "P": "the queries, keys or values",
+    "S": "the attention scores",
+    "A": "the attention weights (after softmax)",
+    "O": "the heads' outputs",
+}
+
+
+def _name(node) -> str | None:
+    if node.op == "call_method":
+        return node.target
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", None)
+    return None
+
+
+def _is_linear(c, node) -> bool:
+    return node.op == "call_module" and type(c.gm.get_submodule(node.target)).__name__ == "Linear"
+
+
+def _nodes_in(value) -> list:
+    """The fx nodes in an argument (a node, a list or tuple of them, a dict)."""
+    if hasattr(value, "op") and hasattr(value, "users"):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _nodes_in(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _nodes_in(v)]
+    return []
+
+
+def _inputs(node) -> list:
+    return _nodes_in(list(node.args)) + _nodes_in(dict(node.kwargs))
+
+
+def begins(c, node) -> bool:
+    """Whether the Linear layer `node` feeds a matrix product within a few operations (the start of an
+    attention region): only then is the region read here."""
+    seen, frontier = {node}, [node]
+    for _ in range(_SEARCH):
+        following = []
+        for n in frontier:
+            for user in n.users:
+                if user in seen or (_is_linear(c, user) and user is not node):
+                    continue
+                name = _name(user)
+                if name in _MATMULS or name == _SDPA:
+                    return True
+                seen.add(user)
+                following.append(user)
+        frontier = following
+    return False
+
+
+@dataclass
+class Region:
+    """An attention region: its input x, the projections of x, the operations, and the output projection."""
+
+    source: Any
+    projections: list
+    nodes: list  # every node of the region, in the graph's order (projections and output projection included)
+    output: Any
+    heads: int = 0
+    kv_heads: int = 0
+    head_dim: int = 0
+    bias: bool = False
+    causal: bool = False
+    module_path: str = ""  # the module whose forward runs the attention
+    details: dict = field(default_factory=dict)
+
+
+def region(c, first, where) -> Region:
+    """The region of the attention whose first projection is the Linear layer `first`, or ImportRefused naming
+    what does not belong to multi-head self-attention (`where(node)`: the module that runs a node)."""
+    x = first.args[0]
+    projections, inner, outputs = [first], set(), []
+    order = {n: i for i, n in enumerate(c.gm.graph.nodes)}
+    pending = [first]
+    while pending:
+        while pending:  # forward from the projections, to the output projection
+            node = pending.pop()
+            for user in node.users:
+                if user in inner or user in projections or user in outputs:
+                    continue
+                if user.op == "output":
+                    raise ImportRefused(
+                        f"{where(node)}the model returns a value from inside the attention (queries, scores or "
+                        f"weights); the language's attn has no counterpart"
+                    )
+                if _is_linear(c, user) and user.args[0] is not x:
+                    outputs.append(user)  # the output projection: the region ends there
+                    continue
+                (projections.append if _is_linear(c, user) else inner.add)(user)
+                pending.append(user)
+            if len(inner) > _REGION:
+                raise ImportRefused(f"{where(first)}the attention's operations do not end in one Linear layer")
+        for node in sorted((*inner, *outputs), key=order.__getitem__):  # back from every operation: its inputs
+            for source in _inputs(node):
+                if source in inner or source in projections:
+                    continue
+                if _is_linear(c, source) and source.args and source.args[0] is x:
+                    projections.append(source)
+                    pending.append(source)
+                    continue
+                if pending:
+                    continue
+                if source.op == "get_attr":
+                    raise ImportRefused(
+                        f"{where(node)}{_said(c, node)} uses '{source.target}', a parameter or buffer of the "
+                        f"attention (a relative-position bias, a temperature, a mask): the language's attn has no "
+                        f"counterpart"
+                    )
+                raise ImportRefused(
+                    f"{where(node)}{_said(c, node)} takes a value that is not a projection of the attention's "
+                    f"input (keys or values from another value, a mask, a bias computed in forward): the language's "
+                    f"attn projects queries, keys and values from one input"
+                )
+    if len(outputs) != 1:
+        raise ImportRefused(
+            f"{where(first)}the attention's heads go into {len(outputs)} Linear layers, not one output projection"
+        )
+    nodes = sorted({*projections, *inner, *outputs}, key=order.__getitem__)
+    return Region(x, sorted(projections, key=order.__getitem__), nodes, outputs[0])
+
+
+def _said(c, node) -> str:
+    from .importer import _described
+
+    return _described(node)
+
+
+# ---- the check: every value again on tensors of origins --------------------------------------------------
+
+
+@dataclass
+class _Value:
+    """A value of the region on integer tensors: `kind` is P (projected channels: (projection, batch, position,
+    channel)), S (scores: (batch, query head, query position, key position)), A (S after softmax), O (heads'
+    outputs: (batch, position, query head, channel of the head))."""
+
+    kind: str
+    ids: Any
+
+
+class _Reader:
+    def __init__(self, c, r: Region, where):
+        import torch
+
+        self.torch = torch
+        self.c, self.r, self.where = c, r, where
+        shape = c.shapes[r.source.name]
+        if r.source.name not in c.channels_last or len(shape) != 3:
+            raise ImportRefused(
+                f"{where(r.projections[0])}the attention projects a value of shape {tuple(shape)} that is not a "
+                f"sequence of positions (batch, positions, channels); the language reads it only there"
+            )
+        self.B, self.T, self.d = shape
+        modules = [c.gm.get_submodule(p.target) for p in r.projections]
+        self.width = max(m.out_features for m in modules)
+        self.values: dict[str, Any] = {}
+        self.q_heads = self.k_heads = self.v_heads = None
+        self.q_to_k = self.q_to_v = None
+        self.e = self.e_v = 0
+
+    def refuse(self, node, text: str):
+        raise ImportRefused(f"{self.where(node)}{_said(self.c, node)} {text}")
+
+    def run(self) -> Region:
+        for node in self.r.nodes:
+            self.values[node.name] = self.read(node)
+        return self.finish()
+
+    def arg(self, value):
+        if hasattr(value, "op") and hasattr(value, "users"):
+            return self.values[value.name]
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.arg(v) for v in value)
+        return value
+
+    def ids(self, value):
+        """The tensors (or tuples of them) of a _Value, for running an operation."""
+        if isinstance(value, _Value):
+            return value.ids
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.ids(v) for v in value)
+        return value
+
+    def kind_of(self, value) -> str | None:
+        if isinstance(value, _Value):
+            return value.kind
+        if isinstance(value, (list, tuple)):
+            kinds = {self.kind_of(v) for v in value} - {None}
+            return kinds.pop() if len(kinds) == 1 else None
+        return None
+
+    def wrap(self, kind: str, result):
+        if isinstance(result, (list, tuple)):
+            return tuple(self.wrap(kind, r) for r in result)
+        return _Value(kind, result)
+
+    def read(self, node):
+        c = self.c
+        if node.op == "call_module":
+            module = c.gm.get_submodule(node.target)
+            cls = type(module).__name__
+            if node in self.r.projections:
+                return self.projection(node, module)
+            value = self.values[node.args[0].name]
+            if node is self.r.output:
+                return self.output(node, module, value)
+            if cls in ("Dropout", "Identity"):
+                return value
+            self.refuse(
+                node,
+                f"({cls}) acts on {_WHAT.get(value.kind, 'a value')} inside the attention (a norm on queries or "
+                f"keys, talking heads, ...): the language's attn has no counterpart",
+            )
+        name = _name(node)
+        args = [self.arg(a) for a in node.args]
+        kwargs = {k: self.arg(v) for k, v in node.kwargs.items()}
+        tensors = [a for a in (*args, *kwargs.values()) if self.kind_of(a) is not None]
+        kind = self.kind_of(tensors[0]) if tensors else None
+        if name in _SAME and len(tensors) == 1 and isinstance(args[0], _Value):
+            return args[0]
+        if name in ("dropout", "dropout_") and isinstance(args[0], _Value):
+            return args[0]
+        if name in _MOVES and len(tensors) == 1 and kind is not None:
+            plain_args = [self.ids(a) for a in args]
+            plain_kwargs = {k: self.ids(v) for k, v in kwargs.items()}
+            if node.op == "call_method":
+                result = getattr(plain_args[0], name)(*plain_args[1:], **plain_kwargs)
+            else:
+                result = node.target(*plain_args, **plain_kwargs)
+            self.same_shape(node, result)
+            return self.wrap(kind, result)
+        if name in _SCALES and len(tensors) == 1 and len(args) == 2 and kind in ("P", "S"):
+            other = args[1] if isinstance(args[0], _Value) else args[0]
+            if isinstance(other, (int, float)) and not isinstance(other, bool) and other != 0:
+                if name.startswith(("truediv", "itruediv", "div")) and not isinstance(args[0], _Value):
+                    self.refuse(node, "divides by the attention's values: the language's attn has no counterpart")
+                return tensors[0]
+        if name in _MATMULS and len(tensors) == 2 and len(args) == 2:
+            a, b = args
+            if a.kind == "P" and b.kind == "P":
+                return self.scores(node, a.ids, b.ids)
+            if a.kind == "A" and b.kind == "P":
+                return self.weighted(node, a.ids, b.ids)
+        if name in _SOFTMAX and kind == "S" and isinstance(args[0], _Value):
+            dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+            return self.softmax(node, args[0].ids, dim)
+        if name == _SDPA and kind == "P":
+            return self.sdpa(node, args, kwargs)
+        what = _WHAT.get(kind or "", "a value")
+        self.refuse(
+            node,
+            f"works on {what} inside the attention (a mask, a relative-position bias, a learned temperature, talking "
+            f"heads, ...): the language's attn computes softmax(q·k)·v per head and nothing else",
+        )
+
+    def same_shape(self, node, result) -> None:
+        expected = self.c.shapes.get(node.name)
+        if expected is not None and hasattr(result, "shape") and tuple(result.shape) != tuple(expected):
+            self.refuse(node, f"gives {tuple(result.shape)} here but {tuple(expected)} in the model")
+
+    # -- the projections
+
+    def projection(self, node, module) -> _Value:
+        torch = self.torch
+        shape = self.c.shapes[node.name]
+        if tuple(shape[:2]) != (self.B, self.T):
+            self.refuse(node, f"gives a value of shape {tuple(shape)}, not (batch, positions, channels)")
+        j = self.r.projections.index(node)
+        b = torch.arange(self.B).view(-1, 1, 1)
+        t = torch.arange(self.T).view(1, -1, 1)
+        ch = torch.arange(module.out_features).view(1, 1, -1)
+        return _Value("P", ((j * self.B + b) * self.T + t) * self.width + ch)
+
+    def decode(self, ids):
+        """(channel over every projection, batch, position) of projected channels."""
+        W, T, B = self.width, self.T, self.B
+        j = ids // (W * T * B)
+        return j * W + ids % W, (ids // (W * T)) % B, (ids // W) % T
+
+    def rows(self, node, ids, role: str):
+        """A tensor (I, M, E) of projected channels as rows of E channels: per i the channels of each row (one
+        head, the same for every row), the batch, and the position of each row."""
+        ch, b, t = self.decode(ids)
+        if not bool((t == t[..., :1]).all()) or not bool((b == b[..., :1]).all()):
+            self.refuse(node, f"mixes positions or batches in the {role} of a head: not attention by heads")
+        if not bool((ch == ch[:, :1]).all()) or not bool((b == b[:, :1, :1]).all()):
+            self.refuse(node, f"gives different {role} channels to the positions of one head: not attention by heads")
+        return ch[:, 0, :], b[:, 0, 0], t[..., 0]
+
+    @staticmethod
+    def heads_of(torch, channels):
+        heads, index = torch.unique(channels, dim=0, return_inverse=True)
+        return heads, index
+
+    def mapping(self, node, src, dst, size: int, what: str):
+        """The map from query heads to key (or value) heads, refused if a query head meets two of them."""
+        torch = self.torch
+        table = torch.full((size,), -1, dtype=torch.long)
+        table[src] = dst
+        if not bool((table[src] == dst).all()) or bool((table < 0).any()):
+            self.refuse(node, f"pairs a query head with more than one {what} head: not attention by heads")
+        return table
+
+    # -- q @ k^T, softmax, @ v
+
+    def scores(self, node, q, kt) -> _Value:
+        torch = self.torch
+        if self.q_heads is not None:
+            self.refuse(node, "is a second product of queries and keys: the language's attn has one")
+        lead = torch.broadcast_shapes(q.shape[:-2], kt.shape[:-2])
+        M, E, N = q.shape[-2], q.shape[-1], kt.shape[-1]
+        if lead.numel() * M * N > _LARGEST:
+            self.refuse(node, f"gives {lead.numel() * M * N:,} scores, more than paramsym checks")
+        q = q.expand(*lead, M, E).reshape(-1, M, E)
+        k = kt.expand(*lead, E, N).transpose(-1, -2).reshape(-1, N, E)
+        qch, qb, tq = self.rows(node, q, "queries")
+        kch, kb, tk = self.rows(node, k, "keys")
+        if not bool((qb == kb).all()):
+            self.refuse(node, "pairs queries and keys of different samples")
+        self.q_heads, q_index = self.heads_of(torch, qch)
+        self.k_heads, k_index = self.heads_of(torch, kch)
+        self.q_to_k = self.mapping(node, q_index, k_index, len(self.q_heads), "key")
+        self.e, H, T = E, len(self.q_heads), self.T
+        base = (qb * H + q_index).view(-1, 1, 1)
+        ids = (base * T + tq.view(-1, M, 1)) * T + tk.view(-1, 1, N)
+        return _Value("S", ids.reshape(*lead, M, N))
+
+    def softmax(self, node, ids, dim) -> _Value:
+        T = self.T
+        if dim is None:
+            self.refuse(node, "takes a softmax without naming its axis")
+        rows = ids.movedim(dim, -1)
+        rows = rows.reshape(-1, rows.shape[-1])
+        if rows.shape[-1] != T or not bool((rows // T == rows[:, :1] // T).all()):
+            self.refuse(node, "takes a softmax over something other than the keys of one query")
+        keys = (rows % T).sort(dim=-1).values
+        if not bool((keys == self.torch.arange(T)).all()):
+            self.refuse(node, "takes a softmax over some keys only (windows or a mask): attn attends to all of them")
+        return _Value("A", ids)
+
+    def weighted(self, node, a, v) -> _Value:
+        torch = self.torch
+        if self.q_heads is None or self.v_heads is not None:
+            self.refuse(node, "weighs values before or after the one product of queries and keys")
+        T, H = self.T, len(self.q_heads)
+        lead = torch.broadcast_shapes(a.shape[:-2], v.shape[:-2])
+        M, N, E = a.shape[-2], a.shape[-1], v.shape[-1]
+        a = a.expand(*lead, M, N).reshape(-1, M, N)
+        v = v.expand(*lead, N, E).reshape(-1, N, E)
+        base, tq, tk = a // (T * T), (a // T) % T, a % T
+        if not bool((base == base[:, :1, :1]).all()) or not bool((tk == tk[:, :1, :]).all()):
+            self.refuse(node, "weighs values with the weights of several heads or samples: not attention by heads")
+        if not bool((tq == tq[:, :, :1]).all()):
+            self.refuse(node, "sums values over weights of several queries: not attention by heads")
+        vch, vb, tv = self.rows(node, v, "values")
+        base = base[:, 0, 0]
+        if not bool((vb == base // H).all()) or not bool((tv == tk[:, 0, :]).all()):
+            self.refuse(node, "weighs the values of other positions than the keys' weights are for")
+        self.v_heads, v_index = self.heads_of(torch, vch)
+        self.q_to_v = self.mapping(node, base % H, v_index, H, "value")
+        self.e_v = E
+        ids = (((base // H).view(-1, 1, 1) * T + tq[:, :, :1]) * H + (base % H).view(-1, 1, 1)) * E + torch.arange(E)
+        return _Value("O", ids.reshape(*lead, M, E))
+
+    def sdpa(self, node, args, kwargs) -> _Value:
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+        given = dict(zip(names, args))
+        given.update(kwargs)
+        if given.get("attn_mask") is not None:
+            self.refuse(node, "takes a mask or bias (attn_mask): the language's attn has no counterpart")
+        q, k, v = (given[n] for n in names[:3])
+        if not all(isinstance(t, _Value) and t.kind == "P" for t in (q, k, v)):
+            self.refuse(node, "attends with queries, keys or values that are not projections of the input")
+        kt, vt = k.ids, v.ids
+        if given.get("enable_gqa") and kt.dim() >= 3 and kt.shape[-3] != q.ids.shape[-3]:
+            kt = kt.repeat_interleave(q.ids.shape[-3] // kt.shape[-3], dim=-3)
+            vt = vt.repeat_interleave(q.ids.shape[-3] // vt.shape[-3], dim=-3)
+        scores = self.scores(node, q.ids, kt.transpose(-2, -1))
+        weights = self.softmax(node, scores.ids, -1)
+        self.r.causal = bool(given.get("is_causal"))
+        return self.weighted(node, weights.ids, vt)
+
+    # -- the output projection
+
+    def output(self, node, module, value) -> _Value:
+        torch = self.torch
+        if not isinstance(value, _Value) or value.kind != "O" or self.v_heads is None:
+            self.refuse(node, "is a Linear layer on a value inside the attention, not on the heads' outputs")
+        ids, H, E, T, B = value.ids, len(self.q_heads), self.e_v, self.T, self.B
+        if tuple(ids.shape) != (B, T, H * E):
+            self.refuse(node, f"takes the heads' outputs as {tuple(ids.shape)}, not (batch, positions, heads·width)")
+        b, t, he = ids // (T * H * E), (ids // (H * E)) % T, ids % (H * E)
+        if not bool((b == torch.arange(B).view(-1, 1, 1)).all()) or not bool(
+            (t == torch.arange(T).view(1, -1, 1)).all()
+        ):
+            self.refuse(node, "takes the heads' outputs at other positions than their queries'")
+        if not bool((he == he[:1, :1]).all()) or not bool((he[0, 0].sort().values == torch.arange(H * E)).all()):
+            self.refuse(node, "takes the heads' outputs in different orders at different positions")
+        return _Value("Y", ids)
+
+    def finish(self) -> Region:
+        torch, r, c = self.torch, self.r, self.c
+        out = r.output
+        if self.q_heads is None or self.v_heads is None:
+            self.refuse(out, "ends an attention without its product of queries and keys and its weighted sum")
+        H, G, Gv, e = len(self.q_heads), len(self.k_heads), len(self.v_heads), self.e
+        if self.e_v != e or Gv != G:
+            self.refuse(
+                out,
+                f"ends an attention whose value heads ({Gv} of {self.e_v} channels) differ from its key heads "
+                f"({G} of {e}): the language's attn has one head width for keys and values",
+            )
+        if H % G or any(int(n) != H // G for n in torch.bincount(self.q_to_k, minlength=G)):
+            self.refuse(out, f"ends an attention whose {H} query heads do not share its {G} key heads equally")
+        pairs = {(int(k), int(v)) for k, v in zip(self.q_to_k, self.q_to_v)}
+        if len(pairs) != G:
+            self.refuse(out, "ends an attention whose query heads share keys and values differently")
+        used = torch.cat([self.q_heads.flatten(), self.k_heads.flatten(), self.v_heads.flatten()])
+        modules = [c.gm.get_submodule(p.target) for p in r.projections]
+        total = sum(m.out_features for m in modules)
+        if used.numel() != total or used.unique().numel() != total:
+            self.refuse(
+                out,
+                f"ends an attention that uses {used.unique().numel():,} of the {total:,} projected channels, some "
+                f"twice or not at all: the language's attn uses each once",
+            )
+        proj = c.gm.get_submodule(out.target)
+        if proj.out_features != self.d:
+            self.refuse(out, f"gives {proj.out_features} channels from {self.d}: the language's attn keeps the width")
+        biases = {m.bias is not None for m in (*modules, proj)}
+        if len(biases) != 1:
+            names = [p.target for p, m in zip((*r.projections, out), (*modules, proj)) if m.bias is not None]
+            self.refuse(
+                out,
+                f"ends an attention with biases in {', '.join(repr(n) for n in names)} only: the language's attn has "
+                f"biases in all of its projections or in none",
+            )
+        r.heads, r.kv_heads, r.head_dim, r.bias = H, G, e, biases.pop()
+        return r
+
+
+def read(c, first, where) -> Region:
+    """The attention region that starts at the Linear layer `first`, checked (`_Reader`), or ImportRefused."""
+    r = region(c, first, where)
+    inner = next((n for n in r.nodes if n.op != "call_module"), r.output)
+    stack = list((inner.meta.get("nn_module_stack") or {}).values())
+    r.module_path = stack[-1][0] if stack else ""
+    return _Reader(c, r, where).run()
