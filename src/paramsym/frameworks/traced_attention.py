@@ -118,7 +118,9 @@ class Region:
     source: Any
     projections: list
     nodes: list  # every node of the region, in the graph's order (projections and output projection included)
-    output: Any
+    outputs: list  # the Linear layers where it ends: one, the output projection, once read
+    foreign: set  # values from outside that enter it (refused by the reader, saying where)
+    output: Any = None
     heads: int = 0
     kv_heads: int = 0
     head_dim: int = 0
@@ -132,7 +134,7 @@ def region(c, first, where) -> Region:
     """The region of the attention whose first projection is the Linear layer `first`, or ImportRefused naming
     what does not belong to multi-head self-attention (`where(node)`: the module that runs a node)."""
     x = first.args[0]
-    projections, inner, outputs = [first], set(), []
+    projections, inner, outputs, foreign = [first], set(), [], set()
     order = {n: i for i, n in enumerate(c.gm.graph.nodes)}
     pending = [first]
     while pending:
@@ -153,6 +155,7 @@ def region(c, first, where) -> Region:
                 pending.append(user)
             if len(inner) > _REGION:
                 raise ImportRefused(f"{where(first)}the attention's operations do not end in one Linear layer")
+        foreign = set()  # values from outside that enter (the last pass, when no projection is found, says)
         for node in sorted((*inner, *outputs), key=order.__getitem__):  # back from every operation: its inputs
             for source in _inputs(node):
                 if source in inner or source in projections:
@@ -160,26 +163,10 @@ def region(c, first, where) -> Region:
                 if _is_linear(c, source) and source.args and source.args[0] is x:
                     projections.append(source)
                     pending.append(source)
-                    continue
-                if pending:
-                    continue
-                if source.op == "get_attr":
-                    raise ImportRefused(
-                        f"{where(node)}{_said(c, node)} uses '{source.target}', a parameter or buffer of the "
-                        f"attention (a relative-position bias, a temperature, a mask): the language's attn has no "
-                        f"counterpart"
-                    )
-                raise ImportRefused(
-                    f"{where(node)}{_said(c, node)} takes a value that is not a projection of the attention's "
-                    f"input (keys or values from another value, a mask, a bias computed in forward): the language's "
-                    f"attn projects queries, keys and values from one input"
-                )
-    if len(outputs) != 1:
-        raise ImportRefused(
-            f"{where(first)}the attention's heads go into {len(outputs)} Linear layers, not one output projection"
-        )
+                else:
+                    foreign.add(source)  # the reader refuses it, saying what it meets
     nodes = sorted({*projections, *inner, *outputs}, key=order.__getitem__)
-    return Region(x, sorted(projections, key=order.__getitem__), nodes, outputs[0])
+    return Region(x, sorted(projections, key=order.__getitem__), nodes, outputs, foreign)
 
 
 def _said(c, node) -> str:
@@ -222,7 +209,9 @@ class _Reader:
         self.e = self.e_v = 0
 
     def refuse(self, node, text: str):
-        raise ImportRefused(f"{self.where(node)}{_said(self.c, node)} {text}")
+        """Refused at `node`, in the words of the module that runs the attention."""
+        inner = next((n for n in self.r.nodes if n.op != "call_module"), node)
+        raise ImportRefused(f"{self.where(inner if node.op == 'call_module' else node)}{_said(self.c, node)} {text}")
 
     def run(self) -> Region:
         for node in self.r.nodes:
@@ -231,7 +220,7 @@ class _Reader:
 
     def arg(self, value):
         if hasattr(value, "op") and hasattr(value, "users"):
-            return self.values[value.name]
+            return self.values.get(value.name, value)
         if isinstance(value, (list, tuple)):
             return type(value)(self.arg(v) for v in value)
         return value
@@ -264,8 +253,8 @@ class _Reader:
             cls = type(module).__name__
             if node in self.r.projections:
                 return self.projection(node, module)
-            value = self.values[node.args[0].name]
-            if node is self.r.output:
+            value = self.arg(node.args[0])
+            if node in self.r.outputs:
                 return self.output(node, module, value)
             if cls in ("Dropout", "Identity"):
                 return value
@@ -277,6 +266,7 @@ class _Reader:
         name = _name(node)
         args = [self.arg(a) for a in node.args]
         kwargs = {k: self.arg(v) for k, v in node.kwargs.items()}
+        self.foreign(node, [a for a in _inputs(node) if a in self.r.foreign])
         tensors = [a for a in (*args, *kwargs.values()) if self.kind_of(a) is not None]
         kind = self.kind_of(tensors[0]) if tensors else None
         if name in _SAME and len(tensors) == 1 and isinstance(args[0], _Value):
@@ -314,6 +304,24 @@ class _Reader:
             node,
             f"works on {what} inside the attention (a mask, a relative-position bias, a learned temperature, talking "
             f"heads, ...): the language's attn computes softmax(q·k)·v per head and nothing else",
+        )
+
+    def foreign(self, node, values) -> None:
+        """Refused: a value from outside the attention's projections enters it at `node`."""
+        if not values:
+            return
+        inside = [self.values[a.name] for a in _inputs(node) if isinstance(self.values.get(a.name), _Value)]
+        what = _WHAT.get(inside[0].kind, "a value") if inside else "the attention"
+        value = values[0]
+        if value.op == "get_attr":
+            other = f"'{value.target}', a parameter or buffer of the model"
+        else:
+            other = f"{_said(self.c, value)}, which is not a projection of the attention's input"
+        self.refuse(
+            node,
+            f"combines {what} with {other} (a relative-position bias, a mask, a temperature, talking heads, keys or "
+            f"values from another value): the language's attn projects queries, keys and values from one input and "
+            f"computes softmax(q·k)·v per head, nothing else",
         )
 
     def same_shape(self, node, result) -> None:
@@ -448,7 +456,15 @@ class _Reader:
     def output(self, node, module, value) -> _Value:
         torch = self.torch
         if not isinstance(value, _Value) or value.kind != "O" or self.v_heads is None:
-            self.refuse(node, "is a Linear layer on a value inside the attention, not on the heads' outputs")
+            what = _WHAT.get(value.kind, "a value") if isinstance(value, _Value) else "a value"
+            self.refuse(
+                node,
+                f"(Linear) acts on {what} inside the attention (talking heads, ...), not on the heads' outputs: "
+                f"the language's attn has no counterpart",
+            )
+        if self.r.output is not None:
+            self.refuse(node, "is a second output projection of one attention: the language's attn has one")
+        self.r.output = node
         ids, H, E, T, B = value.ids, len(self.q_heads), self.e_v, self.T, self.B
         if tuple(ids.shape) != (B, T, H * E):
             self.refuse(node, f"takes the heads' outputs as {tuple(ids.shape)}, not (batch, positions, heads·width)")
@@ -464,6 +480,8 @@ class _Reader:
     def finish(self) -> Region:
         torch, r, c = self.torch, self.r, self.c
         out = r.output
+        if out is None:
+            self.refuse(r.outputs[-1] if r.outputs else r.projections[0], "ends an attention without an output Linear")
         if self.q_heads is None or self.v_heads is None:
             self.refuse(out, "ends an attention without its product of queries and keys and its weighted sum")
         H, G, Gv, e = len(self.q_heads), len(self.k_heads), len(self.v_heads), self.e
