@@ -160,13 +160,32 @@ def region(c, first, where) -> Region:
             for source in _inputs(node):
                 if source in inner or source in projections:
                     continue
-                if _is_linear(c, source) and source.args and source.args[0] is x:
-                    projections.append(source)
-                    pending.append(source)
+                above = _projections_above(c, source, x)
+                if above:  # a projection of x on its way (separate q, k, v): the next pass follows it
+                    for p in above - set(projections):
+                        projections.append(p)
+                        pending.append(p)
                 else:
                     foreign.add(source)  # the reader refuses it, saying what it meets
     nodes = sorted({*projections, *inner, *outputs}, key=order.__getitem__)
     return Region(x, sorted(projections, key=order.__getitem__), nodes, outputs, foreign)
+
+
+def _projections_above(c, node, x) -> set:
+    """The Linear layers of `x` that `node` is computed from, within a few operations (not through x itself)."""
+    found, seen, frontier = set(), {node}, [node]
+    for _ in range(_SEARCH):
+        following = []
+        for n in frontier:
+            if _is_linear(c, n) and n.args and n.args[0] is x:
+                found.add(n)
+                continue
+            for a in _inputs(n):
+                if a not in seen and a is not x:
+                    seen.add(a)
+                    following.append(a)
+        frontier = following
+    return found
 
 
 def _said(c, node) -> str:
@@ -210,7 +229,7 @@ class _Reader:
 
     def refuse(self, node, text: str):
         """Refused at `node`, in the words of the module that runs the attention."""
-        inner = next((n for n in self.r.nodes if n.op != "call_module"), node)
+        inner = next((n for n in self.r.nodes if _name(n) in _MATMULS or _name(n) == _SDPA), node)
         raise ImportRefused(f"{self.where(inner if node.op == 'call_module' else node)}{_said(self.c, node)} {text}")
 
     def run(self) -> Region:
@@ -266,6 +285,8 @@ class _Reader:
         name = _name(node)
         args = [self.arg(a) for a in node.args]
         kwargs = {k: self.arg(v) for k, v in node.kwargs.items()}
+        if name == _SDPA and (kwargs.get("attn_mask") is not None or (len(args) > 3 and args[3] is not None)):
+            self.refuse(node, "takes a mask or bias (attn_mask): the language's attn has no counterpart")
         self.foreign(node, [a for a in _inputs(node) if a in self.r.foreign])
         tensors = [a for a in (*args, *kwargs.values()) if self.kind_of(a) is not None]
         kind = self.kind_of(tensors[0]) if tensors else None
@@ -277,7 +298,9 @@ class _Reader:
             plain_args = [self.ids(a) for a in args]
             plain_kwargs = {k: self.ids(v) for k, v in kwargs.items()}
             if node.op == "call_method":
-                result = getattr(plain_args[0], name)(*plain_args[1:], **plain_kwargs)
+                # a view that PyTorch allows is a reshape (the tensors of origins are not laid out in memory alike)
+                method = "reshape" if name == "view" else name
+                result = getattr(plain_args[0], method)(*plain_args[1:], **plain_kwargs)
             else:
                 result = node.target(*plain_args, **plain_kwargs)
             self.same_shape(node, result)
@@ -313,7 +336,9 @@ class _Reader:
         inside = [self.values[a.name] for a in _inputs(node) if isinstance(self.values.get(a.name), _Value)]
         what = _WHAT.get(inside[0].kind, "a value") if inside else "the attention"
         value = values[0]
-        if value.op == "get_attr":
+        if value.op == "get_attr" and value.target.startswith("_tensor_constant"):
+            other = "a tensor that forward makes itself"
+        elif value.op == "get_attr":
             other = f"'{value.target}', a parameter or buffer of the model"
         else:
             other = f"{_said(self.c, value)}, which is not a projection of the attention's input"
