@@ -803,13 +803,13 @@ def _pad(c: _Converter, node) -> bool:
 
 def _attention_region(c: _Converter, node) -> bool:
     """A Linear layer whose output goes into a matrix product: the first projection of an attention, whose whole
-    region (projections, heads, scores, softmax, weighted sum, output projection) is read and checked at once
-    (`traced_attention.read`) and written as one attn(...) at its output projection (`_attention_member`)."""
-    from . import traced_attention
-
-    if node.name in c.attention or not node.args or not traced_attention.begins(c, node):
+    region (projections, heads, scores, softmax, weighted sum, output projection) is read and checked at once by
+    the kind that reads attention from a traced graph (`traced_region`), and written as one layer at its output
+    projection (`_attention_member`)."""
+    kind: Any = next(kind for kind in kinds.KINDS if hasattr(kind, "traced_region"))
+    if node.name in c.attention or not node.args or not kind.traced_begins(c, node):
         return False
-    region = traced_attention.read(c, node, _where_node)
+    region = kind.traced_region(c, node, _where_node, _described)
     for member in region.nodes:
         c.attention[member.name] = region
     return _attention_member(c, node)
@@ -817,25 +817,14 @@ def _attention_region(c: _Converter, node) -> bool:
 
 def _attention_member(c: _Converter, node) -> bool:
     """A node of an attention region read by `_attention_region`: nothing, but for its output projection, which
-    is the attention, written by the attention kind (a stand-in of paramsym's own GroupedQueryAttention)."""
+    is the attention."""
     region = c.attention.get(node.name)
     if region is None:
         return False
     if node is region.output:
-        width = c.shapes[region.source.name][-1]
-        c.ops[node.name] = c._stand_in(
-            "GroupedQueryAttention",
-            node,
-            region.source,
-            heads=region.heads,
-            kv_heads=region.kv_heads,
-            head_dim=region.head_dim,
-            q=type("Linear", (), {"in_features": width, "bias": 0 if region.bias else None})(),
-            k=type("Linear", (), {"in_features": width})(),
-            causal=region.causal,
-            rope=False,
+        c.ops[node.name] = _Op(
+            node.name, "layer", region.text(), [c._through(region.source)], module=region.module_path
         )
-        c.ops[node.name].module = region.module_path
         c.channels_last.add(node.name)
     return True
 

@@ -20,8 +20,10 @@ temperature, keys from another value) is refused, naming the module and what the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from ..errors import ImportRefused
 
@@ -65,19 +67,19 @@ _WHAT = {
 }
 
 
-def _name(node) -> str | None:
+def _name(node: Any) -> str | None:
     if node.op == "call_method":
-        return node.target
+        return str(node.target)
     if node.op == "call_function":
         return getattr(node.target, "__name__", None)
     return None
 
 
-def _is_linear(c, node) -> bool:
+def _is_linear(c: Any, node: Any) -> bool:
     return node.op == "call_module" and type(c.gm.get_submodule(node.target)).__name__ == "Linear"
 
 
-def _nodes_in(value) -> list:
+def _nodes_in(value: Any) -> list[Any]:
     """The fx nodes in an argument (a node, a list or tuple of them, a dict)."""
     if hasattr(value, "op") and hasattr(value, "users"):
         return [value]
@@ -88,11 +90,11 @@ def _nodes_in(value) -> list:
     return []
 
 
-def _inputs(node) -> list:
+def _inputs(node: Any) -> list[Any]:
     return _nodes_in(list(node.args)) + _nodes_in(dict(node.kwargs))
 
 
-def begins(c, node) -> bool:
+def begins(c: Any, node: Any) -> bool:
     """Whether the Linear layer `node` feeds a matrix product within a few operations (the start of an
     attention region): only then is the region read here."""
     seen, frontier = {node}, [node]
@@ -116,10 +118,10 @@ class Region:
     """An attention region: its input x, the projections of x, the operations, and the output projection."""
 
     source: Any
-    projections: list
-    nodes: list  # every node of the region, in the graph's order (projections and output projection included)
-    outputs: list  # the Linear layers where it ends: one, the output projection, once read
-    foreign: set  # values from outside that enter it (refused by the reader, saying where)
+    projections: list[Any]
+    nodes: list[Any]  # every node of the region, in the graph's order (projections and output projection included)
+    outputs: list[Any]  # the Linear layers where it ends: one, the output projection, once read
+    foreign: set[Any]  # values from outside that enter it (refused by the reader, saying where)
     output: Any = None
     heads: int = 0
     kv_heads: int = 0
@@ -127,14 +129,27 @@ class Region:
     bias: bool = False
     causal: bool = False
     module_path: str = ""  # the module whose forward runs the attention
-    details: dict = field(default_factory=dict)
+    width: int = 0  # the channels of its input and output
+
+    def text(self) -> str:
+        """The attention as the language writes it."""
+        parts = [f"heads={self.heads}"]
+        if self.kv_heads != self.heads:
+            parts.append(f"kv_heads={self.kv_heads}")
+        if self.heads * self.head_dim != self.width:
+            parts.append(f"head_dim={self.head_dim}")
+        parts += ["bias"] * self.bias + ["causal"] * self.causal
+        return f"attn({', '.join(parts)})"
 
 
-def region(c, first, where) -> Region:
+def region(c: Any, first: Any, where: Callable[[Any], str], said: Callable[[Any], str]) -> Region:
     """The region of the attention whose first projection is the Linear layer `first`, or ImportRefused naming
     what does not belong to multi-head self-attention (`where(node)`: the module that runs a node)."""
     x = first.args[0]
-    projections, inner, outputs, foreign = [first], set(), [], set()
+    projections: list[Any] = [first]
+    inner: set[Any] = set()
+    outputs: list[Any] = []
+    foreign: set[Any] = set()
     order = {n: i for i, n in enumerate(c.gm.graph.nodes)}
     pending = [first]
     while pending:
@@ -171,7 +186,7 @@ def region(c, first, where) -> Region:
     return Region(x, sorted(projections, key=order.__getitem__), nodes, outputs, foreign)
 
 
-def _projections_above(c, node, x) -> set:
+def _projections_above(c: Any, node: Any, x: Any) -> set[Any]:
     """The Linear layers of `x` that `node` is computed from, within a few operations (not through x itself)."""
     found, seen, frontier = set(), {node}, [node]
     for _ in range(_SEARCH):
@@ -188,12 +203,6 @@ def _projections_above(c, node, x) -> set:
     return found
 
 
-def _said(c, node) -> str:
-    from .importer import _described
-
-    return _described(node)
-
-
 # ---- the check: every value again on tensors of origins --------------------------------------------------
 
 
@@ -208,10 +217,9 @@ class _Value:
 
 
 class _Reader:
-    def __init__(self, c, r: Region, where):
-        import torch
-
-        self.torch = torch
+    def __init__(self, c: Any, r: Region, where: Callable[[Any], str], said: Callable[[Any], str]):
+        self.torch: Any = importlib.import_module("torch")
+        self.said = said
         self.c, self.r, self.where = c, r, where
         shape = c.shapes[r.source.name]
         if r.source.name not in c.channels_last or len(shape) != 3:
@@ -223,28 +231,31 @@ class _Reader:
         modules = [c.gm.get_submodule(p.target) for p in r.projections]
         self.width = max(m.out_features for m in modules)
         self.values: dict[str, Any] = {}
-        self.q_heads = self.k_heads = self.v_heads = None
-        self.q_to_k = self.q_to_v = None
+        self.q_heads: Any = None
+        self.k_heads: Any = None
+        self.v_heads: Any = None
+        self.q_to_k: Any = None
+        self.q_to_v: Any = None
         self.e = self.e_v = 0
 
-    def refuse(self, node, text: str):
+    def refuse(self, node: Any, text: str) -> NoReturn:
         """Refused at `node`, in the words of the module that runs the attention."""
         inner = next((n for n in self.r.nodes if _name(n) in _MATMULS or _name(n) == _SDPA), node)
-        raise ImportRefused(f"{self.where(inner if node.op == 'call_module' else node)}{_said(self.c, node)} {text}")
+        raise ImportRefused(f"{self.where(inner if node.op == 'call_module' else node)}{self.said(node)} {text}")
 
     def run(self) -> Region:
         for node in self.r.nodes:
             self.values[node.name] = self.read(node)
         return self.finish()
 
-    def arg(self, value):
+    def arg(self, value: Any) -> Any:
         if hasattr(value, "op") and hasattr(value, "users"):
             return self.values.get(value.name, value)
         if isinstance(value, (list, tuple)):
             return type(value)(self.arg(v) for v in value)
         return value
 
-    def ids(self, value):
+    def ids(self, value: Any) -> Any:
         """The tensors (or tuples of them) of a _Value, for running an operation."""
         if isinstance(value, _Value):
             return value.ids
@@ -252,7 +263,7 @@ class _Reader:
             return type(value)(self.ids(v) for v in value)
         return value
 
-    def kind_of(self, value) -> str | None:
+    def kind_of(self, value: Any) -> str | None:
         if isinstance(value, _Value):
             return value.kind
         if isinstance(value, (list, tuple)):
@@ -260,12 +271,12 @@ class _Reader:
             return kinds.pop() if len(kinds) == 1 else None
         return None
 
-    def wrap(self, kind: str, result):
+    def wrap(self, kind: str, result: Any) -> Any:
         if isinstance(result, (list, tuple)):
             return tuple(self.wrap(kind, r) for r in result)
         return _Value(kind, result)
 
-    def read(self, node):
+    def read(self, node: Any) -> Any:
         c = self.c
         if node.op == "call_module":
             module = c.gm.get_submodule(node.target)
@@ -329,7 +340,7 @@ class _Reader:
             f"heads, ...): the language's attn computes softmax(q·k)·v per head and nothing else",
         )
 
-    def foreign(self, node, values) -> None:
+    def foreign(self, node: Any, values: list[Any]) -> None:
         """Refused: a value from outside the attention's projections enters it at `node`."""
         if not values:
             return
@@ -341,7 +352,7 @@ class _Reader:
         elif value.op == "get_attr":
             other = f"'{value.target}', a parameter or buffer of the model"
         else:
-            other = f"{_said(self.c, value)}, which is not a projection of the attention's input"
+            other = f"{self.said(value)}, which is not a projection of the attention's input"
         self.refuse(
             node,
             f"combines {what} with {other} (a relative-position bias, a mask, a temperature, talking heads, keys or "
@@ -349,14 +360,14 @@ class _Reader:
             f"computes softmax(q·k)·v per head, nothing else",
         )
 
-    def same_shape(self, node, result) -> None:
+    def same_shape(self, node: Any, result: Any) -> None:
         expected = self.c.shapes.get(node.name)
         if expected is not None and hasattr(result, "shape") and tuple(result.shape) != tuple(expected):
             self.refuse(node, f"gives {tuple(result.shape)} here but {tuple(expected)} in the model")
 
     # -- the projections
 
-    def projection(self, node, module) -> _Value:
+    def projection(self, node: Any, module: Any) -> _Value:
         torch = self.torch
         shape = self.c.shapes[node.name]
         if tuple(shape[:2]) != (self.B, self.T):
@@ -367,13 +378,13 @@ class _Reader:
         ch = torch.arange(module.out_features).view(1, 1, -1)
         return _Value("P", ((j * self.B + b) * self.T + t) * self.width + ch)
 
-    def decode(self, ids):
+    def decode(self, ids: Any) -> tuple[Any, Any, Any]:
         """(channel over every projection, batch, position) of projected channels."""
         W, T, B = self.width, self.T, self.B
         j = ids // (W * T * B)
         return j * W + ids % W, (ids // (W * T)) % B, (ids // W) % T
 
-    def rows(self, node, ids, role: str):
+    def rows(self, node: Any, ids: Any, role: str) -> tuple[Any, Any, Any]:
         """A tensor (I, M, E) of projected channels as rows of E channels: per i the channels of each row (one
         head, the same for every row), the batch, and the position of each row."""
         ch, b, t = self.decode(ids)
@@ -384,11 +395,11 @@ class _Reader:
         return ch[:, 0, :], b[:, 0, 0], t[..., 0]
 
     @staticmethod
-    def heads_of(torch, channels):
+    def heads_of(torch: Any, channels: Any) -> tuple[Any, Any]:
         heads, index = torch.unique(channels, dim=0, return_inverse=True)
         return heads, index
 
-    def mapping(self, node, src, dst, size: int, what: str):
+    def mapping(self, node: Any, src: Any, dst: Any, size: int, what: str) -> Any:
         """The map from query heads to key (or value) heads, refused if a query head meets two of them."""
         torch = self.torch
         table = torch.full((size,), -1, dtype=torch.long)
@@ -399,7 +410,7 @@ class _Reader:
 
     # -- q @ k^T, softmax, @ v
 
-    def scores(self, node, q, kt) -> _Value:
+    def scores(self, node: Any, q: Any, kt: Any) -> _Value:
         torch = self.torch
         if self.q_heads is not None:
             self.refuse(node, "is a second product of queries and keys: the language's attn has one")
@@ -421,7 +432,7 @@ class _Reader:
         ids = (base * T + tq.view(-1, M, 1)) * T + tk.view(-1, 1, N)
         return _Value("S", ids.reshape(*lead, M, N))
 
-    def softmax(self, node, ids, dim) -> _Value:
+    def softmax(self, node: Any, ids: Any, dim: Any) -> _Value:
         T = self.T
         if dim is None:
             self.refuse(node, "takes a softmax without naming its axis")
@@ -434,7 +445,7 @@ class _Reader:
             self.refuse(node, "takes a softmax over some keys only (windows or a mask): attn attends to all of them")
         return _Value("A", ids)
 
-    def weighted(self, node, a, v) -> _Value:
+    def weighted(self, node: Any, a: Any, v: Any) -> _Value:
         torch = self.torch
         if self.q_heads is None or self.v_heads is not None:
             self.refuse(node, "weighs values before or after the one product of queries and keys")
@@ -458,7 +469,7 @@ class _Reader:
         ids = (((base // H).view(-1, 1, 1) * T + tq[:, :, :1]) * H + (base % H).view(-1, 1, 1)) * E + torch.arange(E)
         return _Value("O", ids.reshape(*lead, M, E))
 
-    def sdpa(self, node, args, kwargs) -> _Value:
+    def sdpa(self, node: Any, args: list[Any], kwargs: dict[str, Any]) -> _Value:
         names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
         given = dict(zip(names, args))
         given.update(kwargs)
@@ -478,7 +489,7 @@ class _Reader:
 
     # -- the output projection
 
-    def output(self, node, module, value) -> _Value:
+    def output(self, node: Any, module: Any, value: Any) -> _Value:
         torch = self.torch
         if not isinstance(value, _Value) or value.kind != "O" or self.v_heads is None:
             what = _WHAT.get(value.kind, "a value") if isinstance(value, _Value) else "a value"
@@ -541,14 +552,14 @@ class _Reader:
                 f"ends an attention with biases in {', '.join(repr(n) for n in names)} only: the language's attn has "
                 f"biases in all of its projections or in none",
             )
-        r.heads, r.kv_heads, r.head_dim, r.bias = H, G, e, biases.pop()
+        r.heads, r.kv_heads, r.head_dim, r.bias, r.width = H, G, e, biases.pop(), self.d
         return r
 
 
-def read(c, first, where) -> Region:
+def read(c: Any, first: Any, where: Callable[[Any], str], said: Callable[[Any], str]) -> Region:
     """The attention region that starts at the Linear layer `first`, checked (`_Reader`), or ImportRefused."""
-    r = region(c, first, where)
+    r = region(c, first, where, said)
     inner = next((n for n in r.nodes if n.op != "call_module"), r.output)
     stack = list((inner.meta.get("nn_module_stack") or {}).values())
     r.module_path = stack[-1][0] if stack else ""
-    return _Reader(c, r, where).run()
+    return _Reader(c, r, where, said).run()
