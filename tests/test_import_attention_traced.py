@@ -96,6 +96,80 @@ class Grouped(nn.Module):
         return self.o(x.transpose(1, 2).reshape(B, N, -1))
 
 
+class Map2d(nn.Module):
+    """timm's Attention2d (CoAtNet) on (N, C, H, W): a 1x1 convolution for q, k, v, view(B, h, 3e, -1).chunk(3, 2),
+    the keys' positions last; `v @ attn.transpose(-2, -1)` or SDPA on transposes; a 1x1 convolution out."""
+
+    def __init__(self, d=32, heads=4, sdpa=False):
+        super().__init__()
+        self.h, self.e, self.sdpa = heads, d // heads, sdpa
+        self.qkv, self.proj = nn.Conv2d(d, 3 * d, 1), nn.Conv2d(d, d, 1)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        q, k, v = self.qkv(x).view(B, self.h, self.e * 3, -1).chunk(3, dim=2)
+        if self.sdpa:
+            x = F.scaled_dot_product_attention(
+                q.transpose(-1, -2).contiguous(), k.transpose(-1, -2).contiguous(), v.transpose(-1, -2).contiguous()
+            )
+            x = x.transpose(-1, -2).reshape(B, -1, H, W)
+        else:
+            attn = ((q * self.e**-0.5).transpose(-2, -1) @ k).softmax(dim=-1)
+            x = (v @ attn.transpose(-2, -1)).view(B, -1, H, W)
+        return self.proj(x)
+
+
+class MapLast(nn.Module):
+    """MetaFormer's (CAFormer's) attention on (N, H, W, C): Linear layers, reshape(B, H * W, 3, h, e)."""
+
+    def __init__(self, d=32, heads=2):
+        super().__init__()
+        self.h = heads
+        self.qkv, self.proj = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
+
+    def forward(self, x):
+        B, H, W, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, H * W, 3, self.h, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, H, W, C)
+        return self.proj(x)
+
+
+class OnMap(nn.Module):
+    """A stem, a residual attention on the map (channels first, or last between permutes), a pooled head."""
+
+    def __init__(self, attention, last=False, d=32):
+        super().__init__()
+        self.stem, self.attn, self.last = nn.Conv2d(3, d, 2, stride=2), attention, last
+        self.head = nn.Linear(d, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        if self.last:
+            x = x.permute(0, 2, 3, 1)
+            x = (x + self.attn(x)).permute(0, 3, 1, 2)
+        else:
+            x = x + self.attn(x)
+        return self.head(x.mean((2, 3)))
+
+
+MAPS = [
+    (lambda: OnMap(Map2d()), "attn(heads=4, bias)"),
+    (lambda: OnMap(Map2d(heads=2, sdpa=True)), "attn(heads=2, bias)"),
+    (lambda: OnMap(MapLast(), last=True), "attn(heads=2)"),
+]
+
+
+@pytest.mark.parametrize("build, says", MAPS, ids=["Attention2d", "Attention2d-sdpa", "channels-last"])
+def test_attention_over_the_positions_of_a_map(build, says):
+    model = build()
+    shape = (8, 6, 3)
+    text, counted = ours(model, shape)
+    truth = torch_truth(model, shape)
+    assert f"res({says})" in text, text
+    assert counted["params"] == truth["params"] and counted["macs"] == truth["macs"], (counted, truth)
+    assert counted["out"] == truth["out"], (counted, truth)
+
+
 class Tokens(nn.Module):
     """A patch stem, a residual attention, a head: the attention reads a sequence of the model."""
 

@@ -825,7 +825,8 @@ def _attention_member(c: _Converter, node) -> bool:
         c.ops[node.name] = _Op(
             node.name, "layer", region.text(), [c._through(region.source)], module=region.module_path
         )
-        c.channels_last.add(node.name)
+        if region.last:
+            c.channels_last.add(node.name)
     return True
 
 
@@ -874,7 +875,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("permute",), _channels_last_permute),
-    (("torch.nn.Linear",), _attention_region),
+    (("torch.nn.Linear", "torch.nn.Conv1d", "torch.nn.Conv2d"), _attention_region),
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),

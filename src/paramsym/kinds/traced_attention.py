@@ -76,7 +76,17 @@ def _name(node: Any) -> str | None:
 
 
 def _is_linear(c: Any, node: Any) -> bool:
-    return node.op == "call_module" and type(c.gm.get_submodule(node.target)).__name__ == "Linear"
+    """A Linear layer, or a convolution of kernel 1 (a Linear layer over the channels of a map): a projection."""
+    if node.op != "call_module":
+        return False
+    module = c.gm.get_submodule(node.target)
+    name = type(module).__name__
+    return name == "Linear" or (name in ("Conv1d", "Conv2d") and set(module.kernel_size) == {1})
+
+
+def _width(module: Any) -> int:
+    """The channels a projection gives."""
+    return int(getattr(module, "out_features", getattr(module, "out_channels", 0)))
 
 
 def _nodes_in(value: Any) -> list[Any]:
@@ -130,6 +140,7 @@ class Region:
     causal: bool = False
     module_path: str = ""  # the module whose forward runs the attention
     width: int = 0  # the channels of its input and output
+    last: bool = True  # its input and output have their channels last (N, ..., C), else (N, C, ...)
 
     def text(self) -> str:
         """The attention as the language writes it."""
@@ -221,15 +232,20 @@ class _Reader:
         self.torch: Any = importlib.import_module("torch")
         self.said = said
         self.c, self.r, self.where = c, r, where
-        shape = c.shapes[r.source.name]
-        if r.source.name not in c.channels_last or len(shape) != 3:
+        shape = tuple(c.shapes[r.source.name])
+        self.last = r.last = r.source.name in c.channels_last  # (N, ..., C), else (N, C, ...)
+        if len(shape) < 3 or r.source.name in getattr(c, "pooled", ()):
             raise ImportRefused(
-                f"{where(r.projections[0])}the attention projects a value of shape {tuple(shape)} that is not a "
-                f"sequence of positions (batch, positions, channels); the language reads it only there"
+                f"{where(r.projections[0])}the attention projects a value of shape {shape} that has no positions"
             )
-        self.B, self.T, self.d = shape
+        self.B, self.d = shape[0], shape[-1] if self.last else shape[1]
+        self.spatial = shape[1:-1] if self.last else shape[2:]
+        self.axis = len(shape) - 1 if self.last else 1
+        self.T = 1
+        for n in self.spatial:
+            self.T *= n
         modules = [c.gm.get_submodule(p.target) for p in r.projections]
-        self.width = max(m.out_features for m in modules)
+        self.width = max(_width(m) for m in modules)
         self.values: dict[str, Any] = {}
         self.q_heads: Any = None
         self.k_heads: Any = None
@@ -328,6 +344,9 @@ class _Reader:
                 return self.scores(node, a.ids, b.ids)
             if a.kind == "A" and b.kind == "P":
                 return self.weighted(node, a.ids, b.ids)
+            if a.kind == "P" and b.kind == "A":  # v @ attn.transpose(-2, -1): the same, transposed
+                out = self.weighted(node, b.ids.transpose(-2, -1), a.ids.transpose(-2, -1))
+                return _Value("O", out.ids.transpose(-2, -1))
         if name in _SOFTMAX and kind == "S" and isinstance(args[0], _Value):
             dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
             return self.softmax(node, args[0].ids, dim)
@@ -367,16 +386,35 @@ class _Reader:
 
     # -- the projections
 
+    def layer(self, node: Any, module: Any) -> None:
+        """A projection is a Linear layer over the channels of (N, ..., C), or a convolution of kernel 1, stride 1,
+        no padding, one group over those of (N, C, ...)."""
+        name = type(module).__name__
+        if self.last and name != "Linear":
+            self.refuse(node, f"({name}) projects a value whose channels are last: not over its channels")
+        if not self.last and (
+            name == "Linear"
+            or set(module.stride) != {1}
+            or set(module.dilation) != {1}
+            or module.groups != 1
+            or module.padding not in ("valid", (0,) * len(module.kernel_size))
+        ):
+            self.refuse(node, f"({name}) projects a map other than as one Linear layer per position")
+
     def projection(self, node: Any, module: Any) -> _Value:
         torch = self.torch
-        shape = self.c.shapes[node.name]
-        if tuple(shape[:2]) != (self.B, self.T):
-            self.refuse(node, f"gives a value of shape {tuple(shape)}, not (batch, positions, channels)")
+        self.layer(node, module)
+        shape, width, k = tuple(self.c.shapes[node.name]), _width(module), len(self.spatial)
         j = self.r.projections.index(node)
-        b = torch.arange(self.B).view(-1, 1, 1)
-        t = torch.arange(self.T).view(1, -1, 1)
-        ch = torch.arange(module.out_features).view(1, 1, -1)
-        return _Value("P", ((j * self.B + b) * self.T + t) * self.width + ch)
+        t = torch.arange(self.T).view(self.spatial)
+        if self.last:
+            expected, b, t, ch = (self.B, *self.spatial, width), (-1, *[1] * k, 1), t.unsqueeze(-1), (width,)
+        else:
+            expected, b, t, ch = (self.B, width, *self.spatial), (-1, 1, *[1] * k), t.unsqueeze(0), (width, *[1] * k)
+        if shape != expected:
+            self.refuse(node, f"gives a value of shape {shape}, not {expected}")
+        b_ids = torch.arange(self.B).view(b)
+        return _Value("P", ((j * self.B + b_ids) * self.T + t) * self.width + torch.arange(width).view(ch))
 
     def decode(self, ids: Any) -> tuple[Any, Any, Any]:
         """(channel over every projection, batch, position) of projected channels."""
@@ -501,9 +539,12 @@ class _Reader:
         if self.r.output is not None:
             self.refuse(node, "is a second output projection of one attention: the language's attn has one")
         self.r.output = node
+        self.layer(node, module)
         ids, H, E, T, B = value.ids, len(self.q_heads), self.e_v, self.T, self.B
-        if tuple(ids.shape) != (B, T, H * E):
-            self.refuse(node, f"takes the heads' outputs as {tuple(ids.shape)}, not (batch, positions, heads·width)")
+        expected = (B, *self.spatial, H * E) if self.last else (B, H * E, *self.spatial)
+        if tuple(ids.shape) != expected:
+            self.refuse(node, f"takes the heads' outputs as {tuple(ids.shape)}, not {expected}")
+        ids = ids.movedim(self.axis, -1).reshape(B, T, H * E)
         b, t, he = ids // (T * H * E), (ids // (H * E)) % T, ids % (H * E)
         if not bool((b == torch.arange(B).view(-1, 1, 1)).all()) or not bool(
             (t == torch.arange(T).view(1, -1, 1)).all()
@@ -534,7 +575,7 @@ class _Reader:
             self.refuse(out, "ends an attention whose query heads share keys and values differently")
         used = torch.cat([self.q_heads.flatten(), self.k_heads.flatten(), self.v_heads.flatten()])
         modules = [c.gm.get_submodule(p.target) for p in r.projections]
-        total = sum(m.out_features for m in modules)
+        total = sum(_width(m) for m in modules)
         if used.numel() != total or used.unique().numel() != total:
             self.refuse(
                 out,
@@ -542,8 +583,8 @@ class _Reader:
                 f"twice or not at all: the language's attn uses each once",
             )
         proj = c.gm.get_submodule(out.target)
-        if proj.out_features != self.d:
-            self.refuse(out, f"gives {proj.out_features} channels from {self.d}: the language's attn keeps the width")
+        if _width(proj) != self.d:
+            self.refuse(out, f"gives {_width(proj)} channels from {self.d}: the language's attn keeps the width")
         biases = {m.bias is not None for m in (*modules, proj)}
         if len(biases) != 1:
             names = [p.target for p, m in zip((*r.projections, out), (*modules, proj)) if m.bias is not None]
