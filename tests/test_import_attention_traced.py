@@ -349,3 +349,76 @@ def test_timm_attention_that_is_not_attn_is_refused_by_name(name, says):
     with pytest.raises(ImportRefused) as refused:
         paramsym.from_torch(model, (size[1], size[2], size[0]))
     assert says in str(refused.value), str(refused.value)
+
+
+# ---- timm's attention classes themselves, in a small model ---------------------------------------------------
+
+
+class Host(nn.Module):
+    """A stem, then one of timm's attention modules as a residual: on the tokens (`form` "tokens", or "sized" for
+    forward(x, (H, W))), on the map (N, C, H, W) ("map") or channels last ("last"); a pooled head."""
+
+    def __init__(self, attention, form, d=32):
+        super().__init__()
+        self.stem, self.attn, self.form = nn.Conv2d(3, d, 2, stride=2), attention, form
+        self.head = nn.Linear(d, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        _, _, H, W = x.shape
+        if self.form == "map":
+            return self.head((x + self.attn(x)).mean((2, 3)))
+        if self.form == "last":
+            x = x.permute(0, 2, 3, 1)
+            return self.head((x + self.attn(x)).mean((1, 2)))
+        t = x.flatten(2).transpose(1, 2)
+        t = t + (self.attn(t, (H, W)) if self.form == "sized" else self.attn(t))
+        return self.head(t.mean(1))
+
+
+def _timm_attention(path, *args, **kwargs):
+    module, _, cls = path.rpartition(".")
+    return lambda: getattr(__import__(f"timm.models.{module}", fromlist=[cls]), cls)(*args, **kwargs)
+
+
+TIMM_IMPORTED = [
+    # (timm's class, its arguments, how it is called, what the program says)
+    ("maxxvit.Attention2d", (32,), {"dim_head": 8}, "map", "attn(heads=4, bias)"),  # CoAtNet without rel-pos
+    ("maxxvit.AttentionCl", (32,), {"dim_head": 8}, "last", "attn(heads=4, bias)"),
+    ("metaformer.Attention", (32,), {"head_dim": 8}, "tokens", "attn(heads=4)"),  # CAFormer's
+    ("pvt_v2.Attention", (32,), {"num_heads": 4}, "sized", "attn(heads=4, bias)"),  # sr_ratio=1
+    ("twins.GlobalSubSampleAttn", (32,), {"num_heads": 4}, "sized", "attn(heads=4, bias)"),  # sr_ratio=1
+    ("tnt.Attention", (32, 32), {"num_heads": 4, "qkv_bias": True}, "tokens", "attn(heads=4, bias)"),  # qk and v
+    ("nextvit.EfficientAttention", (32,), {"head_dim": 8}, "tokens", "attn(heads=4, bias)"),  # sr_ratio=1
+    ("convit.MHSA", (32,), {"num_heads": 4, "qkv_bias": True}, "tokens", "attn(heads=4, bias)"),
+    ("visformer.Attention", (32,), {"num_heads": 4}, "map", "attn(heads=4)"),
+    ("hiera.MaskUnitAttention", (32, 32, 4), {}, "tokens", "attn(heads=4, bias)"),  # global, no mask units
+]
+
+
+@pytest.mark.parametrize("path, args, kwargs, form, says", TIMM_IMPORTED, ids=[c[0] for c in TIMM_IMPORTED])
+def test_timm_attention_classes_import_as_attn(path, args, kwargs, form, says):
+    model = Host(_timm_attention(path, *args, **kwargs)(), form)
+    text, counted = ours(model, (8, 8, 3))
+    truth = torch_truth(model, (8, 8, 3))
+    assert f"res({says}" in text, text
+    assert counted["params"] == truth["params"] and counted["macs"] == truth["macs"], (counted, truth)
+    assert counted["out"] == truth["out"], (counted, truth)
+
+
+TIMM_REFUSED = [
+    ("cait.TalkingHeadAttn", (32, 4), "tokens", "module 'attn' (TalkingHeadAttn): module 'attn.proj_l' (Linear)"),
+    ("cait.ClassAttn", (32, 4), "tokens", "module 'attn' (ClassAttn): module 'attn.q' projects a value of shape"),
+    ("xcit.XCA", (32, 4), "tokens", "module 'attn' (XCA): F.normalize(...) works on the queries"),
+    ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention): '@' mixes positions"),
+    ("fastvit.Attention", (32, 8), "map", "biases in 'attn.proj' only"),  # qkv_bias=False, a biased proj
+    ("convit.MHSA", (32, 4), "tokens", "biases in 'attn.proj' only"),
+    ("pvt_v2.Attention", (32, 4, 2), "sized", "module 'attn' (Attention): torch.scaled_dot_product_attention(...)"),
+]
+
+
+@pytest.mark.parametrize("path, args, form, says", TIMM_REFUSED, ids=[f"{c[0]}{i}" for i, c in enumerate(TIMM_REFUSED)])
+def test_timm_attention_that_is_not_attn_is_refused(path, args, form, says):
+    with pytest.raises(ImportRefused) as refused:
+        paramsym.from_torch(Host(_timm_attention(path, *args)(), form), (8, 8, 3))
+    assert says in str(refused.value), str(refused.value)

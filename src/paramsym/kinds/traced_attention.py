@@ -235,8 +235,10 @@ class _Reader:
         shape = tuple(c.shapes[r.source.name])
         self.last = r.last = r.source.name in c.channels_last  # (N, ..., C), else (N, C, ...)
         if len(shape) < 3 or r.source.name in getattr(c, "pooled", ()):
-            raise ImportRefused(
-                f"{where(r.projections[0])}the attention projects a value of shape {shape} that has no positions"
+            self.refuse(
+                r.projections[0],
+                f"projects a value of shape {shape}, which has no positions (queries of one position: class "
+                f"attention): the language's attn projects queries, keys and values from one sequence or map",
             )
         self.B, self.d = shape[0], shape[-1] if self.last else shape[1]
         self.spatial = shape[1:-1] if self.last else shape[2:]
