@@ -389,6 +389,7 @@ TIMM_IMPORTED = [
     ("pvt_v2.Attention", (32,), {"num_heads": 4}, "sized", "attn(heads=4, bias)"),  # sr_ratio=1
     ("twins.GlobalSubSampleAttn", (32,), {"num_heads": 4}, "sized", "attn(heads=4, bias)"),  # sr_ratio=1
     ("tnt.Attention", (32, 32), {"num_heads": 4, "qkv_bias": True}, "tokens", "attn(heads=4, bias)"),  # qk and v
+    ("fastvit.Attention", (32,), {"head_dim": 8, "qkv_bias": True}, "map", "attn(heads=4, bias)"),  # map to tokens
     ("nextvit.EfficientAttention", (32,), {"head_dim": 8}, "tokens", "attn(heads=4, bias)"),  # sr_ratio=1
     ("convit.MHSA", (32,), {"num_heads": 4, "qkv_bias": True}, "tokens", "attn(heads=4, bias)"),
     ("visformer.Attention", (32,), {"num_heads": 4}, "map", "attn(heads=4)"),

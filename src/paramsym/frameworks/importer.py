@@ -204,8 +204,10 @@ def _layout(c: _Converter, node) -> bool:
     elif axes == tuple((i,) for i in every):  # channels last
         c.pass_on(node, moved.source)
         c.channels_last.add(node.name)
-    elif k > 1 and axes in ((spatial, (k,)), ((k,), spatial)):  # the positions as one axis: a sequence
+    elif k > 1 and axes in ((spatial, (k,)), ((k,), spatial)) and not _back_to_a_map(c, node, moved):
+        # the positions as one axis: a sequence
         c.ops[node.name] = c._stand_in("Tokens", node, moved.source)
+        c.sequences[node.name] = moved  # the map it lays out (an attention over the map's positions reads it)
         if axes[1] == (k,):
             c.channels_last.add(node.name)
     elif len(axes) == 1 and sorted(axes[0]) == list(every) and k > 0:  # every value along one axis
@@ -213,6 +215,14 @@ def _layout(c: _Converter, node) -> bool:
     else:  # on the way to one of them
         c.layouts[node.name] = moved
     return True
+
+
+def _back_to_a_map(c: _Converter, node, layout: _Layout) -> bool:
+    """An attention's output over a map's positions (`_attention_member`) on its way back to the map: it stays a
+    layout while only reshapes and permutes use it."""
+    return layout.source.name in c.attention and all(
+        _name(u) in _LAYOUT_METHODS and u.op in ("call_method", "call_function") for u in node.users
+    )
 
 
 def _layout_refused(c: _Converter, node) -> bool:
@@ -822,12 +832,24 @@ def _attention_member(c: _Converter, node) -> bool:
     if region is None:
         return False
     if node is region.output:
-        c.ops[node.name] = _Op(
-            node.name, "layer", region.text(), [c._through(region.source)], module=region.module_path
-        )
-        if region.last:
+        source, layout = region.source, c.sequences.get(c._through(region.source))
+        if layout is not None and region.last and _inside_a_layout(c, node, region):
+            # a module that lays a map out as a sequence, attends and lays it back: an attention over the map's
+            # positions, whose output (N, T, C) is the map, laid out as a sequence
+            source, k = layout.source, layout.spatial
+            c.layouts[node.name] = _Layout(node, layout.dims, (tuple(range(k)), (k,)))
+        c.ops[node.name] = _Op(node.name, "layer", region.text(), [c._through(source)], module=region.module_path)
+        if region.last and node.name not in c.layouts:
             c.channels_last.add(node.name)
     return True
+
+
+def _inside_a_layout(c: _Converter, node, region) -> bool:
+    """Whether an attention reads a map laid out as a sequence only for itself, and its output goes only to
+    reshapes and permutes (timm's FastViT: flatten(2).transpose(-2, -1) ... transpose(-2, -1).reshape(B, C, H, W))."""
+    return all(c.attention.get(u.name) is region for u in region.source.users) and all(
+        _name(u) in _LAYOUT_METHODS and u.op in ("call_method", "call_function") for u in node.users
+    )
 
 
 # -- functions and methods that kinds import (their torch_functions)
@@ -937,6 +959,7 @@ class _Converter:
         self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
         self.pending_pad: dict[str, tuple] = {}  # F.pad values that no convolution or pooling has taken yet
         self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
+        self.sequences: dict[str, _Layout] = {}  # the positions of a map as a sequence: the map's layout
         self.table = _resolved(OPERATIONS)
 
     def convert(self) -> tuple[str, str]:

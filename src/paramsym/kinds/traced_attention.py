@@ -605,4 +605,10 @@ def read(c: Any, first: Any, where: Callable[[Any], str], said: Callable[[Any], 
     inner = next((n for n in r.nodes if n.op != "call_module"), r.output)
     stack = list((inner.meta.get("nn_module_stack") or {}).values())
     r.module_path = stack[-1][0] if stack else ""
-    return _Reader(c, r, where, said).run()
+    r = _Reader(c, r, where, said).run()
+    users = list(r.output.users)
+    dropout = len(users) == 1 and users[0].op == "call_module"
+    if dropout and type(c.gm.get_submodule(users[0].target)).__name__ == "Dropout":  # proj_drop: part of it
+        r.output = users[0]
+        r.nodes.append(users[0])
+    return r
