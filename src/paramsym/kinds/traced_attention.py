@@ -409,6 +409,8 @@ class _Reader:
         shape, width, k = tuple(self.c.shapes[node.name]), _width(module), len(self.spatial)
         j = self.r.projections.index(node)
         t = torch.arange(self.T).view(self.spatial)
+        expected: tuple[int, ...]
+        ch: tuple[int, ...]
         if self.last:
             expected, b, t, ch = (self.B, *self.spatial, width), (-1, *[1] * k, 1), t.unsqueeze(-1), (width,)
         else:
