@@ -84,6 +84,12 @@ def _is_linear(c: Any, node: Any) -> bool:
     return name == "Linear" or (name in ("Conv1d", "Conv2d") and set(module.kernel_size) == {1})
 
 
+def _passes(c: Any, node: Any) -> bool:
+    """A module that the search for a matmul goes through (one that may sit inside an attention)."""
+    name = type(c.gm.get_submodule(node.target)).__name__
+    return name in ("Dropout", "Identity", "LayerNorm", "RMSNorm", "RmsNorm", "BatchNorm1d", "BatchNorm2d")
+
+
 def _width(module: Any) -> int:
     """The channels a projection gives."""
     return int(getattr(module, "out_features", getattr(module, "out_channels", 0)))
@@ -107,12 +113,14 @@ def _inputs(node: Any) -> list[Any]:
 def begins(c: Any, node: Any) -> bool:
     """Whether the Linear layer `node` feeds a matrix product within a few operations (the start of an
     attention region): only then is the region read here."""
+    if not _is_linear(c, node):
+        return False
     seen, frontier = {node}, [node]
     for _ in range(_SEARCH):
         following = []
         for n in frontier:
             for user in n.users:
-                if user in seen or (_is_linear(c, user) and user is not node):
+                if user in seen or (user.op == "call_module" and not _passes(c, user)):
                     continue
                 name = _name(user)
                 if name in _MATMULS or name == _SDPA:
