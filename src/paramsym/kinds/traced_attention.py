@@ -271,7 +271,11 @@ class _Reader:
 
     def run(self) -> Region:
         for node in self.r.nodes:
-            self.values[node.name] = self.read(node)
+            try:
+                self.values[node.name] = self.read(node)
+            except (RuntimeError, IndexError, TypeError, ValueError) as error:  # an operation no check foresaw
+                detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                self.refuse(node, f"cannot be followed inside the attention ({detail})")
         return self.finish()
 
     def arg(self, value: Any) -> Any:
