@@ -314,7 +314,7 @@ REFUSED = [
     (QueryNorm, "QueryNorm", ["module 'attn.q_norm'", "queries, keys or values"]),
     (WideValues, "WideValues", ["value heads (4 of 8 channels)", "key heads (4 of 4)"]),
     (Temperature, "Temperature", ["'attn.temperature'"]),
-    (Reduced, "Reduced", ["not a projection of the attention's input"]),
+    (Reduced, "Reduced", ["keys or values that module 'attn.kv' projects from another value"]),
 ]
 
 
@@ -414,7 +414,7 @@ TIMM_REFUSED = [
     ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention): '@' mixes positions"),
     ("fastvit.Attention", (32, 8), "map", "biases in 'attn.proj' only"),  # qkv_bias=False, a biased proj
     ("convit.MHSA", (32, 4), "tokens", "biases in 'attn.proj' only"),
-    ("pvt_v2.Attention", (32, 4, 2), "sized", "module 'attn' (Attention): torch.scaled_dot_product_attention(...)"),
+    ("pvt_v2.Attention", (32, 4, 2), "sized", "keys or values that module 'attn.kv' projects from another value"),
 ]
 
 

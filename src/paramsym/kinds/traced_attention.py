@@ -384,6 +384,12 @@ class _Reader:
             other = "a tensor that forward makes itself"
         elif value.op == "get_attr":
             other = f"'{value.target}', a parameter or buffer of the model"
+        elif self.projected_elsewhere(value) is not None:
+            layer = self.projected_elsewhere(value)
+            other = (
+                f"keys or values that {self.said(layer)} projects from another value than the queries' (a spatial "
+                f"reduction, cross-attention)"
+            )
         else:
             other = f"{self.said(value)}, which is not a projection of the attention's input"
         self.refuse(
@@ -392,6 +398,17 @@ class _Reader:
             f"values from another value): the language's attn projects queries, keys and values from one input and "
             f"computes softmax(q·k)·v per head, nothing else",
         )
+
+    def projected_elsewhere(self, value: Any) -> Any:
+        """The projection layer (of another value than the attention's input) that `value` comes from through
+        reshapes, permutes and selections only, or None."""
+        for _ in range(_SEARCH):
+            if _is_linear(self.c, value):
+                return value
+            if _name(value) not in _MOVES or not _inputs(value):
+                return None
+            value = _inputs(value)[0]
+        return None
 
     def same_shape(self, node: Any, result: Any) -> None:
         expected = self.c.shapes.get(node.name)
