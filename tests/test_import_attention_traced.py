@@ -88,7 +88,11 @@ class Grouped(nn.Module):
         B, N, _ = x.shape
         q = self.q(x).view(B, N, self.h, self.e).transpose(1, 2)
         k, v = self.kv(x).view(B, N, self.g, 2 * self.e).transpose(1, 2).chunk(2, dim=-1)
-        if self.sdpa:
+        if self.sdpa == "expand":  # Llama's repeat_kv: x[:, :, None].expand(...).reshape(...)
+            n = self.h // self.g
+            k, v = (t[:, :, None].expand(B, self.g, n, N, self.e).reshape(B, self.h, N, self.e) for t in (k, v))
+            x = F.scaled_dot_product_attention(q, k, v)
+        elif self.sdpa:
             x = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, enable_gqa=True)
         else:
             k, v = (t.repeat_interleave(self.h // self.g, dim=1) for t in (k, v))
@@ -194,6 +198,7 @@ CASES = [
     (lambda: QueryAndKV(), "attn(heads=4, bias)"),
     (lambda: Grouped(), "attn(heads=4, kv_heads=2, head_dim=6)"),
     (lambda: Grouped(sdpa=True), "attn(heads=4, kv_heads=2, head_dim=6)"),
+    (lambda: Grouped(sdpa="expand"), "attn(heads=4, kv_heads=2, head_dim=6)"),
     (lambda: Grouped(heads=6, kv_heads=1, head_dim=8, sdpa=True, causal=True), "heads=6, kv_heads=1, head_dim=8"),
 ]
 
