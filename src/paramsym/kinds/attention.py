@@ -39,6 +39,7 @@ import sympy
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
+from . import traced_attention
 from .base import (
     Args,
     Call,
@@ -103,6 +104,11 @@ class Attention(Kind):
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
     )
+
+    # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
+    # Linear layer begins one, and the region it begins, checked, with its text
+    traced_begins = staticmethod(traced_attention.begins)
+    traced_region = staticmethod(traced_attention.read)
 
     # ---- language
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
