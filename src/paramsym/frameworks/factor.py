@@ -122,8 +122,9 @@ class _Reader:
     """Syntax tree -> the pass's tree: blocks inlined, numeric repeats unrolled, input channels dropped
     where the layer before gives them."""
 
-    def __init__(self, program, layers):
-        self.defs = {s.name: s for s in program.statements if isinstance(s, Define)}
+    def __init__(self, program, layers, inline: bool = True):
+        self.defs = {s.name: s for s in program.statements if isinstance(s, Define)} if inline else {}
+        self.inline = inline
         self.by_pos: dict = {}
         for layer in layers:
             self.by_pos.setdefault(layer.pos, []).append(layer)
@@ -140,7 +141,7 @@ class _Reader:
         if isinstance(stage, Repeat):
             count = stage.count.xreplace(env)
             body = self.stages(stage.body.stages, env)
-            if count.is_Integer:
+            if count.is_Integer and self.inline:
                 return [s for _ in range(int(count)) for s in body]
             return [Rep(tuple(body), count)]
         if isinstance(stage, Composite):
@@ -952,20 +953,30 @@ def flatten(text: str) -> str:
 
 
 def fitted(text: str) -> str:
-    """The program `text` in lines of at most WIDTH columns, one stage (or a stem's few layers) a line: itself
-    when it fits already, otherwise the same stages broken at `>` and `|` (and between a layer's arguments)
-    where they do not fit; itself again if that would count anything differently."""
+    """The program `text` in lines of at most WIDTH columns: itself when it fits already; otherwise each line of
+    its network too long broken at `>` and `|` (and between a layer's arguments) where it does not fit, the
+    others as they are; itself again if that would count anything differently."""
     if _fits(text):
         return text
     from ..model.network import parse
 
-    flat = parse(text)
     try:
-        program = flat.program
-        stages = _Reader(program, [lc.layer for lc in flat.layers]).stages(program.network.stages, {})
-        lets = [f"let {s.name} = {_expr(s.value)}" for s in program.statements if isinstance(s, Let)]
-        result = _render(lets, [], stages)
-        if _counts(parse(result)) == _counts(flat):
+        program = parse_program(text)
+        stages = program.network.stages
+        if not stages or stages[0].pos.column != 1:
+            return text  # the network does not start a line: written by hand, left as it is
+        reader = _Reader(program, [], inline=False)
+        lines: dict = {}
+        for stage in stages:  # the stages as the text groups them, line by line
+            lines.setdefault(stage.pos.line, []).extend(reader.stage(stage, {}))
+        source = text.splitlines()
+        first, *rest = lines.values()
+        out = source[: stages[0].pos.line - 1] + _lay_sequence(first, 0, 2, WIDTH)
+        for line in rest:
+            laid = _lay_body(line, 4, WIDTH)
+            out += ["  > " + laid[0]] + laid[1:]
+        result = "\n".join(out) + "\n"
+        if _counts(parse(result)) == _counts(parse(text)):
             return result
     except ParamsymError:
         pass
