@@ -952,55 +952,66 @@ def flatten(text: str) -> str:
     return "".join(lets) + "\n  > ".join(_inline(s) for s in stages) + "\n"
 
 
-def fitted(text: str) -> str:
+def fitted(text: str, network=None) -> str:
     """The program `text` in lines of at most WIDTH columns: itself when it fits already; otherwise each line of
     its network too long broken at `>` and `|` (and between a layer's arguments) where it does not fit, the
-    others as they are; itself again if that would count anything differently."""
-    if _fits(text):
-        return text
+    others as they are; itself again if that would count anything differently. `network`: `text` built."""
     from ..model.network import parse
 
+    laid = _broken(text)
+    if laid == text:
+        return text
     try:
-        program = parse_program(text)
-        stages = program.network.stages
-        if not stages or stages[0].pos.column != 1:
-            return text  # the network does not start a line: written by hand, left as it is
-        reader = _Reader(program, [], inline=False)
-        lines: dict = {}
-        for stage in stages:  # the stages as the text groups them, line by line
-            lines.setdefault(stage.pos.line, []).extend(reader.stage(stage, {}))
-        source = text.splitlines()
-        first, *rest = lines.values()
-        out = source[: stages[0].pos.line - 1] + _lay_sequence(first, 0, 2, WIDTH)
-        for line in rest:
-            laid = _lay_body(line, 4, WIDTH)
-            out += ["  > " + laid[0]] + laid[1:]
-        result = "\n".join(out) + "\n"
-        if _counts(parse(result)) == _counts(parse(text)):
-            return result
+        if _counts(parse(laid)) == _counts(network if network is not None else parse(text)):
+            return laid
     except ParamsymError:
         pass
     return text
+
+
+def _broken(text: str) -> str:
+    """`fitted`, unchecked: the network's lines too long broken (the text itself when they all fit, or when the
+    network does not start a line)."""
+    if _fits(text):
+        return text
+    try:
+        program = parse_program(text)
+    except ParamsymError:
+        return text
+    stages = program.network.stages
+    if not stages or stages[0].pos.column != 1:
+        return text  # the network does not start a line: written by hand, left as it is
+    reader = _Reader(program, [], inline=False)
+    lines: dict = {}
+    for stage in stages:  # the stages as the text groups them, line by line
+        lines.setdefault(stage.pos.line, []).extend(reader.stage(stage, {}))
+    first, *rest = lines.values()
+    out = text.splitlines()[: stages[0].pos.line - 1] + _lay_sequence(first, 0, 2, WIDTH)
+    for line in rest:
+        laid = _lay_body(line, 4, WIDTH)
+        out += ["  > " + laid[0]] + laid[1:]
+    return "\n".join(out) + "\n"
 
 
 def readable(text: str, skeleton: str | None = None, stacks: dict | None = None) -> str:
     """The program `text` with its repeated structure as `def` blocks and `(SEQ) * n`; `skeleton` is the
     same program with each layer written as `_` + the name of its torch.fx node, and `stacks` the modules
     around each node (`module_stacks`): they name the blocks and say where each ends. Every line fits WIDTH
-    columns wherever the language can break it. The result counts exactly what `text` counts (every total
-    and the output shape), and has no more lines than `text` written in lines of WIDTH (`fitted`); otherwise
-    it is that."""
+    columns wherever the language can break it. The result counts exactly what `text` counts (every total,
+    the output shape and every value no count depends on), and has no more lines than `text` written in
+    lines of WIDTH (`fitted`); otherwise it is that."""
     from ..model.network import parse
 
     flat = parse(text)
-    plain = fitted(text)
     try:
         result = factored(flat, skeleton, stacks)
-        if result.count("\n") <= plain.count("\n") and _counts(parse(result)) == _counts(flat):
+        lines = result.count("\n")  # `_broken(text)` has at least the lines of `text`
+        shorter = lines <= text.count("\n") or lines <= _broken(text).count("\n")
+        if shorter and _counts(parse(result)) == _counts(flat):
             return result
     except ParamsymError:
         pass
-    return plain
+    return fitted(text, flat)
 
 
 def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> str:
