@@ -523,7 +523,7 @@ class _Factoring:
                 )
                 step = _schedule(columns[j]) if roles[j] == "p" else None
                 if step is not None:  # the calls write i, the block i * step: `droppath(i/170)`
-                    found[0]["scale"] = step
+                    found[0]["step"] = step
                 bases.append(found[0])
             expression[j] = found
             found[0]["first"] = min(found[0].get("first", j), j)
@@ -606,7 +606,7 @@ class _Define:
         taken = set()
         for p in ordered:
             if id(p) not in names:
-                role = "i" if "scale" in p else p["role"]
+                role = "i" if "step" in p else p["role"]
                 counts[role] = counts.get(role, 0) + 1
                 names[id(p)] = role if counts[role] == 1 else f"{role}{counts[role]}"
         for p in ordered:
@@ -624,7 +624,7 @@ class _Define:
         for j, (value, _role) in enumerate(member.values):
             if j in self.expression:
                 owner, factor = self.expression[j]
-                values.append(factor * owner.get("scale", 1) * symbol(owner["name"]))
+                values.append(factor * owner.get("step", 1) * symbol(owner["name"]))
             else:
                 values.append(value)
         written = list(self.written)
@@ -633,7 +633,7 @@ class _Define:
     def call(self, unit: _Unit) -> Layer:
         args = []
         for p in self.ordered:
-            args.append(Arg("", values=(unit.values[p["hole"]][0] / p.get("scale", 1),)))
+            args.append(Arg("", values=(unit.values[p["hole"]][0] / p.get("step", 1),)))
         return Layer(self.name, tuple(args))
 
 
