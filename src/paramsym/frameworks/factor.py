@@ -1016,7 +1016,7 @@ def readable(text: str, skeleton: str | None = None, stacks: dict | None = None)
 
 def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> str:
     """The factored program of the built network `flat`, unchecked (`readable` checks it); the program
-    as written (in lines of WIDTH, `fitted`) when nothing in it recurs."""
+    as written (its lines too long broken, as `fitted` breaks them) when nothing in it recurs."""
     program = flat.program
     reader = _Reader(program, [lc.layer for lc in flat.layers])
     stages = reader.stages(program.network.stages, {})
@@ -1043,6 +1043,6 @@ def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> s
     network = head + _runs(network)
     lets = [f"let {s.name} = {_expr(s.value)}" for s in program.statements if isinstance(s, Let)]
     if not defines and _repeats(network) == _repeats(stages):
-        # nothing recurs: the program as it was written
-        return flat.source if _fits(flat.source) else _render(lets, [], stages)
+        # nothing recurs: the program as it was written, its lines too long broken
+        return _broken(flat.source)
     return _render(lets, defines, network)
