@@ -8,6 +8,7 @@ import re
 import warnings
 
 import pytest
+import sympy
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -345,3 +346,95 @@ def test_blocks_that_differ_in_their_drop_rate(rates_, body, calls):
         assert call in said, text
     assert rates(text) == rates(flat)
     assert counts(text) == counts(flat)
+
+
+# ---- lines of 80 columns: broken where the language lets a line continue -------------------------------------
+
+LONG = (
+    "input(32x32x8)\n"
+    "  > conv3x3(8->8, pad=1)\n"
+    "  > res(conv3x3(8->8, pad=1) > bn > relu > conv3x3(8->8, pad=1) > bn | conv1x1(8->8) > bn > relu > bn) > relu\n"
+    "  > concat(conv1x1(8->8) > bn > relu | conv3x3(8->8, pad=1) > bn > relu > conv3x3(8->8, pad=1) > bn > relu "
+    "| avgpool3x3(stride=1, pad=1) > conv1x1(8->4) > bn > relu)\n"
+    "  > gap > dense(20->10, bias)\n"
+)
+
+
+def test_fitted_breaks_only_the_lines_too_long():
+    text = factor.fitted(LONG)
+    assert max(len(line) for line in text.splitlines()) <= 79, text
+    kept = [line for line in LONG.splitlines() if len(line) <= 79]
+    assert all(line in text.splitlines() for line in kept), text  # short lines as they were, `8->8` and all
+    assert oneline(text).replace("( ", "(") == oneline(LONG)  # the same words in the same order
+    assert counts(text) == counts(LONG)
+    assert factor.fitted(text) == text  # a program that fits is left as it is
+
+
+def test_a_composite_too_wide_hangs_its_branches():
+    """Its branches one under the other after `concat(` where they fit; hung under it, four columns in, where
+    they would break a layer between its arguments."""
+    wide = (
+        "input(32x32x8)\n  > concat(conv1x1(8->8) > bn > relu "
+        "| conv3x3(8->8, k=3x3, stride=1x1, pad=1x1, dilation=1x1, groups=1, bias) > bn > relu)\n  > gap\n"
+    )
+    text = factor.fitted(wide)
+    assert text == (
+        "input(32x32x8)\n"
+        "  > concat(\n"
+        "        conv1x1(8->8) > bn > relu\n"
+        "      | conv3x3(8->8, k=3x3, stride=1x1, pad=1x1, dilation=1x1, groups=1, bias)\n"
+        "        > bn > relu)\n"
+        "  > gap\n"
+    ), text
+    assert counts(text) == counts(wide)
+    assert "  > concat(conv1x1(8->8) > bn > relu\n           | conv3x3(8->8, pad=1)" in factor.fitted(LONG)
+
+
+def test_a_layer_too_long_for_its_line_is_broken_between_its_arguments():
+    layer = factor.Layer(
+        "conv3x3",
+        (
+            factor.Arg("->", values=(None, sympy.Integer(8))),
+            *(factor.Arg("=", name, (sympy.Integer(1),)) for name in ("stride", "pad", "dilation", "groups")),
+            factor.Arg("", values=(sympy.Symbol("bias"),)),
+        ),
+    )
+    lines = factor._lay(layer, 60, 2, 79)
+    assert len(lines) > 1 and factor._over(lines, 60) <= 79, lines
+    assert " ".join(" ".join(lines).split()) == factor._inline(layer)
+
+
+LAYOUT_LINES = [
+    # (a line a layout reader writes, the lines it becomes)
+    (
+        "def block = res(ln > attn(heads=h, bias)) > res(ln > dense(->3072, bias) > gelu > dense(->d, bias))",
+        ["def block = res(ln > attn(heads=h, bias))", "  > res(ln > dense(->3072, bias) > gelu > dense(->d, bias))"],
+    ),
+    (
+        "input(224x224x3) > conv16x16(->d, stride=16, bias) > tokens > cls > posembed(197) > (block) * L > ln "
+        "> first > dense(->1000, bias)",
+        [
+            "input(224x224x3) > conv16x16(->d, stride=16, bias) > tokens > cls",
+            "  > posembed(197) > (block) * L > ln > first > dense(->1000, bias)",
+        ],
+    ),
+    (  # a stage too long for a line of its own: broken inside its parentheses, the `)` counted
+        "def shifted(d, h) = res(attn(heads=h, bias, window=8, cpb=512, pad, shift) > ln) "
+        "> res(dense(->4*d, bias) > gelu > dense(->d, bias) > ln)",
+        [
+            "def shifted(d, h) = res(attn(heads=h, bias, window=8, cpb=512, pad, shift)",
+            "                        > ln)",
+            "  > res(dense(->4*d, bias) > gelu > dense(->d, bias) > ln)",
+        ],
+    ),
+    ("# " + "a comment is left as it is " * 4, None),
+    ("let V = 50257; let n = 1024; let d = 768; let L = 12; let h = 12; let x = 1; let y = 2", None),
+    ("input(8) > dense(->4)", None),
+]
+
+
+@pytest.mark.parametrize("line,lines", LAYOUT_LINES, ids=[str(i) for i in range(len(LAYOUT_LINES))])
+def test_layout_readers_break_their_long_lines_at_stages(line, lines):
+    from paramsym.frameworks.hf_import import _fit
+
+    assert _fit(line + "\n") == "\n".join(lines or [line]) + "\n"

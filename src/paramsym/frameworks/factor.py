@@ -771,12 +771,16 @@ def _over(lines: list[str], col: int, tail: int = 0) -> int:
 
 
 def _best(options: list[list[str]], col: int, width: int, tail: int = 0) -> list[str]:
-    """Of layouts of one text, the one in the fewest lines that fits `width` (the first of equals); when none
-    fits, the narrowest."""
+    """Of layouts of one text, the one that fits `width` breaking the fewest layers between their arguments (a
+    line that ends with `,`), then in the fewest lines (the first of equals); when none fits, the narrowest."""
+
+    def cut(lines: list[str]) -> int:
+        return sum(line.endswith(",") for line in lines)
+
     fitting = [lines for lines in options if _over(lines, col, tail) <= width]
     if fitting:
-        return min(fitting, key=len)
-    return min(options, key=lambda lines: (_over(lines, col, tail), len(lines)))
+        return min(fitting, key=lambda lines: (cut(lines), len(lines)))
+    return min(options, key=lambda lines: (_over(lines, col, tail), cut(lines), len(lines)))
 
 
 def _lay(stage, col: int, cont: int, width: int, tail: int = 0) -> list[str]:
