@@ -288,6 +288,17 @@ class LayerScale(nn.Module):
         return x * self.weight.view(1, -1, *[1] * (x.dim() - 2))
 
 
+class ChannelConv(nn.Module):
+    """`eca(k)`: one kernel of k weights along the channels of a vector (N, C), zero padded, no bias (ECA-Net)."""
+
+    def __init__(self, kernel: int):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
+
+    def forward(self, x):
+        return self.conv(x.unsqueeze(1)).squeeze(1)
+
+
 class ChannelSlice(nn.Module):
     """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
 
