@@ -63,6 +63,17 @@ def test_every_traced_import_is_written_with_blocks(rows):
     assert not flat, flat
 
 
+def test_every_import_fits_80_columns(rows):
+    """paramsym.frameworks.factor breaks a traced import's lines at `>` and `|` (hf_import a layout reader's), so
+    that every line of every exact import fits an 80-column terminal: none is longer than 80 characters."""
+    wide = {
+        name: import_coverage.widest(row.text)
+        for name, row in rows.items()
+        if row.outcome == "exact" and import_coverage.widest(row.text) > 80
+    }
+    assert not wide, wide
+
+
 def test_the_table_in_zoo_md_is_current(rows):
     assert import_coverage.documented() == import_coverage.table([rows[n] for n in NAMES]), (
         "run: python tests/helpers/import_coverage.py --update"

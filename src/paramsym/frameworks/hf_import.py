@@ -799,4 +799,62 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
         text = family(
             model, size[0] if size is not None and len(size) == 1 else None, None if size is None else tuple(size)
         )
-    return text  # checked against the model by importer._verified, with every other import
+    return _fit(text)  # checked against the model by importer._verified, with every other import
+
+
+WIDTH = 79  # as paramsym.frameworks.factor: the lines of an 80-column terminal
+
+
+def _fit(text: str) -> str:
+    """The program with each line longer than WIDTH broken at the `>` between its stages, outside parentheses
+    first (a line that starts with `>` continues the one before, docs/language.md), then inside a stage's
+    parentheses (where new lines are ignored): it says the same. Comments and `let`s stay as they are."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if len(line) <= WIDTH or line.lstrip().startswith(("#", "let ")):
+            out.append(line)
+            continue
+        lead = line[: len(line) - len(line.lstrip())] + ("> " if line.lstrip().startswith("> ") else "")
+        if line.startswith("def "):
+            lead = line[: line.index(" = ") + 3]  # `def NAME(PARAMS) = `
+        out += _pack(_stages(line[len(lead) :]), lead, 2)
+    return "\n".join(out) + "\n"
+
+
+def _pack(pieces: list[str], first: str, cont: int, start: int = 0, closing: int = 0) -> list[str]:
+    """The stages joined by ` > ` after `first` (written from column `start` on, and followed by `closing`
+    characters), a new line (`> ` at column `cont`) where one does not fit; a stage too long for a line of
+    its own is broken inside its parentheses."""
+    lines = [first]
+    for i, piece in enumerate(pieces):
+        joint = "" if i == 0 else " > "
+        col = len(lines[-1]) + (start if len(lines) == 1 else 0)
+        after = closing if i == len(pieces) - 1 else 0
+        if i > 0 and col + 3 + len(piece) + after > WIDTH:
+            lines.append(" " * cont + "> ")
+            joint, col = "", cont + 2
+        col += len(joint)
+        name, _, inner = piece.partition("(")
+        inside = _stages(inner[:-1]) if inner.endswith(")") else [piece]
+        if col + len(piece) + after > WIDTH and len(inside) > 1:
+            broken = _pack(inside, name + "(", col + len(name) + 1, col, after + 1)
+            broken[0] = lines[-1] + joint + broken[0]
+            broken[-1] += ")"
+            lines[-1:] = broken
+        else:
+            lines[-1] += joint + piece
+    return lines
+
+
+def _stages(line: str) -> list[str]:
+    """`a > res(b > c) > d` as its stages outside parentheses: `a`, `res(b > c)`, `d`."""
+    pieces, depth, last = [], 0, 0
+    for i, char in enumerate(line):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == ">" and depth == 0 and line[i - 1] != "-" and line[i - 1 : i + 2] == " > ":
+            pieces.append(line[last : i - 1])
+            last = i + 2
+    return pieces + [line[last:]]
