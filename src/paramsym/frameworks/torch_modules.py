@@ -288,6 +288,26 @@ class LayerScale(nn.Module):
         return x * self.weight.view(1, -1, *[1] * (x.dim() - 2))
 
 
+class StdConv(nn.Module):
+    """`conv(..., std)`: a convolution whose filters are standardised (mean 0, variance 1 over each filter)
+    before use, as timm's StdConv2d; with `gain`, each standardised filter is then multiplied by a learned
+    factor per output channel and by 1/sqrt(fan-in), as timm's ScaledStdConv2d (gamma 1)."""
+
+    def __init__(self, conv: nn.Module, gain: bool = False, eps: float = 1e-6):
+        super().__init__()
+        self.conv = conv
+        weight = conv.get_parameter("weight")  # (Cout, Cin/g, *kernel)
+        self.gain = nn.Parameter(torch.ones(weight.shape[0])) if gain else None
+        self.scale = weight[0].numel() ** -0.5 if gain else 1.0
+        self.eps = eps
+
+    def forward(self, x):
+        w = self.conv.get_parameter("weight")
+        gain = None if self.gain is None else self.gain * self.scale
+        standard = F.batch_norm(w.reshape(1, w.shape[0], -1), None, None, gain, training=True, eps=self.eps)
+        return self.conv._conv_forward(x, standard.reshape_as(w), self.conv.bias)
+
+
 class ChannelSlice(nn.Module):
     """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
 
