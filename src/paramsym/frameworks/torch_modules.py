@@ -278,14 +278,19 @@ def rotary(q, k, base: float = 10000.0):
 
 
 class LayerScale(nn.Module):
-    """`scale`: one learned factor per channel (ConvNeXt's gamma), on channels-first tensors (N, C, ...)."""
+    """`scale`: one learned factor per channel (ConvNeXt's gamma), on channels-first tensors (N, C, ...); `shared`:
+    one factor for every channel; `bias`: a learned shift after it (per channel, or shared)."""
 
-    def __init__(self, channels: int, init: float = 1e-6):
+    def __init__(self, channels: int, init: float = 1e-6, shared: bool = False, bias: bool = False):
         super().__init__()
-        self.weight = nn.Parameter(torch.full((channels,), float(init)))
+        size = 1 if shared else channels
+        self.weight = nn.Parameter(torch.full((size,), float(init)))
+        self.bias = nn.Parameter(torch.zeros(size)) if bias else None
 
     def forward(self, x):
-        return x * self.weight.view(1, -1, *[1] * (x.dim() - 2))
+        shape = (1, -1, *[1] * (x.dim() - 2))
+        y = x * self.weight.view(shape)
+        return y if self.bias is None else y + self.bias.view(shape)
 
 
 class StdConv(nn.Module):
