@@ -186,7 +186,7 @@ KINDS = (
     ),
     Activation("gelu", "nn.GELU", also=(f"{_TIMM}GELU",)),
     Activation("silu", "nn.SiLU", also=(f"{_TIMM}Swish",)),
-    Activation("sigmoid", "nn.Sigmoid", also=(f"{_TIMM}Sigmoid",)),
+    Activation("sigmoid", "nn.Sigmoid", torch_functions=("sigmoid",), also=(f"{_TIMM}Sigmoid",)),
     Activation("tanh", "nn.Tanh", also=(f"{_TIMM}Tanh",)),
     Softmax(),
     Activation("hardswish", "nn.Hardswish", keras=lambda value: KerasSpec("Activation", {"activation": "hard_swish"})),
