@@ -46,6 +46,22 @@ class Branches(nn.Module):
         return total
 
 
+class SelectiveKernels(nn.Module):
+    """`sk(A | B | ... | ATTENTION)`: the paths on the input, stacked; the attention on their sum gives (N, m*C)
+    scores, a softmax over the m paths per channel gives the weights of the paths' weighted sum."""
+
+    def __init__(self, *branches: nn.Module):
+        super().__init__()
+        self.paths = nn.ModuleList(branches[:-1])
+        self.attention = branches[-1]
+
+    def forward(self, x):
+        paths = torch.stack([path(x) for path in self.paths], dim=1)  # (N, m, C, ...)
+        scores = self.attention(paths.sum(dim=1))  # (N, m*C)
+        weights = torch.softmax(scores.view(*paths.shape[:3], *[1] * (paths.dim() - 3)), dim=1)
+        return (paths * weights).sum(dim=1)
+
+
 class ChannelsLast(nn.Module):
     """Applies a module that acts on the last axis (Linear, LayerNorm) to the channel axis."""
 
