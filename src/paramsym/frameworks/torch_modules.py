@@ -317,13 +317,13 @@ class StdConv(nn.Module):
     def __init__(self, conv: nn.Module, gain: bool = False, eps: float = 1e-6):
         super().__init__()
         self.conv = conv
-        weight = conv.get_parameter("weight")  # (Cout, Cin/g, *kernel)
+        weight: torch.Tensor = conv.weight  # type: ignore[assignment]  # (Cout, Cin/g, *kernel)
         self.gain = nn.Parameter(torch.ones(weight.shape[0])) if gain else None
         self.scale = weight[0].numel() ** -0.5 if gain else 1.0
         self.eps = eps
 
     def forward(self, x):
-        w = self.conv.get_parameter("weight")
+        w: torch.Tensor = self.conv.weight  # type: ignore[assignment]
         gain = None if self.gain is None else self.gain * self.scale
         standard = F.batch_norm(w.reshape(1, w.shape[0], -1), None, None, gain, training=True, eps=self.eps)
         return self.conv._conv_forward(x, standard.reshape_as(w), self.conv.bias)
