@@ -50,7 +50,14 @@ class LayerScale(Kind):
     names = ("scale",)
     positional = 1  # scale(96): the channels, when nothing before says them
     flags = frozenset({"shared", "bias"})
-    torch_modules = ("LayerScale", "timm.models.hgnet.LearnableAffineBlock")
+    # paramsym's own (weight), timm's on channels last and on (N, C, H, W) maps (gamma), hgnetv2's
+    # LearnableAffineBlock (a factor and a shift of shape (1,))
+    torch_modules = (
+        "LayerScale",
+        "timm.layers.layer_scale.LayerScale",
+        "timm.layers.layer_scale.LayerScale2d",
+        "timm.models.hgnet.LearnableAffineBlock",
+    )
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         channels = stated_channels(call, flow, args)
@@ -99,12 +106,16 @@ class LayerScale(Kind):
         return [KerasSpec(f"DepthwiseConv{rank}D", {"kernel_size": 1, "use_bias": layer.bias})]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
-        """paramsym's LayerScale, timm's LearnableAffineBlock (a factor and a shift of shape (1,)), or a product by
-        a parameter that the importer reads as one (`weight`: one factor per channel, or a single one)."""
-        weight = module.scale if type(module).__name__ == "LearnableAffineBlock" else module.weight
+        """paramsym's LayerScale, timm's LayerScale and LayerScale2d (gamma), hgnetv2's LearnableAffineBlock (scale
+        and bias of shape (1,)), or a product by a parameter that the importer reads as one (`weight`: one factor per
+        channel, or a single one)."""
+        if type(module).__name__ == "LearnableAffineBlock":
+            weight = module.scale
+        else:
+            weight = module.weight if hasattr(module, "weight") else module.gamma
         bias = getattr(module, "bias", None)
         shared = weight.numel() == 1
-        if not shared and weight.dim() != 1:
+        if not shared and (weight.dim() != 1 or len(ctx.in_shape) < 2 or ctx.in_shape[1] != weight.shape[0]):
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not scale channels")
         if bias is not None and bias.numel() != weight.numel():
             raise ImportRefused(
