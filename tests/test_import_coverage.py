@@ -32,10 +32,17 @@ def test_each_model_imports_exactly_or_is_refused(rows, name):
         assert "no counterpart" in row.detail or "cannot" in row.detail, row.detail
 
 
-def test_only_maxvit_is_refused(rows):
+def test_none_is_refused(rows):
     refused = [name for name, row in rows.items() if row.outcome != "exact"]
-    assert refused == ["maxvit_t"], refused  # its block and grid attention (docs/zoo.md says why)
-    assert "MaxVit" in rows["maxvit_t"].detail and "no counterpart" in rows["maxvit_t"].detail
+    assert refused == [], refused
+
+
+def test_maxvit_imports_exactly(rows):
+    """maxvit_t: its block attention is attn(..., window=7), its grid attention attn(..., grid=7), a paramsym
+    extension (tests/test_kind_grid_attention.py checks its MACs too)."""
+    row = rows["maxvit_t"]
+    assert row.outcome == "exact" and "grid=p" in row.text and "window=p" in row.text, row.detail
+    assert max(len(line) for line in row.text.splitlines()) < 80, row.text
 
 
 def test_swin_v2_imports_exactly(rows):
