@@ -32,6 +32,7 @@ PROGRAMS = {
     "add": ("input(8x8x4) > add(conv1x1(->4) | conv3x3(->4, pad=1))", 160),
     "concat": ("input(8x8x4) > concat(conv1x1(->2) | conv3x3(->3, pad=1) | id)", 116),
     "mul": ("input(8x8x4) > mul(id | gap > dense(->4, bias) > sigmoid)", 20),
+    "sk": ("input(8x8x4) > sk(conv3x3(->4, pad=1) | conv3x3(->4, pad=2, dilation=2) | gap > dense(->8))", 320),
     "aux": ("input(8x8x4) > aux(gap > dense(->3, bias)) > conv1x1(->2)", 23),
     "moe": ("input(6x4) > moe(dense(->8) > gelu > dense(->4), experts=4, top=2)", 16 + 4 * 64),
     "repeat": ("let N = 3\ninput(8x8x4) > (conv3x3(->4, pad=1) > relu) * N", 3 * 144),
@@ -129,7 +130,7 @@ def test_a_sum_of_two_values_is_imported_as_res():
 # ---- one place per combinator -----------------------------------------------------------------
 
 # issue 18's "done when": no combinator is told apart by its name outside its own module
-NAME_COMPARISON = re.compile(r'kind == "(seq|res|add|concat|mul|moe|aux|repeat)"')
+NAME_COMPARISON = re.compile(r'kind == "(seq|res|add|concat|mul|sk|moe|aux|repeat)"')
 
 
 def test_no_module_outside_the_combinators_compares_their_names():

@@ -64,6 +64,7 @@ def test_a_helper_whose_default_is_no_bias_keeps_its_bias(monkeypatch):
 # every helper of torch_modules.py with a `bias` parameter: the arguments to build one
 BIAS_HELPERS = {
     "TransposedLinear": (4, 3),
+    "LayerScale": (4,),  # scale(bias)
     "GroupedQueryAttention": (8, 2),
     "WindowAttention": (8, 2, 2),
 }

@@ -60,19 +60,23 @@ def test_property_round_trip_counts_the_same(text):
     assert round_trip_counts(again) == round_trip_counts(network), (text, imported)
 
 
-class Doubles(nn.Module):
+class TimesABuffer(nn.Module):
+    """A product by a buffer (a constant tensor): no learnt scale. (`x * 2`, a Python number, imports as nothing since
+    it changes no count: tests/test_import_scalar_factors.py.)"""
+
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
+        self.register_buffer("factor", torch.full((4, 1, 1), 2.0))
 
     def forward(self, x):
-        return self.conv(x) * 2
+        return self.conv(x) * self.factor
 
 
 @pytest.mark.parametrize(
     "model, words",
     [
-        (Doubles(), "'*' has no counterpart in the language"),
+        (TimesABuffer(), "operation 'mul'"),
         (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
         (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2, mode="bicubic")),

@@ -251,7 +251,7 @@ def test_adaptive_fan_in_and_connections_are_the_windows_pytorch_uses(n, s):
         ("input(8x8x3) > adaptivemaxpool(2x2x2)", "adaptivemaxpool gives 3 sizes but its input has 2 spatial axes", 32),
         ("input(3) > adaptiveavgpool(2)", "adaptiveavgpool needs spatial axes", 12),
         ("input(8x8x3) > scale(4)", "scale says it has 4 channels, but the layer before gives 3", 22),
-        ("input(8x8x3) > scale(bias)", "scale says it has bias channels", 22),
+        ("input(8x8x3) > scale(shift)", "scale says it has shift channels", 22),  # scale(bias) is a shift now
     ],
 )
 def test_mistakes(program, words, column):

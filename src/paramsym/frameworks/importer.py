@@ -476,13 +476,32 @@ def _is_product(node) -> bool:
     """x * y as _layer_scale and _gate read it (a product of two arguments)."""
     import torch
 
-    return (node.target in (operator.mul, torch.mul) or (node.op, node.target) == ("call_method", "mul")) and len(
-        node.args
-    ) == 2
+    return (
+        node.target in (operator.mul, torch.mul) or (node.op == "call_method" and node.target in ("mul", "mul_"))
+    ) and len(node.args) == 2
+
+
+def _constant_factor(c: _Converter, node) -> bool:
+    """x * 0.2, 0.2 * x, x.mul_(gamma) with a Python number (NF-ResNet's alpha and beta, NFNet's gamma after an
+    activation): read as nothing, as it changes no count (no parameters, and FlopCounterMode counts no product by a
+    number; docs/language.md, Scalar factors)."""
+    tensors = _tensor_args(node)
+    if len(node.args) != 2 or len(tensors) != 1 or node.kwargs:
+        return False
+    number = next(a for a in node.args if a is not tensors[0])
+    source = tensors[0]
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or source.name not in c.ops:
+        return False
+    c.pass_on(node, source)
+    for values in (c.pooled, c.channels_last):
+        if source.name in values:
+            values.add(node.name)
+    return True
 
 
 def _layer_scale(c: _Converter, node) -> bool:
-    """x * a parameter of one factor per channel (ConvNeXt's layer_scale, of shape (C, 1, 1))."""
+    """x * a parameter of one factor per channel (ConvNeXt's layer_scale, of shape (C, 1, 1)), or of one factor for
+    every channel (`scale(shared)`: NF-ResNet's skipinit_gain, of shape ())."""
     if len(node.args) != 2:
         return False
     scale = next((a for a in node.args if _parameter_node(c, a) is not None), None)
@@ -492,12 +511,38 @@ def _layer_scale(c: _Converter, node) -> bool:
         return False
     weight = _scale_weight(c, node, scale)
     channels = c.shapes[other.name][1] if other.name not in c.channels_last else c.shapes[other.name][-1]
-    if weight.numel() != channels or weight.shape[0] != channels:
+    if weight.numel() != 1 and (weight.numel() != channels or weight.shape[0] != channels):
         raise ImportRefused(
             f"operation '{node.name}' multiplies by a parameter of shape "
-            f"{tuple(weight.shape)}, not one factor per channel"
+            f"{tuple(weight.shape)}, neither one factor per channel nor one for every channel"
         )
+    if node.op == "call_method" and node.target == "mul_":
+        return _in_place_scale(c, node, other, weight)
     c.ops[node.name] = c._stand_in("LayerScale", node, other, weight=weight.flatten())
+    if other.name in c.channels_last:
+        c.channels_last.add(node.name)
+    return True
+
+
+def _in_place_scale(c: _Converter, node, other, weight) -> bool:
+    """x.mul_(gain) (NFNet's skipinit: `out.mul_(self.skipinit_gain)`, whose result forward does not use): torch.fx
+    records a node that nothing uses, and the later uses of x read x itself. When x is a value passed on (drop_path's
+    Identity), x becomes the scaled value from here on; otherwise the import is refused."""
+    op = c.ops.get(other.name)
+    if (
+        node.users
+        or op is None
+        or not (op.kind == "skip" or (op.kind == "layer" and op.text == kinds.identity_name()))
+        or len(op.inputs) != 1
+    ):
+        raise ImportRefused(
+            f"operation '{node.name}' scales '{other.name}' in place (mul_), after which torch.fx's graph does not "
+            f"show which uses see the scaled value; the language cannot say it"
+        )
+    c.ops[other.name] = _Op(other.name, "skip", inputs=list(op.inputs))  # an Identity: nothing
+    c.ops[node.name] = c._stand_in("LayerScale", node, other, weight=weight.flatten())
+    del c.ops[other.name]  # moved after the scale, which it now passes on
+    c.ops[other.name] = _Op(other.name, "skip", inputs=[node.name])
     if other.name in c.channels_last:
         c.channels_last.add(node.name)
     return True
@@ -903,7 +948,8 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
     ((*_LAYOUT_METHODS, "expand", "to", "type_as", "contiguous"), _parameter_view),
-    (("operator.mul", "torch.mul", "mul"), _layer_scale),
+    (("operator.mul", "torch.mul", "mul", "mul_"), _constant_factor),
+    (("operator.mul", "torch.mul", "mul", "mul_"), _layer_scale),
     (("operator.getitem",), _broadcast_axes),
     (("operator.getitem",), _token_select),
     (("contiguous", "clone", "float", "half", "bfloat16", "to", "type_as"), _contiguous),

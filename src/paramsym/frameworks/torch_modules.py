@@ -46,6 +46,22 @@ class Branches(nn.Module):
         return total
 
 
+class SelectiveKernels(nn.Module):
+    """`sk(A | B | ... | ATTENTION)`: the paths on the input, stacked; the attention on their sum gives (N, m*C)
+    scores, a softmax over the m paths per channel gives the weights of the paths' weighted sum."""
+
+    def __init__(self, *branches: nn.Module):
+        super().__init__()
+        self.paths = nn.ModuleList(branches[:-1])
+        self.attention = branches[-1]
+
+    def forward(self, x):
+        paths = torch.stack([path(x) for path in self.paths], dim=1)  # (N, m, C, ...)
+        scores = self.attention(paths.sum(dim=1))  # (N, m*C)
+        weights = torch.softmax(scores.view(*paths.shape[:3], *[1] * (paths.dim() - 3)), dim=1)
+        return (paths * weights).sum(dim=1)
+
+
 class ChannelsLast(nn.Module):
     """Applies a module that acts on the last axis (Linear, LayerNorm) to the channel axis."""
 
@@ -278,14 +294,39 @@ def rotary(q, k, base: float = 10000.0):
 
 
 class LayerScale(nn.Module):
-    """`scale`: one learned factor per channel (ConvNeXt's gamma), on channels-first tensors (N, C, ...)."""
+    """`scale`: one learned factor per channel (ConvNeXt's gamma), on channels-first tensors (N, C, ...); `shared`:
+    one factor for every channel; `bias`: a learned shift after it (per channel, or shared)."""
 
-    def __init__(self, channels: int, init: float = 1e-6):
+    def __init__(self, channels: int, init: float = 1e-6, shared: bool = False, bias: bool = False):
         super().__init__()
-        self.weight = nn.Parameter(torch.full((channels,), float(init)))
+        size = 1 if shared else channels
+        self.weight = nn.Parameter(torch.full((size,), float(init)))
+        self.bias = nn.Parameter(torch.zeros(size)) if bias else None
 
     def forward(self, x):
-        return x * self.weight.view(1, -1, *[1] * (x.dim() - 2))
+        shape = (1, -1, *[1] * (x.dim() - 2))
+        y = x * self.weight.view(shape)
+        return y if self.bias is None else y + self.bias.view(shape)
+
+
+class StdConv(nn.Module):
+    """`conv(..., std)`: a convolution whose filters are standardised (mean 0, variance 1 over each filter)
+    before use, as timm's StdConv2d; with `gain`, each standardised filter is then multiplied by a learned
+    factor per output channel and by 1/sqrt(fan-in), as timm's ScaledStdConv2d (gamma 1)."""
+
+    def __init__(self, conv: nn.Module, gain: bool = False, eps: float = 1e-6):
+        super().__init__()
+        self.conv = conv
+        weight: torch.Tensor = conv.weight  # type: ignore[assignment]  # (Cout, Cin/g, *kernel)
+        self.gain = nn.Parameter(torch.ones(weight.shape[0])) if gain else None
+        self.scale = weight[0].numel() ** -0.5 if gain else 1.0
+        self.eps = eps
+
+    def forward(self, x):
+        w: torch.Tensor = self.conv.weight  # type: ignore[assignment]
+        gain = None if self.gain is None else self.gain * self.scale
+        standard = F.batch_norm(w.reshape(1, w.shape[0], -1), None, None, gain, training=True, eps=self.eps)
+        return self.conv._conv_forward(x, standard.reshape_as(w), self.conv.bias)
 
 
 class ChannelConv(nn.Module):

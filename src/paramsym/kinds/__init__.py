@@ -102,10 +102,23 @@ def _claims(kind: Kind, cls: type) -> bool:
     )
 
 
+# What else imports PyTorch modules whole besides the kinds: combinators that claim classes (`sk`, timm's
+# SelectiveKernel), each added by its own module with `imports_modules`
+_IMPORTERS: list[Any] = []
+
+
+def imports_modules(importer: Any) -> None:
+    """Let `importer` (a combinator with a kind's `torch_modules`, `takes_pad` and `from_torch`) import the modules
+    it claims, after the kinds."""
+    if importer not in _IMPORTERS:
+        _IMPORTERS.append(importer)
+
+
 def _claimed(module: Any) -> tuple[Kind | None, type | None]:
-    """The kind and the class it claims: the first class of the module's MRO that a kind names."""
+    """The kind and the class it claims: the first class of the module's MRO that a kind names (or one of the
+    `_IMPORTERS`)."""
     for cls in type(module).__mro__:
-        for kind in KINDS:
+        for kind in (*KINDS, *_IMPORTERS):
             if _claims(kind, cls):
                 return kind, cls
     return None, None

@@ -1,5 +1,7 @@
 """Convolutions: `conv`, depthwise `dwconv`, separable `sepconv` (Keras'
-SeparableConv) and transposed `deconv`, in 1, 2 and 3 spatial dimensions."""
+SeparableConv) and transposed `deconv`, in 1, 2 and 3 spatial dimensions. `conv` and `dwconv` may be
+weight-standardised (`std`, timm's StdConv2d) with a learned gain per output channel (`std, gain`, timm's
+ScaledStdConv2d)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 import sympy
 
 from .. import expansion
-from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.records import NO_OPTIONS, ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError
 from . import windows
 from .base import (
@@ -42,6 +44,48 @@ from .base import (
 
 _FILTER_KEYS = frozenset({"k", "stride", "pad", "dilation", "groups"})
 _BIAS = frozenset({"bias", "nobias"})
+# weight standardisation (docs/language.md, Layers): `std`, and with `gain` a learned factor per output channel
+_STANDARDISED = frozenset({"std", "gain"})
+
+
+@dataclass(frozen=True)
+class StandardisedOptions(Options):
+    """A weight-standardised convolution (`std`): each filter's weights are normalised to mean 0 and variance 1
+    before use (timm's StdConv2d); with `gain`, each then multiplied by a learned factor per output channel
+    (timm's ScaledStdConv2d). Layers without `std` keep NO_OPTIONS."""
+
+    gain: bool
+
+
+def standardised(layer: Layer) -> StandardisedOptions | None:
+    """The layer's weight standardisation, or None (a plain convolution)."""
+    return layer.options if isinstance(layer.options, StandardisedOptions) else None
+
+
+def _gain_of(layer: Layer) -> Expr:
+    std = standardised(layer)
+    return known(layer.cout) if std is not None and std.gain else ZERO
+
+
+# timm's weight-standardised convolutions: (class, whether it has a gain); the ...Same ones pad as TensorFlow's
+# "same" when their padding depends on the input (windows.imported_padding)
+_TIMM_STANDARDISED = (
+    "timm.layers.std_conv.StdConv2d",
+    "timm.layers.std_conv.StdConv2dSame",
+    "timm.layers.std_conv.ScaledStdConv2d",
+    "timm.layers.std_conv.ScaledStdConv2dSame",
+)
+
+
+def _standardisation(call: Call, args: Args) -> Options:
+    """`std` / `std, gain` as the layer's options; `gain` alone is refused."""
+    if "gain" in args.flags and "std" not in args.flags:
+        raise ParamsymArgumentError(
+            f"{call.name}: gain is the learned factor per output channel of a weight-standardised "
+            f"convolution (timm's ScaledStdConv2d); write std, gain",
+            pos=args.flags["gain"].pos,
+        )
+    return StandardisedOptions("gain" in args.flags) if "std" in args.flags else NO_OPTIONS
 
 
 class _Filters(Kind):
@@ -89,6 +133,7 @@ class _Filters(Kind):
         )
         pad, spatial_out = windows.windows(args, rank, spatial_in, kernel, stride, dilation, windows.conv_output_size)
         constraints += windows.sizes_positive(call, spatial_out)
+        options = _standardisation(call, args) if self.flags & _STANDARDISED else NO_OPTIONS
         return make_layer(
             call,
             self,
@@ -102,14 +147,24 @@ class _Filters(Kind):
             dilation=dilation,
             groups=groups,
             bias=args.bias,
+            options=options,
             constraints=tuple(constraints),
         )
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        # MACs are the convolution's: standardising the weights (a mean and a variance per filter, once per
+        # forward, whatever the input's size) is not counted, as PyTorch's FlopCounterMode does not count it
         k, cin, cout, g = layer.kernel_size, known(layer.cin), known(layer.cout), layer.groups
         fan_in = k * cin / g
         macs = times(layer.out_shape.positions, cout, fan_in)
-        return {"params": fan_in * cout + bias_of(layer), "fan_in": fan_in, "connections": macs, "macs": macs}
+        params = fan_in * cout + bias_of(layer) + _gain_of(layer)
+        return {"params": params, "fan_in": fan_in, "connections": macs, "macs": macs}
+
+    def header(self, layer: Layer, words: Words) -> str:
+        std = standardised(layer)
+        if std is None:
+            return super().header(layer, words)
+        return super().header(layer, words) + ", weight-standardised" + (" with a gain" if std.gain else "")
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
         return windows.window_field(layer, field)
@@ -117,6 +172,7 @@ class _Filters(Kind):
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return (
             self.weight_sentences(layer, w)
+            + _standardised_sentences(layer, counts, w)
             + bias_sentences(layer, counts, w)
             + [fan_in_sentence(counts, w)]
             + windows.size_sentence(layer, w)
@@ -149,9 +205,13 @@ class _Filters(Kind):
         conv = TorchSpec(
             f"nn.Conv{len(layer.kernel)}d", (num(layer.cin), num(layer.cout), num.each(layer.kernel)), kwargs
         )
+        std = standardised(layer)
+        if std is not None:
+            conv = TorchSpec("StdConv", (conv,), {"gain": True} if std.gain else {})
         return windows.same_padded(layer, num, conv)
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        _refuse_standardised_keras(layer)
         windows.keras_window_checks(layer, num)
         rank = len(layer.kernel)
         before, pad = windows.keras_padding(layer, num, rank)
@@ -173,6 +233,24 @@ def _keras_common(layer: Layer, num: Numbers, pad: str) -> dict[str, Any]:
     }
 
 
+def _standardised_sentences(layer: Layer, counts: Counts, w: Words) -> list[str]:
+    std = standardised(layer)
+    if std is None:
+        return []
+    sentences = [
+        "Weight standardisation: each filter's weights are shifted and scaled to mean 0 and variance 1 "
+        "before use (no parameters; computed once per forward, not per position, and not counted in MACs)."
+    ]
+    if std.gain:
+        sentences.append(f"A learned gain per output channel multiplies each standardised filter: {w(layer.cout)}.")
+    return sentences
+
+
+def _refuse_standardised_keras(layer: Layer) -> None:
+    if standardised(layer) is not None:
+        refuse_keras(layer, "Keras has no weight-standardised convolution")
+
+
 def _depthwise_sentences(layer: Layer, w: Words) -> list[str]:
     k, cin, cout = layer.kernel_size, known(layer.cin), known(layer.cout)
     per = cout / cin
@@ -189,17 +267,35 @@ class Convolution(_Filters):
     key = "conv"
     pattern = windows.window_pattern("conv")
     suggestions = ("conv3x3", "conv1x1", "conv5x5", "conv7x7", "conv1d", "conv2d", "conv3d")
-    # timm's Conv2dSame pads as TensorFlow's "same" from the input size in forward: pad=same (windows.same_pairs)
-    torch_modules = ("Conv1d", "Conv2d", "Conv3d", "timm.layers.conv2d_same.Conv2dSame")
+    flags = _BIAS | _STANDARDISED
+    # timm's Conv2dSame pads as TensorFlow's "same" from the input size in forward: pad=same (windows.same_pairs);
+    # its weight-standardised convolutions are `std` (and `std, gain`), paramsym's own export of them StdConv
+    torch_modules = (
+        "Conv1d",
+        "Conv2d",
+        "Conv3d",
+        "timm.layers.conv2d_same.Conv2dSame",
+        *_TIMM_STANDARDISED,
+        "StdConv",
+    )
     takes_pad = True
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         bias = t.c_out if layer.bias else ZERO
-        return t.k * (t.c_in / t.g if layer.groups != 1 else t.c_in) * t.c_out + bias
+        gain = t.c_out if _gain_of(layer) != 0 else ZERO
+        return t.k * (t.c_in / t.g if layer.groups != 1 else t.c_in) * t.c_out + bias + gain
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        std = _imported_standardisation(module)
+        if type(module).__name__ == "StdConv":  # paramsym's own: the convolution it standardises
+            module = module.conv
         rank = ctx.rank
         if rank == 0:  # a 1x1 convolution on a map of one position (after gap), as in squeeze-and-excitation
+            if std:
+                raise ImportRefused(
+                    f"{ctx.node_name} ({type(module).__name__}) is a weight-standardised convolution on a map of "
+                    f"one position, which the language cannot express"
+                )
             return _dense_on_vector(module, ctx)
         kernel = windows.per_axis(module.kernel_size, rank)
         stride, dilation = windows.per_axis(module.stride, rank), windows.per_axis(module.dilation, rank)
@@ -219,9 +315,25 @@ class Convolution(_Filters):
                 pad_text,
                 groups,
                 "bias" if module.bias is not None else "",
+                std,
             )
             + ")"
         )
+
+
+def _imported_standardisation(module: Any) -> str:
+    """The flags of an imported weight-standardised convolution ("std", "std, gain"), "" for a plain one. A gain
+    must be one factor per output channel (ScaledStdConv2d's (Cout, 1, 1, 1))."""
+    name = f"{type(module).__module__}.{type(module).__qualname__}"
+    if name not in _TIMM_STANDARDISED and type(module).__name__ != "StdConv":
+        return ""
+    gain = getattr(module, "gain", None)
+    if gain is None or isinstance(gain, bool):
+        return "std"
+    out = module.conv.out_channels if type(module).__name__ == "StdConv" else module.out_channels
+    if gain.numel() != out:
+        raise ImportRefused(f"{type(module).__name__}'s gain has {gain.numel()} values, not one per output channel")
+    return "std, gain"
 
 
 def _dense_on_vector(module: Any, ctx: ImportContext) -> str:
@@ -248,17 +360,19 @@ class DepthwiseConvolution(_Filters):
     pattern = windows.window_pattern("dwconv")
     suggestions = ("dwconv3x3",)
     keywords = _FILTER_KEYS - {"groups"}
+    flags = _BIAS | _STANDARDISED
 
     def channels_and_groups(self, call: Call, args: Args, cin: Expr) -> tuple[Expr, Expr]:
         return (args.channels.cout if args.channels is not None else cin), cin
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
-        return t.k * t.c_out + (t.c_out if layer.bias else ZERO)
+        return t.k * t.c_out + (t.c_out if layer.bias else ZERO) + (t.c_out if _gain_of(layer) != 0 else ZERO)
 
     def weight_sentences(self, layer: Layer, w: Words) -> list[str]:
         return _depthwise_sentences(layer, w)
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        _refuse_standardised_keras(layer)
         rank = len(layer.kernel)
         if rank > 2:
             return super().keras(layer, num)

@@ -341,6 +341,7 @@ _DYNAMIC_SAME = (
     "timm.layers.pool2d_same.MaxPool2dSame",
     "timm.layers.pool2d_same.AvgPool2dSame",
 )
+_FLAGGED_SAME = ("timm.layers.std_conv.StdConv2dSame", "timm.layers.std_conv.ScaledStdConv2dSame")
 
 
 def imported_padding(
@@ -351,7 +352,9 @@ def imported_padding(
     is "same" only when it is exactly TensorFlow's for this input; any other asymmetric padding is refused."""
     rank = len(kernel)
     own = getattr(module, "padding", 0)
-    same = own == "same" or f"{type(module).__module__}.{type(module).__qualname__}" in _DYNAMIC_SAME
+    qualified = f"{type(module).__module__}.{type(module).__qualname__}"
+    # timm's StdConv2dSame and ScaledStdConv2dSame pad in forward when `same_pad` (else their padding is static)
+    same = own == "same" or qualified in _DYNAMIC_SAME or (qualified in _FLAGGED_SAME and module.same_pad)
     extra = ctx.extra_pad
     if same:
         if extra is not None and any(a or b for a, b in extra):

@@ -224,12 +224,15 @@ class Merge(Combinator):
         outputs = self.references(outputs, flow)
         reference_branch, reference = outputs[0]
         for branch, out in outputs[1:]:
-            out = self.compared_flow(reference, out)
-            if shape_difference(reference.shape, out.shape, self.compares_channels) is not None:
+            # the message names the branch's own shape (a gate's, not the shape it broadcasts to)
+            if shape_difference(reference.shape, self.compared_flow(reference, out).shape, self.compares_channels):
                 self.refuse(composite, branch, reference_branch, reference, out, flow)
         for branch, out in outputs[1:]:
             builder.defer_equal(
-                reference.shape, out.shape, self.compares_channels, branch.pos if branch else composite.pos
+                reference.shape,
+                self.compared_flow(reference, out).shape,
+                self.compares_channels,
+                branch.pos if branch else composite.pos,
             )
         shape = self.merged_shape(reference.shape, outputs)
         return Flow(shape, (self.keyword, composite.pos), widest_field([out.field for _, out in outputs]))

@@ -1,5 +1,6 @@
 """`mul(A | B | ...)`: every branch on the same input, multiplied; a branch that gives the vector of the
-channels (a gate, squeeze-and-excitation's) is broadcast over every position."""
+channels (a gate, squeeze-and-excitation's) is broadcast over every position, and a branch that gives one channel
+at every position (a per-position gate, CBAM's spatial attention: `H x W x 1`) is broadcast over the channels."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, cast
 
 from ...core.records import Flow, KerasSpec, Node, Shape, TorchSpec
 from .. import identity_name
-from .base import KerasExport, Merge, Outputs, TorchExport
+from .base import KerasExport, Merge, Outputs, TorchExport, widest
 
 
 class Mul(Merge):
@@ -15,17 +16,24 @@ class Mul(Merge):
     torch_how = "mul"
 
     def references(self, outputs: Outputs, flow: Flow) -> Outputs:
-        # a branch that gives the vector of the channels (a gate) is broadcast over every position: the
-        # reference is a branch that keeps its positions
-        full = [o for o in outputs if o[1].shape.spatial != ()]
+        # a branch that gives the vector of the channels (a gate) is broadcast over every position, and one that
+        # gives one channel per position over the channels: the reference is a branch that keeps both, when one does
+        full = [o for o in outputs if o[1].shape.spatial != () and not _one_channel(o[1].shape)]
         if full and len(full) < len(outputs):
-            return full + [o for o in outputs if o[1].shape.spatial == ()]
+            return full + [o for o in outputs if o not in full]
         return outputs
 
     def compared_flow(self, reference: Flow, out: Flow) -> Flow:
         if out.shape.spatial == () and reference.shape.spatial != ():
             return Flow(Shape(reference.shape.spatial, out.shape.channels), out.source, out.field)
+        if _one_channel(out.shape) and out.shape.spatial != () and not _one_channel(reference.shape):
+            return Flow(Shape(out.shape.spatial, reference.shape.channels), out.source, out.field)
         return out
+
+    def joined(self, shapes: list[Shape]) -> Shape | None:
+        # the shape of a branch that is neither a gate over the positions nor one over the channels, when one is
+        full = [s for s in shapes if s.spatial != () and not _one_channel(s)]
+        return widest(full or shapes) if shapes else None
 
     def torch(self, node: Node, export: TorchExport) -> TorchSpec:
         expand = _gate_axes(node, export)
@@ -54,6 +62,11 @@ class Mul(Merge):
         identity = identity_name()
         # the gated value first: mul(id | gap > ... > sigmoid)
         return f"mul({' | '.join(sorted(self.branch_texts(branches), key=lambda t: t != identity))})"
+
+
+def _one_channel(shape: Shape) -> bool:
+    """A value of one channel (the number 1), which broadcasts over the channels of another."""
+    return shape.channels is not None and shape.channels.is_number and shape.channels == 1
 
 
 def _gate_axes(node: Node, export: TorchExport | KerasExport) -> tuple[int, ...]:
