@@ -395,13 +395,10 @@ def _module(c: _Converter, node) -> bool:
     tensors = _tensor_args(node)
     source = tensors[0]
     in_shape, ones = c._pool_state(node, source, _module_input_shape(c, node, source, module))
-    extra = c._take_pad(source, module, c.pending_pad)
     arg_shapes = tuple(
         c.shapes.get(a.name, ()) for a in (*tensors, *(v for v in node.kwargs.values() if hasattr(v, "name")))
     )
-    text = _module_text(
-        module, f"module '{node.target}'", in_shape, c.shapes.get(node.name, ()), extra, node, arg_shapes
-    )
+    text = c._padded_module_text(node, source, module, in_shape, arg_shapes)
     c._note_pooled(node, source, text, ones)
     if type(module).__name__ == "Embedding":
         # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
@@ -486,8 +483,19 @@ def _concat(c: _Converter, node) -> bool:
 
 
 def _pad(c: _Converter, node) -> bool:
-    """F.pad: taken as the padding of the convolution or pooling it feeds (`_Converter._take_pad`)."""
-    c.pending_pad[node.name] = c._pad_pairs(node)
+    """F.pad before the one convolution or pooling that reads it: taken as its padding where the layer can say it
+    (`_Converter._take_pad`, `_Converter._padded_module_text`). Any other F.pad is left to the next rows: the
+    kind that imports it as a layer of its own (zeropad), or a refusal that names it."""
+    users = list(node.users)
+    if len(users) != 1 or users[0].op != "call_module":
+        return False
+    kind = kinds.for_torch_module(c.gm.get_submodule(users[0].target))
+    if kind is None or not kind.takes_pad:
+        return False
+    pairs = c._pad_pairs(node)
+    if pairs is None:
+        return False
+    c.pending_pad[node.name] = pairs
     return c.pass_on(node, _tensor_args(node)[0])
 
 
@@ -682,9 +690,10 @@ class _Converter:
             op = self.ops[op.inputs[0]]
         return op.name
 
-    def _pad_pairs(self, node) -> tuple:
-        """F.pad(x, pad, mode, value) as (before, after) per spatial axis, first axis first; refused unless it is
-        zero padding (or -inf, as before a max pooling) of the spatial axes, used by one layer."""
+    def _pad_pairs(self, node) -> tuple | None:
+        """F.pad(x, pad, mode, value) as (before, after) per spatial axis, first axis first, and whether it pads
+        with -inf (as before a max pooling); None unless it pads the spatial axes with zeros or -inf by amounts
+        of at least 0 (the zeropad kind reads or refuses the others)."""
         import math
 
         values = dict(zip(("input", "pad", "mode", "value"), node.args))
@@ -692,15 +701,12 @@ class _Converter:
         pads, mode, value = tuple(values["pad"]), values.get("mode", "constant"), values.get("value")
         shape = self.shapes.get(values["input"].name, ())
         rank = len(shape) - 2
-        where = f"operation '{node.name}' (F.pad of {list(pads)})"
         if mode != "constant" or not (value is None or value == 0 or value == -math.inf):
-            raise ImportRefused(f"{where} pads by {mode!r} with value {value}: the language pads with zeros")
+            return None
         if any(not isinstance(p, int) for p in pads):
-            raise ImportRefused(f"{where} pads by amounts computed in forward; the language cannot follow them")
+            return None
         if len(pads) % 2 or len(pads) > 2 * rank or any(p < 0 for p in pads):
-            raise ImportRefused(f"{where} pads or crops more than the spatial axes of a {shape} value")
-        if len(node.users) != 1:
-            raise ImportRefused(f"{where} is used by {len(node.users)} operations; the language pads one layer's input")
+            return None
         pads = pads + (0,) * (2 * rank - len(pads))
         # F.pad lists the last axis first
         return tuple((pads[2 * i], pads[2 * i + 1]) for i in range(rank))[::-1], value == -math.inf
@@ -717,6 +723,27 @@ class _Converter:
                 f"language pads with -inf only before a max pooling"
             )
         return pairs
+
+    def _padded_module_text(self, node, source, module, in_shape, arg_shapes) -> str:
+        """The text of a module (`_module_text`) that takes an F.pad before it as its padding; when it cannot
+        (asymmetric padding that is not TensorFlow's "same", a convolution that pads as "same" itself), the
+        F.pad becomes a layer of its own (zeropad) and the module reads the padded value."""
+        name, out_shape = f"module '{node.target}'", self.shapes.get(node.name, ())
+        pending = source.name in self.pending_pad
+        lowest = pending and self.pending_pad[source.name][1]
+        extra = self._take_pad(source, module, self.pending_pad)
+        try:
+            return _module_text(module, name, in_shape, out_shape, extra, node, arg_shapes)
+        except ImportRefused:
+            if not pending or lowest:  # -inf padding is no zeropad: the refusal stands
+                raise
+        # the pad as a layer of its own (the zeropad kind's refusal, if it has one, names it)
+        padded = _tensor_args(source)[0]
+        text = _function_text(source, self.shapes.get(padded.name, ()), self.shapes.get(source.name, ()))
+        if not text:
+            raise ImportRefused(f"operation '{source.name}' (F.pad) has no counterpart in the language")
+        self.layer(source, padded, text)
+        return _module_text(module, name, in_shape, out_shape, None, node, arg_shapes)
 
 
 def _normalise_concats(ops: dict[str, _Op]) -> dict[str, _Op]:
