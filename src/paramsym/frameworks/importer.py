@@ -408,13 +408,17 @@ def _module(c: _Converter, node) -> bool:
     return c.layer(node, source, text, module=node.target)
 
 
+# LayerNorms over the channels of (N, C, H, W) (torchvision's, timm's and their subclasses: LayerNorm2dNoBias)
+_CHANNELS_FIRST_NORMS = ("LayerNorm2d", "LayerNormAct2d", "LayerNorm2dFp32", "LayerNormAct2dFp32")
+
+
 def _module_input_shape(c: _Converter, node, source, module) -> tuple:
     """The input shape the module's kind sees: a module after ChannelsLast, on (N, H, W, C), or torchvision's
     LayerNorm2d over the channels of (N, C, H, W) acts on the channels, as on a vector."""
     in_shape = c.shapes[source.name]
     if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
         in_shape = (in_shape[0], in_shape[-1])  # paramsym's ChannelsLast
-    if source.name in c.channels_last or type(module).__name__ in ("LayerNorm2d", "LayerNormAct2d"):
+    if source.name in c.channels_last or any(cls.__name__ in _CHANNELS_FIRST_NORMS for cls in type(module).__mro__):
         in_shape = (in_shape[0], in_shape[-1] if source.name in c.channels_last else in_shape[1])
         if source.name in c.channels_last:
             c.channels_last.add(node.name)

@@ -58,7 +58,7 @@ class _Normalization(Kind):
         raise ParamsymArgumentError(
             f"{call.name} has no 'nobias': PyTorch's {self.title} learns a scale and a shift together, or neither",
             pos=args.flags["nobias"].pos,
-            hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) learns a scale alone",
+            hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) and gn(nobias) learn a scale alone",
         )
 
     def groups(self, call: Call, args: Args, channels: Expr) -> tuple[Expr | None, list[Constraint]]:
@@ -167,11 +167,21 @@ class BatchNorm(_Normalization):
         return _then(module, ctx, "bn" if module.affine else "bn(noaffine)")
 
 
+def _scale_alone(call: Call, args: Args) -> None:
+    """`nobias` (ln, gn): a scale and no shift, which `noaffine` contradicts."""
+    if "noaffine" in args.flags:
+        raise ParamsymArgumentError(
+            f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns nothing already",
+            pos=args.flags["nobias"].pos,
+        )
+
+
 class LayerNorm(_Normalization):
     key = "ln"
     names = ("ln", "layernorm")
     title = "LayerNorm"
-    # LayerNorm2d (torchvision's, timm's): over the channels of (N, C, H, W), as the importer reads them
+    # LayerNorm2d (torchvision's, timm's, and subclasses that keep its forward: timm's LayerNorm2dNoBias, whose bias
+    # is None): over the channels of (N, C, H, W), as the importer reads them
     torch_modules = (
         "LayerNorm",
         "timm.layers.norm.LayerNorm",
@@ -179,14 +189,15 @@ class LayerNorm(_Normalization):
         "torchvision.models.convnext.LayerNorm2d",
         f"{_TIMM_ACT}LayerNormAct",
         f"{_TIMM_ACT}LayerNormAct2d",
+        # the same computation in float32 (its numbers are the same)
+        "timm.layers.norm.LayerNormFp32",
+        "timm.layers.norm.LayerNorm2dFp32",
+        f"{_TIMM_ACT}LayerNormActFp32",
+        f"{_TIMM_ACT}LayerNormAct2dFp32",
     )
 
     def without_shift(self, call: Call, args: Args) -> None:
-        if "noaffine" in args.flags:
-            raise ParamsymArgumentError(
-                f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns nothing already",
-                pos=args.flags["nobias"].pos,
-            )
+        _scale_alone(call, args)
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = NormalizationOptions.of(layer)
@@ -225,12 +236,13 @@ class GroupNorm(_Normalization):
             )
         return groups, check_divides(call, groups, channels, "", args.keywords["groups"].pos)
 
+    def without_shift(self, call: Call, args: Args) -> None:
+        _scale_alone(call, args)  # gn(nobias): timm's GroupNorm1NoBias (poolformerv2)
+
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
-        return TorchSpec(
-            "nn.GroupNorm",
-            (num(NormalizationOptions.of(layer).groups), num(layer.cout)),
-            {} if NormalizationOptions.of(layer).affine else {"affine": False},
-        )
+        o = NormalizationOptions.of(layer)
+        flags = {"bias": False} if not o.shift else {} if o.affine else {"affine": False}
+        return TorchSpec("nn.GroupNorm", (num(o.groups), num(layer.cout)), flags)
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [
@@ -240,7 +252,9 @@ class GroupNorm(_Normalization):
         ]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
-        return _then(module, ctx, f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})")
+        # nn.GroupNorm(..., bias=False) and timm's GroupNorm1NoBias (bias set to None) learn the scale alone
+        flag = "" if module.affine and module.bias is not None else ", noaffine" if not module.affine else ", nobias"
+        return _then(module, ctx, f"gn(groups={module.num_groups}{flag})")
 
 
 KINDS = (BatchNorm(), LayerNorm(), GroupNorm())

@@ -1,0 +1,172 @@
+"""Channels-first layer norms and norm + activation modules (issue 19): timm's LayerNorm2d and its subclass
+LayerNorm2dNoBias (poolformerv2, caformer, convformer), GroupNorm1NoBias, the float32 variants and the norm +
+activation modules import as `ln`, `ln(nobias)`, `gn(groups=G)`, `gn(groups=G, nobias)` followed by the
+activation, each checked against the module itself: params, buffers, output shape, MACs and the number of
+nonlinearities its forward applies. `gn(nobias)` is nn.GroupNorm(G, C, bias=False)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import paramsym
+from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
+from helpers.frameworks import keras_counts, torch_params, torch_run, torch_state
+from paramsym.errors import ImportRefused
+
+timm = pytest.importorskip("timm")
+from timm.layers import GroupNorm1Act, GroupNormAct, LayerNorm2d, LayerNormAct, LayerNormAct2d  # noqa: E402
+from timm.layers.norm import LayerNorm2dFp32, LayerNormFp32  # noqa: E402
+from timm.layers.norm_act import LayerNormAct2dFp32, LayerNormActFp32  # noqa: E402
+from timm.models.metaformer import GroupNorm1NoBias, LayerNorm2dNoBias, LayerNormNoBias  # noqa: E402
+
+NONLINEAR = {"ReLU": "relu", "GELU": "gelu", "SiLU": "silu", "Hardswish": "hardswish", "Sigmoid": "sigmoid"}
+
+
+def measured(model, shape) -> dict:
+    """What the module says: params, buffers, output shape (channels last), MACs, nonlinearities applied."""
+    calls = []
+    hooks = [
+        m.register_forward_hook(lambda *_: calls.append(1)) for m in model.modules() if type(m).__name__ in NONLINEAR
+    ]
+    *spatial, channels = shape
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = model.eval()(torch.zeros(1, channels, *spatial))
+    for hook in hooks:
+        hook.remove()
+    dims = list(out.shape[2:]) + [out.shape[1]] if out.dim() > 2 else [out.shape[1]]
+    return {
+        "params": torch_params(model),
+        "state": torch_state(model),
+        "shape": dims,
+        "macs": counter.get_total_flops() // 2,
+        "nonlinear": len(calls),
+    }
+
+
+def imported(text: str) -> dict:
+    net = paramsym.parse(text)
+    values = net.evaluate()
+    return {
+        "params": values["params"],
+        "state": values["state"],
+        "shape": [int(d) for d in net.output_shape.dims()],
+        "macs": values["macs"],
+        "nonlinear": sum(layer.kind.key in NONLINEAR.values() for layer in net.layers),
+    }
+
+
+# (norm module over 6 channels of an NCHW map, what the import writes after the conv)
+MAP_NORMS = [
+    (LayerNorm2d(6), "ln"),
+    (LayerNorm2dNoBias(6), "ln(nobias)"),
+    (LayerNorm2dFp32(6), "ln"),
+    (LayerNormAct2d(6), "ln > relu"),
+    (LayerNormAct2d(6, act_layer=nn.GELU), "ln > gelu"),
+    (LayerNormAct2d(6, apply_act=False), "ln"),
+    (LayerNormAct2dFp32(6, act_layer=nn.SiLU), "ln > silu"),
+    (GroupNorm1NoBias(6), "gn(groups=1, nobias)"),
+    (GroupNormAct(6, num_groups=3, act_layer=nn.SiLU), "gn(groups=3) > silu"),
+    (GroupNormAct(6, num_groups=2, affine=False), "gn(groups=2, noaffine) > relu"),
+    (GroupNorm1Act(6, act_layer=nn.GELU), "gn(groups=1) > gelu"),
+    (nn.GroupNorm(3, 6, bias=False), "gn(groups=3, nobias)"),
+]
+
+
+@pytest.mark.parametrize("norm, written", MAP_NORMS, ids=[f"{type(n).__name__}-{w}" for n, w in MAP_NORMS])
+def test_channels_first_norms_import_exactly(norm, written):
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), norm)
+    text = paramsym.from_torch(model, (7, 6, 3), flat=True)
+    assert text.replace("\n  > ", " > ").strip().endswith(f"bias) > {written}"), text
+    assert imported(text) == measured(model, (7, 6, 3))
+
+
+# (norm module over the 6 channels of a vector, what the import writes after the linear layer)
+VECTOR_NORMS = [
+    (LayerNormNoBias(6), "ln(nobias)"),
+    (LayerNormFp32(6), "ln"),
+    (LayerNormAct(6, act_layer=nn.GELU), "ln > gelu"),
+    (LayerNormActFp32(6, act_layer=nn.Hardswish), "ln > hardswish"),
+]
+
+
+@pytest.mark.parametrize("norm, written", VECTOR_NORMS, ids=[f"{type(n).__name__}-{w}" for n, w in VECTOR_NORMS])
+def test_vector_norms_import_exactly(norm, written):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), norm)
+    text = paramsym.from_torch(model, (2, 2, 3), flat=True)
+    assert text.replace("\n  > ", " > ").strip().endswith(f"bias) > {written}"), text
+    assert imported(text) == measured(model, (2, 2, 3))
+
+
+class OwnForward(LayerNorm2d):
+    """A LayerNorm2d subclass that computes something else: not a layer norm."""
+
+    def forward(self, x):
+        return super().forward(x) * 2 + 1
+
+
+class OwnActForward(GroupNormAct):
+    def forward(self, x):
+        return self.act(F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)).pow(2)
+
+
+class OwnNoBias(LayerNorm2dNoBias):
+    def forward(self, x):
+        return x - x.mean(1, keepdim=True)
+
+
+@pytest.mark.parametrize(
+    "norm, message",
+    [
+        (OwnForward(6), r"'1' \(OwnForward\) is a LayerNorm2d with a forward of its own"),
+        (OwnActForward(6, num_groups=2), r"'1' \(OwnActForward\) is a GroupNormAct with a forward of its own"),
+        (OwnNoBias(6), r"'1' \(OwnNoBias\) is a LayerNorm2d with a forward of its own"),
+    ],
+)
+def test_a_subclass_with_an_unknown_forward_is_refused_by_name(norm, message):
+    with pytest.raises(ImportRefused, match=message):
+        paramsym.from_torch(nn.Sequential(nn.Conv2d(3, 6, 3), norm), (7, 6, 3))
+
+
+@pytest.mark.parametrize(
+    "program, module",
+    [
+        ("input(5x5x4) > gn(groups=2, nobias)", nn.GroupNorm(2, 4, bias=False)),
+        ("input(5x5x4) > gn(groups=1, nobias)", GroupNorm1NoBias(4)),
+        ("input(5x5x4) > gn(groups=4, nobias)", nn.GroupNorm(4, 4, bias=False)),
+    ],
+)
+def test_gn_nobias_counts_match_pytorch(program, module):
+    net = paramsym.parse(program)
+    out, macs = torch_run(module, [5, 5, 4], "cf")
+    values = net.evaluate()
+    assert (values["params"], values["state"], values["macs"]) == (torch_params(module), torch_state(module), macs)
+    assert values["params"] == 4 and [int(d) for d in net.output_shape.dims()] == out
+
+
+def test_gn_nobias_exports_and_imports_back():
+    net = paramsym.parse("input(5x5x4) > conv1x1(->6) > gn(groups=3, nobias)")
+    module = paramsym.to_torch(net)
+    norm = module[-1]
+    assert isinstance(norm, nn.GroupNorm) and norm.bias is None and norm.weight.numel() == 6
+    assert "nn.GroupNorm(3, 6, bias=False)" in paramsym.torch_source(net)
+    assert paramsym.from_torch(module, (5, 5, 4)).strip().endswith("> gn(groups=3, nobias)")
+    keras_net = paramsym.parse("input(5x5x4) > conv1x1(->6) > gn(groups=3, nobias)", convention="keras")
+    model = paramsym.to_keras(keras_net)
+    assert "GroupNormalization(groups=3, center=False)" in paramsym.keras_source(keras_net)
+    assert keras_counts(model, [5, 5, 4]) == (keras_net.evaluate()["params"], 0, keras_net.evaluate()["macs"])
+
+
+@pytest.mark.parametrize(
+    "program, message",
+    [
+        ("input(5x5x4) > gn(groups=2, noaffine, nobias)", "both 'noaffine' and 'nobias'"),
+        ("input(5x5x4) > bn(nobias)", "bn has no 'nobias'"),
+    ],
+)
+def test_nobias_mistakes(program, message):
+    with pytest.raises(paramsym.ParamsymError, match=message):
+        paramsym.parse(program)
