@@ -2,7 +2,8 @@
 LayerNorm2dNoBias (poolformerv2, caformer, convformer), GroupNorm1NoBias, the float32 variants and the norm +
 activation modules import as `ln`, `ln(nobias)`, `gn(groups=G)`, `gn(groups=G, nobias)` followed by the
 activation, each checked against the module itself: params, buffers, output shape, MACs and the number of
-nonlinearities its forward applies. `gn(nobias)` is nn.GroupNorm(G, C, bias=False)."""
+nonlinearities its forward applies. `gn(nobias)` is nn.GroupNorm(G, C, bias=False). torchvision's
+FrozenBatchNorm2d and timm's FrozenBatchNormAct2d are `bn(frozen)` (its activation after it)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,23 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import paramsym
 from helpers import frameworks  # noqa: F401  (KERAS_BACKEND=torch before keras)
+from helpers.cli_helpers import run
 from helpers.frameworks import keras_counts, torch_params, torch_run, torch_state
 from paramsym.errors import ImportRefused
 
 timm = pytest.importorskip("timm")
-from timm.layers import GroupNorm1Act, GroupNormAct, LayerNorm2d, LayerNormAct, LayerNormAct2d  # noqa: E402
+from timm.layers import (  # noqa: E402
+    FrozenBatchNormAct2d,
+    GroupNorm1Act,
+    GroupNormAct,
+    LayerNorm2d,
+    LayerNormAct,
+    LayerNormAct2d,
+)
 from timm.layers.norm import LayerNorm2dFp32, LayerNormFp32  # noqa: E402
 from timm.layers.norm_act import LayerNormAct2dFp32, LayerNormActFp32  # noqa: E402
 from timm.models.metaformer import GroupNorm1NoBias, LayerNorm2dNoBias, LayerNormNoBias  # noqa: E402
+from torchvision.ops import FrozenBatchNorm2d  # noqa: E402
 
 NONLINEAR = {"ReLU": "relu", "GELU": "gelu", "SiLU": "silu", "Hardswish": "hardswish", "Sigmoid": "sigmoid"}
 
@@ -118,12 +128,18 @@ class OwnNoBias(LayerNorm2dNoBias):
         return x - x.mean(1, keepdim=True)
 
 
+class OwnFrozen(FrozenBatchNormAct2d):
+    def forward(self, x):
+        return super().forward(x) + 1
+
+
 @pytest.mark.parametrize(
     "norm, message",
     [
         (OwnForward(6), r"'1' \(OwnForward\) is a LayerNorm2d with a forward of its own"),
         (OwnActForward(6, num_groups=2), r"'1' \(OwnActForward\) is a GroupNormAct with a forward of its own"),
         (OwnNoBias(6), r"'1' \(OwnNoBias\) is a LayerNorm2d with a forward of its own"),
+        (OwnFrozen(6), r"'1' \(OwnFrozen\) is a FrozenBatchNormAct2d with a forward of its own"),
     ],
 )
 def test_a_subclass_with_an_unknown_forward_is_refused_by_name(norm, message):
@@ -168,5 +184,74 @@ def test_gn_nobias_exports_and_imports_back():
     ],
 )
 def test_nobias_mistakes(program, message):
+    with pytest.raises(paramsym.ParamsymError, match=message):
+        paramsym.parse(program)
+
+
+# ---- bn(frozen): torchvision's FrozenBatchNorm2d (detection backbones), timm's FrozenBatchNormAct2d -------------
+
+FROZEN = [
+    (FrozenBatchNorm2d(6), "bn(frozen)"),
+    (FrozenBatchNormAct2d(6), "bn(frozen) > relu"),
+    (FrozenBatchNormAct2d(6, act_layer=nn.SiLU), "bn(frozen) > silu"),
+    (FrozenBatchNormAct2d(6, apply_act=False), "bn(frozen)"),
+]
+
+
+@pytest.mark.parametrize("norm, written", FROZEN, ids=[f"{type(n).__name__}-{w}" for n, w in FROZEN])
+def test_frozen_batch_norms_import_exactly(norm, written):
+    """Scale, shift, mean and variance are buffers: 0 parameters and 4·C values of state (they were refused)."""
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), norm)
+    text = paramsym.from_torch(model, (7, 6, 3), flat=True)
+    assert text.replace("\n  > ", " > ").strip().endswith(f"bias) > {written}"), text
+    assert imported(text) == measured(model, (7, 6, 3))
+    assert measured(model, (7, 6, 3))["state"] == 4 * 6
+
+
+def test_a_resnet_with_frozen_batch_norm_imports_exactly():
+    """torchvision's detection backbones: a ResNet built with FrozenBatchNorm2d."""
+    from torchvision.models import resnet18
+    from torchvision.ops import FrozenBatchNorm2d as Frozen
+
+    model = resnet18(norm_layer=Frozen)
+    text = paramsym.from_torch(model, (64, 64, 3))
+    assert "bn(frozen)" in text
+    assert imported(text) == measured(model, (64, 64, 3))
+    channels = sum(m.num_features for m in resnet18().modules() if isinstance(m, nn.BatchNorm2d))
+    assert imported(text)["params"] == torch_params(resnet18()) - 2 * channels  # scale and shift are buffers
+
+
+def test_bn_frozen_counts_explains_and_exports():
+    net = paramsym.parse("input(5x5x4) > conv1x1(->6) > bn(frozen)")
+    values = net.evaluate()
+    assert (values["params"], values["state"]) == (24, 24)
+    assert (
+        "fixed buffers, 4·6 = 24 non-learnable values"
+        in run("explain", "input(5x5x4) > conv1x1(->6) > bn(frozen)").stdout
+    )
+    module = paramsym.to_torch(net)
+    assert torch_params(module) == 24 and torch_state(module) == 24
+    x = torch.linspace(-3, 3, 100).reshape(1, 4, 5, 5)
+    frozen = FrozenBatchNorm2d(6)
+    with torch.no_grad():
+        assert torch.allclose(module(x), frozen(module[0](x)))
+    assert paramsym.from_torch(module, (5, 5, 4)).strip().endswith("> bn(frozen)")
+    keras_net = paramsym.parse("input(5x5x4) > conv1x1(->6) > bn(frozen)", convention="keras")
+    model = paramsym.to_keras(keras_net)
+    assert "BatchNormalization(trainable=False)" in paramsym.keras_source(keras_net)
+    keras_values = keras_net.evaluate()
+    assert keras_counts(model, [5, 5, 4]) == (keras_values["params"], keras_values["state"], keras_values["macs"])
+    assert (keras_values["params"], keras_values["state"]) == (24, 24)
+
+
+@pytest.mark.parametrize(
+    "program, message",
+    [
+        ("input(5x5x4) > bn(frozen, noaffine)", "both 'noaffine' and 'frozen'"),
+        ("input(5x5x4) > ln(frozen)", "ln accepts: eps, groups, momentum, noaffine, nobias"),
+        ("input(5x5x4) > bn(frozen, frozen)", "'frozen' is given twice"),
+    ],
+)
+def test_frozen_mistakes(program, message):
     with pytest.raises(paramsym.ParamsymError, match=message):
         paramsym.parse(program)

@@ -396,11 +396,11 @@ def test_a_subclass_that_keeps_the_forward_is_its_base():
     assert "conv3x3(3->4, bias)" in check(nn.Sequential(PlainSubclass(3, 4, 3)), (5, 5), 3)
 
 
-def test_frozen_and_evo_norms_are_refused():
-    """FrozenBatchNormAct2d keeps its scale and shift as buffers; EvoNorm computes its own statistics: neither is
-    a `bn`."""
-    for module in (timm.layers.FrozenBatchNormAct2d(4), timm.layers.EvoNorm2dB0(4), timm.layers.EvoNorm2dS0(4)):
-        with pytest.raises(ImportRefused):  # FrozenBatchNormAct2d was an AttributeError traceback
+def test_evo_norms_are_refused():
+    """EvoNorm computes its own statistics: not a `bn` (FrozenBatchNormAct2d, refused here before, is `bn(frozen)`
+    followed by its activation: tests/test_import_norms.py)."""
+    for module in (timm.layers.EvoNorm2dB0(4), timm.layers.EvoNorm2dS0(4)):
+        with pytest.raises(ImportRefused):
             paramsym.from_torch(nn.Sequential(nn.Conv2d(3, 4, 1), module), (5, 5, 3))
 
 

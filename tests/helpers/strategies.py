@@ -128,10 +128,12 @@ def _norm(draw, sizes, channels, keras_safe):
     kind = draw(st.sampled_from(["bn", "ln", "gn", "rmsnorm"]))
     # Keras' RMSNormalization always learns its scale
     affine = ", noaffine" if draw(st.integers(0, 3)) == 0 and not (keras_safe and kind == "rmsnorm") else ""
+    # a scale alone (ln, gn: nobias), a BatchNorm that learns nothing (bn(frozen): four buffers per channel)
+    alone = kind in ("ln", "gn", "bn") and not affine and draw(st.integers(0, 3)) == 0
     if kind == "gn":
-        return f"gn(groups={draw(st.sampled_from(_divisors(channels)))}{affine})"
-    if kind == "ln" and not affine and draw(st.integers(0, 3)) == 0:
-        return "ln(nobias)"
+        return f"gn(groups={draw(st.sampled_from(_divisors(channels)))}{affine}{', nobias' if alone else ''})"
+    if alone:
+        return "bn(frozen)" if kind == "bn" else "ln(nobias)"
     return f"{kind}({affine.lstrip(', ')})" if affine else kind
 
 

@@ -1263,13 +1263,20 @@ def _state_buffers(module) -> int:
     (PyTorch's running_mean and running_var, the buffers of BatchNorm and of InstanceNorm that tracks them),
     which training updates and which are saved with the weights. num_batches_tracked (an integer counter),
     non-persistent buffers (masks, rotary frequencies) and constant tables computed from the architecture
-    (Swin V2's relative_coords_table, position indices) are not state: paramsym counts none of them."""
+    (Swin V2's relative_coords_table, position indices) are not state: paramsym counts none of them. A frozen
+    BatchNorm (torchvision's FrozenBatchNorm2d: `bn(frozen)`) keeps its scale and shift as buffers beside the
+    statistics: they are state too, and it learns nothing."""
     persistent = module.state_dict(keep_vars=True)
-    return sum(
-        b.numel()
-        for name, b in module.named_buffers()
-        if name in persistent and b.is_floating_point() and name.rpartition(".")[2] in ("running_mean", "running_var")
-    )
+    frozen = {"weight", "bias", "running_mean", "running_var"}
+    total = 0
+    for prefix, sub in module.named_modules():
+        own = dict(sub.named_buffers(recurse=False))
+        counted = frozen if frozen <= own.keys() else {"running_mean", "running_var"}
+        for name, b in own.items():
+            full = f"{prefix}.{name}" if prefix else name
+            if full in persistent and b.is_floating_point() and name in counted:
+                total += b.numel()
+    return total
 
 
 def _layout_run(module, input_shape: tuple) -> _TorchRun:

@@ -35,6 +35,7 @@ class NormalizationOptions(Options):
     affine: bool  # learns a scale (and a shift): not noaffine
     shift: bool = True  # learns the shift too: not nobias (ln only)
     groups: Expr | None = None  # gn's groups
+    frozen: bool = False  # bn(frozen): scale, shift, mean and variance all fixed buffers, nothing learnt
 
 
 class _Normalization(Kind):
@@ -50,7 +51,13 @@ class _Normalization(Kind):
         if not shift:
             self.without_shift(call, args)
         groups, constraints = self.groups(call, args, channels)
-        options = NormalizationOptions(affine="noaffine" not in args.flags, shift=shift, groups=groups)
+        frozen = "frozen" in args.flags
+        if frozen and "noaffine" in args.flags:
+            raise ParamsymArgumentError(
+                f"both 'noaffine' and 'frozen' are given: {call.name}(frozen) keeps a fixed scale and shift",
+                pos=args.flags["frozen"].pos,
+            )
+        options = NormalizationOptions(affine="noaffine" not in args.flags, shift=shift, groups=groups, frozen=frozen)
         return same_layer(call, self, flow, channels, options=options, constraints=tuple(constraints))
 
     def without_shift(self, call: Call, args: Args) -> None:
@@ -69,16 +76,25 @@ class _Normalization(Kind):
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         channels = known(layer.cout)
+        if NormalizationOptions.of(layer).frozen:  # weight, bias, running mean and variance: buffers
+            return {"params": ZERO, "state": 4 * channels}
         return {
             "params": _terms(layer) * channels if NormalizationOptions.of(layer).affine else ZERO,
             "state": 2 * channels if self.keeps_statistics else ZERO,
         }
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
-        return _terms(layer) * t.c if NormalizationOptions.of(layer).affine else ZERO
+        o = NormalizationOptions.of(layer)
+        return _terms(layer) * t.c if o.affine and not o.frozen else ZERO
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         o = NormalizationOptions.of(layer)
+        if o.frozen:
+            return [
+                f"{self.title} (frozen): its scale, shift, mean and variance per channel are fixed "
+                f"buffers, {w.product(4, layer.cout)} non-learnable values, and it learns nothing (PyTorch's "
+                f"parameters() counts none of them, Keras' non-trainable weights all four)."
+            ]
         if o.affine and not o.shift:
             lines = [
                 f"{self.title} without bias (nobias) learns a scale per channel and no shift: "
@@ -140,8 +156,14 @@ class BatchNorm(_Normalization):
     key = "bn"
     names = ("bn", "batchnorm")
     title = "BatchNorm"
+    flags = _Normalization.flags | {"frozen"}
     keeps_statistics = True
     torch_modules = (
+        # bn(frozen): torchvision's FrozenBatchNorm2d (timm's is the same class), timm's with its activation,
+        # paramsym's own export
+        "torchvision.ops.misc.FrozenBatchNorm2d",
+        f"{_TIMM_ACT}FrozenBatchNormAct2d",
+        "FrozenBatchNorm",
         "BatchNorm1d",
         "BatchNorm2d",
         "BatchNorm3d",
@@ -151,6 +173,8 @@ class BatchNorm(_Normalization):
     )
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        if NormalizationOptions.of(layer).frozen:
+            return TorchSpec("FrozenBatchNorm", (num(layer.cout),))
         dims = max(layer.in_shape.rank or 1, 1)
         return TorchSpec(
             f"nn.BatchNorm{dims}d",
@@ -159,9 +183,19 @@ class BatchNorm(_Normalization):
         )
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        if NormalizationOptions.of(layer).frozen:
+            return [KerasSpec("BatchNormalization", {"trainable": False})]
         return [KerasSpec("BatchNormalization", self.keras_flags(layer))]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        buffers = {name for name, _ in module.named_buffers(recurse=False)}
+        if not hasattr(module, "track_running_stats"):  # a frozen BatchNorm: its four vectors are buffers
+            if not {"weight", "bias", "running_mean", "running_var"} <= buffers:
+                raise ImportRefused(
+                    f"{ctx.node_name} ({type(module).__name__}) does not keep a fixed scale, shift, mean and "
+                    f"variance as buffers"
+                )
+            return _then(module, ctx, "bn(frozen)")
         if not module.track_running_stats:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) keeps no running statistics")
         return _then(module, ctx, "bn" if module.affine else "bn(noaffine)")
