@@ -255,3 +255,68 @@ def test_bn_frozen_counts_explains_and_exports():
 def test_frozen_mistakes(program, message):
     with pytest.raises(paramsym.ParamsymError, match=message):
         paramsym.parse(program)
+
+
+# ---- F.layer_norm: a LayerNorm2d of one's own (permute, F.layer_norm, permute back), and on a vector ------------
+
+
+class OwnLayerNorm2d(nn.Module):
+    """A channels-first layer norm written out, as many repositories do."""
+
+    def __init__(self, c, bias=True, affine=True):
+        super().__init__()
+        self.shape = (c,)
+        self.weight = nn.Parameter(torch.ones(c)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(c)) if affine and bias else None
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.shape, self.weight, self.bias, 1e-6)
+        return x.permute(0, 3, 1, 2)
+
+
+class FunctionalNorm(nn.Module):
+    def __init__(self, c, shape=None, buffer=False):
+        super().__init__()
+        self.shape = shape or (c,)
+        if buffer:
+            self.register_buffer("scale", torch.ones(c))
+        else:
+            self.scale = nn.Parameter(torch.ones(c))
+
+    def forward(self, x):
+        return F.layer_norm(x, self.shape, self.scale)
+
+
+@pytest.mark.parametrize(
+    "norm, written",
+    [
+        (OwnLayerNorm2d(6), "ln"),
+        (OwnLayerNorm2d(6, bias=False), "ln(nobias)"),
+        (OwnLayerNorm2d(6, affine=False), "ln(noaffine)"),
+    ],
+)
+def test_f_layer_norm_between_permutes_is_ln(norm, written):
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), norm, nn.GELU(), nn.Conv2d(6, 4, 1))
+    text = paramsym.from_torch(model, (7, 6, 3), flat=True)
+    assert f"bias) > {written} > gelu > conv1x1" in text.replace("\n  > ", " > "), text
+    assert imported(text) == measured(model, (7, 6, 3))
+
+
+def test_f_layer_norm_on_a_vector_is_ln():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(147, 6), FunctionalNorm(6))
+    text = paramsym.from_torch(model, (7, 7, 3), flat=True)
+    assert text.replace("\n  > ", " > ").strip().endswith("dense(147->6, bias) > ln(nobias)")
+    assert imported(text) == measured(model, (7, 7, 3))
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (nn.Sequential(nn.Conv2d(3, 6, 3), FunctionalNorm(5, (5,))), r"F.layer_norm over \(5,\)\) does not normalise"),
+        (nn.Sequential(nn.Flatten(), nn.Linear(147, 6), FunctionalNorm(6, buffer=True)), "not a parameter of 6"),
+    ],
+)
+def test_f_layer_norm_over_other_axes_is_refused(model, message):
+    with pytest.raises(ImportRefused, match=message):
+        paramsym.from_torch(model, (7, 7, 3))

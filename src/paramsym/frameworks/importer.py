@@ -513,9 +513,14 @@ def _kind_function(c: _Converter, node) -> bool:
         return False
     source = tensors[0]
     in_shape, ones = c._pool_state(node, source, c.shapes.get(source.name, ()))
+    last = source.name in c.channels_last and len(in_shape) > 2
+    if last:  # a value permuted to (N, H, W, C) (F.layer_norm between two permutes): its channels, as a vector's
+        in_shape = (in_shape[0], in_shape[-1])
     text = _function_text(node, in_shape, c.shapes.get(node.name, ()))
     if text is None:
         return False
+    if last and c.shapes.get(node.name) == c.shapes.get(source.name):
+        c.channels_last.add(node.name)  # an operation that keeps the shape keeps the layout
     c._note_pooled(node, source, text, ones)
     return c.layer(node, source, text)
 

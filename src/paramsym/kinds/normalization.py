@@ -210,10 +210,22 @@ def _scale_alone(call: Call, args: Args) -> None:
         )
 
 
+def _a_parameter(node: Any, size: int) -> bool:
+    """Whether a traced value is a parameter of the model (not a buffer, nor computed) with `size` values."""
+    if getattr(node, "op", None) != "get_attr":
+        return False
+    try:
+        parameter = node.graph.owning_module.get_parameter(node.target)
+    except AttributeError:
+        return False
+    return bool(parameter.numel() == size and parameter.dim() == 1)
+
+
 class LayerNorm(_Normalization):
     key = "ln"
     names = ("ln", "layernorm")
     title = "LayerNorm"
+    torch_functions = ("layer_norm",)
     # LayerNorm2d (torchvision's, timm's, and subclasses that keep its forward: timm's LayerNorm2dNoBias, whose bias
     # is None): over the channels of (N, C, H, W), as the importer reads them
     torch_modules = (
@@ -242,6 +254,27 @@ class LayerNorm(_Normalization):
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [KerasSpec("LayerNormalization", self.keras_flags(layer))]
+
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str:
+        """F.layer_norm(x, (C,), weight, bias) over the channels (of a vector, or of a map permuted to channels
+        last: a LayerNorm2d of one's own), with weight and bias parameters of the model, or None."""
+        values = dict(zip(("input", "normalized_shape", "weight", "bias", "eps"), node.args))
+        values.update(node.kwargs)
+        shape = values.get("normalized_shape")
+        shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+        if len(shape) != 1 or len(ctx.in_shape) != 2 or ctx.in_shape[-1] != shape[0]:
+            raise ImportRefused(f"{ctx.node_name} (F.layer_norm over {shape}) does not normalise the channels")
+        weight, bias = values.get("weight"), values.get("bias")
+        for part, value in (("weight", weight), ("bias", bias)):
+            if value is not None and not _a_parameter(value, shape[0]):
+                raise ImportRefused(
+                    f"{ctx.node_name} (F.layer_norm) takes a {part} that is not a parameter of {shape[0]} values"
+                )
+        if weight is None:
+            if bias is not None:
+                raise ImportRefused(f"{ctx.node_name} (F.layer_norm) shifts without a scale")
+            return "ln(noaffine)"
+        return "ln" if bias is not None else "ln(nobias)"
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         require_channels_of_a_vector(module, ctx)
