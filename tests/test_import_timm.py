@@ -277,6 +277,9 @@ def test_f_pad_the_language_cannot_say_is_refused(module, message):
         (PadThen(Conv2dSame(2, 2, 3)), "zeropad(1) > conv3x3(2->2, pad=same, bias)"),
         (PadThen(torch.relu), "zeropad(1) > relu"),  # was dropped, then refused
         (PadThen(nn.Conv2d(2, 2, 3), pads=(1, 1, 1, 1)), "conv3x3(2->2, pad=1, bias)"),  # taken as its padding
+        # zeros before a max pooling are not its padding (-inf): they were read as maxpool(pad=1)
+        (PadThen(nn.MaxPool2d(3, stride=2), pads=(1, 1, 1, 1)), "zeropad(1) > maxpool3x3(stride=2)"),
+        (PadThen(nn.MaxPool2d(3, stride=2), pads=(1, 1, 1, 1), value=-math.inf), "maxpool3x3(stride=2, pad=1)"),
     ],
 )
 def test_f_pad_the_next_layer_cannot_take_is_zeropad(module, written):

@@ -493,12 +493,15 @@ def _pad(c: _Converter, node) -> bool:
     users = list(node.users)
     if len(users) != 1 or users[0].op != "call_module":
         return False
-    kind = kinds.for_torch_module(c.gm.get_submodule(users[0].target))
+    module = c.gm.get_submodule(users[0].target)
+    kind = kinds.for_torch_module(module)
     if kind is None or not kind.takes_pad:
         return False
     pairs = c._pad_pairs(node)
     if pairs is None:
         return False
+    if not pairs[1] and type(module).__name__.startswith("MaxPool"):
+        return False  # zeros before a max pooling, whose own padding is -inf: a layer of its own
     c.pending_pad[node.name] = pairs
     return c.pass_on(node, _tensor_args(node)[0])
 
