@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint mypy-baseline install install-test install-docs docs serve-docs bench bench-playground import-sweep check-language wheel fuzz clean
+.PHONY: demo test lint mypy-baseline install install-test install-docs docs serve-docs bench bench-import bench-playground import-sweep check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ fuzz: install-test
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+# paramsym.from_torch's time with the model built (ResNet-50, ViT, GPT-2, Llama-2-7B and -3-70B on meta) and
+# `paramsym import` end to end (benchmarks/README.md records the figures).
+bench-import: install-test
+	$(BIN)/python benchmarks/import_speed.py
 
 # paramsym.from_torch over one model of each timm family and every torchvision classification model, each
 # re-checked against the model (docs/zoo.md, Importing timm, records the last run); SWEEP="--all" for every timm model.

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import collections
 import multiprocessing as mp
-import re
 import sys
 import time
 import traceback
@@ -35,55 +34,18 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # helpers.import_coverage: torchvision's list and the meta-device builder
+sys.path.insert(0, str(ROOT / "tests"))  # helpers: torchvision's list, the meta-device builder, timm's families
 
-SIZES = [
-    "test",
-    "atto",
-    "femto",
-    "pico",
-    "nano",
-    "xxxs",
-    "xxs",
-    "micro",
-    "tiny",
-    "xs",
-    "mini",
-    "small",
-    "lite",
-    "s",
-    "b0",
-    "base",
-    "medium",
-    "m",
-    "large",
-    "l",
-    "huge",
-    "h",
-    "giant",
-    "g",
-]
-
-
-def size_key(name: str) -> tuple:
-    words = re.split(r"[_.\-]", name)
-    rank = min((SIZES.index(w) for w in words if w in SIZES), default=len(SIZES))
-    if name.startswith("test_"):
-        rank = -1
-    numbers = [int(n) for n in re.findall(r"\d+", name)]
-    return rank, numbers[0] if numbers else 0, len(name), name
+from helpers.import_check import check, first_line, reason_group  # noqa: E402
+from helpers.timm_coverage import families, size_key  # noqa: E402
 
 
 def timm_models(every: bool = False) -> list[str]:
     import timm
-    from timm.models._registry import _model_to_module
 
     if every:
         return sorted(timm.list_models(), key=size_key)
-    families = collections.defaultdict(list)
-    for name in timm.list_models():
-        families[(_model_to_module[name], re.match(r"[a-z]+", name).group())].append(name)
-    return sorted((min(names, key=size_key) for names in families.values()), key=size_key)
+    return sorted((min(names, key=size_key) for names in families().values()), key=size_key)
 
 
 def torchvision_models() -> list[str]:
@@ -120,46 +82,6 @@ def build(source: str, name: str, device: str):
             with torch.device("cpu"):
                 model = builder()
     return model.eval(), shape
-
-
-def check(model, shape, text) -> dict:
-    """The independent re-check of a returned program: torch's own counts against the program's."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    import paramsym
-
-    network = paramsym.parse(text)
-    values = network.evaluate()
-    ours_shape = tuple(int(network.value(d)) for d in network.output_shape.dims())
-    params = sum(p.numel() for p in model.parameters())  # parameters() yields each shared tensor once
-    state = sum(
-        b.numel() for key, b in model.named_buffers() if key.rsplit(".", 1)[-1] in ("running_mean", "running_var")
-    )
-    device = next(iter(model.parameters()), torch.zeros(())).device
-    *spatial, channels = shape
-    with torch.no_grad(), warnings.catch_warnings(), FlopCounterMode(display=False) as counter:
-        warnings.simplefilter("ignore")
-        out = model.eval()(torch.zeros(1, channels, *spatial, device=device))
-    if not isinstance(out, torch.Tensor):
-        out = out[0]
-    dims = tuple(int(d) for d in out.shape[1:])
-    # the language writes channels last; a sequence (N, T, d) is already channels last
-    theirs_shapes = {dims, dims[1:] + dims[:1]}
-    flops = counter.get_total_flops()
-    wrong = []
-    if values["params"] != params:
-        wrong.append(f"params torch {params:,} paramsym {values['params']:,}")
-    if values["state"] != state:
-        wrong.append(f"state torch {state:,} paramsym {values['state']:,}")
-    if ours_shape not in theirs_shapes:
-        wrong.append(f"shape torch {dims} paramsym {ours_shape}")
-    macs = values.get("macs")
-    try:
-        macs = int(macs)
-    except (TypeError, ValueError):
-        macs = None
-    return {"params": params, "state": state, "wrong": "; ".join(wrong), "macs": macs, "torch_macs": flops / 2}
 
 
 def one(source: str, name: str) -> dict:
@@ -203,11 +125,6 @@ def one(source: str, name: str) -> dict:
         result["detail"] = result["wrong"]
         return result
     return result
-
-
-def first_line(error) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
 
 
 def worker(inbox, outbox):
@@ -260,14 +177,6 @@ class Worker:
 
 
 # ---- the summary -----------------------------------------------------------------------------------------
-
-
-def reason_group(detail: str) -> str:
-    """A refusal's reason without its model-specific names and numbers."""
-    text = re.sub(r"'[^']*'", "'…'", detail)
-    text = re.sub(r"\([A-Za-z0-9_]+\)", "(…)", text)
-    text = re.sub(r"\d[\d,x.]*", "N", text)
-    return text[:140]
 
 
 def summary(results: list[dict], seconds: float) -> str:

@@ -72,7 +72,7 @@ class Doubles(nn.Module):
 @pytest.mark.parametrize(
     "model, words",
     [
-        (Doubles(), "operation 'mul'"),
+        (Doubles(), "'*' has no counterpart in the language"),
         (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
         (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2, mode="bicubic")),

@@ -424,7 +424,7 @@ class AddsItsOwnParameter(nn.Module):
 
 def test_a_parameter_added_by_forward_is_refused():
     """Was a KeyError traceback ('pos_embed', timm's pit_xs_224); now a refusal naming the parameter."""
-    with pytest.raises(ImportRefused, match="'add' uses 'pos_embed', a parameter or buffer that forward reads"):
+    with pytest.raises(ImportRefused, match=r"'\+' uses 'pos_embed', a parameter or buffer that forward reads"):
         paramsym.from_torch(AddsItsOwnParameter(), (8, 8, 3))
 
 

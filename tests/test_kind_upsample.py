@@ -64,10 +64,7 @@ def test_a_unet_decoder_step_in_pytorch_and_paramsym():
 @pytest.mark.parametrize(
     "program, words",
     [
-        (
-            "input(16) > upsample(2)",
-            "upsample scales the spatial axes of a map or a sequence, but its input is a vector",
-        ),
+        ("input(16) > upsample(2x2x2x2)", "upsample gives 4 factors"),
         ("input(8x16) > upsample(2, bilinear)", "upsample(..., bilinear) interpolates on H x W x C maps"),
         ("input(8x8x3) > upsample(1.5)", "the factor 1.5 is not a whole number"),
         ("input(8x8x3) > upsample(2x2x2)", "upsample gives 3 factors but its input has 2 spatial axes"),

@@ -12,9 +12,7 @@ the import with an error that names it.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
 import operator
 import re
 import warnings
@@ -29,6 +27,7 @@ from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
+from .tracing import trace
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
 _ADD, _MUL, _CONCAT = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat"))
@@ -46,6 +45,7 @@ class _Op:
     module: str = ""  # the module's path in the model (named_modules), for messages
     shape: tuple = ()  # its value's shape in PyTorch's layout (batch first)
     last: bool = False  # channels last (a sequence), not (N, C, ...)
+    described: str = ""  # the operation in the user's terms, for messages (`_operation`)
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,285 @@ def _module_text(module, node_name: str, in_shape, out_shape, extra_pad=None, no
     return kind.from_torch(module, ImportContext(node_name, in_shape, out_shape, extra_pad, node, arg_shapes))
 
 
+# -- layouts: reshapes, permutes and flattens, read by what they do to the language's axes
+#
+# A PyTorch value holds a language value (a map H x W x C, a sequence T x d, a vector C) in some layout: each of its
+# axes after the batch is a group of the language's axes (channels first (C)(H)(W), channels last (H)(W)(C), or
+# after x.flatten(2) (C)(H W)). A chain of reshapes, views, flattens, permutes and transposes changes the layout;
+# where it arrives at the value itself in a layout the importer reads (channels first or last, a vector), it is
+# nothing; at the positions as a sequence, `tokens`; at every value in one axis, `flatten`. In between, the layout
+# is remembered. A reshape that splits one of the language's axes (into heads, into windows) is not a layout.
+
+# the methods (and torch functions) that only lay values out: the reshapes a kind imports when they leave a vector
+# (x.view(n, -1)), and the ones that move axes
+_LAYOUT_METHODS = (
+    *next(kind for kind in kinds.KINDS if "reshape" in kind.torch_functions).torch_functions,
+    "permute",
+    "transpose",
+    "swapaxes",
+    "unsqueeze",
+    "squeeze",
+)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How a PyTorch value holds the language value of node `source`: `dims` are the language's axes (spatial
+    axes, then the channels), `axes` the groups of them along each PyTorch axis after the batch."""
+
+    source: Any
+    dims: tuple[int, ...]
+    axes: tuple[tuple[int, ...], ...]
+
+    def arrange(self, axes) -> _Layout:
+        return _Layout(self.source, self.dims, tuple(tuple(a) for a in axes))
+
+    @property
+    def spatial(self) -> int:
+        return len(self.dims) - 1
+
+
+def _layout_of(c: _Converter, node) -> _Layout | None:
+    """The layout of a value the importer has read (or is reading, `c.layouts`), or None."""
+    if node.name in c.layouts:
+        return c.layouts[node.name]
+    if node.name not in c.ops or node.name not in c.shapes:
+        return None
+    shape = c.shapes[node.name][1:]
+    if not shape:
+        return None
+    if node.name in c.channels_last or len(shape) == 1:
+        return _Layout(node, shape, tuple((i,) for i in range(len(shape))))
+    if node.name in c.pooled and all(d == 1 for d in shape[1:]):
+        return _Layout(node, shape[:1], ((0,),) + ((),) * (len(shape) - 1))
+    k = len(shape) - 1
+    return _Layout(node, (*shape[1:], shape[0]), ((k,), *((i,) for i in range(k))))
+
+
+def _moved_layout(layout: _Layout, node, in_shape: tuple, out_shape: tuple) -> _Layout | None:
+    """The layout after a reshape, view, flatten, permute, transpose, (un)squeeze, or None when it splits one of
+    the language's axes or moves the batch."""
+    method = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    args = node.args[1:]
+    rank = len(in_shape)
+    axes = list(layout.axes)
+    if method == "permute":
+        order = tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else tuple(args)
+        order = tuple(o % rank for o in order)
+        if not order or order[0] != 0:
+            return None
+        return layout.arrange(axes[o - 1] for o in order[1:])
+    if method in ("transpose", "swapaxes"):
+        a, b = (int(v) % rank for v in (*args, *node.kwargs.values())[:2])
+        if 0 in (a, b):
+            return None
+        axes[a - 1], axes[b - 1] = axes[b - 1], axes[a - 1]
+        return layout.arrange(axes)
+    # the rest keep the order of the language's axes and regroup them by the output's sizes
+    order = [d for group in axes for d in group]
+    if len(out_shape) < 1 or out_shape[0] != in_shape[0]:
+        return None
+    groups, at = [], 0
+    for size in out_shape[1:]:
+        group, product = [], 1
+        while product < size and at < len(order):
+            product *= layout.dims[order[at]]
+            group.append(order[at])
+            at += 1
+        while product == size and at < len(order) and layout.dims[order[at]] == 1 and size != 1:
+            group.append(order[at])  # an axis of 1 goes with the group before it
+            at += 1
+        if product != size:
+            return None
+        groups.append(tuple(group))
+    if at != len(order):
+        return None
+    return layout.arrange(groups)
+
+
+def _layout(c: _Converter, node) -> bool:
+    """A reshape, view, flatten, permute, transpose or (un)squeeze of a value the importer has read."""
+    source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
+    if source is None or node.name not in c.shapes:
+        return False
+    layout = _layout_of(c, source)
+    if layout is None:
+        return False
+    moved = _moved_layout(layout, node, c.shapes[source.name], c.shapes[node.name])
+    if moved is None:
+        raise ImportRefused(
+            f"{_where_node(node)}{_described(node)} turns a value of shape {c.shapes[source.name]} into "
+            f"{c.shapes[node.name]}, splitting or moving its axes in a way the language has no counterpart for "
+            f"(the language reads heads and windows only inside the attention modules it knows)"
+        )
+    k = moved.spatial
+    axes = tuple(a for a in moved.axes if a)  # axes of 1 are left aside: the value is the same
+    every = tuple(range(len(moved.dims)))
+    spatial = tuple(range(k))
+    if axes == ((k,), *((i,) for i in range(k))) or (k == 0 and axes == ((0,),)):  # channels first; a vector
+        c.pass_on(node, moved.source)
+        if len(axes) < len(moved.axes) and k == 0:
+            c.pooled.add(node.name)
+    elif axes == tuple((i,) for i in every):  # channels last
+        c.pass_on(node, moved.source)
+        c.channels_last.add(node.name)
+    elif k > 1 and axes in ((spatial, (k,)), ((k,), spatial)):  # the positions as one axis: a sequence
+        c.ops[node.name] = c._stand_in("Tokens", node, moved.source)
+        if axes[1] == (k,):
+            c.channels_last.add(node.name)
+    elif len(axes) == 1 and sorted(axes[0]) == list(every) and k > 0:  # every value along one axis
+        c.ops[node.name] = c._stand_in("Flatten", node, moved.source)
+    else:  # on the way to one of them
+        c.layouts[node.name] = moved
+    return True
+
+
+def _layout_refused(c: _Converter, node) -> bool:
+    """Any other operation on a value in the middle of a reshape (a value split into heads or windows)."""
+    if not any(getattr(a, "name", None) in c.layouts for a in node.args):
+        return False
+    source = next(a for a in node.args if getattr(a, "name", None) in c.layouts)
+    raise ImportRefused(
+        f"{_where_node(node)}{_name(node)} works on a {tuple(c.shapes.get(source.name, ()))} reshape of a "
+        f"value, whose axes the language has no counterpart for"
+    )
+
+
+def _described(node) -> str:
+    """An operation in the user's terms: `x.reshape(...)`, `torch.cat(...)`, `F.pad(...)`, module 'blocks.0.fc1'."""
+    target = node.target
+    if node.op == "call_method":
+        return f"x.{target}(...)"
+    if node.op == "call_module":
+        return f"module '{target}'"
+    if node.op == "get_attr":
+        return f"'{target}'"
+    name = getattr(target, "__name__", str(target))
+    module = getattr(target, "__module__", "") or ""
+    if module in ("_operator", "operator"):
+        symbols = {"add": "+", "iadd": "+=", "mul": "*", "imul": "*=", "sub": "-", "truediv": "/", "matmul": "@"}
+        if name == "getitem":
+            return "indexing x[...]"
+        return f"'{symbols[name]}'" if name in symbols else f"operator.{name}"
+    if module.startswith("torch.nn.functional"):
+        return f"F.{name}(...)"
+    if module.startswith("torch") or module == "":
+        return f"torch.{name}(...)"
+    return f"{module}.{name}(...)"
+
+
+def _operation(node) -> str:
+    """An operation in the user's terms with the module whose forward runs it: "module 'blocks.0' (Block):
+    F.interpolate(...)", or "F.interpolate(...)" in the model's own forward."""
+    return f"{_where_node(node)}{_described(node)}"
+
+
+def _where_node(node) -> str:
+    """The module whose forward runs `node`, for messages: "module 'blocks.3.attn' (Attention): "."""
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    if not stack:
+        return ""
+    path, cls = stack[-1]
+    name = getattr(cls, "__name__", str(cls)).rpartition(".")[2]
+    return f"module '{path}' ({name}): "
+
+
+# -- parameters that forward reads itself: a class token, a table of positions, a scale
+
+
+def _parameter_view(c: _Converter, node) -> bool:
+    """A view of a parameter (self.gamma.reshape(1, -1, 1, 1), self.cls_token.expand(B, -1, -1)): the parameter,
+    read by the operation that uses it."""
+    source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
+    if source is None or _parameter_node(c, source) is None:
+        return False
+    if node.op != "call_method" or node.target not in (*_LAYOUT_METHODS, "expand", "to", "type_as", "contiguous"):
+        return False
+    c.param_views[node.name] = _parameter_node(c, source)
+    return True
+
+
+def _parameter_node(c: _Converter, node):
+    """The get_attr node of a parameter that `node` is, or is a view of; None for any other value."""
+    if getattr(node, "op", None) == "get_attr":
+        return node
+    return c.param_views.get(getattr(node, "name", None))
+
+
+def _class_token(c: _Converter, node) -> bool:
+    """torch.cat([cls_token.expand(N, -1, -1), x], dim=1): a learned vector before the positions (ViT); more
+    than one (DeiT's class and distillation tokens) is `cls` more than once."""
+    tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if not isinstance(tensors, (list, tuple)) or len(tensors) < 2 or dim not in (1, -2):
+        return False
+    *tokens, x = tensors
+    if _parameter_node(c, x) is not None or x.name not in c.channels_last or len(c.shapes.get(x.name, ())) != 3:
+        return False
+    params = [_parameter_node(c, t) for t in tokens]
+    if any(p is None for p in params) or any(c.shapes[t.name][1] != 1 for t in tokens):
+        return False
+    n, t, d = c.shapes[x.name]  # the module would see (N, d, T)
+    texts = [
+        c._stand_in("ClassToken", node, x, (n, d, t), weight=c.gm.get_parameter(p.target)[0, 0]).text for p in params
+    ]
+    c.ops[node.name] = _Op(node.name, "layer", " > ".join(texts), [c._through(x)])
+    c.channels_last.add(node.name)
+    return True
+
+
+def _position_table(c: _Converter, node) -> bool:
+    """x + pos_embed: a learned table of positions added to a sequence (ViT)."""
+    if len(node.args) != 2:
+        return False
+    params = [a for a in node.args if _parameter_node(c, a) is not None]
+    values = [a for a in node.args if hasattr(a, "name") and _parameter_node(c, a) is None]
+    if len(params) != 1 or len(values) != 1:
+        return False
+    x, table = values[0], params[0]
+    shape, table_shape = c.shapes.get(x.name, ()), c.shapes.get(table.name, ())
+    if not (x.name in c.channels_last and len(shape) == 3 and tuple(table_shape[-2:]) == tuple(shape[1:])):
+        return False
+    if any(d != 1 for d in table_shape[:-2]):
+        return False
+    try:
+        c.gm.get_parameter(_parameter_node(c, table).target)
+    except AttributeError:  # a fixed table (sines and cosines) in a buffer: no counterpart, posembed is learned
+        raise ImportRefused(
+            f"{_where_node(node)}adds '{_parameter_node(c, table).target}', a table that is not a parameter; "
+            f"the language's table of positions is learned"
+        ) from None
+    weight = c.gm.get_parameter(_parameter_node(c, table).target)
+    n, t, d = shape  # the module would see (N, d, T)
+    c.ops[node.name] = c._stand_in("PositionEmbedding", node, x, (n, d, t), weight=weight.reshape(weight.shape[-2:]))
+    c.channels_last.add(node.name)
+    return True
+
+
+def _token_select(c: _Converter, node) -> bool:
+    """x[:, 0] and x[:, -1] of a sequence: its first or last position (ViT's class token)."""
+    source, index = _known_source(c, node), node.args[1]
+    if source is None or source.name not in c.channels_last or len(c.shapes.get(source.name, ())) != 3:
+        return False
+    if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and index[1] in (0, -1)):
+        return False
+    c.ops[node.name] = c._stand_in("Select", node, source, index=index[1])
+    return True
+
+
+def _sequence_mean(c: _Converter, node) -> bool:
+    """x.mean(1) of a sequence, x.mean((1, 2)) of a channels-last map: global average pooling."""
+    source = _known_source(c, node)
+    if source is None or source.name not in c.channels_last or node.name not in c.shapes:
+        return False
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    rank = len(c.shapes[source.name])
+    dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
+    if node.kwargs.get("keepdim") or sorted(d % rank for d in dims) != list(range(1, rank - 1)):
+        return False
+    c.ops[node.name] = c._stand_in("AdaptiveAvgPool1d", node, source, output_size=1)
+    return True
+
+
 # Modules and functions that do nothing in evaluation, read as nothing while no kind claims them
 _EVAL_IDENTITY = ("stochastic_depth",)
 
@@ -107,7 +386,7 @@ def _function_text(node, in_shape, out_shape) -> str | None:
     kind = kinds.for_torch_function(name)
     if kind is None:
         return "" if name in _EVAL_IDENTITY else None
-    return kind.from_torch_function(name, node, ImportContext(f"operation '{node.name}'", in_shape, out_shape))
+    return kind.from_torch_function(name, node, ImportContext(_operation(node), in_shape, out_shape))
 
 
 # ---- the table of operation handlers ------------------------------------------------------------------
@@ -153,6 +432,17 @@ def _shuffled_source(c: _Converter, node):
 # -- the graph's inputs, parameters and outputs
 
 
+def _check(c: _Converter, node) -> bool:
+    """torch._assert(...) and the checks of forward's arguments at their defaults (is_causal == False): nothing
+    to read."""
+    import torch
+
+    checks = (torch._assert, getattr(torch.fx._symbolic_trace, "_assert_is_none", None))
+    return node.name not in c.shapes and all(
+        user.op == "call_function" and user.target in checks for user in node.users
+    )
+
+
 def _input(c: _Converter, node) -> bool:
     c.ops[node.name] = _Op(node.name, "input")
     return True
@@ -169,28 +459,6 @@ def _parameter(c: _Converter, node) -> bool:
     return True
 
 
-# -- sizes: x.size() and arithmetic on it are read by the operations that use them (a view's shape)
-
-
-def _size(c: _Converter, node) -> bool:
-    if node.op != "call_method":
-        return False
-    c.sizes.add(node.name)
-    return True
-
-
-def _size_arithmetic(c: _Converter, node) -> bool:
-    """An operator (+, //, [i], ...) with a size among its arguments: a size too."""
-    if not (
-        node.op == "call_function"
-        and node.target.__module__ == "_operator"
-        and any(getattr(a, "name", None) in c.sizes for a in node.args)
-    ):
-        return False
-    c.sizes.add(node.name)
-    return True
-
-
 # -- products
 
 
@@ -198,15 +466,18 @@ def _is_product(node) -> bool:
     """x * y as _layer_scale and _gate read it (a product of two arguments)."""
     import torch
 
-    return node.target in (operator.mul, torch.mul) and len(node.args) == 2
+    return (node.target in (operator.mul, torch.mul) or (node.op, node.target) == ("call_method", "mul")) and len(
+        node.args
+    ) == 2
 
 
 def _layer_scale(c: _Converter, node) -> bool:
     """x * a parameter of one factor per channel (ConvNeXt's layer_scale, of shape (C, 1, 1))."""
     if len(node.args) != 2:
         return False
-    scale = next((a for a in node.args if getattr(a, "op", None) == "get_attr"), None)
+    scale = next((a for a in node.args if _parameter_node(c, a) is not None), None)
     other = next((a for a in node.args if hasattr(a, "name") and a is not scale), None)
+    scale = _parameter_node(c, scale) if scale is not None else None
     if scale is None or other is None:
         return False
     weight = _scale_weight(c, node, scale)
@@ -240,6 +511,8 @@ def _gate(c: _Converter, node) -> bool:
     c.ops[node.name] = _Op(node.name, _MUL, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.pooled for a in tensors):
         c.pooled.add(node.name)
+    if all(a.name in c.channels_last for a in tensors):
+        c.channels_last.add(node.name)  # a gate on (N, H, W, C) stays channels last (MambaOut, gMLP)
     return True
 
 
@@ -264,11 +537,14 @@ def _broadcast_axes(c: _Converter, node) -> bool:
 
 
 def _contiguous(c: _Converter, node) -> bool:
-    """x.contiguous(), x.clone(): the same value."""
+    """x.contiguous(), x.clone(), and casts (x.float(), x.to(dtype), x.type_as(y)): the same value."""
     source = _known_source(c, node)
     if node.op != "call_method" or source is None or source.name not in c.ops:
         return False
-    return c.pass_on(node, source)
+    if c.shapes.get(node.name) != c.shapes.get(source.name):
+        return False
+    c.pass_on(node, source)
+    return _carry_marks(c, node, source)
 
 
 def _moved_channels(c: _Converter, node) -> bool:
@@ -313,9 +589,10 @@ def _channel_split(c: _Converter, node) -> bool:
         return False
     args = node.args
     dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
-    if dim not in (1, 1 - len(shape)):
-        raise ImportRefused(f"operation '{node.name}' splits axis {dim}, not the channels")
-    sizes = _piece_sizes(_name(node), shape[1], args[1])
+    axis = len(shape) - 1 if source.name in c.channels_last else 1  # channels last: the last axis (gMLP, MambaOut)
+    if dim % len(shape) != axis:
+        raise ImportRefused(f"{_where_node(node)}{_described(node)} splits axis {dim}, not the channels")
+    sizes = _piece_sizes(_name(node), shape[axis], args[1])
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
     c.pieces[node.name] = (source, [(a, a + n) for a, n in zip(starts, sizes)])
     return True
@@ -328,10 +605,45 @@ def _channel_slice(c: _Converter, node) -> bool:
         return False
     whole, ranges = c.pieces[source.name]
     start, end = ranges[node.args[1]]
-    if (start, end) == (0, c.shapes[whole.name][1]):
-        return c.pass_on(node, whole)
-    c.ops[node.name] = c._stand_in("ChannelSlice", node, whole, start=start, end=end)
+    if (start, end) == (0, c.shapes[whole.name][-1 if whole.name in c.channels_last else 1]):
+        c.pass_on(node, whole)
+    else:
+        c.ops[node.name] = c._stand_in("ChannelSlice", node, whole, start=start, end=end)
+    return _carry_marks(c, node, whole)
+
+
+def _carry_marks(c: _Converter, node, source) -> bool:
+    """`node`'s value is laid out as `source`'s: channels last, or a pooled vector kept as (N, C, 1, 1)."""
+    for marks in (c.channels_last, c.pooled):
+        if source.name in marks:
+            marks.add(node.name)
     return True
+
+
+def _channel_index(c: _Converter, node) -> bool:
+    """x[:, a:b] (x[:, a:b, :, :], x[..., a:b] channels last): channels a to b - 1 of a value, or all of them."""
+    source, index = _known_source(c, node), node.args[1]
+    if source is None or source.name not in c.ops or source.name not in c.shapes:
+        return False
+    shape = c.shapes[source.name]
+    axis = len(shape) - 1 if source.name in c.channels_last else 1
+    index = index if isinstance(index, tuple) else (index,)
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (len(shape) - len(index) + 1) + index[at + 1 :]
+    index = index + (slice(None),) * (len(shape) - len(index))
+    if len(index) != len(shape) or not all(isinstance(i, slice) for i in index):
+        return False
+    if any(i != slice(None) for n, i in enumerate(index) if n != axis) or index[axis].step not in (None, 1):
+        return False
+    start, end, _ = index[axis].indices(shape[axis])
+    if start >= end:
+        return False
+    if (start, end) == (0, shape[axis]):
+        c.pass_on(node, source)
+    else:
+        c.ops[node.name] = c._stand_in("ChannelSlice", node, source, start=start, end=end)
+    return _carry_marks(c, node, source)
 
 
 # -- a channel shuffle: x.view(n, g, c/g, h, w) > transpose(1, 2) > (contiguous) > view(n, c, h, w)
@@ -381,9 +693,7 @@ def _shuffle_refused(c: _Converter, node) -> bool:
     `_layer_scale` and `_gate`)."""
     if _shuffled_source(c, node) is None or _is_product(node):
         return False
-    raise ImportRefused(
-        f"operation '{node.name}' ({_name(node)}) regroups the channels in a way the language cannot express"
-    )
+    raise ImportRefused(f"{_operation(node)} regroups the channels in a way the language cannot express")
 
 
 # -- modules and what they return
@@ -394,6 +704,11 @@ def _module(c: _Converter, node) -> bool:
     module = c.gm.get_submodule(node.target)
     tensors = _tensor_args(node)
     source = tensors[0]
+    if source.name not in c.ops and source.name not in c.layouts:
+        raise ImportRefused(
+            f"{_where_node(node)}its input is {_described(source)}, a tensor that forward makes itself, not a value "
+            f"computed from the model's input; the language has no counterpart"
+        )
     in_shape, ones = c._pool_state(node, source, _module_input_shape(c, node, source, module))
     arg_shapes = tuple(
         c.shapes.get(a.name, ()) for a in (*tensors, *(v for v in node.kwargs.values() if hasattr(v, "name")))
@@ -440,7 +755,7 @@ def _module_item(c: _Converter, node) -> bool:
     if kind is None:
         return False
     op = c.ops[producer]
-    context = ImportContext(f"operation '{node.name}'", c.shapes.get(source.name, ()), c.shapes.get(node.name, ()))
+    context = ImportContext(_operation(node), c.shapes.get(source.name, ()), c.shapes.get(node.name, ()))
     text = kind.from_torch_item(op.text, node.args[1], context)
     if text is None or (text != op.text and len(source.users) > 1):
         return False
@@ -466,8 +781,11 @@ def _first_of_tuple(c: _Converter, node) -> bool:
 def _sum(c: _Converter, node) -> bool:
     """x + y: a residual or the sum of branches."""
     tensors = _tensor_args(node)
+    if len(tensors) == 1 and len(node.args) == 2 and 0 in node.args and not isinstance(node.args[0], bool):
+        c.pass_on(node, tensors[0])  # x + 0 (FastViT's MobileOne block without its identity branch)
+        return _carry_marks(c, node, tensors[0])
     if len(tensors) != 2 or len(node.args) != 2:
-        raise ImportRefused(f"operation '{node.name}' adds something that is not two tensors")
+        raise ImportRefused(f"{_where_node(node)}{_described(node)} adds something that is not two tensors")
     c.ops[node.name] = _Op(node.name, _ADD, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.channels_last for a in tensors):
         c.channels_last.add(node.name)  # a residual on (N, T, d) stays channels last
@@ -477,19 +795,27 @@ def _sum(c: _Converter, node) -> bool:
 def _concat(c: _Converter, node) -> bool:
     """torch.cat along the channels."""
     tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-    if dim not in (1, -len(c.shape(node)) + 1):
-        raise ImportRefused(f"operation '{node.name}' concatenates along axis {dim}, not the channels")
+    rank = len(c.shape(node))
+    last = all(a.name in c.channels_last for a in tensors)  # channels last: the last axis (MambaOut)
+    if dim % rank != (rank - 1 if last else 1):
+        raise ImportRefused(f"{_where_node(node)}{_described(node)} concatenates along axis {dim}, not the channels")
     stack = list((node.meta.get("nn_module_stack") or {}).values())
     c.ops[node.name] = _Op(
         node.name, _CONCAT, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
     )  # the module whose forward joins them
+    if last:
+        c.channels_last.add(node.name)
     return True
 
 
 def _pad(c: _Converter, node) -> bool:
     """F.pad before the one convolution or pooling that reads it: taken as its padding where the layer can say it
-    (`_Converter._take_pad`, `_Converter._padded_module_text`). Any other F.pad is left to the next rows: the
+    (`_Converter._take_pad`, `_Converter._padded_module_text`); a pad of zeros everywhere (timm's Swin pads its
+    maps to a multiple of the window, here by nothing) is nothing. Any other F.pad is left to the next rows: the
     kind that imports it as a layer of its own (zeropad), or a refusal that names it."""
+    pads = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad", ())
+    if isinstance(pads, (tuple, list)) and all(p == 0 for p in pads):
+        return c.pass_on(node, _tensor_args(node)[0]) and _carry_marks(c, node, _tensor_args(node)[0])
     users = list(node.users)
     if len(users) != 1 or users[0].op != "call_module":
         return False
@@ -522,9 +848,9 @@ def _kind_function(c: _Converter, node) -> bool:
     text = _function_text(node, in_shape, c.shapes.get(node.name, ()))
     if text is None:
         return False
-    if last and c.shapes.get(node.name) == c.shapes.get(source.name):
-        c.channels_last.add(node.name)  # an operation that keeps the shape keeps the layout
     c._note_pooled(node, source, text, ones)
+    if source.name in c.channels_last and c.shapes.get(node.name) == c.shapes.get(source.name):
+        c.channels_last.add(node.name)  # an element-wise function keeps the layout (F.gelu on (N, H, W, C))
     return c.layer(node, source, text)
 
 
@@ -537,14 +863,16 @@ _KIND_FUNCTIONS = tuple(
 OPERATIONS: list[tuple[tuple, Handler]] = [
     (("placeholder",), _input),
     (("builtins.tuple",), _outputs_tuple),
+    (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
-    (("size",), _size),
-    ((ANY,), _size_arithmetic),
-    (("operator.mul", "torch.mul"), _layer_scale),
+    ((*_LAYOUT_METHODS, "expand", "to", "type_as", "contiguous"), _parameter_view),
+    (("operator.mul", "torch.mul", "mul"), _layer_scale),
     (("operator.getitem",), _broadcast_axes),
-    (("contiguous", "clone"), _contiguous),
+    (("operator.getitem",), _token_select),
+    (("contiguous", "clone", "float", "half", "bfloat16", "to", "type_as"), _contiguous),
     (("chunk", "split"), _channel_split),
     (("operator.getitem",), _channel_slice),
+    (("operator.getitem",), _channel_index),
     (("view", "reshape"), _shuffle_begins),
     (("transpose", "swapaxes"), _shuffle_swaps),
     (("contiguous",), _shuffle_contiguous),
@@ -554,12 +882,17 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),
+    (("operator.add", "torch.add"), _position_table),
     (("operator.add", "torch.add", "operator.iadd"), _sum),
-    (("operator.mul", "torch.mul", "operator.imul"), _gate),
+    (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
+    (("torch.cat",), _class_token),
     (("torch.cat",), _concat),
     (("movedim",), _moved_channels),
     (("torch.nn.functional.pad",), _pad),
+    (("mean",), _sequence_mean),
     (_KIND_FUNCTIONS, _kind_function),
+    (_LAYOUT_METHODS, _layout),
+    ((ANY,), _layout_refused),
 ]
 
 
@@ -600,7 +933,8 @@ class _Converter:
         # values that PyTorch keeps as (N, C, 1, 1) after global pooling and the language as the vector C
         self.pooled: set[str] = set()
         self.aux_outputs: list[str] = []  # the side outputs (auxiliary heads) besides the model's output
-        self.sizes: set[str] = set()  # nodes that are sizes (x.size() and arithmetic on it), not tensors
+        self.layouts: dict[str, _Layout] = {}  # values on the way from one layout to another (`_layout`)
+        self.param_views: dict[str, Any] = {}  # views of a parameter, by node: the parameter's get_attr node
         self.pieces: dict[str, tuple] = {}  # x.chunk(n, 1) / x.split(s, 1): the channel ranges of the pieces
         self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
         self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
@@ -618,11 +952,19 @@ class _Converter:
     def _read(self, node) -> None:
         keys = _keys(node, self.gm)
         for row, handler in self.table:
-            if (ANY in row or not row.isdisjoint(keys)) and handler(self, node):
-                return
-        target = node.target
-        described = target if isinstance(target, str) else getattr(target, "__name__", str(target))
-        raise ImportRefused(f"operation '{node.name}' ({node.op} {described}) has no counterpart in the language")
+            try:
+                if (ANY in row or not row.isdisjoint(keys)) and handler(self, node):
+                    if node.name in self.ops and not self.ops[node.name].described:
+                        self.ops[node.name].described = _operation(node)
+                    return
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+                # a value no handler foresaw (a module applied to a constant, an index of an odd form): refused,
+                # naming what it is, rather than read wrongly
+                what = "" if node.op == "call_module" else f"{_described(node)} "
+                raise ImportRefused(
+                    f"{_where_node(node)}{what}cannot be read ({type(error).__name__}: {error})"
+                ) from None
+        raise ImportRefused(f"{_where_node(node)}{_described(node)} has no counterpart in the language")
 
     def _output(self, node) -> tuple[str, str]:
         result = self._main_output(node.args[0])
@@ -640,6 +982,9 @@ class _Converter:
         as (output, aux2, aux1)) go to `aux_outputs`."""
         if hasattr(result, "name") and isinstance(result.target, type) and issubclass(result.target, tuple):
             result = tuple(result.args) + tuple(result.kwargs.values())
+        if isinstance(result, dict) and result:  # torchvision's segmentation models: {"out": ..., "aux": ...}
+            main = "out" if "out" in result else next(iter(result))
+            result = (result[main], *(value for key, value in result.items() if key != main))
         if (
             isinstance(result, (tuple, list))
             and result
@@ -661,11 +1006,12 @@ class _Converter:
         self.ops[node.name] = _Op(node.name, "skip", inputs=[self._through(source)])
         return True
 
-    def _stand_in(self, cls: str, node, source, **values) -> _Op:
+    def _stand_in(self, cls: str, node, source, in_shape: tuple | None = None, **values) -> _Op:
         """A layer written by the kind of a module of class `cls` with these attributes (a channel slice, a
-        shuffle, a layer scale that the model computes with tensor operations)."""
-        shape = self.shapes.get(source.name, ())
-        text = _module_text(type(cls, (), values)(), f"operation '{node.name}'", shape, self.shapes.get(node.name, ()))
+        shuffle, a layer scale that the model computes with tensor operations); `in_shape` is the input's shape
+        as that module would see it (by default the source's)."""
+        shape = self.shapes.get(source.name, ()) if in_shape is None else in_shape
+        text = _module_text(type(cls, (), values)(), _operation(node), shape, self.shapes.get(node.name, ()))
         return _Op(node.name, "layer" if text else "skip", text, [self._through(source)])
 
     def _pool_state(self, node, source, in_shape: tuple) -> tuple:
@@ -695,8 +1041,10 @@ class _Converter:
                 if getattr(node, "op", "") == "get_attr"
                 else "a value the language has no counterpart for"
             )
-            users = ", ".join(f"'{user.name}'" for user in getattr(node, "users", ()))
-            raise ImportRefused(f"operation {users or '?'} uses '{node.name}', {what} (not through a layer)")
+            user = next(iter(getattr(node, "users", ())), None)
+            where = _where_node(user) if user is not None else ""
+            uses = _described(user) if user is not None else "an operation"
+            raise ImportRefused(f"{where}{uses} uses {_described(node)}, {what} (not through a layer)")
         op = self.ops[node.name]
         while op.kind == "skip" and op.inputs:
             op = self.ops[op.inputs[0]]
@@ -753,7 +1101,7 @@ class _Converter:
         padded = _tensor_args(source)[0]
         text = _function_text(source, self.shapes.get(padded.name, ()), self.shapes.get(source.name, ()))
         if not text:
-            raise ImportRefused(f"operation '{source.name}' (F.pad) has no counterpart in the language")
+            raise ImportRefused(f"{_operation(source)} has no counterpart in the language")
         self.layer(source, padded, text)
         return _module_text(module, name, in_shape, out_shape, None, node, arg_shapes)
 
@@ -865,7 +1213,7 @@ def _concat_text(
 
 
 def _where(op: _Op) -> str:
-    return f"module '{op.module}'" if op.module else f"operation '{op.name}'"
+    return f"module '{op.module}'" if op.module else op.described or f"operation '{op.name}'"
 
 
 def _carried(ops: dict[str, _Op], start: str, inputs: list, written: dict, concat: _Op) -> list[str]:
@@ -931,7 +1279,7 @@ def _carry(ops, start, inputs, written, concat, region, extra):
             return [
                 _module_text(
                     type("ChannelSlice", (), {"start": first, "end": first + op.shape[1]})(),
-                    f"operation '{name}'",
+                    _where(op),
                     (),
                     (),
                 )
@@ -1043,18 +1391,6 @@ def _side_heads(ops: dict[str, _Op], end: str, outputs: list[str], idom: dict) -
     return heads
 
 
-def _takes_token_ids(traced) -> bool:
-    """Whether the model's input goes to a module that looks up token ids."""
-    for node in traced.graph.nodes:
-        if node.op == "placeholder":
-            for user in node.users:
-                if user.op == "call_module":
-                    kind = kinds.for_torch_module(traced.get_submodule(user.target))
-                    if getattr(kind, "token_ids", False):
-                        return True
-    return False
-
-
 def _name_ties(converter) -> None:
     """Layers that share one weight Parameter (an output layer tied to the embedding): the first is named
     (`as tied1`), the others use its weight (`tie=tied1`), so that the weight is counted once, as PyTorch's
@@ -1093,88 +1429,26 @@ def _input_shape(input_shape) -> tuple:
     return input_shape
 
 
-def _tracer():
-    """A torch.fx tracer that keeps whole torch.nn's modules and the modules a kind imports, and traces the
-    heads of paramsym's own side heads (Aux) as side outputs."""
+def _read_whole(m, qualname: str) -> bool:
+    """Which modules the trace keeps whole: torch.nn's (as torch.fx does), the modules a kind imports (paramsym's
+    own PositionEmbedding, ClassToken, ...: their forward has no counterpart op by op), and a subclass of a claimed
+    class with a forward of its own (timm's BatchNormAct2d), so that the import refuses it by name unless a kind
+    claims its own class."""
     import torch
-    import torch.fx as fx
 
-    class Tracer(fx.Tracer):
-        """torch.nn's modules stay whole, and so do the modules a kind imports (paramsym's own
-        PositionEmbedding, ClassToken, ...: their forward has no counterpart op by op)."""
-
-        def __init__(self):
-            super().__init__()
-            self.side_outputs: list = []  # the values of paramsym's own side heads (Aux), which nothing uses
-
-        def is_leaf_module(self, m, qualname) -> bool:
-            # a subclass of a claimed class with a forward of its own (timm's BatchNormAct2d) stays whole too, so
-            # that the import refuses it by name, unless a kind claims its own class
-            return super().is_leaf_module(m, qualname) or (
-                (kinds.for_torch_module(m) is not None or kinds.overridden(m) is not None)
-                and not type(m).__module__.startswith("torch.")
-            )
-
-        def call_module(self, m, forward, args, kwargs):
-            if (
-                type(m).__name__ == "Aux"
-                and isinstance(getattr(m, "head", None), torch.nn.Module)
-                and len(args) == 1
-                and not kwargs
-            ):
-                # paramsym's exported side head passes its input on and never runs its head: the head is traced
-                # here on that input, as a side output of the model (read back as aux(...))
-                side = super().call_module(m.head, m.head.forward, args, kwargs)
-                if isinstance(side, fx.Proxy):
-                    self.side_outputs.append(side.node.name)
-                return args[0]
-            return super().call_module(m, forward, args, kwargs)
-
-    return Tracer()
+    cls = type(m)
+    if cls.__module__.startswith(("torch.nn", "torch.ao.nn")) and not isinstance(m, torch.nn.Sequential):
+        return True
+    return (kinds.for_torch_module(m) is not None or kinds.overridden(m) is not None) and not cls.__module__.startswith(
+        "torch."
+    )
 
 
-def _traced(module):
-    """The model as a torch.fx graph (traced in training mode, so that side heads run), and its tracer."""
-    import torch.fx as fx
-
-    was_training = module.training
-    module.train()  # side heads (GoogLeNet's, Inception's auxiliary classifiers) run only in training
-    tracer = _tracer()
-    try:
-        return fx.GraphModule(module, tracer.trace(module)), tracer
-    except Exception as error:  # torch.fx raises many kinds for untraceable Python
-        raise ImportRefused(f"torch.fx cannot trace the model: {error}") from None
-    finally:
-        module.train(was_training)
-
-
-def _propagate_shapes(module, traced, input_shape: tuple, example_shape: tuple) -> None:
-    """Runs the traced model once in evaluation mode on an input of `example_shape` (PyTorch's layout, without the
-    batch), recording each node's shape (node.meta["tensor_meta"])."""
-    import torch
-    from torch.fx.passes.shape_prop import ShapeProp
-
-    # a batch of 2: torch's GroupNorm refuses one value per group even in eval mode; token ids (the input of
-    # a kind that looks them up, nn.Embedding) are whole numbers
-    dtype = torch.long if _takes_token_ids(traced) else torch.float32
-    # on the model's device: a model on the meta device (too large to hold) is shaped without values
-    device = next(iter(module.parameters()), next(iter(module.buffers()), torch.zeros(()))).device
-    example = torch.zeros(2, *example_shape, dtype=dtype, device=device)
-    was_training = module.training
-    module.eval()
-    try:
-        # ShapeProp prints the traceback of a failing node itself; the error below says it once
-        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
-            ShapeProp(traced).propagate(example)
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        cause = error.__cause__ or error
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else first
-        raise ImportRefused(
-            f"the model does not run on a {'x'.join(str(v) for v in input_shape)} input: {detail}"
-        ) from None
-    finally:
-        module.train(was_training)
+def _takes_token_ids(module, input_shape: tuple) -> bool:
+    """Whether the model's input is token ids: a sequence of numbers (input(T)) into a model that looks them up."""
+    return len(input_shape) == 1 and any(
+        getattr(kinds.for_torch_module(m), "token_ids", False) for m in module.modules()
+    )
 
 
 def from_torch(module, input_shape, flat: bool = False) -> str:
@@ -1186,17 +1460,20 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
         text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
         return _verified(module, text, tuple(input_shape))
+    import torch
+
     *spatial, channels = input_shape
-    traced, tracer = _traced(module)
-    _propagate_shapes(module, traced, input_shape, (channels, *spatial))
-    shapes = {
-        node.name: tuple(node.meta["tensor_meta"].shape)
-        for node in traced.graph.nodes
-        if "tensor_meta" in node.meta and hasattr(node.meta["tensor_meta"], "shape")
-    }
+    token_ids = _takes_token_ids(module, input_shape)
+    traced, shapes, side_outputs = trace(
+        module,
+        (channels, *spatial),
+        torch.long if token_ids else torch.float32,
+        _read_whole,
+        "x".join(str(v) for v in input_shape),
+    )
     converter = _Converter(traced, shapes)
     _, output = converter.convert()
-    converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in tracer.side_outputs]
+    converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in side_outputs]
     _name_ties(converter)
     for name, op in converter.ops.items():
         op.shape, op.last = shapes.get(name, ()), name in converter.channels_last
@@ -1287,6 +1564,9 @@ def _state_buffers(module) -> int:
     return total
 
 
+_SHORT_RUN = 16  # the positions a model of token ids is run on to check it
+
+
 def _layout_run(module, input_shape: tuple) -> _TorchRun:
     """A model read by its layout, run once on the meta device (shapes, no values: a copy of every parameter
     and buffer on meta, the module itself untouched): its output's shape and the parameters of the modules
@@ -1296,8 +1576,11 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
 
     called: set[int] = set()
     hooks = [m.register_forward_pre_hook(lambda m, args: called.add(id(m))) for m in module.modules()]
-    if len(input_shape) == 1:  # token ids
-        example = torch.zeros(2, *input_shape, dtype=torch.long, device="meta")
+    length = input_shape[0]
+    if len(input_shape) == 1:  # token ids: every position goes through the same layers, so a few stand for all
+        # (meta tensors check no index either, so a longer run would show nothing more, only take longer: 1.5 s
+        # for Llama-2-7B at 4,096)
+        example = torch.zeros(2, min(length, _SHORT_RUN), dtype=torch.long, device="meta")
     else:
         *spatial, channels = input_shape
         example = torch.zeros(2, channels, *spatial, device="meta")
@@ -1325,7 +1608,10 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         module.train(was_training)
         if experts is not None and config._experts_implementation != experts:
             config._experts_implementation = experts
-    return _TorchRun(tuple(_main_tensor(out).shape), len(input_shape) == 1, False, _called_parameters(module, called))
+    shape = tuple(_main_tensor(out).shape)
+    if len(input_shape) == 1 and len(shape) > 1 and shape[1] == example.shape[1]:
+        shape = (shape[0], length, *shape[2:])  # the positions run stand for all of them
+    return _TorchRun(shape, len(input_shape) == 1, False, _called_parameters(module, called))
 
 
 def _main_tensor(out):

@@ -104,6 +104,14 @@ class Activation(Kind):
         return self.key
 
 
+class Dropout(Activation):
+    """Dropout, also as F.dropout(x, p, training) in a forward (GhostNet's classifier)."""
+
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
+        p = node.kwargs.get("p", node.args[1] if len(node.args) > 1 else 0.5)
+        return f"dropout({p})" if isinstance(p, (int, float)) and 0 <= p <= 1 else None
+
+
 class Softmax(Activation):
     """Over the channels (the last axis in the language, axis 1 in PyTorch)."""
 
@@ -184,15 +192,16 @@ KINDS = (
         keras=_value("ELU", "alpha", 1.0),
         imported=lambda module, ctx: f"elu({module.alpha})",
     ),
-    Activation("gelu", "nn.GELU", also=(f"{_TIMM}GELU",)),
-    Activation("silu", "nn.SiLU", also=(f"{_TIMM}Swish",)),
-    Activation("sigmoid", "nn.Sigmoid", also=(f"{_TIMM}Sigmoid",)),
-    Activation("tanh", "nn.Tanh", also=(f"{_TIMM}Tanh",)),
+    Activation("gelu", "nn.GELU", also=(f"{_TIMM}GELU",), torch_functions=("gelu",)),
+    Activation("silu", "nn.SiLU", also=(f"{_TIMM}Swish",), torch_functions=("silu",)),
+    Activation("sigmoid", "nn.Sigmoid", also=(f"{_TIMM}Sigmoid",), torch_functions=("sigmoid",)),
+    Activation("tanh", "nn.Tanh", also=(f"{_TIMM}Tanh",), torch_functions=("tanh",)),
     Softmax(),
     Activation("hardswish", "nn.Hardswish", keras=lambda value: KerasSpec("Activation", {"activation": "hard_swish"})),
-    Activation(
+    Dropout(
         "dropout",
         "nn.Dropout",
+        torch_functions=("dropout",),
         takes_value=True,
         keras=_value("Dropout", "rate", 0.5),
         imported=lambda module, ctx: f"dropout({module.p})",

@@ -84,8 +84,9 @@ class Attention(Kind):
         "TransformerDecoderLayer",
         "SelfAttention",
         "GroupedQueryAttention",
-        "WindowAttention",
-    )  # the last three: paramsym's own exports
+        "WindowAttention",  # these three: paramsym's own exports
+        "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
+    )
 
     # ---- language
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
@@ -491,6 +492,8 @@ class Attention(Kind):
             return _own_text(module)
         if name == "WindowAttention":
             return _window_text(module, ctx)
+        if type(module).__module__ == "timm.layers.attention":
+            return _timm_text(module, ctx)
         if name == "MultiheadAttention" or (hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias")):
             return _mha_text(module, ctx)
         if hasattr(module, "multihead_attn"):
@@ -518,6 +521,30 @@ def _own_text(module: Any) -> str:
     if head_dim * heads != width:
         parts.append(f"head_dim={head_dim}")
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
+    return f"attn({', '.join(parts)})"
+
+
+def _timm_text(module: Any, ctx: ImportContext) -> str:
+    """timm's Attention (timm.layers.attention): qkv and proj Linear layers, num_heads heads of head_dim."""
+    where = f"{ctx.node_name} (Attention)"
+    extras = [name for name in ("q_norm", "k_norm", "norm") if type(getattr(module, name, None)).__name__ != "Identity"]
+    if extras or getattr(module, "gate", None) is not None:
+        raise ImportRefused(
+            f"{where} normalises its queries, keys or output ({', '.join(extras) or 'a gate'}), which the language's "
+            f"attn has no counterpart for"
+        )
+    qkv, proj = module.qkv, module.proj
+    width, heads, head_dim = qkv.in_features, module.num_heads, module.head_dim
+    if proj.out_features != width or qkv.out_features != 3 * heads * head_dim:
+        raise ImportRefused(f"{where} gives {proj.out_features} channels from {width}; attn keeps the width")
+    if (qkv.bias is None) != (proj.bias is None):
+        raise ImportRefused(
+            f"{where} has biases in {'proj' if qkv.bias is None else 'qkv'} only; the language's attn has biases "
+            f"in all four projections or none"
+        )
+    parts = (
+        [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != width) + ["bias"] * (qkv.bias is not None)
+    )
     return f"attn({', '.join(parts)})"
 
 

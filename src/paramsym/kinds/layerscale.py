@@ -30,7 +30,8 @@ class LayerScale(Kind):
     key = "scale"
     names = ("scale",)
     positional = 1  # scale(96): the channels, when nothing before says them
-    torch_modules = ("LayerScale",)
+    # paramsym's own (weight), timm's on channels last and on (N, C, H, W) maps (gamma)
+    torch_modules = ("LayerScale", "timm.layers.layer_scale.LayerScale", "timm.layers.layer_scale.LayerScale2d")
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         channels = stated_channels(call, flow, args)
@@ -62,8 +63,9 @@ class LayerScale(Kind):
         return [KerasSpec(f"DepthwiseConv{rank}D", {"kernel_size": 1, "use_bias": False})]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
-        if module.weight.dim() != 1:
-            raise ImportRefused(f"{ctx.node_name} (LayerScale) does not scale channels")
+        weight = module.weight if hasattr(module, "weight") else module.gamma
+        if weight.dim() != 1 or len(ctx.in_shape) < 2 or ctx.in_shape[1] != weight.shape[0]:
+            raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not scale channels")
         return "scale"
 
 

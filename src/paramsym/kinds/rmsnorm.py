@@ -40,7 +40,8 @@ class RMSNorm(Kind):
     keywords = frozenset({"eps"})
     flags = frozenset({"noaffine"})
     positional = 1  # rmsnorm(512): the channels, when nothing before says them
-    torch_modules = ("RMSNorm",)
+    # torch.nn's, and timm's (the same computation; the Fp32 one in float32 whatever the input's dtype)
+    torch_modules = ("RMSNorm", "timm.layers.norm.RmsNorm", "timm.layers.norm.RmsNormFp32")
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         _check_eps(args)

@@ -1,5 +1,7 @@
 """`upsample(S)` and `upsample(S, bilinear)` (docs/language.md, Upsampling): each spatial size times a whole
 factor S (or SxT per axis), channels unchanged, no parameters (a U-Net's decoder, an FPN's top-down path).
+On a vector it is a map of one position: `gap > upsample(28x28)` spreads the vector over a 28 x 28 map (the
+image pooling branch of DeepLabV3's ASPP, PyTorch's interpolate of an (N, C, 1, 1) value).
 `nearest` (the default) repeats each value; `bilinear` (maps only) interpolates between the 2 x 2 nearest
 input values. PyTorch: `nn.Upsample(scale_factor=S, mode=...)`, imported from it, `nn.UpsamplingNearest2d`,
 `nn.UpsamplingBilinear2d` and `F.interpolate(x, scale_factor=S)`; Keras: `UpSampling1D/2D/3D`.
@@ -14,7 +16,7 @@ from typing import Any
 
 import sympy
 
-from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.records import ONE, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import (
     Args,
@@ -58,12 +60,15 @@ class Upsample(Kind):
             raise ParamsymArgumentError(f"{call.name} takes one of nearest and bilinear, not both", pos=call.pos)
         mode = modes[0] if modes else "nearest"
         sizes = flow.shape.spatial
-        if sizes == ():
-            raise ParamsymShapeError(
-                f"{call.name} scales the spatial axes of a map or a sequence, but its input is a vector "
-                f"({flow.shape.describe()})",
-                pos=call.pos,
-            )
+        if sizes == ():  # a vector is a map of one position, of as many axes as factors are given
+            if len(arg.value) > 3:
+                raise ParamsymArgumentError(
+                    f"{call.name} gives {len(arg.value)} factors: on a vector it makes a sequence, a map or a "
+                    f"volume, with 1 to 3 factors",
+                    pos=arg.pos,
+                    hint="write one factor per spatial axis, e.g. upsample(28x28)",
+                )
+            sizes = (ONE,) * len(arg.value)
         if mode == "bilinear" and sizes is not None and len(sizes) != 2:
             raise ParamsymShapeError(
                 f"{call.name}(..., bilinear) interpolates on H x W x C maps, but its input is {flow.shape.describe()}",
@@ -113,7 +118,12 @@ class Upsample(Kind):
         options = UpsampleOptions.of(layer)
         factors = tuple(float(num(f)) for f in options.factors)
         scale = factors[0] if len(set(factors)) == 1 else factors
-        return TorchSpec("nn.Upsample", (), {"scale_factor": scale, "mode": options.mode})
+        upsample = TorchSpec("nn.Upsample", (), {"scale_factor": scale, "mode": options.mode})
+        if layer.in_shape.spatial:
+            return upsample
+        # a vector (N, C) becomes a map of one position first
+        channels = (num(layer.cin), *(1,) * len(factors))
+        return TorchSpec("nn.Sequential", (TorchSpec("nn.Unflatten", (1, channels)), upsample))
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         options = UpsampleOptions.of(layer)
@@ -121,7 +131,10 @@ class Upsample(Kind):
         rank = len(factors)
         size = factors[0] if rank == 1 else factors
         extra = {"interpolation": options.mode} if rank == 2 else {}
-        return [KerasSpec(_KERAS[rank], {"size": size, **extra})]
+        upsample = KerasSpec(_KERAS[rank], {"size": size, **extra})
+        if layer.in_shape.spatial:
+            return [upsample]
+        return [KerasSpec("Reshape", {"target_shape": (*(1,) * rank, num(layer.cin))}), upsample]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         mode = getattr(module, "mode", "nearest")
@@ -137,6 +150,9 @@ class Upsample(Kind):
             raise ImportRefused(f"{ctx.node_name} upsamples with mode '{mode}'; the language has nearest and bilinear")
         # the factors from the shapes (which also covers size=...): whole factors only
         ins, outs = ctx.in_shape[2:], ctx.out_shape[2:]
+        spread = not ins and bool(outs)
+        if spread:  # a vector (a pooled value, (N, C, 1, 1) in PyTorch) spread over a map: every axis written
+            ins = (1,) * len(outs)
         if not ins or len(ins) != len(outs) or any(o % i for i, o in zip(ins, outs)):
             raise ImportRefused(f"{ctx.node_name} resizes {tuple(ins)} to {tuple(outs)}, not by whole factors")
         factors = [o // i for i, o in zip(ins, outs)]
@@ -144,7 +160,7 @@ class Upsample(Kind):
             given = scale if isinstance(scale, (tuple, list)) else [scale] * len(factors)
             if [float(s) for s in given] != [float(f) for f in factors]:
                 raise ImportRefused(f"{ctx.node_name} scales by {scale}, which is not a whole factor of every axis")
-        written = str(factors[0]) if len(set(factors)) == 1 else "x".join(map(str, factors))
+        written = str(factors[0]) if len(set(factors)) == 1 and not spread else "x".join(map(str, factors))
         return f"upsample({written})" if mode == "nearest" else f"upsample({written}, bilinear)"
 
 

@@ -184,7 +184,7 @@ class ZeroPad(Kind):
         values = dict(zip(names, node.args))
         values.update(node.kwargs)
         pads, mode, value = values.get("pad", ()), values.get("mode", "constant"), values.get("value")
-        where = f"{ctx.node_name} (F.pad of {list(pads)})"
+        where = f"{ctx.node_name} (amounts {list(pads)})"
         if mode != "constant" or not (value is None or value == 0):
             raise ImportRefused(f"{where} pads by {mode!r} with value {value}: the language pads with zeros")
         if any(not isinstance(p, int) for p in pads):

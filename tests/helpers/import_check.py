@@ -1,0 +1,132 @@
+"""The independent re-check of a PyTorch model imported by `paramsym.from_torch`: torch's own counts
+(parameters, BatchNorm running statistics, the output shape of a forward, MACs from FlopCounterMode)
+against the imported program's. Shared by tests/helpers/timm_coverage.py and benchmarks/import_sweep.py.
+
+MACs are FlopCounterMode's FLOPs / 2 over one forward of the model on a zero input on the model's device
+(meta: shapes, no values). FlopCounterMode does not count everything, so a MAC difference is only a gap
+of the counter where the model holds what it misses (`mac_gaps`):
+  - recurrent layers (nn.RNN, nn.LSTM, nn.GRU) on the CPU and CUDA: it counts 0 for their fused kernels;
+  - nn.MultiheadAttention on the CPU and CUDA: its fast path (eval, no grad) runs one fused kernel that it
+    counts as 0;
+  - auxiliary heads (a module named `aux...`, `AuxLogits`): the program counts them, a forward in eval
+    mode does not run them.
+On the meta device the first two run decomposed into the matrix products that FlopCounterMode counts:
+there they are no gap.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+
+BN_STATE = ("running_mean", "running_var")
+
+
+@dataclass
+class TorchCounts:
+    params: int  # sum of numel over model.parameters() (each shared tensor once)
+    state: int  # BatchNorm running statistics
+    dims: tuple  # the output's shape without the batch axis, as torch gives it (channels first)
+    macs: float  # FlopCounterMode's FLOPs / 2
+
+
+def torch_counts(model, shape) -> TorchCounts:
+    """`model` (in eval mode, on its own device) on a zero input of channels-last `shape`, e.g. (224, 224, 3)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in model.parameters())
+    state = sum(b.numel() for key, b in model.named_buffers() if key.rsplit(".", 1)[-1] in BN_STATE)
+    device = next(iter(model.parameters()), torch.zeros(())).device
+    *spatial, channels = shape
+    # FlopCounterMode's module tracker hooks every tensor that requires grad, and fails on one without a
+    # grad_fn (CaiT's class token, expanded): no parameter requires grad while it counts
+    requires = {name: p.requires_grad for name, p in model.named_parameters()}
+    model.requires_grad_(False)
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), FlopCounterMode(display=False) as counter:
+            warnings.simplefilter("ignore")
+            out = model.eval()(torch.zeros(1, channels, *spatial, device=device))
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(requires[name])
+    if not isinstance(out, torch.Tensor):
+        out = out[0]
+    return TorchCounts(params, state, tuple(int(d) for d in out.shape[1:]), counter.get_total_flops() / 2)
+
+
+def mac_gaps(model) -> list[str]:
+    """What FlopCounterMode does not count in `model` on its device (module docstring), each named once."""
+    import torch
+    from torch import nn
+
+    fused = next(iter(model.parameters()), torch.zeros(())).device.type != "meta"
+    gaps = []
+    for name, module in model.named_modules():
+        if fused and isinstance(module, nn.RNNBase):
+            gap = "recurrent layers (FlopCounterMode counts 0)"
+        elif fused and isinstance(module, nn.MultiheadAttention):
+            gap = "nn.MultiheadAttention's fast path (FlopCounterMode counts 0)"
+        elif re.search(r"(^|\.)aux", name, re.IGNORECASE):
+            gap = "auxiliary heads (not run by an eval forward)"
+        else:
+            continue
+        if gap not in gaps:
+            gaps.append(gap)
+    return gaps
+
+
+def program_counts(text: str) -> tuple:
+    """(params, state, output shape channels last, MACs or None) of a paramsym program."""
+    import paramsym
+
+    network = paramsym.parse(text)
+    values = network.evaluate()
+    shape = tuple(int(network.value(d)) for d in network.output_shape.dims())
+    try:
+        macs = int(values.get("macs"))
+    except (TypeError, ValueError):
+        macs = None
+    return values["params"], values["state"], shape, macs
+
+
+def differences(ours: tuple, theirs: TorchCounts) -> list[str]:
+    """What differs between a program's (params, state, shape) and torch's, in words; [] if nothing."""
+    params, state, shape = ours[:3]
+    # the language writes channels last; a sequence (N, T, d) is already channels last
+    dims = theirs.dims
+    wrong = []
+    if params != theirs.params:
+        wrong.append(f"params torch {theirs.params:,} paramsym {params:,}")
+    if state != theirs.state:
+        wrong.append(f"state torch {theirs.state:,} paramsym {state:,}")
+    if shape not in {dims, dims[1:] + dims[:1]}:
+        wrong.append(f"shape torch {dims} paramsym {shape}")
+    return wrong
+
+
+def check(model, shape, text) -> dict:
+    """The re-check of a returned program, as benchmarks/import_sweep.py records it."""
+    theirs = torch_counts(model, shape)
+    ours = program_counts(text)
+    return {
+        "params": theirs.params,
+        "state": theirs.state,
+        "wrong": "; ".join(differences(ours, theirs)),
+        "macs": ours[3],
+        "torch_macs": theirs.macs,
+    }
+
+
+def first_line(error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+def reason_group(detail: str) -> str:
+    """A refusal's reason without its model-specific names and numbers."""
+    text = re.sub(r"'[^']*'", "'…'", detail)
+    text = re.sub(r"\([A-Za-z0-9_]+\)", "(…)", text)
+    text = re.sub(r"\d[\d,x.]*", "N", text)
+    return text[:140]
