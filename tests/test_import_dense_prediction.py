@@ -55,3 +55,21 @@ def test_upsample_spreads_a_vector_over_a_map(program, module, out):
     assert tuple(theirs.shape[2:]) + (theirs.shape[1],) == out
     exported = paramsym.to_torch(network)
     assert torch.allclose(exported(x), theirs)  # nearest and bilinear from one position: the vector, everywhere
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: __import__("torchvision").models.detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None),
+        lambda: __import__("torchvision").models.detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None),
+        lambda: __import__("torchvision").models.detection.ssdlite320_mobilenet_v3_large(
+            weights=None, weights_backbone=None
+        ),
+    ],
+    ids=["fasterrcnn", "retinanet", "ssdlite"],
+)
+def test_detection_models_are_refused_by_name(build):
+    with torch.device("meta"):
+        model = build()
+    with pytest.raises(paramsym.ParamsymError, match=f"{type(model).__name__} is a detection model"):
+        paramsym.from_torch(model, (320, 320, 3))

@@ -194,7 +194,15 @@ timm = pytest.importorskip("timm")
 
 @pytest.mark.parametrize(
     "name, size",
-    [("vit_tiny_patch16_224", 224), ("deit_tiny_patch16_224", 224), ("convnext_atto", 224), ("rexnet_100", 224)],
+    [
+        ("vit_tiny_patch16_224", 224),
+        ("deit_tiny_patch16_224", 224),
+        ("convnext_atto", 224),
+        ("rexnet_100", 224),
+        ("swin_tiny_patch4_window7_224", 224),  # its blocks and patch merging read whole
+        ("swin_s3_tiny_224", 224),
+        ("mambaout_femto", 224),  # channels-last splits, concatenations and gates
+    ],
 )
 def test_timm_models_that_read_sizes_import_exactly(name, size):
     with torch.device("meta"):

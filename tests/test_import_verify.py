@@ -142,6 +142,7 @@ EXACT = [
     ("squeezenet1_1", lambda: torchvision_model("squeezenet1_1"), (224, 224, 3)),
     ("vit_b_16 (layout)", lambda: torchvision_model("vit_b_16"), (224, 224, 3)),
     ("swin_t (layout)", lambda: torchvision_model("swin_t"), (224, 224, 3)),
+    ("maxvit_t (layout)", lambda: torchvision_model("maxvit_t"), (224, 224, 3)),
 ]
 
 

@@ -21,6 +21,7 @@ from paramsym.kinds.attention import AttentionOptions
 from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.convolution import TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
+from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
@@ -32,7 +33,7 @@ from paramsym.kinds.zeropad import ZeroPadOptions
 
 
 def attention(heads, kv_heads, head_dim, **rest):
-    fields = dict(source=None, window=None, shift=False, causal=False, rope=False, cpb=None, pad=False)
+    fields = dict(source=None, window=None, shift=False, causal=False, rope=False, cpb=None, pad=False, grid=None)
     return AttentionOptions(heads, kv_heads, head_dim, **{**fields, **rest})
 
 
@@ -47,6 +48,7 @@ CASES = [
         0,
         attention(2, 2, 8, window=4, shift=True, cpb=8, pad=True),
     ),
+    ("input(14x14x16) > attn(heads=2, grid=7, bias)", 0, attention(2, 2, 8, grid=7)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
@@ -68,6 +70,7 @@ CASES = [
     ("input(16x16x8) > space2depth(2)", 0, SpaceToDepthOptions(block=2)),
     ("input(16x16x8) > upsample(2x3, bilinear)", 0, UpsampleOptions(factors=(2, 3), mode="bilinear")),
     ("input(16x16x8) > zeropad(0, 1, -1, 2)", 0, ZeroPadOptions(pads=((0, 1), (-1, 2)))),
+    ("input(16x16x8) > gap > eca(5)", 1, EcaOptions(kernel=5)),
     ("input(16x16x8) > deconv4x4(->3, stride=2, pad=1, outpad=1)", 0, TransposedConvolutionOptions(outpad=(1, 1))),
     ("input(16x16x8) > conv3x3(->3)", 0, NO_OPTIONS),
     (

@@ -30,7 +30,12 @@ SRC = str(Path(paramsym.__file__).resolve().parents[1])
 
 
 def block_line(text: str) -> str:
-    return next(line for line in text.splitlines() if line.startswith("def block"))
+    """The `def block` statement on one line (the import breaks lines longer than 79 columns: a line that
+    starts with `>` or `|`, or is inside parentheses, continues the one before)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("def block"))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")), len(lines))
+    return " ".join(" ".join(lines[start:end]).split())
 
 
 def torchvision_refusal(model, shape) -> str:

@@ -19,6 +19,7 @@ KINDS = [
     ("`gru`", r"\bgru\("),
     ("`rnn`", r"\brnn\("),
     ("window=w", r"window=\d"),
+    ("grid=g", r"grid=\d"),
     ("`mul(...)`", r"\bmul\("),
     ("`aux(...)`", r"\baux\("),
     ("`upsample`", r"\bupsample\("),

@@ -41,6 +41,7 @@ ZOO = {
     "googlenet_aux": (torchvision_model("googlenet", aux_logits=True, init_weights=False), True, True),
     "shufflenet_v2_x1_0": (torchvision_model("shufflenet_v2_x1_0"), False, True),
     "swin_t": (torchvision_model("swin_t"), False, True),
+    "maxvit_t": (torchvision_model("maxvit_t"), False, True),
 }
 
 

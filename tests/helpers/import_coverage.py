@@ -8,7 +8,8 @@ with torchvision: parameters, BatchNorm running statistics and the output shape.
     python tests/helpers/import_coverage.py --update   # write it into docs/zoo.md
     python tests/helpers/import_coverage.py --readable # lines of each import, flat and with blocks
                                                        # (paramsym.frameworks.factor), and whether every total
-                                                       # and the output shape are equal
+                                                       # and the output shape are equal, and the
+                                                       # columns of the widest line
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def import_one(name: str) -> Row:
 
 
 def readable_row(name: str) -> tuple:
-    """(lines flat, lines with blocks, every total and the output shape equal) of one model's import."""
+    """(lines flat, lines with blocks, every total and the output shape equal, the widest line's columns)
+    of one model's import."""
     import torchvision
 
     import paramsym
@@ -108,7 +110,13 @@ def readable_row(name: str) -> tuple:
         model = torchvision.models.get_model(name, weights=None)
     flat = paramsym.from_torch(model, input_shape(name), flat=True)
     text = paramsym.from_torch(model, input_shape(name))
-    return flat.count("\n"), text.count("\n"), _counts(paramsym.parse(text)) == _counts(paramsym.parse(flat))
+    equal = _counts(paramsym.parse(text)) == _counts(paramsym.parse(flat))
+    return flat.count("\n"), text.count("\n"), equal, widest(text)
+
+
+def widest(text: str) -> int:
+    """The columns of the program's longest line."""
+    return max((len(line) for line in text.splitlines()), default=0)
 
 
 def table(rows: list[Row]) -> str:
@@ -141,13 +149,19 @@ def update(rows: list[Row]) -> None:
 
 if __name__ == "__main__":
     if "--readable" in sys.argv[1:]:
+        wide = 0
         for n in model_names():
             try:
-                flat_lines, lines, equal = readable_row(n)
+                flat_lines, lines, equal, columns = readable_row(n)
             except Exception as error:  # a refused model
                 print(f"{n:22} {str(error).splitlines()[0][:60]}")
                 continue
-            print(f"{n:22} flat {flat_lines:4} lines, with blocks {lines:4}, counts {'equal' if equal else 'DIFFER'}")
+            wide += columns > 80
+            print(
+                f"{n:22} flat {flat_lines:4} lines, with blocks {lines:4}, widest {columns:4} columns, "
+                f"counts {'equal' if equal else 'DIFFER'}"
+            )
+        print(f"{wide} imports have lines over 80 columns")
         sys.exit(0)
     results = [import_one(n) for n in model_names()]
     if "--update" in sys.argv[1:]:

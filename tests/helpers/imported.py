@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import paramsym
-from helpers.frameworks import torch_params, torch_state
+from helpers.frameworks import torch_params
 
 
 def torch_truth(module: nn.Module, input_shape: tuple) -> dict:
@@ -26,7 +26,8 @@ def torch_truth(module: nn.Module, input_shape: tuple) -> dict:
         out = out["out"]
     return {
         "params": torch_params(module),
-        "state": torch_state(module),
+        # running statistics only: masks and index tables (Swin's) are buffers that are not state
+        "state": sum(b.numel() for n, b in module.named_buffers() if n.endswith(("running_mean", "running_var"))),
         "out": tuple(out.shape[1:]),
         "macs": counter.get_total_flops() // 2,
     }

@@ -195,7 +195,7 @@ def _keeping(draw, sizes, channels) -> str:
 
 def _attention(draw, sizes, channels, keras_safe):
     """attn (LANGUAGE.md section 7) on a sequence or a map: heads that divide the width, or any heads with
-    head_dim=; kv_heads that divide the heads; window attention (torch only) on a map the window divides."""
+    head_dim=; kv_heads that divide the heads; window or grid attention (torch only) on a map the side divides."""
     windows = [w for w in _divisors(sizes[0]) if len(sizes) == 2 and sizes[1] % w == 0] if not keras_safe else []
     if draw(st.integers(0, 3)) == 0:
         heads = draw(st.integers(1, 4))
@@ -208,9 +208,12 @@ def _attention(draw, sizes, channels, keras_safe):
     if draw(st.booleans()):
         parts.append("bias")
     if windows and draw(st.booleans()):
-        parts.append(f"window={draw(st.sampled_from(windows))}")
-        if draw(st.booleans()):
-            parts.append("shift")
+        if draw(st.integers(0, 2)) == 0:  # MaxViT's grid attention: no shift
+            parts.append(f"grid={draw(st.sampled_from(windows))}")
+        else:
+            parts.append(f"window={draw(st.sampled_from(windows))}")
+            if draw(st.booleans()):
+                parts.append("shift")
     elif draw(st.integers(0, 2)) == 0:
         parts.append("causal")
     return f"attn({', '.join(parts)})"

@@ -15,8 +15,11 @@ The pass works on the syntax tree, never on the text:
    whole multiple of another is written as that multiple (`->4c`). A unit that does not recur
    is read again as the units inside it, if any.
 4. Consecutive equal stages, or equal groups of stages, become `(SEQ) * n`, at every level.
-5. The result is parsed and counted again; where any count, the state, the MACs or the output
-   shape would differ from the flat program's, the flat program is returned unchanged.
+5. The text is written in lines of at most WIDTH columns, broken at `>` and `|` (a composite that does
+   not fit hangs its branches under `concat(`) and, as a last resort, between a layer's arguments.
+6. The result is parsed and counted again; where any count, the state, the MACs or the output
+   shape would differ from the flat program's, or where it would take more lines than the flat
+   program written in lines of WIDTH (`fitted`), that flat program is returned.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from ..language.syntax import (
 
 WIDTH = 79  # lines longer than this are broken at `>` and `|`: an 80-column terminal
 MAX_PERIOD = 12  # the longest group of stages a run may repeat
+MAX_STEP = 1000  # the largest multiple of its step a schedule (`droppath(i/170)`) may call for
 # keywords whose value, when not written, a built layer records (and writing it changes nothing)
 _FILLABLE = ("stride", "pad", "dilation", "groups")
 _ROLES = {"stride": "s", "groups": "g", "pad": "pad", "dilation": "d", "k": "k"}
@@ -118,8 +122,9 @@ class _Reader:
     """Syntax tree -> the pass's tree: blocks inlined, numeric repeats unrolled, input channels dropped
     where the layer before gives them."""
 
-    def __init__(self, program, layers):
-        self.defs = {s.name: s for s in program.statements if isinstance(s, Define)}
+    def __init__(self, program, layers, inline: bool = True):
+        self.defs = {s.name: s for s in program.statements if isinstance(s, Define)} if inline else {}
+        self.inline = inline
         self.by_pos: dict = {}
         for layer in layers:
             self.by_pos.setdefault(layer.pos, []).append(layer)
@@ -136,7 +141,7 @@ class _Reader:
         if isinstance(stage, Repeat):
             count = stage.count.xreplace(env)
             body = self.stages(stage.body.stages, env)
-            if count.is_Integer:
+            if count.is_Integer and self.inline:
                 return [s for _ in range(int(count)) for s in body]
             return [Rep(tuple(body), count)]
         if isinstance(stage, Composite):
@@ -516,6 +521,9 @@ class _Factoring:
                     {"role": roles[j], "column": columns[j], "output": columns[j] == output, "hole": j},
                     sympy.Integer(1),
                 )
+                step = _schedule(columns[j]) if roles[j] == "p" else None
+                if step is not None:  # the calls write i, the block i * step: `droppath(i/170)`
+                    found[0]["step"] = step
                 bases.append(found[0])
             expression[j] = found
             found[0]["first"] = min(found[0].get("first", j), j)
@@ -561,6 +569,20 @@ def _ratio(column: tuple, base: tuple, small: bool):
     return None
 
 
+def _schedule(column: tuple):
+    """The step of a column of probabilities that are whole multiples of one fraction (a linear schedule:
+    torchvision's stochastic depth gives block i of n the drop probability P * i / (n - 1)), the multiples
+    at most MAX_STEP; None for any other column."""
+    if not all(isinstance(v, sympy.Rational) and 0 <= v < 1 for v in column) or not any(column):
+        return None
+    step = sympy.Integer(0)
+    for v in column:
+        step = sympy.gcd(step, v)
+    if step == 0 or any(v / step > MAX_STEP for v in column):
+        return None
+    return step
+
+
 class _Define:
     def __init__(self, members, bases, expression, written, base_member):
         self.members, self.bases, self.expression = members, bases, expression
@@ -584,7 +606,7 @@ class _Define:
         taken = set()
         for p in ordered:
             if id(p) not in names:
-                role = p["role"]
+                role = "i" if "step" in p else p["role"]
                 counts[role] = counts.get(role, 0) + 1
                 names[id(p)] = role if counts[role] == 1 else f"{role}{counts[role]}"
         for p in ordered:
@@ -602,7 +624,7 @@ class _Define:
         for j, (value, _role) in enumerate(member.values):
             if j in self.expression:
                 owner, factor = self.expression[j]
-                values.append(factor * symbol(owner["name"]))
+                values.append(factor * owner.get("step", 1) * symbol(owner["name"]))
             else:
                 values.append(value)
         written = list(self.written)
@@ -611,7 +633,7 @@ class _Define:
     def call(self, unit: _Unit) -> Layer:
         args = []
         for p in self.ordered:
-            args.append(Arg("", values=(unit.values[p["hole"]][0],)))
+            args.append(Arg("", values=(unit.values[p["hole"]][0] / p.get("step", 1),)))
         return Layer(self.name, tuple(args))
 
 
@@ -740,44 +762,130 @@ def _sequence(stages) -> str:
     return " > ".join(_inline(s) for s in stages)
 
 
-def _lay(stage, col: int, width: int) -> list[str]:
-    """The stage from column `col` on, broken into lines (each after the first with its indentation)."""
+def _over(lines: list[str], col: int, tail: int = 0) -> int:
+    """The widest of `lines`, the first written from column `col` on, the last followed by `tail` characters."""
+    widths = [len(line) for line in lines]
+    widths[0] += col
+    widths[-1] += tail
+    return max(widths)
+
+
+def _best(options: list[list[str]], col: int, width: int, tail: int = 0) -> list[str]:
+    """Of layouts of one text, the one that fits `width` breaking the fewest layers between their arguments (a
+    line that ends with `,`), then in the fewest lines (the first of equals); when none fits, the narrowest."""
+
+    def cut(lines: list[str]) -> int:
+        return sum(line.endswith(",") for line in lines)
+
+    fitting = [lines for lines in options if _over(lines, col, tail) <= width]
+    if fitting:
+        return min(fitting, key=lambda lines: (cut(lines), len(lines)))
+    return min(options, key=lambda lines: (_over(lines, col, tail), cut(lines), len(lines)))
+
+
+def _lay(stage, col: int, cont: int, width: int, tail: int = 0) -> list[str]:
+    """The stage written from column `col` on and followed by `tail` characters (the parentheses that close
+    around it), broken into lines (each after the first with its indentation); `cont` is the column of the
+    `>` that continues the sequence around it, from which a composite that does not fit may hang its
+    branches: `concat(` alone, each branch on lines of its own, four columns in."""
     text = _inline(stage)
-    if col + len(text) <= width or isinstance(stage, Layer):
+    if col + len(text) + tail <= width:
         return [text]
+    if isinstance(stage, Layer):
+        return _lay_call(stage, col, cont, width, tail)
     if isinstance(stage, Rep):
-        lines = _lay_sequence(stage.body, col + 1, width)
-        lines[0] = "(" + lines[0]
-        lines[-1] += f") * {_expr(stage.count)}"
-        return lines
+        end = f") * {_expr(stage.count)}"
+        options = []
+        for indent in (col + 1, cont + 4):  # continued under the first stage, or four columns in
+            lines = _lay_sequence(stage.body, col + 1, indent, width, len(end) + tail)
+            lines[0] = "(" + lines[0]
+            lines[-1] += end
+            options.append(lines)
+        return _best(options, col, width, tail)
+    end = "".join(f", {_arg(a)}" for a in stage.args) + ")"
+    last = len(stage.branches) - 1
+    # aligned: the branches one under the other after `concat(`
     start = col + len(stage.kind) + 1
-    lines = []
+    aligned: list[str] = []
     for i, branch in enumerate(stage.branches):
-        inner = _lay_sequence(branch, start if i == 0 else start + 2, width)
-        if i == 0:
-            inner[0] = f"{stage.kind}(" + inner[0]
-        else:
-            inner[0] = " " * start + "| " + inner[0]
-        lines.extend(inner)
-    lines[-1] += "".join(f", {_arg(a)}" for a in stage.args) + ")"
-    return lines
+        at = start if i == 0 else start + 2
+        inner = _lay_sequence(branch, at, at, width, len(end) + tail if i == last else 0)
+        inner[0] = f"{stage.kind}(" + inner[0] if i == 0 else " " * start + "| " + inner[0]
+        aligned.extend(inner)
+    aligned[-1] += end
+    # hanging: `concat(` alone, the branches from four columns after the `>` of the sequence around it
+    lead = cont + 4
+    hanging = [f"{stage.kind}("]
+    for i, branch in enumerate(stage.branches):
+        inner = _lay_sequence(branch, lead, lead, width, len(end) + tail if i == last else 0)
+        inner[0] = (" " * lead if i == 0 else " " * (lead - 2) + "| ") + inner[0]
+        hanging.extend(inner)
+    hanging[-1] += end
+    return _best([aligned, hanging], col, width, tail)
 
 
-def _lay_sequence(stages, col: int, width: int) -> list[str]:
+def _lay_call(stage: Layer, col: int, cont: int, width: int, tail: int = 0) -> list[str]:
+    """A layer too long for its line, broken after the commas of its arguments (new lines inside
+    parentheses are ignored), continued under its first argument or four columns after `cont`."""
+    text = _inline(stage)
+    if "(" not in text:
+        return [text]
+    name, _, rest = text.partition("(")
+    body, _, after = rest.rpartition(")")
+    parts = [p.strip() for p in _split_args(body)]
+    options = []
+    for inner in (col + len(name) + 1, cont + 4):
+        lines = [name + "("]
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            piece = part + (")" + after if last else ",")
+            current = len(lines[-1]) + (col if len(lines) == 1 else 0)
+            if i > 0 and current + 1 + len(piece) + (tail if last else 0) > width:
+                lines.append(" " * inner + piece)
+            else:
+                lines[-1] += (" " if i > 0 else "") + piece
+        options.append(lines)
+    return _best(options, col, width, tail)
+
+
+def _split_args(text: str) -> list[str]:
+    """`a, f(b, c), d` as its top-level parts."""
+    parts, depth, last = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[last:i])
+            last = i + 1
+    return parts + [text[last:]]
+
+
+def _lay_sequence(stages, col: int, cont: int, width: int, tail: int = 0) -> list[str]:
+    """The stages joined by ` > ` from column `col` on, followed by `tail` characters; a stage that does not
+    fit on the line starts the next, after `> ` at column `cont`."""
     lines = [""]
     current = col
     for i, stage in enumerate(stages):
+        after = tail if i == len(stages) - 1 else 0
         joint = "" if i == 0 else " > "
         text = _inline(stage)
-        if i > 0 and current + len(joint) + len(text) > width:
-            lines.append(" " * col + "> ")
-            current, joint = col + 2, ""
-        parts = _lay(stage, current + len(joint), width)
+        if i > 0 and current + len(joint) + len(text) + after > width:
+            lines.append(" " * cont + "> ")
+            current, joint = cont + 2, ""
+        parts = _lay(stage, current + len(joint), cont, width, after)
         lines[-1] += joint + parts[0]
         lines.extend(parts[1:])
         # the first line is written from column `col` on; the others carry their indentation
         current = len(lines[-1]) + (col if len(lines) == 1 else 0)
     return lines
+
+
+def _lay_body(stages, col: int, width: int) -> list[str]:
+    """A sequence written from column `col` on at the top level of a statement (a `def`'s body, a line of
+    the network): continued under its first stage, or, where that is too narrow, after `  > `."""
+    return _best([_lay_sequence(stages, col, col, width), _lay_sequence(stages, col, 2, width)], col, width)
 
 
 def _lines(stages: list, width: int) -> list[list]:
@@ -799,40 +907,41 @@ def _lines(stages: list, width: int) -> list[list]:
     return lines
 
 
-def _render(statements: list[str], defines: list, network: list, limit: int | None = None) -> str:
-    """The program, its lines broken at WIDTH; with a `limit`, the shortest broken items are joined again
-    (one line each) while the program has more lines than that."""
-    items = []  # (one line, broken)
+def _render(statements: list[str], defines: list, network: list) -> str:
+    """The program, its lines broken at WIDTH."""
+    out = list(statements)
     for define in defines:
         head = f"def {define.name}" + (f"({', '.join(define.params)})" if define.params else "") + " = "
-        laid = _lay_sequence(define.stages, len(head), WIDTH)
-        items.append((head + _sequence(define.stages), [head + laid[0]] + laid[1:]))
+        laid = _lay_body(define.stages, len(head), WIDTH)
+        out += [head + laid[0]] + laid[1:]
     first, *rest = _lines(network, WIDTH)
-    items.append((_sequence(first), [_sequence(first)]))
+    out += _lay_sequence(first, 0, 2, WIDTH)
     for line in rest:
-        laid = _lay_sequence(line, 4, WIDTH)
-        items.append(("  > " + _sequence(line), ["  > " + laid[0]] + laid[1:]))
-    chosen = [broken for _, broken in items]
-    total = len(statements) + sum(len(c) for c in chosen)
-    if limit is not None:
-        for i in sorted(range(len(items)), key=lambda i: len(items[i][0])):
-            if total <= limit:
-                break
-            if len(chosen[i]) > 1:
-                total -= len(chosen[i]) - 1
-                chosen[i] = [items[i][0]]
-    return "\n".join(list(statements) + [line for c in chosen for line in c]) + "\n"
+        laid = _lay_body(line, 4, WIDTH)
+        out += ["  > " + laid[0]] + laid[1:]
+    return "\n".join(out) + "\n"
+
+
+def _fits(text: str) -> bool:
+    return all(len(line) <= WIDTH for line in text.splitlines())
 
 
 # ---- the pass ---------------------------------------------------------------------------------------------
 
 
 def _counts(network) -> tuple:
-    """Every total (as a formula: a program may leave sizes free) and the output shape."""
+    """Every total (as a formula: a program may leave sizes free), the output shape, and the values no count
+    depends on (a drop probability, a slope), layer by layer: a block's parameter may carry those too."""
     from ..core.quantities import QUANTITIES
+    from ..kinds.activations import ActivationOptions
 
     totals = tuple(expansion.expand(network.quantity(q.name) or 0) for q in QUANTITIES if q.totalled or q.network)
-    return totals, tuple(expansion.expand(d) for d in network.output_shape.dims())
+    values = tuple(
+        (lc.layer.name, lc.layer.options.value)
+        for lc in network.layers
+        if isinstance(lc.layer.options, ActivationOptions) and lc.layer.options.value is not None
+    )
+    return totals, tuple(expansion.expand(d) for d in network.output_shape.dims()), values
 
 
 def flatten(text: str) -> str:
@@ -847,27 +956,71 @@ def flatten(text: str) -> str:
     return "".join(lets) + "\n  > ".join(_inline(s) for s in stages) + "\n"
 
 
-def readable(text: str, skeleton: str | None = None, stacks: dict | None = None) -> str:
-    """The program `text` with its repeated structure as `def` blocks and `(SEQ) * n`; `skeleton` is the
-    same program with each layer written as `_` + the name of its torch.fx node, and `stacks` the modules
-    around each node (`module_stacks`): they name the blocks and say where each ends. The result counts
-    exactly what `text` counts (every total and the output shape), and has no more lines; otherwise it is
-    `text` itself."""
+def fitted(text: str, network=None) -> str:
+    """The program `text` in lines of at most WIDTH columns: itself when it fits already; otherwise each line of
+    its network too long broken at `>` and `|` (and between a layer's arguments) where it does not fit, the
+    others as they are; itself again if that would count anything differently. `network`: `text` built."""
     from ..model.network import parse
 
-    flat = parse(text)
+    laid = _broken(text)
+    if laid == text:
+        return text
     try:
-        result = factored(flat, skeleton, stacks)
-        if result.count("\n") <= text.count("\n") and _counts(parse(result)) == _counts(flat):
-            return result
+        if _counts(parse(laid)) == _counts(network if network is not None else parse(text)):
+            return laid
     except ParamsymError:
         pass
     return text
 
 
+def _broken(text: str) -> str:
+    """`fitted`, unchecked: the network's lines too long broken (the text itself when they all fit, or when the
+    network does not start a line)."""
+    if _fits(text):
+        return text
+    try:
+        program = parse_program(text)
+    except ParamsymError:
+        return text
+    stages = program.network.stages
+    if not stages or stages[0].pos.column != 1:
+        return text  # the network does not start a line: written by hand, left as it is
+    reader = _Reader(program, [], inline=False)
+    lines: dict = {}
+    for stage in stages:  # the stages as the text groups them, line by line
+        lines.setdefault(stage.pos.line, []).extend(reader.stage(stage, {}))
+    first, *rest = lines.values()
+    out = text.splitlines()[: stages[0].pos.line - 1] + _lay_sequence(first, 0, 2, WIDTH)
+    for line in rest:
+        laid = _lay_body(line, 4, WIDTH)
+        out += ["  > " + laid[0]] + laid[1:]
+    return "\n".join(out) + "\n"
+
+
+def readable(text: str, skeleton: str | None = None, stacks: dict | None = None) -> str:
+    """The program `text` with its repeated structure as `def` blocks and `(SEQ) * n`; `skeleton` is the
+    same program with each layer written as `_` + the name of its torch.fx node, and `stacks` the modules
+    around each node (`module_stacks`): they name the blocks and say where each ends. Every line fits WIDTH
+    columns wherever the language can break it. The result counts exactly what `text` counts (every total,
+    the output shape and every value no count depends on), and has no more lines than `text` written in
+    lines of WIDTH (`fitted`); otherwise it is that."""
+    from ..model.network import parse
+
+    flat = parse(text)
+    try:
+        result = factored(flat, skeleton, stacks)
+        lines = result.count("\n")  # `_broken(text)` has at least the lines of `text`
+        shorter = lines <= text.count("\n") or lines <= _broken(text).count("\n")
+        if shorter and _counts(parse(result)) == _counts(flat):
+            return result
+    except ParamsymError:
+        pass
+    return fitted(text, flat)
+
+
 def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> str:
     """The factored program of the built network `flat`, unchecked (`readable` checks it); the program
-    as written when nothing in it recurs."""
+    as written (its lines too long broken, as `fitted` breaks them) when nothing in it recurs."""
     program = flat.program
     reader = _Reader(program, [lc.layer for lc in flat.layers])
     stages = reader.stages(program.network.stages, {})
@@ -892,7 +1045,8 @@ def factored(flat, skeleton: str | None = None, stacks: dict | None = None) -> s
     for define in defines:
         define.stages = _runs(define.body())
     network = head + _runs(network)
-    if not defines and _repeats(network) == _repeats(stages):
-        return flat.source  # nothing recurs: the program as it was written
     lets = [f"let {s.name} = {_expr(s.value)}" for s in program.statements if isinstance(s, Let)]
-    return _render(lets, defines, network, limit=flat.source.count("\n"))
+    if not defines and _repeats(network) == _repeats(stages):
+        # nothing recurs: the program as it was written, its lines too long broken
+        return _broken(flat.source)
+    return _render(lets, defines, network)

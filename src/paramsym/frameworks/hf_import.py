@@ -1,4 +1,4 @@
-"""Hugging Face `transformers` models and torchvision's ViT to programs.
+"""Hugging Face `transformers` models and torchvision's ViT, Swin and MaxViT to programs.
 
 These models do not trace with torch.fx (their forward passes branch on
 Python values), but each family has one layout, which its config and a few
@@ -494,6 +494,274 @@ def _swin(model, size: tuple | None) -> str:
     return "\n".join(lines + ["\n  > ".join(network)]) + "\n"
 
 
+# ---- MaxViT ---------------------------------------------------------------------------------------
+
+
+def _times(ratio: Fraction, symbol: str) -> str:
+    """ratio·symbol as the language writes it: `c`, `4c`, `c/4`, `3c/2`."""
+    top = "" if ratio.numerator == 1 else str(ratio.numerator)
+    return f"{top}{symbol}" + ("" if ratio.denominator == 1 else f"/{ratio.denominator}")
+
+
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _conv(conv, where: str, width: str | None = None, stride: str | None = None) -> str:
+    """A Conv2d as the language writes it: square kernel, square stride and padding, zero padding; `width` and
+    `stride` replace the numbers by a block's parameters (the caller has checked that they are equal)."""
+    k, s, pad, dilation = (_pair(v) for v in (conv.kernel_size, conv.stride, conv.padding, conv.dilation))
+    if (
+        type(conv).__name__ != "Conv2d"
+        or len({*k}) != 1
+        or len({*s}) != 1
+        or not isinstance(pad[0], int)
+        or len({*pad}) != 1
+        or dilation != (1, 1)
+        or conv.padding_mode != "zeros"
+    ):
+        raise ImportRefused(
+            f"{where}: {type(conv).__name__} other than a square Conv2d with a square stride, zero padding "
+            f"and no dilation has no counterpart in the layout"
+        )
+    parts = [f"->{width or conv.out_channels}"]
+    if s[0] != 1 or stride is not None:
+        parts.append(f"stride={stride or s[0]}")
+    if pad[0]:
+        parts.append(f"pad={pad[0]}")
+    if conv.groups != 1:
+        if conv.groups != conv.in_channels or conv.groups != conv.out_channels:
+            raise ImportRefused(
+                f"{where}: a grouped Conv2d other than a depthwise one has no counterpart in the layout"
+            )
+        parts.append(f"groups={width or conv.groups}")
+    if conv.bias is not None:
+        parts.append("bias")
+    return f"conv{k[0]}x{k[1]}({', '.join(parts)})"
+
+
+def _bn(norm, where: str) -> str:
+    if type(norm).__name__ != "BatchNorm2d" or not norm.affine or not norm.track_running_stats:
+        raise ImportRefused(
+            f"{where}: {type(norm).__name__} other than BatchNorm2d with its affine parameters and running "
+            f"statistics has no counterpart in the layout"
+        )
+    return "bn"
+
+
+def _ln(norm, where: str, width: int) -> str:
+    if (
+        type(norm).__name__ != "LayerNorm"
+        or tuple(norm.normalized_shape) != (width,)
+        or norm.weight is None
+        or norm.bias is None
+    ):
+        raise ImportRefused(
+            f"{where}: {type(norm).__name__} other than nn.LayerNorm({width}) with a weight and a bias has no "
+            f"counterpart in the layout"
+        )
+    return "ln"
+
+
+def _conv_norm_act(block, where: str) -> list:
+    """torchvision's Conv2dNormActivation: Conv2d, then BatchNorm2d and an activation, each optional."""
+    parts = list(block.children())
+    if not parts or type(parts[0]).__name__ != "Conv2d":
+        raise ImportRefused(f"{where}: a Conv2dNormActivation that does not start with its Conv2d")
+    text = [_conv(parts[0], where)]
+    for part in parts[1:]:
+        text.append(_bn(part, where) if "Norm" in type(part).__name__ else _activation(part, where))
+    return text
+
+
+def _maxvit_mbconv(mbconv, where: str, c: int) -> tuple:
+    """(stride, mid/c, sqz/c, activation, SE activation, whether the shortcut projects) of torchvision's MBConv:
+    proj(x) + [pre_norm > conv_a (1x1) > conv_b (depthwise 3x3, the stride) > squeeze_excitation > conv_c (1x1,
+    bias)](x), the shortcut `proj` an identity or AvgPool2d(3, stride 2, padding 1) > Conv2d 1x1 with a bias."""
+    if type(mbconv).__name__ != "MBConv":
+        raise ImportRefused(f"{where}: {type(mbconv).__name__} where MaxViT has its MBConv")
+    layers = dict(mbconv.layers.named_children())
+    if list(layers) != ["pre_norm", "conv_a", "conv_b", "squeeze_excitation", "conv_c"]:
+        raise ImportRefused(f"{where}: an MBConv of {', '.join(layers)}; the layout reads torchvision's")
+    _bn(layers["pre_norm"], where)
+    a, b, se, last = layers["conv_a"], layers["conv_b"], layers["squeeze_excitation"], layers["conv_c"]
+    first, depthwise = list(a.children()), list(b.children())
+    if (
+        [type(m).__name__ for m in first][:2] != ["Conv2d", "BatchNorm2d"]
+        or len(first) != 3
+        or [type(m).__name__ for m in depthwise][:2] != ["Conv2d", "BatchNorm2d"]
+        or len(depthwise) != 3
+    ):
+        raise ImportRefused(f"{where}: conv_a and conv_b other than Conv2d > BatchNorm2d > activation")
+    mid = first[0].out_channels
+    act = _activation(first[2], where)
+    stride = _pair(depthwise[0].stride)[0]
+    expected = (
+        _conv(first[0], where),
+        _conv(depthwise[0], where),
+        _conv(last, where),
+    )
+    wanted = (
+        f"conv1x1(->{mid})",
+        f"conv3x3(->{mid}{f', stride={stride}' if stride != 1 else ''}, pad=1, groups={mid})",
+        f"conv1x1(->{c}, bias)",
+    )
+    if expected != wanted or _activation(depthwise[2], where) != act:
+        raise ImportRefused(
+            f"{where}: an MBConv of {' > '.join(expected)} with its activations; the layout reads "
+            f"{' > '.join(wanted)} (torchvision's MaxViT)"
+        )
+    for part in (first[1], depthwise[1]):
+        _bn(part, where)
+    if (
+        type(se).__name__ != "SqueezeExcitation"
+        or type(se.avgpool).__name__ != "AdaptiveAvgPool2d"
+        or _pair(se.avgpool.output_size) != (1, 1)
+        or (_conv(se.fc1, where), _conv(se.fc2, where))
+        != (f"conv1x1(->{se.fc1.out_channels}, bias)", f"conv1x1(->{mid}, bias)")
+        or type(se.scale_activation).__name__ != "Sigmoid"
+    ):
+        raise ImportRefused(
+            f"{where}: a squeeze-excitation other than torchvision's (global average > 1x1 conv with bias > "
+            f"activation > 1x1 conv with bias > sigmoid)"
+        )
+    se_act = _activation(se.activation, where)
+    proj = [m for m in mbconv.proj.modules() if type(m).__name__ not in ("Sequential", "Identity")]
+    projects = bool(proj)
+    if projects and (
+        [type(m).__name__ for m in proj] != ["AvgPool2d", "Conv2d"]
+        or (_pair(proj[0].kernel_size), _pair(proj[0].stride), _pair(proj[0].padding)) != ((3, 3), (2, 2), (1, 1))
+        or proj[0].ceil_mode
+        or _conv(proj[1], where) != f"conv1x1(->{c}, bias)"
+        or stride != 2
+    ):
+        raise ImportRefused(
+            f"{where}: an MBConv shortcut of {', '.join(type(m).__name__ for m in proj)}; the layout reads "
+            f"AvgPool2d(3, stride=2, padding=1) > Conv2d 1x1 with a bias, on a block of stride 2"
+        )
+    if not projects and stride != 1:
+        raise ImportRefused(f"{where}: an MBConv of stride {stride} without a shortcut projection")
+    return stride, Fraction(mid, c), Fraction(se.fc1.out_channels, c), act, se_act, projects
+
+
+def _maxvit_attention(layer, where: str, c: int, kind: str, side: tuple) -> tuple:
+    """(heads, partition size, MLP width / c, activation) of a PartitionAttentionLayer of `kind` ("window" or
+    "grid") on a map of `side`, read by the attention kind (kinds.attention.partition_attention)."""
+    from ..kinds.attention import partition_attention
+
+    if type(layer).__name__ != "PartitionAttentionLayer" or getattr(layer, "partition_type", None) != kind:
+        raise ImportRefused(f"{where}: {type(layer).__name__} where MaxViT has its {kind} attention")
+    _, heads, size, hidden, act = partition_attention(layer, where, side)
+    if layer.attn_layer[0].normalized_shape[0] != c:
+        raise ImportRefused(f"{where}: an attention of {layer.attn_layer[0].normalized_shape[0]} channels after {c}")
+    return heads, size, Fraction(hidden, c), act
+
+
+def _conv_out(side: tuple, k: int, s: int, p: int) -> tuple:
+    return tuple((n + 2 * p - k) // s + 1 for n in side)
+
+
+def _maxvit(model, size: tuple | None) -> str:
+    """torchvision.models.MaxVit: a stem of two 3x3 convolutions, blocks of MaxViT layers (an MBConv with
+    squeeze-excitation, then block attention inside p x p windows and grid attention across a p x p grid,
+    each followed by an MLP), then gap > ln > dense > tanh > dense. Every layer is read and must agree with the
+    one layout; any other variant is refused."""
+    name = type(model).__name__
+    stem = list(model.stem.children())
+    convs = [m for m in model.stem.modules() if type(m).__name__ == "Conv2d"]
+    if not convs or not len(model.blocks):
+        raise ImportRefused(f"{name}: a stem without a Conv2d or no blocks has no counterpart in the layout")
+    channels = convs[0].in_channels
+    first_side = model.blocks[0].layers[0].layers.window_attention.grid_size
+    size = _image(model, size, (4 * first_side[0], 4 * first_side[1], channels))
+    if size[2] != channels:
+        raise ImportRefused(f"{name} takes images of {channels} channels (its stem), not {size[2]}")
+    stem_text = []
+    side = tuple(size[:2])
+    for i, block in enumerate(stem):
+        where = f"{name} stem.{i}"
+        stem_text += _conv_norm_act(block, where)
+        conv = next(block.children())
+        side = _conv_out(side, _pair(conv.kernel_size)[0], _pair(conv.stride)[0], _pair(conv.padding)[0])
+    read, stages = set(), []
+    c = channels
+    for b, block in enumerate(model.blocks):
+        layers = list(block.layers)
+        if not layers:
+            raise ImportRefused(f"{name} blocks.{b} has no layers")
+        c = None
+        heads: set[int] = set()
+        for i, layer in enumerate(layers):
+            where = f"{name} blocks.{b}.layers.{i}"
+            parts = dict(layer.layers.named_children())
+            if type(layer).__name__ != "MaxVitLayer" or list(parts) != ["MBconv", "window_attention", "grid_attention"]:
+                raise ImportRefused(f"{where}: a layer other than torchvision's MaxVitLayer (MBConv, window, grid)")
+            c = parts["MBconv"].layers.conv_c.out_channels
+            stride, mid, sqz, act, se_act, projects = _maxvit_mbconv(parts["MBconv"], f"{where}.MBconv", c)
+            if (i == 0) != projects or (i == 0) != (stride == 2):
+                raise ImportRefused(
+                    f"{where}: the layout strides (and projects the shortcut) in the first layer of each block only"
+                )
+            side = tuple((n - 1) // stride + 1 for n in side)  # the depthwise 3x3 with padding 1
+            found = [
+                _maxvit_attention(parts[kind + "_attention"], f"{where}.{kind}_attention", c, kind, side)
+                for kind in ("window", "grid")
+            ]
+            heads.update(h for h, *_ in found)
+            for _, partition, ratio, mlp_act in found:
+                read.add((mid, sqz, act, se_act, partition, ratio, mlp_act))
+        if len(heads) != 1:
+            raise ImportRefused(f"{name} blocks.{b}: its attentions have different numbers of heads")
+        stages.append((c, heads.pop(), len(layers)))
+    if len(read) != 1:
+        raise ImportRefused(
+            f"{name}: its layers differ (MBConv or MLP width ratios, activations or partition size); the "
+            f"layout writes one layer"
+        )
+    mid, sqz, act, se_act, p, ratio, mlp_act = read.pop()
+    head = [m for m in model.classifier.children() if type(m).__name__ not in ("Flatten", "Dropout")]
+    head_text = []
+    for i, part in enumerate(head):
+        kind = type(part).__name__
+        where = f"{name} classifier.{i}"
+        if kind == "AdaptiveAvgPool2d" and _pair(part.output_size) == (1, 1) and i == 0:
+            head_text.append("gap")
+        elif kind == "LayerNorm" and i > 0:
+            head_text.append(_ln(part, where, c))
+        elif kind == "Linear" and i > 0:
+            c = part.out_features
+            head_text.append(f"dense(->{c}{', bias' if part.bias is not None else ''})")
+        elif i > 0 and kind in ("Tanh", "GELU", "ReLU", "SiLU"):
+            head_text.append(_activation(part, where))
+        else:
+            raise ImportRefused(
+                f"{where}: {kind} has no counterpart in MaxViT's head (gap > ln > dense > tanh > dense)"
+            )
+    m = _times(mid, "c")
+    lines = [
+        f"# {name} read by paramsym",
+        f"let p = {p}",
+        f"def mbconv(c, s) = bn > conv1x1(->{m}) > bn > {act}",
+        f"                   > conv3x3(->{m}, stride=s, pad=1, groups={m}) > bn > {act}",
+        f"                   > mul(id | gap > dense(->{_times(sqz, 'c')}, bias) > {se_act}",
+        f"                              > dense(->{m}, bias) > sigmoid)",
+        "                   > conv1x1(->c, bias)",
+        f"def mlp(c) = res(ln > dense(->{_times(ratio, 'c')}, bias) > {mlp_act} > dense(->c, bias))",
+        "def attend(c, h) = res(ln > attn(heads=h, bias, window=p)) > mlp(c)",
+        "                   > res(ln > attn(heads=h, bias, grid=p)) > mlp(c)",
+        "def down(c, h) = res(mbconv(c, 2)",
+        "                     | avgpool3x3(stride=2, pad=1) > conv1x1(->c, bias))",
+        "                 > attend(c, h)",
+        "def layer(c, h) = res(mbconv(c, 1)) > attend(c, h)",
+    ]
+    network = [f"input({'x'.join(str(v) for v in size)})", " > ".join(stem_text)]
+    for c, h, n in stages:
+        rest = [] if n == 1 else [f"layer({c}, {h})"] if n == 2 else [f"(layer({c}, {h})) * {n - 1}"]
+        network.append(" > ".join([f"down({c}, {h})", *rest]))
+    network.append(" > ".join(head_text))
+    return "\n".join(lines + ["\n  > ".join(network)]) + "\n"
+
+
 _FAMILIES = {"gpt2": _gpt2, "llama": _llama, "mistral": _llama, "mixtral": _llama, "bert": _bert}
 
 
@@ -504,27 +772,23 @@ def recognises(model) -> bool:
     if type(model).__name__ == "SwinTransformer" and hasattr(model, "features"):
         return True
     if type(model).__name__ == "MaxVit" and hasattr(model, "blocks"):
-        return True  # to refuse it by name: tracing would stop at an anonymous getattr
+        return True
     return type(model).__name__ == "VisionTransformer" and hasattr(model, "class_token")
 
 
 def from_layout(model, length: int | None = None, size: tuple | None = None) -> str:
-    """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT or Swin;
+    """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for)."""
-    if type(model).__name__ == "MaxVit":
-        raise ImportRefused(
-            "MaxVit: its block and grid attention (attention inside windows and across a grid "
-            "of strided positions, each with a relative-position bias) has no counterpart in the "
-            "language; window attention (Swin's) is the nearest"
-        )
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
         text = _vit(model, size)
     elif type(model).__name__ == "SwinTransformer":
         text = _swin(model, size)
+    elif type(model).__name__ == "MaxVit":
+        text = _maxvit(model, size)
     else:
         family = _FAMILIES.get(model.config.model_type)
         if family is None:
@@ -535,4 +799,62 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
         text = family(
             model, size[0] if size is not None and len(size) == 1 else None, None if size is None else tuple(size)
         )
-    return text  # checked against the model by importer._verified, with every other import
+    return _fit(text)  # checked against the model by importer._verified, with every other import
+
+
+WIDTH = 79  # as paramsym.frameworks.factor: the lines of an 80-column terminal
+
+
+def _fit(text: str) -> str:
+    """The program with each line longer than WIDTH broken at the `>` between its stages, outside parentheses
+    first (a line that starts with `>` continues the one before, docs/language.md), then inside a stage's
+    parentheses (where new lines are ignored): it says the same. Comments and `let`s stay as they are."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if len(line) <= WIDTH or line.lstrip().startswith(("#", "let ")):
+            out.append(line)
+            continue
+        lead = line[: len(line) - len(line.lstrip())] + ("> " if line.lstrip().startswith("> ") else "")
+        if line.startswith("def "):
+            lead = line[: line.index(" = ") + 3]  # `def NAME(PARAMS) = `
+        out += _pack(_stages(line[len(lead) :]), lead, 2)
+    return "\n".join(out) + "\n"
+
+
+def _pack(pieces: list[str], first: str, cont: int, start: int = 0, closing: int = 0) -> list[str]:
+    """The stages joined by ` > ` after `first` (written from column `start` on, and followed by `closing`
+    characters), a new line (`> ` at column `cont`) where one does not fit; a stage too long for a line of
+    its own is broken inside its parentheses."""
+    lines = [first]
+    for i, piece in enumerate(pieces):
+        joint = "" if i == 0 else " > "
+        col = len(lines[-1]) + (start if len(lines) == 1 else 0)
+        after = closing if i == len(pieces) - 1 else 0
+        if i > 0 and col + 3 + len(piece) + after > WIDTH:
+            lines.append(" " * cont + "> ")
+            joint, col = "", cont + 2
+        col += len(joint)
+        name, _, inner = piece.partition("(")
+        inside = _stages(inner[:-1]) if inner.endswith(")") else [piece]
+        if col + len(piece) + after > WIDTH and len(inside) > 1:
+            broken = _pack(inside, name + "(", col + len(name) + 1, col, after + 1)
+            broken[0] = lines[-1] + joint + broken[0]
+            broken[-1] += ")"
+            lines[-1:] = broken
+        else:
+            lines[-1] += joint + piece
+    return lines
+
+
+def _stages(line: str) -> list[str]:
+    """`a > res(b > c) > d` as its stages outside parentheses: `a`, `res(b > c)`, `d`."""
+    pieces, depth, last = [], 0, 0
+    for i, char in enumerate(line):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == ">" and depth == 0 and line[i - 1] != "-" and line[i - 1 : i + 2] == " > ":
+            pieces.append(line[last : i - 1])
+            last = i + 2
+    return pieces + [line[last:]]

@@ -205,8 +205,10 @@ def _layout(c: _Converter, node) -> bool:
     elif axes == tuple((i,) for i in every):  # channels last
         c.pass_on(node, moved.source)
         c.channels_last.add(node.name)
-    elif k > 1 and axes in ((spatial, (k,)), ((k,), spatial)):  # the positions as one axis: a sequence
+    elif k > 1 and axes in ((spatial, (k,)), ((k,), spatial)) and not _back_to_a_map(c, node, moved):
+        # the positions as one axis: a sequence
         c.ops[node.name] = c._stand_in("Tokens", node, moved.source)
+        c.sequences[node.name] = moved  # the map it lays out (an attention over the map's positions reads it)
         if axes[1] == (k,):
             c.channels_last.add(node.name)
     elif len(axes) == 1 and sorted(axes[0]) == list(every) and k > 0:  # every value along one axis
@@ -214,6 +216,14 @@ def _layout(c: _Converter, node) -> bool:
     else:  # on the way to one of them
         c.layouts[node.name] = moved
     return True
+
+
+def _back_to_a_map(c: _Converter, node, layout: _Layout) -> bool:
+    """An attention's output over a map's positions (`_attention_member`) on its way back to the map: it stays a
+    layout while only reshapes and permutes use it."""
+    return layout.source.name in c.attention and all(
+        _name(u) in _LAYOUT_METHODS and u.op in ("call_method", "call_function") for u in node.users
+    )
 
 
 def _layout_refused(c: _Converter, node) -> bool:
@@ -832,6 +842,50 @@ def _pad(c: _Converter, node) -> bool:
     return c.pass_on(node, _tensor_args(node)[0])
 
 
+# -- multi-head self-attention read from its operations (traced_attention), whatever the module's class
+
+
+def _attention_region(c: _Converter, node) -> bool:
+    """A Linear layer whose output goes into a matrix product: the first projection of an attention, whose whole
+    region (projections, heads, scores, softmax, weighted sum, output projection) is read and checked at once by
+    the kind that reads attention from a traced graph (`traced_region`), and written as one layer at its output
+    projection (`_attention_member`)."""
+    kind: Any = next(kind for kind in kinds.KINDS if hasattr(kind, "traced_region"))
+    if node.name in c.attention or not node.args or not kind.traced_begins(c, node):
+        return False
+    region = kind.traced_region(c, node, _where_node, _described)
+    for member in region.nodes:
+        c.attention[member.name] = region
+    return _attention_member(c, node)
+
+
+def _attention_member(c: _Converter, node) -> bool:
+    """A node of an attention region read by `_attention_region`: nothing, but for its output projection, which
+    is the attention."""
+    region = c.attention.get(node.name)
+    if region is None:
+        return False
+    if node is region.output:
+        source, layout = region.source, c.sequences.get(c._through(region.source))
+        if layout is not None and region.last and _inside_a_layout(c, node, region):
+            # a module that lays a map out as a sequence, attends and lays it back: an attention over the map's
+            # positions, whose output (N, T, C) is the map, laid out as a sequence
+            source, k = layout.source, layout.spatial
+            c.layouts[node.name] = _Layout(node, layout.dims, (tuple(range(k)), (k,)))
+        c.ops[node.name] = _Op(node.name, "layer", region.text(), [c._through(source)], module=region.module_path)
+        if region.last and node.name not in c.layouts:
+            c.channels_last.add(node.name)
+    return True
+
+
+def _inside_a_layout(c: _Converter, node, region) -> bool:
+    """Whether an attention reads a map laid out as a sequence only for itself, and its output goes only to
+    reshapes and permutes (timm's FastViT: flatten(2).transpose(-2, -1) ... transpose(-2, -1).reshape(B, C, H, W))."""
+    return all(c.attention.get(u.name) is region for u in region.source.users) and all(
+        _name(u) in _LAYOUT_METHODS and u.op in ("call_method", "call_function") for u in node.users
+    )
+
+
 # -- functions and methods that kinds import (their torch_functions)
 
 
@@ -862,6 +916,7 @@ _KIND_FUNCTIONS = tuple(
 # What PyTorch runs -> the handler that reads it, tried in this order (the first that takes a node reads it).
 OPERATIONS: list[tuple[tuple, Handler]] = [
     (("placeholder",), _input),
+    ((ANY,), _attention_member),
     (("builtins.tuple",), _outputs_tuple),
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
@@ -879,6 +934,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("permute",), _channels_last_permute),
+    (("torch.nn.Linear", "torch.nn.Conv1d", "torch.nn.Conv2d"), _attention_region),
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),
@@ -939,6 +995,8 @@ class _Converter:
         self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
         self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
         self.pending_pad: dict[str, tuple] = {}  # F.pad values that no convolution or pooling has taken yet
+        self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
+        self.sequences: dict[str, _Layout] = {}  # the positions of a map as a sequence: the map's layout
         self.table = _resolved(OPERATIONS)
 
     def convert(self) -> tuple[str, str]:
@@ -982,9 +1040,8 @@ class _Converter:
         as (output, aux2, aux1)) go to `aux_outputs`."""
         if hasattr(result, "name") and isinstance(result.target, type) and issubclass(result.target, tuple):
             result = tuple(result.args) + tuple(result.kwargs.values())
-        if isinstance(result, dict) and result:  # torchvision's segmentation models: {"out": ..., "aux": ...}
-            main = "out" if "out" in result else next(iter(result))
-            result = (result[main], *(value for key, value in result.items() if key != main))
+        if isinstance(result, dict) and "out" in result:  # torchvision's segmentation models: {"out", "aux"}
+            result = (result["out"], *(value for key, value in result.items() if key != "out"))
         if (
             isinstance(result, (tuple, list))
             and result
@@ -1462,6 +1519,13 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         return _verified(module, text, tuple(input_shape))
     import torch
 
+    if hasattr(module, "backbone") and type(getattr(module, "transform", None)).__name__.endswith("Transform"):
+        raise ImportRefused(
+            f"{type(module).__name__} is a detection model (a list of images in, boxes and labels out, its "
+            f"proposals depend on the values), which the language has no counterpart for, nor for its backbone with "
+            f"a feature pyramid (several maps out); a program has one output: import the classification network "
+            f"its backbone comes from (torchvision.models.resnet50 for fasterrcnn_resnet50_fpn)"
+        )
     *spatial, channels = input_shape
     token_ids = _takes_token_ids(module, input_shape)
     traced, shapes, side_outputs = trace(

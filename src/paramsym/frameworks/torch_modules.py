@@ -288,6 +288,17 @@ class LayerScale(nn.Module):
         return x * self.weight.view(1, -1, *[1] * (x.dim() - 2))
 
 
+class ChannelConv(nn.Module):
+    """`eca(k)`: one kernel of k weights along the channels of a vector (N, C), zero padded, no bias (ECA-Net)."""
+
+    def __init__(self, kernel: int):
+        super().__init__()
+        self.conv = nn.Conv1d(1, 1, kernel, padding=(kernel - 1) // 2, bias=False)
+
+    def forward(self, x):
+        return self.conv(x.unsqueeze(1)).squeeze(1)
+
+
 class ChannelSlice(nn.Module):
     """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
 
@@ -353,7 +364,11 @@ class WindowAttention(nn.Module):
     torchvision's ShiftedWindowAttention computes it: one qkv and one proj Linear, a learned relative-position
     bias table of (2w-1)^2 x heads, attention inside w x w windows, and with `shift` the windows shifted by
     w//2 (a cyclic roll, masks between the regions the roll brings together; no shift on a map no larger
-    than a window). Besides: kv_heads key/value heads shared by the query heads, and any head width."""
+    than a window). Besides: kv_heads key/value heads shared by the query heads, and any head width.
+
+    With `grid=True`, `attn(heads=h, grid=g)`: MaxViT's grid attention (torchvision's PartitionAttentionLayer
+    with partition_type="grid"): `window` is the side g of a grid, and each position attends to the g x g
+    positions H/g rows and W/g columns apart (the same table of (2g-1)^2 x heads over their offsets)."""
 
     def __init__(
         self,
@@ -364,8 +379,12 @@ class WindowAttention(nn.Module):
         kv_heads: int | None = None,
         head_dim: int | None = None,
         bias: bool = True,
+        grid: bool = False,
     ):
         super().__init__()
+        if grid and shift:
+            raise ValueError("grid attention has no shift")
+        self.grid = grid
         kv_heads = heads if kv_heads is None else kv_heads
         head_dim = channels // heads if head_dim is None else head_dim
         if heads % kv_heads:
@@ -393,6 +412,8 @@ class WindowAttention(nn.Module):
         x = x.movedim(1, -1)  # (N, H, W, C)
         n, height, width, channels = x.shape
         w = self.window_size[0]
+        if self.grid and (height % w or width % w):
+            raise ValueError(f"a {w}x{w} grid does not divide a {height}x{width} map")
         pad_b, pad_r = (w - height % w) % w, (w - width % w) % w
         x = nn.functional.pad(x, (0, 0, 0, pad_r, 0, pad_b))
         size_h, size_w = height + pad_b, width + pad_r
@@ -400,7 +421,10 @@ class WindowAttention(nn.Module):
         if sum(shift) > 0:
             x = torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2))
         count = (size_h // w) * (size_w // w)
-        x = x.view(n, size_h // w, w, size_w // w, w, channels).permute(0, 1, 3, 2, 4, 5)
+        if self.grid:  # the windows are the positions (a, b) of a cell; a window's w x w positions (i, j) its grid
+            x = x.view(n, w, size_h // w, w, size_w // w, channels).permute(0, 2, 4, 1, 3, 5)
+        else:
+            x = x.view(n, size_h // w, w, size_w // w, w, channels).permute(0, 1, 3, 2, 4, 5)
         x = x.reshape(n * count, w * w, channels)
         h, g, e = self.heads, self.kv_heads, self.head_dim
         qkv = self.qkv(x).reshape(n * count, w * w, h + 2 * g, e).transpose(1, 2)
@@ -420,7 +444,8 @@ class WindowAttention(nn.Module):
             mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
             attn = (attn.view(n, count, h, w * w, w * w) + mask.unsqueeze(1).unsqueeze(0)).view(-1, h, w * w, w * w)
         y = attn.softmax(dim=-1).matmul(v).transpose(1, 2).reshape(n * count, w * w, h * e)
-        y = self.proj(y).view(n, size_h // w, size_w // w, w, w, channels).permute(0, 1, 3, 2, 4, 5)
+        y = self.proj(y).view(n, size_h // w, size_w // w, w, w, channels)
+        y = y.permute(0, 3, 1, 4, 2, 5) if self.grid else y.permute(0, 1, 3, 2, 4, 5)
         y = y.reshape(n, size_h, size_w, channels)
         if sum(shift) > 0:
             y = torch.roll(y, shifts=(shift[0], shift[1]), dims=(1, 2))

@@ -1,6 +1,6 @@
 """The registry of layer kinds.
 
-Every module of this package (except `base` and `windows`, which kinds share)
+Every module of this package (except `base`, `windows` and `traced_attention`, which kinds share)
 defines `KINDS`, a tuple of `Kind` instances; the registry collects them all, so
 a new kind is one new module. The builder, the counting, `explain`, both
 exports and the importer find a layer's kind here and nowhere else.
@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import Kind, NameMatch
 
-_SHARED = {"base", "windows"}
+_SHARED = {"base", "windows", "traced_attention"}
 # Names the composition itself reserves: input(...) is the network's first stage, not a layer kind.
 RESERVED = ("input",)
 

@@ -20,6 +20,13 @@ Window attention (`window=w`) attends inside w x w windows of a map: each positi
 keys. Keys and values are still computed once for every one of the T positions, so the key and
 value projections cost `2·T·d·kv` and the KV cache is the keys and values of all positions,
 `2·T·kv`.
+
+Grid attention (`grid=g`, a paramsym extension for MaxViT) attends across a g x g grid of strided
+positions: the map H x W is cut into (H/g)·(W/g) grids, each of the g² positions spaced H/g rows
+and W/g columns apart, and every position attends to the g² positions of its grid (MaxViT's
+"grid attention"; its "block attention" is `window=w`). It counts as window attention does with
+w = g: the (2g−1)²·h bias table, S = g² keys per position, and the keys and values of all T
+positions in the cache.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import sympy
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
+from . import traced_attention
 from .base import (
     Args,
     Call,
@@ -59,7 +67,7 @@ from .base import (
 
 @dataclass(frozen=True)
 class AttentionOptions(Options):
-    """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w, shift, causal, rope, cpb=m, pad)."""
+    """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w | grid=g, shift, causal, rope, cpb=m, pad)."""
 
     heads: Expr
     kv_heads: Expr  # heads when not given
@@ -71,12 +79,19 @@ class AttentionOptions(Options):
     rope: bool
     cpb: Expr | None  # the width of Swin V2's position-bias MLP
     pad: bool
+    grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
+
+    @property
+    def partition(self) -> Expr | None:
+        """The side of the square the attention reads (w of window=w, g of grid=g): its bias table is
+        (2·side − 1)²·h, each position has side² keys."""
+        return self.window if self.window is not None else self.grid
 
 
 class Attention(Kind):
     key = "attn"
     names = ("attn",)
-    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "cpb"})
+    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb"})
     flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
     torch_modules = (
         "MultiheadAttention",
@@ -84,9 +99,16 @@ class Attention(Kind):
         "TransformerDecoderLayer",
         "SelfAttention",
         "GroupedQueryAttention",
-        "WindowAttention",  # these three: paramsym's own exports
+        "WindowAttention",  # these three: paramsym's own exports (WindowAttention also for grid=g)
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
+        "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
+        "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
     )
+
+    # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
+    # Linear layer begins one, and the region it begins, checked, with its text
+    traced_begins = staticmethod(traced_attention.begins)
+    traced_region = staticmethod(traced_attention.read)
 
     # ---- language
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
@@ -151,6 +173,7 @@ class Attention(Kind):
                     "window= attends inside windows of the map itself: it takes no source=",
                     pos=args.keywords["source"].pos,
                 )
+        grid = self._grid(call, flow, args, window, source)
         if "shift" in args.flags and window is None:
             raise ParamsymArgumentError(
                 "'shift' (shifted windows) needs window=w",
@@ -175,6 +198,7 @@ class Attention(Kind):
             rope="rope" in args.flags,
             cpb=cpb,
             pad="pad" in args.flags,
+            grid=grid,
         )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
@@ -211,6 +235,65 @@ class Attention(Kind):
             hint="a 1x1 window has no relative positions to normalise",
         )
         return value
+
+    def _grid(
+        self, call: Call, flow: Flow, args: Args, window: Expr | None, source: tuple[Expr, Expr] | None
+    ) -> Expr | None:
+        """grid=g: MaxViT's grid attention, across a g x g grid of positions H/g and W/g apart."""
+        arg = args.keywords.get("grid")
+        if arg is None:
+            return None
+        pos = arg.pos
+        if window is not None:
+            raise ParamsymArgumentError(
+                "window= and grid= are two kinds of attention (inside w x w windows, across a g x g grid): give one",
+                pos=pos,
+                hint=f"MaxViT writes them as two layers: {call.name}(heads=..., window=7) > ... > "
+                f"{call.name}(heads=..., grid=7)",
+            )
+        if source is not None:
+            raise ParamsymArgumentError(
+                "grid= attends across a grid of the map itself: it takes no source=", pos=args.keywords["source"].pos
+            )
+        for flag in ("shift", "pad"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' belongs to window attention (window=w): grid attention (grid=g, MaxViT's) has "
+                    f"no {'shifted grids' if flag == 'shift' else 'padding'}",
+                    pos=args.flags[flag].pos,
+                )
+        if "cpb" in args.keywords:
+            raise ParamsymArgumentError(
+                "cpb= (Swin V2's continuous position bias) is for window attention: grid attention "
+                "(grid=g) has the learned table",
+                pos=args.keywords["cpb"].pos,
+            )
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError("grid= takes one value, the side of the grid (grid=7)", pos=pos)
+        grid = arg.value[0]
+        if grid.is_number and not (grid.is_integer and grid >= 1):
+            raise ParamsymArgumentError(
+                f"grid= (the side of the grid) must be a positive whole number, not {grid}", pos=pos
+            )
+        args.constraints += whole_number(grid, "grid= (the side of the grid)", pos)
+        if flow.shape.rank is not None and flow.shape.rank != 2:
+            what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
+            raise ParamsymShapeError(
+                f"grid= attends across a g x g grid of a map (H x W x d), but the input is {what}",
+                pos=pos,
+                hint="grid attention (MaxViT) needs a map",
+            )
+        for size in flow.shape.spatial or ():
+            if size is None:
+                continue
+            args.constraints += check_or_defer(
+                size / grid,
+                "integer",
+                f"grid={grid} does not divide the map's size {size}",
+                pos,
+                hint="the g x g grid's positions are H/g and W/g apart: g must divide H and W",
+            )
+        return grid
 
     def _source(self, call: Call, args: Args) -> tuple[Expr, Expr] | None:
         arg = args.keywords.get("source")
@@ -282,12 +365,12 @@ class Attention(Kind):
         params = d * q + 2 * c * kv + q * d
         if layer.bias:
             params += q + 2 * kv + d
-        window, bias_macs = o.window, 0
+        window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
         if window is not None:
             bias_params, bias_macs = self.position_bias(layer, o.heads, window)
             params += bias_params
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
-            # each query sees w² of them
+            # each query sees w² of them (g² with grid=g)
             T = keys = s["padded"]
             per_query = window**2
         else:
@@ -314,14 +397,14 @@ class Attention(Kind):
         params = t.c * q + 2 * c * kv + q * t.c
         if layer.bias:
             params += q + 2 * kv + t.c
-        if o.window is not None:
-            params += self.position_bias(layer, heads, o.window)[0]
+        if o.partition is not None:
+            params += self.position_bias(layer, heads, o.partition)[0]
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
-        """Every output sees every position (a window attention's field, windows that do not slide, is left
-        unknown)."""
-        return whole_input_field(layer, field) if AttentionOptions.of(layer).window is None else None
+        """Every output sees every position (a window or grid attention's field, windows that do not slide, is
+        left unknown)."""
+        return whole_input_field(layer, field) if AttentionOptions.of(layer).partition is None else None
 
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
@@ -337,6 +420,8 @@ class Attention(Kind):
                 + (" shifted" if o.shift else "")
                 + (", map padded to a multiple" if o.pad else "")
             )
+        if o.grid is not None:
+            parts.append(f", across a {words(o.grid)}x{words(o.grid)} grid of strided positions")
         if o.cpb is not None:
             parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
@@ -367,6 +452,19 @@ class Attention(Kind):
                 f"{w(d)} for the output."
             )
         window = o.window
+        if o.grid is not None:
+            g = o.grid
+            spatial = layer.in_shape.spatial or ()
+            apart = (
+                f"{w(spatial[0] / g)} rows and {w(spatial[1] / g)} columns apart"
+                if len(spatial) == 2 and None not in spatial
+                else f"H/{w(g)} rows and W/{w(g)} columns apart"
+            )
+            lines.append(
+                f"Grid attention (MaxViT, a paramsym extension): each position attends to the "
+                f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; a learned relative-position "
+                f"bias per head over the grid's offsets: {w.product((2 * g - 1) ** 2, o.heads)} parameters."
+            )
         if window is not None and o.cpb is None:
             lines.append(
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
@@ -401,16 +499,19 @@ class Attention(Kind):
             )
         lines.append(f"{w(counts.params)} parameters.")
         if counts.macs is not None:
+            side = o.partition
             keys = (
                 f"the {w(o.window**2)} positions of its window"
                 if o.window is not None
+                else f"the {w(side**2)} positions of its grid"
+                if side is not None
                 else f"all {w(s['S'])} key positions"
             )
             queries = s["padded"] if window is not None else s["T"]
             lines.append(
                 f"MACs: the projections, then for each of the {w(queries)} queries the scores against "
                 f"{keys} and the weighted sum of their values: 2 x queries x keys x q, masked pairs "
-                f"included, {w(times(2, queries, window**2 if window is not None else s['S'], q))}."
+                f"included, {w(times(2, queries, side**2 if side is not None else s['S'], q))}."
             )
         if counts.kv_cache is not None:
             lines.append(f"KV cache: the keys and values of every position, {w(counts.kv_cache)} values.")
@@ -431,7 +532,7 @@ class Attention(Kind):
     # ---- frameworks
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = AttentionOptions.of(layer)
-        if o.window is not None:
+        if o.partition is not None:
             return _window_spec(layer, num)
         if o.source is not None:
             raise ParamsymUsageError(
@@ -453,6 +554,8 @@ class Attention(Kind):
         o = AttentionOptions.of(layer)
         if o.window is not None:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
+        if o.grid is not None:
+            refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
         if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
         if o.rope:
@@ -494,6 +597,11 @@ class Attention(Kind):
             return _window_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
+        if name == "SwinTransformerBlock":
+            return _timm_swin_block_text(module, ctx)
+        if name == "PartitionAttentionLayer":
+            side = tuple(ctx.in_shape[2:])
+            return partition_attention(module, ctx.node_name, side)[0]
         if name == "MultiheadAttention" or (hasattr(module, "embed_dim") and hasattr(module, "in_proj_bias")):
             return _mha_text(module, ctx)
         if hasattr(module, "multihead_attn"):
@@ -546,6 +654,50 @@ def _timm_text(module: Any, ctx: ImportContext) -> str:
         [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != width) + ["bias"] * (qkv.bias is not None)
     )
     return f"attn({', '.join(parts)})"
+
+
+def _timm_swin_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's SwinTransformerBlock on an (N, H, W, C) map: window attention with its relative-position table
+    (shifted, padded to a multiple of the window), then the MLP, each a residual after a LayerNorm."""
+    from . import for_torch_module, identity_name  # the block's own modules are read by their kinds
+
+    where = f"{ctx.node_name} (SwinTransformerBlock)"
+    attn, mlp = block.attn, block.mlp
+    (size,) = set(block.window_size) if len(set(block.window_size)) == 1 else (None,)
+    table = getattr(attn, "relative_position_bias_table", None)
+    parts = [type(m).__name__ for m in (block.norm1, block.norm2)]
+    if (
+        size is None
+        or table is None
+        or tuple(table.shape) != ((2 * size - 1) ** 2, attn.num_heads)
+        or parts != ["LayerNorm", "LayerNorm"]
+        or type(getattr(mlp, "norm", None)).__name__ != "Identity"
+        or type(mlp.act).__name__ != "GELU"
+        or (attn.qkv.bias is None) != (attn.proj.bias is None)
+        or (mlp.fc1.bias is None) != (mlp.fc2.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not Swin's block as the language writes it (square windows, a table of "
+            f"(2w - 1)^2 biases per head, LayerNorms, a GELU MLP)"
+        )
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    height, width = shape[1:3] if len(shape) == 4 else (size, size)
+    options = [f"heads={attn.num_heads}", f"window={size}"]
+    options += ["shift"] * any(block.shift_size) + ["pad"] * bool(height % size or width % size)
+    options += ["bias"] * (attn.qkv.bias is not None)
+
+    def dropped(module: Any) -> str:
+        kind = for_torch_module(module)
+        text = kind.from_torch(module, ctx) if kind is not None else None
+        if text is None:
+            raise ImportRefused(f"{where}: its {type(module).__name__} has no counterpart in the language")
+        return f" > {text}" if text and text != identity_name() else ""
+
+    bias = ", bias" if mlp.fc1.bias is not None else ""
+    return (
+        f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) > res(ln > dense(->{mlp.fc1.out_features}"
+        f"{bias}) > gelu > dense(->{mlp.fc2.out_features}{bias}){dropped(block.drop_path2)})"
+    )
 
 
 def _default_head_dim(layer: Layer) -> bool:
@@ -657,16 +809,113 @@ def _blocks(layer: Any, parts: list[tuple[str, Any]]) -> str:
     return " > ".join(f"res({body}) > {_norm(norm)}" for body, norm in parts)
 
 
+# ---- MaxViT's block and grid attention: torchvision's PartitionAttentionLayer -----------------------------
+
+
+def partition_attention(layer: Any, where: str, side: tuple[int, ...]) -> tuple[str, int, int, int, str]:
+    """(text, heads, partition size p, MLP width, activation) of torchvision's PartitionAttentionLayer on a map
+    of `side` (H, W): x + attn(ln(x)), then x + mlp(ln(x)), the attention a RelativePositionalMultiHeadAttention
+    (biases on to_qkv and merge, a (2p−1)² x heads table) inside p x p windows (partition_type "window":
+    `window=p`) or across a p x p grid of positions H/p apart ("grid": `grid=p`). torchvision fixes the partition
+    when it builds the layer (grid_size): another map is refused, as its forward would fail or differ. Dropout
+    and stochastic depth count nothing and are not written."""
+    from . import for_torch_module  # the activation's kind (kinds/__init__ imports this module)
+    from .activations import Activation
+
+    kind = getattr(layer, "partition_type", None)
+    parts = [m for m in layer.attn_layer.children() if type(m).__name__ != "Dropout"]
+    norm = parts[0] if parts else None
+    c = getattr(norm, "normalized_shape", (None,))[0]
+
+    def layer_norm(m: Any) -> bool:
+        return (
+            type(m).__name__ == "LayerNorm"
+            and tuple(m.normalized_shape) == (c,)
+            and m.weight is not None
+            and m.bias is not None
+        )
+
+    if kind not in ("window", "grid") or len(parts) != 2 or not layer_norm(norm):
+        raise ImportRefused(
+            f"{where} (PartitionAttentionLayer): an attention other than nn.LayerNorm > "
+            f"RelativePositionalMultiHeadAttention, window or grid, has no counterpart"
+        )
+    attention = parts[1]
+    heads: Any = getattr(attention, "n_heads", None)
+    size: Any = getattr(attention, "size", None)
+    if (
+        type(attention).__name__ != "RelativePositionalMultiHeadAttention"
+        or attention.to_qkv.in_features != c
+        or attention.to_qkv.out_features != 3 * c
+        or attention.merge.in_features != c
+        or attention.merge.out_features != c
+        or heads * attention.head_dim != c
+        or attention.to_qkv.bias is None
+        or attention.merge.bias is None
+        or size * size != attention.max_seq_len
+        or tuple(attention.relative_position_bias_table.shape) != ((2 * size - 1) ** 2, heads)
+    ):
+        raise ImportRefused(
+            f"{where} ({type(attention).__name__}): an attention other than torchvision's "
+            f"RelativePositionalMultiHeadAttention (heads x head_dim = {c} channels, biases on to_qkv and "
+            f"merge, a (2p-1)² x heads table) has no counterpart"
+        )
+    partition = layer.p if kind == "window" else layer.g
+    if (
+        tuple(layer.grid_size) != tuple(side)
+        or partition != size
+        or (kind == "grid" and side[0] != side[1])
+        or any(n % size for n in side)
+    ):
+        raise ImportRefused(
+            f"{where} (PartitionAttentionLayer): built for a {'x'.join(map(str, layer.grid_size))} map "
+            f"with {kind} {partition}, but it gets {'x'.join(map(str, side))} (torchvision fixes the "
+            f"partition when it builds the layer: MaxVit takes the input size it was built for)"
+        )
+    mlp = [m for m in layer.mlp_layer.children() if type(m).__name__ not in ("Dropout", "Identity")]
+    names = [type(m).__name__ for m in mlp]
+    act_kind = for_torch_module(mlp[2]) if len(mlp) == 4 else None
+    if (
+        names[:2] != ["LayerNorm", "Linear"]
+        or names[3:] != ["Linear"]
+        or not layer_norm(mlp[0])
+        or mlp[1].in_features != c
+        or mlp[3].in_features != mlp[1].out_features
+        or mlp[3].out_features != c
+        or mlp[1].bias is None
+        or mlp[3].bias is None
+        or not isinstance(act_kind, Activation)
+        or act_kind.identity
+        or act_kind.key in ("dropout", "softmax")
+        or any(True for _ in mlp[2].parameters())
+    ):
+        raise ImportRefused(
+            f"{where} (PartitionAttentionLayer): an MLP of {', '.join(names)} other than nn.LayerNorm > "
+            f"Linear > activation > Linear, with biases, keeping {c} channels, has no counterpart"
+        )
+    act = act_kind.from_torch(mlp[2], None)
+    hidden = mlp[1].out_features
+    text = (
+        f"res(ln > attn(heads={heads}, bias, {kind}={size})) "
+        f"> res(ln > dense(->{hidden}, bias) > {act} > dense(->{c}, bias))"
+    )
+    return text, heads, size, hidden, act
+
+
 # ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
 
 
 def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
-    """WindowAttention (torchvision's ShiftedWindowAttention, with kv_heads and head_dim besides)."""
+    """WindowAttention (torchvision's ShiftedWindowAttention, with kv_heads and head_dim besides; with grid=g,
+    MaxViT's grid attention)."""
     o = AttentionOptions.of(layer)
     if o.causal:
         raise ParamsymUsageError(
             f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
             f"module (Swin's window attention is not causal)"
+            if o.grid is None
+            else f"{layer.name} at {layer.pos}: causal masking inside grids has no PyTorch "
+            f"module (MaxViT's grid attention is not causal)"
         )
     if o.cpb is not None or o.pad:
         # WindowAttention is Swin V1's: exporting it would silently drop the MLP or the padding
@@ -682,7 +931,9 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     if e * heads != d:
         kwargs["head_dim"] = e
     kwargs["bias"] = layer.bias
-    return TorchSpec("WindowAttention", (d, heads, num(o.window)), kwargs)
+    if o.grid is not None:
+        kwargs["grid"] = True
+    return TorchSpec("WindowAttention", (d, heads, num(o.partition)), kwargs)
 
 
 def _window_text(module: Any, ctx: ImportContext) -> str:
@@ -707,7 +958,8 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
         parts.append(f"kv_heads={kv_heads}")
     if e * heads != width:
         parts.append(f"head_dim={e}")
-    parts += ["bias"] * (module.qkv.bias is not None) + [f"window={window}"] + ["shift"] * (module.shift_size[0] > 0)
+    side = f"grid={window}" if getattr(module, "grid", False) else f"window={window}"
+    parts += ["bias"] * (module.qkv.bias is not None) + [side] + ["shift"] * (module.shift_size[0] > 0)
     return f"attn({', '.join(parts)})"
 
 

@@ -1,10 +1,15 @@
 """`droppath(P)` (docs/language.md, Modern convolutional networks): stochastic depth, which in training drops a whole
 sample's branch with probability P (and scales the kept ones by 1/(1−P)); no parameters, output
 unchanged, the identity at inference. PyTorch: our `DropPath(p)` (torchvision's StochasticDepth(p,
-"row") imports as it); Keras: Dropout(P) with noise_shape (batch, 1, ..., 1), one draw per sample."""
+"row") imports as it); Keras: Dropout(P) with noise_shape (batch, 1, ..., 1), one draw per sample.
+
+An imported probability is written as the rate it stands for, not as the float that computed it
+(`written`): torchvision's linear schedules give 0.2 * 12 / 16 = 0.15000000000000002 (written 0.15)
+and 0.1 * 1 / 17 = 0.0058823529411764705 (written 1/170)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from ..core.records import KerasSpec, TorchSpec
@@ -58,7 +63,31 @@ class DropPath(Activation):
                 f"not one sample's branch"
             )
         # torchvision's StochasticDepth and ours keep p; timm's DropPath (the same per-sample drop) drop_prob
-        return f"droppath({module.p if hasattr(module, 'p') else module.drop_prob})"
+        return f"droppath({written(module.p if hasattr(module, 'p') else module.drop_prob)})"
+
+
+def written(p: float) -> str:
+    """A drop probability as a program writes it: the simplest fraction (denominator at most 10,000) within a
+    float's rounding (a millionth of a millionth of p) of it, as a decimal where its decimal ends (0.15,
+    0.0125) and as p/q where it does not (1/170); otherwise p to 12 significant digits."""
+    value = float(p)
+    if value == 0:
+        return "0"
+    near = Fraction(value).limit_denominator(10_000)
+    if abs(float(near) - value) > 1e-12 * abs(value):
+        return f"{value:.12g}"
+    q, places = near.denominator, 0
+    for prime in (2, 5):
+        n = 0
+        while q % prime == 0:
+            q, n = q // prime, n + 1
+        places = max(places, n)
+    if q != 1:
+        return f"{near.numerator}/{near.denominator}"
+    if places == 0:
+        return str(near.numerator)
+    digits = str(near.numerator * 10**places // near.denominator).rjust(places + 1, "0")
+    return f"{digits[:-places]}.{digits[-places:]}"
 
 
 def _probability(layer: Layer) -> Expr:

@@ -45,7 +45,7 @@ class SpaceToDepth(Kind):
     key = "space2depth"
     names = ("space2depth",)
     positional = 1
-    torch_modules = ("SpaceToDepth", "PixelUnshuffle")
+    torch_modules = ("SpaceToDepth", "PixelUnshuffle", "timm.models.swin_transformer.PatchMerging")
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its patch size", "2", "B")
@@ -113,11 +113,26 @@ class SpaceToDepth(Kind):
         ]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        if type(module).__name__ == "PatchMerging":  # timm's Swin: 2 x 2 patches, a LayerNorm, a Linear
+            return _timm_patch_merging(module, ctx)
         # ours: block; torch's PixelUnshuffle: downscale_factor; timm's SpaceToDepth (TResNet): bs, the same order
         block = next((getattr(module, a) for a in ("block", "downscale_factor", "bs") if hasattr(module, a)), None)
         if not isinstance(block, int):
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) has no block size that paramsym can read")
         return f"space2depth({block})"
+
+
+def _timm_patch_merging(module: Any, ctx: ImportContext) -> str:
+    """timm's PatchMerging on an (N, H, W, C) map (H and W even): each 2 x 2 patch becomes one position of 4C
+    channels (in another order than space2depth's, which counts the same), then a LayerNorm and a Linear."""
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    norm, reduction = module.norm, module.reduction
+    if len(shape) != 4 or shape[1] % 2 or shape[2] % 2 or type(norm).__name__ != "LayerNorm":
+        raise ImportRefused(
+            f"{ctx.node_name} (PatchMerging) merges a map of odd size or with a norm the language lacks"
+        )
+    ln = "ln" if norm.bias is not None else "ln(nobias)"
+    return f"space2depth(2) > {ln} > dense(->{reduction.out_features}{', bias' if reduction.bias is not None else ''})"
 
 
 KINDS = (SpaceToDepth(),)

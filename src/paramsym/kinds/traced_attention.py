@@ -1,0 +1,645 @@
+"""Multi-head self-attention read from the operations a model runs, whatever its class.
+
+Most model libraries write attention with their own classes (timm: one per family), so the importer cannot claim
+them by name. It reads what they do instead: the projection Linear layers of one value x (one fused qkv, separate
+q, k and v, or q and a fused kv), the reshapes and permutes into heads, `q @ k.transpose(-2, -1)` (with a scale),
+softmax, dropout, `@ v` (or `F.scaled_dot_product_attention`), back to the positions, and the output projection.
+
+That region is checked by following every element, not by matching a pattern: each value of the region is
+computed again on integer tensors that name, for every element, where it comes from (the projection, the batch,
+the position and the channel; then the query head and the query and key positions of a score; then the head and
+the channel of a head's output), with the very operations the model runs. So a reshape, a permute, an unbind or a
+chunk does what it does in the model, and what arrives at the matmuls, the softmax and the output projection is
+checked to be exactly what the language's `attn(heads=h[, kv_heads=g][, head_dim=e][, bias][, causal])` computes
+(docs/language.md, Attention): each query head's channels against one key head's channels, at every pair of
+positions, softmax over all the keys, the weighted sum of one value head, the heads' outputs in one order at
+every position into one Linear back to the width, and every channel of every projection used exactly once.
+Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads, a learned
+temperature, keys from another value) is refused, naming the module and what the language lacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from ..errors import ImportRefused
+
+_SEARCH = 12  # how far from a Linear layer the search for a matmul goes
+_LARGEST = 1 << 24  # the most elements of a score tensor that the check follows (an int64 each)
+_REGION = 400  # the most operations in one attention region
+
+# operations that only move, select or repeat elements: run on the tensors of origins as they are
+_MOVES = frozenset(
+    {
+        "reshape",
+        "view",
+        "permute",
+        "transpose",
+        "swapaxes",
+        "flatten",
+        "unflatten",
+        "squeeze",
+        "unsqueeze",
+        "unbind",
+        "chunk",
+        "split",
+        "getitem",
+        "expand",
+        "repeat_interleave",
+        "movedim",
+        "contiguous",
+    }
+)
+_SAME = frozenset({"contiguous", "float", "to", "type_as", "clone", "half", "bfloat16"})  # the same values
+_MATMULS = frozenset({"matmul", "bmm"})
+_SOFTMAX = frozenset({"softmax", "_softmax"})
+_SCALES = frozenset({"mul", "imul", "truediv", "itruediv", "div", "mul_", "div_"})
+_SDPA = "scaled_dot_product_attention"
+
+_WHAT = {
+    "P": "the queries, keys or values",
+    "S": "the attention scores",
+    "A": "the attention weights (after softmax)",
+    "O": "the heads' outputs",
+}
+
+
+def _name(node: Any) -> str | None:
+    if node.op == "call_method":
+        return str(node.target)
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", None)
+    return None
+
+
+def _is_linear(c: Any, node: Any) -> bool:
+    """A Linear layer, or a convolution of kernel 1 (a Linear layer over the channels of a map): a projection."""
+    if node.op != "call_module":
+        return False
+    module = c.gm.get_submodule(node.target)
+    name = type(module).__name__
+    return name == "Linear" or (name in ("Conv1d", "Conv2d") and set(module.kernel_size) == {1})
+
+
+def _passes(c: Any, node: Any) -> bool:
+    """A module that the search for a matmul goes through (one that may sit inside an attention)."""
+    name = type(c.gm.get_submodule(node.target)).__name__
+    return name in ("Dropout", "Identity", "LayerNorm", "RMSNorm", "RmsNorm", "BatchNorm1d", "BatchNorm2d")
+
+
+def _width(module: Any) -> int:
+    """The channels a projection gives."""
+    return int(getattr(module, "out_features", getattr(module, "out_channels", 0)))
+
+
+def _nodes_in(value: Any) -> list[Any]:
+    """The fx nodes in an argument (a node, a list or tuple of them, a dict)."""
+    if hasattr(value, "op") and hasattr(value, "users"):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _nodes_in(v)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _nodes_in(v)]
+    return []
+
+
+def _inputs(node: Any) -> list[Any]:
+    return _nodes_in(list(node.args)) + _nodes_in(dict(node.kwargs))
+
+
+def begins(c: Any, node: Any) -> bool:
+    """Whether the Linear layer `node` feeds a matrix product within a few operations (the start of an
+    attention region): only then is the region read here."""
+    if not _is_linear(c, node):
+        return False
+    seen, frontier = {node}, [node]
+    for _ in range(_SEARCH):
+        following = []
+        for n in frontier:
+            for user in n.users:
+                if user in seen or (user.op == "call_module" and not _passes(c, user)):
+                    continue
+                name = _name(user)
+                if name in _MATMULS or name == _SDPA:
+                    return True
+                seen.add(user)
+                following.append(user)
+        frontier = following
+    return False
+
+
+@dataclass
+class Region:
+    """An attention region: its input x, the projections of x, the operations, and the output projection."""
+
+    source: Any
+    projections: list[Any]
+    nodes: list[Any]  # every node of the region, in the graph's order (projections and output projection included)
+    outputs: list[Any]  # the Linear layers where it ends: one, the output projection, once read
+    foreign: set[Any]  # values from outside that enter it (refused by the reader, saying where)
+    output: Any = None
+    heads: int = 0
+    kv_heads: int = 0
+    head_dim: int = 0
+    bias: bool = False
+    causal: bool = False
+    module_path: str = ""  # the module whose forward runs the attention
+    width: int = 0  # the channels of its input and output
+    last: bool = True  # its input and output have their channels last (N, ..., C), else (N, C, ...)
+
+    def text(self) -> str:
+        """The attention as the language writes it."""
+        parts = [f"heads={self.heads}"]
+        if self.kv_heads != self.heads:
+            parts.append(f"kv_heads={self.kv_heads}")
+        if self.heads * self.head_dim != self.width:
+            parts.append(f"head_dim={self.head_dim}")
+        parts += ["bias"] * self.bias + ["causal"] * self.causal
+        return f"attn({', '.join(parts)})"
+
+
+def region(c: Any, first: Any, where: Callable[[Any], str], said: Callable[[Any], str]) -> Region:
+    """The region of the attention whose first projection is the Linear layer `first`, or ImportRefused naming
+    what does not belong to multi-head self-attention (`where(node)`: the module that runs a node)."""
+    x = first.args[0]
+    projections: list[Any] = [first]
+    inner: set[Any] = set()
+    outputs: list[Any] = []
+    foreign: set[Any] = set()
+    order = {n: i for i, n in enumerate(c.gm.graph.nodes)}
+    pending = [first]
+    while pending:
+        while pending:  # forward from the projections, to the output projection
+            node = pending.pop()
+            for user in node.users:
+                if user in inner or user in projections or user in outputs:
+                    continue
+                if user.op == "output":
+                    raise ImportRefused(
+                        f"{where(node)}the model returns a value from inside the attention (queries, scores or "
+                        f"weights); the language's attn has no counterpart"
+                    )
+                if _is_linear(c, user) and user.args[0] is not x:
+                    outputs.append(user)  # the output projection: the region ends there
+                    continue
+                (projections.append if _is_linear(c, user) else inner.add)(user)
+                pending.append(user)
+            if len(inner) > _REGION:
+                raise ImportRefused(f"{where(first)}the attention's operations do not end in one Linear layer")
+        foreign = set()  # values from outside that enter (the last pass, when no projection is found, says)
+        for node in sorted((*inner, *outputs), key=order.__getitem__):  # back from every operation: its inputs
+            for source in _inputs(node):
+                if source in inner or source in projections:
+                    continue
+                above = _projections_above(c, source, x)
+                if above:  # a projection of x on its way (separate q, k, v): the next pass follows it
+                    for p in above - set(projections):
+                        projections.append(p)
+                        pending.append(p)
+                else:
+                    foreign.add(source)  # the reader refuses it, saying what it meets
+    nodes = sorted({*projections, *inner, *outputs}, key=order.__getitem__)
+    return Region(x, sorted(projections, key=order.__getitem__), nodes, outputs, foreign)
+
+
+def _projections_above(c: Any, node: Any, x: Any) -> set[Any]:
+    """The Linear layers of `x` that `node` is computed from, within a few operations (not through x itself)."""
+    found, seen, frontier = set(), {node}, [node]
+    for _ in range(_SEARCH):
+        following = []
+        for n in frontier:
+            if _is_linear(c, n) and n.args and n.args[0] is x:
+                found.add(n)
+                continue
+            for a in _inputs(n):
+                if a not in seen and a is not x:
+                    seen.add(a)
+                    following.append(a)
+        frontier = following
+    return found
+
+
+# ---- the check: every value again on tensors of origins --------------------------------------------------
+
+
+@dataclass
+class _Value:
+    """A value of the region on integer tensors: `kind` is P (projected channels: (projection, batch, position,
+    channel)), S (scores: (batch, query head, query position, key position)), A (S after softmax), O (heads'
+    outputs: (batch, position, query head, channel of the head))."""
+
+    kind: str
+    ids: Any
+
+
+class _Reader:
+    def __init__(self, c: Any, r: Region, where: Callable[[Any], str], said: Callable[[Any], str]):
+        self.torch: Any = importlib.import_module("torch")
+        self.said = said
+        self.c, self.r, self.where = c, r, where
+        shape = tuple(c.shapes[r.source.name])
+        self.last = r.last = r.source.name in c.channels_last  # (N, ..., C), else (N, C, ...)
+        if len(shape) < 3 or r.source.name in getattr(c, "pooled", ()):
+            self.refuse(
+                r.projections[0],
+                f"projects a value of shape {shape}, which has no positions (queries of one position: class "
+                f"attention): the language's attn projects queries, keys and values from one sequence or map",
+            )
+        self.B, self.d = shape[0], shape[-1] if self.last else shape[1]
+        self.spatial = shape[1:-1] if self.last else shape[2:]
+        self.axis = len(shape) - 1 if self.last else 1
+        self.T = 1
+        for n in self.spatial:
+            self.T *= n
+        modules = [c.gm.get_submodule(p.target) for p in r.projections]
+        self.width = max(_width(m) for m in modules)
+        self.values: dict[str, Any] = {}
+        self.q_heads: Any = None
+        self.k_heads: Any = None
+        self.v_heads: Any = None
+        self.q_to_k: Any = None
+        self.q_to_v: Any = None
+        self.e = self.e_v = 0
+
+    def refuse(self, node: Any, text: str) -> NoReturn:
+        """Refused at `node`, in the words of the module that runs the attention."""
+        inner = next((n for n in self.r.nodes if _name(n) in _MATMULS or _name(n) == _SDPA), node)
+        raise ImportRefused(f"{self.where(inner if node.op == 'call_module' else node)}{self.said(node)} {text}")
+
+    def run(self) -> Region:
+        for node in self.r.nodes:
+            try:
+                self.values[node.name] = self.read(node)
+            except (RuntimeError, IndexError, TypeError, ValueError) as error:  # an operation no check foresaw
+                detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                self.refuse(node, f"cannot be followed inside the attention ({detail})")
+        return self.finish()
+
+    def arg(self, value: Any) -> Any:
+        if hasattr(value, "op") and hasattr(value, "users"):
+            return self.values.get(value.name, value)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.arg(v) for v in value)
+        return value
+
+    def ids(self, value: Any) -> Any:
+        """The tensors (or tuples of them) of a _Value, for running an operation."""
+        if isinstance(value, _Value):
+            return value.ids
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.ids(v) for v in value)
+        return value
+
+    def kind_of(self, value: Any) -> str | None:
+        if isinstance(value, _Value):
+            return value.kind
+        if isinstance(value, (list, tuple)):
+            kinds = {self.kind_of(v) for v in value} - {None}
+            return kinds.pop() if len(kinds) == 1 else None
+        return None
+
+    def wrap(self, kind: str, result: Any) -> Any:
+        if isinstance(result, (list, tuple)):
+            return tuple(self.wrap(kind, r) for r in result)
+        return _Value(kind, result)
+
+    def read(self, node: Any) -> Any:
+        c = self.c
+        if node.op == "call_module":
+            module = c.gm.get_submodule(node.target)
+            cls = type(module).__name__
+            if node in self.r.projections:
+                return self.projection(node, module)
+            value = self.arg(node.args[0])
+            if node in self.r.outputs:
+                return self.output(node, module, value)
+            if cls in ("Dropout", "Identity"):
+                return value
+            self.refuse(
+                node,
+                f"({cls}) acts on {_WHAT.get(value.kind, 'a value')} inside the attention (a norm on queries or "
+                f"keys, talking heads, ...): the language's attn has no counterpart",
+            )
+        name = _name(node)
+        args = [self.arg(a) for a in node.args]
+        kwargs = {k: self.arg(v) for k, v in node.kwargs.items()}
+        if name == _SDPA and (kwargs.get("attn_mask") is not None or (len(args) > 3 and args[3] is not None)):
+            self.refuse(node, "takes a mask or bias (attn_mask): the language's attn has no counterpart")
+        self.foreign(node, [a for a in _inputs(node) if a in self.r.foreign])
+        tensors = [a for a in (*args, *kwargs.values()) if self.kind_of(a) is not None]
+        kind = self.kind_of(tensors[0]) if tensors else None
+        if name in _SAME and len(tensors) == 1 and isinstance(args[0], _Value):
+            return args[0]
+        if name in ("dropout", "dropout_") and isinstance(args[0], _Value):
+            return args[0]
+        if name in _MOVES and len(tensors) == 1 and kind is not None:
+            plain_args = [self.ids(a) for a in args]
+            plain_kwargs = {k: self.ids(v) for k, v in kwargs.items()}
+            if node.op == "call_method":
+                # a view that PyTorch allows is a reshape (the tensors of origins are not laid out in memory alike)
+                method = "reshape" if name == "view" else name
+                result = getattr(plain_args[0], method)(*plain_args[1:], **plain_kwargs)
+            else:
+                result = node.target(*plain_args, **plain_kwargs)
+            self.same_shape(node, result)
+            return self.wrap(kind, result)
+        if name in _SCALES and len(tensors) == 1 and len(args) == 2 and kind in ("P", "S"):
+            other = args[1] if isinstance(args[0], _Value) else args[0]
+            if isinstance(other, (int, float)) and not isinstance(other, bool) and other != 0:
+                if name.startswith(("truediv", "itruediv", "div")) and not isinstance(args[0], _Value):
+                    self.refuse(node, "divides by the attention's values: the language's attn has no counterpart")
+                return tensors[0]
+        if name in _MATMULS and len(tensors) == 2 and len(args) == 2:
+            a, b = args
+            if a.kind == "P" and b.kind == "P":
+                return self.scores(node, a.ids, b.ids)
+            if a.kind == "A" and b.kind == "P":
+                return self.weighted(node, a.ids, b.ids)
+            if a.kind == "P" and b.kind == "A":  # v @ attn.transpose(-2, -1): the same, transposed
+                out = self.weighted(node, b.ids.transpose(-2, -1), a.ids.transpose(-2, -1))
+                return _Value("O", out.ids.transpose(-2, -1))
+        if name in _SOFTMAX and kind == "S" and isinstance(args[0], _Value):
+            dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+            return self.softmax(node, args[0].ids, dim)
+        if name == _SDPA and kind == "P":
+            return self.sdpa(node, args, kwargs)
+        what = _WHAT.get(kind or "", "a value")
+        self.refuse(
+            node,
+            f"works on {what} inside the attention (a mask, a relative-position bias, a learned temperature, talking "
+            f"heads, ...): the language's attn computes softmax(q·k)·v per head and nothing else",
+        )
+
+    def foreign(self, node: Any, values: list[Any]) -> None:
+        """Refused: a value from outside the attention's projections enters it at `node`."""
+        if not values:
+            return
+        inside = [self.values[a.name] for a in _inputs(node) if isinstance(self.values.get(a.name), _Value)]
+        what = _WHAT.get(inside[0].kind, "a value") if inside else "the attention"
+        value = values[0]
+        if value.op == "get_attr" and value.target.startswith("_tensor_constant"):
+            other = "a tensor that forward makes itself"
+        elif value.op == "get_attr":
+            other = f"'{value.target}', a parameter or buffer of the model"
+        elif self.projected_elsewhere(value) is not None:
+            layer = self.projected_elsewhere(value)
+            other = (
+                f"keys or values that {self.said(layer)} projects from another value than the queries' (a spatial "
+                f"reduction, cross-attention)"
+            )
+        else:
+            other = f"{self.said(value)}, which is not a projection of the attention's input"
+        self.refuse(
+            node,
+            f"combines {what} with {other} (a relative-position bias, a mask, a temperature, talking heads, keys or "
+            f"values from another value): the language's attn projects queries, keys and values from one input and "
+            f"computes softmax(q·k)·v per head, nothing else",
+        )
+
+    def projected_elsewhere(self, value: Any) -> Any:
+        """The projection layer (of another value than the attention's input) that `value` comes from through
+        reshapes, permutes and selections only, or None."""
+        for _ in range(_SEARCH):
+            if _is_linear(self.c, value):
+                return value
+            if _name(value) not in _MOVES or not _inputs(value):
+                return None
+            value = _inputs(value)[0]
+        return None
+
+    def same_shape(self, node: Any, result: Any) -> None:
+        expected = self.c.shapes.get(node.name)
+        if expected is not None and hasattr(result, "shape") and tuple(result.shape) != tuple(expected):
+            self.refuse(node, f"gives {tuple(result.shape)} here but {tuple(expected)} in the model")
+
+    # -- the projections
+
+    def layer(self, node: Any, module: Any) -> None:
+        """A projection is a Linear layer over the channels of (N, ..., C), or a convolution of kernel 1, stride 1,
+        no padding, one group over those of (N, C, ...)."""
+        name = type(module).__name__
+        if self.last and name != "Linear":
+            self.refuse(node, f"({name}) projects a value whose channels are last: not over its channels")
+        if not self.last and (
+            name == "Linear"
+            or set(module.stride) != {1}
+            or set(module.dilation) != {1}
+            or module.groups != 1
+            or module.padding not in ("valid", (0,) * len(module.kernel_size))
+        ):
+            self.refuse(node, f"({name}) projects a map other than as one Linear layer per position")
+
+    def projection(self, node: Any, module: Any) -> _Value:
+        torch = self.torch
+        self.layer(node, module)
+        shape, width, k = tuple(self.c.shapes[node.name]), _width(module), len(self.spatial)
+        j = self.r.projections.index(node)
+        t = torch.arange(self.T).view(self.spatial)
+        expected: tuple[int, ...]
+        ch: tuple[int, ...]
+        if self.last:
+            expected, b, t, ch = (self.B, *self.spatial, width), (-1, *[1] * k, 1), t.unsqueeze(-1), (width,)
+        else:
+            expected, b, t, ch = (self.B, width, *self.spatial), (-1, 1, *[1] * k), t.unsqueeze(0), (width, *[1] * k)
+        if shape != expected:
+            self.refuse(node, f"gives a value of shape {shape}, not {expected}")
+        b_ids = torch.arange(self.B).view(b)
+        return _Value("P", ((j * self.B + b_ids) * self.T + t) * self.width + torch.arange(width).view(ch))
+
+    def decode(self, ids: Any) -> tuple[Any, Any, Any]:
+        """(channel over every projection, batch, position) of projected channels."""
+        W, T, B = self.width, self.T, self.B
+        j = ids // (W * T * B)
+        return j * W + ids % W, (ids // (W * T)) % B, (ids // W) % T
+
+    def rows(self, node: Any, ids: Any, role: str) -> tuple[Any, Any, Any]:
+        """A tensor (I, M, E) of projected channels as rows of E channels: per i the channels of each row (one
+        head, the same for every row), the batch, and the position of each row."""
+        ch, b, t = self.decode(ids)
+        if not bool((t == t[..., :1]).all()) or not bool((b == b[..., :1]).all()):
+            self.refuse(node, f"mixes positions or batches in the {role} of a head: not attention by heads")
+        if not bool((ch == ch[:, :1]).all()) or not bool((b == b[:, :1, :1]).all()):
+            self.refuse(node, f"gives different {role} channels to the positions of one head: not attention by heads")
+        return ch[:, 0, :], b[:, 0, 0], t[..., 0]
+
+    @staticmethod
+    def heads_of(torch: Any, channels: Any) -> tuple[Any, Any]:
+        heads, index = torch.unique(channels, dim=0, return_inverse=True)
+        return heads, index
+
+    def mapping(self, node: Any, src: Any, dst: Any, size: int, what: str) -> Any:
+        """The map from query heads to key (or value) heads, refused if a query head meets two of them."""
+        torch = self.torch
+        table = torch.full((size,), -1, dtype=torch.long)
+        table[src] = dst
+        if not bool((table[src] == dst).all()) or bool((table < 0).any()):
+            self.refuse(node, f"pairs a query head with more than one {what} head: not attention by heads")
+        return table
+
+    # -- q @ k^T, softmax, @ v
+
+    def scores(self, node: Any, q: Any, kt: Any) -> _Value:
+        torch = self.torch
+        if self.q_heads is not None:
+            self.refuse(node, "is a second product of queries and keys: the language's attn has one")
+        lead = torch.broadcast_shapes(q.shape[:-2], kt.shape[:-2])
+        M, E, N = q.shape[-2], q.shape[-1], kt.shape[-1]
+        if lead.numel() * M * N > _LARGEST:
+            self.refuse(node, f"gives {lead.numel() * M * N:,} scores, more than paramsym checks")
+        q = q.expand(*lead, M, E).reshape(-1, M, E)
+        k = kt.expand(*lead, E, N).transpose(-1, -2).reshape(-1, N, E)
+        qch, qb, tq = self.rows(node, q, "queries")
+        kch, kb, tk = self.rows(node, k, "keys")
+        if not bool((qb == kb).all()):
+            self.refuse(node, "pairs queries and keys of different samples")
+        self.q_heads, q_index = self.heads_of(torch, qch)
+        self.k_heads, k_index = self.heads_of(torch, kch)
+        self.q_to_k = self.mapping(node, q_index, k_index, len(self.q_heads), "key")
+        self.e, H, T = E, len(self.q_heads), self.T
+        base = (qb * H + q_index).view(-1, 1, 1)
+        ids = (base * T + tq.view(-1, M, 1)) * T + tk.view(-1, 1, N)
+        return _Value("S", ids.reshape(*lead, M, N))
+
+    def softmax(self, node: Any, ids: Any, dim: Any) -> _Value:
+        T = self.T
+        if dim is None:
+            self.refuse(node, "takes a softmax without naming its axis")
+        rows = ids.movedim(dim, -1)
+        rows = rows.reshape(-1, rows.shape[-1])
+        if rows.shape[-1] != T or not bool((rows // T == rows[:, :1] // T).all()):
+            self.refuse(node, "takes a softmax over something other than the keys of one query")
+        keys = (rows % T).sort(dim=-1).values
+        if not bool((keys == self.torch.arange(T)).all()):
+            self.refuse(node, "takes a softmax over some keys only (windows or a mask): attn attends to all of them")
+        return _Value("A", ids)
+
+    def weighted(self, node: Any, a: Any, v: Any) -> _Value:
+        torch = self.torch
+        if self.q_heads is None or self.v_heads is not None:
+            self.refuse(node, "weighs values before or after the one product of queries and keys")
+        T, H = self.T, len(self.q_heads)
+        lead = torch.broadcast_shapes(a.shape[:-2], v.shape[:-2])
+        M, N, E = a.shape[-2], a.shape[-1], v.shape[-1]
+        a = a.expand(*lead, M, N).reshape(-1, M, N)
+        v = v.expand(*lead, N, E).reshape(-1, N, E)
+        base, tq, tk = a // (T * T), (a // T) % T, a % T
+        if not bool((base == base[:, :1, :1]).all()) or not bool((tk == tk[:, :1, :]).all()):
+            self.refuse(node, "weighs values with the weights of several heads or samples: not attention by heads")
+        if not bool((tq == tq[:, :, :1]).all()):
+            self.refuse(node, "sums values over weights of several queries: not attention by heads")
+        vch, vb, tv = self.rows(node, v, "values")
+        base = base[:, 0, 0]
+        if not bool((vb == base // H).all()) or not bool((tv == tk[:, 0, :]).all()):
+            self.refuse(node, "weighs the values of other positions than the keys' weights are for")
+        self.v_heads, v_index = self.heads_of(torch, vch)
+        self.q_to_v = self.mapping(node, base % H, v_index, H, "value")
+        self.e_v = E
+        ids = (((base // H).view(-1, 1, 1) * T + tq[:, :, :1]) * H + (base % H).view(-1, 1, 1)) * E + torch.arange(E)
+        return _Value("O", ids.reshape(*lead, M, E))
+
+    def sdpa(self, node: Any, args: list[Any], kwargs: dict[str, Any]) -> _Value:
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+        given = dict(zip(names, args))
+        given.update(kwargs)
+        if given.get("attn_mask") is not None:
+            self.refuse(node, "takes a mask or bias (attn_mask): the language's attn has no counterpart")
+        q, k, v = (given[n] for n in names[:3])
+        if not all(isinstance(t, _Value) and t.kind == "P" for t in (q, k, v)):
+            self.refuse(node, "attends with queries, keys or values that are not projections of the input")
+        kt, vt = k.ids, v.ids
+        if given.get("enable_gqa") and kt.dim() >= 3 and kt.shape[-3] != q.ids.shape[-3]:
+            kt = kt.repeat_interleave(q.ids.shape[-3] // kt.shape[-3], dim=-3)
+            vt = vt.repeat_interleave(q.ids.shape[-3] // vt.shape[-3], dim=-3)
+        scores = self.scores(node, q.ids, kt.transpose(-2, -1))
+        weights = self.softmax(node, scores.ids, -1)
+        self.r.causal = bool(given.get("is_causal"))
+        return self.weighted(node, weights.ids, vt)
+
+    # -- the output projection
+
+    def output(self, node: Any, module: Any, value: Any) -> _Value:
+        torch = self.torch
+        if not isinstance(value, _Value) or value.kind != "O" or self.v_heads is None:
+            what = _WHAT.get(value.kind, "a value") if isinstance(value, _Value) else "a value"
+            self.refuse(
+                node,
+                f"(Linear) acts on {what} inside the attention (talking heads, ...), not on the heads' outputs: "
+                f"the language's attn has no counterpart",
+            )
+        if self.r.output is not None:
+            self.refuse(node, "is a second output projection of one attention: the language's attn has one")
+        self.r.output = node
+        self.layer(node, module)
+        ids, H, E, T, B = value.ids, len(self.q_heads), self.e_v, self.T, self.B
+        expected = (B, *self.spatial, H * E) if self.last else (B, H * E, *self.spatial)
+        if tuple(ids.shape) != expected:
+            self.refuse(node, f"takes the heads' outputs as {tuple(ids.shape)}, not {expected}")
+        ids = ids.movedim(self.axis, -1).reshape(B, T, H * E)
+        b, t, he = ids // (T * H * E), (ids // (H * E)) % T, ids % (H * E)
+        if not bool((b == torch.arange(B).view(-1, 1, 1)).all()) or not bool(
+            (t == torch.arange(T).view(1, -1, 1)).all()
+        ):
+            self.refuse(node, "takes the heads' outputs at other positions than their queries'")
+        if not bool((he == he[:1, :1]).all()) or not bool((he[0, 0].sort().values == torch.arange(H * E)).all()):
+            self.refuse(node, "takes the heads' outputs in different orders at different positions")
+        return _Value("Y", ids)
+
+    def finish(self) -> Region:
+        torch, r, c = self.torch, self.r, self.c
+        out = r.output
+        if out is None:
+            self.refuse(r.outputs[-1] if r.outputs else r.projections[0], "ends an attention without an output Linear")
+        if self.q_heads is None or self.v_heads is None:
+            self.refuse(out, "ends an attention without its product of queries and keys and its weighted sum")
+        H, G, Gv, e = len(self.q_heads), len(self.k_heads), len(self.v_heads), self.e
+        if self.e_v != e or Gv != G:
+            self.refuse(
+                out,
+                f"ends an attention whose value heads ({Gv} of {self.e_v} channels) differ from its key heads "
+                f"({G} of {e}): the language's attn has one head width for keys and values",
+            )
+        if H % G or any(int(n) != H // G for n in torch.bincount(self.q_to_k, minlength=G)):
+            self.refuse(out, f"ends an attention whose {H} query heads do not share its {G} key heads equally")
+        pairs = {(int(k), int(v)) for k, v in zip(self.q_to_k, self.q_to_v)}
+        if len(pairs) != G:
+            self.refuse(out, "ends an attention whose query heads share keys and values differently")
+        used = torch.cat([self.q_heads.flatten(), self.k_heads.flatten(), self.v_heads.flatten()])
+        modules = [c.gm.get_submodule(p.target) for p in r.projections]
+        total = sum(_width(m) for m in modules)
+        if used.numel() != total or used.unique().numel() != total:
+            self.refuse(
+                out,
+                f"ends an attention that uses {used.unique().numel():,} of the {total:,} projected channels, some "
+                f"twice or not at all: the language's attn uses each once",
+            )
+        proj = c.gm.get_submodule(out.target)
+        if _width(proj) != self.d:
+            self.refuse(out, f"gives {_width(proj)} channels from {self.d}: the language's attn keeps the width")
+        biases = {m.bias is not None for m in (*modules, proj)}
+        if len(biases) != 1:
+            names = [p.target for p, m in zip((*r.projections, out), (*modules, proj)) if m.bias is not None]
+            self.refuse(
+                out,
+                f"ends an attention with biases in {', '.join(repr(n) for n in names)} only: the language's attn has "
+                f"biases in all of its projections or in none",
+            )
+        r.heads, r.kv_heads, r.head_dim, r.bias, r.width = H, G, e, biases.pop(), self.d
+        return r
+
+
+def read(c: Any, first: Any, where: Callable[[Any], str], said: Callable[[Any], str]) -> Region:
+    """The attention region that starts at the Linear layer `first`, checked (`_Reader`), or ImportRefused."""
+    r = region(c, first, where, said)
+    inner = next((n for n in r.nodes if n.op != "call_module"), r.output)
+    stack = list((inner.meta.get("nn_module_stack") or {}).values())
+    r.module_path = stack[-1][0] if stack else ""
+    r = _Reader(c, r, where, said).run()
+    users = list(r.output.users)
+    dropout = len(users) == 1 and users[0].op == "call_module"
+    if dropout and type(c.gm.get_submodule(users[0].target)).__name__ == "Dropout":  # proj_drop: part of it
+        r.output = users[0]
+        r.nodes.append(users[0])
+    return r
