@@ -258,6 +258,7 @@ def test_every_kind_answers_every_question():
         "droppath": "input(8x8x4) > droppath(0.1)",
         "adaptivepool": "input(8x8x4) > adaptiveavgpool(3)",
         "upsample": "input(8x8x4) > upsample(2)",
+        "zeropad": "input(8x8x4) > zeropad(0, 1, 2, 3)",
         "eca": "input(8x8x4) > gap > eca(3)",
     }
     for kind in kinds.KINDS:

@@ -215,11 +215,11 @@ pads = st.tuples(*[st.integers(0, 3)] * 4)
 
 
 @given(pads, st.integers(4, 14), st.integers(1, 5), strides, dilations)
-def test_f_pad_before_a_conv_is_exact_or_refused(pad, n, k, s, d):
+def test_f_pad_before_a_conv_is_exact(pad, n, k, s, d):
     """An F.pad before a convolution: symmetric per axis is the conv's pad=; asymmetric is pad=same when it is
-    exactly TensorFlow's "same" for that input, and refused otherwise (every asymmetric F.pad was read as
-    "same", so F.pad(x, (1, 0, 1, 0)) counted as F.pad(x, (0, 1, 0, 1)) and an F.pad of (0, 3) on a 3x3
-    kernel gave ceil(n/s) whatever its size)."""
+    exactly TensorFlow's "same" for that input, and a zeropad layer before the conv otherwise (every asymmetric
+    F.pad was read as "same", so F.pad(x, (1, 0, 1, 0)) counted as F.pad(x, (0, 1, 0, 1)) and an F.pad of (0, 3)
+    on a 3x3 kernel gave ceil(n/s) whatever its size; then refused)."""
     left, right, top, bottom = pad
     if d * (k - 1) + 1 > n + min(left + right, top + bottom):
         return  # PyTorch refuses a kernel larger than the padded input
@@ -228,9 +228,9 @@ def test_f_pad_before_a_conv_is_exact_or_refused(pad, n, k, s, d):
     if (left == right and top == bottom) or same:
         text = check(module, (n, n), 2)
         assert ("pad=same" in text) == (not (left == right and top == bottom))
-    else:
-        with pytest.raises(ImportRefused, match='not TensorFlow\'s "same"'):
-            paramsym.from_torch(module, (n, n, 2))
+    else:  # a layer of its own before the conv
+        text = check(module, (n, n), 2)
+        assert f"zeropad({top}, {bottom}, {left}, {right})" in text and "pad=" not in text
 
 
 def test_f_pad_adds_to_the_conv_padding_when_symmetric():
@@ -255,21 +255,37 @@ class PadThen(nn.Module):
 @pytest.mark.parametrize(
     "module, message",
     [
-        (PadThen(nn.BatchNorm2d(2)), "follows an F.pad"),  # was dropped
-        (PadThen(nn.ConvTranspose2d(2, 2, 3, padding=1)), "follows an F.pad"),  # was dropped
-        (PadThen(nn.Conv2d(2, 2, 3, padding=1), twice=True), "used by 2 operations"),  # one of them had no pad
         (PadThen(nn.Conv2d(2, 2, 3), mode="reflect"), "pads by 'reflect'"),
         (PadThen(nn.Conv2d(2, 2, 3), value=1.0), "value 1.0"),
         (PadThen(nn.Conv2d(2, 2, 3), value=-math.inf), "-inf only before a max pooling"),
+        (PadThen(nn.ReLU(), value=-math.inf), "value -inf: the language pads with zeros"),
         (PadThen(nn.Conv2d(4, 2, 3), pads=(1, 1, 1, 1, 1, 1)), "more than the spatial axes"),  # pads the channels
-        (PadThen(nn.Conv2d(2, 2, 3), pads=(0, 1, 0, 1)), "not TensorFlow's"),  # (0, 1) is "same" at 8, not 9
-        (PadThen(Conv2dSame(2, 2, 3)), "after an F.pad"),
-        (PadThen(torch.relu), "not the input of a convolution"),  # was dropped
     ],
 )
 def test_f_pad_the_language_cannot_say_is_refused(module, message):
     with pytest.raises(ImportRefused, match=message):
         paramsym.from_torch(module, (9, 9, 2))
+
+
+@pytest.mark.parametrize(
+    "module, written",
+    [
+        (PadThen(nn.BatchNorm2d(2)), "zeropad(1) > bn"),  # was dropped, then refused
+        (PadThen(nn.ConvTranspose2d(2, 2, 3, padding=1)), "zeropad(1) > deconv3x3"),  # was dropped, then refused
+        (PadThen(nn.Conv2d(2, 2, 3, padding=1), twice=True), "zeropad(1) > res(conv3x3"),  # one of them had no pad
+        (PadThen(nn.Conv2d(2, 2, 3), pads=(0, 1, 0, 1)), "zeropad(0, 1, 0, 1) > conv3x3(2->2, bias)"),  # not "same"
+        (PadThen(Conv2dSame(2, 2, 3)), "zeropad(1) > conv3x3(2->2, pad=same, bias)"),
+        (PadThen(torch.relu), "zeropad(1) > relu"),  # was dropped, then refused
+        (PadThen(nn.Conv2d(2, 2, 3), pads=(1, 1, 1, 1)), "conv3x3(2->2, pad=1, bias)"),  # taken as its padding
+        # zeros before a max pooling are not its padding (-inf): they were read as maxpool(pad=1)
+        (PadThen(nn.MaxPool2d(3, stride=2), pads=(1, 1, 1, 1)), "zeropad(1) > maxpool3x3(stride=2)"),
+        (PadThen(nn.MaxPool2d(3, stride=2), pads=(1, 1, 1, 1), value=-math.inf), "maxpool3x3(stride=2, pad=1)"),
+    ],
+)
+def test_f_pad_the_next_layer_cannot_take_is_zeropad(module, written):
+    """An F.pad with zeros that the layer after it cannot take as its padding is a layer of its own, zeropad (it
+    was refused)."""
+    assert written in check(module, (9, 9), 2).replace("\n  > ", " > ")
 
 
 def test_f_pad_minus_inf_before_a_max_pool():
@@ -382,11 +398,11 @@ def test_a_subclass_that_keeps_the_forward_is_its_base():
     assert "conv3x3(3->4, bias)" in check(nn.Sequential(PlainSubclass(3, 4, 3)), (5, 5), 3)
 
 
-def test_frozen_and_evo_norms_are_refused():
-    """FrozenBatchNormAct2d keeps its scale and shift as buffers; EvoNorm computes its own statistics: neither is
-    a `bn`."""
-    for module in (timm.layers.FrozenBatchNormAct2d(4), timm.layers.EvoNorm2dB0(4), timm.layers.EvoNorm2dS0(4)):
-        with pytest.raises(ImportRefused):  # FrozenBatchNormAct2d was an AttributeError traceback
+def test_evo_norms_are_refused():
+    """EvoNorm computes its own statistics: not a `bn` (FrozenBatchNormAct2d, refused here before, is `bn(frozen)`
+    followed by its activation: tests/test_import_norms.py)."""
+    for module in (timm.layers.EvoNorm2dB0(4), timm.layers.EvoNorm2dS0(4)):
+        with pytest.raises(ImportRefused):
             paramsym.from_torch(nn.Sequential(nn.Conv2d(3, 4, 1), module), (5, 5, 3))
 
 

@@ -261,7 +261,7 @@ def _error(program: str) -> paramsym.ParamsymError:
         ("input(8x4) > posembed(2.5)", "must be a positive whole number", 23),
         ("input(8x8x4) > posembed(64)", "the map 8 x 8 x 4", 16),
         ("input(8x8x4) > bn(nobias)", "bn has no 'nobias'", 19),
-        ("input(8x8x4) > gn(groups=2, nobias)", "gn has no 'nobias'", 29),
+        ("input(8x8x4) > gn(groups=2, noaffine, nobias)", "both 'noaffine' and 'nobias'", 39),
         ("input(8x4) > ln(noaffine, nobias)", "both 'noaffine' and 'nobias'", 27),
         ("input(6) > embed(10->4) > dense(->10, tie=wte)", "no layer before this one is named 'wte'", 39),
         (

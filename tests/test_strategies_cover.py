@@ -24,6 +24,7 @@ KINDS = [
     ("`aux(...)`", r"\baux\("),
     ("`upsample`", r"\bupsample\("),
     ("`upsample(S, bilinear)`", r"\bupsample\([0-9x]+, bilinear\)"),
+    ("`zeropad`", r"\bzeropad\("),
 ]
 
 

@@ -128,10 +128,12 @@ def _norm(draw, sizes, channels, keras_safe):
     kind = draw(st.sampled_from(["bn", "ln", "gn", "rmsnorm"]))
     # Keras' RMSNormalization always learns its scale
     affine = ", noaffine" if draw(st.integers(0, 3)) == 0 and not (keras_safe and kind == "rmsnorm") else ""
+    # a scale alone (ln, gn: nobias), a BatchNorm that learns nothing (bn(frozen): four buffers per channel)
+    alone = kind in ("ln", "gn", "bn") and not affine and draw(st.integers(0, 3)) == 0
     if kind == "gn":
-        return f"gn(groups={draw(st.sampled_from(_divisors(channels)))}{affine})"
-    if kind == "ln" and not affine and draw(st.integers(0, 3)) == 0:
-        return "ln(nobias)"
+        return f"gn(groups={draw(st.sampled_from(_divisors(channels)))}{affine}{', nobias' if alone else ''})"
+    if alone:
+        return "bn(frozen)" if kind == "bn" else "ln(nobias)"
     return f"{kind}({affine.lstrip(', ')})" if affine else kind
 
 
@@ -261,6 +263,20 @@ def _gate(draw, sizes, channels, keras_safe):
     return f"aux({pool}dense(->{draw(st.integers(1, 4))}{', bias' if draw(st.booleans()) else ''}))"
 
 
+def _zeropad(draw, sizes):
+    """zeropad(P), or before and after on each axis (docs/language.md, Zero padding), cropping at most one
+    position of an axis longer than 2; with the padded sizes."""
+    if draw(st.booleans()):
+        amount = draw(st.integers(0, 2))
+        return f"zeropad({amount})", [n + 2 * amount for n in sizes]
+    amounts = [draw(st.integers(-1 if n > 2 else 0, 2)) for n in sizes for _ in range(2)]
+    for axis in range(len(sizes)):
+        if amounts[2 * axis] < 0 and amounts[2 * axis + 1] < 0:
+            amounts[2 * axis + 1] = 0
+    padded = [n + amounts[2 * axis] + amounts[2 * axis + 1] for axis, n in enumerate(sizes)]
+    return f"zeropad({', '.join(map(str, amounts))})", padded
+
+
 @st.composite
 def programs(draw, max_stages: int = 5, keras_safe: bool = False):
     rank = draw(st.integers(0, 3) if not keras_safe else st.integers(0, 2))
@@ -277,8 +293,9 @@ def programs(draw, max_stages: int = 5, keras_safe: bool = False):
             choices += ["res", "add", "repeat"]
         choices += ["gate"] + ["attention"] * (2 if sizes else 0) + ["recurrent"] * (4 if len(sizes) == 1 else 0)
         choice = draw(st.sampled_from(choices))
-        if choice == "conv":
-            stage = _conv(draw, sizes, channels, keras_safe)
+        if choice == "conv":  # sometimes after a zeropad
+            pad, sizes = _zeropad(draw, sizes) if draw(st.integers(0, 3)) == 0 else ("", sizes)
+            stage = (f"{pad} > " if pad else "") + _conv(draw, sizes, channels, keras_safe)
         elif choice == "deconv":
             stage = _deconv(draw, sizes, channels, keras_safe)
         elif choice == "pool":

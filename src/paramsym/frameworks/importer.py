@@ -765,13 +765,10 @@ def _module(c: _Converter, node) -> bool:
             f"computed from the model's input; the language has no counterpart"
         )
     in_shape, ones = c._pool_state(node, source, _module_input_shape(c, node, source, module))
-    extra = c._take_pad(source, module, c.pending_pad)
     arg_shapes = tuple(
         c.shapes.get(a.name, ()) for a in (*tensors, *(v for v in node.kwargs.values() if hasattr(v, "name")))
     )
-    text = _module_text(
-        module, f"module '{node.target}'", in_shape, c.shapes.get(node.name, ()), extra, node, arg_shapes
-    )
+    text = c._padded_module_text(node, source, module, in_shape, arg_shapes)
     c._note_pooled(node, source, text, ones)
     if type(module).__name__ == "Embedding":
         # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
@@ -781,13 +778,17 @@ def _module(c: _Converter, node) -> bool:
     return c.layer(node, source, text, module=node.target)
 
 
+# LayerNorms over the channels of (N, C, H, W) (torchvision's, timm's and their subclasses: LayerNorm2dNoBias)
+_CHANNELS_FIRST_NORMS = ("LayerNorm2d", "LayerNormAct2d", "LayerNorm2dFp32", "LayerNormAct2dFp32")
+
+
 def _module_input_shape(c: _Converter, node, source, module) -> tuple:
     """The input shape the module's kind sees: a module after ChannelsLast, on (N, H, W, C), or torchvision's
     LayerNorm2d over the channels of (N, C, H, W) acts on the channels, as on a vector."""
     in_shape = c.shapes[source.name]
     if source.op == "call_method" and source.target == "movedim" and tuple(source.args[1:]) == (1, -1):
         in_shape = (in_shape[0], in_shape[-1])  # paramsym's ChannelsLast
-    if source.name in c.channels_last or type(module).__name__ in ("LayerNorm2d", "LayerNormAct2d"):
+    if source.name in c.channels_last or any(cls.__name__ in _CHANNELS_FIRST_NORMS for cls in type(module).__mro__):
         in_shape = (in_shape[0], in_shape[-1] if source.name in c.channels_last else in_shape[1])
         if source.name in c.channels_last:
             c.channels_last.add(node.name)
@@ -863,12 +864,26 @@ def _concat(c: _Converter, node) -> bool:
 
 
 def _pad(c: _Converter, node) -> bool:
-    """F.pad: taken as the padding of the convolution or pooling it feeds (`_Converter._take_pad`); a pad of
-    zeros everywhere (timm's Swin pads its maps to a multiple of the window, here by nothing) is nothing."""
+    """F.pad before the one convolution or pooling that reads it: taken as its padding where the layer can say it
+    (`_Converter._take_pad`, `_Converter._padded_module_text`); a pad of zeros everywhere (timm's Swin pads its
+    maps to a multiple of the window, here by nothing) is nothing. Any other F.pad is left to the next rows: the
+    kind that imports it as a layer of its own (zeropad), or a refusal that names it."""
     pads = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad", ())
     if isinstance(pads, (tuple, list)) and all(p == 0 for p in pads):
         return c.pass_on(node, _tensor_args(node)[0]) and _carry_marks(c, node, _tensor_args(node)[0])
-    c.pending_pad[node.name] = c._pad_pairs(node)
+    users = list(node.users)
+    if len(users) != 1 or users[0].op != "call_module":
+        return False
+    module = c.gm.get_submodule(users[0].target)
+    kind = kinds.for_torch_module(module)
+    if kind is None or not kind.takes_pad:
+        return False
+    pairs = c._pad_pairs(node)
+    if pairs is None:
+        return False
+    if not pairs[1] and type(module).__name__.startswith("MaxPool"):
+        return False  # zeros before a max pooling, whose own padding is -inf: a layer of its own
+    c.pending_pad[node.name] = pairs
     return c.pass_on(node, _tensor_args(node)[0])
 
 
@@ -926,6 +941,9 @@ def _kind_function(c: _Converter, node) -> bool:
         return False
     source = tensors[0]
     in_shape, ones = c._pool_state(node, source, c.shapes.get(source.name, ()))
+    last = source.name in c.channels_last and len(in_shape) > 2
+    if last:  # a value permuted to (N, H, W, C) (F.layer_norm between two permutes): its channels, as a vector's
+        in_shape = (in_shape[0], in_shape[-1])
     text = _function_text(node, in_shape, c.shapes.get(node.name, ()))
     if text is None:
         return False
@@ -1135,9 +1153,10 @@ class _Converter:
             op = self.ops[op.inputs[0]]
         return op.name
 
-    def _pad_pairs(self, node) -> tuple:
-        """F.pad(x, pad, mode, value) as (before, after) per spatial axis, first axis first; refused unless it is
-        zero padding (or -inf, as before a max pooling) of the spatial axes, used by one layer."""
+    def _pad_pairs(self, node) -> tuple | None:
+        """F.pad(x, pad, mode, value) as (before, after) per spatial axis, first axis first, and whether it pads
+        with -inf (as before a max pooling); None unless it pads the spatial axes with zeros or -inf by amounts
+        of at least 0 (the zeropad kind reads or refuses the others)."""
         import math
 
         values = dict(zip(("input", "pad", "mode", "value"), node.args))
@@ -1145,15 +1164,12 @@ class _Converter:
         pads, mode, value = tuple(values["pad"]), values.get("mode", "constant"), values.get("value")
         shape = self.shapes.get(values["input"].name, ())
         rank = len(shape) - 2
-        where = f"operation '{node.name}' (F.pad of {list(pads)})"
         if mode != "constant" or not (value is None or value == 0 or value == -math.inf):
-            raise ImportRefused(f"{where} pads by {mode!r} with value {value}: the language pads with zeros")
+            return None
         if any(not isinstance(p, int) for p in pads):
-            raise ImportRefused(f"{where} pads by amounts computed in forward; the language cannot follow them")
+            return None
         if len(pads) % 2 or len(pads) > 2 * rank or any(p < 0 for p in pads):
-            raise ImportRefused(f"{where} pads or crops more than the spatial axes of a {shape} value")
-        if len(node.users) != 1:
-            raise ImportRefused(f"{where} is used by {len(node.users)} operations; the language pads one layer's input")
+            return None
         pads = pads + (0,) * (2 * rank - len(pads))
         # F.pad lists the last axis first
         return tuple((pads[2 * i], pads[2 * i + 1]) for i in range(rank))[::-1], value == -math.inf
@@ -1170,6 +1186,27 @@ class _Converter:
                 f"language pads with -inf only before a max pooling"
             )
         return pairs
+
+    def _padded_module_text(self, node, source, module, in_shape, arg_shapes) -> str:
+        """The text of a module (`_module_text`) that takes an F.pad before it as its padding; when it cannot
+        (asymmetric padding that is not TensorFlow's "same", a convolution that pads as "same" itself), the
+        F.pad becomes a layer of its own (zeropad) and the module reads the padded value."""
+        name, out_shape = f"module '{node.target}'", self.shapes.get(node.name, ())
+        pending = source.name in self.pending_pad
+        lowest = pending and self.pending_pad[source.name][1]
+        extra = self._take_pad(source, module, self.pending_pad)
+        try:
+            return _module_text(module, name, in_shape, out_shape, extra, node, arg_shapes)
+        except ImportRefused:
+            if not pending or lowest:  # -inf padding is no zeropad: the refusal stands
+                raise
+        # the pad as a layer of its own (the zeropad kind's refusal, if it has one, names it)
+        padded = _tensor_args(source)[0]
+        text = _function_text(source, self.shapes.get(padded.name, ()), self.shapes.get(source.name, ()))
+        if not text:
+            raise ImportRefused(f"{_operation(source)} has no counterpart in the language")
+        self.layer(source, padded, text)
+        return _module_text(module, name, in_shape, out_shape, None, node, arg_shapes)
 
 
 def _normalise_concats(ops: dict[str, _Op]) -> dict[str, _Op]:
@@ -1621,13 +1658,20 @@ def _state_buffers(module) -> int:
     (PyTorch's running_mean and running_var, the buffers of BatchNorm and of InstanceNorm that tracks them),
     which training updates and which are saved with the weights. num_batches_tracked (an integer counter),
     non-persistent buffers (masks, rotary frequencies) and constant tables computed from the architecture
-    (Swin V2's relative_coords_table, position indices) are not state: paramsym counts none of them."""
+    (Swin V2's relative_coords_table, position indices) are not state: paramsym counts none of them. A frozen
+    BatchNorm (torchvision's FrozenBatchNorm2d: `bn(frozen)`) keeps its scale and shift as buffers beside the
+    statistics: they are state too, and it learns nothing."""
     persistent = module.state_dict(keep_vars=True)
-    return sum(
-        b.numel()
-        for name, b in module.named_buffers()
-        if name in persistent and b.is_floating_point() and name.rpartition(".")[2] in ("running_mean", "running_var")
-    )
+    frozen = {"weight", "bias", "running_mean", "running_var"}
+    total = 0
+    for prefix, sub in module.named_modules():
+        own = dict(sub.named_buffers(recurse=False))
+        counted = frozen if frozen <= own.keys() else {"running_mean", "running_var"}
+        for name, b in own.items():
+            full = f"{prefix}.{name}" if prefix else name
+            if full in persistent and b.is_floating_point() and name in counted:
+                total += b.numel()
+    return total
 
 
 _SHORT_RUN = 16  # the positions a model of token ids is run on to check it

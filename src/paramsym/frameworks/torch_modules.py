@@ -352,6 +352,23 @@ class ChannelSlice(nn.Module):
         return x[:, self.start : self.end]
 
 
+class FrozenBatchNorm(nn.Module):
+    """`bn(frozen)`: BatchNorm with its scale, shift, mean and variance as fixed buffers (torchvision's
+    FrozenBatchNorm2d, the backbones of its detection models), on (N, C, *spatial)."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((channels,), value))
+
+    def forward(self, x):
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(shape) + shift.reshape(shape)
+
+
 class SpaceToDepth(nn.Module):
     """`space2depth(B)`: each B x B patch of (N, C, H, W) becomes one position of B*B*C channels, in
     Swin's patch-merging order: channel (j*B + i)*C + c is channel c at row offset i, column offset j."""

@@ -35,6 +35,7 @@ class NormalizationOptions(Options):
     affine: bool  # learns a scale (and a shift): not noaffine
     shift: bool = True  # learns the shift too: not nobias (ln only)
     groups: Expr | None = None  # gn's groups
+    frozen: bool = False  # bn(frozen): scale, shift, mean and variance all fixed buffers, nothing learnt
 
 
 class _Normalization(Kind):
@@ -50,7 +51,13 @@ class _Normalization(Kind):
         if not shift:
             self.without_shift(call, args)
         groups, constraints = self.groups(call, args, channels)
-        options = NormalizationOptions(affine="noaffine" not in args.flags, shift=shift, groups=groups)
+        frozen = "frozen" in args.flags
+        if frozen and "noaffine" in args.flags:
+            raise ParamsymArgumentError(
+                f"both 'noaffine' and 'frozen' are given: {call.name}(frozen) keeps a fixed scale and shift",
+                pos=args.flags["frozen"].pos,
+            )
+        options = NormalizationOptions(affine="noaffine" not in args.flags, shift=shift, groups=groups, frozen=frozen)
         return same_layer(call, self, flow, channels, options=options, constraints=tuple(constraints))
 
     def without_shift(self, call: Call, args: Args) -> None:
@@ -58,7 +65,7 @@ class _Normalization(Kind):
         raise ParamsymArgumentError(
             f"{call.name} has no 'nobias': PyTorch's {self.title} learns a scale and a shift together, or neither",
             pos=args.flags["nobias"].pos,
-            hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) learns a scale alone",
+            hint=f"write {call.name}(noaffine) to learn neither; ln(nobias) and gn(nobias) learn a scale alone",
         )
 
     def groups(self, call: Call, args: Args, channels: Expr) -> tuple[Expr | None, list[Constraint]]:
@@ -69,16 +76,25 @@ class _Normalization(Kind):
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         channels = known(layer.cout)
+        if NormalizationOptions.of(layer).frozen:  # weight, bias, running mean and variance: buffers
+            return {"params": ZERO, "state": 4 * channels}
         return {
             "params": _terms(layer) * channels if NormalizationOptions.of(layer).affine else ZERO,
             "state": 2 * channels if self.keeps_statistics else ZERO,
         }
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
-        return _terms(layer) * t.c if NormalizationOptions.of(layer).affine else ZERO
+        o = NormalizationOptions.of(layer)
+        return _terms(layer) * t.c if o.affine and not o.frozen else ZERO
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         o = NormalizationOptions.of(layer)
+        if o.frozen:
+            return [
+                f"{self.title} (frozen): its scale, shift, mean and variance per channel are fixed "
+                f"buffers, {w.product(4, layer.cout)} non-learnable values, and it learns nothing (PyTorch's "
+                f"parameters() counts none of them, Keras' non-trainable weights all four)."
+            ]
         if o.affine and not o.shift:
             lines = [
                 f"{self.title} without bias (nobias) learns a scale per channel and no shift: "
@@ -140,8 +156,14 @@ class BatchNorm(_Normalization):
     key = "bn"
     names = ("bn", "batchnorm")
     title = "BatchNorm"
+    flags = _Normalization.flags | {"frozen"}
     keeps_statistics = True
     torch_modules = (
+        # bn(frozen): torchvision's FrozenBatchNorm2d (timm's is the same class), timm's with its activation,
+        # paramsym's own export
+        "torchvision.ops.misc.FrozenBatchNorm2d",
+        f"{_TIMM_ACT}FrozenBatchNormAct2d",
+        "FrozenBatchNorm",
         "BatchNorm1d",
         "BatchNorm2d",
         "BatchNorm3d",
@@ -151,6 +173,8 @@ class BatchNorm(_Normalization):
     )
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        if NormalizationOptions.of(layer).frozen:
+            return TorchSpec("FrozenBatchNorm", (num(layer.cout),))
         dims = max(layer.in_shape.rank or 1, 1)
         return TorchSpec(
             f"nn.BatchNorm{dims}d",
@@ -159,19 +183,51 @@ class BatchNorm(_Normalization):
         )
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        if NormalizationOptions.of(layer).frozen:
+            return [KerasSpec("BatchNormalization", {"trainable": False})]
         return [KerasSpec("BatchNormalization", self.keras_flags(layer))]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        buffers = {name for name, _ in module.named_buffers(recurse=False)}
+        if not hasattr(module, "track_running_stats"):  # a frozen BatchNorm: its four vectors are buffers
+            if not {"weight", "bias", "running_mean", "running_var"} <= buffers:
+                raise ImportRefused(
+                    f"{ctx.node_name} ({type(module).__name__}) does not keep a fixed scale, shift, mean and "
+                    f"variance as buffers"
+                )
+            return _then(module, ctx, "bn(frozen)")
         if not module.track_running_stats:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) keeps no running statistics")
         return _then(module, ctx, "bn" if module.affine else "bn(noaffine)")
+
+
+def _scale_alone(call: Call, args: Args) -> None:
+    """`nobias` (ln, gn): a scale and no shift, which `noaffine` contradicts."""
+    if "noaffine" in args.flags:
+        raise ParamsymArgumentError(
+            f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns nothing already",
+            pos=args.flags["nobias"].pos,
+        )
+
+
+def _a_parameter(node: Any, size: int) -> bool:
+    """Whether a traced value is a parameter of the model (not a buffer, nor computed) with `size` values."""
+    if getattr(node, "op", None) != "get_attr":
+        return False
+    try:
+        parameter = node.graph.owning_module.get_parameter(node.target)
+    except AttributeError:
+        return False
+    return bool(parameter.numel() == size and parameter.dim() == 1)
 
 
 class LayerNorm(_Normalization):
     key = "ln"
     names = ("ln", "layernorm")
     title = "LayerNorm"
-    # LayerNorm2d (torchvision's, timm's): over the channels of (N, C, H, W), as the importer reads them
+    torch_functions = ("layer_norm",)
+    # LayerNorm2d (torchvision's, timm's, and subclasses that keep its forward: timm's LayerNorm2dNoBias, whose bias
+    # is None): over the channels of (N, C, H, W), as the importer reads them
     torch_modules = (
         "LayerNorm",
         "timm.layers.norm.LayerNorm",
@@ -179,14 +235,15 @@ class LayerNorm(_Normalization):
         "torchvision.models.convnext.LayerNorm2d",
         f"{_TIMM_ACT}LayerNormAct",
         f"{_TIMM_ACT}LayerNormAct2d",
+        # the same computation in float32 (its numbers are the same)
+        "timm.layers.norm.LayerNormFp32",
+        "timm.layers.norm.LayerNorm2dFp32",
+        f"{_TIMM_ACT}LayerNormActFp32",
+        f"{_TIMM_ACT}LayerNormAct2dFp32",
     )
 
     def without_shift(self, call: Call, args: Args) -> None:
-        if "noaffine" in args.flags:
-            raise ParamsymArgumentError(
-                f"both 'noaffine' and 'nobias' are given: {call.name}(noaffine) learns nothing already",
-                pos=args.flags["nobias"].pos,
-            )
+        _scale_alone(call, args)
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = NormalizationOptions.of(layer)
@@ -197,6 +254,27 @@ class LayerNorm(_Normalization):
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [KerasSpec("LayerNormalization", self.keras_flags(layer))]
+
+    def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str:
+        """F.layer_norm(x, (C,), weight, bias) over the channels (of a vector, or of a map permuted to channels
+        last: a LayerNorm2d of one's own), with weight and bias parameters of the model, or None."""
+        values = dict(zip(("input", "normalized_shape", "weight", "bias", "eps"), node.args))
+        values.update(node.kwargs)
+        shape = values.get("normalized_shape")
+        shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+        if len(shape) != 1 or len(ctx.in_shape) != 2 or ctx.in_shape[-1] != shape[0]:
+            raise ImportRefused(f"{ctx.node_name} (F.layer_norm over {shape}) does not normalise the channels")
+        weight, bias = values.get("weight"), values.get("bias")
+        for part, value in (("weight", weight), ("bias", bias)):
+            if value is not None and not _a_parameter(value, shape[0]):
+                raise ImportRefused(
+                    f"{ctx.node_name} (F.layer_norm) takes a {part} that is not a parameter of {shape[0]} values"
+                )
+        if weight is None:
+            if bias is not None:
+                raise ImportRefused(f"{ctx.node_name} (F.layer_norm) shifts without a scale")
+            return "ln(noaffine)"
+        return "ln" if bias is not None else "ln(nobias)"
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         require_channels_of_a_vector(module, ctx)
@@ -225,12 +303,13 @@ class GroupNorm(_Normalization):
             )
         return groups, check_divides(call, groups, channels, "", args.keywords["groups"].pos)
 
+    def without_shift(self, call: Call, args: Args) -> None:
+        _scale_alone(call, args)  # gn(nobias): timm's GroupNorm1NoBias (poolformerv2)
+
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
-        return TorchSpec(
-            "nn.GroupNorm",
-            (num(NormalizationOptions.of(layer).groups), num(layer.cout)),
-            {} if NormalizationOptions.of(layer).affine else {"affine": False},
-        )
+        o = NormalizationOptions.of(layer)
+        flags = {"bias": False} if not o.shift else {} if o.affine else {"affine": False}
+        return TorchSpec("nn.GroupNorm", (num(o.groups), num(layer.cout)), flags)
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         return [
@@ -240,7 +319,9 @@ class GroupNorm(_Normalization):
         ]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
-        return _then(module, ctx, f"gn(groups={module.num_groups}{'' if module.affine else ', noaffine'})")
+        # nn.GroupNorm(..., bias=False) and timm's GroupNorm1NoBias (bias set to None) learn the scale alone
+        flag = "" if module.affine and module.bias is not None else ", noaffine" if not module.affine else ", nobias"
+        return _then(module, ctx, f"gn(groups={module.num_groups}{flag})")
 
 
 KINDS = (BatchNorm(), LayerNorm(), GroupNorm())
