@@ -13,7 +13,7 @@ from helpers import timm_coverage
 
 pytest.importorskip("timm")
 
-NAMED = re.compile(r"module '|operation '|\b(x|torch|F)\.\w+\(\.\.\.\)|'[-+*/@]'|the model's forward|is a ")
+NAMED = re.compile(r"module '|operation '|\b(x|torch|F)\.\w+\(\.\.\.\)|'[-+*/@]'|x\[|the model's forward|is a ")
 NAMES = list(timm_coverage.MODELS)
 
 

@@ -19,9 +19,10 @@ from paramsym.kinds.activations import ActivationOptions, PReLUOptions
 from paramsym.kinds.adaptive import AdaptivePoolingOptions
 from paramsym.kinds.attention import AttentionOptions
 from paramsym.kinds.channels import SliceOptions
-from paramsym.kinds.convolution import TransposedConvolutionOptions
+from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
+from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
@@ -71,6 +72,8 @@ CASES = [
     ("input(16x16x8) > upsample(2x3, bilinear)", 0, UpsampleOptions(factors=(2, 3), mode="bilinear")),
     ("input(16x16x8) > zeropad(0, 1, -1, 2)", 0, ZeroPadOptions(pads=((0, 1), (-1, 2)))),
     ("input(16x16x8) > gap > eca(5)", 1, EcaOptions(kernel=5)),
+    ("input(16x16x8) > conv3x3(->8, std, gain)", 0, StandardisedOptions(True)),
+    ("input(16x16x8) > scale(shared)", 0, SHARED),
     ("input(16x16x8) > deconv4x4(->3, stride=2, pad=1, outpad=1)", 0, TransposedConvolutionOptions(outpad=(1, 1))),
     ("input(16x16x8) > conv3x3(->3)", 0, NO_OPTIONS),
     (

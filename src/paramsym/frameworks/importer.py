@@ -250,14 +250,28 @@ def _described(node) -> str:
     module = getattr(target, "__module__", "") or ""
     if module in ("_operator", "operator"):
         symbols = {"add": "+", "iadd": "+=", "mul": "*", "imul": "*=", "sub": "-", "truediv": "/", "matmul": "@"}
-        if name == "getitem":
-            return "indexing x[...]"
+        if name == "getitem" and len(node.args) == 2:
+            return f"indexing x[{_index_text(node.args[1])}]"
         return f"'{symbols[name]}'" if name in symbols else f"operator.{name}"
     if module.startswith("torch.nn.functional"):
         return f"F.{name}(...)"
     if module.startswith("torch") or module == "":
         return f"torch.{name}(...)"
     return f"{module}.{name}(...)"
+
+
+def _index_text(index) -> str:
+    """An index as Python writes it: `:, 0`, `..., 1:3`, `None`."""
+
+    def one(i) -> str:
+        if isinstance(i, slice):
+            parts = ["" if v is None else str(v) for v in (i.start, i.stop, i.step)]
+            return ":".join(parts[:2] if i.step is None else parts)
+        if i is Ellipsis:
+            return "..."
+        return "t" if hasattr(i, "name") else str(i)  # a tensor index: its values are not read
+
+    return ", ".join(one(i) for i in index) if isinstance(index, tuple) else one(index)
 
 
 def _operation(node) -> str:
