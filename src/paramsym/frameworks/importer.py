@@ -152,29 +152,29 @@ def _moved_layout(layout: _Layout, node, in_shape: tuple, out_shape: tuple) -> _
             return None
         return layout.arrange(axes[o - 1] for o in order[1:])
     if method in ("transpose", "swapaxes"):
-        a, b = (int(v) % rank for v in (*args, *node.kwargs.values())[:2])
+        a, b = (int(v) % rank for v in (*args, *node.kwargs.values())[:2])  # two axes, by position or by name
         if 0 in (a, b):
             return None
         axes[a - 1], axes[b - 1] = axes[b - 1], axes[a - 1]
         return layout.arrange(axes)
     # the rest keep the order of the language's axes and regroup them by the output's sizes
-    order = [d for group in axes for d in group]
+    flat = [d for group in axes for d in group]
     if len(out_shape) < 1 or out_shape[0] != in_shape[0]:
         return None
     groups, at = [], 0
     for size in out_shape[1:]:
         group, product = [], 1
-        while product < size and at < len(order):
-            product *= layout.dims[order[at]]
-            group.append(order[at])
+        while product < size and at < len(flat):
+            product *= layout.dims[flat[at]]
+            group.append(flat[at])
             at += 1
-        while product == size and at < len(order) and layout.dims[order[at]] == 1 and size != 1:
-            group.append(order[at])  # an axis of 1 goes with the group before it
+        while product == size and at < len(flat) and layout.dims[flat[at]] == 1 and size != 1:
+            group.append(flat[at])  # an axis of 1 goes with the group before it
             at += 1
         if product != size:
             return None
         groups.append(tuple(group))
-    if at != len(order):
+    if at != len(flat):
         return None
     return layout.arrange(groups)
 
@@ -309,7 +309,8 @@ def _parameter_node(c: _Converter, node):
     """The get_attr node of a parameter that `node` is, or is a view of; None for any other value."""
     if getattr(node, "op", None) == "get_attr":
         return node
-    return c.param_views.get(getattr(node, "name", None))
+    name = getattr(node, "name", None)
+    return c.param_views.get(name) if isinstance(name, str) else None
 
 
 def _class_token(c: _Converter, node) -> bool:
@@ -527,7 +528,7 @@ def _layer_scale(c: _Converter, node) -> bool:
     channels = c.shapes[other.name][1] if other.name not in c.channels_last else c.shapes[other.name][-1]
     if weight.numel() != 1 and (weight.numel() != channels or weight.shape[0] != channels):
         raise ImportRefused(
-            f"operation '{node.name}' multiplies by a parameter of shape "
+            f"{_operation(node)} multiplies by a parameter of shape "
             f"{tuple(weight.shape)}, neither one factor per channel nor one for every channel"
         )
     if node.op == "call_method" and node.target == "mul_":
@@ -550,7 +551,7 @@ def _in_place_scale(c: _Converter, node, other, weight) -> bool:
         or len(op.inputs) != 1
     ):
         raise ImportRefused(
-            f"operation '{node.name}' scales '{other.name}' in place (mul_), after which torch.fx's graph does not "
+            f"{_operation(node)} scales {_described(other)} in place (mul_), after which the traced graph does not "
             f"show which uses see the scaled value; the language cannot say it"
         )
     c.ops[other.name] = _Op(other.name, "skip", inputs=list(op.inputs))  # an Identity: nothing
@@ -567,7 +568,7 @@ def _scale_weight(c: _Converter, node, scale):
         return c.gm.get_parameter(scale.target)
     except AttributeError:  # a buffer or a constant (FrozenBatchNorm's statistics), not a learnt scale
         raise ImportRefused(
-            f"operation '{node.name}' multiplies by '{scale.target}', which is not a "
+            f"{_operation(node)} multiplies by '{scale.target}', which is not a "
             f"parameter; the language has no counterpart"
         ) from None
 
@@ -898,6 +899,7 @@ def _pad(c: _Converter, node) -> bool:
     if not pairs[1] and type(module).__name__.startswith("MaxPool"):
         return False  # zeros before a max pooling, whose own padding is -inf: a layer of its own
     c.pending_pad[node.name] = pairs
+    c.pending_described[node.name] = _operation(node)
     return c.pass_on(node, _tensor_args(node)[0])
 
 
@@ -1055,6 +1057,7 @@ class _Converter:
         self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
         self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
         self.pending_pad: dict[str, tuple] = {}  # F.pad values that no convolution or pooling has taken yet
+        self.pending_described: dict[str, str] = {}  # those F.pad calls as the user wrote them, for messages
         self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
         self.sequences: dict[str, _Layout] = {}  # the positions of a map as a sequence: the map's layout
         self.table = _resolved(OPERATIONS)
@@ -1090,8 +1093,8 @@ class _Converter:
             raise ImportRefused("the model returns several tensors; import models with one output")
         if self.pending_pad:  # an F.pad that no convolution or pooling took as its padding
             raise ImportRefused(
-                f"operation '{next(iter(self.pending_pad))}' (F.pad) pads a value that is not the "
-                f"input of a convolution or a pooling; the language pads only there"
+                f"{self.pending_described.get(next(iter(self.pending_pad)), 'F.pad(...)')} pads a value that is not "
+                f"the input of a convolution or a pooling; the language pads only there"
             )
         return self.ops[result.name].name, result.name
 
@@ -1196,7 +1199,7 @@ class _Converter:
         pairs, lowest = pending.pop(source.name)
         if lowest and not type(module).__name__.startswith("MaxPool"):
             raise ImportRefused(
-                f"operation '{source.name}' pads with -inf before {type(module).__name__}: the "
+                f"{_operation(source)} pads with -inf before {type(module).__name__}: the "
                 f"language pads with -inf only before a max pooling"
             )
         return pairs
