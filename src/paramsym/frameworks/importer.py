@@ -1691,9 +1691,6 @@ def _state_buffers(module) -> int:
     return total
 
 
-_SHORT_RUN = 16  # the positions a model of token ids is run on to check it
-
-
 def _layout_run(module, input_shape: tuple) -> _TorchRun:
     """A model read by its layout, run once on the meta device (shapes, no values: a copy of every parameter
     and buffer on meta, the module itself untouched): its output's shape and the parameters of the modules
@@ -1703,11 +1700,8 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
 
     called: set[int] = set()
     hooks = [m.register_forward_pre_hook(lambda m, args: called.add(id(m))) for m in module.modules()]
-    length = input_shape[0]
-    if len(input_shape) == 1:  # token ids: every position goes through the same layers, so a few stand for all
-        # (meta tensors check no index either, so a longer run would show nothing more, only take longer: 1.5 s
-        # for Llama-2-7B at 4,096)
-        example = torch.zeros(2, min(length, _SHORT_RUN), dtype=torch.long, device="meta")
+    if len(input_shape) == 1:  # token ids
+        example = torch.zeros(2, *input_shape, dtype=torch.long, device="meta")
     else:
         *spatial, channels = input_shape
         example = torch.zeros(2, channels, *spatial, device="meta")
@@ -1735,10 +1729,7 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         module.train(was_training)
         if experts is not None and config._experts_implementation != experts:
             config._experts_implementation = experts
-    shape = tuple(_main_tensor(out).shape)
-    if len(input_shape) == 1 and len(shape) > 1 and shape[1] == example.shape[1]:
-        shape = (shape[0], length, *shape[2:])  # the positions run stand for all of them
-    return _TorchRun(shape, len(input_shape) == 1, False, _called_parameters(module, called))
+    return _TorchRun(tuple(_main_tensor(out).shape), len(input_shape) == 1, False, _called_parameters(module, called))
 
 
 def _main_tensor(out):
