@@ -116,10 +116,15 @@ def test_no_weight_is_read_or_changed():
     flag is restored, and nothing runs on real tensors (a forward that would fail on real data still imports)."""
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
     model.train()
+    model[1].eval()  # a mixed model: each module keeps its own mode
     before = {k: v.clone() for k, v in model.state_dict().items()}
     paramsym.from_torch(model, (10, 10, 3))
-    assert model.training
+    assert [m.training for m in model.modules()] == [True, True, False, True]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.device("meta"):
+        on_meta = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8))
+    paramsym.from_torch(on_meta, (10, 10, 3))
+    assert all(m.training for m in on_meta.modules())
 
 
 # ---- refusals name the module and the operation in the user's terms --------------------------------------

@@ -44,7 +44,7 @@ def trace(
     tracer = _shaped_tracer_class()(leaf)
     tracer.input_text = input_text or "x".join(str(v) for v in example_shape)
     tracer.example = torch.zeros(2, *example_shape, dtype=dtype or torch.float32, device="meta")
-    was_training = module.training
+    modes = {m: m.training for m in module.modules()}  # each module's own mode, restored after
     # forward's own code runs as in training (side heads run: GoogLeNet's, Inception's auxiliary classifiers);
     # the modules read whole compute their values in evaluation mode (no running statistics change)
     module.train()
@@ -57,7 +57,8 @@ def trace(
     except Exception as error:  # forward's Python raises anything on a value it cannot follow
         raise ImportRefused(tracer.failure(error)) from None
     finally:
-        module.train(was_training)
+        for m, training in modes.items():
+            m.training = training
     traced = fx.GraphModule(module, graph)
     shapes = {
         name: tuple(int(d) for d in value.shape) for name, value in tracer.values.items() if hasattr(value, "shape")
