@@ -232,7 +232,7 @@ def _layout_refused(c: _Converter, node) -> bool:
         return False
     source = next(a for a in node.args if getattr(a, "name", None) in c.layouts)
     raise ImportRefused(
-        f"{_where_node(node)}{_name(node)} works on a {tuple(c.shapes.get(source.name, ()))} reshape of a "
+        f"{_operation(node)} works on a {tuple(c.shapes.get(source.name, ()))} reshape of a "
         f"value, whose axes the language has no counterpart for"
     )
 
@@ -992,7 +992,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.getitem",), _channel_index),
     (("view", "reshape"), _shuffle_begins),
     (("transpose", "swapaxes"), _shuffle_swaps),
-    (("contiguous",), _shuffle_contiguous),
+    (("contiguous", "clone", "float", "half", "bfloat16", "to", "type_as"), _shuffle_contiguous),
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("permute",), _channels_last_permute),
