@@ -76,7 +76,7 @@ class TimesABuffer(nn.Module):
 @pytest.mark.parametrize(
     "model, words",
     [
-        (TimesABuffer(), "operation 'mul'"),
+        (TimesABuffer(), "'*' multiplies by 'factor', which is not a parameter"),
         (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
         (
             nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2, mode="bicubic")),

@@ -153,7 +153,7 @@ def test_in_place_gain_after_an_identity():
 
 def test_in_place_gain_on_a_layer_is_refused():
     """x.mul_(gain) on the output of a layer: torch.fx's graph does not show which later uses see the scaled value."""
-    with pytest.raises(ImportRefused, match="scales 'drop' in place"):
+    with pytest.raises(ImportRefused, match="scales module 'drop' in place"):
         paramsym.from_torch(InPlace(passed_on=False), (6, 6, 4))
 
 

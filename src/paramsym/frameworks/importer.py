@@ -790,6 +790,9 @@ def _module(c: _Converter, node) -> bool:
         # layers after it act on the channels there (an N-D Linear, a LayerNorm)
         c.channels_last.add(node.name)
     c.modules[node.name] = module
+    if text == kinds.identity_name():  # nn.Identity (timm's placeholders for an absent norm, scale or drop path)
+        c.pass_on(node, source)
+        return _carry_marks(c, node, source)
     return c.layer(node, source, text, module=node.target)
 
 
