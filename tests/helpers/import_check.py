@@ -51,7 +51,9 @@ def torch_counts(model, shape) -> TorchCounts:
     finally:
         for name, p in model.named_parameters():
             p.requires_grad_(requires[name])
-    if not isinstance(out, torch.Tensor):
+    if isinstance(out, dict):  # torchvision's segmentation models: {"out": ..., "aux": ...}
+        out = out["out"]
+    elif not isinstance(out, torch.Tensor):
         out = out[0]
     return TorchCounts(params, state, tuple(int(d) for d in out.shape[1:]), counter.get_total_flops() / 2)
 
