@@ -27,7 +27,7 @@ from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
-from .tracing import trace
+from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
 _ADD, _MUL, _CONCAT = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat"))
@@ -282,12 +282,7 @@ def _operation(node) -> str:
 
 def _where_node(node) -> str:
     """The module whose forward runs `node`, for messages: "module 'blocks.3.attn' (Attention): "."""
-    stack = list((node.meta.get("nn_module_stack") or {}).values())
-    if not stack:
-        return ""
-    path, cls = stack[-1]
-    name = getattr(cls, "__name__", str(cls)).rpartition(".")[2]
-    return f"module '{path}' ({name}): "
+    return where(node.meta.get("nn_module_stack"))
 
 
 # -- parameters that forward reads itself: a class token, a table of positions, a scale

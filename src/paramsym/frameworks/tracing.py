@@ -66,6 +66,18 @@ def trace(
     return traced, shapes, tracer.side_outputs
 
 
+def where(module_stack: dict) -> str:
+    """The innermost module of a torch.fx module stack ({key: (path, class)}, as the tracer keeps it and as each
+    node's meta["nn_module_stack"] records it), for messages: "module 'blocks.3.attn' (Attention): ", or "" at the
+    model's own forward."""
+    stack = list((module_stack or {}).values())
+    path, cls = stack[-1] if stack else ("", None)
+    if not path:
+        return ""
+    name = getattr(cls, "__name__", str(cls or "")).rpartition(".")[2]
+    return f"module '{path}' ({name}): " if name else f"module '{path}': "
+
+
 @contextlib.contextmanager
 def _traced_through_wrapped_functions():
     """Functions wrapped with torch.fx.wrap (kept whole by symbolic tracing because their Python branches on
@@ -263,12 +275,7 @@ def _shaped_tracer_class():
 
         def where(self) -> str:
             """The module whose forward is running, for messages: "module 'blocks.3.attn' (Attention): "."""
-            stack = list(getattr(self, "module_stack", {}).values())
-            path, cls = stack[-1] if stack else ("", None)
-            if not path:
-                return f"the model's forward ({type(self.root).__name__}): "
-            name = getattr(cls, "__name__", str(cls or "")).rpartition(".")[2]
-            return f"module '{path}' ({name}): " if name else f"module '{path}': "
+            return where(getattr(self, "module_stack", {})) or f"the model's forward ({type(self.root).__name__}): "
 
         def failure(self, error: Exception, node=None) -> str:
             """Why the trace stopped, in the user's terms: the module, the operation, PyTorch's words."""
