@@ -20,6 +20,9 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # helpers.lm_configs: the published configs the tests build too
+
+from helpers.lm_configs import LLAMA2_7B  # noqa: E402
 
 
 def _torchvision(name: str, device: str):
@@ -55,15 +58,6 @@ def _transformers(config_name: str, **config):
     return build
 
 
-LLAMA_2_7B = dict(
-    vocab_size=32000,
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    max_position_embeddings=4096,
-)
 LLAMA_3_70B = dict(
     vocab_size=128256,
     hidden_size=8192,
@@ -82,7 +76,7 @@ CASES = [
     ("timm vit_base_patch16_224 (meta)", _timm("vit_base_patch16_224"), "224x224x3"),
     ("timm convnext_tiny (meta)", _timm("convnext_tiny"), "224x224x3"),
     ("GPT-2 (meta)", _transformers("GPT2Config"), "1024"),
-    ("Llama-2-7B (meta)", _transformers("LlamaConfig", **LLAMA_2_7B), "4096"),
+    ("Llama-2-7B (meta)", _transformers("LlamaConfig", **LLAMA2_7B), "4096"),
     ("Llama-3-70B (meta)", _transformers("LlamaConfig", **LLAMA_3_70B), "8192"),
 ]
 

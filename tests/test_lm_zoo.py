@@ -11,6 +11,7 @@ import pytest
 import sympy
 
 import paramsym
+from helpers.lm_configs import GPT3, LLAMA2_7B, LLAMA3_8B
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -38,27 +39,6 @@ def gpt2(**config):
 def llama(**config):
     return on_meta(lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)))
 
-
-GPT3 = dict(n_embd=12288, n_layer=96, n_head=96, n_positions=2048)  # Brown et al. 2020, table 2.1 (GPT-3 175B)
-LLAMA2_7B = dict(
-    vocab_size=32000,
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    tie_word_embeddings=False,
-)
-LLAMA3_8B = dict(
-    vocab_size=128256,
-    hidden_size=4096,
-    intermediate_size=14336,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=8,
-    max_position_embeddings=8192,
-    tie_word_embeddings=False,
-)
 
 # (example, the framework's model, the reference count of the issue or None)
 MODELS = [

@@ -103,6 +103,11 @@ _LAYOUT_METHODS = (
     "squeeze",
 )
 
+# methods that give the same values (a copy, another dtype): nothing in the language
+_SAME_VALUE_METHODS = ("contiguous", "clone", "float", "half", "bfloat16", "to", "type_as")
+# what forward does to a parameter before using it (self.gamma.reshape(1, -1, 1, 1), cls_token.expand(B, -1, -1))
+_PARAMETER_VIEWS = (*_LAYOUT_METHODS, "expand", *_SAME_VALUE_METHODS)
+
 
 @dataclass(frozen=True)
 class _Layout:
@@ -294,7 +299,7 @@ def _parameter_view(c: _Converter, node) -> bool:
     source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
     if source is None or _parameter_node(c, source) is None:
         return False
-    if node.op != "call_method" or node.target not in (*_LAYOUT_METHODS, "expand", "to", "type_as", "contiguous"):
+    if node.op != "call_method" or node.target not in _PARAMETER_VIEWS:
         return False
     c.param_views[node.name] = _parameter_node(c, source)
     return True
@@ -979,18 +984,18 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("builtins.tuple",), _outputs_tuple),
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
-    ((*_LAYOUT_METHODS, "expand", "to", "type_as", "contiguous"), _parameter_view),
+    (_PARAMETER_VIEWS, _parameter_view),
     (("operator.mul", "torch.mul", "mul", "mul_"), _constant_factor),
     (("operator.mul", "torch.mul", "mul", "mul_"), _layer_scale),
     (("operator.getitem",), _broadcast_axes),
     (("operator.getitem",), _token_select),
-    (("contiguous", "clone", "float", "half", "bfloat16", "to", "type_as"), _contiguous),
+    (_SAME_VALUE_METHODS, _contiguous),
     (("chunk", "split"), _channel_split),
     (("operator.getitem",), _channel_slice),
     (("operator.getitem",), _channel_index),
     (("view", "reshape"), _shuffle_begins),
     (("transpose", "swapaxes"), _shuffle_swaps),
-    (("contiguous", "clone", "float", "half", "bfloat16", "to", "type_as"), _shuffle_contiguous),
+    (_SAME_VALUE_METHODS, _shuffle_contiguous),
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("permute",), _channels_last_permute),

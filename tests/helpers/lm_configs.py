@@ -1,0 +1,23 @@
+"""Published configurations of language models (Hugging Face config keys), shared by the tests that build them
+on the meta device (tests/test_lm_zoo.py) and benchmarks/import_speed.py."""
+
+GPT3 = dict(n_embd=12288, n_layer=96, n_head=96, n_positions=2048)  # Brown et al. 2020, table 2.1 (GPT-3 175B)
+LLAMA2_7B = dict(
+    vocab_size=32000,
+    hidden_size=4096,
+    intermediate_size=11008,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    tie_word_embeddings=False,
+)
+LLAMA3_8B = dict(
+    vocab_size=128256,
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=8192,
+    tie_word_embeddings=False,
+)
