@@ -137,14 +137,24 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines + [END])
 
 
-def documented() -> str:
+def section(begin: str, end: str) -> str:
+    """The part of docs/zoo.md between two markers, markers included (a table that a script writes)."""
     text = ZOO_MD.read_text()
-    return text[text.index(BEGIN) : text.index(END) + len(END)]
+    return text[text.index(begin) : text.index(end) + len(end)]
+
+
+def replace_section(begin: str, end: str, table: str) -> None:
+    """Write `table` (markers included) in place of the part of docs/zoo.md between the markers."""
+    text = ZOO_MD.read_text()
+    ZOO_MD.write_text(text[: text.index(begin)] + table + text[text.index(end) + len(end) :])
+
+
+def documented() -> str:
+    return section(BEGIN, END)
 
 
 def update(rows: list[Row]) -> None:
-    text = ZOO_MD.read_text()
-    ZOO_MD.write_text(text[: text.index(BEGIN)] + table(rows) + text[text.index(END) + len(END) :])
+    replace_section(BEGIN, END, table(rows))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ if __name__ == "__main__":  # run as a script: tests/ on the path, as pytest put
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers.import_check import differences, first_line, mac_gaps, program_counts, reason_group, torch_counts
+from helpers.import_coverage import replace_section, section
 
-ZOO_MD = Path(__file__).resolve().parents[2] / "docs" / "zoo.md"
 BEGIN, END = "<!-- timm-coverage: begin -->", "<!-- timm-coverage: end -->"
 
 # the words of a model's name that say how big it is, smallest first (import_sweep.py guesses with them)
@@ -406,13 +406,11 @@ def table(rows: list[Row]) -> str:
 
 
 def documented() -> str:
-    text = ZOO_MD.read_text()
-    return text[text.index(BEGIN) : text.index(END) + len(END)]
+    return section(BEGIN, END)
 
 
 def update(rows: list[Row]) -> None:
-    text = ZOO_MD.read_text()
-    ZOO_MD.write_text(text[: text.index(BEGIN)] + table(rows) + text[text.index(END) + len(END) :])
+    replace_section(BEGIN, END, table(rows))
 
 
 def choose() -> list[str]:
