@@ -625,19 +625,6 @@ def _moved_channels(c: _Converter, node) -> bool:
     return c.pass_on(node, _tensor_args(node)[0])
 
 
-def _channels_last_permute(c: _Converter, node) -> bool:
-    """x.permute(0, 2, 3, 1) to channels last and x.permute(0, 3, 1, 2) back (ConvNeXt, around LayerNorm)."""
-    source, args = _known_source(c, node), node.args
-    if source is None:
-        return False
-    order = tuple(args[1]) if len(args) == 2 and isinstance(args[1], (tuple, list)) else tuple(args[1:])
-    if order == (0, 2, 3, 1) and source.name not in c.channels_last:
-        c.channels_last.add(node.name)
-    elif not (order == (0, 3, 1, 2) and source.name in c.channels_last):
-        return False
-    return c.pass_on(node, source)
-
-
 # -- channel splits (ShuffleNetV2)
 
 
@@ -998,7 +985,6 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (_SAME_VALUE_METHODS, _shuffle_contiguous),
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
-    (("permute",), _channels_last_permute),
     (("torch.nn.Linear", "torch.nn.Conv1d", "torch.nn.Conv2d"), _attention_region),
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
