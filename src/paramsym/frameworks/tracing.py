@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
 import re
 import warnings
@@ -92,13 +93,9 @@ def _traced_through_wrapped_functions():
         _symbolic_trace._wrapped_fns_to_patch.update(wrapped)
 
 
-_CLASSES: dict[str, type] = {}
-
-
+@functools.cache
 def _shaped_tracer_class():
     """The tracer class (built on first use: torch is imported only when a model is imported)."""
-    if "tracer" in _CLASSES:
-        return _CLASSES["tracer"]
     import torch
     import torch.fx as fx
     from torch.fx._symbolic_trace import _orig_module_call
@@ -289,6 +286,4 @@ def _shaped_tracer_class():
                 return f"{runs}{detail}"
             return f"{self.where()}forward cannot be traced: {detail}"
 
-    _CLASSES["tracer"] = ShapedTracer
-    _CLASSES["proxy"] = ShapedProxy
     return ShapedTracer
