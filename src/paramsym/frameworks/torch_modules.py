@@ -340,6 +340,28 @@ class ChannelConv(nn.Module):
         return self.conv(x.unsqueeze(1)).squeeze(1)
 
 
+class BlurPool(nn.Module):
+    """`blurpool(k)`: each channel padded by ((stride - 1) + (k - 1)) // 2 on every side, by reflection (or with
+    zeros) and convolved with the fixed k x k binomial filter at the stride (timm's BlurPool2d); the filter is a
+    non-persistent buffer, neither learnt nor saved."""
+
+    def __init__(self, kernel: int, stride: int = 2, zeros: bool = False):
+        super().__init__()
+        self.kernel, self.stride, self.zeros = kernel, stride, zeros
+        self.padding = ((stride - 1) + (kernel - 1)) // 2
+        row = [1.0]
+        for _ in range(kernel - 1):  # the binomial coefficients of k - 1, Pascal's row
+            row = [a + b for a, b in zip([0.0, *row], [*row, 0.0])]
+        coeffs = torch.tensor(row) / 2 ** (kernel - 1)
+        self.register_buffer("filt", (coeffs[:, None] * coeffs[None, :])[None, None], persistent=False)
+
+    def forward(self, x):
+        x = F.pad(x, [self.padding] * 4, mode="constant" if self.zeros else "reflect")
+        channels = x.shape[1]
+        weight = self.filt.expand(channels, 1, self.kernel, self.kernel)
+        return F.conv2d(x, weight, stride=self.stride, groups=channels)
+
+
 class ChannelSlice(nn.Module):
     """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
 
