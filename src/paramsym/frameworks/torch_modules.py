@@ -362,6 +362,37 @@ class BlurPool(nn.Module):
         return F.conv2d(x, weight, stride=self.stride, groups=channels)
 
 
+class SimpleNorm(nn.Module):
+    """`simplenorm`: the last axis divided by its standard deviation (unbiased, not centred), times a scale per
+    channel (timm's SimpleNorm)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6, affine: bool = True):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+
+    def forward(self, x):
+        x = x * torch.rsqrt(torch.var(x, dim=-1, keepdim=True) + self.eps)
+        return x if self.weight is None else x * self.weight
+
+
+class GlobalResponseNorm(nn.Module):
+    """`grn`: ConvNeXt V2's global response normalization on (N, C, H, W): each channel's L2 norm over the
+    positions, over the mean of those norms, gives x + weight * (x * response) + bias."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        norms = x.norm(p=2, dim=(2, 3), keepdim=True)
+        response = norms / (norms.mean(dim=1, keepdim=True) + self.eps)
+        shape = (1, -1, 1, 1)
+        return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * response)
+
+
 class ChannelSlice(nn.Module):
     """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
 

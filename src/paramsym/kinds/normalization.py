@@ -143,6 +143,8 @@ def _then(module: Any, ctx: ImportContext, text: str) -> str:
     return " > ".join(stages)
 
 
+then_drop_and_act = _then  # for the norms of other modules (rmsnorm's timm RmsNormAct2d)
+
 # timm's norm + activation modules: the norm's own computation, then drop and act (_then)
 _TIMM_ACT = "timm.layers.norm_act."
 

@@ -1,6 +1,10 @@
 """`rmsnorm`: root-mean-square normalization over the last axis (docs/language.md, Layers),
 as in Llama and T5. It learns one scale per channel and no shift; `rmsnorm(noaffine)`
-learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`."""
+learns nothing. PyTorch `nn.RMSNorm(C)`, Keras `RMSNormalization()`. On a map it normalises
+each position's channels (timm's RmsNorm2d, RmsNormAct2d).
+
+`simplenorm`: timm's SimpleNorm (x / sqrt(var(x) + eps) over the channels, the variance unbiased and the mean
+not subtracted), with the same counts: a scale per channel, no shift (docs/language.md, Norms over the channels)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
-from ..errors import ParamsymArgumentError
+from ..errors import ImportRefused, ParamsymArgumentError
 from .base import (
     Args,
     Call,
@@ -40,8 +44,19 @@ class RMSNorm(Kind):
     keywords = frozenset({"eps"})
     flags = frozenset({"noaffine"})
     positional = 1  # rmsnorm(512): the channels, when nothing before says them
-    # torch.nn's, and timm's (the same computation; the Fp32 one in float32 whatever the input's dtype)
-    torch_modules = ("RMSNorm", "timm.layers.norm.RmsNorm", "timm.layers.norm.RmsNormFp32")
+    # torch.nn's, and timm's (the same computation; the Fp32 one in float32 whatever the input's dtype); timm's 2d
+    # ones over the channels of (N, C, H, W), and those followed by drop and act (norm_act)
+    torch_modules = (
+        "RMSNorm",
+        "timm.layers.norm.RmsNorm",
+        "timm.layers.norm.RmsNormFp32",
+        "timm.layers.norm.RmsNorm2d",
+        "timm.layers.norm.RmsNorm2dFp32",
+        "timm.layers.norm_act.RmsNormAct",
+        "timm.layers.norm_act.RmsNormActFp32",
+        "timm.layers.norm_act.RmsNormAct2d",
+        "timm.layers.norm_act.RmsNormAct2dFp32",
+    )
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         _check_eps(args)
@@ -69,8 +84,25 @@ class RMSNorm(Kind):
         return [KerasSpec("RMSNormalization", {"axis": -1})]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        return _imported(module, ctx, "rmsnorm" if module.elementwise_affine else "rmsnorm(noaffine)")
+
+
+def _imported(module: Any, ctx: ImportContext, text: str) -> str:
+    """A norm over the channels: of a vector (or channels last), or of a map (N, C, ...) for timm's 2d classes
+    (their forward normalises dim 1), then what timm's norm_act classes apply after it."""
+    from .normalization import then_drop_and_act  # a kind module of the same stage
+
+    if "2d" in type(module).__name__:
+        shape = tuple(module.normalized_shape)
+        # a map (N, C, H, W), or a pooled one the importer reads as the vector (N, C) (ConvNeXt's head.norm)
+        pooled = len(ctx.in_shape) == 2 and tuple(ctx.out_shape[1:]) in (shape, (*shape, 1, 1))
+        if not (len(ctx.in_shape) == 4 or pooled) or shape != (ctx.in_shape[1],):
+            raise ImportRefused(
+                f"{ctx.node_name} ({type(module).__name__}{shape}) does not normalise the channels of a map"
+            )
+    else:
         require_channels_of_a_vector(module, ctx)
-        return "rmsnorm" if module.elementwise_affine else "rmsnorm(noaffine)"
+    return then_drop_and_act(module, ctx, text)
 
 
 def _check_eps(args: Args) -> None:
@@ -80,4 +112,37 @@ def _check_eps(args: Args) -> None:
         raise ParamsymArgumentError("eps must be one number of at least 0, such as eps=0.00001", pos=arg.pos)
 
 
-KINDS = (RMSNorm(),)
+class SimpleNorm(RMSNorm):
+    """timm's SimpleNorm: each position's channels divided by their standard deviation (not centred), then scaled
+    per channel; counted as rmsnorm, exported as paramsym's SimpleNorm."""
+
+    key = "simplenorm"
+    names = ("simplenorm",)
+    torch_modules = (
+        "SimpleNorm",
+        "timm.layers.norm.SimpleNorm",
+        "timm.layers.norm.SimpleNormFp32",
+        "timm.layers.norm.SimpleNorm2d",
+        "timm.layers.norm.SimpleNorm2dFp32",
+    )
+
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        divided = "Each position's channels are divided by their standard deviation (the mean is not subtracted)"
+        if not RMSNormOptions.of(layer).affine:
+            return [f"{divided}; without affine part (noaffine) it learns nothing."]
+        return [f"{divided}, then scaled per channel, with no shift: {w(layer.cout)} parameters."]
+
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        flags = {} if RMSNormOptions.of(layer).affine else {"affine": False}
+        return vector_or_channels_last(layer, TorchSpec("SimpleNorm", (num(layer.cout),), flags))
+
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        refuse_keras(layer, "Keras has no norm by the standard deviation without centring")
+
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        if type(module).__name__ == "SimpleNorm":  # paramsym's own, on the last axis
+            return "simplenorm" if module.weight is not None else "simplenorm(noaffine)"
+        return _imported(module, ctx, "simplenorm" if module.elementwise_affine else "simplenorm(noaffine)")
+
+
+KINDS = (RMSNorm(), SimpleNorm())
