@@ -25,6 +25,7 @@ from .base import (
     Numbers,
     Template,
     Words,
+    known,
     same_layer,
     stated_channels,
 )
@@ -53,7 +54,7 @@ class GlobalResponseNorm(Kind):
         return same_layer(call, self, flow, channels)
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
-        return {"params": 2 * layer.cout}
+        return {"params": 2 * known(layer.cout)}
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         return 2 * t.c

@@ -46,7 +46,7 @@ class RMSNorm(Kind):
     positional = 1  # rmsnorm(512): the channels, when nothing before says them
     # torch.nn's, and timm's (the same computation; the Fp32 one in float32 whatever the input's dtype); timm's 2d
     # ones over the channels of (N, C, H, W), and those followed by drop and act (norm_act)
-    torch_modules = (
+    torch_modules: tuple[str, ...] = (
         "RMSNorm",
         "timm.layers.norm.RmsNorm",
         "timm.layers.norm.RmsNormFp32",
