@@ -393,6 +393,28 @@ class GlobalResponseNorm(nn.Module):
         return x + torch.addcmul(self.bias.view(shape), self.weight.view(shape), x * response)
 
 
+class EvoNorm(nn.Module):
+    """`evonorm(groups=G)`: EvoNorm-S0 on (N, C, H, W): x * sigmoid(v * x) (without `act`: x), divided by the
+    standard deviation of each group of channels over the positions, times weight plus bias (timm's EvoNorm2dS0a)."""
+
+    def __init__(self, channels: int, groups: int, act: bool = True, eps: float = 1e-5):
+        super().__init__()
+        self.groups, self.eps = groups, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.v = nn.Parameter(torch.ones(channels)) if act else None
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        grouped = x.reshape(n, self.groups, c // self.groups, h, w)
+        std = grouped.var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(self.eps).sqrt()
+        std = std.expand(grouped.shape).reshape(n, c, h, w)
+        shape = (1, -1, 1, 1)
+        if self.v is not None:
+            x = x * (x * self.v.view(shape)).sigmoid()
+        return x / std * self.weight.view(shape) + self.bias.view(shape)
+
+
 class ChannelSlice(nn.Module):
     """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
 
