@@ -368,7 +368,7 @@ class SimpleNorm(nn.Module):
 
     def __init__(self, channels: int, eps: float = 1e-6, affine: bool = True):
         super().__init__()
-        self.eps = eps
+        self.eps, self.normalized_shape, self.elementwise_affine = eps, (channels,), affine
         self.weight = nn.Parameter(torch.ones(channels)) if affine else None
 
     def forward(self, x):
@@ -413,6 +413,62 @@ class EvoNorm(nn.Module):
         if self.v is not None:
             x = x * (x * self.v.view(shape)).sigmoid()
         return x / std * self.weight.view(shape) + self.bias.view(shape)
+
+
+class ChannelsFirstLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of (N, C, H, W) (timm's LayerNorm2d)."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ContextTransform(nn.Module):
+    """`gc`'s transform on the context (N, C, 1, 1): 1x1 convolution C -> R, LayerNorm over R, ReLU (or SiLU), 1x1
+    R -> C."""
+
+    def __init__(self, channels: int, reduced: int, silu: bool = False):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, reduced, 1)
+        self.norm = ChannelsFirstLayerNorm(reduced, eps=1e-6)  # timm's LayerNorm2d
+        self.act = nn.SiLU() if silu else nn.ReLU()
+        self.fc2 = nn.Conv2d(reduced, channels, 1)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.norm(self.fc1(x))))
+
+
+class GlobalContext(nn.Module):
+    """`gc(R)`: GCNet's global context block on (N, C, H, W) (timm's GlobalContext): the context pooled by attention
+    (a 1x1 convolution to one channel, a softmax over the positions) or by the mean, transformed, then gating the
+    channels through a sigmoid (fuse_scale) or added to every position (fuse_add)."""
+
+    def __init__(
+        self,
+        channels: int,
+        reduced: int,
+        use_attn: bool = True,
+        fuse_add: bool = False,
+        fuse_scale: bool = True,
+        silu: bool = False,
+    ):
+        super().__init__()
+        self.conv_attn = nn.Conv2d(channels, 1, 1) if use_attn else None
+        self.mlp_add = ContextTransform(channels, reduced, silu) if fuse_add else None
+        self.mlp_scale = ContextTransform(channels, reduced, silu) if fuse_scale else None
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        if self.conv_attn is not None:
+            attn = torch.softmax(self.conv_attn(x).reshape(n, 1, h * w), dim=-1).unsqueeze(3)
+            context = (x.reshape(n, c, h * w).unsqueeze(1) @ attn).view(n, c, 1, 1)
+        else:
+            context = x.mean(dim=(2, 3), keepdim=True)
+        if self.mlp_scale is not None:
+            x = x * self.gate(self.mlp_scale(context))
+        if self.mlp_add is not None:
+            x = x + self.mlp_add(context)
+        return x
 
 
 class ChannelSlice(nn.Module):

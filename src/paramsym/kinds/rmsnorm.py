@@ -140,8 +140,6 @@ class SimpleNorm(RMSNorm):
         refuse_keras(layer, "Keras has no norm by the standard deviation without centring")
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
-        if type(module).__name__ == "SimpleNorm":  # paramsym's own, on the last axis
-            return "simplenorm" if module.weight is not None else "simplenorm(noaffine)"
         return _imported(module, ctx, "simplenorm" if module.elementwise_affine else "simplenorm(noaffine)")
 
 
