@@ -31,6 +31,7 @@ from .base import (
     Numbers,
     Words,
     make_layer,
+    refuse_keras,
     times,
     whole_number,
 )
@@ -143,16 +144,32 @@ class Upsample(Kind):
     def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str:
         mode = node.kwargs.get("mode", node.args[3] if len(node.args) > 3 else "nearest")
         scale = node.kwargs.get("scale_factor", node.args[2] if len(node.args) > 2 else None)
+        corners = node.kwargs.get("align_corners", node.args[4] if len(node.args) > 4 else None)
+        if corners and _RESIZE_MODES.get(mode, 1) > 1:
+            raise ImportRefused(
+                f"{ctx.node_name} interpolates with align_corners=True; the language aligns the pixels' centres"
+            )
         return self._text(ctx, mode, scale)
 
     def _text(self, ctx: ImportContext, mode: str, scale: Any) -> str:
-        if mode not in _MODES:
-            raise ImportRefused(f"{ctx.node_name} upsamples with mode '{mode}'; the language has nearest and bilinear")
+        if mode not in _RESIZE_MODES:
+            raise ImportRefused(
+                f"{ctx.node_name} resizes with mode '{mode}'; the language has nearest, bilinear and bicubic"
+            )
         # the factors from the shapes (which also covers size=...): whole factors only
         ins, outs = ctx.in_shape[2:], ctx.out_shape[2:]
         spread = not ins and bool(outs)
         if spread:  # a vector (a pooled value, (N, C, 1, 1) in PyTorch) spread over a map: every axis written
             ins = (1,) * len(outs)
+        if (
+            ins
+            and len(ins) == len(outs)
+            and not spread
+            and (mode not in _MODES or any(o % i for i, o in zip(ins, outs)))
+        ):
+            # to a size that is not a whole multiple of the input's, or bicubic: resize to the size
+            sizes = "x".join(str(o) for o in outs)
+            return f"resize({sizes})" if mode == "nearest" else f"resize({sizes}, {mode})"
         if not ins or len(ins) != len(outs) or any(o % i for i, o in zip(ins, outs)):
             raise ImportRefused(f"{ctx.node_name} resizes {tuple(ins)} to {tuple(outs)}, not by whole factors")
         factors = [o // i for i, o in zip(ins, outs)]
@@ -164,4 +181,87 @@ class Upsample(Kind):
         return f"upsample({written})" if mode == "nearest" else f"upsample({written}, bilinear)"
 
 
-KINDS = (Upsample(),)
+# resize's modes: the input values each output value is computed from
+_RESIZE_MODES = {**_MODES, "bicubic": 16}
+
+
+@dataclass(frozen=True)
+class ResizeOptions(Options):
+    mode: str  # "nearest", "bilinear" or "bicubic"
+
+
+class Resize(Kind):
+    """`resize(HxW)`: to sizes given, not by whole factors (GhostNetV2's gate from a pooled map back to the map's
+    size, CrossViT's second branch's input 240 -> 224): PyTorch's `F.interpolate(x, size=...)`."""
+
+    key = "resize"
+    names = ("resize",)
+    flags = frozenset(_RESIZE_MODES)
+    positional = 1
+
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
+        arg = args.required("its output size", "7x7", "HxW")
+        modes = [m for m in _RESIZE_MODES if m in args.flags]
+        if len(modes) > 1:
+            raise ParamsymArgumentError(f"{call.name} takes one of nearest, bilinear and bicubic", pos=call.pos)
+        mode = modes[0] if modes else "nearest"
+        sizes = flow.shape.spatial
+        if sizes == ():
+            raise ParamsymShapeError(
+                f"{call.name} resizes the spatial axes, but its input is {flow.shape.describe()}",
+                pos=call.pos,
+                hint="spread a vector over a map with upsample: gap > upsample(7x7)",
+            )
+        if mode != "nearest" and sizes is not None and len(sizes) != 2:
+            raise ParamsymShapeError(
+                f"{call.name}(..., {mode}) interpolates on H x W x C maps, but its input is {flow.shape.describe()}",
+                pos=call.pos,
+                hint="use nearest (the default) on sequences and volumes",
+            )
+        targets = tuple(arg.value)
+        if sizes is not None and len(targets) != len(sizes):
+            raise ParamsymArgumentError(
+                f"{call.name} gives {len(targets)} sizes but its input has {len(sizes)} spatial axes", pos=arg.pos
+            )
+        for size in targets:
+            if not isinstance(size, sympy.Expr) or (size.is_number and not size.is_integer):
+                raise ParamsymArgumentError(f"{call.name}: the size {size} is not a whole number", pos=arg.pos)
+            args.constraints += whole_number(size, "the output size", arg.pos)
+        channels = flow.shape.channels
+        out = Shape(targets, channels)
+        return make_layer(call, self, flow, out, channels, channels, options=ResizeOptions(mode))
+
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        reads = sympy.Integer(_RESIZE_MODES[ResizeOptions.of(layer).mode])
+        return {"fan_in": reads, "connections": times(reads, layer.out_shape.elements)}
+
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
+        return None  # an output position reads input positions at an uneven step
+
+    def header(self, layer: Layer, w: Words) -> str:
+        return f", to {'x'.join(w(n) for n in layer.out_shape.spatial or ())} {ResizeOptions.of(layer).mode}"
+
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        mode = ResizeOptions.of(layer).mode
+        how = {
+            "nearest": "copies the nearest input value",
+            "bilinear": "interpolates each output value from the 2 x 2 nearest input values",
+            "bicubic": "interpolates each output value from the 4 x 4 nearest input values",
+        }[mode]
+        sizes = " x ".join(w(n) for n in layer.out_shape.spatial or ())
+        return [f"No parameters and no MACs: it resizes the spatial axes to {sizes} and {how}."]
+
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        sizes = num.each(layer.out_shape.spatial or ())
+        return TorchSpec("nn.Upsample", (), {"size": sizes, "mode": ResizeOptions.of(layer).mode})
+
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        if layer.in_shape.rank != 2:
+            refuse_keras(layer, "Keras resizes maps only")
+        height, width = num.each(layer.out_shape.spatial or ())
+        return [
+            KerasSpec("Resizing", {"height": height, "width": width, "interpolation": ResizeOptions.of(layer).mode})
+        ]
+
+
+KINDS = (Upsample(), Resize())
