@@ -245,6 +245,7 @@ def test_every_kind_answers_every_question():
         "gn": "input(8x8x4) > gn(groups=2)",
         "evonorm": "input(8x8x4) > evonorm(groups=2)",
         "gc": "input(8x8x4) > gc(2)",
+        "resize": "input(8x8x4) > resize(5x5, bilinear)",
         "prelu": "input(8x8x4) > prelu",
         "embed": "input(8) > embed(100->4)",
         "posembed": "input(8) > embed(100->4) > posembed(8)",

@@ -79,8 +79,8 @@ class TimesABuffer(nn.Module):
         (TimesABuffer(), "'*' multiplies by 'factor', which is not a parameter"),
         (nn.Sequential(nn.Conv2d(3, 4, 3), nn.Linear(6, 2)), "acts on the last axis of a 4-D tensor"),
         (
-            nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2, mode="bicubic")),
-            "module '1' upsamples with mode 'bicubic'",
+            nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2, mode="nearest-exact")),
+            "module '1' resizes with mode 'nearest-exact'",
         ),
         (nn.Sequential(nn.Conv2d(3, 8, 3), nn.PixelShuffle(2)), "module '1' (PixelShuffle)"),
     ],

@@ -471,6 +471,17 @@ class GlobalContext(nn.Module):
         return x
 
 
+class Resize(nn.Module):
+    """`resize(HxW)`: F.interpolate to the sizes given (nearest, bilinear or bicubic, pixels' centres aligned)."""
+
+    def __init__(self, size: tuple, mode: str = "nearest"):
+        super().__init__()
+        self.size, self.mode = tuple(size), mode
+
+    def forward(self, x):
+        return F.interpolate(x, size=self.size, mode=self.mode)
+
+
 class ChannelSlice(nn.Module):
     """`slice(a, b)`: channels a to b-1 of a channels-first tensor (N, C, ...)."""
 

@@ -198,6 +198,7 @@ class Resize(Kind):
     names = ("resize",)
     flags = frozenset(_RESIZE_MODES)
     positional = 1
+    torch_modules = ("Resize",)  # paramsym's own; nn.Upsample and F.interpolate come through upsample's import
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its output size", "7x7", "HxW")
@@ -253,7 +254,14 @@ class Resize(Kind):
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         sizes = num.each(layer.out_shape.spatial or ())
-        return TorchSpec("nn.Upsample", (), {"size": sizes, "mode": ResizeOptions.of(layer).mode})
+        mode = ResizeOptions.of(layer).mode
+        return TorchSpec("Resize", (sizes,), {} if mode == "nearest" else {"mode": mode})
+
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        sizes = "x".join(str(n) for n in module.size)
+        if tuple(ctx.out_shape[2:]) != tuple(module.size):
+            raise ImportRefused(f"{ctx.node_name} (Resize) does not resize its input to {sizes}")
+        return f"resize({sizes})" if module.mode == "nearest" else f"resize({sizes}, {module.mode})"
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         if layer.in_shape.rank != 2:
