@@ -181,6 +181,81 @@ def _leaves(module: Any, ctx: Any) -> list[tuple[str, Any, tuple[int, ...], tupl
     return found
 
 
+class SplitAttention(SelectiveKernel):
+    """timm's SplitAttn (ResNeSt's split attention, radix r, cardinality 1), imported as the sk it computes: its
+    convolution of groups=r is r paths, each on its slice of the input channels (a group's inputs) through a
+    convolution, and through BatchNorm and the activation, which act per channel (the r slices of bn0's channels
+    are r norms of the same counts); the attention pools the paths' sum (`x.sum(dim=1)`, then the mean of the
+    positions), and its scores, (r, C) per sample, are softmaxed over the paths as sk's are."""
+
+    torch_modules: ClassVar[tuple[str, ...]] = ("timm.layers.split_attn.SplitAttn",)
+
+    def from_torch(self, module: Any, ctx: Any) -> str:
+        import torch
+
+        from .. import identity_name
+
+        where = f"{ctx.node_name} ({type(module).__name__})"
+        conv, radix = module.conv, module.radix
+        if radix < 2 or conv.groups != radix or module.rsoftmax.cardinality != 1:
+            raise ImportRefused(
+                f"{where} has radix {radix} and cardinality {module.rsoftmax.cardinality}: the language's sk "
+                f"reads radix 2 or more with cardinality 1 (a cardinality orders the scores in another way)"
+            )
+        if type(module.drop).__name__ != "Identity" or len(ctx.in_shape) != 4:
+            raise ImportRefused(f"{where} drops blocks or does not act on a map: the language's sk has no counterpart")
+        if any(getattr(c, "groups", 1) != 1 for c in (module.fc1, module.fc2)):
+            raise ImportRefused(f"{where} scores the paths with grouped convolutions: the language's sk has none")
+        width, out = conv.in_channels // radix, conv.out_channels // radix
+        with torch.device("meta"):  # one path's convolution and norm: the module's, cut to a group
+            path_conv = torch.nn.Conv2d(
+                width,
+                out,
+                conv.kernel_size,
+                conv.stride,
+                conv.padding,
+                conv.dilation,
+                bias=conv.bias is not None,
+                padding_mode=conv.padding_mode,
+            )
+            path_norm = _part_of(module.bn0, out)
+        n, _, h, w = ctx.in_shape
+        mid_shape = (n, out, *path_conv(torch.zeros(n, width, h, w, device="meta")).shape[2:])
+        attn_chs = module.fc1.out_channels
+        parts = [
+            (path_conv, (n, width, h, w), mid_shape, "path"),
+            (path_norm, mid_shape, mid_shape, "path"),
+            (module.act0, mid_shape, mid_shape, "path"),
+            (module.fc1, (n, out), (n, attn_chs), "attention"),
+            (module.bn1, (n, attn_chs), (n, attn_chs), "attention"),
+            (module.act1, (n, attn_chs), (n, attn_chs), "attention"),
+            (module.fc2, (n, attn_chs), (n, radix * out), "attention"),
+        ]
+        path: list[str] = []
+        attention = ["gap"]
+        for sub, in_shape, out_shape, part in parts:
+            text = _leaf_text(sub, _Context(where, in_shape, out_shape))
+            if text and text != identity_name():
+                (path if part == "path" else attention).append(text)
+        branches = [" > ".join([f"slice({i * width}, {(i + 1) * width})", *path]) for i in range(radix)]
+        return f"sk({' | '.join([*branches, ' > '.join(attention)])})"
+
+
+def _part_of(norm: Any, channels: int) -> Any:
+    """One path's part of the norm over every path's channels: a norm of the same class over `channels` (an
+    Identity stays itself)."""
+    import torch
+
+    if type(norm).__name__ == "Identity":
+        return norm
+    if type(norm).__name__ != "BatchNorm2d":
+        raise ImportRefused(
+            f"{type(norm).__name__} after a split attention's convolution: the language reads BatchNorm2d"
+        )
+    return torch.nn.BatchNorm2d(channels, affine=norm.affine, track_running_stats=norm.track_running_stats)
+
+
 SK = SelectiveKernel()
 COMBINATORS = (SK,)
 imports_modules(SK)
+imports_modules(SplitAttention())
