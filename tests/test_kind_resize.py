@@ -69,6 +69,15 @@ def test_align_corners_is_refused():
         paramsym.from_torch(Corners(), (4, 4, 3))
 
 
+def test_antialias_is_refused():
+    class Smooth(nn.Module):
+        def forward(self, x):
+            return F.interpolate(x, size=(3, 3), mode="bilinear", antialias=True)
+
+    with pytest.raises(paramsym.ParamsymError, match="antialias=True"):
+        paramsym.from_torch(Smooth(), (8, 8, 3))
+
+
 def test_symbolic_sizes():
     network = paramsym.parse("input(H x W x C) > resize(A x B, bilinear)")
     assert [str(d) for d in network.output_shape.dims()] == ["A", "B", "C"]

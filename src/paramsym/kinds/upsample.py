@@ -149,6 +149,11 @@ class Upsample(Kind):
             raise ImportRefused(
                 f"{ctx.node_name} interpolates with align_corners=True; the language aligns the pixels' centres"
             )
+        if node.kwargs.get("antialias", node.args[6] if len(node.args) > 6 else False):
+            raise ImportRefused(
+                f"{ctx.node_name} interpolates with antialias=True (each value from a wider window when it shrinks); "
+                f"the language's resize reads the 2 x 2 or 4 x 4 nearest values"
+            )
         return self._text(ctx, mode, scale)
 
     def _text(self, ctx: ImportContext, mode: str, scale: Any) -> str:
