@@ -30,7 +30,9 @@ from .hf_import import from_layout, recognises
 from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
-_ADD, _MUL, _CONCAT = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat"))
+_ADD, _MUL, _CONCAT, _SUB = (
+    cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat", "sub")
+)
 
 
 @dataclass
@@ -38,7 +40,7 @@ class _Op:
     """A node of the traced graph as the language sees it."""
 
     name: str
-    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT)
+    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT, _SUB)
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
@@ -852,6 +854,17 @@ def _sum(c: _Converter, node) -> bool:
     return True
 
 
+def _difference(c: _Converter, node) -> bool:
+    """x - y of two values: `sub(X | Y)` (PoolFormer's pool(x) - x, FastViT's mixer(x) - norm(x))."""
+    tensors = _tensor_args(node)
+    if len(tensors) != 2 or len(node.args) != 2 or node.kwargs:
+        return False  # a difference with a number, or torch.sub(x, y, alpha=a): refused by the last rows
+    c.ops[node.name] = _Op(node.name, _SUB, inputs=[c._through(a) for a in tensors])
+    if all(a.name in c.channels_last for a in tensors):
+        c.channels_last.add(node.name)
+    return True
+
+
 def _concat(c: _Converter, node) -> bool:
     """torch.cat along the channels."""
     tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
@@ -992,6 +1005,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.add", "torch.add"), _position_table),
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
+    (("operator.sub", "torch.sub", "sub"), _difference),
     (("torch.cat",), _class_token),
     (("torch.cat",), _concat),
     (("movedim",), _moved_channels),

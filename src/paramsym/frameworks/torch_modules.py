@@ -24,7 +24,8 @@ class Residual(nn.Module):
 
 
 class Branches(nn.Module):
-    """Every branch on the same input, summed ("add"), joined along channels ("concat") or multiplied
+    """Every branch on the same input, summed ("add"), the second subtracted from the first ("sub"), joined along
+    channels ("concat") or multiplied
     ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position: `expand` gives,
     for each branch, how many axes of 1 its output takes at the end, decided when the model is written, so
     that torch.fx can trace the module)."""
@@ -42,7 +43,7 @@ class Branches(nn.Module):
         outputs = [output[(..., *[None] * n)] if n else output for output, n in zip(outputs, self.expand)]
         total = outputs[0]
         for output in outputs[1:]:
-            total = total * output if self.how == "mul" else total + output
+            total = total * output if self.how == "mul" else total - output if self.how == "sub" else total + output
         return total
 
 
