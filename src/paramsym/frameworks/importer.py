@@ -535,7 +535,9 @@ def _layer_scale(c: _Converter, node) -> bool:
         )
     if node.op == "call_method" and node.target == "mul_":
         return _in_place_scale(c, node, other, weight)
-    c.ops[node.name] = c._stand_in("LayerScale", node, other, weight=weight.flatten())
+    # on channels last ((N, H, W, C): EdgeNeXt's gamma * x, MetaFormer's Scale), the kind sees the channels
+    seen = (c.shapes[other.name][0], channels) if other.name in c.channels_last else None
+    c.ops[node.name] = c._stand_in("LayerScale", node, other, seen, weight=weight.flatten())
     if other.name in c.channels_last:
         c.channels_last.add(node.name)
     return True

@@ -492,3 +492,22 @@ class WindowAttention(nn.Module):
         if sum(shift) > 0:
             y = torch.roll(y, shifts=(shift[0], shift[1]), dims=(1, 2))
         return y[:, :height, :width].movedim(-1, 1)
+
+
+class SquaredReLU(nn.Module):
+    """`squaredrelu`: relu(x)², element-wise."""
+
+    def forward(self, x):
+        return torch.square(F.relu(x))
+
+
+class StarReLU(nn.Module):
+    """`starrelu`: s * relu(x)² + b, with one learned factor s and one learned shift b for every value."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.scale * F.relu(x) ** 2 + self.bias
