@@ -499,12 +499,14 @@ def _is_product(node) -> bool:
 
 
 def _constant_factor(c: _Converter, node) -> bool:
-    """x * 0.2, 0.2 * x, x.mul_(gamma) with a Python number (NF-ResNet's alpha and beta, NFNet's gamma after an
-    activation): read as nothing, as it changes no count (no parameters, and FlopCounterMode counts no product by a
+    """x * 0.2, 0.2 * x, x.mul_(gamma), x / 2 with a Python number (NF-ResNet's alpha and beta, NFNet's gamma after an
+    activation, RepViT's (head(x) + head_dist(x)) / 2): read as nothing, as it changes no count (no parameters, and FlopCounterMode counts no product by a
     number; docs/language.md, Scalar factors)."""
     tensors = _tensor_args(node)
     if len(node.args) != 2 or len(tensors) != 1 or node.kwargs:
         return False
+    if _name(node) in ("truediv", "div", "div_") and node.args[0] is not tensors[0]:
+        return False  # a number divided by a value is no factor
     number = next(a for a in node.args if a is not tensors[0])
     source = tensors[0]
     if isinstance(number, bool) or not isinstance(number, (int, float)) or source.name not in c.ops:
@@ -987,7 +989,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
     (_PARAMETER_VIEWS, _parameter_view),
-    (("operator.mul", "torch.mul", "mul", "mul_"), _constant_factor),
+    (("operator.mul", "torch.mul", "mul", "mul_", "operator.truediv", "torch.div", "div", "div_"), _constant_factor),
     (("operator.mul", "torch.mul", "mul", "mul_"), _layer_scale),
     (("operator.getitem",), _broadcast_axes),
     (("operator.getitem",), _token_select),
