@@ -30,9 +30,7 @@ from .hf_import import from_layout, recognises
 from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
-_ADD, _MUL, _CONCAT, _SUB = (
-    cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat", "sub")
-)
+_ADD, _MUL, _CONCAT, _SUB = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat", "sub"))
 
 
 @dataclass
@@ -499,9 +497,9 @@ def _is_product(node) -> bool:
 
 
 def _constant_factor(c: _Converter, node) -> bool:
-    """x * 0.2, 0.2 * x, x.mul_(gamma), x / 2 with a Python number (NF-ResNet's alpha and beta, NFNet's gamma after an
-    activation, RepViT's (head(x) + head_dist(x)) / 2): read as nothing, as it changes no count (no parameters, and FlopCounterMode counts no product by a
-    number; docs/language.md, Scalar factors)."""
+    """x * 0.2, 0.2 * x, x.mul_(gamma), x / 2 with a Python number (NF-ResNet's alpha and beta, NFNet's gamma after
+    an activation, RepViT's (head(x) + head_dist(x)) / 2): read as nothing, as it changes no count (no parameters,
+    and FlopCounterMode counts no product by a number; docs/language.md, Scalar factors)."""
     tensors = _tensor_args(node)
     if len(node.args) != 2 or len(tensors) != 1 or node.kwargs:
         return False
@@ -525,10 +523,14 @@ def _layer_scale(c: _Converter, node) -> bool:
         return False
     scale = next((a for a in node.args if _parameter_node(c, a) is not None), None)
     other = next((a for a in node.args if hasattr(a, "name") and a is not scale), None)
+    factor = scale
     scale = _parameter_node(c, scale) if scale is not None else None
     if scale is None or other is None:
         return False
     weight = _scale_weight(c, node, scale)
+    along = tuple(c.shapes.get(factor.name, weight.shape))
+    if _sequence_first(c, other) and weight.numel() != 1 and along[-1:] == (weight.numel(),):
+        other = _transposed(c, node, other)  # factors along the last axis of (N, C, T): ResMLP's ls1 * mixed tokens
     channels = c.shapes[other.name][1] if other.name not in c.channels_last else c.shapes[other.name][-1]
     if weight.numel() != 1 and (weight.numel() != channels or weight.shape[0] != channels):
         raise ImportRefused(
@@ -584,6 +586,7 @@ def _gate(c: _Converter, node) -> bool:
     tensors = _tensor_args(node)
     if len(tensors) != 2 or len(node.args) != 2 or any(a.op == "get_attr" for a in tensors):
         return False
+    tensors = _one_layout(c, node, tensors)
     c.ops[node.name] = _Op(node.name, _MUL, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.pooled for a in tensors):
         c.pooled.add(node.name)
@@ -683,6 +686,43 @@ def _carry_marks(c: _Converter, node, source) -> bool:
     return True
 
 
+def _transposed(c: _Converter, node, source, suffix: str = ""):
+    """`source`, a sequence held channels first ((N, C, T): its channels on axis 1), as the sequence of its positions
+    and channels swapped (`transpose`), which PyTorch holds channels last: what `node` reads when it acts on the last
+    axis of `source` (an nn.Linear over the positions, MLP-Mixer's token mixing), or when it joins `source` with a
+    value of that layout. The transpose is an op of its own, before `node`; the value read in its place is returned."""
+    from types import SimpleNamespace
+
+    name = f"{node.name}_transposed{suffix}"
+    if name not in c.ops:
+        text = _module_text(type("Transpose", (), {})(), _operation(node), c.shapes[source.name], ())
+        c.ops[name] = _Op(name, "layer", text, [c._through(source)], described=_operation(node))
+        c.shapes[name] = c.shapes[source.name]
+        c.channels_last.add(name)
+    return SimpleNamespace(name=name, op="call_function", target=None, args=(), kwargs={}, users={}, meta=node.meta)
+
+
+def _sequence_first(c: _Converter, value) -> bool:
+    """Whether `value` is a sequence that PyTorch holds channels first, (N, C, T) (the channels on axis 1)."""
+    return (
+        len(c.shapes.get(value.name, ())) == 3
+        and value.name in c.ops
+        and value.name not in c.channels_last
+        and value.name not in c.pooled
+    )
+
+
+def _one_layout(c: _Converter, node, tensors: list) -> list:
+    """The values a merge joins, each a sequence in one layout: where some are held channels last (N, T, d) and
+    others channels first (N, d, T), PyTorch joins each of the others' channels with the positions of the first
+    (MLP-Mixer's x + mlp_tokens(x.transpose(1, 2)).transpose(1, 2)): those are transposed (`_transposed`)."""
+    if not any(a.name in c.channels_last for a in tensors) or not all(
+        a.name in c.channels_last or _sequence_first(c, a) for a in tensors
+    ):
+        return tensors
+    return [a if a.name in c.channels_last else _transposed(c, node, a, str(i)) for i, a in enumerate(tensors)]
+
+
 def _channel_index(c: _Converter, node) -> bool:
     """x[:, a:b] (x[:, a:b, :, :], x[..., a:b] channels last): channels a to b - 1 of a value, or all of them."""
     source, index = _known_source(c, node), node.args[1]
@@ -772,6 +812,8 @@ def _module(c: _Converter, node) -> bool:
             f"{_where_node(node)}its input is {_described(source)}, a tensor that forward makes itself, not a value "
             f"computed from the model's input; the language has no counterpart"
         )
+    if _sequence_first(c, source) and _acts_on_last_axis(module):
+        source = _transposed(c, node, source)  # an nn.Linear over the positions: token mixing
     in_shape, ones = c._pool_state(node, source, _module_input_shape(c, node, source, module))
     arg_shapes = tuple(
         c.shapes.get(a.name, ()) for a in (*tensors, *(v for v in node.kwargs.values() if hasattr(v, "name")))
@@ -787,6 +829,13 @@ def _module(c: _Converter, node) -> bool:
         c.pass_on(node, source)
         return _carry_marks(c, node, source)
     return c.layer(node, source, text, module=node.target)
+
+
+def _acts_on_last_axis(module) -> bool:
+    """An nn.Linear: on a sequence held channels first (N, C, T), it acts along the positions."""
+    import torch
+
+    return isinstance(module, torch.nn.Linear)
 
 
 # LayerNorms over the channels of (N, C, H, W) (torchvision's, timm's and their subclasses: LayerNorm2dNoBias)
@@ -852,6 +901,7 @@ def _sum(c: _Converter, node) -> bool:
         return _carry_marks(c, node, tensors[0])
     if len(tensors) != 2 or len(node.args) != 2:
         raise ImportRefused(f"{_where_node(node)}{_described(node)} adds something that is not two tensors")
+    tensors = _one_layout(c, node, tensors)
     c.ops[node.name] = _Op(node.name, _ADD, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.channels_last for a in tensors):
         c.channels_last.add(node.name)  # a residual on (N, T, d) stays channels last
@@ -863,6 +913,7 @@ def _difference(c: _Converter, node) -> bool:
     tensors = _tensor_args(node)
     if len(tensors) != 2 or len(node.args) != 2 or node.kwargs:
         return False  # a difference with a number, or torch.sub(x, y, alpha=a): refused by the last rows
+    tensors = _one_layout(c, node, tensors)
     c.ops[node.name] = _Op(node.name, _SUB, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.channels_last for a in tensors):
         c.channels_last.add(node.name)

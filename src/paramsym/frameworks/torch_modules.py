@@ -511,3 +511,10 @@ class StarReLU(nn.Module):
 
     def forward(self, x):
         return self.scale * F.relu(x) ** 2 + self.bias
+
+
+class Transpose(nn.Module):
+    """`transpose`: the positions and channels of a sequence (N, d, T) swap: (N, T, d)."""
+
+    def forward(self, x):
+        return x.transpose(1, 2)

@@ -111,8 +111,8 @@ class Repeat:
 
 @dataclass(frozen=True)
 class Composite:
-    """`res(...)`, `add(...)`, `concat(...)`, `mul(...)`, `sub(...)`, `sk(...)`, `aux(...)` or `moe(..., experts=E, top=k)`
-    with its branches (and the keywords of moe)."""
+    """`res(...)`, `add(...)`, `concat(...)`, `mul(...)`, `sub(...)`, `sk(...)`, `aux(...)` or `moe(..., experts=E,
+    top=k)` with its branches (and the keywords of moe)."""
 
     kind: str
     branches: tuple
