@@ -193,6 +193,8 @@ def _layout(c: _Converter, node) -> bool:
     if layout is None:
         return False
     moved = _moved_layout(layout, node, c.shapes[source.name], c.shapes[node.name])
+    if moved is None and _sequence_to_map(c, node, source):
+        return True
     if moved is None:
         raise ImportRefused(
             f"{_where_node(node)}{_described(node)} turns a value of shape {c.shapes[source.name]} into "
@@ -221,6 +223,32 @@ def _layout(c: _Converter, node) -> bool:
     else:  # on the way to one of them
         c.layouts[node.name] = moved
     return True
+
+
+def _sequence_to_map(c: _Converter, node, source) -> bool:
+    """x.reshape(B, C, H, W) of a sequence (N, C, T) (or x.reshape(B, H, W, C) of (N, T, C)) with H·W = T: its
+    positions become a map (`untokens(HxW)`), as CAFormer's attention stages lay their map back out."""
+    if node.name in c.layouts or source.name not in c.ops or _name(node) not in ("reshape", "view", "unflatten"):
+        return False
+    shape, out = c.shapes[source.name], c.shapes[node.name]
+    if len(shape) != 3 or source.name in c.pooled or len(out) not in (4, 5) or out[0] != shape[0]:
+        return False
+    last = source.name in c.channels_last
+    channels, length = (shape[2], shape[1]) if last else (shape[1], shape[2])
+    sizes = out[1:-1] if last else out[2:]
+    if (out[-1] if last else out[1]) != channels or _product(sizes) != length:
+        return False
+    c.ops[node.name] = c._stand_in("Untokens", node, source, (shape[0], channels, length), sizes=tuple(sizes))
+    if last:
+        c.channels_last.add(node.name)
+    return True
+
+
+def _product(values) -> int:
+    result = 1
+    for v in values:
+        result *= v
+    return result
 
 
 def _back_to_a_map(c: _Converter, node, layout: _Layout) -> bool:

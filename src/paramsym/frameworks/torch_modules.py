@@ -518,3 +518,14 @@ class Transpose(nn.Module):
 
     def forward(self, x):
         return x.transpose(1, 2)
+
+
+class Untokens(nn.Module):
+    """`untokens(HxW)`: the positions of a sequence (N, C, T) become a map (N, C, H, W), row by row."""
+
+    def __init__(self, sizes: tuple):
+        super().__init__()
+        self.sizes = tuple(sizes)
+
+    def forward(self, x):
+        return x.unflatten(2, self.sizes)
