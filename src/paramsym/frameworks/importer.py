@@ -731,9 +731,12 @@ def _transposed(c: _Converter, node, source, suffix: str = ""):
 
 
 def _sequence_first(c: _Converter, value) -> bool:
-    """Whether `value` is a sequence that PyTorch holds channels first, (N, C, T) (the channels on axis 1)."""
+    """Whether `value` is a sequence that PyTorch holds channels first, (N, C, T) (the channels on axis 1); not
+    x.movedim(1, -1) (paramsym's ChannelsLast, whose module reads its input as a vector's: `_module_input_shape`)."""
+    moved = getattr(value, "op", "") == "call_method" and getattr(value, "target", "") == "movedim"
     return (
-        len(c.shapes.get(value.name, ())) == 3
+        not moved
+        and len(c.shapes.get(value.name, ())) == 3
         and value.name in c.ops
         and value.name not in c.channels_last
         and value.name not in c.pooled
