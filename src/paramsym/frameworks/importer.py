@@ -553,10 +553,10 @@ def _layer_scale(c: _Converter, node) -> bool:
     other = next((a for a in node.args if hasattr(a, "name") and a is not scale), None)
     factor = scale
     scale = _parameter_node(c, scale) if scale is not None else None
-    if scale is None or other is None:
+    if scale is None or other is None or factor is None:
         return False
     weight = _scale_weight(c, node, scale)
-    along = tuple(c.shapes.get(factor.name, weight.shape))
+    along = tuple(c.shapes.get(factor.name) or weight.shape)
     if _sequence_first(c, other) and weight.numel() != 1 and along[-1:] == (weight.numel(),):
         other = _transposed(c, node, other)  # factors along the last axis of (N, C, T): ResMLP's ls1 * mixed tokens
     channels = c.shapes[other.name][1] if other.name not in c.channels_last else c.shapes[other.name][-1]

@@ -61,8 +61,8 @@ class StarReLU(Kind):
         refuse_keras(layer, "Keras has no activation with a learned factor and shift of the squared ReLU")
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
-        scale, bias = getattr(module, "scale", None), getattr(module, "bias", None)
-        if not all(hasattr(p, "numel") and p.numel() == 1 for p in (scale, bias)):
+        values = [getattr(module, name, None) for name in ("scale", "bias")]
+        if not all(getattr(p, "numel", lambda: 0)() == 1 for p in values):
             raise ImportRefused(
                 f"{ctx.node_name} ({type(module).__name__}) has a factor or shift that is not one learned number"
             )
