@@ -180,6 +180,10 @@ ALLOWED = {
         "the language has no strings; names are written bare, e.g. conv3x3(3->16)",
     ): "an example in a syntax-error hint",
     ("model.builder", "(c) = conv3x3(->c) ... and call "): "an example in the hint for a block given channels",
+    (
+        "frameworks.importer",
+        "transpose",
+    ): "PyTorch's tensor method x.transpose(...), which the importer reads as a layout",
 }
 
 
@@ -263,6 +267,8 @@ def test_every_kind_answers_every_question():
         "upsample": "input(8x8x4) > upsample(2)",
         "zeropad": "input(8x8x4) > zeropad(0, 1, 2, 3)",
         "eca": "input(8x8x4) > gap > eca(3)",
+        "transpose": "input(8x4) > transpose",
+        "untokens": "input(16x4) > untokens(4x4)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

@@ -32,6 +32,7 @@ PROGRAMS = {
     "add": ("input(8x8x4) > add(conv1x1(->4) | conv3x3(->4, pad=1))", 160),
     "concat": ("input(8x8x4) > concat(conv1x1(->2) | conv3x3(->3, pad=1) | id)", 116),
     "mul": ("input(8x8x4) > mul(id | gap > dense(->4, bias) > sigmoid)", 20),
+    "sub": ("input(8x8x4) > sub(conv3x3(->4, pad=1) | conv1x1(->4))", 160),
     "sk": ("input(8x8x4) > sk(conv3x3(->4, pad=1) | conv3x3(->4, pad=2, dilation=2) | gap > dense(->8))", 320),
     "aux": ("input(8x8x4) > aux(gap > dense(->3, bias)) > conv1x1(->2)", 23),
     "moe": ("input(6x4) > moe(dense(->8) > gelu > dense(->4), experts=4, top=2)", 16 + 4 * 64),
@@ -42,6 +43,7 @@ IMPORTED = {
     "add": [["conv1x1(->4)"], [], ["conv3x3(->4, pad=1)"]],
     "concat": [["conv1x1(->2)"], []],
     "mul": [[], ["gap", "sigmoid"]],
+    "sub": [["avgpool3x3(stride=1, pad=1)"], []],
     "aux": [["gap", "dense(->3)"]],
 }
 

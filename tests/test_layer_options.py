@@ -29,6 +29,7 @@ from paramsym.kinds.recurrent import RecurrentOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
+from paramsym.kinds.untokens import UntokensOptions
 from paramsym.kinds.upsample import UpsampleOptions
 from paramsym.kinds.zeropad import ZeroPadOptions
 
@@ -70,6 +71,7 @@ CASES = [
     ("input(16x16x8) > slice(2, 6)", 0, SliceOptions(start=2, end=6)),
     ("input(16x16x8) > space2depth(2)", 0, SpaceToDepthOptions(block=2)),
     ("input(16x16x8) > upsample(2x3, bilinear)", 0, UpsampleOptions(factors=(2, 3), mode="bilinear")),
+    ("input(24x8) > untokens(2x3x4)", 0, UntokensOptions(sizes=(2, 3, 4))),
     ("input(16x16x8) > zeropad(0, 1, -1, 2)", 0, ZeroPadOptions(pads=((0, 1), (-1, 2)))),
     ("input(16x16x8) > gap > eca(5)", 1, EcaOptions(kernel=5)),
     ("input(16x16x8) > conv3x3(->8, std, gain)", 0, StandardisedOptions(True)),

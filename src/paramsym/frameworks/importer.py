@@ -30,7 +30,7 @@ from .hf_import import from_layout, recognises
 from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
-_ADD, _MUL, _CONCAT = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat"))
+_ADD, _MUL, _CONCAT, _SUB = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat", "sub"))
 
 
 @dataclass
@@ -38,7 +38,7 @@ class _Op:
     """A node of the traced graph as the language sees it."""
 
     name: str
-    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT)
+    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT, _SUB)
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
@@ -193,6 +193,8 @@ def _layout(c: _Converter, node) -> bool:
     if layout is None:
         return False
     moved = _moved_layout(layout, node, c.shapes[source.name], c.shapes[node.name])
+    if moved is None and _sequence_to_map(c, node, source):
+        return True
     if moved is None:
         raise ImportRefused(
             f"{_where_node(node)}{_described(node)} turns a value of shape {c.shapes[source.name]} into "
@@ -221,6 +223,32 @@ def _layout(c: _Converter, node) -> bool:
     else:  # on the way to one of them
         c.layouts[node.name] = moved
     return True
+
+
+def _sequence_to_map(c: _Converter, node, source) -> bool:
+    """x.reshape(B, C, H, W) of a sequence (N, C, T) (or x.reshape(B, H, W, C) of (N, T, C)) with H·W = T: its
+    positions become a map (`untokens(HxW)`), as CAFormer's attention stages lay their map back out."""
+    if node.name in c.layouts or source.name not in c.ops or _name(node) not in ("reshape", "view", "unflatten"):
+        return False
+    shape, out = c.shapes[source.name], c.shapes[node.name]
+    if len(shape) != 3 or source.name in c.pooled or len(out) not in (4, 5) or out[0] != shape[0]:
+        return False
+    last = source.name in c.channels_last
+    channels, length = (shape[2], shape[1]) if last else (shape[1], shape[2])
+    sizes = out[1:-1] if last else out[2:]
+    if (out[-1] if last else out[1]) != channels or _product(sizes) != length:
+        return False
+    c.ops[node.name] = c._stand_in("Untokens", node, source, (shape[0], channels, length), sizes=tuple(sizes))
+    if last:
+        c.channels_last.add(node.name)
+    return True
+
+
+def _product(values) -> int:
+    result = 1
+    for v in values:
+        result *= v
+    return result
 
 
 def _back_to_a_map(c: _Converter, node, layout: _Layout) -> bool:
@@ -497,12 +525,14 @@ def _is_product(node) -> bool:
 
 
 def _constant_factor(c: _Converter, node) -> bool:
-    """x * 0.2, 0.2 * x, x.mul_(gamma) with a Python number (NF-ResNet's alpha and beta, NFNet's gamma after an
-    activation): read as nothing, as it changes no count (no parameters, and FlopCounterMode counts no product by a
-    number; docs/language.md, Scalar factors)."""
+    """x * 0.2, 0.2 * x, x.mul_(gamma), x / 2 with a Python number (NF-ResNet's alpha and beta, NFNet's gamma after
+    an activation, RepViT's (head(x) + head_dist(x)) / 2): read as nothing, as it changes no count (no parameters,
+    and FlopCounterMode counts no product by a number; docs/language.md, Scalar factors)."""
     tensors = _tensor_args(node)
     if len(node.args) != 2 or len(tensors) != 1 or node.kwargs:
         return False
+    if _name(node) in ("truediv", "div", "div_") and node.args[0] is not tensors[0]:
+        return False  # a number divided by a value is no factor
     number = next(a for a in node.args if a is not tensors[0])
     source = tensors[0]
     if isinstance(number, bool) or not isinstance(number, (int, float)) or source.name not in c.ops:
@@ -521,10 +551,14 @@ def _layer_scale(c: _Converter, node) -> bool:
         return False
     scale = next((a for a in node.args if _parameter_node(c, a) is not None), None)
     other = next((a for a in node.args if hasattr(a, "name") and a is not scale), None)
+    factor = scale
     scale = _parameter_node(c, scale) if scale is not None else None
-    if scale is None or other is None:
+    if scale is None or other is None or factor is None:
         return False
     weight = _scale_weight(c, node, scale)
+    along = tuple(c.shapes.get(factor.name) or weight.shape)
+    if _sequence_first(c, other) and weight.numel() != 1 and along[-1:] == (weight.numel(),):
+        other = _transposed(c, node, other)  # factors along the last axis of (N, C, T): ResMLP's ls1 * mixed tokens
     channels = c.shapes[other.name][1] if other.name not in c.channels_last else c.shapes[other.name][-1]
     if weight.numel() != 1 and (weight.numel() != channels or weight.shape[0] != channels):
         raise ImportRefused(
@@ -533,7 +567,9 @@ def _layer_scale(c: _Converter, node) -> bool:
         )
     if node.op == "call_method" and node.target == "mul_":
         return _in_place_scale(c, node, other, weight)
-    c.ops[node.name] = c._stand_in("LayerScale", node, other, weight=weight.flatten())
+    # on channels last ((N, H, W, C): EdgeNeXt's gamma * x, MetaFormer's Scale), the kind sees the channels
+    seen = (c.shapes[other.name][0], channels) if other.name in c.channels_last else None
+    c.ops[node.name] = c._stand_in("LayerScale", node, other, seen, weight=weight.flatten())
     if other.name in c.channels_last:
         c.channels_last.add(node.name)
     return True
@@ -578,6 +614,7 @@ def _gate(c: _Converter, node) -> bool:
     tensors = _tensor_args(node)
     if len(tensors) != 2 or len(node.args) != 2 or any(a.op == "get_attr" for a in tensors):
         return False
+    tensors = _one_layout(c, node, tensors)
     c.ops[node.name] = _Op(node.name, _MUL, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.pooled for a in tensors):
         c.pooled.add(node.name)
@@ -677,6 +714,46 @@ def _carry_marks(c: _Converter, node, source) -> bool:
     return True
 
 
+def _transposed(c: _Converter, node, source, suffix: str = ""):
+    """`source`, a sequence held channels first ((N, C, T): its channels on axis 1), as the sequence of its positions
+    and channels swapped (`transpose`), which PyTorch holds channels last: what `node` reads when it acts on the last
+    axis of `source` (an nn.Linear over the positions, MLP-Mixer's token mixing), or when it joins `source` with a
+    value of that layout. The transpose is an op of its own, before `node`; the value read in its place is returned."""
+    from types import SimpleNamespace
+
+    name = f"{node.name}_transposed{suffix}"
+    if name not in c.ops:
+        text = _module_text(type("Transpose", (), {})(), _operation(node), c.shapes[source.name], ())
+        c.ops[name] = _Op(name, "layer", text, [c._through(source)], described=_operation(node))
+        c.shapes[name] = c.shapes[source.name]
+        c.channels_last.add(name)
+    return SimpleNamespace(name=name, op="call_function", target=None, args=(), kwargs={}, users={}, meta=node.meta)
+
+
+def _sequence_first(c: _Converter, value) -> bool:
+    """Whether `value` is a sequence that PyTorch holds channels first, (N, C, T) (the channels on axis 1); not
+    x.movedim(1, -1) (paramsym's ChannelsLast, whose module reads its input as a vector's: `_module_input_shape`)."""
+    moved = getattr(value, "op", "") == "call_method" and getattr(value, "target", "") == "movedim"
+    return (
+        not moved
+        and len(c.shapes.get(value.name, ())) == 3
+        and value.name in c.ops
+        and value.name not in c.channels_last
+        and value.name not in c.pooled
+    )
+
+
+def _one_layout(c: _Converter, node, tensors: list) -> list:
+    """The values a merge joins, each a sequence in one layout: where some are held channels last (N, T, d) and
+    others channels first (N, d, T), PyTorch joins each of the others' channels with the positions of the first
+    (MLP-Mixer's x + mlp_tokens(x.transpose(1, 2)).transpose(1, 2)): those are transposed (`_transposed`)."""
+    if not any(a.name in c.channels_last for a in tensors) or not all(
+        a.name in c.channels_last or _sequence_first(c, a) for a in tensors
+    ):
+        return tensors
+    return [a if a.name in c.channels_last else _transposed(c, node, a, str(i)) for i, a in enumerate(tensors)]
+
+
 def _channel_index(c: _Converter, node) -> bool:
     """x[:, a:b] (x[:, a:b, :, :], x[..., a:b] channels last): channels a to b - 1 of a value, or all of them."""
     source, index = _known_source(c, node), node.args[1]
@@ -766,6 +843,8 @@ def _module(c: _Converter, node) -> bool:
             f"{_where_node(node)}its input is {_described(source)}, a tensor that forward makes itself, not a value "
             f"computed from the model's input; the language has no counterpart"
         )
+    if _sequence_first(c, source) and _acts_on_last_axis(module):
+        source = _transposed(c, node, source)  # an nn.Linear over the positions: token mixing
     in_shape, ones = c._pool_state(node, source, _module_input_shape(c, node, source, module))
     arg_shapes = tuple(
         c.shapes.get(a.name, ()) for a in (*tensors, *(v for v in node.kwargs.values() if hasattr(v, "name")))
@@ -781,6 +860,13 @@ def _module(c: _Converter, node) -> bool:
         c.pass_on(node, source)
         return _carry_marks(c, node, source)
     return c.layer(node, source, text, module=node.target)
+
+
+def _acts_on_last_axis(module) -> bool:
+    """An nn.Linear: on a sequence held channels first (N, C, T), it acts along the positions."""
+    import torch
+
+    return isinstance(module, torch.nn.Linear)
 
 
 # LayerNorms over the channels of (N, C, H, W) (torchvision's, timm's and their subclasses: LayerNorm2dNoBias)
@@ -846,9 +932,22 @@ def _sum(c: _Converter, node) -> bool:
         return _carry_marks(c, node, tensors[0])
     if len(tensors) != 2 or len(node.args) != 2:
         raise ImportRefused(f"{_where_node(node)}{_described(node)} adds something that is not two tensors")
+    tensors = _one_layout(c, node, tensors)
     c.ops[node.name] = _Op(node.name, _ADD, inputs=[c._through(a) for a in tensors])
     if all(a.name in c.channels_last for a in tensors):
         c.channels_last.add(node.name)  # a residual on (N, T, d) stays channels last
+    return True
+
+
+def _difference(c: _Converter, node) -> bool:
+    """x - y of two values: `sub(X | Y)` (PoolFormer's pool(x) - x, FastViT's mixer(x) - norm(x))."""
+    tensors = _tensor_args(node)
+    if len(tensors) != 2 or len(node.args) != 2 or node.kwargs:
+        return False  # a difference with a number, or torch.sub(x, y, alpha=a): refused by the last rows
+    tensors = _one_layout(c, node, tensors)
+    c.ops[node.name] = _Op(node.name, _SUB, inputs=[c._through(a) for a in tensors])
+    if all(a.name in c.channels_last for a in tensors):
+        c.channels_last.add(node.name)
     return True
 
 
@@ -972,7 +1071,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
     (_PARAMETER_VIEWS, _parameter_view),
-    (("operator.mul", "torch.mul", "mul", "mul_"), _constant_factor),
+    (("operator.mul", "torch.mul", "mul", "mul_", "operator.truediv", "torch.div", "div", "div_"), _constant_factor),
     (("operator.mul", "torch.mul", "mul", "mul_"), _layer_scale),
     (("operator.getitem",), _broadcast_axes),
     (("operator.getitem",), _token_select),
@@ -992,6 +1091,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.add", "torch.add"), _position_table),
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
+    (("operator.sub", "torch.sub", "sub"), _difference),
     (("torch.cat",), _class_token),
     (("torch.cat",), _concat),
     (("movedim",), _moved_channels),

@@ -24,7 +24,8 @@ class Residual(nn.Module):
 
 
 class Branches(nn.Module):
-    """Every branch on the same input, summed ("add"), joined along channels ("concat") or multiplied
+    """Every branch on the same input, summed ("add"), the second subtracted from the first ("sub"), joined along
+    channels ("concat") or multiplied
     ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position: `expand` gives,
     for each branch, how many axes of 1 its output takes at the end, decided when the model is written, so
     that torch.fx can trace the module)."""
@@ -42,7 +43,7 @@ class Branches(nn.Module):
         outputs = [output[(..., *[None] * n)] if n else output for output, n in zip(outputs, self.expand)]
         total = outputs[0]
         for output in outputs[1:]:
-            total = total * output if self.how == "mul" else total + output
+            total = total * output if self.how == "mul" else total - output if self.how == "sub" else total + output
         return total
 
 
@@ -633,3 +634,40 @@ class WindowAttention(nn.Module):
         if sum(shift) > 0:
             y = torch.roll(y, shifts=(shift[0], shift[1]), dims=(1, 2))
         return y[:, :height, :width].movedim(-1, 1)
+
+
+class SquaredReLU(nn.Module):
+    """`squaredrelu`: relu(x)², element-wise."""
+
+    def forward(self, x):
+        return torch.square(F.relu(x))
+
+
+class StarReLU(nn.Module):
+    """`starrelu`: s * relu(x)² + b, with one learned factor s and one learned shift b for every value."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return self.scale * F.relu(x) ** 2 + self.bias
+
+
+class Transpose(nn.Module):
+    """`transpose`: the positions and channels of a sequence (N, d, T) swap: (N, T, d)."""
+
+    def forward(self, x):
+        return x.transpose(1, 2)
+
+
+class Untokens(nn.Module):
+    """`untokens(HxW)`: the positions of a sequence (N, C, T) become a map (N, C, H, W), row by row."""
+
+    def __init__(self, sizes: tuple):
+        super().__init__()
+        self.sizes = tuple(sizes)
+
+    def forward(self, x):
+        return x.unflatten(2, self.sizes)

@@ -51,12 +51,13 @@ class LayerScale(Kind):
     positional = 1  # scale(96): the channels, when nothing before says them
     flags = frozenset({"shared", "bias"})
     # paramsym's own (weight), timm's on channels last and on (N, C, H, W) maps (gamma), hgnetv2's
-    # LearnableAffineBlock (a factor and a shift of shape (1,))
+    # LearnableAffineBlock (a factor and a shift of shape (1,)), ResMLP's Affine (alpha and beta per channel)
     torch_modules = (
         "LayerScale",
         "timm.layers.layer_scale.LayerScale",
         "timm.layers.layer_scale.LayerScale2d",
         "timm.models.hgnet.LearnableAffineBlock",
+        "timm.models.mlp_mixer.Affine",
     )
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
@@ -107,13 +108,15 @@ class LayerScale(Kind):
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         """paramsym's LayerScale, timm's LayerScale and LayerScale2d (gamma), hgnetv2's LearnableAffineBlock (scale
-        and bias of shape (1,)), or a product by a parameter that the importer reads as one (`weight`: one factor per
-        channel, or a single one)."""
+        and bias of shape (1,)), ResMLP's Affine (alpha and beta of shape (1, 1, C)), or a product by a parameter that
+        the importer reads as one (`weight`: one factor per channel, or a single one)."""
         if type(module).__name__ == "LearnableAffineBlock":
             weight = module.scale
+        elif type(module).__name__ == "Affine":  # ResMLP's: torch.addcmul(beta, alpha, x), both of shape (1, 1, C)
+            weight = module.alpha.flatten()
         else:
             weight = module.weight if hasattr(module, "weight") else module.gamma
-        bias = getattr(module, "bias", None)
+        bias = module.beta.flatten() if type(module).__name__ == "Affine" else getattr(module, "bias", None)
         shared = weight.numel() == 1
         if not shared and (weight.dim() != 1 or len(ctx.in_shape) < 2 or ctx.in_shape[1] != weight.shape[0]):
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) does not scale channels")

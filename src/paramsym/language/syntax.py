@@ -111,8 +111,8 @@ class Repeat:
 
 @dataclass(frozen=True)
 class Composite:
-    """`res(...)`, `add(...)`, `concat(...)`, `mul(...)`, `sk(...)`, `aux(...)` or `moe(..., experts=E, top=k)`
-    with its branches (and the keywords of moe)."""
+    """`res(...)`, `add(...)`, `concat(...)`, `mul(...)`, `sub(...)`, `sk(...)`, `aux(...)` or `moe(..., experts=E,
+    top=k)` with its branches (and the keywords of moe)."""
 
     kind: str
     branches: tuple
@@ -167,7 +167,7 @@ FUNCTIONS = {"floor": sympy.floor, "ceil": sympy.ceiling, "min": sympy.Min, "max
 FUNCTION_ARITY = {"floor": 1, "ceil": 1, "min": None, "max": None}
 
 # Names the grammar reserves, so they cannot be symbols.
-KEYWORDS = ("let", "def", "x", "res", "add", "concat", "mul", "sk", "moe", "aux", "as")
+KEYWORDS = ("let", "def", "x", "res", "add", "concat", "mul", "sub", "sk", "moe", "aux", "as")
 
 
 def pos_of(token: Token) -> Position:
@@ -477,6 +477,9 @@ class _ToAst(Transformer):
 
     def mul(self, keyword, *branches):
         return Composite("mul", branches, pos_of(keyword))
+
+    def sub(self, keyword, *branches):
+        return Composite("sub", branches, pos_of(keyword))
 
     def sk(self, keyword, *branches):
         return Composite("sk", branches, pos_of(keyword))
