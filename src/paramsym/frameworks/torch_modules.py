@@ -370,18 +370,19 @@ class FrozenBatchNorm(nn.Module):
 
 
 class SpaceToDepth(nn.Module):
-    """`space2depth(B)`: each B x B patch of (N, C, H, W) becomes one position of B*B*C channels, in
-    Swin's patch-merging order: channel (j*B + i)*C + c is channel c at row offset i, column offset j."""
+    """`space2depth(B)`: each B x B patch of (N, C, H, W) (of each frame of (N, C, T, H, W)) becomes one position
+    of B*B*C channels, in Swin's patch-merging order: channel (j*B + i)*C + c is channel c at row offset i,
+    column offset j."""
 
     def __init__(self, block: int):
         super().__init__()
         self.block = block
 
     def forward(self, x):
-        n, c, h, w = x.shape
-        b = self.block
-        x = x.reshape(n, c, h // b, b, w // b, b).permute(0, 5, 3, 1, 2, 4)
-        return x.reshape(n, b * b * c, h // b, w // b)
+        n, c, *kept, h, w = x.shape  # a volume (N, C, T, H, W): the patches of each frame
+        b, k = self.block, len(kept)
+        x = x.reshape(n, c, *kept, h // b, b, w // b, b).permute(0, 5 + k, 3 + k, 1, *range(2, 2 + k), 2 + k, 4 + k)
+        return x.reshape(n, b * b * c, *kept, h // b, w // b)
 
 
 class DropPath(nn.Module):
@@ -491,3 +492,98 @@ class WindowAttention(nn.Module):
         if sum(shift) > 0:
             y = torch.roll(y, shifts=(shift[0], shift[1]), dims=(1, 2))
         return y[:, :height, :width].movedim(-1, 1)
+
+
+class WindowAttention3d(nn.Module):
+    """`attn(heads=h, window=a x b x c[, shift])` on a volume: Video Swin's window attention on channels-first
+    volumes (N, C, T, H, W), as torchvision's ShiftedWindowAttention3d computes it: one qkv and one proj Linear,
+    a learned relative-position bias table of (2a-1)(2b-1)(2c-1) x heads, attention inside a x b x c windows (a
+    side at least as long as its axis cut to the axis, with no shift along it), the volume padded at the end of
+    each axis to a multiple of the window, and with `shift` the windows shifted by half their sides (a cyclic
+    roll, masks between the regions the roll brings together). Besides: kv_heads key/value heads shared by the
+    query heads, and any head width."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        window: tuple,
+        shift: bool = False,
+        kv_heads: int | None = None,
+        head_dim: int | None = None,
+        bias: bool = True,
+    ):
+        super().__init__()
+        kv_heads = heads if kv_heads is None else kv_heads
+        head_dim = channels // heads if head_dim is None else head_dim
+        if heads % kv_heads:
+            raise ValueError(f"kv_heads={kv_heads} must divide heads={heads}")
+        if len(window) != 3:
+            raise ValueError(f"a window on a volume has three sides, not {window}")
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.window_size = list(window)
+        self.shift_size = [w // 2 for w in window] if shift else [0, 0, 0]
+        self.qkv = nn.Linear(channels, (heads + 2 * kv_heads) * head_dim, bias=bias)
+        self.proj = nn.Linear(heads * head_dim, channels, bias=bias)
+        a, b, c = window
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * a - 1) * (2 * b - 1) * (2 * c - 1), heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def relative_position_bias(self, window):
+        """(1, heads, n, n) for the n positions of a window of `window` (the first positions of the full one:
+        torchvision indexes its table so when the window is cut to the volume)."""
+        full = self.window_size
+        grids = torch.meshgrid(
+            *(torch.arange(w, device=self.relative_position_bias_table.device) for w in full), indexing="ij"
+        )
+        coords = [g.flatten() for g in grids]
+        index = torch.zeros_like(coords[0][:, None] - coords[0][None, :])
+        for axis in range(3):
+            stride = 1
+            for w in full[axis + 1 :]:
+                stride *= 2 * w - 1
+            index = index + (coords[axis][:, None] - coords[axis][None, :] + full[axis] - 1) * stride
+        n = window[0] * window[1] * window[2]
+        bias = self.relative_position_bias_table[index[:n, :n].flatten()].view(n, n, -1)
+        return bias.permute(2, 0, 1).unsqueeze(0)
+
+    def forward(self, x):
+        x = x.movedim(1, -1)  # (N, T, H, W, C)
+        n, *size, channels = x.shape
+        window = [min(w, s) for w, s in zip(self.window_size, size)]
+        shift = [0 if s <= w else sh for w, s, sh in zip(self.window_size, size, self.shift_size)]
+        pad = [(w - s % w) % w for w, s in zip(window, size)]
+        x = F.pad(x, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
+        padded = [s + p for s, p in zip(size, pad)]
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+        counts = [p // w for p, w in zip(padded, window)]
+        count, volume = counts[0] * counts[1] * counts[2], window[0] * window[1] * window[2]
+        x = x.view(n, counts[0], window[0], counts[1], window[1], counts[2], window[2], channels)
+        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(n * count, volume, channels)
+        h, g, e = self.heads, self.kv_heads, self.head_dim
+        qkv = self.qkv(x).reshape(n * count, volume, h + 2 * g, e).transpose(1, 2)
+        q, k, v = qkv[:, :h] * e**-0.5, qkv[:, h : h + g], qkv[:, h + g :]
+        if g != h:
+            k, v = k.repeat_interleave(h // g, dim=1), v.repeat_interleave(h // g, dim=1)
+        attn = q.matmul(k.transpose(-2, -1)) + self.relative_position_bias(window)
+        if sum(shift) > 0:
+            mask = x.new_zeros(padded)
+            label = 0
+            cuts = [((0, -w), (-w, -s), (-s, None)) for w, s in zip(window, shift)]
+            for d0, d1 in cuts[0]:
+                for h0, h1 in cuts[1]:
+                    for w0, w1 in cuts[2]:
+                        mask[d0:d1, h0:h1, w0:w1] = label
+                        label += 1
+            mask = mask.view(counts[0], window[0], counts[1], window[1], counts[2], window[2])
+            mask = mask.permute(0, 2, 4, 1, 3, 5).reshape(count, volume)
+            mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+            mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+            attn = (attn.view(n, count, h, volume, volume) + mask.unsqueeze(1).unsqueeze(0)).view(-1, h, volume, volume)
+        y = attn.softmax(dim=-1).matmul(v).transpose(1, 2).reshape(n * count, volume, h * e)
+        y = self.proj(y).view(n, *counts, *window, channels)
+        y = y.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(n, *padded, channels)
+        if sum(shift) > 0:
+            y = torch.roll(y, shifts=tuple(shift), dims=(1, 2, 3))
+        return y[:, : size[0], : size[1], : size[2]].movedim(-1, 1)

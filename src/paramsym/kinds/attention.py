@@ -73,19 +73,33 @@ class AttentionOptions(Options):
     kv_heads: Expr  # heads when not given
     head_dim: Expr  # the width over heads when not given
     source: tuple[Expr, Expr] | None  # (positions, channels) of the keys' source; None: the input itself
-    window: Expr | None
+    window: Expr | None  # the side of a square window on a map (window=w)
     shift: bool
     causal: bool
     rope: bool
     cpb: Expr | None  # the width of Swin V2's position-bias MLP
     pad: bool
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
+    volume: tuple[Expr, Expr, Expr] | None  # a window on a 3-D map (window=a x b x c: Video Swin's)
 
     @property
     def partition(self) -> Expr | None:
         """The side of the square the attention reads (w of window=w, g of grid=g): its bias table is
         (2·side − 1)²·h, each position has side² keys."""
         return self.window if self.window is not None else self.grid
+
+    @property
+    def windowed(self) -> bool:
+        """Window attention, on a map (window=w) or a volume (window=a x b x c)."""
+        return self.window is not None or self.volume is not None
+
+    @property
+    def sides(self) -> tuple[Expr, ...] | None:
+        """The sides of the window or grid along each axis of the map: its bias table has ∏(2·side − 1) rows."""
+        if self.volume is not None:
+            return self.volume
+        side = self.partition
+        return None if side is None else (side, side)
 
 
 class Attention(Kind):
@@ -103,6 +117,8 @@ class Attention(Kind):
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
+        "torchvision.models.video.swin_transformer.ShiftedWindowAttention3d",  # Video Swin's, read whole
+        "WindowAttention3d",  # paramsym's own export of a window on a volume
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -165,26 +181,34 @@ class Attention(Kind):
                 hint="choose heads (or head_dim=) so that each head is even",
             )
         source = self._source(call, args)
-        window = args.scalar("window")
+        window, volume = self._window_sides(call, flow, args)
+        if volume is not None:
+            constraints += self._volume(call, flow, args, volume)
         if window is not None:
             constraints += self._window(call, flow, args, window)
-            if source is not None:
-                raise ParamsymArgumentError(
-                    "window= attends inside windows of the map itself: it takes no source=",
-                    pos=args.keywords["source"].pos,
-                )
-        grid = self._grid(call, flow, args, window, source)
-        if "shift" in args.flags and window is None:
+        if (window is not None or volume is not None) and source is not None:
+            raise ParamsymArgumentError(
+                "window= attends inside windows of the map itself: it takes no source=",
+                pos=args.keywords["source"].pos,
+            )
+        grid = self._grid(call, flow, args, window if volume is None else volume[0], source)
+        if "shift" in args.flags and window is None and volume is None:
             raise ParamsymArgumentError(
                 "'shift' (shifted windows) needs window=w",
                 pos=args.flags["shift"].pos,
                 hint=f"write {call.name}(heads=..., window=7, shift)",
             )
-        if "pad" in args.flags and window is None:
+        if "pad" in args.flags and window is None and volume is None:
             raise ParamsymArgumentError(
                 "'pad' pads the map to a multiple of the window: it needs window=w",
                 pos=args.flags["pad"].pos,
                 hint=f"write {call.name}(heads=..., window=8, pad)",
+            )
+        if volume is not None and "cpb" in args.keywords:
+            raise ParamsymArgumentError(
+                "cpb= (Swin V2's continuous position bias) is for square windows on a map: a window on a "
+                "volume (window=a x b x c) has the learned table",
+                pos=args.keywords["cpb"].pos,
             )
         cpb = self._cpb(call, args, window)
         options = AttentionOptions(
@@ -199,6 +223,7 @@ class Attention(Kind):
             cpb=cpb,
             pad="pad" in args.flags,
             grid=grid,
+            volume=volume,
         )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
@@ -311,6 +336,61 @@ class Attention(Kind):
             args.constraints += whole_number(value, what, arg.pos)
         return tuple(arg.value)
 
+    def _window_sides(self, call: Call, flow: Flow, args: Args) -> tuple[Expr | None, tuple[Expr, Expr, Expr] | None]:
+        """window=w on a map (a square w x w), window=a x b x c (or window=w, a cube) on a volume T x H x W x d:
+        (the square's side, None) or (None, the volume's sides)."""
+        arg = args.keywords.get("window")
+        if arg is None:
+            return None, None
+        if flow.shape.rank != 3:
+            if len(arg.value) != 1:
+                raise ParamsymArgumentError(
+                    f"window= on a map takes one value, the side of a square window (window=7), not "
+                    f"{' x '.join(str(v) for v in arg.value)}",
+                    pos=arg.pos,
+                    hint="a window of three sides (window=8x7x7) is for a volume T x H x W x d",
+                )
+            return args.scalar("window"), None
+        if len(arg.value) not in (1, 3):
+            raise ParamsymArgumentError(
+                "window= on a volume T x H x W x d takes its three sides (window=8x7x7), or one for a cube",
+                pos=arg.pos,
+            )
+        for value in arg.value:
+            if value.is_number and not (value.is_integer and value >= 1):
+                raise ParamsymArgumentError(
+                    f"window= (the sides of the window) must be positive whole numbers, not {value}", pos=arg.pos
+                )
+            args.constraints += whole_number(value, "window= (a side of the window)", arg.pos)
+        a, b, c = arg.value * 3 if len(arg.value) == 1 else arg.value
+        return None, (a, b, c)
+
+    @staticmethod
+    def fitted(sides: tuple[Expr, ...], sizes: tuple[Expr | None, ...]) -> tuple[Expr, ...]:
+        """A volume's window as it is used on a map of these sizes: along an axis no longer than the window, the
+        window is cut to the axis (torchvision's ShiftedWindowAttention3d; no shift along it then)."""
+        return tuple(w if n is None else sympy.Min(w, n) for w, n in zip(sides, sizes))
+
+    def _volume(self, call: Call, flow: Flow, args: Args, volume: tuple[Expr, Expr, Expr]) -> list[Constraint]:
+        pos = args.keywords["window"].pos
+        constraints: list[Constraint] = []
+        if "pad" in args.flags:
+            return constraints
+        sizes = flow.shape.spatial or ()
+        for size, side in zip(sizes, self.fitted(volume, sizes)):
+            if size is None:
+                continue
+            constraints += check_or_defer(
+                size / side,
+                "integer",
+                f"window={'x'.join(str(v) for v in volume)} does not divide the volume's size "
+                f"{'x'.join(str(v) for v in sizes)}",
+                pos,
+                hint="the volume is cut into windows: each side must divide its axis (or be at least as long "
+                "as it), or write 'pad' to pad the volume to a multiple of the window (as torchvision does)",
+            )
+        return constraints
+
     def _window(self, call: Call, flow: Flow, args: Args, window: Expr) -> list[Constraint]:
         pos = args.keywords["window"].pos
         if flow.shape.rank is not None and flow.shape.rank != 2:
@@ -345,15 +425,28 @@ class Attention(Kind):
         sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
         if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
-            w = o.window
-            sizes["padded"] = sympy.Mul(*(sympy.ceiling(known(n) / w) * w for n in axes(layer.in_shape)))
+            sides = Attention.used_sides(layer)
+            sizes["padded"] = sympy.Mul(*(sympy.ceiling(known(n) / w) * w for n, w in zip(axes(layer.in_shape), sides)))
         return sizes
 
     @staticmethod
-    def position_bias(layer: Layer, heads: Expr, window: Expr) -> tuple[Expr, Expr]:
-        """(params, MACs) of the relative-position bias: V1's table, or V2's MLP and logit scales (cpb=m)."""
-        m = AttentionOptions.of(layer).cpb
-        table = (2 * window - 1) ** 2
+    def used_sides(layer: Layer) -> tuple[Expr, ...]:
+        """The sides of the window (or grid) as the layer uses them: a volume's window cut to the map's axes no
+        longer than it (`fitted`); each query has their product of keys."""
+        o = AttentionOptions.of(layer)
+        sides = o.sides
+        assert sides is not None
+        return Attention.fitted(sides, layer.in_shape.spatial or ()) if o.volume is not None else sides
+
+    @staticmethod
+    def position_bias(layer: Layer, heads: Expr, window: Expr | None) -> tuple[Expr, Expr]:
+        """(params, MACs) of the relative-position bias: V1's table (∏(2·side − 1) rows: a window=w's or grid=g's
+        square, a volume's three sides), or V2's MLP and logit scales (cpb=m)."""
+        o = AttentionOptions.of(layer)
+        m = o.cpb
+        table = (
+            sympy.Mul(*(2 * side - 1 for side in o.volume)) if o.volume is not None else (2 * known(window) - 1) ** 2
+        )
         if m is None:
             return table * heads, 0
         return 3 * m + m * heads + heads, table * (2 * m + m * heads)
@@ -366,13 +459,13 @@ class Attention(Kind):
         if layer.bias:
             params += q + 2 * kv + d
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
-        if window is not None:
+        if o.sides is not None:
             bias_params, bias_macs = self.position_bias(layer, o.heads, window)
             params += bias_params
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
-            # each query sees w² of them (g² with grid=g)
+            # each query sees w² of them (g² with grid=g; a·b·c with window=a x b x c, cut to the map)
             T = keys = s["padded"]
-            per_query = window**2
+            per_query = sympy.Mul(*self.used_sides(layer))
         else:
             keys, per_query = S, S
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
@@ -397,14 +490,14 @@ class Attention(Kind):
         params = t.c * q + 2 * c * kv + q * t.c
         if layer.bias:
             params += q + 2 * kv + t.c
-        if o.partition is not None:
+        if o.sides is not None:
             params += self.position_bias(layer, heads, o.partition)[0]
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
         """Every output sees every position (a window or grid attention's field, windows that do not slide, is
         left unknown)."""
-        return whole_input_field(layer, field) if AttentionOptions.of(layer).partition is None else None
+        return whole_input_field(layer, field) if AttentionOptions.of(layer).sides is None else None
 
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
@@ -419,6 +512,12 @@ class Attention(Kind):
                 f", {words(o.window)}x{words(o.window)} windows"
                 + (" shifted" if o.shift else "")
                 + (", map padded to a multiple" if o.pad else "")
+            )
+        if o.volume is not None:
+            parts.append(
+                f", {'x'.join(words(v) for v in o.volume)} windows of the volume"
+                + (" shifted" if o.shift else "")
+                + (", padded to a multiple" if o.pad else "")
             )
         if o.grid is not None:
             parts.append(f", across a {words(o.grid)}x{words(o.grid)} grid of strided positions")
@@ -484,6 +583,8 @@ class Attention(Kind):
                 lines.append(
                     "(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter exists and counts.)"
                 )
+        if o.volume is not None:
+            lines += self._explain_volume(layer, s, w)
         if window is not None and o.pad and expansion.expand(known(s["padded"]) - known(s["T"])) == 0:
             lines.append(f"Padding: none, the map is a multiple of {w(window)} already.")
         elif window is not None and o.pad:
@@ -498,7 +599,13 @@ class Attention(Kind):
                 "it changes no count anyway."
             )
         lines.append(f"{w(counts.params)} parameters.")
-        if counts.macs is not None:
+        if counts.macs is not None and o.volume is not None:
+            lines.append(
+                f"MACs: the projections, then for each of the {w(s['padded'])} queries the scores against the "
+                f"{w(sympy.Mul(*self.used_sides(layer)))} positions of its window and the weighted sum of their "
+                f"values: 2 x queries x keys x q, masked pairs included."
+            )
+        elif counts.macs is not None:
             side = o.partition
             keys = (
                 f"the {w(o.window**2)} positions of its window"
@@ -518,6 +625,29 @@ class Attention(Kind):
         lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
         return lines
 
+    def _explain_volume(self, layer: Layer, s: dict[str, Expr | None], w: Words) -> list[str]:
+        """The lines of a window on a volume (window=a x b x c): its table, the window as used, the padding."""
+        o = AttentionOptions.of(layer)
+        volume, used = known_sides(o.volume), self.used_sides(layer)
+        table = sympy.Mul(*(2 * v - 1 for v in volume))
+        lines = [
+            f"A learned relative-position bias per head over a {'x'.join(w(v) for v in volume)} window "
+            f"({' x '.join(w(2 * v - 1) for v in volume)} offsets): {w.product(table, o.heads)} parameters."
+        ]
+        if any(expansion.expand(a - b) != 0 for a, b in zip(volume, used)):
+            lines.append(
+                f"Along an axis no longer than the window the window is cut to the axis (torchvision's "
+                f"ShiftedWindowAttention3d, with no shift along it): the windows are "
+                f"{'x'.join(w(v) for v in used)}."
+            )
+        if o.pad and expansion.expand(known(s["padded"]) - known(s["T"])) != 0:
+            lines.append(
+                f"Padding: the volume is padded with zeros at the end of each axis to a multiple of the window, "
+                f"{w(s['T'])} -> {w(s['padded'])} positions, which are projected and attended to, then cut off "
+                f"(torchvision's shifted_window_attention_3d)."
+            )
+        return lines
+
     @staticmethod
     def _one_window(layer: Layer) -> bool:
         """One window covers the (padded) map along an axis: torchvision sets that axis's shift to 0."""
@@ -532,6 +662,8 @@ class Attention(Kind):
     # ---- frameworks
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = AttentionOptions.of(layer)
+        if o.volume is not None:
+            return _volume_spec(layer, num)
         if o.partition is not None:
             return _window_spec(layer, num)
         if o.source is not None:
@@ -552,7 +684,7 @@ class Attention(Kind):
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         o = AttentionOptions.of(layer)
-        if o.window is not None:
+        if o.windowed:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
         if o.grid is not None:
             refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
@@ -595,6 +727,8 @@ class Attention(Kind):
             return _own_text(module)
         if name == "WindowAttention":
             return _window_text(module, ctx)
+        if name in ("ShiftedWindowAttention3d", "WindowAttention3d"):
+            return _volume_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -698,6 +832,12 @@ def _timm_swin_block_text(block: Any, ctx: ImportContext) -> str:
         f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) > res(ln > dense(->{mlp.fc1.out_features}"
         f"{bias}) > gelu > dense(->{mlp.fc2.out_features}{bias}){dropped(block.drop_path2)})"
     )
+
+
+def known_sides(volume: tuple[Expr, Expr, Expr] | None) -> tuple[Expr, Expr, Expr]:
+    """A volume's window that the caller made sure of (`AttentionOptions.volume` of a layer with one)."""
+    assert volume is not None
+    return volume
 
 
 def _default_head_dim(layer: Layer) -> bool:
@@ -934,6 +1074,72 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     if o.grid is not None:
         kwargs["grid"] = True
     return TorchSpec("WindowAttention", (d, heads, num(o.partition)), kwargs)
+
+
+def _volume_spec(layer: Layer, num: Numbers) -> TorchSpec:
+    """WindowAttention3d: window attention on a volume, as torchvision's ShiftedWindowAttention3d computes it (with
+    kv_heads and head_dim besides)."""
+    o = AttentionOptions.of(layer)
+    if o.causal:
+        raise ParamsymUsageError(
+            f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
+            f"module (Swin's window attention is not causal)"
+        )
+    d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
+    kwargs: dict[str, Any] = {"shift": True} if o.shift else {}
+    if kv_heads != heads:
+        kwargs["kv_heads"] = kv_heads
+    if e * heads != d:
+        kwargs["head_dim"] = e
+    kwargs["bias"] = layer.bias
+    # the module pads as torchvision does, always: without 'pad' the program made sure the window divides
+    return TorchSpec("WindowAttention3d", (d, heads, tuple(num(v) for v in known_sides(o.volume))), kwargs)
+
+
+def _volume_text(module: Any, ctx: ImportContext) -> str:
+    """torchvision's ShiftedWindowAttention3d (Video Swin; on channels-last volumes (N, T, H, W, C)) or paramsym's
+    own WindowAttention3d (channels first) read whole: qkv and proj Linear layers, heads x head_dim channels, a
+    table of (2a-1)(2b-1)(2c-1) biases per head, windows of a x b x c shifted by half their sides or not. Both pad
+    the volume to a multiple of the window: `pad` is written when the volume given is not one."""
+    name = type(module).__name__
+    where = f"{ctx.node_name} ({name})"
+    own = name == "WindowAttention3d"
+    qkv, proj, table = module.qkv, module.proj, module.relative_position_bias_table
+    window, shift = list(module.window_size), list(module.shift_size)
+    heads = module.heads if own else module.num_heads
+    kv_heads = module.kv_heads if own else heads
+    width = proj.out_features
+    head_dim = module.head_dim if own else width // heads
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    sizes = tuple(shape[2:5] if own else shape[1:4]) if len(shape) == 5 else ()
+    if (
+        len(window) != 3
+        or len(shift) != 3
+        or tuple(table.shape) != ((2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1), heads)
+        or (any(shift) and shift != [w // 2 for w in window])
+        or qkv.in_features != width
+        or qkv.out_features != (heads + 2 * kv_heads) * head_dim
+        or proj.in_features != heads * head_dim
+        or (not own and width % heads)
+        or len(sizes) != 3
+    ):
+        raise ImportRefused(
+            f"{where}: windows of {window} shifted by {shift}, a table of {tuple(table.shape)}, on "
+            f"{'x'.join(map(str, sizes)) or 'a value other than a volume'}; the language has windows a x b x c "
+            f"shifted by half their sides (all or none), a table of (2a-1)(2b-1)(2c-1) biases per head, on a "
+            f"volume T x H x W x d"
+        )
+    if (qkv.bias is None) != (proj.bias is None):
+        raise ImportRefused(f"{where} has a bias on only one of its projections; attn has them on both or neither")
+    used = [min(w, n) for w, n in zip(window, sizes)]
+    parts = [f"heads={heads}"]
+    if kv_heads != heads:
+        parts.append(f"kv_heads={kv_heads}")
+    if head_dim * heads != width:
+        parts.append(f"head_dim={head_dim}")
+    parts += ["bias"] * (qkv.bias is not None) + [f"window={'x'.join(map(str, window))}"]
+    parts += ["shift"] * any(shift) + ["pad"] * any(n % w for n, w in zip(sizes, used))
+    return f"attn({', '.join(parts)})"
 
 
 def _window_text(module: Any, ctx: ImportContext) -> str:
