@@ -12,6 +12,7 @@ never imported inexactly.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 from ..errors import ImportRefused
 
@@ -762,6 +763,165 @@ def _maxvit(model, size: tuple | None) -> str:
     return "\n".join(lines + ["\n  > ".join(network)]) + "\n"
 
 
+def _sides(values) -> str:
+    return "x".join(str(int(v)) for v in values)
+
+
+def _mvit_pool(pool, where: str, what: str, e: int) -> tuple:
+    """(kernel, stride) of one of MultiscaleAttention's poolings: torchvision's Pool of a depthwise Conv3d on
+    the head's e channels without bias, padding kernel // 2, then a LayerNorm(e) (after the pooling)."""
+    conv: Any = getattr(pool, "pool", None)
+    norms = list(pool.norm_act) if getattr(pool, "norm_act", None) is not None else []
+    if (
+        type(pool).__name__ != "Pool"
+        or type(conv).__name__ != "Conv3d"
+        or (conv.in_channels, conv.out_channels, conv.groups) != (e, e, e)
+        or conv.bias is not None
+        or tuple(conv.padding) != tuple(k // 2 for k in conv.kernel_size)
+        or tuple(conv.dilation) != (1, 1, 1)
+        or conv.padding_mode != "zeros"
+        or pool.norm_before_pool
+        or len(norms) != 1
+    ):
+        raise ImportRefused(
+            f"{where}: its {what} pooling is not MViT's (a depthwise Conv3d on the head's {e} channels, without "
+            f"bias, padded by kernel // 2, then a LayerNorm of {e})"
+        )
+    _ln(norms[0], f"{where} ({what} pooling)", e)
+    return tuple(conv.kernel_size), tuple(conv.stride)
+
+
+def _mvit_block(block, where: str, thw: tuple) -> tuple:
+    """(text, the volume after the block) of torchvision's MultiscaleBlock (MViT v1: no relative positions, no
+    residual pooling, the projection after the MLP's norm): x + attn(ln(x)) with the shortcut max pooled where the
+    queries are, then mlp(ln(x)) added to x, or to a projection of ln(x) where the width changes."""
+    attn = block.attn
+    d = block.norm1.normalized_shape[0]
+    if (
+        type(block).__name__ != "MultiscaleBlock"
+        or type(attn).__name__ != "MultiscaleAttention"
+        or block.proj_after_attn
+        or block.needs_transposal
+        or attn.residual_pool
+        or attn.rel_pos_h is not None
+    ):
+        raise ImportRefused(
+            f"{where}: a block other than MViT v1's (MultiscaleBlock without relative positions, residual pooling "
+            f"or a projection after the attention) has no counterpart in the layout"
+        )
+    _ln(block.norm1, where, d)
+    heads, e = attn.num_heads, attn.head_dim
+    project = [m for m in attn.project if type(m).__name__ != "Dropout"]
+    if (
+        heads * e != d
+        or attn.output_dim != d
+        or attn.qkv.in_features != d
+        or attn.qkv.out_features != 3 * d
+        or attn.qkv.bias is None
+        or len(project) != 1
+        or type(project[0]).__name__ != "Linear"
+        or (project[0].in_features, project[0].out_features) != (d, d)
+        or project[0].bias is None
+    ):
+        raise ImportRefused(
+            f"{where}: an attention other than qkv Linear({d} -> {3 * d}) and a Linear({d} -> {d}), with biases, "
+            f"{heads} heads of {e}, has no counterpart in the layout"
+        )
+    options = [f"heads={heads}", "bias", f"volume={_sides(thw)}"]
+    q = None
+    if attn.pool_q is not None:
+        q = _mvit_pool(attn.pool_q, where, "query", e)
+        options += [f"q={_sides(q[0])}", f"q_stride={_sides(q[1])}"]
+    if (attn.pool_k is None) != (attn.pool_v is None):
+        raise ImportRefused(f"{where}: its keys and values are not pooled alike")
+    if attn.pool_k is not None:
+        k, v = _mvit_pool(attn.pool_k, where, "key", e), _mvit_pool(attn.pool_v, where, "value", e)
+        if k != v:
+            raise ImportRefused(f"{where}: its keys and values are pooled differently ({k} and {v})")
+        options += [f"kv={_sides(k[0])}", f"kv_stride={_sides(k[1])}"]
+    after = thw if q is None else tuple((n + 2 * (k // 2) - k) // s + 1 for n, k, s in zip(thw, *q))
+    shortcut = ""
+    skip = block.pool_skip
+    if skip is not None:
+        pool = skip.pool
+        if type(pool).__name__ != "MaxPool3d" or skip.norm_act is not None or pool.ceil_mode or pool.dilation != 1:
+            raise ImportRefused(f"{where}: a shortcut pooling other than nn.MaxPool3d has no counterpart in the layout")
+        kernel, stride, pad = (
+            tuple(v) if isinstance(v, (list, tuple)) else (v,) * 3
+            for v in (pool.kernel_size, pool.stride, pool.padding)
+        )
+        pooled = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(thw, kernel, stride, pad))
+        if pooled != after:
+            raise ImportRefused(f"{where}: its shortcut is pooled to {pooled}, its queries to {after}")
+        shortcut = (
+            f" | tokenpool(volume={_sides(thw)}, kernel={_sides(kernel)}, stride={_sides(stride)}, pad={_sides(pad)})"
+        )
+    elif q is not None:
+        raise ImportRefused(f"{where}: its queries are pooled but its shortcut is not")
+    hidden, act, bias, out = _mlp(block.mlp, where)
+    _ln(block.norm2, where, d)
+    if not bias or act != "gelu":
+        raise ImportRefused(f"{where}: an MLP other than Linear > GELU > Linear with biases")
+    mlp = f"dense(->{hidden}, bias) > {act} > dense(->{out}, bias)"
+    text = f"res(ln > attn({', '.join(options)}){shortcut})"
+    if block.project is None:
+        if out != d:
+            raise ImportRefused(f"{where}: its MLP changes the width {d} -> {out} without a projection")
+        text += f" > res(ln > {mlp})"
+    else:
+        p = block.project
+        if type(p).__name__ != "Linear" or (p.in_features, p.out_features) != (d, out) or p.bias is None:
+            raise ImportRefused(f"{where}: a projection other than Linear({d} -> {out}) with a bias")
+        text += f" > ln > add(dense(->{out}, bias) | {mlp})"
+    return text, after
+
+
+def _mvit(model, size: tuple | None) -> str:
+    """torchvision.models.video.MViT, v1 (mvit_v1_b): a patch Conv3d, its T' x H' x W' volume made a sequence
+    after a class token with MViT's separable learned positions (`tokens > cls > posembed(T' x H'W', cls)`),
+    MultiscaleBlocks of pooling attention, then ln > first > the head. The model takes the input size it was built
+    for (its position tables): another is refused, as its forward would fail."""
+    name = type(model).__name__
+    conv, pos = model.conv_proj, model.pos_encoding
+    if type(conv).__name__ != "Conv3d" or conv.groups != 1 or tuple(conv.dilation) != (1, 1, 1) or conv.bias is None:
+        raise ImportRefused(f"{name}: a patch convolution other than a Conv3d with a bias has no counterpart")
+    k, s, p = tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.padding)
+    volume = (pos.temporal_size, *pos.spatial_size)
+    # the input the model was built for: each axis n with (n + 2p - k) // s + 1 = its volume's (the smallest)
+    default = tuple(v * st for v, st in zip(volume, s))  # the size it was built for (16x224x224: 8x56x56)
+    if tuple((n + 2 * pp - kk) // st + 1 for n, kk, st, pp in zip(default, k, s, p)) != volume:
+        default = tuple((v - 1) * st + kk - 2 * pp for v, kk, st, pp in zip(volume, k, s, p))
+    size = (*default, conv.in_channels) if size is None else tuple(size)
+    if len(size) != 4 or size[3] != conv.in_channels:
+        raise ImportRefused(
+            f"{name} takes a video T x H x W x {conv.in_channels} (--input {_sides((*default, conv.in_channels))})"
+        )
+    got = tuple((n + 2 * pp - kk) // st + 1 for n, kk, st, pp in zip(size[:3], k, s, p))
+    if got != volume:
+        raise ImportRefused(
+            f"{name} built for volumes of {_sides(volume)} tokens (its position tables) does not take a "
+            f"{_sides(size)} input, which gives {_sides(got)}"
+        )
+    if pos.spatial_pos is None or pos.temporal_pos is None or pos.class_pos is None:
+        raise ImportRefused(f"{name} with relative positions (MViT v2) has no counterpart in the layout")
+    d = conv.out_channels
+    lines = [f"# {name} read by paramsym", f"input({_sides(size)})"]
+    stem = f"conv{_sides(k)}(->{d}, stride={_sides(s)}"
+    stem += f", pad={_sides(p)}" if any(p) else ""
+    lines.append(f"  > {stem}, bias) > tokens > cls > posembed({volume[0]}x{volume[1] * volume[2]}, cls)")
+    thw = volume
+    for i, block in enumerate(model.blocks):
+        text, thw = _mvit_block(block, f"{name} blocks.{i}", thw)
+        lines.append(f"  > {text}")
+    last = model.norm.normalized_shape[0]
+    head = [m for m in model.head if type(m).__name__ != "Dropout"]
+    if len(head) != 1 or type(head[0]).__name__ != "Linear" or head[0].in_features != last:
+        raise ImportRefused(f"{name}: a head other than Dropout > Linear has no counterpart")
+    bias = ", bias" if head[0].bias is not None else ""
+    lines.append(f"  > {_ln(model.norm, name, last)} > first > dense(->{head[0].out_features}{bias})")
+    return "\n".join(lines) + "\n"
+
+
 _FAMILIES = {"gpt2": _gpt2, "llama": _llama, "mistral": _llama, "mixtral": _llama, "bert": _bert}
 
 
@@ -772,6 +932,8 @@ def recognises(model) -> bool:
     if type(model).__name__ == "SwinTransformer" and hasattr(model, "features"):
         return True
     if type(model).__name__ == "MaxVit" and hasattr(model, "blocks"):
+        return True
+    if type(model).__name__ == "MViT" and hasattr(model, "pos_encoding"):
         return True
     return type(model).__name__ == "VisionTransformer" and hasattr(model, "class_token")
 
@@ -789,6 +951,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
         text = _swin(model, size)
     elif type(model).__name__ == "MaxVit":
         text = _maxvit(model, size)
+    elif type(model).__name__ == "MViT":
+        text = _mvit(model, size)
     else:
         family = _FAMILIES.get(model.config.model_type)
         if family is None:

@@ -148,6 +148,25 @@ class PositionEmbedding(nn.Module):
         return x + rows.t()
 
 
+class SeparablePositionEmbedding(nn.Module):
+    """`posembed(A x B[, cls])`: adds a_i + b_j to position i*B + j of a sequence (N, d, A*B), from a table of A
+    and one of B vectors (MViT's temporal and spatial positions); with `cls` the sequence is (N, d, 1 + A*B) and
+    its first position (the class token) gets a vector of its own."""
+
+    def __init__(self, a: int, b: int, d: int, cls: bool = False):
+        super().__init__()
+        self.first = nn.Parameter(torch.randn(a, d) * 0.02)
+        self.second = nn.Parameter(torch.randn(b, d) * 0.02)
+        self.token = nn.Parameter(torch.randn(1, d) * 0.02) if cls else None
+
+    def forward(self, x):
+        d = self.first.shape[1]
+        table = (self.first[:, None, :] + self.second[None, :, :]).reshape(-1, d)
+        if self.token is not None:
+            table = torch.cat([self.token, table])
+        return x + table.t()
+
+
 class ClassToken(nn.Module):
     """Prepends one learned vector of d to a sequence (N, d, T): (N, d, T + 1)."""
 
@@ -587,3 +606,82 @@ class WindowAttention3d(nn.Module):
         if sum(shift) > 0:
             y = torch.roll(y, shifts=tuple(shift), dims=(1, 2, 3))
         return y[:, : size[0], : size[1], : size[2]].movedim(-1, 1)
+
+
+class TokenPool(nn.Module):
+    """`tokenpool(volume=T x H x W, kernel=..., stride=..., pad=...)`: on a sequence (N, d, 1 + T*H*W), a class
+    token then a T x H x W volume of tokens, MaxPool3d of the volume; the class token is kept."""
+
+    def __init__(self, volume: tuple, kernel: tuple, stride: tuple | None = None, pad: tuple = (0, 0, 0)):
+        super().__init__()
+        self.volume, self.kernel = tuple(volume), tuple(kernel)
+        self.stride, self.pad = tuple(stride or kernel), tuple(pad)
+        self.pool = nn.MaxPool3d(self.kernel, self.stride, self.pad)
+
+    def forward(self, x):
+        n, d, _ = x.shape
+        token, rest = x[:, :, :1], x[:, :, 1:]
+        rest = self.pool(rest.reshape(n, d, *self.volume))
+        return torch.cat([token, rest.flatten(2)], dim=2)
+
+
+class PoolingAttention(nn.Module):
+    """`attn(heads=h, volume=T x H x W, q=..., q_stride=..., kv=..., kv_stride=...)`: MViT's pooling attention
+    (torchvision's MultiscaleAttention) on a sequence (N, d, 1 + T*H*W), a class token then a T x H x W volume:
+    one qkv Linear, then the queries and/or the keys and values pooled over the volume (a depthwise Conv3d without
+    bias on each head's channels, shared by the heads, padding kernel // 2, then a LayerNorm of the head width;
+    the class token not pooled), attention, and the output Linear: (N, d, 1 + T'*H'*W')."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        volume: tuple,
+        q: tuple | None = None,
+        q_stride: tuple = (1, 1, 1),
+        kv: tuple | None = None,
+        kv_stride: tuple = (1, 1, 1),
+        head_dim: int | None = None,
+        bias: bool = True,
+    ):
+        super().__init__()
+        head_dim = channels // heads if head_dim is None else head_dim
+        self.heads, self.head_dim, self.volume = heads, head_dim, tuple(volume)
+        self.qkv = nn.Linear(channels, 3 * heads * head_dim, bias=bias)
+        self.proj = nn.Linear(heads * head_dim, channels, bias=bias)
+
+        def pooling(kernel, stride):
+            if kernel is None:
+                return None
+            conv = nn.Conv3d(
+                head_dim, head_dim, kernel, stride=stride, padding=[k // 2 for k in kernel], groups=head_dim, bias=False
+            )
+            return nn.ModuleList([conv, nn.LayerNorm(head_dim, eps=1e-6)])
+
+        self.pool_q = pooling(q, q_stride)
+        self.pool_k = pooling(kv, kv_stride)
+        self.pool_v = pooling(kv, kv_stride)
+
+    @staticmethod
+    def _pool(x, pooling, volume):
+        """(N, heads, 1 + T*H*W, e) -> (N, heads, 1 + T'*H'*W', e), the class token kept."""
+        if pooling is None:
+            return x
+        conv, norm = pooling
+        n, h, _, e = x.shape
+        token, rest = x[:, :, :1], x[:, :, 1:]
+        rest = conv(rest.transpose(2, 3).reshape(n * h, e, *volume))
+        rest = rest.reshape(n, h, e, -1).transpose(2, 3)
+        return norm(torch.cat([token, rest], dim=2))
+
+    def forward(self, x):
+        x = x.transpose(1, 2)  # (N, L, d)
+        n, length, _ = x.shape
+        h, e = self.heads, self.head_dim
+        q, k, v = self.qkv(x).reshape(n, length, 3, h, e).permute(2, 0, 3, 1, 4)
+        q = self._pool(q, self.pool_q, self.volume)
+        k = self._pool(k, self.pool_k, self.volume)
+        v = self._pool(v, self.pool_v, self.volume)
+        attn = (q * e**-0.5).matmul(k.transpose(-2, -1)).softmax(dim=-1)
+        y = attn.matmul(v).transpose(1, 2).reshape(n, q.shape[2], h * e)
+        return self.proj(y).transpose(1, 2)

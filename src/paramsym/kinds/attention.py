@@ -37,7 +37,7 @@ from typing import Any
 import sympy
 
 from .. import expansion
-from ..core.records import KerasSpec, Layer, Options, TorchSpec
+from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from . import traced_attention
 from .base import (
@@ -57,12 +57,42 @@ from .base import (
     axes,
     check_or_defer,
     known,
+    make_layer,
     refuse_keras,
     same_layer,
     times,
     whole_input_field,
     whole_number,
 )
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """MViT's pooling attention: the sequence is a class token and a T x H x W volume of tokens (`volume`), and the
+    queries (kernel `q`, stride `q_stride`) or the keys and values (`kv`, `kv_stride`) are pooled over the volume
+    by a depthwise Conv3d without bias on each head's channels (shared by the heads; padding kernel // 2) and a
+    LayerNorm of the head width; the class token is not pooled. None: that side is not pooled."""
+
+    volume: tuple[Expr, Expr, Expr]
+    q: tuple[Expr, Expr, Expr] | None
+    q_stride: tuple[Expr, Expr, Expr]
+    kv: tuple[Expr, Expr, Expr] | None
+    kv_stride: tuple[Expr, Expr, Expr]
+
+    @staticmethod
+    def pooled(volume: tuple[Expr, ...], kernel: tuple[Expr, ...] | None, stride: tuple[Expr, ...]) -> tuple[Expr, ...]:
+        """The volume after a pooling (PyTorch's Conv3d with padding kernel // 2): ⌊(n + 2⌊k/2⌋ − k)/s⌋ + 1."""
+        if kernel is None:
+            return volume
+        return tuple(sympy.floor((n + 2 * sympy.floor(k / 2) - k) / s) + 1 for n, k, s in zip(volume, kernel, stride))
+
+    @property
+    def queries(self) -> tuple[Expr, ...]:
+        return self.pooled(self.volume, self.q, self.q_stride)
+
+    @property
+    def keys(self) -> tuple[Expr, ...]:
+        return self.pooled(self.volume, self.kv, self.kv_stride)
 
 
 @dataclass(frozen=True)
@@ -81,6 +111,7 @@ class AttentionOptions(Options):
     pad: bool
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
     volume: tuple[Expr, Expr, Expr] | None  # a window on a 3-D map (window=a x b x c: Video Swin's)
+    pooling: Pooling | None  # MViT's pooling attention (volume=, q=, kv=)
 
     @property
     def partition(self) -> Expr | None:
@@ -105,7 +136,22 @@ class AttentionOptions(Options):
 class Attention(Kind):
     key = "attn"
     names = ("attn",)
-    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb"})
+    keywords = frozenset(
+        {
+            "heads",
+            "kv_heads",
+            "head_dim",
+            "source",
+            "window",
+            "grid",
+            "cpb",
+            "volume",
+            "q",
+            "q_stride",
+            "kv",
+            "kv_stride",
+        }
+    )
     flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
     torch_modules = (
         "MultiheadAttention",
@@ -119,6 +165,7 @@ class Attention(Kind):
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
         "torchvision.models.video.swin_transformer.ShiftedWindowAttention3d",  # Video Swin's, read whole
         "WindowAttention3d",  # paramsym's own export of a window on a volume
+        "PoolingAttention",  # paramsym's own export of MViT's pooling attention
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -224,8 +271,97 @@ class Attention(Kind):
             pad="pad" in args.flags,
             grid=grid,
             volume=volume,
+            pooling=self._pooling(call, flow, args, constraints),
         )
+        if options.pooling is not None:
+            out = Shape((1 + sympy.Mul(*options.pooling.queries),), d)
+            return make_layer(
+                call, self, flow, out, d, d, bias=args.bias, options=options, constraints=tuple(constraints)
+            )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
+
+    def _pooling(self, call: Call, flow: Flow, args: Args, constraints: list[Constraint]) -> Pooling | None:
+        """volume=T x H x W with q=, q_stride=, kv=, kv_stride= (MViT's pooling attention)."""
+        given = [key for key in ("volume", "q", "q_stride", "kv", "kv_stride") if key in args.keywords]
+        if not given:
+            return None
+        if "volume" not in args.keywords:
+            raise ParamsymArgumentError(
+                f"{given[0]}= pools over the volume of tokens: give it with volume=T x H x W (MViT)",
+                pos=args.keywords[given[0]].pos,
+                hint=f"write {call.name}(heads=..., volume=8x56x56, kv=3x3x3, kv_stride=1x8x8)",
+            )
+        for key in ("q_stride", "kv_stride"):
+            if key in args.keywords and key[:-7] not in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{key}= is the stride of a pooling: give its kernel with {key[:-7]}=", pos=args.keywords[key].pos
+                )
+        for other in ("window", "grid", "source", "cpb", "kv_heads"):
+            if other in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{other}= does not go with pooling attention (volume=, MViT's)", pos=args.keywords[other].pos
+                )
+        for flag in ("causal", "rope", "shift", "pad"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' does not go with pooling attention (volume=, MViT's)", pos=args.flags[flag].pos
+                )
+
+        def three(key: str, default: tuple[Expr, Expr, Expr] | None) -> tuple[Expr, Expr, Expr] | None:
+            arg = args.keywords.get(key)
+            if arg is None:
+                return default
+            if len(arg.value) != 3:
+                raise ParamsymArgumentError(f"{key}= takes three sizes, along T, H and W ({key}=3x3x3)", pos=arg.pos)
+            for value in arg.value:
+                if value.is_number and not (value.is_integer and value >= 1):
+                    raise ParamsymArgumentError(f"{key}= takes positive whole numbers, not {value}", pos=arg.pos)
+                constraints.extend(whole_number(value, f"{key}=", arg.pos))
+            a, b, c = arg.value
+            return a, b, c
+
+        one: tuple[Expr, Expr, Expr] = (sympy.Integer(1), sympy.Integer(1), sympy.Integer(1))
+        volume = three("volume", None)
+        assert volume is not None
+        pooling = Pooling(
+            known_sides(volume),
+            three("q", None),
+            three("q_stride", None) or one,
+            three("kv", None),
+            three("kv_stride", None) or one,
+        )
+        if flow.shape.rank != 1:
+            raise ParamsymShapeError(
+                f"volume= reads a sequence (a class token, then the T x H x W tokens), but the input is "
+                f"{flow.shape.describe()}",
+                pos=args.keywords["volume"].pos,
+                hint="make the volume a sequence first: ... > tokens > cls > ...",
+            )
+        length = axes(flow.shape)[0]
+        if length is not None:
+            constraints.extend(
+                check_or_defer(
+                    length - 1 - sympy.Mul(*volume),
+                    "zero",
+                    f"volume={'x'.join(str(v) for v in volume)} is {sympy.Mul(*volume)} tokens, but the sequence "
+                    f"of {length} positions holds {length - 1} after its class token",
+                    args.keywords["volume"].pos,
+                )
+            )
+        for side in ("q", "kv"):
+            kernel = getattr(pooling, side)
+            if kernel is None:
+                continue
+            for n, k in zip(volume, kernel):
+                constraints.extend(
+                    check_or_defer(
+                        n + 2 * sympy.floor(k / 2) - k,
+                        "nonnegative",
+                        f"{side}={'x'.join(str(v) for v in kernel)} is larger than the padded volume",
+                        args.keywords[side].pos,
+                    )
+                )
+        return pooling
 
     def _cpb(self, call: Call, args: Args, window: Expr | None) -> Expr | None:
         """cpb=m: Swin V2's continuous position bias (an MLP 2 -> m -> heads on the relative coordinates)."""
@@ -451,7 +587,41 @@ class Attention(Kind):
             return table * heads, 0
         return 3 * m + m * heads + heads, table * (2 * m + m * heads)
 
+    @staticmethod
+    def pooling_counts(layer: Layer) -> dict[str, Expr]:
+        """MViT's pooling attention: N = 1 + T·H·W positions are projected (d·q + 2·d·kv each); the queries and the
+        keys and values are pooled (each pooling e·∏k + 2e parameters, q·∏k MACs per pooled token: a depthwise
+        Conv3d on each head's e channels, shared by the heads, then a LayerNorm of e); the Nq = 1 + ∏(queries)
+        queries score the Nk = 1 + ∏(keys) keys (2·Nq·Nk·q) and are projected back (Nq·q·d)."""
+        o = AttentionOptions.of(layer)
+        p = o.pooling
+        assert p is not None
+        d, e = known(layer.cin), o.head_dim
+        q, kv = o.heads * e, o.kv_heads * e
+        N = 1 + sympy.Mul(*p.volume)
+        Nq, Nk = 1 + sympy.Mul(*p.queries), 1 + sympy.Mul(*p.keys)
+        pool_params = pool_macs = sympy.Integer(0)
+        for kernel, tokens, count in ((p.q, p.queries, 1), (p.kv, p.keys, 2)):
+            if kernel is not None:
+                pool_params += count * (e * sympy.Mul(*kernel) + 2 * e)
+                pool_macs += count * q * sympy.Mul(*tokens) * sympy.Mul(*kernel)
+        params = d * q + 2 * d * kv + q * d + pool_params
+        if layer.bias:
+            params += q + 2 * kv + d
+        macs = N * d * q + 2 * N * d * kv + pool_macs + 2 * Nq * Nk * q + Nq * q * d
+        return {"params": params, "macs": macs, "kv_cache": 2 * Nk * kv, "Nq": Nq, "Nk": Nk, "N": N}
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        if AttentionOptions.of(layer).pooling is not None:
+            pooled = self.pooling_counts(layer)
+            d = known(layer.cin)
+            return {
+                "params": pooled["params"],
+                "fan_in": d,
+                "macs": pooled["macs"],
+                "connections": times(layer.out_shape.elements, d),
+                "kv_cache": pooled["kv_cache"],
+            }
         s = self.sizes(layer)
         d, q, kv, T, S, c = known(s["d"]), known(s["q"]), known(s["kv"]), s["T"], s["S"], known(s["c"])
         o = AttentionOptions.of(layer)
@@ -492,6 +662,10 @@ class Attention(Kind):
             params += q + 2 * kv + t.c
         if o.sides is not None:
             params += self.position_bias(layer, heads, o.partition)[0]
+        if o.pooling is not None:
+            for kernel, count in ((o.pooling.q, 1), (o.pooling.kv, 2)):
+                if kernel is not None:
+                    params += count * (e * sympy.Mul(*kernel) + 2 * e)
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -662,6 +836,8 @@ class Attention(Kind):
     # ---- frameworks
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = AttentionOptions.of(layer)
+        if o.pooling is not None:
+            return _pooling_spec(layer, num)
         if o.volume is not None:
             return _volume_spec(layer, num)
         if o.partition is not None:
@@ -729,6 +905,8 @@ class Attention(Kind):
             return _window_text(module, ctx)
         if name in ("ShiftedWindowAttention3d", "WindowAttention3d"):
             return _volume_text(module, ctx)
+        if name == "PoolingAttention":
+            return _pooling_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -1076,6 +1254,24 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     return TorchSpec("WindowAttention", (d, heads, num(o.partition)), kwargs)
 
 
+def _pooling_spec(layer: Layer, num: Numbers) -> TorchSpec:
+    """PoolingAttention: MViT's pooling attention (torchvision's MultiscaleAttention)."""
+    o = AttentionOptions.of(layer)
+    p = o.pooling
+    assert p is not None
+    d, heads, e = num(layer.cin), num(o.heads), num(o.head_dim)
+    kwargs: dict[str, Any] = {}
+    for side in ("q", "kv"):
+        kernel = getattr(p, side)
+        if kernel is not None:
+            kwargs[side] = num.each(kernel)
+            kwargs[f"{side}_stride"] = num.each(getattr(p, f"{side}_stride"))
+    if e * heads != d:
+        kwargs["head_dim"] = e
+    kwargs["bias"] = layer.bias
+    return TorchSpec("PoolingAttention", (d, heads, num.each(p.volume)), kwargs)
+
+
 def _volume_spec(layer: Layer, num: Numbers) -> TorchSpec:
     """WindowAttention3d: window attention on a volume, as torchvision's ShiftedWindowAttention3d computes it (with
     kv_heads and head_dim besides)."""
@@ -1094,6 +1290,23 @@ def _volume_spec(layer: Layer, num: Numbers) -> TorchSpec:
     kwargs["bias"] = layer.bias
     # the module pads as torchvision does, always: without 'pad' the program made sure the window divides
     return TorchSpec("WindowAttention3d", (d, heads, tuple(num(v) for v in known_sides(o.volume))), kwargs)
+
+
+def _pooling_text(module: Any, ctx: ImportContext) -> str:
+    """paramsym's own PoolingAttention read back."""
+    width = module.proj.out_features
+    parts = [f"heads={module.heads}"]
+    if module.heads * module.head_dim != width:
+        parts.append(f"head_dim={module.head_dim}")
+    parts += ["bias"] * (module.qkv.bias is not None) + [f"volume={'x'.join(map(str, module.volume))}"]
+    for side, pooling in (("q", module.pool_q), ("kv", module.pool_k)):
+        if pooling is not None:
+            conv = pooling[0]
+            parts += [
+                f"{side}={'x'.join(map(str, conv.kernel_size))}",
+                f"{side}_stride={'x'.join(map(str, conv.stride))}",
+            ]
+    return f"attn({', '.join(parts)})"
 
 
 def _volume_text(module: Any, ctx: ImportContext) -> str:
