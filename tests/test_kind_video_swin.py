@@ -6,8 +6,6 @@ swin3d_t model: params, output shape and MACs (FlopCounterMode on meta tensors: 
 
 from __future__ import annotations
 
-from functools import partial
-
 import pytest
 import torch
 from torch import nn
