@@ -78,7 +78,9 @@ def attention(T, H, W, d, heads, kq, sq, kkv, skv) -> MultiscaleAttention:
 @pytest.mark.parametrize("T, H, W, d, heads, kq, sq, kkv, skv", ATTENTION)
 def test_multiscale_attention(T, H, W, d, heads, kq, sq, kkv, skv):
     N = 1 + T * H * W
-    program = f"input({N}x{d}) > attn(heads={heads}, bias, volume={T}x{H}x{W}, {pooling_options(kq, sq, kkv, skv)})"
+    program = (
+        f"input({N}x{d}) > attn(heads={heads}, bias, volume={T}x{H}x{W}, cls, {pooling_options(kq, sq, kkv, skv)})"
+    )
     with torch.device("meta"):
         module = attention(T, H, W, d, heads, kq, sq, kkv, skv)
     assert counted(program) == measured(module, torch.zeros(1, N, d, device="meta"), (T, H, W))
@@ -87,7 +89,7 @@ def test_multiscale_attention(T, H, W, d, heads, kq, sq, kkv, skv):
 def test_pooling_attention_formulas():
     """In symbols: the projections over N = 1 + T·H·W positions, each pooling e·∏k + 2e parameters and q·∏k MACs
     per pooled token, the scores over Nq x Nk."""
-    net = paramsym.parse("input(1 + T*H*W x d) > attn(heads=h, bias, volume=T x H x W, kv=3x3x3, kv_stride=1x8x8)")
+    net = paramsym.parse("input(1 + T*H*W x d) > attn(heads=h, bias, volume=T x H x W, cls, kv=3x3x3, kv_stride=1x8x8)")
     got = net.evaluate(T=8, H=56, W=56, d=96, h=1)
     N, Nk = 1 + 8 * 56 * 56, 1 + 8 * 7 * 7
     assert got["params"] == 4 * 96 * 96 + 4 * 96 + 2 * (96 * 27 + 2 * 96)
@@ -98,10 +100,10 @@ def test_pooling_attention_formulas():
 @pytest.mark.parametrize(
     "program, message",
     [
-        ("input(3137x96) > attn(heads=1, volume=8x56x56, kv=3x3x3)", "holds 3136 after its class token"),
+        ("input(3137x96) > attn(heads=1, volume=8x56x56, cls, kv=3x3x3)", "holds 3136 after its class token"),
         ("input(3137x96) > attn(heads=1, kv=3x3x3)", "volume="),
         ("input(3137x96) > attn(heads=1, volume=1x56x56, kv_stride=1x8x8)", "give its kernel"),
-        ("input(3137x96) > attn(heads=1, volume=1x56x56, kv=3x3)", "three sizes"),
+        ("input(3137x96) > attn(heads=1, volume=1x56x56, kv=3x3)", "takes 3 sizes"),
         ("input(3137x96) > attn(heads=1, volume=1x56x56, kv=3x3x3, causal)", "does not go with pooling"),
         ("input(56x56x96) > attn(heads=1, volume=1x56x56, kv=3x3x3)", "reads a sequence"),
     ],
@@ -115,7 +117,7 @@ def test_pooling_attention_refusals(program, message):
 def test_export_computes_torchvisions_pooling_attention(T, H, W, d, heads, kq, sq, kkv, skv):
     N = 1 + T * H * W
     network = paramsym.parse(
-        f"input({N}x{d}) > attn(heads={heads}, bias, volume={T}x{H}x{W}, {pooling_options(kq, sq, kkv, skv)})"
+        f"input({N}x{d}) > attn(heads={heads}, bias, volume={T}x{H}x{W}, cls, {pooling_options(kq, sq, kkv, skv)})"
     )
     whole = paramsym.to_torch(network).eval()
     (ours,) = [m for m in whole.modules() if isinstance(m, PoolingAttention)]
@@ -154,7 +156,7 @@ def test_tokenpool(volume, kernel, stride, pad):
     d, N = 8, 1 + volume[0] * volume[1] * volume[2]
     program = (
         f"input({N}x{d}) > tokenpool(volume={sides(volume)}, kernel={sides(kernel)}, stride={sides(stride)}, "
-        f"pad={sides(pad)})"
+        f"pad={sides(pad)}, cls)"
     )
     theirs = Pool(nn.MaxPool3d(kernel, stride, pad), None)
     x = torch.randn(2, N, d)
@@ -170,9 +172,9 @@ def test_tokenpool(volume, kernel, stride, pad):
 
 def test_tokenpool_refusals():
     with pytest.raises(paramsym.ParamsymError, match="holds 48 after its class token"):
-        paramsym.parse("input(49x8) > tokenpool(volume=2x5x5, kernel=1x3x3)").evaluate()
+        paramsym.parse("input(49x8) > tokenpool(volume=2x5x5, kernel=1x3x3, cls)").evaluate()
     with pytest.raises(paramsym.ParamsymError, match="more than half the kernel"):
-        paramsym.parse("input(51x8) > tokenpool(volume=2x5x5, kernel=1x3x3, pad=1x1x1)").evaluate()
+        paramsym.parse("input(51x8) > tokenpool(volume=2x5x5, kernel=1x3x3, pad=1x1x1, cls)").evaluate()
 
 
 # ---- posembed(A x B, cls): MViT's separable positions ---------------------------------------------------------
@@ -224,11 +226,11 @@ def block_program(T, H, W, d, d_out, heads, kq, sq, kkv, skv) -> str:
         kernel = [s + 1 if s > 1 else s for s in sq]
         shortcut = (
             f" | tokenpool(volume={T}x{H}x{W}, kernel={sides(kernel)}, stride={sides(sq)}, "
-            f"pad={sides(k // 2 for k in kernel)})"
+            f"pad={sides(k // 2 for k in kernel)}, cls)"
         )
     mlp = f"dense(->{4 * d}, bias) > gelu > dense(->{d_out}, bias)"
     after = f"res(ln > {mlp})" if d == d_out else f"ln > add(dense(->{d_out}, bias) | {mlp})"
-    attention = f"attn(heads={heads}, bias, volume={T}x{H}x{W}, {options})"
+    attention = f"attn(heads={heads}, bias, volume={T}x{H}x{W}, cls, {options})"
     return f"input({1 + T * H * W}x{d}) > res(ln > {attention}{shortcut}) > {after}"
 
 

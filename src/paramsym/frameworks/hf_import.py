@@ -827,7 +827,7 @@ def _mvit_block(block, where: str, thw: tuple) -> tuple:
             f"{where}: an attention other than qkv Linear({d} -> {3 * d}) and a Linear({d} -> {d}), with biases, "
             f"{heads} heads of {e}, has no counterpart in the layout"
         )
-    options = [f"heads={heads}", "bias", f"volume={_sides(thw)}"]
+    options = [f"heads={heads}", "bias", f"volume={_sides(thw)}", "cls"]
     q = None
     if attn.pool_q is not None:
         q = _mvit_pool(attn.pool_q, where, "query", e)
@@ -854,7 +854,8 @@ def _mvit_block(block, where: str, thw: tuple) -> tuple:
         if pooled != after:
             raise ImportRefused(f"{where}: its shortcut is pooled to {pooled}, its queries to {after}")
         shortcut = (
-            f" | tokenpool(volume={_sides(thw)}, kernel={_sides(kernel)}, stride={_sides(stride)}, pad={_sides(pad)})"
+            f" | tokenpool(volume={_sides(thw)}, kernel={_sides(kernel)}, stride={_sides(stride)}, pad={_sides(pad)}, "
+            "cls)"
         )
     elif q is not None:
         raise ImportRefused(f"{where}: its queries are pooled but its shortcut is not")

@@ -609,28 +609,36 @@ class WindowAttention3d(nn.Module):
 
 
 class TokenPool(nn.Module):
-    """`tokenpool(volume=T x H x W, kernel=..., stride=..., pad=...)`: on a sequence (N, d, 1 + T*H*W), a class
-    token then a T x H x W volume of tokens, MaxPool3d of the volume; the class token is kept."""
+    """`tokenpool(volume=T x H x W, kernel=..., stride=..., pad=...[, cls])`: on a sequence (N, d, [1 +] T*H*W), the
+    tokens of a T x H x W (or H x W) volume, after a class token with `cls`, MaxPool3d (MaxPool2d) of the volume;
+    the class token is kept."""
 
-    def __init__(self, volume: tuple, kernel: tuple, stride: tuple | None = None, pad: tuple = (0, 0, 0)):
+    def __init__(
+        self, volume: tuple, kernel: tuple, stride: tuple | None = None, pad: tuple | None = None, cls: bool = False
+    ):
         super().__init__()
         self.volume, self.kernel = tuple(volume), tuple(kernel)
-        self.stride, self.pad = tuple(stride or kernel), tuple(pad)
-        self.pool = nn.MaxPool3d(self.kernel, self.stride, self.pad)
+        self.stride, self.pad = tuple(stride or kernel), tuple(pad or (0,) * len(kernel))
+        self.cls = cls
+        pool = nn.MaxPool3d if len(self.volume) == 3 else nn.MaxPool2d
+        self.pool = pool(self.kernel, self.stride, self.pad)
 
     def forward(self, x):
         n, d, _ = x.shape
-        token, rest = x[:, :, :1], x[:, :, 1:]
+        first = 1 if self.cls else 0
+        token, rest = x[:, :, :first], x[:, :, first:]
         rest = self.pool(rest.reshape(n, d, *self.volume))
         return torch.cat([token, rest.flatten(2)], dim=2)
 
 
 class PoolingAttention(nn.Module):
-    """`attn(heads=h, volume=T x H x W, q=..., q_stride=..., kv=..., kv_stride=...)`: MViT's pooling attention
-    (torchvision's MultiscaleAttention) on a sequence (N, d, 1 + T*H*W), a class token then a T x H x W volume:
-    one qkv Linear, then the queries and/or the keys and values pooled over the volume (a depthwise Conv3d without
-    bias on each head's channels, shared by the heads, padding kernel // 2, then a LayerNorm of the head width;
-    the class token not pooled), attention, and the output Linear: (N, d, 1 + T'*H'*W')."""
+    """`attn(heads=h, volume=..., q=..., q_stride=..., kv=..., kv_stride=...[, out=D, cls, residual, relpos])`: MViT's
+    pooling attention (torchvision's MultiscaleAttention, timm's MultiScaleAttention) on a sequence (N, d, L), the
+    tokens of a T x H x W (or H x W) volume row by row, after a class token with `cls`: one qkv Linear (d -> 3*D),
+    then the queries and/or the keys and values pooled over the volume (a depthwise convolution without bias on each
+    head's channels, shared by the heads, padding kernel // 2, then a LayerNorm of the head width; the class token
+    not pooled), attention (with `relpos`, timm's decomposed relative positions on an H x W volume), with `residual`
+    the pooled queries added to its output, and the output Linear (D -> D): (N, D, L')."""
 
     def __init__(
         self,
@@ -638,50 +646,101 @@ class PoolingAttention(nn.Module):
         heads: int,
         volume: tuple,
         q: tuple | None = None,
-        q_stride: tuple = (1, 1, 1),
+        q_stride: tuple | None = None,
         kv: tuple | None = None,
-        kv_stride: tuple = (1, 1, 1),
+        kv_stride: tuple | None = None,
+        out: int | None = None,
         head_dim: int | None = None,
         bias: bool = True,
+        cls: bool = False,
+        residual: bool = False,
+        relpos: bool = False,
     ):
         super().__init__()
-        head_dim = channels // heads if head_dim is None else head_dim
+        out = channels if out is None else out
+        head_dim = out // heads if head_dim is None else head_dim
         self.heads, self.head_dim, self.volume = heads, head_dim, tuple(volume)
+        self.cls, self.residual = cls, residual
         self.qkv = nn.Linear(channels, 3 * heads * head_dim, bias=bias)
-        self.proj = nn.Linear(heads * head_dim, channels, bias=bias)
+        self.proj = nn.Linear(heads * head_dim, out, bias=bias)
+        conv = nn.Conv3d if len(self.volume) == 3 else nn.Conv2d
+        one = (1,) * len(self.volume)
 
         def pooling(kernel, stride):
             if kernel is None:
                 return None
-            conv = nn.Conv3d(
-                head_dim, head_dim, kernel, stride=stride, padding=[k // 2 for k in kernel], groups=head_dim, bias=False
+            pool = conv(
+                head_dim,
+                head_dim,
+                tuple(kernel),
+                stride=tuple(stride or one),
+                padding=[k // 2 for k in kernel],
+                groups=head_dim,
+                bias=False,
             )
-            return nn.ModuleList([conv, nn.LayerNorm(head_dim, eps=1e-6)])
+            return nn.ModuleList([pool, nn.LayerNorm(head_dim, eps=1e-6)])
 
         self.pool_q = pooling(q, q_stride)
         self.pool_k = pooling(kv, kv_stride)
         self.pool_v = pooling(kv, kv_stride)
+        self.queries = self._size(self.volume, q, q_stride or one)
+        self.keys = self._size(self.volume, kv, kv_stride or one)
+        self.rel_pos = None
+        if relpos:
+            if len(self.volume) != 2:
+                raise ValueError("relative positions (relpos) are for an H x W volume")
+            rows = [2 * max(a, b) - 1 for a, b in zip(self.queries, self.keys)]
+            self.rel_pos = nn.ParameterList([nn.Parameter(torch.randn(n, head_dim) * 0.02) for n in rows])
 
     @staticmethod
-    def _pool(x, pooling, volume):
-        """(N, heads, 1 + T*H*W, e) -> (N, heads, 1 + T'*H'*W', e), the class token kept."""
+    def _size(volume, kernel, stride):
+        if kernel is None:
+            return tuple(volume)
+        return tuple((n + 2 * (k // 2) - k) // s + 1 for n, k, s in zip(volume, kernel, stride))
+
+    def _pool(self, x, pooling):
+        """(N, heads, [1 +] volume, e) -> (N, heads, [1 +] pooled, e), the class token kept."""
         if pooling is None:
             return x
-        conv, norm = pooling
+        pool, norm = pooling
         n, h, _, e = x.shape
-        token, rest = x[:, :, :1], x[:, :, 1:]
-        rest = conv(rest.transpose(2, 3).reshape(n * h, e, *volume))
+        first = 1 if self.cls else 0
+        token, rest = x[:, :, :first], x[:, :, first:]
+        rest = pool(rest.transpose(2, 3).reshape(n * h, e, *self.volume))
         rest = rest.reshape(n, h, e, -1).transpose(2, 3)
         return norm(torch.cat([token, rest], dim=2))
+
+    def _relative_positions(self, attn, q):
+        """timm's decomposed relative positions (mvitv2's cal_rel_pos_type) on an H x W volume."""
+        (q_h, q_w), (k_h, k_w) = self.queries, self.keys
+        first = 1 if self.cls else 0
+        dist = []
+        for qn, kn in ((q_h, k_h), (q_w, k_w)):
+            q_ratio, k_ratio = max(kn / qn, 1.0), max(qn / kn, 1.0)
+            d = torch.arange(qn)[:, None] * q_ratio - torch.arange(kn)[None, :] * k_ratio + (kn - 1) * k_ratio
+            dist.append(d.long())
+        rel_h, rel_w = self.rel_pos[0][dist[0]], self.rel_pos[1][dist[1]]
+        n, h, _, e = q.shape
+        r_q = q[:, :, first:].reshape(n, h, q_h, q_w, e)
+        rel_h = torch.einsum("byhwc,hkc->byhwk", r_q, rel_h)
+        rel_w = torch.einsum("byhwc,wkc->byhwk", r_q, rel_w)
+        spatial = attn[:, :, first:, first:].view(n, h, q_h, q_w, k_h, k_w)
+        spatial = spatial + rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)
+        attn = attn.clone()
+        attn[:, :, first:, first:] = spatial.view(n, h, q_h * q_w, k_h * k_w)
+        return attn
 
     def forward(self, x):
         x = x.transpose(1, 2)  # (N, L, d)
         n, length, _ = x.shape
         h, e = self.heads, self.head_dim
         q, k, v = self.qkv(x).reshape(n, length, 3, h, e).permute(2, 0, 3, 1, 4)
-        q = self._pool(q, self.pool_q, self.volume)
-        k = self._pool(k, self.pool_k, self.volume)
-        v = self._pool(v, self.pool_v, self.volume)
-        attn = (q * e**-0.5).matmul(k.transpose(-2, -1)).softmax(dim=-1)
-        y = attn.matmul(v).transpose(1, 2).reshape(n, q.shape[2], h * e)
+        q, k, v = self._pool(q, self.pool_q), self._pool(k, self.pool_k), self._pool(v, self.pool_v)
+        attn = (q * e**-0.5).matmul(k.transpose(-2, -1))
+        if self.rel_pos is not None:
+            attn = self._relative_positions(attn, q)
+        y = attn.softmax(dim=-1).matmul(v)
+        if self.residual:
+            y = y + q
+        y = y.transpose(1, 2).reshape(n, q.shape[2], h * e)
         return self.proj(y).transpose(1, 2)

@@ -68,20 +68,27 @@ from .base import (
 
 @dataclass(frozen=True)
 class Pooling:
-    """MViT's pooling attention: the sequence is a class token and a T x H x W volume of tokens (`volume`), and the
-    queries (kernel `q`, stride `q_stride`) or the keys and values (`kv`, `kv_stride`) are pooled over the volume
-    by a depthwise Conv3d without bias on each head's channels (shared by the heads; padding kernel // 2) and a
-    LayerNorm of the head width; the class token is not pooled. None: that side is not pooled."""
+    """MViT's pooling attention: the sequence is a volume of tokens (`volume`, H x W or T x H x W, row by row), after
+    a class token with `cls`; the queries (kernel `q`, stride `q_stride`) and/or the keys and values (`kv`,
+    `kv_stride`) are pooled over the volume by a depthwise convolution without bias on each head's channels (shared
+    by the heads; padding kernel // 2) and a LayerNorm of the head width; the class token is not pooled. None: that
+    side is not pooled. MViT v2's options: `residual` adds the pooled queries to the attention's output, `relpos`
+    adds decomposed relative positions (a table of 2·max(q_i, k_i) − 1 vectors of the head width per axis),
+    `width` is the output's (qkv d -> 3·width, proj width -> width; None: d)."""
 
-    volume: tuple[Expr, Expr, Expr]
-    q: tuple[Expr, Expr, Expr] | None
-    q_stride: tuple[Expr, Expr, Expr]
-    kv: tuple[Expr, Expr, Expr] | None
-    kv_stride: tuple[Expr, Expr, Expr]
+    volume: tuple[Expr, ...]
+    q: tuple[Expr, ...] | None
+    q_stride: tuple[Expr, ...]
+    kv: tuple[Expr, ...] | None
+    kv_stride: tuple[Expr, ...]
+    cls: bool
+    residual: bool
+    relpos: bool
+    width: Expr | None
 
     @staticmethod
     def pooled(volume: tuple[Expr, ...], kernel: tuple[Expr, ...] | None, stride: tuple[Expr, ...]) -> tuple[Expr, ...]:
-        """The volume after a pooling (PyTorch's Conv3d with padding kernel // 2): ⌊(n + 2⌊k/2⌋ − k)/s⌋ + 1."""
+        """The volume after a pooling (PyTorch's convolution with padding kernel // 2): ⌊(n + 2⌊k/2⌋ − k)/s⌋ + 1."""
         if kernel is None:
             return volume
         return tuple(sympy.floor((n + 2 * sympy.floor(k / 2) - k) / s) + 1 for n, k, s in zip(volume, kernel, stride))
@@ -93,6 +100,11 @@ class Pooling:
     @property
     def keys(self) -> tuple[Expr, ...]:
         return self.pooled(self.volume, self.kv, self.kv_stride)
+
+    @property
+    def table(self) -> Expr:
+        """The vectors of the relative-position tables (`relpos`): 2·max(q_i, k_i) − 1 along each axis."""
+        return sympy.Add(*(2 * sympy.Max(a, b) - 1 for a, b in zip(self.queries, self.keys)))
 
 
 @dataclass(frozen=True)
@@ -150,9 +162,10 @@ class Attention(Kind):
             "q_stride",
             "kv",
             "kv_stride",
+            "out",
         }
     )
-    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
+    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad", "cls", "residual", "relpos"})
     torch_modules = (
         "MultiheadAttention",
         "TransformerEncoderLayer",
@@ -206,14 +219,15 @@ class Attention(Kind):
                 f"query heads)",
                 pos,
             )
+        width = args.scalar("out", d)  # MViT v2's pooling attention may widen (out=D); checked by _pooling
         if "head_dim" in args.keywords:
             head_dim = known(args.scalar("head_dim"))
         else:
-            head_dim = d / heads
+            head_dim = width / heads
             constraints += check_or_defer(
                 head_dim,
                 "integer",
-                f"heads={heads} does not divide the width {d}",
+                f"heads={heads} does not divide the width {width}",
                 args.keywords["heads"].pos,
                 hint="the head width is d/heads: choose heads that divide d, or give head_dim=",
             )
@@ -274,22 +288,28 @@ class Attention(Kind):
             pooling=self._pooling(call, flow, args, constraints),
         )
         if options.pooling is not None:
-            out = Shape((1 + sympy.Mul(*options.pooling.queries),), d)
+            out = Shape((int(options.pooling.cls) + sympy.Mul(*options.pooling.queries),), width)
             return make_layer(
-                call, self, flow, out, d, d, bias=args.bias, options=options, constraints=tuple(constraints)
+                call, self, flow, out, d, width, bias=args.bias, options=options, constraints=tuple(constraints)
             )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
     def _pooling(self, call: Call, flow: Flow, args: Args, constraints: list[Constraint]) -> Pooling | None:
-        """volume=T x H x W with q=, q_stride=, kv=, kv_stride= (MViT's pooling attention)."""
-        given = [key for key in ("volume", "q", "q_stride", "kv", "kv_stride") if key in args.keywords]
+        """volume=H x W or T x H x W with q=, q_stride=, kv=, kv_stride=, out=, cls, residual, relpos (MViT's pooling
+        attention)."""
+        keys = ("volume", "q", "q_stride", "kv", "kv_stride", "out")
+        given = [key for key in keys if key in args.keywords] + [
+            flag for flag in ("cls", "residual", "relpos") if flag in args.flags
+        ]
         if not given:
             return None
+        where = args.keywords[given[0]].pos if given[0] in args.keywords else args.flags[given[0]].pos
         if "volume" not in args.keywords:
             raise ParamsymArgumentError(
-                f"{given[0]}= pools over the volume of tokens: give it with volume=T x H x W (MViT)",
-                pos=args.keywords[given[0]].pos,
-                hint=f"write {call.name}(heads=..., volume=8x56x56, kv=3x3x3, kv_stride=1x8x8)",
+                f"{given[0]} belongs to pooling attention over a volume of tokens: give the volume with "
+                f"volume=T x H x W or H x W (MViT)",
+                pos=where,
+                hint=f"write {call.name}(heads=..., volume=8x56x56, cls, kv=3x3x3, kv_stride=1x8x8)",
             )
         for key in ("q_stride", "kv_stride"):
             if key in args.keywords and key[:-7] not in args.keywords:
@@ -306,46 +326,67 @@ class Attention(Kind):
                 raise ParamsymArgumentError(
                     f"'{flag}' does not go with pooling attention (volume=, MViT's)", pos=args.flags[flag].pos
                 )
+        volume_arg = args.keywords["volume"]
+        rank = len(volume_arg.value)
+        if rank not in (2, 3):
+            raise ParamsymArgumentError(
+                "volume= takes the sizes of the volume of tokens: T x H x W, or H x W", pos=volume_arg.pos
+            )
+        axes_text = "T, H and W" if rank == 3 else "H and W"
 
-        def three(key: str, default: tuple[Expr, Expr, Expr] | None) -> tuple[Expr, Expr, Expr] | None:
+        def sizes(key: str) -> tuple[Expr, ...] | None:
             arg = args.keywords.get(key)
             if arg is None:
-                return default
-            if len(arg.value) != 3:
-                raise ParamsymArgumentError(f"{key}= takes three sizes, along T, H and W ({key}=3x3x3)", pos=arg.pos)
+                return None
+            if len(arg.value) != rank:
+                raise ParamsymArgumentError(
+                    f"{key}= takes {rank} sizes, along {axes_text} as volume= ({key}={'x'.join(['3'] * rank)})",
+                    pos=arg.pos,
+                )
             for value in arg.value:
                 if value.is_number and not (value.is_integer and value >= 1):
                     raise ParamsymArgumentError(f"{key}= takes positive whole numbers, not {value}", pos=arg.pos)
                 constraints.extend(whole_number(value, f"{key}=", arg.pos))
-            a, b, c = arg.value
-            return a, b, c
+            return tuple(arg.value)
 
-        one: tuple[Expr, Expr, Expr] = (sympy.Integer(1), sympy.Integer(1), sympy.Integer(1))
-        volume = three("volume", None)
+        one = (sympy.Integer(1),) * rank
+        volume = sizes("volume")
         assert volume is not None
+        if "relpos" in args.flags and rank != 2:
+            raise ParamsymArgumentError(
+                "'relpos' (MViT v2's relative positions) is for a volume H x W (timm's mvitv2)",
+                pos=args.flags["relpos"].pos,
+            )
+        d = known(flow.shape.channels)
+        width = args.scalar("out")
         pooling = Pooling(
-            known_sides(volume),
-            three("q", None),
-            three("q_stride", None) or one,
-            three("kv", None),
-            three("kv_stride", None) or one,
+            volume,
+            sizes("q"),
+            sizes("q_stride") or one,
+            sizes("kv"),
+            sizes("kv_stride") or one,
+            "cls" in args.flags,
+            "residual" in args.flags,
+            "relpos" in args.flags,
+            None if width is None or expansion.expand(width - d) == 0 else width,
         )
         if flow.shape.rank != 1:
             raise ParamsymShapeError(
-                f"volume= reads a sequence (a class token, then the T x H x W tokens), but the input is "
+                f"volume= reads a sequence (the tokens of the volume, row by row), but the input is "
                 f"{flow.shape.describe()}",
-                pos=args.keywords["volume"].pos,
-                hint="make the volume a sequence first: ... > tokens > cls > ...",
+                pos=volume_arg.pos,
+                hint="make the volume a sequence first: ... > tokens > ...",
             )
         length = axes(flow.shape)[0]
+        tokens = sympy.Mul(*volume)
         if length is not None:
             constraints.extend(
                 check_or_defer(
-                    length - 1 - sympy.Mul(*volume),
+                    length - int(pooling.cls) - tokens,
                     "zero",
-                    f"volume={'x'.join(str(v) for v in volume)} is {sympy.Mul(*volume)} tokens, but the sequence "
-                    f"of {length} positions holds {length - 1} after its class token",
-                    args.keywords["volume"].pos,
+                    f"volume={'x'.join(str(v) for v in volume)} is {tokens} tokens, but the sequence of {length} "
+                    f"positions holds {length - int(pooling.cls)}" + (" after its class token" if pooling.cls else ""),
+                    volume_arg.pos,
                 )
             )
         for side in ("q", "kv"):
@@ -589,26 +630,32 @@ class Attention(Kind):
 
     @staticmethod
     def pooling_counts(layer: Layer) -> dict[str, Expr]:
-        """MViT's pooling attention: N = 1 + T·H·W positions are projected (d·q + 2·d·kv each); the queries and the
-        keys and values are pooled (each pooling e·∏k + 2e parameters, q·∏k MACs per pooled token: a depthwise
-        Conv3d on each head's e channels, shared by the heads, then a LayerNorm of e); the Nq = 1 + ∏(queries)
-        queries score the Nk = 1 + ∏(keys) keys (2·Nq·Nk·q) and are projected back (Nq·q·d)."""
+        """MViT's pooling attention: the N = (1 +) ∏(volume) positions are projected (d·q + 2·d·kv each); the queries
+        and/or the keys and values are pooled (each pooling e·∏k + 2e parameters, q·∏k MACs per pooled token: a
+        depthwise convolution on each head's e channels, shared by the heads, then a LayerNorm of e); the
+        Nq = (1 +) ∏(queries) queries score the Nk = (1 +) ∏(keys) keys (2·Nq·Nk·q) and are projected to the output's
+        D channels (Nq·q·D). With `relpos`, tables of Σ(2·max(q_i, k_i) − 1) vectors of e, and for each query of
+        the volume its scores against the table rows of each axis, q·∏(queries)·Σ k_i MACs."""
         o = AttentionOptions.of(layer)
         p = o.pooling
         assert p is not None
-        d, e = known(layer.cin), o.head_dim
+        d, e, D = known(layer.cin), o.head_dim, known(layer.cout)
         q, kv = o.heads * e, o.kv_heads * e
-        N = 1 + sympy.Mul(*p.volume)
-        Nq, Nk = 1 + sympy.Mul(*p.queries), 1 + sympy.Mul(*p.keys)
-        pool_params = pool_macs = sympy.Integer(0)
+        first = int(p.cls)
+        N = first + sympy.Mul(*p.volume)
+        Nq, Nk = first + sympy.Mul(*p.queries), first + sympy.Mul(*p.keys)
+        extra_params = extra_macs = sympy.Integer(0)
         for kernel, tokens, count in ((p.q, p.queries, 1), (p.kv, p.keys, 2)):
             if kernel is not None:
-                pool_params += count * (e * sympy.Mul(*kernel) + 2 * e)
-                pool_macs += count * q * sympy.Mul(*tokens) * sympy.Mul(*kernel)
-        params = d * q + 2 * d * kv + q * d + pool_params
+                extra_params += count * (e * sympy.Mul(*kernel) + 2 * e)
+                extra_macs += count * q * sympy.Mul(*tokens) * sympy.Mul(*kernel)
+        if p.relpos:
+            extra_params += p.table * e
+            extra_macs += q * sympy.Mul(*p.queries) * sympy.Add(*p.keys)
+        params = d * q + 2 * d * kv + q * D + extra_params
         if layer.bias:
-            params += q + 2 * kv + d
-        macs = N * d * q + 2 * N * d * kv + pool_macs + 2 * Nq * Nk * q + Nq * q * d
+            params += q + 2 * kv + D
+        macs = N * d * q + 2 * N * d * kv + extra_macs + 2 * Nq * Nk * q + Nq * q * D
         return {"params": params, "macs": macs, "kv_cache": 2 * Nk * kv, "Nq": Nq, "Nk": Nk, "N": N}
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
@@ -662,10 +709,8 @@ class Attention(Kind):
             params += q + 2 * kv + t.c
         if o.sides is not None:
             params += self.position_bias(layer, heads, o.partition)[0]
-        if o.pooling is not None:
-            for kernel, count in ((o.pooling.q, 1), (o.pooling.kv, 2)):
-                if kernel is not None:
-                    params += count * (e * sympy.Mul(*kernel) + 2 * e)
+        if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
+            return expansion.expand(self.pooling_counts(layer)["params"])
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -1255,20 +1300,25 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
 
 
 def _pooling_spec(layer: Layer, num: Numbers) -> TorchSpec:
-    """PoolingAttention: MViT's pooling attention (torchvision's MultiscaleAttention)."""
+    """PoolingAttention: MViT's pooling attention (torchvision's MultiscaleAttention, timm's MultiScaleAttention)."""
     o = AttentionOptions.of(layer)
     p = o.pooling
     assert p is not None
-    d, heads, e = num(layer.cin), num(o.heads), num(o.head_dim)
+    d, heads, e, width = num(layer.cin), num(o.heads), num(o.head_dim), num(layer.cout)
     kwargs: dict[str, Any] = {}
     for side in ("q", "kv"):
         kernel = getattr(p, side)
         if kernel is not None:
             kwargs[side] = num.each(kernel)
             kwargs[f"{side}_stride"] = num.each(getattr(p, f"{side}_stride"))
-    if e * heads != d:
+    if width != d:
+        kwargs["out"] = width
+    if e * heads != width:
         kwargs["head_dim"] = e
     kwargs["bias"] = layer.bias
+    for flag in ("cls", "residual", "relpos"):
+        if getattr(p, flag):
+            kwargs[flag] = True
     return TorchSpec("PoolingAttention", (d, heads, num.each(p.volume)), kwargs)
 
 
@@ -1294,17 +1344,20 @@ def _volume_spec(layer: Layer, num: Numbers) -> TorchSpec:
 
 def _pooling_text(module: Any, ctx: ImportContext) -> str:
     """paramsym's own PoolingAttention read back."""
-    width = module.proj.out_features
+    width, channels = module.proj.out_features, module.qkv.in_features
     parts = [f"heads={module.heads}"]
+    if width != channels:
+        parts.append(f"out={width}")
     if module.heads * module.head_dim != width:
         parts.append(f"head_dim={module.head_dim}")
     parts += ["bias"] * (module.qkv.bias is not None) + [f"volume={'x'.join(map(str, module.volume))}"]
+    parts += ["cls"] * module.cls + ["residual"] * module.residual + ["relpos"] * (module.rel_pos is not None)
     for side, pooling in (("q", module.pool_q), ("kv", module.pool_k)):
         if pooling is not None:
-            conv = pooling[0]
+            pool = pooling[0]
             parts += [
-                f"{side}={'x'.join(map(str, conv.kernel_size))}",
-                f"{side}_stride={'x'.join(map(str, conv.stride))}",
+                f"{side}={'x'.join(map(str, pool.kernel_size))}",
+                f"{side}_stride={'x'.join(map(str, pool.stride))}",
             ]
     return f"attn({', '.join(parts)})"
 

@@ -1,10 +1,11 @@
-"""`tokenpool(volume=T x H x W, kernel=a x b x c, stride=..., pad=...)` (docs/language.md, Attention; a paramsym
-extension for MViT): max pooling of the tokens of a sequence that is a class token followed by a T x H x W volume
-of tokens (row by row, as `tokens` makes them). The volume is pooled as PyTorch's MaxPool3d pools it (windows
-a x b x c, the stride, zero padding on both sides of each axis, which never wins the maximum), and the class
-token is kept: (1 + T·H·W) x d -> (1 + T'·H'·W') x d with n' = ⌊(n + 2p − k)/s⌋ + 1. No parameters and no MACs
-(comparisons, which FlopCounterMode counts as none). MViT's block pools its shortcut so
-(torchvision's `Pool(nn.MaxPool3d)` in MultiscaleBlock.pool_skip). PyTorch: our `TokenPool`; Keras: none."""
+"""`tokenpool(volume=T x H x W, kernel=a x b x c, stride=..., pad=...[, cls])` (docs/language.md, Attention; a
+paramsym extension for MViT): max pooling of the tokens of a sequence that is a T x H x W (or H x W) volume of
+tokens row by row (as `tokens` makes them), after a class token with `cls`. The volume is pooled as PyTorch's
+MaxPool3d (MaxPool2d) pools it (windows a x b x c, the stride, padding on both sides of each axis, which never
+wins the maximum), and the class token is kept: ([1 +] T·H·W) x d -> ([1 +] T'·H'·W') x d with
+n' = ⌊(n + 2p − k)/s⌋ + 1. No parameters and no MACs (comparisons, which FlopCounterMode counts as none). MViT's
+block pools its shortcut so (torchvision's `Pool(nn.MaxPool3d)` in MultiscaleBlock.pool_skip, timm's mvitv2
+shortcut_pool_attn). PyTorch: our `TokenPool`; Keras: none."""
 
 from __future__ import annotations
 
@@ -37,10 +38,11 @@ from .base import (
 
 @dataclass(frozen=True)
 class TokenPoolOptions(Options):
-    volume: tuple[Expr, ...]  # T x H x W tokens after the class token
+    volume: tuple[Expr, ...]  # T x H x W (or H x W) tokens, after the class token with cls
     kernel: tuple[Expr, ...]
     stride: tuple[Expr, ...]
     pad: tuple[Expr, ...]
+    cls: bool
 
     @property
     def pooled(self) -> tuple[Expr, ...]:
@@ -53,23 +55,31 @@ class TokenPool(Kind):
     key = "tokenpool"
     names = ("tokenpool",)
     keywords = frozenset({"volume", "kernel", "stride", "pad"})
+    flags = frozenset({"cls"})
     torch_modules = ("TokenPool",)
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         constraints: list[Constraint] = list(args.constraints)
+        given = args.keywords.get("volume")
+        rank = len(given.value) if given is not None else 3
+        if given is not None and rank not in (2, 3):
+            raise ParamsymArgumentError(
+                "volume= takes the sizes of the volume of tokens: T x H x W, or H x W", pos=given.pos
+            )
+        along = "T, H and W" if rank == 3 else "H and W"
 
         def three(key: str, default: tuple[Expr, ...] | None, least: int = 1) -> tuple[Expr, ...]:
             arg = args.keywords.get(key)
             if arg is None:
                 if default is None:
                     raise ParamsymArgumentError(
-                        f"{call.name} needs {key}= (three sizes, along T, H and W)",
+                        f"{call.name} needs {key}= (the sizes along {along})",
                         pos=call.pos,
                         hint=f"write {call.name}(volume=8x56x56, kernel=1x3x3, stride=1x2x2, pad=0x1x1)",
                     )
                 return default
-            if len(arg.value) != 3:
-                raise ParamsymArgumentError(f"{key}= takes three sizes, along T, H and W ({key}=1x3x3)", pos=arg.pos)
+            if len(arg.value) != rank:
+                raise ParamsymArgumentError(f"{key}= takes {rank} sizes, along {along} as volume=", pos=arg.pos)
             for value in arg.value:
                 if value.is_number and not (value.is_integer and value >= least):
                     raise ParamsymArgumentError(
@@ -80,22 +90,23 @@ class TokenPool(Kind):
 
         volume, kernel = three("volume", None), three("kernel", None)
         stride = three("stride", kernel)  # PyTorch's default stride: the kernel
-        pad = three("pad", (sympy.Integer(0),) * 3, least=0)
+        pad = three("pad", (sympy.Integer(0),) * rank, least=0)
+        first = int("cls" in args.flags)
         shape = flow.shape
         if shape.rank != 1 or shape.channels is None:
             raise ParamsymShapeError(
-                f"{call.name} pools the volume of tokens of a sequence (a class token, then T x H x W tokens), but "
+                f"{call.name} pools the volume of tokens of a sequence (the T x H x W tokens row by row), but "
                 f"its input is {shape.describe()}",
                 pos=call.pos,
-                hint="make a volume a sequence first: ... > tokens > cls > ...",
+                hint="make a volume a sequence first: ... > tokens > ...",
             )
         length = axes(shape)[0]
         if length is not None:
             constraints += check_or_defer(
-                length - 1 - sympy.Mul(*volume),
+                length - first - sympy.Mul(*volume),
                 "zero",
                 f"volume={'x'.join(str(v) for v in volume)} is {sympy.Mul(*volume)} tokens, but the sequence of "
-                f"{length} positions holds {length - 1} after its class token",
+                f"{length} positions holds {length - first}" + (" after its class token" if first else ""),
                 args.keywords["volume"].pos,
             )
         for n, k, p in zip(volume, kernel, pad):
@@ -106,8 +117,8 @@ class TokenPool(Kind):
             constraints += check_or_defer(
                 n + 2 * p - k, "nonnegative", f"the kernel {k} is larger than the padded axis {n} + 2·{p}", call.pos
             )
-        options = TokenPoolOptions(volume, kernel, stride, pad)
-        out = Shape((1 + sympy.Mul(*options.pooled),), shape.channels)
+        options = TokenPoolOptions(volume, kernel, stride, pad, bool(first))
+        out = Shape((first + sympy.Mul(*options.pooled),), shape.channels)
         return make_layer(
             call, self, flow, out, shape.channels, shape.channels, options=options, constraints=tuple(constraints)
         )
@@ -123,22 +134,22 @@ class TokenPool(Kind):
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         o = TokenPoolOptions.of(layer)
         return [
-            f"No parameters: the {'x'.join(w(n) for n in o.volume)} tokens after the class token are max pooled "
-            f"over {'x'.join(w(k) for k in o.kernel)} windows (stride {'x'.join(w(s) for s in o.stride)}, "
-            f"padding {'x'.join(w(p) for p in o.pad)}) to {'x'.join(w(n) for n in o.pooled)}; the class token is "
-            f"kept."
+            f"No parameters: the {'x'.join(w(n) for n in o.volume)} tokens{' after the class token' * o.cls} are "
+            f"max pooled over {'x'.join(w(k) for k in o.kernel)} windows (stride {'x'.join(w(s) for s in o.stride)}, "
+            f"padding {'x'.join(w(p) for p in o.pad)}) to {'x'.join(w(n) for n in o.pooled)}"
+            + ("; the class token is kept." if o.cls else ".")
         ]
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = TokenPoolOptions.of(layer)
-        return TorchSpec(
-            "TokenPool",
-            (num.each(o.volume), num.each(o.kernel)),
-            {"stride": num.each(o.stride), "pad": num.each(o.pad)},
-        )
+        kwargs: dict[str, Any] = {"stride": num.each(o.stride), "pad": num.each(o.pad)}
+        if o.cls:
+            kwargs["cls"] = True
+        return TorchSpec("TokenPool", (num.each(o.volume), num.each(o.kernel)), kwargs)
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         parts = [f"{key}={'x'.join(map(str, getattr(module, key)))}" for key in ("volume", "kernel", "stride", "pad")]
+        parts += ["cls"] * bool(module.cls)
         if len(ctx.in_shape) != 3:
             raise ImportRefused(f"{ctx.node_name} (TokenPool) does not pool a sequence")
         return f"tokenpool({', '.join(parts)})"
