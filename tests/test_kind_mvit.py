@@ -262,3 +262,94 @@ def test_mvit_v1_b_takes_the_size_it_was_built_for():
         model = mvit_v1_b().eval()
     with pytest.raises(paramsym.ParamsymError, match="does not take a 16x240x224x3 input"):
         paramsym.from_torch(model, (16, 240, 224, 3))
+
+
+# ---- timm's mvitv2: H x W volumes, no class token (or one), relative positions, residual pooling, widening --------
+
+# (H, W, d, D, heads, kernel_q, stride_q, kernel_kv, stride_kv, cls): mvitv2_tiny's attentions, and others
+TIMM = [
+    (56, 56, 96, 96, 1, (3, 3), (1, 1), (3, 3), (4, 4), False),
+    (56, 56, 96, 192, 2, (3, 3), (2, 2), (3, 3), (2, 2), False),
+    (7, 7, 768, 768, 8, (3, 3), (1, 1), (3, 3), (1, 1), False),
+    (14, 14, 384, 768, 8, (3, 3), (2, 2), (3, 3), (1, 1), False),
+    (14, 14, 64, 64, 2, (3, 3), (2, 2), (3, 3), (2, 2), True),
+    (12, 12, 32, 32, 2, (1, 1), (1, 1), (3, 3), (4, 4), False),
+]
+
+
+def timm_attention(H, W, d, D, heads, kq, sq, kkv, skv, cls, relpos=True, residual=True):
+    from timm.models.mvitv2 import MultiScaleAttention
+
+    kind = "spatial" if relpos else ""
+    return MultiScaleAttention(d, D, (H, W), heads, True, "conv", kq, kkv, sq, skv, cls, kind, residual, LN)
+
+
+def timm_program(module, H, W, d, D, heads, kq, sq, kkv, skv, cls, relpos=True, residual=True) -> str:
+    options = [f"heads={heads}"] + [f"out={D}"] * (d != D) + ["bias", f"volume={H}x{W}"] + ["cls"] * cls
+    if module.pool_q is not None:
+        options += [f"q={sides(kq)}", f"q_stride={sides(sq)}"]
+    if module.pool_k is not None:
+        options += [f"kv={sides(kkv)}", f"kv_stride={sides(skv)}"]
+    options += ["relpos"] * relpos + ["residual"] * residual
+    return f"input({int(cls) + H * W}x{d}) > attn({', '.join(options)})"
+
+
+@pytest.mark.parametrize("H, W, d, D, heads, kq, sq, kkv, skv, cls", TIMM)
+@pytest.mark.parametrize("relpos", [True, False])
+def test_timm_multiscale_attention(H, W, d, D, heads, kq, sq, kkv, skv, cls, relpos):
+    with torch.device("meta"):
+        module = timm_attention(H, W, d, D, heads, kq, sq, kkv, skv, cls, relpos)
+    program = timm_program(module, H, W, d, D, heads, kq, sq, kkv, skv, cls, relpos)
+    x = torch.zeros(1, int(cls) + H * W, d, device="meta")
+    assert counted(program) == measured(module, x, [H, W])
+
+
+@pytest.mark.parametrize(
+    "H, W, d, D, heads, kq, sq, kkv, skv, cls", TIMM[4:] + [(6, 6, 16, 32, 2, (3, 3), (2, 2), (3, 3), (2, 2), False)]
+)
+def test_export_computes_timms_pooling_attention(H, W, d, D, heads, kq, sq, kkv, skv, cls):
+    theirs = timm_attention(H, W, d, D, heads, kq, sq, kkv, skv, cls).eval()
+    network = paramsym.parse(timm_program(theirs, H, W, d, D, heads, kq, sq, kkv, skv, cls))
+    whole = paramsym.to_torch(network).eval()
+    (ours,) = [m for m in whole.modules() if isinstance(m, PoolingAttention)]
+    pairs = [(theirs.qkv, ours.qkv), (theirs.proj, ours.proj)]
+    for side, our_side in (("q", ours.pool_q), ("k", ours.pool_k), ("v", ours.pool_v)):
+        if getattr(theirs, f"pool_{side}") is not None:
+            pairs += [(getattr(theirs, f"pool_{side}"), our_side[0]), (getattr(theirs, f"norm_{side}"), our_side[1])]
+    with torch.no_grad():
+        for a, b in pairs:
+            for name, p in a.named_parameters():
+                p.copy_(torch.randn_like(p))
+                dict(b.named_parameters())[name].copy_(p)
+        for table, ours_table in ((theirs.rel_pos_h, ours.rel_pos[0]), (theirs.rel_pos_w, ours.rel_pos[1])):
+            table.copy_(torch.randn_like(table))
+            ours_table.copy_(table)
+        x = torch.randn(2, int(cls) + H * W, d)
+        want = theirs(x, [H, W])[0]
+        got = whole(x.transpose(1, 2)).transpose(1, 2)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), (got - want).abs().max()
+    assert torch_params(whole) == network.evaluate()["params"]
+    text, back = import_back(network)
+    assert back.evaluate() == network.evaluate(), text
+
+
+@pytest.mark.parametrize("name", ["mvitv2_tiny", "mvitv2_small_cls"])
+def test_timm_mvitv2_imports_exactly(name):
+    import timm
+
+    with torch.device("meta"):
+        model = timm.create_model(name).eval()
+    text = paramsym.from_torch(model, (224, 224, 3))
+    assert "relpos" in text and "residual" in text and "tokenpool(" in text, text
+    got = check(model, (224, 224, 3), text)
+    assert got["wrong"] == "" and got["macs"] == got["torch_macs"], got
+
+
+def test_timm_mvitv2_at_another_size_is_refused():
+    """timm sizes the relative-position tables when it builds the model: at another input the tables do not fit."""
+    import timm
+
+    with torch.device("meta"):
+        model = timm.create_model("mvitv2_tiny").eval()
+    with pytest.raises(paramsym.ParamsymError, match="built for another input size"):
+        paramsym.from_torch(model, (256, 256, 3))
