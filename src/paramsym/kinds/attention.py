@@ -742,10 +742,23 @@ class Attention(Kind):
             parts.append(f", across a {words(o.grid)}x{words(o.grid)} grid of strided positions")
         if o.cpb is not None:
             parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
+        if o.pooling is not None:
+            p = o.pooling
+            pooled = [side for side, kernel in (("queries", p.q), ("keys and values", p.kv)) if kernel is not None]
+            parts.append(
+                f", pooling attention over {'x'.join(words(n) for n in p.volume)} tokens"
+                + (" after a class token" if p.cls else "")
+                + (f" ({' and '.join(pooled)} pooled)" if pooled else "")
+                + (f", out to {words(known(layer.cout))}" if p.width is not None else "")
+                + ", relative positions" * p.relpos
+                + ", residual pooling" * p.residual
+            )
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        if AttentionOptions.of(layer).pooling is not None:
+            return self._explain_pooling(layer, counts, w)
         s, o = self.sizes(layer), AttentionOptions.of(layer)
         d, q, kv, c = s["d"], s["q"], s["kv"], s["c"]
         lines = [
@@ -842,6 +855,50 @@ class Attention(Kind):
         if counts.kv_cache is not None:
             lines.append(f"KV cache: the keys and values of every position, {w(counts.kv_cache)} values.")
         lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
+        return lines
+
+    def _explain_pooling(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        """The lines of MViT's pooling attention (volume=, q=, kv=)."""
+        o = AttentionOptions.of(layer)
+        p = o.pooling
+        assert p is not None
+        n = self.pooling_counts(layer)
+        d, e, D = known(layer.cin), o.head_dim, known(layer.cout)
+        q = o.heads * e
+        lines = [
+            f"The sequence is {'a class token and ' if p.cls else ''}the {'x'.join(w(v) for v in p.volume)} tokens of "
+            f"a volume, row by row: {w(n['N'])} positions.",
+            f"Projections: queries, keys and values of {w(q)} channels each ({w(o.heads)} heads of {w(e)}) from the "
+            f"{w(d)} input channels, {w.product(d, 3 * q)} weights; the output projection {w.product(q, D)}"
+            + (", with biases." if layer.bias else "."),
+        ]
+        for side, kernel, tokens, count in (("queries", p.q, p.queries, 1), ("keys and values", p.kv, p.keys, 2)):
+            if kernel is None:
+                continue
+            lines.append(
+                f"Pooling of the {side}: a depthwise {'x'.join(w(k) for k in kernel)} convolution without bias on "
+                f"each head's {w(e)} channels (shared by the heads, padding half the kernel), then a LayerNorm of "
+                f"{w(e)}: {w(e * sympy.Mul(*kernel) + 2 * e)} parameters"
+                + (" each, twice" if count == 2 else "")
+                + f"; the volume becomes {'x'.join(w(v) for v in tokens)}"
+                + (" (the class token is not pooled)." if p.cls else ".")
+            )
+        if p.relpos:
+            lines.append(
+                f"Relative positions (MViT v2): a table of 2·max(q, k) − 1 vectors of {w(e)} along each axis, "
+                f"{w.product(p.table, e)} parameters; each query of the volume is scored against the rows of "
+                f"each axis, {w(q * sympy.Mul(*p.queries) * sympy.Add(*p.keys))} MACs."
+            )
+        if p.residual:
+            lines.append("Residual pooling: the pooled queries are added to the attention's output (no count).")
+        lines += [
+            f"{w(counts.params)} parameters.",
+            f"MACs: the projections of the {w(n['N'])} positions, the poolings, then each of the {w(n['Nq'])} queries "
+            f"scores the {w(n['Nk'])} keys and sums their values, 2 x {w(n['Nq'])} x {w(n['Nk'])} x {w(q)}, and the "
+            f"output projection of the {w(n['Nq'])} queries.",
+            f"KV cache: the pooled keys and values, {w(n['kv_cache'])} values.",
+            f"Fan-in: each projection unit sees the {w(d)} channels of one position.",
+        ]
         return lines
 
     def _explain_volume(self, layer: Layer, s: dict[str, Expr | None], w: Words) -> list[str]:
