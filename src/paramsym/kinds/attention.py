@@ -122,8 +122,8 @@ class AttentionOptions(Options):
     cpb: Expr | None  # the width of Swin V2's position-bias MLP
     pad: bool
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
-    volume: tuple[Expr, Expr, Expr] | None  # a window on a 3-D map (window=a x b x c: Video Swin's)
-    pooling: Pooling | None  # MViT's pooling attention (volume=, q=, kv=)
+    volume: tuple[Expr, Expr, Expr] | None = None  # a window on a 3-D map (window=a x b x c: Video Swin's)
+    pooling: Pooling | None = None  # MViT's pooling attention (volume=, q=, kv=)
 
     @property
     def partition(self) -> Expr | None:
