@@ -763,6 +763,33 @@ def _maxvit(model, size: tuple | None) -> str:
     return "\n".join(lines + ["\n  > ".join(network)]) + "\n"
 
 
+def _fold(line: str, width: int = 79) -> list[str]:
+    """A stage line (`  > ...`) folded into lines of at most `width` columns where it can be: after a `, ` or
+    before a ` | ` inside parentheses (where new lines are ignored), or before a ` > ` (inside parentheses, or
+    outside them, where a line that starts with `>` continues the one before)."""
+    points, depth = [], 0
+    for i, char in enumerate(line):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth > 0 and line.startswith(", ", i):
+            points.append((i + 2, depth))
+        elif line.startswith((" | ", " > "), i) and i > 3 and (depth > 0 or line[i + 1] == ">"):
+            points.append((i + 1, depth))
+    lines, start, last, indent = [], 0, None, ""
+    for point, depth in points:
+        if len(indent) + point - start > width and last is not None:
+            lines.append(indent + line[start : last[0]].rstrip())
+            start, indent = last[0], "  " if last[1] == 0 else "      "
+        last = (point, depth)
+    if len(indent) + len(line) - start > width and last is not None and last[0] > start:
+        lines.append(indent + line[start : last[0]].rstrip())
+        start, indent = last[0], "  " if last[1] == 0 else "      "
+    lines.append(indent + line[start:])
+    return lines
+
+
 def _sides(values) -> str:
     return "x".join(str(int(v)) for v in values)
 
@@ -868,12 +895,12 @@ def _mvit_block(block, where: str, thw: tuple) -> tuple:
     if block.project is None:
         if out != d:
             raise ImportRefused(f"{where}: its MLP changes the width {d} -> {out} without a projection")
-        text += f" > res(ln > {mlp})"
+        text += f"\n > res(ln > {mlp})"
     else:
         p = block.project
         if type(p).__name__ != "Linear" or (p.in_features, p.out_features) != (d, out) or p.bias is None:
             raise ImportRefused(f"{where}: a projection other than Linear({d} -> {out}) with a bias")
-        text += f" > ln > add(dense(->{out}, bias) | {mlp})"
+        text += f"\n > ln > add(dense(->{out}, bias) | {mlp})"
     return text, after
 
 
@@ -913,7 +940,7 @@ def _mvit(model, size: tuple | None) -> str:
     thw = volume
     for i, block in enumerate(model.blocks):
         text, thw = _mvit_block(block, f"{name} blocks.{i}", thw)
-        lines.append(f"  > {text}")
+        lines += [folded for part in text.split("\n > ") for folded in _fold(f"  > {part}")]
     last = model.norm.normalized_shape[0]
     head = [m for m in model.head if type(m).__name__ != "Dropout"]
     if len(head) != 1 or type(head[0]).__name__ != "Linear" or head[0].in_features != last:
@@ -1053,11 +1080,11 @@ def _mvitv2_block(block, where: str, size: tuple) -> tuple:
         p = block.shortcut_proj_mlp
         if (p.in_features, p.out_features) != (D, out) or p.bias is None:
             raise ImportRefused(f"{where}: a shortcut projection other than Linear({D} -> {out}) with a bias")
-        text += f" > ln > add({body} | dense(->{out}, bias))"
+        text += f"\n > ln > add({body} | dense(->{out}, bias))"
     elif out != D:
         raise ImportRefused(f"{where}: its MLP widens {D} -> {out} without a shortcut projection")
     else:
-        text += f" > res(ln > {body})"
+        text += f"\n > res(ln > {body})"
     return text, after
 
 
@@ -1090,7 +1117,7 @@ def _mvitv2(model, size: tuple | None) -> str:
             if bool(block.has_cls_token) != (model.cls_token is not None):
                 raise ImportRefused(f"{where}: its class token disagrees with the model's")
             text, side = _mvitv2_block(block, where, side)
-            lines.append(f"  > {text}")
+            lines += [folded for part in text.split("\n > ") for folded in _fold(f"  > {part}")]
     last = model.norm.normalized_shape[0]
     head = [m for m in model.head.children() if type(m).__name__ not in ("Dropout", "Identity")]
     if model.global_pool == "avg" and model.cls_token is None:
