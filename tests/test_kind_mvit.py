@@ -353,3 +353,12 @@ def test_timm_mvitv2_at_another_size_is_refused():
         model = timm.create_model("mvitv2_tiny").eval()
     with pytest.raises(paramsym.ParamsymError, match="built for another input size"):
         paramsym.from_torch(model, (256, 256, 3))
+
+
+def test_keras_refuses_pooling_attention_and_tokenpool():
+    for program in (
+        "input(37x16) > attn(heads=2, bias, volume=4x3x3, cls, kv=3x3x3, kv_stride=1x2x2)",
+        "input(37x16) > tokenpool(volume=4x3x3, kernel=1x3x3, stride=1x2x2, pad=0x1x1, cls)",
+    ):
+        with pytest.raises(paramsym.ParamsymError, match="no Keras"):
+            paramsym.keras_source(paramsym.parse(program, convention="keras"))

@@ -199,3 +199,8 @@ def test_export_with_grouped_heads_imports_back():
     text, back = import_back(network)
     assert "kv_heads=2" in text and "window=2x3x3" in text, text
     assert back.evaluate() == network.evaluate()
+
+
+def test_keras_refuses_the_volume_window():
+    with pytest.raises(paramsym.ParamsymError, match="no Keras equivalent"):
+        paramsym.keras_source(paramsym.parse("input(8x14x14x16) > attn(heads=2, window=8x7x7)", convention="keras"))

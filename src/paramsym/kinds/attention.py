@@ -964,6 +964,8 @@ class Attention(Kind):
         o = AttentionOptions.of(layer)
         if o.windowed:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
+        if o.pooling is not None:
+            refuse_keras(layer, "pooling attention (MViT) has no Keras layer")
         if o.grid is not None:
             refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
         if o.source is not None:
