@@ -362,3 +362,79 @@ def test_keras_refuses_pooling_attention_and_tokenpool():
     ):
         with pytest.raises(paramsym.ParamsymError, match="no Keras"):
             paramsym.keras_source(paramsym.parse(program, convention="keras"))
+
+
+# ---- torchvision's MViT v2: relative positions along T, H and W, residual pooling, a widening attention ---------
+
+# (T, H, W, d, D, heads, kernel_q, stride_q, kernel_kv, stride_kv): mvit_v2_s's first two, and small ones
+V2 = [
+    (8, 56, 56, 96, 96, 1, [3, 3, 3], [1, 1, 1], [3, 3, 3], [1, 8, 8]),
+    (8, 56, 56, 96, 192, 2, [3, 3, 3], [1, 2, 2], [3, 3, 3], [1, 4, 4]),
+    (4, 6, 6, 16, 32, 2, [3, 3, 3], [1, 2, 2], [3, 3, 3], [1, 2, 2]),
+    (4, 8, 8, 16, 16, 2, [3, 3, 3], [2, 1, 1], [3, 3, 3], [1, 4, 4]),
+]
+
+
+def v2_attention(T, H, W, d, D, heads, kq, sq, kkv, skv, residual=True):
+    return MultiscaleAttention([T, H, W], d, D, heads, kq, kkv, sq, skv, residual, False, True, norm_layer=LN)
+
+
+def v2_program(module, T, H, W, d, D, heads, kq, sq, kkv, skv, residual=True) -> str:
+    options = pooling_options(
+        kq if module.pool_q is not None else [], sq, kkv if module.pool_k is not None else [], skv
+    )
+    flags = ", relpos" + ", residual" * residual
+    return f"input({1 + T * H * W}x{d}) > attn(heads={heads}, out={D}, bias, volume={T}x{H}x{W}, cls, {options}{flags})"
+
+
+@pytest.mark.parametrize("T, H, W, d, D, heads, kq, sq, kkv, skv", V2)
+def test_torchvision_v2_attention(T, H, W, d, D, heads, kq, sq, kkv, skv):
+    with torch.device("meta"):
+        module = v2_attention(T, H, W, d, D, heads, kq, sq, kkv, skv)
+    program = v2_program(module, T, H, W, d, D, heads, kq, sq, kkv, skv)
+    x = torch.zeros(1, 1 + T * H * W, d, device="meta")
+    assert counted(program) == measured(module, x, (T, H, W))
+
+
+@pytest.mark.parametrize("T, H, W, d, D, heads, kq, sq, kkv, skv", V2[2:])
+def test_export_computes_torchvisions_relative_positions(T, H, W, d, D, heads, kq, sq, kkv, skv):
+    """The relative positions along T, H and W as torchvision's _add_rel_pos adds them (its residual pooling leaves
+    the class token out, which `residual` does not: compared without it)."""
+    theirs = v2_attention(T, H, W, d, D, heads, kq, sq, kkv, skv, residual=False).eval()
+    network = paramsym.parse(v2_program(theirs, T, H, W, d, D, heads, kq, sq, kkv, skv, residual=False))
+    whole = paramsym.to_torch(network).eval()
+    (ours,) = [m for m in whole.modules() if isinstance(m, PoolingAttention)]
+    pairs = [(theirs.qkv, ours.qkv), (theirs.project[0], ours.proj)]
+    for side in ("q", "k", "v"):
+        pool = getattr(theirs, f"pool_{side}")
+        if pool is not None:
+            pairs += [
+                (pool.pool, getattr(ours, f"pool_{side}")[0]),
+                (pool.norm_act[0], getattr(ours, f"pool_{side}")[1]),
+            ]
+    with torch.no_grad():
+        for a, b in pairs:
+            for name, p in a.named_parameters():
+                p.copy_(torch.randn_like(p))
+                dict(b.named_parameters())[name].copy_(p)
+        for table, mine in zip((theirs.rel_pos_t, theirs.rel_pos_h, theirs.rel_pos_w), ours.rel_pos):
+            table.copy_(torch.randn_like(table))
+            mine.copy_(table)
+        x = torch.randn(2, 1 + T * H * W, d)
+        want = theirs(x, (T, H, W))[0]
+        got = whole(x.transpose(1, 2)).transpose(1, 2)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), (got - want).abs().max()
+    text, back = import_back(network)
+    assert back.evaluate() == network.evaluate(), text
+
+
+def test_mvit_v2_s_imports_exactly():
+    from torchvision.models.video import mvit_v2_s
+
+    with torch.device("meta"):
+        model = mvit_v2_s().eval()
+    text = paramsym.from_torch(model, (16, 224, 224, 3))
+    assert "relpos" in text and "residual" in text and "posembed" not in text, text
+    got = check(model, (16, 224, 224, 3), text)
+    assert got["wrong"] == "" and got["macs"] == got["torch_macs"], got
+    assert got["params"] == 34_537_744

@@ -819,55 +819,75 @@ def _mvit_pool(pool, where: str, what: str, e: int) -> tuple:
 
 
 def _mvit_block(block, where: str, thw: tuple) -> tuple:
-    """(text, the volume after the block) of torchvision's MultiscaleBlock (MViT v1: no relative positions, no
-    residual pooling, the projection after the MLP's norm): x + attn(ln(x)) with the shortcut max pooled where the
-    queries are, then mlp(ln(x)) added to x, or to a projection of ln(x) where the width changes."""
+    """(text, the volume after the block) of torchvision's MultiscaleBlock. MViT v1: x + attn(ln(x)) with the
+    shortcut max pooled where the queries are, then mlp(ln(x)) added to x, or to a projection of ln(x) where the
+    width changes. MViT v2 (proj_after_attn, relative positions, residual pooling): the attention widens, and its
+    shortcut is a projection of ln(x) there; then x + mlp(ln(x))."""
     attn = block.attn
     d = block.norm1.normalized_shape[0]
+    v2 = bool(block.proj_after_attn)
     if (
         type(block).__name__ != "MultiscaleBlock"
         or type(attn).__name__ != "MultiscaleAttention"
-        or block.proj_after_attn
         or block.needs_transposal
-        or attn.residual_pool
-        or attn.rel_pos_h is not None
     ):
         raise ImportRefused(
-            f"{where}: a block other than MViT v1's (MultiscaleBlock without relative positions, residual pooling "
-            f"or a projection after the attention) has no counterpart in the layout"
+            f"{where}: a block other than torchvision's MultiscaleBlock with LayerNorms has no counterpart in the "
+            f"layout"
         )
     _ln(block.norm1, where, d)
-    heads, e = attn.num_heads, attn.head_dim
+    heads, e, D = attn.num_heads, attn.head_dim, attn.output_dim
     project = [m for m in attn.project if type(m).__name__ != "Dropout"]
     if (
-        heads * e != d
-        or attn.output_dim != d
+        heads * e != D
+        or (d != D and not v2)
         or attn.qkv.in_features != d
-        or attn.qkv.out_features != 3 * d
+        or attn.qkv.out_features != 3 * D
         or attn.qkv.bias is None
         or len(project) != 1
         or type(project[0]).__name__ != "Linear"
-        or (project[0].in_features, project[0].out_features) != (d, d)
+        or (project[0].in_features, project[0].out_features) != (D, D)
         or project[0].bias is None
     ):
         raise ImportRefused(
-            f"{where}: an attention other than qkv Linear({d} -> {3 * d}) and a Linear({d} -> {d}), with biases, "
+            f"{where}: an attention other than qkv Linear({d} -> {3 * D}) and a Linear({D} -> {D}), with biases, "
             f"{heads} heads of {e}, has no counterpart in the layout"
         )
-    options = [f"heads={heads}", "bias", f"volume={_sides(thw)}", "cls"]
+    options = [f"heads={heads}"] + [f"out={D}"] * (d != D) + ["bias", f"volume={_sides(thw)}", "cls"]
     q = None
     if attn.pool_q is not None:
         q = _mvit_pool(attn.pool_q, where, "query", e)
         options += [f"q={_sides(q[0])}", f"q_stride={_sides(q[1])}"]
     if (attn.pool_k is None) != (attn.pool_v is None):
         raise ImportRefused(f"{where}: its keys and values are not pooled alike")
+    keys = thw
     if attn.pool_k is not None:
         k, v = _mvit_pool(attn.pool_k, where, "key", e), _mvit_pool(attn.pool_v, where, "value", e)
         if k != v:
             raise ImportRefused(f"{where}: its keys and values are pooled differently ({k} and {v})")
         options += [f"kv={_sides(k[0])}", f"kv_stride={_sides(k[1])}"]
+        keys = tuple((n + 2 * (kk // 2) - kk) // s + 1 for n, kk, s in zip(thw, *k))
     after = thw if q is None else tuple((n + 2 * (k // 2) - k) // s + 1 for n, k, s in zip(thw, *q))
-    shortcut = ""
+    if attn.rel_pos_h is not None:
+        rows = tuple(2 * max(a, b) - 1 for a, b in zip(after, keys))
+        tables = tuple(tuple(t.shape) for t in (attn.rel_pos_t, attn.rel_pos_h, attn.rel_pos_w))
+        if tables != tuple((n, e) for n in rows):
+            raise ImportRefused(
+                f"{where}: relative-position tables of {tables}, built for another input than {_sides(thw)} tokens "
+                f"(torchvision sizes them when it builds the model; it would interpolate them)"
+            )
+        options.append("relpos")
+    # torchvision's v2 leaves the class token out of the residual pooling (residual_with_cls_embed=False): the same
+    # counts as `residual`, which adds the pooled queries to every position
+    options += ["residual"] * bool(attn.residual_pool)
+    shortcut = []
+    if v2 and block.project is not None:
+        p = block.project
+        if type(p).__name__ != "Linear" or (p.in_features, p.out_features) != (d, D) or p.bias is None:
+            raise ImportRefused(f"{where}: a projection other than Linear({d} -> {D}) with a bias")
+        shortcut.append(f"dense(->{D}, bias)")
+    elif v2 and d != D:
+        raise ImportRefused(f"{where}: its attention widens {d} -> {D} without a projection")
     skip = block.pool_skip
     if skip is not None:
         pool = skip.pool
@@ -880,21 +900,24 @@ def _mvit_block(block, where: str, thw: tuple) -> tuple:
         pooled = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(thw, kernel, stride, pad))
         if pooled != after:
             raise ImportRefused(f"{where}: its shortcut is pooled to {pooled}, its queries to {after}")
-        shortcut = (
-            f" | tokenpool(volume={_sides(thw)}, kernel={_sides(kernel)}, stride={_sides(stride)}, pad={_sides(pad)}, "
-            "cls)"
+        shortcut.append(
+            f"tokenpool(volume={_sides(thw)}, kernel={_sides(kernel)}, stride={_sides(stride)}, pad={_sides(pad)}, cls)"
         )
-    elif q is not None:
-        raise ImportRefused(f"{where}: its queries are pooled but its shortcut is not")
+    elif after != thw:
+        raise ImportRefused(f"{where}: its queries are pooled to {after} but its shortcut is not")
+    attention = f"attn({', '.join(options)})"
+    if v2 and block.project is not None:
+        text = f"ln > add({attention} | {' > '.join(shortcut)})"
+    else:
+        text = f"res(ln > {attention}{' | ' + shortcut[0] if shortcut else ''})"
     hidden, act, bias, out = _mlp(block.mlp, where)
-    _ln(block.norm2, where, d)
+    _ln(block.norm2, where, D)
     if not bias or act != "gelu":
         raise ImportRefused(f"{where}: an MLP other than Linear > GELU > Linear with biases")
     mlp = f"dense(->{hidden}, bias) > {act} > dense(->{out}, bias)"
-    text = f"res(ln > attn({', '.join(options)}){shortcut})"
-    if block.project is None:
-        if out != d:
-            raise ImportRefused(f"{where}: its MLP changes the width {d} -> {out} without a projection")
+    if v2 or block.project is None:
+        if out != D:
+            raise ImportRefused(f"{where}: its MLP changes the width {D} -> {out} without a projection")
         text += f"\n > res(ln > {mlp})"
     else:
         p = block.project
@@ -930,13 +953,15 @@ def _mvit(model, size: tuple | None) -> str:
             f"{name} built for volumes of {_sides(volume)} tokens (its position tables) does not take a "
             f"{_sides(size)} input, which gives {_sides(got)}"
         )
-    if pos.spatial_pos is None or pos.temporal_pos is None or pos.class_pos is None:
-        raise ImportRefused(f"{name} with relative positions (MViT v2) has no counterpart in the layout")
+    absolute = pos.spatial_pos is not None and pos.temporal_pos is not None and pos.class_pos is not None
+    if not absolute and any(t is not None for t in (pos.spatial_pos, pos.temporal_pos, pos.class_pos)):
+        raise ImportRefused(f"{name}: some of its position tables but not all have no counterpart in the layout")
     d = conv.out_channels
     lines = [f"# {name} read by paramsym", f"input({_sides(size)})"]
     stem = f"conv{_sides(k)}(->{d}, stride={_sides(s)}"
     stem += f", pad={_sides(p)}" if any(p) else ""
-    lines.append(f"  > {stem}, bias) > tokens > cls > posembed({volume[0]}x{volume[1] * volume[2]}, cls)")
+    positions = f" > posembed({volume[0]}x{volume[1] * volume[2]}, cls)" if absolute else ""  # v2: relative ones
+    lines.append(f"  > {stem}, bias) > tokens > cls{positions}")
     thw = volume
     for i, block in enumerate(model.blocks):
         text, thw = _mvit_block(block, f"{name} blocks.{i}", thw)

@@ -687,8 +687,6 @@ class PoolingAttention(nn.Module):
         self.keys = self._size(self.volume, kv, kv_stride or one)
         self.rel_pos = None
         if relpos:
-            if len(self.volume) != 2:
-                raise ValueError("relative positions (relpos) are for an H x W volume")
             rows = [2 * max(a, b) - 1 for a, b in zip(self.queries, self.keys)]
             self.rel_pos = nn.ParameterList([nn.Parameter(torch.randn(n, head_dim) * 0.02) for n in rows])
 
@@ -711,23 +709,22 @@ class PoolingAttention(nn.Module):
         return norm(torch.cat([token, rest], dim=2))
 
     def _relative_positions(self, attn, q):
-        """timm's decomposed relative positions (mvitv2's cal_rel_pos_type) on an H x W volume."""
-        (q_h, q_w), (k_h, k_w) = self.queries, self.keys
+        """MViT v2's decomposed relative positions (timm's cal_rel_pos_type on H x W, torchvision's _add_rel_pos on
+        T x H x W): each query of the volume scored against the table rows of its offset along each axis."""
         first = 1 if self.cls else 0
-        dist = []
-        for qn, kn in ((q_h, k_h), (q_w, k_w)):
-            q_ratio, k_ratio = max(kn / qn, 1.0), max(qn / kn, 1.0)
-            d = torch.arange(qn)[:, None] * q_ratio - torch.arange(kn)[None, :] * k_ratio + (kn - 1) * k_ratio
-            dist.append(d.long())
-        rel_h, rel_w = self.rel_pos[0][dist[0]], self.rel_pos[1][dist[1]]
         n, h, _, e = q.shape
-        r_q = q[:, :, first:].reshape(n, h, q_h, q_w, e)
-        rel_h = torch.einsum("byhwc,hkc->byhwk", r_q, rel_h)
-        rel_w = torch.einsum("byhwc,wkc->byhwk", r_q, rel_w)
-        spatial = attn[:, :, first:, first:].view(n, h, q_h, q_w, k_h, k_w)
-        spatial = spatial + rel_h.unsqueeze(-1) + rel_w.unsqueeze(-2)
+        r_q = q[:, :, first:].reshape(n, h, *self.queries, e)
+        letters = "tuv"[3 - len(self.queries) :]  # the volume's axes in einsum's letters
+        spatial = attn[:, :, first:, first:].reshape(n, h, *self.queries, *self.keys)
+        for axis, (qn, kn, table) in enumerate(zip(self.queries, self.keys, self.rel_pos)):
+            q_ratio, k_ratio = max(kn / qn, 1.0), max(qn / kn, 1.0)
+            dist = torch.arange(qn)[:, None] * q_ratio - torch.arange(kn)[None, :] * k_ratio + (kn - 1) * k_ratio
+            rows = table[dist.long()]  # (qn, kn, e)
+            rel = torch.einsum(f"by{letters}c,{letters[axis]}kc->by{letters}k", r_q, rows)
+            shape = [n, h, *self.queries] + [kn if i == axis else 1 for i in range(len(self.keys))]
+            spatial = spatial + rel.reshape(shape)
         attn = attn.clone()
-        attn[:, :, first:, first:] = spatial.view(n, h, q_h * q_w, k_h * k_w)
+        attn[:, :, first:, first:] = spatial.reshape(n, h, q.shape[2] - first, attn.shape[3] - first)
         return attn
 
     def forward(self, x):

@@ -352,11 +352,6 @@ class Attention(Kind):
         one = (sympy.Integer(1),) * rank
         volume = sizes("volume")
         assert volume is not None
-        if "relpos" in args.flags and rank != 2:
-            raise ParamsymArgumentError(
-                "'relpos' (MViT v2's relative positions) is for a volume H x W (timm's mvitv2)",
-                pos=args.flags["relpos"].pos,
-            )
         d = known(flow.shape.channels)
         width = args.scalar("out")
         pooling = Pooling(
