@@ -27,6 +27,13 @@ and W/g columns apart, and every position attends to the g² positions of its gr
 "grid attention"; its "block attention" is `window=w`). It counts as window attention does with
 w = g: the (2g−1)²·h bias table, S = g² keys per position, and the keys and values of all T
 positions in the cache.
+
+Two more paramsym extensions, for video models. `window=a x b x c` on a volume T x H x W x d is Video Swin's
+window attention (torchvision's ShiftedWindowAttention3d): a table of (2a−1)(2b−1)(2c−1)·h biases, a side at least
+as long as its axis cut to the axis, `pad` padding each axis to a multiple of the window. `volume=T x H x W` (or
+H x W) with `q=`, `q_stride=`, `kv=`, `kv_stride=` is MViT's pooling attention on a sequence of tokens (after a
+class token with `cls`): the queries and/or keys and values pooled by a depthwise convolution and a LayerNorm of the
+head width, the output the pooled queries' sequence; MViT v2 adds `out=D`, `relpos` and `residual` (`Pooling`).
 """
 
 from __future__ import annotations
