@@ -438,3 +438,19 @@ def test_mvit_v2_s_imports_exactly():
     got = check(model, (16, 224, 224, 3), text)
     assert got["wrong"] == "" and got["macs"] == got["torch_macs"], got
     assert got["params"] == 34_537_744
+
+
+@pytest.mark.parametrize("name, shape", [("swin3d_t", (16, 224, 224, 3)), ("mvit_v1_b", (16, 224, 224, 3))])
+def test_imported_video_programs_export_to_modules_that_count_the_same(name, shape):
+    """The program read from the model, exported again (WindowAttention3d, PoolingAttention, TokenPool,
+    SeparablePositionEmbedding), holds the program's parameters and runs its MACs under FlopCounterMode."""
+    import torchvision
+
+    with torch.device("meta"):
+        model = getattr(torchvision.models.video, name)().eval()
+    network = paramsym.parse(paramsym.from_torch(model, shape))
+    with torch.device("meta"):
+        exported = paramsym.to_torch(network).eval()
+    values = network.evaluate()
+    x = torch.zeros(1, shape[-1], *shape[:-1], device="meta")
+    assert (torch_params(exported), *measured(exported, x)[1:]) == (values["params"], values["macs"], [400])
