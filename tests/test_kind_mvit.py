@@ -454,3 +454,23 @@ def test_imported_video_programs_export_to_modules_that_count_the_same(name, sha
     values = network.evaluate()
     x = torch.zeros(1, shape[-1], *shape[:-1], device="meta")
     assert (torch_params(exported), *measured(exported, x)[1:]) == (values["params"], values["macs"], [400])
+
+
+def test_another_class_of_the_same_name_is_refused_not_crashed():
+    """TokenPool and PoolingAttention are claimed by their bare names (an exported file holds its own copies): a
+    user's class of that name that is not ours is refused."""
+
+    class TokenPool(nn.Module):  # a user's module that happens to share the name
+        def forward(self, x):
+            return x
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pool = TokenPool()
+
+        def forward(self, x):
+            return self.pool(x.flatten(2).transpose(1, 2))
+
+    with pytest.raises(paramsym.ParamsymError, match="not paramsym's token pooling module"):
+        paramsym.from_torch(Model(), (4, 4, 8))

@@ -1405,6 +1405,9 @@ def _volume_spec(layer: Layer, num: Numbers) -> TorchSpec:
 
 def _pooling_text(module: Any, ctx: ImportContext) -> str:
     """paramsym's own PoolingAttention read back."""
+    names = ("heads", "head_dim", "volume", "cls", "residual", "rel_pos", "pool_q", "pool_k", "qkv", "proj")
+    if not all(hasattr(module, a) for a in names):
+        raise ImportRefused(f"{ctx.node_name} (PoolingAttention) is not paramsym's pooling attention module")
     width, channels = module.proj.out_features, module.qkv.in_features
     parts = [f"heads={module.heads}"]
     if width != channels:
@@ -1431,6 +1434,16 @@ def _volume_text(module: Any, ctx: ImportContext) -> str:
     name = type(module).__name__
     where = f"{ctx.node_name} ({name})"
     own = name == "WindowAttention3d"
+    names = (
+        "qkv",
+        "proj",
+        "relative_position_bias_table",
+        "window_size",
+        "shift_size",
+        "heads" if own else "num_heads",
+    )
+    if not all(hasattr(module, a) for a in names):
+        raise ImportRefused(f"{where} is not a window attention on volumes that paramsym reads")
     qkv, proj, table = module.qkv, module.proj, module.relative_position_bias_table
     window, shift = list(module.window_size), list(module.shift_size)
     heads = module.heads if own else module.num_heads

@@ -254,6 +254,8 @@ class PositionEmbedding(Kind):
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         if type(module).__name__ == "SeparablePositionEmbedding":
+            if not all(hasattr(module, a) for a in ("first", "second", "token")):
+                raise ImportRefused(f"{ctx.node_name} (SeparablePositionEmbedding) is not paramsym's separable table")
             a, b = module.first.shape[0], module.second.shape[0]
             return f"posembed({a}x{b}{', cls' if module.token is not None else ''})"
         weight = getattr(module, "weight", None)

@@ -148,6 +148,8 @@ class TokenPool(Kind):
         return TorchSpec("TokenPool", (num.each(o.volume), num.each(o.kernel)), kwargs)
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        if not all(hasattr(module, a) for a in ("volume", "kernel", "stride", "pad", "cls")):
+            raise ImportRefused(f"{ctx.node_name} (TokenPool) is not paramsym's token pooling module")
         parts = [f"{key}={'x'.join(map(str, getattr(module, key)))}" for key in ("volume", "kernel", "stride", "pad")]
         parts += ["cls"] * bool(module.cls)
         if len(ctx.in_shape) != 3:
