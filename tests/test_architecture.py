@@ -262,6 +262,7 @@ def test_every_kind_answers_every_question():
         "slice": "input(8x8x4) > slice(1, 3)",
         "shuffle": "input(8x8x4) > shuffle(2)",
         "space2depth": "input(8x8x4) > space2depth(2)",
+        "tokenpool": "input(33x4) > tokenpool(volume=2x4x4, kernel=1x3x3, stride=1x2x2, pad=0x1x1, cls)",
         "droppath": "input(8x8x4) > droppath(0.1)",
         "adaptivepool": "input(8x8x4) > adaptiveavgpool(3)",
         "upsample": "input(8x8x4) > upsample(2)",

@@ -67,6 +67,8 @@ BIAS_HELPERS = {
     "LayerScale": (4,),  # scale(bias)
     "GroupedQueryAttention": (8, 2),
     "WindowAttention": (8, 2, 2),
+    "WindowAttention3d": (8, 2, (2, 2, 2)),
+    "PoolingAttention": (8, 2, (2, 2, 2)),
 }
 
 

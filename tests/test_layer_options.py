@@ -17,7 +17,7 @@ from paramsym import kinds
 from paramsym.core.records import NO_OPTIONS, Options
 from paramsym.kinds.activations import ActivationOptions, PReLUOptions
 from paramsym.kinds.adaptive import AdaptivePoolingOptions
-from paramsym.kinds.attention import AttentionOptions
+from paramsym.kinds.attention import AttentionOptions, Pooling
 from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
@@ -29,6 +29,7 @@ from paramsym.kinds.recurrent import RecurrentOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
+from paramsym.kinds.token_pool import TokenPoolOptions
 from paramsym.kinds.untokens import UntokensOptions
 from paramsym.kinds.upsample import UpsampleOptions
 from paramsym.kinds.zeropad import ZeroPadOptions
@@ -51,6 +52,22 @@ CASES = [
         attention(2, 2, 8, window=4, shift=True, cpb=8, pad=True),
     ),
     ("input(14x14x16) > attn(heads=2, grid=7, bias)", 0, attention(2, 2, 8, grid=7)),
+    ("input(8x14x14x16) > attn(heads=2, window=8x7x7, shift)", 0, attention(2, 2, 8, shift=True, volume=(8, 7, 7))),
+    (
+        "input(37x16) > attn(heads=2, bias, volume=4x3x3, cls, kv=3x3x3, kv_stride=1x2x2)",
+        0,
+        attention(2, 2, 8, pooling=Pooling((4, 3, 3), None, (1, 1, 1), (3, 3, 3), (1, 2, 2), True, False, False, None)),
+    ),
+    (
+        "input(16x16) > attn(heads=2, out=32, volume=4x4, q=3x3, q_stride=2x2, relpos, residual)",
+        0,
+        attention(2, 2, 16, pooling=Pooling((4, 4), (3, 3), (2, 2), None, (1, 1), False, True, True, 32)),
+    ),
+    (
+        "input(37x16) > tokenpool(volume=4x3x3, kernel=1x3x3, stride=1x2x2, pad=0x1x1, cls)",
+        0,
+        TokenPoolOptions((4, 3, 3), (1, 3, 3), (1, 2, 2), (0, 1, 1), True),
+    ),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
@@ -70,6 +87,7 @@ CASES = [
     ("input(16x16x8) > droppath(0.1)", 0, ActivationOptions(sympy.Rational(1, 10))),
     ("input(16x16x8) > slice(2, 6)", 0, SliceOptions(start=2, end=6)),
     ("input(16x16x8) > space2depth(2)", 0, SpaceToDepthOptions(block=2)),
+    ("input(8x6x6x4) > tokens > cls > posembed(8x36, cls)", 2, PositionEmbeddingOptions(45, (8, 36), True)),
     ("input(16x16x8) > upsample(2x3, bilinear)", 0, UpsampleOptions(factors=(2, 3), mode="bilinear")),
     ("input(24x8) > untokens(2x3x4)", 0, UntokensOptions(sizes=(2, 3, 4))),
     ("input(16x16x8) > zeropad(0, 1, -1, 2)", 0, ZeroPadOptions(pads=((0, 1), (-1, 2)))),

@@ -12,6 +12,7 @@ never imported inexactly.
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Any
 
 from ..errors import ImportRefused
 
@@ -762,6 +763,404 @@ def _maxvit(model, size: tuple | None) -> str:
     return "\n".join(lines + ["\n  > ".join(network)]) + "\n"
 
 
+def _fold(line: str, width: int = 79) -> list[str]:
+    """A stage line (`  > ...`) folded into lines of at most `width` columns where it can be: after a `, ` or
+    before a ` | ` inside parentheses (where new lines are ignored), or before a ` > ` (inside parentheses, or
+    outside them, where a line that starts with `>` continues the one before)."""
+    points, depth = [], 0
+    for i, char in enumerate(line):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth > 0 and line.startswith(", ", i):
+            points.append((i + 2, depth))
+        elif line.startswith((" | ", " > "), i) and i > 3 and (depth > 0 or line[i + 1] == ">"):
+            points.append((i + 1, depth))
+    lines, start, last, indent = [], 0, None, ""
+    for point, depth in points:
+        if len(indent) + point - start > width and last is not None:
+            lines.append(indent + line[start : last[0]].rstrip())
+            start, indent = last[0], "  " if last[1] == 0 else "      "
+        last = (point, depth)
+    if len(indent) + len(line) - start > width and last is not None and last[0] > start:
+        lines.append(indent + line[start : last[0]].rstrip())
+        start, indent = last[0], "  " if last[1] == 0 else "      "
+    lines.append(indent + line[start:])
+    return lines
+
+
+def _sides(values) -> str:
+    return "x".join(str(int(v)) for v in values)
+
+
+def _mvit_pool(pool, where: str, what: str, e: int) -> tuple:
+    """(kernel, stride) of one of MultiscaleAttention's poolings: torchvision's Pool of a depthwise Conv3d on
+    the head's e channels without bias, padding kernel // 2, then a LayerNorm(e) (after the pooling)."""
+    conv: Any = getattr(pool, "pool", None)
+    norms = list(pool.norm_act) if getattr(pool, "norm_act", None) is not None else []
+    if (
+        type(pool).__name__ != "Pool"
+        or type(conv).__name__ != "Conv3d"
+        or (conv.in_channels, conv.out_channels, conv.groups) != (e, e, e)
+        or conv.bias is not None
+        or tuple(conv.padding) != tuple(k // 2 for k in conv.kernel_size)
+        or tuple(conv.dilation) != (1, 1, 1)
+        or conv.padding_mode != "zeros"
+        or pool.norm_before_pool
+        or len(norms) != 1
+    ):
+        raise ImportRefused(
+            f"{where}: its {what} pooling is not MViT's (a depthwise Conv3d on the head's {e} channels, without "
+            f"bias, padded by kernel // 2, then a LayerNorm of {e})"
+        )
+    _ln(norms[0], f"{where} ({what} pooling)", e)
+    return tuple(conv.kernel_size), tuple(conv.stride)
+
+
+def _mvit_block(block, where: str, thw: tuple) -> tuple:
+    """(text, the volume after the block) of torchvision's MultiscaleBlock. MViT v1: x + attn(ln(x)) with the
+    shortcut max pooled where the queries are, then mlp(ln(x)) added to x, or to a projection of ln(x) where the
+    width changes. MViT v2 (proj_after_attn, relative positions, residual pooling): the attention widens, and its
+    shortcut is a projection of ln(x) there; then x + mlp(ln(x))."""
+    attn = block.attn
+    d = block.norm1.normalized_shape[0]
+    v2 = bool(block.proj_after_attn)
+    if (
+        type(block).__name__ != "MultiscaleBlock"
+        or type(attn).__name__ != "MultiscaleAttention"
+        or block.needs_transposal
+    ):
+        raise ImportRefused(
+            f"{where}: a block other than torchvision's MultiscaleBlock with LayerNorms has no counterpart in the "
+            f"layout"
+        )
+    _ln(block.norm1, where, d)
+    heads, e, D = attn.num_heads, attn.head_dim, attn.output_dim
+    project = [m for m in attn.project if type(m).__name__ != "Dropout"]
+    if (
+        heads * e != D
+        or (d != D and not v2)
+        or attn.qkv.in_features != d
+        or attn.qkv.out_features != 3 * D
+        or attn.qkv.bias is None
+        or len(project) != 1
+        or type(project[0]).__name__ != "Linear"
+        or (project[0].in_features, project[0].out_features) != (D, D)
+        or project[0].bias is None
+    ):
+        raise ImportRefused(
+            f"{where}: an attention other than qkv Linear({d} -> {3 * D}) and a Linear({D} -> {D}), with biases, "
+            f"{heads} heads of {e}, has no counterpart in the layout"
+        )
+    options = [f"heads={heads}"] + [f"out={D}"] * (d != D) + ["bias", f"volume={_sides(thw)}", "cls"]
+    q = None
+    if attn.pool_q is not None:
+        q = _mvit_pool(attn.pool_q, where, "query", e)
+        options += [f"q={_sides(q[0])}", f"q_stride={_sides(q[1])}"]
+    if (attn.pool_k is None) != (attn.pool_v is None):
+        raise ImportRefused(f"{where}: its keys and values are not pooled alike")
+    keys = thw
+    if attn.pool_k is not None:
+        k, v = _mvit_pool(attn.pool_k, where, "key", e), _mvit_pool(attn.pool_v, where, "value", e)
+        if k != v:
+            raise ImportRefused(f"{where}: its keys and values are pooled differently ({k} and {v})")
+        options += [f"kv={_sides(k[0])}", f"kv_stride={_sides(k[1])}"]
+        keys = tuple((n + 2 * (kk // 2) - kk) // s + 1 for n, kk, s in zip(thw, *k))
+    after = thw if q is None else tuple((n + 2 * (k // 2) - k) // s + 1 for n, k, s in zip(thw, *q))
+    if attn.rel_pos_h is not None:
+        rows = tuple(2 * max(a, b) - 1 for a, b in zip(after, keys))
+        tables = tuple(tuple(t.shape) for t in (attn.rel_pos_t, attn.rel_pos_h, attn.rel_pos_w))
+        if tables != tuple((n, e) for n in rows):
+            raise ImportRefused(
+                f"{where}: relative-position tables of {tables}, built for another input than {_sides(thw)} tokens "
+                f"(torchvision sizes them when it builds the model; it would interpolate them)"
+            )
+        options.append("relpos")
+    # torchvision's v2 leaves the class token out of the residual pooling (residual_with_cls_embed=False): the same
+    # counts as `residual`, which adds the pooled queries to every position
+    options += ["residual"] * bool(attn.residual_pool)
+    shortcut = []
+    if v2 and block.project is not None:
+        p = block.project
+        if type(p).__name__ != "Linear" or (p.in_features, p.out_features) != (d, D) or p.bias is None:
+            raise ImportRefused(f"{where}: a projection other than Linear({d} -> {D}) with a bias")
+        shortcut.append(f"dense(->{D}, bias)")
+    elif v2 and d != D:
+        raise ImportRefused(f"{where}: its attention widens {d} -> {D} without a projection")
+    skip = block.pool_skip
+    if skip is not None:
+        pool = skip.pool
+        if type(pool).__name__ != "MaxPool3d" or skip.norm_act is not None or pool.ceil_mode or pool.dilation != 1:
+            raise ImportRefused(f"{where}: a shortcut pooling other than nn.MaxPool3d has no counterpart in the layout")
+        kernel, stride, pad = (
+            tuple(v) if isinstance(v, (list, tuple)) else (v,) * 3
+            for v in (pool.kernel_size, pool.stride, pool.padding)
+        )
+        pooled = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(thw, kernel, stride, pad))
+        if pooled != after:
+            raise ImportRefused(f"{where}: its shortcut is pooled to {pooled}, its queries to {after}")
+        shortcut.append(
+            f"tokenpool(volume={_sides(thw)}, kernel={_sides(kernel)}, stride={_sides(stride)}, pad={_sides(pad)}, cls)"
+        )
+    elif after != thw:
+        raise ImportRefused(f"{where}: its queries are pooled to {after} but its shortcut is not")
+    attention = f"attn({', '.join(options)})"
+    if v2 and block.project is not None:
+        text = f"ln > add({attention} | {' > '.join(shortcut)})"
+    else:
+        text = f"res(ln > {attention}{' | ' + shortcut[0] if shortcut else ''})"
+    hidden, act, bias, out = _mlp(block.mlp, where)
+    _ln(block.norm2, where, D)
+    if not bias or act != "gelu":
+        raise ImportRefused(f"{where}: an MLP other than Linear > GELU > Linear with biases")
+    mlp = f"dense(->{hidden}, bias) > {act} > dense(->{out}, bias)"
+    if v2 or block.project is None:
+        if out != D:
+            raise ImportRefused(f"{where}: its MLP changes the width {D} -> {out} without a projection")
+        text += f"\n > res(ln > {mlp})"
+    else:
+        p = block.project
+        if type(p).__name__ != "Linear" or (p.in_features, p.out_features) != (d, out) or p.bias is None:
+            raise ImportRefused(f"{where}: a projection other than Linear({d} -> {out}) with a bias")
+        text += f"\n > ln > add(dense(->{out}, bias) | {mlp})"
+    return text, after
+
+
+def _mvit(model, size: tuple | None) -> str:
+    """torchvision.models.video.MViT, v1 (mvit_v1_b): a patch Conv3d, its T' x H' x W' volume made a sequence
+    after a class token with MViT's separable learned positions (`tokens > cls > posembed(T' x H'W', cls)`),
+    MultiscaleBlocks of pooling attention, then ln > first > the head. The model takes the input size it was built
+    for (its position tables): another is refused, as its forward would fail."""
+    name = type(model).__name__
+    conv, pos = model.conv_proj, model.pos_encoding
+    if type(conv).__name__ != "Conv3d" or conv.groups != 1 or tuple(conv.dilation) != (1, 1, 1) or conv.bias is None:
+        raise ImportRefused(f"{name}: a patch convolution other than a Conv3d with a bias has no counterpart")
+    k, s, p = tuple(conv.kernel_size), tuple(conv.stride), tuple(conv.padding)
+    volume = (pos.temporal_size, *pos.spatial_size)
+    # the input the model was built for: each axis n with (n + 2p - k) // s + 1 = its volume's (the smallest)
+    default = tuple(v * st for v, st in zip(volume, s))  # the size it was built for (16x224x224: 8x56x56)
+    if tuple((n + 2 * pp - kk) // st + 1 for n, kk, st, pp in zip(default, k, s, p)) != volume:
+        default = tuple((v - 1) * st + kk - 2 * pp for v, kk, st, pp in zip(volume, k, s, p))
+    size = (*default, conv.in_channels) if size is None else tuple(size)
+    if len(size) != 4 or size[3] != conv.in_channels:
+        raise ImportRefused(
+            f"{name} takes a video T x H x W x {conv.in_channels} (--input {_sides((*default, conv.in_channels))})"
+        )
+    got = tuple((n + 2 * pp - kk) // st + 1 for n, kk, st, pp in zip(size[:3], k, s, p))
+    if got != volume:
+        raise ImportRefused(
+            f"{name} built for volumes of {_sides(volume)} tokens (its position tables) does not take a "
+            f"{_sides(size)} input, which gives {_sides(got)}"
+        )
+    absolute = pos.spatial_pos is not None and pos.temporal_pos is not None and pos.class_pos is not None
+    if not absolute and any(t is not None for t in (pos.spatial_pos, pos.temporal_pos, pos.class_pos)):
+        raise ImportRefused(f"{name}: some of its position tables but not all have no counterpart in the layout")
+    d = conv.out_channels
+    lines = [f"# {name} read by paramsym", f"input({_sides(size)})"]
+    stem = f"conv{_sides(k)}(->{d}, stride={_sides(s)}"
+    stem += f", pad={_sides(p)}" if any(p) else ""
+    positions = f" > posembed({volume[0]}x{volume[1] * volume[2]}, cls)" if absolute else ""  # v2: relative ones
+    lines.append(f"  > {stem}, bias) > tokens > cls{positions}")
+    thw = volume
+    for i, block in enumerate(model.blocks):
+        text, thw = _mvit_block(block, f"{name} blocks.{i}", thw)
+        lines += [folded for part in text.split("\n > ") for folded in _fold(f"  > {part}")]
+    last = model.norm.normalized_shape[0]
+    head = [m for m in model.head if type(m).__name__ != "Dropout"]
+    if len(head) != 1 or type(head[0]).__name__ != "Linear" or head[0].in_features != last:
+        raise ImportRefused(f"{name}: a head other than Dropout > Linear has no counterpart")
+    bias = ", bias" if head[0].bias is not None else ""
+    lines.append(f"  > {_ln(model.norm, name, last)} > first > dense(->{head[0].out_features}{bias})")
+    return "\n".join(lines) + "\n"
+
+
+def _pooled(size: tuple, conv) -> tuple:
+    return tuple((n + 2 * p - k) // st + 1 for n, k, st, p in zip(size, conv.kernel_size, conv.stride, conv.padding))
+
+
+def _mvitv2_attention(attn, where: str, d: int, size: tuple) -> tuple:
+    """(text, the queries' size) of timm's MultiScaleAttention (mvitv2, mode "conv"): qkv Linear(d -> 3·D), the
+    queries and/or the keys and values pooled by a depthwise Conv2d on the head's channels (no bias, padding
+    kernel // 2) then a LayerNorm of the head width, relative positions ("spatial") or none, the pooled queries
+    added back (residual pooling) or not, and proj Linear(D -> D) with a bias."""
+    heads, e, D = attn.num_heads, attn.head_dim, attn.dim_out
+    if (
+        type(attn).__name__ != "MultiScaleAttention"
+        or attn.mode != "conv"
+        or attn.rel_pos_type not in ("spatial", "")
+        or heads * e != D
+        or (attn.qkv.in_features, attn.qkv.out_features) != (d, 3 * D)
+        or (attn.proj.in_features, attn.proj.out_features) != (D, D)
+        or attn.proj.bias is None
+        or attn.qkv.bias is None
+    ):
+        raise ImportRefused(
+            f"{where}: an attention other than timm's MultiScaleAttention in mode 'conv' with qkv Linear({d} -> "
+            f"{3 * D}) and proj Linear({D} -> {D}), both with biases, has no counterpart in the layout"
+        )
+    options = [f"heads={heads}"] + [f"out={D}"] * (d != D) + ["bias", f"volume={_sides(size)}"]
+    options += ["cls"] * bool(attn.has_cls_token)
+    sizes = {}
+    for side, pool, norm in (("q", attn.pool_q, attn.norm_q), ("kv", attn.pool_k, attn.norm_k)):
+        sizes[side] = size
+        if pool is None:
+            if norm is not None:
+                raise ImportRefused(f"{where}: a norm of the {side} without a pooling")
+            continue
+        conv: Any = pool
+        if (
+            type(conv).__name__ != "Conv2d"
+            or (conv.in_channels, conv.out_channels, conv.groups) != (e, e, e)
+            or conv.bias is not None
+            or tuple(conv.padding) != tuple(k // 2 for k in conv.kernel_size)
+            or tuple(conv.dilation) != (1, 1)
+            or conv.padding_mode != "zeros"
+            or norm is None
+        ):
+            raise ImportRefused(
+                f"{where}: its {side} pooling is not mvitv2's (a depthwise Conv2d on the head's {e} channels, "
+                f"without bias, padded by kernel // 2, then a LayerNorm of {e})"
+            )
+        _ln(norm, f"{where} ({side} pooling)", e)
+        sizes[side] = _pooled(size, conv)
+        options += [f"{side}={_sides(conv.kernel_size)}", f"{side}_stride={_sides(conv.stride)}"]
+    if attn.pool_k is not None:
+        k, v = attn.pool_k, attn.pool_v
+        if (
+            v is None
+            or attn.norm_v is None
+            or (v.kernel_size, v.stride, v.padding, v.in_channels, v.groups, v.bias is None)
+            != (k.kernel_size, k.stride, k.padding, k.in_channels, k.groups, True)
+        ):
+            raise ImportRefused(f"{where}: its keys and values are not pooled alike")
+        _ln(attn.norm_v, f"{where} (value pooling)", e)
+    elif attn.pool_v is not None:
+        raise ImportRefused(f"{where}: its values are pooled but not its keys")
+    if attn.rel_pos_type == "spatial":
+        rows = tuple(2 * max(a, b) - 1 for a, b in zip(sizes["q"], sizes["kv"]))
+        if tuple(attn.rel_pos_h.shape) != (rows[0], e) or tuple(attn.rel_pos_w.shape) != (rows[1], e):
+            raise ImportRefused(
+                f"{where}: relative-position tables of {tuple(attn.rel_pos_h.shape)} and "
+                f"{tuple(attn.rel_pos_w.shape)}, built for another input size than {_sides(size)} (timm sizes them "
+                f"when it builds the model: give the input size it was built for)"
+            )
+        options.append("relpos")
+    options += ["residual"] * bool(attn.residual_pooling)
+    return f"attn({', '.join(options)})", sizes["q"]
+
+
+def _mvitv2_block(block, where: str, size: tuple) -> tuple:
+    """(text, the size after the block) of timm's MultiScaleBlock: x + attn(ln(x)) (the shortcut a projection of
+    ln(x) where the attention widens, max pooled where the queries are), then x + mlp(ln(x)) (the shortcut a
+    projection of ln(x) where the MLP widens)."""
+    d = block.dim
+    _ln(block.norm1, where, d)
+    attention, after = _mvitv2_attention(block.attn, where, d, size)
+    D = block.attn.dim_out
+    shortcut = []
+    if block.shortcut_proj_attn is not None:
+        p = block.shortcut_proj_attn
+        if (p.in_features, p.out_features) != (d, D) or p.bias is None:
+            raise ImportRefused(f"{where}: a shortcut projection other than Linear({d} -> {D}) with a bias")
+        shortcut.append(f"dense(->{D}, bias)")
+    elif d != D:
+        raise ImportRefused(f"{where}: its attention widens {d} -> {D} without a shortcut projection")
+    pool = block.shortcut_pool_attn
+    if pool is not None:
+        if type(pool).__name__ != "MaxPool2d" or pool.ceil_mode or pool.dilation != 1:
+            raise ImportRefused(f"{where}: a shortcut pooling other than nn.MaxPool2d")
+        kernel, stride, pad = (
+            tuple(v) if isinstance(v, (list, tuple)) else (v,) * 2
+            for v in (pool.kernel_size, pool.stride, pool.padding)
+        )
+        pooled = tuple((n + 2 * p - k) // st + 1 for n, k, st, p in zip(size, kernel, stride, pad))
+        if pooled != after:
+            raise ImportRefused(f"{where}: its shortcut is pooled to {pooled}, its queries to {after}")
+        cls = ", cls" if block.has_cls_token else ""
+        shortcut.append(
+            f"tokenpool(volume={_sides(size)}, kernel={_sides(kernel)}, stride={_sides(stride)}, "
+            f"pad={_sides(pad)}{cls})"
+        )
+    elif after != size:
+        raise ImportRefused(f"{where}: its queries are pooled but its shortcut is not")
+    if block.shortcut_proj_attn is not None:
+        text = f"ln > add({attention} | {' > '.join(shortcut)})"
+    else:
+        text = f"res(ln > {attention}{' | ' + ' > '.join(shortcut) if shortcut else ''})"
+    mlp = block.mlp
+    if (
+        type(mlp).__name__ != "Mlp"
+        or type(mlp.act).__name__ != "GELU"
+        or type(getattr(mlp, "norm", None)).__name__ != "Identity"
+        or mlp.fc1.bias is None
+        or mlp.fc2.bias is None
+        or mlp.fc1.in_features != D
+    ):
+        raise ImportRefused(f"{where}: an MLP other than timm's Mlp (Linear > GELU > Linear, with biases)")
+    _ln(block.norm2, where, D)
+    out = mlp.fc2.out_features
+    body = f"dense(->{mlp.fc1.out_features}, bias) > {_activation(mlp.act, where)} > dense(->{out}, bias)"
+    if block.shortcut_proj_mlp is not None:
+        p = block.shortcut_proj_mlp
+        if (p.in_features, p.out_features) != (D, out) or p.bias is None:
+            raise ImportRefused(f"{where}: a shortcut projection other than Linear({D} -> {out}) with a bias")
+        text += f"\n > ln > add({body} | dense(->{out}, bias))"
+    elif out != D:
+        raise ImportRefused(f"{where}: its MLP widens {D} -> {out} without a shortcut projection")
+    else:
+        text += f"\n > res(ln > {body})"
+    return text, after
+
+
+def _mvitv2(model, size: tuple | None) -> str:
+    """timm's MultiScaleVit (mvitv2_*): a patch Conv2d made a sequence (after a class token and learned positions
+    where the model has them), MultiScaleBlocks of pooling attention, then ln > the average of the tokens (gap) or
+    the class token (first) > the head."""
+    name = type(model).__name__
+    conv = model.patch_embed.proj
+    if type(conv).__name__ != "Conv2d" or conv.groups != 1 or tuple(conv.dilation) != (1, 1) or conv.bias is None:
+        raise ImportRefused(f"{name}: a patch convolution other than a Conv2d with a bias has no counterpart")
+    default = tuple(model.pretrained_cfg.get("input_size", (conv.in_channels, 224, 224)))
+    size = _image(model, size, (*default[1:], default[0]))
+    if size[2] != conv.in_channels:
+        raise ImportRefused(f"{name} takes images of {conv.in_channels} channels, not {size[2]}")
+    side = _pooled(size[:2], conv)
+    d = conv.out_channels
+    k, st, p = (_sides(v) for v in (conv.kernel_size, conv.stride, conv.padding))
+    stem = [f"conv{k}(->{d}, stride={st}" + (f", pad={p}" if any(conv.padding) else "") + ", bias)", "tokens"]
+    if model.cls_token is not None:
+        stem.append("cls")
+    if model.pos_embed is not None:
+        stem.append(f"posembed({model.pos_embed.shape[1]})")
+    lines = [f"# {name} read by paramsym", f"input({_sides(size)})", f"  > {' > '.join(stem)}"]
+    for s_, stage in enumerate(model.stages):
+        for i, block in enumerate(stage.blocks):
+            where = f"{name} stages.{s_}.blocks.{i}"
+            if type(block).__name__ != "MultiScaleBlock":
+                raise ImportRefused(f"{where}: {type(block).__name__} where mvitv2 has its MultiScaleBlock")
+            if bool(block.has_cls_token) != (model.cls_token is not None):
+                raise ImportRefused(f"{where}: its class token disagrees with the model's")
+            text, side = _mvitv2_block(block, where, side)
+            lines += [folded for part in text.split("\n > ") for folded in _fold(f"  > {part}")]
+    last = model.norm.normalized_shape[0]
+    head = [m for m in model.head.children() if type(m).__name__ not in ("Dropout", "Identity")]
+    if model.global_pool == "avg" and model.cls_token is None:
+        pool = "gap"
+    elif model.global_pool == "token" and model.cls_token is not None:
+        pool = "first"
+    else:
+        raise ImportRefused(
+            f"{name} with global_pool={model.global_pool!r}: the layout reads the average of the tokens without a "
+            f"class token, or the class token"
+        )
+    if len(head) != 1 or type(head[0]).__name__ != "Linear" or head[0].in_features != last:
+        raise ImportRefused(f"{name}: a head other than Dropout > Linear has no counterpart")
+    bias = ", bias" if head[0].bias is not None else ""
+    lines.append(f"  > {_ln(model.norm, name, last)} > {pool} > dense(->{head[0].out_features}{bias})")
+    return "\n".join(lines) + "\n"
+
+
 _FAMILIES = {"gpt2": _gpt2, "llama": _llama, "mistral": _llama, "mixtral": _llama, "bert": _bert}
 
 
@@ -772,6 +1171,10 @@ def recognises(model) -> bool:
     if type(model).__name__ == "SwinTransformer" and hasattr(model, "features"):
         return True
     if type(model).__name__ == "MaxVit" and hasattr(model, "blocks"):
+        return True
+    if type(model).__name__ == "MViT" and hasattr(model, "pos_encoding"):
+        return True
+    if type(model).__name__ == "MultiScaleVit" and hasattr(model, "stages"):  # timm's mvitv2
         return True
     return type(model).__name__ == "VisionTransformer" and hasattr(model, "class_token")
 
@@ -789,6 +1192,10 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
         text = _swin(model, size)
     elif type(model).__name__ == "MaxVit":
         text = _maxvit(model, size)
+    elif type(model).__name__ == "MViT":
+        text = _mvit(model, size)
+    elif type(model).__name__ == "MultiScaleVit":
+        text = _mvitv2(model, size)
     else:
         family = _FAMILIES.get(model.config.model_type)
         if family is None:

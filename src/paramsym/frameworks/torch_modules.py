@@ -149,6 +149,25 @@ class PositionEmbedding(nn.Module):
         return x + rows.t()
 
 
+class SeparablePositionEmbedding(nn.Module):
+    """`posembed(A x B[, cls])`: adds a_i + b_j to position i*B + j of a sequence (N, d, A*B), from a table of A
+    and one of B vectors (MViT's temporal and spatial positions); with `cls` the sequence is (N, d, 1 + A*B) and
+    its first position (the class token) gets a vector of its own."""
+
+    def __init__(self, a: int, b: int, d: int, cls: bool = False):
+        super().__init__()
+        self.first = nn.Parameter(torch.randn(a, d) * 0.02)
+        self.second = nn.Parameter(torch.randn(b, d) * 0.02)
+        self.token = nn.Parameter(torch.randn(1, d) * 0.02) if cls else None
+
+    def forward(self, x):
+        d = self.first.shape[1]
+        table = (self.first[:, None, :] + self.second[None, :, :]).reshape(-1, d)
+        if self.token is not None:
+            table = torch.cat([self.token, table])
+        return x + table.t()
+
+
 class ClassToken(nn.Module):
     """Prepends one learned vector of d to a sequence (N, d, T): (N, d, T + 1)."""
 
@@ -513,18 +532,19 @@ class FrozenBatchNorm(nn.Module):
 
 
 class SpaceToDepth(nn.Module):
-    """`space2depth(B)`: each B x B patch of (N, C, H, W) becomes one position of B*B*C channels, in
-    Swin's patch-merging order: channel (j*B + i)*C + c is channel c at row offset i, column offset j."""
+    """`space2depth(B)`: each B x B patch of (N, C, H, W) (of each frame of (N, C, T, H, W)) becomes one position
+    of B*B*C channels, in Swin's patch-merging order: channel (j*B + i)*C + c is channel c at row offset i,
+    column offset j."""
 
     def __init__(self, block: int):
         super().__init__()
         self.block = block
 
     def forward(self, x):
-        n, c, h, w = x.shape
-        b = self.block
-        x = x.reshape(n, c, h // b, b, w // b, b).permute(0, 5, 3, 1, 2, 4)
-        return x.reshape(n, b * b * c, h // b, w // b)
+        n, c, *kept, h, w = x.shape  # a volume (N, C, T, H, W): the patches of each frame
+        b, k = self.block, len(kept)
+        x = x.reshape(n, c, *kept, h // b, b, w // b, b).permute(0, 5 + k, 3 + k, 1, *range(2, 2 + k), 2 + k, 4 + k)
+        return x.reshape(n, b * b * c, *kept, h // b, w // b)
 
 
 class DropPath(nn.Module):
@@ -671,3 +691,233 @@ class Untokens(nn.Module):
 
     def forward(self, x):
         return x.unflatten(2, self.sizes)
+
+
+class WindowAttention3d(nn.Module):
+    """`attn(heads=h, window=a x b x c[, shift])` on a volume: Video Swin's window attention on channels-first
+    volumes (N, C, T, H, W), as torchvision's ShiftedWindowAttention3d computes it: one qkv and one proj Linear,
+    a learned relative-position bias table of (2a-1)(2b-1)(2c-1) x heads, attention inside a x b x c windows (a
+    side at least as long as its axis cut to the axis, with no shift along it), the volume padded at the end of
+    each axis to a multiple of the window, and with `shift` the windows shifted by half their sides (a cyclic
+    roll, masks between the regions the roll brings together). Besides: kv_heads key/value heads shared by the
+    query heads, and any head width."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        window: tuple,
+        shift: bool = False,
+        kv_heads: int | None = None,
+        head_dim: int | None = None,
+        bias: bool = True,
+    ):
+        super().__init__()
+        kv_heads = heads if kv_heads is None else kv_heads
+        head_dim = channels // heads if head_dim is None else head_dim
+        if heads % kv_heads:
+            raise ValueError(f"kv_heads={kv_heads} must divide heads={heads}")
+        if len(window) != 3:
+            raise ValueError(f"a window on a volume has three sides, not {window}")
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.window_size = list(window)
+        self.shift_size = [w // 2 for w in window] if shift else [0, 0, 0]
+        self.qkv = nn.Linear(channels, (heads + 2 * kv_heads) * head_dim, bias=bias)
+        self.proj = nn.Linear(heads * head_dim, channels, bias=bias)
+        a, b, c = window
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * a - 1) * (2 * b - 1) * (2 * c - 1), heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def relative_position_bias(self, window):
+        """(1, heads, n, n) for the n positions of a window of `window` (the first positions of the full one:
+        torchvision indexes its table so when the window is cut to the volume)."""
+        full = self.window_size
+        grids = torch.meshgrid(
+            *(torch.arange(w, device=self.relative_position_bias_table.device) for w in full), indexing="ij"
+        )
+        coords = [g.flatten() for g in grids]
+        index = torch.zeros_like(coords[0][:, None] - coords[0][None, :])
+        for axis in range(3):
+            stride = 1
+            for w in full[axis + 1 :]:
+                stride *= 2 * w - 1
+            index = index + (coords[axis][:, None] - coords[axis][None, :] + full[axis] - 1) * stride
+        n = window[0] * window[1] * window[2]
+        bias = self.relative_position_bias_table[index[:n, :n].flatten()].view(n, n, -1)
+        return bias.permute(2, 0, 1).unsqueeze(0)
+
+    def forward(self, x):
+        x = x.movedim(1, -1)  # (N, T, H, W, C)
+        n, *size, channels = x.shape
+        window = [min(w, s) for w, s in zip(self.window_size, size)]
+        shift = [0 if s <= w else sh for w, s, sh in zip(self.window_size, size, self.shift_size)]
+        pad = [(w - s % w) % w for w, s in zip(window, size)]
+        x = F.pad(x, (0, 0, 0, pad[2], 0, pad[1], 0, pad[0]))
+        padded = [s + p for s, p in zip(size, pad)]
+        if sum(shift) > 0:
+            x = torch.roll(x, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+        counts = [p // w for p, w in zip(padded, window)]
+        count, volume = counts[0] * counts[1] * counts[2], window[0] * window[1] * window[2]
+        x = x.view(n, counts[0], window[0], counts[1], window[1], counts[2], window[2], channels)
+        x = x.permute(0, 1, 3, 5, 2, 4, 6, 7).reshape(n * count, volume, channels)
+        h, g, e = self.heads, self.kv_heads, self.head_dim
+        qkv = self.qkv(x).reshape(n * count, volume, h + 2 * g, e).transpose(1, 2)
+        q, k, v = qkv[:, :h] * e**-0.5, qkv[:, h : h + g], qkv[:, h + g :]
+        if g != h:
+            k, v = k.repeat_interleave(h // g, dim=1), v.repeat_interleave(h // g, dim=1)
+        attn = q.matmul(k.transpose(-2, -1)) + self.relative_position_bias(window)
+        if sum(shift) > 0:
+            mask = x.new_zeros(padded)
+            label = 0
+            cuts = [((0, -w), (-w, -s), (-s, None)) for w, s in zip(window, shift)]
+            for d0, d1 in cuts[0]:
+                for h0, h1 in cuts[1]:
+                    for w0, w1 in cuts[2]:
+                        mask[d0:d1, h0:h1, w0:w1] = label
+                        label += 1
+            mask = mask.view(counts[0], window[0], counts[1], window[1], counts[2], window[2])
+            mask = mask.permute(0, 2, 4, 1, 3, 5).reshape(count, volume)
+            mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+            mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+            attn = (attn.view(n, count, h, volume, volume) + mask.unsqueeze(1).unsqueeze(0)).view(-1, h, volume, volume)
+        y = attn.softmax(dim=-1).matmul(v).transpose(1, 2).reshape(n * count, volume, h * e)
+        y = self.proj(y).view(n, *counts, *window, channels)
+        y = y.permute(0, 1, 4, 2, 5, 3, 6, 7).reshape(n, *padded, channels)
+        if sum(shift) > 0:
+            y = torch.roll(y, shifts=tuple(shift), dims=(1, 2, 3))
+        return y[:, : size[0], : size[1], : size[2]].movedim(-1, 1)
+
+
+class TokenPool(nn.Module):
+    """`tokenpool(volume=T x H x W, kernel=..., stride=..., pad=...[, cls])`: on a sequence (N, d, [1 +] T*H*W), the
+    tokens of a T x H x W (or H x W) volume, after a class token with `cls`, MaxPool3d (MaxPool2d) of the volume;
+    the class token is kept."""
+
+    def __init__(
+        self, volume: tuple, kernel: tuple, stride: tuple | None = None, pad: tuple | None = None, cls: bool = False
+    ):
+        super().__init__()
+        self.volume, self.kernel = tuple(volume), tuple(kernel)
+        self.stride, self.pad = tuple(stride or kernel), tuple(pad or (0,) * len(kernel))
+        self.cls = cls
+        pool = nn.MaxPool3d if len(self.volume) == 3 else nn.MaxPool2d
+        self.pool = pool(self.kernel, self.stride, self.pad)
+
+    def forward(self, x):
+        n, d, _ = x.shape
+        first = 1 if self.cls else 0
+        token, rest = x[:, :, :first], x[:, :, first:]
+        rest = self.pool(rest.reshape(n, d, *self.volume))
+        return torch.cat([token, rest.flatten(2)], dim=2)
+
+
+class PoolingAttention(nn.Module):
+    """`attn(heads=h, volume=..., q=..., q_stride=..., kv=..., kv_stride=...[, out=D, cls, residual, relpos])`: MViT's
+    pooling attention (torchvision's MultiscaleAttention, timm's MultiScaleAttention) on a sequence (N, d, L), the
+    tokens of a T x H x W (or H x W) volume row by row, after a class token with `cls`: one qkv Linear (d -> 3*D),
+    then the queries and/or the keys and values pooled over the volume (a depthwise convolution without bias on each
+    head's channels, shared by the heads, padding kernel // 2, then a LayerNorm of the head width; the class token
+    not pooled), attention (with `relpos`, timm's decomposed relative positions on an H x W volume), with `residual`
+    the pooled queries added to its output, and the output Linear (D -> D): (N, D, L')."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        volume: tuple,
+        q: tuple | None = None,
+        q_stride: tuple | None = None,
+        kv: tuple | None = None,
+        kv_stride: tuple | None = None,
+        out: int | None = None,
+        head_dim: int | None = None,
+        bias: bool = True,
+        cls: bool = False,
+        residual: bool = False,
+        relpos: bool = False,
+    ):
+        super().__init__()
+        out = channels if out is None else out
+        head_dim = out // heads if head_dim is None else head_dim
+        self.heads, self.head_dim, self.volume = heads, head_dim, tuple(volume)
+        self.cls, self.residual = cls, residual
+        self.qkv = nn.Linear(channels, 3 * heads * head_dim, bias=bias)
+        self.proj = nn.Linear(heads * head_dim, out, bias=bias)
+        conv = nn.Conv3d if len(self.volume) == 3 else nn.Conv2d
+        one = (1,) * len(self.volume)
+
+        def pooling(kernel, stride):
+            if kernel is None:
+                return None
+            pool = conv(
+                head_dim,
+                head_dim,
+                tuple(kernel),
+                stride=tuple(stride or one),
+                padding=[k // 2 for k in kernel],
+                groups=head_dim,
+                bias=False,
+            )
+            return nn.ModuleList([pool, nn.LayerNorm(head_dim, eps=1e-6)])
+
+        self.pool_q = pooling(q, q_stride)
+        self.pool_k = pooling(kv, kv_stride)
+        self.pool_v = pooling(kv, kv_stride)
+        self.queries = self._size(self.volume, q, q_stride or one)
+        self.keys = self._size(self.volume, kv, kv_stride or one)
+        self.rel_pos = None
+        if relpos:
+            rows = [2 * max(a, b) - 1 for a, b in zip(self.queries, self.keys)]
+            self.rel_pos = nn.ParameterList([nn.Parameter(torch.randn(n, head_dim) * 0.02) for n in rows])
+
+    @staticmethod
+    def _size(volume, kernel, stride):
+        if kernel is None:
+            return tuple(volume)
+        return tuple((n + 2 * (k // 2) - k) // s + 1 for n, k, s in zip(volume, kernel, stride))
+
+    def _pool(self, x, pooling):
+        """(N, heads, [1 +] volume, e) -> (N, heads, [1 +] pooled, e), the class token kept."""
+        if pooling is None:
+            return x
+        pool, norm = pooling
+        n, h, _, e = x.shape
+        first = 1 if self.cls else 0
+        token, rest = x[:, :, :first], x[:, :, first:]
+        rest = pool(rest.transpose(2, 3).reshape(n * h, e, *self.volume))
+        rest = rest.reshape(n, h, e, -1).transpose(2, 3)
+        return norm(torch.cat([token, rest], dim=2))
+
+    def _relative_positions(self, attn, q):
+        """MViT v2's decomposed relative positions (timm's cal_rel_pos_type on H x W, torchvision's _add_rel_pos on
+        T x H x W): each query of the volume scored against the table rows of its offset along each axis."""
+        first = 1 if self.cls else 0
+        n, h, _, e = q.shape
+        r_q = q[:, :, first:].reshape(n, h, *self.queries, e)
+        letters = "tuv"[3 - len(self.queries) :]  # the volume's axes in einsum's letters
+        spatial = attn[:, :, first:, first:].reshape(n, h, *self.queries, *self.keys)
+        for axis, (qn, kn, table) in enumerate(zip(self.queries, self.keys, self.rel_pos)):
+            q_ratio, k_ratio = max(kn / qn, 1.0), max(qn / kn, 1.0)
+            dist = torch.arange(qn)[:, None] * q_ratio - torch.arange(kn)[None, :] * k_ratio + (kn - 1) * k_ratio
+            rows = table[dist.long()]  # (qn, kn, e)
+            rel = torch.einsum(f"by{letters}c,{letters[axis]}kc->by{letters}k", r_q, rows)
+            shape = [n, h, *self.queries] + [kn if i == axis else 1 for i in range(len(self.keys))]
+            spatial = spatial + rel.reshape(shape)
+        attn = attn.clone()
+        attn[:, :, first:, first:] = spatial.reshape(n, h, q.shape[2] - first, attn.shape[3] - first)
+        return attn
+
+    def forward(self, x):
+        x = x.transpose(1, 2)  # (N, L, d)
+        n, length, _ = x.shape
+        h, e = self.heads, self.head_dim
+        q, k, v = self.qkv(x).reshape(n, length, 3, h, e).permute(2, 0, 3, 1, 4)
+        q, k, v = self._pool(q, self.pool_q), self._pool(k, self.pool_k), self._pool(v, self.pool_v)
+        attn = (q * e**-0.5).matmul(k.transpose(-2, -1))
+        if self.rel_pos is not None:
+            attn = self._relative_positions(attn, q)
+        y = attn.softmax(dim=-1).matmul(v)
+        if self.residual:
+            y = y + q
+        y = y.transpose(1, 2).reshape(n, q.shape[2], h * e)
+        return self.proj(y).transpose(1, 2)

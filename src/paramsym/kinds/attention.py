@@ -27,6 +27,13 @@ and W/g columns apart, and every position attends to the g² positions of its gr
 "grid attention"; its "block attention" is `window=w`). It counts as window attention does with
 w = g: the (2g−1)²·h bias table, S = g² keys per position, and the keys and values of all T
 positions in the cache.
+
+Two more paramsym extensions, for video models. `window=a x b x c` on a volume T x H x W x d is Video Swin's
+window attention (torchvision's ShiftedWindowAttention3d): a table of (2a−1)(2b−1)(2c−1)·h biases, a side at least
+as long as its axis cut to the axis, `pad` padding each axis to a multiple of the window. `volume=T x H x W` (or
+H x W) with `q=`, `q_stride=`, `kv=`, `kv_stride=` is MViT's pooling attention on a sequence of tokens (after a
+class token with `cls`): the queries and/or keys and values pooled by a depthwise convolution and a LayerNorm of the
+head width, the output the pooled queries' sequence; MViT v2 adds `out=D`, `relpos` and `residual` (`Pooling`).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import Any
 import sympy
 
 from .. import expansion
-from ..core.records import KerasSpec, Layer, Options, TorchSpec
+from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from . import traced_attention
 from .base import (
@@ -57,12 +64,54 @@ from .base import (
     axes,
     check_or_defer,
     known,
+    make_layer,
     refuse_keras,
     same_layer,
     times,
     whole_input_field,
     whole_number,
 )
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """MViT's pooling attention: the sequence is a volume of tokens (`volume`, H x W or T x H x W, row by row), after
+    a class token with `cls`; the queries (kernel `q`, stride `q_stride`) and/or the keys and values (`kv`,
+    `kv_stride`) are pooled over the volume by a depthwise convolution without bias on each head's channels (shared
+    by the heads; padding kernel // 2) and a LayerNorm of the head width; the class token is not pooled. None: that
+    side is not pooled. MViT v2's options: `residual` adds the pooled queries to the attention's output, `relpos`
+    adds decomposed relative positions (a table of 2·max(q_i, k_i) − 1 vectors of the head width per axis),
+    `width` is the output's (qkv d -> 3·width, proj width -> width; None: d)."""
+
+    volume: tuple[Expr, ...]
+    q: tuple[Expr, ...] | None
+    q_stride: tuple[Expr, ...]
+    kv: tuple[Expr, ...] | None
+    kv_stride: tuple[Expr, ...]
+    cls: bool
+    residual: bool
+    relpos: bool
+    width: Expr | None
+
+    @staticmethod
+    def pooled(volume: tuple[Expr, ...], kernel: tuple[Expr, ...] | None, stride: tuple[Expr, ...]) -> tuple[Expr, ...]:
+        """The volume after a pooling (PyTorch's convolution with padding kernel // 2): ⌊(n + 2⌊k/2⌋ − k)/s⌋ + 1."""
+        if kernel is None:
+            return volume
+        return tuple(sympy.floor((n + 2 * sympy.floor(k / 2) - k) / s) + 1 for n, k, s in zip(volume, kernel, stride))
+
+    @property
+    def queries(self) -> tuple[Expr, ...]:
+        return self.pooled(self.volume, self.q, self.q_stride)
+
+    @property
+    def keys(self) -> tuple[Expr, ...]:
+        return self.pooled(self.volume, self.kv, self.kv_stride)
+
+    @property
+    def table(self) -> Expr:
+        """The vectors of the relative-position tables (`relpos`): 2·max(q_i, k_i) − 1 along each axis."""
+        return sympy.Add(*(2 * sympy.Max(a, b) - 1 for a, b in zip(self.queries, self.keys)))
 
 
 @dataclass(frozen=True)
@@ -73,13 +122,15 @@ class AttentionOptions(Options):
     kv_heads: Expr  # heads when not given
     head_dim: Expr  # the width over heads when not given
     source: tuple[Expr, Expr] | None  # (positions, channels) of the keys' source; None: the input itself
-    window: Expr | None
+    window: Expr | None  # the side of a square window on a map (window=w)
     shift: bool
     causal: bool
     rope: bool
     cpb: Expr | None  # the width of Swin V2's position-bias MLP
     pad: bool
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
+    volume: tuple[Expr, Expr, Expr] | None = None  # a window on a 3-D map (window=a x b x c: Video Swin's)
+    pooling: Pooling | None = None  # MViT's pooling attention (volume=, q=, kv=)
 
     @property
     def partition(self) -> Expr | None:
@@ -87,12 +138,41 @@ class AttentionOptions(Options):
         (2·side − 1)²·h, each position has side² keys."""
         return self.window if self.window is not None else self.grid
 
+    @property
+    def windowed(self) -> bool:
+        """Window attention, on a map (window=w) or a volume (window=a x b x c)."""
+        return self.window is not None or self.volume is not None
+
+    @property
+    def sides(self) -> tuple[Expr, ...] | None:
+        """The sides of the window or grid along each axis of the map: its bias table has ∏(2·side − 1) rows."""
+        if self.volume is not None:
+            return self.volume
+        side = self.partition
+        return None if side is None else (side, side)
+
 
 class Attention(Kind):
     key = "attn"
     names = ("attn",)
-    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb"})
-    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
+    keywords = frozenset(
+        {
+            "heads",
+            "kv_heads",
+            "head_dim",
+            "source",
+            "window",
+            "grid",
+            "cpb",
+            "volume",
+            "q",
+            "q_stride",
+            "kv",
+            "kv_stride",
+            "out",
+        }
+    )
+    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad", "cls", "residual", "relpos"})
     torch_modules = (
         "MultiheadAttention",
         "TransformerEncoderLayer",
@@ -103,6 +183,9 @@ class Attention(Kind):
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
+        "torchvision.models.video.swin_transformer.ShiftedWindowAttention3d",  # Video Swin's, read whole
+        "WindowAttention3d",  # paramsym's own export of a window on a volume
+        "PoolingAttention",  # paramsym's own export of MViT's pooling attention
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -143,14 +226,15 @@ class Attention(Kind):
                 f"query heads)",
                 pos,
             )
+        width = args.scalar("out", d)  # MViT v2's pooling attention may widen (out=D); checked by _pooling
         if "head_dim" in args.keywords:
             head_dim = known(args.scalar("head_dim"))
         else:
-            head_dim = d / heads
+            head_dim = width / heads
             constraints += check_or_defer(
                 head_dim,
                 "integer",
-                f"heads={heads} does not divide the width {d}",
+                f"heads={heads} does not divide the width {width}",
                 args.keywords["heads"].pos,
                 hint="the head width is d/heads: choose heads that divide d, or give head_dim=",
             )
@@ -165,26 +249,34 @@ class Attention(Kind):
                 hint="choose heads (or head_dim=) so that each head is even",
             )
         source = self._source(call, args)
-        window = args.scalar("window")
+        window, volume = self._window_sides(call, flow, args)
+        if volume is not None:
+            constraints += self._volume(call, flow, args, volume)
         if window is not None:
             constraints += self._window(call, flow, args, window)
-            if source is not None:
-                raise ParamsymArgumentError(
-                    "window= attends inside windows of the map itself: it takes no source=",
-                    pos=args.keywords["source"].pos,
-                )
-        grid = self._grid(call, flow, args, window, source)
-        if "shift" in args.flags and window is None:
+        if (window is not None or volume is not None) and source is not None:
+            raise ParamsymArgumentError(
+                "window= attends inside windows of the map itself: it takes no source=",
+                pos=args.keywords["source"].pos,
+            )
+        grid = self._grid(call, flow, args, window if volume is None else volume[0], source)
+        if "shift" in args.flags and window is None and volume is None:
             raise ParamsymArgumentError(
                 "'shift' (shifted windows) needs window=w",
                 pos=args.flags["shift"].pos,
                 hint=f"write {call.name}(heads=..., window=7, shift)",
             )
-        if "pad" in args.flags and window is None:
+        if "pad" in args.flags and window is None and volume is None:
             raise ParamsymArgumentError(
                 "'pad' pads the map to a multiple of the window: it needs window=w",
                 pos=args.flags["pad"].pos,
                 hint=f"write {call.name}(heads=..., window=8, pad)",
+            )
+        if volume is not None and "cpb" in args.keywords:
+            raise ParamsymArgumentError(
+                "cpb= (Swin V2's continuous position bias) is for square windows on a map: a window on a "
+                "volume (window=a x b x c) has the learned table",
+                pos=args.keywords["cpb"].pos,
             )
         cpb = self._cpb(call, args, window)
         options = AttentionOptions(
@@ -199,8 +291,120 @@ class Attention(Kind):
             cpb=cpb,
             pad="pad" in args.flags,
             grid=grid,
+            volume=volume,
+            pooling=self._pooling(call, flow, args, constraints),
         )
+        if options.pooling is not None:
+            out = Shape((int(options.pooling.cls) + sympy.Mul(*options.pooling.queries),), width)
+            return make_layer(
+                call, self, flow, out, d, width, bias=args.bias, options=options, constraints=tuple(constraints)
+            )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
+
+    def _pooling(self, call: Call, flow: Flow, args: Args, constraints: list[Constraint]) -> Pooling | None:
+        """volume=H x W or T x H x W with q=, q_stride=, kv=, kv_stride=, out=, cls, residual, relpos (MViT's pooling
+        attention)."""
+        keys = ("volume", "q", "q_stride", "kv", "kv_stride", "out")
+        given = [key for key in keys if key in args.keywords] + [
+            flag for flag in ("cls", "residual", "relpos") if flag in args.flags
+        ]
+        if not given:
+            return None
+        where = args.keywords[given[0]].pos if given[0] in args.keywords else args.flags[given[0]].pos
+        if "volume" not in args.keywords:
+            raise ParamsymArgumentError(
+                f"{given[0]} belongs to pooling attention over a volume of tokens: give the volume with "
+                f"volume=T x H x W or H x W (MViT)",
+                pos=where,
+                hint=f"write {call.name}(heads=..., volume=8x56x56, cls, kv=3x3x3, kv_stride=1x8x8)",
+            )
+        for key in ("q_stride", "kv_stride"):
+            if key in args.keywords and key[:-7] not in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{key}= is the stride of a pooling: give its kernel with {key[:-7]}=", pos=args.keywords[key].pos
+                )
+        for other in ("window", "grid", "source", "cpb", "kv_heads"):
+            if other in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{other}= does not go with pooling attention (volume=, MViT's)", pos=args.keywords[other].pos
+                )
+        for flag in ("causal", "rope", "shift", "pad"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' does not go with pooling attention (volume=, MViT's)", pos=args.flags[flag].pos
+                )
+        volume_arg = args.keywords["volume"]
+        rank = len(volume_arg.value)
+        if rank not in (2, 3):
+            raise ParamsymArgumentError(
+                "volume= takes the sizes of the volume of tokens: T x H x W, or H x W", pos=volume_arg.pos
+            )
+        axes_text = "T, H and W" if rank == 3 else "H and W"
+
+        def sizes(key: str) -> tuple[Expr, ...] | None:
+            arg = args.keywords.get(key)
+            if arg is None:
+                return None
+            if len(arg.value) != rank:
+                raise ParamsymArgumentError(
+                    f"{key}= takes {rank} sizes, along {axes_text} as volume= ({key}={'x'.join(['3'] * rank)})",
+                    pos=arg.pos,
+                )
+            for value in arg.value:
+                if value.is_number and not (value.is_integer and value >= 1):
+                    raise ParamsymArgumentError(f"{key}= takes positive whole numbers, not {value}", pos=arg.pos)
+                constraints.extend(whole_number(value, f"{key}=", arg.pos))
+            return tuple(arg.value)
+
+        one = (sympy.Integer(1),) * rank
+        volume = sizes("volume")
+        assert volume is not None
+        d = known(flow.shape.channels)
+        width = args.scalar("out")
+        pooling = Pooling(
+            volume,
+            sizes("q"),
+            sizes("q_stride") or one,
+            sizes("kv"),
+            sizes("kv_stride") or one,
+            "cls" in args.flags,
+            "residual" in args.flags,
+            "relpos" in args.flags,
+            None if width is None or expansion.expand(width - d) == 0 else width,
+        )
+        if flow.shape.rank != 1:
+            raise ParamsymShapeError(
+                f"volume= reads a sequence (the tokens of the volume, row by row), but the input is "
+                f"{flow.shape.describe()}",
+                pos=volume_arg.pos,
+                hint="make the volume a sequence first: ... > tokens > ...",
+            )
+        length = axes(flow.shape)[0]
+        tokens = sympy.Mul(*volume)
+        if length is not None:
+            constraints.extend(
+                check_or_defer(
+                    length - int(pooling.cls) - tokens,
+                    "zero",
+                    f"volume={'x'.join(str(v) for v in volume)} is {tokens} tokens, but the sequence of {length} "
+                    f"positions holds {length - int(pooling.cls)}" + (" after its class token" if pooling.cls else ""),
+                    volume_arg.pos,
+                )
+            )
+        for side in ("q", "kv"):
+            kernel = getattr(pooling, side)
+            if kernel is None:
+                continue
+            for n, k in zip(volume, kernel):
+                constraints.extend(
+                    check_or_defer(
+                        n + 2 * sympy.floor(k / 2) - k,
+                        "nonnegative",
+                        f"{side}={'x'.join(str(v) for v in kernel)} is larger than the padded volume",
+                        args.keywords[side].pos,
+                    )
+                )
+        return pooling
 
     def _cpb(self, call: Call, args: Args, window: Expr | None) -> Expr | None:
         """cpb=m: Swin V2's continuous position bias (an MLP 2 -> m -> heads on the relative coordinates)."""
@@ -311,6 +515,61 @@ class Attention(Kind):
             args.constraints += whole_number(value, what, arg.pos)
         return tuple(arg.value)
 
+    def _window_sides(self, call: Call, flow: Flow, args: Args) -> tuple[Expr | None, tuple[Expr, Expr, Expr] | None]:
+        """window=w on a map (a square w x w), window=a x b x c (or window=w, a cube) on a volume T x H x W x d:
+        (the square's side, None) or (None, the volume's sides)."""
+        arg = args.keywords.get("window")
+        if arg is None:
+            return None, None
+        if flow.shape.rank != 3:
+            if len(arg.value) != 1:
+                raise ParamsymArgumentError(
+                    f"window= on a map takes one value, the side of a square window (window=7), not "
+                    f"{' x '.join(str(v) for v in arg.value)}",
+                    pos=arg.pos,
+                    hint="a window of three sides (window=8x7x7) is for a volume T x H x W x d",
+                )
+            return args.scalar("window"), None
+        if len(arg.value) not in (1, 3):
+            raise ParamsymArgumentError(
+                "window= on a volume T x H x W x d takes its three sides (window=8x7x7), or one for a cube",
+                pos=arg.pos,
+            )
+        for value in arg.value:
+            if value.is_number and not (value.is_integer and value >= 1):
+                raise ParamsymArgumentError(
+                    f"window= (the sides of the window) must be positive whole numbers, not {value}", pos=arg.pos
+                )
+            args.constraints += whole_number(value, "window= (a side of the window)", arg.pos)
+        a, b, c = arg.value * 3 if len(arg.value) == 1 else arg.value
+        return None, (a, b, c)
+
+    @staticmethod
+    def fitted(sides: tuple[Expr, ...], sizes: tuple[Expr | None, ...]) -> tuple[Expr, ...]:
+        """A volume's window as it is used on a map of these sizes: along an axis no longer than the window, the
+        window is cut to the axis (torchvision's ShiftedWindowAttention3d; no shift along it then)."""
+        return tuple(w if n is None else sympy.Min(w, n) for w, n in zip(sides, sizes))
+
+    def _volume(self, call: Call, flow: Flow, args: Args, volume: tuple[Expr, Expr, Expr]) -> list[Constraint]:
+        pos = args.keywords["window"].pos
+        constraints: list[Constraint] = []
+        if "pad" in args.flags:
+            return constraints
+        sizes = flow.shape.spatial or ()
+        for size, side in zip(sizes, self.fitted(volume, sizes)):
+            if size is None:
+                continue
+            constraints += check_or_defer(
+                size / side,
+                "integer",
+                f"window={'x'.join(str(v) for v in volume)} does not divide the volume's size "
+                f"{'x'.join(str(v) for v in sizes)}",
+                pos,
+                hint="the volume is cut into windows: each side must divide its axis (or be at least as long "
+                "as it), or write 'pad' to pad the volume to a multiple of the window (as torchvision does)",
+            )
+        return constraints
+
     def _window(self, call: Call, flow: Flow, args: Args, window: Expr) -> list[Constraint]:
         pos = args.keywords["window"].pos
         if flow.shape.rank is not None and flow.shape.rank != 2:
@@ -345,20 +604,73 @@ class Attention(Kind):
         sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
         if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
-            w = o.window
-            sizes["padded"] = sympy.Mul(*(sympy.ceiling(known(n) / w) * w for n in axes(layer.in_shape)))
+            sides = Attention.used_sides(layer)
+            sizes["padded"] = sympy.Mul(*(sympy.ceiling(known(n) / w) * w for n, w in zip(axes(layer.in_shape), sides)))
         return sizes
 
     @staticmethod
-    def position_bias(layer: Layer, heads: Expr, window: Expr) -> tuple[Expr, Expr]:
-        """(params, MACs) of the relative-position bias: V1's table, or V2's MLP and logit scales (cpb=m)."""
-        m = AttentionOptions.of(layer).cpb
-        table = (2 * window - 1) ** 2
+    def used_sides(layer: Layer) -> tuple[Expr, ...]:
+        """The sides of the window (or grid) as the layer uses them: a volume's window cut to the map's axes no
+        longer than it (`fitted`); each query has their product of keys."""
+        o = AttentionOptions.of(layer)
+        sides = o.sides
+        assert sides is not None
+        return Attention.fitted(sides, layer.in_shape.spatial or ()) if o.volume is not None else sides
+
+    @staticmethod
+    def position_bias(layer: Layer, heads: Expr, window: Expr | None) -> tuple[Expr, Expr]:
+        """(params, MACs) of the relative-position bias: V1's table (∏(2·side − 1) rows: a window=w's or grid=g's
+        square, a volume's three sides), or V2's MLP and logit scales (cpb=m)."""
+        o = AttentionOptions.of(layer)
+        m = o.cpb
+        table = (
+            sympy.Mul(*(2 * side - 1 for side in o.volume)) if o.volume is not None else (2 * known(window) - 1) ** 2
+        )
         if m is None:
             return table * heads, 0
         return 3 * m + m * heads + heads, table * (2 * m + m * heads)
 
+    @staticmethod
+    def pooling_counts(layer: Layer) -> dict[str, Expr]:
+        """MViT's pooling attention: the N = (1 +) ∏(volume) positions are projected (d·q + 2·d·kv each); the queries
+        and/or the keys and values are pooled (each pooling e·∏k + 2e parameters, q·∏k MACs per pooled token: a
+        depthwise convolution on each head's e channels, shared by the heads, then a LayerNorm of e); the
+        Nq = (1 +) ∏(queries) queries score the Nk = (1 +) ∏(keys) keys (2·Nq·Nk·q) and are projected to the output's
+        D channels (Nq·q·D). With `relpos`, tables of Σ(2·max(q_i, k_i) − 1) vectors of e, and for each query of
+        the volume its scores against the table rows of each axis, q·∏(queries)·Σ k_i MACs."""
+        o = AttentionOptions.of(layer)
+        p = o.pooling
+        assert p is not None
+        d, e, D = known(layer.cin), o.head_dim, known(layer.cout)
+        q, kv = o.heads * e, o.kv_heads * e
+        first = int(p.cls)
+        N = first + sympy.Mul(*p.volume)
+        Nq, Nk = first + sympy.Mul(*p.queries), first + sympy.Mul(*p.keys)
+        extra_params = extra_macs = sympy.Integer(0)
+        for kernel, tokens, count in ((p.q, p.queries, 1), (p.kv, p.keys, 2)):
+            if kernel is not None:
+                extra_params += count * (e * sympy.Mul(*kernel) + 2 * e)
+                extra_macs += count * q * sympy.Mul(*tokens) * sympy.Mul(*kernel)
+        if p.relpos:
+            extra_params += p.table * e
+            extra_macs += q * sympy.Mul(*p.queries) * sympy.Add(*p.keys)
+        params = d * q + 2 * d * kv + q * D + extra_params
+        if layer.bias:
+            params += q + 2 * kv + D
+        macs = N * d * q + 2 * N * d * kv + extra_macs + 2 * Nq * Nk * q + Nq * q * D
+        return {"params": params, "macs": macs, "kv_cache": 2 * Nk * kv, "Nq": Nq, "Nk": Nk, "N": N}
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        if AttentionOptions.of(layer).pooling is not None:
+            pooled = self.pooling_counts(layer)
+            d = known(layer.cin)
+            return {
+                "params": pooled["params"],
+                "fan_in": d,
+                "macs": pooled["macs"],
+                "connections": times(layer.out_shape.elements, d),
+                "kv_cache": pooled["kv_cache"],
+            }
         s = self.sizes(layer)
         d, q, kv, T, S, c = known(s["d"]), known(s["q"]), known(s["kv"]), s["T"], s["S"], known(s["c"])
         o = AttentionOptions.of(layer)
@@ -366,13 +678,13 @@ class Attention(Kind):
         if layer.bias:
             params += q + 2 * kv + d
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
-        if window is not None:
+        if o.sides is not None:
             bias_params, bias_macs = self.position_bias(layer, o.heads, window)
             params += bias_params
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
-            # each query sees w² of them (g² with grid=g)
+            # each query sees w² of them (g² with grid=g; a·b·c with window=a x b x c, cut to the map)
             T = keys = s["padded"]
-            per_query = window**2
+            per_query = sympy.Mul(*self.used_sides(layer))
         else:
             keys, per_query = S, S
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
@@ -397,14 +709,16 @@ class Attention(Kind):
         params = t.c * q + 2 * c * kv + q * t.c
         if layer.bias:
             params += q + 2 * kv + t.c
-        if o.partition is not None:
+        if o.sides is not None:
             params += self.position_bias(layer, heads, o.partition)[0]
+        if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
+            return expansion.expand(self.pooling_counts(layer)["params"])
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
         """Every output sees every position (a window or grid attention's field, windows that do not slide, is
         left unknown)."""
-        return whole_input_field(layer, field) if AttentionOptions.of(layer).partition is None else None
+        return whole_input_field(layer, field) if AttentionOptions.of(layer).sides is None else None
 
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
@@ -420,14 +734,33 @@ class Attention(Kind):
                 + (" shifted" if o.shift else "")
                 + (", map padded to a multiple" if o.pad else "")
             )
+        if o.volume is not None:
+            parts.append(
+                f", {'x'.join(words(v) for v in o.volume)} windows of the volume"
+                + (" shifted" if o.shift else "")
+                + (", padded to a multiple" if o.pad else "")
+            )
         if o.grid is not None:
             parts.append(f", across a {words(o.grid)}x{words(o.grid)} grid of strided positions")
         if o.cpb is not None:
             parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
+        if o.pooling is not None:
+            p = o.pooling
+            pooled = [side for side, kernel in (("queries", p.q), ("keys and values", p.kv)) if kernel is not None]
+            parts.append(
+                f", pooling attention over {'x'.join(words(n) for n in p.volume)} tokens"
+                + (" after a class token" if p.cls else "")
+                + (f" ({' and '.join(pooled)} pooled)" if pooled else "")
+                + (f", out to {words(known(layer.cout))}" if p.width is not None else "")
+                + ", relative positions" * p.relpos
+                + ", residual pooling" * p.residual
+            )
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        if AttentionOptions.of(layer).pooling is not None:
+            return self._explain_pooling(layer, counts, w)
         s, o = self.sizes(layer), AttentionOptions.of(layer)
         d, q, kv, c = s["d"], s["q"], s["kv"], s["c"]
         lines = [
@@ -484,6 +817,8 @@ class Attention(Kind):
                 lines.append(
                     "(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter exists and counts.)"
                 )
+        if o.volume is not None:
+            lines += self._explain_volume(layer, s, w)
         if window is not None and o.pad and expansion.expand(known(s["padded"]) - known(s["T"])) == 0:
             lines.append(f"Padding: none, the map is a multiple of {w(window)} already.")
         elif window is not None and o.pad:
@@ -498,7 +833,13 @@ class Attention(Kind):
                 "it changes no count anyway."
             )
         lines.append(f"{w(counts.params)} parameters.")
-        if counts.macs is not None:
+        if counts.macs is not None and o.volume is not None:
+            lines.append(
+                f"MACs: the projections, then for each of the {w(s['padded'])} queries the scores against the "
+                f"{w(sympy.Mul(*self.used_sides(layer)))} positions of its window and the weighted sum of their "
+                f"values: 2 x queries x keys x q, masked pairs included."
+            )
+        elif counts.macs is not None:
             side = o.partition
             keys = (
                 f"the {w(o.window**2)} positions of its window"
@@ -518,6 +859,73 @@ class Attention(Kind):
         lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
         return lines
 
+    def _explain_pooling(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        """The lines of MViT's pooling attention (volume=, q=, kv=)."""
+        o = AttentionOptions.of(layer)
+        p = o.pooling
+        assert p is not None
+        n = self.pooling_counts(layer)
+        d, e, D = known(layer.cin), o.head_dim, known(layer.cout)
+        q = o.heads * e
+        lines = [
+            f"The sequence is {'a class token and ' if p.cls else ''}the {'x'.join(w(v) for v in p.volume)} tokens of "
+            f"a volume, row by row: {w(n['N'])} positions.",
+            f"Projections: queries, keys and values of {w(q)} channels each ({w(o.heads)} heads of {w(e)}) from the "
+            f"{w(d)} input channels, {w.product(d, 3 * q)} weights; the output projection {w.product(q, D)}"
+            + (", with biases." if layer.bias else "."),
+        ]
+        for side, kernel, tokens, count in (("queries", p.q, p.queries, 1), ("keys and values", p.kv, p.keys, 2)):
+            if kernel is None:
+                continue
+            lines.append(
+                f"Pooling of the {side}: a depthwise {'x'.join(w(k) for k in kernel)} convolution without bias on "
+                f"each head's {w(e)} channels (shared by the heads, padding half the kernel), then a LayerNorm of "
+                f"{w(e)}: {w(e * sympy.Mul(*kernel) + 2 * e)} parameters"
+                + (" each, twice" if count == 2 else "")
+                + f"; the volume becomes {'x'.join(w(v) for v in tokens)}"
+                + (" (the class token is not pooled)." if p.cls else ".")
+            )
+        if p.relpos:
+            lines.append(
+                f"Relative positions (MViT v2): a table of 2·max(q, k) − 1 vectors of {w(e)} along each axis, "
+                f"{w.product(p.table, e)} parameters; each query of the volume is scored against the rows of "
+                f"each axis, {w(q * sympy.Mul(*p.queries) * sympy.Add(*p.keys))} MACs."
+            )
+        if p.residual:
+            lines.append("Residual pooling: the pooled queries are added to the attention's output (no count).")
+        lines += [
+            f"{w(counts.params)} parameters.",
+            f"MACs: the projections of the {w(n['N'])} positions, the poolings, then each of the {w(n['Nq'])} queries "
+            f"scores the {w(n['Nk'])} keys and sums their values, 2 x {w(n['Nq'])} x {w(n['Nk'])} x {w(q)}, and the "
+            f"output projection of the {w(n['Nq'])} queries.",
+            f"KV cache: the pooled keys and values, {w(n['kv_cache'])} values.",
+            f"Fan-in: each projection unit sees the {w(d)} channels of one position.",
+        ]
+        return lines
+
+    def _explain_volume(self, layer: Layer, s: dict[str, Expr | None], w: Words) -> list[str]:
+        """The lines of a window on a volume (window=a x b x c): its table, the window as used, the padding."""
+        o = AttentionOptions.of(layer)
+        volume, used = known_sides(o.volume), self.used_sides(layer)
+        table = sympy.Mul(*(2 * v - 1 for v in volume))
+        lines = [
+            f"A learned relative-position bias per head over a {'x'.join(w(v) for v in volume)} window "
+            f"({' x '.join(w(2 * v - 1) for v in volume)} offsets): {w.product(table, o.heads)} parameters."
+        ]
+        if any(expansion.expand(a - b) != 0 for a, b in zip(volume, used)):
+            lines.append(
+                f"Along an axis no longer than the window the window is cut to the axis (torchvision's "
+                f"ShiftedWindowAttention3d, with no shift along it): the windows are "
+                f"{'x'.join(w(v) for v in used)}."
+            )
+        if o.pad and expansion.expand(known(s["padded"]) - known(s["T"])) != 0:
+            lines.append(
+                f"Padding: the volume is padded with zeros at the end of each axis to a multiple of the window, "
+                f"{w(s['T'])} -> {w(s['padded'])} positions, which are projected and attended to, then cut off "
+                f"(torchvision's shifted_window_attention_3d)."
+            )
+        return lines
+
     @staticmethod
     def _one_window(layer: Layer) -> bool:
         """One window covers the (padded) map along an axis: torchvision sets that axis's shift to 0."""
@@ -532,6 +940,10 @@ class Attention(Kind):
     # ---- frameworks
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         o = AttentionOptions.of(layer)
+        if o.pooling is not None:
+            return _pooling_spec(layer, num)
+        if o.volume is not None:
+            return _volume_spec(layer, num)
         if o.partition is not None:
             return _window_spec(layer, num)
         if o.source is not None:
@@ -552,8 +964,10 @@ class Attention(Kind):
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         o = AttentionOptions.of(layer)
-        if o.window is not None:
+        if o.windowed:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
+        if o.pooling is not None:
+            refuse_keras(layer, "pooling attention (MViT) has no Keras layer")
         if o.grid is not None:
             refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
         if o.source is not None:
@@ -595,6 +1009,10 @@ class Attention(Kind):
             return _own_text(module)
         if name == "WindowAttention":
             return _window_text(module, ctx)
+        if name in ("ShiftedWindowAttention3d", "WindowAttention3d"):
+            return _volume_text(module, ctx)
+        if name == "PoolingAttention":
+            return _pooling_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -698,6 +1116,12 @@ def _timm_swin_block_text(block: Any, ctx: ImportContext) -> str:
         f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) > res(ln > dense(->{mlp.fc1.out_features}"
         f"{bias}) > gelu > dense(->{mlp.fc2.out_features}{bias}){dropped(block.drop_path2)})"
     )
+
+
+def known_sides(volume: tuple[Expr, Expr, Expr] | None) -> tuple[Expr, Expr, Expr]:
+    """A volume's window that the caller made sure of (`AttentionOptions.volume` of a layer with one)."""
+    assert volume is not None
+    return volume
 
 
 def _default_head_dim(layer: Layer) -> bool:
@@ -934,6 +1358,128 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     if o.grid is not None:
         kwargs["grid"] = True
     return TorchSpec("WindowAttention", (d, heads, num(o.partition)), kwargs)
+
+
+def _pooling_spec(layer: Layer, num: Numbers) -> TorchSpec:
+    """PoolingAttention: MViT's pooling attention (torchvision's MultiscaleAttention, timm's MultiScaleAttention)."""
+    o = AttentionOptions.of(layer)
+    p = o.pooling
+    assert p is not None
+    d, heads, e, width = num(layer.cin), num(o.heads), num(o.head_dim), num(layer.cout)
+    kwargs: dict[str, Any] = {}
+    for side in ("q", "kv"):
+        kernel = getattr(p, side)
+        if kernel is not None:
+            kwargs[side] = num.each(kernel)
+            kwargs[f"{side}_stride"] = num.each(getattr(p, f"{side}_stride"))
+    if width != d:
+        kwargs["out"] = width
+    if e * heads != width:
+        kwargs["head_dim"] = e
+    kwargs["bias"] = layer.bias
+    for flag in ("cls", "residual", "relpos"):
+        if getattr(p, flag):
+            kwargs[flag] = True
+    return TorchSpec("PoolingAttention", (d, heads, num.each(p.volume)), kwargs)
+
+
+def _volume_spec(layer: Layer, num: Numbers) -> TorchSpec:
+    """WindowAttention3d: window attention on a volume, as torchvision's ShiftedWindowAttention3d computes it (with
+    kv_heads and head_dim besides)."""
+    o = AttentionOptions.of(layer)
+    if o.causal:
+        raise ParamsymUsageError(
+            f"{layer.name} at {layer.pos}: causal masking inside windows has no PyTorch "
+            f"module (Swin's window attention is not causal)"
+        )
+    d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
+    kwargs: dict[str, Any] = {"shift": True} if o.shift else {}
+    if kv_heads != heads:
+        kwargs["kv_heads"] = kv_heads
+    if e * heads != d:
+        kwargs["head_dim"] = e
+    kwargs["bias"] = layer.bias
+    # the module pads as torchvision does, always: without 'pad' the program made sure the window divides
+    return TorchSpec("WindowAttention3d", (d, heads, tuple(num(v) for v in known_sides(o.volume))), kwargs)
+
+
+def _pooling_text(module: Any, ctx: ImportContext) -> str:
+    """paramsym's own PoolingAttention read back."""
+    names = ("heads", "head_dim", "volume", "cls", "residual", "rel_pos", "pool_q", "pool_k", "qkv", "proj")
+    if not all(hasattr(module, a) for a in names):
+        raise ImportRefused(f"{ctx.node_name} (PoolingAttention) is not paramsym's pooling attention module")
+    width, channels = module.proj.out_features, module.qkv.in_features
+    parts = [f"heads={module.heads}"]
+    if width != channels:
+        parts.append(f"out={width}")
+    if module.heads * module.head_dim != width:
+        parts.append(f"head_dim={module.head_dim}")
+    parts += ["bias"] * (module.qkv.bias is not None) + [f"volume={'x'.join(map(str, module.volume))}"]
+    parts += ["cls"] * module.cls + ["residual"] * module.residual + ["relpos"] * (module.rel_pos is not None)
+    for side, pooling in (("q", module.pool_q), ("kv", module.pool_k)):
+        if pooling is not None:
+            pool = pooling[0]
+            parts += [
+                f"{side}={'x'.join(map(str, pool.kernel_size))}",
+                f"{side}_stride={'x'.join(map(str, pool.stride))}",
+            ]
+    return f"attn({', '.join(parts)})"
+
+
+def _volume_text(module: Any, ctx: ImportContext) -> str:
+    """torchvision's ShiftedWindowAttention3d (Video Swin; on channels-last volumes (N, T, H, W, C)) or paramsym's
+    own WindowAttention3d (channels first) read whole: qkv and proj Linear layers, heads x head_dim channels, a
+    table of (2a-1)(2b-1)(2c-1) biases per head, windows of a x b x c shifted by half their sides or not. Both pad
+    the volume to a multiple of the window: `pad` is written when the volume given is not one."""
+    name = type(module).__name__
+    where = f"{ctx.node_name} ({name})"
+    own = name == "WindowAttention3d"
+    names = (
+        "qkv",
+        "proj",
+        "relative_position_bias_table",
+        "window_size",
+        "shift_size",
+        "heads" if own else "num_heads",
+    )
+    if not all(hasattr(module, a) for a in names):
+        raise ImportRefused(f"{where} is not a window attention on volumes that paramsym reads")
+    qkv, proj, table = module.qkv, module.proj, module.relative_position_bias_table
+    window, shift = list(module.window_size), list(module.shift_size)
+    heads = module.heads if own else module.num_heads
+    kv_heads = module.kv_heads if own else heads
+    width = proj.out_features
+    head_dim = module.head_dim if own else width // heads
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    sizes = tuple(shape[2:5] if own else shape[1:4]) if len(shape) == 5 else ()
+    if (
+        len(window) != 3
+        or len(shift) != 3
+        or tuple(table.shape) != ((2 * window[0] - 1) * (2 * window[1] - 1) * (2 * window[2] - 1), heads)
+        or (any(shift) and shift != [w // 2 for w in window])
+        or qkv.in_features != width
+        or qkv.out_features != (heads + 2 * kv_heads) * head_dim
+        or proj.in_features != heads * head_dim
+        or (not own and width % heads)
+        or len(sizes) != 3
+    ):
+        raise ImportRefused(
+            f"{where}: windows of {window} shifted by {shift}, a table of {tuple(table.shape)}, on "
+            f"{'x'.join(map(str, sizes)) or 'a value other than a volume'}; the language has windows a x b x c "
+            f"shifted by half their sides (all or none), a table of (2a-1)(2b-1)(2c-1) biases per head, on a "
+            f"volume T x H x W x d"
+        )
+    if (qkv.bias is None) != (proj.bias is None):
+        raise ImportRefused(f"{where} has a bias on only one of its projections; attn has them on both or neither")
+    used = [min(w, n) for w, n in zip(window, sizes)]
+    parts = [f"heads={heads}"]
+    if kv_heads != heads:
+        parts.append(f"kv_heads={kv_heads}")
+    if head_dim * heads != width:
+        parts.append(f"head_dim={head_dim}")
+    parts += ["bias"] * (qkv.bias is not None) + [f"window={'x'.join(map(str, window))}"]
+    parts += ["shift"] * any(shift) + ["pad"] * any(n % w for n, w in zip(sizes, used))
+    return f"attn({', '.join(parts)})"
 
 
 def _window_text(module: Any, ctx: ImportContext) -> str:

@@ -31,6 +31,7 @@ from .base import (
     Template,
     Words,
     axes,
+    check_or_defer,
     known,
     make_layer,
     refuse_keras,
@@ -145,7 +146,9 @@ class Embed(Kind):
 
 @dataclass(frozen=True)
 class PositionEmbeddingOptions(Options):
-    size: Expr  # the vectors in the table
+    size: Expr  # the vectors in the table (A + B of a separable one, plus 1 with cls)
+    split: tuple[Expr, Expr] | None = None  # posembed(A x B): separable, A vectors and B vectors (MViT's T and H·W)
+    cls: bool = False  # with posembed(A x B, cls): one vector more for the class token before the A·B positions
 
 
 class PositionEmbedding(Kind):
@@ -153,15 +156,28 @@ class PositionEmbedding(Kind):
 
     N is not required to be at least T: learned absolute positions need N >= T, but the
     same table also holds segment or token types (BERT's token_type embedding, N = 2),
-    which are fewer than the positions. So N is any positive whole number."""
+    which are fewer than the positions. So N is any positive whole number.
+
+    `posembed(A x B)` (a paramsym extension, MViT's separable position embedding): a table of A vectors and one of
+    B vectors, position i·B + j getting a_i + b_j, on a sequence of exactly A·B positions: (A + B)·d parameters;
+    with `cls`, the sequence is a class token and A·B positions, and the class token has a vector of its own:
+    (1 + A + B)·d."""
 
     key = "posembed"
     names = ("posembed",)
     positional = 1
-    torch_modules = ("PositionEmbedding",)
+    flags = frozenset({"cls"})
+    torch_modules = ("PositionEmbedding", "SeparablePositionEmbedding")
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("the size of its table (one position each)", "1024", "N")
+        if len(arg.value) == 2:
+            return self._separable(call, flow, args, arg)
+        if "cls" in args.flags:
+            raise ParamsymArgumentError(
+                "'cls' (a vector for the class token) belongs to a separable table, posembed(A x B, cls)",
+                pos=args.flags["cls"].pos,
+            )
         size = args.one_value(arg, "table size")
         if size.is_number and not (size.is_integer and size >= 1):
             raise ParamsymArgumentError(
@@ -171,6 +187,27 @@ class PositionEmbedding(Kind):
         _, width = _sequence(call, flow, "adds a learned vector to each position")
         return make_layer(call, self, flow, flow.shape, width, width, options=PositionEmbeddingOptions(size))
 
+    def _separable(self, call: Call, flow: Flow, args: Args, arg: Any) -> Layer:
+        for value in arg.value:
+            if value.is_number and not (value.is_integer and value >= 1):
+                raise ParamsymArgumentError(
+                    f"the tables of {call.name} must have a positive whole number of vectors, not {value}", pos=arg.pos
+                )
+            args.constraints += whole_number(value, f"a table size of {call.name}", arg.pos)
+        a, b = arg.value
+        cls = "cls" in args.flags
+        length, width = _sequence(call, flow, "adds a learned vector to each position")
+        if length is not None:
+            args.constraints += check_or_defer(
+                length - a * b - int(cls),
+                "zero",
+                f"{call.name}({a} x {b}{', cls' if cls else ''}) adds to {'1 + ' if cls else ''}{a}·{b} positions, "
+                f"but the sequence has {length}",
+                arg.pos,
+            )
+        options = PositionEmbeddingOptions(a + b + int(cls), (a, b), cls)
+        return make_layer(call, self, flow, flow.shape, width, width, options=options)
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         return {"params": PositionEmbeddingOptions.of(layer).size * layer.cout}  # an addition: no MACs
 
@@ -178,10 +215,25 @@ class PositionEmbedding(Kind):
         return t.named("P", PositionEmbeddingOptions.of(layer).size) * t.c
 
     def header(self, layer: Layer, w: Words) -> str:
+        o = PositionEmbeddingOptions.of(layer)
+        if o.split is not None:
+            return f", separable tables of {w(o.split[0])} and {w(o.split[1])} vectors of {w(layer.cout)}" + (
+                ", and one for the class token" if o.cls else ""
+            )
         return f", a table of {w(PositionEmbeddingOptions.of(layer).size)} vectors of {w(layer.cout)}"
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
-        size = PositionEmbeddingOptions.of(layer).size
+        o = PositionEmbeddingOptions.of(layer)
+        size = o.size
+        if o.split is not None:
+            a, b = o.split
+            return [
+                f"Separable learned positions (MViT's): a table of {w(a)} vectors and one of {w(b)}, position "
+                f"i·{w(b)} + j getting the sum of the i-th and the j-th"
+                + (", and a vector of its own for the class token before them" if o.cls else "")
+                + f": {w.product(size, layer.cout)} parameters.",
+                "An addition: no multiply-accumulate.",
+            ]
         return [
             f"A learned table of {w(size)} vectors of {w(layer.cout)} (positions, or segment "
             f"and token types), added to the sequence: {w.product(size, layer.cout)} "
@@ -190,12 +242,22 @@ class PositionEmbedding(Kind):
         ]
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        o = PositionEmbeddingOptions.of(layer)
+        if o.split is not None:
+            return TorchSpec(
+                "SeparablePositionEmbedding", (num(o.split[0]), num(o.split[1]), num(layer.cout)), {"cls": o.cls}
+            )
         return TorchSpec("PositionEmbedding", (num(PositionEmbeddingOptions.of(layer).size), num(layer.cout)))
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         refuse_keras(layer, "keras.layers has no layer that adds a learned table of positions")
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        if type(module).__name__ == "SeparablePositionEmbedding":
+            if not all(hasattr(module, a) for a in ("first", "second", "token")):
+                raise ImportRefused(f"{ctx.node_name} (SeparablePositionEmbedding) is not paramsym's separable table")
+            a, b = module.first.shape[0], module.second.shape[0]
+            return f"posembed({a}x{b}{', cls' if module.token is not None else ''})"
         weight = getattr(module, "weight", None)
         if weight is None or weight.dim() != 2 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[1]:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a table added to a sequence")

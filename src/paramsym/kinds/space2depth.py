@@ -1,5 +1,7 @@
 """`space2depth(B)` (docs/language.md, Modern convolutional networks): each B x B patch of an H x W x C map becomes one
-position of B²·C channels: H/B x W/B x B²·C, no parameters (Swin's patch merging, PixelUnshuffle).
+position of B²·C channels: H/B x W/B x B²·C, no parameters (Swin's patch merging, PixelUnshuffle). On a volume
+T x H x W x C the patches are those of each frame (H and W), and T is kept: T x H/B x W/B x B²·C (Video Swin's
+patch merging, torchvision's PatchMerging on [..., H, W, C]).
 
 The channel order is Swin's PatchMerging's (torchvision.models.swin_transformer): for B = 2 the
 four patch values x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2] one after the other,
@@ -45,19 +47,27 @@ class SpaceToDepth(Kind):
     key = "space2depth"
     names = ("space2depth",)
     positional = 1
-    torch_modules = ("SpaceToDepth", "PixelUnshuffle", "timm.models.swin_transformer.PatchMerging")
+    torch_modules = (
+        "SpaceToDepth",
+        "PixelUnshuffle",
+        "timm.models.swin_transformer.PatchMerging",
+        "torchvision.models.swin_transformer.PatchMerging",  # Swin's, on [..., H, W, C]: Video Swin's volumes
+    )
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its patch size", "2", "B")
         block = args.one_value(arg, "patch size B (B x B patches)")
         args.constraints += whole_number(block, "the patch size", arg.pos)
         sizes = flow.shape.spatial
-        if sizes is not None and len(sizes) != 2:
+        if sizes is not None and len(sizes) not in (2, 3):
             have = "a vector" if not sizes else f"{len(sizes)}-D"
             raise ParamsymShapeError(
-                f"{call.name} works on H x W x C maps, but its input is {have} ({flow.shape.describe()})", pos=call.pos
+                f"{call.name} works on H x W x C maps (or the frames of T x H x W x C volumes), but its input is "
+                f"{have} ({flow.shape.describe()})",
+                pos=call.pos,
             )
         sizes = sizes or (None, None)
+        kept, sizes = tuple(sizes[:-2]), tuple(sizes[-2:])  # a volume's T is kept
         constraints = []
         for axis, n in zip(("height", "width"), sizes):
             if n is None:
@@ -76,7 +86,7 @@ class SpaceToDepth(Kind):
             )
         channels = flow.shape.channels
         cout = None if channels is None else block**2 * channels
-        out = Shape(tuple(None if n is None else n / block for n in sizes), cout)
+        out = Shape(kept + tuple(None if n is None else n / block for n in sizes), cout)
         return make_layer(
             call, self, flow, out, channels, cout, options=SpaceToDepthOptions(block), constraints=tuple(constraints)
         )
@@ -87,15 +97,21 @@ class SpaceToDepth(Kind):
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
         block = SpaceToDepthOptions.of(layer).block
+        kept = (ONE,) * (len(layer.in_shape.spatial or ()) - 2)  # a volume's T
         window = dataclasses.replace(
-            layer, kernel=(block, block), stride=(block, block), pad=(ZERO, ZERO), dilation=(ONE, ONE)
+            layer,
+            kernel=(*kept, block, block),
+            stride=(*kept, block, block),
+            pad=(ZERO,) * (len(kept) + 2),
+            dilation=(ONE,) * (len(kept) + 2),
         )
         return windows.window_field(window, field)
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         b = w(SpaceToDepthOptions.of(layer).block)
+        frames = " of each frame" if len(layer.in_shape.spatial or ()) == 3 else ""
         return [
-            f"No parameters: each {b} x {b} patch of the input becomes one position of {b}·{b}·"
+            f"No parameters: each {b} x {b} patch{frames} of the input becomes one position of {b}·{b}·"
             f"{w(layer.cin)} = {w(layer.cout)} channels (Swin's patch order: rows inside columns, channels "
             f"innermost)."
         ]
@@ -105,15 +121,18 @@ class SpaceToDepth(Kind):
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         b = num(SpaceToDepthOptions.of(layer).block)
-        (h, w), c = num.each(axes(layer.in_shape)), num(layer.cin)
+        *kept, h, w = num.each(axes(layer.in_shape))
+        c, k = num(layer.cin), len(kept)
         return [
-            KerasSpec("Reshape", {"target_shape": (h // b, b, w // b, b, c)}),
-            KerasSpec("Permute", {"dims": (1, 3, 4, 2, 5)}),
-            KerasSpec("Reshape", {"target_shape": (h // b, w // b, b * b * c)}),
+            KerasSpec("Reshape", {"target_shape": (*kept, h // b, b, w // b, b, c)}),
+            KerasSpec("Permute", {"dims": (*range(1, k + 1), k + 1, k + 3, k + 4, k + 2, k + 5)}),
+            KerasSpec("Reshape", {"target_shape": (*kept, h // b, w // b, b * b * c)}),
         ]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
-        if type(module).__name__ == "PatchMerging":  # timm's Swin: 2 x 2 patches, a LayerNorm, a Linear
+        if (
+            type(module).__name__ == "PatchMerging"
+        ):  # timm's or torchvision's Swin: 2 x 2 patches, a LayerNorm, a Linear
             return _timm_patch_merging(module, ctx)
         # ours: block; torch's PixelUnshuffle: downscale_factor; timm's SpaceToDepth (TResNet): bs, the same order
         block = next((getattr(module, a) for a in ("block", "downscale_factor", "bs") if hasattr(module, a)), None)
@@ -123,11 +142,21 @@ class SpaceToDepth(Kind):
 
 
 def _timm_patch_merging(module: Any, ctx: ImportContext) -> str:
-    """timm's PatchMerging on an (N, H, W, C) map (H and W even): each 2 x 2 patch becomes one position of 4C
-    channels (in another order than space2depth's, which counts the same), then a LayerNorm and a Linear."""
+    """timm's PatchMerging on an (N, H, W, C) map (H and W even), or torchvision's on an (N, H, W, C) map or an
+    (N, T, H, W, C) volume (Video Swin's): each 2 x 2 patch (of each frame) becomes one position of 4C channels
+    (in timm's another order than space2depth's, which counts the same), then a LayerNorm and a Linear.
+    torchvision pads an odd H or W by one: that is refused."""
     (shape,) = ctx.arg_shapes[:1] or ((),)
     norm, reduction = module.norm, module.reduction
-    if len(shape) != 4 or shape[1] % 2 or shape[2] % 2 or type(norm).__name__ != "LayerNorm":
+    torchvision = type(module).__module__.startswith("torchvision.")
+    if (
+        len(shape) not in ((4, 5) if torchvision else (4,))
+        or shape[-3] % 2
+        or shape[-2] % 2
+        or type(norm).__name__ != "LayerNorm"
+        or getattr(norm, "normalized_shape", None) != (4 * shape[-1],)
+        or reduction.in_features != 4 * shape[-1]
+    ):
         raise ImportRefused(
             f"{ctx.node_name} (PatchMerging) merges a map of odd size or with a norm the language lacks"
         )
