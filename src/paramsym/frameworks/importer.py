@@ -225,10 +225,39 @@ def _layout(c: _Converter, node) -> bool:
 
 def _back_to_a_map(c: _Converter, node, layout: _Layout) -> bool:
     """An attention's output over a map's positions (`_attention_member`) on its way back to the map: it stays a
-    layout while only reshapes and permutes use it."""
-    return layout.source.name in c.attention and all(
+    layout while only reshapes and permutes use it (after dropout or drop path, `_layout_kept`)."""
+    return _from_attention(c, layout.source) and all(
         _name(u) in _LAYOUT_METHODS and u.op in ("call_method", "call_function") for u in node.users
     )
+
+
+# modules that change no value's place: on an attention's output laid out as a sequence of a map's positions they
+# are the layer on the map, and their output is laid out alike (NextViT: drop_path(attn(x)).transpose().reshape())
+_KEEP_LAYOUT = ("Dropout", "Identity", "DropPath", "StochasticDepth")
+
+
+def _keeps_layout(c: _Converter, node) -> bool:
+    return node.op == "call_module" and type(c.gm.get_submodule(node.target)).__name__ in _KEEP_LAYOUT
+
+
+def _from_attention(c: _Converter, node) -> bool:
+    """`node` is an attention's output, or that output after modules that keep its layout."""
+    while _keeps_layout(c, node) and node.args and hasattr(node.args[0], "name"):
+        node = node.args[0]
+    return node.name in c.attention
+
+
+def _layout_kept(c: _Converter, node) -> bool:
+    """Dropout, drop path or identity on an attention's output laid out as a sequence of a map's positions
+    (`_attention_member`): the module's layer on the map, its output laid out as its input."""
+    source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
+    if source is None or not _keeps_layout(c, node) or not _from_attention(c, source):
+        return False
+    layout = c.layouts.get(source.name)
+    if layout is None or not _module(c, node):
+        return False
+    c.layouts[node.name] = _Layout(node, layout.dims, layout.axes)
+    return True
 
 
 def _layout_refused(c: _Converter, node) -> bool:
@@ -932,9 +961,13 @@ def _attention_member(c: _Converter, node) -> bool:
 def _inside_a_layout(c: _Converter, node, region) -> bool:
     """Whether an attention reads a map laid out as a sequence only for itself, and its output goes only to
     reshapes and permutes (timm's FastViT: flatten(2).transpose(-2, -1) ... transpose(-2, -1).reshape(B, C, H, W))."""
-    return all(c.attention.get(u.name) is region for u in region.source.users) and all(
-        _name(u) in _LAYOUT_METHODS and u.op in ("call_method", "call_function") for u in node.users
-    )
+
+    def to_a_map(user) -> bool:  # a reshape or permute, or a dropout or drop path before them (`_layout_kept`)
+        if _keeps_layout(c, user):
+            return bool(user.users) and all(to_a_map(u) for u in user.users)
+        return _name(user) in _LAYOUT_METHODS and user.op in ("call_method", "call_function")
+
+    return all(c.attention.get(u.name) is region for u in region.source.users) and all(to_a_map(u) for u in node.users)
 
 
 # -- functions and methods that kinds import (their torch_functions)
@@ -986,6 +1019,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("torch.nn.Linear", "torch.nn.Conv1d", "torch.nn.Conv2d"), _attention_region),
+    (("torch.nn.Module",), _layout_kept),
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),

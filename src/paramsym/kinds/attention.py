@@ -80,6 +80,8 @@ class AttentionOptions(Options):
     cpb: Expr | None  # the width of Swin V2's position-bias MLP
     pad: bool
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
+    sr: Expr | None = None  # spatial reduction (PVT v2, Twins): keys and values from a stride-R conv + LayerNorm
+    srpool: Expr | None = None  # spatial reduction by pooling (NextViT): an average of R² positions + BatchNorm
 
     @property
     def partition(self) -> Expr | None:
@@ -91,7 +93,7 @@ class AttentionOptions(Options):
 class Attention(Kind):
     key = "attn"
     names = ("attn",)
-    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb"})
+    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb", "sr", "srpool"})
     flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
     torch_modules = (
         "MultiheadAttention",
@@ -187,6 +189,7 @@ class Attention(Kind):
                 hint=f"write {call.name}(heads=..., window=8, pad)",
             )
         cpb = self._cpb(call, args, window)
+        sr, srpool = self._reduction(call, flow, args, window, grid, source)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -199,6 +202,8 @@ class Attention(Kind):
             cpb=cpb,
             pad="pad" in args.flags,
             grid=grid,
+            sr=sr,
+            srpool=srpool,
         )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
@@ -295,6 +300,71 @@ class Attention(Kind):
             )
         return grid
 
+    def _reduction(
+        self,
+        call: Call,
+        flow: Flow,
+        args: Args,
+        window: Expr | None,
+        grid: Expr | None,
+        source: tuple[Expr, Expr] | None,
+    ) -> tuple[Expr | None, Expr | None]:
+        """sr=R (PVT v2, Twins: keys and values from Conv2d(d, d, R, stride R, bias) > LayerNorm of the map) or
+        srpool=R (NextViT: from AvgPool1d(R², stride R²) over the positions > BatchNorm), or neither."""
+        given = [k for k in ("sr", "srpool") if k in args.keywords]
+        if not given:
+            return None, None
+        if len(given) == 2:
+            raise ParamsymArgumentError(
+                "sr= and srpool= are two spatial reductions of the keys' source (a strided convolution, an average "
+                "pooling): give one",
+                pos=args.keywords["srpool"].pos,
+            )
+        (key,) = given
+        arg = args.keywords[key]
+        for other in ("window", "grid", "source"):
+            if other in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{key}= reduces the input that keys and values are projected from: it does not go with {other}=",
+                    pos=args.keywords[other].pos,
+                )
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(f"{key}= takes one value, the reduction ratio R ({key}=2)", pos=arg.pos)
+        ratio = arg.value[0]
+        if ratio.is_number and not (ratio.is_integer and ratio >= 1):
+            raise ParamsymArgumentError(
+                f"{key}= (the reduction ratio) must be a positive whole number, not {ratio}", pos=arg.pos
+            )
+        args.constraints += whole_number(ratio, f"{key}= (the reduction ratio)", arg.pos)
+        if key == "sr":
+            if flow.shape.rank is not None and flow.shape.rank != 2:
+                what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
+                raise ParamsymShapeError(
+                    f"sr= reduces a map (H x W x d) with an R x R convolution of stride R, but the input is {what}",
+                    pos=arg.pos,
+                    hint="PVT's spatial reduction needs a map; srpool=R averages R² consecutive positions of any input",
+                )
+            for size in flow.shape.spatial or ():
+                if size is not None:  # PyTorch's Conv2d refuses a kernel larger than the map
+                    args.constraints += check_or_defer(
+                        size - ratio + 1,
+                        "positive",
+                        f"sr={ratio}: the reduction's {ratio}x{ratio} convolution is larger than the map's size {size}",
+                        arg.pos,
+                        shown=size,
+                    )
+            return ratio, None
+        positions = flow.shape.positions
+        if positions is not None:  # AvgPool1d refuses a window larger than its input
+            args.constraints += check_or_defer(
+                positions - ratio**2 + 1,
+                "positive",
+                f"srpool={ratio} averages {ratio}² positions, more than the input's {positions}",
+                arg.pos,
+                shown=positions,
+            )
+        return None, ratio
+
     def _source(self, call: Call, args: Args) -> tuple[Expr, Expr] | None:
         arg = args.keywords.get("source")
         if arg is None:
@@ -342,6 +412,11 @@ class Attention(Kind):
         q, kv = o.heads * e, o.kv_heads * e
         positions = layer.in_shape.positions
         S, c = o.source if o.source is not None else (positions, d)
+        if o.sr is not None and positions is not None:
+            # Conv2d(d, d, R, stride R) without padding: ⌊H/R⌋·⌊W/R⌋ positions
+            S = sympy.Mul(*(sympy.floor(known(n) / o.sr) for n in axes(layer.in_shape)))
+        elif o.srpool is not None and positions is not None:
+            S = sympy.floor(positions / o.srpool**2)  # AvgPool1d(R², stride R²) over the T positions
         sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
         if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
@@ -358,6 +433,18 @@ class Attention(Kind):
             return table * heads, 0
         return 3 * m + m * heads + heads, table * (2 * m + m * heads)
 
+    def reduction(self, layer: Layer) -> tuple[Expr, Expr, Expr | None]:
+        """(params, state, MACs) of the spatial reduction of the keys' source: sr=R, Conv2d(d, d, R, stride R,
+        bias) > LayerNorm(d) on the map (the convolution's R²·d·d MACs at each of the S reduced positions);
+        srpool=R, AvgPool1d(R², stride R²) > BatchNorm(d) (no MACs: FlopCounterMode counts none for either)."""
+        o = AttentionOptions.of(layer)
+        d = known(layer.cin)
+        if o.sr is not None:
+            return o.sr**2 * d * d + d + 2 * d, sympy.Integer(0), times(self.sizes(layer)["S"], o.sr**2, d, d)
+        if o.srpool is not None:
+            return 2 * d, 2 * d, sympy.Integer(0)
+        return sympy.Integer(0), sympy.Integer(0), sympy.Integer(0)
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         s = self.sizes(layer)
         d, q, kv, T, S, c = known(s["d"]), known(s["q"]), known(s["kv"]), s["T"], s["S"], known(s["c"])
@@ -365,6 +452,8 @@ class Attention(Kind):
         params = d * q + 2 * c * kv + q * d
         if layer.bias:
             params += q + 2 * kv + d
+        reduced_params, reduced_state, reduced_macs = self.reduction(layer)
+        params += reduced_params
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
         if window is not None:
             bias_params, bias_macs = self.position_bias(layer, o.heads, window)
@@ -378,8 +467,12 @@ class Attention(Kind):
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
         scores = times(2, T, per_query, q)
         macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
+        if macs is not None and (o.sr is not None or o.srpool is not None):
+            macs = macs + reduced_macs if reduced_macs is not None else None
         outputs = layer.out_shape.elements
+        extra: dict[str, Expr | None] = {"state": reduced_state} if o.srpool is not None else {}
         return {
+            **extra,
             "params": params,
             "fan_in": d,
             "macs": macs,
@@ -399,6 +492,10 @@ class Attention(Kind):
             params += q + 2 * kv + t.c
         if o.partition is not None:
             params += self.position_bias(layer, heads, o.partition)[0]
+        if o.sr is not None:
+            params += o.sr**2 * t.c * t.c + 3 * t.c
+        if o.srpool is not None:
+            params += 2 * t.c
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -424,6 +521,10 @@ class Attention(Kind):
             parts.append(f", across a {words(o.grid)}x{words(o.grid)} grid of strided positions")
         if o.cpb is not None:
             parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
+        if o.sr is not None:
+            parts.append(f", keys and values from the map reduced {words(o.sr)}x{words(o.sr)}")
+        if o.srpool is not None:
+            parts.append(f", keys and values from averages of {words(o.srpool**2)} positions")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
@@ -451,6 +552,8 @@ class Attention(Kind):
                 f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
                 f"{w(d)} for the output."
             )
+        if o.sr is not None or o.srpool is not None:
+            lines.append(self._explain_reduction(layer, w))
         window = o.window
         if o.grid is not None:
             g = o.grid
@@ -517,6 +620,26 @@ class Attention(Kind):
             lines.append(f"KV cache: the keys and values of every position, {w(counts.kv_cache)} values.")
         lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
         return lines
+
+    def _explain_reduction(self, layer: Layer, w: Words) -> str:
+        o, s = AttentionOptions.of(layer), self.sizes(layer)
+        d, S = s["d"], s["S"]
+        params, _, macs = self.reduction(layer)
+        if o.sr is not None:
+            r = o.sr
+            return (
+                f"Spatial reduction (PVT v2, Twins; a paramsym extension): keys and values are projected from the "
+                f"map reduced by a {w(r)}x{w(r)} convolution of stride {w(r)} (with bias) and a LayerNorm, "
+                f"{w(S)} positions: {w.product(r**2, d, d)} weights and {w(d)} biases for the convolution, "
+                f"{w.product(2, d)} for the LayerNorm, {w(params)} parameters"
+                + (f", {w(macs)} MACs." if macs is not None else ".")
+            )
+        r = o.srpool
+        return (
+            f"Spatial reduction by pooling (NextViT; a paramsym extension): keys and values are projected from "
+            f"averages of {w(r**2)} consecutive positions and a BatchNorm, {w(S)} positions: {w(params)} "
+            f"parameters and {w.product(2, d)} values of state (running mean and variance); the averages are no MACs."
+        )
 
     @staticmethod
     def _one_window(layer: Layer) -> bool:
