@@ -230,7 +230,9 @@ class SelfAttention(nn.Module):
 class GroupedQueryAttention(nn.Module):
     """Multi-head attention with `kv_heads` key/value heads shared by the query heads (grouped-query
     attention) and any head width: q, k, v, o projections and F.scaled_dot_product_attention, on the
-    positions of (N, C, *spatial)."""
+    positions of (N, C, *spatial). With `sr=R` keys and values come from the map reduced by Conv2d(C, C, R,
+    stride R) > LayerNorm (PVT v2, Twins); with `srpool=R` from averages of R² consecutive positions > BatchNorm1d
+    (NextViT)."""
 
     def __init__(
         self,
@@ -242,9 +244,18 @@ class GroupedQueryAttention(nn.Module):
         causal: bool = False,
         source_channels: int | None = None,
         rope: bool = False,
+        sr: int = 0,
+        srpool: int = 0,
     ):
         super().__init__()
         self.rope = rope
+        self.sr, self.srpool = sr, srpool
+        if sr:
+            self.reduce: nn.Module = nn.Conv2d(channels, channels, sr, stride=sr)
+            self.reduce_norm: nn.Module = nn.LayerNorm(channels)
+        elif srpool:
+            self.reduce = nn.AvgPool1d(srpool * srpool, stride=srpool * srpool)
+            self.reduce_norm = nn.BatchNorm1d(channels)
         kv_heads = heads if kv_heads is None else kv_heads
         head_dim = channels // heads if head_dim is None else head_dim
         source_channels = channels if source_channels is None else source_channels
@@ -274,7 +285,12 @@ class GroupedQueryAttention(nn.Module):
         y = x.movedim(1, -1)
         shape = y.shape
         y = y.flatten(1, -2)
-        return self.attend(y, y).reshape(shape).movedim(-1, 1)
+        source = y
+        if self.sr:
+            source = self.reduce_norm(self.reduce(x).flatten(2).transpose(1, 2))
+        elif self.srpool:
+            source = self.reduce_norm(self.reduce(y.transpose(1, 2))).transpose(1, 2)
+        return self.attend(y, source).reshape(shape).movedim(-1, 1)
 
 
 def _rotate_half(x):

@@ -67,7 +67,8 @@ from .base import (
 
 @dataclass(frozen=True)
 class AttentionOptions(Options):
-    """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w | grid=g, shift, causal, rope, cpb=m, pad)."""
+    """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w | grid=g, shift, causal, rope, cpb=m, pad,
+    sr=R | srpool=R)."""
 
     heads: Expr
     kv_heads: Expr  # heads when not given
@@ -322,6 +323,13 @@ class Attention(Kind):
             )
         (key,) = given
         arg = args.keywords[key]
+        for flag in ("causal", "rope"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' orders queries and keys by position, but {key}= gives the keys the positions of the "
+                    f"reduced input: they do not go together",
+                    pos=args.flags[flag].pos,
+                )
         for other in ("window", "grid", "source"):
             if other in args.keywords:
                 raise ParamsymArgumentError(
@@ -634,7 +642,7 @@ class Attention(Kind):
                 f"{w.product(2, d)} for the LayerNorm, {w(params)} parameters"
                 + (f", {w(macs)} MACs." if macs is not None else ".")
             )
-        r = o.srpool
+        r = known(o.srpool)
         return (
             f"Spatial reduction by pooling (NextViT; a paramsym extension): keys and values are projected from "
             f"averages of {w(r**2)} consecutive positions and a BatchNorm, {w(S)} positions: {w(params)} "
@@ -663,14 +671,15 @@ class Attention(Kind):
                 f"(the keys' source), which an exported nn.Sequential cannot take"
             )
         d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
-        if kv_heads == heads and e * heads == d and not o.rope:
+        reduction = {"sr": num(o.sr)} if o.sr is not None else {"srpool": num(o.srpool)} if o.srpool is not None else {}
+        if kv_heads == heads and e * heads == d and not o.rope and not reduction:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
         extra = {"rope": True} if o.rope else {}
         return TorchSpec(
             "GroupedQueryAttention",
             (d, heads),
-            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra},
+            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra, **reduction},
         )
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
@@ -681,6 +690,8 @@ class Attention(Kind):
             refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
         if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
+        if o.sr is not None or o.srpool is not None:
+            refuse_keras(layer, "spatial-reduction attention (sr=, srpool=) has no Keras layer")
         if o.rope:
             refuse_keras(
                 layer,
@@ -751,6 +762,9 @@ def _own_text(module: Any) -> str:
         parts.append(f"kv_heads={kv_heads}")
     if head_dim * heads != width:
         parts.append(f"head_dim={head_dim}")
+    for key in ("sr", "srpool"):
+        if getattr(module, key, 0):
+            parts.append(f"{key}={getattr(module, key)}")
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
     return f"attn({', '.join(parts)})"
 

@@ -241,12 +241,15 @@ def _reduced_projection(c: Any, node: Any, x: Any) -> tuple[Any, list[Any]] | No
         node = _inputs(node)[0]
     else:
         return None
-    layer, chain, value = node, [], node.args[0] if node.args else None
+    layer, value = node, node.args[0] if node.args else None
+    chain: list[Any] = []
+    if value is None:
+        return None
     for _ in range(_SEARCH):
         if value is x:
             reducers = [n for n in chain if n.op == "call_module" and _module_name(c, n) in _REDUCERS]
             return (layer, chain[::-1]) if len(reducers) == 1 else None
-        if not hasattr(value, "op") or len(_inputs(value)) != 1:
+        if value is None or not hasattr(value, "op") or len(_inputs(value)) != 1:
             return None
         if value.op == "call_module":
             if _module_name(c, value) not in _REDUCERS | _REDUCTION_NORMS:
