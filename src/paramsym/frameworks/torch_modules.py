@@ -507,3 +507,54 @@ class WindowAttention(nn.Module):
         if sum(shift) > 0:
             y = torch.roll(y, shifts=(shift[0], shift[1]), dims=(1, 2))
         return y[:, :height, :width].movedim(-1, 1)
+
+
+class BottleneckAttention(nn.Module):
+    """BoTNet's self-attention over the positions of a map (N, C, H, W), as timm's BottleneckAttn computes it
+    (attribute names alike): one 1x1 convolution for queries and keys (heads x head_dim) and values (out_channels),
+    scores plus relative-position logits from two tables (2H-1 and 2W-1 rows of head_dim), softmax, the weighted
+    sum of the values; no output projection."""
+
+    def __init__(
+        self, channels: int, out_channels: int, heads: int, head_dim: int, height: int, width: int, bias: bool = False
+    ):
+        super().__init__()
+        if out_channels % heads:
+            raise ValueError(f"heads={heads} must divide out_channels={out_channels}")
+        self.num_heads, self.dim_head_qk, self.dim_head_v = heads, head_dim, out_channels // heads
+        self.qkv = nn.Conv2d(channels, 2 * heads * head_dim + out_channels, 1, bias=bias)
+        self.pos_embed = RelativePositions(height, width, head_dim)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        h, e, ev = self.num_heads, self.dim_head_qk, self.dim_head_v
+        q, k, v = torch.split(self.qkv(x), [h * e, h * e, h * ev], dim=1)
+        q = q.reshape(B * h, e, -1).transpose(-1, -2)
+        k = k.reshape(B * h, e, -1)
+        v = v.reshape(B * h, ev, -1).transpose(-1, -2)
+        attn = ((q @ k) * e**-0.5 + self.pos_embed(q)).softmax(dim=-1)
+        return (attn @ v).transpose(-1, -2).reshape(B, h * ev, H, W)
+
+
+class RelativePositions(nn.Module):
+    """BoTNet's relative-position logits (timm's PosEmbedRel): q against a table per axis."""
+
+    def __init__(self, height: int, width: int, head_dim: int):
+        super().__init__()
+        self.height, self.width = height, width
+        self.height_rel = nn.Parameter(torch.randn(2 * height - 1, head_dim) * head_dim**-0.5)
+        self.width_rel = nn.Parameter(torch.randn(2 * width - 1, head_dim) * head_dim**-0.5)
+
+    @staticmethod
+    def logits_1d(q, rel_k, permute):
+        B, H, W, _ = q.shape
+        x = (q @ rel_k.transpose(-1, -2)).reshape(-1, W, 2 * W - 1)
+        x = F.pad(F.pad(x, [0, 1]).flatten(1), [0, W - 1]).reshape(-1, W + 1, 2 * W - 1)[:, :W, W - 1 :]
+        return x.reshape(B, H, 1, W, W).expand(-1, -1, H, -1, -1).permute(permute)
+
+    def forward(self, q):
+        B, T, _ = q.shape
+        q = q.reshape(B, self.height, self.width, -1)
+        w = self.logits_1d(q, self.width_rel, (0, 1, 3, 2, 4))
+        h = self.logits_1d(q.transpose(1, 2), self.height_rel, (0, 3, 1, 4, 2))
+        return (h + w).reshape(B, T, T)
