@@ -6,6 +6,8 @@ file it writes runs without paramsym.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -232,7 +234,7 @@ class GroupedQueryAttention(nn.Module):
     attention) and any head width: q, k, v, o projections and F.scaled_dot_product_attention, on the
     positions of (N, C, *spatial). With `sr=R` keys and values come from the map reduced by Conv2d(C, C, R,
     stride R) > LayerNorm (PVT v2, Twins); with `srpool=R` from averages of R² consecutive positions > BatchNorm1d
-    (NextViT)."""
+    (NextViT). `proj_bias`: a bias on the output projection only (with bias=False)."""
 
     def __init__(
         self,
@@ -246,6 +248,7 @@ class GroupedQueryAttention(nn.Module):
         rope: bool = False,
         sr: int = 0,
         srpool: int = 0,
+        proj_bias: bool = False,
     ):
         super().__init__()
         self.rope = rope
@@ -265,7 +268,7 @@ class GroupedQueryAttention(nn.Module):
         self.q = nn.Linear(channels, heads * head_dim, bias=bias)
         self.k = nn.Linear(source_channels, kv_heads * head_dim, bias=bias)
         self.v = nn.Linear(source_channels, kv_heads * head_dim, bias=bias)
-        self.o = nn.Linear(heads * head_dim, channels, bias=bias)
+        self.o = nn.Linear(heads * head_dim, channels, bias=bias or proj_bias)
 
     def attend(self, x, source):
         """x: (N, T, channels), source: (N, S, source_channels) -> (N, T, channels)."""
@@ -558,3 +561,43 @@ class RelativePositions(nn.Module):
         w = self.logits_1d(q, self.width_rel, (0, 1, 3, 2, 4))
         h = self.logits_1d(q.transpose(1, 2), self.height_rel, (0, 3, 1, 4, 2))
         return (h + w).reshape(B, T, T)
+
+
+class GatedPositionalAttention(nn.Module):
+    """ConViT's gated positional self-attention (timm's GPSA, attribute names alike) on (N, C, *spatial) whose
+    positions form a square: per head, softmax(q·k) and softmax(pos_proj(dx, dy, dx²+dy²)) mixed by a gate."""
+
+    def __init__(self, channels: int, heads: int, bias: bool = False, proj_bias: bool = False):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"heads={heads} must divide channels={channels}")
+        self.num_heads = heads
+        self.qk = nn.Linear(channels, 2 * channels, bias=bias)
+        self.v = nn.Linear(channels, channels, bias=bias)
+        self.proj = nn.Linear(channels, channels, bias=bias or proj_bias)
+        self.pos_proj = nn.Linear(3, heads)
+        self.gating_param = nn.Parameter(torch.ones(heads))
+
+    @staticmethod
+    def relative(side: int, device) -> torch.Tensor:
+        ind = torch.arange(side, dtype=torch.float32).view(1, -1) - torch.arange(side, dtype=torch.float32).view(-1, 1)
+        dx = ind.repeat(side, side)
+        dy = ind.repeat_interleave(side, dim=0).repeat_interleave(side, dim=1)
+        return torch.stack([dx, dy, dx**2 + dy**2], dim=-1).unsqueeze(0).to(device)
+
+    def forward(self, x):
+        y = x.movedim(1, -1)
+        shape = y.shape
+        y = y.flatten(1, -2)
+        B, N, C = y.shape
+        h = self.num_heads
+        side = math.isqrt(N)
+        q, k = self.qk(y).reshape(B, N, 2, h, C // h).permute(2, 0, 3, 1, 4)
+        v = self.v(y).reshape(B, N, h, C // h).permute(0, 2, 1, 3)
+        positional = self.pos_proj(self.relative(side, y.device).expand(B, -1, -1, -1)).permute(0, 3, 1, 2)
+        gate = torch.sigmoid(self.gating_param.view(1, -1, 1, 1))
+        scores = (q @ k.transpose(-2, -1)) * (C // h) ** -0.5
+        attn = (1.0 - gate) * scores.softmax(dim=-1) + gate * positional.softmax(dim=-1)
+        attn = attn / attn.sum(dim=-1, keepdim=True)
+        out = self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+        return out.reshape(shape).movedim(-1, 1)

@@ -31,6 +31,7 @@ positions in the cache.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,8 @@ class AttentionOptions(Options):
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
     sr: Expr | None = None  # spatial reduction (PVT v2, Twins): keys and values from a stride-R conv + LayerNorm
     srpool: Expr | None = None  # spatial reduction by pooling (NextViT): an average of R² positions + BatchNorm
+    proj_bias: bool = False  # a bias on the output projection only (timm's qkv_bias=False)
+    gpsa: bool = False  # ConViT's gated positional self-attention
 
     @property
     def partition(self) -> Expr | None:
@@ -95,7 +98,7 @@ class Attention(Kind):
     key = "attn"
     names = ("attn",)
     keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb", "sr", "srpool"})
-    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
+    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad", "projbias", "gpsa"})
     torch_modules = (
         "MultiheadAttention",
         "TransformerEncoderLayer",
@@ -105,6 +108,8 @@ class Attention(Kind):
         "WindowAttention",  # these three: paramsym's own exports (WindowAttention also for grid=g)
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
+        "timm.models.convit.GPSA",  # ConViT's gated positional self-attention, read whole
+        "GatedPositionalAttention",  # paramsym's export of it
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
     )
 
@@ -191,6 +196,13 @@ class Attention(Kind):
             )
         cpb = self._cpb(call, args, window)
         sr, srpool = self._reduction(call, flow, args, window, grid, source)
+        if "projbias" in args.flags and args.bias:
+            raise ParamsymArgumentError(
+                "'projbias' puts a bias on the output projection only, 'bias' on all four: give one",
+                pos=args.flags["projbias"].pos,
+            )
+        if "gpsa" in args.flags:
+            constraints += self._gpsa(call, flow, args)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -205,6 +217,8 @@ class Attention(Kind):
             grid=grid,
             sr=sr,
             srpool=srpool,
+            proj_bias="projbias" in args.flags,
+            gpsa="gpsa" in args.flags,
         )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
@@ -300,6 +314,33 @@ class Attention(Kind):
                 hint="the g x g grid's positions are H/g and W/g apart: g must divide H and W",
             )
         return grid
+
+    def _gpsa(self, call: Call, flow: Flow, args: Args) -> list[Constraint]:
+        """gpsa: ConViT's gated positional self-attention, over the T positions of a square (√T x √T)."""
+        pos = args.flags["gpsa"].pos
+        for key in ("kv_heads", "head_dim", "source", "window", "grid", "cpb", "sr", "srpool"):
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"'gpsa' (ConViT's gated positional self-attention) has heads of d/h channels for queries, keys "
+                    f"and values over the input's own positions: it does not go with {key}=",
+                    pos=args.keywords[key].pos,
+                )
+        for flag in ("causal", "rope", "shift", "pad"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'gpsa' has its own positional attention: it does not go with '{flag}'", pos=args.flags[flag].pos
+                )
+        positions = flow.shape.positions
+        if positions is None:
+            return []
+        return check_or_defer(
+            sympy.sqrt(positions),
+            "integer",
+            f"'gpsa' places the {positions} positions on a square (ConViT's relative indices), but "
+            f"{positions} is not a square number",
+            pos,
+            shown=positions,
+        )
 
     def _reduction(
         self,
@@ -462,6 +503,10 @@ class Attention(Kind):
             params += q + 2 * kv + d
         reduced_params, reduced_state, reduced_macs = self.reduction(layer)
         params += reduced_params
+        if o.proj_bias:
+            params += d
+        if o.gpsa:  # pos_proj Linear(3, h) with its bias, and one gate per head
+            params += 5 * o.heads
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
         if window is not None:
             bias_params, bias_macs = self.position_bias(layer, o.heads, window)
@@ -477,6 +522,8 @@ class Attention(Kind):
         macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
         if macs is not None and (o.sr is not None or o.srpool is not None):
             macs = macs + reduced_macs if reduced_macs is not None else None
+        if macs is not None and o.gpsa:  # pos_proj on the 3 relative coordinates of every pair of positions
+            macs = macs + 3 * o.heads * T * T
         outputs = layer.out_shape.elements
         extra: dict[str, Expr | None] = {"state": reduced_state} if o.srpool is not None else {}
         return {
@@ -504,6 +551,10 @@ class Attention(Kind):
             params += o.sr**2 * t.c * t.c + 3 * t.c
         if o.srpool is not None:
             params += 2 * t.c
+        if o.proj_bias:
+            params += t.c
+        if o.gpsa:
+            params += 5 * heads
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -533,6 +584,10 @@ class Attention(Kind):
             parts.append(f", keys and values from the map reduced {words(o.sr)}x{words(o.sr)}")
         if o.srpool is not None:
             parts.append(f", keys and values from averages of {words(o.srpool**2)} positions")
+        if o.gpsa:
+            parts.append(", gated positional attention (ConViT)")
+        if o.proj_bias:
+            parts.append(", bias on the output projection only")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
@@ -562,6 +617,16 @@ class Attention(Kind):
             )
         if o.sr is not None or o.srpool is not None:
             lines.append(self._explain_reduction(layer, w))
+        if o.proj_bias:
+            lines.append(f"A bias on the output projection only (none on queries, keys, values): {w(d)}.")
+        if o.gpsa:
+            T = s["T"]
+            lines.append(
+                f"Gated positional self-attention (ConViT, a paramsym extension): a second attention per head from "
+                f"the 3 relative coordinates (dx, dy, dx²+dy²) of every pair of positions on the √T x √T square, "
+                f"through a Linear(3 -> {w(o.heads)}) with bias, mixed with the content attention by a learned "
+                f"gate per head: {w(5 * o.heads)} parameters, {w(times(3, o.heads, T, T))} MACs."
+            )
         window = o.window
         if o.grid is not None:
             g = o.grid
@@ -672,6 +737,10 @@ class Attention(Kind):
             )
         d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
         reduction = {"sr": num(o.sr)} if o.sr is not None else {"srpool": num(o.srpool)} if o.srpool is not None else {}
+        if o.proj_bias:
+            reduction["proj_bias"] = True
+        if o.gpsa:
+            return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
         if kv_heads == heads and e * heads == d and not o.rope and not reduction:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
@@ -692,6 +761,10 @@ class Attention(Kind):
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
         if o.sr is not None or o.srpool is not None:
             refuse_keras(layer, "spatial-reduction attention (sr=, srpool=) has no Keras layer")
+        if o.gpsa:
+            refuse_keras(layer, "ConViT's gated positional self-attention (gpsa) has no Keras layer")
+        if o.proj_bias:
+            refuse_keras(layer, "Keras' MultiHeadAttention has biases on all projections or none (projbias)")
         if o.rope:
             refuse_keras(
                 layer,
@@ -729,6 +802,8 @@ class Attention(Kind):
             return _own_text(module)
         if name == "WindowAttention":
             return _window_text(module, ctx)
+        if name in ("GPSA", "GatedPositionalAttention"):
+            return _gpsa_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -752,6 +827,7 @@ def _own_text(module: Any) -> str:
     else:
         heads, kv_heads, head_dim, width = module.heads, module.kv_heads, module.head_dim, module.q.in_features
         bias = module.q.bias is not None
+        proj_bias = not bias and module.o.bias is not None
         if module.k.in_features != width:
             raise ImportRefused(
                 f"GroupedQueryAttention with keys of {module.k.in_features} channels (cross-attention) "
@@ -766,6 +842,8 @@ def _own_text(module: Any) -> str:
         if getattr(module, key, 0):
             parts.append(f"{key}={getattr(module, key)}")
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
+    if type(module).__name__ != "SelfAttention" and proj_bias:
+        parts.append("projbias")
     return f"attn({', '.join(parts)})"
 
 
@@ -782,13 +860,16 @@ def _timm_text(module: Any, ctx: ImportContext) -> str:
     width, heads, head_dim = qkv.in_features, module.num_heads, module.head_dim
     if proj.out_features != width or qkv.out_features != 3 * heads * head_dim:
         raise ImportRefused(f"{where} gives {proj.out_features} channels from {width}; attn keeps the width")
-    if (qkv.bias is None) != (proj.bias is None):
+    if qkv.bias is not None and proj.bias is None:
         raise ImportRefused(
-            f"{where} has biases in {'proj' if qkv.bias is None else 'qkv'} only; the language's attn has biases "
-            f"in all four projections or none"
+            f"{where} has biases in qkv only; the language's attn has biases in all four projections, in the output "
+            f"projection only (projbias) or in none"
         )
     parts = (
-        [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != width) + ["bias"] * (qkv.bias is not None)
+        [f"heads={heads}"]
+        + [f"head_dim={head_dim}"] * (heads * head_dim != width)
+        + ["bias"] * (qkv.bias is not None)
+        + ["projbias"] * (qkv.bias is None and proj.bias is not None)
     )
     return f"attn({', '.join(parts)})"
 
@@ -1101,3 +1182,36 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
 
 
 KINDS = (Attention(),)
+
+
+def _gpsa_text(module: Any, ctx: ImportContext) -> str:
+    """timm's GPSA (ConViT) or paramsym's GatedPositionalAttention: qk and v Linear layers (biases alike), an output
+    projection, pos_proj Linear(3, heads) with bias over the relative coordinates, a gate per head."""
+    where = f"{ctx.node_name} ({type(module).__name__})"
+    heads = module.num_heads
+    qk, v, proj, pos = module.qk, module.v, module.proj, module.pos_proj
+    d = v.in_features
+    shape = tuple(ctx.arg_shapes[0]) if ctx.arg_shapes else tuple(ctx.in_shape)
+    positions = shape[1] if len(shape) == 3 else 0
+    side = math.isqrt(positions)
+    if (
+        len(shape) != 3
+        or shape[2] != d
+        or side * side != positions
+        or d % heads
+        or (qk.in_features, qk.out_features, v.out_features) != (d, 2 * d, d)
+        or (proj.in_features, proj.out_features) != (d, d)
+        or (pos.in_features, pos.out_features) != (3, heads)
+        or pos.bias is None
+        or tuple(module.gating_param.shape) != (heads,)
+        or (qk.bias is None) != (v.bias is None)
+        or (qk.bias is not None and proj.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not ConViT's gated positional self-attention as the language writes it (qk, v and proj "
+            f"Linear layers of {d} channels, pos_proj Linear(3, heads), a gate per head, on a sequence of a square "
+            f"number of positions (N, T, C)), not on {shape}"
+        )
+    parts = [f"heads={heads}", "gpsa"] + ["bias"] * (qk.bias is not None)
+    parts += ["projbias"] * (qk.bias is None and proj.bias is not None)
+    return f"attn({', '.join(parts)})"

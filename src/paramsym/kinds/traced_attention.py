@@ -155,6 +155,7 @@ class Region:
     chain: list[Any] = field(default_factory=list)
     reduced: list[Any] = field(default_factory=list)
     reduction: str = ""
+    proj_bias: bool = False  # a bias on the output projection only
 
     def text(self) -> str:
         """The attention as the language writes it."""
@@ -164,7 +165,7 @@ class Region:
         if self.heads * self.head_dim != self.width:
             parts.append(f"head_dim={self.head_dim}")
         parts += [self.reduction] * bool(self.reduction)
-        parts += ["bias"] * self.bias + ["causal"] * self.causal
+        parts += ["bias"] * self.bias + ["projbias"] * self.proj_bias + ["causal"] * self.causal
         return f"attn({', '.join(parts)})"
 
 
@@ -856,13 +857,14 @@ class _Reader:
         proj = c.gm.get_submodule(out.target)
         if _width(proj) != self.d:
             self.refuse(out, f"gives {_width(proj)} channels from {self.d}: the language's attn keeps the width")
-        biases = {m.bias is not None for m in (*modules, proj)}
-        if len(biases) != 1:
+        biases = {m.bias is not None for m in modules}
+        r.proj_bias = biases == {False} and proj.bias is not None  # timm's qkv_bias=False: projbias
+        if len(biases) != 1 or (biases == {True} and proj.bias is None):
             names = [p.target for p, m in zip((*r.projections, out), (*modules, proj)) if m.bias is not None]
             self.refuse(
                 out,
                 f"ends an attention with biases in {', '.join(repr(n) for n in names)} only: the language's attn has "
-                f"biases in all of its projections or in none",
+                f"biases in all of its projections, in the output projection only (projbias) or in none",
             )
         r.heads, r.kv_heads, r.head_dim, r.bias, r.width = H, G, e, biases.pop(), self.d
         return r
