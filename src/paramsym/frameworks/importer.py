@@ -952,6 +952,12 @@ def _attention_member(c: _Converter, node) -> bool:
             # positions, whose output (N, T, C) is the map, laid out as a sequence
             source, k = layout.source, layout.spatial
             c.layouts[node.name] = _Layout(node, layout.dims, (tuple(range(k)), (k,)))
+        elif getattr(region, "reduction", "").startswith("sr=") and len(c.shapes.get(source.name, ())) == 3:
+            raise ImportRefused(
+                f"{_where_node(node)}reduces its keys' source as a map ({region.reduction}), but attends over a "
+                f"sequence: its input or output is used as a sequence outside it, and the language's attn reduces "
+                f"a map only (the language's tokens have no way back to the map)"
+            )
         c.ops[node.name] = _Op(node.name, "layer", region.text(), [c._through(source)], module=region.module_path)
         if region.last and node.name not in c.layouts:
             c.channels_last.add(node.name)

@@ -16,6 +16,13 @@ w on the bottom and right, as torchvision's shifted_window_attention does: witho
 that does not divide the map is refused. The padded positions are computed (projections, scores)
 and cut off again, so MACs and the KV cache count the padded map; params do not depend on it.
 
+Four more paramsym extensions (docs/language.md, Attention), for timm: `sr=R` (PVT v2, Twins) projects keys and
+values from the map reduced by Conv2d(d, d, R, stride R, bias) > LayerNorm, S = ⌊H/R⌋·⌊W/R⌋ positions, `R²·d·d + 3d`
+parameters and the convolution's `S·R²·d·d` MACs; `srpool=R` (NextViT) from averages of R² consecutive positions >
+BatchNorm1d, S = ⌊T/R²⌋, `2d` parameters and `2d` values of state; `gpsa` (ConViT) adds the gated positional
+attention, a Linear(3 -> h, bias) over the relative coordinates of every pair of positions and a gate per head,
+`5h` parameters and `3·h·T²` MACs; `projbias` puts a bias on the output projection only (`d`).
+
 Window attention (`window=w`) attends inside w x w windows of a map: each position has S = w²
 keys. Keys and values are still computed once for every one of the T positions, so the key and
 value projections cost `2·T·d·kv` and the KV cache is the keys and values of all positions,
@@ -69,7 +76,7 @@ from .base import (
 @dataclass(frozen=True)
 class AttentionOptions(Options):
     """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w | grid=g, shift, causal, rope, cpb=m, pad,
-    sr=R | srpool=R)."""
+    sr=R | srpool=R, gpsa, projbias)."""
 
     heads: Expr
     kv_heads: Expr  # heads when not given
@@ -331,8 +338,8 @@ class Attention(Kind):
                     f"'gpsa' has its own positional attention: it does not go with '{flag}'", pos=args.flags[flag].pos
                 )
         positions = flow.shape.positions
-        if positions is None:
-            return []
+        if positions is None or not positions.is_number:
+            return []  # a symbolic T is taken to be a square (checked once it is a number)
         return check_or_defer(
             sympy.sqrt(positions),
             "integer",
@@ -1192,6 +1199,8 @@ def _gpsa_text(module: Any, ctx: ImportContext) -> str:
     qk, v, proj, pos = module.qk, module.v, module.proj, module.pos_proj
     d = v.in_features
     shape = tuple(ctx.arg_shapes[0]) if ctx.arg_shapes else tuple(ctx.in_shape)
+    if type(module).__name__ == "GatedPositionalAttention" and len(shape) >= 3:  # ours: (N, C, *spatial)
+        shape = (shape[0], math.prod(shape[2:]), shape[1])
     positions = shape[1] if len(shape) == 3 else 0
     side = math.isqrt(positions)
     if (

@@ -150,8 +150,8 @@ class BottleneckAttention(Kind):
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         o = BottleneckAttentionOptions.of(layer)
-        d, c, h, e = layer.cin, layer.cout, o.heads, o.head_dim
-        H, W = self.sides(layer)
+        d, c, h, e = known(layer.cin), known(layer.cout), o.heads, o.head_dim
+        H, W = (known(n) for n in self.sides(layer))
         width = 2 * h * e + c
         lines = [
             f"BoTNet's attention (a paramsym extension): one 1x1 convolution gives queries and keys of {w(h)} heads "
@@ -213,7 +213,7 @@ def bottleneck_text(module: Any, ctx: ImportContext) -> str:
             f"{where} is not BoTNet's attention as the language writes it (one 1x1 convolution for q, k, v; "
             f"relative-position tables of (2H-1) and (2W-1) rows for a {H}x{W} map)"
         )
-    pool = getattr(module, "pool", None)
+    pool: Any = getattr(module, "pool", None)
     pooled = type(pool).__name__ == "AvgPool2d"
     if pool is not None and not pooled and type(pool).__name__ != "Identity":
         raise ImportRefused(f"{where} pools with {type(pool).__name__}: the language writes BoTNet's AvgPool2d(2, 2)")

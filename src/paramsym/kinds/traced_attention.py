@@ -14,8 +14,11 @@ checked to be exactly what the language's `attn(heads=h[, kv_heads=g][, head_dim
 (docs/language.md, Attention): each query head's channels against one key head's channels, at every pair of
 positions, softmax over all the keys, the weighted sum of one value head, the heads' outputs in one order at
 every position into one Linear back to the width, and every channel of every projection used exactly once.
-Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads, a learned
-temperature, keys from another value) is refused, naming the module and what the language lacks.
+Keys and values may come from a spatial reduction of x (PVT v2, Twins: Conv2d(d, d, R, stride R) > LayerNorm on x
+laid out as its map, `sr=R`; NextViT: AvgPool1d(R², stride R²) > BatchNorm1d over x's positions, `srpool=R`),
+whose operations are followed the same way (`_Reader.reduce`). A bias on the output projection alone is
+`projbias`. Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads,
+a learned temperature, keys from another value) is refused, naming the module and what the language lacks.
 """
 
 from __future__ import annotations
