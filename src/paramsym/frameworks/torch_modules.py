@@ -601,3 +601,25 @@ class GatedPositionalAttention(nn.Module):
         attn = attn / attn.sum(dim=-1, keepdim=True)
         out = self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
         return out.reshape(shape).movedim(-1, 1)
+
+
+class ScaledDotProductAttention(nn.Module):
+    """The attention alone on (N, C, *spatial) whose channels are the queries and keys (heads x head_dim each) and
+    the values (C - 2·heads·head_dim): F.scaled_dot_product_attention per head, the values' channels out."""
+
+    def __init__(self, heads: int, head_dim: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+
+    def forward(self, x):
+        y = x.movedim(1, -1)
+        shape = y.shape
+        y = y.flatten(1, -2)
+        B, T, C = y.shape
+        h, e = self.heads, self.head_dim
+        q, k, v = torch.split(y, [h * e, h * e, C - 2 * h * e], dim=-1)
+        q = q.reshape(B, T, h, e).transpose(1, 2)
+        k = k.reshape(B, T, h, e).transpose(1, 2)
+        v = v.reshape(B, T, h, -1).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, -1)
+        return out.reshape(*shape[:-1], -1).movedim(-1, 1)
