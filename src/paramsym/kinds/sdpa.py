@@ -69,7 +69,7 @@ class AttentionCore(Kind):
                 pos=call.pos,
                 hint="its input is a sequence T x C or a map H x W x C of queries, keys and values",
             )
-        heads, head_dim = args.scalar("heads"), args.scalar("head_dim")
+        heads, head_dim = known(args.scalar("heads")), known(args.scalar("head_dim"))
         constraints = list(args.constraints)
         constraints += whole_number(heads, "heads", args.keywords["heads"].pos)
         constraints += whole_number(head_dim, "head_dim", args.keywords["head_dim"].pos)
@@ -207,7 +207,9 @@ def _shma_text(module: Any, ctx: ImportContext) -> str:
     one conv1x1 > BatchNorm > sigmoid, one head of attention times the gate, then conv1x1 > BatchNorm."""
     where = f"{ctx.node_name} (SHMA)"
     shape = tuple(ctx.in_shape)
-    if len(shape) != 4 or getattr(module, "window_size", 0):
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} attends over a value of shape {shape}, not a map (N, C, H, W)")
+    if getattr(module, "window_size", None):
         raise ImportRefused(f"{where} attends inside windows (window_size > 0): the language's sdpa has no windows")
     dim = shape[1]
     a = _conv_norm(module.q, dim, where)
