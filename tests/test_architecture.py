@@ -260,6 +260,8 @@ def test_every_kind_answers_every_question():
         "upsample": "input(8x8x4) > upsample(2)",
         "zeropad": "input(8x8x4) > zeropad(0, 1, 2, 3)",
         "eca": "input(8x8x4) > gap > eca(3)",
+        "botattn": "input(8x8x4) > botattn(->4, heads=2)",
+        "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

@@ -955,8 +955,8 @@ def _attention_member(c: _Converter, node) -> bool:
         elif getattr(region, "reduction", "").startswith("sr=") and len(c.shapes.get(source.name, ())) == 3:
             raise ImportRefused(
                 f"{_where_node(node)}reduces its keys' source as a map ({region.reduction}), but attends over a "
-                f"sequence: its input or output is used as a sequence outside it, and the language's attn reduces "
-                f"a map only (the language's tokens have no way back to the map)"
+                f"sequence: its input or output is also used as a sequence outside it, and the language reduces a "
+                f"map only (a sequence has no way back to the map)"
             )
         c.ops[node.name] = _Op(node.name, "layer", region.text(), [c._through(source)], module=region.module_path)
         if region.last and node.name not in c.layouts:
