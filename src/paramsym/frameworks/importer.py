@@ -403,16 +403,22 @@ def _token_select(c: _Converter, node) -> bool:
 
 
 def _sequence_mean(c: _Converter, node) -> bool:
-    """x.mean(1) of a sequence, x.mean((1, 2)) of a channels-last map: global average pooling."""
+    """x.mean(1) of a sequence, x.mean((1, 2)) of a channels-last map, x.mean((2, 3)) of a channels-first map
+    (timm's PVT v2 head): global average pooling."""
     source = _known_source(c, node)
-    if source is None or source.name not in c.channels_last or node.name not in c.shapes:
+    if source is None or node.name not in c.shapes or source.name not in c.shapes:
         return False
+    last = source.name in c.channels_last
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     rank = len(c.shapes[source.name])
     dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
-    if node.kwargs.get("keepdim") or sorted(d % rank for d in dims) != list(range(1, rank - 1)):
+    spatial = list(range(1, rank - 1)) if last else list(range(2, rank))
+    if node.kwargs.get("keepdim") or sorted(d % rank for d in dims) != spatial:
         return False
-    c.ops[node.name] = c._stand_in("AdaptiveAvgPool1d", node, source, output_size=1)
+    if not last and (rank < 3 or source.name in c.layouts or source.name in c.pooled):
+        return False  # a sequence (N, C, L) read as channels first, a value in the middle of a reshape: not a map
+    cls = "AdaptiveAvgPool1d" if last else f"AdaptiveAvgPool{rank - 2}d"
+    c.ops[node.name] = c._stand_in(cls, node, source, output_size=1)
     return True
 
 
@@ -801,6 +807,10 @@ def _module(c: _Converter, node) -> bool:
     )
     text = c._padded_module_text(node, source, module, in_shape, arg_shapes)
     c._note_pooled(node, source, text, ones)
+    kind = kinds.for_torch_module(module)
+    if kind is not None and kind.channels_first_output(module):
+        # a module read whole that takes (N, H, W, C) and gives (N, C, H, W) (timm's PVT v2 stage)
+        c.channels_last.discard(node.name)
     if type(module).__name__ == "Embedding":
         # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
         # layers after it act on the channels there (an N-D Linear, a LayerNorm)

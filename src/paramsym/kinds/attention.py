@@ -116,6 +116,7 @@ class Attention(Kind):
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
         "timm.models.convit.GPSA",  # ConViT's gated positional self-attention, read whole
+        "timm.models.pvt_v2.PyramidVisionTransformerStage",  # read whole: its blocks run on the map as a sequence
         "GatedPositionalAttention",  # paramsym's export of it
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
     )
@@ -803,6 +804,9 @@ class Attention(Kind):
             KerasSpec("Reshape", {"target_shape": (*spatial, d)}),
         ]
 
+    def channels_first_output(self, module: Any) -> bool:
+        return type(module).__name__ == "PyramidVisionTransformerStage"  # (N, C, H, W) from any input
+
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         name = type(module).__name__
         if name in ("SelfAttention", "GroupedQueryAttention"):
@@ -811,6 +815,8 @@ class Attention(Kind):
             return _window_text(module, ctx)
         if name in ("GPSA", "GatedPositionalAttention"):
             return _gpsa_text(module, ctx)
+        if name == "PyramidVisionTransformerStage":
+            return _pvt_stage_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -1224,3 +1230,117 @@ def _gpsa_text(module: Any, ctx: ImportContext) -> str:
     parts = [f"heads={heads}", "gpsa"] + ["bias"] * (qk.bias is not None)
     parts += ["projbias"] * (qk.bias is None and proj.bias is not None)
     return f"attn({', '.join(parts)})"
+
+
+def _pvt_stage_text(stage: Any, ctx: ImportContext) -> str:
+    """timm's PVT v2 stage on a map: its OverlapPatchEmbed (Conv2d with bias > LayerNorm), then blocks that run on
+    the map's positions as a sequence (x + attn(ln(x)) with spatial reduction sr=R, x + mlp(ln(x)) with a
+    depthwise 3x3 convolution of the hidden channels on the map between its Linear layers), a LayerNorm, and the
+    map again. Every part is a layer of the language, written from the modules' own attributes; the linear
+    attention variant (a pooled, activated reduction) is refused."""
+    from . import for_torch_module  # the drop paths' kind (kinds/__init__ imports this module)
+
+    where = f"{ctx.node_name} (PyramidVisionTransformerStage)"
+
+    def refused(what: str) -> ImportRefused:
+        return ImportRefused(f"{where}: {what} is not PVT v2's as the language writes it")
+
+    def layer_norm(norm: Any, c: int) -> bool:
+        return (
+            isinstance(getattr(norm, "normalized_shape", None), tuple)
+            and tuple(norm.normalized_shape) == (c,)
+            and norm.weight is not None
+            and norm.bias is not None
+        )
+
+    def linear(m: Any, cin: int, cout: int, bias: bool = True) -> bool:
+        return (
+            type(m).__name__ == "Linear"
+            and (m.in_features, m.out_features) == (cin, cout)
+            and (m.bias is not None) == bias
+        )
+
+    def dropped(module: Any) -> str:
+        if type(module).__name__ in ("Identity", "Dropout"):
+            return ""
+        kind = for_torch_module(module)
+        text = kind.from_torch(module, ctx) if kind is not None else None
+        if not text or kind is None or kind.key != "droppath":
+            raise refused(f"its {type(module).__name__}")
+        return f" > {text}"
+
+    parts = []
+    down = stage.downsample
+    if down is not None:
+        conv = down.proj
+        (k, _), (s, _), (p, _) = conv.kernel_size, conv.stride, conv.padding
+        c = conv.out_channels
+        if (
+            len(set(conv.kernel_size)) != 1
+            or len(set(conv.stride)) != 1
+            or len(set(conv.padding)) != 1
+            or conv.groups != 1
+            or set(conv.dilation) != {1}
+            or conv.bias is None
+            or conv.padding_mode != "zeros"
+            or not layer_norm(down.norm, c)
+        ):
+            raise refused("its patch embedding")
+        parts.append(f"conv{k}x{k}(->{c}, stride={s}, pad={p}, bias) > ln")
+    c = stage.norm.normalized_shape[0] if hasattr(stage.norm, "normalized_shape") else 0
+    for block in stage.blocks:
+        attn, mlp = block.attn, block.mlp
+        heads = attn.num_heads
+        q_bias = attn.q.bias is not None
+        if (
+            attn.pool is not None
+            or not layer_norm(block.norm1, c)
+            or not layer_norm(block.norm2, c)
+            or heads * attn.head_dim != c
+            or not linear(attn.q, c, c, q_bias)
+            or not linear(attn.kv, c, 2 * c, q_bias)
+            or not linear(attn.proj, c, c)
+        ):
+            raise refused("an attention block")
+        options = [f"heads={heads}"]
+        if attn.sr is not None:
+            conv = attn.sr
+            (R, _) = conv.kernel_size
+            if (
+                set(conv.kernel_size) != {R}
+                or tuple(conv.stride) != (R, R)
+                or set(conv.padding) != {0}
+                or conv.groups != 1
+                or set(conv.dilation) != {1}
+                or (conv.in_channels, conv.out_channels) != (c, c)
+                or conv.bias is None
+                or not layer_norm(attn.norm, c)
+            ):
+                raise refused("a spatial reduction")
+            options.append(f"sr={R}")
+        options.append("bias" if q_bias else "projbias")
+        hidden = mlp.fc1.out_features
+        dw = mlp.dwconv
+        if (
+            type(mlp.relu).__name__ != "Identity"
+            or type(mlp.act).__name__ != "GELU"
+            or getattr(mlp.act, "approximate", "none") != "none"
+            or not linear(mlp.fc1, c, hidden)
+            or not linear(mlp.fc2, hidden, c)
+            or (dw.in_channels, dw.out_channels, dw.groups) != (hidden, hidden, hidden)
+            or tuple(dw.kernel_size) != (3, 3)
+            or tuple(dw.stride) != (1, 1)
+            or tuple(dw.padding) != (1, 1)
+            or set(dw.dilation) != {1}
+            or dw.bias is None
+        ):
+            raise refused("an MLP with a depthwise convolution")
+        parts.append(
+            f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) "
+            f"> res(ln > dense(->{hidden}, bias) > dwconv3x3(pad=1, bias) > gelu > dense(->{c}, bias)"
+            f"{dropped(block.drop_path2)})"
+        )
+    if not layer_norm(stage.norm, c):
+        raise refused("its last norm")
+    parts.append("ln")
+    return " > ".join(parts)
