@@ -246,3 +246,65 @@ def test_export_counts_as_the_program_and_imports_back(program, shape):
     assert paramsym.parse(back).evaluate()["params"] == values["params"]
     reduction = next(p.strip(",)") for p in program.split() if p.startswith(("sr=", "srpool=")))
     assert reduction in back, back
+
+
+# ---- timm's PVT v2 stage, read whole ---------------------------------------------------------------------------
+
+
+class Stages(nn.Module):
+    """PVT v2's patch embedding (its output channels last), then stages, then the mean over the map (its head)."""
+
+    def __init__(self, stages: list[nn.Module], embed: nn.Module):
+        super().__init__()
+        self.embed, self.stages = embed, nn.Sequential(*stages)
+
+    def forward(self, x):
+        return self.stages(self.embed(x)).mean(dim=(-1, -2))
+
+
+STAGES = [
+    # (input side, embed width, [(dim_out, depth, heads, sr, mlp ratio, qkv_bias, drop_path)])
+    (64, 32, [(32, 2, 1, 8, 8.0, True, 0.0), (64, 1, 2, 4, 8.0, True, 0.1)]),
+    (56, 16, [(16, 1, 1, 4, 4.0, False, 0.0), (32, 2, 2, 2, 4.0, False, 0.0), (48, 1, 3, 1, 2.0, True, 0.05)]),
+    (36, 8, [(8, 1, 2, 3, 2.0, True, 0.0)]),
+]
+
+
+@pytest.mark.parametrize("side, width, stages", STAGES)
+def test_pvt_v2_stages_import(side, width, stages):
+    from timm.models.pvt_v2 import OverlapPatchEmbed, PyramidVisionTransformerStage
+
+    with torch.device("meta"):
+        built, dim = [], width
+        for i, (out, depth, heads, sr, ratio, qkv_bias, dp) in enumerate(stages):
+            built.append(
+                PyramidVisionTransformerStage(
+                    dim,
+                    out,
+                    depth,
+                    downsample=i > 0,
+                    num_heads=heads,
+                    sr_ratio=sr,
+                    mlp_ratio=ratio,
+                    qkv_bias=qkv_bias,
+                    drop_path=dp,
+                )
+            )
+            dim = out
+        model = Stages(built, OverlapPatchEmbed(7, 4, 3, width)).eval()
+    program, numbers = ours(model, (side, side, 3))
+    truth = torch_truth(model, (side, side, 3))
+    assert {k: numbers[k] for k in ("params", "state", "macs")} == {k: truth[k] for k in ("params", "state", "macs")}
+    assert numbers["out"] == (dim,)
+    for _out, _, heads, sr, *_ in stages:
+        assert f"attn(heads={heads}, " + (f"sr={sr}, " if sr > 1 else "") in program, program
+
+
+def test_pvt_v2_linear_attention_is_refused():
+    from timm.models.pvt_v2 import OverlapPatchEmbed, PyramidVisionTransformerStage
+
+    with torch.device("meta"):
+        stage = PyramidVisionTransformerStage(16, 16, 1, downsample=False, num_heads=1, linear_attn=True)
+        model = Stages([stage], OverlapPatchEmbed(7, 4, 3, 16)).eval()
+    with pytest.raises(paramsym.ParamsymError, match="an attention block is not PVT v2's"):
+        paramsym.from_torch(model, (32, 32, 3))
