@@ -416,7 +416,7 @@ def _sequence_mean(c: _Converter, node) -> bool:
     if node.kwargs.get("keepdim") or sorted(d % rank for d in dims) != spatial:
         return False
     if not last and (rank < 3 or source.name in c.layouts or source.name in c.pooled):
-        return False  # a sequence (N, C, L) read as channels first, a value in the middle of a reshape: not a map
+        return False  # a vector, a value in the middle of a reshape, a pooled value: no positions to average
     cls = "AdaptiveAvgPool1d" if last else f"AdaptiveAvgPool{rank - 2}d"
     c.ops[node.name] = c._stand_in(cls, node, source, output_size=1)
     return True
