@@ -270,6 +270,8 @@ def test_every_kind_answers_every_question():
         "eca": "input(8x8x4) > gap > eca(3)",
         "transpose": "input(8x4) > transpose",
         "untokens": "input(16x4) > untokens(4x4)",
+        "botattn": "input(8x8x4) > botattn(->4, heads=2)",
+        "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

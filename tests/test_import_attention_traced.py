@@ -193,6 +193,7 @@ CASES = [
     (lambda: Fused(), "attn(heads=4, bias)"),
     (lambda: Fused(sdpa=True), "attn(heads=4, bias)"),
     (lambda: Fused(heads=3, head_dim=12, bias=False), "attn(heads=3, head_dim=12)"),
+    (lambda: Fused(bias=False, proj_bias=True), "attn(heads=4, projbias)"),  # timm's qkv_bias=False
     (lambda: Separate(), "attn(heads=2)"),
     (lambda: Separate(heads=8, bias=True), "attn(heads=8, bias)"),
     (lambda: QueryAndKV(), "attn(heads=4, bias)"),
@@ -312,7 +313,6 @@ class Reduced(nn.Module):
 
 REFUSED = [
     (lambda: Fused(proj_bias=False), "Fused", ["biases in 'attn.qkv' only"]),
-    (lambda: Fused(bias=False, proj_bias=True), "Fused", ["biases in 'attn.proj' only"]),
     (TalkingHeads, "TalkingHeads", ["module 'attn.proj_l'", "attention scores"]),
     (RelativeBias, "RelativeBias", ["'attn.bias_table'", "attention scores"]),
     (Masked, "Masked", ["attn_mask"]),
@@ -343,7 +343,7 @@ timm = pytest.importorskip("timm")
     "name, says",
     [
         ("cait_xxs24_224", "module 'blocks.0.attn' (TalkingHeadAttn): module 'blocks.0.attn.proj_l'"),
-        ("pvt_v2_b0", "module 'stages.0.blocks.0.attn' (Attention): "),
+        ("twins_pcpvt_small", "module 'blocks.0.0.attn' (GlobalSubSampleAttn): module 'blocks.0.0.attn.sr' reduces"),
         ("levit_128s", "module 'stages.0.blocks.0.attn' (Attention): "),
     ],
 )
@@ -398,6 +398,10 @@ TIMM_IMPORTED = [
     ("nextvit.EfficientAttention", (32,), {"head_dim": 8}, "tokens", "attn(heads=4, bias)"),  # sr_ratio=1
     ("convit.MHSA", (32,), {"num_heads": 4, "qkv_bias": True}, "tokens", "attn(heads=4, bias)"),
     ("visformer.Attention", (32,), {"num_heads": 4}, "map", "attn(heads=4)"),
+    ("fastvit.Attention", (32,), {"head_dim": 8}, "map", "attn(heads=4, projbias)"),  # qkv_bias=False
+    ("convit.MHSA", (32,), {"num_heads": 4}, "tokens", "attn(heads=4, projbias)"),
+    ("convit.GPSA", (32,), {"num_heads": 4}, "tokens", "attn(heads=4, gpsa, projbias)"),
+    ("nextvit.EfficientAttention", (32,), {"head_dim": 8, "sr_ratio": 2}, "tokens", "attn(heads=4, srpool=2, bias)"),
     ("hiera.MaskUnitAttention", (32, 32, 4), {}, "tokens", "attn(heads=4, bias)"),  # global, no mask units
 ]
 
@@ -417,9 +421,7 @@ TIMM_REFUSED = [
     ("cait.ClassAttn", (32, 4), "tokens", "module 'attn' (ClassAttn): module 'attn.q' projects a value of shape"),
     ("xcit.XCA", (32, 4), "tokens", "module 'attn' (XCA): F.normalize(...) works on the queries"),
     ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention): '@' mixes positions"),
-    ("fastvit.Attention", (32, 8), "map", "biases in 'attn.proj' only"),  # qkv_bias=False, a biased proj
-    ("convit.MHSA", (32, 4), "tokens", "biases in 'attn.proj' only"),
-    ("pvt_v2.Attention", (32, 4, 2), "sized", "keys or values that module 'attn.kv' projects from another value"),
+    ("pvt_v2.Attention", (32, 4, 2), "sized", "reduces its keys' source as a map (sr=2), but attends over a sequence"),
 ]
 
 

@@ -253,10 +253,39 @@ def _product(values) -> int:
 
 def _back_to_a_map(c: _Converter, node, layout: _Layout) -> bool:
     """An attention's output over a map's positions (`_attention_member`) on its way back to the map: it stays a
-    layout while only reshapes and permutes use it."""
-    return layout.source.name in c.attention and all(
+    layout while only reshapes and permutes use it (after dropout or drop path, `_layout_kept`)."""
+    return _from_attention(c, layout.source) and all(
         _name(u) in _LAYOUT_METHODS and u.op in ("call_method", "call_function") for u in node.users
     )
+
+
+# modules that change no value's place: on an attention's output laid out as a sequence of a map's positions they
+# are the layer on the map, and their output is laid out alike (NextViT: drop_path(attn(x)).transpose().reshape())
+_KEEP_LAYOUT = ("Dropout", "Identity", "DropPath", "StochasticDepth")
+
+
+def _keeps_layout(c: _Converter, node) -> bool:
+    return node.op == "call_module" and type(c.gm.get_submodule(node.target)).__name__ in _KEEP_LAYOUT
+
+
+def _from_attention(c: _Converter, node) -> bool:
+    """`node` is an attention's output, or that output after modules that keep its layout."""
+    while _keeps_layout(c, node) and node.args and hasattr(node.args[0], "name"):
+        node = node.args[0]
+    return node.name in c.attention
+
+
+def _layout_kept(c: _Converter, node) -> bool:
+    """Dropout, drop path or identity on an attention's output laid out as a sequence of a map's positions
+    (`_attention_member`): the module's layer on the map, its output laid out as its input."""
+    source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
+    if source is None or not _keeps_layout(c, node) or not _from_attention(c, source):
+        return False
+    layout = c.layouts.get(source.name)
+    if layout is None or not _module(c, node):
+        return False
+    c.layouts[node.name] = _Layout(node, layout.dims, layout.axes)
+    return True
 
 
 def _layout_refused(c: _Converter, node) -> bool:
@@ -402,16 +431,22 @@ def _token_select(c: _Converter, node) -> bool:
 
 
 def _sequence_mean(c: _Converter, node) -> bool:
-    """x.mean(1) of a sequence, x.mean((1, 2)) of a channels-last map: global average pooling."""
+    """x.mean(1) of a sequence, x.mean((1, 2)) of a channels-last map, x.mean((2, 3)) of a channels-first map
+    (timm's PVT v2 head): global average pooling."""
     source = _known_source(c, node)
-    if source is None or source.name not in c.channels_last or node.name not in c.shapes:
+    if source is None or node.name not in c.shapes or source.name not in c.shapes:
         return False
+    last = source.name in c.channels_last
     dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
     rank = len(c.shapes[source.name])
     dims = (dims,) if isinstance(dims, int) else tuple(dims or ())
-    if node.kwargs.get("keepdim") or sorted(d % rank for d in dims) != list(range(1, rank - 1)):
+    spatial = list(range(1, rank - 1)) if last else list(range(2, rank))
+    if node.kwargs.get("keepdim") or sorted(d % rank for d in dims) != spatial:
         return False
-    c.ops[node.name] = c._stand_in("AdaptiveAvgPool1d", node, source, output_size=1)
+    if not last and (rank < 3 or source.name in c.layouts or source.name in c.pooled):
+        return False  # a vector, a value in the middle of a reshape, a pooled value: no positions to average
+    cls = "AdaptiveAvgPool1d" if last else f"AdaptiveAvgPool{rank - 2}d"
+    c.ops[node.name] = c._stand_in(cls, node, source, output_size=1)
     return True
 
 
@@ -851,6 +886,10 @@ def _module(c: _Converter, node) -> bool:
     )
     text = c._padded_module_text(node, source, module, in_shape, arg_shapes)
     c._note_pooled(node, source, text, ones)
+    kind = kinds.for_torch_module(module)
+    if kind is not None and kind.channels_first_output(module):
+        # a module read whole that takes (N, H, W, C) and gives (N, C, H, W) (timm's PVT v2 stage)
+        c.channels_last.discard(node.name)
     if type(module).__name__ == "Embedding":
         # (N, T, d): token ids become vectors along the last axis, PyTorch's sequence layout, so the
         # layers after it act on the channels there (an N-D Linear, a LayerNorm)
@@ -1022,6 +1061,12 @@ def _attention_member(c: _Converter, node) -> bool:
             # positions, whose output (N, T, C) is the map, laid out as a sequence
             source, k = layout.source, layout.spatial
             c.layouts[node.name] = _Layout(node, layout.dims, (tuple(range(k)), (k,)))
+        elif getattr(region, "reduction", "").startswith("sr=") and len(c.shapes.get(source.name, ())) == 3:
+            raise ImportRefused(
+                f"{_where_node(node)}reduces its keys' source as a map ({region.reduction}), but attends over a "
+                f"sequence: its input or output is also used as a sequence outside it, and the language reduces a "
+                f"map only (a sequence has no way back to the map)"
+            )
         c.ops[node.name] = _Op(node.name, "layer", region.text(), [c._through(source)], module=region.module_path)
         if region.last and node.name not in c.layouts:
             c.channels_last.add(node.name)
@@ -1031,9 +1076,13 @@ def _attention_member(c: _Converter, node) -> bool:
 def _inside_a_layout(c: _Converter, node, region) -> bool:
     """Whether an attention reads a map laid out as a sequence only for itself, and its output goes only to
     reshapes and permutes (timm's FastViT: flatten(2).transpose(-2, -1) ... transpose(-2, -1).reshape(B, C, H, W))."""
-    return all(c.attention.get(u.name) is region for u in region.source.users) and all(
-        _name(u) in _LAYOUT_METHODS and u.op in ("call_method", "call_function") for u in node.users
-    )
+
+    def to_a_map(user) -> bool:  # a reshape or permute, or a dropout or drop path before them (`_layout_kept`)
+        if _keeps_layout(c, user):
+            return bool(user.users) and all(to_a_map(u) for u in user.users)
+        return _name(user) in _LAYOUT_METHODS and user.op in ("call_method", "call_function")
+
+    return all(c.attention.get(u.name) is region for u in region.source.users) and all(to_a_map(u) for u in node.users)
 
 
 # -- functions and methods that kinds import (their torch_functions)
@@ -1085,6 +1134,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("torch.nn.Linear", "torch.nn.Conv1d", "torch.nn.Conv2d"), _attention_region),
+    (("torch.nn.Module",), _layout_kept),
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),

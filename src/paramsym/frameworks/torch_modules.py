@@ -6,6 +6,8 @@ file it writes runs without paramsym.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -250,7 +252,9 @@ class SelfAttention(nn.Module):
 class GroupedQueryAttention(nn.Module):
     """Multi-head attention with `kv_heads` key/value heads shared by the query heads (grouped-query
     attention) and any head width: q, k, v, o projections and F.scaled_dot_product_attention, on the
-    positions of (N, C, *spatial)."""
+    positions of (N, C, *spatial). With `sr=R` keys and values come from the map reduced by Conv2d(C, C, R,
+    stride R) > LayerNorm (PVT v2, Twins); with `srpool=R` from averages of R² consecutive positions > BatchNorm1d
+    (NextViT). `proj_bias`: a bias on the output projection only (with bias=False)."""
 
     def __init__(
         self,
@@ -262,9 +266,19 @@ class GroupedQueryAttention(nn.Module):
         causal: bool = False,
         source_channels: int | None = None,
         rope: bool = False,
+        sr: int = 0,
+        srpool: int = 0,
+        proj_bias: bool = False,
     ):
         super().__init__()
         self.rope = rope
+        self.sr, self.srpool = sr, srpool
+        if sr:
+            self.reduce: nn.Module = nn.Conv2d(channels, channels, sr, stride=sr)
+            self.reduce_norm: nn.Module = nn.LayerNorm(channels)
+        elif srpool:
+            self.reduce = nn.AvgPool1d(srpool * srpool, stride=srpool * srpool)
+            self.reduce_norm = nn.BatchNorm1d(channels)
         kv_heads = heads if kv_heads is None else kv_heads
         head_dim = channels // heads if head_dim is None else head_dim
         source_channels = channels if source_channels is None else source_channels
@@ -274,7 +288,7 @@ class GroupedQueryAttention(nn.Module):
         self.q = nn.Linear(channels, heads * head_dim, bias=bias)
         self.k = nn.Linear(source_channels, kv_heads * head_dim, bias=bias)
         self.v = nn.Linear(source_channels, kv_heads * head_dim, bias=bias)
-        self.o = nn.Linear(heads * head_dim, channels, bias=bias)
+        self.o = nn.Linear(heads * head_dim, channels, bias=bias or proj_bias)
 
     def attend(self, x, source):
         """x: (N, T, channels), source: (N, S, source_channels) -> (N, T, channels)."""
@@ -294,7 +308,12 @@ class GroupedQueryAttention(nn.Module):
         y = x.movedim(1, -1)
         shape = y.shape
         y = y.flatten(1, -2)
-        return self.attend(y, y).reshape(shape).movedim(-1, 1)
+        source = y
+        if self.sr:
+            source = self.reduce_norm(self.reduce(x).flatten(2).transpose(1, 2))
+        elif self.srpool:
+            source = self.reduce_norm(self.reduce(y.transpose(1, 2))).transpose(1, 2)
+        return self.attend(y, source).reshape(shape).movedim(-1, 1)
 
 
 def _rotate_half(x):
@@ -921,3 +940,116 @@ class PoolingAttention(nn.Module):
             y = y + q
         y = y.transpose(1, 2).reshape(n, q.shape[2], h * e)
         return self.proj(y).transpose(1, 2)
+
+
+class BottleneckAttention(nn.Module):
+    """BoTNet's self-attention over the positions of a map (N, C, H, W), as timm's BottleneckAttn computes it
+    (attribute names alike): one 1x1 convolution for queries and keys (heads x head_dim) and values (out_channels),
+    scores plus relative-position logits from two tables (2H-1 and 2W-1 rows of head_dim), softmax, the weighted
+    sum of the values; no output projection."""
+
+    def __init__(
+        self, channels: int, out_channels: int, heads: int, head_dim: int, height: int, width: int, bias: bool = False
+    ):
+        super().__init__()
+        if out_channels % heads:
+            raise ValueError(f"heads={heads} must divide out_channels={out_channels}")
+        self.num_heads, self.dim_head_qk, self.dim_head_v = heads, head_dim, out_channels // heads
+        self.qkv = nn.Conv2d(channels, 2 * heads * head_dim + out_channels, 1, bias=bias)
+        self.pos_embed = RelativePositions(height, width, head_dim)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        h, e, ev = self.num_heads, self.dim_head_qk, self.dim_head_v
+        q, k, v = torch.split(self.qkv(x), [h * e, h * e, h * ev], dim=1)
+        q = q.reshape(B * h, e, -1).transpose(-1, -2)
+        k = k.reshape(B * h, e, -1)
+        v = v.reshape(B * h, ev, -1).transpose(-1, -2)
+        attn = ((q @ k) * e**-0.5 + self.pos_embed(q)).softmax(dim=-1)
+        return (attn @ v).transpose(-1, -2).reshape(B, h * ev, H, W)
+
+
+class RelativePositions(nn.Module):
+    """BoTNet's relative-position logits (timm's PosEmbedRel): q against a table per axis."""
+
+    def __init__(self, height: int, width: int, head_dim: int):
+        super().__init__()
+        self.height, self.width = height, width
+        self.height_rel = nn.Parameter(torch.randn(2 * height - 1, head_dim) * head_dim**-0.5)
+        self.width_rel = nn.Parameter(torch.randn(2 * width - 1, head_dim) * head_dim**-0.5)
+
+    @staticmethod
+    def logits_1d(q, rel_k, permute):
+        B, H, W, _ = q.shape
+        x = (q @ rel_k.transpose(-1, -2)).reshape(-1, W, 2 * W - 1)
+        x = F.pad(F.pad(x, [0, 1]).flatten(1), [0, W - 1]).reshape(-1, W + 1, 2 * W - 1)[:, :W, W - 1 :]
+        return x.reshape(B, H, 1, W, W).expand(-1, -1, H, -1, -1).permute(permute)
+
+    def forward(self, q):
+        B, T, _ = q.shape
+        q = q.reshape(B, self.height, self.width, -1)
+        w = self.logits_1d(q, self.width_rel, (0, 1, 3, 2, 4))
+        h = self.logits_1d(q.transpose(1, 2), self.height_rel, (0, 3, 1, 4, 2))
+        return (h + w).reshape(B, T, T)
+
+
+class GatedPositionalAttention(nn.Module):
+    """ConViT's gated positional self-attention (timm's GPSA, attribute names alike) on (N, C, *spatial) whose
+    positions form a square: per head, softmax(q·k) and softmax(pos_proj(dx, dy, dx²+dy²)) mixed by a gate."""
+
+    def __init__(self, channels: int, heads: int, bias: bool = False, proj_bias: bool = False):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"heads={heads} must divide channels={channels}")
+        self.num_heads = heads
+        self.qk = nn.Linear(channels, 2 * channels, bias=bias)
+        self.v = nn.Linear(channels, channels, bias=bias)
+        self.proj = nn.Linear(channels, channels, bias=bias or proj_bias)
+        self.pos_proj = nn.Linear(3, heads)
+        self.gating_param = nn.Parameter(torch.ones(heads))
+
+    @staticmethod
+    def relative(side: int, device) -> torch.Tensor:
+        ind = torch.arange(side, dtype=torch.float32).view(1, -1) - torch.arange(side, dtype=torch.float32).view(-1, 1)
+        dx = ind.repeat(side, side)
+        dy = ind.repeat_interleave(side, dim=0).repeat_interleave(side, dim=1)
+        return torch.stack([dx, dy, dx**2 + dy**2], dim=-1).unsqueeze(0).to(device)
+
+    def forward(self, x):
+        y = x.movedim(1, -1)
+        shape = y.shape
+        y = y.flatten(1, -2)
+        B, N, C = y.shape
+        h = self.num_heads
+        side = math.isqrt(N)
+        q, k = self.qk(y).reshape(B, N, 2, h, C // h).permute(2, 0, 3, 1, 4)
+        v = self.v(y).reshape(B, N, h, C // h).permute(0, 2, 1, 3)
+        positional = self.pos_proj(self.relative(side, y.device).expand(B, -1, -1, -1)).permute(0, 3, 1, 2)
+        gate = torch.sigmoid(self.gating_param.view(1, -1, 1, 1))
+        scores = (q @ k.transpose(-2, -1)) * (C // h) ** -0.5
+        attn = (1.0 - gate) * scores.softmax(dim=-1) + gate * positional.softmax(dim=-1)
+        attn = attn / attn.sum(dim=-1, keepdim=True)
+        out = self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+        return out.reshape(shape).movedim(-1, 1)
+
+
+class ScaledDotProductAttention(nn.Module):
+    """The attention alone on (N, C, *spatial) whose channels are the queries and keys (heads x head_dim each) and
+    the values (C - 2·heads·head_dim): F.scaled_dot_product_attention per head, the values' channels out."""
+
+    def __init__(self, heads: int, head_dim: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+
+    def forward(self, x):
+        y = x.movedim(1, -1)
+        shape = y.shape
+        y = y.flatten(1, -2)
+        B, T, C = y.shape
+        h, e = self.heads, self.head_dim
+        q, k, v = torch.split(y, [h * e, h * e, C - 2 * h * e], dim=-1)
+        q = q.reshape(B, T, h, e).transpose(1, 2)
+        k = k.reshape(B, T, h, e).transpose(1, 2)
+        v = v.reshape(B, T, h, -1).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, -1)
+        return out.reshape(*shape[:-1], -1).movedim(-1, 1)

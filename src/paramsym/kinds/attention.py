@@ -16,6 +16,13 @@ w on the bottom and right, as torchvision's shifted_window_attention does: witho
 that does not divide the map is refused. The padded positions are computed (projections, scores)
 and cut off again, so MACs and the KV cache count the padded map; params do not depend on it.
 
+Four more paramsym extensions (docs/language.md, Attention), for timm: `sr=R` (PVT v2, Twins) projects keys and
+values from the map reduced by Conv2d(d, d, R, stride R, bias) > LayerNorm, S = ⌊H/R⌋·⌊W/R⌋ positions, `R²·d·d + 3d`
+parameters and the convolution's `S·R²·d·d` MACs; `srpool=R` (NextViT) from averages of R² consecutive positions >
+BatchNorm1d, S = ⌊T/R²⌋, `2d` parameters and `2d` values of state; `gpsa` (ConViT) adds the gated positional
+attention, a Linear(3 -> h, bias) over the relative coordinates of every pair of positions and a gate per head,
+`5h` parameters and `3·h·T²` MACs; `projbias` puts a bias on the output projection only (`d`).
+
 Window attention (`window=w`) attends inside w x w windows of a map: each position has S = w²
 keys. Keys and values are still computed once for every one of the T positions, so the key and
 value projections cost `2·T·d·kv` and the KV cache is the keys and values of all positions,
@@ -38,6 +45,7 @@ head width, the output the pooled queries' sequence; MViT v2 adds `out=D`, `relp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +124,8 @@ class Pooling:
 
 @dataclass(frozen=True)
 class AttentionOptions(Options):
-    """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w | grid=g, shift, causal, rope, cpb=m, pad)."""
+    """attn(heads=h, kv_heads=g, head_dim=e, source=S x c, window=w | grid=g, shift, causal, rope, cpb=m, pad,
+    sr=R | srpool=R, gpsa, projbias)."""
 
     heads: Expr
     kv_heads: Expr  # heads when not given
@@ -131,6 +140,11 @@ class AttentionOptions(Options):
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
     volume: tuple[Expr, Expr, Expr] | None = None  # a window on a 3-D map (window=a x b x c: Video Swin's)
     pooling: Pooling | None = None  # MViT's pooling attention (volume=, q=, kv=)
+
+    sr: Expr | None = None  # spatial reduction (PVT v2, Twins): keys and values from a stride-R conv + LayerNorm
+    srpool: Expr | None = None  # spatial reduction by pooling (NextViT): an average of R² positions + BatchNorm
+    proj_bias: bool = False  # a bias on the output projection only (timm's qkv_bias=False)
+    gpsa: bool = False  # ConViT's gated positional self-attention
 
     @property
     def partition(self) -> Expr | None:
@@ -170,9 +184,13 @@ class Attention(Kind):
             "kv",
             "kv_stride",
             "out",
+            "sr",
+            "srpool",
         }
     )
-    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad", "cls", "residual", "relpos"})
+    flags = frozenset(
+        {"bias", "nobias", "causal", "rope", "shift", "pad", "cls", "residual", "relpos", "projbias", "gpsa"}
+    )
     torch_modules = (
         "MultiheadAttention",
         "TransformerEncoderLayer",
@@ -182,6 +200,9 @@ class Attention(Kind):
         "WindowAttention",  # these three: paramsym's own exports (WindowAttention also for grid=g)
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
+        "timm.models.convit.GPSA",  # ConViT's gated positional self-attention, read whole
+        "timm.models.pvt_v2.PyramidVisionTransformerStage",  # read whole: its blocks run on the map as a sequence
+        "GatedPositionalAttention",  # paramsym's export of it
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
         "torchvision.models.video.swin_transformer.ShiftedWindowAttention3d",  # Video Swin's, read whole
         "WindowAttention3d",  # paramsym's own export of a window on a volume
@@ -279,6 +300,14 @@ class Attention(Kind):
                 pos=args.keywords["cpb"].pos,
             )
         cpb = self._cpb(call, args, window)
+        sr, srpool = self._reduction(call, flow, args, window, grid, source)
+        if "projbias" in args.flags and args.bias:
+            raise ParamsymArgumentError(
+                "'projbias' puts a bias on the output projection only, 'bias' on all four: give one",
+                pos=args.flags["projbias"].pos,
+            )
+        if "gpsa" in args.flags:
+            constraints += self._gpsa(call, flow, args)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -293,8 +322,20 @@ class Attention(Kind):
             grid=grid,
             volume=volume,
             pooling=self._pooling(call, flow, args, constraints),
+            sr=sr,
+            srpool=srpool,
+            proj_bias="projbias" in args.flags,
+            gpsa="gpsa" in args.flags,
         )
         if options.pooling is not None:
+            for key in ("sr", "srpool", "projbias", "gpsa"):
+                found = args.keywords.get(key) or args.flags.get(key)
+                if found is not None:
+                    raise ParamsymArgumentError(
+                        f"{key} is not an option of pooling attention (volume=, MViT's): it pools its own keys "
+                        f"and values (kv=) and has biases on all its projections or none",
+                        pos=found.pos,
+                    )
             out = Shape((int(options.pooling.cls) + sympy.Mul(*options.pooling.queries),), width)
             return make_layer(
                 call, self, flow, out, d, width, bias=args.bias, options=options, constraints=tuple(constraints)
@@ -499,6 +540,105 @@ class Attention(Kind):
             )
         return grid
 
+    def _gpsa(self, call: Call, flow: Flow, args: Args) -> list[Constraint]:
+        """gpsa: ConViT's gated positional self-attention, over the T positions of a square (√T x √T)."""
+        pos = args.flags["gpsa"].pos
+        for key in ("kv_heads", "head_dim", "source", "window", "grid", "cpb", "sr", "srpool"):
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"'gpsa' (ConViT's gated positional self-attention) has heads of d/h channels for queries, keys "
+                    f"and values over the input's own positions: it does not go with {key}=",
+                    pos=args.keywords[key].pos,
+                )
+        for flag in ("causal", "rope", "shift", "pad"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'gpsa' has its own positional attention: it does not go with '{flag}'", pos=args.flags[flag].pos
+                )
+        positions = flow.shape.positions
+        if positions is None or not positions.is_number:
+            return []  # a symbolic T is taken to be a square (checked once it is a number)
+        return check_or_defer(
+            sympy.sqrt(positions),
+            "integer",
+            f"'gpsa' places the {positions} positions on a square (ConViT's relative indices), but "
+            f"{positions} is not a square number",
+            pos,
+            shown=positions,
+        )
+
+    def _reduction(
+        self,
+        call: Call,
+        flow: Flow,
+        args: Args,
+        window: Expr | None,
+        grid: Expr | None,
+        source: tuple[Expr, Expr] | None,
+    ) -> tuple[Expr | None, Expr | None]:
+        """sr=R (PVT v2, Twins: keys and values from Conv2d(d, d, R, stride R, bias) > LayerNorm of the map) or
+        srpool=R (NextViT: from AvgPool1d(R², stride R²) over the positions > BatchNorm), or neither."""
+        given = [k for k in ("sr", "srpool") if k in args.keywords]
+        if not given:
+            return None, None
+        if len(given) == 2:
+            raise ParamsymArgumentError(
+                "sr= and srpool= are two spatial reductions of the keys' source (a strided convolution, an average "
+                "pooling): give one",
+                pos=args.keywords["srpool"].pos,
+            )
+        (key,) = given
+        arg = args.keywords[key]
+        for flag in ("causal", "rope"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' orders queries and keys by position, but {key}= gives the keys the positions of the "
+                    f"reduced input: they do not go together",
+                    pos=args.flags[flag].pos,
+                )
+        for other in ("window", "grid", "source"):
+            if other in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{key}= reduces the input that keys and values are projected from: it does not go with {other}=",
+                    pos=args.keywords[other].pos,
+                )
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(f"{key}= takes one value, the reduction ratio R ({key}=2)", pos=arg.pos)
+        ratio = arg.value[0]
+        if ratio.is_number and not (ratio.is_integer and ratio >= 1):
+            raise ParamsymArgumentError(
+                f"{key}= (the reduction ratio) must be a positive whole number, not {ratio}", pos=arg.pos
+            )
+        args.constraints += whole_number(ratio, f"{key}= (the reduction ratio)", arg.pos)
+        if key == "sr":
+            if flow.shape.rank is not None and flow.shape.rank != 2:
+                what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
+                raise ParamsymShapeError(
+                    f"sr= reduces a map (H x W x d) with an R x R convolution of stride R, but the input is {what}",
+                    pos=arg.pos,
+                    hint="PVT's spatial reduction needs a map; srpool=R averages R² consecutive positions of any input",
+                )
+            for size in flow.shape.spatial or ():
+                if size is not None:  # PyTorch's Conv2d refuses a kernel larger than the map
+                    args.constraints += check_or_defer(
+                        size - ratio + 1,
+                        "positive",
+                        f"sr={ratio}: the reduction's {ratio}x{ratio} convolution is larger than the map's size {size}",
+                        arg.pos,
+                        shown=size,
+                    )
+            return ratio, None
+        positions = flow.shape.positions
+        if positions is not None:  # AvgPool1d refuses a window larger than its input
+            args.constraints += check_or_defer(
+                positions - ratio**2 + 1,
+                "positive",
+                f"srpool={ratio} averages {ratio}² positions, more than the input's {positions}",
+                arg.pos,
+                shown=positions,
+            )
+        return None, ratio
+
     def _source(self, call: Call, args: Args) -> tuple[Expr, Expr] | None:
         arg = args.keywords.get("source")
         if arg is None:
@@ -601,6 +741,11 @@ class Attention(Kind):
         q, kv = o.heads * e, o.kv_heads * e
         positions = layer.in_shape.positions
         S, c = o.source if o.source is not None else (positions, d)
+        if o.sr is not None and positions is not None:
+            # Conv2d(d, d, R, stride R) without padding: ⌊H/R⌋·⌊W/R⌋ positions
+            S = sympy.Mul(*(sympy.floor(known(n) / o.sr) for n in axes(layer.in_shape)))
+        elif o.srpool is not None and positions is not None:
+            S = sympy.floor(positions / o.srpool**2)  # AvgPool1d(R², stride R²) over the T positions
         sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
         if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
@@ -660,6 +805,18 @@ class Attention(Kind):
         macs = N * d * q + 2 * N * d * kv + extra_macs + 2 * Nq * Nk * q + Nq * q * D
         return {"params": params, "macs": macs, "kv_cache": 2 * Nk * kv, "Nq": Nq, "Nk": Nk, "N": N}
 
+    def reduction(self, layer: Layer) -> tuple[Expr, Expr, Expr | None]:
+        """(params, state, MACs) of the spatial reduction of the keys' source: sr=R, Conv2d(d, d, R, stride R,
+        bias) > LayerNorm(d) on the map (the convolution's R²·d·d MACs at each of the S reduced positions);
+        srpool=R, AvgPool1d(R², stride R²) > BatchNorm(d) (no MACs: FlopCounterMode counts none for either)."""
+        o = AttentionOptions.of(layer)
+        d = known(layer.cin)
+        if o.sr is not None:
+            return o.sr**2 * d * d + d + 2 * d, sympy.Integer(0), times(self.sizes(layer)["S"], o.sr**2, d, d)
+        if o.srpool is not None:
+            return 2 * d, 2 * d, sympy.Integer(0)
+        return sympy.Integer(0), sympy.Integer(0), sympy.Integer(0)
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         if AttentionOptions.of(layer).pooling is not None:
             pooled = self.pooling_counts(layer)
@@ -677,6 +834,12 @@ class Attention(Kind):
         params = d * q + 2 * c * kv + q * d
         if layer.bias:
             params += q + 2 * kv + d
+        reduced_params, reduced_state, reduced_macs = self.reduction(layer)
+        params += reduced_params
+        if o.proj_bias:
+            params += d
+        if o.gpsa:  # pos_proj Linear(3, h) with its bias, and one gate per head
+            params += 5 * o.heads
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
         if o.sides is not None:
             bias_params, bias_macs = self.position_bias(layer, o.heads, window)
@@ -690,8 +853,14 @@ class Attention(Kind):
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
         scores = times(2, T, per_query, q)
         macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
+        if macs is not None and (o.sr is not None or o.srpool is not None):
+            macs = macs + reduced_macs if reduced_macs is not None else None
+        if macs is not None and o.gpsa:  # pos_proj on the 3 relative coordinates of every pair of positions
+            macs = macs + 3 * o.heads * T * T
         outputs = layer.out_shape.elements
+        extra: dict[str, Expr | None] = {"state": reduced_state} if o.srpool is not None else {}
         return {
+            **extra,
             "params": params,
             "fan_in": d,
             "macs": macs,
@@ -713,6 +882,14 @@ class Attention(Kind):
             params += self.position_bias(layer, heads, o.partition)[0]
         if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
             return expansion.expand(self.pooling_counts(layer)["params"])
+        if o.sr is not None:
+            params += o.sr**2 * t.c * t.c + 3 * t.c
+        if o.srpool is not None:
+            params += 2 * t.c
+        if o.proj_bias:
+            params += t.c
+        if o.gpsa:
+            params += 5 * heads
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -755,6 +932,15 @@ class Attention(Kind):
                 + ", relative positions" * p.relpos
                 + ", residual pooling" * p.residual
             )
+
+        if o.sr is not None:
+            parts.append(f", keys and values from the map reduced {words(o.sr)}x{words(o.sr)}")
+        if o.srpool is not None:
+            parts.append(f", keys and values from averages of {words(o.srpool**2)} positions")
+        if o.gpsa:
+            parts.append(", gated positional attention (ConViT)")
+        if o.proj_bias:
+            parts.append(", bias on the output projection only")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
@@ -783,6 +969,18 @@ class Attention(Kind):
             lines.append(
                 f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
                 f"{w(d)} for the output."
+            )
+        if o.sr is not None or o.srpool is not None:
+            lines.append(self._explain_reduction(layer, w))
+        if o.proj_bias:
+            lines.append(f"A bias on the output projection only (none on queries, keys, values): {w(d)}.")
+        if o.gpsa:
+            T = s["T"]
+            lines.append(
+                f"Gated positional self-attention (ConViT, a paramsym extension): a second attention per head from "
+                f"the 3 relative coordinates (dx, dy, dx²+dy²) of every pair of positions on the √T x √T square, "
+                f"through a Linear(3 -> {w(o.heads)}) with bias, mixed with the content attention by a learned "
+                f"gate per head: {w(5 * o.heads)} parameters, {w(times(3, o.heads, T, T))} MACs."
             )
         window = o.window
         if o.grid is not None:
@@ -926,6 +1124,26 @@ class Attention(Kind):
             )
         return lines
 
+    def _explain_reduction(self, layer: Layer, w: Words) -> str:
+        o, s = AttentionOptions.of(layer), self.sizes(layer)
+        d, S = s["d"], s["S"]
+        params, _, macs = self.reduction(layer)
+        if o.sr is not None:
+            r = o.sr
+            return (
+                f"Spatial reduction (PVT v2, Twins; a paramsym extension): keys and values are projected from the "
+                f"map reduced by a {w(r)}x{w(r)} convolution of stride {w(r)} (with bias) and a LayerNorm, "
+                f"{w(S)} positions: {w.product(r**2, d, d)} weights and {w(d)} biases for the convolution, "
+                f"{w.product(2, d)} for the LayerNorm, {w(params)} parameters"
+                + (f", {w(macs)} MACs." if macs is not None else ".")
+            )
+        r = known(o.srpool)
+        return (
+            f"Spatial reduction by pooling (NextViT; a paramsym extension): keys and values are projected from "
+            f"averages of {w(r**2)} consecutive positions and a BatchNorm, {w(S)} positions: {w(params)} "
+            f"parameters and {w.product(2, d)} values of state (running mean and variance); the averages are no MACs."
+        )
+
     @staticmethod
     def _one_window(layer: Layer) -> bool:
         """One window covers the (padded) map along an axis: torchvision sets that axis's shift to 0."""
@@ -952,14 +1170,19 @@ class Attention(Kind):
                 f"(the keys' source), which an exported nn.Sequential cannot take"
             )
         d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
-        if kv_heads == heads and e * heads == d and not o.rope:
+        reduction = {"sr": num(o.sr)} if o.sr is not None else {"srpool": num(o.srpool)} if o.srpool is not None else {}
+        if o.proj_bias:
+            reduction["proj_bias"] = True
+        if o.gpsa:
+            return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
+        if kv_heads == heads and e * heads == d and not o.rope and not reduction:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
         extra = {"rope": True} if o.rope else {}
         return TorchSpec(
             "GroupedQueryAttention",
             (d, heads),
-            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra},
+            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra, **reduction},
         )
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
@@ -972,6 +1195,12 @@ class Attention(Kind):
             refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
         if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
+        if o.sr is not None or o.srpool is not None:
+            refuse_keras(layer, "spatial-reduction attention (sr=, srpool=) has no Keras layer")
+        if o.gpsa:
+            refuse_keras(layer, "ConViT's gated positional self-attention (gpsa) has no Keras layer")
+        if o.proj_bias:
+            refuse_keras(layer, "Keras' MultiHeadAttention has biases on all projections or none (projbias)")
         if o.rope:
             refuse_keras(
                 layer,
@@ -1003,6 +1232,9 @@ class Attention(Kind):
             KerasSpec("Reshape", {"target_shape": (*spatial, d)}),
         ]
 
+    def channels_first_output(self, module: Any) -> bool:
+        return type(module).__name__ == "PyramidVisionTransformerStage"  # (N, C, H, W) from any input
+
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         name = type(module).__name__
         if name in ("SelfAttention", "GroupedQueryAttention"):
@@ -1013,6 +1245,11 @@ class Attention(Kind):
             return _volume_text(module, ctx)
         if name == "PoolingAttention":
             return _pooling_text(module, ctx)
+
+        if name in ("GPSA", "GatedPositionalAttention"):
+            return _gpsa_text(module, ctx)
+        if name == "PyramidVisionTransformerStage":
+            return _pvt_stage_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -1036,6 +1273,7 @@ def _own_text(module: Any) -> str:
     else:
         heads, kv_heads, head_dim, width = module.heads, module.kv_heads, module.head_dim, module.q.in_features
         bias = module.q.bias is not None
+        proj_bias = not bias and module.o.bias is not None
         if module.k.in_features != width:
             raise ImportRefused(
                 f"GroupedQueryAttention with keys of {module.k.in_features} channels (cross-attention) "
@@ -1046,7 +1284,12 @@ def _own_text(module: Any) -> str:
         parts.append(f"kv_heads={kv_heads}")
     if head_dim * heads != width:
         parts.append(f"head_dim={head_dim}")
+    for key in ("sr", "srpool"):
+        if getattr(module, key, 0):
+            parts.append(f"{key}={getattr(module, key)}")
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
+    if type(module).__name__ != "SelfAttention" and proj_bias:
+        parts.append("projbias")
     return f"attn({', '.join(parts)})"
 
 
@@ -1063,13 +1306,16 @@ def _timm_text(module: Any, ctx: ImportContext) -> str:
     width, heads, head_dim = qkv.in_features, module.num_heads, module.head_dim
     if proj.out_features != width or qkv.out_features != 3 * heads * head_dim:
         raise ImportRefused(f"{where} gives {proj.out_features} channels from {width}; attn keeps the width")
-    if (qkv.bias is None) != (proj.bias is None):
+    if qkv.bias is not None and proj.bias is None:
         raise ImportRefused(
-            f"{where} has biases in {'proj' if qkv.bias is None else 'qkv'} only; the language's attn has biases "
-            f"in all four projections or none"
+            f"{where} has biases in qkv only; the language's attn has biases in all four projections, in the output "
+            f"projection only (projbias) or in none"
         )
     parts = (
-        [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != width) + ["bias"] * (qkv.bias is not None)
+        [f"heads={heads}"]
+        + [f"head_dim={head_dim}"] * (heads * head_dim != width)
+        + ["bias"] * (qkv.bias is not None)
+        + ["projbias"] * (qkv.bias is None and proj.bias is not None)
     )
     return f"attn({', '.join(parts)})"
 
@@ -1510,3 +1756,152 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
 
 
 KINDS = (Attention(),)
+
+
+def _gpsa_text(module: Any, ctx: ImportContext) -> str:
+    """timm's GPSA (ConViT) or paramsym's GatedPositionalAttention: qk and v Linear layers (biases alike), an output
+    projection, pos_proj Linear(3, heads) with bias over the relative coordinates, a gate per head."""
+    where = f"{ctx.node_name} ({type(module).__name__})"
+    heads = module.num_heads
+    qk, v, proj, pos = module.qk, module.v, module.proj, module.pos_proj
+    d = v.in_features
+    shape = tuple(ctx.arg_shapes[0]) if ctx.arg_shapes else tuple(ctx.in_shape)
+    if type(module).__name__ == "GatedPositionalAttention" and len(shape) >= 3:  # ours: (N, C, *spatial)
+        shape = (shape[0], math.prod(shape[2:]), shape[1])
+    positions = shape[1] if len(shape) == 3 else 0
+    side = math.isqrt(positions)
+    if (
+        len(shape) != 3
+        or shape[2] != d
+        or side * side != positions
+        or d % heads
+        or (qk.in_features, qk.out_features, v.out_features) != (d, 2 * d, d)
+        or (proj.in_features, proj.out_features) != (d, d)
+        or (pos.in_features, pos.out_features) != (3, heads)
+        or pos.bias is None
+        or tuple(module.gating_param.shape) != (heads,)
+        or (qk.bias is None) != (v.bias is None)
+        or (qk.bias is not None and proj.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not ConViT's gated positional self-attention as the language writes it (qk, v and proj "
+            f"Linear layers of {d} channels, pos_proj Linear(3, heads), a gate per head, on a sequence of a square "
+            f"number of positions (N, T, C)), not on {shape}"
+        )
+    parts = [f"heads={heads}", "gpsa"] + ["bias"] * (qk.bias is not None)
+    parts += ["projbias"] * (qk.bias is None and proj.bias is not None)
+    return f"attn({', '.join(parts)})"
+
+
+def _pvt_stage_text(stage: Any, ctx: ImportContext) -> str:
+    """timm's PVT v2 stage on a map: its OverlapPatchEmbed (Conv2d with bias > LayerNorm), then blocks that run on
+    the map's positions as a sequence (x + attn(ln(x)) with spatial reduction sr=R, x + mlp(ln(x)) with a
+    depthwise 3x3 convolution of the hidden channels on the map between its Linear layers), a LayerNorm, and the
+    map again. Every part is a layer of the language, written from the modules' own attributes; the linear
+    attention variant (a pooled, activated reduction) is refused."""
+    from . import for_torch_module  # the drop paths' kind (kinds/__init__ imports this module)
+
+    where = f"{ctx.node_name} (PyramidVisionTransformerStage)"
+
+    def refused(what: str) -> ImportRefused:
+        return ImportRefused(f"{where}: {what} is not PVT v2's as the language writes it")
+
+    def layer_norm(norm: Any, c: int) -> bool:
+        return (
+            isinstance(getattr(norm, "normalized_shape", None), tuple)
+            and tuple(norm.normalized_shape) == (c,)
+            and norm.weight is not None
+            and norm.bias is not None
+        )
+
+    def linear(m: Any, cin: int, cout: int, bias: bool = True) -> bool:
+        return (
+            type(m).__name__ == "Linear"
+            and (m.in_features, m.out_features) == (cin, cout)
+            and (m.bias is not None) == bias
+        )
+
+    def dropped(module: Any) -> str:
+        if type(module).__name__ in ("Identity", "Dropout"):
+            return ""
+        kind = for_torch_module(module)
+        text = kind.from_torch(module, ctx) if kind is not None else None
+        if not text or kind is None or kind.key != "droppath":
+            raise refused(f"its {type(module).__name__}")
+        return f" > {text}"
+
+    parts = []
+    down = stage.downsample
+    if down is not None:
+        conv = down.proj
+        (k, _), (s, _), (p, _) = conv.kernel_size, conv.stride, conv.padding
+        c = conv.out_channels
+        if (
+            len(set(conv.kernel_size)) != 1
+            or len(set(conv.stride)) != 1
+            or len(set(conv.padding)) != 1
+            or conv.groups != 1
+            or set(conv.dilation) != {1}
+            or conv.bias is None
+            or conv.padding_mode != "zeros"
+            or not layer_norm(down.norm, c)
+        ):
+            raise refused("its patch embedding")
+        parts.append(f"conv{k}x{k}(->{c}, stride={s}, pad={p}, bias) > ln")
+    c = stage.norm.normalized_shape[0] if hasattr(stage.norm, "normalized_shape") else 0
+    for block in stage.blocks:
+        attn, mlp = block.attn, block.mlp
+        heads = attn.num_heads
+        q_bias = attn.q.bias is not None
+        if (
+            attn.pool is not None
+            or not layer_norm(block.norm1, c)
+            or not layer_norm(block.norm2, c)
+            or heads * attn.head_dim != c
+            or not linear(attn.q, c, c, q_bias)
+            or not linear(attn.kv, c, 2 * c, q_bias)
+            or not linear(attn.proj, c, c)
+        ):
+            raise refused("an attention block")
+        options = [f"heads={heads}"]
+        if attn.sr is not None:
+            conv = attn.sr
+            (R, _) = conv.kernel_size
+            if (
+                set(conv.kernel_size) != {R}
+                or tuple(conv.stride) != (R, R)
+                or set(conv.padding) != {0}
+                or conv.groups != 1
+                or set(conv.dilation) != {1}
+                or (conv.in_channels, conv.out_channels) != (c, c)
+                or conv.bias is None
+                or not layer_norm(attn.norm, c)
+            ):
+                raise refused("a spatial reduction")
+            options.append(f"sr={R}")
+        options.append("bias" if q_bias else "projbias")
+        hidden = mlp.fc1.out_features
+        dw = mlp.dwconv
+        if (
+            type(mlp.relu).__name__ != "Identity"
+            or type(mlp.act).__name__ != "GELU"
+            or getattr(mlp.act, "approximate", "none") != "none"
+            or not linear(mlp.fc1, c, hidden)
+            or not linear(mlp.fc2, hidden, c)
+            or (dw.in_channels, dw.out_channels, dw.groups) != (hidden, hidden, hidden)
+            or tuple(dw.kernel_size) != (3, 3)
+            or tuple(dw.stride) != (1, 1)
+            or tuple(dw.padding) != (1, 1)
+            or set(dw.dilation) != {1}
+            or dw.bias is None
+        ):
+            raise refused("an MLP with a depthwise convolution")
+        parts.append(
+            f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) "
+            f"> res(ln > dense(->{hidden}, bias) > dwconv3x3(pad=1, bias) > gelu > dense(->{c}, bias)"
+            f"{dropped(block.drop_path2)})"
+        )
+    if not layer_norm(stage.norm, c):
+        raise refused("its last norm")
+    parts.append("ln")
+    return " > ".join(parts)

@@ -126,6 +126,12 @@ class Kind:
         """The parameter formula in textbook symbols (`t`: paramsym.quantities.Template)."""
         return ZERO
 
+    def channels_first_output(self, module: Any) -> bool:
+        """Whether a PyTorch module this kind imports gives its output channels first (N, C, ...) whatever its
+        input's layout (a module read whole that lays a channels-last input back out as a map); by default a
+        module keeps its input's layout."""
+        return False
+
     def weight(self, layer: Layer) -> tuple[Expr, Expr] | None:
         """The matrix another layer may share (`dense(..., tie=NAME)`), as (rows, columns) in PyTorch's
         layout; None when the kind has none to share."""

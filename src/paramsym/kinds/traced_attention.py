@@ -14,15 +14,19 @@ checked to be exactly what the language's `attn(heads=h[, kv_heads=g][, head_dim
 (docs/language.md, Attention): each query head's channels against one key head's channels, at every pair of
 positions, softmax over all the keys, the weighted sum of one value head, the heads' outputs in one order at
 every position into one Linear back to the width, and every channel of every projection used exactly once.
-Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads, a learned
-temperature, keys from another value) is refused, naming the module and what the language lacks.
+Keys and values may come from a spatial reduction of x (PVT v2, Twins: Conv2d(d, d, R, stride R) > LayerNorm on x
+laid out as its map, `sr=R`; NextViT: AvgPool1d(R², stride R²) > BatchNorm1d over x's positions, `srpool=R`),
+whose operations are followed the same way (`_Reader.reduce`). A bias on the output projection alone is
+`projbias`. Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads,
+a learned temperature, keys from another value) is refused, naming the module and what the language lacks.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ..errors import ImportRefused
@@ -149,6 +153,12 @@ class Region:
     module_path: str = ""  # the module whose forward runs the attention
     width: int = 0  # the channels of its input and output
     last: bool = True  # its input and output have their channels last (N, ..., C), else (N, C, ...)
+    # a spatial reduction of the keys' source (`_reduction_chain`): its operations from x to the projections of
+    # keys and values, those projections, and the ratio R as the language writes it (sr=R or srpool=R)
+    chain: list[Any] = field(default_factory=list)
+    reduced: list[Any] = field(default_factory=list)
+    reduction: str = ""
+    proj_bias: bool = False  # a bias on the output projection only
 
     def text(self) -> str:
         """The attention as the language writes it."""
@@ -157,7 +167,8 @@ class Region:
             parts.append(f"kv_heads={self.kv_heads}")
         if self.heads * self.head_dim != self.width:
             parts.append(f"head_dim={self.head_dim}")
-        parts += ["bias"] * self.bias + ["causal"] * self.causal
+        parts += [self.reduction] * bool(self.reduction)
+        parts += ["bias"] * self.bias + ["projbias"] * self.proj_bias + ["causal"] * self.causal
         return f"attn({', '.join(parts)})"
 
 
@@ -169,6 +180,8 @@ def region(c: Any, first: Any, where: Callable[[Any], str], said: Callable[[Any]
     inner: set[Any] = set()
     outputs: list[Any] = []
     foreign: set[Any] = set()
+    chain: list[Any] = []
+    reduced: list[Any] = []
     order = {n: i for i, n in enumerate(c.gm.graph.nodes)}
     pending = [first]
     while pending:
@@ -199,10 +212,61 @@ def region(c: Any, first: Any, where: Callable[[Any], str], said: Callable[[Any]
                     for p in above - set(projections):
                         projections.append(p)
                         pending.append(p)
+                elif (found := _reduced_projection(c, source, x)) is not None:
+                    # keys or values projected from a spatial reduction of x (PVT v2, Twins, NextViT): the reader
+                    # checks the reduction's operations (`_Reader.reduce`)
+                    layer, operations = found
+                    if layer not in projections:
+                        projections.append(layer)
+                        reduced.append(layer)
+                        pending.append(layer)
+                    chain += [n for n in operations if n not in chain]
                 else:
                     foreign.add(source)  # the reader refuses it, saying what it meets
-    nodes = sorted({*projections, *inner, *outputs}, key=order.__getitem__)
-    return Region(x, sorted(projections, key=order.__getitem__), nodes, outputs, foreign)
+    nodes = sorted({*projections, *inner, *outputs, *chain}, key=order.__getitem__)
+    region = Region(x, sorted(projections, key=order.__getitem__), nodes, outputs, foreign)
+    region.chain, region.reduced = sorted(chain, key=order.__getitem__), reduced
+    return region
+
+
+_REDUCERS = frozenset({"Conv2d", "AvgPool1d"})  # sr=R's strided convolution, srpool=R's average pooling
+_REDUCTION_NORMS = frozenset({"LayerNorm", "BatchNorm1d"})
+
+
+def _reduced_projection(c: Any, node: Any, x: Any) -> tuple[Any, list[Any]] | None:
+    """(the projection, the operations from x to its input) when `node` is, through moves and selections only, a
+    projection of a value computed from x by moves, one strided Conv2d or AvgPool1d and norms only (a spatial
+    reduction of the keys' source); else None. What those operations compute is checked by the reader."""
+    for _ in range(_SEARCH):
+        if _is_linear(c, node):
+            break
+        if _name(node) not in _MOVES or len(_inputs(node)) != 1:
+            return None
+        node = _inputs(node)[0]
+    else:
+        return None
+    layer, value = node, node.args[0] if node.args else None
+    chain: list[Any] = []
+    if value is None:
+        return None
+    for _ in range(_SEARCH):
+        if value is x:
+            reducers = [n for n in chain if n.op == "call_module" and _module_name(c, n) in _REDUCERS]
+            return (layer, chain[::-1]) if len(reducers) == 1 else None
+        if value is None or not hasattr(value, "op") or len(_inputs(value)) != 1:
+            return None
+        if value.op == "call_module":
+            if _module_name(c, value) not in _REDUCERS | _REDUCTION_NORMS:
+                return None
+        elif _name(value) not in _MOVES:
+            return None
+        chain.append(value)
+        value = _inputs(value)[0]
+    return None
+
+
+def _module_name(c: Any, node: Any) -> str:
+    return type(c.gm.get_submodule(node.target)).__name__
 
 
 def _projections_above(c: Any, node: Any, x: Any) -> set[Any]:
@@ -263,6 +327,8 @@ class _Reader:
         self.q_to_k: Any = None
         self.q_to_v: Any = None
         self.e = self.e_v = 0
+        self.S = self.T  # the key positions: T, or those of a spatial reduction (`reduce`)
+        self.keys_reduced: bool | None = None  # whether the keys come from the reduced projections
 
     def refuse(self, node: Any, text: str) -> NoReturn:
         """Refused at `node`, in the words of the module that runs the attention."""
@@ -270,7 +336,11 @@ class _Reader:
         raise ImportRefused(f"{self.where(inner if node.op == 'call_module' else node)}{self.said(node)} {text}")
 
     def run(self) -> Region:
+        if self.r.chain:
+            self.reduce()
         for node in self.r.nodes:
+            if node in self.r.chain:
+                continue
             try:
                 self.values[node.name] = self.read(node)
             except (RuntimeError, IndexError, TypeError, ValueError) as error:  # an operation no check foresaw
@@ -415,6 +485,154 @@ class _Reader:
         if expected is not None and hasattr(result, "shape") and tuple(result.shape) != tuple(expected):
             self.refuse(node, f"gives {tuple(result.shape)} here but {tuple(expected)} in the model")
 
+    # -- a spatial reduction of the keys' source: sr=R (PVT v2, Twins), srpool=R (NextViT)
+
+    def reduce(self) -> None:
+        """Checks the operations from x to the keys' and values' projections, following every element as `read`
+        does: moves of x, then Conv2d(d, d, R, stride R, bias) on x laid out as its map (B, d, H, W) and a
+        LayerNorm over the channels (`sr=R`), or AvgPool1d(R², stride R²) over x's positions in their order
+        (B, d, T) and a BatchNorm1d (`srpool=R`), moves to the S reduced positions (B, S, d). Sets S."""
+        torch, r, c, d, B = self.torch, self.r, self.c, self.d, self.B
+        first = r.chain[0]
+        if not self.last:
+            self.refuse(first, "reduces an input whose channels are not last: the language's attn has no counterpart")
+        ids = (torch.arange(B).view(-1, *[1] * len(self.spatial), 1) * self.T) * d
+        ids = ids + torch.arange(self.T).view(1, *self.spatial, 1) * d + torch.arange(d)
+        reducer: str | None = None
+        norm: str | None = None
+        for node in r.chain:
+            if node.op != "call_module":
+                args = [ids if a is r.source or (hasattr(a, "name") and a in r.chain) else a for a in node.args]
+                kwargs = dict(node.kwargs)
+                if node.op == "call_method":
+                    result = getattr(args[0], "reshape" if node.target == "view" else node.target)(*args[1:], **kwargs)
+                else:
+                    result = node.target(*args, **kwargs)
+                if not hasattr(result, "shape"):
+                    self.refuse(node, "reduces the keys' source with an operation paramsym cannot follow")
+                self.same_shape(node, result)
+                ids = result
+                continue
+            module = c.gm.get_submodule(node.target)
+            name = type(module).__name__
+            if name in _REDUCERS:
+                if reducer is not None:
+                    self.refuse(node, f"({name}) reduces the keys' source twice: the language's attn reduces it once")
+                reducer, ids = name, self.reducer(node, module, ids)
+            elif norm is not None or reducer is None:
+                self.refuse(
+                    node,
+                    f"({name}) normalises the keys' source {'twice' if norm else 'before reducing it'}: the "
+                    f"language's attn (sr=, srpool=) reduces it, then normalises it once",
+                )
+            else:
+                norm = name
+                self.reduction_norm(node, module, ids)
+        expected = {"Conv2d": "LayerNorm", "AvgPool1d": "BatchNorm1d"}[reducer or "Conv2d"]
+        if norm != expected:
+            self.refuse(
+                r.chain[-1],
+                f"reduces the keys' source with {reducer} and {norm or 'no norm'}: the language's attn has "
+                f"Conv2d > LayerNorm (sr=R) or AvgPool1d > BatchNorm1d (srpool=R)",
+            )
+        B_, S = self.B, self.S
+        ok = tuple(ids.shape) == (B_, S, d)
+        if ok:
+            b, rest = ids // (S * d), ids % (S * d)
+            ok = bool((b == torch.arange(B_).view(-1, 1, 1)).all()) and bool((rest % d == torch.arange(d)).all())
+            positions = (rest // d)[:, :, 0].sort(dim=-1).values
+            ok = ok and bool((positions == torch.arange(S)).all())
+        if not ok:
+            self.refuse(r.chain[-1], f"gives the reduced keys' source as {tuple(ids.shape)}, not ({B_}, {S}, {d})")
+
+    def reducer(self, node: Any, module: Any, ids: Any) -> Any:
+        """The strided Conv2d (sr=R) or AvgPool1d (srpool=R) of a spatial reduction: its input must be x laid
+        out as the language's value (the map (B, d, H, W); the positions in their order (B, d, T)); gives the ids
+        of its output, (batch, reduced position, channel)."""
+        torch, d, B, T = self.torch, self.d, self.B, self.T
+        name = type(module).__name__
+        out = tuple(self.c.shapes[node.name])
+        if name == "Conv2d":
+            side = self.map_sides(node)
+            expected = (torch.arange(B).view(-1, 1, 1, 1) * T + torch.arange(T).view(1, 1, *side)) * d
+            expected = expected + torch.arange(d).view(1, -1, 1, 1)
+            R = module.kernel_size[0]
+            if (
+                module.in_channels != d
+                or module.out_channels != d
+                or set(module.kernel_size) != {R}
+                or tuple(module.stride) != (R, R)
+                or set(module.dilation) != {1}
+                or module.groups != 1
+                or module.padding not in ("valid", (0, 0))
+                or module.bias is None
+            ):
+                self.refuse(
+                    node,
+                    f"({name}) reduces the keys' source other than as Conv2d({d}, {d}, R, stride R, bias): the "
+                    f"language's attn has sr=R",
+                )
+            self.r.reduction = f"sr={R}"
+        else:
+            expected = (torch.arange(B).view(-1, 1, 1) * T + torch.arange(T).view(1, 1, -1)) * d
+            expected = expected + torch.arange(d).view(1, -1, 1)
+            (K,) = tuple(module.kernel_size)
+            R = math.isqrt(K)
+            if R * R != K or tuple(module.stride) != (K,) or tuple(module.padding) != (0,) or module.ceil_mode:
+                self.refuse(
+                    node,
+                    f"({name}) reduces the keys' source other than by averages of R² positions (kernel R², stride "
+                    f"R², no padding): the language's attn has srpool=R",
+                )
+            self.r.reduction = f"srpool={R}"
+        if tuple(ids.shape) != tuple(expected.shape) or not bool((ids == expected).all()):
+            what = "the input's map (N, C, H, W)" if name == "Conv2d" else "the input's positions (N, C, T)"
+            self.refuse(node, f"({name}) reduces a {tuple(ids.shape)} value that is not {what}")
+        spatial = out[2:]
+        self.S = 1
+        for n in spatial:
+            self.S *= n
+        if self.S < 1:
+            self.refuse(node, f"({name}) reduces the keys' source to no positions")
+        positions = torch.arange(self.S).view(1, 1, *spatial)
+        return (torch.arange(B).view(-1, 1, *[1] * len(spatial)) * self.S + positions) * d + torch.arange(d).view(
+            1, -1, *[1] * len(spatial)
+        )
+
+    def map_sides(self, node: Any) -> tuple[int, ...]:
+        """(H, W): the map that x is (B, H, W, C), or lays out as a sequence (B, H·W, C) (`c.sequences`)."""
+        if len(self.spatial) == 2:
+            return tuple(self.spatial)
+        sequences = getattr(self.c, "sequences", {})
+        layout = sequences.get(self.c._through(self.r.source)) if self.r.source.name in self.c.ops else None
+        # the positions row by row (H, then W) along one axis, the channels along another (x is (B, T, C))
+        if layout is None or len(layout.dims) != 3 or sorted(tuple(a) for a in layout.axes if a) != [(0, 1), (2,)]:
+            self.refuse(
+                node,
+                "reduces a sequence as a map (sr=R needs the attention's input to be the map): the language's attn "
+                "reduces a map, or averages positions (srpool=R)",
+            )
+        return tuple(layout.dims[:2])
+
+    def reduction_norm(self, node: Any, module: Any, ids: Any) -> None:
+        """LayerNorm(d) over the channels of (B, S, d) (sr=R), BatchNorm1d(d) over those of (B, d, S) (srpool=R),
+        each with its scale and shift (BatchNorm1d with its running statistics)."""
+        d = self.d
+        name = type(module).__name__
+        if name == "LayerNorm":
+            ok = tuple(module.normalized_shape) == (d,) and module.weight is not None and module.bias is not None
+            channels = ids.movedim(-1, 1) if ids.dim() >= 2 else ids
+        else:
+            ok = module.num_features == d and module.affine and module.track_running_stats
+            channels = ids
+        line = self.torch.arange(d).view(1, -1, *[1] * (ids.dim() - 2))
+        if not ok or ids.dim() < 2 or channels.shape[1] != d or not bool((channels % d == line).all()):
+            self.refuse(
+                node,
+                f"({name}) normalises the reduced keys' source other than over its {d} channels, with a scale and "
+                f"a shift: the language's attn (sr=, srpool=) has no counterpart",
+            )
+
     # -- the projections
 
     def layer(self, node: Any, module: Any) -> None:
@@ -444,6 +662,8 @@ class _Reader:
             expected, b, t, ch = (self.B, *self.spatial, width), (-1, *[1] * k, 1), t.unsqueeze(-1), (width,)
         else:
             expected, b, t, ch = (self.B, width, *self.spatial), (-1, 1, *[1] * k), t.unsqueeze(0), (width, *[1] * k)
+        if node in self.r.reduced:  # keys and values of the S reduced positions, a sequence (N, S, C)
+            expected, b, t, ch = (self.B, self.S, width), (-1, 1, 1), torch.arange(self.S).view(-1, 1), (width,)
         if shape != expected:
             self.refuse(node, f"gives a value of shape {shape}, not {expected}")
         b_ids = torch.arange(self.B).view(b)
@@ -495,6 +715,7 @@ class _Reader:
         kch, kb, tk = self.rows(node, k, "keys")
         if not bool((qb == kb).all()):
             self.refuse(node, "pairs queries and keys of different samples")
+        self.keys_reduced = self.from_reduced(node, qch, kch, "keys")
         self.q_heads, q_index = self.heads_of(torch, qch)
         self.k_heads, k_index = self.heads_of(torch, kch)
         self.q_to_k = self.mapping(node, q_index, k_index, len(self.q_heads), "key")
@@ -503,16 +724,34 @@ class _Reader:
         ids = (base * T + tq.view(-1, M, 1)) * T + tk.view(-1, 1, N)
         return _Value("S", ids.reshape(*lead, M, N))
 
+    def from_reduced(self, node: Any, qch: Any, kch: Any, role: str) -> bool:
+        """Whether the keys (or values) of channels `kch` come from the projections of the reduced source (then
+        their positions are its S), refused unless the queries come from x and keys and values from one source."""
+        reduced = {self.r.projections.index(p) for p in self.r.reduced}
+        if not reduced:
+            return False
+        q_from = {int(j) in reduced for j in (qch // self.width).unique()}
+        k_from = {int(j) in reduced for j in (kch // self.width).unique()}
+        if q_from != {False} or len(k_from) != 1:
+            self.refuse(
+                node,
+                f"takes queries or {role} from both the input and its spatial reduction: the language's attn (sr=, "
+                f"srpool=) projects queries from its input and keys and values from the reduced input",
+            )
+        if self.keys_reduced is not None and k_from != {self.keys_reduced}:
+            self.refuse(node, "takes keys and values from different sources (the input and its spatial reduction)")
+        return k_from == {True}
+
     def softmax(self, node: Any, ids: Any, dim: Any) -> _Value:
-        T = self.T
+        T, S = self.T, self.S if self.keys_reduced else self.T
         if dim is None:
             self.refuse(node, "takes a softmax without naming its axis")
         rows = ids.movedim(dim, -1)
         rows = rows.reshape(-1, rows.shape[-1])
-        if rows.shape[-1] != T or not bool((rows // T == rows[:, :1] // T).all()):
+        if rows.shape[-1] != S or not bool((rows // T == rows[:, :1] // T).all()):
             self.refuse(node, "takes a softmax over something other than the keys of one query")
         keys = (rows % T).sort(dim=-1).values
-        if not bool((keys == self.torch.arange(T)).all()):
+        if not bool((keys == self.torch.arange(S)).all()):
             self.refuse(node, "takes a softmax over some keys only (windows or a mask): attn attends to all of them")
         return _Value("A", ids)
 
@@ -531,6 +770,7 @@ class _Reader:
         if not bool((tq == tq[:, :, :1]).all()):
             self.refuse(node, "sums values over weights of several queries: not attention by heads")
         vch, vb, tv = self.rows(node, v, "values")
+        self.from_reduced(node, self.q_heads[:, :1], vch, "values")
         base = base[:, 0, 0]
         if not bool((vb == base // H).all()) or not bool((tv == tk[:, 0, :]).all()):
             self.refuse(node, "weighs the values of other positions than the keys' weights are for")
@@ -594,6 +834,8 @@ class _Reader:
             self.refuse(r.outputs[-1] if r.outputs else r.projections[0], "ends an attention without an output Linear")
         if self.q_heads is None or self.v_heads is None:
             self.refuse(out, "ends an attention without its product of queries and keys and its weighted sum")
+        if self.r.reduced and not self.keys_reduced:
+            self.refuse(out, "ends an attention that does not attend to the keys of its spatial reduction")
         H, G, Gv, e = len(self.q_heads), len(self.k_heads), len(self.v_heads), self.e
         if self.e_v != e or Gv != G:
             self.refuse(
@@ -618,13 +860,14 @@ class _Reader:
         proj = c.gm.get_submodule(out.target)
         if _width(proj) != self.d:
             self.refuse(out, f"gives {_width(proj)} channels from {self.d}: the language's attn keeps the width")
-        biases = {m.bias is not None for m in (*modules, proj)}
-        if len(biases) != 1:
+        biases = {m.bias is not None for m in modules}
+        r.proj_bias = biases == {False} and proj.bias is not None  # timm's qkv_bias=False: projbias
+        if len(biases) != 1 or (biases == {True} and proj.bias is None):
             names = [p.target for p, m in zip((*r.projections, out), (*modules, proj)) if m.bias is not None]
             self.refuse(
                 out,
                 f"ends an attention with biases in {', '.join(repr(n) for n in names)} only: the language's attn has "
-                f"biases in all of its projections or in none",
+                f"biases in all of its projections, in the output projection only (projbias) or in none",
             )
         r.heads, r.kv_heads, r.head_dim, r.bias, r.width = H, G, e, biases.pop(), self.d
         return r
