@@ -103,6 +103,7 @@ class Attention(Kind):
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
+        "timm.models.maxxvit.PartitionAttentionCl",  # timm's MaxViT block or grid attention, read whole
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -599,6 +600,8 @@ class Attention(Kind):
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
             return _timm_swin_block_text(module, ctx)
+        if name == "PartitionAttentionCl":
+            return _timm_partition_text(module, ctx)
         if name == "PartitionAttentionLayer":
             side = tuple(ctx.in_shape[2:])
             return partition_attention(module, ctx.node_name, side)[0]
@@ -900,6 +903,126 @@ def partition_attention(layer: Any, where: str, side: tuple[int, ...]) -> tuple[
         f"> res(ln > dense(->{hidden}, bias) > {act} > dense(->{c}, bias))"
     )
     return text, heads, size, hidden, act
+
+
+# ---- timm's MaxxViT blocks read whole (timm.models.maxxvit) ---------------------------------------------
+
+
+def _timm_layer_norm(module: Any, width: int) -> bool:
+    """A LayerNorm (torch.nn's or timm's) over the last axis of `width` channels, with a scale and a shift."""
+    return (
+        type(module).__name__ == "LayerNorm"
+        and tuple(module.normalized_shape) == (width,)
+        and module.weight is not None
+        and module.bias is not None
+    )
+
+
+def _timm_then(module: Any, width: int, ctx: ImportContext, where: str) -> str:
+    """ " > ..." for what follows a residual branch's body in timm: a LayerScale (gamma of `width` channels), a
+    DropPath or an Identity (nothing)."""
+    from . import for_torch_module, identity_name  # the kinds of the block's own modules
+
+    name = type(module).__name__
+    if name == "LayerScale" and tuple(module.gamma.shape) == (width,):
+        return " > scale"
+    kind = for_torch_module(module)
+    text = kind.from_torch(module, ctx) if kind is not None and name in ("DropPath", "Identity") else None
+    if text is None:
+        raise ImportRefused(f"{where}: its {name} has no counterpart in the language")
+    return f" > {text}" if text and text != identity_name() else ""
+
+
+def _timm_mlp_text(mlp: Any, width: int, where: str) -> str:
+    """timm's Mlp (fc1 > act > dropout > norm > fc2 > dropout) of Linear layers with biases, keeping `width`
+    channels, without a norm: `dense(->h, bias) > act > dense(->width, bias)`."""
+    from . import for_torch_module  # the activation's kind
+    from .activations import Activation
+
+    fc1, fc2 = getattr(mlp, "fc1", None), getattr(mlp, "fc2", None)
+    act = getattr(mlp, "act", None)
+    act_kind = for_torch_module(act) if act is not None else None
+    if (
+        type(mlp).__name__ != "Mlp"
+        or type(fc1).__name__ != "Linear"
+        or type(fc2).__name__ != "Linear"
+        or type(getattr(mlp, "norm", None)).__name__ != "Identity"
+        or fc1.in_features != width
+        or fc2.in_features != fc1.out_features
+        or fc2.out_features != width
+        or fc1.bias is None
+        or fc2.bias is None
+        or not isinstance(act_kind, Activation)
+        or act_kind.identity
+        or act_kind.key in ("dropout", "softmax")
+        or any(True for _ in act.parameters())
+    ):
+        raise ImportRefused(
+            f"{where}: an MLP other than timm's Mlp of Linear > activation > Linear with biases, keeping {width} "
+            f"channels and without a norm, has no counterpart"
+        )
+    return f"dense(->{fc1.out_features}, bias) > {act_kind.from_torch(act, None)} > dense(->{width}, bias)"
+
+
+def _timm_partition_text(block: Any, ctx: ImportContext) -> str:
+    """timm's PartitionAttentionCl (MaxViT's block or grid attention on an (N, H, W, C) map): x + attn(ln(x)) inside
+    p x p windows (`window=p`) or across a p x p grid of positions H/p and W/p apart (`grid=p`), then x + mlp(ln(x)),
+    each branch with timm's optional LayerScale. The attention is an AttentionCl (qkv and proj Linear layers, heads of
+    dim_head channels) with timm's RelPosBias, a table of (2p - 1)^2 biases per head."""
+    where = f"{ctx.node_name} (PartitionAttentionCl)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not an (N, H, W, C) map")
+    height, width, c = shape[1:]
+    attn = block.attn
+    sizes = tuple(block.partition_size)
+    size = sizes[0]
+    qkv, proj = attn.qkv, attn.proj
+    heads, head_dim = attn.num_heads, attn.dim_head
+    if (
+        type(attn).__name__ != "AttentionCl"
+        or len(set(sizes)) != 1
+        or type(qkv).__name__ != "Linear"
+        or type(proj).__name__ != "Linear"
+        or qkv.in_features != c
+        or qkv.out_features != 3 * heads * head_dim
+        or proj.in_features != heads * head_dim
+        or proj.out_features != c
+        or (qkv.bias is None) != (proj.bias is None)
+        or not _timm_layer_norm(block.norm1, c)
+        or not _timm_layer_norm(block.norm2, c)
+    ):
+        raise ImportRefused(
+            f"{where} is not MaxViT's block as the language writes it (a LayerNorm, an AttentionCl of heads x dim_head "
+            f"channels keeping the width {c}, biases on qkv and proj or on neither, square partitions of "
+            f"{'x'.join(map(str, sizes))})"
+        )
+    side = "window" if block.partition_block else "grid"
+    if height % size or width % size:
+        raise ImportRefused(f"{where}: the {side} {size} does not divide the {height}x{width} map")
+    options = (
+        [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != c) + ["bias"] * (qkv.bias is not None)
+    )
+    options.append(f"{side}={size}")
+    options += _timm_rel_pos(attn.rel_pos, heads, size, where)
+    return (
+        f"res(ln > attn({', '.join(options)}){_timm_then(block.ls1, c, ctx, where)}"
+        f"{_timm_then(block.drop_path1, c, ctx, where)}) "
+        f"> res(ln > {_timm_mlp_text(block.mlp, c, where)}{_timm_then(block.ls2, c, ctx, where)}"
+        f"{_timm_then(block.drop_path2, c, ctx, where)})"
+    )
+
+
+def _timm_rel_pos(rel_pos: Any, heads: int, size: int, where: str) -> list[str]:
+    """The options of timm's relative-position bias over a size x size partition: RelPosBias's table (none: the
+    table is attn's own with window= or grid=)."""
+    name = type(rel_pos).__name__
+    if name == "RelPosBias" and tuple(rel_pos.relative_position_bias_table.shape) == ((2 * size - 1) ** 2, heads):
+        return []
+    raise ImportRefused(
+        f"{where}: its relative-position bias ({name}) is not a table of (2p - 1)^2 biases per head, which the "
+        f"language's attn has no counterpart for"
+    )
 
 
 # ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
