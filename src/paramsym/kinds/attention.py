@@ -37,7 +37,7 @@ from typing import Any
 import sympy
 
 from .. import expansion
-from ..core.records import KerasSpec, Layer, Options, TorchSpec
+from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from . import traced_attention
 from .base import (
@@ -57,6 +57,7 @@ from .base import (
     axes,
     check_or_defer,
     known,
+    make_layer,
     refuse_keras,
     same_layer,
     times,
@@ -80,6 +81,8 @@ class AttentionOptions(Options):
     cpb: Expr | None  # the width of Swin V2's position-bias MLP
     pad: bool
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
+    out: Expr | None = None  # the output projection's channels (timm's CoAtNet); None: the input's width
+    pos_mlp: Expr | None = None  # the width of timm's relative-position MLP (MaxxViT's "rmlp"), instead of the table
 
     @property
     def partition(self) -> Expr | None:
@@ -91,7 +94,7 @@ class AttentionOptions(Options):
 class Attention(Kind):
     key = "attn"
     names = ("attn",)
-    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb"})
+    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb", "out", "pos_mlp"})
     flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
     torch_modules = (
         "MultiheadAttention",
@@ -104,6 +107,7 @@ class Attention(Kind):
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
         "timm.models.maxxvit.PartitionAttentionCl",  # timm's MaxViT block or grid attention, read whole
+        "timm.models.maxxvit.Attention2d",  # timm's CoAtNet attention over the whole map, read whole
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -188,6 +192,8 @@ class Attention(Kind):
                 hint=f"write {call.name}(heads=..., window=8, pad)",
             )
         cpb = self._cpb(call, args, window)
+        pos_mlp = self._pos_mlp(call, args, window, grid)
+        out = self._out(call, args)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -200,8 +206,70 @@ class Attention(Kind):
             cpb=cpb,
             pad="pad" in args.flags,
             grid=grid,
+            out=out,
+            pos_mlp=pos_mlp,
         )
+        if out is not None:
+            return make_layer(
+                call,
+                self,
+                flow,
+                Shape(flow.shape.spatial, out),
+                d,
+                out,
+                bias=args.bias,
+                options=options,
+                constraints=tuple(constraints),
+            )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
+
+    def _out(self, call: Call, args: Args) -> Expr | None:
+        """out=o: the output projection gives o channels (timm's CoAtNet widens the map in its attention)."""
+        arg = args.keywords.get("out")
+        if arg is None:
+            return None
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError("out= takes one value, the output channels (out=256)", pos=arg.pos)
+        value = arg.value[0]
+        if value.is_number and not (value.is_integer and value >= 1):
+            raise ParamsymArgumentError(
+                f"out= (the output channels) must be a positive whole number, not {value}", pos=arg.pos
+            )
+        args.constraints += whole_number(value, "out= (the output channels)", arg.pos)
+        return value
+
+    def _pos_mlp(self, call: Call, args: Args, window: Expr | None, grid: Expr | None) -> Expr | None:
+        """pos_mlp=m: timm's RelPosMlp (MaxxViT's "rmlp"), an MLP 2 -> m -> heads with biases on the relative
+        coordinates of a window or grid, instead of the table."""
+        arg = args.keywords.get("pos_mlp")
+        if arg is None:
+            return None
+        if window is None and grid is None:
+            raise ParamsymArgumentError(
+                "pos_mlp= (a relative-position bias made by an MLP) is a bias over the relative positions inside a "
+                "window or a grid: it needs window=w or grid=g",
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., window=8, pos_mlp=512)",
+            )
+        if "cpb" in args.keywords:
+            raise ParamsymArgumentError(
+                "cpb= and pos_mlp= are two position-bias MLPs (Swin V2's, with a logit scale; timm's MaxxViT's): "
+                "give one",
+                pos=arg.pos,
+            )
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(
+                "pos_mlp= takes one value, the width of the position-bias MLP (pos_mlp=512)", pos=arg.pos
+            )
+        value = arg.value[0]
+        if value.is_number and not (value.is_integer and value >= 1):
+            raise ParamsymArgumentError(
+                f"pos_mlp= (the width of the position-bias MLP) must be a positive whole number, not {value}",
+                pos=arg.pos,
+                hint="timm's MaxxViT uses pos_mlp=512",
+            )
+        args.constraints += whole_number(value, "pos_mlp= (the width of the position-bias MLP)", arg.pos)
+        return value
 
     def _cpb(self, call: Call, args: Args, window: Expr | None) -> Expr | None:
         """cpb=m: Swin V2's continuous position bias (an MLP 2 -> m -> heads on the relative coordinates)."""
@@ -343,7 +411,7 @@ class Attention(Kind):
         q, kv = o.heads * e, o.kv_heads * e
         positions = layer.in_shape.positions
         S, c = o.source if o.source is not None else (positions, d)
-        sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
+        sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions, "o": layer.cout}
         if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
             w = o.window
@@ -352,8 +420,10 @@ class Attention(Kind):
 
     @staticmethod
     def position_bias(layer: Layer, heads: Expr, window: Expr) -> tuple[Expr, Expr]:
-        """(params, MACs) of the relative-position bias: V1's table, or V2's MLP and logit scales (cpb=m)."""
-        m = AttentionOptions.of(layer).cpb
+        """(params, MACs) of the relative-position bias: V1's table, V2's MLP and logit scales (cpb=m), or timm's
+        MLP with biases on both layers (pos_mlp=m): both MLPs run over the (2w - 1)² relative coordinates."""
+        o = AttentionOptions.of(layer)
+        m = o.cpb if o.cpb is not None else o.pos_mlp
         table = (2 * window - 1) ** 2
         if m is None:
             return table * heads, 0
@@ -362,10 +432,11 @@ class Attention(Kind):
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         s = self.sizes(layer)
         d, q, kv, T, S, c = known(s["d"]), known(s["q"]), known(s["kv"]), s["T"], s["S"], known(s["c"])
+        out = known(s["o"])
         o = AttentionOptions.of(layer)
-        params = d * q + 2 * c * kv + q * d
+        params = d * q + 2 * c * kv + q * out
         if layer.bias:
-            params += q + 2 * kv + d
+            params += q + 2 * kv + out
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
         if window is not None:
             bias_params, bias_macs = self.position_bias(layer, o.heads, window)
@@ -376,7 +447,7 @@ class Attention(Kind):
             per_query = window**2
         else:
             keys, per_query = S, S
-        projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
+        projections = times(T, d, q), times(2, keys, c, kv), times(T, q, out)
         scores = times(2, T, per_query, q)
         macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
         outputs = layer.out_shape.elements
@@ -395,9 +466,15 @@ class Attention(Kind):
         e = t.c / heads if _default_head_dim(layer) else o.head_dim
         q, kv = heads * e, kv_heads * e
         c = t.c if o.source is None else o.source[1]
-        params = t.c * q + 2 * c * kv + q * t.c
+        out = t.c if o.out is None else t.c_out
+        d = t.c if o.out is None else t.c_in
+        if o.out is not None:
+            e = d / heads if _default_head_dim(layer) else o.head_dim
+            q, kv = heads * e, kv_heads * e
+            c = d if o.source is None else c
+        params = d * q + 2 * c * kv + q * out
         if layer.bias:
-            params += q + 2 * kv + t.c
+            params += q + 2 * kv + out
         if o.partition is not None:
             params += self.position_bias(layer, heads, o.partition)[0]
         return expansion.expand(params)
@@ -425,6 +502,10 @@ class Attention(Kind):
             parts.append(f", across a {words(o.grid)}x{words(o.grid)} grid of strided positions")
         if o.cpb is not None:
             parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
+        if o.pos_mlp is not None:
+            parts.append(f", relative-position MLP of width {words(o.pos_mlp)}")
+        if o.out is not None:
+            parts.append(f", {words(o.out)} output channels")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
@@ -434,7 +515,7 @@ class Attention(Kind):
         lines = [
             f"Queries: {w(o.heads)} heads of width {w(o.head_dim)}, q = {w(q)} channels; "
             f"the query projection has {w.product(d, q)} weights and the output projection "
-            f"{w.product(q, d)}."
+            f"{w.product(q, s['o'])}" + (f", to {w(s['o'])} output channels." if o.out is not None else ".")
         ]
         grouping = (
             f"{w(o.kv_heads)} key/value heads, each shared by {w(o.heads / o.kv_heads)} query heads "
@@ -450,11 +531,17 @@ class Attention(Kind):
         if layer.bias:
             lines.append(
                 f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
-                f"{w(d)} for the output."
+                f"{w(s['o'])} for the output."
             )
         window = o.window
         if o.grid is not None:
             g = o.grid
+            table = (
+                f"a learned relative-position bias per head over the grid's offsets: "
+                f"{w.product((2 * g - 1) ** 2, o.heads)} parameters"
+                if o.pos_mlp is None
+                else "a relative-position bias over the grid's offsets (below)"
+            )
             spatial = layer.in_shape.spatial or ()
             apart = (
                 f"{w(spatial[0] / g)} rows and {w(spatial[1] / g)} columns apart"
@@ -463,10 +550,19 @@ class Attention(Kind):
             )
             lines.append(
                 f"Grid attention (MaxViT, a paramsym extension): each position attends to the "
-                f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; a learned relative-position "
-                f"bias per head over the grid's offsets: {w.product((2 * g - 1) ** 2, o.heads)} parameters."
+                f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; {table}."
             )
-        if window is not None and o.cpb is None:
+        if o.pos_mlp is not None:
+            side, m = known(o.partition), o.pos_mlp
+            bias_params, bias_macs = self.position_bias(layer, o.heads, side)
+            lines.append(
+                f"The relative-position bias is made by an MLP (timm's RelPosMlp, MaxxViT's 'rmlp'; a paramsym "
+                f"extension) instead of the table: Linear(2->{w(m)}) > ReLU > Linear({w(m)}->{w(o.heads)}), both "
+                f"with biases, over the {w((2 * side - 1) ** 2)} relative positions of the {w(side)}x{w(side)} "
+                f"{'window' if o.window is not None else 'grid'}: {w(bias_params)} parameters, and "
+                f"{w(bias_macs)} MACs each time the layer runs."
+            )
+        if window is not None and o.cpb is None and o.pos_mlp is None:
             lines.append(
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
                 f"{w.product((2 * window - 1) ** 2, o.heads)} parameters."
@@ -602,6 +698,8 @@ class Attention(Kind):
             return _timm_swin_block_text(module, ctx)
         if name == "PartitionAttentionCl":
             return _timm_partition_text(module, ctx)
+        if name == "Attention2d":
+            return _timm_attention2d_text(module, ctx)
         if name == "PartitionAttentionLayer":
             side = tuple(ctx.in_shape[2:])
             return partition_attention(module, ctx.node_name, side)[0]
@@ -1017,12 +1115,83 @@ def _timm_rel_pos(rel_pos: Any, heads: int, size: int, where: str) -> list[str]:
     """The options of timm's relative-position bias over a size x size partition: RelPosBias's table (none: the
     table is attn's own with window= or grid=)."""
     name = type(rel_pos).__name__
+    if tuple(getattr(rel_pos, "window_size", ())) != (size, size) or getattr(rel_pos, "prefix_tokens", 0):
+        raise ImportRefused(
+            f"{where}: its relative-position bias ({name}) is not over the {size}x{size} positions it attends to"
+        )
     if name == "RelPosBias" and tuple(rel_pos.relative_position_bias_table.shape) == ((2 * size - 1) ** 2, heads):
         return []
+    mlp = getattr(rel_pos, "mlp", None)
+    if (
+        name == "RelPosMlp"
+        and rel_pos.bias_gain is None
+        and type(rel_pos.bias_act).__name__ == "Identity"
+        and type(mlp).__name__ == "Mlp"
+        and type(mlp.act).__name__ == "ReLU"
+        and type(mlp.norm).__name__ == "Identity"
+        and type(mlp.fc1).__name__ == "Linear"
+        and type(mlp.fc2).__name__ == "Linear"
+        and mlp.fc1.in_features == 2
+        and mlp.fc2.in_features == mlp.fc1.out_features
+        and mlp.fc2.out_features == heads
+        and mlp.fc1.bias is not None
+        and mlp.fc2.bias is not None
+    ):
+        return [f"pos_mlp={mlp.fc1.out_features}"]
     raise ImportRefused(
-        f"{where}: its relative-position bias ({name}) is not a table of (2p - 1)^2 biases per head, which the "
-        f"language's attn has no counterpart for"
+        f"{where}: its relative-position bias ({name}) is neither a table of (2p - 1)^2 biases per head nor an MLP "
+        f"Linear(2->m) > ReLU > Linear(m->heads) with biases (timm's RelPosMlp, mode 'cr'), which the language's "
+        f"attn has no counterpart for"
     )
+
+
+def _timm_attention2d_text(attn: Any, ctx: ImportContext) -> str:
+    """timm's Attention2d (CoAtNet, on an (N, C, H, W) map): qkv and proj 1x1 convolutions, heads of dim_head
+    channels attending over the whole map, with a relative-position bias over the whole (square) map: timm's
+    RelPosBias table is `window=H` (one window covering the map), its RelPosMlp `window=H, pos_mlp=m`. The proj may
+    widen the map (`out=`)."""
+    where = f"{ctx.node_name} (Attention2d)"
+    shape = ctx.in_shape
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not an (N, C, H, W) map")
+    c, height, width = shape[1:]
+    qkv, proj = attn.qkv, attn.proj
+    heads, head_dim = attn.num_heads, attn.dim_head
+    if len(_tensor_args(ctx)) > 1:
+        raise ImportRefused(f"{where} is given a shared relative-position bias, which the language cannot import")
+
+    def pointwise(conv: Any) -> bool:
+        return (
+            type(conv).__name__ == "Conv2d"
+            and tuple(conv.kernel_size) == (1, 1)
+            and tuple(conv.stride) == (1, 1)
+            and tuple(conv.dilation) == (1, 1)
+            and conv.groups == 1
+            and tuple(getattr(conv, "padding", (0, 0))) == (0, 0)
+        )
+
+    if (
+        not pointwise(qkv)
+        or not pointwise(proj)
+        or qkv.in_channels != c
+        or qkv.out_channels != 3 * heads * head_dim
+        or proj.in_channels != heads * head_dim
+        or (qkv.bias is None) != (proj.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not CoAtNet's attention as the language writes it (qkv and proj 1x1 convolutions of "
+            f"heads x dim_head channels from the {c} channels, biases on both or on neither)"
+        )
+    options = [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != c)
+    options += ["bias"] * (qkv.bias is not None)
+    if attn.rel_pos is not None:
+        if height != width:
+            raise ImportRefused(
+                f"{where}: a relative-position bias over a {height}x{width} map; the language's window is square"
+            )
+        options += [f"window={height}"] + _timm_rel_pos(attn.rel_pos, heads, height, where)
+    options += [f"out={proj.out_channels}"] * (proj.out_channels != c)
+    return f"attn({', '.join(options)})"
 
 
 # ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
