@@ -83,6 +83,7 @@ class AttentionOptions(Options):
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
     out: Expr | None = None  # the output projection's channels (timm's CoAtNet); None: the input's width
     pos_mlp: Expr | None = None  # the width of timm's relative-position MLP (MaxxViT's "rmlp"), instead of the table
+    qv_bias: bool = False  # biases on the query, value and output projections, none on the keys (timm's Swin V2)
 
     @property
     def partition(self) -> Expr | None:
@@ -95,7 +96,7 @@ class Attention(Kind):
     key = "attn"
     names = ("attn",)
     keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb", "out", "pos_mlp"})
-    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
+    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad", "qv_bias"})
     torch_modules = (
         "MultiheadAttention",
         "TransformerEncoderLayer",
@@ -108,6 +109,7 @@ class Attention(Kind):
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
         "timm.models.maxxvit.PartitionAttentionCl",  # timm's MaxViT block or grid attention, read whole
         "timm.models.maxxvit.Attention2d",  # timm's CoAtNet attention over the whole map, read whole
+        "timm.models.swin_transformer_v2.SwinTransformerV2Block",  # read whole: its windows are reshapes
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -192,6 +194,14 @@ class Attention(Kind):
                 hint=f"write {call.name}(heads=..., window=8, pad)",
             )
         cpb = self._cpb(call, args, window)
+        if "qv_bias" in args.flags and ("bias" in args.flags or "nobias" in args.flags):
+            flag = "bias" if "bias" in args.flags else "nobias"
+            raise ParamsymArgumentError(
+                f"'qv_bias' (biases on the query, value and output projections, none on the keys) and '{flag}' "
+                f"say two things of the biases: give one",
+                pos=args.flags[flag].pos,
+            )
+        bias = args.bias or "qv_bias" in args.flags
         pos_mlp = self._pos_mlp(call, args, window, grid)
         out = self._out(call, args)
         options = AttentionOptions(
@@ -208,6 +218,7 @@ class Attention(Kind):
             grid=grid,
             out=out,
             pos_mlp=pos_mlp,
+            qv_bias="qv_bias" in args.flags,
         )
         if out is not None:
             return make_layer(
@@ -217,11 +228,11 @@ class Attention(Kind):
                 Shape(flow.shape.spatial, out),
                 d,
                 out,
-                bias=args.bias,
+                bias=bias,
                 options=options,
                 constraints=tuple(constraints),
             )
-        return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
+        return same_layer(call, self, flow, d, bias=bias, options=options, constraints=tuple(constraints))
 
     def _out(self, call: Call, args: Args) -> Expr | None:
         """out=o: the output projection gives o channels (timm's CoAtNet widens the map in its attention)."""
@@ -436,7 +447,7 @@ class Attention(Kind):
         o = AttentionOptions.of(layer)
         params = d * q + 2 * c * kv + q * out
         if layer.bias:
-            params += q + 2 * kv + out
+            params += q + (1 if o.qv_bias else 2) * kv + out
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
         if window is not None:
             bias_params, bias_macs = self.position_bias(layer, o.heads, window)
@@ -474,7 +485,7 @@ class Attention(Kind):
             c = d if o.source is None else c
         params = d * q + 2 * c * kv + q * out
         if layer.bias:
-            params += q + 2 * kv + out
+            params += q + (1 if o.qv_bias else 2) * kv + out
         if o.partition is not None:
             params += self.position_bias(layer, heads, o.partition)[0]
         return expansion.expand(params)
@@ -507,6 +518,8 @@ class Attention(Kind):
         if o.out is not None:
             parts.append(f", {words(o.out)} output channels")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
+        if o.qv_bias:
+            return "".join(parts) + ", with query, value and output biases"
         return "".join(parts) + (", with bias" if layer.bias else "")
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
@@ -528,7 +541,12 @@ class Attention(Kind):
             f"Keys and values: {grouping}, kv = {w(kv)} channels each, projected from {source}: "
             f"two projections of {w.product(c, kv)} weights each."
         )
-        if layer.bias:
+        if o.qv_bias:
+            lines.append(
+                f"Biases on the queries, {w(q)}, the values, {w(kv)}, and the output, {w(s['o'])}; none on the keys "
+                f"(timm's Swin V2 keeps a key bias of zeros as a buffer, not a parameter)."
+            )
+        elif layer.bias:
             lines.append(
                 f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
                 f"{w(s['o'])} for the output."
@@ -577,7 +595,7 @@ class Attention(Kind):
                 f"{w(self.position_bias(layer, o.heads, window)[0])} parameters; the MLP runs over the "
                 f"table each time, {w(self.position_bias(layer, o.heads, window)[1])} MACs."
             )
-            if layer.bias:
+            if layer.bias and not o.qv_bias:
                 lines.append(
                     "(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter exists and counts.)"
                 )
@@ -700,6 +718,8 @@ class Attention(Kind):
             return _timm_partition_text(module, ctx)
         if name == "Attention2d":
             return _timm_attention2d_text(module, ctx)
+        if name == "SwinTransformerV2Block":
+            return _timm_swinv2_block_text(module, ctx)
         if name == "PartitionAttentionLayer":
             side = tuple(ctx.in_shape[2:])
             return partition_attention(module, ctx.node_name, side)[0]
@@ -1142,6 +1162,67 @@ def _timm_rel_pos(rel_pos: Any, heads: int, size: int, where: str) -> list[str]:
         f"{where}: its relative-position bias ({name}) is neither a table of (2p - 1)^2 biases per head nor an MLP "
         f"Linear(2->m) > ReLU > Linear(m->heads) with biases (timm's RelPosMlp, mode 'cr'), which the language's "
         f"attn has no counterpart for"
+    )
+
+
+def _timm_swinv2_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's SwinTransformerV2Block on an (N, H, W, C) map, post-norm: x + ln(attn(x)), then x + ln(mlp(x)). The
+    attention is Swin V2's in w x w windows (shifted, padded to a multiple of w): cosine attention with a logit
+    scale per head, the continuous position bias MLP Linear(2->m, bias) > ReLU > Linear(m->heads) (`cpb=m`), and
+    biases on the query and value only (q_bias, v_bias; the key bias is a buffer of zeros: `qv_bias`) and on proj.
+    timm narrows the window to a map smaller than it (and drops the shift there): the block's own window is read."""
+    where = f"{ctx.node_name} (SwinTransformerV2Block)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not an (N, H, W, C) map")
+    height, width, c = shape[1:]
+    attn = block.attn
+    sizes = tuple(block.window_size)
+    size = sizes[0]
+    qkv, proj, mlp = attn.qkv, attn.proj, getattr(attn, "cpb_mlp", None)
+    heads = attn.num_heads
+    names = [type(m).__name__ for m in mlp] if mlp is not None else []
+    q_bias, v_bias = getattr(attn, "q_bias", None), getattr(attn, "v_bias", None)
+    if (
+        type(attn).__name__ != "WindowAttention"
+        or len(set(sizes)) != 1
+        or tuple(attn.window_size) != sizes
+        or tuple(block.input_resolution) != (height, width)
+        or names != ["Linear", "ReLU", "Linear"]
+        or mlp[0].in_features != 2
+        or mlp[0].bias is None
+        or mlp[2].in_features != mlp[0].out_features
+        or mlp[2].out_features != heads
+        or mlp[2].bias is not None
+        or tuple(attn.logit_scale.shape) != (heads, 1, 1)
+        or qkv.in_features != c
+        or qkv.out_features != 3 * c
+        or qkv.bias is not None
+        or proj.in_features != c
+        or proj.out_features != c
+        or proj.bias is None
+        or (q_bias is None) != (v_bias is None)
+        or (q_bias is not None and (tuple(q_bias.shape), tuple(v_bias.shape)) != ((c,), (c,)))
+        or c % heads
+        or not _timm_layer_norm(block.norm1, c)
+        or not _timm_layer_norm(block.norm2, c)
+        or len(set(block.shift_size)) != 1
+    ):
+        raise ImportRefused(
+            f"{where} is not Swin V2's block as the language writes it (square windows, qkv without a bias of its own "
+            f"and q_bias, v_bias, heads dividing the {c} channels, the position-bias MLP Linear(2->m, bias) > ReLU > "
+            f"Linear(m->heads), a logit scale per head, proj with a bias, LayerNorms)"
+        )
+    options = [f"heads={heads}"] + ["qv_bias"] * (q_bias is not None)
+    options += [f"window={size}"] + ["shift"] * any(block.shift_size)
+    options += [f"cpb={mlp[0].out_features}"] + ["pad"] * bool(height % size or width % size)
+    if q_bias is None:
+        raise ImportRefused(
+            f"{where}: its qkv and proj differ in biases (proj has one, qkv none), which attn cannot say"
+        )
+    return (
+        f"res(attn({', '.join(options)}) > ln{_timm_then(block.drop_path1, c, ctx, where)}) "
+        f"> res({_timm_mlp_text(block.mlp, c, where)} > ln{_timm_then(block.drop_path2, c, ctx, where)})"
     )
 
 

@@ -45,7 +45,12 @@ class SpaceToDepth(Kind):
     key = "space2depth"
     names = ("space2depth",)
     positional = 1
-    torch_modules = ("SpaceToDepth", "PixelUnshuffle", "timm.models.swin_transformer.PatchMerging")
+    torch_modules = (
+        "SpaceToDepth",
+        "PixelUnshuffle",
+        "timm.models.swin_transformer.PatchMerging",
+        "timm.models.swin_transformer_v2.PatchMerging",  # Swin V2's: the LayerNorm after the Linear
+    )
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("its patch size", "2", "B")
@@ -124,7 +129,8 @@ class SpaceToDepth(Kind):
 
 def _timm_patch_merging(module: Any, ctx: ImportContext) -> str:
     """timm's PatchMerging on an (N, H, W, C) map (H and W even): each 2 x 2 patch becomes one position of 4C
-    channels (in another order than space2depth's, which counts the same), then a LayerNorm and a Linear."""
+    channels (in another order than space2depth's, which counts the same), then a LayerNorm and a Linear (Swin V2's,
+    timm.models.swin_transformer_v2: the Linear, then a LayerNorm of its output)."""
     (shape,) = ctx.arg_shapes[:1] or ((),)
     norm, reduction = module.norm, module.reduction
     if len(shape) != 4 or shape[1] % 2 or shape[2] % 2 or type(norm).__name__ != "LayerNorm":
@@ -132,7 +138,10 @@ def _timm_patch_merging(module: Any, ctx: ImportContext) -> str:
             f"{ctx.node_name} (PatchMerging) merges a map of odd size or with a norm the language lacks"
         )
     ln = "ln" if norm.bias is not None else "ln(nobias)"
-    return f"space2depth(2) > {ln} > dense(->{reduction.out_features}{', bias' if reduction.bias is not None else ''})"
+    dense = f"dense(->{reduction.out_features}{', bias' if reduction.bias is not None else ''})"
+    if type(module).__module__ == "timm.models.swin_transformer_v2":  # V2 normalises the reduced channels
+        return f"space2depth(2) > {dense} > {ln}"
+    return f"space2depth(2) > {ln} > {dense}"
 
 
 KINDS = (SpaceToDepth(),)
