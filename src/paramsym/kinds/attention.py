@@ -84,6 +84,8 @@ class AttentionOptions(Options):
     out: Expr | None = None  # the output projection's channels (timm's CoAtNet); None: the input's width
     pos_mlp: Expr | None = None  # the width of timm's relative-position MLP (MaxxViT's "rmlp"), instead of the table
     qv_bias: bool = False  # biases on the query, value and output projections, none on the keys (timm's Swin V2)
+    cosine: bool = False  # cosine attention with a learned logit scale per head (Swin V2; cpb= has its own)
+    per_pair: bool = False  # pos_mlp= runs on each of the w^4 query/key pairs, not the (2w-1)^2 offsets (swinv2_cr)
 
     @property
     def partition(self) -> Expr | None:
@@ -96,7 +98,7 @@ class Attention(Kind):
     key = "attn"
     names = ("attn",)
     keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb", "out", "pos_mlp"})
-    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad", "qv_bias"})
+    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad", "qv_bias", "cosine", "per_pair"})
     torch_modules = (
         "MultiheadAttention",
         "TransformerEncoderLayer",
@@ -110,6 +112,7 @@ class Attention(Kind):
         "timm.models.maxxvit.PartitionAttentionCl",  # timm's MaxViT block or grid attention, read whole
         "timm.models.maxxvit.Attention2d",  # timm's CoAtNet attention over the whole map, read whole
         "timm.models.swin_transformer_v2.SwinTransformerV2Block",  # read whole: its windows are reshapes
+        "timm.models.swin_transformer_v2_cr.SwinTransformerV2CrBlock",  # read whole: its windows are reshapes
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -203,6 +206,18 @@ class Attention(Kind):
             )
         bias = args.bias or "qv_bias" in args.flags
         pos_mlp = self._pos_mlp(call, args, window, grid)
+        if "cosine" in args.flags and cpb is not None:
+            raise ParamsymArgumentError(
+                "cpb= (Swin V2's position bias) has cosine attention and its logit scale already: 'cosine' adds "
+                "nothing to it",
+                pos=args.flags["cosine"].pos,
+            )
+        if "per_pair" in args.flags and pos_mlp is None:
+            raise ParamsymArgumentError(
+                "'per_pair' says that the position-bias MLP runs on every query/key pair: it needs pos_mlp=m",
+                pos=args.flags["per_pair"].pos,
+                hint=f"write {call.name}(heads=..., window=7, pos_mlp=384, per_pair)",
+            )
         out = self._out(call, args)
         options = AttentionOptions(
             heads=heads,
@@ -219,6 +234,8 @@ class Attention(Kind):
             out=out,
             pos_mlp=pos_mlp,
             qv_bias="qv_bias" in args.flags,
+            cosine="cosine" in args.flags,
+            per_pair="per_pair" in args.flags,
         )
         if out is not None:
             return make_layer(
@@ -435,7 +452,7 @@ class Attention(Kind):
         MLP with biases on both layers (pos_mlp=m): both MLPs run over the (2w - 1)² relative coordinates."""
         o = AttentionOptions.of(layer)
         m = o.cpb if o.cpb is not None else o.pos_mlp
-        table = (2 * window - 1) ** 2
+        table = window**4 if o.per_pair else (2 * window - 1) ** 2
         if m is None:
             return table * heads, 0
         return 3 * m + m * heads + heads, table * (2 * m + m * heads)
@@ -445,7 +462,7 @@ class Attention(Kind):
         d, q, kv, T, S, c = known(s["d"]), known(s["q"]), known(s["kv"]), s["T"], s["S"], known(s["c"])
         out = known(s["o"])
         o = AttentionOptions.of(layer)
-        params = d * q + 2 * c * kv + q * out
+        params = d * q + 2 * c * kv + q * out + (o.heads if o.cosine else 0)
         if layer.bias:
             params += q + (1 if o.qv_bias else 2) * kv + out
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
@@ -483,7 +500,7 @@ class Attention(Kind):
             e = d / heads if _default_head_dim(layer) else o.head_dim
             q, kv = heads * e, kv_heads * e
             c = d if o.source is None else c
-        params = d * q + 2 * c * kv + q * out
+        params = d * q + 2 * c * kv + q * out + (heads if o.cosine else 0)
         if layer.bias:
             params += q + (1 if o.qv_bias else 2) * kv + out
         if o.partition is not None:
@@ -514,7 +531,11 @@ class Attention(Kind):
         if o.cpb is not None:
             parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
         if o.pos_mlp is not None:
-            parts.append(f", relative-position MLP of width {words(o.pos_mlp)}")
+            parts.append(
+                f", relative-position MLP of width {words(o.pos_mlp)}" + (" on every pair" if o.per_pair else "")
+            )
+        if o.cosine:
+            parts.append(", cosine attention")
         if o.out is not None:
             parts.append(f", {words(o.out)} output channels")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
@@ -576,9 +597,20 @@ class Attention(Kind):
             lines.append(
                 f"The relative-position bias is made by an MLP (timm's RelPosMlp, MaxxViT's 'rmlp'; a paramsym "
                 f"extension) instead of the table: Linear(2->{w(m)}) > ReLU > Linear({w(m)}->{w(o.heads)}), both "
-                f"with biases, over the {w((2 * side - 1) ** 2)} relative positions of the {w(side)}x{w(side)} "
-                f"{'window' if o.window is not None else 'grid'}: {w(bias_params)} parameters, and "
-                f"{w(bias_macs)} MACs each time the layer runs."
+                f"with biases, over "
+                + (
+                    f"the log-spaced offsets of each of the {w(side**4)} query/key pairs of the {w(side)}x{w(side)} "
+                    f"window (timm's swinv2_cr)"
+                    if o.per_pair
+                    else f"the {w((2 * side - 1) ** 2)} relative positions of the {w(side)}x{w(side)} "
+                    f"{'window' if o.window is not None else 'grid'}"
+                )
+                + f": {w(bias_params)} parameters, and {w(bias_macs)} MACs each time the layer runs."
+            )
+        if o.cosine:
+            lines.append(
+                f"Cosine attention (Swin V2): the scores are cosines of the queries and keys times a learned "
+                f"logit scale per head, {w(o.heads)} parameters."
             )
         if window is not None and o.cpb is None and o.pos_mlp is None:
             lines.append(
@@ -720,6 +752,8 @@ class Attention(Kind):
             return _timm_attention2d_text(module, ctx)
         if name == "SwinTransformerV2Block":
             return _timm_swinv2_block_text(module, ctx)
+        if name == "SwinTransformerV2CrBlock":
+            return _timm_swinv2_cr_block_text(module, ctx)
         if name == "PartitionAttentionLayer":
             side = tuple(ctx.in_shape[2:])
             return partition_attention(module, ctx.node_name, side)[0]
@@ -1223,6 +1257,68 @@ def _timm_swinv2_block_text(block: Any, ctx: ImportContext) -> str:
     return (
         f"res(attn({', '.join(options)}) > ln{_timm_then(block.drop_path1, c, ctx, where)}) "
         f"> res({_timm_mlp_text(block.mlp, c, where)} > ln{_timm_then(block.drop_path2, c, ctx, where)})"
+    )
+
+
+def _timm_swinv2_cr_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's SwinTransformerV2CrBlock on an (N, H, W, C) map, post-norm: x + ln(attn(x)), then x + ln(mlp(x)), then
+    an optional LayerNorm of the main branch (norm3). The attention (WindowMultiHeadAttention) is in w x w windows
+    (shifted, padded to a multiple of w), with qkv and proj biases, cosine attention with a logit scale per head
+    (`cosine`), and a position bias made by timm's meta MLP Linear(2->m) > ReLU > Linear(m->heads), both with biases,
+    run on the log-spaced offset of every one of the w^4 query/key pairs (`pos_mlp=m, per_pair`). timm narrows the
+    window to a map smaller than it (and drops the shift there): the block's own window is read."""
+    where = f"{ctx.node_name} (SwinTransformerV2CrBlock)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not an (N, H, W, C) map")
+    height, width, c = shape[1:]
+    attn = block.attn
+    sizes = tuple(block.window_size)
+    size = sizes[0]
+    qkv, proj, mlp = attn.qkv, attn.proj, getattr(attn, "meta_mlp", None)
+    heads = attn.num_heads
+    fc1, fc2 = getattr(mlp, "fc1", None), getattr(mlp, "fc2", None)
+    if (
+        type(attn).__name__ != "WindowMultiHeadAttention"
+        or getattr(attn, "sequential_attn", False)
+        or len(set(sizes)) != 1
+        or tuple(attn.window_size) != sizes
+        or tuple(block.feat_size) != (height, width)
+        or type(mlp).__name__ != "Mlp"
+        or type(mlp.act).__name__ != "ReLU"
+        or type(mlp.norm).__name__ != "Identity"
+        or type(fc1).__name__ != "Linear"
+        or type(fc2).__name__ != "Linear"
+        or fc1.in_features != 2
+        or fc2.in_features != fc1.out_features
+        or fc2.out_features != heads
+        or fc1.bias is None
+        or fc2.bias is None
+        or tuple(attn.logit_scale.shape) != (heads,)
+        or tuple(attn.relative_coordinates_log.shape) != (size**4, 2)
+        or qkv.in_features != c
+        or qkv.out_features != 3 * c
+        or proj.in_features != c
+        or proj.out_features != c
+        or qkv.bias is None
+        or proj.bias is None
+        or c % heads
+        or not _timm_layer_norm(block.norm1, c)
+        or not _timm_layer_norm(block.norm2, c)
+        or not (type(block.norm3).__name__ == "Identity" or _timm_layer_norm(block.norm3, c))
+        or len(set(block.shift_size)) != 1
+    ):
+        raise ImportRefused(
+            f"{where} is not swinv2_cr's block as the language writes it (square windows, qkv and proj with biases, "
+            f"heads dividing the {c} channels, the meta MLP Linear(2->m) > ReLU > Linear(m->heads) with biases on "
+            f"every pair of a window, a logit scale per head, LayerNorms)"
+        )
+    options = [f"heads={heads}", "bias", f"window={size}"] + ["shift"] * any(block.shift_size)
+    options += [f"pos_mlp={fc1.out_features}", "per_pair", "cosine"] + ["pad"] * bool(height % size or width % size)
+    norm3 = " > ln" if type(block.norm3).__name__ != "Identity" else ""
+    return (
+        f"res(attn({', '.join(options)}) > ln{_timm_then(block.drop_path1, c, ctx, where)}) "
+        f"> res({_timm_mlp_text(block.mlp, c, where)} > ln{_timm_then(block.drop_path2, c, ctx, where)}){norm3}"
     )
 
 

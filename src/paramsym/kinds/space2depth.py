@@ -50,6 +50,7 @@ class SpaceToDepth(Kind):
         "PixelUnshuffle",
         "timm.models.swin_transformer.PatchMerging",
         "timm.models.swin_transformer_v2.PatchMerging",  # Swin V2's: the LayerNorm after the Linear
+        "timm.models.swin_transformer_v2_cr.PatchMerging",  # swinv2_cr's: the LayerNorm before, as V1's
     )
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
