@@ -687,14 +687,15 @@ class Attention(Kind):
                 f"(the keys' source), which an exported nn.Sequential cannot take"
             )
         d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
-        if kv_heads == heads and e * heads == d and not o.rope:
+        extras = _export_extras(o, num)
+        if kv_heads == heads and e * heads == d and not o.rope and not extras:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
         extra = {"rope": True} if o.rope else {}
         return TorchSpec(
             "GroupedQueryAttention",
             (d, heads),
-            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra},
+            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra, **extras},
         )
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
@@ -705,6 +706,13 @@ class Attention(Kind):
             refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
         if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
+        for what, given in (
+            ("an output width of its own (out=)", o.out is not None),
+            ("biases on the queries and values only (qv_bias)", o.qv_bias),
+            ("cosine attention (cosine)", o.cosine),
+        ):
+            if given:
+                refuse_keras(layer, f"{what} has no Keras attention layer")
         if o.rope:
             refuse_keras(
                 layer,
@@ -783,8 +791,14 @@ def _own_text(module: Any) -> str:
         parts.append(f"kv_heads={kv_heads}")
     if head_dim * heads != width:
         parts.append(f"head_dim={head_dim}")
+    extras: list[str] = []
+    if type(module).__name__ == "GroupedQueryAttention":
+        if bias and module.k.bias is None:  # qv_bias: no key bias
+            bias, extras = False, ["qv_bias"]
+        extras += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
+        extras += [f"out={module.o.out_features}"] * (module.o.out_features != width)
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
-    return f"attn({', '.join(parts)})"
+    return f"attn({', '.join(parts + extras)})"
 
 
 def _timm_text(module: Any, ctx: ImportContext) -> str:
@@ -1395,6 +1409,11 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
         )
     d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
     kwargs: dict[str, Any] = {"shift": True} if o.shift else {}
+    kwargs.update(_export_extras(o, num))
+    if o.pos_mlp is not None:
+        kwargs["pos_mlp"] = num(o.pos_mlp)
+    if o.per_pair:
+        kwargs["per_pair"] = True
     if kv_heads != heads:
         kwargs["kv_heads"] = kv_heads
     if e * heads != d:
@@ -1405,12 +1424,24 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     return TorchSpec("WindowAttention", (d, heads, num(o.partition)), kwargs)
 
 
+def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
+    """The keyword arguments of paramsym's attention modules for out=, qv_bias and cosine."""
+    kwargs: dict[str, Any] = {}
+    if o.out is not None:
+        kwargs["out"] = num(o.out)
+    if o.qv_bias:
+        kwargs["qv_bias"] = True
+    if o.cosine:
+        kwargs["cosine"] = True
+    return kwargs
+
+
 def _window_text(module: Any, ctx: ImportContext) -> str:
     """torch_modules.WindowAttention read back."""
     if not all(hasattr(module, a) for a in ("kv_heads", "head_dim", "window_size", "shift_size", "qkv", "proj")):
         raise ImportRefused(f"{ctx.node_name} (WindowAttention) is not paramsym's window attention module")
     heads, kv_heads, e = module.heads, module.kv_heads, module.head_dim
-    width, window = module.proj.out_features, module.window_size[0]
+    width, window = module.qkv.in_features, module.window_size[0]
     if (
         module.window_size[1] != window
         or len(set(module.shift_size)) != 1
@@ -1420,7 +1451,8 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
             f"{ctx.node_name} (WindowAttention) has windows of {module.window_size} shifted by "
             f"{module.shift_size}: the language has square w x w windows shifted by w//2"
         )
-    if (module.qkv.bias is None) != (module.proj.bias is None):
+    qv_bias = getattr(module, "q_bias", None) is not None
+    if (module.qkv.bias is None and not qv_bias) != (module.proj.bias is None):
         raise ImportRefused(f"{ctx.node_name} (WindowAttention) has a bias on only one of its projections")
     parts = [f"heads={heads}"]
     if kv_heads != heads:
@@ -1428,7 +1460,13 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
     if e * heads != width:
         parts.append(f"head_dim={e}")
     side = f"grid={window}" if getattr(module, "grid", False) else f"window={window}"
-    parts += ["bias"] * (module.qkv.bias is not None) + [side] + ["shift"] * (module.shift_size[0] > 0)
+    parts += ["bias"] * (module.qkv.bias is not None) + ["qv_bias"] * qv_bias
+    parts += [side] + ["shift"] * (module.shift_size[0] > 0)
+    mlp = getattr(module, "pos_mlp", None)
+    if mlp is not None:
+        parts += [f"pos_mlp={mlp[0].out_features}"] + ["per_pair"] * bool(module.per_pair)
+    parts += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
+    parts += [f"out={module.proj.out_features}"] * (module.proj.out_features != width)
     return f"attn({', '.join(parts)})"
 
 
