@@ -617,7 +617,7 @@ class Attention(Kind):
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
                 f"{w.product((2 * window - 1) ** 2, o.heads)} parameters."
             )
-        elif window is not None:
+        elif window is not None and o.cpb is not None:
             m, table = o.cpb, (2 * window - 1) ** 2
             lines.append(
                 f"A continuous position bias (Swin V2, a paramsym extension): an MLP of {w(m)} hidden units "
