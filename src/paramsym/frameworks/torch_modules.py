@@ -465,13 +465,13 @@ class WindowAttention(nn.Module):
         self.v_bias = nn.Parameter(torch.zeros(kv_heads * head_dim)) if bias and qv_bias else None
         self.proj = nn.Linear(heads * head_dim, self.out, bias=bias)
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None  # log(10)
+        self.relative_position_bias_table: nn.Parameter | None = None
+        self.pos_mlp: nn.Module | None = None
         if pos_mlp is None:
-            self.pos_mlp = None
             self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
             nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         else:
             self.pos_mlp = nn.Sequential(nn.Linear(2, pos_mlp), nn.ReLU(), nn.Linear(pos_mlp, heads))
-            self.relative_position_bias_table = None
 
     def relative_position_bias(self):
         """(1, heads, w*w, w*w): the table's row for each pair of positions of a window (computed here rather

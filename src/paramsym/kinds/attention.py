@@ -1105,8 +1105,9 @@ def _timm_mlp_text(mlp: Any, width: int, where: str) -> str:
     from . import for_torch_module  # the activation's kind
     from .activations import Activation
 
-    fc1, fc2 = getattr(mlp, "fc1", None), getattr(mlp, "fc2", None)
-    act = getattr(mlp, "act", None)
+    fc1: Any = getattr(mlp, "fc1", None)
+    fc2: Any = getattr(mlp, "fc2", None)
+    act: Any = getattr(mlp, "act", None)
     act_kind = for_torch_module(act) if act is not None else None
     if (
         type(mlp).__name__ != "Mlp"
@@ -1183,13 +1184,13 @@ def _timm_rel_pos(rel_pos: Any, heads: int, size: int, where: str) -> list[str]:
     """The options of timm's relative-position bias over a size x size partition: RelPosBias's table (none: the
     table is attn's own with window= or grid=)."""
     name = type(rel_pos).__name__
-    if tuple(getattr(rel_pos, "window_size", ())) != (size, size) or getattr(rel_pos, "prefix_tokens", 0):
+    if tuple(getattr(rel_pos, "window_size", ())) != (size, size) or getattr(rel_pos, "prefix_tokens", None):
         raise ImportRefused(
             f"{where}: its relative-position bias ({name}) is not over the {size}x{size} positions it attends to"
         )
     if name == "RelPosBias" and tuple(rel_pos.relative_position_bias_table.shape) == ((2 * size - 1) ** 2, heads):
         return []
-    mlp = getattr(rel_pos, "mlp", None)
+    mlp: Any = getattr(rel_pos, "mlp", None)
     if (
         name == "RelPosMlp"
         and rel_pos.bias_gain is None
@@ -1227,10 +1228,12 @@ def _timm_swinv2_block_text(block: Any, ctx: ImportContext) -> str:
     attn = block.attn
     sizes = tuple(block.window_size)
     size = sizes[0]
-    qkv, proj, mlp = attn.qkv, attn.proj, getattr(attn, "cpb_mlp", None)
+    qkv, proj = attn.qkv, attn.proj
+    mlp: Any = getattr(attn, "cpb_mlp", None)
     heads = attn.num_heads
     names = [type(m).__name__ for m in mlp] if mlp is not None else []
-    q_bias, v_bias = getattr(attn, "q_bias", None), getattr(attn, "v_bias", None)
+    q_bias: Any = getattr(attn, "q_bias", None)
+    v_bias: Any = getattr(attn, "v_bias", None)
     if (
         type(attn).__name__ != "WindowAttention"
         or len(set(sizes)) != 1
@@ -1289,9 +1292,11 @@ def _timm_swinv2_cr_block_text(block: Any, ctx: ImportContext) -> str:
     attn = block.attn
     sizes = tuple(block.window_size)
     size = sizes[0]
-    qkv, proj, mlp = attn.qkv, attn.proj, getattr(attn, "meta_mlp", None)
+    qkv, proj = attn.qkv, attn.proj
+    mlp: Any = getattr(attn, "meta_mlp", None)
     heads = attn.num_heads
-    fc1, fc2 = getattr(mlp, "fc1", None), getattr(mlp, "fc2", None)
+    fc1: Any = getattr(mlp, "fc1", None)
+    fc2: Any = getattr(mlp, "fc2", None)
     if (
         type(attn).__name__ != "WindowMultiHeadAttention"
         or getattr(attn, "sequential_attn", False)
@@ -1462,7 +1467,7 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
     side = f"grid={window}" if getattr(module, "grid", False) else f"window={window}"
     parts += ["bias"] * (module.qkv.bias is not None) + ["qv_bias"] * qv_bias
     parts += [side] + ["shift"] * (module.shift_size[0] > 0)
-    mlp = getattr(module, "pos_mlp", None)
+    mlp: Any = getattr(module, "pos_mlp", None)
     if mlp is not None:
         parts += [f"pos_mlp={mlp[0].out_features}"] + ["per_pair"] * bool(module.per_pair)
     parts += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
