@@ -423,3 +423,61 @@ def test_exported_mlp_bias_computes():
 def test_keras_export_is_refused(program, words):
     result = run("export", program, "--to", "keras")
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+# ---- the export computes what timm computes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("partition, rel", [("block", "mlp"), ("grid", "mlp"), ("block", "bias"), ("grid", "bias")])
+def test_exported_partition_attention_computes_timms(partition, rel):
+    """paramsym's WindowAttention (window= or grid=, with the table or pos_mlp=) computes timm's partitioned
+    AttentionCl, weights copied (head_first=False: q, k and v in blocks, as ours)."""
+    torch.manual_seed(0)
+    C, e, p, m = 32, 8, 4, 16
+    cfg = MaxxVitTransformerCfg(dim_head=e, window_size=(p, p), rel_pos_type=rel, rel_pos_dim=m, head_first=False)
+    block = PartitionAttentionCl(C, partition_type=partition, cfg=cfg).eval()
+    side = "window" if partition == "block" else "grid"
+    bias = f", pos_mlp={m}" if rel == "mlp" else ""
+    ours = paramsym.to_torch(paramsym.parse(f"input(8x12x{C}) > attn(heads={C // e}, bias, {side}={p}{bias})"))[0]
+    with torch.no_grad():
+        for name in ("qkv.weight", "qkv.bias", "proj.weight", "proj.bias"):
+            ours.get_parameter(name).copy_(block.attn.get_parameter(name))
+        if rel == "mlp":
+            for theirs, mine in (
+                (block.attn.rel_pos.mlp.fc1, ours.pos_mlp[0]),
+                (block.attn.rel_pos.mlp.fc2, ours.pos_mlp[2]),
+            ):
+                mine.weight.copy_(theirs.weight)
+                mine.bias.copy_(theirs.bias)
+        else:
+            ours.relative_position_bias_table.copy_(block.attn.rel_pos.relative_position_bias_table)
+        x = torch.randn(2, 8, 12, C)
+        expected = block._partition_attn(x)
+        got = ours(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_exported_cr_attention_computes_timms(shift):
+    """paramsym's WindowAttention with pos_mlp=, per_pair and cosine computes swinv2_cr's shifted window attention
+    (WindowMultiHeadAttention inside SwinTransformerV2CrBlock), weights copied."""
+    torch.manual_seed(0)
+    H, W, C, h, w = 8, 12, 24, 3, 4
+    block = SwinTransformerV2CrBlock(C, h, feat_size=(H, W), window_size=(w, w), shift_size=(2, 2) if shift else (0, 0))
+    block.eval()
+    shifted = ", shift" if shift else ""
+    program = f"input({H}x{W}x{C}) > attn(heads={h}, bias, window={w}{shifted}, pos_mlp=384, per_pair, cosine)"
+    ours = paramsym.to_torch(paramsym.parse(program))[0]
+    attn = block.attn
+    with torch.no_grad():
+        for name in ("qkv.weight", "qkv.bias", "proj.weight", "proj.bias"):
+            ours.get_parameter(name).copy_(attn.get_parameter(name))
+        for theirs, mine in ((attn.meta_mlp.fc1, ours.pos_mlp[0]), (attn.meta_mlp.fc2, ours.pos_mlp[2])):
+            mine.weight.copy_(theirs.weight)
+            mine.bias.copy_(theirs.bias)
+        attn.logit_scale.copy_(torch.randn(h) * 0.5 + 2)
+        ours.logit_scale.copy_(attn.logit_scale.view(h, 1, 1))
+        x = torch.randn(2, H, W, C)
+        expected = block._shifted_window_attn(x)
+        got = ours(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
