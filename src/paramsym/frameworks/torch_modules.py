@@ -254,7 +254,9 @@ class GroupedQueryAttention(nn.Module):
     attention) and any head width: q, k, v, o projections and F.scaled_dot_product_attention, on the
     positions of (N, C, *spatial). With `sr=R` keys and values come from the map reduced by Conv2d(C, C, R,
     stride R) > LayerNorm (PVT v2, Twins); with `srpool=R` from averages of R² consecutive positions > BatchNorm1d
-    (NextViT). `proj_bias`: a bias on the output projection only (with bias=False)."""
+    (NextViT). `proj_bias`: a bias on the output projection only (with bias=False). Besides: `out` output
+    channels, `qv_bias` (biases on q, v and o, none on k) and `cosine` (cosine attention with a learned logit scale
+    per head, Swin V2's)."""
 
     def __init__(
         self,
@@ -269,9 +271,13 @@ class GroupedQueryAttention(nn.Module):
         sr: int = 0,
         srpool: int = 0,
         proj_bias: bool = False,
+        out: int | None = None,
+        qv_bias: bool = False,
+        cosine: bool = False,
     ):
         super().__init__()
         self.rope = rope
+        out = channels if out is None else out
         self.sr, self.srpool = sr, srpool
         if sr:
             self.reduce: nn.Module = nn.Conv2d(channels, channels, sr, stride=sr)
@@ -286,9 +292,11 @@ class GroupedQueryAttention(nn.Module):
             raise ValueError(f"kv_heads={kv_heads} must divide heads={heads}")
         self.heads, self.kv_heads, self.head_dim, self.causal = heads, kv_heads, head_dim, causal
         self.q = nn.Linear(channels, heads * head_dim, bias=bias)
-        self.k = nn.Linear(source_channels, kv_heads * head_dim, bias=bias)
+        self.k = nn.Linear(source_channels, kv_heads * head_dim, bias=bias and not qv_bias)
         self.v = nn.Linear(source_channels, kv_heads * head_dim, bias=bias)
-        self.o = nn.Linear(heads * head_dim, channels, bias=bias or proj_bias)
+        self.o = nn.Linear(heads * head_dim, out, bias=bias or proj_bias)
+        # cosine attention: a logit scale per head, log(10) at first
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None
 
     def attend(self, x, source):
         """x: (N, T, channels), source: (N, S, source_channels) -> (N, T, channels)."""
@@ -301,7 +309,12 @@ class GroupedQueryAttention(nn.Module):
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        if self.logit_scale is not None:  # cosine attention: unit queries and keys, a scale per head
+            q = F.normalize(q, dim=-1) * self.logit_scale.clamp(max=4.605170185988092).exp()  # at most 100
+            k = F.normalize(k, dim=-1)
+        y = F.scaled_dot_product_attention(
+            q, k, v, is_causal=self.causal, scale=1.0 if self.logit_scale is not None else None
+        )
         return self.o(y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
 
     def forward(self, x):
@@ -313,7 +326,7 @@ class GroupedQueryAttention(nn.Module):
             source = self.reduce_norm(self.reduce(x).flatten(2).transpose(1, 2))
         elif self.srpool:
             source = self.reduce_norm(self.reduce(y.transpose(1, 2))).transpose(1, 2)
-        return self.attend(y, source).reshape(shape).movedim(-1, 1)
+        return self.attend(y, source).reshape(*shape[:-1], -1).movedim(-1, 1)
 
 
 def _rotate_half(x):
@@ -591,7 +604,13 @@ class WindowAttention(nn.Module):
 
     With `grid=True`, `attn(heads=h, grid=g)`: MaxViT's grid attention (torchvision's PartitionAttentionLayer
     with partition_type="grid"): `window` is the side g of a grid, and each position attends to the g x g
-    positions H/g rows and W/g columns apart (the same table of (2g-1)^2 x heads over their offsets)."""
+    positions H/g rows and W/g columns apart (the same table of (2g-1)^2 x heads over their offsets).
+
+    Besides, for timm's MaxxViT, CoAtNet and Swin V2: `out` output channels of proj; `pos_mlp=m` a position bias
+    made by an MLP Linear(2->m) > ReLU > Linear(m->heads), both with biases, on the log-spaced (2w-1)^2 offsets
+    (timm's RelPosMlp) or, with `per_pair`, on the offset of each of the w^4 query/key pairs (swinv2_cr's meta MLP),
+    instead of the table; `cosine` cosine attention with a logit scale per head; `qv_bias` biases on the queries and
+    values only (q_bias, v_bias) and on proj."""
 
     def __init__(
         self,
@@ -603,11 +622,20 @@ class WindowAttention(nn.Module):
         head_dim: int | None = None,
         bias: bool = True,
         grid: bool = False,
+        out: int | None = None,
+        pos_mlp: int | None = None,
+        per_pair: bool = False,
+        cosine: bool = False,
+        qv_bias: bool = False,
     ):
         super().__init__()
         if grid and shift:
             raise ValueError("grid attention has no shift")
+        if per_pair and pos_mlp is None:
+            raise ValueError("per_pair needs pos_mlp")
         self.grid = grid
+        self.out = channels if out is None else out
+        self.per_pair = per_pair
         kv_heads = heads if kv_heads is None else kv_heads
         head_dim = channels // heads if head_dim is None else head_dim
         if heads % kv_heads:
@@ -615,20 +643,39 @@ class WindowAttention(nn.Module):
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         self.window_size = [window, window]
         self.shift_size = [window // 2, window // 2] if shift else [0, 0]
-        self.qkv = nn.Linear(channels, (heads + 2 * kv_heads) * head_dim, bias=bias)
-        self.proj = nn.Linear(heads * head_dim, channels, bias=bias)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.qkv = nn.Linear(channels, (heads + 2 * kv_heads) * head_dim, bias=bias and not qv_bias)
+        self.q_bias = nn.Parameter(torch.zeros(heads * head_dim)) if bias and qv_bias else None
+        self.v_bias = nn.Parameter(torch.zeros(kv_heads * head_dim)) if bias and qv_bias else None
+        self.proj = nn.Linear(heads * head_dim, self.out, bias=bias)
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None  # log(10)
+        self.relative_position_bias_table: nn.Parameter | None = None
+        self.pos_mlp: nn.Module | None = None
+        if pos_mlp is None:
+            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        else:
+            self.pos_mlp = nn.Sequential(nn.Linear(2, pos_mlp), nn.ReLU(), nn.Linear(pos_mlp, heads))
 
     def relative_position_bias(self):
         """(1, heads, w*w, w*w): the table's row for each pair of positions of a window (computed here rather
         than kept as a buffer: it is not state)."""
         w = self.window_size[0]
-        coords = torch.arange(w, device=self.relative_position_bias_table.device)
+        coords = torch.arange(w, device=self.proj.weight.device)
         rows, cols = torch.meshgrid(coords, coords, indexing="ij")
         rows, cols = rows.flatten(), cols.flatten()
         index = (rows[:, None] - rows[None, :] + w - 1) * (2 * w - 1) + (cols[:, None] - cols[None, :] + w - 1)
-        bias = self.relative_position_bias_table[index.flatten()].view(w * w, w * w, -1)
+        if self.pos_mlp is None:
+            table = self.relative_position_bias_table
+        elif self.per_pair:  # the MLP on the log-spaced offset of every query/key pair (timm's swinv2_cr)
+            offsets = torch.stack((rows[:, None] - rows[None, :], cols[:, None] - cols[None, :]), -1)
+            offsets = offsets.reshape(-1, 2).to(self.proj.weight.dtype)
+            bias = self.pos_mlp(offsets.sign() * offsets.abs().log1p()).view(w * w, w * w, -1)
+            return bias.permute(2, 0, 1).unsqueeze(0)
+        else:  # the MLP on the (2w-1)^2 log-spaced offsets (timm's RelPosMlp), then looked up as the table is
+            steps = torch.arange(1 - w, w, device=self.proj.weight.device, dtype=self.proj.weight.dtype)
+            offsets = torch.stack(torch.meshgrid(steps, steps, indexing="ij"), -1).reshape(-1, 2)
+            table = self.pos_mlp(offsets.sign() * offsets.abs().log1p())
+        bias = table[index.flatten()].view(w * w, w * w, -1)
         return bias.permute(2, 0, 1).unsqueeze(0)
 
     def forward(self, x):
@@ -650,8 +697,14 @@ class WindowAttention(nn.Module):
             x = x.view(n, size_h // w, w, size_w // w, w, channels).permute(0, 1, 3, 2, 4, 5)
         x = x.reshape(n * count, w * w, channels)
         h, g, e = self.heads, self.kv_heads, self.head_dim
-        qkv = self.qkv(x).reshape(n * count, w * w, h + 2 * g, e).transpose(1, 2)
+        qkv = self.qkv(x)
+        if self.q_bias is not None:  # no key bias
+            qkv = qkv + torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+        qkv = qkv.reshape(n * count, w * w, h + 2 * g, e).transpose(1, 2)
         q, k, v = qkv[:, :h] * e**-0.5, qkv[:, h : h + g], qkv[:, h + g :]
+        if self.logit_scale is not None:  # cosine attention: unit queries and keys, a learned scale per head
+            q = F.normalize(qkv[:, :h], dim=-1) * self.logit_scale.clamp(max=4.605170185988092).exp()  # at most 100
+            k = F.normalize(k, dim=-1)
         if g != h:
             k, v = k.repeat_interleave(h // g, dim=1), v.repeat_interleave(h // g, dim=1)
         attn = q.matmul(k.transpose(-2, -1)) + self.relative_position_bias()
@@ -667,9 +720,9 @@ class WindowAttention(nn.Module):
             mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
             attn = (attn.view(n, count, h, w * w, w * w) + mask.unsqueeze(1).unsqueeze(0)).view(-1, h, w * w, w * w)
         y = attn.softmax(dim=-1).matmul(v).transpose(1, 2).reshape(n * count, w * w, h * e)
-        y = self.proj(y).view(n, size_h // w, size_w // w, w, w, channels)
+        y = self.proj(y).view(n, size_h // w, size_w // w, w, w, self.out)
         y = y.permute(0, 3, 1, 4, 2, 5) if self.grid else y.permute(0, 1, 3, 2, 4, 5)
-        y = y.reshape(n, size_h, size_w, channels)
+        y = y.reshape(n, size_h, size_w, self.out)
         if sum(shift) > 0:
             y = torch.roll(y, shifts=(shift[0], shift[1]), dims=(1, 2))
         return y[:, :height, :width].movedim(-1, 1)

@@ -145,6 +145,11 @@ class AttentionOptions(Options):
     srpool: Expr | None = None  # spatial reduction by pooling (NextViT): an average of R² positions + BatchNorm
     proj_bias: bool = False  # a bias on the output projection only (timm's qkv_bias=False)
     gpsa: bool = False  # ConViT's gated positional self-attention
+    out: Expr | None = None  # the output projection's channels (timm's CoAtNet); None: the input's width
+    pos_mlp: Expr | None = None  # the width of timm's relative-position MLP (MaxxViT's "rmlp"), instead of the table
+    qv_bias: bool = False  # biases on the query, value and output projections, none on the keys (timm's Swin V2)
+    cosine: bool = False  # cosine attention with a learned logit scale per head (Swin V2; cpb= has its own)
+    per_pair: bool = False  # pos_mlp= runs on each of the w^4 query/key pairs, not the (2w-1)^2 offsets (swinv2_cr)
 
     @property
     def partition(self) -> Expr | None:
@@ -186,10 +191,26 @@ class Attention(Kind):
             "out",
             "sr",
             "srpool",
+            "pos_mlp",
         }
     )
     flags = frozenset(
-        {"bias", "nobias", "causal", "rope", "shift", "pad", "cls", "residual", "relpos", "projbias", "gpsa"}
+        {
+            "bias",
+            "nobias",
+            "causal",
+            "rope",
+            "shift",
+            "pad",
+            "cls",
+            "residual",
+            "relpos",
+            "projbias",
+            "gpsa",
+            "qv_bias",
+            "cosine",
+            "per_pair",
+        }
     )
     torch_modules = (
         "MultiheadAttention",
@@ -207,6 +228,10 @@ class Attention(Kind):
         "torchvision.models.video.swin_transformer.ShiftedWindowAttention3d",  # Video Swin's, read whole
         "WindowAttention3d",  # paramsym's own export of a window on a volume
         "PoolingAttention",  # paramsym's own export of MViT's pooling attention
+        "timm.models.maxxvit.PartitionAttentionCl",  # timm's MaxViT block or grid attention, read whole
+        "timm.models.maxxvit.Attention2d",  # timm's CoAtNet attention over the whole map, read whole
+        "timm.models.swin_transformer_v2.SwinTransformerV2Block",  # read whole: its windows are reshapes
+        "timm.models.swin_transformer_v2_cr.SwinTransformerV2CrBlock",  # read whole: its windows are reshapes
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -247,7 +272,9 @@ class Attention(Kind):
                 f"query heads)",
                 pos,
             )
-        width = args.scalar("out", d)  # MViT v2's pooling attention may widen (out=D); checked by _pooling
+        # MViT's pooling attention may widen (out=D), its heads splitting D; any other attention's heads split
+        # the input's width d, out= being the output projection's alone (CoAtNet's)
+        width = args.scalar("out", d) if "volume" in args.keywords else d
         if "head_dim" in args.keywords:
             head_dim = known(args.scalar("head_dim"))
         else:
@@ -308,6 +335,28 @@ class Attention(Kind):
             )
         if "gpsa" in args.flags:
             constraints += self._gpsa(call, flow, args)
+        if "qv_bias" in args.flags and ("bias" in args.flags or "nobias" in args.flags):
+            flag = "bias" if "bias" in args.flags else "nobias"
+            raise ParamsymArgumentError(
+                f"'qv_bias' (biases on the query, value and output projections, none on the keys) and '{flag}' "
+                f"say two things of the biases: give one",
+                pos=args.flags[flag].pos,
+            )
+        bias = args.bias or "qv_bias" in args.flags
+        pos_mlp = self._pos_mlp(call, args, window, grid)
+        if "cosine" in args.flags and cpb is not None:
+            raise ParamsymArgumentError(
+                "cpb= (Swin V2's position bias) has cosine attention and its logit scale already: 'cosine' adds "
+                "nothing to it",
+                pos=args.flags["cosine"].pos,
+            )
+        if "per_pair" in args.flags and pos_mlp is None:
+            raise ParamsymArgumentError(
+                "'per_pair' says that the position-bias MLP runs on every query/key pair: it needs pos_mlp=m",
+                pos=args.flags["per_pair"].pos,
+                hint=f"write {call.name}(heads=..., window=7, pos_mlp=384, per_pair)",
+            )
+        out = self._out(call, args)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -326,9 +375,14 @@ class Attention(Kind):
             srpool=srpool,
             proj_bias="projbias" in args.flags,
             gpsa="gpsa" in args.flags,
+            out=None if "volume" in args.keywords else out,  # pooling attention has its own width
+            pos_mlp=pos_mlp,
+            qv_bias="qv_bias" in args.flags,
+            cosine="cosine" in args.flags,
+            per_pair="per_pair" in args.flags,
         )
         if options.pooling is not None:
-            for key in ("sr", "srpool", "projbias", "gpsa"):
+            for key in ("sr", "srpool", "projbias", "gpsa", "qv_bias", "cosine", "per_pair", "pos_mlp"):
                 found = args.keywords.get(key) or args.flags.get(key)
                 if found is not None:
                     raise ParamsymArgumentError(
@@ -336,16 +390,28 @@ class Attention(Kind):
                         f"and values (kv=) and has biases on all its projections or none",
                         pos=found.pos,
                     )
-            out = Shape((int(options.pooling.cls) + sympy.Mul(*options.pooling.queries),), width)
+            out_shape = Shape((int(options.pooling.cls) + sympy.Mul(*options.pooling.queries),), width)
             return make_layer(
-                call, self, flow, out, d, width, bias=args.bias, options=options, constraints=tuple(constraints)
+                call, self, flow, out_shape, d, width, bias=args.bias, options=options, constraints=tuple(constraints)
             )
-        return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
+        if out is not None:
+            return make_layer(
+                call,
+                self,
+                flow,
+                Shape(flow.shape.spatial, out),
+                d,
+                out,
+                bias=bias,
+                options=options,
+                constraints=tuple(constraints),
+            )
+        return same_layer(call, self, flow, d, bias=bias, options=options, constraints=tuple(constraints))
 
     def _pooling(self, call: Call, flow: Flow, args: Args, constraints: list[Constraint]) -> Pooling | None:
         """volume=H x W or T x H x W with q=, q_stride=, kv=, kv_stride=, out=, cls, residual, relpos (MViT's pooling
         attention)."""
-        keys = ("volume", "q", "q_stride", "kv", "kv_stride", "out")
+        keys = ("volume", "q", "q_stride", "kv", "kv_stride")  # out= widens any attention (CoAtNet's too)
         given = [key for key in keys if key in args.keywords] + [
             flag for flag in ("cls", "residual", "relpos") if flag in args.flags
         ]
@@ -746,7 +812,7 @@ class Attention(Kind):
             S = sympy.Mul(*(sympy.floor(known(n) / o.sr) for n in axes(layer.in_shape)))
         elif o.srpool is not None and positions is not None:
             S = sympy.floor(positions / o.srpool**2)  # AvgPool1d(R², stride R²) over the T positions
-        sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions}
+        sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions, "o": layer.cout}
         if o.pad and positions is not None:
             # torchvision pads the bottom and right to a multiple of the window, computes, then cuts
             sides = Attention.used_sides(layer)
@@ -765,12 +831,14 @@ class Attention(Kind):
     @staticmethod
     def position_bias(layer: Layer, heads: Expr, window: Expr | None) -> tuple[Expr, Expr]:
         """(params, MACs) of the relative-position bias: V1's table (∏(2·side − 1) rows: a window=w's or grid=g's
-        square, a volume's three sides), or V2's MLP and logit scales (cpb=m)."""
+        square, a volume's three sides), V2's MLP and logit scales (cpb=m), or timm's MLP with biases on both
+        layers (pos_mlp=m): both MLPs run over the (2w - 1)² relative coordinates (w⁴ pairs with per_pair)."""
         o = AttentionOptions.of(layer)
-        m = o.cpb
-        table = (
-            sympy.Mul(*(2 * side - 1 for side in o.volume)) if o.volume is not None else (2 * known(window) - 1) ** 2
-        )
+        m = o.cpb if o.cpb is not None else o.pos_mlp
+        if o.volume is not None:
+            table = sympy.Mul(*(2 * side - 1 for side in o.volume))
+        else:
+            table = known(window) ** 4 if o.per_pair else (2 * known(window) - 1) ** 2
         if m is None:
             return table * heads, 0
         return 3 * m + m * heads + heads, table * (2 * m + m * heads)
@@ -830,14 +898,15 @@ class Attention(Kind):
             }
         s = self.sizes(layer)
         d, q, kv, T, S, c = known(s["d"]), known(s["q"]), known(s["kv"]), s["T"], s["S"], known(s["c"])
+        out = known(s["o"])
         o = AttentionOptions.of(layer)
-        params = d * q + 2 * c * kv + q * d
+        params = d * q + 2 * c * kv + q * out + (o.heads if o.cosine else 0)
         if layer.bias:
-            params += q + 2 * kv + d
+            params += q + (1 if o.qv_bias else 2) * kv + out
         reduced_params, reduced_state, reduced_macs = self.reduction(layer)
         params += reduced_params
         if o.proj_bias:
-            params += d
+            params += out
         if o.gpsa:  # pos_proj Linear(3, h) with its bias, and one gate per head
             params += 5 * o.heads
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
@@ -850,7 +919,7 @@ class Attention(Kind):
             per_query = sympy.Mul(*self.used_sides(layer))
         else:
             keys, per_query = S, S
-        projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
+        projections = times(T, d, q), times(2, keys, c, kv), times(T, q, out)
         scores = times(2, T, per_query, q)
         macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
         if macs is not None and (o.sr is not None or o.srpool is not None):
@@ -875,9 +944,15 @@ class Attention(Kind):
         e = t.c / heads if _default_head_dim(layer) else o.head_dim
         q, kv = heads * e, kv_heads * e
         c = t.c if o.source is None else o.source[1]
-        params = t.c * q + 2 * c * kv + q * t.c
+        out = t.c if o.out is None else t.c_out
+        d = t.c if o.out is None else t.c_in
+        if o.out is not None:
+            e = d / heads if _default_head_dim(layer) else o.head_dim
+            q, kv = heads * e, kv_heads * e
+            c = d if o.source is None else c
+        params = d * q + 2 * c * kv + q * out + (heads if o.cosine else 0)
         if layer.bias:
-            params += q + 2 * kv + t.c
+            params += q + (1 if o.qv_bias else 2) * kv + out
         if o.sides is not None:
             params += self.position_bias(layer, heads, o.partition)[0]
         if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
@@ -941,7 +1016,17 @@ class Attention(Kind):
             parts.append(", gated positional attention (ConViT)")
         if o.proj_bias:
             parts.append(", bias on the output projection only")
+        if o.pos_mlp is not None:
+            parts.append(
+                f", relative-position MLP of width {words(o.pos_mlp)}" + (" on every pair" if o.per_pair else "")
+            )
+        if o.cosine:
+            parts.append(", cosine attention")
+        if o.out is not None:
+            parts.append(f", {words(o.out)} output channels")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
+        if o.qv_bias:
+            return "".join(parts) + ", with query, value and output biases"
         return "".join(parts) + (", with bias" if layer.bias else "")
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
@@ -952,7 +1037,7 @@ class Attention(Kind):
         lines = [
             f"Queries: {w(o.heads)} heads of width {w(o.head_dim)}, q = {w(q)} channels; "
             f"the query projection has {w.product(d, q)} weights and the output projection "
-            f"{w.product(q, d)}."
+            f"{w.product(q, s['o'])}" + (f", to {w(s['o'])} output channels." if o.out is not None else ".")
         ]
         grouping = (
             f"{w(o.kv_heads)} key/value heads, each shared by {w(o.heads / o.kv_heads)} query heads "
@@ -965,10 +1050,15 @@ class Attention(Kind):
             f"Keys and values: {grouping}, kv = {w(kv)} channels each, projected from {source}: "
             f"two projections of {w.product(c, kv)} weights each."
         )
-        if layer.bias:
+        if o.qv_bias:
+            lines.append(
+                f"Biases on the queries, {w(q)}, the values, {w(kv)}, and the output, {w(s['o'])}; none on the keys "
+                f"(timm's Swin V2 keeps a key bias of zeros as a buffer, not a parameter)."
+            )
+        elif layer.bias:
             lines.append(
                 f"Biases on every projection: {w(q)} for the queries, {w(kv)} each for the keys and values, "
-                f"{w(d)} for the output."
+                f"{w(s['o'])} for the output."
             )
         if o.sr is not None or o.srpool is not None:
             lines.append(self._explain_reduction(layer, w))
@@ -985,6 +1075,12 @@ class Attention(Kind):
         window = o.window
         if o.grid is not None:
             g = o.grid
+            table = (
+                f"a learned relative-position bias per head over the grid's offsets: "
+                f"{w.product((2 * g - 1) ** 2, o.heads)} parameters"
+                if o.pos_mlp is None
+                else "a relative-position bias over the grid's offsets (below)"
+            )
             spatial = layer.in_shape.spatial or ()
             apart = (
                 f"{w(spatial[0] / g)} rows and {w(spatial[1] / g)} columns apart"
@@ -993,15 +1089,35 @@ class Attention(Kind):
             )
             lines.append(
                 f"Grid attention (MaxViT, a paramsym extension): each position attends to the "
-                f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; a learned relative-position "
-                f"bias per head over the grid's offsets: {w.product((2 * g - 1) ** 2, o.heads)} parameters."
+                f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; {table}."
             )
-        if window is not None and o.cpb is None:
+        if o.pos_mlp is not None:
+            side, m = known(o.partition), o.pos_mlp
+            bias_params, bias_macs = self.position_bias(layer, o.heads, side)
+            lines.append(
+                f"The relative-position bias is made by an MLP (timm's RelPosMlp, MaxxViT's 'rmlp'; a paramsym "
+                f"extension) instead of the table: Linear(2->{w(m)}) > ReLU > Linear({w(m)}->{w(o.heads)}), both "
+                f"with biases, over "
+                + (
+                    f"the log-spaced offsets of each of the {w(side**4)} query/key pairs of the {w(side)}x{w(side)} "
+                    f"window (timm's swinv2_cr)"
+                    if o.per_pair
+                    else f"the {w((2 * side - 1) ** 2)} relative positions of the {w(side)}x{w(side)} "
+                    f"{'window' if o.window is not None else 'grid'}"
+                )
+                + f": {w(bias_params)} parameters, and {w(bias_macs)} MACs each time the layer runs."
+            )
+        if o.cosine:
+            lines.append(
+                f"Cosine attention (Swin V2): the scores are cosines of the queries and keys times a learned "
+                f"logit scale per head, {w(o.heads)} parameters."
+            )
+        if window is not None and o.cpb is None and o.pos_mlp is None:
             lines.append(
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
                 f"{w.product((2 * window - 1) ** 2, o.heads)} parameters."
             )
-        elif window is not None:
+        elif window is not None and o.cpb is not None:
             m, table = o.cpb, (2 * window - 1) ** 2
             lines.append(
                 f"A continuous position bias (Swin V2, a paramsym extension): an MLP of {w(m)} hidden units "
@@ -1011,7 +1127,7 @@ class Attention(Kind):
                 f"{w(self.position_bias(layer, o.heads, window)[0])} parameters; the MLP runs over the "
                 f"table each time, {w(self.position_bias(layer, o.heads, window)[1])} MACs."
             )
-            if layer.bias:
+            if layer.bias and not o.qv_bias:
                 lines.append(
                     "(torchvision's Swin V2 zeroes the key bias in its forward pass; the parameter exists and counts.)"
                 )
@@ -1175,14 +1291,15 @@ class Attention(Kind):
             reduction["proj_bias"] = True
         if o.gpsa:
             return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
-        if kv_heads == heads and e * heads == d and not o.rope and not reduction:
+        extras = {**reduction, **_export_extras(o, num)}
+        if kv_heads == heads and e * heads == d and not o.rope and not extras:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
         extra = {"rope": True} if o.rope else {}
         return TorchSpec(
             "GroupedQueryAttention",
             (d, heads),
-            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra, **reduction},
+            {"kv_heads": kv_heads, "head_dim": e, "bias": layer.bias, "causal": o.causal, **extra, **extras},
         )
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
@@ -1201,6 +1318,13 @@ class Attention(Kind):
             refuse_keras(layer, "ConViT's gated positional self-attention (gpsa) has no Keras layer")
         if o.proj_bias:
             refuse_keras(layer, "Keras' MultiHeadAttention has biases on all projections or none (projbias)")
+        for what, given in (
+            ("an output width of its own (out=)", o.out is not None),
+            ("biases on the queries and values only (qv_bias)", o.qv_bias),
+            ("cosine attention (cosine)", o.cosine),
+        ):
+            if given:
+                refuse_keras(layer, f"{what} has no Keras attention layer")
         if o.rope:
             refuse_keras(
                 layer,
@@ -1254,6 +1378,14 @@ class Attention(Kind):
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
             return _timm_swin_block_text(module, ctx)
+        if name == "PartitionAttentionCl":
+            return _timm_partition_text(module, ctx)
+        if name == "Attention2d":
+            return _timm_attention2d_text(module, ctx)
+        if name == "SwinTransformerV2Block":
+            return _timm_swinv2_block_text(module, ctx)
+        if name == "SwinTransformerV2CrBlock":
+            return _timm_swinv2_cr_block_text(module, ctx)
         if name == "PartitionAttentionLayer":
             side = tuple(ctx.in_shape[2:])
             return partition_attention(module, ctx.node_name, side)[0]
@@ -1287,10 +1419,15 @@ def _own_text(module: Any) -> str:
     for key in ("sr", "srpool"):
         if getattr(module, key, 0):
             parts.append(f"{key}={getattr(module, key)}")
+    extras: list[str] = []
+    if type(module).__name__ == "GroupedQueryAttention":
+        if bias and module.k.bias is None:  # qv_bias: no key bias
+            bias, extras = False, ["qv_bias"]
+        extras += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
+        extras += [f"out={module.o.out_features}"] * (module.o.out_features != width)
+        extras += ["projbias"] * proj_bias
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
-    if type(module).__name__ != "SelfAttention" and proj_bias:
-        parts.append("projbias")
-    return f"attn({', '.join(parts)})"
+    return f"attn({', '.join(parts + extras)})"
 
 
 def _timm_text(module: Any, ctx: ImportContext) -> str:
@@ -1572,6 +1709,325 @@ def partition_attention(layer: Any, where: str, side: tuple[int, ...]) -> tuple[
     return text, heads, size, hidden, act
 
 
+# ---- timm's MaxxViT blocks read whole (timm.models.maxxvit) ---------------------------------------------
+
+
+def _timm_layer_norm(module: Any, width: int) -> bool:
+    """A LayerNorm (torch.nn's or timm's) over the last axis of `width` channels, with a scale and a shift."""
+    return (
+        type(module).__name__ == "LayerNorm"
+        and tuple(module.normalized_shape) == (width,)
+        and module.weight is not None
+        and module.bias is not None
+    )
+
+
+def _timm_then(module: Any, width: int, ctx: ImportContext, where: str) -> str:
+    """ " > ..." for what follows a residual branch's body in timm: a LayerScale (gamma of `width` channels), a
+    DropPath or an Identity (nothing)."""
+    from . import for_torch_module, identity_name  # the kinds of the block's own modules
+
+    name = type(module).__name__
+    if name == "LayerScale" and tuple(module.gamma.shape) == (width,):
+        return " > scale"
+    kind = for_torch_module(module)
+    text = kind.from_torch(module, ctx) if kind is not None and name in ("DropPath", "Identity") else None
+    if text is None:
+        raise ImportRefused(f"{where}: its {name} has no counterpart in the language")
+    return f" > {text}" if text and text != identity_name() else ""
+
+
+def _timm_mlp_text(mlp: Any, width: int, where: str) -> str:
+    """timm's Mlp (fc1 > act > dropout > norm > fc2 > dropout) of Linear layers with biases, keeping `width`
+    channels, without a norm: `dense(->h, bias) > act > dense(->width, bias)`."""
+    from . import for_torch_module  # the activation's kind
+    from .activations import Activation
+
+    fc1: Any = getattr(mlp, "fc1", None)
+    fc2: Any = getattr(mlp, "fc2", None)
+    act: Any = getattr(mlp, "act", None)
+    act_kind = for_torch_module(act) if act is not None else None
+    if (
+        type(mlp).__name__ != "Mlp"
+        or type(fc1).__name__ != "Linear"
+        or type(fc2).__name__ != "Linear"
+        or type(getattr(mlp, "norm", None)).__name__ != "Identity"
+        or fc1.in_features != width
+        or fc2.in_features != fc1.out_features
+        or fc2.out_features != width
+        or fc1.bias is None
+        or fc2.bias is None
+        or not isinstance(act_kind, Activation)
+        or act_kind.identity
+        or act_kind.key in ("dropout", "softmax")
+        or any(True for _ in act.parameters())
+    ):
+        raise ImportRefused(
+            f"{where}: an MLP other than timm's Mlp of Linear > activation > Linear with biases, keeping {width} "
+            f"channels and without a norm, has no counterpart"
+        )
+    return f"dense(->{fc1.out_features}, bias) > {act_kind.from_torch(act, None)} > dense(->{width}, bias)"
+
+
+def _timm_partition_text(block: Any, ctx: ImportContext) -> str:
+    """timm's PartitionAttentionCl (MaxViT's block or grid attention on an (N, H, W, C) map): x + attn(ln(x)) inside
+    p x p windows (`window=p`) or across a p x p grid of positions H/p and W/p apart (`grid=p`), then x + mlp(ln(x)),
+    each branch with timm's optional LayerScale. The attention is an AttentionCl (qkv and proj Linear layers, heads of
+    dim_head channels) with timm's RelPosBias, a table of (2p - 1)^2 biases per head."""
+    where = f"{ctx.node_name} (PartitionAttentionCl)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not an (N, H, W, C) map")
+    height, width, c = shape[1:]
+    attn = block.attn
+    sizes = tuple(block.partition_size)
+    size = sizes[0]
+    qkv, proj = attn.qkv, attn.proj
+    heads, head_dim = attn.num_heads, attn.dim_head
+    if (
+        type(attn).__name__ != "AttentionCl"
+        or len(set(sizes)) != 1
+        or type(qkv).__name__ != "Linear"
+        or type(proj).__name__ != "Linear"
+        or qkv.in_features != c
+        or qkv.out_features != 3 * heads * head_dim
+        or proj.in_features != heads * head_dim
+        or proj.out_features != c
+        or (qkv.bias is None) != (proj.bias is None)
+        or not _timm_layer_norm(block.norm1, c)
+        or not _timm_layer_norm(block.norm2, c)
+    ):
+        raise ImportRefused(
+            f"{where} is not MaxViT's block as the language writes it (a LayerNorm, an AttentionCl of heads x dim_head "
+            f"channels keeping the width {c}, biases on qkv and proj or on neither, square partitions of "
+            f"{'x'.join(map(str, sizes))})"
+        )
+    side = "window" if block.partition_block else "grid"
+    if height % size or width % size:
+        raise ImportRefused(f"{where}: the {side} {size} does not divide the {height}x{width} map")
+    options = (
+        [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != c) + ["bias"] * (qkv.bias is not None)
+    )
+    options.append(f"{side}={size}")
+    options += _timm_rel_pos(attn.rel_pos, heads, size, where)
+    return (
+        f"res(ln > attn({', '.join(options)}){_timm_then(block.ls1, c, ctx, where)}"
+        f"{_timm_then(block.drop_path1, c, ctx, where)}) "
+        f"> res(ln > {_timm_mlp_text(block.mlp, c, where)}{_timm_then(block.ls2, c, ctx, where)}"
+        f"{_timm_then(block.drop_path2, c, ctx, where)})"
+    )
+
+
+def _timm_rel_pos(rel_pos: Any, heads: int, size: int, where: str) -> list[str]:
+    """The options of timm's relative-position bias over a size x size partition: RelPosBias's table (none: the
+    table is attn's own with window= or grid=)."""
+    name = type(rel_pos).__name__
+    if tuple(getattr(rel_pos, "window_size", ())) != (size, size) or getattr(rel_pos, "prefix_tokens", None):
+        raise ImportRefused(
+            f"{where}: its relative-position bias ({name}) is not over the {size}x{size} positions it attends to"
+        )
+    if name == "RelPosBias" and tuple(rel_pos.relative_position_bias_table.shape) == ((2 * size - 1) ** 2, heads):
+        return []
+    mlp: Any = getattr(rel_pos, "mlp", None)
+    if (
+        name == "RelPosMlp"
+        and rel_pos.bias_gain is None
+        and type(rel_pos.bias_act).__name__ == "Identity"
+        and type(mlp).__name__ == "Mlp"
+        and type(mlp.act).__name__ == "ReLU"
+        and type(mlp.norm).__name__ == "Identity"
+        and type(mlp.fc1).__name__ == "Linear"
+        and type(mlp.fc2).__name__ == "Linear"
+        and mlp.fc1.in_features == 2
+        and mlp.fc2.in_features == mlp.fc1.out_features
+        and mlp.fc2.out_features == heads
+        and mlp.fc1.bias is not None
+        and mlp.fc2.bias is not None
+    ):
+        return [f"pos_mlp={mlp.fc1.out_features}"]
+    raise ImportRefused(
+        f"{where}: its relative-position bias ({name}) is neither a table of (2p - 1)^2 biases per head nor an MLP "
+        f"Linear(2->m) > ReLU > Linear(m->heads) with biases (timm's RelPosMlp, mode 'cr'), which the language's "
+        f"attn has no counterpart for"
+    )
+
+
+def _timm_swinv2_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's SwinTransformerV2Block on an (N, H, W, C) map, post-norm: x + ln(attn(x)), then x + ln(mlp(x)). The
+    attention is Swin V2's in w x w windows (shifted, padded to a multiple of w): cosine attention with a logit
+    scale per head, the continuous position bias MLP Linear(2->m, bias) > ReLU > Linear(m->heads) (`cpb=m`), and
+    biases on the query and value only (q_bias, v_bias; the key bias is a buffer of zeros: `qv_bias`) and on proj.
+    timm narrows the window to a map smaller than it (and drops the shift there): the block's own window is read."""
+    where = f"{ctx.node_name} (SwinTransformerV2Block)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not an (N, H, W, C) map")
+    height, width, c = shape[1:]
+    attn = block.attn
+    sizes = tuple(block.window_size)
+    size = sizes[0]
+    qkv, proj = attn.qkv, attn.proj
+    mlp: Any = getattr(attn, "cpb_mlp", None)
+    heads = attn.num_heads
+    names = [type(m).__name__ for m in mlp] if mlp is not None else []
+    q_bias: Any = getattr(attn, "q_bias", None)
+    v_bias: Any = getattr(attn, "v_bias", None)
+    if (
+        type(attn).__name__ != "WindowAttention"
+        or len(set(sizes)) != 1
+        or tuple(attn.window_size) != sizes
+        or tuple(block.input_resolution) != (height, width)
+        or names != ["Linear", "ReLU", "Linear"]
+        or mlp[0].in_features != 2
+        or mlp[0].bias is None
+        or mlp[2].in_features != mlp[0].out_features
+        or mlp[2].out_features != heads
+        or mlp[2].bias is not None
+        or tuple(attn.logit_scale.shape) != (heads, 1, 1)
+        or qkv.in_features != c
+        or qkv.out_features != 3 * c
+        or qkv.bias is not None
+        or proj.in_features != c
+        or proj.out_features != c
+        or proj.bias is None
+        or (q_bias is None) != (v_bias is None)
+        or (q_bias is not None and (tuple(q_bias.shape), tuple(v_bias.shape)) != ((c,), (c,)))
+        or c % heads
+        or not _timm_layer_norm(block.norm1, c)
+        or not _timm_layer_norm(block.norm2, c)
+        or len(set(block.shift_size)) != 1
+    ):
+        raise ImportRefused(
+            f"{where} is not Swin V2's block as the language writes it (square windows, qkv without a bias of its own "
+            f"and q_bias, v_bias, heads dividing the {c} channels, the position-bias MLP Linear(2->m, bias) > ReLU > "
+            f"Linear(m->heads), a logit scale per head, proj with a bias, LayerNorms)"
+        )
+    options = [f"heads={heads}"] + ["qv_bias"] * (q_bias is not None)
+    options += [f"window={size}"] + ["shift"] * any(block.shift_size)
+    options += [f"cpb={mlp[0].out_features}"] + ["pad"] * bool(height % size or width % size)
+    if q_bias is None:
+        raise ImportRefused(
+            f"{where}: its qkv and proj differ in biases (proj has one, qkv none), which attn cannot say"
+        )
+    return (
+        f"res(attn({', '.join(options)}) > ln{_timm_then(block.drop_path1, c, ctx, where)}) "
+        f"> res({_timm_mlp_text(block.mlp, c, where)} > ln{_timm_then(block.drop_path2, c, ctx, where)})"
+    )
+
+
+def _timm_swinv2_cr_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's SwinTransformerV2CrBlock on an (N, H, W, C) map, post-norm: x + ln(attn(x)), then x + ln(mlp(x)), then
+    an optional LayerNorm of the main branch (norm3). The attention (WindowMultiHeadAttention) is in w x w windows
+    (shifted, padded to a multiple of w), with qkv and proj biases, cosine attention with a logit scale per head
+    (`cosine`), and a position bias made by timm's meta MLP Linear(2->m) > ReLU > Linear(m->heads), both with biases,
+    run on the log-spaced offset of every one of the w^4 query/key pairs (`pos_mlp=m, per_pair`). timm narrows the
+    window to a map smaller than it (and drops the shift there): the block's own window is read."""
+    where = f"{ctx.node_name} (SwinTransformerV2CrBlock)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not an (N, H, W, C) map")
+    height, width, c = shape[1:]
+    attn = block.attn
+    sizes = tuple(block.window_size)
+    size = sizes[0]
+    qkv, proj = attn.qkv, attn.proj
+    mlp: Any = getattr(attn, "meta_mlp", None)
+    heads = attn.num_heads
+    fc1: Any = getattr(mlp, "fc1", None)
+    fc2: Any = getattr(mlp, "fc2", None)
+    if (
+        type(attn).__name__ != "WindowMultiHeadAttention"
+        or getattr(attn, "sequential_attn", False)
+        or len(set(sizes)) != 1
+        or tuple(attn.window_size) != sizes
+        or tuple(block.feat_size) != (height, width)
+        or type(mlp).__name__ != "Mlp"
+        or type(mlp.act).__name__ != "ReLU"
+        or type(mlp.norm).__name__ != "Identity"
+        or type(fc1).__name__ != "Linear"
+        or type(fc2).__name__ != "Linear"
+        or fc1.in_features != 2
+        or fc2.in_features != fc1.out_features
+        or fc2.out_features != heads
+        or fc1.bias is None
+        or fc2.bias is None
+        or tuple(attn.logit_scale.shape) != (heads,)
+        or tuple(attn.relative_coordinates_log.shape) != (size**4, 2)
+        or qkv.in_features != c
+        or qkv.out_features != 3 * c
+        or proj.in_features != c
+        or proj.out_features != c
+        or qkv.bias is None
+        or proj.bias is None
+        or c % heads
+        or not _timm_layer_norm(block.norm1, c)
+        or not _timm_layer_norm(block.norm2, c)
+        or not (type(block.norm3).__name__ == "Identity" or _timm_layer_norm(block.norm3, c))
+        or len(set(block.shift_size)) != 1
+    ):
+        raise ImportRefused(
+            f"{where} is not swinv2_cr's block as the language writes it (square windows, qkv and proj with biases, "
+            f"heads dividing the {c} channels, the meta MLP Linear(2->m) > ReLU > Linear(m->heads) with biases on "
+            f"every pair of a window, a logit scale per head, LayerNorms)"
+        )
+    options = [f"heads={heads}", "bias", f"window={size}"] + ["shift"] * any(block.shift_size)
+    options += [f"pos_mlp={fc1.out_features}", "per_pair", "cosine"] + ["pad"] * bool(height % size or width % size)
+    norm3 = " > ln" if type(block.norm3).__name__ != "Identity" else ""
+    return (
+        f"res(attn({', '.join(options)}) > ln{_timm_then(block.drop_path1, c, ctx, where)}) "
+        f"> res({_timm_mlp_text(block.mlp, c, where)} > ln{_timm_then(block.drop_path2, c, ctx, where)}){norm3}"
+    )
+
+
+def _timm_attention2d_text(attn: Any, ctx: ImportContext) -> str:
+    """timm's Attention2d (CoAtNet, on an (N, C, H, W) map): qkv and proj 1x1 convolutions, heads of dim_head
+    channels attending over the whole map, with a relative-position bias over the whole (square) map: timm's
+    RelPosBias table is `window=H` (one window covering the map), its RelPosMlp `window=H, pos_mlp=m`. The proj may
+    widen the map (`out=`)."""
+    where = f"{ctx.node_name} (Attention2d)"
+    shape = ctx.in_shape
+    if len(shape) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not an (N, C, H, W) map")
+    c, height, width = shape[1:]
+    qkv, proj = attn.qkv, attn.proj
+    heads, head_dim = attn.num_heads, attn.dim_head
+    if len(_tensor_args(ctx)) > 1:
+        raise ImportRefused(f"{where} is given a shared relative-position bias, which the language cannot import")
+
+    def pointwise(conv: Any) -> bool:
+        return (
+            type(conv).__name__ == "Conv2d"
+            and tuple(conv.kernel_size) == (1, 1)
+            and tuple(conv.stride) == (1, 1)
+            and tuple(conv.dilation) == (1, 1)
+            and conv.groups == 1
+            and tuple(getattr(conv, "padding", (0, 0))) == (0, 0)
+        )
+
+    if (
+        not pointwise(qkv)
+        or not pointwise(proj)
+        or qkv.in_channels != c
+        or qkv.out_channels != 3 * heads * head_dim
+        or proj.in_channels != heads * head_dim
+        or (qkv.bias is None) != (proj.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not CoAtNet's attention as the language writes it (qkv and proj 1x1 convolutions of "
+            f"heads x dim_head channels from the {c} channels, biases on both or on neither)"
+        )
+    options = [f"heads={heads}"] + [f"head_dim={head_dim}"] * (heads * head_dim != c)
+    options += ["bias"] * (qkv.bias is not None)
+    if attn.rel_pos is not None:
+        if height != width:
+            raise ImportRefused(
+                f"{where}: a relative-position bias over a {height}x{width} map; the language's window is square"
+            )
+        options += [f"window={height}"] + _timm_rel_pos(attn.rel_pos, heads, height, where)
+    options += [f"out={proj.out_channels}"] * (proj.out_channels != c)
+    return f"attn({', '.join(options)})"
+
+
 # ---- window attention (Swin) in PyTorch: torch_modules.WindowAttention ---------------------------
 
 
@@ -1596,6 +2052,11 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
         )
     d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
     kwargs: dict[str, Any] = {"shift": True} if o.shift else {}
+    kwargs.update(_export_extras(o, num))
+    if o.pos_mlp is not None:
+        kwargs["pos_mlp"] = num(o.pos_mlp)
+    if o.per_pair:
+        kwargs["per_pair"] = True
     if kv_heads != heads:
         kwargs["kv_heads"] = kv_heads
     if e * heads != d:
@@ -1728,12 +2189,24 @@ def _volume_text(module: Any, ctx: ImportContext) -> str:
     return f"attn({', '.join(parts)})"
 
 
+def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
+    """The keyword arguments of paramsym's attention modules for out=, qv_bias and cosine."""
+    kwargs: dict[str, Any] = {}
+    if o.out is not None:
+        kwargs["out"] = num(o.out)
+    if o.qv_bias:
+        kwargs["qv_bias"] = True
+    if o.cosine:
+        kwargs["cosine"] = True
+    return kwargs
+
+
 def _window_text(module: Any, ctx: ImportContext) -> str:
     """torch_modules.WindowAttention read back."""
     if not all(hasattr(module, a) for a in ("kv_heads", "head_dim", "window_size", "shift_size", "qkv", "proj")):
         raise ImportRefused(f"{ctx.node_name} (WindowAttention) is not paramsym's window attention module")
     heads, kv_heads, e = module.heads, module.kv_heads, module.head_dim
-    width, window = module.proj.out_features, module.window_size[0]
+    width, window = module.qkv.in_features, module.window_size[0]
     if (
         module.window_size[1] != window
         or len(set(module.shift_size)) != 1
@@ -1743,7 +2216,8 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
             f"{ctx.node_name} (WindowAttention) has windows of {module.window_size} shifted by "
             f"{module.shift_size}: the language has square w x w windows shifted by w//2"
         )
-    if (module.qkv.bias is None) != (module.proj.bias is None):
+    qv_bias = getattr(module, "q_bias", None) is not None
+    if (module.qkv.bias is None and not qv_bias) != (module.proj.bias is None):
         raise ImportRefused(f"{ctx.node_name} (WindowAttention) has a bias on only one of its projections")
     parts = [f"heads={heads}"]
     if kv_heads != heads:
@@ -1751,7 +2225,13 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
     if e * heads != width:
         parts.append(f"head_dim={e}")
     side = f"grid={window}" if getattr(module, "grid", False) else f"window={window}"
-    parts += ["bias"] * (module.qkv.bias is not None) + [side] + ["shift"] * (module.shift_size[0] > 0)
+    parts += ["bias"] * (module.qkv.bias is not None) + ["qv_bias"] * qv_bias
+    parts += [side] + ["shift"] * (module.shift_size[0] > 0)
+    mlp: Any = getattr(module, "pos_mlp", None)
+    if mlp is not None:
+        parts += [f"pos_mlp={mlp[0].out_features}"] + ["per_pair"] * bool(module.per_pair)
+    parts += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
+    parts += [f"out={module.proj.out_features}"] * (module.proj.out_features != width)
     return f"attn({', '.join(parts)})"
 
 

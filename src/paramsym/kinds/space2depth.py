@@ -52,6 +52,8 @@ class SpaceToDepth(Kind):
         "PixelUnshuffle",
         "timm.models.swin_transformer.PatchMerging",
         "torchvision.models.swin_transformer.PatchMerging",  # Swin's, on [..., H, W, C]: Video Swin's volumes
+        "timm.models.swin_transformer_v2.PatchMerging",  # Swin V2's: the LayerNorm after the Linear
+        "timm.models.swin_transformer_v2_cr.PatchMerging",  # swinv2_cr's: the LayerNorm before, as V1's
     )
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
@@ -144,8 +146,9 @@ class SpaceToDepth(Kind):
 def _timm_patch_merging(module: Any, ctx: ImportContext) -> str:
     """timm's PatchMerging on an (N, H, W, C) map (H and W even), or torchvision's on an (N, H, W, C) map or an
     (N, T, H, W, C) volume (Video Swin's): each 2 x 2 patch (of each frame) becomes one position of 4C channels
-    (in timm's another order than space2depth's, which counts the same), then a LayerNorm and a Linear.
-    torchvision pads an odd H or W by one: that is refused."""
+    (in timm's another order than space2depth's, which counts the same), then a LayerNorm and a Linear (Swin V2's,
+    timm.models.swin_transformer_v2: the Linear, then a LayerNorm of its output). torchvision pads an odd H or W
+    by one: that is refused."""
     (shape,) = ctx.arg_shapes[:1] or ((),)
     norm, reduction = module.norm, module.reduction
     torchvision = type(module).__module__.startswith("torchvision.")
@@ -154,14 +157,23 @@ def _timm_patch_merging(module: Any, ctx: ImportContext) -> str:
         or shape[-3] % 2
         or shape[-2] % 2
         or type(norm).__name__ != "LayerNorm"
-        or getattr(norm, "normalized_shape", None) != (4 * shape[-1],)
         or reduction.in_features != 4 * shape[-1]
+        # V2 normalises the reduced channels, the others the merged ones
+        or getattr(norm, "normalized_shape", None)
+        != (
+            (reduction.out_features,)
+            if type(module).__module__ == "timm.models.swin_transformer_v2"
+            else (4 * shape[-1],)
+        )
     ):
         raise ImportRefused(
             f"{ctx.node_name} (PatchMerging) merges a map of odd size or with a norm the language lacks"
         )
     ln = "ln" if norm.bias is not None else "ln(nobias)"
-    return f"space2depth(2) > {ln} > dense(->{reduction.out_features}{', bias' if reduction.bias is not None else ''})"
+    dense = f"dense(->{reduction.out_features}{', bias' if reduction.bias is not None else ''})"
+    if type(module).__module__ == "timm.models.swin_transformer_v2":  # V2 normalises the reduced channels
+        return f"space2depth(2) > {dense} > {ln}"
+    return f"space2depth(2) > {ln} > {dense}"
 
 
 KINDS = (SpaceToDepth(),)
