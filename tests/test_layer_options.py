@@ -18,20 +18,25 @@ from paramsym.core.records import NO_OPTIONS, Options
 from paramsym.kinds.activations import ActivationOptions, PReLUOptions
 from paramsym.kinds.adaptive import AdaptivePoolingOptions
 from paramsym.kinds.attention import AttentionOptions, Pooling
+from paramsym.kinds.blurpool import BlurPoolOptions
+from paramsym.kinds.bottleneck_attention import BottleneckAttentionOptions
 from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
+from paramsym.kinds.evonorm import EvoNormOptions
+from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
+from paramsym.kinds.sdpa import SdpaOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
 from paramsym.kinds.untokens import UntokensOptions
-from paramsym.kinds.upsample import UpsampleOptions
+from paramsym.kinds.upsample import ResizeOptions, UpsampleOptions
 from paramsym.kinds.zeropad import ZeroPadOptions
 
 
@@ -42,6 +47,13 @@ def attention(heads, kv_heads, head_dim, **rest):
 
 # (program, index of the layer, its options)
 CASES = [
+    ("input(8x8x4) > botattn(->4, heads=2)", 0, BottleneckAttentionOptions(heads=2, head_dim=2)),
+    ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
+    ("input(8x8x16) > gc(4)", 0, GlobalContextOptions(reduced=4, attention=True, add=False, act="relu")),
+    ("input(8x8x16) > gc(4, mean, additive, silu)", 0, GlobalContextOptions(4, attention=False, add=True, act="silu")),
+    ("input(3x3x4) > resize(7x7, bicubic)", 0, ResizeOptions(mode="bicubic")),
+    ("input(8x8x4) > blurpool(3, stride=2, zeros)", 0, BlurPoolOptions(reflect=False)),
+    ("input(8x8x16) > evonorm(groups=4, noact)", 0, EvoNormOptions(groups=4, act=False)),
     ("input(16x64) > attn(heads=8, kv_heads=2)", 0, attention(8, 2, 8)),
     ("input(16x64) > attn(heads=8)", 0, attention(8, 8, 8)),
     ("input(16x64) > attn(heads=4, head_dim=32, rope, causal)", 0, attention(4, 4, 32, rope=True, causal=True)),

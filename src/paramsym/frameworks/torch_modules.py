@@ -467,11 +467,18 @@ class EvoNorm(nn.Module):
         return x / std * self.weight.view(shape) + self.bias.view(shape)
 
 
-class ChannelsFirstLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of (N, C, H, W) (timm's LayerNorm2d)."""
+class ChannelsFirstLayerNorm(nn.Module):
+    """LayerNorm over the channels of (N, C, H, W) (timm's LayerNorm2d), with a scale and a shift."""
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
 
     def forward(self, x):
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class ContextTransform(nn.Module):

@@ -408,6 +408,54 @@ class Attention(Kind):
             )
         return same_layer(call, self, flow, d, bias=bias, options=options, constraints=tuple(constraints))
 
+    def _out(self, call: Call, args: Args) -> Expr | None:
+        """out=o: the output projection gives o channels (timm's CoAtNet widens the map in its attention)."""
+        arg = args.keywords.get("out")
+        if arg is None:
+            return None
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError("out= takes one value, the output channels (out=256)", pos=arg.pos)
+        value = arg.value[0]
+        if value.is_number and not (value.is_integer and value >= 1):
+            raise ParamsymArgumentError(
+                f"out= (the output channels) must be a positive whole number, not {value}", pos=arg.pos
+            )
+        args.constraints += whole_number(value, "out= (the output channels)", arg.pos)
+        return value
+
+    def _pos_mlp(self, call: Call, args: Args, window: Expr | None, grid: Expr | None) -> Expr | None:
+        """pos_mlp=m: timm's RelPosMlp (MaxxViT's "rmlp"), an MLP 2 -> m -> heads with biases on the relative
+        coordinates of a window or grid, instead of the table."""
+        arg = args.keywords.get("pos_mlp")
+        if arg is None:
+            return None
+        if window is None and grid is None:
+            raise ParamsymArgumentError(
+                "pos_mlp= (a relative-position bias made by an MLP) is a bias over the relative positions inside a "
+                "window or a grid: it needs window=w or grid=g",
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., window=8, pos_mlp=512)",
+            )
+        if "cpb" in args.keywords:
+            raise ParamsymArgumentError(
+                "cpb= and pos_mlp= are two position-bias MLPs (Swin V2's, with a logit scale; timm's MaxxViT's): "
+                "give one",
+                pos=arg.pos,
+            )
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(
+                "pos_mlp= takes one value, the width of the position-bias MLP (pos_mlp=512)", pos=arg.pos
+            )
+        value = arg.value[0]
+        if value.is_number and not (value.is_integer and value >= 1):
+            raise ParamsymArgumentError(
+                f"pos_mlp= (the width of the position-bias MLP) must be a positive whole number, not {value}",
+                pos=arg.pos,
+                hint="timm's MaxxViT uses pos_mlp=512",
+            )
+        args.constraints += whole_number(value, "pos_mlp= (the width of the position-bias MLP)", arg.pos)
+        return value
+
     def _pooling(self, call: Call, flow: Flow, args: Args, constraints: list[Constraint]) -> Pooling | None:
         """volume=H x W or T x H x W with q=, q_stride=, kv=, kv_stride=, out=, cls, residual, relpos (MViT's pooling
         attention)."""
