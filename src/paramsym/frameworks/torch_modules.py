@@ -409,7 +409,11 @@ class WindowAttention(nn.Module):
 
     With `grid=True`, `attn(heads=h, grid=g)`: MaxViT's grid attention (torchvision's PartitionAttentionLayer
     with partition_type="grid"): `window` is the side g of a grid, and each position attends to the g x g
-    positions H/g rows and W/g columns apart (the same table of (2g-1)^2 x heads over their offsets)."""
+    positions H/g rows and W/g columns apart (the same table of (2g-1)^2 x heads over their offsets).
+
+    `relpos` is the form of the position bias (`attn(..., relpos=...)`): "table" (the above), "none", "offsets"
+    (TinyViT's attention_biases: heads x w^2, one bias per offset (|rows|, |columns|)) or "axes" (SAM's rel_pos_h
+    and rel_pos_w: (2w-1) x head_dim each, the queries against them added along rows and columns)."""
 
     def __init__(
         self,
@@ -421,10 +425,14 @@ class WindowAttention(nn.Module):
         head_dim: int | None = None,
         bias: bool = True,
         grid: bool = False,
+        relpos: str = "table",
     ):
         super().__init__()
         if grid and shift:
             raise ValueError("grid attention has no shift")
+        if relpos not in ("table", "none", "offsets", "axes") or (grid and relpos not in ("table", "none")):
+            raise ValueError(f"relpos={relpos!r}: table, none, offsets or axes (grid attention: table or none)")
+        self.relpos = relpos
         self.grid = grid
         kv_heads = heads if kv_heads is None else kv_heads
         head_dim = channels // heads if head_dim is None else head_dim
@@ -435,16 +443,35 @@ class WindowAttention(nn.Module):
         self.shift_size = [window // 2, window // 2] if shift else [0, 0]
         self.qkv = nn.Linear(channels, (heads + 2 * kv_heads) * head_dim, bias=bias)
         self.proj = nn.Linear(heads * head_dim, channels, bias=bias)
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
-        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        if relpos == "table":
+            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        elif relpos == "offsets":
+            self.attention_biases = nn.Parameter(torch.zeros(heads, window * window))
+        elif relpos == "axes":
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * window - 1, head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * window - 1, head_dim))
 
-    def relative_position_bias(self):
-        """(1, heads, w*w, w*w): the table's row for each pair of positions of a window (computed here rather
-        than kept as a buffer: it is not state)."""
+    def relative_position_bias(self, q):
+        """(1 or windows, heads, w*w, w*w): the bias for each pair of positions of a window (the indices computed
+        here rather than kept as a buffer: they are not state); 0 without one. With "axes" it depends on the
+        queries q (windows, heads, w*w, head_dim), unscaled."""
         w = self.window_size[0]
-        coords = torch.arange(w, device=self.relative_position_bias_table.device)
+        coords = torch.arange(w, device=self.qkv.weight.device)
         rows, cols = torch.meshgrid(coords, coords, indexing="ij")
         rows, cols = rows.flatten(), cols.flatten()
+        if self.relpos == "none":
+            return 0
+        if self.relpos == "offsets":
+            index = (rows[:, None] - rows[None, :]).abs() * w + (cols[:, None] - cols[None, :]).abs()
+            return self.attention_biases[:, index].unsqueeze(0)
+        if self.relpos == "axes":
+            offsets = coords[:, None] - coords[None, :] + w - 1  # (query, key) -> row of the table
+            grid = q.reshape(*q.shape[:2], w, w, -1)
+            along_h = torch.einsum("bnhwc,hkc->bnhwk", grid, self.rel_pos_h[offsets])
+            along_w = torch.einsum("bnhwc,wkc->bnhwk", grid, self.rel_pos_w[offsets])
+            bias = along_h[..., :, None] + along_w[..., None, :]  # (b, n, h, w, kh, kw)
+            return bias.reshape(*q.shape[:2], w * w, w * w)
         index = (rows[:, None] - rows[None, :] + w - 1) * (2 * w - 1) + (cols[:, None] - cols[None, :] + w - 1)
         bias = self.relative_position_bias_table[index.flatten()].view(w * w, w * w, -1)
         return bias.permute(2, 0, 1).unsqueeze(0)
@@ -469,10 +496,10 @@ class WindowAttention(nn.Module):
         x = x.reshape(n * count, w * w, channels)
         h, g, e = self.heads, self.kv_heads, self.head_dim
         qkv = self.qkv(x).reshape(n * count, w * w, h + 2 * g, e).transpose(1, 2)
-        q, k, v = qkv[:, :h] * e**-0.5, qkv[:, h : h + g], qkv[:, h + g :]
+        q, k, v = qkv[:, :h], qkv[:, h : h + g], qkv[:, h + g :]
         if g != h:
             k, v = k.repeat_interleave(h // g, dim=1), v.repeat_interleave(h // g, dim=1)
-        attn = q.matmul(k.transpose(-2, -1)) + self.relative_position_bias()
+        attn = (q * e**-0.5).matmul(k.transpose(-2, -1)) + self.relative_position_bias(q)
         if sum(shift) > 0:
             mask = x.new_zeros((size_h, size_w))
             label = 0

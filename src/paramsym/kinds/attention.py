@@ -64,6 +64,9 @@ from .base import (
     whole_number,
 )
 
+# the forms of a window's position bias (relpos=), the first the default
+RELPOS = ("table", "none", "offsets", "axes")
+
 
 @dataclass(frozen=True)
 class AttentionOptions(Options):
@@ -80,6 +83,10 @@ class AttentionOptions(Options):
     cpb: Expr | None  # the width of Swin V2's position-bias MLP
     pad: bool
     grid: Expr | None  # MaxViT's grid attention: a g x g grid of strided positions
+    # the window's position bias (relpos=): "table" (Swin's (2w-1)^2 x h), "none", "offsets" (one bias per head
+    # for each offset |row|, |column|: w^2 x h, TinyViT's and LeViT's) or "axes" (SAM's decomposed tables of
+    # (2w-1) x e along each axis, added through the queries)
+    relpos: str = "table"
 
     @property
     def partition(self) -> Expr | None:
@@ -91,7 +98,7 @@ class AttentionOptions(Options):
 class Attention(Kind):
     key = "attn"
     names = ("attn",)
-    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb"})
+    keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb", "relpos"})
     flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
     torch_modules = (
         "MultiheadAttention",
@@ -187,6 +194,7 @@ class Attention(Kind):
                 hint=f"write {call.name}(heads=..., window=8, pad)",
             )
         cpb = self._cpb(call, args, window)
+        relpos = self._relpos(call, args, window, grid, cpb)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -199,6 +207,7 @@ class Attention(Kind):
             cpb=cpb,
             pad="pad" in args.flags,
             grid=grid,
+            relpos=relpos,
         )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
@@ -235,6 +244,33 @@ class Attention(Kind):
             hint="a 1x1 window has no relative positions to normalise",
         )
         return value
+
+    def _relpos(self, call: Call, args: Args, window: Expr | None, grid: Expr | None, cpb: Expr | None) -> str:
+        """relpos=table|none|offsets|axes: the form of a window's position bias (default: Swin's table)."""
+        arg = args.keywords.get("relpos")
+        if arg is None:
+            return "table"
+        value = arg.value[0] if len(arg.value) == 1 else None
+        name = value.name if isinstance(value, sympy.Symbol) else None
+        if name not in RELPOS:
+            raise ParamsymArgumentError(
+                f"relpos= takes one of {', '.join(RELPOS)}, not {' x '.join(str(v) for v in arg.value)}",
+                pos=arg.pos,
+                hint="relpos=table (Swin), none (plain windows), offsets (TinyViT), axes (SAM)",
+            )
+        if window is None and not (grid is not None and name in ("table", "none")):
+            raise ParamsymArgumentError(
+                f"relpos= is the position bias inside a window: relpos={name} needs window=w"
+                + (" (grid attention takes relpos=table or none)" if grid is not None else ""),
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., window=7, relpos={name})",
+            )
+        if cpb is not None and name != "table":
+            raise ParamsymArgumentError(
+                f"cpb= is Swin V2's position bias: it takes the place of the table, and relpos={name} is another",
+                pos=arg.pos,
+            )
+        return name
 
     def _grid(
         self, call: Call, flow: Flow, args: Args, window: Expr | None, source: tuple[Expr, Expr] | None
@@ -350,13 +386,26 @@ class Attention(Kind):
         return sizes
 
     @staticmethod
-    def position_bias(layer: Layer, heads: Expr, window: Expr) -> tuple[Expr, Expr]:
-        """(params, MACs) of the relative-position bias: V1's table, or V2's MLP and logit scales (cpb=m)."""
-        m = AttentionOptions.of(layer).cpb
+    def position_bias(
+        layer: Layer, heads: Expr, window: Expr, head_dim: Expr | None = None, queries: Expr | None = 0
+    ) -> tuple[Expr, Expr | None]:
+        """(params, MACs) of the relative-position bias: V1's table, V2's MLP and logit scales (cpb=m), none,
+        TinyViT's biases per offset, or SAM's tables along the two axes (relpos=axes: (2w−1)·e each, and for
+        each of the `queries` positions and each head, its query against the w rows and the w columns of its
+        window, 2·w·e MACs)."""
+        o = AttentionOptions.of(layer)
+        m = o.cpb
         table = (2 * window - 1) ** 2
-        if m is None:
-            return table * heads, 0
-        return 3 * m + m * heads + heads, table * (2 * m + m * heads)
+        if m is not None:
+            return 3 * m + m * heads + heads, table * (2 * m + m * heads)
+        if o.relpos == "none":
+            return 0, 0
+        if o.relpos == "offsets":
+            return window**2 * heads, 0
+        if o.relpos == "axes":
+            e = known(o.head_dim if head_dim is None else head_dim)
+            return 2 * (2 * window - 1) * e, times(2, queries, window, heads, e)
+        return table * heads, 0
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         s = self.sizes(layer)
@@ -367,17 +416,21 @@ class Attention(Kind):
             params += q + 2 * kv + d
         window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
         if window is not None:
-            bias_params, bias_macs = self.position_bias(layer, o.heads, window)
-            params += bias_params
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
             # each query sees w² of them (g² with grid=g)
             T = keys = s["padded"]
+            bias_params, bias_macs = self.position_bias(layer, o.heads, window, queries=T)
+            params += bias_params
             per_query = window**2
         else:
             keys, per_query = S, S
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
         scores = times(2, T, per_query, q)
-        macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
+        macs = (
+            None
+            if any(m is None for m in (*projections, scores, bias_macs))
+            else sympy.Add(*projections, scores, bias_macs)
+        )
         outputs = layer.out_shape.elements
         return {
             "params": params,
@@ -398,7 +451,7 @@ class Attention(Kind):
         if layer.bias:
             params += q + 2 * kv + t.c
         if o.partition is not None:
-            params += self.position_bias(layer, heads, o.partition)[0]
+            params += self.position_bias(layer, heads, o.partition, head_dim=e)[0]
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -424,6 +477,14 @@ class Attention(Kind):
             parts.append(f", across a {words(o.grid)}x{words(o.grid)} grid of strided positions")
         if o.cpb is not None:
             parts.append(f", continuous position bias (MLP of width {words(o.cpb)})")
+        if o.partition is not None and o.relpos != "table":
+            parts.append(
+                {
+                    "none": ", no position bias",
+                    "offsets": ", a bias per offset",
+                    "axes": ", relative positions by axis",
+                }[o.relpos]
+            )
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
         return "".join(parts) + (", with bias" if layer.bias else "")
 
@@ -460,15 +521,36 @@ class Attention(Kind):
                 if len(spatial) == 2 and None not in spatial
                 else f"H/{w(g)} rows and W/{w(g)} columns apart"
             )
+            bias = (
+                "no position bias"
+                if o.relpos == "none"
+                else f"a learned relative-position bias per head over the grid's offsets: "
+                f"{w.product((2 * g - 1) ** 2, o.heads)} parameters"
+            )
             lines.append(
                 f"Grid attention (MaxViT, a paramsym extension): each position attends to the "
-                f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; a learned relative-position "
-                f"bias per head over the grid's offsets: {w.product((2 * g - 1) ** 2, o.heads)} parameters."
+                f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; {bias}."
             )
-        if window is not None and o.cpb is None:
+        if window is not None and o.cpb is None and o.relpos == "table":
             lines.append(
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
                 f"{w.product((2 * window - 1) ** 2, o.heads)} parameters."
+            )
+        elif window is not None and o.relpos == "none":
+            lines.append("No position bias (relpos=none): the scores are the queries against the keys alone.")
+        elif window is not None and o.relpos == "offsets":
+            lines.append(
+                f"A learned bias per head for each offset (|rows|, |columns|) between two positions of a "
+                f"{w(window)}x{w(window)} window (relpos=offsets, TinyViT's attention biases): "
+                f"{w.product(window**2, o.heads)} parameters; adding them costs no MACs."
+            )
+        elif window is not None and o.relpos == "axes":
+            _, macs = self.position_bias(layer, o.heads, window, queries=s["padded"])
+            lines.append(
+                f"Decomposed relative positions (relpos=axes, SAM's): a table of {w(2 * window - 1)} offsets x "
+                f"{w(o.head_dim)} channels along each axis, {w.product(2, 2 * window - 1, o.head_dim)} "
+                f"parameters; each query meets the rows and the columns of its window through them, "
+                f"{w(macs)} MACs."
             )
         elif window is not None:
             m, table = o.cpb, (2 * window - 1) ** 2
@@ -933,6 +1015,8 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     kwargs["bias"] = layer.bias
     if o.grid is not None:
         kwargs["grid"] = True
+    if o.relpos != "table":
+        kwargs["relpos"] = o.relpos
     return TorchSpec("WindowAttention", (d, heads, num(o.partition)), kwargs)
 
 
@@ -960,6 +1044,8 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
         parts.append(f"head_dim={e}")
     side = f"grid={window}" if getattr(module, "grid", False) else f"window={window}"
     parts += ["bias"] * (module.qkv.bias is not None) + [side] + ["shift"] * (module.shift_size[0] > 0)
+    relpos = getattr(module, "relpos", "table")
+    parts += [f"relpos={relpos}"] * (relpos != "table")
     return f"attn({', '.join(parts)})"
 
 
