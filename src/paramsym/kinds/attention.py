@@ -110,6 +110,8 @@ class Attention(Kind):
         "timm.layers.attention.Attention",  # timm's ViT, DeiT, ... (vision_transformer.py)
         "timm.models.swin_transformer.SwinTransformerBlock",  # read whole: its windows are reshapes
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
+        # timm's blocks of window attention, read whole (their windows are reshapes): TinyViT's
+        "timm.models.tiny_vit.TinyVitBlock",
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -681,6 +683,8 @@ class Attention(Kind):
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
             return _timm_swin_block_text(module, ctx)
+        if name == "TinyVitBlock":
+            return _timm_tiny_vit_block_text(module, ctx)
         if name == "PartitionAttentionLayer":
             side = tuple(ctx.in_shape[2:])
             return partition_attention(module, ctx.node_name, side)[0]
@@ -779,6 +783,125 @@ def _timm_swin_block_text(block: Any, ctx: ImportContext) -> str:
     return (
         f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) > res(ln > dense(->{mlp.fc1.out_features}"
         f"{bias}) > gelu > dense(->{mlp.fc2.out_features}{bias}){dropped(block.drop_path2)})"
+    )
+
+
+def _dropped(module: Any, where: str, ctx: ImportContext) -> str:
+    """` > droppath(...)` for a block's DropPath (nothing for an identity), read by its kind."""
+    from . import for_torch_module, identity_name  # the block's own modules are read by their kinds
+
+    kind = for_torch_module(module)
+    text = kind.from_torch(module, ctx) if kind is not None else None
+    if text is None:
+        raise ImportRefused(f"{where}: its {type(module).__name__} has no counterpart in the language")
+    return f" > {text}" if text and text != identity_name() else ""
+
+
+def _mlp_text(fc1: Any, act: Any, fc2: Any, width: int, where: str) -> str:
+    """`dense(->F, bias) > act > dense(->d, bias)` of an MLP's two Linear layers and its activation module."""
+    from . import for_torch_module
+    from .activations import Activation
+
+    kind = for_torch_module(act)
+    if (
+        type(fc1).__name__ != "Linear"
+        or type(fc2).__name__ != "Linear"
+        or fc1.in_features != width
+        or fc2.in_features != fc1.out_features
+        or fc2.out_features != width
+        or (fc1.bias is None) != (fc2.bias is None)
+        or not isinstance(kind, Activation)
+        or kind.identity
+        or kind.key in ("dropout", "softmax")
+        or any(True for _ in act.parameters())
+    ):
+        raise ImportRefused(
+            f"{where}: an MLP other than Linear > activation > Linear keeping {width} channels, with biases in "
+            f"both Linear layers or neither, has no counterpart"
+        )
+    bias = ", bias" if fc1.bias is not None else ""
+    return f"dense(->{fc1.out_features}{bias}) > {kind.from_torch(act, None)} > dense(->{width}{bias})"
+
+
+def _layer_norm(norm: Any, width: int) -> str | None:
+    """`ln` (or `ln(nobias)`) for torch's LayerNorm over the last axis of `width` channels; None otherwise."""
+    if type(norm).__name__ != "LayerNorm" or tuple(norm.normalized_shape) != (width,) or norm.weight is None:
+        return None
+    return "ln" if norm.bias is not None else "ln(nobias)"
+
+
+def _conv_norm_text(conv: Any, bn: Any, width: int) -> str | None:
+    """`dwconvKxK(pad=K//2) > bn` for a depthwise KxK convolution without bias (stride 1, odd K, padded to keep
+    the map) then BatchNorm2d; None for anything else."""
+    k = tuple(getattr(conv, "kernel_size", ()))
+    if (
+        type(conv).__name__ != "Conv2d"
+        or type(bn).__name__ != "BatchNorm2d"
+        or conv.in_channels != width
+        or conv.out_channels != width
+        or conv.groups != width
+        or len(set(k)) != 1
+        or k[0] % 2 == 0
+        or tuple(conv.padding) != (k[0] // 2,) * 2
+        or tuple(conv.stride) != (1, 1)
+        or tuple(conv.dilation) != (1, 1)
+        or conv.bias is not None
+        or conv.padding_mode != "zeros"
+        or bn.num_features != width
+        or not bn.affine
+        or not bn.track_running_stats
+    ):
+        return None
+    return f"dwconv{k[0]}x{k[0]}(pad={k[0] // 2}) > bn"
+
+
+def _timm_tiny_vit_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's TinyVitBlock on an (N, H, W, C) map: x + attn(x), window attention inside w x w windows (padded at
+    the bottom and right to a multiple of w; one window when the map is w x w), its Attention a LayerNorm, then
+    qkv and proj with biases and TinyViT's attention biases (one per head for each offset |rows|, |columns| in
+    the window: `relpos=offsets`); then the local convolution (depthwise KxK > BatchNorm2d) and x + mlp(x),
+    the MLP a LayerNorm, Linear, activation, Linear."""
+    where = f"{ctx.node_name} (TinyVitBlock)"
+    attn, mlp, w = block.attn, block.mlp, block.window_size
+    width = block.dim
+    heads, key_dim = attn.num_heads, attn.key_dim
+    qkv, proj = attn.qkv, attn.proj
+    norm = _layer_norm(attn.norm, width)
+    biases = getattr(attn, "attention_biases", None)
+    if (
+        norm is None
+        or attn.val_dim != key_dim
+        or tuple(attn.resolution) != (w, w)
+        or biases is None
+        or tuple(biases.shape) != (heads, w * w)
+        or qkv.in_features != width
+        or qkv.out_features != 3 * heads * key_dim
+        or proj.in_features != heads * key_dim
+        or proj.out_features != width
+        or (qkv.bias is None) != (proj.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not TinyViT's block as the language writes it (a LayerNorm, qkv and proj with values as "
+            f"wide as the keys, heads x w² attention biases over a w x w window)"
+        )
+    local = _conv_norm_text(block.local_conv.conv, block.local_conv.bn, width)
+    mlp_norm = _layer_norm(mlp.norm, width)
+    if local is None or mlp_norm is None:
+        raise ImportRefused(
+            f"{where}: its local convolution (depthwise, odd kernel, no bias, then BatchNorm2d) or its MLP's "
+            f"LayerNorm is not the one TinyViT's block has"
+        )
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4 or shape[3] != width:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, H, W, {width})")
+    height, across = shape[1:3]
+    options = [f"heads={heads}"] + [f"head_dim={key_dim}"] * (heads * key_dim != width)
+    options += ["bias"] * (qkv.bias is not None) + [f"window={w}", "relpos=offsets"]
+    options += ["pad"] * bool(height % w or across % w)
+    return (
+        f"res({norm} > attn({', '.join(options)}){_dropped(block.drop_path1, where, ctx)}) > {local} "
+        f"> res({mlp_norm} > {_mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, where)}"
+        f"{_dropped(block.drop_path2, where, ctx)})"
     )
 
 
