@@ -112,6 +112,7 @@ class Attention(Kind):
         "torchvision.models.maxvit.PartitionAttentionLayer",  # MaxViT's block or grid attention, read whole
         # timm's blocks of window attention, read whole (their windows are reshapes): TinyViT's
         "timm.models.tiny_vit.TinyVitBlock",
+        "timm.models.vision_transformer_sam.Block",  # SAM's ViT: windows with relative positions along each axis
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -685,6 +686,8 @@ class Attention(Kind):
             return _timm_swin_block_text(module, ctx)
         if name == "TinyVitBlock":
             return _timm_tiny_vit_block_text(module, ctx)
+        if type(module).__module__ == "timm.models.vision_transformer_sam":
+            return _timm_sam_block_text(module, ctx)
         if name == "PartitionAttentionLayer":
             side = tuple(ctx.in_shape[2:])
             return partition_attention(module, ctx.node_name, side)[0]
@@ -902,6 +905,58 @@ def _timm_tiny_vit_block_text(block: Any, ctx: ImportContext) -> str:
         f"res({norm} > attn({', '.join(options)}){_dropped(block.drop_path1, where, ctx)}) > {local} "
         f"> res({mlp_norm} > {_mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, where)}"
         f"{_dropped(block.drop_path2, where, ctx)})"
+    )
+
+
+def _timm_sam_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's SAM ViT Block (vision_transformer_sam) on an (N, H, W, C) map: x + attn(ln(x)), then
+    x + mlp(ln(x)). The attention (qkv and proj) runs inside w x w windows (window_size=w, the map padded at the
+    bottom and right to a multiple of w), or over the whole map (window_size=0: on an H x H map, one window of
+    H); with use_rel_pos, SAM's decomposed relative positions, rel_pos_h and rel_pos_w of (2w − 1) x head_dim,
+    added through the queries (`relpos=axes`); without, no position bias (`relpos=none`)."""
+    where = f"{ctx.node_name} (Block)"
+    attn, mlp = block.attn, block.mlp
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    width = attn.qkv.in_features
+    if len(shape) != 4 or shape[3] != width:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, H, W, {width})")
+    height, across = shape[1:3]
+    w = block.window_size or height
+    if not block.window_size and height != across:
+        raise ImportRefused(
+            f"{where} attends over the whole {height}x{across} map: the language writes global attention on a map "
+            f"with decomposed relative positions as one window, which needs a square map"
+        )
+    heads, e = attn.num_heads, attn.head_dim
+    extras = [n for n in ("q_norm", "k_norm") if type(getattr(attn, n, None)).__name__ != "Identity"]
+    tables = [getattr(attn, n, None) for n in ("rel_pos_h", "rel_pos_w")]
+    if (
+        extras
+        or getattr(attn, "rope", None) is not None
+        or attn.qkv.out_features != 3 * heads * e
+        or heads * e != width
+        or attn.proj.in_features != width
+        or attn.proj.out_features != width
+        or (attn.use_rel_pos and any(t is None or tuple(t.shape) != (2 * w - 1, e) for t in tables))
+        or type(getattr(mlp, "norm", None)).__name__ not in ("Identity", "NoneType")
+    ):
+        raise ImportRefused(
+            f"{where} is not SAM's block as the language writes it (no query/key norms or rotary positions, "
+            f"relative-position tables of (2w - 1) x head_dim for its {w}x{w} windows, an MLP without a norm)"
+        )
+    norms = [_layer_norm(n, width) for n in (block.norm1, block.norm2)]
+    if None in norms:
+        raise ImportRefused(f"{where}: a norm other than nn.LayerNorm over its {width} channels")
+    options = [f"heads={heads}"] + ["bias"] * (attn.qkv.bias is not None) + [f"window={w}"]
+    options += [f"relpos={'axes' if attn.use_rel_pos else 'none'}"] + ["pad"] * bool(height % w or across % w)
+    if (attn.qkv.bias is None) != (attn.proj.bias is None):
+        # proj has a bias always (nn.Linear's default): qkv_bias=False is a bias on one projection only
+        raise ImportRefused(f"{where} has a bias on {'proj' if attn.qkv.bias is None else 'qkv'} only")
+    after = "".join(_dropped(m, where, ctx) for m in (block.ls1, block.drop_path1))
+    after2 = "".join(_dropped(m, where, ctx) for m in (block.ls2, block.drop_path2))
+    return (
+        f"res({norms[0]} > attn({', '.join(options)}){after}) "
+        f"> res({norms[1]} > {_mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, where)}{after2})"
     )
 
 
