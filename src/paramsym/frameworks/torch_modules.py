@@ -400,6 +400,31 @@ class DropPath(nn.Module):
         return x * noise / keep if keep > 0.0 else x * noise
 
 
+class ChannelAttention(nn.Module):
+    """`attn(heads=h, channels)`: DaViT's channel attention on the positions of (N, C, *spatial): one qkv and one
+    proj Linear; in each head the e channels of the keys attend to those of the values, the e x e scores summed
+    over all positions, and they mix the queries' channels at each position (timm's davit.ChannelAttention)."""
+
+    def __init__(self, channels: int, heads: int, head_dim: int | None = None, bias: bool = True):
+        super().__init__()
+        self.num_heads = heads
+        self.head_dim = channels // heads if head_dim is None else head_dim
+        self.qkv = nn.Linear(channels, 3 * heads * self.head_dim, bias=bias)
+        self.proj = nn.Linear(heads * self.head_dim, channels, bias=bias)
+
+    def forward(self, x):
+        y = x.movedim(1, -1)
+        shape = y.shape
+        y = y.flatten(1, -2)
+        n, t, _ = y.shape
+        h, e = self.num_heads, self.head_dim
+        q, k, v = self.qkv(y).reshape(n, t, 3, h, e).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = ((k * e**-0.5).transpose(-1, -2) @ v).softmax(dim=-1)  # (n, h, e, e)
+        y = (attn @ q.transpose(-1, -2)).transpose(-1, -2)  # (n, h, t, e)
+        y = self.proj(y.transpose(1, 2).reshape(n, t, h * e))
+        return y.reshape(*shape[:-1], -1).movedim(-1, 1)
+
+
 class WindowAttention(nn.Module):
     """`attn(heads=h, window=w[, shift])`: Swin's window attention on channels-first maps (N, C, H, W), as
     torchvision's ShiftedWindowAttention computes it: one qkv and one proj Linear, a learned relative-position

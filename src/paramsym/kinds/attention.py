@@ -87,6 +87,8 @@ class AttentionOptions(Options):
     # for each offset |row|, |column|: w^2 x h, TinyViT's and LeViT's) or "axes" (SAM's decomposed tables of
     # (2w-1) x e along each axis, added through the queries)
     relpos: str = "table"
+    # channel attention (DaViT's, `channels`): each head's e channels attend to each other across all positions
+    channels: bool = False
 
     @property
     def partition(self) -> Expr | None:
@@ -99,7 +101,7 @@ class Attention(Kind):
     key = "attn"
     names = ("attn",)
     keywords = frozenset({"heads", "kv_heads", "head_dim", "source", "window", "grid", "cpb", "relpos"})
-    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad"})
+    flags = frozenset({"bias", "nobias", "causal", "rope", "shift", "pad", "channels"})
     torch_modules = (
         "MultiheadAttention",
         "TransformerEncoderLayer",
@@ -113,6 +115,13 @@ class Attention(Kind):
         # timm's blocks of window attention, read whole (their windows are reshapes): TinyViT's
         "timm.models.tiny_vit.TinyVitBlock",
         "timm.models.vision_transformer_sam.Block",  # SAM's ViT: windows with relative positions along each axis
+        # channel attention (`channels`): paramsym's own export, and DaViT's (V2 scales by the positions instead
+        # of the head width: the same counts)
+        "paramsym.frameworks.torch_modules.ChannelAttention",
+        "timm.models.davit.ChannelAttention",
+        "timm.models.davit.ChannelAttentionV2",
+        "timm.models.davit.SpatialBlock",  # DaViT's blocks, read whole (their windows and tokens are reshapes)
+        "timm.models.davit.ChannelBlock",
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -198,6 +207,7 @@ class Attention(Kind):
             )
         cpb = self._cpb(call, args, window)
         relpos = self._relpos(call, args, window, grid, cpb)
+        self._channels(call, args)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -211,6 +221,7 @@ class Attention(Kind):
             pad="pad" in args.flags,
             grid=grid,
             relpos=relpos,
+            channels="channels" in args.flags,
         )
         return same_layer(call, self, flow, d, bias=args.bias, options=options, constraints=tuple(constraints))
 
@@ -247,6 +258,24 @@ class Attention(Kind):
             hint="a 1x1 window has no relative positions to normalise",
         )
         return value
+
+    def _channels(self, call: Call, args: Args) -> None:
+        """`channels`: attention across the channels of each head (DaViT's channel attention), not positions."""
+        flag = args.flags.get("channels")
+        if flag is None:
+            return
+        for key in ("kv_heads", "source", "window", "grid", "cpb", "relpos"):
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"'channels' attends across the channels of each head, over every position: it takes no {key}=",
+                    pos=args.keywords[key].pos,
+                )
+        for other in ("causal", "rope", "shift", "pad"):
+            if other in args.flags:
+                raise ParamsymArgumentError(
+                    f"'channels' attends across the channels of each head: '{other}' is about positions",
+                    pos=args.flags[other].pos,
+                )
 
     def _relpos(self, call: Call, args: Args, window: Expr | None, grid: Expr | None, cpb: Expr | None) -> str:
         """relpos=table|none|offsets|axes: the form of a window's position bias (default: Swin's table)."""
@@ -425,6 +454,9 @@ class Attention(Kind):
             bias_params, bias_macs = self.position_bias(layer, o.heads, window, queries=T)
             params += bias_params
             per_query = window**2
+        elif o.channels:
+            # each head's e x e scores summed over the T positions, then its e channels weighted: 2·T·e·q
+            keys, per_query = T, o.head_dim
         else:
             keys, per_query = S, S
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, d)
@@ -488,7 +520,7 @@ class Attention(Kind):
                     "axes": ", relative positions by axis",
                 }[o.relpos]
             )
-        parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
+        parts += [", causal"] * o.causal + [", rotary positions"] * o.rope + [", across channels"] * o.channels
         return "".join(parts) + (", with bias" if layer.bias else "")
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
@@ -583,7 +615,14 @@ class Attention(Kind):
                 "it changes no count anyway."
             )
         lines.append(f"{w(counts.params)} parameters.")
-        if counts.macs is not None:
+        if counts.macs is not None and o.channels:
+            lines.append(
+                f"Channel attention (DaViT's, a paramsym extension): in each head the {w(o.head_dim)} channels "
+                f"attend to each other, their scores summed over all {w(s['T'])} positions, then each position's "
+                f"channels are mixed by them: 2 x T x head width x q, {w(times(2, s['T'], o.head_dim, q))} MACs "
+                f"besides the projections."
+            )
+        elif counts.macs is not None:
             side = o.partition
             keys = (
                 f"the {w(o.window**2)} positions of its window"
@@ -619,6 +658,9 @@ class Attention(Kind):
         o = AttentionOptions.of(layer)
         if o.partition is not None:
             return _window_spec(layer, num)
+        if o.channels:
+            d, heads, e = num(layer.cin), num(o.heads), num(o.head_dim)
+            return TorchSpec("ChannelAttention", (d, heads), {"head_dim": e, "bias": layer.bias})
         if o.source is not None:
             raise ParamsymUsageError(
                 f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
@@ -641,6 +683,8 @@ class Attention(Kind):
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
         if o.grid is not None:
             refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
+        if o.channels:
+            refuse_keras(layer, "channel attention (DaViT) has no Keras layer")
         if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
         if o.rope:
@@ -680,6 +724,10 @@ class Attention(Kind):
             return _own_text(module)
         if name == "WindowAttention":
             return _window_text(module, ctx)
+        if name in ("ChannelAttention", "ChannelAttentionV2"):
+            return _channel_text(module, ctx)
+        if name in ("SpatialBlock", "ChannelBlock"):
+            return _timm_davit_block_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -787,6 +835,94 @@ def _timm_swin_block_text(block: Any, ctx: ImportContext) -> str:
         f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) > res(ln > dense(->{mlp.fc1.out_features}"
         f"{bias}) > gelu > dense(->{mlp.fc2.out_features}{bias}){dropped(block.drop_path2)})"
     )
+
+
+def _channel_text(module: Any, ctx: ImportContext) -> str:
+    """Channel attention (paramsym's torch_modules.ChannelAttention, timm's davit.ChannelAttention and V2): qkv and
+    proj Linear layers, heads of head_dim channels each attending to each other over all positions."""
+    where = f"{ctx.node_name} ({type(module).__name__})"
+    qkv, proj = getattr(module, "qkv", None), getattr(module, "proj", None)
+    heads = getattr(module, "num_heads", getattr(module, "groups", None))
+    if type(qkv).__name__ != "Linear" or type(proj).__name__ != "Linear" or not isinstance(heads, int):
+        raise ImportRefused(f"{where} is not a channel attention of qkv and proj Linear layers")
+    width = qkv.in_features
+    e, rest = divmod(qkv.out_features, 3 * heads)
+    if rest or proj.in_features != heads * e or proj.out_features != width:
+        raise ImportRefused(f"{where} gives {proj.out_features} channels from {width}; attn keeps the width")
+    if (qkv.bias is None) != (proj.bias is None):
+        raise ImportRefused(
+            f"{where} has biases in {'proj' if qkv.bias is None else 'qkv'} only; the language's attn has biases "
+            f"in all four projections or none"
+        )
+    parts = [f"heads={heads}"] + [f"head_dim={e}"] * (heads * e != width) + ["bias"] * (qkv.bias is not None)
+    return f"attn({', '.join(parts + ['channels'])})"
+
+
+def _timm_davit_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's DaViT SpatialBlock or ChannelBlock on an (N, C, H, W) map: x + cpe1(x) (a depthwise KxK convolution
+    with a bias, then GELU or nothing), x + attn(ln(x)), x + cpe2(x), then x + mlp(ln(x)) (none without ffn).
+    SpatialBlock's attention runs inside w x w windows (padded at the bottom and right to a multiple of w), with
+    qkv and proj and no position bias (`window=w, relpos=none`); ChannelBlock's is channel attention
+    (`channels`)."""
+    where = f"{ctx.node_name} ({type(block).__name__})"
+    attn, mlp = block.attn, block.mlp
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    width = attn.qkv.in_features
+    if len(shape) != 4 or shape[1] != width:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, {width}, H, W)")
+    height, across = shape[2:]
+
+    def position(cpe: Any) -> str:
+        conv = cpe.proj
+        k = tuple(conv.kernel_size)
+        act = type(cpe.act).__name__
+        if (
+            type(conv).__name__ != "Conv2d"
+            or conv.in_channels != width
+            or conv.out_channels != width
+            or conv.groups != width
+            or len(set(k)) != 1
+            or k[0] % 2 == 0
+            or tuple(conv.padding) != (k[0] // 2,) * 2
+            or tuple(conv.stride) != (1, 1)
+            or tuple(conv.dilation) != (1, 1)
+            or conv.padding_mode != "zeros"
+            or act not in ("Identity", "GELU")
+            or (act == "GELU" and cpe.act.approximate != "none")
+        ):
+            raise ImportRefused(
+                f"{where}: a position encoding other than DaViT's ConvPosEnc (a depthwise convolution of odd size "
+                f"keeping the map, then GELU or nothing)"
+            )
+        bias = ", bias" if conv.bias is not None else ""
+        return f"res(dwconv{k[0]}x{k[0]}(pad={k[0] // 2}{bias}){' > gelu' if act == 'GELU' else ''})"
+
+    if type(block).__name__ == "SpatialBlock":
+        w = tuple(block.window_size)
+        if len(set(w)) != 1 or tuple(getattr(attn, "window_size", w)) != w:
+            raise ImportRefused(f"{where} has windows of {w}: the language has square w x w windows")
+        heads, size = attn.num_heads, w[0]
+        if attn.qkv.out_features != 3 * width or attn.proj.in_features != width or attn.proj.out_features != width:
+            raise ImportRefused(f"{where}: its WindowAttention does not keep the width {width}")
+        if (attn.qkv.bias is None) != (attn.proj.bias is None):
+            raise ImportRefused(f"{where} has a bias on {'proj' if attn.qkv.bias is None else 'qkv'} only")
+        options = [f"heads={heads}"] + ["bias"] * (attn.qkv.bias is not None) + [f"window={size}", "relpos=none"]
+        options += ["pad"] * bool(height % size or across % size)
+        attention = f"attn({', '.join(options)})"
+    else:
+        attention = _channel_text(attn, ctx)
+    norm = _layer_norm(block.norm1, width)
+    if norm is None:
+        raise ImportRefused(f"{where}: a norm other than nn.LayerNorm over its {width} channels")
+    parts = [position(block.cpe1), f"res({norm} > {attention}{_dropped(block.drop_path1, where, ctx)})"]
+    parts.append(position(block.cpe2))
+    if mlp is not None:
+        mlp_norm = _layer_norm(block.norm2, width)
+        if mlp_norm is None or type(getattr(mlp, "norm", None)).__name__ not in ("Identity", "NoneType"):
+            raise ImportRefused(f"{where}: an MLP other than LayerNorm > Linear > activation > Linear")
+        mlp_text = _mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, where)
+        parts.append(f"res({mlp_norm} > {mlp_text}{_dropped(block.drop_path2, where, ctx)})")
+    return " > ".join(parts)
 
 
 def _dropped(module: Any, where: str, ctx: ImportContext) -> str:
