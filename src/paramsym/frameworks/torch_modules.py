@@ -136,13 +136,16 @@ class ChannelsFirst(nn.Module):
 
 class PositionEmbedding(nn.Module):
     """Adds a learned table of n vectors of d to a sequence (N, d, T): row t to position t when T <= n
-    (positions); with fewer rows than positions (segment or token types), row 0 to every position."""
+    (positions); with fewer rows than positions (segment or token types), row 0 to every position. On a map
+    (N, d, H, W) the n = H·W rows go to its positions row by row."""
 
     def __init__(self, n: int, d: int):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(n, d) * 0.02)
 
     def forward(self, x):
+        if x.dim() > 3:
+            return x + self.weight.t().reshape(x.shape[1:])
         length = x.shape[-1]
         rows = self.weight[:length] if length <= self.weight.shape[0] else self.weight[:1].expand(length, -1)
         return x + rows.t()

@@ -122,6 +122,7 @@ class Attention(Kind):
         "timm.models.davit.ChannelAttentionV2",
         "timm.models.davit.SpatialBlock",  # DaViT's blocks, read whole (their windows and tokens are reshapes)
         "timm.models.davit.ChannelBlock",
+        "timm.models.nest.NestLevel",  # NesT's level: its blocks are windows (blockify is a reshape)
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -728,6 +729,8 @@ class Attention(Kind):
             return _channel_text(module, ctx)
         if name in ("SpatialBlock", "ChannelBlock"):
             return _timm_davit_block_text(module, ctx)
+        if name == "NestLevel":
+            return _timm_nest_level_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -922,6 +925,79 @@ def _timm_davit_block_text(block: Any, ctx: ImportContext) -> str:
             raise ImportRefused(f"{where}: an MLP other than LayerNorm > Linear > activation > Linear")
         mlp_text = _mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, where)
         parts.append(f"res({mlp_norm} > {mlp_text}{_dropped(block.drop_path2, where, ctx)})")
+    return " > ".join(parts)
+
+
+def _timm_nest_level_text(level: Any, ctx: ImportContext) -> str:
+    """timm's NestLevel on an (N, C, H, W) map: its pool (none, or ConvPool: a 3x3 convolution with a bias keeping
+    the map, a LayerNorm over the channels, a 3x3 max pool of stride 2 padded by 1), then the map cut into b x b
+    blocks (blockify), a learned vector added to each position (pos_embed: `posembed(H·W)` on the map), and
+    transformer layers inside each block: x + attn(ln(x)) with qkv and proj and no position bias (`window=b,
+    relpos=none`), x + mlp(ln(x)); then the blocks put back (deblockify)."""
+    where = f"{ctx.node_name} (NestLevel)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    out = ctx.out_shape
+    if len(shape) != 4 or len(out) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, C, H, W)")
+    width, height, across = out[1:]
+    b = level.block_size
+    table = level.pos_embed
+    if height != across or height % b or tuple(table.shape) != (1, (height // b) ** 2, b * b, width):
+        raise ImportRefused(
+            f"{where}: a {height}x{across} map in blocks of {b}x{b} with a position table of {tuple(table.shape)}; "
+            f"the language reads square maps that the blocks divide, with one vector for each position"
+        )
+    parts = []
+    pool = level.pool
+    if type(pool).__name__ == "ConvPool":
+        conv, norm, maxpool = pool.conv, pool.norm, pool.pool
+        if (
+            type(conv).__name__ != "Conv2d"
+            or tuple(conv.kernel_size) != (3, 3)
+            or tuple(conv.stride) != (1, 1)
+            or tuple(conv.padding) != (1, 1)
+            or tuple(conv.dilation) != (1, 1)
+            or conv.groups != 1
+            or conv.padding_mode != "zeros"
+            or conv.out_channels != width
+            or _layer_norm(norm, width) is None
+            or type(maxpool).__name__ != "MaxPool2d"
+            or (maxpool.kernel_size, maxpool.stride, maxpool.padding, maxpool.dilation) not in ((3, 2, 1, 1),)
+            or maxpool.ceil_mode
+        ):
+            raise ImportRefused(
+                f"{where}: a pool other than NesT's ConvPool (3x3 convolution padded by 1, LayerNorm, 3x3 max pool "
+                f"of stride 2 padded by 1)"
+            )
+        bias = ", bias" if conv.bias is not None else ""
+        parts += [f"conv3x3(->{width}, pad=1{bias})", _layer_norm(norm, width), "maxpool3x3(stride=2, pad=1)"]
+    elif type(pool).__name__ != "Identity":
+        raise ImportRefused(f"{where}: its pool {type(pool).__name__} has no counterpart (NesT's ConvPool or none)")
+    parts.append(f"posembed({height * across})")
+    for i, layer in enumerate(level.transformer_encoder):
+        here = f"{where} layer {i}"
+        attn, mlp = layer.attn, layer.mlp
+        norms = [_layer_norm(n, width) for n in (layer.norm1, layer.norm2)]
+        heads = attn.num_heads
+        if (
+            type(layer).__name__ != "TransformerLayer"
+            or None in norms
+            or attn.qkv.in_features != width
+            or attn.qkv.out_features != 3 * width
+            or width % heads
+            or attn.proj.in_features != width
+            or attn.proj.out_features != width
+            or (attn.qkv.bias is None) != (attn.proj.bias is None)
+            or type(getattr(mlp, "norm", None)).__name__ not in ("Identity", "NoneType")
+        ):
+            raise ImportRefused(
+                f"{here}: a layer other than NesT's TransformerLayer (LayerNorms, qkv and proj keeping the width, "
+                f"with biases on both or neither, an MLP without a norm)"
+            )
+        options = [f"heads={heads}"] + ["bias"] * (attn.qkv.bias is not None) + [f"window={b}", "relpos=none"]
+        parts.append(f"res({norms[0]} > attn({', '.join(options)}){_dropped(layer.drop_path1, here, ctx)})")
+        mlp_text = _mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, here)
+        parts.append(f"res({norms[1]} > {mlp_text}{_dropped(layer.drop_path2, here, ctx)})")
     return " > ".join(parts)
 
 

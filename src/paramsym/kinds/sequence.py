@@ -31,6 +31,7 @@ from .base import (
     Template,
     Words,
     axes,
+    check_or_defer,
     known,
     make_layer,
     refuse_keras,
@@ -153,7 +154,10 @@ class PositionEmbedding(Kind):
 
     N is not required to be at least T: learned absolute positions need N >= T, but the
     same table also holds segment or token types (BERT's token_type embedding, N = 2),
-    which are fewer than the positions. So N is any positive whole number."""
+    which are fewer than the positions. So N is any positive whole number.
+
+    On a map H x W x d (a paramsym extension, for NesT) the table holds one vector for each position, row
+    by row: N = H·W, checked."""
 
     key = "posembed"
     names = ("posembed",)
@@ -168,7 +172,22 @@ class PositionEmbedding(Kind):
                 f"the table size of {call.name} must be a positive whole number, not {size}", pos=arg.pos
             )
         args.constraints += whole_number(size, f"the table size of {call.name}", arg.pos)
-        _, width = _sequence(call, flow, "adds a learned vector to each position")
+        spatial = flow.shape.spatial
+        if spatial is not None and len(spatial) > 1 and flow.shape.channels is not None:
+            width = flow.shape.channels
+            positions = flow.shape.positions
+            if positions is not None:
+                args.constraints += check_or_defer(
+                    positions - size,
+                    "zero",
+                    f"{call.name}({size}) on the map {flow.shape.describe()} adds one vector to each of its "
+                    f"{positions} positions: its table has {positions} of them, not {size}",
+                    arg.pos,
+                    shown=size,
+                    hint=f"write {call.name}({positions})",
+                )
+        else:
+            _, width = _sequence(call, flow, "adds a learned vector to each position")
         return make_layer(call, self, flow, flow.shape, width, width, options=PositionEmbeddingOptions(size))
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
@@ -197,9 +216,18 @@ class PositionEmbedding(Kind):
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         weight = getattr(module, "weight", None)
-        if weight is None or weight.dim() != 2 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[1]:
+        shape = ctx.in_shape
+        on_map = len(shape) > 3 and weight is not None and weight.shape[0] == _product(shape[2:])
+        if weight is None or weight.dim() != 2 or not (len(shape) == 3 or on_map) or shape[1] != weight.shape[1]:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a table added to a sequence")
         return f"posembed({weight.shape[0]})"
+
+
+def _product(sizes: tuple[int, ...]) -> int:
+    total = 1
+    for n in sizes:
+        total *= n
+    return total
 
 
 class ClassToken(Kind):
