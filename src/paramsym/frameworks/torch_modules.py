@@ -209,6 +209,25 @@ class Recurrent(nn.Module):
         return output[:, -1] if self.last else output.movedim(-1, 1)
 
 
+class Recurrent2d(nn.Module):
+    """An nn.LSTM, nn.GRU or nn.RNN (batch_first=True) along each row (`along="rows"`: H sequences of W steps)
+    or each column ("columns": W sequences of H steps) of a channels-first map (N, C, H, W): (N, H', H, W)."""
+
+    def __init__(self, module: nn.Module, along: str):
+        super().__init__()
+        if along not in ("rows", "columns"):
+            raise ValueError(f"along={along!r}: rows or columns")
+        self.module = module
+        self.along = along
+
+    def forward(self, x):
+        n = x.shape[0]
+        y = x.permute(0, 2, 3, 1) if self.along == "rows" else x.permute(0, 3, 2, 1)  # (N, rows or cols, steps, C)
+        outer, steps = y.shape[1:3]
+        y = self.module(y.reshape(n * outer, steps, -1))[0].reshape(n, outer, steps, -1)
+        return y.permute(0, 3, 1, 2) if self.along == "rows" else y.permute(0, 3, 2, 1)
+
+
 class SelfAttention(nn.Module):
     """nn.MultiheadAttention (batch_first) as self-attention on the positions of (N, C, *spatial):
     query, key and value are the input; the attention weights are not returned."""
