@@ -31,6 +31,7 @@ def measured(build, shape: tuple) -> tuple[int, int, int, list]:
     module.eval()  # not chained: TinyViT's Attention.train returns None
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         y = module(torch.zeros(1, *shape, device="meta"))
+    y = y[0] if isinstance(y, tuple) else y  # a recurrent layer's (output, state)
     return torch_params(module), state(module), counter.get_total_flops() // 2, list(y.shape[1:])
 
 
@@ -330,3 +331,76 @@ def test_posembed_on_a_map(H, W, d):
     assert module(torch.zeros(1, d, H, W)).shape == (1, d, H, W)
     text, back = import_back(network)
     assert f"posembed({H * W})" in text and back.evaluate() == network.evaluate()
+
+
+# ---- recurrent layers along the rows or columns of a map (Sequencer2D's LSTM2d) ----------------------------
+
+
+@pytest.mark.parametrize("kind, cls", [("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn", nn.RNN)])
+@pytest.mark.parametrize("along", ["rows", "columns"])
+@pytest.mark.parametrize(
+    "H, W, C, hidden, bidirectional", [(6, 5, 8, 4, True), (3, 7, 4, 6, False), (8, 8, 16, 4, True)]
+)
+def test_recurrent_along_a_map(kind, cls, along, H, W, C, hidden, bidirectional):
+    """The layer on each row (H sequences of W steps) or column: counted on nn.LSTM/GRU/RNN run over them."""
+    program = f"input({H}x{W}x{C}) > {kind}(->{hidden}, bias{', bidirectional' if bidirectional else ''}, {along})"
+    sequences, steps = (H, W) if along == "rows" else (W, H)
+    want = measured(lambda: cls(C, hidden, batch_first=True, bidirectional=bidirectional), (steps, C))
+    got = counted(program)
+    assert got[:2] == want[:2] and got[2] == sequences * want[2]
+    assert got[3] == [H, W, hidden * (2 if bidirectional else 1)]
+    network = paramsym.parse(program)
+    text, back = import_back(network)
+    assert f", {along})" in text and back.evaluate() == network.evaluate()
+
+
+@pytest.mark.parametrize("H, W, C, hidden", [(8, 8, 192, 48), (4, 6, 16, 8), (5, 3, 12, 4)])
+@pytest.mark.parametrize("union", ["cat", "vertical", "horizontal"])
+def test_sequencer_lstm2d(H, W, C, hidden, union):
+    from timm.models import sequencer
+
+    def build():
+        return ChannelsLast(sequencer.LSTM2d(C, hidden, union=union), C)
+
+    text = imported(build, (H, W, C))
+    assert ("rows" in text) == (union != "vertical") and ("columns" in text) == (union != "horizontal"), text
+    assert counted(text, channels_first=True) == measured(build, (C, H, W))
+
+
+def test_export_computes_sequencers_lstm2d():
+    """concat(lstm(columns) | lstm(rows)) > dense exported computes timm's LSTM2d with the same weights."""
+    from timm.models import sequencer
+
+    H, W, C, hidden = 4, 5, 8, 3
+    theirs = sequencer.LSTM2d(C, hidden).eval()
+    program = (
+        f"input({H}x{W}x{C}) > concat(lstm(->{hidden}, bias, bidirectional, columns) "
+        f"| lstm(->{hidden}, bias, bidirectional, rows)) > dense(->{C}, bias)"
+    )
+    ours = paramsym.to_torch(paramsym.parse(program)).eval()
+    lstms = [m for m in ours.modules() if isinstance(m, nn.LSTM)]
+    (fc,) = [m for m in ours.modules() if isinstance(m, nn.Linear)] or [
+        m for m in ours.modules() if isinstance(m, nn.Conv2d)
+    ]
+    with torch.no_grad():
+        lstms[0].load_state_dict(theirs.rnn_v.state_dict())
+        lstms[1].load_state_dict(theirs.rnn_h.state_dict())
+        fc.weight.copy_(theirs.fc.weight.reshape(fc.weight.shape))
+        fc.bias.copy_(theirs.fc.bias)
+        x = torch.randn(2, H, W, C)
+        want = theirs(x)
+        got = ours(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+
+
+@pytest.mark.parametrize(
+    "program, message",
+    [
+        ("input(4x7x8) > lstm(->4, rows, columns)", "along the rows or along the columns, not both"),
+        ("input(7x8) > lstm(->4, rows)", "runs lstm along each row of a map"),
+        ("input(4x7x8) > gru(->4, rows, last)", "'last' keeps the last step"),
+    ],
+)
+def test_recurrent_along_refusals(program, message):
+    with pytest.raises(paramsym.ParamsymError, match=message):
+        paramsym.parse(program).evaluate()
