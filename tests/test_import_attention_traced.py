@@ -416,7 +416,8 @@ TIMM_REFUSED = [
     ("cait.TalkingHeadAttn", (32, 4), "tokens", "module 'attn' (TalkingHeadAttn): module 'attn.proj_l' (Linear)"),
     ("cait.ClassAttn", (32, 4), "tokens", "module 'attn' (ClassAttn): module 'attn.q' projects a value of shape"),
     ("xcit.XCA", (32, 4), "tokens", "module 'attn' (XCA): F.normalize(...) works on the queries"),
-    ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention): '@' mixes positions"),
+    # DaViT's channel attention is attn(channels) (test_kind_window_blocks.py), but qkv_bias=False biases proj only
+    ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention) has biases in proj only"),
     ("fastvit.Attention", (32, 8), "map", "biases in 'attn.proj' only"),  # qkv_bias=False, a biased proj
     ("convit.MHSA", (32, 4), "tokens", "biases in 'attn.proj' only"),
     ("pvt_v2.Attention", (32, 4, 2), "sized", "keys or values that module 'attn.kv' projects from another value"),
