@@ -284,7 +284,7 @@ class Attention(Kind):
         if arg is None:
             return "table"
         value = arg.value[0] if len(arg.value) == 1 else None
-        name = value.name if isinstance(value, sympy.Symbol) else None
+        name = str(value.name) if isinstance(value, sympy.Symbol) else ""
         if name not in RELPOS:
             raise ParamsymArgumentError(
                 f"relpos= takes one of {', '.join(RELPOS)}, not {' x '.join(str(v) for v in arg.value)}",
@@ -447,7 +447,8 @@ class Attention(Kind):
         params = d * q + 2 * c * kv + q * d
         if layer.bias:
             params += q + 2 * kv + d
-        window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
+        window = o.partition  # w of window=w or g of grid=g: the same counts
+        bias_macs: Expr | None = sympy.Integer(0)
         if window is not None:
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
             # each query sees w² of them (g² with grid=g)
@@ -844,7 +845,8 @@ def _channel_text(module: Any, ctx: ImportContext) -> str:
     """Channel attention (paramsym's torch_modules.ChannelAttention, timm's davit.ChannelAttention and V2): qkv and
     proj Linear layers, heads of head_dim channels each attending to each other over all positions."""
     where = f"{ctx.node_name} ({type(module).__name__})"
-    qkv, proj = getattr(module, "qkv", None), getattr(module, "proj", None)
+    qkv: Any = getattr(module, "qkv", None)
+    proj: Any = getattr(module, "proj", None)
     heads = getattr(module, "num_heads", getattr(module, "groups", None))
     if type(qkv).__name__ != "Linear" or type(proj).__name__ != "Linear" or not isinstance(heads, int):
         raise ImportRefused(f"{where} is not a channel attention of qkv and proj Linear layers")
@@ -970,7 +972,7 @@ def _timm_nest_level_text(level: Any, ctx: ImportContext) -> str:
                 f"of stride 2 padded by 1)"
             )
         bias = ", bias" if conv.bias is not None else ""
-        parts += [f"conv3x3(->{width}, pad=1{bias})", _layer_norm(norm, width), "maxpool3x3(stride=2, pad=1)"]
+        parts += [f"conv3x3(->{width}, pad=1{bias})", _layer_norm(norm, width) or "ln", "maxpool3x3(stride=2, pad=1)"]
     elif type(pool).__name__ != "Identity":
         raise ImportRefused(f"{where}: its pool {type(pool).__name__} has no counterpart (NesT's ConvPool or none)")
     parts.append(f"posembed({height * across})")
