@@ -447,6 +447,63 @@ class ChannelAttention(nn.Module):
         return y.reshape(*shape[:-1], -1).movedim(-1, 1)
 
 
+class _ConvNorm(nn.Sequential):
+    """A convolution without bias, then BatchNorm2d (EfficientViT's ConvNorm)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, groups: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, 1, kernel // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+
+class CascadedWindowAttention(nn.Module):
+    """`cga(heads=h, key_dim=k, value_dim=v, window=w, kernels=...)`: EfficientViT's cascaded group attention inside
+    w x w windows of a map (N, C, H, W), padded at the bottom and right to a multiple of w (timm's
+    LocalWindowAttention over its CascadedGroupAttention): per head a 1x1 ConvNorm of its channel group (plus the
+    previous head's output) to k + k + v channels, a depthwise ConvNorm on the queries, a learned bias per head for
+    each offset (|rows|, |columns|) of the window; the heads' values joined, ReLU, a 1x1 ConvNorm back to C."""
+
+    def __init__(self, channels: int, heads: int, key_dim: int, value_dim: int, window: int, kernels=()):
+        super().__init__()
+        if channels % heads or len(kernels) != heads:
+            raise ValueError(f"{heads} heads need {channels} channels in whole groups and one kernel each")
+        self.heads, self.key_dim, self.value_dim, self.window = heads, key_dim, value_dim, window
+        group = channels // heads
+        self.qkvs = nn.ModuleList(_ConvNorm(group, 2 * key_dim + value_dim) for _ in range(heads))
+        self.dws = nn.ModuleList(_ConvNorm(key_dim, key_dim, k, groups=key_dim) for k in kernels)
+        self.proj = nn.Sequential(nn.ReLU(), _ConvNorm(value_dim * heads, channels))
+        self.attention_biases = nn.Parameter(torch.zeros(heads, window * window))
+
+    def forward(self, x):
+        n, channels, height, width = x.shape
+        w = self.window
+        pad_b, pad_r = (w - height % w) % w, (w - width % w) % w
+        y = nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, 0, pad_r, 0, pad_b))
+        rows, cols = (height + pad_b) // w, (width + pad_r) // w
+        y = y.view(n, rows, w, cols, w, channels).transpose(2, 3).reshape(n * rows * cols, w, w, channels)
+        y = y.permute(0, 3, 1, 2)  # windows, channels first
+        coords = torch.arange(w, device=x.device)
+        r, c = torch.meshgrid(coords, coords, indexing="ij")
+        r, c = r.flatten(), c.flatten()
+        index = (r[:, None] - r[None, :]).abs() * w + (c[:, None] - c[None, :]).abs()
+        biases = self.attention_biases[:, index]
+        groups = y.chunk(self.heads, dim=1)
+        outputs, feat = [], groups[0]
+        k, v = self.key_dim, self.value_dim
+        for i, (qkv, dw) in enumerate(zip(self.qkvs, self.dws)):
+            if i > 0:
+                feat = feat + groups[i]
+            q, key, value = qkv(feat).split([k, k, v], dim=1)
+            q = dw(q)
+            q, key, value = q.flatten(2), key.flatten(2), value.flatten(2)
+            attn = ((q * k**-0.5).transpose(-2, -1) @ key + biases[i]).softmax(dim=-1)
+            feat = (value @ attn.transpose(-2, -1)).view(-1, v, w, w)
+            outputs.append(feat)
+        y = self.proj(torch.cat(outputs, 1)).permute(0, 2, 3, 1)
+        y = y.view(n, rows, cols, w, w, channels).transpose(2, 3).reshape(n, rows * w, cols * w, channels)
+        return y[:, :height, :width].permute(0, 3, 1, 2)
+
+
 class WindowAttention(nn.Module):
     """`attn(heads=h, window=w[, shift])`: Swin's window attention on channels-first maps (N, C, H, W), as
     torchvision's ShiftedWindowAttention computes it: one qkv and one proj Linear, a learned relative-position
