@@ -260,6 +260,7 @@ def test_every_kind_answers_every_question():
         "upsample": "input(8x8x4) > upsample(2)",
         "zeropad": "input(8x8x4) > zeropad(0, 1, 2, 3)",
         "eca": "input(8x8x4) > gap > eca(3)",
+        "cga": "input(8x8x4) > cga(heads=2, key_dim=2, value_dim=2, window=4, kernels=3x5)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

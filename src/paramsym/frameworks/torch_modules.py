@@ -467,7 +467,10 @@ class CascadedWindowAttention(nn.Module):
         super().__init__()
         if channels % heads or len(kernels) != heads:
             raise ValueError(f"{heads} heads need {channels} channels in whole groups and one kernel each")
+        if heads > 1 and value_dim != channels // heads:
+            raise ValueError(f"value_dim={value_dim}: each head's values join the next head's {channels // heads}")
         self.heads, self.key_dim, self.value_dim, self.window = heads, key_dim, value_dim, window
+        self.num_heads, self.val_dim, self.resolution = heads, value_dim, window  # timm's names, read on import
         group = channels // heads
         self.qkvs = nn.ModuleList(_ConvNorm(group, 2 * key_dim + value_dim) for _ in range(heads))
         self.dws = nn.ModuleList(_ConvNorm(key_dim, key_dim, k, groups=key_dim) for k in kernels)

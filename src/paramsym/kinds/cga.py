@@ -104,6 +104,16 @@ class CascadedGroupAttention(Kind):
             f"heads={heads} does not divide the width {d}: each head takes d/heads channels",
             args.keywords["heads"].pos,
         )
+        if heads != 1:
+            # head i adds head i − 1's values to its group of d/h channels: PyTorch cannot add other widths
+            constraints += check_or_defer(
+                value_dim - d / heads,
+                "zero",
+                f"value_dim={value_dim}: each head adds its values to the next head's group of d/heads = "
+                f"{d / heads} channels, so value_dim must be {d / heads}",
+                args.keywords["value_dim"].pos,
+                shown=value_dim,
+            )
         for size in shape.spatial or ():
             if size is not None and "pad" not in args.flags:
                 constraints += check_or_defer(
