@@ -18,6 +18,7 @@ from paramsym.core.records import NO_OPTIONS, Options
 from paramsym.kinds.activations import ActivationOptions, PReLUOptions
 from paramsym.kinds.adaptive import AdaptivePoolingOptions
 from paramsym.kinds.attention import AttentionOptions
+from paramsym.kinds.cga import CascadedOptions
 from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
@@ -50,6 +51,13 @@ CASES = [
         attention(2, 2, 8, window=4, shift=True, cpb=8, pad=True),
     ),
     ("input(14x14x16) > attn(heads=2, grid=7, bias)", 0, attention(2, 2, 8, grid=7)),
+    ("input(8x8x16) > attn(heads=2, window=4, relpos=axes)", 0, attention(2, 2, 8, window=4, relpos="axes")),
+    ("input(16x64) > attn(heads=4, channels)", 0, attention(4, 4, 16, channels=True)),
+    (
+        "input(8x8x16) > cga(heads=2, key_dim=4, value_dim=8, window=4, kernels=3x5)",
+        0,
+        CascadedOptions(2, 4, 8, 4, (3, 5), False),
+    ),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
@@ -82,6 +90,12 @@ CASES = [
         RecurrentOptions(hidden=32, layers=2, directions=2, proj=8, last=True),
     ),
     ("input(20x16) > gru(->32)", 0, RecurrentOptions(hidden=32, layers=1, directions=1, proj=None, last=False)),
+    (
+        "input(6x5x16) > lstm(->8, rows)",
+        0,
+        RecurrentOptions(hidden=8, layers=1, directions=1, proj=None, last=False, along="rows"),
+    ),
+    ("input(8x8x16) > posembed(64)", 0, PositionEmbeddingOptions(64)),
     ("input(20x16) > posembed(30)", 0, PositionEmbeddingOptions(size=30)),
     ("input(20x16) > last", 0, SelectOptions("last")),
 ]
