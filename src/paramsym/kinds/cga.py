@@ -251,7 +251,8 @@ class CascadedGroupAttention(Kind):
         kernels = []
 
         def conv_norm(block: Any, cin: int, cout: int, kernel: int, groups: int) -> bool:
-            conv, bn = getattr(block, "conv", None), getattr(block, "bn", None)
+            conv: Any = getattr(block, "conv", None)
+            bn: Any = getattr(block, "bn", None)
             return (
                 type(conv).__name__ == "Conv2d"
                 and type(bn).__name__ == "BatchNorm2d"
