@@ -259,7 +259,7 @@ def _error(program: str) -> paramsym.ParamsymError:
         ("input(8x4) > posembed", "posembed needs the size of its table", 14),
         ("input(8x4) > posembed(0)", "must be a positive whole number, not 0", 23),
         ("input(8x4) > posembed(2.5)", "must be a positive whole number", 23),
-        ("input(8x8x4) > posembed(64)", "the map 8 x 8 x 4", 16),
+        ("input(8x8x4) > posembed(60)", "adds one vector to each of its 64 positions", 25),
         ("input(8x8x4) > bn(nobias)", "bn has no 'nobias'", 19),
         ("input(8x8x4) > gn(groups=2, noaffine, nobias)", "both 'noaffine' and 'nobias'", 39),
         ("input(8x4) > ln(noaffine, nobias)", "both 'noaffine' and 'nobias'", 27),

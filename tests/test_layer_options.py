@@ -20,6 +20,7 @@ from paramsym.kinds.adaptive import AdaptivePoolingOptions
 from paramsym.kinds.attention import AttentionOptions, Pooling
 from paramsym.kinds.blurpool import BlurPoolOptions
 from paramsym.kinds.bottleneck_attention import BottleneckAttentionOptions
+from paramsym.kinds.cga import CascadedOptions
 from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
@@ -80,6 +81,13 @@ CASES = [
         0,
         TokenPoolOptions((4, 3, 3), (1, 3, 3), (1, 2, 2), (0, 1, 1), True),
     ),
+    ("input(8x8x16) > attn(heads=2, window=4, relpos=axes)", 0, attention(2, 2, 8, window=4, relpos="axes")),
+    ("input(16x64) > attn(heads=4, channels)", 0, attention(4, 4, 16, channels=True)),
+    (
+        "input(8x8x16) > cga(heads=2, key_dim=4, value_dim=8, window=4, kernels=3x5)",
+        0,
+        CascadedOptions(2, 4, 8, 4, (3, 5), False),
+    ),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
@@ -114,6 +122,12 @@ CASES = [
         RecurrentOptions(hidden=32, layers=2, directions=2, proj=8, last=True),
     ),
     ("input(20x16) > gru(->32)", 0, RecurrentOptions(hidden=32, layers=1, directions=1, proj=None, last=False)),
+    (
+        "input(6x5x16) > lstm(->8, rows)",
+        0,
+        RecurrentOptions(hidden=8, layers=1, directions=1, proj=None, last=False, along="rows"),
+    ),
+    ("input(8x8x16) > posembed(64)", 0, PositionEmbeddingOptions(64)),
     ("input(20x16) > posembed(30)", 0, PositionEmbeddingOptions(size=30)),
     ("input(20x16) > last", 0, SelectOptions("last")),
 ]

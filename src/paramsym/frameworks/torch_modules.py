@@ -139,13 +139,16 @@ class ChannelsFirst(nn.Module):
 
 class PositionEmbedding(nn.Module):
     """Adds a learned table of n vectors of d to a sequence (N, d, T): row t to position t when T <= n
-    (positions); with fewer rows than positions (segment or token types), row 0 to every position."""
+    (positions); with fewer rows than positions (segment or token types), row 0 to every position. On a map
+    (N, d, H, W) the n = H·W rows go to its positions row by row."""
 
     def __init__(self, n: int, d: int):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(n, d) * 0.02)
 
     def forward(self, x):
+        if x.dim() > 3:
+            return x + self.weight.t().reshape(x.shape[1:])
         length = x.shape[-1]
         rows = self.weight[:length] if length <= self.weight.shape[0] else self.weight[:1].expand(length, -1)
         return x + rows.t()
@@ -226,6 +229,25 @@ class Recurrent(nn.Module):
     def forward(self, x):
         output = self.module(x.movedim(1, -1))[0]
         return output[:, -1] if self.last else output.movedim(-1, 1)
+
+
+class Recurrent2d(nn.Module):
+    """An nn.LSTM, nn.GRU or nn.RNN (batch_first=True) along each row (`along="rows"`: H sequences of W steps)
+    or each column ("columns": W sequences of H steps) of a channels-first map (N, C, H, W): (N, H', H, W)."""
+
+    def __init__(self, module: nn.Module, along: str):
+        super().__init__()
+        if along not in ("rows", "columns"):
+            raise ValueError(f"along={along!r}: rows or columns")
+        self.module = module
+        self.along = along
+
+    def forward(self, x):
+        n = x.shape[0]
+        y = x.permute(0, 2, 3, 1) if self.along == "rows" else x.permute(0, 3, 2, 1)  # (N, rows or cols, steps, C)
+        outer, steps = y.shape[1:3]
+        y = self.module(y.reshape(n * outer, steps, -1))[0].reshape(n, outer, steps, -1)
+        return y.permute(0, 3, 1, 2) if self.along == "rows" else y.permute(0, 3, 2, 1)
 
 
 class SelfAttention(nn.Module):
@@ -602,6 +624,91 @@ class DropPath(nn.Module):
         return x * noise / keep if keep > 0.0 else x * noise
 
 
+class ChannelAttention(nn.Module):
+    """`attn(heads=h, channels)`: DaViT's channel attention on the positions of (N, C, *spatial): one qkv and one
+    proj Linear; in each head the e channels of the keys attend to those of the values, the e x e scores summed
+    over all positions, and they mix the queries' channels at each position (timm's davit.ChannelAttention)."""
+
+    def __init__(self, channels: int, heads: int, head_dim: int | None = None, bias: bool = True):
+        super().__init__()
+        self.num_heads = heads
+        self.head_dim = channels // heads if head_dim is None else head_dim
+        self.qkv = nn.Linear(channels, 3 * heads * self.head_dim, bias=bias)
+        self.proj = nn.Linear(heads * self.head_dim, channels, bias=bias)
+
+    def forward(self, x):
+        y = x.movedim(1, -1)
+        shape = y.shape
+        y = y.flatten(1, -2)
+        n, t, _ = y.shape
+        h, e = self.num_heads, self.head_dim
+        q, k, v = self.qkv(y).reshape(n, t, 3, h, e).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = ((k * e**-0.5).transpose(-1, -2) @ v).softmax(dim=-1)  # (n, h, e, e)
+        y = (attn @ q.transpose(-1, -2)).transpose(-1, -2)  # (n, h, t, e)
+        y = self.proj(y.transpose(1, 2).reshape(n, t, h * e))
+        return y.reshape(*shape[:-1], -1).movedim(-1, 1)
+
+
+class _ConvNorm(nn.Sequential):
+    """A convolution without bias, then BatchNorm2d (EfficientViT's ConvNorm)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, groups: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, 1, kernel // 2, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+
+class CascadedWindowAttention(nn.Module):
+    """`cga(heads=h, key_dim=k, value_dim=v, window=w, kernels=...)`: EfficientViT's cascaded group attention inside
+    w x w windows of a map (N, C, H, W), padded at the bottom and right to a multiple of w (timm's
+    LocalWindowAttention over its CascadedGroupAttention): per head a 1x1 ConvNorm of its channel group (plus the
+    previous head's output) to k + k + v channels, a depthwise ConvNorm on the queries, a learned bias per head for
+    each offset (|rows|, |columns|) of the window; the heads' values joined, ReLU, a 1x1 ConvNorm back to C."""
+
+    def __init__(self, channels: int, heads: int, key_dim: int, value_dim: int, window: int, kernels=()):
+        super().__init__()
+        if channels % heads or len(kernels) != heads:
+            raise ValueError(f"{heads} heads need {channels} channels in whole groups and one kernel each")
+        if heads > 1 and value_dim != channels // heads:
+            raise ValueError(f"value_dim={value_dim}: each head's values join the next head's {channels // heads}")
+        self.heads, self.key_dim, self.value_dim, self.window = heads, key_dim, value_dim, window
+        self.num_heads, self.val_dim, self.resolution = heads, value_dim, window  # timm's names, read on import
+        group = channels // heads
+        self.qkvs = nn.ModuleList(_ConvNorm(group, 2 * key_dim + value_dim) for _ in range(heads))
+        self.dws = nn.ModuleList(_ConvNorm(key_dim, key_dim, k, groups=key_dim) for k in kernels)
+        self.proj = nn.Sequential(nn.ReLU(), _ConvNorm(value_dim * heads, channels))
+        self.attention_biases = nn.Parameter(torch.zeros(heads, window * window))
+
+    def forward(self, x):
+        n, channels, height, width = x.shape
+        w = self.window
+        pad_b, pad_r = (w - height % w) % w, (w - width % w) % w
+        y = nn.functional.pad(x.permute(0, 2, 3, 1), (0, 0, 0, pad_r, 0, pad_b))
+        rows, cols = (height + pad_b) // w, (width + pad_r) // w
+        y = y.view(n, rows, w, cols, w, channels).transpose(2, 3).reshape(n * rows * cols, w, w, channels)
+        y = y.permute(0, 3, 1, 2)  # windows, channels first
+        coords = torch.arange(w, device=x.device)
+        r, c = torch.meshgrid(coords, coords, indexing="ij")
+        r, c = r.flatten(), c.flatten()
+        index = (r[:, None] - r[None, :]).abs() * w + (c[:, None] - c[None, :]).abs()
+        biases = self.attention_biases[:, index]
+        groups = y.chunk(self.heads, dim=1)
+        outputs, feat = [], groups[0]
+        k, v = self.key_dim, self.value_dim
+        for i, (qkv, dw) in enumerate(zip(self.qkvs, self.dws)):
+            if i > 0:
+                feat = feat + groups[i]
+            q, key, value = qkv(feat).split([k, k, v], dim=1)
+            q = dw(q)
+            q, key, value = q.flatten(2), key.flatten(2), value.flatten(2)
+            attn = ((q * k**-0.5).transpose(-2, -1) @ key + biases[i]).softmax(dim=-1)
+            feat = (value @ attn.transpose(-2, -1)).view(-1, v, w, w)
+            outputs.append(feat)
+        y = self.proj(torch.cat(outputs, 1)).permute(0, 2, 3, 1)
+        y = y.view(n, rows, cols, w, w, channels).transpose(2, 3).reshape(n, rows * w, cols * w, channels)
+        return y[:, :height, :width].permute(0, 3, 1, 2)
+
+
 class WindowAttention(nn.Module):
     """`attn(heads=h, window=w[, shift])`: Swin's window attention on channels-first maps (N, C, H, W), as
     torchvision's ShiftedWindowAttention computes it: one qkv and one proj Linear, a learned relative-position
@@ -617,7 +724,11 @@ class WindowAttention(nn.Module):
     made by an MLP Linear(2->m) > ReLU > Linear(m->heads), both with biases, on the log-spaced (2w-1)^2 offsets
     (timm's RelPosMlp) or, with `per_pair`, on the offset of each of the w^4 query/key pairs (swinv2_cr's meta MLP),
     instead of the table; `cosine` cosine attention with a logit scale per head; `qv_bias` biases on the queries and
-    values only (q_bias, v_bias) and on proj."""
+    values only (q_bias, v_bias) and on proj.
+
+    `relpos` is the form of the position bias (`attn(..., relpos=...)`): "table" (the above), "none", "offsets"
+    (TinyViT's attention_biases: heads x w^2, one bias per offset (|rows|, |columns|)) or "axes" (SAM's rel_pos_h
+    and rel_pos_w: (2w-1) x head_dim each, the queries against them added along rows and columns)."""
 
     def __init__(
         self,
@@ -634,12 +745,18 @@ class WindowAttention(nn.Module):
         per_pair: bool = False,
         cosine: bool = False,
         qv_bias: bool = False,
+        relpos: str = "table",
     ):
         super().__init__()
         if grid and shift:
             raise ValueError("grid attention has no shift")
         if per_pair and pos_mlp is None:
             raise ValueError("per_pair needs pos_mlp")
+        if relpos not in ("table", "none", "offsets", "axes") or (grid and relpos not in ("table", "none")):
+            raise ValueError(f"relpos={relpos!r}: table, none, offsets or axes (grid attention: table or none)")
+        if pos_mlp is not None and relpos != "table":
+            raise ValueError(f"pos_mlp replaces the table: relpos={relpos!r} does not go with it")
+        self.relpos = relpos
         self.grid = grid
         self.out = channels if out is None else out
         self.per_pair = per_pair
@@ -657,19 +774,37 @@ class WindowAttention(nn.Module):
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None  # log(10)
         self.relative_position_bias_table: nn.Parameter | None = None
         self.pos_mlp: nn.Module | None = None
-        if pos_mlp is None:
+        if pos_mlp is not None:
+            self.pos_mlp = nn.Sequential(nn.Linear(2, pos_mlp), nn.ReLU(), nn.Linear(pos_mlp, heads))
+        elif relpos == "table":
             self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
             nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
-        else:
-            self.pos_mlp = nn.Sequential(nn.Linear(2, pos_mlp), nn.ReLU(), nn.Linear(pos_mlp, heads))
+        elif relpos == "offsets":
+            self.attention_biases = nn.Parameter(torch.zeros(heads, window * window))
+        elif relpos == "axes":
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * window - 1, head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * window - 1, head_dim))
 
-    def relative_position_bias(self):
-        """(1, heads, w*w, w*w): the table's row for each pair of positions of a window (computed here rather
-        than kept as a buffer: it is not state)."""
+    def relative_position_bias(self, q):
+        """(1 or windows, heads, w*w, w*w): the bias for each pair of positions of a window (the indices computed
+        here rather than kept as a buffer: they are not state); 0 without one. With "axes" it depends on the
+        queries q (windows, heads, w*w, head_dim), unscaled."""
         w = self.window_size[0]
-        coords = torch.arange(w, device=self.proj.weight.device)
+        coords = torch.arange(w, device=self.qkv.weight.device)
         rows, cols = torch.meshgrid(coords, coords, indexing="ij")
         rows, cols = rows.flatten(), cols.flatten()
+        if self.relpos == "none":
+            return 0
+        if self.relpos == "offsets":
+            index = (rows[:, None] - rows[None, :]).abs() * w + (cols[:, None] - cols[None, :]).abs()
+            return self.attention_biases[:, index].unsqueeze(0)
+        if self.relpos == "axes":
+            offsets = coords[:, None] - coords[None, :] + w - 1  # (query, key) -> row of the table
+            grid = q.reshape(*q.shape[:2], w, w, -1)
+            along_h = torch.einsum("bnhwc,hkc->bnhwk", grid, self.rel_pos_h[offsets])
+            along_w = torch.einsum("bnhwc,wkc->bnhwk", grid, self.rel_pos_w[offsets])
+            bias = along_h[..., :, None] + along_w[..., None, :]  # (b, n, h, w, kh, kw)
+            return bias.reshape(*q.shape[:2], w * w, w * w)
         index = (rows[:, None] - rows[None, :] + w - 1) * (2 * w - 1) + (cols[:, None] - cols[None, :] + w - 1)
         if self.pos_mlp is None:
             table = self.relative_position_bias_table
@@ -708,13 +843,14 @@ class WindowAttention(nn.Module):
         if self.q_bias is not None:  # no key bias
             qkv = qkv + torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
         qkv = qkv.reshape(n * count, w * w, h + 2 * g, e).transpose(1, 2)
-        q, k, v = qkv[:, :h] * e**-0.5, qkv[:, h : h + g], qkv[:, h + g :]
+        q, k, v = qkv[:, :h], qkv[:, h : h + g], qkv[:, h + g :]
+        scores_q = q * e**-0.5
         if self.logit_scale is not None:  # cosine attention: unit queries and keys, a learned scale per head
-            q = F.normalize(qkv[:, :h], dim=-1) * self.logit_scale.clamp(max=4.605170185988092).exp()  # at most 100
+            scores_q = F.normalize(q, dim=-1) * self.logit_scale.clamp(max=4.605170185988092).exp()  # at most 100
             k = F.normalize(k, dim=-1)
         if g != h:
             k, v = k.repeat_interleave(h // g, dim=1), v.repeat_interleave(h // g, dim=1)
-        attn = q.matmul(k.transpose(-2, -1)) + self.relative_position_bias()
+        attn = scores_q.matmul(k.transpose(-2, -1)) + self.relative_position_bias(q)
         if sum(shift) > 0:
             mask = x.new_zeros((size_h, size_w))
             label = 0

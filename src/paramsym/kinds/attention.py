@@ -80,6 +80,9 @@ from .base import (
     whole_number,
 )
 
+# the forms of a window's position bias (relpos=), the first the default
+RELPOS = ("table", "none", "offsets", "axes")
+
 
 @dataclass(frozen=True)
 class Pooling:
@@ -150,6 +153,12 @@ class AttentionOptions(Options):
     qv_bias: bool = False  # biases on the query, value and output projections, none on the keys (timm's Swin V2)
     cosine: bool = False  # cosine attention with a learned logit scale per head (Swin V2; cpb= has its own)
     per_pair: bool = False  # pos_mlp= runs on each of the w^4 query/key pairs, not the (2w-1)^2 offsets (swinv2_cr)
+    # the window's position bias (relpos=): "table" (Swin's (2w-1)^2 x h), "none", "offsets" (one bias per head
+    # for each offset |row|, |column|: w^2 x h, TinyViT's and LeViT's) or "axes" (SAM's decomposed tables of
+    # (2w-1) x e along each axis, added through the queries)
+    relpos: str = "table"
+    # channel attention (DaViT's, `channels`): each head's e channels attend to each other across all positions
+    channels: bool = False
 
     @property
     def partition(self) -> Expr | None:
@@ -192,6 +201,7 @@ class Attention(Kind):
             "sr",
             "srpool",
             "pos_mlp",
+            "relpos",  # relpos=table|none|offsets|axes: the form of a window's position bias
         }
     )
     flags = frozenset(
@@ -204,12 +214,13 @@ class Attention(Kind):
             "pad",
             "cls",
             "residual",
-            "relpos",
+            "relpos",  # the bare flag: MViT's decomposed relative positions in pooling attention (volume=)
             "projbias",
             "gpsa",
             "qv_bias",
             "cosine",
             "per_pair",
+            "channels",
         }
     )
     torch_modules = (
@@ -232,6 +243,17 @@ class Attention(Kind):
         "timm.models.maxxvit.Attention2d",  # timm's CoAtNet attention over the whole map, read whole
         "timm.models.swin_transformer_v2.SwinTransformerV2Block",  # read whole: its windows are reshapes
         "timm.models.swin_transformer_v2_cr.SwinTransformerV2CrBlock",  # read whole: its windows are reshapes
+        # timm's blocks of window attention, read whole (their windows are reshapes): TinyViT's
+        "timm.models.tiny_vit.TinyVitBlock",
+        "timm.models.vision_transformer_sam.Block",  # SAM's ViT: windows with relative positions along each axis
+        # channel attention (`channels`): paramsym's own export, and DaViT's (V2 scales by the positions instead
+        # of the head width: the same counts)
+        "paramsym.frameworks.torch_modules.ChannelAttention",
+        "timm.models.davit.ChannelAttention",
+        "timm.models.davit.ChannelAttentionV2",
+        "timm.models.davit.SpatialBlock",  # DaViT's blocks, read whole (their windows and tokens are reshapes)
+        "timm.models.davit.ChannelBlock",
+        "timm.models.nest.NestLevel",  # NesT's level: its blocks are windows (blockify is a reshape)
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -357,6 +379,8 @@ class Attention(Kind):
                 hint=f"write {call.name}(heads=..., window=7, pos_mlp=384, per_pair)",
             )
         out = self._out(call, args)
+        relpos = self._relpos(call, args, window, grid, cpb)
+        self._channels(call, args)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -380,6 +404,8 @@ class Attention(Kind):
             qv_bias="qv_bias" in args.flags,
             cosine="cosine" in args.flags,
             per_pair="per_pair" in args.flags,
+            relpos=relpos,
+            channels="channels" in args.flags,
         )
         if options.pooling is not None:
             for key in ("sr", "srpool", "projbias", "gpsa", "qv_bias", "cosine", "per_pair", "pos_mlp"):
@@ -594,6 +620,51 @@ class Attention(Kind):
             hint="a 1x1 window has no relative positions to normalise",
         )
         return value
+
+    def _channels(self, call: Call, args: Args) -> None:
+        """`channels`: attention across the channels of each head (DaViT's channel attention), not positions."""
+        flag = args.flags.get("channels")
+        if flag is None:
+            return
+        for key in ("kv_heads", "source", "window", "grid", "cpb", "relpos"):
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"'channels' attends across the channels of each head, over every position: it takes no {key}=",
+                    pos=args.keywords[key].pos,
+                )
+        for other in ("causal", "rope", "shift", "pad"):
+            if other in args.flags:
+                raise ParamsymArgumentError(
+                    f"'channels' attends across the channels of each head: '{other}' is about positions",
+                    pos=args.flags[other].pos,
+                )
+
+    def _relpos(self, call: Call, args: Args, window: Expr | None, grid: Expr | None, cpb: Expr | None) -> str:
+        """relpos=table|none|offsets|axes: the form of a window's position bias (default: Swin's table)."""
+        arg = args.keywords.get("relpos")
+        if arg is None:
+            return "table"
+        value = arg.value[0] if len(arg.value) == 1 else None
+        name = str(value.name) if isinstance(value, sympy.Symbol) else ""
+        if name not in RELPOS:
+            raise ParamsymArgumentError(
+                f"relpos= takes one of {', '.join(RELPOS)}, not {' x '.join(str(v) for v in arg.value)}",
+                pos=arg.pos,
+                hint="relpos=table (Swin), none (plain windows), offsets (TinyViT), axes (SAM)",
+            )
+        if window is None and not (grid is not None and name in ("table", "none")):
+            raise ParamsymArgumentError(
+                f"relpos= is the position bias inside a window: relpos={name} needs window=w"
+                + (" (grid attention takes relpos=table or none)" if grid is not None else ""),
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., window=7, relpos={name})",
+            )
+        if cpb is not None and name != "table":
+            raise ParamsymArgumentError(
+                f"cpb= is Swin V2's position bias: it takes the place of the table, and relpos={name} is another",
+                pos=arg.pos,
+            )
+        return name
 
     def _grid(
         self, call: Call, flow: Flow, args: Args, window: Expr | None, source: tuple[Expr, Expr] | None
@@ -877,19 +948,31 @@ class Attention(Kind):
         return Attention.fitted(sides, layer.in_shape.spatial or ()) if o.volume is not None else sides
 
     @staticmethod
-    def position_bias(layer: Layer, heads: Expr, window: Expr | None) -> tuple[Expr, Expr]:
+    def position_bias(
+        layer: Layer, heads: Expr, window: Expr | None, head_dim: Expr | None = None, queries: Expr | None = 0
+    ) -> tuple[Expr, Expr | None]:
         """(params, MACs) of the relative-position bias: V1's table (∏(2·side − 1) rows: a window=w's or grid=g's
         square, a volume's three sides), V2's MLP and logit scales (cpb=m), or timm's MLP with biases on both
-        layers (pos_mlp=m): both MLPs run over the (2w - 1)² relative coordinates (w⁴ pairs with per_pair)."""
+        layers (pos_mlp=m): both MLPs run over the (2w - 1)² relative coordinates (w⁴ pairs with per_pair); or
+        (relpos=) none, TinyViT's biases per offset, or SAM's tables along the two axes (relpos=axes: (2w−1)·e
+        each, and for each of the `queries` positions and each head, its query against the w rows and the w
+        columns of its window, 2·w·e MACs)."""
         o = AttentionOptions.of(layer)
         m = o.cpb if o.cpb is not None else o.pos_mlp
         if o.volume is not None:
             table = sympy.Mul(*(2 * side - 1 for side in o.volume))
         else:
             table = known(window) ** 4 if o.per_pair else (2 * known(window) - 1) ** 2
-        if m is None:
-            return table * heads, 0
-        return 3 * m + m * heads + heads, table * (2 * m + m * heads)
+        if m is not None:
+            return 3 * m + m * heads + heads, table * (2 * m + m * heads)
+        if o.relpos == "none":
+            return 0, 0
+        if o.relpos == "offsets":
+            return known(window) ** 2 * heads, 0
+        if o.relpos == "axes":
+            e = known(o.head_dim if head_dim is None else head_dim)
+            return 2 * (2 * known(window) - 1) * e, times(2, queries, known(window), heads, e)
+        return table * heads, 0
 
     @staticmethod
     def pooling_counts(layer: Layer) -> dict[str, Expr]:
@@ -957,19 +1040,27 @@ class Attention(Kind):
             params += out
         if o.gpsa:  # pos_proj Linear(3, h) with its bias, and one gate per head
             params += 5 * o.heads
-        window, bias_macs = o.partition, 0  # w of window=w or g of grid=g: the same counts
+        window = o.partition  # w of window=w or g of grid=g: the same counts
+        bias_macs: Expr | None = sympy.Integer(0)
         if o.sides is not None:
-            bias_params, bias_macs = self.position_bias(layer, o.heads, window)
-            params += bias_params
             # keys and values are computed once for each of the T positions (of the padded map with 'pad');
             # each query sees w² of them (g² with grid=g; a·b·c with window=a x b x c, cut to the map)
             T = keys = s["padded"]
+            bias_params, bias_macs = self.position_bias(layer, o.heads, window, queries=T)
+            params += bias_params
             per_query = sympy.Mul(*self.used_sides(layer))
+        elif o.channels:
+            # each head's e x e scores summed over the T positions, then its e channels weighted: 2·T·e·q
+            keys, per_query = T, o.head_dim
         else:
             keys, per_query = S, S
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, out)
         scores = times(2, T, per_query, q)
-        macs = None if any(m is None for m in (*projections, scores)) else sympy.Add(*projections, scores, bias_macs)
+        macs = (
+            None
+            if any(m is None for m in (*projections, scores, bias_macs))
+            else sympy.Add(*projections, scores, bias_macs)
+        )
         if macs is not None and (o.sr is not None or o.srpool is not None):
             macs = macs + reduced_macs if reduced_macs is not None else None
         if macs is not None and o.gpsa:  # pos_proj on the 3 relative coordinates of every pair of positions
@@ -1002,7 +1093,7 @@ class Attention(Kind):
         if layer.bias:
             params += q + (1 if o.qv_bias else 2) * kv + out
         if o.sides is not None:
-            params += self.position_bias(layer, heads, o.partition)[0]
+            params += self.position_bias(layer, heads, o.partition, head_dim=e)[0]
         if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
             return expansion.expand(self.pooling_counts(layer)["params"])
         if o.sr is not None:
@@ -1072,7 +1163,15 @@ class Attention(Kind):
             parts.append(", cosine attention")
         if o.out is not None:
             parts.append(f", {words(o.out)} output channels")
-        parts += [", causal"] * o.causal + [", rotary positions"] * o.rope
+        if o.partition is not None and o.relpos != "table":
+            parts.append(
+                {
+                    "none": ", no position bias",
+                    "offsets": ", a bias per offset",
+                    "axes": ", relative positions by axis",
+                }[o.relpos]
+            )
+        parts += [", causal"] * o.causal + [", rotary positions"] * o.rope + [", across channels"] * o.channels
         if o.qv_bias:
             return "".join(parts) + ", with query, value and output biases"
         return "".join(parts) + (", with bias" if layer.bias else "")
@@ -1135,6 +1234,8 @@ class Attention(Kind):
                 if len(spatial) == 2 and None not in spatial
                 else f"H/{w(g)} rows and W/{w(g)} columns apart"
             )
+            if o.relpos == "none":
+                table = "no position bias"
             lines.append(
                 f"Grid attention (MaxViT, a paramsym extension): each position attends to the "
                 f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; {table}."
@@ -1160,10 +1261,28 @@ class Attention(Kind):
                 f"Cosine attention (Swin V2): the scores are cosines of the queries and keys times a learned "
                 f"logit scale per head, {w(o.heads)} parameters."
             )
-        if window is not None and o.cpb is None and o.pos_mlp is None:
+        if window is not None and o.cpb is None and o.pos_mlp is None and o.relpos == "table":
             lines.append(
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
                 f"{w.product((2 * window - 1) ** 2, o.heads)} parameters."
+            )
+        elif window is not None and o.pos_mlp is not None:
+            pass  # explained above
+        elif window is not None and o.relpos == "none":
+            lines.append("No position bias (relpos=none): the scores are the queries against the keys alone.")
+        elif window is not None and o.relpos == "offsets":
+            lines.append(
+                f"A learned bias per head for each offset (|rows|, |columns|) between two positions of a "
+                f"{w(window)}x{w(window)} window (relpos=offsets, TinyViT's attention biases): "
+                f"{w.product(window**2, o.heads)} parameters; adding them costs no MACs."
+            )
+        elif window is not None and o.relpos == "axes":
+            _, macs = self.position_bias(layer, o.heads, window, queries=s["padded"])
+            lines.append(
+                f"Decomposed relative positions (relpos=axes, SAM's): a table of {w(2 * window - 1)} offsets x "
+                f"{w(o.head_dim)} channels along each axis, {w.product(2, 2 * window - 1, o.head_dim)} "
+                f"parameters; each query meets the rows and the columns of its window through them, "
+                f"{w(macs)} MACs."
             )
         elif window is not None and o.cpb is not None:
             m, table = o.cpb, (2 * window - 1) ** 2
@@ -1200,6 +1319,13 @@ class Attention(Kind):
                 f"MACs: the projections, then for each of the {w(s['padded'])} queries the scores against the "
                 f"{w(sympy.Mul(*self.used_sides(layer)))} positions of its window and the weighted sum of their "
                 f"values: 2 x queries x keys x q, masked pairs included."
+            )
+        elif counts.macs is not None and o.channels:
+            lines.append(
+                f"Channel attention (DaViT's, a paramsym extension): in each head the {w(o.head_dim)} channels "
+                f"attend to each other, their scores summed over all {w(s['T'])} positions, then each position's "
+                f"channels are mixed by them: 2 x T x head width x q, {w(times(2, s['T'], o.head_dim, q))} MACs "
+                f"besides the projections."
             )
         elif counts.macs is not None:
             side = o.partition
@@ -1328,6 +1454,9 @@ class Attention(Kind):
             return _volume_spec(layer, num)
         if o.partition is not None:
             return _window_spec(layer, num)
+        if o.channels:
+            d, heads, e = num(layer.cin), num(o.heads), num(o.head_dim)
+            return TorchSpec("ChannelAttention", (d, heads), {"head_dim": e, "bias": layer.bias})
         if o.source is not None:
             raise ParamsymUsageError(
                 f"{layer.name} at {layer.pos}: cross-attention (source=) needs a second input "
@@ -1358,6 +1487,8 @@ class Attention(Kind):
             refuse_keras(layer, "pooling attention (MViT) has no Keras layer")
         if o.grid is not None:
             refuse_keras(layer, "grid attention (MaxViT) has no Keras layer")
+        if o.channels:
+            refuse_keras(layer, "channel attention (DaViT) has no Keras layer")
         if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
         if o.sr is not None or o.srpool is not None:
@@ -1422,6 +1553,12 @@ class Attention(Kind):
             return _gpsa_text(module, ctx)
         if name == "PyramidVisionTransformerStage":
             return _pvt_stage_text(module, ctx)
+        if name in ("ChannelAttention", "ChannelAttentionV2"):
+            return _channel_text(module, ctx)
+        if name in ("SpatialBlock", "ChannelBlock"):
+            return _timm_davit_block_text(module, ctx)
+        if name == "NestLevel":
+            return _timm_nest_level_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
         if name == "SwinTransformerBlock":
@@ -1434,6 +1571,10 @@ class Attention(Kind):
             return _timm_swinv2_block_text(module, ctx)
         if name == "SwinTransformerV2CrBlock":
             return _timm_swinv2_cr_block_text(module, ctx)
+        if name == "TinyVitBlock":
+            return _timm_tiny_vit_block_text(module, ctx)
+        if type(module).__module__ == "timm.models.vision_transformer_sam":
+            return _timm_sam_block_text(module, ctx)
         if name == "PartitionAttentionLayer":
             side = tuple(ctx.in_shape[2:])
             return partition_attention(module, ctx.node_name, side)[0]
@@ -1553,6 +1694,339 @@ def known_sides(volume: tuple[Expr, Expr, Expr] | None) -> tuple[Expr, Expr, Exp
     """A volume's window that the caller made sure of (`AttentionOptions.volume` of a layer with one)."""
     assert volume is not None
     return volume
+
+
+def _channel_text(module: Any, ctx: ImportContext) -> str:
+    """Channel attention (paramsym's torch_modules.ChannelAttention, timm's davit.ChannelAttention and V2): qkv and
+    proj Linear layers, heads of head_dim channels each attending to each other over all positions."""
+    where = f"{ctx.node_name} ({type(module).__name__})"
+    qkv: Any = getattr(module, "qkv", None)
+    proj: Any = getattr(module, "proj", None)
+    heads = getattr(module, "num_heads", getattr(module, "groups", None))
+    if type(qkv).__name__ != "Linear" or type(proj).__name__ != "Linear" or not isinstance(heads, int):
+        raise ImportRefused(f"{where} is not a channel attention of qkv and proj Linear layers")
+    width = qkv.in_features
+    e, rest = divmod(qkv.out_features, 3 * heads)
+    if rest or proj.in_features != heads * e or proj.out_features != width:
+        raise ImportRefused(f"{where} gives {proj.out_features} channels from {width}; attn keeps the width")
+    if (qkv.bias is None) != (proj.bias is None):
+        raise ImportRefused(
+            f"{where} has biases in {'proj' if qkv.bias is None else 'qkv'} only; the language's attn has biases "
+            f"in all four projections or none"
+        )
+    parts = [f"heads={heads}"] + [f"head_dim={e}"] * (heads * e != width) + ["bias"] * (qkv.bias is not None)
+    return f"attn({', '.join(parts + ['channels'])})"
+
+
+def _timm_davit_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's DaViT SpatialBlock or ChannelBlock on an (N, C, H, W) map: x + cpe1(x) (a depthwise KxK convolution
+    with a bias, then GELU or nothing), x + attn(ln(x)), x + cpe2(x), then x + mlp(ln(x)) (none without ffn).
+    SpatialBlock's attention runs inside w x w windows (padded at the bottom and right to a multiple of w), with
+    qkv and proj and no position bias (`window=w, relpos=none`); ChannelBlock's is channel attention
+    (`channels`)."""
+    where = f"{ctx.node_name} ({type(block).__name__})"
+    attn, mlp = block.attn, block.mlp
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    width = attn.qkv.in_features
+    if len(shape) != 4 or shape[1] != width:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, {width}, H, W)")
+    height, across = shape[2:]
+
+    def position(cpe: Any) -> str:
+        conv = cpe.proj
+        k = tuple(conv.kernel_size)
+        act = type(cpe.act).__name__
+        if (
+            type(conv).__name__ != "Conv2d"
+            or conv.in_channels != width
+            or conv.out_channels != width
+            or conv.groups != width
+            or len(set(k)) != 1
+            or k[0] % 2 == 0
+            or tuple(conv.padding) != (k[0] // 2,) * 2
+            or tuple(conv.stride) != (1, 1)
+            or tuple(conv.dilation) != (1, 1)
+            or conv.padding_mode != "zeros"
+            or act not in ("Identity", "GELU")
+            or (act == "GELU" and cpe.act.approximate != "none")
+        ):
+            raise ImportRefused(
+                f"{where}: a position encoding other than DaViT's ConvPosEnc (a depthwise convolution of odd size "
+                f"keeping the map, then GELU or nothing)"
+            )
+        bias = ", bias" if conv.bias is not None else ""
+        return f"res(dwconv{k[0]}x{k[0]}(pad={k[0] // 2}{bias}){' > gelu' if act == 'GELU' else ''})"
+
+    if type(block).__name__ == "SpatialBlock":
+        w = tuple(block.window_size)
+        if len(set(w)) != 1 or tuple(getattr(attn, "window_size", w)) != w:
+            raise ImportRefused(f"{where} has windows of {w}: the language has square w x w windows")
+        heads, size = attn.num_heads, w[0]
+        if attn.qkv.out_features != 3 * width or attn.proj.in_features != width or attn.proj.out_features != width:
+            raise ImportRefused(f"{where}: its WindowAttention does not keep the width {width}")
+        if (attn.qkv.bias is None) != (attn.proj.bias is None):
+            raise ImportRefused(f"{where} has a bias on {'proj' if attn.qkv.bias is None else 'qkv'} only")
+        options = [f"heads={heads}"] + ["bias"] * (attn.qkv.bias is not None) + [f"window={size}", "relpos=none"]
+        options += ["pad"] * bool(height % size or across % size)
+        attention = f"attn({', '.join(options)})"
+    else:
+        attention = _channel_text(attn, ctx)
+    norm = _layer_norm(block.norm1, width)
+    if norm is None:
+        raise ImportRefused(f"{where}: a norm other than nn.LayerNorm over its {width} channels")
+    parts = [position(block.cpe1), f"res({norm} > {attention}{_dropped(block.drop_path1, where, ctx)})"]
+    parts.append(position(block.cpe2))
+    if mlp is not None:
+        mlp_norm = _layer_norm(block.norm2, width)
+        if mlp_norm is None or type(getattr(mlp, "norm", None)).__name__ not in ("Identity", "NoneType"):
+            raise ImportRefused(f"{where}: an MLP other than LayerNorm > Linear > activation > Linear")
+        mlp_text = _mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, where)
+        parts.append(f"res({mlp_norm} > {mlp_text}{_dropped(block.drop_path2, where, ctx)})")
+    return " > ".join(parts)
+
+
+def _timm_nest_level_text(level: Any, ctx: ImportContext) -> str:
+    """timm's NestLevel on an (N, C, H, W) map: its pool (none, or ConvPool: a 3x3 convolution with a bias keeping
+    the map, a LayerNorm over the channels, a 3x3 max pool of stride 2 padded by 1), then the map cut into b x b
+    blocks (blockify), a learned vector added to each position (pos_embed: `posembed(H·W)` on the map), and
+    transformer layers inside each block: x + attn(ln(x)) with qkv and proj and no position bias (`window=b,
+    relpos=none`), x + mlp(ln(x)); then the blocks put back (deblockify)."""
+    where = f"{ctx.node_name} (NestLevel)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    out = ctx.out_shape
+    if len(shape) != 4 or len(out) != 4:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, C, H, W)")
+    width, height, across = out[1:]
+    b = level.block_size
+    table = level.pos_embed
+    if height != across or height % b or tuple(table.shape) != (1, (height // b) ** 2, b * b, width):
+        raise ImportRefused(
+            f"{where}: a {height}x{across} map in blocks of {b}x{b} with a position table of {tuple(table.shape)}; "
+            f"the language reads square maps that the blocks divide, with one vector for each position"
+        )
+    parts = []
+    pool = level.pool
+    if type(pool).__name__ == "ConvPool":
+        conv, norm, maxpool = pool.conv, pool.norm, pool.pool
+        if (
+            type(conv).__name__ != "Conv2d"
+            or tuple(conv.kernel_size) != (3, 3)
+            or tuple(conv.stride) != (1, 1)
+            or tuple(conv.padding) != (1, 1)
+            or tuple(conv.dilation) != (1, 1)
+            or conv.groups != 1
+            or conv.padding_mode != "zeros"
+            or conv.out_channels != width
+            or _layer_norm(norm, width) is None
+            or type(maxpool).__name__ != "MaxPool2d"
+            or (maxpool.kernel_size, maxpool.stride, maxpool.padding, maxpool.dilation) not in ((3, 2, 1, 1),)
+            or maxpool.ceil_mode
+        ):
+            raise ImportRefused(
+                f"{where}: a pool other than NesT's ConvPool (3x3 convolution padded by 1, LayerNorm, 3x3 max pool "
+                f"of stride 2 padded by 1)"
+            )
+        bias = ", bias" if conv.bias is not None else ""
+        parts += [f"conv3x3(->{width}, pad=1{bias})", _layer_norm(norm, width) or "ln", "maxpool3x3(stride=2, pad=1)"]
+    elif type(pool).__name__ != "Identity":
+        raise ImportRefused(f"{where}: its pool {type(pool).__name__} has no counterpart (NesT's ConvPool or none)")
+    parts.append(f"posembed({height * across})")
+    for i, layer in enumerate(level.transformer_encoder):
+        here = f"{where} layer {i}"
+        attn, mlp = layer.attn, layer.mlp
+        norms = [_layer_norm(n, width) for n in (layer.norm1, layer.norm2)]
+        heads = attn.num_heads
+        if (
+            type(layer).__name__ != "TransformerLayer"
+            or None in norms
+            or attn.qkv.in_features != width
+            or attn.qkv.out_features != 3 * width
+            or width % heads
+            or attn.proj.in_features != width
+            or attn.proj.out_features != width
+            or (attn.qkv.bias is None) != (attn.proj.bias is None)
+            or type(getattr(mlp, "norm", None)).__name__ not in ("Identity", "NoneType")
+        ):
+            raise ImportRefused(
+                f"{here}: a layer other than NesT's TransformerLayer (LayerNorms, qkv and proj keeping the width, "
+                f"with biases on both or neither, an MLP without a norm)"
+            )
+        options = [f"heads={heads}"] + ["bias"] * (attn.qkv.bias is not None) + [f"window={b}", "relpos=none"]
+        parts.append(f"res({norms[0]} > attn({', '.join(options)}){_dropped(layer.drop_path1, here, ctx)})")
+        mlp_text = _mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, here)
+        parts.append(f"res({norms[1]} > {mlp_text}{_dropped(layer.drop_path2, here, ctx)})")
+    return " > ".join(parts)
+
+
+def _dropped(module: Any, where: str, ctx: ImportContext) -> str:
+    """` > droppath(...)` for a block's DropPath (nothing for an identity), read by its kind."""
+    from . import for_torch_module, identity_name  # the block's own modules are read by their kinds
+
+    kind = for_torch_module(module)
+    text = kind.from_torch(module, ctx) if kind is not None else None
+    if text is None:
+        raise ImportRefused(f"{where}: its {type(module).__name__} has no counterpart in the language")
+    return f" > {text}" if text and text != identity_name() else ""
+
+
+def _mlp_text(fc1: Any, act: Any, fc2: Any, width: int, where: str) -> str:
+    """`dense(->F, bias) > act > dense(->d, bias)` of an MLP's two Linear layers and its activation module."""
+    from . import for_torch_module
+    from .activations import Activation
+
+    kind = for_torch_module(act)
+    if (
+        type(fc1).__name__ != "Linear"
+        or type(fc2).__name__ != "Linear"
+        or fc1.in_features != width
+        or fc2.in_features != fc1.out_features
+        or fc2.out_features != width
+        or (fc1.bias is None) != (fc2.bias is None)
+        or not isinstance(kind, Activation)
+        or kind.identity
+        or kind.key in ("dropout", "softmax")
+        or any(True for _ in act.parameters())
+    ):
+        raise ImportRefused(
+            f"{where}: an MLP other than Linear > activation > Linear keeping {width} channels, with biases in "
+            f"both Linear layers or neither, has no counterpart"
+        )
+    bias = ", bias" if fc1.bias is not None else ""
+    return f"dense(->{fc1.out_features}{bias}) > {kind.from_torch(act, None)} > dense(->{width}{bias})"
+
+
+def _layer_norm(norm: Any, width: int) -> str | None:
+    """`ln` (or `ln(nobias)`) for torch's LayerNorm over the last axis of `width` channels; None otherwise."""
+    if type(norm).__name__ != "LayerNorm" or tuple(norm.normalized_shape) != (width,) or norm.weight is None:
+        return None
+    return "ln" if norm.bias is not None else "ln(nobias)"
+
+
+def _conv_norm_text(conv: Any, bn: Any, width: int) -> str | None:
+    """`dwconvKxK(pad=K//2) > bn` for a depthwise KxK convolution without bias (stride 1, odd K, padded to keep
+    the map) then BatchNorm2d; None for anything else."""
+    k = tuple(getattr(conv, "kernel_size", ()))
+    if (
+        type(conv).__name__ != "Conv2d"
+        or type(bn).__name__ != "BatchNorm2d"
+        or conv.in_channels != width
+        or conv.out_channels != width
+        or conv.groups != width
+        or len(set(k)) != 1
+        or k[0] % 2 == 0
+        or tuple(conv.padding) != (k[0] // 2,) * 2
+        or tuple(conv.stride) != (1, 1)
+        or tuple(conv.dilation) != (1, 1)
+        or conv.bias is not None
+        or conv.padding_mode != "zeros"
+        or bn.num_features != width
+        or not bn.affine
+        or not bn.track_running_stats
+    ):
+        return None
+    return f"dwconv{k[0]}x{k[0]}(pad={k[0] // 2}) > bn"
+
+
+def _timm_tiny_vit_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's TinyVitBlock on an (N, H, W, C) map: x + attn(x), window attention inside w x w windows (padded at
+    the bottom and right to a multiple of w; one window when the map is w x w), its Attention a LayerNorm, then
+    qkv and proj with biases and TinyViT's attention biases (one per head for each offset |rows|, |columns| in
+    the window: `relpos=offsets`); then the local convolution (depthwise KxK > BatchNorm2d) and x + mlp(x),
+    the MLP a LayerNorm, Linear, activation, Linear."""
+    where = f"{ctx.node_name} (TinyVitBlock)"
+    attn, mlp, w = block.attn, block.mlp, block.window_size
+    width = block.dim
+    heads, key_dim = attn.num_heads, attn.key_dim
+    qkv, proj = attn.qkv, attn.proj
+    norm = _layer_norm(attn.norm, width)
+    biases = getattr(attn, "attention_biases", None)
+    if (
+        norm is None
+        or attn.val_dim != key_dim
+        or tuple(attn.resolution) != (w, w)
+        or biases is None
+        or tuple(biases.shape) != (heads, w * w)
+        or qkv.in_features != width
+        or qkv.out_features != 3 * heads * key_dim
+        or proj.in_features != heads * key_dim
+        or proj.out_features != width
+        or (qkv.bias is None) != (proj.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not TinyViT's block as the language writes it (a LayerNorm, qkv and proj with values as "
+            f"wide as the keys, heads x w² attention biases over a w x w window)"
+        )
+    local = _conv_norm_text(block.local_conv.conv, block.local_conv.bn, width)
+    mlp_norm = _layer_norm(mlp.norm, width)
+    if local is None or mlp_norm is None:
+        raise ImportRefused(
+            f"{where}: its local convolution (depthwise, odd kernel, no bias, then BatchNorm2d) or its MLP's "
+            f"LayerNorm is not the one TinyViT's block has"
+        )
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4 or shape[3] != width:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, H, W, {width})")
+    height, across = shape[1:3]
+    options = [f"heads={heads}"] + [f"head_dim={key_dim}"] * (heads * key_dim != width)
+    options += ["bias"] * (qkv.bias is not None) + [f"window={w}", "relpos=offsets"]
+    options += ["pad"] * bool(height % w or across % w)
+    return (
+        f"res({norm} > attn({', '.join(options)}){_dropped(block.drop_path1, where, ctx)}) > {local} "
+        f"> res({mlp_norm} > {_mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, where)}"
+        f"{_dropped(block.drop_path2, where, ctx)})"
+    )
+
+
+def _timm_sam_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's SAM ViT Block (vision_transformer_sam) on an (N, H, W, C) map: x + attn(ln(x)), then
+    x + mlp(ln(x)). The attention (qkv and proj) runs inside w x w windows (window_size=w, the map padded at the
+    bottom and right to a multiple of w), or over the whole map (window_size=0: on an H x H map, one window of
+    H); with use_rel_pos, SAM's decomposed relative positions, rel_pos_h and rel_pos_w of (2w − 1) x head_dim,
+    added through the queries (`relpos=axes`); without, no position bias (`relpos=none`)."""
+    where = f"{ctx.node_name} (Block)"
+    attn, mlp = block.attn, block.mlp
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    width = attn.qkv.in_features
+    if len(shape) != 4 or shape[3] != width:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, H, W, {width})")
+    height, across = shape[1:3]
+    w = block.window_size or height
+    if not block.window_size and height != across:
+        raise ImportRefused(
+            f"{where} attends over the whole {height}x{across} map: the language writes global attention on a map "
+            f"with decomposed relative positions as one window, which needs a square map"
+        )
+    heads, e = attn.num_heads, attn.head_dim
+    extras = [n for n in ("q_norm", "k_norm") if type(getattr(attn, n, None)).__name__ != "Identity"]
+    tables = [getattr(attn, n, None) for n in ("rel_pos_h", "rel_pos_w")]
+    if (
+        extras
+        or getattr(attn, "rope", None) is not None
+        or attn.qkv.out_features != 3 * heads * e
+        or heads * e != width
+        or attn.proj.in_features != width
+        or attn.proj.out_features != width
+        or (attn.use_rel_pos and any(t is None or tuple(t.shape) != (2 * w - 1, e) for t in tables))
+        or type(getattr(mlp, "norm", None)).__name__ not in ("Identity", "NoneType")
+    ):
+        raise ImportRefused(
+            f"{where} is not SAM's block as the language writes it (no query/key norms or rotary positions, "
+            f"relative-position tables of (2w - 1) x head_dim for its {w}x{w} windows, an MLP without a norm)"
+        )
+    norms = [_layer_norm(n, width) for n in (block.norm1, block.norm2)]
+    if None in norms:
+        raise ImportRefused(f"{where}: a norm other than nn.LayerNorm over its {width} channels")
+    options = [f"heads={heads}"] + ["bias"] * (attn.qkv.bias is not None) + [f"window={w}"]
+    options += [f"relpos={'axes' if attn.use_rel_pos else 'none'}"] + ["pad"] * bool(height % w or across % w)
+    if (attn.qkv.bias is None) != (attn.proj.bias is None):
+        # proj has a bias always (nn.Linear's default): qkv_bias=False is a bias on one projection only
+        raise ImportRefused(f"{where} has a bias on {'proj' if attn.qkv.bias is None else 'qkv'} only")
+    after = "".join(_dropped(m, where, ctx) for m in (block.ls1, block.drop_path1))
+    after2 = "".join(_dropped(m, where, ctx) for m in (block.ls2, block.drop_path2))
+    return (
+        f"res({norms[0]} > attn({', '.join(options)}){after}) "
+        f"> res({norms[1]} > {_mlp_text(mlp.fc1, mlp.act, mlp.fc2, width, where)}{after2})"
+    )
 
 
 def _default_head_dim(layer: Layer) -> bool:
@@ -2112,6 +2586,8 @@ def _window_spec(layer: Layer, num: Numbers) -> TorchSpec:
     kwargs["bias"] = layer.bias
     if o.grid is not None:
         kwargs["grid"] = True
+    if o.relpos != "table":
+        kwargs["relpos"] = o.relpos
     return TorchSpec("WindowAttention", (d, heads, num(o.partition)), kwargs)
 
 
@@ -2280,6 +2756,8 @@ def _window_text(module: Any, ctx: ImportContext) -> str:
         parts += [f"pos_mlp={mlp[0].out_features}"] + ["per_pair"] * bool(module.per_pair)
     parts += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
     parts += [f"out={module.proj.out_features}"] * (module.proj.out_features != width)
+    relpos = getattr(module, "relpos", "table")
+    parts += [f"relpos={relpos}"] * (relpos != "table")
     return f"attn({', '.join(parts)})"
 
 

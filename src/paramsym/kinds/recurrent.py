@@ -13,6 +13,12 @@ counts differ by convention. MACs T·(G·H·(I_l + R) + P·H) per layer and dire
 PyTorch: nn.LSTM/GRU/RNN(batch_first=True) inside `Recurrent` (torch_modules), which moves the
 channels last and keeps the output (or its last step); Keras: LSTM/GRU/SimpleRNN, one per
 stacked layer, in `Bidirectional` when bidirectional.
+
+On a map H x W x I (a paramsym extension, for timm's Sequencer2D), `rows` runs the layer along each row (H
+sequences of W steps) and `columns` along each column (W sequences of H steps): the output is H x W x H', the
+parameters are the sequence's, and the MACs are the same per-step MACs for each of the H·W positions.
+PyTorch: `Recurrent2d` (torch_modules); timm's LSTM2d (its vertical and horizontal LSTMs, joined, then a
+Linear) is read whole.
 """
 
 from __future__ import annotations
@@ -55,11 +61,12 @@ class RecurrentOptions(Options):
     directions: int  # 2 when bidirectional
     proj: Expr | None  # P, an LSTM's projection of its hidden state
     last: bool  # only the last step's output goes on
+    along: str | None = None  # on a map: "rows" (each row a sequence of W steps) or "columns"
 
 
 class Recurrent(Kind):
     keywords = frozenset({"layers", "proj"})
-    flags = frozenset({"bias", "nobias", "bidirectional", "last"})
+    flags = frozenset({"bias", "nobias", "bidirectional", "last", "rows", "columns"})
     takes_channels = True
     by_convention = True  # Keras keeps one bias vector where PyTorch keeps two (lstm, rnn)
 
@@ -72,14 +79,18 @@ class Recurrent(Kind):
         self.gate_names = gate_names
         self.title = title
         self.torch_class = torch_class
-        self.torch_modules = (torch_class,)
+        # PyTorch's module; paramsym's Recurrent2d (along rows or columns) and timm's 2-D layers over a map
+        self.torch_modules = (torch_class, "paramsym.frameworks.torch_modules.Recurrent2d") + (
+            ("timm.models.sequencer.LSTM2d",) if torch_class == "LSTM" else ()
+        )
         self.keras_class = keras_class
         self.keras_biases = keras_biases  # bias vectors per gate unit in Keras (PyTorch: 2)
 
     # ---- language
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         rank = flow.shape.rank
-        if rank is not None and rank != 1:
+        along = self._along(call, flow, args)
+        if rank is not None and rank != 1 and along is None:
             self._refuse_input(call, flow)
         if args.channels is None:
             raise ParamsymArgumentError(
@@ -93,10 +104,37 @@ class Recurrent(Kind):
         width = directions * (hidden if proj is None else proj)
         last = "last" in args.flags
         out = Shape((), width) if last else Shape(flow.shape.spatial, width)
-        options = RecurrentOptions(hidden, layers, directions, proj, last)
+        options = RecurrentOptions(hidden, layers, directions, proj, last, along)
         return make_layer(
             call, self, flow, out, cin, width, bias=args.bias, options=options, constraints=tuple(constraints)
         )
+
+    def _along(self, call: Call, flow: Flow, args: Args) -> str | None:
+        """`rows` or `columns`: the layer runs along each row or each column of a map H x W x I."""
+        given = [f for f in ("rows", "columns") if f in args.flags]
+        if not given:
+            return None
+        pos = args.flags[given[-1]].pos
+        if len(given) == 2:
+            raise ParamsymArgumentError(
+                f"{call.name} runs along the rows or along the columns, not both: write two layers and join them",
+                pos=pos,
+                hint=f"concat({call.name}(->H, rows) | {call.name}(->H, columns))",
+            )
+        if flow.shape.rank is not None and flow.shape.rank != 2:
+            what = "a vector" if flow.shape.rank == 0 else f"{flow.shape.describe()}"
+            raise ParamsymShapeError(
+                f"'{given[0]}' runs {call.name} along each {given[0][:-1]} of a map (H x W x I), but its input is "
+                f"{what}",
+                pos=pos,
+                hint=f"on a sequence write {call.name}(->H) without '{given[0]}'",
+            )
+        if "last" in args.flags:
+            raise ParamsymArgumentError(
+                f"'last' keeps the last step of a sequence: along the {given[0]} of a map every position is kept",
+                pos=args.flags["last"].pos,
+            )
+        return given[0]
 
     def _refuse_input(self, call: Call, flow: Flow) -> NoReturn:
         shape = flow.shape
@@ -194,7 +232,9 @@ class Recurrent(Kind):
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
         """A step's output may depend on every step before it (and after it, bidirectional): the field is
-        the whole sequence, as the last step's is."""
+        the whole sequence, as the last step's is (along the rows or columns of a map: left unknown)."""
+        if RecurrentOptions.of(layer).along is not None:
+            return None
         return whole_input_field(layer, field)
 
     # ---- explain
@@ -213,6 +253,8 @@ class Recurrent(Kind):
             parts.append(", with bias")
         if o.last:
             parts.append(", last step only")
+        if o.along is not None:
+            parts.append(f", along each {o.along[:-1]}")
         return "".join(parts)
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
@@ -278,6 +320,13 @@ class Recurrent(Kind):
         )
         if RecurrentOptions.of(layer).last:
             lines.append("Only the last step's output goes on (it still runs every step).")
+        along = RecurrentOptions.of(layer).along
+        if along is not None:
+            steps = "the W positions of each row" if along == "rows" else "the H positions of each column"
+            lines.append(
+                f"It runs along each {along[:-1]} of the map (a paramsym extension, Sequencer2D's): its steps are "
+                f"{steps}, every row or column with the same weights, so each of the map's positions is one step."
+            )
         return lines
 
     def _is_keras(self, layer: Layer, counts: Counts) -> bool:
@@ -298,12 +347,16 @@ class Recurrent(Kind):
         if o.proj is not None:
             kwargs["proj_size"] = num(o.proj)
         module = TorchSpec(f"nn.{self.torch_class}", (num(layer.cin), num(o.hidden)), kwargs)
+        if o.along is not None:
+            return TorchSpec("Recurrent2d", (module, o.along), {})
         return TorchSpec("Recurrent", (module,), {"last": True} if o.last else {})
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         o = RecurrentOptions.of(layer)
         if o.proj is not None:
             refuse_keras(layer, "Keras LSTM has no projection (PyTorch's proj_size)")
+        if o.along is not None:
+            refuse_keras(layer, f"a recurrent layer along the {o.along} of a map has no Keras layer")
         layers = num(o.layers)
         specs = []
         for index in range(layers):
@@ -315,6 +368,20 @@ class Recurrent(Kind):
         return specs
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        if type(module).__name__ == "Recurrent2d":
+            from . import for_torch_module  # the kind of the layer inside (the registry imports this module)
+
+            kind = for_torch_module(module.module)
+            if not isinstance(kind, Recurrent):
+                raise ImportRefused(f"{ctx.node_name} (Recurrent2d) holds {type(module.module).__name__}")
+            return kind._text(module.module, ctx)[:-1] + f", {module.along})"
+        if type(module).__name__ in ("LSTM2d", "GRU2d", "RNN2d"):
+            return _rnn2d_text(self, module, ctx)
+        return self._text(module, ctx)
+
+    def _text(self, module: Any, ctx: ImportContext) -> str:
+        if type(module).__name__ != self.torch_class:
+            raise ImportRefused(f"{ctx.node_name}: {type(module).__name__} where an nn.{self.torch_class} is read")
         if not module.batch_first:
             raise ImportRefused(
                 f"{ctx.node_name} ({type(module).__name__}) has batch_first=False: paramsym reads "
@@ -347,6 +414,31 @@ class Recurrent(Kind):
         ):
             return text[:-1] + ", last)"
         return None
+
+
+def _rnn2d_text(kind: Recurrent, module: Any, ctx: ImportContext) -> str:
+    """timm's LSTM2d (sequencer.RNN2dBase) on an (N, H, W, C) map: rnn_v along each column and rnn_h along each
+    row, joined ("cat": concat, in that order; "vertical" or "horizontal": one of them), then fc (a Linear back
+    to C) when with_fc. The sum of the two ("add") is refused: the language's add of branches is not read here."""
+    where = f"{ctx.node_name} ({type(module).__name__})"
+    union = module.union
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 4 or shape[3] != module.input_size:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not (N, H, W, {module.input_size})")
+    parts = []
+    if module.with_vertical:
+        parts.append(kind._text(module.rnn_v, ctx)[:-1] + ", columns)")
+    if module.with_horizontal:
+        parts.append(kind._text(module.rnn_h, ctx)[:-1] + ", rows)")
+    if union == "add" and len(parts) == 2:
+        raise ImportRefused(f"{where} adds its vertical and horizontal outputs (union='add'): not read")
+    text = f"concat({' | '.join(parts)})" if len(parts) == 2 else parts[0]
+    fc = module.fc
+    if fc is not None:
+        if type(fc).__name__ != "Linear":
+            raise ImportRefused(f"{where}: its fc {type(fc).__name__} is not a Linear layer")
+        text += f" > dense(->{fc.out_features}{', bias' if fc.bias is not None else ''})"
+    return text
 
 
 KINDS = (

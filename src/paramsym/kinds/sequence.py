@@ -161,7 +161,10 @@ class PositionEmbedding(Kind):
     `posembed(A x B)` (a paramsym extension, MViT's separable position embedding): a table of A vectors and one of
     B vectors, position i·B + j getting a_i + b_j, on a sequence of exactly A·B positions: (A + B)·d parameters;
     with `cls`, the sequence is a class token and A·B positions, and the class token has a vector of its own:
-    (1 + A + B)·d."""
+    (1 + A + B)·d.
+
+    On a map H x W x d (a paramsym extension, for NesT) the table holds one vector for each position, row
+    by row: N = H·W, checked."""
 
     key = "posembed"
     names = ("posembed",)
@@ -184,7 +187,22 @@ class PositionEmbedding(Kind):
                 f"the table size of {call.name} must be a positive whole number, not {size}", pos=arg.pos
             )
         args.constraints += whole_number(size, f"the table size of {call.name}", arg.pos)
-        _, width = _sequence(call, flow, "adds a learned vector to each position")
+        spatial = flow.shape.spatial
+        if spatial is not None and len(spatial) > 1 and flow.shape.channels is not None:
+            width = flow.shape.channels
+            positions = flow.shape.positions
+            if positions is not None:
+                args.constraints += check_or_defer(
+                    positions - size,
+                    "zero",
+                    f"{call.name}({size}) on the map {flow.shape.describe()} adds one vector to each of its "
+                    f"{positions} positions: its table has {positions} of them, not {size}",
+                    arg.pos,
+                    shown=size,
+                    hint=f"write {call.name}({positions})",
+                )
+        else:
+            _, width = _sequence(call, flow, "adds a learned vector to each position")
         return make_layer(call, self, flow, flow.shape, width, width, options=PositionEmbeddingOptions(size))
 
     def _separable(self, call: Call, flow: Flow, args: Args, arg: Any) -> Layer:
@@ -259,9 +277,18 @@ class PositionEmbedding(Kind):
             a, b = module.first.shape[0], module.second.shape[0]
             return f"posembed({a}x{b}{', cls' if module.token is not None else ''})"
         weight = getattr(module, "weight", None)
-        if weight is None or weight.dim() != 2 or len(ctx.in_shape) != 3 or ctx.in_shape[1] != weight.shape[1]:
+        shape = ctx.in_shape
+        on_map = len(shape) > 3 and weight is not None and weight.shape[0] == _product(shape[2:])
+        if weight is None or weight.dim() != 2 or not (len(shape) == 3 or on_map) or shape[1] != weight.shape[1]:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a table added to a sequence")
         return f"posembed({weight.shape[0]})"
+
+
+def _product(sizes: tuple[int, ...]) -> int:
+    total = 1
+    for n in sizes:
+        total *= n
+    return total
 
 
 class ClassToken(Kind):
