@@ -71,6 +71,7 @@ BIAS_HELPERS = {
     "PoolingAttention": (8, 2, (2, 2, 2)),
     "BottleneckAttention": (8, 8, 2, 4, 4, 4),
     "GatedPositionalAttention": (8, 2),
+    "ChannelAttention": (8, 2),
 }
 
 

@@ -420,7 +420,8 @@ TIMM_REFUSED = [
     ("cait.TalkingHeadAttn", (32, 4), "tokens", "module 'attn' (TalkingHeadAttn): module 'attn.proj_l' (Linear)"),
     ("cait.ClassAttn", (32, 4), "tokens", "module 'attn' (ClassAttn): module 'attn.q' projects a value of shape"),
     ("xcit.XCA", (32, 4), "tokens", "module 'attn' (XCA): F.normalize(...) works on the queries"),
-    ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention): '@' mixes positions"),
+    # DaViT's channel attention is attn(channels) (test_kind_window_blocks.py), but qkv_bias=False biases proj only
+    ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention) has biases in proj only"),
     ("pvt_v2.Attention", (32, 4, 2), "sized", "reduces its keys' source as a map (sr=2), but attends over a sequence"),
 ]
 

@@ -7,6 +7,7 @@ file it writes runs without paramsym.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -649,13 +650,10 @@ class ChannelAttention(nn.Module):
         return y.reshape(*shape[:-1], -1).movedim(-1, 1)
 
 
-class _ConvNorm(nn.Sequential):
-    """A convolution without bias, then BatchNorm2d (EfficientViT's ConvNorm)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 1, groups: int = 1):
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, kernel, 1, kernel // 2, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
+def _conv_norm(cin: int, cout: int, kernel: int = 1, groups: int = 1) -> nn.Sequential:
+    """A convolution without bias, then BatchNorm2d (EfficientViT's ConvNorm), as `conv` and `bn`."""
+    conv = nn.Conv2d(cin, cout, kernel, 1, kernel // 2, groups=groups, bias=False)
+    return nn.Sequential(OrderedDict(conv=conv, bn=nn.BatchNorm2d(cout)))
 
 
 class CascadedWindowAttention(nn.Module):
@@ -674,9 +672,9 @@ class CascadedWindowAttention(nn.Module):
         self.heads, self.key_dim, self.value_dim, self.window = heads, key_dim, value_dim, window
         self.num_heads, self.val_dim, self.resolution = heads, value_dim, window  # timm's names, read on import
         group = channels // heads
-        self.qkvs = nn.ModuleList(_ConvNorm(group, 2 * key_dim + value_dim) for _ in range(heads))
-        self.dws = nn.ModuleList(_ConvNorm(key_dim, key_dim, k, groups=key_dim) for k in kernels)
-        self.proj = nn.Sequential(nn.ReLU(), _ConvNorm(value_dim * heads, channels))
+        self.qkvs = nn.ModuleList(_conv_norm(group, 2 * key_dim + value_dim) for _ in range(heads))
+        self.dws = nn.ModuleList(_conv_norm(key_dim, key_dim, k, groups=key_dim) for k in kernels)
+        self.proj = nn.Sequential(nn.ReLU(), _conv_norm(value_dim * heads, channels))
         self.attention_biases = nn.Parameter(torch.zeros(heads, window * window))
 
     def forward(self, x):
