@@ -887,7 +887,9 @@ def _module(c: _Converter, node) -> bool:
     text = c._padded_module_text(node, source, module, in_shape, arg_shapes)
     c._note_pooled(node, source, text, ones)
     kind = kinds.for_torch_module(module)
-    if kind is not None and kind.channels_first_output(module):
+    # a layer kind may lay its output back out channels first; a combinator (sk, ...) keeps its input's layout
+    lays_out_channels_first = getattr(kind, "channels_first_output", None)
+    if lays_out_channels_first is not None and lays_out_channels_first(module):
         # a module read whole that takes (N, H, W, C) and gives (N, C, H, W) (timm's PVT v2 stage)
         c.channels_last.discard(node.name)
     if type(module).__name__ == "Embedding":
