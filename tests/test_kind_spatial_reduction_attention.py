@@ -10,6 +10,7 @@ it counts and imports back."""
 from __future__ import annotations
 
 import pytest
+import sympy
 import torch
 from timm.models.nextvit import EfficientAttention, NextTransformerBlock
 from timm.models.pvt_v2 import Attention as PvtAttention
@@ -308,3 +309,20 @@ def test_pvt_v2_linear_attention_is_refused():
         model = Stages([stage], OverlapPatchEmbed(7, 4, 3, 16)).eval()
     with pytest.raises(paramsym.ParamsymError, match="an attention block is not PVT v2's"):
         paramsym.from_torch(model, (32, 32, 3))
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(8x8x16) > attn(heads=2, out=32, sr=2, bias)",  # before: the reduction counted on C_out
+        "input(8x8x16) > attn(heads=2, out=32, projbias)",
+        "input(16x16) > attn(heads=2, out=32, srpool=2)",
+        "input(8x8x16) > attn(heads=2, sr=2, projbias)",
+    ],
+)
+def test_the_textbook_formula_gives_the_count(program):
+    from paramsym.algebra import views
+
+    network = paramsym.parse(program)
+    ((_, template, values, count),) = views.generic(network)
+    assert sympy.expand(template.subs(values) - count) == 0

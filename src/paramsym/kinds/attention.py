@@ -1096,12 +1096,13 @@ class Attention(Kind):
             params += self.position_bias(layer, heads, o.partition, head_dim=e)[0]
         if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
             return expansion.expand(self.pooling_counts(layer)["params"])
+        # the reduction works on the input's d channels, the output projection's bias on its `out` channels
         if o.sr is not None:
-            params += o.sr**2 * t.c * t.c + 3 * t.c
+            params += o.sr**2 * d * d + 3 * d
         if o.srpool is not None:
-            params += 2 * t.c
+            params += 2 * d
         if o.proj_bias:
-            params += t.c
+            params += out
         if o.gpsa:
             params += 5 * heads
         return expansion.expand(params)
