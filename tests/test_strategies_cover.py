@@ -32,10 +32,12 @@ KINDS = [
 @pytest.mark.parametrize("named, pattern", KINDS, ids=[k[0] for k in KINDS])
 def test_the_strategies_write_it_and_the_page_says_so(named, pattern):
     assert named in FUZZING.split("After each stage")[0], named
+    # find stops at the first program that has it; the rarest (a 2-D bilinear upsample on a small map) can take
+    # more than 2,000 draws, so the bound is wide enough that a miss means the strategies lost the kind
     find(
         programs(),
         lambda text: re.search(pattern, text) is not None,
-        settings=settings(max_examples=2000, database=None),
+        settings=settings(max_examples=20_000, database=None),
     )
 
 
