@@ -277,6 +277,21 @@ def test_layer_scale_on_channels_last_is_per_channel():
     assert "scale" in text
 
 
+def test_a_factor_along_the_width_is_not_a_layer_scale_when_the_width_equals_the_channels():
+    # a (C,) factor on (N, C, H, W) broadcasts along W; with W == C the sizes alone would pass it as per channel
+    class AlongWidth(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 6, 3, padding=1)
+            self.gamma = nn.Parameter(torch.ones(6))
+
+        def forward(self, x):
+            return self.gamma * self.conv(x)
+
+    with pytest.raises(paramsym.ParamsymError, match="neither one factor per channel"):
+        paramsym.from_torch(AlongWidth(), (5, 6, 3))
+
+
 def test_a_distillation_head_average_is_read_as_its_two_heads():
     class Heads(nn.Module):
         def __init__(self):

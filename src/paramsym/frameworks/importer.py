@@ -594,8 +594,16 @@ def _layer_scale(c: _Converter, node) -> bool:
     along = tuple(c.shapes.get(factor.name) or weight.shape)
     if _sequence_first(c, other) and weight.numel() != 1 and along[-1:] == (weight.numel(),):
         other = _transposed(c, node, other)  # factors along the last axis of (N, C, T): ResMLP's ls1 * mixed tokens
-    channels = c.shapes[other.name][1] if other.name not in c.channels_last else c.shapes[other.name][-1]
-    if weight.numel() != 1 and (weight.numel() != channels or weight.shape[0] != channels):
+    shape = tuple(c.shapes[other.name])
+    axis = len(shape) - 1 if other.name in c.channels_last else 1
+    channels = shape[axis]
+    # broadcasting aligns the factor's shape with the value's from the right: a (C,) factor on (N, C, H, W) acts
+    # along W, which only the sizes can tell apart from the channels when W == C
+    aligned = (1,) * (len(shape) - len(along)) + tuple(along)  # the factor as used (after a view of the weight)
+    per_channel = len(aligned) == len(shape) and all(
+        size == (channels if i == axis else 1) for i, size in enumerate(aligned)
+    )
+    if weight.numel() != 1 and not per_channel:
         raise ImportRefused(
             f"{_operation(node)} multiplies by a parameter of shape "
             f"{tuple(weight.shape)}, neither one factor per channel nor one for every channel"
