@@ -1187,6 +1187,80 @@ class RelativePositions(nn.Module):
         return (h + w).reshape(B, T, T)
 
 
+class HaloAttention(nn.Module):
+    """HaloNet's blocked local self-attention on a map (N, C, H, W), as timm's HaloAttn computes it (attribute
+    names alike): queries of each block x block (1x1 convolution, strided by `stride`) against the keys and values
+    of the block and a halo around it (another 1x1 convolution, zero-padded by the halo, unfolded into windows),
+    scores plus relative-position logits from a row and a column table, softmax, the weighted sum of the values;
+    no output projection."""
+
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int,
+        heads: int,
+        head_dim: int,
+        block: int,
+        halo: int,
+        stride: int = 1,
+        bias: bool = False,
+    ):
+        super().__init__()
+        if out_channels % heads or block % stride:
+            raise ValueError(f"heads={heads} must divide {out_channels} and stride={stride} block={block}")
+        self.num_heads, self.dim_head_qk, self.dim_head_v = heads, head_dim, out_channels // heads
+        self.block_size, self.halo_size, self.block_stride = block, halo, stride
+        self.block_size_ds, self.win_size = block // stride, block + 2 * halo
+        self.q = nn.Conv2d(channels, heads * head_dim, 1, stride=stride, bias=bias)
+        self.kv = nn.Conv2d(channels, heads * head_dim + out_channels, 1, bias=bias)
+        self.pos_embed = HaloPositions(block // stride, block + 2 * halo, head_dim)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        h, e, ev, b, bq, win = (
+            self.num_heads,
+            self.dim_head_qk,
+            self.dim_head_v,
+            self.block_size,
+            self.block_size_ds,
+            self.win_size,
+        )
+        nh, nw = H // b, W // b
+        q = self.q(x).reshape(B * h, e, nh, bq, nw, bq).permute(0, 1, 3, 5, 2, 4)
+        q = q.reshape(B * h, e, bq * bq, nh * nw).transpose(1, 3)  # (B·h, blocks, bq², e)
+        kv = F.pad(self.kv(x), [self.halo_size] * 4)
+        kv = kv.unfold(2, win, b).unfold(3, win, b).reshape(B * h, e + ev, nh * nw, -1).permute(0, 2, 3, 1)
+        k, v = torch.split(kv, [e, ev], dim=-1)
+        attn = ((q @ k.transpose(-1, -2)) * e**-0.5 + self.pos_embed(q)).softmax(dim=-1)
+        y = (attn @ v).transpose(1, 3).reshape(B * h, ev, bq, bq, nh, nw)
+        return y.permute(0, 1, 4, 2, 5, 3).reshape(B, h * ev, nh * bq, nw * bq)
+
+
+class HaloPositions(nn.Module):
+    """HaloNet's relative-position logits (timm's halo PosEmbedRel): the queries of a block against a table per
+    axis of 2·window - 1 rows, giving a logit for each position of the window."""
+
+    def __init__(self, block: int, window: int, head_dim: int):
+        super().__init__()
+        self.block, self.window = block, window
+        self.height_rel = nn.Parameter(torch.randn(2 * window - 1, head_dim) * head_dim**-0.5)
+        self.width_rel = nn.Parameter(torch.randn(2 * window - 1, head_dim) * head_dim**-0.5)
+
+    def logits_1d(self, q, rel_k, permute):
+        n, rows, cols, _ = q.shape
+        size, win = rel_k.shape[0], self.window
+        x = (q @ rel_k.transpose(-1, -2)).reshape(-1, cols, size)
+        x = F.pad(F.pad(x, [0, 1]).flatten(1), [0, size - cols]).reshape(-1, cols + 1, size)[:, :cols, win - 1 :]
+        return x.reshape(n, rows, 1, cols, win).expand(-1, -1, win, -1, -1).permute(permute)
+
+    def forward(self, q):
+        B, blocks, positions, _ = q.shape
+        q = q.reshape(-1, self.block, self.block, q.shape[-1])
+        w = self.logits_1d(q, self.width_rel, (0, 1, 3, 2, 4))
+        h = self.logits_1d(q.transpose(1, 2), self.height_rel, (0, 3, 1, 4, 2))
+        return (h + w).reshape(B, blocks, positions, -1)
+
+
 class GatedPositionalAttention(nn.Module):
     """ConViT's gated positional self-attention (timm's GPSA, attribute names alike) on (N, C, *spatial) whose
     positions form a square: per head, softmax(q·k) and softmax(pos_proj(dx, dy, dx²+dy²)) mixed by a gate."""
