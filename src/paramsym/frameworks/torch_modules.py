@@ -1261,6 +1261,61 @@ class HaloPositions(nn.Module):
         return (h + w).reshape(B, blocks, positions, -1)
 
 
+class LambdaNetLayer(nn.Module):
+    """LambdaNetworks' lambda layer on a map (N, C, H, W), as timm's LambdaLayer computes it (attribute names
+    alike): one 1x1 convolution for h query heads, one key head (both of width head_dim) and the values;
+    BatchNorm on the queries and values, softmax of the keys over the positions; the content lambda keys·values
+    and the position lambdas (a Conv3d over an r x r neighbourhood of the values, or, with r=0, a relative-position
+    table for a height x width map), each query head multiplied with both."""
+
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int,
+        heads: int,
+        head_dim: int,
+        r: int = 0,
+        height: int = 0,
+        width: int = 0,
+        bias: bool = False,
+    ):
+        super().__init__()
+        if out_channels % heads:
+            raise ValueError(f"heads={heads} must divide out_channels={out_channels}")
+        self.num_heads, self.dim_qk, self.dim_v = heads, head_dim, out_channels // heads
+        self.qkv = nn.Conv2d(channels, heads * head_dim + head_dim + self.dim_v, 1, bias=bias)
+        self.norm_q = nn.BatchNorm2d(heads * head_dim)
+        self.norm_v = nn.BatchNorm2d(self.dim_v)
+        self.conv_lambda = self.pos_emb = None
+        if r:
+            self.conv_lambda = nn.Conv3d(1, head_dim, (r, r, 1), padding=(r // 2, r // 2, 0))
+        else:
+            self.pos_emb = nn.Parameter(torch.randn(2 * height - 1, 2 * width - 1, head_dim) * 0.02)
+            rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+            pos = torch.stack([rows.flatten(), cols.flatten()])
+            offsets = pos[:, None, :] - pos[:, :, None]
+            offsets[0] += height - 1
+            offsets[1] += width - 1
+            self.register_buffer("rel_pos_indices", offsets, persistent=False)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        M, h, k, v = H * W, self.num_heads, self.dim_qk, self.dim_v
+        q, keys, values = torch.split(self.qkv(x), [h * k, k, v], dim=1)
+        q = self.norm_q(q).reshape(B, h, k, M).transpose(-1, -2)
+        values = self.norm_v(values).reshape(B, v, M).transpose(-1, -2)
+        keys = F.softmax(keys.reshape(B, k, M), dim=-1)
+        content = q @ (keys @ values).unsqueeze(1)
+        if self.conv_lambda is not None:
+            position = self.conv_lambda(values.reshape(B, 1, H, W, v))
+            position = position.reshape(B, 1, k, M, v).transpose(2, 3)
+        else:
+            table = self.pos_emb[self.rel_pos_indices[0], self.rel_pos_indices[1]].expand(B, -1, -1, -1)
+            position = (table.transpose(-1, -2) @ values.unsqueeze(1)).unsqueeze(1)
+        position = (q.unsqueeze(-2) @ position).squeeze(-2)
+        return (content + position).transpose(-1, -2).reshape(B, h * v, H, W)
+
+
 class GatedPositionalAttention(nn.Module):
     """ConViT's gated positional self-attention (timm's GPSA, attribute names alike) on (N, C, *spatial) whose
     positions form a square: per head, softmax(q·k) and softmax(pos_proj(dx, dy, dx²+dy²)) mixed by a gate."""
