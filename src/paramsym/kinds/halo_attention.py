@@ -25,6 +25,7 @@ from typing import Any
 from ..core.records import KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import (
+    ONE,
     Args,
     Call,
     Counts,
@@ -105,7 +106,7 @@ class HaloAttention(Kind):
             c / heads, "integer", f"heads={heads} does not divide the {c} output channels (each head gives c/h)", pos
         )
         head_dim = args.scalar("head_dim") if "head_dim" in args.keywords else c / heads
-        stride = 1 if stride is None else stride
+        stride = ONE if stride is None else stride
         block_pos = args.keywords["block"].pos
         H, W = shape.spatial
         for side, axis in ((H, "height"), (W, "width")):
