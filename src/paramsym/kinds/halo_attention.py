@@ -30,6 +30,7 @@ from .base import (
     Call,
     Counts,
     Expr,
+    Field,
     Flow,
     ImportContext,
     Kind,
@@ -165,7 +166,14 @@ class HaloAttention(Kind):
         width = 2 * h * e + t.c_out
         return t.c_in * width + (width if layer.bias else 0) + 2 * (2 * w - 1) * e
 
-    # receptive field: the default (the whole input), as for any attention
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
+        """Each output sees its block's window of w = block + 2·halo a side (as a convolution of kernel w does,
+        counting the zeros beyond the border); the first window starts a halo before the map."""
+        if field is None:
+            return None
+        o = HaloAttentionOptions.of(layer)
+        w = self.window(o)
+        return tuple((r + (w - 1) * j, j * o.stride, start - o.halo * j) for r, j, start in field)
 
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:

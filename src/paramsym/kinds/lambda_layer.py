@@ -42,6 +42,7 @@ from .base import (
     make_layer,
     refuse_keras,
     times,
+    whole_input_field,
 )
 
 
@@ -155,6 +156,9 @@ class LambdaLayer(Kind):
         if o.radius is not None:
             return own + k * t.named("m", o.radius) ** 2 + k
         return own + t.named("R", known(self.table_rows(layer))) * k
+
+    def field(self, layer: Layer, field: Any) -> Any:
+        return whole_input_field(layer, field)  # the content lambda sums over every position
 
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
