@@ -20,6 +20,7 @@ from paramsym.kinds.adaptive import AdaptivePoolingOptions
 from paramsym.kinds.attention import AttentionOptions, Pooling
 from paramsym.kinds.blurpool import BlurPoolOptions
 from paramsym.kinds.bottleneck_attention import BottleneckAttentionOptions
+from paramsym.kinds.bilinear_attention import BilinearOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.cga import CascadedOptions
@@ -53,6 +54,7 @@ CASES = [
     ("input(8x8x4) > botattn(->4, heads=2)", 0, BottleneckAttentionOptions(heads=2, head_dim=2)),
     ("input(8x8x4) > haloattn(->4, heads=2, block=4, halo=1)", 0, HaloAttentionOptions(2, 2, 4, 1, stride=1)),
     ("input(8x8x4) > lambdalayer(heads=2, head_dim=2, relpos)", 0, LambdaLayerOptions(2, 2, radius=None)),
+    ("input(8x8x4) > bat(groups=2, block=4)", 0, BilinearOptions(groups=2, block=4)),
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
     ("input(8x8x16) > gc(4)", 0, GlobalContextOptions(reduced=4, attention=True, add=False, act="relu")),
     ("input(8x8x16) > gc(4, mean, additive, silu)", 0, GlobalContextOptions(4, attention=False, add=True, act="silu")),

@@ -1316,6 +1316,52 @@ class LambdaNetLayer(nn.Module):
         return (content + position).transpose(-1, -2).reshape(B, h * v, H, W)
 
 
+class BilinearTransform(nn.Module):
+    """BAT's bilinear attention transform on a map (N, C, H, W), as timm's BilinearAttnTransform computes it
+    (attribute names alike): a 1x1 conv, BatchNorm, ReLU to `groups` channels; their row and column band maxima
+    through a (block x 1) and a (1 x block) convolution give per group a row and a column matrix (sigmoid,
+    normalised, widened block-diagonally to the map); each channel is P·X·Q; then a 1x1 conv, BatchNorm, ReLU."""
+
+    def __init__(self, channels: int, block: int, groups: int):
+        super().__init__()
+
+        def unit(cin, cout):
+            return nn.Sequential(
+                OrderedDict(conv=nn.Conv2d(cin, cout, 1, bias=False), bn=nn.BatchNorm2d(cout), act=nn.ReLU())
+            )
+
+        self.block_size, self.groups = block, groups
+        self.conv1 = unit(channels, groups)
+        self.conv_p = nn.Conv2d(groups, block * block * groups, (block, 1))
+        self.conv_q = nn.Conv2d(groups, block * block * groups, (1, block))
+        self.conv2 = unit(channels, channels)
+
+    @staticmethod
+    def widened(x, copies: int):
+        """Each entry of the (N, C, b, b) matrices times an identity of `copies`: (N, C, b·copies, b·copies)."""
+        n, c, b, _ = x.shape
+        if copies <= 1:
+            return x
+        x = x.reshape(n * c, -1, 1, 1) * torch.eye(copies, dtype=x.dtype, device=x.device)
+        x = x.view(n * c, b, b, copies, copies)
+        x = torch.cat(torch.split(x, 1, dim=1), dim=3)
+        x = torch.cat(torch.split(x, 1, dim=2), dim=4)
+        return x.view(n, c, b * copies, b * copies)
+
+    def forward(self, x):
+        n, c, height, width = x.shape
+        b, g = self.block_size, self.groups
+        out = self.conv1(x)
+        p = self.conv_p(F.adaptive_max_pool2d(out, (b, 1))).view(n, g, b, b).sigmoid()
+        q = self.conv_q(F.adaptive_max_pool2d(out, (1, b))).view(n, g, b, b).sigmoid()
+        p = p / p.sum(dim=3, keepdim=True)
+        q = q / q.sum(dim=2, keepdim=True)
+        p = p.view(n, g, 1, b, b).expand(n, g, c // g, b, b).reshape(n, c, b, b)
+        q = q.view(n, g, 1, b, b).expand(n, g, c // g, b, b).reshape(n, c, b, b)
+        y = self.widened(p, height // b).matmul(x).matmul(self.widened(q, width // b))
+        return self.conv2(y)
+
+
 class GatedPositionalAttention(nn.Module):
     """ConViT's gated positional self-attention (timm's GPSA, attribute names alike) on (N, C, *spatial) whose
     positions form a square: per head, softmax(q·k) and softmax(pos_proj(dx, dy, dx²+dy²)) mixed by a gate."""
