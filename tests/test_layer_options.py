@@ -18,11 +18,9 @@ from paramsym.core.records import NO_OPTIONS, Options
 from paramsym.kinds.activations import ActivationOptions, PReLUOptions
 from paramsym.kinds.adaptive import AdaptivePoolingOptions
 from paramsym.kinds.attention import AttentionOptions, Pooling
+from paramsym.kinds.bilinear_attention import BilinearOptions
 from paramsym.kinds.blurpool import BlurPoolOptions
 from paramsym.kinds.bottleneck_attention import BottleneckAttentionOptions
-from paramsym.kinds.bilinear_attention import BilinearOptions
-from paramsym.kinds.halo_attention import HaloAttentionOptions
-from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.cga import CascadedOptions
 from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
@@ -30,6 +28,8 @@ from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.evonorm import EvoNormOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
+from paramsym.kinds.halo_attention import HaloAttentionOptions
+from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
