@@ -152,7 +152,8 @@ class BilinearTransform(Kind):
 
 def _conv_norm_relu(unit: Any, cin: int, cout: int) -> bool:
     """timm's ConvNormAct (or paramsym's conv, bn, relu): a 1x1 convolution without bias, BatchNorm, ReLU."""
-    conv, bn = getattr(unit, "conv", None), getattr(unit, "bn", None)
+    conv: Any = getattr(unit, "conv", None)
+    bn: Any = getattr(unit, "bn", None)
     act = getattr(bn, "act", None) if hasattr(bn, "act") else getattr(unit, "act", None)
     drop = getattr(bn, "drop", None)
     return (
@@ -183,7 +184,7 @@ def bilinear_text(module: Any, ctx: ImportContext) -> str:
     g, b = module.groups, module.block_size
     p, q = module.conv_p, module.conv_q
 
-    def band(conv: Any, kernel: tuple) -> bool:
+    def band(conv: Any, kernel: tuple[int, int]) -> bool:
         return (
             type(conv).__name__ == "Conv2d"
             and conv.in_channels == g
