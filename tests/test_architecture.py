@@ -271,6 +271,9 @@ def test_every_kind_answers_every_question():
         "transpose": "input(8x4) > transpose",
         "untokens": "input(16x4) > untokens(4x4)",
         "botattn": "input(8x8x4) > botattn(->4, heads=2)",
+        "haloattn": "input(8x8x4) > haloattn(->4, heads=2, block=4, halo=1)",
+        "bat": "input(8x8x4) > bat(groups=2, block=4)",
+        "lambdalayer": "input(8x8x4) > lambdalayer(->4, heads=2, head_dim=2, r=3)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
         "cga": "input(8x8x4) > cga(heads=2, key_dim=2, value_dim=2, window=4, kernels=3x5)",
     }

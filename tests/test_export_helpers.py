@@ -70,6 +70,8 @@ BIAS_HELPERS = {
     "WindowAttention3d": (8, 2, (2, 2, 2)),
     "PoolingAttention": (8, 2, (2, 2, 2)),
     "BottleneckAttention": (8, 8, 2, 4, 4, 4),
+    "HaloAttention": (8, 8, 2, 4, 4, 1),
+    "LambdaNetLayer": (8, 8, 2, 4, 3),
     "GatedPositionalAttention": (8, 2),
     "ChannelAttention": (8, 2),
 }
@@ -129,8 +131,10 @@ def test_every_helper_round_trips_with_and_without_bias(cls, bias):
     spec = Spec(cls, BIAS_HELPERS[cls], {"bias": bias})
     written, built = _written(spec), build(spec)
     assert _parameters(written) == _parameters(built), spec_source(spec)
-    # ConViT's pos_proj (the relative coordinates' Linear) has its bias whatever `bias` says
-    biases = [name for name, _ in _parameters(written) if name.endswith("bias") and not name.startswith("pos_proj.")]
+    # ConViT's pos_proj (the relative coordinates' Linear) has its bias whatever `bias` says, and so do the lambda
+    # layer's BatchNorms and position convolution (`bias` is its projection's)
+    always = ("pos_proj.", "norm_q.", "norm_v.", "conv_lambda.")
+    biases = [name for name, _ in _parameters(written) if name.endswith("bias") and not name.startswith(always)]
     assert bool(biases) == bias
 
 

@@ -18,6 +18,7 @@ from paramsym.core.records import NO_OPTIONS, Options
 from paramsym.kinds.activations import ActivationOptions, PReLUOptions
 from paramsym.kinds.adaptive import AdaptivePoolingOptions
 from paramsym.kinds.attention import AttentionOptions, Pooling
+from paramsym.kinds.bilinear_attention import BilinearOptions
 from paramsym.kinds.blurpool import BlurPoolOptions
 from paramsym.kinds.bottleneck_attention import BottleneckAttentionOptions
 from paramsym.kinds.cga import CascadedOptions
@@ -27,6 +28,8 @@ from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.evonorm import EvoNormOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
+from paramsym.kinds.halo_attention import HaloAttentionOptions
+from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
@@ -49,6 +52,9 @@ def attention(heads, kv_heads, head_dim, **rest):
 # (program, index of the layer, its options)
 CASES = [
     ("input(8x8x4) > botattn(->4, heads=2)", 0, BottleneckAttentionOptions(heads=2, head_dim=2)),
+    ("input(8x8x4) > haloattn(->4, heads=2, block=4, halo=1)", 0, HaloAttentionOptions(2, 2, 4, 1, stride=1)),
+    ("input(8x8x4) > lambdalayer(heads=2, head_dim=2, relpos)", 0, LambdaLayerOptions(2, 2, radius=None)),
+    ("input(8x8x4) > bat(groups=2, block=4)", 0, BilinearOptions(groups=2, block=4)),
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
     ("input(8x8x16) > gc(4)", 0, GlobalContextOptions(reduced=4, attention=True, add=False, act="relu")),
     ("input(8x8x16) > gc(4, mean, additive, silu)", 0, GlobalContextOptions(4, attention=False, add=True, act="silu")),

@@ -686,6 +686,21 @@ def _broadcast_axes(c: _Converter, node) -> bool:
     return True
 
 
+def _whole_slice(c: _Converter, node) -> bool:
+    """x[..., :H, :W] that keeps every element (a crop to the size the value already has: cpubone's attention
+    crops its upsampling's output, which overshoots only on some input sizes): the same value. A crop that
+    removes anything is not this handler's."""
+    source, index = _known_source(c, node), node.args[1]
+    if source is None or source.name not in c.ops:
+        return False
+    index = index if isinstance(index, tuple) else (index,)
+    plain = all(i is Ellipsis or (isinstance(i, slice) and i.start in (None, 0) and i.step in (None, 1)) for i in index)
+    if not plain or c.shapes.get(node.name) != c.shapes.get(source.name):
+        return False
+    c.pass_on(node, source)
+    return _carry_marks(c, node, source)
+
+
 def _contiguous(c: _Converter, node) -> bool:
     """x.contiguous(), x.clone(), and casts (x.float(), x.to(dtype), x.type_as(y)): the same value."""
     source = _known_source(c, node)
@@ -1134,6 +1149,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.mul", "torch.mul", "mul", "mul_"), _layer_scale),
     (("operator.getitem",), _broadcast_axes),
     (("operator.getitem",), _token_select),
+    (("operator.getitem",), _whole_slice),
     (_SAME_VALUE_METHODS, _contiguous),
     (("chunk", "split"), _channel_split),
     (("operator.getitem",), _channel_slice),

@@ -1187,6 +1187,181 @@ class RelativePositions(nn.Module):
         return (h + w).reshape(B, T, T)
 
 
+class HaloAttention(nn.Module):
+    """HaloNet's blocked local self-attention on a map (N, C, H, W), as timm's HaloAttn computes it (attribute
+    names alike): queries of each block x block (1x1 convolution, strided by `stride`) against the keys and values
+    of the block and a halo around it (another 1x1 convolution, zero-padded by the halo, unfolded into windows),
+    scores plus relative-position logits from a row and a column table, softmax, the weighted sum of the values;
+    no output projection."""
+
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int,
+        heads: int,
+        head_dim: int,
+        block: int,
+        halo: int,
+        stride: int = 1,
+        bias: bool = False,
+    ):
+        super().__init__()
+        if out_channels % heads or block % stride:
+            raise ValueError(f"heads={heads} must divide {out_channels} and stride={stride} block={block}")
+        self.num_heads, self.dim_head_qk, self.dim_head_v = heads, head_dim, out_channels // heads
+        self.block_size, self.halo_size, self.block_stride = block, halo, stride
+        self.block_size_ds, self.win_size = block // stride, block + 2 * halo
+        self.q = nn.Conv2d(channels, heads * head_dim, 1, stride=stride, bias=bias)
+        self.kv = nn.Conv2d(channels, heads * head_dim + out_channels, 1, bias=bias)
+        self.pos_embed = HaloPositions(block // stride, block + 2 * halo, head_dim)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        h, e, ev, b, bq, win = (
+            self.num_heads,
+            self.dim_head_qk,
+            self.dim_head_v,
+            self.block_size,
+            self.block_size_ds,
+            self.win_size,
+        )
+        nh, nw = H // b, W // b
+        q = self.q(x).reshape(B * h, e, nh, bq, nw, bq).permute(0, 1, 3, 5, 2, 4)
+        q = q.reshape(B * h, e, bq * bq, nh * nw).transpose(1, 3)  # (B·h, blocks, bq², e)
+        kv = F.pad(self.kv(x), [self.halo_size] * 4)
+        kv = kv.unfold(2, win, b).unfold(3, win, b).reshape(B * h, e + ev, nh * nw, -1).permute(0, 2, 3, 1)
+        k, v = torch.split(kv, [e, ev], dim=-1)
+        attn = ((q @ k.transpose(-1, -2)) * e**-0.5 + self.pos_embed(q)).softmax(dim=-1)
+        y = (attn @ v).transpose(1, 3).reshape(B * h, ev, bq, bq, nh, nw)
+        return y.permute(0, 1, 4, 2, 5, 3).reshape(B, h * ev, nh * bq, nw * bq)
+
+
+class HaloPositions(nn.Module):
+    """HaloNet's relative-position logits (timm's halo PosEmbedRel): the queries of a block against a table per
+    axis of 2·window - 1 rows, giving a logit for each position of the window."""
+
+    def __init__(self, block: int, window: int, head_dim: int):
+        super().__init__()
+        self.block, self.window = block, window
+        self.height_rel = nn.Parameter(torch.randn(2 * window - 1, head_dim) * head_dim**-0.5)
+        self.width_rel = nn.Parameter(torch.randn(2 * window - 1, head_dim) * head_dim**-0.5)
+
+    def logits_1d(self, q, rel_k, permute):
+        n, rows, cols, _ = q.shape
+        size, win = rel_k.shape[0], self.window
+        x = (q @ rel_k.transpose(-1, -2)).reshape(-1, cols, size)
+        x = F.pad(F.pad(x, [0, 1]).flatten(1), [0, size - cols]).reshape(-1, cols + 1, size)[:, :cols, win - 1 :]
+        return x.reshape(n, rows, 1, cols, win).expand(-1, -1, win, -1, -1).permute(permute)
+
+    def forward(self, q):
+        B, blocks, positions, _ = q.shape
+        q = q.reshape(-1, self.block, self.block, q.shape[-1])
+        w = self.logits_1d(q, self.width_rel, (0, 1, 3, 2, 4))
+        h = self.logits_1d(q.transpose(1, 2), self.height_rel, (0, 3, 1, 4, 2))
+        return (h + w).reshape(B, blocks, positions, -1)
+
+
+class LambdaNetLayer(nn.Module):
+    """LambdaNetworks' lambda layer on a map (N, C, H, W), as timm's LambdaLayer computes it (attribute names
+    alike): one 1x1 convolution for h query heads, one key head (both of width head_dim) and the values;
+    BatchNorm on the queries and values, softmax of the keys over the positions; the content lambda keys·values
+    and the position lambdas (a Conv3d over an r x r neighbourhood of the values, or, with r=0, a relative-position
+    table for a height x width map), each query head multiplied with both."""
+
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int,
+        heads: int,
+        head_dim: int,
+        r: int = 0,
+        height: int = 0,
+        width: int = 0,
+        bias: bool = False,
+    ):
+        super().__init__()
+        if out_channels % heads:
+            raise ValueError(f"heads={heads} must divide out_channels={out_channels}")
+        self.num_heads, self.dim_qk, self.dim_v = heads, head_dim, out_channels // heads
+        self.qkv = nn.Conv2d(channels, heads * head_dim + head_dim + self.dim_v, 1, bias=bias)
+        self.norm_q = nn.BatchNorm2d(heads * head_dim)
+        self.norm_v = nn.BatchNorm2d(self.dim_v)
+        self.conv_lambda = self.pos_emb = None
+        if r:
+            self.conv_lambda = nn.Conv3d(1, head_dim, (r, r, 1), padding=(r // 2, r // 2, 0))
+        else:
+            self.pos_emb = nn.Parameter(torch.randn(2 * height - 1, 2 * width - 1, head_dim) * 0.02)
+            rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+            pos = torch.stack([rows.flatten(), cols.flatten()])
+            offsets = pos[:, None, :] - pos[:, :, None]
+            offsets[0] += height - 1
+            offsets[1] += width - 1
+            self.register_buffer("rel_pos_indices", offsets, persistent=False)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        M, h, k, v = H * W, self.num_heads, self.dim_qk, self.dim_v
+        q, keys, values = torch.split(self.qkv(x), [h * k, k, v], dim=1)
+        q = self.norm_q(q).reshape(B, h, k, M).transpose(-1, -2)
+        values = self.norm_v(values).reshape(B, v, M).transpose(-1, -2)
+        keys = F.softmax(keys.reshape(B, k, M), dim=-1)
+        content = q @ (keys @ values).unsqueeze(1)
+        if self.conv_lambda is not None:
+            position = self.conv_lambda(values.reshape(B, 1, H, W, v))
+            position = position.reshape(B, 1, k, M, v).transpose(2, 3)
+        else:
+            table = self.pos_emb[self.rel_pos_indices[0], self.rel_pos_indices[1]].expand(B, -1, -1, -1)
+            position = (table.transpose(-1, -2) @ values.unsqueeze(1)).unsqueeze(1)
+        position = (q.unsqueeze(-2) @ position).squeeze(-2)
+        return (content + position).transpose(-1, -2).reshape(B, h * v, H, W)
+
+
+class BilinearTransform(nn.Module):
+    """BAT's bilinear attention transform on a map (N, C, H, W), as timm's BilinearAttnTransform computes it
+    (attribute names alike): a 1x1 conv, BatchNorm, ReLU to `groups` channels; their row and column band maxima
+    through a (block x 1) and a (1 x block) convolution give per group a row and a column matrix (sigmoid,
+    normalised, widened block-diagonally to the map); each channel is P·X·Q; then a 1x1 conv, BatchNorm, ReLU."""
+
+    def __init__(self, channels: int, block: int, groups: int):
+        super().__init__()
+
+        def unit(cin, cout):
+            return nn.Sequential(
+                OrderedDict(conv=nn.Conv2d(cin, cout, 1, bias=False), bn=nn.BatchNorm2d(cout), act=nn.ReLU())
+            )
+
+        self.block_size, self.groups = block, groups
+        self.conv1 = unit(channels, groups)
+        self.conv_p = nn.Conv2d(groups, block * block * groups, (block, 1))
+        self.conv_q = nn.Conv2d(groups, block * block * groups, (1, block))
+        self.conv2 = unit(channels, channels)
+
+    @staticmethod
+    def widened(x, copies: int):
+        """Each entry of the (N, C, b, b) matrices times an identity of `copies`: (N, C, b·copies, b·copies)."""
+        n, c, b, _ = x.shape
+        if copies <= 1:
+            return x
+        x = x.reshape(n * c, -1, 1, 1) * torch.eye(copies, dtype=x.dtype, device=x.device)
+        x = x.view(n * c, b, b, copies, copies)
+        x = torch.cat(torch.split(x, 1, dim=1), dim=3)
+        x = torch.cat(torch.split(x, 1, dim=2), dim=4)
+        return x.view(n, c, b * copies, b * copies)
+
+    def forward(self, x):
+        n, c, height, width = x.shape
+        b, g = self.block_size, self.groups
+        out = self.conv1(x)
+        p = self.conv_p(F.adaptive_max_pool2d(out, (b, 1))).view(n, g, b, b).sigmoid()
+        q = self.conv_q(F.adaptive_max_pool2d(out, (1, b))).view(n, g, b, b).sigmoid()
+        p = p / p.sum(dim=3, keepdim=True)
+        q = q / q.sum(dim=2, keepdim=True)
+        p = p.view(n, g, 1, b, b).expand(n, g, c // g, b, b).reshape(n, c, b, b)
+        q = q.view(n, g, 1, b, b).expand(n, g, c // g, b, b).reshape(n, c, b, b)
+        y = self.widened(p, height // b).matmul(x).matmul(self.widened(q, width // b))
+        return self.conv2(y)
+
+
 class GatedPositionalAttention(nn.Module):
     """ConViT's gated positional self-attention (timm's GPSA, attribute names alike) on (N, C, *spatial) whose
     positions form a square: per head, softmax(q·k) and softmax(pos_proj(dx, dy, dx²+dy²)) mixed by a gate."""

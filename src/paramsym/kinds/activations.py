@@ -211,6 +211,19 @@ KINDS = (
             "the probability must be between 0 and 1 (PyTorch: dropout probability has to be between 0 and 1)",
         ),
     ),
+    # nn.Dropout2d: zeroes whole channels of a map in training (BAT's attention), nothing in evaluation
+    Dropout(
+        "dropchannels",
+        "nn.Dropout2d",
+        takes_value=True,
+        keras=_value("SpatialDropout2D", "rate", 0.5),
+        imported=lambda module, ctx: f"dropchannels({module.p})",
+        value_range=(
+            0,
+            1,
+            "the probability must be between 0 and 1 (PyTorch: dropout probability has to be between 0 and 1)",
+        ),
+    ),
     Activation("id", "nn.Identity", keras=lambda value: KerasSpec("Identity"), identity=True),
     PReLU(),
 )
