@@ -231,4 +231,95 @@ def _hieradet_block(block: Any, where: str, side: tuple) -> tuple[str, tuple]:
 
 
 def _hiera(model: Any, size: tuple | None) -> str:
-    raise ImportRefused(f"{type(model).__name__}: Hiera's layout is not read yet")
+    name = type(model).__name__
+    patch = model.patch_embed
+    if type(patch).__name__ != "PatchEmbed" or not patch.reshape or patch.spatial_dims != 2:
+        raise ImportRefused(f"{name}: a patch embedding other than Hiera's 2-D PatchEmbed has no counterpart")
+    conv = patch.proj
+    built = tuple(model.unroll.size)  # the map of tokens the model was built for: Unroll works on no other
+    default = (*(n * s for n, s in zip(built, model.patch_stride)), conv.in_channels)
+    size = _image(model, size, default)
+    stem, side = _patch(conv, f"{name} patch_embed", size)
+    if tuple(side) != built:
+        raise ImportRefused(
+            f"{name} was built for a map of {_sides(built)} tokens (images of {_sides(default)}); its Unroll reorders "
+            f"no other: build it with img_size={tuple(size[:2])}"
+        )
+    width = conv.out_channels
+    stride, levels, unit = _unrolling(model, name, side)
+    if model.pos_embed_spatial is not None:
+        raise ImportRefused(f"{name}: separate spatial and temporal positions (video) have no counterpart here")
+    if model.pos_embed_win is not None:
+        table, window = model.pos_embed, model.pos_embed_win
+        if tuple(window.shape[2:]) != (unit, unit):
+            raise ImportRefused(f"{name}: a window of positions other than the mask unit")
+        positions = positions_text(tuple(table.shape[2:]), unit)
+    elif model.pos_embed is not None and tuple(model.pos_embed.shape) == (1, side[0] * side[1], width):
+        positions = f"posembed({side[0] * side[1]})"
+    else:
+        raise ImportRefused(f"{name}: positions other than a learned table of the tokens, or resized and tiled")
+    blocks = []
+    for i, block in enumerate(model.blocks):
+        where = f"{name} blocks.{i}"
+        text, side, unit, levels = _hiera_block(block, where, side, unit, stride, levels)
+        blocks.append(text)
+        width = block.dim_out
+    head = model.head
+    if type(head).__name__ != "ClNormMlpClassifierHead" or head.pool_type != "avg" or head.pool_dim != 1:
+        raise ImportRefused(f"{name}: a head other than ClNormMlpClassifierHead averaging the tokens")
+    return _program(name, size, [stem, positions], blocks, _head(model, head, f"{name} head", width, "the tokens"))
+
+
+def _unrolling(model: Any, name: str, side: tuple) -> tuple[int, int, int]:
+    """(the pooling's side s, the unrolled levels, the mask unit's side) of a Hiera whose reordering of the tokens
+    keeps what the language reads: each level of its Unroll an s x s stride, the mask unit s^levels on a side (so that
+    a mask unit is a window of the map, and each pooling takes the next level: s x s neighbours)."""
+    q = tuple(model.q_stride)
+    unit_sides = tuple(model.mask_unit_size)
+    schedule = [tuple(level) for level in model.unroll.schedule]
+    if len(set(q)) != 1 or len(set(unit_sides)) != 1 or any(level != q for level in schedule):
+        raise ImportRefused(f"{name}: a query stride {q} or mask units {unit_sides} that are not square")
+    stride, unit = q[0], unit_sides[0]
+    if unit != stride ** len(schedule) or side[0] % unit or side[1] % unit:
+        raise ImportRefused(
+            f"{name}: mask units of {unit} with {len(schedule)} unrolled strides of {stride}: a mask unit is then not "
+            f"a window of the map (the layout reads mask units of stride ** levels, which divide the map)"
+        )
+    return stride, len(schedule), unit
+
+
+def _hiera_block(block: Any, where: str, side: tuple, unit: int, stride: int, levels: int) -> tuple:
+    """(text, the map's size, the mask unit's side and the unrolled levels after it) of timm's HieraBlock: x =
+    shortcut + attn(ln(x)), the attention in mask units (windows of the map) or over all of it, its queries max
+    pooled over the next unrolled level; the shortcut x, or a projection of ln(x) max pooled as the queries are where
+    the width changes; then x + mlp(ln(x))."""
+    if type(block).__name__ != "HieraBlock":
+        raise ImportRefused(f"{where}: {type(block).__name__} where Hiera has its HieraBlock")
+    d, D = block.dim, block.dim_out
+    attn = block.attn
+    _ln(block.norm1, where, d)
+    _ln(block.norm2, where, D)
+    pooled = attn.q_stride > 1
+    if pooled and (attn.q_stride != stride * stride or levels == 0):
+        raise ImportRefused(
+            f"{where}: pools its queries by {attn.q_stride} where the unrolled tokens pool by {stride}²"
+        )
+    s = stride if pooled else 1
+    window = None
+    if attn.use_mask_unit_attn:
+        if attn.window_size * attn.q_stride != unit * unit:
+            raise ImportRefused(f"{where}: mask units of {attn.window_size * attn.q_stride} tokens, not {unit}x{unit}")
+        window = unit
+    if d != D and (not block.do_expand or block.proj is None):
+        raise ImportRefused(f"{where}: widens without a shortcut projection (max and average pooled), no counterpart")
+    if d == D and pooled:
+        raise ImportRefused(f"{where}: pools its queries but not its shortcut")
+    attention = _attention(attn, where, d, D, window, s, False)
+    attention += _branch_end(block, "ls1", "drop_path1", where, D)
+    mlp = f"res(ln > {_mlp(block.mlp, where, D)}{_branch_end(block, 'ls2', 'drop_path2', where, D)})"
+    after = (side[0] // s, side[1] // s)
+    if pooled:
+        unit, levels = unit // stride, levels - 1
+    if d == D:
+        return f"res(ln > {attention})\n > {mlp}", after, unit, levels
+    return f"ln > res({attention} | {_shortcut(block.proj, where, d, D, s)})\n > {mlp}", after, unit, levels

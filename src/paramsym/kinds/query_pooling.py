@@ -224,7 +224,7 @@ class QueryPoolingAttention(Kind):
 
 def text(d: int, D: int, heads: int, window: int | None, stride: int, pad: bool, bias: bool) -> str:
     """The layer as a program writes it."""
-    parts = [f"heads={heads}"] + [f"->{D}"] * (D != d)
+    parts = [f"heads={heads}"] + [f"->{D}"] * (d != D)
     parts += [f"window={window}"] * (window is not None) + [f"stride={stride}"] * (stride != 1)
     parts += ["pad"] * pad + ["bias"] * bias
     return f"qpoolattn({', '.join(parts)})"
