@@ -110,7 +110,11 @@ def _attention(attn: Any, where: str, d: int, D: int, window: int | None, stride
             f"{where}: an attention other than qkv Linear({d} -> {3 * D}) and proj Linear({D} -> {D}), both with "
             f"biases or both without, has no counterpart"
         )
-    return attention_text(d, D, heads, window, stride, pad, qkv.bias is not None)
+    bias = qkv.bias is not None
+    if stride == 1 and d == D:  # no pooling, no widening: the language's attn says it (without a position bias)
+        options = [f"heads={heads}"] + [f"window={window}", "relpos=none"] * (window is not None)
+        return f"attn({', '.join(options + ['pad'] * pad + ['bias'] * bias)})"
+    return attention_text(d, D, heads, window, stride, pad, bias)
 
 
 def _shortcut(proj: Any, where: str, d: int, D: int, stride: int) -> str:
