@@ -1303,3 +1303,26 @@ class WindowedPositionEmbedding(nn.Module):
         height, width = x.shape[2:]
         tiles = (height // self.window.shape[-2], width // self.window.shape[-1])
         return x + F.interpolate(self.table, size=(height, width), mode="bicubic") + self.window.tile(tiles)
+
+
+class SeparableSelfAttention(nn.Module):
+    """`sepattn(patch=p[, bias])` on a map (N, C, H, W): a 1x1 convolution to a score, a key and a value per position
+    (1 + 2*C channels), a softmax of the scores over the positions at the same offset of the p x p patches, the keys
+    weighed by it into a context vector per offset, relu(value) times its offset's context vector, a 1x1 convolution
+    C -> C (timm's MobileViT v2 LinearSelfAttention on the unfolded patches)."""
+
+    def __init__(self, channels: int, patch: int = 1, bias: bool = True):
+        super().__init__()
+        self.channels, self.patch = channels, patch
+        self.qkv = nn.Conv2d(channels, 1 + 2 * channels, 1, bias=bias)
+        self.proj = nn.Conv2d(channels, channels, 1, bias=bias)
+
+    def forward(self, x):
+        n, c, height, width = x.shape
+        p = self.patch
+        y = self.qkv(x).reshape(n, 1 + 2 * c, height // p, p, width // p, p).permute(0, 1, 3, 5, 2, 4)
+        y = y.reshape(n, 1 + 2 * c, p * p, -1)  # (N, channels, offsets, patches)
+        score, key, value = y.split([1, c, c], dim=1)
+        context = (key * F.softmax(score, dim=-1)).sum(dim=-1, keepdim=True)
+        out = (F.relu(value) * context).reshape(n, c, p, p, height // p, width // p).permute(0, 1, 4, 2, 5, 3)
+        return self.proj(out.reshape(n, c, height, width))
