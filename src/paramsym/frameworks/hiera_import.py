@@ -156,7 +156,7 @@ def _hieradet(model: Any, size: tuple | None) -> str:
     conv = model.patch_embed.proj if hasattr(model.patch_embed, "proj") else None
     if type(model.patch_embed).__name__ != "HieraPatchEmbed":
         raise ImportRefused(f"{name}: a patch embedding other than HieraPatchEmbed has no counterpart in the layout")
-    default = tuple(model.pretrained_cfg.get("input_size", (conv.in_channels, 224, 224)))
+    default = tuple((getattr(model, "pretrained_cfg", None) or {}).get("input_size", (conv.in_channels, 224, 224)))
     size = _image(model, size, (*default[1:], default[0]))
     stem, side = _patch(conv, f"{name} patch_embed", size)
     width = conv.out_channels

@@ -1257,7 +1257,13 @@ class QueryPoolingAttention(nn.Module):
     block's windows, Hiera's MaskUnitAttention)."""
 
     def __init__(
-        self, channels: int, out: int, heads: int, window: int | None = None, stride: int = 1, bias: bool = True,
+        self,
+        channels: int,
+        out: int,
+        heads: int,
+        window: int | None = None,
+        stride: int = 1,
+        bias: bool = True,
         pad: bool = False,
     ):
         super().__init__()

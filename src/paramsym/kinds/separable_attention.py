@@ -179,10 +179,8 @@ def _conv_norm_act(module: Any, where: str, cin: int) -> str:
         raise ImportRefused(f"{where}: {type(module).__name__} where MobileViT has ConvNormAct with BatchNormAct2d")
     if not bn.affine or not bn.track_running_stats or type(bn.drop).__name__ != "Identity":
         raise ImportRefused(f"{where}: a BatchNorm without its affine or its running statistics")
-    act = type(bn.act).__name__
-    if act not in ("SiLU", "Identity"):
-        raise ImportRefused(f"{where}: a {act} after the BatchNorm (MobileViT's is SiLU or none)")
-    return f"{_conv(module.conv, where, cin)} > bn" + (" > silu" if act == "SiLU" else "")
+    act = "" if type(bn.act).__name__ == "Identity" else f" > {_act(bn.act, where)}"
+    return f"{_conv(module.conv, where, cin)} > bn{act}"
 
 
 def _norm(norm: Any, where: str, width: int, kinds: tuple[str, ...]) -> str:
@@ -210,11 +208,11 @@ def _drop(module: Any, where: str) -> str:
 
 def _act(act: Any, where: str) -> str:
     name = type(act).__name__
-    if name == "SiLU":
-        return "silu"
+    if name in ("SiLU", "ReLU"):
+        return name.lower()
     if name == "GELU" and getattr(act, "approximate", "none") == "none":
         return "gelu"
-    raise ImportRefused(f"{where}: a {name} in the MLP (the layout reads SiLU or GELU)")
+    raise ImportRefused(f"{where}: a {name} (the block is read with SiLU, ReLU or GELU)")
 
 
 def _patches(module: Any, where: str, shape: tuple) -> tuple[int, int, int]:
