@@ -119,7 +119,7 @@ ATTENTION = [
 
 
 def attention_program(H, W, d, D, heads, window, stride, pad) -> str:
-    parts = [f"heads={heads}"] + [f"->{D}"] * (D != d) + [f"window={window}"] * (window is not None)
+    parts = [f"heads={heads}"] + [f"->{D}"] * (d != D) + [f"window={window}"] * (window is not None)
     parts += [f"stride={stride}", "bias"] + ["pad"] * pad
     return f"input({H}x{W}x{d}) > qpoolattn({', '.join(parts)})"
 
