@@ -72,6 +72,8 @@ BIAS_HELPERS = {
     "BottleneckAttention": (8, 8, 2, 4, 4, 4),
     "GatedPositionalAttention": (8, 2),
     "ChannelAttention": (8, 2),
+    "QueryPoolingAttention": (8, 8, 2),
+    "SeparableSelfAttention": (8,),
 }
 
 
