@@ -153,9 +153,9 @@ def _program(name: str, size: tuple, stem: list[str], blocks: list[str], head: s
 
 def _hieradet(model: Any, size: tuple | None) -> str:
     name = type(model).__name__
-    conv = model.patch_embed.proj if hasattr(model.patch_embed, "proj") else None
     if type(model.patch_embed).__name__ != "HieraPatchEmbed":
         raise ImportRefused(f"{name}: a patch embedding other than HieraPatchEmbed has no counterpart in the layout")
+    conv = model.patch_embed.proj
     default = tuple((getattr(model, "pretrained_cfg", None) or {}).get("input_size", (conv.in_channels, 224, 224)))
     size = _image(model, size, (*default[1:], default[0]))
     stem, side = _patch(conv, f"{name} patch_embed", size)

@@ -174,7 +174,7 @@ def _conv(conv: Any, where: str, cin: int) -> str:
 
 def _conv_norm_act(module: Any, where: str, cin: int) -> str:
     """timm's ConvNormAct: a Conv2d, then BatchNormAct2d (a BatchNorm2d with its SiLU, or none)."""
-    bn = getattr(module, "bn", None)
+    bn: Any = getattr(module, "bn", None)
     if type(module).__name__ != "ConvNormAct" or type(bn).__name__ != "BatchNormAct2d":
         raise ImportRefused(f"{where}: {type(module).__name__} where MobileViT has ConvNormAct with BatchNormAct2d")
     if not bn.affine or not bn.track_running_stats or type(bn.drop).__name__ != "Identity":
@@ -215,7 +215,7 @@ def _act(act: Any, where: str) -> str:
     raise ImportRefused(f"{where}: a {name} (the block is read with SiLU, ReLU or GELU)")
 
 
-def _patches(module: Any, where: str, shape: tuple) -> tuple[int, int, int]:
+def _patches(module: Any, where: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
     """(H, W, the patch side) of a block whose map the patches divide (timm interpolates the map to a multiple of
     the patch otherwise, which the layout does not read)."""
     if len(shape) != 4:
