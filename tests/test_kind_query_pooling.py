@@ -89,6 +89,24 @@ HIERA = [
 ]
 
 
+# use_expand_proj=False (hiera_*_abswin): the shortcut where the width doubles is the input max pooled and average
+# pooled, side by side
+HIERA.append(
+    (
+        dict(
+            img_size=(64, 64),
+            embed_dim=16,
+            num_heads=1,
+            stages=(1, 2, 1, 1),
+            use_expand_proj=False,
+            abs_win_pos_embed=True,
+            global_pos_size=(8, 8),
+        ),
+        (64, 64),
+    )
+)
+
+
 @pytest.mark.parametrize("config, side", HIERA)
 def test_hiera_imports_exactly(config, side):
     text, ours, theirs = imported(lambda: Hiera(num_classes=10, **config), (*side, 3))

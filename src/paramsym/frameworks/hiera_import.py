@@ -314,8 +314,10 @@ def _hiera_block(block: Any, where: str, side: tuple, unit: int, stride: int, le
         if attn.window_size * attn.q_stride != unit * unit:
             raise ImportRefused(f"{where}: mask units of {attn.window_size * attn.q_stride} tokens, not {unit}x{unit}")
         window = unit
-    if d != D and (not block.do_expand or block.proj is None):
-        raise ImportRefused(f"{where}: widens without a shortcut projection (max and average pooled), no counterpart")
+    if d != D and not block.do_expand:
+        raise ImportRefused(f"{where}: widens {d} -> {D} without a shortcut of that width")
+    if d != D and block.proj is None and D != 2 * d:
+        raise ImportRefused(f"{where}: a shortcut of the max and the average pooled input gives {2 * d}, not {D}")
     if d == D and pooled:
         raise ImportRefused(f"{where}: pools its queries but not its shortcut")
     attention = _attention(attn, where, d, D, window, s, False)
@@ -326,4 +328,8 @@ def _hiera_block(block: Any, where: str, side: tuple, unit: int, stride: int, le
         unit, levels = unit // stride, levels - 1
     if d == D:
         return f"res(ln > {attention})\n > {mlp}", after, unit, levels
+    if block.proj is None:
+        # use_expand_proj=False: the input itself (not its norm), max pooled and average pooled, side by side
+        pools = f"maxpool{s}x{s} | avgpool{s}x{s}" if s > 1 else "id | id"
+        return f"res(ln > {attention} | concat({pools}))\n > {mlp}", after, unit, levels
     return f"ln > res({attention} | {_shortcut(block.proj, where, d, D, s)})\n > {mlp}", after, unit, levels
