@@ -188,11 +188,16 @@ class QueryPoolingAttention(Kind):
             f"{w(o.stride)}), and each pooled query attends to {keys}; proj maps the {w(D)} channels back "
             f"({w(D)}·{w(D)} weights).{bias} {w(counts.params)} parameters.",
         ]
-        sentences.append(
-            f"MACs: the projections, the scores and the weighted sums, {w(counts.macs)}."
-            if counts.macs is not None
-            else "MACs: unknown until the map's size is."
-        )
+        height, across = layer.in_shape.spatial or (None, None)
+        if counts.macs is not None and height is not None and across is not None:
+            projected = _padded(height, o) * _padded(across, o)
+            queries = projected / o.stride**2 if o.window is not None else layer.out_shape.positions
+            keys = o.window**2 if o.window is not None else height * across
+            sentences.append(
+                f"The MACs: qkv at {w(projected)} positions ({w(projected * d * 3 * D)}), each of the {w(queries)} "
+                f"pooled queries scoring and summing {w(keys)} keys ({w(2 * queries * keys * D)}), proj at the "
+                f"{w(queries)} pooled positions ({w(queries * D * D)})."
+            )
         return sentences
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:

@@ -114,9 +114,8 @@ class SeparableAttention(Kind):
             f"positions at the same offset of the {w(p)}x{w(p)} patches, the softmax of the scores weighs the keys "
             f"into a context vector, which multiplies relu(value) at each position; a 1x1 projection maps the "
             f"{w(c)} channels back ({w(c * c)} weights).{bias} {w(counts.params)} parameters.",
-            f"MACs: the two projections at every position, {w(counts.macs)}."
-            if counts.macs is not None
-            else "MACs: unknown until the map's size is.",
+            "The MACs are the two projections at every position; the softmax, the weighting and the products are "
+            "element-wise.",
         ]
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
