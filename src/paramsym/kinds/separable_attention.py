@@ -214,17 +214,21 @@ def _act(act: Any, where: str) -> str:
     raise ImportRefused(f"{where}: a {name} (the block is read with SiLU, ReLU or GELU)")
 
 
+def _sides(sizes: tuple[int, int]) -> str:
+    return f"{sizes[0]}x{sizes[1]}"
+
+
 def _patches(module: Any, where: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """(H, W, the patch side) of a block whose map the patches divide (timm interpolates the map to a multiple of
-    the patch otherwise, which the layout does not read)."""
+    """(H, W, the patch side) of a MobileVitV2Block whose map the patches divide (timm resizes the map to a multiple
+    of the patch otherwise, corners aligned, which the language's resize does not say)."""
     if len(shape) != 4:
         raise ImportRefused(f"{where} takes a value of shape {shape}, not a map (N, C, H, W)")
     ph, pw = module.patch_size
     height, width = shape[2:]
     if ph != pw or height % ph or width % pw:
         raise ImportRefused(
-            f"{where}: patches of {ph}x{pw} on a {height}x{width} map (timm resizes the map to a multiple of the "
-            f"patch first, which the layout does not read)"
+            f"{where}: patches of {ph}x{pw} on a {height}x{width} map: timm first resizes the map to a multiple of "
+            f"the patch with align_corners=True, and the language's resize aligns the pixels' centres instead"
         )
     return height, width, ph
 
@@ -239,16 +243,24 @@ def _mobilevit_block(block: Any, ctx: ImportContext) -> str:
         raise ImportRefused(f"{where} takes a value of shape {shape}, not a map (N, C, H, W)")
     cin = shape[1]
     first = _conv_norm_act(block.conv_kxk, where, cin)
-    stride = block.conv_kxk.conv.stride[0]
-    height, across = ((n - 1) // stride + 1 for n in shape[2:]) if stride > 1 else shape[2:]
-    _, _, patch = _patches(block, where, (0, 0, height, across))
-    if height != across:
-        raise ImportRefused(f"{where}: grid attention on a {height}x{across} map (the language's grids are square)")
+    conv = block.conv_kxk.conv
+    stride = conv.stride[0]
+    height, across = ((n + 2 * conv.padding[0] - conv.kernel_size[0]) // stride + 1 for n in shape[2:])
+    patch, other = block.patch_size
+    # timm resizes (bilinear, pixel centres aligned) a map that its patches do not divide to the next multiple, and
+    # back after the transformer
+    sides = (-(-height // patch) * patch, -(-across // other) * other)
+    if patch != other or sides[0] != sides[1]:
+        raise ImportRefused(
+            f"{where}: grid attention over patches of {patch}x{other} on a {sides[0]}x{sides[1]} map (the language's "
+            f"grids are square)"
+        )
+    resized = sides != (height, across)
     inner = block.conv_1x1
     if type(inner).__name__ != "Conv2d" or inner.bias is not None or set(inner.kernel_size) != {1}:
         raise ImportRefused(f"{where}: conv_1x1 other than a 1x1 Conv2d without bias")
     d = inner.out_channels
-    parts = [first, _conv(inner, where, cin)]
+    parts = [first, _conv(inner, where, cin)] + [f"resize({_sides(sides)}, bilinear)"] * resized
     for i, layer in enumerate(block.transformer):
         at = f"{where} transformer.{i}"
         if type(layer).__name__ != "Block" or type(layer).__module__ != "timm.models.vision_transformer":
@@ -271,7 +283,7 @@ def _mobilevit_block(block: Any, ctx: ImportContext) -> str:
             )
         bias = ", bias" if attn.qkv.bias is not None else ""
         parts.append(
-            f"res({_norm(layer.norm1, at, d, ('LayerNorm',))} > attn(heads={attn.num_heads}, grid={height // patch}, "
+            f"res({_norm(layer.norm1, at, d, ('LayerNorm',))} > attn(heads={attn.num_heads}, grid={sides[0] // patch}, "
             f"relpos=none{bias}){_drop(layer.drop_path1, at)})"
         )
         parts.append(
@@ -279,6 +291,7 @@ def _mobilevit_block(block: Any, ctx: ImportContext) -> str:
             f"{_act(mlp.act, at)} > dense(->{d}, bias){_drop(layer.drop_path2, at)})"
         )
     parts.append(_norm(block.norm, where, d, ("LayerNorm",)))
+    parts += [f"resize({_sides((height, across))}, bilinear)"] * resized
     parts.append(_conv_norm_act(block.conv_proj, where, d))
     body = " > ".join(parts)
     if block.conv_fusion is None:
