@@ -316,7 +316,7 @@ def _hiera_block(block: Any, where: str, side: tuple, unit: int, stride: int, le
         window = unit
     if d != D and not block.do_expand:
         raise ImportRefused(f"{where}: widens {d} -> {D} without a shortcut of that width")
-    if d != D and block.proj is None and D != 2 * d:
+    if d != D and block.proj is None and 2 * d != D:
         raise ImportRefused(f"{where}: a shortcut of the max and the average pooled input gives {2 * d}, not {D}")
     if d == D and pooled:
         raise ImportRefused(f"{where}: pools its queries but not its shortcut")
