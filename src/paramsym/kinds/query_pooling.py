@@ -191,7 +191,7 @@ class QueryPoolingAttention(Kind):
         height, across = layer.in_shape.spatial or (None, None)
         if counts.macs is not None and height is not None and across is not None:
             projected = _padded(height, o) * _padded(across, o)
-            queries = projected / o.stride**2 if o.window is not None else layer.out_shape.positions
+            queries = projected / o.stride**2 if o.window is not None else known(layer.out_shape.positions)
             keys = o.window**2 if o.window is not None else height * across
             sentences.append(
                 f"The MACs: qkv at {w(projected)} positions ({w(projected * d * 3 * D)}), each of the {w(queries)} "
