@@ -205,7 +205,9 @@ def _strings(path: Path):
 # Modules that write whole programs in a model family's layout, and so name kinds by design.
 WRITERS = {
     "frameworks.hf_import": "writes Hugging Face models and torchvision's ViT in their families' layouts; each "
-    "written program is counted and compared with the model before it is returned"
+    "written program is counted and compared with the model before it is returned",
+    "frameworks.hiera_import": "writes timm's Hiera and HieraDet in their layouts (their tokens are reordered and "
+    "their positions resized in forward); each written program is compared with the model before it is returned",
 }
 
 
@@ -276,6 +278,8 @@ def test_every_kind_answers_every_question():
         "lambdalayer": "input(8x8x4) > lambdalayer(->4, heads=2, head_dim=2, r=3)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
         "cga": "input(8x8x4) > cga(heads=2, key_dim=2, value_dim=2, window=4, kernels=3x5)",
+        "qpoolattn": "input(8x8x4) > qpoolattn(heads=2, ->8, window=4, stride=2, bias)",
+        "winposembed": "input(8x8x4) > winposembed(3x3, window=4)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

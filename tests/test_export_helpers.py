@@ -74,6 +74,8 @@ BIAS_HELPERS = {
     "LambdaNetLayer": (8, 8, 2, 4, 3),
     "GatedPositionalAttention": (8, 2),
     "ChannelAttention": (8, 2),
+    "QueryPoolingAttention": (8, 8, 2),
+    "SeparableSelfAttention": (8,),
 }
 
 

@@ -33,14 +33,17 @@ from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
+from paramsym.kinds.query_pooling import QueryPoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sdpa import SdpaOptions
+from paramsym.kinds.separable_attention import SeparableAttentionOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
 from paramsym.kinds.untokens import UntokensOptions
 from paramsym.kinds.upsample import ResizeOptions, UpsampleOptions
+from paramsym.kinds.window_position import WindowedPositionOptions
 from paramsym.kinds.zeropad import ZeroPadOptions
 
 
@@ -94,6 +97,12 @@ CASES = [
         0,
         CascadedOptions(2, 4, 8, 4, (3, 5), False),
     ),
+    ("input(16x16x8) > qpoolattn(heads=2, ->16, window=8, stride=2, bias)", 0, QueryPoolingOptions(2, 8, 2, False)),
+    ("input(10x10x8) > qpoolattn(heads=2, window=4, pad)", 0, QueryPoolingOptions(2, 4, 1, True)),
+    ("input(16x16x8) > qpoolattn(heads=1, stride=2)", 0, QueryPoolingOptions(1, None, 2, False)),
+    ("input(16x16x8) > winposembed(7x5, window=8)", 0, WindowedPositionOptions((7, 5), 8)),
+    ("input(16x16x8) > sepattn(patch=2, bias)", 0, SeparableAttentionOptions(2)),
+    ("input(16x16x8) > sepattn", 0, SeparableAttentionOptions(1)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),

@@ -27,6 +27,8 @@ from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
+from .hiera_import import from_layout as hiera_layout
+from .hiera_import import recognises as hiera_recognises
 from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
@@ -1745,6 +1747,8 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
         text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
         return _verified(module, text, tuple(input_shape))
+    if hiera_recognises(module):  # timm's Hiera and HieraDet: read by their layout (their tokens are reordered)
+        return _verified(module, hiera_layout(module, tuple(input_shape)), tuple(input_shape))
     import torch
 
     if hasattr(module, "backbone") and type(getattr(module, "transform", None)).__name__.endswith("Transform"):

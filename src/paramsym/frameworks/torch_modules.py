@@ -1422,3 +1422,88 @@ class ScaledDotProductAttention(nn.Module):
         v = v.reshape(B, T, h, -1).transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, -1)
         return out.reshape(*shape[:-1], -1).movedim(-1, 1)
+
+
+class QueryPoolingAttention(nn.Module):
+    """`qpoolattn(heads=h, ->D, window=w, stride=s[, pad, bias])` on a map (N, d, H, W): qkv Linear (d -> 3*D) at
+    every position (the map padded at the bottom and right to a multiple of w with `pad`), the queries max pooled
+    s x s with stride s, attention of each pooled query to the keys of its w x w window (to every position without
+    a window), the output Linear (D -> D): (N, D, H // s, W // s) (timm's HieraDet MultiScaleAttention in its
+    block's windows, Hiera's MaskUnitAttention)."""
+
+    def __init__(
+        self,
+        channels: int,
+        out: int,
+        heads: int,
+        window: int | None = None,
+        stride: int = 1,
+        bias: bool = True,
+        pad: bool = False,
+    ):
+        super().__init__()
+        self.heads, self.window, self.stride, self.pad = heads, window, stride, pad
+        self.qkv = nn.Linear(channels, 3 * out, bias=bias)
+        self.proj = nn.Linear(out, out, bias=bias)
+
+    def forward(self, x):
+        n, _, height, width = x.shape
+        s, h = self.stride, self.heads
+        y = x.movedim(1, -1)
+        if self.window:
+            w = self.window
+            y = F.pad(y, (0, 0, 0, (w - width % w) % w, 0, (w - height % w) % w))
+            rows, cols = y.shape[1] // w, y.shape[2] // w
+            y = y.view(n, rows, w, cols, w, -1).permute(0, 1, 3, 2, 4, 5).reshape(n * rows * cols, w, w, -1)
+        q, k, v = self.qkv(y).chunk(3, dim=-1)
+        if s > 1:
+            q = F.max_pool2d(q.movedim(-1, 1), s, s).movedim(1, -1)
+        b, qh, qw, out = q.shape
+
+        def heads(t):
+            return t.reshape(b, -1, h, out // h).transpose(1, 2)
+
+        z = F.scaled_dot_product_attention(heads(q), heads(k), heads(v)).transpose(1, 2).reshape(b, qh, qw, out)
+        z = self.proj(z)
+        if self.window:
+            z = z.view(n, rows, cols, qh, qw, out).permute(0, 1, 3, 2, 4, 5).reshape(n, rows * qh, cols * qw, out)
+            z = z[:, : height // s, : width // s]
+        return z.movedim(-1, 1)
+
+
+class WindowedPositionEmbedding(nn.Module):
+    """`winposembed(A x B, window=w)` on a map (N, d, H, W): x + the A x B table resized to H x W (bicubic) + the
+    w x w table tiled over the map (timm's HieraDet._pos_embed)."""
+
+    def __init__(self, channels: int, table: tuple, window: int):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(1, channels, *table))
+        self.window = nn.Parameter(torch.zeros(1, channels, window, window))
+
+    def forward(self, x):
+        height, width = x.shape[2:]
+        tiles = (height // self.window.shape[-2], width // self.window.shape[-1])
+        return x + F.interpolate(self.table, size=(height, width), mode="bicubic") + self.window.tile(tiles)
+
+
+class SeparableSelfAttention(nn.Module):
+    """`sepattn(patch=p[, bias])` on a map (N, C, H, W): a 1x1 convolution to a score, a key and a value per position
+    (1 + 2*C channels), a softmax of the scores over the positions at the same offset of the p x p patches, the keys
+    weighed by it into a context vector per offset, relu(value) times its offset's context vector, a 1x1 convolution
+    C -> C (timm's MobileViT v2 LinearSelfAttention on the unfolded patches)."""
+
+    def __init__(self, channels: int, patch: int = 1, bias: bool = True):
+        super().__init__()
+        self.channels, self.patch = channels, patch
+        self.qkv = nn.Conv2d(channels, 1 + 2 * channels, 1, bias=bias)
+        self.proj = nn.Conv2d(channels, channels, 1, bias=bias)
+
+    def forward(self, x):
+        n, c, height, width = x.shape
+        p = self.patch
+        y = self.qkv(x).reshape(n, 1 + 2 * c, height // p, p, width // p, p).permute(0, 1, 3, 5, 2, 4)
+        y = y.reshape(n, 1 + 2 * c, p * p, -1)  # (N, channels, offsets, patches)
+        score, key, value = y.split([1, c, c], dim=1)
+        context = (key * F.softmax(score, dim=-1)).sum(dim=-1, keepdim=True)
+        out = (F.relu(value) * context).reshape(n, c, p, p, height // p, width // p).permute(0, 1, 4, 2, 5, 3)
+        return self.proj(out.reshape(n, c, height, width))
