@@ -27,6 +27,7 @@ from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
 from .hf_import import from_layout, recognises
+from .graph_text import SharedValue, graph_text
 from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
@@ -1494,7 +1495,7 @@ def _carried(ops: dict[str, _Op], start: str, inputs: list, written: dict, conca
         if isinstance(attempt, list):
             return attempt
         if not attempt or attempt <= extra:
-            raise ImportRefused(
+            raise SharedValue(
                 f"{_where(concat)} concatenates a value together with layers computed from it and "
                 f"from another value before it, at sizes that cannot be carried together as "
                 f"channels; the language would compute (and count) layers twice"
@@ -1553,7 +1554,7 @@ def _carry(ops, start, inputs, written, concat, region, extra):
         if op.kind != "layer":
             return stages
         if name in written:
-            raise ImportRefused(f"{_where(op)} would be written twice")
+            raise SharedValue(f"{_where(op)} would be written twice")
         written[name] = True
         return stages + [op.text]
 
@@ -1612,7 +1613,7 @@ def _structure(
         elif op.kind in ("layer", "skip"):
             if op.kind == "layer":
                 if name in written:
-                    raise ImportRefused(
+                    raise SharedValue(
                         f"{_where(op)} computes a value that two branches use, and the branches "
                         f"do not part where it is computed; the language would compute (and count) "
                         f"it twice"
@@ -1751,7 +1752,12 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     end = converter._through(type("N", (), {"name": output})())
     idom = _dominators(ops, order)
     heads = _side_heads(ops, end, converter.aux_outputs, idom)
-    stages = heads.get(start, []) + _structure(ops, start, end, idom, heads)  # side heads on the input come first
+    try:
+        stages = heads.get(start, []) + _structure(ops, start, end, idom, heads)  # side heads on the input first
+    except SharedValue:
+        if converter.aux_outputs:
+            raise
+        stages, flat = graph_text(ops, start, end), True  # values shared out of turn: named (`as vN`, `@vN`)
     lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
     text = "\n  > ".join(lines) + "\n"
     ran = _TorchRun(
