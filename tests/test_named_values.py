@@ -9,11 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch import nn  # noqa: E402
+
 import paramsym  # noqa: E402
 from helpers.import_check import differences, program_counts, torch_counts  # noqa: E402
 from paramsym.errors import ParamsymError  # noqa: E402
 from paramsym.frameworks.export import to_torch, torch_source  # noqa: E402
-from torch import nn  # noqa: E402
 
 
 def _fuse(c: int) -> str:
@@ -31,7 +32,8 @@ PROGRAMS = [
     ("fuse, 24 channels", "input(24x24x8) > " + _fuse(24), None),
     (
         "concat of a value and layers from it",
-        "input(16x16x8) > (conv1x1(->8) > relu) as c1 > conv3x3(->8, pad=1) as c2 > concat(@c1 | id | @c2 > conv1x1(->8))",
+        "input(16x16x8) > (conv1x1(->8) > relu) as c1 > conv3x3(->8, pad=1) as c2"
+        " > concat(@c1 | id | @c2 > conv1x1(->8))",
         (704, 0, (16, 16, 24), 180_224),
     ),
     (

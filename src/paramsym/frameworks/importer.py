@@ -26,8 +26,8 @@ from ..kinds import combinators
 from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
-from .hf_import import from_layout, recognises
 from .graph_text import SharedValue, graph_text
+from .hf_import import from_layout, recognises
 from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
