@@ -145,3 +145,11 @@ def test_names_are_not_reserved():
     # `@` marks a read: a value may take any name, and blocks and symbols keep theirs
     program = "def keep = relu; def fetch = gelu; input(8x8x4) > keep > (fetch) as pool > res(@pool)"
     assert paramsym.parse(program).evaluate()["params"] == 0
+
+
+def test_keras_refuses_named_values():
+    from paramsym.frameworks.keras_export import keras_source
+
+    network = paramsym.parse("input(8x8x4) > conv1x1(->4) as a > relu > res(@a)")
+    with pytest.raises(ParamsymError, match="writes no named values"):
+        keras_source(network)

@@ -12,10 +12,11 @@ wraps the stage that computes it in a `keep` node when it is first read, so that
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ...core.records import Flow, Node, Shape, TorchSpec
-from ...errors import ParamsymNameError, Position
-from .base import Combinator, ShapeOf, TorchExport, output_shape
+from ...errors import ParamsymError, ParamsymNameError, Position
+from .base import Combinator, KerasExport, ShapeOf, TorchExport, output_shape
 from .seq import SEQ
 
 
@@ -29,6 +30,12 @@ class Keep(Combinator):
 
     def torch(self, node: Node, export: TorchExport) -> TorchSpec:
         return TorchSpec("Keep", (export.spec(node.children[0]),), {"name": node.name})
+
+    def keras(self, node: Node, export: KerasExport, x: Any) -> Any:
+        raise ParamsymError(
+            f"the value named '{node.name}' is read again later (@{node.name}): the Keras export writes no named "
+            f"values; export to PyTorch"
+        )
 
 
 class Fetch(Combinator):
