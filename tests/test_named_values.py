@@ -38,7 +38,7 @@ PROGRAMS = [
     ),
     (
         "a block's value, and a merge named in parentheses",
-        "def unit(c) = conv3x3(->c, pad=1) > bn > relu; input(16x16x4) > unit(8) as u > (res(conv1x1(->8))) as r"
+        "def unit(c) = conv3x3(->c, pad=1) > bn > relu; input(16x16x4) > (unit(8)) as u > (res(conv1x1(->8))) as r"
         " > mul(@u | @r > gap > dense(->8) > sigmoid)",
         None,
     ),

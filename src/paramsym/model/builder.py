@@ -177,8 +177,7 @@ class LayerBuilder:
                 self.path.pop()
 
     def _kept(self, stage, name: str, pos: Position, flow: Flow) -> Flow:
-        """`(SEQ) as NAME` or `BLOCK as NAME`: the stage's layers go into a sequence of their own, whose value
-        NAME names."""
+        """`(SEQ) as NAME`: the stage's layers go into a sequence of their own, whose value NAME names."""
         node = named_values.nested(self._open[-1])
         self._open.append(node)
         try:
@@ -190,9 +189,14 @@ class LayerBuilder:
 
     def _named(self, named: Named, flow: Flow, suffix: str) -> Flow:
         """`LAYER as NAME`: the layer is built, then known by NAME to the layers that tie to it, and its value
-        to the stages that read it (`@NAME`); `BLOCK as NAME` names the block's value only."""
+        to the stages that read it (`@NAME`); a block's value is named `(BLOCK) as NAME`."""
         if named.call.name in self.defs:
-            return self._kept(named.call, named.name, named.pos, flow)
+            raise ParamsymArgumentError(
+                f"'as {named.name}' names one layer, but {named.call.name} is a block",
+                pos=named.pos,
+                hint=f"write 'as NAME' after the layer inside the block; '({named.call.name}) as {named.name}' "
+                f"names the block's value",
+            )
         if named.name in self.named:
             first = self.named[named.name]
             raise ParamsymNameError(
