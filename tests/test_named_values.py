@@ -151,5 +151,5 @@ def test_keras_refuses_named_values():
     from paramsym.frameworks.keras_export import keras_source
 
     network = paramsym.parse("input(8x8x4) > conv1x1(->4) as a > relu > res(@a)")
-    with pytest.raises(ParamsymError, match="writes no named values"):
+    with pytest.raises(ParamsymError, match="has no Keras equivalent"):
         keras_source(network)

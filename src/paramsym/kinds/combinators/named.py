@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...core.records import Flow, Node, Shape, TorchSpec
-from ...errors import ParamsymError, ParamsymNameError, Position
+from ...errors import ParamsymNameError, ParamsymUsageError, Position
 from .base import Combinator, KerasExport, ShapeOf, TorchExport, output_shape
 from .seq import SEQ
 
@@ -32,9 +32,9 @@ class Keep(Combinator):
         return TorchSpec("Keep", (export.spec(node.children[0]),), {"name": node.name})
 
     def keras(self, node: Node, export: KerasExport, x: Any) -> Any:
-        raise ParamsymError(
-            f"the value named '{node.name}' is read again later (@{node.name}): the Keras export writes no named "
-            f"values; export to PyTorch"
+        raise ParamsymUsageError(
+            f"the value named '{node.name}', read again later (@{node.name}), has no Keras equivalent: the Keras "
+            f"export writes no named values; export to PyTorch"
         )
 
 
