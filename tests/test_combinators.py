@@ -37,6 +37,8 @@ PROGRAMS = {
     "aux": ("input(8x8x4) > aux(gap > dense(->3, bias)) > conv1x1(->2)", 23),
     "moe": ("input(6x4) > moe(dense(->8) > gelu > dense(->4), experts=4, top=2)", 16 + 4 * 64),
     "repeat": ("let N = 3\ninput(8x8x4) > (conv3x3(->4, pad=1) > relu) * N", 3 * 144),
+    "keep": ("input(8x8x4) > (conv1x1(->4) > relu) as a > conv1x1(->2) > concat(@a | id)", 24),
+    "fetch": ("input(8x8x4) > conv1x1(->4) as a > relu > add(@a | id) > @a", 16),
 }
 # the merges the importer writes (res: a sum of two values, written by add's import_text)
 IMPORTED = {

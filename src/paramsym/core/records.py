@@ -146,6 +146,8 @@ class Node:
     layer: int | None = None
     count: Expr | None = None
     top: Expr | None = None  # moe: how many experts each position goes through
+    name: str | None = None  # a named value (`STAGE as NAME`, `@NAME`): its name
+    target: Node | None = None  # `@NAME`: the node that keeps the value it reads
 
 
 @dataclass

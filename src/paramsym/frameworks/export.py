@@ -170,6 +170,8 @@ def build(spec: Spec, shared: dict | None = None):
         return module
     if spec.repeat != 1:
         return nn.Sequential(*(build(spec.args[0], shared) for _ in range(spec.repeat)))
+    if spec.cls in ("Keep", "Fetch"):  # a named value: the Fetch modules read the Keep module of their name
+        return _named_value(spec, shared)
     if spec.cls.startswith("nn."):
         cls = getattr(nn, spec.cls[3:])
     else:
@@ -178,6 +180,22 @@ def build(spec: Spec, shared: dict | None = None):
         return cls(*(make(a) for a in spec.args), **{k: make(v) for k, v in spec.kwargs.items()})
     except (ValueError, RuntimeError) as error:
         raise ParamsymUsageError(f"PyTorch refuses {spec.cls}: {error}") from None
+
+
+def _named_value(spec: Spec, shared: dict):
+    """A `Keep` module (known by its name to the `Fetch` modules built after it), or a `Fetch` module."""
+    from . import torch_modules
+
+    key = ("value", spec.kwargs["name"])  # apart from the names of shared weights, which are strings
+    if spec.cls == "Keep":
+        shared[key] = module = torch_modules.Keep(build(spec.args[0], shared), spec.kwargs["name"])
+        return module
+    return torch_modules.Fetch(shared[key])
+
+
+def kept_variable(name: str) -> str:
+    """The variable of the Keep module of the value `name` in the exported source."""
+    return f"kept_{_grammar_name(name)}"
 
 
 def to_torch(network: Network, **values):
@@ -371,6 +389,13 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
         statements.append(f"{name} = {spec_source(spec.spec, 1, statements)}")
         statements.append(f"{name}.weight = {shared_variable(spec.name)}.weight")
         return name
+    if spec.cls == "Keep":  # a named value: a variable, which the Fetch modules after it read
+        name = kept_variable(spec.kwargs["name"])
+        module = spec_source(spec.args[0], 1, statements)
+        statements.append(f"{name} = Keep({module}, name={spec.kwargs['name']!r})")
+        return name
+    if spec.cls == "Fetch":
+        return f"Fetch({kept_variable(spec.kwargs['name'])})"
     if spec.repeat != 1:
         before = len(statements)
         inner = spec_source(spec.args[0], indent, statements)

@@ -26,6 +26,7 @@ from ..kinds import combinators
 from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
+from .graph_text import SharedValue, graph_text
 from .hf_import import from_layout, recognises
 from .hiera_import import from_layout as hiera_layout
 from .hiera_import import recognises as hiera_recognises
@@ -1520,7 +1521,7 @@ def _carried(ops: dict[str, _Op], start: str, inputs: list, written: dict, conca
         if isinstance(attempt, list):
             return attempt
         if not attempt or attempt <= extra:
-            raise ImportRefused(
+            raise SharedValue(
                 f"{_where(concat)} concatenates a value together with layers computed from it and "
                 f"from another value before it, at sizes that cannot be carried together as "
                 f"channels; the language would compute (and count) layers twice"
@@ -1579,7 +1580,7 @@ def _carry(ops, start, inputs, written, concat, region, extra):
         if op.kind != "layer":
             return stages
         if name in written:
-            raise ImportRefused(f"{_where(op)} would be written twice")
+            raise SharedValue(f"{_where(op)} would be written twice")
         written[name] = True
         return stages + [op.text]
 
@@ -1638,7 +1639,7 @@ def _structure(
         elif op.kind in ("layer", "skip"):
             if op.kind == "layer":
                 if name in written:
-                    raise ImportRefused(
+                    raise SharedValue(
                         f"{_where(op)} computes a value that two branches use, and the branches "
                         f"do not part where it is computed; the language would compute (and count) "
                         f"it twice"
@@ -1779,7 +1780,12 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     end = converter._through(type("N", (), {"name": output})())
     idom = _dominators(ops, order)
     heads = _side_heads(ops, end, converter.aux_outputs, idom)
-    stages = heads.get(start, []) + _structure(ops, start, end, idom, heads)  # side heads on the input come first
+    try:
+        stages = heads.get(start, []) + _structure(ops, start, end, idom, heads)  # side heads on the input first
+    except SharedValue:
+        if converter.aux_outputs:
+            raise
+        stages, flat = graph_text(ops, start, end), True  # values shared out of turn: named (`as vN`, `@vN`)
     lines = [f"input({'x'.join(str(v) for v in input_shape)})"] + stages
     text = "\n  > ".join(lines) + "\n"
     ran = _TorchRun(

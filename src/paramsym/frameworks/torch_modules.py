@@ -107,6 +107,33 @@ class Aux(nn.Module):
         return x
 
 
+class Keep(nn.Module):
+    """`STAGE as NAME`: the stage, whose value it keeps (until the next forward) for the `Fetch` modules that
+    read it later in the same forward."""
+
+    def __init__(self, module: nn.Module, name: str = ""):
+        super().__init__()
+        self.module = module
+        self.name = name
+        self.value = None
+
+    def forward(self, x):
+        self.value = self.module(x)
+        return self.value
+
+
+class Fetch(nn.Module):
+    """`@NAME`: the value its `Keep` module kept earlier in this forward (its own input is not used). The Keep
+    module is held in a list, so that its parameters are not counted a second time as this module's."""
+
+    def __init__(self, kept: nn.Module):
+        super().__init__()
+        self.kept = [kept]
+
+    def forward(self, x):
+        return self.kept[0].value
+
+
 class MixtureOfExperts(nn.Module):
     """`moe(SEQ, experts=E, top=k)`: a router Linear(d, E) without bias scores the experts at each
     position; each position's output is the softmax-weighted sum of its k best experts (every expert

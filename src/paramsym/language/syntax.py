@@ -129,7 +129,24 @@ class Named:
     pos: Position  # of the name
 
 
-Stage = Call | Sequence | Repeat | Composite | Named
+@dataclass(frozen=True)
+class Kept:
+    """`(SEQ) as NAME`: the value SEQ gives, known by NAME to the stages after it (`@NAME`)."""
+
+    body: Sequence
+    name: str
+    pos: Position  # of the name
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """`@NAME`: the value named NAME earlier (`STAGE as NAME`), instead of the value before it."""
+
+    name: str
+    pos: Position  # of the `@`
+
+
+Stage = Call | Sequence | Repeat | Composite | Named | Kept | Fetch
 
 
 @dataclass(frozen=True)
@@ -492,6 +509,12 @@ class _ToAst(Transformer):
 
     def named(self, call, as_, name):
         return Named(call, name.value, pos_of(name))
+
+    def kept(self, lpar, sequence, as_, name):
+        return Kept(Sequence(sequence.stages, pos_of(lpar)), name.value, pos_of(name))
+
+    def fetch(self, at, name):
+        return Fetch(name.value, pos_of(at))
 
     # program
     def let(self, name, value):

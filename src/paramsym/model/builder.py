@@ -20,10 +20,13 @@ from ..errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameErro
 from ..kinds import combinators
 from ..kinds.base import require_number_like, whole_number
 from ..kinds.combinators import LAYER, MAX_LAYERS, REPEAT, SEQ
+from ..kinds.combinators import named as named_values
 from ..language.syntax import (
     Call,
     Channels,
     Define,
+    Fetch,
+    Kept,
     Keyword,
     Named,
     Positional,
@@ -73,6 +76,7 @@ class LayerBuilder:
         self.multiplier: Expr = ONE  # product of the symbolic repeat counts around us
         self.experts: tuple | None = None  # inside moe: (experts stored, experts one position uses)
         self.named: dict[str, Layer] = {}  # `LAYER as NAME`, for the layers that tie to them
+        self.values: dict[str, named_values.Value] = {}  # `STAGE as NAME`, for the stages that read it (`@NAME`)
         self.calling: list[str] = []  # blocks being expanded, to refuse recursion
         self.call_pos: list[Position] = []  # where each of them is called
         self.stage_index = 0
@@ -136,6 +140,12 @@ class LayerBuilder:
             return REPEAT.build(self, stage, flow)
         if isinstance(stage, Named):
             return self._named(stage, flow, suffix)
+        if isinstance(stage, Kept):
+            return self._kept(stage.body, stage.name, stage.pos, flow)
+        if isinstance(stage, Fetch):
+            node, flow = named_values.fetch(self.values, stage.name, stage.pos)
+            self.attach(node)
+            return flow
         return combinators.lookup(stage.kind).build(self, stage, flow, suffix)
 
     # ---- what combinators build with (paramsym.kinds.combinators.base)
@@ -166,13 +176,26 @@ class LayerBuilder:
             if label is not None:
                 self.path.pop()
 
+    def _kept(self, stage, name: str, pos: Position, flow: Flow) -> Flow:
+        """`(SEQ) as NAME`: the stage's layers go into a sequence of their own, whose value NAME names."""
+        node = named_values.nested(self._open[-1])
+        self._open.append(node)
+        try:
+            out = self.stage(stage, flow)
+        finally:
+            self._open.pop()
+        named_values.name_value(self.values, name, pos, out, self._open[-1])
+        return out
+
     def _named(self, named: Named, flow: Flow, suffix: str) -> Flow:
-        """`LAYER as NAME`: the layer is built, then known by NAME to the layers that tie to it."""
+        """`LAYER as NAME`: the layer is built, then known by NAME to the layers that tie to it, and its value
+        to the stages that read it (`@NAME`); a block's value is named `(BLOCK) as NAME`."""
         if named.call.name in self.defs:
             raise ParamsymArgumentError(
                 f"'as {named.name}' names one layer, but {named.call.name} is a block",
                 pos=named.pos,
-                hint="write 'as NAME' after the layer inside the block",
+                hint=f"write 'as NAME' after the layer inside the block; '({named.call.name}) as {named.name}' "
+                f"names the block's value",
             )
         if named.name in self.named:
             first = self.named[named.name]
@@ -188,6 +211,7 @@ class LayerBuilder:
             )
         out = self.call(self._bound(named.call), flow, suffix)
         self.named[named.name] = self.layers[-1]
+        named_values.name_value(self.values, named.name, named.pos, out, self._open[-1])
         return out
 
     def _bound(self, call: Call) -> Call:
