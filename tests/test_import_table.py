@@ -59,6 +59,7 @@ def test_dotted_keys_are_what_pytorch_runs():
     assert row_of[operator.getitem] == [
         "_broadcast_axes",
         "_token_select",
+        "_token_rest",
         "_channel_slice",
         "_channel_index",
         "_module_item",

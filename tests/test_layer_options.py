@@ -33,6 +33,7 @@ from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sdpa import SdpaOptions
+from paramsym.kinds.rest import RestOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
@@ -130,6 +131,8 @@ CASES = [
     ("input(8x8x16) > posembed(64)", 0, PositionEmbeddingOptions(64)),
     ("input(20x16) > posembed(30)", 0, PositionEmbeddingOptions(size=30)),
     ("input(20x16) > last", 0, SelectOptions("last")),
+    ("input(20x16) > rest(4)", 0, RestOptions(4)),
+    ("input(20x16) > rest", 0, RestOptions(1)),
 ]
 
 
