@@ -15,8 +15,8 @@ from helpers.round_trip import import_back, input_dims
 
 
 class _Prefixed(nn.Module):
-    """A sequence (N, d, T: paramsym's layout of a sequence input) read as (N, T, d), with `prefix` learned tokens before it, then x[:, start:] averaged: timm's
-    global_pool_nlc without what the model puts first."""
+    """A sequence (N, d, T: paramsym's layout of a sequence input) read as (N, T, d), with `prefix` learned tokens
+    before it, then x[:, start:] averaged: timm's global_pool_nlc without what the model puts first."""
 
     def __init__(self, d: int, prefix: int, start: int):
         super().__init__()

@@ -31,9 +31,9 @@ from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
+from paramsym.kinds.rest import RestOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sdpa import SdpaOptions
-from paramsym.kinds.rest import RestOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
