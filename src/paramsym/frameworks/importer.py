@@ -434,7 +434,7 @@ def _token_rest(c: _Converter, node) -> bool:
     """x[:, k:] of a sequence: all but its first k positions (timm's x[:, num_prefix_tokens:] before averaging the
     tokens: `rest(k)`); x[:, 0:] keeps every position, the value itself."""
     source, index = _known_source(c, node), node.args[1]
-    shape = c.shapes.get(source.name, ()) if source is not None else ()
+    shape: tuple = c.shapes.get(source.name, ()) if source is not None else ()
     if source is None or source.name not in c.channels_last or len(shape) != 3 or not isinstance(index, tuple):
         return False
     if len(index) < 2 or index[0] != slice(None) or any(i != slice(None) for i in index[2:]):
