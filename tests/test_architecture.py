@@ -271,6 +271,7 @@ def test_every_kind_answers_every_question():
         "zeropad": "input(8x8x4) > zeropad(0, 1, 2, 3)",
         "eca": "input(8x8x4) > gap > eca(3)",
         "transpose": "input(8x4) > transpose",
+        "rest": "input(8x4) > rest(2)",
         "untokens": "input(16x4) > untokens(4x4)",
         "botattn": "input(8x8x4) > botattn(->4, heads=2)",
         "haloattn": "input(8x8x4) > haloattn(->4, heads=2, block=4, halo=1)",

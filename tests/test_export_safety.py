@@ -103,6 +103,7 @@ def test_the_reserved_names_are_tested():
     assert set(RESERVED) - set(NAMES) == {
         *("as", "attn", "def", "id", "input", "last", "router", "scale", "slice", "x"),
         *("pool", "silu", "cls", "first"),  # names the helpers' code uses (TokenPool, GlobalContext, ...)
+        "rest",  # a layer kind (rest(N)) and a word of the exported source
     }
     assert {
         "nn",

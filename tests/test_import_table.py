@@ -60,6 +60,7 @@ def test_dotted_keys_are_what_pytorch_runs():
         "_broadcast_axes",
         "_token_select",
         "_whole_slice",
+        "_token_rest",
         "_channel_slice",
         "_channel_index",
         "_module_item",

@@ -35,6 +35,7 @@ from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.query_pooling import QueryPoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
+from paramsym.kinds.rest import RestOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sdpa import SdpaOptions
 from paramsym.kinds.separable_attention import SeparableAttentionOptions
@@ -145,6 +146,8 @@ CASES = [
     ("input(8x8x16) > posembed(64)", 0, PositionEmbeddingOptions(64)),
     ("input(20x16) > posembed(30)", 0, PositionEmbeddingOptions(size=30)),
     ("input(20x16) > last", 0, SelectOptions("last")),
+    ("input(20x16) > rest(4)", 0, RestOptions(4)),
+    ("input(20x16) > rest", 0, RestOptions(1)),
 ]
 
 

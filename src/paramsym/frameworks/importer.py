@@ -433,6 +433,28 @@ def _token_select(c: _Converter, node) -> bool:
     return True
 
 
+def _token_rest(c: _Converter, node) -> bool:
+    """x[:, k:] of a sequence: all but its first k positions (timm's x[:, num_prefix_tokens:] before averaging the
+    tokens: `rest(k)`); x[:, 0:] keeps every position, the value itself."""
+    source, index = _known_source(c, node), node.args[1]
+    shape: tuple = c.shapes.get(source.name, ()) if source is not None else ()
+    if source is None or source.name not in c.channels_last or len(shape) != 3 or not isinstance(index, tuple):
+        return False
+    if len(index) < 2 or index[0] != slice(None) or any(i != slice(None) for i in index[2:]):
+        return False
+    kept = index[1]
+    if not (isinstance(kept, slice) and kept.stop is None and kept.step in (None, 1)):
+        return False
+    if not (isinstance(kept.start, int) and 0 <= kept.start < shape[1]):
+        return False
+    if kept.start == 0:
+        c.pass_on(node, source)
+    else:
+        c.ops[node.name] = c._stand_in("Rest", node, source, skipped=kept.start)
+    c.channels_last.add(node.name)
+    return True
+
+
 def _sequence_mean(c: _Converter, node) -> bool:
     """x.mean(1) of a sequence, x.mean((1, 2)) of a channels-last map, x.mean((2, 3)) of a channels-first map
     (timm's PVT v2 head): global average pooling."""
@@ -1153,6 +1175,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.getitem",), _broadcast_axes),
     (("operator.getitem",), _token_select),
     (("operator.getitem",), _whole_slice),
+    (("operator.getitem",), _token_rest),
     (_SAME_VALUE_METHODS, _contiguous),
     (("chunk", "split"), _channel_split),
     (("operator.getitem",), _channel_slice),

@@ -231,6 +231,17 @@ class Select(nn.Module):
         return x[..., self.index]
 
 
+class Rest(nn.Module):
+    """`rest(N)`: a sequence (N, d, T) without its first `skipped` positions: (N, d, T - skipped)."""
+
+    def __init__(self, skipped: int):
+        super().__init__()
+        self.skipped = skipped
+
+    def forward(self, x):
+        return x[..., self.skipped :]
+
+
 class TransposedLinear(nn.Module):
     """A linear layer whose weight is stored (in, out): the transpose of nn.Linear's, so that it can be
     another layer's weight (a tie to a dense layer of the transposed size)."""

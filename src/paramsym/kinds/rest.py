@@ -1,0 +1,112 @@
+"""`rest`, `rest(N)` (docs/language.md, Layers): a sequence without its first N positions (N = 1: without its class
+token), T x d -> (T - N) x d. What ViTs that average their tokens do before the average (timm's
+`x[:, num_prefix_tokens:].mean(1)`: EVA, BEiT, the register models). No parameters, no MACs; each output value is
+one input value (fan-in 1). PyTorch: paramsym's `Rest` (x[..., N:] of the export's (N, d, T)); Keras:
+`Cropping1D((N, 0))`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sympy import Integer
+
+from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
+from .base import (
+    Args,
+    Call,
+    Counts,
+    Expr,
+    Field,
+    Flow,
+    ImportContext,
+    Kind,
+    NameMatch,
+    Numbers,
+    Words,
+    check_or_defer,
+    make_layer,
+    whole_number,
+)
+
+_HINT = "e.g. input(224x224x3) > conv16x16(->768, stride=16) > tokens > cls > rest > gap (the class token left out)"
+
+
+@dataclass(frozen=True)
+class RestOptions(Options):
+    skipped: Expr  # the positions left out at the start (N)
+
+
+class Rest(Kind):
+    key = "rest"
+    names = ("rest",)
+    positional = 1
+    torch_modules = ("Rest",)
+
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
+        skipped: Expr = Integer(1)
+        if args.positional:
+            arg = args.positional[0]
+            skipped = args.one_value(arg, "number of positions")
+            if skipped.is_number and not (skipped.is_integer and skipped >= 1):
+                raise ParamsymArgumentError(
+                    f"{call.name}({skipped}) leaves out the first positions: a positive whole number of them",
+                    pos=arg.pos,
+                    hint=f"write {call.name} for all but the first, {call.name}(5) for all but the first 5",
+                )
+            args.constraints += whole_number(skipped, f"the positions {call.name} leaves out", arg.pos)
+        shape = flow.shape
+        if shape.spatial is None or shape.channels is None:
+            raise ParamsymShapeError(
+                f"{call.name} leaves out the first positions of a sequence (T x d), but nothing before it says "
+                f"its shape",
+                pos=call.pos,
+                hint=_HINT,
+            )
+        if len(shape.spatial) != 1:
+            what = f"the vector {shape.describe()}" if shape.spatial == () else f"the map {shape.describe()}"
+            raise ParamsymShapeError(
+                f"{call.name} leaves out the first positions of a sequence (T x d), but its input is {what}",
+                pos=call.pos,
+                hint="make the positions of a map a sequence first with tokens; " + _HINT,
+            )
+        length = shape.spatial[0]
+        if length is not None:
+            args.constraints += check_or_defer(
+                length - skipped,
+                "positive",
+                f"{call.name} leaves out {skipped} of the {length} positions of the sequence: none would be left",
+                call.pos,
+                shown=length - skipped,
+            )
+        out = Shape((None if length is None else length - skipped,), shape.channels)
+        return make_layer(call, self, flow, out, shape.channels, shape.channels, options=RestOptions(skipped))
+
+    def field(self, layer: Layer, field: Field | None) -> Field | None:
+        return field  # each output position is one input position
+
+    def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        skipped = RestOptions.of(layer).skipped
+        first = "first position" if skipped == 1 else f"first {w(skipped)} positions"
+        return [
+            f"No parameters: the {layer.in_shape.describe()} sequence without its {first} "
+            f"({layer.out_shape.describe()})."
+        ]
+
+    def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        return TorchSpec("Rest", (num(RestOptions.of(layer).skipped),))
+
+    def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        return [KerasSpec("Cropping1D", {"cropping": (num(RestOptions.of(layer).skipped), 0)})]
+
+    def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        skipped = getattr(module, "skipped", None)
+        if not isinstance(skipped, int) or skipped < 1 or len(ctx.in_shape) != 3 or skipped >= ctx.in_shape[1]:
+            raise ImportRefused(
+                f"{ctx.node_name} ({type(module).__name__}) does not leave out the first positions of a sequence"
+            )
+        return self.key if skipped == 1 else f"{self.key}({skipped})"
+
+
+KINDS = (Rest(),)
