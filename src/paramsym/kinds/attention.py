@@ -857,7 +857,9 @@ class Attention(Kind):
         sides = (arg.value[0], arg.value[1])
         for side in sides:
             if side.is_number and not (side.is_integer and side >= 1):
-                raise ParamsymArgumentError(f"map= (the map's sides) must be positive whole numbers, not {side}", pos=arg.pos)
+                raise ParamsymArgumentError(
+                    f"map= (the map's sides) must be positive whole numbers, not {side}", pos=arg.pos
+                )
             args.constraints += whole_number(side, "map= (a side of the map)", arg.pos)
             args.constraints += check_or_defer(
                 side - sr + 1,
@@ -1526,7 +1528,9 @@ class Attention(Kind):
                 f"(the keys' source), which an exported nn.Sequential cannot take"
             )
         d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
-        reduction = {"sr": num(o.sr)} if o.sr is not None else {"srpool": num(o.srpool)} if o.srpool is not None else {}
+        reduction: dict[str, Any] = (
+            {"sr": num(o.sr)} if o.sr is not None else {"srpool": num(o.srpool)} if o.srpool is not None else {}
+        )
         if o.proj_bias:
             reduction["proj_bias"] = True
         if o.sr_map is not None:
