@@ -343,7 +343,6 @@ timm = pytest.importorskip("timm")
     "name, says",
     [
         ("cait_xxs24_224", "module 'blocks.0.attn' (TalkingHeadAttn): module 'blocks.0.attn.proj_l'"),
-        ("twins_pcpvt_small", "module 'blocks.0.0.attn' (GlobalSubSampleAttn): module 'blocks.0.0.attn.sr' reduces"),
         ("levit_128s", "module 'stages.0.blocks.0.attn' (Attention): "),
     ],
 )

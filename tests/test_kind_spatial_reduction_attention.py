@@ -210,9 +210,10 @@ def test_other_reductions_are_refused(module, message):
         paramsym.from_torch(module.eval(), (8, 8, 32))
 
 
-def test_the_reduced_sequence_must_be_the_map():
-    """sr=R needs the attention's input to be the map: PVT's reduction of a sequence that the language has as a
-    sequence is refused, naming the convolution."""
+def test_a_reduced_sequence_says_its_map():
+    """sr=R reduces a map: PVT's reduction of a sequence that the language has as a sequence (not a map's positions
+    laid out) reads as the map the convolution gets, which the language says (map=HxW,
+    tests/test_kind_sequence_reduction.py)."""
 
     class OnSequence(nn.Module):
         def __init__(self):
@@ -222,8 +223,10 @@ def test_the_reduced_sequence_must_be_the_map():
         def forward(self, x):  # (B, C, T) -> (B, T, C): a sequence, not a map's positions
             return self.attention(x.transpose(1, 2), (4, 8))
 
-    with pytest.raises(paramsym.ParamsymError, match=r"module 'attention\.sr' reduces a sequence as a map"):
-        paramsym.from_torch(OnSequence().eval(), (32, 32))
+    program, numbers = ours(OnSequence().eval(), (32, 32))
+    assert "attn(heads=2, sr=2, map=4x8, bias)" in program, program
+    truth = torch_truth(OnSequence().eval(), (32, 32))
+    assert {k: numbers[k] for k in ("params", "state", "macs")} == {k: truth[k] for k in ("params", "state", "macs")}
 
 
 # ---- the export ----------------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ CASES = [
     ("input(8x8x16) > evonorm(groups=4, noact)", 0, EvoNormOptions(groups=4, act=False)),
     ("input(16x64) > attn(heads=8, kv_heads=2)", 0, attention(8, 2, 8)),
     ("input(16x64) > attn(heads=8)", 0, attention(8, 8, 8)),
+    ("input(16x64) > attn(heads=8, sr=2, map=4x4)", 0, attention(8, 8, 8, sr=2, sr_map=(4, 4))),
     ("input(16x64) > attn(heads=4, head_dim=32, rope, causal)", 0, attention(4, 4, 32, rope=True, causal=True)),
     ("input(16x64) > attn(heads=4, source=77x768)", 0, attention(4, 4, 16, source=(77, 768))),
     (

@@ -1111,7 +1111,11 @@ def _attention_member(c: _Converter, node) -> bool:
             # positions, whose output (N, T, C) is the map, laid out as a sequence
             source, k = layout.source, layout.spatial
             c.layouts[node.name] = _Layout(node, layout.dims, (tuple(range(k)), (k,)))
-        elif getattr(region, "reduction", "").startswith("sr=") and len(c.shapes.get(source.name, ())) == 3:
+        elif (
+            getattr(region, "reduction", "").startswith("sr=")
+            and not getattr(region, "sr_map", ())  # the language says which map the sequence lays out (map=HxW)
+            and len(c.shapes.get(source.name, ())) == 3
+        ):
             raise ImportRefused(
                 f"{_where_node(node)}reduces its keys' source as a map ({region.reduction}), but attends over a "
                 f"sequence: its input or output is also used as a sequence outside it, and the language reduces a "

@@ -317,7 +317,8 @@ class GroupedQueryAttention(nn.Module):
     stride R) > LayerNorm (PVT v2, Twins); with `srpool=R` from averages of R² consecutive positions > BatchNorm1d
     (NextViT). `proj_bias`: a bias on the output projection only (with bias=False). Besides: `out` output
     channels, `qv_bias` (biases on q, v and o, none on k) and `cosine` (cosine attention with a learned logit scale
-    per head, Swin V2's)."""
+    per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
+    which `sr` reduces (Twins PCPVT)."""
 
     def __init__(
         self,
@@ -335,9 +336,11 @@ class GroupedQueryAttention(nn.Module):
         out: int | None = None,
         qv_bias: bool = False,
         cosine: bool = False,
+        sr_map: tuple[int, int] | None = None,
     ):
         super().__init__()
         self.rope = rope
+        self.sr_map = sr_map
         out = channels if out is None else out
         self.sr, self.srpool = sr, srpool
         if sr:
@@ -384,7 +387,8 @@ class GroupedQueryAttention(nn.Module):
         y = y.flatten(1, -2)
         source = y
         if self.sr:
-            source = self.reduce_norm(self.reduce(x).flatten(2).transpose(1, 2))
+            grid = x if self.sr_map is None else x.unflatten(2, self.sr_map)  # the map a sequence lays out
+            source = self.reduce_norm(self.reduce(grid).flatten(2).transpose(1, 2))
         elif self.srpool:
             source = self.reduce_norm(self.reduce(y.transpose(1, 2))).transpose(1, 2)
         return self.attend(y, source).reshape(*shape[:-1], -1).movedim(-1, 1)

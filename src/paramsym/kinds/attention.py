@@ -146,6 +146,8 @@ class AttentionOptions(Options):
 
     sr: Expr | None = None  # spatial reduction (PVT v2, Twins): keys and values from a stride-R conv + LayerNorm
     srpool: Expr | None = None  # spatial reduction by pooling (NextViT): an average of R² positions + BatchNorm
+    # the map (H, W) that a sequence of H·W positions lays out row by row, which sr= reduces (Twins PCPVT: map=HxW)
+    sr_map: tuple[Expr, Expr] | None = None
     proj_bias: bool = False  # a bias on the output projection only (timm's qkv_bias=False)
     gpsa: bool = False  # ConViT's gated positional self-attention
     out: Expr | None = None  # the output projection's channels (timm's CoAtNet); None: the input's width
@@ -200,6 +202,7 @@ class Attention(Kind):
             "out",
             "sr",
             "srpool",
+            "map",  # map=HxW: the map that a sequence lays out, for sr= on a sequence
             "pos_mlp",
             "relpos",  # relpos=table|none|offsets|axes: the form of a window's position bias
         }
@@ -350,6 +353,7 @@ class Attention(Kind):
             )
         cpb = self._cpb(call, args, window)
         sr, srpool = self._reduction(call, flow, args, window, grid, source)
+        sr_map = self._sr_map(call, flow, args, sr)
         if "projbias" in args.flags and args.bias:
             raise ParamsymArgumentError(
                 "'projbias' puts a bias on the output projection only, 'bias' on all four: give one",
@@ -397,6 +401,7 @@ class Attention(Kind):
             pooling=self._pooling(call, flow, args, constraints),
             sr=sr,
             srpool=srpool,
+            sr_map=sr_map,
             proj_bias="projbias" in args.flags,
             gpsa="gpsa" in args.flags,
             out=None if "volume" in args.keywords else out,  # pooling attention has its own width
@@ -796,12 +801,15 @@ class Attention(Kind):
             )
         args.constraints += whole_number(ratio, f"{key}= (the reduction ratio)", arg.pos)
         if key == "sr":
+            if "map" in args.keywords and flow.shape.rank == 1:
+                return ratio, None  # a sequence laid out as a map: `_sr_map` checks the map
             if flow.shape.rank is not None and flow.shape.rank != 2:
                 what = "a sequence" if flow.shape.rank == 1 else f"an input with {flow.shape.rank} spatial axes"
                 raise ParamsymShapeError(
                     f"sr= reduces a map (H x W x d) with an R x R convolution of stride R, but the input is {what}",
                     pos=arg.pos,
-                    hint="PVT's spatial reduction needs a map; srpool=R averages R² consecutive positions of any input",
+                    hint="PVT's spatial reduction needs a map (on a sequence of the map's H·W positions, say the map: "
+                    "sr=R, map=HxW); srpool=R averages R² consecutive positions of any input",
                 )
             for size in flow.shape.spatial or ():
                 if size is not None:  # PyTorch's Conv2d refuses a kernel larger than the map
@@ -823,6 +831,53 @@ class Attention(Kind):
                 shown=positions,
             )
         return None, ratio
+
+    def _sr_map(self, call: Call, flow: Flow, args: Args, sr: Expr | None) -> tuple[Expr, Expr] | None:
+        """map=HxW: the map of H x W positions that a sequence of T = H·W positions lays out row by row, which sr=R
+        reduces (timm's Twins PCPVT passes its attention the sequence and the map's size). Only with sr= on a
+        sequence; the R x R convolution must fit the map."""
+        arg = args.keywords.get("map")
+        if arg is None:
+            return None
+        if sr is None:
+            raise ParamsymArgumentError(
+                "map=HxW says which map a sequence lays out, for the spatial reduction sr=R: it needs sr=",
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., sr=2, map=HxW)",
+            )
+        if flow.shape.rank is not None and flow.shape.rank != 1:
+            raise ParamsymShapeError(
+                f"map=HxW lays a sequence out as a map, but the input has {flow.shape.rank} spatial axes: sr= "
+                f"reduces a map as it is",
+                pos=arg.pos,
+                hint="leave out map=",
+            )
+        if len(arg.value) != 2:
+            raise ParamsymArgumentError("map= takes the map's two sides, H x W (map=56x56)", pos=arg.pos)
+        sides = (arg.value[0], arg.value[1])
+        for side in sides:
+            if side.is_number and not (side.is_integer and side >= 1):
+                raise ParamsymArgumentError(
+                    f"map= (the map's sides) must be positive whole numbers, not {side}", pos=arg.pos
+                )
+            args.constraints += whole_number(side, "map= (a side of the map)", arg.pos)
+            args.constraints += check_or_defer(
+                side - sr + 1,
+                "positive",
+                f"sr={sr}: the reduction's {sr}x{sr} convolution is larger than the map's side {side}",
+                arg.pos,
+                shown=side,
+            )
+        positions = flow.shape.positions
+        if positions is not None:
+            args.constraints += check_or_defer(
+                positions - sides[0] * sides[1],
+                "zero",
+                f"map={sides[0]}x{sides[1]} has {sides[0] * sides[1]} positions, but the sequence has {positions}",
+                arg.pos,
+                shown=positions,
+            )
+        return sides
 
     def _source(self, call: Call, args: Args) -> tuple[Expr, Expr] | None:
         arg = args.keywords.get("source")
@@ -928,7 +983,8 @@ class Attention(Kind):
         S, c = o.source if o.source is not None else (positions, d)
         if o.sr is not None and positions is not None:
             # Conv2d(d, d, R, stride R) without padding: ⌊H/R⌋·⌊W/R⌋ positions
-            S = sympy.Mul(*(sympy.floor(known(n) / o.sr) for n in axes(layer.in_shape)))
+            sides = o.sr_map if o.sr_map is not None else axes(layer.in_shape)  # a map, or the map a sequence lays out
+            S = sympy.Mul(*(sympy.floor(known(n) / o.sr) for n in sides))
         elif o.srpool is not None and positions is not None:
             S = sympy.floor(positions / o.srpool**2)  # AvgPool1d(R², stride R²) over the T positions
         sizes = {"d": d, "q": q, "kv": kv, "T": positions, "S": S, "c": c, "padded": positions, "o": layer.cout}
@@ -1423,7 +1479,8 @@ class Attention(Kind):
             r = o.sr
             return (
                 f"Spatial reduction (PVT v2, Twins; a paramsym extension): keys and values are projected from the "
-                f"map reduced by a {w(r)}x{w(r)} convolution of stride {w(r)} (with bias) and a LayerNorm, "
+                f"map{self._laid_out(o, w)} reduced by a {w(r)}x{w(r)} convolution of stride {w(r)} (with bias) and a "
+                f"LayerNorm, "
                 f"{w(S)} positions: {w.product(r**2, d, d)} weights and {w(d)} biases for the convolution, "
                 f"{w.product(2, d)} for the LayerNorm, {w(params)} parameters"
                 + (f", {w(macs)} MACs." if macs is not None else ".")
@@ -1434,6 +1491,13 @@ class Attention(Kind):
             f"averages of {w(r**2)} consecutive positions and a BatchNorm, {w(S)} positions: {w(params)} "
             f"parameters and {w.product(2, d)} values of state (running mean and variance); the averages are no MACs."
         )
+
+    @staticmethod
+    def _laid_out(o: AttentionOptions, w: Words) -> str:
+        """Which map a sequence lays out (map=HxW), in the explanation of sr=."""
+        if o.sr_map is None:
+            return ""
+        return f" that the sequence lays out row by row ({w(o.sr_map[0])}x{w(o.sr_map[1])})"
 
     @staticmethod
     def _one_window(layer: Layer) -> bool:
@@ -1464,9 +1528,13 @@ class Attention(Kind):
                 f"(the keys' source), which an exported nn.Sequential cannot take"
             )
         d, heads, kv_heads, e = num(layer.cin), num(o.heads), num(o.kv_heads), num(o.head_dim)
-        reduction = {"sr": num(o.sr)} if o.sr is not None else {"srpool": num(o.srpool)} if o.srpool is not None else {}
+        reduction: dict[str, Any] = (
+            {"sr": num(o.sr)} if o.sr is not None else {"srpool": num(o.srpool)} if o.srpool is not None else {}
+        )
         if o.proj_bias:
             reduction["proj_bias"] = True
+        if o.sr_map is not None:
+            reduction["sr_map"] = (num(o.sr_map[0]), num(o.sr_map[1]))
         if o.gpsa:
             return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
         extras = {**reduction, **_export_extras(o, num)}
@@ -1609,6 +1677,8 @@ def _own_text(module: Any) -> str:
     for key in ("sr", "srpool"):
         if getattr(module, key, 0):
             parts.append(f"{key}={getattr(module, key)}")
+    if getattr(module, "sr_map", None):
+        parts.append("map={}x{}".format(*module.sr_map))
     extras: list[str] = []
     if type(module).__name__ == "GroupedQueryAttention":
         if bias and module.k.bias is None:  # qv_bias: no key bias

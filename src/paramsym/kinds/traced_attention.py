@@ -159,6 +159,9 @@ class Region:
     reduced: list[Any] = field(default_factory=list)
     reduction: str = ""
     proj_bias: bool = False  # a bias on the output projection only
+    # (H, W) when sr=R reduces the map that its input, a sequence (B, H·W, C), lays out row by row, and the
+    # language says so (map=HxW): Twins PCPVT's attention, which reads the sequence and the map's size
+    sr_map: tuple[int, ...] = ()
 
     def text(self) -> str:
         """The attention as the language writes it."""
@@ -168,6 +171,8 @@ class Region:
         if self.heads * self.head_dim != self.width:
             parts.append(f"head_dim={self.head_dim}")
         parts += [self.reduction] * bool(self.reduction)
+        if self.sr_map:
+            parts.append("map={}x{}".format(*self.sr_map))
         parts += ["bias"] * self.bias + ["projbias"] * self.proj_bias + ["causal"] * self.causal
         return f"attn({', '.join(parts)})"
 
@@ -600,11 +605,17 @@ class _Reader:
         )
 
     def map_sides(self, node: Any) -> tuple[int, ...]:
-        """(H, W): the map that x is (B, H, W, C), or lays out as a sequence (B, H·W, C) (`c.sequences`)."""
+        """(H, W): the map that x is (B, H, W, C), or lays out as a sequence (B, H·W, C) (`c.sequences`); or, for a
+        sequence whose layout the importer does not know, the map (B, d, H, W) that the convolution reads, which
+        the language says (map=HxW; `reducer` checks that it is x's positions row by row)."""
         if len(self.spatial) == 2:
             return tuple(self.spatial)
         sequences = getattr(self.c, "sequences", {})
         layout = sequences.get(self.c._through(self.r.source)) if self.r.source.name in self.c.ops else None
+        read = tuple(self.c.shapes.get(node.args[0].name, ())) if node.args and hasattr(node.args[0], "name") else ()
+        if layout is None and len(self.spatial) == 1 and len(read) == 4 and read[2] * read[3] == self.T:
+            self.r.sr_map = read[2:]
+            return read[2:]
         # the positions row by row (H, then W) along one axis, the channels along another (x is (B, T, C))
         if layout is None or len(layout.dims) != 3 or sorted(tuple(a) for a in layout.axes if a) != [(0, 1), (2,)]:
             self.refuse(
