@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sympy
+
 from ..core.records import KerasSpec, Layer, Options, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import (
@@ -39,7 +41,7 @@ from .base import (
     whole_number,
 )
 
-DEFAULT_HIDDEN = 32
+DEFAULT_HIDDEN = sympy.Integer(32)
 TEMPERATURE = 10000
 
 
