@@ -271,6 +271,8 @@ def test_every_kind_answers_every_question():
         "transpose": "input(8x4) > transpose",
         "untokens": "input(16x4) > untokens(4x4)",
         "botattn": "input(8x8x4) > botattn(->4, heads=2)",
+        "xca": "input(64x4) > xca(heads=2, bias)",
+        "fourierpos": "input(8x8x4) > fourierpos(8x8)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
         "cga": "input(8x8x4) > cga(heads=2, key_dim=2, value_dim=2, window=4, kernels=3x5)",
     }

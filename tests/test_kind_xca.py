@@ -200,5 +200,5 @@ def test_table_rearranged_otherwise_is_refused():
 
     with torch.device("meta"):
         model = Columns(32, 2, True).eval()
-    with pytest.raises(paramsym.ParamsymError, match="other than as the tokens"):
+    with pytest.raises(paramsym.ParamsymError, match="other than as the positions of its map row by row"):
         paramsym.from_torch(model, (16, 24, 3))

@@ -26,6 +26,7 @@ from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutio
 from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.evonorm import EvoNormOptions
+from paramsym.kinds.fourier_positions import FourierPositionsOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.normalization import NormalizationOptions
@@ -38,6 +39,7 @@ from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
 from paramsym.kinds.untokens import UntokensOptions
 from paramsym.kinds.upsample import ResizeOptions, UpsampleOptions
+from paramsym.kinds.xca import CrossCovarianceOptions
 from paramsym.kinds.zeropad import ZeroPadOptions
 
 
@@ -50,6 +52,8 @@ def attention(heads, kv_heads, head_dim, **rest):
 CASES = [
     ("input(8x8x4) > botattn(->4, heads=2)", 0, BottleneckAttentionOptions(heads=2, head_dim=2)),
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
+    ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
+    ("input(56x32) > fourierpos(7x8, hidden=16)", 0, FourierPositionsOptions(grid=(7, 8), hidden=16)),
     ("input(8x8x16) > gc(4)", 0, GlobalContextOptions(reduced=4, attention=True, add=False, act="relu")),
     ("input(8x8x16) > gc(4, mean, additive, silu)", 0, GlobalContextOptions(4, attention=False, add=True, act="silu")),
     ("input(3x3x4) > resize(7x7, bicubic)", 0, ResizeOptions(mode="bicubic")),

@@ -477,7 +477,7 @@ def _table_view(c: _Converter, node) -> bool:
     n, d, h, w = shape
     out = tuple(c.shapes.get(node.name, ()))
     swap = tuple(a % 3 for a in node.args[1:] if isinstance(a, int))
-    if form == "map" and node.target in ("reshape", "view", "flatten") and out == (n, d, h * w):
+    if form == "map" and node.target in ("reshape", "view") and out == (n, d, h * w):
         form = "flat"
     elif form == "flat" and out == (n, h * w, d) and (
         (node.target == "permute" and swap == (0, 2, 1)) or (node.target == "transpose" and sorted(swap) == [1, 2])
@@ -485,8 +485,8 @@ def _table_view(c: _Converter, node) -> bool:
         form = "sequence"
     else:
         raise ImportRefused(
-            f"{_operation(node)} rearranges the table that {type(module).__name__} makes other than as the tokens "
-            f"of its map; the language adds it to the positions row by row"
+            f"{_operation(node)} rearranges the table that {type(module).__name__} makes other than as the positions "
+            f"of its map row by row, the order in which the language adds it"
         )
     c.tables[node.name] = (module, shape, form)
     return True

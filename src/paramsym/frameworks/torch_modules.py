@@ -1254,11 +1254,11 @@ class CrossCovarianceAttention(nn.Module):
     q, k, v from one Linear, q and k normalised along the positions, a softmax over each head's e x e
     cross-covariance times a learned temperature, the weighted values, a Linear."""
 
-    def __init__(self, d: int, heads: int, bias: bool = False):
+    def __init__(self, d: int, heads: int, qkv_bias: bool = False):
         super().__init__()
         self.num_heads = heads
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
-        self.qkv = nn.Linear(d, 3 * d, bias=bias)
+        self.qkv = nn.Linear(d, 3 * d, bias=qkv_bias)  # the projection's bias is always there
         self.proj = nn.Linear(d, d)
 
     def forward(self, x):

@@ -129,7 +129,7 @@ class CrossCovarianceAttention(Kind):
     # ---- frameworks
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         h = CrossCovarianceOptions.of(layer).heads
-        return TorchSpec("CrossCovarianceAttention", (num(layer.cin), num(h)), {"bias": layer.bias})
+        return TorchSpec("CrossCovarianceAttention", (num(layer.cin), num(h)), {"qkv_bias": layer.bias})
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         refuse_keras(layer, "cross-covariance attention (xca) has no Keras layer")
