@@ -127,7 +127,10 @@ def test_fourierpos_counts_as_timm(H, W, d, hidden):
         assert theirs(1, H, W).shape == (1, d, H, W)
         macs = macs_of(theirs, 1, H, W)
     suffix = "" if hidden == 32 else f", hidden={hidden}"
-    for program in (f"input({H * W}x{d}) > fourierpos({H}x{W}{suffix})", f"input({H}x{W}x{d}) > fourierpos({H}x{W}{suffix})"):
+    for program in (
+        f"input({H * W}x{d}) > fourierpos({H}x{W}{suffix})",
+        f"input({H}x{W}x{d}) > fourierpos({H}x{W}{suffix})",
+    ):
         assert counted(program) == {"params": torch_params(theirs), "macs": macs}, program
 
 

@@ -479,8 +479,12 @@ def _table_view(c: _Converter, node) -> bool:
     swap = tuple(a % 3 for a in node.args[1:] if isinstance(a, int))
     if form == "map" and node.target in ("reshape", "view") and out == (n, d, h * w):
         form = "flat"
-    elif form == "flat" and out == (n, h * w, d) and (
-        (node.target == "permute" and swap == (0, 2, 1)) or (node.target == "transpose" and sorted(swap) == [1, 2])
+    elif (
+        form == "flat"
+        and out == (n, h * w, d)
+        and (
+            (node.target == "permute" and swap == (0, 2, 1)) or (node.target == "transpose" and sorted(swap) == [1, 2])
+        )
     ):
         form = "sequence"
     else:

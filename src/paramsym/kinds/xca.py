@@ -60,7 +60,9 @@ class CrossCovarianceAttention(Kind):
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if "heads" not in args.keywords:
-            raise ParamsymArgumentError(f"{call.name} needs its number of heads: write {call.name}(heads=8)", pos=call.pos)
+            raise ParamsymArgumentError(
+                f"{call.name} needs its number of heads: write {call.name}(heads=8)", pos=call.pos
+            )
         shape = flow.shape
         if shape.spatial is None or shape.channels is None or len(shape.spatial) != 1:
             what = "nothing known" if shape.spatial is None else f"the input {shape.describe()}"
