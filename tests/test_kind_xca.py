@@ -66,7 +66,7 @@ class Tokens(nn.Module):
 
     def forward(self, x):
         x = self.embed(x)
-        B, C, H, W = x.shape
+        B, _, H, W = x.shape
         x = x.flatten(2).transpose(1, 2)
         table = self.pos((B, H, W)) if self.edge else self.pos(B, H, W)
         x = x + table.reshape(B, -1, x.shape[1]).permute(0, 2, 1)

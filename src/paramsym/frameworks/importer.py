@@ -505,7 +505,7 @@ def _generated_addition(c: _Converter, node) -> bool:
         return False
     x = next(a for a in tensors if a.name not in c.tables)
     module, shape, form = c.tables[tables[0].name]
-    n, d, h, w = shape
+    _, d, h, w = shape
     xs = tuple(c.shapes.get(x.name, ()))
     on_sequence = form == "sequence" and x.name in c.channels_last and xs[1:] == (h * w, d)
     on_map = form == "map" and x.name not in c.channels_last and xs[1:] == (d, h, w) and x.name not in c.layouts

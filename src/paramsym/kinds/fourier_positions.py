@@ -149,7 +149,7 @@ class FourierPositions(Kind):
         """timm's PositionalEncodingFourier (read where its output is added: ctx.out_shape is the map it makes,
         (N, d, H, W)) or paramsym's FourierPositions (on the value it adds to)."""
         where = f"{ctx.node_name} ({type(module).__name__})"
-        projection = getattr(module, "token_projection", None)
+        projection: Any = getattr(module, "token_projection", None)
         hidden = getattr(module, "hidden_dim", None)
         if (
             type(projection).__name__ != "Conv2d"

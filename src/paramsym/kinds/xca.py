@@ -139,10 +139,11 @@ class CrossCovarianceAttention(Kind):
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         where = f"{ctx.node_name} ({type(module).__name__})"
-        qkv, proj = getattr(module, "qkv", None), getattr(module, "proj", None)
+        qkv: Any = getattr(module, "qkv", None)
+        proj: Any = getattr(module, "proj", None)
         temperature = getattr(module, "temperature", None)
         h = getattr(module, "num_heads", None)
-        d = ctx.in_shape[1] if len(ctx.in_shape) > 1 else None  # (N, d) or (N, d, T)
+        d: Any = ctx.in_shape[1] if len(ctx.in_shape) > 1 else None  # (N, d) or (N, d, T)
         if (
             type(qkv).__name__ != "Linear"
             or type(proj).__name__ != "Linear"
