@@ -27,6 +27,7 @@ from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutio
 from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.evonorm import EvoNormOptions
+from paramsym.kinds.fourier_positions import FourierPositionsOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
@@ -45,6 +46,7 @@ from paramsym.kinds.token_pool import TokenPoolOptions
 from paramsym.kinds.untokens import UntokensOptions
 from paramsym.kinds.upsample import ResizeOptions, UpsampleOptions
 from paramsym.kinds.window_position import WindowedPositionOptions
+from paramsym.kinds.xca import CrossCovarianceOptions
 from paramsym.kinds.zeropad import ZeroPadOptions
 
 
@@ -60,6 +62,8 @@ CASES = [
     ("input(8x8x4) > lambdalayer(heads=2, head_dim=2, relpos)", 0, LambdaLayerOptions(2, 2, radius=None)),
     ("input(8x8x4) > bat(groups=2, block=4)", 0, BilinearOptions(groups=2, block=4)),
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
+    ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
+    ("input(56x32) > fourierpos(7x8, hidden=16)", 0, FourierPositionsOptions(grid=(7, 8), hidden=16)),
     ("input(8x8x16) > gc(4)", 0, GlobalContextOptions(reduced=4, attention=True, add=False, act="relu")),
     ("input(8x8x16) > gc(4, mean, additive, silu)", 0, GlobalContextOptions(4, attention=False, add=True, act="silu")),
     ("input(3x3x4) > resize(7x7, bicubic)", 0, ResizeOptions(mode="bicubic")),

@@ -475,6 +475,76 @@ def _sequence_mean(c: _Converter, node) -> bool:
     return True
 
 
+# -- tables that a module makes from sizes alone (XCiT's Fourier positions: module(B, H, W)), read where added
+
+
+def _generated_table(c: _Converter, node) -> bool:
+    """module(B, H, W) of a kind that `generates_table`: a table (N, d, H, W) independent of the input, read where
+    forward adds it (`_generated_addition`); `_table_view` follows it through the reshape that makes it tokens."""
+    module = c.gm.get_submodule(node.target)
+    kind = kinds.for_torch_module(module)
+    if kind is None or not getattr(kind, "generates_table", False) or _tensor_args(node):
+        return False
+    shape = tuple(c.shapes.get(node.name, ()))
+    if len(shape) != 4:
+        raise ImportRefused(f"{_where_node(node)}makes a table of shape {shape}, not a map (N, d, H, W)")
+    c.tables[node.name] = (module, shape, "map")
+    return True
+
+
+def _table_view(c: _Converter, node) -> bool:
+    """The generated table made a sequence as the tokens of a map are: reshape(N, d, H·W), then permute(0, 2, 1)
+    or transpose(1, 2); any other rearrangement is refused."""
+    source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
+    if source is None or source.name not in c.tables:
+        return False
+    module, shape, form = c.tables[source.name]
+    n, d, h, w = shape
+    out = tuple(c.shapes.get(node.name, ()))
+    swap = tuple(a % 3 for a in node.args[1:] if isinstance(a, int))
+    if form == "map" and node.target in ("reshape", "view") and out == (n, d, h * w):
+        form = "flat"
+    elif (
+        form == "flat"
+        and out == (n, h * w, d)
+        and (
+            (node.target == "permute" and swap == (0, 2, 1)) or (node.target == "transpose" and sorted(swap) == [1, 2])
+        )
+    ):
+        form = "sequence"
+    else:
+        raise ImportRefused(
+            f"{_operation(node)} rearranges the table that {type(module).__name__} makes other than as the positions "
+            f"of its map row by row, the order in which the language adds it"
+        )
+    c.tables[node.name] = (module, shape, form)
+    return True
+
+
+def _generated_addition(c: _Converter, node) -> bool:
+    """x + table, the table a module made (`_generated_table`): on a sequence (N, H·W, d) as tokens, or on the map
+    (N, d, H, W) itself; the kind of the module writes the layer."""
+    tensors = [a for a in node.args if hasattr(a, "name")]
+    tables = [a for a in tensors if a.name in c.tables]
+    if len(node.args) != 2 or len(tensors) != 2 or len(tables) != 1:
+        return False
+    x = next(a for a in tensors if a.name not in c.tables)
+    module, shape, form = c.tables[tables[0].name]
+    _, d, h, w = shape
+    xs = tuple(c.shapes.get(x.name, ()))
+    on_sequence = form == "sequence" and x.name in c.channels_last and xs[1:] == (h * w, d)
+    on_map = form == "map" and x.name not in c.channels_last and xs[1:] == (d, h, w) and x.name not in c.layouts
+    if x.name not in c.ops or not (on_sequence or on_map):
+        raise ImportRefused(
+            f"{_where_node(node)}adds the table that {type(module).__name__} makes to {_described(x)}, not to the "
+            f"positions of the sequence or map it encodes"
+        )
+    text = _module_text(module, _operation(node), shape, shape)
+    if on_sequence:
+        c.channels_last.add(node.name)
+    return c.layer(node, x, text)
+
+
 # Modules and functions that do nothing in evaluation, read as nothing while no kind claims them
 _EVAL_IDENTITY = ("stochastic_depth",)
 
@@ -1174,6 +1244,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
     (_PARAMETER_VIEWS, _parameter_view),
+    (_LAYOUT_METHODS, _table_view),
     (("operator.mul", "torch.mul", "mul", "mul_", "operator.truediv", "torch.div", "div", "div_"), _constant_factor),
     (("operator.mul", "torch.mul", "mul", "mul_"), _layer_scale),
     (("operator.getitem",), _broadcast_axes),
@@ -1190,10 +1261,12 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("torch.nn.Linear", "torch.nn.Conv1d", "torch.nn.Conv2d"), _attention_region),
+    (("torch.nn.Module",), _generated_table),
     (("torch.nn.Module",), _layout_kept),
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),
+    (("operator.add", "torch.add"), _generated_addition),
     (("operator.add", "torch.add"), _position_table),
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
@@ -1255,6 +1328,7 @@ class _Converter:
         self.pending_described: dict[str, str] = {}  # those F.pad calls as the user wrote them, for messages
         self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
         self.sequences: dict[str, _Layout] = {}  # the positions of a map as a sequence: the map's layout
+        self.tables: dict[str, tuple] = {}  # tables a module makes from sizes alone (`_generated_table`)
         self.table = _resolved(OPERATIONS)
 
     def convert(self) -> tuple[str, str]:

@@ -1549,3 +1549,50 @@ class SeparableSelfAttention(nn.Module):
         context = (key * F.softmax(score, dim=-1)).sum(dim=-1, keepdim=True)
         out = (F.relu(value) * context).reshape(n, c, p, p, height // p, width // p).permute(0, 1, 4, 2, 5, 3)
         return self.proj(out.reshape(n, c, height, width))
+class CrossCovarianceAttention(nn.Module):
+    """`xca(heads=h)`: XCiT's attention across the channels of a sequence (N, d, T), as timm's XCA computes it:
+    q, k, v from one Linear, q and k normalised along the positions, a softmax over each head's e x e
+    cross-covariance times a learned temperature, the weighted values, a Linear."""
+
+    def __init__(self, d: int, heads: int, qkv_bias: bool = False):
+        super().__init__()
+        self.num_heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Linear(d, 3 * d, bias=qkv_bias)  # the projection's bias is always there
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        y = x.transpose(1, 2)
+        B, T, C = y.shape
+        q, k, v = self.qkv(y).reshape(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 4, 1).unbind(0)
+        attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * self.temperature
+        out = (attn.softmax(dim=-1) @ v).permute(0, 3, 1, 2).reshape(B, T, C)
+        return self.proj(out).transpose(1, 2)
+
+
+class FourierPositions(nn.Module):
+    """`fourierpos(H x W)`: adds XCiT's fixed Fourier encoding of an H x W grid (hidden sines and cosines of the
+    row and of the column, projected by a 1x1 convolution) to a sequence (N, d, H·W) or a map (N, d, H, W)."""
+
+    def __init__(self, height: int, width: int, d: int, hidden: int = 32):
+        super().__init__()
+        self.grid = (height, width)
+        self.hidden_dim = hidden
+        self.temperature = 10000
+        self.token_projection = nn.Conv2d(2 * hidden, d, kernel_size=1)
+
+    def forward(self, x):
+        H, W = self.grid
+        weight = self.token_projection.weight
+        scale, eps = 2 * math.pi, 1e-6
+        y_embed = torch.arange(1, H + 1, device=weight.device, dtype=torch.float32)[:, None].expand(H, W)
+        x_embed = torch.arange(1, W + 1, device=weight.device, dtype=torch.float32)[None, :].expand(H, W)
+        y_embed = y_embed / (H + eps) * scale
+        x_embed = x_embed / (W + eps) * scale
+        dim_t = torch.arange(self.hidden_dim, device=weight.device, dtype=torch.float32)
+        dim_t = self.temperature ** (2 * torch.div(dim_t, 2, rounding_mode="floor") / self.hidden_dim)
+        pos_x, pos_y = x_embed[..., None] / dim_t, y_embed[..., None] / dim_t
+        pos_x = torch.stack([pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()], dim=-1).flatten(-2)
+        pos_y = torch.stack([pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()], dim=-1).flatten(-2)
+        pos = torch.cat((pos_y, pos_x), dim=-1).permute(2, 0, 1)[None].to(weight.dtype)
+        return x + self.token_projection(pos).reshape(1, -1, *x.shape[2:])
