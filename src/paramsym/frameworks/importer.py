@@ -854,7 +854,10 @@ def _patchify(c: _Converter, node) -> bool:
     if node.name in c.patchifying:  # the permute or the reshape of a patchify read at its view
         if c.patchifying[node.name] is not None:
             source, p = c.patchifying[node.name]
-            c.ops[node.name] = _Op(node.name, "layer", f"space2depth({p}) > tokens", [c._through(source)])
+            n, channels, height, width = c.shapes[source.name]
+            patches = c._stand_in("SpaceToDepth", node, source, block=p)
+            tokens = c._stand_in("Tokens", node, source, (n, p * p * channels, height // p, width // p))
+            c.ops[node.name] = _Op(node.name, "layer", f"{patches.text} > {tokens.text}", [c._through(source)])
             c.channels_last.add(node.name)
         return True
     source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
