@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 from timm.models.naflexvit import batch_patchify
+from timm.models.vision_transformer import ParallelScalingBlock
 from torch import nn
 
 import paramsym
@@ -103,3 +104,36 @@ def test_visformer_imports_exactly():
 
     row = import_one("visformer_tiny")
     assert row.outcome == "exact", row.detail
+
+
+class ParallelViT(nn.Module):
+    """A patch embedding, its positions as a sequence, then timm's ParallelScalingBlocks (ViT-22B's)."""
+
+    def __init__(self, width: int, depth: int, **options):
+        super().__init__()
+        self.embed = nn.Conv2d(3, width, 4, stride=4)
+        self.blocks = nn.Sequential(*(ParallelScalingBlock(width, **options) for _ in range(depth)))
+
+    def forward(self, x):
+        return self.blocks(self.embed(x).flatten(2).transpose(1, 2))
+
+
+@pytest.mark.parametrize(
+    "width, depth, options, words",
+    [
+        (64, 1, {"num_heads": 4}, "add(attn(heads=4, projbias) | dense(->256, bias) > gelu > dense(->64, bias))"),
+        (96, 2, {"num_heads": 3, "qkv_bias": True, "init_values": 1e-5}, "attn(heads=3, bias)"),
+        (48, 1, {"num_heads": 2, "proj_bias": False, "mlp_ratio": 2.0}, "attn(heads=2) | dense(->96, bias)"),
+    ],
+)
+def test_the_parallel_block_is_attention_and_mlp_side_by_side(width, depth, options, words):
+    # on the meta device, as the timm coverage runs: CPU's fused attention kernel is one FlopCounterMode counts as 0
+    with torch.device("meta"):
+        model = ParallelViT(width, depth, **options)
+    text = _exact(model.eval(), (32, 32, 3))
+    assert words in " ".join(text.split())
+
+
+def test_the_parallel_block_with_normalised_queries_and_keys_is_refused():
+    with pytest.raises(paramsym.ParamsymError, match=r"normalises its queries and keys \(q_norm, k_norm"):
+        paramsym.from_torch(ParallelViT(32, 1, num_heads=2, qk_norm=True).eval(), (16, 16, 3))
