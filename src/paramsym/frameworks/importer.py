@@ -422,6 +422,30 @@ def _position_table(c: _Converter, node) -> bool:
     return True
 
 
+def _map_position_table(c: _Converter, node) -> bool:
+    """x + pos_embed of a channels-first map (N, C, H, W) and a learned (1, C, H, W) (timm's Visformer): one
+    vector for each position of the map, row by row, as posembed(H·W) on a map."""
+    if len(node.args) != 2:
+        return False
+    params = [a for a in node.args if _parameter_node(c, a) is not None]
+    values = [a for a in node.args if hasattr(a, "name") and _parameter_node(c, a) is None]
+    if len(params) != 1 or len(values) != 1:
+        return False
+    x, table = values[0], params[0]
+    shape, table_shape = c.shapes.get(x.name, ()), tuple(c.shapes.get(table.name, ()))
+    if x.name in c.channels_last or x.name in c.layouts or x.name in c.pooled or len(shape) != 4:
+        return False
+    if table_shape != (1, *shape[1:]):
+        return False
+    try:
+        weight = c.gm.get_parameter(_parameter_node(c, table).target)
+    except AttributeError:  # a fixed table in a buffer: posembed is learned
+        return False
+    table_rows = weight[0].flatten(1).t()  # (H·W, C): position i·W + j is row i·W + j
+    c.ops[node.name] = c._stand_in("PositionEmbedding", node, x, weight=table_rows)
+    return True
+
+
 def _token_select(c: _Converter, node) -> bool:
     """x[:, 0] and x[:, -1] of a sequence: its first or last position (ViT's class token)."""
     source, index = _known_source(c, node), node.args[1]
@@ -936,6 +960,46 @@ def _channel_index(c: _Converter, node) -> bool:
 # -- a channel shuffle: x.view(n, g, c/g, h, w) > transpose(1, 2) > (contiguous) > view(n, c, h, w)
 
 
+# the permutes of timm's batch_patchify: each patch's values channels last (NaFlexViT) or channels first (Gemma 4)
+_PATCH_ORDERS = ((0, 2, 4, 3, 5, 1), (0, 2, 4, 1, 3, 5))
+
+
+def _patchify(c: _Converter, node) -> bool:
+    """x.view(N, C, H/p, p, W/p, p).permute(0, 2, 4, 3, 5, 1).reshape(N, H/p·W/p, p·p·C) of a channels-first map
+    (timm's batch_patchify, NaFlexViT's and Gemma 4's patch embedding; or permute(0, 2, 4, 1, 3, 5)): each p x p
+    patch becomes one position of p²·C values, row by row: `space2depth(p) > tokens` (the values of a patch in
+    another order, which counts the same). Read at the view, looking ahead at the permute and the reshape."""
+    if node.name in c.patchifying:  # the permute or the reshape of a patchify read at its view
+        if c.patchifying[node.name] is not None:
+            source, p = c.patchifying[node.name]
+            n, channels, height, width = c.shapes[source.name]
+            patches = c._stand_in("SpaceToDepth", node, source, block=p)
+            tokens = c._stand_in("Tokens", node, source, (n, p * p * channels, height // p, width // p))
+            c.ops[node.name] = _Op(node.name, "layer", f"{patches.text} > {tokens.text}", [c._through(source)])
+            c.channels_last.add(node.name)
+        return True
+    source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
+    if source is None or _name(node) not in ("view", "reshape") or source.name not in c.ops:
+        return False
+    if source.name in c.channels_last or source.name in c.pooled or source.name in c.layouts:
+        return False
+    shape, out = c.shapes.get(source.name, ()), c.shapes.get(node.name, ())
+    if len(shape) != 4 or len(out) != 6 or out[:3] != shape[:2] + (out[2],) or out[3] != out[5]:
+        return False
+    n, channels, rows, p, columns = out[:5]
+    if (rows * p, columns * p) != tuple(shape[2:]) or len(node.users) != 1:
+        return False
+    (permute,) = node.users
+    order = tuple(permute.args[1]) if len(permute.args) == 2 else tuple(permute.args[1:])
+    if _name(permute) != "permute" or order not in _PATCH_ORDERS or len(permute.users) != 1:
+        return False
+    (flat,) = permute.users
+    if _name(flat) not in ("reshape", "view") or c.shapes.get(flat.name) != (n, rows * columns, p * p * channels):
+        return False
+    c.patchifying.update({node.name: None, permute.name: None, flat.name: (source, p)})
+    return True
+
+
 def _shuffle_begins(c: _Converter, node) -> bool:
     source = _known_source(c, node)
     shape = c.shapes.get(source.name, ()) if source is not None else ()
@@ -1255,6 +1319,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("chunk", "split"), _channel_split),
     (("operator.getitem",), _channel_slice),
     (("operator.getitem",), _channel_index),
+    (("view", "reshape", "permute"), _patchify),
     (("view", "reshape"), _shuffle_begins),
     (("transpose", "swapaxes"), _shuffle_swaps),
     (_SAME_VALUE_METHODS, _shuffle_contiguous),
@@ -1268,6 +1333,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.getitem",), _first_of_tuple),
     (("operator.add", "torch.add"), _generated_addition),
     (("operator.add", "torch.add"), _position_table),
+    (("operator.add", "torch.add"), _map_position_table),
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
     (("operator.sub", "torch.sub", "sub"), _difference),
@@ -1323,6 +1389,7 @@ class _Converter:
         self.param_views: dict[str, Any] = {}  # views of a parameter, by node: the parameter's get_attr node
         self.pieces: dict[str, tuple] = {}  # x.chunk(n, 1) / x.split(s, 1): the channel ranges of the pieces
         self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
+        self.patchifying: dict[str, Any] = {}  # a patchify's view, permute: None; reshape: (map, p)
         self.channels_last: set[str] = set()  # values permuted to (N, H, W, C) (ConvNeXt, around LayerNorm)
         self.pending_pad: dict[str, tuple] = {}  # F.pad values that no convolution or pooling has taken yet
         self.pending_described: dict[str, str] = {}  # those F.pad calls as the user wrote them, for messages

@@ -245,6 +245,7 @@ class Attention(Kind):
         "timm.models.maxxvit.PartitionAttentionCl",  # timm's MaxViT block or grid attention, read whole
         "timm.models.maxxvit.Attention2d",  # timm's CoAtNet attention over the whole map, read whole
         "timm.models.swin_transformer_v2.SwinTransformerV2Block",  # read whole: its windows are reshapes
+        "timm.models.vision_transformer.ParallelScalingBlock",  # ViT-22B's parallel block, read whole
         "timm.models.swin_transformer_v2_cr.SwinTransformerV2CrBlock",  # read whole: its windows are reshapes
         # timm's blocks of window attention, read whole (their windows are reshapes): TinyViT's
         "timm.models.tiny_vit.TinyVitBlock",
@@ -1638,6 +1639,8 @@ class Attention(Kind):
             return _timm_attention2d_text(module, ctx)
         if name == "SwinTransformerV2Block":
             return _timm_swinv2_block_text(module, ctx)
+        if name == "ParallelScalingBlock":
+            return _timm_parallel_block_text(module, ctx)
         if name == "SwinTransformerV2CrBlock":
             return _timm_swinv2_cr_block_text(module, ctx)
         if name == "TinyVitBlock":
@@ -1758,6 +1761,71 @@ def _timm_swin_block_text(block: Any, ctx: ImportContext) -> str:
     return (
         f"res(ln > attn({', '.join(options)}){dropped(block.drop_path1)}) > res(ln > dense(->{mlp.fc1.out_features}"
         f"{bias}) > gelu > dense(->{mlp.fc2.out_features}{bias}){dropped(block.drop_path2)})"
+    )
+
+
+def _timm_parallel_block_text(block: Any, ctx: ImportContext) -> str:
+    """timm's ParallelScalingBlock (ViT-22B's parallel block): one LayerNorm, then attention and the MLP side by
+    side, summed, layer-scaled, added to the input. Its one Linear `in_proj` computes the MLP's fc1 and the
+    queries, keys and values together, the same products as separate ones (the MLP's bias a parameter of its own,
+    `mlp_bias`, when in_proj has none): `res(ln > add(attn | dense > gelu > dense) > layerscale)`. The fused output
+    projection (one Linear of the attention's and the MLP's values side by side) and normalised queries or keys
+    are refused."""
+    from . import for_torch_module, identity_name  # the block's norm, layer scale and drop path are read by their kinds
+
+    where = f"{ctx.node_name} (ParallelScalingBlock)"
+    norm, in_proj = block.in_norm, block.in_proj
+    width = in_proj.in_features
+    hidden = in_proj.out_features - 3 * width
+    heads, head_dim = block.num_heads, block.head_dim
+    attn_out, mlp_out = block.attn_out_proj, block.mlp_out_proj
+    normed = [n for n in ("q_norm", "k_norm") if type(getattr(block, n)).__name__ != "Identity"]
+    if normed:
+        raise ImportRefused(
+            f"{where} normalises its queries and keys ({', '.join(normed)}: {type(block.q_norm).__name__}), which "
+            f"the language's attn has no counterpart for"
+        )
+    norm_kind = for_torch_module(norm)
+    norm_text = norm_kind.from_torch(norm, ctx) if norm_kind is not None else None
+    if (
+        block.out_proj is not None
+        or not norm_text
+        or type(block.mlp_act).__name__ != "GELU"
+        or getattr(block.mlp_act, "approximate", "none") != "none"
+        or heads * head_dim != width
+        or hidden <= 0
+        or list(block.in_split) != [hidden, width, width, width]
+        or (attn_out.in_features, attn_out.out_features, mlp_out.in_features, mlp_out.out_features)
+        != (width, width, hidden, width)
+        or (attn_out.bias is None) != (mlp_out.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not the parallel block as the language writes it (a LayerNorm, attention and a GELU MLP "
+            f"side by side with output projections of their own, after a norm)"
+        )
+    qkv_bias, proj_bias = in_proj.bias is not None, attn_out.bias is not None
+    mlp_bias = qkv_bias or getattr(block, "mlp_bias", None) is not None
+    if qkv_bias and not proj_bias:
+        raise ImportRefused(
+            f"{where} has biases in qkv only; the language's attn has biases in all four projections, in the output "
+            f"projection only (projbias) or in none"
+        )
+
+    def after(module: Any) -> str:
+        if type(module).__name__ in ("Identity", "Dropout"):
+            return ""
+        kind = for_torch_module(module)
+        text = kind.from_torch(module, ctx) if kind is not None else None
+        if text is None:
+            raise ImportRefused(f"{where}: its {type(module).__name__} has no counterpart in the language")
+        return f" > {text}" if text and text != identity_name() else ""
+
+    options = [f"heads={heads}"] + ["bias"] * qkv_bias + ["projbias"] * (proj_bias and not qkv_bias)
+    fc1 = f"dense(->{hidden}{', bias' if mlp_bias else ''})"
+    fc2 = f"dense(->{width}{', bias' if proj_bias else ''})"
+    return (
+        f"res({norm_text} > add(attn({', '.join(options)}) | {fc1} > gelu > {fc2}){after(block.ls)}"
+        f"{after(block.drop_path)})"
     )
 
 
