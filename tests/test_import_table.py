@@ -53,12 +53,16 @@ def test_dotted_keys_are_what_pytorch_runs():
             row_of.setdefault(key, []).append(handler.__name__)
     assert row_of[torch.cat] == ["_class_token", "_concat"]
     assert row_of[F.pad] == ["_pad"]
-    assert row_of[operator.add] == row_of[torch.add] == [
-        "_generated_addition",
-        "_position_table",
-        "_map_position_table",
-        "_sum",
-    ]
+    assert (
+        row_of[operator.add]
+        == row_of[torch.add]
+        == [
+            "_generated_addition",
+            "_position_table",
+            "_map_position_table",
+            "_sum",
+        ]
+    )
     # a module that makes a table from sizes alone (no tensor argument) first; an attention's output stays laid
     # out as a map through dropout, drop path or identity, then any module
     assert row_of[nn.Module] == ["_generated_table", "_layout_kept", "_module"]

@@ -1549,6 +1549,8 @@ class SeparableSelfAttention(nn.Module):
         context = (key * F.softmax(score, dim=-1)).sum(dim=-1, keepdim=True)
         out = (F.relu(value) * context).reshape(n, c, p, p, height // p, width // p).permute(0, 1, 4, 2, 5, 3)
         return self.proj(out.reshape(n, c, height, width))
+
+
 class CrossCovarianceAttention(nn.Module):
     """`xca(heads=h)`: XCiT's attention across the channels of a sequence (N, d, T), as timm's XCA computes it:
     q, k, v from one Linear, q and k normalised along the positions, a softmax over each head's e x e
