@@ -412,19 +412,29 @@ def test_evo_norms_are_refused():
 class AddsItsOwnParameter(nn.Module):
     """PiT's stem: a convolution, then `x + self.pos_embed`, a parameter that forward reads itself."""
 
-    def __init__(self):
+    def __init__(self, shape=(1, 4, 4, 4)):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 2, stride=2)
-        self.pos_embed = nn.Parameter(torch.zeros(1, 4, 4, 4))
+        self.pos_embed = nn.Parameter(torch.zeros(*shape))
 
     def forward(self, x):
         return self.conv(x) + self.pos_embed
 
 
+def test_a_position_table_added_by_forward_is_posembed():
+    """Was a KeyError traceback ('pos_embed', timm's pit_xs_224), then a refusal; a table of one value per
+    position and channel is a learned position embedding on the map: posembed(16), 64 params."""
+    module = AddsItsOwnParameter()
+    text = paramsym.from_torch(module, (8, 8, 3), flat=True)
+    assert "posembed(16)" in text
+    assert imported(module, (8, 8)) == measured(module, (8, 8)) | {"nonlinear": 0}
+
+
 def test_a_parameter_added_by_forward_is_refused():
-    """Was a KeyError traceback ('pos_embed', timm's pit_xs_224); now a refusal naming the parameter."""
+    """A table that varies along the rows and channels but not the columns is no position embedding: refused,
+    naming the parameter."""
     with pytest.raises(ImportRefused, match=r"'\+' uses 'pos_embed', a parameter or buffer that forward reads"):
-        paramsym.from_torch(AddsItsOwnParameter(), (8, 8, 3))
+        paramsym.from_torch(AddsItsOwnParameter((1, 4, 4, 1)), (8, 8, 3))
 
 
 def test_timm_space_to_depth_is_space2depth():
@@ -436,3 +446,13 @@ def test_timm_space_to_depth_is_space2depth():
     text = paramsym.from_torch(module, (12, 8, 3), flat=True)
     assert "space2depth(4)" in text
     assert imported(module, (12, 8)) == measured(module, (12, 8)) | {"nonlinear": 0}
+
+
+def test_a_program_the_importer_cannot_write_is_refused_naming_the_model_and_the_stage():
+    """The last check of every import parses what was written: a program that does not count (an importer's
+    gap) is refused naming the model's forward and the line, never as an internal error."""
+    from paramsym.frameworks.importer import _verified
+
+    text = "input(8x8x3)\n  > conv1x1(3->4, bias)\n  > mul(id | conv1x1(->2))"
+    with pytest.raises(ImportRefused, match=r"the model's forward \(Conv2d\) .* at `> mul\(id \| conv1x1\(->2\)\)`"):
+        _verified(nn.Conv2d(3, 4, 1), text, (8, 8, 3))

@@ -105,3 +105,63 @@ def test_keras():
 def test_mistakes(program, words):
     with pytest.raises(paramsym.ParamsymError, match=words):
         paramsym.parse(program)
+
+
+# ---- a vector times a one-channel map: their outer product (FocalNet's global context times its gate)
+
+
+class FocalGlobalGate(nn.Module):
+    """FocalNet's modulation, its global term: act(ctx.mean((2, 3), keepdim=True)) * gates[:, L:], a (N, C, 1, 1)
+    vector times a (N, 1, H, W) map; no branch has both the positions and the channels."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.gate = nn.Conv2d(c, 1, 1)
+        self.context = nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False)
+
+    def forward(self, x):
+        context = nn.functional.gelu(self.context(x).mean((2, 3), keepdim=True))
+        return context * self.gate(x)
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(9x8x16) > mul(gap > dense(->12) | conv1x1(->1) > sigmoid)",
+        "input(9x8x16) > mul(conv1x1(->1, bias) | gap > dense(->4, bias) > gelu)",
+        "input(9x8x16) > mul(gap > dense(->12) | conv1x1(->1) | gap > dense(->12) > sigmoid) > conv1x1(->4)",
+    ],
+)
+def test_outer_product_counts_as_pytorch(program):
+    network = paramsym.parse(program)
+    module = paramsym.to_torch(network)
+    assert counted(network) == (torch_params(module), *torch_run(module, [9, 8, 16], "cf"))
+    back = paramsym.parse(paramsym.from_torch(module, (9, 8, 16), flat=True))
+    assert counted(back) == counted(network)
+
+
+def test_outer_product_imports():
+    module = FocalGlobalGate(16)
+    text = paramsym.from_torch(module, (9, 8, 16), flat=True)
+    network = paramsym.parse(text)
+    assert counted(network) == (torch_params(module), *torch_run(module, [9, 8, 16], "cf"))
+    assert [int(d) for d in network.output_shape.dims()] == [9, 8, 16]
+
+
+def test_outer_product_keras():
+    program = "input(9x8x16) > mul(gap > dense(->12) | conv1x1(->1, pad=same) > sigmoid) > conv1x1(->4)"
+    network = paramsym.parse(program, convention="keras")
+    model = paramsym.to_keras(network)
+    assert list(model.output_shape[1:]) == [9, 8, 4]
+    params, state, macs = keras_counts(model, [9, 8, 16])
+    assert (params, state, macs) == (network.evaluate()["params"], 0, network.evaluate()["macs"])
+
+
+def test_outer_product_symbolic():
+    network = paramsym.parse("input(H x W x C) > mul(gap > dense(->D) | conv1x1(->1))")
+    assert [str(d) for d in network.output_shape.dims()] == ["H", "W", "D"]
+
+
+def test_outer_product_vectors_must_agree():
+    with pytest.raises(paramsym.ParamsymError, match="the vectors of its branches differ: this branch gives 8"):
+        paramsym.parse("input(8x8x16) > mul(gap > dense(->16) | conv1x1(->1) | gap > dense(->8))")

@@ -2122,7 +2122,14 @@ def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = Non
         values = network.evaluate()
         shape = tuple(network.value(d) for d in network.output_shape.dims())
     except (ParamsymError, TypeError, ValueError) as error:
-        raise ImportRefused(f"{model}: the imported program does not count: {str(error).splitlines()[0]}") from None
+        # an importer's gap, not the user's: name the model and the stage of the program that fails
+        pos = getattr(error, "pos", None)
+        lines = text.splitlines()
+        stage = f", at `{lines[pos.line - 1].strip()[:120]}`" if pos and 0 < pos.line <= len(lines) else ""
+        raise ImportRefused(
+            f"the model's forward ({model}) computes something the language cannot count as written{stage}: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
     params = sum(p.numel() for p in module.parameters())
     state = _state_buffers(module)
     for what, theirs, ours in (
