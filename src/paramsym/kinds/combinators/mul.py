@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, cast
 
 from ...core.records import Flow, KerasSpec, Node, Shape, TorchSpec
-from .. import identity_name
 from ...errors import ParamsymShapeError
+from .. import identity_name
 from .base import KerasExport, Merge, Outputs, TorchExport, shape_difference, widest
 
 
