@@ -33,7 +33,9 @@ from .hiera_import import recognises as hiera_recognises
 from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
-_ADD, _MUL, _CONCAT, _SUB = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat", "sub"))
+_ADD, _MUL, _CONCAT, _SUB, _SEQCAT = (
+    cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat", "sub", "seqcat")
+)
 
 
 @dataclass
@@ -41,7 +43,7 @@ class _Op:
     """A node of the traced graph as the language sees it."""
 
     name: str
-    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT, _SUB)
+    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT, _SUB, _SEQCAT)
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
@@ -475,6 +477,46 @@ def _token_rest(c: _Converter, node) -> bool:
         c.pass_on(node, source)
     else:
         c.ops[node.name] = c._stand_in("Rest", node, source, skipped=kept.start)
+    c.channels_last.add(node.name)
+    return True
+
+
+def _token_prefix(c: _Converter, node) -> bool:
+    """x[:, :k] of a sequence: its first k positions alone (PiT's and CoaT's class token kept apart from the tokens
+    of the map: `prefix(k)`)."""
+    source, index = _known_source(c, node), node.args[1]
+    shape: tuple = c.shapes.get(source.name, ()) if source is not None else ()
+    if source is None or source.name not in c.channels_last or len(shape) != 3 or not isinstance(index, tuple):
+        return False
+    if len(index) < 2 or index[0] != slice(None) or any(i != slice(None) for i in index[2:]):
+        return False
+    kept = index[1]
+    if not (isinstance(kept, slice) and kept.start in (None, 0) and kept.step in (None, 1)):
+        return False
+    if not (isinstance(kept.stop, int) and 0 < kept.stop):
+        return False
+    if kept.stop >= shape[1]:
+        c.pass_on(node, source)
+    else:
+        c.ops[node.name] = c._stand_in("Prefix", node, source, kept=kept.stop)
+    c.channels_last.add(node.name)
+    return True
+
+
+def _sequence_concat(c: _Converter, node) -> bool:
+    """torch.cat of sequences (N, T, d) along their positions (dim 1): `seqcat(A | B)` (PiT's class token and the
+    pooled map's tokens, CoaT's class token and the tokens after its convolutional position encoding)."""
+    tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if not isinstance(tensors, (list, tuple)) or len(tensors) < 2 or not all(hasattr(a, "name") for a in tensors):
+        return False
+    if not all(a.name in c.channels_last and len(c.shapes.get(a.name, ())) == 3 for a in tensors):
+        return False
+    if dim not in (1, -2) or any(_parameter_node(c, a) is not None for a in tensors):
+        return False
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    c.ops[node.name] = _Op(
+        node.name, _SEQCAT, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
+    )
     c.channels_last.add(node.name)
     return True
 
@@ -1315,6 +1357,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.getitem",), _token_select),
     (("operator.getitem",), _whole_slice),
     (("operator.getitem",), _token_rest),
+    (("operator.getitem",), _token_prefix),
     (_SAME_VALUE_METHODS, _contiguous),
     (("chunk", "split"), _channel_split),
     (("operator.getitem",), _channel_slice),
@@ -1338,6 +1381,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
     (("operator.sub", "torch.sub", "sub"), _difference),
     (("torch.cat",), _class_token),
+    (("torch.cat",), _sequence_concat),
     (("torch.cat",), _concat),
     (("movedim",), _moved_channels),
     (("torch.nn.functional.pad",), _pad),

@@ -28,7 +28,7 @@ class Residual(nn.Module):
 
 class Branches(nn.Module):
     """Every branch on the same input, summed ("add"), the second subtracted from the first ("sub"), joined along
-    channels ("concat") or multiplied
+    channels ("concat") or along the positions of sequences ("seqcat") or multiplied
     ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position: `expand` gives,
     for each branch, how many axes of 1 its output takes at the end, decided when the model is written, so
     that torch.fx can trace the module)."""
@@ -43,6 +43,8 @@ class Branches(nn.Module):
         outputs = [branch(x) for branch in self.branches]
         if self.how == "concat":
             return torch.cat(outputs, dim=1)
+        if self.how == "seqcat":  # sequences (N, d, T) joined along their positions
+            return torch.cat(outputs, dim=-1)
         outputs = [output[(..., *[None] * n)] if n else output for output, n in zip(outputs, self.expand)]
         total = outputs[0]
         for output in outputs[1:]:
@@ -240,6 +242,17 @@ class Rest(nn.Module):
 
     def forward(self, x):
         return x[..., self.skipped :]
+
+
+class Prefix(nn.Module):
+    """`prefix(N)`: the first `kept` positions of a sequence (N, d, T): (N, d, kept)."""
+
+    def __init__(self, kept: int):
+        super().__init__()
+        self.kept = kept
+
+    def forward(self, x):
+        return x[..., : self.kept]
 
 
 class TransposedLinear(nn.Module):
