@@ -51,7 +51,7 @@ def test_dotted_keys_are_what_pytorch_runs():
     for keys, handler in importer._resolved(importer.OPERATIONS):
         for key in keys:
             row_of.setdefault(key, []).append(handler.__name__)
-    assert row_of[torch.cat] == ["_class_token", "_concat"]
+    assert row_of[torch.cat] == ["_class_token", "_sequence_concat", "_concat"]
     assert row_of[F.pad] == ["_pad"]
     assert (
         row_of[operator.add]
@@ -71,6 +71,7 @@ def test_dotted_keys_are_what_pytorch_runs():
         "_token_select",
         "_whole_slice",
         "_token_rest",
+        "_token_prefix",
         "_channel_slice",
         "_channel_index",
         "_module_item",

@@ -10,10 +10,10 @@ from typing import NoReturn
 
 import sympy
 
-from ...core.records import Flow, KerasSpec, Shape
+from ...core.records import Flow, KerasSpec, Node, Shape
 from ...errors import ParamsymShapeError
 from ...language.syntax import Composite, Sequence
-from .base import Merge, Outputs
+from .base import Merge, Outputs, ShapeOf, output_shape
 
 
 class SeqCat(Merge):
@@ -65,6 +65,13 @@ class SeqCat(Merge):
             pos=branch.pos,
             notes=(("the first branch", reference_branch.pos),),
         )
+
+    def output_shape(self, node: Node, shape_of: ShapeOf) -> Shape | None:
+        shapes = [output_shape(child, shape_of) for child in node.children]
+        known = [s for s in shapes if s is not None and s.spatial is not None and len(s.spatial) == 1]
+        if len(known) != len(shapes) or any(s.spatial[0] is None for s in known):  # type: ignore[index]
+            return None  # a branch that gives its input on: its length is not known here
+        return Shape((sympy.Add(*[s.spatial[0] for s in known]),), known[0].channels)  # type: ignore[index]
 
     def keras_merge(self) -> KerasSpec:
         return KerasSpec("Concatenate", {"axis": 1})
