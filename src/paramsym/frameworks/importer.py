@@ -509,15 +509,18 @@ def _sequence_concat(c: _Converter, node) -> bool:
     tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
     if not isinstance(tensors, (list, tuple)) or len(tensors) < 2 or not all(hasattr(a, "name") for a in tensors):
         return False
-    if not all(a.name in c.channels_last and len(c.shapes.get(a.name, ())) == 3 for a in tensors):
+    if any(len(c.shapes.get(a.name, ())) != 3 or _parameter_node(c, a) is not None for a in tensors):
         return False
-    if dim not in (1, -2) or any(_parameter_node(c, a) is not None for a in tensors):
+    last = all(a.name in c.channels_last for a in tensors)
+    first = not any(a.name in c.channels_last or a.name in c.layouts or a.name in c.pooled for a in tensors)
+    if not (last and dim in (1, -2) or first and dim in (2, -1)):  # (N, T, d) or paramsym's export's (N, d, T)
         return False
     stack = list((node.meta.get("nn_module_stack") or {}).values())
     c.ops[node.name] = _Op(
         node.name, _SEQCAT, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
     )
-    c.channels_last.add(node.name)
+    if last:
+        c.channels_last.add(node.name)
     return True
 
 
