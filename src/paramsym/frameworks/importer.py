@@ -466,8 +466,8 @@ def _token_rest(c: _Converter, node) -> bool:
     shape: tuple = c.shapes.get(source.name, ()) if source is not None else ()
     if source is None or source.name not in c.channels_last or len(shape) != 3 or not isinstance(index, tuple):
         return False
-    if len(index) < 2 or index[0] != slice(None) or any(i != slice(None) for i in index[2:]):
-        return False
+    if len(index) < 2 or index[0] != slice(None) or any(i not in (slice(None), Ellipsis) for i in index[2:]):
+        return False  # x[:, k:] or x[:, k:, ...] (CrossViT)
     kept = index[1]
     if not (isinstance(kept, slice) and kept.stop is None and kept.step in (None, 1)):
         return False
@@ -488,8 +488,8 @@ def _token_prefix(c: _Converter, node) -> bool:
     shape: tuple = c.shapes.get(source.name, ()) if source is not None else ()
     if source is None or source.name not in c.channels_last or len(shape) != 3 or not isinstance(index, tuple):
         return False
-    if len(index) < 2 or index[0] != slice(None) or any(i != slice(None) for i in index[2:]):
-        return False
+    if len(index) < 2 or index[0] != slice(None) or any(i not in (slice(None), Ellipsis) for i in index[2:]):
+        return False  # x[:, :k] or x[:, 0:k, ...] (CrossViT)
     kept = index[1]
     if not (isinstance(kept, slice) and kept.start in (None, 0) and kept.step in (None, 1)):
         return False
@@ -1235,6 +1235,42 @@ def _concat(c: _Converter, node) -> bool:
     return True
 
 
+def _stacked_mean(c: _Converter, node) -> bool:
+    """torch.stack([a, b, ...], dim=0) that only torch.mean(..., dim=0) reads: the values' average (CrossViT's heads
+    of its two branches), read as their sum `add(A | B)`, the division by their number being a scalar factor that
+    changes no count (docs/language.md, Scalar factors; RepViT's (head(x) + head_dist(x)) / 2 alike)."""
+    tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+    dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if not isinstance(tensors, (list, tuple)) or len(tensors) < 2 or dim != 0:
+        return False
+    if not all(hasattr(a, "name") and a.name in c.ops for a in tensors):
+        return False
+    users = list(node.users)
+    if len(users) != 1 or _name(users[0]) != "mean" or users[0].kwargs.get("keepdim"):
+        return False
+    mean = users[0]
+    dims = mean.args[1] if len(mean.args) > 1 else mean.kwargs.get("dim")
+    if dims not in (0, (0,), [0]):
+        return False
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    c.ops[node.name] = _Op(node.name, _ADD, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else "")
+    c.averaged.add(mean.name)
+    if all(a.name in c.channels_last for a in tensors):
+        c.channels_last.add(node.name)
+    return True
+
+
+def _stack_average(c: _Converter, node) -> bool:
+    """The torch.mean(..., dim=0) of `_stacked_mean`: the sum it reads, passed on."""
+    if node.name not in c.averaged:
+        return False
+    source = _tensor_args(node)[0]
+    c.pass_on(node, source)
+    if source.name in c.channels_last:
+        c.channels_last.add(node.name)
+    return True
+
+
 def _pad(c: _Converter, node) -> bool:
     """F.pad before the one convolution or pooling that reads it: taken as its padding where the layer can say it
     (`_Converter._take_pad`, `_Converter._padded_module_text`); a pad of zeros everywhere (timm's Swin pads its
@@ -1388,6 +1424,8 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch.cat",), _concat),
     (("movedim",), _moved_channels),
     (("torch.nn.functional.pad",), _pad),
+    (("torch.stack",), _stacked_mean),
+    (("mean", "torch.mean"), _stack_average),
     (("mean",), _sequence_mean),
     (_KIND_FUNCTIONS, _kind_function),
     (_LAYOUT_METHODS, _layout),
@@ -1431,6 +1469,7 @@ class _Converter:
         self.modules: dict[str, object] = {}  # the module of each call_module op, for items of its output
         # values that PyTorch keeps as (N, C, 1, 1) after global pooling and the language as the vector C
         self.pooled: set[str] = set()
+        self.averaged: set[str] = set()  # torch.mean(..., dim=0) of a torch.stack read as a sum (`_stacked_mean`)
         self.aux_outputs: list[str] = []  # the side outputs (auxiliary heads) besides the model's output
         self.layouts: dict[str, _Layout] = {}  # values on the way from one layout to another (`_layout`)
         self.param_views: dict[str, Any] = {}  # views of a parameter, by node: the parameter's get_attr node

@@ -1585,6 +1585,31 @@ class CrossCovarianceAttention(nn.Module):
         return self.proj(out).transpose(1, 2)
 
 
+class ClassAttention(nn.Module):
+    """`clsattn(heads=h)`: the first position of a sequence (N, d, T) attends to all of them, as timm's CaiT
+    ClassAttn and CrossViT CrossAttention compute it: its query, every position's keys and values (three Linears),
+    a softmax per head, the weighted values, a Linear; the output is (N, d, 1)."""
+
+    def __init__(self, d: int, heads: int, qkv_bias: bool = False):
+        super().__init__()
+        self.num_heads = heads
+        self.q = nn.Linear(d, d, bias=qkv_bias)
+        self.k = nn.Linear(d, d, bias=qkv_bias)
+        self.v = nn.Linear(d, d, bias=qkv_bias)
+        self.proj = nn.Linear(d, d)  # the projection's bias is always there
+
+    def forward(self, x):
+        y = x.transpose(1, 2)
+        B, T, C = y.shape
+        h = self.num_heads
+        q = self.q(y[:, :1]).reshape(B, 1, h, C // h).transpose(1, 2)
+        k = self.k(y).reshape(B, T, h, C // h).transpose(1, 2)
+        v = self.v(y).reshape(B, T, h, C // h).transpose(1, 2)
+        attn = ((q @ k.transpose(-2, -1)) * (C // h) ** -0.5).softmax(dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(B, 1, C)
+        return self.proj(out).transpose(1, 2)
+
+
 class FourierPositions(nn.Module):
     """`fourierpos(H x W)`: adds XCiT's fixed Fourier encoding of an H x W grid (hidden sines and cosines of the
     row and of the column, projected by a 1x1 convolution) to a sequence (N, d, H·W) or a map (N, d, H, W)."""
