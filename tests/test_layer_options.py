@@ -23,6 +23,7 @@ from paramsym.kinds.blurpool import BlurPoolOptions
 from paramsym.kinds.bottleneck_attention import BottleneckAttentionOptions
 from paramsym.kinds.cga import CascadedOptions
 from paramsym.kinds.channels import SliceOptions
+from paramsym.kinds.class_attention import ClassAttentionOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
@@ -63,6 +64,7 @@ CASES = [
     ("input(8x8x4) > bat(groups=2, block=4)", 0, BilinearOptions(groups=2, block=4)),
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
     ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
+    ("input(64x32) > clsattn(heads=4, bias)", 0, ClassAttentionOptions(heads=4)),
     ("input(56x32) > fourierpos(7x8, hidden=16)", 0, FourierPositionsOptions(grid=(7, 8), hidden=16)),
     ("input(8x8x16) > gc(4)", 0, GlobalContextOptions(reduced=4, attention=True, add=False, act="relu")),
     ("input(8x8x16) > gc(4, mean, additive, silu)", 0, GlobalContextOptions(4, attention=False, add=True, act="silu")),
@@ -153,6 +155,7 @@ CASES = [
     ("input(20x16) > last", 0, SelectOptions("last")),
     ("input(20x16) > rest(4)", 0, RestOptions(4)),
     ("input(20x16) > rest", 0, RestOptions(1)),
+    ("input(20x16) > prefix(3)", 0, RestOptions(3)),
 ]
 
 

@@ -493,7 +493,7 @@ def _token_prefix(c: _Converter, node) -> bool:
     kept = index[1]
     if not (isinstance(kept, slice) and kept.start in (None, 0) and kept.step in (None, 1)):
         return False
-    if not (isinstance(kept.stop, int) and 0 < kept.stop):
+    if not (isinstance(kept.stop, int) and kept.stop > 0):
         return False
     if kept.stop >= shape[1]:
         c.pass_on(node, source)
@@ -513,7 +513,7 @@ def _sequence_concat(c: _Converter, node) -> bool:
         return False
     last = all(a.name in c.channels_last for a in tensors)
     first = not any(a.name in c.channels_last or a.name in c.layouts or a.name in c.pooled for a in tensors)
-    if not (last and dim in (1, -2) or first and dim in (2, -1)):  # (N, T, d) or paramsym's export's (N, d, T)
+    if not ((last and dim in (1, -2)) or (first and dim in (2, -1))):  # (N, T, d) or paramsym's export's (N, d, T)
         return False
     stack = list((node.meta.get("nn_module_stack") or {}).values())
     c.ops[node.name] = _Op(
@@ -1253,7 +1253,9 @@ def _stacked_mean(c: _Converter, node) -> bool:
     if dims not in (0, (0,), [0]):
         return False
     stack = list((node.meta.get("nn_module_stack") or {}).values())
-    c.ops[node.name] = _Op(node.name, _ADD, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else "")
+    c.ops[node.name] = _Op(
+        node.name, _ADD, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
+    )
     c.averaged.add(mean.name)
     if all(a.name in c.channels_last for a in tensors):
         c.channels_last.add(node.name)

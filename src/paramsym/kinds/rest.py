@@ -132,7 +132,9 @@ class Prefix(Rest):
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         kept = RestOptions.of(layer).skipped
         first = "first position" if kept == 1 else f"first {w(kept)} positions"
-        return [f"No parameters: the {first} of the {layer.in_shape.describe()} sequence ({layer.out_shape.describe()})."]
+        return [
+            f"No parameters: the {first} of the {layer.in_shape.describe()} sequence ({layer.out_shape.describe()})."
+        ]
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("Prefix", (num(RestOptions.of(layer).skipped),))

@@ -52,7 +52,7 @@ class SeqCat(Merge):
         flow: Flow,
     ) -> NoReturn:
         assert branch is not None and reference_branch is not None
-        if out.shape.spatial is not None and len(out.shape.spatial) != 1 or reference.shape.spatial is None:
+        if (out.shape.spatial is not None and len(out.shape.spatial) != 1) or reference.shape.spatial is None:
             raise ParamsymShapeError(
                 f"seqcat(...) joins sequences (T x d) along their positions, but this branch gives "
                 f"{out.shape.describe()}, not a sequence",
