@@ -417,7 +417,7 @@ def test_timm_attention_classes_import_as_attn(path, args, kwargs, form, says):
 
 TIMM_REFUSED = [
     ("cait.TalkingHeadAttn", (32, 4), "tokens", "module 'attn' (TalkingHeadAttn): module 'attn.proj_l' (Linear)"),
-    ("cait.ClassAttn", (32, 4), "tokens", "module 'attn' (ClassAttn): module 'attn.q' projects a value of shape"),
+    # CaiT's ClassAttn is the clsattn kind now (tests/test_kind_clsattn.py imports it)
     # XCiT's XCA is the xca kind now (tests/test_kind_xca.py imports it)
     # DaViT's channel attention is attn(channels) (test_kind_window_blocks.py), but qkv_bias=False biases proj only
     ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention) has biases in proj only"),

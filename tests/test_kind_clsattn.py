@@ -116,3 +116,27 @@ def test_timm_crossvit_imports_exactly(size, scale):
     assert counts["out"] == truth["out"]
     assert "clsattn(heads=" in text and "seqcat(" in text
     assert "id as v1" in text  # the image, read by both branches
+
+
+@pytest.mark.parametrize("tokens_norm", [False, True])
+def test_timm_xcit_with_its_class_attention_blocks_imports_exactly(tokens_norm):
+    """XCiT's class-attention blocks (timm's ClassAttentionBlock: ClassAttn on the normalised tokens, the others
+    joined back, the MLP on the class token alone) after its XCA blocks."""
+    from timm.models.xcit import Xcit
+
+    with torch.device("meta"):
+        model = Xcit(
+            img_size=32,
+            patch_size=8,
+            embed_dim=32,
+            depth=1,
+            num_heads=4,
+            num_classes=5,
+            cls_attn_layers=2,
+            tokens_norm=tokens_norm,
+        ).eval()
+    text, counts = ours(model, (32, 32, 3))
+    truth = torch_truth(model, (32, 32, 3))
+    assert (counts["params"], counts["state"], counts["macs"]) == (truth["params"], truth["state"], truth["macs"])
+    assert counts["out"] == truth["out"]
+    assert "clsattn(heads=4, bias)" in text
