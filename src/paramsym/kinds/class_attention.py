@@ -68,6 +68,12 @@ class ClassAttentionBlock(Kind):
         "timm.models.cait.LayerScaleBlockClassAttn",
     )
 
+    @staticmethod
+    def class_token_apart(module: Any) -> bool:
+        """Whether the module takes the patches and the class token apart, `blk(x, cls)` (CaiT's), read by the
+        importer on the sequence the language writes (`cls > clsblock(...)`)."""
+        return type(module).__name__ == "LayerScaleBlockClassAttn"
+
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if "heads" not in args.keywords:
             raise ParamsymArgumentError(
@@ -83,8 +89,7 @@ class ClassAttentionBlock(Kind):
         if shape.spatial is None or shape.channels is None or len(shape.spatial) != 1:
             what = "nothing known" if shape.spatial is None else f"the input {shape.describe()}"
             raise ParamsymShapeError(
-                f"{call.name} updates the class token of a sequence (T x d, the class token first), but it has "
-                f"{what}",
+                f"{call.name} updates the class token of a sequence (T x d, the class token first), but it has {what}",
                 pos=call.pos,
                 hint="give the sequence its class token first: ... > tokens > cls > clsblock(heads=8)",
             )
@@ -175,8 +180,10 @@ class ClassAttentionBlock(Kind):
         name = type(module).__name__
         xcit = name == "ClassAttentionBlock" or bool(getattr(module, "xcit", False))
         tokens_norm = bool(getattr(module, "tokens_norm", False))
-        gammas = [getattr(module, n, None) for n in (("gamma1", "gamma2") if name != "LayerScaleBlockClassAttn"
-                                                    else ("gamma_1", "gamma_2"))]
+        gammas = [
+            getattr(module, n, None)
+            for n in (("gamma1", "gamma2") if name != "LayerScaleBlockClassAttn" else ("gamma_1", "gamma_2"))
+        ]
         attn: Any = getattr(module, "attn", None)
         mlp: Any = getattr(module, "mlp", None)
         norms = [getattr(module, n, None) for n in ("norm1", "norm2")]
