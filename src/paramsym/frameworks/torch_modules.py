@@ -1642,8 +1642,8 @@ class _ClassAttention(nn.Module):
         q = self.q(x[:, :1]).reshape(B, 1, h, C // h).transpose(1, 2)
         k = self.k(x).reshape(B, N, h, C // h).transpose(1, 2)
         v = self.v(x).reshape(B, N, h, C // h).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(B, 1, C))
+        attn = ((q * (C // h) ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, 1, C))
 
 
 class ClassTokenBlock(nn.Module):
