@@ -216,8 +216,38 @@ class OtherPatches(nn.Module):
 def test_other_class_token_is_refused():
     with torch.device("meta"):
         model = OtherPatches().eval()
-    with pytest.raises(paramsym.ParamsymError, match="takes a class token that is neither a parameter"):
+    with pytest.raises(paramsym.ParamsymError, match="gives a class token that .* uses otherwise than the next block"):
         paramsym.from_torch(model, (16, 16, 3))
+
+
+class Returned(nn.Module):
+    """One CaiT class-attention block, its class token returned (`token=False`: as it is, (N, 1, d), which the
+    language's sequence cannot stand for; `token=True`: cls[:, 0], the language's `first`)."""
+
+    def __init__(self, token: bool, d: int = 32):
+        super().__init__()
+        self.token = token
+        self.embed = nn.Conv2d(3, d, 4, stride=4)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.block = LayerScaleBlockClassAttn(d, 2)
+
+    def forward(self, x):
+        x = self.embed(x).flatten(2).transpose(1, 2)
+        cls = self.block(x, self.cls_token.expand(x.shape[0], -1, -1))
+        return cls[:, 0] if self.token else cls
+
+
+def test_class_token_returned():
+    with torch.device("meta"):
+        whole, taken = Returned(False).eval(), Returned(True).eval()
+    with pytest.raises(paramsym.ParamsymError, match="gives a class token that the model returns as its output"):
+        paramsym.from_torch(whole, (16, 16, 3))
+    text, numbers = ours(taken, (16, 16, 3))
+    assert "> cls\n  > clsblock(heads=2)\n  > first" in text, text
+    truth = torch_truth(taken, (16, 16, 3))
+    assert {k: numbers[k] for k in ("params", "state", "macs", "out")} == {
+        k: truth[k] for k in ("params", "state", "macs", "out")
+    }
 
 
 def test_formulas():

@@ -435,12 +435,32 @@ def _class_block(c: _Converter, node) -> bool:
             f"{where}takes a class token that is neither a parameter of the model nor what a block of its kind "
             f"gave on the same patches; the language has no counterpart"
         )
-    c.shapes[node.name] = (n, t + 1, d)  # the language's value: the class token before the patches
+    for user in node.users:  # the class token goes on to the next block, or before its patches, or is taken
+        if not _takes_class_token(c, user, node, x):
+            what = "the model returns as its output" if user.op == "output" else f"{_described(user)} uses"
+            raise ImportRefused(
+                f"{where}gives a class token that {what} otherwise than the next block of its kind, "
+                f"torch.cat((cls, x), dim=1) before the same patches or cls[:, 0]; the language has no counterpart"
+            )
     text = _module_text(module, f"module '{node.target}'", (n, d), (n, t + 1, d), None, node, (shape, token_shape))
     c.layer(node, sequence, text, module=node.target)
     c.channels_last.add(node.name)
     c.class_blocks[node.name] = (x.name, token_shape)
     return True
+
+
+def _takes_class_token(c: _Converter, user, token, x) -> bool:
+    """Whether `user` reads the class token `token` that a block computed on the patches `x` as the language's
+    sequence (the class token before x) can stand for it: the next block on x, torch.cat((token, x), dim=1), or
+    token[:, 0]."""
+    if user.op == "call_module":
+        kind = kinds.for_torch_module(c.gm.get_submodule(user.target))
+        apart = getattr(kind, "class_token_apart", None)
+        return apart is not None and apart(c.gm.get_submodule(user.target)) and list(user.args) == [x, token]
+    if user.op == "call_function" and user.target is getattr(importlib.import_module("torch"), "cat"):
+        dim = user.kwargs.get("dim", user.args[1] if len(user.args) > 1 else 0)
+        return list(user.args[0]) == [token, x] and dim in (1, -2)
+    return user.target is operator.getitem and user.args[1] == (slice(None), 0)
 
 
 def _class_block_joined(c: _Converter, node) -> bool:
