@@ -216,7 +216,7 @@ class OtherPatches(nn.Module):
 def test_other_class_token_is_refused():
     with torch.device("meta"):
         model = OtherPatches().eval()
-    with pytest.raises(paramsym.ParamsymError, match="gives a class token that .* uses otherwise than the next block"):
+    with pytest.raises(paramsym.ParamsymError, match=r"gives a class token that .* uses otherwise than the next block"):
         paramsym.from_torch(model, (16, 16, 3))
 
 

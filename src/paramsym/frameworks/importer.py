@@ -457,7 +457,7 @@ def _takes_class_token(c: _Converter, user, token, x) -> bool:
         kind = kinds.for_torch_module(c.gm.get_submodule(user.target))
         apart = getattr(kind, "class_token_apart", None)
         return apart is not None and apart(c.gm.get_submodule(user.target)) and list(user.args) == [x, token]
-    if user.op == "call_function" and user.target is getattr(importlib.import_module("torch"), "cat"):
+    if user.op == "call_function" and user.target is importlib.import_module("torch").cat:
         dim = user.kwargs.get("dim", user.args[1] if len(user.args) > 1 else 0)
         return list(user.args[0]) == [token, x] and dim in (1, -2)
     return user.target is operator.getitem and user.args[1] == (slice(None), 0)
