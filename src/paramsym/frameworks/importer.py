@@ -422,7 +422,9 @@ def _class_block(c: _Converter, node) -> bool:
         weight = c.gm.get_parameter(parameter.target)
         if tuple(weight.shape) != (1, 1, d):
             raise ImportRefused(f"{where}takes '{parameter.target}' of shape {tuple(weight.shape)} as its class token")
-        prefixed = f"{node.name}_cls"
+        prefixed = f"{node.name}_token"
+        while prefixed in c.shapes or prefixed in c.ops:  # a name of its own, no node's
+            prefixed += "_"
         c.ops[prefixed] = c._stand_in("ClassToken", node, x, (n, d, t), weight=weight[0, 0])
         c.ops[prefixed].name = prefixed
         c.shapes[prefixed] = (n, t + 1, d)
@@ -440,7 +442,7 @@ def _class_block(c: _Converter, node) -> bool:
             what = "the model returns as its output" if user.op == "output" else f"{_described(user)} uses"
             raise ImportRefused(
                 f"{where}gives a class token that {what} otherwise than the next block of its kind, "
-                f"torch.cat((cls, x), dim=1) before the same patches or cls[:, 0]; the language has no counterpart"
+                f"torch.cat((token, x), dim=1) before the same patches or token[:, 0]; the language has no counterpart"
             )
     text = _module_text(module, f"module '{node.target}'", (n, d), (n, t + 1, d), None, node, (shape, token_shape))
     c.layer(node, sequence, text, module=node.target)
