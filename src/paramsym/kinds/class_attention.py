@@ -48,6 +48,9 @@ from .base import (
     whole_number,
 )
 
+# the class attention inside the blocks the kind imports: timm's (CaiT's, which XCiT uses too) and paramsym's
+_CLASS_ATTENTION = ("timm.models.cait.ClassAttn", "paramsym.frameworks.torch_modules._ClassAttention")
+
 
 @dataclass(frozen=True)
 class ClassBlockOptions(Options):
@@ -204,7 +207,7 @@ class ClassAttentionBlock(Kind):
             not isinstance(h, int)
             or not isinstance(d, int)
             or d % h
-            or type(attn).__name__ not in ("ClassAttn", "_ClassAttention")
+            or f"{type(attn).__module__}.{type(attn).__qualname__}" not in _CLASS_ATTENTION
             or not all(linear(m, d, d) for m in layers)
             or len({m.bias is not None for m in layers[:3]}) != 1
             or layers[3].bias is None
