@@ -280,6 +280,8 @@ def test_every_kind_answers_every_question():
         "lambdalayer": "input(8x8x4) > lambdalayer(->4, heads=2, head_dim=2, r=3)",
         "xca": "input(64x4) > xca(heads=2, bias)",
         "clsattn": "input(9x4) > clsattn(heads=2, bias)",
+        "talkattn": "input(16x4) > talkattn(heads=2, bias)",
+        "clsblock": "input(17x4) > clsblock(heads=2, hidden=6, bias, xcit, tokensnorm)",
         "fourierpos": "input(8x8x4) > fourierpos(8x8)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
         "cga": "input(8x8x4) > cga(heads=2, key_dim=2, value_dim=2, window=4, kernels=3x5)",

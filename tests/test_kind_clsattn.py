@@ -139,4 +139,20 @@ def test_timm_xcit_with_its_class_attention_blocks_imports_exactly(tokens_norm):
     truth = torch_truth(model, (32, 32, 3))
     assert (counts["params"], counts["state"], counts["macs"]) == (truth["params"], truth["state"], truth["macs"])
     assert counts["out"] == truth["out"]
-    assert "clsattn(heads=4, bias)" in text
+    # read whole as clsblock (tests/test_kind_class_attention.py); written out, the block counts the same
+    assert "clsblock(heads=4, bias, xcit" in text
+
+
+@pytest.mark.parametrize("T, d, heads, hidden", [(65, 32, 4, 128), (17, 48, 3, 96), (2, 8, 1, 8)])
+def test_a_cait_class_block_written_out_counts_as_clsblock(T, d, heads, hidden):
+    """CaiT's class-attention block, read whole as clsblock (tests/test_kind_class_attention.py), written out with
+    clsattn, prefix and seqcat: the same parameters, MACs and shape."""
+    whole = paramsym.parse(f"input({T}x{d}) > clsblock(heads={heads}, hidden={hidden}, bias)")
+    written = paramsym.parse(
+        f"input({T}x{d}) > seqcat(add(prefix | ln > clsattn(heads={heads}, bias) > scale)"
+        f" > res(ln > dense(->{hidden}, bias) > gelu > dense(->{d}, bias) > scale) | rest)"
+    )
+    for network in (whole, written):
+        assert [int(x) for x in network.output_shape.dims()] == [T, d]
+    assert whole.evaluate()["params"] == written.evaluate()["params"]
+    assert whole.evaluate()["macs"] == written.evaluate()["macs"]

@@ -24,6 +24,7 @@ from paramsym.kinds.bottleneck_attention import BottleneckAttentionOptions
 from paramsym.kinds.cga import CascadedOptions
 from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.class_attention import ClassAttentionOptions
+from paramsym.kinds.class_block import ClassBlockOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
@@ -43,6 +44,7 @@ from paramsym.kinds.sdpa import SdpaOptions
 from paramsym.kinds.separable_attention import SeparableAttentionOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
+from paramsym.kinds.talking_heads import TalkingHeadsOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
 from paramsym.kinds.untokens import UntokensOptions
 from paramsym.kinds.upsample import ResizeOptions, UpsampleOptions
@@ -65,6 +67,13 @@ CASES = [
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
     ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
     ("input(64x32) > clsattn(heads=4, bias)", 0, ClassAttentionOptions(heads=4)),
+    ("input(64x32) > talkattn(heads=4, bias)", 0, TalkingHeadsOptions(heads=4)),
+    ("input(65x32) > clsblock(heads=4)", 0, ClassBlockOptions(heads=4, hidden=128, xcit=False, tokens_norm=False)),
+    (
+        "input(65x32) > clsblock(heads=2, hidden=64, xcit, tokensnorm)",
+        0,
+        ClassBlockOptions(heads=2, hidden=64, xcit=True, tokens_norm=True),
+    ),
     ("input(56x32) > fourierpos(7x8, hidden=16)", 0, FourierPositionsOptions(grid=(7, 8), hidden=16)),
     ("input(8x8x16) > gc(4)", 0, GlobalContextOptions(reduced=4, attention=True, add=False, act="relu")),
     ("input(8x8x16) > gc(4, mean, additive, silu)", 0, GlobalContextOptions(4, attention=False, add=True, act="silu")),

@@ -396,6 +396,91 @@ def _class_token(c: _Converter, node) -> bool:
     return True
 
 
+def _class_block(c: _Converter, node) -> bool:
+    """blk(x, cls) of a module whose kind takes the class token apart from the patches (`class_token_apart`: CaiT's
+    class-attention blocks, timm's `cls = blk(x, cls)`, then `torch.cat((cls, x), dim=1)`). The language keeps the
+    class token before the patches, one sequence: the first block's class token is the model's parameter (written
+    `cls`, on x), each later one is the block before's, on the same x; the block's value is that whole sequence."""
+    module = c.gm.get_submodule(node.target)
+    kind = kinds.for_torch_module(module)
+    apart = getattr(kind, "class_token_apart", None)
+    if apart is None or not apart(module):
+        return False
+    tensors = _tensor_args(node)
+    where = f"{_where_node(node)}module '{node.target}' ({type(module).__name__}) "
+    if len(tensors) != 2 or len(node.args) != 2 or node.kwargs:
+        raise ImportRefused(f"{where}takes {len(node.args)} arguments, not the patches and the class token")
+    x, token = tensors
+    shape, token_shape = tuple(c.shapes.get(x.name, ())), tuple(c.shapes.get(token.name, ()))
+    if token.name in c.class_blocks:  # a block before: (N, 1, d) in the model, the whole sequence in the language
+        token_shape = c.class_blocks[token.name][1]
+    if x.name not in c.channels_last or len(shape) != 3 or token_shape != (shape[0], 1, shape[2]):
+        raise ImportRefused(
+            f"{where}takes {shape} and {token_shape}, not a sequence (N, T, d) of patches and one class token (N, 1, d)"
+        )
+    n, t, d = shape
+    parameter = _parameter_node(c, token)
+    if parameter is not None:  # the first block: the model's class token before the patches
+        weight = c.gm.get_parameter(parameter.target)
+        if tuple(weight.shape) != (1, 1, d):
+            raise ImportRefused(f"{where}takes '{parameter.target}' of shape {tuple(weight.shape)} as its class token")
+        prefixed = f"{node.name}_token"
+        while prefixed in c.shapes or prefixed in c.ops:  # a name of its own, no node's
+            prefixed += "_"
+        c.ops[prefixed] = c._stand_in("ClassToken", node, x, (n, d, t), weight=weight[0, 0])
+        c.ops[prefixed].name = prefixed
+        c.shapes[prefixed] = (n, t + 1, d)
+        c.channels_last.add(prefixed)
+        sequence = type("N", (), {"name": prefixed})()
+    elif c.class_blocks.get(token.name, ("",))[0] == x.name:  # a later block: the class token the block before gave
+        sequence = token
+    else:
+        raise ImportRefused(
+            f"{where}takes a class token that is neither a parameter of the model nor what a block of its kind "
+            f"gave on the same patches; the language has no counterpart"
+        )
+    for user in node.users:  # the class token goes on to the next block, or before its patches, or is taken
+        if not _takes_class_token(c, user, node, x):
+            what = "the model returns as its output" if user.op == "output" else f"{_described(user)} uses"
+            raise ImportRefused(
+                f"{where}gives a class token that {what} otherwise than the next block of its kind, "
+                f"torch.cat((token, x), dim=1) before the same patches or token[:, 0]; the language has no counterpart"
+            )
+    text = _module_text(module, f"module '{node.target}'", (n, d), (n, t + 1, d), None, node, (shape, token_shape))
+    c.layer(node, sequence, text, module=node.target)
+    c.channels_last.add(node.name)
+    c.class_blocks[node.name] = (x.name, token_shape)
+    return True
+
+
+def _takes_class_token(c: _Converter, user, token, x) -> bool:
+    """Whether `user` reads the class token `token` that a block computed on the patches `x` as the language's
+    sequence (the class token before x) can stand for it: the next block on x, torch.cat((token, x), dim=1), or
+    token[:, 0]."""
+    if user.op == "call_module":
+        kind = kinds.for_torch_module(c.gm.get_submodule(user.target))
+        apart = getattr(kind, "class_token_apart", None)
+        return apart is not None and apart(c.gm.get_submodule(user.target)) and list(user.args) == [x, token]
+    if user.op == "call_function" and user.target is importlib.import_module("torch").cat:
+        dim = user.kwargs.get("dim", user.args[1] if len(user.args) > 1 else 0)
+        return list(user.args[0]) == [token, x] and dim in (1, -2)
+    return user.target is operator.getitem and user.args[1] == (slice(None), 0)
+
+
+def _class_block_joined(c: _Converter, node) -> bool:
+    """torch.cat((cls, x), dim=1) after the last of CaiT's class-attention blocks (`_class_block`): the class token
+    before the patches it was computed on, the value that block already is in the language."""
+    tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if not isinstance(tensors, (list, tuple)) or len(tensors) != 2 or dim not in (1, -2):
+        return False
+    token, x = tensors
+    if not hasattr(token, "name") or not hasattr(x, "name") or c.class_blocks.get(token.name, ("",))[0] != x.name:
+        return False
+    c.pass_on(node, token)
+    c.channels_last.add(node.name)
+    return True
+
+
 def _position_table(c: _Converter, node) -> bool:
     """x + pos_embed: a learned table of positions added to a sequence (ViT)."""
     if len(node.args) != 2:
@@ -1410,6 +1495,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("torch.nn.Linear", "torch.nn.Conv1d", "torch.nn.Conv2d"), _attention_region),
+    (("torch.nn.Module",), _class_block),
     (("torch.nn.Module",), _generated_table),
     (("torch.nn.Module",), _layout_kept),
     (("torch.nn.Module",), _module),
@@ -1421,6 +1507,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
     (("operator.sub", "torch.sub", "sub"), _difference),
+    (("torch.cat",), _class_block_joined),
     (("torch.cat",), _class_token),
     (("torch.cat",), _sequence_concat),
     (("torch.cat",), _concat),
@@ -1484,6 +1571,8 @@ class _Converter:
         self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
         self.sequences: dict[str, _Layout] = {}  # the positions of a map as a sequence: the map's layout
         self.tables: dict[str, tuple] = {}  # tables a module makes from sizes alone (`_generated_table`)
+        # blocks that take the class token apart (`_class_block`): their patches' node and their class token's shape
+        self.class_blocks: dict[str, tuple] = {}
         self.table = _resolved(OPERATIONS)
 
     def convert(self) -> tuple[str, str]:

@@ -1636,3 +1636,78 @@ class FourierPositions(nn.Module):
         pos_y = torch.stack([pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()], dim=-1).flatten(-2)
         pos = torch.cat((pos_y, pos_x), dim=-1).permute(2, 0, 1)[None].to(weight.dtype)
         return x + self.token_projection(pos).reshape(1, -1, *x.shape[2:])
+
+
+class TalkingHeadAttention(nn.Module):
+    """`talkattn(heads=h)`: CaiT's talking-heads attention on a sequence (N, d, T), as timm's TalkingHeadAttn
+    computes it: q, k, v from one Linear, the scores mixed across the heads by a Linear h -> h before the softmax
+    (proj_l) and by another after it (proj_w), the weighted values, a Linear."""
+
+    def __init__(self, d: int, heads: int, qkv_bias: bool = False):
+        super().__init__()
+        self.num_heads = heads
+        self.scale = (d // heads) ** -0.5
+        self.qkv = nn.Linear(d, 3 * d, bias=qkv_bias)
+        self.proj = nn.Linear(d, d)
+        self.proj_l = nn.Linear(heads, heads)
+        self.proj_w = nn.Linear(heads, heads)
+
+    def forward(self, x):
+        y = x.transpose(1, 2)
+        B, T, C = y.shape
+        q, k, v = self.qkv(y).reshape(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        attn = self.proj_l(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).softmax(dim=-1)
+        attn = self.proj_w(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, T, C)).transpose(1, 2)
+
+
+class _ClassAttention(nn.Module):
+    """Class attention (timm's ClassAttn): the query of the class token (the first position) alone, keys and values
+    of every position, a Linear; on (N, T, d), giving (N, 1, d)."""
+
+    def __init__(self, d: int, heads: int, qkv_bias: bool):
+        super().__init__()
+        self.num_heads = heads
+        self.q = nn.Linear(d, d, bias=qkv_bias)
+        self.k = nn.Linear(d, d, bias=qkv_bias)
+        self.v = nn.Linear(d, d, bias=qkv_bias)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        h = self.num_heads
+        q = self.q(x[:, :1]).reshape(B, 1, h, C // h).transpose(1, 2)
+        k = self.k(x).reshape(B, N, h, C // h).transpose(1, 2)
+        v = self.v(x).reshape(B, N, h, C // h).transpose(1, 2)
+        attn = ((q * (C // h) ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, 1, C))
+
+
+class ClassTokenBlock(nn.Module):
+    """`clsblock(heads=h, hidden=H)`: a class-attention block on a sequence (N, d, T) whose first position is the
+    class token. CaiT's (timm's LayerScaleBlockClassAttn, run on cat(cls, x)): the class token c becomes
+    c + γ₁·attn(LN₁(seq)), then c + γ₂·MLP(LN₂(c)); the other positions pass unchanged. With `xcit`, XCiT's
+    ClassAttentionBlock as timm computes it (the other positions too take LN₁ and the residuals; `tokens_norm`)."""
+
+    def __init__(self, d: int, heads: int, hidden: int, qkv_bias: bool = False, xcit=False, tokens_norm=False):
+        super().__init__()
+        self.xcit, self.tokens_norm = xcit, tokens_norm
+        self.norm1 = nn.LayerNorm(d, eps=1e-6)
+        self.attn = _ClassAttention(d, heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(d, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
+        self.gamma1 = nn.Parameter(torch.ones(d))
+        self.gamma2 = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        x = x.transpose(1, 2)
+        if not self.xcit:  # CaiT: only the class token changes
+            cls = x[:, :1] + self.gamma1 * self.attn(self.norm1(x))
+            cls = cls + self.gamma2 * self.mlp(self.norm2(cls))
+            return torch.cat([cls, x[:, 1:]], dim=1).transpose(1, 2)
+        x_norm1 = self.norm1(x)
+        x = x + self.gamma1 * torch.cat([self.attn(x_norm1), x_norm1[:, 1:]], dim=1)
+        x = self.norm2(x) if self.tokens_norm else torch.cat([self.norm2(x[:, :1]), x[:, 1:]], dim=1)
+        cls = self.gamma2 * self.mlp(x[:, :1])
+        return (x + torch.cat([cls, x[:, 1:]], dim=1)).transpose(1, 2)
