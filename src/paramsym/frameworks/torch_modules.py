@@ -749,6 +749,85 @@ class CascadedWindowAttention(nn.Module):
         return y[:, :height, :width].permute(0, 3, 1, 2)
 
 
+class _LinearNorm(nn.Module):
+    """A Linear without bias, then BatchNorm1d over every position (LeViT's LinearNorm), as `linear` and `bn`."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.linear = nn.Linear(cin, cout, bias=False)
+        self.bn = nn.BatchNorm1d(cout)
+
+    def forward(self, x):
+        x = self.linear(x)
+        return self.bn(x.flatten(0, 1)).reshape_as(x)
+
+
+class OffsetBiasAttention(nn.Module):
+    """`levitattn(heads=h, key_dim=k, value_dim=v, ->o, map=HxW, stride=s, bn|bias, act=...)`: LeViT's and
+    EfficientFormer's attention on a sequence (N, C, H*W) that lays out an H x W map row by row, or on a map
+    (N, C, H, W): per head k query and key channels and v value channels, a learned bias per head for each offset
+    (|rows|, |columns|) on the map, queries from every s-th row and column (LeViT's AttentionDownsample), an
+    optional activation before the output projection. `bn`: the projections are Linear without bias and
+    BatchNorm1d (timm's LinearNorm: qkv, or kv and q.ln with a stride; proj.ln after proj.act); else Linears (qkv
+    or kv and q, proj) with biases when `bias`. timm's names, so that timm's weights load."""
+
+    def __init__(self, channels: int, heads: int, key_dim: int, value_dim: int, hw, out: int | None = None,
+                 stride: int = 1, bn: bool = False, bias: bool = False, act: str | None = None):
+        super().__init__()
+        if bn and bias:
+            raise ValueError("bn (LinearNorm projections) and bias are two forms: give one")
+        out = channels if out is None else out
+        self.num_heads, self.key_dim, self.val_dim = heads, key_dim, value_dim
+        self.resolution, self.stride, self.out = tuple(hw), stride, out
+        self.bn, self.has_bias, self.act_name = bn, bias, act
+        K, V = heads * key_dim, heads * value_dim
+
+        def project(cin: int, cout: int) -> nn.Module:
+            return _LinearNorm(cin, cout) if bn else nn.Linear(cin, cout, bias=bias)
+
+        if stride == 1:
+            self.qkv = project(channels, 2 * K + V)
+        else:
+            self.kv = project(channels, K + V)
+            self.q = nn.Sequential(OrderedDict(ln=project(channels, K))) if bn else project(channels, K)
+        activation = {"hardswish": nn.Hardswish, "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
+        act_module = activation[act]() if act is not None else nn.Identity()
+        if bn:
+            self.proj = nn.Sequential(OrderedDict(act=act_module, ln=project(V, out)))
+        else:  # EfficientFormer's proj is a Linear
+            self.act, self.proj = act_module, project(V, out)
+        H, W = self.resolution
+        self.attention_biases = nn.Parameter(torch.zeros(heads, H * W))
+
+    def _index(self, device):
+        H, W = self.resolution
+        s = self.stride
+        rows, cols = torch.arange(H, device=device), torch.arange(W, device=device)
+        kr, kc = rows.repeat_interleave(W), cols.repeat(H)
+        qr, qc = rows[::s].repeat_interleave(len(cols[::s])), cols[::s].repeat(len(rows[::s]))
+        return (qr[:, None] - kr[None, :]).abs() * W + (qc[:, None] - kc[None, :]).abs()
+
+    def forward(self, x):
+        is_map = x.dim() == 4
+        x = x.flatten(2).transpose(1, 2)  # (N, T, C)
+        n, t, c = x.shape
+        h, k, v = self.num_heads, self.key_dim, self.val_dim
+        H, W = self.resolution
+        s = self.stride
+        if s == 1:
+            q, key, value = self.qkv(x).view(n, t, h, -1).split([k, k, v], dim=3)
+        else:
+            key, value = self.kv(x).view(n, t, h, -1).split([k, v], dim=3)
+            q = self.q(x.view(n, H, W, c)[:, ::s, ::s].reshape(n, -1, c)).view(n, -1, h, k)
+        q, key, value = q.transpose(1, 2), key.permute(0, 2, 3, 1), value.transpose(1, 2)
+        attn = (q @ key * k**-0.5 + self.attention_biases[:, self._index(x.device)]).softmax(dim=-1)
+        y = (attn @ value).transpose(1, 2).reshape(n, q.shape[2], h * v)
+        y = self.proj(y if self.bn else self.act(y)).transpose(1, 2)  # (N, out, Tq)
+        if is_map:
+            y = y.reshape(n, -1, -(-H // s), -(-W // s))
+        return y
+
+
 class WindowAttention(nn.Module):
     """`attn(heads=h, window=w[, shift])`: Swin's window attention on channels-first maps (N, C, H, W), as
     torchvision's ShiftedWindowAttention computes it: one qkv and one proj Linear, a learned relative-position
