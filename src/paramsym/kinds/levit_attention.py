@@ -81,6 +81,7 @@ class OffsetBiasAttention(Kind):
         "timm.models.levit.Attention",
         "timm.models.levit.AttentionDownsample",
         "timm.models.efficientformer.Attention",
+        "timm.models.levit.LinearNorm",  # read whole: its BatchNorm1d runs on the batch and positions flattened
     )
 
     # ---- language
@@ -295,6 +296,8 @@ class OffsetBiasAttention(Kind):
         refuse_keras(layer, "LeViT's attention (levitattn) has no Keras layer")
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        if type(module).__name__ == "LinearNorm":
+            return _read_linear_norm(module, ctx)
         return read(module, ctx)
 
 
@@ -315,6 +318,21 @@ def _linear_norm(block: Any, cin: int, cout: int) -> bool:
         and bn.affine
         and bn.track_running_stats
     )
+
+
+def _read_linear_norm(module: Any, ctx: ImportContext) -> str:
+    """timm's LinearNorm on a sequence (N, T, C): Linear without bias, then BatchNorm1d on (N·T, C), which is a
+    BatchNorm over the channels of every position: `dense(->o) > bn`."""
+    shape = tuple(ctx.arg_shapes[0]) if ctx.arg_shapes else tuple(ctx.in_shape)
+    linear: Any = getattr(module, "linear", None)
+    cin = getattr(linear, "in_features", -1)
+    cout = getattr(linear, "out_features", -1)
+    if len(shape) != 3 or shape[-1] != cin or not _linear_norm(module, cin, cout):
+        raise ImportRefused(
+            f"{ctx.node_name} (LinearNorm) is not LeViT's Linear without bias and BatchNorm1d on a sequence (N, T, C) "
+            f"(its input is {shape})"
+        )
+    return f"dense(->{cout}) > bn"
 
 
 def _linear(block: Any, cin: int, cout: int) -> bool:
