@@ -41,7 +41,12 @@ def counted(program: str) -> tuple[int, int, int, list]:
 # (H, W, d, heads, key_dim, attn_ratio)
 LEVIT = [(14, 14, 128, 4, 16, 2), (7, 7, 384, 6, 32, 2), (4, 4, 256, 4, 16, 4), (3, 5, 24, 2, 4, 1.5)]
 # (H, W, d, o, heads, key_dim, attn_ratio, stride)
-DOWN = [(14, 14, 128, 256, 8, 16, 4, 2), (7, 7, 256, 384, 16, 16, 4, 2), (5, 7, 24, 32, 3, 4, 2, 2), (9, 9, 8, 8, 2, 4, 1, 3)]
+DOWN = [
+    (14, 14, 128, 256, 8, 16, 4, 2),
+    (7, 7, 256, 384, 16, 16, 4, 2),
+    (5, 7, 24, 32, 3, 4, 2, 2),
+    (9, 9, 8, 8, 2, 4, 1, 3),
+]
 # (side, d, heads, key_dim, attn_ratio)
 FORMER = [(7, 448, 8, 32, 4), (4, 64, 2, 16, 2), (3, 12, 3, 4, 1)]
 
@@ -120,7 +125,8 @@ def test_imports_timms_efficientformer_attention(side, d, h, k, r):
         return efficientformer.Attention(d, k, h, r, resolution=side)
 
     T = side * side
-    text = _imports(build, (T, d), f"levitattn(heads={h}, key_dim={k}, value_dim={int(r * k)}, map={side}x{side}, bias)")
+    expected = f"levitattn(heads={h}, key_dim={k}, value_dim={int(r * k)}, map={side}x{side}, bias)"
+    text = _imports(build, (T, d), expected)
     assert counted(text) == measured(build, (T, d))
 
 
@@ -183,6 +189,8 @@ def test_on_a_map_counts_as_on_its_sequence():
     whole = paramsym.to_torch(on_map).eval()
     with torch.no_grad():
         assert tuple(whole(torch.randn(2, 16, 7, 5)).shape) == (2, 24, 4, 3)
+    text, back = import_back(on_map)
+    assert back.evaluate() == on_map.evaluate() and "map=" not in text, text
 
 
 def test_formula():

@@ -767,32 +767,44 @@ class OffsetBiasAttention(nn.Module):
     EfficientFormer's attention on a sequence (N, C, H*W) that lays out an H x W map row by row, or on a map
     (N, C, H, W): per head k query and key channels and v value channels, a learned bias per head for each offset
     (|rows|, |columns|) on the map, queries from every s-th row and column (LeViT's AttentionDownsample), an
-    optional activation before the output projection. `bn`: the projections are Linear without bias and
-    BatchNorm1d (timm's LinearNorm: qkv, or kv and q.ln with a stride; proj.ln after proj.act); else Linears (qkv
-    or kv and q, proj) with biases when `bias`. timm's names, so that timm's weights load."""
+    optional activation before the output projection (`act`, the name of its torch.nn class). `norm`: the
+    projections are Linear without bias and BatchNorm1d (timm's LinearNorm: qkv, or kv and q.ln with a stride;
+    proj.ln after proj.act); else Linears (qkv or kv and q, proj) with biases when `bias`. timm's names, so that
+    timm's weights load."""
 
-    def __init__(self, channels: int, heads: int, key_dim: int, value_dim: int, hw, out: int | None = None,
-                 stride: int = 1, bn: bool = False, bias: bool = False, act: str | None = None):
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        key_dim: int,
+        value_dim: int,
+        hw,
+        out: int | None = None,
+        stride: int = 1,
+        norm: bool = False,
+        bias: bool = False,
+        act: str | None = None,
+    ):
         super().__init__()
-        if bn and bias:
-            raise ValueError("bn (LinearNorm projections) and bias are two forms: give one")
+        if norm and bias:
+            raise ValueError("LinearNorm projections and biases are two forms: give one")
         out = channels if out is None else out
         self.num_heads, self.key_dim, self.val_dim = heads, key_dim, value_dim
         self.resolution, self.stride, self.out = tuple(hw), stride, out
-        self.bn, self.has_bias, self.act_name = bn, bias, act
+        self.norm, self.has_bias = norm, bias
         K, V = heads * key_dim, heads * value_dim
 
         def project(cin: int, cout: int) -> nn.Module:
-            return _LinearNorm(cin, cout) if bn else nn.Linear(cin, cout, bias=bias)
+            return _LinearNorm(cin, cout) if norm else nn.Linear(cin, cout, bias=bias)
 
         if stride == 1:
             self.qkv = project(channels, 2 * K + V)
         else:
             self.kv = project(channels, K + V)
-            self.q = nn.Sequential(OrderedDict(ln=project(channels, K))) if bn else project(channels, K)
-        activation = {"hardswish": nn.Hardswish, "relu": nn.ReLU, "silu": nn.SiLU, "gelu": nn.GELU}
-        act_module = activation[act]() if act is not None else nn.Identity()
-        if bn:
+            self.q = nn.Sequential(OrderedDict(ln=project(channels, K))) if norm else project(channels, K)
+        activations = {"Hardswish": nn.Hardswish, "ReLU": nn.ReLU, "SiLU": nn.SiLU, "GELU": nn.GELU}
+        act_module = activations[act]() if act is not None else nn.Identity()
+        if norm:
             self.proj = nn.Sequential(OrderedDict(act=act_module, ln=project(V, out)))
         else:  # EfficientFormer's proj is a Linear
             self.act, self.proj = act_module, project(V, out)
@@ -822,7 +834,7 @@ class OffsetBiasAttention(nn.Module):
         q, key, value = q.transpose(1, 2), key.permute(0, 2, 3, 1), value.transpose(1, 2)
         attn = (q @ key * k**-0.5 + self.attention_biases[:, self._index(x.device)]).softmax(dim=-1)
         y = (attn @ value).transpose(1, 2).reshape(n, q.shape[2], h * v)
-        y = self.proj(y if self.bn else self.act(y)).transpose(1, 2)  # (N, out, Tq)
+        y = self.proj(y if self.norm else self.act(y)).transpose(1, 2)  # (N, out, Tq)
         if is_map:
             y = y.reshape(n, -1, -(-H // s), -(-W // s))
         return y
@@ -859,8 +871,17 @@ class EfficientFormerV2Attention(nn.Module):
     map halved (local-global), the value's depthwise ConvNorm of stride 2, no talking heads. GELU, then a 1x1
     ConvNorm out (proj)."""
 
-    def __init__(self, channels: int, heads: int, key_dim: int, value_dim: int, hw, out: int | None = None,
-                 stride: int = 1, down: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        key_dim: int,
+        value_dim: int,
+        hw,
+        out: int | None = None,
+        stride: int = 1,
+        down: bool = False,
+    ):
         super().__init__()
         out = channels if out is None else out
         if not down and out != channels:

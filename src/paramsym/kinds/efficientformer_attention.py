@@ -112,8 +112,9 @@ class EfficientFormerV2Attention(Kind):
         stride = sympy.Integer(2) if down else args.scalar("stride", sympy.Integer(1))
         height, width = shape.spatial or (None, None)
         if height is None or width is None:
-            raise ParamsymShapeError(f"{call.name} needs the sides of its map: nothing before it says them",
-                                     pos=call.pos)
+            raise ParamsymShapeError(
+                f"{call.name} needs the sides of its map: nothing before it says them", pos=call.pos
+            )
         for n in (height, width):
             args.constraints += check_or_defer(
                 n - stride + 1,
@@ -184,14 +185,16 @@ class EfficientFormerV2Attention(Kind):
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
         o = EfficientFormerV2Options.of(layer)
-        extra = ", queries from the map halved" if o.down else (
-            f", keys and values on the map strided by {words(o.stride)}" if o.stride != 1 else ""
+        extra = (
+            ", queries from the map halved"
+            if o.down
+            else (f", keys and values on the map strided by {words(o.stride)}" if o.stride != 1 else "")
         )
         return f", {words(o.heads)} heads, keys of {words(o.key_dim)}, values of {words(o.value_dim)}{extra}"
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         p, o = self.parts(layer), EfficientFormerV2Options.of(layer)
-        d, out, h, K, V = (p[x] for x in ("d", "o", "h", "K", "V"))
+        out, h, K, V = (p[x] for x in ("o", "h", "K", "V"))
         sentences = [
             f"EfficientFormerV2's attention (a paramsym extension): 1x1 convolutions with bias and BatchNorms give "
             f"{w(h)} heads of {w(o.key_dim)} query and key channels ({w(K)} each) and {w(o.value_dim)} value channels "
@@ -212,8 +215,9 @@ class EfficientFormerV2Attention(Kind):
                 f"Talking heads: a 1x1 convolution across the {w(h)} heads' scores before the softmax and another "
                 f"after it ({w(2 * (h**2 + h))} parameters)."
             )
+        keys = p["HW"] if o.down else p["Ns"]
         sentences += [
-            f"A learned bias per head for each offset (|rows|, |columns|) on the map ({w(h)}·{w(p['Ns'] if not o.down else p['HW'])}).",
+            f"A learned bias per head for each offset (|rows|, |columns|) on the map ({w.product(h, keys)}).",
             f"GELU, then a 1x1 convolution with bias and a BatchNorm to {w(out)} channels ({w.product(V, out)} "
             f"weights). {w(counts.params)} parameters.",
         ]
@@ -304,9 +308,7 @@ def read(module: Any, ctx: ImportContext) -> str:
             and _conv_norm(getattr(q, "proj", None), d, K, 1, 1, 1)
         )
     else:
-        heads_ok = all(
-            _conv(getattr(module, f"talking_head{i}", None), heads, heads, 1, 1, 1) for i in (1, 2)
-        )
+        heads_ok = all(_conv(getattr(module, f"talking_head{i}", None), heads, heads, 1, 1, 1) for i in (1, 2))
         up: Any = getattr(module, "upsample", None)
         ok = ok and heads_ok and out == d and _conv_norm(module.q, d, K, 1, 1, 1)
         if stride != 1:

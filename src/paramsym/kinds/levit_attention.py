@@ -99,7 +99,6 @@ class OffsetBiasAttention(Kind):
                 "EfficientFormer's Linear with bias): give one",
                 pos=args.flags["bias"].pos,
             )
-        shape = flow.shape
         d = input_channels(call, flow, args)
         out = args.channels.cout if args.channels is not None else d
         heads = known(args.scalar("heads"))
@@ -139,13 +138,15 @@ class OffsetBiasAttention(Kind):
         if shape.rank == 2:
             if arg is not None:
                 raise ParamsymArgumentError(
-                    "map=HxW says which map a sequence lays out: the input is a map already", pos=arg.pos,
+                    "map=HxW says which map a sequence lays out: the input is a map already",
+                    pos=arg.pos,
                     hint="leave out map=",
                 )
             height, width = shape.spatial or (None, None)
             if height is None or width is None:
-                raise ParamsymShapeError(f"{call.name} needs the sides of its map: nothing before it says them",
-                                         pos=call.pos)
+                raise ParamsymShapeError(
+                    f"{call.name} needs the sides of its map: nothing before it says them", pos=call.pos
+                )
             return height, width, False
         if shape.rank != 1:
             what = "a vector" if shape.rank == 0 else shape.describe()
@@ -156,8 +157,7 @@ class OffsetBiasAttention(Kind):
             )
         if arg is None:
             raise ParamsymArgumentError(
-                f"{call.name} on a sequence needs the map it lays out (its biases are per offset on the map): "
-                f"map=HxW",
+                f"{call.name} on a sequence needs the map it lays out (its biases are per offset on the map): map=HxW",
                 pos=call.pos,
                 hint=f"e.g. {call.name}(heads=4, key_dim=16, value_dim=64, map=14x14)",
             )
@@ -166,8 +166,9 @@ class OffsetBiasAttention(Kind):
         height, width = arg.value[0], arg.value[1]
         for side in (height, width):
             if side.is_number and not (side.is_integer and side >= 1):
-                raise ParamsymArgumentError(f"map= (the map's sides) must be positive whole numbers, not {side}",
-                                            pos=arg.pos)
+                raise ParamsymArgumentError(
+                    f"map= (the map's sides) must be positive whole numbers, not {side}", pos=arg.pos
+                )
             args.constraints += whole_number(side, "map= (a side of the map)", arg.pos)
         positions = shape.positions
         if positions is not None:
@@ -286,9 +287,9 @@ class OffsetBiasAttention(Kind):
             {
                 "out": num(known(layer.cout)),
                 "stride": num(o.stride),
-                "bn": o.bn,
+                "norm": o.bn,
                 "bias": layer.bias,
-                "act": o.act,
+                "act": ACTIVATIONS[o.act] if o.act is not None else None,
             },
         )
 
@@ -399,8 +400,11 @@ def read(module: Any, ctx: ImportContext) -> str:
     act: str | None = None
     bn = False
     if name == "OffsetBiasAttention":  # paramsym's own export
-        bn, act, out = module.bn, module.act_name, module.out
-        bias = module.has_bias
+        bn, out, bias = module.norm, module.out, module.has_bias
+        act_module = proj.act if bn else module.act
+        act = _act_name(act_module)
+        if act is None and type(act_module).__name__ != "Identity":
+            raise ImportRefused(f"{where}: its activation {type(act_module).__name__} is not one act= names")
     elif qualified == "timm.models.efficientformer.Attention":
         out = d
         bias = True
@@ -436,12 +440,21 @@ def read(module: Any, ctx: ImportContext) -> str:
 
 
 def text(
-    d: int, out: int, heads: int, k: int, v: int, hw: tuple[int, int] | None, stride: int, bn: bool, bias: bool,
+    d: int,
+    out: int,
+    heads: int,
+    k: int,
+    v: int,
+    hw: tuple[int, int] | None,
+    stride: int,
+    bn: bool,
+    bias: bool,
     act: str | None,
 ) -> str:
     """The layer as a program writes it (map= on a sequence; hw None on a map)."""
     parts = [f"->{out}"] * (out != d) + [f"heads={heads}", f"key_dim={k}", f"value_dim={v}"]
-    parts += [f"map={hw[0]}x{hw[1]}"] * (hw is not None) + [f"stride={stride}"] * (stride != 1)
+    parts += [f"map={hw[0]}x{hw[1]}"] if hw is not None else []
+    parts += [f"stride={stride}"] * (stride != 1)
     parts += ["bn"] * bn + ["bias"] * bias + [f"act={act}"] * (act is not None)
     return f"levitattn({', '.join(parts)})"
 
