@@ -343,7 +343,7 @@ timm = pytest.importorskip("timm")
     "name, says",
     [
         ("cait_xxs24_224", "module 'blocks.0.attn' (TalkingHeadAttn): module 'blocks.0.attn.proj_l'"),
-        ("levit_128s", "module 'stages.0.blocks.0.attn' (Attention): "),
+        ("efficientvit_b0", "module 'stages.2.blocks.1.context_module.main' (LiteMLA): "),
     ],
 )
 def test_timm_attention_that_is_not_attn_is_refused_by_name(name, says):
