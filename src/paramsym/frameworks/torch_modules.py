@@ -804,6 +804,7 @@ class OffsetBiasAttention(nn.Module):
             self.q = nn.Sequential(OrderedDict(ln=project(channels, K))) if norm else project(channels, K)
         activations = {"Hardswish": nn.Hardswish, "ReLU": nn.ReLU, "SiLU": nn.SiLU, "GELU": nn.GELU}
         act_module = activations[act]() if act is not None else nn.Identity()
+        self.proj: nn.Module
         if norm:
             self.proj = nn.Sequential(OrderedDict(act=act_module, ln=project(V, out)))
         else:  # EfficientFormer's proj is a Linear
@@ -892,7 +893,7 @@ class EfficientFormerV2Attention(nn.Module):
         H, W = hw
         s = self.stride
         self.resolution = (H, W) if down else (-(-H // s), -(-W // s))
-        self.out_hw = (-(-H // 2), -(-W // 2))
+        self.q: nn.Module
         if down:
             self.q = _LocalGlobalQuery(channels, K)
         else:

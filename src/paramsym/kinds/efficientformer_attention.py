@@ -297,7 +297,7 @@ def read(module: Any, ctx: ImportContext) -> str:
     )
     if down:
         q: Any = module.q
-        pool = getattr(q, "pool", None)
+        pool: Any = getattr(q, "pool", None)
         ok = (
             ok
             and type(pool).__name__ == "AvgPool2d"

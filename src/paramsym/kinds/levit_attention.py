@@ -261,12 +261,14 @@ class OffsetBiasAttention(Kind):
             else ("each projection is a Linear with bias" if layer.bias else "the projections have no bias")
         )
         queries = (
-            f"queries from every {w(o.stride)}-th row and column ({w(Tq)} of them)" if o.stride != 1 else "queries"
+            f"queries at a stride of {w(o.stride)} along rows and columns ({w(Tq)} of them)"
+            if o.stride != 1
+            else "queries"
         )
         sentences = [
             f"Attention with biases per offset (LeViT's, EfficientFormer's; a paramsym extension): {w(d)} channels "
             f"projected to {w(h)} heads of {w(o.key_dim)} query and key channels and {w(o.value_dim)} value "
-            f"channels ({w(d)}·({w(2 * K + V)}) weights); {form}.",
+            f"channels ({w.product(d, 2 * K + V)} weights); {form}.",
             f"Each of the {queries} scores the {w(T)} keys, plus a learned bias per head for each offset "
             f"(|rows|, |columns|) on the {w(o.height)}x{w(o.width)} map ({w.product(h, T)} parameters).",
             f"The heads' {w(V)} values"
@@ -274,7 +276,7 @@ class OffsetBiasAttention(Kind):
             + f" are projected to {w(out)} channels ({w.product(V, out)} weights).",
             f"{w(counts.params)} parameters.",
             f"MACs: the keys and values at {w(T)} positions, the queries at {w(Tq)}, the scores and the weighted "
-            f"sums ({w(Tq)}·{w(T)}·({w(K + V)})), the output projection at {w(Tq)} positions.",
+            f"sums ({w.product(Tq, T, K + V)}), the output projection at {w(Tq)} positions.",
         ]
         return sentences
 
@@ -418,7 +420,7 @@ def read(module: Any, ctx: ImportContext) -> str:
         ok = act is not None and set(parts) == {"act", "ln"} and _linear_norm(parts["ln"], V, out)
         if name == "AttentionDownsample":
             q = dict(module.q.named_children()) if type(module.q).__name__ == "Sequential" else {}
-            down = q.get("down")
+            down: Any = q.get("down")
             ok = (
                 ok
                 and _linear_norm(module.kv, d, K + V)
