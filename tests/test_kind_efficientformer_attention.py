@@ -156,3 +156,19 @@ def test_formula():
 def test_refusals(text, message):
     with pytest.raises(paramsym.ParamsymError, match=message):
         paramsym.parse(text).evaluate()
+
+
+def test_a_small_model_imports_exactly():
+    """A whole small EfficientFormerV2 (Attention2d with stride 2 in its third stage, Attention2dDownsample before
+    its fourth): the import checks params, state, output shape and MACs against FlopCounterMode."""
+
+    def build():
+        return ef2.EfficientFormerV2(
+            depths=(1, 1, 2, 2), embed_dims=(16, 24, 32, 48), num_vit=2, num_classes=10, img_size=64
+        ).eval()
+
+    with torch.device("meta"):
+        text = paramsym.from_torch(build(), (64, 64, 3))
+    flat = " ".join(text.split())
+    assert "ef2attn(stride=2, heads=8" in flat and "value_dim=64, down)" in flat, text
+    assert counted(text)[:3] == measured(build, (3, 64, 64))[:3]

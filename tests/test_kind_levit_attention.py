@@ -218,3 +218,23 @@ def test_formula():
 def test_refusals(text, message):
     with pytest.raises(paramsym.ParamsymError, match=message):
         paramsym.parse(text).evaluate()
+
+
+def _levit():
+    return levit.Levit(img_size=64, num_classes=10, embed_dim=(32, 48), key_dim=8, depth=(1, 1), num_heads=(2, 3))
+
+
+def _efficientformer():
+    return efficientformer.EfficientFormer(depths=(1, 1, 1, 2), embed_dims=(16, 24, 32, 48), num_vit=1, num_classes=10)
+
+
+@pytest.mark.parametrize("build, side", [(_levit, 64), (_efficientformer, 224)])
+def test_small_models_import_exactly(build, side):
+    """A whole small LeViT (its LinearNorms read as dense > bn, AttentionDownsample between the stages) and
+    EfficientFormer (its last stage's Attention): the import checks params, state, output shape and MACs against
+    FlopCounterMode, and refuses otherwise."""
+    with torch.device("meta"):
+        model = build().eval()
+        text = paramsym.from_torch(model, (side, side, 3))
+    assert "levitattn(" in text
+    assert counted(text)[:3] == measured(build, (3, side, side))[:3]
