@@ -342,7 +342,7 @@ timm = pytest.importorskip("timm")
 @pytest.mark.parametrize(
     "name, says",
     [
-        ("levit_128s", "module 'stages.0.blocks.0.attn' (Attention): "),
+        ("efficientvit_b0", "module 'stages.2.blocks.1.context_module.main' (LiteMLA): "),
     ],
 )
 def test_timm_attention_that_is_not_attn_is_refused_by_name(name, says):

@@ -28,12 +28,14 @@ from paramsym.kinds.class_block import ClassBlockOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
+from paramsym.kinds.efficientformer_attention import EfficientFormerV2Options
 from paramsym.kinds.evonorm import EvoNormOptions
 from paramsym.kinds.fourier_positions import FourierPositionsOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.layerscale import SHARED
+from paramsym.kinds.levit_attention import OffsetAttentionOptions
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.query_pooling import QueryPoolingOptions
@@ -119,6 +121,26 @@ CASES = [
     ("input(16x16x8) > qpoolattn(heads=1, stride=2)", 0, QueryPoolingOptions(1, None, 2, False)),
     ("input(16x16x8) > winposembed(7x5, window=8)", 0, WindowedPositionOptions((7, 5), 8)),
     ("input(16x16x8) > sepattn(patch=2, bias)", 0, SeparableAttentionOptions(2)),
+    (
+        "input(16x8) > levitattn(->12, heads=2, key_dim=4, value_dim=8, map=4x4, stride=2, bn, act=hardswish)",
+        0,
+        OffsetAttentionOptions(2, 4, 8, 4, 4, 2, True, "hardswish", True),
+    ),
+    (
+        "input(7x7x8) > levitattn(heads=2, key_dim=4, value_dim=8, bias)",
+        0,
+        OffsetAttentionOptions(2, 4, 8, 7, 7, 1, False, None, False),
+    ),
+    (
+        "input(8x8x8) > ef2attn(heads=2, key_dim=4, value_dim=8, stride=2)",
+        0,
+        EfficientFormerV2Options(2, 4, 8, 2, False),
+    ),
+    (
+        "input(8x8x8) > ef2attn(->16, heads=2, key_dim=4, value_dim=8, down)",
+        0,
+        EfficientFormerV2Options(2, 4, 8, 2, True),
+    ),
     ("input(16x16x8) > sepattn", 0, SeparableAttentionOptions(1)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),

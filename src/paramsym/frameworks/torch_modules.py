@@ -762,6 +762,200 @@ class CascadedWindowAttention(nn.Module):
         return y[:, :height, :width].permute(0, 3, 1, 2)
 
 
+class _LinearNorm(nn.Module):
+    """A Linear without bias, then BatchNorm1d over every position (LeViT's LinearNorm), as `linear` and `bn`."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.linear = nn.Linear(cin, cout, bias=False)
+        self.bn = nn.BatchNorm1d(cout)
+
+    def forward(self, x):
+        x = self.linear(x)
+        return self.bn(x.flatten(0, 1)).reshape_as(x)
+
+
+class OffsetBiasAttention(nn.Module):
+    """`levitattn(heads=h, key_dim=k, value_dim=v, ->o, map=HxW, stride=s, bn|bias, act=...)`: LeViT's and
+    EfficientFormer's attention on a sequence (N, C, H*W) that lays out an H x W map row by row, or on a map
+    (N, C, H, W): per head k query and key channels and v value channels, a learned bias per head for each offset
+    (|rows|, |columns|) on the map, queries from every s-th row and column (LeViT's AttentionDownsample), an
+    optional activation before the output projection (`act`, the name of its torch.nn class). `norm`: the
+    projections are Linear without bias and BatchNorm1d (timm's LinearNorm: qkv, or kv and q.ln with a stride;
+    proj.ln after proj.act); else Linears (qkv or kv and q, proj) with biases when `bias`. timm's names, so that
+    timm's weights load."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        key_dim: int,
+        value_dim: int,
+        hw,
+        out: int | None = None,
+        stride: int = 1,
+        norm: bool = False,
+        bias: bool = False,
+        act: str | None = None,
+    ):
+        super().__init__()
+        if norm and bias:
+            raise ValueError("LinearNorm projections and biases are two forms: give one")
+        out = channels if out is None else out
+        self.num_heads, self.key_dim, self.val_dim = heads, key_dim, value_dim
+        self.resolution, self.stride, self.out = tuple(hw), stride, out
+        self.norm, self.has_bias = norm, bias
+        K, V = heads * key_dim, heads * value_dim
+
+        def project(cin: int, cout: int) -> nn.Module:
+            return _LinearNorm(cin, cout) if norm else nn.Linear(cin, cout, bias=bias)
+
+        if stride == 1:
+            self.qkv = project(channels, 2 * K + V)
+        else:
+            self.kv = project(channels, K + V)
+            self.q = nn.Sequential(OrderedDict(ln=project(channels, K))) if norm else project(channels, K)
+        activations = {"Hardswish": nn.Hardswish, "ReLU": nn.ReLU, "SiLU": nn.SiLU, "GELU": nn.GELU}
+        act_module = activations[act]() if act is not None else nn.Identity()
+        self.proj: nn.Module
+        if norm:
+            self.proj = nn.Sequential(OrderedDict(act=act_module, ln=project(V, out)))
+        else:  # EfficientFormer's proj is a Linear
+            self.act, self.proj = act_module, project(V, out)
+        H, W = self.resolution
+        self.attention_biases = nn.Parameter(torch.zeros(heads, H * W))
+
+    def _index(self, device):
+        H, W = self.resolution
+        s = self.stride
+        rows, cols = torch.arange(H, device=device), torch.arange(W, device=device)
+        kr, kc = rows.repeat_interleave(W), cols.repeat(H)
+        qr, qc = rows[::s].repeat_interleave(len(cols[::s])), cols[::s].repeat(len(rows[::s]))
+        return (qr[:, None] - kr[None, :]).abs() * W + (qc[:, None] - kc[None, :]).abs()
+
+    def forward(self, x):
+        is_map = x.dim() == 4
+        x = x.flatten(2).transpose(1, 2)  # (N, T, C)
+        n, t, c = x.shape
+        h, k, v = self.num_heads, self.key_dim, self.val_dim
+        H, W = self.resolution
+        s = self.stride
+        if s == 1:
+            q, key, value = self.qkv(x).view(n, t, h, -1).split([k, k, v], dim=3)
+        else:
+            key, value = self.kv(x).view(n, t, h, -1).split([k, v], dim=3)
+            q = self.q(x.view(n, H, W, c)[:, ::s, ::s].reshape(n, -1, c)).view(n, -1, h, k)
+        q, key, value = q.transpose(1, 2), key.permute(0, 2, 3, 1), value.transpose(1, 2)
+        attn = (q @ key * k**-0.5 + self.attention_biases[:, self._index(x.device)]).softmax(dim=-1)
+        y = (attn @ value).transpose(1, 2).reshape(n, q.shape[2], h * v)
+        y = self.proj(y if self.norm else self.act(y)).transpose(1, 2)  # (N, out, Tq)
+        if is_map:
+            y = y.reshape(n, -1, -(-H // s), -(-W // s))
+        return y
+
+
+def _conv_norm_bias(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """A convolution with bias, padding kernel // 2, then BatchNorm2d (EfficientFormerV2's ConvNorm), as `conv` and
+    `bn`."""
+    conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups)
+    return nn.Sequential(OrderedDict(conv=conv, bn=nn.BatchNorm2d(cout)))
+
+
+class _LocalGlobalQuery(nn.Module):
+    """EfficientFormerV2's queries of the map halved: a depthwise 3x3 convolution of stride 2 plus the map
+    subsampled, then a 1x1 ConvNorm (`local`, `pool`, `proj`)."""
+
+    def __init__(self, channels: int, out: int):
+        super().__init__()
+        self.pool = nn.AvgPool2d(1, 2, 0)
+        self.local = nn.Conv2d(channels, channels, 3, 2, 1, groups=channels)
+        self.proj = _conv_norm_bias(channels, out)
+
+    def forward(self, x):
+        return self.proj(self.local(x) + self.pool(x))
+
+
+class EfficientFormerV2Attention(nn.Module):
+    """`ef2attn(heads=h, key_dim=k, value_dim=v[, stride=s])` and `ef2attn(..., ->o, down)`: EfficientFormerV2's
+    attention on a map (N, C, H, W), as timm's efficientformer_v2.Attention2d and Attention2dDownsample compute it
+    (their names, so that timm's weights load): ConvNorm projections with biases (q, k, v), a depthwise 3x3
+    ConvNorm on the values added to the output (v_local), a bias per head for each offset (|rows|, |columns|) on
+    the map; Attention2d: talking heads (1x1 convolutions across the heads before and after the softmax) and, with a
+    stride, a depthwise 3x3 ConvNorm of that stride first and a bilinear upsampling after; `down`: queries from the
+    map halved (local-global), the value's depthwise ConvNorm of stride 2, no talking heads. GELU, then a 1x1
+    ConvNorm out (proj)."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        key_dim: int,
+        value_dim: int,
+        hw,
+        out: int | None = None,
+        stride: int = 1,
+        down: bool = False,
+    ):
+        super().__init__()
+        out = channels if out is None else out
+        if not down and out != channels:
+            raise ValueError("Attention2d projects back to its input's channels: out= is for down")
+        self.num_heads, self.key_dim, self.value_dim, self.down = heads, key_dim, value_dim, down
+        self.stride = 2 if down else stride
+        K, V = heads * key_dim, heads * value_dim
+        H, W = hw
+        s = self.stride
+        self.resolution = (H, W) if down else (-(-H // s), -(-W // s))
+        self.q: nn.Module
+        if down:
+            self.q = _LocalGlobalQuery(channels, K)
+        else:
+            if s != 1:
+                self.stride_conv = _conv_norm_bias(channels, channels, 3, s, channels)
+                self.upsample = nn.Upsample(scale_factor=s, mode="bilinear")
+            self.q = _conv_norm_bias(channels, K)
+            self.talking_head1 = nn.Conv2d(heads, heads, 1)
+            self.talking_head2 = nn.Conv2d(heads, heads, 1)
+        self.k = _conv_norm_bias(channels, K)
+        self.v = _conv_norm_bias(channels, V)
+        self.v_local = _conv_norm_bias(V, V, 3, 2 if down else 1, V)
+        self.act = nn.GELU()
+        self.proj = _conv_norm_bias(V, out)
+        rows, cols = self.resolution
+        self.attention_biases = nn.Parameter(torch.zeros(heads, rows * cols))
+
+    def _index(self, device):
+        H, W = self.resolution
+        step = 2 if self.down else 1
+        rows, cols = torch.arange(H, device=device), torch.arange(W, device=device)
+        kr, kc = rows.repeat_interleave(W), cols.repeat(H)
+        qr, qc = rows[::step].repeat_interleave(len(cols[::step])), cols[::step].repeat(len(rows[::step]))
+        return (qr[:, None] - kr[None, :]).abs() * W + (qc[:, None] - kc[None, :]).abs()
+
+    def forward(self, x):
+        n = x.shape[0]
+        h = self.num_heads
+        if not self.down and self.stride != 1:
+            x = self.stride_conv(x)
+        q = self.q(x)
+        q_hw = q.shape[2:]
+        q = q.reshape(n, h, self.key_dim, -1).transpose(2, 3)
+        k = self.k(x).reshape(n, h, self.key_dim, -1)
+        v = self.v(x)
+        v_local = self.v_local(v)
+        v = v.reshape(n, h, self.value_dim, -1).transpose(2, 3)
+        attn = q @ k * self.key_dim**-0.5 + self.attention_biases[:, self._index(x.device)]
+        if not self.down:
+            attn = self.talking_head1(attn)
+        attn = attn.softmax(dim=-1)
+        if not self.down:
+            attn = self.talking_head2(attn)
+        y = (attn @ v).transpose(2, 3).reshape(n, h * self.value_dim, *q_hw) + v_local
+        if not self.down and self.stride != 1:
+            y = self.upsample(y)
+        return self.proj(self.act(y))
+
+
 class WindowAttention(nn.Module):
     """`attn(heads=h, window=w[, shift])`: Swin's window attention on channels-first maps (N, C, H, W), as
     torchvision's ShiftedWindowAttention computes it: one qkv and one proj Linear, a learned relative-position
