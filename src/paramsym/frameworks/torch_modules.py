@@ -320,8 +320,8 @@ class GroupedQueryAttention(nn.Module):
     per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
     which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
     with BEiT's table of (2H-1)(2W-1) + 3 biases per head added to the scores (its index a non-persistent buffer);
-    `qk_norm` ("ln" or "rms"): a norm of the head width on every query and key head; `subln`: a LayerNorm of the
-    heads' output before the output projection (BEiT-3's sub-LN)."""
+    `qk_norm` ("LayerNorm" or "RMSNorm"): a norm of the head width on every query and key head; `subln`: a LayerNorm
+    of the heads' output before the output projection (BEiT-3's sub-LN)."""
 
     def __init__(
         self,
@@ -367,7 +367,7 @@ class GroupedQueryAttention(nn.Module):
         self.o = nn.Linear(heads * head_dim, out, bias=bias or proj_bias)
         # cosine attention: a logit scale per head, log(10) at first
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None
-        norm = {"ln": nn.LayerNorm, "rms": nn.RMSNorm}.get(qk_norm or "")
+        norm = {"LayerNorm": nn.LayerNorm, "RMSNorm": nn.RMSNorm}.get(qk_norm or "")
         self.q_norm = norm(head_dim) if norm is not None else None
         self.k_norm = norm(head_dim) if norm is not None else None
         self.subln = nn.LayerNorm(heads * head_dim) if subln else None

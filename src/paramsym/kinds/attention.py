@@ -3097,7 +3097,7 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
     if o.cls_rel is not None:
         kwargs["cls_rel"] = (num(o.cls_rel[0]), num(o.cls_rel[1]))
     if o.qk_norm is not None:
-        kwargs["qk_norm"] = o.qk_norm
+        kwargs["qk_norm"] = "LayerNorm" if o.qk_norm == "ln" else "RMSNorm"
     if o.subln:
         kwargs["subln"] = True
     return kwargs
