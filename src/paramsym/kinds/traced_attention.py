@@ -17,8 +17,11 @@ every position into one Linear back to the width, and every channel of every pro
 Keys and values may come from a spatial reduction of x (PVT v2, Twins: Conv2d(d, d, R, stride R) > LayerNorm on x
 laid out as its map, `sr=R`; NextViT: AvgPool1d(R², stride R²) > BatchNorm1d over x's positions, `srpool=R`),
 whose operations are followed the same way (`_Reader.reduce`). A bias on the output projection alone is
-`projbias`. Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads,
-a learned temperature, keys from another value) is refused, naming the module and what the language lacks.
+`projbias`; biases on the queries, values and output projection, none on the keys, `qv_bias` (separate q, k, v
+Linear layers, or one qkv whose bias `torch.cat((q_bias, k_bias, v_bias))` with k_bias a buffer of zeros the
+importer reads as one Linear: importer._qv_bias_linears, BEiT's and EVA's). Anything else that enters (a mask, a
+relative-position bias, a norm on queries or keys, talking heads, a learned temperature, keys from another value) is
+refused, naming the module and what the language lacks.
 """
 
 from __future__ import annotations
