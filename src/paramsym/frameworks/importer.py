@@ -1897,6 +1897,7 @@ def _qv_bias_linears(module, traced) -> None:
         owner, _, name = node.target.rpartition(".")
         return owner, getattr(module.get_submodule(owner) if owner else module, name)
 
+    changed = False
     for node in list(traced.graph.nodes):
         if node.op != "call_function" or getattr(node.target, "__name__", None) != "linear":
             continue
@@ -1933,7 +1934,9 @@ def _qv_bias_linears(module, traced) -> None:
         for dead in (bias, weight, *parts):
             if not dead.users:
                 traced.graph.erase_node(dead)
-    traced.recompile()
+        changed = True
+    if changed:
+        traced.recompile()
 
 
 def _qv_bias_linear(linear, q_bias, v_bias):
