@@ -1393,9 +1393,9 @@ class Attention(Kind):
                 f"the scores: {w.product(o.cls_rel_table, o.heads)} parameters, no MACs."
             )
         if o.qk_norm is not None:
-            kind = "LayerNorm (weight and bias)" if o.qk_norm == "ln" else "RMSNorm (weight)"
+            kind = "A LayerNorm (weight and bias)" if o.qk_norm == "ln" else "An RMSNorm (weight)"
             lines.append(
-                f"A {kind} of the head width {w(o.head_dim)} on every query head and another on every key head, "
+                f"{kind} of the head width {w(o.head_dim)} on every query head and another on every key head, "
                 f"shared by the heads: {w(o.qk_norm_params)} parameters, no MACs."
             )
         if o.subln:
