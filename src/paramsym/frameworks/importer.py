@@ -2062,6 +2062,80 @@ def _input_shape(input_shape) -> tuple:
     return input_shape
 
 
+def _qv_bias_linears(module, traced) -> None:
+    """`F.linear(x, weight=L.weight, bias=torch.cat((q_bias, k_bias, v_bias)))` with L a Linear without bias, q_bias
+    and v_bias parameters of a third of its outputs each and k_bias a buffer (of zeros: BEiT's and EVA's attention,
+    timm's): rewritten as a call of one Linear with those biases (`_qv_bias_linear`), so that the attention's reader
+    sees its projection and writes `qv_bias`. Only where the traced graph holds the module's parts itself (the
+    module `module` is not changed)."""
+    import torch
+
+    def value(node):
+        owner, _, name = node.target.rpartition(".")
+        return owner, getattr(module.get_submodule(owner) if owner else module, name)
+
+    changed = False
+    for node in list(traced.graph.nodes):
+        if node.op != "call_function" or getattr(node.target, "__name__", None) != "linear":
+            continue
+        args, kwargs = list(node.args), dict(node.kwargs)
+        names = ("input", "weight", "bias")
+        x, weight, bias = (args[i] if len(args) > i else kwargs.get(n) for i, n in enumerate(names))
+        if getattr(weight, "op", None) != "get_attr" or getattr(bias, "op", None) != "call_function":
+            continue
+        if getattr(bias.target, "__name__", None) != "cat" or x is None:
+            continue
+        dim = bias.kwargs.get("dim", bias.args[1] if len(bias.args) > 1 else 0)
+        parts = bias.args[0] if bias.args else ()
+        if dim not in (0, -1) or len(parts) != 3 or any(getattr(p, "op", None) != "get_attr" for p in parts):
+            continue
+        owner, w = value(weight)
+        linear = module.get_submodule(owner) if owner else None
+        if type(linear) is not torch.nn.Linear or linear.bias is not None or w is not linear.weight:
+            continue
+        (_, q), (_, k), (_, v) = (value(p) for p in parts)
+        n, rest = divmod(linear.out_features, 3)
+        parameter = torch.nn.Parameter
+        if rest or any(tuple(t.shape) != (n,) for t in (q, k, v)):
+            continue
+        if not isinstance(q, parameter) or isinstance(k, parameter) or not isinstance(v, parameter):
+            continue
+        if not k.is_meta and bool(k.any()):
+            continue  # a key bias that is not zeros
+        parent, _, leaf = owner.rpartition(".")
+        holder = traced.get_submodule(parent) if parent else traced
+        if holder is (module.get_submodule(parent) if parent else module):
+            continue  # the traced graph shares the model's own module there: it is not changed
+        setattr(holder, leaf, _qv_bias_linear(linear, q, v))
+        node.op, node.target, node.args, node.kwargs = "call_module", owner, (x,), {}
+        for dead in (bias, weight, *parts):
+            if not dead.users:
+                traced.graph.erase_node(dead)
+        changed = True
+    if changed:
+        traced.recompile()
+
+
+def _qv_bias_linear(linear, q_bias, v_bias):
+    """A Linear (its class named so: a projection to the attention's reader) with the weight of `linear`, biases
+    `q_bias` on its first third and `v_bias` on its last, none on the middle (the keys)."""
+    import torch
+    from torch.nn import functional
+
+    class Linear(torch.nn.Linear):
+        def __init__(self):
+            torch.nn.Module.__init__(self)
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+            self.weight, self.q_bias, self.v_bias = linear.weight, q_bias, v_bias
+            self.bias = None
+
+        def forward(self, x):
+            zeros = torch.zeros_like(self.q_bias)
+            return functional.linear(x, self.weight, torch.cat((self.q_bias, zeros, self.v_bias)))
+
+    return Linear()
+
+
 def _read_whole(m, qualname: str) -> bool:
     """Which modules the trace keeps whole: torch.nn's (as torch.fx does), the modules a kind imports (paramsym's
     own PositionEmbedding, ClassToken, ...: their forward has no counterpart op by op), and a subclass of a claimed
@@ -2113,6 +2187,7 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         _read_whole,
         "x".join(str(v) for v in input_shape),
     )
+    _qv_bias_linears(module, traced)
     converter = _Converter(traced, shapes)
     _, output = converter.convert()
     converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in side_outputs]

@@ -331,7 +331,10 @@ class GroupedQueryAttention(nn.Module):
     (NextViT). `proj_bias`: a bias on the output projection only (with bias=False). Besides: `out` output
     channels, `qv_bias` (biases on q, v and o, none on k) and `cosine` (cosine attention with a learned logit scale
     per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
-    which `sr` reduces (Twins PCPVT)."""
+    which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
+    with BEiT's table of (2H-1)(2W-1) + 3 biases per head added to the scores (its index a non-persistent buffer);
+    `qk_norm` ("LayerNorm" or "RMSNorm"): a norm of the head width on every query and key head; `subln`: a LayerNorm
+    of the heads' output before the output projection (BEiT-3's sub-LN)."""
 
     def __init__(
         self,
@@ -350,6 +353,9 @@ class GroupedQueryAttention(nn.Module):
         qv_bias: bool = False,
         cosine: bool = False,
         sr_map: tuple[int, int] | None = None,
+        cls_rel: tuple[int, int] | None = None,
+        qk_norm: str | None = None,
+        subln: bool = False,
     ):
         super().__init__()
         self.rope = rope
@@ -374,6 +380,16 @@ class GroupedQueryAttention(nn.Module):
         self.o = nn.Linear(heads * head_dim, out, bias=bias or proj_bias)
         # cosine attention: a logit scale per head, log(10) at first
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None
+        norm = {"LayerNorm": nn.LayerNorm, "RMSNorm": nn.RMSNorm}.get(qk_norm or "")
+        self.q_norm = norm(head_dim) if norm is not None else None
+        self.k_norm = norm(head_dim) if norm is not None else None
+        self.subln = nn.LayerNorm(heads * head_dim) if subln else None
+        self.cls_rel = cls_rel
+        if cls_rel is not None:
+            rows, cols = cls_rel
+            entries = (2 * rows - 1) * (2 * cols - 1) + 3
+            self.relative_position_bias_table = nn.Parameter(torch.zeros(entries, heads))
+            self.register_buffer("relative_position_index", cls_relative_index(rows, cols), persistent=False)
 
     def attend(self, x, source):
         """x: (N, T, channels), source: (N, S, source_channels) -> (N, T, channels)."""
@@ -386,13 +402,20 @@ class GroupedQueryAttention(nn.Module):
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.logit_scale is not None:  # cosine attention: unit queries and keys, a scale per head
             q = F.normalize(q, dim=-1) * self.logit_scale.clamp(max=4.605170185988092).exp()  # at most 100
             k = F.normalize(k, dim=-1)
+        mask = None
+        if self.cls_rel is not None:  # BEiT's relative positions: (1, heads, T, T) added to the scores
+            index = self.relative_position_index.view(-1)  # type: ignore[operator]
+            mask = self.relative_position_bias_table[index].view(t, t, -1).permute(2, 0, 1).unsqueeze(0)
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=self.causal, scale=1.0 if self.logit_scale is not None else None
+            q, k, v, attn_mask=mask, is_causal=self.causal, scale=1.0 if self.logit_scale is not None else None
         )
-        return self.o(y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
+        y = y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim)
+        return self.o(y if self.subln is None else self.subln(y))
 
     def forward(self, x):
         y = x.movedim(1, -1)
@@ -405,6 +428,22 @@ class GroupedQueryAttention(nn.Module):
         elif self.srpool:
             source = self.reduce_norm(self.reduce(y.transpose(1, 2))).transpose(1, 2)
         return self.attend(y, source).reshape(*shape[:-1], -1).movedim(-1, 1)
+
+
+def cls_relative_index(rows: int, cols: int):
+    """BEiT's relative_position_index for a class token then a rows x cols map (timm's
+    gen_relative_position_index): the offset's row in the (2·rows − 1)(2·cols − 1) table between two positions of the
+    map, then three entries: class token to a position, a position to the class token, the class token to itself."""
+    coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    table = (2 * rows - 1) * (2 * cols - 1)
+    area = rows * cols
+    index = torch.zeros((area + 1, area + 1), dtype=torch.long)
+    index[1:, 1:] = (relative[:, :, 0] + rows - 1) * (2 * cols - 1) + relative[:, :, 1] + cols - 1
+    index[0, 0:] = table
+    index[0:, 0] = table + 1
+    index[0, 0] = table + 2
+    return index
 
 
 def _rotate_half(x):
