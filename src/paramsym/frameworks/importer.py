@@ -1295,6 +1295,40 @@ def _kind_function(c: _Converter, node) -> bool:
     return c.layer(node, source, text)
 
 
+def _shared_bias(c: _Converter, node) -> bool:
+    """An operation that computes a position bias from the buffers and layers of timm's RelPosMlp alone (ViT-RelPos
+    with shared_rel_pos: the model calls get_bias() once and gives the bias to every block): nothing here; the
+    attention it is given to reads it (kinds/attention.py, `_shared_position_bias`), and a value computed from it
+    by anything else is refused (it is no value the importer has read)."""
+    if node.op in ("get_attr", "call_module"):
+        parts = str(node.target).split(".")
+        owner = None
+        root = c.gm.meta.get("root", c.gm)
+        for i in range(len(parts) - 1, 0, -1):
+            try:
+                module = root.get_submodule(".".join(parts[:i]))
+            except AttributeError:
+                return False
+            if type(module).__name__ == "RelPosMlp":
+                owner = ".".join(parts[:i])
+                break
+        if owner is None:
+            return False
+        inputs = [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
+        if not all(c.shared_biases.get(a.name) == owner for a in inputs):
+            return False
+        c.shared_biases[node.name] = owner
+        return True
+    if node.op not in ("call_method", "call_function"):
+        return False
+    inputs = [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
+    owners = {c.shared_biases.get(a.name) for a in inputs}
+    if not inputs or len(owners) != 1 or None in owners:
+        return False
+    c.shared_biases[node.name] = owners.pop()
+    return True
+
+
 # The names of the functions and methods that kinds import, and of the ones read as nothing
 _KIND_FUNCTIONS = tuple(
     dict.fromkeys([*(name for kind in kinds.KINDS for name in kind.torch_functions), *_EVAL_IDENTITY])
@@ -1303,6 +1337,7 @@ _KIND_FUNCTIONS = tuple(
 # What PyTorch runs -> the handler that reads it, tried in this order (the first that takes a node reads it).
 OPERATIONS: list[tuple[tuple, Handler]] = [
     (("placeholder",), _input),
+    ((ANY,), _shared_bias),
     ((ANY,), _attention_member),
     (("builtins.tuple",), _outputs_tuple),
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
@@ -1396,6 +1431,7 @@ class _Converter:
         self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
         self.sequences: dict[str, _Layout] = {}  # the positions of a map as a sequence: the map's layout
         self.tables: dict[str, tuple] = {}  # tables a module makes from sizes alone (`_generated_table`)
+        self.shared_biases: dict[str, str] = {}  # a RelPosMlp's bias on the way (`_shared_bias`): its module
         self.table = _resolved(OPERATIONS)
 
     def convert(self) -> tuple[str, str]:
@@ -1847,6 +1883,33 @@ def _side_heads(ops: dict[str, _Op], end: str, outputs: list[str], idom: dict) -
     return heads
 
 
+def _name_shared_biases(converter) -> None:
+    """Attention layers given one position bias that the model computes once (timm's ViT-RelPos with
+    shared_rel_pos: `attn(..., pos_mlp=m)` each, as the kind reads them): the first is named (`as sharedpos1`) and
+    computes it, the others use it (`tie=sharedpos1` in place of `pos_mlp=m`), so that its MLP is counted once, as
+    PyTorch's parameters() and FlopCounterMode count it."""
+    first: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for node in converter.gm.graph.nodes:
+        bias = node.kwargs.get("shared_rel_pos") if node.op == "call_module" else None
+        op = converter.ops.get(node.name)
+        if not hasattr(bias, "name") or op is None:
+            continue
+        found = re.search(r", pos_mlp=[0-9]+\)$", op.text)
+        if not op.text.startswith("attn(") or found is None:
+            raise ImportRefused(
+                f"module '{node.target}' ({type(converter.gm.get_submodule(node.target)).__name__}) is given a shared "
+                f"position bias, which only the language's attn over a map (pos_mlp=, tie=) can use"
+            )
+        owner = first.setdefault(bias.name, node.name)
+        if owner == node.name:
+            continue
+        if owner not in names:
+            names[owner] = f"sharedpos{len(names) + 1}"
+            converter.ops[owner].text += f" as {names[owner]}"
+        op.text = op.text[: found.start()] + f", tie={names[owner]})"
+
+
 def _name_ties(converter) -> None:
     """Layers that share one weight Parameter (an output layer tied to the embedding): the first is named
     (`as tied1`), the others use its weight (`tie=tied1`), so that the weight is counted once, as PyTorch's
@@ -1940,6 +2003,7 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     _, output = converter.convert()
     converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in side_outputs]
     _name_ties(converter)
+    _name_shared_biases(converter)
     for name, op in converter.ops.items():
         op.shape, op.last = shapes.get(name, ()), name in converter.channels_last
     ops = _normalise_concats(converter.ops)
