@@ -55,6 +55,7 @@ from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, ParamsymUsageError
 from . import traced_attention
+from .dense import Tie
 from .base import (
     Args,
     Call,
@@ -160,7 +161,7 @@ class AttentionOptions(Options):
     pos_map: tuple[Expr, Expr] | None = None
     # tie=NAME: the position bias that the attention NAME computes, used again (timm's shared_rel_pos): its MLP
     # is counted there, once; this layer has no position-bias parameters or MACs of its own
-    pos_tie: str | None = None
+    pos_tie: Tie | None = None
     # the window's position bias (relpos=): "table" (Swin's (2w-1)^2 x h), "none", "offsets" (one bias per head
     # for each offset |row|, |column|: w^2 x h, TinyViT's and LeViT's) or "axes" (SAM's decomposed tables of
     # (2w-1) x e along each axis, added through the queries)
@@ -584,7 +585,7 @@ class Attention(Kind):
 
     def _pos_tie(
         self, call: Call, flow: Flow, args: Args, window: Expr | None, grid: Expr | None
-    ) -> tuple[str | None, AttentionOptions | None]:
+    ) -> tuple[Tie | None, AttentionOptions | None]:
         """tie=NAME: the position bias that the attention named NAME (`attn(..., pos_mlp=m) as NAME`) computes,
         used again (timm's ViT-RelPos with shared_rel_pos: one RelPosMlp whose bias every block adds). Its MLP is
         counted where it is written, once."""
@@ -631,7 +632,7 @@ class Attention(Kind):
                 pos=arg.pos,
                 notes=((f"'{name}' is this {target.name}", target.pos),),
             )
-        return name, options
+        return Tie(name, target.index), options
 
     def _check_tie(
         self, args: Args, heads: Expr, pos_map: tuple[Expr, Expr] | None, tied: AttentionOptions
@@ -1386,7 +1387,7 @@ class Attention(Kind):
         if o.proj_bias:
             parts.append(", bias on the output projection only")
         if o.pos_tie is not None:
-            parts.append(f", the position bias of {o.pos_tie}")
+            parts.append(f", the position bias of {o.pos_tie.name}")
         elif o.pos_mlp is not None:
             parts.append(
                 f", relative-position MLP of width {words(o.pos_mlp)}" + (" on every pair" if o.per_pair else "")
@@ -1478,7 +1479,7 @@ class Attention(Kind):
             if o.pos_tie is not None:
                 lines.append(
                     f"The relative-position bias over the {w(h_side)}x{w(w_side)} map is the one that the attention "
-                    f"'{o.pos_tie}' computes (tie={o.pos_tie}, timm's shared_rel_pos; a paramsym extension): no "
+                    f"'{o.pos_tie.name}' computes (tie={o.pos_tie.name}, timm's shared_rel_pos; a paramsym extension): no "
                     f"parameters or MACs here, they are counted there, once."
                 )
             else:
@@ -1728,6 +1729,10 @@ class Attention(Kind):
             reduction["proj_bias"] = True
         if o.sr_map is not None:
             reduction["sr_map"] = (num(o.sr_map[0]), num(o.sr_map[1]))
+        if o.pos_map is not None:  # a tied one has no MLP: it gets the bias of its Shared module
+            if o.pos_tie is None:
+                reduction["pos_mlp"] = num(o.pos_mlp)
+            reduction["pos_map"] = (num(o.pos_map[0]), num(o.pos_map[1]))
         if o.gpsa:
             return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
         extras = {**reduction, **_export_extras(o, num)}
@@ -1876,6 +1881,14 @@ def _own_text(module: Any) -> str:
             parts.append(f"{key}={getattr(module, key)}")
     if getattr(module, "sr_map", None):
         parts.append("map={}x{}".format(*module.sr_map))
+    if getattr(module, "bias_from", None):
+        raise ImportRefused(
+            "GroupedQueryAttention uses the position bias that another module computes (share_position_bias), "
+            "which the import does not follow"
+        )
+    if getattr(module, "pos_mlp", None) is not None:
+        parts.append("map={}x{}".format(*module.pos_map) if len(module.pos_map) == 2 else "")
+        parts.append(f"pos_mlp={module.pos_mlp[0].out_features}")
     extras: list[str] = []
     if type(module).__name__ == "GroupedQueryAttention":
         if bias and module.k.bias is None:  # qv_bias: no key bias
