@@ -233,3 +233,9 @@ def test_shared_export_computes_timms(H, W, d, heads, hidden, bias):
 def test_refusals(program, message):
     with pytest.raises(ParamsymError, match=message):
         paramsym.parse(program).evaluate()
+
+
+def test_keras_export_refused():
+    network = paramsym.parse("input(16x8) > attn(heads=2, bias, map=4x4, pos_mlp=8)")
+    with pytest.raises(ParamsymError, match="position-bias MLP over the whole map"):
+        paramsym.to_keras(network)

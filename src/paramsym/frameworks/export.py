@@ -21,8 +21,8 @@ from importlib import resources
 
 from ..core.records import Layer, Node, TorchSpec
 from ..errors import ParamsymError, ParamsymUsageError
-from ..kinds.combinators import output_shape
 from ..kinds.attention import AttentionOptions
+from ..kinds.combinators import output_shape
 from ..kinds.dense import DenseOptions, Tie
 from ..model.network import LayerCount, Network
 

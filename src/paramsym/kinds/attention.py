@@ -55,7 +55,6 @@ from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, ParamsymUsageError
 from . import traced_attention
-from .dense import Tie
 from .base import (
     Args,
     Call,
@@ -80,6 +79,7 @@ from .base import (
     whole_input_field,
     whole_number,
 )
+from .dense import Tie
 
 # the forms of a window's position bias (relpos=), the first the default
 RELPOS = ("table", "none", "offsets", "axes")
@@ -634,15 +634,11 @@ class Attention(Kind):
             )
         return Tie(name, target.index), options
 
-    def _check_tie(
-        self, args: Args, heads: Expr, pos_map: tuple[Expr, Expr] | None, tied: AttentionOptions
-    ) -> None:
+    def _check_tie(self, args: Args, heads: Expr, pos_map: tuple[Expr, Expr] | None, tied: AttentionOptions) -> None:
         """The shared bias has a value for each head and each pair of positions: the same heads and map."""
         arg = args.keywords["tie"]
         assert tied.pos_map is not None and pos_map is not None
-        pairs = [(heads, tied.heads, "heads")] + [
-            (a, b, "side of the map") for a, b in zip(pos_map, tied.pos_map)
-        ]
+        pairs = [(heads, tied.heads, "heads")] + [(a, b, "side of the map") for a, b in zip(pos_map, tied.pos_map)]
         for own, other, what in pairs:
             args.constraints += check_or_defer(
                 own - other,
@@ -1479,8 +1475,8 @@ class Attention(Kind):
             if o.pos_tie is not None:
                 lines.append(
                     f"The relative-position bias over the {w(h_side)}x{w(w_side)} map is the one that the attention "
-                    f"'{o.pos_tie.name}' computes (tie={o.pos_tie.name}, timm's shared_rel_pos; a paramsym extension): no "
-                    f"parameters or MACs here, they are counted there, once."
+                    f"'{o.pos_tie.name}' computes (tie={o.pos_tie.name}, timm's shared_rel_pos; a paramsym "
+                    f"extension): no parameters or MACs here, they are counted there, once."
                 )
             else:
                 bias_params, bias_macs = self.position_bias(layer, o.heads, None)
@@ -1762,6 +1758,10 @@ class Attention(Kind):
             refuse_keras(layer, "spatial-reduction attention (sr=, srpool=) has no Keras layer")
         if o.gpsa:
             refuse_keras(layer, "ConViT's gated positional self-attention (gpsa) has no Keras layer")
+        if o.pos_map is not None:
+            refuse_keras(
+                layer, "a position-bias MLP over the whole map (pos_mlp=, tie=; timm's RelPosMlp) has no Keras layer"
+            )
         if o.proj_bias:
             refuse_keras(layer, "Keras' MultiHeadAttention has biases on all projections or none (projbias)")
         for what, given in (
