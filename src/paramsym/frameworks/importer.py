@@ -1891,15 +1891,18 @@ def _name_shared_biases(converter) -> None:
     first: dict[str, str] = {}
     names: dict[str, str] = {}
     for node in converter.gm.graph.nodes:
-        bias = node.kwargs.get("shared_rel_pos") if node.op == "call_module" else None
+        given = (*node.args[1:], *node.kwargs.values()) if node.op == "call_module" else ()
+        biases = [a for a in given if hasattr(a, "name") and a.name in converter.shared_biases]
         op = converter.ops.get(node.name)
-        if not hasattr(bias, "name") or op is None:
+        if not biases or op is None:
             continue
+        bias = biases[0]
         found = re.search(r", pos_mlp=[0-9]+\)$", op.text)
-        if not op.text.startswith("attn(") or found is None:
+        kind = kinds.lookup(op.text.partition("(")[0])
+        if kind is None or not {"tie", "pos_mlp"} <= kind[0].keywords or found is None:
             raise ImportRefused(
                 f"module '{node.target}' ({type(converter.gm.get_submodule(node.target)).__name__}) is given a shared "
-                f"position bias, which only the language's attn over a map (pos_mlp=, tie=) can use"
+                f"position bias, which only a layer that takes pos_mlp= and tie= (an attention over a map) can use"
             )
         owner = first.setdefault(bias.name, node.name)
         if owner == node.name:
