@@ -39,8 +39,8 @@ def macs_of(module: nn.Module, x: torch.Tensor) -> int:
     return counter.get_total_flops() // 2
 
 
-def relpos(H: int, W: int, heads: int, hidden: int) -> RelPosMlp:
-    return RelPosMlp(window_size=(H, W), num_heads=heads, hidden_dim=hidden)
+def relpos(H: int, W: int, heads: int, hidden: int, cls: bool = False) -> RelPosMlp:
+    return RelPosMlp(window_size=(H, W), num_heads=heads, hidden_dim=hidden, prefix_tokens=int(cls))
 
 
 def options(heads: int, bias: bool, H: int, W: int) -> str:
@@ -57,26 +57,28 @@ CASES = [
 
 
 @pytest.mark.parametrize("H, W, d, heads, hidden, bias", CASES)
-def test_counts_as_timm(H, W, d, heads, hidden, bias):
+@pytest.mark.parametrize("cls", [False, True])
+def test_counts_as_timm(H, W, d, heads, hidden, bias, cls):
     theirs = RelPosAttention(
-        d, num_heads=heads, qkv_bias=bias, rel_pos_cls=lambda num_heads, **_: relpos(H, W, num_heads, hidden)
+        d, num_heads=heads, qkv_bias=bias, rel_pos_cls=lambda num_heads, **_: relpos(H, W, num_heads, hidden, cls)
     ).eval()
-    x = torch.zeros(1, H * W, d)
-    assert theirs(x).shape == (1, H * W, d)
+    T = H * W + cls
+    x = torch.zeros(1, T, d)
+    assert theirs(x).shape == (1, T, d)
     expected = {"params": torch_params(theirs), "macs": macs_of(theirs, x)}
-    assert counted(f"input({H * W}x{d}) > attn({options(heads, bias, H, W)}, pos_mlp={hidden})") == expected
-    # on the map itself the bias is over the map's own positions: the same counts
-    assert counted(f"input({H}x{W}x{d}) > attn(heads={heads}, {'bias' if bias else 'projbias'}, pos_mlp={hidden})") == (
-        expected
-    )
+    flag = ", cls" if cls else ""
+    assert counted(f"input({T}x{d}) > attn({options(heads, bias, H, W)}, pos_mlp={hidden}{flag})") == expected
+    if not cls:  # on the map itself the bias is over the map's own positions: the same counts
+        own = f"input({H}x{W}x{d}) > attn(heads={heads}, {'bias' if bias else 'projbias'}, pos_mlp={hidden})"
+        assert counted(own) == expected
 
 
 class Shared(nn.Module):
     """timm's shared_rel_pos: one RelPosMlp whose bias is computed once and given to every attention."""
 
-    def __init__(self, H, W, d, heads, hidden, bias, depth):
+    def __init__(self, H, W, d, heads, hidden, bias, depth, cls=False):
         super().__init__()
-        self.rel = relpos(H, W, heads, hidden)
+        self.rel = relpos(H, W, heads, hidden, cls)
         self.blocks = nn.ModuleList(RelPosAttention(d, num_heads=heads, qkv_bias=bias) for _ in range(depth))
 
     def forward(self, x):
@@ -97,16 +99,17 @@ def test_shared_counts_as_timm(H, W, d, heads, hidden, bias, depth):
     assert counted(f"input({H * W}x{d}) > {first}{rest}") == expected
 
 
-# (image H, W, patch, d, depth, heads, hidden, shared)
+# (image H, W, patch, d, depth, heads, hidden, shared, class token)
 MODELS = [
-    (64, 64, 16, 48, 2, 3, 64, False),
-    (48, 80, 8, 32, 2, 2, 32, True),
-    (32, 64, 16, 24, 3, 1, 16, True),
+    (64, 64, 16, 48, 2, 3, 64, False, False),
+    (48, 80, 8, 32, 2, 2, 32, True, False),
+    (32, 64, 16, 24, 3, 1, 16, True, True),
+    (32, 48, 8, 16, 2, 2, 8, False, True),
 ]
 
 
-@pytest.mark.parametrize("H, W, patch, d, depth, heads, hidden, shared", MODELS)
-def test_imports_vit_relpos_exactly(H, W, patch, d, depth, heads, hidden, shared):
+@pytest.mark.parametrize("H, W, patch, d, depth, heads, hidden, shared, cls", MODELS)
+def test_imports_vit_relpos_exactly(H, W, patch, d, depth, heads, hidden, shared, cls):
     model = VisionTransformerRelPos(
         img_size=(H, W),
         patch_size=patch,
@@ -115,22 +118,17 @@ def test_imports_vit_relpos_exactly(H, W, patch, d, depth, heads, hidden, shared
         num_heads=heads,
         rel_pos_dim=hidden,
         shared_rel_pos=shared,
+        class_token=cls,
+        global_pool="token" if cls else "avg",
         num_classes=10,
     ).eval()
     text, numbers = ours(model, (H, W, 3))
     grid = f"map={H // patch}x{W // patch}"
     assert grid in text and f"pos_mlp={hidden}" in text, text
     assert ("tie=sharedpos1" in text) == (shared and depth > 1), text
+    assert (", cls)" in text) == cls, text
     truth = torch_truth(model, (H, W, 3))
     assert numbers == truth
-
-
-def test_class_token_stays_refused():
-    model = VisionTransformerRelPos(
-        img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, class_token=True, global_pool="token"
-    ).eval()
-    with pytest.raises(ParamsymError, match=r"blocks\.0\.attn.*RelPosAttention.*class token"):
-        paramsym.from_torch(model, (32, 32, 3))
 
 
 def test_table_bias_stays_refused():
@@ -161,39 +159,43 @@ def copy_timm(mine: GroupedQueryAttention, theirs: RelPosAttention, mlp: nn.Modu
 
 
 @pytest.mark.parametrize("H, W, d, heads, hidden, bias", CASES[1:])
-def test_export_computes_timms(H, W, d, heads, hidden, bias):
-    network = paramsym.parse(f"input({H * W}x{d}) > attn({options(heads, bias, H, W)}, pos_mlp={hidden})")
+@pytest.mark.parametrize("cls", [False, True])
+def test_export_computes_timms(H, W, d, heads, hidden, bias, cls):
+    T, flag = H * W + cls, ", cls" if cls else ""
+    network = paramsym.parse(f"input({T}x{d}) > attn({options(heads, bias, H, W)}, pos_mlp={hidden}{flag})")
     whole = paramsym.to_torch(network).eval()
     (mine,) = [m for m in whole.modules() if isinstance(m, GroupedQueryAttention)]
     theirs = RelPosAttention(
-        d, num_heads=heads, qkv_bias=bias, rel_pos_cls=lambda num_heads, **_: relpos(H, W, num_heads, hidden)
+        d, num_heads=heads, qkv_bias=bias, rel_pos_cls=lambda num_heads, **_: relpos(H, W, num_heads, hidden, cls)
     ).eval()
     copy_timm(mine, theirs, theirs.rel_pos.mlp)
-    x = torch.randn(2, H * W, d)
+    x = torch.randn(2, T, d)
     with torch.no_grad():
-        assert torch.allclose(mine(x.transpose(1, 2)).transpose(1, 2), theirs(x), atol=1e-4)
+        assert torch.allclose(mine(x.transpose(1, 2)).transpose(1, 2), theirs(x), rtol=1e-4, atol=1e-3)
     values = network.evaluate()
     assert torch_params(whole) == values["params"]
-    assert macs_of(whole, torch.zeros(1, d, H * W)) == values["macs"]
+    assert macs_of(whole, torch.zeros(1, d, T)) == values["macs"]
     text, back = import_back(network)
     assert back.evaluate() == values, text
 
 
 @pytest.mark.parametrize("H, W, d, heads, hidden, bias", CASES[1:])
-def test_shared_export_computes_timms(H, W, d, heads, hidden, bias):
-    first = f"attn({options(heads, bias, H, W)}, pos_mlp={hidden}) as rp"
-    network = paramsym.parse(f"input({H * W}x{d}) > {first} > attn({options(heads, bias, H, W)}, tie=rp)")
+@pytest.mark.parametrize("cls", [False, True])
+def test_shared_export_computes_timms(H, W, d, heads, hidden, bias, cls):
+    T, flag = H * W + cls, ", cls" if cls else ""
+    first = f"attn({options(heads, bias, H, W)}, pos_mlp={hidden}{flag}) as rp"
+    network = paramsym.parse(f"input({T}x{d}) > {first} > attn({options(heads, bias, H, W)}, tie=rp{flag})")
     whole = paramsym.to_torch(network).eval()
     mine = [m for m in whole.modules() if isinstance(m, GroupedQueryAttention)]
-    theirs = Shared(H, W, d, heads, hidden, bias, 2).eval()
+    theirs = Shared(H, W, d, heads, hidden, bias, 2, cls).eval()
     copy_timm(mine[0], theirs.blocks[0], theirs.rel.mlp)
     copy_timm(mine[1], theirs.blocks[1], None)
-    x = torch.randn(2, H * W, d)
+    x = torch.randn(2, T, d)
     with torch.no_grad():
         assert torch.allclose(whole(x.transpose(1, 2)).transpose(1, 2), theirs(x), rtol=1e-4, atol=1e-3)
     values = network.evaluate()
     assert torch_params(whole) == values["params"]
-    assert macs_of(whole, torch.zeros(1, d, H * W)) == values["macs"]
+    assert macs_of(whole, torch.zeros(1, d, T)) == values["macs"]
     source = torch_source(network)
     assert ".share_position_bias(shared_rp)" in source
     with pytest.raises(ParamsymError, match="position bias that another module computes"):
@@ -228,6 +230,14 @@ def test_shared_export_computes_timms(H, W, d, heads, hidden, bias):
             "computes no position bias of its own over a whole map",
         ),
         ("input(196x96) > attn(heads=3, map=14x14, tie=2)", "tie= takes the name of an attention layer"),
+        ("input(196x96) > attn(heads=3, map=14x14, pos_mlp=8, cls)", "196 positions after a class token, but the"),
+        ("input(14x14x96) > attn(heads=3, pos_mlp=8, cls)", "on a map there is none"),
+        ("input(197x96) > attn(heads=3, cls)", "cls belongs to pooling attention"),
+        (
+            "input(197x96) > attn(heads=3, map=14x14, pos_mlp=8, cls) as rp > attn(heads=3, map=14x14, tie=rp, cls) "
+            "> attn(heads=3, map=14x14, pos_mlp=8, cls) > attn(heads=3, map=14x14, tie=rp)",
+            "map=14x14 has 196 positions, but the sequence has 197",
+        ),
     ],
 )
 def test_refusals(program, message):

@@ -1897,7 +1897,7 @@ def _name_shared_biases(converter) -> None:
         if not biases or op is None:
             continue
         bias = biases[0]
-        found = re.search(r", pos_mlp=[0-9]+\)$", op.text)
+        found = re.search(r", pos_mlp=[0-9]+(?=[,)])", op.text) if op.text.endswith(")") else None
         kind = kinds.lookup(op.text.partition("(")[0])
         if kind is None or not {"tie", "pos_mlp"} <= kind[0].keywords or found is None:
             raise ImportRefused(
@@ -1910,7 +1910,7 @@ def _name_shared_biases(converter) -> None:
         if owner not in names:
             names[owner] = f"sharedpos{len(names) + 1}"
             converter.ops[owner].text += f" as {names[owner]}"
-        op.text = op.text[: found.start()] + f", tie={names[owner]})"
+        op.text = op.text[: found.start()] + f", tie={names[owner]}" + op.text[found.end() :]
 
 
 def _name_ties(converter) -> None:

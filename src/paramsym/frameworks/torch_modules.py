@@ -320,7 +320,8 @@ class GroupedQueryAttention(nn.Module):
     per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
     which `sr` reduces (Twins PCPVT). `pos_mlp=m` with `pos_map=(H, W)`: a relative-position bias over the H x W
     map (the input's, or the one a sequence lays out) made by timm's RelPosMlp, Linear(2, m) > ReLU > Linear(m,
-    heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the scores; `share_position_bias(other)` makes a
+    heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the scores (`pos_cls`: after a class token, whose
+    bias is zero); `share_position_bias(other)` makes a
     module use the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own."""
 
     def __init__(
@@ -342,6 +343,7 @@ class GroupedQueryAttention(nn.Module):
         sr_map: tuple[int, int] | None = None,
         pos_mlp: int | None = None,
         pos_map: tuple[int, int] | None = None,
+        pos_cls: bool = False,
     ):
         super().__init__()
         self.rope = rope
@@ -349,6 +351,7 @@ class GroupedQueryAttention(nn.Module):
         if (pos_mlp is None) != (pos_map is None) and pos_mlp is not None:
             raise ValueError("pos_mlp needs pos_map, the map the bias is over")
         self.pos_map = pos_map
+        self.pos_cls = pos_cls  # a class token before the map: its row and column of the bias are zeros
         self.pos_mlp: nn.Module | None = None
         if pos_mlp is not None:
             self.pos_mlp = nn.Sequential(nn.Linear(2, pos_mlp), nn.ReLU(), nn.Linear(pos_mlp, heads))
@@ -400,7 +403,7 @@ class GroupedQueryAttention(nn.Module):
         if getattr(other, "pos_mlp", None) is None:
             raise ValueError("the module to share a position bias with has no pos_mlp")
         self.bias_from = [other]
-        self.pos_map = other.pos_map
+        self.pos_map, self.pos_cls = other.pos_map, other.pos_cls
 
     def position_bias(self, q):
         """(1, heads, T, T): timm's RelPosMlp over the map's offsets (log-spaced), looked up for every pair of
@@ -418,7 +421,10 @@ class GroupedQueryAttention(nn.Module):
         rows = torch.arange(h, device=device)[:, None].expand(h, w).flatten()
         cols = torch.arange(w, device=device)[None, :].expand(h, w).flatten()
         index = (rows[:, None] - rows[None, :] + h - 1) * (2 * w - 1) + (cols[:, None] - cols[None, :] + w - 1)
-        self.last_bias = table[index.flatten()].view(h * w, h * w, -1).permute(2, 0, 1).unsqueeze(0)
+        bias = table[index.flatten()].view(h * w, h * w, -1).permute(2, 0, 1)
+        if self.pos_cls:
+            bias = F.pad(bias, [1, 0, 1, 0])
+        self.last_bias = bias.unsqueeze(0)
         return self.last_bias
 
     def forward(self, x):

@@ -162,6 +162,7 @@ class AttentionOptions(Options):
     # tie=NAME: the position bias that the attention NAME computes, used again (timm's shared_rel_pos): its MLP
     # is counted there, once; this layer has no position-bias parameters or MACs of its own
     pos_tie: Tie | None = None
+    pos_cls: bool = False  # with pos_map: a class token before the map's positions, with a bias of zero (timm's)
     # the window's position bias (relpos=): "table" (Swin's (2w-1)^2 x h), "none", "offsets" (one bias per head
     # for each offset |row|, |column|: w^2 x h, TinyViT's and LeViT's) or "axes" (SAM's decomposed tables of
     # (2w-1) x e along each axis, added through the queries)
@@ -427,6 +428,7 @@ class Attention(Kind):
             pos_mlp=pos_mlp,
             pos_map=pos_map,
             pos_tie=pos_tie,
+            pos_cls=pos_map is not None and "cls" in args.flags,
             qv_bias="qv_bias" in args.flags,
             cosine="cosine" in args.flags,
             per_pair="per_pair" in args.flags,
@@ -533,6 +535,13 @@ class Attention(Kind):
                 )
         rank = flow.shape.rank
         arg = args.keywords.get("map")
+        if rank == 2 and "cls" in args.flags:
+            raise ParamsymShapeError(
+                "'cls' puts a class token before the positions of a sequence: on a map there is none",
+                pos=args.flags["cls"].pos,
+                hint=f"on the sequence of a class token and the map's positions: {call.name}(heads=..., map=HxW, "
+                f"pos_mlp=m, cls)",
+            )
         if rank == 2:
             if arg is not None:
                 raise ParamsymShapeError(
@@ -558,8 +567,8 @@ class Attention(Kind):
             )
         if arg is None:
             raise ParamsymArgumentError(
-                "pos_mlp= on a sequence is a bias over the relative positions of the map the sequence lays out: "
-                "give the map with map=HxW (or window=w on a map)",
+                "pos_mlp= (a relative-position bias made by an MLP) on a sequence is a bias over the relative "
+                "positions of the map the sequence lays out: give the map with map=HxW (or window=w on a map)",
                 pos=where,
                 hint=f"write {call.name}(heads=..., map=14x14, pos_mlp=384)",
             )
@@ -573,11 +582,14 @@ class Attention(Kind):
                 )
             constraints += whole_number(side, "map= (a side of the map)", arg.pos)
         positions = flow.shape.positions
+        first = int("cls" in args.flags)  # a class token before the map's positions (its bias is zero)
         if positions is not None:
             constraints += check_or_defer(
-                positions - sides[0] * sides[1],
+                positions - sides[0] * sides[1] - first,
                 "zero",
-                f"map={sides[0]}x{sides[1]} has {sides[0] * sides[1]} positions, but the sequence has {positions}",
+                f"map={sides[0]}x{sides[1]} has {sides[0] * sides[1]} positions"
+                + (" after a class token" if first else "")
+                + f", but the sequence has {positions}",
                 arg.pos,
                 shown=positions,
             )
@@ -639,6 +651,14 @@ class Attention(Kind):
         arg = args.keywords["tie"]
         assert tied.pos_map is not None and pos_map is not None
         pairs = [(heads, tied.heads, "heads")] + [(a, b, "side of the map") for a, b in zip(pos_map, tied.pos_map)]
+        if ("cls" in args.flags) != tied.pos_cls:
+            raise ParamsymArgumentError(
+                "tie=: the shared position bias is "
+                + ("for a class token and the map" if tied.pos_cls else "for the map's positions alone")
+                + ", this attention's sequence "
+                + ("has a class token before them" if "cls" in args.flags else "has none"),
+                pos=arg.pos,
+            )
         for own, other, what in pairs:
             args.constraints += check_or_defer(
                 own - other,
@@ -652,8 +672,11 @@ class Attention(Kind):
         """volume=H x W or T x H x W with q=, q_stride=, kv=, kv_stride=, out=, cls, residual, relpos (MViT's pooling
         attention)."""
         keys = ("volume", "q", "q_stride", "kv", "kv_stride")  # out= widens any attention (CoAtNet's too)
+        # `cls` with a position-bias MLP over a whole map (pos_mlp= or tie=, no window=): a class token before the map
+        given_keys = set(args.keywords)
+        whole_map = bool({"pos_mlp", "tie"} & given_keys) and not ({"volume", "window", "grid"} & given_keys)
         given = [key for key in keys if key in args.keywords] + [
-            flag for flag in ("cls", "residual", "relpos") if flag in args.flags
+            flag for flag in ("cls", "residual", "relpos") if flag in args.flags and not (flag == "cls" and whole_map)
         ]
         if not given:
             return None
@@ -1382,6 +1405,8 @@ class Attention(Kind):
             parts.append(", gated positional attention (ConViT)")
         if o.proj_bias:
             parts.append(", bias on the output projection only")
+        if o.pos_cls:
+            parts.append(", after a class token")
         if o.pos_tie is not None:
             parts.append(f", the position bias of {o.pos_tie.name}")
         elif o.pos_mlp is not None:
@@ -1729,6 +1754,8 @@ class Attention(Kind):
             if o.pos_tie is None:
                 reduction["pos_mlp"] = num(o.pos_mlp)
             reduction["pos_map"] = (num(o.pos_map[0]), num(o.pos_map[1]))
+            if o.pos_cls:
+                reduction["pos_cls"] = True
         if o.gpsa:
             return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
         extras = {**reduction, **_export_extras(o, num)}
@@ -1889,6 +1916,7 @@ def _own_text(module: Any) -> str:
     if getattr(module, "pos_mlp", None) is not None:
         parts.append("map={}x{}".format(*module.pos_map) if len(module.pos_map) == 2 else "")
         parts.append(f"pos_mlp={module.pos_mlp[0].out_features}")
+        parts += ["cls"] * bool(getattr(module, "pos_cls", False))
     extras: list[str] = []
     if type(module).__name__ == "GroupedQueryAttention":
         if bias and module.k.bias is None:  # qv_bias: no key bias
@@ -2686,12 +2714,14 @@ def _timm_partition_text(block: Any, ctx: ImportContext) -> str:
     )
 
 
-def _timm_rel_pos(rel_pos: Any, heads: int, size: int, where: str, across: int | None = None) -> list[str]:
+def _timm_rel_pos(
+    rel_pos: Any, heads: int, size: int, where: str, across: int | None = None, prefix: int = 0
+) -> list[str]:
     """The options of timm's relative-position bias over a size x size partition (size x across: a whole map):
     RelPosBias's table (none: the table is attn's own with window= or grid=)."""
     name = type(rel_pos).__name__
     across = size if across is None else across
-    if tuple(getattr(rel_pos, "window_size", ())) != (size, across) or getattr(rel_pos, "prefix_tokens", None):
+    if tuple(getattr(rel_pos, "window_size", ())) != (size, across) or getattr(rel_pos, "prefix_tokens", 0) != prefix:
         raise ImportRefused(
             f"{where}: its relative-position bias ({name}) is not over the {size}x{across} positions it attends to"
         )
@@ -2936,21 +2966,22 @@ def _timm_relpos_attention_text(attn: Any, ctx: ImportContext) -> str:
     bias = rel_pos if rel_pos is not None else shared
     name = type(bias).__name__
     sides = tuple(getattr(bias, "window_size", ()))
-    if getattr(bias, "prefix_tokens", 0) or len(sides) != 2 or sides[0] * sides[1] != tokens:
+    prefix = getattr(bias, "prefix_tokens", 0)
+    if prefix not in (0, 1) or len(sides) != 2 or sides[0] * sides[1] + prefix != tokens:
         raise ImportRefused(
             f"{where}: its relative-position bias ({name}) is over {'x'.join(map(str, sides))} positions "
-            f"with {getattr(bias, 'prefix_tokens', 0)} tokens before them, not over the {tokens} positions of the "
-            f"sequence (a class token before the map is not in the language's pos_mlp=)"
+            f"with {prefix} tokens before them, not over the {tokens} positions of the sequence (the language's "
+            f"pos_mlp= over a map takes one class token before it at most: cls)"
         )
     if name != "RelPosMlp" or getattr(bias, "num_heads", None) != heads:
         raise ImportRefused(
             f"{where}: its relative-position bias ({name}) is not timm's RelPosMlp of {heads} heads; a table over a "
             f"whole map on a sequence has no counterpart in the language"
         )
-    (mlp_option,) = _timm_rel_pos(bias, heads, sides[0], where, sides[1])
+    (mlp_option,) = _timm_rel_pos(bias, heads, sides[0], where, sides[1], prefix)
     options = [f"heads={heads}"] + ["bias"] * (qkv.bias is not None)
     options += ["projbias"] * (qkv.bias is None and proj.bias is not None)
-    options += [f"map={sides[0]}x{sides[1]}", mlp_option]
+    options += [f"map={sides[0]}x{sides[1]}", mlp_option] + ["cls"] * prefix
     return f"attn({', '.join(options)})"
 
 
