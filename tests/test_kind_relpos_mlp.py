@@ -233,6 +233,8 @@ def test_shared_export_computes_timms(H, W, d, heads, hidden, bias, cls):
         ("input(196x96) > attn(heads=3, map=14x14, pos_mlp=8, cls)", "196 positions after a class token, but the"),
         ("input(14x14x96) > attn(heads=3, pos_mlp=8, cls)", "on a map there is none"),
         ("input(197x96) > attn(heads=3, cls)", "cls belongs to pooling attention"),
+        ("input(14x14x96) > attn(heads=3, window=7, pos_mlp=8, map=14x14)", "the position bias is the window's"),
+        ("input(196x96) > attn(heads=3, map=14x14, pos_mlp=8, causal)", "'causal' does not go with"),
         (
             "input(197x96) > attn(heads=3, map=14x14, pos_mlp=8, cls) as rp > attn(heads=3, map=14x14, tie=rp, cls) "
             "> attn(heads=3, map=14x14, pos_mlp=8, cls) > attn(heads=3, map=14x14, tie=rp)",
@@ -243,6 +245,20 @@ def test_shared_export_computes_timms(H, W, d, heads, hidden, bias, cls):
 def test_refusals(program, message):
     with pytest.raises(ParamsymError, match=message):
         paramsym.parse(program).evaluate()
+
+
+@pytest.mark.parametrize("H, W, d, heads, hidden, bias", CASES[1:])
+def test_export_on_a_map_counts_as_the_program(H, W, d, heads, hidden, bias):
+    network = paramsym.parse(
+        f"input({H}x{W}x{d}) > attn(heads={heads}, {'bias' if bias else 'projbias'}, pos_mlp={hidden})"
+    )
+    whole = paramsym.to_torch(network).eval()
+    values = network.evaluate()
+    assert torch_params(whole) == values["params"]
+    assert macs_of(whole, torch.zeros(1, d, H, W)) == values["macs"]
+    assert whole(torch.randn(2, d, H, W)).shape == (2, d, H, W)
+    text, back = import_back(network)
+    assert back.evaluate() == values, text
 
 
 def test_keras_export_refused():

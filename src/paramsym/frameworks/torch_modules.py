@@ -321,8 +321,8 @@ class GroupedQueryAttention(nn.Module):
     which `sr` reduces (Twins PCPVT). `pos_mlp=m` with `pos_map=(H, W)`: a relative-position bias over the H x W
     map (the input's, or the one a sequence lays out) made by timm's RelPosMlp, Linear(2, m) > ReLU > Linear(m,
     heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the scores (`pos_cls`: after a class token, whose
-    bias is zero); `share_position_bias(other)` makes a
-    module use the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own."""
+    bias is zero); `share_position_bias(other)` makes a module use the bias that `other` computes (timm's
+    shared_rel_pos), without an MLP of its own."""
 
     def __init__(
         self,
@@ -348,7 +348,7 @@ class GroupedQueryAttention(nn.Module):
         super().__init__()
         self.rope = rope
         self.sr_map = sr_map
-        if (pos_mlp is None) != (pos_map is None) and pos_mlp is not None:
+        if pos_mlp is not None and pos_map is None:
             raise ValueError("pos_mlp needs pos_map, the map the bias is over")
         self.pos_map = pos_map
         self.pos_cls = pos_cls  # a class token before the map: its row and column of the bias are zeros

@@ -517,6 +517,13 @@ class Attention(Kind):
         (2H − 1)(2W − 1) relative positions of an H x W map: the input map, or on a sequence the map it lays out row
         by row (map=HxW, T = H·W: timm's ViT-RelPos, whose blocks run on the patches as a sequence)."""
         if window is not None or grid is not None or "volume" in args.keywords:
+            if "map" in args.keywords and sr is None:
+                raise ParamsymArgumentError(
+                    "map=HxW says which map a sequence lays out, for sr= or a position-bias MLP over the whole map: "
+                    "with window=, grid= or volume= the position bias is the window's",
+                    pos=args.keywords["map"].pos,
+                    hint="leave out map=",
+                )
             return None
         where = args.keywords["pos_mlp"].pos if "pos_mlp" in args.keywords else args.keywords["tie"].pos
         for key in ("sr", "srpool", "source"):
@@ -526,7 +533,7 @@ class Attention(Kind):
                     f"its bias is over the pairs of the positions themselves",
                     pos=args.keywords[key].pos,
                 )
-        for flag in ("gpsa", "channels", "per_pair"):
+        for flag in ("gpsa", "channels", "per_pair", "causal"):
             if flag in args.flags:
                 raise ParamsymArgumentError(
                     f"'{flag}' does not go with a position-bias MLP over the whole map (pos_mlp= without window=)"
@@ -1835,7 +1842,7 @@ class Attention(Kind):
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         name = type(module).__name__
         if name in ("SelfAttention", "GroupedQueryAttention"):
-            return _own_text(module)
+            return _own_text(module, len(ctx.in_shape) == 3)
         if name == "WindowAttention":
             return _window_text(module, ctx)
         if name in ("ShiftedWindowAttention3d", "WindowAttention3d"):
@@ -1883,8 +1890,9 @@ class Attention(Kind):
         return _encoder_text(module, ctx)
 
 
-def _own_text(module: Any) -> str:
-    """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back."""
+def _own_text(module: Any, sequence: bool = True) -> str:
+    """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back (`sequence`:
+    on (N, C, T), where a position-bias MLP over a map names its map)."""
     if type(module).__name__ == "SelfAttention":
         mha = module.attention
         heads, kv_heads, head_dim, width = mha.num_heads, mha.num_heads, mha.head_dim, mha.embed_dim
@@ -1914,7 +1922,7 @@ def _own_text(module: Any) -> str:
             "which the import does not follow"
         )
     if getattr(module, "pos_mlp", None) is not None:
-        parts.append("map={}x{}".format(*module.pos_map) if len(module.pos_map) == 2 else "")
+        parts += ["map={}x{}".format(*module.pos_map)] * sequence
         parts.append(f"pos_mlp={module.pos_mlp[0].out_features}")
         parts += ["cls"] * bool(getattr(module, "pos_cls", False))
     extras: list[str] = []
