@@ -1323,9 +1323,10 @@ def _shared_bias(c: _Converter, node) -> bool:
         return False
     inputs = [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
     owners = {c.shared_biases.get(a.name) for a in inputs}
-    if not inputs or len(owners) != 1 or None in owners:
+    found = owners.pop() if len(owners) == 1 else None
+    if found is None:
         return False
-    c.shared_biases[node.name] = owners.pop()
+    c.shared_biases[node.name] = found
     return True
 
 

@@ -402,6 +402,8 @@ class GroupedQueryAttention(nn.Module):
         """Use the position bias that `other` computes (it runs first); this module has no MLP of its own."""
         if getattr(other, "pos_mlp", None) is None:
             raise ValueError("the module to share a position bias with has no pos_mlp")
+        if not isinstance(other, GroupedQueryAttention):
+            raise ValueError("a position bias is shared with another GroupedQueryAttention")
         self.bias_from = [other]
         self.pos_map, self.pos_cls = other.pos_map, other.pos_cls
 
