@@ -1463,6 +1463,41 @@ def _kind_function(c: _Converter, node) -> bool:
     return c.layer(node, source, text)
 
 
+def _shared_bias(c: _Converter, node) -> bool:
+    """An operation that computes a position bias from the buffers and layers of timm's RelPosMlp alone (ViT-RelPos
+    with shared_rel_pos: the model calls get_bias() once and gives the bias to every block): nothing here; the
+    attention it is given to reads it (kinds/attention.py, `_shared_position_bias`), and a value computed from it
+    by anything else is refused (it is no value the importer has read)."""
+    if node.op in ("get_attr", "call_module"):
+        parts = str(node.target).split(".")
+        owner = None
+        root = c.gm.meta.get("root", c.gm)
+        for i in range(len(parts) - 1, 0, -1):
+            try:
+                module = root.get_submodule(".".join(parts[:i]))
+            except AttributeError:
+                return False
+            if type(module).__name__ == "RelPosMlp":
+                owner = ".".join(parts[:i])
+                break
+        if owner is None:
+            return False
+        inputs = [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
+        if not all(c.shared_biases.get(a.name) == owner for a in inputs):
+            return False
+        c.shared_biases[node.name] = owner
+        return True
+    if node.op not in ("call_method", "call_function"):
+        return False
+    inputs = [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
+    owners = {c.shared_biases.get(a.name) for a in inputs}
+    found = owners.pop() if len(owners) == 1 else None
+    if found is None:
+        return False
+    c.shared_biases[node.name] = found
+    return True
+
+
 # The names of the functions and methods that kinds import, and of the ones read as nothing
 _KIND_FUNCTIONS = tuple(
     dict.fromkeys([*(name for kind in kinds.KINDS for name in kind.torch_functions), *_EVAL_IDENTITY])
@@ -1471,6 +1506,7 @@ _KIND_FUNCTIONS = tuple(
 # What PyTorch runs -> the handler that reads it, tried in this order (the first that takes a node reads it).
 OPERATIONS: list[tuple[tuple, Handler]] = [
     (("placeholder",), _input),
+    ((ANY,), _shared_bias),
     ((ANY,), _attention_member),
     (("builtins.tuple",), _outputs_tuple),
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
@@ -1573,6 +1609,7 @@ class _Converter:
         self.tables: dict[str, tuple] = {}  # tables a module makes from sizes alone (`_generated_table`)
         # blocks that take the class token apart (`_class_block`): their patches' node and their class token's shape
         self.class_blocks: dict[str, tuple] = {}
+        self.shared_biases: dict[str, str] = {}  # a RelPosMlp's bias on the way (`_shared_bias`): its module
         self.table = _resolved(OPERATIONS)
 
     def convert(self) -> tuple[str, str]:
@@ -2024,6 +2061,36 @@ def _side_heads(ops: dict[str, _Op], end: str, outputs: list[str], idom: dict) -
     return heads
 
 
+def _name_shared_biases(converter) -> None:
+    """Attention layers given one position bias that the model computes once (timm's ViT-RelPos with
+    shared_rel_pos: `attn(..., pos_mlp=m)` each, as the kind reads them): the first is named (`as sharedpos1`) and
+    computes it, the others use it (`tie=sharedpos1` in place of `pos_mlp=m`), so that its MLP is counted once, as
+    PyTorch's parameters() and FlopCounterMode count it."""
+    first: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for node in converter.gm.graph.nodes:
+        given = (*node.args[1:], *node.kwargs.values()) if node.op == "call_module" else ()
+        biases = [a for a in given if hasattr(a, "name") and a.name in converter.shared_biases]
+        op = converter.ops.get(node.name)
+        if not biases or op is None:
+            continue
+        bias = biases[0]
+        found = re.search(r", pos_mlp=[0-9]+(?=[,)])", op.text) if op.text.endswith(")") else None
+        kind = kinds.lookup(op.text.partition("(")[0])
+        if kind is None or not {"tie", "pos_mlp"} <= kind[0].keywords or found is None:
+            raise ImportRefused(
+                f"module '{node.target}' ({type(converter.gm.get_submodule(node.target)).__name__}) is given a shared "
+                f"position bias, which only a layer that takes pos_mlp= and tie= (an attention over a map) can use"
+            )
+        owner = first.setdefault(bias.name, node.name)
+        if owner == node.name:
+            continue
+        if owner not in names:
+            names[owner] = f"sharedpos{len(names) + 1}"
+            converter.ops[owner].text += f" as {names[owner]}"
+        op.text = op.text[: found.start()] + f", tie={names[owner]}" + op.text[found.end() :]
+
+
 def _name_ties(converter) -> None:
     """Layers that share one weight Parameter (an output layer tied to the embedding): the first is named
     (`as tied1`), the others use its weight (`tie=tied1`), so that the weight is counted once, as PyTorch's
@@ -2192,6 +2259,7 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     _, output = converter.convert()
     converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in side_outputs]
     _name_ties(converter)
+    _name_shared_biases(converter)
     for name, op in converter.ops.items():
         op.shape, op.last = shapes.get(name, ()), name in converter.channels_last
     ops = _normalise_concats(converter.ops)

@@ -334,7 +334,11 @@ class GroupedQueryAttention(nn.Module):
     which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
     with BEiT's table of (2H-1)(2W-1) + 3 biases per head added to the scores (its index a non-persistent buffer);
     `qk_norm` ("LayerNorm" or "RMSNorm"): a norm of the head width on every query and key head; `subln`: a LayerNorm
-    of the heads' output before the output projection (BEiT-3's sub-LN)."""
+    of the heads' output before the output projection (BEiT-3's sub-LN). `pos_mlp=m` with `pos_map=(H, W)`: a
+    relative-position bias over the H x W map (the input's, or the one a sequence lays out) made by timm's
+    RelPosMlp, Linear(2, m) > ReLU > Linear(m, heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the
+    scores (`pos_cls`: after a class token, whose bias is zero); `share_position_bias(other)` makes a module use
+    the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own."""
 
     def __init__(
         self,
@@ -356,10 +360,22 @@ class GroupedQueryAttention(nn.Module):
         cls_rel: tuple[int, int] | None = None,
         qk_norm: str | None = None,
         subln: bool = False,
+        pos_mlp: int | None = None,
+        pos_map: tuple[int, int] | None = None,
+        pos_cls: bool = False,
     ):
         super().__init__()
         self.rope = rope
         self.sr_map = sr_map
+        if pos_mlp is not None and pos_map is None:
+            raise ValueError("pos_mlp needs pos_map, the map the bias is over")
+        self.pos_map = pos_map
+        self.pos_cls = pos_cls  # a class token before the map: its row and column of the bias are zeros
+        self.pos_mlp: nn.Module | None = None
+        if pos_mlp is not None:
+            self.pos_mlp = nn.Sequential(nn.Linear(2, pos_mlp), nn.ReLU(), nn.Linear(pos_mlp, heads))
+        self.bias_from: list[nn.Module] = []  # the module whose bias this one uses (a list: not a submodule)
+        self.last_bias = None  # the bias this module computed in its last forward, for the ones that share it
         out = channels if out is None else out
         self.sr, self.srpool = sr, srpool
         if sr:
@@ -407,7 +423,7 @@ class GroupedQueryAttention(nn.Module):
         if self.logit_scale is not None:  # cosine attention: unit queries and keys, a scale per head
             q = F.normalize(q, dim=-1) * self.logit_scale.clamp(max=4.605170185988092).exp()  # at most 100
             k = F.normalize(k, dim=-1)
-        mask = None
+        mask = self.position_bias(q)
         if self.cls_rel is not None:  # BEiT's relative positions: (1, heads, T, T) added to the scores
             index = self.relative_position_index.view(-1)  # type: ignore[operator]
             mask = self.relative_position_bias_table[index].view(t, t, -1).permute(2, 0, 1).unsqueeze(0)
@@ -416,6 +432,37 @@ class GroupedQueryAttention(nn.Module):
         )
         y = y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim)
         return self.o(y if self.subln is None else self.subln(y))
+
+    def share_position_bias(self, other: nn.Module) -> None:
+        """Use the position bias that `other` computes (it runs first); this module has no MLP of its own."""
+        if getattr(other, "pos_mlp", None) is None:
+            raise ValueError("the module to share a position bias with has no pos_mlp")
+        if not isinstance(other, GroupedQueryAttention):
+            raise ValueError("a position bias is shared with another GroupedQueryAttention")
+        self.bias_from = [other]
+        self.pos_map, self.pos_cls = other.pos_map, other.pos_cls
+
+    def position_bias(self, q):
+        """(1, heads, T, T): timm's RelPosMlp over the map's offsets (log-spaced), looked up for every pair of
+        positions; another module's (share_position_bias); or None."""
+        if self.bias_from:
+            return self.bias_from[0].last_bias
+        if self.pos_mlp is None or self.pos_map is None:
+            return None
+        h, w = self.pos_map
+        dtype, device = q.dtype, q.device
+        steps_h = torch.arange(1 - h, h, device=device, dtype=dtype)
+        steps_w = torch.arange(1 - w, w, device=device, dtype=dtype)
+        offsets = torch.stack(torch.meshgrid(steps_h, steps_w, indexing="ij"), -1).reshape(-1, 2)
+        table = self.pos_mlp(offsets.sign() * offsets.abs().log1p())  # ((2h-1)(2w-1), heads)
+        rows = torch.arange(h, device=device)[:, None].expand(h, w).flatten()
+        cols = torch.arange(w, device=device)[None, :].expand(h, w).flatten()
+        index = (rows[:, None] - rows[None, :] + h - 1) * (2 * w - 1) + (cols[:, None] - cols[None, :] + w - 1)
+        bias = table[index.flatten()].view(h * w, h * w, -1).permute(2, 0, 1)
+        if self.pos_cls:
+            bias = F.pad(bias, [1, 0, 1, 0])
+        self.last_bias = bias.unsqueeze(0)
+        return self.last_bias
 
     def forward(self, x):
         y = x.movedim(1, -1)

@@ -53,7 +53,7 @@ import sympy
 
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, ParamsymUsageError
 from . import traced_attention
 from .base import (
     Args,
@@ -79,6 +79,7 @@ from .base import (
     whole_input_field,
     whole_number,
 )
+from .dense import Tie
 
 # the forms of a window's position bias (relpos=), the first the default
 RELPOS = ("table", "none", "offsets", "axes")
@@ -155,6 +156,13 @@ class AttentionOptions(Options):
     qv_bias: bool = False  # biases on the query, value and output projections, none on the keys (timm's Swin V2)
     cosine: bool = False  # cosine attention with a learned logit scale per head (Swin V2; cpb= has its own)
     per_pair: bool = False  # pos_mlp= runs on each of the w^4 query/key pairs, not the (2w-1)^2 offsets (swinv2_cr)
+    # pos_mlp= without window= or grid=: attention over all positions with the MLP's bias over the relative
+    # positions of this H x W map (the input map, or the map a sequence lays out: map=HxW); timm's ViT-RelPos
+    pos_map: tuple[Expr, Expr] | None = None
+    # tie=NAME: the position bias that the attention NAME computes, used again (timm's shared_rel_pos): its MLP
+    # is counted there, once; this layer has no position-bias parameters or MACs of its own
+    pos_tie: Tie | None = None
+    pos_cls: bool = False  # with pos_map: a class token before the map's positions, with a bias of zero (timm's)
     # the window's position bias (relpos=): "table" (Swin's (2w-1)^2 x h), "none", "offsets" (one bias per head
     # for each offset |row|, |column|: w^2 x h, TinyViT's and LeViT's) or "axes" (SAM's decomposed tables of
     # (2w-1) x e along each axis, added through the queries)
@@ -228,6 +236,7 @@ class Attention(Kind):
             "relpos",  # relpos=table|none|offsets|axes: the form of a window's position bias
             "clsrel",  # clsrel=HxW: BEiT's relative positions on a class token and an H x W map
             "qk_norm",  # qk_norm=ln|rms: a norm of the head width on the queries and keys
+            "tie",  # tie=NAME: the position bias of the attention NAME, computed once (timm's shared_rel_pos)
         }
     )
     flags = frozenset(
@@ -268,6 +277,8 @@ class Attention(Kind):
         "PoolingAttention",  # paramsym's own export of MViT's pooling attention
         "timm.models.maxxvit.PartitionAttentionCl",  # timm's MaxViT block or grid attention, read whole
         "timm.models.maxxvit.Attention2d",  # timm's CoAtNet attention over the whole map, read whole
+        # timm's ViT-RelPos: attention over all the patches with a RelPosMlp bias (its own, or the model's shared one)
+        "timm.models.vision_transformer_relpos.RelPosAttention",
         "timm.models.swin_transformer_v2.SwinTransformerV2Block",  # read whole: its windows are reshapes
         "timm.models.vision_transformer.ParallelScalingBlock",  # ViT-22B's parallel block, read whole
         "timm.models.swin_transformer_v2_cr.SwinTransformerV2CrBlock",  # read whole: its windows are reshapes
@@ -379,7 +390,11 @@ class Attention(Kind):
             )
         cpb = self._cpb(call, args, window)
         sr, srpool = self._reduction(call, flow, args, window, grid, source)
-        sr_map = self._sr_map(call, flow, args, sr)
+        sr_map = (
+            self._sr_map(call, flow, args, sr)
+            if sr is not None or not ({"pos_mlp", "tie"} & set(args.keywords))
+            else None  # map= with pos_mlp= (or tie=): the map of the position bias (`_pos_map`)
+        )
         if "projbias" in args.flags and args.bias:
             raise ParamsymArgumentError(
                 "'projbias' puts a bias on the output projection only, 'bias' on all four: give one",
@@ -395,7 +410,11 @@ class Attention(Kind):
                 pos=args.flags[flag].pos,
             )
         bias = args.bias or "qv_bias" in args.flags
-        pos_mlp = self._pos_mlp(call, args, window, grid)
+        pos_tie, tied = self._pos_tie(call, flow, args, window, grid)
+        pos_mlp = self._pos_mlp(call, args, window, grid) if tied is None else tied.pos_mlp
+        pos_map = self._pos_map(call, flow, args, window, grid, sr, constraints) if pos_mlp is not None else None
+        if tied is not None:
+            self._check_tie(args, heads, pos_map, tied)
         if "cosine" in args.flags and cpb is not None:
             raise ParamsymArgumentError(
                 "cpb= (Swin V2's position bias) has cosine attention and its logit scale already: 'cosine' adds "
@@ -432,6 +451,9 @@ class Attention(Kind):
             gpsa="gpsa" in args.flags,
             out=None if "volume" in args.keywords else out,  # pooling attention has its own width
             pos_mlp=pos_mlp,
+            pos_map=pos_map,
+            pos_tie=pos_tie,
+            pos_cls=pos_map is not None and "cls" in args.flags,
             qv_bias="qv_bias" in args.flags,
             cosine="cosine" in args.flags,
             per_pair="per_pair" in args.flags,
@@ -443,7 +465,7 @@ class Attention(Kind):
         )
         self._plain_only(args, options)
         if options.pooling is not None:
-            for key in ("sr", "srpool", "projbias", "gpsa", "qv_bias", "cosine", "per_pair", "pos_mlp"):
+            for key in ("sr", "srpool", "projbias", "gpsa", "qv_bias", "cosine", "per_pair", "pos_mlp", "tie"):
                 found = args.keywords.get(key) or args.flags.get(key)
                 if found is not None:
                     raise ParamsymArgumentError(
@@ -490,13 +512,6 @@ class Attention(Kind):
         arg = args.keywords.get("pos_mlp")
         if arg is None:
             return None
-        if window is None and grid is None:
-            raise ParamsymArgumentError(
-                "pos_mlp= (a relative-position bias made by an MLP) is a bias over the relative positions inside a "
-                "window or a grid: it needs window=w or grid=g",
-                pos=arg.pos,
-                hint=f"write {call.name}(heads=..., window=8, pos_mlp=512)",
-            )
         if "cpb" in args.keywords:
             raise ParamsymArgumentError(
                 "cpb= and pos_mlp= are two position-bias MLPs (Swin V2's, with a logit scale; timm's MaxxViT's): "
@@ -517,12 +532,187 @@ class Attention(Kind):
         args.constraints += whole_number(value, "pos_mlp= (the width of the position-bias MLP)", arg.pos)
         return value
 
+    def _pos_map(
+        self,
+        call: Call,
+        flow: Flow,
+        args: Args,
+        window: Expr | None,
+        grid: Expr | None,
+        sr: Expr | None,
+        constraints: list[Constraint],
+    ) -> tuple[Expr, Expr] | None:
+        """pos_mlp=m without window= or grid=: attention over all the positions, with timm's RelPosMlp over the
+        (2H − 1)(2W − 1) relative positions of an H x W map: the input map, or on a sequence the map it lays out row
+        by row (map=HxW, T = H·W: timm's ViT-RelPos, whose blocks run on the patches as a sequence)."""
+        if window is not None or grid is not None or "volume" in args.keywords:
+            if "map" in args.keywords and sr is None:
+                raise ParamsymArgumentError(
+                    "map=HxW says which map a sequence lays out, for sr= or a position-bias MLP over the whole map: "
+                    "with window=, grid= or volume= the position bias is the window's",
+                    pos=args.keywords["map"].pos,
+                    hint="leave out map=",
+                )
+            return None
+        where = args.keywords["pos_mlp"].pos if "pos_mlp" in args.keywords else args.keywords["tie"].pos
+        for key in ("sr", "srpool", "source"):
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{key}= does not go with a position-bias MLP over the whole map (pos_mlp= without window=): "
+                    f"its bias is over the pairs of the positions themselves",
+                    pos=args.keywords[key].pos,
+                )
+        for flag in ("gpsa", "channels", "per_pair", "causal"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' does not go with a position-bias MLP over the whole map (pos_mlp= without window=)"
+                    + ("; per_pair is for windows (swinv2_cr)" if flag == "per_pair" else ""),
+                    pos=args.flags[flag].pos,
+                )
+        rank = flow.shape.rank
+        arg = args.keywords.get("map")
+        if rank == 2 and "cls" in args.flags:
+            raise ParamsymShapeError(
+                "'cls' puts a class token before the positions of a sequence: on a map there is none",
+                pos=args.flags["cls"].pos,
+                hint=f"on the sequence of a class token and the map's positions: {call.name}(heads=..., map=HxW, "
+                f"pos_mlp=m, cls)",
+            )
+        if rank == 2:
+            if arg is not None:
+                raise ParamsymShapeError(
+                    "map=HxW lays a sequence out as a map, but the input is a map already: the position-bias MLP "
+                    "is over its own positions",
+                    pos=arg.pos,
+                    hint="leave out map=",
+                )
+            spatial = flow.shape.spatial or (None, None)
+            if None in spatial:
+                raise ParamsymShapeError(
+                    f"{call.name}: the position-bias MLP over the whole map needs the map's sides, which nothing "
+                    f"before it says",
+                    pos=where,
+                )
+            return (spatial[0], spatial[1])
+        if rank != 1:
+            raise ParamsymShapeError(
+                "pos_mlp= without window= or grid= is a bias over the relative positions of a whole map: the input "
+                "must be a map H x W x d, or a sequence with map=HxW",
+                pos=where,
+                hint=f"write {call.name}(heads=..., map=14x14, pos_mlp=384) on a sequence of 196 positions",
+            )
+        if arg is None:
+            raise ParamsymArgumentError(
+                "pos_mlp= (a relative-position bias made by an MLP) on a sequence is a bias over the relative "
+                "positions of the map the sequence lays out: give the map with map=HxW (or window=w on a map)",
+                pos=where,
+                hint=f"write {call.name}(heads=..., map=14x14, pos_mlp=384)",
+            )
+        if len(arg.value) != 2:
+            raise ParamsymArgumentError("map= takes the map's two sides, H x W (map=14x14)", pos=arg.pos)
+        sides = (arg.value[0], arg.value[1])
+        for side in sides:
+            if side.is_number and not (side.is_integer and side >= 1):
+                raise ParamsymArgumentError(
+                    f"map= (the map's sides) must be positive whole numbers, not {side}", pos=arg.pos
+                )
+            constraints += whole_number(side, "map= (a side of the map)", arg.pos)
+        positions = flow.shape.positions
+        first = int("cls" in args.flags)  # a class token before the map's positions (its bias is zero)
+        if positions is not None:
+            constraints += check_or_defer(
+                positions - sides[0] * sides[1] - first,
+                "zero",
+                f"map={sides[0]}x{sides[1]} has {sides[0] * sides[1]} positions"
+                + (" after a class token" if first else "")
+                + f", but the sequence has {positions}",
+                arg.pos,
+                shown=positions,
+            )
+        return sides
+
+    def _pos_tie(
+        self, call: Call, flow: Flow, args: Args, window: Expr | None, grid: Expr | None
+    ) -> tuple[Tie | None, AttentionOptions | None]:
+        """tie=NAME: the position bias that the attention named NAME (`attn(..., pos_mlp=m) as NAME`) computes,
+        used again (timm's ViT-RelPos with shared_rel_pos: one RelPosMlp whose bias every block adds). Its MLP is
+        counted where it is written, once."""
+        arg = args.keywords.get("tie")
+        if arg is None:
+            return None, None
+        name = arg.value[0].name if len(arg.value) == 1 and isinstance(arg.value[0], sympy.Symbol) else None
+        if name is None:
+            raise ParamsymArgumentError(
+                "tie= takes the name of an attention layer, given with 'attn(..., pos_mlp=m) as NAME'",
+                pos=arg.pos,
+                hint=f"e.g. {call.name}(heads=6, map=14x14, pos_mlp=384) as rp > ... > {call.name}(heads=6, "
+                f"map=14x14, tie=rp)",
+            )
+        if window is not None or grid is not None:
+            raise ParamsymArgumentError(
+                "tie= shares the position bias of an attention over the whole map (pos_mlp= without window=): "
+                "windows and grids have their own",
+                pos=arg.pos,
+            )
+        if "pos_mlp" in args.keywords:
+            raise ParamsymArgumentError(
+                f"tie={name} uses the position-bias MLP of {name}: this layer has no pos_mlp= of its own",
+                pos=args.keywords["pos_mlp"].pos,
+                hint="leave out pos_mlp=",
+            )
+        target = args.named.get(name)
+        if target is None:
+            raise ParamsymNameError(
+                f"tie={name}: no layer before this one is named '{name}'",
+                pos=arg.pos,
+                hint="name the attention first: attn(heads=..., map=HxW, pos_mlp=m) as NAME",
+            )
+        options = target.options
+        if (
+            not isinstance(options, AttentionOptions)
+            or options.pos_mlp is None
+            or options.pos_map is None
+            or options.pos_tie is not None
+        ):
+            raise ParamsymArgumentError(
+                f"tie={name}: {target.name} computes no position bias of its own over a whole map (an attn with "
+                f"pos_mlp= and no window=) to share",
+                pos=arg.pos,
+                notes=((f"'{name}' is this {target.name}", target.pos),),
+            )
+        return Tie(name, target.index), options
+
+    def _check_tie(self, args: Args, heads: Expr, pos_map: tuple[Expr, Expr] | None, tied: AttentionOptions) -> None:
+        """The shared bias has a value for each head and each pair of positions: the same heads and map."""
+        arg = args.keywords["tie"]
+        assert tied.pos_map is not None and pos_map is not None
+        pairs = [(heads, tied.heads, "heads")] + [(a, b, "side of the map") for a, b in zip(pos_map, tied.pos_map)]
+        if ("cls" in args.flags) != tied.pos_cls:
+            raise ParamsymArgumentError(
+                "tie=: the shared position bias is "
+                + ("for a class token and the map" if tied.pos_cls else "for the map's positions alone")
+                + ", this attention's sequence "
+                + ("has a class token before them" if "cls" in args.flags else "has none"),
+                pos=arg.pos,
+            )
+        for own, other, what in pairs:
+            args.constraints += check_or_defer(
+                own - other,
+                "zero",
+                f"tie=: the shared position bias has {other} as its {what}, this attention {own}",
+                arg.pos,
+                shown=own,
+            )
+
     def _pooling(self, call: Call, flow: Flow, args: Args, constraints: list[Constraint]) -> Pooling | None:
         """volume=H x W or T x H x W with q=, q_stride=, kv=, kv_stride=, out=, cls, residual, relpos (MViT's pooling
         attention)."""
         keys = ("volume", "q", "q_stride", "kv", "kv_stride")  # out= widens any attention (CoAtNet's too)
+        # `cls` with a position-bias MLP over a whole map (pos_mlp= or tie=, no window=): a class token before the map
+        given_keys = set(args.keywords)
+        whole_map = bool({"pos_mlp", "tie"} & given_keys) and not ({"volume", "window", "grid"} & given_keys)
         given = [key for key in keys if key in args.keywords] + [
-            flag for flag in ("cls", "residual", "relpos") if flag in args.flags
+            flag for flag in ("cls", "residual", "relpos") if flag in args.flags and not (flag == "cls" and whole_map)
         ]
         if not given:
             return None
@@ -945,7 +1135,8 @@ class Attention(Kind):
             return None
         if sr is None:
             raise ParamsymArgumentError(
-                "map=HxW says which map a sequence lays out, for the spatial reduction sr=R: it needs sr=",
+                "map=HxW says which map a sequence lays out, for the spatial reduction sr=R or a position-bias MLP "
+                "over the whole map (pos_mlp=m): it needs one of them",
                 pos=arg.pos,
                 hint=f"write {call.name}(heads=..., sr=2, map=HxW)",
             )
@@ -1119,6 +1310,11 @@ class Attention(Kind):
         columns of its window, 2·w·e MACs)."""
         o = AttentionOptions.of(layer)
         m = o.cpb if o.cpb is not None else o.pos_mlp
+        if o.pos_map is not None:  # over the whole map (pos_mlp= without window=); tie=: computed elsewhere, once
+            if o.pos_tie is not None or m is None:
+                return 0, 0
+            table = (2 * known(o.pos_map[0]) - 1) * (2 * known(o.pos_map[1]) - 1)
+            return 3 * m + m * heads + heads, table * (2 * m + m * heads)
         if o.volume is not None:
             table = sympy.Mul(*(2 * side - 1 for side in o.volume))
         else:
@@ -1216,6 +1412,9 @@ class Attention(Kind):
             keys, per_query = T, o.head_dim
         else:
             keys, per_query = S, S
+            if o.pos_map is not None:  # a position-bias MLP over the whole map (timm's ViT-RelPos)
+                bias_params, bias_macs = self.position_bias(layer, o.heads, None)
+                params += bias_params
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, out)
         scores = times(2, T, per_query, q)
         macs = (
@@ -1254,7 +1453,7 @@ class Attention(Kind):
         params = d * q + 2 * c * kv + q * out + (heads if o.cosine else 0)
         if layer.bias:
             params += q + (1 if o.qv_bias else 2) * kv + out
-        if o.sides is not None:
+        if o.sides is not None or o.pos_map is not None:
             params += self.position_bias(layer, heads, o.partition, head_dim=e)[0]
         if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
             return expansion.expand(self.pooling_counts(layer)["params"])
@@ -1320,7 +1519,11 @@ class Attention(Kind):
             parts.append(", gated positional attention (ConViT)")
         if o.proj_bias:
             parts.append(", bias on the output projection only")
-        if o.pos_mlp is not None:
+        if o.pos_cls:
+            parts.append(", after a class token")
+        if o.pos_tie is not None:
+            parts.append(f", the position bias of {o.pos_tie.name}")
+        elif o.pos_mlp is not None:
             parts.append(
                 f", relative-position MLP of width {words(o.pos_mlp)}" + (" on every pair" if o.per_pair else "")
             )
@@ -1432,7 +1635,25 @@ class Attention(Kind):
                 f"Grid attention (MaxViT, a paramsym extension): each position attends to the "
                 f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; {table}."
             )
-        if o.pos_mlp is not None:
+        if o.pos_map is not None:
+            h_side, w_side = o.pos_map
+            table = (2 * known(h_side) - 1) * (2 * known(w_side) - 1)
+            if o.pos_tie is not None:
+                lines.append(
+                    f"The relative-position bias over the {w(h_side)}x{w(w_side)} map is the one that the attention "
+                    f"'{o.pos_tie.name}' computes (tie={o.pos_tie.name}, timm's shared_rel_pos; a paramsym "
+                    f"extension): no parameters or MACs here, they are counted there, once."
+                )
+            else:
+                bias_params, bias_macs = self.position_bias(layer, o.heads, None)
+                lines.append(
+                    f"Every position attends to all the positions, with a relative-position bias made by an MLP "
+                    f"(timm's RelPosMlp, ViT-RelPos; a paramsym extension): Linear(2->{w(o.pos_mlp)}) > ReLU > "
+                    f"Linear({w(o.pos_mlp)}->{w(o.heads)}), both with biases, over the {w(table)} relative positions "
+                    f"of the {w(h_side)}x{w(w_side)} map: {w(bias_params)} parameters, and {w(bias_macs)} MACs each "
+                    f"time the layer runs."
+                )
+        elif o.pos_mlp is not None:
             side, m = known(o.partition), o.pos_mlp
             bias_params, bias_macs = self.position_bias(layer, o.heads, side)
             lines.append(
@@ -1670,6 +1891,12 @@ class Attention(Kind):
             reduction["proj_bias"] = True
         if o.sr_map is not None:
             reduction["sr_map"] = (num(o.sr_map[0]), num(o.sr_map[1]))
+        if o.pos_map is not None:  # a tied one has no MLP: it gets the bias of its Shared module
+            if o.pos_tie is None:
+                reduction["pos_mlp"] = num(o.pos_mlp)
+            reduction["pos_map"] = (num(o.pos_map[0]), num(o.pos_map[1]))
+            if o.pos_cls:
+                reduction["pos_cls"] = True
         if o.gpsa:
             return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
         extras = {**reduction, **_export_extras(o, num)}
@@ -1699,6 +1926,10 @@ class Attention(Kind):
             refuse_keras(layer, "spatial-reduction attention (sr=, srpool=) has no Keras layer")
         if o.gpsa:
             refuse_keras(layer, "ConViT's gated positional self-attention (gpsa) has no Keras layer")
+        if o.pos_map is not None:
+            refuse_keras(
+                layer, "a position-bias MLP over the whole map (pos_mlp=, tie=; timm's RelPosMlp) has no Keras layer"
+            )
         if o.proj_bias:
             refuse_keras(layer, "Keras' MultiHeadAttention has biases on all projections or none (projbias)")
         for what, given in (
@@ -1748,7 +1979,7 @@ class Attention(Kind):
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         name = type(module).__name__
         if name in ("SelfAttention", "GroupedQueryAttention"):
-            return _own_text(module)
+            return _own_text(module, len(ctx.in_shape) == 3)
         if name == "WindowAttention":
             return _window_text(module, ctx)
         if name in ("ShiftedWindowAttention3d", "WindowAttention3d"):
@@ -1776,6 +2007,8 @@ class Attention(Kind):
             return _timm_partition_text(module, ctx)
         if name == "Attention2d":
             return _timm_attention2d_text(module, ctx)
+        if name == "RelPosAttention":
+            return _timm_relpos_attention_text(module, ctx)
         if name == "SwinTransformerV2Block":
             return _timm_swinv2_block_text(module, ctx)
         if name == "ParallelScalingBlock":
@@ -1796,8 +2029,9 @@ class Attention(Kind):
         return _encoder_text(module, ctx)
 
 
-def _own_text(module: Any) -> str:
-    """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back."""
+def _own_text(module: Any, sequence: bool = True) -> str:
+    """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back (`sequence`:
+    on (N, C, T), where a position-bias MLP over a map names its map)."""
     if type(module).__name__ == "SelfAttention":
         mha = module.attention
         heads, kv_heads, head_dim, width = mha.num_heads, mha.num_heads, mha.head_dim, mha.embed_dim
@@ -1821,6 +2055,15 @@ def _own_text(module: Any) -> str:
             parts.append(f"{key}={getattr(module, key)}")
     if getattr(module, "sr_map", None):
         parts.append("map={}x{}".format(*module.sr_map))
+    if getattr(module, "bias_from", None):
+        raise ImportRefused(
+            "GroupedQueryAttention uses the position bias that another module computes (share_position_bias), "
+            "which the import does not follow"
+        )
+    if getattr(module, "pos_mlp", None) is not None:
+        parts += ["map={}x{}".format(*module.pos_map)] * sequence
+        parts.append(f"pos_mlp={module.pos_mlp[0].out_features}")
+        parts += ["cls"] * bool(getattr(module, "pos_cls", False))
     extras: list[str] = []
     if type(module).__name__ == "GroupedQueryAttention":
         if bias and module.k.bias is None:  # qv_bias: no key bias
@@ -2712,13 +2955,16 @@ def _timm_partition_text(block: Any, ctx: ImportContext) -> str:
     )
 
 
-def _timm_rel_pos(rel_pos: Any, heads: int, size: int, where: str) -> list[str]:
-    """The options of timm's relative-position bias over a size x size partition: RelPosBias's table (none: the
-    table is attn's own with window= or grid=)."""
+def _timm_rel_pos(
+    rel_pos: Any, heads: int, size: int, where: str, across: int | None = None, prefix: int = 0
+) -> list[str]:
+    """The options of timm's relative-position bias over a size x size partition (size x across: a whole map):
+    RelPosBias's table (none: the table is attn's own with window= or grid=)."""
     name = type(rel_pos).__name__
-    if tuple(getattr(rel_pos, "window_size", ())) != (size, size) or getattr(rel_pos, "prefix_tokens", None):
+    across = size if across is None else across
+    if tuple(getattr(rel_pos, "window_size", ())) != (size, across) or getattr(rel_pos, "prefix_tokens", 0) != prefix:
         raise ImportRefused(
-            f"{where}: its relative-position bias ({name}) is not over the {size}x{size} positions it attends to"
+            f"{where}: its relative-position bias ({name}) is not over the {size}x{across} positions it attends to"
         )
     if name == "RelPosBias" and tuple(rel_pos.relative_position_bias_table.shape) == ((2 * size - 1) ** 2, heads):
         return []
@@ -2871,6 +3117,113 @@ def _timm_swinv2_cr_block_text(block: Any, ctx: ImportContext) -> str:
         f"res(attn({', '.join(options)}) > ln{_timm_then(block.drop_path1, c, ctx, where)}) "
         f"> res({_timm_mlp_text(block.mlp, c, where)} > ln{_timm_then(block.drop_path2, c, ctx, where)}){norm3}"
     )
+
+
+def _shared_position_bias(ctx: ImportContext, where: str) -> Any:
+    """The RelPosMlp whose bias an attention is given (timm's ViT-RelPos with shared_rel_pos: the model computes
+    `shared_rel_pos.get_bias()` once and passes it to every block), found from the operations that compute it: all
+    of them must run on that module's own buffers and layers (no value of the model's input enters). None when no
+    bias is given."""
+    node = ctx.node
+    given = [v for k, v in getattr(node, "kwargs", {}).items() if hasattr(v, "name")] + [
+        a for a in getattr(node, "args", ())[1:] if hasattr(a, "name")
+    ]
+    if not given:
+        return None
+    if len(given) != 1:
+        raise ImportRefused(f"{where} takes {len(given) + 1} tensors; the language's attn takes one value")
+    gm = node.graph.owning_module
+    gm = gm.meta.get("root", gm)  # the model (the graph module's own parents of buffers are plain modules)
+    owners: set[str] = set()
+    seen, frontier = set(), [given[0]]
+    while frontier:
+        n = frontier.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n.op == "placeholder":
+            raise ImportRefused(
+                f"{where} is given a position bias computed from the model's input; the language's shared "
+                f"position bias (tie=) is one that a RelPosMlp computes from its own coordinates"
+            )
+        if n.op in ("get_attr", "call_module"):
+            parts = str(n.target).split(".")
+            owner = next(
+                (
+                    ".".join(parts[:i])
+                    for i in range(len(parts) - 1, 0, -1)
+                    if type(gm.get_submodule(".".join(parts[:i]))).__name__ == "RelPosMlp"
+                ),
+                None,
+            )
+            if owner is None:
+                raise ImportRefused(
+                    f"{where} is given a position bias made by '{n.target}', not by timm's RelPosMlp; the language "
+                    f"has no counterpart"
+                )
+            owners.add(owner)
+        frontier += [a for a in (*n.args, *n.kwargs.values()) if hasattr(a, "name")]
+    if len(owners) != 1:
+        raise ImportRefused(f"{where} is given a position bias that is not the work of one RelPosMlp")
+    return gm.get_submodule(owners.pop())
+
+
+def _timm_relpos_attention_text(attn: Any, ctx: ImportContext) -> str:
+    """timm's RelPosAttention (ViT-RelPos, on a sequence (N, T, C) of the patches of an H x W map): qkv and proj
+    Linear layers, every position attending to all the others, with a relative-position bias over the map made by
+    timm's RelPosMlp (mode 'cr': Linear(2->m) > ReLU > Linear(m->heads), biases on both, over the (2H - 1)(2W - 1)
+    log-spaced offsets): its own (`rel_pos`), or the model's shared one given to forward (`shared_rel_pos`), which
+    the importer names on its first attention and ties the others to (`tie=`). `attn(heads=h, projbias, map=HxW,
+    pos_mlp=m)`."""
+    where = f"{ctx.node_name} (RelPosAttention)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 3:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not a sequence (N, T, C)")
+    tokens, c = shape[1:]
+    qkv, proj, heads = attn.qkv, attn.proj, attn.num_heads
+    norms = [type(getattr(attn, n, None)).__name__ for n in ("q_norm", "k_norm")]
+    if (
+        norms != ["Identity", "Identity"]
+        or qkv.in_features != c
+        or qkv.out_features != 3 * c
+        or proj.in_features != c
+        or proj.out_features != c
+        or c % heads
+        or attn.head_dim * heads != c
+        or (qkv.bias is not None and proj.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not ViT-RelPos's attention as the language writes it (qkv and proj of the {c} channels, "
+            f"heads dividing them, no norm on the queries or keys, biases on all projections, on proj only or none)"
+        )
+    shared = _shared_position_bias(ctx, where)
+    rel_pos = attn.rel_pos
+    if (rel_pos is None) == (shared is None):
+        raise ImportRefused(
+            f"{where} has "
+            + ("no relative-position bias, own or shared" if rel_pos is None else "a bias of its own and a shared one")
+            + "; the language's attn over a map with map= has exactly one"
+        )
+    bias = rel_pos if rel_pos is not None else shared
+    name = type(bias).__name__
+    sides = tuple(getattr(bias, "window_size", ()))
+    prefix = getattr(bias, "prefix_tokens", 0)
+    if prefix not in (0, 1) or len(sides) != 2 or sides[0] * sides[1] + prefix != tokens:
+        raise ImportRefused(
+            f"{where}: its relative-position bias ({name}) is over {'x'.join(map(str, sides))} positions "
+            f"with {prefix} tokens before them, not over the {tokens} positions of the sequence (the language's "
+            f"pos_mlp= over a map takes one class token before it at most: cls)"
+        )
+    if name != "RelPosMlp" or getattr(bias, "num_heads", None) != heads:
+        raise ImportRefused(
+            f"{where}: its relative-position bias ({name}) is not timm's RelPosMlp of {heads} heads; a table over a "
+            f"whole map on a sequence has no counterpart in the language"
+        )
+    (mlp_option,) = _timm_rel_pos(bias, heads, sides[0], where, sides[1], prefix)
+    options = [f"heads={heads}"] + ["bias"] * (qkv.bias is not None)
+    options += ["projbias"] * (qkv.bias is None and proj.bias is not None)
+    options += [f"map={sides[0]}x{sides[1]}", mlp_option] + ["cls"] * prefix
+    return f"attn({', '.join(options)})"
 
 
 def _timm_attention2d_text(attn: Any, ctx: ImportContext) -> str:
