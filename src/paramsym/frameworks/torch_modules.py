@@ -1572,6 +1572,31 @@ class CrossCovarianceAttention(nn.Module):
         return self.proj(out).transpose(1, 2)
 
 
+class AdditiveAttention(nn.Module):
+    """`additiveattn`: SwiftFormer's efficient additive attention on a map (N, d, H, W), as timm's
+    EfficientAdditiveAttention computes it: q and k from Linears, normalised; scores q·w_g (times d^-1/2)
+    normalised along the positions weigh the queries' sum into a global query g; Linear(g * k) + q; a Linear."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.scale_factor = d**-0.5
+        self.to_query = nn.Linear(d, d)
+        self.to_key = nn.Linear(d, d)
+        self.w_g = nn.Parameter(torch.randn(d, 1))
+        self.proj = nn.Linear(d, d)
+        self.final = nn.Linear(d, d)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        x = x.flatten(2).permute(0, 2, 1)
+        query = F.normalize(self.to_query(x), dim=-1)
+        key = F.normalize(self.to_key(x), dim=-1)
+        scores = F.normalize(query @ self.w_g * self.scale_factor, dim=1)
+        g = torch.sum(scores * query, dim=1, keepdim=True)
+        out = self.proj(g * key) + query
+        return self.final(out).permute(0, 2, 1).reshape(B, -1, H, W)
+
+
 class FourierPositions(nn.Module):
     """`fourierpos(H x W)`: adds XCiT's fixed Fourier encoding of an H x W grid (hidden sines and cosines of the
     row and of the column, projected by a 1x1 convolution) to a sequence (N, d, H·W) or a map (N, d, H, W)."""
