@@ -278,6 +278,7 @@ def test_every_kind_answers_every_question():
         "bat": "input(8x8x4) > bat(groups=2, block=4)",
         "lambdalayer": "input(8x8x4) > lambdalayer(->4, heads=2, head_dim=2, r=3)",
         "xca": "input(64x4) > xca(heads=2, bias)",
+        "additiveattn": "input(8x8x4) > additiveattn",
         "fourierpos": "input(8x8x4) > fourierpos(8x8)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
         "cga": "input(8x8x4) > cga(heads=2, key_dim=2, value_dim=2, window=4, kernels=3x5)",
