@@ -182,6 +182,30 @@ class PositionEmbedding(nn.Module):
         return x + rows.t()
 
 
+class ResizedPositionEmbedding(nn.Module):
+    """`posembed(A x B, resize=H x W, MODE)`: a learned grid of A x B vectors of d (timm's NaFlexViT keeps it as
+    (1, A, B, d)), resized to H x W (F.interpolate, MODE, antialias as given) and added to the H·W positions of a
+    sequence (N, d, H·W), row by row."""
+
+    def __init__(self, a: int, b: int, h: int, w: int, d: int, mode: str = "bicubic", antialias: bool = False):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(1, a, b, d) * 0.02)
+        self.grid = (h, w)
+        self.mode = mode
+        self.antialias = antialias
+
+    def forward(self, x):
+        corners = None if self.mode == "nearest" else False
+        table = F.interpolate(
+            self.table.permute(0, 3, 1, 2),
+            size=self.grid,
+            mode=self.mode,
+            align_corners=corners,
+            antialias=self.antialias,
+        )
+        return x + table.flatten(2)
+
+
 class SeparablePositionEmbedding(nn.Module):
     """`posembed(A x B[, cls])`: adds a_i + b_j to position i*B + j of a sequence (N, d, A*B), from a table of A
     and one of B vectors (MViT's temporal and spatial positions); with `cls` the sequence is (N, d, 1 + A*B) and
