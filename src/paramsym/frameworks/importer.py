@@ -425,7 +425,8 @@ def _position_table(c: _Converter, node) -> bool:
         ) from None
     weight = c.gm.get_parameter(_parameter_node(c, table).target)
     n, t, d = shape  # the module would see (N, d, T)
-    c.ops[node.name] = c._stand_in("PositionEmbedding", node, x, (n, d, t), weight=weight.reshape(weight.shape[-2:]))
+    rows = weight.reshape(table_shape[-2:])  # (T, d): NaFlexViT's grid (1, H, W, d) read as (1, H·W, d)
+    _added(c, node, x, lambda: c._stand_in("PositionEmbedding", node, x, (n, d, t), weight=rows))
     c.channels_last.add(node.name)
     return True
 
@@ -532,39 +533,42 @@ def _resized_position_table(c: _Converter, node) -> bool:
     shape = tuple(c.shapes.get(x.name, ()))
     h, w = table.grid
     d = table.table.shape[3]
-    if (
-        table.layout != "seq"
-        or x.name not in c.channels_last
-        or len(shape) != 3
-        or shape[1:] != (h * w, d)
-        or (node.op == "call_method" and node.target == "add_" and tables[0] is not node.args[1])
-    ):
+    if table.layout != "seq" or x.name not in c.channels_last or len(shape) != 3 or shape[1:] != (h * w, d):
         raise ImportRefused(
             f"{_operation(node)} adds a table of positions that forward resized to a value that is not a sequence "
             f"of its {h}·{w} positions row by row; the language cannot say it"
         )
     n = shape[0]
-    values_ = {"table": table.table, "grid": (h, w), "mode": table.mode, "antialias": table.antialias}
-    if node.op == "call_method" and node.target == "add_":
-        op = c.ops.get(x.name)
-        if (
-            node.users
-            or op is None
-            or not (op.kind == "skip" or (op.kind == "layer" and op.text == kinds.identity_name()))
-            or len(op.inputs) != 1
-        ):
-            raise ImportRefused(
-                f"{_operation(node)} adds a table of positions to {_described(x)} in place (add_), after which the "
-                f"traced graph does not show which uses see the sum; the language cannot say it"
-            )
-        c.ops[x.name] = _Op(x.name, "skip", inputs=list(op.inputs))
-        c.ops[node.name] = c._stand_in("ResizedPositionEmbedding", node, x, (n, d, h * w), **values_)
-        del c.ops[x.name]  # moved after the sum, which it now passes on
-        c.ops[x.name] = _Op(x.name, "skip", inputs=[node.name])
-    else:
-        c.ops[node.name] = c._stand_in("ResizedPositionEmbedding", node, x, (n, d, h * w), **values_)
+    values = {"table": table.table, "grid": (h, w), "mode": table.mode, "antialias": table.antialias}
+    _added(c, node, x, lambda: c._stand_in("ResizedPositionEmbedding", node, x, (n, d, h * w), **values))
     c.channels_last.add(node.name)
     return True
+
+
+def _added(c: _Converter, node, x, make: Callable[[], _Op]) -> None:
+    """Records the op `make()` builds for the sum `node` of x and a table of positions. For x.add_(table) in place
+    (NaFlexViT's, whose result forward does not use: torch.fx records a node nothing uses, and the later uses of x
+    read x itself), x must be a value passed on (an Identity), which becomes the sum from here on; otherwise the
+    import is refused."""
+    if not (node.op == "call_method" and node.target == "add_"):
+        c.ops[node.name] = make()
+        return
+    op = c.ops.get(x.name)
+    if (
+        node.users
+        or node.args[0] is not x
+        or op is None
+        or not (op.kind == "skip" or (op.kind == "layer" and op.text == kinds.identity_name()))
+        or len(op.inputs) != 1
+    ):
+        raise ImportRefused(
+            f"{_operation(node)} adds a table of positions to {_described(x)} in place (add_), after which the "
+            f"traced graph does not show which uses see the sum; the language cannot say it"
+        )
+    c.ops[x.name] = _Op(x.name, "skip", inputs=list(op.inputs))
+    c.ops[node.name] = make()
+    del c.ops[x.name]  # moved after the sum, which it now passes on
+    c.ops[x.name] = _Op(x.name, "skip", inputs=[node.name])
 
 
 def _map_position_table(c: _Converter, node) -> bool:
@@ -1480,7 +1484,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.getitem",), _first_of_tuple),
     (("operator.add", "torch.add"), _generated_addition),
     (("operator.add", "torch.add", "operator.iadd", "add", "add_"), _resized_position_table),
-    (("operator.add", "torch.add"), _position_table),
+    (("operator.add", "torch.add", "add_"), _position_table),
     (("operator.add", "torch.add"), _map_position_table),
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
