@@ -501,9 +501,9 @@ def _resized_view(c: _Converter, node) -> bool:
             for i, n in zip(index, ins)
         )
         layout = table.layout if whole and len(index) <= len(ins) else None
-    elif node.op == "call_method" and target == "flatten" and table.layout == "map":
-        if tuple(rest) == (2,) and outs == (*ins[:2], ins[2] * ins[3]):
-            layout = "cf"
+    elif node.op == "call_method" and target in _LAYOUT_METHODS and table.layout == "map":
+        # x.flatten(2) (or a view to that shape): the grid's positions row by row
+        layout = "cf" if outs == (*ins[:2], ins[2] * ins[3]) else None
     elif node.op == "call_method" and target in ("transpose", "swapaxes") and table.layout == "cf":
         if set(rest) == {1, 2} and outs == (ins[0], ins[2], ins[1]):
             layout = "seq"
