@@ -133,3 +133,43 @@ def test_counts_and_symbols():
     assert network.evaluate()["macs"] == 0
     symbolic = paramsym.parse("let T = H*W\ninput(T x d) > posembed(A x B, resize=H x W)")
     assert symbolic.with_values(A=3, B=5, H=6, W=5, d=4).evaluate()["params"] == 60
+
+
+class InPlace(torch.nn.Module):
+    """A resized table added in place to a Linear's output (not a value passed on) or used otherwise."""
+
+    def __init__(self, use: str):
+        super().__init__()
+        self.proj = torch.nn.Linear(4, 4)
+        self.pos_embed = torch.nn.Parameter(torch.zeros(1, 2, 2, 4))
+        self.use = use
+
+    def forward(self, x):  # x: (N, 4, T), T = 16, as from_torch gives a sequence
+        x = self.proj(x.transpose(1, 2))
+        table = torch.nn.functional.interpolate(self.pos_embed.permute(0, 3, 1, 2), size=(4, 4), mode="bilinear")
+        table = table.flatten(2).transpose(1, 2)
+        if self.use == "in place":
+            x.add_(table)
+            return x
+        if self.use == "times":
+            return x * table
+        return x + table
+
+
+@pytest.mark.parametrize(
+    "use, message",
+    [
+        ("in place", r"in place \(add_\), after which the traced graph does not show which uses see the sum"),
+        ("times", "works on a table of positions that forward resized"),
+    ],
+)
+def test_other_uses_of_a_resized_table_are_refused(use, message):
+    with pytest.raises(paramsym.ParamsymError, match=message):
+        paramsym.from_torch(InPlace(use), (16, 4))
+
+
+def test_a_resized_table_added_out_of_place_imports():
+    model = InPlace("plus")
+    text, numbers = ours(model, (16, 4))
+    assert "posembed(2x2, resize=4x4, bilinear)" in text, text
+    assert numbers == torch_truth(model, (16, 4))

@@ -483,16 +483,18 @@ def _numel(shape: tuple) -> int:
 def _resized_view(c: _Converter, node) -> bool:
     """What forward does to a resized table before adding it (NaFlexViT: `[:, :, :H, :W]` that keeps it whole,
     `.flatten(2).transpose(1, 2)`, `.to(dtype)`): the same table, laid out as a sequence."""
-    source = node.args[0] if node.args and hasattr(node.args[0], "name") else None
-    table = c.resized.get(source.name) if source is not None else None
-    if table is None:
+    if not any(getattr(a, "name", None) in c.resized for a in (*node.args, *node.kwargs.values())):
         return False
-    ins, outs = tuple(c.shapes.get(source.name, ())), tuple(c.shapes.get(node.name, ()))
     target, rest = node.target, node.args[1:]
     if getattr(target, "__name__", target) in ("add", "iadd", "add_"):
         return False  # the sum: _resized_position_table
+    source = node.args[0]
+    table = c.resized.get(getattr(source, "name", None))
+    ins, outs = tuple(c.shapes.get(getattr(source, "name", None), ())), tuple(c.shapes.get(node.name, ()))
     layout = None
-    if node.op == "call_method" and target in _SAME_VALUE_METHODS and outs == ins:
+    if table is None:  # the table is an argument of another operation on another value
+        pass
+    elif node.op == "call_method" and target in _SAME_VALUE_METHODS and outs == ins:
         layout = table.layout
     elif node.op == "call_function" and target is operator.getitem and outs == ins:
         index = rest[0] if isinstance(rest[0], tuple) else (rest[0],)
