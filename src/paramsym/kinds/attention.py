@@ -161,6 +161,27 @@ class AttentionOptions(Options):
     relpos: str = "table"
     # channel attention (DaViT's, `channels`): each head's e channels attend to each other across all positions
     channels: bool = False
+    # BEiT's relative-position bias (clsrel=HxW): the sequence is a class token then an H x W map row by row; a
+    # table of (2H-1)(2W-1) + 3 biases per head (3 for class-to-token, token-to-class, class-to-class)
+    cls_rel: tuple[Expr, Expr] | None = None
+    # a norm of the head width on each query and key head (qk_norm=ln|rms: timm's q_norm, k_norm), shared by the
+    # heads: LayerNorm 2e parameters each, RMSNorm e
+    qk_norm: str | None = None
+    subln: bool = False  # a LayerNorm of the q channels on the heads' output, before the output projection
+
+    @property
+    def qk_norm_params(self) -> Expr:
+        """The parameters of the query and key norms (qk_norm=): two norms of the head width."""
+        if self.qk_norm is None:
+            return sympy.Integer(0)
+        return 2 * (2 if self.qk_norm == "ln" else 1) * self.head_dim
+
+    @property
+    def cls_rel_table(self) -> Expr:
+        """The entries per head of BEiT's table (clsrel=HxW): (2H − 1)(2W − 1) + 3."""
+        if self.cls_rel is None:
+            return sympy.Integer(0)
+        return (2 * self.cls_rel[0] - 1) * (2 * self.cls_rel[1] - 1) + 3
 
     @property
     def partition(self) -> Expr | None:
@@ -205,6 +226,8 @@ class Attention(Kind):
             "map",  # map=HxW: the map that a sequence lays out, for sr= on a sequence
             "pos_mlp",
             "relpos",  # relpos=table|none|offsets|axes: the form of a window's position bias
+            "clsrel",  # clsrel=HxW: BEiT's relative positions on a class token and an H x W map
+            "qk_norm",  # qk_norm=ln|rms: a norm of the head width on the queries and keys
         }
     )
     flags = frozenset(
@@ -224,6 +247,7 @@ class Attention(Kind):
             "cosine",
             "per_pair",
             "channels",
+            "subln",  # a LayerNorm on the heads' output before the output projection (BEiT-3's sub-LN)
         }
     )
     torch_modules = (
@@ -258,6 +282,7 @@ class Attention(Kind):
         "timm.models.davit.SpatialBlock",  # DaViT's blocks, read whole (their windows and tokens are reshapes)
         "timm.models.davit.ChannelBlock",
         "timm.models.nest.NestLevel",  # NesT's level: its blocks are windows (blockify is a reshape)
+        "timm.models.beit.Attention",  # BEiT's: biases on q and v (a cat with a buffer of zeros), its position table
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -412,7 +437,11 @@ class Attention(Kind):
             per_pair="per_pair" in args.flags,
             relpos=relpos,
             channels="channels" in args.flags,
+            cls_rel=self._cls_rel(call, flow, args),
+            qk_norm=self._qk_norm(args),
+            subln="subln" in args.flags,
         )
+        self._plain_only(args, options)
         if options.pooling is not None:
             for key in ("sr", "srpool", "projbias", "gpsa", "qv_bias", "cosine", "per_pair", "pos_mlp"):
                 found = args.keywords.get(key) or args.flags.get(key)
@@ -626,6 +655,80 @@ class Attention(Kind):
             hint="a 1x1 window has no relative positions to normalise",
         )
         return value
+
+    def _cls_rel(self, call: Call, flow: Flow, args: Args) -> tuple[Expr, Expr] | None:
+        """clsrel=HxW: BEiT's relative-position bias on a sequence of a class token then an H x W map row by row."""
+        arg = args.keywords.get("clsrel")
+        if arg is None:
+            return None
+        if flow.shape.rank is not None and flow.shape.rank != 1:
+            raise ParamsymShapeError(
+                f"clsrel=HxW is the position bias of a sequence (a class token, then an H x W map row by row), but "
+                f"the input has {flow.shape.rank} spatial axes",
+                pos=arg.pos,
+                hint="flatten the map to a sequence and put the class token first",
+            )
+        if len(arg.value) != 2:
+            raise ParamsymArgumentError("clsrel= takes the map's two sides, H x W (clsrel=14x14)", pos=arg.pos)
+        sides = (arg.value[0], arg.value[1])
+        for side in sides:
+            if side.is_number and not (side.is_integer and side >= 1):
+                raise ParamsymArgumentError(
+                    f"clsrel= (the map's sides) must be positive whole numbers, not {side}", pos=arg.pos
+                )
+            args.constraints += whole_number(side, "clsrel= (a side of the map)", arg.pos)
+        positions = flow.shape.positions
+        if positions is not None:
+            args.constraints += check_or_defer(
+                positions - 1 - sides[0] * sides[1],
+                "zero",
+                f"clsrel={sides[0]}x{sides[1]} is a class token and {sides[0] * sides[1]} positions, but the "
+                f"sequence has {positions}",
+                arg.pos,
+                shown=positions,
+            )
+        return sides
+
+    def _qk_norm(self, args: Args) -> str | None:
+        """qk_norm=ln|rms: a norm of the head width on every query and key head (shared by the heads)."""
+        arg = args.keywords.get("qk_norm")
+        if arg is None:
+            return None
+        value = arg.value[0] if len(arg.value) == 1 else None
+        name = str(value.name) if isinstance(value, sympy.Symbol) else ""
+        if name not in ("ln", "rms"):
+            raise ParamsymArgumentError(
+                f"qk_norm= takes ln (LayerNorm) or rms (RMSNorm), not {' x '.join(str(v) for v in arg.value)}",
+                pos=arg.pos,
+                hint="timm's qk_norm=True is qk_norm=ln; ViT-22B's parallel block qk_norm=rms",
+            )
+        return name
+
+    def _plain_only(self, args: Args, o: AttentionOptions) -> None:
+        """clsrel=, qk_norm= and subln are options of attention over all the positions of its input."""
+        given = [
+            (key, found)
+            for key in ("clsrel", "qk_norm", "subln")
+            if (found := args.keywords.get(key) or args.flags.get(key)) is not None
+        ]
+        if not given:
+            return
+        others = [
+            (key, args.keywords.get(key) or args.flags.get(key))
+            for key in ("window", "grid", "volume", "channels", "gpsa", "cpb", "pos_mlp", "cosine", "source")
+            if key in args.keywords or key in args.flags
+        ]
+        if others:
+            key, found = given[0]
+            raise ParamsymArgumentError(
+                f"{key} is an option of attention over all the positions of its input: it takes no {others[0][0]}",
+                pos=found.pos,
+            )
+        if o.cls_rel is not None and (o.causal or o.sr is not None or o.srpool is not None):
+            raise ParamsymArgumentError(
+                "clsrel= is the bias of every query/key pair of the sequence: it takes no causal, sr= or srpool=",
+                pos=args.keywords["clsrel"].pos,
+            )
 
     def _channels(self, call: Call, args: Args) -> None:
         """`channels`: attention across the channels of each head (DaViT's channel attention), not positions."""
@@ -1097,6 +1200,8 @@ class Attention(Kind):
             params += out
         if o.gpsa:  # pos_proj Linear(3, h) with its bias, and one gate per head
             params += 5 * o.heads
+        # BEiT's table, the query/key norms and the sub-LN: their MACs are none (FlopCounterMode counts no norm)
+        params += o.heads * o.cls_rel_table + o.qk_norm_params + (2 * q if o.subln else 0)
         window = o.partition  # w of window=w or g of grid=g: the same counts
         bias_macs: Expr | None = sympy.Integer(0)
         if o.sides is not None:
@@ -1162,6 +1267,8 @@ class Attention(Kind):
             params += out
         if o.gpsa:
             params += 5 * heads
+        params += heads * o.cls_rel_table + (0 if o.qk_norm is None else 2 * (2 if o.qk_norm == "ln" else 1) * e)
+        params += 2 * q if o.subln else 0
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -1230,6 +1337,14 @@ class Attention(Kind):
                 }[o.relpos]
             )
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope + [", across channels"] * o.channels
+        if o.cls_rel is not None:
+            parts.append(
+                f", relative positions of a class token and a {words(o.cls_rel[0])}x{words(o.cls_rel[1])} map (BEiT)"
+            )
+        if o.qk_norm is not None:
+            parts.append(f", {'LayerNorm' if o.qk_norm == 'ln' else 'RMSNorm'} on the queries and keys")
+        if o.subln:
+            parts.append(", LayerNorm on the heads' output")
         if o.qv_bias:
             return "".join(parts) + ", with query, value and output biases"
         return "".join(parts) + (", with bias" if layer.bias else "")
@@ -1269,6 +1384,25 @@ class Attention(Kind):
             lines.append(self._explain_reduction(layer, w))
         if o.proj_bias:
             lines.append(f"A bias on the output projection only (none on queries, keys, values): {w(d)}.")
+        if o.cls_rel is not None:
+            h_, w_ = o.cls_rel
+            lines.append(
+                f"Relative positions (BEiT, a paramsym extension): the sequence is a class token, then a "
+                f"{w(h_)}x{w(w_)} map row by row; a learned table per head of {w(o.cls_rel_table)} biases "
+                f"((2H-1)(2W-1) offsets on the map, and class-to-token, token-to-class, class-to-class) added to "
+                f"the scores: {w.product(o.cls_rel_table, o.heads)} parameters, no MACs."
+            )
+        if o.qk_norm is not None:
+            kind = "A LayerNorm (weight and bias)" if o.qk_norm == "ln" else "An RMSNorm (weight)"
+            lines.append(
+                f"{kind} of the head width {w(o.head_dim)} on every query head and another on every key head, "
+                f"shared by the heads: {w(o.qk_norm_params)} parameters, no MACs."
+            )
+        if o.subln:
+            lines.append(
+                f"A LayerNorm of the {w(q)} channels of the heads' output before the output projection (BEiT-3's "
+                f"sub-LN): {w(2 * q)} parameters, no MACs."
+            )
         if o.gpsa:
             T = s["T"]
             lines.append(
@@ -1571,6 +1705,9 @@ class Attention(Kind):
             ("an output width of its own (out=)", o.out is not None),
             ("biases on the queries and values only (qv_bias)", o.qv_bias),
             ("cosine attention (cosine)", o.cosine),
+            ("BEiT's relative positions (clsrel=)", o.cls_rel is not None),
+            ("a norm on the queries and keys (qk_norm=)", o.qk_norm is not None),
+            ("a LayerNorm on the heads' output (subln)", o.subln),
         ):
             if given:
                 refuse_keras(layer, f"{what} has no Keras attention layer")
@@ -1631,6 +1768,8 @@ class Attention(Kind):
             return _timm_nest_level_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
+        if type(module).__module__ == "timm.models.beit" and name == "Attention":
+            return _timm_beit_text(module, ctx)
         if name == "SwinTransformerBlock":
             return _timm_swin_block_text(module, ctx)
         if name == "PartitionAttentionCl":
@@ -1689,19 +1828,66 @@ def _own_text(module: Any) -> str:
         extras += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
         extras += [f"out={module.o.out_features}"] * (module.o.out_features != width)
         extras += ["projbias"] * proj_bias
+        if getattr(module, "cls_rel", None) is not None:
+            extras.append("clsrel={}x{}".format(*module.cls_rel))
+        q_norm = getattr(module, "q_norm", None)
+        if q_norm is not None:
+            extras.append(f"qk_norm={'rms' if type(q_norm).__name__ == 'RMSNorm' else 'ln'}")
+        extras += ["subln"] * (getattr(module, "subln", None) is not None)
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
     return f"attn({', '.join(parts + extras)})"
 
 
-def _timm_text(module: Any, ctx: ImportContext) -> str:
-    """timm's Attention (timm.layers.attention): qkv and proj Linear layers, num_heads heads of head_dim."""
-    where = f"{ctx.node_name} (Attention)"
-    extras = [name for name in ("q_norm", "k_norm", "norm") if type(getattr(module, name, None)).__name__ != "Identity"]
-    if extras or getattr(module, "gate", None) is not None:
+def _qk_norm_text(q_norm: Any, k_norm: Any, head_dim: int, where: str) -> list[str]:
+    """timm's q_norm and k_norm as `qk_norm=ln|rms` (a LayerNorm with weight and bias, or an RMSNorm with a weight,
+    of the head width, the same kind on both); none: []. Any other norm is refused."""
+    kinds = [type(q_norm).__name__, type(k_norm).__name__]
+    if kinds == ["Identity", "Identity"]:
+        return []
+    form = None
+    if kinds[0] == kinds[1]:
+        shapes = [
+            (
+                tuple(n.normalized_shape) if hasattr(n, "normalized_shape") else None,
+                getattr(n, "weight", None) is not None,
+                getattr(n, "bias", None) is not None,
+            )
+            for n in (q_norm, k_norm)
+        ]
+        if kinds[0] == "LayerNorm" and all(s == ((head_dim,), True, True) for s in shapes):
+            form = "ln"
+        elif kinds[0] in ("RmsNorm", "RMSNorm") and all(s[:2] == ((head_dim,), True) and not s[2] for s in shapes):
+            form = "rms"
+    if form is None:
         raise ImportRefused(
-            f"{where} normalises its queries, keys or output ({', '.join(extras) or 'a gate'}), which the language's "
-            f"attn has no counterpart for"
+            f"{where} normalises its queries and keys with {kinds[0]} and {kinds[1]}: the language's attn has "
+            f"qk_norm=ln (LayerNorm with weight and bias) or qk_norm=rms (RMSNorm with a weight) of the head width "
+            f"{head_dim} on both"
         )
+    return [f"qk_norm={form}"]
+
+
+def _timm_text(module: Any, ctx: ImportContext) -> str:
+    """timm's Attention (timm.layers.attention): qkv and proj Linear layers, num_heads heads of head_dim; q_norm and
+    k_norm (`qk_norm=ln|rms`), a LayerNorm `norm` on the heads' output (timm's scale_norm: `subln`)."""
+    where = f"{ctx.node_name} (Attention)"
+    if getattr(module, "gate", None) is not None:
+        raise ImportRefused(f"{where} gates its output (gate), which the language's attn has no counterpart for")
+    norms = _qk_norm_text(module.q_norm, module.k_norm, module.head_dim, where)
+    norm = getattr(module, "norm", None)
+    if type(norm).__name__ != "Identity":
+        attn_dim = module.num_heads * module.head_dim
+        if not (
+            type(norm).__name__ == "LayerNorm"
+            and tuple(norm.normalized_shape) == (attn_dim,)
+            and norm.weight is not None
+            and norm.bias is not None
+        ):
+            raise ImportRefused(
+                f"{where} normalises its output with {type(norm).__name__}: the language's attn has subln, a "
+                f"LayerNorm (weight and bias) of the heads' {attn_dim} channels"
+            )
+        norms.append("subln")
     qkv, proj = module.qkv, module.proj
     width, heads, head_dim = qkv.in_features, module.num_heads, module.head_dim
     if proj.out_features != width or qkv.out_features != 3 * heads * head_dim:
@@ -1716,7 +1902,59 @@ def _timm_text(module: Any, ctx: ImportContext) -> str:
         + [f"head_dim={head_dim}"] * (heads * head_dim != width)
         + ["bias"] * (qkv.bias is not None)
         + ["projbias"] * (qkv.bias is None and proj.bias is not None)
+        + norms
     )
+    return f"attn({', '.join(parts)})"
+
+
+def _timm_beit_text(module: Any, ctx: ImportContext) -> str:
+    """timm's BEiT Attention (timm.models.beit): qkv without bias, then optional q_bias and v_bias parameters (the
+    key's bias a buffer of zeros, all three concatenated into the bias of F.linear: `qv_bias`), a table of
+    (2H-1)(2W-1) + 3 biases per head indexed by relative_position_index on a class token and an H x W map
+    (`clsrel=HxW`), proj with its bias."""
+    where = f"{ctx.node_name} (Attention)"
+    qkv, proj = module.qkv, module.proj
+    heads = module.num_heads
+    width = qkv.in_features
+    attn_dim = proj.in_features
+    head_dim = attn_dim // heads
+    node = ctx.node
+    shared = node.kwargs.get("shared_rel_pos_bias") if node is not None else None
+    if shared is None and node is not None and len(node.args) > 1:
+        shared = node.args[1]
+    if shared is not None:
+        raise ImportRefused(
+            f"{where} adds a relative-position bias shared by the blocks (shared_rel_pos_bias), which the language's "
+            f"attn has no counterpart for"
+        )
+    if (
+        qkv.bias is not None
+        or proj.bias is None
+        or qkv.out_features != 3 * attn_dim
+        or proj.out_features != width
+        or head_dim * heads != attn_dim
+        or getattr(module, "qkv_bias_separate", False)
+    ):
+        raise ImportRefused(
+            f"{where} is not BEiT's attention as the language writes it (qkv without bias, biases on q and v or none, "
+            f"proj with its bias)"
+        )
+    parts = [f"heads={heads}"] + [f"head_dim={head_dim}"] * (attn_dim != width)
+    if module.q_bias is not None:
+        parts.append("qv_bias")
+    else:
+        parts.append("projbias")
+    table = module.relative_position_bias_table
+    if table is not None:
+        rows, cols = module.window_size
+        entries = (2 * rows - 1) * (2 * cols - 1) + 3
+        (shape,) = ctx.arg_shapes[:1] or (ctx.in_shape,)  # (N, T, d)
+        if tuple(table.shape) != (entries, heads) or len(shape) != 3 or shape[1] != rows * cols + 1:
+            raise ImportRefused(
+                f"{where} has a relative-position table of {tuple(table.shape)} for a {rows}x{cols} window, on a "
+                f"sequence of {shape[1:2]} positions: the language's clsrel=HxW is a class token and the H x W map"
+            )
+        parts.append(f"clsrel={rows}x{cols}")
     return f"attn({', '.join(parts)})"
 
 
@@ -1769,8 +2007,8 @@ def _timm_parallel_block_text(block: Any, ctx: ImportContext) -> str:
     side, summed, layer-scaled, added to the input. Its one Linear `in_proj` computes the MLP's fc1 and the
     queries, keys and values together, the same products as separate ones (the MLP's bias a parameter of its own,
     `mlp_bias`, when in_proj has none): `res(ln > add(attn | dense > gelu > dense) > layerscale)`. The fused output
-    projection (one Linear of the attention's and the MLP's values side by side) and normalised queries or keys
-    are refused."""
+    projection (one Linear of the attention's and the MLP's values side by side) is refused; normalised queries and
+    keys are `qk_norm=ln|rms`."""
     from . import for_torch_module, identity_name  # the block's norm, layer scale and drop path are read by their kinds
 
     where = f"{ctx.node_name} (ParallelScalingBlock)"
@@ -1779,12 +2017,7 @@ def _timm_parallel_block_text(block: Any, ctx: ImportContext) -> str:
     hidden = in_proj.out_features - 3 * width
     heads, head_dim = block.num_heads, block.head_dim
     attn_out, mlp_out = block.attn_out_proj, block.mlp_out_proj
-    normed = [n for n in ("q_norm", "k_norm") if type(getattr(block, n)).__name__ != "Identity"]
-    if normed:
-        raise ImportRefused(
-            f"{where} normalises its queries and keys ({', '.join(normed)}: {type(block.q_norm).__name__}), which "
-            f"the language's attn has no counterpart for"
-        )
+    norms = _qk_norm_text(block.q_norm, block.k_norm, head_dim, where)
     norm_kind = for_torch_module(norm)
     norm_text = norm_kind.from_torch(norm, ctx) if norm_kind is not None else None
     if (
@@ -1820,7 +2053,7 @@ def _timm_parallel_block_text(block: Any, ctx: ImportContext) -> str:
             raise ImportRefused(f"{where}: its {type(module).__name__} has no counterpart in the language")
         return f" > {text}" if text and text != identity_name() else ""
 
-    options = [f"heads={heads}"] + ["bias"] * qkv_bias + ["projbias"] * (proj_bias and not qkv_bias)
+    options = [f"heads={heads}"] + ["bias"] * qkv_bias + ["projbias"] * (proj_bias and not qkv_bias) + norms
     fc1 = f"dense(->{hidden}{', bias' if mlp_bias else ''})"
     fc2 = f"dense(->{width}{', bias' if proj_bias else ''})"
     return (
@@ -2861,6 +3094,12 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
         kwargs["qv_bias"] = True
     if o.cosine:
         kwargs["cosine"] = True
+    if o.cls_rel is not None:
+        kwargs["cls_rel"] = (num(o.cls_rel[0]), num(o.cls_rel[1]))
+    if o.qk_norm is not None:
+        kwargs["qk_norm"] = "LayerNorm" if o.qk_norm == "ln" else "RMSNorm"
+    if o.subln:
+        kwargs["subln"] = True
     return kwargs
 
 
