@@ -2231,7 +2231,7 @@ def _qv_bias_linears(module, traced) -> None:
 
     changed = False
     for node in list(traced.graph.nodes):
-        if node.op != "call_function" or getattr(node.target, "__name__", None) != "linear":
+        if node.op != "call_function" or node.target is not torch.nn.functional.linear:
             continue
         args, kwargs = list(node.args), dict(node.kwargs)
         names = ("input", "weight", "bias")
