@@ -982,6 +982,7 @@ class MultiScaleLinearAttention(nn.Module):
             )
             for k in scales
         )
+        self.kernel_func = nn.ReLU()
         self.proj = _ConvNorm(total * (1 + len(scales)), out, norm, bias)
 
     def forward(self, x):
@@ -990,7 +991,7 @@ class MultiScaleLinearAttention(nn.Module):
         qkv = torch.cat([qkv, *(op(qkv) for op in self.aggreg)], dim=1)
         qkv = qkv.reshape(n, -1, 3 * self.dim, H * W).transpose(-1, -2)
         q, k, v = qkv.chunk(3, dim=-1)
-        q, k = F.relu(q), F.relu(k)
+        q, k = self.kernel_func(q), self.kernel_func(k)
         v = F.pad(v, (0, 1), mode="constant", value=1.0)
         y = q @ (k.transpose(-1, -2) @ v)
         y = y[..., :-1] / (y[..., -1:] + self.eps)
