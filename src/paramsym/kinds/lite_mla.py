@@ -180,7 +180,7 @@ class MultiScaleLinearAttention(Kind):
             f"for {w(h)} heads of {w(e)} channels ({w.product(d, 3 * T)} weights"
             + (", then a BatchNorm" if o.qkv_bn else "")
             + ").",
-            f"Each of the {w(S)} scales ("
+            "Each scale ("
             + ", ".join(f"{w(k)}x{w(k)}" for k in o.scales)
             + f") adds {w(h)} heads: a depthwise convolution of the {w(3 * T)} channels and a 1x1 convolution "
             f"in {w(3 * h)} groups of {w(e)} channels.",
@@ -189,11 +189,10 @@ class MultiScaleLinearAttention(Kind):
             f"({w.product((1 + S) * T, out)} weights" + (", then a BatchNorm" if o.bn else "") + ").",
             f"{w(counts.params)} parameters" + (", with biases on every convolution." if layer.bias else "."),
         ]
-        if counts.macs is not None:
-            lines.append(
-                "MACs: the convolutions at every position, and each head's two matrix products, "
-                f"{w.product(2, e, e + 1)} per position: {w(counts.macs)}."
-            )
+        lines.append(
+            "MACs: the convolutions at every position, and each head's two matrix products "
+            f"({w.product(2, e, e + 1)} per position); the ReLUs, the division and the BatchNorms are element-wise."
+        )
         return lines
 
     # ---- frameworks
