@@ -964,6 +964,64 @@ class OffsetBiasAttention(nn.Module):
         return y
 
 
+class _ConvNorm(nn.Module):
+    """A 1x1 convolution and a BatchNorm2d or none (timm's ConvNormAct without activation), as `conv` and `norm`."""
+
+    def __init__(self, cin: int, cout: int, norm: bool, bias: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
+        self.norm = nn.BatchNorm2d(cout) if norm else nn.Identity()
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class MultiScaleLinearAttention(nn.Module):
+    """`litemla(heads=h, head_dim=e, ->o, scales=..., qkv_bn, bn, bias)`: EfficientViT's multi-scale linear attention
+    on a map (N, C, H, W): a 1x1 convolution gives q, k, v for h heads of e channels (`qkv`), each scale a depthwise
+    k x k and a 1x1 convolution in 3h groups (`aggreg`), ReLU linear attention per head of every scale, a 1x1
+    convolution to `out` channels (`proj`); BatchNorms after qkv (`qkv_norm`) and proj (`norm`). timm's LiteMLA's
+    names, so that its weights load."""
+
+    def __init__(
+        self,
+        channels: int,
+        out: int,
+        heads: int,
+        head_dim: int,
+        scales=(5,),
+        qkv_norm: bool = False,
+        norm: bool = False,
+        bias: bool = False,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        total = heads * head_dim
+        self.dim, self.eps = head_dim, eps
+        self.qkv = _ConvNorm(channels, 3 * total, qkv_norm, bias)
+        self.aggreg = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(3 * total, 3 * total, k, padding=k // 2, groups=3 * total, bias=bias),
+                nn.Conv2d(3 * total, 3 * total, 1, groups=3 * heads, bias=bias),
+            )
+            for k in scales
+        )
+        self.kernel_func = nn.ReLU()
+        self.proj = _ConvNorm(total * (1 + len(scales)), out, norm, bias)
+
+    def forward(self, x):
+        n, _, H, W = x.shape
+        qkv = self.qkv(x)
+        qkv = torch.cat([qkv, *(op(qkv) for op in self.aggreg)], dim=1)
+        qkv = qkv.reshape(n, -1, 3 * self.dim, H * W).transpose(-1, -2)
+        q, k, v = qkv.chunk(3, dim=-1)
+        q, k = self.kernel_func(q), self.kernel_func(k)
+        v = F.pad(v, (0, 1), mode="constant", value=1.0)
+        y = q @ (k.transpose(-1, -2) @ v)
+        y = y[..., :-1] / (y[..., -1:] + self.eps)
+        return self.proj(y.transpose(-1, -2).reshape(n, -1, H, W))
+
+
 def _conv_norm_bias(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
     """A convolution with bias, padding kernel // 2, then BatchNorm2d (EfficientFormerV2's ConvNorm), as `conv` and
     `bn`."""
