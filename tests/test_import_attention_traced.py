@@ -342,7 +342,7 @@ timm = pytest.importorskip("timm")
 @pytest.mark.parametrize(
     "name, says",
     [
-        ("swiftformer_xs", "module 'stages.0.blocks.2.attn' (EfficientAdditiveAttention): "),
+        ("coat_lite_tiny", "module 'serial_blocks1.0.factoratt_crpe' (FactorAttnConvRelPosEnc): "),
     ],
 )
 def test_timm_attention_that_is_not_attn_is_refused_by_name(name, says):
