@@ -383,11 +383,14 @@ def _class_token(c: _Converter, node) -> bool:
     if _parameter_node(c, x) is not None or x.name not in c.channels_last or len(c.shapes.get(x.name, ())) != 3:
         return False
     params = [_parameter_node(c, t) for t in tokens]
-    if any(p is None for p in params) or any(c.shapes[t.name][1] != 1 for t in tokens):
+    if any(p is None for p in params) or any(len(c.shapes[t.name]) != 3 for t in tokens):
         return False
     n, t, d = c.shapes[x.name]  # the module would see (N, d, T)
+    # a table of k tokens (timm's register tokens, reg_token of (1, k, d)) is k learned vectors: `cls` k times
     texts = [
-        c._stand_in("ClassToken", node, x, (n, d, t), weight=c.gm.get_parameter(p.target)[0, 0]).text for p in params
+        c._stand_in("ClassToken", node, x, (n, d, t), weight=c.gm.get_parameter(p.target)[0, i]).text
+        for p, token in zip(params, tokens)
+        for i in range(c.shapes[token.name][1])
     ]
     c.ops[node.name] = _Op(node.name, "layer", " > ".join(texts), [c._through(x)])
     c.channels_last.add(node.name)
