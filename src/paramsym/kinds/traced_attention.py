@@ -553,23 +553,24 @@ class _Reader:
         x, partner, sign = plain.ids.flatten(), turned.ids.flatten(), turned.sign.flatten()
         ch, b, t = self.decode(x)
         ch2, b2, t2 = self.decode(partner)
-        order = x.argsort()
-        ordered = x[order]
-        found = torch.searchsorted(ordered, partner).clamp(max=max(x.numel() - 1, 0))
+        # where each origin is in x (every origin once), by a table over all the projected channels' origins
+        size = len(self.r.projections) * self.B * self.T * self.width
+        where = torch.full((size,), -1, dtype=torch.long)
+        where[x] = torch.arange(x.numel())
+        back = where[partner]  # the element of x that is each element's partner
         if (
             not bool((b == b2).all())
             or not bool((t == t2).all())
             or not bool((ch // self.width == ch2 // self.width).all())
             or bool((x == partner).any())
-            or bool((ordered[1:] == ordered[:-1]).any())
-            or not bool((ordered[found] == partner).all())
+            or not bool((where[x] == torch.arange(x.numel())).all())
+            or bool((back < 0).any())
         ):
             self.refuse(
                 node,
                 "rotates channels with others than their partners at the same position (rotary positions turn "
                 "pairs of a head's channels): the language's attn has no counterpart",
             )
-        back = order[found]  # the element of x that is each element's partner
         if not bool((partner[back] == x).all()) or not bool((sign[back] == -sign).all()):
             self.refuse(
                 node,
