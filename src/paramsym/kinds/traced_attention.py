@@ -17,7 +17,10 @@ every position into one Linear back to the width, and every channel of every pro
 Keys and values may come from a spatial reduction of x (PVT v2, Twins: Conv2d(d, d, R, stride R) > LayerNorm on x
 laid out as its map, `sr=R`; NextViT: AvgPool1d(R², stride R²) > BatchNorm1d over x's positions, `srpool=R`),
 whose operations are followed the same way (`_Reader.reduce`). A bias on the output projection alone is
-`projbias`. Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads,
+`projbias`. Rotary positions on the queries and keys, x * cos + rotate(x) * sin with tables that forward makes
+itself (rotate_half's or interleaved pairs, on all positions or after prefix tokens), are `rope`: each term is
+followed element by element with its signs, and the pairs are checked to turn within one head, queries and keys
+alike (`_Reader.rotation`, `_Reader.rotated_heads`). Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads,
 a learned temperature, keys from another value) is refused, naming the module and what the language lacks.
 """
 
