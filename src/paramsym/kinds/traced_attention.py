@@ -20,8 +20,9 @@ whose operations are followed the same way (`_Reader.reduce`). A bias on the out
 `projbias`. Rotary positions on the queries and keys, x * cos + rotate(x) * sin with tables that forward makes
 itself (rotate_half's or interleaved pairs, on all positions or after prefix tokens), are `rope`: each term is
 followed element by element with its signs, and the pairs are checked to turn within one head, queries and keys
-alike (`_Reader.rotation`, `_Reader.rotated_heads`). Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads,
-a learned temperature, keys from another value) is refused, naming the module and what the language lacks.
+alike (`_Reader.rotation`, `_Reader.rotated_heads`). Anything else that enters (a mask, a relative-position bias,
+a norm on queries or keys, talking heads, a learned temperature, keys from another value) is refused, naming the
+module and what the language lacks.
 """
 
 from __future__ import annotations
@@ -344,7 +345,8 @@ class _Reader:
         self.e = self.e_v = 0
         self.S = self.T  # the key positions: T, or those of a spatial reduction (`reduce`)
         self.keys_reduced: bool | None = None  # whether the keys come from the reduced projections
-        self.rotations: list[tuple[Any, Any]] = []  # (channels, their partners) of each rotation (`rotation`)
+        # each rotation's origins, and their channels, positions and partners' channels (`rotation`)
+        self.rotations: list[tuple[Any, ...]] = []
 
     def refuse(self, node: Any, text: str) -> NoReturn:
         """Refused at `node`, in the words of the module that runs the attention."""
@@ -580,7 +582,7 @@ class _Reader:
                 "turns the queries or keys other than by pairs (x, y) -> (-y, x): not rotary positions, which the "
                 "language's attn has",
             )
-        self.rotations.append((x, partner))
+        self.rotations.append((x, ch, t, ch2))
         return _Value("P", plain.ids)
 
     def rotated_heads(self, out: Any) -> None:
@@ -590,12 +592,9 @@ class _Reader:
         if not self.rotations:
             return
         torch = self.torch
-        x = torch.cat([p[0] for p in self.rotations])
-        partner = torch.cat([p[1] for p in self.rotations])
-        if x.unique().numel() != x.numel():
+        x, ch, t, ch2 = (torch.cat([p[i] for p in self.rotations]) for i in range(4))
+        if int(torch.bincount(x).max()) > 1:
             self.refuse(out, "ends an attention that rotates some channels twice: not rotary positions")
-        ch, b, t = self.decode(x)
-        ch2 = self.decode(partner)[0]
         size = len(self.r.projections) * self.width
         role = torch.full((size,), -1, dtype=torch.long)
         head = torch.zeros(size, dtype=torch.long)
@@ -617,13 +616,15 @@ class _Reader:
             if not bool(mine.any()):
                 what = "queries but not its keys" if i else "keys but not its queries"
                 self.refuse(out, f"ends an attention that rotates its {what}: the language's rope turns both")
+            # (position, channel in the head, partner's channel): each at most once per head and sample (every
+            # origin is rotated once), so every head of every sample has the same ones when each is there B·h times
             pairs = (t[mine] * E + index[ch[mine]]) * E + index[ch2[mine]]
-            kinds = pairs.unique()
-            every = ((b[mine] * len(heads) + head[ch[mine]]) * (T * E * E) + pairs).unique()
-            if every.numel() != self.B * len(heads) * kinds.numel():
+            counts = torch.bincount(pairs, minlength=T * E * E)
+            present = counts > 0
+            if not bool((counts[present] == self.B * len(heads)).all()):
                 self.refuse(out, "ends an attention that rotates its heads differently: not rotary positions")
-            found.append(kinds)
-        if found[0].numel() != found[1].numel() or not bool((found[0] == found[1]).all()):
+            found.append(present)
+        if not bool((found[0] == found[1]).all()):
             self.refuse(out, "ends an attention that rotates its queries and keys differently: not rotary positions")
         if E % 2:
             self.refuse(
