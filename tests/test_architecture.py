@@ -272,17 +272,23 @@ def test_every_kind_answers_every_question():
         "eca": "input(8x8x4) > gap > eca(3)",
         "transpose": "input(8x4) > transpose",
         "rest": "input(8x4) > rest(2)",
+        "prefix": "input(8x4) > prefix(2)",
         "untokens": "input(16x4) > untokens(4x4)",
         "botattn": "input(8x8x4) > botattn(->4, heads=2)",
         "haloattn": "input(8x8x4) > haloattn(->4, heads=2, block=4, halo=1)",
         "bat": "input(8x8x4) > bat(groups=2, block=4)",
         "lambdalayer": "input(8x8x4) > lambdalayer(->4, heads=2, head_dim=2, r=3)",
         "xca": "input(64x4) > xca(heads=2, bias)",
+        "clsattn": "input(9x4) > clsattn(heads=2, bias)",
+        "talkattn": "input(16x4) > talkattn(heads=2, bias)",
+        "clsblock": "input(17x4) > clsblock(heads=2, hidden=6, bias, xcit, tokensnorm)",
         "fourierpos": "input(8x8x4) > fourierpos(8x8)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
         "cga": "input(8x8x4) > cga(heads=2, key_dim=2, value_dim=2, window=4, kernels=3x5)",
         "qpoolattn": "input(8x8x4) > qpoolattn(heads=2, ->8, window=4, stride=2, bias)",
         "winposembed": "input(8x8x4) > winposembed(3x3, window=4)",
+        "levitattn": "input(16x4) > levitattn(heads=2, key_dim=2, value_dim=4, map=4x4, stride=2, bn, act=hardswish)",
+        "ef2attn": "input(8x8x4) > ef2attn(heads=2, key_dim=2, value_dim=4, stride=2)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

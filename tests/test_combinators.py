@@ -33,6 +33,7 @@ PROGRAMS = {
     "concat": ("input(8x8x4) > concat(conv1x1(->2) | conv3x3(->3, pad=1) | id)", 116),
     "mul": ("input(8x8x4) > mul(id | gap > dense(->4, bias) > sigmoid)", 20),
     "sub": ("input(8x8x4) > sub(conv3x3(->4, pad=1) | conv1x1(->4))", 160),
+    "seqcat": ("input(8x4) > seqcat(prefix > dense(->4, bias) | rest > untokens(7x1) > conv1x1(->4) > tokens)", 36),
     "sk": ("input(8x8x4) > sk(conv3x3(->4, pad=1) | conv3x3(->4, pad=2, dilation=2) | gap > dense(->8))", 320),
     "aux": ("input(8x8x4) > aux(gap > dense(->3, bias)) > conv1x1(->2)", 23),
     "moe": ("input(6x4) > moe(dense(->8) > gelu > dense(->4), experts=4, top=2)", 16 + 4 * 64),

@@ -76,6 +76,7 @@ BIAS_HELPERS = {
     "ChannelAttention": (8, 2),
     "QueryPoolingAttention": (8, 8, 2),
     "SeparableSelfAttention": (8,),
+    "OffsetBiasAttention": (8, 2, 4, 4, (2, 2)),
 }
 
 

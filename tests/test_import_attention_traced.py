@@ -342,11 +342,11 @@ timm = pytest.importorskip("timm")
 @pytest.mark.parametrize(
     "name, says",
     [
-        ("cait_xxs24_224", "module 'blocks.0.attn' (TalkingHeadAttn): module 'blocks.0.attn.proj_l'"),
-        ("levit_128s", "module 'stages.0.blocks.0.attn' (Attention): "),
+        ("efficientvit_b0", "module 'stages.2.blocks.1.context_module.main' (LiteMLA): "),
     ],
 )
 def test_timm_attention_that_is_not_attn_is_refused_by_name(name, says):
+    """(CaiT's TalkingHeadAttn is imported whole now, as talkattn: tests/test_kind_class_attention.py.)"""
     with torch.device("meta"):
         model = timm.create_model(name, pretrained=False)
     size = model.pretrained_cfg["input_size"]
@@ -416,8 +416,8 @@ def test_timm_attention_classes_import_as_attn(path, args, kwargs, form, says):
 
 
 TIMM_REFUSED = [
-    ("cait.TalkingHeadAttn", (32, 4), "tokens", "module 'attn' (TalkingHeadAttn): module 'attn.proj_l' (Linear)"),
-    ("cait.ClassAttn", (32, 4), "tokens", "module 'attn' (ClassAttn): module 'attn.q' projects a value of shape"),
+    # CaiT's ClassAttn is the clsattn kind now (tests/test_kind_clsattn.py imports it)
+    # CaiT's TalkingHeadAttn is the talkattn kind now (tests/test_kind_class_attention.py imports it)
     # XCiT's XCA is the xca kind now (tests/test_kind_xca.py imports it)
     # DaViT's channel attention is attn(channels) (test_kind_window_blocks.py), but qkv_bias=False biases proj only
     ("davit.ChannelAttention", (32, 4), "tokens", "module 'attn' (ChannelAttention) has biases in proj only"),

@@ -51,7 +51,8 @@ def test_dotted_keys_are_what_pytorch_runs():
     for keys, handler in importer._resolved(importer.OPERATIONS):
         for key in keys:
             row_of.setdefault(key, []).append(handler.__name__)
-    assert row_of[torch.cat] == ["_class_token", "_concat"]
+    # the class token after CaiT's class-attention blocks first (`_class_block`), then a parameter's
+    assert row_of[torch.cat] == ["_class_block_joined", "_class_token", "_sequence_concat", "_concat"]
     assert row_of[F.pad] == ["_pad"]
     assert (
         row_of[operator.add]
@@ -63,14 +64,16 @@ def test_dotted_keys_are_what_pytorch_runs():
             "_sum",
         ]
     )
-    # a module that makes a table from sizes alone (no tensor argument) first; an attention's output stays laid
-    # out as a map through dropout, drop path or identity, then any module
-    assert row_of[nn.Module] == ["_generated_table", "_layout_kept", "_module"]
+    # a block that takes the class token apart from the patches (CaiT's), a module that makes a table from sizes
+    # alone (no tensor argument); an attention's output stays laid out as a map through dropout, drop path or
+    # identity, then any module
+    assert row_of[nn.Module] == ["_class_block", "_generated_table", "_layout_kept", "_module"]
     assert row_of[operator.getitem] == [
         "_broadcast_axes",
         "_token_select",
         "_whole_slice",
         "_token_rest",
+        "_token_prefix",
         "_channel_slice",
         "_channel_index",
         "_module_item",

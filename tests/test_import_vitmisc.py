@@ -134,6 +134,13 @@ def test_the_parallel_block_is_attention_and_mlp_side_by_side(width, depth, opti
     assert words in " ".join(text.split())
 
 
-def test_the_parallel_block_with_normalised_queries_and_keys_is_refused():
-    with pytest.raises(paramsym.ParamsymError, match=r"normalises its queries and keys \(q_norm, k_norm"):
-        paramsym.from_torch(ParallelViT(32, 1, num_heads=2, qk_norm=True).eval(), (16, 16, 3))
+def test_the_parallel_block_with_normalised_queries_and_keys_is_qk_norm():
+    with torch.device("meta"):
+        model = ParallelViT(32, 1, num_heads=2, qk_norm=True).eval()
+    assert "attn(heads=2, projbias, qk_norm=ln)" in _exact(model, (16, 16, 3))
+    # a LayerNorm without weight and bias is neither qk_norm=ln nor qk_norm=rms
+    block = model.blocks[0]
+    block.q_norm = nn.LayerNorm(16, elementwise_affine=False)
+    block.k_norm = nn.LayerNorm(16, elementwise_affine=False)
+    with pytest.raises(paramsym.ParamsymError, match=r"normalises its queries and keys with LayerNorm and LayerNorm"):
+        paramsym.from_torch(model, (16, 16, 3))

@@ -23,15 +23,19 @@ from paramsym.kinds.blurpool import BlurPoolOptions
 from paramsym.kinds.bottleneck_attention import BottleneckAttentionOptions
 from paramsym.kinds.cga import CascadedOptions
 from paramsym.kinds.channels import SliceOptions
+from paramsym.kinds.class_attention import ClassAttentionOptions
+from paramsym.kinds.class_block import ClassBlockOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
 from paramsym.kinds.eca import EcaOptions
+from paramsym.kinds.efficientformer_attention import EfficientFormerV2Options
 from paramsym.kinds.evonorm import EvoNormOptions
 from paramsym.kinds.fourier_positions import FourierPositionsOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.layerscale import SHARED
+from paramsym.kinds.levit_attention import OffsetAttentionOptions
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.query_pooling import QueryPoolingOptions
@@ -42,6 +46,7 @@ from paramsym.kinds.sdpa import SdpaOptions
 from paramsym.kinds.separable_attention import SeparableAttentionOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
+from paramsym.kinds.talking_heads import TalkingHeadsOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
 from paramsym.kinds.untokens import UntokensOptions
 from paramsym.kinds.upsample import ResizeOptions, UpsampleOptions
@@ -63,6 +68,14 @@ CASES = [
     ("input(8x8x4) > bat(groups=2, block=4)", 0, BilinearOptions(groups=2, block=4)),
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
     ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
+    ("input(64x32) > clsattn(heads=4, bias)", 0, ClassAttentionOptions(heads=4)),
+    ("input(64x32) > talkattn(heads=4, bias)", 0, TalkingHeadsOptions(heads=4)),
+    ("input(65x32) > clsblock(heads=4)", 0, ClassBlockOptions(heads=4, hidden=128, xcit=False, tokens_norm=False)),
+    (
+        "input(65x32) > clsblock(heads=2, hidden=64, xcit, tokensnorm)",
+        0,
+        ClassBlockOptions(heads=2, hidden=64, xcit=True, tokens_norm=True),
+    ),
     ("input(56x32) > fourierpos(7x8, hidden=16)", 0, FourierPositionsOptions(grid=(7, 8), hidden=16)),
     ("input(8x8x16) > gc(4)", 0, GlobalContextOptions(reduced=4, attention=True, add=False, act="relu")),
     ("input(8x8x16) > gc(4, mean, additive, silu)", 0, GlobalContextOptions(4, attention=False, add=True, act="silu")),
@@ -108,6 +121,26 @@ CASES = [
     ("input(16x16x8) > qpoolattn(heads=1, stride=2)", 0, QueryPoolingOptions(1, None, 2, False)),
     ("input(16x16x8) > winposembed(7x5, window=8)", 0, WindowedPositionOptions((7, 5), 8)),
     ("input(16x16x8) > sepattn(patch=2, bias)", 0, SeparableAttentionOptions(2)),
+    (
+        "input(16x8) > levitattn(->12, heads=2, key_dim=4, value_dim=8, map=4x4, stride=2, bn, act=hardswish)",
+        0,
+        OffsetAttentionOptions(2, 4, 8, 4, 4, 2, True, "hardswish", True),
+    ),
+    (
+        "input(7x7x8) > levitattn(heads=2, key_dim=4, value_dim=8, bias)",
+        0,
+        OffsetAttentionOptions(2, 4, 8, 7, 7, 1, False, None, False),
+    ),
+    (
+        "input(8x8x8) > ef2attn(heads=2, key_dim=4, value_dim=8, stride=2)",
+        0,
+        EfficientFormerV2Options(2, 4, 8, 2, False),
+    ),
+    (
+        "input(8x8x8) > ef2attn(->16, heads=2, key_dim=4, value_dim=8, down)",
+        0,
+        EfficientFormerV2Options(2, 4, 8, 2, True),
+    ),
     ("input(16x16x8) > sepattn", 0, SeparableAttentionOptions(1)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
@@ -153,6 +186,7 @@ CASES = [
     ("input(20x16) > last", 0, SelectOptions("last")),
     ("input(20x16) > rest(4)", 0, RestOptions(4)),
     ("input(20x16) > rest", 0, RestOptions(1)),
+    ("input(20x16) > prefix(3)", 0, RestOptions(3)),
 ]
 
 

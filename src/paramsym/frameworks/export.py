@@ -21,6 +21,7 @@ from importlib import resources
 
 from ..core.records import Layer, Node, TorchSpec
 from ..errors import ParamsymError, ParamsymUsageError
+from ..kinds.attention import AttentionOptions
 from ..kinds.combinators import output_shape
 from ..kinds.dense import DenseOptions, Tie
 from ..model.network import LayerCount, Network
@@ -75,8 +76,11 @@ def _replace_leaf(spec: Spec, change) -> Spec:
 
 
 def _tie(layer: Layer) -> Tie | None:
-    """The layer whose weight `layer` shares (`dense(..., tie=NAME)`), or None."""
+    """The layer whose weight `layer` shares (`dense(..., tie=NAME)`), or whose position bias it uses
+    (`attn(..., tie=NAME)`), or None."""
     options = layer.options
+    if isinstance(options, AttentionOptions):
+        return options.pos_tie
     return options.tie if isinstance(options, DenseOptions) else None
 
 
@@ -92,6 +96,8 @@ def _sharing(network: Network, num: Numbers):
         if shared is None:
             return spec
         target = network.layers[shared.index].layer
+        if isinstance(layer.options, AttentionOptions):
+            return _replace_leaf(spec, lambda leaf: Tied(shared.name, leaf))
         rows, cols = num.each(target.kind.weight(target))
         if (rows, cols) == (num(layer.cout), num(layer.cin)):
             return _replace_leaf(spec, lambda leaf: Tied(shared.name, leaf))
@@ -166,6 +172,9 @@ def build(spec: Spec, shared: dict | None = None):
         return module
     if isinstance(spec, Tied):
         module = build(spec.spec, shared)
+        if hasattr(module, "share_position_bias"):  # attn(..., tie=NAME): the position bias NAME computes
+            module.share_position_bias(shared[spec.name])
+            return module
         module.weight = shared[spec.name].weight  # one Parameter in both: parameters() counts it once
         return module
     if spec.repeat != 1:
@@ -387,7 +396,10 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
             + 1,
         )
         statements.append(f"{name} = {spec_source(spec.spec, 1, statements)}")
-        statements.append(f"{name}.weight = {shared_variable(spec.name)}.weight")
+        if spec.spec.cls == "GroupedQueryAttention":  # attn(..., tie=NAME): the position bias NAME computes
+            statements.append(f"{name}.share_position_bias({shared_variable(spec.name)})")
+        else:
+            statements.append(f"{name}.weight = {shared_variable(spec.name)}.weight")
         return name
     if spec.cls == "Keep":  # a named value: a variable, which the Fetch modules after it read
         name = kept_variable(spec.kwargs["name"])

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..errors import ImportRefused
-from ..kinds import combinators
+from ..kinds import combinators, identity_name
 from ..kinds.combinators import Merge
 
 
@@ -75,10 +75,9 @@ def graph_text(ops: dict[str, Any], start: str, end: str) -> list[str]:
             if value != before and value not in named:
                 named[value] = f"v{len(named) + 1}"
         before = name
-    for value in named:
-        if value == start:
-            raise SharedValue("the model reads its input again after other layers; the language names no input")
-    stages: list[str] = []
+    # the input read again after other layers (CrossViT's two branches, each from the image): the identity
+    # named first, as the language names no input
+    stages: list[str] = [f"{identity_name()} as {named[start]}"] if start in named else []
     before = start
     for name in order:
         op = ops[name]

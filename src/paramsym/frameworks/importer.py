@@ -33,7 +33,9 @@ from .hiera_import import recognises as hiera_recognises
 from .tracing import trace, where
 
 # the merges the importer writes: an op that joins values holds its combinator as its kind
-_ADD, _MUL, _CONCAT, _SUB = (cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat", "sub"))
+_ADD, _MUL, _CONCAT, _SUB, _SEQCAT = (
+    cast(Merge, combinators.lookup(keyword)) for keyword in ("add", "mul", "concat", "sub", "seqcat")
+)
 
 
 @dataclass
@@ -41,7 +43,7 @@ class _Op:
     """A node of the traced graph as the language sees it."""
 
     name: str
-    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT, _SUB)
+    kind: str | Merge  # "input", "layer", "skip", or a merge's combinator (_ADD, _MUL, _CONCAT, _SUB, _SEQCAT)
     text: str = ""
     inputs: list = field(default_factory=list)
     pads: tuple = ()
@@ -397,6 +399,91 @@ def _class_token(c: _Converter, node) -> bool:
     return True
 
 
+def _class_block(c: _Converter, node) -> bool:
+    """blk(x, cls) of a module whose kind takes the class token apart from the patches (`class_token_apart`: CaiT's
+    class-attention blocks, timm's `cls = blk(x, cls)`, then `torch.cat((cls, x), dim=1)`). The language keeps the
+    class token before the patches, one sequence: the first block's class token is the model's parameter (written
+    `cls`, on x), each later one is the block before's, on the same x; the block's value is that whole sequence."""
+    module = c.gm.get_submodule(node.target)
+    kind = kinds.for_torch_module(module)
+    apart = getattr(kind, "class_token_apart", None)
+    if apart is None or not apart(module):
+        return False
+    tensors = _tensor_args(node)
+    where = f"{_where_node(node)}module '{node.target}' ({type(module).__name__}) "
+    if len(tensors) != 2 or len(node.args) != 2 or node.kwargs:
+        raise ImportRefused(f"{where}takes {len(node.args)} arguments, not the patches and the class token")
+    x, token = tensors
+    shape, token_shape = tuple(c.shapes.get(x.name, ())), tuple(c.shapes.get(token.name, ()))
+    if token.name in c.class_blocks:  # a block before: (N, 1, d) in the model, the whole sequence in the language
+        token_shape = c.class_blocks[token.name][1]
+    if x.name not in c.channels_last or len(shape) != 3 or token_shape != (shape[0], 1, shape[2]):
+        raise ImportRefused(
+            f"{where}takes {shape} and {token_shape}, not a sequence (N, T, d) of patches and one class token (N, 1, d)"
+        )
+    n, t, d = shape
+    parameter = _parameter_node(c, token)
+    if parameter is not None:  # the first block: the model's class token before the patches
+        weight = c.gm.get_parameter(parameter.target)
+        if tuple(weight.shape) != (1, 1, d):
+            raise ImportRefused(f"{where}takes '{parameter.target}' of shape {tuple(weight.shape)} as its class token")
+        prefixed = f"{node.name}_token"
+        while prefixed in c.shapes or prefixed in c.ops:  # a name of its own, no node's
+            prefixed += "_"
+        c.ops[prefixed] = c._stand_in("ClassToken", node, x, (n, d, t), weight=weight[0, 0])
+        c.ops[prefixed].name = prefixed
+        c.shapes[prefixed] = (n, t + 1, d)
+        c.channels_last.add(prefixed)
+        sequence = type("N", (), {"name": prefixed})()
+    elif c.class_blocks.get(token.name, ("",))[0] == x.name:  # a later block: the class token the block before gave
+        sequence = token
+    else:
+        raise ImportRefused(
+            f"{where}takes a class token that is neither a parameter of the model nor what a block of its kind "
+            f"gave on the same patches; the language has no counterpart"
+        )
+    for user in node.users:  # the class token goes on to the next block, or before its patches, or is taken
+        if not _takes_class_token(c, user, node, x):
+            what = "the model returns as its output" if user.op == "output" else f"{_described(user)} uses"
+            raise ImportRefused(
+                f"{where}gives a class token that {what} otherwise than the next block of its kind, "
+                f"torch.cat((token, x), dim=1) before the same patches or token[:, 0]; the language has no counterpart"
+            )
+    text = _module_text(module, f"module '{node.target}'", (n, d), (n, t + 1, d), None, node, (shape, token_shape))
+    c.layer(node, sequence, text, module=node.target)
+    c.channels_last.add(node.name)
+    c.class_blocks[node.name] = (x.name, token_shape)
+    return True
+
+
+def _takes_class_token(c: _Converter, user, token, x) -> bool:
+    """Whether `user` reads the class token `token` that a block computed on the patches `x` as the language's
+    sequence (the class token before x) can stand for it: the next block on x, torch.cat((token, x), dim=1), or
+    token[:, 0]."""
+    if user.op == "call_module":
+        kind = kinds.for_torch_module(c.gm.get_submodule(user.target))
+        apart = getattr(kind, "class_token_apart", None)
+        return apart is not None and apart(c.gm.get_submodule(user.target)) and list(user.args) == [x, token]
+    if user.op == "call_function" and user.target is importlib.import_module("torch").cat:
+        dim = user.kwargs.get("dim", user.args[1] if len(user.args) > 1 else 0)
+        return list(user.args[0]) == [token, x] and dim in (1, -2)
+    return user.target is operator.getitem and user.args[1] == (slice(None), 0)
+
+
+def _class_block_joined(c: _Converter, node) -> bool:
+    """torch.cat((cls, x), dim=1) after the last of CaiT's class-attention blocks (`_class_block`): the class token
+    before the patches it was computed on, the value that block already is in the language."""
+    tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if not isinstance(tensors, (list, tuple)) or len(tensors) != 2 or dim not in (1, -2):
+        return False
+    token, x = tensors
+    if not hasattr(token, "name") or not hasattr(x, "name") or c.class_blocks.get(token.name, ("",))[0] != x.name:
+        return False
+    c.pass_on(node, token)
+    c.channels_last.add(node.name)
+    return True
+
+
 def _position_table(c: _Converter, node) -> bool:
     """x + pos_embed: a learned table of positions added to a sequence (ViT)."""
     if len(node.args) != 2:
@@ -467,8 +554,8 @@ def _token_rest(c: _Converter, node) -> bool:
     shape: tuple = c.shapes.get(source.name, ()) if source is not None else ()
     if source is None or source.name not in c.channels_last or len(shape) != 3 or not isinstance(index, tuple):
         return False
-    if len(index) < 2 or index[0] != slice(None) or any(i != slice(None) for i in index[2:]):
-        return False
+    if len(index) < 2 or index[0] != slice(None) or any(i not in (slice(None), Ellipsis) for i in index[2:]):
+        return False  # x[:, k:] or x[:, k:, ...] (CrossViT)
     kept = index[1]
     if not (isinstance(kept, slice) and kept.stop is None and kept.step in (None, 1)):
         return False
@@ -479,6 +566,49 @@ def _token_rest(c: _Converter, node) -> bool:
     else:
         c.ops[node.name] = c._stand_in("Rest", node, source, skipped=kept.start)
     c.channels_last.add(node.name)
+    return True
+
+
+def _token_prefix(c: _Converter, node) -> bool:
+    """x[:, :k] of a sequence: its first k positions alone (PiT's and CoaT's class token kept apart from the tokens
+    of the map: `prefix(k)`)."""
+    source, index = _known_source(c, node), node.args[1]
+    shape: tuple = c.shapes.get(source.name, ()) if source is not None else ()
+    if source is None or source.name not in c.channels_last or len(shape) != 3 or not isinstance(index, tuple):
+        return False
+    if len(index) < 2 or index[0] != slice(None) or any(i not in (slice(None), Ellipsis) for i in index[2:]):
+        return False  # x[:, :k] or x[:, 0:k, ...] (CrossViT)
+    kept = index[1]
+    if not (isinstance(kept, slice) and kept.start in (None, 0) and kept.step in (None, 1)):
+        return False
+    if not (isinstance(kept.stop, int) and kept.stop > 0):
+        return False
+    if kept.stop >= shape[1]:
+        c.pass_on(node, source)
+    else:
+        c.ops[node.name] = c._stand_in("Prefix", node, source, kept=kept.stop)
+    c.channels_last.add(node.name)
+    return True
+
+
+def _sequence_concat(c: _Converter, node) -> bool:
+    """torch.cat of sequences (N, T, d) along their positions (dim 1): `seqcat(A | B)` (PiT's class token and the
+    pooled map's tokens, CoaT's class token and the tokens after its convolutional position encoding)."""
+    tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if not isinstance(tensors, (list, tuple)) or len(tensors) < 2 or not all(hasattr(a, "name") for a in tensors):
+        return False
+    if any(len(c.shapes.get(a.name, ())) != 3 or _parameter_node(c, a) is not None for a in tensors):
+        return False
+    last = all(a.name in c.channels_last for a in tensors)
+    first = not any(a.name in c.channels_last or a.name in c.layouts or a.name in c.pooled for a in tensors)
+    if not ((last and dim in (1, -2)) or (first and dim in (2, -1))):  # (N, T, d) or paramsym's export's (N, d, T)
+        return False
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    c.ops[node.name] = _Op(
+        node.name, _SEQCAT, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
+    )
+    if last:
+        c.channels_last.add(node.name)
     return True
 
 
@@ -1193,6 +1323,44 @@ def _concat(c: _Converter, node) -> bool:
     return True
 
 
+def _stacked_mean(c: _Converter, node) -> bool:
+    """torch.stack([a, b, ...], dim=0) that only torch.mean(..., dim=0) reads: the values' average (CrossViT's heads
+    of its two branches), read as their sum `add(A | B)`, the division by their number being a scalar factor that
+    changes no count (docs/language.md, Scalar factors; RepViT's (head(x) + head_dist(x)) / 2 alike)."""
+    tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+    dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if not isinstance(tensors, (list, tuple)) or len(tensors) < 2 or dim != 0:
+        return False
+    if not all(hasattr(a, "name") and a.name in c.ops for a in tensors):
+        return False
+    users = list(node.users)
+    if len(users) != 1 or _name(users[0]) != "mean" or users[0].kwargs.get("keepdim"):
+        return False
+    mean = users[0]
+    dims = mean.args[1] if len(mean.args) > 1 else mean.kwargs.get("dim")
+    if dims not in (0, (0,), [0]):
+        return False
+    stack = list((node.meta.get("nn_module_stack") or {}).values())
+    c.ops[node.name] = _Op(
+        node.name, _ADD, inputs=[c._through(a) for a in tensors], module=stack[-1][0] if stack else ""
+    )
+    c.averaged.add(mean.name)
+    if all(a.name in c.channels_last for a in tensors):
+        c.channels_last.add(node.name)
+    return True
+
+
+def _stack_average(c: _Converter, node) -> bool:
+    """The torch.mean(..., dim=0) of `_stacked_mean`: the sum it reads, passed on."""
+    if node.name not in c.averaged:
+        return False
+    source = _tensor_args(node)[0]
+    c.pass_on(node, source)
+    if source.name in c.channels_last:
+        c.channels_last.add(node.name)
+    return True
+
+
 def _pad(c: _Converter, node) -> bool:
     """F.pad before the one convolution or pooling that reads it: taken as its padding where the layer can say it
     (`_Converter._take_pad`, `_Converter._padded_module_text`); a pad of zeros everywhere (timm's Swin pads its
@@ -1298,6 +1466,41 @@ def _kind_function(c: _Converter, node) -> bool:
     return c.layer(node, source, text)
 
 
+def _shared_bias(c: _Converter, node) -> bool:
+    """An operation that computes a position bias from the buffers and layers of timm's RelPosMlp alone (ViT-RelPos
+    with shared_rel_pos: the model calls get_bias() once and gives the bias to every block): nothing here; the
+    attention it is given to reads it (kinds/attention.py, `_shared_position_bias`), and a value computed from it
+    by anything else is refused (it is no value the importer has read)."""
+    if node.op in ("get_attr", "call_module"):
+        parts = str(node.target).split(".")
+        owner = None
+        root = c.gm.meta.get("root", c.gm)
+        for i in range(len(parts) - 1, 0, -1):
+            try:
+                module = root.get_submodule(".".join(parts[:i]))
+            except AttributeError:
+                return False
+            if type(module).__name__ == "RelPosMlp":
+                owner = ".".join(parts[:i])
+                break
+        if owner is None:
+            return False
+        inputs = [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
+        if not all(c.shared_biases.get(a.name) == owner for a in inputs):
+            return False
+        c.shared_biases[node.name] = owner
+        return True
+    if node.op not in ("call_method", "call_function"):
+        return False
+    inputs = [a for a in (*node.args, *node.kwargs.values()) if hasattr(a, "name")]
+    owners = {c.shared_biases.get(a.name) for a in inputs}
+    found = owners.pop() if len(owners) == 1 else None
+    if found is None:
+        return False
+    c.shared_biases[node.name] = found
+    return True
+
+
 # The names of the functions and methods that kinds import, and of the ones read as nothing
 _KIND_FUNCTIONS = tuple(
     dict.fromkeys([*(name for kind in kinds.KINDS for name in kind.torch_functions), *_EVAL_IDENTITY])
@@ -1306,6 +1509,7 @@ _KIND_FUNCTIONS = tuple(
 # What PyTorch runs -> the handler that reads it, tried in this order (the first that takes a node reads it).
 OPERATIONS: list[tuple[tuple, Handler]] = [
     (("placeholder",), _input),
+    ((ANY,), _shared_bias),
     ((ANY,), _attention_member),
     (("builtins.tuple",), _outputs_tuple),
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
@@ -1318,6 +1522,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.getitem",), _token_select),
     (("operator.getitem",), _whole_slice),
     (("operator.getitem",), _token_rest),
+    (("operator.getitem",), _token_prefix),
     (_SAME_VALUE_METHODS, _contiguous),
     (("chunk", "split"), _channel_split),
     (("operator.getitem",), _channel_slice),
@@ -1329,6 +1534,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("view", "reshape"), _shuffle_ends),
     ((ANY,), _shuffle_refused),
     (("torch.nn.Linear", "torch.nn.Conv1d", "torch.nn.Conv2d"), _attention_region),
+    (("torch.nn.Module",), _class_block),
     (("torch.nn.Module",), _generated_table),
     (("torch.nn.Module",), _layout_kept),
     (("torch.nn.Module",), _module),
@@ -1340,10 +1546,14 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
     (("operator.sub", "torch.sub", "sub"), _difference),
+    (("torch.cat",), _class_block_joined),
     (("torch.cat",), _class_token),
+    (("torch.cat",), _sequence_concat),
     (("torch.cat",), _concat),
     (("movedim",), _moved_channels),
     (("torch.nn.functional.pad",), _pad),
+    (("torch.stack",), _stacked_mean),
+    (("mean", "torch.mean"), _stack_average),
     (("mean",), _sequence_mean),
     (_KIND_FUNCTIONS, _kind_function),
     (_LAYOUT_METHODS, _layout),
@@ -1387,6 +1597,7 @@ class _Converter:
         self.modules: dict[str, object] = {}  # the module of each call_module op, for items of its output
         # values that PyTorch keeps as (N, C, 1, 1) after global pooling and the language as the vector C
         self.pooled: set[str] = set()
+        self.averaged: set[str] = set()  # torch.mean(..., dim=0) of a torch.stack read as a sum (`_stacked_mean`)
         self.aux_outputs: list[str] = []  # the side outputs (auxiliary heads) besides the model's output
         self.layouts: dict[str, _Layout] = {}  # values on the way from one layout to another (`_layout`)
         self.param_views: dict[str, Any] = {}  # views of a parameter, by node: the parameter's get_attr node
@@ -1399,6 +1610,9 @@ class _Converter:
         self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
         self.sequences: dict[str, _Layout] = {}  # the positions of a map as a sequence: the map's layout
         self.tables: dict[str, tuple] = {}  # tables a module makes from sizes alone (`_generated_table`)
+        # blocks that take the class token apart (`_class_block`): their patches' node and their class token's shape
+        self.class_blocks: dict[str, tuple] = {}
+        self.shared_biases: dict[str, str] = {}  # a RelPosMlp's bias on the way (`_shared_bias`): its module
         self.table = _resolved(OPERATIONS)
 
     def convert(self) -> tuple[str, str]:
@@ -1850,6 +2064,36 @@ def _side_heads(ops: dict[str, _Op], end: str, outputs: list[str], idom: dict) -
     return heads
 
 
+def _name_shared_biases(converter) -> None:
+    """Attention layers given one position bias that the model computes once (timm's ViT-RelPos with
+    shared_rel_pos: `attn(..., pos_mlp=m)` each, as the kind reads them): the first is named (`as sharedpos1`) and
+    computes it, the others use it (`tie=sharedpos1` in place of `pos_mlp=m`), so that its MLP is counted once, as
+    PyTorch's parameters() and FlopCounterMode count it."""
+    first: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for node in converter.gm.graph.nodes:
+        given = (*node.args[1:], *node.kwargs.values()) if node.op == "call_module" else ()
+        biases = [a for a in given if hasattr(a, "name") and a.name in converter.shared_biases]
+        op = converter.ops.get(node.name)
+        if not biases or op is None:
+            continue
+        bias = biases[0]
+        found = re.search(r", pos_mlp=[0-9]+(?=[,)])", op.text) if op.text.endswith(")") else None
+        kind = kinds.lookup(op.text.partition("(")[0])
+        if kind is None or not {"tie", "pos_mlp"} <= kind[0].keywords or found is None:
+            raise ImportRefused(
+                f"module '{node.target}' ({type(converter.gm.get_submodule(node.target)).__name__}) is given a shared "
+                f"position bias, which only a layer that takes pos_mlp= and tie= (an attention over a map) can use"
+            )
+        owner = first.setdefault(bias.name, node.name)
+        if owner == node.name:
+            continue
+        if owner not in names:
+            names[owner] = f"sharedpos{len(names) + 1}"
+            converter.ops[owner].text += f" as {names[owner]}"
+        op.text = op.text[: found.start()] + f", tie={names[owner]}" + op.text[found.end() :]
+
+
 def _name_ties(converter) -> None:
     """Layers that share one weight Parameter (an output layer tied to the embedding): the first is named
     (`as tied1`), the others use its weight (`tie=tied1`), so that the weight is counted once, as PyTorch's
@@ -1886,6 +2130,80 @@ def _input_shape(input_shape) -> tuple:
     if isinstance(input_shape, int):
         return (input_shape,)
     return input_shape
+
+
+def _qv_bias_linears(module, traced) -> None:
+    """`F.linear(x, weight=L.weight, bias=torch.cat((q_bias, k_bias, v_bias)))` with L a Linear without bias, q_bias
+    and v_bias parameters of a third of its outputs each and k_bias a buffer (of zeros: BEiT's and EVA's attention,
+    timm's): rewritten as a call of one Linear with those biases (`_qv_bias_linear`), so that the attention's reader
+    sees its projection and writes `qv_bias`. Only where the traced graph holds the module's parts itself (the
+    module `module` is not changed)."""
+    import torch
+
+    def value(node):
+        owner, _, name = node.target.rpartition(".")
+        return owner, getattr(module.get_submodule(owner) if owner else module, name)
+
+    changed = False
+    for node in list(traced.graph.nodes):
+        if node.op != "call_function" or node.target is not torch.nn.functional.linear:
+            continue
+        args, kwargs = list(node.args), dict(node.kwargs)
+        names = ("input", "weight", "bias")
+        x, weight, bias = (args[i] if len(args) > i else kwargs.get(n) for i, n in enumerate(names))
+        if getattr(weight, "op", None) != "get_attr" or getattr(bias, "op", None) != "call_function":
+            continue
+        if getattr(bias.target, "__name__", None) != "cat" or x is None:
+            continue
+        dim = bias.kwargs.get("dim", bias.args[1] if len(bias.args) > 1 else 0)
+        parts = bias.args[0] if bias.args else ()
+        if dim not in (0, -1) or len(parts) != 3 or any(getattr(p, "op", None) != "get_attr" for p in parts):
+            continue
+        owner, w = value(weight)
+        linear = module.get_submodule(owner) if owner else None
+        if type(linear) is not torch.nn.Linear or linear.bias is not None or w is not linear.weight:
+            continue
+        (_, q), (_, k), (_, v) = (value(p) for p in parts)
+        n, rest = divmod(linear.out_features, 3)
+        parameter = torch.nn.Parameter
+        if rest or any(tuple(t.shape) != (n,) for t in (q, k, v)):
+            continue
+        if not isinstance(q, parameter) or isinstance(k, parameter) or not isinstance(v, parameter):
+            continue
+        if not k.is_meta and bool(k.any()):
+            continue  # a key bias that is not zeros
+        parent, _, leaf = owner.rpartition(".")
+        holder = traced.get_submodule(parent) if parent else traced
+        if holder is (module.get_submodule(parent) if parent else module):
+            continue  # the traced graph shares the model's own module there: it is not changed
+        setattr(holder, leaf, _qv_bias_linear(linear, q, v))
+        node.op, node.target, node.args, node.kwargs = "call_module", owner, (x,), {}
+        for dead in (bias, weight, *parts):
+            if not dead.users:
+                traced.graph.erase_node(dead)
+        changed = True
+    if changed:
+        traced.recompile()
+
+
+def _qv_bias_linear(linear, q_bias, v_bias):
+    """A Linear (its class named so: a projection to the attention's reader) with the weight of `linear`, biases
+    `q_bias` on its first third and `v_bias` on its last, none on the middle (the keys)."""
+    import torch
+    from torch.nn import functional
+
+    class Linear(torch.nn.Linear):
+        def __init__(self):
+            torch.nn.Module.__init__(self)
+            self.in_features, self.out_features = linear.in_features, linear.out_features
+            self.weight, self.q_bias, self.v_bias = linear.weight, q_bias, v_bias
+            self.bias = None
+
+        def forward(self, x):
+            zeros = torch.zeros_like(self.q_bias)
+            return functional.linear(x, self.weight, torch.cat((self.q_bias, zeros, self.v_bias)))
+
+    return Linear()
 
 
 def _read_whole(m, qualname: str) -> bool:
@@ -1939,10 +2257,12 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
         _read_whole,
         "x".join(str(v) for v in input_shape),
     )
+    _qv_bias_linears(module, traced)
     converter = _Converter(traced, shapes)
     _, output = converter.convert()
     converter.aux_outputs += [converter._through(type("N", (), {"name": side})()) for side in side_outputs]
     _name_ties(converter)
+    _name_shared_biases(converter)
     for name, op in converter.ops.items():
         op.shape, op.last = shapes.get(name, ()), name in converter.channels_last
     ops = _normalise_concats(converter.ops)

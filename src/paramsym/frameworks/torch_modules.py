@@ -28,7 +28,7 @@ class Residual(nn.Module):
 
 class Branches(nn.Module):
     """Every branch on the same input, summed ("add"), the second subtracted from the first ("sub"), joined along
-    channels ("concat") or multiplied
+    channels ("concat") or along the positions of sequences ("seqcat") or multiplied
     ("mul": a branch that gives a vector (N, C) is a gate, broadcast over every position: `expand` gives,
     for each branch, how many axes of 1 its output takes at the end, decided when the model is written, so
     that torch.fx can trace the module)."""
@@ -43,6 +43,8 @@ class Branches(nn.Module):
         outputs = [branch(x) for branch in self.branches]
         if self.how == "concat":
             return torch.cat(outputs, dim=1)
+        if self.how == "seqcat":  # sequences (N, d, T) joined along their positions
+            return torch.cat(outputs, dim=-1)
         outputs = [output[(..., *[None] * n)] if n else output for output, n in zip(outputs, self.expand)]
         total = outputs[0]
         for output in outputs[1:]:
@@ -242,6 +244,17 @@ class Rest(nn.Module):
         return x[..., self.skipped :]
 
 
+class Prefix(nn.Module):
+    """`prefix(N)`: the first `kept` positions of a sequence (N, d, T): (N, d, kept)."""
+
+    def __init__(self, kept: int):
+        super().__init__()
+        self.kept = kept
+
+    def forward(self, x):
+        return x[..., : self.kept]
+
+
 class TransposedLinear(nn.Module):
     """A linear layer whose weight is stored (in, out): the transpose of nn.Linear's, so that it can be
     another layer's weight (a tie to a dense layer of the transposed size)."""
@@ -318,7 +331,14 @@ class GroupedQueryAttention(nn.Module):
     (NextViT). `proj_bias`: a bias on the output projection only (with bias=False). Besides: `out` output
     channels, `qv_bias` (biases on q, v and o, none on k) and `cosine` (cosine attention with a learned logit scale
     per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
-    which `sr` reduces (Twins PCPVT)."""
+    which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
+    with BEiT's table of (2H-1)(2W-1) + 3 biases per head added to the scores (its index a non-persistent buffer);
+    `qk_norm` ("LayerNorm" or "RMSNorm"): a norm of the head width on every query and key head; `subln`: a LayerNorm
+    of the heads' output before the output projection (BEiT-3's sub-LN). `pos_mlp=m` with `pos_map=(H, W)`: a
+    relative-position bias over the H x W map (the input's, or the one a sequence lays out) made by timm's
+    RelPosMlp, Linear(2, m) > ReLU > Linear(m, heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the
+    scores (`pos_cls`: after a class token, whose bias is zero); `share_position_bias(other)` makes a module use
+    the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own."""
 
     def __init__(
         self,
@@ -337,10 +357,25 @@ class GroupedQueryAttention(nn.Module):
         qv_bias: bool = False,
         cosine: bool = False,
         sr_map: tuple[int, int] | None = None,
+        cls_rel: tuple[int, int] | None = None,
+        qk_norm: str | None = None,
+        subln: bool = False,
+        pos_mlp: int | None = None,
+        pos_map: tuple[int, int] | None = None,
+        pos_cls: bool = False,
     ):
         super().__init__()
         self.rope = rope
         self.sr_map = sr_map
+        if pos_mlp is not None and pos_map is None:
+            raise ValueError("pos_mlp needs pos_map, the map the bias is over")
+        self.pos_map = pos_map
+        self.pos_cls = pos_cls  # a class token before the map: its row and column of the bias are zeros
+        self.pos_mlp: nn.Module | None = None
+        if pos_mlp is not None:
+            self.pos_mlp = nn.Sequential(nn.Linear(2, pos_mlp), nn.ReLU(), nn.Linear(pos_mlp, heads))
+        self.bias_from: list[nn.Module] = []  # the module whose bias this one uses (a list: not a submodule)
+        self.last_bias = None  # the bias this module computed in its last forward, for the ones that share it
         out = channels if out is None else out
         self.sr, self.srpool = sr, srpool
         if sr:
@@ -361,6 +396,16 @@ class GroupedQueryAttention(nn.Module):
         self.o = nn.Linear(heads * head_dim, out, bias=bias or proj_bias)
         # cosine attention: a logit scale per head, log(10) at first
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None
+        norm = {"LayerNorm": nn.LayerNorm, "RMSNorm": nn.RMSNorm}.get(qk_norm or "")
+        self.q_norm = norm(head_dim) if norm is not None else None
+        self.k_norm = norm(head_dim) if norm is not None else None
+        self.subln = nn.LayerNorm(heads * head_dim) if subln else None
+        self.cls_rel = cls_rel
+        if cls_rel is not None:
+            rows, cols = cls_rel
+            entries = (2 * rows - 1) * (2 * cols - 1) + 3
+            self.relative_position_bias_table = nn.Parameter(torch.zeros(entries, heads))
+            self.register_buffer("relative_position_index", cls_relative_index(rows, cols), persistent=False)
 
     def attend(self, x, source):
         """x: (N, T, channels), source: (N, S, source_channels) -> (N, T, channels)."""
@@ -373,13 +418,51 @@ class GroupedQueryAttention(nn.Module):
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.logit_scale is not None:  # cosine attention: unit queries and keys, a scale per head
             q = F.normalize(q, dim=-1) * self.logit_scale.clamp(max=4.605170185988092).exp()  # at most 100
             k = F.normalize(k, dim=-1)
+        mask = self.position_bias(q)
+        if self.cls_rel is not None:  # BEiT's relative positions: (1, heads, T, T) added to the scores
+            index = self.relative_position_index.view(-1)  # type: ignore[operator]
+            mask = self.relative_position_bias_table[index].view(t, t, -1).permute(2, 0, 1).unsqueeze(0)
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=self.causal, scale=1.0 if self.logit_scale is not None else None
+            q, k, v, attn_mask=mask, is_causal=self.causal, scale=1.0 if self.logit_scale is not None else None
         )
-        return self.o(y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim))
+        y = y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim)
+        return self.o(y if self.subln is None else self.subln(y))
+
+    def share_position_bias(self, other: nn.Module) -> None:
+        """Use the position bias that `other` computes (it runs first); this module has no MLP of its own."""
+        if getattr(other, "pos_mlp", None) is None:
+            raise ValueError("the module to share a position bias with has no pos_mlp")
+        if not isinstance(other, GroupedQueryAttention):
+            raise ValueError("a position bias is shared with another GroupedQueryAttention")
+        self.bias_from = [other]
+        self.pos_map, self.pos_cls = other.pos_map, other.pos_cls
+
+    def position_bias(self, q):
+        """(1, heads, T, T): timm's RelPosMlp over the map's offsets (log-spaced), looked up for every pair of
+        positions; another module's (share_position_bias); or None."""
+        if self.bias_from:
+            return self.bias_from[0].last_bias
+        if self.pos_mlp is None or self.pos_map is None:
+            return None
+        h, w = self.pos_map
+        dtype, device = q.dtype, q.device
+        steps_h = torch.arange(1 - h, h, device=device, dtype=dtype)
+        steps_w = torch.arange(1 - w, w, device=device, dtype=dtype)
+        offsets = torch.stack(torch.meshgrid(steps_h, steps_w, indexing="ij"), -1).reshape(-1, 2)
+        table = self.pos_mlp(offsets.sign() * offsets.abs().log1p())  # ((2h-1)(2w-1), heads)
+        rows = torch.arange(h, device=device)[:, None].expand(h, w).flatten()
+        cols = torch.arange(w, device=device)[None, :].expand(h, w).flatten()
+        index = (rows[:, None] - rows[None, :] + h - 1) * (2 * w - 1) + (cols[:, None] - cols[None, :] + w - 1)
+        bias = table[index.flatten()].view(h * w, h * w, -1).permute(2, 0, 1)
+        if self.pos_cls:
+            bias = F.pad(bias, [1, 0, 1, 0])
+        self.last_bias = bias.unsqueeze(0)
+        return self.last_bias
 
     def forward(self, x):
         y = x.movedim(1, -1)
@@ -392,6 +475,22 @@ class GroupedQueryAttention(nn.Module):
         elif self.srpool:
             source = self.reduce_norm(self.reduce(y.transpose(1, 2))).transpose(1, 2)
         return self.attend(y, source).reshape(*shape[:-1], -1).movedim(-1, 1)
+
+
+def cls_relative_index(rows: int, cols: int):
+    """BEiT's relative_position_index for a class token then a rows x cols map (timm's
+    gen_relative_position_index): the offset's row in the (2·rows − 1)(2·cols − 1) table between two positions of the
+    map, then three entries: class token to a position, a position to the class token, the class token to itself."""
+    coords = torch.stack(torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    table = (2 * rows - 1) * (2 * cols - 1)
+    area = rows * cols
+    index = torch.zeros((area + 1, area + 1), dtype=torch.long)
+    index[1:, 1:] = (relative[:, :, 0] + rows - 1) * (2 * cols - 1) + relative[:, :, 1] + cols - 1
+    index[0, 0:] = table
+    index[0:, 0] = table + 1
+    index[0, 0] = table + 2
+    return index
 
 
 def _rotate_half(x):
@@ -747,6 +846,200 @@ class CascadedWindowAttention(nn.Module):
         y = self.proj(torch.cat(outputs, 1)).permute(0, 2, 3, 1)
         y = y.view(n, rows, cols, w, w, channels).transpose(2, 3).reshape(n, rows * w, cols * w, channels)
         return y[:, :height, :width].permute(0, 3, 1, 2)
+
+
+class _LinearNorm(nn.Module):
+    """A Linear without bias, then BatchNorm1d over every position (LeViT's LinearNorm), as `linear` and `bn`."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.linear = nn.Linear(cin, cout, bias=False)
+        self.bn = nn.BatchNorm1d(cout)
+
+    def forward(self, x):
+        x = self.linear(x)
+        return self.bn(x.flatten(0, 1)).reshape_as(x)
+
+
+class OffsetBiasAttention(nn.Module):
+    """`levitattn(heads=h, key_dim=k, value_dim=v, ->o, map=HxW, stride=s, bn|bias, act=...)`: LeViT's and
+    EfficientFormer's attention on a sequence (N, C, H*W) that lays out an H x W map row by row, or on a map
+    (N, C, H, W): per head k query and key channels and v value channels, a learned bias per head for each offset
+    (|rows|, |columns|) on the map, queries from every s-th row and column (LeViT's AttentionDownsample), an
+    optional activation before the output projection (`act`, the name of its torch.nn class). `norm`: the
+    projections are Linear without bias and BatchNorm1d (timm's LinearNorm: qkv, or kv and q.ln with a stride;
+    proj.ln after proj.act); else Linears (qkv or kv and q, proj) with biases when `bias`. timm's names, so that
+    timm's weights load."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        key_dim: int,
+        value_dim: int,
+        hw,
+        out: int | None = None,
+        stride: int = 1,
+        norm: bool = False,
+        bias: bool = False,
+        act: str | None = None,
+    ):
+        super().__init__()
+        if norm and bias:
+            raise ValueError("LinearNorm projections and biases are two forms: give one")
+        out = channels if out is None else out
+        self.num_heads, self.key_dim, self.val_dim = heads, key_dim, value_dim
+        self.resolution, self.stride, self.out = tuple(hw), stride, out
+        self.norm, self.has_bias = norm, bias
+        K, V = heads * key_dim, heads * value_dim
+
+        def project(cin: int, cout: int) -> nn.Module:
+            return _LinearNorm(cin, cout) if norm else nn.Linear(cin, cout, bias=bias)
+
+        if stride == 1:
+            self.qkv = project(channels, 2 * K + V)
+        else:
+            self.kv = project(channels, K + V)
+            self.q = nn.Sequential(OrderedDict(ln=project(channels, K))) if norm else project(channels, K)
+        activations = {"Hardswish": nn.Hardswish, "ReLU": nn.ReLU, "SiLU": nn.SiLU, "GELU": nn.GELU}
+        act_module = activations[act]() if act is not None else nn.Identity()
+        self.proj: nn.Module
+        if norm:
+            self.proj = nn.Sequential(OrderedDict(act=act_module, ln=project(V, out)))
+        else:  # EfficientFormer's proj is a Linear
+            self.act, self.proj = act_module, project(V, out)
+        H, W = self.resolution
+        self.attention_biases = nn.Parameter(torch.zeros(heads, H * W))
+
+    def _index(self, device):
+        H, W = self.resolution
+        s = self.stride
+        rows, cols = torch.arange(H, device=device), torch.arange(W, device=device)
+        kr, kc = rows.repeat_interleave(W), cols.repeat(H)
+        qr, qc = rows[::s].repeat_interleave(len(cols[::s])), cols[::s].repeat(len(rows[::s]))
+        return (qr[:, None] - kr[None, :]).abs() * W + (qc[:, None] - kc[None, :]).abs()
+
+    def forward(self, x):
+        is_map = x.dim() == 4
+        x = x.flatten(2).transpose(1, 2)  # (N, T, C)
+        n, t, c = x.shape
+        h, k, v = self.num_heads, self.key_dim, self.val_dim
+        H, W = self.resolution
+        s = self.stride
+        if s == 1:
+            q, key, value = self.qkv(x).view(n, t, h, -1).split([k, k, v], dim=3)
+        else:
+            key, value = self.kv(x).view(n, t, h, -1).split([k, v], dim=3)
+            q = self.q(x.view(n, H, W, c)[:, ::s, ::s].reshape(n, -1, c)).view(n, -1, h, k)
+        q, key, value = q.transpose(1, 2), key.permute(0, 2, 3, 1), value.transpose(1, 2)
+        attn = (q @ key * k**-0.5 + self.attention_biases[:, self._index(x.device)]).softmax(dim=-1)
+        y = (attn @ value).transpose(1, 2).reshape(n, q.shape[2], h * v)
+        y = self.proj(y if self.norm else self.act(y)).transpose(1, 2)  # (N, out, Tq)
+        if is_map:
+            y = y.reshape(n, -1, -(-H // s), -(-W // s))
+        return y
+
+
+def _conv_norm_bias(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """A convolution with bias, padding kernel // 2, then BatchNorm2d (EfficientFormerV2's ConvNorm), as `conv` and
+    `bn`."""
+    conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups)
+    return nn.Sequential(OrderedDict(conv=conv, bn=nn.BatchNorm2d(cout)))
+
+
+class _LocalGlobalQuery(nn.Module):
+    """EfficientFormerV2's queries of the map halved: a depthwise 3x3 convolution of stride 2 plus the map
+    subsampled, then a 1x1 ConvNorm (`local`, `pool`, `proj`)."""
+
+    def __init__(self, channels: int, out: int):
+        super().__init__()
+        self.pool = nn.AvgPool2d(1, 2, 0)
+        self.local = nn.Conv2d(channels, channels, 3, 2, 1, groups=channels)
+        self.proj = _conv_norm_bias(channels, out)
+
+    def forward(self, x):
+        return self.proj(self.local(x) + self.pool(x))
+
+
+class EfficientFormerV2Attention(nn.Module):
+    """`ef2attn(heads=h, key_dim=k, value_dim=v[, stride=s])` and `ef2attn(..., ->o, down)`: EfficientFormerV2's
+    attention on a map (N, C, H, W), as timm's efficientformer_v2.Attention2d and Attention2dDownsample compute it
+    (their names, so that timm's weights load): ConvNorm projections with biases (q, k, v), a depthwise 3x3
+    ConvNorm on the values added to the output (v_local), a bias per head for each offset (|rows|, |columns|) on
+    the map; Attention2d: talking heads (1x1 convolutions across the heads before and after the softmax) and, with a
+    stride, a depthwise 3x3 ConvNorm of that stride first and a bilinear upsampling after; `down`: queries from the
+    map halved (local-global), the value's depthwise ConvNorm of stride 2, no talking heads. GELU, then a 1x1
+    ConvNorm out (proj)."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        key_dim: int,
+        value_dim: int,
+        hw,
+        out: int | None = None,
+        stride: int = 1,
+        down: bool = False,
+    ):
+        super().__init__()
+        out = channels if out is None else out
+        if not down and out != channels:
+            raise ValueError("Attention2d projects back to its input's channels: out= is for down")
+        self.num_heads, self.key_dim, self.value_dim, self.down = heads, key_dim, value_dim, down
+        self.stride = 2 if down else stride
+        K, V = heads * key_dim, heads * value_dim
+        H, W = hw
+        s = self.stride
+        self.resolution = (H, W) if down else (-(-H // s), -(-W // s))
+        self.q: nn.Module
+        if down:
+            self.q = _LocalGlobalQuery(channels, K)
+        else:
+            if s != 1:
+                self.stride_conv = _conv_norm_bias(channels, channels, 3, s, channels)
+                self.upsample = nn.Upsample(scale_factor=s, mode="bilinear")
+            self.q = _conv_norm_bias(channels, K)
+            self.talking_head1 = nn.Conv2d(heads, heads, 1)
+            self.talking_head2 = nn.Conv2d(heads, heads, 1)
+        self.k = _conv_norm_bias(channels, K)
+        self.v = _conv_norm_bias(channels, V)
+        self.v_local = _conv_norm_bias(V, V, 3, 2 if down else 1, V)
+        self.act = nn.GELU()
+        self.proj = _conv_norm_bias(V, out)
+        rows, cols = self.resolution
+        self.attention_biases = nn.Parameter(torch.zeros(heads, rows * cols))
+
+    def _index(self, device):
+        H, W = self.resolution
+        step = 2 if self.down else 1
+        rows, cols = torch.arange(H, device=device), torch.arange(W, device=device)
+        kr, kc = rows.repeat_interleave(W), cols.repeat(H)
+        qr, qc = rows[::step].repeat_interleave(len(cols[::step])), cols[::step].repeat(len(rows[::step]))
+        return (qr[:, None] - kr[None, :]).abs() * W + (qc[:, None] - kc[None, :]).abs()
+
+    def forward(self, x):
+        n = x.shape[0]
+        h = self.num_heads
+        if not self.down and self.stride != 1:
+            x = self.stride_conv(x)
+        q = self.q(x)
+        q_hw = q.shape[2:]
+        q = q.reshape(n, h, self.key_dim, -1).transpose(2, 3)
+        k = self.k(x).reshape(n, h, self.key_dim, -1)
+        v = self.v(x)
+        v_local = self.v_local(v)
+        v = v.reshape(n, h, self.value_dim, -1).transpose(2, 3)
+        attn = q @ k * self.key_dim**-0.5 + self.attention_biases[:, self._index(x.device)]
+        if not self.down:
+            attn = self.talking_head1(attn)
+        attn = attn.softmax(dim=-1)
+        if not self.down:
+            attn = self.talking_head2(attn)
+        y = (attn @ v).transpose(2, 3).reshape(n, h * self.value_dim, *q_hw) + v_local
+        if not self.down and self.stride != 1:
+            y = self.upsample(y)
+        return self.proj(self.act(y))
 
 
 class WindowAttention(nn.Module):
@@ -1572,6 +1865,31 @@ class CrossCovarianceAttention(nn.Module):
         return self.proj(out).transpose(1, 2)
 
 
+class ClassAttention(nn.Module):
+    """`clsattn(heads=h)`: the first position of a sequence (N, d, T) attends to all of them, as timm's CaiT
+    ClassAttn and CrossViT CrossAttention compute it: its query, every position's keys and values (three Linears),
+    a softmax per head, the weighted values, a Linear; the output is (N, d, 1)."""
+
+    def __init__(self, d: int, heads: int, qkv_bias: bool = False):
+        super().__init__()
+        self.num_heads = heads
+        self.q = nn.Linear(d, d, bias=qkv_bias)
+        self.k = nn.Linear(d, d, bias=qkv_bias)
+        self.v = nn.Linear(d, d, bias=qkv_bias)
+        self.proj = nn.Linear(d, d)  # the projection's bias is always there
+
+    def forward(self, x):
+        y = x.transpose(1, 2)
+        B, T, C = y.shape
+        h = self.num_heads
+        q = self.q(y[:, :1]).reshape(B, 1, h, C // h).transpose(1, 2)
+        k = self.k(y).reshape(B, T, h, C // h).transpose(1, 2)
+        v = self.v(y).reshape(B, T, h, C // h).transpose(1, 2)
+        attn = ((q @ k.transpose(-2, -1)) * (C // h) ** -0.5).softmax(dim=-1)
+        out = (attn @ v).transpose(1, 2).reshape(B, 1, C)
+        return self.proj(out).transpose(1, 2)
+
+
 class FourierPositions(nn.Module):
     """`fourierpos(H x W)`: adds XCiT's fixed Fourier encoding of an H x W grid (hidden sines and cosines of the
     row and of the column, projected by a 1x1 convolution) to a sequence (N, d, H·W) or a map (N, d, H, W)."""
@@ -1598,3 +1916,78 @@ class FourierPositions(nn.Module):
         pos_y = torch.stack([pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()], dim=-1).flatten(-2)
         pos = torch.cat((pos_y, pos_x), dim=-1).permute(2, 0, 1)[None].to(weight.dtype)
         return x + self.token_projection(pos).reshape(1, -1, *x.shape[2:])
+
+
+class TalkingHeadAttention(nn.Module):
+    """`talkattn(heads=h)`: CaiT's talking-heads attention on a sequence (N, d, T), as timm's TalkingHeadAttn
+    computes it: q, k, v from one Linear, the scores mixed across the heads by a Linear h -> h before the softmax
+    (proj_l) and by another after it (proj_w), the weighted values, a Linear."""
+
+    def __init__(self, d: int, heads: int, qkv_bias: bool = False):
+        super().__init__()
+        self.num_heads = heads
+        self.scale = (d // heads) ** -0.5
+        self.qkv = nn.Linear(d, 3 * d, bias=qkv_bias)
+        self.proj = nn.Linear(d, d)
+        self.proj_l = nn.Linear(heads, heads)
+        self.proj_w = nn.Linear(heads, heads)
+
+    def forward(self, x):
+        y = x.transpose(1, 2)
+        B, T, C = y.shape
+        q, k, v = self.qkv(y).reshape(B, T, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        attn = self.proj_l(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).softmax(dim=-1)
+        attn = self.proj_w(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, T, C)).transpose(1, 2)
+
+
+class _ClassAttention(nn.Module):
+    """Class attention (timm's ClassAttn): the query of the class token (the first position) alone, keys and values
+    of every position, a Linear; on (N, T, d), giving (N, 1, d)."""
+
+    def __init__(self, d: int, heads: int, qkv_bias: bool):
+        super().__init__()
+        self.num_heads = heads
+        self.q = nn.Linear(d, d, bias=qkv_bias)
+        self.k = nn.Linear(d, d, bias=qkv_bias)
+        self.v = nn.Linear(d, d, bias=qkv_bias)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        h = self.num_heads
+        q = self.q(x[:, :1]).reshape(B, 1, h, C // h).transpose(1, 2)
+        k = self.k(x).reshape(B, N, h, C // h).transpose(1, 2)
+        v = self.v(x).reshape(B, N, h, C // h).transpose(1, 2)
+        attn = ((q * (C // h) ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, 1, C))
+
+
+class ClassTokenBlock(nn.Module):
+    """`clsblock(heads=h, hidden=H)`: a class-attention block on a sequence (N, d, T) whose first position is the
+    class token. CaiT's (timm's LayerScaleBlockClassAttn, run on cat(cls, x)): the class token c becomes
+    c + γ₁·attn(LN₁(seq)), then c + γ₂·MLP(LN₂(c)); the other positions pass unchanged. With `xcit`, XCiT's
+    ClassAttentionBlock as timm computes it (the other positions too take LN₁ and the residuals; `tokens_norm`)."""
+
+    def __init__(self, d: int, heads: int, hidden: int, qkv_bias: bool = False, xcit=False, tokens_norm=False):
+        super().__init__()
+        self.xcit, self.tokens_norm = xcit, tokens_norm
+        self.norm1 = nn.LayerNorm(d, eps=1e-6)
+        self.attn = _ClassAttention(d, heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(d, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
+        self.gamma1 = nn.Parameter(torch.ones(d))
+        self.gamma2 = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        x = x.transpose(1, 2)
+        if not self.xcit:  # CaiT: only the class token changes
+            cls = x[:, :1] + self.gamma1 * self.attn(self.norm1(x))
+            cls = cls + self.gamma2 * self.mlp(self.norm2(cls))
+            return torch.cat([cls, x[:, 1:]], dim=1).transpose(1, 2)
+        x_norm1 = self.norm1(x)
+        x = x + self.gamma1 * torch.cat([self.attn(x_norm1), x_norm1[:, 1:]], dim=1)
+        x = self.norm2(x) if self.tokens_norm else torch.cat([self.norm2(x[:, :1]), x[:, 1:]], dim=1)
+        cls = self.gamma2 * self.mlp(x[:, :1])
+        return (x + torch.cat([cls, x[:, 1:]], dim=1)).transpose(1, 2)

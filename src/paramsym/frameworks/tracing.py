@@ -61,6 +61,9 @@ def trace(
         for m, training in modes.items():
             m.training = training
     traced = fx.GraphModule(module, graph)
+    # the model itself: the graph module holds copies of the modules it calls, and plain modules for the parents of
+    # the buffers it reads (a RelPosMlp whose get_bias() forward runs is found in the model, by its path)
+    traced.meta["root"] = module
     shapes = {
         name: tuple(int(d) for d in value.shape) for name, value in tracer.values.items() if hasattr(value, "shape")
     }

@@ -53,7 +53,7 @@ import sympy
 
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, ParamsymUsageError
 from . import traced_attention
 from .base import (
     Args,
@@ -79,6 +79,7 @@ from .base import (
     whole_input_field,
     whole_number,
 )
+from .dense import Tie
 
 # the forms of a window's position bias (relpos=), the first the default
 RELPOS = ("table", "none", "offsets", "axes")
@@ -155,12 +156,40 @@ class AttentionOptions(Options):
     qv_bias: bool = False  # biases on the query, value and output projections, none on the keys (timm's Swin V2)
     cosine: bool = False  # cosine attention with a learned logit scale per head (Swin V2; cpb= has its own)
     per_pair: bool = False  # pos_mlp= runs on each of the w^4 query/key pairs, not the (2w-1)^2 offsets (swinv2_cr)
+    # pos_mlp= without window= or grid=: attention over all positions with the MLP's bias over the relative
+    # positions of this H x W map (the input map, or the map a sequence lays out: map=HxW); timm's ViT-RelPos
+    pos_map: tuple[Expr, Expr] | None = None
+    # tie=NAME: the position bias that the attention NAME computes, used again (timm's shared_rel_pos): its MLP
+    # is counted there, once; this layer has no position-bias parameters or MACs of its own
+    pos_tie: Tie | None = None
+    pos_cls: bool = False  # with pos_map: a class token before the map's positions, with a bias of zero (timm's)
     # the window's position bias (relpos=): "table" (Swin's (2w-1)^2 x h), "none", "offsets" (one bias per head
     # for each offset |row|, |column|: w^2 x h, TinyViT's and LeViT's) or "axes" (SAM's decomposed tables of
     # (2w-1) x e along each axis, added through the queries)
     relpos: str = "table"
     # channel attention (DaViT's, `channels`): each head's e channels attend to each other across all positions
     channels: bool = False
+    # BEiT's relative-position bias (clsrel=HxW): the sequence is a class token then an H x W map row by row; a
+    # table of (2H-1)(2W-1) + 3 biases per head (3 for class-to-token, token-to-class, class-to-class)
+    cls_rel: tuple[Expr, Expr] | None = None
+    # a norm of the head width on each query and key head (qk_norm=ln|rms: timm's q_norm, k_norm), shared by the
+    # heads: LayerNorm 2e parameters each, RMSNorm e
+    qk_norm: str | None = None
+    subln: bool = False  # a LayerNorm of the q channels on the heads' output, before the output projection
+
+    @property
+    def qk_norm_params(self) -> Expr:
+        """The parameters of the query and key norms (qk_norm=): two norms of the head width."""
+        if self.qk_norm is None:
+            return sympy.Integer(0)
+        return 2 * (2 if self.qk_norm == "ln" else 1) * self.head_dim
+
+    @property
+    def cls_rel_table(self) -> Expr:
+        """The entries per head of BEiT's table (clsrel=HxW): (2H − 1)(2W − 1) + 3."""
+        if self.cls_rel is None:
+            return sympy.Integer(0)
+        return (2 * self.cls_rel[0] - 1) * (2 * self.cls_rel[1] - 1) + 3
 
     @property
     def partition(self) -> Expr | None:
@@ -205,6 +234,9 @@ class Attention(Kind):
             "map",  # map=HxW: the map that a sequence lays out, for sr= on a sequence
             "pos_mlp",
             "relpos",  # relpos=table|none|offsets|axes: the form of a window's position bias
+            "clsrel",  # clsrel=HxW: BEiT's relative positions on a class token and an H x W map
+            "qk_norm",  # qk_norm=ln|rms: a norm of the head width on the queries and keys
+            "tie",  # tie=NAME: the position bias of the attention NAME, computed once (timm's shared_rel_pos)
         }
     )
     flags = frozenset(
@@ -224,6 +256,7 @@ class Attention(Kind):
             "cosine",
             "per_pair",
             "channels",
+            "subln",  # a LayerNorm on the heads' output before the output projection (BEiT-3's sub-LN)
         }
     )
     torch_modules = (
@@ -244,6 +277,8 @@ class Attention(Kind):
         "PoolingAttention",  # paramsym's own export of MViT's pooling attention
         "timm.models.maxxvit.PartitionAttentionCl",  # timm's MaxViT block or grid attention, read whole
         "timm.models.maxxvit.Attention2d",  # timm's CoAtNet attention over the whole map, read whole
+        # timm's ViT-RelPos: attention over all the patches with a RelPosMlp bias (its own, or the model's shared one)
+        "timm.models.vision_transformer_relpos.RelPosAttention",
         "timm.models.swin_transformer_v2.SwinTransformerV2Block",  # read whole: its windows are reshapes
         "timm.models.vision_transformer.ParallelScalingBlock",  # ViT-22B's parallel block, read whole
         "timm.models.swin_transformer_v2_cr.SwinTransformerV2CrBlock",  # read whole: its windows are reshapes
@@ -258,6 +293,7 @@ class Attention(Kind):
         "timm.models.davit.SpatialBlock",  # DaViT's blocks, read whole (their windows and tokens are reshapes)
         "timm.models.davit.ChannelBlock",
         "timm.models.nest.NestLevel",  # NesT's level: its blocks are windows (blockify is a reshape)
+        "timm.models.beit.Attention",  # BEiT's: biases on q and v (a cat with a buffer of zeros), its position table
     )
 
     # multi-head self-attention of any class, read from the operations it runs (traced_attention): whether a
@@ -354,7 +390,11 @@ class Attention(Kind):
             )
         cpb = self._cpb(call, args, window)
         sr, srpool = self._reduction(call, flow, args, window, grid, source)
-        sr_map = self._sr_map(call, flow, args, sr)
+        sr_map = (
+            self._sr_map(call, flow, args, sr)
+            if sr is not None or not ({"pos_mlp", "tie"} & set(args.keywords))
+            else None  # map= with pos_mlp= (or tie=): the map of the position bias (`_pos_map`)
+        )
         if "projbias" in args.flags and args.bias:
             raise ParamsymArgumentError(
                 "'projbias' puts a bias on the output projection only, 'bias' on all four: give one",
@@ -370,7 +410,11 @@ class Attention(Kind):
                 pos=args.flags[flag].pos,
             )
         bias = args.bias or "qv_bias" in args.flags
-        pos_mlp = self._pos_mlp(call, args, window, grid)
+        pos_tie, tied = self._pos_tie(call, flow, args, window, grid)
+        pos_mlp = self._pos_mlp(call, args, window, grid) if tied is None else tied.pos_mlp
+        pos_map = self._pos_map(call, flow, args, window, grid, sr, constraints) if pos_mlp is not None else None
+        if tied is not None:
+            self._check_tie(args, heads, pos_map, tied)
         if "cosine" in args.flags and cpb is not None:
             raise ParamsymArgumentError(
                 "cpb= (Swin V2's position bias) has cosine attention and its logit scale already: 'cosine' adds "
@@ -407,14 +451,21 @@ class Attention(Kind):
             gpsa="gpsa" in args.flags,
             out=None if "volume" in args.keywords else out,  # pooling attention has its own width
             pos_mlp=pos_mlp,
+            pos_map=pos_map,
+            pos_tie=pos_tie,
+            pos_cls=pos_map is not None and "cls" in args.flags,
             qv_bias="qv_bias" in args.flags,
             cosine="cosine" in args.flags,
             per_pair="per_pair" in args.flags,
             relpos=relpos,
             channels="channels" in args.flags,
+            cls_rel=self._cls_rel(call, flow, args),
+            qk_norm=self._qk_norm(args),
+            subln="subln" in args.flags,
         )
+        self._plain_only(args, options)
         if options.pooling is not None:
-            for key in ("sr", "srpool", "projbias", "gpsa", "qv_bias", "cosine", "per_pair", "pos_mlp"):
+            for key in ("sr", "srpool", "projbias", "gpsa", "qv_bias", "cosine", "per_pair", "pos_mlp", "tie"):
                 found = args.keywords.get(key) or args.flags.get(key)
                 if found is not None:
                     raise ParamsymArgumentError(
@@ -461,13 +512,6 @@ class Attention(Kind):
         arg = args.keywords.get("pos_mlp")
         if arg is None:
             return None
-        if window is None and grid is None:
-            raise ParamsymArgumentError(
-                "pos_mlp= (a relative-position bias made by an MLP) is a bias over the relative positions inside a "
-                "window or a grid: it needs window=w or grid=g",
-                pos=arg.pos,
-                hint=f"write {call.name}(heads=..., window=8, pos_mlp=512)",
-            )
         if "cpb" in args.keywords:
             raise ParamsymArgumentError(
                 "cpb= and pos_mlp= are two position-bias MLPs (Swin V2's, with a logit scale; timm's MaxxViT's): "
@@ -488,12 +532,187 @@ class Attention(Kind):
         args.constraints += whole_number(value, "pos_mlp= (the width of the position-bias MLP)", arg.pos)
         return value
 
+    def _pos_map(
+        self,
+        call: Call,
+        flow: Flow,
+        args: Args,
+        window: Expr | None,
+        grid: Expr | None,
+        sr: Expr | None,
+        constraints: list[Constraint],
+    ) -> tuple[Expr, Expr] | None:
+        """pos_mlp=m without window= or grid=: attention over all the positions, with timm's RelPosMlp over the
+        (2H − 1)(2W − 1) relative positions of an H x W map: the input map, or on a sequence the map it lays out row
+        by row (map=HxW, T = H·W: timm's ViT-RelPos, whose blocks run on the patches as a sequence)."""
+        if window is not None or grid is not None or "volume" in args.keywords:
+            if "map" in args.keywords and sr is None:
+                raise ParamsymArgumentError(
+                    "map=HxW says which map a sequence lays out, for sr= or a position-bias MLP over the whole map: "
+                    "with window=, grid= or volume= the position bias is the window's",
+                    pos=args.keywords["map"].pos,
+                    hint="leave out map=",
+                )
+            return None
+        where = args.keywords["pos_mlp"].pos if "pos_mlp" in args.keywords else args.keywords["tie"].pos
+        for key in ("sr", "srpool", "source"):
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{key}= does not go with a position-bias MLP over the whole map (pos_mlp= without window=): "
+                    f"its bias is over the pairs of the positions themselves",
+                    pos=args.keywords[key].pos,
+                )
+        for flag in ("gpsa", "channels", "per_pair", "causal"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' does not go with a position-bias MLP over the whole map (pos_mlp= without window=)"
+                    + ("; per_pair is for windows (swinv2_cr)" if flag == "per_pair" else ""),
+                    pos=args.flags[flag].pos,
+                )
+        rank = flow.shape.rank
+        arg = args.keywords.get("map")
+        if rank == 2 and "cls" in args.flags:
+            raise ParamsymShapeError(
+                "'cls' puts a class token before the positions of a sequence: on a map there is none",
+                pos=args.flags["cls"].pos,
+                hint=f"on the sequence of a class token and the map's positions: {call.name}(heads=..., map=HxW, "
+                f"pos_mlp=m, cls)",
+            )
+        if rank == 2:
+            if arg is not None:
+                raise ParamsymShapeError(
+                    "map=HxW lays a sequence out as a map, but the input is a map already: the position-bias MLP "
+                    "is over its own positions",
+                    pos=arg.pos,
+                    hint="leave out map=",
+                )
+            spatial = flow.shape.spatial or (None, None)
+            if None in spatial:
+                raise ParamsymShapeError(
+                    f"{call.name}: the position-bias MLP over the whole map needs the map's sides, which nothing "
+                    f"before it says",
+                    pos=where,
+                )
+            return (spatial[0], spatial[1])
+        if rank != 1:
+            raise ParamsymShapeError(
+                "pos_mlp= without window= or grid= is a bias over the relative positions of a whole map: the input "
+                "must be a map H x W x d, or a sequence with map=HxW",
+                pos=where,
+                hint=f"write {call.name}(heads=..., map=14x14, pos_mlp=384) on a sequence of 196 positions",
+            )
+        if arg is None:
+            raise ParamsymArgumentError(
+                "pos_mlp= (a relative-position bias made by an MLP) on a sequence is a bias over the relative "
+                "positions of the map the sequence lays out: give the map with map=HxW (or window=w on a map)",
+                pos=where,
+                hint=f"write {call.name}(heads=..., map=14x14, pos_mlp=384)",
+            )
+        if len(arg.value) != 2:
+            raise ParamsymArgumentError("map= takes the map's two sides, H x W (map=14x14)", pos=arg.pos)
+        sides = (arg.value[0], arg.value[1])
+        for side in sides:
+            if side.is_number and not (side.is_integer and side >= 1):
+                raise ParamsymArgumentError(
+                    f"map= (the map's sides) must be positive whole numbers, not {side}", pos=arg.pos
+                )
+            constraints += whole_number(side, "map= (a side of the map)", arg.pos)
+        positions = flow.shape.positions
+        first = int("cls" in args.flags)  # a class token before the map's positions (its bias is zero)
+        if positions is not None:
+            constraints += check_or_defer(
+                positions - sides[0] * sides[1] - first,
+                "zero",
+                f"map={sides[0]}x{sides[1]} has {sides[0] * sides[1]} positions"
+                + (" after a class token" if first else "")
+                + f", but the sequence has {positions}",
+                arg.pos,
+                shown=positions,
+            )
+        return sides
+
+    def _pos_tie(
+        self, call: Call, flow: Flow, args: Args, window: Expr | None, grid: Expr | None
+    ) -> tuple[Tie | None, AttentionOptions | None]:
+        """tie=NAME: the position bias that the attention named NAME (`attn(..., pos_mlp=m) as NAME`) computes,
+        used again (timm's ViT-RelPos with shared_rel_pos: one RelPosMlp whose bias every block adds). Its MLP is
+        counted where it is written, once."""
+        arg = args.keywords.get("tie")
+        if arg is None:
+            return None, None
+        name = arg.value[0].name if len(arg.value) == 1 and isinstance(arg.value[0], sympy.Symbol) else None
+        if name is None:
+            raise ParamsymArgumentError(
+                "tie= takes the name of an attention layer, given with 'attn(..., pos_mlp=m) as NAME'",
+                pos=arg.pos,
+                hint=f"e.g. {call.name}(heads=6, map=14x14, pos_mlp=384) as rp > ... > {call.name}(heads=6, "
+                f"map=14x14, tie=rp)",
+            )
+        if window is not None or grid is not None:
+            raise ParamsymArgumentError(
+                "tie= shares the position bias of an attention over the whole map (pos_mlp= without window=): "
+                "windows and grids have their own",
+                pos=arg.pos,
+            )
+        if "pos_mlp" in args.keywords:
+            raise ParamsymArgumentError(
+                f"tie={name} uses the position-bias MLP of {name}: this layer has no pos_mlp= of its own",
+                pos=args.keywords["pos_mlp"].pos,
+                hint="leave out pos_mlp=",
+            )
+        target = args.named.get(name)
+        if target is None:
+            raise ParamsymNameError(
+                f"tie={name}: no layer before this one is named '{name}'",
+                pos=arg.pos,
+                hint="name the attention first: attn(heads=..., map=HxW, pos_mlp=m) as NAME",
+            )
+        options = target.options
+        if (
+            not isinstance(options, AttentionOptions)
+            or options.pos_mlp is None
+            or options.pos_map is None
+            or options.pos_tie is not None
+        ):
+            raise ParamsymArgumentError(
+                f"tie={name}: {target.name} computes no position bias of its own over a whole map (an attn with "
+                f"pos_mlp= and no window=) to share",
+                pos=arg.pos,
+                notes=((f"'{name}' is this {target.name}", target.pos),),
+            )
+        return Tie(name, target.index), options
+
+    def _check_tie(self, args: Args, heads: Expr, pos_map: tuple[Expr, Expr] | None, tied: AttentionOptions) -> None:
+        """The shared bias has a value for each head and each pair of positions: the same heads and map."""
+        arg = args.keywords["tie"]
+        assert tied.pos_map is not None and pos_map is not None
+        pairs = [(heads, tied.heads, "heads")] + [(a, b, "side of the map") for a, b in zip(pos_map, tied.pos_map)]
+        if ("cls" in args.flags) != tied.pos_cls:
+            raise ParamsymArgumentError(
+                "tie=: the shared position bias is "
+                + ("for a class token and the map" if tied.pos_cls else "for the map's positions alone")
+                + ", this attention's sequence "
+                + ("has a class token before them" if "cls" in args.flags else "has none"),
+                pos=arg.pos,
+            )
+        for own, other, what in pairs:
+            args.constraints += check_or_defer(
+                own - other,
+                "zero",
+                f"tie=: the shared position bias has {other} as its {what}, this attention {own}",
+                arg.pos,
+                shown=own,
+            )
+
     def _pooling(self, call: Call, flow: Flow, args: Args, constraints: list[Constraint]) -> Pooling | None:
         """volume=H x W or T x H x W with q=, q_stride=, kv=, kv_stride=, out=, cls, residual, relpos (MViT's pooling
         attention)."""
         keys = ("volume", "q", "q_stride", "kv", "kv_stride")  # out= widens any attention (CoAtNet's too)
+        # `cls` with a position-bias MLP over a whole map (pos_mlp= or tie=, no window=): a class token before the map
+        given_keys = set(args.keywords)
+        whole_map = bool({"pos_mlp", "tie"} & given_keys) and not ({"volume", "window", "grid"} & given_keys)
         given = [key for key in keys if key in args.keywords] + [
-            flag for flag in ("cls", "residual", "relpos") if flag in args.flags
+            flag for flag in ("cls", "residual", "relpos") if flag in args.flags and not (flag == "cls" and whole_map)
         ]
         if not given:
             return None
@@ -626,6 +845,80 @@ class Attention(Kind):
             hint="a 1x1 window has no relative positions to normalise",
         )
         return value
+
+    def _cls_rel(self, call: Call, flow: Flow, args: Args) -> tuple[Expr, Expr] | None:
+        """clsrel=HxW: BEiT's relative-position bias on a sequence of a class token then an H x W map row by row."""
+        arg = args.keywords.get("clsrel")
+        if arg is None:
+            return None
+        if flow.shape.rank is not None and flow.shape.rank != 1:
+            raise ParamsymShapeError(
+                f"clsrel=HxW is the position bias of a sequence (a class token, then an H x W map row by row), but "
+                f"the input has {flow.shape.rank} spatial axes",
+                pos=arg.pos,
+                hint="flatten the map to a sequence and put the class token first",
+            )
+        if len(arg.value) != 2:
+            raise ParamsymArgumentError("clsrel= takes the map's two sides, H x W (clsrel=14x14)", pos=arg.pos)
+        sides = (arg.value[0], arg.value[1])
+        for side in sides:
+            if side.is_number and not (side.is_integer and side >= 1):
+                raise ParamsymArgumentError(
+                    f"clsrel= (the map's sides) must be positive whole numbers, not {side}", pos=arg.pos
+                )
+            args.constraints += whole_number(side, "clsrel= (a side of the map)", arg.pos)
+        positions = flow.shape.positions
+        if positions is not None:
+            args.constraints += check_or_defer(
+                positions - 1 - sides[0] * sides[1],
+                "zero",
+                f"clsrel={sides[0]}x{sides[1]} is a class token and {sides[0] * sides[1]} positions, but the "
+                f"sequence has {positions}",
+                arg.pos,
+                shown=positions,
+            )
+        return sides
+
+    def _qk_norm(self, args: Args) -> str | None:
+        """qk_norm=ln|rms: a norm of the head width on every query and key head (shared by the heads)."""
+        arg = args.keywords.get("qk_norm")
+        if arg is None:
+            return None
+        value = arg.value[0] if len(arg.value) == 1 else None
+        name = str(value.name) if isinstance(value, sympy.Symbol) else ""
+        if name not in ("ln", "rms"):
+            raise ParamsymArgumentError(
+                f"qk_norm= takes ln (LayerNorm) or rms (RMSNorm), not {' x '.join(str(v) for v in arg.value)}",
+                pos=arg.pos,
+                hint="timm's qk_norm=True is qk_norm=ln; ViT-22B's parallel block qk_norm=rms",
+            )
+        return name
+
+    def _plain_only(self, args: Args, o: AttentionOptions) -> None:
+        """clsrel=, qk_norm= and subln are options of attention over all the positions of its input."""
+        given = [
+            (key, found)
+            for key in ("clsrel", "qk_norm", "subln")
+            if (found := args.keywords.get(key) or args.flags.get(key)) is not None
+        ]
+        if not given:
+            return
+        others = [
+            (key, args.keywords.get(key) or args.flags.get(key))
+            for key in ("window", "grid", "volume", "channels", "gpsa", "cpb", "pos_mlp", "cosine", "source")
+            if key in args.keywords or key in args.flags
+        ]
+        if others:
+            key, found = given[0]
+            raise ParamsymArgumentError(
+                f"{key} is an option of attention over all the positions of its input: it takes no {others[0][0]}",
+                pos=found.pos,
+            )
+        if o.cls_rel is not None and (o.causal or o.sr is not None or o.srpool is not None):
+            raise ParamsymArgumentError(
+                "clsrel= is the bias of every query/key pair of the sequence: it takes no causal, sr= or srpool=",
+                pos=args.keywords["clsrel"].pos,
+            )
 
     def _channels(self, call: Call, args: Args) -> None:
         """`channels`: attention across the channels of each head (DaViT's channel attention), not positions."""
@@ -842,7 +1135,8 @@ class Attention(Kind):
             return None
         if sr is None:
             raise ParamsymArgumentError(
-                "map=HxW says which map a sequence lays out, for the spatial reduction sr=R: it needs sr=",
+                "map=HxW says which map a sequence lays out, for the spatial reduction sr=R or a position-bias MLP "
+                "over the whole map (pos_mlp=m): it needs one of them",
                 pos=arg.pos,
                 hint=f"write {call.name}(heads=..., sr=2, map=HxW)",
             )
@@ -1016,6 +1310,11 @@ class Attention(Kind):
         columns of its window, 2·w·e MACs)."""
         o = AttentionOptions.of(layer)
         m = o.cpb if o.cpb is not None else o.pos_mlp
+        if o.pos_map is not None:  # over the whole map (pos_mlp= without window=); tie=: computed elsewhere, once
+            if o.pos_tie is not None or m is None:
+                return 0, 0
+            table = (2 * known(o.pos_map[0]) - 1) * (2 * known(o.pos_map[1]) - 1)
+            return 3 * m + m * heads + heads, table * (2 * m + m * heads)
         if o.volume is not None:
             table = sympy.Mul(*(2 * side - 1 for side in o.volume))
         else:
@@ -1097,6 +1396,8 @@ class Attention(Kind):
             params += out
         if o.gpsa:  # pos_proj Linear(3, h) with its bias, and one gate per head
             params += 5 * o.heads
+        # BEiT's table, the query/key norms and the sub-LN: their MACs are none (FlopCounterMode counts no norm)
+        params += o.heads * o.cls_rel_table + o.qk_norm_params + (2 * q if o.subln else 0)
         window = o.partition  # w of window=w or g of grid=g: the same counts
         bias_macs: Expr | None = sympy.Integer(0)
         if o.sides is not None:
@@ -1111,6 +1412,9 @@ class Attention(Kind):
             keys, per_query = T, o.head_dim
         else:
             keys, per_query = S, S
+            if o.pos_map is not None:  # a position-bias MLP over the whole map (timm's ViT-RelPos)
+                bias_params, bias_macs = self.position_bias(layer, o.heads, None)
+                params += bias_params
         projections = times(T, d, q), times(2, keys, c, kv), times(T, q, out)
         scores = times(2, T, per_query, q)
         macs = (
@@ -1149,7 +1453,7 @@ class Attention(Kind):
         params = d * q + 2 * c * kv + q * out + (heads if o.cosine else 0)
         if layer.bias:
             params += q + (1 if o.qv_bias else 2) * kv + out
-        if o.sides is not None:
+        if o.sides is not None or o.pos_map is not None:
             params += self.position_bias(layer, heads, o.partition, head_dim=e)[0]
         if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
             return expansion.expand(self.pooling_counts(layer)["params"])
@@ -1162,6 +1466,8 @@ class Attention(Kind):
             params += out
         if o.gpsa:
             params += 5 * heads
+        params += heads * o.cls_rel_table + (0 if o.qk_norm is None else 2 * (2 if o.qk_norm == "ln" else 1) * e)
+        params += 2 * q if o.subln else 0
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -1213,7 +1519,11 @@ class Attention(Kind):
             parts.append(", gated positional attention (ConViT)")
         if o.proj_bias:
             parts.append(", bias on the output projection only")
-        if o.pos_mlp is not None:
+        if o.pos_cls:
+            parts.append(", after a class token")
+        if o.pos_tie is not None:
+            parts.append(f", the position bias of {o.pos_tie.name}")
+        elif o.pos_mlp is not None:
             parts.append(
                 f", relative-position MLP of width {words(o.pos_mlp)}" + (" on every pair" if o.per_pair else "")
             )
@@ -1230,6 +1540,14 @@ class Attention(Kind):
                 }[o.relpos]
             )
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope + [", across channels"] * o.channels
+        if o.cls_rel is not None:
+            parts.append(
+                f", relative positions of a class token and a {words(o.cls_rel[0])}x{words(o.cls_rel[1])} map (BEiT)"
+            )
+        if o.qk_norm is not None:
+            parts.append(f", {'LayerNorm' if o.qk_norm == 'ln' else 'RMSNorm'} on the queries and keys")
+        if o.subln:
+            parts.append(", LayerNorm on the heads' output")
         if o.qv_bias:
             return "".join(parts) + ", with query, value and output biases"
         return "".join(parts) + (", with bias" if layer.bias else "")
@@ -1269,6 +1587,25 @@ class Attention(Kind):
             lines.append(self._explain_reduction(layer, w))
         if o.proj_bias:
             lines.append(f"A bias on the output projection only (none on queries, keys, values): {w(d)}.")
+        if o.cls_rel is not None:
+            h_, w_ = o.cls_rel
+            lines.append(
+                f"Relative positions (BEiT, a paramsym extension): the sequence is a class token, then a "
+                f"{w(h_)}x{w(w_)} map row by row; a learned table per head of {w(o.cls_rel_table)} biases "
+                f"((2H-1)(2W-1) offsets on the map, and class-to-token, token-to-class, class-to-class) added to "
+                f"the scores: {w.product(o.cls_rel_table, o.heads)} parameters, no MACs."
+            )
+        if o.qk_norm is not None:
+            kind = "A LayerNorm (weight and bias)" if o.qk_norm == "ln" else "An RMSNorm (weight)"
+            lines.append(
+                f"{kind} of the head width {w(o.head_dim)} on every query head and another on every key head, "
+                f"shared by the heads: {w(o.qk_norm_params)} parameters, no MACs."
+            )
+        if o.subln:
+            lines.append(
+                f"A LayerNorm of the {w(q)} channels of the heads' output before the output projection (BEiT-3's "
+                f"sub-LN): {w(2 * q)} parameters, no MACs."
+            )
         if o.gpsa:
             T = s["T"]
             lines.append(
@@ -1298,7 +1635,25 @@ class Attention(Kind):
                 f"Grid attention (MaxViT, a paramsym extension): each position attends to the "
                 f"{w(g**2)} positions of its {w(g)}x{w(g)} grid, {apart}; {table}."
             )
-        if o.pos_mlp is not None:
+        if o.pos_map is not None:
+            h_side, w_side = o.pos_map
+            table = (2 * known(h_side) - 1) * (2 * known(w_side) - 1)
+            if o.pos_tie is not None:
+                lines.append(
+                    f"The relative-position bias over the {w(h_side)}x{w(w_side)} map is the one that the attention "
+                    f"'{o.pos_tie.name}' computes (tie={o.pos_tie.name}, timm's shared_rel_pos; a paramsym "
+                    f"extension): no parameters or MACs here, they are counted there, once."
+                )
+            else:
+                bias_params, bias_macs = self.position_bias(layer, o.heads, None)
+                lines.append(
+                    f"Every position attends to all the positions, with a relative-position bias made by an MLP "
+                    f"(timm's RelPosMlp, ViT-RelPos; a paramsym extension): Linear(2->{w(o.pos_mlp)}) > ReLU > "
+                    f"Linear({w(o.pos_mlp)}->{w(o.heads)}), both with biases, over the {w(table)} relative positions "
+                    f"of the {w(h_side)}x{w(w_side)} map: {w(bias_params)} parameters, and {w(bias_macs)} MACs each "
+                    f"time the layer runs."
+                )
+        elif o.pos_mlp is not None:
             side, m = known(o.partition), o.pos_mlp
             bias_params, bias_macs = self.position_bias(layer, o.heads, side)
             lines.append(
@@ -1536,6 +1891,12 @@ class Attention(Kind):
             reduction["proj_bias"] = True
         if o.sr_map is not None:
             reduction["sr_map"] = (num(o.sr_map[0]), num(o.sr_map[1]))
+        if o.pos_map is not None:  # a tied one has no MLP: it gets the bias of its Shared module
+            if o.pos_tie is None:
+                reduction["pos_mlp"] = num(o.pos_mlp)
+            reduction["pos_map"] = (num(o.pos_map[0]), num(o.pos_map[1]))
+            if o.pos_cls:
+                reduction["pos_cls"] = True
         if o.gpsa:
             return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
         extras = {**reduction, **_export_extras(o, num)}
@@ -1565,12 +1926,19 @@ class Attention(Kind):
             refuse_keras(layer, "spatial-reduction attention (sr=, srpool=) has no Keras layer")
         if o.gpsa:
             refuse_keras(layer, "ConViT's gated positional self-attention (gpsa) has no Keras layer")
+        if o.pos_map is not None:
+            refuse_keras(
+                layer, "a position-bias MLP over the whole map (pos_mlp=, tie=; timm's RelPosMlp) has no Keras layer"
+            )
         if o.proj_bias:
             refuse_keras(layer, "Keras' MultiHeadAttention has biases on all projections or none (projbias)")
         for what, given in (
             ("an output width of its own (out=)", o.out is not None),
             ("biases on the queries and values only (qv_bias)", o.qv_bias),
             ("cosine attention (cosine)", o.cosine),
+            ("BEiT's relative positions (clsrel=)", o.cls_rel is not None),
+            ("a norm on the queries and keys (qk_norm=)", o.qk_norm is not None),
+            ("a LayerNorm on the heads' output (subln)", o.subln),
         ):
             if given:
                 refuse_keras(layer, f"{what} has no Keras attention layer")
@@ -1611,7 +1979,7 @@ class Attention(Kind):
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         name = type(module).__name__
         if name in ("SelfAttention", "GroupedQueryAttention"):
-            return _own_text(module)
+            return _own_text(module, len(ctx.in_shape) == 3)
         if name == "WindowAttention":
             return _window_text(module, ctx)
         if name in ("ShiftedWindowAttention3d", "WindowAttention3d"):
@@ -1631,12 +1999,16 @@ class Attention(Kind):
             return _timm_nest_level_text(module, ctx)
         if type(module).__module__ == "timm.layers.attention":
             return _timm_text(module, ctx)
+        if type(module).__module__ == "timm.models.beit" and name == "Attention":
+            return _timm_beit_text(module, ctx)
         if name == "SwinTransformerBlock":
             return _timm_swin_block_text(module, ctx)
         if name == "PartitionAttentionCl":
             return _timm_partition_text(module, ctx)
         if name == "Attention2d":
             return _timm_attention2d_text(module, ctx)
+        if name == "RelPosAttention":
+            return _timm_relpos_attention_text(module, ctx)
         if name == "SwinTransformerV2Block":
             return _timm_swinv2_block_text(module, ctx)
         if name == "ParallelScalingBlock":
@@ -1657,8 +2029,9 @@ class Attention(Kind):
         return _encoder_text(module, ctx)
 
 
-def _own_text(module: Any) -> str:
-    """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back."""
+def _own_text(module: Any, sequence: bool = True) -> str:
+    """paramsym's own exported modules (torch_modules.SelfAttention, GroupedQueryAttention) read back (`sequence`:
+    on (N, C, T), where a position-bias MLP over a map names its map)."""
     if type(module).__name__ == "SelfAttention":
         mha = module.attention
         heads, kv_heads, head_dim, width = mha.num_heads, mha.num_heads, mha.head_dim, mha.embed_dim
@@ -1682,6 +2055,15 @@ def _own_text(module: Any) -> str:
             parts.append(f"{key}={getattr(module, key)}")
     if getattr(module, "sr_map", None):
         parts.append("map={}x{}".format(*module.sr_map))
+    if getattr(module, "bias_from", None):
+        raise ImportRefused(
+            "GroupedQueryAttention uses the position bias that another module computes (share_position_bias), "
+            "which the import does not follow"
+        )
+    if getattr(module, "pos_mlp", None) is not None:
+        parts += ["map={}x{}".format(*module.pos_map)] * sequence
+        parts.append(f"pos_mlp={module.pos_mlp[0].out_features}")
+        parts += ["cls"] * bool(getattr(module, "pos_cls", False))
     extras: list[str] = []
     if type(module).__name__ == "GroupedQueryAttention":
         if bias and module.k.bias is None:  # qv_bias: no key bias
@@ -1689,19 +2071,66 @@ def _own_text(module: Any) -> str:
         extras += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
         extras += [f"out={module.o.out_features}"] * (module.o.out_features != width)
         extras += ["projbias"] * proj_bias
+        if getattr(module, "cls_rel", None) is not None:
+            extras.append("clsrel={}x{}".format(*module.cls_rel))
+        q_norm = getattr(module, "q_norm", None)
+        if q_norm is not None:
+            extras.append(f"qk_norm={'rms' if type(q_norm).__name__ == 'RMSNorm' else 'ln'}")
+        extras += ["subln"] * (getattr(module, "subln", None) is not None)
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
     return f"attn({', '.join(parts + extras)})"
 
 
-def _timm_text(module: Any, ctx: ImportContext) -> str:
-    """timm's Attention (timm.layers.attention): qkv and proj Linear layers, num_heads heads of head_dim."""
-    where = f"{ctx.node_name} (Attention)"
-    extras = [name for name in ("q_norm", "k_norm", "norm") if type(getattr(module, name, None)).__name__ != "Identity"]
-    if extras or getattr(module, "gate", None) is not None:
+def _qk_norm_text(q_norm: Any, k_norm: Any, head_dim: int, where: str) -> list[str]:
+    """timm's q_norm and k_norm as `qk_norm=ln|rms` (a LayerNorm with weight and bias, or an RMSNorm with a weight,
+    of the head width, the same kind on both); none: []. Any other norm is refused."""
+    kinds = [type(q_norm).__name__, type(k_norm).__name__]
+    if kinds == ["Identity", "Identity"]:
+        return []
+    form = None
+    if kinds[0] == kinds[1]:
+        shapes = [
+            (
+                tuple(n.normalized_shape) if hasattr(n, "normalized_shape") else None,
+                getattr(n, "weight", None) is not None,
+                getattr(n, "bias", None) is not None,
+            )
+            for n in (q_norm, k_norm)
+        ]
+        if kinds[0] == "LayerNorm" and all(s == ((head_dim,), True, True) for s in shapes):
+            form = "ln"
+        elif kinds[0] in ("RmsNorm", "RMSNorm") and all(s[:2] == ((head_dim,), True) and not s[2] for s in shapes):
+            form = "rms"
+    if form is None:
         raise ImportRefused(
-            f"{where} normalises its queries, keys or output ({', '.join(extras) or 'a gate'}), which the language's "
-            f"attn has no counterpart for"
+            f"{where} normalises its queries and keys with {kinds[0]} and {kinds[1]}: the language's attn has "
+            f"qk_norm=ln (LayerNorm with weight and bias) or qk_norm=rms (RMSNorm with a weight) of the head width "
+            f"{head_dim} on both"
         )
+    return [f"qk_norm={form}"]
+
+
+def _timm_text(module: Any, ctx: ImportContext) -> str:
+    """timm's Attention (timm.layers.attention): qkv and proj Linear layers, num_heads heads of head_dim; q_norm and
+    k_norm (`qk_norm=ln|rms`), a LayerNorm `norm` on the heads' output (timm's scale_norm: `subln`)."""
+    where = f"{ctx.node_name} (Attention)"
+    if getattr(module, "gate", None) is not None:
+        raise ImportRefused(f"{where} gates its output (gate), which the language's attn has no counterpart for")
+    norms = _qk_norm_text(module.q_norm, module.k_norm, module.head_dim, where)
+    norm = getattr(module, "norm", None)
+    if type(norm).__name__ != "Identity":
+        attn_dim = module.num_heads * module.head_dim
+        if not (
+            type(norm).__name__ == "LayerNorm"
+            and tuple(norm.normalized_shape) == (attn_dim,)
+            and norm.weight is not None
+            and norm.bias is not None
+        ):
+            raise ImportRefused(
+                f"{where} normalises its output with {type(norm).__name__}: the language's attn has subln, a "
+                f"LayerNorm (weight and bias) of the heads' {attn_dim} channels"
+            )
+        norms.append("subln")
     qkv, proj = module.qkv, module.proj
     width, heads, head_dim = qkv.in_features, module.num_heads, module.head_dim
     if proj.out_features != width or qkv.out_features != 3 * heads * head_dim:
@@ -1716,7 +2145,59 @@ def _timm_text(module: Any, ctx: ImportContext) -> str:
         + [f"head_dim={head_dim}"] * (heads * head_dim != width)
         + ["bias"] * (qkv.bias is not None)
         + ["projbias"] * (qkv.bias is None and proj.bias is not None)
+        + norms
     )
+    return f"attn({', '.join(parts)})"
+
+
+def _timm_beit_text(module: Any, ctx: ImportContext) -> str:
+    """timm's BEiT Attention (timm.models.beit): qkv without bias, then optional q_bias and v_bias parameters (the
+    key's bias a buffer of zeros, all three concatenated into the bias of F.linear: `qv_bias`), a table of
+    (2H-1)(2W-1) + 3 biases per head indexed by relative_position_index on a class token and an H x W map
+    (`clsrel=HxW`), proj with its bias."""
+    where = f"{ctx.node_name} (Attention)"
+    qkv, proj = module.qkv, module.proj
+    heads = module.num_heads
+    width = qkv.in_features
+    attn_dim = proj.in_features
+    head_dim = attn_dim // heads
+    node = ctx.node
+    shared = node.kwargs.get("shared_rel_pos_bias") if node is not None else None
+    if shared is None and node is not None and len(node.args) > 1:
+        shared = node.args[1]
+    if shared is not None:
+        raise ImportRefused(
+            f"{where} adds a relative-position bias shared by the blocks (shared_rel_pos_bias), which the language's "
+            f"attn has no counterpart for"
+        )
+    if (
+        qkv.bias is not None
+        or proj.bias is None
+        or qkv.out_features != 3 * attn_dim
+        or proj.out_features != width
+        or head_dim * heads != attn_dim
+        or getattr(module, "qkv_bias_separate", False)
+    ):
+        raise ImportRefused(
+            f"{where} is not BEiT's attention as the language writes it (qkv without bias, biases on q and v or none, "
+            f"proj with its bias)"
+        )
+    parts = [f"heads={heads}"] + [f"head_dim={head_dim}"] * (attn_dim != width)
+    if module.q_bias is not None:
+        parts.append("qv_bias")
+    else:
+        parts.append("projbias")
+    table = module.relative_position_bias_table
+    if table is not None:
+        rows, cols = module.window_size
+        entries = (2 * rows - 1) * (2 * cols - 1) + 3
+        (shape,) = ctx.arg_shapes[:1] or (ctx.in_shape,)  # (N, T, d)
+        if tuple(table.shape) != (entries, heads) or len(shape) != 3 or shape[1] != rows * cols + 1:
+            raise ImportRefused(
+                f"{where} has a relative-position table of {tuple(table.shape)} for a {rows}x{cols} window, on a "
+                f"sequence of {shape[1:2]} positions: the language's clsrel=HxW is a class token and the H x W map"
+            )
+        parts.append(f"clsrel={rows}x{cols}")
     return f"attn({', '.join(parts)})"
 
 
@@ -1769,8 +2250,8 @@ def _timm_parallel_block_text(block: Any, ctx: ImportContext) -> str:
     side, summed, layer-scaled, added to the input. Its one Linear `in_proj` computes the MLP's fc1 and the
     queries, keys and values together, the same products as separate ones (the MLP's bias a parameter of its own,
     `mlp_bias`, when in_proj has none): `res(ln > add(attn | dense > gelu > dense) > layerscale)`. The fused output
-    projection (one Linear of the attention's and the MLP's values side by side) and normalised queries or keys
-    are refused."""
+    projection (one Linear of the attention's and the MLP's values side by side) is refused; normalised queries and
+    keys are `qk_norm=ln|rms`."""
     from . import for_torch_module, identity_name  # the block's norm, layer scale and drop path are read by their kinds
 
     where = f"{ctx.node_name} (ParallelScalingBlock)"
@@ -1779,12 +2260,7 @@ def _timm_parallel_block_text(block: Any, ctx: ImportContext) -> str:
     hidden = in_proj.out_features - 3 * width
     heads, head_dim = block.num_heads, block.head_dim
     attn_out, mlp_out = block.attn_out_proj, block.mlp_out_proj
-    normed = [n for n in ("q_norm", "k_norm") if type(getattr(block, n)).__name__ != "Identity"]
-    if normed:
-        raise ImportRefused(
-            f"{where} normalises its queries and keys ({', '.join(normed)}: {type(block.q_norm).__name__}), which "
-            f"the language's attn has no counterpart for"
-        )
+    norms = _qk_norm_text(block.q_norm, block.k_norm, head_dim, where)
     norm_kind = for_torch_module(norm)
     norm_text = norm_kind.from_torch(norm, ctx) if norm_kind is not None else None
     if (
@@ -1820,7 +2296,7 @@ def _timm_parallel_block_text(block: Any, ctx: ImportContext) -> str:
             raise ImportRefused(f"{where}: its {type(module).__name__} has no counterpart in the language")
         return f" > {text}" if text and text != identity_name() else ""
 
-    options = [f"heads={heads}"] + ["bias"] * qkv_bias + ["projbias"] * (proj_bias and not qkv_bias)
+    options = [f"heads={heads}"] + ["bias"] * qkv_bias + ["projbias"] * (proj_bias and not qkv_bias) + norms
     fc1 = f"dense(->{hidden}{', bias' if mlp_bias else ''})"
     fc2 = f"dense(->{width}{', bias' if proj_bias else ''})"
     return (
@@ -2479,13 +2955,16 @@ def _timm_partition_text(block: Any, ctx: ImportContext) -> str:
     )
 
 
-def _timm_rel_pos(rel_pos: Any, heads: int, size: int, where: str) -> list[str]:
-    """The options of timm's relative-position bias over a size x size partition: RelPosBias's table (none: the
-    table is attn's own with window= or grid=)."""
+def _timm_rel_pos(
+    rel_pos: Any, heads: int, size: int, where: str, across: int | None = None, prefix: int = 0
+) -> list[str]:
+    """The options of timm's relative-position bias over a size x size partition (size x across: a whole map):
+    RelPosBias's table (none: the table is attn's own with window= or grid=)."""
     name = type(rel_pos).__name__
-    if tuple(getattr(rel_pos, "window_size", ())) != (size, size) or getattr(rel_pos, "prefix_tokens", None):
+    across = size if across is None else across
+    if tuple(getattr(rel_pos, "window_size", ())) != (size, across) or getattr(rel_pos, "prefix_tokens", 0) != prefix:
         raise ImportRefused(
-            f"{where}: its relative-position bias ({name}) is not over the {size}x{size} positions it attends to"
+            f"{where}: its relative-position bias ({name}) is not over the {size}x{across} positions it attends to"
         )
     if name == "RelPosBias" and tuple(rel_pos.relative_position_bias_table.shape) == ((2 * size - 1) ** 2, heads):
         return []
@@ -2638,6 +3117,113 @@ def _timm_swinv2_cr_block_text(block: Any, ctx: ImportContext) -> str:
         f"res(attn({', '.join(options)}) > ln{_timm_then(block.drop_path1, c, ctx, where)}) "
         f"> res({_timm_mlp_text(block.mlp, c, where)} > ln{_timm_then(block.drop_path2, c, ctx, where)}){norm3}"
     )
+
+
+def _shared_position_bias(ctx: ImportContext, where: str) -> Any:
+    """The RelPosMlp whose bias an attention is given (timm's ViT-RelPos with shared_rel_pos: the model computes
+    `shared_rel_pos.get_bias()` once and passes it to every block), found from the operations that compute it: all
+    of them must run on that module's own buffers and layers (no value of the model's input enters). None when no
+    bias is given."""
+    node = ctx.node
+    given = [v for k, v in getattr(node, "kwargs", {}).items() if hasattr(v, "name")] + [
+        a for a in getattr(node, "args", ())[1:] if hasattr(a, "name")
+    ]
+    if not given:
+        return None
+    if len(given) != 1:
+        raise ImportRefused(f"{where} takes {len(given) + 1} tensors; the language's attn takes one value")
+    gm = node.graph.owning_module
+    gm = gm.meta.get("root", gm)  # the model (the graph module's own parents of buffers are plain modules)
+    owners: set[str] = set()
+    seen, frontier = set(), [given[0]]
+    while frontier:
+        n = frontier.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n.op == "placeholder":
+            raise ImportRefused(
+                f"{where} is given a position bias computed from the model's input; the language's shared "
+                f"position bias (tie=) is one that a RelPosMlp computes from its own coordinates"
+            )
+        if n.op in ("get_attr", "call_module"):
+            parts = str(n.target).split(".")
+            owner = next(
+                (
+                    ".".join(parts[:i])
+                    for i in range(len(parts) - 1, 0, -1)
+                    if type(gm.get_submodule(".".join(parts[:i]))).__name__ == "RelPosMlp"
+                ),
+                None,
+            )
+            if owner is None:
+                raise ImportRefused(
+                    f"{where} is given a position bias made by '{n.target}', not by timm's RelPosMlp; the language "
+                    f"has no counterpart"
+                )
+            owners.add(owner)
+        frontier += [a for a in (*n.args, *n.kwargs.values()) if hasattr(a, "name")]
+    if len(owners) != 1:
+        raise ImportRefused(f"{where} is given a position bias that is not the work of one RelPosMlp")
+    return gm.get_submodule(owners.pop())
+
+
+def _timm_relpos_attention_text(attn: Any, ctx: ImportContext) -> str:
+    """timm's RelPosAttention (ViT-RelPos, on a sequence (N, T, C) of the patches of an H x W map): qkv and proj
+    Linear layers, every position attending to all the others, with a relative-position bias over the map made by
+    timm's RelPosMlp (mode 'cr': Linear(2->m) > ReLU > Linear(m->heads), biases on both, over the (2H - 1)(2W - 1)
+    log-spaced offsets): its own (`rel_pos`), or the model's shared one given to forward (`shared_rel_pos`), which
+    the importer names on its first attention and ties the others to (`tie=`). `attn(heads=h, projbias, map=HxW,
+    pos_mlp=m)`."""
+    where = f"{ctx.node_name} (RelPosAttention)"
+    (shape,) = ctx.arg_shapes[:1] or ((),)
+    if len(shape) != 3:
+        raise ImportRefused(f"{where} takes a value of shape {shape}, not a sequence (N, T, C)")
+    tokens, c = shape[1:]
+    qkv, proj, heads = attn.qkv, attn.proj, attn.num_heads
+    norms = [type(getattr(attn, n, None)).__name__ for n in ("q_norm", "k_norm")]
+    if (
+        norms != ["Identity", "Identity"]
+        or qkv.in_features != c
+        or qkv.out_features != 3 * c
+        or proj.in_features != c
+        or proj.out_features != c
+        or c % heads
+        or attn.head_dim * heads != c
+        or (qkv.bias is not None and proj.bias is None)
+    ):
+        raise ImportRefused(
+            f"{where} is not ViT-RelPos's attention as the language writes it (qkv and proj of the {c} channels, "
+            f"heads dividing them, no norm on the queries or keys, biases on all projections, on proj only or none)"
+        )
+    shared = _shared_position_bias(ctx, where)
+    rel_pos = attn.rel_pos
+    if (rel_pos is None) == (shared is None):
+        raise ImportRefused(
+            f"{where} has "
+            + ("no relative-position bias, own or shared" if rel_pos is None else "a bias of its own and a shared one")
+            + "; the language's attn over a map with map= has exactly one"
+        )
+    bias = rel_pos if rel_pos is not None else shared
+    name = type(bias).__name__
+    sides = tuple(getattr(bias, "window_size", ()))
+    prefix = getattr(bias, "prefix_tokens", 0)
+    if prefix not in (0, 1) or len(sides) != 2 or sides[0] * sides[1] + prefix != tokens:
+        raise ImportRefused(
+            f"{where}: its relative-position bias ({name}) is over {'x'.join(map(str, sides))} positions "
+            f"with {prefix} tokens before them, not over the {tokens} positions of the sequence (the language's "
+            f"pos_mlp= over a map takes one class token before it at most: cls)"
+        )
+    if name != "RelPosMlp" or getattr(bias, "num_heads", None) != heads:
+        raise ImportRefused(
+            f"{where}: its relative-position bias ({name}) is not timm's RelPosMlp of {heads} heads; a table over a "
+            f"whole map on a sequence has no counterpart in the language"
+        )
+    (mlp_option,) = _timm_rel_pos(bias, heads, sides[0], where, sides[1], prefix)
+    options = [f"heads={heads}"] + ["bias"] * (qkv.bias is not None)
+    options += ["projbias"] * (qkv.bias is None and proj.bias is not None)
+    options += [f"map={sides[0]}x{sides[1]}", mlp_option] + ["cls"] * prefix
+    return f"attn({', '.join(options)})"
 
 
 def _timm_attention2d_text(attn: Any, ctx: ImportContext) -> str:
@@ -2861,6 +3447,12 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
         kwargs["qv_bias"] = True
     if o.cosine:
         kwargs["cosine"] = True
+    if o.cls_rel is not None:
+        kwargs["cls_rel"] = (num(o.cls_rel[0]), num(o.cls_rel[1]))
+    if o.qk_norm is not None:
+        kwargs["qk_norm"] = "LayerNorm" if o.qk_norm == "ln" else "RMSNorm"
+    if o.subln:
+        kwargs["subln"] = True
     return kwargs
 
 

@@ -17,12 +17,14 @@ every position into one Linear back to the width, and every channel of every pro
 Keys and values may come from a spatial reduction of x (PVT v2, Twins: Conv2d(d, d, R, stride R) > LayerNorm on x
 laid out as its map, `sr=R`; NextViT: AvgPool1d(R², stride R²) > BatchNorm1d over x's positions, `srpool=R`),
 whose operations are followed the same way (`_Reader.reduce`). A bias on the output projection alone is
-`projbias`. Rotary positions on the queries and keys, x * cos + rotate(x) * sin with tables that forward makes
-itself (rotate_half's or interleaved pairs, on all positions or after prefix tokens), are `rope`: each term is
-followed element by element with its signs, and the pairs are checked to turn within one head, queries and keys
-alike (`_Reader.rotation`, `_Reader.rotated_heads`). Anything else that enters (a mask, a relative-position bias,
-a norm on queries or keys, talking heads, a learned temperature, keys from another value) is refused, naming the
-module and what the language lacks.
+`projbias`; biases on the queries, values and output projection, none on the keys, `qv_bias` (separate q, k, v
+Linear layers, or one qkv whose bias `torch.cat((q_bias, k_bias, v_bias))` with k_bias a buffer of zeros the
+importer reads as one Linear: importer._qv_bias_linears, BEiT's and EVA's). Rotary positions on the queries and
+keys, x * cos + rotate(x) * sin with tables that forward makes itself (rotate_half's or interleaved pairs, on all
+positions or after prefix tokens), are `rope`: each term is followed element by element with its signs, and the
+pairs are checked to turn within one head, queries and keys alike (`_Reader.rotation`, `_Reader.rotated_heads`).
+Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads, a learned
+temperature, keys from another value) is refused, naming the module and what the language lacks.
 """
 
 from __future__ import annotations
@@ -170,6 +172,7 @@ class Region:
     # language says so (map=HxW): Twins PCPVT's attention, which reads the sequence and the map's size
     sr_map: tuple[int, ...] = ()
     rope: bool = False  # queries and keys turned by rotary positions (`_Reader.rotation`)
+    qv_bias: bool = False  # biases on the queries and values of one qkv Linear, none on the keys (BEiT's, EVA's)
 
     def text(self) -> str:
         """The attention as the language writes it."""
@@ -181,8 +184,8 @@ class Region:
         parts += [self.reduction] * bool(self.reduction)
         if self.sr_map:
             parts.append("map={}x{}".format(*self.sr_map))
-        parts += ["bias"] * self.bias + ["projbias"] * self.proj_bias + ["causal"] * self.causal
-        parts += ["rope"] * self.rope
+        parts += ["bias"] * self.bias + ["projbias"] * self.proj_bias + ["qv_bias"] * self.qv_bias
+        parts += ["causal"] * self.causal + ["rope"] * self.rope
         return f"attn({', '.join(parts)})"
 
 
@@ -1064,7 +1067,20 @@ class _Reader:
             self.refuse(out, f"gives {_width(proj)} channels from {self.d}: the language's attn keeps the width")
         biases = {m.bias is not None for m in modules}
         r.proj_bias = biases == {False} and proj.bias is not None  # timm's qkv_bias=False: projbias
-        if len(biases) != 1 or (biases == {True} and proj.bias is None):
+        # separate projections with biases on the queries and values, none on the keys (EVA's q_proj, k_proj,
+        # v_proj): qv_bias
+        heads = (self.q_heads, self.k_heads, self.v_heads)
+        by_projection = [{int(i) // self.width for i in h.flatten()} for h in heads]
+        unbiased = {i for i, m in enumerate(modules) if m.bias is None}
+        separate_qv = (
+            biases == {True, False}
+            and proj.bias is not None
+            and by_projection[1] == unbiased
+            and not (by_projection[0] | by_projection[2]) & unbiased
+        )
+        if separate_qv:
+            biases, r.qv_bias = {False}, True
+        elif len(biases) != 1 or (biases == {True} and proj.bias is None):
             names = [p.target for p, m in zip((*r.projections, out), (*modules, proj)) if m.bias is not None]
             self.refuse(
                 out,
@@ -1072,6 +1088,18 @@ class _Reader:
                 f"biases in all of its projections, in the output projection only (projbias) or in none",
             )
         r.heads, r.kv_heads, r.head_dim, r.bias, r.width = H, G, e, biases.pop(), self.d
+        if any(getattr(m, "q_bias", None) is not None for m in modules):
+            # one qkv Linear with biases on the queries and values, none on the keys (importer._qv_bias_linear)
+            n = _width(modules[0]) // 3
+            keys = {int(i) for i in self.k_heads.flatten()}
+            if len(modules) != 1 or proj.bias is None or keys != set(range(n, 2 * n)):
+                self.refuse(
+                    out,
+                    "ends an attention whose biases are on the queries and values of its qkv only, but whose keys "
+                    "are not the channels without bias, or whose output projection has none: the language's qv_bias "
+                    "is biases on the queries, values and output",
+                )
+            r.qv_bias, r.proj_bias = True, False
         self.rotated_heads(out)
         return r
 

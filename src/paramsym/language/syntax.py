@@ -184,7 +184,7 @@ FUNCTIONS = {"floor": sympy.floor, "ceil": sympy.ceiling, "min": sympy.Min, "max
 FUNCTION_ARITY = {"floor": 1, "ceil": 1, "min": None, "max": None}
 
 # Names the grammar reserves, so they cannot be symbols.
-KEYWORDS = ("let", "def", "x", "res", "add", "concat", "mul", "sub", "sk", "moe", "aux", "as")
+KEYWORDS = ("let", "def", "x", "res", "add", "concat", "mul", "sub", "seqcat", "sk", "moe", "aux", "as")
 
 
 def pos_of(token: Token) -> Position:
@@ -497,6 +497,9 @@ class _ToAst(Transformer):
 
     def sub(self, keyword, *branches):
         return Composite("sub", branches, pos_of(keyword))
+
+    def seqcat(self, keyword, *branches):
+        return Composite("seqcat", branches, pos_of(keyword))
 
     def sk(self, keyword, *branches):
         return Composite("sk", branches, pos_of(keyword))
