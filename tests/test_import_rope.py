@@ -30,6 +30,9 @@ MODELS = [
     ("eva02_tiny_patch14_224", dict(depth=1, qkv_bias=False, img_size=56), 56, ["cls", "projbias, rope)"]),
     # rotate_half, a class token and 4 registers not rotated (DINOv3's layout)
     ("vit_tiny_patch16_dinov3_qkvb", dict(depth=2, qkv_bias=False, img_size=64), 64, ["(cls) * 5", "rope)"]),
+    # with their biases on the queries and values (torch.cat((q_bias, k_bias, v_bias)): qv_bias), as timm has them
+    ("eva02_tiny_patch14_224", dict(depth=1, img_size=56), 56, ["attn(heads=3, qv_bias, rope)"]),
+    ("vit_tiny_patch16_dinov3_qkvb", dict(depth=1, img_size=64), 64, ["attn(heads=3, qv_bias, rope)"]),
 ]
 
 
