@@ -61,6 +61,7 @@ def test_dotted_keys_are_what_pytorch_runs():
             "_generated_addition",
             "_position_table",
             "_map_position_table",
+            "_last_map_position_table",
             "_sum",
         ]
     )
@@ -78,6 +79,7 @@ def test_dotted_keys_are_what_pytorch_runs():
         "_channel_index",
         "_module_item",
         "_first_of_tuple",
+        "_max_values",
     ]
 
 
