@@ -163,6 +163,32 @@ class MaxIndices(nn.Module):
         return values + indices
 
 
+class MaxValues(nn.Module):
+    """torch.max(x, 1)[0] of a sequence, as a method or a function: global max pooling."""
+
+    def __init__(self, function: bool):
+        super().__init__()
+        self.function = function
+        self.embed = nn.Conv2d(3, 8, 4, stride=4)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.head(self.embed(x).flatten(2).transpose(1, 2))
+        return torch.max(x, 1)[0] if self.function else x.max(dim=1)[0]
+
+
+@pytest.mark.parametrize("function", [False, True])
+def test_max_values_import_as_gmp(function):
+    with torch.device("meta"):
+        model = MaxValues(function).eval()
+    text, numbers = ours(model, (16, 16, 3))
+    assert text.rstrip().endswith("> gmp"), text
+    truth = torch_truth(model, (16, 16, 3))
+    assert {k: numbers[k] for k in ("params", "state", "macs", "out")} == {
+        k: truth[k] for k in ("params", "state", "macs", "out")
+    }
+
+
 def test_max_indices_are_refused():
     with torch.device("meta"):
         model = MaxIndices().eval()

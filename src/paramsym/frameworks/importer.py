@@ -676,10 +676,12 @@ def _sequence_max(c: _Converter, node) -> bool:
 
 def _max_values(c: _Converter, node) -> bool:
     """The values, [0], of a max that `_sequence_max` read as global max pooling."""
+    import torch
+
     source = node.args[0]
-    if not (hasattr(source, "op") and source.op == "call_method" and source.target == "max" and node.args[1] == 0):
+    if not hasattr(source, "op") or node.args[1] != 0 or source.name not in c.ops:
         return False
-    if source.name not in c.ops:
+    if not ((source.op, source.target) == ("call_method", "max") or source.target is torch.max):
         return False
     c.pass_on(node, source)
     return True

@@ -179,10 +179,10 @@ class OutlookAttention(Kind):
         attn: Any = getattr(module, "attn", None)
         proj: Any = getattr(module, "proj", None)
         pool: Any = getattr(module, "pool", None)
-        h = getattr(module, "num_heads", None)
-        k = getattr(module, "kernel_size", None)
-        s = getattr(module, "stride", None)
-        p = getattr(module, "padding", None)
+        h: Any = getattr(module, "num_heads", None)
+        k: Any = getattr(module, "kernel_size", None)
+        s: Any = getattr(module, "stride", None)
+        p: Any = getattr(module, "padding", None)
         c: Any = ctx.in_shape[1] if len(ctx.in_shape) > 1 else None
         if (
             not all(isinstance(n, int) and n >= 1 for n in (h, k, s, c))
