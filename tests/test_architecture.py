@@ -282,6 +282,7 @@ def test_every_kind_answers_every_question():
         "additiveattn": "input(8x8x4) > additiveattn",
         "clsattn": "input(9x4) > clsattn(heads=2, bias)",
         "talkattn": "input(16x4) > talkattn(heads=2, bias)",
+        "outlook": "input(6x6x4) > outlook(heads=2, stride=2, bias)",
         "clsblock": "input(17x4) > clsblock(heads=2, hidden=6, bias, xcit, tokensnorm)",
         "fourierpos": "input(8x8x4) > fourierpos(8x8)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",

@@ -38,6 +38,7 @@ from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.levit_attention import OffsetAttentionOptions
 from paramsym.kinds.lite_mla import LiteMLAOptions
 from paramsym.kinds.normalization import NormalizationOptions
+from paramsym.kinds.outlook_attention import OutlookOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.query_pooling import QueryPoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
@@ -71,6 +72,7 @@ CASES = [
     ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
     ("input(64x32) > clsattn(heads=4, bias)", 0, ClassAttentionOptions(heads=4)),
     ("input(64x32) > talkattn(heads=4, bias)", 0, TalkingHeadsOptions(heads=4)),
+    ("input(8x8x32) > outlook(heads=4, kernel=3, stride=2)", 0, OutlookOptions(heads=4, kernel=3, stride=2)),
     ("input(65x32) > clsblock(heads=4)", 0, ClassBlockOptions(heads=4, hidden=128, xcit=False, tokens_norm=False)),
     (
         "input(65x32) > clsblock(heads=2, hidden=64, xcit, tokensnorm)",

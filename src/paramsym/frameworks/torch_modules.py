@@ -2049,6 +2049,37 @@ class TalkingHeadAttention(nn.Module):
         return self.proj((attn @ v).transpose(1, 2).reshape(B, T, C)).transpose(1, 2)
 
 
+class OutlookAttention(nn.Module):
+    """`outlook(heads=h, kernel=k, stride=s)`: VOLO's outlook attention on a map (N, C, H, W), as timm's
+    OutlookAttention computes it: values from a Linear, unfolded k x k around each position of the stride-s grid;
+    per head a k² x k² softmaxed matrix from a Linear on the map average-pooled s x s (ceil mode) mixes them; folded
+    back onto the map (padding (k-1)/2), a Linear."""
+
+    def __init__(self, dim: int, heads: int, kernel: int = 3, stride: int = 1, qkv_bias: bool = False):
+        super().__init__()
+        self.num_heads, self.kernel_size, self.stride = heads, kernel, stride
+        self.padding = (kernel - 1) // 2
+        self.scale = (dim // heads) ** -0.5
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.attn = nn.Linear(dim, kernel**4 * heads)
+        self.proj = nn.Linear(dim, dim)
+        self.unfold = nn.Unfold(kernel_size=kernel, padding=self.padding, stride=stride)
+        self.pool = nn.AvgPool2d(kernel_size=stride, stride=stride, ceil_mode=True)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        k, s, heads = self.kernel_size, self.stride, self.num_heads
+        h, w = math.ceil(H / s), math.ceil(W / s)
+        v = self.v(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        v = self.unfold(v).reshape(B, heads, C // heads, k * k, h * w).permute(0, 1, 4, 3, 2)
+        attn = self.attn(self.pool(x).permute(0, 2, 3, 1))
+        attn = attn.reshape(B, h * w, heads, k * k, k * k).permute(0, 2, 1, 3, 4)
+        attn = (attn * self.scale).softmax(dim=-1)
+        y = (attn @ v).permute(0, 1, 4, 3, 2).reshape(B, C * k * k, h * w)
+        y = F.fold(y, output_size=(H, W), kernel_size=k, padding=self.padding, stride=s)
+        return self.proj(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
 class _ClassAttention(nn.Module):
     """Class attention (timm's ClassAttn): the query of the class token (the first position) alone, keys and values
     of every position, a Linear; on (N, T, d), giving (N, 1, d)."""
