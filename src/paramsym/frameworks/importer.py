@@ -576,7 +576,7 @@ def _resized_view(c: _Converter, node) -> bool:
     if getattr(target, "__name__", target) in ("add", "iadd", "add_"):
         return False  # the sum: _resized_position_table
     source = node.args[0]
-    table = c.resized.get(getattr(source, "name", None))
+    table = c.resized.get(str(getattr(source, "name", "")))
     ins, outs = tuple(c.shapes.get(getattr(source, "name", None), ())), tuple(c.shapes.get(node.name, ()))
     layout = None
     if table is None:  # the table is an argument of another operation on another value
@@ -604,6 +604,7 @@ def _resized_view(c: _Converter, node) -> bool:
             f"{_operation(node)} works on a table of positions that forward resized; the language adds the resized "
             f"table to the sequence's positions row by row, and nothing else"
         )
+    assert table is not None  # a layout was found for it
     c.resized[node.name] = _ResizedTable(table.table, table.grid, table.mode, table.antialias, layout)
     return True
 
@@ -628,8 +629,8 @@ def _resized_position_table(c: _Converter, node) -> bool:
             f"of its {h}·{w} positions row by row; the language cannot say it"
         )
     n = shape[0]
-    values = {"table": table.table, "grid": (h, w), "mode": table.mode, "antialias": table.antialias}
-    _added(c, node, x, lambda: c._stand_in("ResizedPositionEmbedding", node, x, (n, d, h * w), **values))
+    stand_in = {"table": table.table, "grid": (h, w), "mode": table.mode, "antialias": table.antialias}
+    _added(c, node, x, lambda: c._stand_in("ResizedPositionEmbedding", node, x, (n, d, h * w), **stand_in))
     c.channels_last.add(node.name)
     return True
 
@@ -2363,7 +2364,7 @@ def _qv_bias_linears(module, traced) -> None:
             continue
         args, kwargs = list(node.args), dict(node.kwargs)
         names = ("input", "weight", "bias")
-        x, weight, bias = (args[i] if len(args) > i else kwargs.get(n) for i, n in enumerate(names))
+        x, weight, bias = (cast(Any, args[i] if len(args) > i else kwargs.get(n)) for i, n in enumerate(names))
         if getattr(weight, "op", None) != "get_attr" or getattr(bias, "op", None) != "call_function":
             continue
         if getattr(bias.target, "__name__", None) != "cat" or x is None:

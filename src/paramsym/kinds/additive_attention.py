@@ -104,7 +104,7 @@ class AdditiveAttention(Kind):
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         where = f"{ctx.node_name} ({type(module).__name__})"
         d: Any = ctx.in_shape[1] if len(ctx.in_shape) == 4 else None  # (N, d, H, W)
-        linears = [getattr(module, n, None) for n in ("to_query", "to_key", "proj", "final")]
+        linears: list[Any] = [getattr(module, n, None) for n in ("to_query", "to_key", "proj", "final")]
         w_g = getattr(module, "w_g", None)
         if (
             not isinstance(d, int)

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sympy
 
@@ -1604,7 +1604,7 @@ class Attention(Kind):
         if o.subln:
             lines.append(
                 f"A LayerNorm of the {w(q)} channels of the heads' output before the output projection (BEiT-3's "
-                f"sub-LN): {w(2 * q)} parameters, no MACs."
+                f"sub-LN): {w(2 * cast(Any, q))} parameters, no MACs."
             )
         if o.gpsa:
             T = s["T"]
@@ -2117,7 +2117,7 @@ def _timm_text(module: Any, ctx: ImportContext) -> str:
     if getattr(module, "gate", None) is not None:
         raise ImportRefused(f"{where} gates its output (gate), which the language's attn has no counterpart for")
     norms = _qk_norm_text(module.q_norm, module.k_norm, module.head_dim, where)
-    norm = getattr(module, "norm", None)
+    norm: Any = getattr(module, "norm", None)
     if type(norm).__name__ != "Identity":
         attn_dim = module.num_heads * module.head_dim
         if not (

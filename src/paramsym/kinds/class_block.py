@@ -183,21 +183,24 @@ class ClassAttentionBlock(Kind):
         name = type(module).__name__
         xcit = name == "ClassAttentionBlock" or bool(getattr(module, "xcit", False))
         tokens_norm = bool(getattr(module, "tokens_norm", False))
-        gammas = [
+        gammas: list[Any] = [
             getattr(module, n, None)
             for n in (("gamma1", "gamma2") if name != "LayerScaleBlockClassAttn" else ("gamma_1", "gamma_2"))
         ]
         attn: Any = getattr(module, "attn", None)
         mlp: Any = getattr(module, "mlp", None)
-        norms = [getattr(module, n, None) for n in ("norm1", "norm2")]
-        layers = [getattr(attn, n, None) for n in ("q", "k", "v", "proj")]
+        norms: list[Any] = [getattr(module, n, None) for n in ("norm1", "norm2")]
+        layers: list[Any] = [getattr(attn, n, None) for n in ("q", "k", "v", "proj")]
+        fc1: Any
+        act: Any
+        fc2: Any
         fc1, act, fc2 = (
             (mlp[0], mlp[1], mlp[2])
             if type(mlp).__name__ == "Sequential" and len(mlp) == 3
             else (getattr(mlp, "fc1", None), getattr(mlp, "act", None), getattr(mlp, "fc2", None))
         )
         h = getattr(attn, "num_heads", None)
-        extra = [getattr(mlp, n, None) for n in ("norm",)] if type(mlp).__name__ == "Mlp" else []
+        extra: list[Any] = [getattr(mlp, n, None) for n in ("norm",)] if type(mlp).__name__ == "Mlp" else []
         hidden = getattr(fc1, "out_features", None)
 
         def linear(m: Any, cin: Any, cout: Any) -> bool:

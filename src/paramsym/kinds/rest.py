@@ -11,7 +11,7 @@ N x d; PyTorch's `x[:, :N]`, what PiT and CoaT keep apart from the tokens of the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sympy import Integer
 
@@ -141,7 +141,9 @@ class Prefix(Rest):
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         kept = num(RestOptions.of(layer).skipped)
-        return [KerasSpec("Cropping1D", {"cropping": (0, num(layer.in_shape.spatial[0]) - kept)})]
+        spatial = layer.in_shape.spatial
+        assert spatial, "prefix reads a sequence"  # its shape rule refuses anything else
+        return [KerasSpec("Cropping1D", {"cropping": (0, num(cast(Expr, spatial[0])) - kept)})]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         kept = getattr(module, "kept", None)

@@ -137,7 +137,7 @@ class TalkingHeadsAttention(Kind):
         where = f"{ctx.node_name} ({type(module).__name__})"
         qkv: Any = getattr(module, "qkv", None)
         proj: Any = getattr(module, "proj", None)
-        mix = [getattr(module, name, None) for name in ("proj_l", "proj_w")]
+        mix: list[Any] = [getattr(module, name, None) for name in ("proj_l", "proj_w")]
         h = getattr(module, "num_heads", None)
         d: Any = ctx.in_shape[1] if len(ctx.in_shape) > 1 else None  # (N, d) or (N, d, T)
         if (

@@ -461,7 +461,7 @@ class _Reader:
             signed = self.negated(tensors)
             if node.op == "call_method":
                 # a view that PyTorch allows is a reshape (the tensors of origins are not laid out in memory alike)
-                method = "reshape" if name == "view" else name
+                method = "reshape" if name == "view" else str(name)
                 result = getattr(plain_args[0], method)(*plain_args[1:], **plain_kwargs)
                 sign = getattr(self.signs(args[0]), method)(*plain_args[1:], **plain_kwargs) if signed else None
             else:
