@@ -42,6 +42,7 @@ from .base import (
     NameMatch,
     Numbers,
     Words,
+    check_or_defer,
     input_channels,
     known,
     make_layer,
@@ -122,6 +123,13 @@ class GlobalContextStage(Kind):
         window = numbers["window"]
         heads = known(args.scalar("heads"))
         mlp = args.scalar("mlp", sympy.Integer(4))
+        args.constraints += check_or_defer(
+            d / heads,
+            "integer",
+            f"heads={heads} do not divide the {d} channels",
+            args.keywords["heads"].pos,
+            shown=d,
+        )
         if height % window or width % window:
             raise ParamsymShapeError(
                 f"{call.name}: windows of {window}x{window} do not tile the {height}x{width} map",
@@ -243,10 +251,10 @@ def _mbconv(block: Any, d: int) -> bool:
     se = getattr(block, "se", None)
     s = int(squeeze(sympy.Integer(d)))
     return (
-        _is(block, "MbConvBlock")
+        _is(block, "MbConvBlock", "_GcMbConv")
         and _conv(block.conv_dw, d, d, 3, groups=d)
         and _gelu(block.act)
-        and _is(se, "SEModule")
+        and _is(se, "SEModule", "_GcSqueeze")
         and _conv(se.fc1, d, s, 1)
         and _is(getattr(se, "bn", None), "Identity")
         and _gelu(se.act)
@@ -352,11 +360,11 @@ def read(module: Any, ctx: ImportContext) -> str:
         width_qkv = (2 if i % 2 else 3) * d
         table = getattr(getattr(a, "rel_pos", None), "relative_position_bias_table", None)
         ok = (
-            _is(block, "GlobalContextVitBlock")
+            _is(block, "GlobalContextVitBlock", "_GcBlock")
             and tuple(block.window_size) == (w, w)
             and _layer_norm(block.norm1, d, "LayerNorm")
             and _layer_norm(block.norm2, d, "LayerNorm")
-            and _is(a, "WindowAttentionGlobal")
+            and _is(a, "WindowAttentionGlobal", "_GcWindowAttention")
             and bool(a.use_global) == bool(i % 2)
             and a.num_heads == heads
             and a.head_dim * heads == d
@@ -366,11 +374,11 @@ def read(module: Any, ctx: ImportContext) -> str:
             and _is(a.proj, "Linear")
             and (a.proj.in_features, a.proj.out_features) == (d, d)
             and a.proj.bias is not None
-            and _is(a.rel_pos, "RelPosBias")
+            and _is(a.rel_pos, "RelPosBias", "_GcRelPosBias")
             and table is not None
             and tuple(table.shape) == ((2 * w - 1) ** 2, heads)
             and sum(p.numel() for p in a.rel_pos.parameters()) == table.numel()
-            and _is(m, "Mlp")
+            and _is(m, "Mlp", "_GcMlp")
             and _is(m.fc1, "Linear")
             and (m.fc1.in_features, m.fc1.out_features) == (d, hidden)
             and m.fc1.bias is not None
