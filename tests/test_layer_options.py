@@ -35,6 +35,7 @@ from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.layerscale import SHARED
+from paramsym.kinds.gcvit_stage import GlobalContextStageOptions
 from paramsym.kinds.levit_attention import OffsetAttentionOptions
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
@@ -126,6 +127,7 @@ CASES = [
         0,
         OffsetAttentionOptions(2, 4, 8, 4, 4, 2, True, "hardswish", True),
     ),
+    ("input(28x28x8) > gcstage(depth=2, heads=2, window=7, mlp=3)", 0, GlobalContextStageOptions(2, 2, 7, 3, 28, 28)),
     (
         "input(7x7x8) > levitattn(heads=2, key_dim=4, value_dim=8, bias)",
         0,

@@ -52,7 +52,7 @@ from .base import (
 
 
 @dataclass(frozen=True)
-class GlobalContextOptions(Options):
+class GlobalContextStageOptions(Options):
     depth: int
     heads: Expr
     window: int
@@ -142,7 +142,7 @@ class GlobalContextStage(Kind):
                 f"the window's {window}x{window}",
                 pos=args.keywords["window"].pos,
             )
-        options = GlobalContextOptions(numbers["depth"], heads, window, mlp, height, width)
+        options = GlobalContextStageOptions(numbers["depth"], heads, window, mlp, height, width)
         return make_layer(
             call,
             self,
@@ -156,7 +156,7 @@ class GlobalContextStage(Kind):
 
     # ---- quantities
     @staticmethod
-    def _params(d: Expr, o: GlobalContextOptions) -> Expr:
+    def _params(d: Expr, o: GlobalContextStageOptions) -> Expr:
         s, n, r, w = squeeze(d), o.depth, o.mlp, o.window
         levels = len(generator_sides(o.height, o.width, w))
         local, glob = (n + 1) // 2, n // 2
@@ -168,7 +168,7 @@ class GlobalContextStage(Kind):
         )
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
-        o = GlobalContextOptions.of(layer)
+        o = GlobalContextStageOptions.of(layer)
         d = known(layer.cin)
         s, n, r, w = squeeze(d), o.depth, o.mlp, o.window
         T = o.height * o.width
@@ -184,15 +184,15 @@ class GlobalContextStage(Kind):
         }
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
-        return self._params(t.c_in, GlobalContextOptions.of(layer))
+        return self._params(t.c_in, GlobalContextStageOptions.of(layer))
 
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
-        o = GlobalContextOptions.of(layer)
+        o = GlobalContextStageOptions.of(layer)
         return f", {o.depth} blocks, {words(o.heads)} heads, windows of {o.window}x{o.window}"
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
-        o = GlobalContextOptions.of(layer)
+        o = GlobalContextStageOptions.of(layer)
         d = known(layer.cin)
         sides = generator_sides(o.height, o.width, o.window)
         local, glob = (o.depth + 1) // 2, o.depth // 2
@@ -208,7 +208,7 @@ class GlobalContextStage(Kind):
 
     # ---- frameworks
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
-        o = GlobalContextOptions.of(layer)
+        o = GlobalContextStageOptions.of(layer)
         return TorchSpec(
             "GlobalContextStage",
             (num(known(layer.cin)), o.depth, num(o.heads), o.window, (o.height, o.width)),
