@@ -2103,14 +2103,16 @@ class GlobalContextStage(nn.Module):
     def __init__(self, channels: int, depth: int, heads: int, window: int, hw, mlp: int = 4):
         super().__init__()
         H, W = hw
-        levels = int(math.log2(min(H, W) / window))
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        levels = 0  # timm's int(log2(min(H, W) / window)): the poolings that take the map to the window
+        while window * 2 ** (levels + 1) <= min(H, W):
+            levels += 1
+        layers = nn.Sequential()
         for i in range(max(1, levels)):
-            layers[f"conv{i + 1}"] = _GcMbConv(channels)
+            layers.add_module(f"conv{i + 1}", _GcMbConv(channels))
             if i < levels:
-                layers[f"pool{i + 1}"] = nn.MaxPool2d(3, 2, 1)
+                layers.add_module(f"pool{i + 1}", nn.MaxPool2d(3, 2, 1))
         self.global_block = nn.Module()
-        self.global_block.blocks = nn.Sequential(layers)
+        self.global_block.blocks = layers
         self.global_norm, self.norm = nn.Identity(), nn.Identity()
         self.blocks = nn.ModuleList(
             _GcBlock(channels, heads, window, mlp * channels, use_global=i % 2 == 1) for i in range(depth)
