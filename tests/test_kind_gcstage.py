@@ -99,7 +99,7 @@ def test_export_computes_what_timm_computes(H, W, d, n, h, w, r):
     ours = paramsym.to_torch(paramsym.parse(f"input({H}x{W}x{d}) > {text(n, h, w, r)}")).eval()
     theirs_state = theirs.state_dict()
     with torch.no_grad():
-        for key, value in theirs_state.items():
+        for value in theirs_state.values():
             value.copy_(torch.randn_like(value) * 0.3)
     ours_params = dict(ours.named_parameters())
     # the export's parameters are timm's, in timm's order, under its own prefix
@@ -120,7 +120,7 @@ def test_export_counts_the_same_and_imports_back(H, W, d, n, h, w, r):
     with torch.device("meta"):
         module = GlobalContextStage(d, n, h, w, (H, W), mlp=r).eval()
     assert counted(program) == measured(module, (d, H, W))
-    back, parsed = import_back(network)
+    back, _ = import_back(network)
     assert text(n, h, w, r) in back
     assert counted(back) == counted(program)
 

@@ -31,11 +31,11 @@ from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.efficientformer_attention import EfficientFormerV2Options
 from paramsym.kinds.evonorm import EvoNormOptions
 from paramsym.kinds.fourier_positions import FourierPositionsOptions
+from paramsym.kinds.gcvit_stage import GlobalContextStageOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.layerscale import SHARED
-from paramsym.kinds.gcvit_stage import GlobalContextStageOptions
 from paramsym.kinds.levit_attention import OffsetAttentionOptions
 from paramsym.kinds.normalization import NormalizationOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
