@@ -186,6 +186,11 @@ class GlobalContextStage(Kind):
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         return self._params(t.c_in, GlobalContextStageOptions.of(layer))
 
+    def field(self, layer: Layer, field: Any) -> Any:
+        """Not told: the window attention reaches the window, the global query a region its poolings make
+        wide but not the whole map in general."""
+        return None
+
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
         o = GlobalContextStageOptions.of(layer)
