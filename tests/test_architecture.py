@@ -281,6 +281,7 @@ def test_every_kind_answers_every_question():
         "bat": "input(8x8x4) > bat(groups=2, block=4)",
         "lambdalayer": "input(8x8x4) > lambdalayer(->4, heads=2, head_dim=2, r=3)",
         "xca": "input(64x4) > xca(heads=2, bias)",
+        "additiveattn": "input(8x8x4) > additiveattn",
         "clsattn": "input(9x4) > clsattn(heads=2, bias)",
         "talkattn": "input(16x4) > talkattn(heads=2, bias)",
         "clsblock": "input(17x4) > clsblock(heads=2, hidden=6, bias, xcit, tokensnorm)",

@@ -59,6 +59,7 @@ def test_dotted_keys_are_what_pytorch_runs():
         == row_of[torch.add]
         == [
             "_generated_addition",
+            "_resized_position_table",
             "_position_table",
             "_map_position_table",
             "_sum",

@@ -185,6 +185,11 @@ CASES = [
     ),
     ("input(8x8x16) > posembed(64)", 0, PositionEmbeddingOptions(64)),
     ("input(20x16) > posembed(30)", 0, PositionEmbeddingOptions(size=30)),
+    (
+        "input(20x16) > posembed(3x3, resize=4x5, bilinear, antialias)",
+        0,
+        PositionEmbeddingOptions(9, resize=(4, 5), table=(3, 3), mode="bilinear", antialias=True),
+    ),
     ("input(20x16) > last", 0, SelectOptions("last")),
     ("input(20x16) > rest(4)", 0, RestOptions(4)),
     ("input(20x16) > rest", 0, RestOptions(1)),

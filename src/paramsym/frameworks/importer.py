@@ -377,7 +377,8 @@ def _parameter_node(c: _Converter, node):
 
 def _class_token(c: _Converter, node) -> bool:
     """torch.cat([cls_token.expand(N, -1, -1), x], dim=1): a learned vector before the positions (ViT); more
-    than one (DeiT's class and distillation tokens) is `cls` more than once."""
+    than one (DeiT's class and distillation tokens; NaFlexViT's register tokens, a parameter (1, k, d)) is `cls`
+    more than once: each prepends a learned vector of its own."""
     tensors, dim = node.args[0], node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
     if not isinstance(tensors, (list, tuple)) or len(tensors) < 2 or dim not in (1, -2):
         return False
@@ -385,12 +386,19 @@ def _class_token(c: _Converter, node) -> bool:
     if _parameter_node(c, x) is not None or x.name not in c.channels_last or len(c.shapes.get(x.name, ())) != 3:
         return False
     params = [_parameter_node(c, t) for t in tokens]
-    if any(p is None for p in params) or any(c.shapes[t.name][1] != 1 for t in tokens):
+    if any(p is None for p in params):
         return False
     n, t, d = c.shapes[x.name]  # the module would see (N, d, T)
-    texts = [
-        c._stand_in("ClassToken", node, x, (n, d, t), weight=c.gm.get_parameter(p.target)[0, 0]).text for p in params
-    ]
+    rows = []  # each token's vector: one of a parameter (1, 1, d), every row of a parameter (1, k, d)
+    for p, token in zip(params, tokens):
+        weight, k = c.gm.get_parameter(p.target), c.shapes[token.name][1]
+        if k == 1:
+            rows.append(weight.reshape(-1)[:d] if weight.numel() == d else weight[0, 0])
+        elif weight.dim() == 3 and tuple(weight.shape) == (1, k, d):
+            rows += [weight[0, i] for i in range(k)]
+        else:
+            return False
+    texts = [c._stand_in("ClassToken", node, x, (n, d, t), weight=row).text for row in rows]
     c.ops[node.name] = _Op(node.name, "layer", " > ".join(texts), [c._through(x)])
     c.channels_last.add(node.name)
     return True
@@ -504,9 +512,152 @@ def _position_table(c: _Converter, node) -> bool:
         ) from None
     weight = c.gm.get_parameter(_parameter_node(c, table).target)
     n, t, d = shape  # the module would see (N, d, T)
-    c.ops[node.name] = c._stand_in("PositionEmbedding", node, x, (n, d, t), weight=weight.reshape(weight.shape[-2:]))
+    rows = weight.reshape(table_shape[-2:])  # (T, d): NaFlexViT's grid (1, H, W, d) read as (1, H·W, d)
+    _added(c, node, x, lambda: c._stand_in("PositionEmbedding", node, x, (n, d, t), weight=rows))
     c.channels_last.add(node.name)
     return True
+
+
+@dataclass(frozen=True)
+class _ResizedTable:
+    """A parameter grid of positions that forward resizes with F.interpolate (NaFlexViT's pos_embed, (1, A, B, d)),
+    followed through the views that lay it out as a sequence: `layout` is "map" ((1, d, H, W), as interpolate
+    gives it), "cf" ((1, d, H·W), flattened) or "seq" ((1, H·W, d), transposed: what is added to the tokens)."""
+
+    table: Any  # the parameter, as (1, A, B, d)
+    grid: tuple  # (H, W)
+    mode: str
+    antialias: bool
+    layout: str
+
+
+def _table_resize(c: _Converter, node) -> bool:
+    """F.interpolate(pos_embed.permute(0, 3, 1, 2), size=(H, W), mode=...) of a learned grid of positions: the
+    table of posembed(A x B, resize=H x W), once forward adds it to the sequence (`_resized_position_table`)."""
+    source = node.args[0] if node.args else node.kwargs.get("input")
+    param = _parameter_node(c, source) if hasattr(source, "name") else None
+    if param is None:
+        return False
+    try:
+        weight = c.gm.get_parameter(param.target)
+    except AttributeError:  # a buffer: not a learned table
+        return False
+    ins, outs = tuple(c.shapes.get(source.name, ())), tuple(c.shapes.get(node.name, ()))
+    if len(ins) != 4 or len(outs) != 4 or ins[0] != 1 or outs[:2] != ins[:2] or weight.numel() != _numel(ins):
+        return False
+    mode = node.kwargs.get("mode", node.args[3] if len(node.args) > 3 else "nearest")
+    corners = node.kwargs.get("align_corners", node.args[4] if len(node.args) > 4 else None)
+    antialias = bool(node.kwargs.get("antialias", node.args[6] if len(node.args) > 6 else False))
+    if mode not in ("nearest", "bilinear", "bicubic") or (corners and mode != "nearest"):
+        raise ImportRefused(
+            f"{_operation(node)} resizes the table '{param.target}' with mode '{mode}'"
+            + (" and align_corners=True" if corners else "")
+            + "; the language resizes a table of positions nearest, bilinear or bicubic, aligning the pixels' centres"
+        )
+    _, d, a, b = ins
+    table = weight.reshape(1, d, a, b).permute(0, 2, 3, 1)  # the grid of vectors, as (1, A, B, d)
+    c.resized[node.name] = _ResizedTable(table, outs[2:], mode, antialias, "map")
+    return True
+
+
+def _numel(shape: tuple) -> int:
+    total = 1
+    for n in shape:
+        total *= n
+    return total
+
+
+def _resized_view(c: _Converter, node) -> bool:
+    """What forward does to a resized table before adding it (NaFlexViT: `[:, :, :H, :W]` that keeps it whole,
+    `.flatten(2).transpose(1, 2)`, `.to(dtype)`): the same table, laid out as a sequence."""
+    if not any(getattr(a, "name", None) in c.resized for a in (*node.args, *node.kwargs.values())):
+        return False
+    target, rest = node.target, node.args[1:]
+    if getattr(target, "__name__", target) in ("add", "iadd", "add_"):
+        return False  # the sum: _resized_position_table
+    source = node.args[0]
+    table = c.resized.get(getattr(source, "name", None))
+    ins, outs = tuple(c.shapes.get(getattr(source, "name", None), ())), tuple(c.shapes.get(node.name, ()))
+    layout = None
+    if table is None:  # the table is an argument of another operation on another value
+        pass
+    elif node.op == "call_method" and target in _SAME_VALUE_METHODS and outs == ins:
+        layout = table.layout
+    elif node.op == "call_function" and target is operator.getitem and outs == ins:
+        index = rest[0] if isinstance(rest[0], tuple) else (rest[0],)
+        whole = all(
+            isinstance(i, slice) and i.start in (None, 0) and i.step in (None, 1) and (i.stop is None or i.stop >= n)
+            for i, n in zip(index, ins)
+        )
+        layout = table.layout if whole and len(index) <= len(ins) else None
+    elif node.op == "call_method" and target in _LAYOUT_METHODS and table.layout == "map":
+        # x.flatten(2) (or a view to that shape): the grid's positions row by row
+        layout = "cf" if outs == (*ins[:2], ins[2] * ins[3]) else None
+    elif node.op == "call_method" and target in ("transpose", "swapaxes") and table.layout == "cf":
+        if set(rest) == {1, 2} and outs == (ins[0], ins[2], ins[1]):
+            layout = "seq"
+    elif node.op == "call_method" and target == "permute" and table.layout == "cf":
+        swapped = tuple(rest) in ((0, 2, 1), ((0, 2, 1),)) and outs == (ins[0], ins[2], ins[1])
+        layout = "seq" if swapped else None
+    if layout is None:
+        raise ImportRefused(
+            f"{_operation(node)} works on a table of positions that forward resized; the language adds the resized "
+            f"table to the sequence's positions row by row, and nothing else"
+        )
+    c.resized[node.name] = _ResizedTable(table.table, table.grid, table.mode, table.antialias, layout)
+    return True
+
+
+def _resized_position_table(c: _Converter, node) -> bool:
+    """x + a resized table laid out as a sequence (1, H·W, d), or x.add_(it) (NaFlexViT, whose result forward does
+    not use: then x must be a value passed on, an Identity, which becomes the sum from here on):
+    posembed(A x B, resize=H x W, MODE)."""
+    if len(node.args) != 2 or not all(hasattr(a, "name") for a in node.args):
+        return False
+    tables = [a for a in node.args if a.name in c.resized]
+    values = [a for a in node.args if a.name not in c.resized]
+    if len(tables) != 1 or len(values) != 1:
+        return False
+    table, x = c.resized[tables[0].name], values[0]
+    shape = tuple(c.shapes.get(x.name, ()))
+    h, w = table.grid
+    d = table.table.shape[3]
+    if table.layout != "seq" or x.name not in c.channels_last or len(shape) != 3 or shape[1:] != (h * w, d):
+        raise ImportRefused(
+            f"{_operation(node)} adds a table of positions that forward resized to a value that is not a sequence "
+            f"of its {h}·{w} positions row by row; the language cannot say it"
+        )
+    n = shape[0]
+    values = {"table": table.table, "grid": (h, w), "mode": table.mode, "antialias": table.antialias}
+    _added(c, node, x, lambda: c._stand_in("ResizedPositionEmbedding", node, x, (n, d, h * w), **values))
+    c.channels_last.add(node.name)
+    return True
+
+
+def _added(c: _Converter, node, x, make: Callable[[], _Op]) -> None:
+    """Records the op `make()` builds for the sum `node` of x and a table of positions. For x.add_(table) in place
+    (NaFlexViT's, whose result forward does not use: torch.fx records a node nothing uses, and the later uses of x
+    read x itself), x must be a value passed on (an Identity), which becomes the sum from here on; otherwise the
+    import is refused."""
+    if not (node.op == "call_method" and node.target == "add_"):
+        c.ops[node.name] = make()
+        return
+    op = c.ops.get(x.name)
+    if (
+        node.users
+        or node.args[0] is not x
+        or op is None
+        or not (op.kind == "skip" or (op.kind == "layer" and op.text == kinds.identity_name()))
+        or len(op.inputs) != 1
+    ):
+        raise ImportRefused(
+            f"{_operation(node)} adds a table of positions to {_described(x)} in place (add_), after which the "
+            f"traced graph does not show which uses see the sum; the language cannot say it"
+        )
+    c.ops[x.name] = _Op(x.name, "skip", inputs=list(op.inputs))
+    c.ops[node.name] = make()
+    del c.ops[x.name]  # moved after the sum, which it now passes on
+    c.ops[x.name] = _Op(x.name, "skip", inputs=[node.name])
 
 
 def _map_position_table(c: _Converter, node) -> bool:
@@ -1512,6 +1663,8 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch._assert", "torch.fx._symbolic_trace._assert_is_none", "operator.eq"), _check),
     (("get_attr",), _parameter),
     (_PARAMETER_VIEWS, _parameter_view),
+    (("torch.nn.functional.interpolate",), _table_resize),
+    ((ANY,), _resized_view),
     (_LAYOUT_METHODS, _table_view),
     (("operator.mul", "torch.mul", "mul", "mul_", "operator.truediv", "torch.div", "div", "div_"), _constant_factor),
     (("operator.mul", "torch.mul", "mul", "mul_"), _layer_scale),
@@ -1538,7 +1691,8 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),
     (("operator.add", "torch.add"), _generated_addition),
-    (("operator.add", "torch.add"), _position_table),
+    (("operator.add", "torch.add", "operator.iadd", "add", "add_"), _resized_position_table),
+    (("operator.add", "torch.add", "add_"), _position_table),
     (("operator.add", "torch.add"), _map_position_table),
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
@@ -1598,6 +1752,7 @@ class _Converter:
         self.aux_outputs: list[str] = []  # the side outputs (auxiliary heads) besides the model's output
         self.layouts: dict[str, _Layout] = {}  # values on the way from one layout to another (`_layout`)
         self.param_views: dict[str, Any] = {}  # views of a parameter, by node: the parameter's get_attr node
+        self.resized: dict[str, _ResizedTable] = {}  # a table of positions forward resizes, and its views
         self.pieces: dict[str, tuple] = {}  # x.chunk(n, 1) / x.split(s, 1): the channel ranges of the pieces
         self.shuffling: dict[str, tuple] = {}  # a channel shuffle under way: (groups, stage) by node
         self.patchifying: dict[str, Any] = {}  # a patchify's view, permute: None; reshape: (map, p)

@@ -184,6 +184,30 @@ class PositionEmbedding(nn.Module):
         return x + rows.t()
 
 
+class ResizedPositionEmbedding(nn.Module):
+    """`posembed(A x B, resize=H x W, MODE)`: a learned grid of A x B vectors of d (timm's NaFlexViT keeps it as
+    (1, A, B, d)), resized to H x W (F.interpolate, MODE, antialias as given) and added to the H·W positions of a
+    sequence (N, d, H·W), row by row."""
+
+    def __init__(self, a: int, b: int, h: int, w: int, d: int, mode: str = "bicubic", antialias: bool = False):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(1, a, b, d) * 0.02)
+        self.grid = (h, w)
+        self.mode = mode
+        self.antialias = antialias
+
+    def forward(self, x):
+        corners = None if self.mode == "nearest" else False
+        table = F.interpolate(
+            self.table.permute(0, 3, 1, 2),
+            size=self.grid,
+            mode=self.mode,
+            align_corners=corners,
+            antialias=self.antialias,
+        )
+        return x + table.flatten(2)
+
+
 class SeparablePositionEmbedding(nn.Module):
     """`posembed(A x B[, cls])`: adds a_i + b_j to position i*B + j of a sequence (N, d, A*B), from a table of A
     and one of B vectors (MViT's temporal and spatial positions); with `cls` the sequence is (N, d, 1 + A*B) and
@@ -1863,6 +1887,31 @@ class CrossCovarianceAttention(nn.Module):
         attn = (F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)) * self.temperature
         out = (attn.softmax(dim=-1) @ v).permute(0, 3, 1, 2).reshape(B, T, C)
         return self.proj(out).transpose(1, 2)
+
+
+class AdditiveAttention(nn.Module):
+    """`additiveattn`: SwiftFormer's efficient additive attention on a map (N, d, H, W), as timm's
+    EfficientAdditiveAttention computes it: q and k from Linears, normalised; scores q·w_g (times d^-1/2)
+    normalised along the positions weigh the queries' sum into a global query g; Linear(g * k) + q; a Linear."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.scale_factor = d**-0.5
+        self.to_query = nn.Linear(d, d)
+        self.to_key = nn.Linear(d, d)
+        self.w_g = nn.Parameter(torch.randn(d, 1))
+        self.proj = nn.Linear(d, d)
+        self.final = nn.Linear(d, d)
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        x = x.flatten(2).permute(0, 2, 1)
+        query = F.normalize(self.to_query(x), dim=-1)
+        key = F.normalize(self.to_key(x), dim=-1)
+        scores = F.normalize(query @ self.w_g * self.scale_factor, dim=1)
+        g = torch.sum(scores * query, dim=1, keepdim=True)
+        out = self.proj(g * key) + query
+        return self.final(out).permute(0, 2, 1).reshape(B, -1, H, W)
 
 
 class ClassAttention(nn.Module):

@@ -149,6 +149,14 @@ class PositionEmbeddingOptions(Options):
     size: Expr  # the vectors in the table (A + B of a separable one, plus 1 with cls)
     split: tuple[Expr, Expr] | None = None  # posembed(A x B): separable, A vectors and B vectors (MViT's T and H·W)
     cls: bool = False  # with posembed(A x B, cls): one vector more for the class token before the A·B positions
+    resize: tuple[Expr, Expr] | None = None  # posembed(A x B, resize=H x W): one A x B table resized to the H x W grid
+    table: tuple[Expr, Expr] | None = None  # and its A x B
+    mode: str = "bicubic"  # how the table is resized: nearest, bilinear or bicubic
+    antialias: bool = False  # resized with antialias (PyTorch's antialias=True)
+
+
+# posembed(A x B, resize=H x W)'s ways of resizing its table
+_TABLE_MODES = ("nearest", "bilinear", "bicubic")
 
 
 class PositionEmbedding(Kind):
@@ -163,17 +171,31 @@ class PositionEmbedding(Kind):
     with `cls`, the sequence is a class token and A·B positions, and the class token has a vector of its own:
     (1 + A + B)·d.
 
+    `posembed(A x B, resize=H x W)` (a paramsym extension, timm's NaFlexViT): one table of A x B vectors laid out
+    as a grid, resized (bicubic unless `bilinear` or `nearest`; `antialias` as PyTorch's antialias=True) to the
+    H x W grid whose positions the sequence holds row by row: exactly H·W of them. A·B·d parameters; the resize
+    weighs fixed coefficients and counts no MAC (FlopCounterMode counts none).
+
     On a map H x W x d (a paramsym extension, for NesT) the table holds one vector for each position, row
     by row: N = H·W, checked."""
 
     key = "posembed"
     names = ("posembed",)
     positional = 1
-    flags = frozenset({"cls"})
-    torch_modules = ("PositionEmbedding", "SeparablePositionEmbedding")
+    flags = frozenset({"cls", "antialias", *_TABLE_MODES})
+    keywords = frozenset({"resize"})
+    torch_modules = ("PositionEmbedding", "SeparablePositionEmbedding", "ResizedPositionEmbedding")
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         arg = args.required("the size of its table (one position each)", "1024", "N")
+        if "resize" in args.keywords:
+            return self._resized(call, flow, args, arg)
+        for flag in ("antialias", *_TABLE_MODES):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' says how a table is resized: it belongs to posembed(A x B, resize=H x W)",
+                    pos=args.flags[flag].pos,
+                )
         if len(arg.value) == 2:
             return self._separable(call, flow, args, arg)
         if "cls" in args.flags:
@@ -226,6 +248,53 @@ class PositionEmbedding(Kind):
         options = PositionEmbeddingOptions(a + b + int(cls), (a, b), cls)
         return make_layer(call, self, flow, flow.shape, width, width, options=options)
 
+    def _resized(self, call: Call, flow: Flow, args: Args, arg: Any) -> Layer:
+        resize = args.keywords["resize"]
+        if len(arg.value) != 2:
+            raise ParamsymArgumentError(
+                f"{call.name}(..., resize=H x W) resizes a grid of A x B vectors: write {call.name}(16x16, resize=...)",
+                pos=arg.pos,
+            )
+        if len(resize.value) != 2:
+            raise ParamsymArgumentError(
+                "resize= takes the grid's two sides, H x W (resize=24x24)", pos=resize.pos, hint="write resize=24x24"
+            )
+        if "cls" in args.flags:
+            raise ParamsymArgumentError(
+                "'cls' belongs to a separable table, posembed(A x B, cls); a resized table has no class token's vector",
+                pos=args.flags["cls"].pos,
+            )
+        modes = [m for m in _TABLE_MODES if m in args.flags]
+        if len(modes) > 1:
+            raise ParamsymArgumentError(
+                f"{call.name} resizes its table one way: nearest, bilinear or bicubic (the default)",
+                pos=args.flags[modes[1]].pos,
+            )
+        for values, pos, what in ((arg.value, arg.pos, "the table"), (resize.value, resize.pos, "resize=")):
+            for value in values:
+                if value.is_number and not (value.is_integer and value >= 1):
+                    raise ParamsymArgumentError(
+                        f"the sides of {what} of {call.name} are positive whole numbers, not {value}", pos=pos
+                    )
+                args.constraints += whole_number(value, f"a side of {what} of {call.name}", pos)
+        a, b = arg.value
+        h, w = resize.value
+        length, width = _sequence(call, flow, "adds a learned vector to each position")
+        if length is not None:
+            args.constraints += check_or_defer(
+                length - h * w,
+                "zero",
+                f"{call.name}({a} x {b}, resize={h} x {w}) adds to the {h}·{w} positions of the grid, but the "
+                f"sequence has {length}",
+                resize.pos,
+                shown=length,
+            )
+        mode = modes[0] if modes else "bicubic"
+        options = PositionEmbeddingOptions(
+            a * b, resize=(h, w), table=(a, b), mode=mode, antialias="antialias" in args.flags
+        )
+        return make_layer(call, self, flow, flow.shape, width, width, options=options)
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         return {"params": PositionEmbeddingOptions.of(layer).size * layer.cout}  # an addition: no MACs
 
@@ -238,6 +307,8 @@ class PositionEmbedding(Kind):
             return f", separable tables of {w(o.split[0])} and {w(o.split[1])} vectors of {w(layer.cout)}" + (
                 ", and one for the class token" if o.cls else ""
             )
+        if o.resize is not None and o.table is not None:
+            return f", a {w(o.table[0])} x {w(o.table[1])} table resized to {w(o.resize[0])} x {w(o.resize[1])}"
         return f", a table of {w(PositionEmbeddingOptions.of(layer).size)} vectors of {w(layer.cout)}"
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
@@ -252,6 +323,15 @@ class PositionEmbedding(Kind):
                 + f": {w.product(size, layer.cout)} parameters.",
                 "An addition: no multiply-accumulate.",
             ]
+        if o.resize is not None and o.table is not None:
+            (a, b), (h, width) = o.table, o.resize
+            return [
+                f"A learned grid of {w(a)} x {w(b)} vectors of {w(layer.cout)}, resized ({o.mode}"
+                + (", antialiased" if o.antialias else "")
+                + f") to the {w(h)} x {w(width)} grid whose positions the sequence holds row by row, and added: "
+                f"{w.product(size, layer.cout)} parameters.",
+                "The resize weighs fixed coefficients and the sum is an addition: no multiply-accumulate.",
+            ]
         return [
             f"A learned table of {w(size)} vectors of {w(layer.cout)} (positions, or segment "
             f"and token types), added to the sequence: {w.product(size, layer.cout)} "
@@ -265,12 +345,17 @@ class PositionEmbedding(Kind):
             return TorchSpec(
                 "SeparablePositionEmbedding", (num(o.split[0]), num(o.split[1]), num(layer.cout)), {"cls": o.cls}
             )
+        if o.resize is not None and o.table is not None:
+            sizes = (*(num(v) for v in o.table), *(num(v) for v in o.resize), num(layer.cout))
+            return TorchSpec("ResizedPositionEmbedding", sizes, {"mode": o.mode, "antialias": o.antialias})
         return TorchSpec("PositionEmbedding", (num(PositionEmbeddingOptions.of(layer).size), num(layer.cout)))
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         refuse_keras(layer, "keras.layers has no layer that adds a learned table of positions")
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
+        if type(module).__name__ == "ResizedPositionEmbedding":
+            return _resized_text(module, ctx)
         if type(module).__name__ == "SeparablePositionEmbedding":
             if not all(hasattr(module, a) for a in ("first", "second", "token")):
                 raise ImportRefused(f"{ctx.node_name} (SeparablePositionEmbedding) is not paramsym's separable table")
@@ -282,6 +367,29 @@ class PositionEmbedding(Kind):
         if weight is None or weight.dim() != 2 or not (len(shape) == 3 or on_map) or shape[1] != weight.shape[1]:
             raise ImportRefused(f"{ctx.node_name} ({type(module).__name__}) is not a table added to a sequence")
         return f"posembed({weight.shape[0]})"
+
+
+def _resized_text(module: Any, ctx: ImportContext) -> str:
+    """posembed(A x B, resize=H x W, MODE[, antialias]) from paramsym's ResizedPositionEmbedding, or the importer's
+    stand-in for a parameter table (1, A, B, d) that forward resizes with F.interpolate and adds (NaFlexViT)."""
+    table, grid = getattr(module, "table", None), getattr(module, "grid", None)
+    mode, antialias = getattr(module, "mode", None), getattr(module, "antialias", None)
+    shape = ctx.in_shape  # (N, d, T)
+    if (
+        table is None
+        or table.dim() != 4
+        or table.shape[0] != 1
+        or not (isinstance(grid, tuple) and len(grid) == 2)
+        or mode not in _TABLE_MODES
+        or len(shape) != 3
+        or shape[1] != table.shape[3]
+        or shape[2] != grid[0] * grid[1]
+    ):
+        raise ImportRefused(
+            f"{ctx.node_name} ({type(module).__name__}) is not a grid of vectors resized to the sequence's grid"
+        )
+    a, b = table.shape[1], table.shape[2]
+    return f"posembed({a}x{b}, resize={grid[0]}x{grid[1]}, {mode}{', antialias' if antialias else ''})"
 
 
 def _product(sizes: tuple[int, ...]) -> int:
