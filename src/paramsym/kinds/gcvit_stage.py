@@ -253,7 +253,7 @@ def _gelu(module: Any) -> bool:
 
 def _mbconv(block: Any, d: int) -> bool:
     """timm's gcvit.MbConvBlock (expand 1, SE with GELU and no bias) or paramsym's export of it."""
-    se = getattr(block, "se", None)
+    se: Any = getattr(block, "se", None)
     s = int(squeeze(sympy.Integer(d)))
     return (
         _is(block, "MbConvBlock", "_GcMbConv")
