@@ -292,7 +292,7 @@ def test_every_kind_answers_every_question():
         "winposembed": "input(8x8x4) > winposembed(3x3, window=4)",
         "levitattn": "input(16x4) > levitattn(heads=2, key_dim=2, value_dim=4, map=4x4, stride=2, bn, act=hardswish)",
         "ef2attn": "input(8x8x4) > ef2attn(heads=2, key_dim=2, value_dim=4, stride=2)",
-        "gcstage": "input(8x8x4) > gcstage(depth=3, heads=2, window=4, mlp=2)",
+        "gcstage": "input(8x8x4) > gcstage(depth=3, heads=2, window=4, mlp=2, ls)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

@@ -17,9 +17,18 @@ from paramsym.errors import ParamsymError
 from paramsym.frameworks.torch_modules import GlobalContextStage
 
 
-def stage(H, W, d, n, h, w, r, down=False):
+def stage(H, W, d, n, h, w, r, down=False, ls=False):
     return gcvit.GlobalContextVitStage(
-        d, n, h, (H, W), (w, w), downsample=down, mlp_ratio=r, norm_layer=gcvit.LayerNorm2d, norm_layer_cl=nn.LayerNorm
+        d,
+        n,
+        h,
+        (H, W),
+        (w, w),
+        downsample=down,
+        mlp_ratio=r,
+        layer_scale=1e-5 if ls else None,
+        norm_layer=gcvit.LayerNorm2d,
+        norm_layer_cl=nn.LayerNorm,
     ).eval()
 
 
@@ -36,8 +45,8 @@ def counted(program: str) -> tuple[int, int, list]:
     return values["params"], values["macs"], [int(n) for n in net.output_shape.dims()]
 
 
-def text(n, h, w, r) -> str:
-    return f"gcstage(depth={n}, heads={h}, window={w}" + (f", mlp={r})" if r != 4 else ")")
+def text(n, h, w, r, ls=False) -> str:
+    return f"gcstage(depth={n}, heads={h}, window={w}" + (f", mlp={r}" if r != 4 else "") + (", ls)" if ls else ")")
 
 
 # (H, W, d, depth, heads, window, mlp): the generator with 3, 2, 1 and no poolings, odd and even depths
@@ -138,3 +147,37 @@ def test_export_counts_the_same_and_imports_back(H, W, d, n, h, w, r):
 def test_refuses(program, message):
     with pytest.raises(ParamsymError, match=message):
         paramsym.parse(program).evaluate()
+
+
+# (H, W, d, depth, heads, window, mlp) with layer scales (gcvit_small, gcvit_base)
+SCALED = [(28, 28, 32, 3, 2, 7, 3), (14, 14, 48, 2, 3, 7, 2)]
+
+
+@pytest.mark.parametrize("H, W, d, n, h, w, r", SCALED)
+def test_layer_scales_count_and_import_as_timms(H, W, d, n, h, w, r):
+    with torch.device("meta"):
+        module = stage(H, W, d, n, h, w, r, ls=True)
+    expected = measured(module, (d, H, W))
+    assert counted(f"input({H}x{W}x{d}) > {text(n, h, w, r, ls=True)}") == expected
+    program = paramsym.from_torch(nn.Sequential(module), (H, W, d))
+    assert text(n, h, w, r, ls=True) in " ".join(program.split()), program
+    assert counted(program) == expected
+
+
+@pytest.mark.parametrize("H, W, d, n, h, w, r", SCALED)
+def test_export_with_layer_scales_computes_what_timm_computes(H, W, d, n, h, w, r):
+    torch.manual_seed(0)
+    theirs = stage(H, W, d, n, h, w, r, ls=True)
+    network = paramsym.parse(f"input({H}x{W}x{d}) > {text(n, h, w, r, ls=True)}")
+    ours = paramsym.to_torch(network).eval()
+    mine = list(ours.parameters())
+    assert [tuple(p.shape) for p in mine] == [tuple(p.shape) for p in theirs.parameters()]
+    with torch.no_grad():
+        for p, q in zip(mine, theirs.parameters(), strict=True):
+            q.copy_(torch.randn_like(q) * 0.3)
+            p.copy_(q)
+    x = torch.randn(2, d, H, W)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), theirs(x), atol=1e-4)
+    back, _ = import_back(network)
+    assert text(n, h, w, r, ls=True) in back

@@ -129,6 +129,11 @@ CASES = [
     ),
     ("input(28x28x8) > gcstage(depth=2, heads=2, window=7, mlp=3)", 0, GlobalContextStageOptions(2, 2, 7, 3, 28, 28)),
     (
+        "input(14x14x8) > gcstage(depth=1, heads=2, window=7, ls)",
+        0,
+        GlobalContextStageOptions(1, 2, 7, 4, 14, 14, True),
+    ),
+    (
         "input(7x7x8) > levitattn(heads=2, key_dim=4, value_dim=8, bias)",
         0,
         OffsetAttentionOptions(2, 4, 8, 7, 7, 1, False, None, False),

@@ -2122,34 +2122,48 @@ class _GcMlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class _GcLayerScale(nn.Module):
+    """timm's LayerScale: x · gamma, one learned factor per channel."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
 class _GcBlock(nn.Module):
     """GCViT's block on (B, H, W, C): LayerNorm > window attention, residual; LayerNorm > Mlp, residual."""
 
-    def __init__(self, channels: int, heads: int, window: int, hidden: int, use_global: bool):
+    def __init__(self, channels: int, heads: int, window: int, hidden: int, use_global: bool, scale: bool):
         super().__init__()
         self.window_size = (window, window)
         self.norm1 = nn.LayerNorm(channels)
         self.attn = _GcWindowAttention(channels, heads, window, use_global)
+        self.ls1 = _GcLayerScale(channels) if scale else nn.Identity()  # timm's order: its weights load
+        self.drop_path1 = nn.Identity()
         self.norm2 = nn.LayerNorm(channels)
         self.mlp = _GcMlp(channels, hidden)
-        self.ls1, self.ls2, self.drop_path1, self.drop_path2 = (nn.Identity() for _ in range(4))
+        self.ls2 = _GcLayerScale(channels) if scale else nn.Identity()
+        self.drop_path2 = nn.Identity()
 
     def forward(self, x, q_global):
         B, H, W, C = x.shape
         w = self.window_size[0]
         win = self.norm1(x).view(B, H // w, w, W // w, w, C).permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w, C)
         y = self.attn(win, q_global).view(B, H // w, W // w, w, w, C).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, C)
-        x = x + y
-        return x + self.mlp(self.norm2(x))
+        x = x + self.ls1(y)
+        return x + self.ls2(self.mlp(self.norm2(x)))
 
 
 class GlobalContextStage(nn.Module):
-    """`gcstage(depth=n, heads=h, window=w, mlp=r)`: GCViT's stage after its downsample, on (N, C, H, W): the global
+    """`gcstage(depth=n, heads=h, window=w, mlp=r, ls)`: GCViT's stage after its downsample, on (N, C, H, W): the global
     query generator (MbConv blocks and 3x3 max poolings of stride 2 down to w x w, `global_block.blocks`), then n
-    blocks of window attention, the odd ones with the generator's map as their queries. timm's names, so that
-    timm's weights load."""
+    blocks of window attention, the odd ones with the generator's map as their queries (`scale`: layer scales).
+    timm's names, so that timm's weights load."""
 
-    def __init__(self, channels: int, depth: int, heads: int, window: int, hw, mlp: int = 4):
+    def __init__(self, channels: int, depth: int, heads: int, window: int, hw, mlp: int = 4, scale: bool = False):
         super().__init__()
         H, W = hw
         levels = 0  # timm's int(log2(min(H, W) / window)): the poolings that take the map to the window
@@ -2164,7 +2178,7 @@ class GlobalContextStage(nn.Module):
         self.global_block.blocks = layers
         self.global_norm, self.norm = nn.Identity(), nn.Identity()
         self.blocks = nn.ModuleList(
-            _GcBlock(channels, heads, window, mlp * channels, use_global=i % 2 == 1) for i in range(depth)
+            _GcBlock(channels, heads, window, mlp * channels, use_global=i % 2 == 1, scale=scale) for i in range(depth)
         )
 
     def forward(self, x):

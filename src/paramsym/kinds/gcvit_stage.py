@@ -1,17 +1,18 @@
-"""`gcstage(depth=n, heads=h, window=w[, mlp=r])` (docs/language.md, "Global context stage"; a paramsym extension):
-the body of a stage of GCViT (timm's GlobalContextVitStage after its downsample), read whole, on an H x W map of d
-channels.
+"""`gcstage(depth=n, heads=h, window=w[, mlp=r][, ls])` (docs/language.md, "Global context stage"; a paramsym
+extension): the body of a stage of GCViT (timm's GlobalContextVitStage after its downsample), read whole, on an
+H x W map of d channels.
 
 The global query generator: L = ⌊log2(min(H, W)/w)⌋ MbConv blocks (at least one), each followed by a 3x3 max
 pooling of stride 2 (pad 1) while L > 0, taking the map down to w x w; an MbConv block is a residual depthwise 3x3
 convolution, GELU, a squeeze-excitation (d -> s -> d, s = max(8, ⌊(d/4 + 4)/8⌋·8), GELU, sigmoid) and a 1x1
 convolution, none with a bias. Then n transformer blocks on the map cut into w x w windows: LayerNorm > window
 attention with a relative-position bias table of (2w-1)² entries per head > projection, residual; LayerNorm > MLP
-(d -> r·d -> d, GELU), residual. The even blocks (0, 2, ...) project queries, keys and values from each window
-(3d); the odd ones only keys and values (2d) and take their queries from the generator's w x w map, the same for
-every window.
+(d -> r·d -> d, GELU), residual; with `ls` each residual branch ends in a layer scale (d learned factors). The
+even blocks (0, 2, ...) project queries, keys and values from each window (3d); the odd ones only keys and values
+(2d) and take their queries from the generator's w x w map, the same for every window.
 
     params = G·(9d + 2ds + d²) + n·(6d + 2·r·d² + r·d + d² + h·(2w-1)²) + ⌈n/2⌉·(3d² + 3d) + ⌊n/2⌋·(2d² + 2d)
+             [+ n·2d with ls]
     MACs   = Σ over the generator's blocks (H_i·W_i·(9d + d²) + 2ds) + n·T·(2·w²·d + d² + 2·r·d²)
              + ⌈n/2⌉·3·T·d² + ⌊n/2⌋·2·T·d²            (T = H·W, G = max(1, L), H_i the map of the i-th block)
 
@@ -59,6 +60,7 @@ class GlobalContextStageOptions(Options):
     mlp: Expr
     height: int
     width: int
+    scale: bool = False  # `ls`: a layer scale after the attention and after the MLP of every block
 
 
 def squeeze(d: Expr) -> Expr:
@@ -87,6 +89,7 @@ class GlobalContextStage(Kind):
     key = "gcstage"
     names = ("gcstage",)
     keywords = frozenset({"depth", "heads", "window", "mlp"})
+    flags = frozenset({"ls"})
     takes_channels = True
     torch_modules = (
         "paramsym.frameworks.torch_modules.GlobalContextStage",
@@ -142,7 +145,7 @@ class GlobalContextStage(Kind):
                 f"the window's {window}x{window}",
                 pos=args.keywords["window"].pos,
             )
-        options = GlobalContextStageOptions(numbers["depth"], heads, window, mlp, height, width)
+        options = GlobalContextStageOptions(numbers["depth"], heads, window, mlp, height, width, "ls" in args.flags)
         return make_layer(
             call,
             self,
@@ -162,6 +165,7 @@ class GlobalContextStage(Kind):
         local, glob = (n + 1) // 2, n // 2
         return (
             levels * (9 * d + 2 * d * s + d * d)
+            + n * (2 * d if o.scale else 0)
             + n * (6 * d + 2 * r * d * d + r * d + d * d + o.heads * (2 * w - 1) ** 2)
             + local * (3 * d * d + 3 * d)
             + glob * (2 * d * d + 2 * d)
@@ -194,7 +198,9 @@ class GlobalContextStage(Kind):
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
         o = GlobalContextStageOptions.of(layer)
-        return f", {o.depth} blocks, {words(o.heads)} heads, windows of {o.window}x{o.window}"
+        return f", {o.depth} blocks, {words(o.heads)} heads, windows of {o.window}x{o.window}" + (
+            ", layer scales" if o.scale else ""
+        )
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         o = GlobalContextStageOptions.of(layer)
@@ -217,7 +223,7 @@ class GlobalContextStage(Kind):
         return TorchSpec(
             "GlobalContextStage",
             (num(known(layer.cin)), o.depth, num(o.heads), o.window, (o.height, o.width)),
-            {"mlp": num(o.mlp)},
+            {"mlp": num(o.mlp), "scale": o.scale},
         )
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
@@ -276,6 +282,14 @@ def _layer_norm(norm: Any, d: int, *names: str) -> bool:
         and norm.elementwise_affine
         and getattr(norm, "bias", None) is not None
     )
+
+
+def _scale(module: Any, d: int, scale: bool) -> bool:
+    """No layer scale (Identity), or timm's LayerScale (x · gamma, d values) when the stage has them."""
+    if not scale:
+        return _is(module, "Identity")
+    gamma = getattr(module, "gamma", None)
+    return _is(module, "LayerScale", "_GcLayerScale") and gamma is not None and tuple(gamma.shape) == (d,)
 
 
 def _downsample(down: Any, d: int, where: str) -> tuple[str, int]:
@@ -359,6 +373,7 @@ def read(module: Any, ctx: ImportContext) -> str:
     norm = getattr(module, "norm", None)
     if not (_is(norm, "Identity") or _layer_norm(norm, d, "LayerNorm")):
         raise ImportRefused(f"{where}: its norm is neither Identity nor a LayerNorm over the {d} channels")
+    scale = _is(first.ls1, "LayerScale", "_GcLayerScale")
     for i, block in enumerate(blocks):
         at = f"{where} blocks.{i}"
         a, m = block.attn, block.mlp
@@ -392,16 +407,16 @@ def read(module: Any, ctx: ImportContext) -> str:
             and _is(m.fc2, "Linear")
             and (m.fc2.in_features, m.fc2.out_features) == (hidden, d)
             and m.fc2.bias is not None
-            and all(_is(getattr(block, n), "Identity") for n in ("ls1", "ls2"))
+            and all(_scale(getattr(block, n), d, scale) for n in ("ls1", "ls2"))
             and all(_is(getattr(block, n), "Identity", "DropPath") for n in ("drop_path1", "drop_path2"))
         )
         if not ok:
             raise ImportRefused(
                 f"{at} is not GCViT's block as gcstage writes it (LayerNorm > window attention with qkv and proj "
                 f"biases and a relative-position bias table, queries from the global query on odd blocks; "
-                f"LayerNorm > Mlp with GELU; no layer scale)"
+                f"LayerNorm > Mlp with GELU; layer scales in every block or none)"
             )
-    mlp_text = f", mlp={mlp}" if mlp != 4 else ""
+    mlp_text = (f", mlp={mlp}" if mlp != 4 else "") + (", ls" if scale else "")
     parts.append(f"gcstage(depth={len(blocks)}, heads={heads}, window={w}{mlp_text})")
     if not _is(norm, "Identity"):  # the last stage's stage_norm, on the channels of every position
         parts.append("ln")
