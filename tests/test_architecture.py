@@ -284,6 +284,7 @@ def test_every_kind_answers_every_question():
         "additiveattn": "input(8x8x4) > additiveattn",
         "clsattn": "input(9x4) > clsattn(heads=2, bias)",
         "talkattn": "input(16x4) > talkattn(heads=2, bias)",
+        "outlook": "input(6x6x4) > outlook(heads=2, stride=2, bias)",
         "clsblock": "input(17x4) > clsblock(heads=2, hidden=6, bias, xcit, tokensnorm)",
         "fourierpos": "input(8x8x4) > fourierpos(8x8)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
@@ -293,6 +294,7 @@ def test_every_kind_answers_every_question():
         "levitattn": "input(16x4) > levitattn(heads=2, key_dim=2, value_dim=4, map=4x4, stride=2, bn, act=hardswish)",
         "ef2attn": "input(8x8x4) > ef2attn(heads=2, key_dim=2, value_dim=4, stride=2)",
         "gcstage": "input(8x8x4) > gcstage(depth=3, heads=2, window=4, mlp=2, ls)",
+        "litemla": "input(8x8x4) > litemla(->6, heads=2, head_dim=2, scales=3x5, qkv_bn, bn, bias)",
     }
     for kind in kinds.KINDS:
         program = programs.get(kind.key, f"input(8x8x4) > {kind.names[0] if kind.names else kind.suggestions[0]}")

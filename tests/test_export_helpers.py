@@ -77,6 +77,8 @@ BIAS_HELPERS = {
     "QueryPoolingAttention": (8, 8, 2),
     "SeparableSelfAttention": (8,),
     "OffsetBiasAttention": (8, 2, 4, 4, (2, 2)),
+    "MultiScaleLinearAttention": (8, 8, 2, 4),
+    "_ConvNorm": (8, 8, False),  # without its BatchNorm (whose bias is always there)
 }
 
 

@@ -342,11 +342,12 @@ timm = pytest.importorskip("timm")
 @pytest.mark.parametrize(
     "name, says",
     [
-        ("efficientvit_b0", "module 'stages.2.blocks.1.context_module.main' (LiteMLA): "),
+        ("coat_lite_tiny", "module 'serial_blocks1.0.factoratt_crpe' (FactorAttnConvRelPosEnc): "),
     ],
 )
 def test_timm_attention_that_is_not_attn_is_refused_by_name(name, says):
-    """(CaiT's TalkingHeadAttn is imported whole now, as talkattn: tests/test_kind_class_attention.py.)"""
+    """(CaiT's TalkingHeadAttn is imported whole now, as talkattn: tests/test_kind_class_attention.py; EfficientViT's
+    LiteMLA as litemla: tests/test_kind_lite_mla.py.)"""
     with torch.device("meta"):
         model = timm.create_model(name, pretrained=False)
     size = model.pretrained_cfg["input_size"]

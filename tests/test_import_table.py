@@ -62,6 +62,7 @@ def test_dotted_keys_are_what_pytorch_runs():
             "_resized_position_table",
             "_position_table",
             "_map_position_table",
+            "_last_map_position_table",
             "_sum",
         ]
     )
@@ -79,6 +80,7 @@ def test_dotted_keys_are_what_pytorch_runs():
         "_channel_index",
         "_module_item",
         "_first_of_tuple",
+        "_max_values",
     ]
 
 

@@ -37,7 +37,9 @@ from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
 from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.levit_attention import OffsetAttentionOptions
+from paramsym.kinds.lite_mla import LiteMLAOptions
 from paramsym.kinds.normalization import NormalizationOptions
+from paramsym.kinds.outlook_attention import OutlookOptions
 from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.query_pooling import QueryPoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
@@ -71,6 +73,7 @@ CASES = [
     ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
     ("input(64x32) > clsattn(heads=4, bias)", 0, ClassAttentionOptions(heads=4)),
     ("input(64x32) > talkattn(heads=4, bias)", 0, TalkingHeadsOptions(heads=4)),
+    ("input(8x8x32) > outlook(heads=4, kernel=3, stride=2)", 0, OutlookOptions(heads=4, kernel=3, stride=2)),
     ("input(65x32) > clsblock(heads=4)", 0, ClassBlockOptions(heads=4, hidden=128, xcit=False, tokens_norm=False)),
     (
         "input(65x32) > clsblock(heads=2, hidden=64, xcit, tokensnorm)",
@@ -147,6 +150,12 @@ CASES = [
         "input(8x8x8) > ef2attn(->16, heads=2, key_dim=4, value_dim=8, down)",
         0,
         EfficientFormerV2Options(2, 4, 8, 2, True),
+    ),
+    ("input(8x8x8) > litemla(heads=2, head_dim=4, bn)", 0, LiteMLAOptions(2, 4, (5,), False, True)),
+    (
+        "input(8x8x8) > litemla(->16, heads=2, head_dim=4, scales=3x5, qkv_bn)",
+        0,
+        LiteMLAOptions(2, 4, (3, 5), True, False),
     ),
     ("input(16x16x8) > sepattn", 0, SeparableAttentionOptions(1)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),

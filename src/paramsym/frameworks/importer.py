@@ -684,6 +684,32 @@ def _map_position_table(c: _Converter, node) -> bool:
     return True
 
 
+def _last_map_position_table(c: _Converter, node) -> bool:
+    """x + pos_embed of a channels-last map (N, H, W, C) and a learned (1, H, W, C) (timm's VOLO): one vector for
+    each position of the map, row by row, as posembed(H·W) on a map."""
+    if len(node.args) != 2:
+        return False
+    params = [a for a in node.args if _parameter_node(c, a) is not None]
+    values = [a for a in node.args if hasattr(a, "name") and _parameter_node(c, a) is None]
+    if len(params) != 1 or len(values) != 1:
+        return False
+    x, table = values[0], params[0]
+    shape, table_shape = c.shapes.get(x.name, ()), tuple(c.shapes.get(table.name, ()))
+    if x.name not in c.channels_last or x.name in c.layouts or x.name in c.pooled or len(shape) != 4:
+        return False
+    if table_shape != (1, *shape[1:]):
+        return False
+    try:
+        weight = c.gm.get_parameter(_parameter_node(c, table).target)
+    except AttributeError:  # a fixed table in a buffer: posembed is learned
+        return False
+    n, h, w, d = shape
+    table_rows = weight[0].reshape(h * w, d)  # (H·W, C): position i·W + j is row i·W + j
+    c.ops[node.name] = c._stand_in("PositionEmbedding", node, x, (n, d, h, w), weight=table_rows)
+    c.channels_last.add(node.name)
+    return True
+
+
 def _token_select(c: _Converter, node) -> bool:
     """x[:, 0] and x[:, -1] of a sequence: its first or last position (ViT's class token)."""
     source, index = _known_source(c, node), node.args[1]
@@ -777,6 +803,38 @@ def _sequence_mean(c: _Converter, node) -> bool:
         return False  # a vector, a value in the middle of a reshape, a pooled value: no positions to average
     cls = "AdaptiveAvgPool1d" if last else f"AdaptiveAvgPool{rank - 2}d"
     c.ops[node.name] = c._stand_in(cls, node, source, output_size=1)
+    return True
+
+
+def _sequence_max(c: _Converter, node) -> bool:
+    """x.max(1) / torch.max(x, 1) of a sequence (N, T, d), of which the model takes the values, [0] (timm's VOLO's
+    token-labelling head): global max pooling (`_max_values` takes the [0])."""
+    source = _known_source(c, node)
+    if source is None or source.name not in c.channels_last or source.name in c.pooled:
+        return False
+    shape = c.shapes.get(source.name, ())
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    if len(shape) != 3 or not isinstance(dims, int) or dims % 3 != 1 or node.kwargs.get("keepdim"):
+        return False
+    if len(node.args) > 2 or any(key not in ("dim", "keepdim") for key in node.kwargs):
+        return False
+    users = list(node.users)
+    if not users or any(_name(u) != "getitem" or u.args[1] != 0 for u in users):
+        return False  # the indices of the maxima: no counterpart
+    c.ops[node.name] = c._stand_in("AdaptiveMaxPool1d", node, source, (shape[0], shape[2], shape[1]), output_size=1)
+    return True
+
+
+def _max_values(c: _Converter, node) -> bool:
+    """The values, [0], of a max that `_sequence_max` read as global max pooling."""
+    import torch
+
+    source = node.args[0]
+    if not hasattr(source, "op") or node.args[1] != 0 or source.name not in c.ops:
+        return False
+    if not ((source.op, source.target) == ("call_method", "max") or source.target is torch.max):
+        return False
+    c.pass_on(node, source)
     return True
 
 
@@ -1690,10 +1748,12 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch.nn.Module",), _module),
     (("operator.getitem",), _module_item),
     (("operator.getitem",), _first_of_tuple),
+    (("operator.getitem",), _max_values),
     (("operator.add", "torch.add"), _generated_addition),
     (("operator.add", "torch.add", "operator.iadd", "add", "add_"), _resized_position_table),
     (("operator.add", "torch.add", "add_"), _position_table),
     (("operator.add", "torch.add"), _map_position_table),
+    (("operator.add", "torch.add"), _last_map_position_table),
     (("operator.add", "torch.add", "operator.iadd"), _sum),
     (("operator.mul", "torch.mul", "operator.imul", "mul"), _gate),
     (("operator.sub", "torch.sub", "sub"), _difference),
@@ -1706,6 +1766,7 @@ OPERATIONS: list[tuple[tuple, Handler]] = [
     (("torch.stack",), _stacked_mean),
     (("mean", "torch.mean"), _stack_average),
     (("mean",), _sequence_mean),
+    (("max", "torch.max"), _sequence_max),
     (_KIND_FUNCTIONS, _kind_function),
     (_LAYOUT_METHODS, _layout),
     ((ANY,), _layout_refused),

@@ -964,6 +964,64 @@ class OffsetBiasAttention(nn.Module):
         return y
 
 
+class _ConvNorm(nn.Module):
+    """A 1x1 convolution and a BatchNorm2d or none (timm's ConvNormAct without activation), as `conv` and `norm`."""
+
+    def __init__(self, cin: int, cout: int, norm: bool, bias: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
+        self.norm = nn.BatchNorm2d(cout) if norm else nn.Identity()
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class MultiScaleLinearAttention(nn.Module):
+    """`litemla(heads=h, head_dim=e, ->o, scales=..., qkv_bn, bn, bias)`: EfficientViT's multi-scale linear attention
+    on a map (N, C, H, W): a 1x1 convolution gives q, k, v for h heads of e channels (`qkv`), each scale a depthwise
+    k x k and a 1x1 convolution in 3h groups (`aggreg`), ReLU linear attention per head of every scale, a 1x1
+    convolution to `out` channels (`proj`); BatchNorms after qkv (`qkv_norm`) and proj (`norm`). timm's LiteMLA's
+    names, so that its weights load."""
+
+    def __init__(
+        self,
+        channels: int,
+        out: int,
+        heads: int,
+        head_dim: int,
+        scales=(5,),
+        qkv_norm: bool = False,
+        norm: bool = False,
+        bias: bool = False,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        total = heads * head_dim
+        self.dim, self.eps = head_dim, eps
+        self.qkv = _ConvNorm(channels, 3 * total, qkv_norm, bias)
+        self.aggreg = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(3 * total, 3 * total, k, padding=k // 2, groups=3 * total, bias=bias),
+                nn.Conv2d(3 * total, 3 * total, 1, groups=3 * heads, bias=bias),
+            )
+            for k in scales
+        )
+        self.kernel_func = nn.ReLU()
+        self.proj = _ConvNorm(total * (1 + len(scales)), out, norm, bias)
+
+    def forward(self, x):
+        n, _, H, W = x.shape
+        qkv = self.qkv(x)
+        qkv = torch.cat([qkv, *(op(qkv) for op in self.aggreg)], dim=1)
+        qkv = qkv.reshape(n, -1, 3 * self.dim, H * W).transpose(-1, -2)
+        q, k, v = qkv.chunk(3, dim=-1)
+        q, k = self.kernel_func(q), self.kernel_func(k)
+        v = F.pad(v, (0, 1), mode="constant", value=1.0)
+        y = q @ (k.transpose(-1, -2) @ v)
+        y = y[..., :-1] / (y[..., -1:] + self.eps)
+        return self.proj(y.transpose(-1, -2).reshape(n, -1, H, W))
+
+
 def _conv_norm_bias(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
     """A convolution with bias, padding kernel // 2, then BatchNorm2d (EfficientFormerV2's ConvNorm), as `conv` and
     `bn`."""
@@ -1989,6 +2047,37 @@ class TalkingHeadAttention(nn.Module):
         attn = self.proj_l(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).softmax(dim=-1)
         attn = self.proj_w(attn.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         return self.proj((attn @ v).transpose(1, 2).reshape(B, T, C)).transpose(1, 2)
+
+
+class OutlookAttention(nn.Module):
+    """`outlook(heads=h, kernel=k, stride=s)`: VOLO's outlook attention on a map (N, C, H, W), as timm's
+    OutlookAttention computes it: values from a Linear, unfolded k x k around each position of the stride-s grid;
+    per head a k² x k² softmaxed matrix from a Linear on the map average-pooled s x s (ceil mode) mixes them; folded
+    back onto the map (padding (k-1)/2), a Linear."""
+
+    def __init__(self, dim: int, heads: int, kernel: int = 3, stride: int = 1, qkv_bias: bool = False):
+        super().__init__()
+        self.num_heads, self.kernel_size, self.stride = heads, kernel, stride
+        self.padding = (kernel - 1) // 2
+        self.scale = (dim // heads) ** -0.5
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.attn = nn.Linear(dim, kernel**4 * heads)
+        self.proj = nn.Linear(dim, dim)
+        self.unfold = nn.Unfold(kernel_size=kernel, padding=self.padding, stride=stride)
+        self.pool = nn.AvgPool2d(kernel_size=stride, stride=stride, ceil_mode=True)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        k, s, heads = self.kernel_size, self.stride, self.num_heads
+        h, w = math.ceil(H / s), math.ceil(W / s)
+        v = self.v(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        v = self.unfold(v).reshape(B, heads, C // heads, k * k, h * w).permute(0, 1, 4, 3, 2)
+        attn = self.attn(self.pool(x).permute(0, 2, 3, 1))
+        attn = attn.reshape(B, h * w, heads, k * k, k * k).permute(0, 2, 1, 3, 4)
+        attn = (attn * self.scale).softmax(dim=-1)
+        y = (attn @ v).permute(0, 1, 4, 3, 2).reshape(B, C * k * k, h * w)
+        y = F.fold(y, output_size=(H, W), kernel_size=k, padding=self.padding, stride=s)
+        return self.proj(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class _ClassAttention(nn.Module):

@@ -1,6 +1,7 @@
 """`clsattn(heads=h)` (docs/language.md, Class attention; a paramsym extension): attention in which only the first
 position (the class token) asks: CaiT's class attention (Touvron et al. 2021; timm's `ClassAttn`) and CrossViT's
-cross-attention between one branch's class token and the other branch's tokens (timm's `CrossAttention`).
+cross-attention between one branch's class token and the other branch's tokens (timm's `CrossAttention`); VOLO's
+class attention (timm's `volo.ClassAttention`: its keys and values from one Linear d -> 2d, the same counts).
 
 On a sequence T x d, three Linears d -> d (biased with `bias`) give the query of the first position and the keys
 and values of all T; each of the h heads has e = d/h channels; the query's softmax over the T keys weighs the
@@ -55,7 +56,12 @@ class ClassAttention(Kind):
     names = ("clsattn",)
     keywords = frozenset({"heads"})
     flags = frozenset({"bias", "nobias"})
-    torch_modules = ("ClassAttention", "timm.models.cait.ClassAttn", "timm.models.crossvit.CrossAttention")
+    torch_modules = (
+        "ClassAttention",
+        "timm.models.cait.ClassAttn",
+        "timm.models.crossvit.CrossAttention",
+        "timm.models.volo.ClassAttention",
+    )
 
     def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
         if "heads" not in args.keywords:
@@ -136,22 +142,26 @@ class ClassAttention(Kind):
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:
         where = f"{ctx.node_name} ({type(module).__name__})"
-        names = ("wq", "wk", "wv") if hasattr(module, "wq") else ("q", "k", "v")
+        fused = hasattr(module, "kv") and not hasattr(module, "k")  # VOLO's: one Linear d -> 2d for the keys and values
+        names = ("wq", "wk", "wv") if hasattr(module, "wq") else ("q", "kv") if fused else ("q", "k", "v")
         linears: list[Any] = [getattr(module, n, None) for n in names]
         proj: Any = getattr(module, "proj", None)
         h = getattr(module, "num_heads", None)
         d: Any = ctx.in_shape[1] if len(ctx.in_shape) > 1 else None  # (N, d) or (N, d, T)
+        widths = [(d, d), (d, 2 * d)] if fused else [(d, d)] * 3
         if (
             any(type(m).__name__ != "Linear" for m in (*linears, proj))
             or not isinstance(h, int)
-            or any((m.in_features, m.out_features) != (d, d) for m in (*linears, proj))
+            or any((m.in_features, m.out_features) != width for m, width in zip(linears, widths))
+            or (proj.in_features, proj.out_features) != (d, d)
+            or (fused and getattr(module, "head_dim", None) != d // h)
             or proj.bias is None
             or len({m.bias is None for m in linears}) != 1
             or d % h
         ):
             raise ImportRefused(
                 f"{where} is not class attention as the language writes it (three Linears d -> d for the query, "
-                f"the keys and the values, a biased Linear d -> d)"
+                f"the keys and the values, or VOLO's one Linear d -> 2d for both, a biased Linear d -> d)"
             )
         return f"clsattn(heads={h}{', bias' if linears[0].bias is not None else ''})"
 

@@ -19,9 +19,12 @@ laid out as its map, `sr=R`; NextViT: AvgPool1d(R², stride R²) > BatchNorm1d o
 whose operations are followed the same way (`_Reader.reduce`). A bias on the output projection alone is
 `projbias`; biases on the queries, values and output projection, none on the keys, `qv_bias` (separate q, k, v
 Linear layers, or one qkv whose bias `torch.cat((q_bias, k_bias, v_bias))` with k_bias a buffer of zeros the
-importer reads as one Linear: importer._qv_bias_linears, BEiT's and EVA's). Anything else that enters (a mask, a
-relative-position bias, a norm on queries or keys, talking heads, a learned temperature, keys from another value) is
-refused, naming the module and what the language lacks.
+importer reads as one Linear: importer._qv_bias_linears, BEiT's and EVA's). Rotary positions on the queries and
+keys, x * cos + rotate(x) * sin with tables that forward makes itself (rotate_half's or interleaved pairs, on all
+positions or after prefix tokens), are `rope`: each term is followed element by element with its signs, and the
+pairs are checked to turn within one head, queries and keys alike (`_Reader.rotation`, `_Reader.rotated_heads`).
+Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads, a learned
+temperature, keys from another value) is refused, naming the module and what the language lacks.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ _MOVES = frozenset(
     }
 )
 _SAME = frozenset({"contiguous", "float", "to", "type_as", "clone", "half", "bfloat16"})  # the same values
+_JOINS = frozenset({"cat", "stack"})  # moves of several projected values (a rotation's halves, prefix tokens)
+_NEGATIONS = frozenset({"neg"})
 _MATMULS = frozenset({"matmul", "bmm"})
 _SOFTMAX = frozenset({"softmax", "_softmax"})
 _SCALES = frozenset({"mul", "imul", "truediv", "itruediv", "div", "mul_", "div_"})
@@ -71,6 +76,7 @@ _WHAT = {
     "S": "the attention scores",
     "A": "the attention weights (after softmax)",
     "O": "the heads' outputs",
+    "M": "the queries or keys times a table of rotary positions",
 }
 
 
@@ -165,6 +171,7 @@ class Region:
     # (H, W) when sr=R reduces the map that its input, a sequence (B, H·W, C), lays out row by row, and the
     # language says so (map=HxW): Twins PCPVT's attention, which reads the sequence and the map's size
     sr_map: tuple[int, ...] = ()
+    rope: bool = False  # queries and keys turned by rotary positions (`_Reader.rotation`)
     qv_bias: bool = False  # biases on the queries and values of one qkv Linear, none on the keys (BEiT's, EVA's)
 
     def text(self) -> str:
@@ -178,7 +185,7 @@ class Region:
         if self.sr_map:
             parts.append("map={}x{}".format(*self.sr_map))
         parts += ["bias"] * self.bias + ["projbias"] * self.proj_bias + ["qv_bias"] * self.qv_bias
-        parts += ["causal"] * self.causal
+        parts += ["causal"] * self.causal + ["rope"] * self.rope
         return f"attn({', '.join(parts)})"
 
 
@@ -307,6 +314,8 @@ class _Value:
 
     kind: str
     ids: Any
+    # the sign of each element (+1 or -1; None: all +1): a negated half of a rotation (rotate_half's -x2)
+    sign: Any = None
 
 
 class _Reader:
@@ -339,6 +348,8 @@ class _Reader:
         self.e = self.e_v = 0
         self.S = self.T  # the key positions: T, or those of a spatial reduction (`reduce`)
         self.keys_reduced: bool | None = None  # whether the keys come from the reduced projections
+        # each rotation's origins, and their channels, positions and partners' channels (`rotation`)
+        self.rotations: list[tuple[Any, ...]] = []
 
     def refuse(self, node: Any, text: str) -> NoReturn:
         """Refused at `node`, in the words of the module that runs the attention."""
@@ -381,10 +392,28 @@ class _Reader:
             return kinds.pop() if len(kinds) == 1 else None
         return None
 
-    def wrap(self, kind: str, result: Any) -> Any:
+    def wrap(self, kind: str, result: Any, sign: Any = None) -> Any:
         if isinstance(result, (list, tuple)):
-            return tuple(self.wrap(kind, r) for r in result)
-        return _Value(kind, result)
+            signs = sign if isinstance(sign, (list, tuple)) else [None] * len(result)
+            return tuple(self.wrap(kind, r, g) for r, g in zip(result, signs))
+        return _Value(kind, result, sign)
+
+    def signs(self, value: Any) -> Any:
+        """The signs of a _Value (or tuples of them), ones where none are kept, for running a move on them."""
+        if isinstance(value, _Value):
+            return value.sign if value.sign is not None else self.torch.ones_like(value.ids)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.signs(v) for v in value)
+        return value
+
+    @staticmethod
+    def negated(value: Any) -> bool:
+        """Whether some element of a _Value (or of tuples of them) is negated."""
+        if isinstance(value, _Value):
+            return value.sign is not None and bool((value.sign < 0).any())
+        if isinstance(value, (list, tuple)):
+            return any(_Reader.negated(v) for v in value)
+        return False
 
     def read(self, node: Any) -> Any:
         c = self.c
@@ -408,24 +437,40 @@ class _Reader:
         kwargs = {k: self.arg(v) for k, v in node.kwargs.items()}
         if name == _SDPA and (kwargs.get("attn_mask") is not None or (len(args) > 3 and args[3] is not None)):
             self.refuse(node, "takes a mask or bias (attn_mask): the language's attn has no counterpart")
+        if name in ("mul", "mul_") and len(args) == 2 and not kwargs:
+            term = self.rotation_term(node, args)
+            if term is not None:
+                return term
         self.foreign(node, [a for a in _inputs(node) if a in self.r.foreign])
         tensors = [a for a in (*args, *kwargs.values()) if self.kind_of(a) is not None]
         kind = self.kind_of(tensors[0]) if tensors else None
+        if (name in _MATMULS or name == _SDPA) and self.negated(tensors):
+            self.refuse(node, "takes negated queries, keys or values (not the halves of a rotation)")
         if name in _SAME and len(tensors) == 1 and isinstance(args[0], _Value):
             return args[0]
+        if name == "type_as" and len(args) == 2 and isinstance(args[0], _Value) and not kwargs:
+            return args[0]  # q.type_as(v): the dtype of another value of the attention, the same values
         if name in ("dropout", "dropout_") and isinstance(args[0], _Value):
             return args[0]
-        if name in _MOVES and len(tensors) == 1 and kind is not None:
+        if name in _NEGATIONS and len(args) == 1 and isinstance(args[0], _Value) and kind == "P":
+            return _Value("P", args[0].ids, -self.signs(args[0]))  # a half of a rotation (rotate_half's -x2)
+        joined = name in _JOINS and len(tensors) == 1 and kind == "P" and isinstance(args[0], (list, tuple))
+        if (name in _MOVES or joined) and len(tensors) == 1 and kind is not None:
             plain_args = [self.ids(a) for a in args]
             plain_kwargs = {k: self.ids(v) for k, v in kwargs.items()}
+            signed = self.negated(tensors)
             if node.op == "call_method":
                 # a view that PyTorch allows is a reshape (the tensors of origins are not laid out in memory alike)
                 method = "reshape" if name == "view" else name
                 result = getattr(plain_args[0], method)(*plain_args[1:], **plain_kwargs)
+                sign = getattr(self.signs(args[0]), method)(*plain_args[1:], **plain_kwargs) if signed else None
             else:
                 result = node.target(*plain_args, **plain_kwargs)
+                sign = node.target(*[self.signs(a) for a in args], **plain_kwargs) if signed else None
             self.same_shape(node, result)
-            return self.wrap(kind, result)
+            return self.wrap(kind, result, sign)
+        if name in ("add", "add_") and kind == "M" and len(args) == 2 and len(tensors) == 2 and not kwargs:
+            return self.rotation(node, args[0], args[1])
         if name in _SCALES and len(tensors) == 1 and len(args) == 2 and kind in ("P", "S"):
             other = args[1] if isinstance(args[0], _Value) else args[0]
             if isinstance(other, (int, float)) and not isinstance(other, bool) and other != 0:
@@ -478,6 +523,119 @@ class _Reader:
             f"values from another value): the language's attn projects queries, keys and values from one input and "
             f"computes softmax(q·k)·v per head, nothing else",
         )
+
+    # -- rotary positions (rope): x * cos + rotate(x) * sin on queries and keys
+
+    @staticmethod
+    def table(node: Any) -> bool:
+        """Whether `node` is a table that forward makes itself (torch.fx keeps it as a constant: it depends on no
+        input and no parameter), as the sines and cosines of rotary positions are."""
+        return node.op == "get_attr" and str(node.target).startswith("_tensor_constant")
+
+    def rotation_term(self, node: Any, args: list[Any]) -> _Value | None:
+        """x * table (or table * x), for x projected queries or keys (or their halves turned, some negated) and a
+        table that forward makes itself: a term of a rotation, which only `rotation` takes; else None."""
+        values = [a for a in args if isinstance(a, _Value)]
+        tables = [a for a in node.args if hasattr(a, "op") and a in self.r.foreign and self.table(a)]
+        if len(values) != 1 or len(tables) != 1 or values[0].kind != "P":
+            return None
+        value = values[0]
+        if tuple(self.c.shapes.get(node.name, ())) != tuple(value.ids.shape):
+            self.refuse(node, "multiplies the queries or keys by a table that changes their shape: not a rotation")
+        return _Value("M", value.ids, value.sign)
+
+    def rotation(self, node: Any, a: _Value, b: _Value) -> _Value:
+        """x * cos + turned(x) * sin: rotary positions on queries or keys, where turned(x) takes, for every element
+        of x, its partner (of the same projection, batch and position; every channel's partner's partner being
+        itself) with one of the two negated (rotate_half's cat(-x2, x1), or the pairs side by side interleaved).
+        The rotated value stands for x; the pairs are checked to lie in one head, the same for queries and keys,
+        in `rotated_heads`."""
+        torch = self.torch
+        plain, turned = (a, b) if not self.negated(a) else (b, a)
+        if self.negated(plain) or not self.negated(turned) or plain.ids.shape != turned.ids.shape:
+            self.refuse(
+                node,
+                "adds two products of the queries or keys with tables that are not x * cos + rotate(x) * sin "
+                "(rotary positions): the language's attn has no counterpart",
+            )
+        x, partner, sign = plain.ids.flatten(), turned.ids.flatten(), turned.sign.flatten()
+        ch, b, t = self.decode(x)
+        ch2, b2, t2 = self.decode(partner)
+        # where each origin is in x (every origin once), by a table over all the projected channels' origins
+        size = len(self.r.projections) * self.B * self.T * self.width
+        where = torch.full((size,), -1, dtype=torch.long)
+        where[x] = torch.arange(x.numel())
+        back = where[partner]  # the element of x that is each element's partner
+        if (
+            not bool((b == b2).all())
+            or not bool((t == t2).all())
+            or not bool((ch // self.width == ch2 // self.width).all())
+            or bool((x == partner).any())
+            or not bool((where[x] == torch.arange(x.numel())).all())
+            or bool((back < 0).any())
+        ):
+            self.refuse(
+                node,
+                "rotates channels with others than their partners at the same position (rotary positions turn "
+                "pairs of a head's channels): the language's attn has no counterpart",
+            )
+        if not bool((partner[back] == x).all()) or not bool((sign[back] == -sign).all()):
+            self.refuse(
+                node,
+                "turns the queries or keys other than by pairs (x, y) -> (-y, x): not rotary positions, which the "
+                "language's attn has",
+            )
+        self.rotations.append((x, ch, t, ch2))
+        return _Value("P", plain.ids)
+
+    def rotated_heads(self, out: Any) -> None:
+        """Rotary positions (`rotation`): every pair in one query head or one key head, none in the values; the
+        same pairs of the heads' channels at the same positions in every head of the queries and of the keys
+        (tokens such as a class token may stay unrotated). Sets r.rope."""
+        if not self.rotations:
+            return
+        torch = self.torch
+        x, ch, t, ch2 = (torch.cat([p[i] for p in self.rotations]) for i in range(4))
+        if int(torch.bincount(x).max()) > 1:
+            self.refuse(out, "ends an attention that rotates some channels twice: not rotary positions")
+        size = len(self.r.projections) * self.width
+        role = torch.full((size,), -1, dtype=torch.long)
+        head = torch.zeros(size, dtype=torch.long)
+        index = torch.zeros(size, dtype=torch.long)
+        for i, heads in enumerate((self.q_heads, self.k_heads, self.v_heads)):
+            role[heads.flatten()] = i
+            head[heads] = torch.arange(len(heads)).view(-1, 1)
+            index[heads] = torch.arange(heads.shape[1])
+        if not bool((role[ch] == role[ch2]).all()) or not bool((head[ch] == head[ch2]).all()):
+            self.refuse(
+                out, "ends an attention that rotates channels of different heads together: not rotary positions"
+            )
+        if bool((role[ch] == 2).any()) or bool((role[ch] < 0).any()):
+            self.refuse(out, "ends an attention that rotates its values: the language's rope turns queries and keys")
+        E, T = self.e, self.T
+        found = []
+        for i, heads in ((0, self.q_heads), (1, self.k_heads)):
+            mine = role[ch] == i
+            if not bool(mine.any()):
+                what = "queries but not its keys" if i else "keys but not its queries"
+                self.refuse(out, f"ends an attention that rotates its {what}: the language's rope turns both")
+            # (position, channel in the head, partner's channel): each at most once per head and sample (every
+            # origin is rotated once), so every head of every sample has the same ones when each is there B·h times
+            pairs = (t[mine] * E + index[ch[mine]]) * E + index[ch2[mine]]
+            counts = torch.bincount(pairs, minlength=T * E * E)
+            present = counts > 0
+            if not bool((counts[present] == self.B * len(heads)).all()):
+                self.refuse(out, "ends an attention that rotates its heads differently: not rotary positions")
+            found.append(present)
+        if not bool((found[0] == found[1]).all()):
+            self.refuse(out, "ends an attention that rotates its queries and keys differently: not rotary positions")
+        if E % 2:
+            self.refuse(
+                out,
+                f"ends an attention with rotary positions in heads of {E} channels: the language's rope "
+                "turns pairs of channels, in heads of an even width",
+            )
+        self.r.rope = True
 
     def projected_elsewhere(self, value: Any) -> Any:
         """The projection layer (of another value than the attention's input) that `value` comes from through
@@ -718,13 +876,21 @@ class _Reader:
     # -- q @ k^T, softmax, @ v
 
     def scores(self, node: Any, q: Any, kt: Any) -> _Value:
+        lead, base, tq, tk = self.score_factors(node, q, kt)
+        M, N = tq.shape[-1], tk.shape[-1]
+        if lead.numel() * M * N > _LARGEST:
+            self.refuse(node, f"gives {lead.numel() * M * N:,} scores, more than paramsym checks")
+        ids = (base.view(-1, 1, 1) * self.T + tq.view(-1, M, 1)) * self.T + tk.view(-1, 1, N)
+        return _Value("S", ids.reshape(*lead, M, N))
+
+    def score_factors(self, node: Any, q: Any, kt: Any) -> tuple[Any, Any, Any, Any]:
+        """q @ kt checked: (the leading shape, and per leading index i the batch and query head `base` (I,), the
+        query positions `tq` (I, M) and the key positions `tk` (I, N)); a score's origin is (base, tq, tk)."""
         torch = self.torch
         if self.q_heads is not None:
             self.refuse(node, "is a second product of queries and keys: the language's attn has one")
         lead = torch.broadcast_shapes(q.shape[:-2], kt.shape[:-2])
         M, E, N = q.shape[-2], q.shape[-1], kt.shape[-1]
-        if lead.numel() * M * N > _LARGEST:
-            self.refuse(node, f"gives {lead.numel() * M * N:,} scores, more than paramsym checks")
         q = q.expand(*lead, M, E).reshape(-1, M, E)
         k = kt.expand(*lead, E, N).transpose(-1, -2).reshape(-1, N, E)
         qch, qb, tq = self.rows(node, q, "queries")
@@ -735,10 +901,8 @@ class _Reader:
         self.q_heads, q_index = self.heads_of(torch, qch)
         self.k_heads, k_index = self.heads_of(torch, kch)
         self.q_to_k = self.mapping(node, q_index, k_index, len(self.q_heads), "key")
-        self.e, H, T = E, len(self.q_heads), self.T
-        base = (qb * H + q_index).view(-1, 1, 1)
-        ids = (base * T + tq.view(-1, M, 1)) * T + tk.view(-1, 1, N)
-        return _Value("S", ids.reshape(*lead, M, N))
+        self.e, H = E, len(self.q_heads)
+        return torch.Size(lead), qb * H + q_index, tq, tk
 
     def from_reduced(self, node: Any, qch: Any, kch: Any, role: str) -> bool:
         """Whether the keys (or values) of channels `kch` come from the projections of the reduced source (then
@@ -775,25 +939,38 @@ class _Reader:
         torch = self.torch
         if self.q_heads is None or self.v_heads is not None:
             self.refuse(node, "weighs values before or after the one product of queries and keys")
-        T, H = self.T, len(self.q_heads)
+        T = self.T
         lead = torch.broadcast_shapes(a.shape[:-2], v.shape[:-2])
-        M, N, E = a.shape[-2], a.shape[-1], v.shape[-1]
+        M, N = a.shape[-2], a.shape[-1]
         a = a.expand(*lead, M, N).reshape(-1, M, N)
-        v = v.expand(*lead, N, E).reshape(-1, N, E)
         base, tq, tk = a // (T * T), (a // T) % T, a % T
         if not bool((base == base[:, :1, :1]).all()) or not bool((tk == tk[:, :1, :]).all()):
             self.refuse(node, "weighs values with the weights of several heads or samples: not attention by heads")
         if not bool((tq == tq[:, :, :1]).all()):
             self.refuse(node, "sums values over weights of several queries: not attention by heads")
+        v = v.expand(*lead, N, v.shape[-1])
+        return self.weigh(node, torch.Size(lead), base[:, 0, 0], tq[:, :, 0], tk[:, 0, :], v)
+
+    def weigh(self, node: Any, lead: Any, base: Any, tq: Any, tk: Any, v: Any) -> _Value:
+        """The weights of scores (base, tq, tk) (`score_factors`, per leading index i of `lead`) times the values
+        v: checked to weigh the values of one head at the keys' positions; the heads' outputs."""
+        torch = self.torch
+        if self.q_heads is None or self.v_heads is not None:
+            self.refuse(node, "weighs values before or after the one product of queries and keys")
+        T, H = self.T, len(self.q_heads)
+        M, N, E = tq.shape[-1], tk.shape[-1], v.shape[-1]
+        if tuple(v.shape) != (*lead, N, E) or tuple(base.shape) != (lead.numel(),):
+            self.refuse(node, "weighs values of another layout than the weights': not attention by heads")
+        v = v.reshape(-1, N, E)
         vch, vb, tv = self.rows(node, v, "values")
         self.from_reduced(node, self.q_heads[:, :1], vch, "values")
-        base = base[:, 0, 0]
-        if not bool((vb == base // H).all()) or not bool((tv == tk[:, 0, :]).all()):
+        if not bool((vb == base // H).all()) or not bool((tv == tk).all()):
             self.refuse(node, "weighs the values of other positions than the keys' weights are for")
         self.v_heads, v_index = self.heads_of(torch, vch)
         self.q_to_v = self.mapping(node, base % H, v_index, H, "value")
         self.e_v = E
-        ids = (((base // H).view(-1, 1, 1) * T + tq[:, :, :1]) * H + (base % H).view(-1, 1, 1)) * E + torch.arange(E)
+        ids = (((base // H).view(-1, 1, 1) * T + tq.view(-1, M, 1)) * H + (base % H).view(-1, 1, 1)) * E
+        ids = ids + torch.arange(E)
         return _Value("O", ids.reshape(*lead, M, E))
 
     def sdpa(self, node: Any, args: list[Any], kwargs: dict[str, Any]) -> _Value:
@@ -809,10 +986,22 @@ class _Reader:
         if given.get("enable_gqa") and kt.dim() >= 3 and kt.shape[-3] != q.ids.shape[-3]:
             kt = kt.repeat_interleave(q.ids.shape[-3] // kt.shape[-3], dim=-3)
             vt = vt.repeat_interleave(q.ids.shape[-3] // vt.shape[-3], dim=-3)
-        scores = self.scores(node, q.ids, kt.transpose(-2, -1))
-        weights = self.softmax(node, scores.ids, -1)
+        # the scores are followed by their factors (batch and head, query position, key position), never as one
+        # tensor of every score: softmax over the last axis, then the weighted sum, as weighted() checks them
+        lead, base, tq, tk = self.score_factors(node, q.ids, kt.transpose(-2, -1))
+        S = self.S if self.keys_reduced else self.T
+        if tk.shape[-1] != S or not bool((tk.sort(dim=-1).values == self.torch.arange(S)).all()):
+            self.refuse(node, "takes a softmax over some keys only (windows or a mask): attn attends to all of them")
         self.r.causal = bool(given.get("is_causal"))
-        return self.weighted(node, weights.ids, vt)
+        lead_v = self.torch.broadcast_shapes(lead, vt.shape[:-2])
+        if tuple(lead_v) != tuple(lead):  # values broadcast over more leading axes than the scores
+
+            def spread(f: Any) -> Any:
+                return f.reshape(*lead, *f.shape[1:]).expand(*lead_v, *f.shape[1:]).reshape(-1, *f.shape[1:])
+
+            lead, base, tq, tk = self.torch.Size(lead_v), spread(base), spread(tq), spread(tk)
+        vt = vt.expand(*lead, *vt.shape[-2:])
+        return self.weigh(node, lead, base, tq, tk, vt)
 
     # -- the output projection
 
@@ -911,6 +1100,7 @@ class _Reader:
                     "is biases on the queries, values and output",
                 )
             r.qv_bias, r.proj_bias = True, False
+        self.rotated_heads(out)
         return r
 
 
