@@ -170,6 +170,8 @@ def _kind_words() -> set[str]:
 
 # String constants outside paramsym.kinds that may name a layer, with the reason. Anything else fails.
 ALLOWED = {
+    ("frameworks.torch_modules", "conv"): "timm's names (conv1, pool1, ...) in GCViT's global query generator",
+    ("frameworks.torch_modules", "pool"): "timm's names (conv1, pool1, ...) in GCViT's global query generator",
     ("language.syntax", "join layers with '>', e.g. conv3x3(3->16) > relu"): "an example in a syntax-error hint",
     (
         "language.syntax",
@@ -291,6 +293,7 @@ def test_every_kind_answers_every_question():
         "winposembed": "input(8x8x4) > winposembed(3x3, window=4)",
         "levitattn": "input(16x4) > levitattn(heads=2, key_dim=2, value_dim=4, map=4x4, stride=2, bn, act=hardswish)",
         "ef2attn": "input(8x8x4) > ef2attn(heads=2, key_dim=2, value_dim=4, stride=2)",
+        "gcstage": "input(8x8x4) > gcstage(depth=3, heads=2, window=4, mlp=2, ls)",
         "litemla": "input(8x8x4) > litemla(->6, heads=2, head_dim=2, scales=3x5, qkv_bn, bn, bias)",
     }
     for kind in kinds.KINDS:

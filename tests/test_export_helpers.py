@@ -157,6 +157,7 @@ PROGRAMS = [
     "input(8x8x4) > attn(heads=2) > attn(heads=2, bias) > attn(heads=2, kv_heads=1, bias)",
     "input(8x8x4) > attn(heads=2, window=4) > attn(heads=2, window=4, shift, bias)",
     "input(6x4) > lstm(->3, bias) > gru(->3)",
+    "input(16x16x8) > gcstage(depth=3, heads=2, window=4, mlp=2) > ln",
 ]
 
 

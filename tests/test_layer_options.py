@@ -31,6 +31,7 @@ from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.efficientformer_attention import EfficientFormerV2Options
 from paramsym.kinds.evonorm import EvoNormOptions
 from paramsym.kinds.fourier_positions import FourierPositionsOptions
+from paramsym.kinds.gcvit_stage import GlobalContextStageOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
@@ -128,6 +129,12 @@ CASES = [
         "input(16x8) > levitattn(->12, heads=2, key_dim=4, value_dim=8, map=4x4, stride=2, bn, act=hardswish)",
         0,
         OffsetAttentionOptions(2, 4, 8, 4, 4, 2, True, "hardswish", True),
+    ),
+    ("input(28x28x8) > gcstage(depth=2, heads=2, window=7, mlp=3)", 0, GlobalContextStageOptions(2, 2, 7, 3, 28, 28)),
+    (
+        "input(14x14x8) > gcstage(depth=1, heads=2, window=7, ls)",
+        0,
+        GlobalContextStageOptions(1, 2, 7, 4, 14, 14, True),
     ),
     (
         "input(7x7x8) > levitattn(heads=2, key_dim=4, value_dim=8, bias)",

@@ -2129,3 +2129,150 @@ class ClassTokenBlock(nn.Module):
         x = self.norm2(x) if self.tokens_norm else torch.cat([self.norm2(x[:, :1]), x[:, 1:]], dim=1)
         cls = self.gamma2 * self.mlp(x[:, :1])
         return (x + torch.cat([cls, x[:, 1:]], dim=1)).transpose(1, 2)
+
+
+class _GcSqueeze(nn.Module):
+    """GCViT's squeeze-excitation (timm's SEModule with GELU, no biases): fc1, act, fc2, gate."""
+
+    def __init__(self, channels: int, reduced: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, reduced, 1, bias=False)
+        self.bn = nn.Identity()
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(reduced, channels, 1, bias=False)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x):
+        return x * self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+
+class _GcMbConv(nn.Module):
+    """GCViT's MbConvBlock: x + conv_pw(se(act(conv_dw(x)))), no biases."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        reduced = max(8, int(channels / 4 + 4) // 8 * 8)
+        self.conv_dw = nn.Conv2d(channels, channels, 3, 1, 1, groups=channels, bias=False)
+        self.act = nn.GELU()
+        self.se = _GcSqueeze(channels, reduced)
+        self.conv_pw = nn.Conv2d(channels, channels, 1, bias=False)
+
+    def forward(self, x):
+        return x + self.conv_pw(self.se(self.act(self.conv_dw(x))))
+
+
+class _GcRelPosBias(nn.Module):
+    """A relative-position bias table of (2w-1)² entries per head over a w x w window (timm's RelPosBias)."""
+
+    def __init__(self, window: int, heads: int):
+        super().__init__()
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        rows, cols = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+        r, c = rows.flatten(), cols.flatten()
+        index = (r[:, None] - r[None, :] + window - 1) * (2 * window - 1) + (c[:, None] - c[None, :] + window - 1)
+        self.register_buffer("relative_position_index", index.flatten(), persistent=False)
+
+    def forward(self, attn):
+        n = attn.shape[-1]
+        bias = self.relative_position_bias_table[self.relative_position_index].view(n, n, -1).permute(2, 0, 1)
+        return attn + bias
+
+
+class _GcWindowAttention(nn.Module):
+    """GCViT's WindowAttentionGlobal on windows (B·nW, w², C): queries, keys and values from each window, or
+    (`use_global`) keys and values only, the queries being the global query (B, w, w, C) of its image."""
+
+    def __init__(self, channels: int, heads: int, window: int, use_global: bool):
+        super().__init__()
+        self.num_heads, self.head_dim, self.use_global = heads, channels // heads, use_global
+        self.rel_pos = _GcRelPosBias(window, heads)
+        self.qkv = nn.Linear(channels, channels * (2 if use_global else 3))
+        self.proj = nn.Linear(channels, channels)
+
+    def forward(self, x, q_global):
+        B, N, C = x.shape
+        h, hd = self.num_heads, self.head_dim
+        if self.use_global:
+            k, v = self.qkv(x).reshape(B, N, 2, h, hd).permute(2, 0, 3, 1, 4).unbind(0)
+            q = q_global.repeat_interleave(B // q_global.shape[0], dim=0).reshape(B, N, h, hd).permute(0, 2, 1, 3)
+        else:
+            q, k, v = self.qkv(x).reshape(B, N, 3, h, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = self.rel_pos(q * hd**-0.5 @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(B, N, C))
+
+
+class _GcMlp(nn.Module):
+    def __init__(self, channels: int, hidden: int):
+        super().__init__()
+        self.fc1, self.act, self.norm = nn.Linear(channels, hidden), nn.GELU(), nn.Identity()
+        self.fc2 = nn.Linear(hidden, channels)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class _GcLayerScale(nn.Module):
+    """timm's LayerScale: x · gamma, one learned factor per channel."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
+class _GcBlock(nn.Module):
+    """GCViT's block on (B, H, W, C): LayerNorm > window attention, residual; LayerNorm > Mlp, residual."""
+
+    def __init__(self, channels: int, heads: int, window: int, hidden: int, use_global: bool, scale: bool):
+        super().__init__()
+        self.window_size = (window, window)
+        self.norm1 = nn.LayerNorm(channels)
+        self.attn = _GcWindowAttention(channels, heads, window, use_global)
+        self.ls1 = _GcLayerScale(channels) if scale else nn.Identity()  # timm's order: its weights load
+        self.drop_path1 = nn.Identity()
+        self.norm2 = nn.LayerNorm(channels)
+        self.mlp = _GcMlp(channels, hidden)
+        self.ls2 = _GcLayerScale(channels) if scale else nn.Identity()
+        self.drop_path2 = nn.Identity()
+
+    def forward(self, x, q_global):
+        B, H, W, C = x.shape
+        w = self.window_size[0]
+        win = self.norm1(x).view(B, H // w, w, W // w, w, C).permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w, C)
+        y = self.attn(win, q_global).view(B, H // w, W // w, w, w, C).permute(0, 1, 3, 2, 4, 5).reshape(B, H, W, C)
+        x = x + self.ls1(y)
+        return x + self.ls2(self.mlp(self.norm2(x)))
+
+
+class GlobalContextStage(nn.Module):
+    """`gcstage(depth=n, heads=h, window=w, mlp=r, ls)`: GCViT's stage after its downsample, on (N, C, H, W): the global
+    query generator (MbConv blocks and 3x3 max poolings of stride 2 down to w x w, `global_block.blocks`), then n
+    blocks of window attention, the odd ones with the generator's map as their queries (`scale`: layer scales).
+    timm's names, so that timm's weights load."""
+
+    def __init__(self, channels: int, depth: int, heads: int, window: int, hw, mlp: int = 4, scale: bool = False):
+        super().__init__()
+        H, W = hw
+        levels = 0  # timm's int(log2(min(H, W) / window)): the poolings that take the map to the window
+        while window * 2 ** (levels + 1) <= min(H, W):
+            levels += 1
+        layers = nn.Sequential()
+        for i in range(max(1, levels)):
+            layers.add_module(f"conv{i + 1}", _GcMbConv(channels))
+            if i < levels:
+                layers.add_module(f"pool{i + 1}", nn.MaxPool2d(3, 2, 1))
+        self.global_block = nn.Module()
+        self.global_block.blocks = layers
+        self.global_norm, self.norm = nn.Identity(), nn.Identity()
+        self.blocks = nn.ModuleList(
+            _GcBlock(channels, heads, window, mlp * channels, use_global=i % 2 == 1, scale=scale) for i in range(depth)
+        )
+
+    def forward(self, x):
+        q = self.global_block.blocks(x).permute(0, 2, 3, 1)
+        x = x.permute(0, 2, 3, 1)
+        for block in self.blocks:
+            x = block(x, q)
+        return x.permute(0, 3, 1, 2).contiguous()
