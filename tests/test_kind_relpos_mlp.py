@@ -26,7 +26,6 @@ from paramsym.frameworks.export import torch_source
 from paramsym.frameworks.torch_modules import GroupedQueryAttention
 
 
-
 @pytest.fixture(autouse=True)
 def _seeded():
     """Random weights and inputs the same on every run (a random draw once failed float32's tolerance)."""
