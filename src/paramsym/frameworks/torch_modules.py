@@ -353,7 +353,7 @@ class GroupedQueryAttention(nn.Module):
     positions of (N, C, *spatial). With `sr=R` keys and values come from the map reduced by Conv2d(C, C, R,
     stride R) > LayerNorm (PVT v2, Twins); with `srpool=R` from averages of R² consecutive positions > BatchNorm1d
     (NextViT). `proj_bias`: a bias on the output projection only (with bias=False). Besides: `out` output
-    channels, `qv_bias` (biases on q, v and o, none on k) and `cosine` (cosine attention with a learned logit scale
+    channels, `qv_bias` (biases on q, v and o, none on k), `qkv_bias` (biases on q, k and v, none on o: Qwen2's) and `cosine` (cosine attention with a learned logit scale
     per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
     which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
     with BEiT's table of (2H-1)(2W-1) + 3 biases per head added to the scores (its index a non-persistent buffer);
@@ -379,6 +379,7 @@ class GroupedQueryAttention(nn.Module):
         proj_bias: bool = False,
         out: int | None = None,
         qv_bias: bool = False,
+        qkv_bias: bool = False,
         cosine: bool = False,
         sr_map: tuple[int, int] | None = None,
         cls_rel: tuple[int, int] | None = None,
@@ -417,7 +418,7 @@ class GroupedQueryAttention(nn.Module):
         self.q = nn.Linear(channels, heads * head_dim, bias=bias)
         self.k = nn.Linear(source_channels, kv_heads * head_dim, bias=bias and not qv_bias)
         self.v = nn.Linear(source_channels, kv_heads * head_dim, bias=bias)
-        self.o = nn.Linear(heads * head_dim, out, bias=bias or proj_bias)
+        self.o = nn.Linear(heads * head_dim, out, bias=(bias and not qkv_bias) or proj_bias)
         # cosine attention: a logit scale per head, log(10) at first
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None
         norm = {"LayerNorm": nn.LayerNorm, "RMSNorm": nn.RMSNorm}.get(qk_norm or "")
