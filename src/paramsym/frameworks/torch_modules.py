@@ -354,8 +354,8 @@ class GroupedQueryAttention(nn.Module):
     stride R) > LayerNorm (PVT v2, Twins); with `srpool=R` from averages of R² consecutive positions > BatchNorm1d
     (NextViT). `proj_bias`: a bias on the output projection only (with bias=False). Besides: `out` output
     channels, `qv_bias` (biases on q, v and o, none on k), `qkv_bias` (biases on q, k and v, none on o:
-    Qwen2's) and `cosine` (cosine attention with a learned logit scale per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
-    which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
+    Qwen2's) and `cosine` (cosine attention with a learned logit scale per head, Swin V2's). `sr_map=(H, W)`: the
+    input is a sequence (N, C, H·W) that lays out that map row by row, which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
     with BEiT's table of (2H-1)(2W-1) + 3 biases per head added to the scores (its index a non-persistent buffer);
     `qk_norm` ("LayerNorm" or "RMSNorm"): a norm of the head width on every query and key head; `subln`: a LayerNorm
     of the heads' output before the output projection (BEiT-3's sub-LN). `pos_mlp=m` with `pos_map=(H, W)`: a
