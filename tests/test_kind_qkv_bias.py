@@ -150,8 +150,13 @@ def test_qwen2_5_7b_example():
     assert paramsym.parse(paramsym.from_torch(model, 128)).evaluate()["params"] == values["params"]
 
 
-@pytest.mark.parametrize("program", ["input(9x64) > attn(heads=8, kv_heads=2, qkv_bias, rope, causal)",
-                                     "input(5x48) > attn(heads=4, head_dim=16, qkv_bias)"])
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(9x64) > attn(heads=8, kv_heads=2, qkv_bias, rope, causal)",
+        "input(5x48) > attn(heads=4, head_dim=16, qkv_bias)",
+    ],
+)
 def test_export_counts_the_same_and_imports_back(program):
     from paramsym.frameworks.torch_modules import GroupedQueryAttention
 

@@ -353,16 +353,17 @@ class GroupedQueryAttention(nn.Module):
     positions of (N, C, *spatial). With `sr=R` keys and values come from the map reduced by Conv2d(C, C, R,
     stride R) > LayerNorm (PVT v2, Twins); with `srpool=R` from averages of R² consecutive positions > BatchNorm1d
     (NextViT). `proj_bias`: a bias on the output projection only (with bias=False). Besides: `out` output
-    channels, `qv_bias` (biases on q, v and o, none on k), `qkv_bias` (biases on q, k and v, none on o:
-    Qwen2's) and `cosine` (cosine attention with a learned logit scale per head, Swin V2's). `sr_map=(H, W)`: the
-    input is a sequence (N, C, H·W) that lays out that map row by row, which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
+    channels, `qv_bias` (biases on q, v and o, none on k) and `cosine` (cosine attention with a learned logit scale
+    per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
+    which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
     with BEiT's table of (2H-1)(2W-1) + 3 biases per head added to the scores (its index a non-persistent buffer);
     `qk_norm` ("LayerNorm" or "RMSNorm"): a norm of the head width on every query and key head; `subln`: a LayerNorm
     of the heads' output before the output projection (BEiT-3's sub-LN). `pos_mlp=m` with `pos_map=(H, W)`: a
     relative-position bias over the H x W map (the input's, or the one a sequence lays out) made by timm's
     RelPosMlp, Linear(2, m) > ReLU > Linear(m, heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the
     scores (`pos_cls`: after a class token, whose bias is zero); `share_position_bias(other)` makes a module use
-    the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own."""
+    the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own. `qkv_bias`: biases on q,
+    k and v, none on o (Qwen2's)."""
 
     def __init__(
         self,
