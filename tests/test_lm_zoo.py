@@ -11,7 +11,7 @@ import pytest
 import sympy
 
 import paramsym
-from helpers.lm_configs import GPT3, LLAMA2_7B, LLAMA3_8B
+from helpers.lm_configs import GPT3, LLAMA2_7B, LLAMA3_8B, QWEN2_5_7B
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -57,6 +57,11 @@ MODELS = [
         "mixtral_8x7b",
         lambda: on_meta(lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig())),
         46_702_792_704,
+    ),
+    (
+        "qwen2_5_7b",
+        lambda: on_meta(lambda: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**QWEN2_5_7B))),
+        7_615_616_512,
     ),
 ]
 

@@ -21,3 +21,13 @@ LLAMA3_8B = dict(
     max_position_embeddings=8192,
     tie_word_embeddings=False,
 )
+QWEN2_5_7B = dict(  # Qwen/Qwen2.5-7B's config.json (Qwen2Config keys)
+    vocab_size=152064,
+    hidden_size=3584,
+    intermediate_size=18944,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    max_position_embeddings=32768,
+    tie_word_embeddings=False,
+)

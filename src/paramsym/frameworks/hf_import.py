@@ -110,7 +110,28 @@ _LLAMAS = {
     "llama": ("LlamaModel", "LlamaForCausalLM"),
     "mistral": ("MistralModel", "MistralForCausalLM"),
     "mixtral": ("MixtralModel", "MixtralForCausalLM"),
+    "qwen2": ("Qwen2Model", "Qwen2ForCausalLM"),  # Llama's layout with biases on q, k and v (qkv_bias)
+    "phi3": ("Phi3Model", "Phi3ForCausalLM"),  # Llama's layout with q, k, v fused in one Linear, gate and up in one
 }
+
+
+def _attention_biases(model, base) -> list[str]:
+    """The biases of a Llama-layout attention, read from its first layer's projections (the import checks the
+    others by their count): on all four (`bias`), on q, k and v only (`qkv_bias`, Qwen2's) or none."""
+    attention = base.layers[0].self_attn
+    where = f"{type(model).__name__}.model.layers.0.self_attn"
+    if hasattr(attention, "qkv_proj"):  # Phi-3's fused q, k, v
+        inputs = [attention.qkv_proj.bias is not None]
+    else:
+        inputs = [getattr(attention, f"{x}_proj").bias is not None for x in "qkv"]
+    output = attention.o_proj.bias is not None
+    if len(set(inputs)) != 1 or (output and not inputs[0]):
+        raise ImportRefused(
+            f"{where}: biases on {'some' if len(set(inputs)) != 1 else 'none'} of the query, key and value "
+            f"projections{' and on the output' if output else ''} have no counterpart (paramsym reads biases on all "
+            f"four, on q, k and v only (qkv_bias), or none)"
+        )
+    return ["bias"] if output else ["qkv_bias"] if inputs[0] else []
 
 
 def _window(model, T: int) -> list[str]:
@@ -149,9 +170,15 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         ["heads=h"]
         + (["kv_heads=g"] if kv != heads else [])
         + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
-        + (["bias"] if getattr(c, "attention_bias", False) else [])
+        + _attention_biases(model, base)
         + ["rope", "causal"]
     )
+    rotary = (getattr(c, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0)
+    if rotary != 1.0:
+        raise ImportRefused(
+            f"{type(model).__name__} with partial_rotary_factor={rotary}: rotary positions on part of each head "
+            f"have no counterpart (paramsym's rope turns the whole head)"
+        )
     bias = ", bias" if getattr(c, "mlp_bias", False) else ""
     experts = getattr(c, "num_local_experts", None)
     T = length or c.max_position_embeddings
@@ -1161,7 +1188,15 @@ def _mvitv2(model, size: tuple | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-_FAMILIES = {"gpt2": _gpt2, "llama": _llama, "mistral": _llama, "mixtral": _llama, "bert": _bert}
+_FAMILIES = {
+    "gpt2": _gpt2,
+    "llama": _llama,
+    "mistral": _llama,
+    "mixtral": _llama,
+    "qwen2": _llama,
+    "phi3": _llama,
+    "bert": _bert,
+}
 
 
 def recognises(model) -> bool:
@@ -1183,7 +1218,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for)."""
+    model was built for). Qwen2 and Phi-3 are read in Llama's layout."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":

@@ -362,7 +362,8 @@ class GroupedQueryAttention(nn.Module):
     relative-position bias over the H x W map (the input's, or the one a sequence lays out) made by timm's
     RelPosMlp, Linear(2, m) > ReLU > Linear(m, heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the
     scores (`pos_cls`: after a class token, whose bias is zero); `share_position_bias(other)` makes a module use
-    the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own."""
+    the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own. `qkv_bias`: biases on q,
+    k and v, none on o (Qwen2's)."""
 
     def __init__(
         self,
@@ -379,6 +380,7 @@ class GroupedQueryAttention(nn.Module):
         proj_bias: bool = False,
         out: int | None = None,
         qv_bias: bool = False,
+        qkv_bias: bool = False,
         cosine: bool = False,
         sr_map: tuple[int, int] | None = None,
         cls_rel: tuple[int, int] | None = None,
@@ -417,7 +419,7 @@ class GroupedQueryAttention(nn.Module):
         self.q = nn.Linear(channels, heads * head_dim, bias=bias)
         self.k = nn.Linear(source_channels, kv_heads * head_dim, bias=bias and not qv_bias)
         self.v = nn.Linear(source_channels, kv_heads * head_dim, bias=bias)
-        self.o = nn.Linear(heads * head_dim, out, bias=bias or proj_bias)
+        self.o = nn.Linear(heads * head_dim, out, bias=(bias and not qkv_bias) or proj_bias)
         # cosine attention: a logit scale per head, log(10) at first
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), 2.302585092994046)) if cosine else None
         norm = {"LayerNorm": nn.LayerNorm, "RMSNorm": nn.RMSNorm}.get(qk_norm or "")

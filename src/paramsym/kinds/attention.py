@@ -154,6 +154,7 @@ class AttentionOptions(Options):
     out: Expr | None = None  # the output projection's channels (timm's CoAtNet); None: the input's width
     pos_mlp: Expr | None = None  # the width of timm's relative-position MLP (MaxxViT's "rmlp"), instead of the table
     qv_bias: bool = False  # biases on the query, value and output projections, none on the keys (timm's Swin V2)
+    qkv_bias: bool = False  # biases on the query, key and value projections, none on the output (Qwen2's)
     cosine: bool = False  # cosine attention with a learned logit scale per head (Swin V2; cpb= has its own)
     per_pair: bool = False  # pos_mlp= runs on each of the w^4 query/key pairs, not the (2w-1)^2 offsets (swinv2_cr)
     # pos_mlp= without window= or grid=: attention over all positions with the MLP's bias over the relative
@@ -253,6 +254,7 @@ class Attention(Kind):
             "projbias",
             "gpsa",
             "qv_bias",
+            "qkv_bias",  # biases on the query, key and value projections, none on the output (Qwen2's)
             "cosine",
             "per_pair",
             "channels",
@@ -409,7 +411,15 @@ class Attention(Kind):
                 f"say two things of the biases: give one",
                 pos=args.flags[flag].pos,
             )
-        bias = args.bias or "qv_bias" in args.flags
+        if "qkv_bias" in args.flags:
+            given = [flag for flag in ("bias", "nobias", "qv_bias", "projbias") if flag in args.flags]
+            if given:
+                raise ParamsymArgumentError(
+                    f"'qkv_bias' (biases on the query, key and value projections, none on the output) and "
+                    f"'{given[0]}' say two things of the biases: give one",
+                    pos=args.flags[given[0]].pos,
+                )
+        bias = args.bias or "qv_bias" in args.flags or "qkv_bias" in args.flags
         pos_tie, tied = self._pos_tie(call, flow, args, window, grid)
         pos_mlp = self._pos_mlp(call, args, window, grid) if tied is None else tied.pos_mlp
         pos_map = self._pos_map(call, flow, args, window, grid, sr, constraints) if pos_mlp is not None else None
@@ -455,6 +465,7 @@ class Attention(Kind):
             pos_tie=pos_tie,
             pos_cls=pos_map is not None and "cls" in args.flags,
             qv_bias="qv_bias" in args.flags,
+            qkv_bias="qkv_bias" in args.flags,
             cosine="cosine" in args.flags,
             per_pair="per_pair" in args.flags,
             relpos=relpos,
@@ -895,10 +906,10 @@ class Attention(Kind):
         return name
 
     def _plain_only(self, args: Args, o: AttentionOptions) -> None:
-        """clsrel=, qk_norm= and subln are options of attention over all the positions of its input."""
+        """clsrel=, qk_norm=, subln and qkv_bias are options of attention over all the positions of its input."""
         given = [
             (key, found)
-            for key in ("clsrel", "qk_norm", "subln")
+            for key in ("clsrel", "qk_norm", "subln", "qkv_bias")
             if (found := args.keywords.get(key) or args.flags.get(key)) is not None
         ]
         if not given:
@@ -1389,7 +1400,7 @@ class Attention(Kind):
         o = AttentionOptions.of(layer)
         params = d * q + 2 * c * kv + q * out + (o.heads if o.cosine else 0)
         if layer.bias:
-            params += q + (1 if o.qv_bias else 2) * kv + out
+            params += q + (1 if o.qv_bias else 2) * kv + (0 if o.qkv_bias else out)
         reduced_params, reduced_state, reduced_macs = self.reduction(layer)
         params += reduced_params
         if o.proj_bias:
@@ -1452,7 +1463,7 @@ class Attention(Kind):
             c = d if o.source is None else c
         params = d * q + 2 * c * kv + q * out + (heads if o.cosine else 0)
         if layer.bias:
-            params += q + (1 if o.qv_bias else 2) * kv + out
+            params += q + (1 if o.qv_bias else 2) * kv + (0 if o.qkv_bias else out)
         if o.sides is not None or o.pos_map is not None:
             params += self.position_bias(layer, heads, o.partition, head_dim=e)[0]
         if o.pooling is not None:  # in the layer's own numbers: its widths and volume are not the template's
@@ -1550,6 +1561,8 @@ class Attention(Kind):
             parts.append(", LayerNorm on the heads' output")
         if o.qv_bias:
             return "".join(parts) + ", with query, value and output biases"
+        if o.qkv_bias:
+            return "".join(parts) + ", with query, key and value biases"
         return "".join(parts) + (", with bias" if layer.bias else "")
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
@@ -1577,6 +1590,11 @@ class Attention(Kind):
             lines.append(
                 f"Biases on the queries, {w(q)}, the values, {w(kv)}, and the output, {w(s['o'])}; none on the keys "
                 f"(timm's Swin V2 keeps a key bias of zeros as a buffer, not a parameter)."
+            )
+        elif o.qkv_bias:
+            lines.append(
+                f"Biases on the queries, {w(q)}, and on the keys and values, {w(kv)} each; none on the output "
+                f"projection (Qwen2's)."
             )
         elif layer.bias:
             lines.append(
@@ -1935,6 +1953,7 @@ class Attention(Kind):
         for what, given in (
             ("an output width of its own (out=)", o.out is not None),
             ("biases on the queries and values only (qv_bias)", o.qv_bias),
+            ("biases on the queries, keys and values only (qkv_bias)", o.qkv_bias),
             ("cosine attention (cosine)", o.cosine),
             ("BEiT's relative positions (clsrel=)", o.cls_rel is not None),
             ("a norm on the queries and keys (qk_norm=)", o.qk_norm is not None),
@@ -2068,6 +2087,8 @@ def _own_text(module: Any, sequence: bool = True) -> str:
     if type(module).__name__ == "GroupedQueryAttention":
         if bias and module.k.bias is None:  # qv_bias: no key bias
             bias, extras = False, ["qv_bias"]
+        elif bias and module.o.bias is None:  # qkv_bias: no output bias
+            bias, extras = False, ["qkv_bias"]
         extras += ["cosine"] * (getattr(module, "logit_scale", None) is not None)
         extras += [f"out={module.o.out_features}"] * (module.o.out_features != width)
         extras += ["projbias"] * proj_bias
@@ -3445,6 +3466,8 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
         kwargs["out"] = num(o.out)
     if o.qv_bias:
         kwargs["qv_bias"] = True
+    if o.qkv_bias:
+        kwargs["qkv_bias"] = True
     if o.cosine:
         kwargs["cosine"] = True
     if o.cls_rel is not None:
