@@ -168,10 +168,7 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     network = f"input(T) > embed(V->d){' as wte' if tied else ''} > (block) * L > rmsnorm"
     if head is not None:
         network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
-    return (
-        "\n".join([f"# {type(model).__name__} read by paramsym from its config", *lets, *lines, network])
-        + "\n"
-    )
+    return "\n".join([f"# {type(model).__name__} read by paramsym from its config", *lets, *lines, network]) + "\n"
 
 
 def _bert(model, length: int | None, shape: tuple | None = None) -> str:

@@ -1979,6 +1979,8 @@ class Attention(Kind):
         o = AttentionOptions.of(layer)
         if o.windowed:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
+        if o.slide is not None:
+            refuse_keras(layer, "a sliding window on a sequence (window= with causal) has no Keras attention layer")
         if o.pooling is not None:
             refuse_keras(layer, "pooling attention (MViT) has no Keras layer")
         if o.grid is not None:
