@@ -170,3 +170,17 @@ def test_export_attends_to_the_last_w_positions():
         a, b = module(x), module(y)
     assert torch.allclose(a[:, :, 5:], b[:, :, 5:])  # position 5 sees 3, 4, 5
     assert not torch.allclose(a[:, :, 2:5], b[:, :, 2:5])
+
+
+def test_keras_refuses_a_sliding_window():
+    pytest.importorskip("keras")
+    network = paramsym.parse("input(10x16) > attn(heads=2, window=4, causal)")
+    with pytest.raises(paramsym.ParamsymError, match="sliding window"):
+        paramsym.to_keras(network)
+
+
+def test_query_key_norms_go_with_a_sliding_window():
+    """Gemma-3's local layers: RMSNorm on the queries and keys, and a sliding window."""
+    values = paramsym.parse("input(10x16) > attn(heads=2, kv_heads=1, window=4, causal, qk_norm=rms)").evaluate()
+    assert values["params"] == 16 * 16 + 2 * 16 * 8 + 16 * 16 + 2 * 8
+    assert values["kv_cache"] == 2 * 3 * 8
