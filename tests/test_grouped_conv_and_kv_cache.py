@@ -274,16 +274,12 @@ def test_kv_cache_equals_hugging_face_dynamic_cache(name, build):
     assert network.evaluate()["kv_cache"] == _cache_elements(model, tokens)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Mistral's sliding window: after a prefill of T >= w - 1 tokens, Hugging Face's "
-    "DynamicCache (DynamicSlidingWindowLayer) keeps w - 1 positions per layer; paramsym, which has no "
-    "sliding window (a 1-D window= is issue 20), counts T. Mistral-7B v0.1 (w = 4096) at T = 4096: paramsym "
-    "268,435,456, the cache 2·32·4095·1024 = 268,369,920, 65,536 fewer (one position of every layer); "
-    "examples/mistral_7b.psym is v0.2, which has no window, and paramsym import refuses T >= w",
-)
 def test_kv_cache_of_mistral_at_its_window():
-    """Mistral v0.1 in small: a context T equal to the sliding window w (4096 in Mistral-7B v0.1's config)."""
+    """Mistral v0.1 in small: a context T equal to the sliding window w (4096 in Mistral-7B v0.1's config).
+    After a prefill of T >= w - 1 tokens, Hugging Face's DynamicCache (DynamicSlidingWindowLayer) keeps w - 1
+    positions per layer, and so does `attn(..., window=w, causal)`: min(T, w - 1). Mistral-7B v0.1 (w = 4096) at
+    T = 4096: 2·32·4095·1024 = 268,369,920 values, 65,536 fewer than without the window (one position of every
+    layer). examples/mistral_7b.psym is v0.2, which has no window."""
     _torch()
     transformers = pytest.importorskip("transformers")
     T = w = 8
@@ -298,9 +294,9 @@ def test_kv_cache_of_mistral_at_its_window():
         sliding_window=w,
     )
     program = (
-        f"input({T}) > embed(20->16) > (res(rmsnorm > attn(heads=2, kv_heads=1, head_dim=8, rope, causal)) > "
-        f"res(rmsnorm > mul(dense(->16) > silu | dense(->16)) > dense(->16))) * 2 > rmsnorm > dense(->20)"
+        f"input({T}) > embed(20->16) > (res(rmsnorm > attn(heads=2, kv_heads=1, head_dim=8, window={w}, rope, "
+        f"causal)) > res(rmsnorm > mul(dense(->16) > silu | dense(->16)) > dense(->16))) * 2 > rmsnorm > dense(->20)"
     )
     model = transformers.MistralForCausalLM(config)
-    # paramsym: 2 layers · 2 · 8 positions · 8 = 256; the cache: 2 · 2 · 7 · 8 = 224
+    # the cache: 2 layers · 2 · 7 positions · 8 = 224 (256 without the window)
     assert paramsym.parse(program).evaluate()["kv_cache"] == _cache_elements(model, T)

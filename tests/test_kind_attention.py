@@ -479,7 +479,7 @@ def test_export_refusals(program, to, words):
         ("input(8x64) > attn(heads=8, kv_heads=3)", "kv_heads=3 must divide heads=8", "kv_heads"),
         ("input(8x64) > attn(bias)", "attn needs its number of heads", "attn"),
         ("input(10x10x16) > attn(heads=2, window=3)", "window=3 does not divide the map's size 10", "window"),
-        ("input(10x16) > attn(heads=2, window=5)", "window= attends inside w x w windows of a map", "window"),
+        ("input(10x16) > attn(heads=2, window=5)", "so it needs 'causal'", "window"),
         ("input(8x8x16) > attn(heads=2, shift)", "'shift' (shifted windows) needs window=w", "shift"),
         ("input(16) > attn(heads=2)", "attn acts on positions, but its input is a vector", "attn"),
         ("input(8x16) > attn(heads=2, source=5)", "source= takes the positions and channels", "source"),

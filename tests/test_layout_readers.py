@@ -329,30 +329,25 @@ WINDOWED = {
 
 @pytest.mark.parametrize("family", sorted(WINDOWED))
 @pytest.mark.parametrize("length", [1, 7, 8, 12])
-def test_a_sliding_window_imports_only_where_it_changes_nothing(family, length):
+def test_a_sliding_window_imports_as_window(family, length):
+    """sliding_window=8 is read as attn(..., window=8, causal): the cache keeps min(T, 7) positions a layer."""
     model = WINDOWED[family]().eval()
-    causal = 2 * length * 2 * 16 * 2  # keys and values of every position: 2 kv heads of 16, 2 layers
     truth = cache_values(model, length)
-    if length < 8:
-        text = paramsym.from_torch(model, length)
-        assert f"# sliding_window=8 changes nothing here: a sequence of {length} is shorter" in text
-        values = paramsym.parse(text).evaluate()
-        assert values["kv_cache"] == truth == causal
-        assert values["params"] == numel(model)
-    else:
-        assert truth < causal  # transformers keeps the last 7 positions
-        with pytest.raises(ParamsymError, match=f"sliding_window=8.*sequence of {length}"):
-            paramsym.from_torch(model, length)
+    assert truth == 2 * min(length, 7) * 2 * 16 * 2  # keys and values: 2 kv heads of 16, 2 layers
+    text = paramsym.from_torch(model, length)
+    assert "window=8" in text
+    values = paramsym.parse(text).evaluate()
+    assert values["kv_cache"] == truth
+    assert values["params"] == numel(model)
 
 
 def test_mistral_7b_defaults_have_a_window():
     """MistralConfig() is Mistral-7B v0.1: sliding_window=4096 (examples/mistral_7b.psym is v0.2, no window)."""
     model = on_meta(lambda: transformers.MistralForCausalLM(transformers.MistralConfig()))
-    assert "changes nothing" in paramsym.from_torch(model, 4095)
-    with pytest.raises(ParamsymError, match="sliding_window=4096"):
-        paramsym.from_torch(model, 8192)
+    values = paramsym.parse(paramsym.from_torch(model, 8192)).evaluate()
+    assert values["kv_cache"] == 2 * 32 * 4095 * 8 * 128
     free = on_meta(lambda: transformers.MistralForCausalLM(transformers.MistralConfig(sliding_window=None)))
-    assert "sliding_window" not in paramsym.from_torch(free, 8192)
+    assert "window" not in paramsym.from_torch(free, 8192)
 
 
 # ---- config fields that change the layers ---------------------------------------------------------------

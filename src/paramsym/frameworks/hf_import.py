@@ -134,27 +134,21 @@ def _attention_biases(model, base) -> list[str]:
     return ["bias"] if output else ["qkv_bias"] if inputs[0] else []
 
 
-def _window(model, T: int) -> list[str]:
+def _window(model) -> int | None:
     """A sliding window (Mistral-7B v0.1's; transformers 5.23 builds a sliding cache from any config that sets
-    one, a Llama's too): each position attends to the last `sliding_window` positions, and the cache keeps
-    sliding_window - 1 of them (transformers' sliding-window cache layer). A sequence shorter than
-    the window sees every position before it, as plain causal attention does, and its cache holds all of them:
-    the window changes nothing. A longer one would need a 1-D window that the language does not have."""
-    c = model.config
+    one, a Llama's too): each position attends to itself and the `sliding_window` - 1 positions before it, and
+    the cache keeps sliding_window - 1 of them (transformers' DynamicSlidingWindowLayer), which
+    `attn(..., window=W, causal)` counts: a KV cache of min(T, W - 1) positions a layer, the parameters and MACs
+    of causal attention."""
     # a use_sliding_window flag (Qwen2's) is not read: transformers 5.23 builds the sliding-window cache from
     # sliding_window alone (MistralConfig(use_sliding_window=False) still slides), and Qwen2's config sets
     # sliding_window to None itself when its flag is off
-    window = getattr(c, "sliding_window", None)
+    window = getattr(model.config, "sliding_window", None)
     if window is None:
-        return []
-    if window <= T:
-        raise ImportRefused(
-            f"{type(model).__name__} has sliding_window={window}: each position attends to the last "
-            f"{window} positions and the cache keeps {window - 1}, so at a sequence of {T} its KV "
-            f"cache (and attention) is not causal attention's; paramsym imports it for a sequence "
-            f"shorter than the window (--input {window - 1} or less)"
-        )
-    return [f"# sliding_window={window} changes nothing here: a sequence of {T} is shorter than the window"]
+        return None
+    if not (isinstance(window, int) and window >= 1):
+        raise ImportRefused(f"{type(model).__name__} has sliding_window={window!r}: not a positive whole number")
+    return window
 
 
 def _llama(model, length: int | None, shape: tuple | None = None) -> str:
@@ -171,6 +165,7 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         + (["kv_heads=g"] if kv != heads else [])
         + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
         + _attention_biases(model, base)
+        + ([f"window={window}"] if (window := _window(model)) is not None else [])
         + ["rope", "causal"]
     )
     rotary = (getattr(c, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0)
@@ -182,7 +177,6 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     bias = ", bias" if getattr(c, "mlp_bias", False) else ""
     experts = getattr(c, "num_local_experts", None)
     T = length or c.max_position_embeddings
-    window = _window(model, T)
     lets = [
         f"let V = {c.vocab_size}; let T = {T}; let d = {c.hidden_size}; "
         f"let L = {c.num_hidden_layers}; let h = {heads}" + (f"; let g = {kv}" if kv != heads else ""),
@@ -201,10 +195,7 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     network = f"input(T) > embed(V->d){' as wte' if tied else ''} > (block) * L > rmsnorm"
     if head is not None:
         network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
-    return (
-        "\n".join([f"# {type(model).__name__} read by paramsym from its config", *window, *lets, *lines, network])
-        + "\n"
-    )
+    return "\n".join([f"# {type(model).__name__} read by paramsym from its config", *lets, *lines, network]) + "\n"
 
 
 def _bert(model, length: int | None, shape: tuple | None = None) -> str:

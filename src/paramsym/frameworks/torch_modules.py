@@ -363,7 +363,8 @@ class GroupedQueryAttention(nn.Module):
     RelPosMlp, Linear(2, m) > ReLU > Linear(m, heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the
     scores (`pos_cls`: after a class token, whose bias is zero); `share_position_bias(other)` makes a module use
     the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own. `qkv_bias`: biases on q,
-    k and v, none on o (Qwen2's)."""
+    k and v, none on o (Qwen2's). `window=W` (with `causal`): a sliding window, each position attends to itself
+    and the W - 1 positions before it (Mistral v0.1's mask)."""
 
     def __init__(
         self,
@@ -389,9 +390,13 @@ class GroupedQueryAttention(nn.Module):
         pos_mlp: int | None = None,
         pos_map: tuple[int, int] | None = None,
         pos_cls: bool = False,
+        window: int | None = None,
     ):
         super().__init__()
         self.rope = rope
+        if window is not None and not causal:
+            raise ValueError("a sliding window (window=) looks back: it needs causal=True")
+        self.window = window
         self.sr_map = sr_map
         if pos_mlp is not None and pos_map is None:
             raise ValueError("pos_mlp needs pos_map, the map the bias is over")
@@ -453,8 +458,13 @@ class GroupedQueryAttention(nn.Module):
         if self.cls_rel is not None:  # BEiT's relative positions: (1, heads, T, T) added to the scores
             index = self.relative_position_index.view(-1)  # type: ignore[operator]
             mask = self.relative_position_bias_table[index].view(t, t, -1).permute(2, 0, 1).unsqueeze(0)
+        causal = self.causal
+        if self.window:  # the sliding window: key j is seen by query i when i - W < j <= i
+            rows = torch.arange(t, device=q.device)[:, None]
+            cols = torch.arange(s, device=q.device)[None, :]
+            mask, causal = (cols <= rows) & (cols > rows - self.window), False
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=self.causal, scale=1.0 if self.logit_scale is not None else None
+            q, k, v, attn_mask=mask, is_causal=causal, scale=1.0 if self.logit_scale is not None else None
         )
         y = y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim)
         return self.o(y if self.subln is None else self.subln(y))

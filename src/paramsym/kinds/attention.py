@@ -177,6 +177,9 @@ class AttentionOptions(Options):
     # heads: LayerNorm 2e parameters each, RMSNorm e
     qk_norm: str | None = None
     subln: bool = False  # a LayerNorm of the q channels on the heads' output, before the output projection
+    # window=W on a sequence (with causal): a sliding window, each position attends to itself and the W - 1
+    # positions before it (Mistral v0.1, Gemma-2's local layers); the KV cache keeps min(T, W - 1) positions
+    slide: Expr | None = None
 
     @property
     def qk_norm_params(self) -> Expr:
@@ -361,7 +364,8 @@ class Attention(Kind):
                 hint="choose heads (or head_dim=) so that each head is even",
             )
         source = self._source(call, args)
-        window, volume = self._window_sides(call, flow, args)
+        slide = self._slide(call, flow, args)
+        window, volume = (None, None) if slide is not None else self._window_sides(call, flow, args)
         if volume is not None:
             constraints += self._volume(call, flow, args, volume)
         if window is not None:
@@ -473,6 +477,7 @@ class Attention(Kind):
             cls_rel=self._cls_rel(call, flow, args),
             qk_norm=self._qk_norm(args),
             subln="subln" in args.flags,
+            slide=slide,
         )
         self._plain_only(args, options)
         if options.pooling is not None:
@@ -917,7 +922,7 @@ class Attention(Kind):
         others = [
             (key, args.keywords.get(key) or args.flags.get(key))
             for key in ("window", "grid", "volume", "channels", "gpsa", "cpb", "pos_mlp", "cosine", "source")
-            if key in args.keywords or key in args.flags
+            if (key in args.keywords or key in args.flags) and not (key == "window" and o.slide is not None)
         ]
         if others:
             key, found = given[0]
@@ -1201,6 +1206,51 @@ class Attention(Kind):
             args.constraints += whole_number(value, what, arg.pos)
         return tuple(arg.value)
 
+    # options of attention on a map or a volume, none of which a sliding window on a sequence takes
+    _NOT_SLIDING_KEYS = ("source", "grid", "cpb", "relpos", "pos_mlp", "tie", "sr", "srpool", "map", "clsrel", "volume")
+    _NOT_SLIDING_FLAGS = ("shift", "pad", "gpsa", "channels", "cosine", "per_pair")
+
+    def _slide(self, call: Call, flow: Flow, args: Args) -> Expr | None:
+        """window=W on a sequence T x d: a sliding window, each position attends to itself and the W − 1 positions
+        before it (Hugging Face's sliding_window, Mistral v0.1 and Gemma-2's local layers). It needs `causal`:
+        the window looks back only."""
+        arg = args.keywords.get("window")
+        if arg is None or flow.shape.rank != 1:
+            return None
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(
+                f"window= on a sequence takes one value, the positions each one attends to (window=4096), not "
+                f"{' x '.join(str(v) for v in arg.value)}",
+                pos=arg.pos,
+            )
+        value = arg.value[0]
+        if value.is_number and not (value.is_integer and value >= 1):
+            raise ParamsymArgumentError(
+                f"window= (the positions of a sliding window) must be a positive whole number, not {value}",
+                pos=arg.pos,
+            )
+        args.constraints += whole_number(value, "window= (the positions of a sliding window)", arg.pos)
+        if "causal" not in args.flags:
+            raise ParamsymArgumentError(
+                "window= on a sequence is a sliding window: each position attends to itself and the W - 1 "
+                "positions before it, so it needs 'causal'",
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., window={value}, causal) (Mistral v0.1, Gemma-2's local layers)",
+            )
+        for key in self._NOT_SLIDING_KEYS:
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"{key}= does not go with a sliding window on a sequence (window= on T x d)",
+                    pos=args.keywords[key].pos,
+                )
+        for flag in self._NOT_SLIDING_FLAGS:
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"'{flag}' does not go with a sliding window on a sequence (window= on T x d)",
+                    pos=args.flags[flag].pos,
+                )
+        return value
+
     def _window_sides(self, call: Call, flow: Flow, args: Args) -> tuple[Expr | None, tuple[Expr, Expr, Expr] | None]:
         """window=w on a map (a square w x w), window=a x b x c (or window=w, a cube) on a volume T x H x W x d:
         (the square's side, None) or (None, the volume's sides)."""
@@ -1445,7 +1495,8 @@ class Attention(Kind):
             "fan_in": d,
             "macs": macs,
             "connections": times(outputs, d),
-            "kv_cache": times(2, keys, kv),
+            # a sliding window keeps the last W - 1 positions (what the next token attends to besides itself)
+            "kv_cache": times(2, keys if o.slide is None else sympy.Min(keys, o.slide - 1), kv),
         }
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
@@ -1484,7 +1535,8 @@ class Attention(Kind):
     def field(self, layer: Layer, field: Field | None) -> Field | None:
         """Every output sees every position (a window or grid attention's field, windows that do not slide, is
         left unknown)."""
-        return whole_input_field(layer, field) if AttentionOptions.of(layer).sides is None else None
+        o = AttentionOptions.of(layer)
+        return whole_input_field(layer, field) if o.sides is None and o.slide is None else None
 
     # ---- explain
     def header(self, layer: Layer, words: Words) -> str:
@@ -1550,6 +1602,8 @@ class Attention(Kind):
                     "axes": ", relative positions by axis",
                 }[o.relpos]
             )
+        if o.slide is not None:
+            parts.append(f", sliding window of {words(o.slide)}")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope + [", across channels"] * o.channels
         if o.cls_rel is not None:
             parts.append(
@@ -1773,7 +1827,18 @@ class Attention(Kind):
                 f"{keys} and the weighted sum of their values: 2 x queries x keys x q, masked pairs "
                 f"included, {w(times(2, queries, side**2 if side is not None else s['S'], q))}."
             )
-        if counts.kv_cache is not None:
+        if counts.kv_cache is not None and o.slide is not None:
+            lines.append(
+                f"Sliding window (a paramsym extension): each position attends to itself and the "
+                f"{w(o.slide - 1)} positions before it; no parameters. The MACs above count every pair, masked "
+                f"ones included, as FlopCounterMode counts a masked attention."
+            )
+            lines.append(
+                f"KV cache: the keys and values of the last {w(o.slide - 1)} positions at most (what the next "
+                f"position attends to besides itself, as Hugging Face's sliding-window cache keeps), "
+                f"{w(counts.kv_cache)} values."
+            )
+        elif counts.kv_cache is not None:
             lines.append(f"KV cache: the keys and values of every position, {w(counts.kv_cache)} values.")
         lines.append(f"Fan-in: each projection unit sees the {w(d)} channels of one position.")
         return lines
@@ -1932,6 +1997,8 @@ class Attention(Kind):
         o = AttentionOptions.of(layer)
         if o.windowed:
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
+        if o.slide is not None:
+            refuse_keras(layer, "a sliding window on a sequence (window= with causal) has no Keras attention layer")
         if o.pooling is not None:
             refuse_keras(layer, "pooling attention (MViT) has no Keras layer")
         if o.grid is not None:
@@ -2098,6 +2165,7 @@ def _own_text(module: Any, sequence: bool = True) -> str:
         if q_norm is not None:
             extras.append(f"qk_norm={'rms' if type(q_norm).__name__ == 'RMSNorm' else 'ln'}")
         extras += ["subln"] * (getattr(module, "subln", None) is not None)
+        extras += [f"window={module.window}"] * bool(getattr(module, "window", None))
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
     return f"attn({', '.join(parts + extras)})"
 
@@ -3476,6 +3544,8 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
         kwargs["qk_norm"] = "LayerNorm" if o.qk_norm == "ln" else "RMSNorm"
     if o.subln:
         kwargs["subln"] = True
+    if o.slide is not None:
+        kwargs["window"] = num(o.slide)
     return kwargs
 
 
