@@ -60,7 +60,10 @@ def test_counts_as_on_the_map():
 
 
 REFUSED = [
-    ("input(64x32) > attn(heads=2, map=8x8)", "a position-bias MLP over the whole map (pos_mlp=m): it needs one of them"),
+    (
+        "input(64x32) > attn(heads=2, map=8x8)",
+        "a position-bias MLP over the whole map (pos_mlp=m): it needs one of them",
+    ),
     ("input(8x8x32) > attn(heads=2, sr=2, map=8x8)", "the input has 2 spatial axes"),
     ("input(64x32) > attn(heads=2, sr=2, map=8x8x1)", "takes the map's two sides"),
     ("input(64x32) > attn(heads=2, sr=2, map=8x4)", "has 32 positions, but the sequence has 64"),
