@@ -133,6 +133,8 @@ def test_a_symbolic_window():
         ("input(10x16) > attn(heads=2, window=4x4, causal)", "takes one value"),
         ("input(10x16) > attn(heads=2, window=4, causal, shift)", "'shift' does not go"),
         ("input(10x16) > attn(heads=2, window=4, causal, source=5x8)", "source= does not go"),
+        # a map-only option says so before the missing 'causal' does (Swin V2's cpb on a sequence)
+        ("input(10x16) > attn(heads=2, window=4, cpb=8, pad)", "cpb= does not go"),
     ],
 )
 def test_located_errors(program, says):

@@ -205,8 +205,8 @@ def test_import_swin_v2_s_and_b(name, params):
         ("input(10x10x16) > attn(heads=2, window=4, cpb=8)", "window=4 does not divide the map's size 10", "window"),
         (
             "input(10x16) > attn(heads=2, window=4, cpb=8, pad)",
-            "window= attends inside w x w windows of a map",
-            "window",
+            "cpb= does not go with a sliding window on a sequence",
+            "cpb",
         ),
         ("input(8x8x16) > attn(heads=3, window=4, cpb=8)", "heads=3 does not divide the width 16", "heads"),
     ],

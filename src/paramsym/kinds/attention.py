@@ -1230,13 +1230,6 @@ class Attention(Kind):
                 pos=arg.pos,
             )
         args.constraints += whole_number(value, "window= (the positions of a sliding window)", arg.pos)
-        if "causal" not in args.flags:
-            raise ParamsymArgumentError(
-                "window= on a sequence is a sliding window: each position attends to itself and the W - 1 "
-                "positions before it, so it needs 'causal'",
-                pos=arg.pos,
-                hint=f"write {call.name}(heads=..., window={value}, causal) (Mistral v0.1, Gemma-2's local layers)",
-            )
         for key in self._NOT_SLIDING_KEYS:
             if key in args.keywords:
                 raise ParamsymArgumentError(
@@ -1249,6 +1242,13 @@ class Attention(Kind):
                     f"'{flag}' does not go with a sliding window on a sequence (window= on T x d)",
                     pos=args.flags[flag].pos,
                 )
+        if "causal" not in args.flags:
+            raise ParamsymArgumentError(
+                "window= on a sequence is a sliding window: each position attends to itself and the W - 1 "
+                "positions before it, so it needs 'causal'",
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., window={value}, causal) (Mistral v0.1, Gemma-2's local layers)",
+            )
         return value
 
     def _window_sides(self, call: Call, flow: Flow, args: Args) -> tuple[Expr | None, tuple[Expr, Expr, Expr] | None]:
