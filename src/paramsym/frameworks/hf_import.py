@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import ImportRefused
+from . import hf_decoders
 
 
 def _shared(a, b) -> bool:
@@ -1187,6 +1188,11 @@ _FAMILIES = {
     "qwen2": _llama,
     "phi3": _llama,
     "bert": _bert,
+    "olmo": hf_decoders.read,
+    "olmo2": hf_decoders.read,
+    "cohere": hf_decoders.read,
+    "starcoder2": hf_decoders.read,
+    "opt": hf_decoders.read_opt,
 }
 
 
