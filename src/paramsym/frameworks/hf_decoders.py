@@ -147,7 +147,8 @@ def read_opt(model, length: int | None, shape: tuple | None = None) -> str:
     p, offset = c.word_embed_proj_dim, decoder.embed_positions.offset
     lets = [
         f"let V = {c.vocab_size}; let n = {c.max_position_embeddings}; let d = {c.hidden_size}; "
-        f"let L = {c.num_hidden_layers}; let h = {c.num_attention_heads}" + (f"; let p = {p}" if p != c.hidden_size else ""),
+        f"let L = {c.num_hidden_layers}; let h = {c.num_attention_heads}"
+        + (f"; let p = {p}" if p != c.hidden_size else ""),
         f"let F = {c.ffn_dim}",
     ]
     tied = head is not None and _shared(head, decoder.embed_tokens)
