@@ -208,8 +208,6 @@ def _strings(path: Path):
 WRITERS = {
     "frameworks.hf_import": "writes Hugging Face models and torchvision's ViT in their families' layouts; each "
     "written program is counted and compared with the model before it is returned",
-    "frameworks.hf_decoders": "writes Hugging Face decoders in Llama's mould (OLMo, OLMo-2, Cohere, StarCoder2) and "
-    "OPT in their families' layouts; each written program is compared with the model before it is returned",
     "frameworks.hiera_import": "writes timm's Hiera and HieraDet in their layouts (their tokens are reordered and "
     "their positions resized in forward); each written program is compared with the model before it is returned",
 }

@@ -1,7 +1,7 @@
-"""The decoder families that hf_decoders reads (OLMo, OLMo-2, Cohere, StarCoder2, OPT) and the two query/key norms
-they brought to `attn` (docs/language.md): `qk_norm=rms_full` (OLMo-2's q_norm and k_norm, an RMSNorm over the
-whole projection) and `qk_norm=ln_per_head` (Cohere's use_qk_norm, a LayerNorm without bias of the head width with
-a weight for every head).
+"""The decoder families that hf_import reads in Llama's mould (OLMo, OLMo-2, Cohere, StarCoder2), OPT, and the two
+query/key norms they brought to `attn` (docs/language.md): `qk_norm=rms_full` (OLMo-2's q_norm and k_norm, an
+RMSNorm over the whole projection) and `qk_norm=ln_per_head` (Cohere's use_qk_norm, a LayerNorm without bias of the
+head width with a weight for every head).
 
 Checked against transformers' own modules, built from small configs: Olmo2Attention and CohereAttention (params,
 output shape, MACs by FlopCounterMode, KV cache), the PyTorch export (computes what they compute, counts the same,

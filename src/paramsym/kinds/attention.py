@@ -224,6 +224,10 @@ QK_NORMS = {
 }
 
 
+# qk_norm= forms and the names torch_modules.GroupedQueryAttention gives them
+_TORCH_QK_NORMS = {"ln": "LayerNorm", "rms": "RMSNorm", "rms_full": "FullRMSNorm", "ln_per_head": "HeadLayerNorm"}
+
+
 def qk_norm_params(form: str | None, heads: Expr, kv_heads: Expr, head_dim: Expr) -> Expr:
     """The parameters of the query and key norms of a qk_norm= form: 4e (ln), 2e (rms), or q + kv = (h + g)·e
     (rms_full, ln_per_head: a weight for every query and key channel)."""
@@ -2200,8 +2204,8 @@ def _own_text(module: Any, sequence: bool = True) -> str:
             extras.append("clsrel={}x{}".format(*module.cls_rel))
         q_norm = getattr(module, "q_norm", None)
         if q_norm is not None:
-            form = getattr(module, "qk_norm_form", None)  # rms_full, ln_per_head
-            extras.append(f"qk_norm={form or ('rms' if type(q_norm).__name__ == 'RMSNorm' else 'ln')}")
+            form = getattr(module, "qk_norm_form", None) or type(q_norm).__name__  # LayerNorm, RMSNorm
+            extras.append("qk_norm=" + {v: k for k, v in _TORCH_QK_NORMS.items()}.get(form, "ln"))
         extras += ["subln"] * (getattr(module, "subln", None) is not None)
         extras += [f"window={module.window}"] * bool(getattr(module, "window", None))
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
@@ -3579,7 +3583,7 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
     if o.cls_rel is not None:
         kwargs["cls_rel"] = (num(o.cls_rel[0]), num(o.cls_rel[1]))
     if o.qk_norm is not None:
-        kwargs["qk_norm"] = {"ln": "LayerNorm", "rms": "RMSNorm"}.get(o.qk_norm, o.qk_norm)
+        kwargs["qk_norm"] = _TORCH_QK_NORMS[o.qk_norm]
     if o.subln:
         kwargs["subln"] = True
     if o.slide is not None:
