@@ -264,3 +264,8 @@ def test_a_norm_the_layout_does_not_have_is_refused():
     model.model.layers[0].self_attn.q_norm = torch.nn.RMSNorm(64)
     with pytest.raises(ParamsymError, match="norms of the queries and keys"):
         paramsym.from_torch(model, T)
+    model = build("Olmo2ForCausalLM", "Olmo2Config", dict(SMALL))
+    for norm in ("q_norm", "k_norm"):  # per head: not OLMo-2's
+        setattr(model.model.layers[0].self_attn, norm, torch.nn.RMSNorm(16))
+    with pytest.raises(ParamsymError, match=r"\(16,\) and \(16,\).*qk_norm=rms_full"):
+        paramsym.from_torch(model, T)

@@ -283,12 +283,20 @@ def _decoder_mlp(model, layout: DecoderLayout, layer) -> str:
     return f"mul(dense(->F{bias}) > {act} | dense(->F{bias})) > dense(->d{bias})"
 
 
-def _decoder_qk_norm(model, layout: DecoderLayout, attention) -> list[str]:
-    q_norm = getattr(attention, "q_norm", None)
-    if q_norm is None:
+def _decoder_qk_norm(model, layout: DecoderLayout, attention, heads: int, kv: int, head_dim: int) -> list[str]:
+    """The attention's q_norm and k_norm as the family's qk_norm= form, their weights of the form's shape: the whole
+    projection's channels (rms_full) or heads x head_dim (ln_per_head)."""
+    q_norm, k_norm = getattr(attention, "q_norm", None), getattr(attention, "k_norm", None)
+    if q_norm is None and k_norm is None:
         return []
-    if layout.qk_norm is None:
-        raise ImportRefused(f"{type(model).__name__}: norms of the queries and keys the family's layout does not have")
+    shapes = {"rms_full": [(heads * head_dim,), (kv * head_dim,)], "ln_per_head": [(heads, head_dim), (kv, head_dim)]}
+    found = [tuple(getattr(getattr(n, "weight", None), "shape", ())) for n in (q_norm, k_norm)]
+    if layout.qk_norm is None or found != shapes.get(layout.qk_norm) or getattr(q_norm, "bias", None) is not None:
+        raise ImportRefused(
+            f"{type(model).__name__}.model.layers.0.self_attn: norms of the queries and keys with weights of "
+            f"{found[0]} and {found[1]}, which the family's layout does not have"
+            + (f" (it reads qk_norm={layout.qk_norm}: {shapes[layout.qk_norm]})" if layout.qk_norm else "")
+        )
     return [f"qk_norm={layout.qk_norm}"]
 
 
@@ -309,7 +317,7 @@ def _decoder(model, length: int | None, shape: tuple | None = None) -> str:
         + (["kv_heads=g"] if kv != heads else [])
         + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
         + _attention_biases(model, base)
-        + _decoder_qk_norm(model, layout, layer.self_attn)
+        + _decoder_qk_norm(model, layout, layer.self_attn, heads, kv, head_dim)
         + ([f"window={window}"] if (window := _window(model)) is not None else [])
         + ["rope", "causal"]
     )
