@@ -42,6 +42,11 @@ SMALL = dict(
 )
 
 
+OPT = dict(
+    vocab_size=100, hidden_size=64, ffn_dim=96, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64
+)
+
+
 @dataclass(frozen=True)
 class Family:
     model_type: str  # config.model_type
@@ -94,6 +99,20 @@ FAMILIES = [
         ),
         gqa_cache,  # LANGUAGE.md counts the keys and values of every attention, an encoder's too
         measured_cache=False,  # transformers keeps no cache for an encoder
+    ),
+    Family("olmo", hf("OlmoForCausalLM", "OlmoConfig", **SMALL, clip_qkv=8.0), gqa_cache),
+    Family("olmo2", hf("Olmo2ForCausalLM", "Olmo2Config", **SMALL), gqa_cache),
+    Family("cohere", hf("CohereForCausalLM", "CohereConfig", **SMALL, use_qk_norm=True), gqa_cache),
+    Family(
+        "starcoder2",
+        hf("Starcoder2ForCausalLM", "Starcoder2Config", **SMALL, sliding_window=8),
+        lambda c, t: gqa_cache(c, min(t, c.sliding_window - 1)),  # the window keeps W - 1 positions
+    ),
+    Family("opt", hf("OPTForCausalLM", "OPTConfig", **OPT), gqa_cache),
+    Family(  # OPT-350m's layout: norms after the residual sums, project_in and project_out
+        "opt",
+        hf("OPTForCausalLM", "OPTConfig", **OPT, do_layer_norm_before=False, word_embed_proj_dim=32),
+        gqa_cache,
     ),
 ]
 

@@ -252,8 +252,9 @@ def test_import_refuses_a_family_it_does_not_read():
     from paramsym import ParamsymError
     from paramsym.frameworks.importer import from_torch
 
-    model = on_meta(lambda: transformers.OPTForCausalLM(transformers.OPTConfig(num_hidden_layers=1)))
-    with pytest.raises(ParamsymError, match="'opt' is not one paramsym reads"):
+    # a state-space model (Mamba): no attention, a family no reader writes
+    model = on_meta(lambda: transformers.MambaForCausalLM(transformers.MambaConfig(num_hidden_layers=1)))
+    with pytest.raises(ParamsymError, match="'mamba' is not one paramsym reads"):
         from_torch(model, 128)
 
 

@@ -347,6 +347,19 @@ class SelfAttention(nn.Module):
         return y.reshape(shape).movedim(-1, 1)
 
 
+class HeadLayerNorm(nn.Module):
+    """A LayerNorm of the head width without bias, with a weight for every head (Cohere's q_norm and k_norm,
+    CohereLayerNorm((heads, head_dim))): on (N, heads, T, head_dim)."""
+
+    def __init__(self, heads: int, head_dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(heads, head_dim))
+        self.eps = eps
+
+    def forward(self, x):
+        return F.layer_norm(x, x.shape[-1:], eps=self.eps) * self.weight[:, None, :]
+
+
 class GroupedQueryAttention(nn.Module):
     """Multi-head attention with `kv_heads` key/value heads shared by the query heads (grouped-query
     attention) and any head width: q, k, v, o projections and F.scaled_dot_product_attention, on the
@@ -357,8 +370,10 @@ class GroupedQueryAttention(nn.Module):
     per head, Swin V2's). `sr_map=(H, W)`: the input is a sequence (N, C, H·W) that lays out that map row by row,
     which `sr` reduces (Twins PCPVT). `cls_rel=(H, W)`: the sequence is a class token then an H x W map row by row,
     with BEiT's table of (2H-1)(2W-1) + 3 biases per head added to the scores (its index a non-persistent buffer);
-    `qk_norm` ("LayerNorm" or "RMSNorm"): a norm of the head width on every query and key head; `subln`: a LayerNorm
-    of the heads' output before the output projection (BEiT-3's sub-LN). `pos_mlp=m` with `pos_map=(H, W)`: a
+    `qk_norm` ("LayerNorm" or "RMSNorm"): a norm of the head width on every query and key head ("FullRMSNorm": an
+    RMSNorm over all the query channels and one over all the key channels, OLMo-2's; "HeadLayerNorm": a LayerNorm of
+    the head width without bias, with a weight for every head, Cohere's; both before rotary positions); `subln`: a
+    LayerNorm of the heads' output before the output projection (BEiT-3's sub-LN). `pos_mlp=m` with `pos_map=(H, W)`: a
     relative-position bias over the H x W map (the input's, or the one a sequence lays out) made by timm's
     RelPosMlp, Linear(2, m) > ReLU > Linear(m, heads) over the (2H - 1)(2W - 1) log-spaced offsets, added to the
     scores (`pos_cls`: after a class token, whose bias is zero); `share_position_bias(other)` makes a module use
@@ -430,6 +445,13 @@ class GroupedQueryAttention(nn.Module):
         norm = {"LayerNorm": nn.LayerNorm, "RMSNorm": nn.RMSNorm}.get(qk_norm or "")
         self.q_norm = norm(head_dim) if norm is not None else None
         self.k_norm = norm(head_dim) if norm is not None else None
+        self.qk_norm_form = qk_norm if qk_norm in ("FullRMSNorm", "HeadLayerNorm") else None
+        if qk_norm == "FullRMSNorm":  # OLMo-2: over all the channels of the projections
+            self.q_norm, self.k_norm = nn.RMSNorm(heads * head_dim), nn.RMSNorm(kv_heads * head_dim)
+        elif qk_norm == "HeadLayerNorm":  # Cohere: of the head width, a weight for every head
+            self.q_norm, self.k_norm = HeadLayerNorm(heads, head_dim), HeadLayerNorm(kv_heads, head_dim)
+        elif qk_norm is not None and norm is None:
+            raise ValueError(f"qk_norm={qk_norm!r}: LayerNorm, RMSNorm, FullRMSNorm or HeadLayerNorm")
         self.subln = nn.LayerNorm(heads * head_dim) if subln else None
         self.cls_rel = cls_rel
         if cls_rel is not None:
@@ -441,15 +463,20 @@ class GroupedQueryAttention(nn.Module):
     def attend(self, x, source):
         """x: (N, T, channels), source: (N, S, source_channels) -> (N, T, channels)."""
         n, t, s = x.shape[0], x.shape[1], source.shape[1]
-        q = self.q(x).view(n, t, self.heads, self.head_dim).transpose(1, 2)
-        k = self.k(source).view(n, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k = self.q(x), self.k(source)
+        if self.qk_norm_form == "FullRMSNorm":  # over all the channels, before the heads are split
+            q, k = self.q_norm(q), self.k_norm(k)
+        q = q.view(n, t, self.heads, self.head_dim).transpose(1, 2)
+        k = k.view(n, s, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v(source).view(n, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        if self.qk_norm_form == "HeadLayerNorm":  # each head with its own weight, before the heads are shared
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.rope:
             q, k = rotary(q, k)
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        if self.q_norm is not None:
+        if self.q_norm is not None and self.qk_norm_form is None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.logit_scale is not None:  # cosine attention: unit queries and keys, a scale per head
             q = F.normalize(q, dim=-1) * self.logit_scale.clamp(max=4.605170185988092).exp()  # at most 100

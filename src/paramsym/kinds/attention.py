@@ -174,7 +174,9 @@ class AttentionOptions(Options):
     # table of (2H-1)(2W-1) + 3 biases per head (3 for class-to-token, token-to-class, class-to-class)
     cls_rel: tuple[Expr, Expr] | None = None
     # a norm of the head width on each query and key head (qk_norm=ln|rms: timm's q_norm, k_norm), shared by the
-    # heads: LayerNorm 2e parameters each, RMSNorm e
+    # heads: LayerNorm 2e parameters each, RMSNorm e; qk_norm=rms_full: an RMSNorm over all q channels and one
+    # over all kv channels (OLMo-2's); qk_norm=ln_per_head: a LayerNorm of the head width without bias, a weight of
+    # its own for every head (Cohere's use_qk_norm): q + kv parameters both
     qk_norm: str | None = None
     subln: bool = False  # a LayerNorm of the q channels on the heads' output, before the output projection
     # window=W on a sequence (with causal): a sliding window, each position attends to itself and the W - 1
@@ -183,10 +185,8 @@ class AttentionOptions(Options):
 
     @property
     def qk_norm_params(self) -> Expr:
-        """The parameters of the query and key norms (qk_norm=): two norms of the head width."""
-        if self.qk_norm is None:
-            return sympy.Integer(0)
-        return 2 * (2 if self.qk_norm == "ln" else 1) * self.head_dim
+        """The parameters of the query and key norms (qk_norm=)."""
+        return qk_norm_params(self.qk_norm, self.heads, self.kv_heads, self.head_dim)
 
     @property
     def cls_rel_table(self) -> Expr:
@@ -215,6 +215,29 @@ class AttentionOptions(Options):
         return None if side is None else (side, side)
 
 
+# qk_norm= forms: what each normalises and its parameters (docs/language.md)
+QK_NORMS = {
+    "ln": "LayerNorm (weight and bias) of the head width, shared by the heads",
+    "rms": "RMSNorm (weight) of the head width, shared by the heads",
+    "rms_full": "RMSNorm (weight) over all the query channels and another over all the key channels (OLMo-2)",
+    "ln_per_head": "LayerNorm without bias of the head width, a weight of its own for every head (Cohere)",
+}
+
+
+# qk_norm= forms and the names torch_modules.GroupedQueryAttention gives them
+_TORCH_QK_NORMS = {"ln": "LayerNorm", "rms": "RMSNorm", "rms_full": "FullRMSNorm", "ln_per_head": "HeadLayerNorm"}
+
+
+def qk_norm_params(form: str | None, heads: Expr, kv_heads: Expr, head_dim: Expr) -> Expr:
+    """The parameters of the query and key norms of a qk_norm= form: 4e (ln), 2e (rms), or q + kv = (h + g)·e
+    (rms_full, ln_per_head: a weight for every query and key channel)."""
+    if form is None:
+        return sympy.Integer(0)
+    if form in ("rms_full", "ln_per_head"):
+        return (heads + kv_heads) * head_dim
+    return 2 * (2 if form == "ln" else 1) * head_dim
+
+
 class Attention(Kind):
     key = "attn"
     names = ("attn",)
@@ -239,7 +262,7 @@ class Attention(Kind):
             "pos_mlp",
             "relpos",  # relpos=table|none|offsets|axes: the form of a window's position bias
             "clsrel",  # clsrel=HxW: BEiT's relative positions on a class token and an H x W map
-            "qk_norm",  # qk_norm=ln|rms: a norm of the head width on the queries and keys
+            "qk_norm",  # qk_norm=ln|rms|rms_full|ln_per_head: a norm on the queries and keys
             "tie",  # tie=NAME: the position bias of the attention NAME, computed once (timm's shared_rel_pos)
         }
     )
@@ -896,17 +919,22 @@ class Attention(Kind):
         return sides
 
     def _qk_norm(self, args: Args) -> str | None:
-        """qk_norm=ln|rms: a norm of the head width on every query and key head (shared by the heads)."""
+        """qk_norm=ln|rms: a norm of the head width on every query and key head (shared by the heads);
+        rms_full: over all the query and all the key channels (OLMo-2); ln_per_head: of the head width, a weight for
+        every head (Cohere)."""
         arg = args.keywords.get("qk_norm")
         if arg is None:
             return None
         value = arg.value[0] if len(arg.value) == 1 else None
         name = str(value.name) if isinstance(value, sympy.Symbol) else ""
-        if name not in ("ln", "rms"):
+        if name not in QK_NORMS:
             raise ParamsymArgumentError(
-                f"qk_norm= takes ln (LayerNorm) or rms (RMSNorm), not {' x '.join(str(v) for v in arg.value)}",
+                f"qk_norm= takes ln (LayerNorm) or rms (RMSNorm) of the head width, rms_full (RMSNorm over all the "
+                f"query and key channels) or ln_per_head (LayerNorm without bias, a weight for each head), not "
+                f"{' x '.join(str(v) for v in arg.value)}",
                 pos=arg.pos,
-                hint="timm's qk_norm=True is qk_norm=ln; ViT-22B's parallel block qk_norm=rms",
+                hint="timm's qk_norm=True is qk_norm=ln; ViT-22B's parallel block qk_norm=rms; OLMo-2's q_norm and "
+                "k_norm qk_norm=rms_full; Cohere's use_qk_norm qk_norm=ln_per_head",
             )
         return name
 
@@ -1528,7 +1556,7 @@ class Attention(Kind):
             params += out
         if o.gpsa:
             params += 5 * heads
-        params += heads * o.cls_rel_table + (0 if o.qk_norm is None else 2 * (2 if o.qk_norm == "ln" else 1) * e)
+        params += heads * o.cls_rel_table + qk_norm_params(o.qk_norm, heads, kv_heads, e)
         params += 2 * q if o.subln else 0
         return expansion.expand(params)
 
@@ -1610,7 +1638,10 @@ class Attention(Kind):
                 f", relative positions of a class token and a {words(o.cls_rel[0])}x{words(o.cls_rel[1])} map (BEiT)"
             )
         if o.qk_norm is not None:
-            parts.append(f", {'LayerNorm' if o.qk_norm == 'ln' else 'RMSNorm'} on the queries and keys")
+            parts.append(
+                f", {'LayerNorm' if o.qk_norm.startswith('ln') else 'RMSNorm'} on the queries and keys"
+                + {"rms_full": " (all channels)", "ln_per_head": " (a weight per head)"}.get(o.qk_norm, "")
+            )
         if o.subln:
             parts.append(", LayerNorm on the heads' output")
         if o.qv_bias:
@@ -1667,11 +1698,21 @@ class Attention(Kind):
                 f"((2H-1)(2W-1) offsets on the map, and class-to-token, token-to-class, class-to-class) added to "
                 f"the scores: {w.product(o.cls_rel_table, o.heads)} parameters, no MACs."
             )
-        if o.qk_norm is not None:
+        if o.qk_norm in ("ln", "rms"):
             kind = "A LayerNorm (weight and bias)" if o.qk_norm == "ln" else "An RMSNorm (weight)"
             lines.append(
                 f"{kind} of the head width {w(o.head_dim)} on every query head and another on every key head, "
                 f"shared by the heads: {w(o.qk_norm_params)} parameters, no MACs."
+            )
+        elif o.qk_norm == "rms_full":
+            lines.append(
+                f"An RMSNorm (weight) over all {w(q)} query channels and another over all {w(kv)} key channels "
+                f"(OLMo-2's q_norm and k_norm): {w(o.qk_norm_params)} parameters, no MACs."
+            )
+        elif o.qk_norm == "ln_per_head":
+            lines.append(
+                f"A LayerNorm without bias of the head width {w(o.head_dim)} on every query and key head, each head "
+                f"with a weight of its own (Cohere's use_qk_norm): {w(o.qk_norm_params)} parameters, no MACs."
             )
         if o.subln:
             lines.append(
@@ -2163,7 +2204,8 @@ def _own_text(module: Any, sequence: bool = True) -> str:
             extras.append("clsrel={}x{}".format(*module.cls_rel))
         q_norm = getattr(module, "q_norm", None)
         if q_norm is not None:
-            extras.append(f"qk_norm={'rms' if type(q_norm).__name__ == 'RMSNorm' else 'ln'}")
+            form = getattr(module, "qk_norm_form", None) or type(q_norm).__name__  # LayerNorm, RMSNorm
+            extras.append("qk_norm=" + {v: k for k, v in _TORCH_QK_NORMS.items()}.get(form, "ln"))
         extras += ["subln"] * (getattr(module, "subln", None) is not None)
         extras += [f"window={module.window}"] * bool(getattr(module, "window", None))
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
@@ -3541,7 +3583,7 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
     if o.cls_rel is not None:
         kwargs["cls_rel"] = (num(o.cls_rel[0]), num(o.cls_rel[1]))
     if o.qk_norm is not None:
-        kwargs["qk_norm"] = "LayerNorm" if o.qk_norm == "ln" else "RMSNorm"
+        kwargs["qk_norm"] = _TORCH_QK_NORMS[o.qk_norm]
     if o.subln:
         kwargs["subln"] = True
     if o.slide is not None:

@@ -1,0 +1,271 @@
+"""The decoder families that hf_import reads in Llama's mould (OLMo, OLMo-2, Cohere, StarCoder2), OPT, and the two
+query/key norms they brought to `attn` (docs/language.md): `qk_norm=rms_full` (OLMo-2's q_norm and k_norm, an
+RMSNorm over the whole projection) and `qk_norm=ln_per_head` (Cohere's use_qk_norm, a LayerNorm without bias of the
+head width with a weight for every head).
+
+Checked against transformers' own modules, built from small configs: Olmo2Attention and CohereAttention (params,
+output shape, MACs by FlopCounterMode, KV cache), the PyTorch export (computes what they compute, counts the same,
+imports back), whole models of each family and variant imported by `paramsym.from_torch` (params against
+parameters(), MACs against FlopCounterMode, KV cache against transformers' own cache), and what is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+import paramsym
+from paramsym.errors import ParamsymError
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from helpers.round_trip import import_back  # noqa: E402
+from paramsym.frameworks.torch_modules import GroupedQueryAttention  # noqa: E402
+
+
+def numel(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def macs_of(fn) -> int:
+    with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() // 2
+
+
+# ---- the attention modules -----------------------------------------------------------------------------------------
+
+# (d, heads, kv_heads, head_dim, T)
+ATTENTION_CASES = [
+    (64, 8, 2, 8, 9),  # grouped-query attention
+    (48, 4, 4, 12, 5),  # one key/value head per query head
+    (32, 4, 1, 8, 7),  # multi-query attention
+    (30, 6, 3, 6, 4),  # head_dim·heads != d
+]
+# family -> (the attention's class, the config's class, config fields, the qk_norm= form)
+FORMS = {
+    "olmo2": ("Olmo2Attention", "Olmo2Config", {}, "rms_full"),
+    "cohere": ("CohereAttention", "CohereConfig", {"use_qk_norm": True}, "ln_per_head"),
+}
+
+
+def attention_module(family: str, d: int, h: int, g: int, e: int, bias: bool = False):
+    module_name, config_name, extra, _ = FORMS[family]
+    config = getattr(transformers, config_name)(
+        hidden_size=d,
+        num_attention_heads=h,
+        num_key_value_heads=g,
+        head_dim=e,
+        intermediate_size=8,
+        num_hidden_layers=1,
+        vocab_size=8,
+        attention_bias=bias,
+        **extra,
+    )
+    config._attn_implementation = "sdpa"
+    modeling = getattr(transformers.models, family)
+    module = getattr(getattr(modeling, f"modeling_{family}"), module_name)(config, 0).eval()
+    return module
+
+
+def program(family: str, d: int, h: int, g: int, e: int, T: int, bias: bool = False, rope: bool = True) -> str:
+    options = [f"heads={h}"] + [f"kv_heads={g}"] * (g != h) + [f"head_dim={e}"] * (e * h != d) + ["bias"] * bias
+    options += [f"qk_norm={FORMS[family][3]}"] + ["rope"] * rope + ["causal"]
+    return f"input({T}x{d}) > attn({', '.join(options)})"
+
+
+def unrotated(T: int, e: int):
+    """cos and sin of no rotation: the attention's own positions left out (to compare with an export without rope)."""
+    return torch.ones(1, T, e), torch.zeros(1, T, e)
+
+
+@pytest.mark.parametrize("family", FORMS)
+@pytest.mark.parametrize("d, h, g, e, T", ATTENTION_CASES)
+def test_qk_norm_forms_count_as_transformers(family, d, h, g, e, T):
+    theirs = attention_module(family, d, h, g, e)
+    values = paramsym.parse(program(family, d, h, g, e, T)).evaluate()
+    norms = (h + g) * e  # a weight for every query channel and every key channel
+    assert values["params"] == numel(theirs) == d * h * e + 2 * d * g * e + h * e * d + norms
+    assert theirs.q_norm.weight.numel() == h * e and theirs.k_norm.weight.numel() == g * e
+    x = torch.randn(1, T, d)
+    with torch.no_grad():
+        y, _ = theirs(x, unrotated(T, e), None)
+    assert tuple(y.shape) == (1, T, d)
+    assert values["macs"] == macs_of(lambda: theirs(x, unrotated(T, e), None))
+    assert values["kv_cache"] == 2 * T * g * e
+
+
+@pytest.mark.parametrize("family", FORMS)
+def test_qk_norm_forms_with_biases(family):
+    theirs = attention_module(family, 64, 8, 2, 8, bias=True)
+    values = paramsym.parse(program(family, 64, 8, 2, 8, 9, bias=True)).evaluate()
+    assert values["params"] == numel(theirs)
+
+
+def _copy(theirs, mine) -> None:
+    with torch.no_grad():
+        for name, ours in (("q_proj", mine.q), ("k_proj", mine.k), ("v_proj", mine.v), ("o_proj", mine.o)):
+            getattr(theirs, name).weight.copy_(torch.randn_like(ours.weight))
+            ours.weight.copy_(getattr(theirs, name).weight)
+        for norm in ("q_norm", "k_norm"):
+            getattr(theirs, norm).weight.copy_(1 + 0.5 * torch.randn_like(getattr(theirs, norm).weight))
+            getattr(mine, norm).weight.copy_(getattr(theirs, norm).weight.reshape(getattr(mine, norm).weight.shape))
+
+
+@pytest.mark.parametrize("family", FORMS)
+@pytest.mark.parametrize("d, h, g, e, T", ATTENTION_CASES)
+def test_export_computes_what_transformers_computes(family, d, h, g, e, T):
+    torch.manual_seed(0)
+    theirs = attention_module(family, d, h, g, e)
+    network = paramsym.parse(program(family, d, h, g, e, T, rope=False))
+    whole = paramsym.to_torch(network).eval()
+    (mine,) = [m for m in whole.modules() if isinstance(m, GroupedQueryAttention)]
+    _copy(theirs, mine)
+    x = torch.randn(2, T, d)
+    with torch.no_grad():
+        expected, _ = theirs(x, unrotated(T, e), None)
+        got = mine(x.transpose(1, 2)).transpose(1, 2)
+    assert torch.allclose(got, expected, atol=1e-4)
+    values = network.evaluate()
+    assert numel(whole) == values["params"]
+    text, back = import_back(network)
+    assert back.evaluate() == values and f"qk_norm={FORMS[family][3]}" in text, text
+
+
+def test_export_with_rope_counts_the_same():
+    network = paramsym.parse("input(9x64) > attn(heads=8, kv_heads=2, qk_norm=rms_full, rope, causal)")
+    whole = paramsym.to_torch(network).eval()
+    values = network.evaluate()
+    assert numel(whole) == values["params"]
+    assert macs_of(lambda: whole(torch.zeros(1, 64, 9))) == values["macs"]
+
+
+def test_formulas():
+    full = paramsym.parse("input(T x d) > attn(heads=h, kv_heads=g, qk_norm=rms_full)").evaluate(T=9, d=64, h=8, g=2)
+    head = paramsym.parse("input(T x d) > attn(heads=h, kv_heads=g, qk_norm=ln_per_head)").evaluate(T=9, d=64, h=8, g=2)
+    shared = paramsym.parse("input(T x d) > attn(heads=h, kv_heads=g, qk_norm=rms)").evaluate(T=9, d=64, h=8, g=2)
+    assert full["params"] == head["params"] == shared["params"] - 2 * 8 + 64 + 16
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("input(10x64) > attn(heads=4, qk_norm=full)", "rms_full"),
+        ("input(10x64) > attn(heads=4, qk_norm=ln_heads)", "ln_per_head"),
+        ("input(8x8x64) > attn(heads=4, window=4, qk_norm=rms_full)", "takes no window"),
+    ],
+)
+def test_refused(text, message):
+    with pytest.raises(ParamsymError, match=message):
+        paramsym.parse(text).evaluate()
+
+
+def test_keras_refuses_the_new_norms():
+    pytest.importorskip("keras")
+    network = paramsym.parse("input(10x64) > attn(heads=4, qk_norm=ln_per_head)")
+    with pytest.raises(ParamsymError, match="qk_norm"):
+        paramsym.to_keras(network)
+
+
+# ---- whole models --------------------------------------------------------------------------------------------------
+
+SMALL = dict(
+    vocab_size=100,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+)
+OPT = dict(
+    vocab_size=100, hidden_size=64, ffn_dim=96, num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64
+)
+
+# (the class, the config's class, config, what the program must say)
+MODEL_CASES = [
+    ("OlmoForCausalLM", "OlmoConfig", dict(SMALL, clip_qkv=8.0), "ln(noaffine)"),
+    ("OlmoForCausalLM", "OlmoConfig", dict(SMALL, attention_bias=True, tie_word_embeddings=True), "bias"),
+    ("OlmoModel", "OlmoConfig", dict(SMALL, num_key_value_heads=4), "ln(noaffine)"),
+    ("Olmo2ForCausalLM", "Olmo2Config", dict(SMALL), "qk_norm=rms_full"),
+    ("Olmo2ForCausalLM", "Olmo2Config", dict(SMALL, num_key_value_heads=1, attention_bias=True), "qk_norm=rms_full"),
+    ("CohereForCausalLM", "CohereConfig", dict(SMALL, use_qk_norm=True), "qk_norm=ln_per_head"),
+    ("CohereForCausalLM", "CohereConfig", dict(SMALL, tie_word_embeddings=False, attention_bias=True), "add("),
+    ("CohereModel", "CohereConfig", dict(SMALL), "ln(nobias)"),
+    ("Starcoder2ForCausalLM", "Starcoder2Config", dict(SMALL, sliding_window=8), "window=8"),
+    ("Starcoder2ForCausalLM", "Starcoder2Config", dict(SMALL, use_bias=False, tie_word_embeddings=False), "> ln >"),
+    ("OPTForCausalLM", "OPTConfig", dict(OPT), "posembed(n + 2)"),
+    ("OPTForCausalLM", "OPTConfig", dict(OPT, do_layer_norm_before=False, word_embed_proj_dim=32), "dense(->p)"),
+    ("OPTForCausalLM", "OPTConfig", dict(OPT, enable_bias=False, layer_norm_elementwise_affine=False), "noaffine"),
+    ("OPTForCausalLM", "OPTConfig", dict(OPT, _remove_final_layer_norm=True, tie_word_embeddings=False), "relu"),
+    ("OPTModel", "OPTConfig", dict(OPT, word_embed_proj_dim=48, activation_function="gelu"), "gelu"),
+]
+T = 12
+
+
+def build(model_class: str, config_class: str, config: dict):
+    torch.manual_seed(0)
+    model = getattr(transformers, model_class)(getattr(transformers, config_class)(**config)).eval()
+    model.config._attn_implementation = "sdpa"
+    return model
+
+
+def cache_of(model) -> int:
+    with torch.no_grad():
+        cache = model(torch.zeros(1, T, dtype=torch.long), use_cache=True).past_key_values
+    return sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
+
+
+@pytest.mark.parametrize("model_class, config_class, config, says", MODEL_CASES)
+def test_small_models_import_exactly(model_class, config_class, config, says):
+    model = build(model_class, config_class, config)
+    text = paramsym.from_torch(model, T)
+    assert f"{model_class} read by paramsym" in text and says in text, text
+    values = paramsym.parse(text).evaluate()
+    ids = torch.zeros(1, T, dtype=torch.long)
+    assert values["params"] == numel(model)
+    assert values["macs"] == macs_of(lambda: model(ids, use_cache=False))
+    assert values["kv_cache"] == cache_of(model)
+
+
+def test_notes_say_what_counts_nothing():
+    olmo = paramsym.from_torch(build("OlmoForCausalLM", "OlmoConfig", dict(SMALL, clip_qkv=8.0)), T)
+    assert "clip_qkv" in olmo
+    cohere = paramsym.from_torch(build("CohereForCausalLM", "CohereConfig", dict(SMALL)), T)
+    assert "logit_scale=0.0625: no parameters" in cohere
+
+
+def test_opt_cannot_look_up_a_position_beyond_its_table():
+    model = build("OPTForCausalLM", "OPTConfig", dict(OPT))
+    assert paramsym.parse(paramsym.from_torch(model, 64)).evaluate()["params"] == numel(model)
+    with pytest.raises(ParamsymError, match=r"each of 64 positions \(max_position_embeddings=64\)"):
+        paramsym.from_torch(model, 65)
+
+
+@pytest.mark.parametrize(
+    "model_class, config_class, config, message",
+    [
+        ("Starcoder2ForSequenceClassification", "Starcoder2Config", dict(SMALL), "Starcoder2ForCausalLM"),
+        ("OPTForQuestionAnswering", "OPTConfig", dict(OPT), "OPTForCausalLM"),
+        ("Olmo2ForSequenceClassification", "Olmo2Config", dict(SMALL), "Olmo2ForCausalLM"),
+    ],
+)
+def test_other_heads_are_refused(model_class, config_class, config, message):
+    with torch.device("meta"):
+        model = getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
+    with pytest.raises(ParamsymError, match=message):
+        paramsym.from_torch(model, T)
+
+
+def test_a_norm_the_layout_does_not_have_is_refused():
+    model = build("OlmoForCausalLM", "OlmoConfig", dict(SMALL))
+    model.model.layers[0].self_attn.q_norm = torch.nn.RMSNorm(64)
+    with pytest.raises(ParamsymError, match="norms of the queries and keys"):
+        paramsym.from_torch(model, T)
+    model = build("Olmo2ForCausalLM", "Olmo2Config", dict(SMALL))
+    for norm in ("q_norm", "k_norm"):  # per head: not OLMo-2's
+        setattr(model.model.layers[0].self_attn, norm, torch.nn.RMSNorm(16))
+    with pytest.raises(ParamsymError, match=r"\(16,\) and \(16,\).*qk_norm=rms_full"):
+        paramsym.from_torch(model, T)
