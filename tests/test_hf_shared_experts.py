@@ -319,3 +319,11 @@ def test_qwen1_5_moe_a2_7b_at_full_size():
     assert values["params"] == numel(model) == 14_315_784_192
     assert values["active"] == active_truth(model) == 2_689_173_504
     assert values["kv_cache"] == 24 * 2 * 16 * 128 * 4096
+
+
+def test_the_example_is_the_model():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "examples" / "qwen1_5_moe_a2_7b.psym").read_text()
+    values = paramsym.parse(text).evaluate()
+    assert (values["params"], values["active"]) == (14_315_784_192, 2_689_173_504)
