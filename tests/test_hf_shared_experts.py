@@ -327,3 +327,27 @@ def test_the_example_is_the_model():
     text = (Path(__file__).resolve().parents[1] / "examples" / "qwen1_5_moe_a2_7b.psym").read_text()
     values = paramsym.parse(text).evaluate()
     assert (values["params"], values["active"]) == (14_315_784_192, 2_689_173_504)
+
+
+@pytest.mark.parametrize(
+    "name, config",
+    [
+        ("Qwen2Moe", dict(SMALL, **MOE, shared_expert_intermediate_size=48, decoder_sparse_step=2)),
+        ("Qwen3", dict(SMALL, num_hidden_layers=2)),
+        ("Qwen3Moe", dict(SMALL, **MOE, num_hidden_layers=2)),
+    ],
+)
+def test_models_macs_equal_flop_counter(name, config):
+    """MACs of the imported program against FlopCounterMode on one forward pass of T tokens (the math SDPA
+    kernel: every T x T pair, as paramsym counts causal attention; each token through k experts)."""
+    model = build(name, **config)
+    for p in model.parameters():  # random routing (the routers' weights start at 0)
+        nn.init.normal_(p, std=0.02)
+    model.config._attn_implementation = "sdpa"
+    values = paramsym.parse(paramsym.from_torch(model, T)).evaluate()
+    model.config._experts_implementation = (
+        "eager"  # a Linear per expert on its tokens, which FlopCounterMode counts (after
+    )
+    # the import, which runs on meta)
+    ids = torch.randint(0, 100, (1, T))
+    assert values["macs"] == macs_of(lambda: model(ids, use_cache=False))
