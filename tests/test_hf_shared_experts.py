@@ -305,6 +305,19 @@ def test_an_attention_window_that_layer_types_does_not_name_is_refused():
         paramsym.from_torch(model, T)
 
 
+def test_a_mistral_with_layer_types_is_refused():
+    """Mistral's attention slides on every layer (sliding_window), but transformers' cache follows layer_types: the
+    KV cache would be neither's."""
+    model = build(
+        "Mistral",
+        **dict(SMALL, num_hidden_layers=2),
+        sliding_window=5,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    with pytest.raises(ParamsymError, match=r"its attention slides on every layer or none .* the two disagree"):
+        paramsym.from_torch(model, T)
+
+
 # ---- full size
 
 

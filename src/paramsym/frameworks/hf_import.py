@@ -261,7 +261,9 @@ def _feed_forward(model, mlp, where: str) -> tuple:
             f"{where}.experts ({type(experts).__name__}): routed experts other than a gated MLP each, stored as "
             f"3-D tensors (gate_up_proj, down_proj), have no counterpart"
         )
-    top = model.config.num_experts_per_tok
+    top = getattr(model.config, "num_experts_per_tok", None)
+    if not isinstance(top, int) or not 1 <= top <= count:
+        raise ImportRefused(f"{where}: {count} experts, of which num_experts_per_tok={top!r} a token: not 1 to {count}")
     shared = getattr(mlp, "shared_expert", None)
     gate = getattr(mlp, "shared_expert_gate", None)
     if (shared is None) != (gate is None):
@@ -379,7 +381,8 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
             parts.append("sliding" if window is not None else "full")
         if len({f[0] for f in forwards}) > 1:
             parts.append("sparse" if form[0] == "moe" else "dense")
-        names[(window, form)] = "_".join([*parts, "block"])  # never a layer's name (dense, moe)
+        name = "_".join([*parts, "block"])  # never a layer's name (dense, moe)
+        names[(window, form)] = name if name not in names.values() else f"{name}{len(names) + 1}"
         defs.append(f"def {names[(window, form)]} = {block(window, form)}")
     tied = head is not None and _shared(head, base.embed_tokens)
     order = _sequence([names[k] for k in zip(windows, forwards)])
