@@ -66,6 +66,19 @@ def gqa_cache(config, length: int) -> int:
     return 2 * config.num_hidden_layers * kv * head_dim * length
 
 
+def sliding_cache(config, length: int) -> int:
+    """keys and values of every layer, a sliding layer (config.layer_types) keeping min(T, sliding_window - 1)
+    positions (transformers' DynamicSlidingWindowLayer)."""
+    per_layer = gqa_cache(config, 1) // config.num_hidden_layers
+    return sum(
+        per_layer * (min(length, config.sliding_window - 1) if kind == "sliding_attention" else length)
+        for kind in config.layer_types
+    )
+
+
+MOE = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
+
+
 def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
     return lambda: getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
 
@@ -79,6 +92,39 @@ FAMILIES = [
         gqa_cache,
     ),
     Family("qwen2", hf("Qwen2ForCausalLM", "Qwen2Config", **SMALL), gqa_cache),
+    Family(
+        "qwen2_moe",
+        hf("Qwen2MoeForCausalLM", "Qwen2MoeConfig", **SMALL, **MOE, shared_expert_intermediate_size=48),
+        gqa_cache,
+    ),
+    Family(  # dense layers between sparse ones, the first layer sliding (config.layer_types)
+        "qwen2_moe",
+        hf(
+            "Qwen2MoeForCausalLM",
+            "Qwen2MoeConfig",
+            **dict(SMALL, num_hidden_layers=3),
+            **MOE,
+            decoder_sparse_step=2,
+            use_sliding_window=True,
+            sliding_window=5,
+            max_window_layers=1,
+        ),
+        sliding_cache,
+    ),
+    Family("qwen3", hf("Qwen3ForCausalLM", "Qwen3Config", **SMALL), gqa_cache),
+    Family(  # sliding layers from max_window_layers on (config.layer_types)
+        "qwen3",
+        hf(
+            "Qwen3ForCausalLM",
+            "Qwen3Config",
+            **dict(SMALL, num_hidden_layers=3),
+            use_sliding_window=True,
+            sliding_window=5,
+            max_window_layers=1,
+        ),
+        sliding_cache,
+    ),
+    Family("qwen3_moe", hf("Qwen3MoeForCausalLM", "Qwen3MoeConfig", **SMALL, **MOE), gqa_cache),
     Family("phi3", hf("Phi3ForCausalLM", "Phi3Config", **SMALL, pad_token_id=0), gqa_cache),
     Family(
         "gpt2",

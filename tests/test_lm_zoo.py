@@ -58,6 +58,11 @@ MODELS = [
         lambda: on_meta(lambda: transformers.MixtralForCausalLM(transformers.MixtralConfig())),
         46_702_792_704,
     ),
+    (  # Qwen2MoeConfig's defaults are Qwen1.5-MoE-A2.7B's (2,689,173,504 active: tests/test_hf_shared_experts.py)
+        "qwen1_5_moe_a2_7b",
+        lambda: on_meta(lambda: transformers.Qwen2MoeForCausalLM(transformers.Qwen2MoeConfig())),
+        14_315_784_192,
+    ),
     (
         "qwen2_5_7b",
         lambda: on_meta(lambda: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**QWEN2_5_7B))),

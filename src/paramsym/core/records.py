@@ -121,6 +121,9 @@ class Layer:
     multiplier: Expr = ONE  # how many times the layer counts (a symbolic repeat around it)
     experts: tuple[Expr, Expr] | None = None  # inside moe: (E, k), the experts stored and those one position uses
     stage: int = 0  # index of the top-level stage it belongs to (for folded tables)
+    # the last layer of a top-level stage: the stage's output, which a folded row shows (a merge's, when the stage
+    # ends in one: not the shape of the layer last in its last branch, a gate's)
+    stage_out_shape: Shape | None = None
     field: tuple[tuple[Expr, Expr, Expr], ...] | None = (
         None  # receptive field per spatial axis of the output: ((size, jump, start), ...)
     )

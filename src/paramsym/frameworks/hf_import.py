@@ -107,12 +107,31 @@ def _width(value: int, d: int) -> str:
     return f"{value // d}d" if value % d == 0 else str(value)
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """A family in Llama's layout: its classes, and how its sliding windows are given."""
+
+    classes: tuple[str, ...]
+    # the layers config.layer_types names "sliding_attention" slide, the others attend to every position (Qwen2's
+    # and Qwen3's configs write the list from use_sliding_window and max_window_layers, and transformers builds
+    # the attention and the cache from it); else every layer slides when config.sliding_window is set
+    layer_types: bool = False
+
+
 _LLAMAS = {
-    "llama": ("LlamaModel", "LlamaForCausalLM"),
-    "mistral": ("MistralModel", "MistralForCausalLM"),
-    "mixtral": ("MixtralModel", "MixtralForCausalLM"),
-    "qwen2": ("Qwen2Model", "Qwen2ForCausalLM"),  # Llama's layout with biases on q, k and v (qkv_bias)
-    "phi3": ("Phi3Model", "Phi3ForCausalLM"),  # Llama's layout with q, k, v fused in one Linear, gate and up in one
+    "llama": _Layout(("LlamaModel", "LlamaForCausalLM")),
+    "mistral": _Layout(("MistralModel", "MistralForCausalLM")),
+    "mixtral": _Layout(("MixtralModel", "MixtralForCausalLM")),
+    # Llama's layout with biases on q, k and v (qkv_bias)
+    "qwen2": _Layout(("Qwen2Model", "Qwen2ForCausalLM"), layer_types=True),
+    # Qwen2's attention, routed experts beside a shared expert behind a per-token sigmoid gate
+    "qwen2_moe": _Layout(("Qwen2MoeModel", "Qwen2MoeForCausalLM"), layer_types=True),
+    # Llama's layout with an RMSNorm of the head width on every query and key head (qk_norm=rms)
+    "qwen3": _Layout(("Qwen3Model", "Qwen3ForCausalLM"), layer_types=True),
+    # Qwen3's attention and routed experts (no shared expert; norm_topk_prob learns nothing)
+    "qwen3_moe": _Layout(("Qwen3MoeModel", "Qwen3MoeForCausalLM")),
+    # Llama's layout with q, k, v fused in one Linear, gate and up in one
+    "phi3": _Layout(("Phi3Model", "Phi3ForCausalLM")),
 }
 
 
@@ -135,6 +154,33 @@ def _attention_biases(model, base) -> list[str]:
     return ["bias"] if output else ["qkv_bias"] if inputs[0] else []
 
 
+def _qk_norms(model, base, head_dim: int) -> list[str]:
+    """Qwen3's q_norm and k_norm, an RMSNorm (a weight) of the head width on every query and key head, shared by
+    the heads: `qk_norm=rms` (2·head_dim parameters a layer); none: []. Every layer is read."""
+    found = []
+    for i, layer in enumerate(base.layers):
+        attention = layer.self_attn
+        norms = [getattr(attention, name, None) for name in ("q_norm", "k_norm")]
+        if norms == [None, None]:
+            found.append(False)
+            continue
+        if not all(
+            n is not None
+            and type(n).__name__.endswith("RMSNorm")
+            and [tuple(p.shape) for p in n.parameters()] == [(head_dim,)]
+            for n in norms
+        ):
+            raise ImportRefused(
+                f"{type(model).__name__}.model.layers.{i}.self_attn normalises its queries and keys with "
+                f"{', '.join(type(n).__name__ for n in norms)}: the language's attn has qk_norm=rms (an RMSNorm with "
+                f"a weight of the head width {head_dim} on both)"
+            )
+        found.append(True)
+    if len(set(found)) > 1:
+        raise ImportRefused(f"{type(model).__name__}: some layers normalise their queries and keys, others not")
+    return ["qk_norm=rms"] if found and found[0] else []
+
+
 def _window(model) -> int | None:
     """A sliding window (Mistral-7B v0.1's; transformers 5.23 builds a sliding cache from any config that sets
     one, a Llama's too): each position attends to itself and the `sliding_window` - 1 positions before it, and
@@ -142,8 +188,8 @@ def _window(model) -> int | None:
     `attn(..., window=W, causal)` counts: a KV cache of min(T, W - 1) positions a layer, the parameters and MACs
     of causal attention."""
     # a use_sliding_window flag (Qwen2's) is not read: transformers 5.23 builds the sliding-window cache from
-    # sliding_window alone (MistralConfig(use_sliding_window=False) still slides), and Qwen2's config sets
-    # sliding_window to None itself when its flag is off
+    # sliding_window alone (MistralConfig(use_sliding_window=False) still slides), and Qwen's configs set
+    # sliding_window to None (Qwen2-MoE's to 0) themselves when their flag is off
     window = getattr(model.config, "sliding_window", None)
     if window is None:
         return None
@@ -152,9 +198,112 @@ def _window(model) -> int | None:
     return window
 
 
+def _windows(model, layout: _Layout, layers) -> list[int | None]:
+    """The sliding window of every layer (None: it attends to every position before it), as transformers 5.23
+    builds the attention's mask and the cache (cache_utils.get_layer_types_and_kwargs: config.layer_types when
+    the config has it, else sliding_window on every layer)."""
+    c = model.config
+    types = getattr(c, "layer_types", None)
+    if not layout.layer_types:
+        if types is not None and any(t != "full_attention" for t in types):
+            raise ImportRefused(
+                f"{type(model).__name__} with layer_types={list(types)}: its attention slides on every layer or "
+                f"none (sliding_window), but transformers' cache follows layer_types; the two disagree"
+            )
+        return [_window(model)] * len(layers)
+    if types is None or len(types) != len(layers):
+        raise ImportRefused(
+            f"{type(model).__name__}: config.layer_types does not name each of its {len(layers)} layers"
+        )
+    windows: list[int | None] = []
+    for i, (kind, layer) in enumerate(zip(types, layers)):
+        if kind == "full_attention":
+            window = None
+        elif kind == "sliding_attention":
+            window = _window(model)
+            if window is None:
+                raise ImportRefused(f"{type(model).__name__}: layer {i} is a sliding layer with no sliding_window")
+        else:
+            raise ImportRefused(
+                f"{type(model).__name__}: layer {i} is of the type {kind!r} (paramsym reads full_attention and "
+                f"sliding_attention)"
+            )
+        if getattr(layer.self_attn, "sliding_window", None) != window:
+            raise ImportRefused(
+                f"{type(model).__name__}.model.layers.{i}.self_attn slides over "
+                f"{getattr(layer.self_attn, 'sliding_window', None)} positions, but config.layer_types[{i}] is {kind!r}"
+            )
+        windows.append(window)
+    return windows
+
+
+def _gated_mlp_width(mlp, where: str) -> int:
+    """The width of a gated MLP (gate_proj and up_proj, or Phi-3's fused gate_up_proj, then down_proj)."""
+    if hasattr(mlp, "gate_proj") and hasattr(mlp, "up_proj") and hasattr(mlp, "down_proj"):
+        return mlp.gate_proj.out_features
+    if hasattr(mlp, "gate_up_proj") and hasattr(mlp, "down_proj"):
+        return mlp.gate_up_proj.out_features // 2
+    raise ImportRefused(f"{where} ({type(mlp).__name__}) is not a gated MLP (gate_proj, up_proj, down_proj)")
+
+
+def _feed_forward(model, mlp, where: str) -> tuple:
+    """What a layer's MLP is, read from its modules: ("mlp", width), or ("moe", experts, top, expert width,
+    shared expert width or None, the shared expert's gate has a bias) for routed experts (a router Linear
+    d -> experts without a bias, the experts' gated MLPs as 3-D tensors), with Qwen2-MoE's shared expert (a gated
+    MLP) behind a per-token gate, sigmoid(shared_expert_gate(x)), a Linear d -> 1."""
+    experts = getattr(mlp, "experts", None)
+    if experts is None:
+        return ("mlp", _gated_mlp_width(mlp, where))
+    count = getattr(experts, "num_experts", None)
+    gate_up = getattr(experts, "gate_up_proj", None)
+    if not isinstance(count, int) or gate_up is None or gate_up.dim() != 3 or gate_up.shape[0] != count:
+        raise ImportRefused(
+            f"{where}.experts ({type(experts).__name__}): routed experts other than a gated MLP each, stored as "
+            f"3-D tensors (gate_up_proj, down_proj), have no counterpart"
+        )
+    top = getattr(model.config, "num_experts_per_tok", None)
+    if not isinstance(top, int) or not 1 <= top <= count:
+        raise ImportRefused(f"{where}: {count} experts, of which num_experts_per_tok={top!r} a token: not 1 to {count}")
+    shared = getattr(mlp, "shared_expert", None)
+    gate = getattr(mlp, "shared_expert_gate", None)
+    if (shared is None) != (gate is None):
+        raise ImportRefused(f"{where}: a shared expert without its gate (or a gate without it) has no counterpart")
+    if gate is not None and (type(gate).__name__ != "Linear" or gate.out_features != 1):
+        raise ImportRefused(f"{where}.shared_expert_gate ({type(gate).__name__}) is not a Linear to one value")
+    return (
+        "moe",
+        count,
+        top,
+        gate_up.shape[1] // 2,
+        None if shared is None else _gated_mlp_width(shared, f"{where}.shared_expert"),
+        gate is not None and gate.bias is not None,
+    )
+
+
+def _sequence(names: list[str]) -> str:
+    """The layers as a program writes them: `(block) * L` for one kind, a repeated pattern as `(a > b) * n`, else
+    runs of each block in order."""
+    n = len(names)
+    for period in range(1, n + 1):
+        if n % period == 0 and names == names[:period] * (n // period):
+            break
+    if period == 1:
+        return f"({names[0]}) * L"
+    if period < n:
+        return f"({' > '.join(names[:period])}) * {n // period}"
+    runs: list[list] = []
+    for name in names:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    return " > ".join(name if count == 1 else f"({name}) * {count}" for name, count in runs)
+
+
 def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     c = model.config
-    _classes(model, *_LLAMAS[c.model_type])
+    layout = _LLAMAS[c.model_type]
+    _classes(model, *layout.classes)
     length = _length(model, length, shape, None, "")  # rotary positions: any length (no table to look up)
     base = getattr(model, "model", model)
     head = getattr(model, "lm_head", None)
@@ -166,8 +315,7 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         + (["kv_heads=g"] if kv != heads else [])
         + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
         + _attention_biases(model, base)
-        + ([f"window={window}"] if (window := _window(model)) is not None else [])
-        + ["rope", "causal"]
+        + _qk_norms(model, base, head_dim)
     )
     rotary = (getattr(c, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0)
     if rotary != 1.0:
@@ -176,27 +324,72 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
             f"have no counterpart (paramsym's rope turns the whole head)"
         )
     bias = ", bias" if getattr(c, "mlp_bias", False) else ""
-    experts = getattr(c, "num_local_experts", None)
+    layers = list(base.layers)
+    windows = _windows(model, layout, layers)
+    where = f"{type(model).__name__}.model.layers"
+    forwards = [_feed_forward(model, layer.mlp, f"{where}.{i}.mlp") for i, layer in enumerate(layers)]
     T = length or c.max_position_embeddings
     lets = [
         f"let V = {c.vocab_size}; let T = {T}; let d = {c.hidden_size}; "
         f"let L = {c.num_hidden_layers}; let h = {heads}" + (f"; let g = {kv}" if kv != heads else ""),
-        f"let F = {c.intermediate_size}",
     ]
-    mlp = f"mul(dense(->F{bias}) > {act} | dense(->F{bias})) > dense(->d{bias})"
-    if experts:
-        lets.append(f"let E = {experts}; let k = {c.num_experts_per_tok}")
-        lines = [
-            f"def expert = {mlp}",
-            f"def block = res(rmsnorm > attn({', '.join(attention)})) > res(rmsnorm > moe(expert, experts=E, top=k))",
-        ]
-    else:
-        lines = [f"def block = res(rmsnorm > attn({', '.join(attention)})) > res(rmsnorm > {mlp})"]
+    # the widths, named by what they are: F the dense MLP's (the experts' when no layer is dense), M the routed
+    # experts', S the shared expert's (each only when it differs from the ones before)
+    widths: dict[int, str] = {}
+
+    def width(value: int, name: str) -> str:
+        if value not in widths:
+            widths[value] = name if name not in widths.values() else f"{name}{len(widths)}"
+            lets.append(f"let {widths[value]} = {value}")
+        return widths[value]
+
+    def mlp(value: int) -> str:
+        w = width(value, "F")
+        return f"mul(dense(->{w}{bias}) > {act} | dense(->{w}{bias})) > dense(->d{bias})"
+
+    defs: list[str] = []
+    for form in [f for f in dict.fromkeys(forwards) if f[0] == "mlp"]:
+        width(form[1], "F")
+    moes = [f for f in dict.fromkeys(forwards) if f[0] == "moe"]
+    if len(moes) > 1:
+        raise ImportRefused(f"{type(model).__name__}: its layers' experts differ (count, width or shared expert)")
+    ffn: dict[tuple, str] = {}
+    for form in dict.fromkeys(forwards):
+        if form[0] == "mlp":
+            ffn[form] = mlp(form[1])
+            continue
+        _, count, top, expert, shared, gate_bias = form
+        lets.append(f"let E = {count}; let k = {top}")
+        w = width(expert, "F" if "F" not in widths.values() else "M")
+        defs.append(f"def expert = mul(dense(->{w}{bias}) > {act} | dense(->{w}{bias})) > dense(->d{bias})")
+        text = "moe(expert, experts=E, top=k)"
+        if shared is not None:
+            s = width(shared, "S")
+            defs.append(f"def shared_expert = mul(dense(->{s}{bias}) > {act} | dense(->{s}{bias})) > dense(->d{bias})")
+            text = f"add({text} | mul(shared_expert | dense(->1{', bias' if gate_bias else ''}) > sigmoid))"
+        ffn[form] = text
+
+    def block(window: int | None, form: tuple) -> str:
+        options = attention + ([f"window={window}"] if window is not None else []) + ["rope", "causal"]
+        return f"res(rmsnorm > attn({', '.join(options)})) > res(rmsnorm > {ffn[form]})"
+
+    kinds = list(dict.fromkeys(zip(windows, forwards)))
+    names = {}
+    for window, form in kinds:
+        parts = []
+        if len(set(windows)) > 1:
+            parts.append("sliding" if window is not None else "full")
+        if len({f[0] for f in forwards}) > 1:
+            parts.append("sparse" if form[0] == "moe" else "dense")
+        name = "_".join([*parts, "block"])  # never a layer's name (dense, moe)
+        names[(window, form)] = name if name not in names.values() else f"{name}{len(names) + 1}"
+        defs.append(f"def {names[(window, form)]} = {block(window, form)}")
     tied = head is not None and _shared(head, base.embed_tokens)
-    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > (block) * L > rmsnorm"
+    order = _sequence([names[k] for k in zip(windows, forwards)])
+    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > {order} > rmsnorm"
     if head is not None:
         network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
-    return "\n".join([f"# {type(model).__name__} read by paramsym from its config", *lets, *lines, network]) + "\n"
+    return "\n".join([f"# {type(model).__name__} read by paramsym from its config", *lets, *defs, network]) + "\n"
 
 
 def _bert(model, length: int | None, shape: tuple | None = None) -> str:
@@ -1344,6 +1537,9 @@ _FAMILIES = {
     "mistral": _llama,
     "mixtral": _llama,
     "qwen2": _llama,
+    "qwen2_moe": _llama,
+    "qwen3": _llama,
+    "qwen3_moe": _llama,
     "phi3": _llama,
     "bert": _bert,
     "olmo": _decoder,
@@ -1373,7 +1569,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for). Qwen2 and Phi-3 are read in Llama's layout."""
+    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and Phi-3 are read in Llama's layout (_LLAMAS)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":

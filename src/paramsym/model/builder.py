@@ -119,6 +119,8 @@ class LayerBuilder:
         for index, stage in enumerate(stages):
             self.stage_index = index
             flow = self.stage(stage, flow)
+            if self.layers and self.layers[-1].stage == index:
+                self.layers[-1].stage_out_shape = flow.shape
         self.output_shape = flow.shape
         return self.layers
 

@@ -156,7 +156,7 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
             {
                 "index": f"{first.index}-{last.index}",
                 "label": f"{label} ({len(members):,} layers)",
-                "out_shape": document.shape(last.out_shape),
+                "out_shape": document.shape(last.stage_out_shape or last.out_shape),
                 # a stage has totals, but no single fan-in: those cells stay empty
                 **{q.name: summed(q) if q.totalled else {"expr": "", "value": None} for q in layer_quantities()},
                 "field": document.field(last.field),

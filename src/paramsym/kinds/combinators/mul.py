@@ -1,6 +1,7 @@
 """`mul(A | B | ...)`: every branch on the same input, multiplied; a branch that gives the vector of the
 channels (a gate, squeeze-and-excitation's) is broadcast over every position, and a branch that gives one channel
-at every position (a per-position gate, CBAM's spatial attention: `H x W x 1`) is broadcast over the channels.
+at every position (a per-position gate, CBAM's spatial attention: `H x W x 1`; on a sequence a per-token gate,
+Qwen2-MoE's shared expert gate: `T x 1`) is broadcast over the channels.
 With no branch of both, a vector times a one-channel map is their outer product, `H x W x C` (FocalNet's global
 context times its gate: `(N, C, 1, 1) * (N, 1, H, W)`)."""
 
