@@ -61,6 +61,17 @@ def gqa_cache(config, length: int) -> int:
     return 2 * config.num_hidden_layers * kv * head_dim * length
 
 
+def layered_cache(config, length: int) -> int:
+    """keys and values of every layer, a sliding one (config.layer_types) keeping the last sliding_window - 1
+    positions (what transformers' DynamicSlidingWindowLayer keeps: the next token attends to them and itself)."""
+    per_position = gqa_cache(config, 1) // config.num_hidden_layers
+    window = config.sliding_window
+    return sum(
+        per_position * (min(length, window - 1) if kind == "sliding_attention" else length)
+        for kind in config.layer_types
+    )
+
+
 def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
     return lambda: getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
 
@@ -75,6 +86,19 @@ FAMILIES = [
     ),
     Family("qwen2", hf("Qwen2ForCausalLM", "Qwen2Config", **SMALL), gqa_cache),
     Family("phi3", hf("Phi3ForCausalLM", "Phi3Config", **SMALL, pad_token_id=0), gqa_cache),
+    Family("gemma", hf("GemmaForCausalLM", "GemmaConfig", **SMALL), gqa_cache),
+    # local (sliding) and global layers alternate; soft-capped scores and logits; four norms a layer
+    Family(
+        "gemma2",
+        hf("Gemma2ForCausalLM", "Gemma2Config", **{**SMALL, "num_hidden_layers": 4}, sliding_window=6),
+        layered_cache,
+    ),
+    # five local layers to one global (eight layers: the pattern and two more); RMSNorm on the query and key heads
+    Family(
+        "gemma3_text",
+        hf("Gemma3ForCausalLM", "Gemma3TextConfig", **{**SMALL, "num_hidden_layers": 8}, sliding_window=6),
+        layered_cache,
+    ),
     Family(
         "gpt2",
         hf("GPT2LMHeadModel", "GPT2Config", vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64),
