@@ -283,15 +283,16 @@ def _layer_types(model, base) -> list[str]:
         expected = window if kind == "sliding_attention" else None
         if own != "unset" and own != expected:
             raise ImportRefused(
-                f"{name}.model.layers.{i}.self_attn has sliding_window={own!r}, its layer type {kind} says "
-                f"{expected!r}"
+                f"{name}.model.layers.{i}.self_attn has sliding_window={own!r}, its layer type {kind} says {expected!r}"
             )
     return [_LAYER_TYPES[t] for t in types]
 
 
 def _gemma_norm(module, width: int, where: str) -> None:
     if not type(module).__name__.endswith("RMSNorm") or tuple(module.weight.shape) != (width,):
-        raise ImportRefused(f"{where}: {type(module).__name__} where the layout has an RMSNorm of {width} with a weight")
+        raise ImportRefused(
+            f"{where}: {type(module).__name__} where the layout has an RMSNorm of {width} with a weight"
+        )
 
 
 def _gemma(model, length: int | None, shape: tuple | None = None) -> str:
