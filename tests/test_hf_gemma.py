@@ -6,6 +6,8 @@ what the layout does not write is refused by name. (tests/test_hf_families.py ha
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -203,3 +205,17 @@ def test_the_multimodal_gemma3_is_refused_by_name():
         vision_config=dict(hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=2),
     )
     refused(lambda: on_meta(lambda: transformers.Gemma3ForConditionalGeneration(config)), "'gemma3'")
+
+
+def test_gemma2_9b_from_its_config_json():
+    """`paramsym import examples/configs/gemma2_9b` (google/gemma-2-9b's config.json): its published count, and the
+    KV cache at its context that its layer_types imply (21 global layers of 8,192 positions, 21 local of 4,095)."""
+    from helpers.cli_helpers import run
+
+    folder = Path(__file__).resolve().parents[1] / "examples" / "configs" / "gemma2_9b"
+    result = run("import", str(folder), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "(local > global) * (L/2)" in result.stdout and "softcap(30)" in result.stdout
+    values = paramsym.parse(result.stdout).evaluate()
+    assert values["params"] == 9_241_705_984
+    assert values["kv_cache"] == 2 * 8 * 256 * (21 * 8192 + 21 * 4095)
