@@ -392,7 +392,7 @@ class GroupedQueryAttention(nn.Module):
     scores (`pos_cls`: after a class token, whose bias is zero); `share_position_bias(other)` makes a module use
     the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own. `qkv_bias`: biases on q,
     k and v, none on o (Qwen2's). `window=W` (with `causal`): a sliding window, each position attends to itself
-    and the W - 1 positions before it (Mistral v0.1's mask). `softcap=C`: each score s becomes C·tanh(s/C) before
+    and the W - 1 positions before it (Mistral v0.1's mask). `score_cap=C`: each score s becomes C·tanh(s/C) before
     the mask and the softmax (Gemma-2's attn_logit_softcapping), the attention then computed by its two products."""
 
     def __init__(
@@ -420,13 +420,13 @@ class GroupedQueryAttention(nn.Module):
         pos_map: tuple[int, int] | None = None,
         pos_cls: bool = False,
         window: int | None = None,
-        softcap: float | None = None,
+        score_cap: float | None = None,
     ):
         super().__init__()
         self.rope = rope
-        if softcap is not None and not softcap > 0:
-            raise ValueError(f"softcap= must be a positive number, not {softcap}")
-        self.softcap = softcap
+        if score_cap is not None and not score_cap > 0:
+            raise ValueError(f"the cap of the scores must be a positive number, not {score_cap}")
+        self.score_cap = score_cap
         if window is not None and not causal:
             raise ValueError("a sliding window (window=) looks back: it needs causal=True")
         self.window = window
@@ -497,10 +497,10 @@ class GroupedQueryAttention(nn.Module):
             cols = torch.arange(s, device=q.device)[None, :]
             mask, causal = (cols <= rows) & (cols > rows - self.window), False
         scale = 1.0 if self.logit_scale is not None else None
-        if self.softcap is None:
+        if self.score_cap is None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
         else:
-            y = softcapped_attention(q, k, v, mask, causal, self.softcap, scale)
+            y = softcapped_attention(q, k, v, mask, causal, self.score_cap, scale)
         y = y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim)
         return self.o(y if self.subln is None else self.subln(y))
 

@@ -2202,7 +2202,7 @@ def _own_text(module: Any, sequence: bool = True) -> str:
             extras.append(f"qk_norm={'rms' if type(q_norm).__name__ == 'RMSNorm' else 'ln'}")
         extras += ["subln"] * (getattr(module, "subln", None) is not None)
         extras += [f"window={module.window}"] * bool(getattr(module, "window", None))
-        cap = getattr(module, "softcap", None)
+        cap = getattr(module, "score_cap", None)
         extras += [f"softcap={int(cap) if float(cap).is_integer() else cap}"] * (cap is not None)
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
     return f"attn({', '.join(parts + extras)})"
@@ -3585,7 +3585,7 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
     if o.slide is not None:
         kwargs["window"] = num(o.slide)
     if o.softcap is not None:  # a number such as 50 or 30.5; a symbol takes the network's value
-        kwargs["softcap"] = float(o.softcap) if o.softcap.is_number else num(o.softcap)
+        kwargs["score_cap"] = float(o.softcap) if o.softcap.is_number else num(o.softcap)
     return kwargs
 
 
