@@ -44,11 +44,11 @@ from paramsym.kinds.pooling import GlobalPoolingOptions, PoolingOptions
 from paramsym.kinds.query_pooling import QueryPoolingOptions
 from paramsym.kinds.recurrent import RecurrentOptions
 from paramsym.kinds.rest import RestOptions
-from paramsym.kinds.softcap import SoftCapOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sdpa import SdpaOptions
 from paramsym.kinds.separable_attention import SeparableAttentionOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
+from paramsym.kinds.softcap import SoftCapOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.talking_heads import TalkingHeadsOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
