@@ -2203,7 +2203,8 @@ def _own_text(module: Any, sequence: bool = True) -> str:
         extras += ["subln"] * (getattr(module, "subln", None) is not None)
         extras += [f"window={module.window}"] * bool(getattr(module, "window", None))
         cap = getattr(module, "score_cap", None)
-        extras += [f"softcap={int(cap) if float(cap).is_integer() else cap}"] * (cap is not None)
+        if cap is not None:
+            extras.append(f"softcap={int(cap) if float(cap).is_integer() else cap}")
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
     return f"attn({', '.join(parts + extras)})"
 
