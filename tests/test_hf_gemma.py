@@ -54,7 +54,9 @@ def model(model_class: str, config_class: str, **config):
 
 def kv_cache(config, T: int) -> int:
     """What the config implies: the keys and values of every layer, a sliding one keeping min(T, W - 1)."""
-    kinds = getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers
+    window = getattr(config, "sliding_window", None)
+    every = "full_attention" if window is None else "sliding_attention"  # no layer_types: a cache that slides or not
+    kinds = getattr(config, "layer_types", None) or [every] * config.num_hidden_layers
     per_position = 2 * config.num_key_value_heads * config.head_dim
     return sum(per_position * (min(T, config.sliding_window - 1) if k == "sliding_attention" else T) for k in kinds)
 
@@ -135,6 +137,9 @@ SMALL = dict(
         (("GemmaForCausalLM", "GemmaConfig"), dict(num_hidden_layers=2)),
         (("GemmaForCausalLM", "GemmaConfig"), dict(num_hidden_layers=2, tie_word_embeddings=False)),
         (("GemmaModel", "GemmaConfig"), dict(num_hidden_layers=2, head_dim=4)),
+        # Gemma's forward reads no cap, whatever its config holds; its cache slides by a sliding_window (as Llama's)
+        (("GemmaForCausalLM", "GemmaConfig"), dict(num_hidden_layers=2, attn_logit_softcapping=50.0)),
+        (("GemmaForCausalLM", "GemmaConfig"), dict(num_hidden_layers=2, sliding_window=4)),
         (("Gemma2ForCausalLM", "Gemma2Config"), dict(num_hidden_layers=3, sliding_window=4)),
         (("Gemma2Model", "Gemma2Config"), dict(num_hidden_layers=2, sliding_window=4, attn_logit_softcapping=None)),
         (("Gemma3ForCausalLM", "Gemma3TextConfig"), dict(num_hidden_layers=7, sliding_window=5)),

@@ -241,15 +241,16 @@ def _number(value: float) -> str:
 # the attention of each entry of a config's layer_types, as the def block that writes it
 _LAYER_TYPES = {"full_attention": "global", "sliding_attention": "local"}
 
-# model_type -> (the classes read, the config's field of the MLP's activation). Gemma's layout is Llama's with
-# GeGLU, a head of 256 channels, an embedding scaled by √d (no parameter) and RMSNorms that scale by (1 + w) (the
-# same d parameters); what the later ones add is read from the module tree and the config: Gemma-2's norms after
-# the attention and the MLP too, soft-capped scores and logits, local (sliding) and global layers by layer_types;
-# Gemma-3's RMSNorm on every query and key head (q_norm, k_norm) and two rotary bases (no parameters)
+# model_type -> (the classes read, the config's field of the MLP's activation, whether its forward soft-caps by
+# attn_logit_softcapping and final_logit_softcapping). Gemma's layout is Llama's with GeGLU, a head of 256
+# channels, an embedding scaled by √d (no parameter) and RMSNorms that scale by (1 + w) (the same d parameters);
+# what the later ones add is read from the module tree and the config: Gemma-2's norms after the attention and
+# the MLP too, soft-capped scores and logits, local (sliding) and global layers by layer_types; Gemma-3's RMSNorm
+# on every query and key head (q_norm, k_norm) and two rotary bases (no parameters)
 _GEMMAS = {
-    "gemma": (("GemmaModel", "GemmaForCausalLM"), "hidden_act"),
-    "gemma2": (("Gemma2Model", "Gemma2ForCausalLM"), "hidden_activation"),
-    "gemma3_text": (("Gemma3TextModel", "Gemma3ForCausalLM"), "hidden_activation"),
+    "gemma": (("GemmaModel", "GemmaForCausalLM"), "hidden_act", False),
+    "gemma2": (("Gemma2Model", "Gemma2ForCausalLM"), "hidden_activation", True),
+    "gemma3_text": (("Gemma3TextModel", "Gemma3ForCausalLM"), "hidden_activation", True),
 }
 
 
@@ -298,7 +299,7 @@ def _gemma_norm(module, width: int, where: str) -> None:
 def _gemma(model, length: int | None, shape: tuple | None = None) -> str:
     """Gemma, Gemma-2 and Gemma-3 (text) by their config and module tree (_GEMMAS)."""
     c = model.config
-    classes, act_field = _GEMMAS[c.model_type]
+    classes, act_field, caps = _GEMMAS[c.model_type]
     _classes(model, *classes)
     name = type(model).__name__
     length = _length(model, length, shape, None, "")  # rotary positions: any length
@@ -341,7 +342,7 @@ def _gemma(model, length: int | None, shape: tuple | None = None) -> str:
         _gemma_norm(q_norm, head_dim, f"{where}.self_attn.q_norm")
         _gemma_norm(k_norm, head_dim, f"{where}.self_attn.k_norm")
         attention.append("qk_norm=rms")  # one RMSNorm of the head width on every query head, one on every key head
-    cap = getattr(c, "attn_logit_softcapping", None)
+    cap = getattr(c, "attn_logit_softcapping", None) if caps else None  # Gemma's forward reads no cap
     if cap is not None:
         attention.append(f"softcap={_number(cap)}")
     kinds = _layer_types(model, base)
@@ -363,7 +364,7 @@ def _gemma(model, length: int | None, shape: tuple | None = None) -> str:
     network = f"input(T) > embed(V->d){' as wte' if tied else ''} > {layer_pattern(kinds, 'L')} > rmsnorm"
     if head is not None:
         network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
-        final = getattr(c, "final_logit_softcapping", None)
+        final = getattr(c, "final_logit_softcapping", None) if caps else None
         if final is not None:
             network += f" > softcap({_number(final)})"
     return "\n".join([f"# {name} read by paramsym from its config", *lets, *lines, network]) + "\n"
