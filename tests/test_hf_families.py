@@ -122,7 +122,10 @@ FAMILIES = [
 ]
 
 # model_type -> why transformers 5.23's family is refused (each names what the language lacks)
-REFUSED: dict[str, str] = {}
+REFUSED: dict[str, str] = {
+    # the image-text model: a SigLIP vision tower and a projector beside the text model, which is gemma3_text
+    "gemma3": "Gemma3ForConditionalGeneration: its vision tower and projector are not read (its text model is)",
+}
 
 
 def numel(model) -> int:
