@@ -275,6 +275,7 @@ def test_every_kind_answers_every_question():
         "transpose": "input(8x4) > transpose",
         "rest": "input(8x4) > rest(2)",
         "prefix": "input(8x4) > prefix(2)",
+        "softcap": "input(8x4) > softcap(30)",
         "untokens": "input(16x4) > untokens(4x4)",
         "botattn": "input(8x8x4) > botattn(->4, heads=2)",
         "haloattn": "input(8x8x4) > haloattn(->4, heads=2, block=4, halo=1)",

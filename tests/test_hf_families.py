@@ -126,6 +126,19 @@ FAMILIES = [
     ),
     Family("qwen3_moe", hf("Qwen3MoeForCausalLM", "Qwen3MoeConfig", **SMALL, **MOE), gqa_cache),
     Family("phi3", hf("Phi3ForCausalLM", "Phi3Config", **SMALL, pad_token_id=0), gqa_cache),
+    Family("gemma", hf("GemmaForCausalLM", "GemmaConfig", **SMALL), gqa_cache),
+    # local (sliding) and global layers alternate; soft-capped scores and logits; four norms a layer
+    Family(
+        "gemma2",
+        hf("Gemma2ForCausalLM", "Gemma2Config", **{**SMALL, "num_hidden_layers": 4}, sliding_window=6),
+        sliding_cache,
+    ),
+    # five local layers to one global (eight layers: the pattern and two more); RMSNorm on the query and key heads
+    Family(
+        "gemma3_text",
+        hf("Gemma3ForCausalLM", "Gemma3TextConfig", **{**SMALL, "num_hidden_layers": 8}, sliding_window=6),
+        sliding_cache,
+    ),
     Family(
         "gpt2",
         hf("GPT2LMHeadModel", "GPT2Config", vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64),
@@ -163,7 +176,10 @@ FAMILIES = [
 ]
 
 # model_type -> why transformers 5.23's family is refused (each names what the language lacks)
-REFUSED: dict[str, str] = {}
+REFUSED: dict[str, str] = {
+    # the image-text model: a SigLIP vision tower and a projector beside the text model, which is gemma3_text
+    "gemma3": "Gemma3ForConditionalGeneration: its vision tower and projector are not read (its text model is)",
+}
 
 
 def numel(model) -> int:

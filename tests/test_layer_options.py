@@ -48,6 +48,7 @@ from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sdpa import SdpaOptions
 from paramsym.kinds.separable_attention import SeparableAttentionOptions
 from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
+from paramsym.kinds.softcap import SoftCapOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.talking_heads import TalkingHeadsOptions
 from paramsym.kinds.token_pool import TokenPoolOptions
@@ -115,6 +116,11 @@ CASES = [
     ),
     ("input(8x8x16) > attn(heads=2, window=4, relpos=axes)", 0, attention(2, 2, 8, window=4, relpos="axes")),
     ("input(16x64) > attn(heads=4, channels)", 0, attention(4, 4, 16, channels=True)),
+    (
+        "input(16x64) > attn(heads=4, kv_heads=2, window=8, softcap=50, causal)",
+        0,
+        attention(4, 2, 16, causal=True, slide=8, softcap=50),
+    ),
     (
         "input(8x8x16) > cga(heads=2, key_dim=4, value_dim=8, window=4, kernels=3x5)",
         0,
@@ -206,6 +212,7 @@ CASES = [
     ),
     ("input(20x16) > last", 0, SelectOptions("last")),
     ("input(20x16) > rest(4)", 0, RestOptions(4)),
+    ("input(20x16) > softcap(30)", 0, SoftCapOptions(30)),
     ("input(20x16) > rest", 0, RestOptions(1)),
     ("input(20x16) > prefix(3)", 0, RestOptions(3)),
 ]

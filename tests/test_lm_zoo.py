@@ -11,7 +11,7 @@ import pytest
 import sympy
 
 import paramsym
-from helpers.lm_configs import GPT3, LLAMA2_7B, LLAMA3_8B, LLAMA3_70B, PHI3_MINI, QWEN2_5_7B
+from helpers.lm_configs import GEMMA2_9B, GPT3, LLAMA2_7B, LLAMA3_8B, LLAMA3_70B, PHI3_MINI, QWEN2_5_7B
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -73,6 +73,11 @@ MODELS = [
         "phi3_mini",
         lambda: on_meta(lambda: transformers.Phi3ForCausalLM(transformers.Phi3Config(**PHI3_MINI))),
         3_821_079_552,
+    ),
+    (
+        "gemma2_9b",
+        lambda: on_meta(lambda: transformers.Gemma2ForCausalLM(transformers.Gemma2Config(**GEMMA2_9B))),
+        9_241_705_984,
     ),
 ]
 
@@ -281,3 +286,19 @@ def test_llama_with_a_free_width_equals_hugging_face():
         net.evaluate(d=4096)  # 8*4096/3 is not whole
     with pytest.raises(paramsym.ParamsymError, match="d/128 must be a positive whole number"):
         net.evaluate(d=3000)
+
+
+def test_gemma2_9b_kv_cache_is_what_its_config_implies():
+    """At T = 8,192 (its context): the 21 global layers keep the keys and values of all 8,192 positions, the 21
+    local ones of the last sliding_window - 1 = 4,095 (transformers' DynamicSlidingWindowLayer), counted from the
+    config's layer_types; the program read from the model (from_torch) says the same."""
+    config = transformers.Gemma2Config(**GEMMA2_9B)
+    T, W = 8192, config.sliding_window
+    per_position = 2 * config.num_key_value_heads * config.head_dim
+    kinds = config.layer_types
+    assert kinds.count("full_attention") == kinds.count("sliding_attention") == 21
+    expected = sum(per_position * (min(T, W - 1) if k == "sliding_attention" else T) for k in kinds)
+    assert expected == per_position * (21 * 8192 + 21 * 4095) == 1_056_878_592
+    assert paramsym.parse(program("gemma2_9b")).evaluate(T=T)["kv_cache"] == expected
+    model = on_meta(lambda: transformers.Gemma2ForCausalLM(config))
+    assert paramsym.parse(paramsym.from_torch(model, T)).evaluate()["kv_cache"] == expected

@@ -53,3 +53,17 @@ PHI3_MINI = dict(  # microsoft/Phi-3-mini-4k-instruct's config.json (Phi3Config 
     pad_token_id=32000,
     tie_word_embeddings=False,
 )
+GEMMA2_9B = dict(  # google/gemma-2-9b's config.json (Gemma2Config keys)
+    vocab_size=256000,
+    hidden_size=3584,
+    intermediate_size=14336,
+    num_hidden_layers=42,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=256,
+    max_position_embeddings=8192,
+    sliding_window=4096,
+    query_pre_attn_scalar=256,
+    attn_logit_softcapping=50.0,
+    final_logit_softcapping=30.0,
+)

@@ -392,6 +392,178 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     return "\n".join([f"# {type(model).__name__} read by paramsym from its config", *lets, *defs, network]) + "\n"
 
 
+def layer_pattern(kinds: list[str], count: str | None = None) -> str:
+    """The layers of a stack, one def block's name a layer in order (from a config's `layer_types`), as repeats:
+    the shortest period the list repeats (its last repeat may stop short), each run of one name in it written
+    `(name) * n`. `count`, the symbol of the number of layers (`L`), says the repeats where the period divides it.
+    Gemma-2 (local, global alternating) is `(local > global) * (L/2)`; Gemma-3-1B (26 layers, five local to one
+    global) `((local) * 5 > global) * 4 > (local) * 2`; one kind throughout `(block) * L`."""
+    if not kinds:
+        raise ValueError("a stack of no layers")
+    n = len(kinds)
+    period = next(p for p in range(1, n + 1) if all(kinds[i] == kinds[i % p] for i in range(n)))
+
+    def runs(names: list[str]) -> str:
+        parts, i = [], 0
+        while i < len(names):
+            j = i
+            while j < len(names) and names[j] == names[i]:
+                j += 1
+            parts.append(names[i] if j - i == 1 else f"({names[i]}) * {j - i}")
+            i = j
+        return " > ".join(parts)
+
+    if n // period == 1:  # no repeat: the runs of the whole list
+        return runs(kinds)
+    repeats = n // period
+    if count is not None and n % period == 0:
+        times = count if period == 1 else f"({count}/{period})"
+    else:
+        times = str(repeats)
+    body = runs(kinds[:period])
+    text = f"({body}) * {times}"
+    if n % period:
+        text += " > " + runs(kinds[: n % period])
+    return text
+
+
+def _number(value: float) -> str:
+    """A config's float as the program writes it: 50.0 as 50, 30.5 as 30.5."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+# the attention of each entry of a config's layer_types, as the def block that writes it
+_LAYER_TYPES = {"full_attention": "global", "sliding_attention": "local"}
+
+# model_type -> (the classes read, the config's field of the MLP's activation, whether its forward soft-caps by
+# attn_logit_softcapping and final_logit_softcapping). Gemma's layout is Llama's with GeGLU, a head of 256
+# channels, an embedding scaled by √d (no parameter) and RMSNorms that scale by (1 + w) (the same d parameters);
+# what the later ones add is read from the module tree and the config: Gemma-2's norms after the attention and
+# the MLP too, soft-capped scores and logits, local (sliding) and global layers by layer_types; Gemma-3's RMSNorm
+# on every query and key head (q_norm, k_norm) and two rotary bases (no parameters)
+_GEMMAS = {
+    "gemma": (("GemmaModel", "GemmaForCausalLM"), "hidden_act", False),
+    "gemma2": (("Gemma2Model", "Gemma2ForCausalLM"), "hidden_activation", True),
+    "gemma3_text": (("Gemma3TextModel", "Gemma3ForCausalLM"), "hidden_activation", True),
+}
+
+
+def _rope_fractions(config) -> set:
+    """The partial_rotary_factor of every rotary setting of a config (Gemma-3 has one per layer type)."""
+    rope = getattr(config, "rope_parameters", None) or {}
+    settings = [v for v in rope.values() if isinstance(v, dict)] or [rope]
+    return {setting.get("partial_rotary_factor", 1.0) for setting in settings}
+
+
+def _layer_types(model, base) -> list[str]:
+    """The def block of each layer (`global`, `local`) from config.layer_types (none: every layer global, or local
+    with a sliding_window set), checked against each attention's own sliding_window where it keeps one."""
+    c, name = model.config, type(model).__name__
+    window = _window(model)
+    types = getattr(c, "layer_types", None)
+    if types is None:
+        types = ["sliding_attention" if window is not None else "full_attention"] * c.num_hidden_layers
+    unknown = sorted({t for t in types if t not in _LAYER_TYPES})
+    if unknown:
+        raise ImportRefused(
+            f"{name} has layers of type {', '.join(unknown)} (config.layer_types): paramsym reads "
+            f"{', '.join(_LAYER_TYPES)}"
+        )
+    if len(types) != len(base.layers):
+        raise ImportRefused(f"{name}: config.layer_types names {len(types)} layers, the model has {len(base.layers)}")
+    if "sliding_attention" in types and window is None:
+        raise ImportRefused(f"{name} has sliding_attention layers but no sliding_window")
+    for i, (kind, layer) in enumerate(zip(types, base.layers)):
+        own = getattr(layer.self_attn, "sliding_window", "unset")
+        expected = window if kind == "sliding_attention" else None
+        if own != "unset" and own != expected:
+            raise ImportRefused(
+                f"{name}.model.layers.{i}.self_attn has sliding_window={own!r}, its layer type {kind} says {expected!r}"
+            )
+    return [_LAYER_TYPES[t] for t in types]
+
+
+def _gemma_norm(module, width: int, where: str) -> None:
+    if not type(module).__name__.endswith("RMSNorm") or tuple(module.weight.shape) != (width,):
+        raise ImportRefused(
+            f"{where}: {type(module).__name__} where the layout has an RMSNorm of {width} with a weight"
+        )
+
+
+def _gemma(model, length: int | None, shape: tuple | None = None) -> str:
+    """Gemma, Gemma-2 and Gemma-3 (text) by their config and module tree (_GEMMAS)."""
+    c = model.config
+    classes, act_field, caps = _GEMMAS[c.model_type]
+    _classes(model, *classes)
+    name = type(model).__name__
+    length = _length(model, length, shape, None, "")  # rotary positions: any length
+    if getattr(c, "use_bidirectional_attention", False):
+        raise ImportRefused(
+            f"{name} with use_bidirectional_attention=True: its attention sees later positions (and its sliding "
+            f"window both ways), which the layout does not write"
+        )
+    if _rope_fractions(c) != {1.0}:
+        raise ImportRefused(
+            f"{name} with partial_rotary_factor={sorted(_rope_fractions(c))}: rotary positions on part of each head "
+            f"have no counterpart (paramsym's rope turns the whole head)"
+        )
+    base = getattr(model, "model", model)
+    head = getattr(model, "lm_head", None)
+    act = _hf_activation(model, act_field)
+    d, heads = c.hidden_size, c.num_attention_heads
+    kv = getattr(c, "num_key_value_heads", None) or heads
+    head_dim = getattr(c, "head_dim", None) or d // heads
+    first = base.layers[0]
+    where = f"{name}.model.layers.0"
+    shapes = [tuple(p.shape) for p in first.parameters()]
+    for i, layer in enumerate(base.layers):
+        if [tuple(p.shape) for p in layer.parameters()] != shapes:
+            raise ImportRefused(f"{name}.model.layers.{i} holds other parameters than layer 0: one layout is read")
+    sandwich = hasattr(first, "pre_feedforward_layernorm")  # Gemma-2's and Gemma-3's four norms a layer
+    norms = ["input_layernorm", "post_attention_layernorm"]
+    norms += ["pre_feedforward_layernorm", "post_feedforward_layernorm"] if sandwich else []
+    for norm in norms:
+        _gemma_norm(getattr(first, norm), d, f"{where}.{norm}")
+    _gemma_norm(base.norm, d, f"{name}.model.norm")
+    attention = (
+        ["heads=h"]
+        + (["kv_heads=g"] if kv != heads else [])
+        + ([f"head_dim={head_dim}"] if head_dim * heads != d else [])
+        + _attention_biases(model, base)
+    )
+    q_norm, k_norm = getattr(first.self_attn, "q_norm", None), getattr(first.self_attn, "k_norm", None)
+    if q_norm is not None or k_norm is not None:
+        _gemma_norm(q_norm, head_dim, f"{where}.self_attn.q_norm")
+        _gemma_norm(k_norm, head_dim, f"{where}.self_attn.k_norm")
+        attention.append("qk_norm=rms")  # one RMSNorm of the head width on every query head, one on every key head
+    cap = getattr(c, "attn_logit_softcapping", None) if caps else None  # Gemma's forward reads no cap
+    if cap is not None:
+        attention.append(f"softcap={_number(cap)}")
+    kinds = _layer_types(model, base)
+    window = _window(model)
+    T = length or c.max_position_embeddings
+    lets = [
+        f"let V = {c.vocab_size}; let T = {T}; let d = {d}; let L = {c.num_hidden_layers}; let h = {heads}"
+        + (f"; let g = {kv}" if kv != heads else ""),
+        f"let F = {c.intermediate_size}" + (f"; let W = {window}" if "local" in kinds else ""),
+    ]
+    mlp = f"mul(dense(->F) > {act} | dense(->F)) > dense(->d)"
+    after = " > rmsnorm" if sandwich else ""
+    lines = [f"def ffn = res(rmsnorm > {mlp}{after})"]
+    for kind in ("local", "global"):
+        if kind in kinds:
+            options = attention + (["window=W"] if kind == "local" else []) + ["rope", "causal"]
+            lines.append(f"def {kind} = res(rmsnorm > attn({', '.join(options)}){after}) > ffn")
+    tied = head is not None and _shared(head, base.embed_tokens)
+    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > {layer_pattern(kinds, 'L')} > rmsnorm"
+    if head is not None:
+        network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
+        final = getattr(c, "final_logit_softcapping", None) if caps else None
+        if final is not None:
+            network += f" > softcap({_number(final)})"
+    return "\n".join([f"# {name} read by paramsym from its config", *lets, *lines, network]) + "\n"
+
+
 def _bert(model, length: int | None, shape: tuple | None = None) -> str:
     c = model.config
     if getattr(model, "embeddings", None) is None or type(model).__name__ != "BertModel":
@@ -1541,6 +1713,9 @@ _FAMILIES = {
     "qwen3": _llama,
     "qwen3_moe": _llama,
     "phi3": _llama,
+    "gemma": _gemma,
+    "gemma2": _gemma,
+    "gemma3_text": _gemma,
     "bert": _bert,
     "olmo": _decoder,
     "olmo2": _decoder,

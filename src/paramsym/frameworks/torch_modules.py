@@ -268,6 +268,17 @@ class Rest(nn.Module):
         return x[..., self.skipped :]
 
 
+class SoftCap(nn.Module):
+    """`softcap(C)`: C·tanh(x/C), element-wise (Gemma-2's final_logit_softcapping on its logits)."""
+
+    def __init__(self, cap: float):
+        super().__init__()
+        self.cap = cap
+
+    def forward(self, x):
+        return torch.tanh(x / self.cap) * self.cap
+
+
 class Prefix(nn.Module):
     """`prefix(N)`: the first `kept` positions of a sequence (N, d, T): (N, d, kept)."""
 
@@ -360,6 +371,23 @@ class HeadLayerNorm(nn.Module):
         return F.layer_norm(x, x.shape[-1:], eps=self.eps) * self.weight[:, None, :]
 
 
+def softcapped_attention(q, k, v, mask, causal: bool, cap: float, scale: float | None = None):
+    """softmax(C·tanh(q·kᵀ·scale / C) + mask)·v (Gemma-2's eager attention with attn_logit_softcapping=C): the
+    two products F.scaled_dot_product_attention computes, with the cap between them. `mask`: a boolean (True:
+    attended) or a float one added to the scores, or None; `causal`: key j seen by query i when j <= i."""
+    t, s = q.shape[-2], k.shape[-2]
+    scores = torch.matmul(q, k.transpose(-2, -1)) * (q.shape[-1] ** -0.5 if scale is None else scale)
+    scores = torch.tanh(scores / cap) * cap
+    if mask is not None and mask.dtype != torch.bool:  # a position bias, added to the capped scores
+        scores, mask = scores + mask, None
+    if causal:
+        below = torch.ones(t, s, dtype=torch.bool, device=q.device).tril()
+        mask = below if mask is None else mask & below
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.matmul(scores.softmax(dim=-1), v)
+
+
 class GroupedQueryAttention(nn.Module):
     """Multi-head attention with `kv_heads` key/value heads shared by the query heads (grouped-query
     attention) and any head width: q, k, v, o projections and F.scaled_dot_product_attention, on the
@@ -379,7 +407,8 @@ class GroupedQueryAttention(nn.Module):
     scores (`pos_cls`: after a class token, whose bias is zero); `share_position_bias(other)` makes a module use
     the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own. `qkv_bias`: biases on q,
     k and v, none on o (Qwen2's). `window=W` (with `causal`): a sliding window, each position attends to itself
-    and the W - 1 positions before it (Mistral v0.1's mask)."""
+    and the W - 1 positions before it (Mistral v0.1's mask). `score_cap=C`: each score s becomes C·tanh(s/C) before
+    the mask and the softmax (Gemma-2's attn_logit_softcapping), the attention then computed by its two products."""
 
     def __init__(
         self,
@@ -406,9 +435,13 @@ class GroupedQueryAttention(nn.Module):
         pos_map: tuple[int, int] | None = None,
         pos_cls: bool = False,
         window: int | None = None,
+        score_cap: float | None = None,
     ):
         super().__init__()
         self.rope = rope
+        if score_cap is not None and not score_cap > 0:
+            raise ValueError(f"the cap of the scores must be a positive number, not {score_cap}")
+        self.score_cap = score_cap
         if window is not None and not causal:
             raise ValueError("a sliding window (window=) looks back: it needs causal=True")
         self.window = window
@@ -490,9 +523,11 @@ class GroupedQueryAttention(nn.Module):
             rows = torch.arange(t, device=q.device)[:, None]
             cols = torch.arange(s, device=q.device)[None, :]
             mask, causal = (cols <= rows) & (cols > rows - self.window), False
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=causal, scale=1.0 if self.logit_scale is not None else None
-        )
+        scale = 1.0 if self.logit_scale is not None else None
+        if self.score_cap is None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
+        else:
+            y = softcapped_attention(q, k, v, mask, causal, self.score_cap, scale)
         y = y.transpose(1, 2).reshape(n, t, self.heads * self.head_dim)
         return self.o(y if self.subln is None else self.subln(y))
 

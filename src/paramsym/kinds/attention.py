@@ -182,6 +182,9 @@ class AttentionOptions(Options):
     # window=W on a sequence (with causal): a sliding window, each position attends to itself and the W - 1
     # positions before it (Mistral v0.1, Gemma-2's local layers); the KV cache keeps min(T, W - 1) positions
     slide: Expr | None = None
+    # softcap=C: each score s becomes C·tanh(s/C) before the softmax (Gemma-2's attn_logit_softcapping); no
+    # parameters, no MACs (element-wise: FlopCounterMode counts none for tanh, nor for the division and product)
+    softcap: Expr | None = None
 
     @property
     def qk_norm_params(self) -> Expr:
@@ -264,6 +267,7 @@ class Attention(Kind):
             "clsrel",  # clsrel=HxW: BEiT's relative positions on a class token and an H x W map
             "qk_norm",  # qk_norm=ln|rms|rms_full|ln_per_head: a norm on the queries and keys
             "tie",  # tie=NAME: the position bias of the attention NAME, computed once (timm's shared_rel_pos)
+            "softcap",  # softcap=C: the scores soft-capped, C·tanh(s/C) (Gemma-2's attn_logit_softcapping)
         }
     )
     flags = frozenset(
@@ -501,6 +505,7 @@ class Attention(Kind):
             qk_norm=self._qk_norm(args),
             subln="subln" in args.flags,
             slide=slide,
+            softcap=self._softcap(call, args),
         )
         self._plain_only(args, options)
         if options.pooling is not None:
@@ -938,11 +943,32 @@ class Attention(Kind):
             )
         return name
 
+    def _softcap(self, call: Call, args: Args) -> Expr | None:
+        """softcap=C: the scores soft-capped at C, C·tanh(s/C) (Gemma-2's attn_logit_softcapping=50.0)."""
+        arg = args.keywords.get("softcap")
+        if arg is None:
+            return None
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(
+                f"softcap= takes one value, the cap of the scores (softcap=50), not "
+                f"{' x '.join(str(v) for v in arg.value)}",
+                pos=arg.pos,
+            )
+        value = arg.value[0]
+        if value.is_number and not (value.is_real and value > 0):
+            raise ParamsymArgumentError(
+                f"softcap= (the cap C of the scores, C·tanh(s/C)) must be a positive number, not {value}",
+                pos=arg.pos,
+                hint=f"write {call.name}(heads=..., softcap=50) (Gemma-2's attn_logit_softcapping)",
+            )
+        return value
+
     def _plain_only(self, args: Args, o: AttentionOptions) -> None:
-        """clsrel=, qk_norm=, subln and qkv_bias are options of attention over all the positions of its input."""
+        """clsrel=, qk_norm=, subln, qkv_bias and softcap= are options of attention over all the positions of its
+        input (or a sliding window on a sequence)."""
         given = [
             (key, found)
-            for key in ("clsrel", "qk_norm", "subln", "qkv_bias")
+            for key in ("clsrel", "qk_norm", "subln", "qkv_bias", "softcap")
             if (found := args.keywords.get(key) or args.flags.get(key)) is not None
         ]
         if not given:
@@ -1632,6 +1658,8 @@ class Attention(Kind):
             )
         if o.slide is not None:
             parts.append(f", sliding window of {words(o.slide)}")
+        if o.softcap is not None:
+            parts.append(f", scores soft-capped at {words(o.softcap)}")
         parts += [", causal"] * o.causal + [", rotary positions"] * o.rope + [", across channels"] * o.channels
         if o.cls_rel is not None:
             parts.append(
@@ -1868,6 +1896,12 @@ class Attention(Kind):
                 f"{keys} and the weighted sum of their values: 2 x queries x keys x q, masked pairs "
                 f"included, {w(times(2, queries, side**2 if side is not None else s['S'], q))}."
             )
+        if o.softcap is not None:
+            lines.append(
+                f"Soft-capped scores (a paramsym extension): each score s becomes {w(o.softcap)}·tanh(s/"
+                f"{w(o.softcap)}) before the softmax (Gemma-2's attn_logit_softcapping); no parameters, and no MACs "
+                f"(element-wise: FlopCounterMode counts none for tanh)."
+            )
         if counts.kv_cache is not None and o.slide is not None:
             lines.append(
                 f"Sliding window (a paramsym extension): each position attends to itself and the "
@@ -2040,6 +2074,8 @@ class Attention(Kind):
             refuse_keras(layer, "window attention (Swin) has no Keras layer")
         if o.slide is not None:
             refuse_keras(layer, "a sliding window on a sequence (window= with causal) has no Keras attention layer")
+        if o.softcap is not None:
+            refuse_keras(layer, "soft-capped scores (softcap=) have no Keras attention layer")
         if o.pooling is not None:
             refuse_keras(layer, "pooling attention (MViT) has no Keras layer")
         if o.grid is not None:
@@ -2208,6 +2244,9 @@ def _own_text(module: Any, sequence: bool = True) -> str:
             extras.append("qk_norm=" + {v: k for k, v in _TORCH_QK_NORMS.items()}.get(form, "ln"))
         extras += ["subln"] * (getattr(module, "subln", None) is not None)
         extras += [f"window={module.window}"] * bool(getattr(module, "window", None))
+        cap = getattr(module, "score_cap", None)
+        if cap is not None:
+            extras.append(f"softcap={int(cap) if float(cap).is_integer() else cap}")
     parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
     return f"attn({', '.join(parts + extras)})"
 
@@ -3588,6 +3627,8 @@ def _export_extras(o: AttentionOptions, num: Numbers) -> dict[str, Any]:
         kwargs["subln"] = True
     if o.slide is not None:
         kwargs["window"] = num(o.slide)
+    if o.softcap is not None:  # a number such as 50 or 30.5; a symbol takes the network's value
+        kwargs["score_cap"] = float(o.softcap) if o.softcap.is_number else num(o.softcap)
     return kwargs
 
 
