@@ -61,6 +61,23 @@ def gqa_cache(config, length: int) -> int:
     return 2 * config.num_hidden_layers * kv * head_dim * length
 
 
+def encoder_cache(config, length: int) -> int:
+    """keys and values of every layer of an encoder, each as wide as the model: 2 · L · d · T."""
+    return 2 * config.num_hidden_layers * config.hidden_size * length
+
+
+# the post-norm encoders (BERT's layout): small configs, positions enough for T
+ENCODER = dict(
+    vocab_size=100,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=96,
+    max_position_embeddings=64,
+)
+DISTIL = dict(vocab_size=100, dim=64, n_layers=2, n_heads=4, hidden_dim=96, max_position_embeddings=64)
+
+
 def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
     return lambda: getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
 
@@ -94,6 +111,37 @@ FAMILIES = [
         ),
         gqa_cache,  # LANGUAGE.md counts the keys and values of every attention, an encoder's too
         measured_cache=False,  # transformers keeps no cache for an encoder
+    ),
+    Family("bert", hf("BertForMaskedLM", "BertConfig", **ENCODER), encoder_cache, measured_cache=False),
+    Family(
+        "roberta",
+        hf("RobertaForMaskedLM", "RobertaConfig", **ENCODER, type_vocab_size=1),
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(
+        "xlm-roberta", hf("XLMRobertaForMaskedLM", "XLMRobertaConfig", **ENCODER), encoder_cache, measured_cache=False
+    ),
+    Family(
+        "distilbert", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), encoder_cache, measured_cache=False
+    ),
+    Family(
+        "distilbert",
+        hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL, sinusoidal_pos_embds=True),
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(
+        "electra",
+        hf("ElectraForMaskedLM", "ElectraConfig", **ENCODER, embedding_size=32),  # embeddings_project 32 -> 64
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(
+        "electra",
+        hf("ElectraForPreTraining", "ElectraConfig", **ENCODER, embedding_size=32),
+        encoder_cache,
+        measured_cache=False,
     ),
 ]
 

@@ -11,8 +11,8 @@ never imported inexactly.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from ..errors import ImportRefused
@@ -56,7 +56,9 @@ def _classes(model, *names: str) -> None:
         raise ImportRefused(f"{type(model).__name__}: of its family paramsym reads {', '.join(names)}")
 
 
-def _length(model, length: int | None, shape: tuple | None, limit: int | None, field: str, first: int = 0) -> int | None:
+def _length(
+    model, length: int | None, shape: tuple | None, limit: int | None, field: str, first: int = 0
+) -> int | None:
     """The sequence length asked for: a language model takes one axis, and one with learned absolute positions
     (a table of `limit` rows, whose positions start at row `first`) cannot look up a position beyond its table."""
     if shape is not None and len(shape) != 1:
@@ -68,8 +70,8 @@ def _length(model, length: int | None, shape: tuple | None, limit: int | None, f
         raise ImportRefused(f"{type(model).__name__}: the sequence length must be at least 1, not {length}")
     if limit is not None and length is not None and length > limit - first:
         start = (
-            f", its positions starting at row {first} (after padding_idx={first - 1}): the longest sequence it "
-            f"takes is {limit - first}"
+            f" from row {first} on (its positions start after padding_idx={first - 1}), so the longest sequence "
+            f"it takes is {limit - first}"
             if first
             else ""
         )
@@ -324,14 +326,17 @@ def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
     network = f"input({length or ('n' if not first else n - first)}) > embed(V->{width})"
     tied = False
     if name in spec.masked:
-        dense, field, norm, out, bias = spec.head
-        dense, norm, out = _module(model, dense), _module(model, norm), _module(model, out)
-        bias = _module(model, bias) if bias is not None else None
+        paths = spec.head
+        field = paths[1]
+        dense, out = _module(model, paths[0]), _module(model, paths[3])
+        bias = _module(model, paths[4]) if paths[4] is not None else None
         tied = _shared(out, words)
-        if out.bias is None or (bias is not None and out.bias is not bias):
+        if out.bias is None:
+            raise ImportRefused(f"{name}: a decoder ({paths[3]}) without a bias has no counterpart in the layout")
+        if bias is not None and out.bias is not bias:
             raise ImportRefused(
                 f"{name}: its decoder's bias is not the head's own `bias` (tie_word_embeddings=False leaves "
-                f"{spec.head[4]} unused by forward, which parameters() counts), which the layout does not write"
+                f"{paths[4]} unused by forward, which parameters() counts), which the layout does not write"
             )
     network += (" as wte" if tied else "") + " > posembed(n)"
     if spec.token_types:
@@ -340,10 +345,7 @@ def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
     if name in spec.masked:
         head_act = _hf_activation(model, field) if field is not None else "gelu"
         inner = "d" if dense.out_features == d else dense.out_features
-        network += (
-            f" > dense(->{inner}, bias) "
-            f"> {head_act} > ln > dense(->V, bias{', tie=wte' if tied else ''})"
-        )
+        network += f" > dense(->{inner}, bias) > {head_act} > ln > dense(->V, bias{', tie=wte' if tied else ''})"
     elif name in spec.discriminator:
         network += f" > dense(->d, bias) > {act} > dense(->1, bias) > flatten"
     elif getattr(base, "pooler", None) is not None:
