@@ -11,7 +11,7 @@ import pytest
 import sympy
 
 import paramsym
-from helpers.lm_configs import GPT3, LLAMA2_7B, LLAMA3_8B, QWEN2_5_7B
+from helpers.lm_configs import GPT3, LLAMA2_7B, LLAMA3_8B, LLAMA3_70B, PHI3_MINI, QWEN2_5_7B
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -63,6 +63,12 @@ MODELS = [
         lambda: on_meta(lambda: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**QWEN2_5_7B))),
         7_615_616_512,
     ),
+    ("llama3_70b", lambda: llama(**LLAMA3_70B), 70_553_706_496),
+    (
+        "phi3_mini",
+        lambda: on_meta(lambda: transformers.Phi3ForCausalLM(transformers.Phi3Config(**PHI3_MINI))),
+        3_821_079_552,
+    ),
 ]
 
 
@@ -98,6 +104,28 @@ def test_mixtral_active_parameters_from_the_model():
     assert net.evaluate()["active"] == numel(model) - unused == 12_879_925_248
     dense = paramsym.parse(program("mistral_7b"))
     assert dense.evaluate()["active"] == dense.evaluate()["params"]
+
+
+@pytest.mark.parametrize(
+    "name,build,length",
+    [
+        ("llama3_70b", lambda: llama(**LLAMA3_70B), 8192),
+        (
+            "phi3_mini",
+            lambda: on_meta(lambda: transformers.Phi3ForCausalLM(transformers.Phi3Config(**PHI3_MINI))),
+            4096,
+        ),
+    ],
+)
+def test_the_example_is_what_the_import_reads(name, build, length):
+    """The example written by hand (at its `let T`) and the program read from the model count the same
+    parameters, MACs and KV cache (Phi-3-mini's sliding window of 2,047: 2,046 positions a layer)."""
+    example = paramsym.parse(program(name)).evaluate()
+    imported = paramsym.parse(paramsym.from_torch(build(), length)).evaluate()
+    for quantity in ("params", "active", "kv_cache", "macs"):
+        assert example[quantity] == imported[quantity], quantity
+    if name == "phi3_mini":
+        assert example["kv_cache"] == 2 * 32 * 3072 * 2046
 
 
 def test_gpt2_symbolic_formula():

@@ -362,8 +362,14 @@ def export_command(program, target, assignments, output):
 
 
 @cli.command("import")
-@click.argument("model", metavar="MODULE:CALLABLE")
-@click.option("--input", "input_shape", required=True, metavar="HxWxC", help="Input shape, channels last.")
+@click.argument("model", metavar="MODULE:CALLABLE | CONFIG.json")
+@click.option(
+    "--input",
+    "input_shape",
+    metavar="HxWxC",
+    help="Input shape, channels last; a language model's sequence length T (from a config.json: its context "
+    "if not given).",
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 @click.option("--flat", is_flag=True, help="One stage after another, as traced: no def blocks, no repeats.")
 @click.option(
@@ -376,16 +382,26 @@ def export_command(program, target, assignments, output):
     "the current directory only if given: --path .",
 )
 def import_command(model, input_shape, output, flat, paths):
-    """Write the program of a PyTorch model, e.g. torchvision.models:resnet18. Blocks that recur
-    are written once as `def` blocks, runs of equal stages as `(SEQ) * n`.
+    """Write the program of a PyTorch model, e.g. torchvision.models:resnet18, or of the Hugging Face model a
+    config.json describes (or a folder that holds one; transformers builds it on the meta device, without
+    weights). Blocks that recur are written once as `def` blocks, runs of equal stages as `(SEQ) * n`.
 
-    This imports MODULE and calls CALLABLE: it runs their Python code, with your rights. Use it on
-    trusted code only."""
+    MODULE:CALLABLE imports MODULE and calls CALLABLE: it runs their Python code, with your rights. Use it on
+    trusted code only. A config.json is read as JSON only."""
     import importlib
 
     from .frameworks.export import require_torch
+    from .frameworks.hf_config import from_config, is_config_path
     from .frameworks.importer import from_torch
 
+    if is_config_path(model):
+        _emit(from_config(model, input_shape), output, f"written to {output}")
+        return
+    if input_shape is None:
+        raise ParamsymUsageError(
+            "give the model's input shape: --input 224x224x3 (a language model: --input T)",
+            hint="a config.json needs none: its context is the default",
+        )
     # the current directory is not searched unless asked (a json.py or torch.py there must not replace the
     # real module), and directories asked for come after the installed packages, for the same reason
     drop_implicit_cwd()
@@ -395,7 +411,7 @@ def import_command(model, input_shape, output, flat, paths):
     module_name, sep, attribute = model.partition(":")
     if not sep or not module_name or not attribute:
         raise ParamsymUsageError(
-            f"give the model as MODULE:CALLABLE, such as torchvision.models:resnet18, not {model!r}"
+            f"give the model as MODULE:CALLABLE, such as torchvision.models:resnet18, or a config.json, not {model!r}"
         )
     try:
         factory = getattr(importlib.import_module(module_name), attribute)

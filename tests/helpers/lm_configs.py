@@ -31,3 +31,25 @@ QWEN2_5_7B = dict(  # Qwen/Qwen2.5-7B's config.json (Qwen2Config keys)
     max_position_embeddings=32768,
     tie_word_embeddings=False,
 )
+LLAMA3_70B = dict(  # meta-llama/Meta-Llama-3-70B's config.json
+    vocab_size=128256,
+    hidden_size=8192,
+    intermediate_size=28672,
+    num_hidden_layers=80,
+    num_attention_heads=64,
+    num_key_value_heads=8,
+    max_position_embeddings=8192,
+    tie_word_embeddings=False,
+)
+PHI3_MINI = dict(  # microsoft/Phi-3-mini-4k-instruct's config.json (Phi3Config keys)
+    vocab_size=32064,
+    hidden_size=3072,
+    intermediate_size=8192,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=32,
+    max_position_embeddings=4096,
+    sliding_window=2047,
+    pad_token_id=32000,
+    tie_word_embeddings=False,
+)
