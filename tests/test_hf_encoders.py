@@ -291,3 +291,25 @@ def test_full_size_masked_lms(name, build, count):
     text = paramsym.from_torch(model, 512)
     assert numel(model) == count
     assert paramsym.parse(text).evaluate()["params"] == count
+
+
+def test_a_roberta_config_json_is_read_at_its_longest_sequence(tmp_path):
+    """`paramsym import config.json` without --input reads the model's context: RoBERTa's 514 rows take 512
+    positions (they start after padding_idx=1), the length PyTorch runs."""
+    import json
+
+    from paramsym.frameworks.hf_config import from_config
+
+    config = dict(
+        architectures=["RobertaForMaskedLM"],
+        model_type="roberta",
+        vocab_size=50265,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        layer_norm_eps=1e-5,
+    )
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    text = from_config(str(tmp_path / "config.json"))
+    assert "input(512)" in text
+    assert paramsym.parse(text).evaluate()["params"] == 124_697_433

@@ -275,6 +275,14 @@ _ENCODERS = {
 }
 
 
+def first_position(config) -> int:
+    """The row of the position table where a family's positions start: padding_idx + 1 for RoBERTa's (whose
+    longest sequence is max_position_embeddings less that), 0 for every other."""
+    spec = _ENCODERS.get(getattr(config, "model_type", None) or "")
+    pad = getattr(config, "pad_token_id", None)
+    return pad + 1 if spec is not None and spec.padded and isinstance(pad, int) and pad >= 0 else 0
+
+
 def _module(model, path: str):
     for part in path.split("."):
         model = getattr(model, part, None)
