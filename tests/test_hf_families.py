@@ -77,6 +77,21 @@ def sliding_cache(config, length: int) -> int:
 
 
 MOE = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
+def encoder_cache(config, length: int) -> int:
+    """keys and values of every layer of an encoder, each as wide as the model: 2 · L · d · T."""
+    return 2 * config.num_hidden_layers * config.hidden_size * length
+
+
+# the post-norm encoders (BERT's layout): small configs, positions enough for T
+ENCODER = dict(
+    vocab_size=100,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=96,
+    max_position_embeddings=64,
+)
+DISTIL = dict(vocab_size=100, dim=64, n_layers=2, n_heads=4, hidden_dim=96, max_position_embeddings=64)
 
 
 def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
@@ -172,6 +187,36 @@ FAMILIES = [
         "opt",
         hf("OPTForCausalLM", "OPTConfig", **OPT, do_layer_norm_before=False, word_embed_proj_dim=32),
         gqa_cache,
+    Family("bert", hf("BertForMaskedLM", "BertConfig", **ENCODER), encoder_cache, measured_cache=False),
+    Family(
+        "roberta",
+        hf("RobertaForMaskedLM", "RobertaConfig", **ENCODER, type_vocab_size=1),
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(
+        "xlm-roberta", hf("XLMRobertaForMaskedLM", "XLMRobertaConfig", **ENCODER), encoder_cache, measured_cache=False
+    ),
+    Family(
+        "distilbert", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), encoder_cache, measured_cache=False
+    ),
+    Family(
+        "distilbert",
+        hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL, sinusoidal_pos_embds=True),
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(
+        "electra",
+        hf("ElectraForMaskedLM", "ElectraConfig", **ENCODER, embedding_size=32),  # embeddings_project 32 -> 64
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(
+        "electra",
+        hf("ElectraForPreTraining", "ElectraConfig", **ENCODER, embedding_size=32),
+        encoder_cache,
+        measured_cache=False,
     ),
 ]
 

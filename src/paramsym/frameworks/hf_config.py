@@ -134,11 +134,15 @@ CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequen
 
 
 def context(config) -> int:
-    """The length a model is built for, from the first of its config's fields that gives one."""
+    """The length a model is built for, from the first of its config's fields that gives one (RoBERTa's positions
+    start after its padding_idx: 514 rows take 512 positions)."""
+    from .hf_import import first_position
+
     for field in CONTEXT_FIELDS:
         value = getattr(config, field, None)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
+            offset = first_position(config) if field == "max_position_embeddings" else 0
+            return value - offset if value > offset else value
     raise ParamsymUsageError(
         f"{type(config).__name__} gives no context length ({', '.join(CONTEXT_FIELDS)})",
         hint="give the sequence length: --input 4096",

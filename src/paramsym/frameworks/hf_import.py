@@ -56,9 +56,11 @@ def _classes(model, *names: str) -> None:
         raise ImportRefused(f"{type(model).__name__}: of its family paramsym reads {', '.join(names)}")
 
 
-def _length(model, length: int | None, shape: tuple | None, limit: int | None, field: str) -> int | None:
+def _length(
+    model, length: int | None, shape: tuple | None, limit: int | None, field: str, first: int = 0
+) -> int | None:
     """The sequence length asked for: a language model takes one axis, and one with learned absolute positions
-    (a table of `limit` rows) cannot look up a position beyond its table."""
+    (a table of `limit` rows, whose positions start at row `first`) cannot look up a position beyond its table."""
     if shape is not None and len(shape) != 1:
         raise ImportRefused(
             f"{type(model).__name__} takes a sequence of token ids: give its length as the input "
@@ -66,10 +68,16 @@ def _length(model, length: int | None, shape: tuple | None, limit: int | None, f
         )
     if length is not None and length < 1:
         raise ImportRefused(f"{type(model).__name__}: the sequence length must be at least 1, not {length}")
-    if limit is not None and length is not None and length > limit:
+    if limit is not None and length is not None and length > limit - first:
+        start = (
+            f" from row {first} on (its positions start after padding_idx={first - 1}), so the longest sequence "
+            f"it takes is {limit - first}"
+            if first
+            else ""
+        )
         raise ImportRefused(
             f"{type(model).__name__} learns one position embedding for each of {limit} positions "
-            f"({field}={limit}): a sequence of {length} has positions it cannot look up (PyTorch "
+            f"({field}={limit}){start}: a sequence of {length} has positions it cannot look up (PyTorch "
             f"would fail to index its table)"
         )
     return length
@@ -564,29 +572,156 @@ def _gemma(model, length: int | None, shape: tuple | None = None) -> str:
     return "\n".join([f"# {name} read by paramsym from its config", *lets, *lines, network]) + "\n"
 
 
-def _bert(model, length: int | None, shape: tuple | None = None) -> str:
+@dataclass(frozen=True)
+class _Encoder:
+    """One post-norm encoder family of transformers (BERT's layout): where its modules are and which config
+    fields size them. Every family's layer is x = ln(x + attn(x)), x = ln(x + mlp(x)) with biases everywhere;
+    the embeddings are the token's, the position's and (where the family has them) the token type's, summed,
+    then a LayerNorm (and ELECTRA's projection where its embeddings are narrower than its layers)."""
+
+    base: str  # the attribute holding the base model in a model with a head
+    models: tuple[str, ...]  # the base model classes
+    masked: tuple[str, ...]  # the classes with a language-model head (masked, or causal with is_decoder)
+    discriminator: tuple[str, ...] = ()  # ELECTRA's replaced-token detection: dense > act > dense(->1)
+    fields: tuple[str, ...] = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+    ffn: str = "intermediate_size"
+    act: str = "hidden_act"
+    token_types: bool = True  # a token-type table (type_vocab_size rows)
+    padded: bool = False  # positions start after padding_idx (RoBERTa's): the first padding_idx + 1 rows unused
+    decoder: bool = True  # config.is_decoder makes the self-attention causal and add_cross_attention adds one
+    # the language-model head: (dense, its activation field or None for a fixed GELU, LayerNorm, decoder,
+    # the head's own bias (tied to the decoder's) or None)
+    head: tuple[str, str | None, str, str, str | None] = (
+        "cls.predictions.transform.dense",
+        "hidden_act",
+        "cls.predictions.transform.LayerNorm",
+        "cls.predictions.decoder",
+        "cls.predictions.bias",
+    )
+
+
+_ROBERTA_HEAD = ("lm_head.dense", None, "lm_head.layer_norm", "lm_head.decoder", "lm_head.bias")
+_ENCODERS = {
+    "bert": _Encoder("bert", ("BertModel",), ("BertForMaskedLM", "BertLMHeadModel")),
+    "roberta": _Encoder(
+        "roberta", ("RobertaModel",), ("RobertaForMaskedLM", "RobertaForCausalLM"), padded=True, head=_ROBERTA_HEAD
+    ),
+    "xlm-roberta": _Encoder(
+        "roberta",
+        ("XLMRobertaModel",),
+        ("XLMRobertaForMaskedLM", "XLMRobertaForCausalLM"),
+        padded=True,
+        head=_ROBERTA_HEAD,
+    ),
+    "distilbert": _Encoder(
+        "distilbert",
+        ("DistilBertModel",),
+        ("DistilBertForMaskedLM",),
+        fields=("vocab_size", "dim", "n_layers", "n_heads"),
+        ffn="hidden_dim",
+        act="activation",
+        token_types=False,
+        decoder=False,  # DistilBERT's attention is never causal (it does not read is_decoder)
+        head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector", None),
+    ),
+    "electra": _Encoder(
+        "electra",
+        ("ElectraModel",),
+        ("ElectraForMaskedLM", "ElectraForCausalLM"),
+        discriminator=("ElectraForPreTraining",),
+        head=(
+            "generator_predictions.dense",
+            None,
+            "generator_predictions.LayerNorm",
+            "generator_lm_head",
+            None,
+        ),
+    ),
+}
+
+
+def first_position(config) -> int:
+    """The row of the position table where a family's positions start: padding_idx + 1 for RoBERTa's (whose
+    longest sequence is max_position_embeddings less that), 0 for every other."""
+    spec = _ENCODERS.get(getattr(config, "model_type", None) or "")
+    pad = getattr(config, "pad_token_id", None)
+    return pad + 1 if spec is not None and spec.padded and isinstance(pad, int) and pad >= 0 else 0
+
+
+def _module(model, path: str):
+    for part in path.split("."):
+        model = getattr(model, part, None)
+    return model
+
+
+def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
+    """BERT, RoBERTa, XLM-RoBERTa, DistilBERT and ELECTRA (`_ENCODERS`): the base model (with BERT's and RoBERTa's
+    pooler, first > dense > tanh, where add_pooling_layer built it), its language-model head (dense > act > ln >
+    the decoder, tied to the token embedding with a bias of its own) or ELECTRA's discriminator head."""
     c = model.config
-    if getattr(model, "embeddings", None) is None or type(model).__name__ != "BertModel":
+    spec = _ENCODERS[c.model_type]
+    name = type(model).__name__
+    _classes(model, *spec.models, *spec.masked, *spec.discriminator)
+    base = model if name in spec.models else getattr(model, spec.base)
+    V, d, L, h = (getattr(c, field) for field in spec.fields)
+    F = getattr(c, spec.ffn)
+    n = c.max_position_embeddings
+    first = 0
+    if spec.padded:  # RoBERTa: position ids padding_idx + 1, padding_idx + 2, ... (padding tokens keep padding_idx)
+        pad = base.embeddings.padding_idx
+        if not isinstance(pad, int) or pad < 0:
+            raise ImportRefused(f"{name} with pad_token_id={pad!r}: its positions start after padding_idx")
+        first = pad + 1
+    length = _length(model, length, shape, n, "max_position_embeddings", first)
+    act = _hf_activation(model, spec.act)
+    if spec.decoder and getattr(c, "add_cross_attention", False):
         raise ImportRefused(
-            f"{type(model).__name__}: of the BERT family only BertModel is read (with or without its pooler)"
-        )
-    length = _length(model, length, shape, c.max_position_embeddings, "max_position_embeddings")
-    act = _hf_activation(model, "hidden_act")
-    if getattr(c, "add_cross_attention", False):
-        raise ImportRefused(
-            f"{type(model).__name__} with add_cross_attention=True: its layers attend to an encoder's "
+            f"{name} with add_cross_attention=True: its layers attend to an encoder's "
             f"output too (a second attention in every layer), which the layout does not write"
         )
-    causal = ", causal" if getattr(c, "is_decoder", False) else ""  # a decoder (is_decoder=True) masks the future
+    causal = ", causal" if spec.decoder and getattr(c, "is_decoder", False) else ""  # is_decoder masks the future
+    words = base.embeddings.word_embeddings
+    e = words.embedding_dim  # ELECTRA's embedding_size, projected to d where it differs
+    project = getattr(base, "embeddings_project", None)
+    if (project is None) != (e == d):
+        raise ImportRefused(f"{name}: embeddings of {e} values and layers of {d} without a projection between them")
     lines = [
-        f"# {type(model).__name__} read by paramsym from its config",
-        f"let V = {c.vocab_size}; let n = {c.max_position_embeddings}; let d = {c.hidden_size}; "
-        f"let L = {c.num_hidden_layers}; let h = {c.num_attention_heads}",
+        f"# {name} read by paramsym from its config",
+        f"let V = {V}; let n = {n}; let d = {d}; let L = {L}; let h = {h}",
         f"def block = res(attn(heads=h, bias{causal})) > ln "
-        f"> res(dense(->{_width(c.intermediate_size, c.hidden_size)}, bias) > {act} > dense(->d, bias)) > ln",
+        f"> res(dense(->{_width(F, d)}, bias) > {act} > dense(->d, bias)) > ln",
     ]
-    network = f"input({length or 'n'}) > embed(V->d) > posembed(n) > posembed({c.type_vocab_size}) > ln > (block) * L"
-    if model.pooler is not None:
+    if first:
+        lines.insert(1, f"# positions {first}..{n - 1} of the table: they start after padding_idx={first - 1}")
+    if getattr(c, "sinusoidal_pos_embds", False):
+        lines.insert(1, "# the position table starts as sinusoids (sinusoidal_pos_embds) and is a parameter")
+    width = "d" if e == d else str(e)
+    network = f"input({length or ('n' if not first else n - first)}) > embed(V->{width})"
+    tied = False
+    if name in spec.masked:
+        paths = spec.head
+        field = paths[1]
+        dense, out = _module(model, paths[0]), _module(model, paths[3])
+        bias = _module(model, paths[4]) if paths[4] is not None else None
+        tied = _shared(out, words)
+        if out.bias is None:
+            raise ImportRefused(f"{name}: a decoder ({paths[3]}) without a bias has no counterpart in the layout")
+        if bias is not None and out.bias is not bias:
+            raise ImportRefused(
+                f"{name}: its decoder's bias is not the head's own `bias` (tie_word_embeddings=False leaves "
+                f"{paths[4]} unused by forward, which parameters() counts), which the layout does not write"
+            )
+    network += (" as wte" if tied else "") + " > posembed(n)"
+    if spec.token_types:
+        network += f" > posembed({c.type_vocab_size})"
+    network += " > ln" + (" > dense(->d, bias)" if project is not None else "") + " > (block) * L"
+    if name in spec.masked:
+        head_act = _hf_activation(model, field) if field is not None else "gelu"
+        inner = "d" if dense.out_features == d else dense.out_features
+        network += f" > dense(->{inner}, bias) > {head_act} > ln > dense(->V, bias{', tie=wte' if tied else ''})"
+    elif name in spec.discriminator:
+        network += f" > dense(->d, bias) > {act} > dense(->1, bias) > flatten"
+    elif getattr(base, "pooler", None) is not None:
         network += " > first > dense(->d, bias) > tanh"
     return "\n".join(lines + [network]) + "\n"
 
@@ -1716,12 +1851,16 @@ _FAMILIES = {
     "gemma": _gemma,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
-    "bert": _bert,
     "olmo": _decoder,
     "olmo2": _decoder,
     "cohere": _decoder,
     "starcoder2": _decoder,
     "opt": _opt,
+    "bert": _encoder,
+    "roberta": _encoder,
+    "xlm-roberta": _encoder,
+    "distilbert": _encoder,
+    "electra": _encoder,
 }
 
 
