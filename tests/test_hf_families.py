@@ -77,6 +77,8 @@ def sliding_cache(config, length: int) -> int:
 
 
 MOE = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
+
+
 def encoder_cache(config, length: int) -> int:
     """keys and values of every layer of an encoder, each as wide as the model: 2 · L · d · T."""
     return 2 * config.num_hidden_layers * config.hidden_size * length
@@ -187,6 +189,7 @@ FAMILIES = [
         "opt",
         hf("OPTForCausalLM", "OPTConfig", **OPT, do_layer_norm_before=False, word_embed_proj_dim=32),
         gqa_cache,
+    ),
     Family("bert", hf("BertForMaskedLM", "BertConfig", **ENCODER), encoder_cache, measured_cache=False),
     Family(
         "roberta",
