@@ -1753,8 +1753,9 @@ class Attention(Kind):
         if o.rotary is not None:
             lines.append(
                 f"Rotary positions on the first {w(o.rotary * o.head_dim)} of the {w(o.head_dim)} channels of each "
-                f"query and key head (rope={_decimal(o.rotary)}); the others pass unturned. No parameters, no MACs (the "
-                f"turn is element-wise, its tables are not learned): the counts are those of rope on the whole head."
+                f"query and key head (rope={_decimal(o.rotary)}); the others pass unturned. No parameters, no MACs "
+                f"(the turn is element-wise, its tables are not learned): the counts are those of rope on the whole "
+                f"head."
             )
         if o.alibi:
             lines.append(
