@@ -2091,7 +2091,7 @@ class Attention(Kind):
         if kv_heads == heads and e * heads == d and not o.rope and not o.alibi and not extras:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
-        extra = {"rope": True} if o.rope else {}
+        extra: dict[str, Any] = {"rope": True} if o.rope else {}
         if o.rotary is not None:
             extra["rotary_dim"] = num(o.rotary * o.head_dim)
         if o.alibi:
