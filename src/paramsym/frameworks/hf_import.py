@@ -1409,7 +1409,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for). Qwen2 and Phi-3 are read in Llama's layout."""
+    model was built for). Qwen2 and Phi-3 are read in Llama's layout; GPT-NeoX, GPT-J, Falcon and BLOOM in the
+    layout of `_decoder` (LayerNorms with biases, parallel or sequential blocks)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
