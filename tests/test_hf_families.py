@@ -96,6 +96,17 @@ ENCODER = dict(
 DISTIL = dict(vocab_size=100, dim=64, n_layers=2, n_heads=4, hidden_dim=96, max_position_embeddings=64)
 
 
+def falcon_cache(config, length: int) -> int:
+    """Falcon's keys and values: num_kv_heads heads in the new architecture (transformers caches them broadcast to
+    every query head), one with multi_query, else one per query head."""
+    heads = config.num_attention_heads
+    if config.new_decoder_architecture:
+        kv = config.num_kv_heads
+    else:
+        kv = 1 if config.multi_query else heads
+    return 2 * config.num_hidden_layers * kv * (config.hidden_size // heads) * length
+
+
 def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
     return lambda: getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
 
@@ -220,6 +231,56 @@ FAMILIES = [
         hf("ElectraForPreTraining", "ElectraConfig", **ENCODER, embedding_size=32),
         encoder_cache,
         measured_cache=False,
+    ),
+]
+
+# GPT-NeoX, GPT-J, Falcon and BLOOM: LayerNorms with biases, parallel or sequential blocks, partial rotary or ALiBi
+NEOX = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96)
+FALCON = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
+FAMILIES += [
+    # rotary_pct 0.25 (the default): rope=0.25; x + a(ln₁ x) + m(ln₂ x)
+    Family("gpt_neox", hf("GPTNeoXForCausalLM", "GPTNeoXConfig", **NEOX), gqa_cache),
+    Family(
+        "gpt_neox",
+        hf(
+            "GPTNeoXForCausalLM",
+            "GPTNeoXConfig",
+            **NEOX,
+            use_parallel_residual=False,
+            attention_bias=False,
+            tie_word_embeddings=True,
+            rotary_pct=0.5,
+        ),
+        gqa_cache,
+    ),
+    Family(
+        "gptj",
+        hf(
+            "GPTJForCausalLM",
+            "GPTJConfig",
+            vocab_size=100,
+            n_embd=64,
+            n_layer=2,
+            n_head=4,
+            rotary_dim=8,
+            n_positions=64,
+        ),
+        gqa_cache,
+    ),
+    Family("falcon", hf("FalconForCausalLM", "FalconConfig", **FALCON), falcon_cache),  # Falcon-7B's: multi_query
+    Family(
+        "falcon",
+        hf("FalconForCausalLM", "FalconConfig", **FALCON, new_decoder_architecture=True, num_kv_heads=2, bias=True),
+        falcon_cache,
+        measured_cache=False,  # transformers caches the keys and values broadcast to every query head
+    ),
+    Family(
+        "falcon",
+        hf("FalconForCausalLM", "FalconConfig", **FALCON, multi_query=False, parallel_attn=False, alibi=True),
+        falcon_cache,
+    ),
+    Family(
+        "bloom", hf("BloomForCausalLM", "BloomConfig", vocab_size=100, hidden_size=64, n_layer=2, n_head=4), gqa_cache
     ),
 ]
 

@@ -57,10 +57,17 @@ def _classes(model, *names: str) -> None:
 
 
 def _length(
-    model, length: int | None, shape: tuple | None, limit: int | None, field: str, first: int = 0
+    model,
+    length: int | None,
+    shape: tuple | None,
+    limit: int | None,
+    field: str,
+    first: int = 0,
+    table: str = "learns one position embedding",
 ) -> int | None:
     """The sequence length asked for: a language model takes one axis, and one with learned absolute positions
-    (a table of `limit` rows, whose positions start at row `first`) cannot look up a position beyond its table."""
+    (a table of `limit` rows, whose positions start at row `first`; `table` says what it keeps in it) cannot look
+    up a position beyond its table."""
     if shape is not None and len(shape) != 1:
         raise ImportRefused(
             f"{type(model).__name__} takes a sequence of token ids: give its length as the input "
@@ -76,7 +83,7 @@ def _length(
             else ""
         )
         raise ImportRefused(
-            f"{type(model).__name__} learns one position embedding for each of {limit} positions "
+            f"{type(model).__name__} {table} for each of {limit} positions "
             f"({field}={limit}){start}: a sequence of {length} has positions it cannot look up (PyTorch "
             f"would fail to index its table)"
         )
@@ -141,6 +148,34 @@ _LLAMAS = {
     # Llama's layout with q, k, v fused in one Linear, gate and up in one
     "phi3": _Layout(("Phi3Model", "Phi3ForCausalLM")),
 }
+
+
+# the families whose attention turns only the first channels of each head that its rotary tables cover (their
+# apply_rotary_pos_emb cuts q and k at the tables' width, cos.shape[-1]); the others turn whole heads
+_PARTIAL_ROTARY = {"phi3", "gpt_neox"}
+
+
+def _rope(model, rotary_emb, head_dim: int, sliced: bool) -> str:
+    """`rope` or `rope=F`: the channels of each head that the model turns, read from its rotary embedding's
+    inverse frequencies (its cos and sin tables have 2·len(inv_freq) channels: int(e·partial_rotary_factor)
+    rounded up to even, for the families that read partial_rotary_factor). A family that turns whole heads with
+    tables of another width would fail in its forward pass: refused."""
+    from ..kinds.attention import fraction_text
+
+    inverse = getattr(rotary_emb, "inv_freq", None)
+    factor = (getattr(model.config, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0)
+    if inverse is None:
+        raise ImportRefused(f"{type(model).__name__}: its rotary embedding has no inv_freq to read its width from")
+    turned = 2 * inverse.numel()
+    if turned == head_dim:
+        return "rope"
+    if not sliced or not 0 < turned < head_dim:
+        raise ImportRefused(
+            f"{type(model).__name__} with partial_rotary_factor={factor}: its rotary tables have {turned} channels "
+            f"for heads of {head_dim}, which its attention "
+            + ("turns whole (its forward pass would fail)" if not sliced else "cannot turn")
+        )
+    return f"rope={fraction_text(turned, head_dim)}"
 
 
 def _attention_biases(model, base) -> list[str]:
@@ -325,12 +360,7 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         + _attention_biases(model, base)
         + _qk_norms(model, base, head_dim)
     )
-    rotary = (getattr(c, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0)
-    if rotary != 1.0:
-        raise ImportRefused(
-            f"{type(model).__name__} with partial_rotary_factor={rotary}: rotary positions on part of each head "
-            f"have no counterpart (paramsym's rope turns the whole head)"
-        )
+    rope = _rope(model, base.rotary_emb, head_dim, sliced=c.model_type in _PARTIAL_ROTARY)
     bias = ", bias" if getattr(c, "mlp_bias", False) else ""
     layers = list(base.layers)
     windows = _windows(model, layout, layers)
@@ -378,7 +408,7 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         ffn[form] = text
 
     def block(window: int | None, form: tuple) -> str:
-        options = attention + ([f"window={window}"] if window is not None else []) + ["rope", "causal"]
+        options = attention + ([f"window={window}"] if window is not None else []) + [rope, "causal"]
         return f"res(rmsnorm > attn({', '.join(options)})) > res(rmsnorm > {ffn[form]})"
 
     kinds = list(dict.fromkeys(zip(windows, forwards)))
@@ -844,6 +874,175 @@ def _decoder(model, length: int | None, shape: tuple | None = None) -> str:
         network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
     title = f"# {type(model).__name__} read by paramsym from its config"
     return "\n".join([title, *notes, *lets, *blocks, network]) + "\n"
+
+
+# the blocks of the GPT-NeoX, GPT-J, Falcon and BLOOM layouts, from what their forward passes compute (x the block's
+# input, a the attention, m the MLP)
+_BLOCKS = {
+    "sequential": "res(ln > {attn}) > res(ln > {mlp})",  # y = x + a(ln x), then y + m(ln y)
+    "parallel": "res(ln > add({attn} | {mlp}))",  # x + a(ln x) + m(ln x): one norm (GPT-J, Falcon-7B)
+    "parallel2": "add(id | ln > {attn} | ln > {mlp})",  # x + a(ln₁ x) + m(ln₂ x) (GPT-NeoX, Falcon-40B)
+    "post": "ln > res({attn}) > ln > res({mlp})",  # the residuals from the norms' outputs (BLOOM's option)
+}
+
+
+def _ln_decoder(
+    model,
+    embedding,
+    length: int | None,
+    *,
+    sizes: tuple[int, int, int, int, int, int],
+    attention: list[str],
+    mlp_bias: bool,
+    act: str,
+    block: str,
+    embed_norm: bool = False,
+) -> str:
+    """The program of a decoder of LayerNorms with biases (GPT-NeoX, GPT-J, Falcon, BLOOM): the embedding (then a
+    LayerNorm with `embed_norm`, BLOOM's), L blocks of `block` (_BLOCKS) around causal attention with `attention`'s
+    options and an MLP dense(->F) > act > dense(->d), a final LayerNorm, and the head where the model has one (tied
+    to the embedding or not, with a bias or not). sizes: (V, d, L, h, g, F)."""
+    V, d, L, heads, kv, F = sizes
+    head = getattr(model, "lm_head", None)
+    tied = head is not None and _shared(head, embedding)
+    T = length or getattr(model.config, "max_position_embeddings", None)
+    if T is None:
+        raise ImportRefused(
+            f"{type(model).__name__}: its config gives no context length (it has no position table): give the "
+            f"sequence length as the input"
+        )
+    options = ["heads=h"] + (["kv_heads=g"] if kv != heads else []) + attention + ["causal"]
+    bias = ", bias" if mlp_bias else ""
+    text = _BLOCKS[block].format(attn=f"attn({', '.join(options)})", mlp=f"dense(->F{bias}) > {act} > dense(->d{bias})")
+    lines = [
+        f"# {type(model).__name__} read by paramsym from its config",
+        f"let V = {V}; let T = {T}; let d = {d}; let L = {L}; let h = {heads}"
+        + (f"; let g = {kv}" if kv != heads else ""),
+        f"let F = {F}",
+        f"def block = {text}",
+    ]
+    network = f"input(T) > embed(V->d){' as wte' if tied else ''}{' > ln' if embed_norm else ''} > (block) * L > ln"
+    if head is not None:
+        network += " > dense(->V" + (", tie=wte" if tied else "") + (", bias" if head.bias is not None else "") + ")"
+    return "\n".join([*lines, network]) + "\n"
+
+
+def _gpt_neox(model, length: int | None, shape: tuple | None = None) -> str:
+    """GPT-NeoX (Pythia): a fused query_key_value and dense, with biases or not (attention_bias), rotary positions
+    on rotary_pct of each head, x + a(ln₁ x) + m(ln₂ x) with use_parallel_residual, else one after the other."""
+    c = model.config
+    _classes(model, "GPTNeoXModel", "GPTNeoXForCausalLM")
+    length = _length(model, length, shape, None, "")  # rotary positions: any length
+    base = getattr(model, "gpt_neox", model)
+    attention = base.layers[0].attention
+    if (attention.query_key_value.bias is None) != (attention.dense.bias is None):
+        raise ImportRefused(
+            f"{type(model).__name__}: a bias on one of query_key_value and dense only has no counterpart (paramsym "
+            f"reads biases on both, or none)"
+        )
+    heads = c.num_attention_heads
+    head_dim = c.hidden_size // heads
+    options = ["bias"] * (attention.dense.bias is not None) + [_rope(model, base.rotary_emb, head_dim, sliced=True)]
+    sizes = (c.vocab_size, c.hidden_size, c.num_hidden_layers, heads, heads, c.intermediate_size)
+    block = "parallel2" if c.use_parallel_residual else "sequential"
+    act = _hf_activation(model, "hidden_act")
+    return _ln_decoder(
+        model, base.embed_in, length, sizes=sizes, attention=options, mlp_bias=True, act=act, block=block
+    )
+
+
+def _gptj(model, length: int | None, shape: tuple | None = None) -> str:
+    """GPT-J: attention without biases beside the MLP, both from one LayerNorm (x + a(ln x) + m(ln x)), rotary
+    positions on the first rotary_dim channels of each head (interleaved pairs: the same counts), a head with a
+    bias. Its sines and cosines are a table of n_positions rows: no longer sequence."""
+    from ..kinds.attention import fraction_text
+
+    c = model.config
+    _classes(model, "GPTJModel", "GPTJForCausalLM")
+    length = _length(model, length, shape, c.n_positions, "n_positions", "keeps a table of sines and cosines")
+    base = getattr(model, "transformer", model)
+    head_dim = c.n_embd // c.n_head
+    rotary = c.rotary_dim
+    if rotary is not None and not (0 < rotary <= head_dim and rotary % 2 == 0):
+        raise ImportRefused(
+            f"{type(model).__name__} with rotary_dim={rotary}: rotary positions on {rotary} of the {head_dim} "
+            f"channels of each head, which its forward pass cannot turn (an even number, at most the head width)"
+        )
+    rope = "rope" if rotary is None or rotary == head_dim else f"rope={fraction_text(rotary, head_dim)}"
+    sizes = (c.vocab_size, c.n_embd, c.n_layer, c.n_head, c.n_head, c.n_inner or 4 * c.n_embd)
+    act = _hf_activation(model, "activation_function")
+    return _ln_decoder(model, base.wte, length, sizes=sizes, attention=[rope], mlp_bias=True, act=act, block="parallel")
+
+
+def _falcon(model, length: int | None, shape: tuple | None = None) -> str:
+    """Falcon, every layout transformers builds that runs: the new decoder architecture (Falcon-40B, 180B: num_kv_heads
+    key/value heads, parallel attention and MLP with a LayerNorm each (ln_attn, ln_mlp) or one
+    (num_ln_in_parallel_attn=1)) or the old one (Falcon-7B: multi_query, one key/value head, or as many as the
+    queries; the attention and MLP in parallel from one input_layernorm, or one after the other with
+    post_attention_layernorm); biases everywhere or nowhere (bias); ALiBi (alibi=True) or rotary positions."""
+    c = model.config
+    name = type(model).__name__
+    _classes(model, "FalconModel", "FalconForCausalLM")
+    length = _length(model, length, shape, None, "")  # rotary positions or ALiBi: any length
+    base = getattr(model, "transformer", model)
+    heads, d = c.num_attention_heads, c.hidden_size
+    head_dim = d // heads
+    norms = c.num_ln_in_parallel_attn  # the layers set it to 2 for the new architecture when it is None
+    if c.new_decoder_architecture:
+        kv = c.num_kv_heads
+        if heads % kv:
+            raise ImportRefused(f"{name}: num_kv_heads={kv} does not divide num_attention_heads={heads}")
+        if not c.parallel_attn or norms not in (1, 2):
+            raise ImportRefused(
+                f"{name} with new_decoder_architecture, parallel_attn={c.parallel_attn} and "
+                f"num_ln_in_parallel_attn={norms}: FalconDecoderLayer's forward pass reads layer norms that it does "
+                f"not build (it runs with parallel_attn=True and num_ln_in_parallel_attn 1 or 2)"
+            )
+        block = "parallel2" if norms == 2 else "parallel"
+    else:
+        kv = 1 if c.multi_query else c.num_kv_heads
+        if kv != heads and not c.multi_query:
+            raise ImportRefused(
+                f"{name} with multi_query=False and num_kv_heads={kv} (not {heads}): the old architecture projects "
+                f"keys and values for every head and its forward pass cannot make {kv} heads of them"
+            )
+        if c.parallel_attn and norms == 2:
+            raise ImportRefused(
+                f"{name} with parallel_attn=True and num_ln_in_parallel_attn=2 without new_decoder_architecture: "
+                f"FalconDecoderLayer builds ln_attn and ln_mlp but its forward pass reads input_layernorm"
+            )
+        block = "parallel" if c.parallel_attn else "sequential"
+    positions = "alibi" if c.alibi else _rope(model, base.rotary_emb, head_dim, sliced=False)
+    options = ["bias"] * bool(c.bias) + [positions]
+    sizes = (c.vocab_size, d, c.num_hidden_layers, heads, kv, c.ffn_hidden_size)
+    act = _hf_activation(model, "activation")
+    return _ln_decoder(
+        model, base.word_embeddings, length, sizes=sizes, attention=options, mlp_bias=bool(c.bias), act=act, block=block
+    )
+
+
+def _bloom(model, length: int | None, shape: tuple | None = None) -> str:
+    """BLOOM: a LayerNorm after the embedding (word_embeddings_layernorm), a fused query_key_value with biases, ALiBi,
+    an MLP of 4·d with biases and BLOOM's tanh GELU, the head tied to the embedding. With
+    apply_residual_connection_post_layernorm the residuals start from the norms' outputs."""
+    c = model.config
+    _classes(model, "BloomModel", "BloomForCausalLM")
+    length = _length(model, length, shape, None, "")  # ALiBi: any length
+    base = getattr(model, "transformer", model)
+    d, heads = c.hidden_size, c.n_head
+    sizes = (c.vocab_size, d, c.n_layer, heads, heads, 4 * d)
+    block = "post" if c.apply_residual_connection_post_layernorm else "sequential"
+    return _ln_decoder(
+        model,
+        base.word_embeddings,
+        length,
+        sizes=sizes,
+        attention=["bias", "alibi"],
+        mlp_bias=True,
+        act="gelu",
+        block=block,
+        embed_norm=True,
+    )
 
 
 def _opt(model, length: int | None, shape: tuple | None = None) -> str:
@@ -1861,6 +2060,10 @@ _FAMILIES = {
     "xlm-roberta": _encoder,
     "distilbert": _encoder,
     "electra": _encoder,
+    "gpt_neox": _gpt_neox,
+    "gptj": _gptj,
+    "falcon": _falcon,
+    "bloom": _bloom,
 }
 
 
@@ -1883,7 +2086,9 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and Phi-3 are read in Llama's layout (_LLAMAS)."""
+    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and Phi-3 are read in Llama's layout (_LLAMAS);
+    GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential
+    blocks)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":

@@ -408,7 +408,9 @@ class GroupedQueryAttention(nn.Module):
     the bias that `other` computes (timm's shared_rel_pos), without an MLP of its own. `qkv_bias`: biases on q,
     k and v, none on o (Qwen2's). `window=W` (with `causal`): a sliding window, each position attends to itself
     and the W - 1 positions before it (Mistral v0.1's mask). `score_cap=C`: each score s becomes C·tanh(s/C) before
-    the mask and the softmax (Gemma-2's attn_logit_softcapping), the attention then computed by its two products."""
+    the mask and the softmax (Gemma-2's attn_logit_softcapping), the attention then computed by its two products.
+    `rotary_dim` (with `rope`): rotary positions on the first rotary_dim channels of each head only (GPT-NeoX's
+    rotary_pct); `alibi`: ALiBi's biases, −slope·distance on each score with BLOOM's slope per head."""
 
     def __init__(
         self,
@@ -436,12 +438,20 @@ class GroupedQueryAttention(nn.Module):
         pos_cls: bool = False,
         window: int | None = None,
         score_cap: float | None = None,
+        rotary_dim: int | None = None,
+        alibi: bool = False,
     ):
         super().__init__()
         self.rope = rope
         if score_cap is not None and not score_cap > 0:
             raise ValueError(f"the cap of the scores must be a positive number, not {score_cap}")
         self.score_cap = score_cap
+        self.rotary_dim = rotary_dim  # rope on the first rotary_dim channels of each head (GPT-NeoX's); None: all
+        if rotary_dim is not None and not (rope and 0 < rotary_dim <= (head_dim or channels // heads)):
+            raise ValueError("rotary_dim turns part of each head: it needs rope=True and 0 < rotary_dim <= head_dim")
+        if alibi and rope:
+            raise ValueError("alibi and rope are two ways of giving the positions: give one")
+        self.alibi = alibi
         if window is not None and not causal:
             raise ValueError("a sliding window (window=) looks back: it needs causal=True")
         self.window = window
@@ -504,7 +514,11 @@ class GroupedQueryAttention(nn.Module):
         v = self.v(source).view(n, s, self.kv_heads, self.head_dim).transpose(1, 2)
         if self.qk_norm_form == "HeadLayerNorm":  # each head with its own weight, before the heads are shared
             q, k = self.q_norm(q), self.k_norm(k)
-        if self.rope:
+        if self.rope and self.rotary_dim is not None:  # partial rotary positions: the rest of each head unturned
+            r = self.rotary_dim
+            turned = rotary(q[..., :r], k[..., :r])
+            q, k = torch.cat((turned[0], q[..., r:]), -1), torch.cat((turned[1], k[..., r:]), -1)
+        elif self.rope:
             q, k = rotary(q, k)
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
@@ -523,6 +537,17 @@ class GroupedQueryAttention(nn.Module):
             rows = torch.arange(t, device=q.device)[:, None]
             cols = torch.arange(s, device=q.device)[None, :]
             mask, causal = (cols <= rows) & (cols > rows - self.window), False
+        if self.alibi:  # ALiBi: −slope·distance on each score, a fixed slope per head (BLOOM's slopes)
+            bias = alibi_bias(self.heads, t, s, q.device, q.dtype)
+            if causal:
+                rows = torch.arange(t, device=q.device)[:, None]
+                cols = torch.arange(s, device=q.device)[None, :]
+                mask, causal = cols <= rows, False
+            if mask is not None and mask.dtype == torch.bool:  # True: attended
+                bias = bias.masked_fill(~mask, float("-inf"))
+            elif mask is not None:
+                bias = bias + mask
+            mask = bias
         scale = 1.0 if self.logit_scale is not None else None
         if self.score_cap is None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
@@ -594,6 +619,23 @@ def cls_relative_index(rows: int, cols: int):
 def _rotate_half(x):
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def alibi_slopes(heads: int) -> list[float]:
+    """ALiBi's slope of each head (Press et al.; BLOOM's _get_alibi_slopes): a geometric sequence from 2^(-8/n)
+    for the largest power of two n <= heads, the remaining heads taking every other slope of the sequence for 2n."""
+    n = 2 ** math.floor(math.log2(heads))
+    slopes = [2 ** (-8 * (i + 1) / n) for i in range(n)]
+    return slopes + [2 ** (-4 * (2 * i + 1) / n) for i in range(min(n, heads - n))]
+
+
+def alibi_bias(heads: int, t: int, s: int, device, dtype):
+    """(1, heads, t, s): −slope·|i − j| for query i and key j (a causal mask keeps j <= i)."""
+    rows = torch.arange(t, device=device)[:, None]
+    cols = torch.arange(s, device=device)[None, :]
+    distance = (rows - cols).abs().to(dtype)
+    slopes = torch.tensor(alibi_slopes(heads), device=device, dtype=dtype)
+    return (-slopes[:, None, None] * distance).unsqueeze(0)
 
 
 def rotary(q, k, base: float = 10000.0):

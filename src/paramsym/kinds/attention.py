@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any, cast
 
 import sympy
@@ -54,6 +56,7 @@ import sympy
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, ParamsymUsageError
+from ..language.syntax import Positional
 from . import traced_attention
 from .base import (
     Args,
@@ -185,6 +188,11 @@ class AttentionOptions(Options):
     # softcap=C: each score s becomes C·tanh(s/C) before the softmax (Gemma-2's attn_logit_softcapping); no
     # parameters, no MACs (element-wise: FlopCounterMode counts none for tanh, nor for the division and product)
     softcap: Expr | None = None
+    # rope=F: rotary positions on the fraction F of each head's channels, the first F·e of them (GPT-NeoX's
+    # rotary_pct, GPT-J's rotary_dim, Phi's partial_rotary_factor); None: the whole head (`rope`), or no rope
+    rotary: Expr | None = None
+    # ALiBi (BLOOM, Falcon with alibi=True, MPT): a bias of −m·distance on each score, m a fixed slope per head
+    alibi: bool = False
 
     @property
     def qk_norm_params(self) -> Expr:
@@ -268,6 +276,7 @@ class Attention(Kind):
             "qk_norm",  # qk_norm=ln|rms|rms_full|ln_per_head: a norm on the queries and keys
             "tie",  # tie=NAME: the position bias of the attention NAME, computed once (timm's shared_rel_pos)
             "softcap",  # softcap=C: the scores soft-capped, C·tanh(s/C) (Gemma-2's attn_logit_softcapping)
+            "rope",  # rope=F: rotary positions on the fraction F of each head's channels (the bare flag: all)
         }
     )
     flags = frozenset(
@@ -289,6 +298,7 @@ class Attention(Kind):
             "per_pair",
             "channels",
             "subln",  # a LayerNorm on the heads' output before the output projection (BEiT-3's sub-LN)
+            "alibi",  # ALiBi: fixed linear biases by distance on the scores (BLOOM's, Falcon's with alibi=True)
         }
     )
     torch_modules = (
@@ -380,7 +390,8 @@ class Attention(Kind):
                 args.keywords["heads"].pos,
                 hint="the head width is d/heads: choose heads that divide d, or give head_dim=",
             )
-        if "rope" in args.flags:
+        rotary = self._rotary(args, head_dim, constraints)  # rope=F; afterwards "rope" is in args.flags
+        if "rope" in args.flags and rotary is None:
             # rotary positions turn pairs of a head's channels (Llama's rotate_half): the head width is even
             constraints += check_or_defer(
                 head_dim / 2,
@@ -471,6 +482,7 @@ class Attention(Kind):
         out = self._out(call, args)
         relpos = self._relpos(call, args, window, grid, cpb)
         self._channels(call, args)
+        self._alibi(call, flow, args)
         options = AttentionOptions(
             heads=heads,
             kv_heads=kv_heads,
@@ -506,6 +518,8 @@ class Attention(Kind):
             subln="subln" in args.flags,
             slide=slide,
             softcap=self._softcap(call, args),
+            rotary=rotary,
+            alibi="alibi" in args.flags,
         )
         self._plain_only(args, options)
         if options.pooling is not None:
@@ -534,6 +548,82 @@ class Attention(Kind):
                 constraints=tuple(constraints),
             )
         return same_layer(call, self, flow, d, bias=bias, options=options, constraints=tuple(constraints))
+
+    def _rotary(self, args: Args, head_dim: Expr, constraints: list[Constraint]) -> Expr | None:
+        """rope=F: rotary positions on the first F·e channels of each head (e the head width), F a number with
+        0 < F <= 1 and F·e an even whole number (the channels turn in pairs). F = 1 is `rope`: None is returned.
+        The keyword is recorded as the flag `rope` too, so that every check of rotary positions applies to it."""
+        arg = args.keywords.get("rope")
+        if arg is None:
+            return None
+        if "rope" in args.flags:
+            raise ParamsymArgumentError(
+                "'rope' and rope= are given both: rope turns every channel of each head, rope=F the fraction F",
+                pos=args.flags["rope"].pos,
+                hint="give one: attn(..., rope) or attn(..., rope=0.25)",
+            )
+        value = arg.value[0] if len(arg.value) == 1 else None
+        hint = "rope=F turns the fraction F of each head's channels: rope=0.25 (GPT-NeoX, Pythia), rope=0.5"
+        if value is None or not value.is_number or not value.is_real:
+            shown = " x ".join(str(v) for v in arg.value)
+            raise ParamsymArgumentError(
+                f"rope= takes one number, the fraction of each head's channels that rotary positions turn, not {shown}",
+                pos=arg.pos,
+                hint=hint,
+            )
+        written = fraction_text(int(value.p), int(value.q)) if value.is_Rational else str(value)
+        if not (0 < value <= 1):
+            raise ParamsymArgumentError(
+                f"rope={written}: the fraction of each head's channels that rotary positions turn is more than 0 "
+                f"and at most 1",
+                pos=arg.pos,
+                hint=hint,
+            )
+        constraints += check_or_defer(
+            value * head_dim / 2,
+            "integer",
+            f"rope={written} turns {written}·{head_dim} = {_decimal(value * head_dim)} channels of each head, which "
+            f"is not an even whole number (rotary positions turn pairs of channels)",
+            arg.pos,
+            shown=value * head_dim,
+            hint=f"choose F so that F times the head width {head_dim} is even",
+        )
+        args.flags["rope"] = Positional((sympy.Symbol("rope"),), arg.pos)
+        return None if value == 1 else value
+
+    def _alibi(self, call: Call, flow: Flow, args: Args) -> None:
+        """`alibi`: ALiBi's linear biases by distance, on the scores of attention over a sequence (BLOOM, Falcon
+        with alibi=True, MPT). It gives positions alone: not with rope, nor with the position biases and tables of
+        attention on maps."""
+        flag = args.flags.get("alibi")
+        if flag is None:
+            return
+        if flow.shape.rank != 1:
+            raise ParamsymArgumentError(
+                "'alibi' biases each score by the distance between two positions of a sequence: its input is a "
+                "map, not a sequence T x d",
+                pos=flag.pos,
+                hint="ALiBi is for sequences (BLOOM, Falcon); a map's attention has window= and its tables",
+            )
+        if "rope" in args.flags:
+            raise ParamsymArgumentError(
+                "'alibi' and rope are two ways of giving attention the positions (a bias by distance, a rotation "
+                "of queries and keys): give one",
+                pos=args.flags["rope"].pos,
+            )
+        for key in ("source", "volume", "sr", "srpool", "pos_mlp", "tie", "clsrel", "cpb", "grid"):
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"'alibi' biases the scores of attention over its own sequence by distance: it does not go "
+                    f"with {key}=",
+                    pos=args.keywords[key].pos,
+                )
+        for other in ("gpsa", "channels"):
+            if other in args.flags:
+                raise ParamsymArgumentError(
+                    f"'alibi' biases the scores of attention over positions: it does not go with '{other}'",
+                    pos=args.flags[other].pos,
+                )
 
     def _out(self, call: Call, args: Args) -> Expr | None:
         """out=o: the output projection gives o channels (timm's CoAtNet widens the map in its attention)."""
@@ -1660,7 +1750,10 @@ class Attention(Kind):
             parts.append(f", sliding window of {words(o.slide)}")
         if o.softcap is not None:
             parts.append(f", scores soft-capped at {words(o.softcap)}")
-        parts += [", causal"] * o.causal + [", rotary positions"] * o.rope + [", across channels"] * o.channels
+        parts += [", causal"] * o.causal
+        if o.rope:
+            parts.append(", rotary positions" + ("" if o.rotary is None else f" on {words(o.rotary)} of each head"))
+        parts += [", ALiBi"] * o.alibi + [", across channels"] * o.channels
         if o.cls_rel is not None:
             parts.append(
                 f", relative positions of a class token and a {words(o.cls_rel[0])}x{words(o.cls_rel[1])} map (BEiT)"
@@ -1716,6 +1809,18 @@ class Attention(Kind):
             )
         if o.sr is not None or o.srpool is not None:
             lines.append(self._explain_reduction(layer, w))
+        if o.rotary is not None:
+            lines.append(
+                f"Rotary positions on the first {w(o.rotary * o.head_dim)} of the {w(o.head_dim)} channels of each "
+                f"query and key head (rope={_decimal(o.rotary)}); the others pass unturned. No parameters, no MACs "
+                f"(the turn is element-wise, its tables are not learned): the counts are those of rope on the whole "
+                f"head."
+            )
+        if o.alibi:
+            lines.append(
+                "ALiBi: each score is biased by minus a fixed slope per head times the distance between the query "
+                "and the key; no parameters, no MACs, no change to the KV cache."
+            )
         if o.proj_bias:
             lines.append(f"A bias on the output projection only (none on queries, keys, values): {w(d)}.")
         if o.cls_rel is not None:
@@ -2058,10 +2163,14 @@ class Attention(Kind):
         if o.gpsa:
             return TorchSpec("GatedPositionalAttention", (d, heads), {"bias": layer.bias, "proj_bias": o.proj_bias})
         extras = {**reduction, **_export_extras(o, num)}
-        if kv_heads == heads and e * heads == d and not o.rope and not extras:
+        if kv_heads == heads and e * heads == d and not o.rope and not o.alibi and not extras:
             mha = TorchSpec("nn.MultiheadAttention", (d, heads), {"bias": layer.bias, "batch_first": True})
             return TorchSpec("SelfAttention", (mha,), {"causal": o.causal})
-        extra = {"rope": True} if o.rope else {}
+        extra: dict[str, Any] = {"rope": True} if o.rope else {}
+        if o.rotary is not None:
+            extra["rotary_dim"] = num(o.rotary * o.head_dim)
+        if o.alibi:
+            extra["alibi"] = True
         return TorchSpec(
             "GroupedQueryAttention",
             (d, heads),
@@ -2105,6 +2214,8 @@ class Attention(Kind):
         ):
             if given:
                 refuse_keras(layer, f"{what} has no Keras attention layer")
+        if o.alibi:
+            refuse_keras(layer, "ALiBi's biases on the scores (alibi) have no Keras attention layer")
         if o.rope:
             refuse_keras(
                 layer,
@@ -2247,8 +2358,32 @@ def _own_text(module: Any, sequence: bool = True) -> str:
         cap = getattr(module, "score_cap", None)
         if cap is not None:
             extras.append(f"softcap={int(cap) if float(cap).is_integer() else cap}")
-    parts += ["bias"] * bias + ["causal"] * bool(module.causal) + ["rope"] * bool(getattr(module, "rope", False))
+    parts += ["bias"] * bias + ["causal"] * bool(module.causal)
+    rotary_dim = getattr(module, "rotary_dim", None)
+    if getattr(module, "rope", False):
+        parts.append("rope" if rotary_dim is None else f"rope={fraction_text(rotary_dim, head_dim)}")
+    parts += ["alibi"] * bool(getattr(module, "alibi", False))
     return f"attn({', '.join(parts + extras)})"
+
+
+def _decimal(value: Expr) -> str:
+    """A number as a decimal where it ends (4.8), else as SymPy writes it."""
+    if isinstance(value, sympy.Rational):
+        return fraction_text(int(value.p), int(value.q))
+    return str(value)
+
+
+def fraction_text(part: int, whole: int) -> str:
+    """part/whole as the program writes it: a decimal where it ends (0.25), else the fraction (5/12)."""
+    value = Fraction(part, whole)
+    denominator = value.denominator
+    while denominator % 2 == 0:
+        denominator //= 2
+    while denominator % 5 == 0:
+        denominator //= 5
+    if denominator != 1:
+        return f"{value.numerator}/{value.denominator}"
+    return f"{Decimal(value.numerator) / Decimal(value.denominator):f}"
 
 
 def _qk_norm_text(q_norm: Any, k_norm: Any, head_dim: int, where: str) -> list[str]:
