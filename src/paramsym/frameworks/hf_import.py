@@ -959,7 +959,7 @@ def _gptj(model, length: int | None, shape: tuple | None = None) -> str:
 
     c = model.config
     _classes(model, "GPTJModel", "GPTJForCausalLM")
-    length = _length(model, length, shape, c.n_positions, "n_positions", "keeps a table of sines and cosines")
+    length = _length(model, length, shape, c.n_positions, "n_positions", table="keeps a table of sines and cosines")
     base = getattr(model, "transformer", model)
     head_dim = c.n_embd // c.n_head
     rotary = c.rotary_dim
