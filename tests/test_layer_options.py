@@ -35,6 +35,7 @@ from paramsym.kinds.gcvit_stage import GlobalContextStageOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
+from paramsym.kinds.latent_attention import LatentAttentionOptions
 from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.levit_attention import OffsetAttentionOptions
 from paramsym.kinds.lite_mla import LiteMLAOptions
@@ -71,6 +72,12 @@ CASES = [
     ("input(8x8x4) > bat(groups=2, block=4)", 0, BilinearOptions(groups=2, block=4)),
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
     ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
+    (
+        "input(9x32) > mla(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5, q_rank=12)",
+        0,
+        LatentAttentionOptions(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5, q_rank=12),
+    ),
+    ("input(9x32) > mla(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5)", 0, LatentAttentionOptions(2, 8, 4, 6, 5)),
     ("input(64x32) > clsattn(heads=4, bias)", 0, ClassAttentionOptions(heads=4)),
     ("input(64x32) > talkattn(heads=4, bias)", 0, TalkingHeadsOptions(heads=4)),
     ("input(8x8x32) > outlook(heads=4, kernel=3, stride=2)", 0, OutlookOptions(heads=4, kernel=3, stride=2)),
