@@ -26,7 +26,7 @@ from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.class_attention import ClassAttentionOptions
 from paramsym.kinds.class_block import ClassBlockOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
-from paramsym.kinds.dense import DenseOptions, Tie
+from paramsym.kinds.dense import DenseOptions, RouterOptions, Tie
 from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.efficientformer_attention import EfficientFormerV2Options
 from paramsym.kinds.evonorm import EvoNormOptions
@@ -167,6 +167,8 @@ CASES = [
     ("input(16x16x8) > sepattn", 0, SeparableAttentionOptions(1)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
+    ("input(6x16) > moe(dense(->16), experts=4, top=2, score_bias)", 0, RouterOptions(score_bias=True)),
+    ("input(6x16) > moe(dense(->16), experts=4, top=2)", 0, RouterOptions(score_bias=False)),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
     ("input(32x32x3) > maxpool3x3(stride=2, ceil)", 0, PoolingOptions("max", True)),
     ("input(32x32x3) > avgpool2x2", 0, PoolingOptions("avg", False)),

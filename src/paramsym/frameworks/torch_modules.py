@@ -137,20 +137,27 @@ class Fetch(nn.Module):
 
 
 class MixtureOfExperts(nn.Module):
-    """`moe(SEQ, experts=E, top=k)`: a router Linear(d, E) without bias scores the experts at each
+    """`moe(SEQ, experts=E, top=k[, score_bias])`: a router Linear(d, E) without bias scores the experts at each
     position; each position's output is the softmax-weighted sum of its k best experts (every expert
     runs on every position here, which gives the same result as sending each position to k of them).
     Tensors are channels first, like every exported module."""
 
-    def __init__(self, router: nn.Module, experts: nn.Sequential, top: int):
+    def __init__(self, router: nn.Module, experts: nn.Sequential, top: int, score_bias: bool = False):
         super().__init__()
         self.router = router
         self.experts = nn.ModuleList(experts)
         self.top = top
+        # `score_bias`: one bias per expert added to the scores to choose them (DeepSeek-V3's), a buffer
+        self.register_buffer("e_score_correction_bias", torch.zeros(len(self.experts)) if score_bias else None)
 
     def forward(self, x):
         scores = self.router(x)  # (N, E, *positions)
-        weights, chosen = scores.topk(self.top, dim=1)
+        if self.e_score_correction_bias is None:
+            weights, chosen = scores.topk(self.top, dim=1)
+        else:
+            bias = self.e_score_correction_bias.view(1, -1, *[1] * (scores.dim() - 2))  # type: ignore[operator]
+            chosen = (scores + bias).topk(self.top, dim=1).indices
+            weights = scores.gather(1, chosen)
         gate = torch.zeros_like(scores).scatter(1, chosen, weights.softmax(dim=1))
         outputs = torch.stack([expert(x) for expert in self.experts], dim=1)  # (N, E, C, *positions)
         return (outputs * gate.unsqueeze(2)).sum(dim=1)
