@@ -11,7 +11,7 @@ import pytest
 import sympy
 
 import paramsym
-from helpers.lm_configs import GPT3, LLAMA2_7B, LLAMA3_8B, QWEN2_5_7B
+from helpers.lm_configs import DEEPSEEK_V2_LITE, GPT3, LLAMA2_7B, LLAMA3_8B, QWEN2_5_7B
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -63,7 +63,12 @@ MODELS = [
         lambda: on_meta(lambda: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**QWEN2_5_7B))),
         7_615_616_512,
     ),
+    ("deepseek_v2_lite", lambda: deepseek_v2_lite(), 15_706_484_224),
 ]
+
+
+def deepseek_v2_lite():
+    return on_meta(lambda: transformers.DeepseekV2ForCausalLM(transformers.DeepseekV2Config(**DEEPSEEK_V2_LITE)))
 
 
 @pytest.mark.parametrize("name,build,reference", MODELS, ids=[m[0] for m in MODELS])
@@ -247,3 +252,27 @@ def test_llama_with_a_free_width_equals_hugging_face():
         net.evaluate(d=4096)  # 8*4096/3 is not whole
     with pytest.raises(paramsym.ParamsymError, match="d/128 must be a positive whole number"):
         net.evaluate(d=3000)
+
+
+def test_deepseek_v2_lite_active_parameters_and_cache():
+    """Active: everything but the routed experts a token does not visit (58 of 64 in each of the 26 MoE layers),
+    from the model's own expert tensors; the published "2.4B activated" leaves out the input embedding (a lookup).
+    The KV cache is MLA's: the latent and the rotary key, 512 + 64 values per position and layer, which is what
+    transformers 5.23 keeps (k_nope and k_pe)."""
+    config = DEEPSEEK_V2_LITE
+    model = deepseek_v2_lite()
+    experts = sum(p.numel() for n, p in model.named_parameters() if ".experts." in n)
+    E, k = config["n_routed_experts"], config["num_experts_per_tok"]
+    active = numel(model) - experts * (E - k) // E
+    values = paramsym.parse(program("deepseek_v2_lite")).evaluate()
+    assert values["active"] == active == 2_661_150_208
+    embedding = config["vocab_size"] * config["hidden_size"]
+    assert active - embedding == 2_451_435_008  # 2.45B: the published 2.4B
+    assert values["kv_cache"] == 27 * 32768 * (512 + 64)
+    # the program the import writes counts the same
+    imported = paramsym.parse(paramsym.from_torch(model, 32768)).evaluate()
+    assert (imported["params"], imported["active"], imported["kv_cache"]) == (
+        values["params"],
+        values["active"],
+        values["kv_cache"],
+    )
