@@ -185,11 +185,8 @@ class LatentAttention(Kind):
                 f"the key-value expansion), as transformers' attention_bias."
             )
         lines += [
-            f"Together {w(counts.params)} parameters.",
-            f"MACs: the projections at every position and the scores and weighted sums of every pair of "
-            f"positions, {w(counts.macs)}."
-            if counts.macs is not None
-            else "MACs: unknown until the positions are.",
+            f"Together {w(counts.params)} parameters. MACs: the projections at every position, and the scores "
+            f"and weighted sums of every pair of positions (the masked ones too, as FlopCounterMode counts).",
             f"KV cache: the latent and the rotary key of every position, {w(r + p)} values each "
             f"({w(counts.kv_cache)}); the keys and values of all heads would be {w(h * (n + p + v))}.",
         ]
