@@ -35,7 +35,7 @@ def test_zoo_table_holds():
 
     # the rows of the examples' table (`name.psym`), not those of the tables of imported families
     lines = (ROOT / "docs" / "zoo.md").read_text().splitlines()
-    rows = [line for line in lines if line.startswith("| `") and line.split("|")[1].strip().endswith('.psym`')]
+    rows = [line for line in lines if line.startswith("| `") and line.split("|")[1].strip().endswith(".psym`")]
     assert len(rows) >= 21
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]

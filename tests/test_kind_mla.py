@@ -83,7 +83,9 @@ def test_counts_equal_transformers_attention(family, d, h, r, p, n, v, q, bias, 
     x = torch.zeros(1, T, d, device="meta")
     position = rotary(x, torch.arange(T, device="meta")[None])
     out = []
-    assert values["macs"] == macs_of(lambda: out.append(attention(hidden_states=x, attention_mask=None, position_embeddings=position)[0]))
+    assert values["macs"] == macs_of(
+        lambda: out.append(attention(hidden_states=x, attention_mask=None, position_embeddings=position)[0])
+    )
     assert tuple(out[0].shape[1:]) == tuple(int(s) for s in network.output_shape.dims()) == (T, d)
     # the architecture's cache: the latent and the rotary key of every position
     assert values["kv_cache"] == T * (config.kv_lora_rank + config.qk_rope_head_dim) == T * (r + p)
@@ -105,7 +107,9 @@ def test_formulas():
     network = paramsym.parse("input(T x d) > mla(heads=h, kv_rank=r, rope_dim=p, nope_dim=n, v_dim=v, q_rank=q)")
     s = network.symbols
     d, h, r, p, n, v, q, T = (s[k] for k in "dhrpnvqT")
-    assert (network.params - (d * q + q + q * h * (n + p) + d * (r + p) + r + r * h * (n + v) + h * v * d)).expand() == 0
+    assert (
+        network.params - (d * q + q + q * h * (n + p) + d * (r + p) + r + r * h * (n + v) + h * v * d)
+    ).expand() == 0
     assert (network.kv_cache - T * (r + p)).expand() == 0
 
 

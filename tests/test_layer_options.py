@@ -77,7 +77,11 @@ CASES = [
         0,
         LatentAttentionOptions(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5, q_rank=12),
     ),
-    ("input(9x32) > mla(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5)", 0, LatentAttentionOptions(2, 8, 4, 6, 5)),
+    (
+        "input(9x32) > mla(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5)",
+        0,
+        LatentAttentionOptions(2, 8, 4, 6, 5),
+    ),
     ("input(64x32) > clsattn(heads=4, bias)", 0, ClassAttentionOptions(heads=4)),
     ("input(64x32) > talkattn(heads=4, bias)", 0, TalkingHeadsOptions(heads=4)),
     ("input(8x8x32) > outlook(heads=4, kernel=3, stride=2)", 0, OutlookOptions(heads=4, kernel=3, stride=2)),

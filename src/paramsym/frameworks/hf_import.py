@@ -206,7 +206,8 @@ _DEEPSEEKS = {
 
 def _gated_mlp(mlp, where: str, act: str) -> tuple[int, bool]:
     """(width, biases) of a Llama-style gated MLP module (gate_proj, up_proj, down_proj), or refused."""
-    gate, up, down = (getattr(mlp, f"{x}_proj", None) for x in ("gate", "up", "down"))
+    parts: list[Any] = [getattr(mlp, f"{x}_proj", None) for x in ("gate", "up", "down")]
+    gate, up, down = parts
     if any(type(m).__name__ != "Linear" for m in (gate, up, down)) or not (
         gate.out_features == up.out_features == down.in_features
         and (gate.bias is None) == (up.bias is None) == (down.bias is None)
@@ -255,7 +256,9 @@ def _deepseek(model, length: int | None, shape: tuple | None = None) -> str:
                 )
             buffers = {n for n, _ in router.named_buffers()}
             if buffers - {"e_score_correction_bias"}:
-                raise ImportRefused(f"{where}.mlp.gate keeps buffers {sorted(buffers)} that the language does not count")
+                raise ImportRefused(
+                    f"{where}.mlp.gate keeps buffers {sorted(buffers)} that the language does not count"
+                )
             top = getattr(router, "top_k", None) or c.num_experts_per_tok
             shared_width, shared_bias = _gated_mlp(shared, f"{where}.mlp.shared_experts", act)
             moes.add((count, top, width, shared_width, shared_bias, bool(buffers)))
@@ -264,9 +267,12 @@ def _deepseek(model, length: int | None, shape: tuple | None = None) -> str:
             dense.add(_gated_mlp(mlp, f"{where}.mlp", act))
             kinds.append("dense")
     first = kinds.count("dense")
-    if kinds != ["dense"] * first + ["moe"] * (len(kinds) - first) or len(attentions) > 1 or len(dense) > 1 or len(
-        moes
-    ) > 1:
+    if (
+        kinds != ["dense"] * first + ["moe"] * (len(kinds) - first)
+        or len(attentions) > 1
+        or len(dense) > 1
+        or len(moes) > 1
+    ):
         raise ImportRefused(
             f"{name}: its layers are not {first} alike with a dense MLP, then layers alike with experts (the "
             f"layout of first_k_dense_replace)"

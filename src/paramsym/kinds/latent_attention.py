@@ -154,7 +154,9 @@ class LatentAttention(Kind):
 
     def header(self, layer: Layer, words: Words) -> str:
         o = LatentAttentionOptions.of(layer)
-        return f", {words(o.heads)} heads, causal, a latent of {words(o.kv_rank)} and a rotary key of {words(o.rope_dim)}"
+        return (
+            f", {words(o.heads)} heads, causal, a latent of {words(o.kv_rank)} and a rotary key of {words(o.rope_dim)}"
+        )
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         o = LatentAttentionOptions.of(layer)
@@ -227,7 +229,7 @@ def latent_attention_text(module: Any, where: str) -> str:
     }
     norms = {"kv_a_layernorm": r, **({"q_a_layernorm": q} if q is not None else {})}
     for name, (cin, cout, has_bias) in linears.items():
-        layer = getattr(module, name, None)
+        layer: Any = getattr(module, name, None)
         if (
             type(layer).__name__ != "Linear"
             or (layer.in_features, layer.out_features) != (cin, cout)
