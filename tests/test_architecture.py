@@ -289,6 +289,7 @@ def test_every_kind_answers_every_question():
         "clsblock": "input(17x4) > clsblock(heads=2, hidden=6, bias, xcit, tokensnorm)",
         "fourierpos": "input(8x8x4) > fourierpos(8x8)",
         "sdpa": "input(8x8x10) > sdpa(heads=1, head_dim=3)",
+        "mla": "input(8x4) > mla(heads=2, kv_rank=3, rope_dim=2, nope_dim=2, v_dim=3, q_rank=3, bias)",
         "cga": "input(8x8x4) > cga(heads=2, key_dim=2, value_dim=2, window=4, kernels=3x5)",
         "qpoolattn": "input(8x8x4) > qpoolattn(heads=2, ->8, window=4, stride=2, bias)",
         "winposembed": "input(8x8x4) > winposembed(3x3, window=4)",

@@ -78,6 +78,7 @@ BIAS_HELPERS = {
     "SeparableSelfAttention": (8,),
     "OffsetBiasAttention": (8, 2, 4, 4, (2, 2)),
     "MultiScaleLinearAttention": (8, 8, 2, 4),
+    "MultiHeadLatentAttention": (8, 2, 4, 2, 2, 3),
     "_ConvNorm": (8, 8, False),  # without its BatchNorm (whose bias is always there)
 }
 

@@ -7,8 +7,8 @@ this test checks the counts it gives against the model and the config, independe
   `...Experts` module holds E experts, a position goes through `num_experts_per_tok` of them);
 - kv_cache: what the config implies (the row's formula), and for decoders also the number of values in
   transformers' own cache after a forward pass of T tokens (`past_key_values`), where transformers keeps what
-  the architecture keeps (MLA is the exception: transformers caches the decompressed keys and values, the
-  architecture only the latent and the rotary key; the row's formula is the architecture's).
+  the architecture keeps (for MLA, DeepSeek-V2/V3, transformers 5.23 keeps the latent and the rotary key, as the
+  architecture does, not the decompressed keys and values).
 
 docs/zoo.md's table of Hugging Face families lists each row (test_zoo_lists_every_family); `REFUSED` lists the
 families that are refused, and why.
@@ -53,9 +53,10 @@ class Family:
     build: Callable[[], Any]  # the model, built on the CPU with random weights (small: the forward pass runs)
     kv_cache: Callable[[Any, int], int]  # (config, T) -> values kept for one sequence of T tokens
     measured_cache: bool = True  # transformers' own cache holds what the architecture keeps (a decoder)
+    variant: str = ""  # what tells two rows of one family apart (in the test's id)
 
     def __str__(self) -> str:
-        return self.model_type
+        return f"{self.model_type}-{self.variant}" if self.variant else self.model_type
 
 
 def gqa_cache(config, length: int) -> int:
@@ -105,6 +106,33 @@ def falcon_cache(config, length: int) -> int:
     else:
         kv = 1 if config.multi_query else heads
     return 2 * config.num_hidden_layers * kv * (config.hidden_size // heads) * length
+
+
+def mla_cache(config, length: int) -> int:
+    """multi-head latent attention keeps the latent and the rotary key: L · (kv_lora_rank + qk_rope_head_dim) · T
+    (transformers 5.23 keeps the same: k_nope after its norm and k_pe, not the decompressed keys and values)."""
+    return config.num_hidden_layers * (config.kv_lora_rank + config.qk_rope_head_dim) * length
+
+
+# DeepSeek-V2/V3: MLA, one dense layer then layers of 4 routed experts (2 per token) beside 2 shared ones
+DEEPSEEK = dict(
+    vocab_size=100,
+    hidden_size=64,
+    intermediate_size=96,
+    moe_intermediate_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    kv_lora_rank=16,
+    qk_nope_head_dim=8,
+    qk_rope_head_dim=4,
+    v_head_dim=12,
+    n_routed_experts=4,
+    n_shared_experts=2,
+    num_experts_per_tok=2,
+    first_k_dense_replace=1,
+    n_group=2,
+    topk_group=1,
+)
 
 
 def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
@@ -166,6 +194,30 @@ FAMILIES = [
         "gemma3_text",
         hf("Gemma3ForCausalLM", "Gemma3TextConfig", **{**SMALL, "num_hidden_layers": 8}, sliding_window=6),
         sliding_cache,
+    ),
+    Family(
+        "deepseek_v2",
+        hf("DeepseekV2ForCausalLM", "DeepseekV2Config", **DEEPSEEK, q_lora_rank=None),
+        mla_cache,
+        variant="q",
+    ),
+    Family(
+        "deepseek_v2",
+        hf("DeepseekV2ForCausalLM", "DeepseekV2Config", **DEEPSEEK, q_lora_rank=24),
+        mla_cache,
+        variant="q_lora",
+    ),
+    Family(
+        "deepseek_v3",
+        hf("DeepseekV3ForCausalLM", "DeepseekV3Config", **DEEPSEEK, q_lora_rank=24),
+        mla_cache,
+        variant="q_lora",
+    ),
+    Family(
+        "deepseek_v3",
+        hf("DeepseekV3ForCausalLM", "DeepseekV3Config", **DEEPSEEK, q_lora_rank=None, attention_bias=True),
+        mla_cache,
+        variant="q-bias",
     ),
     Family(
         "gpt2",

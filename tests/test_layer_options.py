@@ -26,7 +26,7 @@ from paramsym.kinds.channels import SliceOptions
 from paramsym.kinds.class_attention import ClassAttentionOptions
 from paramsym.kinds.class_block import ClassBlockOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
-from paramsym.kinds.dense import DenseOptions, Tie
+from paramsym.kinds.dense import DenseOptions, RouterOptions, Tie
 from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.efficientformer_attention import EfficientFormerV2Options
 from paramsym.kinds.evonorm import EvoNormOptions
@@ -35,6 +35,7 @@ from paramsym.kinds.gcvit_stage import GlobalContextStageOptions
 from paramsym.kinds.globalcontext import GlobalContextOptions
 from paramsym.kinds.halo_attention import HaloAttentionOptions
 from paramsym.kinds.lambda_layer import LambdaLayerOptions
+from paramsym.kinds.latent_attention import LatentAttentionOptions
 from paramsym.kinds.layerscale import SHARED
 from paramsym.kinds.levit_attention import OffsetAttentionOptions
 from paramsym.kinds.lite_mla import LiteMLAOptions
@@ -72,6 +73,16 @@ CASES = [
     ("input(8x8x4) > bat(groups=2, block=4)", 0, BilinearOptions(groups=2, block=4)),
     ("input(8x8x10) > sdpa(heads=1, head_dim=3)", 0, SdpaOptions(heads=1, head_dim=3)),
     ("input(64x32) > xca(heads=4, bias)", 0, CrossCovarianceOptions(heads=4)),
+    (
+        "input(9x32) > mla(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5, q_rank=12)",
+        0,
+        LatentAttentionOptions(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5, q_rank=12),
+    ),
+    (
+        "input(9x32) > mla(heads=2, kv_rank=8, rope_dim=4, nope_dim=6, v_dim=5)",
+        0,
+        LatentAttentionOptions(2, 8, 4, 6, 5),
+    ),
     ("input(64x32) > clsattn(heads=4, bias)", 0, ClassAttentionOptions(heads=4)),
     ("input(64x32) > talkattn(heads=4, bias)", 0, TalkingHeadsOptions(heads=4)),
     ("input(8x8x32) > outlook(heads=4, kernel=3, stride=2)", 0, OutlookOptions(heads=4, kernel=3, stride=2)),
@@ -166,6 +177,8 @@ CASES = [
     ("input(16x16x8) > sepattn", 0, SeparableAttentionOptions(1)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
+    ("input(6x16) > moe(dense(->16), experts=4, top=2, score_bias)", 0, RouterOptions(score_bias=True)),
+    ("input(6x16) > moe(dense(->16), experts=4, top=2)", 0, RouterOptions(score_bias=False)),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
     ("input(32x32x3) > maxpool3x3(stride=2, ceil)", 0, PoolingOptions("max", True)),
     ("input(32x32x3) > avgpool2x2", 0, PoolingOptions("avg", False)),

@@ -11,7 +11,16 @@ import pytest
 import sympy
 
 import paramsym
-from helpers.lm_configs import GEMMA2_9B, GPT3, LLAMA2_7B, LLAMA3_8B, LLAMA3_70B, PHI3_MINI, QWEN2_5_7B
+from helpers.lm_configs import (
+    DEEPSEEK_V2_LITE,
+    GEMMA2_9B,
+    GPT3,
+    LLAMA2_7B,
+    LLAMA3_8B,
+    LLAMA3_70B,
+    PHI3_MINI,
+    QWEN2_5_7B,
+)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -79,7 +88,12 @@ MODELS = [
         lambda: on_meta(lambda: transformers.Gemma2ForCausalLM(transformers.Gemma2Config(**GEMMA2_9B))),
         9_241_705_984,
     ),
+    ("deepseek_v2_lite", lambda: deepseek_v2_lite(), 15_706_484_224),
 ]
+
+
+def deepseek_v2_lite():
+    return on_meta(lambda: transformers.DeepseekV2ForCausalLM(transformers.DeepseekV2Config(**DEEPSEEK_V2_LITE)))
 
 
 @pytest.mark.parametrize("name,build,reference", MODELS, ids=[m[0] for m in MODELS])
@@ -302,3 +316,27 @@ def test_gemma2_9b_kv_cache_is_what_its_config_implies():
     assert paramsym.parse(program("gemma2_9b")).evaluate(T=T)["kv_cache"] == expected
     model = on_meta(lambda: transformers.Gemma2ForCausalLM(config))
     assert paramsym.parse(paramsym.from_torch(model, T)).evaluate()["kv_cache"] == expected
+
+
+def test_deepseek_v2_lite_active_parameters_and_cache():
+    """Active: everything but the routed experts a token does not visit (58 of 64 in each of the 26 MoE layers),
+    from the model's own expert tensors; the published "2.4B activated" leaves out the input embedding (a lookup).
+    The KV cache is MLA's: the latent and the rotary key, 512 + 64 values per position and layer, which is what
+    transformers 5.23 keeps (k_nope and k_pe)."""
+    config = DEEPSEEK_V2_LITE
+    model = deepseek_v2_lite()
+    experts = sum(p.numel() for n, p in model.named_parameters() if ".experts." in n)
+    E, k = config["n_routed_experts"], config["num_experts_per_tok"]
+    active = numel(model) - experts * (E - k) // E
+    values = paramsym.parse(program("deepseek_v2_lite")).evaluate()
+    assert values["active"] == active == 2_661_150_208
+    embedding = config["vocab_size"] * config["hidden_size"]
+    assert active - embedding == 2_451_435_008  # 2.45B: the published 2.4B
+    assert values["kv_cache"] == 27 * 32768 * (512 + 64)
+    # the program the import writes counts the same
+    imported = paramsym.parse(paramsym.from_torch(model, 32768)).evaluate()
+    assert (imported["params"], imported["active"], imported["kv_cache"]) == (
+        values["params"],
+        values["active"],
+        values["kv_cache"],
+    )

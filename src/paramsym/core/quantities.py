@@ -62,6 +62,7 @@ class Quantity:
     summary: str | None = None  # a line under the table ("state  = 32  NOTE"): the note, or None for no line
     summary_sum: bool = False  # the summary line adds up the layers: "params = 432 + 32 = 464"
     summary_when: Callable[[NetworkLike], bool] | None = None  # the summary line only when this holds for the network
+    summary_for: Callable[[NetworkLike], str] | None = None  # the note of the summary line, when it depends on the net
     unknown: str = ""  # what the summary line says when the quantity needs a shape it lacks
     headline: bool = False  # in Network.evaluate()
     budget: bool = False  # `solve --on`, sweep
@@ -114,6 +115,12 @@ def _explain_state(net: NetworkLike, words: Words) -> str | None:
     return f"Non-learnable state: {words(net.state)} (the Keras total adds it: {words(net.params + net.state)})."
 
 
+def _state_note(net: NetworkLike) -> str:
+    """What the state is: BatchNorm's running statistics, and with `moe(..., score_bias)` the routers' biases."""
+    routers = any(getattr(entry.layer.options, "score_bias", False) for entry in getattr(net, "layers", ()))
+    return "(running statistics and routers' score biases)" if routers else "(BatchNorm running mean and variance)"
+
+
 def _kv_cache_bytes(net: NetworkLike) -> Expr | None:
     return None if net.kv_cache is None else net.kv_cache * DTYPES[net.dtype]
 
@@ -159,6 +166,7 @@ QUANTITIES: list[Quantity] = [
         tables=frozenset({"table"}),
         only_if_nonzero=True,
         summary="(BatchNorm running mean and variance)",
+        summary_for=_state_note,
         headline=True,
         explain=_explain_state,
         experts="all",

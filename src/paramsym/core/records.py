@@ -149,6 +149,7 @@ class Node:
     layer: int | None = None
     count: Expr | None = None
     top: Expr | None = None  # moe: how many experts each position goes through
+    score_bias: bool = False  # moe(..., score_bias): the router keeps a bias per expert (state)
     name: str | None = None  # a named value (`STAGE as NAME`, `@NAME`): its name
     target: Node | None = None  # `@NAME`: the node that keeps the value it reads
 

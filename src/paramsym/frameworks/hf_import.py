@@ -876,6 +876,118 @@ def _decoder(model, length: int | None, shape: tuple | None = None) -> str:
     return "\n".join([title, *notes, *lets, *blocks, network]) + "\n"
 
 
+_DEEPSEEKS = {
+    "deepseek_v2": ("DeepseekV2Model", "DeepseekV2ForCausalLM"),
+    "deepseek_v3": ("DeepseekV3Model", "DeepseekV3ForCausalLM"),
+}
+
+
+def _gated_mlp(mlp, where: str, act: str) -> tuple[int, bool]:
+    """(width, biases) of a Llama-style gated MLP module (gate_proj, up_proj, down_proj), or refused."""
+    parts: list[Any] = [getattr(mlp, f"{x}_proj", None) for x in ("gate", "up", "down")]
+    gate, up, down = parts
+    if any(type(m).__name__ != "Linear" for m in (gate, up, down)) or not (
+        gate.out_features == up.out_features == down.in_features
+        and (gate.bias is None) == (up.bias is None) == (down.bias is None)
+    ):
+        raise ImportRefused(f"{where}: an MLP other than gate_proj, up_proj and down_proj of one width")
+    return gate.out_features, gate.bias is not None
+
+
+def _deepseek(model, length: int | None, shape: tuple | None = None) -> str:
+    """DeepSeek-V2 and V3: multi-head latent attention (`mla`), RMSNorm, a gated MLP in the first
+    first_k_dense_replace layers and in the others a mixture of routed experts (num_experts_per_tok of
+    n_routed_experts) added to the shared experts (one gated MLP of moe_intermediate_size·n_shared_experts, ungated),
+    V3's router keeping a bias per expert to choose them (`score_bias`). Every layer's modules are read."""
+    from ..kinds.latent_attention import latent_attention_text
+
+    c = model.config
+    _classes(model, *_DEEPSEEKS[c.model_type])
+    length = _length(model, length, shape, None, "")  # rotary positions: any length
+    base = getattr(model, "model", model)
+    head = getattr(model, "lm_head", None)
+    act = _hf_activation(model, "hidden_act")
+    name = type(model).__name__
+    attentions, dense, moes, kinds = set(), set(), set(), []
+    for i, layer in enumerate(base.layers):
+        where = f"{name}.model.layers.{i}"
+        attentions.add(latent_attention_text(layer.self_attn, f"{where}.self_attn"))
+        mlp = layer.mlp
+        if hasattr(mlp, "experts"):
+            experts, router, shared = mlp.experts, mlp.gate, getattr(mlp, "shared_experts", None)
+            gate_up, down = getattr(experts, "gate_up_proj", None), getattr(experts, "down_proj", None)
+            if gate_up is None or down is None or gate_up.dim() != 3 or down.dim() != 3 or shared is None:
+                raise ImportRefused(
+                    f"{where}.mlp: experts other than gate_up_proj and down_proj tensors beside shared experts"
+                )
+            count, width = gate_up.shape[0], gate_up.shape[1] // 2
+            if (
+                tuple(gate_up.shape) != (count, 2 * width, c.hidden_size)
+                or tuple(down.shape) != (count, c.hidden_size, width)
+                or tuple(router.weight.shape) != (count, c.hidden_size)
+                or sum(p.numel() for p in experts.parameters()) != gate_up.numel() + down.numel()
+                or sum(p.numel() for p in router.parameters()) != router.weight.numel()
+            ):
+                raise ImportRefused(
+                    f"{where}.mlp: routed experts and a router other than E gated MLPs without biases and a "
+                    f"Linear(d, E) without bias"
+                )
+            buffers = {n for n, _ in router.named_buffers()}
+            if buffers - {"e_score_correction_bias"}:
+                raise ImportRefused(
+                    f"{where}.mlp.gate keeps buffers {sorted(buffers)} that the language does not count"
+                )
+            top = getattr(router, "top_k", None) or c.num_experts_per_tok
+            shared_width, shared_bias = _gated_mlp(shared, f"{where}.mlp.shared_experts", act)
+            moes.add((count, top, width, shared_width, shared_bias, bool(buffers)))
+            kinds.append("moe")
+        else:
+            dense.add(_gated_mlp(mlp, f"{where}.mlp", act))
+            kinds.append("dense")
+    first = kinds.count("dense")
+    if (
+        kinds != ["dense"] * first + ["moe"] * (len(kinds) - first)
+        or len(attentions) > 1
+        or len(dense) > 1
+        or len(moes) > 1
+    ):
+        raise ImportRefused(
+            f"{name}: its layers are not {first} alike with a dense MLP, then layers alike with experts (the "
+            f"layout of first_k_dense_replace)"
+        )
+    (attention,) = attentions
+    T = length or c.max_position_embeddings
+    lets = [
+        f"let V = {c.vocab_size}; let T = {T}; let d = {c.hidden_size}; let L = {len(kinds)}",
+    ]
+    lines = [f"def attention = {attention}"]
+    blocks = []
+    if dense:
+        ((width, bias),) = dense
+        b = ", bias" if bias else ""
+        lets.append(f"let F = {width}; let K = {first}  # K layers with a dense MLP")
+        lines.append(f"def mlp = mul(dense(->F{b}) > {act} | dense(->F{b})) > dense(->d{b})")
+        lines.append("def dense_block = res(rmsnorm > attention) > res(rmsnorm > mlp)")
+        blocks.append("(dense_block) * K" if first > 1 else "dense_block")
+    if moes:
+        ((count, top, width, shared_width, shared_bias, score_bias),) = moes
+        b = ", bias" if shared_bias else ""
+        lets.append(f"let E = {count}; let k = {top}; let M = {width}; let S = {shared_width}")
+        lines += [
+            f"def expert = mul(dense(->M) > {act} | dense(->M)) > dense(->d)",
+            f"def shared = mul(dense(->S{b}) > {act} | dense(->S{b})) > dense(->d{b})",
+            "def moe_block = res(rmsnorm > attention) "
+            f"> res(rmsnorm > add(moe(expert, experts=E, top=k{', score_bias' if score_bias else ''}) | shared))",
+        ]
+        rest = len(kinds) - first
+        blocks.append(("(moe_block) * (L - K)" if dense else "(moe_block) * L") if rest > 1 else "moe_block")
+    tied = head is not None and _shared(head, base.embed_tokens)
+    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > {' > '.join(blocks)} > rmsnorm"
+    if head is not None:
+        network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
+    return "\n".join([f"# {name} read by paramsym from its config", *lets, *lines, network]) + "\n"
+
+
 # the blocks of the GPT-NeoX, GPT-J, Falcon and BLOOM layouts, from what their forward passes compute (x the block's
 # input, a the attention, m the MLP)
 _BLOCKS = {
@@ -2064,6 +2176,8 @@ _FAMILIES = {
     "gptj": _gptj,
     "falcon": _falcon,
     "bloom": _bloom,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
 }
 
 

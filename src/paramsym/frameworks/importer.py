@@ -2557,13 +2557,15 @@ def _state_buffers(module) -> int:
     non-persistent buffers (masks, rotary frequencies) and constant tables computed from the architecture
     (Swin V2's relative_coords_table, position indices) are not state: paramsym counts none of them. A frozen
     BatchNorm (torchvision's FrozenBatchNorm2d: `bn(frozen)`) keeps its scale and shift as buffers beside the
-    statistics: they are state too, and it learns nothing."""
+    statistics: they are state too, and it learns nothing. A router's e_score_correction_bias (DeepSeek-V3's bias
+    per expert, adjusted for load balance and saved with the weights; `moe(..., score_bias)`) is state as well."""
     persistent = module.state_dict(keep_vars=True)
     frozen = {"weight", "bias", "running_mean", "running_var"}
     total = 0
     for prefix, sub in module.named_modules():
         own = dict(sub.named_buffers(recurse=False))
         counted = frozen if frozen <= own.keys() else {"running_mean", "running_var"}
+        counted = counted | {"e_score_correction_bias"}  # a router's bias to choose experts: moe(..., score_bias)
         for name, b in own.items():
             full = f"{prefix}.{name}" if prefix else name
             if full in persistent and b.is_floating_point() and name in counted:

@@ -137,20 +137,27 @@ class Fetch(nn.Module):
 
 
 class MixtureOfExperts(nn.Module):
-    """`moe(SEQ, experts=E, top=k)`: a router Linear(d, E) without bias scores the experts at each
+    """`moe(SEQ, experts=E, top=k[, score_bias])`: a router Linear(d, E) without bias scores the experts at each
     position; each position's output is the softmax-weighted sum of its k best experts (every expert
     runs on every position here, which gives the same result as sending each position to k of them).
     Tensors are channels first, like every exported module."""
 
-    def __init__(self, router: nn.Module, experts: nn.Sequential, top: int):
+    def __init__(self, router: nn.Module, experts: nn.Sequential, top: int, score_bias: bool = False):
         super().__init__()
         self.router = router
         self.experts = nn.ModuleList(experts)
         self.top = top
+        # `score_bias`: one bias per expert added to the scores to choose them (DeepSeek-V3's), a buffer
+        self.register_buffer("e_score_correction_bias", torch.zeros(len(self.experts)) if score_bias else None)
 
     def forward(self, x):
         scores = self.router(x)  # (N, E, *positions)
-        weights, chosen = scores.topk(self.top, dim=1)
+        if self.e_score_correction_bias is None:
+            weights, chosen = scores.topk(self.top, dim=1)
+        else:
+            bias = self.e_score_correction_bias.view(1, -1, *[1] * (scores.dim() - 2))  # type: ignore[operator]
+            chosen = (scores + bias).topk(self.top, dim=1).indices
+            weights = scores.gather(1, chosen)
         gate = torch.zeros_like(scores).scatter(1, chosen, weights.softmax(dim=1))
         outputs = torch.stack([expert(x) for expert in self.experts], dim=1)  # (N, E, C, *positions)
         return (outputs * gate.unsqueeze(2)).sum(dim=1)
@@ -647,6 +654,55 @@ def rotary(q, k, base: float = 10000.0):
     angles = torch.cat((angles, angles), dim=-1)
     cos, sin = angles.cos().to(q.dtype), angles.sin().to(q.dtype)
     return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+
+
+class MultiHeadLatentAttention(nn.Module):
+    """`mla(...)`: DeepSeek-V2/V3's multi-head latent attention, causal, on a sequence (N, d, T), with transformers'
+    names: q_proj (or q_a_proj > q_a_layernorm > q_b_proj with `q_rank`), kv_a_proj_with_mqa (d -> latent +
+    rotary key), kv_a_layernorm, kv_b_proj (latent -> every head's key without positions and value), o_proj.
+    The rotary key is shared by the heads; `bias`: biases on q_a_proj, kv_a_proj_with_mqa and o_proj (q_proj,
+    q_b_proj and kv_b_proj have none), as transformers' attention_bias."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        kv_rank: int,
+        rope_dim: int,
+        nope_dim: int,
+        v_dim: int,
+        q_rank: int | None = None,
+        bias: bool = False,
+    ):
+        super().__init__()
+        self.num_heads, self.kv_lora_rank, self.q_lora_rank = heads, kv_rank, q_rank
+        self.qk_rope_head_dim, self.qk_nope_head_dim, self.v_head_dim = rope_dim, nope_dim, v_dim
+        width = heads * (nope_dim + rope_dim)
+        if q_rank is None:
+            self.q_proj = nn.Linear(channels, width, bias=False)
+        else:
+            self.q_a_proj = nn.Linear(channels, q_rank, bias=bias)
+            self.q_a_layernorm = nn.RMSNorm(q_rank)
+            self.q_b_proj = nn.Linear(q_rank, width, bias=False)
+        self.kv_a_proj_with_mqa = nn.Linear(channels, kv_rank + rope_dim, bias=bias)
+        self.kv_a_layernorm = nn.RMSNorm(kv_rank)
+        self.kv_b_proj = nn.Linear(kv_rank, heads * (nope_dim + v_dim), bias=False)
+        self.o_proj = nn.Linear(heads * v_dim, channels, bias=bias)
+
+    def forward(self, x):
+        y = x.movedim(1, -1)  # (N, T, d)
+        n, t = y.shape[0], y.shape[1]
+        h, nope, rope, v = self.num_heads, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim
+        q = self.q_proj(y) if self.q_lora_rank is None else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(y)))
+        q = q.view(n, t, h, nope + rope).transpose(1, 2)
+        latent, k_rope = self.kv_a_proj_with_mqa(y).split([self.kv_lora_rank, rope], dim=-1)
+        kv = self.kv_b_proj(self.kv_a_layernorm(latent)).view(n, t, h, nope + v).transpose(1, 2)
+        k_nope, values = kv.split([nope, v], dim=-1)
+        q_nope, q_rope = q.split([nope, rope], dim=-1)
+        q_rope, k_rope = rotary(q_rope, k_rope.unsqueeze(1))  # one rotary key, shared by the heads
+        keys = torch.cat((k_nope, k_rope.expand(-1, h, -1, -1)), dim=-1)
+        out = F.scaled_dot_product_attention(torch.cat((q_nope, q_rope), dim=-1), keys, values, is_causal=True)
+        return self.o_proj(out.transpose(1, 2).reshape(n, t, h * v)).movedim(-1, 1)
 
 
 class LayerScale(nn.Module):

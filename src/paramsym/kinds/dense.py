@@ -11,7 +11,7 @@ import sympy
 from .. import expansion
 from ..core.records import ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, Position
-from ..language.syntax import Call, Channels
+from ..language.syntax import Call, Channels, Positional
 from .base import (
     Args,
     Constraint,
@@ -181,26 +181,50 @@ class Dense(Kind):
         return f"dense({module.in_features}->{module.out_features}{bias})"
 
 
+@dataclass(frozen=True)
+class RouterOptions(DenseOptions):
+    score_bias: bool = False  # moe(..., score_bias): one bias per expert on the scores that choose, kept as state
+
+
 class Router(Dense):
-    """The router of `moe(...)`: a dense layer without bias that scores the experts for each position."""
+    """The router of `moe(...)`: a dense layer without bias that scores the experts for each position; with
+    `score_bias` (moe's flag) it keeps one bias per expert, added to the scores to choose the experts (DeepSeek-V3's
+    e_score_correction_bias), as state."""
 
     key = "router"
     names = ("router",)
     keywords = frozenset()
-    flags = frozenset()
+    flags = frozenset({"score_bias"})
     torch_modules = ()
+
+    def build(self, call: Call, flow: Flow, args: Args, match: NameMatch) -> Layer:
+        layer = super().build(call, flow, args, match)
+        layer.options = RouterOptions(score_bias="score_bias" in args.flags)
+        return layer
+
+    def counts(self, layer: Layer) -> dict[str, Expr | None]:
+        counts = super().counts(layer)
+        return {**counts, "state": known(layer.cout)} if RouterOptions.of(layer).score_bias else counts
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
         return [
             f"The router scores the {w(layer.cout)} experts for each position from its {w(layer.cin)} "
             f"channels: {w.product(layer.cin, layer.cout)} weights, no bias.",
             fan_in_sentence(counts, w),
-        ]
+        ] + (
+            [
+                f"It keeps one bias per expert ({w(layer.cout)} values of state, not learned by gradient descent) "
+                f"that is added to the scores only to choose the experts (DeepSeek-V3's e_score_correction_bias)."
+            ]
+            if RouterOptions.of(layer).score_bias
+            else []
+        )
 
 
-def router_call(experts: Expr, pos: Position) -> Call:
-    """The router layer that `moe(..., experts=E)` begins with."""
-    return Call("router", (Channels(None, experts, pos, None, pos),), pos)
+def router_call(experts: Expr, pos: Position, score_bias: bool = False) -> Call:
+    """The router layer that `moe(..., experts=E[, score_bias])` begins with."""
+    flag = (Positional((sympy.Symbol("score_bias"),), pos),) if score_bias else ()
+    return Call("router", (Channels(None, experts, pos, None, pos), *flag), pos)
 
 
 KINDS = (Dense(), Router())

@@ -552,7 +552,8 @@ def summary_lines(network: Network, data: dict | None = None, document: Document
             text = q.unknown or "?"
         else:
             text = _sum_line(network, document, data, q.name) if q.summary_sum else _cell(quantity)
-            text += f"  {q.summary}" if q.summary else ""
+            note = q.summary_for(network) if q.summary_for else q.summary
+            text += f"  {note}" if note else ""
         lines.append(f"{q.title:<6} = {text}")
     if data["activations"]["value"] is not None:
         lines.append(

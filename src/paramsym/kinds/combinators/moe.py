@@ -1,6 +1,8 @@
-"""`moe(SEQ, experts=E, top=k)`: a router dense(d->E) without bias, then E copies of SEQ (the experts) of
-which each position goes through k. SEQ is built once; its layers count E times in what is stored (params,
-state) and k times in what one position uses (active params, MACs)."""
+"""`moe(SEQ, experts=E, top=k[, score_bias])`: a router dense(d->E) without bias, then E copies of SEQ (the experts)
+of which each position goes through k. SEQ is built once; its layers count E times in what is stored (params,
+state) and k times in what one position uses (active params, MACs). `score_bias`: the router keeps one bias per
+expert that is added to its scores to choose the experts (DeepSeek-V3's e_score_correction_bias, adjusted for load
+balance outside gradient descent): E values of state, no parameters."""
 
 from __future__ import annotations
 
@@ -9,12 +11,13 @@ from typing import Any
 from ...core.quantities import Counts
 from ...core.records import Flow, Layer, Node, Shape, TorchSpec
 from ...errors import ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError, Position
-from ...language.syntax import Composite, Keyword
+from ...language.syntax import Composite, Keyword, Positional
 from ..base import Expr, Words, check_or_defer, require_number_like, whole_number
 from ..dense import router_call
 from .base import Builder, Combinator, KerasExport, TorchExport, shape_difference, widest_field
 
 _EXAMPLE = "e.g. moe(dense(->4d) > gelu > dense(->d), experts=8, top=2)"
+SCORE_BIAS = "score_bias"  # the one flag of moe
 _SHAPE_HINT = "end the expert with a layer back to the input width, e.g. dense(->d)"
 
 
@@ -23,11 +26,12 @@ class Moe(Combinator):
 
     def build(self, builder: Builder, composite: Composite, flow: Flow, suffix: str) -> Flow:
         experts, top = self.arguments(builder, composite)
-        node = Node(self, count=experts, top=top)  # children: the router, the expert
+        score_bias = any(isinstance(a, Positional) and a.flag == SCORE_BIAS for a in composite.args)
+        node = Node(self, count=experts, top=top, score_bias=score_bias)  # children: the router, the expert
         builder.attach(node)
         with builder.at(self.keyword + suffix):
             with builder.branch(node):
-                builder.call(router_call(experts, composite.pos), flow)
+                builder.call(router_call(experts, composite.pos, score_bias), flow)
             saved = builder.experts
             builder.experts = (experts, top) if saved is None else (saved[0] * experts, saved[1] * top)
             try:
@@ -48,10 +52,18 @@ class Moe(Combinator):
     def arguments(self, builder: Builder, composite: Composite) -> tuple[Expr, Expr]:
         """experts=E and top=k, with their checks."""
         values: dict[str, tuple[Expr, Position]] = {}
+        flags = 0
         for arg in composite.args:
+            if isinstance(arg, Positional) and arg.flag == SCORE_BIAS:
+                flags += 1
+                if flags > 1:
+                    raise ParamsymArgumentError(f"{SCORE_BIAS} is given twice", pos=arg.pos)
+                continue
             if not isinstance(arg, Keyword) or arg.name not in ("experts", "top"):
                 raise ParamsymArgumentError(
-                    "moe takes the expert's layers, then experts=E and top=k", pos=arg.pos, hint=_EXAMPLE
+                    f"moe takes the expert's layers, then experts=E and top=k (and the flag {SCORE_BIAS})",
+                    pos=arg.pos,
+                    hint=_EXAMPLE,
                 )
             if arg.name in values:
                 raise ParamsymArgumentError(f"{arg.name}= is given twice", pos=arg.pos)
@@ -88,7 +100,10 @@ class Moe(Combinator):
     def torch(self, node: Node, export: TorchExport) -> TorchSpec:
         router, expert = (export.spec(child) for child in node.children)
         experts = TorchSpec("nn.Sequential", (expert,), repeat=export.num(node.count))  # E fresh copies
-        return TorchSpec("MixtureOfExperts", (router, experts), {"top": export.num(node.top)})
+        kwargs: dict[str, Any] = {"top": export.num(node.top)}
+        if node.score_bias:
+            kwargs["score_bias"] = True
+        return TorchSpec("MixtureOfExperts", (router, experts), kwargs)
 
     def keras(self, node: Node, export: KerasExport, x: Any) -> Any:
         raise ParamsymUsageError(
