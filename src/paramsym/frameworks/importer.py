@@ -2590,6 +2590,7 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
     }
     config = getattr(module, "config", None)
     experts = getattr(config, "_experts_implementation", None)
+    attention = getattr(config, "_attn_implementation", None)
     was_training = module.training
     try:
         if experts not in (None, "eager", "batched_mm"):
@@ -2597,7 +2598,13 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
             config._experts_implementation = "batched_mm"
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = functional_call(module.eval(), tensors, (example,), strict=False)
+            # an encoder-decoder (T5, BART) takes the decoder's ids too: of the same length, as the program's T;
+            # eager attention, whose masks need no value (SDPA's asks whether a mask of ones is all ones: an
+            # item() that meta tensors do not have)
+            kwargs = {"decoder_input_ids": example} if _takes_decoder_ids(module, input_shape) else {}
+            if kwargs and attention not in (None, "eager"):
+                config._attn_implementation = "eager"
+            out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
     except Exception as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ImportRefused(
@@ -2609,7 +2616,21 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         module.train(was_training)
         if experts is not None and config._experts_implementation != experts:
             config._experts_implementation = experts
+        if attention is not None and config._attn_implementation != attention:
+            config._attn_implementation = attention
     return _TorchRun(tuple(_main_tensor(out).shape), len(input_shape) == 1, False, _called_parameters(module, called))
+
+
+def _takes_decoder_ids(module, input_shape: tuple) -> bool:
+    """Whether the model's forward takes the ids of a decoder beside its input (an encoder-decoder's)."""
+    import inspect
+
+    if len(input_shape) != 1:
+        return False
+    try:
+        return "decoder_input_ids" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _main_tensor(out):
