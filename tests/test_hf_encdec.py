@@ -79,11 +79,7 @@ def decoder_kv(network, **values) -> int:
     its copies already."""
     embeds = [lc.layer.index for lc in network.layers if lc.layer.kind.key == "embed"]
     start = embeds[1]
-    return sum(
-        network.value(lc.counts["kv_cache"], **values)
-        for lc in network.layers
-        if lc.layer.index > start
-    )
+    return sum(network.value(lc.counts["kv_cache"], **values) for lc in network.layers if lc.layer.index > start)
 
 
 @pytest.mark.parametrize("name, build", MODELS, ids=[m[0] for m in MODELS])

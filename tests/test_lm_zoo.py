@@ -36,6 +36,10 @@ def gpt2(**config):
     return on_meta(lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(**config)))
 
 
+def t5(**config):
+    return on_meta(lambda: transformers.T5ForConditionalGeneration(transformers.T5Config(**config)))
+
+
 def llama(**config):
     return on_meta(lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)))
 
@@ -63,7 +67,21 @@ MODELS = [
         lambda: on_meta(lambda: transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**QWEN2_5_7B))),
         7_615_616_512,
     ),
+    # an encoder-decoder (two inputs: S and T): transformers' T5Config() is t5-small; t5-base's sizes
+    ("t5_base", lambda: t5(d_model=768, d_ff=3072, num_layers=12, num_heads=12), 222_903_552),
 ]
+
+
+def test_t5_base_imports_as_the_example_counts():
+    """T5-base read by its config (`from_torch`) counts as the hand-written example, at any S and T."""
+    from paramsym.frameworks.importer import from_torch
+
+    model = t5(d_model=768, d_ff=3072, num_layers=12, num_heads=12)
+    imported = paramsym.parse(from_torch(model, 512))
+    example = paramsym.parse(program("t5_base"))
+    for lengths in ({}, {"S": 512, "T": 128}):
+        a, b = imported.evaluate(**lengths), example.evaluate(**lengths)
+        assert (a["params"], a["kv_cache"], a["macs"]) == (b["params"], b["kv_cache"], b["macs"])
 
 
 @pytest.mark.parametrize("name,build,reference", MODELS, ids=[m[0] for m in MODELS])
