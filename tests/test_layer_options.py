@@ -27,6 +27,7 @@ from paramsym.kinds.class_attention import ClassAttentionOptions
 from paramsym.kinds.class_block import ClassBlockOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
+from paramsym.kinds.sequence import EmbedOptions
 from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.efficientformer_attention import EfficientFormerV2Options
 from paramsym.kinds.evonorm import EvoNormOptions
@@ -160,6 +161,7 @@ CASES = [
     ("input(16x16x8) > sepattn", 0, SeparableAttentionOptions(1)),
     ("input(16) > embed(100->32) as wte > dense(->100, tie=wte)", 1, DenseOptions(Tie("wte", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
+    ("input(16) > embed(100->32) as e > ln > input(8) > embed(100->32, tie=e)", 2, EmbedOptions(Tie("e", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
     ("input(32x32x3) > maxpool3x3(stride=2, ceil)", 0, PoolingOptions("max", True)),
     ("input(32x32x3) > avgpool2x2", 0, PoolingOptions("avg", False)),

@@ -341,7 +341,7 @@ class LayerBuilder:
                 raise ParamsymArgumentError(
                     f"{name}=@...: a block's parameter is an expression, not a named value",
                     pos=arg.pos,
-                    hint="read the named value inside the block: attn(heads=h, source=@memory)",
+                    hint="read the named value inside the block, in the layer that takes it (source=@NAME)",
                 )
             if len(arg.value) != 1:
                 raise ParamsymArgumentError(f"the value of '{name}' must be one expression", pos=arg.pos)
