@@ -37,7 +37,7 @@ def test_zoo_table_holds():
     rows = [
         line
         for line in (ROOT / "docs" / "zoo.md").read_text().splitlines()
-        if line.startswith("| `") and line.split("|")[1].strip().endswith('.psym`')
+        if line.startswith("| `") and line.split("|")[1].strip().endswith(".psym`")
     ]
     assert len(rows) >= 21
     for row in rows:

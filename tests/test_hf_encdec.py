@@ -239,7 +239,7 @@ def test_tied_heads_must_agree():
 
 def test_exports_refuse_two_inputs():
     network = paramsym.parse(PROGRAM.replace("input(S)", "input(10)").replace("input(T)", "input(6)"))
-    with pytest.raises(ParamsymError, match="second input|relbuckets|tie="):
+    with pytest.raises(ParamsymError, match=r"second input|relbuckets|tie="):
         paramsym.to_torch(network)
     one_input_bias = paramsym.parse("input(10) > embed(100->32) > attn(heads=4, relbuckets=32)")
     with pytest.raises(ParamsymError, match="relbuckets"):

@@ -27,7 +27,6 @@ from paramsym.kinds.class_attention import ClassAttentionOptions
 from paramsym.kinds.class_block import ClassBlockOptions
 from paramsym.kinds.convolution import StandardisedOptions, TransposedConvolutionOptions
 from paramsym.kinds.dense import DenseOptions, Tie
-from paramsym.kinds.sequence import EmbedOptions
 from paramsym.kinds.eca import EcaOptions
 from paramsym.kinds.efficientformer_attention import EfficientFormerV2Options
 from paramsym.kinds.evonorm import EvoNormOptions
@@ -48,7 +47,7 @@ from paramsym.kinds.rest import RestOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sdpa import SdpaOptions
 from paramsym.kinds.separable_attention import SeparableAttentionOptions
-from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
+from paramsym.kinds.sequence import EmbedOptions, PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.talking_heads import TalkingHeadsOptions
 from paramsym.kinds.token_pool import TokenPoolOptions

@@ -239,7 +239,9 @@ def _t5_block_parts(model, c) -> tuple[str, list[str]]:
     act = _hf_activation(model, "dense_act_fn")
     ff = model.encoder.block[0].layer[-1].DenseReluDense
     if any(m.bias is not None for m in ff.modules() if type(m).__name__ == "Linear"):
-        raise ImportRefused(f"{type(model).__name__}: a feed-forward Linear with a bias has no counterpart in T5's layout")
+        raise ImportRefused(
+            f"{type(model).__name__}: a feed-forward Linear with a bias has no counterpart in T5's layout"
+        )
     mlp = f"mul(dense(->F) > {act} | dense(->F)) > dense(->d)" if c.is_gated_act else f"dense(->F) > {act} > dense(->d)"
     attention = ["heads=h"] + ([f"head_dim={c.d_kv}"] if c.d_kv * c.num_heads != c.d_model else [])
     return mlp, attention
@@ -275,8 +277,8 @@ def _t5(model, length: int | None, shape: tuple | None = None) -> str:
     layers.insert(0, _encoder_decoder_lengths(model, length, shape, None, ""))
     layers.append(f"let Ld = {c.num_decoder_layers}")
     lines.append(
-        f"def dec = res(rmsnorm > attn({options}, causal, tie=decpos)) > res(rmsnorm > attn({options}, source=@memory)) "
-        f"> res(rmsnorm > ff)"
+        f"def dec = res(rmsnorm > attn({options}, causal, tie=decpos)) "
+        f"> res(rmsnorm > attn({options}, source=@memory)) > res(rmsnorm > ff)"
     )
     first_dec = (
         f"res(rmsnorm > attn({options}, causal, relbuckets={buckets}) as decpos) "

@@ -2602,7 +2602,7 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
             # eager attention, whose masks need no value (SDPA's asks whether a mask of ones is all ones: an
             # item() that meta tensors do not have)
             kwargs = {"decoder_input_ids": example} if _takes_decoder_ids(module, input_shape) else {}
-            if kwargs and attention not in (None, "eager"):
+            if kwargs and config is not None and attention not in (None, "eager"):
                 config._attn_implementation = "eager"
             out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
     except Exception as error:
@@ -2616,7 +2616,7 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         module.train(was_training)
         if experts is not None and config._experts_implementation != experts:
             config._experts_implementation = experts
-        if attention is not None and config._attn_implementation != attention:
+        if config is not None and attention is not None and config._attn_implementation != attention:
             config._attn_implementation = attention
     return _TorchRun(tuple(_main_tensor(out).shape), len(input_shape) == 1, False, _called_parameters(module, called))
 

@@ -53,7 +53,15 @@ import sympy
 
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, ParamsymUsageError
+from ..errors import (
+    ImportRefused,
+    ParamsymArgumentError,
+    ParamsymNameError,
+    ParamsymShapeError,
+    ParamsymUsageError,
+    Position,
+)
+from ..language.syntax import reference
 from . import traced_attention
 from .base import (
     Args,
@@ -79,8 +87,6 @@ from .base import (
     whole_input_field,
     whole_number,
 )
-from ..errors import Position
-from ..language.syntax import reference
 from .dense import Tie
 
 # the forms of a window's position bias (relpos=), the first the default
@@ -1286,7 +1292,9 @@ class Attention(Kind):
                 hint="leave out relbuckets=",
             )
         if len(arg.value) != 1:
-            raise ParamsymArgumentError("relbuckets= takes one value, the number of buckets (relbuckets=32)", pos=arg.pos)
+            raise ParamsymArgumentError(
+                "relbuckets= takes one value, the number of buckets (relbuckets=32)", pos=arg.pos
+            )
         value = arg.value[0]
         if value.is_number and not (value.is_integer and value >= 1):
             raise ParamsymArgumentError(
