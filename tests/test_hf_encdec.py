@@ -257,3 +257,22 @@ def test_explain_names_the_buckets_and_the_source():
     assert "the table of encpos" not in text  # no layer ties to encpos here
     assert "keys from 10 x 32 (the value memory)" in text
     assert "The table of shared (tied)" in text
+
+
+def test_inputs_in_json_and_explain():
+    from paramsym.render.explain import explain
+
+    network = paramsym.parse("input(10) > embed(100->32) as m > input(6) > embed(100->32) > attn(heads=4, source=@m)")
+    assert [shape.describe() for shape in network.inputs] == ["10", "6"]
+    assert network.with_values().inputs == network.inputs
+    assert network.to_dict()["inputs"] == [["10"], ["6"]]
+    assert explain(network).startswith("Inputs: 10, then 6 (channels last)")
+    assert "inputs" not in paramsym.parse("input(10) > embed(100->32)").to_dict()
+
+
+def test_csv_total_row_reads_both_inputs():
+    network = paramsym.parse("input(10) > embed(100->32) as m > input(6) > embed(100->32) > attn(heads=4, source=@m)")
+    from paramsym.render.printers import render_csv
+
+    last = render_csv(network).strip().splitlines()[-1]
+    assert last.startswith(",total,,,10; 6,6x32,")
