@@ -1320,7 +1320,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for). Qwen2 and Phi-3 are read in Llama's layout."""
+    model was built for). Qwen2 and Phi-3 are read in Llama's layout; T5 and BART, encoder-decoders, with two
+    inputs of that length (`let S`, `let T`)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
