@@ -276,3 +276,24 @@ def test_csv_total_row_reads_both_inputs():
 
     last = render_csv(network).strip().splitlines()[-1]
     assert last.startswith(",total,,,10; 6,6x32,")
+
+
+@pytest.mark.parametrize("build", [t5, bart], ids=["t5", "bart"])
+def test_two_lengths(build):
+    """`from_torch(model, (S, T))` (the CLI's `--input 10x6`): the encoder reads S tokens, the decoder T; the
+    verification runs the model so."""
+    model = build()
+    for shape in ((S, T), f"{S}x{T}"):
+        text = paramsym.from_torch(model, shape)
+        assert f"let S = {S}; let T = {T}" in text
+        network = paramsym.parse(text)
+        macs, self_cache, cross_cache = run(model, S, T)
+        assert network.evaluate()["macs"] == macs
+        assert decoder_kv(network) == self_cache + cross_cache
+
+
+def test_two_lengths_only_for_an_encoder_decoder():
+    with pytest.raises(ImportRefused, match="give its length"):
+        paramsym.from_torch(t5("T5EncoderModel"), (S, T))
+    with pytest.raises(ImportRefused, match="max_position_embeddings=64"):
+        paramsym.from_torch(bart(), (S, 65))

@@ -226,8 +226,12 @@ def _bert(model, length: int | None, shape: tuple | None = None) -> str:
 
 
 def _encoder_decoder_lengths(model, length: int | None, shape: tuple | None, limit: int | None, field: str) -> str:
-    """The `let`s of an encoder-decoder's two lengths: S, the encoder's input, and T, the decoder's; an import
-    gives both the one length asked for (`--set S=... --set T=...` counts others)."""
+    """The `let`s of an encoder-decoder's two lengths: S, the encoder's input, and T, the decoder's: both the
+    one length asked for (`--input 512`), or each its own (`--input 512x128`: S x T)."""
+    if shape is not None and len(shape) == 2:
+        source = _length(model, shape[0], None, limit, field)
+        target = _length(model, shape[1], None, limit, field)
+        return f"let S = {source}; let T = {target}"
     n = _length(model, length, shape, limit, field) or limit or 512
     return f"let S = {n}; let T = {n}"
 
