@@ -182,6 +182,7 @@ ALLOWED = {
         "the language has no strings; names are written bare, e.g. conv3x3(3->16)",
     ): "an example in a syntax-error hint",
     ("model.builder", "(c) = conv3x3(->c) ... and call "): "an example in the hint for a block given channels",
+    ("frameworks.importer", "_attn_implementation"): "transformers' config field (eager attention on meta)",
     (
         "frameworks.importer",
         "transpose",

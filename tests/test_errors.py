@@ -76,7 +76,8 @@ ERRORS = [
     ),
     ("input(8x8x3) > conv3x3(->8, stride=2x2x2)", paramsym.ParamsymArgumentError, "2 spatial axes", 1, 29, None),
     ("input(8x8x3) > conv3x3", paramsym.ParamsymArgumentError, "needs its output channels", 1, 16, None),
-    ("input(8x8x3) > relu > input(8x8x3)", paramsym.ParamsymArgumentError, "first stage", 1, 23, None),
+    # a second input starts a decoder at the top of the network (docs/language.md, "Two inputs"), never in a branch
+    ("input(8x8x3) > res(relu > input(8x8x3))", paramsym.ParamsymArgumentError, "first stage", 1, 27, None),
     ("input(8x8x3) > conv3x3(->floor(C, 2))", paramsym.ParamsymSyntaxError, "floor() takes 1 argument", 1, 26, None),
     (
         "input(8x8x3) > conv3x3(->flor(C))",

@@ -59,6 +59,33 @@ class Family:
         return f"{self.model_type}-{self.variant}" if self.variant else self.model_type
 
 
+T5_SMALL = dict(vocab_size=100, d_model=64, d_kv=16, d_ff=96, num_layers=3, num_decoder_layers=2, num_heads=4)
+BART_SMALL = dict(
+    vocab_size=100,
+    d_model=64,
+    encoder_layers=2,
+    decoder_layers=3,
+    encoder_attention_heads=4,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=96,
+    decoder_ffn_dim=80,
+    max_position_embeddings=64,
+)
+
+
+def t5_cache(config, source: int, length: int, encoder: bool = True) -> int:
+    """T5: every attention's keys and values of h·d_kv channels: the encoder's L self-attentions over S (with
+    `encoder`), the decoder's self-attentions over T and its cross-attentions over the S encoder positions."""
+    kv = config.num_heads * config.d_kv
+    return 2 * kv * ((config.num_layers * source if encoder else 0) + config.num_decoder_layers * (length + source))
+
+
+def bart_cache(config, source: int, length: int, encoder: bool = True) -> int:
+    """BART: as T5's, the heads splitting d_model."""
+    kv = config.d_model
+    return 2 * kv * ((config.encoder_layers * source if encoder else 0) + config.decoder_layers * (length + source))
+
+
 def gqa_cache(config, length: int) -> int:
     """keys and values of every layer: 2 · L · kv_heads · head_dim · T."""
     heads = config.num_attention_heads
@@ -334,6 +361,22 @@ FAMILIES += [
     Family(
         "bloom", hf("BloomForCausalLM", "BloomConfig", vocab_size=100, hidden_size=64, n_layer=2, n_head=4), gqa_cache
     ),
+    # encoder-decoders: from_torch gives the encoder and the decoder the same length (S = T); LANGUAGE.md counts
+    # every attention's keys and values: the encoder's self-attentions 2·S·kv each, the decoder's 2·T·kv, its
+    # cross-attentions 2·S·kv. transformers' EncoderDecoderCache keeps the decoder's two parts only (the encoder
+    # runs once and keeps none): measured_cache=False, and test_encoder_decoder_cache compares the decoder's part
+    # with transformers' cache (tests/test_hf_encdec.py checks it at S != T)
+    Family("t5", hf("T5ForConditionalGeneration", "T5Config", **T5_SMALL), lambda c, t: t5_cache(c, t, t), False),
+    Family(
+        "t5",
+        hf("T5ForConditionalGeneration", "T5Config", **{**T5_SMALL, "feed_forward_proj": "gated-gelu", "d_kv": 24}),
+        lambda c, t: t5_cache(c, t, t),
+        False,
+        "gated",
+    ),
+    Family(
+        "bart", hf("BartForConditionalGeneration", "BartConfig", **BART_SMALL), lambda c, t: bart_cache(c, t, t), False
+    ),
 ]
 
 # model_type -> why transformers 5.23's family is refused (each names what the language lacks)
@@ -361,9 +404,14 @@ def active_truth(model) -> int:
 
 
 def cache_truth(model, length: int) -> int:
+    """The values in transformers' cache after a forward pass of `length` tokens (an encoder-decoder's decoder
+    reads `length` tokens of its own: its EncoderDecoderCache's self-attention and cross-attention parts)."""
+    ids = torch.zeros(1, length, dtype=torch.long)
+    extra = {"decoder_input_ids": ids} if model.config.is_encoder_decoder else {}
     with torch.no_grad():
-        cache = model(torch.zeros(1, length, dtype=torch.long), use_cache=True).past_key_values
-    return sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
+        cache = model(ids, use_cache=True, **extra).past_key_values
+    parts = [cache.self_attention_cache, cache.cross_attention_cache] if extra else [cache]
+    return sum(layer.keys.numel() + layer.values.numel() for part in parts for layer in part.layers)
 
 
 @pytest.fixture(scope="module", params=FAMILIES, ids=str)
@@ -396,6 +444,17 @@ def test_kv_cache_is_what_transformers_keeps(imported):
     if not family.measured_cache:
         pytest.skip(f"{family}: transformers' cache is not what the architecture keeps (see the row)")
     assert values["kv_cache"] == cache_truth(model, T)
+
+
+def test_encoder_decoder_cache(imported):
+    """An encoder-decoder's decoder keeps what transformers' EncoderDecoderCache holds; the program's total adds
+    the encoder's self-attentions (2·S·kv each, LANGUAGE.md)."""
+    family, model, _, values = imported
+    if not model.config.is_encoder_decoder:
+        pytest.skip(f"{family} is not an encoder-decoder")
+    decoder = (t5_cache if family.model_type == "t5" else bart_cache)(model.config, T, T, encoder=False)
+    assert cache_truth(model, T) == decoder
+    assert values["kv_cache"] == family.kv_cache(model.config, T) > decoder
 
 
 def test_zoo_lists_every_family():

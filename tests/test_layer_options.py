@@ -48,7 +48,7 @@ from paramsym.kinds.rest import RestOptions
 from paramsym.kinds.rmsnorm import RMSNormOptions
 from paramsym.kinds.sdpa import SdpaOptions
 from paramsym.kinds.separable_attention import SeparableAttentionOptions
-from paramsym.kinds.sequence import PositionEmbeddingOptions, SelectOptions
+from paramsym.kinds.sequence import EmbedOptions, PositionEmbeddingOptions, SelectOptions
 from paramsym.kinds.softcap import SoftCapOptions
 from paramsym.kinds.space2depth import SpaceToDepthOptions
 from paramsym.kinds.talking_heads import TalkingHeadsOptions
@@ -179,6 +179,7 @@ CASES = [
     ("input(16) > embed(100->32) > dense(->100)", 1, DenseOptions(None)),
     ("input(6x16) > moe(dense(->16), experts=4, top=2, score_bias)", 0, RouterOptions(score_bias=True)),
     ("input(6x16) > moe(dense(->16), experts=4, top=2)", 0, RouterOptions(score_bias=False)),
+    ("input(16) > embed(100->32) as e > ln > input(8) > embed(100->32, tie=e)", 2, EmbedOptions(Tie("e", 0))),
     ("input(16) > embed(100->32) > dense(->100)", 0, NO_OPTIONS),
     ("input(32x32x3) > maxpool3x3(stride=2, ceil)", 0, PoolingOptions("max", True)),
     ("input(32x32x3) > avgpool2x2", 0, PoolingOptions("avg", False)),

@@ -45,6 +45,10 @@ def gpt2(**config):
     return on_meta(lambda: transformers.GPT2LMHeadModel(transformers.GPT2Config(**config)))
 
 
+def t5(**config):
+    return on_meta(lambda: transformers.T5ForConditionalGeneration(transformers.T5Config(**config)))
+
+
 def llama(**config):
     return on_meta(lambda: transformers.LlamaForCausalLM(transformers.LlamaConfig(**config)))
 
@@ -89,11 +93,25 @@ MODELS = [
         9_241_705_984,
     ),
     ("deepseek_v2_lite", lambda: deepseek_v2_lite(), 15_706_484_224),
+    # an encoder-decoder (two inputs: S and T): transformers' T5Config() is t5-small; t5-base's sizes
+    ("t5_base", lambda: t5(d_model=768, d_ff=3072, num_layers=12, num_heads=12), 222_903_552),
 ]
 
 
 def deepseek_v2_lite():
     return on_meta(lambda: transformers.DeepseekV2ForCausalLM(transformers.DeepseekV2Config(**DEEPSEEK_V2_LITE)))
+
+
+def test_t5_base_imports_as_the_example_counts():
+    """T5-base read by its config (`from_torch`) counts as the hand-written example, at any S and T."""
+    from paramsym.frameworks.importer import from_torch
+
+    model = t5(d_model=768, d_ff=3072, num_layers=12, num_heads=12)
+    imported = paramsym.parse(from_torch(model, 512))
+    example = paramsym.parse(program("t5_base"))
+    for lengths in ({}, {"S": 512, "T": 128}):
+        a, b = imported.evaluate(**lengths), example.evaluate(**lengths)
+        assert (a["params"], a["kv_cache"], a["macs"]) == (b["params"], b["kv_cache"], b["macs"])
 
 
 @pytest.mark.parametrize("name,build,reference", MODELS, ids=[m[0] for m in MODELS])

@@ -1195,6 +1195,119 @@ def _opt(model, length: int | None, shape: tuple | None = None) -> str:
     return "\n".join([title, *lets, f"def block = {block}", " > ".join(stages)]) + "\n"
 
 
+def _encoder_decoder_lengths(model, length: int | None, shape: tuple | None, limit: int | None, field: str) -> str:
+    """The `let`s of an encoder-decoder's two lengths: S, the encoder's input, and T, the decoder's: both the
+    one length asked for (`--input 512`), or each its own (`--input 512x128`: S x T)."""
+    if shape is not None and len(shape) == 2:
+        source = _length(model, shape[0], None, limit, field)
+        target = _length(model, shape[1], None, limit, field)
+        return f"let S = {source}; let T = {target}"
+    n = _length(model, length, shape, limit, field) or limit or 512
+    return f"let S = {n}; let T = {n}"
+
+
+def _t5_block_parts(model, c) -> tuple[str, list[str]]:
+    """(the MLP, the attention's options) of T5's layers, read from the config and checked on the first block:
+    DenseReluDense (wi > act > wo) or, gated (T5 v1.1, Flan-T5: feed_forward_proj="gated-gelu"), wi_0 > act times
+    wi_1, then wo; no biases anywhere; the heads of d_kv channels (head_dim= when h·d_kv is not d_model)."""
+    act = _hf_activation(model, "dense_act_fn")
+    ff = model.encoder.block[0].layer[-1].DenseReluDense
+    if any(m.bias is not None for m in ff.modules() if type(m).__name__ == "Linear"):
+        raise ImportRefused(
+            f"{type(model).__name__}: a feed-forward Linear with a bias has no counterpart in T5's layout"
+        )
+    mlp = f"mul(dense(->F) > {act} | dense(->F)) > dense(->d)" if c.is_gated_act else f"dense(->F) > {act} > dense(->d)"
+    attention = ["heads=h"] + ([f"head_dim={c.d_kv}"] if c.d_kv * c.num_heads != c.d_model else [])
+    return mlp, attention
+
+
+def _t5(model, length: int | None, shape: tuple | None = None) -> str:
+    """T5 (T5ForConditionalGeneration, T5Model, T5EncoderModel): a shared embedding; an encoder of pre-norm blocks
+    (rmsnorm: T5LayerNorm) whose first attention holds the relative-position buckets (relative_attention_bias,
+    Embedding(buckets, h): `relbuckets=B`) that the others use again (`tie=`); a final rmsnorm, named `memory`;
+    a decoder from its own input whose blocks add cross-attention to memory (`source=@memory`); the head tied
+    to the embedding or not. No attention bias, no 1/sqrt(d) scaling (neither has parameters)."""
+    c = model.config
+    name = type(model).__name__
+    _classes(model, "T5ForConditionalGeneration", "T5Model", "T5EncoderModel")
+    mlp, attention = _t5_block_parts(model, c)
+    options = ", ".join(attention)
+    buckets = c.relative_attention_num_buckets
+    decoder = getattr(model, "decoder", None)
+    layers = [f"let V = {c.vocab_size}; let d = {c.d_model}; let h = {c.num_heads}; let F = {c.d_ff}"]
+    lines = [f"def ff = {mlp}"]
+
+    def stack(L: str, count: int, first: str, block: str, last_name: str) -> str:
+        more = f" > ({block}) * ({L} - 1)" if count > 1 else ""
+        return f"{first}{more} > rmsnorm{last_name}"
+
+    layers.append(f"let L = {c.num_layers}")
+    lines.append(f"def enc = res(rmsnorm > attn({options}, tie=encpos)) > res(rmsnorm > ff)")
+    first_enc = f"res(rmsnorm > attn({options}, relbuckets={buckets}) as encpos) > res(rmsnorm > ff)"
+    if decoder is None:
+        layers.insert(0, f"let S = {_length(model, length, shape, None, '') or 512}")
+        network = f"input(S) > embed(V->d) > {stack('L', c.num_layers, first_enc, 'enc', '')}"
+        return "\n".join([f"# {name} read by paramsym from its config", *layers, *lines, network]) + "\n"
+    layers.insert(0, _encoder_decoder_lengths(model, length, shape, None, ""))
+    layers.append(f"let Ld = {c.num_decoder_layers}")
+    lines.append(
+        f"def dec = res(rmsnorm > attn({options}, causal, tie=decpos)) "
+        f"> res(rmsnorm > attn({options}, source=@memory)) > res(rmsnorm > ff)"
+    )
+    first_dec = (
+        f"res(rmsnorm > attn({options}, causal, relbuckets={buckets}) as decpos) "
+        f"> res(rmsnorm > attn({options}, source=@memory)) > res(rmsnorm > ff)"
+    )
+    head = getattr(model, "lm_head", None)
+    network = (
+        f"input(S) > embed(V->d) as shared > {stack('L', c.num_layers, first_enc, 'enc', ' as memory')} "
+        f"> input(T) > embed(V->d, tie=shared) > {stack('Ld', c.num_decoder_layers, first_dec, 'dec', '')}"
+    )
+    if head is not None:
+        network += " > dense(->V, tie=shared)" if _shared(head, model.shared) else " > dense(->V)"
+    return "\n".join([f"# {name} read by paramsym from its config", *layers, *lines, network]) + "\n"
+
+
+def _bart(model, length: int | None, shape: tuple | None = None) -> str:
+    """BART (BartForConditionalGeneration, BartModel): a shared embedding (scale_embedding multiplies by sqrt(d):
+    no parameters); encoder and decoder each with learned positions, a table of max_position_embeddings + 2 rows
+    (BartLearnedPositionalEmbedding looks positions up with an offset of 2) and layernorm_embedding; post-norm
+    layers (x = LN(x + attn(x)), x = LN(x + ffn(x))) with biases everywhere; the decoder's layers add
+    cross-attention to the encoder's output (`source=@memory`). final_logits_bias is a buffer, not a parameter:
+    it learns nothing and counts nowhere."""
+    c = model.config
+    name = type(model).__name__
+    _classes(model, "BartForConditionalGeneration", "BartModel")
+    base = getattr(model, "model", model)
+    n = c.max_position_embeddings
+    rows = base.encoder.embed_positions.num_embeddings
+    if rows != n + 2 or base.decoder.embed_positions.num_embeddings != n + 2:
+        raise ImportRefused(f"{name}: learned positions of {rows} rows, not max_position_embeddings + 2 = {n + 2}")
+    for part in (base.encoder, base.decoder):
+        if getattr(part, "layer_norm", None) is not None:
+            raise ImportRefused(f"{name}: a final layer norm after the layers (mBART's) is not in BART's layout")
+    act = _hf_activation(model, "activation_function")
+    lines = [
+        f"# {name} read by paramsym from its config",
+        _encoder_decoder_lengths(model, length, shape, n, "max_position_embeddings"),
+        f"let V = {c.vocab_size}; let n = {n}; let d = {c.d_model}; let L = {c.encoder_layers}; "
+        f"let Ld = {c.decoder_layers}",
+        f"let h = {c.encoder_attention_heads}; let hd = {c.decoder_attention_heads}; "
+        f"let F = {c.encoder_ffn_dim}; let Fd = {c.decoder_ffn_dim}",
+        f"def enc = res(attn(heads=h, bias)) > ln > res(dense(->F, bias) > {act} > dense(->d, bias)) > ln",
+        f"def dec = res(attn(heads=hd, bias, causal)) > ln > res(attn(heads=hd, bias, source=@memory)) > ln "
+        f"> res(dense(->Fd, bias) > {act} > dense(->d, bias)) > ln",
+    ]
+    network = (
+        "input(S) > embed(V->d) as shared > posembed(n + 2) > ln > ((enc) * L) as memory "
+        "> input(T) > embed(V->d, tie=shared) > posembed(n + 2) > ln > (dec) * Ld"
+    )
+    head = getattr(model, "lm_head", None)
+    if head is not None:
+        network += " > dense(->V, tie=shared)" if _shared(head, base.shared) else " > dense(->V)"
+    return "\n".join([*lines, network]) + "\n"
+
+
 def _activation(module, where: str) -> str:
     """The kind of a torch activation module (ViT's and Swin's MLPs take any `activation_layer`)."""
     from .. import kinds
@@ -2178,6 +2291,8 @@ _FAMILIES = {
     "bloom": _bloom,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
+    "t5": _t5,
+    "bart": _bart,
 }
 
 
@@ -2202,7 +2317,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and Phi-3 are read in Llama's layout (_LLAMAS);
     GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential
-    blocks)."""
+    blocks); T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":

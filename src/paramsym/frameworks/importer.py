@@ -2582,7 +2582,13 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
 
     called: set[int] = set()
     hooks = [m.register_forward_pre_hook(lambda m, args: called.add(id(m))) for m in module.modules()]
-    if len(input_shape) == 1:  # token ids
+    decoder = _takes_decoder_ids(module, input_shape)
+    kwargs: dict = {}
+    if decoder:  # an encoder-decoder (T5, BART): input ids of S, decoder ids of T (S = T for one length)
+        source, target = input_shape if len(input_shape) == 2 else (input_shape[0], input_shape[0])
+        example = torch.zeros(2, source, dtype=torch.long, device="meta")
+        kwargs = {"decoder_input_ids": torch.zeros(2, target, dtype=torch.long, device="meta")}
+    elif len(input_shape) == 1:  # token ids
         example = torch.zeros(2, *input_shape, dtype=torch.long, device="meta")
     else:
         *spatial, channels = input_shape
@@ -2592,6 +2598,7 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
     }
     config = getattr(module, "config", None)
     experts = getattr(config, "_experts_implementation", None)
+    attention = getattr(config, "_attn_implementation", None)
     was_training = module.training
     try:
         if experts not in (None, "eager", "batched_mm"):
@@ -2599,7 +2606,11 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
             config._experts_implementation = "batched_mm"
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = functional_call(module.eval(), tensors, (example,), strict=False)
+            # an encoder-decoder (T5, BART) runs with eager attention, whose masks need no value (SDPA's asks
+            # whether a mask of ones is all ones: an item() that meta tensors do not have)
+            if kwargs and config is not None and attention not in (None, "eager"):
+                config._attn_implementation = "eager"
+            out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
     except Exception as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ImportRefused(
@@ -2611,7 +2622,24 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         module.train(was_training)
         if experts is not None and config._experts_implementation != experts:
             config._experts_implementation = experts
-    return _TorchRun(tuple(_main_tensor(out).shape), len(input_shape) == 1, False, _called_parameters(module, called))
+        if config is not None and attention is not None and config._attn_implementation != attention:
+            config._attn_implementation = attention
+    return _TorchRun(
+        tuple(_main_tensor(out).shape), len(input_shape) == 1 or decoder, False, _called_parameters(module, called)
+    )
+
+
+def _takes_decoder_ids(module, input_shape: tuple) -> bool:
+    """Whether the model's forward takes the ids of a decoder beside its input (a Hugging Face encoder-decoder's:
+    one length, or two, S x T)."""
+    import inspect
+
+    if len(input_shape) not in (1, 2) or getattr(getattr(module, "config", None), "model_type", None) is None:
+        return False
+    try:
+        return "decoder_input_ids" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _main_tensor(out):

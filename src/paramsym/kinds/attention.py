@@ -55,8 +55,15 @@ import sympy
 
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, ParamsymUsageError
-from ..language.syntax import Positional
+from ..errors import (
+    ImportRefused,
+    ParamsymArgumentError,
+    ParamsymNameError,
+    ParamsymShapeError,
+    ParamsymUsageError,
+    Position,
+)
+from ..language.syntax import Positional, reference
 from . import traced_attention
 from .base import (
     Args,
@@ -193,6 +200,18 @@ class AttentionOptions(Options):
     rotary: Expr | None = None
     # ALiBi (BLOOM, Falcon with alibi=True, MPT): a bias of −m·distance on each score, m a fixed slope per head
     alibi: bool = False
+    # T5's relative-position buckets (relbuckets=B): a table of B x h biases added to the scores, looked up by the
+    # bucket of each query/key offset; with tie=NAME the table of the attention NAME, counted there
+    rel_buckets: Expr | None = None
+    # source=@NAME: the named value the keys and values are projected from (its positions and channels: source)
+    memory: str | None = None
+
+    @property
+    def rel_bucket_params(self) -> Expr:
+        """T5's table of relative-position biases (relbuckets=B): B·h, where it is written (0 when tied)."""
+        if self.rel_buckets is None or self.pos_tie is not None:
+            return sympy.Integer(0)
+        return self.rel_buckets * self.heads
 
     @property
     def qk_norm_params(self) -> Expr:
@@ -277,8 +296,10 @@ class Attention(Kind):
             "tie",  # tie=NAME: the position bias of the attention NAME, computed once (timm's shared_rel_pos)
             "softcap",  # softcap=C: the scores soft-capped, C·tanh(s/C) (Gemma-2's attn_logit_softcapping)
             "rope",  # rope=F: rotary positions on the fraction F of each head's channels (the bare flag: all)
+            "relbuckets",  # relbuckets=B: T5's relative-position buckets, a table of B x h biases
         }
     )
+    references = frozenset({"source"})  # source=@NAME: cross-attention to a named value (an encoder's output)
     flags = frozenset(
         {
             "bias",
@@ -463,9 +484,10 @@ class Attention(Kind):
                 )
         bias = args.bias or "qv_bias" in args.flags or "qkv_bias" in args.flags
         pos_tie, tied = self._pos_tie(call, flow, args, window, grid)
+        rel_buckets = self._rel_buckets(call, flow, args, tied)
         pos_mlp = self._pos_mlp(call, args, window, grid) if tied is None else tied.pos_mlp
         pos_map = self._pos_map(call, flow, args, window, grid, sr, constraints) if pos_mlp is not None else None
-        if tied is not None:
+        if tied is not None and rel_buckets is None:
             self._check_tie(args, heads, pos_map, tied)
         if "cosine" in args.flags and cpb is not None:
             raise ParamsymArgumentError(
@@ -520,6 +542,8 @@ class Attention(Kind):
             softcap=self._softcap(call, args),
             rotary=rotary,
             alibi="alibi" in args.flags,
+            rel_buckets=rel_buckets,
+            memory=self._memory(args),
         )
         self._plain_only(args, options)
         if options.pooling is not None:
@@ -802,6 +826,8 @@ class Attention(Kind):
                 hint="name the attention first: attn(heads=..., map=HxW, pos_mlp=m) as NAME",
             )
         options = target.options
+        if isinstance(options, AttentionOptions) and options.rel_buckets is not None and options.pos_tie is None:
+            return Tie(name, target.index), options  # T5's relative-position table (relbuckets=B), shared
         if (
             not isinstance(options, AttentionOptions)
             or options.pos_mlp is None
@@ -810,7 +836,7 @@ class Attention(Kind):
         ):
             raise ParamsymArgumentError(
                 f"tie={name}: {target.name} computes no position bias of its own over a whole map (an attn with "
-                f"pos_mlp= and no window=) to share",
+                f"pos_mlp= and no window=) or over a sequence (relbuckets=B) to share",
                 pos=arg.pos,
                 notes=((f"'{name}' is this {target.name}", target.pos),),
             )
@@ -1334,10 +1360,18 @@ class Attention(Kind):
             )
         return sides
 
+    @staticmethod
+    def _memory(args: Args) -> str | None:
+        arg = args.keywords.get("source")
+        return None if arg is None else reference(arg.value[0])
+
     def _source(self, call: Call, args: Args) -> tuple[Expr, Expr] | None:
         arg = args.keywords.get("source")
         if arg is None:
             return None
+        name = reference(arg.value[0])
+        if name is not None:
+            return self._named_source(call, args, name)
         if len(arg.value) != 2:
             raise ParamsymArgumentError(
                 "source= takes the positions and channels of the keys' source: source=S x c",
@@ -1349,6 +1383,93 @@ class Attention(Kind):
                 raise ParamsymArgumentError(f"{what} must be a positive whole number, not {value}", pos=arg.pos)
             args.constraints += whole_number(value, what, arg.pos)
         return tuple(arg.value)
+
+    def _named_source(self, call: Call, args: Args, name: str) -> tuple[Expr, Expr]:
+        """source=@NAME: cross-attention to the value named NAME (an encoder's output, `... as memory`): keys and
+        values are projected from its S positions of c channels, as source=S x c."""
+        arg = args.keywords["source"]
+        value = args.values.get(name)
+        if value is None:
+            import difflib  # only for the hint
+
+            close = difflib.get_close_matches(name, sorted(args.values), n=1)
+            raise ParamsymNameError(
+                f"source=@{name}: no value named '{name}' is computed before this layer",
+                pos=arg.pos,
+                hint=f"did you mean '@{close[0]}'?"
+                if close
+                else "name the encoder's output first: ... > rmsnorm as memory > input(T) > ... source=@memory",
+            )
+        shape = value.flow.shape
+        if shape.spatial is None or len(shape.spatial) != 1 or shape.spatial[0] is None or shape.channels is None:
+            raise ParamsymShapeError(
+                f"source=@{name}: cross-attention reads a sequence S x c, but '{name}' is {shape.describe()}",
+                pos=arg.pos,
+                notes=((f"'{name}' is given here", value.pos),),
+            )
+        return (shape.spatial[0], shape.channels)
+
+    def _rel_buckets(self, call: Call, flow: Flow, args: Args, tied: AttentionOptions | None) -> Expr | None:
+        """relbuckets=B: T5's relative-position bias, an Embedding(B, h) looked up by the bucket of each query/key
+        offset (T5's first layer of the encoder and of the decoder); tie=NAME of such an attention uses its table
+        again (T5's other layers get `position_bias` from the first)."""
+        arg = args.keywords.get("relbuckets")
+        if arg is None:
+            if tied is None or tied.rel_buckets is None:
+                return None
+            if "heads" in args.keywords:
+                args.constraints += check_or_defer(
+                    args.scalar("heads") - tied.heads,
+                    "zero",
+                    f"tie=: the shared table of relative-position biases has {tied.heads} heads, this attention "
+                    f"{args.scalar('heads')}",
+                    args.keywords["tie"].pos,
+                )
+            self._rel_sequence(call, flow, args, args.keywords["tie"].pos)
+            return tied.rel_buckets
+        if tied is not None:
+            raise ParamsymArgumentError(
+                "tie= uses the table of relative-position biases of another attention: this layer has no "
+                "relbuckets= of its own",
+                pos=arg.pos,
+                hint="leave out relbuckets=",
+            )
+        if len(arg.value) != 1:
+            raise ParamsymArgumentError(
+                "relbuckets= takes one value, the number of buckets (relbuckets=32)", pos=arg.pos
+            )
+        value = arg.value[0]
+        if value.is_number and not (value.is_integer and value >= 1):
+            raise ParamsymArgumentError(
+                f"relbuckets= (the number of relative-position buckets) must be a positive whole number, not {value}",
+                pos=arg.pos,
+                hint="T5 uses relbuckets=32",
+            )
+        args.constraints += whole_number(value, "relbuckets= (the number of buckets)", arg.pos)
+        self._rel_sequence(call, flow, args, arg.pos)
+        return value
+
+    @staticmethod
+    def _rel_sequence(call: Call, flow: Flow, args: Args, pos: Position) -> None:
+        """T5's buckets are over the offsets of a sequence's positions, self-attention only."""
+        if flow.shape.rank is not None and flow.shape.rank != 1:
+            raise ParamsymShapeError(
+                f"relbuckets= buckets the offsets between the positions of a sequence (T5), but the input is "
+                f"{flow.shape.describe()}",
+                pos=pos,
+            )
+        for key in ("source", "window", "grid", "volume", "pos_mlp", "cpb", "clsrel", "sr", "srpool", "map"):
+            if key in args.keywords:
+                raise ParamsymArgumentError(
+                    f"relbuckets= (T5's relative-position bias of a self-attention over a sequence) does not go with "
+                    f"{key}=",
+                    pos=args.keywords[key].pos,
+                )
+        for flag in ("channels", "gpsa", "cls"):
+            if flag in args.flags:
+                raise ParamsymArgumentError(
+                    f"relbuckets= (T5's relative-position bias) does not go with '{flag}'", pos=args.flags[flag].pos
+                )
 
     # options of attention on a map or a volume, none of which a sliding window on a sequence takes
     _NOT_SLIDING_KEYS = ("source", "grid", "cpb", "relpos", "pos_mlp", "tie", "sr", "srpool", "map", "clsrel", "volume")
@@ -1602,7 +1723,7 @@ class Attention(Kind):
         if o.gpsa:  # pos_proj Linear(3, h) with its bias, and one gate per head
             params += 5 * o.heads
         # BEiT's table, the query/key norms and the sub-LN: their MACs are none (FlopCounterMode counts no norm)
-        params += o.heads * o.cls_rel_table + o.qk_norm_params + (2 * q if o.subln else 0)
+        params += o.heads * o.cls_rel_table + o.qk_norm_params + (2 * q if o.subln else 0) + o.rel_bucket_params
         window = o.partition  # w of window=w or g of grid=g: the same counts
         bias_macs: Expr | None = sympy.Integer(0)
         if o.sides is not None:
@@ -1674,6 +1795,7 @@ class Attention(Kind):
             params += 5 * heads
         params += heads * o.cls_rel_table + qk_norm_params(o.qk_norm, heads, kv_heads, e)
         params += 2 * q if o.subln else 0
+        params += 0 if o.rel_buckets is None or o.pos_tie is not None else o.rel_buckets * heads
         return expansion.expand(params)
 
     def field(self, layer: Layer, field: Field | None) -> Field | None:
@@ -1689,7 +1811,16 @@ class Attention(Kind):
         if o.kv_heads != o.heads:
             parts.append(f", {words(o.kv_heads)} key/value heads")
         if o.source is not None:
-            parts.append(f", keys from {words(o.source[0])} x {words(o.source[1])}")
+            parts.append(
+                f", keys from {words(o.source[0])} x {words(o.source[1])}"
+                + (f" (the value {o.memory})" if o.memory is not None else "")
+            )
+        if o.rel_buckets is not None:
+            parts.append(
+                f", the relative-position buckets of {o.pos_tie.name}"
+                if o.pos_tie is not None
+                else f", {words(o.rel_buckets)} relative-position buckets"
+            )
         if o.window is not None:
             parts.append(
                 f", {words(o.window)}x{words(o.window)} windows"
@@ -1920,6 +2051,17 @@ class Attention(Kind):
                 f"Cosine attention (Swin V2): the scores are cosines of the queries and keys times a learned "
                 f"logit scale per head, {w(o.heads)} parameters."
             )
+        if o.rel_buckets is not None and o.pos_tie is not None:
+            lines.append(
+                f"T5's relative-position bias: the table of {o.pos_tie.name} (tie={o.pos_tie.name}), looked up "
+                f"again; its parameters are counted there."
+            )
+        elif o.rel_buckets is not None:
+            lines.append(
+                f"T5's relative-position bias (relbuckets={w(o.rel_buckets)}): a table of {w(o.rel_buckets)} "
+                f"buckets of query/key offsets x {w(o.heads)} heads, {w.product(o.rel_buckets, o.heads)} "
+                f"parameters, added to the scores by lookup (no MACs)."
+            )
         if window is not None and o.cpb is None and o.pos_mlp is None and o.relpos == "table":
             lines.append(
                 f"A learned relative-position bias per head over a {w(window)}x{w(window)} window: "
@@ -2138,6 +2280,11 @@ class Attention(Kind):
             return _volume_spec(layer, num)
         if o.partition is not None:
             return _window_spec(layer, num)
+        if o.rel_buckets is not None:
+            raise ParamsymUsageError(
+                f"{layer.name} at {layer.pos}: T5's relative-position buckets (relbuckets=, or tie= to them) have "
+                f"no PyTorch export"
+            )
         if o.channels:
             d, heads, e = num(layer.cin), num(o.heads), num(o.head_dim)
             return TorchSpec("ChannelAttention", (d, heads), {"head_dim": e, "bias": layer.bias})
@@ -2193,6 +2340,8 @@ class Attention(Kind):
             refuse_keras(layer, "channel attention (DaViT) has no Keras layer")
         if o.source is not None:
             refuse_keras(layer, "cross-attention (source=) needs a second input, which the exported model cannot take")
+        if o.rel_buckets is not None:
+            refuse_keras(layer, "T5's relative-position buckets (relbuckets=) have no Keras layer")
         if o.sr is not None or o.srpool is not None:
             refuse_keras(layer, "spatial-reduction attention (sr=, srpool=) has no Keras layer")
         if o.gpsa:

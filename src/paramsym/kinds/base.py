@@ -30,7 +30,7 @@ from ..errors import (
     ParamsymUsageError,
     Position,
 )
-from ..language.syntax import Call, Channels, Keyword, Positional
+from ..language.syntax import Call, Channels, Keyword, Positional, reference
 
 # SymPy has no type information: to mypy an expression is any value, so the names below say what is meant
 Expr: TypeAlias = sympy.Expr
@@ -95,6 +95,7 @@ class Kind:
     pattern: re.Pattern[str] | None = None  # or names of a family: conv3x3, conv1x7, conv2d
     suggestions: tuple[str, ...] = ()  # more names offered in "did you mean" hints
     keywords: frozenset[str] = frozenset()  # keyword arguments (stride=2)
+    references: frozenset[str] = frozenset()  # the keywords that may name a value instead (source=@memory)
     flags: frozenset[str] = frozenset()  # bare flags (bias, ceil)
     positional: int = 0  # bare values it takes: bn(64), dropout(0.5)
     takes_channels: bool = False  # A->B
@@ -206,6 +207,17 @@ def refuse_keras(layer: Layer, why: str) -> NoReturn:
 # ---- arguments -----------------------------------------------------------------------
 
 
+def refused_reference(arg: Keyword, allowed: frozenset[str], where: str) -> None:
+    """`KEY=@NAME` where KEY takes no named value (only attn's source= does): a located error."""
+    name = next((n for n in map(reference, arg.value) if n is not None), None)
+    if name is not None and arg.name not in allowed:
+        raise ParamsymArgumentError(
+            f"{arg.name}=@{name}: {where}'s {arg.name}= takes a value written out, not a named value",
+            pos=arg.pos,
+            hint="a named value is read by a stage of its own (@NAME) or by attn(heads=h, source=@NAME)",
+        )
+
+
 class Args:
     """The arguments of one call, checked against what its kind accepts."""
 
@@ -221,6 +233,8 @@ class Args:
         self.constraints: list[Constraint] = []
         # the layers named so far (`LAYER as NAME`), by name: what `tie=NAME` refers to; the builder sets it
         self.named: dict[str, Layer] = {}
+        # the values named so far (`STAGE as NAME`), by name: what `KEY=@NAME` refers to; the builder sets it
+        self.values: dict[str, Any] = {}
         allowed_keys, allowed_flags = kind.keywords, kind.flags
         takes_positional = kind.positional_count(call.name)
         for arg in call.args:
@@ -240,6 +254,7 @@ class Args:
                     self._unknown(arg.name, arg.pos, allowed_keys | allowed_flags, "keyword")
                 if arg.name in self.keywords:
                     raise ParamsymArgumentError(f"{arg.name}= is given twice", pos=arg.pos)
+                refused_reference(arg, kind.references, call.name)
                 self.keywords[arg.name] = arg
             elif arg.flag in allowed_flags:
                 if arg.flag in self.flags:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
-from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
+from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from .base import (
     Args,
     Call,
@@ -66,11 +66,18 @@ def _sequence(call: Call, flow: Flow, what: str) -> tuple[Expr | None, Expr]:
     return shape.spatial[0], shape.channels
 
 
+@dataclass(frozen=True)
+class EmbedOptions(Options):
+    tie: Any = None  # kinds.dense.Tie: the embedding whose table this one looks up (`embed(V->d, tie=NAME)`)
+
+
 class Embed(Kind):
-    """`embed(V->d)`: a table of V vectors of d; each of the T token ids picks one."""
+    """`embed(V->d)`: a table of V vectors of d; each of the T token ids picks one. `tie=NAME`: the table of the
+    layer named NAME (an encoder-decoder's decoder looks its ids up in the encoder's table), counted there."""
 
     key = "embed"
     names = ("embed",)
+    keywords = frozenset({"tie"})
     takes_channels = True
     token_ids = True  # takes the token ids of input(T): the example input of an export is whole numbers
     torch_modules = ("Embedding",)
@@ -106,22 +113,40 @@ class Embed(Kind):
             )
         length = flow.shape.channels  # input(T): T ids
         vocabulary, width = channels.cin, channels.cout
-        return make_layer(call, self, flow, Shape((length,), width), vocabulary, width)
+        layer = make_layer(call, self, flow, Shape((length,), width), vocabulary, width)
+        if "tie" in args.keywords:
+            from .dense import Dense, Tie
+
+            name, constraints = Dense._tie(Dense(), layer, args)  # the same check as dense(..., tie=NAME)
+            layer.options = EmbedOptions(Tie(name, args.named[name].index))
+            layer.constraints = layer.constraints + tuple(constraints)
+        return layer
+
+    @staticmethod
+    def tied(layer: Layer) -> Any:
+        return layer.options.tie if isinstance(layer.options, EmbedOptions) else None
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         # a lookup: no multiply-accumulate; each output value is one entry of the table (fan-in 1, the default)
-        return {"params": known(layer.cin) * known(layer.cout)}
+        return {"params": 0 if self.tied(layer) is not None else known(layer.cin) * known(layer.cout)}
 
     def weight(self, layer: Layer) -> tuple[Expr, Expr]:
         return (layer.cin, layer.cout)  # nn.Embedding's weight is V x d
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
-        return t.c_in * t.c_out
+        return 0 if self.tied(layer) is not None else t.c_in * t.c_out
 
     def header(self, layer: Layer, w: Words) -> str:
         return f", vocabulary {w(layer.cin)}, width {w(layer.cout)}"
 
     def explain(self, layer: Layer, counts: Counts, w: Words) -> list[str]:
+        tie = self.tied(layer)
+        if tie is not None:
+            return [
+                f"The table of {tie.name} (tied): its {w.product(layer.cin, layer.cout)} parameters are counted "
+                f"there, not here.",
+                "Each of the T token ids picks its vector: a lookup, no multiply-accumulate.",
+            ]
         return [
             f"A table of {w(layer.cin)} vectors of {w(layer.cout)}, one per token id: "
             f"{w.product(layer.cin, layer.cout)} parameters.",
@@ -130,9 +155,17 @@ class Embed(Kind):
         ]
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
+        tie = self.tied(layer)
+        if tie is not None:
+            raise ParamsymUsageError(
+                f"{layer.name} at {layer.pos}: an embedding that looks up the table of another (tie={tie.name}) "
+                f"has no PyTorch export"
+            )
         return TorchSpec("ChannelsFirst", (TorchSpec("nn.Embedding", (num(layer.cin), num(layer.cout))),))
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
+        if self.tied(layer) is not None:
+            refuse_keras(layer, "a Keras Embedding cannot share the table of another layer (tie=)")
         return [KerasSpec("Embedding", {"input_dim": num(layer.cin), "output_dim": num(layer.cout)})]
 
     def from_torch(self, module: Any, ctx: ImportContext) -> str:

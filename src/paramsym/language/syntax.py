@@ -83,6 +83,14 @@ class Positional:
 Argument = Channels | Keyword | Positional
 
 
+def reference(value) -> str | None:
+    """The name of a value an argument refers to (`source=@memory`: "memory"), or None for an expression. The
+    grammar writes `KEY=@NAME` as the one symbol `@NAME`, which no expression can spell."""
+    if isinstance(value, sympy.Symbol) and value.name.startswith("@"):
+        return value.name[1:]
+    return None
+
+
 @dataclass(frozen=True)
 class Call:
     """A layer or a block used as a stage: `conv3x3(32->64, bias)`, `relu`."""
@@ -465,6 +473,10 @@ class _ToAst(Transformer):
 
     def keyword(self, name, dims):
         return Keyword(name.value, dims.expr, pos_of(name))
+
+    def reference(self, name, at, value):
+        """`source=@NAME`: a named value as an argument, kept as the one symbol `@NAME` (`reference`)."""
+        return Keyword(name.value, (sympy.Symbol("@" + value.value),), pos_of(name))
 
     def positional(self, dims):
         return Positional(dims.expr, dims.pos)

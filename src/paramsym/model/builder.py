@@ -18,7 +18,7 @@ from ..core.formatting import human
 from ..core.records import ONE, UNKNOWN, Constraint, Flow, Layer, Node, Shape
 from ..errors import ParamsymArgumentError, ParamsymLimitError, ParamsymNameError, Position
 from ..kinds import combinators
-from ..kinds.base import require_number_like, whole_number
+from ..kinds.base import refused_reference, require_number_like, whole_number
 from ..kinds.combinators import LAYER, MAX_LAYERS, REPEAT, SEQ
 from ..kinds.combinators import named as named_values
 from ..language.syntax import (
@@ -34,6 +34,7 @@ from ..language.syntax import (
     Repeat,
     Sequence,
     _check_size,
+    reference,
     symbol,
 )
 
@@ -69,6 +70,7 @@ class LayerBuilder:
         self.program = program
         self.layers: list[Layer] = []
         self.input_shape: Shape = UNKNOWN
+        self.inputs: list[Shape] = []  # every input(...) of the network: the first, then an encoder-decoder's others
         self.output_shape: Shape = UNKNOWN
         self.defs: dict[str, Define] = {}
         self.env: dict = {}  # block parameters bound to values
@@ -113,11 +115,15 @@ class LayerBuilder:
         first = stages[0]
         if isinstance(first, Call) and first.name == "input":
             self.input_shape = self._input(first)
+            self.inputs.append(self.input_shape)
             field = tuple(_INPUT_FIELD_AXIS for _ in self.input_shape.spatial)
             flow = Flow(self.input_shape, ("input", first.pos), field, at_input=True)
             stages = stages[1:]
         for index, stage in enumerate(stages):
             self.stage_index = index
+            if isinstance(stage, Call) and stage.name == "input" and stage.name not in self.defs:
+                flow = self._second_input(stage)
+                continue
             flow = self.stage(stage, flow)
             if self.layers and self.layers[-1].stage == index:
                 self.layers[-1].stage_out_shape = flow.shape
@@ -148,6 +154,9 @@ class LayerBuilder:
             node, flow = named_values.fetch(self.values, stage.name, stage.pos)
             self.attach(node)
             return flow
+        for arg in getattr(stage, "args", ()):
+            if isinstance(arg, Keyword):
+                refused_reference(arg, frozenset(), stage.kind)
         return combinators.lookup(stage.kind).build(self, stage, flow, suffix)
 
     # ---- what combinators build with (paramsym.kinds.combinators.base)
@@ -330,6 +339,12 @@ class LayerBuilder:
         result = {}
         for name in define.params:
             arg = values[name]
+            if any(reference(v) is not None for v in arg.value):
+                raise ParamsymArgumentError(
+                    f"{name}=@...: a block's parameter is an expression, not a named value",
+                    pos=arg.pos,
+                    hint="read the named value inside the block, in the layer that takes it (source=@NAME)",
+                )
             if len(arg.value) != 1:
                 raise ParamsymArgumentError(f"the value of '{name}' must be one expression", pos=arg.pos)
             result[name] = self.substitute(arg.value[0], arg.pos)
@@ -346,6 +361,23 @@ class LayerBuilder:
             difference = expansion.expand(x - y)
             if difference != 0 and not difference.is_number:
                 self.extra_constraints.append(Constraint(difference, "zero", "the branches' sizes must be equal", pos))
+
+    def _second_input(self, call: Call) -> Flow:
+        """`input(T)` after the first stage, at the top of the network: a new value starts there, the input of
+        an encoder-decoder's decoder (docs/language.md, "Two inputs"); what flowed before is read again only by
+        name (`@memory`, `source=@memory`). The exports take one input: they refuse the node it leaves."""
+        if not self.inputs:
+            raise ParamsymArgumentError(
+                "a second input(...) starts a decoder beside the network's first input: the network must start "
+                "with input(...) too",
+                pos=call.pos,
+                hint="write input(S) > ... as memory > input(T) > ...",
+            )
+        shape = self._input(call)
+        self.inputs.append(shape)
+        self.attach(Node(named_values.START, name="input"))
+        field = tuple(_INPUT_FIELD_AXIS for _ in shape.spatial or ())
+        return Flow(shape, ("input", call.pos), field, at_input=True)
 
     def _input(self, call: Call) -> Shape:
         sizes: list = []
@@ -371,13 +403,18 @@ class LayerBuilder:
 
     def call(self, call: Call, flow: Flow, suffix: str = "") -> Flow:
         if call.name == "input":
-            raise ParamsymArgumentError("input(...) can only be the first stage of the network", pos=call.pos)
+            raise ParamsymArgumentError(
+                "input(...) is the first stage of the network, or a stage of the network itself that starts a "
+                "second input (an encoder-decoder's decoder); not inside a block, a branch or a repeat",
+                pos=call.pos,
+            )
         found = kinds.lookup(call.name)
         if found is None:
             raise _unknown_layer(call, self.defs)
         kind, match = found
         args = kind.read(call)
         args.named = self.named
+        args.values = self.values
         layer = kind.build(call, flow, args, match)
         if args.constraints:  # symbolic channels and sizes that must come out whole and positive: checked
             layer.constraints = tuple(args.constraints) + layer.constraints  # before what follows from them
@@ -400,10 +437,15 @@ class LayerBuilder:
 def build_layers(program: Program) -> tuple[list[Layer], Shape, Shape, Node]:
     """Resolve every layer of a program; returns the layers, the input and the output shape,
     and the structure that connects the layers."""
+    return build_all(program)[:4]
+
+
+def build_all(program: Program) -> tuple[list[Layer], Shape, Shape, Node, list[Shape]]:
+    """`build_layers`, and every input's shape (an encoder-decoder has two)."""
     builder = LayerBuilder(program)
     layers = builder.build()
     if builder.extra_constraints and layers:
         layers[-1].constraints = layers[-1].constraints + tuple(builder.extra_constraints)
     if builder.input_constraints and layers:
         layers[0].constraints = tuple(builder.input_constraints) + layers[0].constraints
-    return layers, builder.input_shape, builder.output_shape, builder.root
+    return layers, builder.input_shape, builder.output_shape, builder.root, builder.inputs

@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..kinds.combinators import LAYER, SEQ
 from ..language.syntax import Let, Program, oversized_number, parse_program, symbol, too_large
-from .builder import build_layers
+from .builder import build_all
 
 CONVENTIONS = ("torch", "keras")
 # How a Network shows itself (str, rich, Jupyter): filled in by paramsym.printers, a later stage.
@@ -100,6 +100,7 @@ class Network:
         structure: Node | None = None,
         *,
         counted: _Counted | None = None,
+        inputs: tuple[Shape, ...] | None = None,
     ):
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
@@ -108,6 +109,8 @@ class Network:
         self.dtype = dtype
         self.program = program
         self.input_shape = input_shape
+        # every input(...): the first, then an encoder-decoder's decoder input (docs/language.md, "Two inputs")
+        self.inputs: tuple[Shape, ...] = inputs if inputs is not None else (input_shape,)
         self.output_shape = output_shape
         # `let` values and --set overrides, by name: numbers, or formulas in other symbols (relations)
         self.assignments = dict(assignments)
@@ -247,6 +250,7 @@ class Network:
             self.dtype,
             self.structure,
             counted=self._untied,
+            inputs=self.inputs,
         )
         network.check()
         return network
@@ -264,6 +268,7 @@ class Network:
             self.dtype,
             self.structure,
             counted=self._untied,
+            inputs=self.inputs,
         )
 
     def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> Network:
@@ -278,6 +283,7 @@ class Network:
             dtype or self.dtype,
             self.structure,
             counted=self._untied,
+            inputs=self.inputs,
         )
 
     def evaluator(self, **values) -> Evaluator:
@@ -536,6 +542,7 @@ class Document:
             "convention": net.convention,
             "dtype": net.dtype,
             "input_shape": self.shape(net.input_shape),
+            **({"inputs": [self.shape(shape) for shape in net.inputs]} if len(net.inputs) > 1 else {}),
             "output_shape": self.shape(net.output_shape),
             "symbols": {
                 name: {
@@ -790,8 +797,10 @@ def _parse(text: str, convention: str, dtype: str, values: dict) -> Network:
     program = parse_program(text)
     try:
         assignments = _assignments(program)
-        layers, input_shape, output_shape, structure = build_layers(program)
-        network = Network(program, layers, input_shape, output_shape, assignments, convention, dtype, structure)
+        layers, input_shape, output_shape, structure, inputs = build_all(program)
+        network = Network(
+            program, layers, input_shape, output_shape, assignments, convention, dtype, structure, inputs=tuple(inputs)
+        )
         if values:
             network = network.with_values(**values)
         network.check()

@@ -75,7 +75,10 @@ def explain(network: Network, **values) -> str:
     """A step-by-step account of every layer's count and the total."""
     w = _Words(network.evaluator(**values))
     out = []
-    if network.input_shape.spatial is not None:
+    if len(network.inputs) > 1:  # an encoder-decoder: each input starts a value of its own
+        shown = ", then ".join(w_shape(shape, w) for shape in network.inputs)
+        out.append(f"Inputs: {shown} (channels last); the output is the last one's value.")
+    elif network.input_shape.spatial is not None:
         out.append(f"Input: {w_shape(network.input_shape, w)} (channels last).")
     for define in shadowing(network.program):
         out.append(

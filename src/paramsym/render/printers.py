@@ -739,7 +739,9 @@ def _csv_chunks(network: Network):
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-    total = ["", "total", "", "", shape(data["input_shape"]), shape(data["output_shape"])]
+    # an encoder-decoder's total row reads every input (`10; 6`), the first being `input_shape`
+    inputs = "; ".join(shape(dims) for dims in data["inputs"]) if "inputs" in data else shape(data["input_shape"])
+    total = ["", "total", "", "", inputs, shape(data["output_shape"])]
     for q in layer_quantities():
         quantity = data[q.name] if q.totalled else {"expr": None, "value": None}
         total += [_csv_value(quantity["value"]), _csv_text(quantity["expr"])]

@@ -51,9 +51,29 @@ class Fetch(Combinator):
         return TorchSpec("Fetch", (), {"name": node.name})
 
 
+class Start(Combinator):
+    """A second `input(...)` (an encoder-decoder's decoder starts there): no child; what flows on is a new input.
+    The exports build a module of one input, so they refuse it, naming it."""
+
+    key = "input"
+
+    def torch(self, node: Node, export: TorchExport) -> TorchSpec:
+        raise ParamsymUsageError(
+            "the program has a second input(...) (an encoder-decoder): the PyTorch export builds a module of one "
+            "input, which it cannot take"
+        )
+
+    def keras(self, node: Node, export: KerasExport, x: Any) -> Any:
+        raise ParamsymUsageError(
+            "the program has a second input(...) (an encoder-decoder): the Keras export builds a model of one "
+            "input, which it cannot take"
+        )
+
+
 KEEP = Keep()
 FETCH = Fetch()
-COMBINATORS = (KEEP, FETCH)
+START = Start()
+COMBINATORS = (KEEP, FETCH, START)
 
 
 @dataclass
