@@ -36,7 +36,7 @@ def numel(model) -> int:
 
 
 def test_the_bundled_configs_are_there():
-    assert {path.parent.name for path in CONFIGS} >= {"llama3_8b"}
+    assert {path.parent.name for path in CONFIGS} >= {"llama3_8b", "qwen1_5_moe_a2_7b", "gemma2_9b", "t5_base"}
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.parent.name)

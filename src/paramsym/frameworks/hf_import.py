@@ -412,7 +412,7 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         return f"res(rmsnorm > attn({', '.join(options)})) > res(rmsnorm > {ffn[form]})"
 
     kinds = list(dict.fromkeys(zip(windows, forwards)))
-    names = {}
+    names: dict[tuple, str] = {}
     for window, form in kinds:
         parts = []
         if len(set(windows)) > 1:
