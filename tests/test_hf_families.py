@@ -462,3 +462,9 @@ def test_zoo_lists_every_family():
     rows = {line.split("|")[1].strip(" `") for line in ZOO.read_text().splitlines() if line.startswith("| `")}
     missing = [f.model_type for f in FAMILIES if f.model_type not in rows] + [t for t in REFUSED if t not in rows]
     assert not missing, f"docs/zoo.md's table of Hugging Face families lacks {missing}"
+
+
+def test_readme_says_how_many_families_are_read():
+    readme = (ZOO.parents[1] / "README.md").read_text()
+    read = {f.model_type for f in FAMILIES}
+    assert f"{len(read)} families of transformers 5.23 are read" in " ".join(readme.split())
