@@ -427,6 +427,16 @@ LAYOUT_LINES = [
             "  > res(dense(->4*d, bias) > gelu > dense(->d, bias) > ln)",
         ],
     ),
+    (  # one call too long for a line: broken after a `, ` between its arguments, aligned with the first
+        "def local = res(rmsnorm > attn(heads=h, kv_heads=g, head_dim=256, softcap=50, window=W, rope, causal) "
+        "> rmsnorm) > ffn",
+        [
+            "def local = res(rmsnorm",
+            "                > attn(heads=h, kv_heads=g, head_dim=256, softcap=50,",
+            "                       window=W, rope, causal)",
+            "                > rmsnorm) > ffn",
+        ],
+    ),
     ("# " + "a comment is left as it is " * 4, None),
     ("let V = 50257; let n = 1024; let d = 768; let L = 12; let h = 12; let x = 1; let y = 2", None),
     ("input(8) > dense(->4)", None),

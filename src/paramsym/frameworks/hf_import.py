@@ -2358,8 +2358,32 @@ def _fit(text: str) -> str:
         lead = line[: len(line) - len(line.lstrip())] + ("> " if line.lstrip().startswith("> ") else "")
         if line.startswith("def "):
             lead = line[: line.index(" = ") + 3]  # `def NAME(PARAMS) = `
-        out += _pack(_stages(line[len(lead) :]), lead, 2)
+        for packed in _pack(_stages(line[len(lead) :]), lead, 2):
+            out += _break_arguments(packed)
     return "\n".join(out) + "\n"
+
+
+def _break_arguments(line: str) -> list[str]:
+    """A line still longer than WIDTH (one call with many arguments: `attn(heads=h, kv_heads=g, ...)`) broken
+    after the `, ` between arguments, the next line aligned with the call's first argument (inside parentheses,
+    where new lines are ignored)."""
+    lines = []
+    while len(line) > WIDTH:
+        opens: list[int] = []
+        best = None
+        for i, char in enumerate(line[:WIDTH]):
+            if char == "(":
+                opens.append(i)
+            elif char == ")" and opens:
+                opens.pop()
+            elif opens and line.startswith(", ", i) and i + 1 < WIDTH:
+                best = (i + 2, opens[-1] + 1)
+        if best is None or not line[best[0] :].strip():
+            break
+        point, column = best
+        lines.append(line[:point].rstrip())
+        line = " " * column + line[point:]
+    return lines + [line]
 
 
 def _pack(pieces: list[str], first: str, cont: int, start: int = 0, closing: int = 0) -> list[str]:
