@@ -40,7 +40,11 @@ PROGRAMS = {
     "repeat": ("let N = 3\ninput(8x8x4) > (conv3x3(->4, pad=1) > relu) * N", 3 * 144),
     "keep": ("input(8x8x4) > (conv1x1(->4) > relu) as a > conv1x1(->2) > concat(@a | id)", 24),
     "fetch": ("input(8x8x4) > conv1x1(->4) as a > relu > add(@a | id) > @a", 16),
+    # a second input (an encoder-decoder's decoder): the exports refuse it (one input), below
+    "input": ("input(6x4) > dense(->4) as m > input(5x4) > attn(heads=2, source=@m)", 80),
 }
+# combinators whose programs the exports refuse by name
+NOT_EXPORTED = {"input": "second input(...)"}
 # the merges the importer writes (res: a sum of two values, written by add's import_text)
 IMPORTED = {
     "add": [["conv1x1(->4)"], [], ["conv3x3(->4, pad=1)"]],
@@ -90,6 +94,11 @@ def test_every_combinator_answers_every_question(combinator):
     for lc in net.layers:
         assert f"{lc.layer.index + 1}. {lc.layer.name}" in text
         assert isinstance(combinator.explain_layer(lc.layer, lc.counts, _Words()), list)
+    if combinator.key in NOT_EXPORTED:
+        for export in (torch_source, keras_source):
+            with pytest.raises(ParamsymUsageError, match=NOT_EXPORTED[combinator.key]):
+                export(net)
+        return
     # exported to PyTorch: the module has the network's parameters and output shape
     assert "def build_model()" in torch_source(net)
     assert network_spec(net).cls == "nn.Sequential"

@@ -152,6 +152,7 @@ class Node:
     score_bias: bool = False  # moe(..., score_bias): the router keeps a bias per expert (state)
     name: str | None = None  # a named value (`STAGE as NAME`, `@NAME`): its name
     target: Node | None = None  # `@NAME`: the node that keeps the value it reads
+    shape: Shape | None = None  # a second `input(...)`: the shape of the value it starts
 
 
 @dataclass

@@ -375,7 +375,7 @@ class LayerBuilder:
             )
         shape = self._input(call)
         self.inputs.append(shape)
-        self.attach(Node(named_values.START, name="input"))
+        self.attach(Node(named_values.START, name="input", shape=shape))
         field = tuple(_INPUT_FIELD_AXIS for _ in shape.spatial or ())
         return Flow(shape, ("input", call.pos), field, at_input=True)
 

@@ -57,6 +57,9 @@ class Start(Combinator):
 
     key = "input"
 
+    def output_shape(self, node: Node, shape_of: ShapeOf) -> Shape | None:
+        return node.shape  # the new input's, whatever flowed before it
+
     def torch(self, node: Node, export: TorchExport) -> TorchSpec:
         raise ParamsymUsageError(
             "the program has a second input(...) (an encoder-decoder): the PyTorch export builds a module of one "
