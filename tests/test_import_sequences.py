@@ -102,9 +102,12 @@ def test_sequence_models_in_pytorchs_layout_import_exactly(model, words):
     assert [network.value(d) for d in network.output_shape.dims()] == list(out.shape[1:])
 
 
-def test_a_weight_shared_by_layers_that_cannot_tie_is_refused():
-    with pytest.raises(paramsym.ParamsymError, match="shares its weight with another layer"):
-        paramsym.from_torch(SharedEmbeddings(), 8)
+def test_a_weight_shared_by_two_embeddings_is_tied():
+    """Two embeddings of one weight (a decoder's embedding shares its encoder's, T5 and BART): `embed(..., tie=NAME)`,
+    the weight counted once, as parameters() counts it."""
+    text = paramsym.from_torch(SharedEmbeddings(), 8)
+    assert "embed(100->16, tie=" in text
+    assert paramsym.parse(text).evaluate()["params"] == sum(p.numel() for p in SharedEmbeddings().parameters()) == 1600
 
 
 def test_a_linear_on_the_width_of_a_map_is_still_refused():
