@@ -2364,23 +2364,28 @@ def _fit(text: str) -> str:
 
 
 def _break_arguments(line: str) -> list[str]:
-    """A line still longer than WIDTH (one call with many arguments: `attn(heads=h, kv_heads=g, ...)`) broken
-    after the `, ` between arguments, the next line aligned with the call's first argument (inside parentheses,
-    where new lines are ignored)."""
+    """A line still longer than WIDTH broken inside parentheses (where new lines are ignored): before a ` | `
+    between branches or after a `, ` between arguments, the outermost such point that fits (the last of those),
+    the next line aligned just inside the parenthesis that holds it."""
     lines = []
     while len(line) > WIDTH:
         opens: list[int] = []
-        best = None
+        candidates = []  # (depth, point, column)
         for i, char in enumerate(line[:WIDTH]):
             if char == "(":
                 opens.append(i)
             elif char == ")" and opens:
                 opens.pop()
             elif opens and line.startswith(", ", i) and i + 1 < WIDTH:
-                best = (i + 2, opens[-1] + 1)
-        if best is None or not line[best[0] :].strip():
+                candidates.append((len(opens), i + 2, opens[-1] + 1))
+            elif opens and line.startswith(" | ", i):
+                candidates.append((len(opens), i + 1, opens[-1] + 1))
+        if not candidates:
             break
-        point, column = best
+        depth = min(c[0] for c in candidates)
+        _, point, column = [c for c in candidates if c[0] == depth][-1]
+        if not line[point:].strip() or not line[:point].strip():
+            break
         lines.append(line[:point].rstrip())
         line = " " * column + line[point:]
     return lines + [line]
