@@ -28,18 +28,10 @@ import paramsym
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from helpers.lm_configs import SMALL  # noqa: E402
+
 ZOO = Path(__file__).resolve().parents[1] / "docs" / "zoo.md"
 T = 12  # tokens: fewer than any small config's window or position table
-
-SMALL = dict(
-    vocab_size=100,
-    hidden_size=64,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=16,
-)
 
 
 OPT = dict(

@@ -18,6 +18,9 @@ from paramsym import ParamsymError
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+
+from helpers.lm_configs import SMALL  # noqa: E402
+
 torchvision = pytest.importorskip("torchvision")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -230,15 +233,6 @@ def test_swin_refuses_other_axes_and_channels(asked, words):
 
 # ---- language models: the input asked for ----------------------------------------------------------------
 
-SMALL = dict(
-    vocab_size=100,
-    hidden_size=64,
-    intermediate_size=96,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    head_dim=16,
-)
 LANGUAGE_MODELS = {
     "gpt2": lambda: transformers.GPT2LMHeadModel(
         transformers.GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64)

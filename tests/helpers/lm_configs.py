@@ -94,3 +94,13 @@ DEEPSEEK_V2_LITE = dict(  # deepseek-ai/DeepSeek-V2-Lite's config.json (Deepseek
     attention_bias=False,
     tie_word_embeddings=False,
 )
+# a small Llama-layout config (Hugging Face keys) the family and layout-reader tests build on the CPU
+SMALL = dict(
+    vocab_size=100,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+)
