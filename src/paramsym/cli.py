@@ -17,10 +17,11 @@ from . import __version__, expansion
 from .algebra.solve import solve
 from .algebra.views import VIEWS, formula, generic, marginal, per_layer, view
 from .core.quantities import budgets, viewable
+from .core.setup import ATTENTION, FORMAT_HELP, OPTIMIZERS, PRECISIONS, RECOMPUTE, Setup, parse_format, parse_size
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .language.assignments import parse_assignments
 from .language.syntax import MAX_SOURCE_CHARS, parse_count
-from .model.network import CONVENTIONS, DTYPES, Network, parse
+from .model.network import CONVENTIONS, Network, parse
 from .render.explain import explain as explain_network
 from .render.printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
 
@@ -98,10 +99,14 @@ def _decode(data: bytes, where: str) -> str:
     return text
 
 
-def load(program: str, assignments, convention: str = "torch", *, unknowns=(), option: str = "") -> Network:
-    """The network of PROGRAM with the --set values; `unknowns` are the symbols that `option`
-    (--for, --grid) gives values to, which --set may not give too."""
+def load(
+    program: str, assignments, convention: str = "torch", *, unknowns=(), option: str = "", setup: Setup | None = None
+) -> Network:
+    """The network of PROGRAM with the --set values, run as `setup` says; `unknowns` are the symbols that
+    `option` (--for, --grid) gives values to, which --set may not give too."""
     network = parse(read_program(program), convention=convention)
+    if setup is not None:
+        network = network.with_options(setup=setup)
     _LOADED[:] = [network]
     values = parse_assignments(assignments)
     for name in unknowns:
@@ -133,6 +138,97 @@ def _emit(text: str, output: str | None, done: str) -> None:
 
 
 _program = click.argument("program", metavar="PROGRAM")
+
+
+def _run_options(function):
+    """How the network is run (core/setup.py): number formats, training, batch, devices. The command gets
+    them as one `setup` argument."""
+    options = [
+        click.option(
+            "--dtype",
+            metavar="FORMAT",
+            help="One number format for weights, KV cache and activations (shorthand for the three below): "
+            "float32 (the default), bfloat16, float16, int8, or any FORMAT.",
+        ),
+        click.option("--weights", metavar="FORMAT", help=f"Format of the weights: {FORMAT_HELP}."),
+        click.option("--kv", metavar="FORMAT", help="Format of the KV cache."),
+        click.option("--activations", metavar="FORMAT", help="Format of the activations."),
+        click.option("--train", is_flag=True, help="Count the memory and compute of training."),
+        click.option(
+            "--optimizer", type=click.Choice(OPTIMIZERS), help="Training: the optimizer whose states are kept."
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(PRECISIONS),
+            help="Training: fp32; mixed-bf16 or mixed-fp16 (16-bit weights and gradients, fp32 master weights "
+            "and states); bf16 (everything in bf16).",
+        ),
+        click.option(
+            "--recompute", type=click.Choice(RECOMPUTE), help="Training: activation recomputation (checkpointing)."
+        ),
+        click.option(
+            "--attention",
+            type=click.Choice(ATTENTION),
+            help="math (what FlopCounterMode counts: every query-key pair) or fused (a fused causal kernel: "
+            "only the unmasked pairs, no T x T scores kept).",
+        ),
+        click.option("--batch", metavar="N|NAME", help="Sequences (or images) per step: a number or a symbol."),
+        click.option("--gpus", metavar="N|NAME", help="Devices the training is spread over (data parallel x tp x pp)."),
+        click.option("--zero", type=click.IntRange(0, 3), help="ZeRO stage 0-3 (DeepSpeed's rules)."),
+        click.option("--tp", type=click.IntRange(1), help="Tensor-parallel degree (Megatron's rules)."),
+        click.option("--pp", type=click.IntRange(1), help="Pipeline-parallel degree."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+
+    def wrapper(**kwargs):
+        chosen = {name: kwargs.pop(name) for name in _RUN_OPTION_NAMES}
+        return function(setup=build_setup(**chosen), **kwargs)
+
+    wrapper.__name__, wrapper.__doc__ = function.__name__, function.__doc__
+    wrapper.__click_params__ = function.__click_params__  # type: ignore[attr-defined]
+    del function.__click_params__  # type: ignore[attr-defined]
+    return wrapper
+
+
+_RUN_OPTION_NAMES = (
+    "dtype",
+    "weights",
+    "kv",
+    "activations",
+    "train",
+    "optimizer",
+    "precision",
+    "recompute",
+    "attention",
+    "batch",
+    "gpus",
+    "zero",
+    "tp",
+    "pp",
+)
+
+
+def build_setup(**chosen) -> Setup:
+    """The Setup of the run options given; each value checked, an error naming its option."""
+    setup = Setup.of_dtype(chosen["dtype"]) if chosen["dtype"] else Setup()
+    changes: dict = {}
+    if chosen["dtype"]:
+        parse_format(chosen["dtype"], "--dtype")
+    for name in ("weights", "kv", "activations"):
+        if chosen[name]:
+            changes[name] = parse_format(chosen[name], f"--{name}")
+    for name in ("optimizer", "precision", "recompute", "attention", "zero", "tp", "pp"):
+        if chosen[name] is not None:
+            changes[name] = chosen[name]
+    for name in ("batch", "gpus"):
+        if chosen[name] is not None:
+            changes[name] = parse_size(chosen[name], f"--{name}")
+    if chosen["train"]:
+        changes["train"] = True
+    return setup.with_(**changes)
+
+
 _set = click.option(
     "--set",
     "assignments",
@@ -163,13 +259,7 @@ def cli():
     help="torch: total = learnable params; keras: total adds BatchNorm running statistics.",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option(
-    "--dtype",
-    type=click.Choice(list(DTYPES)),
-    default="float32",
-    show_default=True,
-    help="Element type for the byte counts of activations and parameters.",
-)
+@_run_options
 @click.option(
     "--fold/--all",
     " /--no-fold",
@@ -179,9 +269,9 @@ def cli():
     "The table folds by default beyond 300 layers.",
 )
 @click.option("--plot", metavar="FILE", help="Also draw the parameters per layer (.png, .svg, .pdf; needs matplotlib).")
-def count(program, assignments, convention, fmt, dtype, fold, plot):
+def count(program, assignments, convention, fmt, setup, fold, plot):
     """Count parameters, state, fan-in, connections, MACs and memory of every layer."""
-    network = load(program, assignments, convention).with_options(dtype=dtype)
+    network = load(program, assignments, convention, setup=setup)
     if plot:
         from .render.plots import plot_layers
 
@@ -196,9 +286,10 @@ def count(program, assignments, convention, fmt, dtype, fold, plot):
 @cli.command()
 @_program
 @_set
-def explain(program, assignments):
+@_run_options
+def explain(program, assignments, setup):
     """Explain step by step how each layer's count arises."""
-    click.echo(explain_network(load(program, assignments)), nl=False)
+    click.echo(explain_network(load(program, assignments, setup=setup)), nl=False)
 
 
 @cli.command("solve")
@@ -216,19 +307,13 @@ def explain(program, assignments):
     "state), macs, kv_cache (elements), kv_cache_bytes, memory (bytes).",
 )
 @_set
-@click.option(
-    "--dtype",
-    type=click.Choice(list(DTYPES)),
-    default="float32",
-    show_default=True,
-    help="Element type, for --on memory and kv_cache_bytes.",
-)
+@_run_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def solve_command(program, unknown, budget, at_least, exact, on, assignments, dtype, fmt):
+def solve_command(program, unknown, budget, at_least, exact, on, assignments, setup, fmt):
     """Solve for an unknown under a budget, with exact integer arithmetic."""
     if at_least and exact:
         raise ParamsymUsageError("--at-least and --exact cannot be used together")
-    network = load(program, assignments, unknowns=[unknown.strip()], option="--for").with_options(dtype=dtype)
+    network = load(program, assignments, unknowns=[unknown.strip()], option="--for", setup=setup)
     mode = "at-least" if at_least else "exact" if exact else "at-most"
     solution = solve(network, unknown, parse_count(budget, "--budget"), on=on, mode=mode)
     if fmt == "json":
@@ -251,12 +336,12 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, dt
 @click.option("--on", type=click.Choice(budgets()), default="params", show_default=True)
 @_set
 @click.option("--convention", type=click.Choice(CONVENTIONS), default="torch", show_default=True)
-@click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True)
+@_run_options
 @click.option("--format", "fmt", type=click.Choice(SWEEP_FORMATS), default="table", show_default=True)
 @click.option("--limit", default=40, show_default=True, help="Rows shown in the table.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
 @click.option("--plot", metavar="FILE", help="Also draw --on against the first grid symbol (.png, .svg, .pdf).")
-def sweep_command(program, grids, budget, on, assignments, convention, dtype, fmt, limit, output, plot):
+def sweep_command(program, grids, budget, on, assignments, convention, setup, fmt, limit, output, plot):
     """Evaluate the totals at every point of a grid of symbol values."""
     from .algebra.sweeps import parse_grid, sweep  # NumPy is imported only here
 
@@ -268,7 +353,7 @@ def sweep_command(program, grids, budget, on, assignments, convention, dtype, fm
                 f"--grid {name}=... is given twice; give all the values of {name} in one --grid, such as {name}=3,5,7"
             )
         grid[name] = values
-    network = load(program, assignments, convention, unknowns=list(grid), option="--grid").with_options(dtype=dtype)
+    network = load(program, assignments, convention, unknowns=list(grid), option="--grid", setup=setup)
     result = sweep(network, grid, on=on, budget=parse_count(budget, "--budget") if budget else None)
     if plot:
         from .render.plots import plot_sweep
@@ -284,9 +369,10 @@ def sweep_command(program, grids, budget, on, assignments, convention, dtype, fm
 @click.option("--by", metavar="NAME", help="The symbol to collect by (--view collected).")
 @click.option("--diff", "by_symbol", metavar="NAME", help="Also the derivative by NAME: what one more costs.")
 @_set
-def formula_command(program, on, how, by, by_symbol, assignments):
+@_run_options
+def formula_command(program, on, how, by, by_symbol, assignments, setup):
     """Show a total as a formula: expanded, factored, collected, per layer or generic."""
-    network = load(program, assignments)
+    network = load(program, assignments, setup=setup)
     expr = formula(network, on)
     evaluator = network.evaluator()
 
@@ -329,13 +415,14 @@ def formula_command(program, on, how, by, by_symbol, assignments):
 @click.option("--group-digits", is_flag=True, help="Group digits as 18{,}496.")
 @click.option("--standalone", is_flag=True, help="A complete document (article, amsmath, booktabs).")
 @_set
+@_run_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write to FILE.")
-def latex_command(program, on, names, group_digits, standalone, assignments, output):
+def latex_command(program, on, names, group_digits, standalone, assignments, setup, output):
     """LaTeX for a paper: the total, the per-layer derivation and a booktabs table."""
     from .render.typeset import parse_names
     from .render.typeset import render as render_latex_document
 
-    network = load(program, assignments)
+    network = load(program, assignments, setup=setup)
     text = render_latex_document(
         network, on=on, names=parse_names(names), group_digits=group_digits, standalone=standalone
     )

@@ -28,6 +28,7 @@ NetworkLike: TypeAlias = Any
 # what explain's closing lines write a number with
 Words: TypeAlias = Callable[[Expr], str]
 
+# the names --dtype has always taken, and their bytes (core/setup.py has every format)
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 
 
@@ -100,7 +101,7 @@ def _output_elements(layer: Layer, counts: dict[str, Expr | None]) -> Expr | Non
 
 
 def _activation_bytes(net: NetworkLike) -> Expr | None:
-    return None if net.activations is None else net.activations * DTYPES[net.dtype]
+    return None if net.activations is None else net.setup.activations.bytes(net.activations)
 
 
 def _memory(net: NetworkLike) -> Expr | None:
@@ -122,7 +123,7 @@ def _state_note(net: NetworkLike) -> str:
 
 
 def _kv_cache_bytes(net: NetworkLike) -> Expr | None:
-    return None if net.kv_cache is None else net.kv_cache * DTYPES[net.dtype]
+    return None if net.kv_cache is None else net.setup.kv.bytes(net.kv_cache)
 
 
 def _explain_active(net: NetworkLike, words: Words) -> str | None:
@@ -136,7 +137,7 @@ def _explain_kv_cache(net: NetworkLike, words: Words) -> str | None:
         return None
     return (
         f"KV cache (keys and values kept for one sequence): {words(net.kv_cache)} values, "
-        f"{words(net.kv_cache_bytes)} bytes at {net.dtype}."
+        f"{words(net.kv_cache_bytes)} bytes at {net.setup.kv}."
     )
 
 
@@ -240,7 +241,7 @@ QUANTITIES: list[Quantity] = [
         "param_bytes",
         "parameter bytes",
         network=lambda net: expansion.expand(
-            (net.params + net.state) * DTYPES[net.dtype], "the formula of the parameter bytes"
+            net.setup.weights.bytes(net.params + net.state), "the formula of the parameter bytes"
         ),
     ),
     Quantity("kv_cache_bytes", "KV cache bytes", network=_kv_cache_bytes, budget=True),

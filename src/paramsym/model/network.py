@@ -16,6 +16,7 @@ from .. import expansion
 from ..core.evaluate import Evaluator
 from ..core.quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
 from ..core.records import Layer, Node, Shape
+from ..core.setup import Setup
 from ..errors import (
     ParamsymError,
     ParamsymEvaluationError,
@@ -101,12 +102,18 @@ class Network:
         *,
         counted: _Counted | None = None,
         inputs: tuple[Shape, ...] | None = None,
+        setup: Setup | None = None,
     ):
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
-        if dtype not in DTYPES:
-            raise ParamsymUsageError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}")
-        self.dtype = dtype
+        if setup is None:
+            try:
+                setup = Setup.of_dtype(dtype)
+            except ParamsymUsageError:
+                raise ParamsymUsageError(f"unknown dtype {dtype!r}; use one of {', '.join(DTYPES)}") from None
+        # how it is run: number formats, training, batch, devices (core/setup.py)
+        self.setup = setup
+        self.dtype = setup.dtype
         self.program = program
         self.input_shape = input_shape
         # every input(...): the first, then an encoder-decoder's decoder input (docs/language.md, "Two inputs")
@@ -185,6 +192,8 @@ class Network:
         for expr in distinct:
             for free in expr.free_symbols:
                 names.setdefault(free.name, free)
+        for free in self.setup.symbols():  # --batch B
+            names.setdefault(free.name, free)
         for name, expr in self.assignments.items():
             names.setdefault(name, symbol(name))
             for free in expr.free_symbols:
@@ -251,6 +260,7 @@ class Network:
             self.structure,
             counted=self._untied,
             inputs=self.inputs,
+            setup=self.setup,
         )
         network.check()
         return network
@@ -269,10 +279,16 @@ class Network:
             self.structure,
             counted=self._untied,
             inputs=self.inputs,
+            setup=self.setup,
         )
 
-    def with_options(self, *, convention: str | None = None, dtype: str | None = None) -> Network:
-        """A copy with another convention (torch, keras) or dtype for byte counts."""
+    def with_options(
+        self, *, convention: str | None = None, dtype: str | None = None, setup: Setup | None = None
+    ) -> Network:
+        """A copy with another convention (torch, keras), dtype for byte counts (the one format of weights,
+        KV cache and activations) or setup (how the network is run: core/setup.py)."""
+        if setup is None:
+            setup = self.setup if dtype is None else Setup.of_dtype(dtype)
         return Network(
             self.program,
             None,
@@ -280,10 +296,11 @@ class Network:
             self.output_shape,
             self.assignments,
             convention or self.convention,
-            dtype or self.dtype,
+            setup.dtype,
             self.structure,
             counted=self._untied,
             inputs=self.inputs,
+            setup=setup,
         )
 
     def evaluator(self, **values) -> Evaluator:
@@ -541,6 +558,8 @@ class Document:
             },
             "convention": net.convention,
             "dtype": net.dtype,
+            # weights, KV cache and activations in different formats (--weights int4 --kv fp8)
+            **({"formats": net.setup.formats()} if net.dtype == "mixed" else {}),
             "input_shape": self.shape(net.input_shape),
             **({"inputs": [self.shape(shape) for shape in net.inputs]} if len(net.inputs) > 1 else {}),
             "output_shape": self.shape(net.output_shape),
