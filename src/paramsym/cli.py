@@ -16,6 +16,7 @@ import click
 from . import __version__, expansion
 from .algebra.solve import solve
 from .algebra.views import VIEWS, formula, generic, marginal, per_layer, view
+from .core.devices import parse_device, parse_fraction
 from .core.quantities import budgets, viewable
 from .core.setup import ATTENTION, FORMAT_HELP, OPTIMIZERS, PRECISIONS, RECOMPUTE, Setup, parse_format, parse_size
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
@@ -177,6 +178,14 @@ def _run_options(function):
         click.option("--zero", type=click.IntRange(0, 3), help="ZeRO stage 0-3 (DeepSpeed's rules)."),
         click.option("--tp", type=click.IntRange(1), help="Tensor-parallel degree (Megatron's rules)."),
         click.option("--pp", type=click.IntRange(1), help="Pipeline-parallel degree."),
+        click.option(
+            "--device",
+            metavar="NAME|FLOPS,BW[,MEM]",
+            help="For roofline times: h100, h100-pcie, h200, a100, a100-40gb, l4, rtx4090, v100, t4, mi300x, or "
+            "peak FLOP/s, bytes/s and memory such as 989.4e12,3.35e12,80GB.",
+        ),
+        click.option("--tokens", metavar="N|NAME", help="Training tokens, for training totals and time (1T)."),
+        click.option("--mfu", metavar="FRACTION", help="Fraction of the device's peak a training run reaches (0.4)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -206,6 +215,9 @@ _RUN_OPTION_NAMES = (
     "zero",
     "tp",
     "pp",
+    "device",
+    "tokens",
+    "mfu",
 )
 
 
@@ -221,9 +233,13 @@ def build_setup(**chosen) -> Setup:
     for name in ("optimizer", "precision", "recompute", "attention", "zero", "tp", "pp"):
         if chosen[name] is not None:
             changes[name] = chosen[name]
-    for name in ("batch", "gpus"):
+    for name in ("batch", "gpus", "tokens"):
         if chosen[name] is not None:
             changes[name] = parse_size(chosen[name], f"--{name}")
+    if chosen["device"]:
+        changes["device"] = parse_device(chosen["device"])
+    if chosen["mfu"]:
+        changes["mfu"] = parse_fraction(chosen["mfu"], "--mfu")
     if chosen["train"]:
         changes["train"] = True
     return setup.with_(**changes)

@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 import sympy
 
 from .. import expansion
+from ..errors import ParamsymUsageError
 from ..language.syntax import oversized_number, too_large
 from .records import ONE, ZERO, Layer
 
@@ -78,6 +79,10 @@ class Quantity:
         None  # explain's closing line, given (network, words), or None to skip
     )
     explain_layers: bool = False  # explain ends each layer with "TITLE: value." when it is not 0
+    # whether the quantity applies to a network as it is run (training memory: with --train); where it does not,
+    # it is None, left out of JSON, summaries and explain, and `solve --on` / `formula --on` say what it `needs`
+    applies: Callable[[NetworkLike], bool] | None = None
+    needs: str = ""  # what makes it apply: "--train", "--device"
 
     @property
     def per_layer(self) -> bool:
@@ -286,9 +291,16 @@ def per_layer_names() -> tuple[str, ...]:
     return tuple(q.name for q in QUANTITIES if (q.per_layer and q.totalled) or q.layer_formula)
 
 
+def applies(q: Quantity, network: NetworkLike) -> bool:
+    """Whether the quantity applies to the network as it is run (see Quantity.applies)."""
+    return q.applies is None or bool(q.applies(network))
+
+
 def budget_formula(network: NetworkLike, name: str) -> Expr | None:
     """The formula a budget on `name` is about (`solve --on`, sweep, `formula --on`)."""
     q = BY_NAME[name]
+    if not applies(q, network):
+        raise ParamsymUsageError(f"--on {name} needs {q.needs}", hint=f"add {q.needs}")
     return q.budget_formula(network) if q.budget_formula else network.quantity(name)
 
 

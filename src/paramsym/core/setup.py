@@ -28,8 +28,8 @@ ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 DEFAULT_GROUPS = {"int4": (128, "fp16"), "nf4": (64, "fp32")}
 SCALE_FORMATS = ("fp32", "bf16", "fp16", "fp8")
 FORMAT_HELP = (
-    "fp32, bf16, fp16, fp8, int8, int4 or nf4; a quantized format with its group size and the format of its per-group factor "
-    "as int4:g128:fp16"
+    "fp32, bf16, fp16, fp8, int8, int4 or nf4; a quantized format with its group size and the format of "
+    "its per-group factor as int4:g128:fp16"
 )
 
 

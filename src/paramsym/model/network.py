@@ -14,7 +14,17 @@ import sympy
 
 from .. import expansion
 from ..core.evaluate import Evaluator
-from ..core.quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
+from ..core.quantities import (
+    BY_NAME,
+    DTYPES,
+    QUANTITIES,
+    Counts,
+    applies,
+    by_convention,
+    count_layers,
+    layer_quantities,
+    total,
+)
 from ..core.records import Layer, Node, Shape
 from ..core.setup import Setup
 from ..errors import (
@@ -166,7 +176,10 @@ class Network:
                 known = ", ".join(q.name for q in QUANTITIES if q.totalled or q.network)
                 what = f"{name} is counted per layer and has no total" if q else f"unknown quantity {name!r}"
                 raise ParamsymUsageError(f"{what}; the network's quantities: {known}")
-            self._quantities[name] = q.network(self) if q.network else self._counted.total(name)
+            if not applies(q, self):  # training memory without --train
+                self._quantities[name] = None
+            else:
+                self._quantities[name] = q.network(self) if q.network else self._counted.total(name)
         return self._quantities[name]
 
     def __getattr__(self, name):
@@ -315,7 +328,9 @@ class Network:
         if values:
             self.check(**values)  # C=3 in conv3x3(->C/2) is no network: say where, not "81/2 is not whole"
         ev = self.evaluator(**values)
-        return {q.name: ev.integer(self.quantity(q.name), q.noun) for q in QUANTITIES if q.headline}
+        return {
+            q.name: ev.integer(self.quantity(q.name), q.noun) for q in QUANTITIES if q.headline and applies(q, self)
+        }
 
     def check(self, **values) -> None:
         """Check the conditions that wait for values (groups divide channels, sizes >= 1)."""
@@ -554,7 +569,7 @@ class Document:
             **{
                 q.name: self.quantity(net.quantity(q.name), q.noun)
                 for q in QUANTITIES
-                if q.in_json and (q.totalled or q.network)
+                if q.in_json and (q.totalled or q.network) and applies(q, net)
             },
             "convention": net.convention,
             "dtype": net.dtype,

@@ -10,7 +10,7 @@ import sympy
 
 from ..core.evaluate import Evaluator
 from ..core.formatting import grouped, human
-from ..core.quantities import QUANTITIES, count_layer, layer_quantities
+from ..core.quantities import QUANTITIES, applies, count_layer, layer_quantities
 from ..core.records import ONE
 from ..kinds import combinators
 from ..model.builder import shadowing
@@ -106,7 +106,7 @@ def explain(network: Network, **values) -> str:
         line += f" ({formula})"
     out.append(line + ".")
     for q in QUANTITIES:
-        sentence = q.explain(network, w) if q.explain is not None else None
+        sentence = q.explain(network, w) if q.explain is not None and applies(q, network) else None
         if sentence:
             out.append(sentence)
     return "\n".join(out) + "\n"

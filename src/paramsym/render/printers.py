@@ -19,7 +19,7 @@ import sympy
 from .. import expansion
 from ..core.evaluate import Evaluator
 from ..core.formatting import exact, grouped, human
-from ..core.quantities import QUANTITIES, add, layer_quantities
+from ..core.quantities import QUANTITIES, add, applies, layer_quantities
 from ..errors import ParamsymError
 from ..language.syntax import symbol
 from ..model.network import DISPLAY, Document, Network, without_cyclic_gc
@@ -543,7 +543,7 @@ def summary_lines(network: Network, data: dict | None = None, document: Document
     data = data if data is not None else document.head()
     lines = []
     for q in QUANTITIES:
-        if q.summary is None or (q.summary_when and not q.summary_when(network)):
+        if q.summary is None or (q.summary_when and not q.summary_when(network)) or not applies(q, network):
             continue
         quantity = data[q.name]
         if _left_out(q, data):
