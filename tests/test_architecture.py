@@ -187,6 +187,9 @@ ALLOWED = {
         "frameworks.importer",
         "transpose",
     ): "PyTorch's tensor method x.transpose(...), which the importer reads as a layout",
+    ("cli", "tokens"): "the --tokens option (training tokens), not the layer",
+    ("cli", "--tokens"): "the --tokens option (training tokens), not the layer",
+    ("cli", "Training tokens, for training totals and time (1T)."): "the --tokens option's help",
 }
 
 
