@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint mypy-baseline install install-test install-docs docs serve-docs bench bench-import bench-playground import-sweep check-language wheel fuzz clean
+.PHONY: demo test lint mypy-baseline install install-test install-docs docs serve-docs bench bench-cost bench-import bench-playground import-sweep check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ fuzz: install-test
 
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+# What the memory and cost quantities (issue 21) add to a 10,000-layer `paramsym count`, against main before them.
+bench-cost: install
+	$(BIN)/python benchmarks/cost_overhead.py
 
 # paramsym.from_torch's time with the model built (ResNet-50, ViT, GPT-2, Llama-2-7B and -3-70B on meta) and
 # `paramsym import` end to end (benchmarks/README.md records the figures).
