@@ -28,7 +28,7 @@ structure in `_needs_gradient`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import sympy
 
@@ -36,12 +36,9 @@ from .. import expansion
 from .quantities import Quantity, Words, register
 from .records import ZERO, Layer
 
-Expr = sympy.Expr
-NetworkLike = Any
+Expr: TypeAlias = sympy.Expr
+NetworkLike: TypeAlias = Any
 
-# kinds whose MACs are all products of a weight and the layer's input: with an input that needs no gradient, the
-# backward computes the weight gradients alone, as many MACs as the forward
-_WEIGHT_TIMES_INPUT = frozenset({"conv", "dwconv", "deconv", "dense", "router", "embed"})
 # the compute format of each training precision (what the matrix products run in)
 COMPUTE_FORMAT = {"fp32": "fp32", "mixed-bf16": "bf16", "bf16": "bf16", "mixed-fp16": "fp16"}
 
@@ -49,6 +46,10 @@ COMPUTE_FORMAT = {"fp32": "fp32", "mixed-bf16": "bf16", "bf16": "bf16", "mixed-f
 def _double(layer: Layer, counts: dict[str, Expr | None]) -> Expr | None:
     macs = counts["macs"]
     return None if macs is None else 2 * macs
+
+
+NEEDS_TOKENS = "--tokens and a sequence input"
+NEEDS_TIME = "--tokens, --device and --mfu"
 
 
 def _first(layer: Layer, counts: dict[str, Expr | None]) -> Expr | None:
@@ -60,7 +61,7 @@ def _first(layer: Layer, counts: dict[str, Expr | None]) -> Expr | None:
         return None
     if macs == 0 or counts["params"] == 0:
         return ZERO
-    return macs if layer.kind.key in _WEIGHT_TIMES_INPUT else None
+    return macs if getattr(layer.kind, "weights_times_input", False) else None
 
 
 def _zero(layer: Layer, counts: dict[str, Expr | None]) -> Expr:
@@ -193,8 +194,8 @@ def _train_flops(net: NetworkLike) -> Expr | None:
 def sequence_positions(net: NetworkLike) -> Expr | None:
     """The tokens of one sample: the positions of a sequence input (token ids T, or T x d); None for an image."""
     shape = net.input_shape
-    if shape.spatial == () and net.layers and net.layers[0].layer.kind.key == "embed":
-        return shape.channels  # input(T) > embed(V->d): T token ids
+    if shape.spatial == () and net.layers and getattr(net.layers[0].layer.kind, "reads_token_ids", False):
+        return shape.channels  # T ids of a sequence
     if shape.spatial is None or len(shape.spatial) != 1:
         return None
     return shape.spatial[0]
@@ -290,7 +291,7 @@ def _timed(net: NetworkLike) -> bool:
 
 
 def _layer(name: str, title: str, default: Callable) -> Quantity:
-    return Quantity(name, title, default=default, in_json=False)
+    return Quantity(name, title, default=default, in_json=False, totalled=False)  # totals: _total
 
 
 for quantity, after in (
@@ -326,13 +327,13 @@ for quantity, after in (
     (
         Quantity(
             "train_flops_total",
-            "training FLOPs for --tokens",
+            "training FLOPs of the run",
             noun="training FLOP count",
             network=_total_flops,
             budget=True,
             explain=_explain_total,
             applies=_tokens,
-            needs="--tokens and a sequence input",
+            needs=NEEDS_TOKENS,
         ),
         "train_flops",
     ),
@@ -343,7 +344,7 @@ for quantity, after in (
             noun="6ND estimate",
             network=_six_nd,
             applies=_tokens,
-            needs="--tokens and a sequence input",
+            needs=NEEDS_TOKENS,
         ),
         "train_flops_total",
     ),
@@ -356,7 +357,7 @@ for quantity, after in (
             budget=True,
             explain=_explain_seconds,
             applies=_timed,
-            needs="--tokens, --device and --mfu",
+            needs=NEEDS_TIME,
         ),
         "train_flops_6nd",
     ),

@@ -1767,7 +1767,12 @@ class Attention(Kind):
 
     @staticmethod
     def training_counts(
-        o: AttentionOptions, macs: Expr | None, projections: tuple, scores: Expr | None, T: Expr, keys: Expr
+        o: AttentionOptions,
+        macs: Expr | None,
+        projections: tuple[Expr | None, ...],
+        scores: Expr | None,
+        T: Expr,
+        keys: Expr,
     ) -> dict[str, Expr | None]:
         """What training and fused kernels change (core/compute.py): the score and value products are the
         attention core that selective recomputation redoes; with `causal` a fused kernel computes only the

@@ -153,10 +153,10 @@ class LatentAttention(Kind):
             # unmasked pairs; with an input that needs no gradient, no gradient of the input through the
             # projections that read it (q_proj or q_a_proj, kv_a_proj_with_mqa)
             "attention_macs": scores,
-            "fused_skip": None if scores is None else sympy.expand(scores - scores * (T + 1) / (2 * T)),
+            "fused_skip": None if T is None or scores is None else sympy.expand(scores - scores * (T + 1) / (2 * T)),
             "backward_first": None
-            if projections is None or scores is None
-            else sympy.expand(2 * (projections + scores) - times(T, d, read)),
+            if T is None or projections is None or scores is None
+            else sympy.expand(2 * (projections + scores) - T * d * read),
         }
 
     def field(self, layer: Layer, field: Any) -> Any:
