@@ -190,6 +190,10 @@ ALLOWED = {
     ("cli", "tokens"): "the --tokens option (training tokens), not the layer",
     ("cli", "--tokens"): "the --tokens option (training tokens), not the layer",
     ("cli", "Training tokens, for training totals and time (1T)."): "the --tokens option's help",
+    ("core.compute", "--tokens and a sequence input"): "what train_flops_total needs: the --tokens option",
+    ("core.compute", "--tokens, --device and --mfu"): "what train_seconds needs: the --tokens option",
+    ("core.compute", " tokens: "): "explain's sentence on the training tokens (--tokens), not the layer",
+    ("core.compute", " parameters x tokens) is "): "explain's 6ND sentence (training tokens), not the layer",
 }
 
 

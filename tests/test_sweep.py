@@ -160,8 +160,8 @@ def test_a_symbol_in_a_denominator_sweeps_exactly():
     assert list(valid) == [True, True, False, True, True]
     done = run("sweep", "input(8x8x8) > conv3x3(->8, groups=G)", "--grid", "G=1,2,4,8", "--format", "csv")
     assert done.returncode == 0 and done.stdout.splitlines()[1:] == [
-        "1,576,20736,3456",
-        "2,288,10368,2304",
-        "4,144,5184,1728",
-        "8,72,2592,1440",
+        "1,576,20736,41472,3456",  # G, params, macs, flops, memory
+        "2,288,10368,20736,2304",
+        "4,144,5184,10368,1728",
+        "8,72,2592,5184,1440",
     ]

@@ -1754,6 +1754,7 @@ class Attention(Kind):
             macs = macs + 3 * o.heads * T * T
         outputs = layer.out_shape.elements
         extra: dict[str, Expr | None] = {"state": reduced_state} if o.srpool is not None else {}
+        extra.update(self.training_counts(o, macs, projections, scores, T, keys))
         return {
             **extra,
             "params": params,
@@ -1763,6 +1764,37 @@ class Attention(Kind):
             # a sliding window keeps the last W - 1 positions (what the next token attends to besides itself)
             "kv_cache": times(2, keys if o.slide is None else sympy.Min(keys, o.slide - 1), kv),
         }
+
+    @staticmethod
+    def training_counts(
+        o: AttentionOptions,
+        macs: Expr | None,
+        projections: tuple[Expr | None, ...],
+        scores: Expr | None,
+        T: Expr,
+        keys: Expr,
+    ) -> dict[str, Expr | None]:
+        """What training and fused kernels change (core/compute.py): the score and value products are the
+        attention core that selective recomputation redoes; with `causal` a fused kernel computes only the
+        unmasked pairs, T(T+1)/2 of the T² (with a sliding window of W, each query's last W at most), and skips
+        the rest; with an input that needs no gradient the backward leaves out the gradients of the input through
+        the query, key and value projections (measured with FlopCounterMode, tests/test_flops.py). Not known for
+        the forms whose extra products read constants or other values: a reduction of the keys (sr, srpool),
+        keys from another value (source), a position-bias MLP (pos_mlp, cpb) and GPSA's positional projection."""
+        counts: dict[str, Expr | None] = {"attention_macs": scores}
+        if o.causal and o.sides is None and not o.channels and o.source is None and scores is not None:
+            pairs = T * (T + 1) / 2
+            if o.slide is not None:
+                beyond = sympy.Max(T - o.slide, 0)
+                pairs -= beyond * (beyond + 1) / 2
+            counts["fused_skip"] = sympy.expand(scores - scores * pairs / (T * keys))
+        plain = o.source is None and o.sr is None and o.srpool is None and o.pos_map is None
+        plain = plain and o.cpb is None and not o.gpsa
+        if not plain:
+            counts["backward_first"] = counts["backward_macs"] = None
+        elif macs is not None and projections[0] is not None and projections[1] is not None:
+            counts["backward_first"] = 2 * macs - projections[0] - projections[1]
+        return counts
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         o = AttentionOptions.of(layer)

@@ -101,6 +101,10 @@ class Kind:
     takes_channels: bool = False  # A->B
     identity: bool = False  # the layer that passes its input on (the empty branch)
     by_convention: bool = False  # counts(layer, convention): counts differ between torch and keras
+    # every MAC is a product of a weight and the layer's input: with an input that needs no gradient, the backward
+    # computes the weight gradients alone, as many MACs as the forward (core/compute.py)
+    weights_times_input: bool = False
+    reads_token_ids: bool = False  # its input is token ids: a sequence of as many positions as the input has values
     # PyTorch modules (class names) and functions (torch.nn.functional / torch names) it imports from
     torch_modules: tuple[str, ...] = ()
     torch_functions: tuple[str, ...] = ()

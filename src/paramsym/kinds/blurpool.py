@@ -101,6 +101,8 @@ class BlurPool(Kind):
         return {
             "fan_in": k,
             "macs": times(k, layer.out_shape.elements),
+            # its filter is fixed (a buffer): the backward computes the input's gradient alone (core/compute.py)
+            "backward_macs": times(k, layer.out_shape.elements),
             "connections": times(k, layer.out_shape.elements),
         }
 

@@ -265,6 +265,7 @@ def _depthwise_sentences(layer: Layer, w: Words) -> list[str]:
 
 class Convolution(_Filters):
     key = "conv"
+    weights_times_input = True
     pattern = windows.window_pattern("conv")
     suggestions = ("conv3x3", "conv1x1", "conv5x5", "conv7x7", "conv1d", "conv2d", "conv3d")
     flags = _BIAS | _STANDARDISED
@@ -357,6 +358,7 @@ class DepthwiseConvolution(_Filters):
     """groups = Cin; the output channels default to the input's."""
 
     key = "dwconv"
+    weights_times_input = True
     pattern = windows.window_pattern("dwconv")
     suggestions = ("dwconv3x3",)
     keywords = _FILTER_KEYS - {"groups"}
@@ -454,6 +456,7 @@ class TransposedConvolutionOptions(Options):
 
 class TransposedConvolution(_Filters):
     key = "deconv"
+    weights_times_input = True
     pattern = windows.window_pattern("deconv")
     suggestions = ("deconv4x4", "deconv2x2")
     keywords = _FILTER_KEYS | {"outpad"}

@@ -115,6 +115,10 @@ class FourierPositions(Kind):
             "params": 2 * o.hidden * d + d,
             "fan_in": 2 * o.hidden,
             "macs": times(H * W, 2 * o.hidden * d),
+            # the product reads the constant Fourier features: its backward is the weight gradient alone, whether
+            # or not the input needs a gradient (core/compute.py)
+            "backward_macs": times(H * W, 2 * o.hidden * d),
+            "backward_first": times(H * W, 2 * o.hidden * d),
         }
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:

@@ -141,12 +141,22 @@ class LatentAttention(Kind):
         T = layer.in_shape.positions
         projections = times(T, weights)
         scores = times(T, T, h * (o.nope_dim + o.rope_dim + o.v_dim))
+        # the widths the projections that read the input give: the queries (or their rank) and the latent's r + p
+        read = (h * (o.nope_dim + o.rope_dim) if o.q_rank is None else o.q_rank) + o.kv_rank + o.rope_dim
         return {
             "params": sympy.expand(weights + norms + biases),
             "fan_in": d,
             "macs": None if projections is None or scores is None else sympy.expand(projections + scores),
             "connections": times(layer.out_shape.elements, d),
             "kv_cache": times(T, o.kv_rank + o.rope_dim),
+            # core/compute.py: the score and value products, of which a fused causal kernel computes the T(T+1)/2
+            # unmasked pairs; with an input that needs no gradient, no gradient of the input through the
+            # projections that read it (q_proj or q_a_proj, kv_a_proj_with_mqa)
+            "attention_macs": scores,
+            "fused_skip": None if T is None or scores is None else sympy.expand(scores - scores * (T + 1) / (2 * T)),
+            "backward_first": None
+            if T is None or projections is None or scores is None
+            else sympy.expand(2 * (projections + scores) - T * d * read),
         }
 
     def field(self, layer: Layer, field: Any) -> Any:

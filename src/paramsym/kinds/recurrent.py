@@ -211,7 +211,15 @@ class Recurrent(Kind):
             p["D"] * (self._step_macs(p, p["I"]) + (p["L"] - 1) * self._step_macs(p, p["after"]))
         )
         macs = times(layer.in_shape.positions, per_step)
-        return {"params": self._params(layer, convention), "fan_in": p["I"] + p["R"], "connections": macs, "macs": macs}
+        return {
+            "params": self._params(layer, convention),
+            "fan_in": p["I"] + p["R"],
+            "connections": macs,
+            "macs": macs,
+            # the backward leaves out the products of the zero initial state; not counted (core/compute.py)
+            "backward_macs": None,
+            "backward_first": None,
+        }
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         """One layer and direction in C_in and C_out = D·H (D·P with proj), in PyTorch's convention."""

@@ -109,6 +109,7 @@ class AttentionCore(Kind):
             "params": 0,
             "fan_in": known(layer.cin),
             "macs": None if scores is None or sums is None else scores + sums,
+            "attention_macs": None if scores is None or sums is None else scores + sums,  # core/compute.py
             "connections": times(layer.out_shape.elements, layer.cin),
             "kv_cache": times(T, o.heads * o.head_dim + c),
         }

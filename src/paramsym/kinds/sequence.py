@@ -76,6 +76,8 @@ class Embed(Kind):
     layer named NAME (an encoder-decoder's decoder looks its ids up in the encoder's table), counted there."""
 
     key = "embed"
+    weights_times_input = True  # a gather: no MACs
+    reads_token_ids = True
     names = ("embed",)
     keywords = frozenset({"tie"})
     takes_channels = True

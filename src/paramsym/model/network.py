@@ -13,6 +13,7 @@ from fractions import Fraction
 import sympy
 
 from .. import expansion
+from ..core import compute  # noqa: F401  (registers flops, train_flops, train_flops_total, train_seconds)
 from ..core.evaluate import Evaluator
 from ..core.quantities import (
     BY_NAME,
