@@ -25,6 +25,7 @@ from ..core.quantities import (
     layer_quantities,
     total,
 )
+from ..core import serving as _serving  # noqa: F401  (registers the serving quantities)
 from ..core.records import Layer, Node, Shape
 from ..core.setup import Setup
 from ..errors import (
