@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 from math import ceil, floor
+from pathlib import Path
 
 import pytest
 import sympy
@@ -152,7 +153,7 @@ def test_fused_prefill_counts_the_unmasked_pairs(T, W):
     assert net.value(math.prefill_flops) - net.value(net.prefill_flops) == 2 * 2 * q * (T * T - pairs(T, W))
 
 
-LLAMA = open("examples/llama2_7b.psym").read()
+LLAMA = Path("examples/llama2_7b.psym").read_text()
 BF16 = format_named("bf16")
 
 
@@ -197,7 +198,7 @@ def test_symbolic_in_the_context_and_the_batch():
     ["bert_base", "vit_b_16", "swin_t", "t5_base", "deepseek_v2_lite", "resnet18"],
 )
 def test_encoders_and_other_attentions_do_not_decode(example):
-    net = paramsym.parse(open(f"examples/{example}.psym").read()).with_options(setup=Setup(device=DEVICES["a100"]))
+    net = paramsym.parse(Path(f"examples/{example}.psym").read_text()).with_options(setup=Setup(device=DEVICES["a100"]))
     for name in ("prefill_flops", "decode_flops", "decode_bytes", "serve_memory_bytes", "decode_ns_per_token"):
         assert net.quantity(name) is None
     assert "decode_flops" not in net.to_dict()

@@ -80,7 +80,7 @@ def _decoder(net: NetworkLike) -> Decoder | None:
     for lc in net.layers:
         layer, macs = lc.layer, lc.counts.macs
         kind = type(layer.kind).__name__
-        if macs is None or layer.experts is not None and kind == "Attention":
+        if macs is None or (layer.experts is not None and kind == "Attention"):
             return None
         if kind == "Attention":
             o = AttentionOptions.of(layer)

@@ -13,6 +13,7 @@ from fractions import Fraction
 import sympy
 
 from .. import expansion
+from ..core import serving as _serving  # noqa: F401  (registers the serving quantities)
 from ..core.evaluate import Evaluator
 from ..core.quantities import (
     BY_NAME,
@@ -25,7 +26,6 @@ from ..core.quantities import (
     layer_quantities,
     total,
 )
-from ..core import serving as _serving  # noqa: F401  (registers the serving quantities)
 from ..core.records import Layer, Node, Shape
 from ..core.setup import Setup
 from ..errors import (
