@@ -190,6 +190,9 @@ ALLOWED = {
     ("cli", "tokens"): "the --tokens option (training tokens), not the layer",
     ("cli", "--tokens"): "the --tokens option (training tokens), not the layer",
     ("cli", "Training tokens, for training totals and time (1T)."): "the --tokens option's help",
+    ("core.serving", "tokens per second"): "generated text per second (the serving quantity), not the layer",
+    ("core.serving", "tokens_per_second"): "the serving quantity's name, not the layer",
+    ("core.serving", "tokens/s"): "the serving quantity's title, not the layer",
 }
 
 

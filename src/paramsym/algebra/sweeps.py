@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from ..core.quantities import budgets
+from ..core.quantities import BY_NAME, applies, budgets
 from ..errors import ParamsymUsageError
 from ..language.syntax import MAX_NUMBER_BITS, looks_like_count, parse_count, too_large
 from ..model.network import Network
@@ -174,7 +174,8 @@ def sweep(
     def points(array):
         return np.broadcast_to(array, shape).ravel()
 
-    names = tuple(quantities) or budgets()
+    # by default the budget quantities that apply to the network as it is run (serving ones to a causal decoder)
+    names = tuple(quantities) or tuple(n for n in budgets() if applies(BY_NAME[n], free_network))
     exprs = {name: quantity(free_network, name) for name in (*names, on)}
     # By default each budget quantity once (the total is the params again when there is no state), and
     # not a quantity that is 0 everywhere (the KV cache of a network without attention).

@@ -20,7 +20,7 @@ second are whole tokens, rounded down (the evaluator gives whole numbers only).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import sympy
 
@@ -29,14 +29,21 @@ from .quantities import NetworkLike, Quantity, Words, register
 
 Expr: TypeAlias = sympy.Expr
 
-# the kinds that work on each position alone: their MACs are the positions times those of one
-PER_POSITION = frozenset(
-    {"Dense", "Router", "Embed", "PositionEmbedding", "RMSNorm", "LayerNorm", "Activation", "SoftCap"}
-)
 # what a decode quantity needs
-DECODER = "a causal decoder (every attention attn(..., causal) on one input(T); encoders do not decode)"
-DEVICE = "--device and " + DECODER
+DECODER = "a causal decoder (causal self-attention over one input sequence; encoders do not decode)"
+DEVICE = "--device, on " + DECODER
 NANO = 10**9
+PER_SECOND = "tokens per second"  # generated: text, not the layer
+
+
+@dataclass(frozen=True)
+class CausalAttention:
+    """What a kind of causal self-attention over the sequence tells serving (Kind.causal_attention)."""
+
+    per_token: Expr  # MACs of the projections of one position (queries, keys, values, output)
+    q: Expr  # query channels: a query and a key make q MACs of scores, and q of the weighted sum
+    kv: Expr  # key channels (and as many value channels) a position keeps
+    window: Expr | None  # a sliding window of W positions, or None
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class Decoder:
     kv_read: Expr  # values of keys and values a decode step reads (its own new ones included)
     kv_written: Expr  # values of keys and values a decode step writes (one position's, in every layer)
     tables: Expr  # weights of the lookup tables (embed, posembed) that a step reads by the row, not whole
-    rows: Expr  # the width of their rows added up: what one token reads of them
+    rows: Expr  # the width of their rows added up: what one position reads of them
 
 
 def decoder(net: NetworkLike) -> Decoder | None:
@@ -72,41 +79,42 @@ def _decoder(net: NetworkLike) -> Decoder | None:
         return None
     if T is None:
         return None
-    from ..kinds.attention import AttentionOptions
-
+    # the tables that an output layer shares (tie=): read whole by it
     tied = {lc.layer.options.tie.index for lc in net.layers if getattr(lc.layer.options, "tie", None) is not None}
     decode, skip, read, written, tables, rows = ([] for _ in range(6))
     causal = False
     for lc in net.layers:
         layer, macs = lc.layer, lc.counts.macs
-        kind = type(layer.kind).__name__
-        if macs is None or (layer.experts is not None and kind == "Attention"):
+        if macs is None:
             return None
-        if kind == "Attention":
-            o = AttentionOptions.of(layer)
-            per_token, scores, attended = _attention(layer, o, T)
-            if per_token is None:
+        attention = layer.kind.causal_attention(layer)
+        if attention is not None:
+            if layer.experts is not None:
                 return None
-            m = layer.multiplier
-            q, kv = o.heads * o.head_dim, o.kv_heads * o.head_dim
+            m, q, kv = layer.multiplier, attention.q, attention.kv
             # the layer's MACs must be the projections of each position and every query/key pair (checked)
-            if expansion.expand(macs - m * (T * per_token + 2 * T * T * q)) != 0:
+            if expansion.expand(macs - m * (T * attention.per_token + 2 * T * T * q)) != 0:
                 return None
+            if attention.window is None:
+                attended, pairs = T, T * (T + 1) / 2
+            else:  # position i attends to min(i, W) positions: m(m + 1)/2 + (T - m)·m pairs in all, m = min(T, W)
+                attended = sympy.Min(T, attention.window)
+                pairs = attended * (attended + 1) / 2 + (T - attended) * attended
             causal = True
-            decode.append(m * (per_token + 2 * attended * q))
-            skip.append(m * 2 * q * (T * T - scores))
+            decode.append(m * (attention.per_token + 2 * attended * q))
+            skip.append(m * 2 * q * (T * T - pairs))
             read.append(m * 2 * attended * kv)
             written.append(m * 2 * kv)
             continue
-        if kind not in PER_POSITION:
-            return None
+        if not layer.kind.per_position:
+            return None  # attention of another kind, a convolution, a recurrence: positions mixed
         if layer.out_shape.rank != 1 or expansion.expand(layer.out_shape.positions - T) != 0:
             return None  # a layer that changes the sequence's length (first, pooling)
         per = expansion.expand(macs / T)
         if isinstance(T, sympy.Symbol) and not per.is_polynomial(T):
             return None
         decode.append(per)
-        if kind in ("Embed", "PositionEmbedding") and layer.index not in tied and lc.counts.params != 0:
+        if layer.kind.lookup and layer.index not in tied and lc.counts.params != 0:
             tables.append(lc.counts.params)
             rows.append(layer.multiplier * layer.out_shape.channels)
     if not causal:
@@ -116,34 +124,6 @@ def _decoder(net: NetworkLike) -> Decoder | None:
         return expansion.expand(sympy.Add(*parts)) if parts else sympy.Integer(0)
 
     return Decoder(T, total(decode), total(skip), total(read), total(written), total(tables), total(rows))
-
-
-def _attention(layer: Any, o: Any, T: Expr) -> tuple[Expr | None, Expr, Expr]:
-    """(projections of one position, unmasked query/key pairs of the prefill, positions a decode step attends
-    to) of causal self-attention over the sequence; projections None for any other attention."""
-    plain = (
-        o.causal
-        and o.source is None
-        and o.pooling is None
-        and o.sides is None
-        and not o.channels
-        and o.sr is None
-        and o.srpool is None
-        and not o.gpsa
-        and o.pos_map is None
-        and o.cls_rel is None
-        and layer.out_shape.rank == 1
-    )
-    if not plain or layer.cin is None or layer.cout is None:
-        return None, sympy.Integer(0), sympy.Integer(0)
-    d, out = layer.cin, layer.cout
-    q, kv = o.heads * o.head_dim, o.kv_heads * o.head_dim
-    per_token = d * q + 2 * d * kv + q * out
-    if o.slide is None:
-        return per_token, T * (T + 1) / 2, T
-    # position i attends to min(i, W) positions: m(m + 1)/2 + (T - m)·m pairs in all, m = min(T, W)
-    m = sympy.Min(T, o.slide)
-    return per_token, m * (m + 1) / 2 + (T - m) * m, m
 
 
 # ---- the quantities ---------------------------------------------------------------------------------------
@@ -260,7 +240,7 @@ def _explain_prefill(net: NetworkLike, words: Words) -> str | None:
         else "every query/key pair, masked ones included"
     )
     return (
-        f"Prefill: {words(net.prefill_flops)} FLOPs (2 x MACs) for the prompt of {words(dec.T)} tokens of "
+        f"Prefill: {words(net.prefill_flops)} FLOPs (2 x MACs) for a prompt of length {words(dec.T)}, "
         f"{_batch_words(net, words)}, attention over {how}."
     )
 
@@ -296,7 +276,7 @@ def _explain_times(net: NetworkLike, words: Words) -> str | None:
     device = net.setup.device
     return (
         f"Roofline on {device.name} ({net.setup.activations.name} compute): prefill {words(net.prefill_ns)} ns, "
-        f"a decode step {words(net.decode_ns_per_token)} ns, {words(net.tokens_per_second)} tokens per second "
+        f"a decode step {words(net.decode_ns_per_token)} ns, {words(net.tokens_per_second)} {PER_SECOND} "
         f"(each the longer of compute at the peak and traffic at the bandwidth)."
     )
 
@@ -363,8 +343,8 @@ SERVING = [
     Quantity(
         "tokens_per_second",
         "tokens/s",
-        long_title="tokens per second",
-        noun="tokens per second",
+        long_title=PER_SECOND,
+        noun=PER_SECOND,
         network=_tokens_per_second,
         applies=_has_device,
         needs=DEVICE,

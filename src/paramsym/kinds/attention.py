@@ -55,6 +55,7 @@ import sympy
 
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.serving import CausalAttention
 from ..errors import (
     ImportRefused,
     ParamsymArgumentError,
@@ -1763,6 +1764,29 @@ class Attention(Kind):
             # a sliding window keeps the last W - 1 positions (what the next token attends to besides itself)
             "kv_cache": times(2, keys if o.slide is None else sympy.Min(keys, o.slide - 1), kv),
         }
+
+    def causal_attention(self, layer: Layer) -> CausalAttention | None:
+        """Causal self-attention over a sequence, with or without a sliding window: the projections of one
+        position and the widths a decode step reads (core/serving.py). None with an option that changes the
+        pairs or the projections (a source, a pooling, a reduction, windows on a map, channel attention)."""
+        o = AttentionOptions.of(layer)
+        plain = (
+            o.causal
+            and o.source is None
+            and o.pooling is None
+            and o.sides is None
+            and not o.channels
+            and o.sr is None
+            and o.srpool is None
+            and not o.gpsa
+            and o.pos_map is None
+            and o.cls_rel is None
+            and layer.out_shape.rank == 1
+        )
+        if not plain or layer.cin is None or layer.cout is None:
+            return None
+        q, kv = o.heads * o.head_dim, o.kv_heads * o.head_dim
+        return CausalAttention(layer.cin * q + 2 * layer.cin * kv + q * layer.cout, q, kv, o.slide)
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         o = AttentionOptions.of(layer)

@@ -52,6 +52,7 @@ class DenseOptions(Options):
 
 class Dense(Kind):
     key = "dense"
+    per_position = True
     names: tuple[str, ...] = ("dense", "fc", "linear")
     keywords = frozenset({"tie"})
     flags = frozenset({"bias", "nobias"})
