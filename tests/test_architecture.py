@@ -194,6 +194,9 @@ ALLOWED = {
     ("core.compute", "--tokens, --device and --mfu"): "what train_seconds needs: the --tokens option",
     ("core.compute", " tokens: "): "explain's sentence on the training tokens (--tokens), not the layer",
     ("core.compute", " parameters x tokens) is "): "explain's 6ND sentence (training tokens), not the layer",
+    ("core.serving", "tokens per second"): "generated text per second (the serving quantity), not the layer",
+    ("core.serving", "tokens_per_second"): "the serving quantity's name, not the layer",
+    ("core.serving", "tokens/s"): "the serving quantity's title, not the layer",
 }
 
 

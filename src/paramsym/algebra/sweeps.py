@@ -174,7 +174,7 @@ def sweep(
     def points(array):
         return np.broadcast_to(array, shape).ravel()
 
-    # by default the budgets that apply as the network is run (train_flops with --train)
+    # by default the budgets that apply as the network is run (train_flops with --train; serving to a decoder)
     names = tuple(quantities) or tuple(n for n in budgets() if applies(BY_NAME[n], free_network))
     exprs = {name: quantity(free_network, name) for name in (*names, on)}
     # By default each budget quantity once (the total is the params again when there is no state), and

@@ -300,7 +300,9 @@ def budget_formula(network: NetworkLike, name: str) -> Expr | None:
     """The formula a budget on `name` is about (`solve --on`, sweep, `formula --on`)."""
     q = BY_NAME[name]
     if not applies(q, network):
-        raise ParamsymUsageError(f"--on {name} needs {q.needs}", hint=f"add {q.needs}")
+        # an option to add (--train), or what the network must be (a causal decoder): nothing to add
+        hint = f"add {q.needs.split(',')[0]}" if q.needs.startswith("--") else None
+        raise ParamsymUsageError(f"--on {name} needs {q.needs}", hint=hint)
     return q.budget_formula(network) if q.budget_formula else network.quantity(name)
 
 

@@ -45,6 +45,8 @@ class Activation(Kind):
     bounds it; `imported(module)` writes the call for a PyTorch module of that class.
     """
 
+    per_position = True
+
     def __init__(
         self,
         name: str,

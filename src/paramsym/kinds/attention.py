@@ -55,6 +55,7 @@ import sympy
 
 from .. import expansion
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.serving import CausalAttention
 from ..errors import (
     ImportRefused,
     ParamsymArgumentError,
@@ -1795,6 +1796,29 @@ class Attention(Kind):
         elif macs is not None and projections[0] is not None and projections[1] is not None:
             counts["backward_first"] = 2 * macs - projections[0] - projections[1]
         return counts
+
+    def causal_attention(self, layer: Layer) -> CausalAttention | None:
+        """Causal self-attention over a sequence, with or without a sliding window: the projections of one
+        position and the widths a decode step reads (core/serving.py). None with an option that changes the
+        pairs or the projections (a source, a pooling, a reduction, windows on a map, channel attention)."""
+        o = AttentionOptions.of(layer)
+        plain = (
+            o.causal
+            and o.source is None
+            and o.pooling is None
+            and o.sides is None
+            and not o.channels
+            and o.sr is None
+            and o.srpool is None
+            and not o.gpsa
+            and o.pos_map is None
+            and o.cls_rel is None
+            and layer.out_shape.rank == 1
+        )
+        if not plain or layer.cin is None or layer.cout is None:
+            return None
+        q, kv = o.heads * o.head_dim, o.kv_heads * o.head_dim
+        return CausalAttention(layer.cin * q + 2 * layer.cin * kv + q * layer.cout, q, kv, o.slide)
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         o = AttentionOptions.of(layer)

@@ -22,6 +22,7 @@ from ..core.quantities import (
     times,  # the product of factors that may be unknown, as counting needs it
 )
 from ..core.records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
+from ..core.serving import CausalAttention
 from ..errors import (
     ImportRefused,
     ParamsymArgumentError,
@@ -109,6 +110,10 @@ class Kind:
     torch_modules: tuple[str, ...] = ()
     torch_functions: tuple[str, ...] = ()
     takes_pad: bool = False  # its import takes an F.pad before it as its padding (ctx.extra_pad)
+    # serving (core/serving.py): each position computed from its own input alone, so that a decode step runs the
+    # layer on the new position only; `lookup`: the output read from a table by the row (a row per position)
+    per_position: bool = False
+    lookup: bool = False
 
     # ---- language (the registry, paramsym.kinds, finds a name's kind by `names` and `pattern`)
     def positional_count(self, name: str) -> int:
@@ -130,6 +135,11 @@ class Kind:
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         """The parameter formula in textbook symbols (`t`: paramsym.quantities.Template)."""
         return ZERO
+
+    def causal_attention(self, layer: Layer) -> CausalAttention | None:
+        """What a decode step needs of the layer when it is causal self-attention over the sequence
+        (core/serving.py); None for any other layer."""
+        return None
 
     def channels_first_output(self, module: Any) -> bool:
         """Whether a PyTorch module this kind imports gives its output channels first (N, C, ...) whatever its

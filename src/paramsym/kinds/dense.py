@@ -53,6 +53,7 @@ class DenseOptions(Options):
 class Dense(Kind):
     key = "dense"
     weights_times_input = True
+    per_position = True
     names: tuple[str, ...] = ("dense", "fc", "linear")
     keywords = frozenset({"tie"})
     flags = frozenset({"bias", "nobias"})

@@ -225,6 +225,7 @@ def _a_parameter(node: Any, size: int) -> bool:
 
 class LayerNorm(_Normalization):
     key = "ln"
+    per_position = True
     names = ("ln", "layernorm")
     title = "LayerNorm"
     torch_functions = ("layer_norm",)

@@ -40,6 +40,7 @@ class RMSNormOptions(Options):
 
 class RMSNorm(Kind):
     key = "rmsnorm"
+    per_position = True
     names = ("rmsnorm",)
     keywords = frozenset({"eps"})
     flags = frozenset({"noaffine"})

@@ -79,6 +79,7 @@ class Embed(Kind):
     weights_times_input = True  # a gather: no MACs
     reads_token_ids = True
     names = ("embed",)
+    per_position = lookup = True  # a decode step looks up the new token's row
     keywords = frozenset({"tie"})
     takes_channels = True
     token_ids = True  # takes the token ids of input(T): the example input of an export is whole numbers
@@ -215,6 +216,7 @@ class PositionEmbedding(Kind):
     by row: N = H·W, checked."""
 
     key = "posembed"
+    per_position = lookup = True  # a decode step adds the new position's row
     names = ("posembed",)
     positional = 1
     flags = frozenset({"cls", "antialias", *_TABLE_MODES})

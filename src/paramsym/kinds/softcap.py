@@ -35,6 +35,7 @@ class SoftCapOptions(Options):
 
 class SoftCap(Kind):
     key = "softcap"
+    per_position = True
     names = ("softcap",)
     positional = 1
     torch_modules = ("SoftCap",)
