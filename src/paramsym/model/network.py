@@ -13,6 +13,7 @@ from fractions import Fraction
 import sympy
 
 from .. import expansion
+from ..core import training as _training  # noqa: F401  (registers the training memory quantities)
 from ..core.evaluate import Evaluator
 from ..core.quantities import (
     BY_NAME,

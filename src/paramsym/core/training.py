@@ -1,0 +1,425 @@
+"""Training memory per device: the weights, the gradients and the optimizer's states that training keeps
+(the "model states" of ZeRO), and with the saved activations their sum. Registered as quantities that
+apply with `--train` (docs/language-models.md, "Training memory").
+
+Precision (`--precision`), bytes per parameter:
+
+    precision    weights  gradients  master weights  optimizer states
+    fp32         4        4          -               fp32
+    mixed-bf16   2        2          4 (fp32)        fp32
+    mixed-fp16   2        2          4 (fp32)        fp32
+    bf16         2        2          -               bf16
+
+The fp32 master weights of mixed precision are counted in `optimizer_bytes`, as DeepSpeed and the ZeRO
+paper (Rajbhandari et al. 2020, section 3.1) count them: Adam's "optimizer states" are K = 12 bytes a
+parameter (master weights, momentum and variance in fp32), so that mixed-precision Adam keeps
+2 + 2 + 12 = 16 bytes a parameter.
+
+Optimizers (torch.optim, after the first step):
+- adam, adamw: exp_avg and exp_avg_sq, each the size of the parameter;
+- sgd: no state (momentum 0 keeps no buffer); sgd-momentum: one momentum_buffer;
+- adafactor (torch.optim.Adafactor): for a tensor of 2 or more axes, row_var (the shape with the last
+  axis 1) and col_var (the shape with the second-to-last axis 1); for a 1-axis tensor, a full variance;
+  no first moment. It needs each parameter tensor's shape: the tensors of the network's PyTorch export
+  (paramsym.frameworks.export), which need every size as a number;
+- adamw-8bit (bitsandbytes.optim.AdamW8bit, bitsandbytes/optim/optimizer.py, Optimizer2State.init_state,
+  min_8bit_size=4096, block_wise=True): a tensor of fewer than 4096 elements keeps state1 and state2 in
+  fp32 (8 bytes an element); a larger one keeps them in uint8 (2 bytes an element) and one fp32 absmax per
+  block of 256 elements for each (8 bytes per block); the two quantization maps (256 fp32 values each,
+  2,048 bytes) are shared by every tensor and counted once.
+The `step` counters that torch.optim keeps per parameter tensor (a 0-d fp32 tensor) are on the CPU unless
+the optimizer is `capturable` or `fused` (torch/optim/adam.py, _init_group): they are not device memory
+and are left out; bitsandbytes keeps its step as a Python int.
+
+Sharding over `--gpus N` with `--tp t` and `--pp p` (the data-parallel degree is dp = N / (t p)):
+- ZeRO (DeepSpeed's stages; Rajbhandari et al. 2020, section 5): stage 1 partitions the optimizer states
+  (master weights included) over dp, stage 2 also the gradients, stage 3 also the weights. A partition
+  holds ceil(elements / dp) elements (DeepSpeed pads the last partition; the padding it adds to align
+  its flat buffers is left out). Buffers (BatchNorm statistics) are not partitioned.
+- Tensor parallelism (Megatron-LM; Shoeybi et al. 2019): the weights of embeddings (vocabulary-parallel),
+  dense layers and attention's projections are split over t; norms are replicated on every rank. A
+  layer of any other kind with parameters, a bias of a dense layer or of attention (split when the layer
+  is column-parallel, replicated when it is row-parallel: the program does not say which), and layers
+  inside moe are refused. With sequence parallelism the saved activations are split over t as well
+  (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", eq. 5).
+- Pipeline parallelism is not counted yet (`--pp` above 1 is refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import sympy
+
+from .. import expansion
+from ..errors import ParamsymError, ParamsymUsageError
+from .quantities import BY_NAME, Quantity, Words, register
+
+Expr: TypeAlias = sympy.Expr
+NetworkLike: TypeAlias = Any
+
+NEEDS = "--train"
+ACTIVATIONS = "saved_activation_bytes"  # what autograd keeps for backward (core/saved.py, another module)
+
+# precision: bytes of a weight, of a gradient, of the fp32 master copy, and of an optimizer state value
+PRECISION_BYTES: dict[str, tuple[int, int, int, int]] = {
+    "fp32": (4, 4, 0, 4),
+    "mixed-bf16": (2, 2, 4, 4),
+    "mixed-fp16": (2, 2, 4, 4),
+    "bf16": (2, 2, 0, 2),
+}
+# full-size state tensors per parameter of the optimizers that keep whole tensors
+STATES_PER_PARAM = {"adam": 2, "adamw": 2, "sgd": 0, "sgd-momentum": 1}
+PER_TENSOR = ("adafactor", "adamw-8bit")
+MIN_8BIT_SIZE = 4096  # bitsandbytes' min_8bit_size: smaller tensors keep 32-bit states
+BLOCK_8BIT = 256  # bitsandbytes' block of 8-bit states with one fp32 absmax
+QMAPS_8BIT = 2 * 256 * 4  # the signed and unsigned dynamic maps, 256 fp32 values each, one per optimizer
+NORMS = ("ln", "rmsnorm", "simplenorm")  # replicated on every tensor-parallel rank
+
+
+def _applies(net: NetworkLike) -> bool:
+    return bool(net.setup.train)
+
+
+@dataclass(frozen=True)
+class ModelStates:
+    """The per-device bytes of the model states, and how they were found (for explain)."""
+
+    weights: Expr
+    grads: Expr
+    optimizer: Expr
+    params_per_rank: Expr  # the parameters on one tensor-parallel rank (all of them without --tp)
+    dp: Expr  # the data-parallel degree
+
+
+def check_setup(setup: Any) -> None:
+    """The run options of training that must agree: --gpus a multiple of --tp x --pp, --pp 1."""
+    if setup.pp != 1:
+        raise ParamsymUsageError(
+            f"--pp {setup.pp}: pipeline parallelism is not counted yet", hint="leave out --pp (or give --pp 1)"
+        )
+    gpus, model = setup.gpus, setup.tp * setup.pp
+    if isinstance(gpus, sympy.Integer) and int(gpus) % model:
+        raise ParamsymUsageError(
+            f"--gpus {int(gpus)}: not a multiple of --tp {setup.tp} x --pp {setup.pp} = {model}",
+            hint=f"give --gpus a multiple of {model}",
+        )
+
+
+def data_parallel(setup: Any) -> Expr:
+    """dp = N / (t p): the ranks that hold the same layers, over which ZeRO partitions."""
+    return sympy.Mul(setup.gpus, sympy.Rational(1, setup.tp * setup.pp))
+
+
+def _partition(elements: Expr, dp: Expr) -> Expr:
+    """The elements one of dp ranks holds: ceil(elements / dp)."""
+    if dp == 1:
+        return elements
+    return sympy.ceiling(elements / dp)
+
+
+def _tp_params(net: NetworkLike) -> Expr:
+    """The parameters on one tensor-parallel rank (Megatron's rules, see the module's docstring)."""
+    t = net.setup.tp
+    if t == 1:
+        return net.params
+    shares = []
+    for lc in net.layers:
+        layer, params = lc.layer, lc.counts.params
+        if params == 0:
+            continue
+        key = layer.kind.key
+        where = f"{layer.name} at {layer.pos}" if layer.pos is not None else layer.name
+        if layer.experts is not None:
+            raise ParamsymUsageError(f"--tp {t}: {where} is inside moe: expert parallelism is not counted")
+        if key in NORMS:
+            shares.append(params)
+            continue
+        if key not in ("embed", "dense", "attn"):
+            raise ParamsymUsageError(
+                f"--tp {t}: {where} ({key}) has no tensor-parallel rule",
+                hint="tensor parallelism is counted for embed, dense, attn and the norms (ln, rmsnorm)",
+            )
+        if layer.bias or getattr(layer.options, "proj_bias", False):
+            raise ParamsymUsageError(
+                f"--tp {t}: {where} has a bias, split or replicated by whether the layer is column- or "
+                f"row-parallel, which the program does not say",
+                hint="tensor parallelism is counted for layers without biases",
+            )
+        if key == "embed":
+            _divides(t, layer.cin, f"the vocabulary of {where}")
+        elif key == "dense":
+            if not (_multiple(layer.cin, t) or _multiple(layer.cout, t)):
+                raise ParamsymUsageError(
+                    f"--tp {t}: neither width of {where} ({layer.cin} -> {layer.cout}) divides by {t}"
+                )
+        else:
+            _attention_split(layer, params, t, where)
+        shares.append(params / t)
+    return expansion.expand(sympy.Add(*shares), "the parameters per tensor-parallel rank")
+
+
+def _multiple(value: Expr, t: int) -> bool:
+    """Whether `value` is a multiple of t (a formula in symbols counts as one: its values are checked later)."""
+    return not (isinstance(value, sympy.Integer) and int(value) % t)
+
+
+def _divides(t: int, value: Expr, what: str) -> None:
+    if not _multiple(value, t):
+        raise ParamsymUsageError(
+            f"--tp {t}: {what} ({value}) is not a multiple of {t}", hint=f"Megatron splits it {t} ways"
+        )
+
+
+def _attention_split(layer: Any, params: Expr, t: int, where: str) -> None:
+    """Attention splits its heads over the ranks: the plain projections only (no extras), heads and
+    key/value heads multiples of t."""
+    from ..kinds.attention import AttentionOptions
+
+    o = AttentionOptions.of(layer)
+    s = layer.kind.sizes(layer) if o.pooling is None else None
+    plain = (
+        None
+        if s is None or None in (s["d"], s["q"], s["kv"], s["c"], s["o"])
+        else (s["d"] * s["q"] + 2 * s["c"] * s["kv"] + s["q"] * s["o"])
+    )
+    repeats = layer.multiplier
+    if plain is None or expansion.expand(params - repeats * plain, "attention's parameters") != 0:
+        raise ParamsymUsageError(
+            f"--tp {t}: {where} has parameters besides its query, key, value and output projections",
+            hint="tensor parallelism is counted for plain attention",
+        )
+    _divides(t, o.heads, f"the heads of {where}")
+    _divides(t, o.kv_heads, f"the key/value heads of {where}")
+
+
+def model_states(net: NetworkLike) -> ModelStates:
+    """The weights, gradients and optimizer states one device keeps, in bytes."""
+    cached = net.__dict__.get("_training_states")
+    if cached is not None:
+        return cached
+    setup = net.setup
+    check_setup(setup)
+    w, g, master, state = PRECISION_BYTES[setup.precision]
+    dp = data_parallel(setup)
+    per_rank = _tp_params(net)
+    sharded = _partition(per_rank, dp)
+    buffers = net.state  # BatchNorm statistics: kept whole on every rank, at the width of the weights
+    weights = w * (sharded if setup.zero >= 3 else per_rank) + w * buffers
+    grads = g * (sharded if setup.zero >= 2 else per_rank)
+    held = sharded if setup.zero >= 1 else per_rank
+    if setup.optimizer in PER_TENSOR:
+        if setup.zero or setup.tp != 1 or setup.pp != 1:
+            raise ParamsymUsageError(
+                f"--optimizer {setup.optimizer} keeps states per parameter tensor, which --zero and --tp cut "
+                f"differently: not counted with them",
+                hint="use --optimizer adamw (or adam, sgd, sgd-momentum) with --zero or --tp",
+            )
+        optimizer = master * per_rank + _per_tensor_states(net, setup.optimizer, state)
+    else:
+        optimizer = (master + STATES_PER_PARAM[setup.optimizer] * state) * held
+    weights, grads, optimizer = (
+        expansion.expand(v, "the training memory formula") for v in (weights, grads, optimizer)
+    )
+    result = ModelStates(weights, grads, optimizer, per_rank, dp)
+    net.__dict__["_training_states"] = result
+    return result
+
+
+def tensor_shapes(net: NetworkLike) -> list[tuple[int, ...]]:
+    """The shape of each parameter tensor, as the network's PyTorch export has them (on the meta device)."""
+    from ..frameworks.export import require_torch, to_torch
+
+    torch = require_torch(f"--optimizer {net.setup.optimizer}")
+    try:
+        with torch.device("meta"):
+            module = to_torch(net)
+    except ParamsymError as error:
+        raise ParamsymUsageError(
+            f"--optimizer {net.setup.optimizer} counts the states of each parameter tensor, from the network's "
+            f"PyTorch export, which fails: {error.message}",
+            hint="give every symbol a number (--set), or use --optimizer adamw",
+        ) from None
+    return [tuple(p.shape) for p in module.parameters()]
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for size in shape:
+        n *= size
+    return n
+
+
+def _per_tensor_states(net: NetworkLike, optimizer: str, state_bytes: int) -> Expr:
+    shapes = tensor_shapes(net)
+    total = sum(_numel(s) for s in shapes)
+    params = net.value(net.params)
+    if total != params:
+        raise ParamsymUsageError(
+            f"--optimizer {optimizer}: the PyTorch export has {total:,} parameters, not the {params} counted",
+            hint="use --optimizer adamw",
+        )
+    if optimizer == "adafactor":
+        elements = 0
+        for s in shapes:
+            if len(s) >= 2:
+                elements += _numel(s[:-1]) + _numel(s[:-2]) * s[-1]
+            else:
+                elements += _numel(s)
+        return sympy.Integer(state_bytes * elements)
+    size = 0
+    for s in shapes:
+        n = _numel(s)
+        size += 8 * n if n < MIN_8BIT_SIZE else 2 * n + 2 * 4 * -(-n // BLOCK_8BIT)
+    if any(_numel(s) >= MIN_8BIT_SIZE for s in shapes):
+        size += QMAPS_8BIT
+    return sympy.Integer(size)
+
+
+def _weight_bytes(net: NetworkLike) -> Expr:
+    return model_states(net).weights
+
+
+def _grad_bytes(net: NetworkLike) -> Expr:
+    return model_states(net).grads
+
+
+def _optimizer_bytes(net: NetworkLike) -> Expr:
+    return model_states(net).optimizer
+
+
+def _model_state_bytes(net: NetworkLike) -> Expr:
+    s = model_states(net)
+    return expansion.expand(s.weights + s.grads + s.optimizer, "the model states formula")
+
+
+def activation_share(net: NetworkLike) -> Expr | None:
+    """The saved activations one device keeps: `saved_activation_bytes` (None when it is not counted or
+    unknown), split over --tp (sequence parallelism)."""
+    if ACTIVATIONS not in BY_NAME:
+        return None
+    saved = net.quantity(ACTIVATIONS)
+    if saved is None:
+        return None
+    t = net.setup.tp
+    return saved if t == 1 else sympy.ceiling(saved / t)
+
+
+def _train_memory_bytes(net: NetworkLike) -> Expr | None:
+    saved = activation_share(net)
+    if saved is None:
+        return None
+    return expansion.expand(_model_state_bytes(net) + saved, "the training memory formula")
+
+
+def _train_memory_budget(net: NetworkLike) -> Expr | None:
+    if ACTIVATIONS not in BY_NAME:
+        raise ParamsymUsageError(
+            "--on train_memory_bytes needs the saved activations, which this build does not count",
+            hint="budget the weights, gradients and optimizer states alone: --on model_state_bytes",
+        )
+    return net.quantity("train_memory_bytes")
+
+
+# ---- explain's closing lines
+
+
+def _precision_note(net: NetworkLike) -> str:
+    setup = net.setup
+    return (
+        f"--precision {setup.precision}"
+        + (f", --zero {setup.zero}" if setup.zero else "")
+        + (f", --tp {setup.tp}" if setup.tp != 1 else "")
+        + (f" over {setup.gpus} GPUs" if setup.gpus != 1 else "")
+    )
+
+
+def _explain(title: str, part: Callable[[NetworkLike], Expr], what: Callable[[NetworkLike], str]):
+    def line(net: NetworkLike, words: Words) -> str | None:
+        return f"{title}: {words(part(net))} bytes per device ({what(net)}; {_precision_note(net)})."
+
+    return line
+
+
+def _weights_what(net: NetworkLike) -> str:
+    w = PRECISION_BYTES[net.setup.precision][0]
+    where = "a 1/dp share" if net.setup.zero >= 3 else "every parameter"
+    return f"{w} bytes a parameter, {where}"
+
+
+def _grads_what(net: NetworkLike) -> str:
+    g = PRECISION_BYTES[net.setup.precision][1]
+    return f"{g} bytes a parameter, " + ("a 1/dp share" if net.setup.zero >= 2 else "every parameter")
+
+
+def _optimizer_what(net: NetworkLike) -> str:
+    setup = net.setup
+    _, _, master, state = PRECISION_BYTES[setup.precision]
+    parts = [f"fp32 master weights {master} bytes a parameter"] if master else []
+    if setup.optimizer in STATES_PER_PARAM:
+        n = STATES_PER_PARAM[setup.optimizer]
+        parts.append(f"{setup.optimizer} {n} state{'s' if n != 1 else ''} of {state} bytes a parameter")
+    elif setup.optimizer == "adafactor":
+        parts.append(f"adafactor's row and column statistics, {state} bytes each")
+    else:
+        parts.append("8-bit states with an fp32 absmax per 256 (fp32 states for tensors under 4,096 elements)")
+    share = ", a 1/dp share" if setup.zero >= 1 else ""
+    return ", ".join(parts) + share
+
+
+def _explain_total(net: NetworkLike, words: Words) -> str | None:
+    value = net.quantity("train_memory_bytes")
+    if value is None:
+        missing = (
+            "the saved activations are not counted in this build"
+            if ACTIVATIONS not in BY_NAME
+            else "the saved activations are unknown (give the input shape)"
+        )
+        return f"Training memory per device: not known ({missing}); the model states alone are " + (
+            f"{words(_model_state_bytes(net))} bytes."
+        )
+    return (
+        f"Training memory per device: {words(value)} bytes (weights, gradients, optimizer states and the saved "
+        f"activations{', split over --tp' if net.setup.tp != 1 else ''})."
+    )
+
+
+def _quantity(name: str, title: str, network, explain, budget_formula=None) -> Quantity:
+    return Quantity(
+        name,
+        title,
+        noun=title,
+        network=network,
+        budget=True,
+        budget_formula=budget_formula,
+        explain=explain,
+        applies=_applies,
+        needs=NEEDS,
+    )
+
+
+TRAINING_QUANTITIES = (
+    _quantity(
+        "weight_bytes", "weight bytes", _weight_bytes, _explain("Weights for training", _weight_bytes, _weights_what)
+    ),
+    _quantity("grad_bytes", "gradient bytes", _grad_bytes, _explain("Gradients", _grad_bytes, _grads_what)),
+    _quantity(
+        "optimizer_bytes",
+        "optimizer bytes",
+        _optimizer_bytes,
+        _explain("Optimizer states", _optimizer_bytes, _optimizer_what),
+    ),
+    _quantity(
+        "model_state_bytes",
+        "model state bytes",
+        _model_state_bytes,
+        _explain("Model states", _model_state_bytes, lambda net: "weights, gradients and optimizer states"),
+    ),
+    _quantity("train_memory_bytes", "training memory", _train_memory_bytes, _explain_total, _train_memory_budget),
+)
+
+for _q in TRAINING_QUANTITIES:
+    if _q.name not in BY_NAME:
+        register(_q)
