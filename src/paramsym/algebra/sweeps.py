@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from ..core.quantities import budgets
+from ..core.quantities import BY_NAME, applies, budgets
 from ..errors import ParamsymUsageError
 from ..language.syntax import MAX_NUMBER_BITS, looks_like_count, parse_count, too_large
 from ..model.network import Network
@@ -174,8 +174,15 @@ def sweep(
     def points(array):
         return np.broadcast_to(array, shape).ravel()
 
-    names = tuple(quantities) or budgets()
-    exprs = {name: quantity(free_network, name) for name in (*names, on)}
+    # by default every budget that applies as the network is run (training memory with --train)
+    names = tuple(quantities) or tuple(name for name in budgets() if applies(BY_NAME[name], network))
+    exprs = {name: quantity(free_network, name) for name in (*names, on) if quantities or name == on}
+    for name in names:  # the default columns: one not known here (training memory without its activations) is left out
+        if name not in exprs:
+            try:
+                exprs[name] = quantity(free_network, name)
+            except ParamsymUsageError:
+                exprs[name] = None
     # By default each budget quantity once (the total is the params again when there is no state), and
     # not a quantity that is 0 everywhere (the KV cache of a network without attention).
     wanted = (

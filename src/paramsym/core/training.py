@@ -76,7 +76,6 @@ PER_TENSOR = ("adafactor", "adamw-8bit")
 MIN_8BIT_SIZE = 4096  # bitsandbytes' min_8bit_size: smaller tensors keep 32-bit states
 BLOCK_8BIT = 256  # bitsandbytes' block of 8-bit states with one fp32 absmax
 QMAPS_8BIT = 2 * 256 * 4  # the signed and unsigned dynamic maps, 256 fp32 values each, one per optimizer
-NORMS = ("ln", "rmsnorm", "simplenorm")  # replicated on every tensor-parallel rank
 
 
 def _applies(net: NetworkLike) -> bool:
@@ -121,7 +120,8 @@ def _partition(elements: Expr, dp: Expr) -> Expr:
 
 
 def _tp_params(net: NetworkLike) -> Expr:
-    """The parameters on one tensor-parallel rank (Megatron's rules, see the module's docstring)."""
+    """The parameters on one tensor-parallel rank: each kind's share (Kind.tensor_parallel, Megatron-LM's
+    rules: see the module's docstring)."""
     t = net.setup.tp
     if t == 1:
         return net.params
@@ -130,69 +130,12 @@ def _tp_params(net: NetworkLike) -> Expr:
         layer, params = lc.layer, lc.counts.params
         if params == 0:
             continue
-        key = layer.kind.key
-        where = f"{layer.name} at {layer.pos}" if layer.pos is not None else layer.name
         if layer.experts is not None:
-            raise ParamsymUsageError(f"--tp {t}: {where} is inside moe: expert parallelism is not counted")
-        if key in NORMS:
-            shares.append(params)
-            continue
-        if key not in ("embed", "dense", "attn"):
             raise ParamsymUsageError(
-                f"--tp {t}: {where} ({key}) has no tensor-parallel rule",
-                hint="tensor parallelism is counted for embed, dense, attn and the norms (ln, rmsnorm)",
+                f"--tp {t}: {layer.name} is inside moe: expert parallelism is not counted", pos=layer.pos
             )
-        if layer.bias or getattr(layer.options, "proj_bias", False):
-            raise ParamsymUsageError(
-                f"--tp {t}: {where} has a bias, split or replicated by whether the layer is column- or "
-                f"row-parallel, which the program does not say",
-                hint="tensor parallelism is counted for layers without biases",
-            )
-        if key == "embed":
-            _divides(t, layer.cin, f"the vocabulary of {where}")
-        elif key == "dense":
-            if not (_multiple(layer.cin, t) or _multiple(layer.cout, t)):
-                raise ParamsymUsageError(
-                    f"--tp {t}: neither width of {where} ({layer.cin} -> {layer.cout}) divides by {t}"
-                )
-        else:
-            _attention_split(layer, params, t, where)
-        shares.append(params / t)
+        shares.append(layer.kind.tensor_parallel(layer, params, t))
     return expansion.expand(sympy.Add(*shares), "the parameters per tensor-parallel rank")
-
-
-def _multiple(value: Expr, t: int) -> bool:
-    """Whether `value` is a multiple of t (a formula in symbols counts as one: its values are checked later)."""
-    return not (isinstance(value, sympy.Integer) and int(value) % t)
-
-
-def _divides(t: int, value: Expr, what: str) -> None:
-    if not _multiple(value, t):
-        raise ParamsymUsageError(
-            f"--tp {t}: {what} ({value}) is not a multiple of {t}", hint=f"Megatron splits it {t} ways"
-        )
-
-
-def _attention_split(layer: Any, params: Expr, t: int, where: str) -> None:
-    """Attention splits its heads over the ranks: the plain projections only (no extras), heads and
-    key/value heads multiples of t."""
-    from ..kinds.attention import AttentionOptions
-
-    o = AttentionOptions.of(layer)
-    s = layer.kind.sizes(layer) if o.pooling is None else None
-    plain = (
-        None
-        if s is None or None in (s["d"], s["q"], s["kv"], s["c"], s["o"])
-        else (s["d"] * s["q"] + 2 * s["c"] * s["kv"] + s["q"] * s["o"])
-    )
-    repeats = layer.multiplier
-    if plain is None or expansion.expand(params - repeats * plain, "attention's parameters") != 0:
-        raise ParamsymUsageError(
-            f"--tp {t}: {where} has parameters besides its query, key, value and output projections",
-            hint="tensor parallelism is counted for plain attention",
-        )
-    _divides(t, o.heads, f"the heads of {where}")
-    _divides(t, o.kv_heads, f"the key/value heads of {where}")
 
 
 def model_states(net: NetworkLike) -> ModelStates:
@@ -228,21 +171,23 @@ def model_states(net: NetworkLike) -> ModelStates:
     return result
 
 
-def tensor_shapes(net: NetworkLike) -> list[tuple[int, ...]]:
-    """The shape of each parameter tensor, as the network's PyTorch export has them (on the meta device)."""
-    from ..frameworks.export import require_torch, to_torch
+# What lists the shape of each parameter tensor of a network (a stage above: the PyTorch export, set by
+# paramsym/__init__.py): per-tensor optimizer states need it.
+TENSOR_SHAPES: list[Callable[[NetworkLike], list[tuple[int, ...]]]] = []
 
-    torch = require_torch(f"--optimizer {net.setup.optimizer}")
+
+def tensor_shapes(net: NetworkLike) -> list[tuple[int, ...]]:
+    """The shape of each parameter tensor, as the network's PyTorch export has them."""
+    if not TENSOR_SHAPES:
+        raise ParamsymUsageError(f"--optimizer {net.setup.optimizer} needs the PyTorch export: import paramsym")
     try:
-        with torch.device("meta"):
-            module = to_torch(net)
+        return TENSOR_SHAPES[0](net)
     except ParamsymError as error:
         raise ParamsymUsageError(
             f"--optimizer {net.setup.optimizer} counts the states of each parameter tensor, from the network's "
             f"PyTorch export, which fails: {error.message}",
             hint="give every symbol a number (--set), or use --optimizer adamw",
         ) from None
-    return [tuple(p.shape) for p in module.parameters()]
 
 
 def _numel(shape: tuple[int, ...]) -> int:
