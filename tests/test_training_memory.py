@@ -264,6 +264,48 @@ def test_tensor_parallel_refusals(program, tp, message):
         net.weight_bytes  # noqa: B018
 
 
+# ---- pipeline parallelism: the first stage holds the embedding and L/p blocks ------------------------------
+
+BLOCK = 4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096  # attention, the gated MLP and two RMSNorms of Llama-2-7B
+EMBED = 32000 * 4096
+
+
+@pytest.mark.parametrize(
+    ("tp", "pp", "gpus", "zero", "expected"),
+    [
+        (1, 2, 2, 0, 16 * (EMBED + 16 * BLOCK)),
+        (1, 4, 8, 1, 4 * (EMBED + 8 * BLOCK) + 12 * ((EMBED + 8 * BLOCK) // 2)),  # dp = 2
+        (1, 4, 16, 2, 2 * (EMBED + 8 * BLOCK) + 14 * ((EMBED + 8 * BLOCK) // 4)),  # dp = 4
+        # tp 2: the matrices halved, the two norms of a block whole; dp = 1
+        (2, 4, 8, 3, 16 * (EMBED // 2 + 8 * ((BLOCK - 2 * 4096) // 2 + 2 * 4096))),
+    ],
+)
+def test_pipeline_first_stage(tp, pp, gpus, zero, expected):
+    net = trained(LLAMA2_7B, precision="mixed-bf16", optimizer="adamw", tp=tp, pp=pp, gpus=gpus, zero=zero)
+    assert net.value(net.model_state_bytes) == expected
+    assert net.train_memory_bytes is None  # a stage's activations are not counted
+
+
+def test_pipeline_stages_sum_to_the_model():
+    """Two stages: the first holds the embedding and 16 blocks, the last the other 16, the norm and the output."""
+    first = trained(LLAMA2_7B, precision="fp32", optimizer="sgd", pp=2, gpus=2)
+    last = EMBED + 16 * BLOCK + 4096  # the layers after the blocks: rmsnorm and the output layer (V x d)
+    assert first.value(first.weight_bytes) // 4 + last == LLAMA2_7B_PARAMS
+
+
+@pytest.mark.parametrize(
+    ("program", "pp", "message"),
+    [
+        (LLAMA2_7B, 3, "the L = 32 blocks do not split into 3 stages"),
+        ("input(16) > dense(->8) > dense(->8)", 2, "one symbolic repeat"),
+    ],
+)
+def test_pipeline_refusals(program, pp, message):
+    net = trained(program, pp=pp, gpus=pp)
+    with pytest.raises(ParamsymUsageError, match=message):
+        net.weight_bytes  # noqa: B018
+
+
 # ---- no --train: the quantities do not apply ------------------------------------------------------------
 
 
@@ -396,7 +438,8 @@ def test_cli_fewest_gpus(capsys):
         (["--optimizer", "sgd"], "--optimizer applies to training: add --train"),
         (["--precision", "bf16"], "--precision applies to training: add --train"),
         (["--zero", "2"], "--zero applies to training: add --train"),
-        (["--pp", "2", "--gpus", "2", "--train"], "--pp 2: pipeline parallelism is not counted yet"),
+        (["--pp", "2", "--gpus", "2", "--train"], "--pp 2: the pipeline stages split the blocks"),
+        (["--pp", "2", "--gpus", "3", "--train"], "--gpus 3: not a multiple of --tp 1 x --pp 2 = 2"),
     ],
 )
 def test_cli_errors(options, message, capsys):

@@ -42,7 +42,13 @@ Sharding over `--gpus N` with `--tp t` and `--pp p` (the data-parallel degree is
   is column-parallel, replicated when it is row-parallel: the program does not say which), and layers
   inside moe are refused. With sequence parallelism the saved activations are split over t as well
   (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models", eq. 5).
-- Pipeline parallelism is not counted yet (`--pp` above 1 is refused).
+- Pipeline parallelism (Megatron-LM's split): the blocks, the one symbolic repeat `(block) * L` at the top of
+  the program, are split L/p to a stage (p must divide L); the first stage also holds the layers before the
+  blocks (the embedding). The quantities are the first stage's: under the 1F1B schedule it keeps p
+  micro-batches of activations in flight, the most of any stage (Narayanan et al. 2021, section 2.2.1);
+  the last stage holds the layers after the blocks instead (the final norm and the output layer), whose
+  model states may be larger. The activations of a stage are not counted: `train_memory_bytes` is None
+  with `--pp` above 1.
 """
 
 from __future__ import annotations
@@ -95,10 +101,6 @@ class ModelStates:
 
 def check_setup(setup: Any) -> None:
     """The run options of training that must agree: --gpus a multiple of --tp x --pp, --pp 1."""
-    if setup.pp != 1:
-        raise ParamsymUsageError(
-            f"--pp {setup.pp}: pipeline parallelism is not counted yet", hint="leave out --pp (or give --pp 1)"
-        )
     gpus, model = setup.gpus, setup.tp * setup.pp
     if isinstance(gpus, sympy.Integer) and int(gpus) % model:
         raise ParamsymUsageError(
@@ -119,23 +121,79 @@ def _partition(elements: Expr, dp: Expr) -> Expr:
     return sympy.ceiling(elements / dp)
 
 
-def _tp_params(net: NetworkLike) -> Expr:
-    """The parameters on one tensor-parallel rank: each kind's share (Kind.tensor_parallel, Megatron-LM's
-    rules: see the module's docstring)."""
-    t = net.setup.tp
-    if t == 1:
+def _tp_share(lc: Any, t: int) -> Expr:
+    """A layer's parameters on one of t tensor-parallel ranks (Kind.tensor_parallel: Megatron-LM's rules)."""
+    layer, params = lc.layer, lc.counts.params
+    if t == 1 or params == 0:
+        return params
+    if layer.experts is not None:
+        raise ParamsymUsageError(
+            f"--tp {t}: {layer.name} is inside moe: expert parallelism is not counted", pos=layer.pos
+        )
+    return layer.kind.tensor_parallel(layer, params, t)
+
+
+def _indices(node: Any) -> list[int]:
+    """The layers under a node of the structure."""
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if current.layer is not None:
+            found.append(current.layer)
+        stack.extend(current.children)
+    return found
+
+
+def pipeline_stage(net: NetworkLike) -> tuple[list[int], list[int], Expr]:
+    """(the layers before the blocks, the layers of the blocks, the repeat count L): the first of p pipeline
+    stages holds the layers before the blocks and L/p of the blocks (Megatron-LM's split). The blocks are the
+    one symbolic repeat at the top of the program, `(block) * L`."""
+    top = net.structure
+    children = top.children if top.layer is None and top.count is None else [top]
+    repeats = [i for i, c in enumerate(children) if c.count is not None and c.top is None and c.layer is None]
+    p = net.setup.pp
+    if len(repeats) != 1:
+        raise ParamsymUsageError(
+            f"--pp {p}: the pipeline stages split the blocks, which are one symbolic repeat at the top of the "
+            f"program, (block) * L; this program has {len(repeats) or 'none'}",
+            hint="write the blocks as (block) * L with let L = ... (a number unrolls the repeat)",
+        )
+    at = repeats[0]
+    before = [i for c in children[:at] for i in _indices(c)]
+    blocks = _indices(children[at])
+    count = children[at].count
+    value = net.value(count)
+    if value is not None and value % p:
+        raise ParamsymUsageError(
+            f"--pp {p}: the {count} = {value} blocks do not split into {p} stages",
+            hint=f"give --pp a divisor of {value}",
+        )
+    return before, blocks, count
+
+
+def _stage_state(net: NetworkLike) -> Expr:
+    """The non-learnable state (buffers) of the first pipeline stage (all of it without --pp)."""
+    if net.setup.pp == 1:
+        return net.state
+    before, blocks, _ = pipeline_stage(net)
+    layers = net.layers
+    state = [layers[i].counts.state for i in before] + [layers[i].counts.state / net.setup.pp for i in blocks]
+    return expansion.expand(sympy.Add(*state), "the state per device")
+
+
+def _rank_params(net: NetworkLike) -> Expr:
+    """The parameters of one device before ZeRO: the first pipeline stage's layers, each its tensor-parallel
+    share."""
+    t, p = net.setup.tp, net.setup.pp
+    if t == 1 and p == 1:
         return net.params
-    shares = []
-    for lc in net.layers:
-        layer, params = lc.layer, lc.counts.params
-        if params == 0:
-            continue
-        if layer.experts is not None:
-            raise ParamsymUsageError(
-                f"--tp {t}: {layer.name} is inside moe: expert parallelism is not counted", pos=layer.pos
-            )
-        shares.append(layer.kind.tensor_parallel(layer, params, t))
-    return expansion.expand(sympy.Add(*shares), "the parameters per tensor-parallel rank")
+    layers = net.layers
+    if p == 1:
+        shares = [_tp_share(lc, t) for lc in layers]
+    else:
+        before, blocks, _ = pipeline_stage(net)
+        shares = [_tp_share(layers[i], t) for i in before] + [_tp_share(layers[i], t) / p for i in blocks]
+    return expansion.expand(sympy.Add(*shares), "the parameters per device")
 
 
 def model_states(net: NetworkLike) -> ModelStates:
@@ -147,9 +205,9 @@ def model_states(net: NetworkLike) -> ModelStates:
     check_setup(setup)
     w, g, master, state = PRECISION_BYTES[setup.precision]
     dp = data_parallel(setup)
-    per_rank = _tp_params(net)
+    per_rank = _rank_params(net)
     sharded = _partition(per_rank, dp)
-    buffers = net.state  # BatchNorm statistics: kept whole on every rank, at the width of the weights
+    buffers = _stage_state(net)  # BatchNorm statistics: kept whole on every rank, at the width of the weights
     weights = w * (sharded if setup.zero >= 3 else per_rank) + w * buffers
     grads = g * (sharded if setup.zero >= 2 else per_rank)
     held = sharded if setup.zero >= 1 else per_rank
@@ -246,7 +304,7 @@ def activation_share(net: NetworkLike) -> Expr | None:
     if ACTIVATIONS not in BY_NAME:
         return None
     saved = net.quantity(ACTIVATIONS)
-    if saved is None:
+    if saved is None or net.setup.pp != 1:  # a stage's activations: not counted (see the module's docstring)
         return None
     t = net.setup.tp
     return saved if t == 1 else sympy.ceiling(saved / t)
@@ -273,12 +331,12 @@ def _train_memory_budget(net: NetworkLike) -> Expr | None:
 
 def _precision_note(net: NetworkLike) -> str:
     setup = net.setup
-    return (
-        f"--precision {setup.precision}"
-        + (f", --zero {setup.zero}" if setup.zero else "")
-        + (f", --tp {setup.tp}" if setup.tp != 1 else "")
-        + (f" over {setup.gpus} GPUs" if setup.gpus != 1 else "")
-    )
+    parts = [f"--precision {setup.precision}"]
+    parts += [f"--zero {setup.zero}"] if setup.zero else []
+    parts += [f"--tp {setup.tp}"] if setup.tp != 1 else []
+    parts += [f"--pp {setup.pp} (the first stage)"] if setup.pp != 1 else []
+    parts += [f"--gpus {setup.gpus}"] if setup.gpus != 1 else []
+    return ", ".join(parts)
 
 
 def _explain(title: str, part: Callable[[NetworkLike], Expr], what: Callable[[NetworkLike], str]):
@@ -320,6 +378,8 @@ def _explain_total(net: NetworkLike, words: Words) -> str | None:
         missing = (
             "the saved activations are not counted in this build"
             if ACTIVATIONS not in BY_NAME
+            else "the activations a pipeline stage keeps are not counted"
+            if net.setup.pp != 1
             else "the saved activations are unknown (give the input shape)"
         )
         return f"Training memory per device: not known ({missing}); the model states alone are " + (
