@@ -1707,10 +1707,9 @@ class Attention(Kind):
         if layer.bias or o.proj_bias:
             refuse_bias_split(t, layer)
         s = self.sizes(layer) if o.pooling is None else None
-        parts = None if s is None else (s["d"], s["q"], s["kv"], s["c"], s["o"])
         plain = None
-        if parts is not None and None not in parts:
-            d, q, kv, c, out = parts
+        if s is not None and all(s[k] is not None for k in ("d", "q", "kv", "c", "o")):
+            d, q, kv, c, out = (known(s[k]) for k in ("d", "q", "kv", "c", "o"))
             plain = d * q + 2 * c * kv + q * out
         if plain is None or expansion.expand(params - layer.multiplier * plain, "the attention parameters") != 0:
             raise ParamsymUsageError(
