@@ -9,6 +9,7 @@ written in a compact layer language.
 
 from .algebra.solve import Solution, solve
 from .algebra.views import generic, marginal, per_layer, view
+from .core import training as _training
 from .errors import (
     ParamsymArgumentError,
     ParamsymError,
@@ -24,6 +25,16 @@ from .model.network import CONVENTIONS, DTYPES, LayerCount, Network, parse
 from .render import printers  # noqa: F401  (how a Network shows itself: str(), rich, Jupyter)
 
 __version__ = "0.1.0"
+
+
+def _parameter_shapes(network):
+    """Per-tensor optimizer states (core/training.py) read the tensors of the PyTorch export, imported when asked."""
+    from .frameworks.export import parameter_shapes
+
+    return parameter_shapes(network)
+
+
+_training.TENSOR_SHAPES[:] = [_parameter_shapes]
 
 
 def __getattr__(name):

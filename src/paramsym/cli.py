@@ -242,7 +242,16 @@ def build_setup(**chosen) -> Setup:
         changes["mfu"] = parse_fraction(chosen["mfu"], "--mfu")
     if chosen["train"]:
         changes["train"] = True
-    return setup.with_(**changes)
+    else:
+        for name in ("optimizer", "precision", "zero"):  # training alone keeps optimizer states
+            if chosen[name] is not None:
+                raise ParamsymUsageError(f"--{name} applies to training: add --train")
+    setup = setup.with_(**changes)
+    if setup.train:
+        from .core.training import check_setup
+
+        check_setup(setup)
+    return setup
 
 
 _set = click.option(

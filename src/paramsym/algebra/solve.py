@@ -12,7 +12,7 @@ channels, output sizes of at least 1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import sympy
@@ -45,6 +45,8 @@ class Solution:
     formula: sympy.Expr = field(default=sympy.Integer(0))
     method: str = ""
     relations: dict = field(default_factory=dict)
+    # at-most of a total that falls as the unknown grows (memory per GPU over --gpus N): the smallest value
+    decreasing: bool = False
 
     def to_dict(self) -> dict:
         data = {
@@ -63,6 +65,8 @@ class Solution:
             data["values"] = list(self.values)
         if self.relations:
             data["relations"] = {name: str(expr) for name, expr in self.relations.items()}
+        if self.decreasing:
+            data["decreasing"] = True
         return data
 
     def describe(self) -> str:
@@ -72,6 +76,14 @@ class Solution:
         if self.mode == "exact":
             shown = ", ".join(str(v) for v in self.values)
             lines.append(f"{name} with {on} exactly {grouped(budget)}: {name} = {shown}")
+        elif self.mode == "at-most" and self.decreasing:
+            lines.append(
+                f"smallest {name} with {on} <= {grouped(budget)} ({on} falls as {name} grows): {name} = {self.value}"
+            )
+            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
+            if self.total_at_previous is not None and self.value is not None:
+                over = "over the budget" if self.total_at_previous > budget else "within it, but no valid setup"
+                lines.append(f"  {on} at {name} = {self.value - 1}: {exact(self.total_at_previous)} ({over})")
         elif self.mode == "at-most":
             lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {self.value}")
             lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
@@ -145,6 +157,10 @@ class _Problem:
         if self.unknown not in self.formula.free_symbols:
             raise ParamsymUsageError(f"{on} does not depend on {name}: it is {self.formula} whatever {name} is")
         self.constraints = [c for lc in self.network.layers for c in lc.layer.constraints]
+        # --gpus N with --tp t --pp p: N must be a multiple of t p (core/training.py)
+        setup = self.network.setup
+        self.gpus = setup.gpus if setup.train and self.unknown in setup.gpus.free_symbols else None
+        self.model_parallel = setup.tp * setup.pp
         self._cache: dict[int, int] = {}
 
     def f(self, n: int) -> int | Fraction:
@@ -171,6 +187,9 @@ class _Problem:
                 evaluator.check(constraint)
         except ParamsymError:
             return False
+        if self.gpus is not None:
+            gpus = Evaluator({self.unknown: n}).number(self.gpus)
+            return isinstance(gpus, int) and gpus % self.model_parallel == 0
         return True
 
     def polynomial(self) -> sympy.Poly | None:
@@ -231,6 +250,8 @@ def _solution(problem: _Problem, budget, on, mode, value, method, values=()) -> 
 
 def _at_most(problem: _Problem, budget, on, poly, candidates, method) -> Solution:
     f, name = problem.f, problem.name
+    if f(1) > budget and poly is None and f(2) <= f(1):
+        return _fewest(problem, budget, on, method)
     if f(1) > budget and (poly is None or all(f(c) > budget for c in candidates)):
         raise ParamsymUsageError(f"no positive {name} keeps {on} within {budget:,}: at {name}=1 it is already {f(1):,}")
     if poly is not None:
@@ -246,6 +267,39 @@ def _at_most(problem: _Problem, budget, on, poly, candidates, method) -> Solutio
         if best < 1 or start - best > 100_000:
             raise ParamsymUsageError(f"no valid {name} at most {start} keeps {on} within {budget:,}")
     return _solution(problem, budget, on, "at-most", best, method)
+
+
+def _fewest(problem: _Problem, budget, on, method) -> Solution:
+    """The smallest n with f(n) <= budget, for a total that falls as n grows (the memory of a device as
+    the GPUs grow): doubling, then bisection; the values past the answer are checked to stay within."""
+    f, name = problem.f, problem.name
+    high = 1
+    while f(high) > budget:
+        high *= 2
+        if high > SEARCH_LIMIT:
+            raise ParamsymUsageError(
+                f"no positive {name} keeps {on} within {budget:,}: at {name}={high // 2:,} it is still {f(high // 2):,}"
+            )
+    low = high // 2  # f(low) > budget (f(1) is over it)
+    while low + 1 < high:
+        middle = (low + high) // 2
+        if f(middle) <= budget:
+            high = middle
+        else:
+            low = middle
+    for n in range(high + 1, high + 1 + CHECK_BEYOND):
+        if f(n) > budget:
+            raise ParamsymUsageError(
+                f"{on} does not fall steadily as {name} grows ({name}={n} is over the budget again): "
+                f"give {name} directly"
+            )
+    best = high
+    while not problem.valid(best):  # --gpus a multiple of --tp x --pp
+        best += 1
+        if best - high > 100_000:
+            raise ParamsymUsageError(f"no valid {name} from {high} on keeps {on} within {budget:,}")
+    solution = _solution(problem, budget, on, "at-most", best, method + "; the total falls as " + name + " grows")
+    return replace(solution, decreasing=True)
 
 
 def _last_within(f, budget, name, on) -> int:

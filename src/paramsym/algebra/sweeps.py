@@ -174,9 +174,15 @@ def sweep(
     def points(array):
         return np.broadcast_to(array, shape).ravel()
 
-    # by default the budgets that apply as the network is run (train_flops with --train; serving to a decoder)
-    names = tuple(quantities) or tuple(n for n in budgets() if applies(BY_NAME[n], free_network))
-    exprs = {name: quantity(free_network, name) for name in (*names, on)}
+    # by default every budget that applies as the network is run (training with --train; serving to a decoder)
+    names = tuple(quantities) or tuple(name for name in budgets() if applies(BY_NAME[name], network))
+    exprs = {name: quantity(free_network, name) for name in (*names, on) if quantities or name == on}
+    for name in names:  # the default columns: one not known here (training memory without its activations) is left out
+        if name not in exprs:
+            try:
+                exprs[name] = quantity(free_network, name)
+            except ParamsymUsageError:
+                exprs[name] = None
     # By default each budget quantity once (the total is the params again when there is no state), and
     # not a quantity that is 0 everywhere (the KV cache of a network without attention).
     wanted = (

@@ -212,6 +212,15 @@ def to_torch(network: Network, **values):
     return build(network_spec(network, **values))
 
 
+def parameter_shapes(network: Network, **values) -> list[tuple[int, ...]]:
+    """The shape of each parameter tensor of the network's PyTorch module (built on the meta device: no memory),
+    shared ones once, in the order `parameters()` gives them: what an optimizer keeps states for."""
+    torch = require_torch("listing the parameter tensors")
+    with torch.device("meta"):
+        module = to_torch(network, **values)
+    return [tuple(p.shape) for p in module.parameters()]
+
+
 def takes_token_ids(network: Network) -> bool:
     """Whether the program's input is token ids (whole numbers) that a layer looks up."""
     return any(getattr(lc.layer.kind, "token_ids", False) for lc in network.layers)

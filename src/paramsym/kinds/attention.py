@@ -84,8 +84,10 @@ from .base import (
     check_or_defer,
     known,
     make_layer,
+    refuse_bias_split,
     refuse_keras,
     same_layer,
+    split_over,
     times,
     whole_input_field,
     whole_number,
@@ -1698,6 +1700,25 @@ class Attention(Kind):
         if o.srpool is not None:
             return 2 * d, 2 * d, sympy.Integer(0)
         return sympy.Integer(0), sympy.Integer(0), sympy.Integer(0)
+
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+        # Megatron-LM: the heads split over the ranks (query, key and value column-parallel, the output
+        # row-parallel); plain projections only
+        o = AttentionOptions.of(layer)
+        if layer.bias or o.proj_bias:
+            refuse_bias_split(t, layer)
+        s = self.sizes(layer) if o.pooling is None else None
+        plain = None
+        if s is not None and all(s[k] is not None for k in ("d", "q", "kv", "c", "o")):
+            d, q, kv, c, out = (known(s[k]) for k in ("d", "q", "kv", "c", "o"))
+            plain = d * q + 2 * c * kv + q * out
+        if plain is None or expansion.expand(params - layer.multiplier * plain, "the attention parameters") != 0:
+            raise ParamsymUsageError(
+                f"--tp {t}: {layer.name} has parameters besides its query, key, value and output projections",
+                pos=layer.pos,
+                hint="tensor parallelism is counted for plain attention",
+            )
+        return split_over(t, layer, params, (o.heads, "the heads"), (o.kv_heads, "the key/value heads"))
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         if AttentionOptions.of(layer).pooling is not None:

@@ -147,6 +147,17 @@ class Kind:
         module keeps its input's layout."""
         return False
 
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+        """The parameters one of `t` tensor-parallel ranks holds (Megatron-LM's rules, core/training.py), of the
+        layer's `params` (its repeats included); a kind with parameters and no rule refuses."""
+        if params == 0:
+            return params
+        raise ParamsymUsageError(
+            f"--tp {t}: {layer.name} has no tensor-parallel rule",
+            pos=layer.pos,
+            hint="tensor parallelism is counted for embed, dense (no bias), plain attn and the norms",
+        )
+
     def weight(self, layer: Layer) -> tuple[Expr, Expr] | None:
         """The matrix another layer may share (`dense(..., tie=NAME)`), as (rows, columns) in PyTorch's
         layout; None when the kind has none to share."""
@@ -193,6 +204,30 @@ class Kind:
 
     def __repr__(self) -> str:
         return f"<kind {self.key}>"
+
+
+def split_over(t: int, layer: Layer, params: Expr, *sizes: tuple[Expr | None, str]) -> Expr:
+    """`params` split over t tensor-parallel ranks, after checking that each of `sizes` (value, what it is)
+    divides by t: a size that is a formula in symbols is taken to (the values are not known yet)."""
+    for value, what in sizes:
+        if isinstance(value, sympy.Integer) and int(value) % t:
+            raise ParamsymUsageError(
+                f"--tp {t}: {what} of {layer.name} ({value}) is not a multiple of {t}",
+                pos=layer.pos,
+                hint=f"Megatron-LM splits it {t} ways: give --tp a divisor of {value}",
+            )
+    return params / t
+
+
+def refuse_bias_split(t: int, layer: Layer) -> None:
+    """A bias is split with a column-parallel layer and replicated with a row-parallel one, which a program
+    does not say."""
+    raise ParamsymUsageError(
+        f"--tp {t}: {layer.name} has a bias, split if the layer is column-parallel and replicated if it is "
+        f"row-parallel, which the program does not say",
+        pos=layer.pos,
+        hint="tensor parallelism is counted for layers without biases",
+    )
 
 
 def known(value: Expr | None) -> Expr:

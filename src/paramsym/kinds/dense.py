@@ -31,7 +31,9 @@ from .base import (
     input_channels,
     known,
     make_layer,
+    refuse_bias_split,
     refuse_keras,
+    split_over,
     times,
     vector_or_channels_last,
 )
@@ -123,6 +125,15 @@ class Dense(Kind):
         constraints = [c for d in differences if d != 0 for c in check_or_defer(d, "zero", message, arg.pos)]
         return name, constraints
 
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+        # column-parallel (its outputs split) or row-parallel (its inputs split): the same share of the weight
+        if layer.bias:
+            refuse_bias_split(t, layer)
+        cin, cout = known(layer.cin), known(layer.cout)
+        if isinstance(cin, sympy.Integer) and isinstance(cout, sympy.Integer) and int(cin) % t and int(cout) % t:
+            return split_over(t, layer, params, (cout, "the width"))
+        return params / t
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         cin, cout = known(layer.cin), known(layer.cout)
         macs = times(layer.out_shape.positions, cin, cout)
@@ -203,6 +214,9 @@ class Router(Dense):
         layer = super().build(call, flow, args, match)
         layer.options = RouterOptions(score_bias="score_bias" in args.flags)
         return layer
+
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+        return params  # replicated on every tensor-parallel rank (Megatron-LM's router)
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         counts = super().counts(layer)

@@ -74,6 +74,9 @@ class _Normalization(Kind):
             raise ParamsymArgumentError(f"{call.name} has no groups (that is gn)", pos=args.keywords["groups"].pos)
         return None, []
 
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+        return params  # replicated on every tensor-parallel rank (Megatron-LM)
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         channels = known(layer.cout)
         if NormalizationOptions.of(layer).frozen:  # weight, bias, running mean and variance: buffers

@@ -64,6 +64,9 @@ class RMSNorm(Kind):
         channels = stated_channels(call, flow, args)
         return same_layer(call, self, flow, channels, options=RMSNormOptions(affine="noaffine" not in args.flags))
 
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+        return params  # replicated on every tensor-parallel rank (Megatron-LM)
+
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         return {"params": layer.cout if RMSNormOptions.of(layer).affine else ZERO}
 
