@@ -14,14 +14,14 @@ import traceback
 import click
 
 from . import __version__, expansion
-from .algebra.solve import solve
+from .algebra.solve import parse_budget, solve
 from .algebra.views import VIEWS, formula, generic, marginal, per_layer, view
 from .core.devices import parse_device, parse_fraction
 from .core.quantities import budgets, viewable
 from .core.setup import ATTENTION, FORMAT_HELP, OPTIMIZERS, PRECISIONS, RECOMPUTE, Setup, parse_format, parse_size
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .language.assignments import parse_assignments
-from .language.syntax import MAX_SOURCE_CHARS, parse_count
+from .language.syntax import MAX_SOURCE_CHARS
 from .model.network import CONVENTIONS, Network, parse
 from .render.explain import explain as explain_network
 from .render.printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
@@ -109,7 +109,7 @@ def load(
     if setup is not None:
         network = network.with_options(setup=setup)
     _LOADED[:] = [network]
-    values = parse_assignments(assignments)
+    values = parse_assignments(assignments, network.symbols)
     for name in unknowns:
         if name in values:
             raise ParamsymUsageError(
@@ -320,7 +320,12 @@ def explain(program, assignments, setup):
 @cli.command("solve")
 @_program
 @click.option("--for", "unknown", required=True, metavar="NAME", help="The unknown symbol.")
-@click.option("--budget", required=True, metavar="N", help="The budget: 500000, 5M, 1.5G ...")
+@click.option(
+    "--budget",
+    required=True,
+    metavar="N",
+    help="The budget: 500000, 5M, 7B, 4Ki; bytes (16GB, 80GiB) for an --on in bytes.",
+)
 @click.option("--at-least", "at_least", is_flag=True, help="The smallest value that reaches the budget instead.")
 @click.option("--exact", is_flag=True, help="Every value for which the total equals the budget.")
 @click.option(
@@ -340,7 +345,7 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, se
         raise ParamsymUsageError("--at-least and --exact cannot be used together")
     network = load(program, assignments, unknowns=[unknown.strip()], option="--for", setup=setup)
     mode = "at-least" if at_least else "exact" if exact else "at-most"
-    solution = solve(network, unknown, parse_count(budget, "--budget"), on=on, mode=mode)
+    solution = solve(network, unknown, parse_budget(budget, on), on=on, mode=mode)
     if fmt == "json":
         click.echo(json.dumps(solution.to_dict(), indent=None))
     else:
@@ -379,7 +384,7 @@ def sweep_command(program, grids, budget, on, assignments, convention, setup, fm
             )
         grid[name] = values
     network = load(program, assignments, convention, unknowns=list(grid), option="--grid", setup=setup)
-    result = sweep(network, grid, on=on, budget=parse_count(budget, "--budget") if budget else None)
+    result = sweep(network, grid, on=on, budget=parse_budget(budget, on) if budget else None)
     if plot:
         from .render.plots import plot_sweep
 

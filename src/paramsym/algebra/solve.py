@@ -18,9 +18,10 @@ from fractions import Fraction
 import sympy
 
 from ..core.evaluate import Evaluator
-from ..core.formatting import exact, grouped, human
-from ..core.quantities import budget_formula, budgets
+from ..core.formatting import human, quantity_unit, readable
+from ..core.quantities import BY_NAME, budget_formula, budgets
 from ..errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
+from ..language.syntax import parse_count
 from ..model.network import Network
 
 MODES = ("at-most", "at-least", "exact")
@@ -70,31 +71,33 @@ class Solution:
         return data
 
     def describe(self) -> str:
-        """What `paramsym solve` prints: the answer, the totals either side, the formula and the method."""
+        """What `paramsym solve` prints: the answer, the totals either side, the formula and the method.
+        Large numbers also as people read them: `85,899,345,920 (85.9 GB (80 GiB))`."""
         name, on, budget = self.symbol, self.on, self.budget
         lines = []
+        readable = _readable(on)
         if self.mode == "exact":
             shown = ", ".join(str(v) for v in self.values)
-            lines.append(f"{name} with {on} exactly {grouped(budget)}: {name} = {shown}")
+            lines.append(f"{name} with {on} exactly {readable(budget)}: {name} = {shown}")
         elif self.mode == "at-most" and self.decreasing:
             lines.append(
-                f"smallest {name} with {on} <= {grouped(budget)} ({on} falls as {name} grows): {name} = {self.value}"
+                f"smallest {name} with {on} <= {readable(budget)} ({on} falls as {name} grows): {name} = {self.value}"
             )
-            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {readable(self.total_at_value)}")
             if self.total_at_previous is not None and self.value is not None:
                 over = "over the budget" if self.total_at_previous > budget else "within it, but no valid setup"
-                lines.append(f"  {on} at {name} = {self.value - 1}: {exact(self.total_at_previous)} ({over})")
+                lines.append(f"  {on} at {name} = {self.value - 1}: {readable(self.total_at_previous)} ({over})")
         elif self.mode == "at-most":
-            lines.append(f"largest {name} with {on} <= {grouped(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
+            lines.append(f"largest {name} with {on} <= {readable(budget)}: {name} = {self.value}")
+            lines.append(f"  {on} at {name} = {self.value}: {readable(self.total_at_value)}")
             beyond = "over the budget" if self.total_at_next > budget else "within it, but no valid network"
-            lines.append(f"  {on} at {name} = {self.value + 1}: {exact(self.total_at_next)} ({beyond})")
+            lines.append(f"  {on} at {name} = {self.value + 1}: {readable(self.total_at_next)} ({beyond})")
         else:
-            lines.append(f"smallest {name} with {on} >= {grouped(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
+            lines.append(f"smallest {name} with {on} >= {readable(budget)}: {name} = {self.value}")
+            lines.append(f"  {on} at {name} = {self.value}: {readable(self.total_at_value)}")
             if self.total_at_previous is not None:
                 short = "short of it" if self.total_at_previous < budget else "reaches it, but no valid network"
-                lines.append(f"  {on} at {name} = {self.value - 1}: {exact(self.total_at_previous)} ({short})")
+                lines.append(f"  {on} at {name} = {self.value - 1}: {readable(self.total_at_previous)} ({short})")
         lines.append(f"  {on} = {human(self.formula)}")
         for other, expr in self.relations.items():
             lines.append(f"  with {other} = {human(expr)}")
@@ -119,6 +122,30 @@ class Solution:
             f"${name} = {self.value}$, the {'largest' if self.mode == 'at-most' else 'smallest'} with "
             f"${sympy.latex(self.formula)} {relation} {self.budget}$"
         )
+
+
+def budget_unit(on: str) -> str:
+    """What a budget on `on` is: "bytes" for a quantity in bytes, else "count", "flops" or "seconds"."""
+    return quantity_unit(on)
+
+
+def parse_budget(text: str, on: str, option: str = "--budget") -> int:
+    """`--budget` for `--on on`: a count (`5M`, `7B`, `4Ki`); a number of bytes (`16GB`, `80GiB`) only when
+    `on` is a quantity in bytes."""
+    unit = budget_unit(on)
+    q = BY_NAME.get(on)
+    what = q.long_title or q.title if q is not None else on
+    in_bytes = [name for name in budgets() if budget_unit(name) == "bytes"]
+    asked = f"--on {on} is a {'count' if unit == 'count' else 'number of ' + unit} ({what}), not bytes" + (
+        f": budget bytes with --on {' or --on '.join(in_bytes)}" if in_bytes else ""
+    )
+    return parse_count(text, option, unit=unit, asked=asked)
+
+
+def _readable(on: str):
+    """How a total of `on` is written: exactly, and when large also in units people read (`16.0 GB`)."""
+    unit = budget_unit(on)
+    return lambda value: readable(value, unit)
 
 
 def _plain(value):

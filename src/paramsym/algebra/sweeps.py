@@ -23,7 +23,7 @@ MAX_GRID_AXES = 32  # NumPy arrays have at most 32 (64 in NumPy 2) axes
 
 def parse_grid(text: str) -> tuple[str, list[int]]:
     """`C=16:256:16` (start:stop:step, stop included), `k=3,5,7` or `C=64`; each number as in
-    --set (`1_000`, `1k`, `1e3`)."""
+    --set (`1_000`, `1k`, `4Ki`, `1e3`; docs/cli.md, "Units")."""
     name, sep, values = text.partition("=")
     name = name.strip()
     if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
@@ -34,7 +34,7 @@ def parse_grid(text: str) -> tuple[str, list[int]]:
             raise ParamsymUsageError(
                 f"--grid {name}={values}: a range is start:stop or start:stop:step, such as 16:256:16"
             )
-        start, stop, step = (parse_count(p, f"--grid {name}={values}: each number") for p in (*parts, "1")[:3])
+        start, stop, step = (parse_count(p, f"--grid {name}") for p in (*parts, "1")[:3])
         if step < 1 or stop < start or start < 1:
             raise ParamsymUsageError(
                 f"--grid {name}={values}: a range is start:stop:step with 1 <= start <= stop and step >= 1"
@@ -45,7 +45,7 @@ def parse_grid(text: str) -> tuple[str, list[int]]:
     parts = values.split(",")
     if not all(looks_like_count(p) for p in parts):
         raise ParamsymUsageError(f"--grid {name}={values}: give whole numbers (3,5,7) or a range (16:256:16)")
-    numbers = [parse_count(p, f"--grid {name}={values}: each value") for p in parts]
+    numbers = [parse_count(p, f"--grid {name}") for p in parts]
     if any(n < 1 for n in numbers):
         raise ParamsymUsageError(f"--grid {name}={values}: symbols stand for positive whole numbers")
     return name, numbers

@@ -83,6 +83,7 @@ class Quantity:
     # it is None, left out of JSON, summaries and explain, and `solve --on` / `formula --on` say what it `needs`
     applies: Callable[[NetworkLike], bool] | None = None
     needs: str = ""  # what makes it apply: "--train", "--device"
+    unit: str = "count"  # what a value is: "count", "bytes", "flops" or "seconds" (budgets in bytes, readable output)
 
     @property
     def per_layer(self) -> bool:
@@ -241,16 +242,17 @@ QUANTITIES: list[Quantity] = [
         unknown="? (give the input shape, e.g. input(224x224x3), to count MACs)",
     ),
     Quantity("activations", "activations", default=_output_elements),
-    Quantity("activation_bytes", "activation bytes", network=_activation_bytes),
+    Quantity("activation_bytes", "activation bytes", network=_activation_bytes, unit="bytes"),
     Quantity(
         "param_bytes",
         "parameter bytes",
         network=lambda net: expansion.expand(
             net.setup.weights.bytes(net.params + net.state), "the formula of the parameter bytes"
         ),
+        unit="bytes",
     ),
-    Quantity("kv_cache_bytes", "KV cache bytes", network=_kv_cache_bytes, budget=True),
-    Quantity("memory", "bytes", network=_memory, budget=True, in_json=False),
+    Quantity("kv_cache_bytes", "KV cache bytes", network=_kv_cache_bytes, budget=True, unit="bytes"),
+    Quantity("memory", "bytes", network=_memory, budget=True, in_json=False, unit="bytes"),
 ]
 
 BY_NAME = {q.name: q for q in QUANTITIES}

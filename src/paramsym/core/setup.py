@@ -177,9 +177,16 @@ def parse_size(text: str, option: str) -> Expr:
     """A size on the command line: a whole number of at least 1 (`8`, `4Ki`, `1.5k`) or a formula in
     symbols (`B`, `2B`), which become symbols of the network."""
     from ..errors import ParamsymError
-    from ..language.syntax import looks_like_count, parse_count, parse_expression
+    from ..language.syntax import UNITS, count_unit, parse_count, parse_expression
 
-    if looks_like_count(text):
+    unit = count_unit(text)
+    if unit in ("B", "T"):  # `2B`: two billion, or twice a symbol B (a batch of B)?
+        number = text.strip()[:-1].strip()
+        raise ParamsymUsageError(
+            f"{option} {text.strip()} is ambiguous: {unit} is the unit {UNITS[unit][2]}, and a symbol's name",
+            hint=f"write {number}*{unit} for the formula, or {number}{'G' if unit == 'B' else 'e12'} for the number",
+        )
+    if unit is not None:
         value = parse_count(text, option)
         if value < 1:
             raise ParamsymUsageError(f"{option} must be at least 1, not {text.strip()!r}")

@@ -300,37 +300,166 @@ def read_number(token: Token) -> sympy.Rational:
     )
 
 
-# A count on the command line (`--set`, `--budget`, `--grid`): a number as in the language,
-# then an optional suffix k, M or G.
-_COUNT = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([kMG]?)\s*$")
-_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9}
+# A count on the command line (`--set`, `--budget`, `--grid`, `--batch`): a number as in the language, then
+# an optional unit (docs/cli.md, "Units"). Decimal counts k M G B T (B is a billion: `7B` parameters),
+# binary counts Ki Mi Gi Ti, and bytes kB KB MB GB TB (powers of 1000) and KiB MiB GiB TiB (powers of 1024).
+# A byte unit is taken only where a number of bytes is asked.
+_AMOUNT = re.compile(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*")
+_NUMBER_START = re.compile(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)?\s*([A-Za-z]*)")
+# unit: (factor, "count" or "bytes", what it is called)
+UNITS: dict[str, tuple[int, str, str]] = {
+    "": (1, "count", ""),
+    "k": (10**3, "count", "thousand"),
+    "M": (10**6, "count", "million"),
+    "G": (10**9, "count", "billion"),
+    "B": (10**9, "count", "billion"),
+    "T": (10**12, "count", "trillion"),
+    "Ki": (2**10, "count", "kibi, 1,024"),
+    "Mi": (2**20, "count", "mebi, 1,048,576"),
+    "Gi": (2**30, "count", "gibi, 2^30"),
+    "Ti": (2**40, "count", "tebi, 2^40"),
+    "kB": (10**3, "bytes", "kilobytes"),
+    "KB": (10**3, "bytes", "kilobytes"),
+    "MB": (10**6, "bytes", "megabytes"),
+    "GB": (10**9, "bytes", "gigabytes"),
+    "TB": (10**12, "bytes", "terabytes"),
+    "KiB": (2**10, "bytes", "kibibytes"),
+    "MiB": (2**20, "bytes", "mebibytes"),
+    "GiB": (2**30, "bytes", "gibibytes"),
+    "TiB": (2**40, "bytes", "tebibytes"),
+}
+# the count unit of the same size as a byte unit: what to write where a count is asked
+_AS_COUNT = {"kB": "k", "KB": "k", "MB": "M", "GB": "G", "TB": "T", "KiB": "Ki", "MiB": "Mi", "GiB": "Gi", "TiB": "Ti"}
+# words people write for a unit
+_WORDS = {
+    "thousand": "k",
+    "million": "M",
+    "billion": "B",
+    "trillion": "T",
+    "bn": "B",
+    "mn": "M",
+    "byte": "",
+    "bytes": "",
+}
 MAX_COUNT_DIGITS = 40
+COUNT_EXAMPLES = "64, 1_000_000, 25.6M, 7B, 4Ki or 1e6"
+
+
+def unit_suggestion(unit: str) -> str | None:
+    """The unit people meant by a spelling paramsym does not take (`gb`: GB, `7b`: B, `K`: k), or None
+    when `unit` is no near miss (then `2C` is a formula, not a number with a unit)."""
+    if unit in UNITS:
+        return None
+    if unit.lower() in _WORDS:
+        return _WORDS[unit.lower()]
+    same = [u for u in UNITS if u and u.lower() == unit.lower()]
+    return same[0] if same else None
+
+
+def count_unit(text: str) -> str | None:
+    """The unit written after the number (`4Ki`: "Ki", `64`: ""), or None when `text` is no number with a
+    unit paramsym takes or nearly takes (`2C` is a formula)."""
+    match = _AMOUNT.fullmatch(text)
+    if not match or (match.group(2) not in UNITS and unit_suggestion(match.group(2)) is None):
+        return None
+    return match.group(2)
 
 
 def looks_like_count(text: str) -> bool:
-    """`64`, `1_000`, `25.6M`, `1e3`: a number with an optional suffix (not a formula)."""
-    return _COUNT.match(text) is not None
+    """`64`, `1_000`, `25.6M`, `4Ki`, `16GB`, `1e3`, and near misses such as `16gb` (refused with a
+    suggestion): a number with a unit, not a formula."""
+    return count_unit(text) is not None
 
 
-def parse_count(text: str, what: str) -> int:
-    """A count from the command line: `500000`, `1_000_000`, `25.6M`, `5k`, `1e6`.
+def _caret(text: str, start: int, end: int) -> str:
+    """`text` with carets under [start, end), indented: the bad spot of an option's value."""
+    shown = text.translate(_CONTROL)
+    return f"\n    {shown}\n    {' ' * start}{'^' * max(end - start, 1)}"
 
-    At most MAX_COUNT_DIGITS digits: a count below 10^40."""
-    shown = text.strip() if len(text.strip()) <= 50 else text.strip()[:44] + "..."
-    match = _COUNT.match(text)
+
+_CONTROL = dict.fromkeys((*range(32), 127), "?")
+
+
+def parse_count(text: str, what: str, unit: str = "count", asked: str = "") -> int:
+    """A count from the command line: `500000`, `1_000_000`, `25.6M`, `7B`, `4Ki`, `1e6`; where `unit` is
+    "bytes" also `16GB`, `80GiB`. `what` names the option (`--budget`, `--set T`); `asked` says what the
+    option takes, for the message refusing bytes where a count is asked.
+
+    At most MAX_COUNT_DIGITS digits: a count below 10^40. A value that is no whole number (`0.3Ki`) is
+    refused; nothing is evaluated."""
+    stripped = text.strip()
+    shown = stripped if len(stripped) <= 50 else stripped[:44] + "..."
+    match = _AMOUNT.fullmatch(text)
     if not match:
-        raise ParamsymUsageError(f"{what} must be a whole number such as 64, 1_000_000, 25.6M or 1e6, not {shown!r}")
+        raise _not_a_count(text, what, shown)
+    number, written = match.group(1), match.group(2)
+    if written not in UNITS:
+        raise _unknown_unit(text, what, shown, match)
+    factor, kind, _ = UNITS[written]
     try:
-        value = decimal_value(match.group(1)) * _SUFFIX[match.group(2)]
+        value = decimal_value(number) * factor
     except ParamsymLimitError:
         value = None
     if value is None or len(str(int(value))) > MAX_COUNT_DIGITS:
         raise ParamsymUsageError(
             f"{what} {shown!r} has more than {MAX_COUNT_DIGITS} digits, and at most {MAX_COUNT_DIGITS} are accepted"
         )
+    if kind == "bytes" and unit != "bytes":
+        count = value * UNITS[_AS_COUNT[written]][0] // factor
+        raise ParamsymUsageError(
+            f"{what} {shown!r}: {written} is a unit of bytes, and {asked or what + ' takes a count'}",
+            hint=f"give a count such as {number}{_AS_COUNT[written]}"
+            + (f" ({int(count):,})" if count.denominator == 1 else ""),
+        )
     if value.denominator != 1:
-        raise ParamsymUsageError(f"{what} must be a whole number, not {shown!r} (= {value})")
+        from ..core.formatting import exact
+
+        raise ParamsymUsageError(
+            f"{what} must be a whole number, not {shown!r} (= {exact(value)})",
+            hint="a count is a whole number: 1.5Ki is 1,536, 0.3Ki is 307.2" if written else None,
+        )
     return int(value)
+
+
+def _not_a_count(text: str, what: str, shown: str) -> ParamsymUsageError:
+    """The error for a value that is no number with a unit: the caret under the first character that
+    does not belong, when a number comes before it (`1,000`, `16 GB!`)."""
+    start = _NUMBER_START.match(text)
+    message = f"{what} must be a whole number such as {COUNT_EXAMPLES}, not {shown!r}"
+    hint = None
+    if start and start.group(1) and len(text) <= 60:
+        bad = start.end()
+        message += _caret(text, bad, bad + 1)
+        if text[bad] == ",":
+            hint = f"a comma does not group digits here: write {text.strip().replace(',', '_')}"
+        elif text[bad] in "+-*/^( ":
+            hint = "a count is one number, not a formula"
+    return ParamsymUsageError(message, hint=hint)
+
+
+def _unknown_unit(text: str, what: str, shown: str, match: re.Match) -> ParamsymUsageError:
+    number, written = match.group(1), match.group(2)
+    message = f"{what} {shown!r}: {written} is not a unit paramsym knows"
+    if len(text) <= 60:
+        message += _caret(text, match.start(2), match.end(2))
+    meant = unit_suggestion(written)
+    units = "k M G B T, Ki Mi Gi Ti, and for bytes kB MB GB TB, KiB MiB GiB TiB"
+    if written == "K":
+        hint = (
+            f"did you mean {number}k ({number} thousand) or {number}Ki ({number} x 1,024)? "
+            f"A 4K context is often 4Ki = 4,096"
+        )
+    elif meant is not None:
+        meaning = UNITS[meant][2]
+        bits = written[0].isupper() and written.endswith("b") and meant.endswith("B")  # Gb: gigabits
+        hint = (
+            f"did you mean {number}{meant}"
+            + (f" ({meaning}; b is bits)" if bits else f" ({meaning})" if meaning else "")
+            + f"? the units are {units}"
+        )
+    else:
+        hint = f"the units are {units}"
+    return ParamsymUsageError(message, hint=hint)
 
 
 def build_power(base: Expr, exponent: Expr, pos: Position) -> Expr:

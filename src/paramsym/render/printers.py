@@ -18,7 +18,7 @@ import sympy
 
 from .. import expansion
 from ..core.evaluate import Evaluator
-from ..core.formatting import exact, grouped, human
+from ..core.formatting import bytes_text, exact, grouped, human, quantity_unit, readable
 from ..core.quantities import QUANTITIES, add, applies, layer_quantities
 from ..errors import ParamsymError
 from ..language.syntax import symbol
@@ -525,16 +525,8 @@ def _print(network: Network, console: Console, fold: bool | None = None, layout:
 
 
 def _bytes(value) -> str:
-    if value is None:
-        return "?"
-    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if value >= size:
-            if value < 2**53:  # exact in a float: as it always printed
-                return f"{value / size:.2f} {unit}"
-            # beyond, a float loses digits (and overflows past 2^1024): two decimals in integers
-            hundredths = (value * 100 + size // 2) // size
-            return f"{hundredths // 100:,}.{hundredths % 100:02d} {unit}"
-    return f"{value} B"
+    """`26.9 GB`: three digits in decimal units (core/formatting.py, bytes_text)."""
+    return "?" if value is None else bytes_text(value)
 
 
 def summary_lines(network: Network, data: dict | None = None, document: Document | None = None) -> list[str]:
@@ -552,6 +544,7 @@ def summary_lines(network: Network, data: dict | None = None, document: Document
             text = q.unknown or "?"
         else:
             text = _sum_line(network, document, data, q.name) if q.summary_sum else _cell(quantity)
+            text += _people(quantity["value"], q.unit)
             note = q.summary_for(network) if q.summary_for else q.summary
             text += f"  {note}" if note else ""
         lines.append(f"{q.title:<6} = {text}")
@@ -573,6 +566,12 @@ def summary_lines(network: Network, data: dict | None = None, document: Document
             shown.append(" = ".join(parts) if len(parts) > 1 else f"{name} (free)")
         lines.append("symbols: " + ", ".join(shown))
     return lines
+
+
+def _people(value, unit: str) -> str:
+    """` (6.74 B)` after a large total of the summary: the number as people read it; else nothing."""
+    shown = readable(value, unit) if isinstance(value, int) else ""
+    return shown[len(exact(value)) :] if shown else ""
 
 
 def _width() -> int:
@@ -910,11 +909,15 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
         else [*range(limit // 2), None, *range(result.size - limit // 2, result.size)]
     )
     columns = [*result.grid.values(), *result.values.values()]
+    # a column in bytes as people read it (`16.0 GB`); CSV and JSON have every value exactly
+    shows = [grouped] * len(result.grid) + [
+        _decimal_bytes if quantity_unit(name) == "bytes" else grouped for name in result.values
+    ]
     for i in shown:
         if i is None:
             table.add_row(*["..."] * len(names))
             continue
-        cells = [grouped(int(column[i])) for column in columns]
+        cells = [show(int(column[i])) for show, column in zip(shows, columns)]
         if result.valid is not None and not result.valid[i]:
             cells[len(result.grid) :] = _exact_cells(result, i)
         for mask in (result.within, result.valid):
@@ -928,6 +931,8 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
         f"{result.size:,} points"
         + (f", {result.size - len(shown) + 1:,} not shown (use --format csv)" if result.size > limit else "")
     ]
+    if any(show is _decimal_bytes for show in shows):
+        lines.append("bytes to 3 digits (1 GB = 10^9 bytes); --format csv or json gives every value exactly")
     for name, expr in result.formulas.items():
         lines.append(f"{name} = {human(expr)}")
     if result.valid is not None:
@@ -938,13 +943,18 @@ def render_sweep(result, fmt: str = "table", limit: int = 40) -> str:
         )
     if result.within is not None:
         count = int(np.count_nonzero(result.within))
-        lines.append(f"{count:,} of {result.size:,} points have {result.on} <= {grouped(result.budget)}")
+        unit = quantity_unit(result.on)
+        lines.append(f"{count:,} of {result.size:,} points have {result.on} <= {readable(int(result.budget), unit)}")
         if count:
             values = np.where(result.within, result.values[result.on], -1)
             best = int(np.argmax(values))
             at = ", ".join(f"{n}={int(c[best])}" for n, c in result.grid.items())
-            lines.append(f"the largest {result.on} within the budget: {grouped(int(values[best]))} at {at}")
+            lines.append(f"the largest {result.on} within the budget: {readable(int(values[best]), unit)} at {at}")
     return "\n".join(lines) + "\n"
+
+
+def _decimal_bytes(value: int) -> str:
+    return bytes_text(value, binary=False)
 
 
 def _json_value(value):
