@@ -11,6 +11,7 @@ import re
 import sys
 import textwrap
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,17 @@ import sympy
 
 from .. import expansion
 from ..core.evaluate import Evaluator
-from ..core.formatting import bytes_text, exact, grouped, human, quantity_unit, readable
+from ..core.formatting import (
+    bytes_text,
+    count_text,
+    exact,
+    flops_text,
+    grouped,
+    human,
+    quantity_unit,
+    readable,
+    seconds_text,
+)
 from ..core.quantities import QUANTITIES, add, applies, layer_quantities
 from ..errors import ParamsymError
 from ..language.syntax import symbol
@@ -526,7 +537,7 @@ def _print(network: Network, console: Console, fold: bool | None = None, layout:
 
 def _bytes(value) -> str:
     """`26.9 GB`: three digits in decimal units (core/formatting.py, bytes_text)."""
-    return "?" if value is None else bytes_text(value)
+    return "?" if value is None else bytes_text(value, binary=False)
 
 
 def summary_lines(network: Network, data: dict | None = None, document: Document | None = None) -> list[str]:
@@ -548,12 +559,7 @@ def summary_lines(network: Network, data: dict | None = None, document: Document
             note = q.summary_for(network) if q.summary_for else q.summary
             text += f"  {note}" if note else ""
         lines.append(f"{q.title:<6} = {text}")
-    if data["activations"]["value"] is not None:
-        lines.append(
-            f"memory = {_bytes(data['activation_bytes']['value'])} of activations "
-            f"({grouped(data['activations']['value'])} values), {_bytes(data['param_bytes']['value'])} "
-            f"of parameters and state ({data['dtype']})"
-        )
+    lines += cost_lines(network, data)
     symbols = data["symbols"]
     if symbols:
         shown = []
@@ -566,6 +572,81 @@ def summary_lines(network: Network, data: dict | None = None, document: Document
             shown.append(" = ".join(parts) if len(parts) > 1 else f"{name} (free)")
         lines.append("symbols: " + ", ".join(shown))
     return lines
+
+
+def cost_lines(network: Network, data: dict) -> list[str]:
+    """The labelled memory and cost breakdown under the table (docs/will-it-fit.md): what serving keeps
+    (weights and KV cache), what training keeps per device, FLOPs, a decode step, and the times on a device.
+    Each line only where its quantities apply; `?` where a value waits for a symbol."""
+    setup = network.setup
+
+    def value(name: str):
+        return data[name]["value"] if name in data else None
+
+    def shown(name: str, text=_bytes) -> str:
+        v = value(name)
+        return "?" if v is None else text(v)
+
+    lines = []
+    kv = value("kv_cache_bytes")
+    if "serve_memory_bytes" in data:  # a causal decoder: what must stay in memory to serve it
+        batch = "one sequence" if setup.batch == 1 else f"batch {human(setup.batch)}"
+        size = _number(setup.batch, data)
+        lines.append(
+            f"memory = weights {shown('param_bytes')} ({setup.weights}) + KV cache "
+            f"{_bytes(kv * size) if kv is not None and size else '?'} ({setup.kv}, {batch}) "
+            f"= {shown('serve_memory_bytes')} to serve"
+        )
+    else:
+        lines.append(f"memory = weights {shown('param_bytes')} ({setup.weights}, parameters and state)")
+    if setup.train:
+        spread = []
+        if setup.zero:
+            spread.append(f"ZeRO-{setup.zero}")
+        if setup.tp != 1:
+            spread.append(f"tp {setup.tp}")
+        if setup.pp != 1:
+            spread.append(f"pp {setup.pp}")
+        over = f" over {human(setup.gpus)} GPUs" if setup.gpus != 1 else ""
+        how = ", ".join([setup.optimizer, setup.precision, f"batch {human(setup.batch)}", *spread]) + over
+        saved = "saved activations " + (shown("saved_activation_bytes") if "saved_activation_bytes" in data else "?")
+        lines.append(f"train  = {shown('train_memory_bytes')} per device ({how}):")
+        lines.append(
+            f"         weights {shown('weight_bytes')} + gradients {shown('grad_bytes')} + optimizer states "
+            f"{shown('optimizer_bytes')} + {saved}"
+        )
+    if "flops" in data:
+        text = f"FLOPs  = {shown('flops', flops_text)} forward"
+        if "train_flops" in data and setup.train:
+            text += f", {shown('train_flops', flops_text)} a training step"
+        if "train_flops_total" in data:
+            tokens = _number(setup.tokens, data)
+            text += (
+                f", {shown('train_flops_total', flops_text)} for {'?' if tokens is None else count_text(tokens)} tokens"
+            )
+            if "train_seconds" in data:
+                text += (
+                    f" ({shown('train_seconds', seconds_text)} on {human(setup.gpus)} {setup.device.name} "
+                    f"at MFU {float(setup.mfu):g})"
+                )
+        lines.append(text)
+    if "decode_flops" in data:
+        text = f"decode = {shown('decode_flops', flops_text)} and {shown('decode_bytes')} read a token"
+        if "decode_ns_per_token" in data:
+            ns = value("decode_ns_per_token")
+            per_token = "?" if ns is None else seconds_text(Fraction(ns, 10**9))
+            text += f"; on {setup.device.name}: {per_token} a token, {shown('tokens_per_second', grouped)} tokens/s"
+        lines.append(text)
+    return lines
+
+
+def _number(expr, data: dict):
+    """The value of a setup size (`--batch B`) with the program's symbol values, or None."""
+    if not isinstance(expr, sympy.Basic) or not expr.free_symbols:
+        return int(expr)
+    values = {name: s["default"] for name, s in data["symbols"].items() if s["default"] is not None}
+    bound = expr.subs({symbol(name): v for name, v in values.items()})
+    return int(bound) if bound.is_Integer else None
 
 
 def _people(value, unit: str) -> str:
