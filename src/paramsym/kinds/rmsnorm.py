@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError
 from .base import (
     Args,
@@ -40,6 +42,21 @@ class RMSNormOptions(Options):
 
 class RMSNorm(Kind):
     key = "rmsnorm"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """torch.nn.RMSNorm computes in fp32: its fp32 input (the input itself in fp32, a copy otherwise), the
+        inverse root mean square of each position and the normalised values (fp32); without a scale, no
+        normalised values are kept. Declared for fp32, bf16 and fp16 activations."""
+        positions, elements = layer.in_shape.positions, layer.in_shape.elements
+        if positions is None or elements is None or type(self) is not RMSNorm or not RMSNormOptions.of(layer).affine:
+            return None
+        extras = [saved_tensors.Extra(positions, 4, what="inverse RMS"), saved_tensors.Extra(elements, 4)]
+        if setup.activations.name == "fp32":
+            return saved_tensors.Saved(input=True, extras=tuple(extras))
+        if setup.activations.name in ("bf16", "fp16"):
+            return saved_tensors.Saved(extras=(saved_tensors.Extra(elements, 4, what="fp32 input"), *extras))
+        return None
+
     names = ("rmsnorm",)
     keywords = frozenset({"eps"})
     flags = frozenset({"noaffine"})

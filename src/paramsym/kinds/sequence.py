@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from .base import (
     Args,
@@ -76,6 +78,11 @@ class Embed(Kind):
     layer named NAME (an encoder-decoder's decoder looks its ids up in the encoder's table), counted there."""
 
     key = "embed"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input, the token ids (the program's input: data, not counted)."""
+        return saved_tensors.INPUT
+
     names = ("embed",)
     keywords = frozenset({"tie"})
     takes_channels = True
@@ -213,6 +220,12 @@ class PositionEmbedding(Kind):
     by row: N = H·W, checked."""
 
     key = "posembed"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: the table is added (declared for a table of positions, not a resized grid)."""
+        options = PositionEmbeddingOptions.of(layer)
+        return saved_tensors.NOTHING if options.resize is None and options.split is None else None
+
     names = ("posembed",)
     positional = 1
     flags = frozenset({"cls", "antialias", *_TABLE_MODES})
@@ -436,6 +449,11 @@ class ClassToken(Kind):
     """`cls`: prepends one learned vector (ViT's and BERT's class token)."""
 
     key = "cls"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: the class token joined before the sequence."""
+        return saved_tensors.NOTHING
+
     names = ("cls",)
     torch_modules = ("ClassToken",)
 
@@ -472,6 +490,11 @@ class Tokens(Kind):
     """`tokens`: the positions of a map become a sequence, H x W x C -> (H·W) x C (row by row)."""
 
     key = "tokens"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: a view of its input."""
+        return saved_tensors.VIEW
+
     names = ("tokens",)
     torch_modules = ("Tokens",)
 

@@ -13,6 +13,7 @@ from fractions import Fraction
 import sympy
 
 from .. import expansion
+from ..core import saved as _saved  # noqa: F401  # registers saved_activation_bytes
 from ..core.evaluate import Evaluator
 from ..core.quantities import BY_NAME, DTYPES, QUANTITIES, Counts, by_convention, count_layers, layer_quantities, total
 from ..core.records import Layer, Node, Shape
