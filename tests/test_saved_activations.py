@@ -10,16 +10,18 @@ torch = pytest.importorskip("torch")
 import sympy  # noqa: E402
 
 import paramsym  # noqa: E402
+from helpers.saved_measure import saved_bytes as measured  # noqa: E402
 from paramsym.core.saved import saved_bytes, why_unknown  # noqa: E402
 from paramsym.core.setup import Setup, format_named  # noqa: E402
-from helpers.saved_measure import saved_bytes as measured  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def setup_of(fmt: str, batch=2, **rest) -> Setup:
     f = format_named(fmt)
-    return Setup(weights=f, kv=f, activations=f, batch=sympy.Integer(batch) if isinstance(batch, int) else batch, **rest)
+    return Setup(
+        weights=f, kv=f, activations=f, batch=sympy.Integer(batch) if isinstance(batch, int) else batch, **rest
+    )
 
 
 def exported(network, fmt: str, batch: int = 2):
@@ -29,7 +31,11 @@ def exported(network, fmt: str, batch: int = 2):
     torch.manual_seed(0)
     model = namespace["build_model"]().to(DTYPES[fmt]).train()
     x = paramsym.example_input(network, batch=batch)
-    x = torch.randn_like(x).to(DTYPES[fmt]).requires_grad_() if x.dtype.is_floating_point else torch.randint(0, 5, x.shape)
+    x = (
+        torch.randn_like(x).to(DTYPES[fmt]).requires_grad_()
+        if x.dtype.is_floating_point
+        else torch.randint(0, 5, x.shape)
+    )
     return model, x
 
 
@@ -46,13 +52,46 @@ def check(program: str, fmt: str, with_input: bool = False, batch: int = 2) -> i
 # each kind between a convolution (which keeps the program's input, not counted) and a global average pool (which
 # keeps nothing): what the kind keeps of its input, its output and of its own
 KINDS = [
-    "relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "softmax",
-    "dropout(0.1)", "dropout", "dropout(0)", "dropchannels(0.2)", "droppath(0.1)", "droppath(0)", "id",
-    "bn", "bn(noaffine)", "ln", "ln(nobias)", "gn(groups=2)", "rmsnorm",
-    "maxpool2x2", "maxpool3x3(stride=2, pad=1)", "avgpool2x2", "avgpool3x3(stride=1, pad=1)",
-    "adaptiveavgpool(2x2)", "adaptivemaxpool(2x2)",
-    "conv3x3(->6, pad=1)", "conv1x1(->8, bias)", "dwconv3x3(pad=1)", "deconv2x2(->4, stride=2)",
-    "scale", "starrelu", "squaredrelu", "zeropad(1)", "shuffle(2)", "space2depth(2)",
+    "relu",
+    "relu6",
+    "leakyrelu",
+    "elu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "hardswish",
+    "hardsigmoid",
+    "softmax",
+    "dropout(0.1)",
+    "dropout",
+    "dropout(0)",
+    "dropchannels(0.2)",
+    "droppath(0.1)",
+    "droppath(0)",
+    "id",
+    "bn",
+    "bn(noaffine)",
+    "ln",
+    "ln(nobias)",
+    "gn(groups=2)",
+    "rmsnorm",
+    "maxpool2x2",
+    "maxpool3x3(stride=2, pad=1)",
+    "avgpool2x2",
+    "avgpool3x3(stride=1, pad=1)",
+    "adaptiveavgpool(2x2)",
+    "adaptivemaxpool(2x2)",
+    "conv3x3(->6, pad=1)",
+    "conv1x1(->8, bias)",
+    "dwconv3x3(pad=1)",
+    "deconv2x2(->4, stride=2)",
+    "scale",
+    "starrelu",
+    "squaredrelu",
+    "zeropad(1)",
+    "shuffle(2)",
+    "space2depth(2)",
 ]
 # the same, with what follows it keeping its output (a convolution): an output kept twice counts once
 TAILS = ["gap", "conv1x1(->4) > gap"]
@@ -66,8 +105,17 @@ def test_each_kind_on_a_map_keeps_what_pytorch_keeps(kind, tail, fmt):
 
 
 SEQUENCE_KINDS = [
-    "dense(->8)", "dense(->16, bias)", "ln", "rmsnorm", "gelu", "silu", "dropout(0.1)", "posembed(5)", "softmax",
-    "scale", "transpose",
+    "dense(->8)",
+    "dense(->16, bias)",
+    "ln",
+    "rmsnorm",
+    "gelu",
+    "silu",
+    "dropout(0.1)",
+    "posembed(5)",
+    "softmax",
+    "scale",
+    "transpose",
 ]
 
 

@@ -40,6 +40,8 @@ class Extra:
     bytes: int | None = None
     per_sample: bool = True
     what: str = ""
+    shared: str = ""  # a tensor the model computes once for every layer that keeps it (rope's cosines and sines,
+    # Hugging Face's `position_embeddings`): extras with the same key and size count once in the network
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Walk:
         self.extra: list[Expr] = []
         self.times: Expr = ONE
         self.named: dict[int, Value] = {}  # id(keep node) -> its value
+        self.shared: dict[tuple[str, Expr], Expr] = {}  # the shared extras, by key and size
 
     # ---- values
     def bytes_of(self, shape: Shape | None, what: str) -> Expr:
@@ -105,10 +108,15 @@ class Walk:
     def add_extra(self, extra: Extra) -> None:
         elements = extra.elements * (self.setup.batch if extra.per_sample else ONE)
         size = self.setup.activations.bytes(elements) if extra.bytes is None else elements * extra.bytes
-        self.extra.append(size * self.times)
+        if extra.shared:
+            self.shared[(extra.shared, size)] = size
+        else:
+            self.extra.append(size * self.times)
 
     def total(self) -> Expr:
-        return expansion.expand(sympy.Add(*self.kept.values(), *self.extra), "the saved activations")
+        return expansion.expand(
+            sympy.Add(*self.kept.values(), *self.extra, *self.shared.values()), "the saved activations"
+        )
 
     # ---- the structure
     def walk(self, node: Node, x: Value) -> Value:
