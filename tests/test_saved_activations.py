@@ -97,9 +97,24 @@ KINDS = [
 TAILS = ["gap", "conv1x1(->4) > gap"]
 
 
-@pytest.mark.parametrize("fmt", ["fp32", "bf16"])
+# rmsnorm is declared as Hugging Face's RMSNorm (Llama's, test_llama_...), which keeps the normalised values in the
+# activations' format; the export's torch.nn.RMSNorm keeps them in fp32
+NN_RMSNORM = "torch.nn.RMSNorm keeps its normalised values in fp32, Hugging Face's (declared) in bf16"
+FORMATS = ["fp32", "bf16"]
+
+
+def _cases(kinds: list[str]) -> list:
+    """(kind, format) for every kind and format; rmsnorm in bf16 fails, as expected (NN_RMSNORM)."""
+    xfail = pytest.mark.xfail(strict=True, reason=NN_RMSNORM)
+    return [
+        pytest.param(kind, fmt, marks=xfail if (kind, fmt) == ("rmsnorm", "bf16") else (), id=f"{kind}-{fmt}")
+        for kind in kinds
+        for fmt in FORMATS
+    ]
+
+
+@pytest.mark.parametrize("kind, fmt", _cases(KINDS))
 @pytest.mark.parametrize("tail", TAILS)
-@pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_on_a_map_keeps_what_pytorch_keeps(kind, tail, fmt):
     check(f"input(8x8x4) > conv1x1(->4) > {kind} > {tail}", fmt)
 
@@ -119,8 +134,7 @@ SEQUENCE_KINDS = [
 ]
 
 
-@pytest.mark.parametrize("fmt", ["fp32", "bf16"])
-@pytest.mark.parametrize("kind", SEQUENCE_KINDS)
+@pytest.mark.parametrize("kind, fmt", _cases(SEQUENCE_KINDS))
 def test_each_kind_on_a_sequence_keeps_what_pytorch_keeps(kind, fmt):
     check(f"input(5x16) > conv1(->16) > {kind} > conv1(->4) > gap", fmt)
 
@@ -161,3 +175,174 @@ COMBINED = [
 @pytest.mark.parametrize("program", COMBINED)
 def test_combinators_keep_what_pytorch_keeps(program, fmt):
     check(program, fmt)
+
+
+# ---- whole networks: torchvision's, and Hugging Face's language models (tiny configurations) --------------------
+
+
+def ours(network, fmt: str, batch=2, **options) -> int:
+    setup = setup_of(fmt, batch, **options)
+    value = saved_bytes(network, setup)
+    assert value is not None, why_unknown(network.with_options(setup=setup))
+    return network.value(value)
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_torchvision_networks(name, fmt):
+    torchvision = pytest.importorskip("torchvision")
+    model = getattr(torchvision.models, name)().train().to(DTYPES[fmt])
+    network = paramsym.parse(paramsym.from_torch(model, (64, 64, 3)))
+    for batch in (1, 3):
+        x = torch.randn(batch, 3, 64, 64, dtype=DTYPES[fmt])
+        assert ours(network, fmt, batch) == measured(model, x)
+    # the batch as a symbol: the formula is linear in B
+    B = sympy.Symbol("B", integer=True, positive=True)
+    formula = saved_bytes(network, setup_of(fmt, B))
+    assert network.value(formula.subs(B, 3)) == ours(network, fmt, 3)
+
+
+def _llama(impl: str, layers: int = 2, kv_heads: int = 2):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=64,
+        attn_implementation=impl,
+    )
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(config).train()
+
+
+def _logits(model):
+    return lambda x: model(x).logits
+
+
+ATTENTION = {"eager": "math", "sdpa": "fused"}
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16"])
+@pytest.mark.parametrize("kv_heads", [2, 4])
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_llama_at_two_batches_and_lengths(impl, kv_heads, fmt):
+    """Llama (rmsnorm, attention with GQA and rope, causal, the SiLU-gated MLP): the formula in B and T, at two
+    points, equals what PyTorch keeps; `--attention math` is Hugging Face's eager attention, `fused` its SDPA."""
+    model = _llama(impl, kv_heads=kv_heads).to(DTYPES[fmt])
+    network = paramsym.parse(paramsym.from_torch(model, (8,)))
+    B = sympy.Symbol("B", integer=True, positive=True)
+    formula = saved_bytes(network, setup_of(fmt, B, attention=ATTENTION[impl]))
+    assert formula is not None and {s.name for s in formula.free_symbols} >= {"B", "T"}
+    for batch, length in ((2, 8), (3, 13)):
+        x = torch.randint(0, 100, (batch, length))
+        assert network.value(formula.subs(B, batch), T=length) == measured(model, x, _logits(model))
+
+
+def _gpt2(impl: str):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(
+        n_layer=2,
+        n_embd=64,
+        n_head=4,
+        n_positions=64,
+        vocab_size=100,
+        attn_implementation=impl,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        activation_function="gelu",
+    )
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(config).train()
+
+
+# what Hugging Face's GPT-2 keeps besides the program's values, per batch, length, width, layers, activation bytes:
+# its position ids (int64, 8 bytes each, looked up by nn.Embedding); with SDPA, c_attn's fused output (3d per
+# position) kept whole by the key view, and copies of the queries and values, 2·d more per position than separate
+# projections; eager, a softmax in the activations' format (Llama's, declared, is in fp32: 4 - a bytes a
+# probability less, for h·T² probabilities)
+def _gpt2_extra(impl, B, T, d, L, a, h=4):
+    extra = 8 * T
+    if impl == "sdpa":
+        extra += L * 2 * B * T * d * a
+    else:
+        extra -= L * B * h * T * T * 4 if a != 4 else 0
+    return extra
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16"])
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_gpt2_keeps_what_is_declared_and_its_own_differences(impl, fmt):
+    """GPT-2 (gelu as F.gelu, no dropout): the program's count plus GPT-2's own extras, named above."""
+    model = _gpt2(impl).to(DTYPES[fmt])
+    network = paramsym.parse(paramsym.from_torch(model, (8,)))
+    a = 4 if fmt == "fp32" else 2
+    length = 8  # the program's input(8): GPT-2's import writes the length as a number
+    for batch in (2, 3):
+        x = torch.randint(0, 100, (batch, length))
+        expected = measured(model, x, _logits(model)) - _gpt2_extra(impl, batch, length, 64, 2, a)
+        assert ours(network, fmt, batch, attention=ATTENTION[impl]) == expected
+
+
+@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+def test_full_recompute_is_what_checkpointed_blocks_keep(impl):
+    """`--recompute full`: Hugging Face's gradient checkpointing of each decoder layer (torch.utils.checkpoint,
+    reentrant: it saves each layer's input) keeps the layers' inputs and what is outside them; the rope tables
+    stay alive as the layers' arguments; in backward one layer at a time is run again and keeps what it keeps."""
+    model = _llama(impl)
+    network = paramsym.parse(paramsym.from_torch(model, (8,)))
+    x = torch.randint(0, 100, (2, 8))
+    hidden = torch.randn(2, 8, 64, requires_grad=True)
+    positions = torch.arange(8)[None]
+    cos, sin = model.model.rotary_emb(hidden, positions)
+    layer = model.model.layers[0]
+    again = measured(
+        layer,
+        hidden,
+        lambda h: layer(h, attention_mask=None, position_ids=positions, position_embeddings=(cos, sin)),
+        exclude=(cos, sin),
+    )
+    tables = cos.untyped_storage().nbytes() + sin.untyped_storage().nbytes()
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    kept = measured(model, x, _logits(model))
+    assert ours(network, "fp32", recompute="full", attention=ATTENTION[impl]) == kept + tables + again
+
+
+def test_selective_recompute_is_what_a_checkpointed_attention_core_keeps(monkeypatch):
+    """`--recompute selective` (Megatron's): the attention core checkpointed (its inputs q, k, v kept), made again
+    in backward for one layer at a time."""
+    from transformers.models.llama import modeling_llama
+
+    core = modeling_llama.eager_attention_forward
+
+    def checkpointed(module, q, k, v, mask, **kwargs):
+        return torch.utils.checkpoint.checkpoint(
+            lambda q, k, v: core(module, q, k, v, mask, **kwargs), q, k, v, use_reentrant=True
+        )
+
+    model = _llama("eager")
+    network = paramsym.parse(paramsym.from_torch(model, (8,)))
+    x = torch.randint(0, 100, (2, 8))
+    monkeypatch.setattr(modeling_llama, "eager_attention_forward", checkpointed)
+    kept = measured(model, x, _logits(model))
+    attention = model.model.layers[0].self_attn
+    q = torch.randn(2, 4, 8, 16, requires_grad=True)
+    k, v = (torch.randn(2, 2, 8, 16, requires_grad=True) for _ in range(2))
+    again = measured(attention, q, lambda q: core(attention, q, k, v, None, scaling=0.25)[0], exclude=(k, v))
+    assert ours(network, "fp32", recompute="selective") == kept + again
+
+
+def test_full_recompute_needs_repeated_blocks():
+    network = paramsym.parse("input(8x8x4) > conv3x3(->4, pad=1) > relu")
+    setup = setup_of("fp32", recompute="full")
+    assert saved_bytes(network, setup) is None
+    assert "(SEQ) * N" in why_unknown(network.with_options(setup=setup))
+
+
+def test_an_undeclared_kind_is_named():
+    network = paramsym.parse("input(8x8x4) > conv3x3(->4, pad=1) > grn")
+    assert network.saved_activation_bytes is None
+    assert "grn" in why_unknown(network)

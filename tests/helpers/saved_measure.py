@@ -14,7 +14,7 @@ import torch
 
 
 def saved_storages(
-    model: torch.nn.Module, x: torch.Tensor, forward: Any = None, *, with_input: bool = False
+    model: torch.nn.Module, x: Any, forward: Any = None, *, with_input: bool = False, exclude: tuple = ()
 ) -> dict[int, tuple[int, str]]:
     """{storage pointer: (bytes, what)} of what one forward of `model` on `x` keeps for backward (`with_input`:
     the input's storage counts too, when saved)."""
@@ -22,6 +22,7 @@ def saved_storages(
     excluded |= {b.untyped_storage().data_ptr() for b in model.buffers()}
     if not with_input:
         excluded.add(x.untyped_storage().data_ptr())
+    excluded |= {t.untyped_storage().data_ptr() for t in exclude}
     kept: dict[int, tuple[int, str]] = {}
     alive: list[torch.Tensor] = []  # kept alive, so that no storage is freed and its address reused
 
@@ -41,5 +42,8 @@ def saved_storages(
     return kept
 
 
-def saved_bytes(model: torch.nn.Module, x: torch.Tensor, forward: Any = None, *, with_input: bool = False) -> int:
-    return sum(size for size, _ in saved_storages(model, x, forward, with_input=with_input).values())
+def saved_bytes(
+    model: torch.nn.Module, x: Any, forward: Any = None, *, with_input: bool = False, exclude: tuple = ()
+) -> int:
+    """The bytes of `saved_storages`; `exclude`: tensors whose storages are kept already (not counted)."""
+    return sum(size for size, _ in saved_storages(model, x, forward, with_input=with_input, exclude=exclude).values())

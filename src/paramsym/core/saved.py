@@ -47,12 +47,16 @@ class Extra:
 @dataclass(frozen=True)
 class Saved:
     """What a layer's forward keeps for backward: its input tensor, its output tensor, tensors of its own
-    (`extras`); `view`: its output is its input's storage (flatten, id), one value."""
+    (`extras`); `view`: its output is its input's storage (flatten, id), one value; `recomputed`: what
+    `--recompute selective` makes again in backward."""
 
     input: bool = False
     output: bool = False
     extras: tuple[Extra, ...] = ()
     view: bool = False
+    # with `--recompute selective`: what the layer makes again in backward and keeps while its gradient is taken
+    # (attention's probabilities), counted for the one layer where it is largest
+    recomputed: tuple[Extra, ...] = ()
 
 
 NOTHING = Saved()
@@ -91,6 +95,7 @@ class Walk:
         self.times: Expr = ONE
         self.named: dict[int, Value] = {}  # id(keep node) -> its value
         self.shared: dict[tuple[str, Expr], Expr] = {}  # the shared extras, by key and size
+        self.peaks: list[Expr] = []  # what one recomputation keeps at once: the largest counts (see total)
 
     # ---- values
     def bytes_of(self, shape: Shape | None, what: str) -> Expr:
@@ -105,18 +110,24 @@ class Walk:
         if value.id not in self.kept:
             self.kept[value.id] = value.bytes * self.times
 
-    def add_extra(self, extra: Extra) -> None:
+    def size(self, extra: Extra) -> Expr:
         elements = extra.elements * (self.setup.batch if extra.per_sample else ONE)
-        size = self.setup.activations.bytes(elements) if extra.bytes is None else elements * extra.bytes
+        return self.setup.activations.bytes(elements) if extra.bytes is None else elements * extra.bytes
+
+    def add_extra(self, extra: Extra) -> None:
+        size = self.size(extra)
         if extra.shared:
             self.shared[(extra.shared, size)] = size
         else:
             self.extra.append(size * self.times)
 
+    def kept_bytes(self) -> Expr:
+        """What stays kept until backward (not the shared extras, nor a recomputation's)."""
+        return sympy.Add(*self.kept.values(), *self.extra)
+
     def total(self) -> Expr:
-        return expansion.expand(
-            sympy.Add(*self.kept.values(), *self.extra, *self.shared.values()), "the saved activations"
-        )
+        peak = sympy.Max(*self.peaks) if self.peaks else ZERO
+        return expansion.expand(self.kept_bytes() + sympy.Add(*self.shared.values()) + peak, "the saved activations")
 
     # ---- the structure
     def walk(self, node: Node, x: Value) -> Value:
@@ -144,6 +155,8 @@ class Walk:
             self.mark(out)
         for extra in saved.extras:
             self.add_extra(extra)
+        if saved.recomputed:
+            self.peaks.append(sympy.Add(*(self.size(extra) for extra in saved.recomputed)))
         return out
 
     def _merged(self, node: Node, x: Value) -> tuple[list[Value], Value]:
@@ -200,6 +213,27 @@ class Walk:
         return result
 
 
+class Checkpointed(Walk):
+    """`--recompute full`: each copy of a top-level symbolic repeat (a transformer's blocks) is checkpointed
+    (torch.utils.checkpoint): it keeps its input only, and in backward makes again what it keeps, one copy at a
+    time. The layers outside those repeats keep what they keep."""
+
+    def _repeat(self, node: Node, x: Value) -> Value:
+        if not any(node is child for child in self.network.structure.children):
+            return super()._repeat(node, x)  # a repeat inside a block: recomputed with it
+        count = node.count
+        inner = Walk(self.network, self.setup, self.with_input)
+        inner.named = self.named
+        boundary = Value(x.bytes)
+        out = inner.walk(node.children[0], boundary)
+        inner.kept.pop(boundary.id, None)  # the checkpoint keeps the copy's input
+        self.shared.update(inner.shared)  # made once, outside the blocks (rope's cosines and sines)
+        self.peaks.append(inner.kept_bytes() + (sympy.Max(*inner.peaks) if inner.peaks else ZERO))
+        self.mark(x)  # the first copy's input
+        self.extra.append((count - 1) * x.bytes)  # the others'
+        return x if out is boundary else Value(out.bytes)
+
+
 def saved_bytes(network: NetworkLike, setup: Setup | None = None, *, with_input: bool = False) -> Expr | None:
     """The bytes autograd keeps for backward (None when a kind does not declare it: `why_unknown` says which)."""
     try:
@@ -223,10 +257,15 @@ def _saved(network: NetworkLike, setup: Setup, with_input: bool) -> Expr:
     walk = Walk(network, setup, with_input)
     shape = network.input_shape
     start = Value(_input_bytes(network, setup) if shape.elements is not None else ZERO, data=True)
-    if setup.recompute == "none":
-        walk.walk(network.structure, start)
-        return walk.total()
-    raise Undeclared(f"--recompute {setup.recompute} is not declared yet")
+    if setup.recompute == "full":
+        walk = Checkpointed(network, setup, with_input)
+        if not any(child.kind.key == "repeat" for child in network.structure.children):
+            raise Undeclared(
+                "--recompute full checkpoints each copy of a block repeated a symbolic number of times, (SEQ) * N "
+                "at the top level of the program (a transformer's blocks), and this program has none"
+            )
+    walk.walk(network.structure, start)
+    return walk.total()
 
 
 def _input_bytes(network: NetworkLike, setup: Setup) -> Expr:
