@@ -192,6 +192,7 @@ class Walk:
         """N copies of the body: what each copy keeps inside, N times; the N - 1 values between copies once
         each, when a copy keeps its input or its output."""
         count = node.count
+        assert count is not None  # a repeat node has its count
         boundary = Value(x.bytes)
         outer = self.times
         self.times = outer * count
@@ -222,6 +223,7 @@ class Checkpointed(Walk):
         if not any(node is child for child in self.network.structure.children):
             return super()._repeat(node, x)  # a repeat inside a block: recomputed with it
         count = node.count
+        assert count is not None  # a repeat node has its count
         inner = Walk(self.network, self.setup, self.with_input)
         inner.named = self.named
         boundary = Value(x.bytes)

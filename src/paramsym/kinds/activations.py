@@ -122,27 +122,7 @@ class Dropout(Activation):
         return f"dropout({p})" if isinstance(p, (int, float)) and 0 <= p <= 1 else None
 
     def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
-        """Its mask, in the activation format (PyTorch's CPU dropout multiplies by it): a value per input value
-        (dropout), per channel of a sample (dropchannels) or per sample (droppath); nothing when the probability
-        is 0 (the input is passed on), one number when it is 1 (the input is zeroed)."""
-        p = ActivationOptions.of(layer).value
-        if p is None:
-            p = sympy.Rational(1, 2)  # nn.Dropout's default
-        if not p.is_number:
-            return None
-        if p == 0:
-            return saved_tensors.VIEW
-        if p == 1:
-            return saved_tensors.Saved(extras=(saved_tensors.Extra(ONE, per_sample=False, what="zero"),))
-        if self.key == "dropout":
-            elements = layer.in_shape.elements
-        elif self.key == "dropchannels":
-            elements = layer.in_shape.channels
-        else:  # droppath
-            elements = ONE
-        if elements is None:
-            return None
-        return saved_tensors.Saved(extras=(saved_tensors.Extra(elements, what="mask"),))
+        return saved_mask(self.key, layer)
 
 
 class Softmax(Activation):
@@ -203,6 +183,30 @@ class PReLU(Kind):
 
 def _value(keras_class: str, keyword: str, default: float) -> KerasLayer:
     return lambda value: KerasSpec(keras_class, {keyword: value if value is not None else default})
+
+
+def saved_mask(key: str, layer: Layer) -> saved_tensors.Saved | None:
+    """Its mask, in the activation format (PyTorch's CPU dropout multiplies by it): a value per input value
+    (dropout), per channel of a sample (dropchannels) or per sample (droppath); nothing when the probability
+    is 0 (the input is passed on), one number when it is 1 (the input is zeroed)."""
+    p = ActivationOptions.of(layer).value
+    if p is None:
+        p = sympy.Rational(1, 2)  # nn.Dropout's default
+    if not p.is_number:
+        return None
+    if p == 0:
+        return saved_tensors.VIEW
+    if p == 1:
+        return saved_tensors.Saved(extras=(saved_tensors.Extra(ONE, per_sample=False, what="zero"),))
+    if key == "dropout":
+        elements = layer.in_shape.elements
+    elif key == "dropchannels":
+        elements = layer.in_shape.channels
+    else:  # droppath
+        elements = ONE
+    if elements is None:
+        return None
+    return saved_tensors.Saved(extras=(saved_tensors.Extra(elements, what="mask"),))
 
 
 # timm's activation modules that compute what torch.nn's do (F.gelu, x * sigmoid(x), x.sigmoid(), x.tanh())

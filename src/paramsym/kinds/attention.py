@@ -284,7 +284,8 @@ class Attention(Kind):
           each query's scores (h·T, fp32).
         With rope, the cosines and sines of the positions (2·T·e for the whole batch, computed once for all the
         layers). `--recompute selective` with math attention: see below; with fused attention it changes nothing
-        (the fused kernel keeps nothing of size T²). Other forms (windows, a source, biases on the scores) are not declared."""
+        (the fused kernel keeps nothing of size T²). Other forms (windows, a source, biases on the scores) are not
+        declared."""
         options = AttentionOptions.of(layer)
         T = layer.in_shape.positions
         h, g, e = options.heads, options.kv_heads, options.head_dim
@@ -295,18 +296,20 @@ class Attention(Kind):
         if T is None or options != plain:
             return None
         act = saved_tensors.Extra
+        rope: tuple[saved_tensors.Extra, ...] = ()
         rope = (act(2 * T * e, per_sample=False, what="rope cos, sin", shared="rope"),) if options.rope else ()
         if setup.recompute == "selective" and setup.attention == "math":
             # Megatron's selective recomputation: the core (scores, softmax, the product with the values) is
             # checkpointed; it keeps its inputs, q, k and v, and the output projection its output; backward makes
             # the keys and values repeated to h heads (with g < h) and the probabilities again
             core = (act(h * T * e), act(2 * g * T * e), act(h * T * e))
-            again = (act(h * T * T, 4, what="probabilities"),)
+            again: tuple[saved_tensors.Extra, ...] = (act(h * T * T, 4, what="probabilities"),)
             if setup.activations.name != "fp32":
                 again += (act(h * T * T, what="probabilities"),)
             if sympy.simplify(g - h) != 0:
                 again += (act(2 * h * T * e, what="repeated keys and values"),)
             return saved_tensors.Saved(input=True, extras=rope + core, recomputed=again)
+        extras: tuple[saved_tensors.Extra, ...]
         if setup.attention == "fused":
             extras = (act(h * T * e), act(2 * g * T * e), act(h * T * e), act(h * T, 4, what="log-sum-exp"))
         else:

@@ -16,7 +16,7 @@ from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, TorchSpec
 from ..core.setup import Setup
 from ..errors import ImportRefused
-from .activations import Activation, ActivationOptions, Dropout
+from .activations import Activation, ActivationOptions, saved_mask
 from .base import Args, Call, Counts, Expr, Flow, ImportContext, Layer, NameMatch, Numbers, Words, known
 
 
@@ -46,7 +46,7 @@ class DropPath(Activation):
         ]
 
     def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
-        return Dropout.saved(self, layer, setup)  # its mask: one value per sample
+        return saved_mask(self.key, layer)  # its mask: one value per sample
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("DropPath", (float(_probability(layer)),))
