@@ -148,6 +148,11 @@ class PReLUOptions(Options):
 
 class PReLU(Kind):
     key = "prelu"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input (for the slopes' gradient and its own)."""
+        return saved_tensors.INPUT
+
     names = ("prelu",)
     flags = frozenset({"shared"})
     positional = 1

@@ -546,6 +546,11 @@ class Select(Kind):
     """`first`, `last`: one position of the sequence, the vector d."""
 
     key = "select"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: a view of its input (a layer that keeps it keeps the input's whole storage)."""
+        return saved_tensors.VIEW
+
     names = ("first", "last")
     torch_modules = ("Select",)
 
