@@ -283,12 +283,16 @@ def _quantity(net: NetworkLike) -> Expr | None:
 
 
 def _explain(net: NetworkLike, words: Any) -> str | None:
+    """explain's closing line with --train: the bytes, or which layer does not declare what it keeps."""
+    if not net.setup.train:
+        return None
     value = saved_bytes(net)
     if value is None:
-        return f"Saved activations: unknown: {why_unknown(net)}."
+        return f"Saved activations (what autograd keeps for backward): unknown: {why_unknown(net)}."
+    setup = net.setup
     return (
-        f"Saved activations (what autograd keeps for backward, batch {words(net.setup.batch)}, "
-        f"{net.setup.activations}): {words(value)} bytes."
+        f"Saved activations (what autograd keeps for backward, batch {words(setup.batch)}, {setup.activations} "
+        f"activations, --recompute {setup.recompute}, --attention {setup.attention}): {words(value)} bytes."
     )
 
 
@@ -300,6 +304,9 @@ register(
         noun="saved activation size",
         network=_quantity,
         budget=True,
-        in_json=True,
+        summary="bytes (what autograd keeps for backward)",
+        summary_when=lambda net: bool(net.setup.train),
+        unknown="? (a layer does not declare what it keeps for backward: paramsym explain --train names it)",
+        explain=_explain,
     )
 )
