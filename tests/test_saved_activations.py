@@ -346,3 +346,21 @@ def test_an_undeclared_kind_is_named():
     network = paramsym.parse("input(8x8x4) > conv3x3(->4, pad=1) > grn")
     assert network.saved_activation_bytes is None
     assert "grn" in why_unknown(network)
+
+
+@pytest.mark.parametrize("fmt", ["fp32", "bf16"])
+def test_torchvision_vit_with_fused_attention(fmt):
+    """torchvision's ViT (nn.MultiheadAttention: F.scaled_dot_product_attention's fused kernel in training on the
+    CPU; q, k and v one packed storage, the same bytes as three), a class token, `first` a view of the sequence."""
+    pytest.importorskip("torchvision")
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10
+    ).train()
+    network = paramsym.parse(paramsym.from_torch(model, (32, 32, 3)))
+    model = model.to(DTYPES[fmt])
+    for batch in (2, 3):
+        x = torch.randn(batch, 3, 32, 32, dtype=DTYPES[fmt])
+        assert ours(network, fmt, batch, attention="fused") == measured(model, x)
