@@ -364,3 +364,58 @@ def test_torchvision_vit_with_fused_attention(fmt):
     for batch in (2, 3):
         x = torch.randn(batch, 3, 32, 32, dtype=DTYPES[fmt])
         assert ours(network, fmt, batch, attention="fused") == measured(model, x)
+
+
+# ---- the command line --------------------------------------------------------------------------------------------
+
+CNN = "input(32x32x3) > conv3x3(->8, pad=1) > bn > relu > gap > dense(->10)"
+
+
+def test_count_with_train_shows_the_saved_activations(capsys):
+    from paramsym.cli import main
+
+    assert main(["count", CNN, "--train", "--batch", "32"]) == 0
+    # bn keeps the convolution's output (32 x 32 x 8 fp32 values a sample) and 2 x 8 statistics, relu its output,
+    # dense its 8 inputs a sample
+    expected = 32 * (2 * 32 * 32 * 8 * 4 + 8 * 4) + 2 * 8 * 4
+    assert f"saved activations = {expected:,}  bytes" in capsys.readouterr().out
+
+
+def test_formula_in_the_batch_and_solve_for_it(capsys):
+    from paramsym.cli import main
+
+    assert main(["formula", "--on", "saved_activation_bytes", CNN, "--batch", "B", "--activations", "bf16"]) == 0
+    # per sample 2 x 8,192 values and 8 of dense's input, 2 bytes each; bn's 2 x 8 statistics once
+    assert "saved_activation_bytes = 32784*B + 32" in capsys.readouterr().out
+    assert main(["solve", "--on", "saved_activation_bytes", CNN, "--batch", "B", "--budget", "1M", "--for", "B"]) == 0
+    assert "B = 15" in capsys.readouterr().out  # 65,568·15 + 64 <= 10^6 < 65,568·16 + 64
+
+
+def test_explain_with_train_names_the_kind_that_does_not_declare(capsys):
+    from paramsym.cli import main
+
+    assert main(["explain", "input(8x8x4) > conv3x3(->4) > grn", "--train"]) == 0
+    assert "what grn (grn, at line 1, column 31) keeps for backward is not declared" in capsys.readouterr().out
+
+
+# ---- a symbolic repeat is its copies written out ----------------------------------------------------------------
+
+BODIES = [
+    "conv3x3(->4, pad=1) > bn > relu",
+    "relu > conv3x3(->4, pad=1)",
+    "res(conv3x3(->4, pad=1) > relu)",
+    "gelu",
+    "id",
+    "dropout(0.1) > scale",
+    "mul(id | gap > dense(->4) > sigmoid)",
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_a_symbolic_repeat_counts_the_values_between_copies_once(body):
+    B = sympy.Symbol("B", integer=True, positive=True)
+    symbolic = paramsym.parse(f"input(8x8x4) > conv1x1(->4) > ({body}) * N > gap")
+    formula = saved_bytes(symbolic, setup_of("fp32", B))
+    for n in (1, 2, 3):
+        unrolled = paramsym.parse(f"input(8x8x4) > conv1x1(->4) > ({body}) * {n} > gap")
+        assert symbolic.value(formula.subs(B, 2), N=n) == saved_bytes(unrolled, setup_of("fp32", 2))
