@@ -419,3 +419,11 @@ def test_a_symbolic_repeat_counts_the_values_between_copies_once(body):
     for n in (1, 2, 3):
         unrolled = paramsym.parse(f"input(8x8x4) > conv1x1(->4) > ({body}) * {n} > gap")
         assert symbolic.value(formula.subs(B, 2), N=n) == saved_bytes(unrolled, setup_of("fp32", 2))
+
+
+def test_formats_other_than_fp32_and_bf16_are_not_declared():
+    network = paramsym.parse(CNN)
+    assert saved_bytes(network, setup_of("fp32")) is not None
+    for fmt in ("fp16", "int8"):
+        assert saved_bytes(network, setup_of(fmt)) is None
+        assert "fp32 and bf16" in why_unknown(network.with_options(setup=setup_of(fmt)))

@@ -59,6 +59,8 @@ class Saved:
     recomputed: tuple[Extra, ...] = ()
 
 
+MEASURED_FORMATS = ("fp32", "bf16")  # the activation formats the declarations were measured in
+
 NOTHING = Saved()
 INPUT = Saved(input=True)
 OUTPUT = Saved(output=True)
@@ -254,6 +256,11 @@ def why_unknown(network: NetworkLike) -> str | None:
 
 
 def _saved(network: NetworkLike, setup: Setup, with_input: bool) -> Expr:
+    if setup.activations.name not in MEASURED_FORMATS:
+        raise Undeclared(
+            f"what autograd keeps is declared (and checked against PyTorch) for fp32 and bf16 activations, "
+            f"not {setup.activations}"
+        )
     if any(lc.layer.experts is not None for lc in network.layers):
         raise Undeclared("what moe(...) keeps for backward is not declared")
     walk = Walk(network, setup, with_input)
@@ -306,7 +313,7 @@ register(
         budget=True,
         summary="bytes (what autograd keeps for backward)",
         summary_when=lambda net: bool(net.setup.train),
-        unknown="? (a layer does not declare what it keeps for backward: paramsym explain --train names it)",
+        unknown="? (unknown: paramsym explain --train says why)",
         explain=_explain,
     )
 )
