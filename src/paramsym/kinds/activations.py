@@ -7,7 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import sympy
+
+from ..core import saved as saved_tensors
 from ..core.records import ONE, KerasSpec, Layer, Options, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError
 from ..language.syntax import Positional
 from .base import (
@@ -105,6 +109,12 @@ class Activation(Kind):
     def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         return self.key
 
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """What PyTorch keeps for the gradient: its output (relu, sigmoid, tanh, softmax: the derivative is
+        written in it), its input (the others), dropout its mask (as many values as the input, in the activation
+        format on the CPU), droppath one value per sample, dropchannels one per channel of a sample."""
+        return _SAVED.get(self.key)
+
 
 class Dropout(Activation):
     """Dropout, also as F.dropout(x, p, training) in a forward (GhostNet's classifier)."""
@@ -112,6 +122,9 @@ class Dropout(Activation):
     def from_torch_function(self, name: str, node: Any, ctx: ImportContext) -> str | None:
         p = node.kwargs.get("p", node.args[1] if len(node.args) > 1 else 0.5)
         return f"dropout({p})" if isinstance(p, (int, float)) and 0 <= p <= 1 else None
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        return saved_mask(self.key, layer)
 
 
 class Softmax(Activation):
@@ -137,6 +150,11 @@ class PReLUOptions(Options):
 
 class PReLU(Kind):
     key = "prelu"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input (for the slopes' gradient and its own)."""
+        return saved_tensors.INPUT
+
     names = ("prelu",)
     flags = frozenset({"shared"})
     positional = 1
@@ -174,8 +192,39 @@ def _value(keras_class: str, keyword: str, default: float) -> KerasLayer:
     return lambda value: KerasSpec(keras_class, {keyword: value if value is not None else default})
 
 
+def saved_mask(key: str, layer: Layer) -> saved_tensors.Saved | None:
+    """Its mask, in the activation format (PyTorch's CPU dropout multiplies by it): a value per input value
+    (dropout), per channel of a sample (dropchannels) or per sample (droppath); nothing when the probability
+    is 0 (the input is passed on), one number when it is 1 (the input is zeroed)."""
+    p = ActivationOptions.of(layer).value
+    if p is None:
+        p = sympy.Rational(1, 2)  # nn.Dropout's default
+    if not p.is_number:
+        return None
+    if p == 0:
+        return saved_tensors.VIEW
+    if p == 1:
+        return saved_tensors.Saved(extras=(saved_tensors.Extra(ONE, per_sample=False, what="zero"),))
+    if key == "dropout":
+        elements = layer.in_shape.elements
+    elif key == "dropchannels":
+        elements = layer.in_shape.channels
+    else:  # droppath
+        elements = ONE
+    if elements is None:
+        return None
+    return saved_tensors.Saved(extras=(saved_tensors.Extra(elements, what="mask"),))
+
+
 # timm's activation modules that compute what torch.nn's do (F.gelu, x * sigmoid(x), x.sigmoid(), x.tanh())
 _TIMM = "timm.layers.activations."
+
+_SAVED_INPUT = ("relu6", "leakyrelu", "elu", "gelu", "silu", "hardswish", "hardsigmoid")
+_SAVED: dict[str, saved_tensors.Saved] = {
+    **dict.fromkeys(("relu", "sigmoid", "tanh", "softmax"), saved_tensors.OUTPUT),
+    **dict.fromkeys(_SAVED_INPUT, saved_tensors.INPUT),
+    "id": saved_tensors.VIEW,
+}
 
 KINDS = (
     Activation("relu", "nn.ReLU", torch_functions=("relu",)),

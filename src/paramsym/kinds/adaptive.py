@@ -18,7 +18,9 @@ from typing import Any
 
 import sympy
 
+from ..core import saved as saved_tensors
 from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ParamsymArgumentError, ParamsymShapeError
 from . import pooling, windows
 from .base import (
@@ -80,6 +82,14 @@ class AdaptivePoolingOptions(Options):
 
 class AdaptivePooling(Kind):
     key = "adaptivepool"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input; the max pool also the position of each maximum (int64, one per output value)."""
+        if AdaptivePoolingOptions.of(layer).op == "avg":
+            return saved_tensors.INPUT
+        elements = layer.out_shape.elements
+        return None if elements is None else saved_tensors.Saved(True, extras=(saved_tensors.Extra(elements, 8),))
+
     names = ("adaptiveavgpool", "adaptivemaxpool")
     positional = 1
     # PyTorch's adaptive pools: gap/gmp's kind claims them too, and both write the same text (pooling._adaptive)

@@ -54,8 +54,10 @@ from typing import Any, cast
 import sympy
 
 from .. import expansion
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
 from ..core.serving import CausalAttention
+from ..core.setup import Setup
 from ..errors import (
     ImportRefused,
     ParamsymArgumentError,
@@ -273,6 +275,52 @@ def qk_norm_params(form: str | None, heads: Expr, kv_heads: Expr, head_dim: Expr
 
 class Attention(Kind):
     key = "attn"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Self-attention over T positions with h query heads, g key/value heads of width e, as Hugging Face's
+        Llama computes it (separate q, k, v projections): its input (the projections'), and
+        - `--attention math` (the eager attention: two products, a softmax in fp32): the queries, the keys and
+          values repeated to h heads (3·h·T·e), the probabilities (h·T², fp32; and in the activations' format
+          when that is not fp32) and the heads' output before the output projection (h·T·e);
+        - `--attention fused` (F.scaled_dot_product_attention's fused kernel): the queries (h·T·e), the keys and
+          values (2·g·T·e), the output (h·T·e, which the output projection reads as it is) and the log-sum-exp of
+          each query's scores (h·T, fp32).
+        With rope, the cosines and sines of the positions (2·T·e for the whole batch, computed once for all the
+        layers). `--recompute selective` with math attention: see below; with fused attention it changes nothing
+        (the fused kernel keeps nothing of size T²). Other forms (windows, a source, biases on the scores) are not
+        declared."""
+        options = AttentionOptions.of(layer)
+        T = layer.in_shape.positions
+        h, g, e = options.heads, options.kv_heads, options.head_dim
+        plain = AttentionOptions(
+            h, g, e, None, None, False, options.causal, options.rope, None, False, None,
+            qkv_bias=options.qkv_bias, proj_bias=options.proj_bias,
+        )  # fmt: skip
+        if T is None or options != plain:
+            return None
+        act = saved_tensors.Extra
+        rope: tuple[saved_tensors.Extra, ...] = ()
+        rope = (act(2 * T * e, per_sample=False, what="rope cos, sin", shared="rope"),) if options.rope else ()
+        if setup.recompute == "selective" and setup.attention == "math":
+            # Megatron's selective recomputation: the core (scores, softmax, the product with the values) is
+            # checkpointed; it keeps its inputs, q, k and v, and the output projection its output; backward makes
+            # the keys and values repeated to h heads (with g < h) and the probabilities again
+            core = (act(h * T * e), act(2 * g * T * e), act(h * T * e))
+            again: tuple[saved_tensors.Extra, ...] = (act(h * T * T, 4, what="probabilities"),)
+            if setup.activations.name != "fp32":
+                again += (act(h * T * T, what="probabilities"),)
+            if sympy.simplify(g - h) != 0:
+                again += (act(2 * h * T * e, what="repeated keys and values"),)
+            return saved_tensors.Saved(input=True, extras=rope + core, recomputed=again)
+        extras: tuple[saved_tensors.Extra, ...]
+        if setup.attention == "fused":
+            extras = (act(h * T * e), act(2 * g * T * e), act(h * T * e), act(h * T, 4, what="log-sum-exp"))
+        else:
+            extras = (act(3 * h * T * e), act(h * T * T, 4, what="probabilities"), act(h * T * e))
+            if setup.activations.name != "fp32":  # and the probabilities turned back to the activations' format
+                extras += (act(h * T * T, what="probabilities"),)
+        return saved_tensors.Saved(input=True, extras=rope + extras)
+
     names = ("attn",)
     keywords = frozenset(
         {

@@ -22,7 +22,9 @@ from ..core.quantities import (
     times,  # the product of factors that may be unknown, as counting needs it
 )
 from ..core.records import ONE, ZERO, Constraint, Flow, KerasSpec, Layer, Shape, TorchSpec
+from ..core.saved import Saved
 from ..core.serving import CausalAttention
+from ..core.setup import Setup
 from ..errors import (
     ImportRefused,
     ParamsymArgumentError,
@@ -131,6 +133,12 @@ class Kind:
         """{quantity: formula} (paramsym.quantities); a kind with `by_convention` takes
         `counts(layer, convention)`, convention "torch" or "keras"."""
         return {}
+
+    def saved(self, layer: Layer, setup: Setup) -> Saved | None:
+        """What the layer's forward keeps for PyTorch's backward pass (core/saved.py: its input, its output,
+        tensors of its own), with `setup`'s activation format; None when the kind does not declare it (the
+        network's saved_activation_bytes is then unknown, naming the kind)."""
+        return None
 
     def generic_params(self, layer: Layer, t: Template) -> Expr:
         """The parameter formula in textbook symbols (`t`: paramsym.quantities.Template)."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ParamsymArgumentError, ParamsymShapeError
 from ..language.syntax import Positional
 from .base import (
@@ -135,6 +137,11 @@ class ChannelSlice(Kind):
 
 class ChannelShuffle(Kind):
     key = "shuffle"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: the channels reordered."""
+        return saved_tensors.NOTHING
+
     names = ("shuffle",)
     positional = 1
     torch_modules = ("ChannelShuffle",)

@@ -11,7 +11,9 @@ from typing import Any
 import sympy
 
 from .. import expansion
+from ..core import saved as saved_tensors
 from ..core.records import NO_OPTIONS, ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError
 from . import windows
 from .base import (
@@ -266,6 +268,11 @@ def _depthwise_sentences(layer: Layer, w: Words) -> list[str]:
 class Convolution(_Filters):
     key = "conv"
     weights_times_input = True
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input (for the weights' gradient); a weight-standardised one is not declared."""
+        return None if standardised(layer) is not None else saved_tensors.INPUT
+
     pattern = windows.window_pattern("conv")
     suggestions = ("conv3x3", "conv1x1", "conv5x5", "conv7x7", "conv1d", "conv2d", "conv3d")
     flags = _BIAS | _STANDARDISED
@@ -359,6 +366,11 @@ class DepthwiseConvolution(_Filters):
 
     key = "dwconv"
     weights_times_input = True
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input (for the weights' gradient); a weight-standardised one is not declared."""
+        return None if standardised(layer) is not None else saved_tensors.INPUT
+
     pattern = windows.window_pattern("dwconv")
     suggestions = ("dwconv3x3",)
     keywords = _FILTER_KEYS - {"groups"}
@@ -457,6 +469,11 @@ class TransposedConvolutionOptions(Options):
 class TransposedConvolution(_Filters):
     key = "deconv"
     weights_times_input = True
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input (for the weights' gradient); a weight-standardised one is not declared."""
+        return None if standardised(layer) is not None else saved_tensors.INPUT
+
     pattern = windows.window_pattern("deconv")
     suggestions = ("deconv4x4", "deconv2x2")
     keywords = _FILTER_KEYS | {"outpad"}

@@ -9,7 +9,9 @@ from typing import Any
 import sympy
 
 from .. import expansion
+from ..core import saved as saved_tensors
 from ..core.records import ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymNameError, ParamsymShapeError, Position
 from ..language.syntax import Call, Channels, Positional
 from .base import (
@@ -56,6 +58,11 @@ class Dense(Kind):
     key = "dense"
     weights_times_input = True
     per_position = True
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input (for the weights' gradient)."""
+        return saved_tensors.INPUT if type(self) is Dense else None
+
     names: tuple[str, ...] = ("dense", "fc", "linear")
     keywords = frozenset({"tie"})
     flags = frozenset({"bias", "nobias"})

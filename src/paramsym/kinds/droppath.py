@@ -12,9 +12,11 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused
-from .activations import Activation, ActivationOptions
+from .activations import Activation, ActivationOptions, saved_mask
 from .base import Args, Call, Counts, Expr, Flow, ImportContext, Layer, NameMatch, Numbers, Words, known
 
 
@@ -42,6 +44,9 @@ class DropPath(Activation):
             f"No parameters: in training it drops the whole branch of a sample with probability "
             f"{float(_probability(layer)):g}; at inference it passes its input on."
         ]
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        return saved_mask(self.key, layer)  # its mask: one value per sample
 
     def torch(self, layer: Layer, num: Numbers) -> TorchSpec:
         return TorchSpec("DropPath", (float(_probability(layer)),))

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import NO_OPTIONS, ONE, KerasSpec, Layer, Options, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused
 from .base import (
     Args,
@@ -47,6 +49,11 @@ def _values(layer: Layer) -> Expr:
 
 class LayerScale(Kind):
     key = "scale"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input (for the factors' gradient)."""
+        return saved_tensors.INPUT
+
     names = ("scale",)
     positional = 1  # scale(96): the channels, when nothing before says them
     flags = frozenset({"shared", "bias"})

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError
 from .base import (
     Args,
@@ -159,6 +161,15 @@ def _terms(layer: Layer) -> int:
 
 class BatchNorm(_Normalization):
     key = "bn"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input, and the batch's mean and inverse standard deviation per channel (in the activation format
+        on the CPU); a frozen batch norm (fixed buffers) is not declared."""
+        if NormalizationOptions.of(layer).frozen or layer.cout is None:
+            return None
+        stat = saved_tensors.Extra(layer.cout, per_sample=False, what="batch statistic")
+        return saved_tensors.Saved(input=True, extras=(stat, stat))
+
     names = ("bn", "batchnorm")
     title = "BatchNorm"
     flags = _Normalization.flags | {"frozen"}
@@ -229,6 +240,15 @@ def _a_parameter(node: Any, size: int) -> bool:
 class LayerNorm(_Normalization):
     key = "ln"
     per_position = True
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input, and the mean and inverse standard deviation of each position (activation format)."""
+        positions = layer.in_shape.positions
+        if positions is None:
+            return None
+        stat = saved_tensors.Extra(positions, what="statistic per position")
+        return saved_tensors.Saved(input=True, extras=(stat, stat))
+
     names = ("ln", "layernorm")
     title = "LayerNorm"
     torch_functions = ("layer_norm",)
@@ -291,6 +311,15 @@ class LayerNorm(_Normalization):
 
 class GroupNorm(_Normalization):
     key = "gn"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input, and the mean and inverse standard deviation of each group of a sample (activation format)."""
+        groups = NormalizationOptions.of(layer).groups
+        if groups is None:
+            return None
+        stat = saved_tensors.Extra(groups, what="statistic per group")
+        return saved_tensors.Saved(input=True, extras=(stat, stat))
+
     names = ("gn", "groupnorm")
     title = "GroupNorm"
     torch_modules = (

@@ -8,7 +8,9 @@ from typing import Any
 
 import sympy
 
+from ..core import saved as saved_tensors
 from ..core.records import ONE, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from . import windows
 from .base import (
@@ -41,6 +43,14 @@ class PoolingOptions(Options):
 
 class Pooling(Kind):
     key = "pool"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input; a max pool also the position of each maximum (int64, one per output value)."""
+        if PoolingOptions.of(layer).op == "avg":
+            return saved_tensors.INPUT
+        elements = layer.out_shape.elements
+        return None if elements is None else saved_tensors.Saved(True, extras=(saved_tensors.Extra(elements, 8),))
+
     names = ("pool",)
     pattern = windows.window_pattern("maxpool", "avgpool")
     suggestions = ("maxpool2x2", "maxpool3x3", "avgpool2x2", "avgpool3x3")
@@ -239,6 +249,15 @@ class GlobalPoolingOptions(Options):
 
 class GlobalPooling(Kind):
     key = "globalpool"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """gap keeps nothing (the gradient is spread evenly); gmp its input and the position of each channel's
+        maximum (int64)."""
+        if GlobalPoolingOptions.of(layer).op == "avg":
+            return saved_tensors.NOTHING
+        channels = layer.out_shape.channels
+        return None if channels is None else saved_tensors.Saved(True, extras=(saved_tensors.Extra(channels, 8),))
+
     names = ("gap", "gmp")
     to_vector = True  # the importer: PyTorch keeps (N, C, 1, 1) where the language has the vector C
     torch_modules = (

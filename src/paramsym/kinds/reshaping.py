@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from ..core.setup import Setup
 from .base import (
     Args,
     Call,
@@ -23,6 +25,12 @@ from .base import (
 
 class Flatten(Kind):
     key = "flatten"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing. A view of its input when it has one position (after a global pool); else the channels-last
+        order of the language is a copy of PyTorch's channels-first map (which the next layer may keep)."""
+        return saved_tensors.VIEW if layer.in_shape.positions == 1 else saved_tensors.NOTHING
+
     names = ("flatten",)
     torch_modules = ("Flatten",)
     torch_functions = ("flatten", "view", "reshape")

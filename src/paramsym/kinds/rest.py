@@ -15,7 +15,9 @@ from typing import Any, cast
 
 from sympy import Integer
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import (
     Args,
@@ -122,6 +124,11 @@ class Prefix(Rest):
     """`prefix(N)`: the first N positions of a sequence (the options' `skipped` is the N kept)."""
 
     key = "prefix"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: a view of its input (a layer that keeps it keeps the input's whole storage)."""
+        return saved_tensors.VIEW
+
     names = ("prefix",)
     torch_modules = ("Prefix",)
     verb = "keeps"

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import ZERO, KerasSpec, Layer, Options, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError
 from .base import (
     Args,
@@ -41,6 +43,23 @@ class RMSNormOptions(Options):
 class RMSNorm(Kind):
     key = "rmsnorm"
     per_position = True
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """As Hugging Face's RMSNorm (Llama's) computes: in fp32, its fp32 input (the input itself in fp32, a copy
+        otherwise) and the inverse root mean square of each position (fp32), then the normalised values in the
+        activations' format (which the scale keeps). torch.nn.RMSNorm keeps the normalised values in fp32 instead:
+        the same in fp32, 2 bytes a value more in bf16. Declared for fp32 and bf16 activations, with a scale."""
+        positions, elements = layer.in_shape.positions, layer.in_shape.elements
+        if positions is None or elements is None or type(self) is not RMSNorm or not RMSNormOptions.of(layer).affine:
+            return None
+        extras = [saved_tensors.Extra(positions, 4, what="inverse RMS"), saved_tensors.Extra(elements, 4)]
+        if setup.activations.name == "fp32":
+            return saved_tensors.Saved(input=True, extras=tuple(extras))
+        if setup.activations.name == "bf16":  # the normalised values back in the activations' format
+            extras[1] = saved_tensors.Extra(elements, what="normalised")
+            return saved_tensors.Saved(extras=(saved_tensors.Extra(elements, 4, what="fp32 input"), *extras))
+        return None
+
     names = ("rmsnorm",)
     keywords = frozenset({"eps"})
     flags = frozenset({"noaffine"})

@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError, ParamsymUsageError
 from .base import (
     Args,
@@ -79,6 +81,11 @@ class Embed(Kind):
     key = "embed"
     weights_times_input = True  # a gather: no MACs
     reads_token_ids = True
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Its input, the token ids (the program's input: data, not counted)."""
+        return saved_tensors.INPUT
+
     names = ("embed",)
     per_position = lookup = True  # a decode step looks up the new token's row
     keywords = frozenset({"tie"})
@@ -223,6 +230,12 @@ class PositionEmbedding(Kind):
 
     key = "posembed"
     per_position = lookup = True  # a decode step adds the new position's row
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: the table is added (declared for a table of positions, not a resized grid)."""
+        options = PositionEmbeddingOptions.of(layer)
+        return saved_tensors.NOTHING if options.resize is None and options.split is None else None
+
     names = ("posembed",)
     positional = 1
     flags = frozenset({"cls", "antialias", *_TABLE_MODES})
@@ -446,6 +459,11 @@ class ClassToken(Kind):
     """`cls`: prepends one learned vector (ViT's and BERT's class token)."""
 
     key = "cls"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: the class token joined before the sequence."""
+        return saved_tensors.NOTHING
+
     names = ("cls",)
     torch_modules = ("ClassToken",)
 
@@ -482,6 +500,11 @@ class Tokens(Kind):
     """`tokens`: the positions of a map become a sequence, H x W x C -> (H·W) x C (row by row)."""
 
     key = "tokens"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: a view of its input."""
+        return saved_tensors.VIEW
+
     names = ("tokens",)
     torch_modules = ("Tokens",)
 
@@ -533,6 +556,11 @@ class Select(Kind):
     """`first`, `last`: one position of the sequence, the vector d."""
 
     key = "select"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: a view of its input (a layer that keeps it keeps the input's whole storage)."""
+        return saved_tensors.VIEW
+
     names = ("first", "last")
     torch_modules = ("Select",)
 

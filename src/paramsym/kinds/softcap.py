@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Options, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError
 from .base import (
     Args,
@@ -36,6 +38,12 @@ class SoftCapOptions(Options):
 class SoftCap(Kind):
     key = "softcap"
     per_position = True
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """tanh(x / C), which tanh keeps (its output): a tensor of the input's size."""
+        elements = layer.in_shape.elements
+        return None if elements is None else saved_tensors.Saved(extras=(saved_tensors.Extra(elements),))
+
     names = ("softcap",)
     positional = 1
     torch_modules = ("SoftCap",)

@@ -16,7 +16,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import ONE, ZERO, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymShapeError
 from . import windows
 from .base import (
@@ -45,6 +47,11 @@ class SpaceToDepthOptions(Options):
 
 class SpaceToDepth(Kind):
     key = "space2depth"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: the values moved."""
+        return saved_tensors.NOTHING
+
     names = ("space2depth",)
     positional = 1
     torch_modules = (

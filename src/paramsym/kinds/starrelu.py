@@ -11,7 +11,9 @@ from typing import Any
 
 import sympy
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused
 from .activations import Activation
 from .base import (
@@ -35,6 +37,14 @@ TWO = sympy.Integer(2)
 
 class StarReLU(Kind):
     key = "starrelu"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """relu(x), kept by relu and the square, and its square, kept by the product with the factor."""
+        elements = layer.in_shape.elements
+        if elements is None:
+            return None
+        return saved_tensors.Saved(extras=(saved_tensors.Extra(elements), saved_tensors.Extra(elements)))
+
     names = ("starrelu",)
     # paramsym's own, and timm's (MetaFormer)
     torch_modules = ("StarReLU", "timm.models.metaformer.StarReLU")
@@ -74,6 +84,11 @@ class SquaredReLU(Activation):
 
     def __init__(self) -> None:
         super().__init__("squaredrelu", "SquaredReLU", also=("timm.models.metaformer.SquaredReLU",))
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """relu(x), which relu keeps (its output) and the square keeps (its input): one tensor of the input's size."""
+        elements = layer.in_shape.elements
+        return None if elements is None else saved_tensors.Saved(extras=(saved_tensors.Extra(elements, what="relu"),))
 
     def keras(self, layer: Layer, num: Numbers) -> list[KerasSpec]:
         refuse_keras(layer, "Keras has no squared ReLU activation")

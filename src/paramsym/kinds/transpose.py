@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymShapeError
 from .base import Args, Call, Counts, Field, Flow, ImportContext, Kind, NameMatch, Numbers, Words, make_layer
 
@@ -17,6 +19,11 @@ _HINT = "e.g. input(196x512) > transpose > dense(->256) > gelu > dense(->196) > 
 
 class Transpose(Kind):
     key = "transpose"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: a view of its input."""
+        return saved_tensors.VIEW
+
     names = ("transpose",)
     torch_modules = ("Transpose",)
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import sympy
 
+from ..core import saved as saved_tensors
 from ..core.records import KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import (
     Args,
@@ -37,6 +39,11 @@ class UntokensOptions(Options):
 
 class Untokens(Kind):
     key = "untokens"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing: a view of its input."""
+        return saved_tensors.VIEW
+
     names = ("untokens",)
     positional = 1
     torch_modules = ("Untokens",)

@@ -16,7 +16,9 @@ from typing import Any
 
 import sympy
 
+from ..core import saved as saved_tensors
 from ..core.records import ONE, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import (
     Args,
@@ -48,6 +50,11 @@ class UpsampleOptions(Options):
 
 class Upsample(Kind):
     key = "upsample"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing (nearest or bilinear: the gradient depends on the sizes alone)."""
+        return saved_tensors.NOTHING
+
     names = ("upsample",)
     flags = frozenset(_MODES)
     positional = 1

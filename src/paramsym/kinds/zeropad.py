@@ -19,7 +19,9 @@ from typing import Any
 
 import sympy
 
+from ..core import saved as saved_tensors
 from ..core.records import ONE, KerasSpec, Layer, Options, Shape, TorchSpec
+from ..core.setup import Setup
 from ..errors import ImportRefused, ParamsymArgumentError, ParamsymShapeError
 from .base import (
     Args,
@@ -50,6 +52,11 @@ class ZeroPadOptions(Options):
 
 class ZeroPad(Kind):
     key = "zeropad"
+
+    def saved(self, layer: Layer, setup: Setup) -> saved_tensors.Saved | None:
+        """Nothing (the gradient is cut out of the padded one)."""
+        return saved_tensors.NOTHING
+
     names = ("zeropad",)
     positional = 6  # zeropad(P), zeropad(PxQ), or (before, after) per axis: up to 3 axes
     torch_modules = ("ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d")

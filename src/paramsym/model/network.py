@@ -14,6 +14,7 @@ import sympy
 
 from .. import expansion
 from ..core import compute  # noqa: F401  (registers flops, train_flops, train_flops_total, train_seconds)
+from ..core import saved as _saved  # noqa: F401  # registers saved_activation_bytes
 from ..core import serving as _serving  # noqa: F401  (registers the serving quantities)
 from ..core import training as _training  # noqa: F401  (registers the training memory quantities)
 from ..core.evaluate import Evaluator
