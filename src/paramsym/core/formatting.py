@@ -93,9 +93,9 @@ def count_text(value) -> str:
 
 
 def bytes_text(value, binary: bool = True) -> str:
-    """A number of bytes in decimal units (1 GB is 10^9 bytes, as disks, GPUs' data sheets and `--budget 16GB`
-    count), with the binary size beside it when it is a whole number of the binary unit of that size:
-    `26.9 GB`, `85.9 GB, 80 GiB`, `512 bytes` (never `512 B`: B is a billion in a count). `binary=False`: the decimal figure alone."""
+    """A number of bytes in SI units (1 GB is 10^9 bytes, as `--budget 16GB` reads it), with the binary size
+    beside it when it is a whole number of the binary unit of that size: `26.9 GB`, `85.9 GB, 80 GiB`,
+    `512 bytes` (never `512 B`: B is a billion in a count). `binary=False`: the decimal figure alone."""
     x = Fraction(value)
     if abs(x) < 1000:
         return f"{exact(x)} bytes" if x != 1 else "1 byte"
@@ -103,9 +103,9 @@ def bytes_text(value, binary: bool = True) -> str:
     if binary and x.denominator == 1 and x > 0:
         n = int(x)
         decimal_index = max(i for i, (_, size) in enumerate(BYTE_UNITS) if n >= size or i == 0)
-        binary, size = BINARY_UNITS[decimal_index]
+        unit, size = BINARY_UNITS[decimal_index]
         if n % size == 0 and n % BYTE_UNITS[decimal_index][1] != 0 and n // size < 10**6:
-            text += f", {n // size:,} {binary}"
+            text += f", {n // size:,} {unit}"
     return text
 
 

@@ -175,7 +175,8 @@ class Setup:
 
 def parse_size(text: str, option: str) -> Expr:
     """A size on the command line: a whole number of at least 1 (`8`, `4Ki`, `1.5k`) or a formula in
-    symbols (`B`, `2B`), which become symbols of the network."""
+    symbols (`B`, `2*B`), which become symbols of the network. `2B` and `2T` are refused: a number with
+    the unit B (billion) or T (trillion), or twice a symbol?"""
     from ..errors import ParamsymError
     from ..language.syntax import UNITS, count_unit, parse_count, parse_expression
 
