@@ -70,6 +70,8 @@ def run_main(*args: str) -> Result:
         ("8KiB", "bytes", 8192),
         ("64MiB", "bytes", 64 * 2**20),
         ("1TiB", "bytes", 2**40),
+        ("2PB", "bytes", 2 * 10**15),
+        ("1PiB", "bytes", 2**50),
         ("16 GB", "bytes", 16 * 10**9),
         # a plain count is a number of bytes too, and B stays a billion where bytes are asked
         ("16G", "bytes", 16 * 10**9),
@@ -97,6 +99,8 @@ def test_units(text, unit, value):
         ("80gib", "bytes", "gib is not a unit", "did you mean 80GiB"),
         ("2 billion", "count", "billion is not a unit", "did you mean 2B (billion)?"),
         ("3x", "count", "x is not a unit paramsym knows", "the units are k M G B T"),
+        ("2PB", "count", "PB is a unit of bytes", "give a count such as 2_000_000_000_000_000"),
+        ("0.5kB", "count", "kB is a unit of bytes", "give a count such as 0.5k (500)"),
         ("1,000", "count", "not '1,000'\n    1,000\n     ^", "write 1_000"),
         ("lots", "count", "must be a whole number such as 64, 1_000_000, 25.6M, 7B, 4Ki or 1e6, not 'lots'", None),
         ("-5", "count", "must be a whole number such as", None),
@@ -206,20 +210,31 @@ def test_times_as_people_read_them(value, text):
 
 
 @given(st.integers(min_value=1, max_value=10**30))
-def test_count_text_is_within_half_a_unit_of_the_last_digit(n):
-    """`6.74 B` is n to three significant digits: n is within half a unit of the last digit shown."""
-    number, _, unit = count_text(n).partition(" ")
-    factor = {"": 1, "k": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}[unit]
-    whole, _, part = number.replace(",", "").partition(".")
-    shown = Fraction(int(whole + part), 10 ** len(part)) * factor
-    assert abs(shown - n) <= Fraction(factor, 2 * 10 ** len(part))
-    assert len((whole + part).lstrip("0")) >= min(3, len(str(n)))
+def test_a_count_as_shown_reads_back_within_its_last_digit(n):
+    """`6.74 B` is n to three significant digits, and it is input paramsym takes (B is a billion both ways):
+    read back, it is within half a unit of the last digit shown."""
+    shown = count_text(n)
+    number, _, unit = shown.partition(" ")
+    places = len(number.partition(".")[2])
+    back = parse_count(shown.replace(",", "_").replace(" ", ""), "--budget")
+    factor = UNITS[unit][0]
+    assert abs(back - n) * 2 * 10**places <= factor
+    assert len(number.replace(",", "").replace(".", "").lstrip("0")) >= min(3, len(str(n)))
+
+
+@given(st.integers(min_value=1000, max_value=10**14))
+def test_bytes_as_shown_read_back_within_their_last_digit(n):
+    shown = bytes_text(n, binary=False)
+    number, _, unit = shown.partition(" ")
+    places = len(number.partition(".")[2])
+    back = parse_count(shown.replace(" ", ""), "--budget", "bytes")
+    assert abs(back - n) * 2 * 10**places <= UNITS[unit][0]
 
 
 @given(st.integers(min_value=1, max_value=909), st.sampled_from(["Ki", "Mi", "Gi", "Ti"]))
 def test_binary_bytes_read_back(n, prefix):
-    """(909 TiB < 1 PB.) A whole number of KiB, MiB, GiB, TiB shows as such beside the decimal figure (unless that is exact),
-    and what is shown reads back to the same bytes."""
+    """A whole number of KiB, MiB, GiB, TiB shows as such beside the decimal figure (unless that is exact),
+    and what is shown reads back to the same bytes (909 TiB < 1 PB)."""
     size = UNITS[prefix][0]
     power = ["Ki", "Mi", "Gi", "Ti"].index(prefix) + 1
     shown = bytes_text(n * size)
@@ -233,6 +248,9 @@ def test_binary_bytes_read_back(n, prefix):
 
 def test_readable_only_where_it_helps():
     assert readable(592) == "592"
+    assert readable(5400, "seconds") == "5,400 (1.5 h)"
+    assert readable(Fraction(3, 8), "seconds") == "0.375 (375 ms)"
+    assert readable(10**15, "flops") == "1,000,000,000,000,000 (1 PFLOP)"
     assert readable(6_738_415_616) == "6,738,415,616 (6.74 B)"
     assert readable(Fraction(3, 2)) == "1.5"
     assert readable(80 * 2**30, "bytes") == "85,899,345,920 (85.9 GB, 80 GiB)"
@@ -283,7 +301,7 @@ def test_set_values_with_units(items, symbols, expected):
     [
         (["D=2T"], ["D", "T"], "--set D=2T is ambiguous: T is a symbol of the program and the unit trillion"),
         (["D=2k"], ["D", "k"], "--set D=2k is ambiguous"),
-        (["T=16GB"], ["T"], "--set T '16GB': GB is a unit of bytes, and --set T takes a count"),
+        (["T=16GB"], ["T"], "--set T=16GB: GB is a unit of bytes, and --set T takes a count"),
         (["T=4K"], ["T"], "K is not a unit"),
         (["T=0.3Ki"], ["T"], "--set T must be a whole number, not '0.3Ki'"),
     ],
@@ -386,7 +404,7 @@ def test_sweep_shows_bytes_as_people_read_them():
 
 def test_sweep_refuses_bytes_in_a_grid():
     result = run_main("sweep", LLAMA, "--grid", "T=1KiB,2KiB")
-    assert result.code == 2 and "KiB is a unit of bytes, and --grid T takes a count" in result.err
+    assert result.code == 2 and "--grid T=1KiB: KiB is a unit of bytes, and --grid T takes a count" in result.err
 
 
 def test_summary_lines_read_large_numbers():

@@ -137,8 +137,11 @@ def quantity_unit(name: str) -> str:
 
 def readable(value, unit: str = "count") -> str:
     """`value` exactly, and when it is large, also as people read it: `6,738,415,616 (6.74 B)`,
-    `85,899,345,920 (85.9 GB, 80 GiB)`. A count from 10^6 on, bytes from 10^3 on; not a fraction."""
+    `85,899,345,920 (85.9 GB, 80 GiB)`. Counts and FLOPs from 10^6 on, bytes from 10^3 on, never a
+    fraction; a time always (`5,400 (1.5 h)`, `3/8 (375 ms)`)."""
     text = exact(value)
+    if unit == "seconds" and isinstance(value, (int, Fraction)) and value != 0:
+        return text + f" ({seconds_text(value)})"
     whole = isinstance(value, int) or (isinstance(value, Fraction) and value.denominator == 1)
     if whole and abs(value) >= (1000 if unit == "bytes" else 10**6):
         text += f" ({unit_text(value, unit)})"
