@@ -83,7 +83,7 @@ def test_counts_from_the_command_line(text, value):
 @pytest.mark.parametrize(
     "text, words",
     [
-        ("1e-3", "must be a whole number, not '1e-3' (= 1/1000)"),
+        ("1e-3", "must be a whole number, not '1e-3' (= 0.001)"),
         ("1.5", "must be a whole number"),
         ("lots", "must be a whole number such as"),
         ("1" * 41, "--budget '" + "1" * 41 + "' has more than 40 digits, and at most 40 are accepted"),

@@ -15,10 +15,10 @@ from lark.exceptions import UnexpectedCharacters
 from lark.lexer import LexerThread
 
 import paramsym
+from paramsym.algebra.solve import parse_budget
 from paramsym.core.quantities import budgets
 from paramsym.language import syntax
 from paramsym.language.assignments import parse_assignments
-from paramsym.language.syntax import parse_count
 from paramsym.render import typeset
 from paramsym.render.explain import explain
 from paramsym.render.printers import summary_lines
@@ -199,7 +199,7 @@ def _run(request_json: str) -> str:
         if text and text.strip() and name in network.symbols and name != unknown
     }
     try:
-        values = parse_assignments([f"{name}={text}" for name, text in given.items()])
+        values = parse_assignments([f"{name}={text}" for name, text in given.items()], network.symbols)
         if values:
             network = network.with_values(**values)
         data = network.to_dict()
@@ -234,8 +234,8 @@ def _run(request_json: str) -> str:
                 result[part + "_error"] = _error(error, part)
     if unknown:
         try:
-            budget = parse_count(str(solve["budget"]), "the budget")
             on = solve.get("on") or "params"
+            budget = parse_budget(str(solve["budget"]), on, "the budget")
             solution = paramsym.solve(network, unknown, budget, on=on, mode=solve.get("mode") or "at-most")
             result["solve"] = {"text": solution.describe(), **solution.to_dict()}
         except paramsym.ParamsymError as error:

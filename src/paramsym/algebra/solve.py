@@ -18,7 +18,7 @@ from fractions import Fraction
 import sympy
 
 from ..core.evaluate import Evaluator
-from ..core.formatting import human, quantity_unit, readable
+from ..core.formatting import exact, human, quantity_unit, readable
 from ..core.quantities import BY_NAME, budget_formula, budgets
 from ..errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
 from ..language.syntax import parse_count
@@ -72,7 +72,8 @@ class Solution:
 
     def describe(self) -> str:
         """What `paramsym solve` prints: the answer, the totals either side, the formula and the method.
-        Large numbers also as people read them: `85,899,345,920 (85.9 GB (80 GiB))`."""
+        A large budget also as people read it: `85,899,345,920 (85.9 GB, 80 GiB)`; the totals exactly (two
+        figures a byte apart would round alike)."""
         name, on, budget = self.symbol, self.on, self.budget
         lines = []
         readable = _readable(on)
@@ -89,15 +90,15 @@ class Solution:
                 lines.append(f"  {on} at {name} = {self.value - 1}: {readable(self.total_at_previous)} ({over})")
         elif self.mode == "at-most":
             lines.append(f"largest {name} with {on} <= {readable(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {readable(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
             beyond = "over the budget" if self.total_at_next > budget else "within it, but no valid network"
-            lines.append(f"  {on} at {name} = {self.value + 1}: {readable(self.total_at_next)} ({beyond})")
+            lines.append(f"  {on} at {name} = {self.value + 1}: {exact(self.total_at_next)} ({beyond})")
         else:
             lines.append(f"smallest {name} with {on} >= {readable(budget)}: {name} = {self.value}")
-            lines.append(f"  {on} at {name} = {self.value}: {readable(self.total_at_value)}")
+            lines.append(f"  {on} at {name} = {self.value}: {exact(self.total_at_value)}")
             if self.total_at_previous is not None:
                 short = "short of it" if self.total_at_previous < budget else "reaches it, but no valid network"
-                lines.append(f"  {on} at {name} = {self.value - 1}: {readable(self.total_at_previous)} ({short})")
+                lines.append(f"  {on} at {name} = {self.value - 1}: {exact(self.total_at_previous)} ({short})")
         lines.append(f"  {on} = {human(self.formula)}")
         for other, expr in self.relations.items():
             lines.append(f"  with {other} = {human(expr)}")

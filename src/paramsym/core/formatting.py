@@ -93,10 +93,9 @@ def count_text(value) -> str:
 
 
 def bytes_text(value, binary: bool = True) -> str:
-    """A number of bytes in decimal units (1 GB is 10^9 bytes, as disks, GPUs' data sheets and `--budget 16GB`
-    count), with the binary size beside it when it is a whole number of the binary unit of that size:
-    `26.9 GB`, `85.9 GB, 80 GiB`, `512 bytes` (never `512 B`: B is a billion in a count). `binary=False`:
-    the decimal figure alone."""
+    """A number of bytes in SI units (1 GB is 10^9 bytes, as `--budget 16GB` reads it), with the binary size
+    beside it when it is a whole number of the binary unit of that size: `26.9 GB`, `85.9 GB, 80 GiB`,
+    `512 bytes` (never `512 B`: B is a billion in a count). `binary=False`: the decimal figure alone."""
     x = Fraction(value)
     if abs(x) < 1000:
         return f"{exact(x)} bytes" if x != 1 else "1 byte"
@@ -104,9 +103,9 @@ def bytes_text(value, binary: bool = True) -> str:
     if binary and x.denominator == 1 and x > 0:
         n = int(x)
         decimal_index = max(i for i, (_, size) in enumerate(BYTE_UNITS) if n >= size or i == 0)
-        binary, size = BINARY_UNITS[decimal_index]
+        unit, size = BINARY_UNITS[decimal_index]
         if n % size == 0 and n % BYTE_UNITS[decimal_index][1] != 0 and n // size < 10**6:
-            text += f", {n // size:,} {binary}"
+            text += f", {n // size:,} {unit}"
     return text
 
 
@@ -138,8 +137,11 @@ def quantity_unit(name: str) -> str:
 
 def readable(value, unit: str = "count") -> str:
     """`value` exactly, and when it is large, also as people read it: `6,738,415,616 (6.74 B)`,
-    `85,899,345,920 (85.9 GB, 80 GiB)`. A count from 10^6 on, bytes from 10^3 on; not a fraction."""
+    `85,899,345,920 (85.9 GB, 80 GiB)`. Counts and FLOPs from 10^6 on, bytes from 10^3 on, never a
+    fraction; a time always (`5,400 (1.5 h)`, `3/8 (375 ms)`)."""
     text = exact(value)
+    if unit == "seconds" and isinstance(value, (int, Fraction)) and value != 0:
+        return text + f" ({seconds_text(value)})"
     whole = isinstance(value, int) or (isinstance(value, Fraction) and value.denominator == 1)
     if whole and abs(value) >= (1000 if unit == "bytes" else 10**6):
         text += f" ({unit_text(value, unit)})"

@@ -15,6 +15,7 @@ from typing import TypeAlias
 import sympy
 
 from ..errors import ParamsymUsageError
+from .devices import Device
 from .records import ONE
 
 Expr: TypeAlias = sympy.Expr
@@ -140,7 +141,7 @@ class Setup:
     zero: int = 0
     tp: int = 1
     pp: int = 1
-    device: object | None = None  # a core.devices.Device, for the roofline times
+    device: Device | None = None  # for the roofline times
     tokens: Expr | None = None  # training tokens, for the training time and totals
     mfu: Fraction | None = None  # the fraction of the device's peak a training run reaches
 
@@ -175,7 +176,8 @@ class Setup:
 
 def parse_size(text: str, option: str) -> Expr:
     """A size on the command line: a whole number of at least 1 (`8`, `4Ki`, `1.5k`) or a formula in
-    symbols (`B`, `2B`), which become symbols of the network."""
+    symbols (`B`, `2*B`), which become symbols of the network. `2B` and `2T` are refused: a number with
+    the unit B (billion) or T (trillion), or twice a symbol?"""
     from ..errors import ParamsymError
     from ..language.syntax import UNITS, count_unit, parse_count, parse_expression
 

@@ -302,7 +302,7 @@ def read_number(token: Token) -> sympy.Rational:
 
 # A count on the command line (`--set`, `--budget`, `--grid`, `--batch`): a number as in the language, then
 # an optional unit (docs/cli.md, "Units"). Decimal counts k M G B T (B is a billion: `7B` parameters),
-# binary counts Ki Mi Gi Ti, and bytes kB KB MB GB TB (powers of 1000) and KiB MiB GiB TiB (powers of 1024).
+# binary counts Ki Mi Gi Ti, and bytes kB KB MB GB TB PB (powers of 1000) and KiB MiB GiB TiB PiB (powers of 1024).
 # A byte unit is taken only where a number of bytes is asked.
 _AMOUNT = re.compile(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*")
 _NUMBER_START = re.compile(r"\s*([0-9][0-9_]*(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)?\s*([A-Za-z]*)")
@@ -323,10 +323,12 @@ UNITS: dict[str, tuple[int, str, str]] = {
     "MB": (10**6, "bytes", "megabytes"),
     "GB": (10**9, "bytes", "gigabytes"),
     "TB": (10**12, "bytes", "terabytes"),
+    "PB": (10**15, "bytes", "petabytes"),
     "KiB": (2**10, "bytes", "kibibytes"),
     "MiB": (2**20, "bytes", "mebibytes"),
     "GiB": (2**30, "bytes", "gibibytes"),
     "TiB": (2**40, "bytes", "tebibytes"),
+    "PiB": (2**50, "bytes", "pebibytes"),
 }
 # the count unit of the same size as a byte unit: what to write where a count is asked
 _AS_COUNT = {"kB": "k", "KB": "k", "MB": "M", "GB": "G", "TB": "T", "KiB": "Ki", "MiB": "Mi", "GiB": "Gi", "TiB": "Ti"}
@@ -371,6 +373,11 @@ def looks_like_count(text: str) -> bool:
     return count_unit(text) is not None
 
 
+def _label(what: str, shown: str) -> str:
+    """The option and its value: `--budget '16gb'`, `--set T=16gb`, `--grid T=1KiB` (the value at fault)."""
+    return f"{what}={shown}" if what.startswith(("--set ", "--grid ")) else f"{what} {shown!r}"
+
+
 def _caret(text: str, start: int, end: int) -> str:
     """`text` with carets under [start, end), indented: the bad spot of an option's value."""
     shown = text.translate(_CONTROL)
@@ -405,11 +412,12 @@ def parse_count(text: str, what: str, unit: str = "count", asked: str = "") -> i
             f"{what} {shown!r} has more than {MAX_COUNT_DIGITS} digits, and at most {MAX_COUNT_DIGITS} are accepted"
         )
     if kind == "bytes" and unit != "bytes":
-        count = value * UNITS[_AS_COUNT[written]][0] // factor
+        same = f"{number}{_AS_COUNT[written]}" if written in _AS_COUNT else None
+        exactly = f"{int(value):,}" if value.denominator == 1 else None
         raise ParamsymUsageError(
-            f"{what} {shown!r}: {written} is a unit of bytes, and {asked or what + ' takes a count'}",
-            hint=f"give a count such as {number}{_AS_COUNT[written]}"
-            + (f" ({int(count):,})" if count.denominator == 1 else ""),
+            f"{_label(what, shown)}: {written} is a unit of bytes, and {asked or what + ' takes a count'}",
+            hint="give a count such as "
+            + (f"{same} ({exactly})" if same and exactly else same or (exactly or "").replace(",", "_")),
         )
     if value.denominator != 1:
         from ..core.formatting import exact
@@ -439,11 +447,11 @@ def _not_a_count(text: str, what: str, shown: str) -> ParamsymUsageError:
 
 def _unknown_unit(text: str, what: str, shown: str, match: re.Match) -> ParamsymUsageError:
     number, written = match.group(1), match.group(2)
-    message = f"{what} {shown!r}: {written} is not a unit paramsym knows"
+    message = f"{_label(what, shown)}: {written} is not a unit paramsym knows"
     if len(text) <= 60:
         message += _caret(text, match.start(2), match.end(2))
     meant = unit_suggestion(written)
-    units = "k M G B T, Ki Mi Gi Ti, and for bytes kB MB GB TB, KiB MiB GiB TiB"
+    units = "k M G B T, Ki Mi Gi Ti, and for bytes kB MB GB TB PB, KiB MiB GiB TiB PiB"
     if written == "K":
         hint = (
             f"did you mean {number}k ({number} thousand) or {number}Ki ({number} x 1,024)? "

@@ -626,8 +626,8 @@ def cost_lines(network: Network, data: dict) -> list[str]:
             )
             if "train_seconds" in data:
                 text += (
-                    f" ({shown('train_seconds', seconds_text)} on {human(setup.gpus)} {setup.device.name} "
-                    f"at MFU {float(setup.mfu):g})"
+                    f" ({shown('train_seconds', seconds_text)} on {human(setup.gpus)} {setup.device.name if setup.device else '?'} "
+                    f"at MFU {float(setup.mfu or 0):g})"
                 )
         lines.append(text)
     if "decode_flops" in data:
@@ -635,7 +635,7 @@ def cost_lines(network: Network, data: dict) -> list[str]:
         if "decode_ns_per_token" in data:
             ns = value("decode_ns_per_token")
             per_token = "?" if ns is None else seconds_text(Fraction(ns, 10**9))
-            text += f"; on {setup.device.name}: {per_token} a token, {shown('tokens_per_second', grouped)} tokens/s"
+            text += f"; on {setup.device.name if setup.device else '?'}: {per_token} a token, {shown('tokens_per_second', grouped)} tokens/s"
         lines.append(text)
     return lines
 
