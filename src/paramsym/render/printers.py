@@ -588,6 +588,7 @@ def cost_lines(network: Network, data: dict) -> list[str]:
         return "?" if v is None else text(v)
 
     lines = []
+    device = setup.device.name if setup.device else "?"
     kv = value("kv_cache_bytes")
     if "serve_memory_bytes" in data:  # a causal decoder: what must stay in memory to serve it
         batch = "one sequence" if setup.batch == 1 else f"batch {human(setup.batch)}"
@@ -626,7 +627,7 @@ def cost_lines(network: Network, data: dict) -> list[str]:
             )
             if "train_seconds" in data:
                 text += (
-                    f" ({shown('train_seconds', seconds_text)} on {human(setup.gpus)} {setup.device.name if setup.device else '?'} "
+                    f" ({shown('train_seconds', seconds_text)} on {human(setup.gpus)} {device} "
                     f"at MFU {float(setup.mfu or 0):g})"
                 )
         lines.append(text)
