@@ -636,7 +636,7 @@ def cost_lines(network: Network, data: dict) -> list[str]:
         if "decode_ns_per_token" in data:
             ns = value("decode_ns_per_token")
             per_token = "?" if ns is None else seconds_text(Fraction(ns, 10**9))
-            text += f"; on {setup.device.name if setup.device else '?'}: {per_token} a token, {shown('tokens_per_second', grouped)} tokens/s"
+            text += f"; on {device}: {per_token} a token, {shown('tokens_per_second', grouped)} tokens/s"
         lines.append(text)
     return lines
 
