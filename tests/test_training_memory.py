@@ -256,6 +256,9 @@ def test_tensor_parallel_llama():
         ("input(16x24) > attn(heads=3)", 2, "heads"),
         ("input(16x24) > dense(->10, bias)", 2, "bias"),
         ("input(8x8x3) > conv3x3(->4)", 2, "no tensor-parallel rule"),
+        (LLAMA2_7B, 3, r"the vocabulary of embed \(32000\) is not a multiple of 3"),  # let values are checked
+        ("input(16x24) > dense(->9) > dense(->7)", 2, r"the width of dense \(7\) is not a multiple of 2"),
+        ("input(16 x 32) > attn(heads=h)", 2, "must be a number to check that 2 divides it"),
     ],
 )
 def test_tensor_parallel_refusals(program, tp, message):
@@ -298,9 +301,11 @@ def test_pipeline_stages_sum_to_the_model():
     [
         (LLAMA2_7B, 3, "the L = 32 blocks do not split into 3 stages"),
         ("input(16) > dense(->8) > dense(->8)", 2, "one symbolic repeat"),
+        ("input(16x8) > (dense(->8)) * L", 2, "must be a number to check that 2 divides it"),
     ],
 )
 def test_pipeline_refusals(program, pp, message):
+    """The blocks split evenly over the stages, and must be counted by a number."""
     net = trained(program, pp=pp, gpus=pp)
     with pytest.raises(ParamsymUsageError, match=message):
         net.weight_bytes  # noqa: B018
@@ -445,6 +450,30 @@ def test_cli_fewest_gpus(capsys):
 def test_cli_errors(options, message, capsys):
     assert main(["count", "input(16) > dense(->8)", *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_gpus_symbol_checked_with_its_value(capsys):
+    argv = [
+        "count",
+        "input(16) > dense(->8)",
+        "--train",
+        "--gpus",
+        "N",
+        "--tp",
+        "4",
+        "--set",
+        "N=6",
+        "--format",
+        "json",
+    ]
+    assert main(argv) == 2
+    assert "--gpus N = 6: not a multiple of --tp 4 x --pp 1 = 4" in capsys.readouterr().err
+
+
+def test_cli_tensor_parallel_error_is_located(capsys):
+    assert main(["count", "input(16x24) > attn(heads=3)", "--train", "--tp", "2", "--gpus", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--tp 2: the heads of attn (3) is not a multiple of 2" in err and "line 1, column 16" in err
 
 
 def test_cli_solve_train_memory_without_activations(capsys):
