@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import sympy
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paramsym import parse
 from paramsym.algebra.solve import solve
@@ -488,3 +490,26 @@ def test_cli_solve_on_needs_train(capsys):
     argv = ["solve", "input(C) > dense(->8)", "--for", "C", "--on", "weight_bytes", "--budget", "1M"]
     assert main(argv) == 2
     assert "--on weight_bytes needs --train" in capsys.readouterr().err
+
+
+# ---- a general rule: any stack of dense layers, any optimizer, against torch.optim -------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 80), min_size=2, max_size=4),
+    biases=st.lists(st.booleans(), min_size=3, max_size=3),
+    optimizer=st.sampled_from(["adam", "adamw", "sgd", "sgd-momentum", "adafactor"]),
+    bf16=st.booleans(),
+)
+def test_any_dense_stack_matches_torch_optim(widths, biases, optimizer, bf16):
+    layers = " > ".join(f"dense(->{w}{', bias' if b else ''})" for w, b in zip(widths[1:], biases))
+    program = f"input({widths[0]}) > {layers}"
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    net = trained(program, precision="bf16" if bf16 else "fp32", optimizer=optimizer)
+    module = to_torch(net).to(dtype)
+    module(torch.randn(2, widths[0], dtype=dtype)).float().square().mean().backward()
+    opt = _optimizer(optimizer, module.parameters())
+    opt.step()
+    assert net.value(net.optimizer_bytes) == _state_bytes(opt)
+    assert net.value(net.grad_bytes) == sum(p.grad.numel() * p.grad.element_size() for p in module.parameters())
