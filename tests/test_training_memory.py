@@ -280,9 +280,9 @@ EMBED = 32000 * 4096
     [
         (1, 2, 2, 0, 16 * (EMBED + 16 * BLOCK)),
         (1, 4, 8, 1, 4 * (EMBED + 8 * BLOCK) + 12 * ((EMBED + 8 * BLOCK) // 2)),  # dp = 2
-        (1, 4, 16, 2, 2 * (EMBED + 8 * BLOCK) + 14 * ((EMBED + 8 * BLOCK) // 4)),  # dp = 4
+        (1, 4, 16, 1, 4 * (EMBED + 8 * BLOCK) + 12 * ((EMBED + 8 * BLOCK) // 4)),  # dp = 4
         # tp 2: the matrices halved, the two norms of a block whole; dp = 1
-        (2, 4, 8, 3, 16 * (EMBED // 2 + 8 * ((BLOCK - 2 * 4096) // 2 + 2 * 4096))),
+        (2, 4, 8, 0, 16 * (EMBED // 2 + 8 * ((BLOCK - 2 * 4096) // 2 + 2 * 4096))),
     ],
 )
 def test_pipeline_first_stage(tp, pp, gpus, zero, expected):
@@ -447,6 +447,7 @@ def test_cli_fewest_gpus(capsys):
         (["--zero", "2"], "--zero applies to training: add --train"),
         (["--pp", "2", "--gpus", "2", "--train"], "--pp 2: the pipeline stages split the blocks"),
         (["--pp", "2", "--gpus", "3", "--train"], "--gpus 3: not a multiple of --tp 1 x --pp 2 = 2"),
+        (["--pp", "2", "--gpus", "4", "--zero", "2", "--train"], "--zero 2 with --pp 2: DeepSpeed's ZeRO-2 and ZeRO-3"),
     ],
 )
 def test_cli_errors(options, message, capsys):

@@ -100,7 +100,15 @@ class ModelStates:
 
 
 def check_setup(setup: Any) -> None:
-    """The run options of training that must agree: --gpus a multiple of --tp x --pp, --pp 1."""
+    """The run options of training that must agree: --gpus a multiple of --tp x --pp; --zero 2 and 3 without
+    --pp (DeepSpeed's PipelineEngine, deepspeed/runtime/pipe/engine.py: "ZeRO-2 and ZeRO-3 are incompatible
+    with pipeline parallelism")."""
+    if setup.pp != 1 and setup.zero >= 2:
+        raise ParamsymUsageError(
+            f"--zero {setup.zero} with --pp {setup.pp}: DeepSpeed's ZeRO-2 and ZeRO-3 are incompatible with pipeline "
+            f"parallelism",
+            hint="use --zero 0 or 1 with --pp",
+        )
     gpus, model = setup.gpus, setup.tp * setup.pp
     if isinstance(gpus, sympy.Integer) and int(gpus) % model:
         raise ParamsymUsageError(
