@@ -514,3 +514,16 @@ def test_any_dense_stack_matches_torch_optim(widths, biases, optimizer, bf16):
     opt.step()
     assert net.value(net.optimizer_bytes) == _state_bytes(opt)
     assert net.value(net.grad_bytes) == sum(p.grad.numel() * p.grad.element_size() for p in module.parameters())
+
+
+def test_cli_largest_batch(saved_activations, capsys):
+    """The brief's question through the CLI, with the stand-in for the saved activations."""
+    program = str(EXAMPLES / "llama2_7b.psym")
+    argv = ["solve", program, "--for", "B", "--batch", "B", "--train", "--precision", "mixed-bf16", "--zero", "3"]
+    assert (
+        main([*argv, "--gpus", "8", "--on", "train_memory_bytes", "--budget", "85899345920", "--format", "json"]) == 0
+    )
+    answer = json.loads(capsys.readouterr().out)
+    per_sequence = 2 * parse(LLAMA2_7B).value(parse(LLAMA2_7B).activations)
+    assert answer["value"] == (85899345920 - 16 * PSI // 8) // per_sequence
+    assert answer["total_at_value"] <= 85899345920 < answer["total_at_next"]
