@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import sympy
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paramsym import parse
 from paramsym.algebra.solve import solve
@@ -256,6 +258,9 @@ def test_tensor_parallel_llama():
         ("input(16x24) > attn(heads=3)", 2, "heads"),
         ("input(16x24) > dense(->10, bias)", 2, "bias"),
         ("input(8x8x3) > conv3x3(->4)", 2, "no tensor-parallel rule"),
+        (LLAMA2_7B, 3, r"the vocabulary of embed \(32000\) is not a multiple of 3"),  # let values are checked
+        ("input(16x24) > dense(->9) > dense(->7)", 2, r"the width of dense \(7\) is not a multiple of 2"),
+        ("input(16 x 32) > attn(heads=h)", 2, "must be a number to check that 2 divides it"),
     ],
 )
 def test_tensor_parallel_refusals(program, tp, message):
@@ -275,9 +280,9 @@ EMBED = 32000 * 4096
     [
         (1, 2, 2, 0, 16 * (EMBED + 16 * BLOCK)),
         (1, 4, 8, 1, 4 * (EMBED + 8 * BLOCK) + 12 * ((EMBED + 8 * BLOCK) // 2)),  # dp = 2
-        (1, 4, 16, 2, 2 * (EMBED + 8 * BLOCK) + 14 * ((EMBED + 8 * BLOCK) // 4)),  # dp = 4
+        (1, 4, 16, 1, 4 * (EMBED + 8 * BLOCK) + 12 * ((EMBED + 8 * BLOCK) // 4)),  # dp = 4
         # tp 2: the matrices halved, the two norms of a block whole; dp = 1
-        (2, 4, 8, 3, 16 * (EMBED // 2 + 8 * ((BLOCK - 2 * 4096) // 2 + 2 * 4096))),
+        (2, 4, 8, 0, 16 * (EMBED // 2 + 8 * ((BLOCK - 2 * 4096) // 2 + 2 * 4096))),
     ],
 )
 def test_pipeline_first_stage(tp, pp, gpus, zero, expected):
@@ -298,9 +303,11 @@ def test_pipeline_stages_sum_to_the_model():
     [
         (LLAMA2_7B, 3, "the L = 32 blocks do not split into 3 stages"),
         ("input(16) > dense(->8) > dense(->8)", 2, "one symbolic repeat"),
+        ("input(16x8) > (dense(->8)) * L", 2, "must be a number to check that 2 divides it"),
     ],
 )
 def test_pipeline_refusals(program, pp, message):
+    """The blocks split evenly over the stages, and must be counted by a number."""
     net = trained(program, pp=pp, gpus=pp)
     with pytest.raises(ParamsymUsageError, match=message):
         net.weight_bytes  # noqa: B018
@@ -440,11 +447,36 @@ def test_cli_fewest_gpus(capsys):
         (["--zero", "2"], "--zero applies to training: add --train"),
         (["--pp", "2", "--gpus", "2", "--train"], "--pp 2: the pipeline stages split the blocks"),
         (["--pp", "2", "--gpus", "3", "--train"], "--gpus 3: not a multiple of --tp 1 x --pp 2 = 2"),
+        (["--pp", "2", "--gpus", "4", "--zero", "2", "--train"], "--zero 2 with --pp 2: DeepSpeed's ZeRO-2 and ZeRO-3"),
     ],
 )
 def test_cli_errors(options, message, capsys):
     assert main(["count", "input(16) > dense(->8)", *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_gpus_symbol_checked_with_its_value(capsys):
+    argv = [
+        "count",
+        "input(16) > dense(->8)",
+        "--train",
+        "--gpus",
+        "N",
+        "--tp",
+        "4",
+        "--set",
+        "N=6",
+        "--format",
+        "json",
+    ]
+    assert main(argv) == 2
+    assert "--gpus N = 6: not a multiple of --tp 4 x --pp 1 = 4" in capsys.readouterr().err
+
+
+def test_cli_tensor_parallel_error_is_located(capsys):
+    assert main(["count", "input(16x24) > attn(heads=3)", "--train", "--tp", "2", "--gpus", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--tp 2: the heads of attn (3) is not a multiple of 2" in err and "line 1, column 16" in err
 
 
 def test_cli_solve_train_memory_without_activations(capsys):
@@ -459,3 +491,39 @@ def test_cli_solve_on_needs_train(capsys):
     argv = ["solve", "input(C) > dense(->8)", "--for", "C", "--on", "weight_bytes", "--budget", "1M"]
     assert main(argv) == 2
     assert "--on weight_bytes needs --train" in capsys.readouterr().err
+
+
+# ---- a general rule: any stack of dense layers, any optimizer, against torch.optim -------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 80), min_size=2, max_size=4),
+    biases=st.lists(st.booleans(), min_size=3, max_size=3),
+    optimizer=st.sampled_from(["adam", "adamw", "sgd", "sgd-momentum", "adafactor"]),
+    bf16=st.booleans(),
+)
+def test_any_dense_stack_matches_torch_optim(widths, biases, optimizer, bf16):
+    layers = " > ".join(f"dense(->{w}{', bias' if b else ''})" for w, b in zip(widths[1:], biases))
+    program = f"input({widths[0]}) > {layers}"
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    net = trained(program, precision="bf16" if bf16 else "fp32", optimizer=optimizer)
+    module = to_torch(net).to(dtype)
+    module(torch.randn(2, widths[0], dtype=dtype)).float().square().mean().backward()
+    opt = _optimizer(optimizer, module.parameters())
+    opt.step()
+    assert net.value(net.optimizer_bytes) == _state_bytes(opt)
+    assert net.value(net.grad_bytes) == sum(p.grad.numel() * p.grad.element_size() for p in module.parameters())
+
+
+def test_cli_largest_batch(saved_activations, capsys):
+    """The brief's question through the CLI, with the stand-in for the saved activations."""
+    program = str(EXAMPLES / "llama2_7b.psym")
+    argv = ["solve", program, "--for", "B", "--batch", "B", "--train", "--precision", "mixed-bf16", "--zero", "3"]
+    assert (
+        main([*argv, "--gpus", "8", "--on", "train_memory_bytes", "--budget", "85899345920", "--format", "json"]) == 0
+    )
+    answer = json.loads(capsys.readouterr().out)
+    per_sequence = 2 * parse(LLAMA2_7B).value(parse(LLAMA2_7B).activations)
+    assert answer["value"] == (85899345920 - 16 * PSI // 8) // per_sequence
+    assert answer["total_at_value"] <= 85899345920 < answer["total_at_next"]

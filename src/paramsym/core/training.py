@@ -100,7 +100,15 @@ class ModelStates:
 
 
 def check_setup(setup: Any) -> None:
-    """The run options of training that must agree: --gpus a multiple of --tp x --pp, --pp 1."""
+    """The run options of training that must agree: --gpus a multiple of --tp x --pp; --zero 2 and 3 without
+    --pp (DeepSpeed's PipelineEngine, deepspeed/runtime/pipe/engine.py: "ZeRO-2 and ZeRO-3 are incompatible
+    with pipeline parallelism")."""
+    if setup.pp != 1 and setup.zero >= 2:
+        raise ParamsymUsageError(
+            f"--zero {setup.zero} with --pp {setup.pp}: DeepSpeed's ZeRO-2 and ZeRO-3 are incompatible with pipeline "
+            f"parallelism",
+            hint="use --zero 0 or 1 with --pp",
+        )
     gpus, model = setup.gpus, setup.tp * setup.pp
     if isinstance(gpus, sympy.Integer) and int(gpus) % model:
         raise ParamsymUsageError(
@@ -121,7 +129,7 @@ def _partition(elements: Expr, dp: Expr) -> Expr:
     return sympy.ceiling(elements / dp)
 
 
-def _tp_share(lc: Any, t: int) -> Expr:
+def _tp_share(lc: Any, t: int, net_value: Callable[[Expr], int | None]) -> Expr:
     """A layer's parameters on one of t tensor-parallel ranks (Kind.tensor_parallel: Megatron-LM's rules)."""
     layer, params = lc.layer, lc.counts.params
     if t == 1 or params == 0:
@@ -130,7 +138,7 @@ def _tp_share(lc: Any, t: int) -> Expr:
         raise ParamsymUsageError(
             f"--tp {t}: {layer.name} is inside moe: expert parallelism is not counted", pos=layer.pos
         )
-    return layer.kind.tensor_parallel(layer, params, t)
+    return layer.kind.tensor_parallel(layer, params, t, net_value)
 
 
 def _indices(node: Any) -> list[int]:
@@ -163,7 +171,12 @@ def pipeline_stage(net: NetworkLike) -> tuple[list[int], list[int], Expr]:
     blocks = _indices(children[at])
     count = children[at].count
     value = net.value(count)
-    if value is not None and value % p:
+    if value is None:
+        raise ParamsymUsageError(
+            f"--pp {p}: the number of blocks ({count}) must be a number to check that {p} divides it",
+            hint=f"give {count} a value (--set)",
+        )
+    if value % p:
         raise ParamsymUsageError(
             f"--pp {p}: the {count} = {value} blocks do not split into {p} stages",
             hint=f"give --pp a divisor of {value}",
@@ -189,10 +202,12 @@ def _rank_params(net: NetworkLike) -> Expr:
         return net.params
     layers = net.layers
     if p == 1:
-        shares = [_tp_share(lc, t) for lc in layers]
+        shares = [_tp_share(lc, t, net.value) for lc in layers]
     else:
         before, blocks, _ = pipeline_stage(net)
-        shares = [_tp_share(layers[i], t) for i in before] + [_tp_share(layers[i], t) / p for i in blocks]
+        shares = [_tp_share(layers[i], t, net.value) for i in before] + [
+            _tp_share(layers[i], t, net.value) / p for i in blocks
+        ]
     return expansion.expand(sympy.Add(*shares), "the parameters per device")
 
 
@@ -203,6 +218,11 @@ def model_states(net: NetworkLike) -> ModelStates:
         return cached
     setup = net.setup
     check_setup(setup)
+    gpus = net.value(setup.gpus)  # --gpus N with --set N=6: checked with its value
+    if gpus is not None and gpus % (setup.tp * setup.pp):
+        raise ParamsymUsageError(
+            f"--gpus {setup.gpus} = {gpus}: not a multiple of --tp {setup.tp} x --pp {setup.pp} = {setup.tp * setup.pp}"
+        )
     w, g, master, state = PRECISION_BYTES[setup.precision]
     dp = data_parallel(setup)
     per_rank = _rank_params(net)

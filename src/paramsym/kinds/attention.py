@@ -81,6 +81,7 @@ from .base import (
     NameMatch,
     Numbers,
     Template,
+    Value,
     Words,
     axes,
     check_or_defer,
@@ -1749,7 +1750,7 @@ class Attention(Kind):
             return 2 * d, 2 * d, sympy.Integer(0)
         return sympy.Integer(0), sympy.Integer(0), sympy.Integer(0)
 
-    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int, value: Value) -> Expr:
         # Megatron-LM: the heads split over the ranks (query, key and value column-parallel, the output
         # row-parallel); plain projections only
         o = AttentionOptions.of(layer)
@@ -1766,7 +1767,7 @@ class Attention(Kind):
                 pos=layer.pos,
                 hint="tensor parallelism is counted for plain attention",
             )
-        return split_over(t, layer, params, (o.heads, "the heads"), (o.kv_heads, "the key/value heads"))
+        return split_over(t, layer, params, value, (o.heads, "the heads"), (o.kv_heads, "the key/value heads"))
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         if AttentionOptions.of(layer).pooling is not None:

@@ -9,7 +9,7 @@ defaults that fit a layer with no parameters acting on each value.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any, Literal, NoReturn, Protocol, TypeAlias, overload
 
@@ -39,6 +39,8 @@ from ..language.syntax import Call, Channels, Keyword, Positional, reference
 Expr: TypeAlias = sympy.Expr
 # how a call's name matched its kind: a family's pattern (conv3x3: kernel 3x3), or True for a plain name
 NameMatch: TypeAlias = "re.Match[str] | Literal[True]"
+# the number a formula has with the network's values (None when a symbol has none)
+Value: TypeAlias = Callable[[Any], "int | None"]
 # the receptive field per spatial axis: (size, jump, start) each
 Field: TypeAlias = tuple[tuple[Expr, Expr, Expr], ...]
 
@@ -155,7 +157,7 @@ class Kind:
         module keeps its input's layout."""
         return False
 
-    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int, value: Value) -> Expr:
         """The parameters one of `t` tensor-parallel ranks holds (Megatron-LM's rules, core/training.py), of the
         layer's `params` (its repeats included); a kind with parameters and no rule refuses."""
         if params == 0:
@@ -214,15 +216,29 @@ class Kind:
         return f"<kind {self.key}>"
 
 
-def split_over(t: int, layer: Layer, params: Expr, *sizes: tuple[Expr | None, str]) -> Expr:
-    """`params` split over t tensor-parallel ranks, after checking that each of `sizes` (value, what it is)
-    divides by t: a size that is a formula in symbols is taken to (the values are not known yet)."""
-    for value, what in sizes:
-        if isinstance(value, sympy.Integer) and int(value) % t:
+def tp_size(t: int, layer: Layer, size: Expr | None, what: str, value: Value) -> int:
+    """A size that tensor parallelism splits, as a number (a size whose value is not known is refused: the
+    split would not be checked)."""
+    number = None if size is None else value(size)
+    if number is None:
+        raise ParamsymUsageError(
+            f"--tp {t}: {what} of {layer.name} ({size}) must be a number to check that {t} divides it",
+            pos=layer.pos,
+            hint="give its symbols values (--set)",
+        )
+    return number
+
+
+def split_over(t: int, layer: Layer, params: Expr, value: Value, *sizes: tuple[Expr | None, str]) -> Expr:
+    """`params` split over t tensor-parallel ranks, after checking that each of `sizes` (size, what it is)
+    is a multiple of t."""
+    for size, what in sizes:
+        number = tp_size(t, layer, size, what, value)
+        if number % t:
             raise ParamsymUsageError(
-                f"--tp {t}: {what} of {layer.name} ({value}) is not a multiple of {t}",
+                f"--tp {t}: {what} of {layer.name} ({number}) is not a multiple of {t}",
                 pos=layer.pos,
-                hint=f"Megatron-LM splits it {t} ways: give --tp a divisor of {value}",
+                hint=f"Megatron-LM splits it {t} ways: give --tp a divisor of {number}",
             )
     return params / t
 

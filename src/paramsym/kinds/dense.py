@@ -25,6 +25,7 @@ from .base import (
     NameMatch,
     Numbers,
     Template,
+    Value,
     Words,
     bias_of,
     bias_sentences,
@@ -37,6 +38,7 @@ from .base import (
     refuse_keras,
     split_over,
     times,
+    tp_size,
     vector_or_channels_last,
 )
 
@@ -132,13 +134,13 @@ class Dense(Kind):
         constraints = [c for d in differences if d != 0 for c in check_or_defer(d, "zero", message, arg.pos)]
         return name, constraints
 
-    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
-        # column-parallel (its outputs split) or row-parallel (its inputs split): the same share of the weight
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int, value: Value) -> Expr:
+        # row-parallel (its inputs split) or column-parallel (its outputs split): the same share of the weight
         if layer.bias:
             refuse_bias_split(t, layer)
-        cin, cout = known(layer.cin), known(layer.cout)
-        if isinstance(cin, sympy.Integer) and isinstance(cout, sympy.Integer) and int(cin) % t and int(cout) % t:
-            return split_over(t, layer, params, (cout, "the width"))
+        cin = tp_size(t, layer, layer.cin, "the input width", value)
+        if cin % t:  # not row-parallel: column-parallel then
+            return split_over(t, layer, params, value, (layer.cout, "the width"))
         return params / t
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
@@ -222,7 +224,7 @@ class Router(Dense):
         layer.options = RouterOptions(score_bias="score_bias" in args.flags)
         return layer
 
-    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int, value: Value) -> Expr:
         return params  # replicated on every tensor-parallel rank (Megatron-LM's router)
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:

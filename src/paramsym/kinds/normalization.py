@@ -22,6 +22,7 @@ from .base import (
     NameMatch,
     Numbers,
     Template,
+    Value,
     Words,
     check_divides,
     known,
@@ -76,7 +77,7 @@ class _Normalization(Kind):
             raise ParamsymArgumentError(f"{call.name} has no groups (that is gn)", pos=args.keywords["groups"].pos)
         return None, []
 
-    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int, value: Value) -> Expr:
         return params  # replicated on every tensor-parallel rank (Megatron-LM)
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:

@@ -26,6 +26,7 @@ from .base import (
     NameMatch,
     Numbers,
     Template,
+    Value,
     Words,
     refuse_keras,
     require_channels_of_a_vector,
@@ -83,7 +84,7 @@ class RMSNorm(Kind):
         channels = stated_channels(call, flow, args)
         return same_layer(call, self, flow, channels, options=RMSNormOptions(affine="noaffine" not in args.flags))
 
-    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int, value: Value) -> Expr:
         return params  # replicated on every tensor-parallel rank (Megatron-LM)
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:

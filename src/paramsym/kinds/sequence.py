@@ -31,6 +31,7 @@ from .base import (
     NameMatch,
     Numbers,
     Template,
+    Value,
     Words,
     axes,
     check_or_defer,
@@ -137,10 +138,10 @@ class Embed(Kind):
     def tied(layer: Layer) -> Any:
         return layer.options.tie if isinstance(layer.options, EmbedOptions) else None
 
-    def tensor_parallel(self, layer: Layer, params: Expr, t: int) -> Expr:
+    def tensor_parallel(self, layer: Layer, params: Expr, t: int, value: Value) -> Expr:
         # Megatron-LM's VocabParallelEmbedding: each rank a slice of the vocabulary (Megatron pads the
         # vocabulary to a multiple of 128 t, which is not counted: a vocabulary that t does not divide is refused)
-        return split_over(t, layer, params, (layer.cin, "the vocabulary"))
+        return split_over(t, layer, params, value, (layer.cin, "the vocabulary"))
 
     def counts(self, layer: Layer) -> dict[str, Expr | None]:
         # a lookup: no multiply-accumulate; each output value is one entry of the table (fan-in 1, the default)
