@@ -57,6 +57,7 @@ class Decoder:
     kv_written: Expr  # values of keys and values a decode step writes (one position's, in every layer)
     tables: Expr  # weights of the lookup tables (embed, posembed) that a step reads by the row, not whole
     rows: Expr  # the width of their rows added up: what one position reads of them
+    windowed: bool = False  # some attention has a sliding window
 
 
 def decoder(net: NetworkLike) -> Decoder | None:
@@ -82,7 +83,7 @@ def _decoder(net: NetworkLike) -> Decoder | None:
     # the tables that an output layer shares (tie=): read whole by it
     tied = {lc.layer.options.tie.index for lc in net.layers if getattr(lc.layer.options, "tie", None) is not None}
     decode, skip, read, written, tables, rows = ([] for _ in range(6))
-    causal = False
+    causal = windowed = False
     for lc in net.layers:
         layer, macs = lc.layer, lc.counts.macs
         if macs is None:
@@ -98,7 +99,7 @@ def _decoder(net: NetworkLike) -> Decoder | None:
             if attention.window is None:
                 attended, pairs = T, T * (T + 1) / 2
             else:  # position i attends to min(i, W) positions: m(m + 1)/2 + (T - m)·m pairs in all, m = min(T, W)
-                attended = sympy.Min(T, attention.window)
+                attended, windowed = sympy.Min(T, attention.window), True
                 pairs = attended * (attended + 1) / 2 + (T - attended) * attended
             causal = True
             decode.append(m * (attention.per_token + 2 * attended * q))
@@ -123,7 +124,8 @@ def _decoder(net: NetworkLike) -> Decoder | None:
     def total(parts: list) -> Expr:
         return expansion.expand(sympy.Add(*parts)) if parts else sympy.Integer(0)
 
-    return Decoder(T, total(decode), total(skip), total(read), total(written), total(tables), total(rows))
+    parts = (total(decode), total(skip), total(read), total(written), total(tables), total(rows))
+    return Decoder(T, *parts, windowed=windowed)
 
 
 # ---- the quantities ---------------------------------------------------------------------------------------
@@ -250,9 +252,10 @@ def _explain_decode(net: NetworkLike, words: Words) -> str | None:
         return None
     dec = decoder(net)
     assert dec is not None
+    window = ", in a sliding window of W to the last W" if dec.windowed else ""
     return (
         f"Decode: a step at context {words(dec.T)} (the new token attends to the {words(dec.T - 1)} cached "
-        f"positions and itself) takes {words(net.decode_flops)} FLOPs and moves {words(net.decode_bytes)} bytes "
+        f"positions and itself{window}) takes {words(net.decode_flops)} FLOPs and moves {words(net.decode_bytes)} bytes "
         f"for {_batch_words(net, words)}: the weights at {net.setup.weights} (a row of each lookup table per "
         f"token), the keys and values it reads and writes at {net.setup.kv}; the activations' traffic is left out."
     )
