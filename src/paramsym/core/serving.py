@@ -256,8 +256,8 @@ def _explain_decode(net: NetworkLike, words: Words) -> str | None:
     return (
         f"Decode: a step at context {words(dec.T)} (the new token attends to the {words(dec.T - 1)} cached "
         f"positions and itself{window}) takes {words(net.decode_flops)} FLOPs and moves "
-        f"{words(net.decode_bytes)} bytes for {_batch_words(net, words)}: the weights at {net.setup.weights} (a row of each lookup table per "
-        f"token), the keys and values it reads and writes at {net.setup.kv}; the activations' traffic is left out."
+        f"{words(net.decode_bytes)} bytes for {_batch_words(net, words)}: the weights at {net.setup.weights} "
+        f"(a row of each lookup table per token), the keys and values it reads and writes at {net.setup.kv}; the activations' traffic is left out."
     )
 
 
