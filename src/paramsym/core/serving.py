@@ -33,6 +33,7 @@ Expr: TypeAlias = sympy.Expr
 DECODER = "a causal decoder (causal self-attention over one input sequence; encoders do not decode)"
 DEVICE = "--device, on " + DECODER
 NANO = 10**9
+LEFT_OUT = "the activations' traffic is left out."
 PER_SECOND = "tokens per second"  # generated: text, not the layer
 
 
@@ -257,7 +258,8 @@ def _explain_decode(net: NetworkLike, words: Words) -> str | None:
         f"Decode: a step at context {words(dec.T)} (the new token attends to the {words(dec.T - 1)} cached "
         f"positions and itself{window}) takes {words(net.decode_flops)} FLOPs and moves "
         f"{words(net.decode_bytes)} bytes for {_batch_words(net, words)}: the weights at {net.setup.weights} "
-        f"(a row of each lookup table per token), the keys and values it reads and writes at {net.setup.kv}; the activations' traffic is left out."
+        f"(a row of each lookup table per token), the keys and values it reads and writes at {net.setup.kv}; "
+        + LEFT_OUT
     )
 
 
