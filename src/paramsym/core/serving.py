@@ -56,8 +56,8 @@ class Decoder:
     fused_skip: Expr  # MACs of the masked query/key pairs of the prefill (what a fused causal kernel skips)
     kv_read: Expr  # values of keys and values a decode step reads (its own new ones included)
     kv_written: Expr  # values of keys and values a decode step writes (one position's, in every layer)
-    tables: Expr  # weights of the lookup tables (embed, posembed) that a step reads by the row, not whole
-    rows: Expr  # the width of their rows added up: what one position reads of them
+    # the lookup tables (embed, posembed) that a step reads by the row, not whole: (weights, the width of a row)
+    tables: tuple[tuple[Expr, Expr], ...]
     windowed: bool = False  # some attention has a sliding window
 
 
@@ -83,7 +83,8 @@ def _decoder(net: NetworkLike) -> Decoder | None:
         return None
     # the tables that an output layer shares (tie=): read whole by it
     tied = {lc.layer.options.tie.index for lc in net.layers if getattr(lc.layer.options, "tie", None) is not None}
-    decode, skip, read, written, tables, rows = ([] for _ in range(6))
+    decode, skip, read, written = ([] for _ in range(4))
+    tables = []
     causal = windowed = False
     for lc in net.layers:
         layer, macs = lc.layer, lc.counts.macs
@@ -117,15 +118,14 @@ def _decoder(net: NetworkLike) -> Decoder | None:
             return None
         decode.append(per)
         if layer.kind.lookup and layer.index not in tied and lc.counts.params != 0:
-            tables.append(lc.counts.params)
-            rows.append(layer.multiplier * layer.out_shape.channels)
+            tables.append((lc.counts.params, layer.multiplier * layer.out_shape.channels))
     if not causal:
         return None
 
     def total(parts: list) -> Expr:
         return expansion.expand(sympy.Add(*parts)) if parts else sympy.Integer(0)
 
-    parts = (total(decode), total(skip), total(read), total(written), total(tables), total(rows))
+    parts = (total(decode), total(skip), total(read), total(written), tuple(tables))
     return Decoder(T, *parts, windowed=windowed)
 
 
@@ -162,9 +162,9 @@ def _weights_read(net: NetworkLike, tokens: Expr) -> Expr:
     (embed and posembed not tied to an output layer), of which it reads a row per token, at most the table."""
     dec = decoder(net)
     assert dec is not None
-    elements = net.params + net.state - dec.tables
-    if dec.tables != 0:
-        elements += sympy.Min(dec.tables, tokens * dec.rows)
+    elements = net.params + net.state
+    for weights, row in dec.tables:
+        elements += sympy.Min(weights, tokens * row) - weights
     return net.setup.weights.bytes(elements)
 
 
