@@ -13,6 +13,11 @@ sliding window), every other layer working on each position alone (dense, embed,
 activations, soft caps, routers), one input. Encoders (BERT, ViT, Swin), encoder-decoders (T5) and other
 attentions (MLA, ...) do not decode here: the decode quantities do not apply to them.
 
+With `--attention fused` the prefill leaves out the masked query/key pairs, derived here from each causal
+attention's options (`Decoder.fused_skip`: 2·q·(T² − pairs) MACs a layer, pairs = T(T+1)/2, or Σ min(i, W) with a
+window). core/compute.py's per-layer quantity of what a fused kernel skips is the same number layer by layer: once
+it is in, the prefill can read its total instead, and a test assert that the two agree.
+
 Every quantity is an exact formula in T and the batch. Times are whole nanoseconds, rounded up; tokens per
 second are whole tokens, rounded down (the evaluator gives whole numbers only).
 """
