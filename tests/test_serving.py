@@ -309,3 +309,41 @@ def test_llm_analysis_side_by_side():
     norms = (2 * L * D + D) * 2
     assert ours_weights - la_weights == mlp + norms - VOCAB * D * 2 + D * 2 + VOCAB * D * 2
     assert ours_kv - la_kv == L * 2 * D * 2 - la_kv_cache_bytes(1, T)
+
+
+DECODERS = [
+    "gpt2",
+    "gpt3",
+    "llama2_7b",
+    "llama3_8b",
+    "llama_symbolic",
+    "mistral_7b",
+    "mixtral_8x7b",
+    "qwen1_5_moe_a2_7b",
+    "qwen2_5_7b",
+    "phi3_mini",
+    "gemma2_9b",
+]
+
+
+@pytest.mark.parametrize("example", DECODERS)
+@pytest.mark.parametrize("T", [1, 2, 3000, 5000])
+def test_a_decode_step_is_what_the_fused_prefill_of_one_more_position_adds(example, T):
+    """For a causal decoder whose layers work on each position alone, the step at context T costs what the prefill
+    of T positions costs beyond that of T - 1, when the prefill computes the unmasked pairs alone (a fused kernel)."""
+    net = network(Path(f"examples/{example}.psym").read_text(), attention="fused")
+    length = decoder(net).T.name
+    if length == "n" and T > 1024:
+        T = 1024  # GPT-2's learned positions stop there
+    at = {"d": 1536} if example == "llama_symbolic" else {}
+    fused = net.prefill_flops
+    assert net.value(net.decode_flops, **{length: T}, **at) == net.value(fused, **{length: T}, **at) - (
+        net.value(fused, **{length: T - 1}, **at) if T > 1 else 0
+    )
+
+
+@pytest.mark.parametrize("example", DECODERS)
+def test_every_causal_language_model_of_the_examples_decodes(example):
+    net = paramsym.parse(Path(f"examples/{example}.psym").read_text())
+    assert decoder(net) is not None
+    assert set(net.to_dict()) >= {"prefill_flops", "decode_flops", "decode_bytes", "serve_memory_bytes"}

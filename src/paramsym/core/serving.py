@@ -13,6 +13,11 @@ sliding window), every other layer working on each position alone (dense, embed,
 activations, soft caps, routers), one input. Encoders (BERT, ViT, Swin), encoder-decoders (T5) and other
 attentions (MLA, ...) do not decode here: the decode quantities do not apply to them.
 
+With `--attention fused` the prefill leaves out the masked query/key pairs, derived here from each causal
+attention's options (`Decoder.fused_skip`: 2·q·(T² − pairs) MACs a layer, pairs = T(T+1)/2, or Σ min(i, W) with a
+window). core/compute.py's per-layer quantity of what a fused kernel skips is the same number layer by layer: once
+it is in, the prefill can read its total instead, and a test assert that the two agree.
+
 Every quantity is an exact formula in T and the batch. Times are whole nanoseconds, rounded up; tokens per
 second are whole tokens, rounded down (the evaluator gives whole numbers only).
 """
@@ -33,6 +38,7 @@ Expr: TypeAlias = sympy.Expr
 DECODER = "a causal decoder (causal self-attention over one input sequence; encoders do not decode)"
 DEVICE = "--device, on " + DECODER
 NANO = 10**9
+LEFT_OUT = "the activations' traffic is left out."
 PER_SECOND = "tokens per second"  # generated: text, not the layer
 
 
@@ -55,8 +61,9 @@ class Decoder:
     fused_skip: Expr  # MACs of the masked query/key pairs of the prefill (what a fused causal kernel skips)
     kv_read: Expr  # values of keys and values a decode step reads (its own new ones included)
     kv_written: Expr  # values of keys and values a decode step writes (one position's, in every layer)
-    tables: Expr  # weights of the lookup tables (embed, posembed) that a step reads by the row, not whole
-    rows: Expr  # the width of their rows added up: what one position reads of them
+    # the lookup tables (embed, posembed) that a step reads by the row, not whole: (weights, the width of a row)
+    tables: tuple[tuple[Expr, Expr], ...]
+    windowed: bool = False  # some attention has a sliding window
 
 
 def decoder(net: NetworkLike) -> Decoder | None:
@@ -81,8 +88,9 @@ def _decoder(net: NetworkLike) -> Decoder | None:
         return None
     # the tables that an output layer shares (tie=): read whole by it
     tied = {lc.layer.options.tie.index for lc in net.layers if getattr(lc.layer.options, "tie", None) is not None}
-    decode, skip, read, written, tables, rows = ([] for _ in range(6))
-    causal = False
+    decode, skip, read, written = ([] for _ in range(4))
+    tables = []
+    causal = windowed = False
     for lc in net.layers:
         layer, macs = lc.layer, lc.counts.macs
         if macs is None:
@@ -98,7 +106,7 @@ def _decoder(net: NetworkLike) -> Decoder | None:
             if attention.window is None:
                 attended, pairs = T, T * (T + 1) / 2
             else:  # position i attends to min(i, W) positions: m(m + 1)/2 + (T - m)·m pairs in all, m = min(T, W)
-                attended = sympy.Min(T, attention.window)
+                attended, windowed = sympy.Min(T, attention.window), True
                 pairs = attended * (attended + 1) / 2 + (T - attended) * attended
             causal = True
             decode.append(m * (attention.per_token + 2 * attended * q))
@@ -115,15 +123,15 @@ def _decoder(net: NetworkLike) -> Decoder | None:
             return None
         decode.append(per)
         if layer.kind.lookup and layer.index not in tied and lc.counts.params != 0:
-            tables.append(lc.counts.params)
-            rows.append(layer.multiplier * layer.out_shape.channels)
+            tables.append((lc.counts.params, layer.multiplier * layer.out_shape.channels))
     if not causal:
         return None
 
     def total(parts: list) -> Expr:
         return expansion.expand(sympy.Add(*parts)) if parts else sympy.Integer(0)
 
-    return Decoder(T, total(decode), total(skip), total(read), total(written), total(tables), total(rows))
+    parts = (total(decode), total(skip), total(read), total(written), tuple(tables))
+    return Decoder(T, *parts, windowed=windowed)
 
 
 # ---- the quantities ---------------------------------------------------------------------------------------
@@ -159,9 +167,9 @@ def _weights_read(net: NetworkLike, tokens: Expr) -> Expr:
     (embed and posembed not tied to an output layer), of which it reads a row per token, at most the table."""
     dec = decoder(net)
     assert dec is not None
-    elements = net.params + net.state - dec.tables
-    if dec.tables != 0:
-        elements += sympy.Min(dec.tables, tokens * dec.rows)
+    elements = net.params + net.state
+    for weights, row in dec.tables:
+        elements += sympy.Min(weights, tokens * row) - weights
     return net.setup.weights.bytes(elements)
 
 
@@ -250,11 +258,13 @@ def _explain_decode(net: NetworkLike, words: Words) -> str | None:
         return None
     dec = decoder(net)
     assert dec is not None
+    window = ", in a sliding window of W to the last W" if dec.windowed else ""
     return (
         f"Decode: a step at context {words(dec.T)} (the new token attends to the {words(dec.T - 1)} cached "
-        f"positions and itself) takes {words(net.decode_flops)} FLOPs and moves {words(net.decode_bytes)} bytes "
-        f"for {_batch_words(net, words)}: the weights at {net.setup.weights} (a row of each lookup table per "
-        f"token), the keys and values it reads and writes at {net.setup.kv}; the activations' traffic is left out."
+        f"positions and itself{window}) takes {words(net.decode_flops)} FLOPs and moves "
+        f"{words(net.decode_bytes)} bytes for {_batch_words(net, words)}: the weights at {net.setup.weights} "
+        f"(a row of each lookup table per token), the keys and values it reads and writes at {net.setup.kv}; "
+        + LEFT_OUT
     )
 
 
