@@ -610,11 +610,15 @@ def cost_lines(network: Network, data: dict) -> list[str]:
             spread.append(f"pp {setup.pp}")
         over = f" over {human(setup.gpus)} GPUs" if setup.gpus != 1 else ""
         how = ", ".join([setup.optimizer, setup.precision, f"batch {human(setup.batch)}", *spread]) + over
-        saved = "saved activations " + (shown("saved_activation_bytes") if "saved_activation_bytes" in data else "?")
+        saved = shown("saved_activation_bytes") if "saved_activation_bytes" in data else "?"
         lines.append(f"train  = {shown('train_memory_bytes')} per device ({how}):")
         lines.append(
-            f"         weights {shown('weight_bytes')} + gradients {shown('grad_bytes')} + optimizer states "
-            f"{shown('optimizer_bytes')} + {saved}"
+            f"         model states {shown('model_state_bytes')} = weights {shown('weight_bytes')} + gradients "
+            f"{shown('grad_bytes')} + optimizer states {shown('optimizer_bytes')}"
+        )
+        lines.append(
+            f"         + saved activations {saved} ({setup.activations} activations, recompute {setup.recompute}"
+            f"{', fused attention' if setup.attention == 'fused' else ''})"
         )
     if "flops" in data:
         text = f"FLOPs  = {shown('flops', flops_text)} forward"
