@@ -235,7 +235,7 @@ def build_setup(**chosen) -> Setup:
             changes[name] = chosen[name]
     for name in ("batch", "gpus", "tokens"):
         if chosen[name] is not None:
-            changes[name] = parse_size(chosen[name], f"--{name}")
+            changes[name] = parse_size(chosen[name], f"--{name}", units_win=name == "tokens")
     if chosen["device"]:
         changes["device"] = parse_device(chosen["device"])
     if chosen["mfu"]:

@@ -174,15 +174,16 @@ class Setup:
         return {"weights": self.weights.text, "kv": self.kv.text, "activations": self.activations.text}
 
 
-def parse_size(text: str, option: str) -> Expr:
+def parse_size(text: str, option: str, units_win: bool = False) -> Expr:
     """A size on the command line: a whole number of at least 1 (`8`, `4Ki`, `1.5k`) or a formula in
     symbols (`B`, `2*B`), which become symbols of the network. `2B` and `2T` are refused: a number with
-    the unit B (billion) or T (trillion), or twice a symbol?"""
+    the unit B (billion) or T (trillion), or twice a symbol? Unless `units_win`: `--tokens 1T` is a
+    trillion tokens (a count of tokens is never twice a batch or a length; `2*T` is the formula)."""
     from ..errors import ParamsymError
     from ..language.syntax import UNITS, count_unit, parse_count, parse_expression
 
     unit = count_unit(text)
-    if unit in ("B", "T"):  # `2B`: two billion, or twice a symbol B (a batch of B)?
+    if unit in ("B", "T") and not units_win:  # `2B`: two billion, or twice a symbol B (a batch of B)?
         number = text.strip()[:-1].strip()
         raise ParamsymUsageError(
             f"{option} {text.strip()} is ambiguous: {unit} is the unit {UNITS[unit][2]}, and a symbol's name",

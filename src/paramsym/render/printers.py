@@ -590,7 +590,9 @@ def cost_lines(network: Network, data: dict) -> list[str]:
     lines = []
     device = setup.device.name if setup.device else "?"
     kv = value("kv_cache_bytes")
-    if "serve_memory_bytes" in data:  # a causal decoder: what must stay in memory to serve it
+    if setup.train:
+        pass  # the training breakdown below says what a device holds
+    elif "serve_memory_bytes" in data:  # a causal decoder: what must stay in memory to serve it
         batch = "one sequence" if setup.batch == 1 else f"batch {human(setup.batch)}"
         size = _number(setup.batch, data)
         lines.append(
