@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -379,16 +381,26 @@ def test_count_with_train_shows_the_saved_activations(capsys):
     # bn keeps the convolution's output (32 x 32 x 8 fp32 values a sample) and 2 x 8 statistics, relu its output,
     # dense its 8 inputs a sample
     expected = 32 * (2 * 32 * 32 * 8 * 4 + 8 * 4) + 2 * 8 * 4
-    assert f"saved activations = {expected:,}  bytes" in capsys.readouterr().out
+    assert "+ saved activations 2.10 MB (fp32 activations, recompute none)" in capsys.readouterr().out
+    assert main(["count", CNN, "--train", "--batch", "32", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["saved_activation_bytes"]["value"] == expected
 
 
 def test_formula_in_the_batch_and_solve_for_it(capsys):
     from paramsym.cli import main
 
-    assert main(["formula", "--on", "saved_activation_bytes", CNN, "--batch", "B", "--activations", "bf16"]) == 0
+    assert (
+        main(["formula", "--on", "saved_activation_bytes", CNN, "--train", "--batch", "B", "--activations", "bf16"])
+        == 0
+    )
     # per sample 2 x 8,192 values and 8 of dense's input, 2 bytes each; bn's 2 x 8 statistics once
     assert "saved_activation_bytes = 32784*B + 32" in capsys.readouterr().out
-    assert main(["solve", "--on", "saved_activation_bytes", CNN, "--batch", "B", "--budget", "1M", "--for", "B"]) == 0
+    assert (
+        main(
+            ["solve", "--on", "saved_activation_bytes", CNN, "--train", "--batch", "B", "--budget", "1M", "--for", "B"]
+        )
+        == 0
+    )
     assert "B = 15" in capsys.readouterr().out  # 65,568·15 + 64 <= 10^6 < 65,568·16 + 64
 
 
