@@ -81,10 +81,10 @@ def test_numbers_up_to_the_limit_print_exactly(fmt):
 def test_bytes_beyond_a_float_are_exact():
     from paramsym.render.printers import _bytes
 
-    hundredths = (2**8000 * 1000 * 100 + 10**9 // 2) // 10**9
-    assert _bytes(2**8000 * 1000) == f"{hundredths // 100:,}.{hundredths % 100:02d} GB"
-    assert _bytes(10**18 + 5 * 10**6) == "1,000,000,000.01 GB"  # a float says 1000000000.00
-    assert _bytes(1_580_000) == "1.58 MB" and _bytes(999) == "999 B"
+    petabytes = (2**8000 * 1000 + 10**15 // 2) // 10**15  # three digits and beyond: whole PB, exactly rounded
+    assert _bytes(2**8000 * 1000) == f"{petabytes:,} PB"
+    assert _bytes(10**21 + 5 * 10**14) == "1,000,001 PB"  # 1,000,000.5 PB rounded half up, in integers
+    assert _bytes(1_580_000) == "1.58 MB" and _bytes(999) == "999 bytes"
 
 
 # ---- sweeps beyond int64 --------------------------------------------------------------------

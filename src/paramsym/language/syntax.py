@@ -338,8 +338,6 @@ _WORDS = {
     "million": "M",
     "billion": "B",
     "trillion": "T",
-    "bn": "B",
-    "mn": "M",
     "byte": "",
     "bytes": "",
 }
@@ -420,13 +418,21 @@ def parse_count(text: str, what: str, unit: str = "count", asked: str = "") -> i
             + (f"{same} ({exactly})" if same and exactly else same or (exactly or "").replace(",", "_")),
         )
     if value.denominator != 1:
-        from ..core.formatting import exact
-
         raise ParamsymUsageError(
-            f"{what} must be a whole number, not {shown!r} (= {exact(value)})",
+            f"{what} must be a whole number, not {shown!r} (= {_decimal_text(value)})",
             hint="a count is a whole number: 1.5Ki is 1,536, 0.3Ki is 307.2" if written else None,
         )
     return int(value)
+
+
+def _decimal_text(value: Fraction) -> str:
+    """`307.2`: a number read from decimal text, so a finite decimal (a power of ten below its digits)."""
+    for places in range(1, MAX_NUMBER_DIGITS + 1):
+        scaled = value * 10**places
+        if scaled.denominator == 1:
+            whole, part = divmod(int(scaled), 10**places)
+            return f"{whole:,}.{part:0{places}d}"
+    return f"{value.numerator}/{value.denominator}"
 
 
 def _not_a_count(text: str, what: str, shown: str) -> ParamsymUsageError:
