@@ -17,7 +17,7 @@ from paramsym.algebra.solve import solve
 from paramsym.cli import main
 from paramsym.core import quantities, training
 from paramsym.core.quantities import Quantity, register
-from paramsym.core.setup import Setup
+from paramsym.core.setup import Setup, format_named
 from paramsym.errors import ParamsymUsageError
 from paramsym.frameworks.export import to_torch
 
@@ -361,17 +361,29 @@ def test_train_memory_sums_the_parts(saved_activations):
     assert tp.value(tp.train_memory_bytes) == tp.value(tp.model_state_bytes) + -(-saved // 2)
 
 
-def test_largest_batch_in_80_gib_with_zero3_on_8_gpus(saved_activations):
+def test_largest_batch_in_80_gib_with_zero3_on_8_gpus():
     b = sympy.Symbol("B", positive=True, integer=True)
+    bf16 = format_named("bf16")
     net = parse(LLAMA2_7B).with_options(
-        setup=Setup(train=True, precision="mixed-bf16", zero=3, gpus=sympy.Integer(8), batch=b)
+        setup=Setup(
+            train=True,
+            precision="mixed-bf16",
+            zero=3,
+            gpus=sympy.Integer(8),
+            batch=b,
+            activations=bf16,
+            attention="fused",
+        )
     )
     budget = 80 * 2**30
     answer = solve(net, "B", budget, on="train_memory_bytes")
     states = 16 * PSI // 8
-    per_sequence = 2 * net.value(net.activations)
-    assert answer.value == (budget - states) // per_sequence
-    assert answer.total_at_value <= budget < answer.total_at_next
+
+    def total(batch: int) -> int:
+        return states + net.value(net.saved_activation_bytes, B=batch)
+
+    assert answer.value == 2  # docs/will-it-fit.md, question 6
+    assert total(2) == answer.total_at_value <= budget < total(3) == answer.total_at_next
 
 
 # ---- solve: the fewest GPUs (a total that falls), the widest model -------------------------------------
@@ -433,7 +445,7 @@ def test_cli_fewest_gpus(capsys):
     assert main([*argv, "--on", "model_state_bytes", "--budget", "20000000000"]) == 0
     out = capsys.readouterr().out
     assert "smallest N with model_state_bytes <= 20,000,000,000" in out
-    assert "N = 6" in out and "at N = 5: 21,562,929,984 (over the budget)" in out
+    assert "N = 6" in out and "at N = 5: 21,562,929,984 (21.6 GB) (over the budget)" in out
 
 
 @pytest.mark.parametrize(
