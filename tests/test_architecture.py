@@ -197,6 +197,9 @@ ALLOWED = {
     ("core.serving", "tokens per second"): "generated text per second (the serving quantity), not the layer",
     ("core.serving", "tokens_per_second"): "the serving quantity's name, not the layer",
     ("core.serving", "tokens/s"): "the serving quantity's title, not the layer",
+    ("render.printers", " tokens"): "the count's FLOPs line: training tokens (--tokens), not the layer",
+    ("render.printers", " tokens/s"): "the count's decode line: generated tokens a second, not the layer",
+    ("render.printers", "tokens_per_second"): "the serving quantity's name, not the layer",
 }
 
 
