@@ -209,7 +209,9 @@ def _total_flops(net: NetworkLike) -> Expr | None:
     macs, T = train_step_macs(net), sequence_positions(net)
     if macs is None or T is None:
         return None
-    return sympy.ceiling(2 * macs * net.setup.tokens / T)
+    value = sympy.expand(2 * macs * net.setup.tokens / T)
+    whole = value.is_polynomial() and all(c.is_Integer for c in value.as_coefficients_dict().values())
+    return value if whole else sympy.ceiling(value)
 
 
 def _six_nd(net: NetworkLike) -> Expr | None:
@@ -308,6 +310,8 @@ for quantity, after in (
             headline=True,
             budget=True,
             explain=_explain_flops,
+            summary="(2 per MAC, without the masked pairs of causal attention)",
+            summary_when=lambda net: _fused(net) and _total(net, "fused_skip") != 0,
         ),
         "macs",
     ),
@@ -316,6 +320,7 @@ for quantity, after in (
             "train_flops",
             "training FLOPs",
             noun="training FLOP count",
+            summary="(one training step: forward and backward)",
             network=_train_flops,
             budget=True,
             explain=_explain_train,
@@ -329,6 +334,7 @@ for quantity, after in (
             "train_flops_total",
             "training FLOPs of the run",
             noun="training FLOP count",
+            summary="(training on the --tokens)",
             network=_total_flops,
             budget=True,
             explain=_explain_total,
@@ -342,6 +348,7 @@ for quantity, after in (
             "train_flops_6nd",
             "6ND",
             noun="6ND estimate",
+            summary="(6 x active parameters x tokens, for comparison)",
             network=_six_nd,
             applies=_tokens,
             needs=NEEDS_TOKENS,
@@ -353,6 +360,7 @@ for quantity, after in (
             "train_seconds",
             "training seconds",
             noun="training time",
+            summary="(whole seconds, rounded up)",
             network=_seconds,
             budget=True,
             explain=_explain_seconds,
