@@ -416,6 +416,7 @@ def _quantity(name: str, title: str, network, explain, budget_formula=None) -> Q
         name,
         title,
         noun=title,
+        unit="bytes",
         network=network,
         budget=True,
         budget_formula=budget_formula,

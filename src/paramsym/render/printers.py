@@ -615,35 +615,35 @@ def cost_lines(network: Network, data: dict) -> list[str]:
         saved = shown("saved_activation_bytes") if "saved_activation_bytes" in data else "?"
         lines.append(f"train  = {shown('train_memory_bytes')} per device ({how}):")
         lines.append(
-            f"         model states {shown('model_state_bytes')} = weights {shown('weight_bytes')} + gradients "
-            f"{shown('grad_bytes')} + optimizer states {shown('optimizer_bytes')}"
+            f"         weights {shown('weight_bytes')} + gradients {shown('grad_bytes')} + optimizer states "
+            f"{shown('optimizer_bytes')}"
         )
-        lines.append(
-            f"         + saved activations {saved} ({setup.activations} activations, recompute {setup.recompute}"
-            f"{', fused attention' if setup.attention == 'fused' else ''})"
-        )
+        lines.append(f"         = model states {shown('model_state_bytes')}")
+        fused = ", fused attention" if setup.attention == "fused" else ""
+        lines.append(f"         + saved activations {saved} ({setup.activations}, recompute {setup.recompute}{fused})")
     if "flops" in data:
         text = f"FLOPs  = {shown('flops', flops_text)} forward"
         if "train_flops" in data and setup.train:
             text += f", {shown('train_flops', flops_text)} a training step"
+        lines.append(text)
         if "train_flops_total" in data:
             tokens = _number(setup.tokens, data)
-            text += (
-                f", {shown('train_flops_total', flops_text)} for {'?' if tokens is None else count_text(tokens)} tokens"
+            text = (
+                f"         {shown('train_flops_total', flops_text)} for {'?' if tokens is None else count_text(tokens)}"
             )
+            text += " tokens"
             if "train_seconds" in data:
                 text += (
-                    f" ({shown('train_seconds', seconds_text)} on {human(setup.gpus)} {device} "
-                    f"at MFU {float(setup.mfu or 0):g})"
+                    f": {shown('train_seconds', seconds_text)} on {human(setup.gpus)} {device} "
+                    f"at MFU {float(setup.mfu or 0):g}"
                 )
-        lines.append(text)
+            lines.append(text)
     if "decode_flops" in data:
-        text = f"decode = {shown('decode_flops', flops_text)} and {shown('decode_bytes')} read a token"
+        lines.append(f"decode = {shown('decode_flops', flops_text)} and {shown('decode_bytes')} read a token")
         if "decode_ns_per_token" in data:
             ns = value("decode_ns_per_token")
             per_token = "?" if ns is None else seconds_text(Fraction(ns, 10**9))
-            text += f"; on {device}: {per_token} a token, {shown('tokens_per_second', grouped)} tokens/s"
-        lines.append(text)
+            lines.append(f"         on {device}: {per_token} a token, {shown('tokens_per_second', grouped)} tokens/s")
     return lines
 
 
