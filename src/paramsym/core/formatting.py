@@ -123,7 +123,9 @@ def seconds_text(value) -> str:
 
 
 def unit_text(value, unit: str) -> str:
-    """`value` as people read it, by the unit of its quantity (Quantity.unit)."""
+    """`value` as people read it, by the unit of its quantity (Quantity.unit; "ns": whole nanoseconds)."""
+    if unit == "ns":
+        return seconds_text(Fraction(value) / 10**9)
     return {"bytes": bytes_text, "flops": flops_text, "seconds": seconds_text}.get(unit, count_text)(value)
 
 
@@ -140,8 +142,8 @@ def readable(value, unit: str = "count") -> str:
     `85,899,345,920 (85.9 GB, 80 GiB)`. Counts and FLOPs from 10^6 on, bytes from 10^3 on, never a
     fraction; a time always (`5,400 (1.5 h)`, `3/8 (375 ms)`)."""
     text = exact(value)
-    if unit == "seconds" and isinstance(value, (int, Fraction)) and value != 0:
-        return text + f" ({seconds_text(value)})"
+    if unit in ("seconds", "ns") and isinstance(value, (int, Fraction)) and value != 0:
+        return text + f" ({unit_text(value, unit)})"
     whole = isinstance(value, int) or (isinstance(value, Fraction) and value.denominator == 1)
     if whole and abs(value) >= (1000 if unit == "bytes" else 10**6):
         text += f" ({unit_text(value, unit)})"

@@ -621,7 +621,7 @@ def cost_lines(network: Network, data: dict) -> list[str]:
         lines.append(f"         = model states {shown('model_state_bytes')}")
         fused = ", fused attention" if setup.attention == "fused" else ""
         lines.append(f"         + saved activations {saved} ({setup.activations}, recompute {setup.recompute}{fused})")
-    if "flops" in data:
+    if value("flops") is not None:  # (no input shape: the MACs line says what to give)
         text = f"FLOPs  = {shown('flops', flops_text)} forward"
         if "train_flops" in data and setup.train:
             text += f", {shown('train_flops', flops_text)} a training step"
