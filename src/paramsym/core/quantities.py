@@ -83,7 +83,7 @@ class Quantity:
     # it is None, left out of JSON, summaries and explain, and `solve --on` / `formula --on` say what it `needs`
     applies: Callable[[NetworkLike], bool] | None = None
     needs: str = ""  # what makes it apply: "--train", "--device"
-    unit: str = "count"  # what a value is: "count", "bytes", "flops", "seconds" or "ns" (budgets in bytes, readable output)
+    unit: str = "count"  # "count", "bytes", "flops", "seconds" or "ns": budgets in bytes, readable output
 
     @property
     def per_layer(self) -> bool:
