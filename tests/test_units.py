@@ -412,6 +412,8 @@ def test_summary_lines_read_large_numbers():
     result = run_main("count", LLAMA, "--fold")
     assert "= 6,738,415,616 (6.74 B)" in result.out
     assert "= 31,460,635,443,200 (31.5 T)" in result.out
-    assert "memory = 26.6 GB of activations" in result.out
+    assert "memory = weights 27.0 GB (fp32) + KV cache 4.29 GB (fp32, one sequence) = 31.2 GB to serve" in result.out
     small = run_main("count", "input(32x32x3) > conv3x3(->16) > gap > dense(->10)").out
-    assert "params = 432 + 0 + 160 = 592\n" in small and "memory = 57.7 kB of activations" in small
+    assert (
+        "params = 432 + 0 + 160 = 592\n" in small and "memory = weights 2.37 kB (fp32, parameters and state)" in small
+    )
