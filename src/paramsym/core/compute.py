@@ -311,7 +311,6 @@ for quantity, after in (
             "FLOPs",
             noun="FLOP count",
             network=_flops,
-            headline=True,
             budget=True,
             explain=_explain_flops,
             summary="(2 per MAC, without the masked pairs of causal attention)",
