@@ -351,7 +351,14 @@ def test_sweep_over_a_stride_that_reaches_0_marks_it_and_does_not_divide_by_zero
     assert [int(v) for v in result.values["macs"]][1:] == [network.evaluate(S=2)["macs"], network.evaluate(S=3)["macs"]]
     table = run("sweep", "input(9x9x3) > conv3x3(->8, stride=S-1)", "--grid", "S=1:3")
     assert table.returncode == 0, table.stderr
-    assert table.stdout.splitlines()[2].split() == ["1", "216", "?", "?", "no"]
+    assert table.stdout.splitlines()[2].split() == [
+        "1",
+        "216",
+        "?",
+        "?",
+        "?",
+        "no",
+    ]  # S, params, macs, flops, memory, valid
 
 
 def test_vectorised_division_by_zero_is_undefined_not_an_error():

@@ -252,12 +252,15 @@ def _explain_flops(net: NetworkLike, words: Words) -> str | None:
 def _explain_train(net: NetworkLike, words: Words) -> str | None:
     if net.train_flops is None:
         return "Training FLOPs: unknown (a layer's backward is not known when its input needs no gradient)."
-    parts = f"a sample: forward {words(net.macs)}, backward {words(backward_macs(net))} MACs"
+    parts = f"per input: forward {words(net.macs)}, backward {words(backward_macs(net))} MACs"
     recompute = recomputed_macs(net)
     if recompute is not None and recompute != 0:
         parts += f", recomputed {words(recompute)} ({net.setup.recompute})"
-    samples = "1 sample" if net.setup.batch == 1 else f"{words(net.setup.batch)} samples"
-    return f"Training FLOPs of one step of {samples}: {words(net.train_flops)} ({parts})."
+    skip = _total(net, "fused_skip") if _fused(net) else 0
+    if skip:
+        again = 1 if net.setup.recompute in ("full", "selective") else 0
+        parts += f", less {words((3 + again) * skip)} of masked pairs (fused)"
+    return f"Training FLOPs of one step on a batch of {words(net.setup.batch)}: {words(net.train_flops)} ({parts})."
 
 
 def _explain_total(net: NetworkLike, words: Words) -> str | None:
@@ -309,7 +312,6 @@ for quantity, after in (
             noun="FLOP count",
             unit="flops",
             network=_flops,
-            headline=True,
             budget=True,
             explain=_explain_flops,
         ),
