@@ -192,6 +192,8 @@ ALLOWED = {
     ("cli", "Training tokens, for training totals and time (1T)."): "the --tokens option's help",
     ("core.compute", "--tokens and a sequence input"): "what train_flops_total needs: the --tokens option",
     ("core.compute", "--tokens, --device and --mfu"): "what train_seconds needs: the --tokens option",
+    ("core.compute", "(training on the --tokens)"): "the summary line of train_flops_total: the --tokens option",
+    ("core.compute", "(6 x active parameters x tokens, for comparison)"): "the summary line of 6ND (training tokens)",
     ("core.compute", " tokens: "): "explain's sentence on the training tokens (--tokens), not the layer",
     ("core.compute", " parameters x tokens) is "): "explain's 6ND sentence (training tokens), not the layer",
     ("core.serving", "tokens per second"): "generated text per second (the serving quantity), not the layer",
