@@ -381,7 +381,7 @@ def test_count_with_train_shows_the_saved_activations(capsys):
     # bn keeps the convolution's output (32 x 32 x 8 fp32 values a sample) and 2 x 8 statistics, relu its output,
     # dense its 8 inputs a sample
     expected = 32 * (2 * 32 * 32 * 8 * 4 + 8 * 4) + 2 * 8 * 4
-    assert "+ saved activations 2.10 MB (fp32 activations, recompute none)" in capsys.readouterr().out
+    assert "+ saved activations 2.10 MB (fp32, recompute none)" in capsys.readouterr().out
     assert main(["count", CNN, "--train", "--batch", "32", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["saved_activation_bytes"]["value"] == expected
 

@@ -98,30 +98,42 @@ class Walk:
         self.named: dict[int, Value] = {}  # id(keep node) -> its value
         self.shared: dict[tuple[str, Expr], Expr] = {}  # the shared extras, by key and size
         self.peaks: list[Expr] = []  # what one recomputation keeps at once: the largest counts (see total)
+        self.memo: dict = {}  # sizes and products already worked out
+        self.declared: dict = {}  # what each distinct layer keeps (Kind.saved)
 
     # ---- values
     def bytes_of(self, shape: Shape | None, what: str) -> Expr:
         elements = None if shape is None else shape.elements
         if elements is None:
             raise Undeclared(f"the size of {what} is not known (give the input shape, e.g. input(224x224x3))")
-        return self.setup.activations.bytes(elements * self.setup.batch)
+        # 10,000 layers have a few distinct sizes: each is multiplied out once
+        return self._memo(("value", elements), lambda: self.setup.activations.bytes(elements * self.setup.batch))
+
+    def _memo(self, key, compute: Callable[[], Expr]) -> Expr:
+        try:
+            return self.memo[key] if key in self.memo else self.memo.setdefault(key, compute())
+        except TypeError:  # a part that cannot be a key
+            return compute()
 
     def mark(self, value: Value) -> None:
         if value.data and not self.with_input:
             return
         if value.id not in self.kept:
-            self.kept[value.id] = value.bytes * self.times
+            self.kept[value.id] = self._memo(("times", value.bytes, self.times), lambda: value.bytes * self.times)
 
     def size(self, extra: Extra) -> Expr:
-        elements = extra.elements * (self.setup.batch if extra.per_sample else ONE)
-        return self.setup.activations.bytes(elements) if extra.bytes is None else elements * extra.bytes
+        def compute() -> Expr:
+            elements = extra.elements * (self.setup.batch if extra.per_sample else ONE)
+            return self.setup.activations.bytes(elements) if extra.bytes is None else elements * extra.bytes
+
+        return self._memo(("extra", extra), compute)
 
     def add_extra(self, extra: Extra) -> None:
         size = self.size(extra)
         if extra.shared:
             self.shared[(extra.shared, size)] = size
         else:
-            self.extra.append(size * self.times)
+            self.extra.append(self._memo(("times", size, self.times), lambda: size * self.times))
 
     def kept_bytes(self) -> Expr:
         """What stays kept until backward (not the shared extras, nor a recomputation's)."""
@@ -147,7 +159,17 @@ class Walk:
     def _layer(self, node: Node, x: Value) -> Value:
         assert node.layer is not None
         layer: Layer = self.network.layers[node.layer].layer
-        saved = layer.kind.saved(layer, self.setup)
+        # alike layers (a repeated block) keep alike tensors: each distinct layer's declaration is asked once
+        key = ("saved", layer.kind, layer.name, layer.options, layer.in_shape, layer.out_shape, layer.cin, layer.cout)
+        key += (layer.multiplier, layer.experts, layer.bias, layer.kernel, layer.stride, layer.pad, layer.groups)
+        try:
+            saved = (
+                self.declared[key]
+                if key in self.declared
+                else self.declared.setdefault(key, layer.kind.saved(layer, self.setup))
+            )
+        except TypeError:  # an option that cannot be a key
+            saved = layer.kind.saved(layer, self.setup)
         if saved is None:
             raise Undeclared(f"what {layer.name} ({layer.kind.key}, at {layer.pos}) keeps for backward is not declared")
         if saved.input:

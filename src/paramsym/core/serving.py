@@ -30,7 +30,7 @@ from typing import TypeAlias
 import sympy
 
 from .. import expansion
-from .quantities import NetworkLike, Quantity, Words, register
+from .quantities import NetworkLike, Quantity, Words, add, register
 
 Expr: TypeAlias = sympy.Expr
 
@@ -91,47 +91,67 @@ def _decoder(net: NetworkLike) -> Decoder | None:
     decode, skip, read, written = ([] for _ in range(4))
     tables = []
     causal = windowed = False
+    # layers that are alike (a repeated block) share their Counts: each distinct one is looked at once
+    seen: dict = {}
     for lc in net.layers:
-        layer, macs = lc.layer, lc.counts.macs
-        if macs is None:
+        layer = lc.layer
+        key = (id(lc.counts), layer.kind, layer.options, layer.multiplier, layer.in_shape, layer.out_shape)
+        key += (layer.cin, layer.cout, layer.experts)
+        try:
+            parts = seen[key] if key in seen else seen.setdefault(key, _layer_parts(lc, T))
+        except TypeError:  # an option that cannot be a key
+            parts = _layer_parts(lc, T)
+        if parts is None:
             return None
-        attention = layer.kind.causal_attention(layer)
-        if attention is not None:
-            if layer.experts is not None:
-                return None
-            m, q, kv = layer.multiplier, attention.q, attention.kv
-            # the layer's MACs must be the projections of each position and every query/key pair (checked)
-            if expansion.expand(macs - m * (T * attention.per_token + 2 * T * T * q)) != 0:
-                return None
-            if attention.window is None:
-                attended, pairs = T, T * (T + 1) / 2
-            else:  # position i attends to min(i, W) positions: m(m + 1)/2 + (T - m)·m pairs in all, m = min(T, W)
-                attended, windowed = sympy.Min(T, attention.window), True
-                pairs = attended * (attended + 1) / 2 + (T - attended) * attended
-            causal = True
-            decode.append(m * (attention.per_token + 2 * attended * q))
-            skip.append(m * 2 * q * (T * T - pairs))
-            read.append(m * 2 * attended * kv)
-            written.append(m * 2 * kv)
-            continue
-        if not layer.kind.per_position:
-            return None  # attention of another kind, a convolution, a recurrence: positions mixed
-        if layer.out_shape.rank != 1 or expansion.expand(layer.out_shape.positions - T) != 0:
-            return None  # a layer that changes the sequence's length (first, pooling)
-        per = expansion.expand(macs / T)
-        if isinstance(T, sympy.Symbol) and not per.is_polynomial(T):
-            return None
-        decode.append(per)
-        if layer.kind.lookup and layer.index not in tied and lc.counts.params != 0:
+        step, masked, reads, writes, window = parts
+        decode.append(step)
+        if masked is not None:  # causal attention
+            causal, windowed = True, windowed or window
+            skip.append(masked)
+            read.append(reads)
+            written.append(writes)
+        elif layer.kind.lookup and layer.index not in tied and lc.counts.params != 0:
             tables.append((lc.counts.params, layer.multiplier * layer.out_shape.channels))
     if not causal:
         return None
 
     def total(parts: list) -> Expr:
-        return expansion.expand(sympy.Add(*parts)) if parts else sympy.Integer(0)
+        return expansion.expand(add(parts)) if parts else sympy.Integer(0)
 
     parts = (total(decode), total(skip), total(read), total(written), tuple(tables))
     return Decoder(T, *parts, windowed=windowed)
+
+
+def _layer_parts(lc, T: Expr) -> tuple | None:
+    """One layer's share of a decode step: (its MACs at one position; for causal attention the masked pairs'
+    MACs, the key and value values read and written, whether it has a window, else None four times), or None
+    when the layer is no part of a causal decoder."""
+    layer, macs = lc.layer, lc.counts.macs
+    if macs is None:
+        return None
+    attention = layer.kind.causal_attention(layer)
+    if attention is not None:
+        if layer.experts is not None:
+            return None
+        m, q, kv = layer.multiplier, attention.q, attention.kv
+        # the layer's MACs must be the projections of each position and every query/key pair (checked)
+        if expansion.expand(macs - m * (T * attention.per_token + 2 * T * T * q)) != 0:
+            return None
+        if attention.window is None:
+            attended, pairs = T, T * (T + 1) / 2
+        else:  # position i attends to min(i, W) positions: m(m + 1)/2 + (T - m)·m pairs in all, m = min(T, W)
+            attended = sympy.Min(T, attention.window)
+            pairs = attended * (attended + 1) / 2 + (T - attended) * attended
+        step = m * (attention.per_token + 2 * attended * q)
+        return step, m * 2 * q * (T * T - pairs), m * 2 * attended * kv, m * 2 * kv, attention.window is not None
+    if not layer.kind.per_position:
+        return None  # attention of another kind, a convolution, a recurrence: positions mixed
+    if layer.out_shape.rank != 1 or expansion.expand(layer.out_shape.positions - T) != 0:
+        return None  # a layer that changes the sequence's length (first, pooling)
+    per = expansion.expand(macs / T)
+    if isinstance(T, sympy.Symbol) and not per.is_polynomial(T):
+        return None
+    return per, None, None, None, False
 
 
 # ---- the quantities ---------------------------------------------------------------------------------------
