@@ -160,7 +160,8 @@ class Walk:
         assert node.layer is not None
         layer: Layer = self.network.layers[node.layer].layer
         # alike layers (a repeated block) keep alike tensors: each distinct layer's declaration is asked once
-        key = ("saved", layer.kind, layer.name, layer.options, layer.in_shape, layer.out_shape, layer.cin, layer.cout)
+        key: tuple = ("saved", layer.kind, layer.name, layer.options, layer.in_shape, layer.out_shape)
+        key += (layer.cin, layer.cout)
         key += (layer.multiplier, layer.experts, layer.bias, layer.kernel, layer.stride, layer.pad, layer.groups)
         try:
             saved = (

@@ -95,7 +95,7 @@ def _decoder(net: NetworkLike) -> Decoder | None:
     seen: dict = {}
     for lc in net.layers:
         layer = lc.layer
-        key = (id(lc.counts), layer.kind, layer.options, layer.multiplier, layer.in_shape, layer.out_shape)
+        key: tuple = (id(lc.counts), layer.kind, layer.options, layer.multiplier, layer.in_shape, layer.out_shape)
         key += (layer.cin, layer.cout, layer.experts)
         try:
             parts = seen[key] if key in seen else seen.setdefault(key, _layer_parts(lc, T))
