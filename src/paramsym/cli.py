@@ -223,10 +223,10 @@ _RUN_OPTION_NAMES = (
 
 def build_setup(**chosen) -> Setup:
     """The Setup of the run options given; each value checked, an error naming its option."""
-    setup = Setup.of_dtype(chosen["dtype"]) if chosen["dtype"] else Setup()
     changes: dict = {}
-    if chosen["dtype"]:
-        parse_format(chosen["dtype"], "--dtype")
+    if chosen["dtype"]:  # the three formats at once
+        one = parse_format(chosen["dtype"], "--dtype")
+        changes.update(weights=one, kv=one, activations=one)
     for name in ("weights", "kv", "activations"):
         if chosen[name]:
             changes[name] = parse_format(chosen[name], f"--{name}")
@@ -246,7 +246,7 @@ def build_setup(**chosen) -> Setup:
         for name in ("optimizer", "precision", "zero"):  # training alone keeps optimizer states
             if chosen[name] is not None:
                 raise ParamsymUsageError(f"--{name} applies to training: add --train")
-    setup = setup.with_(**changes)
+    setup = Setup().with_(**changes)
     if setup.train:
         from .core.training import check_setup
 

@@ -195,8 +195,14 @@ def parse_size(text: str, option: str, units_win: bool = False) -> Expr:
             raise ParamsymUsageError(f"{option} must be at least 1, not {text.strip()!r}")
         return sympy.Integer(value)
     try:
-        return parse_expression(text)
+        value = parse_expression(text)
     except ParamsymError as error:
         raise ParamsymUsageError(
             f"{option} {text.strip()}: {error.message}", hint="give a whole number (8) or a symbol (B)"
         ) from None
+    if not value.free_symbols and not (value.is_Integer and value >= 1):  # -1, 3/2, 0*B
+        raise ParamsymUsageError(
+            f"{option} must be a whole number of at least 1, not {text.strip()!r} (= {value})",
+            hint="give a whole number (8) or a symbol (B)",
+        )
+    return value
