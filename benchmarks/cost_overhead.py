@@ -62,7 +62,7 @@ def compare(runs: dict[str, tuple[Path, list[str]]], repeats: int) -> dict[str, 
 
 def main() -> None:
     base_rev = sys.argv[1] if len(sys.argv) > 1 else BASE_REV
-    repeats = 5
+    repeats = 7
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder) / "base"
         subprocess.run(
@@ -73,7 +73,7 @@ def main() -> None:
         try:
             programs = {"cnn": cnn_chain(10_000), "decoder": decoder_chain(10_000)}
             print(f"`paramsym count` end to end, 10,000 layers, best / median of {repeats} (seconds):\n")
-            print(f"| program | format | {base_rev} | this checkout | + run options | added |")
+            print(f"| program | format | {base_rev} | this checkout | + run options | added (best / median) |")
             print("|---|---|---:|---:|---:|---:|")
             for name, text in programs.items():
                 path = Path(folder) / f"{name}.psym"
@@ -111,10 +111,11 @@ def main() -> None:
                     )
                     before, after, full = times["before"], times["after"], times["full"]
                     added = min(after) / min(before) - 1
+                    added_median = statistics.median(after) / statistics.median(before) - 1
                     print(
                         f"| {name} | {fmt} | {min(before):.2f} / {statistics.median(before):.2f} "
                         f"| {min(after):.2f} / {statistics.median(after):.2f} "
-                        f"| {min(full):.2f} / {statistics.median(full):.2f} | {added:+.1%} |"
+                        f"| {min(full):.2f} / {statistics.median(full):.2f} | {added:+.1%} / {added_median:+.1%} |"
                     )
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)

@@ -74,7 +74,7 @@ class Quantity:
     layer_formula: Callable[[Counts], Expr | None] | None = (
         None  # a network quantity's share of a layer (the per-layer view)
     )
-    in_json: bool = True  # at the top level of `count --format json` (layers always have it)
+    in_json: bool = True  # at the top level of `count --format json`; a layer quantity: in each layer's JSON and CSV
     explain: Callable[[NetworkLike, Words], str | None] | None = (
         None  # explain's closing line, given (network, words), or None to skip
     )
@@ -264,7 +264,7 @@ def register(q: Quantity, after: str | None = None) -> None:
         raise ValueError(f"a quantity {q.name!r} exists already")
     QUANTITIES.insert(QUANTITIES.index(BY_NAME[after]) + 1 if after else len(QUANTITIES), q)
     BY_NAME[q.name] = q
-    for view in (layer_quantities, budgets, viewable, per_layer_names):
+    for view in (layer_quantities, shown_layer_quantities, budgets, viewable, per_layer_names):
         view.cache_clear()
 
 
@@ -272,6 +272,13 @@ def register(q: Quantity, after: str | None = None) -> None:
 def layer_quantities() -> tuple[Quantity, ...]:
     """The quantities every layer has, in order."""
     return tuple(q for q in QUANTITIES if q.per_layer)
+
+
+@cache
+def shown_layer_quantities() -> tuple[Quantity, ...]:
+    """The layer quantities each layer of JSON and CSV shows: not the ones kept for a network quantity's sake
+    (`in_json=False`: the backward MACs that train_flops adds up)."""
+    return tuple(q for q in layer_quantities() if q.in_json)
 
 
 @cache

@@ -26,7 +26,7 @@ from ..core.quantities import (
     applies,
     by_convention,
     count_layers,
-    layer_quantities,
+    shown_layer_quantities,
     total,
 )
 from ..core.records import Layer, Node, Shape
@@ -464,7 +464,7 @@ class Document:
         if by_id is None:
             by_id = self._by_id[id(counts)] = (
                 counts,
-                {q.name: self.quantity(counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
+                {q.name: self.quantity(counts[q.name], q.name.replace("_", "-")) for q in shown_layer_quantities()},
             )
         return by_id[1]
 

@@ -30,7 +30,7 @@ from ..core.formatting import (
     readable,
     seconds_text,
 )
-from ..core.quantities import QUANTITIES, add, applies, layer_quantities
+from ..core.quantities import QUANTITIES, add, applies, layer_quantities, shown_layer_quantities
 from ..errors import ParamsymError
 from ..language.syntax import symbol
 from ..model.network import DISPLAY, Document, Network, without_cyclic_gc
@@ -113,7 +113,7 @@ def _layer_row(document: Document, lc) -> dict:
         "index": str(layer.index),
         "label": layer.path,
         "out_shape": document.shape(layer.out_shape),
-        **{q.name: document.quantity(lc.counts[q.name], q.name.replace("_", "-")) for q in layer_quantities()},
+        **{q.name: document.quantity(lc.counts[q.name], q.name.replace("_", "-")) for q in shown_layer_quantities()},
         "field": document.field(layer.field),
     }
 
@@ -169,7 +169,7 @@ def _rows(network: Network, document: Document, fold: bool) -> tuple[list[dict],
                 "label": f"{label} ({len(members):,} layers)",
                 "out_shape": document.shape(last.stage_out_shape or last.out_shape),
                 # a stage has totals, but no single fan-in: those cells stay empty
-                **{q.name: summed(q) if q.totalled else {"expr": "", "value": None} for q in layer_quantities()},
+                **{q.name: summed(q) if q.totalled else {"expr": "", "value": None} for q in shown_layer_quantities()},
                 "field": document.field(last.field),
             }
         )
@@ -803,7 +803,7 @@ def _csv_chunks(network: Network):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     header = ["index", "name", "line", "column", *_CSV_SHAPES]
-    for q in layer_quantities():
+    for q in shown_layer_quantities():
         header += [q.name, f"{q.name}_expr"]
     writer.writerow(header)
 
@@ -819,7 +819,7 @@ def _csv_chunks(network: Network):
             shape(layer["in_shape"]),
             shape(layer["out_shape"]),
         ]
-        for q in layer_quantities():
+        for q in shown_layer_quantities():
             row += [_csv_value(layer[q.name]["value"]), _csv_text(layer[q.name]["expr"])]
         writer.writerow(row)
         if number % 1000 == 0:
@@ -829,7 +829,7 @@ def _csv_chunks(network: Network):
     # an encoder-decoder's total row reads every input (`10; 6`), the first being `input_shape`
     inputs = "; ".join(shape(dims) for dims in data["inputs"]) if "inputs" in data else shape(data["input_shape"])
     total = ["", "total", "", "", inputs, shape(data["output_shape"])]
-    for q in layer_quantities():
+    for q in shown_layer_quantities():
         quantity = data[q.name] if q.totalled else {"expr": None, "value": None}
         total += [_csv_value(quantity["value"]), _csv_text(quantity["expr"])]
     writer.writerow(total)
