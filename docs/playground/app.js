@@ -1,6 +1,11 @@
-// The playground page: loads Pyodide's core, the wheels served beside the page and playground.py,
-// then runs paramsym on every edit. Nothing is fetched from anywhere but this site.
+// The playground page: starts paramsym in a Web Worker (worker.js: Pyodide, the compiled bundle and
+// playground.py) and runs it on every edit; the page itself only draws. Nothing is fetched from anywhere but
+// this site.
+//
+// The panels (panels/*.js, listed in panels/index.js) each draw one part of the result: a panel adds what it
+// needs to the request, gets the whole result back, and keeps its own settings in the address (see PANELS).
 import katex from "./vendor/katex/katex.mjs";
+import { PANELS } from "./panels/index.js";
 
 const app = document.getElementById("ps-app");
 const BASE = new URL(app.dataset.base, document.baseURI);
@@ -26,8 +31,10 @@ const SHORT_EXAMPLES = [
 
 // The state: what the inputs hold; it is mirrored in the address (#program=...&set.C=...).
 const state = { program: SEED, convention: "torch", values: {}, solve: { symbol: "", budget: "", on: "params", mode: "at-most" },
-  tab: "table" };
-let py = null;            // playground.run
+  tab: "table", panels: Object.fromEntries(PANELS.map((p) => [p.id, { ...(p.defaults || {}) }])) };
+let worker = null;        // the Web Worker running Python, once it is ready
+let nextId = 0;           // the id of the last request posted to the worker
+const waiting = new Map();  // id -> resolve of the request's promise
 let lastTokens = [];      // the tokens of the last text that was run, and that text
 let lastText = "";
 let pending = false;
@@ -45,6 +52,12 @@ function readHash() {
   state.solve = { symbol: params.get("for") || "", budget: params.get("budget") || "",
     on: params.get("on") || "params", mode: params.get("mode") || "at-most" };
   state.tab = params.get("tab") || "table";
+  for (const panel of PANELS) {
+    state.panels[panel.id] = { ...(panel.defaults || {}) };
+    for (const [key, value] of params) {
+      if (key.startsWith(panel.id + ".")) state.panels[panel.id][key.slice(panel.id.length + 1)] = value;
+    }
+  }
   return true;
 }
 
@@ -59,6 +72,13 @@ function writeHash() {
     if (state.solve.mode !== "at-most") params.set("mode", state.solve.mode);
   }
   if (state.tab !== "table") params.set("tab", state.tab);
+  for (const panel of PANELS) {  // a panel's settings, where they differ from its defaults: id.key=value
+    for (const [key, value] of Object.entries(state.panels[panel.id])) {
+      if (value !== "" && value != null && String(value) !== String((panel.defaults || {})[key] ?? "")) {
+        params.set(panel.id + "." + key, value);
+      }
+    }
+  }
   history.replaceState(null, "", "#" + params.toString().replace(/\+/g, "%20"));
 }
 
@@ -165,26 +185,6 @@ function renderBudgets(list) {
   els.solveOn.dataset.filled = "1";
 }
 
-function renderTable(result) {
-  const rows = result.rows;
-  const withFormula = rows.some((r) => r.formula);
-  const withState = rows.some((r) => r.state !== "0");
-  const withRf = rows.some((r) => r.rf);
-  const head = ["#", "layer", "output", "params", ...(withFormula ? ["formula"] : []), ...(withState ? ["state"] : []),
-    "fan-in", "MACs", ...(withRf ? ["RF"] : [])];
-  let html = "<thead><tr>" + head.map((h) => `<th>${h}</th>`).join("") + "</tr></thead><tbody>";
-  for (const r of rows) {
-    html += `<tr data-line="${r.line}" data-column="${r.column}"><td class="n">${r.index}</td><td title="${escapeHtml(r.path)} (line ${r.line}, column ${r.column})"><code>${escapeHtml(r.name)}</code></td>` +
-      `<td>${escapeHtml(r.output)}</td><td class="n">${escapeHtml(r.params)}</td>` +
-      (withFormula ? `<td class="f">${escapeHtml(r.formula)}</td>` : "") +
-      (withState ? `<td class="n">${escapeHtml(r.state)}</td>` : "") +
-      `<td class="n">${escapeHtml(r.fan_in)}</td><td class="n">${escapeHtml(r.macs)}</td>` +
-      (withRf ? `<td class="n">${escapeHtml(String(r.rf))}</td>` : "") + "</tr>";
-  }
-  if (result.layers > rows.length) html += `<tr><td colspan="${head.length}">… ${result.layers - rows.length} more layers (the totals count them all)</td></tr>`;
-  els.table.innerHTML = html + "</tbody>";
-}
-
 function tex(target, source) {
   katex.render(source, target, { displayMode: true, throwOnError: false, output: "htmlAndMathml" });
 }
@@ -221,7 +221,7 @@ function render(result) {
   }
   renderBudgets(result.budgets);
   renderTotals(result);
-  renderTable(result);
+  for (const panel of PANELS) panel.render(result, ctx);
   if (result.equation) tex(els.formula, result.equation.equation);
   else els.formula.textContent = result.equation_error ? result.equation_error.text : "";
   if (result.latex) {
@@ -250,15 +250,32 @@ function render(result) {
     (timings.firstResultText ? ` · ${timings.firstResultText}` : "");
 }
 
-function run() {
+// The request for the current inputs: the page's own parts and each panel's.
+function request() {
+  const parts = ["equation", ...(state.tab === "latex" || state.tab === "explain" ? [state.tab] : [])];
+  const made = { program: state.program, convention: state.convention, values: state.values, solve: state.solve, parts };
+  for (const panel of PANELS) {
+    const extra = panel.request ? panel.request(state.panels[panel.id], state) : null;
+    if (extra) { parts.push(panel.id); made[panel.id] = extra; }
+  }
+  return made;
+}
+
+// Post a request to the worker; the promise resolves with its result.
+function call(made) {
+  const id = ++nextId;
+  worker.postMessage({ type: "run", id, request: made });
+  return new Promise((resolve) => waiting.set(id, resolve));
+}
+
+async function run() {
   pending = false;
-  if (!py) return;
+  if (!worker) return;
   const started = editStarted ?? performance.now();
   editStarted = null;
-  const request = { program: state.program, convention: state.convention, values: state.values, solve: state.solve,
-    parts: ["equation", ...(state.tab === "latex" || state.tab === "explain" ? [state.tab] : [])] };
   const called = performance.now();
-  const result = JSON.parse(py(JSON.stringify(request)));
+  const { result, ms, id } = await call(request());
+  if (id !== nextId) return;  // a newer request is on its way: this result is already stale
   const answered = performance.now();
   render(result);
   writeHash();
@@ -270,7 +287,7 @@ function run() {
     timings.firstResultText = `first result ${(done / 1000).toFixed(1)} s after the page began to load`;
   } else {
     timings.edits.push({ ms: done - started, python: result.ms, call: answered - called, render: done - answered,
-      waited: called - started, layers: result.layers ?? null });
+      waited: called - started, worker: ms, layers: result.layers ?? null });
   }
   timings.last = { ms: done - started, python: result.ms, ok: result.ok };
   app.dataset.runs = String((Number(app.dataset.runs) || 0) + 1);
@@ -353,53 +370,71 @@ function fillInputs() {
   showTab();
 }
 
+// What the panels may use of the page.
+const ctx = {
+  escapeHtml, tex, schedule, katex, base: BASE,
+  // a panel's settings changed: remember them (the address) and count again
+  changed: () => schedule(),
+  // put the text cursor on a line and column of the program (1-based), as a click on a table row does
+  jumpTo(line, column) {
+    const lines = state.program.split("\n");
+    let offset = 0;
+    for (let i = 0; i < line - 1 && i < lines.length; i++) offset += lines[i].length + 1;
+    offset += Math.max(0, (column || 1) - 1);
+    els.program.focus();
+    els.program.setSelectionRange(offset, offset);
+    const lineHeight = parseFloat(getComputedStyle(els.highlight).lineHeight);
+    els.program.closest(".ps-editor").scrollTop = Math.max(0, (line - 3) * lineHeight);
+  },
+  // set a symbol's value box (a solved value carried into the results)
+  setValue(name, value) {
+    state.values[name] = String(value);
+    const input = els.values.querySelector(`input[data-name="${CSS.escape(name)}"]`);
+    if (input) input.value = String(value);
+    schedule();
+  },
+  // ask the worker for one more part of the result for the current inputs (exports), without drawing it
+  async ask(part, options) {
+    const made = request();
+    made.parts = [part];
+    made[part] = options ?? true;
+    return (await call(made)).result;
+  },
+};
+
 async function main() {
   readHash();
   fillInputs();
   paint(state.program, []);
-  const manifestPromise = fetch(new URL("manifest.json", BASE)).then((r) => r.json());
-  const { loadPyodide } = await import(new URL("vendor/pyodide/pyodide.mjs", BASE).href);
-  const manifest = await manifestPromise;
-  // the bundle, fetched while Python starts
-  const bundle = manifest.bundle && fetch(new URL(manifest.bundle, BASE)).then((r) => r.arrayBuffer());
-  const pyodide = await loadPyodide({ indexURL: new URL("vendor/pyodide/", BASE).href, packages: [],
-    ...(manifest.stdlib ? { stdLibURL: new URL(manifest.stdlib, BASE).href } : {}) });
-  timings.pyodideLoaded = performance.now();
-  timings.pyodide = pyodide.version;
-  timings.python = manifest.python || pyodide.runPython("import sys; '%d.%d.%d' % sys.version_info[:3]");
-  els.status.textContent = "Loading paramsym, SymPy, mpmath and Lark…";
-  if (manifest.bundle) {
-    // the wheels below, compiled to bytecode for this Python when the site was built (compile.mjs)
-    // imported from the zip itself (zipimport): writing one file is much faster than unpacking a thousand
-    const buffer = await bundle;
-    timings.fetched = performance.now();
-    pyodide.FS.writeFile("/lib/playground.zip", new Uint8Array(buffer));
-    pyodide.runPython(`
-import sys, sysconfig, zipfile
-sys.path.insert(0, "/lib/playground.zip/" + sysconfig.get_paths()["purelib"].lstrip("/"))
-with zipfile.ZipFile("/lib/playground.zip") as bundle:  # paramsym's saved parser tables
-    bundle.extractall("/", [name for name in bundle.namelist() if name.startswith("home/")])
-`);
-  } else {
-    const site = pyodide.runPython("import sysconfig; sysconfig.get_paths()['purelib']");
-    const buffers = await Promise.all(manifest.wheels.map((name) =>
-      fetch(new URL("wheels/" + name, BASE)).then((r) => r.arrayBuffer())));
-    timings.fetched = performance.now();
-    manifest.wheels.forEach((name, i) => pyodide.unpackArchive(buffers[i], "wheel", { extractDir: site }));
-    const source = await (await fetch(new URL("playground.py", BASE))).text();
-    pyodide.FS.writeFile(site + "/playground.py", source);
-  }
-  timings.unpacked = performance.now();
-  py = pyodide.pyimport("playground").run;
-  // the same function the page calls on every edit, for the tests that compare it with the command line
-  window.playgroundRun = (request) => JSON.parse(py(JSON.stringify(request)));
-  timings.imported = performance.now();
-  wire(manifest);
-  schedule();
+  for (const panel of PANELS) if (panel.mount) panel.mount(document.querySelector(`[data-panel="${panel.id}"]`), state.panels[panel.id], ctx);
+  const started = new Worker(new URL("worker.js", BASE), { type: "module" });
+  started.onmessage = (event) => {
+    const message = event.data;
+    if (message.type === "status") els.status.textContent = message.text;
+    else if (message.type === "failed") fail(message.text);
+    else if (message.type === "ready") {
+      // the worker's clock began when it started: its times, moved onto the page's clock
+      const shift = message.timings.origin - performance.timeOrigin;
+      for (const key of ["pyodideLoaded", "fetched", "unpacked", "imported"]) timings[key] = message.timings[key] + shift;
+      timings.pyodide = message.timings.pyodide;
+      timings.python = message.timings.python;
+      worker = started;
+      // the same function the page calls on every edit, for the tests that compare it with the command line
+      window.playgroundRun = async (made) => (await call(made)).result;
+      wire(message.manifest);
+      schedule();
+    } else if (message.type === "result") {
+      const resolve = waiting.get(message.id);
+      waiting.delete(message.id);
+      if (resolve) resolve(message);
+    }
+  };
+  started.onerror = (event) => fail(event.message || "the worker stopped");
 }
 
-main().catch((error) => {
-  els.status.textContent = "The playground could not start: " + error;
+function fail(text) {
+  els.status.textContent = "The playground could not start: " + text;
   els.status.classList.add("ps-bad");
-  console.error(error);
-});
+}
+
+main().catch((error) => { fail(String(error)); console.error(error); });

@@ -154,6 +154,16 @@ def _latex(network) -> dict:
     return {"equation": equation, "derivation": derivation, "text": text}
 
 
+# What the page can ask for besides the counts: name -> make(network, request) -> JSON-ready value. The panels of
+# the page (docs/playground/panels/*.js) each ask for the part named by their id, with their options in
+# request[id]; a ParamsymError becomes result[name + "_error"].
+PARTS = {
+    "equation": lambda network, request: _equation(network),
+    "latex": lambda network, request: _latex(network),
+    "explain": lambda network, request: explain(network),
+}
+
+
 def run(request_json: str) -> str:
     try:
         return _run(request_json)
@@ -219,19 +229,16 @@ def _run(request_json: str) -> str:
         macs=data["macs"],
         state=data["state"],
     )
-    # the equation always; the rest of the LaTeX and explain when the page shows them (they take longer)
+    # the equation always; the rest of the LaTeX, explain and each panel's part when the page shows them
     parts = request.get("parts", ("equation", "latex", "explain"))
-    for part, make in (
-        ("equation", lambda: _equation(network)),
-        ("latex", lambda: _latex(network)),
-        ("explain", lambda: explain(network)),
-    ):
-        if part in parts:
-            try:
-                result[part] = make()
-            except paramsym.ParamsymError as error:
-                result[part] = None
-                result[part + "_error"] = _error(error, part)
+    for part in parts:
+        if part not in PARTS:
+            continue
+        try:
+            result[part] = PARTS[part](network, request)
+        except paramsym.ParamsymError as error:
+            result[part] = None
+            result[part + "_error"] = _error(error, part)
     if unknown:
         try:
             on = solve.get("on") or "params"

@@ -1,0 +1,48 @@
+// The playground's Python, off the page's thread: this module worker loads Pyodide's core, the compiled bundle
+// (python.zip, see compile.mjs) and playground.py, then answers one request at a time. The page never waits
+// on it: it posts {type: "run", id, request} and draws the {type: "result", id, result} when it comes.
+//
+// Messages to the page: {type: "status", text}, {type: "ready", timings}, {type: "result", id, result, ms},
+// {type: "failed", text} when Python could not start.
+
+const BASE = new URL("./", import.meta.url);
+const timings = { started: performance.now(), origin: performance.timeOrigin };
+let run = null;
+
+async function start() {
+  const manifestPromise = fetch(new URL("manifest.json", BASE)).then((r) => r.json());
+  const { loadPyodide } = await import(new URL("vendor/pyodide/pyodide.mjs", BASE).href);
+  const manifest = await manifestPromise;
+  // the bundle, fetched while Python starts
+  const bundle = fetch(new URL(manifest.bundle, BASE)).then((r) => r.arrayBuffer());
+  const pyodide = await loadPyodide({ indexURL: new URL("vendor/pyodide/", BASE).href, packages: [],
+    stdLibURL: new URL(manifest.stdlib, BASE).href });
+  timings.pyodideLoaded = performance.now();
+  timings.pyodide = pyodide.version;
+  timings.python = manifest.python;
+  postMessage({ type: "status", text: "Loading paramsym, SymPy, mpmath and Lark…" });
+  // the wheels, compiled to bytecode for this Python when the site was built (compile.mjs), imported from the
+  // zip itself (zipimport): writing one file is much faster than unpacking a thousand
+  pyodide.FS.writeFile("/lib/playground.zip", new Uint8Array(await bundle));
+  timings.fetched = performance.now();
+  pyodide.runPython(`
+import sys, sysconfig, zipfile
+sys.path.insert(0, "/lib/playground.zip/" + sysconfig.get_paths()["purelib"].lstrip("/"))
+with zipfile.ZipFile("/lib/playground.zip") as bundle:  # paramsym's saved parser tables
+    bundle.extractall("/", [name for name in bundle.namelist() if name.startswith("home/")])
+`);
+  timings.unpacked = performance.now();
+  run = pyodide.pyimport("playground").run;
+  timings.imported = performance.now();
+  postMessage({ type: "ready", timings, manifest });
+}
+
+onmessage = (event) => {
+  const message = event.data;
+  if (message.type !== "run" || !run) return;
+  const started = performance.now();
+  const result = JSON.parse(run(JSON.stringify(message.request)));
+  postMessage({ type: "result", id: message.id, result, ms: performance.now() - started });
+};
+
+start().catch((error) => postMessage({ type: "failed", text: String(error && error.message || error) }));
