@@ -39,3 +39,8 @@ def pytest_configure(config):
     # torchfree: a test that needs no framework (no torch, Keras, transformers), run where none is installed
     # (`pytest -m torchfree`); its module imports none at its top
     config.addinivalue_line("markers", "torchfree: needs no framework; runs where torch is not installed")
+
+
+# the browser fixtures of the playground's tests (tests/test_playground*.py): Chromium on the built site, and the
+# playground page after its first result
+from helpers.playground_browser import browser, page  # noqa: E402, F401

@@ -17,42 +17,14 @@ import pytest
 
 from helpers.doc_examples import ROOT, console_examples
 from helpers.playground_browser import (
-    Browser,
-    build_site,
-    chromium_missing,
     open_playground,
     runs,
-    serve,
     type_program,
     wait_for_run,
 )
 
-MISSING = chromium_missing()
-
 SEED = "conv3x3(32->64, bias) > pool > conv5x5(->40)"
 BUDGET = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > dense(->10, bias)"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if MISSING is not None and not (os.environ.get("CI") or os.environ.get("PARAMSYM_REQUIRE_BROWSER")):
-        pytest.skip(MISSING)
-    assert MISSING is None, MISSING  # in CI the browser tests must run: .ci/run installs Chromium
-    from playwright.sync_api import sync_playwright
-
-    build_site()
-    with serve() as base, sync_playwright() as playwright:
-        chromium = Browser(playwright, base)
-        yield chromium
-        chromium.close()
-    assert chromium.external == [], f"the page asked other hosts for {chromium.external}"
-
-
-@pytest.fixture(scope="module")
-def page(browser):
-    page = browser.page()
-    open_playground(page, browser.base)
-    return page
 
 
 def text(page, selector: str) -> str:

@@ -17,6 +17,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "site"
 CHROMIUM = os.environ.get("PARAMSYM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -137,3 +139,29 @@ def wait_for_run(page, before: int, timeout: float = 30_000) -> None:
         f"Number(document.getElementById('ps-app').dataset.runs) > {before} && !window.playgroundPending()",
         timeout=timeout,
     )
+
+
+# ---- fixtures for the browser tests (tests/test_playground*.py import them) ----
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium on the built site (built first when stale); at the end, no request went to another host."""
+    missing = chromium_missing()
+    if missing is not None and not (os.environ.get("CI") or os.environ.get("PARAMSYM_REQUIRE_BROWSER")):
+        pytest.skip(missing)
+    assert missing is None, missing  # in CI the browser tests must run: .ci/run installs Chromium
+    from playwright.sync_api import sync_playwright
+
+    build_site()
+    with serve() as base, sync_playwright() as playwright:
+        chromium = Browser(playwright, base)
+        yield chromium
+        chromium.close()
+    assert chromium.external == [], f"the page asked other hosts for {chromium.external}"
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    """The playground at 1440 x 1000, after its first result."""
+    page = browser.page()
+    open_playground(page, browser.base)
+    return page
