@@ -28,6 +28,12 @@ OPERATORS = {"ARROW", "MORETHAN", "VBAR", "STAR", "SLASH", "POW", "ADDOP", "EQUA
 PUNCTUATION = {"LPAR", "RPAR", "COMMA", "_SEP"}
 # how many layers the table shows; the totals always cover the whole network
 MAX_ROWS = 2000
+# how many layers the LaTeX tab typesets (KaTeX, in the worker, in blocks of DERIVATION_BLOCK rows that the page
+# adds one at a time) and how many lines of the LaTeX source it shows: beyond that KaTeX's HTML takes the page
+# long to lay out; `paramsym latex` (and result["latex"]["text"]) has all
+MAX_DERIVATION = 150
+DERIVATION_BLOCK = 10
+MAX_LATEX_LINES = 400
 
 
 def _lexer():
@@ -147,11 +153,38 @@ def _latex(network) -> dict:
     is kept only in the text to copy)."""
     text = paramsym.latex(network, group_digits=True)
     equation = text.split("\\begin{equation}", 1)[1].split("\\end{equation}", 1)[0].strip()
-    derivation = ""
+    derivation, rows, blocks = "", 0, []
     if "\\begin{align*}" in text:
         body = text.split("\\begin{align*}", 1)[1].split("\\end{align*}", 1)[0].strip("\n")
-        derivation = "\\begin{aligned}\n" + body + "\n\\end{aligned}"
-    return {"equation": equation, "derivation": derivation, "text": text}
+        lines = body.split("\n")  # one layer a line
+        rows = len(lines)
+        if rows > MAX_DERIVATION:
+            more = rows - MAX_DERIVATION
+            lines = [
+                *lines[:MAX_DERIVATION],
+                f"  \\ldots\\ \\text{{{more:,} more layers; paramsym latex writes them all}}",
+            ]
+            lines[MAX_DERIVATION - 1] = lines[MAX_DERIVATION - 1].rstrip(" \\") + " \\\\"
+        derivation = "\\begin{aligned}\n" + "\n".join(lines) + "\n\\end{aligned}"
+        # the same rows in blocks, which the page draws one after the other (never one long wait)
+        for first in range(0, len(lines), DERIVATION_BLOCK):
+            block = lines[first : first + DERIVATION_BLOCK]
+            block[-1] = block[-1].rstrip(" \\")
+            blocks.append("\\begin{aligned}\n" + "\n".join(block) + "\n\\end{aligned}")
+    lines = text.split("\n")
+    shown = text
+    if len(lines) > MAX_LATEX_LINES:
+        more = len(lines) - MAX_LATEX_LINES
+        shown = "\n".join([*lines[:MAX_LATEX_LINES], f"% … {more:,} more lines; paramsym latex writes them all"])
+    # text: all of it (to copy or download); shown: what the tab prints; rows: the layers of the derivation
+    return {
+        "equation": equation,
+        "derivation": derivation,
+        "blocks": blocks,
+        "rows": rows,
+        "text": text,
+        "shown": shown,
+    }
 
 
 # What the page can ask for besides the counts: name -> make(network, request) -> JSON-ready value. The panels of
