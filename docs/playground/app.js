@@ -192,7 +192,8 @@ function tex(target, source) {
 function renderTotals(result) {
   const big = (label, q, cls) => {
     const text = q.value != null ? q.value.toLocaleString("en-US") : q.expr == null ? "?" : q.expr.replace(/\*\*/g, "^");
-    return `<div class="ps-total ${cls}"><div class="ps-total-label">${label}</div><div class="ps-total-value" data-q="${cls}">${escapeHtml(text)}</div></div>`;
+    const short = (result.short || {})[cls] ? `<div class="ps-total-short" data-short="${cls}">${escapeHtml(result.short[cls])}</div>` : "";
+    return `<div class="ps-total ${cls}"><div class="ps-total-label">${label}</div><div class="ps-total-value" data-q="${cls}">${escapeHtml(text)}</div>${short}</div>`;
   };
   els.totals.innerHTML = big("parameters", result.params, "params") +
     (result.state.value !== 0 ? big("state", result.state, "state") : "") +
@@ -344,8 +345,19 @@ function wire(manifest) {
     catch { els.share.textContent = "Link in the address bar"; }
     setTimeout(() => { els.share.textContent = "Copy link"; }, 2000);
   });
-  for (const button of document.querySelectorAll(".ps-tabs button")) {
+  const tabs = [...document.querySelectorAll(".ps-tabs [role=tab]")];
+  for (const button of tabs) {
     button.addEventListener("click", () => { state.tab = button.dataset.tab; showTab(); schedule(); });
+    // the tabs' keys (WAI-ARIA tabs pattern): arrows, Home and End move to a tab and show it
+    button.addEventListener("keydown", (event) => {
+      const at = tabs.indexOf(button);
+      const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (to === undefined) return;
+      event.preventDefault();
+      const next = tabs[(to + tabs.length) % tabs.length];
+      next.focus();
+      next.click();
+    });
   }
   window.addEventListener("hashchange", () => {
     if (new URLSearchParams(location.hash.slice(1)).get("program") === state.program) return;
@@ -356,6 +368,8 @@ function wire(manifest) {
 function showTab() {
   for (const button of document.querySelectorAll(".ps-tabs button")) {
     button.classList.toggle("ps-tab-active", button.dataset.tab === state.tab);
+    button.setAttribute("aria-selected", String(button.dataset.tab === state.tab));
+    button.tabIndex = button.dataset.tab === state.tab ? 0 : -1;
     $("ps-tab-" + button.dataset.tab).hidden = button.dataset.tab !== state.tab;
   }
 }
