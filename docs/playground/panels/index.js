@@ -10,5 +10,6 @@
 // ctx (app.js) gives escapeHtml, tex (KaTeX into an element), jumpTo(line, column), setValue(name, value),
 // ask(part, options) (one more part from the worker, e.g. an export), changed().
 import table from "./table.js";
+import exports_ from "./exports.js";
 
-export const PANELS = [table];
+export const PANELS = [table, exports_];
