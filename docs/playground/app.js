@@ -34,6 +34,7 @@ const state = { program: SEED, convention: "torch", values: {}, solve: { symbol:
   tab: "table", panels: Object.fromEntries(PANELS.map((p) => [p.id, { ...(p.defaults || {}) }])) };
 let worker = null;        // the Web Worker running Python, once it is ready
 let nextId = 0;           // the id of the last request posted to the worker
+let lastRun = 0;          // the id of the last run's request (ctx.ask posts requests too)
 const waiting = new Map();  // id -> resolve of the request's promise
 let lastTokens = [];      // the tokens of the last text that was run, and that text
 let lastText = "";
@@ -287,8 +288,10 @@ async function run() {
   const started = editStarted ?? performance.now();
   editStarted = null;
   const called = performance.now();
-  const { result, ms, id } = await call(request());
-  if (id !== nextId) return;  // a newer request is on its way: this result is already stale
+  const answer = call(request());
+  const id = lastRun = nextId;
+  const { result, ms } = await answer;
+  if (id !== lastRun) return;  // a newer run is on its way: this result is already stale (an ask is not a run)
   const answered = performance.now();
   render(result);
   writeHash();

@@ -31,7 +31,8 @@ from paramsym.language import syntax
 from paramsym.language.assignments import parse_assignments
 from paramsym.render import printers, typeset
 from paramsym.render.explain import explain
-from paramsym.render.printers import cost_lines, summary_lines
+from paramsym.render.printers import cost_lines, render_chunks, summary_lines
+from paramsym.render.typeset import render as latex_document
 
 KEYWORDS = {"DEF", "LET", "RES", "ADD", "CONCAT", "MUL", "MOE", "AUX", "AS"}
 OPERATORS = {"ARROW", "MORETHAN", "VBAR", "STAR", "SLASH", "POW", "ADDOP", "EQUAL", "X"}
@@ -646,6 +647,51 @@ def budget_options(network) -> list[dict]:
     return options
 
 
+# The export bar's formats: what `paramsym ...` prints for the page's program, values and convention. `latex` and
+# `export` take no --convention (the convention changes neither; the tests compare with the command without it).
+EXPORTS = {
+    "json": ("count --format json", "json"),
+    "csv": ("count --format csv", "csv"),
+    "markdown": ("count --format markdown", "md"),
+    "latex": ("latex --group-digits", "tex"),
+    "latex-document": ("latex --group-digits --standalone", "tex"),
+    "torch": ("export --to torch", "py"),
+    "keras": ("export --to keras", "py"),
+}
+
+
+def _export_text(network, fmt: str) -> str:
+    """The very functions the CLI's count, latex and export commands call, with their defaults."""
+    if fmt in ("json", "csv", "markdown"):
+        return "".join(render_chunks(network, fmt, None))
+    if fmt in ("latex", "latex-document"):
+        return latex_document(network, on="params", names={}, group_digits=True, standalone=fmt == "latex-document")
+    if fmt == "torch":
+        from paramsym.frameworks.export import torch_source
+
+        return torch_source(network)
+    from paramsym.frameworks.keras_export import keras_source
+
+    return keras_source(network)
+
+
+def _export(network, request) -> dict:
+    """One format of the export bar, asked for when a button is clicked (request["export"]["format"]). The
+    memory setup: the network is the one the page shows; when a cost panel gives it a Setup
+    (network.with_options(setup=...) in _run, from request["cost"]), count and latex follow it as the CLI's
+    run options do (`export` takes none)."""
+    options = request.get("export") or {}
+    fmt = options.get("format") if isinstance(options, dict) else None
+    if fmt not in EXPORTS:
+        raise paramsym.ParamsymUsageError(f"no export format {fmt!r}", hint="one of " + ", ".join(EXPORTS))
+    try:
+        text = _export_text(network, fmt)
+    except paramsym.ParamsymError as error:
+        raise network.locate(error) from None  # as the CLI does: a number too large, at its layer
+    command, extension = EXPORTS[fmt]
+    return {"format": fmt, "text": text, "extension": extension, "command": "paramsym " + command}
+
+
 # What the page can ask for besides the counts: name -> make(network, request) -> JSON-ready value. The panels of
 # the page (docs/playground/panels/*.js) each ask for the part named by their id, with their options in
 # request[id]; a ParamsymError becomes result[name + "_error"].
@@ -655,6 +701,7 @@ PARTS = {
     "explain": lambda network, request: explain(network),
     "table": _table,
     "cost": _cost,
+    "export": _export,
 }
 
 
