@@ -190,10 +190,6 @@ def _table_cell(quantity: dict, name: str) -> dict:
     return cell
 
 
-def _segments(path: str) -> list[str]:
-    """`block[1..L].res.main.attn` -> [`block[1..L]`, `res`, `main`, `attn`]: dots inside brackets do not split."""
-
-
 # ---- the pictures: the Chart, Sweep and Diagram tabs (panels/chart.js, sweep.js, diagram.js) ----
 # the most points the Sweep tab draws (`paramsym sweep` itself takes up to 20 million)
 MAX_SWEEP_POINTS = 400
@@ -710,7 +706,7 @@ def _cost(network, request) -> dict:
         else {"name": device.name, "memory": device.memory, "text": _readable(device.memory, "bytes")},
         "fits": _fits(total, device, setup.train, setup.gpus),
         "fits_all": [
-            {**_fits(total, d, setup.train, setup.gpus), "device": name, "short": _short(total, d, name, setup.train)}
+            {**_fits(total, d, setup.train, setup.gpus), "device": name, "short": _verdict(total, d, name, setup.train)}
             for name, d in DEVICES.items()
         ],
         "devices": devices(),
@@ -754,7 +750,7 @@ def _fits(need, device, train: bool, gpus) -> dict | None:
     return {"verdict": "fits" if count == 1 else "needs", "count": count, "used": float(used), "text": text}
 
 
-def _short(need, device, name: str, train: bool) -> str:
+def _verdict(need, device, name: str, train: bool) -> str:
     """A device's verdict in a word: `h100 ✓`, `t4 ×2` (serving on two), `l4 ✗` (training that does not fit)."""
     if need is None:
         return f"{name} ?"
