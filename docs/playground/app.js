@@ -216,31 +216,42 @@ function tex(target, source) {
 
 // LaTeX that the worker has already typeset (worker.js: KaTeX's HTML of our own printer's LaTeX, no user HTML)
 function html(target, { equation, html }) {
-  if (html != null) target.innerHTML = html; else tex(target, equation);
+  if (html == null) { tex(target, equation); target.drawn = null; }
+  else if (target.drawn !== html || !target.querySelector(".katex")) { target.innerHTML = html; target.drawn = html; }
 }
+let lastLatexText = null;
 
-// The LaTeX derivation, typeset by the worker in blocks of rows: the first at once, each next one in a later task
-// (so that a key pressed meanwhile is answered first); a newer result stops the drawing of an older one.
+// The LaTeX derivation, typeset by the worker in blocks of rows: a block whose HTML has not changed is left as it
+// is (an edit changes few), a changed one is redrawn in a task of its own (so that a key pressed meanwhile is
+// answered first); a newer result stops the drawing of an older one.
 let derivationDrawn = 0;
+let drawnBlocks = [];     // the HTML of each block shown, in order
 function drawDerivation(latex) {
   const drawing = ++derivationDrawn;
   const blocks = latex.blocks_html || [];
   if (!blocks.length) {
     if (latex.derivation) tex(els.derivation, latex.derivation); else els.derivation.textContent = "";
+    drawnBlocks = [];
     els.derivation.dataset.complete = "true";
     return;
   }
-  els.derivation.innerHTML = blocks[0];
-  let next = 1;
+  if (els.derivation.children.length !== drawnBlocks.length) { els.derivation.textContent = ""; drawnBlocks = []; }
+  while (drawnBlocks.length > blocks.length) { els.derivation.lastElementChild.remove(); drawnBlocks.pop(); }
+  let next = 0;
   const more = () => {
     if (drawing !== derivationDrawn) return;
+    while (next < blocks.length && drawnBlocks[next] === blocks[next]) next++;
     els.derivation.dataset.complete = String(next >= blocks.length);
     if (next >= blocks.length) return;
-    els.derivation.insertAdjacentHTML("beforeend", blocks[next++]);
+    let block = els.derivation.children[next];
+    if (!block) { block = document.createElement("div"); els.derivation.appendChild(block); }
+    block.innerHTML = blocks[next];
+    drawnBlocks[next] = blocks[next];
+    next++;
     requestAnimationFrame(() => setTimeout(more, 0));
   };
   els.derivation.dataset.complete = "false";
-  requestAnimationFrame(() => setTimeout(more, 0));
+  more();
 }
 
 // After a program error: the value boxes of symbols that no longer occur in the text go away (its symbols are
@@ -305,10 +316,12 @@ function render(result) {
   if (result.equation) html(els.formula, result.equation);
   else els.formula.textContent = result.equation_error ? result.equation_error.text : "";
   if (result.latex) {
-    els.latexText.textContent = result.latex.shown ?? result.latex.text;
+    const shown = result.latex.shown ?? result.latex.text;
+    if (shown !== lastLatexText) els.latexText.textContent = lastLatexText = shown;
     drawDerivation(result.latex);
   } else if (result.latex_error) {
     els.latexText.textContent = result.latex_error.text;
+    lastLatexText = null;
   }
   if (result.explain != null) els.explain.textContent = result.explain;
   else if (result.explain_error) els.explain.textContent = result.explain_error.text;
@@ -496,6 +509,7 @@ function edited() {
   state.program = els.program.value;
   els.caret.hidden = true;
   paintShifted(state.program);
+  showExample();  // the menu names the example only while the text is that example's
   schedule();
 }
 
