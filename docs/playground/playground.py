@@ -269,7 +269,10 @@ class _Table:
             "key": f"{first.index}-{last.index}:{label}",
             "index": f"{first.index}-{last.index}",
             "label": label,
-            "path": first.path,
+            # the command's label of the row (`block[1..L]`, `b[1..3]`, `conv3x3 .. relu`)
+            "path": printers._label(
+                printers._first_segment(first.path), printers._first_segment(last.path), " .. " in label
+            ),
             "line": first.pos.line,
             "column": first.pos.column,
             "layers": len(members),

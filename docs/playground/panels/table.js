@@ -26,7 +26,7 @@ const table = {
     const select = bar.querySelector("select");
     select.value = FOLDS.some(([v]) => v === settings.fold) ? settings.fold : "auto";
     select.addEventListener("change", () => {
-      settings.fold = select.value;
+      this.settings.fold = select.value;
       this.open.clear();
       if (this.last) this.render(this.last, ctx);
       ctx.changed();  // the address keeps it (table.fold=...)
@@ -51,7 +51,16 @@ const table = {
     });
   },
 
-  request: (settings) => ({ fold: settings.fold }),
+  request(settings) {
+    // the settings object is new when the address changed (readHash): follow it, and show it in the menu
+    this.settings = settings;
+    const select = document.getElementById("ps-table-fold");
+    if (select && select.value !== settings.fold) {
+      select.value = FOLDS.some(([v]) => v === settings.fold) ? settings.fold : "auto";
+      this.open.clear();
+    }
+    return { fold: settings.fold };
+  },
 
   render(result, ctx) {
     const element = document.getElementById("ps-table");
@@ -101,7 +110,7 @@ function line(node, depth, group, open, parents, numbers, rf, esc, current) {
   if (group) {
     const toggle = node.children === null
       ? '<span class="ps-fold-none" title="too many layers to list them here">·</span>'
-      : `<button type="button" class="ps-fold" aria-expanded="${open}" aria-label="${open ? "fold" : "unfold"} ${esc(node.label)}">${open ? "▾" : "▸"}</button>`;
+      : `<button type="button" class="ps-fold" aria-expanded="${open}" aria-label="${open ? "fold" : "unfold"} ${esc(node.label)}"></button>`;
     name = `${toggle}<code>${esc(node.label)}</code>${times}<span class="ps-muted"> ${node.layers.toLocaleString("en-US")} layers</span>` +
       (node.differ ? '<span class="ps-muted" title="the copies count differently (the first takes another input): unfold to see each"> (copies differ)</span>' : "");
   } else {
@@ -113,7 +122,7 @@ function line(node, depth, group, open, parents, numbers, rf, esc, current) {
   return `<tr class="${classes.join(" ")}" data-key="${esc(node.key)}" data-line="${node.line}" data-column="${node.column}" data-depth="${depth}"` +
     (node.key === current ? ' aria-current="true"' : "") + `>` +
     `<td class="n">${esc(node.index)}</td>` +
-    `<td class="ps-name" style="padding-left: ${0.7 + 1.2 * depth}em" title="${esc(node.path)} (line ${node.line}, column ${node.column})">${name}</td>` +
+    `<td class="ps-name" style="padding-left: ${0.7 + 1.2 * depth}em" title="${esc(node.path)}${group ? `: ${node.layers} layers` : ""} (line ${node.line}, column ${node.column})">${name}</td>` +
     `<td>${esc(node.output)}</td>` + numbers(node.cells) + (rf ? `<td class="n">${esc(node.rf)}</td>` : "") + "</tr>";
 }
 
