@@ -37,7 +37,11 @@ def _example(name: str) -> str:
 
 def _headers(name: str) -> list[str]:
     """The column headers of the command's table for an example (its first line, split on 2+ spaces)."""
-    first = _cli(f"examples/{name}.psym", "--fold", json_output=False).splitlines()[0]
+    return _program_headers(f"examples/{name}.psym")
+
+
+def _program_headers(program: str) -> list[str]:
+    first = _cli(program, "--fold", json_output=False).splitlines()[0]
     return re.split(r"\s{2,}", first.strip())
 
 
@@ -170,6 +174,8 @@ def test_long_networks_fold_as_the_command(playground):
     table = result["table"]
     sent = sum(1 for _ in _rows(table["rows"]))
     assert sent <= playground.MAX_ROWS and [r["children"] is None for r in table["rows"]].count(True) > 0
+    listed = sum(1 for row in _rows(table["rows"]) if row["layers"] == 1)
+    assert table["unlisted"] == 2500 - listed > 0
     assert sum(int(r["cells"]["params"]["value"]) for r in table["rows"]) == result["params"]["value"]
     assert table["total"]["cells"]["params"]["value"] == str(result["params"]["value"])
     small = _table(playground, _example("resnet50"))
@@ -292,6 +298,17 @@ def test_total_row_in_the_page(page, name):
     keys = {"params": "params", "state": "state", "active": "active", "KV cache": "kv_cache", "MACs": "macs"}
     assert shown == {h: expected[keys[h]]["value"] for h in headers if h in keys}
     assert page.inner_text("#ps-totals [data-q=params]") == f"{expected['params']['value']:,}"
+
+
+def test_symbolic_repeat(page):
+    """A repeat count without a value: `res ×L`, and the count of one copy as a formula, bracketed."""
+    type_program(page, "input(T) > embed(V->d) > (res(ln > attn(heads=h)))*L")
+    page.wait_for_function("document.querySelectorAll('#ps-table tr.ps-group').length === 1")
+    row = page.locator("#ps-table tr.ps-group")
+    assert row.locator("td").nth(1).inner_text() == "res ×L 2 layers"
+    assert row.locator("td").nth(3).inner_text().split("\n") == ["4*L*d^2 + 2*L*d", "L × (4*d^2 + 2*d)"]
+    headers = _program_headers("input(T) > embed(V->d) > (res(ln > attn(heads=h)))*L")
+    assert page.locator("#ps-table thead th").all_inner_texts() == headers and "KV cache" in headers
 
 
 def test_click_a_row_to_see_its_source(page):

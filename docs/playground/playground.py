@@ -219,6 +219,7 @@ class _Table:
         self.budget = budget  # how many more rows may be sent (the totals always cover every layer)
         self.sums: dict = {}
         self.formula = False
+        self.listed = 0  # the layers sent as rows of their own
         self.fields = False
 
     def quantity(self, expr, name: str) -> dict:
@@ -287,6 +288,7 @@ class _Table:
 
     def layer(self, lc) -> dict:
         layer = lc.layer
+        self.listed += 1
         exprs = {q.name: lc.counts[q.name] for q in self.columns}
         times, per = "", None
         if layer.multiplier != 1:
@@ -416,6 +418,7 @@ def _table(network, request) -> dict:
         "rf": table.fields,
         "fold": printers.folds_by_default(network),
         "layers": len(network.layers),
+        "unlisted": len(network.layers) - table.listed,  # layers without a row of their own (in a group's sums)
         "rows": rows,
         "total": {"label": "total", "output": printers._shape(head["output_shape"]), "cells": total},
     }

@@ -77,7 +77,6 @@ const table = {
     const head = ["#", "layer", "output", ...data.columns.map((c) => c.title), ...(data.rf ? ["RF"] : [])];
     const numbers = (cells) => data.columns.map((c) => cell(cells[c.key] || { text: "" }, c.key, esc)).join("");
     const rows = [];
-    let hidden = 0;  // layers not sent (beyond playground.MAX_ROWS): the totals count them all the same
     const walk = (node, depth, parents) => {
       const group = node.children !== null || node.layers > 1;
       if (mode === "layers" && group && node.children) {
@@ -86,7 +85,6 @@ const table = {
       }
       const open = group && node.children !== null && (this.open.get(node.key) ?? !folded);
       rows.push(line(node, depth, group, open, parents, numbers, data.rf, esc, this.current));
-      if (group && node.children === null) hidden += node.layers;
       if (open) for (const child of node.children) walk(child, depth + 1, [...parents, node]);
     };
     for (const node of data.rows) walk(node, 0, []);
@@ -98,7 +96,8 @@ const table = {
     const note = document.getElementById("ps-table-note");
     if (note) {
       note.textContent = (data.fold && mode === "auto" ? `${data.layers.toLocaleString("en-US")} layers: folded by stage (as paramsym count). ` : "") +
-        (hidden ? `${hidden.toLocaleString("en-US")} layers are not listed (the rows and totals count them).` : "");
+        // layers beyond playground.MAX_ROWS have no row of their own: the rows around them and the totals count them
+        (data.unlisted ? `${data.unlisted.toLocaleString("en-US")} layers are not listed (the rows and totals count them).` : "");
     }
   },
 };
@@ -134,10 +133,14 @@ function cell(c, key, esc) {
   let html = c.short ? `<span class="ps-big">${esc(c.short)}</span><small class="ps-exact">${esc(c.text)}</small>` : esc(c.text);
   let title = c.text;
   if (c.per) {
-    html += `<small class="ps-per">${esc(c.times)} × ${esc(c.per)}</small>`;
-    title += ` = ${c.times} × ${c.per}`;
+    const per = `${bracket(c.times)} × ${bracket(c.per)}`;  // `L × (4*d^2 + 2*d)`
+    html += `<small class="ps-per">${esc(per)}</small>`;
+    title += ` = ${per}`;
   }
   return `<td class="n" title="${esc(title)}"${value}>${html}</td>`;
 }
+
+// a formula with more than one term in brackets, for a product
+const bracket = (text) => (/[ +\-/]/.test(text) ? `(${text})` : text);
 
 export default table;
