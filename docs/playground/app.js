@@ -34,6 +34,7 @@ const state = { program: SEED, convention: "torch", values: {}, solve: { symbol:
   tab: "table", panels: Object.fromEntries(PANELS.map((p) => [p.id, { ...(p.defaults || {}) }])) };
 let worker = null;        // the Web Worker running Python, once it is ready
 let nextId = 0;           // the id of the last request posted to the worker
+let lastRun = 0;          // the id of the last run's request (ctx.ask posts requests too)
 const waiting = new Map();  // id -> resolve of the request's promise
 let lastTokens = [];      // the tokens of the last text that was run, and that text
 let lastText = "";
@@ -178,11 +179,16 @@ function renderValues(symbols) {
   }
 }
 
+// the "on" menu: what a budget can limit for this network as it is run (playground.py's budget_options: words and
+// units, only the quantities that apply); a choice that no longer applies stays, and the solve says why
 function renderBudgets(list) {
-  if (els.solveOn.dataset.filled) return;
-  els.solveOn.innerHTML = list.map((q) => `<option>${q}</option>`).join("");
+  const options = [...list];
+  if (!options.some((q) => q.name === state.solve.on)) options.push({ name: state.solve.on, label: `${state.solve.on} (does not apply)` });
+  const names = options.map((q) => q.name).join(",");
+  if (els.solveOn.dataset.filled === names) return;
+  els.solveOn.innerHTML = options.map((q) => `<option value="${escapeHtml(q.name)}">${escapeHtml(q.label)}</option>`).join("");
   els.solveOn.value = state.solve.on;
-  els.solveOn.dataset.filled = "1";
+  els.solveOn.dataset.filled = names;
 }
 
 function tex(target, source) {
@@ -220,7 +226,7 @@ function render(result) {
   for (const input of [els.solveSymbol, els.solveBudget, els.solveOn, els.solveMode]) {
     input.disabled = !Object.keys(result.symbols).length;
   }
-  renderBudgets(result.budgets);
+  renderBudgets(result.budget_options);
   renderTotals(result);
   for (const panel of PANELS) panel.render(result, ctx);
   if (result.equation) tex(els.formula, result.equation.equation);
@@ -242,8 +248,15 @@ function render(result) {
     els.solveResult.textContent = solved.error.text;
     els.solveResult.hidden = false;
   } else {
-    const answer = solved.mode === "exact" ? (solved.values || []).join(", ") : solved.value;
-    els.solveAnswer.innerHTML = `<span class="ps-answer" id="ps-answer">${escapeHtml(solved.symbol)} = ${escapeHtml(String(answer))}</span>`;
+    const answer = (solved.readable || []).join(", ") || String(solved.value);
+    const value = solved.mode === "exact" ? (solved.values || [])[0] : solved.value;
+    els.solveAnswer.innerHTML = `<span class="ps-answer" id="ps-answer">${escapeHtml(solved.symbol)} = ${escapeHtml(answer)}</span>` +
+      (value != null ? ` <button type="button" id="ps-use-value" title="put ${escapeHtml(String(value))} in the box of ${escapeHtml(solved.symbol)}, and count it">use this value</button>` : "");
+    const use = $("ps-use-value");
+    if (use) use.addEventListener("click", () => {  // the solved value into its box: the results show the solved network
+      state.solve.budget = els.solveBudget.value = "";
+      ctx.setValue(solved.symbol, value);
+    });
     els.solveResult.textContent = solved.text;
     els.solveResult.hidden = false;
   }
@@ -275,8 +288,10 @@ async function run() {
   const started = editStarted ?? performance.now();
   editStarted = null;
   const called = performance.now();
-  const { result, ms, id } = await call(request());
-  if (id !== nextId) return;  // a newer request is on its way: this result is already stale
+  const answer = call(request());
+  const id = lastRun = nextId;
+  const { result, ms } = await answer;
+  if (id !== lastRun) return;  // a newer run is on its way: this result is already stale (an ask is not a run)
   const answered = performance.now();
   render(result);
   writeHash();
@@ -379,7 +394,7 @@ function fillInputs() {
   els.convention.value = state.convention;
   els.solveBudget.value = state.solve.budget;
   els.solveMode.value = state.solve.mode;
-  if (els.solveOn.dataset.filled) els.solveOn.value = state.solve.on;
+  if (els.solveOn.dataset.filled) { els.solveOn.dataset.filled = ""; els.solveOn.value = state.solve.on; }
   for (const input of els.values.querySelectorAll("input")) input.value = state.values[input.dataset.name] || "";
   showTab();
 }

@@ -30,9 +30,11 @@ warnings.filterwarnings("ignore", category=SyntaxWarning)  # old escapes in the 
 # sourceless bytecode beside each module (Pyodide's own packages ship this way): no source to compile, no
 # time stamps to check
 assert compileall.compile_dir(site, quiet=1, legacy=True, optimize=0)
+# a source read as text stays: the PyTorch export copies paramsym's helper classes from torch_modules.py
+KEEP = {os.path.join(site, "paramsym", "frameworks", "torch_modules.py")}
 for folder, dirs, files in os.walk(site):
     for name in files:
-        if name.endswith(".py"):
+        if name.endswith(".py") and os.path.join(folder, name) not in KEEP:
             os.remove(os.path.join(folder, name))
     for name in [d for d in dirs if d == "__pycache__"]:
         shutil.rmtree(os.path.join(folder, name))

@@ -10,5 +10,7 @@
 // ctx (app.js) gives escapeHtml, tex (KaTeX into an element), jumpTo(line, column), setValue(name, value),
 // ask(part, options) (one more part from the worker, e.g. an export), changed().
 import table from "./table.js";
+import exports_ from "./exports.js";
+import cost from "./cost.js";
 
-export const PANELS = [table];
+export const PANELS = [table, cost, exports_];
