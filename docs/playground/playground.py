@@ -413,6 +413,7 @@ class _Table:
         self.budget = budget  # how many more rows may be sent (the totals always cover every layer)
         self.sums: dict = {}
         self.formula = False
+        self.listed = 0  # the layers sent as rows of their own
         self.fields = False
 
     def quantity(self, expr, name: str) -> dict:
@@ -463,7 +464,10 @@ class _Table:
             "key": f"{first.index}-{last.index}:{label}",
             "index": f"{first.index}-{last.index}",
             "label": label,
-            "path": first.path,
+            # the command's label of the row (`block[1..L]`, `b[1..3]`, `conv3x3 .. relu`)
+            "path": printers._label(
+                printers._first_segment(first.path), printers._first_segment(last.path), " .. " in label
+            ),
             "line": first.pos.line,
             "column": first.pos.column,
             "layers": len(members),
@@ -478,6 +482,7 @@ class _Table:
 
     def layer(self, lc) -> dict:
         layer = lc.layer
+        self.listed += 1
         exprs = {q.name: lc.counts[q.name] for q in self.columns}
         times, per = "", None
         if layer.multiplier != 1:
@@ -607,6 +612,7 @@ def _table(network, request) -> dict:
         "rf": table.fields,
         "fold": printers.folds_by_default(network),
         "layers": len(network.layers),
+        "unlisted": len(network.layers) - table.listed,  # layers without a row of their own (in a group's sums)
         "rows": rows,
         "total": {"label": "total", "output": printers._shape(head["output_shape"]), "cells": total},
     }
