@@ -170,9 +170,9 @@ def _charted(network) -> list:
     the ones that are 0 everywhere or equal to the parameters (state of a net without BatchNorm, active)."""
     shown = []
     for q in shown_layer_quantities():
-        total = network.quantity(q.name) if q.totalled else None
-        if total is None and q.name != "macs":
+        if not q.totalled:  # fan-in: no total, nothing to compare across layers
             continue
+        total = network.quantity(q.name)  # None where it needs the input shape: bars of "?"
         if (q.only_if_nonzero and total == 0) or (q.only_if_differs and total == network.quantity(q.only_if_differs)):
             continue
         shown.append({"name": q.name, "title": q.long_title or q.title})

@@ -10,5 +10,8 @@
 // ctx (app.js) gives escapeHtml, tex (KaTeX into an element), jumpTo(line, column), setValue(name, value),
 // ask(part, options) (one more part from the worker, e.g. an export), changed().
 import table from "./table.js";
+import chart from "./chart.js";
+import sweep from "./sweep.js";
+import diagram from "./diagram.js";
 
-export const PANELS = [table];
+export const PANELS = [table, chart, sweep, diagram];
