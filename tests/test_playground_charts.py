@@ -14,7 +14,8 @@ import time
 import pytest
 
 from helpers.doc_examples import ROOT
-from helpers.playground_browser import open_playground, runs, type_program, wait_for_run
+from helpers.playground_browser import open_playground, runs, wait_for_run
+from helpers.playground_browser import type_program as _type_program
 
 SEED = "conv3x3(32->64, bias) > pool > conv5x5(->40)"
 BUDGET = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > dense(->10, bias)"
@@ -218,6 +219,17 @@ def page(browser):
     )
     open_playground(page, browser.base)
     return page
+
+
+def type_program(page, text: str) -> None:
+    """Type the program and wait until the page shows its result: the address holds a program only once its
+    result is drawn (the run after the select-all-and-delete may otherwise end the helper's wait first)."""
+    _type_program(page, text)
+    page.wait_for_function(
+        "t => new URLSearchParams(location.hash.slice(1)).get('program') === t && !window.playgroundPending()",
+        arg=text,
+        timeout=30_000,
+    )
 
 
 def show_tab(page, tab: str) -> None:

@@ -50,7 +50,8 @@ function blockBox(node) {
     draw: (x, y) => `<g class="ps-dg-box ps-dg-block" ${attrs(node, label + times, node.params)}` +
       `<rect x="${x}" y="${y}" width="${body}" height="${BOX + 8}" rx="5"/>` +
       `<text x="${x + body / 2}" y="${y + 20}" text-anchor="middle">${esc(text)}</text></g>` +
-      (res ? `<path class="ps-dg-res" data-kind="res" d="M${x + body / 2},${y - 4} C${x + body + 20},${y - 4} ${x + body + 20},${y + BOX + 12} ${x + body / 2},${y + BOX + 12}"/>` : ""),
+      // the residual connection: around the box's right side, from its top to its bottom
+      (res ? `<path class="ps-dg-res" data-kind="res" d="M${x + body - 12},${y} C${x + body + 18},${y} ${x + body + 18},${y + BOX + 8} ${x + body - 12},${y + BOX + 8}"/>` : ""),
   };
 }
 
@@ -119,7 +120,7 @@ function merge(node, branches) {
       svg += `<circle class="ps-dg-split" cx="${x + center}" cy="${split}" r="2.5"/>` +
         `<circle class="ps-dg-op" cx="${x + center}" cy="${circleY}" r="${MERGE / 2}"/>` +
         `<text class="ps-dg-op-text" x="${x + center}" y="${circleY + 4}" text-anchor="middle">${esc(symbol)}</text>` +
-        `<text class="ps-dg-kw" x="${x + center + MERGE / 2 + 4}" y="${circleY + 4}">${esc(keyword)}</text></g>`;
+        `<text class="ps-dg-kw" x="${x + center - MERGE / 2 - 4}" y="${circleY + 4}" text-anchor="end">${esc(keyword)}</text></g>`;
       return svg;
     },
   };

@@ -5,7 +5,7 @@
 import { esc, fillSelect, grouped, linearTicks, short, widthOf } from "./svg.js";
 
 const HEIGHT = 260;
-const PAD = { left: 62, right: 16, top: 14, bottom: 40 };
+const PAD = { left: 62, right: 16, top: 22, bottom: 40 };
 
 const sweep = {
   id: "sweep",
@@ -81,6 +81,7 @@ const sweep = {
     for (const t of xTicks) {
       svg += `<text class="ps-tick" x="${x(t)}" y="${HEIGHT - PAD.bottom + 16}" text-anchor="middle">${esc(short(t))}</text>`;
     }
+    svg += `<text class="ps-axis-title" x="${PAD.left + 6}" y="${PAD.top - 2}">${esc(data.of)}</text>`;
     svg += `<line class="ps-axis" x1="${PAD.left}" x2="${width - PAD.right}" y1="${y(0)}" y2="${y(0)}"/>` +
       `<text class="ps-axis-title" x="${(PAD.left + width - PAD.right) / 2}" y="${HEIGHT - 6}" text-anchor="middle">${esc(data.symbol)}</text>`;
     // the line through the valid points, broken where a point gives no valid network
