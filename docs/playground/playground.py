@@ -256,6 +256,12 @@ def _default_grid(value) -> str:
     return f"{step}:{2 * value}:{step}"
 
 
+def _title(name: str) -> str:
+    """What the quantity menu says: the quantity's title, with its name where the title is only a unit."""
+    title = BY_NAME[name].long_title or BY_NAME[name].title
+    return f"{name} ({title})" if title == quantity_unit(name) else title
+
+
 def _sweep(network, request: dict) -> dict:
     """The Sweep tab: one quantity at every value of one symbol, each point exactly as `paramsym solve` evaluates
     it (algebra.solve: the formula with the other symbols bound, and the network's own checks of each point);
@@ -276,6 +282,7 @@ def _sweep(network, request: dict) -> dict:
         "symbol": name,
         "of": of,
         "quantities": applying,
+        "titles": {q: _title(q) for q in applying},
         "grid": text,
         "default": default,
         "unit": quantity_unit(of),

@@ -54,7 +54,7 @@ const sweep = {
       return;
     }
     fillSelect(this.symbol, data.symbols.map((s) => [s, s]), data.symbol);
-    fillSelect(this.of, data.quantities.map((q) => [q, q]), data.of);
+    fillSelect(this.of, data.quantities.map((q) => [q, data.titles[q] || q]), data.of);
     this.grid.placeholder = data.default;
     this.draw(data);
   },
