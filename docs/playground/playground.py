@@ -235,9 +235,9 @@ def _charted(network) -> list:
     the ones that are 0 everywhere or equal to the parameters (state of a net without BatchNorm, active)."""
     shown = []
     for q in shown_layer_quantities():
-        total = network.quantity(q.name) if q.totalled else None
-        if total is None and q.name != "macs":
+        if not q.totalled:  # fan-in: no total, nothing to compare across layers
             continue
+        total = network.quantity(q.name)  # None where it needs the input shape: bars of "?"
         if (q.only_if_nonzero and total == 0) or (q.only_if_differs and total == network.quantity(q.only_if_differs)):
             continue
         shown.append({"name": q.name, "title": q.long_title or q.title})
@@ -321,6 +321,12 @@ def _default_grid(value) -> str:
     return f"{step}:{2 * value}:{step}"
 
 
+def _title(name: str) -> str:
+    """What the quantity menu says: the quantity's title, with its name where the title is only a unit."""
+    title = BY_NAME[name].long_title or BY_NAME[name].title
+    return f"{name} ({title})" if title == quantity_unit(name) else title
+
+
 def _sweep(network, request: dict) -> dict:
     """The Sweep tab: one quantity at every value of one symbol, each point exactly as `paramsym solve` evaluates
     it (algebra.solve: the formula with the other symbols bound, and the network's own checks of each point);
@@ -341,6 +347,7 @@ def _sweep(network, request: dict) -> dict:
         "symbol": name,
         "of": of,
         "quantities": applying,
+        "titles": {q: _title(q) for q in applying},
         "grid": text,
         "default": default,
         "unit": quantity_unit(of),
