@@ -403,6 +403,7 @@ const ctx = {
 };
 
 async function main() {
+  if (location.protocol === "file:") return;  // opened from disk: the page's inline script says how to serve it
   readHash();
   fillInputs();
   paint(state.program, []);
