@@ -189,6 +189,7 @@ ALLOWED = {
     ): "PyTorch's tensor method x.transpose(...), which the importer reads as a layout",
     ("cli", "tokens"): "the --tokens option (training tokens), not the layer",
     ("cli", "--tokens"): "the --tokens option (training tokens), not the layer",
+    ("core.setup", "tokens"): "the --tokens option (training tokens) that build_setup reads, not the layer",
     ("cli", "Training tokens, for training totals and time (1T)."): "the --tokens option's help",
     ("core.compute", "--tokens and a sequence input"): "what train_flops_total needs: the --tokens option",
     ("core.compute", "--tokens, --device and --mfu"): "what train_seconds needs: the --tokens option",

@@ -179,11 +179,16 @@ function renderValues(symbols) {
   }
 }
 
+// the "on" menu: what a budget can limit for this network as it is run (playground.py's budget_options: words and
+// units, only the quantities that apply); a choice that no longer applies stays, and the solve says why
 function renderBudgets(list) {
-  if (els.solveOn.dataset.filled) return;
-  els.solveOn.innerHTML = list.map((q) => `<option>${q}</option>`).join("");
+  const options = [...list];
+  if (!options.some((q) => q.name === state.solve.on)) options.push({ name: state.solve.on, label: `${state.solve.on} (does not apply)` });
+  const names = options.map((q) => q.name).join(",");
+  if (els.solveOn.dataset.filled === names) return;
+  els.solveOn.innerHTML = options.map((q) => `<option value="${escapeHtml(q.name)}">${escapeHtml(q.label)}</option>`).join("");
   els.solveOn.value = state.solve.on;
-  els.solveOn.dataset.filled = "1";
+  els.solveOn.dataset.filled = names;
 }
 
 function tex(target, source) {
@@ -193,7 +198,8 @@ function tex(target, source) {
 function renderTotals(result) {
   const big = (label, q, cls) => {
     const text = q.value != null ? q.value.toLocaleString("en-US") : q.expr == null ? "?" : q.expr.replace(/\*\*/g, "^");
-    return `<div class="ps-total ${cls}"><div class="ps-total-label">${label}</div><div class="ps-total-value" data-q="${cls}">${escapeHtml(text)}</div></div>`;
+    const short = (result.short || {})[cls] ? `<div class="ps-total-short" data-short="${cls}">${escapeHtml(result.short[cls])}</div>` : "";
+    return `<div class="ps-total ${cls}"><div class="ps-total-label">${label}</div><div class="ps-total-value" data-q="${cls}">${escapeHtml(text)}</div>${short}</div>`;
   };
   els.totals.innerHTML = big("parameters", result.params, "params") +
     (result.state.value !== 0 ? big("state", result.state, "state") : "") +
@@ -220,7 +226,7 @@ function render(result) {
   for (const input of [els.solveSymbol, els.solveBudget, els.solveOn, els.solveMode]) {
     input.disabled = !Object.keys(result.symbols).length;
   }
-  renderBudgets(result.budgets);
+  renderBudgets(result.budget_options);
   renderTotals(result);
   for (const panel of PANELS) panel.render(result, ctx);
   if (result.equation) tex(els.formula, result.equation.equation);
@@ -242,8 +248,15 @@ function render(result) {
     els.solveResult.textContent = solved.error.text;
     els.solveResult.hidden = false;
   } else {
-    const answer = solved.mode === "exact" ? (solved.values || []).join(", ") : solved.value;
-    els.solveAnswer.innerHTML = `<span class="ps-answer" id="ps-answer">${escapeHtml(solved.symbol)} = ${escapeHtml(String(answer))}</span>`;
+    const answer = (solved.readable || []).join(", ") || String(solved.value);
+    const value = solved.mode === "exact" ? (solved.values || [])[0] : solved.value;
+    els.solveAnswer.innerHTML = `<span class="ps-answer" id="ps-answer">${escapeHtml(solved.symbol)} = ${escapeHtml(answer)}</span>` +
+      (value != null ? ` <button type="button" id="ps-use-value" title="put ${escapeHtml(String(value))} in the box of ${escapeHtml(solved.symbol)}, and count it">use this value</button>` : "");
+    const use = $("ps-use-value");
+    if (use) use.addEventListener("click", () => {  // the solved value into its box: the results show the solved network
+      state.solve.budget = els.solveBudget.value = "";
+      ctx.setValue(solved.symbol, value);
+    });
     els.solveResult.textContent = solved.text;
     els.solveResult.hidden = false;
   }
@@ -347,8 +360,19 @@ function wire(manifest) {
     catch { els.share.textContent = "Link in the address bar"; }
     setTimeout(() => { els.share.textContent = "Copy link"; }, 2000);
   });
-  for (const button of document.querySelectorAll(".ps-tabs button")) {
+  const tabs = [...document.querySelectorAll(".ps-tabs [role=tab]")];
+  for (const button of tabs) {
     button.addEventListener("click", () => { state.tab = button.dataset.tab; showTab(); schedule(); });
+    // the tabs' keys (WAI-ARIA tabs pattern): arrows, Home and End move to a tab and show it
+    button.addEventListener("keydown", (event) => {
+      const at = tabs.indexOf(button);
+      const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (to === undefined) return;
+      event.preventDefault();
+      const next = tabs[(to + tabs.length) % tabs.length];
+      next.focus();
+      next.click();
+    });
   }
   window.addEventListener("hashchange", () => {
     if (new URLSearchParams(location.hash.slice(1)).get("program") === state.program) return;
@@ -359,6 +383,8 @@ function wire(manifest) {
 function showTab() {
   for (const button of document.querySelectorAll(".ps-tabs button")) {
     button.classList.toggle("ps-tab-active", button.dataset.tab === state.tab);
+    button.setAttribute("aria-selected", String(button.dataset.tab === state.tab));
+    button.tabIndex = button.dataset.tab === state.tab ? 0 : -1;
     $("ps-tab-" + button.dataset.tab).hidden = button.dataset.tab !== state.tab;
   }
 }
@@ -368,7 +394,7 @@ function fillInputs() {
   els.convention.value = state.convention;
   els.solveBudget.value = state.solve.budget;
   els.solveMode.value = state.solve.mode;
-  if (els.solveOn.dataset.filled) els.solveOn.value = state.solve.on;
+  if (els.solveOn.dataset.filled) { els.solveOn.dataset.filled = ""; els.solveOn.value = state.solve.on; }
   for (const input of els.values.querySelectorAll("input")) input.value = state.values[input.dataset.name] || "";
   showTab();
 }

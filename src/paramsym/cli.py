@@ -16,9 +16,17 @@ import click
 from . import __version__, expansion
 from .algebra.solve import parse_budget, solve
 from .algebra.views import VIEWS, formula, generic, marginal, per_layer, view
-from .core.devices import parse_device, parse_fraction
 from .core.quantities import budgets, viewable
-from .core.setup import ATTENTION, FORMAT_HELP, OPTIMIZERS, PRECISIONS, RECOMPUTE, Setup, parse_format, parse_size
+from .core.setup import (
+    ATTENTION,
+    FORMAT_HELP,
+    OPTIMIZERS,
+    PRECISIONS,
+    RECOMPUTE,
+    RUN_OPTION_NAMES,
+    Setup,
+    build_setup,
+)
 from .errors import ParamsymError, ParamsymLimitError, ParamsymUsageError
 from .language.assignments import parse_assignments
 from .language.syntax import MAX_SOURCE_CHARS
@@ -200,58 +208,7 @@ def _run_options(function):
     return wrapper
 
 
-_RUN_OPTION_NAMES = (
-    "dtype",
-    "weights",
-    "kv",
-    "activations",
-    "train",
-    "optimizer",
-    "precision",
-    "recompute",
-    "attention",
-    "batch",
-    "gpus",
-    "zero",
-    "tp",
-    "pp",
-    "device",
-    "tokens",
-    "mfu",
-)
-
-
-def build_setup(**chosen) -> Setup:
-    """The Setup of the run options given; each value checked, an error naming its option."""
-    changes: dict = {}
-    if chosen["dtype"]:  # the three formats at once
-        one = parse_format(chosen["dtype"], "--dtype")
-        changes.update(weights=one, kv=one, activations=one)
-    for name in ("weights", "kv", "activations"):
-        if chosen[name]:
-            changes[name] = parse_format(chosen[name], f"--{name}")
-    for name in ("optimizer", "precision", "recompute", "attention", "zero", "tp", "pp"):
-        if chosen[name] is not None:
-            changes[name] = chosen[name]
-    for name in ("batch", "gpus", "tokens"):
-        if chosen[name] is not None:
-            changes[name] = parse_size(chosen[name], f"--{name}", units_win=name == "tokens")
-    if chosen["device"]:
-        changes["device"] = parse_device(chosen["device"])
-    if chosen["mfu"]:
-        changes["mfu"] = parse_fraction(chosen["mfu"], "--mfu")
-    if chosen["train"]:
-        changes["train"] = True
-    else:
-        for name in ("optimizer", "precision", "zero"):  # training alone keeps optimizer states
-            if chosen[name] is not None:
-                raise ParamsymUsageError(f"--{name} applies to training: add --train")
-    setup = Setup().with_(**changes)
-    if setup.train:
-        from .core.training import check_setup
-
-        check_setup(setup)
-    return setup
+_RUN_OPTION_NAMES = RUN_OPTION_NAMES
 
 
 _set = click.option(

@@ -11,5 +11,6 @@
 // ask(part, options) (one more part from the worker, e.g. an export), changed().
 import table from "./table.js";
 import exports_ from "./exports.js";
+import cost from "./cost.js";
 
-export const PANELS = [table, exports_];
+export const PANELS = [table, cost, exports_];

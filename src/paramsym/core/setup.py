@@ -206,3 +206,78 @@ def parse_size(text: str, option: str, units_win: bool = False) -> Expr:
             hint="give a whole number (8) or a symbol (B)",
         )
     return value
+
+
+# the run options of every command (cli.py's `--dtype`, `--train`, ...), as `build_setup` takes them
+RUN_OPTION_NAMES = (
+    "dtype",
+    "weights",
+    "kv",
+    "activations",
+    "train",
+    "optimizer",
+    "precision",
+    "recompute",
+    "attention",
+    "batch",
+    "gpus",
+    "zero",
+    "tp",
+    "pp",
+    "device",
+    "tokens",
+    "mfu",
+)
+_CHOICES = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "recompute": RECOMPUTE, "attention": ATTENTION}
+
+
+def build_setup(**chosen) -> Setup:
+    """The Setup of the run options given (the command line's, or the playground's cost panel's: option
+    name -> text, None or absent when not given); each value checked, an error naming its option."""
+    from .devices import parse_device, parse_fraction
+
+    chosen = {name: chosen.get(name) for name in RUN_OPTION_NAMES}
+    changes: dict = {}
+    if chosen["dtype"]:  # the three formats at once
+        one = parse_format(chosen["dtype"], "--dtype")
+        changes.update(weights=one, kv=one, activations=one)
+    for name in ("weights", "kv", "activations"):
+        if chosen[name]:
+            changes[name] = parse_format(chosen[name], f"--{name}")
+    for name, choices in _CHOICES.items():  # (click checks them on the command line)
+        if chosen[name] is not None and chosen[name] not in choices:
+            raise ParamsymUsageError(f"--{name} {chosen[name]}: use one of {', '.join(choices)}")
+    for name, low, high in (("zero", 0, 3), ("tp", 1, None), ("pp", 1, None)):
+        value = chosen[name]
+        if value is None:
+            continue
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            number = None
+        if number is None or number < low or (high is not None and number > high):
+            within = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ParamsymUsageError(f"--{name} must be a whole number {within}, not {str(value).strip()!r}")
+        chosen[name] = number
+    for name in ("optimizer", "precision", "recompute", "attention", "zero", "tp", "pp"):
+        if chosen[name] is not None:
+            changes[name] = chosen[name]
+    for name in ("batch", "gpus", "tokens"):
+        if chosen[name] is not None:
+            changes[name] = parse_size(chosen[name], f"--{name}", units_win=name == "tokens")
+    if chosen["device"]:
+        changes["device"] = parse_device(chosen["device"])
+    if chosen["mfu"]:
+        changes["mfu"] = parse_fraction(chosen["mfu"], "--mfu")
+    if chosen["train"]:
+        changes["train"] = True
+    else:
+        for name in ("optimizer", "precision", "zero"):  # training alone keeps optimizer states
+            if chosen[name] is not None:
+                raise ParamsymUsageError(f"--{name} applies to training: add --train")
+    setup = Setup().with_(**changes)
+    if setup.train:
+        from .training import check_setup
+
+        check_setup(setup)
+    return setup
