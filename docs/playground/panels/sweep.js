@@ -56,6 +56,7 @@ const sweep = {
     fillSelect(this.symbol, data.symbols.map((s) => [s, s]), data.symbol);
     fillSelect(this.of, data.quantities.map((q) => [q, data.titles[q] || q]), data.of);
     this.grid.placeholder = data.default;
+    if (document.activeElement !== this.grid) this.grid.value = this.settings.grid;  // a link opened
     this.draw(data);
   },
   draw(data) {
