@@ -66,9 +66,12 @@ function readHash() {
     on: params.get("on") || "params", mode: params.get("mode") || "at-most" };
   state.tab = params.get("tab") || "table";
   for (const panel of PANELS) {
-    state.panels[panel.id] = { ...(panel.defaults || {}) };
+    // the same object, refilled: the panels keep the one mount gave them
+    const settings = state.panels[panel.id];
+    for (const key of Object.keys(settings)) delete settings[key];
+    Object.assign(settings, panel.defaults || {});
     for (const [key, value] of params) {
-      if (key.startsWith(panel.id + ".")) state.panels[panel.id][key.slice(panel.id.length + 1)] = value;
+      if (key.startsWith(panel.id + ".")) settings[key.slice(panel.id.length + 1)] = value;
     }
   }
   return true;
