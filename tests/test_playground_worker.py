@@ -68,6 +68,7 @@ def test_typing_while_python_loads_is_kept_and_counted(browser):
     page.keyboard.type("dense(3->7, bias) > dense(->5)")
     page.select_option("#ps-convention", "keras")
     assert page.input_value("#ps-program") == "dense(3->7, bias) > dense(->5)"
+    page.wait_for_function("location.hash.includes('convention=keras')")  # the address follows (debounced)
     fragment = parse_qs(urlsplit(page.url).fragment)
     assert fragment["program"] == ["dense(3->7, bias) > dense(->5)"] and fragment["convention"] == ["keras"]
     for route in held:
@@ -227,3 +228,51 @@ def test_stale_and_stopped_marks_at_each_width(browser, width):
     assert box["x"] >= 0 and box["x"] + box["width"] <= width
     page.screenshot(path=f"/tmp/pg-worker-stale-{width}.png")
     page.context.close()
+
+
+# ---- the cap of the LaTeX tab, under CPython (no browser) ----
+@pytest.fixture(scope="module")
+def playground():
+    sys.path.insert(0, str(ROOT / "docs" / "playground"))
+    try:
+        import playground
+    finally:
+        sys.path.pop(0)
+    return playground
+
+
+@pytest.mark.parametrize(
+    "program, rows, blocks, more",
+    [
+        ("dense(3->4) > dense(->5)", 2, 1, None),
+        ("input(8) > (dense(->8) > relu) * 150", 150, 15, None),
+        ("input(8) > (dense(->8) > relu) * 151", 151, 16, "1"),
+        (TEN_THOUSAND, 5000, 16, "4,850"),
+    ],
+)
+def test_the_derivation_is_capped(playground, program, rows, blocks, more):
+    latex = json.loads(playground.run(json.dumps({"program": program, "parts": ["latex"]})))["latex"]
+    full = subprocess.run(
+        [sys.executable, "-m", "paramsym", "latex", "--group-digits", program],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=120,
+    ).stdout
+    assert latex["text"] == full  # all of `paramsym latex`, to copy or download
+    assert latex["rows"] == rows and len(latex["blocks"]) == blocks
+    typeset = [line for block in latex["blocks"] for line in block.splitlines()[1:-1]]
+    body = full.split("\\begin{align*}\n", 1)[1].split("\n\\end{align*}", 1)[0].splitlines()
+    assert [line.rstrip(" \\") for line in typeset[: playground.MAX_DERIVATION]] == [
+        line.rstrip(" \\") for line in body[: playground.MAX_DERIVATION]
+    ]
+    note = f"\\text{{{more} more layers; paramsym latex writes them all}}"
+    assert (note in typeset[-1]) == (more is not None)
+    lines = full.count("\n") + 1
+    if lines > playground.MAX_LATEX_LINES:
+        assert (
+            latex["shown"].splitlines()[-1]
+            == f"% … {lines - playground.MAX_LATEX_LINES:,} more lines; paramsym latex writes them all"
+        )
+    else:
+        assert latex["shown"] == full
