@@ -125,6 +125,8 @@ def test_a_stale_run_is_cancelled_and_never_overwrites_a_newer_one(page):
     """The long program is being counted when a short one is typed: the long run is cancelled (its worker
     replaced), the short one's result is shown and stays."""
     type_program(page, "dense(3->5)")
+    # the spare worker is ready (it takes over from a cancelled run at once)
+    page.wait_for_function("window.playgroundSpareReady()", timeout=60_000)
     restarts = len(page.evaluate("window.playgroundTimings.restarts"))
     before = runs(page)
     page.click("#ps-program")

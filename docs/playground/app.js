@@ -54,6 +54,7 @@ let lastText = "";
 let editStarted = null;   // performance.now() of the input that the next run answers
 const timings = window.playgroundTimings = { edits: [], workers: [], restarts: [] };
 window.playgroundPending = () => debounce != null || answeredRun !== latestRun;
+window.playgroundSpareReady = () => Boolean(spare && spare.ready);
 
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
