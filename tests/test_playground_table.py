@@ -37,7 +37,11 @@ def _example(name: str) -> str:
 
 def _headers(name: str) -> list[str]:
     """The column headers of the command's table for an example (its first line, split on 2+ spaces)."""
-    first = _cli(f"examples/{name}.psym", "--fold", json_output=False).splitlines()[0]
+    return _program_headers(f"examples/{name}.psym")
+
+
+def _program_headers(program: str) -> list[str]:
+    first = _cli(program, "--fold", json_output=False).splitlines()[0]
     return re.split(r"\s{2,}", first.strip())
 
 
@@ -164,6 +168,16 @@ def test_long_networks_fold_as_the_command(playground):
     assert table["rows"][0]["label"] == "dense .. dense" and table["rows"][0]["children"][0]["label"] == "dense"
     assert sum(int(r["cells"]["params"]["value"]) for r in table["rows"]) == expected["params"]["value"]
     assert int(table["total"]["cells"]["params"]["value"]) == expected["params"]["value"]
+    # more layers than the page lists (playground.MAX_ROWS): the rows beyond are not sent, but still counted
+    program = "input(8) > " + " > ".join(f"dense(->{8 + i % 3})" for i in range(2500))
+    result = json.loads(playground.run(json.dumps({"program": program, "parts": ["table"]})))
+    table = result["table"]
+    sent = sum(1 for _ in _rows(table["rows"]))
+    assert sent <= playground.MAX_ROWS and [r["children"] is None for r in table["rows"]].count(True) > 0
+    listed = sum(1 for row in _rows(table["rows"]) if row["layers"] == 1)
+    assert table["unlisted"] == 2500 - listed > 0
+    assert sum(int(r["cells"]["params"]["value"]) for r in table["rows"]) == result["params"]["value"]
+    assert table["total"]["cells"]["params"]["value"] == str(result["params"]["value"])
     small = _table(playground, _example("resnet50"))
     assert not small["fold"]  # 158 layers: every layer, as `paramsym count`
 
@@ -230,7 +244,27 @@ def test_fold_setting_in_the_address(browser):
     open_playground(page, browser.base, "#program=" + quote(program) + "&table.fold=blocks")
     assert page.input_value("#ps-table-fold") == "blocks"
     assert page.locator("#ps-table tbody tr").count() == 4
+    # a link opened on the page (hashchange): its setting, and a change of it goes into the address again
+    before = runs(page)
+    page.evaluate("h => { location.hash = h; }", "#program=" + quote(_example("resnet50")) + "&table.fold=layers")
+    wait_for_run(page, before)
+    assert page.input_value("#ps-table-fold") == "layers" and page.locator("#ps-table tr.ps-group").count() == 0
+    _fold(page, "blocks")
+    assert "table.fold=blocks" in page.url and page.locator("#ps-table tbody tr").count() == 14
     page.close()
+
+
+def test_more_layers_than_listed(page):
+    """2,500 layers: folded (auto), every row counted, the layers beyond the page's 2,000 rows said to be left out."""
+    program = "input(8) > " + " > ".join(f"dense(->{8 + i % 3})" for i in range(2500))
+    type_program(page, program, timeout=120_000)
+    page.wait_for_function("document.getElementById('ps-table-note').textContent.includes('not listed')")
+    _fold(page, "auto")
+    note = page.inner_text("#ps-table-note")
+    assert note.startswith("2,500 layers: folded by stage") and "layers are not listed" in note
+    assert page.locator("#ps-table tbody tr").count() == 100
+    assert page.locator("#ps-table tbody tr").first.locator("td").nth(1).inner_text().startswith("dense .. dense")
+    assert page.locator("#ps-table .ps-fold-none").count() > 0
 
 
 def test_repeat_row_and_units(page):
@@ -264,6 +298,17 @@ def test_total_row_in_the_page(page, name):
     keys = {"params": "params", "state": "state", "active": "active", "KV cache": "kv_cache", "MACs": "macs"}
     assert shown == {h: expected[keys[h]]["value"] for h in headers if h in keys}
     assert page.inner_text("#ps-totals [data-q=params]") == f"{expected['params']['value']:,}"
+
+
+def test_symbolic_repeat(page):
+    """A repeat count without a value: `res ×L`, and the count of one copy as a formula, bracketed."""
+    type_program(page, "input(T) > embed(V->d) > (res(ln > attn(heads=h)))*L")
+    page.wait_for_function("document.querySelectorAll('#ps-table tr.ps-group').length === 1")
+    row = page.locator("#ps-table tr.ps-group")
+    assert row.locator("td").nth(1).inner_text() == "res ×L 2 layers"
+    assert row.locator("td").nth(3).inner_text().split("\n") == ["4*L*d^2 + 2*L*d", "L × (4*d^2 + 2*d)"]
+    headers = _program_headers("input(T) > embed(V->d) > (res(ln > attn(heads=h)))*L")
+    assert page.locator("#ps-table thead th").all_inner_texts() == headers and "KV cache" in headers
 
 
 def test_click_a_row_to_see_its_source(page):

@@ -646,6 +646,7 @@ const ctx = {
 window.playgroundRun = async (made) => (await enqueue(made, false).promise).result;
 
 async function main() {
+  if (location.protocol === "file:") return;  // opened from disk: the page's inline script says how to serve it
   readHash();
   if (els.program.value && els.program.value !== state.program) state.program = els.program.value;  // typed already
   fillInputs();

@@ -235,9 +235,9 @@ def _charted(network) -> list:
     the ones that are 0 everywhere or equal to the parameters (state of a net without BatchNorm, active)."""
     shown = []
     for q in shown_layer_quantities():
-        total = network.quantity(q.name) if q.totalled else None
-        if total is None and q.name != "macs":
+        if not q.totalled:  # fan-in: no total, nothing to compare across layers
             continue
+        total = network.quantity(q.name)  # None where it needs the input shape: bars of "?"
         if (q.only_if_nonzero and total == 0) or (q.only_if_differs and total == network.quantity(q.only_if_differs)):
             continue
         shown.append({"name": q.name, "title": q.long_title or q.title})
@@ -321,6 +321,12 @@ def _default_grid(value) -> str:
     return f"{step}:{2 * value}:{step}"
 
 
+def _title(name: str) -> str:
+    """What the quantity menu says: the quantity's title, with its name where the title is only a unit."""
+    title = BY_NAME[name].long_title or BY_NAME[name].title
+    return f"{name} ({title})" if title == quantity_unit(name) else title
+
+
 def _sweep(network, request: dict) -> dict:
     """The Sweep tab: one quantity at every value of one symbol, each point exactly as `paramsym solve` evaluates
     it (algebra.solve: the formula with the other symbols bound, and the network's own checks of each point);
@@ -341,6 +347,7 @@ def _sweep(network, request: dict) -> dict:
         "symbol": name,
         "of": of,
         "quantities": applying,
+        "titles": {q: _title(q) for q in applying},
         "grid": text,
         "default": default,
         "unit": quantity_unit(of),
@@ -413,6 +420,7 @@ class _Table:
         self.budget = budget  # how many more rows may be sent (the totals always cover every layer)
         self.sums: dict = {}
         self.formula = False
+        self.listed = 0  # the layers sent as rows of their own
         self.fields = False
 
     def quantity(self, expr, name: str) -> dict:
@@ -463,7 +471,10 @@ class _Table:
             "key": f"{first.index}-{last.index}:{label}",
             "index": f"{first.index}-{last.index}",
             "label": label,
-            "path": first.path,
+            # the command's label of the row (`block[1..L]`, `b[1..3]`, `conv3x3 .. relu`)
+            "path": printers._label(
+                printers._first_segment(first.path), printers._first_segment(last.path), " .. " in label
+            ),
             "line": first.pos.line,
             "column": first.pos.column,
             "layers": len(members),
@@ -478,6 +489,7 @@ class _Table:
 
     def layer(self, lc) -> dict:
         layer = lc.layer
+        self.listed += 1
         exprs = {q.name: lc.counts[q.name] for q in self.columns}
         times, per = "", None
         if layer.multiplier != 1:
@@ -607,6 +619,7 @@ def _table(network, request) -> dict:
         "rf": table.fields,
         "fold": printers.folds_by_default(network),
         "layers": len(network.layers),
+        "unlisted": len(network.layers) - table.listed,  # layers without a row of their own (in a group's sums)
         "rows": rows,
         "total": {"label": "total", "output": printers._shape(head["output_shape"]), "cells": total},
     }

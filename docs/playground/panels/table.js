@@ -26,7 +26,7 @@ const table = {
     const select = bar.querySelector("select");
     select.value = FOLDS.some(([v]) => v === settings.fold) ? settings.fold : "auto";
     select.addEventListener("change", () => {
-      settings.fold = select.value;
+      this.settings.fold = select.value;
       this.open.clear();
       if (this.last) this.render(this.last, ctx);
       ctx.changed();  // the address keeps it (table.fold=...)
@@ -51,7 +51,16 @@ const table = {
     });
   },
 
-  request: (settings) => ({ fold: settings.fold }),
+  request(settings) {
+    // the settings object is new when the address changed (readHash): follow it, and show it in the menu
+    this.settings = settings;
+    const select = document.getElementById("ps-table-fold");
+    if (select && select.value !== settings.fold) {
+      select.value = FOLDS.some(([v]) => v === settings.fold) ? settings.fold : "auto";
+      this.open.clear();
+    }
+    return { fold: settings.fold };
+  },
 
   render(result, ctx) {
     const element = document.getElementById("ps-table");
@@ -68,7 +77,6 @@ const table = {
     const head = ["#", "layer", "output", ...data.columns.map((c) => c.title), ...(data.rf ? ["RF"] : [])];
     const numbers = (cells) => data.columns.map((c) => cell(cells[c.key] || { text: "" }, c.key, esc)).join("");
     const rows = [];
-    let hidden = 0;  // layers not sent (beyond playground.MAX_ROWS): the totals count them all the same
     const walk = (node, depth, parents) => {
       const group = node.children !== null || node.layers > 1;
       if (mode === "layers" && group && node.children) {
@@ -77,7 +85,6 @@ const table = {
       }
       const open = group && node.children !== null && (this.open.get(node.key) ?? !folded);
       rows.push(line(node, depth, group, open, parents, numbers, data.rf, esc, this.current));
-      if (group && node.children === null) hidden += node.layers;
       if (open) for (const child of node.children) walk(child, depth + 1, [...parents, node]);
     };
     for (const node of data.rows) walk(node, 0, []);
@@ -89,7 +96,8 @@ const table = {
     const note = document.getElementById("ps-table-note");
     if (note) {
       note.textContent = (data.fold && mode === "auto" ? `${data.layers.toLocaleString("en-US")} layers: folded by stage (as paramsym count). ` : "") +
-        (hidden ? `${hidden.toLocaleString("en-US")} layers are not listed (the rows and totals count them).` : "");
+        // layers beyond playground.MAX_ROWS have no row of their own: the rows around them and the totals count them
+        (data.unlisted ? `${data.unlisted.toLocaleString("en-US")} layers are not listed (the rows and totals count them).` : "");
     }
   },
 };
@@ -101,7 +109,7 @@ function line(node, depth, group, open, parents, numbers, rf, esc, current) {
   if (group) {
     const toggle = node.children === null
       ? '<span class="ps-fold-none" title="too many layers to list them here">·</span>'
-      : `<button type="button" class="ps-fold" aria-expanded="${open}" aria-label="${open ? "fold" : "unfold"} ${esc(node.label)}">${open ? "▾" : "▸"}</button>`;
+      : `<button type="button" class="ps-fold" aria-expanded="${open}" aria-label="${open ? "fold" : "unfold"} ${esc(node.label)}"></button>`;
     name = `${toggle}<code>${esc(node.label)}</code>${times}<span class="ps-muted"> ${node.layers.toLocaleString("en-US")} layers</span>` +
       (node.differ ? '<span class="ps-muted" title="the copies count differently (the first takes another input): unfold to see each"> (copies differ)</span>' : "");
   } else {
@@ -113,7 +121,7 @@ function line(node, depth, group, open, parents, numbers, rf, esc, current) {
   return `<tr class="${classes.join(" ")}" data-key="${esc(node.key)}" data-line="${node.line}" data-column="${node.column}" data-depth="${depth}"` +
     (node.key === current ? ' aria-current="true"' : "") + `>` +
     `<td class="n">${esc(node.index)}</td>` +
-    `<td class="ps-name" style="padding-left: ${0.7 + 1.2 * depth}em" title="${esc(node.path)} (line ${node.line}, column ${node.column})">${name}</td>` +
+    `<td class="ps-name" style="padding-left: ${0.7 + 1.2 * depth}em" title="${esc(node.path)}${group ? `: ${node.layers} layers` : ""} (line ${node.line}, column ${node.column})">${name}</td>` +
     `<td>${esc(node.output)}</td>` + numbers(node.cells) + (rf ? `<td class="n">${esc(node.rf)}</td>` : "") + "</tr>";
 }
 
@@ -125,10 +133,14 @@ function cell(c, key, esc) {
   let html = c.short ? `<span class="ps-big">${esc(c.short)}</span><small class="ps-exact">${esc(c.text)}</small>` : esc(c.text);
   let title = c.text;
   if (c.per) {
-    html += `<small class="ps-per">${esc(c.times)} × ${esc(c.per)}</small>`;
-    title += ` = ${c.times} × ${c.per}`;
+    const per = `${bracket(c.times)} × ${bracket(c.per)}`;  // `L × (4*d^2 + 2*d)`
+    html += `<small class="ps-per">${esc(per)}</small>`;
+    title += ` = ${per}`;
   }
   return `<td class="n" title="${esc(title)}"${value}>${html}</td>`;
 }
+
+// a formula with more than one term in brackets, for a product
+const bracket = (text) => (/[ +\-/]/.test(text) ? `(${text})` : text);
 
 export default table;
