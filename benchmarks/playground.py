@@ -76,7 +76,7 @@ def typing(playwright, base: str, program: str, anchor: str, keys: int, tab: str
     try:
         page = browser.page()
         open_playground(page, base)
-        page.wait_for_function("window.playgroundTimings.workers.length >= 2", timeout=60_000)  # the spare is ready
+        page.wait_for_function("window.playgroundSpareReady()", timeout=60_000)
         _load(page, program, tab)
         at = page.input_value("#ps-program").index(anchor) + len(anchor)
         digit = page.input_value("#ps-program")[at - 1]
@@ -125,7 +125,7 @@ def restarts(playwright, base: str) -> dict:
     try:
         page = browser.page()
         open_playground(page, base)
-        page.wait_for_function("window.playgroundTimings.workers.length >= 2", timeout=60_000)  # the spare is ready
+        page.wait_for_function("window.playgroundSpareReady()", timeout=60_000)
         page.evaluate(PROBE)
         before = runs(page)
         started = time.perf_counter()
@@ -222,6 +222,8 @@ def main() -> None:
                 + ", ".join(f"{v:.2f}" for v in values)
                 + ")"
             )
+        # the floor: the same keys on a one-layer program, what the machine's own load costs the page's thread
+        print(_typing_line("one layer (the floor)", typing(playwright, base, "dense(3->50)", "dense(3->5", args.keys)))
         print(_typing_line("ResNet-152", typing(playwright, base, RESNET152, "dense(->1000", args.keys)))
         print(_typing_line("10,000 layers", typing(playwright, base, TEN_THOUSAND, "* 5000", args.keys)))
         r = restarts(playwright, base)

@@ -68,6 +68,7 @@ def test_typing_while_python_loads_is_kept_and_counted(browser):
     page.keyboard.type("dense(3->7, bias) > dense(->5)")
     page.select_option("#ps-convention", "keras")
     assert page.input_value("#ps-program") == "dense(3->7, bias) > dense(->5)"
+    page.wait_for_function("location.hash.includes('convention=keras')")  # the address follows (debounced)
     fragment = parse_qs(urlsplit(page.url).fragment)
     assert fragment["program"] == ["dense(3->7, bias) > dense(->5)"] and fragment["convention"] == ["keras"]
     for route in held:
@@ -93,11 +94,11 @@ def test_a_run_past_the_time_limit_is_stopped_and_the_page_stays_responsive(brow
     page.wait_for_function("window.playgroundTimings && window.playgroundTimings.workers.length", timeout=60_000)
     watch_long_tasks(page)
     slowest = 0.0
-    for _ in range(10):  # while Python works: scripts run, clicks are handled at once
+    page.evaluate("() => { window.clicks = 0; document.addEventListener('click', () => window.clicks++); }")
+    for i in range(10):  # while Python works: scripts run, clicks are handled at once
         slowest = max(slowest, round_trip(page))
-        page.evaluate("() => { document.getElementById('ps-share').textContent = 'Copy link'; }")
-        page.click("#ps-share")  # its handler answers: the button's text changes
-        page.wait_for_function("document.getElementById('ps-share').textContent !== 'Copy link'", timeout=2000)
+        page.click("#ps-status")
+        page.wait_for_function(f"window.clicks > {i}", timeout=2000)
         page.wait_for_timeout(300)
     assert slowest < 1  # (a frozen page: never, or the whole 10 s)
     page.wait_for_selector("#ps-error[data-where=limit]", timeout=30_000)
@@ -124,6 +125,8 @@ def test_a_stale_run_is_cancelled_and_never_overwrites_a_newer_one(page):
     """The long program is being counted when a short one is typed: the long run is cancelled (its worker
     replaced), the short one's result is shown and stays."""
     type_program(page, "dense(3->5)")
+    # the spare worker is ready (it takes over from a cancelled run at once)
+    page.wait_for_function("window.playgroundSpareReady()", timeout=60_000)
     restarts = len(page.evaluate("window.playgroundTimings.restarts"))
     before = runs(page)
     page.click("#ps-program")
@@ -227,3 +230,51 @@ def test_stale_and_stopped_marks_at_each_width(browser, width):
     assert box["x"] >= 0 and box["x"] + box["width"] <= width
     page.screenshot(path=f"/tmp/pg-worker-stale-{width}.png")
     page.context.close()
+
+
+# ---- the cap of the LaTeX tab, under CPython (no browser) ----
+@pytest.fixture(scope="module")
+def playground():
+    sys.path.insert(0, str(ROOT / "docs" / "playground"))
+    try:
+        import playground
+    finally:
+        sys.path.pop(0)
+    return playground
+
+
+@pytest.mark.parametrize(
+    "program, rows, blocks, more",
+    [
+        ("dense(3->4) > dense(->5)", 2, 1, None),
+        ("input(8) > (dense(->8) > relu) * 150", 150, 15, None),
+        ("input(8) > (dense(->8) > relu) * 151", 151, 16, "1"),
+        (TEN_THOUSAND, 5000, 16, "4,850"),
+    ],
+)
+def test_the_derivation_is_capped(playground, program, rows, blocks, more):
+    latex = json.loads(playground.run(json.dumps({"program": program, "parts": ["latex"]})))["latex"]
+    full = subprocess.run(
+        [sys.executable, "-m", "paramsym", "latex", "--group-digits", program],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=120,
+    ).stdout
+    assert latex["text"] == full  # all of `paramsym latex`, to copy or download
+    assert latex["rows"] == rows and len(latex["blocks"]) == blocks
+    typeset = [line for block in latex["blocks"] for line in block.splitlines()[1:-1]]
+    body = full.split("\\begin{align*}\n", 1)[1].split("\n\\end{align*}", 1)[0].splitlines()
+    assert [line.rstrip(" \\") for line in typeset[: playground.MAX_DERIVATION]] == [
+        line.rstrip(" \\") for line in body[: playground.MAX_DERIVATION]
+    ]
+    note = f"\\text{{{more} more layers; paramsym latex writes them all}}"
+    assert (note in typeset[-1]) == (more is not None)
+    lines = full.count("\n") + 1
+    if lines > playground.MAX_LATEX_LINES:
+        assert (
+            latex["shown"].splitlines()[-1]
+            == f"% … {lines - playground.MAX_LATEX_LINES:,} more lines; paramsym latex writes them all"
+        )
+    else:
+        assert latex["shown"] == full

@@ -35,8 +35,8 @@ const state = { program: SEED, convention: "torch", values: {}, solve: { symbol:
 // The run loop: an edit waits DEBOUNCE_MS for the next one, then becomes a request; the worker has at most one
 // request in flight and the latest one waiting (a newer one replaces it); a result that is no longer the
 // latest is dropped. Python cannot be interrupted, so a run is cancelled by terminating its worker: when a
-// newer request has waited STALE_MS behind it, or after TIME_LIMIT_MS in any case (with a message). A warm
-// spare worker takes over at once, and a new spare starts in the background.
+// newer request has waited STALE_MS behind it and a warm spare worker is ready to take over at once, or after
+// TIME_LIMIT_MS in any case (with a message); a new spare then starts in the background.
 const DEBOUNCE_MS = 100;
 const STALE_MS = 1500;
 const TIME_LIMIT_MS = 10000;
@@ -54,6 +54,7 @@ let lastText = "";
 let editStarted = null;   // performance.now() of the input that the next run answers
 const timings = window.playgroundTimings = { edits: [], workers: [], restarts: [] };
 window.playgroundPending = () => debounce != null || answeredRun !== latestRun;
+window.playgroundSpareReady = () => Boolean(spare && spare.ready);
 
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -402,7 +403,8 @@ function watch() {
     restart("limit");
     job.resolve({ id: job.id, ms: elapsed, stopped: TIME_LIMIT_MS / 1000, result: { ok: false, tokens: [], ms: elapsed,
       error: { where: "limit", kind: "time limit", message: `stopped after ${TIME_LIMIT_MS / 1000} s`, text: "" } } });
-  } else if (busy.run && busy.id !== latestRun && elapsed > STALE_MS) {
+  } else if (busy.run && busy.id !== latestRun && elapsed > STALE_MS && spare && spare.ready) {
+    // (without a warm spare, a new worker would take longer to start than the stale run to end)
     const job = busy;
     restart("stale");
     job.resolve(null);
@@ -464,6 +466,7 @@ async function run() {
   debounce = null;
   const started = editStarted ?? performance.now();
   editStarted = null;
+  writeHash();  // (also while Python loads: the address keeps what is typed)
   const called = performance.now();
   const made = request();
   const { id, promise } = enqueue(made, true);
@@ -492,10 +495,9 @@ async function run() {
   app.dataset.runs = String((Number(app.dataset.runs) || 0) + 1);
 }
 
-// An input changed: the address follows at once, the count after a short pause (the next key restarts it).
+// An input changed: the address and the count follow after a short pause (the next key restarts it).
 function schedule(now) {
   if (editStarted == null) editStarted = performance.now();
-  writeHash();
   clearTimeout(debounce);
   debounce = setTimeout(run, now === true ? 0 : DEBOUNCE_MS);
 }

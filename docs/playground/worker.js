@@ -9,11 +9,11 @@
 //
 // Messages to the page: {type: "status", text}, {type: "ready", timings}, {type: "result", id, result, ms},
 // {type: "failed", text} when Python could not start.
-import katex from "./vendor/katex/katex.mjs";
-
 const BASE = new URL("./", import.meta.url);
 const timings = { started: performance.now(), origin: performance.timeOrigin };
 let run = null;
+let katex = null;
+const katexLoaded = import("./vendor/katex/katex.mjs");  // loaded while Python starts, not before
 
 async function start() {
   const manifestPromise = fetch(new URL("manifest.json", BASE)).then((r) => r.json());
@@ -40,6 +40,7 @@ with zipfile.ZipFile("/lib/playground.zip") as bundle:  # paramsym's saved parse
   timings.unpacked = performance.now();
   run = pyodide.pyimport("playground").run;
   timings.imported = performance.now();
+  katex = (await katexLoaded).default;
   postMessage({ type: "ready", timings, manifest });
 }
 
