@@ -157,6 +157,18 @@ def xpage(browser):
     page.context.close()
 
 
+def settled(page, program: str, values: dict | None = None) -> None:
+    """Wait until the page has drawn the result of `program` (and the values): the address is written after
+    the result is drawn (a run's counter alone can go up for an earlier keystroke's result)."""
+    page.wait_for_function(
+        """([program, values]) => { const p = new URLSearchParams(location.hash.slice(1));
+        return !window.playgroundPending() && p.get("program") === program &&
+          Object.entries(values).every(([k, v]) => (p.get("set." + k) || "") === v); }""",
+        arg=[program, values or {}],
+        timeout=60_000,
+    )
+
+
 def set_case(page, case: tuple) -> None:
     """The page's inputs as a person sets them: the program (the Example menu for a zoo program), the
     convention, the value boxes."""
@@ -173,11 +185,11 @@ def set_case(page, case: tuple) -> None:
         assert page.input_value("#ps-program") == program
     elif page.input_value("#ps-program") != program:
         type_program(page, program)
+    settled(page, program)
     for symbol in page.eval_on_selector_all("#ps-values input", "xs => xs.map(x => x.dataset.name)"):
         if page.input_value(f"#ps-values input[data-name={symbol}]") != values.get(symbol, ""):
-            before = runs(page)
             page.fill(f"#ps-values input[data-name={symbol}]", values.get(symbol, ""))
-            wait_for_run(page, before)
+    settled(page, program, values)
 
 
 def choose(page, fmt: str) -> None:
@@ -241,6 +253,27 @@ def test_copy_is_the_command_output(xpage, case, fmt):
     assert copied.encode() == cli_case(fmt, case)[1]
 
 
+def test_copy_without_the_clipboard_selects_the_text(xpage):
+    """Where the clipboard cannot be written (no permission, not a secure context), the text is put in a box,
+    selected, for Ctrl+C."""
+    set_case(xpage, CASES[1])
+    choose(xpage, "markdown")
+    xpage.evaluate("() => { navigator.clipboard.writeText = () => Promise.reject(new Error('not allowed')); }")
+    try:
+        xpage.click("[data-panel=export] .ps-export-copy")
+        xpage.wait_for_selector("[data-panel=export] .ps-export-fallback", state="visible")
+        status = xpage.inner_text("[data-panel=export] .ps-export-status")
+        assert status in ("Copied", "Selected below: press Ctrl+C (⌘C) to copy")
+        box = "[data-panel=export] .ps-export-fallback"
+        assert xpage.input_value(box).encode() == cli_case("markdown", CASES[1])[1]
+        selected = xpage.eval_on_selector(box, "e => [e.selectionStart, e.selectionEnd, e.value.length]")
+        assert selected[0] == 0 and selected[1] == selected[2] > 0
+    finally:
+        xpage.evaluate("() => { delete navigator.clipboard.writeText; }")
+    choose(xpage, "json")  # another format: the box goes
+    assert xpage.is_hidden("[data-panel=export] .ps-export-fallback")
+
+
 @pytest.mark.parametrize(
     "case, fmt, program_error",
     [(CASES[2], "torch", False), (CASES[0], "keras", False), (CASES[2], "json", True)],
@@ -252,6 +285,7 @@ def test_export_error_is_shown_not_downloaded(xpage, case, fmt, program_error):
     if program_error:
         program = "input(8x8x3) > conv3x3(->8) > rleu"
         type_program(xpage, program)
+        settled(xpage, program)
     choose(xpage, fmt)
     downloads = []
 
@@ -269,6 +303,7 @@ def test_export_error_is_shown_not_downloaded(xpage, case, fmt, program_error):
     xpage.remove_listener("download", seen)
     if program_error:  # the next good result clears the message
         type_program(xpage, SEED)
+        settled(xpage, SEED)
         assert xpage.is_hidden("[data-panel=export] .ps-export-error")
 
 
@@ -277,7 +312,9 @@ def test_edits_never_ask_for_an_export(xpage):
     set_case(xpage, CASES[0])
     xpage.evaluate("window.posted = []")
     type_program(xpage, SEED + " > relu")
+    settled(xpage, SEED + " > relu")
     type_program(xpage, SEED)
+    settled(xpage, SEED)
     assert xpage.evaluate("window.posted").count(["export"]) == 0 and xpage.evaluate("window.posted")
     download(xpage, "csv")
     assert xpage.evaluate("window.posted").count(["export"]) == 1
@@ -287,6 +324,7 @@ def test_format_is_kept_in_the_link(xpage, browser):
     set_case(xpage, CASES[0])
     choose(xpage, "markdown")
     type_program(xpage, SEED + " > relu")  # the address is written with the next run
+    settled(xpage, SEED + " > relu")
     assert parse_qs(urlsplit(xpage.url).fragment)["export.format"] == ["markdown"]
     other = browser.page()
     open_playground(other, browser.base, "#" + urlsplit(xpage.url).fragment)

@@ -2,7 +2,8 @@
 
   site/playground/vendor/pyodide/   the Pyodide core from its npm package (no packages of its own)
   site/playground/vendor/katex/     KaTeX's script, style sheet and fonts from its npm package
-  site/playground/wheels/           sympy, mpmath, lark (pinned, from PyPI) and paramsym's own wheel
+  site/playground/wheels/           sympy, mpmath, lark (pinned, from PyPI) and paramsym's own wheel: compile.mjs
+                                    compiles them into python.zip and removes them (the page loads the zip)
   site/playground/manifest.json     the wheels' names and the zoo's example programs
 
 usage: python docs/playground/bundle.py SITE_DIR WHEELS_DIR
@@ -16,9 +17,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-PYODIDE_CORE = ("pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
+# (python_stdlib.zip is compile.mjs's input; pyodide.js and katex.min.js, the non-module builds, are not loaded)
+PYODIDE_CORE = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
                 "pyodide-lock.json")
-KATEX = ("katex.min.js", "katex.mjs", "katex.min.css")
+KATEX = ("katex.mjs", "katex.min.css")
 WHEELS = ("sympy", "mpmath", "lark", "paramsym")
 
 

@@ -41,6 +41,12 @@ OPERATORS = {"ARROW", "MORETHAN", "VBAR", "STAR", "SLASH", "POW", "ADDOP", "EQUA
 PUNCTUATION = {"LPAR", "RPAR", "COMMA", "_SEP"}
 # how many layers the table shows; the totals always cover the whole network
 MAX_ROWS = 2000
+# how many layers the LaTeX tab typesets (KaTeX, in the worker, in blocks of DERIVATION_BLOCK rows that the page
+# adds one at a time) and how many lines of the LaTeX source it shows: beyond that KaTeX's HTML takes the page
+# long to lay out; `paramsym latex` (and result["latex"]["text"]) has all
+MAX_DERIVATION = 150
+DERIVATION_BLOCK = 10
+MAX_LATEX_LINES = 400
 
 
 def _lexer():
@@ -160,11 +166,38 @@ def _latex(network) -> dict:
     is kept only in the text to copy)."""
     text = paramsym.latex(network, group_digits=True)
     equation = text.split("\\begin{equation}", 1)[1].split("\\end{equation}", 1)[0].strip()
-    derivation = ""
+    derivation, rows, blocks = "", 0, []
     if "\\begin{align*}" in text:
         body = text.split("\\begin{align*}", 1)[1].split("\\end{align*}", 1)[0].strip("\n")
-        derivation = "\\begin{aligned}\n" + body + "\n\\end{aligned}"
-    return {"equation": equation, "derivation": derivation, "text": text}
+        lines = body.split("\n")  # one layer a line
+        rows = len(lines)
+        if rows > MAX_DERIVATION:
+            more = rows - MAX_DERIVATION
+            lines = [
+                *lines[:MAX_DERIVATION],
+                f"  \\ldots\\ \\text{{{more:,} more layers; paramsym latex writes them all}}",
+            ]
+            lines[MAX_DERIVATION - 1] = lines[MAX_DERIVATION - 1].rstrip(" \\") + " \\\\"
+        derivation = "\\begin{aligned}\n" + "\n".join(lines) + "\n\\end{aligned}"
+        # the same rows in blocks, which the page draws one after the other (never one long wait)
+        for first in range(0, len(lines), DERIVATION_BLOCK):
+            block = lines[first : first + DERIVATION_BLOCK]
+            block[-1] = block[-1].rstrip(" \\")
+            blocks.append("\\begin{aligned}\n" + "\n".join(block) + "\n\\end{aligned}")
+    lines = text.split("\n")
+    shown = text
+    if len(lines) > MAX_LATEX_LINES:
+        more = len(lines) - MAX_LATEX_LINES
+        shown = "\n".join([*lines[:MAX_LATEX_LINES], f"% … {more:,} more lines; paramsym latex writes them all"])
+    # text: all of it (to copy or download); shown: what the tab prints; rows: the layers of the derivation
+    return {
+        "equation": equation,
+        "derivation": derivation,
+        "blocks": blocks,
+        "rows": rows,
+        "text": text,
+        "shown": shown,
+    }
 
 
 # ---- the structured layer table (panels/table.js): `paramsym count`'s rows, folded by stage and repeat ----
@@ -202,9 +235,9 @@ def _charted(network) -> list:
     the ones that are 0 everywhere or equal to the parameters (state of a net without BatchNorm, active)."""
     shown = []
     for q in shown_layer_quantities():
-        total = network.quantity(q.name) if q.totalled else None
-        if total is None and q.name != "macs":
+        if not q.totalled:  # fan-in: no total, nothing to compare across layers
             continue
+        total = network.quantity(q.name)  # None where it needs the input shape: bars of "?"
         if (q.only_if_nonzero and total == 0) or (q.only_if_differs and total == network.quantity(q.only_if_differs)):
             continue
         shown.append({"name": q.name, "title": q.long_title or q.title})
@@ -288,6 +321,12 @@ def _default_grid(value) -> str:
     return f"{step}:{2 * value}:{step}"
 
 
+def _title(name: str) -> str:
+    """What the quantity menu says: the quantity's title, with its name where the title is only a unit."""
+    title = BY_NAME[name].long_title or BY_NAME[name].title
+    return f"{name} ({title})" if title == quantity_unit(name) else title
+
+
 def _sweep(network, request: dict) -> dict:
     """The Sweep tab: one quantity at every value of one symbol, each point exactly as `paramsym solve` evaluates
     it (algebra.solve: the formula with the other symbols bound, and the network's own checks of each point);
@@ -308,6 +347,7 @@ def _sweep(network, request: dict) -> dict:
         "symbol": name,
         "of": of,
         "quantities": applying,
+        "titles": {q: _title(q) for q in applying},
         "grid": text,
         "default": default,
         "unit": quantity_unit(of),

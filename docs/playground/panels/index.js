@@ -13,4 +13,8 @@ import table from "./table.js";
 import exports_ from "./exports.js";
 import cost from "./cost.js";
 
-export const PANELS = [table, cost, exports_];
+import chart from "./chart.js";
+import sweep from "./sweep.js";
+import diagram from "./diagram.js";
+
+export const PANELS = [table, cost, exports_, chart, sweep, diagram];
