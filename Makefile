@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint mypy-baseline install install-test install-docs docs serve-docs bench bench-cost bench-import bench-playground import-sweep check-language wheel fuzz clean
+.PHONY: demo test lint mypy-baseline install install-test install-docs docs serve-docs bench bench-cost bench-import bench-playground screenshots import-sweep check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,10 @@ import-sweep: install-test
 # (benchmarks/README.md); --screenshots also writes docs/images/playground*.png.
 bench-playground: install-test docs
 	$(BIN)/python benchmarks/playground.py
+
+# The playground's tour at 390, 1024 and 1920 px (tests/test_playground_tour.py), its screenshots into docs/images.
+screenshots: install-test docs
+	PARAMSYM_SCREENSHOTS=docs/images $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_playground_tour.py
 
 # The language reference's worked examples (needs ../shared beside this checkout).
 check-language: install

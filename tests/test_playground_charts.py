@@ -419,3 +419,31 @@ def test_pictures_fit_the_screen(browser, width):
         assert svg["height"] > 100
         page.locator(f"#ps-tab-{tab}").screenshot(path=f"/tmp/pg-charts-{tab}-{width}.png")
     page.context.close()
+
+
+def test_links_restore_the_pictures(browser):
+    """The address keeps each picture's settings: a link opens the same tab with the same picture."""
+    from urllib.parse import urlencode
+
+    page = browser.page(1024, 900)
+    program = example("resnet18")
+    fragment = urlencode({"program": program, "tab": "chart", "chart.of": "macs", "chart.scale": "log"})
+    open_playground(page, browser.base, "#" + fragment)
+    page.wait_for_selector(".ps-chart .ps-bar")
+    assert page.is_visible("#ps-tab-chart") and not page.is_visible("#ps-tab-table")
+    assert page.input_value(".ps-chart-of") == "macs" and page.is_checked(".ps-chart-log")
+    assert page.get_attribute(".ps-chart", "data-scale") == "log"
+    assert [b["value"] for b in bars(page)] == [str(layer["macs"]["value"]) for layer in count_json(program)["layers"]]
+    fragment = urlencode({"program": BUDGET, "tab": "sweep", "sweep.symbol": "C", "sweep.grid": "16:64:16"})
+    open_playground(page, browser.base, "#" + fragment)
+    page.wait_for_selector(".ps-sweep .ps-point")
+    assert page.input_value(".ps-sweep-grid") == "16:64:16"
+    xs = page.eval_on_selector_all(".ps-sweep .ps-point", "ps => ps.map(p => Number(p.dataset.x))")
+    assert xs == [16, 32, 48, 64]
+    fragment = urlencode({"program": example("resnet50"), "tab": "diagram", "diagram.detail": "blocks"})
+    open_playground(page, browser.base, "#" + fragment)
+    page.wait_for_selector(".ps-diagram")
+    assert page.input_value(".ps-diagram-detail") == "blocks"
+    assert page.get_attribute(".ps-diagram", "data-folded") == "true"
+    assert page.locator(".ps-diagram .ps-dg-block").count() == 8  # 4 stages: a first block and its copies
+    page.context.close()

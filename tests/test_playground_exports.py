@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
@@ -48,11 +48,14 @@ FORMATS = {
 
 
 @functools.cache
-def cli(fmt: str, program: str, values: tuple, convention: str) -> tuple[int, bytes, str]:
-    """`python -m paramsym ...` with the program on standard input: (exit code, stdout's bytes, stderr)."""
+def cli(fmt: str, program: str, values: tuple, convention: str, run_options: tuple = ()) -> tuple[int, bytes, str]:
+    """`python -m paramsym ...` with the program on standard input: (exit code, stdout's bytes, stderr);
+    `run_options` (--dtype, --train, ...) where the command takes them (count, latex)."""
     argv = [sys.executable, "-m", "paramsym", *FORMATS[fmt], "-"]
     if FORMATS[fmt][0] == "count":
         argv += ["--convention", convention]
+    if FORMATS[fmt][0] != "export":
+        argv += list(run_options)
     for name, value in values:
         argv += ["--set", f"{name}={value}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -131,6 +134,41 @@ def test_module_export_only_when_asked(playground):
     assert "export" not in plain and "export_error" not in plain
     wrong = json.loads(playground.run(json.dumps({"program": SEED, "parts": ["export"], "export": {"format": "exe"}})))
     assert wrong["export"] is None and "no export format 'exe'" in wrong["export_error"]["text"]
+
+
+# the cost panel's settings (request["cost"], panels/cost.js) -> the command's run options
+COSTS = [
+    (
+        "train-bf16",
+        {"mode": "train", "dtype": "bf16", "batch": "8", "optimizer": "adamw"},
+        ["--train", "--dtype", "bf16", "--batch", "8"],
+    ),
+    (
+        "serve-int8-kv",
+        {"mode": "serve", "weights": "int8", "kv": "fp16", "batch": "4"},
+        ["--weights", "int8", "--kv", "fp16", "--batch", "4"],
+    ),
+    ("wrong-format", {"mode": "serve", "dtype": "fp7"}, ["--dtype", "fp7"]),
+]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "markdown", "latex", "torch"])
+@pytest.mark.parametrize("cost, settings, flags", COSTS, ids=[c[0] for c in COSTS])
+def test_module_export_with_the_cost_settings(playground, cost, settings, flags, fmt):
+    """count and latex with the memory setup of the cost panel are the command with its run options; export
+    takes none; a wrong setting gives the command's message, not a file counted without it."""
+    program = _example("gpt2")
+    request = {"program": program, "parts": ["export"], "export": {"format": fmt}, "cost": settings}
+    result = json.loads(playground.run(json.dumps(request)))
+    code, stdout, stderr = cli(fmt, program, (), "torch", tuple(flags))
+    if code == 0:
+        assert result["export"]["text"].encode() == stdout
+        shown = result["export"]["command"]
+        assert shown.startswith("paramsym " + " ".join(FORMATS[fmt]))
+        assert all(flag in shown for flag in flags) == (fmt != "torch")
+    else:
+        assert cost == "wrong-format" and fmt != "torch"
+        assert result["export"] is None and result["export_error"]["text"] == stderr
 
 
 def test_module_program_error_is_the_commands(playground):
@@ -332,6 +370,35 @@ def test_format_is_kept_in_the_link(xpage, browser):
     assert other.inner_text("[data-panel=export] .ps-export-command") == "paramsym count --format markdown"
     other.context.close()
     choose(xpage, "json")
+
+
+def test_download_follows_the_cost_panel(browser):
+    """With the memory setup of the cost panel (from a link: cost.mode=train, cost.dtype=bf16, ...), JSON and LaTeX
+    are the command with those run options, and the bar says so; a wrong setting gives the command's message."""
+    program = _example("gpt2")
+    _, settings, flags = COSTS[0]
+    fragment = urlencode({"program": program, **{f"cost.{k}": v for k, v in settings.items()}}, quote_via=quote)
+    page = browser.page()
+    open_playground(page, browser.base, "#" + fragment)
+    got = {}
+    for fmt in ["json", "latex"]:
+        name, data = got[fmt] = download(page, fmt)
+        assert name == "network" + ENDINGS[fmt]
+        code, stdout, stderr = cli(fmt, program, (), "torch", tuple(flags))
+        assert code == 0 and data == stdout, stderr
+        assert page.inner_text("[data-panel=export] .ps-export-command") == " ".join(
+            ["paramsym", *FORMATS[fmt], "--train --dtype bf16 --batch 8"]
+        )
+    assert got["json"][1] != cli("json", program, (), "torch")[1]  # the run options changed the memory counted
+    page.context.close()
+    page = browser.page()
+    open_playground(page, browser.base, "#" + fragment.replace("bf16", "fp7"))
+    choose(page, "json")
+    page.click("[data-panel=export] .ps-export-download")
+    page.wait_for_selector("[data-panel=export] .ps-export-error", state="visible")
+    wrong = tuple(f.replace("bf16", "fp7") for f in flags)
+    assert page.inner_text("[data-panel=export] .ps-export-error") == cli("json", program, (), "torch", wrong)[2]
+    page.context.close()
 
 
 def test_pytorch_export_builds_the_counted_model(xpage, tmp_path):

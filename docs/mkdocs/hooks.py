@@ -108,7 +108,7 @@ def links_html(found: list[tuple[str, str]], href: str) -> str:
 
 def rewrite(content: str, href: str) -> str:
     def one(match: re.Match) -> str:
-        found = commands(block_text(match.group(2)))
+        found = commands(block_text(match.group(2)[1:]))
         if not found:
             return match.group(0)
         copy = html.escape("\n".join(found), quote=True).replace("\n", "&#10;")

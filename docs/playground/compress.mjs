@@ -2,19 +2,21 @@
 // beside every file of the built site that is worth compressing, for a server that sends them with
 // Content-Encoding to a browser that accepts it (serve.py here; nginx's brotli_static and gzip_static elsewhere).
 // A copy is written only where it is at least 5% smaller than the file. Brotli at quality 11 takes a minute or
-// two on the largest files, so each compressed copy is kept in build/playground/compressed/ under the hash of
-// what it was made from, and a rebuild that did not change a file reuses it.
+// two on the largest files, so each compressed copy is kept in a cache (~/.cache/paramsym/compressed, or
+// $PARAMSYM_COMPRESS_CACHE) under the hash of what it was made from: a rebuild, in this checkout or another,
+// compresses again only the files that changed (usually python.zip).
 //
 // usage: node docs/playground/compress.mjs SITE
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import zlib from "node:zlib";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const CACHE = resolve(HERE, "../../build/playground/compressed");
+const CACHE = process.env.PARAMSYM_COMPRESS_CACHE ||
+  join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "paramsym", "compressed");
 // what gains: text, WebAssembly, zips of uncompressed members (compile.mjs), TrueType fonts; not woff/woff2/png
 const EXTENSIONS = /\.(html|js|mjs|css|json|wasm|zip|svg|xml|txt|map|ttf)$/;
 const SMALLEST = 1024;

@@ -877,20 +877,33 @@ def _export_text(network, fmt: str) -> str:
 
 
 def _export(network, request) -> dict:
-    """One format of the export bar, asked for when a button is clicked (request["export"]["format"]). The
-    memory setup: the network is the one the page shows; when a cost panel gives it a Setup
-    (network.with_options(setup=...) in _run, from request["cost"]), count and latex follow it as the CLI's
-    run options do (`export` takes none)."""
+    """One format of the export bar, asked for when a button is clicked (request["export"]["format"]). count and
+    latex take the cost panel's run options (request["cost"]: `--dtype bf16 --train ...`), which _run has given
+    the network already; `export` takes none (the source does not depend on them)."""
     options = request.get("export") or {}
     fmt = options.get("format") if isinstance(options, dict) else None
     if fmt not in EXPORTS:
         raise paramsym.ParamsymUsageError(f"no export format {fmt!r}", hint="one of " + ", ".join(EXPORTS))
+    command, extension = EXPORTS[fmt]
+    run_options = []
+    if request.get("cost") is not None and not command.startswith("export"):
+        setup = cost_setup(request["cost"])  # a wrong setting: the command's message, not a file without it
+        run_options = cost_command(request["cost"])
+        if network.setup != setup:  # _run counted without them, as they fail with the values: the command fails too
+            solve = request.get("solve") or {}
+            unknown = (solve.get("symbol") or "").strip() if solve.get("budget") else ""
+            bare = paramsym.parse(request.get("program", ""), convention=request.get("convention") or "torch")
+            network, _ = _with_values(bare.with_options(setup=setup), request, unknown)
     try:
         text = _export_text(network, fmt)
     except paramsym.ParamsymError as error:
         raise network.locate(error) from None  # as the CLI does: a number too large, at its layer
-    command, extension = EXPORTS[fmt]
-    return {"format": fmt, "text": text, "extension": extension, "command": "paramsym " + command}
+    return {
+        "format": fmt,
+        "text": text,
+        "extension": extension,
+        "command": " ".join(["paramsym", command, *run_options]),
+    }
 
 
 def _params_text(document, exprs: list) -> dict:

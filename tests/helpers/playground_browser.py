@@ -126,6 +126,13 @@ def type_program(page, text: str, timeout: float = 30_000) -> None:
     page.keyboard.press("Delete")
     page.keyboard.insert_text(text)
     wait_for_run(page, before, timeout)
+    # the run counted may be the one of the Delete keystroke: wait for the result of the text itself
+    page.wait_for_function(
+        "text => { const t = window.playgroundTimings; return t.last && t.last.program === text"
+        " && !window.playgroundPending(); }",
+        arg=text,
+        timeout=timeout,
+    )
 
 
 def wait_for_run(page, before: int, timeout: float = 30_000) -> None:

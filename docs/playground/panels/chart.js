@@ -56,6 +56,9 @@ const chart = {
     }
     if (!result.chart) return;
     this.data = result.chart;
+    // the controls as the settings are (a link opened, the address changed)
+    this.by.value = this.settings.by;
+    this.log.checked = this.settings.scale === "log";
     fillSelect(this.of, this.data.quantities.map((q) => [q.name, q.title]), this.data.of);
     this.draw(ctx);
   },

@@ -174,6 +174,7 @@ const diagram = {
     this.detail = element.querySelector(".ps-diagram-detail");
     this.readout = element.querySelector(".ps-diagram-readout");
     this.wrap = element.querySelector(".ps-diagram-wrap");
+    this.settings = settings;
     this.detail.value = settings.detail;
     this.detail.addEventListener("change", () => { settings.detail = this.detail.value; ctx.changed(); });
     this.wrap.addEventListener("click", (event) => {
@@ -194,6 +195,7 @@ const diagram = {
     }
     const data = result.diagram;
     if (!data) return;
+    this.detail.value = this.settings.detail;  // a link opened
     const started = performance.now();
     const root = layout(data.tree, data.boxes_only);
     const margin = 8;

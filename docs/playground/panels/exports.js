@@ -54,6 +54,7 @@ async function fetchText(ctx) {
       ui.error.hidden = false;
       return null;
     }
+    ui.command.textContent = result.export.command;  // with the cost panel's run options, where they apply
     return result.export.text;
   } finally {
     for (const button of ui.buttons) button.disabled = false;

@@ -1,6 +1,7 @@
 // The Sweep tab: one quantity (parameters, MACs, memory, ...) at every value of one symbol, as a line: what
 // `paramsym sweep PROGRAM --grid NAME=VALUES --format json` gives for the same grid. Every point comes from
-// playground.py (each exactly, as paramsym solve evaluates it); a value that gives no valid network is a gap.
+// playground.py (each exactly, as paramsym solve evaluates it); a value that gives no valid network is a hollow
+// point on the axis, which the line passes by.
 // With a budget in the solve box on the same quantity, the budget is a dashed line.
 import { esc, fillSelect, grouped, linearTicks, short, widthOf } from "./svg.js";
 
@@ -56,6 +57,7 @@ const sweep = {
     fillSelect(this.symbol, data.symbols.map((s) => [s, s]), data.symbol);
     fillSelect(this.of, data.quantities.map((q) => [q, data.titles[q] || q]), data.of);
     this.grid.placeholder = data.default;
+    if (document.activeElement !== this.grid) this.grid.value = this.settings.grid;  // a link opened
     this.draw(data);
   },
   draw(data) {
@@ -84,13 +86,8 @@ const sweep = {
     svg += `<text class="ps-axis-title" x="${PAD.left + 6}" y="${PAD.top - 2}">${esc(data.of)}</text>`;
     svg += `<line class="ps-axis" x1="${PAD.left}" x2="${width - PAD.right}" y1="${y(0)}" y2="${y(0)}"/>` +
       `<text class="ps-axis-title" x="${(PAD.left + width - PAD.right) / 2}" y="${HEIGHT - 6}" text-anchor="middle">${esc(data.symbol)}</text>`;
-    // the line through the valid points, broken where a point gives no valid network
-    let path = "", pen = "M";
-    for (const p of points) {
-      if (!p.valid) { pen = "M"; continue; }
-      path += `${pen}${x(p.x).toFixed(1)},${y(Number(p.value)).toFixed(1)}`;
-      pen = "L";
-    }
+    // the line through the valid points (a value that gives no valid network: a hollow point on the axis)
+    const path = valid.map((p, i) => `${i ? "L" : "M"}${x(p.x).toFixed(1)},${y(Number(p.value)).toFixed(1)}`).join("");
     svg += `<path class="ps-line" d="${path}"/>`;
     if (budget != null) {
       svg += `<g class="ps-budget" data-value="${esc(data.budget.value)}"><line x1="${PAD.left}" x2="${width - PAD.right}" y1="${y(budget)}" y2="${y(budget)}"/>` +
