@@ -569,7 +569,7 @@ function wire() {
     catch { els.share.textContent = "Link in the address bar"; }
     setTimeout(() => { els.share.textContent = "Copy link"; }, 2000);
   });
-  const tabs = [...document.querySelectorAll(".ps-tabs [role=tab]")];
+  const tabs = [...document.querySelectorAll(".ps-tabs button")];
   for (const button of tabs) {
     button.addEventListener("click", () => { state.tab = button.dataset.tab; showTab(); schedule(); });
     // the tabs' keys (WAI-ARIA tabs pattern): arrows, Home and End move to a tab and show it
@@ -597,6 +597,13 @@ function wire() {
 
 function showTab() {
   for (const button of document.querySelectorAll(".ps-tabs button")) {
+    // the ARIA tabs pattern for every tab (a tab added to playground.md gets it too)
+    const panel = $("ps-tab-" + button.dataset.tab);
+    button.id ||= "ps-tab-button-" + button.dataset.tab;
+    button.setAttribute("role", "tab");
+    button.setAttribute("aria-controls", panel.id);
+    panel.setAttribute("role", "tabpanel");
+    panel.setAttribute("aria-labelledby", button.id);
     button.classList.toggle("ps-tab-active", button.dataset.tab === state.tab);
     button.setAttribute("aria-selected", String(button.dataset.tab === state.tab));
     button.tabIndex = button.dataset.tab === state.tab ? 0 : -1;
