@@ -19,7 +19,7 @@ from lark.lexer import LexerThread
 import paramsym
 from paramsym.algebra.solve import parse_budget
 from paramsym.core.devices import DEVICES
-from paramsym.core.formatting import bytes_text, readable, unit_text
+from paramsym.core.formatting import bytes_text, exact, readable, unit_text
 from paramsym.core.quantities import BY_NAME, applies, budgets
 from paramsym.core.serving import decoder, is_decoder
 from paramsym.core.setup import build_setup
@@ -271,6 +271,7 @@ def _cost(network, request) -> dict:
             "name": total_name,
             "value": None if total is None else int(total),
             "text": _readable(total, "bytes"),
+            "exact": "?" if total is None else exact(total),
         },
         "rows": [
             {
@@ -278,6 +279,7 @@ def _cost(network, request) -> dict:
                 "label": label,
                 "value": data[name]["value"],
                 "text": _readable(value(name), BY_NAME[name].unit),
+                "exact": "?" if value(name) is None else exact(value(name)),
             }
             for name, label in (TRAIN_ROWS if setup.train else SERVE_ROWS)
             if name in data
