@@ -38,7 +38,7 @@ test: install-test
 
 # ruff (format and lint, 120 columns; settings in pyproject.toml) over everything Python in the repository, then
 # mypy over the package: no error that mypy-baseline.txt does not list, and no entry there that no longer occurs.
-LINTED := src tests benchmarks docs/playground/playground.py
+LINTED := src tests benchmarks docs/playground/playground.py docs/playground/serve.py
 lint: install-test
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/ruff check $(LINTED)
@@ -114,10 +114,10 @@ docs: $(VENV)/.installed-docs $(PLAYGROUND)/node_modules/.package-lock.json $(PL
 	$(BIN)/python $(PLAYGROUND)/bundle.py site $(PLAYGROUND_BUILD)
 	node $(PLAYGROUND)/compile.mjs site/playground
 
-# The site on http://localhost:8000/ (the playground needs http: a browser does not run WebAssembly from file://).
+# The site on http://localhost:8000/ (the playground needs http: a browser does not run WebAssembly from file://),
+# each file sent as its .br or .gz copy where the browser accepts it (docs/playground/serve.py).
 serve-docs: docs
-	@echo "open http://localhost:8000/playground.html"
-	$(BIN)/python -m http.server --directory site --bind 127.0.0.1 8000
+	$(BIN)/python $(PLAYGROUND)/serve.py site --port 8000
 
 clean:
 	rm -rf $(VENV) dist build site .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -32,15 +32,28 @@ const SHORT_EXAMPLES = [
 // The state: what the inputs hold; it is mirrored in the address (#program=...&set.C=...).
 const state = { program: SEED, convention: "torch", values: {}, solve: { symbol: "", budget: "", on: "params", mode: "at-most" },
   tab: "table", panels: Object.fromEntries(PANELS.map((p) => [p.id, { ...(p.defaults || {}) }])) };
-let worker = null;        // the Web Worker running Python, once it is ready
-let nextId = 0;           // the id of the last request posted to the worker
-const waiting = new Map();  // id -> resolve of the request's promise
+// The run loop: an edit waits DEBOUNCE_MS for the next one, then becomes a request; the worker has at most one
+// request in flight and the latest one waiting (a newer one replaces it); a result that is no longer the
+// latest is dropped. Python cannot be interrupted, so a run is cancelled by terminating its worker: when a
+// newer request has waited STALE_MS behind it, or after TIME_LIMIT_MS in any case (with a message). A warm
+// spare worker takes over at once, and a new spare starts in the background.
+const DEBOUNCE_MS = 100;
+const STALE_MS = 1500;
+const TIME_LIMIT_MS = 10000;
+let current = null;       // the worker that runs the requests: {worker, ready, born}
+let spare = null;         // a second worker, started after the first result, that takes over on a restart
+let manifest = null;      // the zoo's programs and the bundle's names, from the first worker that is ready
+let nextId = 0;           // the id of the last request (run or ask)
+let latestRun = 0;        // the id of the newest run of the page's inputs, and of the last one answered
+let answeredRun = 0;
+const jobs = [];          // requests waiting for the worker: {id, made, run, resolve}
+let busy = null;          // the request in flight, with the time it was posted
+let debounce = null;      // the timer of the edit waiting for the next one
 let lastTokens = [];      // the tokens of the last text that was run, and that text
 let lastText = "";
-let pending = false;
 let editStarted = null;   // performance.now() of the input that the next run answers
-const timings = window.playgroundTimings = { edits: [] };
-window.playgroundPending = () => pending;
+const timings = window.playgroundTimings = { edits: [], workers: [], restarts: [] };
+window.playgroundPending = () => debounce != null || answeredRun !== latestRun;
 
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -61,6 +74,9 @@ function readHash() {
   return true;
 }
 
+let written = "";         // the address as the page last wrote or read it
+let pushNext = false;     // the next change of the address is a new history entry (an example was chosen)
+
 function writeHash() {
   const params = new URLSearchParams();
   params.set("program", state.program);
@@ -79,7 +95,11 @@ function writeHash() {
       }
     }
   }
-  history.replaceState(null, "", "#" + params.toString().replace(/\+/g, "%20"));
+  const hash = "#" + params.toString().replace(/\+/g, "%20");
+  if (pushNext) history.pushState(null, "", hash);
+  else if (hash !== location.hash) history.replaceState(null, "", hash);
+  pushNext = false;
+  written = location.hash;
 }
 
 const escapeHtml = (s) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -194,10 +214,73 @@ function tex(target, source) {
   katex.render(source, target, { displayMode: true, throwOnError: false, output: "htmlAndMathml" });
 }
 
+// LaTeX that the worker has already typeset (worker.js: KaTeX's HTML of our own printer's LaTeX, no user HTML)
+function html(target, { equation, html }) {
+  if (html == null) { tex(target, equation); target.drawn = null; }
+  else if (target.drawn !== html || !target.querySelector(".katex")) { target.innerHTML = html; target.drawn = html; }
+}
+let lastLatexText = null;
+
+// The LaTeX derivation, typeset by the worker in blocks of rows: a block whose HTML has not changed is left as it
+// is (an edit changes few), a changed one is redrawn in a task of its own (so that a key pressed meanwhile is
+// answered first); a newer result stops the drawing of an older one.
+let derivationDrawn = 0;
+let drawnBlocks = [];     // the HTML of each block shown, in order
+function drawDerivation(latex) {
+  const drawing = ++derivationDrawn;
+  const blocks = latex.blocks_html || [];
+  if (!blocks.length) {
+    if (latex.derivation) tex(els.derivation, latex.derivation); else els.derivation.textContent = "";
+    drawnBlocks = [];
+    els.derivation.dataset.complete = "true";
+    return;
+  }
+  if (els.derivation.children.length !== drawnBlocks.length) { els.derivation.textContent = ""; drawnBlocks = []; }
+  while (drawnBlocks.length > blocks.length) { els.derivation.lastElementChild.remove(); drawnBlocks.pop(); }
+  let next = 0;
+  const more = () => {
+    if (drawing !== derivationDrawn) return;
+    while (next < blocks.length && drawnBlocks[next] === blocks[next]) next++;
+    els.derivation.dataset.complete = String(next >= blocks.length);
+    if (next >= blocks.length) return;
+    let block = els.derivation.children[next];
+    if (!block) { block = document.createElement("div"); els.derivation.appendChild(block); }
+    block.innerHTML = blocks[next];
+    drawnBlocks[next] = blocks[next];
+    next++;
+    requestAnimationFrame(() => setTimeout(more, 0));
+  };
+  els.derivation.dataset.complete = "false";
+  more();
+}
+
+// After a program error: the value boxes of symbols that no longer occur in the text go away (its symbols are
+// not known until it parses, so a box stays while its name is still written somewhere in the program).
+function dropValueBoxes(tokens) {
+  const names = new Set(tokens.filter(([, , cls]) => cls === "name" || cls === "key").map(([s, e]) => state.program.slice(s, e)));
+  for (const input of [...els.values.querySelectorAll("input")]) {
+    if (!names.has(input.dataset.name)) input.closest("label").remove();
+  }
+  if (!els.values.querySelector("input")) els.values.innerHTML = '<span class="ps-muted">The program has no symbols.</span>';
+}
+
+// A run stopped by the time limit: the message, and what is shown below marked as the last program's.
+function showStopped(seconds) {
+  app.classList.add("ps-has-error", "ps-stale");
+  els.error.textContent = `stopped after ${seconds} s: paramsym was still working on this program. Its formulas ` +
+    "grow too large to expand (a sum of symbols raised to a high power, many symbolic layers multiplied " +
+    "together...): simplify the program, or give its symbols values. What is shown below is the last program's.";
+  els.error.hidden = false;
+  els.error.dataset.where = "limit";
+  els.caret.hidden = true;
+  els.timing.textContent = `stopped after ${seconds} s`;
+}
+
 function renderTotals(result) {
   const big = (label, q, cls) => {
     const text = q.value != null ? q.value.toLocaleString("en-US") : q.expr == null ? "?" : q.expr.replace(/\*\*/g, "^");
-    return `<div class="ps-total ${cls}"><div class="ps-total-label">${label}</div><div class="ps-total-value" data-q="${cls}">${escapeHtml(text)}</div></div>`;
+    const short = (result.short || {})[cls] ? `<div class="ps-total-short" data-short="${cls}">${escapeHtml(result.short[cls])}</div>` : "";
+    return `<div class="ps-total ${cls}"><div class="ps-total-label">${label}</div><div class="ps-total-value" data-q="${cls}">${escapeHtml(text)}</div>${short}</div>`;
   };
   els.totals.innerHTML = big("parameters", result.params, "params") +
     (result.state.value !== 0 ? big("state", result.state, "state") : "") +
@@ -209,12 +292,15 @@ function render(result) {
   lastTokens = result.tokens;
   lastText = state.program;
   paint(state.program, result.tokens);
+  app.classList.add("ps-highlighted");  // the textarea's own text gives way to the highlighted copy
   app.classList.toggle("ps-has-error", !result.ok);
+  app.classList.toggle("ps-stale", !result.ok);  // what is shown below is the last program's: dimmed, labelled
   if (result.error) {
     els.error.textContent = result.error.text;
     els.error.hidden = false;
     els.error.dataset.where = result.error.where;
     showCaret(result.error);
+    if (result.error.where === "program") dropValueBoxes(result.tokens);
     els.timing.textContent = `${result.ms.toFixed(0)} ms in Python`;
     return;
   }
@@ -227,13 +313,15 @@ function render(result) {
   renderBudgets(result.budget_options);
   renderTotals(result);
   for (const panel of PANELS) panel.render(result, ctx);
-  if (result.equation) tex(els.formula, result.equation.equation);
+  if (result.equation) html(els.formula, result.equation);
   else els.formula.textContent = result.equation_error ? result.equation_error.text : "";
   if (result.latex) {
-    els.latexText.textContent = result.latex.text;
-    if (result.latex.derivation) tex(els.derivation, result.latex.derivation); else els.derivation.textContent = "";
+    const shown = result.latex.shown ?? result.latex.text;
+    if (shown !== lastLatexText) els.latexText.textContent = lastLatexText = shown;
+    drawDerivation(result.latex);
   } else if (result.latex_error) {
     els.latexText.textContent = result.latex_error.text;
+    lastLatexText = null;
   }
   if (result.explain != null) els.explain.textContent = result.explain;
   else if (result.explain_error) els.explain.textContent = result.explain_error.text;
@@ -273,72 +361,190 @@ function request() {
   return made;
 }
 
-// Post a request to the worker; the promise resolves with its result.
-function call(made) {
+// A request for the worker; the promise resolves with {result, ms, id}, or null when a newer run replaced it
+// (`run`: the page's own inputs, coalesced; otherwise an ask, e.g. an export or a test, kept in order).
+function enqueue(made, run) {
   const id = ++nextId;
-  worker.postMessage({ type: "run", id, request: made });
-  return new Promise((resolve) => waiting.set(id, resolve));
+  if (run) {
+    latestRun = id;
+    for (const job of jobs.filter((j) => j.run)) { jobs.splice(jobs.indexOf(job), 1); job.resolve(null); }
+  }
+  const promise = new Promise((resolve) => jobs.push({ id, made, run, resolve }));
+  pump();
+  return { id, promise };
+}
+
+function pump() {
+  if (busy || !current || !current.ready || !jobs.length) return;
+  busy = jobs.shift();
+  busy.posted = performance.now();
+  current.worker.postMessage({ type: "run", id: busy.id, request: busy.made });
+}
+
+function finish(slot, message) {
+  if (slot !== current || !busy || busy.id !== message.id) return;  // a spare's warm-up
+  const job = busy;
+  busy = null;
+  job.resolve(message);
+  pump();
+}
+
+// The watchdog: a run that a newer one has waited behind for too long, or any run past the time limit, is
+// cancelled with its worker.
+function watch() {
+  if (!busy) return;
+  const elapsed = performance.now() - busy.posted;
+  if (elapsed > TIME_LIMIT_MS) {
+    const job = busy;
+    restart("limit");
+    job.resolve({ id: job.id, ms: elapsed, stopped: TIME_LIMIT_MS / 1000, result: { ok: false, tokens: [], ms: elapsed,
+      error: { where: "limit", kind: "time limit", message: `stopped after ${TIME_LIMIT_MS / 1000} s`, text: "" } } });
+  } else if (busy.run && busy.id !== latestRun && elapsed > STALE_MS) {
+    const job = busy;
+    restart("stale");
+    job.resolve(null);
+  }
+}
+setInterval(watch, 100);
+
+function restart(why) {
+  const stopped = current;
+  stopped.worker.terminate();
+  busy = null;
+  current = spare && spare.ready ? spare : startWorker();
+  if (current === spare) spare = null;
+  timings.restarts.push({ why, at: performance.now(), spareReady: current.ready });
+  startSpare();
+  pump();
+}
+
+// A second worker waits, warm, for a restart; started after the first result or restart (never during the first
+// load: it would slow it down).
+function startSpare() {
+  setTimeout(() => {
+    if (spare || !manifest) return;
+    spare = startWorker();
+  }, 500);
+}
+
+function startWorker() {
+  const slot = { worker: new Worker(new URL("worker.js", BASE), { type: "module" }), ready: false, born: performance.now() };
+  slot.worker.onmessage = (event) => {
+    const message = event.data;
+    if (message.type === "status") { if (!timings.firstResult) els.status.textContent = message.text; }
+    else if (message.type === "failed") { if (slot === current) fail(message.text); }
+    else if (message.type === "ready") ready(slot, message);
+    else if (message.type === "result") finish(slot, message);
+  };
+  slot.worker.onerror = (event) => { if (slot === current) fail(event.message || "the worker stopped"); };
+  return slot;
+}
+
+function ready(slot, message) {
+  slot.ready = true;
+  timings.workers.push({ ms: performance.now() - slot.born, spare: slot === spare });
+  if (!manifest) {
+    // the worker's clock began when it started: its times, moved onto the page's clock
+    const shift = message.timings.origin - performance.timeOrigin;
+    for (const key of ["pyodideLoaded", "fetched", "unpacked", "imported"]) timings[key] = message.timings[key] + shift;
+    timings.pyodide = message.timings.pyodide;
+    timings.python = message.timings.python;
+    manifest = message.manifest;
+    fillExamples();
+  }
+  // a spare runs one small program, so that its first real run finds paramsym's caches warm
+  if (slot === spare) slot.worker.postMessage({ type: "run", id: 0, request: { program: SEED, parts: ["equation"] } });
+  if (slot === current) pump();
 }
 
 async function run() {
-  pending = false;
-  if (!worker) return;
+  debounce = null;
   const started = editStarted ?? performance.now();
   editStarted = null;
   const called = performance.now();
-  const { result, ms, id } = await call(request());
-  if (id !== nextId) return;  // a newer request is on its way: this result is already stale
+  const { id, promise } = enqueue(request(), true);
+  const answer = await promise;
+  if (!answer || id !== latestRun) return;  // a newer request is on its way: this result is already stale
+  answeredRun = id;
+  const { result, ms } = answer;
   const answered = performance.now();
-  render(result);
+  if (answer.stopped) showStopped(answer.stopped); else render(result);
   writeHash();
   const done = performance.now();
-  if (timings.firstResult == null) {
+  if (answer.stopped) {
+    // nothing more
+  } else if (timings.firstResult == null) {
     timings.firstResult = done;
     els.status.textContent = `Ready: paramsym runs in your browser (Pyodide ${timings.pyodide}, Python ${timings.python}), ` +
       "with nothing sent anywhere. Edit the program: everything below follows.";
     timings.firstResultText = `first result ${(done / 1000).toFixed(1)} s after the page began to load`;
+    startSpare();
   } else {
     timings.edits.push({ ms: done - started, python: result.ms, call: answered - called, render: done - answered,
-      waited: called - started, worker: ms, layers: result.layers ?? null });
+      waited: called - started, worker: ms, katex: answer.katex ?? 0, layers: result.layers ?? null });
   }
   timings.last = { ms: done - started, python: result.ms, ok: result.ok };
   app.dataset.runs = String((Number(app.dataset.runs) || 0) + 1);
 }
 
-function schedule() {
+// An input changed: the address follows at once, the count after a short pause (the next key restarts it).
+function schedule(now) {
   if (editStarted == null) editStarted = performance.now();
-  if (pending) return;
-  pending = true;
-  setTimeout(run, 0);
+  writeHash();
+  clearTimeout(debounce);
+  debounce = setTimeout(run, now === true ? 0 : DEBOUNCE_MS);
 }
 
-function setProgram(text) {
-  state.program = text;
-  els.program.value = text;
+// Replace the whole program as an edit of the editor (select all, insert), so that Ctrl+Z brings the old text back.
+function replaceProgram(text) {
+  els.program.focus();
+  els.program.select();
+  if (!document.execCommand("insertText", false, text) || els.program.value !== text) {
+    els.program.value = text;  // where the editor cannot insert (no undo then)
+    edited();
+  }
+}
+
+function edited() {
+  state.program = els.program.value;
+  els.caret.hidden = true;
+  paintShifted(state.program);
+  showExample();  // the menu names the example only while the text is that example's
   schedule();
 }
 
-function wire(manifest) {
-  for (const [label, text] of SHORT_EXAMPLES) els.examples.add(new Option(label, "short:" + label));
-  const zoo = document.createElement("optgroup");
-  zoo.label = "the zoo (examples/)";
-  for (const ex of manifest.examples) zoo.appendChild(new Option(ex.name + ".psym", "zoo:" + ex.name));
-  els.examples.appendChild(zoo);
+// The examples menu: the short examples at once, the zoo when the first worker has read the manifest.
+function fillExamples() {
+  if (manifest) {
+    const zoo = document.createElement("optgroup");
+    zoo.label = "the zoo (examples/)";
+    for (const ex of manifest.examples) zoo.appendChild(new Option(ex.name + ".psym", "zoo:" + ex.name));
+    els.examples.appendChild(zoo);
+  } else {
+    for (const [label] of SHORT_EXAMPLES) els.examples.add(new Option(label, "short:" + label));
+  }
+  showExample();
+}
+
+function showExample() {
   const known = SHORT_EXAMPLES.find((e) => e[1] === state.program);
-  if (known) els.examples.value = "short:" + known[0];
+  const zoo = manifest && manifest.examples.find((e) => e.text.replace(/\n+$/, "") === state.program);
+  els.examples.value = known ? "short:" + known[0] : zoo ? "zoo:" + zoo.name : "";
+}
+
+// Everything but the zoo works from the first paint: what is typed or chosen while Python loads is kept, put in
+// the address, and counted when the worker is ready.
+function wire() {
+  fillExamples();
   els.examples.addEventListener("change", () => {
     const [kind, name] = [els.examples.value.split(":")[0], els.examples.value.slice(els.examples.value.indexOf(":") + 1)];
     const text = kind === "short" ? SHORT_EXAMPLES.find((e) => e[0] === name)[1] : manifest.examples.find((e) => e.name === name).text;
     state.values = {};
     for (const input of els.values.querySelectorAll("input")) input.value = "";
-    setProgram(text.replace(/\n+$/, ""));
+    pushNext = true;  // a new history entry: Back returns to the program before
+    replaceProgram(text.replace(/\n+$/, ""));
   });
-  els.program.addEventListener("input", () => {
-    state.program = els.program.value;
-    els.caret.hidden = true;
-    paintShifted(state.program);
-    schedule();
-  });
+  els.program.addEventListener("input", edited);
   els.program.addEventListener("keydown", (event) => {  // Tab indents instead of leaving the editor
     if (event.key === "Tab" && !event.shiftKey) {
       event.preventDefault();
@@ -356,18 +562,37 @@ function wire(manifest) {
     catch { els.share.textContent = "Link in the address bar"; }
     setTimeout(() => { els.share.textContent = "Copy link"; }, 2000);
   });
-  for (const button of document.querySelectorAll(".ps-tabs button")) {
+  const tabs = [...document.querySelectorAll(".ps-tabs [role=tab]")];
+  for (const button of tabs) {
     button.addEventListener("click", () => { state.tab = button.dataset.tab; showTab(); schedule(); });
+    // the tabs' keys (WAI-ARIA tabs pattern): arrows, Home and End move to a tab and show it
+    button.addEventListener("keydown", (event) => {
+      const at = tabs.indexOf(button);
+      const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (to === undefined) return;
+      event.preventDefault();
+      const next = tabs[(to + tabs.length) % tabs.length];
+      next.focus();
+      next.click();
+    });
   }
-  window.addEventListener("hashchange", () => {
-    if (new URLSearchParams(location.hash.slice(1)).get("program") === state.program) return;
-    readHash(); fillInputs(); schedule();
-  });
+  // Back, Forward, or an address typed: the page shows what the address holds
+  const restore = () => {
+    if (location.hash === written || !readHash()) return;
+    written = location.hash;
+    fillInputs();
+    showExample();
+    schedule(true);
+  };
+  window.addEventListener("popstate", restore);
+  window.addEventListener("hashchange", restore);
 }
 
 function showTab() {
   for (const button of document.querySelectorAll(".ps-tabs button")) {
     button.classList.toggle("ps-tab-active", button.dataset.tab === state.tab);
+    button.setAttribute("aria-selected", String(button.dataset.tab === state.tab));
+    button.tabIndex = button.dataset.tab === state.tab ? 0 : -1;
     $("ps-tab-" + button.dataset.tab).hidden = button.dataset.tab !== state.tab;
   }
 }
@@ -410,38 +635,25 @@ const ctx = {
     const made = request();
     made.parts = [part];
     made[part] = options ?? true;
-    return (await call(made)).result;
+    return (await enqueue(made, false).promise).result;
   },
 };
 
+// the same function the page calls on every edit, for the tests that compare it with the command line: a
+// promise of the result (it waits for the worker if Python is still loading)
+window.playgroundRun = async (made) => (await enqueue(made, false).promise).result;
+
 async function main() {
+  if (location.protocol === "file:") return;  // opened from disk: the page's inline script says how to serve it
   readHash();
+  if (els.program.value && els.program.value !== state.program) state.program = els.program.value;  // typed already
   fillInputs();
   paint(state.program, []);
   for (const panel of PANELS) if (panel.mount) panel.mount(document.querySelector(`[data-panel="${panel.id}"]`), state.panels[panel.id], ctx);
-  const started = new Worker(new URL("worker.js", BASE), { type: "module" });
-  started.onmessage = (event) => {
-    const message = event.data;
-    if (message.type === "status") els.status.textContent = message.text;
-    else if (message.type === "failed") fail(message.text);
-    else if (message.type === "ready") {
-      // the worker's clock began when it started: its times, moved onto the page's clock
-      const shift = message.timings.origin - performance.timeOrigin;
-      for (const key of ["pyodideLoaded", "fetched", "unpacked", "imported"]) timings[key] = message.timings[key] + shift;
-      timings.pyodide = message.timings.pyodide;
-      timings.python = message.timings.python;
-      worker = started;
-      // the same function the page calls on every edit, for the tests that compare it with the command line
-      window.playgroundRun = async (made) => (await call(made)).result;
-      wire(message.manifest);
-      schedule();
-    } else if (message.type === "result") {
-      const resolve = waiting.get(message.id);
-      waiting.delete(message.id);
-      if (resolve) resolve(message);
-    }
-  };
-  started.onerror = (event) => fail(event.message || "the worker stopped");
+  written = location.hash;
+  wire();
+  current = startWorker();
+  schedule(true);  // the first request waits for the worker, with whatever the inputs hold by then
 }
 
 function fail(text) {

@@ -2,8 +2,10 @@
 
   site/playground/vendor/pyodide/   the Pyodide core from its npm package (no packages of its own)
   site/playground/vendor/katex/     KaTeX's script, style sheet and fonts from its npm package
-  site/playground/wheels/           sympy, mpmath, lark (pinned, from PyPI) and paramsym's own wheel
+  site/playground/wheels/           sympy, mpmath, lark (pinned, from PyPI) and paramsym's own wheel: compile.mjs
+                                    compiles them into python.zip and removes them (the page loads the zip)
   site/playground/manifest.json     the wheels' names and the zoo's example programs
+  site/assets/javascripts/iframe-worker-shim.js   search from disk (mkdocs.yml, the offline plugin)
 
 usage: python docs/playground/bundle.py SITE_DIR WHEELS_DIR
 """
@@ -16,17 +18,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-PYODIDE_CORE = ("pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
+# (python_stdlib.zip is compile.mjs's input; pyodide.js and katex.min.js, the non-module builds, are not loaded)
+PYODIDE_CORE = ("pyodide.mjs", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip",
                 "pyodide-lock.json")
-KATEX = ("katex.min.js", "katex.mjs", "katex.min.css")
+KATEX = ("katex.mjs", "katex.min.css")
 WHEELS = ("sympy", "mpmath", "lark", "paramsym")
 
 
 def main(site: Path, wheels: Path) -> None:
     target = site / "playground"
     modules = HERE / "node_modules"
-    if not (modules / "pyodide").is_dir():
-        sys.exit(f"{modules} has no pyodide: run npm ci in {HERE} (make docs does)")
+    for package in ("pyodide", "katex", "iframe-worker"):
+        if not (modules / package).is_dir():
+            sys.exit(f"{modules} has no {package}: run npm ci in {HERE} (make docs does)")
     vendor = target / "vendor"
     shutil.rmtree(vendor, ignore_errors=True)
     (vendor / "pyodide").mkdir(parents=True)
@@ -36,6 +40,9 @@ def main(site: Path, wheels: Path) -> None:
     for name in KATEX:
         shutil.copy2(modules / "katex" / "dist" / name, vendor / "katex" / name)
     shutil.copytree(modules / "katex" / "dist" / "fonts", vendor / "katex" / "fonts")
+    # the whole site's: the Web Worker shim that mkdocs-material's offline plugin uses for search from disk
+    shim = site / "assets" / "javascripts" / "iframe-worker-shim.js"
+    shutil.copy2(modules / "iframe-worker" / "shim" / "index.js", shim)
     shutil.rmtree(target / "wheels", ignore_errors=True)
     (target / "wheels").mkdir()
     found = []

@@ -3,10 +3,16 @@
 // playground.py and paramsym's saved parser tables into one zip that the page imports from (zipimport).
 // Importing SymPy from source in the browser spends seconds compiling it; from bytecode it does not.
 //
+// The zips store their members uncompressed (ZIP_STORED) with fixed dates: Brotli or gzip over the whole file
+// (compress.mjs, the last step here) then compresses far better than over members deflated one by one, and the
+// same input gives the same zip (so its compressed copies are reused from the cache). The wheels and Pyodide's
+// source standard library are inputs only: they are removed from the site once compiled.
+//
 // usage: node docs/playground/compile.mjs SITE/playground
-import { readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { loadPyodide } from "./node_modules/pyodide/pyodide.mjs";
+import { compressTree } from "./compress.mjs";
 
 const target = resolve(process.argv[2] || "site/playground");
 const manifest = JSON.parse(readFileSync(join(target, "manifest.json"), "utf8"));
@@ -19,20 +25,26 @@ for (const name of manifest.wheels) {
 pyodide.FS.writeFile(`${work}/site/playground.py`, readFileSync(new URL("./playground.py", import.meta.url), "utf8"));
 pyodide.globals.set("WORK", work);
 pyodide.runPython(`
-import compileall, os, shutil, sys, warnings, zipfile
+import compileall, os, py_compile, shutil, sys, warnings, zipfile
 site = WORK + "/site"
-# the libraries' own test suites are not needed on the page
+# the libraries' own test suites are not needed on the page, nor the parts of SymPy that neither paramsym nor
+# "import sympy" imports (its benchmarks, physics, statistics, the LaTeX and Autolev parsers)
 for folder, dirs, files in os.walk(site):
     for name in [d for d in dirs if d == "tests"]:
         shutil.rmtree(os.path.join(folder, name))
         dirs.remove(name)
+for part in ("polys/benchmarks", "physics", "stats", "parsing/autolev", "parsing/latex"):
+    shutil.rmtree(os.path.join(site, "sympy", part))
 warnings.filterwarnings("ignore", category=SyntaxWarning)  # old escapes in the libraries' sources
 # sourceless bytecode beside each module (Pyodide's own packages ship this way): no source to compile, no
 # time stamps to check
-assert compileall.compile_dir(site, quiet=1, legacy=True, optimize=0)
+assert compileall.compile_dir(site, quiet=1, legacy=True, optimize=0,
+                              invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+# a source read as text stays: the PyTorch export copies paramsym's helper classes from torch_modules.py
+KEEP = {os.path.join(site, "paramsym", "frameworks", "torch_modules.py")}
 for folder, dirs, files in os.walk(site):
     for name in files:
-        if name.endswith(".py"):
+        if name.endswith(".py") and os.path.join(folder, name) not in KEEP:
             os.remove(os.path.join(folder, name))
     for name in [d for d in dirs if d == "__pycache__"]:
         shutil.rmtree(os.path.join(folder, name))
@@ -42,13 +54,14 @@ sys.path.insert(0, site)
 import playground
 playground.run('{"program": "conv3x3(32->64, bias) > pool > conv5x5(->40)"}')
 purelib = __import__("sysconfig").get_paths()["purelib"].lstrip("/")
-with zipfile.ZipFile(WORK + "/python.zip", "w", zipfile.ZIP_DEFLATED) as out:
+with zipfile.ZipFile(WORK + "/python.zip", "w", zipfile.ZIP_STORED) as out:
     for root, prefix in ((site, purelib), (WORK + "/cache", "home/pyodide/.cache")):
         for folder, dirs, files in os.walk(root):
             dirs.sort()
             for name in sorted(files):
                 path = os.path.join(folder, name)
-                out.write(path, os.path.join(prefix, os.path.relpath(path, root)))
+                with open(path, "rb") as data:
+                    out.writestr(zipfile.ZipInfo(os.path.join(prefix, os.path.relpath(path, root))), data.read())
 `);
 writeFileSync(join(target, "python.zip"), pyodide.FS.readFile(`${work}/python.zip`));
 
@@ -58,14 +71,16 @@ pyodide.FS.writeFile(`${work}/stdlib.zip`, new Uint8Array(readFileSync(join(targ
 pyodide.runPython(`
 import importlib._bootstrap_external as external, zipfile
 with zipfile.ZipFile(WORK + "/stdlib.zip") as source, \\
-        zipfile.ZipFile(WORK + "/stdlib_pyc.zip", "w", zipfile.ZIP_DEFLATED) as out:
+        zipfile.ZipFile(WORK + "/stdlib_pyc.zip", "w", zipfile.ZIP_STORED) as out:
     for info in source.infolist():
         data = source.read(info)
         if info.filename.endswith(".py"):
             code = compile(data, "/lib/python%d%d.zip/" % sys.version_info[:2] + info.filename, "exec",
                            dont_inherit=True)
-            out.writestr(info.filename + "c", bytes(external._code_to_timestamp_pyc(code, 0, 0)))
+            out.writestr(zipfile.ZipInfo(info.filename + "c", info.date_time),
+                         bytes(external._code_to_timestamp_pyc(code, 0, 0)))
         else:
+            info.compress_type = zipfile.ZIP_STORED
             out.writestr(info, data)
 `);
 writeFileSync(join(target, "vendor/pyodide/python_stdlib_pyc.zip"), pyodide.FS.readFile(`${work}/stdlib_pyc.zip`));
@@ -75,3 +90,10 @@ manifest.python = pyodide.runPython("import sys; '%d.%d.%d' % sys.version_info[:
 writeFileSync(join(target, "manifest.json"), JSON.stringify(manifest, null, 1));
 console.log(`playground: python.zip (${(readFileSync(join(target, "python.zip")).length / 1e6).toFixed(1)} MB) ` +
   `compiled for Python ${manifest.python} from ${readdirSync(join(target, "wheels")).length} wheels`);
+// the inputs, which the page does not load
+rmSync(join(target, "wheels"), { recursive: true });
+rmSync(join(target, "vendor/pyodide/python_stdlib.zip"));
+
+// .br and .gz beside every file of the site worth compressing (served by serve.py, or by a host's static
+// compression: see docs/playground.md)
+await compressTree(dirname(target));

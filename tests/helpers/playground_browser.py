@@ -9,12 +9,10 @@ needs no network at all.
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
+import importlib.util
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -70,23 +68,19 @@ def build_site() -> None:
     subprocess.run(["make", "-s", "docs"], cwd=ROOT, check=True)
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+def _serve_module():
+    """docs/playground/serve.py (the server of `make serve-docs`: .br and .gz copies with Content-Encoding)."""
+    spec = importlib.util.spec_from_file_location("playground_serve", ROOT / "docs" / "playground" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @contextlib.contextmanager
 def serve(site: Path = SITE):
-    """The built site on http://127.0.0.1:PORT/ for as long as the block runs."""
-    handler = functools.partial(_Quiet, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """The built site on http://127.0.0.1:PORT/ for as long as the block runs, compressed as a real host sends it."""
+    with _serve_module().serve(site) as base:
+        yield base
 
 
 class Browser:

@@ -10,6 +10,11 @@
 // ctx (app.js) gives escapeHtml, tex (KaTeX into an element), jumpTo(line, column), setValue(name, value),
 // ask(part, options) (one more part from the worker, e.g. an export), changed().
 import table from "./table.js";
+import exports_ from "./exports.js";
 import cost from "./cost.js";
 
-export const PANELS = [table, cost];
+import chart from "./chart.js";
+import sweep from "./sweep.js";
+import diagram from "./diagram.js";
+
+export const PANELS = [table, cost, exports_, chart, sweep, diagram];
