@@ -104,9 +104,12 @@ def test_module_cost_equals_cli(playground, settings, names):
     data = count_json("examples/llama2_7b.psym", *options_of(settings))
     parts, total = expected_parts(data, names)
     assert [p["value"] for p in cost["parts"]] == parts
-    assert cost["total"] == {"name": names[-1], "value": total, "text": cost["total"]["text"]}
+    assert (cost["total"]["name"], cost["total"]["value"], cost["total"]["exact"]) == (names[-1], total, f"{total:,}")
     for row in cost["rows"]:
         assert row["value"] == data[row["name"]]["value"], row["name"]
+        # exactly, however large (the whole run's FLOPs), with the unit where the readable one changed it
+        unit = {"decode_ns_per_token": " ns", "train_seconds": " s", "decode_bytes": " bytes"}.get(row["name"], "")
+        assert row["exact"] == f"{data[row['name']]['value']:,}{unit}"
     # the lines `paramsym count` prints for the same options, and the summary (which holds them) as well
     _, out, _ = cli("count", "examples/llama2_7b.psym", *options_of(settings))
     for line in cost["lines"]:
@@ -340,6 +343,8 @@ def test_panel_controls_training(llama):
     assert shown_parts(llama) == dict(zip(["weights", "grads", "optimizer", "activations"], parts, strict=True))
     assert llama.get_attribute("[data-panel=cost] .ps-cost-total b", "data-value") == str(total)
     assert llama.inner_text("[data-panel=cost] .ps-cost-verdict").startswith("fits on 8× h100 (")
+    flops = llama.locator("[data-panel=cost] .ps-cost-rows tr[data-name=train_flops_total] td").nth(1).inner_text()
+    assert flops == f"{data['train_flops_total']['value']:,}"  # 10^23: exactly, not as a float
     rows = llama.locator("[data-panel=cost] .ps-cost-rows tr[data-name=train_seconds] td").first.inner_text()
     _, out, _ = cli("count", "examples/llama2_7b.psym", *options, "--device", "h100")
     assert f"{rows} on 8 h100" in out
@@ -481,8 +486,11 @@ def test_screenshots(browser, width):
     open_link(page, browser.base, LLAMA, **settings)
     panel = page.locator("[data-panel=cost]")
     box = panel.bounding_box()
-    assert box["width"] <= width  # no wider than the screen
-    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+    assert box["x"] + box["width"] <= width  # within the screen, and nothing of it wider than itself
+    assert panel.evaluate(
+        "e => [...e.querySelectorAll('*')].every(c => c.getBoundingClientRect().right <= "
+        "e.getBoundingClientRect().right + 1 || c.closest('pre'))"
+    )
     panel.screenshot(path=f"/tmp/pg-cost-{width}.png")
     page.screenshot(path=f"/tmp/pg-cost-page-{width}.png", full_page=True)
     page.context.close()

@@ -655,6 +655,10 @@ TRAIN_ROWS = (
 )
 
 
+# after an exact figure: its unit where the readable one changed it (9,074,274 ns is `9.07 ms`)
+EXACT_UNITS = {"ns": " ns", "seconds": " s", "bytes": " bytes"}
+
+
 def cost_options(options: dict) -> dict[str, str]:
     """The run options the panel's settings give: option name -> text (as typed after `--name`)."""
     train = options.get("mode") == "train"
@@ -736,6 +740,7 @@ def _cost(network, request) -> dict:
             "name": total_name,
             "value": None if total is None else int(total),
             "text": _readable(total, "bytes"),
+            "exact": "?" if total is None else exact(total),
         },
         "rows": [
             {
@@ -743,6 +748,7 @@ def _cost(network, request) -> dict:
                 "label": label,
                 "value": data[name]["value"],
                 "text": _readable(value(name), BY_NAME[name].unit),
+                "exact": "?" if value(name) is None else exact(value(name)) + EXACT_UNITS.get(BY_NAME[name].unit, ""),
             }
             for name, label in (TRAIN_ROWS if setup.train else SERVE_ROWS)
             if name in data

@@ -126,13 +126,13 @@ const cost = {
     verdict.hidden = !c.fits;
     const what = c.mode === "train" ? "training memory a device" : c.decoder ? "memory to serve" : "memory of the weights";
     root.querySelector(".ps-cost-total").innerHTML = `${what}: <b data-value="${c.total.value ?? ""}">${esc(c.total.text)}</b>` +
-      (c.total.value != null ? ` <span class="ps-muted">(${c.total.value.toLocaleString("en-US")} bytes)</span>` : "");
+      (c.total.value != null ? ` <span class="ps-muted">(${esc(c.total.exact)} bytes)</span>` : "");
     drawBar(c, esc);
     root.querySelector(".ps-cost-devices").innerHTML = c.device ? "" : "fits on: " + c.fits_all.map((f) =>
       `<span class="ps-cost-chip ps-cost-${f.verdict}" data-device="${esc(f.device)}" title="${esc(f.text)}">${esc(f.short)}</span>`).join(" ");
     root.querySelector(".ps-cost-rows").innerHTML = c.rows.map((r) =>
       `<tr data-name="${r.name}"><th>${esc(r.label)}</th><td>${esc(r.text)}</td>` +
-      `<td class="ps-muted">${r.value == null ? "" : esc(String(r.value).replace(/\B(?=(\d{3})+(?!\d))/g, ","))}</td></tr>`).join("");
+      `<td class="ps-muted">${esc(r.exact)}</td></tr>`).join("");
     root.querySelector(".ps-cost-command").textContent = "paramsym count PROGRAM " + c.options.join(" ");
     root.querySelector(".ps-cost-lines").textContent = c.lines.join("\n");
   },
