@@ -140,14 +140,16 @@ def test_cold_visit_transfers_under_the_limit_and_counts(browser, site):
             response.headers.get("content-encoding"),
         )
     transferred = sum(size for size, _ in sent.values())
+    on_disk = sum((SITE / name[len(browser.base) :].split("?")[0]).stat().st_size for name in sent)
     timing = page.evaluate(
         """() => [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
             .map((e) => [e.name, e.transferSize, e.decodedBodySize])"""
     )
     decoded = {name: d for name, _, d in timing}
     print(
-        f"cold visit: {transferred / 1e6:.2f} MB transferred in {len(sent)} requests; the page's own timeline: "
-        f"{sum(t for _, t, _ in timing) / 1e6:.2f} MB transferred, {sum(decoded.values()) / 1e6:.2f} MB decoded"
+        f"cold visit: {transferred / 1e6:.2f} MB transferred for {on_disk / 1e6:.2f} MB of files in {len(sent)} "
+        f"requests; the page's own timeline (without its worker's): {sum(t for _, t, _ in timing) / 1e6:.2f} MB "
+        f"transferred, {sum(decoded.values()) / 1e6:.2f} MB decoded"
     )
     for name, (size, encoding) in sorted(sent.items(), key=lambda kv: -kv[1][0])[:8]:
         print(f"  {size / 1e6:6.2f} MB  {encoding or '-':5} {name.rsplit('/', 1)[-1]}")
@@ -157,6 +159,24 @@ def test_cold_visit_transfers_under_the_limit_and_counts(browser, site):
     assert 0 < transferred < COLD_VISIT_LIMIT
     assert "82,496" in page.inner_text("#ps-totals")  # and the page still counts: the seed's parameters
     page.context.close()
+
+
+def test_gzip_alone_loads_and_counts(browser, site):
+    """A server (or a browser) with gzip only sends the .gz copies, and the page works the same."""
+    with serve(offered=("gzip",)) as base:
+        context = browser.browser.new_context(viewport={"width": 1024, "height": 800})
+        requests = []
+        context.on("requestfinished", lambda request: requests.append(request))
+        page = context.new_page()
+        open_playground(page, base)
+        page.wait_for_timeout(500)
+        encodings = {r.url.rsplit("/", 1)[-1]: r.response().headers.get("content-encoding") for r in requests}
+        transferred = sum(r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"] for r in requests)
+        print(f"cold visit with gzip only: {transferred / 1e6:.2f} MB transferred in {len(requests)} requests")
+        assert encodings["pyodide.asm.wasm"] == "gzip" and encodings["python.zip"] == "gzip", encodings
+        assert "82,496" in page.inner_text("#ps-totals")
+        assert all(r.url.startswith(base) or r.url.startswith("data:") for r in requests)
+        context.close()
 
 
 # ---- opened from disk ----

@@ -16,7 +16,9 @@ import { compressTree } from "./compress.mjs";
 
 const target = resolve(process.argv[2] || "site/playground");
 const manifest = JSON.parse(readFileSync(join(target, "manifest.json"), "utf8"));
-const pyodide = await loadPyodide({ packages: [] });
+// a fixed hash seed: the saved parser tables (a pickle of sets) come out the same from the same grammar, so an
+// unchanged bundle is the same file and its compressed copies come from the cache
+const pyodide = await loadPyodide({ packages: [], env: { PYTHONHASHSEED: "0" } });
 const work = "/tmp/bundle";
 pyodide.FS.mkdirTree(`${work}/site`);
 for (const name of manifest.wheels) {

@@ -41,6 +41,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         ".js": "text/javascript",
     }
 
+    offered: ClassVar[tuple[str, ...]] = ("br", "gzip")  # what this server may send (the tests narrow it)
+
     def send_head(self):
         path = self.translate_path(self.path)
         if os.path.isdir(path):
@@ -50,7 +52,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         if os.path.isfile(path):
             allowed = accepted(self.headers.get("Accept-Encoding", ""))
             for encoding, suffix in ENCODINGS:
-                if encoding in allowed and os.path.isfile(path + suffix):
+                if encoding in allowed and encoding in self.offered and os.path.isfile(path + suffix):
                     return self._send_encoded(path, path + suffix, encoding)
         return super().send_head()
 
@@ -82,9 +84,11 @@ class QuietHandler(Handler):
 
 
 @contextlib.contextmanager
-def serve(site: Path, port: int = 0, quiet: bool = True):
-    """The site on http://127.0.0.1:PORT/ for as long as the block runs (port 0: a free one)."""
-    handler = functools.partial(QuietHandler if quiet else Handler, directory=str(site))
+def serve(site: Path, port: int = 0, quiet: bool = True, offered: tuple[str, ...] = ("br", "gzip")):
+    """The site on http://127.0.0.1:PORT/ for as long as the block runs (port 0: a free one), sending the
+    compressed copies of the `offered` encodings only."""
+    base = type("Offering", (QuietHandler if quiet else Handler,), {"offered": tuple(offered)})
+    handler = functools.partial(base, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

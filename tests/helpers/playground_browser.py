@@ -77,9 +77,10 @@ def _serve_module():
 
 
 @contextlib.contextmanager
-def serve(site: Path = SITE):
-    """The built site on http://127.0.0.1:PORT/ for as long as the block runs, compressed as a real host sends it."""
-    with _serve_module().serve(site) as base:
+def serve(site: Path = SITE, offered: tuple[str, ...] = ("br", "gzip")):
+    """The built site on http://127.0.0.1:PORT/ for as long as the block runs, compressed as a real host sends it
+    (the `offered` encodings only)."""
+    with _serve_module().serve(site, offered=offered) as base:
         yield base
 
 
