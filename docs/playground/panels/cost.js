@@ -4,7 +4,9 @@
 // options (--dtype, --train, --batch, ...): playground.py builds the Setup with the CLI's own rules
 // (core/setup.py, build_setup), so a bad format gets the CLI's message, and the solve box uses the same setup.
 const FORMATS = ["fp32", "bf16", "fp16", "fp8", "int8", "int4", "nf4"];
-const SEGMENTS = { weights: "#3f51b5", grads: "#8e24aa", optimizer: "#ef6c00", activations: "#00897b", kv: "#c62828" };
+// the chart colours of style.css, which follow the light and dark schemes
+const SEGMENTS = { weights: "var(--ps-chart-1)", grads: "var(--ps-chart-5)", optimizer: "var(--ps-chart-2)",
+  activations: "var(--ps-chart-3)", kv: "var(--ps-chart-4)" };
 const TRAIN_ONLY = ["optimizer", "precision", "recompute", "gpus", "zero", "tp", "pp", "tokens", "mfu"];
 
 // every setting is a string (it round-trips the address as cost.key=value); the defaults are the CLI's
