@@ -124,12 +124,8 @@ def type_program(page, text: str, timeout: float = 30_000) -> None:
     before = runs(page)
     page.click("#ps-program")
     page.keyboard.press("Control+A")
-    # one edit, one input event: typing over the selection (a Delete first would be a run of its own, whose result
-    # could count as the answer while the text's own run is still on its way)
-    if text:
-        page.keyboard.insert_text(text)
-    else:
-        page.keyboard.press("Delete")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)
     wait_for_run(page, before, timeout)
 
 
