@@ -24,7 +24,7 @@ from helpers.playground_browser import Browser, build_site, chromium_missing, op
 
 RESNET152 = (ROOT / "examples" / "resnet152.psym").read_text().rstrip("\n")
 TEN_THOUSAND = "input(8) > (dense(->8) > relu) * 5000"
-# 100,000 layers: past the page's 10 s time limit
+# 100,000 layers: past the time limit the benchmark and the tests set (?limit=3; the page's own is 10 s)
 HOSTILE = "input(8) > (dense(->8) > relu) * 50000"
 
 # in the page: each keydown's time (the event's own stamp: a key that waits behind a busy thread counts the wait)
@@ -124,7 +124,7 @@ def restarts(playwright, base: str) -> dict:
     browser = Browser(playwright, base)
     try:
         page = browser.page()
-        open_playground(page, base)
+        open_playground(page, base, "?limit=3")  # below the program's time on any machine
         page.wait_for_function("window.playgroundSpareReady()", timeout=60_000)
         page.evaluate(PROBE)
         before = runs(page)
@@ -228,7 +228,7 @@ def main() -> None:
         print(_typing_line("10,000 layers", typing(playwright, base, TEN_THOUSAND, "* 5000", args.keys)))
         r = restarts(playwright, base)
         print(
-            f"past the time limit ({HOSTILE}): stopped with the message after {r['stopped']:.1f} s; meanwhile "
+            f"past a 3 s time limit ({HOSTILE}): stopped with the message after {r['stopped']:.1f} s; meanwhile "
             f"the page answered a script within {r['trip_max']:.0f} ms, longest task {r['long_max']:.0f} ms; "
             f"the next edit's result {r['next']:.0f} ms later (spare ready: {r['spare_ready']}); workers ready "
             "after " + ", ".join(f"{w:.2f} s" for w in r["workers"]) + " (the first, the spare, the next spare)"

@@ -39,7 +39,9 @@ const state = { program: SEED, convention: "torch", values: {}, solve: { symbol:
 // TIME_LIMIT_MS in any case (with a message); a new spare then starts in the background.
 const DEBOUNCE_MS = 100;
 const STALE_MS = 1500;
-const TIME_LIMIT_MS = 10000;
+// (playground.html?limit=SECONDS sets another limit: the tests and the benchmark stop a run sooner, whatever the
+// speed of the machine)
+const TIME_LIMIT_MS = 1000 * (Number(new URLSearchParams(location.search).get("limit")) || 10);
 let current = null;       // the worker that runs the requests: {worker, ready, born}
 let spare = null;         // a second worker, started after the first result, that takes over on a restart
 let manifest = null;      // the zoo's programs and the bundle's names, from the first worker that is ready
