@@ -86,8 +86,14 @@ def test_tour(browser, shots, width):
     page.keyboard.type("conv3x3(3->8, bias) > relu")
     assert page.eval_on_selector("#ps-program", "e => getComputedStyle(e).color") != "rgba(0, 0, 0, 0)"
     page.screenshot(path=str(shots / f"playground-{width}-loading.png"))
+    for _ in range(300):  # the worker asks for python.zip once Pyodide has started
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held and page.evaluate("window.playgroundTimings.firstResult") is None  # typed while it loads
     for route in held:
         route.continue_()
+    page.unroute("**/python.zip*")
     page.wait_for_function("window.playgroundTimings && window.playgroundTimings.firstResult", timeout=60_000)
     page.wait_for_function("!window.playgroundPending()")
     assert page.inner_text("#ps-totals [data-q=params]") == "224"
