@@ -274,9 +274,23 @@ def explain(program, assignments, setup):
     click.echo(explain_network(load(program, assignments, setup=setup)), nl=False)
 
 
+def _on_option(choices: tuple[str, ...], what: str):
+    """`--on QUANTITY`, its choices listed in the help (wrapped) rather than as one unbreakable metavar."""
+    return click.option(
+        "--on",
+        type=click.Choice(choices),
+        metavar="QUANTITY",
+        default="params",
+        show_default=True,
+        help=f"{what} One of: {', '.join(choices)}.",
+    )
+
+
 @cli.command("solve")
 @_program
-@click.option("--for", "unknown", required=True, metavar="NAME", help="The unknown symbol.")
+@click.option(
+    "--for", "unknown", metavar="NAME", help="The unknown symbol (may be left out when the program has only one)."
+)
 @click.option(
     "--budget",
     required=True,
@@ -285,13 +299,10 @@ def explain(program, assignments, setup):
 )
 @click.option("--at-least", "at_least", is_flag=True, help="The smallest value that reaches the budget instead.")
 @click.option("--exact", is_flag=True, help="Every value for which the total equals the budget.")
-@click.option(
-    "--on",
-    type=click.Choice(budgets()),
-    default="params",
-    show_default=True,
-    help="What the budget limits: params, active (params one position goes through), total (params + "
-    "state), macs, kv_cache (elements), kv_cache_bytes, memory (bytes).",
+@_on_option(
+    budgets(),
+    "What the budget limits: params, active (params one position goes through), total (params + state), macs, "
+    "kv_cache (elements), the *_bytes and memory in bytes.",
 )
 @_set
 @_run_options
@@ -300,13 +311,30 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, se
     """Solve for an unknown under a budget, with exact integer arithmetic."""
     if at_least and exact:
         raise ParamsymUsageError("--at-least and --exact cannot be used together")
-    network = load(program, assignments, unknowns=[unknown.strip()], option="--for", setup=setup)
+    network = load(program, assignments, unknowns=[unknown.strip()] if unknown else [], option="--for", setup=setup)
+    unknown = unknown or _only_unknown(network, assignments)
     mode = "at-least" if at_least else "exact" if exact else "at-most"
     solution = solve(network, unknown, parse_budget(budget, on), on=on, mode=mode)
     if fmt == "json":
         click.echo(json.dumps(solution.to_dict(), indent=None))
     else:
         click.echo(solution.describe(), nl=False)
+
+
+def _only_unknown(network: Network, assignments) -> str:
+    """The symbol `solve` is for when --for is left out: the program's only symbol that --set leaves free."""
+    given = {text.partition("=")[0].strip() for text in assignments}
+    free = [name for name in network.symbols if name not in given]
+    if len(free) == 1:
+        return free[0]
+    if not free:
+        raise ParamsymUsageError(
+            "solve needs a symbol to solve for, and the program has none left",
+            hint="write a size as a symbol, e.g. conv3x3(3->C), and give --for C",
+        )
+    raise ParamsymUsageError(
+        f"which symbol? the program has {len(free)}: {', '.join(free)}", hint=f"add --for {free[0]} (or another)"
+    )
 
 
 @cli.command("sweep")
@@ -320,7 +348,7 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, se
     help="Values of a symbol: 16:256:16 (start:stop:step, stop included), 3,5,7 or 64. Repeatable.",
 )
 @click.option("--budget", metavar="N", help="Mark the points whose --on quantity is within N.")
-@click.option("--on", type=click.Choice(budgets()), default="params", show_default=True)
+@_on_option(budgets(), "What each point shows first, and what --budget and --plot use.")
 @_set
 @click.option("--convention", type=click.Choice(CONVENTIONS), default="torch", show_default=True)
 @_run_options
@@ -351,7 +379,7 @@ def sweep_command(program, grids, budget, on, assignments, convention, setup, fm
 
 @cli.command("formula")
 @_program
-@click.option("--on", type=click.Choice(viewable()), default="params", show_default=True)
+@_on_option(viewable(), "The total to show.")
 @click.option("--view", "how", type=click.Choice(VIEWS), default="expanded", show_default=True)
 @click.option("--by", metavar="NAME", help="The symbol to collect by (--view collected).")
 @click.option("--diff", "by_symbol", metavar="NAME", help="Also the derivative by NAME: what one more costs.")
@@ -391,7 +419,7 @@ def formula_command(program, on, how, by, by_symbol, assignments, setup):
 
 @cli.command("latex")
 @_program
-@click.option("--on", type=click.Choice(viewable()), default="params", show_default=True)
+@_on_option(viewable(), "The total to typeset.")
 @click.option(
     "--symbol",
     "names",
