@@ -131,3 +131,46 @@ def test_python_dash_m_and_version():
     assert result.returncode == 0 and json.loads(result.stdout)["params"]["value"] == 8
     assert run("--version").stdout.startswith("paramsym, version")
     assert run("--help").returncode == 0
+
+
+def test_explain_of_a_language_model_says_its_input_is_token_ids():
+    assert run("explain", "input(T) > embed(100->8)").stdout.startswith("Input: a sequence of T token ids.\n")
+    assert run("explain", "input(12) > dense(->3)").stdout.startswith("Input: 12 (channels last).\n")
+
+
+def _in_a_terminal(columns: int, *args: str) -> str:
+    """What the real command prints to a terminal `columns` wide (a pseudo-terminal, its size set as a window's)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paramsym", *args], stdin=secondary, stdout=secondary, stderr=secondary, env=env
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(timeout=60) == 0
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_explain_in_an_80_column_terminal_breaks_lines_between_words():
+    program = "input(50x50x2) > conv5x5(->20, bias) > relu > maxpool2x2 > conv5x5(->40, bias)"
+    shown = _in_a_terminal(80, "explain", program)
+    piped = run("explain", program).stdout
+    assert max(len(line) for line in shown.splitlines()) <= 80 < max(len(line) for line in piped.splitlines())
+    assert shown.split() == piped.split()  # the same words in the same order, none broken
+    assert "\n   floor((50 + 2·0 − 1·(5−1) − 1)/1) + 1 = 46 per axis" in shown  # continued under its line's text
