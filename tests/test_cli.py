@@ -65,9 +65,20 @@ def test_program_from_file_and_stdin(tmp_path):
     assert count_json("-", stdin="conv3x3(32->64, bias)")["params"]["value"] == 18496
 
 
-def test_missing_file_is_a_usage_error():
-    result = run("count", "examples/no-such-model.psym")
-    assert result.returncode == 2 and "no such file" in result.stderr
+@pytest.mark.parametrize(
+    "name, hint",
+    [
+        ("no-such-model.psym", "hint: PROGRAM is a file, '-' for standard input, or the program text itself"),
+        ("resnet19.psym", "hint: did you mean {folder}/resnet18.psym?"),
+        ("lama2_7b.psym", "hint: did you mean {folder}/llama2_7b.psym?"),
+    ],
+)
+def test_missing_file_is_a_usage_error(tmp_path, name, hint):
+    for model in ("resnet18.psym", "llama2_7b.psym"):
+        (tmp_path / model).write_text("conv3x3(3->8)\n")
+    result = run("count", str(tmp_path / name))
+    assert result.returncode == 2 and f"no such file: {tmp_path / name}" in result.stderr
+    assert hint.format(folder=tmp_path) in result.stderr
 
 
 def test_table_is_the_default():

@@ -53,8 +53,21 @@ def read_program(argument: str) -> str:
     if os.path.exists(argument) and (looks_like_path or os.path.isfile(argument)):
         return _read_file(argument)
     if looks_like_path:
-        raise ParamsymUsageError(f"no such file: {argument}", hint=_PROGRAM_IS)
+        raise ParamsymUsageError(f"no such file: {argument}", hint=_nearest_file(argument) or _PROGRAM_IS)
     return argument
+
+
+def _nearest_file(path: str) -> str | None:
+    """`did you mean examples/resnet18.psym?` for a mistyped file whose folder exists."""
+    import difflib
+
+    folder, name = os.path.split(path)
+    try:
+        names = [n for n in os.listdir(folder or ".") if os.path.isfile(os.path.join(folder or ".", n))]
+    except OSError:
+        return None
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return f"did you mean {os.path.join(folder, close[0])}?" if close else None
 
 
 def _read_file(path: str) -> str:
