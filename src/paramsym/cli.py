@@ -348,7 +348,7 @@ def _only_unknown(network: Network, assignments) -> str:
     if not free:
         raise ParamsymUsageError(
             "solve needs a symbol to solve for, and the program has none left",
-            hint="write a size as a symbol, e.g. conv3x3(3->C), and give --for C",
+            hint="write a size as a symbol (C where it says 64) and give --for C",
         )
     raise ParamsymUsageError(
         f"which symbol? the program has {len(free)}: {', '.join(free)}", hint=f"add --for {free[0]} (or another)"
