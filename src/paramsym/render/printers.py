@@ -507,8 +507,8 @@ def _plain_text(layout: tuple, width: int) -> str | None:
             return None
         lines = [text for text, _ in _plain_lines(columns)]
     else:
-        lines = table[1]  # never wrapped nor cut by rich
-        if not all(_AS_IS.fullmatch(line) for line in lines):
+        lines = table[1]  # never cut by rich; but one longer than `width` (a long word) rich wraps at a space
+        if not all(len(line) <= width and _AS_IS.fullmatch(line) for line in lines):
             return None
     extra = summary + notes
     if not all(len(line) <= width and _AS_IS.fullmatch(line) for line in extra):
