@@ -65,9 +65,20 @@ def test_program_from_file_and_stdin(tmp_path):
     assert count_json("-", stdin="conv3x3(32->64, bias)")["params"]["value"] == 18496
 
 
-def test_missing_file_is_a_usage_error():
-    result = run("count", "examples/no-such-model.psym")
-    assert result.returncode == 2 and "no such file" in result.stderr
+@pytest.mark.parametrize(
+    "name, hint",
+    [
+        ("no-such-model.psym", "hint: PROGRAM is a file, '-' for standard input, or the program text itself"),
+        ("resnet19.psym", "hint: did you mean {folder}/resnet18.psym?"),
+        ("lama2_7b.psym", "hint: did you mean {folder}/llama2_7b.psym?"),
+    ],
+)
+def test_missing_file_is_a_usage_error(tmp_path, name, hint):
+    for model in ("resnet18.psym", "llama2_7b.psym"):
+        (tmp_path / model).write_text("conv3x3(3->8)\n")
+    result = run("count", str(tmp_path / name))
+    assert result.returncode == 2 and f"no such file: {tmp_path / name}" in result.stderr
+    assert hint.format(folder=tmp_path) in result.stderr
 
 
 def test_table_is_the_default():
@@ -131,3 +142,46 @@ def test_python_dash_m_and_version():
     assert result.returncode == 0 and json.loads(result.stdout)["params"]["value"] == 8
     assert run("--version").stdout.startswith("paramsym, version")
     assert run("--help").returncode == 0
+
+
+def test_explain_of_a_language_model_says_its_input_is_token_ids():
+    assert run("explain", "input(T) > embed(100->8)").stdout.startswith("Input: a sequence of T token ids.\n")
+    assert run("explain", "input(12) > dense(->3)").stdout.startswith("Input: 12 (channels last).\n")
+
+
+def _in_a_terminal(columns: int, *args: str) -> str:
+    """What the real command prints to a terminal `columns` wide (a pseudo-terminal, its size set as a window's)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paramsym", *args], stdin=secondary, stdout=secondary, stderr=secondary, env=env
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert process.wait(timeout=60) == 0
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_explain_in_an_80_column_terminal_breaks_lines_between_words():
+    program = "input(50x50x2) > conv5x5(->20, bias) > relu > maxpool2x2 > conv5x5(->40, bias)"
+    shown = _in_a_terminal(80, "explain", program)
+    piped = run("explain", program).stdout
+    assert max(len(line) for line in shown.splitlines()) <= 80 < max(len(line) for line in piped.splitlines())
+    assert shown.split() == piped.split()  # the same words in the same order, none broken
+    assert "\n   floor((50 + 2·0 − 1·(5−1) − 1)/1) + 1 = 46 per axis" in shown  # continued under its line's text

@@ -164,6 +164,10 @@ def test_non_polynomial_totals_agree_with_brute_force(stride, kernel, pad, budge
         (["conv1x1(3->C) > conv1x1(->C)", "--for", "C", "--budget", "1M", "--on", "macs"], "input shape"),
         ([SECTION_5, "--for", "C", "--budget", "1M", "--at-least", "--exact"], "cannot be used together"),
         ([SECTION_5, "--for", "C", "--budget", "lots"], "--budget must be a whole number"),
+        # --for left out: only a program with one free symbol says which
+        (["input(8x8x3) > conv1x1(->C) > conv1x1(->D)", "--budget", "1M"], "which symbol? the program has 2: C, D"),
+        (["conv1x1(3->8)", "--budget", "1M"], "solve needs a symbol to solve for"),
+        (["conv1x1(3->C)", "--budget", "1M", "--set", "C=4"], "solve needs a symbol to solve for"),
         (
             ["input(8x8x3) > conv1x1(->8) > dense(->C)", "--for", "C", "--budget", "1", "--at-least", "--on", "state"],
             "Invalid value for '--on'",
@@ -204,3 +208,19 @@ def test_network_renders_for_jupyter():
     assert html.startswith("<table>") and "<td>conv3x3</td>" in html and "28*C = 224" in html
     assert network._repr_latex_() == "$\\mathrm{params} = 28 C$"
     assert repr(network) == "<Network: 2 layers, params 224>"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [SECTION_5],
+        # the other symbol given by --set leaves one free
+        ["input(8x8x3) > conv1x1(->C) > conv1x1(->D)", "--set", "D=2C"],
+    ],
+)
+def test_the_only_free_symbol_is_the_unknown_without_for(args):
+    program, rest = args[0], args[1:]
+    without = run("solve", program, "--budget", "500000", "--format", "json", *rest)
+    named = run("solve", program, "--for", "C", "--budget", "500000", "--format", "json", *rest)
+    assert without.returncode == named.returncode == 0, without.stderr
+    assert json.loads(without.stdout) == json.loads(named.stdout) and json.loads(named.stdout)["symbol"] == "C"

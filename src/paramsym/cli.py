@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import traceback
 
@@ -32,6 +33,7 @@ from .language.assignments import parse_assignments
 from .language.syntax import MAX_SOURCE_CHARS
 from .model.network import CONVENTIONS, Network, parse
 from .render.explain import explain as explain_network
+from .render.explain import wrap_lines
 from .render.printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
 
 _PROGRAM_IS = "PROGRAM is a file, '-' for standard input, or the program text itself"
@@ -51,8 +53,21 @@ def read_program(argument: str) -> str:
     if os.path.exists(argument) and (looks_like_path or os.path.isfile(argument)):
         return _read_file(argument)
     if looks_like_path:
-        raise ParamsymUsageError(f"no such file: {argument}", hint=_PROGRAM_IS)
+        raise ParamsymUsageError(f"no such file: {argument}", hint=_nearest_file(argument) or _PROGRAM_IS)
     return argument
+
+
+def _nearest_file(path: str) -> str | None:
+    """`did you mean examples/resnet18.psym?` for a mistyped file whose folder exists."""
+    import difflib
+
+    folder, name = os.path.split(path)
+    try:
+        names = [n for n in os.listdir(folder or ".") if os.path.isfile(os.path.join(folder or ".", n))]
+    except OSError:
+        return None
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return f"did you mean {os.path.join(folder, close[0])}?" if close else None
 
 
 def _read_file(path: str) -> str:
@@ -271,12 +286,29 @@ def count(program, assignments, convention, fmt, setup, fold, plot):
 @_run_options
 def explain(program, assignments, setup):
     """Explain step by step how each layer's count arises."""
-    click.echo(explain_network(load(program, assignments, setup=setup)), nl=False)
+    text = explain_network(load(program, assignments, setup=setup))
+    if sys.stdout is not None and sys.stdout.isatty():  # a terminal would break words at its edge
+        text = wrap_lines(text, shutil.get_terminal_size().columns)
+    click.echo(text, nl=False)
+
+
+def _on_option(choices: tuple[str, ...], what: str):
+    """`--on QUANTITY`, its choices listed in the help (wrapped) rather than as one unbreakable metavar."""
+    return click.option(
+        "--on",
+        type=click.Choice(choices),
+        metavar="QUANTITY",
+        default="params",
+        show_default=True,
+        help=f"{what} One of: {', '.join(choices)}.",
+    )
 
 
 @cli.command("solve")
 @_program
-@click.option("--for", "unknown", required=True, metavar="NAME", help="The unknown symbol.")
+@click.option(
+    "--for", "unknown", metavar="NAME", help="The unknown symbol (may be left out when the program has only one)."
+)
 @click.option(
     "--budget",
     required=True,
@@ -285,13 +317,10 @@ def explain(program, assignments, setup):
 )
 @click.option("--at-least", "at_least", is_flag=True, help="The smallest value that reaches the budget instead.")
 @click.option("--exact", is_flag=True, help="Every value for which the total equals the budget.")
-@click.option(
-    "--on",
-    type=click.Choice(budgets()),
-    default="params",
-    show_default=True,
-    help="What the budget limits: params, active (params one position goes through), total (params + "
-    "state), macs, kv_cache (elements), kv_cache_bytes, memory (bytes).",
+@_on_option(
+    budgets(),
+    "What the budget limits: params, active (params one position goes through), total (params + state), macs, "
+    "kv_cache (elements), the *_bytes and memory in bytes.",
 )
 @_set
 @_run_options
@@ -300,13 +329,30 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, se
     """Solve for an unknown under a budget, with exact integer arithmetic."""
     if at_least and exact:
         raise ParamsymUsageError("--at-least and --exact cannot be used together")
-    network = load(program, assignments, unknowns=[unknown.strip()], option="--for", setup=setup)
+    network = load(program, assignments, unknowns=[unknown.strip()] if unknown else [], option="--for", setup=setup)
+    unknown = unknown or _only_unknown(network, assignments)
     mode = "at-least" if at_least else "exact" if exact else "at-most"
     solution = solve(network, unknown, parse_budget(budget, on), on=on, mode=mode)
     if fmt == "json":
         click.echo(json.dumps(solution.to_dict(), indent=None))
     else:
         click.echo(solution.describe(), nl=False)
+
+
+def _only_unknown(network: Network, assignments) -> str:
+    """The symbol `solve` is for when --for is left out: the program's only symbol that --set leaves free."""
+    given = {text.partition("=")[0].strip() for text in assignments}
+    free = [name for name in network.symbols if name not in given]
+    if len(free) == 1:
+        return free[0]
+    if not free:
+        raise ParamsymUsageError(
+            "solve needs a symbol to solve for, and the program has none left",
+            hint="write a size as a symbol (C where it says 64) and give --for C",
+        )
+    raise ParamsymUsageError(
+        f"which symbol? the program has {len(free)}: {', '.join(free)}", hint=f"add --for {free[0]} (or another)"
+    )
 
 
 @cli.command("sweep")
@@ -320,7 +366,7 @@ def solve_command(program, unknown, budget, at_least, exact, on, assignments, se
     help="Values of a symbol: 16:256:16 (start:stop:step, stop included), 3,5,7 or 64. Repeatable.",
 )
 @click.option("--budget", metavar="N", help="Mark the points whose --on quantity is within N.")
-@click.option("--on", type=click.Choice(budgets()), default="params", show_default=True)
+@_on_option(budgets(), "What each point shows first, and what --budget and --plot use.")
 @_set
 @click.option("--convention", type=click.Choice(CONVENTIONS), default="torch", show_default=True)
 @_run_options
@@ -351,7 +397,7 @@ def sweep_command(program, grids, budget, on, assignments, convention, setup, fm
 
 @cli.command("formula")
 @_program
-@click.option("--on", type=click.Choice(viewable()), default="params", show_default=True)
+@_on_option(viewable(), "The total to show.")
 @click.option("--view", "how", type=click.Choice(VIEWS), default="expanded", show_default=True)
 @click.option("--by", metavar="NAME", help="The symbol to collect by (--view collected).")
 @click.option("--diff", "by_symbol", metavar="NAME", help="Also the derivative by NAME: what one more costs.")
@@ -391,7 +437,7 @@ def formula_command(program, on, how, by, by_symbol, assignments, setup):
 
 @cli.command("latex")
 @_program
-@click.option("--on", type=click.Choice(viewable()), default="params", show_default=True)
+@_on_option(viewable(), "The total to typeset.")
 @click.option(
     "--symbol",
     "names",

@@ -5,6 +5,7 @@ the way a good answer to "how many parameters does this layer have?" puts it.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import sympy
 
@@ -78,6 +79,8 @@ def explain(network: Network, **values) -> str:
     if len(network.inputs) > 1:  # an encoder-decoder: each input starts a value of its own
         shown = ", then ".join(w_shape(shape, w) for shape in network.inputs)
         out.append(f"Inputs: {shown} (channels last); the output is the last one's value.")
+    elif network.layers and network.layers[0].layer.kind.reads_token_ids:  # input(T) > embed(...): T ids
+        out.append(f"Input: a sequence of {w_shape(network.input_shape, w)} token ids.")
     elif network.input_shape.spatial is not None:
         out.append(f"Input: {w_shape(network.input_shape, w)} (channels last).")
     for define in shadowing(network.program):
@@ -110,3 +113,29 @@ def explain(network: Network, **values) -> str:
         if sentence:
             out.append(sentence)
     return "\n".join(out) + "\n"
+
+
+def wrap_lines(text: str, width: int) -> str:
+    """`text` with each line longer than `width` broken at spaces, its continuation indented like the line's
+    words (`1. conv3x3 ...` continues under `conv3x3`), so that a terminal never breaks a number or a word."""
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        body = line.lstrip(" ")
+        indent = len(line) - len(body)
+        head = body.split(" ", 1)[0]
+        if head[:-1].isdigit() and head.endswith("."):  # a numbered layer: continue under its name
+            indent += len(head) + 1
+        indent = min(indent, max(width - 20, 0))  # a narrow terminal: room for the words before the indent
+        out.extend(
+            textwrap.wrap(
+                line,
+                width,
+                subsequent_indent=" " * indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)

@@ -430,7 +430,34 @@ def _layout(network: Network, width: int, fold: bool | None = None) -> tuple:
             else f"{len(rows):,} rows, {per_row:,} top-level stages to a row"
         )
         notes.append(f"(folded: {len(network.layers):,} layers in {rows_text}; --all shows every layer)")
-    return table, summary_lines(network, data, document), notes
+    return table, _fitted(summary_lines(network, data, document), width), _fitted(notes, width)
+
+
+_LABEL = re.compile(r"[(]|[A-Za-z][\w ]{0,14}?(?: *= |: )")  # `MACs   = `, `symbols: `, a note's `(`
+
+
+def _fitted(lines: list[str], width: int) -> list[str]:
+    """The lines under the table, each longer than `width` broken between words and continued under its
+    value (`params = ` hangs), so that neither rich nor a terminal breaks a number."""
+    out = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        label = _LABEL.match(line)
+        indent = min(len(label.group()) if label else 2, max(width - 20, 0))
+        kept = _WITH_UNIT.sub("\xa0", line)  # a no-break space (textwrap breaks only ASCII spaces)
+        out += [
+            part.replace("\xa0", " ")
+            for part in textwrap.wrap(
+                kept, width, subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False
+            )
+        ]
+    return out
+
+
+# `31.2 GB`, `62.9 TFLOP`, `(6.74 B)`, `4.59 ms`: a number stays with its unit
+_WITH_UNIT = re.compile(r"(?<=\d) (?=(?:[kMGTP]i?)?(?:B|FLOP|FLOPs|s|ms|us|µs|ns|M|k|T)\b)")
 
 
 def _natural(columns: list[_Column], widths: list[int]) -> bool:
@@ -480,8 +507,8 @@ def _plain_text(layout: tuple, width: int) -> str | None:
             return None
         lines = [text for text, _ in _plain_lines(columns)]
     else:
-        lines = table[1]  # never wrapped nor cut by rich
-        if not all(_AS_IS.fullmatch(line) for line in lines):
+        lines = table[1]  # never cut by rich; but one longer than `width` (a long word) rich wraps at a space
+        if not all(len(line) <= width and _AS_IS.fullmatch(line) for line in lines):
             return None
     extra = summary + notes
     if not all(len(line) <= width and _AS_IS.fullmatch(line) for line in extra):
