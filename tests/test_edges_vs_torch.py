@@ -413,6 +413,8 @@ DELIBERATE = [
      "write resize(7x7)"),
     ("input(100x3) > upsample(0.29)", lambda: nn.Upsample(scale_factor=0.29), (100, 3), "cf", [28, 3],
      "write resize(28)"),
+    ("input(5x4x3) > upsample((3/2) x 2)", lambda: nn.Upsample(scale_factor=(1.5, 2)), (5, 4, 3), "cf", [7, 8, 3],
+     "write resize(7x8)"),
 ]  # fmt: skip
 
 
@@ -431,7 +433,7 @@ def test_what_paramsym_refuses_on_purpose(program, factory, shape, layout, torch
 def test_a_fractional_upsample_hint_names_the_size_pytorch_gives():
     """The hint's size is PyTorch's (floor of n·s in double precision: 100 x 0.29 is 28.999..., so 28), and the
     resize it suggests counts as PyTorch's Upsample."""
-    for program, factory, shape, layout, torch_shape, words in DELIBERATE[-2:]:
+    for program, factory, shape, layout, torch_shape, words in (r for r in DELIBERATE if "upsample" in r[0]):
         written = words.split("write ")[1]
         fixed = program.replace(program.split(" > ")[1], written)
         assert _ours(fixed)[0] == torch_shape == _theirs(factory, shape, layout)[0]

@@ -53,7 +53,7 @@ def _fraction_hint(name: str, factors: tuple[Any, ...], sizes: tuple[Expr | None
     if sizes is not None and len(given) == len(sizes) == len(scales):
         out = [math.floor(float(n) * s) for n, s in zip(given, scales)]
         if all(o >= 1 for o in out):
-            scale = ", ".join(f"{s:g}" for s in scales) if len(set(scales)) > 1 else f"{scales[0]:g}"
+            scale = f"({', '.join(f'{s:g}' for s in scales)})" if len(set(scales)) > 1 else f"{scales[0]:g}"
             return (
                 f"PyTorch's Upsample(scale_factor={scale}) gives the sizes {'x'.join(map(str, out))} "
                 f"(floor(n·s)): write resize({'x'.join(map(str, out))}); {name} takes whole factors, as Keras' "
