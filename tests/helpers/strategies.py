@@ -430,15 +430,90 @@ def _edge_norm(draw, sizes, channels):
     return f"prelu({text})", lambda: _nn().PReLU(count)
 
 
+def _positions_module(module):
+    """nn.MultiheadAttention, which takes (N, T, C), applied to the positions of a channels-first (N, C, *spatial)
+    value (a sequence, or the H·W positions of a map), outside the fast path and with the math backend, so that
+    FlopCounterMode counts its products."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    class Positions(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+
+        def forward(self, x):
+            seq = x.flatten(2).transpose(1, 2)
+            with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+                y = self.inner(seq, seq, seq, need_weights=False)[0]
+            return y.transpose(1, 2).reshape(x.shape).detach()
+
+    return Positions()
+
+
+def _edge_attention(draw, sizes, channels):
+    """heads that divide the width or not (nn.MultiheadAttention asserts it), on a sequence or a map."""
+    heads = draw(st.integers(1, 5))
+    bias = draw(st.booleans())
+    program = f"attn(heads={heads}{', bias' if bias else ''})"
+
+    def build():
+        try:
+            attention = _nn().MultiheadAttention(channels, heads, bias=bias, batch_first=True)
+        except AssertionError as error:  # "embed_dim must be divisible by num_heads": torch refuses
+            raise ValueError(str(error)) from None
+        return _positions_module(attention)
+
+    return program, build
+
+
+def _edge_groups(draw, sizes, channels):
+    """gn's groups against the channels (nn.GroupNorm), and shuffle's (nn.ChannelShuffle)."""
+    groups = draw(st.integers(1, 5))
+    # a group of one value in a batch of one (a 1x1 input, one channel per group) PyTorch refuses, in eval mode
+    # too; a program counts one sample of any batch, and the exported module runs on a batch of one here
+    if draw(st.booleans()) and not (all(n == 1 for n in sizes) and channels == groups):
+        return f"gn(groups={groups})", lambda: _nn().GroupNorm(groups, channels)
+    return f"shuffle({groups})", lambda: _nn().ChannelShuffle(groups)
+
+
+def _edge_resample(draw, sizes, channels):
+    """adaptive pools to sizes above and below the input's (1x1 inputs too), whole upsampling factors (bilinear
+    only on maps), space2depth's patch against a map's sides (nn.PixelUnshuffle), and zero padding that crops."""
+    rank = len(sizes)
+    how = draw(st.sampled_from(["adaptive", "upsample", "space2depth", "zeropad"]))
+    if how == "adaptive":
+        op = draw(st.sampled_from(["Avg", "Max"]))
+        out = [draw(st.integers(1, 6)) for _ in sizes]
+        return f"adaptive{op.lower()}pool({_x(out)})", lambda: getattr(_nn(), f"Adaptive{op}Pool{rank}d")(tuple(out))
+    if how == "upsample":
+        factor = draw(st.integers(1, 3))
+        mode = draw(st.sampled_from(["nearest", "bilinear"]))
+        text = f"upsample({factor})" if mode == "nearest" else f"upsample({factor}, bilinear)"
+        return text, lambda: _nn().Upsample(scale_factor=factor, mode=mode)
+    if how == "space2depth" and rank == 2:
+        block = draw(st.integers(1, 4))
+        return f"space2depth({block})", lambda: _nn().PixelUnshuffle(block)
+    # a crop that leaves no position is refused on purpose (docs/language.md, At the edges): not drawn
+    pad = draw(st.integers(-3, 2).filter(lambda p: all(n + 2 * p != 0 for n in sizes)))
+    return f"zeropad({pad})", lambda: getattr(_nn(), f"ZeroPad{rank}d")(pad)
+
+
 @st.composite
 def edge_cases(draw):
     """(program, PyTorch module factory, input shape channels-last): one layer at the edges of what
     PyTorch accepts (channels of 0, -2 or 5/2, outpad up to the stride or dilation, pooling pad
-    up to kernel // 2 + 1, dilated max pooling, dropout outside [0, 1]). Its layout is "cf"."""
+    up to kernel // 2 + 1, dilated max pooling, dropout outside [0, 1]; heads, norm and shuffle groups that
+    divide the channels or not, adaptive pools, upsampling, space2depth and crops). Its layout is "cf"."""
     rank = draw(st.integers(1, 3))
     sizes = [draw(st.integers(1, 7 if rank < 3 else 5)) for _ in range(rank)]
     channels = draw(st.integers(1, 4))
-    layer = draw(st.sampled_from([_edge_conv, _edge_deconv, _edge_pool, _edge_pool, _edge_value, _edge_norm]))
+    layer = draw(
+        st.sampled_from(
+            [_edge_conv, _edge_deconv, _edge_pool, _edge_pool, _edge_value, _edge_norm, _edge_attention, _edge_groups,
+             _edge_resample]
+        )
+    )  # fmt: skip
     program, factory = layer(draw, sizes, channels)
     return f"input({_x(sizes + [channels])}) > {program}", factory, (*sizes, channels)
 

@@ -625,18 +625,26 @@ def stated_channels(call: Call, flow: Flow, args: Args) -> Expr:
     return flow.shape.channels
 
 
+def _divisors_hint(channels: Expr) -> str:
+    """The groups that divide a norm's channels, when they are a number."""
+    if channels.is_Integer and 0 < int(channels) <= 1 << 20:
+        return f"groups may be {', '.join(str(d) for d in sympy.divisors(int(channels)))}"
+    return "groups must divide the channels"
+
+
 def check_divides(call: Call, groups: Expr, channels: Expr, what: str, pos: Position) -> list[Constraint]:
     """groups must divide the channels: an error now, or a constraint for when the symbols have values."""
     ratio = channels / groups
+    named = f"{what} channels" if what else "channels"  # "" for a norm's groups: its channels are one count
     if ratio.is_number:
         if not ratio.is_integer:
             raise ParamsymArgumentError(
-                f"groups={groups} does not divide the {channels} {what} channels",
+                f"groups={groups} does not divide the {channels} {named}",
                 pos=pos,
-                hint="groups must divide both the input and output channels",
+                hint="groups must divide both the input and output channels" if what else _divisors_hint(channels),
             )
         return []
-    return [Constraint(ratio, "integer", f"groups={groups} must divide the {what} channels ({channels})", pos)]
+    return [Constraint(ratio, "integer", f"groups={groups} must divide the {named} ({channels})", pos)]
 
 
 def bias_of(layer: Layer) -> Expr:

@@ -572,6 +572,11 @@ class TransposedConvolution(_Filters):
         rank = len(layer.kernel)
         if num(layer.groups) != 1:
             refuse_keras(layer, "Keras transposed convolutions have no groups")
+        outpad = num.each(TransposedConvolutionOptions.of(layer).outpad)
+        if any(o >= s for o, s in zip(outpad, num.each(layer.stride))):
+            # PyTorch also takes an output padding below the dilation (stride 1, dilation 2, outpad 1)
+            refuse_keras(layer, "Keras' output padding must be smaller than the stride (PyTorch's, than the stride or "
+                         "the dilation)")  # fmt: skip
         layers = [
             KerasSpec(
                 f"Conv{rank}DTranspose",

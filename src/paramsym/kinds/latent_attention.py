@@ -46,6 +46,7 @@ from .base import (
     NameMatch,
     Numbers,
     Words,
+    check_or_defer,
     known,
     make_layer,
     refuse_keras,
@@ -103,6 +104,15 @@ class LatentAttention(Kind):
             value = known(args.scalar(key))
             constraints += whole_number(value, f"{key}=", args.keywords[key].pos)
             values[key] = value
+        # the rotary part turns pairs of channels (transformers' rotate_half; PyTorch refuses an odd one)
+        constraints += check_or_defer(
+            values["rope_dim"] / 2,
+            "integer",
+            f"rope_dim={values['rope_dim']}: rotary positions turn pairs of channels, but it is odd",
+            args.keywords["rope_dim"].pos,
+            shown=values["rope_dim"],
+            hint="give an even rope_dim= (DeepSeek's is 64)",
+        )
         options = LatentAttentionOptions(
             heads=values["heads"],
             kv_rank=values["kv_rank"],

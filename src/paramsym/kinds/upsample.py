@@ -11,6 +11,7 @@ for it either (tests/test_kind_upsample.py)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,25 @@ from .base import (
 
 _MODES = {"nearest": 1, "bilinear": 4}  # mode: the input values each output value is computed from
 _KERAS = {1: "UpSampling1D", 2: "UpSampling2D", 3: "UpSampling3D"}
+
+
+def _fraction_hint(name: str, factors: tuple[Any, ...], sizes: tuple[Expr | None, ...] | None) -> str:
+    """What to write instead of a factor that is not whole. PyTorch's Upsample takes one (scale_factor=1.5) and
+    gives each size floor(n·s), computed in double precision; Keras' UpSampling takes whole factors only. The
+    language keeps upsample's factors whole and writes the size PyTorch gives with resize(...)."""
+    numbers = [float(f) if isinstance(f, sympy.Expr) and f.is_number else None for f in factors]
+    given = [n for n in sizes or () if n is not None and n.is_number]
+    scales = [s for s in numbers if s is not None and s > 0]
+    if sizes is not None and len(given) == len(sizes) == len(scales):
+        out = [math.floor(float(n) * s) for n, s in zip(given, scales)]
+        if all(o >= 1 for o in out):
+            scale = f"({', '.join(f'{s:g}' for s in scales)})" if len(set(scales)) > 1 else f"{scales[0]:g}"
+            return (
+                f"PyTorch's Upsample(scale_factor={scale}) gives the sizes {'x'.join(map(str, out))} "
+                f"(floor(n·s)): write resize({'x'.join(map(str, out))}); {name} takes whole factors, as Keras' "
+                f"UpSampling does"
+            )
+    return f"{name} takes whole factors, e.g. {name}(2); to another size write resize(HxW)"
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,7 @@ class Upsample(Kind):
                 raise ParamsymArgumentError(
                     f"{call.name}: the factor {float(factor):g} is not a whole number",
                     pos=arg.pos,
-                    hint="PyTorch's Upsample and Keras' UpSampling take whole factors, e.g. upsample(2)",
+                    hint=_fraction_hint(call.name, factors, sizes),
                 )
             args.constraints += whole_number(factor, "the upsampling factor", arg.pos)
         spatial = None if sizes is None else tuple(None if n is None else n * f for n, f in zip(sizes, factors))
