@@ -431,3 +431,58 @@ def test_timm_attention_that_is_not_attn_is_refused(path, args, form, says):
     with pytest.raises(ImportRefused) as refused:
         paramsym.from_torch(Host(_timm_attention(path, *args)(), form), (8, 8, 3))
     assert says in str(refused.value), str(refused.value)
+
+
+# Regions read once and reused (traced_attention.fingerprint): (blocks in a row, the attn each is read as, how many
+# regions are read element by element). Blocks with the same parameter shapes but other heads, another product or
+# causal or not are other regions; identical blocks are one.
+REUSED = [
+    (lambda: [Fused(heads=4), Fused(heads=4), Fused(heads=4)], ["attn(heads=4, bias)"] * 3, 1),
+    (lambda: [Fused(heads=4), Fused(heads=2), Fused(heads=4)], ["attn(heads=4, bias)", "attn(heads=2, bias)"] * 1, 2),
+    (lambda: [Fused(heads=4), Fused(heads=4, sdpa=True)], ["attn(heads=4, bias)"] * 2, 2),
+    (
+        lambda: [Fused(heads=4, bias=False), Fused(heads=4, bias=False, proj_bias=True)],
+        ["attn(heads=4)", "projbias"],
+        2,
+    ),
+    (lambda: [Separate(heads=2), Separate(heads=4), Separate(heads=2)], ["attn(heads=2)", "attn(heads=4)"], 2),
+    (lambda: [Causal(), Causal(causal=False), Causal()], ["attn(heads=2, bias, causal)", "attn(heads=2, bias)"], 2),
+]
+
+
+class Causal(nn.Module):
+    """F.scaled_dot_product_attention with is_causal given or not: the same parameters, another attention."""
+
+    def __init__(self, d=32, heads=2, causal=True):
+        super().__init__()
+        self.h, self.causal = heads, causal
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.h, C // self.h).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.proj(x.transpose(1, 2).reshape(B, N, C))
+
+
+@pytest.mark.parametrize("blocks, says, read", REUSED, ids=[str(i) for i in range(len(REUSED))])
+def test_identical_regions_are_read_once_and_others_again(blocks, says, read, monkeypatch):
+    """A region whose operations, modules, arguments and shapes equal one read before takes its reading (a ViT's
+    32 identical blocks: deepseek_vit_412m read in seconds, not minutes); one that differs in anything that reading
+    depends on is read again, and the program equals the one read block by block."""
+    from paramsym.kinds import traced_attention
+
+    runs = []
+    run = traced_attention._Reader.run
+    monkeypatch.setattr(traced_attention._Reader, "run", lambda self: runs.append(1) or run(self))
+    torch.manual_seed(0)
+    model = Tokens(nn.Sequential(*blocks())).eval()
+    text = paramsym.from_torch(model, (8, 6, 3))
+    assert len(runs) == read
+    for words in says:
+        assert words in text
+    monkeypatch.setattr(traced_attention, "fingerprint", lambda c, r: None)  # every region read
+    assert paramsym.from_torch(model, (8, 6, 3)) == text
+    assert len(runs) == read + len(model.attn)
+    counted, truth = ours(model, (8, 6, 3))[1], torch_truth(model, (8, 6, 3))
+    assert (counted["params"], counted["macs"], counted["out"]) == (truth["params"], truth["macs"], truth["out"])

@@ -89,3 +89,28 @@ def test_the_gaps_of_flopcountermode_are_named_where_it_has_them():
     model = nn.Sequential()
     model.add_module("AuxLogits", nn.Linear(2, 2))
     assert mac_gaps(model) == ["auxiliary heads (not run by an eval forward)"]
+
+
+def test_sdpa_on_the_cpu_is_a_named_gap_of_flopcountermode():
+    """timm's attention calls F.scaled_dot_product_attention; on the CPU it runs a kernel FlopCounterMode counts
+    0 for (vit_tiny_r_s16_p8_224 and vitamin_small_224 in benchmarks/import_sweep.md, built on the CPU): there
+    it is named, and the import's MACs exceed FlopCounterMode's by exactly the two products of the attention,
+    which it counts on the meta device."""
+    import torch
+    from timm.models.vision_transformer import VisionTransformer
+
+    import paramsym
+    from helpers.import_check import mac_gaps, program_counts, torch_counts
+
+    shape, counts = (32, 32, 3), {}
+    for device in ("cpu", "meta"):
+        with torch.device(device):
+            model = VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2).eval()
+        counts[device] = (torch_counts(model, shape), mac_gaps(model, torch_counts(model, shape)))
+        macs = program_counts(paramsym.from_torch(model, shape))[3]
+    (cpu, cpu_gaps), (meta, meta_gaps) = counts["cpu"], counts["meta"]
+    assert cpu_gaps == ["F.scaled_dot_product_attention on the CPU (FlopCounterMode counts 0 for its kernel)"]
+    assert meta_gaps == []
+    assert macs == meta.macs
+    tokens, width, blocks = 1 + 4 * 4, 16, 2  # q @ k^T and weights @ v: tokens² · width each, in every block
+    assert macs - cpu.macs == 2 * tokens * tokens * width * blocks

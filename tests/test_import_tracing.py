@@ -167,11 +167,30 @@ class Outer(nn.Module):
         return self.blocks[0](self.embed(ids))
 
 
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, image1, image2, updates=12):
+        return self.conv(image1) + self.conv(image2)
+
+
+def raft_small():
+    import torchvision
+
+    with torch.device("meta"):
+        return torchvision.models.optical_flow.raft_small(weights=None)
+
+
 @pytest.mark.parametrize(
     "build, shape, names",
     [
         (BranchOnValues, (4, 4, 3), ["module 'inner.1' (Gate)", "branches on the values of a tensor"]),
         (Outer, (5,), ["module 'blocks.0' (HeadSplit)", "x.reshape(...) turns a value of shape (2, 5, 24) into"]),
+        # a second input was traced as nothing ("'NoneType' object has no attribute 'shape'")
+        (TwoInputs, (8, 8, 3), ["(TwoInputs) takes 2 inputs (image1, image2): paramsym imports a model of one input"]),
+        (raft_small, (128, 128, 3), ["(RAFT) takes 2 inputs (image1, image2)"]),
     ],
 )
 def test_refusals_name_the_module(build, shape, names):

@@ -353,7 +353,7 @@ def import_one(name: str) -> Row:
     row.macs = ours[3]
     wrong = differences(ours, theirs)
     if row.macs != theirs.macs:
-        gaps = mac_gaps(model)
+        gaps = mac_gaps(model, theirs)
         if gaps and row.macs is not None and row.macs > theirs.macs:
             row.gap = "; ".join(gaps)
         else:

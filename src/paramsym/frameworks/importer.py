@@ -1822,6 +1822,7 @@ class _Converter:
         self.pending_pad: dict[str, tuple] = {}  # F.pad values that no convolution or pooling has taken yet
         self.pending_described: dict[str, str] = {}  # those F.pad calls as the user wrote them, for messages
         self.attention: dict[str, Any] = {}  # the nodes of attention regions read whole: their region
+        self.attention_reads: dict[tuple, dict] = {}  # what traced_attention read, by region (`fingerprint`)
         self.sequences: dict[str, _Layout] = {}  # the positions of a map as a sequence: the map's layout
         self.tables: dict[str, tuple] = {}  # tables a module makes from sizes alone (`_generated_table`)
         # blocks that take the class token apart (`_class_block`): their patches' node and their class token's shape

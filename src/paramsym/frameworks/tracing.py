@@ -44,6 +44,12 @@ def trace(
 
     tracer = _shaped_tracer_class()(leaf)
     tracer.input_text = input_text or "x".join(str(v) for v in example_shape)
+    inputs = _required_inputs(module)
+    if len(inputs) > 1:  # RAFT's forward(image1, image2): a second input would be traced as nothing
+        raise ImportRefused(
+            f"the model's forward ({type(module).__name__}) takes {len(inputs)} inputs "
+            f"({', '.join(inputs)}): paramsym imports a model of one input"
+        )
     tracer.example = torch.zeros(2, *example_shape, dtype=dtype or torch.float32, device="meta")
     modes = {m: m.training for m in module.modules()}  # each module's own mode, restored after
     # forward's own code runs as in training (side heads run: GoogLeNet's, Inception's auxiliary classifiers);
@@ -68,6 +74,17 @@ def trace(
         name: tuple(int(d) for d in value.shape) for name, value in tracer.values.items() if hasattr(value, "shape")
     }
     return traced, shapes, tracer.side_outputs
+
+
+def _required_inputs(module) -> list[str]:
+    """The names of forward's arguments that have no default (its inputs)."""
+    try:
+        parameters = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    empty = inspect.Parameter.empty
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters if p.kind in kinds and p.default is empty]
 
 
 def where(module_stack: dict) -> str:

@@ -25,6 +25,10 @@ positions or after prefix tokens), are `rope`: each term is followed element by 
 pairs are checked to turn within one head, queries and keys alike (`_Reader.rotation`, `_Reader.rotated_heads`).
 Anything else that enters (a mask, a relative-position bias, a norm on queries or keys, talking heads, a learned
 temperature, keys from another value) is refused, naming the module and what the language lacks.
+
+A region whose operations, modules, arguments and shapes are those of a region already read in the same import
+(`fingerprint`: the blocks of a ViT) takes that reading instead of being followed again; a region with a spatial
+reduction is always followed.
 """
 
 from __future__ import annotations
@@ -1110,10 +1114,84 @@ def read(c: Any, first: Any, where: Callable[[Any], str], said: Callable[[Any], 
     inner = next((n for n in r.nodes if n.op != "call_module"), r.output)
     stack = list((inner.meta.get("nn_module_stack") or {}).values())
     r.module_path = stack[-1][0] if stack else ""
-    r = _Reader(c, r, where, said).run()
+    reads: dict[tuple[Any, ...], dict[str, Any]] = getattr(c, "attention_reads", {})  # {}: kept for no other
+    key = fingerprint(c, r) if not r.chain else None
+    if key is not None and key in reads:  # the same operations as a region already read: the same reading
+        found = reads[key]
+        for name, value in found.items():
+            setattr(r, name, value)
+        r.output = _ordered(r)[found["output"]]
+    else:
+        r = _Reader(c, r, where, said).run()
+        if key is not None:
+            reads[key] = {name: getattr(r, name) for name in _READ}
+            reads[key]["output"] = _ordered(r).index(r.output)
     users = list(r.output.users)
     dropout = len(users) == 1 and users[0].op == "call_module"
     if dropout and type(c.gm.get_submodule(users[0].target)).__name__ == "Dropout":  # proj_drop: part of it
         r.output = users[0]
         r.nodes.append(users[0])
     return r
+
+
+# what _Reader sets on a region, but for its output node (kept by its place in `_ordered`) and a spatial reduction
+# (regions with one are always read)
+_READ = ("heads", "kv_heads", "head_dim", "bias", "causal", "width", "last", "proj_bias", "rope", "qv_bias")
+
+
+def _ordered(r: Region) -> list[Any]:
+    """The nodes a region's reading depends on, in one order: its operations, the values from outside, its input."""
+    return [*r.nodes, *sorted(r.foreign, key=lambda n: n.name), r.source]
+
+
+def fingerprint(c: Any, r: Region) -> tuple[Any, ...] | None:
+    """Everything of a region (without a spatial reduction) that `_Reader` reads, with the region's nodes by their
+    place in it: so the 32 blocks of a ViT, whose regions differ only by the names of their nodes and modules, are
+    read (element by element) once. Per node: the operation; its module's class, extra_repr and the shapes of its
+    parameters and buffers (or the function, the method; a table that forward makes, or a parameter's name); the
+    arguments, constants as they are and nodes by place (a node outside the region by name: never shared); the
+    value's shape and layout; the node's role in the region. A region that is refused is not kept."""
+    order = _ordered(r)
+    place = {n: i for i, n in enumerate(order)}
+
+    def arg(value: Any) -> Any:
+        if hasattr(value, "op") and hasattr(value, "users"):
+            return ("node", place[value]) if value in place else ("outside", value.name)
+        if isinstance(value, (list, tuple)):
+            return (type(value).__name__, tuple(arg(v) for v in value))
+        if isinstance(value, dict):
+            return ("dict", tuple((k, arg(v)) for k, v in value.items()))
+        if isinstance(value, slice):
+            return ("slice", arg(value.start), arg(value.stop), arg(value.step))
+        return (type(value).__name__, repr(value))
+
+    rows: list[Any] = []
+    for node in order:
+        target: Any
+        if node is r.source or node in r.foreign:
+            # the input: its shape and layout (where it comes from is no part of the region); a value from outside:
+            # a table that forward makes (of its shape), or anything else by name (the reader refuses those)
+            what = "table" if node in r.foreign and _Reader.table(node) else ("outside", node.name)
+            rows.append((node is r.source, what if node is not r.source else "input", repr(c.shapes.get(node.name))))
+            rows.append((node.name in c.channels_last, node.name in getattr(c, "pooled", ())))
+            continue
+        if node.op == "call_module":
+            module = c.gm.get_submodule(node.target)
+            target = (
+                type(module).__module__,
+                type(module).__qualname__,
+                module.extra_repr(),
+                tuple((k, tuple(p.shape)) for k, p in module.named_parameters()),
+                tuple((k, tuple(b.shape)) for k, b in module.named_buffers()),
+            )
+        elif node.op == "get_attr":
+            target = "table" if _Reader.table(node) else ("attribute", str(node.target))
+        elif node.op == "call_function":
+            target = (getattr(node.target, "__module__", ""), getattr(node.target, "__qualname__", repr(node.target)))
+        else:
+            target = str(node.target)
+        roles = (node in r.projections, node in r.outputs, node in r.foreign, node in r.reduced, node is r.source)
+        shape = repr(c.shapes.get(node.name))
+        rows.append((node.op, target, arg(tuple(node.args)), arg(dict(node.kwargs)), shape, roles))
+        rows.append((node.name in c.channels_last, node.name in getattr(c, "pooled", ())))
+    return tuple(rows)
