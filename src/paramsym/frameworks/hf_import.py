@@ -147,7 +147,26 @@ _LLAMAS = {
     "qwen3_moe": _Layout(("Qwen3MoeModel", "Qwen3MoeForCausalLM")),
     # Llama's layout with q, k, v fused in one Linear, gate and up in one
     "phi3": _Layout(("Phi3Model", "Phi3ForCausalLM")),
+    # Llama's layout and counts; its embedding_multiplier, residual_multiplier, attention_multiplier (the attention's
+    # scale) and logits_scaling are numbers that scale values: no parameters, no MACs of a matrix product
+    "granite": _Layout(("GraniteModel", "GraniteForCausalLM")),
+    # Llama's layout (its rotary embedding turns interleaved pairs of channels: the same counts); with
+    # attention_bias, biases on q, k and v only (qkv_bias)
+    "helium": _Layout(("HeliumModel", "HeliumForCausalLM")),
 }
+
+
+def _own_class_family(model) -> str | None:
+    """The family of Llama's layout whose own class the model is, under another model_type: transformers 5.23 builds
+    InternLM3's and IQuest-Coder's configs (model_type internlm3, iquestcoder) as LlamaModel and LlamaForCausalLM,
+    from transformers.models.llama itself, so they are Llama's code and read as Llama."""
+    for family, layout in _LLAMAS.items():
+        if (
+            type(model).__name__ in layout.classes
+            and type(model).__module__ == f"transformers.models.{family}.modeling_{family}"
+        ):
+            return family
+    return None
 
 
 # the families whose attention turns only the first channels of each head that its rotary tables cover (their
@@ -345,7 +364,7 @@ def _sequence(names: list[str]) -> str:
 
 def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     c = model.config
-    layout = _LLAMAS[c.model_type]
+    layout = _LLAMAS.get(c.model_type) or _LLAMAS[_own_class_family(model) or ""]
     _classes(model, *layout.classes)
     length = _length(model, length, shape, None, "")  # rotary positions: any length (no table to look up)
     base = getattr(model, "model", model)
@@ -2272,6 +2291,8 @@ _FAMILIES = {
     "qwen3": _llama,
     "qwen3_moe": _llama,
     "phi3": _llama,
+    "granite": _llama,
+    "helium": _llama,
     "gemma": _gemma,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
@@ -2315,9 +2336,9 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and Phi-3 are read in Llama's layout (_LLAMAS);
-    GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential
-    blocks); T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
+    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite and Helium are read in Llama's layout
+    (_LLAMAS); GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or
+    sequential blocks); T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
@@ -2331,7 +2352,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     elif type(model).__name__ == "MultiScaleVit":
         text = _mvitv2(model, size)
     else:
-        family = _FAMILIES.get(model.config.model_type)
+        family = _FAMILIES.get(model.config.model_type) or (_llama if _own_class_family(model) else None)
         if family is None:
             raise ImportRefused(
                 f"{type(model).__name__}: the Hugging Face family {model.config.model_type!r} is "
