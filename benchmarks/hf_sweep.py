@@ -3,7 +3,8 @@ no import may return a wrong program, and nothing may crash. Run by hand (not a 
 
     python benchmarks/hf_sweep.py                        # every model_type, one worker, 120 s a model
     python benchmarks/hf_sweep.py --timeout 60 --out sweep.md
-    python benchmarks/hf_sweep.py --only llama gpt2:base qwen3_moe:default
+    python benchmarks/hf_sweep.py --only llama gpt2:base qwen3_moe:default llama:set:mlp_bias=true
+    python benchmarks/hf_sweep.py --flags --out benchmarks/hf_sweep.md   # and one field changed at a time
 
 Each model_type is read as `paramsym import config.json --input T` reads a config (paramsym.frameworks.hf_config):
 its config class with its defaults, made SMALL where it has the usual fields (2 layers, width 64, 4 heads of 16,
@@ -12,7 +13,8 @@ defaults), built on the meta device by `hf_config.model_from_config` (the class 
 AutoModelForSeq2SeqLM for an encoder-decoder, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModel), then
 imported with `paramsym.from_torch(model, T)` in a worker process (killed and restarted after --timeout seconds).
 For the families paramsym reads, two more variants: `:base` (AutoModel, the model without its head, from the small
-config) and `:default` (the config's own defaults, full size, on meta). Each outcome is classified:
+config) and `:default` (the config's own defaults, full size, on meta); with --flags, `:set:FIELD=VALUE` too, the
+small config with one field changed (each yes/no field flipped, and OTHERS below). Each outcome is classified:
   exact    from_torch returned a program; it is then re-checked here, independently of paramsym's own
            verification (tests/helpers/import_check.py): parameters (sum of numel over model.parameters(), each
            shared tensor once), state (BatchNorm running statistics, a router's e_score_correction_bias), the
@@ -318,7 +320,8 @@ def summary(results: list[dict], seconds: float) -> str:
         "",
         f"paramsym {getattr(paramsym, '__version__', '?')}, torch {torch.__version__}, "
         f"transformers {transformers.__version__}; {len(types)} model types (small configs, T = {T}) and "
-        f"{len(variants)} variants of the families paramsym reads (`:base`, `:default`) in {seconds / 60:.1f} min",
+        f"{len(variants)} variants of the families paramsym reads (`:base`, `:default`, `:set:FIELD=VALUE`) in "
+        f"{seconds / 60:.1f} min",
         "",
         "| outcome | model types | variants |",
         "|---|---:|---:|",

@@ -208,6 +208,24 @@ FAMILIES = [
         gqa_cache,
     ),
     Family("helium", hf("HeliumForCausalLM", "HeliumConfig", **SMALL), gqa_cache),
+    Family(  # biases on q, k and v (attention_bias), none on the output (attention_out_bias)
+        "seed_oss", hf("SeedOssForCausalLM", "SeedOssConfig", **SMALL, attention_bias=True), gqa_cache
+    ),
+    Family("ernie4_5", hf("Ernie4_5ForCausalLM", "Ernie4_5Config", **SMALL), gqa_cache),
+    Family(  # biases on every projection and the MLP
+        "ernie4_5", hf("Ernie4_5ForCausalLM", "Ernie4_5Config", **SMALL, use_bias=True), gqa_cache, variant="bias"
+    ),
+    Family(  # a global layer, then sliding ones (config.layer_types)
+        "cwm",
+        hf(
+            "CwmForCausalLM",
+            "CwmConfig",
+            **dict(SMALL, num_hidden_layers=3),
+            sliding_window=5,
+            layer_types=["full_attention", "sliding_attention", "sliding_attention"],
+        ),
+        sliding_cache,
+    ),
     # configs that transformers builds as Llama's own classes (LlamaForCausalLM) under their own model_type
     Family("internlm3", auto("internlm3", **SMALL), gqa_cache),
     Family("iquestcoder", auto("iquestcoder", **SMALL), gqa_cache),

@@ -26,6 +26,9 @@ EXACT = [
     ("granite", dict(embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0078125)),
     ("helium", {}),
     ("helium", dict(attention_bias=True)),  # biases on q, k, v; none on the output projection
+    ("seed_oss", dict(attention_bias=True, attention_out_bias=False)),
+    ("ernie4_5", dict(use_bias=True)),  # biases on the attention's four projections and the MLP's three
+    ("cwm", dict(sliding_window=8, layer_types=["full_attention", "sliding_attention"])),
     ("internlm3", {}),  # built as LlamaForCausalLM
     ("iquestcoder", dict(tie_word_embeddings=True)),  # built as LlamaForCausalLM
     ("llama", dict(attention_bias=True, mlp_bias=True)),

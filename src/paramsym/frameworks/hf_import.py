@@ -153,6 +153,11 @@ _LLAMAS = {
     # Llama's layout (its rotary embedding turns interleaved pairs of channels: the same counts); with
     # attention_bias, biases on q, k and v only (qkv_bias)
     "helium": _Layout(("HeliumModel", "HeliumForCausalLM")),
+    # Llama's layout: Seed-OSS with its attention's biases (attention_bias, attention_out_bias) read from the
+    # projections, ERNIE 4.5 with biases on every projection and the MLP (use_bias), CWM with its sliding layers
+    "seed_oss": _Layout(("SeedOssModel", "SeedOssForCausalLM")),
+    "ernie4_5": _Layout(("Ernie4_5Model", "Ernie4_5ForCausalLM")),
+    "cwm": _Layout(("CwmModel", "CwmForCausalLM"), layer_types=True),
 }
 
 
@@ -362,6 +367,16 @@ def _sequence(names: list[str]) -> str:
     return " > ".join(name if count == 1 else f"({name}) * {count}" for name, count in runs)
 
 
+def _mlp_bias(model, layers) -> bool:
+    """Whether the MLPs have biases, read from the first dense MLP's down_proj (config.mlp_bias in Llama's family,
+    use_bias in ERNIE 4.5's); a model of experts only: config.mlp_bias (the import checks the others by their count)."""
+    for layer in layers:
+        down = getattr(layer.mlp, "down_proj", None)
+        if getattr(layer.mlp, "experts", None) is None and down is not None:
+            return down.bias is not None
+    return bool(getattr(model.config, "mlp_bias", False))
+
+
 def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     c = model.config
     layout = _LLAMAS.get(c.model_type) or _LLAMAS[_own_class_family(model) or ""]
@@ -380,8 +395,8 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         + _qk_norms(model, base, head_dim)
     )
     rope = _rope(model, base.rotary_emb, head_dim, sliced=c.model_type in _PARTIAL_ROTARY)
-    bias = ", bias" if getattr(c, "mlp_bias", False) else ""
     layers = list(base.layers)
+    bias = ", bias" if _mlp_bias(model, layers) else ""
     windows = _windows(model, layout, layers)
     where = f"{type(model).__name__}.model.layers"
     forwards = [_feed_forward(model, layer.mlp, f"{where}.{i}.mlp") for i, layer in enumerate(layers)]
@@ -2293,6 +2308,9 @@ _FAMILIES = {
     "phi3": _llama,
     "granite": _llama,
     "helium": _llama,
+    "seed_oss": _llama,
+    "ernie4_5": _llama,
+    "cwm": _llama,
     "gemma": _gemma,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
@@ -2336,9 +2354,10 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite and Helium are read in Llama's layout
-    (_LLAMAS); GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or
-    sequential blocks); T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
+    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5 and CWM are
+    read in Llama's layout (_LLAMAS); GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms
+    with biases, parallel or sequential blocks); T5 and BART, encoder-decoders, with two inputs of that length
+    (`let S`, `let T`)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
