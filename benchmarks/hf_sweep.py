@@ -348,6 +348,17 @@ def summary(results: list[dict], seconds: float) -> str:
         f"{r['macs'] / r['torch_macs'] if r['torch_macs'] else float('inf'):.3f} |"
         for r in macs
     ]
+    caches = [r for r in exact if r.get("torch_cache") is not None and r.get("kv_cache") != r["torch_cache"]]
+    measured = sum(r.get("torch_cache") is not None for r in exact)
+    lines += [
+        "",
+        f"## KV caches differing from transformers' cache ({len(caches)} of {measured} exact imports of a decoder "
+        "with a cache; transformers may keep more than the architecture needs, e.g. keys broadcast to every head)",
+        "",
+        "| model | paramsym | transformers' cache after the forward |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {r['name']} | {r.get('kv_cache')} | {r['torch_cache']:,} |" for r in caches]
     groups = collections.Counter(
         reason_group(r["detail"].replace(r.get("class") or "\0", "MODEL")) for r in results if r["outcome"] == "refused"
     )

@@ -32,6 +32,8 @@ EXACT = [
     ("internlm3", {}),  # built as LlamaForCausalLM
     ("iquestcoder", dict(tie_word_embeddings=True)),  # built as LlamaForCausalLM
     ("llama", dict(attention_bias=True, mlp_bias=True)),
+    ("llama", dict(sliding_window=4)),  # transformers' cache slides on every layer: window=4
+    ("starcoder2", dict(sliding_window=4)),
     ("qwen2_moe", dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)),
 ]
 
@@ -48,6 +50,8 @@ BART = dict(
     decoder_ffn_dim=96,
     max_position_embeddings=64,
 )
+FULL = ["full_attention", "full_attention"]
+MIXED = ["sliding_attention", "full_attention"]
 REFUSED = [
     ("phi", dict(SMALL, num_key_value_heads=4), "the Hugging Face family 'phi' is not one paramsym reads"),
     ("smollm3", dict(SMALL, pad_token_id=0), "the Hugging Face family 'smollm3' is not one paramsym reads"),
@@ -55,6 +59,16 @@ REFUSED = [
     ("gpt2", dict(GPT2, n_positions=8), "a sequence of 16 has positions it cannot look up"),
     ("gemma3_text", dict(SMALL, use_bidirectional_attention=True), "use_bidirectional_attention=True"),
     ("bart", dict(BART, tie_word_embeddings=False), "module 'model.shared' (BartScaledWordEmbedding) holds"),
+    # transformers' cache follows config.layer_types, the attention sliding_window: a KV cache that the two disagree
+    # on (the sweep's probes found the program counting the window while the cache kept every position)
+    ("llama", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
+    ("mistral", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
+    ("starcoder2", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
+    ("olmo2", dict(SMALL, sliding_window=4, layer_types=MIXED), "transformers' cache follows layer_types"),
+    # a family without a window in its layout: a sliding_window in its config would slide transformers' cache
+    ("gpt2", dict(GPT2, sliding_window=4), "transformers' cache would keep only the last positions"),
+    ("gpt_neox", dict(SMALL, sliding_window=4), "transformers' cache would keep only the last positions"),
+    ("llama", dict(SMALL, attention_chunk_size=4), "attention_chunk_size=4"),  # a cache of chunks
 ]
 
 # (model_type, config fields, words): transformers itself does not build the model
@@ -78,11 +92,12 @@ def test_exact_imports_count_what_the_model_holds(model_type, fields):
     model = built(model_type, dict(SMALL, **fields))
     assert model.config.model_type == model_type
     text = paramsym.from_torch(model, T)
-    theirs = hf_counts(model, T)
+    theirs, cache = hf_counts(model, T)
     ours = program_counts(text)
     assert differences(ours, theirs) == []
     assert ours[0] == theirs.params > 0
     assert ours[3] == theirs.macs > 0  # every MAC here is a matrix product that FlopCounterMode counts
+    assert paramsym.parse(text).evaluate()["kv_cache"] == cache > 0  # what transformers' cache keeps
 
 
 @pytest.mark.parametrize("model_type,fields,words", REFUSED, ids=[f"{t}-{i}" for i, (t, _, _) in enumerate(REFUSED)])

@@ -139,10 +139,11 @@ def reason_group(detail: str) -> str:
 HF_STATE = BN_STATE + ("e_score_correction_bias",)  # a router's bias per expert, saved with the weights
 
 
-def hf_counts(model, length: int) -> TorchCounts:
+def hf_counts(model, length: int) -> tuple[TorchCounts, int | None]:
     """A transformers model (on its device; meta: shapes only) on `length` token ids (an encoder-decoder: as many
     decoder ids too): its parameters, state, the shape of its main output (logits, else the pooled output, else
-    the last hidden states) and FlopCounterMode's MACs."""
+    the last hidden states) and FlopCounterMode's MACs; and the values its cache holds after that forward (a
+    decoder's keys and values; None for an encoder-decoder or a model without a cache)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -169,7 +170,7 @@ def hf_counts(model, length: int) -> TorchCounts:
     try:
         with torch.no_grad(), warnings.catch_warnings(), FlopCounterMode(display=False) as counter:
             warnings.simplefilter("ignore")
-            out = model.eval()(ids, **kwargs)
+            out = model.eval()(ids, **kwargs, **({} if kwargs else {"use_cache": True}))
     finally:
         for name, p in model.named_parameters():
             p.requires_grad_(requires[name])
@@ -185,17 +186,39 @@ def hf_counts(model, length: int) -> TorchCounts:
         ),
         out[0] if not isinstance(out, torch.Tensor) else out,
     )
-    return TorchCounts(params, state, tuple(int(d) for d in main.shape[1:]), counter.get_total_flops() / 2)
+    counts = TorchCounts(params, state, tuple(int(d) for d in main.shape[1:]), counter.get_total_flops() / 2)
+    return counts, _cache_values(out)
+
+
+def _cache_values(out) -> int | None:
+    """The values a decoder's cache holds after the forward (its layers' keys and values), or None."""
+    cache = getattr(out, "past_key_values", None)
+    layers = getattr(cache, "layers", None)
+    if not layers:
+        return None
+    total = 0
+    for layer in layers:
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name, None)
+            if tensor is None or not hasattr(tensor, "numel"):
+                return None
+            total += tensor.numel()
+    return total
 
 
 def hf_check(model, length: int, text: str) -> dict:
     """The re-check of a returned program of a transformers model, as benchmarks/hf_sweep.py records it."""
-    theirs = hf_counts(model, length)
+    theirs, cache = hf_counts(model, length)
     ours = program_counts(text)
+    import paramsym
+
+    kv = paramsym.parse(text).evaluate().get("kv_cache")
     return {
         "params": theirs.params,
         "state": theirs.state,
         "wrong": "; ".join(differences(ours, theirs)),
         "macs": ours[3],
         "torch_macs": theirs.macs,
+        "kv_cache": None if kv is None else int(kv),
+        "torch_cache": cache,
     }

@@ -265,6 +265,47 @@ def _window(model) -> int | None:
     return window
 
 
+def _uniform_window(model) -> int | None:
+    """The sliding window of a family whose layers all slide (sliding_window set) or none. transformers 5.23's cache
+    follows config.layer_types where the config has one (cache_utils.get_layer_types_and_kwargs): a list that is not
+    every layer of that one kind (all full_attention beside a sliding_window: a cache of every position, the window
+    counting fewer) disagrees with the attention, and is refused."""
+    window = _window(model)
+    types = getattr(model.config, "layer_types", None)
+    expected = "full_attention" if window is None else "sliding_attention"
+    if types is not None and any(t != expected for t in types):
+        raise ImportRefused(
+            f"{type(model).__name__} with layer_types={list(types)}: its attention slides on every layer or "
+            f"none (sliding_window={window!r}), but transformers' cache follows layer_types; the two disagree"
+        )
+    return window
+
+
+def _cache_windows(model, windowed: bool) -> None:
+    """What transformers 5.23's cache keeps, as its attention attends: chunked attention (attention_chunk_size, a
+    cache of chunks) has no counterpart; in a family whose layout has no window (`windowed` False), a sliding_window
+    or sliding layer_types in its config would make transformers' cache keep the last positions only while the
+    attention attends to every one (cache_utils.get_layer_types_and_kwargs reads any config's sliding_window)."""
+    c, name = model.config, type(model).__name__
+    chunk = getattr(c, "attention_chunk_size", None)
+    if chunk is not None:
+        raise ImportRefused(
+            f"{name} with attention_chunk_size={chunk!r}: transformers' cache keeps each layer's keys and values by "
+            f"chunks of positions (chunked attention), which the language's attn does not count"
+        )
+    if windowed:
+        return
+    window = getattr(c, "sliding_window", None)
+    types = getattr(c, "layer_types", None)
+    if window is not None or (types is not None and any(t != "full_attention" for t in types)):
+        raise ImportRefused(
+            f"{name} with sliding_window={window!r}"
+            + (f" and layer_types={list(types)}" if types is not None else "")
+            + ": transformers' cache would keep only the last positions of a sliding layer, but the family's "
+            "attention attends to every position before it (its layout has no window); the two disagree"
+        )
+
+
 def _windows(model, layout: _Layout, layers) -> list[int | None]:
     """The sliding window of every layer (None: it attends to every position before it), as transformers 5.23
     builds the attention's mask and the cache (cache_utils.get_layer_types_and_kwargs: config.layer_types when
@@ -272,12 +313,7 @@ def _windows(model, layout: _Layout, layers) -> list[int | None]:
     c = model.config
     types = getattr(c, "layer_types", None)
     if not layout.layer_types:
-        if types is not None and any(t != "full_attention" for t in types):
-            raise ImportRefused(
-                f"{type(model).__name__} with layer_types={list(types)}: its attention slides on every layer or "
-                f"none (sliding_window), but transformers' cache follows layer_types; the two disagree"
-            )
-        return [_window(model)] * len(layers)
+        return [_uniform_window(model)] * len(layers)
     if types is None or len(types) != len(layers):
         raise ImportRefused(
             f"{type(model).__name__}: config.layer_types does not name each of its {len(layers)} layers"
@@ -882,7 +918,7 @@ def _decoder(model, length: int | None, shape: tuple | None = None) -> str:
         + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
         + _attention_biases(model, base)
         + _decoder_qk_norm(model, layout, layer.self_attn, heads, kv, head_dim)
-        + ([f"window={window}"] if (window := _window(model)) is not None else [])
+        + ([f"window={window}"] if (window := _uniform_window(model)) is not None else [])
         + ["rope", "causal"]
     )
     attn, mlp, norm = f"attn({', '.join(attention)})", _decoder_mlp(model, layout, layer), layout.norm
@@ -2377,6 +2413,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
                 f"{type(model).__name__}: the Hugging Face family {model.config.model_type!r} is "
                 f"not one paramsym reads (it reads {', '.join(sorted(_FAMILIES))})"
             )
+        _cache_windows(model, family in (_llama, _gemma, _decoder))  # the layouts that read sliding windows
         text = family(
             model, size[0] if size is not None and len(size) == 1 else None, None if size is None else tuple(size)
         )
