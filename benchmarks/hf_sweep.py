@@ -14,13 +14,16 @@ AutoModelForSeq2SeqLM for an encoder-decoder, AutoModelForCausalLM, AutoModelFor
 imported with `paramsym.from_torch(model, T)` in a worker process (killed and restarted after --timeout seconds).
 For the families paramsym reads, two more variants: `:base` (AutoModel, the model without its head, from the small
 config) and `:default` (the config's own defaults, full size, on meta); with --flags, `:set:FIELD=VALUE` too, the
-small config with one field changed (each yes/no field flipped, and OTHERS below). Each outcome is classified:
+small config with one field changed (each yes/no field flipped, OTHERS and CACHE_PROBES below). Each outcome is
+classified:
   exact    from_torch returned a program; it is then re-checked here, independently of paramsym's own
            verification (tests/helpers/import_check.py): parameters (sum of numel over model.parameters(), each
            shared tensor once), state (BatchNorm running statistics, a router's e_score_correction_bias), the
            output shape of a forward of T token ids on meta (logits, else the pooled output, else the last
-           hidden states), and MACs against FlopCounterMode (FLOPs / 2). A params/state/shape difference is WRONG
-           (the worst defect); a MAC difference is listed apart.
+           hidden states), MACs against FlopCounterMode (FLOPs / 2) and a decoder's KV cache against the values
+           transformers' cache holds after that forward. A params/state/shape difference is WRONG (the worst
+           defect); a MAC or KV cache difference is listed apart (transformers' cache may keep keys broadcast to
+           every head).
   refused  paramsym.errors.ImportRefused / ParamsymError: the first line of the reason is recorded.
   crashed  any other exception escaping from_torch: its type, message and the traceback's last frame.
   timeout  no answer within --timeout seconds.
@@ -143,7 +146,17 @@ def flipped(model_type: str) -> list[str]:
         for key, value in data.items()
         if isinstance(value, bool) and not key.startswith(skip)
     ]
-    return flips + [f"set:{key}={json.dumps(value)}" for key, value in OTHERS if key in data and data[key] != value]
+    others = [f"set:{key}={json.dumps(value)}" for key, value in OTHERS if key in data and data[key] != value]
+    # what transformers' KV cache reads from any config (cache_utils.get_layer_types_and_kwargs): a window where the
+    # family has none, chunks, and layer_types of full layers beside a window
+    layers = next((data[f] for f in LAYERS if isinstance(data.get(f), int)), 2)
+    probes = [f"set:{key}={json.dumps(value)}" for key, value in CACHE_PROBES if key not in data]
+    if isinstance(data.get("sliding_window"), int):
+        probes.append(f"set:layer_types={json.dumps(['full_attention'] * layers)}")
+    return flips + others + probes
+
+
+CACHE_PROBES = (("sliding_window", 4), ("attention_chunk_size", 4))
 
 
 # and a few other values of the fields that change a layout: heads wider than d / h, one key-value head, another
