@@ -20,10 +20,10 @@ classified:
            verification (tests/helpers/import_check.py): parameters (sum of numel over model.parameters(), each
            shared tensor once), state (BatchNorm running statistics, a router's e_score_correction_bias), the
            output shape of a forward of T token ids on meta (logits, else the pooled output, else the last
-           hidden states), MACs against FlopCounterMode (FLOPs / 2) and a decoder's KV cache against the values
-           transformers' cache holds after that forward. A params/state/shape difference is WRONG (the worst
-           defect); a MAC or KV cache difference is listed apart (transformers' cache may keep keys broadcast to
-           every head).
+           hidden states), MACs against FlopCounterMode (FLOPs / 2), active parameters (the experts a token skips
+           left out) and a decoder's KV cache against the values transformers' cache holds after that forward. A
+           params/state/shape difference is WRONG (the worst defect); a MAC, active or KV cache difference is
+           listed apart (transformers' cache may keep keys broadcast to every head).
   refused  paramsym.errors.ImportRefused / ParamsymError: the first line of the reason is recorded.
   crashed  any other exception escaping from_torch: its type, message and the traceback's last frame.
   timeout  no answer within --timeout seconds.
@@ -361,6 +361,16 @@ def summary(results: list[dict], seconds: float) -> str:
         f"{r['macs'] / r['torch_macs'] if r['torch_macs'] else float('inf'):.3f} |"
         for r in macs
     ]
+    actives = [r for r in exact if r.get("active") != r.get("torch_active")]
+    lines += [
+        "",
+        f"## Active parameters differing from the model's ({len(actives)} of {len(exact)} exact imports; the model's: "
+        "its parameters less the experts a token does not go through, num_experts_per_tok of each `...Experts` module)",
+        "",
+        "| model | paramsym | the model's |",
+        "|---|---:|---:|",
+    ]
+    lines += [f"| {r['name']} | {r.get('active')} | {r.get('torch_active')} |" for r in actives]
     caches = [r for r in exact if r.get("torch_cache") is not None and r.get("kv_cache") != r["torch_cache"]]
     measured = sum(r.get("torch_cache") is not None for r in exact)
     lines += [

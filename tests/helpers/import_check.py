@@ -190,6 +190,19 @@ def hf_counts(model, length: int) -> tuple[TorchCounts, int | None]:
     return counts, _cache_values(out)
 
 
+def active_params(model) -> int:
+    """The parameters one token goes through, from the model's own modules: every expert module (a class named
+    `...Experts`, E experts stored together) counts only `num_experts_per_tok` of its E experts."""
+    top = getattr(model.config, "num_experts_per_tok", None)
+    total = sum(p.numel() for p in model.parameters())
+    for module in model.modules():
+        if type(module).__name__.endswith("Experts") and top:
+            experts = getattr(module, "num_experts", None) or next(iter(module.parameters())).shape[0]
+            own = sum(p.numel() for p in module.parameters(recurse=False))
+            total -= own - own // experts * top
+    return total
+
+
 def _cache_values(out) -> int | None:
     """The values a decoder's cache holds after the forward (its layers' keys and values), or None."""
     cache = getattr(out, "past_key_values", None)
@@ -212,8 +225,11 @@ def hf_check(model, length: int, text: str) -> dict:
     ours = program_counts(text)
     import paramsym
 
-    kv = paramsym.parse(text).evaluate().get("kv_cache")
+    values = paramsym.parse(text).evaluate()
+    kv = values.get("kv_cache")
     return {
+        "active": int(values["active"]),
+        "torch_active": active_params(model),
         "params": theirs.params,
         "state": theirs.state,
         "wrong": "; ".join(differences(ours, theirs)),
