@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint mypy-baseline install install-test install-docs docs serve-docs bench bench-cost bench-import bench-playground screenshots import-sweep check-language wheel fuzz clean
+.PHONY: demo test lint mypy-baseline install install-test install-docs docs serve-docs bench bench-cost bench-import bench-playground screenshots import-sweep hf-sweep check-language wheel fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ bench-import: install-test
 # re-checked against the model (docs/zoo.md, Importing timm, records the last run); SWEEP="--all" for every timm model.
 import-sweep: install-test
 	$(BIN)/python benchmarks/import_sweep.py $(SWEEP)
+
+# Every model_type of transformers (CONFIG_MAPPING) from a small config on the meta device, imported and re-checked
+# (benchmarks/README.md); HF_SWEEP="--flags" also flips each yes/no field of the families paramsym reads.
+hf-sweep: install-test
+	$(BIN)/python benchmarks/hf_sweep.py --out benchmarks/hf_sweep.md $(HF_SWEEP)
 
 # The playground in headless Chromium: cold load to the first result; each keystroke on ResNet-152 and on
 # 10,000 layers with the LaTeX tab open (key to next frame, long tasks, apart from the worker's time to a

@@ -158,6 +158,13 @@ def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
     return lambda: getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
 
 
+def auto(model_type: str, **config) -> Callable[[], Any]:
+    """The causal LM transformers builds for a model_type (its Auto class's choice)."""
+    return lambda: transformers.AutoModelForCausalLM.from_config(
+        transformers.AutoConfig.for_model(model_type, **config)
+    )
+
+
 FAMILIES = [
     Family("llama", hf("LlamaForCausalLM", "LlamaConfig", **SMALL), gqa_cache),
     Family("mistral", hf("MistralForCausalLM", "MistralConfig", **SMALL, sliding_window=None), gqa_cache),
@@ -187,6 +194,44 @@ FAMILIES = [
         sliding_cache,
     ),
     Family("qwen3", hf("Qwen3ForCausalLM", "Qwen3Config", **SMALL), gqa_cache),
+    Family(  # Llama's with numbers that scale the embedding, the residual branches, the attention and the logits
+        "granite",
+        hf(
+            "GraniteForCausalLM",
+            "GraniteConfig",
+            **SMALL,
+            embedding_multiplier=12.0,
+            residual_multiplier=0.22,
+            attention_multiplier=0.0078125,
+            logits_scaling=8.0,
+        ),
+        gqa_cache,
+    ),
+    Family("helium", hf("HeliumForCausalLM", "HeliumConfig", **SMALL), gqa_cache),
+    Family(  # biases on q, k and v (attention_bias), none on the output (attention_out_bias)
+        "seed_oss", hf("SeedOssForCausalLM", "SeedOssConfig", **SMALL, attention_bias=True), gqa_cache
+    ),
+    Family("ernie4_5", hf("Ernie4_5ForCausalLM", "Ernie4_5Config", **SMALL), gqa_cache),
+    Family(  # biases on every projection and the MLP
+        "ernie4_5", hf("Ernie4_5ForCausalLM", "Ernie4_5Config", **SMALL, use_bias=True), gqa_cache, variant="bias"
+    ),
+    Family(  # a global layer, then sliding ones (config.layer_types)
+        "cwm",
+        hf(
+            "CwmForCausalLM",
+            "CwmConfig",
+            **dict(SMALL, num_hidden_layers=3),
+            sliding_window=5,
+            layer_types=["full_attention", "sliding_attention", "sliding_attention"],
+        ),
+        sliding_cache,
+    ),
+    # configs that transformers builds as Llama's own classes (LlamaForCausalLM) under their own model_type
+    Family("internlm3", auto("internlm3", **SMALL), gqa_cache),
+    Family("iquestcoder", auto("iquestcoder", **SMALL), gqa_cache),
+    Family(  # biases on q, k and v, none on the output projection
+        "helium", hf("HeliumForCausalLM", "HeliumConfig", **SMALL, attention_bias=True), gqa_cache, variant="bias"
+    ),
     Family(  # sliding layers from max_window_layers on (config.layer_types)
         "qwen3",
         hf(

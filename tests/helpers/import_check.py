@@ -163,3 +163,109 @@ def reason_group(detail: str) -> str:
     text = re.sub(r"\([A-Za-z0-9_]+\)", "(…)", text)
     text = re.sub(r"\d[\d,x.]*", "N", text)
     return text[:140]
+
+
+# ---- Hugging Face language models (benchmarks/hf_sweep.py) ------------------------------------------------
+
+HF_STATE = BN_STATE + ("e_score_correction_bias",)  # a router's bias per expert, saved with the weights
+
+
+def hf_counts(model, length: int) -> tuple[TorchCounts, int | None]:
+    """A transformers model (on its device; meta: shapes only) on `length` token ids (an encoder-decoder: as many
+    decoder ids too): its parameters, state, the shape of its main output (logits, else the pooled output, else
+    the last hidden states) and FlopCounterMode's MACs; and the values its cache holds after that forward (a
+    decoder's keys and values; None for an encoder-decoder or a model without a cache)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in model.parameters())
+    persistent = model.state_dict(keep_vars=True)
+    state = sum(
+        b.numel()
+        for key, b in model.named_buffers()
+        if key.rsplit(".", 1)[-1] in HF_STATE and key in persistent and b.is_floating_point()
+    )
+    device = next(iter(model.parameters()), torch.zeros(())).device
+    ids = torch.zeros(1, length, dtype=torch.long, device=device)
+    kwargs = {}
+    config = model.config
+    attention = getattr(config, "_attn_implementation", None)
+    experts = getattr(config, "_experts_implementation", None)
+    if getattr(config, "is_encoder_decoder", False):
+        kwargs["decoder_input_ids"] = ids
+        config._attn_implementation = "eager"  # SDPA's mask check reads a value, which meta tensors do not have
+    if experts not in (None, "eager", "batched_mm"):
+        config._experts_implementation = "batched_mm"  # grouped_mm has no meta kernel for float32
+    requires = {name: p.requires_grad for name, p in model.named_parameters()}
+    model.requires_grad_(False)
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), FlopCounterMode(display=False) as counter:
+            warnings.simplefilter("ignore")
+            out = model.eval()(ids, **kwargs, **({} if kwargs else {"use_cache": True}))
+    finally:
+        for name, p in model.named_parameters():
+            p.requires_grad_(requires[name])
+        if attention is not None:
+            config._attn_implementation = attention
+        if experts is not None:
+            config._experts_implementation = experts
+    main = next(
+        (
+            getattr(out, k)
+            for k in ("logits", "pooler_output", "last_hidden_state")
+            if getattr(out, k, None) is not None
+        ),
+        out[0] if not isinstance(out, torch.Tensor) else out,
+    )
+    counts = TorchCounts(params, state, tuple(int(d) for d in main.shape[1:]), counter.get_total_flops() / 2)
+    return counts, _cache_values(out)
+
+
+def active_params(model) -> int:
+    """The parameters one token goes through, from the model's own modules: every expert module (a class named
+    `...Experts`, E experts stored together) counts only `num_experts_per_tok` of its E experts."""
+    top = getattr(model.config, "num_experts_per_tok", None)
+    total = sum(p.numel() for p in model.parameters())
+    for module in model.modules():
+        if type(module).__name__.endswith("Experts") and top:
+            experts = getattr(module, "num_experts", None) or next(iter(module.parameters())).shape[0]
+            own = sum(p.numel() for p in module.parameters(recurse=False))
+            total -= own - own // experts * top
+    return total
+
+
+def _cache_values(out) -> int | None:
+    """The values a decoder's cache holds after the forward (its layers' keys and values), or None."""
+    cache = getattr(out, "past_key_values", None)
+    layers = getattr(cache, "layers", None)
+    if not layers:
+        return None
+    total = 0
+    for layer in layers:
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name, None)
+            if tensor is None or not hasattr(tensor, "numel"):
+                return None
+            total += tensor.numel()
+    return total
+
+
+def hf_check(model, length: int, text: str) -> dict:
+    """The re-check of a returned program of a transformers model, as benchmarks/hf_sweep.py records it."""
+    theirs, cache = hf_counts(model, length)
+    ours = program_counts(text)
+    import paramsym
+
+    values = paramsym.parse(text).evaluate()
+    kv = values.get("kv_cache")
+    return {
+        "active": int(values["active"]),
+        "torch_active": active_params(model),
+        "params": theirs.params,
+        "state": theirs.state,
+        "wrong": "; ".join(differences(ours, theirs)),
+        "macs": ours[3],
+        "torch_macs": theirs.macs,
+        "kv_cache": None if kv is None else int(kv),
+        "torch_cache": cache,
+    }

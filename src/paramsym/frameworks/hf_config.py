@@ -82,18 +82,34 @@ def model_from_config(data: dict, source: str = "config.json") -> Any:
         config = mapping[model_type].from_dict(fields)
     except Exception as error:  # transformers' checks of the values, with its own words
         raise ParamsymUsageError(f"{source}: transformers refuses this config: {error}") from None
+    refusal = ""  # the first class that refused this config with a ValueError of its own
     with torch.device("meta"):
         for model_class in _classes(transformers, data, config):
+            name = getattr(model_class, "__name__", model_class)
             try:
                 return model_class(config) if isinstance(model_class, type) else model_class.from_config(config)
-            except ValueError:  # an Auto class without a mapping for this family: try the next
+            except ValueError as error:
+                # an Auto class without a mapping for this family: try the next; a model's own check of the config
+                # (BERT's cross-attention without is_decoder): kept, and said if no class builds
+                if not str(error).startswith("Unrecognized configuration class"):
+                    refusal = refusal or f"{name} from it: ValueError: {_said(error)}"
                 continue
             except Exception as error:
                 raise ParamsymUsageError(
-                    f"{source}: transformers cannot build {getattr(model_class, '__name__', model_class)} from it: "
-                    f"{type(error).__name__}: {error}"
+                    f"{source}: transformers cannot build {name} from it: {type(error).__name__}: {_said(error)}"
                 ) from None
+    if refusal:
+        raise ParamsymUsageError(f"{source}: transformers cannot build {refusal}")
     raise ParamsymUsageError(f"{source}: transformers has no language model for the model_type {model_type!r}")
+
+
+def _said(error: Exception) -> str:
+    """An error of transformers in one line: a message that prints a module (its repr over many lines, as BERT's
+    `BertLayer(...) should be used as a decoder model if cross attention is added`) without the module's body."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else type(error).__name__
+    return f"{lines[0]} … {lines[-1]}"
 
 
 def _classes(transformers, data: dict, config) -> list:

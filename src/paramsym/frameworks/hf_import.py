@@ -147,7 +147,31 @@ _LLAMAS = {
     "qwen3_moe": _Layout(("Qwen3MoeModel", "Qwen3MoeForCausalLM")),
     # Llama's layout with q, k, v fused in one Linear, gate and up in one
     "phi3": _Layout(("Phi3Model", "Phi3ForCausalLM")),
+    # Llama's layout and counts; its embedding_multiplier, residual_multiplier, attention_multiplier (the attention's
+    # scale) and logits_scaling are numbers that scale values: no parameters, no MACs of a matrix product
+    "granite": _Layout(("GraniteModel", "GraniteForCausalLM")),
+    # Llama's layout (its rotary embedding turns interleaved pairs of channels: the same counts); with
+    # attention_bias, biases on q, k and v only (qkv_bias)
+    "helium": _Layout(("HeliumModel", "HeliumForCausalLM")),
+    # Llama's layout: Seed-OSS with its attention's biases (attention_bias, attention_out_bias) read from the
+    # projections, ERNIE 4.5 with biases on every projection and the MLP (use_bias), CWM with its sliding layers
+    "seed_oss": _Layout(("SeedOssModel", "SeedOssForCausalLM")),
+    "ernie4_5": _Layout(("Ernie4_5Model", "Ernie4_5ForCausalLM")),
+    "cwm": _Layout(("CwmModel", "CwmForCausalLM"), layer_types=True),
 }
+
+
+def _own_class_family(model) -> str | None:
+    """The family of Llama's layout whose own class the model is, under another model_type: transformers 5.23 builds
+    InternLM3's and IQuest-Coder's configs (model_type internlm3, iquestcoder) as LlamaModel and LlamaForCausalLM,
+    from transformers.models.llama itself, so they are Llama's code and read as Llama."""
+    for family, layout in _LLAMAS.items():
+        if (
+            type(model).__name__ in layout.classes
+            and type(model).__module__ == f"transformers.models.{family}.modeling_{family}"
+        ):
+            return family
+    return None
 
 
 # the families whose attention turns only the first channels of each head that its rotary tables cover (their
@@ -241,6 +265,47 @@ def _window(model) -> int | None:
     return window
 
 
+def _uniform_window(model) -> int | None:
+    """The sliding window of a family whose layers all slide (sliding_window set) or none. transformers 5.23's cache
+    follows config.layer_types where the config has one (cache_utils.get_layer_types_and_kwargs): a list that is not
+    every layer of that one kind (all full_attention beside a sliding_window: a cache of every position, the window
+    counting fewer) disagrees with the attention, and is refused."""
+    window = _window(model)
+    types = getattr(model.config, "layer_types", None)
+    expected = "full_attention" if window is None else "sliding_attention"
+    if types is not None and any(t != expected for t in types):
+        raise ImportRefused(
+            f"{type(model).__name__} with layer_types={list(types)}: its attention slides on every layer or "
+            f"none (sliding_window={window!r}), but transformers' cache follows layer_types; the two disagree"
+        )
+    return window
+
+
+def _cache_windows(model, windowed: bool) -> None:
+    """What transformers 5.23's cache keeps, as its attention attends: chunked attention (attention_chunk_size, a
+    cache of chunks) has no counterpart; in a family whose layout has no window (`windowed` False), a sliding_window
+    or sliding layer_types in its config would make transformers' cache keep the last positions only while the
+    attention attends to every one (cache_utils.get_layer_types_and_kwargs reads any config's sliding_window)."""
+    c, name = model.config, type(model).__name__
+    chunk = getattr(c, "attention_chunk_size", None)
+    if chunk is not None:
+        raise ImportRefused(
+            f"{name} with attention_chunk_size={chunk!r}: transformers' cache keeps each layer's keys and values by "
+            f"chunks of positions (chunked attention), which the language's attn does not count"
+        )
+    if windowed:
+        return
+    window = getattr(c, "sliding_window", None)
+    types = getattr(c, "layer_types", None)
+    if window is not None or (types is not None and any(t != "full_attention" for t in types)):
+        raise ImportRefused(
+            f"{name} with sliding_window={window!r}"
+            + (f" and layer_types={list(types)}" if types is not None else "")
+            + ": transformers' cache would keep only the last positions of a sliding layer, but the family's "
+            "attention attends to every position before it (its layout has no window); the two disagree"
+        )
+
+
 def _windows(model, layout: _Layout, layers) -> list[int | None]:
     """The sliding window of every layer (None: it attends to every position before it), as transformers 5.23
     builds the attention's mask and the cache (cache_utils.get_layer_types_and_kwargs: config.layer_types when
@@ -248,12 +313,7 @@ def _windows(model, layout: _Layout, layers) -> list[int | None]:
     c = model.config
     types = getattr(c, "layer_types", None)
     if not layout.layer_types:
-        if types is not None and any(t != "full_attention" for t in types):
-            raise ImportRefused(
-                f"{type(model).__name__} with layer_types={list(types)}: its attention slides on every layer or "
-                f"none (sliding_window), but transformers' cache follows layer_types; the two disagree"
-            )
-        return [_window(model)] * len(layers)
+        return [_uniform_window(model)] * len(layers)
     if types is None or len(types) != len(layers):
         raise ImportRefused(
             f"{type(model).__name__}: config.layer_types does not name each of its {len(layers)} layers"
@@ -343,9 +403,19 @@ def _sequence(names: list[str]) -> str:
     return " > ".join(name if count == 1 else f"({name}) * {count}" for name, count in runs)
 
 
+def _mlp_bias(model, layers) -> bool:
+    """Whether the MLPs have biases, read from the first dense MLP's down_proj (config.mlp_bias in Llama's family,
+    use_bias in ERNIE 4.5's); a model of experts only: config.mlp_bias (the import checks the others by their count)."""
+    for layer in layers:
+        down = getattr(layer.mlp, "down_proj", None)
+        if getattr(layer.mlp, "experts", None) is None and down is not None:
+            return down.bias is not None
+    return bool(getattr(model.config, "mlp_bias", False))
+
+
 def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     c = model.config
-    layout = _LLAMAS[c.model_type]
+    layout = _LLAMAS.get(c.model_type) or _LLAMAS[_own_class_family(model) or ""]
     _classes(model, *layout.classes)
     length = _length(model, length, shape, None, "")  # rotary positions: any length (no table to look up)
     base = getattr(model, "model", model)
@@ -361,8 +431,8 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         + _qk_norms(model, base, head_dim)
     )
     rope = _rope(model, base.rotary_emb, head_dim, sliced=c.model_type in _PARTIAL_ROTARY)
-    bias = ", bias" if getattr(c, "mlp_bias", False) else ""
     layers = list(base.layers)
+    bias = ", bias" if _mlp_bias(model, layers) else ""
     windows = _windows(model, layout, layers)
     where = f"{type(model).__name__}.model.layers"
     forwards = [_feed_forward(model, layer.mlp, f"{where}.{i}.mlp") for i, layer in enumerate(layers)]
@@ -848,7 +918,7 @@ def _decoder(model, length: int | None, shape: tuple | None = None) -> str:
         + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
         + _attention_biases(model, base)
         + _decoder_qk_norm(model, layout, layer.self_attn, heads, kv, head_dim)
-        + ([f"window={window}"] if (window := _window(model)) is not None else [])
+        + ([f"window={window}"] if (window := _uniform_window(model)) is not None else [])
         + ["rope", "causal"]
     )
     attn, mlp, norm = f"attn({', '.join(attention)})", _decoder_mlp(model, layout, layer), layout.norm
@@ -2272,6 +2342,11 @@ _FAMILIES = {
     "qwen3": _llama,
     "qwen3_moe": _llama,
     "phi3": _llama,
+    "granite": _llama,
+    "helium": _llama,
+    "seed_oss": _llama,
+    "ernie4_5": _llama,
+    "cwm": _llama,
     "gemma": _gemma,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
@@ -2315,9 +2390,10 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE and Phi-3 are read in Llama's layout (_LLAMAS);
-    GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential
-    blocks); T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
+    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5 and CWM are
+    read in Llama's layout (_LLAMAS); GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms
+    with biases, parallel or sequential blocks); T5 and BART, encoder-decoders, with two inputs of that length
+    (`let S`, `let T`)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
@@ -2331,12 +2407,13 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     elif type(model).__name__ == "MultiScaleVit":
         text = _mvitv2(model, size)
     else:
-        family = _FAMILIES.get(model.config.model_type)
+        family = _FAMILIES.get(model.config.model_type) or (_llama if _own_class_family(model) else None)
         if family is None:
             raise ImportRefused(
                 f"{type(model).__name__}: the Hugging Face family {model.config.model_type!r} is "
                 f"not one paramsym reads (it reads {', '.join(sorted(_FAMILIES))})"
             )
+        _cache_windows(model, family in (_llama, _gemma, _decoder))  # the layouts that read sliding windows
         text = family(
             model, size[0] if size is not None and len(size) == 1 else None, None if size is None else tuple(size)
         )
