@@ -309,3 +309,52 @@ def test_a_formula_that_starts_with_minus_is_prefixed():
     result = run("count", "input(A1) > dense(->100 - B1) > dense(->A1)", "--format", "csv")
     total = list(csv.reader(io.StringIO(result.stdout)))[-1]
     assert "'-2*A1*B1 + 200*A1" in total and "-2*A1*B1 + 200*A1" not in total
+
+
+# ---- very long names (benchmarks/cli_audit.py): one short message, never the name 20,000 times ----------------
+
+LONG_NAME = "Z" * 20_000
+
+# (arguments, the start of the message, where it points or None)
+LONG_NAMES = [
+    (("count", f"input(8x8x3) > conv3x3(->{LONG_NAME}) > dense(->10)"), "limit error: name too long: 20,000", 26),
+    (("count", f"input(8x8x3) > {LONG_NAME}(->8)"), "limit error: name too long: 20,000 characters", 16),
+    (("count", f"let {LONG_NAME} = 3\ninput(8) > dense(->4)"), "limit error: name too long", 5),
+    (("solve", f"input(8x8x3) > conv3x3(->8, pad={LONG_NAME})", "--for", "C", "--budget", "1M"), "limit error:", 33),
+    (
+        ("count", "input(8x8x3) > conv3x3(->C)", "--set", f"{LONG_NAME}=3"),
+        "usage error: the program has no symbol 'ZZZZZZZZZZZZZZZZZZZZ...(20,000 characters)'",
+        None,
+    ),
+    (("solve", "input(8x8x3) > conv3x3(->C)", "--for", LONG_NAME, "--budget", "3"), "usage error: the program", None),
+    (("sweep", "input(8x8x3) > conv3x3(->C)", "--grid", f"{LONG_NAME}=3"), "usage error: the program has no", None),
+    (("latex", "input(8x8x3) > conv3x3(->C)", "--symbol", f"{LONG_NAME}=x"), "usage error: --symbol ZZZZ", None),
+]
+
+
+@pytest.mark.parametrize("args, message, column", LONG_NAMES, ids=[" ".join(a[:1] + a[2:3]) for a, _, _ in LONG_NAMES])
+def test_a_very_long_name_gets_one_short_message(args, message, column):
+    result = run(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-800:]
+    assert result.stderr.startswith(message), result.stderr[:300]
+    assert len(result.stderr) < 1000  # before: the name in full, 20,000 to 266,000 characters
+    if column is not None:
+        assert f"--> line 1, column {column}" in result.stderr
+
+
+def test_a_name_of_100_characters_is_accepted():
+    name = "C" + "_" * 98 + "x"
+    assert (
+        json.loads(run("count", f"input(8) > dense(->{name})", "--format", "json", "--set", f"{name}=3").stdout)[
+            "params"
+        ]["value"]
+        == 24
+    )
+
+
+def test_a_message_lists_at_most_20_of_3000_symbols():
+    program = "".join(f"let Q{i} = {i + 1}\n" for i in range(3000)) + "input(8) > dense(->Q2999)"
+    result = run("solve", program, "--for", "C", "--budget", "1M")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the program has no symbol 'C' (its symbols: Q0, Q1, " in result.stderr
+    assert "and 2,980 more)" in result.stderr and len(result.stderr) < 500  # before: all 3,000, 20,000 characters

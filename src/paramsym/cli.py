@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import traceback
 
@@ -32,6 +33,7 @@ from .language.assignments import parse_assignments
 from .language.syntax import MAX_SOURCE_CHARS
 from .model.network import CONVENTIONS, Network, parse
 from .render.explain import explain as explain_network
+from .render.explain import fitted
 from .render.printers import FORMATS, SWEEP_FORMATS, grouped, human, print_table, render_chunks, render_sweep
 
 _PROGRAM_IS = "PROGRAM is a file, '-' for standard input, or the program text itself"
@@ -271,7 +273,20 @@ def count(program, assignments, convention, fmt, setup, fold, plot):
 @_run_options
 def explain(program, assignments, setup):
     """Explain step by step how each layer's count arises."""
-    click.echo(explain_network(load(program, assignments, setup=setup)), nl=False)
+    text = explain_network(load(program, assignments, setup=setup))
+    if _terminal_width():  # on a terminal, wrapped at spaces rather than by the terminal within words
+        text = fitted(text, _terminal_width())
+    click.echo(text, nl=False)
+
+
+def _terminal_width() -> int:
+    """The width of the terminal that standard output is, or 0 when it is no terminal (piped, a file)."""
+    try:
+        if not sys.stdout.isatty():
+            return 0
+    except (AttributeError, ValueError, OSError):
+        return 0
+    return shutil.get_terminal_size().columns
 
 
 @cli.command("solve")

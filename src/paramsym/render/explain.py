@@ -110,3 +110,26 @@ def explain(network: Network, **values) -> str:
         if sentence:
             out.append(sentence)
     return "\n".join(out) + "\n"
+
+
+def fitted(text: str, width: int) -> str:
+    """`text` with each line longer than `width` wrapped at spaces, its continuations indented two more
+    than the line (what `paramsym explain` prints on a terminal, which would otherwise break words)."""
+    import textwrap
+
+    lines = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        lines += textwrap.wrap(
+            line,
+            width,
+            initial_indent="",
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+            drop_whitespace=True,
+        ) or [line]
+    return "\n".join(lines)

@@ -430,7 +430,35 @@ def _layout(network: Network, width: int, fold: bool | None = None) -> tuple:
             else f"{len(rows):,} rows, {per_row:,} top-level stages to a row"
         )
         notes.append(f"(folded: {len(network.layers):,} layers in {rows_text}; --all shows every layer)")
-    return table, summary_lines(network, data, document), notes
+    return table, _fitted(summary_lines(network, data, document), width), _fitted(notes, width)
+
+
+# Where a summary line may not break: between a number and its unit (`31.2 GB`, `(6.74 B)`, `15.4 GFLOP`), and
+# before the figure that says a number as people read it (`1,409,318,912 (1.41 B)`)
+_UNIT = re.compile(r"(?<=\d) (?=(?:[kMGTPEZY]i?B|[kMGTPEZY]?FLOP|[kMBT]\b|bytes\b|GPUs\b|[mun]?s\b|\(\d))")
+# The label a wrapped summary line's continuation is indented under: `params = `, `symbols: `
+_LABEL = re.compile(r"[\w ]{1,12}(?:=|:) |\(")
+
+
+def _fitted(lines: list[str], width: int) -> list[str]:
+    """The summary lines wrapped to `width` (rich would break `31.2 GB` in two, and start the rest at
+    column 0): continuations indented under the label, numbers kept with their units."""
+    fitted = []
+    for line in lines:
+        if len(line) <= width:
+            fitted.append(line)
+            continue
+        label = _LABEL.match(line)
+        indent = " " * (len(label.group()) if label and len(label.group()) < width // 2 else 2)
+        wrapped = textwrap.wrap(
+            _UNIT.sub("\xa0", line),
+            width,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        fitted += [part.replace("\xa0", " ") for part in wrapped]
+    return fitted
 
 
 def _natural(columns: list[_Column], widths: list[int]) -> bool:
