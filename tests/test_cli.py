@@ -181,6 +181,10 @@ EXPORTED = [
     "input(8x56x56x96) > tokens > cls > posembed(8x3136, cls) > res(ln > attn(heads=2, bias, volume=8x56x56, cls,"
     " q=3x3x3, q_stride=1x2x2, kv=3x3x3, kv_stride=1x8x8) | tokenpool(volume=8x56x56, kernel=1x3x3, stride=1x2x2,"
     " pad=0x1x1, cls))",
+    # likewise clsrel=14x14 (written clsrel=14, then unpacked) and litemla's scales=(5,) (written scales=5)
+    "input(197x768) > attn(heads=12, qv_bias, clsrel=14x14) > attn(heads=12, bias, qk_norm=rms)",
+    "input(14x14x64) > res(litemla(heads=4, head_dim=16, bn)) > litemla(->96, heads=4, head_dim=16, scales=3x5,"
+    " qkv_bn, bn, bias)",
     # helpers that use OrderedDict were copied without `from collections import OrderedDict`
     "input(16x16x32) > bat(groups=2, block=8) > dropchannels(0.2)",
     "input(14x14x128) > res(cga(heads=4, key_dim=16, value_dim=32, window=7, kernels=7x5x3x3))",
