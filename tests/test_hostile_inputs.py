@@ -9,8 +9,11 @@ import io
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers.cli_helpers import run
+from helpers.strategies import programs
 
 SQUARES = (
     "; ".join(["let A1 = 2", *(f"let A{i} = A{i - 1}*A{i - 1}" for i in range(2, 41))]) + "; input(8) > dense(->A40)"
@@ -358,3 +361,39 @@ def test_a_message_lists_at_most_20_of_3000_symbols():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "the program has no symbol 'C' (its symbols: Q0, Q1, " in result.stderr
     assert "and 2,980 more)" in result.stderr and len(result.stderr) < 500  # before: all 3,000, 20,000 characters
+
+
+# ---- the rule benchmarks/cli_audit.py checks, as a property -------------------------------------------------
+
+_LOOK_ALIKES = ["\u2192", "\u00d7", "\u2212", "\u00a0", "\uff08", "\u200b", "\t", "\r\n", "Z" * 300, "1e400", "10**40"]
+_PROGRAM_TEXT = ("syntax error", "name error", "shape error", "argument error", "evaluation error")
+
+
+@settings(deadline=None)
+@given(programs(), st.data())
+def test_property_the_cli_answers_or_gives_one_located_message(text, data):
+    """A generated program with one edit (a character dropped or a look-alike, a long name, a huge number put
+    in) through the real entry point: exit 0, or exit 2 with one message that points into the program when it
+    is about the program text; never a traceback, never a name or a list of thousands of characters."""
+    import contextlib
+
+    from paramsym.cli import main
+
+    position = data.draw(st.integers(0, len(text) - 1))
+    noise = data.draw(st.sampled_from(["", *_LOOK_ALIKES]))
+    broken = text[:position] + noise + text[position + 1 :]
+    command = data.draw(
+        st.sampled_from([["count", "--format", "json"], ["explain"], ["latex"], ["formula", "--view", "generic"]])
+    )
+    out, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(errors):
+        status = main([command[0], broken, *command[1:]])
+    err = errors.getvalue()
+    assert status in (0, 2), err[-2000:]
+    assert "Traceback" not in err and "internal error" not in err
+    if status == 2:
+        assert err.strip() and len(err) < 6000, err[:300]
+        if err.startswith(_PROGRAM_TEXT):
+            assert "  --> line " in err and "^" in err, err
+            excerpt = [line for line in err.splitlines() if " | " in line or line.endswith(" |")]
+            assert all(len(line) <= 80 for line in excerpt), excerpt
