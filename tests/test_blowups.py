@@ -270,3 +270,33 @@ def test_property_growing_programs_answer_in_time(program):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# ---- found by benchmarks/cli_audit.py: a sweep put the lets together again for every condition -------------
+
+
+def _chained_sweep_program(n: int) -> str:
+    # the chain ends in a channel count; the swept C is a width that every dense must check (whole, positive)
+    return _chain(n).replace(f"dense(->A{n})", f"dense(->A{n}) > dense(->C/2) > dense(->C)")
+
+
+def test_a_sweep_closes_the_lets_once(monkeypatch):
+    from paramsym.algebra.sweeps import sweep
+    from paramsym.model import network as module
+
+    calls = []
+    real = module._closed
+    monkeypatch.setattr(module, "_closed", lambda *args: calls.append(1) or real(*args))
+    net = paramsym.parse(_chained_sweep_program(300))
+    calls.clear()
+    result = sweep(net, {"C": [2, 4]})
+    assert [row["params"] for row in result.rows()] == [net.evaluate(C=c)["params"] for c in (2, 4)]
+    assert len(calls) <= 2  # before: once for each condition and each let, 600 times
+
+
+def test_a_sweep_after_3000_lets_answers(tmp_path):
+    result = _run("sweep", _file(tmp_path, _chained_sweep_program(3000)), "--grid", "C=2:8:2", "--format", "json")
+    assert result.returncode == 0, result.stderr[-800:]
+    assert json.loads(result.stdout)["columns"]["params"] == [
+        3 * 3001 + 3001 * c // 2 + c * c // 2 for c in (2, 4, 6, 8)
+    ]

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from helpers.cli_helpers import run
+from helpers.cli_helpers import PARAMSYM, run
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 SYMBOLIC = "conv3x3(3->C, bias) > conv3x3(->2C, bias) > conv3x3(->4C, bias) > gap > dense(->10, bias)"
 
@@ -185,3 +192,109 @@ def test_explain_in_an_80_column_terminal_breaks_lines_between_words():
     assert max(len(line) for line in shown.splitlines()) <= 80 < max(len(line) for line in piped.splitlines())
     assert shown.split() == piped.split()  # the same words in the same order, none broken
     assert "\n   floor((50 + 2·0 − 1·(5−1) − 1)/1) + 1 = 46 per axis" in shown  # continued under its line's text
+
+
+# ---- found by benchmarks/cli_audit.py ---------------------------------------------------------------------
+
+TIED = (
+    "input(S) > embed(100->32) as shared > rmsnorm as memory > input(T) > embed(100->32, tie=shared)"
+    " > res(rmsnorm > attn(heads=4, source=@memory)) > dense(->100, tie=shared)"
+)
+
+# (arguments, exit status, words of the output or of the message): each used to end in a traceback (exit 1)
+AUDITED = [
+    # a budget below the total at C=1, where C/2 is a fraction: the message printed the fraction with {:,}
+    (
+        ["solve", "input(8x8x3) > conv3x3(->C/2)", "--for", "C", "--budget", "0"],
+        2,
+        "usage error: no positive C keeps params within 0: at C=1 it is already 13.5",
+    ),
+    # a tied embedding's template is a plain 0, which has no free symbols
+    (["formula", TIED, "--view", "generic"], 0, "embed: C_in*C_out  with C_in = 100, C_out = 32  ->  3200"),
+    (["latex", TIED], 0, r"\text{embed}: && C_{in} C_{out} &= 100 \cdot 32 = 3200"),
+    # gcstage's template has a factor that is no symbol, Max(8, 8*floor(C_in/32 + 1/2)): a KeyError
+    (
+        ["latex", "input(28x28x128) > gcstage(depth=2, heads=4, window=7, mlp=3)", "--standalone", "--group-digits"],
+        0,
+        r"&= 4 \cdot 128 \cdot 32 + 1352 + 21 \cdot 128^{2} + 41 \cdot 128 = 367{,}048",
+    ),
+]
+
+
+@pytest.mark.parametrize("args, status, words", AUDITED, ids=[" ".join(a[:1] + a[2:]) for a, _, _ in AUDITED])
+def test_audited_commands(args, status, words):
+    result = run(*args)
+    assert result.returncode == status, result.stderr[-800:]
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert words in (result.stdout if status == 0 else result.stderr)
+
+
+# programs whose exported PyTorch source did not build, or counted differently
+EXPORTED = [
+    # q=3x3x3 was written q=3 to the file's own PoolingAttention, which iterates it
+    "input(8x56x56x96) > tokens > cls > posembed(8x3136, cls) > res(ln > attn(heads=2, bias, volume=8x56x56, cls,"
+    " q=3x3x3, q_stride=1x2x2, kv=3x3x3, kv_stride=1x8x8) | tokenpool(volume=8x56x56, kernel=1x3x3, stride=1x2x2,"
+    " pad=0x1x1, cls))",
+    # likewise clsrel=14x14 (written clsrel=14, then unpacked) and litemla's scales=(5,) (written scales=5)
+    "input(197x768) > attn(heads=12, qv_bias, clsrel=14x14) > attn(heads=12, bias, qk_norm=rms)",
+    "input(14x14x64) > res(litemla(heads=4, head_dim=16, bn)) > litemla(->96, heads=4, head_dim=16, scales=3x5,"
+    " qkv_bn, bn, bias)",
+    # helpers that use OrderedDict were copied without `from collections import OrderedDict`
+    "input(16x16x32) > bat(groups=2, block=8) > dropchannels(0.2)",
+    "input(14x14x128) > res(cga(heads=4, key_dim=16, value_dim=32, window=7, kernels=7x5x3x3))",
+    "input(196x128) > res(levitattn(heads=4, key_dim=16, value_dim=32, map=14x14, bn, act=hardswish))",
+    "input(14x14x176) > res(ef2attn(heads=8, key_dim=32, value_dim=128, stride=2))",
+    "input(8x8x3) > conv3x3(->4) > gap > dense(->2)",
+]
+
+
+@pytest.mark.parametrize("program", EXPORTED)
+def test_exported_torch_source_counts_what_count_counts(program):
+    torch = pytest.importorskip("torch")
+    source = run("export", program, "--to", "torch")
+    assert source.returncode == 0, source.stderr[-800:]
+    namespace: dict = {"__name__": "exported"}
+    exec(compile(source.stdout, "<export>", "exec"), namespace)  # paramsym's own output
+    with torch.device("meta"):
+        model = namespace["build_model"]()
+    assert sum(p.numel() for p in model.parameters()) == count_json(program)["params"]["value"]
+
+
+def _at_80_columns(*args: str) -> str:
+    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}
+    result = subprocess.run([PARAMSYM, *args], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr[-800:]
+    return result.stdout
+
+
+def test_summary_lines_wrap_under_their_label_at_80_columns():
+    out = _at_80_columns("count", str(EXAMPLES / "llama2_7b.psym"))
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    # a number stays with its unit, and the rest of a line starts under the text after its label
+    assert "31.2 GB to serve" in out and "(6.74 B)" in out
+    start = next(i for i, line in enumerate(lines) if line.startswith("params = "))
+    assert lines[start + 1].startswith(" " * 9) and lines[start + 1][9] != " "
+    memory = next(i for i, line in enumerate(lines) if line.startswith("memory = "))
+    assert lines[memory + 1] == "         31.2 GB to serve"
+
+
+_WORDS = st.sampled_from(
+    ["params", "=", "3*F*L*d", "+", "131,072,000", "31.2", "GB", "(6.74", "B)", "to", "serve", "x"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_WORDS, min_size=1, max_size=60), st.sampled_from(["params = ", "KV cache = ", "symbols: ", "("]))
+def test_a_wrapped_summary_line_keeps_its_words_and_units(words, label):
+    from paramsym.render.printers import _fitted
+
+    line = label + " ".join(words)
+    for width in (40, 80, 100):
+        lines = _fitted([line], width)
+        assert " ".join(" ".join(lines).split()) == " ".join(line.split())  # the same words, in order
+        assert all(len(part) <= width for part in lines if " " in part.strip())  # only one long word may exceed
+        for a, b in itertools.pairwise(lines):  # a number keeps its unit
+            assert not (a.endswith("31.2") and b.lstrip().startswith("GB")), (a, b)
+            assert not (a.endswith("(6.74") and b.lstrip().startswith("B)")), (a, b)
+        assert all(part.startswith(" " * (len(label) if label != "(" else 1)) for part in lines[1:])

@@ -5,6 +5,8 @@ Hostile input gets an error or an answer, never a hang or a crash."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import paramsym
 from helpers.cli_helpers import run
@@ -215,3 +217,56 @@ def test_huge_symbol_value_from_the_command_line():
     result = run("count", "input(1) > dense(->2^C)", "--set", "C=1000000000")
     assert result.returncode == 2
     assert "too large" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---- long lines: a window of the line, the caret under its column, within 80 columns --------------------------
+
+LONG_LINE = "input(8x8x3) > " + "relu > " * 33 + "cnov3x3(->4)" + " > relu" * 7  # 307 characters
+
+# (program, words in the message, line, column, the text the caret must stand under)
+LONG = [
+    (LONG_LINE, "unknown layer 'cnov3x3'", 1, 247, "cnov3x3(->4)"),
+    ("# a comment\n" + LONG_LINE.replace("cnov3x3", "conv3x3") + " >", "ends too early", 2, 310, ""),
+    ("cnov3x3(->4) " + LONG_LINE, "unexpected 'input'", 1, 14, "input(8x8x3)"),
+]
+
+
+@pytest.mark.parametrize("program, words, line, column, under", LONG)
+def test_an_error_on_a_long_line_shows_a_window_within_80_columns(program, words, line, column, under):
+    result = run("count", program)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    text = result.stderr
+    assert words in text and f"--> line {line}, column {column}" in text
+    lines = text.splitlines()
+    excerpts = [shown for shown in lines if " | " in shown or shown.endswith(" |")]
+    assert all(len(shown) <= 80 for shown in excerpts), [shown for shown in excerpts if len(shown) > 80]
+    excerpt = next(i for i, shown in enumerate(lines) if shown.startswith(f"{line} | "))
+    caret = lines[excerpt + 1].index("^")
+    assert lines[excerpt][caret:].startswith(under)
+    assert "..." in lines[excerpt]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=400),
+    st.integers(1, 401),
+    st.integers(1, 99_999),
+)
+def test_the_caret_stands_under_its_character(text, column, line):
+    from paramsym.errors import Position, source_excerpt
+
+    column = min(column, len(text) + 1)
+    source = "\n" * (line - 1) + text
+    shown = source_excerpt(source, Position(line, column)).split("\n")
+    assert all(len(part) <= 80 for part in shown), shown
+    assert shown[1].startswith(f"{line} | ") and shown[2].startswith(" " * len(str(line)) + " | ")
+    caret = shown[2].index("^")
+    assert shown[2][caret + 1 :] == ""
+    if column <= len(text):
+        assert shown[1][caret] == text[column - 1]
+        # the window is the line's own text around the caret, with '...' where it is cut
+        window = shown[1][len(f"{line} | ") :]
+        inner = window.removeprefix("...") if not text.startswith("...") else window
+        assert inner.removesuffix("...") in text or inner in text
+    if len(text) <= 80 - len(str(line)) - 3:
+        assert shown[1] == f"{line} | {text}"

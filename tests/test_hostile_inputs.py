@@ -9,8 +9,11 @@ import io
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers.cli_helpers import run
+from helpers.strategies import programs
 
 SQUARES = (
     "; ".join(["let A1 = 2", *(f"let A{i} = A{i - 1}*A{i - 1}" for i in range(2, 41))]) + "; input(8) > dense(->A40)"
@@ -309,3 +312,88 @@ def test_a_formula_that_starts_with_minus_is_prefixed():
     result = run("count", "input(A1) > dense(->100 - B1) > dense(->A1)", "--format", "csv")
     total = list(csv.reader(io.StringIO(result.stdout)))[-1]
     assert "'-2*A1*B1 + 200*A1" in total and "-2*A1*B1 + 200*A1" not in total
+
+
+# ---- very long names (benchmarks/cli_audit.py): one short message, never the name 20,000 times ----------------
+
+LONG_NAME = "Z" * 20_000
+
+# (arguments, the start of the message, where it points or None)
+LONG_NAMES = [
+    (("count", f"input(8x8x3) > conv3x3(->{LONG_NAME}) > dense(->10)"), "limit error: name too long: 20,000", 26),
+    (("count", f"input(8x8x3) > {LONG_NAME}(->8)"), "limit error: name too long: 20,000 characters", 16),
+    (("count", f"let {LONG_NAME} = 3\ninput(8) > dense(->4)"), "limit error: name too long", 5),
+    (("solve", f"input(8x8x3) > conv3x3(->8, pad={LONG_NAME})", "--for", "C", "--budget", "1M"), "limit error:", 33),
+    (
+        ("count", "input(8x8x3) > conv3x3(->C)", "--set", f"{LONG_NAME}=3"),
+        "usage error: the program has no symbol 'ZZZZZZZZZZZZZZZZZZZZ...(20,000 characters)'",
+        None,
+    ),
+    (("solve", "input(8x8x3) > conv3x3(->C)", "--for", LONG_NAME, "--budget", "3"), "usage error: the program", None),
+    (("sweep", "input(8x8x3) > conv3x3(->C)", "--grid", f"{LONG_NAME}=3"), "usage error: the program has no", None),
+    (("latex", "input(8x8x3) > conv3x3(->C)", "--symbol", f"{LONG_NAME}=x"), "usage error: --symbol ZZZZ", None),
+]
+
+
+@pytest.mark.parametrize("args, message, column", LONG_NAMES, ids=[" ".join(a[:1] + a[2:3]) for a, _, _ in LONG_NAMES])
+def test_a_very_long_name_gets_one_short_message(args, message, column):
+    result = run(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-800:]
+    assert result.stderr.startswith(message), result.stderr[:300]
+    assert len(result.stderr) < 1000  # before: the name in full, 20,000 to 266,000 characters
+    if column is not None:
+        assert f"--> line 1, column {column}" in result.stderr
+
+
+def test_a_name_of_100_characters_is_accepted():
+    name = "C" + "_" * 98 + "x"
+    assert (
+        json.loads(run("count", f"input(8) > dense(->{name})", "--format", "json", "--set", f"{name}=3").stdout)[
+            "params"
+        ]["value"]
+        == 24
+    )
+
+
+def test_a_message_lists_at_most_20_of_3000_symbols():
+    program = "".join(f"let Q{i} = {i + 1}\n" for i in range(3000)) + "input(8) > dense(->Q2999)"
+    result = run("solve", program, "--for", "C", "--budget", "1M")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the program has no symbol 'C' (its symbols: Q0, Q1, " in result.stderr
+    assert "and 2,980 more)" in result.stderr and len(result.stderr) < 500  # before: all 3,000, 20,000 characters
+
+
+# ---- the rule benchmarks/cli_audit.py checks, as a property -------------------------------------------------
+
+_LOOK_ALIKES = ["\u2192", "\u00d7", "\u2212", "\u00a0", "\uff08", "\u200b", "\t", "\r\n", "Z" * 300, "1e400", "10**40"]
+_PROGRAM_TEXT = ("syntax error", "name error", "shape error", "argument error", "evaluation error")
+
+
+@settings(deadline=None)
+@given(programs(), st.data())
+def test_property_the_cli_answers_or_gives_one_located_message(text, data):
+    """A generated program with one edit (a character dropped or a look-alike, a long name, a huge number put
+    in) through the real entry point: exit 0, or exit 2 with one message that points into the program when it
+    is about the program text; never a traceback, never a name or a list of thousands of characters."""
+    import contextlib
+
+    from paramsym.cli import main
+
+    position = data.draw(st.integers(0, len(text) - 1))
+    noise = data.draw(st.sampled_from(["", *_LOOK_ALIKES]))
+    broken = text[:position] + noise + text[position + 1 :]
+    command = data.draw(
+        st.sampled_from([["count", "--format", "json"], ["explain"], ["latex"], ["formula", "--view", "generic"]])
+    )
+    out, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(errors):
+        status = main([command[0], broken, *command[1:]])
+    err = errors.getvalue()
+    assert status in (0, 2), err[-2000:]
+    assert "Traceback" not in err and "internal error" not in err
+    if status == 2:
+        assert err.strip() and len(err) < 6000, err[:300]
+        if err.startswith(_PROGRAM_TEXT):
+            assert "  --> line " in err and "^" in err, err
+            excerpt = [line for line in err.splitlines() if " | " in line or line.endswith(" |")]
+            assert all(len(line) <= 80 for line in excerpt), excerpt

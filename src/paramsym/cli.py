@@ -287,9 +287,19 @@ def count(program, assignments, convention, fmt, setup, fold, plot):
 def explain(program, assignments, setup):
     """Explain step by step how each layer's count arises."""
     text = explain_network(load(program, assignments, setup=setup))
-    if sys.stdout is not None and sys.stdout.isatty():  # a terminal would break words at its edge
-        text = wrap_lines(text, shutil.get_terminal_size().columns)
+    if _terminal_width():  # on a terminal, wrapped at spaces rather than by the terminal within words
+        text = wrap_lines(text, _terminal_width())
     click.echo(text, nl=False)
+
+
+def _terminal_width() -> int:
+    """The width of the terminal that standard output is, or 0 when it is no terminal (piped, a file)."""
+    try:
+        if not sys.stdout.isatty():
+            return 0
+    except (AttributeError, ValueError, OSError):
+        return 0
+    return shutil.get_terminal_size().columns
 
 
 def _on_option(choices: tuple[str, ...], what: str):

@@ -8,12 +8,20 @@ as it is and exits with status 2.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-# Long lines (a megabyte program on one line) are shown as a window around the caret.
-_WINDOW = 60
+# A line is shown whole when it fits 80 columns with its gutter; a longer one (a megabyte program on one line)
+# as a window around the caret, so that the caret stays under its column on an 80-column terminal.
+_COLUMNS = 80
 # Control characters in an excerpt are shown as U+FFFD, one for one, so the caret stays in place.
 _CONTROL = dict.fromkeys((*range(32), 127), "�")
+# A name of more than 100 characters (a 20,000-character --set name) is shown by its start and its length.
+_LONG_WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z_][A-Za-z0-9_]{100,}")
+
+
+def _clipped(text: str) -> str:
+    return _LONG_WORD.sub(lambda m: f"{m.group()[:20]}...({len(m.group()):,} characters)", text)
 
 
 @dataclass(frozen=True)
@@ -32,14 +40,16 @@ def source_excerpt(source: str, pos: Position) -> str:
     lines = source.splitlines() or [""]
     text = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
     caret = max(pos.column - 1, 0)
-    if len(text) > 2 * _WINDOW:
-        start = max(caret - _WINDOW, 0)
-        end = min(caret + _WINDOW, len(text))
+    gutter = str(pos.line)
+    room = _COLUMNS - len(gutter) - 3  # after "12 | "
+    if len(text) > room:
+        window = room - 6  # and a "..." on each side
+        start = max(min(caret - window // 2, len(text) - window), 0)
+        end = min(start + window, len(text))
         prefix = "..." if start > 0 else ""
         text = prefix + text[start:end] + ("..." if end < len(text) else "")
         caret = caret - start + len(prefix)
     text = text.replace("\t", " ").translate(_CONTROL)  # a NUL or an escape code is never echoed
-    gutter = str(pos.line)
     pad = " " * len(gutter)
     return f"{pad} |\n{gutter} | {text}\n{pad} | {' ' * caret}^"
 
@@ -80,17 +90,17 @@ class ParamsymError(Exception):
         return self
 
     def __str__(self) -> str:
-        parts = [f"{self.kind}: {self.message}"]
+        parts = [f"{self.kind}: {_clipped(self.message)}"]
         if self.pos is not None:
             parts.append(f"  --> {self.pos}")
             if self.source is not None:
                 parts.append(source_excerpt(self.source, self.pos))
         for text, pos in self.notes:
-            parts.append(f"note: {text} ({pos})")
+            parts.append(f"note: {_clipped(text)} ({pos})")
             if self.source is not None:
                 parts.append(source_excerpt(self.source, pos))
         if self.hint:
-            parts.append(f"hint: {self.hint}")
+            parts.append(f"hint: {_clipped(self.hint)}")
         return "\n".join(parts)
 
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 import sympy
 
 from ..core.evaluate import Evaluator
-from ..core.formatting import exact, human, quantity_unit, readable
+from ..core.formatting import exact, human, listed, quantity_unit, readable
 from ..core.quantities import BY_NAME, budget_formula, budgets
 from ..errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
 from ..language.syntax import parse_count
@@ -166,7 +166,7 @@ class _Problem:
 
     def __init__(self, network: Network, name: str, on: str):
         if name not in network.symbols:
-            known = ", ".join(network.symbols) or "none"
+            known = listed(network.symbols)
             raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
         self.name = name
         self.unknown = network.symbols[name]
@@ -281,7 +281,9 @@ def _at_most(problem: _Problem, budget, on, poly, candidates, method) -> Solutio
     if f(1) > budget and poly is None and f(2) <= f(1):
         return _fewest(problem, budget, on, method)
     if f(1) > budget and (poly is None or all(f(c) > budget for c in candidates)):
-        raise ParamsymUsageError(f"no positive {name} keeps {on} within {budget:,}: at {name}=1 it is already {f(1):,}")
+        raise ParamsymUsageError(
+            f"no positive {name} keeps {on} within {budget:,}: at {name}=1 it is already {exact(f(1))}"
+        )
     if poly is not None:
         if poly.LC() <= 0:
             raise ParamsymUsageError(f"{on} = {problem.formula} does not grow with {name}: no largest value")
@@ -306,7 +308,8 @@ def _fewest(problem: _Problem, budget, on, method) -> Solution:
         high *= 2
         if high > SEARCH_LIMIT:
             raise ParamsymUsageError(
-                f"no positive {name} keeps {on} within {budget:,}: at {name}={high // 2:,} it is still {f(high // 2):,}"
+                f"no positive {name} keeps {on} within {budget:,}: at {name}={high // 2:,} it is still "
+                f"{exact(f(high // 2))}"
             )
     low = high // 2  # f(low) > budget (f(1) is over it)
     while low + 1 < high:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
+from ..core.formatting import listed
 from ..core.quantities import BY_NAME, applies, budgets
 from ..errors import ParamsymUsageError
 from ..language.syntax import MAX_NUMBER_BITS, looks_like_count, parse_count, too_large
@@ -156,7 +157,7 @@ def sweep(
         raise ParamsymUsageError("give at least one --grid NAME=VALUES")
     for name in grid:
         if name not in network.symbols:
-            known = ", ".join(network.symbols) or "none"
+            known = listed(network.symbols)
             raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
     points = int(np.prod([len(v) for v in grid.values()], dtype=object))
     if points > MAX_POINTS:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import sympy
 
 from .. import expansion
+from ..core.formatting import listed
 from ..core.quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 from ..errors import ParamsymLimitError, ParamsymUsageError
 from ..model.network import Network
@@ -83,9 +84,7 @@ def generic(network: Network, avoid=()) -> list[tuple[str, sympy.Expr, dict, sym
 
 def marginal(network: Network, name: str, on: str = "params") -> Marginal:
     if name not in network.symbols:
-        raise ParamsymUsageError(
-            f"the program has no symbol {name!r} (its symbols: {', '.join(network.symbols) or 'none'})"
-        )
+        raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {listed(network.symbols)})")
     unknown = network.symbols[name]
     free = network.without_values(name)
     expr = free.bind(formula(free, on), free=[unknown])

@@ -17,6 +17,17 @@ def grouped(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def listed(names, at_most: int = 20) -> str:
+    """`A, B, C` (or `none`); a long list by its first `at_most` names and how many more: a message that
+    lists a program's symbols stays short when a program has thousands."""
+    names = list(names)
+    if not names:
+        return "none"
+    if len(names) <= at_most:
+        return ", ".join(names)
+    return f"{', '.join(names[:at_most])} and {len(names) - at_most:,} more"
+
+
 def exact(value) -> str:
     """`1,012`, or a fraction exactly (a total where the network is not valid): `1,012.5`, or `3037/3`
     when it has no finite decimal."""

@@ -509,7 +509,7 @@ def generic_params(layer: Layer, avoid: Iterable[str] = frozenset()) -> tuple[Ex
     )
     values = dict(zip(t.kernel, layer.kernel))
     values.update({t.c_in: layer.cin, t.c_out: layer.cout, t.g: layer.groups, t.c: layer.cout})
-    template = layer.kind.generic_params(layer, t)
+    template = sympy.sympify(layer.kind.generic_params(layer, t))  # a kind may give a plain 0 (a tied table)
     values.update(t.extra)
     if layer.multiplier != 1:
         repeats = named("N")

@@ -437,11 +437,11 @@ def spec_source(spec: Spec, indent: int = 0, statements: list | None = None) -> 
         )
     defaults = class_defaults(spec.cls)
     for key, value in spec.kwargs.items():
-        if key in defaults and _literal(value) == _literal(defaults[key]):
+        if key in defaults and _literal(value, collapse) == _literal(defaults[key], collapse):
             continue
-        parts.append(
+        parts.append(  # a tuple to a class of the written file stays a tuple (`q=(3, 3, 3)`): it may iterate it
             f"{keyword_name(key)}="
-            f"{spec_source(value, indent + 1, statements) if isinstance(value, Spec) else _literal(value)}"
+            f"{spec_source(value, indent + 1, statements) if isinstance(value, Spec) else _literal(value, collapse)}"
         )
     if not nested:
         return f"{class_name(spec.cls)}({', '.join(parts)})"
@@ -474,7 +474,18 @@ def helper_classes() -> tuple[str, ...]:
 
 def uses_functional(name: str) -> bool:
     """Whether the code of the class or function `name` of torch_modules.py uses `F` (torch.nn.functional)."""
-    return any(isinstance(node, ast.Name) and node.id == "F" for node in ast.walk(ast.parse(helper_sources()[name])))
+    return uses(name, "F")
+
+
+def uses(name: str, imported: str) -> bool:
+    """Whether the code of the class or function `name` of torch_modules.py uses the name `imported`."""
+    return any(
+        isinstance(node, ast.Name) and node.id == imported for node in ast.walk(ast.parse(helper_sources()[name]))
+    )
+
+
+# What torch_modules.py imports besides torch and nn, for the helpers copied out of it that use it
+_IMPORTS = {"math": "import math", "OrderedDict": "from collections import OrderedDict"}
 
 
 def _helpers_used(spec) -> list[str]:
@@ -515,6 +526,7 @@ def torch_source(network: Network, **values) -> str:
         '"""PyTorch model written by paramsym from the program below."""',
         "# The program:\n#",
         comment_lines(network.source),
+        *(line for imported, line in _IMPORTS.items() if any(uses(name, imported) for name in used)),
         "import torch",
         "from torch import nn",
     ]

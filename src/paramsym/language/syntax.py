@@ -37,6 +37,7 @@ MAX_OPERATORS = 10_000  # arithmetic operators in a whole program; real ones hav
 MAX_SYMBOLIC_EXPONENT = 64
 MAX_SYMBOLS = 1_000  # different symbols (not lets) in one program; printing sorts each formula over all of them
 MAX_NUMBER_DIGITS = 100
+MAX_NAME_CHARS = 100  # characters in one name: every message and formula that shows it stays readable
 MAX_NUMBER_BITS = 8192  # ~2,466 decimal digits; printing stays far below Python's 4,300-digit guard
 
 Expr = sympy.Expr
@@ -728,6 +729,13 @@ class _Postlexer:
                     raise ParamsymLimitError(
                         f"more than {MAX_OPERATORS:,} arithmetic operators in one program", pos=pos_of(token)
                     )
+            if token.type == "NAME" and len(token.value) > MAX_NAME_CHARS:
+                raise ParamsymLimitError(
+                    f"name too long: {len(token.value):,} characters ({token.value[:20]}...), at most "
+                    f"{MAX_NAME_CHARS} are accepted",
+                    pos=pos_of(token),
+                    hint="a name is a layer, a block or a symbol such as C or d_model",
+                )
             if token.type == "_SEP":
                 if token.value == ";" and opened:
                     yield token  # the parser reports it: ';' cannot stand inside parentheses

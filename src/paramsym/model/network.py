@@ -18,6 +18,7 @@ from ..core import saved as _saved  # noqa: F401  # registers saved_activation_b
 from ..core import serving as _serving  # noqa: F401  (registers the serving quantities)
 from ..core import training as _training  # noqa: F401  (registers the training memory quantities)
 from ..core.evaluate import Evaluator
+from ..core.formatting import listed
 from ..core.quantities import (
     BY_NAME,
     DTYPES,
@@ -252,10 +253,17 @@ class Network:
 
     def bind(self, expr: sympy.Expr, free=()) -> sympy.Expr:
         """`expr` with every assigned symbol but those in `free` replaced by its value or formula."""
-        keep = {s if isinstance(s, sympy.Symbol) else symbol(s) for s in free}
-        replacements, circular = _closed(
-            {symbol(n): e for n, e in self.assignments.items() if symbol(n) not in keep}, self._let_positions()
-        )
+        keep = frozenset(s if isinstance(s, sympy.Symbol) else symbol(s) for s in free)
+        # the closed formulas once per set of free symbols: a sweep binds every condition of every layer
+        bound_by = self.__dict__.setdefault("_bound_by", {})
+        if bound_by.get(keep, (None,))[0] is not self.assignments:
+            bound_by[keep] = (
+                self.assignments,
+                _closed(
+                    {symbol(n): e for n, e in self.assignments.items() if symbol(n) not in keep}, self._let_positions()
+                ),
+            )
+        replacements, circular = bound_by[keep][1]
         if circular & expr.free_symbols:
             raise ParamsymUsageError("the assignments of the symbols refer to each other in a circle")
         bound = expr.xreplace(replacements)
@@ -617,12 +625,11 @@ def _check_values(network: Network, values: dict) -> dict[str, sympy.Expr]:
     checked = {}
     for name, value in values.items():
         if name not in network.symbols:
-            known = ", ".join(network.symbols) or "none"
-            raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
+            raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {listed(network.symbols)})")
         if isinstance(value, sympy.Basic) and value.free_symbols:
             strangers = sorted(s.name for s in value.free_symbols if s.name not in network.symbols)
             if strangers:
-                known = ", ".join(network.symbols) or "none"
+                known = listed(network.symbols)
                 raise ParamsymUsageError(
                     f"{name} = {value}: {', '.join(strangers)} "
                     f"{'is not a symbol' if len(strangers) == 1 else 'are not symbols'} of the program "

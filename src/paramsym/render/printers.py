@@ -433,31 +433,32 @@ def _layout(network: Network, width: int, fold: bool | None = None) -> tuple:
     return table, _fitted(summary_lines(network, data, document), width), _fitted(notes, width)
 
 
-_LABEL = re.compile(r"[(]|[A-Za-z][\w ]{0,14}?(?: *= |: )")  # `MACs   = `, `symbols: `, a note's `(`
+# Where a summary line may not break: between a number and its unit (`31.2 GB`, `(6.74 B)`, `15.4 GFLOP`), and
+# before the figure that says a number as people read it (`1,409,318,912 (1.41 B)`)
+_UNIT = re.compile(r"(?<=\d) (?=(?:[kMGTPEZY]i?B|[kMGTPEZY]?FLOP|[kMBT]\b|bytes\b|GPUs\b|[mun]?s\b|\(\d))")
+# The label a wrapped summary line's continuation is indented under: `params = `, `symbols: `
+_LABEL = re.compile(r"[\w ]{1,12}(?:=|:) |\(")
 
 
 def _fitted(lines: list[str], width: int) -> list[str]:
-    """The lines under the table, each longer than `width` broken between words and continued under its
-    value (`params = ` hangs), so that neither rich nor a terminal breaks a number."""
-    out = []
+    """The summary lines wrapped to `width` (rich would break `31.2 GB` in two, and start the rest at
+    column 0): continuations indented under the label, numbers kept with their units."""
+    fitted = []
     for line in lines:
         if len(line) <= width:
-            out.append(line)
+            fitted.append(line)
             continue
         label = _LABEL.match(line)
-        indent = min(len(label.group()) if label else 2, max(width - 20, 0))
-        kept = _WITH_UNIT.sub("\xa0", line)  # a no-break space (textwrap breaks only ASCII spaces)
-        out += [
-            part.replace("\xa0", " ")
-            for part in textwrap.wrap(
-                kept, width, subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False
-            )
-        ]
-    return out
-
-
-# `31.2 GB`, `62.9 TFLOP`, `(6.74 B)`, `4.59 ms`: a number stays with its unit
-_WITH_UNIT = re.compile(r"(?<=\d) (?=(?:[kMGTP]i?)?(?:B|FLOP|FLOPs|s|ms|us|µs|ns|M|k|T)\b)")
+        indent = " " * (len(label.group()) if label and len(label.group()) < width // 2 else 2)
+        wrapped = textwrap.wrap(
+            _UNIT.sub("\xa0", line),
+            width,
+            subsequent_indent=indent,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        fitted += [part.replace("\xa0", " ") for part in wrapped]
+    return fitted
 
 
 def _natural(columns: list[_Column], widths: list[int]) -> bool:

@@ -10,6 +10,7 @@ import re
 import sympy
 
 from ..algebra.views import formula, generic
+from ..core.formatting import listed
 from ..core.quantities import BY_NAME, TEMPLATE_NAMES, layer_quantities
 from ..errors import ParamsymUsageError
 from ..model.network import Network
@@ -94,7 +95,8 @@ def derivation(network: Network, style: LatexStyle) -> list[str]:
         textbook = _render(template, lambda s: sympy.latex(s), " ")
 
         def plugged(symbol, values=values):  # called in this iteration; the default binds it all the same
-            value = values[symbol]
+            # a factor that is no symbol (gcstage's Max(8, 8*floor(C_in/32 + 1/2))): its symbols put in
+            value = values[symbol] if symbol in values else symbol.xreplace(values)
             text = style.expr(value)
             return f"\\left({text}\\right)" if isinstance(value, (sympy.Add, sympy.Mul)) else text
 
@@ -135,7 +137,7 @@ def render(
     if strangers:
         raise ParamsymUsageError(
             f"--symbol {strangers[0]}=...: the program has no symbol {strangers[0]!r} "
-            f"(its symbols: {', '.join(network.symbols) or 'none'})"
+            f"(its symbols: {listed(network.symbols)})"
         )
     style = LatexStyle(names, group_digits)
     parts = ["\\begin{equation}", f"  {equation(network, on, style)}", "\\end{equation}"]
