@@ -11,7 +11,7 @@ import sympy
 from .. import expansion
 from ..core.quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 from ..errors import ParamsymLimitError, ParamsymUsageError
-from ..model.network import Network
+from ..model.network import Network, expect_network
 
 MAX_FACTOR_TERMS = 150
 VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")
@@ -60,6 +60,7 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
 
 def per_layer(network: Network, on: str = "params") -> list[tuple[str, sympy.Expr]]:
     """Each layer's share of the quantity (parameters, state, MACs, ...)."""
+    expect_network(network, "per_layer")
     if on not in per_layer_names():
         raise ParamsymUsageError(f"the per-layer view is for {', '.join(per_layer_names())}")
     return [(lc.layer.path, layer_share(lc.counts, on)) for lc in network.layers]
@@ -71,7 +72,7 @@ def generic(network: Network, avoid=()) -> list[tuple[str, sympy.Expr, dict, sym
     A textbook symbol named like a symbol of the program (or in `avoid`) is primed: `bn` after
     `conv3x3(3->C)` is 2 C' with C' = C. Relations (`--set D=2C`) are applied to what the symbols
     stand for, as they are to the counts."""
-    taken = frozenset(network.symbols) | frozenset(avoid)
+    taken = frozenset(expect_network(network, "generic").symbols) | frozenset(avoid)
     rows = []
     for lc in network.layers:
         template, values = generic_params(lc.layer, taken)
@@ -82,6 +83,7 @@ def generic(network: Network, avoid=()) -> list[tuple[str, sympy.Expr, dict, sym
 
 
 def marginal(network: Network, name: str, on: str = "params") -> Marginal:
+    expect_network(network, "marginal")
     if name not in network.symbols:
         raise ParamsymUsageError(
             f"the program has no symbol {name!r} (its symbols: {', '.join(network.symbols) or 'none'})"

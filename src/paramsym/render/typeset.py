@@ -12,7 +12,7 @@ import sympy
 from ..algebra.views import formula, generic
 from ..core.quantities import BY_NAME, TEMPLATE_NAMES, layer_quantities
 from ..errors import ParamsymUsageError
-from ..model.network import Network
+from ..model.network import Network, expect_network
 
 _ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
 _GROUP = re.compile(r"(?<![\d.{^_])(\d{4,})(?![\d}])")
@@ -131,6 +131,7 @@ def render(
     group_digits: bool = False,
     standalone: bool = False,
 ) -> str:
+    expect_network(network, "latex")
     strangers = sorted(set(names or {}) - set(network.symbols))
     if strangers:
         raise ParamsymUsageError(
