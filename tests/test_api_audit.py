@@ -37,6 +37,14 @@ REFUSED = [
     ("torch_source a str", lambda: paramsym.torch_source(PROGRAM), paramsym.ParamsymUsageError, "export takes"),
     ("keras_source a str", lambda: paramsym.keras_source(PROGRAM), paramsym.ParamsymUsageError, "export takes"),
     ("to_torch a str", lambda: paramsym.to_torch(PROGRAM), paramsym.ParamsymUsageError, "export takes"),
+    ("view of a str", lambda: paramsym.view("C*D", "expanded"), paramsym.ParamsymUsageError, "not a str"),
+    ("view of None", lambda: paramsym.view(None, "factored"), paramsym.ParamsymUsageError, "not a NoneType"),
+    (
+        "collected without network",
+        lambda: paramsym.view(NET.params, "collected", by="C"),
+        paramsym.ParamsymUsageError,
+        "needs network=",
+    ),
     (
         "example_input batch 1.5",
         lambda: paramsym.example_input(BOUND, batch=1.5, C=4),
@@ -134,3 +142,17 @@ def test_a_sweep_shows_its_size_and_columns_not_its_arrays():
     assert repr(result) == "<Sweep: 300 points of C; columns params, macs, flops, memory; 20 with params <= 2,000>"
     # the 20: 27*C + 9*C*8 = 99*C <= 2000
     assert sum(row["within"] for row in result.rows()) == 2000 // 99 == 20
+
+
+def test_view_never_runs_a_str_as_python(tmp_path):
+    marker = tmp_path / "ran"
+    with pytest.raises(paramsym.ParamsymUsageError):
+        paramsym.view(f"__import__('pathlib').Path({str(marker)!r}).touch()", "expanded")
+    assert not marker.exists()
+
+
+def test_view_of_a_formula():
+    C, D = NET.symbols["C"], NET.symbols["D"]
+    assert paramsym.view(NET.params, "factored") == 9 * C * (D + 3)
+    assert paramsym.view(NET.params, "collected", by="C", network=NET) == C * (9 * D + 27)
+    assert paramsym.view(7, "expanded") == 7

@@ -38,6 +38,13 @@ def formula(network: Network, on: str = "params") -> sympy.Expr:
 
 
 def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | None = None) -> sympy.Expr:
+    """A formula (such as `net.params`) expanded, factored, or collected by the symbol `by` of `network`."""
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        expr = sympy.Integer(expr)
+    if not isinstance(expr, sympy.Expr):  # a str would reach sympify, which runs it as Python
+        raise ParamsymUsageError(
+            f"view takes a formula (a SymPy expression such as net.params), not a {type(expr).__name__}"
+        )
     if how == "expanded":
         return expansion.expand(expr)
     if how == "factored":
@@ -52,7 +59,9 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
     if how == "collected":
         if by is None:
             raise ParamsymUsageError("--view collected needs --by NAME, the symbol to collect by")
-        if network is None or by not in network.symbols:
+        if network is None:
+            raise ParamsymUsageError("the collected view needs network=, the network whose symbol `by` is")
+        if by not in network.symbols:
             raise ParamsymUsageError(f"the program has no symbol {by!r}")
         return sympy.collect(expansion.expand(expr), network.symbols[by])
     raise ParamsymUsageError(f"unknown view {how!r}; use one of {', '.join(VIEWS)}")
@@ -83,6 +92,8 @@ def generic(network: Network, avoid=()) -> list[tuple[str, sympy.Expr, dict, sym
 
 
 def marginal(network: Network, name: str, on: str = "params") -> Marginal:
+    """How `on` grows with the symbol `name`: its derivative, and at the default value of `name` (when every
+    other symbol has one) the derivative there and the exact change of one more."""
     expect_network(network, "marginal")
     if name not in network.symbols:
         raise ParamsymUsageError(

@@ -131,6 +131,8 @@ def render(
     group_digits: bool = False,
     standalone: bool = False,
 ) -> str:
+    """LaTeX: the network's formula for `on` (for params with its derivation layer by layer), then the table
+    of the layers; `names` renames symbols ({'C': r'C_0'}), `standalone` makes a whole document."""
     expect_network(network, "latex")
     strangers = sorted(set(names or {}) - set(network.symbols))
     if strangers:
