@@ -37,6 +37,8 @@ REFUSED = [
     ("torch_source a str", lambda: paramsym.torch_source(PROGRAM), paramsym.ParamsymUsageError, "export takes"),
     ("keras_source a str", lambda: paramsym.keras_source(PROGRAM), paramsym.ParamsymUsageError, "export takes"),
     ("to_torch a str", lambda: paramsym.to_torch(PROGRAM), paramsym.ParamsymUsageError, "export takes"),
+    ("latex names int", lambda: paramsym.latex(NET, names={"C": 3}), paramsym.ParamsymUsageError, "names is a dict"),
+    ("latex names list", lambda: paramsym.latex(NET, names=["C"]), paramsym.ParamsymUsageError, "not ['C']"),
     ("view of a str", lambda: paramsym.view("C*D", "expanded"), paramsym.ParamsymUsageError, "not a str"),
     ("view of None", lambda: paramsym.view(None, "factored"), paramsym.ParamsymUsageError, "not a NoneType"),
     (
@@ -156,3 +158,17 @@ def test_view_of_a_formula():
     assert paramsym.view(NET.params, "factored") == 9 * C * (D + 3)
     assert paramsym.view(NET.params, "collected", by="C", network=NET) == C * (9 * D + 27)
     assert paramsym.view(7, "expanded") == 7
+
+
+def test_a_network_survives_deepcopy_and_pickle():
+    import copy
+    import pickle
+
+    from helpers.doc_examples import ROOT
+
+    net = paramsym.parse((ROOT / "examples" / "resnet18_symbolic.psym").read_text())
+    copied = copy.deepcopy(net)  # was a RecursionError in Counts.__getattr__
+    assert copied.value(copied.params) == net.value(net.params) == 11_689_512  # torchvision resnet18 at C = 64
+    back = pickle.loads(pickle.dumps(NET))
+    assert back.evaluate(C=4, D=5) == NET.evaluate(C=4, D=5)
+    assert back.layers[1].params == NET.layers[1].params

@@ -65,6 +65,8 @@ class LayerCount:
 
     def __getattr__(self, name):
         # layer.params, layer.out_shape, ... read through to the record and the counts
+        if name.startswith("__") or name in ("layer", "counts"):  # pickle and copy, before the fields are set
+            raise AttributeError(name)
         if name in BY_NAME and BY_NAME[name].per_layer:
             return self.counts[name]
         return getattr(self.layer, name)

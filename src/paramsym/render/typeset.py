@@ -134,6 +134,12 @@ def render(
     """LaTeX: the network's formula for `on` (for params with its derivation layer by layer), then the table
     of the layers; `names` renames symbols ({'C': r'C_0'}), `standalone` makes a whole document."""
     expect_network(network, "latex")
+    if names is not None and (
+        not isinstance(names, dict) or not all(isinstance(v, str) for v in (*names, *names.values()))
+    ):
+        raise ParamsymUsageError(
+            f"names is a dict of symbol names to LaTeX (str), such as {{'C': 'C_0'}}, not {names!r}"
+        )
     strangers = sorted(set(names or {}) - set(network.symbols))
     if strangers:
         raise ParamsymUsageError(
