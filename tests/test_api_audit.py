@@ -101,8 +101,10 @@ def test_solve_takes_a_budget_of_any_integer_type(number):
     assert type(solution.budget) is int
 
 
-def test_solve_takes_the_symbol_itself():
+def test_solve_and_marginal_take_the_symbol_itself():
     assert paramsym.solve(BOUND, BOUND.symbols["C"], 1000).value == paramsym.solve(BOUND, "C", 1000).value == 10
+    by_symbol, by_name = paramsym.marginal(NET, NET.symbols["C"]), paramsym.marginal(NET, "C")
+    assert by_symbol == by_name and by_name.derivative == 9 * NET.symbols["D"] + 27
 
 
 def test_value_of_an_int_is_the_int():

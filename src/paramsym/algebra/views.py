@@ -95,6 +95,7 @@ def marginal(network: Network, name: str, on: str = "params") -> Marginal:
     """How `on` grows with the symbol `name`: its derivative, and at the default value of `name` (when every
     other symbol has one) the derivative there and the exact change of one more."""
     expect_network(network, "marginal")
+    name = name.name if isinstance(name, sympy.Symbol) else name  # net.symbols["C"] as well as "C"
     if name not in network.symbols:
         raise ParamsymUsageError(
             f"the program has no symbol {name!r} (its symbols: {', '.join(network.symbols) or 'none'})"
