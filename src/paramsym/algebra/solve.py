@@ -22,7 +22,7 @@ from ..core.formatting import exact, human, listed, quantity_unit, readable
 from ..core.quantities import BY_NAME, budget_formula, budgets
 from ..errors import ParamsymError, ParamsymEvaluationError, ParamsymUsageError
 from ..language.syntax import parse_count
-from ..model.network import Network
+from ..model.network import Network, expect_network, whole_number
 
 MODES = ("at-most", "at-least", "exact")
 SEARCH_LIMIT = 2**62  # no width or depth is larger than this
@@ -165,6 +165,7 @@ class _Problem:
     """f(n) and the validity of the network at n, evaluated exactly."""
 
     def __init__(self, network: Network, name: str, on: str):
+        name = name.name if isinstance(name, sympy.Symbol) else name  # net.symbols["C"] as well as "C"
         if name not in network.symbols:
             known = listed(network.symbols)
             raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {known})")
@@ -229,10 +230,13 @@ class _Problem:
 def solve(network: Network, name: str, budget: int, *, on: str = "params", mode: str = "at-most") -> Solution:
     """The largest (at-most), smallest (at-least) or every (exact) positive integer value of
     `name` for which `on` is within, reaches or equals `budget`."""
+    expect_network(network, "solve")
     if mode not in MODES:
         raise ParamsymUsageError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
-    if not isinstance(budget, int) or budget < 0:
+    number = whole_number(budget)
+    if number is None or number < 0:
         raise ParamsymUsageError(f"the budget must be a whole number, not {budget!r}")
+    budget = number
     problem = _Problem(network, name, on)
     poly = problem.polynomial()
     if poly is not None:

@@ -14,7 +14,7 @@ from ..core.formatting import listed
 from ..core.quantities import BY_NAME, applies, budgets
 from ..errors import ParamsymUsageError
 from ..language.syntax import MAX_NUMBER_BITS, looks_like_count, parse_count, too_large
-from ..model.network import Network
+from ..model.network import Network, expect_network
 from .solve import quantity
 from .vectorize import compile_condition, compile_exact
 
@@ -116,6 +116,15 @@ class Sweep:
     def size(self) -> int:
         return len(next(iter(self.grid.values())))
 
+    def __repr__(self) -> str:
+        # short: the columns are arrays of every point (rows() and columns() give them)
+        text = f"<Sweep: {self.size:,} points of {', '.join(self.grid)}; columns {', '.join(self.values)}"
+        if self.within is not None:
+            text += f"; {int(self.within.sum()):,} with {self.on} <= {self.budget:,}"
+        if self.valid is not None:
+            text += f"; {int(self.valid.sum()):,} valid"
+        return text + ">"
+
     def rows(self):
         names, columns = self.column_names(), self.columns()
         for i in range(self.size):
@@ -149,6 +158,7 @@ def sweep(
     quantities: tuple = (),
 ) -> Sweep:
     """Evaluate the totals at every point of the grid (the Cartesian product of the values)."""
+    expect_network(network, "sweep")
     grid = check_grid(grid)
     if budget is not None and (_whole(budget) is None or budget < 0):
         raise ParamsymUsageError(f"the budget must be a whole number of at least 0, not {budget!r}")

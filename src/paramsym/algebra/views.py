@@ -12,7 +12,7 @@ from .. import expansion
 from ..core.formatting import listed
 from ..core.quantities import budget_formula, generic_params, layer_share, per_layer_names, viewable
 from ..errors import ParamsymLimitError, ParamsymUsageError
-from ..model.network import Network
+from ..model.network import Network, expect_network
 
 MAX_FACTOR_TERMS = 150
 VIEWS = ("expanded", "factored", "collected", "per-layer", "generic")
@@ -39,6 +39,13 @@ def formula(network: Network, on: str = "params") -> sympy.Expr:
 
 
 def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | None = None) -> sympy.Expr:
+    """A formula (such as `net.params`) expanded, factored, or collected by the symbol `by` of `network`."""
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        expr = sympy.Integer(expr)
+    if not isinstance(expr, sympy.Expr):  # a str would reach sympify, which runs it as Python
+        raise ParamsymUsageError(
+            f"view takes a formula (a SymPy expression such as net.params), not a {type(expr).__name__}"
+        )
     if how == "expanded":
         return expansion.expand(expr)
     if how == "factored":
@@ -53,7 +60,9 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
     if how == "collected":
         if by is None:
             raise ParamsymUsageError("--view collected needs --by NAME, the symbol to collect by")
-        if network is None or by not in network.symbols:
+        if network is None:
+            raise ParamsymUsageError("the collected view needs network=, the network whose symbol `by` is")
+        if by not in network.symbols:
             raise ParamsymUsageError(f"the program has no symbol {by!r}")
         return sympy.collect(expansion.expand(expr), network.symbols[by])
     raise ParamsymUsageError(f"unknown view {how!r}; use one of {', '.join(VIEWS)}")
@@ -61,6 +70,7 @@ def view(expr: sympy.Expr, how: str, by: str | None = None, network: Network | N
 
 def per_layer(network: Network, on: str = "params") -> list[tuple[str, sympy.Expr]]:
     """Each layer's share of the quantity (parameters, state, MACs, ...)."""
+    expect_network(network, "per_layer")
     if on not in per_layer_names():
         raise ParamsymUsageError(f"the per-layer view is for {', '.join(per_layer_names())}")
     return [(lc.layer.path, layer_share(lc.counts, on)) for lc in network.layers]
@@ -72,7 +82,7 @@ def generic(network: Network, avoid=()) -> list[tuple[str, sympy.Expr, dict, sym
     A textbook symbol named like a symbol of the program (or in `avoid`) is primed: `bn` after
     `conv3x3(3->C)` is 2 C' with C' = C. Relations (`--set D=2C`) are applied to what the symbols
     stand for, as they are to the counts."""
-    taken = frozenset(network.symbols) | frozenset(avoid)
+    taken = frozenset(expect_network(network, "generic").symbols) | frozenset(avoid)
     rows = []
     for lc in network.layers:
         template, values = generic_params(lc.layer, taken)
@@ -83,6 +93,10 @@ def generic(network: Network, avoid=()) -> list[tuple[str, sympy.Expr, dict, sym
 
 
 def marginal(network: Network, name: str, on: str = "params") -> Marginal:
+    """How `on` grows with the symbol `name`: its derivative, and at the default value of `name` (when every
+    other symbol has one) the derivative there and the exact change of one more."""
+    expect_network(network, "marginal")
+    name = name.name if isinstance(name, sympy.Symbol) else name  # net.symbols["C"] as well as "C"
     if name not in network.symbols:
         raise ParamsymUsageError(f"the program has no symbol {name!r} (its symbols: {listed(network.symbols)})")
     unknown = network.symbols[name]

@@ -330,6 +330,8 @@ class Counts:
         self._values = values
 
     def __getattr__(self, name: str) -> Expr | None:
+        if name.startswith("__") or name == "_values":  # pickle and copy ask for __setstate__ before _values is set
+            raise AttributeError(name)
         try:
             return self._values[name]
         except KeyError:

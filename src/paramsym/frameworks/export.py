@@ -24,7 +24,7 @@ from ..errors import ParamsymError, ParamsymUsageError
 from ..kinds.attention import AttentionOptions
 from ..kinds.combinators import output_shape
 from ..kinds.dense import DenseOptions, Tie
-from ..model.network import LayerCount, Network
+from ..model.network import LayerCount, Network, expect_network, whole_number
 
 Spec = TorchSpec  # one module to build, as the layer kinds describe it
 
@@ -49,7 +49,7 @@ class Numbers:
     """Formulas to ints with the network's values; a formula with a free symbol is refused."""
 
     def __init__(self, network: Network, values: dict):
-        self.evaluator = network.evaluator(**values)
+        self.evaluator = expect_network(network, "the export").evaluator(**values)
 
     def __call__(self, expr) -> int:
         if not self.evaluator.has_values_for(expr):
@@ -229,8 +229,10 @@ def takes_token_ids(network: Network) -> bool:
 def example_input(network: Network, batch: int = 1, **values):
     """zeros of the program's input shape, channels first, for a forward pass (whole numbers when the
     input is token ids)."""
-    torch = require_torch("example_input")
     num = Numbers(network, values)
+    if whole_number(batch) is None or batch < 1:
+        raise ParamsymUsageError(f"the batch size must be a positive whole number, not {batch!r}")
+    torch = require_torch("example_input")
     dims = network.input_shape.dims()
     if dims is None or any(d is None for d in dims):
         raise ParamsymUsageError("the program has no input(...) shape to make an input from")

@@ -84,9 +84,16 @@ class _Builder:
 
 def to_keras(network: Network, **values):
     """A keras.Model (functional) with the network's layers, channels last."""
-    import keras
-
     num = Numbers(network, values)
+    try:
+        import keras
+    except ImportError as error:  # Keras itself, or the backend it is set to (KERAS_BACKEND)
+        raise ParamsymUsageError(
+            f"to_keras needs Keras 3 and its backend, and importing them failed: {error}",
+            hint="pip install keras and a backend (jax, tensorflow or torch; KERAS_BACKEND chooses); "
+            "keras_source writes the model's source without Keras",
+        ) from None
+
     inputs = keras.Input(shape=_input_shape(network, num))
     builder = _Builder(keras)
     outputs = _walk(network, num, builder, network.structure, inputs)

@@ -5,6 +5,7 @@ totals as SymPy expressions, and their values once every symbol has one.
 from __future__ import annotations
 
 import gc
+import operator
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,8 +57,17 @@ class LayerCount:
     layer: Layer
     counts: Counts
 
+    def __repr__(self) -> str:
+        # short: `net.layers` of a 500-layer network in a REPL is a screen, not the whole record of each layer
+        layer = self.layer
+        return (
+            f"<LayerCount {layer.index} {layer.path} ({layer.pos}): {layer.out_shape.describe()}, params {self.params}>"
+        )
+
     def __getattr__(self, name):
         # layer.params, layer.out_shape, ... read through to the record and the counts
+        if name.startswith("__") or name in ("layer", "counts"):  # pickle and copy, before the fields are set
+            raise AttributeError(name)
         if name in BY_NAME and BY_NAME[name].per_layer:
             return self.counts[name]
         return getattr(self.layer, name)
@@ -122,6 +132,10 @@ class Network:
         if convention not in CONVENTIONS:
             raise ParamsymUsageError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
         if setup is None:
+            if not isinstance(dtype, str):
+                raise ParamsymUsageError(
+                    f"the dtype is a name such as 'float16', not {dtype!r}; use one of {', '.join(DTYPES)}"
+                )
             try:
                 setup = Setup.of_dtype(dtype)
             except ParamsymUsageError:
@@ -333,6 +347,13 @@ class Network:
 
     def value(self, expr: sympy.Expr | None, **values) -> int | None:
         """The integer value of a formula with the defaults and `values`; None if a symbol has none."""
+        if isinstance(expr, int) and not isinstance(expr, bool):
+            expr = sympy.Integer(expr)
+        if expr is not None and not isinstance(expr, sympy.Expr):
+            raise ParamsymUsageError(
+                f"value takes a formula (a SymPy expression such as net.params), not a {type(expr).__name__}",
+                hint=f"net.value(net.quantity({expr!r})) for a quantity by name" if isinstance(expr, str) else None,
+            )
         return self.evaluator(**values).integer(expr)
 
     def evaluate(self, **values) -> dict:
@@ -642,16 +663,40 @@ def _check_values(network: Network, values: dict) -> dict[str, sympy.Expr]:
     return checked
 
 
-def _positive_integer(name: str, value) -> int:
+def whole_number(value) -> int | None:
+    """An int for a whole number of any integer type (int, NumPy, SymPy, a whole Fraction); None for anything
+    else (bool, float, str, None)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":  # True is no width (NumPy's bool_ neither)
+        return None
     if isinstance(value, sympy.Basic):
-        if not value.is_Integer:
-            raise ParamsymUsageError(f"{name} must be a positive whole number, not {value}")
-        value = int(value)
-    if isinstance(value, Fraction) and value.denominator == 1:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParamsymUsageError(f"{name} must be a positive whole number, not {value}")
-    return value
+        return int(value) if value.is_Integer else None
+    if isinstance(value, Fraction):
+        return int(value) if value.denominator == 1 else None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _positive_integer(name: str, value) -> int:
+    number = whole_number(value)
+    if number is None or number < 1:
+        shown = value if isinstance(value, (int, sympy.Basic)) else repr(value)
+        raise ParamsymUsageError(
+            f"{name} must be a positive whole number, not {shown}",
+            hint=f"give {name}={value.strip()} (an int), not a str" if isinstance(value, str) else None,
+        )
+    return number
+
+
+def expect_network(network, what: str) -> Network:
+    """`network`, or a usage error when a function that takes a Network is given something else."""
+    if not isinstance(network, Network):
+        raise ParamsymUsageError(
+            f"{what} takes a Network (what paramsym.parse returns), not a {type(network).__name__}",
+            hint="read a program with paramsym.parse(text)" if isinstance(network, str) else None,
+        )
+    return network
 
 
 def _resolve(assignments: dict[str, sympy.Expr], positions: dict | None = None) -> dict[sympy.Symbol, int]:

@@ -13,7 +13,7 @@ from ..algebra.views import formula, generic
 from ..core.formatting import listed
 from ..core.quantities import BY_NAME, TEMPLATE_NAMES, layer_quantities
 from ..errors import ParamsymUsageError
-from ..model.network import Network
+from ..model.network import Network, expect_network
 
 _ORDER = {"k": 0, "k_d": 1, "k_h": 2, "k_w": 3, "C_in": 4, "C_out": 5, "C": 6, "g": 7, "N": 8}
 _GROUP = re.compile(r"(?<![\d.{^_])(\d{4,})(?![\d}])")
@@ -133,6 +133,15 @@ def render(
     group_digits: bool = False,
     standalone: bool = False,
 ) -> str:
+    """LaTeX: the network's formula for `on` (for params with its derivation layer by layer), then the table
+    of the layers; `names` renames symbols ({'C': r'C_0'}), `standalone` makes a whole document."""
+    expect_network(network, "latex")
+    if names is not None and (
+        not isinstance(names, dict) or not all(isinstance(v, str) for v in (*names, *names.values()))
+    ):
+        raise ParamsymUsageError(
+            f"names is a dict of symbol names to LaTeX (str), such as {{'C': 'C_0'}}, not {names!r}"
+        )
     strangers = sorted(set(names or {}) - set(network.symbols))
     if strangers:
         raise ParamsymUsageError(
