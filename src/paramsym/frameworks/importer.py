@@ -27,7 +27,7 @@ from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
 from .graph_text import SharedValue, graph_text
-from .hf_import import from_layout, recognises
+from .hf_import import cache_is_the_architectures, from_layout, recognises
 from .hiera_import import from_layout as hiera_layout
 from .hiera_import import recognises as hiera_recognises
 from .tracing import trace, where
@@ -2592,7 +2592,11 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         kwargs = {"decoder_input_ids": torch.zeros(2, target, dtype=torch.long, device="meta")}
     elif len(input_shape) == 1:  # token ids
         example = torch.zeros(2, *input_shape, dtype=torch.long, device="meta")
-        if _takes(module, "use_cache") and getattr(getattr(module, "config", None), "is_decoder", True):
+        if (
+            _takes(module, "use_cache")
+            and getattr(getattr(module, "config", None), "is_decoder", True)
+            and cache_is_the_architectures(module)
+        ):
             kwargs = {"use_cache": True}  # a decoder's cache after the forward: what the program's KV cache counts
     else:
         *spatial, channels = input_shape
@@ -2612,9 +2616,16 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
             warnings.simplefilter("ignore")
             # an encoder-decoder (T5, BART) runs with eager attention, whose masks need no value (SDPA's asks
             # whether a mask of ones is all ones: an item() that meta tensors do not have)
-            if kwargs and config is not None and attention not in (None, "eager"):
+            if decoder and config is not None and attention not in (None, "eager"):
                 config._attn_implementation = "eager"
-            out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
+            try:
+                out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
+            except Exception:
+                if kwargs != {"use_cache": True}:
+                    raise
+                # a cache some models cannot fill on meta (DeepSeek-V3's with q_lora_rank): run without it, unchecked
+                kwargs = {}
+                out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
     except Exception as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ImportRefused(
