@@ -2644,7 +2644,7 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         len(input_shape) == 1 or decoder,
         False,
         _called_parameters(module, called),
-        None if decoder else _cache_values(out, batch=2),
+        _cache_values(out, batch=2) if kwargs.get("use_cache") else None,  # asked for: a cache to compare
     )
 
 
