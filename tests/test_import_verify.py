@@ -287,3 +287,57 @@ def test_cli_refuses_the_unused_layer_with_one_message(tmp_path, monkeypatch):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("usage error: module 'unused' (Linear) holds 10,100 parameters"), result.stderr
     assert result.stdout == ""
+
+
+# ---- a decoder's KV cache: the program's equals what transformers' own cache holds after the forward -----------
+
+
+def mistral(**changes):
+    import transformers
+
+    config = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+    with torch.device("meta"):
+        return transformers.MistralForCausalLM(
+            transformers.MistralConfig(**config, num_key_value_heads=2, vocab_size=100, **changes)
+        )
+
+
+@pytest.mark.parametrize(
+    "build, length, cache",
+    [
+        # 2 layers x (keys + values) x T positions x the width of the kv heads: transformers' DynamicCache
+        (gpt2, 16, 2 * 2 * 16 * 64),
+        (lambda: mistral(), 16, 2 * 2 * 16 * 32),
+        # a sliding window of 8 keeps 7 positions a layer (transformers' DynamicSlidingWindowLayer)
+        (lambda: mistral(sliding_window=8), 16, 2 * 2 * 7 * 32),
+    ],
+)
+def test_the_kv_cache_of_a_decoder_is_checked_against_its_cache(build, length, cache):
+    import paramsym.frameworks.importer as importer
+
+    model = build()
+    assert importer._layout_run(model, (length,)).cache == cache  # read from transformers' cache, not ours
+    assert paramsym.parse(paramsym.from_torch(model, length)).evaluate()["kv_cache"] == cache
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        # a window the model does not have: 7 positions counted where the cache keeps all 16
+        (lambda text: text.replace("causal", "causal, window=8"), r"cache holds 4,096 values .* KV cache of 1,792"),
+        # a window that covers the whole sequence counts every position: the same KV cache, imported
+        (lambda text: text.replace("causal", "causal, window=17"), None),
+    ],
+)
+def test_a_program_whose_kv_cache_differs_from_the_cache_is_refused(monkeypatch, change, message):
+    """The last step compares the KV cache too: a program with the model's parameters, MACs and output shape but
+    another KV cache (the kind of wrong number the Hugging Face sweep found in sliding-window configs) is refused."""
+    import paramsym.frameworks.importer as importer
+
+    written = importer.from_layout
+    monkeypatch.setattr(importer, "from_layout", lambda *args: change(written(*args)))
+    if message is None:
+        assert "window=17" in paramsym.from_torch(gpt2(), 16)
+        return
+    with pytest.raises(paramsym.ParamsymError, match=message):
+        paramsym.from_torch(gpt2(), 16)

@@ -2386,6 +2386,15 @@ def recognises(model) -> bool:
     return type(model).__name__ == "VisionTransformer" and hasattr(model, "class_token")
 
 
+def cache_is_the_architectures(model) -> bool:
+    """Whether what transformers' cache holds after a forward is the KV cache the architecture keeps (and the program
+    counts), so that the import can check one against the other. Not for Falcon's new decoder architecture, whose
+    attention caches its keys and values broadcast to every query head (FalconAttention repeats them before
+    caching): transformers keeps heads/kv_heads times what the architecture needs."""
+    config = getattr(model, "config", None)
+    return not (getattr(config, "model_type", None) == "falcon" and getattr(config, "new_decoder_architecture", False))
+
+
 def from_layout(model, length: int | None = None, size: tuple | None = None) -> str:
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the

@@ -27,7 +27,7 @@ from ..kinds.combinators import Merge
 from .export import require_torch
 from .factor import module_stacks, readable
 from .graph_text import SharedValue, graph_text
-from .hf_import import from_layout, recognises
+from .hf_import import cache_is_the_architectures, from_layout, recognises
 from .hiera_import import from_layout as hiera_layout
 from .hiera_import import recognises as hiera_recognises
 from .tracing import trace, where
@@ -2521,6 +2521,7 @@ class _TorchRun:
     channels_last: bool
     pooled: bool
     used: frozenset
+    cache: int | None = None  # the values a decoder's cache holds after the run, for one sequence (None: no cache)
 
     def language_shape(self) -> tuple:
         """The shape as the language writes it: without the batch, channels last, a pooled value a vector."""
@@ -2591,6 +2592,12 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         kwargs = {"decoder_input_ids": torch.zeros(2, target, dtype=torch.long, device="meta")}
     elif len(input_shape) == 1:  # token ids
         example = torch.zeros(2, *input_shape, dtype=torch.long, device="meta")
+        if (
+            _takes(module, "use_cache")
+            and getattr(getattr(module, "config", None), "is_decoder", True)
+            and cache_is_the_architectures(module)
+        ):
+            kwargs = {"use_cache": True}  # a decoder's cache after the forward: what the program's KV cache counts
     else:
         *spatial, channels = input_shape
         example = torch.zeros(2, channels, *spatial, device="meta")
@@ -2609,9 +2616,16 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
             warnings.simplefilter("ignore")
             # an encoder-decoder (T5, BART) runs with eager attention, whose masks need no value (SDPA's asks
             # whether a mask of ones is all ones: an item() that meta tensors do not have)
-            if kwargs and config is not None and attention not in (None, "eager"):
+            if decoder and config is not None and attention not in (None, "eager"):
                 config._attn_implementation = "eager"
-            out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
+            try:
+                out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
+            except Exception:
+                if kwargs != {"use_cache": True}:
+                    raise
+                # a cache some models cannot fill on meta (DeepSeek-V3's with q_lora_rank): run without it, unchecked
+                kwargs = {}
+                out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
     except Exception as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ImportRefused(
@@ -2626,8 +2640,38 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
         if config is not None and attention is not None and config._attn_implementation != attention:
             config._attn_implementation = attention
     return _TorchRun(
-        tuple(_main_tensor(out).shape), len(input_shape) == 1 or decoder, False, _called_parameters(module, called)
+        tuple(_main_tensor(out).shape),
+        len(input_shape) == 1 or decoder,
+        False,
+        _called_parameters(module, called),
+        _cache_values(out, batch=2) if kwargs.get("use_cache") else None,  # asked for: a cache to compare
     )
+
+
+def _takes(module, argument: str) -> bool:
+    """Whether the module's forward names `argument`."""
+    import inspect
+
+    try:
+        return argument in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _cache_values(out, batch: int) -> int | None:
+    """The values a decoder's cache (transformers' Cache: its layers' keys and values) holds after a forward of
+    `batch` sequences, for one sequence; None when the output carries no such cache."""
+    layers = getattr(getattr(out, "past_key_values", None), "layers", None)
+    if not layers:
+        return None
+    total = 0
+    for layer in layers:
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name, None)
+            if tensor is None or not hasattr(tensor, "numel"):
+                return None
+            total += tensor.numel()
+    return total // batch
 
 
 def _takes_decoder_ids(module, input_shape: tuple) -> bool:
@@ -2709,6 +2753,13 @@ def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = Non
                 f"{model} has {theirs:,} {what}, but the program paramsym wrote for it has {ours:,}: "
                 f"the import is refused rather than inexact"
             )
+    kv = values.get("kv_cache")
+    if ran.cache is not None and kv is not None and kv != ran.cache:
+        raise ImportRefused(
+            f"{model}'s cache holds {ran.cache:,} values a sequence after a forward of {input_shape[0]:,} tokens, "
+            f"but the program paramsym wrote for it counts a KV cache of {kv:,}: the import is "
+            f"refused rather than inexact"
+        )
     if shape != ran.language_shape():
         raise ImportRefused(
             f"{model} gives an output of shape {'x'.join(map(str, ran.language_shape()))} (channels "
