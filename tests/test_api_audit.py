@@ -174,3 +174,36 @@ def test_a_network_survives_deepcopy_and_pickle():
     back = pickle.loads(pickle.dumps(NET))
     assert back.evaluate(C=4, D=5) == NET.evaluate(C=4, D=5)
     assert back.layers[1].params == NET.layers[1].params
+
+
+# (model, input shape, text the message holds): from_torch's own arguments, refused before anything runs
+FROM_TORCH_REFUSED = [
+    ("no model", None, (8, 8, 3), "takes a PyTorch model (a torch.nn.Module), not NoneType"),
+    ("a str as the model", "resnet18", (8, 8, 3), "not str"),
+    ("no shape", "linear", None, "not None"),
+    ("a negative size", "linear", (-3,), "not (-3,)"),
+    ("a fractional size", "linear", (3.5,), "not (3.5,)"),
+    ("a zero size", "linear", (0, 8, 3), "not (0, 8, 3)"),
+    ("an empty shape", "linear", (), "not ()"),
+    ("a bool", "linear", True, "not True"),
+    ("a shape as text with a zero", "linear", "0x8x3", "--input takes positive sizes such as 224x224x3, not '0x8x3'"),
+]
+
+
+@pytest.mark.parametrize(
+    "model, shape, text", [c[1:] for c in FROM_TORCH_REFUSED], ids=[c[0] for c in FROM_TORCH_REFUSED]
+)
+def test_from_torch_refuses_wrong_arguments_with_one_usage_error(model, shape, text):
+    torch = pytest.importorskip("torch")
+    if model == "linear":
+        model = torch.nn.Linear(3, 4)
+    with pytest.raises(paramsym.ParamsymUsageError, match=text.replace("(", r"\(").replace(")", r"\)")):
+        paramsym.from_torch(model, shape)
+
+
+def test_from_torch_takes_sizes_of_any_integer_type():
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 6 * 6, 2))
+    expected = paramsym.from_torch(model, (8, 8, 3))
+    assert paramsym.from_torch(model, (np.int64(8), 8, np.int32(3))) == expected
+    assert paramsym.from_torch(model, torch.Size([8, 8, 3])) == expected == paramsym.from_torch(model, "8x8x3")

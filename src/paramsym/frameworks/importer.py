@@ -13,6 +13,7 @@ the import with an error that names it.
 from __future__ import annotations
 
 import importlib
+import numbers
 import operator
 import re
 import warnings
@@ -2336,15 +2337,29 @@ def _name_ties(converter) -> None:
 
 
 def _input_shape(input_shape) -> tuple:
-    """`input_shape` as a tuple: "224x224x3" (the CLI's --input), an int (token ids), or a tuple."""
+    """`input_shape` as a tuple of positive ints: "224x224x3" (the CLI's --input), an int (token ids), or a tuple
+    (of ints of any integer type, a torch.Size); anything else is one usage error."""
+    given = input_shape
     if isinstance(input_shape, str):
         text = input_shape.lower().replace(" ", "")
         if not re.fullmatch(r"[0-9]+(?:x[0-9]+)*", text):  # ASCII digits: int() would take '２２４'
             raise ParamsymUsageError(f"--input takes sizes such as 224x224x3, not {input_shape!r}")
-        return tuple(int(part) for part in text.split("x"))
-    if isinstance(input_shape, int):
-        return (input_shape,)
-    return input_shape
+        input_shape = tuple(int(part) for part in text.split("x"))
+    elif isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)
+    try:
+        sizes = tuple(input_shape)
+    except TypeError:
+        sizes = ()
+    whole = all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in sizes)
+    if not sizes or not whole or min(int(n) for n in sizes) < 1:
+        if isinstance(given, str):
+            raise ParamsymUsageError(f"--input takes positive sizes such as 224x224x3, not {given!r}")
+        raise ParamsymUsageError(
+            f'the input shape is sizes channels last, such as (224, 224, 3), "224x224x3" or a number of token ids, '
+            f"each a positive whole number: not {given!r}"
+        )
+    return tuple(int(n) for n in sizes)
 
 
 def _qv_bias_linears(module, traced) -> None:
@@ -2448,13 +2463,19 @@ def from_torch(module, input_shape, flat: bool = False) -> str:
     Repeated structure is written as `def` blocks and `(SEQ) * n` (paramsym.factor); `flat=True` writes
     one stage after another, as traced (a model read by its layout, hf_import, keeps its blocks)."""
     require_torch("importing a PyTorch model")
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise ParamsymUsageError(
+            f"from_torch takes a PyTorch model (a torch.nn.Module), not {type(module).__name__}",
+            hint="build the model first, e.g. torchvision.models.resnet18()",
+        )
     input_shape = _input_shape(input_shape)
     if recognises(module):  # Hugging Face language models and torchvision's ViT: read by their layout
         text = from_layout(module, input_shape[0] if len(input_shape) == 1 else None, tuple(input_shape))
         return _verified(module, text, tuple(input_shape))
     if hiera_recognises(module):  # timm's Hiera and HieraDet: read by their layout (their tokens are reordered)
         return _verified(module, hiera_layout(module, tuple(input_shape)), tuple(input_shape))
-    import torch
 
     if hasattr(module, "backbone") and type(getattr(module, "transform", None)).__name__.endswith("Transform"):
         raise ImportRefused(
