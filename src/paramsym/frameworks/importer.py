@@ -2777,7 +2777,7 @@ def _verified(module, text: str, input_shape: tuple, ran: _TorchRun | None = Non
     kv = values.get("kv_cache")
     if ran.cache is not None and kv is not None and kv != ran.cache:
         raise ImportRefused(
-            f"{model}'s cache holds {ran.cache:,} values a sequence after a forward of {input_shape[0]:,} tokens, "
+            f"{model}'s cache holds {ran.cache:,} values a sequence after a forward of length {input_shape[0]:,}, "
             f"but the program paramsym wrote for it counts a KV cache of {kv:,}: the import is "
             f"refused rather than inexact"
         )
