@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import multiprocessing as mp
 import sys
 import time
 import traceback
@@ -45,6 +44,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # helpers: the independent re-check
+
+from sweep_worker import run_all  # noqa: E402
 
 from helpers.import_check import first_line, hf_check, reason_group  # noqa: E402
 
@@ -266,51 +267,9 @@ def one(model_type: str, variant: str) -> dict:
     return result
 
 
-def worker(inbox, outbox):
-    while True:
-        job = inbox.get()
-        if job is None:
-            return
-        start = time.monotonic()
-        try:
-            result = one(*job)
-        except BaseException as error:  # never lose the worker's answer
-            result = {
-                "name": job[0],
-                "outcome": "crashed",
-                "detail": f"{type(error).__name__}: {first_line(error)} (outside from_torch)",
-            }
-        result["seconds"] = round(time.monotonic() - start, 1)
-        outbox.put(result)
-
-
-class Worker:
-    def __init__(self):
-        ctx = mp.get_context("spawn")
-        self.inbox, self.outbox = ctx.Queue(), ctx.Queue()
-        self.process = ctx.Process(target=worker, args=(self.inbox, self.outbox), daemon=True)
-        self.process.start()
-
-    def run(self, job, timeout: float) -> dict:
-        import queue
-
-        self.inbox.put(job)
-        try:
-            return self.outbox.get(timeout=timeout)
-        except queue.Empty:
-            self.process.kill()
-            self.process.join()
-            return {
-                "name": job[0] + (f":{job[1]}" if job[1] != "small" else ""),
-                "outcome": "timeout",
-                "detail": f"over {timeout:.0f} s",
-                "seconds": timeout,
-            }
-
-    def close(self):
-        if self.process.is_alive():
-            self.inbox.put(None)
-            self.process.join(10)
+def label(job: tuple) -> dict:
+    """What names a model in a result: its model_type, and the variant of its config unless the small one."""
+    return {"name": job[0] + (f":{job[1]}" if job[1] != "small" else "")}
 
 
 # ---- the summary -----------------------------------------------------------------------------------------
@@ -427,19 +386,7 @@ def main() -> None:
         if args.flags:
             jobs += [(n, v) for n in names if n in read for v in flipped(n)]
     start = time.monotonic()
-    results, pool = [], Worker()
-    for i, job in enumerate(jobs, 1):
-        result = pool.run(job, args.timeout)
-        if result["outcome"] == "timeout":
-            pool = Worker()
-        results.append(result)
-        print(
-            f"[{i}/{len(jobs)}] {result['name']} {result['outcome']} {result['seconds']}s "
-            f"{result.get('detail', '')[:150]}",
-            file=sys.stderr,
-            flush=True,
-        )
-    pool.close()
+    results = run_all(jobs, one, label, args.timeout)
     text = summary(results, time.monotonic() - start)
     print(text)
     if args.out:

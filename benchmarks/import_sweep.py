@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import multiprocessing as mp
 import sys
 import time
 import traceback
@@ -38,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # helpers: torchvision's list, the meta-device builder, timm's families
+
+from sweep_worker import run_all  # noqa: E402
 
 from helpers.import_check import check, first_line, reason_group  # noqa: E402
 from helpers.timm_coverage import families, size_key  # noqa: E402
@@ -160,53 +161,9 @@ def one(source: str, name: str) -> dict:
     return result
 
 
-def worker(inbox, outbox):
-    while True:
-        job = inbox.get()
-        if job is None:
-            return
-        start = time.monotonic()
-        try:
-            result = one(*job)
-        except BaseException as error:  # never lose the worker's answer
-            result = {
-                "source": job[0],
-                "name": job[1],
-                "outcome": "crashed",
-                "detail": f"{type(error).__name__}: {first_line(error)} (outside from_torch)",
-            }
-        result["seconds"] = round(time.monotonic() - start, 1)
-        outbox.put(result)
-
-
-class Worker:
-    def __init__(self):
-        ctx = mp.get_context("spawn")
-        self.inbox, self.outbox = ctx.Queue(), ctx.Queue()
-        self.process = ctx.Process(target=worker, args=(self.inbox, self.outbox), daemon=True)
-        self.process.start()
-
-    def run(self, job, timeout: float) -> dict:
-        import queue
-
-        self.inbox.put(job)
-        try:
-            return self.outbox.get(timeout=timeout)
-        except queue.Empty:
-            self.process.kill()
-            self.process.join()
-            return {
-                "source": job[0],
-                "name": job[1],
-                "outcome": "timeout",
-                "detail": f"over {timeout:.0f} s",
-                "seconds": timeout,
-            }
-
-    def close(self):
-        if self.process.is_alive():
-            self.inbox.put(None)
-            self.process.join(10)
+def label(job: tuple) -> dict:
+    """What names a model in a result: its source (timm, tv) and its name."""
+    return {"source": job[0], "name": job[1]}
 
 
 # ---- the summary -----------------------------------------------------------------------------------------
@@ -300,19 +257,7 @@ def main() -> None:
         if args.beyond:
             jobs += [("tv", n) for n in torchvision_beyond()]
     start = time.monotonic()
-    results, pool = [], Worker()
-    for i, job in enumerate(jobs, 1):
-        result = pool.run(job, args.timeout)
-        if result["outcome"] == "timeout":
-            pool = Worker()
-        results.append(result)
-        print(
-            f"[{i}/{len(jobs)}] {job[0]}:{job[1]} {result['outcome']} {result['seconds']}s "
-            f"{result.get('detail', '')[:150]}",
-            file=sys.stderr,
-            flush=True,
-        )
-    pool.close()
+    results = run_all(jobs, one, label, args.timeout)
     text = summary(results, time.monotonic() - start)
     print(text)
     if args.out:

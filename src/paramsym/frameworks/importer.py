@@ -2698,14 +2698,9 @@ def _cache_values(out, batch: int) -> int | None:
 def _takes_decoder_ids(module, input_shape: tuple) -> bool:
     """Whether the model's forward takes the ids of a decoder beside its input (a Hugging Face encoder-decoder's:
     one length, or two, S x T)."""
-    import inspect
-
     if len(input_shape) not in (1, 2) or getattr(getattr(module, "config", None), "model_type", None) is None:
         return False
-    try:
-        return "decoder_input_ids" in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError):
-        return False
+    return _takes(module, "decoder_input_ids")
 
 
 def _main_tensor(out):
