@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers.cli_helpers import PARAMSYM, run
@@ -286,6 +286,7 @@ _WORDS = st.sampled_from(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_WORDS, min_size=1, max_size=60), st.sampled_from(["params = ", "KV cache = ", "symbols: ", "("]))
+@example(words=["(6.74"] * 5 + ["GB"], label="params = ")  # open `(6.74`s once glued into one 41-character word
 def test_a_wrapped_summary_line_keeps_its_words_and_units(words, label):
     from paramsym.render.printers import _fitted
 

@@ -434,8 +434,11 @@ def _layout(network: Network, width: int, fold: bool | None = None) -> tuple:
 
 
 # Where a summary line may not break: between a number and its unit (`31.2 GB`, `(6.74 B)`, `15.4 GFLOP`), and
-# before the figure that says a number as people read it (`1,409,318,912 (1.41 B)`)
-_UNIT = re.compile(r"(?<=\d) (?=(?:[kMGTPEZY]i?B|[kMGTPEZY]?FLOP|[kMBT]\b|bytes\b|GPUs\b|[mun]?s\b|\(\d))")
+# before the figure that says a number as people read it (`1,409,318,912 (1.41 B)`): only a closed one, since a
+# run of open `(6.74` would glue into one word wider than the terminal
+_UNIT = re.compile(
+    r"(?<=\d) (?=(?:[kMGTPEZY]i?B|[kMGTPEZY]?FLOP|[kMBT]\b|bytes\b|GPUs\b|[mun]?s\b|\(\d[\d.,]*(?: [^ ()]+)?\)))"
+)
 # The label a wrapped summary line's continuation is indented under: `params = `, `symbols: `
 _LABEL = re.compile(r"[\w ]{1,12}(?:=|:) |\(")
 
