@@ -176,6 +176,31 @@ def test_a_network_survives_deepcopy_and_pickle():
     assert back.layers[1].params == NET.layers[1].params
 
 
+def test_every_kind_pickles_as_itself():
+    import pickle
+
+    from paramsym.kinds import KINDS
+
+    for kind in KINDS:  # activations hold lambdas: pickled by key, found again in the registry
+        assert pickle.loads(pickle.dumps(kind)) is kind
+
+
+@pytest.mark.parametrize(
+    "program",
+    [
+        "input(8x8x3) > conv3x3(->C) > relu > dropout(0.5) > gap > dense(->10) > softmax",
+        "input(T) > embed(V->d) > attn(heads=4) > rmsnorm > dense(->4d) > gelu > dense(->d)",
+    ],
+)
+def test_a_network_with_activations_pickles(program):
+    import pickle
+
+    net = paramsym.parse(program)
+    back = pickle.loads(pickle.dumps(net))
+    assert [layer.kind for layer in back.layers] == [layer.kind for layer in net.layers]
+    assert str(back.params) == str(net.params)
+
+
 # (model, input shape, text the message holds): from_torch's own arguments, refused before anything runs
 FROM_TORCH_REFUSED = [
     ("no model", None, (8, 8, 3), "takes a PyTorch model (a torch.nn.Module), not NoneType"),
