@@ -459,3 +459,24 @@ def test_a_config_json_imports_from_the_cli(tmp_path, model_type, config, says):
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(built)
     assert paramsym.parse(result.stdout).evaluate()["params"] == numel(model)
+
+
+@pytest.mark.parametrize(
+    "names, text",
+    [
+        (["block"] * 4, "(block) * L"),
+        (["a", "b"] * 2, "(a > b) * 2"),
+        (["a", "a", "b"] * 3, "((a) * 2 > b) * 3"),
+        ((["a"] * 3 + ["b"]) * 7 + ["a"] * 2, "((a) * 3 > b) * 7 > (a) * 2"),  # EXAONE 4 with 30 layers
+        (["a", "b", "a"], "a > b > a"),  # no repeat
+        (["b", "a", "a", "a"], "b > (a) * 3"),
+    ],
+)
+def test_layers_are_written_as_repeats(names, text):
+    from paramsym.frameworks.hf_import import _sequence
+
+    assert _sequence(names) == text
+    defs = "; ".join(f"def {name} = dense(->{8 + i})" for i, name in enumerate(sorted(set(names))))
+    network = paramsym.parse(f"let L = {len(names)}; {defs}; input(8) > {text}")
+    widths = [item.layer.cout for item in network.layers for _ in range(network.value(item.layer.multiplier))]
+    assert widths == [8 + sorted(set(names)).index(name) for name in names]  # the layers in their order

@@ -413,16 +413,15 @@ def _feed_forward(model, mlp, where: str) -> tuple:
 
 def _sequence(names: list[str]) -> str:
     """The layers as a program writes them: `(block) * L` for one kind, a repeated pattern as `(a > b) * n` (its
-    runs as `((a) * 3 > b) * n`), else runs of each block in order."""
+    runs as `((a) * 3 > b) * n`, a last repeat that stops short after it: `((a) * 3 > b) * 7 > (a) * 2`), else runs
+    of each block in order."""
     n = len(names)
-    for period in range(1, n + 1):
-        if n % period == 0 and names == names[:period] * (n // period):
-            break
+    period = next(p for p in range(1, n + 1) if all(names[i] == names[i % p] for i in range(n)))
     if period == 1:
         return f"({names[0]}) * L"
-    if period < n:
-        return f"({_runs(names[:period])}) * {n // period}"
-    return _runs(names)
+    if n // period < 2:
+        return _runs(names)
+    return f"({_runs(names[:period])}) * {n // period}" + (f" > {_runs(names[: n % period])}" if n % period else "")
 
 
 def _runs(names: list[str]) -> str:
