@@ -1,4 +1,5 @@
-"""The decoder families that hf_import reads in Llama's mould (OLMo, OLMo-2, Cohere, StarCoder2), OPT, and the two
+"""The decoder families that hf_import reads in Llama's mould (OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2,
+StarCoder2; SmolLM3, GLM, GLM-4, Arcee and Apertus in Llama's layout), OPT, and the two
 query/key norms they brought to `attn` (docs/language.md): `qk_norm=rms_full` (OLMo-2's q_norm and k_norm, an
 RMSNorm over the whole projection) and `qk_norm=ln_per_head` (Cohere's use_qk_norm, a LayerNorm without bias of the
 head width with a weight for every head).
@@ -196,6 +197,45 @@ MODEL_CASES = [
     ("CohereModel", "CohereConfig", dict(SMALL), "ln(nobias)"),
     ("Starcoder2ForCausalLM", "Starcoder2Config", dict(SMALL, sliding_window=8), "window=8"),
     ("Starcoder2ForCausalLM", "Starcoder2Config", dict(SMALL, use_bias=False, tie_word_embeddings=False), "> ln >"),
+    # OLMo-3: OLMo-2's with sliding layers (three to a global one)
+    ("Olmo3ForCausalLM", "Olmo3Config", dict(SMALL, num_hidden_layers=4, sliding_window=5), "(sliding_block) * 3"),
+    ("Olmo3Model", "Olmo3Config", dict(SMALL, sliding_window=5, num_key_value_heads=4), "qk_norm=rms_full"),
+    # EXAONE 4: post-norms, qk_norm=rms, the global layers without rotary positions
+    ("Exaone4ForCausalLM", "Exaone4Config", dict(SMALL, num_hidden_layers=4, sliding_window=5), "qk_norm=rms"),
+    (
+        "Exaone4ForCausalLM",
+        "Exaone4Config",
+        dict(SMALL, sliding_window=None, layer_types=["full_attention"] * 2, tie_word_embeddings=True),
+        "tie=wte",
+    ),
+    ("Exaone4Model", "Exaone4Config", dict(SMALL, sliding_window=5, layer_types=["full_attention"] * 2), "(block)"),
+    # Cohere2: Cohere's parallel block, sliding layers with rotary positions, global ones without
+    ("Cohere2ForCausalLM", "Cohere2Config", dict(SMALL, num_hidden_layers=4, sliding_window=5), "add("),
+    ("Cohere2ForCausalLM", "Cohere2Config", dict(SMALL, sliding_window=5, attention_bias=True), "bias"),
+    ("Cohere2Model", "Cohere2Config", dict(SMALL, num_hidden_layers=3, sliding_window=5), "ln(nobias)"),
+    # Llama's layout: SmolLM3 (NoPE layers), GLM and GLM-4 (rope=F, qkv_bias; GLM-4's post-norms), Arcee and
+    # Apertus (an MLP without gate)
+    ("SmolLM3ForCausalLM", "SmolLM3Config", dict(SMALL, num_hidden_layers=4, pad_token_id=0), "nope_block"),
+    (
+        "SmolLM3ForCausalLM",
+        "SmolLM3Config",
+        dict(SMALL, num_hidden_layers=4, pad_token_id=0, use_sliding_window=True, sliding_window=5, mlp_bias=True),
+        "window=5",
+    ),
+    ("SmolLM3Model", "SmolLM3Config", dict(SMALL, pad_token_id=0, no_rope_layers=[0, 0]), "(block) * L"),
+    ("GlmForCausalLM", "GlmConfig", dict(SMALL, pad_token_id=0), "rope=0.5"),
+    (
+        "GlmModel",
+        "GlmConfig",
+        dict(SMALL, pad_token_id=0, attention_bias=False, partial_rotary_factor=0.25),
+        "rope=0.25",
+    ),
+    ("Glm4ForCausalLM", "Glm4Config", dict(SMALL, pad_token_id=0), "dense(->d) > rmsnorm)"),
+    ("Glm4Model", "Glm4Config", dict(SMALL, pad_token_id=0, num_key_value_heads=1), "kv_heads=g"),
+    ("ArceeForCausalLM", "ArceeConfig", dict(SMALL), "squaredrelu"),
+    ("ArceeForCausalLM", "ArceeConfig", dict(SMALL, mlp_bias=True, tie_word_embeddings=True), "dense(->F, bias)"),
+    ("ApertusForCausalLM", "ApertusConfig", dict(SMALL, hidden_act="relu2"), "qk_norm=rms"),
+    ("ApertusModel", "ApertusConfig", dict(SMALL, hidden_act="gelu", attention_bias=True), "> gelu >"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT), "posembed(n + 2)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, do_layer_norm_before=False, word_embed_proj_dim=32), "dense(->p)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, enable_bias=False, layer_norm_elementwise_affine=False), "noaffine"),
@@ -230,6 +270,82 @@ def test_small_models_import_exactly(model_class, config_class, config, says):
     assert values["kv_cache"] == cache_of(model)
 
 
+def rotated_and_kept(model) -> tuple[list[bool], list[int]]:
+    """What the model does on a forward of T tokens, layer by layer: whether its attention calls its family's
+    apply_rotary_pos_emb (the module's own function, wrapped), and how many positions transformers' cache keeps."""
+    modeling = __import__(type(model).__module__, fromlist=["apply_rotary_pos_emb"])
+    original = modeling.apply_rotary_pos_emb
+    layers = getattr(model, "model", model).layers
+    current, turned = [0], [False] * len(layers)
+
+    def wrapped(*args, **kwargs):
+        turned[current[0]] = True
+        return original(*args, **kwargs)
+
+    hooks = [
+        layer.self_attn.register_forward_pre_hook(lambda _m, _a, i=i: current.__setitem__(0, i))
+        for i, layer in enumerate(layers)
+    ]
+    modeling.apply_rotary_pos_emb = wrapped
+    try:
+        with torch.no_grad():
+            cache = model(torch.zeros(1, T, dtype=torch.long), use_cache=True).past_key_values
+    finally:
+        modeling.apply_rotary_pos_emb = original
+        for hook in hooks:
+            hook.remove()
+    return turned, [layer.keys.shape[-2] for layer in cache.layers]
+
+
+# the models whose layers differ: sliding or global, rotary positions or none (NoPE)
+PER_LAYER_CASES = [
+    ("SmolLM3ForCausalLM", "SmolLM3Config", dict(SMALL, num_hidden_layers=8, pad_token_id=0)),
+    (
+        "SmolLM3ForCausalLM",
+        "SmolLM3Config",
+        dict(SMALL, num_hidden_layers=5, pad_token_id=0, use_sliding_window=True, sliding_window=5),
+    ),
+    ("SmolLM3ForCausalLM", "SmolLM3Config", dict(SMALL, num_hidden_layers=3, pad_token_id=0, no_rope_layers=[0, 1, 0])),
+    ("Olmo3ForCausalLM", "Olmo3Config", dict(SMALL, num_hidden_layers=5, sliding_window=5)),
+    ("Exaone4ForCausalLM", "Exaone4Config", dict(SMALL, num_hidden_layers=5, sliding_window=5)),
+    ("Exaone4ForCausalLM", "Exaone4Config", dict(SMALL, sliding_window=5, layer_types=["full_attention"] * 2)),
+    ("Exaone4ForCausalLM", "Exaone4Config", dict(SMALL, sliding_window=None, layer_types=["full_attention"] * 2)),
+    ("Cohere2ForCausalLM", "Cohere2Config", dict(SMALL, num_hidden_layers=5, sliding_window=5)),
+    (
+        "Cohere2ForCausalLM",
+        "Cohere2Config",
+        dict(
+            SMALL,
+            num_hidden_layers=3,
+            sliding_window=5,
+            layer_types=["full_attention", "sliding_attention"] * 1 + ["full_attention"],
+        ),
+    ),
+    ("GlmForCausalLM", "GlmConfig", dict(SMALL, pad_token_id=0)),
+    ("Glm4ForCausalLM", "Glm4Config", dict(SMALL, pad_token_id=0)),
+    ("ArceeForCausalLM", "ArceeConfig", dict(SMALL)),
+]
+
+
+@pytest.mark.parametrize("model_class, config_class, config", PER_LAYER_CASES)
+def test_each_layer_turns_and_slides_as_the_model(model_class, config_class, config):
+    """Each attention of the program has `rope` where the model's attention turns its queries and keys (rope counts
+    no parameters and no MACs, so the counts cannot tell), and a window where transformers' cache keeps fewer than
+    the T positions (min(T, W - 1) for a window of W)."""
+    model = build(model_class, config_class, config)
+    network = paramsym.parse(paramsym.from_torch(model, T))
+    # a run of one block is `(block) * L`, listed once with its multiplier; other repeats are listed layer by layer
+    attentions = [
+        item.layer.options
+        for item in network.layers
+        if item.layer.name == "attn"
+        for _ in range(network.value(item.layer.multiplier))
+    ]
+    turned, kept = rotated_and_kept(model)
+    assert [bool(a.rope) for a in attentions] == turned
+    assert [T if a.slide is None else min(T, a.slide - 1) for a in attentions] == kept  # slide: window= of a sequence
+
+
 def test_notes_say_what_counts_nothing():
     olmo = paramsym.from_torch(build("OlmoForCausalLM", "OlmoConfig", dict(SMALL, clip_qkv=8.0)), T)
     assert "clip_qkv" in olmo
@@ -250,6 +366,9 @@ def test_opt_cannot_look_up_a_position_beyond_its_table():
         ("Starcoder2ForSequenceClassification", "Starcoder2Config", dict(SMALL), "Starcoder2ForCausalLM"),
         ("OPTForQuestionAnswering", "OPTConfig", dict(OPT), "OPTForCausalLM"),
         ("Olmo2ForSequenceClassification", "Olmo2Config", dict(SMALL), "Olmo2ForCausalLM"),
+        ("Exaone4ForQuestionAnswering", "Exaone4Config", dict(SMALL, sliding_window=5), "Exaone4ForCausalLM"),
+        ("SmolLM3ForSequenceClassification", "SmolLM3Config", dict(SMALL, pad_token_id=0), "SmolLM3ForCausalLM"),
+        ("Glm4ForTokenClassification", "Glm4Config", dict(SMALL, pad_token_id=0), "Glm4ForCausalLM"),
     ],
 )
 def test_other_heads_are_refused(model_class, config_class, config, message):
@@ -269,3 +388,95 @@ def test_a_norm_the_layout_does_not_have_is_refused():
         setattr(model.model.layers[0].self_attn, norm, torch.nn.RMSNorm(16))
     with pytest.raises(ParamsymError, match=r"\(16,\) and \(16,\).*qk_norm=rms_full"):
         paramsym.from_torch(model, T)
+
+
+# configs of the new families that the language cannot write, each refused by what it lacks
+REFUSED_CASES = [
+    # Apertus's own activation: xIELU learns alpha_p and alpha_n in each MLP
+    ("ApertusForCausalLM", "ApertusConfig", dict(SMALL), "xIELU learns two numbers"),
+    ("ArceeForCausalLM", "ArceeConfig", dict(SMALL, hidden_act="xielu"), "xIELU learns two numbers"),
+    # a sliding layer_types whose attention does not slide (use_sliding_window off): the cache and the attention
+    # disagree
+    (
+        "SmolLM3ForCausalLM",
+        "SmolLM3Config",
+        dict(SMALL, pad_token_id=0, sliding_window=5, layer_types=["sliding_attention", "full_attention"]),
+        r"layers.0.self_attn slides over None positions, but config.layer_types\[0\] is 'sliding_attention'",
+    ),
+    # rotary positions on part of the head where the family's attention turns the whole head
+    (
+        "Exaone4ForCausalLM",
+        "Exaone4Config",
+        dict(
+            SMALL,
+            sliding_window=5,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5},
+        ),
+        "partial_rotary_factor=0.5",
+    ),
+    (
+        "Olmo3ForCausalLM",
+        "Olmo3Config",
+        dict(
+            SMALL,
+            sliding_window=5,
+            rope_parameters={
+                "full_attention": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 1e4},
+            },
+        ),
+        r"partial_rotary_factor=\[0.5, 1.0\]",
+    ),
+]
+
+
+@pytest.mark.parametrize("model_class, config_class, config, message", REFUSED_CASES)
+def test_what_the_language_lacks_is_refused(model_class, config_class, config, message):
+    with torch.device("meta"):
+        model = getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
+    with pytest.raises(ParamsymError, match=message):
+        paramsym.from_torch(model, T)
+
+
+@pytest.mark.parametrize(
+    "model_type, config, says",
+    [
+        ("smollm3", dict(SMALL, num_hidden_layers=8, pad_token_id=0), "((rope_block) * 3 > nope_block) * 2"),
+        ("cohere2", dict(SMALL, num_hidden_layers=4, sliding_window=5), "(sliding_block) * 3 > full_block"),
+    ],
+)
+def test_a_config_json_imports_from_the_cli(tmp_path, model_type, config, says):
+    """`paramsym import config.json`, as a user runs it: the program of the model transformers builds from it."""
+    import json
+
+    from helpers.cli_helpers import run
+
+    built = transformers.AutoConfig.for_model(model_type, **config)
+    (tmp_path / "config.json").write_text(json.dumps(built.to_dict()))
+    result = run("import", str(tmp_path / "config.json"), "--input", str(T))
+    assert result.returncode == 0, result.stderr
+    assert says in result.stdout and "Traceback" not in result.stderr
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(built)
+    assert paramsym.parse(result.stdout).evaluate()["params"] == numel(model)
+
+
+@pytest.mark.parametrize(
+    "names, text",
+    [
+        (["block"] * 4, "(block) * L"),
+        (["a", "b"] * 2, "(a > b) * 2"),
+        (["a", "a", "b"] * 3, "((a) * 2 > b) * 3"),
+        ((["a"] * 3 + ["b"]) * 7 + ["a"] * 2, "((a) * 3 > b) * 7 > (a) * 2"),  # EXAONE 4 with 30 layers
+        (["a", "b", "a"], "a > b > a"),  # no repeat
+        (["b", "a", "a", "a"], "b > (a) * 3"),
+    ],
+)
+def test_layers_are_written_as_repeats(names, text):
+    from paramsym.frameworks.hf_import import _sequence
+
+    assert _sequence(names) == text
+    defs = "; ".join(f"def {name} = dense(->{8 + i})" for i, name in enumerate(sorted(set(names))))
+    network = paramsym.parse(f"let L = {len(names)}; {defs}; input(8) > {text}")
+    widths = [item.layer.cout for item in network.layers for _ in range(network.value(item.layer.multiplier))]
+    assert widths == [8 + sorted(set(names)).index(name) for name in names]  # the layers in their order

@@ -226,6 +226,54 @@ FAMILIES = [
         ),
         sliding_cache,
     ),
+    # a layer without rotary positions (NoPE) every fourth (no_rope_layers), the head tied to the embedding
+    Family(
+        "smollm3",
+        hf("SmolLM3ForCausalLM", "SmolLM3Config", **dict(SMALL, num_hidden_layers=4), pad_token_id=0),
+        sliding_cache,
+    ),
+    Family(  # the NoPE layers slide (use_sliding_window); biases everywhere, one key/value head per query head
+        "smollm3",
+        hf(
+            "SmolLM3ForCausalLM",
+            "SmolLM3Config",
+            **dict(SMALL, num_hidden_layers=4, num_key_value_heads=4),
+            pad_token_id=0,
+            use_sliding_window=True,
+            sliding_window=5,
+            attention_bias=True,
+            mlp_bias=True,
+            tie_word_embeddings=False,
+        ),
+        sliding_cache,
+        variant="sliding",
+    ),
+    # biases on q, k and v, gate and up fused, rotary positions on half of each head (partial_rotary_factor 0.5)
+    Family("glm", hf("GlmForCausalLM", "GlmConfig", **SMALL, pad_token_id=0), gqa_cache),
+    Family("glm4", hf("Glm4ForCausalLM", "Glm4Config", **SMALL, pad_token_id=0), gqa_cache),  # and norms after
+    Family(  # no biases, rotary positions on the whole head, the head tied
+        "glm4",
+        hf(
+            "Glm4ForCausalLM",
+            "Glm4Config",
+            **SMALL,
+            pad_token_id=0,
+            attention_bias=False,
+            partial_rotary_factor=1.0,
+            tie_word_embeddings=True,
+        ),
+        gqa_cache,
+        variant="whole",
+    ),
+    Family("arcee", hf("ArceeForCausalLM", "ArceeConfig", **SMALL), gqa_cache),  # up > relu² > down, no gate
+    Family(
+        "arcee",
+        hf("ArceeForCausalLM", "ArceeConfig", **SMALL, mlp_bias=True, attention_bias=True),
+        gqa_cache,
+        variant="bias",
+    ),
+    # Apertus's own activation (xIELU) learns numbers and is refused (test_hf_decoders); with another it is read
+    Family("apertus", hf("ApertusForCausalLM", "ApertusConfig", **SMALL, hidden_act="relu2"), gqa_cache),
     # configs that transformers builds as Llama's own classes (LlamaForCausalLM) under their own model_type
     Family("internlm3", auto("internlm3", **SMALL), gqa_cache),
     Family("iquestcoder", auto("iquestcoder", **SMALL), gqa_cache),
@@ -257,6 +305,12 @@ FAMILIES = [
     Family(
         "gemma3_text",
         hf("Gemma3ForCausalLM", "Gemma3TextConfig", **{**SMALL, "num_hidden_layers": 8}, sliding_window=6),
+        sliding_cache,
+    ),
+    # Gemma-2's layout with a norm before the attention and one before the MLP only
+    Family(
+        "vaultgemma",
+        hf("VaultGemmaForCausalLM", "VaultGemmaConfig", **{**SMALL, "num_hidden_layers": 4}, sliding_window=6),
         sliding_cache,
     ),
     Family(
@@ -305,7 +359,65 @@ FAMILIES = [
     ),
     Family("olmo", hf("OlmoForCausalLM", "OlmoConfig", **SMALL, clip_qkv=8.0), gqa_cache),
     Family("olmo2", hf("Olmo2ForCausalLM", "Olmo2Config", **SMALL), gqa_cache),
+    # OLMo-2's layout, three sliding layers to a global one (layer_types)
+    Family(
+        "olmo3",
+        hf("Olmo3ForCausalLM", "Olmo3Config", **dict(SMALL, num_hidden_layers=4), sliding_window=5),
+        sliding_cache,
+    ),
+    Family(
+        "olmo3",
+        hf(
+            "Olmo3ForCausalLM",
+            "Olmo3Config",
+            **SMALL,
+            sliding_window=5,
+            layer_types=["full_attention", "sliding_attention"],
+            attention_bias=True,
+            tie_word_embeddings=True,
+        ),
+        sliding_cache,
+        variant="bias",
+    ),
+    # norms after each sublayer, RMSNorm on the query and key heads, global layers without rotary positions
+    Family(
+        "exaone4",
+        hf("Exaone4ForCausalLM", "Exaone4Config", **dict(SMALL, num_hidden_layers=4), sliding_window=5),
+        sliding_cache,
+    ),
+    Family(  # no sliding window: every layer global, with rotary positions
+        "exaone4",
+        hf(
+            "Exaone4ForCausalLM",
+            "Exaone4Config",
+            **SMALL,
+            sliding_window=None,
+            layer_types=["full_attention", "full_attention"],
+            tie_word_embeddings=True,
+        ),
+        gqa_cache,
+        variant="global",
+    ),
     Family("cohere", hf("CohereForCausalLM", "CohereConfig", **SMALL, use_qk_norm=True), gqa_cache),
+    # Cohere's parallel block, three sliding layers (rotary positions) to a global one (none)
+    Family(
+        "cohere2",
+        hf("Cohere2ForCausalLM", "Cohere2Config", **dict(SMALL, num_hidden_layers=4), sliding_window=5),
+        sliding_cache,
+    ),
+    Family(
+        "cohere2",
+        hf(
+            "Cohere2ForCausalLM",
+            "Cohere2Config",
+            **dict(SMALL, num_hidden_layers=4),
+            sliding_window=5,
+            attention_bias=True,
+            tie_word_embeddings=False,
+        ),
+        sliding_cache,
+        variant="bias",
+    ),
     Family(
         "starcoder2",
         hf("Starcoder2ForCausalLM", "Starcoder2Config", **SMALL, sliding_window=8),

@@ -1,5 +1,5 @@
-"""Gemma, Gemma-2 and Gemma-3 (text) read by `paramsym.from_torch` (hf_import's `_gemma`, one reader for the
-three, and `layer_pattern`, which writes a config's `layer_types` as repeats). Full-size published configs built
+"""Gemma, Gemma-2, Gemma-3 (text) and VaultGemma read by `paramsym.from_torch` (hf_import's `_gemma`, one reader
+for the four, and `layer_pattern`, which writes a config's `layer_types` as repeats). Full-size published configs built
 on the meta device import to their published parameter counts and to the KV cache that their layer_types imply;
 small ones built on the CPU with eager attention count the MACs that FlopCounterMode counts on their forward;
 what the layout does not write is refused by name. (tests/test_hf_families.py has their rows too.)"""
@@ -148,6 +148,16 @@ SMALL = dict(
             dict(num_hidden_layers=4, sliding_window=5, final_logit_softcapping=30.0, attn_logit_softcapping=50.0),
         ),
         (("Gemma3TextModel", "Gemma3TextConfig"), dict(num_hidden_layers=2, sliding_window=3)),
+        # VaultGemma: Gemma-2's with a norm before the attention and one before the MLP only
+        (("VaultGemmaForCausalLM", "VaultGemmaConfig"), dict(num_hidden_layers=3, sliding_window=4)),
+        (
+            ("VaultGemmaForCausalLM", "VaultGemmaConfig"),
+            dict(num_hidden_layers=2, sliding_window=4, tie_word_embeddings=False),
+        ),
+        (
+            ("VaultGemmaModel", "VaultGemmaConfig"),
+            dict(num_hidden_layers=2, sliding_window=4, attn_logit_softcapping=None, num_key_value_heads=4),
+        ),
     ],
 )
 def test_small_models_count_what_they_compute(classes, config):
@@ -167,6 +177,15 @@ def test_small_models_count_what_they_compute(classes, config):
 def refused(build, says: str) -> None:
     with pytest.raises(ImportRefused, match=says):
         paramsym.from_torch(build(), 16)
+
+
+def test_a_layer_of_other_norms_is_refused():
+    def build():
+        m = model("VaultGemmaForCausalLM", "VaultGemmaConfig", **SMALL, num_hidden_layers=2, sliding_window=4)
+        m.model.layers[0].post_feedforward_layernorm = m.model.layers[0].pre_feedforward_layernorm
+        return m
+
+    refused(build, "input_layernorm, pre_feedforward_layernorm, post_feedforward_layernorm: not a layout")
 
 
 def test_bidirectional_attention_is_refused():

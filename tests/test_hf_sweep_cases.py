@@ -35,6 +35,14 @@ EXACT = [
     ("llama", dict(sliding_window=4)),  # transformers' cache slides on every layer: window=4
     ("starcoder2", dict(sliding_window=4)),
     ("qwen2_moe", dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)),
+    ("smollm3", dict(pad_token_id=0, num_hidden_layers=4)),  # a NoPE layer every fourth
+    ("olmo3", dict(num_hidden_layers=4, sliding_window=4)),  # three sliding layers, then a global one
+    ("exaone4", dict(num_hidden_layers=4, sliding_window=4)),  # the global layer without rotary positions
+    ("cohere2", dict(num_hidden_layers=4, sliding_window=4)),
+    ("glm", dict(pad_token_id=0)),
+    ("glm4", dict(pad_token_id=0)),
+    ("arcee", {}),
+    ("vaultgemma", dict(num_hidden_layers=4, sliding_window=4)),
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks
@@ -54,7 +62,7 @@ FULL = ["full_attention", "full_attention"]
 MIXED = ["sliding_attention", "full_attention"]
 REFUSED = [
     ("phi", dict(SMALL, num_key_value_heads=4), "the Hugging Face family 'phi' is not one paramsym reads"),
-    ("smollm3", dict(SMALL, pad_token_id=0), "the Hugging Face family 'smollm3' is not one paramsym reads"),
+    ("apertus", dict(SMALL), "hidden_act='xielu': xIELU learns two numbers"),
     ("gpt2", dict(GPT2, add_cross_attention=True), "with add_cross_attention=True"),
     ("gpt2", dict(GPT2, n_positions=8), "a sequence of 16 has positions it cannot look up"),
     ("gemma3_text", dict(SMALL, use_bidirectional_attention=True), "use_bidirectional_attention=True"),

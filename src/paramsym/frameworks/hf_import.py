@@ -32,6 +32,7 @@ _HF_ACTIVATIONS = {
     "gelu_accurate": "gelu",
     "relu": "relu",
     "relu6": "relu6",
+    "relu2": "squaredrelu",  # relu(x)² (Arcee's, Nemotron's)
     "silu": "silu",
     "swish": "silu",
     "tanh": "tanh",
@@ -39,8 +40,16 @@ _HF_ACTIVATIONS = {
 }
 
 
+# activations of Hugging Face that the language has no counterpart of, and why
+_HF_UNREAD = {
+    "xielu": "xIELU learns two numbers (alpha_p, alpha_n) in each MLP, which no activation of the language has",
+}
+
+
 def _hf_activation(model, field: str) -> str:
     value = getattr(model.config, field)
+    if isinstance(value, str) and value in _HF_UNREAD:
+        raise ImportRefused(f"{type(model).__name__} with the activation {field}={value!r}: {_HF_UNREAD[value]}")
     if not isinstance(value, str) or value not in _HF_ACTIVATIONS:
         raise ImportRefused(
             f"{type(model).__name__} with the activation {field}={value!r} has no counterpart "
@@ -131,6 +140,9 @@ class _Layout:
     # and Qwen3's configs write the list from use_sliding_window and max_window_layers, and transformers builds
     # the attention and the cache from it); else every layer slides when config.sliding_window is set
     layer_types: bool = False
+    # Glm4's norms after the attention and the MLP too (post_self_attn_layernorm, post_mlp_layernorm), inside the
+    # residuals: res(rmsnorm > attn > rmsnorm) > res(rmsnorm > mlp > rmsnorm)
+    sandwich: bool = False
 
 
 _LLAMAS = {
@@ -158,6 +170,17 @@ _LLAMAS = {
     "seed_oss": _Layout(("SeedOssModel", "SeedOssForCausalLM")),
     "ernie4_5": _Layout(("Ernie4_5Model", "Ernie4_5ForCausalLM")),
     "cwm": _Layout(("CwmModel", "CwmForCausalLM"), layer_types=True),
+    # Llama's layout with layers without rotary positions (NoPE: no_rope_layers, read from each attention's
+    # use_rope) and sliding layers by layer_types
+    "smollm3": _Layout(("SmolLM3Model", "SmolLM3ForCausalLM"), layer_types=True),
+    # Llama's layout with biases on q, k and v (qkv_bias), gate and up in one Linear, rotary positions on the first
+    # partial_rotary_factor of each head (interleaved pairs: the same counts); GLM-4 adds Glm4's two norms
+    "glm": _Layout(("GlmModel", "GlmForCausalLM")),
+    "glm4": _Layout(("Glm4Model", "Glm4ForCausalLM"), sandwich=True),
+    # Llama's layout with an MLP up_proj > act > down_proj (no gate): Arcee's relu2 (squared ReLU); Apertus with
+    # qk_norm=rms (its xIELU activation learns two numbers a layer, which no activation of the language has)
+    "arcee": _Layout(("ArceeModel", "ArceeForCausalLM")),
+    "apertus": _Layout(("ApertusModel", "ApertusForCausalLM")),
 }
 
 
@@ -176,7 +199,7 @@ def _own_class_family(model) -> str | None:
 
 # the families whose attention turns only the first channels of each head that its rotary tables cover (their
 # apply_rotary_pos_emb cuts q and k at the tables' width, cos.shape[-1]); the others turn whole heads
-_PARTIAL_ROTARY = {"phi3", "gpt_neox"}
+_PARTIAL_ROTARY = {"phi3", "gpt_neox", "glm", "glm4"}
 
 
 def _rope(model, rotary_emb, head_dim: int, sliced: bool) -> str:
@@ -331,10 +354,13 @@ def _windows(model, layout: _Layout, layers) -> list[int | None]:
                 f"{type(model).__name__}: layer {i} is of the type {kind!r} (paramsym reads full_attention and "
                 f"sliding_attention)"
             )
-        if getattr(layer.self_attn, "sliding_window", None) != window:
+        own = getattr(layer.self_attn, "sliding_window", None)
+        if not getattr(layer.self_attn, "is_sliding", True):
+            own = None  # EXAONE 4's attention keeps the config's window on every layer and slides where is_sliding
+        if own != window:
             raise ImportRefused(
                 f"{type(model).__name__}.model.layers.{i}.self_attn slides over "
-                f"{getattr(layer.self_attn, 'sliding_window', None)} positions, but config.layer_types[{i}] is {kind!r}"
+                f"{own} positions, but config.layer_types[{i}] is {kind!r}"
             )
         windows.append(window)
     return windows
@@ -353,8 +379,10 @@ def _feed_forward(model, mlp, where: str) -> tuple:
     """What a layer's MLP is, read from its modules: ("mlp", width), or ("moe", experts, top, expert width,
     shared expert width or None, the shared expert's gate has a bias) for routed experts (a router Linear
     d -> experts without a bias, the experts' gated MLPs as 3-D tensors), with Qwen2-MoE's shared expert (a gated
-    MLP) behind a per-token gate, sigmoid(shared_expert_gate(x)), a Linear d -> 1."""
+    MLP) behind a per-token gate, sigmoid(shared_expert_gate(x)), a Linear d -> 1; ("plain", width) without a gate."""
     experts = getattr(mlp, "experts", None)
+    if experts is None and not any(hasattr(mlp, n) for n in ("gate_proj", "gate_up_proj")) and hasattr(mlp, "up_proj"):
+        return ("plain", mlp.up_proj.out_features)  # up_proj > act > down_proj (Arcee's, Apertus's)
     if experts is None:
         return ("mlp", _gated_mlp_width(mlp, where))
     count = getattr(experts, "num_experts", None)
@@ -384,16 +412,20 @@ def _feed_forward(model, mlp, where: str) -> tuple:
 
 
 def _sequence(names: list[str]) -> str:
-    """The layers as a program writes them: `(block) * L` for one kind, a repeated pattern as `(a > b) * n`, else
-    runs of each block in order."""
+    """The layers as a program writes them: `(block) * L` for one kind, a repeated pattern as `(a > b) * n` (its
+    runs as `((a) * 3 > b) * n`, a last repeat that stops short after it: `((a) * 3 > b) * 7 > (a) * 2`), else runs
+    of each block in order."""
     n = len(names)
-    for period in range(1, n + 1):
-        if n % period == 0 and names == names[:period] * (n // period):
-            break
+    period = next(p for p in range(1, n + 1) if all(names[i] == names[i % p] for i in range(n)))
     if period == 1:
         return f"({names[0]}) * L"
-    if period < n:
-        return f"({' > '.join(names[:period])}) * {n // period}"
+    if n // period < 2:
+        return _runs(names)
+    return f"({_runs(names[:period])}) * {n // period}" + (f" > {_runs(names[: n % period])}" if n % period else "")
+
+
+def _runs(names: list[str]) -> str:
+    """`a > (b) * 3 > a`: each run of one block as a repeat."""
     runs: list[list] = []
     for name in names:
         if runs and runs[-1][0] == name:
@@ -432,6 +464,9 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     )
     rope = _rope(model, base.rotary_emb, head_dim, sliced=c.model_type in _PARTIAL_ROTARY)
     layers = list(base.layers)
+    # the layers that turn their queries and keys: SmolLM3's attention skips rotary positions where its use_rope
+    # (config.no_rope_layers) is 0 (NoPE); rope has no parameters and no MACs of a matrix product
+    ropes = [bool(getattr(layer.self_attn, "use_rope", True)) for layer in layers]
     bias = ", bias" if _mlp_bias(model, layers) else ""
     windows = _windows(model, layout, layers)
     where = f"{type(model).__name__}.model.layers"
@@ -451,20 +486,22 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
             lets.append(f"let {widths[value]} = {value}")
         return widths[value]
 
-    def mlp(value: int) -> str:
+    def mlp(value: int, gated: bool = True) -> str:
         w = width(value, "F")
+        if not gated:
+            return f"dense(->{w}{bias}) > {act} > dense(->d{bias})"
         return f"mul(dense(->{w}{bias}) > {act} | dense(->{w}{bias})) > dense(->d{bias})"
 
     defs: list[str] = []
-    for form in [f for f in dict.fromkeys(forwards) if f[0] == "mlp"]:
+    for form in [f for f in dict.fromkeys(forwards) if f[0] in ("mlp", "plain")]:
         width(form[1], "F")
     moes = [f for f in dict.fromkeys(forwards) if f[0] == "moe"]
     if len(moes) > 1:
         raise ImportRefused(f"{type(model).__name__}: its layers' experts differ (count, width or shared expert)")
     ffn: dict[tuple, str] = {}
     for form in dict.fromkeys(forwards):
-        if form[0] == "mlp":
-            ffn[form] = mlp(form[1])
+        if form[0] in ("mlp", "plain"):
+            ffn[form] = mlp(form[1], gated=form[0] == "mlp")
             continue
         _, count, top, expert, shared, gate_bias = form
         lets.append(f"let E = {count}; let k = {top}")
@@ -477,23 +514,27 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
             text = f"add({text} | mul(shared_expert | dense(->1{', bias' if gate_bias else ''}) > sigmoid))"
         ffn[form] = text
 
-    def block(window: int | None, form: tuple) -> str:
-        options = attention + ([f"window={window}"] if window is not None else []) + [rope, "causal"]
-        return f"res(rmsnorm > attn({', '.join(options)})) > res(rmsnorm > {ffn[form]})"
+    after = " > rmsnorm" if layout.sandwich else ""
 
-    kinds = list(dict.fromkeys(zip(windows, forwards)))
+    def block(window: int | None, form: tuple, rotary: bool) -> str:
+        options = attention + ([f"window={window}"] if window is not None else []) + [rope] * rotary + ["causal"]
+        return f"res(rmsnorm > attn({', '.join(options)}){after}) > res(rmsnorm > {ffn[form]}{after})"
+
+    kinds = list(dict.fromkeys(zip(windows, forwards, ropes)))
     names: dict[tuple, str] = {}
-    for window, form in kinds:
+    for window, form, rotary in kinds:
         parts = []
         if len(set(windows)) > 1:
             parts.append("sliding" if window is not None else "full")
-        if len({f[0] for f in forwards}) > 1:
+        if len({f[0] == "moe" for f in forwards}) > 1:
             parts.append("sparse" if form[0] == "moe" else "dense")
+        if len(set(ropes)) > 1:
+            parts.append("rope" if rotary else "nope")
         name = "_".join([*parts, "block"])  # never a layer's name (dense, moe)
-        names[(window, form)] = name if name not in names.values() else f"{name}{len(names) + 1}"
-        defs.append(f"def {names[(window, form)]} = {block(window, form)}")
+        names[(window, form, rotary)] = name if name not in names.values() else f"{name}{len(names) + 1}"
+        defs.append(f"def {names[(window, form, rotary)]} = {block(window, form, rotary)}")
     tied = head is not None and _shared(head, base.embed_tokens)
-    order = _sequence([names[k] for k in zip(windows, forwards)])
+    order = _sequence([names[k] for k in zip(windows, forwards, ropes)])
     network = f"input(T) > embed(V->d){' as wte' if tied else ''} > {order} > rmsnorm"
     if head is not None:
         network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
@@ -553,6 +594,9 @@ _GEMMAS = {
     "gemma": (("GemmaModel", "GemmaForCausalLM"), "hidden_act", False),
     "gemma2": (("Gemma2Model", "Gemma2ForCausalLM"), "hidden_activation", True),
     "gemma3_text": (("Gemma3TextModel", "Gemma3ForCausalLM"), "hidden_activation", True),
+    # Gemma-2's layout with a norm before the attention and one before the MLP only (input_layernorm,
+    # pre_feedforward_layernorm): no norms after them
+    "vaultgemma": (("VaultGemmaModel", "VaultGemmaForCausalLM"), "hidden_activation", True),
 }
 
 
@@ -599,7 +643,7 @@ def _gemma_norm(module, width: int, where: str) -> None:
 
 
 def _gemma(model, length: int | None, shape: tuple | None = None) -> str:
-    """Gemma, Gemma-2 and Gemma-3 (text) by their config and module tree (_GEMMAS)."""
+    """Gemma, Gemma-2, Gemma-3 (text) and VaultGemma by their config and module tree (_GEMMAS)."""
     c = model.config
     classes, act_field, caps = _GEMMAS[c.model_type]
     _classes(model, *classes)
@@ -627,9 +671,13 @@ def _gemma(model, length: int | None, shape: tuple | None = None) -> str:
     for i, layer in enumerate(base.layers):
         if [tuple(p.shape) for p in layer.parameters()] != shapes:
             raise ImportRefused(f"{name}.model.layers.{i} holds other parameters than layer 0: one layout is read")
-    sandwich = hasattr(first, "pre_feedforward_layernorm")  # Gemma-2's and Gemma-3's four norms a layer
-    norms = ["input_layernorm", "post_attention_layernorm"]
-    norms += ["pre_feedforward_layernorm", "post_feedforward_layernorm"] if sandwich else []
+    # the norms of a layer: Gemma's two (post_attention_layernorm is the one before the MLP), Gemma-2's and Gemma-3's
+    # four (a norm after the attention and after the MLP too: `sandwich`), VaultGemma's two
+    names = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm")
+    norms = [n for n in names if hasattr(first, n)]
+    if norms not in (list(names[:2]), list(names), [names[0], names[2]]):
+        raise ImportRefused(f"{where} has the norms {', '.join(norms)}: not a layout of Gemma's family")
+    sandwich = len(norms) == 4
     for norm in norms:
         _gemma_norm(getattr(first, norm), d, f"{where}.{norm}")
     _gemma_norm(base.norm, d, f"{name}.model.norm")
@@ -826,11 +874,12 @@ def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
     return "\n".join(lines + [network]) + "\n"
 
 
-# OLMo, OLMo-2, Cohere (Command-R) and StarCoder2 are Llama's decoder (rotary positions, grouped-query attention, a
-# residual around the attention and the MLP) with one row of differences each, which `_DECODERS` states: the norm,
-# where it stands (before each sublayer, after it inside the residual, or one norm before the attention and the MLP
-# side by side), the MLP (gated or not) and the form of the query and key norms. `_decoder` writes the program from
-# that row, the config and the first layer's modules; OPT (learned positions, pre- or post-norm, project_in and
+# OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere (Command-R), Cohere2 and StarCoder2 are Llama's decoder (rotary positions,
+# grouped-query attention, a residual around the attention and the MLP) with one row of differences each, which
+# `_DECODERS` states: the norm, where it stands (before each sublayer, after it inside the residual, or one norm
+# before the attention and the MLP side by side), the MLP (gated or not), the form of the query and key norms, and
+# which layers slide and turn by rotary positions. `_decoder` writes the program from that row, the config and the
+# layers' modules; OPT (learned positions, pre- or post-norm, project_in and
 # project_out) has a reader of its own, `_opt`. As every import, the program is checked against the model.
 
 
@@ -846,6 +895,11 @@ class DecoderLayout:
     qk_norm: str | None = None  # the qk_norm= form of the attention's q_norm and k_norm, where it has them
     act: str = "hidden_act"  # the config field of the MLP's activation
     note: str = ""  # what the model computes that counts nothing (a comment of the program)
+    # the layers config.layer_types names "sliding_attention" slide (as in _Layout); else all or none
+    layer_types: bool = False
+    # the layers that turn their queries and keys by rotary positions: "all"; "sliding" (Cohere2: the sliding ones,
+    # the global ones have none); "sliding_or_all" (EXAONE 4: the sliding ones when sliding_window is set, else all)
+    rope: str = "all"
 
 
 _DECODERS = {
@@ -860,12 +914,38 @@ _DECODERS = {
     ),
     # nn.LayerNorm with weight and bias; c_fc > act > c_proj, biases on everything with use_bias
     "starcoder2": DecoderLayout(("Starcoder2Model", "Starcoder2ForCausalLM"), "ln", "pre", "plain"),
+    # OLMo-2's layout with sliding and global layers (layer_types; two rotary bases, no parameters)
+    "olmo3": DecoderLayout(
+        ("Olmo3Model", "Olmo3ForCausalLM"), "rmsnorm", "post", "gated", qk_norm="rms_full", layer_types=True
+    ),
+    # OLMo-2's norms after each sublayer, an RMSNorm of the head width on every query and key head (qk_norm=rms),
+    # sliding layers with rotary positions and global layers without (NoPE)
+    "exaone4": DecoderLayout(
+        ("Exaone4Model", "Exaone4ForCausalLM"),
+        "rmsnorm",
+        "post",
+        "gated",
+        "rms",
+        layer_types=True,
+        rope="sliding_or_all",
+    ),
+    # Cohere's parallel block without query and key norms, sliding layers with rotary positions, global ones without
+    "cohere2": DecoderLayout(
+        ("Cohere2Model", "Cohere2ForCausalLM"),
+        "ln(nobias)",
+        "parallel",
+        "gated",
+        note="logit_scale",
+        layer_types=True,
+        rope="sliding",
+    ),
 }
 
 
 def _rotary_whole(model) -> None:
-    rotary = (getattr(model.config, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0)
-    if rotary != 1.0:
+    fractions = _rope_fractions(model.config)  # OLMo-3 has a rotary setting for each layer type
+    if fractions != {1.0}:
+        rotary = next(iter(fractions)) if len(fractions) == 1 else sorted(fractions)
         raise ImportRefused(
             f"{type(model).__name__} with partial_rotary_factor={rotary}: rotary positions on part of each head "
             f"have no counterpart (paramsym's rope turns the whole head)"
@@ -885,11 +965,15 @@ def _decoder_mlp(model, layout: DecoderLayout, layer) -> str:
 
 def _decoder_qk_norm(model, layout: DecoderLayout, attention, heads: int, kv: int, head_dim: int) -> list[str]:
     """The attention's q_norm and k_norm as the family's qk_norm= form, their weights of the form's shape: the whole
-    projection's channels (rms_full) or heads x head_dim (ln_per_head)."""
+    projection's channels (rms_full), heads x head_dim (ln_per_head) or head_dim shared by the heads (rms)."""
     q_norm, k_norm = getattr(attention, "q_norm", None), getattr(attention, "k_norm", None)
     if q_norm is None and k_norm is None:
         return []
-    shapes = {"rms_full": [(heads * head_dim,), (kv * head_dim,)], "ln_per_head": [(heads, head_dim), (kv, head_dim)]}
+    shapes = {
+        "rms_full": [(heads * head_dim,), (kv * head_dim,)],
+        "ln_per_head": [(heads, head_dim), (kv, head_dim)],
+        "rms": [(head_dim,), (head_dim,)],  # EXAONE 4's: one weight of the head width shared by the heads
+    }
     found = [tuple(getattr(getattr(n, "weight", None), "shape", ())) for n in (q_norm, k_norm)]
     if layout.qk_norm is None or found != shapes.get(layout.qk_norm) or getattr(q_norm, "bias", None) is not None:
         raise ImportRefused(
@@ -901,7 +985,8 @@ def _decoder_qk_norm(model, layout: DecoderLayout, attention, heads: int, kv: in
 
 
 def _decoder(model, length: int | None, shape: tuple | None = None) -> str:
-    """OLMo, OLMo-2, Cohere, StarCoder2: Llama's decoder with the differences of the family's `_DECODERS` row."""
+    """OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2, StarCoder2: Llama's decoder with the differences of the
+    family's `_DECODERS` row; one block for each kind of layer (sliding or not, rotary positions or not)."""
     c = model.config
     layout = _DECODERS[c.model_type]
     _classes(model, *layout.classes)
@@ -918,15 +1003,28 @@ def _decoder(model, length: int | None, shape: tuple | None = None) -> str:
         + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
         + _attention_biases(model, base)
         + _decoder_qk_norm(model, layout, layer.self_attn, heads, kv, head_dim)
-        + ([f"window={window}"] if (window := _uniform_window(model)) is not None else [])
-        + ["rope", "causal"]
     )
-    attn, mlp, norm = f"attn({', '.join(attention)})", _decoder_mlp(model, layout, layer), layout.norm
-    blocks = {
-        "pre": [f"def block = res({norm} > {attn}) > res({norm} > {mlp})"],
-        "post": [f"def block = res({attn} > {norm}) > res({mlp} > {norm})"],
-        "parallel": [f"def mlp = {mlp}", f"def block = res({norm} > add({attn} | mlp))"],
-    }[layout.block]
+    layers = list(base.layers)
+    windows = _windows(model, _Layout((), layer_types=layout.layer_types), layers)
+    ropes = [_decoder_rotates(layout, layer.self_attn) for layer in layers]
+    mlp, norm = _decoder_mlp(model, layout, layer), layout.norm
+    kinds = list(dict.fromkeys(zip(windows, ropes)))
+    names: dict[tuple, str] = {}
+    blocks = [f"def mlp = {mlp}"] if layout.block == "parallel" else []
+    for window, rotary in kinds:
+        options = attention + ([f"window={window}"] if window is not None else []) + ["rope"] * rotary + ["causal"]
+        attn = f"attn({', '.join(options)})"
+        parts = ["sliding" if window is not None else "full"] * (len(set(windows)) > 1)
+        parts += ["rope" if rotary else "nope"] * (len(set(ropes)) > 1 and len(kinds) > len(set(windows)))
+        names[(window, rotary)] = "_".join([*parts, "block"])
+        blocks.append(
+            f"def {names[(window, rotary)]} = "
+            + {
+                "pre": f"res({norm} > {attn}) > res({norm} > {mlp})",
+                "post": f"res({attn} > {norm}) > res({mlp} > {norm})",
+                "parallel": f"res({norm} > add({attn} | mlp))",
+            }[layout.block]
+        )
     notes = []
     if layout.note == "clip_qkv" and getattr(c, "clip_qkv", None) is not None:
         notes.append(f"# q, k and v clamped to +-{c.clip_qkv} (clip_qkv): no parameters, no MACs")
@@ -939,11 +1037,23 @@ def _decoder(model, length: int | None, shape: tuple | None = None) -> str:
         f"let F = {c.intermediate_size}",
     ]
     tied = head is not None and _shared(head, base.embed_tokens)
-    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > (block) * L > {norm}"
+    order = _sequence([names[k] for k in zip(windows, ropes)])
+    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > {order} > {norm}"
     if head is not None:
         network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
     title = f"# {type(model).__name__} read by paramsym from its config"
     return "\n".join([title, *notes, *lets, *blocks, network]) + "\n"
+
+
+def _decoder_rotates(layout: DecoderLayout, attention) -> bool:
+    """Whether a layer's attention turns its queries and keys, by the attributes its forward pass reads: Cohere2's
+    where its sliding_window is set; EXAONE 4's where its sliding_window is unset or it is a sliding layer
+    (is_sliding); the others always."""
+    if layout.rope == "sliding":
+        return attention.sliding_window is not None
+    if layout.rope == "sliding_or_all":
+        return attention.sliding_window is None or bool(attention.is_sliding)
+    return True
 
 
 _DEEPSEEKS = {
@@ -2347,12 +2457,21 @@ _FAMILIES = {
     "seed_oss": _llama,
     "ernie4_5": _llama,
     "cwm": _llama,
+    "smollm3": _llama,
+    "glm": _llama,
+    "glm4": _llama,
+    "arcee": _llama,
+    "apertus": _llama,
     "gemma": _gemma,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
+    "vaultgemma": _gemma,
     "olmo": _decoder,
     "olmo2": _decoder,
+    "olmo3": _decoder,
+    "exaone4": _decoder,
     "cohere": _decoder,
+    "cohere2": _decoder,
     "starcoder2": _decoder,
     "opt": _opt,
     "bert": _encoder,
@@ -2399,8 +2518,10 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     """The program of a Hugging Face model (GPT-2, BERT, Llama, Mistral, Mixtral) or a torchvision ViT, Swin or MaxViT;
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
-    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5 and CWM are
-    read in Llama's layout (_LLAMAS); GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms
+    model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5, CWM,
+    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee and Apertus are read in Llama's layout (_LLAMAS); OLMo, OLMo-2, OLMo-3,
+    EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS); Gemma, Gemma-2, Gemma-3 and VaultGemma in
+    `_gemma`'s; GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms
     with biases, parallel or sequential blocks); T5 and BART, encoder-decoders, with two inputs of that length
     (`let S`, `let T`)."""
     if size is None and length is not None:
