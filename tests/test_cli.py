@@ -156,7 +156,7 @@ def test_explain_of_a_language_model_says_its_input_is_token_ids():
     assert run("explain", "input(12) > dense(->3)").stdout.startswith("Input: 12 (channels last).\n")
 
 
-def _in_a_terminal(columns: int, *args: str) -> str:
+def _in_a_terminal(columns: int, *args: str, status: int = 0) -> str:
     """What the real command prints to a terminal `columns` wide (a pseudo-terminal, its size set as a window's)."""
     import fcntl
     import os
@@ -181,7 +181,7 @@ def _in_a_terminal(columns: int, *args: str) -> str:
             break
         chunks.append(chunk)
     os.close(primary)
-    assert process.wait(timeout=60) == 0
+    assert process.wait(timeout=60) == status
     return b"".join(chunks).decode().replace("\r\n", "\n")
 
 
@@ -192,6 +192,41 @@ def test_explain_in_an_80_column_terminal_breaks_lines_between_words():
     assert max(len(line) for line in shown.splitlines()) <= 80 < max(len(line) for line in piped.splitlines())
     assert shown.split() == piped.split()  # the same words in the same order, none broken
     assert "\n   floor((50 + 2·0 − 1·(5−1) − 1)/1) + 1 = 46 per axis" in shown  # continued under its line's text
+
+
+def test_an_error_in_an_80_column_terminal_breaks_its_words_between_lines():
+    # a long message and hint, and a source line with its caret, which must stay as they are
+    program = "input(T) > embed(100->64) > rmsnorm > dense(->256) > silu > dense(->64) > mla(heads=4, rope_dim=3)"
+    shown = _in_a_terminal(80, "count", program, status=2)
+    piped = run("count", program)
+    assert piped.returncode == 2 and max(len(line) for line in piped.stderr.splitlines()) > 80
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    assert shown.split() == piped.stderr.split()  # the same words in the same order, none broken
+    excerpt = [line for line in piped.stderr.splitlines() if line.startswith(("  |", "1 |", "  -->"))]
+    assert excerpt and all(line in shown.splitlines() for line in excerpt)  # the caret still under its column
+    first = shown.splitlines()[1]  # the message's second line starts under its text, after `argument error: `
+    label = len(piped.stderr.split(": ")[0]) + 2
+    assert first.startswith(" " * label) and first[label] != " "
+
+
+_MESSAGE_WORDS = st.sampled_from(["conv3x3", "groups", "=", "may", "be", "1,", "2,", "4", "(", "x" * 30, ":", "a"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_MESSAGE_WORDS, min_size=1, max_size=50),
+    st.sampled_from(["usage error: ", "hint: ", "note: ", "  "]),
+    st.integers(10, 120),
+)
+def test_a_wrapped_message_keeps_its_words_and_fits(words, label, width):
+    from paramsym.errors import _wrapped
+
+    line = label + " ".join(words)
+    lines = _wrapped(line, width).split("\n")
+    assert " ".join(lines).split() == line.split()  # every word, in order, none broken
+    assert all(len(part) <= width for part in lines if " " in part.strip())  # only a single long word may exceed
+    indent = len(label) if label.strip() and len(label) <= width // 2 else 2
+    assert all(part.startswith(" " * indent) for part in lines[1:])
 
 
 # ---- found by benchmarks/cli_audit.py ---------------------------------------------------------------------

@@ -292,10 +292,10 @@ def explain(program, assignments, setup):
     click.echo(text, nl=False)
 
 
-def _terminal_width() -> int:
-    """The width of the terminal that standard output is, or 0 when it is no terminal (piped, a file)."""
+def _terminal_width(stream=None) -> int:
+    """The width of the terminal that `stream` (standard output) is, or 0 when it is no terminal (piped, a file)."""
     try:
-        if not sys.stdout.isatty():
+        if not (stream or sys.stdout).isatty():
             return 0
     except (AttributeError, ValueError, OSError):
         return 0
@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
                 error = _LOADED[0].locate(error)
             except ParamsymError:
                 pass
-        click.echo(str(error), err=True)
+        click.echo(error.format(_terminal_width(sys.stderr)), err=True)
         return 2
     except click.exceptions.UsageError as error:
         error.show()

@@ -24,6 +24,32 @@ def _clipped(text: str) -> str:
     return _LONG_WORD.sub(lambda m: f"{m.group()[:20]}...({len(m.group()):,} characters)", text)
 
 
+# The label a message's first line starts with: `usage error: `, `hint: `, `note: `
+_LABEL = re.compile(r"[a-z][a-z ]{0,20}: ")
+
+
+def _wrapped(text: str, width: int) -> str:
+    """`text` (`hint: ...`, a message that may hold lines of its own) with each line longer than `width` broken at
+    spaces: the first line's rest continues under the text after its label (`usage error: `), another line's under
+    its own indentation; a word longer than the width stays whole."""
+    import textwrap  # only for a message on a terminal
+
+    lines = []
+    for index, line in enumerate(text.split("\n")):
+        if len(line) <= width:
+            lines.append(line)
+            continue
+        indent = len(line) - len(line.lstrip(" "))
+        label = _LABEL.match(line)
+        if index == 0 and label:
+            indent = label.end()
+        indent = indent if indent <= width // 2 else 2
+        lines += textwrap.wrap(
+            line, width, subsequent_indent=" " * indent, break_long_words=False, break_on_hyphens=False
+        )
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Position:
     """A 1-based line and column in the program text."""
@@ -90,17 +116,27 @@ class ParamsymError(Exception):
         return self
 
     def __str__(self) -> str:
-        parts = [f"{self.kind}: {_clipped(self.message)}"]
+        return self.format()
+
+    def format(self, width: int = 0) -> str:
+        """The complete message; with `width` (a terminal's), its lines of words (the message, each note, the hint)
+        broken at spaces to fit, continued under the text after their label, so that a terminal never breaks a word;
+        the source line and its caret stay as they are."""
+
+        def words(line: str) -> str:
+            return _wrapped(line, width) if width else line
+
+        parts = [words(f"{self.kind}: {_clipped(self.message)}")]
         if self.pos is not None:
             parts.append(f"  --> {self.pos}")
             if self.source is not None:
                 parts.append(source_excerpt(self.source, self.pos))
         for text, pos in self.notes:
-            parts.append(f"note: {_clipped(text)} ({pos})")
+            parts.append(words(f"note: {_clipped(text)} ({pos})"))
             if self.source is not None:
                 parts.append(source_excerpt(self.source, pos))
         if self.hint:
-            parts.append(f"hint: {_clipped(self.hint)}")
+            parts.append(words(f"hint: {_clipped(self.hint)}"))
         return "\n".join(parts)
 
 
