@@ -468,6 +468,13 @@ FAMILIES += [
 REFUSED: dict[str, str] = {
     # the image-text model: a SigLIP vision tower and a projector beside the text model, which is gemma3_text
     "gemma3": "Gemma3ForConditionalGeneration: its vision tower and projector are not read (its text model is)",
+    # its routers keep a score bias per expert as a parameter (moe_statics), the language's moe as state: refused
+    # wherever a layer has experts (tests/test_hf_moe_families.py); a config of dense layers only is read
+    "ernie4_5_moe": "Ernie4_5_MoeForCausalLM: moe_statics.e_score_correction_bias is a parameter, not state",
+    # mixtures of experts whose models compute what the language lacks (tests/test_hf_moe_families.py)
+    "gpt_oss": "attention sinks, a router and experts with biases, a clamped SwiGLU",
+    "llama4_text": "every expert runs on every token; chunked attention",
+    "jetmoe": "a mixture of attention experts (JetMoeMoA); experts with an output bias",
 }
 
 

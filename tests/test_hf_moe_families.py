@@ -32,6 +32,7 @@ from helpers.lm_configs import SMALL  # noqa: E402
 T = 12
 EXPERTS = dict(num_local_experts=4, num_experts_per_tok=2)  # Mixtral's names (GraniteMoE's, PhiMoE's)
 GLM = dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
+ERNIE = dict(moe_num_experts=4, moe_k=2, moe_intermediate_size=32)
 
 
 def build(name: str, **config):
@@ -114,6 +115,12 @@ MODELS = [
         2,
     ),
     ("Glm4Moe", dict(SMALL, **GLM, first_k_dense_replace=2), ["(block) * L", "mul(dense(->F) > silu"], 2),  # dense
+    (  # ERNIE 4.5 MoE with no layer of experts (from layer 5 on, of 2): ERNIE 4.5's layers, biases everywhere
+        "Ernie4_5_Moe",
+        dict(SMALL, **ERNIE, moe_layer_start_index=5, use_bias=True),
+        ["attn(heads=h, kv_heads=g, bias, rope, causal)", "dense(->V, bias, tie=wte)"],
+        2,
+    ),
 ]
 
 
@@ -187,6 +194,21 @@ def test_experts_with_biases_are_refused():
         paramsym.from_torch(model, T)
 
 
+@pytest.mark.parametrize("config", [{}, dict(moe_layer_interval=2, moe_num_shared_experts=0, use_bias=True)])
+def test_ernie4_5_moe_score_bias_parameter_is_refused(config):
+    """ERNIE 4.5 MoE's router keeps its score bias per expert as a Parameter (requires_grad=False), which
+    parameters() counts; moe(..., score_bias) keeps DeepSeek-V3's buffer as state: refused, naming it."""
+    model = build("Ernie4_5_Moe", **SMALL, **ERNIE, **config)
+    layer = 1  # moe_layer_start_index=1: the first layer with experts
+    assert not model.model.layers[layer].mlp.gate.moe_statics.e_score_correction_bias.requires_grad
+    with pytest.raises(
+        ParamsymError,
+        match=rf"layers\.{layer}\.mlp\.gate keeps its score bias per expert \(moe_statics\.e_score_correction_bias\) "
+        r"as a parameter that learns nothing \(requires_grad=False\)",
+    ):
+        paramsym.from_torch(model, T)
+
+
 def test_qk_norms_of_the_head_width_in_olmoe_are_refused():
     """OLMoE's q_norm and k_norm span the whole projections; norms of another width are not its layout."""
     model = build("Olmoe", **SMALL, num_experts=4, num_experts_per_tok=2)
@@ -231,3 +253,42 @@ def test_published_configs_at_full_size(name, config, billions):
     assert values["active"] == active_truth(model, model.config.num_experts_per_tok)
     if billions is not None:
         assert (round(values["params"] / 1e9, 1), round(values["active"] / 1e9, 1)) == billions
+
+
+# ---- mixture-of-experts families refused, each saying what the language lacks
+
+UNREAD = [
+    ("gpt_oss", r"GptOssForCausalLM: its attention adds a learned logit per head .* \(self_attn\.sinks"),
+    ("llama4_text", r"Llama4ForCausalLM: transformers' Llama4TextMoe runs every one of its experts on every token"),
+    ("jetmoe", r"JetMoeForCausalLM: its attention is a mixture of experts \(JetMoeMoA"),
+]
+
+
+@pytest.mark.parametrize("model_type, words", UNREAD, ids=[u[0] for u in UNREAD])
+def test_unread_families_are_refused_saying_why(model_type, words):
+    config = transformers.AutoConfig.for_model(
+        model_type, vocab_size=100, hidden_size=64, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, num_local_experts=4, num_experts_per_tok=2,
+    )  # fmt: skip
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(config)
+    with pytest.raises(ParamsymError, match=words):
+        paramsym.from_torch(model, T)
+
+
+def test_llama4_text_moe_runs_every_expert_on_every_token():
+    """Why Llama-4's experts are refused: FlopCounterMode counts all E experts for each token (and the router and
+    the shared expert), where moe(..., top=k) counts k."""
+    from transformers.models.llama4.modeling_llama4 import Llama4TextMoe
+
+    d, F, E, k = 64, 32, 4, 1
+    config = transformers.Llama4TextConfig(
+        hidden_size=d, intermediate_size=F, num_local_experts=E, num_experts_per_tok=k
+    )
+    torch.manual_seed(0)
+    block = Llama4TextMoe(config).eval()
+    for p in block.parameters():
+        nn.init.normal_(p, std=0.02)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        block(torch.randn(1, T, d))
+    assert counter.get_total_flops() // 2 == T * (d * E + E * 3 * d * F + 3 * d * F)

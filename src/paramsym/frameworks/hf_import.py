@@ -163,6 +163,10 @@ _LLAMAS = {
     # GLM-4.5's MoE: DeepSeek-V3's experts (first_k_dense_replace dense layers, shared experts, a score bias per
     # expert) behind a grouped-query attention with qkv_bias, optional per-head qk norms and partial rotary
     "glm4_moe": _Layout(("Glm4MoeModel", "Glm4MoeForCausalLM")),
+    # ERNIE 4.5's MoE: ERNIE 4.5's layers (use_bias) with experts every moe_layer_interval layers from
+    # moe_layer_start_index, shared experts added as they are; its routers keep their score bias as a parameter
+    # (moe_statics), which the language's moe does not: refused wherever a layer has experts
+    "ernie4_5_moe": _Layout(("Ernie4_5_MoeModel", "Ernie4_5_MoeForCausalLM")),
     # Llama's layout with q, k, v fused in one Linear, gate and up in one
     "phi3": _Layout(("Phi3Model", "Phi3ForCausalLM")),
     # Llama's layout and counts; its embedding_multiplier, residual_multiplier, attention_multiplier (the attention's
@@ -413,17 +417,21 @@ def _feed_forward(model, mlp, where: str, top_k: int | None = None) -> tuple:
         )
     router = getattr(mlp, "gate", None)
     router = router if router is not None else getattr(mlp, "router", None)
+    kept = [(n, p) for n, p in (router.named_parameters() if router is not None else []) if "score_correction" in n]
+    if kept:  # ERNIE 4.5 MoE's moe_statics
+        frozen = " that learns nothing (requires_grad=False)" if not kept[0][1].requires_grad else ""
+        raise ImportRefused(
+            f"{where}.{'gate' if router is getattr(mlp, 'gate', None) else 'router'} keeps its score bias per expert "
+            f"({kept[0][0]}) as a parameter{frozen}: parameters() counts it, but the "
+            f"language's moe keeps a score bias as state (moe(..., score_bias), DeepSeek-V3's buffer), not as a "
+            f"parameter"
+        )
     if router is None or {n: tuple(p.shape) for n, p in router.named_parameters()} != {"weight": (count, d)}:
         held = {} if router is None else {n: tuple(p.shape) for n, p in router.named_parameters()}
         raise ImportRefused(
             f"{where}: a router other than a weight of {count} x {d} without a bias "
             f"({'none found' if router is None else f'it holds {held}'}): the language's moe has a router "
             f"dense(d->E) without bias"
-            + (
-                " (its score bias is a parameter, not a buffer: moe(..., score_bias) keeps it as state)"
-                if any("e_score_correction_bias" in n for n in held)
-                else ""
-            )
         )
     persistent = set(router.state_dict())
     buffers = {n: tuple(b.shape) for n, b in router.named_buffers() if n in persistent}
@@ -2434,6 +2442,7 @@ _FAMILIES = {
     "granitemoe": _llama,
     "phimoe": _llama,
     "glm4_moe": _llama,
+    "ernie4_5_moe": _llama,
     "phi3": _llama,
     "granite": _llama,
     "helium": _llama,
@@ -2461,6 +2470,21 @@ _FAMILIES = {
     "deepseek_v3": _deepseek,
     "t5": _t5,
     "bart": _bart,
+}
+
+
+# mixture-of-experts families whose models compute what the language has no counterpart for: refused, saying what
+_NOT_READ = {
+    "gpt_oss": "its attention adds a learned logit per head to each softmax (self_attn.sinks, attention sinks), its "
+    "router has a bias (mlp.router.bias), its experts have biases (gate_up_proj_bias, down_proj_bias) and a clamped "
+    "SwiGLU (limit, alpha): the language's attn has no sinks, its moe no router or expert biases",
+    "llama4_text": "transformers' Llama4TextMoe runs every one of its experts on every token (the input scaled by "
+    "a score of 0 for the experts not chosen): its MACs are those of all the experts, not of the "
+    "num_experts_per_tok that the language's moe counts; and with attention_chunk_size (8192 by default) its "
+    "layers attend and cache by chunks of positions, which the language's attn does not count",
+    "jetmoe": "its attention is a mixture of experts (JetMoeMoA: the query and output projections are experts a "
+    "router chooses for each token) and its experts add a bias after the mixture (mlp.bias): the language's attn "
+    "has no routed projections, its moe no bias",
 }
 
 
@@ -2512,6 +2536,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
         text = _mvitv2(model, size)
     else:
         family = _FAMILIES.get(model.config.model_type) or (_llama if _own_class_family(model) else None)
+        if family is None and model.config.model_type in _NOT_READ:
+            raise ImportRefused(f"{type(model).__name__}: {_NOT_READ[model.config.model_type]}")
         if family is None:
             raise ImportRefused(
                 f"{type(model).__name__}: the Hugging Face family {model.config.model_type!r} is "
