@@ -180,6 +180,12 @@ def test_phimoe_takes_two_experts_whatever_the_config_says():
     assert values["params"] - values["active"] == 2 * expert  # 2 of the 4 experts a token skips
 
 
+def test_phimoe_with_fewer_than_two_experts_is_refused():
+    model = build("Phimoe", **SMALL, num_local_experts=1, num_experts_per_tok=1)
+    with pytest.raises(ParamsymError, match=r"layers\.0\.mlp: 1 experts, of which its router takes 2 a token"):
+        paramsym.from_torch(model, T)
+
+
 def test_a_router_with_a_bias_is_refused():
     model = build("GraniteMoe", **SMALL, **EXPERTS)
     model.model.layers[1].block_sparse_moe.router.bias = nn.Parameter(torch.zeros(4))

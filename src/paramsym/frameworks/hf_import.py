@@ -442,7 +442,8 @@ def _feed_forward(model, mlp, where: str, top_k: int | None = None) -> tuple:
         )
     top = top_k if top_k is not None else getattr(model.config, "num_experts_per_tok", None)
     if not isinstance(top, int) or not 1 <= top <= count:
-        raise ImportRefused(f"{where}: {count} experts, of which num_experts_per_tok={top!r} a token: not 1 to {count}")
+        taken = f"its router takes {top}" if top_k is not None else f"num_experts_per_tok={top!r}"
+        raise ImportRefused(f"{where}: {count} experts, of which {taken} a token: not 1 to {count}")
     shared = getattr(mlp, "shared_expert", None)
     gate = getattr(mlp, "shared_expert_gate", None)
     if (shared is None) != (gate is None):
