@@ -124,9 +124,14 @@ MODELS = [
 ]
 
 
-@pytest.fixture(
-    scope="module", params=MODELS, ids=lambda row: f"{row[0]}-{len(row[1])}-{row[1].get('num_hidden_layers')}"
-)
+IDS = [
+    "olmoe", "olmoe-mha-tied-clip", "granitemoe", "granitemoe-tied", "phimoe", "phimoe-bias-window",
+    "phimoe-top3-tied-bias", "glm4_moe", "glm4_moe-qkv_bias-qk_norm", "glm4_moe-no-dense-no-shared",
+    "glm4_moe-all-dense", "ernie4_5_moe-dense-bias",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=IDS)
 def imported(request):
     name, config, pieces, top = request.param
     model = build(name, **config)
