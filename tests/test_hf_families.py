@@ -97,6 +97,7 @@ def sliding_cache(config, length: int) -> int:
 
 
 MOE = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
+GLM4_MOE = dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, n_shared_experts=2)
 
 
 def encoder_cache(config, length: int) -> int:
@@ -293,6 +294,53 @@ FAMILIES = [
         sliding_cache,
     ),
     Family("qwen3_moe", hf("Qwen3MoeForCausalLM", "Qwen3MoeConfig", **SMALL, **MOE), gqa_cache),
+    # Mixtral's experts; RMSNorms over the whole query and key projections; q, k and v clamped (clip_qkv)
+    Family(
+        "olmoe",
+        hf("OlmoeForCausalLM", "OlmoeConfig", **SMALL, num_experts=4, num_experts_per_tok=2, clip_qkv=8.0),
+        gqa_cache,
+    ),
+    Family(  # Granite's multipliers around Mixtral's experts (block_sparse_moe)
+        "granitemoe",
+        hf(
+            "GraniteMoeForCausalLM",
+            "GraniteMoeConfig",
+            **SMALL,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            embedding_multiplier=12.0,
+            residual_multiplier=0.22,
+            attention_multiplier=0.0078125,
+            logits_scaling=8.0,
+        ),
+        gqa_cache,
+    ),
+    Family(  # LayerNorms, biases on the attention and the head, every layer sliding
+        "phimoe",
+        hf(
+            "PhimoeForCausalLM",
+            "PhimoeConfig",
+            **SMALL,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            attention_bias=True,
+            lm_head_bias=True,
+            sliding_window=8,
+        ),
+        lambda c, t: gqa_cache(c, min(t, c.sliding_window - 1)),  # the window keeps W - 1 positions
+    ),
+    Family(  # a dense layer, then routed experts beside a shared one (a score bias per expert); half-rotary heads
+        "glm4_moe",
+        hf(
+            "Glm4MoeForCausalLM",
+            "Glm4MoeConfig",
+            **dict(SMALL, num_hidden_layers=3),
+            **GLM4_MOE,
+            attention_bias=True,
+            use_qk_norm=True,
+        ),
+        gqa_cache,
+    ),
     Family("phi3", hf("Phi3ForCausalLM", "Phi3Config", **SMALL, pad_token_id=0), gqa_cache),
     Family("gemma", hf("GemmaForCausalLM", "GemmaConfig", **SMALL), gqa_cache),
     # local (sliding) and global layers alternate; soft-capped scores and logits; four norms a layer
@@ -532,6 +580,13 @@ FAMILIES += [
 REFUSED: dict[str, str] = {
     # the image-text model: a SigLIP vision tower and a projector beside the text model, which is gemma3_text
     "gemma3": "Gemma3ForConditionalGeneration: its vision tower and projector are not read (its text model is)",
+    # its routers keep a score bias per expert as a parameter (moe_statics), the language's moe as state: refused
+    # wherever a layer has experts (tests/test_hf_moe_families.py); a config of dense layers only is read
+    "ernie4_5_moe": "Ernie4_5_MoeForCausalLM: moe_statics.e_score_correction_bias is a parameter, not state",
+    # mixtures of experts whose models compute what the language lacks (tests/test_hf_moe_families.py)
+    "gpt_oss": "attention sinks, a router and experts with biases, a clamped SwiGLU",
+    "llama4_text": "every expert runs on every token; chunked attention",
+    "jetmoe": "a mixture of attention experts (JetMoeMoA); experts with an output bias",
 }
 
 

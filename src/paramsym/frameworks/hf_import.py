@@ -143,6 +143,13 @@ class _Layout:
     # Glm4's norms after the attention and the MLP too (post_self_attn_layernorm, post_mlp_layernorm), inside the
     # residuals: res(rmsnorm > attn > rmsnorm) > res(rmsnorm > mlp > rmsnorm)
     sandwich: bool = False
+    # the norm of the blocks and the last one: RMSNorm (a weight), or LayerNorm with weight and bias (PhiMoE's)
+    norm: str = "rmsnorm"
+    # the form of q_norm and k_norm: an RMSNorm of the head width shared by the heads (Qwen3's, `rms`), or one
+    # over the whole query projection and one over the whole key projection (OLMoE's, `rms_full`)
+    qk_norm: str = "rms"
+    # the experts a position goes through whatever num_experts_per_tok says (PhiMoE's sparsemixer: 2)
+    top_k: int | None = None
 
 
 _LLAMAS = {
@@ -157,6 +164,21 @@ _LLAMAS = {
     "qwen3": _Layout(("Qwen3Model", "Qwen3ForCausalLM"), layer_types=True),
     # Qwen3's attention and routed experts (no shared expert; norm_topk_prob learns nothing)
     "qwen3_moe": _Layout(("Qwen3MoeModel", "Qwen3MoeForCausalLM")),
+    # OLMoE: Mixtral's experts (norm_topk_prob learns nothing), q_norm and k_norm over the whole projections, q, k
+    # and v clamped to +-clip_qkv (no parameters)
+    "olmoe": _Layout(("OlmoeModel", "OlmoeForCausalLM"), qk_norm="rms_full"),
+    # Granite's multipliers (numbers, no parameters) around Mixtral's experts, kept in block_sparse_moe
+    "granitemoe": _Layout(("GraniteMoeModel", "GraniteMoeForCausalLM")),
+    # PhiMoE: Mixtral's layout with LayerNorms (weight and bias), biases on the attention (attention_bias) and the
+    # head (lm_head_bias); its router (sparsemixer) sends every position through 2 experts
+    "phimoe": _Layout(("PhimoeModel", "PhimoeForCausalLM"), norm="ln", top_k=2),
+    # GLM-4.5's MoE: DeepSeek-V3's experts (first_k_dense_replace dense layers, shared experts, a score bias per
+    # expert) behind a grouped-query attention with qkv_bias, optional per-head qk norms and partial rotary
+    "glm4_moe": _Layout(("Glm4MoeModel", "Glm4MoeForCausalLM")),
+    # ERNIE 4.5's MoE: ERNIE 4.5's layers (use_bias) with experts every moe_layer_interval layers from
+    # moe_layer_start_index, shared experts added as they are; its routers keep their score bias as a parameter
+    # (moe_statics), which the language's moe does not: refused wherever a layer has experts
+    "ernie4_5_moe": _Layout(("Ernie4_5_MoeModel", "Ernie4_5_MoeForCausalLM")),
     # Llama's layout with q, k, v fused in one Linear, gate and up in one
     "phi3": _Layout(("Phi3Model", "Phi3ForCausalLM")),
     # Llama's layout and counts; its embedding_multiplier, residual_multiplier, attention_multiplier (the attention's
@@ -199,7 +221,7 @@ def _own_class_family(model) -> str | None:
 
 # the families whose attention turns only the first channels of each head that its rotary tables cover (their
 # apply_rotary_pos_emb cuts q and k at the tables' width, cos.shape[-1]); the others turn whole heads
-_PARTIAL_ROTARY = {"phi3", "gpt_neox", "glm", "glm4"}
+_PARTIAL_ROTARY = {"phi3", "gpt_neox", "glm", "glm4", "glm4_moe"}
 
 
 def _rope(model, rotary_emb, head_dim: int, sliced: bool) -> str:
@@ -244,9 +266,12 @@ def _attention_biases(model, base) -> list[str]:
     return ["bias"] if output else ["qkv_bias"] if inputs[0] else []
 
 
-def _qk_norms(model, base, head_dim: int) -> list[str]:
+def _qk_norms(model, base, head_dim: int, form: str = "rms", heads: int = 1, kv: int = 1) -> list[str]:
     """Qwen3's q_norm and k_norm, an RMSNorm (a weight) of the head width on every query and key head, shared by
-    the heads: `qk_norm=rms` (2·head_dim parameters a layer); none: []. Every layer is read."""
+    the heads: `qk_norm=rms` (2·head_dim parameters a layer); OLMoE's, an RMSNorm over the whole query projection
+    (heads·head_dim) and one over the whole key projection (kv·head_dim): `qk_norm=rms_full`; none: []. Every layer
+    is read."""
+    widths = [head_dim, head_dim] if form == "rms" else [heads * head_dim, kv * head_dim]
     found = []
     for i, layer in enumerate(base.layers):
         attention = layer.self_attn
@@ -257,18 +282,22 @@ def _qk_norms(model, base, head_dim: int) -> list[str]:
         if not all(
             n is not None
             and type(n).__name__.endswith("RMSNorm")
-            and [tuple(p.shape) for p in n.parameters()] == [(head_dim,)]
-            for n in norms
+            and [tuple(p.shape) for p in n.parameters()] == [(w,)]
+            for n, w in zip(norms, widths)
         ):
+            what = (
+                f"an RMSNorm with a weight of the head width {head_dim} on both"
+                if form == "rms"
+                else f"an RMSNorm with a weight of {widths[0]} on the queries, of {widths[1]} on the keys"
+            )
             raise ImportRefused(
                 f"{type(model).__name__}.model.layers.{i}.self_attn normalises its queries and keys with "
-                f"{', '.join(type(n).__name__ for n in norms)}: the language's attn has qk_norm=rms (an RMSNorm with "
-                f"a weight of the head width {head_dim} on both)"
+                f"{', '.join(type(n).__name__ for n in norms)}: the language's attn has qk_norm={form} ({what})"
             )
         found.append(True)
     if len(set(found)) > 1:
         raise ImportRefused(f"{type(model).__name__}: some layers normalise their queries and keys, others not")
-    return ["qk_norm=rms"] if found and found[0] else []
+    return [f"qk_norm={form}"] if found and found[0] else []
 
 
 def _window(model) -> int | None:
@@ -375,11 +404,24 @@ def _gated_mlp_width(mlp, where: str) -> int:
     raise ImportRefused(f"{where} ({type(mlp).__name__}) is not a gated MLP (gate_proj, up_proj, down_proj)")
 
 
-def _feed_forward(model, mlp, where: str) -> tuple:
+def _ffn_module(layer):
+    """A layer's MLP or experts: `mlp`, or GraniteMoE's `block_sparse_moe`."""
+    mlp = getattr(layer, "mlp", None)
+    return mlp if mlp is not None else getattr(layer, "block_sparse_moe", None)
+
+
+def _feed_forward(model, mlp, where: str, top_k: int | None = None) -> tuple:
     """What a layer's MLP is, read from its modules: ("mlp", width), or ("moe", experts, top, expert width,
-    shared expert width or None, the shared expert's gate has a bias) for routed experts (a router Linear
-    d -> experts without a bias, the experts' gated MLPs as 3-D tensors), with Qwen2-MoE's shared expert (a gated
-    MLP) behind a per-token gate, sigmoid(shared_expert_gate(x)), a Linear d -> 1; ("plain", width) without a gate."""
+    shared expert width or None, how the shared expert is gated, its biases, score bias) for routed experts (a
+    router without a bias, `gate` or `router`, whose weight is E x d; the experts' gated MLPs without biases as
+    3-D tensors), with Qwen2-MoE's shared expert (a gated MLP) behind a per-token gate,
+    sigmoid(shared_expert_gate(x)), a Linear d -> 1 ("gate", or "gate_bias" with its bias), or GLM-4.5-MoE's
+    shared experts added as they are (`shared_experts`, one gated MLP: "none"); a router that keeps a score bias
+    buffer per expert to choose them (e_score_correction_bias) is `score_bias`. `top_k`: the experts a position
+    goes through whatever num_experts_per_tok says (PhiMoE's sparsemixer takes 2). ("plain", width) without a
+    gate."""
+    if mlp is None:
+        raise ImportRefused(f"{where}: a layer without an MLP (mlp) or experts (block_sparse_moe)")
     experts = getattr(mlp, "experts", None)
     if experts is None and not any(hasattr(mlp, n) for n in ("gate_proj", "gate_up_proj")) and hasattr(mlp, "up_proj"):
         return ("plain", mlp.up_proj.out_features)  # up_proj > act > down_proj (Arcee's, Apertus's)
@@ -392,23 +434,61 @@ def _feed_forward(model, mlp, where: str) -> tuple:
             f"{where}.experts ({type(experts).__name__}): routed experts other than a gated MLP each, stored as "
             f"3-D tensors (gate_up_proj, down_proj), have no counterpart"
         )
-    top = getattr(model.config, "num_experts_per_tok", None)
+    d, width = model.config.hidden_size, gate_up.shape[1] // 2
+    tensors = {n: tuple(p.shape) for n, p in experts.named_parameters()}
+    if tensors != {"gate_up_proj": (count, 2 * width, d), "down_proj": (count, d, width)}:
+        extra = sorted(set(tensors) - {"gate_up_proj", "down_proj"})
+        raise ImportRefused(
+            f"{where}.experts ({type(experts).__name__}) holds "
+            + (f"{', '.join(extra)} beside its weights" if extra else f"tensors of shapes {tensors}")
+            + ": the language's moe has experts of E gated MLPs without biases (gate_up_proj "
+            f"{(count, 2 * width, d)}, down_proj {(count, d, width)})"
+        )
+    router = getattr(mlp, "gate", None)
+    router = router if router is not None else getattr(mlp, "router", None)
+    kept = [(n, p) for n, p in (router.named_parameters() if router is not None else []) if "score_correction" in n]
+    if kept:  # ERNIE 4.5 MoE's moe_statics
+        frozen = " that learns nothing (requires_grad=False)" if not kept[0][1].requires_grad else ""
+        raise ImportRefused(
+            f"{where}.{'gate' if router is getattr(mlp, 'gate', None) else 'router'} keeps its score bias per expert "
+            f"({kept[0][0]}) as a parameter{frozen}: parameters() counts it, but the "
+            f"language's moe keeps a score bias as state (moe(..., score_bias), DeepSeek-V3's buffer), not as a "
+            f"parameter"
+        )
+    if router is None or {n: tuple(p.shape) for n, p in router.named_parameters()} != {"weight": (count, d)}:
+        held = {} if router is None else {n: tuple(p.shape) for n, p in router.named_parameters()}
+        raise ImportRefused(
+            f"{where}: a router other than a weight of {count} x {d} without a bias "
+            f"({'none found' if router is None else f'it holds {held}'}): the language's moe has a router "
+            f"dense(d->E) without bias"
+        )
+    persistent = set(router.state_dict())
+    buffers = {n: tuple(b.shape) for n, b in router.named_buffers() if n in persistent}
+    if buffers not in ({}, {"e_score_correction_bias": (count,)}):
+        raise ImportRefused(
+            f"{where}: its router keeps buffers {buffers} that the language does not count (moe's score_bias is "
+            f"one bias per expert, e_score_correction_bias of ({count},))"
+        )
+    top = top_k if top_k is not None else getattr(model.config, "num_experts_per_tok", None)
     if not isinstance(top, int) or not 1 <= top <= count:
-        raise ImportRefused(f"{where}: {count} experts, of which num_experts_per_tok={top!r} a token: not 1 to {count}")
+        taken = f"its router takes {top}" if top_k is not None else f"num_experts_per_tok={top!r}"
+        raise ImportRefused(f"{where}: {count} experts, of which {taken} a token: not 1 to {count}")
     shared = getattr(mlp, "shared_expert", None)
     gate = getattr(mlp, "shared_expert_gate", None)
     if (shared is None) != (gate is None):
         raise ImportRefused(f"{where}: a shared expert without its gate (or a gate without it) has no counterpart")
     if gate is not None and (type(gate).__name__ != "Linear" or gate.out_features != 1):
         raise ImportRefused(f"{where}.shared_expert_gate ({type(gate).__name__}) is not a Linear to one value")
-    return (
-        "moe",
-        count,
-        top,
-        gate_up.shape[1] // 2,
-        None if shared is None else _gated_mlp_width(shared, f"{where}.shared_expert"),
-        gate is not None and gate.bias is not None,
-    )
+    form = None if gate is None else "gate_bias" if gate.bias is not None else "gate"
+    name = "shared_expert"
+    if getattr(mlp, "shared_experts", None) is not None:  # added ungated (GLM-4.5-MoE's, DeepSeek's)
+        if shared is not None:
+            raise ImportRefused(f"{where}: both a shared_expert and shared_experts have no counterpart")
+        shared, form, name = mlp.shared_experts, "none", "shared_experts"
+    shared_width, shared_bias = (None, False) if shared is None else _gated_mlp(shared, f"{where}.{name}", "")
+    if shared_width == 0 and not shared_bias:  # GLM-4.5-MoE's n_shared_experts=0: Linears of no width, adding 0
+        shared_width, form = None, None
+    return ("moe", count, top, width, shared_width, form, shared_bias, bool(buffers))
 
 
 def _sequence(names: list[str]) -> str:
@@ -439,8 +519,9 @@ def _mlp_bias(model, layers) -> bool:
     """Whether the MLPs have biases, read from the first dense MLP's down_proj (config.mlp_bias in Llama's family,
     use_bias in ERNIE 4.5's); a model of experts only: config.mlp_bias (the import checks the others by their count)."""
     for layer in layers:
-        down = getattr(layer.mlp, "down_proj", None)
-        if getattr(layer.mlp, "experts", None) is None and down is not None:
+        mlp = _ffn_module(layer)
+        down = getattr(mlp, "down_proj", None)
+        if getattr(mlp, "experts", None) is None and down is not None:
             return down.bias is not None
     return bool(getattr(model.config, "mlp_bias", False))
 
@@ -460,7 +541,7 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         + (["kv_heads=g"] if kv != heads else [])
         + ([f"head_dim={head_dim}"] if head_dim * heads != c.hidden_size else [])
         + _attention_biases(model, base)
-        + _qk_norms(model, base, head_dim)
+        + _qk_norms(model, base, head_dim, layout.qk_norm, heads, kv)
     )
     rope = _rope(model, base.rotary_emb, head_dim, sliced=c.model_type in _PARTIAL_ROTARY)
     layers = list(base.layers)
@@ -468,9 +549,12 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
     # (config.no_rope_layers) is 0 (NoPE); rope has no parameters and no MACs of a matrix product
     ropes = [bool(getattr(layer.self_attn, "use_rope", True)) for layer in layers]
     bias = ", bias" if _mlp_bias(model, layers) else ""
+    norm = layout.norm
     windows = _windows(model, layout, layers)
     where = f"{type(model).__name__}.model.layers"
-    forwards = [_feed_forward(model, layer.mlp, f"{where}.{i}.mlp") for i, layer in enumerate(layers)]
+    forwards = [
+        _feed_forward(model, _ffn_module(layer), f"{where}.{i}.mlp", layout.top_k) for i, layer in enumerate(layers)
+    ]
     T = length or c.max_position_embeddings
     lets = [
         f"let V = {c.vocab_size}; let T = {T}; let d = {c.hidden_size}; "
@@ -503,22 +587,27 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         if form[0] in ("mlp", "plain"):
             ffn[form] = mlp(form[1], gated=form[0] == "mlp")
             continue
-        _, count, top, expert, shared, gate_bias = form
+        _, count, top, expert, shared, gated, shared_bias, score_bias = form
         lets.append(f"let E = {count}; let k = {top}")
         w = width(expert, "F" if "F" not in widths.values() else "M")
-        defs.append(f"def expert = mul(dense(->{w}{bias}) > {act} | dense(->{w}{bias})) > dense(->d{bias})")
-        text = "moe(expert, experts=E, top=k)"
+        defs.append(f"def expert = mul(dense(->{w}) > {act} | dense(->{w})) > dense(->d)")
+        text = f"moe(expert, experts=E, top=k{', score_bias' if score_bias else ''})"
         if shared is not None:
-            s = width(shared, "S")
-            defs.append(f"def shared_expert = mul(dense(->{s}{bias}) > {act} | dense(->{s}{bias})) > dense(->d{bias})")
-            text = f"add({text} | mul(shared_expert | dense(->1{', bias' if gate_bias else ''}) > sigmoid))"
+            s, b = width(shared, "S"), ", bias" if shared_bias else ""
+            defs.append(f"def shared_expert = mul(dense(->{s}{b}) > {act} | dense(->{s}{b})) > dense(->d{b})")
+            if gated == "none":
+                text = f"add({text} | shared_expert)"
+            else:
+                text = (
+                    f"add({text} | mul(shared_expert | dense(->1{', bias' if gated == 'gate_bias' else ''}) > sigmoid))"
+                )
         ffn[form] = text
 
     after = " > rmsnorm" if layout.sandwich else ""
 
     def block(window: int | None, form: tuple, rotary: bool) -> str:
         options = attention + ([f"window={window}"] if window is not None else []) + [rope] * rotary + ["causal"]
-        return f"res(rmsnorm > attn({', '.join(options)}){after}) > res(rmsnorm > {ffn[form]}{after})"
+        return f"res({norm} > attn({', '.join(options)}){after}) > res({norm} > {ffn[form]}{after})"
 
     kinds = list(dict.fromkeys(zip(windows, forwards, ropes)))
     names: dict[tuple, str] = {}
@@ -535,10 +624,20 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
         defs.append(f"def {names[(window, form, rotary)]} = {block(window, form, rotary)}")
     tied = head is not None and _shared(head, base.embed_tokens)
     order = _sequence([names[k] for k in zip(windows, forwards, ropes)])
-    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > {order} > rmsnorm"
+    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > {order} > {norm}"
     if head is not None:
-        network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
-    return "\n".join([f"# {type(model).__name__} read by paramsym from its config", *lets, *defs, network]) + "\n"
+        hb = ", bias" if getattr(head, "bias", None) is not None else ""  # PhiMoE's lm_head_bias
+        network += f" > dense(->V{hb}, tie=wte)" if tied else f" > dense(->V{hb})"
+    notes = []
+    if layout.top_k is not None and getattr(c, "num_experts_per_tok", None) != layout.top_k:
+        notes.append(
+            f"# its router sends every position through {layout.top_k} experts "
+            f"(num_experts_per_tok={c.num_experts_per_tok} is not read by it)"
+        )
+    if getattr(c, "clip_qkv", None) is not None:
+        notes.append(f"# q, k and v clamped to +-{c.clip_qkv} (clip_qkv): no parameters, no MACs")
+    title = f"# {type(model).__name__} read by paramsym from its config"
+    return "\n".join([title, *notes, *lets, *defs, network]) + "\n"
 
 
 def layer_pattern(kinds: list[str], count: str | None = None) -> str:
@@ -2451,6 +2550,11 @@ _FAMILIES = {
     "qwen2_moe": _llama,
     "qwen3": _llama,
     "qwen3_moe": _llama,
+    "olmoe": _llama,
+    "granitemoe": _llama,
+    "phimoe": _llama,
+    "glm4_moe": _llama,
+    "ernie4_5_moe": _llama,
     "phi3": _llama,
     "granite": _llama,
     "helium": _llama,
@@ -2490,6 +2594,21 @@ _FAMILIES = {
 }
 
 
+# mixture-of-experts families whose models compute what the language has no counterpart for: refused, saying what
+_NOT_READ = {
+    "gpt_oss": "its attention adds a learned logit per head to each softmax (self_attn.sinks, attention sinks), its "
+    "router has a bias (mlp.router.bias), its experts have biases (gate_up_proj_bias, down_proj_bias) and a clamped "
+    "SwiGLU (limit, alpha): the language's attn has no sinks, its moe no router or expert biases",
+    "llama4_text": "transformers' Llama4TextMoe runs every one of its experts on every token (the input scaled by "
+    "a score of 0 for the experts not chosen): its MACs are those of all the experts, not of the "
+    "num_experts_per_tok that the language's moe counts; and with attention_chunk_size (8192 by default) its "
+    "layers attend and cache by chunks of positions, which the language's attn does not count",
+    "jetmoe": "its attention is a mixture of experts (JetMoeMoA: the query and output projections are experts a "
+    "router chooses for each token) and its experts add a bias after the mixture (mlp.bias): the language's attn "
+    "has no routed projections, its moe no bias",
+}
+
+
 def recognises(model) -> bool:
     config = getattr(model, "config", None)
     if config is not None and getattr(config, "model_type", None) is not None:
@@ -2519,9 +2638,11 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5, CWM,
-    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee and Apertus are read in Llama's layout (_LLAMAS); OLMo, OLMo-2, OLMo-3,
-    EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS); Gemma, Gemma-2, Gemma-3 and VaultGemma in
-    `_gemma`'s; GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of `_ln_decoder` (LayerNorms
+    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee and Apertus are read in Llama's layout (_LLAMAS), and so are the
+    mixtures of experts OLMoE, GraniteMoE, PhiMoE (LayerNorms) and GLM-4.5-MoE (shared experts, a score bias, dense
+    first layers); OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
+    Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of
+    `_ln_decoder` (LayerNorms
     with biases, parallel or sequential blocks); T5 and BART, encoder-decoders, with two inputs of that length
     (`let S`, `let T`)."""
     if size is None and length is not None:
@@ -2538,6 +2659,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
         text = _mvitv2(model, size)
     else:
         family = _FAMILIES.get(model.config.model_type) or (_llama if _own_class_family(model) else None)
+        if family is None and model.config.model_type in _NOT_READ:
+            raise ImportRefused(f"{type(model).__name__}: {_NOT_READ[model.config.model_type]}")
         if family is None:
             raise ImportRefused(
                 f"{type(model).__name__}: the Hugging Face family {model.config.model_type!r} is "

@@ -8,6 +8,7 @@ exports and the importer find a layer's kind here and nowhere else.
 
 from __future__ import annotations
 
+import copyreg
 import importlib
 import pkgutil
 import sys
@@ -39,6 +40,24 @@ for _kind in KINDS:
             raise RuntimeError(f"layer name {_name!r} belongs to two kinds: {_BY_NAME.get(_name)} and {_kind}")
         _BY_NAME[_name] = _kind
 _FAMILIES = tuple((kind, kind.pattern) for kind in KINDS if kind.pattern is not None)
+_BY_KEY = {kind.key: kind for kind in KINDS}
+
+
+def registered(key: str) -> Kind:
+    """The registered kind of a key (what a pickled kind comes back as)."""
+    return _BY_KEY[key]
+
+
+def _reduce(kind: Kind) -> Any:
+    # a registered kind is one instance: pickled by its key and found again here (some kinds hold lambdas, which
+    # pickle cannot write), so that a network pickles, and copies, with the registry's kinds
+    if _BY_KEY.get(kind.key) is kind:
+        return (registered, (kind.key,))
+    return object.__reduce_ex__(kind, 2)
+
+
+for _class in {type(kind) for kind in KINDS}:
+    copyreg.pickle(_class, _reduce)
 
 
 @lru_cache(maxsize=4096)

@@ -215,21 +215,6 @@ class Kind:
     def __repr__(self) -> str:
         return f"<kind {self.key}>"
 
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        # a registered kind is one instance: pickled by its key and found again in the registry (some kinds hold
-        # lambdas, which pickle cannot write), so that a network pickles and comes back with the same kinds
-        from . import KINDS
-
-        if any(kind is self for kind in KINDS):
-            return (_registered_kind, (self.key,))
-        return super().__reduce_ex__(protocol)
-
-
-def _registered_kind(key: str) -> Kind:
-    from . import KINDS
-
-    return next(kind for kind in KINDS if kind.key == key)
-
 
 def tp_size(t: int, layer: Layer, size: Expr | None, what: str, value: Value) -> int:
     """A size that tensor parallelism splits, as a number (a size whose value is not known is refused: the
