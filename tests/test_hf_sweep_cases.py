@@ -35,6 +35,8 @@ EXACT = [
     ("llama", dict(sliding_window=4)),  # transformers' cache slides on every layer: window=4
     ("starcoder2", dict(sliding_window=4)),
     ("qwen2_moe", dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)),
+    ("phi", dict(num_key_value_heads=4)),  # a head_dim field that PhiAttention reads, rope=0.5
+    ("gpt_bigcode", {}),  # multi_query: one key/value head
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks
@@ -53,7 +55,7 @@ BART = dict(
 FULL = ["full_attention", "full_attention"]
 MIXED = ["sliding_attention", "full_attention"]
 REFUSED = [
-    ("phi", dict(SMALL, num_key_value_heads=4), "the Hugging Face family 'phi' is not one paramsym reads"),
+    ("ctrl", dict(n_embd=64, n_layer=2, n_head=4, dff=96), "the Hugging Face family 'ctrl' is not one paramsym reads"),
     ("smollm3", dict(SMALL, pad_token_id=0), "the Hugging Face family 'smollm3' is not one paramsym reads"),
     ("gpt2", dict(GPT2, add_cross_attention=True), "with add_cross_attention=True"),
     ("gpt2", dict(GPT2, n_positions=8), "a sequence of 16 has positions it cannot look up"),
