@@ -1495,9 +1495,7 @@ def _mpt(model, length: int | None, shape: tuple | None = None) -> str:
                 f"{name} with {field}={value!r}: transformers' MptModel does not read it ({why}), so the model it "
                 f"builds is not the one the config describes"
             )
-    length = _length(
-        model, length, shape, c.max_seq_len, "max_seq_len", table="keeps a table of ALiBi biases (one column)"
-    )
+    length = _length(model, length, shape, c.max_seq_len, "max_seq_len", table="keeps a table of ALiBi biases")
     base = getattr(model, "transformer", model)
     head = getattr(model, "lm_head", None)
     lines = [f"# {name} read by paramsym from its config"]
