@@ -8,7 +8,11 @@ each family)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import paramsym
 from paramsym.errors import ParamsymError
@@ -20,6 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from paramsym.frameworks.hf_import import cache_is_the_architectures  # noqa: E402
+from paramsym.kinds.attention import fraction_text  # noqa: E402
 
 T = 12
 SMALL = dict(vocab_size=100, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4)
@@ -121,6 +126,12 @@ CASES = [
         "GPTNeoConfig",
         dict(NEO, num_layers=4, attention_types=[[["local", "global"], 2]], window_size=16, intermediate_size=96),
         ["(local_block > global_block) * 2", "dense(->96, bias)"],
+    ),
+    (
+        "GPTNeoForCausalLM",
+        "GPTNeoConfig",
+        dict(NEO, tie_word_embeddings=False, activation_function="relu"),
+        ["(global_block) * L > ln > dense(->V)\n", "relu"],
     ),
     ("GPTNeoModel", "GPTNeoConfig", dict(NEO, attention_types=[[["global"], 2]]), ["(global_block) * L > ln\n"]),
     # CodeGen: GPT-J's layout
@@ -318,3 +329,36 @@ def test_what_is_refused_for_failing_fails_in_transformers(model_class, config_c
     model = build(model_class, config_class, config)
     with pytest.raises(RuntimeError), torch.no_grad():
         model(torch.zeros(1, T, dtype=torch.long))
+
+
+@settings(max_examples=12, deadline=None)
+@example(family="Phi", heads=4, factor=Fraction(1, 16))  # 1 channel: transformers broadcasts its tables of 2
+@example(family="StableLm", heads=4, factor=Fraction(5, 16))  # 5 channels: transformers' forward pass fails
+@example(family="Persimmon", heads=2, factor=Fraction(3, 8))  # 12 of 32: rope=0.375
+@given(
+    family=st.sampled_from(["Phi", "StableLm", "Persimmon"]),
+    heads=st.sampled_from([2, 4]),
+    factor=st.fractions(min_value=Fraction(1, 16), max_value=1, max_denominator=16),
+)
+def test_partial_rotary_is_read_or_refused_as_the_forward_pass_runs(family, heads, factor):
+    """Any partial_rotary_factor: the attention turns int(e·factor) channels of each head; an even count is read as
+    rope=count/e with the model's params; an odd one is refused: from 3 on transformers' forward pass fails, with 1
+    it broadcasts the tables of 2 channels and widens each query and key head by one (it runs, counting otherwise)."""
+    config = dict(SMALL, num_attention_heads=heads, partial_rotary_factor=float(factor))
+    if family == "StableLm":
+        config["num_key_value_heads"] = heads
+    model = build(f"{family}ForCausalLM", f"{family}Config", config)
+    e = 64 // heads
+    turned = int(e * float(factor))
+    ids = torch.zeros(1, 4, dtype=torch.long)
+    if turned % 2 or turned == 0:
+        with pytest.raises(ParamsymError, match="broadcasts" if turned == 1 else "rotary tables|cannot turn"):
+            paramsym.from_torch(model, T)
+        if turned > 1:  # (1: it broadcasts; 0: its tables are empty and it runs unrotated, refused as no rope=F)
+            with pytest.raises(RuntimeError), torch.no_grad():
+                model(ids)
+        return
+    text = paramsym.from_torch(model, T)
+    rope = "rope" if turned == e else f"rope={fraction_text(turned, e)}"
+    assert f"{rope}, causal" in " ".join(text.split()), text
+    assert paramsym.parse(text).evaluate()["params"] == numel(model)

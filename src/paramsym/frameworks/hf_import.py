@@ -1293,10 +1293,15 @@ def _sliced_rope(model, rotary_emb, head_dim: int, turned: int) -> str:
     text = _rope(model, rotary_emb, head_dim, sliced=True)
     tables = 2 * rotary_emb.inv_freq.numel()
     if tables != turned:
+        what = (
+            f"its forward pass broadcasts them over the one channel and makes each query and key head {head_dim + 1} "
+            f"channels wide, which the language's attn does not count"
+            if turned == 1
+            else "its forward pass fails (the tables must be as wide as the channels turned, an even number)"
+        )
         raise ImportRefused(
             f"{type(model).__name__}: its attention turns {turned} of the {head_dim} channels of each head "
-            f"(rotary_ndims, int(head_dim·partial_rotary_factor)) with rotary tables of {tables} channels: its forward "
-            f"pass fails (the tables must be as wide as the channels turned, an even number)"
+            f"(rotary_ndims, int(head_dim·partial_rotary_factor)) with rotary tables of {tables} channels: {what}"
         )
     return text
 
