@@ -37,6 +37,9 @@ EXACT = [
     ("qwen2_moe", dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)),
     ("phi", dict(num_key_value_heads=4)),  # a head_dim field that PhiAttention reads, rope=0.5
     ("gpt_bigcode", {}),  # multi_query: one key/value head
+    # window_size > T: transformers caches every position, as many as a local layer keeps (tests/test_hf_ln_decoders.py)
+    ("gpt_neo", dict(attention_types=[[["global", "local"], 1]], window_size=32)),
+    ("mpt", dict(max_seq_len=T)),  # ALiBi
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks
