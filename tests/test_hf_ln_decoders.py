@@ -84,6 +84,7 @@ CASES = [
     ),
     # int(16·0.3) = 4 of the 16 channels turn
     ("PhiForCausalLM", "PhiConfig", dict(SMALL, partial_rotary_factor=0.3), ["rope=0.25"]),
+    ("PhiForCausalLM", "PhiConfig", dict(SMALL, head_dim=8), ["attn(heads=h, head_dim=8, bias, rope=0.5, causal)"]),
     ("PhiModel", "PhiConfig", dict(SMALL, hidden_act="gelu"), ["> (block) * L > ln\n"]),
     # StableLM: a gated MLP without biases between LayerNorms with biases, sequential by default
     (
