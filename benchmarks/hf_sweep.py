@@ -133,6 +133,13 @@ def small_config(model_type: str) -> dict:
         data["first_k_dense_replace"] = min(data["first_k_dense_replace"], 1)
     if isinstance(data.get("mlp_only_layers"), list):
         data["mlp_only_layers"] = [i for i in data["mlp_only_layers"] if i < layers]
+    if isinstance(data.get("attention_types"), list) and data["attention_types"]:
+        # GPT-Neo's [[pattern, repeats], ...] (and attention_layers, its expansion) name every layer: its first
+        # pattern over the layers kept
+        kinds = (list(data["attention_types"][0][0]) * layers)[:layers]
+        data["attention_types"] = [[kinds, 1]]
+        if "attention_layers" in data:
+            data["attention_layers"] = kinds
     data["model_type"] = model_type
     data.pop("architectures", None)
     return data

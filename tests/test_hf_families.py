@@ -513,6 +513,27 @@ FAMILIES = [
 # GPT-NeoX, GPT-J, Falcon and BLOOM: LayerNorms with biases, parallel or sequential blocks, partial rotary or ALiBi
 NEOX = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96)
 FALCON = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
+GPT = dict(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64)
+NEO = dict(vocab_size=100, hidden_size=64, num_layers=2, num_heads=4, max_position_embeddings=64)
+
+
+def multi_query_cache(config, length: int) -> int:
+    """GPT-BigCode's keys and values: one head with multi_query, else one per query head (CodeGen: one per head)."""
+    kv = 1 if getattr(config, "multi_query", False) else config.n_head
+    return 2 * config.n_layer * kv * (config.n_embd // config.n_head) * length
+
+
+def neo_cache(config, length: int) -> int:
+    """GPT-Neo's keys and values of d channels: every position for a global layer, the last window_size - 1 for a
+    local one (itself and the window_size - 1 before it are attended to)."""
+    local = min(length, config.window_size - 1)
+    return sum(2 * config.hidden_size * (local if kind == "local" else length) for kind in config.attention_layers)
+
+
+def mpt_cache(config, length: int) -> int:
+    return 2 * config.n_layers * config.d_model * length
+
+
 FAMILIES += [
     # rotary_pct 0.25 (the default): rope=0.25; x + a(ln₁ x) + m(ln₂ x)
     Family("gpt_neox", hf("GPTNeoXForCausalLM", "GPTNeoXConfig", **NEOX), gqa_cache),
@@ -558,6 +579,57 @@ FAMILIES += [
     Family(
         "bloom", hf("BloomForCausalLM", "BloomConfig", vocab_size=100, hidden_size=64, n_layer=2, n_head=4), gqa_cache
     ),
+    # Phi, StableLM, GPT-BigCode, GPT-Neo, CodeGen, MPT, Persimmon, XGLM, BioGPT (tests/test_hf_ln_decoders.py: MACs)
+    Family("phi", hf("PhiForCausalLM", "PhiConfig", **NEOX), gqa_cache),  # partial_rotary_factor 0.5: rope=0.5
+    Family(
+        "phi",
+        hf("PhiForCausalLM", "PhiConfig", **NEOX, num_key_value_heads=2, qk_layernorm=True, tie_word_embeddings=True),
+        gqa_cache,
+        variant="gqa-qk_ln",
+    ),
+    Family("stablelm", hf("StableLmForCausalLM", "StableLmConfig", **NEOX, num_key_value_heads=2), gqa_cache),
+    Family(
+        "stablelm",
+        hf(
+            "StableLmForCausalLM",
+            "StableLmConfig",
+            **NEOX,
+            num_key_value_heads=4,
+            use_qkv_bias=True,
+            qk_layernorm=True,
+            use_parallel_residual=True,
+        ),
+        gqa_cache,
+        variant="parallel",
+    ),
+    Family("gpt_bigcode", hf("GPTBigCodeForCausalLM", "GPTBigCodeConfig", **GPT), multi_query_cache),
+    Family(
+        "gpt_bigcode",
+        hf("GPTBigCodeForCausalLM", "GPTBigCodeConfig", **GPT, multi_query=False),
+        multi_query_cache,
+        variant="mha",
+    ),
+    Family(  # a global layer and a local one (window_size=8 < T): transformers caches every position of both
+        "gpt_neo",
+        hf("GPTNeoForCausalLM", "GPTNeoConfig", **NEO, attention_types=[[["global", "local"], 1]], window_size=8),
+        neo_cache,
+        measured_cache=False,
+    ),
+    Family(
+        "gpt_neo",
+        hf("GPTNeoForCausalLM", "GPTNeoConfig", **NEO, attention_types=[[["global"], 2]]),
+        neo_cache,
+        variant="global",
+    ),
+    Family("codegen", hf("CodeGenForCausalLM", "CodeGenConfig", **GPT, rotary_dim=8), multi_query_cache),
+    Family("mpt", hf("MptForCausalLM", "MptConfig", vocab_size=100, d_model=64, n_layers=2, n_heads=4), mpt_cache),
+    Family("persimmon", hf("PersimmonForCausalLM", "PersimmonConfig", **NEOX), gqa_cache),  # relu2, qk_layernorm
+    Family(
+        "xglm",
+        hf("XGLMForCausalLM", "XGLMConfig", vocab_size=100, d_model=64, ffn_dim=96, num_layers=2, attention_heads=4),
+        lambda c, t: 2 * c.num_layers * c.d_model * t,
+    ),
+    Family("biogpt", hf("BioGptForCausalLM", "BioGptConfig", **NEOX, max_position_embeddings=64), gqa_cache),
     # encoder-decoders: from_torch gives the encoder and the decoder the same length (S = T); LANGUAGE.md counts
     # every attention's keys and values: the encoder's self-attentions 2·S·kv each, the decoder's 2·T·kv, its
     # cross-attentions 2·S·kv. transformers' EncoderDecoderCache keeps the decoder's two parts only (the encoder

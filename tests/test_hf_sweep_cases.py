@@ -43,6 +43,11 @@ EXACT = [
     ("glm4", dict(pad_token_id=0)),
     ("arcee", {}),
     ("vaultgemma", dict(num_hidden_layers=4, sliding_window=4)),
+    ("phi", dict(num_key_value_heads=4)),  # a head_dim field that PhiAttention reads, rope=0.5
+    ("gpt_bigcode", {}),  # multi_query: one key/value head
+    # window_size > T: transformers caches every position, as many as a local layer keeps (tests/test_hf_ln_decoders.py)
+    ("gpt_neo", dict(attention_types=[[["global", "local"], 1]], window_size=32)),
+    ("mpt", dict(max_seq_len=T)),  # ALiBi
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks
@@ -61,8 +66,8 @@ BART = dict(
 FULL = ["full_attention", "full_attention"]
 MIXED = ["sliding_attention", "full_attention"]
 REFUSED = [
-    ("phi", dict(SMALL, num_key_value_heads=4), "the Hugging Face family 'phi' is not one paramsym reads"),
     ("apertus", dict(SMALL), "hidden_act='xielu': xIELU learns two numbers"),
+    ("ctrl", dict(n_embd=64, n_layer=2, n_head=4, dff=96), "the Hugging Face family 'ctrl' is not one paramsym reads"),
     ("gpt2", dict(GPT2, add_cross_attention=True), "with add_cross_attention=True"),
     ("gpt2", dict(GPT2, n_positions=8), "a sequence of 16 has positions it cannot look up"),
     ("gemma3_text", dict(SMALL, use_bidirectional_attention=True), "use_bidirectional_attention=True"),

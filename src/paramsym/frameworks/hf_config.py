@@ -146,7 +146,8 @@ def from_config(path: str, length: int | str | tuple | None = None) -> str:
     return from_torch(model, context(model.config) if length is None else length)
 
 
-CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length")
+# max_seq_len: MPT's (its ALiBi biases are a table of that many columns)
+CONTEXT_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length", "max_seq_len")
 
 
 def context(config) -> int:

@@ -32,7 +32,7 @@ _HF_ACTIVATIONS = {
     "gelu_accurate": "gelu",
     "relu": "relu",
     "relu6": "relu6",
-    "relu2": "squaredrelu",  # relu(x)² (Arcee's, Nemotron's)
+    "relu2": "squaredrelu",  # relu(x)² (Arcee's, Nemotron's, Persimmon's)
     "silu": "silu",
     "swish": "silu",
     "tanh": "tanh",
@@ -99,9 +99,14 @@ def _length(
     return length
 
 
+# GPT-2's layout, and GPT-BigCode's (StarCoder 1, SantaCoder): GPT-2's with multi_query, one key/value head for all
+# the query heads (its fused c_attn projects d + 2·e channels)
+_GPT2S = {"gpt2": ("GPT2Model", "GPT2LMHeadModel"), "gpt_bigcode": ("GPTBigCodeModel", "GPTBigCodeForCausalLM")}
+
+
 def _gpt2(model, length: int | None, shape: tuple | None = None) -> str:
     c = model.config
-    _classes(model, "GPT2Model", "GPT2LMHeadModel")
+    _classes(model, *_GPT2S[c.model_type])
     length = _length(model, length, shape, c.n_positions, "n_positions")
     if getattr(c, "add_cross_attention", False):
         raise ImportRefused(
@@ -113,10 +118,11 @@ def _gpt2(model, length: int | None, shape: tuple | None = None) -> str:
     head = getattr(model, "lm_head", None)
     act = _hf_activation(model, "activation_function")
     inner = c.n_inner or 4 * c.n_embd
+    multi = ", kv_heads=1" if getattr(c, "multi_query", False) else ""  # GPT-BigCode's multi-query attention
     lines = [
         f"# {type(model).__name__} read by paramsym from its config",
         f"let V = {c.vocab_size}; let n = {c.n_positions}; let d = {c.n_embd}; let L = {c.n_layer}; let h = {c.n_head}",
-        f"def block = res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->{_width(inner, c.n_embd)}, bias) "
+        f"def block = res(ln > attn(heads=h{multi}, bias, causal)) > res(ln > dense(->{_width(inner, c.n_embd)}, bias) "
         f"> {act} > dense(->d, bias))",
     ]
     network = (
@@ -1288,11 +1294,13 @@ def _ln_decoder(
     act: str,
     block: str,
     embed_norm: bool = False,
+    gated: bool = False,
 ) -> str:
     """The program of a decoder of LayerNorms with biases (GPT-NeoX, GPT-J, Falcon, BLOOM): the embedding (then a
     LayerNorm with `embed_norm`, BLOOM's), L blocks of `block` (_BLOCKS) around causal attention with `attention`'s
-    options and an MLP dense(->F) > act > dense(->d), a final LayerNorm, and the head where the model has one (tied
-    to the embedding or not, with a bias or not). sizes: (V, d, L, h, g, F)."""
+    options and an MLP dense(->F) > act > dense(->d) (with `gated`, StableLM's: mul(dense(->F) > act | dense(->F))
+    > dense(->d)), a final LayerNorm, and the head where the model has one (tied to the embedding or not, with a
+    bias or not). sizes: (V, d, L, h, g, F)."""
     V, d, L, heads, kv, F = sizes
     head = getattr(model, "lm_head", None)
     tied = head is not None and _shared(head, embedding)
@@ -1304,7 +1312,10 @@ def _ln_decoder(
         )
     options = ["heads=h"] + (["kv_heads=g"] if kv != heads else []) + attention + ["causal"]
     bias = ", bias" if mlp_bias else ""
-    text = _BLOCKS[block].format(attn=f"attn({', '.join(options)})", mlp=f"dense(->F{bias}) > {act} > dense(->d{bias})")
+    mlp = f"dense(->F{bias}) > {act} > dense(->d{bias})"
+    if gated:
+        mlp = f"mul(dense(->F{bias}) > {act} | dense(->F{bias})) > dense(->d{bias})"
+    text = _BLOCKS[block].format(attn=f"attn({', '.join(options)})", mlp=mlp)
     lines = [
         f"# {type(model).__name__} read by paramsym from its config",
         f"let V = {V}; let T = {T}; let d = {d}; let L = {L}; let h = {heads}"
@@ -1342,14 +1353,23 @@ def _gpt_neox(model, length: int | None, shape: tuple | None = None) -> str:
     )
 
 
+# GPT-J's layout, and CodeGen's (GPT-J's, its fused qkv_proj cut in mp_num=4 groups of heads: the same counts)
+_GPTJS = {"gptj": ("GPTJModel", "GPTJForCausalLM"), "codegen": ("CodeGenModel", "CodeGenForCausalLM")}
+
+
 def _gptj(model, length: int | None, shape: tuple | None = None) -> str:
-    """GPT-J: attention without biases beside the MLP, both from one LayerNorm (x + a(ln x) + m(ln x)), rotary
-    positions on the first rotary_dim channels of each head (interleaved pairs: the same counts), a head with a
+    """GPT-J, CodeGen: attention without biases beside the MLP, both from one LayerNorm (x + a(ln x) + m(ln x)),
+    rotary positions on the first rotary_dim channels of each head (interleaved pairs: the same counts), a head with a
     bias. Its sines and cosines are a table of n_positions rows: no longer sequence."""
     from ..kinds.attention import fraction_text
 
     c = model.config
-    _classes(model, "GPTJModel", "GPTJForCausalLM")
+    _classes(model, *_GPTJS[c.model_type])
+    if c.model_type == "codegen" and c.n_head % 4:
+        raise ImportRefused(
+            f"{type(model).__name__} with n_head={c.n_head}: CodeGenAttention cuts its heads into mp_num=4 groups, "
+            f"which {c.n_head} heads are not (its forward pass fails)"
+        )
     length = _length(model, length, shape, c.n_positions, "n_positions", table="keeps a table of sines and cosines")
     base = getattr(model, "transformer", model)
     head_dim = c.n_embd // c.n_head
@@ -1472,6 +1492,239 @@ def _opt(model, length: int | None, shape: tuple | None = None) -> str:
         stages.append("dense(->V, tie=wte)" if tied else "dense(->V)")
     title = f"# {type(model).__name__} read by paramsym from its config"
     return "\n".join([title, *lets, f"def block = {block}", " > ".join(stages)]) + "\n"
+
+
+def _sliced_rope(model, rotary_emb, head_dim: int, turned: int) -> str:
+    """`rope` or `rope=F` for an attention that turns the first `turned` channels of each head
+    (int(head_dim·partial_rotary_factor): Phi's and StableLM's rotary_ndims) with its rotary tables: tables of
+    another width (an odd `turned`, whose tables round up to even) make its forward pass fail."""
+    text = _rope(model, rotary_emb, head_dim, sliced=True)
+    tables = 2 * rotary_emb.inv_freq.numel()
+    if tables != turned:
+        what = (
+            f"its forward pass broadcasts them over the one channel and makes each query and key head {head_dim + 1} "
+            f"channels wide, which the language's attn does not count"
+            if turned == 1
+            else "its forward pass fails (the tables must be as wide as the channels turned, an even number)"
+        )
+        raise ImportRefused(
+            f"{type(model).__name__}: its attention turns {turned} of the {head_dim} channels of each head "
+            f"(rotary_ndims, int(head_dim·partial_rotary_factor)) with rotary tables of {tables} channels: {what}"
+        )
+    return text
+
+
+def _phi(model, length: int | None, shape: tuple | None = None) -> str:
+    """Phi (Phi-1, Phi-1.5, Phi-2): GPT-J's parallel block (x + a(ln x) + m(ln x), one LayerNorm), biases on q, k, v,
+    dense and the MLP, num_key_value_heads key/value heads, rotary positions on the first
+    int(head_dim·partial_rotary_factor) channels of each head, with qk_layernorm a LayerNorm of the head width (a
+    weight and a bias shared by the heads) on the queries and the keys, a head with a bias."""
+    c = model.config
+    _classes(model, "PhiModel", "PhiForCausalLM")
+    length = _length(model, length, shape, None, "")  # rotary positions: any length
+    base = getattr(model, "model", model)
+    attention = base.layers[0].self_attn
+    heads, kv, head_dim = c.num_attention_heads, c.num_key_value_heads, attention.head_dim
+    options = [f"head_dim={head_dim}"] * (head_dim * heads != c.hidden_size) + ["bias"]
+    options += ["qk_norm=ln"] * bool(c.qk_layernorm)
+    options.append(_sliced_rope(model, base.rotary_emb, head_dim, attention.rotary_ndims))
+    sizes = (c.vocab_size, c.hidden_size, c.num_hidden_layers, heads, kv, c.intermediate_size)
+    act = _hf_activation(model, "hidden_act")
+    return _ln_decoder(
+        model, base.embed_tokens, length, sizes=sizes, attention=options, mlp_bias=True, act=act, block="parallel"
+    )
+
+
+def _stablelm(model, length: int | None, shape: tuple | None = None) -> str:
+    """StableLM (StableLM-3B-4E1T, StableLM-2): LayerNorms with biases around Llama's attention and gated MLP
+    without biases, biases on q, k and v with use_qkv_bias (qkv_bias), rotary positions on the first
+    int(head_dim·partial_rotary_factor) channels of each head, with qk_layernorm a LayerNorm without bias of the head
+    width for every head (qk_norm=ln_per_head), the attention and the MLP side by side from one LayerNorm with
+    use_parallel_residual, else one after the other."""
+    c = model.config
+    _classes(model, "StableLmModel", "StableLmForCausalLM")
+    length = _length(model, length, shape, None, "")  # rotary positions: any length
+    base = getattr(model, "model", model)
+    layer = base.layers[0]
+    attention = layer.self_attn
+    heads, kv, head_dim = c.num_attention_heads, c.num_key_value_heads, attention.head_dim
+    options = _attention_biases(model, base) + ["qk_norm=ln_per_head"] * bool(c.qk_layernorm)
+    options.append(_sliced_rope(model, base.rotary_emb, head_dim, attention.rotary_ndims))
+    sizes = (c.vocab_size, c.hidden_size, c.num_hidden_layers, heads, kv, c.intermediate_size)
+    act = _hf_activation(model, "hidden_act")
+    block = "parallel" if c.use_parallel_residual else "sequential"
+    mlp_bias = layer.mlp.down_proj.bias is not None
+    return _ln_decoder(
+        model,
+        base.embed_tokens,
+        length,
+        sizes=sizes,
+        attention=options,
+        mlp_bias=mlp_bias,
+        act=act,
+        block=block,
+        gated=True,
+    )
+
+
+def _gpt_neo(model, length: int | None, shape: tuple | None = None) -> str:
+    """GPT-Neo: GPT-2's layout (learned positions, pre-norm blocks) with q, k and v without biases (projbias: a bias
+    on out_proj only) and config.attention_layers naming each layer global (causal attention) or local (each
+    position attends to itself and the window_size - 1 before it: window=W). transformers' GPTNeoSelfAttention
+    masks the scores of every pair (the MACs of causal attention) and caches every position; a local layer needs
+    the last W - 1 (the program's KV cache, as the language counts a window; see cache_is_the_architectures)."""
+    c = model.config
+    _classes(model, "GPTNeoModel", "GPTNeoForCausalLM")
+    length = _length(model, length, shape, c.max_position_embeddings, "max_position_embeddings")
+    base = getattr(model, "transformer", model)
+    head = getattr(model, "lm_head", None)
+    act = _hf_activation(model, "activation_function")
+    kinds = []
+    for i, block in enumerate(base.h):
+        kind = block.attn.attention_type
+        if kind not in ("global", "local"):
+            raise ImportRefused(
+                f"{type(model).__name__}.transformer.h.{i}.attn is of the type {kind!r} (paramsym reads global "
+                f"and local)"
+            )
+        kinds.append(kind)
+    W = c.window_size
+    if "local" in kinds and not (isinstance(W, int) and W >= 1):
+        raise ImportRefused(f"{type(model).__name__} has window_size={W!r}: not a positive whole number")
+    inner = c.intermediate_size or 4 * c.hidden_size
+    mlp = f"dense(->{_width(inner, c.hidden_size)}, bias) > {act} > dense(->d, bias)"
+    lines = [
+        f"# {type(model).__name__} read by paramsym from its config",
+        f"let V = {c.vocab_size}; let n = {c.max_position_embeddings}; let d = {c.hidden_size}; "
+        f"let L = {c.num_layers}; let h = {c.num_heads}" + ("; let W = " + str(W) if "local" in kinds else ""),
+    ]
+    for kind in ("global", "local"):
+        if kind in kinds:
+            window = ", window=W" if kind == "local" else ""
+            lines.append(f"def {kind}_block = res(ln > attn(heads=h, projbias{window}, causal)) > res(ln > {mlp})")
+    tied = head is not None and _shared(head, base.wte)
+    network = (
+        f"input({length or 'n'}) > embed(V->d){' as wte' if tied else ''} > posembed(n) > "
+        f"{_sequence([f'{kind}_block' for kind in kinds])} > ln"
+    )
+    if head is not None:
+        network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
+    return "\n".join(lines + [network]) + "\n"
+
+
+def _persimmon(model, length: int | None, shape: tuple | None = None) -> str:
+    """Persimmon: GPT-NeoX's sequential block (x + a(ln₁ x), then y + m(ln₂ y)), a fused query_key_value and dense
+    with biases, with qk_layernorm a LayerNorm of the head width (a weight and a bias shared by the heads) on the
+    queries and the keys, rotary positions on the first int(head_dim·partial_rotary_factor) channels of each head,
+    an MLP dense_h_to_4h > act > dense_4h_to_h with biases (relu2: the squared ReLU), a head without bias."""
+    c = model.config
+    _classes(model, "PersimmonModel", "PersimmonForCausalLM")
+    length = _length(model, length, shape, None, "")  # rotary positions: any length
+    base = getattr(model, "model", model)
+    attention = base.layers[0].self_attn
+    heads, head_dim = c.num_attention_heads, attention.head_dim
+    options = ["bias"] + ["qk_norm=ln"] * bool(c.qk_layernorm)
+    options.append(_sliced_rope(model, base.rotary_emb, head_dim, attention.rotary_ndims))
+    sizes = (c.vocab_size, c.hidden_size, c.num_hidden_layers, heads, heads, c.intermediate_size)
+    act = _hf_activation(model, "hidden_act")
+    return _ln_decoder(
+        model, base.embed_tokens, length, sizes=sizes, attention=options, mlp_bias=True, act=act, block="sequential"
+    )
+
+
+def _xglm(model, length: int | None, shape: tuple | None = None) -> str:
+    """XGLM: pre-norm blocks of LayerNorms, attention and an MLP fc1 > act > fc2 with biases, sinusoidal positions
+    (a table of no parameters that grows with the sequence: any length), the embedding scaled by sqrt(d_model) with
+    scale_embedding (no parameters, no MACs), a final LayerNorm and a head without bias."""
+    c = model.config
+    _classes(model, "XGLMModel", "XGLMForCausalLM")
+    length = _length(model, length, shape, None, "")  # sinusoidal positions: any length
+    if c.add_cross_attention:
+        raise ImportRefused(
+            f"{type(model).__name__} with add_cross_attention=True: its blocks attend to an encoder's output too (a "
+            f"second attention and layer norm in every block), which the layout does not write"
+        )
+    base = getattr(model, "model", model)
+    sizes = (c.vocab_size, c.d_model, c.num_layers, c.attention_heads, c.attention_heads, c.ffn_dim)
+    act = _hf_activation(model, "activation_function")
+    return _ln_decoder(
+        model, base.embed_tokens, length, sizes=sizes, attention=["bias"], mlp_bias=True, act=act, block="sequential"
+    )
+
+
+def _biogpt(model, length: int | None, shape: tuple | None = None) -> str:
+    """BioGPT: OPT's pre-norm layout (learned positions, a table of max_position_embeddings + 2 rows looked up at
+    position + 2), biases everywhere, an MLP fc1 > act > fc2, a final LayerNorm, the embedding scaled by
+    sqrt(hidden_size) with scale_embedding (no parameters, no MACs), the head output_projection without bias."""
+    c = model.config
+    _classes(model, "BioGptModel", "BioGptForCausalLM")
+    length = _length(model, length, shape, c.max_position_embeddings, "max_position_embeddings")
+    base = getattr(model, "biogpt", model)
+    head = getattr(model, "output_projection", None)
+    act = _hf_activation(model, "hidden_act")
+    lines = [
+        f"# {type(model).__name__} read by paramsym from its config",
+        f"let V = {c.vocab_size}; let n = {c.max_position_embeddings}; let d = {c.hidden_size}; "
+        f"let L = {c.num_hidden_layers}; let h = {c.num_attention_heads}",
+        f"let F = {c.intermediate_size}",
+        f"def block = res(ln > attn(heads=h, bias, causal)) > res(ln > dense(->F, bias) > {act} > dense(->d, bias))",
+    ]
+    tied = head is not None and _shared(head, base.embed_tokens)
+    network = (
+        f"input({length or 'n'}) > embed(V->d){' as wte' if tied else ''} > "
+        f"posembed(n + {base.embed_positions.offset}) > (block) * L > ln"
+    )
+    if head is not None:
+        network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
+    return "\n".join(lines + [network]) + "\n"
+
+
+def _mpt(model, length: int | None, shape: tuple | None = None) -> str:
+    """MPT, as transformers 5.23 builds it: LayerNorms without biases, a fused Wqkv and out_proj without biases,
+    ALiBi (a table of max_seq_len columns: no longer sequence), an MLP of 4·d without biases and exact GELU, the
+    head tied to the embedding. Its MptModel does not read the config fields that would build another model
+    (attn_config.alibi=False, no_bias=False, expansion_ratio, qk_ln, multi-query attention): such a config is
+    refused. clip_qkv clamps q, k and v (no parameters, no MACs)."""
+    c = model.config
+    name = type(model).__name__
+    _classes(model, "MptModel", "MptForCausalLM")
+    a = c.attn_config
+    ignored = [
+        (
+            "attn_config.alibi",
+            a.alibi,
+            True,
+            "it adds ALiBi biases whatever the config says, and has no position table",
+        ),
+        ("no_bias", c.no_bias, True, "its Linears and LayerNorms have no biases whatever the config says"),
+        ("expansion_ratio", c.expansion_ratio, 4, "its MLP is 4·d wide whatever the config says"),
+        ("attn_config.qk_ln", a.qk_ln, False, "it has no norms of the queries and keys"),
+        ("attn_config.attn_type", a.attn_type, "multihead_attention", "it projects keys and values for every head"),
+        ("attn_config.prefix_lm", a.prefix_lm, False, "its attention is causal on every position"),
+    ]
+    for field, value, built, why in ignored:
+        if value != built:
+            raise ImportRefused(
+                f"{name} with {field}={value!r}: transformers' MptModel does not read it ({why}), so the model it "
+                f"builds is not the one the config describes"
+            )
+    length = _length(model, length, shape, c.max_seq_len, "max_seq_len", table="keeps a table of ALiBi biases")
+    base = getattr(model, "transformer", model)
+    head = getattr(model, "lm_head", None)
+    lines = [f"# {name} read by paramsym from its config"]
+    if a.clip_qkv:
+        lines.append(f"# q, k and v clamped to +-{a.clip_qkv} (clip_qkv): no parameters, no MACs")
+    lines += [
+        f"let V = {c.vocab_size}; let T = {length or c.max_seq_len}; let d = {c.d_model}; let L = {c.n_layers}; "
+        f"let h = {c.n_heads}",
+        "def block = res(ln(nobias) > attn(heads=h, alibi, causal)) "
+        "> res(ln(nobias) > dense(->4d) > gelu > dense(->d))",
+    ]
+    tied = head is not None and _shared(head, base.wte)
+    network = f"input(T) > embed(V->d){' as wte' if tied else ''} > (block) * L > ln(nobias)"
+    if head is not None:
+        network += " > dense(->V, tie=wte)" if tied else " > dense(->V)"
+    return "\n".join(lines + [network]) + "\n"
 
 
 def _encoder_decoder_lengths(model, length: int | None, shape: tuple | None, limit: int | None, field: str) -> str:
@@ -2543,6 +2796,8 @@ def _mvitv2(model, size: tuple | None) -> str:
 
 _FAMILIES = {
     "gpt2": _gpt2,
+    "gpt_bigcode": _gpt2,
+    "gpt_neo": _gpt_neo,
     "llama": _llama,
     "mistral": _llama,
     "mixtral": _llama,
@@ -2578,6 +2833,8 @@ _FAMILIES = {
     "cohere2": _decoder,
     "starcoder2": _decoder,
     "opt": _opt,
+    "xglm": _xglm,
+    "biogpt": _biogpt,
     "bert": _encoder,
     "roberta": _encoder,
     "xlm-roberta": _encoder,
@@ -2585,8 +2842,13 @@ _FAMILIES = {
     "electra": _encoder,
     "gpt_neox": _gpt_neox,
     "gptj": _gptj,
+    "codegen": _gptj,
+    "phi": _phi,
+    "stablelm": _stablelm,
     "falcon": _falcon,
     "bloom": _bloom,
+    "mpt": _mpt,
+    "persimmon": _persimmon,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "t5": _t5,
@@ -2628,8 +2890,14 @@ def cache_is_the_architectures(model) -> bool:
     """Whether what transformers' cache holds after a forward is the KV cache the architecture keeps (and the program
     counts), so that the import can check one against the other. Not for Falcon's new decoder architecture, whose
     attention caches its keys and values broadcast to every query head (FalconAttention repeats them before
-    caching): transformers keeps heads/kv_heads times what the architecture needs."""
+    caching): transformers keeps heads/kv_heads times what the architecture needs. Nor for GPT-Neo with local layers,
+    whose attention caches every position (a DynamicCache without sliding layers: its config names window_size, not
+    sliding_window) where a local layer attends to the last window_size positions only (itself and W - 1 cached)."""
     config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) == "gpt_neo" and "local" in (
+        getattr(config, "attention_layers", None) or []
+    ):
+        return False
     return not (getattr(config, "model_type", None) == "falcon" and getattr(config, "new_decoder_architecture", False))
 
 
@@ -2641,10 +2909,10 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     SmolLM3 (NoPE layers), GLM, GLM-4, Arcee and Apertus are read in Llama's layout (_LLAMAS), and so are the
     mixtures of experts OLMoE, GraniteMoE, PhiMoE (LayerNorms) and GLM-4.5-MoE (shared experts, a score bias, dense
     first layers); OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
-    Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon and BLOOM in the layout of
-    `_ln_decoder` (LayerNorms
-    with biases, parallel or sequential blocks); T5 and BART, encoder-decoders, with two inputs of that length
-    (`let S`, `let T`)."""
+    Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon, BLOOM, Phi, StableLM, CodeGen,
+    Persimmon and XGLM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential blocks);
+    GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
+    with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":

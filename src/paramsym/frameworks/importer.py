@@ -2640,7 +2640,15 @@ def _layout_run(module, input_shape: tuple) -> _TorchRun:
             if decoder and config is not None and attention not in (None, "eager"):
                 config._attn_implementation = "eager"
             try:
-                out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
+                try:
+                    out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
+                except Exception:
+                    if config is None or attention in (None, "eager"):
+                        raise
+                    # SDPA's mask asks whether a mask of ones that the model passes (BioGPT's) is all ones: an item()
+                    # that meta tensors do not have; eager attention gives the same shapes and cache
+                    config._attn_implementation = "eager"
+                    out = functional_call(module.eval(), tensors, (example,), kwargs, strict=False)
             except Exception:
                 if kwargs != {"use_cache": True}:
                     raise
