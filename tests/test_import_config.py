@@ -36,7 +36,29 @@ def numel(model) -> int:
 
 
 def test_the_bundled_configs_are_there():
-    assert {path.parent.name for path in CONFIGS} >= {"llama3_8b", "qwen1_5_moe_a2_7b", "gemma2_9b", "t5_base"}
+    assert {path.parent.name for path in CONFIGS} >= {
+        "llama3_8b",
+        "qwen1_5_moe_a2_7b",
+        "gemma2_9b",
+        "t5_base",
+        "phi_2",
+        "olmoe_1b_7b",
+    }
+
+
+# (config folder, params, active): the counts the model cards publish, rounded there (Phi-2 2.7B; OLMoE-1B-7B 6.9B
+# of which 1.3B active), exact here as transformers builds the models
+PUBLISHED = [("phi_2", 2_779_683_840, 2_779_683_840), ("olmoe_1b_7b", 6_919_161_856, 1_282_017_280)]
+
+
+@pytest.mark.parametrize("name, params, active", PUBLISHED, ids=[row[0] for row in PUBLISHED])
+def test_a_newer_family_imports_from_its_published_config(name, params, active):
+    config = next(path for path in CONFIGS if path.parent.name == name)
+    result = run("import", str(config.parent), "--input", "16", timeout=300)
+    assert result.returncode == 0, result.stderr
+    values = paramsym.parse(result.stdout).evaluate()
+    assert (values["params"], values["active"]) == (params, active)
+    assert values["params"] == numel(model_from_config(read_config(str(config))))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.parent.name)
