@@ -61,6 +61,9 @@ READ = [
     ("xlm-roberta", hf("XLMRobertaModel", "XLMRobertaConfig", **SMALL), "tanh"),
     ("xlm-roberta mlm", hf("XLMRobertaForMaskedLM", "XLMRobertaConfig", **SMALL), "tie=wte"),
     ("xlm-roberta causal", hf("XLMRobertaForCausalLM", "XLMRobertaConfig", **SMALL, is_decoder=True), "causal"),
+    ("camembert", hf("CamembertModel", "CamembertConfig", **SMALL), "posembed(n) > posembed(2)"),
+    ("camembert mlm", hf("CamembertForMaskedLM", "CamembertConfig", **SMALL), "gelu > ln > dense(->V, bias, tie=wte)"),
+    ("camembert causal", hf("CamembertForCausalLM", "CamembertConfig", **SMALL, is_decoder=True), "bias, causal)"),
     ("distilbert", hf("DistilBertModel", "DistilBertConfig", **DISTIL), "embed(V->d) > posembed(n) > ln >"),
     ("distilbert mlm", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), "tie=wte"),
     (
@@ -216,6 +219,21 @@ REFUSED = [
         "roberta untied",
         hf("RobertaForMaskedLM", "RobertaConfig", **SMALL, tie_word_embeddings=False),
         "lm_head.bias unused by forward",
+    ),
+    (
+        "camembert untied",
+        hf("CamembertForMaskedLM", "CamembertConfig", **SMALL, tie_word_embeddings=False),
+        "lm_head.bias unused by forward",
+    ),
+    (
+        "camembert classifier",
+        hf("CamembertForSequenceClassification", "CamembertConfig", **SMALL),
+        "CamembertForSequenceClassification: of its family",
+    ),
+    (
+        "camembert cross-attention",
+        hf("CamembertModel", "CamembertConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
     ),
     (
         "bert pretraining",

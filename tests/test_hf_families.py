@@ -487,6 +487,7 @@ FAMILIES = [
     Family(
         "xlm-roberta", hf("XLMRobertaForMaskedLM", "XLMRobertaConfig", **ENCODER), encoder_cache, measured_cache=False
     ),
+    Family("camembert", hf("CamembertForMaskedLM", "CamembertConfig", **ENCODER), encoder_cache, measured_cache=False),
     Family(
         "distilbert", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), encoder_cache, measured_cache=False
     ),

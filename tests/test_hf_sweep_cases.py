@@ -48,6 +48,7 @@ EXACT = [
     # window_size > T: transformers caches every position, as many as a local layer keeps (tests/test_hf_ln_decoders.py)
     ("gpt_neo", dict(attention_types=[[["global", "local"], 1]], window_size=32)),
     ("mpt", dict(max_seq_len=T)),  # ALiBi
+    ("camembert", dict(is_decoder=True)),  # RoBERTa's code, built as CamembertForCausalLM
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks

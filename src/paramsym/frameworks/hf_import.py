@@ -866,6 +866,13 @@ _ENCODERS = {
         padded=True,
         head=_ROBERTA_HEAD,
     ),
+    "camembert": _Encoder(  # RoBERTa's code under CamemBERT's names
+        "roberta",
+        ("CamembertModel",),
+        ("CamembertForMaskedLM", "CamembertForCausalLM"),
+        padded=True,
+        head=_ROBERTA_HEAD,
+    ),
     "distilbert": _Encoder(
         "distilbert",
         ("DistilBertModel",),
@@ -908,9 +915,10 @@ def _module(model, path: str):
 
 
 def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
-    """BERT, RoBERTa, XLM-RoBERTa, DistilBERT and ELECTRA (`_ENCODERS`): the base model (with BERT's and RoBERTa's
-    pooler, first > dense > tanh, where add_pooling_layer built it), its language-model head (dense > act > ln >
-    the decoder, tied to the token embedding with a bias of its own) or ELECTRA's discriminator head."""
+    """BERT, RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT and ELECTRA (`_ENCODERS`): the base model
+    (with BERT's and RoBERTa's pooler, first > dense > tanh, where add_pooling_layer built it), its language-model
+    head (dense > act > ln > the decoder, tied to the token embedding with a bias of its own) or ELECTRA's
+    discriminator head."""
     c = model.config
     spec = _ENCODERS[c.model_type]
     name = type(model).__name__
@@ -2838,6 +2846,7 @@ _FAMILIES = {
     "bert": _encoder,
     "roberta": _encoder,
     "xlm-roberta": _encoder,
+    "camembert": _encoder,
     "distilbert": _encoder,
     "electra": _encoder,
     "gpt_neox": _gpt_neox,
@@ -2912,7 +2921,9 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon, BLOOM, Phi, StableLM, CodeGen,
     Persimmon and XGLM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential blocks);
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
-    with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
+    with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`).
+    The encoders in `_encoder`'s layout (_ENCODERS): BERT, RoBERTa, XLM-RoBERTa, CamemBERT,
+    DistilBERT, ELECTRA."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
