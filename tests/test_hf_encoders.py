@@ -64,6 +64,13 @@ READ = [
     ("camembert", hf("CamembertModel", "CamembertConfig", **SMALL), "posembed(n) > posembed(2)"),
     ("camembert mlm", hf("CamembertForMaskedLM", "CamembertConfig", **SMALL), "gelu > ln > dense(->V, bias, tie=wte)"),
     ("camembert causal", hf("CamembertForCausalLM", "CamembertConfig", **SMALL, is_decoder=True), "bias, causal)"),
+    ("data2vec-text", hf("Data2VecTextModel", "Data2VecTextConfig", **SMALL), "posembed(n) > posembed(2)"),
+    ("data2vec-text mlm", hf("Data2VecTextForMaskedLM", "Data2VecTextConfig", **SMALL), "tie=wte"),
+    (
+        "data2vec-text causal",
+        hf("Data2VecTextForCausalLM", "Data2VecTextConfig", **SMALL, is_decoder=True),
+        "bias, causal)",
+    ),
     ("distilbert", hf("DistilBertModel", "DistilBertConfig", **DISTIL), "embed(V->d) > posembed(n) > ln >"),
     ("distilbert mlm", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), "tie=wte"),
     (
@@ -233,6 +240,21 @@ REFUSED = [
     (
         "camembert cross-attention",
         hf("CamembertModel", "CamembertConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
+    ),
+    (
+        "data2vec-text untied",
+        hf("Data2VecTextForMaskedLM", "Data2VecTextConfig", **SMALL, tie_word_embeddings=False),
+        "lm_head.bias unused by forward",
+    ),
+    (
+        "data2vec-text question answering",
+        hf("Data2VecTextForQuestionAnswering", "Data2VecTextConfig", **SMALL),
+        "Data2VecTextForQuestionAnswering: of its family",
+    ),
+    (
+        "data2vec-text cross-attention",
+        hf("Data2VecTextModel", "Data2VecTextConfig", **SMALL, is_decoder=True, add_cross_attention=True),
         "add_cross_attention=True",
     ),
     (

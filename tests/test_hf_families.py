@@ -489,6 +489,12 @@ FAMILIES = [
     ),
     Family("camembert", hf("CamembertForMaskedLM", "CamembertConfig", **ENCODER), encoder_cache, measured_cache=False),
     Family(
+        "data2vec-text",
+        hf("Data2VecTextForMaskedLM", "Data2VecTextConfig", **ENCODER),
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(
         "distilbert", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), encoder_cache, measured_cache=False
     ),
     Family(

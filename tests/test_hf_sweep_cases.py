@@ -49,6 +49,7 @@ EXACT = [
     ("gpt_neo", dict(attention_types=[[["global", "local"], 1]], window_size=32)),
     ("mpt", dict(max_seq_len=T)),  # ALiBi
     ("camembert", dict(is_decoder=True)),  # RoBERTa's code, built as CamembertForCausalLM
+    ("data2vec-text", dict(is_decoder=True)),  # RoBERTa's code, built as Data2VecTextForCausalLM
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks

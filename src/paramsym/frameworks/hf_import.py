@@ -873,6 +873,13 @@ _ENCODERS = {
         padded=True,
         head=_ROBERTA_HEAD,
     ),
+    "data2vec-text": _Encoder(  # RoBERTa's code under data2vec's names
+        "data2vec_text",
+        ("Data2VecTextModel",),
+        ("Data2VecTextForMaskedLM", "Data2VecTextForCausalLM"),
+        padded=True,
+        head=_ROBERTA_HEAD,
+    ),
     "distilbert": _Encoder(
         "distilbert",
         ("DistilBertModel",),
@@ -915,7 +922,7 @@ def _module(model, path: str):
 
 
 def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
-    """BERT, RoBERTa, XLM-RoBERTa, CamemBERT, DistilBERT and ELECTRA (`_ENCODERS`): the base model
+    """BERT, RoBERTa, XLM-RoBERTa, CamemBERT, data2vec-text, DistilBERT and ELECTRA (`_ENCODERS`): the base model
     (with BERT's and RoBERTa's pooler, first > dense > tanh, where add_pooling_layer built it), its language-model
     head (dense > act > ln > the decoder, tied to the token embedding with a bias of its own) or ELECTRA's
     discriminator head."""
@@ -2847,6 +2854,7 @@ _FAMILIES = {
     "roberta": _encoder,
     "xlm-roberta": _encoder,
     "camembert": _encoder,
+    "data2vec-text": _encoder,
     "distilbert": _encoder,
     "electra": _encoder,
     "gpt_neox": _gpt_neox,
@@ -2923,7 +2931,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
     with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`).
     The encoders in `_encoder`'s layout (_ENCODERS): BERT, RoBERTa, XLM-RoBERTa, CamemBERT,
-    DistilBERT, ELECTRA."""
+    data2vec-text, DistilBERT, ELECTRA."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
