@@ -71,6 +71,21 @@ READ = [
         hf("Data2VecTextForCausalLM", "Data2VecTextConfig", **SMALL, is_decoder=True),
         "bias, causal)",
     ),
+    (
+        "roberta-prelayernorm",  # pre-norm layers, a LayerNorm after the last one, then the pooler
+        hf("RobertaPreLayerNormModel", "RobertaPreLayerNormConfig", **SMALL),
+        "res(ln > attn(heads=h, bias)) > res(ln > dense(",
+    ),
+    (
+        "roberta-prelayernorm mlm",
+        hf("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormConfig", **SMALL),
+        "(block) * L > ln > dense(->d, bias) > gelu > ln > dense(->V, bias, tie=wte)",
+    ),
+    (
+        "roberta-prelayernorm causal",
+        hf("RobertaPreLayerNormForCausalLM", "RobertaPreLayerNormConfig", **SMALL, is_decoder=True),
+        "res(ln > attn(heads=h, bias, causal))",
+    ),
     ("distilbert", hf("DistilBertModel", "DistilBertConfig", **DISTIL), "embed(V->d) > posembed(n) > ln >"),
     ("distilbert mlm", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), "tie=wte"),
     (
@@ -255,6 +270,21 @@ REFUSED = [
     (
         "data2vec-text cross-attention",
         hf("Data2VecTextModel", "Data2VecTextConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
+    ),
+    (
+        "roberta-prelayernorm untied",
+        hf("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormConfig", **SMALL, tie_word_embeddings=False),
+        "lm_head.bias unused by forward",
+    ),
+    (
+        "roberta-prelayernorm classifier",
+        hf("RobertaPreLayerNormForSequenceClassification", "RobertaPreLayerNormConfig", **SMALL),
+        "RobertaPreLayerNormForSequenceClassification: of its family",
+    ),
+    (
+        "roberta-prelayernorm cross-attention",
+        hf("RobertaPreLayerNormModel", "RobertaPreLayerNormConfig", **SMALL, is_decoder=True, add_cross_attention=True),
         "add_cross_attention=True",
     ),
     (

@@ -494,6 +494,12 @@ FAMILIES = [
         encoder_cache,
         measured_cache=False,
     ),
+    Family(  # pre-norm layers and a LayerNorm after the last
+        "roberta-prelayernorm",
+        hf("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormConfig", **ENCODER),
+        encoder_cache,
+        measured_cache=False,
+    ),
     Family(
         "distilbert", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), encoder_cache, measured_cache=False
     ),

@@ -50,6 +50,7 @@ EXACT = [
     ("mpt", dict(max_seq_len=T)),  # ALiBi
     ("camembert", dict(is_decoder=True)),  # RoBERTa's code, built as CamembertForCausalLM
     ("data2vec-text", dict(is_decoder=True)),  # RoBERTa's code, built as Data2VecTextForCausalLM
+    ("roberta-prelayernorm", dict(is_decoder=True)),  # pre-norm layers, a LayerNorm after the last
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks
