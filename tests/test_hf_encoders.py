@@ -86,6 +86,21 @@ READ = [
         hf("RobertaPreLayerNormForCausalLM", "RobertaPreLayerNormConfig", **SMALL, is_decoder=True),
         "res(ln > attn(heads=h, bias, causal))",
     ),
+    (
+        "xlm-roberta-xl",  # pre-norm layers, no LayerNorm after the embeddings, one after the last layer
+        hf("XLMRobertaXLModel", "XLMRobertaXLConfig", **SMALL),
+        "posembed(1) > (block) * L > ln > first > dense(->d, bias) > tanh",
+    ),
+    (
+        "xlm-roberta-xl mlm",
+        hf("XLMRobertaXLForMaskedLM", "XLMRobertaXLConfig", **SMALL),
+        "(block) * L > ln > dense(->d, bias) > gelu > ln > dense(->V, bias, tie=wte)",
+    ),
+    (
+        "xlm-roberta-xl causal",
+        hf("XLMRobertaXLForCausalLM", "XLMRobertaXLConfig", **SMALL, is_decoder=True),
+        "res(ln > attn(heads=h, bias, causal))",
+    ),
     ("distilbert", hf("DistilBertModel", "DistilBertConfig", **DISTIL), "embed(V->d) > posembed(n) > ln >"),
     ("distilbert mlm", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), "tie=wte"),
     (
@@ -285,6 +300,21 @@ REFUSED = [
     (
         "roberta-prelayernorm cross-attention",
         hf("RobertaPreLayerNormModel", "RobertaPreLayerNormConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
+    ),
+    (
+        "xlm-roberta-xl untied",
+        hf("XLMRobertaXLForMaskedLM", "XLMRobertaXLConfig", **SMALL, tie_word_embeddings=False),
+        "lm_head.bias unused by forward",
+    ),
+    (
+        "xlm-roberta-xl token classifier",
+        hf("XLMRobertaXLForTokenClassification", "XLMRobertaXLConfig", **SMALL),
+        "XLMRobertaXLForTokenClassification: of its family",
+    ),
+    (
+        "xlm-roberta-xl cross-attention",
+        hf("XLMRobertaXLModel", "XLMRobertaXLConfig", **SMALL, is_decoder=True, add_cross_attention=True),
         "add_cross_attention=True",
     ),
     (

@@ -500,6 +500,12 @@ FAMILIES = [
         encoder_cache,
         measured_cache=False,
     ),
+    Family(  # pre-norm layers, no LayerNorm after the embeddings, one after the last layer
+        "xlm-roberta-xl",
+        hf("XLMRobertaXLForMaskedLM", "XLMRobertaXLConfig", **ENCODER),
+        encoder_cache,
+        measured_cache=False,
+    ),
     Family(
         "distilbert", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), encoder_cache, measured_cache=False
     ),

@@ -51,6 +51,7 @@ EXACT = [
     ("camembert", dict(is_decoder=True)),  # RoBERTa's code, built as CamembertForCausalLM
     ("data2vec-text", dict(is_decoder=True)),  # RoBERTa's code, built as Data2VecTextForCausalLM
     ("roberta-prelayernorm", dict(is_decoder=True)),  # pre-norm layers, a LayerNorm after the last
+    ("xlm-roberta-xl", dict(is_decoder=True)),  # pre-norm, no LayerNorm after the embeddings
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks

@@ -845,6 +845,7 @@ class _Encoder:
     # pre-norm layers (RoBERTa-PreLayerNorm's): x = x + attn(ln(x)), x = x + mlp(ln(x)), and a LayerNorm after the
     # last layer at this path of the base model
     final_norm: str | None = None
+    embed_norm: bool = True  # a LayerNorm after the embeddings' sum (XLM-RoBERTa-XL and Megatron-BERT have none)
     # the language-model head: (dense, its activation field or None for a fixed GELU, LayerNorm, decoder,
     # the head's own bias (tied to the decoder's) or None)
     head: tuple[str, str | None, str, str, str | None] = (
@@ -891,6 +892,15 @@ _ENCODERS = {
         head=_ROBERTA_HEAD,
         final_norm="LayerNorm",
     ),
+    "xlm-roberta-xl": _Encoder(  # RoBERTa's with pre-norm layers, no LayerNorm after the embeddings, one after the last
+        "roberta",
+        ("XLMRobertaXLModel",),
+        ("XLMRobertaXLForMaskedLM", "XLMRobertaXLForCausalLM"),
+        padded=True,
+        head=_ROBERTA_HEAD,
+        final_norm="encoder.LayerNorm",
+        embed_norm=False,
+    ),
     "distilbert": _Encoder(
         "distilbert",
         ("DistilBertModel",),
@@ -933,10 +943,10 @@ def _module(model, path: str):
 
 
 def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
-    """BERT, RoBERTa, XLM-RoBERTa, CamemBERT, data2vec-text, RoBERTa-PreLayerNorm, DistilBERT and ELECTRA
-    (`_ENCODERS`): the base model (with BERT's and RoBERTa's pooler, first > dense > tanh, where add_pooling_layer
-    built it), its language-model head (dense > act > ln > the decoder, tied to the token embedding with a bias of
-    its own) or ELECTRA's discriminator head."""
+    """BERT, RoBERTa, XLM-RoBERTa, CamemBERT, data2vec-text, RoBERTa-PreLayerNorm, XLM-RoBERTa-XL, DistilBERT and
+    ELECTRA (`_ENCODERS`): the base model (with BERT's and RoBERTa's pooler, first > dense > tanh, where
+    add_pooling_layer built it), its language-model head (dense > act > ln > the decoder, tied to the token embedding
+    with a bias of its own) or ELECTRA's discriminator head."""
     c = model.config
     spec = _ENCODERS[c.model_type]
     name = type(model).__name__
@@ -997,9 +1007,8 @@ def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
     network += (" as wte" if tied else "") + " > posembed(n)"
     if spec.token_types:
         network += f" > posembed({c.type_vocab_size})"
-    network += (
-        " > ln" + (" > dense(->d, bias)" if project is not None else "") + " > (block) * L" + (" > ln" if pre else "")
-    )
+    network += (" > ln" if spec.embed_norm else "") + (" > dense(->d, bias)" if project is not None else "")
+    network += " > (block) * L" + (" > ln" if pre else "")
     if name in spec.masked:
         head_act = _hf_activation(model, field) if field is not None else "gelu"
         inner = "d" if dense.out_features == d else dense.out_features
@@ -2873,6 +2882,7 @@ _FAMILIES = {
     "camembert": _encoder,
     "data2vec-text": _encoder,
     "roberta-prelayernorm": _encoder,
+    "xlm-roberta-xl": _encoder,
     "distilbert": _encoder,
     "electra": _encoder,
     "gpt_neox": _gpt_neox,
@@ -2949,7 +2959,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
     with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`).
     The encoders in `_encoder`'s layout (_ENCODERS): BERT, RoBERTa, XLM-RoBERTa, CamemBERT,
-    data2vec-text, RoBERTa-PreLayerNorm (pre-norm), DistilBERT, ELECTRA."""
+    data2vec-text, RoBERTa-PreLayerNorm and XLM-RoBERTa-XL (pre-norm), DistilBERT, ELECTRA."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
