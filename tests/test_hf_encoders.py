@@ -101,6 +101,18 @@ READ = [
         hf("XLMRobertaXLForCausalLM", "XLMRobertaXLConfig", **SMALL, is_decoder=True),
         "res(ln > attn(heads=h, bias, causal))",
     ),
+    ("ernie", hf("ErnieModel", "ErnieConfig", **SMALL), "posembed(n) > posembed(2) > ln > (block) * L > first"),
+    (
+        "ernie task types",  # use_task_id: a table of task_type_vocab_size rows summed into the embeddings
+        hf("ErnieModel", "ErnieConfig", **SMALL, use_task_id=True, task_type_vocab_size=5),
+        "posembed(n) > posembed(2) > posembed(5) > ln",
+    ),
+    (
+        "ernie mlm task types",
+        hf("ErnieForMaskedLM", "ErnieConfig", **SMALL, use_task_id=True),
+        "posembed(3) > ln > (block) * L > dense(->d, bias) > gelu > ln > dense(->V, bias, tie=wte)",
+    ),
+    ("ernie causal", hf("ErnieForCausalLM", "ErnieConfig", **SMALL, is_decoder=True), "bias, causal)"),
     ("distilbert", hf("DistilBertModel", "DistilBertConfig", **DISTIL), "embed(V->d) > posembed(n) > ln >"),
     ("distilbert mlm", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), "tie=wte"),
     (
@@ -315,6 +327,21 @@ REFUSED = [
     (
         "xlm-roberta-xl cross-attention",
         hf("XLMRobertaXLModel", "XLMRobertaXLConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
+    ),
+    (
+        "ernie untied",
+        hf("ErnieForMaskedLM", "ErnieConfig", **SMALL, tie_word_embeddings=False),
+        "cls.predictions.bias unused by forward",
+    ),
+    (
+        "ernie pretraining",
+        hf("ErnieForPreTraining", "ErnieConfig", **SMALL),
+        "ErnieForPreTraining: of its family paramsym reads ErnieModel, ErnieForMaskedLM, ErnieForCausalLM",
+    ),
+    (
+        "ernie cross-attention",
+        hf("ErnieModel", "ErnieConfig", **SMALL, is_decoder=True, add_cross_attention=True),
         "add_cross_attention=True",
     ),
     (

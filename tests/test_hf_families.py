@@ -506,6 +506,13 @@ FAMILIES = [
         encoder_cache,
         measured_cache=False,
     ),
+    Family("ernie", hf("ErnieForMaskedLM", "ErnieConfig", **ENCODER), encoder_cache, measured_cache=False),
+    Family(  # a task-type table summed into the embeddings
+        "ernie",
+        hf("ErnieForMaskedLM", "ErnieConfig", **ENCODER, use_task_id=True, task_type_vocab_size=5),
+        encoder_cache,
+        measured_cache=False,
+    ),
     Family(
         "distilbert", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), encoder_cache, measured_cache=False
     ),

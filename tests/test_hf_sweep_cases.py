@@ -52,6 +52,7 @@ EXACT = [
     ("data2vec-text", dict(is_decoder=True)),  # RoBERTa's code, built as Data2VecTextForCausalLM
     ("roberta-prelayernorm", dict(is_decoder=True)),  # pre-norm layers, a LayerNorm after the last
     ("xlm-roberta-xl", dict(is_decoder=True)),  # pre-norm, no LayerNorm after the embeddings
+    ("ernie", dict(is_decoder=True, use_task_id=True)),  # BERT's with a task-type table
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks

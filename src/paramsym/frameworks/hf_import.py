@@ -845,7 +845,8 @@ class _Encoder:
     # pre-norm layers (RoBERTa-PreLayerNorm's): x = x + attn(ln(x)), x = x + mlp(ln(x)), and a LayerNorm after the
     # last layer at this path of the base model
     final_norm: str | None = None
-    embed_norm: bool = True  # a LayerNorm after the embeddings' sum (XLM-RoBERTa-XL and Megatron-BERT have none)
+    embed_norm: bool = True  # a LayerNorm after the embeddings' sum (XLM-RoBERTa-XL has none)
+    task_types: bool = False  # ERNIE's task-type table (task_type_vocab_size rows) with use_task_id
     # the language-model head: (dense, its activation field or None for a fixed GELU, LayerNorm, decoder,
     # the head's own bias (tied to the decoder's) or None)
     head: tuple[str, str | None, str, str, str | None] = (
@@ -901,6 +902,9 @@ _ENCODERS = {
         final_norm="encoder.LayerNorm",
         embed_norm=False,
     ),
+    "ernie": _Encoder(  # BERT's with a task-type table (use_task_id) summed into the embeddings
+        "ernie", ("ErnieModel",), ("ErnieForMaskedLM", "ErnieForCausalLM"), task_types=True
+    ),
     "distilbert": _Encoder(
         "distilbert",
         ("DistilBertModel",),
@@ -943,8 +947,8 @@ def _module(model, path: str):
 
 
 def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
-    """BERT, RoBERTa, XLM-RoBERTa, CamemBERT, data2vec-text, RoBERTa-PreLayerNorm, XLM-RoBERTa-XL, DistilBERT and
-    ELECTRA (`_ENCODERS`): the base model (with BERT's and RoBERTa's pooler, first > dense > tanh, where
+    """BERT, RoBERTa, XLM-RoBERTa, CamemBERT, data2vec-text, RoBERTa-PreLayerNorm, XLM-RoBERTa-XL, ERNIE, DistilBERT
+    and ELECTRA (`_ENCODERS`): the base model (with BERT's and RoBERTa's pooler, first > dense > tanh, where
     add_pooling_layer built it), its language-model head (dense > act > ln > the decoder, tied to the token embedding
     with a bias of its own) or ELECTRA's discriminator head."""
     c = model.config
@@ -1007,6 +1011,8 @@ def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
     network += (" as wte" if tied else "") + " > posembed(n)"
     if spec.token_types:
         network += f" > posembed({c.type_vocab_size})"
+    if spec.task_types and getattr(base.embeddings, "use_task_id", False):
+        network += f" > posembed({c.task_type_vocab_size})"
     network += (" > ln" if spec.embed_norm else "") + (" > dense(->d, bias)" if project is not None else "")
     network += " > (block) * L" + (" > ln" if pre else "")
     if name in spec.masked:
@@ -2883,6 +2889,7 @@ _FAMILIES = {
     "data2vec-text": _encoder,
     "roberta-prelayernorm": _encoder,
     "xlm-roberta-xl": _encoder,
+    "ernie": _encoder,
     "distilbert": _encoder,
     "electra": _encoder,
     "gpt_neox": _gpt_neox,
@@ -2959,7 +2966,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
     with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`).
     The encoders in `_encoder`'s layout (_ENCODERS): BERT, RoBERTa, XLM-RoBERTa, CamemBERT,
-    data2vec-text, RoBERTa-PreLayerNorm and XLM-RoBERTa-XL (pre-norm), DistilBERT, ELECTRA."""
+    data2vec-text, RoBERTa-PreLayerNorm and XLM-RoBERTa-XL (pre-norm), ERNIE (task types), DistilBERT, ELECTRA."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
