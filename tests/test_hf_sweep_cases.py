@@ -87,6 +87,8 @@ REFUSED = [
     ("gpt2", dict(GPT2, sliding_window=4), "transformers' cache would keep only the last positions"),
     ("gpt_neox", dict(SMALL, sliding_window=4), "transformers' cache would keep only the last positions"),
     ("llama", dict(SMALL, attention_chunk_size=4), "attention_chunk_size=4"),  # a cache of chunks
+    ("xmod", dict(SMALL), "an adapter for each of config.languages"),  # per-language adapters
+    ("megatron-bert", dict(SMALL), "a run on the meta device"),  # its forward reads values of the ids
 ]
 
 # (model_type, config fields, words): transformers itself does not build the model

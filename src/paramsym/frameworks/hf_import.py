@@ -2920,6 +2920,12 @@ _NOT_READ = {
     "jetmoe": "its attention is a mixture of experts (JetMoeMoA: the query and output projections are experts a "
     "router chooses for each token) and its experts add a bias after the mixture (mlp.bias): the language's attn "
     "has no routed projections, its moe no bias",
+    "xmod": "every layer holds an adapter for each of config.languages (output.adapter_modules) and each token goes "
+    "through the one its lang_ids name: parameters() counts every language's adapter, a token's MACs one, and the "
+    "language has no per-language branch",
+    "megatron-bert": "its forward reads values of its inputs (the padding warning's pad_token_id in input_ids, and "
+    "whether the mask of ones it makes is all ones), which paramsym's check of the program (a run on the meta "
+    "device, shapes without values) cannot run",
 }
 
 
