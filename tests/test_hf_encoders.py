@@ -61,6 +61,58 @@ READ = [
     ("xlm-roberta", hf("XLMRobertaModel", "XLMRobertaConfig", **SMALL), "tanh"),
     ("xlm-roberta mlm", hf("XLMRobertaForMaskedLM", "XLMRobertaConfig", **SMALL), "tie=wte"),
     ("xlm-roberta causal", hf("XLMRobertaForCausalLM", "XLMRobertaConfig", **SMALL, is_decoder=True), "causal"),
+    ("camembert", hf("CamembertModel", "CamembertConfig", **SMALL), "posembed(n) > posembed(2)"),
+    ("camembert mlm", hf("CamembertForMaskedLM", "CamembertConfig", **SMALL), "gelu > ln > dense(->V, bias, tie=wte)"),
+    ("camembert causal", hf("CamembertForCausalLM", "CamembertConfig", **SMALL, is_decoder=True), "bias, causal)"),
+    ("data2vec-text", hf("Data2VecTextModel", "Data2VecTextConfig", **SMALL), "posembed(n) > posembed(2)"),
+    ("data2vec-text mlm", hf("Data2VecTextForMaskedLM", "Data2VecTextConfig", **SMALL), "tie=wte"),
+    (
+        "data2vec-text causal",
+        hf("Data2VecTextForCausalLM", "Data2VecTextConfig", **SMALL, is_decoder=True),
+        "bias, causal)",
+    ),
+    (
+        "roberta-prelayernorm",  # pre-norm layers, a LayerNorm after the last one, then the pooler
+        hf("RobertaPreLayerNormModel", "RobertaPreLayerNormConfig", **SMALL),
+        "res(ln > attn(heads=h, bias)) > res(ln > dense(",
+    ),
+    (
+        "roberta-prelayernorm mlm",
+        hf("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormConfig", **SMALL),
+        "(block) * L > ln > dense(->d, bias) > gelu > ln > dense(->V, bias, tie=wte)",
+    ),
+    (
+        "roberta-prelayernorm causal",
+        hf("RobertaPreLayerNormForCausalLM", "RobertaPreLayerNormConfig", **SMALL, is_decoder=True),
+        "res(ln > attn(heads=h, bias, causal))",
+    ),
+    (
+        "xlm-roberta-xl",  # pre-norm layers, no LayerNorm after the embeddings, one after the last layer
+        hf("XLMRobertaXLModel", "XLMRobertaXLConfig", **SMALL),
+        "posembed(1) > (block) * L > ln > first > dense(->d, bias) > tanh",
+    ),
+    (
+        "xlm-roberta-xl mlm",
+        hf("XLMRobertaXLForMaskedLM", "XLMRobertaXLConfig", **SMALL),
+        "(block) * L > ln > dense(->d, bias) > gelu > ln > dense(->V, bias, tie=wte)",
+    ),
+    (
+        "xlm-roberta-xl causal",
+        hf("XLMRobertaXLForCausalLM", "XLMRobertaXLConfig", **SMALL, is_decoder=True),
+        "res(ln > attn(heads=h, bias, causal))",
+    ),
+    ("ernie", hf("ErnieModel", "ErnieConfig", **SMALL), "posembed(n) > posembed(2) > ln > (block) * L > first"),
+    (
+        "ernie task types",  # use_task_id: a table of task_type_vocab_size rows summed into the embeddings
+        hf("ErnieModel", "ErnieConfig", **SMALL, use_task_id=True, task_type_vocab_size=5),
+        "posembed(n) > posembed(2) > posembed(5) > ln",
+    ),
+    (
+        "ernie mlm task types",
+        hf("ErnieForMaskedLM", "ErnieConfig", **SMALL, use_task_id=True),
+        "posembed(3) > ln > (block) * L > dense(->d, bias) > gelu > ln > dense(->V, bias, tie=wte)",
+    ),
+    ("ernie causal", hf("ErnieForCausalLM", "ErnieConfig", **SMALL, is_decoder=True), "bias, causal)"),
     ("distilbert", hf("DistilBertModel", "DistilBertConfig", **DISTIL), "embed(V->d) > posembed(n) > ln >"),
     ("distilbert mlm", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), "tie=wte"),
     (
@@ -216,6 +268,81 @@ REFUSED = [
         "roberta untied",
         hf("RobertaForMaskedLM", "RobertaConfig", **SMALL, tie_word_embeddings=False),
         "lm_head.bias unused by forward",
+    ),
+    (
+        "camembert untied",
+        hf("CamembertForMaskedLM", "CamembertConfig", **SMALL, tie_word_embeddings=False),
+        "lm_head.bias unused by forward",
+    ),
+    (
+        "camembert classifier",
+        hf("CamembertForSequenceClassification", "CamembertConfig", **SMALL),
+        "CamembertForSequenceClassification: of its family",
+    ),
+    (
+        "camembert cross-attention",
+        hf("CamembertModel", "CamembertConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
+    ),
+    (
+        "data2vec-text untied",
+        hf("Data2VecTextForMaskedLM", "Data2VecTextConfig", **SMALL, tie_word_embeddings=False),
+        "lm_head.bias unused by forward",
+    ),
+    (
+        "data2vec-text question answering",
+        hf("Data2VecTextForQuestionAnswering", "Data2VecTextConfig", **SMALL),
+        "Data2VecTextForQuestionAnswering: of its family",
+    ),
+    (
+        "data2vec-text cross-attention",
+        hf("Data2VecTextModel", "Data2VecTextConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
+    ),
+    (
+        "roberta-prelayernorm untied",
+        hf("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormConfig", **SMALL, tie_word_embeddings=False),
+        "lm_head.bias unused by forward",
+    ),
+    (
+        "roberta-prelayernorm classifier",
+        hf("RobertaPreLayerNormForSequenceClassification", "RobertaPreLayerNormConfig", **SMALL),
+        "RobertaPreLayerNormForSequenceClassification: of its family",
+    ),
+    (
+        "roberta-prelayernorm cross-attention",
+        hf("RobertaPreLayerNormModel", "RobertaPreLayerNormConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
+    ),
+    (
+        "xlm-roberta-xl untied",
+        hf("XLMRobertaXLForMaskedLM", "XLMRobertaXLConfig", **SMALL, tie_word_embeddings=False),
+        "lm_head.bias unused by forward",
+    ),
+    (
+        "xlm-roberta-xl token classifier",
+        hf("XLMRobertaXLForTokenClassification", "XLMRobertaXLConfig", **SMALL),
+        "XLMRobertaXLForTokenClassification: of its family",
+    ),
+    (
+        "xlm-roberta-xl cross-attention",
+        hf("XLMRobertaXLModel", "XLMRobertaXLConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
+    ),
+    (
+        "ernie untied",
+        hf("ErnieForMaskedLM", "ErnieConfig", **SMALL, tie_word_embeddings=False),
+        "cls.predictions.bias unused by forward",
+    ),
+    (
+        "ernie pretraining",
+        hf("ErnieForPreTraining", "ErnieConfig", **SMALL),
+        "ErnieForPreTraining: of its family paramsym reads ErnieModel, ErnieForMaskedLM, ErnieForCausalLM",
+    ),
+    (
+        "ernie cross-attention",
+        hf("ErnieModel", "ErnieConfig", **SMALL, is_decoder=True, add_cross_attention=True),
+        "add_cross_attention=True",
     ),
     (
         "bert pretraining",

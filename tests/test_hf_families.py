@@ -487,6 +487,32 @@ FAMILIES = [
     Family(
         "xlm-roberta", hf("XLMRobertaForMaskedLM", "XLMRobertaConfig", **ENCODER), encoder_cache, measured_cache=False
     ),
+    Family("camembert", hf("CamembertForMaskedLM", "CamembertConfig", **ENCODER), encoder_cache, measured_cache=False),
+    Family(
+        "data2vec-text",
+        hf("Data2VecTextForMaskedLM", "Data2VecTextConfig", **ENCODER),
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(  # pre-norm layers and a LayerNorm after the last
+        "roberta-prelayernorm",
+        hf("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormConfig", **ENCODER),
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family(  # pre-norm layers, no LayerNorm after the embeddings, one after the last layer
+        "xlm-roberta-xl",
+        hf("XLMRobertaXLForMaskedLM", "XLMRobertaXLConfig", **ENCODER),
+        encoder_cache,
+        measured_cache=False,
+    ),
+    Family("ernie", hf("ErnieForMaskedLM", "ErnieConfig", **ENCODER), encoder_cache, measured_cache=False),
+    Family(  # a task-type table summed into the embeddings
+        "ernie",
+        hf("ErnieForMaskedLM", "ErnieConfig", **ENCODER, use_task_id=True, task_type_vocab_size=5),
+        encoder_cache,
+        measured_cache=False,
+    ),
     Family(
         "distilbert", hf("DistilBertForMaskedLM", "DistilBertConfig", **DISTIL), encoder_cache, measured_cache=False
     ),

@@ -48,6 +48,11 @@ EXACT = [
     # window_size > T: transformers caches every position, as many as a local layer keeps (tests/test_hf_ln_decoders.py)
     ("gpt_neo", dict(attention_types=[[["global", "local"], 1]], window_size=32)),
     ("mpt", dict(max_seq_len=T)),  # ALiBi
+    ("camembert", dict(is_decoder=True)),  # RoBERTa's code, built as CamembertForCausalLM
+    ("data2vec-text", dict(is_decoder=True)),  # RoBERTa's code, built as Data2VecTextForCausalLM
+    ("roberta-prelayernorm", dict(is_decoder=True)),  # pre-norm layers, a LayerNorm after the last
+    ("xlm-roberta-xl", dict(is_decoder=True)),  # pre-norm, no LayerNorm after the embeddings
+    ("ernie", dict(is_decoder=True, use_task_id=True)),  # BERT's with a task-type table
 ]
 
 # (model_type, config fields, words of the refusal): refused, naming what the language lacks
@@ -82,6 +87,8 @@ REFUSED = [
     ("gpt2", dict(GPT2, sliding_window=4), "transformers' cache would keep only the last positions"),
     ("gpt_neox", dict(SMALL, sliding_window=4), "transformers' cache would keep only the last positions"),
     ("llama", dict(SMALL, attention_chunk_size=4), "attention_chunk_size=4"),  # a cache of chunks
+    ("xmod", dict(SMALL), "an adapter for each of config.languages"),  # per-language adapters
+    ("megatron-bert", dict(SMALL), "a run on the meta device"),  # its forward reads values of the ids
 ]
 
 # (model_type, config fields, words): transformers itself does not build the model

@@ -842,6 +842,11 @@ class _Encoder:
     token_types: bool = True  # a token-type table (type_vocab_size rows)
     padded: bool = False  # positions start after padding_idx (RoBERTa's): the first padding_idx + 1 rows unused
     decoder: bool = True  # config.is_decoder makes the self-attention causal and add_cross_attention adds one
+    # pre-norm layers (RoBERTa-PreLayerNorm's): x = x + attn(ln(x)), x = x + mlp(ln(x)), and a LayerNorm after the
+    # last layer at this path of the base model
+    final_norm: str | None = None
+    embed_norm: bool = True  # a LayerNorm after the embeddings' sum (XLM-RoBERTa-XL has none)
+    task_types: bool = False  # ERNIE's task-type table (task_type_vocab_size rows) with use_task_id
     # the language-model head: (dense, its activation field or None for a fixed GELU, LayerNorm, decoder,
     # the head's own bias (tied to the decoder's) or None)
     head: tuple[str, str | None, str, str, str | None] = (
@@ -865,6 +870,40 @@ _ENCODERS = {
         ("XLMRobertaForMaskedLM", "XLMRobertaForCausalLM"),
         padded=True,
         head=_ROBERTA_HEAD,
+    ),
+    "camembert": _Encoder(  # RoBERTa's code under CamemBERT's names
+        "roberta",
+        ("CamembertModel",),
+        ("CamembertForMaskedLM", "CamembertForCausalLM"),
+        padded=True,
+        head=_ROBERTA_HEAD,
+    ),
+    "data2vec-text": _Encoder(  # RoBERTa's code under data2vec's names
+        "data2vec_text",
+        ("Data2VecTextModel",),
+        ("Data2VecTextForMaskedLM", "Data2VecTextForCausalLM"),
+        padded=True,
+        head=_ROBERTA_HEAD,
+    ),
+    "roberta-prelayernorm": _Encoder(  # RoBERTa's with pre-norm layers and a LayerNorm after the last
+        "roberta_prelayernorm",
+        ("RobertaPreLayerNormModel",),
+        ("RobertaPreLayerNormForMaskedLM", "RobertaPreLayerNormForCausalLM"),
+        padded=True,
+        head=_ROBERTA_HEAD,
+        final_norm="LayerNorm",
+    ),
+    "xlm-roberta-xl": _Encoder(  # RoBERTa's with pre-norm layers, no LayerNorm after the embeddings, one after the last
+        "roberta",
+        ("XLMRobertaXLModel",),
+        ("XLMRobertaXLForMaskedLM", "XLMRobertaXLForCausalLM"),
+        padded=True,
+        head=_ROBERTA_HEAD,
+        final_norm="encoder.LayerNorm",
+        embed_norm=False,
+    ),
+    "ernie": _Encoder(  # BERT's with a task-type table (use_task_id) summed into the embeddings
+        "ernie", ("ErnieModel",), ("ErnieForMaskedLM", "ErnieForCausalLM"), task_types=True
     ),
     "distilbert": _Encoder(
         "distilbert",
@@ -908,9 +947,10 @@ def _module(model, path: str):
 
 
 def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
-    """BERT, RoBERTa, XLM-RoBERTa, DistilBERT and ELECTRA (`_ENCODERS`): the base model (with BERT's and RoBERTa's
-    pooler, first > dense > tanh, where add_pooling_layer built it), its language-model head (dense > act > ln >
-    the decoder, tied to the token embedding with a bias of its own) or ELECTRA's discriminator head."""
+    """BERT, RoBERTa, XLM-RoBERTa, CamemBERT, data2vec-text, RoBERTa-PreLayerNorm, XLM-RoBERTa-XL, ERNIE, DistilBERT
+    and ELECTRA (`_ENCODERS`): the base model (with BERT's and RoBERTa's pooler, first > dense > tanh, where
+    add_pooling_layer built it), its language-model head (dense > act > ln > the decoder, tied to the token embedding
+    with a bias of its own) or ELECTRA's discriminator head."""
     c = model.config
     spec = _ENCODERS[c.model_type]
     name = type(model).__name__
@@ -938,11 +978,15 @@ def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
     project = getattr(base, "embeddings_project", None)
     if (project is None) != (e == d):
         raise ImportRefused(f"{name}: embeddings of {e} values and layers of {d} without a projection between them")
+    attention, mlp = f"attn(heads=h, bias{causal})", f"dense(->{_width(F, d)}, bias) > {act} > dense(->d, bias)"
+    pre = spec.final_norm is not None
+    if spec.final_norm is not None and type(_module(base, spec.final_norm)).__name__ != "LayerNorm":
+        raise ImportRefused(f"{name}: no LayerNorm after its pre-norm layers ({spec.final_norm})")
+    block = f"res(ln > {attention}) > res(ln > {mlp})" if pre else f"res({attention}) > ln > res({mlp}) > ln"
     lines = [
         f"# {name} read by paramsym from its config",
         f"let V = {V}; let n = {n}; let d = {d}; let L = {L}; let h = {h}",
-        f"def block = res(attn(heads=h, bias{causal})) > ln "
-        f"> res(dense(->{_width(F, d)}, bias) > {act} > dense(->d, bias)) > ln",
+        f"def block = {block}",
     ]
     if first:
         lines.insert(1, f"# positions {first}..{n - 1} of the table: they start after padding_idx={first - 1}")
@@ -967,7 +1011,10 @@ def _encoder(model, length: int | None, shape: tuple | None = None) -> str:
     network += (" as wte" if tied else "") + " > posembed(n)"
     if spec.token_types:
         network += f" > posembed({c.type_vocab_size})"
-    network += " > ln" + (" > dense(->d, bias)" if project is not None else "") + " > (block) * L"
+    if spec.task_types and getattr(base.embeddings, "use_task_id", False):
+        network += f" > posembed({c.task_type_vocab_size})"
+    network += (" > ln" if spec.embed_norm else "") + (" > dense(->d, bias)" if project is not None else "")
+    network += " > (block) * L" + (" > ln" if pre else "")
     if name in spec.masked:
         head_act = _hf_activation(model, field) if field is not None else "gelu"
         inner = "d" if dense.out_features == d else dense.out_features
@@ -2838,6 +2885,11 @@ _FAMILIES = {
     "bert": _encoder,
     "roberta": _encoder,
     "xlm-roberta": _encoder,
+    "camembert": _encoder,
+    "data2vec-text": _encoder,
+    "roberta-prelayernorm": _encoder,
+    "xlm-roberta-xl": _encoder,
+    "ernie": _encoder,
     "distilbert": _encoder,
     "electra": _encoder,
     "gpt_neox": _gpt_neox,
@@ -2868,6 +2920,12 @@ _NOT_READ = {
     "jetmoe": "its attention is a mixture of experts (JetMoeMoA: the query and output projections are experts a "
     "router chooses for each token) and its experts add a bias after the mixture (mlp.bias): the language's attn "
     "has no routed projections, its moe no bias",
+    "xmod": "every layer holds an adapter for each of config.languages (output.adapter_modules) and each token goes "
+    "through the one its lang_ids name: parameters() counts every language's adapter, a token's MACs one, and the "
+    "language has no per-language branch",
+    "megatron-bert": "its forward reads values of its inputs (the padding warning's pad_token_id in input_ids, and "
+    "whether the mask of ones it makes is all ones), which paramsym's check of the program (a run on the meta "
+    "device, shapes without values) cannot run",
 }
 
 
@@ -2912,7 +2970,9 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon, BLOOM, Phi, StableLM, CodeGen,
     Persimmon and XGLM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential blocks);
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
-    with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
+    with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`).
+    The encoders in `_encoder`'s layout (_ENCODERS): BERT, RoBERTa, XLM-RoBERTa, CamemBERT,
+    data2vec-text, RoBERTa-PreLayerNorm and XLM-RoBERTa-XL (pre-norm), ERNIE (task types), DistilBERT, ELECTRA."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
