@@ -236,6 +236,11 @@ MODEL_CASES = [
     ("ArceeForCausalLM", "ArceeConfig", dict(SMALL, mlp_bias=True, tie_word_embeddings=True), "dense(->F, bias)"),
     ("ApertusForCausalLM", "ApertusConfig", dict(SMALL, hidden_act="relu2"), "qk_norm=rms"),
     ("ApertusModel", "ApertusConfig", dict(SMALL, hidden_act="gelu", attention_bias=True), "> gelu >"),
+    # Ministral 3: Mistral's layout (its queries scaled by position count nothing), every layer sliding by
+    # sliding_window
+    ("Ministral3ForCausalLM", "Ministral3Config", dict(SMALL), "attn(heads=h, kv_heads=g, rope, causal)"),
+    ("Ministral3ForCausalLM", "Ministral3Config", dict(SMALL, sliding_window=5), "window=5"),
+    ("Ministral3Model", "Ministral3Config", dict(SMALL, num_key_value_heads=4, tie_word_embeddings=True), "(block)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT), "posembed(n + 2)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, do_layer_norm_before=False, word_embed_proj_dim=32), "dense(->p)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, enable_bias=False, layer_norm_elementwise_affine=False), "noaffine"),
@@ -324,6 +329,7 @@ PER_LAYER_CASES = [
     ("GlmForCausalLM", "GlmConfig", dict(SMALL, pad_token_id=0)),
     ("Glm4ForCausalLM", "Glm4Config", dict(SMALL, pad_token_id=0)),
     ("ArceeForCausalLM", "ArceeConfig", dict(SMALL)),
+    ("Ministral3ForCausalLM", "Ministral3Config", dict(SMALL, sliding_window=5)),
 ]
 
 

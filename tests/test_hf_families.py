@@ -169,6 +169,7 @@ def auto(model_type: str, **config) -> Callable[[], Any]:
 FAMILIES = [
     Family("llama", hf("LlamaForCausalLM", "LlamaConfig", **SMALL), gqa_cache),
     Family("mistral", hf("MistralForCausalLM", "MistralConfig", **SMALL, sliding_window=None), gqa_cache),
+    Family("ministral3", hf("Ministral3ForCausalLM", "Ministral3Config", **SMALL), gqa_cache),  # Mistral's, q scaled
     Family(
         "mixtral",
         hf("MixtralForCausalLM", "MixtralConfig", **SMALL, num_local_experts=4, num_experts_per_tok=2),

@@ -24,6 +24,7 @@ T = 16
 # (model_type, config fields beyond SMALL): imported exactly
 EXACT = [
     ("granite", dict(embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0078125)),
+    ("ministral3", dict(sliding_window=4)),  # Mistral's, every layer sliding; its queries scaled by position
     ("helium", {}),
     ("helium", dict(attention_bias=True)),  # biases on q, k, v; none on the output projection
     ("seed_oss", dict(attention_bias=True, attention_out_bias=False)),
@@ -76,6 +77,7 @@ REFUSED = [
     # on (the sweep's probes found the program counting the window while the cache kept every position)
     ("llama", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
     ("mistral", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
+    ("ministral3", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
     ("starcoder2", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
     ("olmo2", dict(SMALL, sliding_window=4, layer_types=MIXED), "transformers' cache follows layer_types"),
     # a family without a window in its layout: a sliding_window in its config would slide transformers' cache

@@ -161,6 +161,9 @@ class _Layout:
 _LLAMAS = {
     "llama": _Layout(("LlamaModel", "LlamaForCausalLM")),
     "mistral": _Layout(("MistralModel", "MistralForCausalLM")),
+    # Ministral 3: Mistral's layout; its queries scaled by position (llama_4_scaling_beta): no parameters, no MACs
+    # of a matrix product
+    "ministral3": _Layout(("Ministral3Model", "Ministral3ForCausalLM")),
     "mixtral": _Layout(("MixtralModel", "MixtralForCausalLM")),
     # Llama's layout with biases on q, k and v (qkv_bias)
     "qwen2": _Layout(("Qwen2Model", "Qwen2ForCausalLM"), layer_types=True),
@@ -2800,6 +2803,7 @@ _FAMILIES = {
     "gpt_neo": _gpt_neo,
     "llama": _llama,
     "mistral": _llama,
+    "ministral3": _llama,
     "mixtral": _llama,
     "qwen2": _llama,
     "qwen2_moe": _llama,
@@ -2906,7 +2910,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5, CWM,
-    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee and Apertus are read in Llama's layout (_LLAMAS), and so are the
+    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee, Apertus,
+    Ministral 3 are read in Llama's layout (_LLAMAS), and so are the
     mixtures of experts OLMoE, GraniteMoE, PhiMoE (LayerNorms) and GLM-4.5-MoE (shared experts, a score bias, dense
     first layers); OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
     Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon, BLOOM, Phi, StableLM, CodeGen,
