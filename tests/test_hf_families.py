@@ -342,6 +342,8 @@ FAMILIES = [
         ),
         gqa_cache,
     ),
+    # GLM-4.5-MoE's experts (shared experts, a score bias per expert) in every layer behind Llama's attention
+    Family("solar_open", hf("SolarOpenForCausalLM", "SolarOpenConfig", **SMALL, **GLM4_MOE), gqa_cache),
     Family("phi3", hf("Phi3ForCausalLM", "Phi3Config", **SMALL, pad_token_id=0), gqa_cache),
     Family("gemma", hf("GemmaForCausalLM", "GemmaConfig", **SMALL), gqa_cache),
     # local (sliding) and global layers alternate; soft-capped scores and logits; four norms a layer

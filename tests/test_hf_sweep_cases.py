@@ -24,8 +24,8 @@ T = 16
 # (model_type, config fields beyond SMALL): imported exactly
 EXACT = [
     ("granite", dict(embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0078125)),
-    ("ministral3", dict(sliding_window=4)),  # Mistral's, every layer sliding; its queries scaled by position
     ("helium", {}),
+    ("ministral3", dict(sliding_window=4)),  # Mistral's, every layer sliding; its queries scaled by position
     ("helium", dict(attention_bias=True)),  # biases on q, k, v; none on the output projection
     ("seed_oss", dict(attention_bias=True, attention_out_bias=False)),
     ("ernie4_5", dict(use_bias=True)),  # biases on the attention's four projections and the MLP's three
@@ -36,6 +36,7 @@ EXACT = [
     ("llama", dict(sliding_window=4)),  # transformers' cache slides on every layer: window=4
     ("starcoder2", dict(sliding_window=4)),
     ("qwen2_moe", dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)),
+    ("solar_open", dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, n_shared_experts=2)),
     ("smollm3", dict(pad_token_id=0, num_hidden_layers=4)),  # a NoPE layer every fourth
     ("olmo3", dict(num_hidden_layers=4, sliding_window=4)),  # three sliding layers, then a global one
     ("exaone4", dict(num_hidden_layers=4, sliding_window=4)),  # the global layer without rotary positions
@@ -84,6 +85,8 @@ REFUSED = [
     ("gpt2", dict(GPT2, sliding_window=4), "transformers' cache would keep only the last positions"),
     ("gpt_neox", dict(SMALL, sliding_window=4), "transformers' cache would keep only the last positions"),
     ("llama", dict(SMALL, attention_chunk_size=4), "attention_chunk_size=4"),  # a cache of chunks
+    # Solar Open's Llama attention turns whole heads: GLM-4.5-MoE's half-rotary tables would fail its forward pass
+    ("solar_open", dict(SMALL, partial_rotary_factor=0.5), "which its attention turns whole (its forward pass would"),
 ]
 
 # (model_type, config fields, words): transformers itself does not build the model

@@ -188,6 +188,8 @@ _LLAMAS = {
     # moe_layer_start_index, shared experts added as they are; its routers keep their score bias as a parameter
     # (moe_statics), which the language's moe does not: refused wherever a layer has experts
     "ernie4_5_moe": _Layout(("Ernie4_5_MoeModel", "Ernie4_5_MoeForCausalLM")),
+    # Solar Open: GLM-4.5-MoE's experts (shared experts, a score bias) in every layer behind Llama's attention
+    "solar_open": _Layout(("SolarOpenModel", "SolarOpenForCausalLM")),
     # Llama's layout with q, k, v fused in one Linear, gate and up in one
     "phi3": _Layout(("Phi3Model", "Phi3ForCausalLM")),
     # Llama's layout and counts; its embedding_multiplier, residual_multiplier, attention_multiplier (the attention's
@@ -2814,6 +2816,7 @@ _FAMILIES = {
     "phimoe": _llama,
     "glm4_moe": _llama,
     "ernie4_5_moe": _llama,
+    "solar_open": _llama,
     "phi3": _llama,
     "granite": _llama,
     "helium": _llama,
@@ -2913,7 +2916,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     SmolLM3 (NoPE layers), GLM, GLM-4, Arcee, Apertus,
     Ministral 3 are read in Llama's layout (_LLAMAS), and so are the
     mixtures of experts OLMoE, GraniteMoE, PhiMoE (LayerNorms) and GLM-4.5-MoE (shared experts, a score bias, dense
-    first layers); OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
+    first layers), and Solar Open (GLM-4.5-MoE's experts in every layer);
+    OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
     Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon, BLOOM, Phi, StableLM, CodeGen,
     Persimmon and XGLM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential blocks);
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
