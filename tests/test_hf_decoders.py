@@ -241,6 +241,16 @@ MODEL_CASES = [
     ("Ministral3ForCausalLM", "Ministral3Config", dict(SMALL), "attn(heads=h, kv_heads=g, rope, causal)"),
     ("Ministral3ForCausalLM", "Ministral3Config", dict(SMALL, sliding_window=5), "window=5"),
     ("Ministral3Model", "Ministral3Config", dict(SMALL, num_key_value_heads=4, tie_word_embeddings=True), "(block)"),
+    # HyperCLOVAX: Granite's layout (multipliers that count nothing) with an RMSNorm after the attention and after the
+    # MLP inside the residuals (use_post_norm)
+    ("HyperCLOVAXForCausalLM", "HyperCLOVAXConfig", dict(SMALL), "rope, causal) > rmsnorm)"),
+    (
+        "HyperCLOVAXForCausalLM",
+        "HyperCLOVAXConfig",
+        dict(SMALL, use_post_norm=False, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=0.5),
+        "rope, causal))",
+    ),
+    ("HyperCLOVAXModel", "HyperCLOVAXConfig", dict(SMALL, attention_bias=True, mlp_bias=True), "dense(->d, bias)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT), "posembed(n + 2)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, do_layer_norm_before=False, word_embed_proj_dim=32), "dense(->p)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, enable_bias=False, layer_norm_elementwise_affine=False), "noaffine"),
@@ -393,6 +403,17 @@ def test_a_norm_the_layout_does_not_have_is_refused():
     for norm in ("q_norm", "k_norm"):  # per head: not OLMo-2's
         setattr(model.model.layers[0].self_attn, norm, torch.nn.RMSNorm(16))
     with pytest.raises(ParamsymError, match=r"\(16,\) and \(16,\).*qk_norm=rms_full"):
+        paramsym.from_torch(model, T)
+
+
+@pytest.mark.parametrize("post_norm, layer, module", [(True, 1, "post_norm2"), (False, 0, "post_norm1")])
+def test_hyperclovax_norms_after_that_its_config_does_not_say_are_refused(post_norm, layer, module):
+    """HyperCLOVAX's norms after the attention and the MLP are read from use_post_norm: a layer whose module differs
+    (an Identity where the config says RMSNorm, a LayerNorm where it says none) is refused by the check of the
+    program against parameters()."""
+    model = build("HyperCLOVAXForCausalLM", "HyperCLOVAXConfig", dict(SMALL, use_post_norm=post_norm))
+    setattr(model.model.layers[layer], module, torch.nn.Identity() if post_norm else torch.nn.LayerNorm(64))
+    with pytest.raises(ParamsymError, match="parameters, but the program paramsym wrote for it has"):
         paramsym.from_torch(model, T)
 
 

@@ -209,6 +209,14 @@ FAMILIES = [
         ),
         gqa_cache,
     ),
+    # Granite's layout with an RMSNorm after the attention and after the MLP (use_post_norm, Peri-LN)
+    Family("hyperclovax", hf("HyperCLOVAXForCausalLM", "HyperCLOVAXConfig", **SMALL), gqa_cache),
+    Family(
+        "hyperclovax",
+        hf("HyperCLOVAXForCausalLM", "HyperCLOVAXConfig", **SMALL, use_post_norm=False, logits_scaling=0.5),
+        gqa_cache,
+        variant="no-post-norm",
+    ),
     Family("helium", hf("HeliumForCausalLM", "HeliumConfig", **SMALL), gqa_cache),
     Family(  # biases on q, k and v (attention_bias), none on the output (attention_out_bias)
         "seed_oss", hf("SeedOssForCausalLM", "SeedOssConfig", **SMALL, attention_bias=True), gqa_cache

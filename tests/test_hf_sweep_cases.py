@@ -24,6 +24,8 @@ T = 16
 # (model_type, config fields beyond SMALL): imported exactly
 EXACT = [
     ("granite", dict(embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0078125)),
+    ("hyperclovax", dict(logits_scaling=0.5)),  # Granite's with an RMSNorm after the attention and the MLP
+    ("hyperclovax", dict(use_post_norm=False, attention_bias=True)),
     ("helium", {}),
     ("ministral3", dict(sliding_window=4)),  # Mistral's, every layer sliding; its queries scaled by position
     ("helium", dict(attention_bias=True)),  # biases on q, k, v; none on the output projection

@@ -149,6 +149,9 @@ class _Layout:
     # Glm4's norms after the attention and the MLP too (post_self_attn_layernorm, post_mlp_layernorm), inside the
     # residuals: res(rmsnorm > attn > rmsnorm) > res(rmsnorm > mlp > rmsnorm)
     sandwich: bool = False
+    # the config's yes/no field that says whether the blocks have those norms after (HyperCLOVAX's use_post_norm,
+    # its post_norm1 and post_norm2: an RMSNorm, or an Identity without parameters)
+    sandwich_field: str | None = None
     # the norm of the blocks and the last one: RMSNorm (a weight), or LayerNorm with weight and bias (PhiMoE's)
     norm: str = "rmsnorm"
     # the form of q_norm and k_norm: an RMSNorm of the head width shared by the heads (Qwen3's, `rms`), or one
@@ -195,6 +198,9 @@ _LLAMAS = {
     # Llama's layout and counts; its embedding_multiplier, residual_multiplier, attention_multiplier (the attention's
     # scale) and logits_scaling are numbers that scale values: no parameters, no MACs of a matrix product
     "granite": _Layout(("GraniteModel", "GraniteForCausalLM")),
+    # HyperCLOVAX: Granite's layout and multipliers (its logits_scaling multiplies) with an RMSNorm after the
+    # attention and after the MLP inside the residuals (Peri-LN) when use_post_norm is set
+    "hyperclovax": _Layout(("HyperCLOVAXModel", "HyperCLOVAXForCausalLM"), sandwich_field="use_post_norm"),
     # Llama's layout (its rotary embedding turns interleaved pairs of channels: the same counts); with
     # attention_bias, biases on q, k and v only (qkv_bias)
     "helium": _Layout(("HeliumModel", "HeliumForCausalLM")),
@@ -614,7 +620,8 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
                 )
         ffn[form] = text
 
-    after = " > rmsnorm" if layout.sandwich else ""
+    sandwich = layout.sandwich or bool(layout.sandwich_field and getattr(c, layout.sandwich_field))
+    after = " > rmsnorm" if sandwich else ""
 
     def block(window: int | None, form: tuple, rotary: bool) -> str:
         options = attention + ([f"window={window}"] if window is not None else []) + [rope] * rotary + ["causal"]
@@ -2819,6 +2826,7 @@ _FAMILIES = {
     "solar_open": _llama,
     "phi3": _llama,
     "granite": _llama,
+    "hyperclovax": _llama,
     "helium": _llama,
     "seed_oss": _llama,
     "ernie4_5": _llama,
@@ -2913,8 +2921,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5, CWM,
-    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee, Apertus,
-    Ministral 3 are read in Llama's layout (_LLAMAS), and so are the
+    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee, Apertus, Ministral 3, HyperCLOVAX (norms after the attention and the
+    MLP) are read in Llama's layout (_LLAMAS), and so are the
     mixtures of experts OLMoE, GraniteMoE, PhiMoE (LayerNorms) and GLM-4.5-MoE (shared experts, a score bias, dense
     first layers), and Solar Open (GLM-4.5-MoE's experts in every layer);
     OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
