@@ -419,6 +419,9 @@ def test_hyperclovax_norms_after_that_its_config_does_not_say_are_refused(post_n
 
 # configs of the new families that the language cannot write, each refused by what it lacks
 REFUSED_CASES = [
+    # NanoChat's q_norm and k_norm divide by the root mean square without a weight: no qk_norm of the language
+    ("NanoChatForCausalLM", "NanoChatConfig", dict(SMALL), r"q_norm, k_norm: NanoChatRMSNorm, after the rotary turn"),
+    ("NanoChatModel", "NanoChatConfig", dict(SMALL, num_key_value_heads=4), "which no qk_norm of the language has"),
     # Apertus's own activation: xIELU learns alpha_p and alpha_n in each MLP
     ("ApertusForCausalLM", "ApertusConfig", dict(SMALL), "xIELU learns two numbers"),
     ("ArceeForCausalLM", "ArceeConfig", dict(SMALL, hidden_act="xielu"), "xIELU learns two numbers"),
@@ -463,6 +466,14 @@ def test_what_the_language_lacks_is_refused(model_class, config_class, config, m
         model = getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
     with pytest.raises(ParamsymError, match=message):
         paramsym.from_torch(model, T)
+
+
+def test_nanochat_query_and_key_norms_learn_nothing():
+    """Why NanoChat is refused: its q_norm and k_norm hold no parameter, and change q and k (not an identity)."""
+    attention = build("NanoChatForCausalLM", "NanoChatConfig", dict(SMALL)).model.layers[0].self_attn
+    assert list(attention.q_norm.parameters()) == list(attention.k_norm.parameters()) == []
+    x = torch.full((1, 4, 3, 16), 3.0)
+    assert torch.allclose(attention.q_norm(x), torch.ones_like(x), atol=1e-4)
 
 
 @pytest.mark.parametrize(

@@ -670,6 +670,7 @@ REFUSED: dict[str, str] = {
     "gpt_oss": "attention sinks, a router and experts with biases, a clamped SwiGLU",
     "llama4_text": "every expert runs on every token; chunked attention",
     "jetmoe": "a mixture of attention experts (JetMoeMoA); experts with an output bias",
+    "nanochat": "query and key norms without a weight (q_norm, k_norm), which no qk_norm of the language has",
 }
 
 

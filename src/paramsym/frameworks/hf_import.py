@@ -2883,6 +2883,11 @@ _NOT_READ = {
     "jetmoe": "its attention is a mixture of experts (JetMoeMoA: the query and output projections are experts a "
     "router chooses for each token) and its experts add a bias after the mixture (mlp.bias): the language's attn "
     "has no routed projections, its moe no bias",
+    # Llama's layout otherwise (norms without a weight, a norm before the layers too, up > relu² > down, soft-capped
+    # logits: each has a counterpart)
+    "nanochat": "its attention divides each query and key head by its root mean square without a weight (q_norm, "
+    "k_norm: NanoChatRMSNorm, after the rotary turn), which no qk_norm of the language has (qk_norm=rms learns a "
+    "weight of the head width)",
 }
 
 
