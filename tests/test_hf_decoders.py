@@ -251,6 +251,15 @@ MODEL_CASES = [
         "rope, causal))",
     ),
     ("HyperCLOVAXModel", "HyperCLOVAXConfig", dict(SMALL, attention_bias=True, mlp_bias=True), "dense(->d, bias)"),
+    # Jais 2: Arcee's MLP between LayerNorms (weight and bias), biases on the attention and the MLP by default
+    ("Jais2ForCausalLM", "Jais2Config", dict(SMALL, eos_token_id=0), "res(ln > dense(->F, bias) > squaredrelu >"),
+    (
+        "Jais2ForCausalLM",
+        "Jais2Config",
+        dict(SMALL, eos_token_id=0, attention_bias=False, mlp_bias=False, tie_word_embeddings=True, sliding_window=5),
+        "window=5",
+    ),
+    ("Jais2Model", "Jais2Config", dict(SMALL, eos_token_id=0, hidden_act="gelu"), "(block) * L > ln"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT), "posembed(n + 2)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, do_layer_norm_before=False, word_embed_proj_dim=32), "dense(->p)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, enable_bias=False, layer_norm_elementwise_affine=False), "noaffine"),
@@ -425,6 +434,7 @@ REFUSED_CASES = [
     # Apertus's own activation: xIELU learns alpha_p and alpha_n in each MLP
     ("ApertusForCausalLM", "ApertusConfig", dict(SMALL), "xIELU learns two numbers"),
     ("ArceeForCausalLM", "ArceeConfig", dict(SMALL, hidden_act="xielu"), "xIELU learns two numbers"),
+    ("Jais2ForCausalLM", "Jais2Config", dict(SMALL, eos_token_id=0, hidden_act="xielu"), "xIELU learns two numbers"),
     # a sliding layer_types whose attention does not slide (use_sliding_window off): the cache and the attention
     # disagree
     (

@@ -284,6 +284,8 @@ FAMILIES = [
     ),
     # Apertus's own activation (xIELU) learns numbers and is refused (test_hf_decoders); with another it is read
     Family("apertus", hf("ApertusForCausalLM", "ApertusConfig", **SMALL, hidden_act="relu2"), gqa_cache),
+    # Arcee's MLP (no gate) between LayerNorms with weight and bias; biases on the attention and the MLP by default
+    Family("jais2", hf("Jais2ForCausalLM", "Jais2Config", **SMALL, eos_token_id=0), gqa_cache),
     # configs that transformers builds as Llama's own classes (LlamaForCausalLM) under their own model_type
     Family("internlm3", auto("internlm3", **SMALL), gqa_cache),
     Family("iquestcoder", auto("iquestcoder", **SMALL), gqa_cache),

@@ -46,6 +46,8 @@ EXACT = [
     ("glm", dict(pad_token_id=0)),
     ("glm4", dict(pad_token_id=0)),
     ("arcee", {}),
+    ("jais2", dict(eos_token_id=0)),  # Arcee's MLP between LayerNorms, biases on the attention and the MLP
+    ("jais2", dict(eos_token_id=0, mlp_bias=False, attention_bias=False, tie_word_embeddings=True)),
     ("vaultgemma", dict(num_hidden_layers=4, sliding_window=4)),
     ("phi", dict(num_key_value_heads=4)),  # a head_dim field that PhiAttention reads, rope=0.5
     ("gpt_bigcode", {}),  # multi_query: one key/value head

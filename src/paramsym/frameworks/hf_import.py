@@ -220,6 +220,9 @@ _LLAMAS = {
     # qk_norm=rms (its xIELU activation learns two numbers a layer, which no activation of the language has)
     "arcee": _Layout(("ArceeModel", "ArceeForCausalLM")),
     "apertus": _Layout(("ApertusModel", "ApertusForCausalLM")),
+    # Jais 2: Arcee's MLP (up_proj > relu2 > down_proj) and LayerNorms with weight and bias; biases on the attention
+    # and the MLP by default (attention_bias, mlp_bias)
+    "jais2": _Layout(("Jais2Model", "Jais2ForCausalLM"), norm="ln"),
 }
 
 
@@ -2836,6 +2839,7 @@ _FAMILIES = {
     "glm4": _llama,
     "arcee": _llama,
     "apertus": _llama,
+    "jais2": _llama,
     "gemma": _gemma,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
@@ -2927,7 +2931,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5, CWM,
     SmolLM3 (NoPE layers), GLM, GLM-4, Arcee, Apertus, Ministral 3, HyperCLOVAX (norms after the attention and the
-    MLP) are read in Llama's layout (_LLAMAS), and so are the
+    MLP) and Jais 2 (LayerNorms) are read in Llama's layout (_LLAMAS), and so are the
     mixtures of experts OLMoE, GraniteMoE, PhiMoE (LayerNorms) and GLM-4.5-MoE (shared experts, a score bias, dense
     first layers), and Solar Open (GLM-4.5-MoE's experts in every layer);
     OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
