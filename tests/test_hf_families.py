@@ -154,6 +154,20 @@ DEEPSEEK = dict(
     topk_group=1,
 )
 
+# MiniCPM3: DeepSeek-V2's latent attention, no experts
+MINICPM3 = dict(
+    vocab_size=100,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    kv_lora_rank=16,
+    q_lora_rank=24,
+    qk_nope_head_dim=8,
+    qk_rope_head_dim=4,
+    v_head_dim=12,
+)
+
 
 def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
     return lambda: getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
@@ -385,6 +399,14 @@ FAMILIES = [
         hf("DeepseekV2ForCausalLM", "DeepseekV2Config", **DEEPSEEK, q_lora_rank=24),
         mla_cache,
         variant="q_lora",
+    ),
+    # MiniCPM3: DeepSeek-V2's attention (MLA) with a gated MLP in every layer
+    Family("minicpm3", hf("MiniCPM3ForCausalLM", "MiniCPM3Config", **MINICPM3), mla_cache),
+    Family(
+        "minicpm3",
+        hf("MiniCPM3ForCausalLM", "MiniCPM3Config", **dict(MINICPM3, q_lora_rank=None, tie_word_embeddings=False)),
+        mla_cache,
+        variant="q-untied",
     ),
     Family(
         "deepseek_v3",

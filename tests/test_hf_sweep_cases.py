@@ -38,6 +38,8 @@ EXACT = [
     ("llama", dict(sliding_window=4)),  # transformers' cache slides on every layer: window=4
     ("starcoder2", dict(sliding_window=4)),
     ("qwen2_moe", dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)),
+    # DeepSeek-V2's latent attention with a gated MLP in every layer
+    ("minicpm3", dict(kv_lora_rank=16, q_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=12)),
     ("solar_open", dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, n_shared_experts=2)),
     ("smollm3", dict(pad_token_id=0, num_hidden_layers=4)),  # a NoPE layer every fourth
     ("olmo3", dict(num_hidden_layers=4, sliding_window=4)),  # three sliding layers, then a global one

@@ -1179,6 +1179,9 @@ def _decoder_rotates(layout: DecoderLayout, attention) -> bool:
 _DEEPSEEKS = {
     "deepseek_v2": ("DeepseekV2Model", "DeepseekV2ForCausalLM"),
     "deepseek_v3": ("DeepseekV3Model", "DeepseekV3ForCausalLM"),
+    # MiniCPM3: DeepSeek-V2's attention (MLA) with a gated MLP in every layer; its embedding scaled by scale_emb, its
+    # residual branches by scale_depth/√L and its logits by dim_model_base/d (numbers: no parameters)
+    "minicpm3": ("MiniCPM3Model", "MiniCPM3ForCausalLM"),
 }
 
 
@@ -2870,6 +2873,7 @@ _FAMILIES = {
     "persimmon": _persimmon,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
+    "minicpm3": _deepseek,
     "t5": _t5,
     "bart": _bart,
 }
@@ -2938,7 +2942,8 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon, BLOOM, Phi, StableLM, CodeGen,
     Persimmon and XGLM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential blocks);
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
-    with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
+    with ALiBi; MiniCPM3 in DeepSeek-V2's (`mla`, no experts);
+    T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
