@@ -408,6 +408,8 @@ FAMILIES = [
         mla_cache,
         variant="q-untied",
     ),
+    # Youtu-LLM: DeepSeek-V3's attention (MLA) with a gated MLP in every layer
+    Family("youtu", hf("YoutuForCausalLM", "YoutuConfig", **dict(MINICPM3, num_key_value_heads=4)), mla_cache),
     Family(
         "deepseek_v3",
         hf("DeepseekV3ForCausalLM", "DeepseekV3Config", **DEEPSEEK, q_lora_rank=24),

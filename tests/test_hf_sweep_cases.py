@@ -40,6 +40,13 @@ EXACT = [
     ("qwen2_moe", dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)),
     # DeepSeek-V2's latent attention with a gated MLP in every layer
     ("minicpm3", dict(kv_lora_rank=16, q_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=12)),
+    # (its rotary tables are head_dim wide: the rotary part of a head, qk_rope_head_dim)
+    (
+        "youtu",
+        dict(
+            num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4, head_dim=4
+        ),
+    ),
     ("solar_open", dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, n_shared_experts=2)),
     ("smollm3", dict(pad_token_id=0, num_hidden_layers=4)),  # a NoPE layer every fourth
     ("olmo3", dict(num_hidden_layers=4, sliding_window=4)),  # three sliding layers, then a global one

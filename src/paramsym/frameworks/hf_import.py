@@ -1182,6 +1182,8 @@ _DEEPSEEKS = {
     # MiniCPM3: DeepSeek-V2's attention (MLA) with a gated MLP in every layer; its embedding scaled by scale_emb, its
     # residual branches by scale_depth/√L and its logits by dim_model_base/d (numbers: no parameters)
     "minicpm3": ("MiniCPM3Model", "MiniCPM3ForCausalLM"),
+    # Youtu-LLM: DeepSeek-V3's attention (MLA) with a gated MLP in every layer
+    "youtu": ("YoutuModel", "YoutuForCausalLM"),
 }
 
 
@@ -2874,6 +2876,7 @@ _FAMILIES = {
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "minicpm3": _deepseek,
+    "youtu": _deepseek,
     "t5": _t5,
     "bart": _bart,
 }
@@ -2942,7 +2945,7 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon, BLOOM, Phi, StableLM, CodeGen,
     Persimmon and XGLM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential blocks);
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
-    with ALiBi; MiniCPM3 in DeepSeek-V2's (`mla`, no experts);
+    with ALiBi; MiniCPM3 and Youtu-LLM in DeepSeek-V2's (`mla`, no experts);
     T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`)."""
     if size is None and length is not None:
         size = (length,)
