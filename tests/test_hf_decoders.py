@@ -431,6 +431,8 @@ REFUSED_CASES = [
     # NanoChat's q_norm and k_norm divide by the root mean square without a weight: no qk_norm of the language
     ("NanoChatForCausalLM", "NanoChatConfig", dict(SMALL), r"q_norm, k_norm: NanoChatRMSNorm, after the rotary turn"),
     ("NanoChatModel", "NanoChatConfig", dict(SMALL, num_key_value_heads=4), "which no qk_norm of the language has"),
+    # BitNet's RMSNorm on the heads' output before o_proj: the language's subln is a LayerNorm
+    ("BitNetForCausalLM", "BitNetConfig", dict(SMALL), r"RMSNorm \(self_attn.attn_sub_norm, a weight of the q"),
     # Apertus's own activation: xIELU learns alpha_p and alpha_n in each MLP
     ("ApertusForCausalLM", "ApertusConfig", dict(SMALL), "xIELU learns two numbers"),
     ("ArceeForCausalLM", "ArceeConfig", dict(SMALL, hidden_act="xielu"), "xIELU learns two numbers"),
@@ -476,6 +478,15 @@ def test_what_the_language_lacks_is_refused(model_class, config_class, config, m
         model = getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
     with pytest.raises(ParamsymError, match=message):
         paramsym.from_torch(model, T)
+
+
+def test_bitnet_attention_sub_norm_is_an_rmsnorm_of_the_heads_output():
+    """Why BitNet is refused: attn_sub_norm holds a weight of the q channels and no bias (subln's LayerNorm holds 2q)
+    and runs on the heads' output, the input of o_proj."""
+    attention = build("BitNetForCausalLM", "BitNetConfig", dict(SMALL)).model.layers[0].self_attn
+    shapes = [tuple(p.shape) for p in attention.attn_sub_norm.parameters()]
+    assert shapes == [(attention.o_proj.in_features,)] == [(4 * 16,)]
+    assert type(attention.attn_sub_norm).__name__ == "BitNetRMSNorm"
 
 
 def test_nanochat_query_and_key_norms_learn_nothing():

@@ -697,6 +697,7 @@ REFUSED: dict[str, str] = {
     "llama4_text": "every expert runs on every token; chunked attention",
     "jetmoe": "a mixture of attention experts (JetMoeMoA); experts with an output bias",
     "nanochat": "query and key norms without a weight (q_norm, k_norm), which no qk_norm of the language has",
+    "bitnet": "an RMSNorm on the heads' output before o_proj (attn_sub_norm); subln is a LayerNorm",
 }
 
 

@@ -99,6 +99,7 @@ REFUSED = [
     ("gpt_neox", dict(SMALL, sliding_window=4), "transformers' cache would keep only the last positions"),
     ("llama", dict(SMALL, attention_chunk_size=4), "attention_chunk_size=4"),  # a cache of chunks
     ("nanochat", dict(SMALL), "no qk_norm of the language has"),  # q_norm, k_norm without a weight
+    ("bitnet", dict(SMALL), "self_attn.attn_sub_norm"),  # an RMSNorm before o_proj
     # Solar Open's Llama attention turns whole heads: GLM-4.5-MoE's half-rotary tables would fail its forward pass
     ("solar_open", dict(SMALL, partial_rotary_factor=0.5), "which its attention turns whole (its forward pass would"),
 ]

@@ -2899,6 +2899,10 @@ _NOT_READ = {
     "nanochat": "its attention divides each query and key head by its root mean square without a weight (q_norm, "
     "k_norm: NanoChatRMSNorm, after the rotary turn), which no qk_norm of the language has (qk_norm=rms learns a "
     "weight of the head width)",
+    # Llama's layout otherwise; its MLP's ffn_sub_norm (an RMSNorm before down_proj) has a counterpart
+    "bitnet": "its attention normalizes the heads' output by an RMSNorm (self_attn.attn_sub_norm, a weight of the "
+    "q channels) before the output projection, which the language's attn has only as a LayerNorm with weight and "
+    "bias (subln)",
 }
 
 
