@@ -236,6 +236,30 @@ MODEL_CASES = [
     ("ArceeForCausalLM", "ArceeConfig", dict(SMALL, mlp_bias=True, tie_word_embeddings=True), "dense(->F, bias)"),
     ("ApertusForCausalLM", "ApertusConfig", dict(SMALL, hidden_act="relu2"), "qk_norm=rms"),
     ("ApertusModel", "ApertusConfig", dict(SMALL, hidden_act="gelu", attention_bias=True), "> gelu >"),
+    # Ministral 3: Mistral's layout (its queries scaled by position count nothing), every layer sliding by
+    # sliding_window
+    ("Ministral3ForCausalLM", "Ministral3Config", dict(SMALL), "attn(heads=h, kv_heads=g, rope, causal)"),
+    ("Ministral3ForCausalLM", "Ministral3Config", dict(SMALL, sliding_window=5), "window=5"),
+    ("Ministral3Model", "Ministral3Config", dict(SMALL, num_key_value_heads=4, tie_word_embeddings=True), "(block)"),
+    # HyperCLOVAX: Granite's layout (multipliers that count nothing) with an RMSNorm after the attention and after the
+    # MLP inside the residuals (use_post_norm)
+    ("HyperCLOVAXForCausalLM", "HyperCLOVAXConfig", dict(SMALL), "rope, causal) > rmsnorm)"),
+    (
+        "HyperCLOVAXForCausalLM",
+        "HyperCLOVAXConfig",
+        dict(SMALL, use_post_norm=False, embedding_multiplier=12.0, residual_multiplier=0.22, logits_scaling=0.5),
+        "rope, causal))",
+    ),
+    ("HyperCLOVAXModel", "HyperCLOVAXConfig", dict(SMALL, attention_bias=True, mlp_bias=True), "dense(->d, bias)"),
+    # Jais 2: Arcee's MLP between LayerNorms (weight and bias), biases on the attention and the MLP by default
+    ("Jais2ForCausalLM", "Jais2Config", dict(SMALL, eos_token_id=0), "res(ln > dense(->F, bias) > squaredrelu >"),
+    (
+        "Jais2ForCausalLM",
+        "Jais2Config",
+        dict(SMALL, eos_token_id=0, attention_bias=False, mlp_bias=False, tie_word_embeddings=True, sliding_window=5),
+        "window=5",
+    ),
+    ("Jais2Model", "Jais2Config", dict(SMALL, eos_token_id=0, hidden_act="gelu"), "(block) * L > ln"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT), "posembed(n + 2)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, do_layer_norm_before=False, word_embed_proj_dim=32), "dense(->p)"),
     ("OPTForCausalLM", "OPTConfig", dict(OPT, enable_bias=False, layer_norm_elementwise_affine=False), "noaffine"),
@@ -324,6 +348,7 @@ PER_LAYER_CASES = [
     ("GlmForCausalLM", "GlmConfig", dict(SMALL, pad_token_id=0)),
     ("Glm4ForCausalLM", "Glm4Config", dict(SMALL, pad_token_id=0)),
     ("ArceeForCausalLM", "ArceeConfig", dict(SMALL)),
+    ("Ministral3ForCausalLM", "Ministral3Config", dict(SMALL, sliding_window=5)),
 ]
 
 
@@ -390,11 +415,28 @@ def test_a_norm_the_layout_does_not_have_is_refused():
         paramsym.from_torch(model, T)
 
 
+@pytest.mark.parametrize("post_norm, layer, module", [(True, 1, "post_norm2"), (False, 0, "post_norm1")])
+def test_hyperclovax_norms_after_that_its_config_does_not_say_are_refused(post_norm, layer, module):
+    """HyperCLOVAX's norms after the attention and the MLP are read from use_post_norm: a layer whose module differs
+    (an Identity where the config says RMSNorm, a LayerNorm where it says none) is refused by the check of the
+    program against parameters()."""
+    model = build("HyperCLOVAXForCausalLM", "HyperCLOVAXConfig", dict(SMALL, use_post_norm=post_norm))
+    setattr(model.model.layers[layer], module, torch.nn.Identity() if post_norm else torch.nn.LayerNorm(64))
+    with pytest.raises(ParamsymError, match="parameters, but the program paramsym wrote for it has"):
+        paramsym.from_torch(model, T)
+
+
 # configs of the new families that the language cannot write, each refused by what it lacks
 REFUSED_CASES = [
+    # NanoChat's q_norm and k_norm divide by the root mean square without a weight: no qk_norm of the language
+    ("NanoChatForCausalLM", "NanoChatConfig", dict(SMALL), r"q_norm, k_norm: NanoChatRMSNorm, after the rotary turn"),
+    ("NanoChatModel", "NanoChatConfig", dict(SMALL, num_key_value_heads=4), "which no qk_norm of the language has"),
+    # BitNet's RMSNorm on the heads' output before o_proj: the language's subln is a LayerNorm
+    ("BitNetForCausalLM", "BitNetConfig", dict(SMALL), r"RMSNorm \(self_attn.attn_sub_norm, a weight of the q"),
     # Apertus's own activation: xIELU learns alpha_p and alpha_n in each MLP
     ("ApertusForCausalLM", "ApertusConfig", dict(SMALL), "xIELU learns two numbers"),
     ("ArceeForCausalLM", "ArceeConfig", dict(SMALL, hidden_act="xielu"), "xIELU learns two numbers"),
+    ("Jais2ForCausalLM", "Jais2Config", dict(SMALL, eos_token_id=0, hidden_act="xielu"), "xIELU learns two numbers"),
     # a sliding layer_types whose attention does not slide (use_sliding_window off): the cache and the attention
     # disagree
     (
@@ -436,6 +478,23 @@ def test_what_the_language_lacks_is_refused(model_class, config_class, config, m
         model = getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
     with pytest.raises(ParamsymError, match=message):
         paramsym.from_torch(model, T)
+
+
+def test_bitnet_attention_sub_norm_is_an_rmsnorm_of_the_heads_output():
+    """Why BitNet is refused: attn_sub_norm holds a weight of the q channels and no bias (subln's LayerNorm holds 2q)
+    and runs on the heads' output, the input of o_proj."""
+    attention = build("BitNetForCausalLM", "BitNetConfig", dict(SMALL)).model.layers[0].self_attn
+    shapes = [tuple(p.shape) for p in attention.attn_sub_norm.parameters()]
+    assert shapes == [(attention.o_proj.in_features,)] == [(4 * 16,)]
+    assert type(attention.attn_sub_norm).__name__ == "BitNetRMSNorm"
+
+
+def test_nanochat_query_and_key_norms_learn_nothing():
+    """Why NanoChat is refused: its q_norm and k_norm hold no parameter, and change q and k (not an identity)."""
+    attention = build("NanoChatForCausalLM", "NanoChatConfig", dict(SMALL)).model.layers[0].self_attn
+    assert list(attention.q_norm.parameters()) == list(attention.k_norm.parameters()) == []
+    x = torch.full((1, 4, 3, 16), 3.0)
+    assert torch.allclose(attention.q_norm(x), torch.ones_like(x), atol=1e-4)
 
 
 @pytest.mark.parametrize(

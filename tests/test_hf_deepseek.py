@@ -1,7 +1,8 @@
 """DeepSeek-V2 and V3 read by `paramsym.from_torch` (hf_import's `_deepseek`): beyond the rows of
 tests/test_hf_families.py (params, active params, KV cache), the MACs against FlopCounterMode on the whole model,
 V3's router buffer as `moe(..., score_bias)` (state, against the model's buffers), the PyTorch export of
-score_bias, and the variants that are refused by name."""
+score_bias, and the variants that are refused by name; MiniCPM3 and Youtu-LLM, DeepSeek-V2's and V3's attention with a
+gated MLP in every layer, against the model's params, MACs and cache."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 import paramsym
 from paramsym.errors import ImportRefused, ParamsymError
-from test_hf_families import DEEPSEEK
+from test_hf_families import DEEPSEEK, MINICPM3
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -112,4 +113,51 @@ def test_layers_that_differ_are_refused():
     layers = model.model.layers
     layers[1].mlp, layers[0].mlp = layers[0].mlp, layers[1].mlp  # a MoE layer before a dense one
     with pytest.raises(ImportRefused, match="first_k_dense_replace"):
+        paramsym.from_torch(model, T)
+
+
+# ---- MiniCPM3 and Youtu-LLM: DeepSeek-V2's and V3's attention (MLA) with a gated MLP in every layer, read by
+# _deepseek
+
+MINICPM3_CASES = [
+    ("MiniCPM3", dict()),
+    ("MiniCPM3", dict(q_lora_rank=None, tie_word_embeddings=False, attention_bias=True)),
+    ("MiniCPM3", dict(num_hidden_layers=3, mlp_bias=True, scale_emb=1, scale_depth=None, dim_model_base=None)),
+    ("Youtu", dict(num_key_value_heads=4)),
+    ("Youtu", dict(num_key_value_heads=4, q_lora_rank=None, tie_word_embeddings=False, attention_bias=True)),
+    ("Youtu", dict(num_key_value_heads=4, num_hidden_layers=3, mlp_bias=True, rope_interleave=False)),
+]
+
+
+@pytest.mark.parametrize("name, config", MINICPM3_CASES)
+def test_minicpm3_counts_as_the_model(name, config):
+    torch.manual_seed(0)
+    settings = {**MINICPM3, **config}
+    model = getattr(transformers, f"{name}ForCausalLM")(getattr(transformers, f"{name}Config")(**settings)).eval()
+    model.config._attn_implementation = "sdpa"
+    text = paramsym.from_torch(model, T)
+    assert "def dense_block = res(rmsnorm > attention) > res(rmsnorm > mlp)" in text and "moe" not in text, text
+    values = paramsym.parse(text).evaluate()
+    ids = torch.zeros(1, T, dtype=torch.long)
+    with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(ids, use_cache=False)
+    assert values["macs"] == counter.get_total_flops() // 2
+    assert values["params"] == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        cache = model(ids, use_cache=True).past_key_values
+    assert values["kv_cache"] == sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
+
+
+def test_minicpm3_attention_of_another_layout_is_refused():
+    model = transformers.MiniCPM3ForCausalLM(transformers.MiniCPM3Config(**dict(MINICPM3, q_lora_rank=None)))
+    model.model.layers[1].self_attn.kv_b_proj = torch.nn.Linear(16, 81, bias=False)
+    with pytest.raises(ImportRefused, match=r"layers\.1\.self_attn: kv_b_proj is not Linear\(16, 80, no bias\)"):
+        paramsym.from_torch(model, T)
+
+
+def test_youtu_with_rotary_tables_wider_than_its_rotary_part_is_refused():
+    """Youtu's rotary tables are head_dim wide; a head_dim other than qk_rope_head_dim fails transformers' own
+    forward pass, and the import says so."""
+    model = transformers.YoutuForCausalLM(transformers.YoutuConfig(**dict(MINICPM3, num_key_value_heads=4, head_dim=8)))
+    with pytest.raises(ImportRefused, match="YoutuForCausalLM does not run on a 12 input"):
         paramsym.from_torch(model, T)

@@ -154,6 +154,20 @@ DEEPSEEK = dict(
     topk_group=1,
 )
 
+# MiniCPM3: DeepSeek-V2's latent attention, no experts
+MINICPM3 = dict(
+    vocab_size=100,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    kv_lora_rank=16,
+    q_lora_rank=24,
+    qk_nope_head_dim=8,
+    qk_rope_head_dim=4,
+    v_head_dim=12,
+)
+
 
 def hf(model_class: str, config_class: str, **config) -> Callable[[], Any]:
     return lambda: getattr(transformers, model_class)(getattr(transformers, config_class)(**config))
@@ -169,6 +183,7 @@ def auto(model_type: str, **config) -> Callable[[], Any]:
 FAMILIES = [
     Family("llama", hf("LlamaForCausalLM", "LlamaConfig", **SMALL), gqa_cache),
     Family("mistral", hf("MistralForCausalLM", "MistralConfig", **SMALL, sliding_window=None), gqa_cache),
+    Family("ministral3", hf("Ministral3ForCausalLM", "Ministral3Config", **SMALL), gqa_cache),  # Mistral's, q scaled
     Family(
         "mixtral",
         hf("MixtralForCausalLM", "MixtralConfig", **SMALL, num_local_experts=4, num_experts_per_tok=2),
@@ -207,6 +222,14 @@ FAMILIES = [
             logits_scaling=8.0,
         ),
         gqa_cache,
+    ),
+    # Granite's layout with an RMSNorm after the attention and after the MLP (use_post_norm, Peri-LN)
+    Family("hyperclovax", hf("HyperCLOVAXForCausalLM", "HyperCLOVAXConfig", **SMALL), gqa_cache),
+    Family(
+        "hyperclovax",
+        hf("HyperCLOVAXForCausalLM", "HyperCLOVAXConfig", **SMALL, use_post_norm=False, logits_scaling=0.5),
+        gqa_cache,
+        variant="no-post-norm",
     ),
     Family("helium", hf("HeliumForCausalLM", "HeliumConfig", **SMALL), gqa_cache),
     Family(  # biases on q, k and v (attention_bias), none on the output (attention_out_bias)
@@ -275,6 +298,8 @@ FAMILIES = [
     ),
     # Apertus's own activation (xIELU) learns numbers and is refused (test_hf_decoders); with another it is read
     Family("apertus", hf("ApertusForCausalLM", "ApertusConfig", **SMALL, hidden_act="relu2"), gqa_cache),
+    # Arcee's MLP (no gate) between LayerNorms with weight and bias; biases on the attention and the MLP by default
+    Family("jais2", hf("Jais2ForCausalLM", "Jais2Config", **SMALL, eos_token_id=0), gqa_cache),
     # configs that transformers builds as Llama's own classes (LlamaForCausalLM) under their own model_type
     Family("internlm3", auto("internlm3", **SMALL), gqa_cache),
     Family("iquestcoder", auto("iquestcoder", **SMALL), gqa_cache),
@@ -341,6 +366,8 @@ FAMILIES = [
         ),
         gqa_cache,
     ),
+    # GLM-4.5-MoE's experts (shared experts, a score bias per expert) in every layer behind Llama's attention
+    Family("solar_open", hf("SolarOpenForCausalLM", "SolarOpenConfig", **SMALL, **GLM4_MOE), gqa_cache),
     Family("phi3", hf("Phi3ForCausalLM", "Phi3Config", **SMALL, pad_token_id=0), gqa_cache),
     Family("gemma", hf("GemmaForCausalLM", "GemmaConfig", **SMALL), gqa_cache),
     # local (sliding) and global layers alternate; soft-capped scores and logits; four norms a layer
@@ -373,6 +400,16 @@ FAMILIES = [
         mla_cache,
         variant="q_lora",
     ),
+    # MiniCPM3: DeepSeek-V2's attention (MLA) with a gated MLP in every layer
+    Family("minicpm3", hf("MiniCPM3ForCausalLM", "MiniCPM3Config", **MINICPM3), mla_cache),
+    Family(
+        "minicpm3",
+        hf("MiniCPM3ForCausalLM", "MiniCPM3Config", **dict(MINICPM3, q_lora_rank=None, tie_word_embeddings=False)),
+        mla_cache,
+        variant="q-untied",
+    ),
+    # Youtu-LLM: DeepSeek-V3's attention (MLA) with a gated MLP in every layer
+    Family("youtu", hf("YoutuForCausalLM", "YoutuConfig", **dict(MINICPM3, num_key_value_heads=4)), mla_cache),
     Family(
         "deepseek_v3",
         hf("DeepseekV3ForCausalLM", "DeepseekV3Config", **DEEPSEEK, q_lora_rank=24),
@@ -685,6 +722,8 @@ REFUSED: dict[str, str] = {
     "gpt_oss": "attention sinks, a router and experts with biases, a clamped SwiGLU",
     "llama4_text": "every expert runs on every token; chunked attention",
     "jetmoe": "a mixture of attention experts (JetMoeMoA); experts with an output bias",
+    "nanochat": "query and key norms without a weight (q_norm, k_norm), which no qk_norm of the language has",
+    "bitnet": "an RMSNorm on the heads' output before o_proj (attn_sub_norm); subln is a LayerNorm",
 }
 
 

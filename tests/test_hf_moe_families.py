@@ -115,6 +115,22 @@ MODELS = [
         2,
     ),
     ("Glm4Moe", dict(SMALL, **GLM, first_k_dense_replace=2), ["(block) * L", "mul(dense(->F) > silu"], 2),  # dense
+    (  # Solar Open: GLM-4.5-MoE's experts in every layer behind Llama's attention (whole-rotary heads)
+        "SolarOpen",
+        dict(SMALL, **GLM, n_shared_experts=2),
+        [
+            "attn(heads=h, kv_heads=g, rope, causal)",
+            "res(rmsnorm > add(moe(expert, experts=E, top=k, score_bias) | shared_expert))",
+            "(block) * L > rmsnorm > dense(->V)",
+        ],
+        2,
+    ),
+    (  # no shared expert, biases on q, k and v (its o_proj has none), a tied head
+        "SolarOpen",
+        dict(SMALL, **GLM, n_shared_experts=0, attention_bias=True, tie_word_embeddings=True, n_group=2),
+        ["attn(heads=h, kv_heads=g, qkv_bias, rope, causal)", "moe(expert, experts=E, top=k, score_bias))"],
+        2,
+    ),
     (  # ERNIE 4.5 MoE with no layer of experts (from layer 5 on, of 2): ERNIE 4.5's layers, biases everywhere
         "Ernie4_5_Moe",
         dict(SMALL, **ERNIE, moe_layer_start_index=5, use_bias=True),
@@ -127,7 +143,7 @@ MODELS = [
 IDS = [
     "olmoe", "olmoe-mha-tied-clip", "granitemoe", "granitemoe-tied", "phimoe", "phimoe-bias-window",
     "phimoe-top3-tied-bias", "glm4_moe", "glm4_moe-qkv_bias-qk_norm", "glm4_moe-no-dense-no-shared",
-    "glm4_moe-all-dense", "ernie4_5_moe-dense-bias",
+    "glm4_moe-all-dense", "solar_open", "solar_open-qkv_bias-tied", "ernie4_5_moe-dense-bias",
 ]  # fmt: skip
 
 

@@ -24,7 +24,10 @@ T = 16
 # (model_type, config fields beyond SMALL): imported exactly
 EXACT = [
     ("granite", dict(embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0078125)),
+    ("hyperclovax", dict(logits_scaling=0.5)),  # Granite's with an RMSNorm after the attention and the MLP
+    ("hyperclovax", dict(use_post_norm=False, attention_bias=True)),
     ("helium", {}),
+    ("ministral3", dict(sliding_window=4)),  # Mistral's, every layer sliding; its queries scaled by position
     ("helium", dict(attention_bias=True)),  # biases on q, k, v; none on the output projection
     ("seed_oss", dict(attention_bias=True, attention_out_bias=False)),
     ("ernie4_5", dict(use_bias=True)),  # biases on the attention's four projections and the MLP's three
@@ -35,6 +38,16 @@ EXACT = [
     ("llama", dict(sliding_window=4)),  # transformers' cache slides on every layer: window=4
     ("starcoder2", dict(sliding_window=4)),
     ("qwen2_moe", dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)),
+    # DeepSeek-V2's latent attention with a gated MLP in every layer
+    ("minicpm3", dict(kv_lora_rank=16, q_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=12)),
+    # (its rotary tables are head_dim wide: the rotary part of a head, qk_rope_head_dim)
+    (
+        "youtu",
+        dict(
+            num_key_value_heads=4, kv_lora_rank=16, q_lora_rank=None, qk_nope_head_dim=8, qk_rope_head_dim=4, head_dim=4
+        ),
+    ),
+    ("solar_open", dict(n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, n_shared_experts=2)),
     ("smollm3", dict(pad_token_id=0, num_hidden_layers=4)),  # a NoPE layer every fourth
     ("olmo3", dict(num_hidden_layers=4, sliding_window=4)),  # three sliding layers, then a global one
     ("exaone4", dict(num_hidden_layers=4, sliding_window=4)),  # the global layer without rotary positions
@@ -42,6 +55,8 @@ EXACT = [
     ("glm", dict(pad_token_id=0)),
     ("glm4", dict(pad_token_id=0)),
     ("arcee", {}),
+    ("jais2", dict(eos_token_id=0)),  # Arcee's MLP between LayerNorms, biases on the attention and the MLP
+    ("jais2", dict(eos_token_id=0, mlp_bias=False, attention_bias=False, tie_word_embeddings=True)),
     ("vaultgemma", dict(num_hidden_layers=4, sliding_window=4)),
     ("phi", dict(num_key_value_heads=4)),  # a head_dim field that PhiAttention reads, rope=0.5
     ("gpt_bigcode", {}),  # multi_query: one key/value head
@@ -81,6 +96,7 @@ REFUSED = [
     # on (the sweep's probes found the program counting the window while the cache kept every position)
     ("llama", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
     ("mistral", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
+    ("ministral3", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
     ("starcoder2", dict(SMALL, sliding_window=4, layer_types=FULL), "transformers' cache follows layer_types"),
     ("olmo2", dict(SMALL, sliding_window=4, layer_types=MIXED), "transformers' cache follows layer_types"),
     # a family without a window in its layout: a sliding_window in its config would slide transformers' cache
@@ -89,6 +105,10 @@ REFUSED = [
     ("llama", dict(SMALL, attention_chunk_size=4), "attention_chunk_size=4"),  # a cache of chunks
     ("xmod", dict(SMALL), "an adapter for each of config.languages"),  # per-language adapters
     ("megatron-bert", dict(SMALL), "a run on the meta device"),  # its forward reads values of the ids
+    ("nanochat", dict(SMALL), "no qk_norm of the language has"),  # q_norm, k_norm without a weight
+    ("bitnet", dict(SMALL), "self_attn.attn_sub_norm"),  # an RMSNorm before o_proj
+    # Solar Open's Llama attention turns whole heads: GLM-4.5-MoE's half-rotary tables would fail its forward pass
+    ("solar_open", dict(SMALL, partial_rotary_factor=0.5), "which its attention turns whole (its forward pass would"),
 ]
 
 # (model_type, config fields, words): transformers itself does not build the model

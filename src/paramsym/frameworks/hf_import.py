@@ -149,6 +149,9 @@ class _Layout:
     # Glm4's norms after the attention and the MLP too (post_self_attn_layernorm, post_mlp_layernorm), inside the
     # residuals: res(rmsnorm > attn > rmsnorm) > res(rmsnorm > mlp > rmsnorm)
     sandwich: bool = False
+    # the config's yes/no field that says whether the blocks have those norms after (HyperCLOVAX's use_post_norm,
+    # its post_norm1 and post_norm2: an RMSNorm, or an Identity without parameters)
+    sandwich_field: str | None = None
     # the norm of the blocks and the last one: RMSNorm (a weight), or LayerNorm with weight and bias (PhiMoE's)
     norm: str = "rmsnorm"
     # the form of q_norm and k_norm: an RMSNorm of the head width shared by the heads (Qwen3's, `rms`), or one
@@ -161,6 +164,9 @@ class _Layout:
 _LLAMAS = {
     "llama": _Layout(("LlamaModel", "LlamaForCausalLM")),
     "mistral": _Layout(("MistralModel", "MistralForCausalLM")),
+    # Ministral 3: Mistral's layout; its queries scaled by position (llama_4_scaling_beta): no parameters, no MACs
+    # of a matrix product
+    "ministral3": _Layout(("Ministral3Model", "Ministral3ForCausalLM")),
     "mixtral": _Layout(("MixtralModel", "MixtralForCausalLM")),
     # Llama's layout with biases on q, k and v (qkv_bias)
     "qwen2": _Layout(("Qwen2Model", "Qwen2ForCausalLM"), layer_types=True),
@@ -185,11 +191,16 @@ _LLAMAS = {
     # moe_layer_start_index, shared experts added as they are; its routers keep their score bias as a parameter
     # (moe_statics), which the language's moe does not: refused wherever a layer has experts
     "ernie4_5_moe": _Layout(("Ernie4_5_MoeModel", "Ernie4_5_MoeForCausalLM")),
+    # Solar Open: GLM-4.5-MoE's experts (shared experts, a score bias) in every layer behind Llama's attention
+    "solar_open": _Layout(("SolarOpenModel", "SolarOpenForCausalLM")),
     # Llama's layout with q, k, v fused in one Linear, gate and up in one
     "phi3": _Layout(("Phi3Model", "Phi3ForCausalLM")),
     # Llama's layout and counts; its embedding_multiplier, residual_multiplier, attention_multiplier (the attention's
     # scale) and logits_scaling are numbers that scale values: no parameters, no MACs of a matrix product
     "granite": _Layout(("GraniteModel", "GraniteForCausalLM")),
+    # HyperCLOVAX: Granite's layout and multipliers (its logits_scaling multiplies) with an RMSNorm after the
+    # attention and after the MLP inside the residuals (Peri-LN) when use_post_norm is set
+    "hyperclovax": _Layout(("HyperCLOVAXModel", "HyperCLOVAXForCausalLM"), sandwich_field="use_post_norm"),
     # Llama's layout (its rotary embedding turns interleaved pairs of channels: the same counts); with
     # attention_bias, biases on q, k and v only (qkv_bias)
     "helium": _Layout(("HeliumModel", "HeliumForCausalLM")),
@@ -209,6 +220,9 @@ _LLAMAS = {
     # qk_norm=rms (its xIELU activation learns two numbers a layer, which no activation of the language has)
     "arcee": _Layout(("ArceeModel", "ArceeForCausalLM")),
     "apertus": _Layout(("ApertusModel", "ApertusForCausalLM")),
+    # Jais 2: Arcee's MLP (up_proj > relu2 > down_proj) and LayerNorms with weight and bias; biases on the attention
+    # and the MLP by default (attention_bias, mlp_bias)
+    "jais2": _Layout(("Jais2Model", "Jais2ForCausalLM"), norm="ln"),
 }
 
 
@@ -609,7 +623,8 @@ def _llama(model, length: int | None, shape: tuple | None = None) -> str:
                 )
         ffn[form] = text
 
-    after = " > rmsnorm" if layout.sandwich else ""
+    sandwich = layout.sandwich or bool(layout.sandwich_field and getattr(c, layout.sandwich_field))
+    after = " > rmsnorm" if sandwich else ""
 
     def block(window: int | None, form: tuple, rotary: bool) -> str:
         options = attention + ([f"window={window}"] if window is not None else []) + [rope] * rotary + ["causal"]
@@ -1211,6 +1226,11 @@ def _decoder_rotates(layout: DecoderLayout, attention) -> bool:
 _DEEPSEEKS = {
     "deepseek_v2": ("DeepseekV2Model", "DeepseekV2ForCausalLM"),
     "deepseek_v3": ("DeepseekV3Model", "DeepseekV3ForCausalLM"),
+    # MiniCPM3: DeepSeek-V2's attention (MLA) with a gated MLP in every layer; its embedding scaled by scale_emb, its
+    # residual branches by scale_depth/√L and its logits by dim_model_base/d (numbers: no parameters)
+    "minicpm3": ("MiniCPM3Model", "MiniCPM3ForCausalLM"),
+    # Youtu-LLM: DeepSeek-V3's attention (MLA) with a gated MLP in every layer
+    "youtu": ("YoutuModel", "YoutuForCausalLM"),
 }
 
 
@@ -2847,6 +2867,7 @@ _FAMILIES = {
     "gpt_neo": _gpt_neo,
     "llama": _llama,
     "mistral": _llama,
+    "ministral3": _llama,
     "mixtral": _llama,
     "qwen2": _llama,
     "qwen2_moe": _llama,
@@ -2857,8 +2878,10 @@ _FAMILIES = {
     "phimoe": _llama,
     "glm4_moe": _llama,
     "ernie4_5_moe": _llama,
+    "solar_open": _llama,
     "phi3": _llama,
     "granite": _llama,
+    "hyperclovax": _llama,
     "helium": _llama,
     "seed_oss": _llama,
     "ernie4_5": _llama,
@@ -2868,6 +2891,7 @@ _FAMILIES = {
     "glm4": _llama,
     "arcee": _llama,
     "apertus": _llama,
+    "jais2": _llama,
     "gemma": _gemma,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
@@ -2903,6 +2927,8 @@ _FAMILIES = {
     "persimmon": _persimmon,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
+    "minicpm3": _deepseek,
+    "youtu": _deepseek,
     "t5": _t5,
     "bart": _bart,
 }
@@ -2926,6 +2952,15 @@ _NOT_READ = {
     "megatron-bert": "its forward reads values of its inputs (the padding warning's pad_token_id in input_ids, and "
     "whether the mask of ones it makes is all ones), which paramsym's check of the program (a run on the meta "
     "device, shapes without values) cannot run",
+    # Llama's layout otherwise (norms without a weight, a norm before the layers too, up > relu² > down, soft-capped
+    # logits: each has a counterpart)
+    "nanochat": "its attention divides each query and key head by its root mean square without a weight (q_norm, "
+    "k_norm: NanoChatRMSNorm, after the rotary turn), which no qk_norm of the language has (qk_norm=rms learns a "
+    "weight of the head width)",
+    # Llama's layout otherwise; its MLP's ffn_sub_norm (an RMSNorm before down_proj) has a counterpart
+    "bitnet": "its attention normalizes the heads' output by an RMSNorm (self_attn.attn_sub_norm, a weight of the "
+    "q channels) before the output projection, which the language's attn has only as a LayerNorm with weight and "
+    "bias (subln)",
 }
 
 
@@ -2964,15 +2999,18 @@ def from_layout(model, length: int | None = None, size: tuple | None = None) -> 
     `length` is the sequence length of a language model's input (default: the model's context), `size` the
     whole input shape asked for (a language model takes one axis, an image model HxWxC; default: the size the
     model was built for). Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE, Phi-3, Granite, Helium, Seed-OSS, ERNIE 4.5, CWM,
-    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee and Apertus are read in Llama's layout (_LLAMAS), and so are the
+    SmolLM3 (NoPE layers), GLM, GLM-4, Arcee, Apertus, Ministral 3, HyperCLOVAX (norms after the attention and the
+    MLP) and Jais 2 (LayerNorms) are read in Llama's layout (_LLAMAS), and so are the
     mixtures of experts OLMoE, GraniteMoE, PhiMoE (LayerNorms) and GLM-4.5-MoE (shared experts, a score bias, dense
-    first layers); OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
+    first layers), and Solar Open (GLM-4.5-MoE's experts in every layer);
+    OLMo, OLMo-2, OLMo-3, EXAONE 4, Cohere, Cohere2 and StarCoder2 in `_decoder`'s (_DECODERS);
     Gemma, Gemma-2, Gemma-3 and VaultGemma in `_gemma`'s; GPT-NeoX, GPT-J, Falcon, BLOOM, Phi, StableLM, CodeGen,
     Persimmon and XGLM in the layout of `_ln_decoder` (LayerNorms with biases, parallel or sequential blocks);
     GPT-BigCode in GPT-2's (multi-query), GPT-Neo in GPT-2's with local layers (`window=W`), BioGPT in OPT's, MPT
-    with ALiBi; T5 and BART, encoder-decoders, with two inputs of that length (`let S`, `let T`).
-    The encoders in `_encoder`'s layout (_ENCODERS): BERT, RoBERTa, XLM-RoBERTa, CamemBERT,
-    data2vec-text, RoBERTa-PreLayerNorm and XLM-RoBERTa-XL (pre-norm), ERNIE (task types), DistilBERT, ELECTRA."""
+    with ALiBi; MiniCPM3 and Youtu-LLM in DeepSeek-V2's (`mla`, no experts); T5 and BART, encoder-decoders, with two
+    inputs of that length (`let S`, `let T`). The encoders in `_encoder`'s layout (_ENCODERS): BERT, RoBERTa,
+    XLM-RoBERTa, CamemBERT, data2vec-text, RoBERTa-PreLayerNorm and XLM-RoBERTa-XL (pre-norm), ERNIE (task types),
+    DistilBERT, ELECTRA."""
     if size is None and length is not None:
         size = (length,)
     if type(model).__name__ == "VisionTransformer":
