@@ -874,32 +874,22 @@ class _Encoder:
 
 
 _ROBERTA_HEAD = ("lm_head.dense", None, "lm_head.layer_norm", "lm_head.decoder", "lm_head.bias")
+
+
+def _roberta_code(base: str, prefix: str) -> _Encoder:
+    """A family of RoBERTa's code (under its own class names or others): PREFIXModel, PREFIXForMaskedLM,
+    PREFIXForCausalLM."""
+    return _Encoder(
+        base, (f"{prefix}Model",), (f"{prefix}ForMaskedLM", f"{prefix}ForCausalLM"), padded=True, head=_ROBERTA_HEAD
+    )
+
+
 _ENCODERS = {
     "bert": _Encoder("bert", ("BertModel",), ("BertForMaskedLM", "BertLMHeadModel")),
-    "roberta": _Encoder(
-        "roberta", ("RobertaModel",), ("RobertaForMaskedLM", "RobertaForCausalLM"), padded=True, head=_ROBERTA_HEAD
-    ),
-    "xlm-roberta": _Encoder(
-        "roberta",
-        ("XLMRobertaModel",),
-        ("XLMRobertaForMaskedLM", "XLMRobertaForCausalLM"),
-        padded=True,
-        head=_ROBERTA_HEAD,
-    ),
-    "camembert": _Encoder(  # RoBERTa's code under CamemBERT's names
-        "roberta",
-        ("CamembertModel",),
-        ("CamembertForMaskedLM", "CamembertForCausalLM"),
-        padded=True,
-        head=_ROBERTA_HEAD,
-    ),
-    "data2vec-text": _Encoder(  # RoBERTa's code under data2vec's names
-        "data2vec_text",
-        ("Data2VecTextModel",),
-        ("Data2VecTextForMaskedLM", "Data2VecTextForCausalLM"),
-        padded=True,
-        head=_ROBERTA_HEAD,
-    ),
+    "roberta": _roberta_code("roberta", "Roberta"),
+    "xlm-roberta": _roberta_code("roberta", "XLMRoberta"),
+    "camembert": _roberta_code("roberta", "Camembert"),  # RoBERTa's code under CamemBERT's names
+    "data2vec-text": _roberta_code("data2vec_text", "Data2VecText"),  # RoBERTa's code under data2vec's names
     "roberta-prelayernorm": _Encoder(  # RoBERTa's with pre-norm layers and a LayerNorm after the last
         "roberta_prelayernorm",
         ("RobertaPreLayerNormModel",),
